@@ -1,0 +1,33 @@
+# One-command set-up: `make demo` and `make test` create .venv and install everything first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+FILE   ?=
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# 1. the CPU build of torch, first, so nothing later pulls the CUDA build
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	# 2. mediapipe without its declared (unneeded, conflicting) numpy<2 / jax / opencv-contrib
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt mediapipe==0.10.21
+	# 3. avemo and the rest, pinned by the constraints file
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[serve,ray,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/avemo demo $(FILE)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist src/*.egg-info

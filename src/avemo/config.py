@@ -1,0 +1,150 @@
+"""Configuration is data: dataclasses with defaults, turned into plain dicts for files and keys.
+
+* :func:`to_dict` / :func:`from_dict` convert (nested) config dataclasses to and from
+  JSON-compatible dicts, so that every result file can hold its exact configuration and a
+  run can be rebuilt from it.
+* :func:`load_file` reads a TOML, YAML or JSON file into a dict.
+* :func:`stable_hash` hashes any JSON-compatible value independently of dict ordering;
+  the feature cache uses it for its keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from avemo.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def to_dict(config: Any) -> Any:
+    """Turn a config dataclass (possibly nested, with tuples/paths/enums) into JSON-compatible data."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, dict):
+        return {str(k): to_dict(v) for k, v in config.items()}
+    if isinstance(config, list | tuple):
+        return [to_dict(v) for v in config]
+    if isinstance(config, Path):
+        return str(config)
+    if hasattr(config, "value") and hasattr(type(config), "__members__"):  # Enum
+        return config.value
+    if hasattr(config, "item") and callable(config.item):  # numpy scalar
+        return config.item()
+    return config
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is Any or annotation is None:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except (ConfigError, TypeError, ValueError) as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{where}: {value!r} fits none of {annotation}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
+        return value
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table/mapping, got {type(value).__name__}")
+        return from_dict(annotation, value, where=where)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], where) for v in value)
+        if args and len(args) != len(value):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(v, a, where) for v, a in zip(value, args or [Any] * len(value), strict=True))
+    if origin in (list, typing.List):  # noqa: UP006
+        return [_coerce(v, args[0] if args else Any, where) for v in value]
+    if origin in (dict, typing.Dict):  # noqa: UP006
+        return dict(value)
+    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if annotation is int and isinstance(value, bool):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if annotation is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if annotation is Path:
+        return Path(value)
+    if isinstance(annotation, type) and not isinstance(value, annotation):
+        raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], *, where: str | None = None) -> T:
+    """Build config dataclass ``cls`` from a dict, checking names and types.
+
+    Unknown keys are an error (a typo in a config file must not be silently ignored).
+    """
+    where = where or cls.__name__
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown option(s) {unknown}; known: {sorted(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def replace(config: T, **overrides: Any) -> T:
+    """``dataclasses.replace`` with the same name and type checks as :func:`from_dict`."""
+    merged = to_dict(config)
+    merged.update(overrides)
+    return from_dict(type(config), merged)
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML (.toml), YAML (.yaml/.yml) or JSON (.json) config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file ({exc.strerror or exc})", path) from None
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+            return data if data is not None else {}
+        if path.suffix == ".json":
+            return json.loads(text)
+    except Exception as exc:  # parse errors of three libraries
+        raise ConfigError(f"not valid {path.suffix[1:].upper()}: {exc}", path) from None
+    raise ConfigError("unknown config format (use .toml, .yaml or .json)", path)
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal data gives equal text."""
+    return json.dumps(to_dict(value), sort_keys=True, separators=(",", ":"), allow_nan=True)
+
+
+def stable_hash(value: Any, length: int = 64) -> str:
+    """SHA-256 hex digest of the canonical JSON of ``value``."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:length]

@@ -1,0 +1,150 @@
+"""Label sets of each dataset and explicit maps between them.
+
+One canonical English name per emotion is used everywhere (``"fearful"``, not ``"fear"``
+in one place and ``"FEA"`` in another); each dataset's own codes are translated by its
+reader. A :class:`LabelMap` between two label sets says, for every source emotion, which
+target emotion it becomes, or that it has no counterpart (``None``) and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from avemo.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """An ordered set of emotion names; the order is the class index order of models."""
+
+    name: str
+    emotions: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(set(self.emotions)) != len(self.emotions):
+            raise ConfigError(f"label set {self.name!r} repeats an emotion: {self.emotions}")
+
+    def __len__(self) -> int:
+        return len(self.emotions)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.emotions)
+
+    def __contains__(self, emotion: object) -> bool:
+        return emotion in self.emotions
+
+    def index(self, emotion: str) -> int:
+        try:
+            return self.emotions.index(emotion)
+        except ValueError:
+            raise ConfigError(
+                f"emotion {emotion!r} is not in label set {self.name!r} {list(self.emotions)}"
+            ) from None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "emotions": list(self.emotions)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> LabelSet:
+        return cls(name=str(data["name"]), emotions=tuple(data["emotions"]))
+
+
+# Livingstone & Russo 2018: emotion codes 01..08 in this order.
+RAVDESS = LabelSet("ravdess", ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
+# Cao et al. 2014: ANG, DIS, FEA, HAP, NEU, SAD.
+CREMA_D = LabelSet("crema_d", ("angry", "disgust", "fearful", "happy", "neutral", "sad"))
+# Burkhardt et al. 2005: W (Wut), L (Langeweile), E (Ekel), A (Angst), F (Freude), T (Trauer), N.
+EMODB = LabelSet("emodb", ("angry", "boredom", "disgust", "fearful", "happy", "sad", "neutral"))
+# FER2013 (Goodfellow et al. 2013) class order, used by the facial-expression networks on PyPI.
+FER2013 = LabelSet("fer2013", ("angry", "disgust", "fearful", "happy", "sad", "surprised", "neutral"))
+
+LABEL_SETS: dict[str, LabelSet] = {s.name: s for s in (RAVDESS, CREMA_D, EMODB, FER2013)}
+
+
+def get_label_set(name: str) -> LabelSet:
+    try:
+        return LABEL_SETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown label set {name!r}; known: {sorted(LABEL_SETS)}") from None
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """Maps emotions of ``source`` to emotions of ``target`` (or ``None``: no counterpart).
+
+    ``notes`` explains the entries that are not an identity (why an emotion is dropped or
+    merged), so that a report can say it.
+    """
+
+    source: LabelSet
+    target: LabelSet
+    mapping: Mapping[str, str | None]
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        missing = [e for e in self.source if e not in self.mapping]
+        if missing:
+            raise ConfigError(f"label map {self.source.name}->{self.target.name} lacks {missing}")
+        foreign = [t for t in self.mapping.values() if t is not None and t not in self.target]
+        if foreign:
+            raise ConfigError(f"label map {self.source.name}->{self.target.name} targets unknown {foreign}")
+
+    def __call__(self, emotion: str) -> str | None:
+        if emotion not in self.mapping:
+            raise ConfigError(f"emotion {emotion!r} is not in label set {self.source.name!r}")
+        return self.mapping[emotion]
+
+    @property
+    def dropped(self) -> tuple[str, ...]:
+        """Source emotions with no counterpart in the target set."""
+        return tuple(e for e in self.source if self.mapping[e] is None)
+
+    def matrix(self):
+        """A (len(source), len(target)) 0/1 numpy matrix: probabilities @ matrix maps them."""
+        import numpy as np
+
+        m = np.zeros((len(self.source), len(self.target)), dtype=np.float32)
+        for i, e in enumerate(self.source):
+            t = self.mapping[e]
+            if t is not None:
+                m[i, self.target.index(t)] = 1.0
+        return m
+
+
+def _identity_map(source: LabelSet, target: LabelSet, notes: Mapping[str, str]) -> LabelMap:
+    """Map every emotion to the same name in the target set, or None where the target lacks it."""
+    mapping = {e: (e if e in target else None) for e in source}
+    full_notes = dict(notes)
+    for e, t in mapping.items():
+        if t is None and e not in full_notes:
+            full_notes[e] = f"{target.name} has no {e!r} class"
+    return LabelMap(source, target, mapping, full_notes)
+
+
+_NOTES = {
+    "calm": "calm is a RAVDESS-only category (a low-arousal neutral); other sets have no counterpart",
+    "surprised": "surprise is not among the six CREMA-D / seven EmoDB categories",
+    "boredom": "boredom is an EmoDB-only category",
+}
+
+_MAPS: dict[tuple[str, str], LabelMap] = {}
+for _src in LABEL_SETS.values():
+    for _dst in LABEL_SETS.values():
+        if _src.name != _dst.name:
+            _MAPS[(_src.name, _dst.name)] = _identity_map(_src, _dst, {k: v for k, v in _NOTES.items() if k in _src})
+
+
+def label_map(source: str | LabelSet, target: str | LabelSet) -> LabelMap:
+    """The explicit map from one dataset's label set to another's.
+
+    Emotions with the same canonical name map to each other; every other emotion maps to
+    ``None`` with a note (e.g. RAVDESS ``calm`` and ``surprised`` have no CREMA-D class).
+    """
+    s = source.name if isinstance(source, LabelSet) else source
+    t = target.name if isinstance(target, LabelSet) else target
+    if s == t:
+        ls = get_label_set(s)
+        return LabelMap(ls, ls, {e: e for e in ls})
+    get_label_set(s), get_label_set(t)
+    return _MAPS[(s, t)]

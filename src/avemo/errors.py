@@ -1,0 +1,59 @@
+"""User-facing errors.
+
+Every error a user can cause (a missing file, a corrupt container, a malformed dataset
+file name, a checkpoint from another label set...) is raised as an :class:`AvemoError`
+whose ``str()`` is one line naming the file and the reason. The CLI prints that line
+instead of a traceback; batch jobs catch it per item, record it and keep going.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class AvemoError(Exception):
+    """Base class: ``reason`` says what is wrong, ``path`` (optional) which file."""
+
+    def __init__(self, reason: str, path: str | PathLike[str] | None = None):
+        super().__init__(reason)
+        self.reason = " ".join(str(reason).split())  # always one line
+        self.path = None if path is None else str(path)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}" if self.path else self.reason
+
+
+class MediaError(AvemoError):
+    """The file cannot be decoded: missing, not a media file, corrupt, truncated."""
+
+
+class MissingStreamError(MediaError):
+    """The container is readable but lacks the stream asked for (no audio track, audio-only file)."""
+
+    def __init__(self, reason: str, path=None, *, stream: str):
+        super().__init__(reason, path)
+        self.stream = stream
+
+
+class DatasetError(AvemoError):
+    """A dataset folder, file name or label table cannot be interpreted."""
+
+
+class FeatureError(AvemoError):
+    """A feature cannot be computed for this input (too short, no face in any frame, ...)."""
+
+
+class ConfigError(AvemoError):
+    """An invalid configuration value or file."""
+
+
+class LeakageError(AvemoError):
+    """A split puts the same speaker or take in two partitions."""
+
+
+class CheckpointError(AvemoError):
+    """A checkpoint is unreadable, foreign, or incompatible with the data it is asked to run on."""
+
+
+class CacheError(AvemoError):
+    """A feature cache entry is corrupt or cannot be written."""

@@ -1,0 +1,140 @@
+"""The extractor registry: one place that knows every feature extractor.
+
+An extractor has a registry ``name``, a ``modality`` (``"audio"`` or ``"video"``), a
+``Config`` dataclass with defaults, and ``extract(path)`` returning a :data:`Features`
+dict of numpy arrays whose main array is under ``"x"`` (extra arrays such as a face
+``"mask"`` or ``"coverage"`` sit beside it). Audio extractors also implement
+``from_signal(y, sr)`` so that one decoded signal feeds several of them, and so that a
+predictor can run them on windows of a stream.
+
+The cache key of a result is (file content hash, ``name``, ``version``, ``config``):
+bump ``version`` whenever a change to the algorithm changes the output.
+
+Usage::
+
+    from avemo.features import get_extractor, list_extractors
+    mfcc = get_extractor("mfcc", n_mfcc=40)
+    feats = mfcc.extract("clip.wav")      # {"x": (frames, 120) float32}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from avemo import config as cfg
+from avemo.errors import ConfigError, FeatureError
+
+Features = dict[str, np.ndarray]
+
+_REGISTRY: dict[str, type[Extractor]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class NoConfig:
+    """Config of an extractor without options."""
+
+
+class Extractor(ABC):
+    """Base class of every feature extractor (see module docstring)."""
+
+    name: ClassVar[str]
+    modality: ClassVar[Literal["audio", "video"]]
+    Config: ClassVar[type] = NoConfig
+    version: ClassVar[str] = "1"
+    #: one line for ``avemo extract --help`` and docs
+    summary: ClassVar[str] = ""
+
+    def __init__(self, config: Any = None, **overrides: Any):
+        if config is None:
+            config = self.Config()
+        elif isinstance(config, dict):
+            config = cfg.from_dict(self.Config, config, where=f"{self.name} config")
+        elif not isinstance(config, self.Config):
+            raise ConfigError(f"{self.name}: config must be a {self.Config.__name__}, got {type(config).__name__}")
+        if overrides:
+            config = cfg.replace(config, **overrides)
+        self.config = config
+
+    @abstractmethod
+    def extract(self, path: str | Path) -> Features:
+        """Compute the features of one media file; raises an AvemoError on bad input."""
+
+    def cache_spec(self) -> dict[str, Any]:
+        """What identifies this extractor's output, apart from the input file's content."""
+        return {"name": self.name, "version": self.version, "config": cfg.to_dict(self.config)}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config})"
+
+
+class AudioExtractor(Extractor):
+    """An extractor computed from the mono audio signal; the file is decoded by :mod:`avemo.media`."""
+
+    modality: ClassVar[Literal["audio", "video"]] = "audio"
+
+    @property
+    def sample_rate(self) -> int:
+        return int(getattr(self.config, "sample_rate", 16000))
+
+    def extract(self, path: str | Path) -> Features:
+        from avemo.media import load_audio
+
+        y = load_audio(path, sr=self.sample_rate)
+        try:
+            return self.from_signal(y, self.sample_rate)
+        except FeatureError as exc:
+            if exc.path is None:
+                exc.path = str(path)
+            raise
+
+    @abstractmethod
+    def from_signal(self, y: np.ndarray, sr: int) -> Features:
+        """Features of a mono float32 signal ``y`` sampled at ``sr`` Hz."""
+
+
+class VideoExtractor(Extractor):
+    """An extractor computed from the video frames of a file."""
+
+    modality: ClassVar[Literal["audio", "video"]] = "video"
+
+
+def register_extractor(cls: type[Extractor]) -> type[Extractor]:
+    """Class decorator adding an extractor to the registry under ``cls.name``."""
+    name = getattr(cls, "name", None)
+    if not name:
+        raise TypeError(f"{cls.__name__} has no registry name")
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise TypeError(f"feature extractor {name!r} is registered twice")
+    if not dataclasses.is_dataclass(cls.Config):
+        raise TypeError(f"{cls.__name__}.Config must be a dataclass")
+    _REGISTRY[name] = cls
+    return cls
+
+
+def _load_builtin() -> None:
+    # Importing the package registers the built-in extractors.
+    import avemo.features  # noqa: F401
+
+
+def list_extractors(modality: str | None = None) -> list[str]:
+    """Names of the registered extractors (optionally only ``"audio"`` or ``"video"``)."""
+    _load_builtin()
+    return sorted(n for n, c in _REGISTRY.items() if modality is None or c.modality == modality)
+
+
+def extractor_class(name: str) -> type[Extractor]:
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown feature extractor {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def get_extractor(name: str, config: Any = None, **overrides: Any) -> Extractor:
+    """Build the extractor registered as ``name`` with its config (dataclass, dict or keyword overrides)."""
+    return extractor_class(name)(config, **overrides)

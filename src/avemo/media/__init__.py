@@ -1,0 +1,35 @@
+"""Media decoding with PyAV: probing, mono 16 kHz audio, video frames, streaming windows."""
+
+from avemo.media.audio import DEFAULT_SAMPLE_RATE, iter_audio, load_audio
+from avemo.media.probe import (
+    AUDIO_SUFFIXES,
+    MEDIA_SUFFIXES,
+    VIDEO_SUFFIXES,
+    AudioStreamInfo,
+    MediaInfo,
+    VideoStreamInfo,
+    open_media,
+    probe,
+)
+from avemo.media.stream import Window, iter_windows
+from avemo.media.video import Frames, iter_frames, read_frames, sample_frames
+
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "DEFAULT_SAMPLE_RATE",
+    "MEDIA_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "AudioStreamInfo",
+    "Frames",
+    "MediaInfo",
+    "VideoStreamInfo",
+    "Window",
+    "iter_audio",
+    "iter_frames",
+    "iter_windows",
+    "load_audio",
+    "open_media",
+    "probe",
+    "read_frames",
+    "sample_frames",
+]

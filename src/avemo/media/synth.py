@@ -1,0 +1,226 @@
+"""Generate media files from material that ships in our dependencies.
+
+Used by tests (edge cases: no audio track, no face, 0.2 s clip, 10-minute clip, 8 kHz
+stereo...), by the demo, and by scale benchmarks. Faces come from the portrait that ships
+with matplotlib (``mpl-data/sample_data/grace_hopper.jpg``, a public-domain US Navy
+photograph), pasted at a slowly drifting position and scale; audio is synthetic (a
+harmonic "voice" with a pitch contour and syllable-like amplitude envelope, a tone, or
+noise). Encoding is PyAV: H.264/VP9/MPEG-4/FLV video with AAC/Opus/MP3 audio, or
+WAV/FLAC/MP3/OGG audio files.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+import av
+import numpy as np
+
+AudioKind = Literal["voice", "tone", "noise", "silence"]
+
+# container suffix -> (video codec, audio codec, pixel format)
+_VIDEO_CODECS = {
+    ".mp4": ("libx264", "aac", "yuv420p"),
+    ".mov": ("libx264", "aac", "yuv420p"),
+    ".mkv": ("libx264", "aac", "yuv420p"),
+    ".webm": ("libvpx-vp9", "libopus", "yuv420p"),
+    ".avi": ("mpeg4", "libmp3lame", "yuv420p"),
+    ".flv": ("flv", "libmp3lame", "yuv420p"),
+}
+_AUDIO_CODECS = {
+    ".wav": "pcm_s16le",
+    ".flac": "flac",
+    ".mp3": "libmp3lame",
+    ".ogg": "libopus",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def portrait() -> np.ndarray:
+    """The portrait shipped with matplotlib, as an RGB uint8 array (about 600x512)."""
+    import matplotlib
+    from PIL import Image
+
+    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+@functools.lru_cache(maxsize=8)
+def _face_crop(height: int) -> np.ndarray:
+    """The portrait's head and shoulders scaled to ``height`` pixels."""
+    import cv2
+
+    img = portrait()
+    h, w = img.shape[:2]
+    scale = height / h
+    return cv2.resize(img, (max(1, int(w * scale)), height), interpolation=cv2.INTER_AREA)
+
+
+def synth_audio(
+    duration: float,
+    sample_rate: int = 16000,
+    kind: AudioKind = "voice",
+    channels: int = 1,
+    seed: int = 0,
+    pitch: float = 160.0,
+) -> np.ndarray:
+    """A (samples, channels) float32 signal in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    n = max(1, int(round(duration * sample_rate)))
+    t = np.arange(n) / sample_rate
+    if kind == "silence":
+        y = np.zeros(n)
+    elif kind == "noise":
+        y = 0.3 * rng.standard_normal(n)
+    elif kind == "tone":
+        y = 0.5 * np.sin(2 * np.pi * 440.0 * t)
+    elif kind == "voice":
+        # a glottal-like harmonic source with a slow pitch contour, shaped by 4 syllables/s
+        f0 = pitch * (1 + 0.15 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 2 * np.pi)))
+        phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+        y = sum((0.6 / k) * np.sin(k * phase) for k in range(1, 16) if k * pitch * 1.2 < sample_rate / 2)
+        envelope = np.clip(np.sin(2 * np.pi * 2.0 * t + rng.uniform(0, np.pi)), 0, None) ** 0.5
+        y = y * envelope + 0.01 * rng.standard_normal(n)
+        y = 0.5 * y / max(1e-6, np.abs(y).max())
+    else:
+        raise ValueError(f"unknown audio kind {kind!r}")
+    y = np.repeat(y[:, None], channels, axis=1)
+    if channels > 1:
+        y[:, 1:] *= 0.8  # channels differ a little
+    return y.astype(np.float32)
+
+
+_TINT_G = np.clip(np.arange(256) * 0.9 + 10, 0, 255).astype(np.uint8)
+_TINT_B = np.clip(np.arange(256) * 0.8 + 20, 0, 255).astype(np.uint8)
+
+
+def synth_frame(
+    t: float, size: tuple[int, int], face: bool, rng_phase: float = 0.0, face_scale: float = 0.6
+) -> np.ndarray:
+    """One RGB frame of ``size`` (width, height): a textured background, optionally the portrait."""
+    w, h = size
+    cols = 40 * np.sin(np.arange(w) / max(w, 1) * 6.0 + t * 0.5 + rng_phase)
+    rows = 96 + 30 * np.cos(np.arange(h) / max(h, 1) * 4.0 - t * 0.3)
+    base = np.clip(rows[:, None] + cols[None, :], 0, 255).astype(np.uint8)  # separable: cheap at 720p
+    frame = np.dstack([base, _TINT_G[base], _TINT_B[base]])
+    if face:
+        fh = max(16, int(h * face_scale * (1 + 0.05 * np.sin(t * 1.3))))
+        crop = _face_crop(fh)
+        ch, cw = crop.shape[:2]
+        cx = int((w - cw) / 2 + 0.08 * w * np.sin(t * 0.9 + rng_phase))
+        cy = int((h - ch) / 2 + 0.04 * h * np.cos(t * 0.7))
+        x0, y0 = max(cx, 0), max(cy, 0)
+        x1, y1 = min(cx + cw, w), min(cy + ch, h)
+        if x1 > x0 and y1 > y0:
+            frame[y0:y1, x0:x1] = crop[y0 - cy : y1 - cy, x0 - cx : x1 - cx]
+    return frame
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """What :func:`write_clip` produces."""
+
+    duration: float = 2.0
+    size: tuple[int, int] = (320, 240)
+    fps: float = 25.0
+    face: bool = True
+    audio: AudioKind | None = "voice"
+    sample_rate: int = 16000
+    channels: int = 1
+    seed: int = 0
+    pitch: float = 160.0
+
+
+def write_clip(path: str | Path, spec: ClipSpec | None = None, **overrides) -> Path:
+    """Write a synthetic video (or, for audio suffixes, an audio file) to ``path``.
+
+    The file is written to a temporary name in the same folder and renamed when complete.
+    """
+    spec = spec or ClipSpec()
+    if overrides:
+        spec = ClipSpec(**{**spec.__dict__, **overrides})
+    path = Path(path)
+    suffix = path.suffix.lower()
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if suffix in _AUDIO_CODECS:
+            if spec.audio is None:
+                raise ValueError("an audio file needs audio")
+            _write(tmp, spec, None, _AUDIO_CODECS[suffix])
+        elif suffix in _VIDEO_CODECS:
+            vcodec, acodec, _ = _VIDEO_CODECS[suffix]
+            _write(tmp, spec, vcodec, acodec if spec.audio is not None else None)
+        else:
+            raise ValueError(f"cannot synthesise {suffix!r} files")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _write(path: Path, spec: ClipSpec, vcodec: str | None, acodec: str | None) -> None:
+    fmt = {".ogg": "ogg", ".mkv": "matroska", ".webm": "webm"}.get(path.suffix.lower())
+    with av.open(str(path), mode="w", format=fmt) as out:
+        vstream = astream = None
+        if vcodec is not None:
+            rate = Fraction(spec.fps).limit_denominator(1001)
+            vstream = out.add_stream(vcodec, rate=rate)
+            vstream.width, vstream.height = spec.size
+            vstream.pix_fmt = "yuv420p"
+            if vcodec == "libx264":
+                vstream.options = {"preset": "ultrafast", "crf": "23"}
+            elif vcodec == "libvpx-vp9":
+                vstream.options = {"deadline": "realtime", "cpu-used": "8"}
+        audio = None
+        if acodec is not None:
+            sr = spec.sample_rate
+            if acodec == "libopus" and sr not in (8000, 12000, 16000, 24000, 48000):
+                sr = 48000
+            if path.suffix.lower() == ".flv" and sr not in (11025, 22050, 44100):
+                sr = 44100  # FLV stores MP3 only at these rates
+            astream = out.add_stream(acodec, rate=sr)
+            layout = "mono" if spec.channels == 1 else "stereo"
+            astream.layout = layout
+            audio = synth_audio(spec.duration, sr, spec.audio, spec.channels, spec.seed, spec.pitch)
+        if vstream is not None:
+            n_frames = max(1, int(round(spec.duration * spec.fps)))
+            phase = float(np.random.default_rng(spec.seed).uniform(0, 2 * np.pi))
+            for i in range(n_frames):
+                img = synth_frame(i / spec.fps, spec.size, spec.face, phase)
+                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                for packet in vstream.encode(frame):
+                    out.mux(packet)
+            for packet in vstream.encode():
+                out.mux(packet)
+        if astream is not None and audio is not None:
+            _encode_audio(out, astream, audio)
+
+
+def _encode_audio(out, astream, audio: np.ndarray) -> None:
+    sr = astream.codec_context.sample_rate
+    fmt = astream.codec_context.format.name if astream.codec_context.format else "s16"
+    layout = astream.layout.name
+    frame_size = astream.codec_context.frame_size or 1024
+    resampler = av.AudioResampler(format=fmt, layout=layout, rate=sr)
+    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    pts = 0
+    for i in range(0, len(pcm), frame_size):
+        chunk = np.ascontiguousarray(pcm[i : i + frame_size])
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout=layout)
+        frame.sample_rate = sr
+        frame.pts = pts
+        frame.time_base = Fraction(1, sr)
+        pts += chunk.shape[0]
+        for rf in resampler.resample(frame):
+            for packet in astream.encode(rf):
+                out.mux(packet)
+    for packet in astream.encode(None):
+        out.mux(packet)

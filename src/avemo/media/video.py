@@ -1,0 +1,178 @@
+"""Decode video frames with PyAV: all frames, frames at a target rate, or N frames spread over a window.
+
+Frames are decoded one by one (multi-threaded in FFmpeg) and only the selected ones are
+converted to numpy (RGB ``uint8``, or grayscale), optionally resized by FFmpeg's scaler on
+the way. Nothing holds more than the frames asked for; :func:`iter_frames` is a generator
+for streaming over long videos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from avemo.errors import MediaError, MissingStreamError
+from avemo.media.probe import open_media, stream_fps, video_stream
+
+
+@dataclass
+class Frames:
+    """Decoded frames: ``images`` (N, H, W, 3) RGB or (N, H, W) gray uint8, ``times`` (N,) seconds."""
+
+    images: np.ndarray
+    times: np.ndarray
+    fps: float  # the source's frame rate
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+def _convert(frame: av.VideoFrame, size: tuple[int, int] | None, gray: bool) -> np.ndarray:
+    fmt = "gray" if gray else "rgb24"
+    if size is not None:
+        return frame.to_ndarray(width=size[0], height=size[1], format=fmt)
+    return frame.to_ndarray(format=fmt)
+
+
+def _decoded(
+    path: Path, start: float, duration: float | None
+) -> Iterator[tuple[float, av.VideoFrame, float]]:
+    """(time, frame, source fps) for every frame with start <= time < start + duration."""
+    end = None if duration is None else start + duration
+    with open_media(path) as container:
+        stream = video_stream(container)
+        if stream is None:
+            raise MissingStreamError("has no video stream (an audio-only file)", path, stream="video")
+        stream.thread_type = "AUTO"
+        fps = stream_fps(stream)
+        if start > 0:
+            container.seek(max(0, int((start - 1.0) / float(stream.time_base))), stream=stream, backward=True)
+        index = 0
+        for frame in container.decode(stream):
+            if frame.time is not None:
+                t = float(frame.time)
+            else:  # containers without timestamps: count frames
+                t = index / fps
+            index += 1
+            if t < start - 1e-6:
+                continue
+            if end is not None and t >= end - 1e-6:
+                break
+            yield t, frame, fps
+
+
+def _resampled(
+    path: Path, fps: float | None, start: float, duration: float | None, size, gray: bool
+) -> Iterator[tuple[float, np.ndarray, float]]:
+    if fps is not None and fps <= 0:
+        raise ValueError("fps must be positive")
+    next_t = start
+    for t, frame, src_fps in _decoded(path, start, duration):
+        if fps is None:
+            yield t, _convert(frame, size, gray), src_fps
+            continue
+        if t + 1e-6 < next_t:
+            continue
+        image = _convert(frame, size, gray)
+        # a source slower than the target rate repeats frames; a faster one skips them
+        while next_t <= t + 1e-6:
+            yield next_t, image, src_fps
+            next_t += 1.0 / fps
+
+
+def iter_frames(
+    path: str | Path,
+    *,
+    fps: float | None = None,
+    start: float = 0.0,
+    duration: float | None = None,
+    size: tuple[int, int] | None = None,
+    gray: bool = False,
+) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield ``(time, image)`` for the frames of ``path`` (streaming, bounded memory).
+
+    ``fps``: resample to this rate (each output time takes the nearest-earlier source
+    frame; ``None`` keeps every frame). ``size``: (width, height) to resize to. ``gray``:
+    one channel instead of RGB. Raises MissingStreamError on audio-only files.
+    """
+    for t, image, _ in _resampled(Path(path), fps, start, duration, size, gray):
+        yield t, image
+
+
+def read_frames(
+    path: str | Path,
+    *,
+    fps: float | None = None,
+    start: float = 0.0,
+    duration: float | None = None,
+    size: tuple[int, int] | None = None,
+    gray: bool = False,
+    max_frames: int | None = None,
+) -> Frames:
+    """All frames (or frames at ``fps``) of a segment, as one :class:`Frames` (see :func:`iter_frames`)."""
+    path = Path(path)
+    times, images = [], []
+    source_fps = 0.0
+    for t, image, source_fps in _resampled(path, fps, start, duration, size, gray):
+        times.append(t)
+        images.append(image)
+        if max_frames is not None and len(images) >= max_frames:
+            break
+    if not images:
+        raise MediaError("holds no video frames" + (f" after {start:.2f} s" if start else ""), path)
+    return Frames(np.stack(images), np.asarray(times, dtype=np.float64), source_fps)
+
+
+def sample_frames(
+    path: str | Path,
+    n: int,
+    *,
+    start: float = 0.0,
+    duration: float | None = None,
+    size: tuple[int, int] | None = None,
+    gray: bool = False,
+) -> Frames:
+    """``n`` frames spread uniformly over a window (the whole file by default).
+
+    Target times are the centres of ``n`` equal parts of the window; each takes the decoded
+    frame nearest to it. A window with fewer than ``n`` frames repeats frames (temporal
+    nearest-neighbour resampling), as 3D-CNN pipelines do for short clips.
+    """
+    path = Path(path)
+    if n <= 0:
+        raise ValueError("n must be positive")
+    if duration is None:
+        from avemo.media.probe import probe
+
+        info = probe(path)
+        if info.video is None:
+            raise MissingStreamError("has no video stream (an audio-only file)", path, stream="video")
+        total = info.video.duration or info.duration
+        if not total:
+            # unknown length: decode all frame times first
+            total = max(t for t, _, _ in _decoded(path, start, None)) + 1e-3 - start
+        duration = max(total - start, 1e-3)
+    targets = start + (np.arange(n) + 0.5) * (duration / n)
+    chosen: list[np.ndarray | None] = [None] * n
+    chosen_dt = np.full(n, np.inf)
+    chosen_t = np.zeros(n)
+    fps = 0.0
+    for t, frame, fps in _decoded(path, start, duration):
+        dt = np.abs(targets - t)
+        better = dt < chosen_dt
+        if not better.any():
+            if t > targets[-1]:
+                break
+            continue
+        image = _convert(frame, size, gray)
+        for i in np.nonzero(better)[0]:
+            chosen[i] = image
+            chosen_dt[i] = dt[i]
+            chosen_t[i] = t
+    if chosen[0] is None:
+        raise MediaError("holds no video frames in the requested window", path)
+    return Frames(np.stack(chosen), chosen_t, fps)

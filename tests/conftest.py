@@ -1,0 +1,62 @@
+"""Shared fixtures: the real recordings in ../shared/data and generated media."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("AVEMO_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+def pytest_collection_modifyitems(config, items):
+    if SHARED_DATA.is_dir():
+        return
+    skip = pytest.mark.skip(reason=f"shared data not found at {SHARED_DATA}")
+    for item in items:
+        if "shared_data" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def ravdess_speech_root() -> Path:
+    return SHARED_DATA / "ravdess" / "speech_audio"
+
+
+@pytest.fixture(scope="session")
+def au_table() -> Path:
+    return SHARED_DATA / "ravdess" / "openface_au_means.csv"
+
+
+@pytest.fixture(scope="session")
+def ravdess_video() -> Path:
+    return SHARED_DATA / "ravdess" / "videos" / "01-01-07-02-02-01-01.mp4"
+
+
+@pytest.fixture(scope="session")
+def crema_videos() -> list[Path]:
+    return sorted((SHARED_DATA / "crema_d" / "VideoFlash").glob("*.flv"))
+
+
+@pytest.fixture(scope="session")
+def make_clip(tmp_path_factory):
+    """Generate (once per session) a synthetic media file: ``make_clip("x.mp4", face=False, ...)``."""
+    from avemo.media.synth import write_clip
+
+    root = tmp_path_factory.mktemp("synth")
+    made: dict[tuple, Path] = {}
+
+    def make(name: str, **spec) -> Path:
+        key = (name, tuple(sorted(spec.items())))
+        if key not in made:
+            made[key] = write_clip(root / f"{len(made):03d}_{name}", **spec)
+        return made[key]
+
+    return make
