@@ -1,0 +1,5 @@
+"""Content-addressed feature cache (see :mod:`avemo.cache.store`)."""
+
+from avemo.cache.store import FeatureCache, default_cache_dir, file_digest
+
+__all__ = ["FeatureCache", "default_cache_dir", "file_digest"]

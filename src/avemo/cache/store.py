@@ -1,0 +1,143 @@
+"""Content-addressed feature store.
+
+An entry's key is the SHA-256 of (input file content hash, extractor name, extractor version,
+extractor config); the entry is one ``.npz`` file at ``ROOT/ab/abcdef....npz``. Writes go to
+a temporary file in the same folder and are renamed into place (``os.replace`` is atomic on
+POSIX), so a reader sees a complete entry or none, and an interrupted run leaves nothing
+half-written. A corrupt entry (bad zip CRC, truncated file, wrong content) is detected on
+read, removed and reported as a miss, so it is recomputed.
+
+There is no index file: a lookup is one ``stat``/``open`` whatever the cache size, and
+concurrent writers (process pools, Ray workers on a shared file system) never contend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import uuid
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avemo.config import stable_hash
+from avemo.errors import CacheError, MediaError
+
+log = logging.getLogger(__name__)
+
+_META = "__avemo_meta__"
+_HASH_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def default_cache_dir() -> Path:
+    """``$AVEMO_CACHE_DIR``, else ``$XDG_CACHE_HOME/avemo/features``, else ``~/.cache/avemo/features``."""
+    if os.environ.get("AVEMO_CACHE_DIR"):
+        return Path(os.environ["AVEMO_CACHE_DIR"]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "avemo" / "features"
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of the file's bytes (memoised per process by path, size and mtime)."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise MediaError("file not found", path) from None
+    except OSError as exc:
+        raise MediaError(f"cannot read ({exc.strerror})", path) from None
+    if path.is_dir():
+        raise MediaError("is a directory, not a media file", path)
+    memo_key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    digest = _HASH_MEMO.get(memo_key)
+    if digest is None:
+        try:
+            with open(path, "rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        except OSError as exc:
+            raise MediaError(f"cannot read ({exc.strerror})", path) from None
+        _HASH_MEMO[memo_key] = digest
+    return digest
+
+
+class FeatureCache:
+    """The on-disk store; ``FeatureCache(None)`` is a disabled cache (every lookup misses)."""
+
+    def __init__(self, root: str | Path | None = None, *, enabled: bool = True):
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.enabled = enabled
+
+    def key(self, digest: str, spec: Mapping[str, Any]) -> str:
+        return stable_hash({"file": digest, "extractor": dict(spec)})
+
+    def entry_path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npz"
+
+    def get(self, key: str) -> dict[str, np.ndarray] | None:
+        """The arrays stored under ``key``, or None on a miss (a corrupt entry is removed: a miss)."""
+        if not self.enabled:
+            return None
+        path = self.entry_path(key)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+        except FileNotFoundError:
+            return None
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+            self._discard(path, f"unreadable ({type(exc).__name__}: {exc})")
+            return None
+        meta = arrays.pop(_META, None)
+        if meta is None or _decode_meta(meta).get("key") != key:
+            self._discard(path, "entry does not carry its own key")
+            return None
+        return arrays
+
+    def put(self, key: str, arrays: Mapping[str, np.ndarray], spec: Mapping[str, Any] | None = None) -> Path:
+        """Store ``arrays`` under ``key`` atomically; returns the entry's path."""
+        if not self.enabled:
+            return self.entry_path(key)
+        if _META in arrays:
+            raise CacheError(f"array name {_META!r} is reserved")
+        path = self.entry_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = json.dumps({"key": key, "spec": dict(spec or {})}, sort_keys=True)
+        payload = {name: np.asarray(a) for name, a in arrays.items()}
+        payload[_META] = np.frombuffer(meta.encode("utf-8"), dtype=np.uint8)
+        buf = io.BytesIO()
+        np.savez(buf, **payload)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(buf.getbuffer())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise CacheError(f"cannot write cache entry ({exc.strerror or exc})", path) from None
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return path
+
+    def __contains__(self, key: str) -> bool:
+        return self.enabled and self.entry_path(key).is_file()
+
+    def _discard(self, path: Path, why: str) -> None:
+        log.warning("discarding corrupt feature cache entry %s: %s", path, why)
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
+def _decode_meta(meta: np.ndarray) -> dict[str, Any]:
+    try:
+        return json.loads(bytes(meta.astype(np.uint8)).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return {}

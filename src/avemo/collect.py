@@ -1,0 +1,86 @@
+"""Turn a command-line PATH into the clips a batch command works on, and export features.
+
+PATH may be a single media file, a folder of media files (``dataset="auto"``: every file
+with a media suffix, recursively, in sorted order), or a dataset folder read by one of the
+:mod:`avemo.datasets` readers (labels parsed from file names or a CSV).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from avemo.datasets.records import Clip
+from avemo.errors import AvemoError, DatasetError
+from avemo.media.probe import AUDIO_SUFFIXES, MEDIA_SUFFIXES
+
+
+def _unlabelled(path: Path) -> Clip:
+    modality = "audio" if path.suffix.lower() in AUDIO_SUFFIXES else "audio_video"
+    return Clip(path=path, dataset="files", emotion=None, speaker="", take=str(path), modality=modality)
+
+
+def collect_inputs(
+    path: str | Path, *, dataset: str = "auto", labels_csv: str | Path | None = None
+) -> tuple[list[Clip], list[tuple[Path, str]]]:
+    """The clips under ``path`` and the files skipped (with the reason)."""
+    path = Path(path)
+    if not path.exists():
+        raise AvemoError("no such file or folder", path)
+    if dataset == "auto":
+        if labels_csv is not None:
+            dataset = "folder"
+        elif path.is_file():
+            return [_unlabelled(path)], []
+        else:
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+            return [_unlabelled(p) for p in files], []
+    from avemo.datasets import read_dataset
+
+    if path.is_file():
+        raise DatasetError(f"--dataset {dataset} needs a folder, got a file", path)
+    scan = read_dataset(dataset, path, labels_csv=labels_csv)
+    return list(scan.clips), [(Path(p), reason) for p, reason in scan.skipped]
+
+
+def export_features(out_dir: str | Path, clips: Sequence[Clip], specs, cache, report) -> Path:
+    """Write ``index.csv`` (one row per clip) and ``<extractor>.npz`` (one array per clip, key = row index).
+
+    Clips whose extraction failed are left out of the index. The folder is built under a
+    temporary name and renamed when complete, so it is never half-written.
+    """
+    from avemo.cache.store import file_digest
+
+    out_dir = Path(out_dir)
+    failed = {o.path for o in report.failed}
+    rows = [c for c in clips if str(c.path) not in failed]
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        with open(tmp / "index.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["row", "path", "dataset", "speaker", "take", "emotion"])
+            for i, c in enumerate(rows):
+                writer.writerow([i, c.path, c.dataset, c.speaker, c.take, c.emotion or ""])
+        for spec in specs:
+            ex = spec.build()
+            arrays = {}
+            for i, c in enumerate(rows):
+                feats = cache.get(cache.key(file_digest(c.path), ex.cache_spec()))
+                if feats is None:
+                    raise AvemoError(f"feature {ex.name} missing from the cache after extraction", c.path)
+                arrays[f"{i}"] = feats["x"]
+            np.savez(tmp / f"{ex.name}.npz", **arrays)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir

@@ -1,0 +1,228 @@
+"""Run feature extractors over many files, through the cache, on an executor.
+
+* :func:`extract_file` computes the requested features of one file: cached entries are
+  loaded, the rest computed (the audio track is decoded once per sample rate and shared
+  by every audio extractor) and stored. Failures are recorded per extractor, never raised.
+* :func:`run_extraction` does that for many files on an executor (in-process, a local
+  process pool, or Ray — see :mod:`avemo.extraction.executors`) and returns an
+  :class:`ExtractionReport` listing what was computed, what came from the cache and what
+  failed, and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avemo.cache.store import FeatureCache, file_digest
+from avemo.errors import AvemoError, ConfigError
+from avemo.features.base import AudioExtractor, Extractor, Features, get_extractor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """A picklable description of an extractor: registry name + config overrides."""
+
+    name: str
+    config: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, name: str, **config: Any) -> ExtractorSpec:
+        return cls(name, tuple(sorted(config.items())))
+
+    @classmethod
+    def parse(cls, text: str) -> list[ExtractorSpec]:
+        """Parse ``"mfcc,egemaps,face_crops"`` (comma-separated registry names)."""
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        if not names:
+            raise ConfigError("no feature names given (e.g. --features mfcc,egemaps)")
+        return [cls(n) for n in dict.fromkeys(names)]
+
+    def build(self) -> Extractor:
+        return get_extractor(self.name, **dict(self.config))
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one file."""
+
+    path: str
+    computed: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # extractor name -> one-line reason
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, AvemoError):
+        return exc.reason
+    return f"internal error ({type(exc).__name__}: {exc}); please report it"
+
+
+def extract_file(
+    path: str | Path,
+    extractors: Sequence[Extractor],
+    cache: FeatureCache,
+    *,
+    keep: bool = False,
+) -> tuple[FileOutcome, dict[str, Features]]:
+    """Compute (or load from ``cache``) the features of one file.
+
+    Returns the outcome and, when ``keep`` is true, the features by extractor name
+    (otherwise an empty dict: batch extraction only fills the cache).
+    """
+    t0 = time.perf_counter()
+    path = Path(path)
+    outcome = FileOutcome(str(path))
+    results: dict[str, Features] = {}
+    try:
+        digest = file_digest(path)
+    except AvemoError as exc:
+        outcome.errors = {ex.name: exc.reason for ex in extractors}
+        outcome.seconds = time.perf_counter() - t0
+        return outcome, results
+
+    todo: list[tuple[Extractor, str]] = []
+    for ex in extractors:
+        key = cache.key(digest, ex.cache_spec())
+        hit = cache.get(key)
+        if hit is not None:
+            outcome.cached.append(ex.name)
+            if keep:
+                results[ex.name] = hit
+        else:
+            todo.append((ex, key))
+
+    signals: dict[int, np.ndarray | AvemoError] = {}
+    for ex, key in todo:
+        try:
+            if isinstance(ex, AudioExtractor):
+                sr = ex.sample_rate
+                if sr not in signals:
+                    from avemo.media import load_audio
+
+                    try:
+                        signals[sr] = load_audio(path, sr=sr)
+                    except AvemoError as exc:
+                        signals[sr] = exc
+                signal = signals[sr]
+                if isinstance(signal, AvemoError):
+                    raise signal
+                feats = ex.from_signal(signal, sr)
+            else:
+                feats = ex.extract(path)
+            _check_features(ex, feats)
+            cache.put(key, feats, ex.cache_spec())
+        except Exception as exc:  # recorded per extractor, the batch goes on
+            if not isinstance(exc, AvemoError):
+                log.debug("extractor %s failed on %s", ex.name, path, exc_info=True)
+            outcome.errors[ex.name] = _reason(exc)
+            continue
+        outcome.computed.append(ex.name)
+        if keep:
+            results[ex.name] = feats
+    outcome.seconds = time.perf_counter() - t0
+    return outcome, results
+
+
+def _check_features(ex: Extractor, feats: Features) -> None:
+    if not isinstance(feats, dict) or "x" not in feats:
+        raise TypeError(f"extractor {ex.name} returned {type(feats).__name__} without an 'x' array")
+    x = np.asarray(feats["x"])
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise TypeError(f"extractor {ex.name} produced NaN or infinite values")
+
+
+@dataclass
+class ExtractionReport:
+    """Summary of a batch: per-file outcomes, wall time and the executor used."""
+
+    outcomes: list[FileOutcome]
+    seconds: float
+    executor: str
+    workers: int
+
+    @property
+    def failed(self) -> list[FileOutcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def n_computed(self) -> int:
+        return sum(len(o.computed) for o in self.outcomes)
+
+    @property
+    def n_cached(self) -> int:
+        return sum(len(o.cached) for o in self.outcomes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": len(self.outcomes),
+            "computed": self.n_computed,
+            "cached": self.n_cached,
+            "failed": [{"path": o.path, "errors": o.errors} for o in self.failed],
+            "seconds": round(self.seconds, 3),
+            "executor": self.executor,
+            "workers": self.workers,
+        }
+
+
+def run_extraction(
+    paths: Iterable[str | Path],
+    specs: Sequence[ExtractorSpec],
+    *,
+    cache: FeatureCache,
+    workers: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    progress: Callable[[FileOutcome], None] | None = None,
+) -> ExtractionReport:
+    """Extract ``specs`` for every path into ``cache``; failures are listed, not raised.
+
+    ``executor``: ``"local"`` (``workers`` processes; 1 = in this process) or ``"ray"``
+    (tasks on a Ray cluster at ``address``; a local one when None).
+    """
+    from avemo.extraction.executors import get_executor
+
+    paths = [str(p) for p in paths]
+    if not cache.enabled:
+        raise ConfigError("batch extraction needs an enabled feature cache (its output goes there)")
+    for spec in specs:  # fail fast on unknown names / bad config, before any work starts
+        spec.build()
+    t0 = time.perf_counter()
+    runner = get_executor(executor, workers=workers, address=address)
+    outcomes = []
+    for outcome in runner.run(paths, tuple(specs), str(cache.root)):
+        outcomes.append(outcome)
+        if progress is not None:
+            progress(outcome)
+    order = {p: i for i, p in enumerate(paths)}
+    outcomes.sort(key=lambda o: order.get(o.path, len(order)))
+    return ExtractionReport(outcomes, time.perf_counter() - t0, executor, runner.workers)
+
+
+def load_features(
+    paths: Sequence[str | Path],
+    extractor: Extractor,
+    cache: FeatureCache,
+) -> list[Features | AvemoError]:
+    """Features of ``extractor`` for each path (computed and stored on a miss), or the error."""
+    out: list[Features | AvemoError] = []
+    for p in paths:
+        outcome, feats = extract_file(p, [extractor], cache, keep=True)
+        if outcome.errors:
+            out.append(AvemoError(outcome.errors[extractor.name], p))
+        else:
+            out.append(feats[extractor.name])
+    return out
