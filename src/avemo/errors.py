@@ -17,7 +17,7 @@ class AvemoError(Exception):
     def __init__(self, reason: str, path: str | PathLike[str] | None = None):
         super().__init__(reason)
         self.reason = " ".join(str(reason).split())  # always one line
-        self.path = None if path is None else str(path)
+        self.path = None if path is None else " ".join(str(path).splitlines())
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}" if self.path else self.reason

@@ -8,7 +8,7 @@ target emotion it becomes, or that it has no counterpart (``None``) and why.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from avemo.errors import ConfigError
@@ -148,3 +148,40 @@ def label_map(source: str | LabelSet, target: str | LabelSet) -> LabelMap:
         return LabelMap(ls, ls, {e: e for e in ls})
     get_label_set(s), get_label_set(t)
     return _MAPS[(s, t)]
+
+
+# --- emotion names written by people (generic folder + CSV datasets) -------------------------
+
+#: every canonical emotion name, in the order used when a label set is built from data
+CANONICAL_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised", "boredom")
+
+#: common spellings of the canonical emotions in user label tables
+EMOTION_ALIASES = {
+    "anger": "angry",
+    "fear": "fearful",
+    "afraid": "fearful",
+    "happiness": "happy",
+    "joy": "happy",
+    "sadness": "sad",
+    "surprise": "surprised",
+    "disgusted": "disgust",
+    "bored": "boredom",
+}
+
+
+def normalise_emotion(name: str) -> str:
+    """Lower-case, strip and map common spellings to the canonical name (``"Fear"`` -> ``"fearful"``).
+
+    A name that is neither canonical nor a known alias is returned lower-cased: a user's own
+    data may have categories of its own (``"contempt"``).
+    """
+    key = " ".join(str(name).split()).lower()
+    return EMOTION_ALIASES.get(key, key)
+
+
+def label_set_for(name: str, emotions: Iterable[str | None]) -> LabelSet:
+    """A LabelSet of the distinct ``emotions`` given: canonical ones in canonical order, then the rest sorted."""
+    distinct = {e for e in emotions if e is not None}
+    ordered = [e for e in CANONICAL_EMOTIONS if e in distinct]
+    ordered += sorted(distinct - set(CANONICAL_EMOTIONS))
+    return LabelSet(name, tuple(ordered))

@@ -1,0 +1,135 @@
+"""A user's own labelled data: a folder of media files plus a labels CSV.
+
+The CSV has one row per media file:
+
+============  ================================================================================
+column        meaning
+============  ================================================================================
+``path``      the file, relative to the folder (or absolute); ``file`` is accepted instead
+``emotion``   the emotion; common spellings become canonical names (``Fear`` -> ``fearful``),
+              other names are kept lower-cased; empty means unlabelled (``Clip.emotion = None``)
+``speaker``   the speaker id (required: speaker-disjoint folds need it)
+``take``      optional: files of one performance share it (an audio and a video export);
+              default: the path relative to the folder without its suffix, so ``a/x.wav``
+              and ``a/x.mp4`` are one take
+``modality``  optional: ``audio``, ``video`` (no sound) or ``audio_video``; default from the
+              suffix: audio formats are ``audio``, video formats are taken to carry sound
+              (``audio_video``) -- give the column for silent videos
+other         kept as strings in ``Clip.fields`` (``gender``, ``session``...)
+============  ================================================================================
+
+Column names are case-insensitive. A row that cannot be used (missing file, empty speaker,
+unknown modality, an emotion outside ``emotions=``, a second row for the same file) and a
+media file of the folder that no row lists are reported in ``ScanResult.skipped``; a CSV
+that cannot be read or lacks a required column is a :class:`~avemo.errors.DatasetError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from avemo.datasets.csvfile import read_text_csv
+from avemo.datasets.labels import normalise_emotion
+from avemo.datasets.records import Clip
+from avemo.datasets.scan import ScanCollector, ScanResult, check_root, media_files, normalise_suffixes
+from avemo.errors import DatasetError
+
+DATASET = "folder"
+DEFAULT_LABELS_FILE = "labels.csv"
+MODALITY_VALUES = ("audio", "video", "audio_video")
+_RESERVED = ("path", "file", "emotion", "speaker", "take", "modality")
+
+
+def read_folder(
+    root: str | Path,
+    *,
+    labels_csv: str | Path | None = None,
+    strict: bool = False,
+    suffixes: Iterable[str] | None = None,
+    emotions: Iterable[str] | None = None,
+    dataset: str = DATASET,
+) -> ScanResult:
+    """Read a folder of media files labelled by a CSV (see the module doc for the columns).
+
+    Args:
+        root: the folder the CSV paths are relative to.
+        labels_csv: the labels table; default ``root/labels.csv``.
+        strict: raise a DatasetError for the first unusable row or unlisted file instead of
+            reporting it in ``skipped``.
+        suffixes: only use files of these formats.
+        emotions: the allowed emotions (after normalisation); rows with another emotion are
+            skipped. Default: any.
+        dataset: the ``Clip.dataset`` name (to keep two user corpora apart in one experiment).
+    """
+    from avemo.media.probe import AUDIO_SUFFIXES, MEDIA_SUFFIXES
+
+    root_path = check_root(root, dataset)
+    csv_path = Path(labels_csv).expanduser() if labels_csv is not None else root_path / DEFAULT_LABELS_FILE
+    if labels_csv is None and not csv_path.exists():
+        raise DatasetError(f"no labels CSV: pass labels_csv= or put a {DEFAULT_LABELS_FILE} in the folder", root_path)
+    header, rows = read_text_csv(csv_path, what="labels CSV", lower=True)
+    path_column = "path" if "path" in header else "file" if "file" in header else None
+    missing = [c for c in (path_column or "path", "emotion", "speaker") if c not in header]
+    if missing:
+        raise DatasetError(f"labels CSV lacks column(s) {missing} (path or file, emotion, speaker); it has {header}", csv_path)
+    col = {name: header.index(name) for name in header}
+    allowed = None if emotions is None else {normalise_emotion(e) for e in emotions}
+    wanted = normalise_suffixes(suffixes)
+
+    collector = ScanCollector(dataset, root_path, strict=strict)
+    listed: set[Path] = set()
+    for line, values in rows:
+        where = f"{csv_path.name} line {line}"
+        raw = values[col[path_column]]
+        if not raw:
+            collector.skip(csv_path, f"line {line}: empty {path_column}")
+            continue
+        path = Path(raw).expanduser()
+        path = path if path.is_absolute() else root_path / path
+        suffix = path.suffix.lower()
+        if wanted is not None and suffix not in wanted:
+            listed.add(path.resolve())
+            continue
+        if path.resolve() in listed:
+            collector.skip(path, f"listed again in {where}")
+            continue
+        listed.add(path.resolve())
+        if suffix not in MEDIA_SUFFIXES:
+            collector.skip(path, f"{where}: not a media file ({suffix or 'no suffix'})")
+            continue
+        if not path.is_file():
+            collector.skip(path, f"{where}: file not found")
+            continue
+        speaker = values[col["speaker"]]
+        if not speaker:
+            collector.skip(path, f"{where}: empty speaker")
+            continue
+        emotion = normalise_emotion(values[col["emotion"]]) or None
+        if allowed is not None and emotion not in allowed:
+            collector.skip(path, f"{where}: emotion {emotion!r} is not one of {sorted(allowed)}")
+            continue
+        modality = values[col["modality"]].lower() if "modality" in col else ""
+        if not modality:
+            modality = "audio" if suffix in AUDIO_SUFFIXES else "audio_video"
+        if modality not in MODALITY_VALUES:
+            collector.skip(path, f"{where}: modality {modality!r} is not one of {', '.join(MODALITY_VALUES)}")
+            continue
+        if modality != "audio" and suffix in AUDIO_SUFFIXES:
+            collector.skip(path, f"{where}: modality {modality} but {suffix} is an audio format")
+            continue
+        take = values[col["take"]] if "take" in col else ""
+        if not take:
+            try:
+                take = path.relative_to(root_path).with_suffix("").as_posix()
+            except ValueError:  # an absolute path outside the folder
+                take = path.with_suffix("").as_posix()
+        fields = {name: values[i] for name, i in col.items() if name not in _RESERVED}
+        collector.add(
+            Clip(path=path, dataset=dataset, emotion=emotion, speaker=speaker, take=take, modality=modality, fields=fields)
+        )
+    for path in media_files(root_path, suffixes):
+        if path.resolve() not in listed:
+            collector.skip(path, f"not listed in {csv_path.name}")
+    collector.result.clips.sort(key=lambda c: c.path.as_posix())
+    return collector.result

@@ -1,0 +1,404 @@
+"""Speaker-disjoint fold plans, written to and read from JSON, and the leakage check.
+
+A :class:`FoldPlan` says, for each fold, which speakers are tested, which are used for
+validation (early stopping, hyper-parameters) and which are trained on; the three sets are
+disjoint and every speaker of the plan is tested in exactly one fold. Plans are data: they
+are built once (:func:`make_plan`), written to JSON (:meth:`FoldPlan.to_json`) and read back
+(:meth:`FoldPlan.from_json`), so a result file can name the exact split it used.
+
+**The rule of** :func:`make_plan`
+
+1. Order the speakers: sorted (numeric ids by number) or, with ``order="shuffle"``, sorted
+   and then shuffled by ``random.Random(seed)``. The order used is stored in the plan.
+2. Cut the order into ``k`` consecutive groups; when ``k`` does not divide the number of
+   speakers the first groups get one speaker more (as ``numpy.array_split``). Fold i tests
+   group i.
+3. Validation speakers of fold i come from the *next* groups (i+1, i+2, ... cyclically),
+   in plan order: the first ``n_val`` of them, or, when ``genders`` are given, picked
+   round-robin over the genders (in order of first appearance) so that the validation set
+   is gender-balanced (one male and one female for ``n_val=2``).
+4. Training speakers are all the others.
+
+**The built-in RAVDESS-AU plan** (``builtin_plan("ravdess_au")``, the protocol of the
+project guide): the 20 RAVDESS actors of ``../shared/data`` (01-24 without 03, 10, 17, 24)
+sorted by number, 5 folds of 4 in order -- test speakers 01 02 04 05 | 06 07 08 09 |
+11 12 13 14 | 15 16 18 19 | 20 21 22 23 -- with 2 gender-balanced validation speakers from
+the next group (RAVDESS: odd actors male, even female), hence 14 train / 2 val / 4 test
+speakers per fold. It is shipped as ``avemo/datasets/plans/ravdess_au.json``.
+
+:func:`check_leakage` raises a :class:`~avemo.errors.LeakageError` when a speaker or a take
+(in any modality: a RAVDESS 01 video and the 03 audio of its take share the take) is in two
+partitions of a fold; :func:`split` runs it on every split it makes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+from avemo import config as cfg
+from avemo.datasets.records import Clip
+from avemo.datasets.scan import speaker_sort_key
+from avemo.errors import ConfigError, DatasetError, LeakageError
+
+FORMAT = "avemo.fold_plan/1"
+PARTITIONS = ("train", "val", "test")
+#: the 20 RAVDESS actors of the shared data (actors 03, 10, 17 and 24 are not there)
+RAVDESS_AU_SPEAKERS = tuple(f"{i:02d}" for i in range(1, 25) if i not in (3, 10, 17, 24))
+_MAX_LISTED = 5
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One fold: speaker ids of each partition (sorted); ``number`` counts from 1."""
+
+    number: int
+    test: tuple[str, ...]
+    val: tuple[str, ...]
+    train: tuple[str, ...]
+
+    def partition_of(self, speaker: str) -> str | None:
+        """``"train"``, ``"val"``, ``"test"`` or None when the speaker is not in this fold."""
+        for name in PARTITIONS:
+            if speaker in getattr(self, name):
+                return name
+        return None
+
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        return self.train + self.val + self.test
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """A speaker-disjoint cross-validation plan for one dataset (see the module doc).
+
+    Attributes:
+        name: the plan's name (``"ravdess_au"``).
+        dataset: the ``Clip.dataset`` the speaker ids belong to.
+        speakers: every speaker of the plan, in the order the folds were cut from.
+        folds: the folds, numbered 1..k.
+        rule: how the plan was made, in words (printed into result files).
+        order: ``"sorted"`` or ``"shuffle"``.
+        seed: the shuffle seed (None for sorted plans).
+        n_val: validation speakers per fold.
+    """
+
+    name: str
+    dataset: str
+    speakers: tuple[str, ...]
+    folds: tuple[Fold, ...]
+    rule: str = ""
+    order: Literal["sorted", "shuffle"] = "sorted"
+    seed: int | None = None
+    n_val: int = 0
+
+    def __post_init__(self) -> None:
+        validate_plan(self)
+
+    def __len__(self) -> int:
+        return len(self.folds)
+
+    def __iter__(self) -> Iterator[Fold]:
+        return iter(self.folds)
+
+    def fold(self, number: int) -> Fold:
+        """The fold numbered ``number`` (1-based)."""
+        if not 1 <= number <= len(self.folds):
+            raise ConfigError(f"plan {self.name!r} has folds 1..{len(self.folds)}, not {number}")
+        return self.folds[number - 1]
+
+    def split(self, clips: Iterable[Clip], number: int, *, extra: Literal["error", "drop"] = "error") -> Split:
+        """:func:`split` of ``clips`` by fold ``number``, checking the clips are of this plan's dataset."""
+        clips = list(clips)
+        foreign = sorted({c.dataset for c in clips} - {self.dataset})
+        if foreign:
+            raise DatasetError(f"plan {self.name!r} is for {self.dataset} clips, got clips of {foreign}")
+        return split(clips, self.fold(number), extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, **cfg.to_dict(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "fold plan") -> FoldPlan:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        data = dict(data)
+        fmt = data.pop("format", None)
+        if fmt != FORMAT:
+            raise ConfigError(f"{where}: format {fmt!r} is not {FORMAT!r}")
+        return cfg.from_dict(cls, data, where=where)
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write the plan as JSON, one line per key and per fold (diff-friendly); returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = self.to_dict()
+        folds = data.pop("folds")
+        lines = [f"  {json.dumps(key)}: {json.dumps(value)}," for key, value in data.items()]
+        lines.append('  "folds": [')
+        lines += [f"    {json.dumps(fold)}," for fold in folds]
+        lines[-1] = lines[-1].rstrip(",")
+        lines.append("  ]")
+        path.write_text("{\n" + "\n".join(lines) + "\n}\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> FoldPlan:
+        """Read and validate a plan written by :meth:`to_json`."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read fold plan ({exc.strerror or exc})", path) from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"fold plan is not valid JSON ({exc})", path) from None
+        try:
+            return cls.from_dict(data, where="fold plan")
+        except (ConfigError, LeakageError) as exc:
+            exc.path = str(path)
+            raise
+
+
+def validate_plan(plan: FoldPlan) -> None:
+    """Check a plan's invariants.
+
+    Raises:
+        LeakageError: a speaker is in two partitions of a fold.
+        ConfigError: fold numbers are not 1..k, a fold does not cover exactly the plan's
+            speakers, a speaker is tested in zero or several folds, a fold has no training
+            speaker, or the plan's speakers repeat.
+    """
+    where = f"fold plan {plan.name!r}"
+    if len(set(plan.speakers)) != len(plan.speakers):
+        raise ConfigError(f"{where}: speakers repeat")
+    if not plan.folds:
+        raise ConfigError(f"{where}: no folds")
+    everyone = set(plan.speakers)
+    tested: dict[str, int] = {}
+    for i, fold in enumerate(plan.folds, start=1):
+        if fold.number != i:
+            raise ConfigError(f"{where}: fold {i} is numbered {fold.number}")
+        for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+            both = sorted(set(getattr(fold, a)) & set(getattr(fold, b)), key=speaker_sort_key)
+            if both:
+                raise LeakageError(f"{where} fold {i}: speaker(s) {both} in both {a} and {b}")
+        covered = fold.speakers
+        if len(set(covered)) != len(covered) or set(covered) != everyone:
+            extra = sorted(set(covered) - everyone, key=speaker_sort_key)
+            lacking = sorted(everyone - set(covered), key=speaker_sort_key)
+            raise ConfigError(
+                f"{where} fold {i} does not partition the plan's speakers (unknown {extra}, missing {lacking})"
+            )
+        if not fold.train or not fold.test:
+            raise ConfigError(f"{where} fold {i} has no training or no test speaker")
+        for s in fold.test:
+            tested[s] = tested.get(s, 0) + 1
+    wrong = sorted((s for s in everyone if tested.get(s, 0) != 1), key=speaker_sort_key)
+    if wrong:
+        counts = ", ".join(f"{s}: {tested.get(s, 0)}" for s in wrong[:_MAX_LISTED])
+        raise ConfigError(f"{where}: every speaker must be tested exactly once (times tested: {counts})")
+
+
+def _groups(order: Sequence[str], k: int) -> list[list[str]]:
+    size, rest = divmod(len(order), k)
+    groups, start = [], 0
+    for i in range(k):
+        end = start + size + (1 if i < rest else 0)
+        groups.append(list(order[start:end]))
+        start = end
+    return groups
+
+
+def _pick_validation(candidates: Sequence[str], n_val: int, genders: Mapping[str, str] | None) -> list[str]:
+    if genders is None:
+        return list(candidates[:n_val])
+    queues: dict[str, list[str]] = {}
+    for s in candidates:  # genders in order of first appearance, speakers in plan order
+        queues.setdefault(genders[s], []).append(s)
+    picked: list[str] = []
+    while len(picked) < n_val and any(queues.values()):
+        for queue in queues.values():
+            if queue and len(picked) < n_val:
+                picked.append(queue.pop(0))
+    return picked
+
+
+def make_plan(
+    speakers: Iterable[str],
+    k: int,
+    *,
+    n_val: int = 2,
+    order: Literal["sorted", "shuffle"] = "sorted",
+    seed: int = 0,
+    genders: Mapping[str, str] | None = None,
+    name: str = "plan",
+    dataset: str = "",
+) -> FoldPlan:
+    """Build a speaker-disjoint k-fold plan (the rule is in the module doc).
+
+    Args:
+        speakers: speaker ids (duplicates are ignored: pass ``scan.speakers`` or clip speakers).
+        k: number of folds, 2..number of speakers.
+        n_val: validation speakers per fold (0 for none).
+        order: ``"sorted"`` (numeric ids by number) or ``"shuffle"`` (seeded).
+        seed: the shuffle seed; ignored (stored as None) for sorted plans.
+        genders: speaker -> gender; when given, validation speakers are gender-balanced.
+        name: the plan's name.
+        dataset: the ``Clip.dataset`` of the speakers.
+    """
+    ordered = sorted(set(speakers), key=speaker_sort_key)
+    if order == "shuffle":
+        random.Random(seed).shuffle(ordered)
+    elif order != "sorted":
+        raise ConfigError(f"plan order {order!r} is not 'sorted' or 'shuffle'")
+    if not 2 <= k <= len(ordered):
+        raise ConfigError(f"cannot make {k} folds from {len(ordered)} speakers (need 2 <= k <= speakers)")
+    groups = _groups(ordered, k)
+    smallest_rest = len(ordered) - max(len(g) for g in groups)
+    if not 0 <= n_val < smallest_rest:
+        raise ConfigError(
+            f"n_val={n_val} leaves no training speaker: at most {smallest_rest - 1} of the "
+            f"{smallest_rest} non-test speakers of a fold can be validation speakers"
+        )
+    if genders is not None:
+        lacking = [s for s in ordered if s not in genders]
+        if lacking:
+            raise ConfigError(f"genders lack speaker(s) {lacking[:_MAX_LISTED]}")
+    folds = []
+    for i, test in enumerate(groups):
+        candidates = [s for j in range(1, k) for s in groups[(i + j) % k]]
+        val = _pick_validation(candidates, n_val, genders)
+        train = [s for s in ordered if s not in test and s not in val]
+        folds.append(
+            Fold(
+                number=i + 1,
+                test=tuple(sorted(test, key=speaker_sort_key)),
+                val=tuple(sorted(val, key=speaker_sort_key)),
+                train=tuple(sorted(train, key=speaker_sort_key)),
+            )
+        )
+    how = "sorted" if order == "sorted" else f"sorted then shuffled with random.Random({seed})"
+    if n_val == 0:
+        val_rule = "none"
+    elif genders is None:
+        val_rule = f"the first {n_val} speakers of the next fold's group(s) in plan order"
+    else:
+        val_rule = (
+            f"{n_val} speakers of the next fold's group(s), taken in plan order round-robin over "
+            "genders (gender-balanced)"
+        )
+    rule = f"{len(ordered)} speakers {how}, cut into {k} consecutive groups; fold i tests group i; validation: {val_rule}"
+    return FoldPlan(
+        name=name,
+        dataset=dataset,
+        speakers=tuple(ordered),
+        folds=tuple(folds),
+        rule=rule,
+        order=order,
+        seed=seed if order == "shuffle" else None,
+        n_val=n_val,
+    )
+
+
+def ravdess_au_plan(n_val: int = 2) -> FoldPlan:
+    """Build the RAVDESS-AU plan from its rule (the shipped JSON is this with ``n_val=2``)."""
+    from avemo.datasets.ravdess import ravdess_gender
+
+    return make_plan(
+        RAVDESS_AU_SPEAKERS,
+        5,
+        n_val=n_val,
+        genders={s: ravdess_gender(s) for s in RAVDESS_AU_SPEAKERS},
+        name="ravdess_au",
+        dataset="ravdess",
+    )
+
+
+def list_builtin_plans() -> list[str]:
+    """Names of the plans shipped in ``avemo/datasets/plans/``."""
+    folder = resources.files("avemo.datasets") / "plans"
+    return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def builtin_plan(name: str) -> FoldPlan:
+    """A plan shipped with avemo (``"ravdess_au"``), read from its JSON file."""
+    known = list_builtin_plans()
+    if name not in known:
+        raise ConfigError(f"no built-in fold plan {name!r}; known: {', '.join(known)}")
+    resource = resources.files("avemo.datasets") / "plans" / f"{name}.json"
+    with resources.as_file(resource) as path:
+        return FoldPlan.from_json(path)
+
+
+class Split(NamedTuple):
+    """The clips of one fold's partitions (unpacks as ``train, val, test``)."""
+
+    train: list[Clip]
+    val: list[Clip]
+    test: list[Clip]
+
+
+def split(clips: Iterable[Clip], fold: Fold, *, extra: Literal["error", "drop"] = "error") -> Split:
+    """Put each clip in the partition of its speaker, in input order, and check for leakage.
+
+    Args:
+        clips: clips of one dataset (speaker ids are only unique within a dataset).
+        fold: the fold.
+        extra: what to do with clips whose speaker is in no partition of the fold:
+            ``"error"`` (DatasetError listing them) or ``"drop"``.
+
+    Raises:
+        DatasetError: clips of several datasets, or unknown speakers with ``extra="error"``.
+        LeakageError: a take ends up in two partitions (see :func:`check_leakage`).
+    """
+    clips = list(clips)
+    datasets = sorted({c.dataset for c in clips})
+    if len(datasets) > 1:
+        raise DatasetError(f"a fold plan covers one dataset; the clips are of {datasets}")
+    parts: dict[str, list[Clip]] = {p: [] for p in PARTITIONS}
+    unknown: set[str] = set()
+    for clip in clips:
+        part = fold.partition_of(clip.speaker)
+        if part is None:
+            unknown.add(clip.speaker)
+        else:
+            parts[part].append(clip)
+    if unknown and extra == "error":
+        listed = sorted(unknown, key=speaker_sort_key)
+        raise DatasetError(
+            f"speaker(s) {listed[:_MAX_LISTED]} of the clips are in no partition of fold {fold.number}; "
+            "filter the clips or pass extra='drop'"
+        )
+    result = Split(parts["train"], parts["val"], parts["test"])
+    check_leakage(*result)
+    return result
+
+
+def check_leakage(train: Iterable[Clip], val: Iterable[Clip], test: Iterable[Clip]) -> None:
+    """Raise a LeakageError if a speaker or a take is in two of the partitions.
+
+    Speakers and takes are compared dataset-qualified (:attr:`Clip.speaker_key`,
+    :attr:`Clip.take_key`), and a take covers every modality, so a RAVDESS ``01`` video in
+    one partition and its ``03`` audio in another is caught. ``val`` may be empty.
+    """
+    speaker_parts: dict[str, dict[str, Clip]] = {}
+    take_parts: dict[str, dict[str, Clip]] = {}
+    for name, part in zip(PARTITIONS, (train, val, test), strict=True):
+        for clip in part:
+            speaker_parts.setdefault(clip.speaker_key, {}).setdefault(name, clip)
+            take_parts.setdefault(clip.take_key, {}).setdefault(name, clip)
+    problems = []
+    for kind, table in (("take", take_parts), ("speaker", speaker_parts)):
+        for key, where in table.items():
+            if len(where) > 1:
+                sides = " and ".join(f"{p} ({c.path.name})" for p, c in where.items())
+                problems.append(f"{kind} {key} is in {sides}")
+    if problems:
+        more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise LeakageError("; ".join(problems[:3]) + more)

@@ -1,0 +1,112 @@
+"""One entry point for every dataset reader: :func:`read_dataset` and :func:`parse_file_name`.
+
+=========== ================================ =========================================
+name        reader                           file names
+=========== ================================ =========================================
+``ravdess`` :func:`~avemo.datasets.ravdess.read_ravdess`   ``03-01-07-02-02-01-01.flac``
+``crema_d`` :func:`~avemo.datasets.crema_d.read_crema_d`   ``1001_DFA_ANG_XX.flv``
+``emodb``   :func:`~avemo.datasets.emodb.read_emodb`       ``03a01Fa.wav``
+``folder``  :func:`~avemo.datasets.folder.read_folder`     any, labelled by a CSV
+=========== ================================ =========================================
+
+Usage::
+
+    from avemo.datasets import read_dataset
+    scan = read_dataset("ravdess", "../shared/data/ravdess/speech_audio")
+    print(scan.summary())            # ravdess: 1200 clips, 20 speakers, 1200 takes, 0 skipped
+    for s in scan.skipped: print(s)  # path: reason
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from avemo.datasets.crema_d import parse_crema_d_name, parse_crema_d_stem, read_crema_d
+from avemo.datasets.emodb import parse_emodb_name, parse_emodb_stem, read_emodb
+from avemo.datasets.folder import read_folder
+from avemo.datasets.labels import CREMA_D, EMODB, RAVDESS, LabelSet
+from avemo.datasets.ravdess import parse_ravdess_name, read_ravdess
+from avemo.datasets.scan import ScanResult
+from avemo.errors import DatasetError
+
+READERS: dict[str, Callable[..., ScanResult]] = {
+    "ravdess": read_ravdess,
+    "crema_d": read_crema_d,
+    "emodb": read_emodb,
+    "folder": read_folder,
+}
+
+NAME_PARSERS: dict[str, Callable[[str | Path], dict[str, Any]]] = {
+    "ravdess": parse_ravdess_name,
+    "crema_d": parse_crema_d_name,
+    "emodb": parse_emodb_name,
+}
+
+#: the label set of each named dataset (a generic folder's is built from its clips)
+DATASET_LABEL_SETS: dict[str, LabelSet] = {"ravdess": RAVDESS, "crema_d": CREMA_D, "emodb": EMODB}
+
+
+def list_datasets() -> list[str]:
+    """Names accepted by :func:`read_dataset`."""
+    return sorted(READERS)
+
+
+def read_dataset(name: str, root: str | Path, *, strict: bool = False, **options: Any) -> ScanResult:
+    """Read the dataset ``name`` found in folder ``root``.
+
+    ``options`` go to the reader: ``suffixes=`` for all, ``labels_csv=`` / ``emotions=`` for
+    ``"folder"``, ``demographics=`` for ``"crema_d"``. Returns the clips and the skipped
+    files with reasons; ``strict=True`` raises a DatasetError for the first skipped file.
+    """
+    try:
+        reader = READERS[name]
+    except KeyError:
+        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}") from None
+    accepted = [p for p in inspect.signature(reader).parameters if p not in ("root", "strict")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise DatasetError(f"dataset {name!r} takes no option(s) {unknown}; its options: {accepted}")
+    return reader(root, strict=strict, **options)
+
+
+def parse_file_name(name: str | Path, dataset: str | None = None) -> dict[str, Any]:
+    """Parse one file name with a dataset's naming convention (for ``avemo info``).
+
+    With ``dataset=None`` every convention is tried; names are unambiguous between them
+    (7 two-digit fields, ``AAAA_SSS_EEE_LL``, ``SSTTTEV``), so at most one matches. Returns
+    the flat dict of the dataset's parser (``dataset``, ``emotion``, ``speaker``, ``take``,
+    ``modality`` and the dataset's fields).
+
+    Raises:
+        DatasetError: no convention fits; the reason lists why each one failed.
+    """
+    if dataset is not None:
+        if dataset not in NAME_PARSERS:
+            raise DatasetError(
+                f"dataset {dataset!r} has no file-name convention; known: {', '.join(sorted(NAME_PARSERS))}", name
+            )
+        return NAME_PARSERS[dataset](Path(str(name)).name)
+    reasons = []
+    for key, parse in NAME_PARSERS.items():
+        try:
+            return parse(Path(str(name)).name)
+        except DatasetError as exc:
+            reasons.append(f"{key}: {exc.reason}")
+    raise DatasetError("no dataset naming convention fits (" + "; ".join(reasons) + ")", name)
+
+
+def take_of_stem(dataset: str, stem: str) -> str:
+    """The take a file stem belongs to, by the dataset's convention (``folder``: the stem itself).
+
+    Used to attach external per-file tables (OpenFace output named after its video) to clips.
+    """
+    if dataset == "ravdess":
+        return parse_ravdess_name(stem)["take"]
+    if dataset == "crema_d":
+        return parse_crema_d_stem(stem)["take"]
+    if dataset == "emodb":
+        return parse_emodb_stem(stem)["take"]
+    return stem

@@ -1,0 +1,200 @@
+"""Walking a dataset folder: the :class:`ScanResult` every reader returns.
+
+A reader turns each media file of a folder into a :class:`~avemo.datasets.records.Clip`
+by parsing its name (never by decoding it). A file whose name cannot be interpreted is
+not guessed at: it goes to :attr:`ScanResult.skipped` with the reason, so that a batch job
+can report it; with ``strict=True`` the reader raises a :class:`~avemo.errors.DatasetError`
+for it instead.
+
+Rules shared by all readers:
+
+* the folder is walked recursively in sorted path order (the result never depends on
+  ``os.listdir`` order), so flat folders, ``Actor_XX`` folders and nested download layouts
+  all work;
+* only files with a media suffix (:data:`avemo.media.probe.MEDIA_SUFFIXES`, case-insensitive)
+  are considered; other files (CSV metadata, READMEs) are not media and are ignored, as are
+  hidden files and folders (names starting with ``.``, e.g. macOS ``._x.wav`` resource forks);
+* ``suffixes`` restricts a scan to some formats (``(".wav",)`` when a folder holds both the
+  WAV and MP3 copies of CREMA-D);
+* one take has at most one file per modality: a second file of the same take and modality
+  (the same clip in two formats or two copies of a folder) is skipped as a duplicate of the
+  first one in path order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avemo.datasets.records import Clip
+from avemo.errors import DatasetError
+
+#: keys of a parsed file name that become :class:`Clip` attributes; the rest go to ``Clip.fields``
+CLIP_KEYS = ("dataset", "emotion", "speaker", "take", "modality")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file (or a row of a labels CSV) a reader could not turn into a clip, and why."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass
+class ScanResult:
+    """What a reader found in a folder: the clips, in sorted path order, and the skipped files."""
+
+    dataset: str
+    root: Path
+    clips: list[Clip] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __iter__(self) -> Iterator[Clip]:
+        return iter(self.clips)
+
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        """The distinct speakers, in speaker sort order (numbers numerically)."""
+        return tuple(sorted({c.speaker for c in self.clips}, key=speaker_sort_key))
+
+    @property
+    def takes(self) -> tuple[str, ...]:
+        """The distinct takes, sorted."""
+        return tuple(sorted({c.take for c in self.clips}))
+
+    @property
+    def emotions(self) -> tuple[str, ...]:
+        """The distinct emotions (unlabelled clips left out), sorted."""
+        return tuple(sorted({c.emotion for c in self.clips if c.emotion is not None}))
+
+    def summary(self) -> str:
+        """One line for logs: ``ravdess: 1200 clips, 20 speakers, 1200 takes, 0 skipped``."""
+        return (
+            f"{self.dataset}: {len(self.clips)} clips, {len(self.speakers)} speakers, "
+            f"{len(self.takes)} takes, {len(self.skipped)} skipped"
+        )
+
+
+def speaker_sort_key(speaker: str) -> tuple[int, int, str]:
+    """Sort numeric speaker ids by number (``"2"`` before ``"10"``) and the others by name after them."""
+    return (0, int(speaker), speaker) if speaker.isdigit() else (1, 0, speaker)
+
+
+def check_root(root: str | Path, dataset: str) -> Path:
+    """``root`` as a Path, or a DatasetError if it is not an existing folder."""
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise DatasetError(f"{dataset} folder does not exist", path)
+    if not path.is_dir():
+        raise DatasetError(f"{dataset} root is not a folder", path)
+    return path
+
+
+def normalise_suffixes(suffixes: Iterable[str] | None) -> frozenset[str] | None:
+    """Lower-case suffixes with a leading dot (``"WAV"`` -> ``".wav"``); None means all media suffixes."""
+    if suffixes is None:
+        return None
+    if isinstance(suffixes, str):
+        suffixes = (suffixes,)
+    return frozenset(s.lower() if s.startswith(".") else f".{s.lower()}" for s in suffixes)
+
+
+def media_files(root: Path, suffixes: Iterable[str] | None = None) -> list[Path]:
+    """Media files under ``root`` (recursively, sorted by relative path, hidden names left out)."""
+    from avemo.media.probe import MEDIA_SUFFIXES
+
+    wanted = normalise_suffixes(suffixes)
+    found = []
+    for path in root.rglob("*"):
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        suffix = path.suffix.lower()
+        if suffix not in MEDIA_SUFFIXES or (wanted is not None and suffix not in wanted):
+            continue
+        if path.is_file():
+            found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def with_modality(parsed: Mapping[str, Any], modality: str) -> dict[str, Any]:
+    """A parsed stem plus its modality, with the Clip keys first (for readable printouts)."""
+    head = {k: parsed[k] for k in CLIP_KEYS if k in parsed}
+    head["modality"] = modality
+    return {**head, **{k: v for k, v in parsed.items() if k not in CLIP_KEYS}}
+
+
+def make_clip(path: Path, parsed: Mapping[str, Any]) -> Clip:
+    """A Clip from a parsed file name: the :data:`CLIP_KEYS` become attributes, the rest ``fields``."""
+    return Clip(
+        path=path,
+        dataset=parsed["dataset"],
+        emotion=parsed["emotion"],
+        speaker=parsed["speaker"],
+        take=parsed["take"],
+        modality=parsed["modality"],
+        fields={k: v for k, v in parsed.items() if k not in CLIP_KEYS},
+    )
+
+
+class ScanCollector:
+    """Accumulates clips and skipped files of one scan, enforcing one file per (take, modality)."""
+
+    def __init__(self, dataset: str, root: Path, *, strict: bool):
+        self.result = ScanResult(dataset=dataset, root=root)
+        self.strict = strict
+        self._seen: dict[tuple[str, str], Path] = {}
+
+    def skip(self, path: Path, reason: str) -> None:
+        """Record a file that is not turned into a clip (or raise it, in strict mode)."""
+        if self.strict:
+            raise DatasetError(reason, path)
+        self.result.skipped.append(Skipped(path, reason))
+
+    def add(self, clip: Clip) -> None:
+        """Add a clip unless its take already has a file of the same modality."""
+        key = (clip.take, clip.modality)
+        first = self._seen.get(key)
+        if first is not None:
+            self.skip(clip.path, f"duplicate: take {clip.take} already has a file of modality {clip.modality}: {first}")
+            return
+        self._seen[key] = clip.path
+        self.result.clips.append(clip)
+
+
+def scan_folder(
+    dataset: str,
+    root: str | Path,
+    parse: Callable[[str], Mapping[str, Any]],
+    *,
+    strict: bool = False,
+    suffixes: Iterable[str] | None = None,
+    extra_fields: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+) -> ScanResult:
+    """Scan ``root`` with a file-name parser that returns the Clip keys plus the dataset's fields.
+
+    ``parse`` raises a DatasetError for a name it cannot interpret; that file is skipped (or,
+    with ``strict``, the error is raised with the file's path). ``extra_fields`` adds fields
+    looked up elsewhere (CREMA-D demographics) to each parsed name.
+    """
+    root_path = check_root(root, dataset)
+    collector = ScanCollector(dataset, root_path, strict=strict)
+    for path in media_files(root_path, suffixes):
+        try:
+            parsed = dict(parse(path.name))
+        except DatasetError as exc:
+            collector.skip(path, exc.reason)
+            continue
+        if extra_fields is not None:
+            parsed.update(extra_fields(parsed))
+        collector.add(make_clip(path, parsed))
+    return collector.result

@@ -1,0 +1,136 @@
+"""The generic folder + labels CSV reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from avemo.datasets import label_set_for, normalise_emotion, read_dataset, read_folder
+from avemo.errors import DatasetError
+
+
+def make_folder(root: Path, files: list[str], csv_text: str, csv_name: str = "labels.csv") -> Path:
+    for name in files:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    csv_path = root / csv_name
+    csv_path.write_text(csv_text, encoding="utf-8")
+    return csv_path
+
+
+def test_good_folder(tmp_path):
+    make_folder(
+        tmp_path,
+        ["s1/a.wav", "s1/a.mp4", "s2/b.flac", "s2/c.mp4"],
+        "Path,Emotion,Speaker,Gender\n"
+        "s1/a.wav,Fear,alice,f\n"
+        "s1/a.mp4,fear,alice,f\n"
+        "s2/b.flac,Happiness,bob,m\n"
+        "s2/c.mp4,,bob,m\n",
+    )
+    scan = read_dataset("folder", tmp_path)
+    assert scan.skipped == []
+    by_name = {c.path.name: c for c in scan}
+    assert [c.path.name for c in scan] == ["a.mp4", "a.wav", "b.flac", "c.mp4"]  # sorted by path
+    assert by_name["a.wav"].emotion == "fearful" and by_name["b.flac"].emotion == "happy"
+    assert by_name["c.mp4"].emotion is None  # unlabelled
+    assert by_name["a.wav"].modality == "audio" and by_name["a.mp4"].modality == "audio_video"
+    # default take: the relative path without suffix, so the WAV and MP4 exports pair
+    assert by_name["a.wav"].take == by_name["a.mp4"].take == "s1/a"
+    assert by_name["b.flac"].speaker == "bob" and by_name["b.flac"].fields == {"gender": "m"}
+    assert all(c.dataset == "folder" for c in scan)
+    assert label_set_for("mine", (c.emotion for c in scan)).emotions == ("happy", "fearful")
+
+
+def test_file_column_take_modality_and_explicit_csv(tmp_path):
+    csv_path = make_folder(
+        tmp_path / "media",
+        ["x.mp4", "y.wav"],
+        "file;emotion;speaker;take;modality\nx.mp4;contempt;7;t1;video\ny.wav;angry;7;t1;\n",
+        csv_name="../table.csv",
+    )
+    scan = read_folder(tmp_path / "media", labels_csv=csv_path, dataset="mine")
+    assert scan.skipped == []
+    clips = {c.path.name: c for c in scan}
+    assert clips["x.mp4"].modality == "video" and clips["x.mp4"].emotion == "contempt"
+    assert {c.take for c in scan} == {"t1"} and {c.dataset for c in scan} == {"mine"}
+
+
+def test_rows_with_problems_are_reported(tmp_path):
+    csv_path = make_folder(
+        tmp_path,
+        ["a.wav", "b.wav", "c.wav", "d.wav", "e.mp4", "unlisted.wav"],
+        "path,emotion,speaker,modality\n"
+        "a.wav,happy,s1,\n"
+        "missing.wav,sad,s1,\n"
+        "b.wav,sad,,\n"
+        "a.wav,sad,s1,\n"
+        "c.wav,happy,s2,video\n"
+        "d.wav,happy,s2,hologram\n"
+        "notes.txt,happy,s2,\n"
+        "e.mp4,happy,s2,audio_video\n",
+    )
+    scan = read_folder(tmp_path)
+    assert [c.path.name for c in scan] == ["a.wav", "e.mp4"]
+    reasons = {s.path.name: s.reason for s in scan.skipped}
+    assert "line 3: file not found" in reasons["missing.wav"]
+    assert "empty speaker" in reasons["b.wav"]
+    assert "listed again" in reasons["a.wav"]
+    assert "is an audio format" in reasons["c.wav"]
+    assert "modality 'hologram'" in reasons["d.wav"]
+    assert "not a media file" in reasons["notes.txt"]
+    assert reasons["unlisted.wav"] == f"not listed in {csv_path.name}"
+    with pytest.raises(DatasetError, match="line 3: file not found"):
+        read_folder(tmp_path, strict=True)
+
+
+def test_allowed_emotions(tmp_path):
+    make_folder(tmp_path, ["a.wav", "b.wav"], "path,emotion,speaker\na.wav,Anger,1\nb.wav,contempt,1\n")
+    scan = read_folder(tmp_path, emotions=["angry", "happy"])
+    assert [c.emotion for c in scan] == ["angry"]
+    assert "emotion 'contempt' is not one of ['angry', 'happy']" in scan.skipped[0].reason
+
+
+def test_missing_columns(tmp_path):
+    make_folder(tmp_path, ["a.wav"], "path,label\na.wav,happy\n")
+    with pytest.raises(DatasetError) as info:
+        read_folder(tmp_path)
+    message = str(info.value)
+    assert "labels.csv" in message and "lacks column(s) ['emotion', 'speaker']" in message
+    make_folder(tmp_path, [], "name,emotion,speaker\na.wav,happy,1\n")
+    with pytest.raises(DatasetError, match=r"lacks column\(s\) \['path'\]"):
+        read_folder(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
+        ("path,emotion,speaker\nä.wav,happy,1\n".encode("latin-1"), "not UTF-8"),
+        (b"", "is empty"),
+        (b"path,emotion,speaker\na.wav,happy\n", "line 2 has 2 values for 3 columns"),
+        (b"path,emotion,speaker,speaker\n", "repeats column"),
+    ],
+)
+def test_unreadable_labels_csv(tmp_path, content, fragment):
+    (tmp_path / "labels.csv").write_bytes(content)
+    with pytest.raises(DatasetError) as info:
+        read_folder(tmp_path)
+    assert fragment in str(info.value) and "labels.csv" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_no_labels_csv(tmp_path):
+    with pytest.raises(DatasetError, match="no labels CSV"):
+        read_folder(tmp_path)
+    with pytest.raises(DatasetError, match="does not exist"):
+        read_folder(tmp_path, labels_csv=tmp_path / "other.csv")
+
+
+def test_normalise_emotion():
+    assert normalise_emotion(" Sadness ") == "sad"
+    assert normalise_emotion("SURPRISE") == "surprised"
+    assert normalise_emotion("fearful") == "fearful"
+    assert normalise_emotion("Frustrated") == "frustrated"
