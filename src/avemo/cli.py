@@ -137,6 +137,8 @@ def extract(
         out.print(table)
         return
     specs = ExtractorSpec.parse(features)
+    for spec in specs:  # unknown names and bad config fail before any work starts
+        spec.build()
     from avemo.collect import collect_inputs
 
     items, skipped = collect_inputs(path, dataset=dataset, labels_csv=labels)
@@ -185,10 +187,10 @@ def main() -> None:
     try:
         app()
     except AvemoError as exc:
-        err.print(f"avemo: error: {exc}", markup=False, highlight=False)
+        print(f"avemo: error: {exc}", file=sys.stderr)  # one line, never wrapped
         sys.exit(2)
     except KeyboardInterrupt:
-        err.print("avemo: interrupted", markup=False)
+        print("avemo: interrupted", file=sys.stderr)
         sys.exit(130)
 
 

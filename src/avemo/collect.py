@@ -45,7 +45,8 @@ def collect_inputs(
 
     if path.is_file():
         raise DatasetError(f"--dataset {dataset} needs a folder, got a file", path)
-    scan = read_dataset(dataset, path, labels_csv=labels_csv)
+    options = {"labels_csv": labels_csv} if labels_csv is not None else {}
+    scan = read_dataset(dataset, path, **options)
     return list(scan.clips), [(Path(p), reason) for p, reason in scan.skipped]
 
 

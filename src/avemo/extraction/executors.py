@@ -8,6 +8,7 @@ features straight into the shared cache; only the small outcome records travel b
 * ``local`` with ``workers=N``: a pool of N processes (``spawn`` start method: safe with
   the threads that torch, mediapipe and FFmpeg start), each building its extractors once
   and limiting its math libraries to one thread, so N workers use N cores.
+* ``ray``: Ray tasks on a local or remote cluster (:mod:`avemo.extraction.ray_executor`).
 """
 
 from __future__ import annotations
@@ -102,4 +103,8 @@ def get_executor(name: str, *, workers: int = 1, address: str | None = None) -> 
         if address is not None:
             raise ConfigError("--address is only meaningful with --executor ray")
         return InProcessExecutor() if workers == 1 else ProcessPoolRunner(workers)
-    raise ConfigError(f"unknown executor {name!r}; use 'local'")
+    if name == "ray":
+        from avemo.extraction.ray_executor import RayExecutor
+
+        return RayExecutor(workers=workers, address=address)
+    raise ConfigError(f"unknown executor {name!r}; use 'local' or 'ray'")
