@@ -27,13 +27,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-out = Console()
-err = Console(stderr=True)
+console = Console()
+console_err = Console(stderr=True)
 
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"avemo {__version__}")
+        console.print(f"avemo {__version__}")
         raise typer.Exit()
 
 
@@ -59,7 +59,7 @@ def _progress(total: int, description: str):
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=err,
+        console=console_err,
         transient=True,
         disable=total < 2,
     )
@@ -79,14 +79,14 @@ def info(
 
     report = describe_file(path, faces=faces)
     if as_json:
-        out.print_json(json.dumps(report))
+        console.print_json(json.dumps(report))
         return
     table = Table(title=str(path), show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in _flatten(report):
         table.add_row(key, str(value))
-    out.print(table)
+    console.print(table)
 
 
 def _flatten(data: dict, prefix: str = ""):
@@ -116,7 +116,7 @@ def extract(
     executor: Annotated[str, typer.Option(help="local (process pool) or ray.")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address (with --executor ray).")] = None,
     cache_dir: Annotated[
-        Path | None, typer.Option("--cache", help="Feature cache folder [default: ~/.cache/avemo/features].")
+        Path | None, typer.Option("--cache", help="Feature cache folder (default: ~/.cache/avemo/features).")
     ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Also export the features: one .npz per extractor + index.csv.")
@@ -134,7 +134,7 @@ def extract(
         for name in list_extractors():
             cls = extractor_class(name)
             table.add_row(name, cls.modality, cls.summary)
-        out.print(table)
+        console.print(table)
         return
     specs = ExtractorSpec.parse(features)
     for spec in specs:  # unknown names and bad config fail before any work starts
@@ -143,7 +143,7 @@ def extract(
 
     items, skipped = collect_inputs(path, dataset=dataset, labels_csv=labels)
     for s_path, reason in skipped:
-        err.print(f"[yellow]skipped[/] {s_path}: {reason}")
+        console_err.print(f"[yellow]skipped[/] {s_path}: {reason}")
     if not items:
         raise AvemoError("no media files to process", path)
     cache = FeatureCache(cache_dir)
@@ -163,7 +163,7 @@ def extract(
 
         export_features(out_dir, items, specs, cache, report)
     failed = report.failed
-    out.print(
+    console.print(
         f"{len(report.outcomes)} files, {len(specs)} extractors: {report.n_computed} computed, "
         f"{report.n_cached} from cache, {len(failed)} files with failures, {report.seconds:.1f} s "
         f"({report.executor}, {report.workers} worker{'s' if report.workers > 1 else ''}); cache: {cache.root}"
@@ -178,8 +178,144 @@ def extract(
                 table.add_row(o.path, name, reason)
         for s_path, reason in skipped:
             table.add_row(str(s_path), "-", reason)
-        err.print(table)
+        console_err.print(table)
         raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- training
+
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset layout: ravdess, crema_d, emodb, folder.")]
+RootOpt = Annotated[Path, typer.Option("--root", "-r", help="The dataset folder.")]
+TableOpt = Annotated[
+    Path | None, typer.Option("--visual-table", help="OpenFace AU means CSV (one row per video), e.g. RAVDESS-AU.")
+]
+CacheOpt = Annotated[Path | None, typer.Option("--cache", help="Feature cache folder (default: ~/.cache/avemo/features).")]
+WorkersOpt = Annotated[int, typer.Option("--workers", "-j", help="Parallel feature-extraction processes.")]
+LabelsOpt = Annotated[Path | None, typer.Option("--labels", help="Labels CSV for --dataset folder.")]
+
+
+def _speakers(value: str | None) -> list[str] | None:
+    if value is None or value.strip().lower() == "all":
+        return None
+    return [s.strip() for s in value.split(",") if s.strip()]
+
+
+def _train_config(config_file: Path | None, overrides: dict):
+    from avemo import config as cfg
+    from avemo.training import TrainConfig
+
+    data = cfg.load_file(config_file) if config_file is not None else {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return cfg.from_dict(TrainConfig, data, where=str(config_file) if config_file else "train config")
+
+
+def _model_config(text: str | None) -> dict:
+    if not text:
+        return {}
+    from avemo import config as cfg
+
+    path = Path(text)
+    if path.suffix in (".toml", ".yaml", ".yml", ".json") and path.exists():
+        return cfg.load_file(path)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise AvemoError(f"--model-config is neither a config file nor JSON: {text!r}") from None
+    if not isinstance(value, dict):
+        raise AvemoError("--model-config must be a JSON object, e.g. '{\"visual\": \"au_mlp\"}'")
+    return value
+
+
+@app.command()
+def train(
+    root: RootOpt,
+    dataset: DatasetOpt = "ravdess",
+    model: Annotated[str, typer.Option("--model", "-m", help="Registry name (see `avemo models`).")] = "default",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint folder (resumes if it holds a run).")] = Path(
+        "runs/model"
+    ),
+    visual_table: TableOpt = None,
+    labels: LabelsOpt = None,
+    speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated speaker list.")] = "all",
+    fold: Annotated[int | None, typer.Option(help="Train on fold K of the plan; test on its test speakers.")] = None,
+    plan: Annotated[
+        str | None, typer.Option(help="Fold plan: a built-in name (ravdess_au) or a JSON file (default: built-in/5-fold).")
+    ] = None,
+    val_speakers: Annotated[
+        str | None, typer.Option(help="Validation speakers without --fold (default: the last two speakers).")
+    ] = None,
+    model_config: Annotated[str | None, typer.Option(help="Model options: JSON or a TOML/YAML/JSON file.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the random seed.")] = None,
+    speaker_norm: Annotated[
+        bool | None, typer.Option("--speaker-norm/--no-speaker-norm", help="Speaker-level feature normalisation.")
+    ] = None,
+    workers: WorkersOpt = 1,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Train MODEL on a dataset folder with early stopping on validation speakers; write a checkpoint."""
+    from avemo.cache import FeatureCache
+    from avemo.training import load_data, resolve_split, train_run
+
+    train_cfg = _train_config(config, {"epochs": epochs, "seed": seed, "speaker_norm": speaker_norm})
+    data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels)
+    tr, va, te, split_info = resolve_split(data, fold=fold, plan=plan, val_speakers=_speakers(val_speakers))
+    console_err.print(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})")
+    with _progress(train_cfg.epochs, "training") as bar:
+        task = bar.add_task(f"training {model}", total=train_cfg.epochs)
+        run = train_run(
+            model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
+            train_config=train_cfg, cache=FeatureCache(cache_dir), out_dir=out, workers=workers,
+            extra_meta={"split": split_info},
+            on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
+        )
+    for path, reason in run.failed:
+        console_err.print(f"[yellow]skipped[/] {path}: {reason}")
+    line = f"best epoch {run.best_epoch}; validation accuracy {run.val.accuracy:.3f}" if run.val else "no validation"
+    if run.test is not None:
+        line += f"; test accuracy {run.test.accuracy:.3f}, macro-F1 {run.test.macro_f1:.3f}, UAR {run.test.uar:.3f}"
+    console.print(f"{run.model_name} ({run.params:,} parameters, {run.train_seconds:.0f} s): {line}")
+    console.print(f"checkpoint: {out}")
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="A checkpoint folder from `avemo train`.")],
+    root: RootOpt,
+    dataset: DatasetOpt = "ravdess",
+    visual_table: TableOpt = None,
+    labels: LabelsOpt = None,
+    speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated speaker list.")] = "all",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics and confusion matrix as JSON.")] = None,
+    workers: WorkersOpt = 1,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Run a trained checkpoint on a dataset folder; print accuracy, macro-F1 and UAR."""
+    from avemo.cache import FeatureCache
+    from avemo.training import evaluate_checkpoint, load_checkpoint, load_data
+
+    ckpt = load_checkpoint(checkpoint)
+    data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels)
+    metrics, gathered, _ = evaluate_checkpoint(ckpt, data, cache=FeatureCache(cache_dir), workers=workers)
+    for path, reason in gathered.failed:
+        console_err.print(f"[yellow]skipped[/] {path}: {reason}")
+    console.print(
+        f"{metrics.n} takes: accuracy {metrics.accuracy:.4f}, macro-F1 {metrics.macro_f1:.4f}, UAR {metrics.uar:.4f}"
+    )
+    if json_out is not None:
+        result = {k: metrics.to_dict()[k] for k in ("accuracy", "macro_f1", "uar", "n", "confusion", "labels")}
+        result["skipped"] = [{"take": t, "reason": r} for t, r in gathered.failed]
+        _write_json(json_out, result)
+
+
+def _write_json(path: Path, data) -> None:
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
 
 
 def main() -> None:

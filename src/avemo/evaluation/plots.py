@@ -1,0 +1,105 @@
+"""PNG figures for reports: confusion matrix, per-class ROC curves with AUC, training curves.
+
+Every function writes one PNG atomically (temporary name, then rename) and returns its path.
+Matplotlib runs with the non-interactive Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from avemo.evaluation.metrics import roc_auc, roc_curve
+
+
+def _figure(width: float, height: float):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt, plt.figure(figsize=(width, height), dpi=110)
+
+
+def _save(plt, fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    fig.tight_layout()
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], path, title: str = "") -> Path:
+    """Row-normalised confusion matrix (recall per true class), with counts in the cells."""
+    cm = np.asarray(confusion, dtype=np.float64)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    plt, fig = _figure(1.0 + 0.6 * len(labels), 0.8 + 0.55 * len(labels))
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8,
+                    color="white" if norm[i, j] > 0.55 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
+    if title:
+        ax.set_title(title)
+    return _save(plt, fig, path)
+
+
+def plot_roc(y_true: np.ndarray, probabilities: np.ndarray, labels: Sequence[str], path, title: str = "") -> Path:
+    """One-vs-rest ROC curve of every class, AUC in the legend."""
+    y_true = np.asarray(y_true, dtype=int)
+    plt, fig = _figure(5.5, 4.8)
+    ax = fig.add_subplot(1, 1, 1)
+    for c, name in enumerate(labels):
+        positives = y_true == c
+        if not positives.any() or positives.all():
+            continue
+        fpr, tpr = roc_curve(positives, probabilities[:, c])
+        ax.plot(fpr, tpr, lw=1.4, label=f"{name} (AUC {roc_auc(positives, probabilities[:, c]):.2f})")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.legend(fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title)
+    return _save(plt, fig, path)
+
+
+def plot_curves(history: Sequence[Mapping[str, float]], path, title: str = "", best_epoch: int | None = None) -> Path:
+    """Training / validation loss and validation accuracy per epoch (from a trainer's history rows)."""
+    epochs = [row["epoch"] for row in history]
+    plt, fig = _figure(7.5, 3.2)
+    ax1 = fig.add_subplot(1, 2, 1)
+    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
+        if history and key in history[0]:
+            ax1.plot(epochs, [row[key] for row in history], label=label)
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss")
+    ax1.legend(fontsize=8)
+    ax2 = fig.add_subplot(1, 2, 2)
+    for key, label in (("train_accuracy", "train"), ("val_accuracy", "validation"), ("val_uar", "validation UAR")):
+        if history and key in history[0]:
+            ax2.plot(epochs, [row[key] for row in history], label=label)
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("accuracy")
+    ax2.legend(fontsize=8)
+    if best_epoch is not None:
+        for ax in (ax1, ax2):
+            ax.axvline(best_epoch, color="grey", ls=":", lw=1)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(plt, fig, path)

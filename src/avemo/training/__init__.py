@@ -1,0 +1,40 @@
+"""Training: data assembly from model input specs, the fitting loop, checkpoints, experiments."""
+
+from avemo.training.checkpoint import Checkpoint, check_compatible, load_checkpoint, read_meta, save_checkpoint
+from avemo.training.config import AugmentConfig, TrainConfig
+from avemo.training.data import Gathered, Normalizer, TensorData, collate, gather
+from avemo.training.experiment import (
+    DataBundle,
+    RunResult,
+    evaluate_checkpoint,
+    load_data,
+    resolve_split,
+    split_takes,
+    train_run,
+)
+from avemo.training.trainer import FitResult, fit, predict_proba
+
+__all__ = [
+    "AugmentConfig",
+    "Checkpoint",
+    "DataBundle",
+    "FitResult",
+    "Gathered",
+    "Normalizer",
+    "RunResult",
+    "TensorData",
+    "TrainConfig",
+    "check_compatible",
+    "collate",
+    "evaluate_checkpoint",
+    "fit",
+    "gather",
+    "load_checkpoint",
+    "load_data",
+    "predict_proba",
+    "read_meta",
+    "resolve_split",
+    "save_checkpoint",
+    "split_takes",
+    "train_run",
+]

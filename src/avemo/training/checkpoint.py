@@ -1,0 +1,212 @@
+"""Checkpoints: weights as safetensors (no pickle) next to a JSON that says everything else.
+
+A checkpoint folder holds ``model.safetensors`` and ``checkpoint.json``:
+
+.. code-block:: json
+
+    {"format": "avemo.checkpoint", "format_version": 1,
+     "model": {"name": "...", "num_classes": 8, "config": {...}},
+     "labels": {"name": "ravdess", "emotions": ["neutral", ...]},
+     "inputs": {"audio": {"modality": "audio", "feature": "mfcc", ..., "extractor": {"name", "version", "config"}}},
+     "normalization": {"speaker_norm": false, "mean": {...}, "std": {...}, "kinds": {...}},
+     "train": {...TrainConfig...}, "data": {...dataset, speakers...}, "metrics": {...},
+     "versions": {"avemo": ..., "torch": ..., "numpy": ...}, "created": "..."}
+
+:func:`load_checkpoint` refuses (one-line :class:`~avemo.errors.CheckpointError`) a folder that
+is not a checkpoint, a foreign or corrupt file, or weights that do not fit the recorded model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from avemo.datasets.labels import LabelSet
+from avemo.errors import AvemoError, CheckpointError
+from avemo.models.inputs import InputSpec
+from avemo.training.data import Normalizer
+
+FORMAT = "avemo.checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+META = "checkpoint.json"
+
+
+def package_versions() -> dict[str, str]:
+    import numpy
+
+    import avemo
+
+    versions = {"avemo": avemo.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
+                "python": platform.python_version()}
+    for name in ("librosa", "opensmile", "av", "mediapipe", "sklearn"):
+        try:
+            module = __import__(name)
+            versions[name] = getattr(module, "__version__", "?")
+        except ImportError:
+            pass
+    return versions
+
+
+def extractor_spec(spec: InputSpec) -> dict[str, Any] | None:
+    """The full cache spec (name, version, complete config) of an input's extractor; None for tables."""
+    from avemo.features.base import get_extractor, list_extractors
+
+    if spec.feature not in list_extractors():
+        return None
+    return get_extractor(spec.feature, **dict(spec.config)).cache_spec()
+
+
+@dataclass
+class Checkpoint:
+    model: Any  # AvemoModel
+    labels: LabelSet
+    inputs: dict[str, InputSpec]
+    normalizer: Normalizer
+    meta: dict[str, Any]
+    path: Path | None = None
+
+
+def save_checkpoint(
+    out_dir: str | Path,
+    model,
+    *,
+    labels: LabelSet,
+    normalizer: Normalizer,
+    extra: dict[str, Any] | None = None,
+    tables: dict[str, dict[str, Any]] | None = None,
+) -> Path:
+    """Write ``out_dir/model.safetensors`` and ``out_dir/checkpoint.json`` (atomically, as a pair)."""
+    out_dir = Path(out_dir)
+    inputs = {}
+    for name, spec in model.inputs.items():
+        entry = spec.to_dict()
+        entry["extractor"] = extractor_spec(spec)
+        if entry["extractor"] is None and tables and spec.feature in tables:
+            entry["table"] = tables[spec.feature]
+        inputs[name] = entry
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": dict(model.build_args),
+        "labels": labels.to_dict(),
+        "inputs": inputs,
+        "normalization": normalizer.to_dict(),
+        "versions": package_versions(),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **(extra or {}),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".ckpt.", dir=out_dir))
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        (tmp / META).write_text(json.dumps(meta, indent=2, default=_json_default))
+        os.replace(tmp / WEIGHTS, out_dir / WEIGHTS)
+        os.replace(tmp / META, out_dir / META)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in checkpoint.json")
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The checkpoint.json of a checkpoint folder, checked for format."""
+    path = Path(path)
+    meta_path = path / META if path.is_dir() else path
+    if not path.exists():
+        raise CheckpointError("no such checkpoint", path)
+    if not meta_path.is_file():
+        raise CheckpointError(f"not a checkpoint folder (no {META})", path)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"unreadable {META} ({exc})", path) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"not an avemo checkpoint ({META} has no format '{FORMAT}')", path)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint format version {meta.get('format_version')} is not supported (this avemo reads {FORMAT_VERSION})",
+            path,
+        )
+    return meta
+
+
+def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> Checkpoint:
+    """Rebuild the model of a checkpoint folder with its weights, labels, inputs and statistics."""
+    from avemo.models import create_model
+
+    path = Path(path)
+    meta = read_meta(path)
+    weights = path / WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(f"checkpoint has no {WEIGHTS}", path)
+    try:
+        model_meta = meta["model"]
+        model = create_model(model_meta["name"], num_classes=int(model_meta["num_classes"]), **model_meta["config"])
+        labels = LabelSet.from_dict(meta["labels"])
+        normalizer = Normalizer.from_dict(meta["normalization"])
+    except AvemoError as exc:
+        raise CheckpointError(f"cannot rebuild the model: {exc.reason}", path) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{META} is incomplete or malformed ({type(exc).__name__}: {exc})", path) from None
+    if len(labels) != model.num_classes:
+        raise CheckpointError(f"label set has {len(labels)} emotions but the model {model.num_classes} outputs", path)
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # safetensors raises its own error types on corrupt files
+        raise CheckpointError(f"{WEIGHTS} is not a readable safetensors file ({exc})", path) from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "mismatch"
+        raise CheckpointError(f"weights do not fit model {model_meta['name']} ({first})", path) from None
+    model.to(device).eval()
+    return Checkpoint(model=model, labels=labels, inputs=dict(model.inputs), normalizer=normalizer, meta=meta, path=path)
+
+
+def check_compatible(ckpt: Checkpoint, *, labels: LabelSet, tables: dict[str, Any] | None = None) -> None:
+    """Refuse to run ``ckpt`` on data with another label set or with other feature settings."""
+    where = ckpt.path
+    if tuple(labels.emotions) != tuple(ckpt.labels.emotions):
+        raise CheckpointError(
+            f"checkpoint was trained on {ckpt.labels.name} labels {list(ckpt.labels.emotions)}, "
+            f"but the data has {labels.name} labels {list(labels.emotions)}",
+            where,
+        )
+    recorded = ckpt.meta.get("inputs", {})
+    for name, spec in ckpt.inputs.items():
+        entry = recorded.get(name, {})
+        want = entry.get("extractor")
+        if want is not None:
+            have = extractor_spec(spec)
+            if have != want:
+                raise CheckpointError(
+                    f"input {name!r}: the checkpoint's features ({want['name']} v{want['version']}, {want['config']}) "
+                    f"differ from what this avemo computes ({have['name']} v{have['version']}, {have['config']})",
+                    where,
+                )
+        elif "table" in entry and tables is not None and spec.feature in tables:
+            table = tables[spec.feature]
+            if list(getattr(table, "columns", [])) != entry["table"].get("columns"):
+                raise CheckpointError(
+                    f"input {name!r}: table {spec.feature} has other columns than the one the checkpoint was trained on",
+                    where,
+                )

@@ -1,0 +1,88 @@
+"""Training configuration: plain dataclasses with defaults, loadable from TOML/YAML/JSON.
+
+Example TOML (``avemo train --config train.toml``)::
+
+    epochs = 80
+    lr = 0.001
+    monitor = "val_accuracy"
+    speaker_norm = true
+
+    [augment]
+    specaugment = true
+    mixup_alpha = 0.2
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from avemo.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Data augmentation (training only). All off by default except random crops of long sequences.
+
+    * ``specaugment``: SpecAugment-style masks on sequence inputs (Park et al. 2019): ``time_masks``
+      masks of up to ``time_mask`` frames and ``freq_masks`` masks of up to ``freq_mask`` dims,
+      set to 0 (the training mean, since inputs are standardised).
+    * ``noise_std``: Gaussian noise added to standardised sequence and vector inputs.
+    * ``mixup_alpha``: mixup (Zhang et al. 2018) of whole batches, Beta(alpha, alpha) weights.
+    * ``modality_dropout``: probability that one modality's inputs of an example are zeroed
+      (never all modalities of one example), so fusion models learn to cope with a missing one.
+    * ``speed`` / ``pitch``: extra copies of every training clip with the audio sped up or
+      slowed down by these factors (Ko et al. 2015) or pitch-shifted by these semitones,
+      extracted (and cached) like the originals.
+    """
+
+    random_crop: bool = True
+    specaugment: bool = False
+    time_masks: int = 2
+    time_mask: int = 20
+    freq_masks: int = 2
+    freq_mask: int = 8
+    noise_std: float = 0.0
+    mixup_alpha: float = 0.0
+    modality_dropout: float = 0.0
+    speed: tuple[float, ...] = ()
+    pitch: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.modality_dropout < 1:
+            raise ConfigError(f"augment.modality_dropout must be in [0, 1), got {self.modality_dropout}")
+        if self.mixup_alpha < 0 or self.noise_std < 0:
+            raise ConfigError("augment.mixup_alpha and augment.noise_std must be >= 0")
+        if any(s <= 0 for s in self.speed):
+            raise ConfigError(f"augment.speed factors must be positive, got {self.speed}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is fitted. Model selection (early stopping, best epoch) uses the validation
+    speakers only; the test speakers are never seen before the final evaluation."""
+
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    scheduler: Literal["cosine", "none"] = "cosine"
+    patience: int = 15
+    monitor: Literal["val_accuracy", "val_uar", "val_loss"] = "val_accuracy"
+    seed: int = 0
+    class_balance: Literal["none", "sampler"] = "none"
+    grad_clip: float = 5.0
+    speaker_norm: bool = False
+    device: str = "auto"
+    amp: bool = True
+    eval_batch_size: int = 128
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("epochs and batch_size must be at least 1")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if self.patience < 1:
+            raise ConfigError(f"patience must be at least 1, got {self.patience}")

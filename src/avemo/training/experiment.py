@@ -1,0 +1,302 @@
+"""Train and evaluate one model on one split of a dataset: the library behind ``avemo train``,
+``avemo evaluate`` and the benchmark runner.
+
+:func:`load_data` reads a dataset folder into takes (the files of one performance, paired
+across modalities) plus the external visual tables; :func:`train_run` gathers the model's
+inputs, fits on the training speakers with model selection on the validation speakers,
+tests on the test speakers (if any), and writes a checkpoint with plots;
+:func:`evaluate_checkpoint` runs a checkpoint on any folder of the same layout.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avemo import config as cfg
+from avemo.cache.store import FeatureCache
+from avemo.datasets import DATASET_LABEL_SETS, check_leakage, load_au_means, pair_takes, read_dataset
+from avemo.datasets.folds import Fold
+from avemo.datasets.labels import LabelSet
+from avemo.datasets.pairing import Take
+from avemo.errors import ConfigError, DatasetError
+from avemo.evaluation.metrics import Metrics, compute_metrics
+from avemo.training.checkpoint import Checkpoint, check_compatible, load_checkpoint, save_checkpoint
+from avemo.training.config import TrainConfig
+from avemo.training.data import Gathered, Normalizer, TensorData, check_labels, gather
+from avemo.training.trainer import fit, fit_preprocessing, predict_proba
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataBundle:
+    """The takes of a dataset folder, its label set, the visual tables, and what was skipped."""
+
+    dataset: str
+    root: Path
+    takes: list[Take]
+    labels: LabelSet
+    tables: dict[str, Any] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def speakers(self) -> list[str]:
+        return sorted({t.speaker for t in self.takes})
+
+
+def load_data(
+    dataset: str,
+    root: str | Path,
+    *,
+    visual_table: str | Path | None = None,
+    speakers: Sequence[str] | None = None,
+    labels_csv: str | Path | None = None,
+) -> DataBundle:
+    """Read ``root`` with the ``dataset`` reader, pair files into takes, attach the visual table."""
+    options = {"labels_csv": labels_csv} if labels_csv is not None else {}
+    scan = read_dataset(dataset, root, **options)
+    takes = list(pair_takes(scan.clips).values())
+    if speakers is not None:
+        wanted = set(speakers)
+        unknown = wanted - {t.speaker for t in takes}
+        if unknown:
+            raise DatasetError(f"speakers {sorted(unknown)} have no files under the folder", root)
+        takes = [t for t in takes if t.speaker in wanted]
+    takes = [t for t in takes if t.emotion is not None]
+    if not takes:
+        raise DatasetError(f"no labelled {dataset} files found", root)
+    if dataset in DATASET_LABEL_SETS:
+        labels = DATASET_LABEL_SETS[dataset]
+    else:
+        from avemo.datasets.labels import label_set_for
+
+        labels = label_set_for(dataset, (t.emotion for t in takes))
+    tables = {}
+    if visual_table is not None:
+        table = load_au_means(visual_table)
+        tables[table.name] = table
+    return DataBundle(dataset, Path(root), takes, labels, tables, [(str(s.path), s.reason) for s in scan.skipped])
+
+
+def split_takes(takes: Sequence[Take], fold: Fold) -> tuple[list[Take], list[Take], list[Take]]:
+    """Partition takes by their speaker's side in ``fold``; checks that no speaker or take leaks."""
+    parts: dict[str, list[Take]] = {"train": [], "val": [], "test": []}
+    for take in takes:
+        side = fold.partition_of(take.speaker)
+        if side is not None:
+            parts[side].append(take)
+    check_leakage(*([c for t in parts[p] for c in t] for p in ("train", "val", "test")))
+    return parts["train"], parts["val"], parts["test"]
+
+
+@dataclass
+class RunResult:
+    """What one training run produced."""
+
+    out_dir: Path | None
+    model_name: str
+    params: int
+    best_epoch: int
+    train_seconds: float
+    history: list[dict[str, float]]
+    val: Metrics | None
+    test: Metrics | None
+    test_probabilities: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+    test_takes: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _tensor_data(gathered: Gathered, norm: Normalizer, labels: LabelSet, specs, *, train: bool, seed: int):
+    return TensorData(norm.transform(gathered), gathered.labels(labels), specs, train=train, seed=seed)
+
+
+def train_run(
+    model_name: str,
+    data: DataBundle,
+    *,
+    train_takes: Sequence[Take],
+    val_takes: Sequence[Take],
+    test_takes: Sequence[Take] = (),
+    model_config: dict[str, Any] | None = None,
+    train_config: TrainConfig | None = None,
+    cache: FeatureCache,
+    out_dir: str | Path | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    plots: bool = True,
+    extra_meta: dict[str, Any] | None = None,
+    gathered: Gathered | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> RunResult:
+    """Fit ``model_name`` on ``train_takes`` (model selection on ``val_takes``), test on ``test_takes``.
+
+    ``gathered``: inputs already fetched for these takes (the benchmark shares them between
+    models with the same inputs); otherwise they are extracted here through ``cache``.
+    """
+    import torch
+
+    from avemo.models import count_parameters, create_model
+
+    train_config = train_config or TrainConfig()
+    torch.manual_seed(train_config.seed)
+    model = create_model(model_name, num_classes=len(data.labels), **(model_config or {}))
+    specs = dict(model.inputs)
+    everything = list(train_takes) + list(val_takes) + list(test_takes)
+    if gathered is None:
+        gathered = gather(everything, specs, tables=data.tables, cache=cache, workers=workers,
+                          executor=executor, address=address)
+    index = {t.key: i for i, t in enumerate(gathered.takes)}
+
+    def part(takes):
+        return gathered.subset([index[t.key] for t in takes if t.key in index])
+
+    train_g, val_g, test_g = part(train_takes), part(val_takes), part(test_takes)
+    if len(train_g) == 0:
+        raise DatasetError("no training takes have all the model's inputs", data.root)
+    check_labels(train_g, data.labels)
+    norm = Normalizer.fit(train_g, specs, speaker_norm=train_config.speaker_norm)
+    seed = train_config.seed
+    train_d = _tensor_data(train_g, norm, data.labels, specs, train=train_config.augment.random_crop, seed=seed)
+    val_d = _tensor_data(val_g, norm, data.labels, specs, train=False, seed=seed) if len(val_g) else None
+    fit_preprocessing(model, train_d)
+    run_dir = Path(out_dir) if out_dir is not None else None
+    result = fit(model, train_d, val_d, train_config, labels=list(data.labels.emotions), run_dir=run_dir,
+                 on_epoch=on_epoch)
+    val_m = compute_metrics(val_d.labels, predict_proba(model, val_d), data.labels.emotions) if val_d else None
+    test_m = probs = y_test = None
+    if len(test_g):
+        test_d = _tensor_data(test_g, norm, data.labels, specs, train=False, seed=seed)
+        probs = predict_proba(model, test_d)
+        y_test = test_d.labels
+        test_m = compute_metrics(y_test, probs, data.labels.emotions)
+    params = count_parameters(model)
+    run = RunResult(
+        out_dir=run_dir, model_name=model_name, params=params, best_epoch=result.best_epoch,
+        train_seconds=result.seconds, history=result.history, val=val_m, test=test_m,
+        test_probabilities=probs, test_labels=y_test, test_takes=[t.key for t in test_g.takes],
+        failed=list(gathered.failed),
+    )
+    if run_dir is not None:
+        meta = {
+            "train": cfg.to_dict(train_config),
+            "data": {
+                "dataset": data.dataset,
+                "root": str(data.root),
+                "speakers": {
+                    "train": sorted({t.speaker for t in train_g.takes}),
+                    "val": sorted({t.speaker for t in val_g.takes}),
+                    "test": sorted({t.speaker for t in test_g.takes}),
+                },
+                "n": {"train": len(train_g), "val": len(val_g), "test": len(test_g)},
+            },
+            "metrics": {"best_epoch": result.best_epoch, "params": params,
+                        "train_seconds": round(result.seconds, 2),
+                        "val": val_m.to_dict() if val_m else None, "test": test_m.to_dict() if test_m else None},
+            **(extra_meta or {}),
+        }
+        tables = {name: {"columns": list(t.columns), "source": str(t.source)} for name, t in data.tables.items()}
+        save_checkpoint(run_dir, model, labels=data.labels, normalizer=norm, extra=meta, tables=tables)
+        shutil.rmtree(run_dir / "last", ignore_errors=True)  # the run is complete: nothing to resume
+        if plots:
+            write_plots(run, data.labels, run_dir)
+    return run
+
+
+def write_plots(run: RunResult, labels: LabelSet, out_dir: Path) -> dict[str, Path]:
+    from avemo.evaluation.plots import plot_confusion, plot_curves, plot_roc
+
+    written = {}
+    if run.history:
+        written["curves"] = plot_curves(run.history, out_dir / "curves.png", title=run.model_name,
+                                        best_epoch=run.best_epoch)
+    if run.test is not None:
+        written["confusion"] = plot_confusion(run.test.confusion, labels.emotions, out_dir / "confusion.png",
+                                              title=f"{run.model_name}: test speakers")
+        written["roc"] = plot_roc(run.test_labels, run.test_probabilities, labels.emotions, out_dir / "roc.png",
+                                  title=f"{run.model_name}: test speakers")
+    return written
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path | Checkpoint,
+    data: DataBundle,
+    *,
+    cache: FeatureCache,
+    workers: int = 1,
+    speaker_norm: bool | None = None,
+) -> tuple[Metrics, Gathered, np.ndarray]:
+    """Run a checkpoint on every take of ``data``; returns metrics, the inputs used and probabilities."""
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    check_compatible(ckpt, labels=data.labels, tables=data.tables)
+    gathered = gather(data.takes, ckpt.inputs, tables=data.tables, cache=cache, workers=workers)
+    if len(gathered) == 0:
+        reasons = "; ".join(r for _, r in gathered.failed[:3])
+        raise DatasetError(f"no take has all the inputs the checkpoint needs ({reasons})", data.root)
+    norm = ckpt.normalizer
+    if speaker_norm is not None and speaker_norm != norm.speaker_norm:
+        raise ConfigError("the checkpoint was trained "
+                          f"{'with' if norm.speaker_norm else 'without'} speaker normalisation; evaluate it the same way")
+    d = TensorData(norm.transform(gathered), gathered.labels(data.labels), ckpt.inputs)
+    t0 = time.perf_counter()
+    probs = predict_proba(ckpt.model, d)
+    log.info("predicted %d takes in %.2f s", len(d), time.perf_counter() - t0)
+    return compute_metrics(d.labels, probs, data.labels.emotions), gathered, probs
+
+
+def resolve_split(
+    data: DataBundle,
+    *,
+    fold: int | None = None,
+    plan: str | Path | None = None,
+    val_speakers: Sequence[str] | None = None,
+) -> tuple[list[Take], list[Take], list[Take], dict[str, Any]]:
+    """The train / validation / test takes of a ``train`` command.
+
+    With ``fold``: that fold of ``plan`` (a built-in plan name or a JSON file; by default the
+    dataset's built-in plan when it covers the speakers, else a 5-fold plan made from them).
+    Without: every speaker trains except the validation speakers (``val_speakers``, by default
+    the last two in sorted order); there is no test partition.
+    """
+    from avemo.datasets import FoldPlan, builtin_plan, list_builtin_plans, make_plan
+
+    speakers = data.speakers
+    if fold is None:
+        if plan is not None:
+            raise ConfigError("--plan needs --fold")
+        val = list(val_speakers) if val_speakers else speakers[-2:]
+        unknown = sorted(set(val) - set(speakers))
+        if unknown:
+            raise ConfigError(f"validation speakers {unknown} are not in the data (speakers: {speakers})")
+        if len(val) >= len(speakers):
+            raise ConfigError("every speaker would be a validation speaker; train on more speakers")
+        fold_obj = Fold(number=0, test=(), val=tuple(sorted(val)), train=tuple(s for s in speakers if s not in val))
+        info = {"fold": None, "val_speakers": list(fold_obj.val)}
+    else:
+        if val_speakers:
+            raise ConfigError("--val-speakers cannot be combined with --fold (the plan fixes them)")
+        if plan is None:
+            candidates = [p for p in list_builtin_plans() if builtin_plan(p).dataset == data.dataset]
+            covering = [p for p in candidates if set(speakers) <= set(builtin_plan(p).speakers)]
+            plan_obj = builtin_plan(covering[0]) if covering else make_plan(
+                speakers, 5, n_val=2, name=f"{data.dataset}_5fold", dataset=data.dataset)
+        elif Path(str(plan)).suffix == ".json":
+            plan_obj = FoldPlan.from_json(plan)
+        else:
+            plan_obj = builtin_plan(str(plan))
+        if not 1 <= fold <= len(plan_obj.folds):
+            raise ConfigError(f"--fold must be between 1 and {len(plan_obj.folds)} for plan {plan_obj.name}")
+        fold_obj = plan_obj.folds[fold - 1]
+        info = {"plan": plan_obj.name, "fold": fold, "test_speakers": list(fold_obj.test),
+                "val_speakers": list(fold_obj.val)}
+    tr, va, te = split_takes(data.takes, fold_obj)
+    return tr, va, te, info

@@ -1,0 +1,292 @@
+"""One training loop for every registered model.
+
+:func:`fit` trains a model on a :class:`~avemo.training.data.TensorData`, evaluates it on the
+validation speakers after every epoch, keeps the best epoch's weights (early stopping with
+``patience``) and, given a ``run_dir``, logs ``history.csv`` and saves a resumable state
+after every epoch: an interrupted run started again with the same ``run_dir`` continues
+from its last finished epoch and ends with the same weights as an uninterrupted one
+(every epoch's randomness is derived from ``seed`` and the epoch number).
+
+Devices: CPU, or CUDA when present (``device="auto"``), with mixed precision on CUDA.
+Several GPUs: launch with ``torchrun --nproc_per_node N -m avemo train ...``; the loop then
+wraps the model in ``DistributedDataParallel`` and shards batches with a
+``DistributedSampler`` (the standard PyTorch route; only rank 0 writes files).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
+
+from avemo.evaluation.metrics import compute_metrics
+from avemo.models.base import AvemoModel
+from avemo.training.config import AugmentConfig, TrainConfig
+from avemo.training.data import TensorData, collate
+from avemo.training.state import load_resume_state, save_resume_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    epochs_run: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) when launched by torchrun, else (0, 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and torch.distributed.is_available():
+        if not torch.distributed.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            torch.distributed.init_process_group(backend)
+        return torch.distributed.get_rank(), world
+    return 0, 1
+
+
+def _seed(seed: int, epoch: int) -> None:
+    torch.manual_seed(seed * 100_003 + epoch)
+
+
+def augment_batch(
+    inputs: dict[str, torch.Tensor],
+    kinds: dict[str, str],
+    modalities: dict[str, str],
+    cfg: AugmentConfig,
+    generator: torch.Generator,
+) -> dict[str, torch.Tensor]:
+    """SpecAugment masks, Gaussian noise and modality dropout on a (standardised) batch."""
+    out = dict(inputs)
+    for name, x in inputs.items():
+        kind = kinds[name]
+        if kind == "frames":
+            continue
+        x = x.clone()
+        if cfg.specaugment and kind == "sequence":
+            b, t, d = x.shape
+            for _ in range(cfg.time_masks):
+                w = torch.randint(0, cfg.time_mask + 1, (b,), generator=generator)
+                s = (torch.rand(b, generator=generator) * (t - w).clamp(min=1)).long()
+                idx = torch.arange(t)[None, :]
+                x[(idx >= s[:, None]) & (idx < (s + w)[:, None])] = 0.0
+            for _ in range(cfg.freq_masks):
+                w = torch.randint(0, cfg.freq_mask + 1, (b,), generator=generator)
+                s = (torch.rand(b, generator=generator) * (d - w).clamp(min=1)).long()
+                idx = torch.arange(d)[None, :]
+                mask = (idx >= s[:, None]) & (idx < (s + w)[:, None])
+                x.masked_fill_(mask[:, None, :], 0.0)
+        if cfg.noise_std > 0:
+            x = x + cfg.noise_std * torch.randn(x.shape, generator=generator)
+        out[name] = x
+    if cfg.modality_dropout > 0:
+        mods = sorted(set(modalities.values()))
+        if len(mods) > 1:
+            b = next(iter(inputs.values())).shape[0]
+            drop = torch.rand(b, generator=generator) < cfg.modality_dropout
+            which = torch.randint(0, len(mods), (b,), generator=generator)
+            for name, mod in modalities.items():
+                sel = drop & (which == mods.index(mod))
+                if sel.any():
+                    x = out[name].clone()
+                    x[sel] = 0.0
+                    out[name] = x
+    return out
+
+
+def predict_proba(model: AvemoModel, data: TensorData, *, batch_size: int = 128, device=None) -> np.ndarray:
+    """Class probabilities (n, C) of ``model`` on ``data`` (eval mode, no augmentation)."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    out = []
+    with torch.no_grad():
+        for inputs, _ in loader:
+            inputs = {k: v.to(device) for k, v in inputs.items()}
+            logits = model(inputs).float()
+            out.append(torch.softmax(logits, dim=1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.num_classes), dtype=np.float32)
+
+
+def evaluate_loss(model: AvemoModel, data: TensorData, probs: np.ndarray) -> float:
+    p = np.clip(probs[np.arange(len(data)), data.labels], 1e-7, 1.0)
+    return float(-np.log(p).mean())
+
+
+def _score(row: dict[str, float], monitor: str) -> float:
+    value = row[monitor]
+    return -value if monitor == "val_loss" else value
+
+
+def fit(
+    model: AvemoModel,
+    train: TensorData,
+    val: TensorData | None,
+    config: TrainConfig,
+    *,
+    labels: list[str],
+    run_dir: str | Path | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Train ``model`` (in place); return the best epoch and the per-epoch history.
+
+    Without ``val`` the model trains for ``config.epochs`` epochs and keeps the last weights.
+    """
+    t0 = time.perf_counter()
+    rank, world = _distributed()
+    device = pick_device(config.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    model.to(device)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    if config.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+        if config.scheduler == "cosine"
+        else None
+    )
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    kinds = {n: s.kind for n, s in train.specs.items()}
+    modalities = {n: s.modality for n, s in train.specs.items()}
+    history: list[dict[str, float]] = []
+    best_score, best_epoch, bad_epochs, start = -math.inf, 0, 0, 1
+    best_state = None
+    if run_dir is not None:
+        resumed = load_resume_state(run_dir, model, optimizer, scheduler)
+        if resumed is not None:
+            history, best_score, best_epoch, bad_epochs, best_state = resumed
+            start = len(history) + 1
+            log.info("resuming %s after epoch %d", run_dir, len(history))
+
+    stop = bad_epochs >= config.patience and val is not None
+    for epoch in range(start, config.epochs + 1):
+        if stop:
+            break
+        _seed(config.seed, epoch)
+        train.set_epoch(epoch)
+        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        if world > 1:
+            sampler = torch.utils.data.DistributedSampler(train, num_replicas=world, rank=rank, seed=config.seed)
+            sampler.set_epoch(epoch)
+        elif config.class_balance == "sampler":
+            counts = np.bincount(train.labels, minlength=len(labels)).astype(np.float64)
+            weights = 1.0 / np.maximum(counts[train.labels], 1)
+            sampler = WeightedRandomSampler(torch.as_tensor(weights), len(train), replacement=True, generator=gen)
+        else:
+            sampler = RandomSampler(train, generator=gen)
+        loader = DataLoader(
+            train, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
+            drop_last=len(train) > config.batch_size,
+        )
+        net.train()
+        total, seen, correct = 0.0, 0, 0
+        for inputs, targets in loader:
+            inputs = augment_batch(inputs, kinds, modalities, config.augment, gen)
+            inputs = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
+            targets = targets.to(device)
+            lam, perm = 1.0, None
+            if config.augment.mixup_alpha > 0:
+                lam = float(np.random.default_rng((config.seed, epoch, seen)).beta(
+                    config.augment.mixup_alpha, config.augment.mixup_alpha))
+                perm = torch.randperm(targets.shape[0], generator=gen).to(device)
+                inputs = {k: lam * v + (1 - lam) * v[perm] for k, v in inputs.items()}
+            with torch.autocast(device_type=device.type, enabled=use_amp):
+                outputs = net.forward_outputs(inputs) if world == 1 else net(inputs)
+                loss = model.loss(outputs, targets)
+                if perm is not None:
+                    loss = lam * loss + (1 - lam) * model.loss(outputs, targets[perm])
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if config.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            logits = outputs["logits"] if isinstance(outputs, dict) else outputs
+            total += float(loss.detach()) * targets.shape[0]
+            correct += int((logits.argmax(1) == targets).sum())
+            seen += targets.shape[0]
+        if scheduler is not None:
+            scheduler.step()
+        row = {
+            "epoch": epoch,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": total / max(seen, 1),
+            "train_accuracy": correct / max(seen, 1),
+        }
+        if val is not None and len(val):
+            probs = predict_proba(model, val, batch_size=config.eval_batch_size, device=device)
+            m = compute_metrics(val.labels, probs, labels)
+            row.update(val_loss=evaluate_loss(model, val, probs), val_accuracy=m.accuracy, val_uar=m.uar)
+            score = _score(row, config.monitor)
+            if score > best_score:
+                best_score, best_epoch, bad_epochs = score, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad_epochs += 1
+            stop = bad_epochs >= config.patience
+        else:
+            best_epoch, best_state = epoch, None
+        history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        if run_dir is not None and rank == 0:
+            _write_history(run_dir / "history.csv", history)
+            save_resume_state(run_dir, model, optimizer, scheduler, history, best_score, best_epoch, bad_epochs, best_state)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return FitResult(best_epoch, best_score, len(history), history, time.perf_counter() - t0)
+
+
+def _write_history(path: Path, history: list[dict[str, float]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".csv.tmp")
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, path)
+
+
+def fit_preprocessing(model: AvemoModel, train: TensorData) -> None:
+    """Run the non-gradient ``fit`` of models that need one (e.g. MFA) on all training data."""
+    if not getattr(model, "needs_fit", False):
+        return
+    was_training, train.train = train.train, False  # centre crops: the data as evaluated
+    try:
+        inputs, targets = collate([train[i] for i in range(len(train))])
+    finally:
+        train.train = was_training
+    model.fit(inputs, targets)
+
+
