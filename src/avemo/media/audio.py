@@ -8,6 +8,7 @@ whole track, :func:`load_audio` concatenates them for short files.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,8 +55,10 @@ def iter_audio(
 ) -> Iterator[np.ndarray]:
     """Yield the mono audio of ``path`` at ``sr`` Hz in blocks of ``block_seconds`` (last one shorter).
 
-    ``start``/``duration`` (seconds) select a segment; decoding seeks close to ``start``.
-    Raises MissingStreamError when the file has no audio track.
+    ``start``/``duration`` (seconds from the container's start) select a segment; decoding
+    seeks close to ``start`` and the samples equal the same slice of a full decode.
+    Raises MissingStreamError when the file has no audio track, and MediaError (at the end)
+    when the stream stops well before the duration its header declares (a truncated file).
     """
     path = Path(path)
     if sr <= 0:
@@ -68,10 +71,17 @@ def iter_audio(
         if stream is None:
             raise MissingStreamError("has no audio track", path, stream="audio")
         stream.thread_type = "AUTO"
-        if start > 0:
-            container.seek(max(0, int((start - 1.0) / float(stream.time_base))), stream=stream, backward=True)
+        # times count from the container's start (an mp3's first timestamp is its encoder delay)
+        origin = container.start_time / av.time_base if container.start_time is not None else 0.0
+        rate = stream.rate or stream.codec_context.sample_rate or 0
+        if start > 1.0 and stream.time_base and rate and float(stream.time_base) <= 1.0 / rate:
+            # Seek only where timestamps resolve single samples (not FLV / Matroska's 1 ms):
+            # the position of the first decoded sample is taken from its timestamp.
+            target = int((start - 1.0 + origin) / float(stream.time_base))
+            container.seek(max(0, target), stream=stream, backward=True)
         resampler: soxr.ResampleStream | None = None
         in_rate = None
+        skip = 0  # input samples still to drop to reach the output grid
         position = None  # index (at sr) of the next output sample
         pending: list[np.ndarray] = []
         pending_n = 0
@@ -105,22 +115,52 @@ def iter_audio(
                 continue
             mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
             mono = np.ascontiguousarray(mono, dtype=np.float32)
-            if resampler is None:
+            if position is None:
                 in_rate = frame.sample_rate or stream.rate
-                t0 = float(frame.time) if frame.time is not None else 0.0
-                position = int(round(t0 * sr))
+                t0 = float(frame.time) - origin if frame.time is not None else 0.0
+                first_in = int(round(t0 * in_rate))
                 if in_rate != sr:
+                    # Start resampling on an input sample that lies on the output grid, so that
+                    # output sample m is at exactly m / sr: a decode that seeks (start > 0) then
+                    # yields the same samples as a decode from the beginning.
+                    skip = (-first_in) % (in_rate // math.gcd(in_rate, sr))
+                    first_in += skip
                     resampler = soxr.ResampleStream(in_rate, sr, 1, dtype="float32", quality="HQ")
+                position = int(round(first_in * sr / in_rate))
             elif frame.sample_rate and frame.sample_rate != in_rate:
                 raise MediaError(f"audio sample rate changes mid-stream ({in_rate} -> {frame.sample_rate} Hz)", path)
+            if skip:
+                dropped = min(skip, mono.shape[0])
+                mono, skip = mono[dropped:], skip - dropped
+                if mono.shape[0] == 0:
+                    continue
             out = resampler.resample_chunk(mono) if resampler is not None else mono
             yield from emit(out)
             if done:
                 break
         if resampler is not None and not done:
             yield from emit(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+        if not done and position is not None:
+            _check_complete(stream, origin, position / sr, path)
         if pending_n:
             yield np.concatenate(pending)
+
+
+def _check_complete(stream, origin: float, decoded_end: float, path: Path) -> None:
+    """Raise MediaError if the stream ended well before the duration its header declares (a truncated file).
+
+    Only containers that store the duration in their header can tell (FLAC, MP4, VBR MP3
+    with a Xing header...); a truncated WAV or CBR MP3 simply reads as a shorter file.
+    """
+    if not stream.duration or not stream.time_base:
+        return
+    declared_end = float((stream.duration + (stream.start_time or 0)) * stream.time_base) - origin
+    if declared_end - decoded_end > max(0.2, 0.02 * declared_end):
+        raise MediaError(
+            f"truncated or corrupt: the header declares {declared_end:.2f} s of audio, "
+            f"only {decoded_end:.2f} s could be decoded",
+            path,
+        )
 
 
 def load_audio(

@@ -117,7 +117,7 @@ def read_frames(
     path = Path(path)
     times, images = [], []
     source_fps = 0.0
-    for t, image, source_fps in _resampled(path, fps, start, duration, size, gray):
+    for t, image, source_fps in _resampled(path, fps, start, duration, size, gray):  # noqa: B007
         times.append(t)
         images.append(image)
         if max_frames is not None and len(images) >= max_frames:
@@ -161,7 +161,7 @@ def sample_frames(
     chosen_dt = np.full(n, np.inf)
     chosen_t = np.zeros(n)
     fps = 0.0
-    for t, frame, fps in _decoded(path, start, duration):
+    for t, frame, fps in _decoded(path, start, duration):  # noqa: B007 (fps is read after the loop)
         dt = np.abs(targets - t)
         better = dt < chosen_dt
         if not better.any():

@@ -1,0 +1,314 @@
+"""Tests of avemo.media: probing, audio decoding and resampling, frames, windows, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from avemo.errors import MediaError, MissingStreamError
+from avemo.media import (
+    AUDIO_SUFFIXES,
+    VIDEO_SUFFIXES,
+    iter_audio,
+    iter_frames,
+    iter_windows,
+    load_audio,
+    probe,
+    read_frames,
+    sample_frames,
+)
+
+SMALL = (96, 72)
+VIDEO_CONTAINERS = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".flv"]
+AUDIO_CONTAINERS = [".wav", ".flac", ".mp3", ".ogg"]
+
+
+# --- probe -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", VIDEO_CONTAINERS)
+def test_probe_generated_video(make_clip, suffix):
+    path = make_clip(f"probe{suffix}", duration=1.0, size=SMALL, fps=25)
+    info = probe(path)
+    assert suffix in VIDEO_SUFFIXES
+    assert info.has_video and info.has_audio
+    assert (info.video.width, info.video.height) == SMALL
+    assert info.video.fps == pytest.approx(25.0, rel=1e-3)
+    assert info.duration == pytest.approx(1.0, abs=0.15)
+    assert info.audio.channels == 1
+    assert info.size_bytes == path.stat().st_size
+
+
+@pytest.mark.parametrize("suffix", AUDIO_CONTAINERS)
+def test_probe_generated_audio(make_clip, suffix):
+    path = make_clip(f"probe{suffix}", duration=1.0, sample_rate=16000, channels=2)
+    info = probe(path)
+    assert suffix in AUDIO_SUFFIXES
+    assert info.has_audio and not info.has_video  # an mp3 has no cover art here either
+    assert info.audio.channels == 2
+    # Opus (.ogg) only runs at 48 kHz; the others keep the rate they were written at
+    assert info.audio.sample_rate == (48000 if suffix == ".ogg" else 16000)
+    assert info.duration == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.shared_data
+def test_probe_real_files(shared_data, ravdess_video, crema_videos):
+    stereo = shared_data / "ravdess" / "original_wav_samples" / "03-01-02-01-01-02-01.wav"
+    info = probe(stereo)
+    assert info.audio.sample_rate == 48000 and info.audio.channels == 2 and info.video is None
+    flac = next((shared_data / "ravdess" / "speech_audio" / "Actor_01").glob("*.flac"))
+    info = probe(flac)
+    assert info.audio.codec == "flac" and info.audio.sample_rate == 48000 and 2.0 < info.duration < 6.0
+    info = probe(ravdess_video)
+    assert (info.video.width, info.video.height) == (640, 480)
+    assert info.video.fps == pytest.approx(29.97, abs=0.01)
+    assert info.duration == pytest.approx(4.0, abs=0.05)
+    assert info.audio.sample_rate == 44100
+    assert len(crema_videos) == 6
+    info = probe(crema_videos[0])
+    assert info.container == "flv" and (info.video.width, info.video.height) == (480, 360)
+    assert info.audio.sample_rate == 44100
+
+
+# --- audio -------------------------------------------------------------------------------
+
+
+@pytest.mark.shared_data
+def test_stereo_original_is_mixed_down_to_mono(shared_data):
+    path = shared_data / "ravdess" / "original_wav_samples" / "03-01-02-01-01-02-01.wav"
+    raw, rate = sf.read(path, dtype="float32")
+    assert raw.ndim == 2 and raw.shape[1] == 2 and rate == 48000
+    native = load_audio(path, sr=48000)
+    np.testing.assert_allclose(native, raw.mean(axis=1), atol=1e-7)
+    at_16k = load_audio(path)
+    assert at_16k.dtype == np.float32 and at_16k.ndim == 1
+    assert len(at_16k) == pytest.approx(len(raw) / 3, abs=1)
+    np.testing.assert_allclose(at_16k, soxr.resample(raw.mean(axis=1), 48000, 16000, quality="HQ"), atol=1e-5)
+
+
+def _tone_file(tmp_path, freq: float, sr: int = 48000, seconds: float = 1.0):
+    t = np.arange(int(sr * seconds)) / sr
+    path = tmp_path / f"tone{int(freq)}.wav"
+    sf.write(path, 0.5 * np.sin(2 * np.pi * freq * t), sr, subtype="FLOAT")
+    return path
+
+
+def _spectrum_peak(y: np.ndarray, sr: int) -> tuple[float, float]:
+    y = y[len(y) // 10 : -len(y) // 10]  # away from the resampler's edges
+    mag = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    return float(np.fft.rfftfreq(len(y), 1 / sr)[mag.argmax()]), float(np.sqrt(np.mean(y**2)))
+
+
+def test_resampling_keeps_a_5khz_tone(tmp_path):
+    y = load_audio(_tone_file(tmp_path, 5000.0))
+    assert len(y) == 16000
+    peak_hz, rms = _spectrum_peak(y, 16000)
+    assert peak_hz == pytest.approx(5000.0, abs=2.0)
+    assert rms == pytest.approx(0.5 / np.sqrt(2), rel=0.01)  # amplitude kept
+
+
+def test_resampling_removes_a_10khz_tone_without_aliasing(tmp_path):
+    # 10 kHz is above the 8 kHz Nyquist of 16 kHz; plain decimation would fold it to 6 kHz
+    y = load_audio(_tone_file(tmp_path, 10000.0))
+    _, rms = _spectrum_peak(y, 16000)
+    assert rms < 1e-4 * (0.5 / np.sqrt(2))  # > 80 dB down
+    band = np.abs(np.fft.rfft(y[1600:-1600]))
+    freqs = np.fft.rfftfreq(len(y) - 3200, 1 / 16000)
+    assert band[np.abs(freqs - 6000) < 50].max() < 1e-3
+
+
+@pytest.mark.parametrize("suffix", [".flac", ".mp3", ".ogg", ".mp4", ".webm", ".flv"])
+def test_segment_decode_equals_slice_of_full_decode(make_clip, suffix):
+    # Lossy files carry a tone: FFmpeg's AAC encoder codes the synthetic voice's noise floor
+    # with perceptual noise substitution, which the decoder re-synthesises with a random
+    # generator, so noise differs between any two decodes. A one-sample misalignment of the
+    # 440 Hz tone would still change samples by up to 0.09.
+    spec = {"duration": 4.0, "sample_rate": 44100, "audio": "voice" if suffix == ".flac" else "tone"}
+    if suffix in VIDEO_SUFFIXES:
+        spec["size"] = SMALL
+    path = make_clip(f"seg{suffix}", **spec)
+    full = load_audio(path)
+    for start in (1.7, 2.5):  # > 1 s, so the decoder really seeks where the container allows
+        segment = load_audio(path, start=start, duration=0.5)
+        first = int(round(start * 16000))
+        assert len(segment) == 8000
+        np.testing.assert_allclose(segment, full[first : first + 8000], atol=1e-5)
+
+
+@pytest.mark.shared_data
+def test_segment_decode_of_real_files(ravdess_speech_root, shared_data):
+    for path in (
+        sorted((ravdess_speech_root / "Actor_01").glob("*.flac"))[0],
+        sorted((shared_data / "crema_d" / "AudioMP3").glob("*.mp3"))[0],
+    ):
+        full = load_audio(path)
+        segment = load_audio(path, start=1.5, duration=0.5)
+        np.testing.assert_allclose(segment, full[24000:32000], atol=1e-5)
+
+
+def test_iter_audio_blocks_concatenate_to_load_audio(make_clip):
+    path = make_clip("blocks.wav", duration=2.3, sample_rate=22050, channels=2)
+    blocks = list(iter_audio(path, block_seconds=0.5))
+    assert all(len(b) == 8000 for b in blocks[:-1]) and 0 < len(blocks[-1]) <= 8000
+    np.testing.assert_array_equal(np.concatenate(blocks), load_audio(path))
+    assert len(load_audio(path)) == pytest.approx(2.3 * 16000, abs=2)
+
+
+# --- video -------------------------------------------------------------------------------
+
+
+def test_read_frames_all_and_at_target_fps(make_clip):
+    path = make_clip("frames.mp4", duration=2.0, size=SMALL, fps=25)
+    every = read_frames(path)
+    assert every.images.shape == (50, SMALL[1], SMALL[0], 3) and every.images.dtype == np.uint8
+    assert every.fps == pytest.approx(25.0)
+    np.testing.assert_allclose(np.diff(every.times), 0.04, atol=1e-6)
+    slower = read_frames(path, fps=10)
+    assert len(slower) == 20
+    np.testing.assert_allclose(slower.times, np.arange(20) / 10, atol=1e-6)
+    small = read_frames(path, fps=5, size=(32, 24), gray=True)
+    assert small.images.shape == (10, 24, 32)
+    segment = read_frames(path, start=0.5, duration=0.4)
+    assert segment.times.min() >= 0.5 - 1e-6 and segment.times.max() < 0.9
+    assert len(segment) == 10
+    # the segment's frames are the same images as in the full decode
+    np.testing.assert_array_equal(segment.images[0], every.images[int(round(segment.times[0] * 25))])
+
+
+def test_iter_frames_streams_the_same_frames(make_clip):
+    path = make_clip("frames.mp4", duration=2.0, size=SMALL, fps=25)
+    streamed = list(iter_frames(path, fps=10))
+    batch = read_frames(path, fps=10)
+    assert [t for t, _ in streamed] == pytest.approx(list(batch.times))
+    np.testing.assert_array_equal(np.stack([im for _, im in streamed]), batch.images)
+
+
+@pytest.mark.parametrize("n", [1, 8, 80])
+def test_sample_frames_count(make_clip, n):
+    path = make_clip("frames.mp4", duration=2.0, size=SMALL, fps=25)
+    frames = sample_frames(path, n)
+    assert frames.images.shape == (n, SMALL[1], SMALL[0], 3)
+    assert np.all(np.diff(frames.times) >= 0)  # in time order (repeats allowed when n > frames)
+    assert frames.times.min() >= 0 and frames.times.max() < 2.0
+
+
+@pytest.mark.shared_data
+def test_real_video_frames(ravdess_video):
+    frames = sample_frames(ravdess_video, 30, size=(80, 70), gray=True)  # paper 001's input shape
+    assert frames.images.shape == (30, 70, 80)
+    assert frames.fps == pytest.approx(29.97, abs=0.01)
+
+
+def test_iter_windows_count_and_bounds(make_clip):
+    path = make_clip("frames.mp4", duration=2.0, size=SMALL, fps=25)
+    windows = list(iter_windows(path, window=1.0, hop=0.5))
+    # [0,1), [0.5,1.5), [1,2), and the last, [1.5,2.0+), is at least min_fraction (0.5) long
+    assert [w.index for w in windows] == [0, 1, 2, 3]
+    assert [w.start for w in windows] == pytest.approx([0.0, 0.5, 1.0, 1.5])
+    for w in windows[:3]:
+        assert w.end - w.start == pytest.approx(1.0)
+        assert len(w.audio) == 16000
+        assert len(w.frames) == 25
+    for w in windows:
+        assert w.frame_times.min() >= w.start - 1e-6 and w.frame_times.max() < w.end
+        assert len(w.frames) == len(w.frame_times)
+    audio_only = list(iter_windows(path, window=0.5, hop=0.5, video=False))
+    assert all(w.frames is None for w in audio_only)
+    np.testing.assert_array_equal(np.concatenate([w.audio for w in audio_only]), load_audio(path)[: 4 * 8000])
+
+
+def test_iter_windows_on_a_clip_shorter_than_a_window(make_clip):
+    path = make_clip("short.mp4", duration=0.2, size=SMALL, fps=25)
+    windows = list(iter_windows(path, window=1.0, hop=0.5))
+    assert len(windows) == 1
+    assert 0 < len(windows[0].audio) < 16000 and 1 <= len(windows[0].frames) <= 6
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+def _assert_media_error(excinfo, path, cls=MediaError):
+    assert isinstance(excinfo.value, cls)
+    message = str(excinfo.value)
+    assert str(path) in message and "\n" not in message
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.mp4"
+    for call in (probe, load_audio, read_frames):
+        with pytest.raises(MediaError, match="file not found") as excinfo:
+            call(path)
+        _assert_media_error(excinfo, path)
+
+
+def test_directory(tmp_path):
+    with pytest.raises(MediaError, match="directory") as excinfo:
+        load_audio(tmp_path)
+    _assert_media_error(excinfo, tmp_path)
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    with pytest.raises(MediaError, match="empty") as excinfo:
+        probe(path)
+    _assert_media_error(excinfo, path)
+
+
+def test_non_media_file(tmp_path):
+    path = tmp_path / "notes.mp4"
+    path.write_text("this is not a video\n" * 50)
+    for call in (probe, load_audio, read_frames):
+        with pytest.raises(MediaError, match="not a media file") as excinfo:
+            call(path)
+        _assert_media_error(excinfo, path)
+
+
+def test_truncated_mp4(make_clip, tmp_path):
+    data = make_clip("whole.mp4", duration=2.0, size=SMALL).read_bytes()
+    path = tmp_path / "truncated.mp4"
+    path.write_bytes(data[: len(data) // 2])
+    for call in (probe, load_audio, read_frames):
+        with pytest.raises(MediaError) as excinfo:
+            call(path)
+        _assert_media_error(excinfo, path)
+
+
+def test_truncated_flac(make_clip, tmp_path):
+    data = make_clip("whole.flac", duration=3.0).read_bytes()
+    path = tmp_path / "truncated.flac"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MediaError, match="truncated") as excinfo:
+        load_audio(path)
+    _assert_media_error(excinfo, path)
+
+
+def test_corrupt_header(make_clip, tmp_path):
+    data = make_clip("whole.mp4", duration=2.0, size=SMALL).read_bytes()
+    path = tmp_path / "header.mp4"
+    path.write_bytes(b"\x00" * 64 + data[64:])
+    with pytest.raises(MediaError) as excinfo:
+        load_audio(path)
+    _assert_media_error(excinfo, path)
+
+
+def test_audio_only_file_asked_for_frames(make_clip):
+    path = make_clip("speech.wav", duration=1.0)
+    for call in (read_frames, lambda p: sample_frames(p, 4), lambda p: list(iter_frames(p))):
+        with pytest.raises(MissingStreamError) as excinfo:
+            call(path)
+        assert excinfo.value.stream == "video"
+        _assert_media_error(excinfo, path, MissingStreamError)
+
+
+def test_video_without_audio_asked_for_audio(make_clip):
+    path = make_clip("silent.mp4", duration=1.0, size=SMALL, audio=None)
+    assert not probe(path).has_audio
+    for call in (load_audio, lambda p: list(iter_windows(p))):
+        with pytest.raises(MissingStreamError) as excinfo:
+            call(path)
+        assert excinfo.value.stream == "audio"
+        _assert_media_error(excinfo, path, MissingStreamError)
+    assert len(read_frames(path)) == 25  # the video itself is fine
