@@ -103,3 +103,25 @@ def plot_curves(history: Sequence[Mapping[str, float]], path, title: str = "", b
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(plt, fig, path)
+
+
+def plot_fold_curves(histories: Sequence[Sequence[Mapping[str, float]]], path, title: str = "") -> Path:
+    """Validation loss and accuracy per epoch of every fold (one line per fold)."""
+    plt, fig = _figure(7.5, 3.2)
+    ax1 = fig.add_subplot(1, 2, 1)
+    ax2 = fig.add_subplot(1, 2, 2)
+    for i, history in enumerate(histories, start=1):
+        epochs = [row["epoch"] for row in history]
+        if history and "train_loss" in history[0]:
+            ax1.plot(epochs, [row["train_loss"] for row in history], lw=0.8, ls="--", color=f"C{i - 1}")
+        if history and "val_loss" in history[0]:
+            ax1.plot(epochs, [row["val_loss"] for row in history], lw=1.2, color=f"C{i - 1}", label=f"fold {i}")
+            ax2.plot(epochs, [row["val_accuracy"] for row in history], lw=1.2, color=f"C{i - 1}", label=f"fold {i}")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss (dashed: train, solid: validation)")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("validation accuracy")
+    ax1.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(plt, fig, path)

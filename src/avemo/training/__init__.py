@@ -1,6 +1,12 @@
 """Training: data assembly from model input specs, the fitting loop, checkpoints, experiments."""
 
-from avemo.training.checkpoint import Checkpoint, check_compatible, load_checkpoint, read_meta, save_checkpoint
+from avemo.training.checkpoint import (
+    Checkpoint,
+    check_compatible,
+    load_checkpoint,
+    read_meta,
+    save_checkpoint,
+)
 from avemo.training.config import AugmentConfig, TrainConfig
 from avemo.training.data import Gathered, Normalizer, TensorData, collate, gather
 from avemo.training.experiment import (

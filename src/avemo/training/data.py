@@ -103,9 +103,7 @@ def gather(
             else:
                 sources[take.key] = clip.path
         paths = sorted(set(map(str, sources.values())))
-        done = [0]
-
-        def tick(_outcome, name=name, total=len(paths)):
+        def tick(_outcome, name=name, total=len(paths), done=[0]):  # noqa: B006 - a per-input counter
             done[0] += 1
             if progress is not None:
                 progress(name, done[0], total)

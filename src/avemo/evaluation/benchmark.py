@@ -1,0 +1,355 @@
+"""Cross-validation benchmarks: every model of a list, every fold of a speaker-disjoint plan.
+
+:func:`run_benchmark` extracts every feature the models need once (cached, on the chosen
+executor), then trains and tests each (model, fold) pair -- model selection on the fold's
+validation speakers only -- optionally averaging the probabilities of several seeds (a seed
+ensemble), and aggregates: per-fold accuracy, mean ± std of accuracy, macro-F1 and UAR, the
+pooled confusion matrix and ROC curves, training curves, parameters and training time.
+:func:`write_report` turns the result into ``NAME.json`` and ``NAME.md`` with PNG figures.
+
+``executor="ray"`` runs one Ray task per (model, fold) on a local or remote cluster; the
+results are the same as with the local executor for the same seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avemo import config as cfg
+from avemo.cache.store import FeatureCache
+from avemo.datasets.folds import Fold
+from avemo.datasets.pairing import Take
+from avemo.errors import ConfigError
+from avemo.evaluation.metrics import compute_metrics, summarise_folds
+from avemo.training.config import TrainConfig
+from avemo.training.experiment import DataBundle, split_takes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchmarkEntry:
+    """One row of a benchmark: a registered model with its config and training overrides."""
+
+    name: str
+    model: str
+    model_config: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0,)
+    group: str = ""  # e.g. "audio", "visual", "late fusion", "model-level fusion"
+    note: str = ""
+
+
+@dataclass
+class Split:
+    """One fold's takes (speaker-disjoint plans and, for comparison only, random splits)."""
+
+    number: int
+    train: list[Take]
+    val: list[Take]
+    test: list[Take]
+
+
+def plan_splits(data: DataBundle, folds: Sequence[Fold]) -> list[Split]:
+    return [Split(f.number, *split_takes(data.takes, f)) for f in folds]
+
+
+def random_splits(data: DataBundle, k: int = 5, val_fraction: float = 0.1, seed: int = 0) -> list[Split]:
+    """k folds over takes drawn at random, speakers on both sides (as paper 004 evaluates).
+
+    Only for showing the gap to speaker-disjoint numbers; never a reported result on its own.
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(data.takes))
+    parts = np.array_split(order, k)
+    splits = []
+    for i in range(k):
+        rest = np.concatenate([parts[j] for j in range(k) if j != i])
+        n_val = max(1, int(round(val_fraction * len(rest))))
+        splits.append(Split(i + 1, [data.takes[j] for j in rest[n_val:]], [data.takes[j] for j in rest[:n_val]],
+                            [data.takes[j] for j in parts[i]]))
+    return splits
+
+
+@dataclass
+class FoldResult:
+    entry: str
+    fold: int
+    metrics: dict[str, Any]
+    probabilities: np.ndarray
+    labels: np.ndarray
+    history: list[dict[str, float]]
+    best_epochs: list[int]
+    params: int
+    train_seconds: float
+
+
+_GATHERED: dict[tuple, Any] = {}
+
+
+def run_fold(entry: BenchmarkEntry, split: Split, data: DataBundle, cache_root: str, base: TrainConfig) -> FoldResult:
+    """Train and test one entry on one split (every seed); the probabilities of the seeds are averaged."""
+    from avemo.models import default_inputs
+    from avemo.training.data import gather
+    from avemo.training.experiment import train_run
+
+    specs = default_inputs(entry.model, **entry.model_config)
+    key = (id(data), tuple(sorted((n, repr(s)) for n, s in specs.items())))
+    if key not in _GATHERED:  # the same inputs serve every fold and every model that shares them
+        if len(_GATHERED) > 8:
+            _GATHERED.clear()
+        _GATHERED[key] = gather(data.takes, specs, tables=data.tables, cache=FeatureCache(cache_root))
+    gathered = _GATHERED[key]
+    probs, seconds, best, history, params, y = [], 0.0, [], [], 0, None
+    for seed in entry.seeds:
+        train_cfg = cfg.from_dict(TrainConfig, {**cfg.to_dict(base), **entry.train, "seed": seed})
+        run = train_run(entry.model, data, train_takes=split.train, val_takes=split.val, test_takes=split.test,
+                        model_config=entry.model_config, train_config=train_cfg, cache=FeatureCache(cache_root),
+                        gathered=gathered, plots=False)
+        probs.append(run.test_probabilities)
+        y = run.test_labels
+        seconds += run.train_seconds
+        best.append(run.best_epoch)
+        history = history or run.history
+        params = run.params
+    mean_probs = np.mean(probs, axis=0)
+    metrics = compute_metrics(y, mean_probs, data.labels.emotions).to_dict()
+    return FoldResult(entry.name, split.number, metrics, mean_probs, y, history, best, params, seconds)
+
+
+def _local_map(tasks, fn, progress):
+    for task in tasks:
+        result = fn(*task)
+        if progress is not None:
+            progress(result)
+        yield result
+
+
+def _ray_map(tasks, fn, progress, address: str | None, workers: int):
+    from avemo.extraction.ray_executor import _import_ray
+
+    ray = _import_ray()
+    started = False
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        if address is None:
+            ray.init(num_cpus=workers, _node_ip_address="127.0.0.1", **kwargs)
+        else:
+            ray.init(address=address, **kwargs)
+        started = True
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=2)(_ray_task)
+        refs = [remote.remote(fn, *task) for task in tasks]
+        pending = list(refs)
+        results = {}
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            res = ray.get(done[0])
+            results[done[0]] = res
+            if progress is not None:
+                progress(res)
+        for ref in refs:
+            yield results[ref]
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray_task(fn, *args):
+    from avemo.extraction.executors import limit_threads
+
+    limit_threads()
+    return fn(*args)
+
+
+def run_benchmark(
+    entries: Sequence[BenchmarkEntry],
+    data: DataBundle,
+    splits: Sequence[Split],
+    *,
+    cache: FeatureCache,
+    train_config: TrainConfig | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    progress: Callable[[FoldResult], None] | None = None,
+) -> dict[str, Any]:
+    """Cross-validate every entry on every split; returns the aggregated results (JSON-compatible
+    except for the arrays under ``"_folds"``, which :func:`write_report` turns into figures)."""
+    from avemo.extraction import ExtractorSpec, run_extraction
+    from avemo.models import default_inputs, model_info
+    from avemo.training.checkpoint import package_versions
+
+    base = train_config or TrainConfig()
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"benchmark entries have duplicate names: {names}")
+    # 1. every feature any model needs, extracted once (and cached) on the chosen executor
+    t0 = time.perf_counter()
+    wanted: dict[tuple, tuple[ExtractorSpec, str]] = {}
+    for e in entries:
+        for spec in default_inputs(e.model, **e.model_config).values():
+            if spec.feature not in data.tables:
+                es = ExtractorSpec.of(spec.feature, **dict(spec.config))
+                wanted[(es, spec.modality)] = (es, spec.modality)
+    for modality in ("audio", "visual"):
+        specs = [es for es, m in wanted.values() if m == modality]
+        if specs:
+            clips = [t.audio_clip if modality == "audio" else t.video_clip for t in data.takes]
+            paths = sorted({str(c.path) for c in clips if c is not None})
+            run_extraction(paths, specs, cache=cache, workers=workers, executor=executor, address=address)
+    extract_seconds = time.perf_counter() - t0
+    # 2. one task per (entry, fold)
+    tasks = [(e, s, data, str(cache.root), base) for e in entries for s in splits]
+    if executor == "ray":
+        results = list(_ray_map(tasks, run_fold, progress, address, workers))
+    elif executor == "local":
+        results = list(_local_map(tasks, run_fold, progress))
+    else:
+        raise ConfigError(f"unknown executor {executor!r}; use 'local' or 'ray'")
+    models: dict[str, Any] = {}
+    folds: dict[str, list[FoldResult]] = {}
+    for e in entries:
+        rs = sorted((r for r in results if r.entry == e.name), key=lambda r: r.fold)
+        folds[e.name] = rs
+        acc = [r.metrics["accuracy"] for r in rs]
+        f1 = [r.metrics["macro_f1"] for r in rs]
+        uar = [r.metrics["uar"] for r in rs]
+        info = model_info(e.model)
+        mean_acc, std_acc = summarise_folds(acc)
+        models[e.name] = {
+            "model": e.model,
+            "model_config": e.model_config,
+            "train": e.train,
+            "seeds": list(e.seeds),
+            "group": e.group,
+            "note": e.note,
+            "paper": info["paper"],
+            "inputs": {n: f"{s.feature} {s.shape}" for n, s in default_inputs(e.model, **e.model_config).items()},
+            "fold_accuracy": acc,
+            "mean_accuracy": mean_acc,
+            "std_accuracy": std_acc,
+            "macro_f1": summarise_folds(f1)[0],
+            "std_macro_f1": summarise_folds(f1)[1],
+            "uar": summarise_folds(uar)[0],
+            "std_uar": summarise_folds(uar)[1],
+            "fold_macro_f1": f1,
+            "fold_uar": uar,
+            "params": rs[0].params if rs else 0,
+            "train_seconds": round(sum(r.train_seconds for r in rs), 2),
+            "best_epochs": [r.best_epochs for r in rs],
+            "confusion": np.sum([np.array(r.metrics["confusion"]) for r in rs], axis=0).tolist() if rs else [],
+        }
+    return {
+        "models": models,
+        "labels": list(data.labels.emotions),
+        "protocol": {
+            "dataset": data.dataset,
+            "takes": len(data.takes),
+            "folds": [{"fold": s.number, "train_speakers": sorted({t.speaker for t in s.train}),
+                       "val_speakers": sorted({t.speaker for t in s.val}),
+                       "test_speakers": sorted({t.speaker for t in s.test})} for s in splits],
+            "selection": "early stopping and best epoch on the validation speakers; test speakers unseen",
+            "train_config": cfg.to_dict(base),
+            "visual_tables": {n: str(t.source) for n, t in data.tables.items()},
+        },
+        "extract_seconds": round(extract_seconds, 2),
+        "executor": executor,
+        "versions": package_versions(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count()},
+        "_folds": folds,
+    }
+
+
+def write_report(
+    results: dict[str, Any],
+    out_dir: str | Path,
+    name: str,
+    *,
+    title: str,
+    command: str,
+    paper_numbers: dict[str, str] | None = None,
+    notes: Sequence[str] = (),
+) -> tuple[Path, Path]:
+    """Write ``out_dir/NAME.json``, ``out_dir/NAME.md`` and figures under ``out_dir/NAME/``."""
+    from avemo.evaluation.plots import plot_confusion, plot_fold_curves, plot_roc
+
+    out_dir = Path(out_dir)
+    fig_dir = out_dir / name
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    labels = results["labels"]
+    paper_numbers = paper_numbers or {}
+    rows = []
+    for model_name, m in results["models"].items():
+        folds: list[FoldResult] = results["_folds"][model_name]
+        figs = {}
+        if folds:
+            y = np.concatenate([f.labels for f in folds])
+            p = np.concatenate([f.probabilities for f in folds])
+            figs["confusion"] = plot_confusion(m["confusion"], labels, fig_dir / f"{model_name}_confusion.png",
+                                               title=f"{model_name} (all test folds)")
+            figs["roc"] = plot_roc(y, p, labels, fig_dir / f"{model_name}_roc.png", title=f"{model_name} (pooled)")
+            figs["curves"] = plot_fold_curves([f.history for f in folds], fig_dir / f"{model_name}_curves.png",
+                                              title=model_name)
+        m["figures"] = {k: str(v.relative_to(out_dir)) for k, v in figs.items()}
+        rows.append((model_name, m))
+    public = {k: v for k, v in results.items() if not k.startswith("_")}
+    public["command"] = command
+    json_path = out_dir / f"{name}.json"
+    tmp = json_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(public, indent=2))
+    os.replace(tmp, json_path)
+
+    lines = [f"# {title}", "", f"Generated by `{command}`", ""]
+    lines += [f"- Protocol: {results['protocol']['selection']}; {len(results['protocol']['folds'])} folds, "
+              f"{results['protocol']['takes']} takes of {results['protocol']['dataset']}.",
+              f"- Machine: {results['machine']['platform']}, {results['machine']['cpus']} CPUs; executor "
+              f"{results['executor']}.",
+              "- Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".",
+              f"- Feature extraction (cold or warm cache): {results['extract_seconds']} s.", ""]
+    lines += ["| model | group | inputs | accuracy (mean ± std) | macro-F1 | UAR | params | train s | paper reports |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for model_name, m in sorted(rows, key=lambda r: -r[1]["mean_accuracy"]):
+        inputs = "; ".join(f"{k}: {v}" for k, v in m["inputs"].items())
+        links = " ".join(f"[{k}]({v})" for k, v in m["figures"].items())
+        lines.append(
+            f"| {model_name} {links} | {m['group']} | {inputs} | {100 * m['mean_accuracy']:.2f} ± "
+            f"{100 * m['std_accuracy']:.2f} | {100 * m['macro_f1']:.2f} | {100 * m['uar']:.2f} | "
+            f"{m['params']:,} | {m['train_seconds']:.0f} | {paper_numbers.get(model_name, '')} |"
+        )
+    lines += ["", "Per-fold accuracy (%):", "", "| model | " + " | ".join(
+        f"fold {f['fold']}" for f in results["protocol"]["folds"]) + " |",
+        "|---|" + "---|" * len(results["protocol"]["folds"])]
+    for model_name, m in rows:
+        lines.append(f"| {model_name} | " + " | ".join(f"{100 * a:.1f}" for a in m["fold_accuracy"]) + " |")
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    md_path = out_dir / f"{name}.md"
+    tmp = md_path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, md_path)
+    return json_path, md_path
+
+
+__all__ = [
+    "BenchmarkEntry",
+    "FoldResult",
+    "Split",
+    "plan_splits",
+    "random_splits",
+    "run_benchmark",
+    "run_fold",
+    "write_report",
+]

@@ -1,0 +1,105 @@
+"""The typed record inference returns: :class:`Prediction` (with :class:`ModalityStatus`).
+
+``Prediction.to_dict()`` is the JSON that ``avemo predict --format json`` prints and the REST
+API returns, so its shape is part of the public contract:
+
+.. code-block:: json
+
+    {"path": "clip.mp4", "duration": 4.0, "emotion": "happy",
+     "probabilities": {"neutral": 0.02, "calm": 0.01, "happy": 0.81, ...},
+     "modalities": {"audio": {"used": true, "reason": null, "probabilities": {...}},
+                    "video": {"used": false, "reason": "no face detected in any frame", "probabilities": null}},
+     "face_coverage": 0.0,
+     "timeline": [{"start": 0.0, "end": 1.0, "emotion": "happy", "probabilities": {...},
+                   "audio": true, "video": false}, ...],
+     "model": {"name": "avemo-default", "version": "...", "engine": "torch"}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModalityStatus:
+    """Whether a modality contributed, why not if it did not, and its own clip-level probabilities."""
+
+    used: bool
+    reason: str | None = None
+    probabilities: Mapping[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "used": self.used,
+            "reason": self.reason,
+            "probabilities": None if self.probabilities is None else {k: float(v) for k, v in self.probabilities.items()},
+        }
+
+
+@dataclass(frozen=True)
+class WindowPrediction:
+    """One window of the timeline."""
+
+    start: float
+    end: float
+    emotion: str
+    probabilities: Mapping[str, float]
+    audio: bool  # the audio expert contributed to this window
+    video: bool  # a face was found in this window and the visual expert contributed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": round(float(self.start), 3),
+            "end": round(float(self.end), 3),
+            "emotion": self.emotion,
+            "probabilities": {k: float(v) for k, v in self.probabilities.items()},
+            "audio": self.audio,
+            "video": self.video,
+        }
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The result of predicting one file: clip label, probabilities, modalities, timeline."""
+
+    path: str
+    duration: float | None
+    emotion: str
+    probabilities: Mapping[str, float]
+    modalities: Mapping[str, ModalityStatus]
+    face_coverage: float | None
+    windows: tuple[WindowPrediction, ...] = ()
+    model: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.probabilities)
+
+    @property
+    def timeline(self):
+        """The per-window timeline as a pandas DataFrame: start, end, emotion, one column per emotion,
+        and whether audio / video contributed."""
+        import pandas as pd
+
+        rows = []
+        for w in self.windows:
+            row = {"start": w.start, "end": w.end, "emotion": w.emotion}
+            row.update({k: float(v) for k, v in w.probabilities.items()})
+            row.update(audio=w.audio, video=w.video)
+            rows.append(row)
+        columns = ["start", "end", "emotion", *self.labels, "audio", "video"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "duration": None if self.duration is None else round(float(self.duration), 3),
+            "emotion": self.emotion,
+            "probabilities": {k: float(v) for k, v in self.probabilities.items()},
+            "modalities": {k: v.to_dict() for k, v in self.modalities.items()},
+            "face_coverage": None if self.face_coverage is None else float(self.face_coverage),
+            "timeline": [w.to_dict() for w in self.windows],
+            "model": dict(self.model),
+        }

@@ -1,0 +1,1 @@
+"""Building blocks shared by several models (recurrent layers, attention, sketches)."""

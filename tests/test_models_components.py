@@ -1,0 +1,253 @@
+"""The building blocks against reference computations: sketches, recurrent dropout LSTM, MSAF, MMTM,
+late-fusion rules and losses, MFA, CFN-SR's cross-modal block, FERCNN layout, encoder stages."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from avemo.errors import ConfigError
+from avemo.models import ModelInputError, create_model, example_inputs, get_encoder, list_models, smoke_config
+from avemo.models.encoders.fercnn import fercnn_pools
+from avemo.models.fusion.cfn_sr import CrossModalResidualBlock
+from avemo.models.fusion.mfa import marginal_fisher_analysis, mfa_graphs
+from avemo.models.fusion.mmtm import MMTMBlock
+from avemo.models.fusion.msaf import MSAFBlock
+from avemo.models.layers.recurrent import RecurrentDropoutLSTM
+from avemo.models.layers.sketch import CompactBilinearPooling
+
+
+def test_compact_bilinear_pooling_is_the_count_sketch_of_the_outer_product():
+    torch.manual_seed(0)
+    pool = CompactBilinearPooling(5, 3, 11, seed=4)
+    x, y = torch.randn(2, 5), torch.randn(2, 3)
+    h1, s1 = pool.sketch1.index, pool.sketch1.sign
+    h2, s2 = pool.sketch2.index, pool.sketch2.sign
+    expected = torch.zeros(2, 11)
+    for i in range(5):
+        for j in range(3):  # Pham & Pagh: the sketch of x_i y_j goes to (h1 + h2) mod d with sign s1 s2
+            expected[:, (h1[i] + h2[j]) % 11] += s1[i] * s2[j] * x[:, i] * y[:, j]
+    torch.testing.assert_close(pool(x, y), expected, rtol=1e-5, atol=1e-5)
+    assert not any(p.requires_grad for p in pool.parameters())
+    assert pool.dense_equivalent_size == (5 + 3) * 11
+
+
+def test_mcbp_runs_under_bfloat16_autocast_with_a_float32_fft():
+    pool = CompactBilinearPooling(6, 4, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = pool(torch.randn(2, 6).bfloat16(), torch.randn(2, 4).bfloat16())
+    assert z.dtype == torch.float32
+    torch.manual_seed(0)
+    model = create_model("mcbp", num_classes=4, **smoke_config("mcbp", visual="au_mlp")).eval()
+    x = example_inputs(model.inputs, batch=2)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.isfinite(model(x).float()).all()
+
+
+def test_recurrent_dropout_lstm_matches_torch_lstm_without_dropout():
+    torch.manual_seed(0)
+    layer = RecurrentDropoutLSTM(5, 7, bidirectional=True, recurrent_dropout=0.3)
+    x = torch.randn(3, 9, 5)
+    reference, (h, _) = layer.lstm(x)
+    steps, last = layer.recurrence(x, torch.ones(2, 3, 7))
+    torch.testing.assert_close(steps, reference, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(last, h.transpose(0, 1).reshape(3, 14), rtol=1e-5, atol=1e-5)
+    layer.eval()
+    torch.testing.assert_close(layer(x)[0], reference)
+    layer.train()
+    dropped, _ = layer(x)
+    assert dropped.shape == (3, 9, 14) and not torch.allclose(dropped, reference)
+    with pytest.raises(ValueError):
+        RecurrentDropoutLSTM(2, 2, recurrent_dropout=1.0)
+
+
+def test_msaf_attention_is_a_softmax_across_all_blocks():
+    torch.manual_seed(0)
+    block = MSAFBlock([8, 6], block_channel=4).eval()  # 2 blocks + 2 blocks (6 padded to 8)
+    a, b = torch.rand(2, 8, 3, 5) + 0.5, torch.rand(2, 6, 7) + 0.5
+    out_a, out_b = block(a, b)
+    assert out_a.shape == a.shape and out_b.shape == b.shape
+    ratio_a = (out_a / a).mean(dim=(2, 3)).view(2, 2, 4)  # per block, per channel (constant over positions)
+    ratio_b = (out_b / b).mean(dim=2)
+    ratio_b = F.pad(ratio_b, (0, 2), value=float("nan")).view(2, 2, 4)
+    total = ratio_a.sum(dim=1) + ratio_b[:, 0] + torch.nan_to_num(ratio_b[:, 1], nan=0.0)
+    # softmax over the 4 blocks for each channel index; b's padded channels (index 2, 3 of its
+    # second block) took part in it but are cut from the output
+    torch.testing.assert_close(total[:, :2], torch.ones(2, 2))
+    assert torch.all(total[:, 2:] < 1) and bool((out_a >= 0).all()) and bool((out_b >= 0).all())
+    full = MSAFBlock([8, 8], block_channel=4).eval()
+    c, d = torch.rand(2, 8, 4) + 0.5, torch.rand(2, 8) + 0.5
+    oc, od = full(c, d)
+    sums = (oc / c).mean(dim=2).view(2, 2, 4).sum(dim=1) + (od / d).view(2, 2, 4).sum(dim=1)
+    torch.testing.assert_close(sums, torch.ones(2, 4))
+
+
+def test_mmtm_gates_rescale_channels_between_0_and_2():
+    block = MMTMBlock(6, 3)
+    a, b = torch.rand(4, 6, 5, 5) + 0.1, torch.rand(4, 3) + 0.1
+    out_a, out_b = block(a, b)
+    gate_a = out_a / a
+    assert torch.allclose(gate_a, gate_a[..., :1, :1].expand_as(gate_a), atol=1e-6)  # one gate per channel
+    assert torch.all((gate_a > 0) & (gate_a < 2)) and torch.all((out_b / b > 0) & (out_b / b < 2))
+    assert sum(p.numel() for p in block.parameters()) == 9 * 4 + 4 + 4 * 6 + 6 + 4 * 3 + 3  # C_Z = 2*9/4 = 4
+
+
+@pytest.fixture(scope="module")
+def late_inputs():
+    torch.manual_seed(0)
+    model = create_model("late_average", num_classes=4, **smoke_config("late_average", visual="au_mlp"))
+    return example_inputs(model.inputs, batch=3), torch.tensor([0, 3, 1])
+
+
+@pytest.mark.parametrize("name", ["late_average", "late_product", "late_multiplicative"])
+def test_late_fusion_rules(name, late_inputs):
+    x, y = late_inputs
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=4, **smoke_config(name, visual="au_mlp")).eval()
+    out = model.forward_outputs(x)
+    pa, pv = F.softmax(out["audio_logits"], dim=1), F.softmax(out["visual_logits"], dim=1)
+    fused = (pa * pv / (pa * pv).sum(dim=1, keepdim=True)) if name == "late_product" else (pa + pv) / 2
+    torch.testing.assert_close(out["logits"].exp(), fused, rtol=1e-5, atol=1e-6)
+    # one modality missing: the prediction is that branch's
+    only_audio = model.forward_outputs({"audio": x["audio"]})
+    torch.testing.assert_close(
+        only_audio["logits"], F.log_softmax(out["audio_logits"], dim=1), rtol=1e-5, atol=1e-6
+    )
+    loss = model.loss(out, y)
+    ce = [F.cross_entropy(out[k], y) for k in ("audio_logits", "visual_logits")]
+    if name == "late_multiplicative":
+        p_a, p_v = pa[torch.arange(3), y], pv[torch.arange(3), y]
+        expected = -((1 - p_v) ** 0.3 * p_a.log() + (1 - p_a) ** 0.3 * p_v.log()).mean()
+    else:
+        expected = (ce[0] + ce[1]) / 2
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    # plain logits (no branch outputs) fall back to cross-entropy
+    torch.testing.assert_close(model.loss(out["logits"], y), F.cross_entropy(out["logits"], y))
+
+
+def test_multiplicative_loss_with_beta_0_is_the_sum_of_branch_losses(late_inputs):
+    x, y = late_inputs
+    model = create_model(
+        "late_multiplicative", num_classes=4, beta=0.0, **smoke_config("late_multiplicative", visual="au_mlp")
+    )
+    out = model.forward_outputs(x)
+    expected = F.cross_entropy(out["audio_logits"], y) + F.cross_entropy(out["visual_logits"], y)
+    torch.testing.assert_close(model.loss(out, y), expected)
+
+
+def _two_class_data(seed=0, n=60):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = rng.normal(size=(n, 6)) * np.array([0.3, 3, 3, 3, 3, 3])  # only dim 0 separates the classes
+    x[:, 0] += 2.0 * y
+    return x, y
+
+
+def test_mfa_graphs_connect_within_and_across_classes():
+    x, y = _two_class_data()
+    s, sp = mfa_graphs(x, y, k1=3, k2=10)
+    same = y[:, None] == y[None, :]
+    assert np.array_equal(s, s.T) and np.array_equal(sp, sp.T)
+    assert not (s * ~same).any() and not (sp * same).any()
+    assert (s.sum(axis=1) >= 3).all() and np.diag(s).sum() == 0
+    assert sp.sum() <= 2 * 2 * 10
+
+
+def test_mfa_finds_the_discriminative_direction():
+    x, y = _two_class_data()
+    mean, w = marginal_fisher_analysis(x, y, dim=2, k1=3, k2=10)
+    assert w.shape == (6, 2) and np.allclose(mean, x.mean(axis=0))
+    first = w[:, 0] / np.linalg.norm(w[:, 0])
+    assert abs(first[0]) > 0.9  # the only informative input dimension
+    z = (x - mean) @ w
+    assert np.allclose(z.std(axis=0), 1.0)
+    with pytest.raises(ConfigError, match="at least 2 classes"):
+        marginal_fisher_analysis(x, np.zeros(len(x)), dim=2)
+    with pytest.raises(ConfigError, match="latent dim 7"):
+        marginal_fisher_analysis(x, y, dim=7)
+
+
+def test_mfa_fercnn_fit_is_in_its_state_dict():
+    torch.manual_seed(0)
+    model = create_model("mfa_fercnn", num_classes=3, latent_dim=16)
+    data = example_inputs(model.inputs, batch=30, free=9, generator=torch.Generator().manual_seed(0))
+    targets = torch.arange(30) % 3
+    with pytest.raises(ConfigError, match="not fitted"):
+        model(data)
+    model.fit(data, targets).eval()
+    assert model.projection.shape == (80 + 8 + 9, 16)  # visual_dim learnt from the data
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    fresh = create_model("mfa_fercnn", num_classes=3, latent_dim=16).eval()
+    fresh.load_state_dict(torch.load(buffer, weights_only=True))
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(data), model(data))
+    with pytest.raises(ModelInputError, match="joint input vector has 99 values"):
+        model({**data, "visual": torch.zeros(30, 11)})
+    with pytest.raises(ConfigError, match="MFA needs a per-clip vector"):
+        create_model("mfa_fercnn", visual="resnext3d_50")
+
+
+def test_cfn_sr_cross_block_softmax_over_positions_and_sigmoid_for_one():
+    torch.manual_seed(0)
+    block = CrossModalResidualBlock(visual_channels=5, audio_dim=4, k=3)
+    positions, summary = torch.rand(2, 6, 5) + 0.5, torch.randn(2, 4)
+    out = block(positions, summary)
+    weights = (out - positions) / positions  # alpha_p, the same for every channel
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(2, 5))
+    one = block(positions[:, :1], summary)
+    gate = (one - positions[:, :1]) / positions[:, :1]
+    assert torch.all((gate > 0) & (gate < 1))
+    assert not torch.allclose(block(positions[:, :1], -summary), one)  # the audio still acts
+
+
+def test_fercnn_pooling_follows_the_paper_table():
+    assert fercnn_pools(170) == [3, 3, 3, 1, 1]  # lengths 168->56, 54->18, 16->5, 3->3, 1->1
+    with pytest.raises(ConfigError, match="input length"):
+        fercnn_pools(10)
+
+
+ENCODERS = list_models("audio") + list_models("visual")
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_encoder_stages_have_the_declared_channels(name):
+    torch.manual_seed(0)
+    encoder = get_encoder(name, smoke_config(name)).eval()
+    x = example_inputs({"x": encoder.input_spec}, batch=2, free=13)["x"]
+    h = encoder.prepare(x)
+    with torch.no_grad():
+        for stage, channels in zip(encoder.stages, encoder.stage_channels, strict=True):
+            h = stage(h)
+            assert h.shape[0] == 2 and h.shape[1] == channels
+        assert encoder.pool(h).shape == (2, encoder.feature_dim)
+        tokens = encoder.tokens(h)
+        assert tokens.dim() == 3 and tokens.shape[0] == 2 and tokens.shape[2] == encoder.stage_channels[-1]
+
+
+def test_frame_encoders_normalise_and_permute():
+    encoder = get_encoder("resnext3d_50", smoke_config("resnext3d_50"))
+    frames = torch.tensor([0.485, 0.456, 0.406]).expand(1, 8, 32, 32, 3)
+    prepared = encoder.prepare(frames)
+    assert prepared.shape == (1, 3, 8, 32, 32)
+    torch.testing.assert_close(prepared, torch.zeros_like(prepared))
+
+
+@pytest.mark.parametrize("name", list_models("fusion"))
+def test_fusion_models_train_under_autocast(name):
+    """Mixed precision (bfloat16 autocast on CPU stands in for CUDA float16): finite loss and gradients."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=4, **smoke_config(name, visual="au_mlp"))
+    x = example_inputs(model.inputs, batch=3, free=12, generator=torch.Generator().manual_seed(0))
+    if model.needs_fit:
+        model.fit(example_inputs(model.inputs, batch=30, free=12), torch.arange(30) % 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.loss(model.forward_outputs(x), torch.tensor([0, 1, 2]))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
