@@ -309,6 +309,77 @@ def evaluate(
         _write_json(json_out, result)
 
 
+@app.command()
+def benchmark(
+    suite: Annotated[str, typer.Argument(help="Benchmark suite: ravdess-au.")],
+    root: RootOpt,
+    visual_table: TableOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("docs/results"),
+    models: Annotated[str | None, typer.Option(help="Comma-separated subset of the suite's models.")] = None,
+    folds: Annotated[str | None, typer.Option(help="Comma-separated subset of folds (default: all).")] = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; several = a seed ensemble.")] = "0",
+    protocol: Annotated[
+        str, typer.Option(help="speaker (speaker-disjoint folds) or random (speakers on both sides; comparison only).")
+    ] = "speaker",
+    config: Annotated[Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
+    speaker_norm: Annotated[
+        bool | None, typer.Option("--speaker-norm/--no-speaker-norm", help="Speaker-level feature normalisation.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Report name (default: derived from the suite).")] = None,
+    workers: WorkersOpt = 1,
+    executor: Annotated[str, typer.Option(help="local or ray (one task per model and fold).")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (with --executor ray).")] = None,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Cross-validate every model of a suite; write NAME.json, NAME.md and figures to --out."""
+    import shlex
+
+    from avemo.cache import FeatureCache
+    from avemo.datasets import builtin_plan
+    from avemo.evaluation.benchmark import plan_splits, random_splits, run_benchmark, write_report
+    from avemo.evaluation.suites import PAPER_NUMBERS, ravdess_au_entries
+    from avemo.training import load_data
+
+    if suite != "ravdess-au":
+        raise AvemoError(f"unknown benchmark suite {suite!r}; available: ravdess-au")
+    if visual_table is None:
+        raise AvemoError("the ravdess-au suite needs --visual-table (openface_au_means.csv)")
+    train_cfg = _train_config(config, {"epochs": epochs, "speaker_norm": speaker_norm})
+    seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+    entries = [
+        e.__class__(**{**e.__dict__, "seeds": seed_list})
+        for e in ravdess_au_entries(models.split(",") if models else None)
+    ]
+    data = load_data("ravdess", root, visual_table=visual_table)
+    plan = builtin_plan("ravdess_au")
+    if protocol == "speaker":
+        splits = plan_splits(data, plan.folds)
+    elif protocol == "random":
+        splits = random_splits(data, k=len(plan.folds), seed=seed_list[0])
+    else:
+        raise AvemoError(f"--protocol must be 'speaker' or 'random', got {protocol!r}")
+    if folds:
+        wanted = {int(f) for f in folds.split(",")}
+        splits = [s for s in splits if s.number in wanted]
+    total = len(entries) * len(splits)
+    with _progress(total, "benchmark") as bar:
+        task = bar.add_task(f"{len(entries)} models x {len(splits)} folds", total=total)
+        results = run_benchmark(
+            entries, data, splits, cache=FeatureCache(cache_dir), train_config=train_cfg, workers=workers,
+            executor=executor, address=address, progress=lambda _r: bar.advance(task),
+        )
+    report = name or (suite.replace("-", "_") + ("" if protocol == "speaker" else f"_{protocol}"))
+    command = "avemo benchmark " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    title = f"{suite}: {'speaker-disjoint' if protocol == 'speaker' else 'RANDOM-SPLIT (speakers on both sides)'} CV"
+    json_path, md_path = write_report(results, out_dir, report, title=title, command=command,
+                                      paper_numbers=PAPER_NUMBERS)
+    for model_name, m in sorted(results["models"].items(), key=lambda kv: -kv[1]["mean_accuracy"]):
+        console.print(f"{model_name:28s} {100 * m['mean_accuracy']:6.2f} ± {100 * m['std_accuracy']:5.2f}  "
+                      f"macro-F1 {100 * m['macro_f1']:5.2f}  UAR {100 * m['uar']:5.2f}")
+    console.print(f"report: {md_path} and {json_path}")
+
+
 def _write_json(path: Path, data) -> None:
     import os
 
