@@ -9,6 +9,7 @@ name               what                                                   ``"x"`
 ``egemaps_lld``    eGeMAPSv02 low-level descriptors (openSMILE)           (T, 25)
 ``pyaa34``         pyAudioAnalysis' 34 short-term features (paper 003)    (T, 34)
 ``pitch_energy``   ZCR, RMS, autocorrelation F0, voicing (paper 004)      (T, 4)
+``whisper_base``   pretrained Whisper-base encoder, layer-averaged mean   (512,)
 =================  =====================================================  ==================
 
 All take a mono signal at ``sample_rate`` (16 kHz by default; other rates are resampled)
@@ -16,11 +17,12 @@ through ``from_signal(y, sr)``, or a file through ``extract(path)``. Sequence fe
 a 10 ms hop except ``pyaa34`` (25 ms, pyAudioAnalysis's default step).
 """
 
-from avemo.features.audio import egemaps, logmel, mfcc, pitch_energy, pyaa34  # noqa: F401  (registers)
+from avemo.features.audio import egemaps, logmel, mfcc, pitch_energy, pyaa34, whisper  # noqa: F401  (registers)
 from avemo.features.audio.egemaps import EGeMAPS, EGeMAPSLLD
 from avemo.features.audio.logmel import LogMel
 from avemo.features.audio.mfcc import MFCC, deltas
 from avemo.features.audio.pitch_energy import PitchEnergy
 from avemo.features.audio.pyaa34 import PyAA34
+from avemo.features.audio.whisper import WhisperBase, WhisperEncoder
 
-__all__ = ["EGeMAPS", "EGeMAPSLLD", "LogMel", "MFCC", "PitchEnergy", "PyAA34", "deltas"]
+__all__ = ["EGeMAPS", "EGeMAPSLLD", "LogMel", "MFCC", "PitchEnergy", "PyAA34", "WhisperBase", "WhisperEncoder", "deltas"]

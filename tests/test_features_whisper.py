@@ -1,0 +1,76 @@
+"""The Whisper-base encoder port: agreement with CTranslate2, pooling, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avemo.errors import CheckpointError, FeatureError
+from avemo.features import get_extractor
+from avemo.features.audio.ctranslate2_format import read_ct2
+from avemo.features.audio.whisper import WhisperEncoder, load_encoder
+
+REFERENCE = Path(__file__).parent / "data" / "whisper_reference.npz"
+
+
+@pytest.fixture(scope="module")
+def encoder() -> WhisperEncoder:
+    return load_encoder()
+
+
+def test_matches_ctranslate2(encoder):
+    """tests/data/whisper_reference.npz was computed by CTranslate2 4.8.5 (benchmarks/make_whisper_reference.py)."""
+    ref = np.load(REFERENCE)
+    padded = np.zeros(16000 * 30, dtype=np.float32)
+    padded[: len(ref["audio"])] = ref["audio"]
+    with torch.inference_mode():
+        states = encoder(encoder.log_mel(torch.from_numpy(padded)[None]))
+    ours = states[-1][0, : len(ref["encoded"])].numpy()
+    scale = np.abs(ref["encoded"]).max()
+    assert np.abs(ours - ref["encoded"]).max() < 2e-3 * scale
+
+
+def test_structure(encoder):
+    assert encoder.n_hidden == 7 and len(encoder.blocks) == 6
+    assert sum(p.numel() for p in encoder.parameters()) == 19_825_664  # Whisper base encoder, without positions
+
+
+def test_hidden_state_frames_follow_the_clip_length(encoder):
+    y = np.random.default_rng(0).normal(scale=0.1, size=16000).astype(np.float32)
+    states = encoder.hidden_states(y)
+    assert states.shape == (7, 50, 512)  # one frame per 20 ms, no padding to 30 s
+    np.testing.assert_array_equal(states, encoder.hidden_states(y))  # deterministic
+    long = np.tile(y, 31)  # 31 s: a 30 s chunk and a 1 s chunk
+    both = encoder.hidden_states(long)
+    assert both.shape == (7, 1550, 512)
+    np.testing.assert_allclose(both[:, 1500:], states, rtol=1e-4, atol=1e-4)  # the tail is encoded on its own
+
+
+def test_extractor_outputs(make_clip):
+    ex = get_extractor("whisper_base")
+    feats = ex.extract(make_clip("w.wav", duration=1.0, sample_rate=8000, channels=2))
+    assert feats["x"].shape == (512,) and feats["layer_means"].shape == (7, 512)
+    np.testing.assert_allclose(feats["x"], feats["layer_means"].mean(axis=0), rtol=1e-5, atol=1e-6)
+    layer3 = get_extractor("whisper_base", layer=3).from_signal(np.zeros(8000, np.float32) + 0.01, 16000)
+    np.testing.assert_array_equal(layer3["x"], layer3["layer_means"][3])
+    assert np.isfinite(layer3["x"]).all()
+
+
+def test_errors(tmp_path):
+    with pytest.raises(FeatureError, match="too short"):
+        get_extractor("whisper_base").from_signal(np.zeros(100, np.float32), 16000)
+    with pytest.raises(FeatureError, match="hidden states 0..6"):
+        get_extractor("whisper_base", layer=9)
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"\x05\x00\x00\x00")
+    with pytest.raises(CheckpointError, match="version 5"):
+        read_ct2([bad])
+    truncated = tmp_path / "t.bin"
+    truncated.write_bytes(b"\x06\x00\x00\x00\x0b\x00WhisperSpec")
+    with pytest.raises(CheckpointError, match="truncated"):
+        read_ct2([truncated])
+    with pytest.raises(CheckpointError, match="not found"):
+        WhisperEncoder.from_ct2([tmp_path / "missing.bin"])
