@@ -62,6 +62,12 @@ class Fold:
     val: tuple[str, ...]
     train: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+            both = sorted(set(getattr(self, a)) & set(getattr(self, b)), key=speaker_sort_key)
+            if both:
+                raise LeakageError(f"fold {self.number}: speaker(s) {both} in both {a} and {b}")
+
     def partition_of(self, speaker: str) -> str | None:
         """``"train"``, ``"val"``, ``"test"`` or None when the speaker is not in this fold."""
         for name in PARTITIONS:
@@ -184,10 +190,6 @@ def validate_plan(plan: FoldPlan) -> None:
     for i, fold in enumerate(plan.folds, start=1):
         if fold.number != i:
             raise ConfigError(f"{where}: fold {i} is numbered {fold.number}")
-        for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
-            both = sorted(set(getattr(fold, a)) & set(getattr(fold, b)), key=speaker_sort_key)
-            if both:
-                raise LeakageError(f"{where} fold {i}: speaker(s) {both} in both {a} and {b}")
         covered = fold.speakers
         if len(set(covered)) != len(covered) or set(covered) != everyone:
             extra = sorted(set(covered) - everyone, key=speaker_sort_key)

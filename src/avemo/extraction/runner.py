@@ -29,14 +29,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ExtractorSpec:
-    """A picklable description of an extractor: registry name + config overrides."""
+    """A picklable description of an extractor: registry name + config overrides, and for audio
+    extractors an optional perturbation (``(("speed", 1.1),)``, ``(("pitch", -2.0),)``) of the signal."""
 
     name: str
     config: tuple[tuple[str, Any], ...] = ()
+    perturb: tuple[tuple[str, float], ...] = ()
 
     @classmethod
-    def of(cls, name: str, **config: Any) -> ExtractorSpec:
-        return cls(name, tuple(sorted(config.items())))
+    def of(cls, name: str, *, perturb: dict[str, float] | None = None, **config: Any) -> ExtractorSpec:
+        return cls(name, tuple(sorted(config.items())), tuple(sorted((perturb or {}).items())))
 
     @classmethod
     def parse(cls, text: str) -> list[ExtractorSpec]:
@@ -47,7 +49,14 @@ class ExtractorSpec:
         return [cls(n) for n in dict.fromkeys(names)]
 
     def build(self) -> Extractor:
-        return get_extractor(self.name, **dict(self.config))
+        extractor = get_extractor(self.name, **dict(self.config))
+        if self.perturb:
+            from avemo.features.audio.perturb import Perturbed
+
+            if not isinstance(extractor, AudioExtractor):
+                raise ConfigError(f"{self.name} is not an audio extractor: it cannot take an audio perturbation")
+            extractor = Perturbed(extractor, **dict(self.perturb))
+        return extractor
 
 
 @dataclass

@@ -26,7 +26,7 @@ from avemo.cache.store import FeatureCache
 from avemo.datasets.labels import LabelSet
 from avemo.datasets.pairing import Take
 from avemo.errors import AvemoError, ConfigError, DatasetError
-from avemo.features.base import get_extractor, list_extractors
+from avemo.features.base import extractor_class, list_extractors
 from avemo.features.length import fit_length
 from avemo.models.inputs import InputSpec
 
@@ -67,11 +67,14 @@ def gather(
     executor: str = "local",
     address: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    perturb: Mapping[str, float] | None = None,
 ) -> Gathered:
     """Fetch every input of ``specs`` for ``takes``; takes missing any input are listed in ``failed``.
 
     ``tables``: name -> :class:`~avemo.datasets.tables.VisualTable` for table inputs.
     ``progress(input_name, done, total)`` is called as extraction proceeds.
+    ``perturb``: e.g. ``{"speed": 1.1}``: audio-extractor inputs are computed on the perturbed
+    signal (data augmentation); tables and visual inputs are unchanged.
     """
     from avemo.extraction import ExtractorSpec, extract_file, run_extraction
 
@@ -94,7 +97,9 @@ def gather(
                 f"input {name!r} needs {spec.feature!r}, which is no feature extractor: it must be given as a "
                 f"table (e.g. --visual-table CSV); tables given: {sorted(tables) or 'none'}"
             )
-        extractor = get_extractor(spec.feature, **dict(spec.config))
+        is_audio = extractor_class(spec.feature).modality == "audio"
+        es = ExtractorSpec.of(spec.feature, perturb=dict(perturb) if perturb and is_audio else None, **dict(spec.config))
+        extractor = es.build()
         sources = {}
         for take in takes:
             clip = _source(take, spec)
@@ -110,7 +115,7 @@ def gather(
 
         report = run_extraction(
             paths,
-            [ExtractorSpec.of(spec.feature, **dict(spec.config))],
+            [es],
             cache=cache,
             workers=workers,
             executor=executor,
@@ -293,6 +298,25 @@ def collate(batch):
             tensors = [torch.nn.functional.pad(t, (0, 0, 0, length - t.shape[0])) for t in tensors]
         out[name] = torch.stack(tensors)
     return out, torch.tensor([item[1] for item in batch], dtype=torch.long)
+
+
+def as_batch(data: TensorData) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """All items of ``data`` as one batch, without training-time cropping (the data as evaluated)."""
+    was_training, data.train = data.train, False
+    try:
+        return collate([data[i] for i in range(len(data))])
+    finally:
+        data.train = was_training
+
+
+def concat(parts: Sequence[Gathered]) -> Gathered:
+    """Several Gathered sets as one (e.g. the originals and their perturbed copies)."""
+    names = list(parts[0].inputs)
+    return Gathered(
+        takes=[t for p in parts for t in p.takes],
+        inputs={n: [a for p in parts for a in p.inputs[n]] for n in names},
+        failed=[f for p in parts for f in p.failed],
+    )
 
 
 def check_labels(data: Gathered, label_set: LabelSet) -> None:

@@ -30,8 +30,8 @@ from avemo.errors import ConfigError, DatasetError
 from avemo.evaluation.metrics import Metrics, compute_metrics
 from avemo.training.checkpoint import Checkpoint, check_compatible, load_checkpoint, save_checkpoint
 from avemo.training.config import TrainConfig
-from avemo.training.data import Gathered, Normalizer, TensorData, check_labels, gather
-from avemo.training.trainer import fit, fit_preprocessing, predict_proba
+from avemo.training.data import Gathered, Normalizer, TensorData, check_labels, concat, gather
+from avemo.training.trainer import calibrate, fit, fit_preprocessing, predict_proba
 
 log = logging.getLogger(__name__)
 
@@ -166,12 +166,18 @@ def train_run(
     check_labels(train_g, data.labels)
     norm = Normalizer.fit(train_g, specs, speaker_norm=train_config.speaker_norm)
     seed = train_config.seed
-    train_d = _tensor_data(train_g, norm, data.labels, specs, train=train_config.augment.random_crop, seed=seed)
+    augmented = [train_g] + _perturbed_copies(train_g.takes, specs, data, train_config, cache, workers, executor,
+                                              address)
+    train_d = _tensor_data(concat(augmented), norm, data.labels, specs, train=train_config.augment.random_crop,
+                           seed=seed)
     val_d = _tensor_data(val_g, norm, data.labels, specs, train=False, seed=seed) if len(val_g) else None
     fit_preprocessing(model, train_d)
     run_dir = Path(out_dir) if out_dir is not None else None
+    fingerprint = {"model": model.build_args, "train": cfg.to_dict(train_config),
+                   "n": [len(train_d), len(val_d) if val_d else 0]}
     result = fit(model, train_d, val_d, train_config, labels=list(data.labels.emotions), run_dir=run_dir,
-                 on_epoch=on_epoch)
+                 on_epoch=on_epoch, fingerprint=fingerprint)
+    calibrate(model, val_d)
     val_m = compute_metrics(val_d.labels, predict_proba(model, val_d), data.labels.emotions) if val_d else None
     test_m = probs = y_test = None
     if len(test_g):
@@ -210,6 +216,22 @@ def train_run(
         if plots:
             write_plots(run, data.labels, run_dir)
     return run
+
+
+def _perturbed_copies(takes, specs, data: DataBundle, config: TrainConfig, cache, workers, executor, address):
+    """Speed- and pitch-perturbed copies of the training takes' audio inputs (``augment.speed`` / ``pitch``)."""
+    from avemo.features.base import extractor_class, list_extractors
+
+    audio = [s for s in specs.values() if s.feature in list_extractors() and extractor_class(s.feature).modality == "audio"]
+    if not audio:
+        return []
+    copies = []
+    for kind, values in (("speed", config.augment.speed), ("pitch", config.augment.pitch)):
+        for value in values:
+            g = gather(takes, specs, tables=data.tables, cache=cache, workers=workers, executor=executor,
+                       address=address, perturb={kind: value})
+            copies.append(g)
+    return copies
 
 
 def write_plots(run: RunResult, labels: LabelSet, out_dir: Path) -> dict[str, Path]:

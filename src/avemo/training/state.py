@@ -47,7 +47,8 @@ def _join_optimizer(tensors: dict[str, torch.Tensor], plain: dict[str, Any]) -> 
 
 
 def save_resume_state(
-    run_dir: Path, model, optimizer, scheduler, history, best_score, best_epoch, bad_epochs, best_state
+    run_dir: Path, model, optimizer, scheduler, history, best_score, best_epoch, bad_epochs, best_state,
+    fingerprint: dict[str, Any] | None = None,
 ) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     final = run_dir / "last"
@@ -67,6 +68,7 @@ def save_resume_state(
         "bad_epochs": bad_epochs,
         "optimizer": opt_plain,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "fingerprint": fingerprint,
     }
     (tmp / "state.json").write_text(json.dumps(state))
     old = run_dir / ".last.old"
@@ -77,8 +79,12 @@ def save_resume_state(
         shutil.rmtree(old)
 
 
-def load_resume_state(run_dir: Path, model, optimizer, scheduler):
-    """Restore model/optimizer/scheduler from ``run_dir/last``; None when there is nothing to resume."""
+def load_resume_state(run_dir: Path, model, optimizer, scheduler, fingerprint: dict[str, Any] | None = None):
+    """Restore model/optimizer/scheduler from ``run_dir/last``; None when there is nothing to resume.
+
+    ``fingerprint`` (model, training config, data sizes) must equal the saved run's: resuming a
+    run with other settings would silently mix two experiments.
+    """
     last = run_dir / "last"
     if not (last / "state.json").is_file():
         if (run_dir / ".last.old").is_dir():  # interrupted between the two renames
@@ -87,6 +93,13 @@ def load_resume_state(run_dir: Path, model, optimizer, scheduler):
             return None
     try:
         state = json.loads((last / "state.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot resume: unreadable training state ({exc})", last) from None
+    if fingerprint is not None and state.get("fingerprint") != json.loads(json.dumps(fingerprint)):
+        raise CheckpointError(
+            "holds an unfinished run with other settings (model, training config or data); "
+            "resume it with the same command, or use another --out folder", run_dir)
+    try:
         model.load_state_dict(load_file(str(last / "model.safetensors")))
         optimizer.load_state_dict(_join_optimizer(load_file(str(last / "optimizer.safetensors")), state["optimizer"]))
         if scheduler is not None and state.get("scheduler") is not None:

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
 from avemo.evaluation.metrics import compute_metrics
 from avemo.models.base import AvemoModel
 from avemo.training.config import AugmentConfig, TrainConfig
-from avemo.training.data import TensorData, collate
+from avemo.training.data import TensorData, as_batch, collate
 from avemo.training.state import load_resume_state, save_resume_state
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,7 @@ def fit(
     labels: list[str],
     run_dir: str | Path | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    fingerprint: dict | None = None,
 ) -> FitResult:
     """Train ``model`` (in place); return the best epoch and the per-epoch history.
 
@@ -180,7 +181,7 @@ def fit(
     best_score, best_epoch, bad_epochs, start = -math.inf, 0, 0, 1
     best_state = None
     if run_dir is not None:
-        resumed = load_resume_state(run_dir, model, optimizer, scheduler)
+        resumed = load_resume_state(run_dir, model, optimizer, scheduler, fingerprint)
         if resumed is not None:
             history, best_score, best_epoch, bad_epochs, best_state = resumed
             start = len(history) + 1
@@ -260,7 +261,8 @@ def fit(
             on_epoch(row)
         if run_dir is not None and rank == 0:
             _write_history(run_dir / "history.csv", history)
-            save_resume_state(run_dir, model, optimizer, scheduler, history, best_score, best_epoch, bad_epochs, best_state)
+            save_resume_state(run_dir, model, optimizer, scheduler, history, best_score, best_epoch, bad_epochs,
+                              best_state, fingerprint)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -280,13 +282,15 @@ def _write_history(path: Path, history: list[dict[str, float]]) -> None:
 
 def fit_preprocessing(model: AvemoModel, train: TensorData) -> None:
     """Run the non-gradient ``fit`` of models that need one (e.g. MFA) on all training data."""
-    if not getattr(model, "needs_fit", False):
-        return
-    was_training, train.train = train.train, False  # centre crops: the data as evaluated
-    try:
-        inputs, targets = collate([train[i] for i in range(len(train))])
-    finally:
-        train.train = was_training
-    model.fit(inputs, targets)
+    if getattr(model, "needs_fit", False):
+        model.fit(*as_batch(train))
+
+
+def calibrate(model: AvemoModel, val: TensorData | None) -> None:
+    """Fit the post-hoc calibration (temperatures, fusion weights) of models that have one, on the
+    validation speakers: the only data model selection may look at."""
+    if getattr(model, "needs_calibration", False) and val is not None and len(val):
+        model.eval()
+        model.calibrate(*as_batch(val))
 
 

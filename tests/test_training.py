@@ -1,0 +1,201 @@
+"""Training end to end on real RAVDESS clips: train -> checkpoint -> evaluate -> JSON; resume; refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from avemo.cache import FeatureCache
+from avemo.cli import app, main
+from avemo.datasets import Fold, make_plan
+from avemo.errors import CheckpointError, LeakageError
+from avemo.training import AugmentConfig, TrainConfig, evaluate_checkpoint, load_checkpoint, load_data, split_takes, train_run
+
+pytestmark = pytest.mark.shared_data
+
+SPEAKERS = ("01", "02", "05", "06")
+
+
+@pytest.fixture(scope="module")
+def small_ravdess(tmp_path_factory, ravdess_speech_root):
+    """10 clips of each of 4 speakers (links to the shared files), in the original Actor_XX layout."""
+    root = tmp_path_factory.mktemp("ravdess_small")
+    for spk in SPEAKERS:
+        src = ravdess_speech_root / f"Actor_{spk}"
+        dst = root / f"Actor_{spk}"
+        dst.mkdir()
+        for f in sorted(src.glob("*.flac"))[::6]:
+            (dst / f.name).symlink_to(f)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+def _cli(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def _main(monkeypatch, capsys, *args) -> tuple[int, str]:
+    """Run the console entry point (with its one-line error handling); returns (exit code, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["avemo", *map(str, args)])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    return stop.value.code, capsys.readouterr().err
+
+
+def test_train_checkpoint_evaluate_json(small_ravdess, au_table, cache_dir, tmp_path):
+    out = tmp_path / "ckpt"
+    result = _cli(
+        "train", "--root", small_ravdess, "--visual-table", au_table, "--model", "late_average",
+        "--model-config", '{"visual": "au_mlp"}', "--speakers", "01,02,05", "--val-speakers", "05",
+        "--epochs", "2", "--out", out, "--cache", cache_dir,
+    )
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "checkpoint.json").read_text())
+    assert meta["model"]["name"] == "late_average" and meta["model"]["config"]["visual"] == "au_mlp"
+    assert meta["labels"]["emotions"][0] == "neutral" and len(meta["labels"]["emotions"]) == 8
+    assert meta["data"]["speakers"] == {"train": ["01", "02"], "val": ["05"], "test": []}
+    assert meta["inputs"]["audio"]["extractor"]["name"] == "mfcc"
+    assert meta["inputs"]["visual"]["table"]["columns"][0] == "AU01_r"
+    assert set(meta["normalization"]["mean"]) == {"audio", "visual"}
+    assert "torch" in meta["versions"] and meta["train"]["epochs"] == 2
+    assert len((out / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+    assert not (out / "last").exists()  # finished: no resume state left behind
+    for png in ("curves.png",):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+    report = tmp_path / "eval.json"
+    result = _cli("evaluate", "--checkpoint", out, "--root", small_ravdess, "--visual-table", au_table,
+                  "--speakers", "06", "--json", report, "--cache", cache_dir)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(report.read_text())
+    assert metrics["n"] == 10
+    assert set(metrics) >= {"accuracy", "macro_f1", "uar", "n", "confusion"}
+    assert np.array(metrics["confusion"]).shape == (8, 8) and np.array(metrics["confusion"]).sum() == 10
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+
+    # the library gives the same numbers as the command
+    data = load_data("ravdess", small_ravdess, visual_table=au_table, speakers=["06"])
+    m, _, _ = evaluate_checkpoint(out, data, cache=FeatureCache(cache_dir))
+    assert m.accuracy == pytest.approx(metrics["accuracy"]) and m.confusion == metrics["confusion"]
+
+
+def test_resume_after_interruption_gives_the_same_result(small_ravdess, au_table, cache_dir, tmp_path):
+    data = load_data("ravdess", small_ravdess, visual_table=au_table)
+    fold = Fold(number=1, test=("06",), val=("05",), train=("01", "02"))
+    tr, va, te = split_takes(data.takes, fold)
+    # random crops, SpecAugment, noise and mixup: every source of randomness must replay identically
+    config = TrainConfig(epochs=4, patience=10, batch_size=8,
+                         augment=AugmentConfig(specaugment=True, noise_std=0.05, mixup_alpha=0.2))
+
+    def run(out, on_epoch=None):
+        return train_run("late_product", data, train_takes=tr, val_takes=va, test_takes=te,
+                         model_config={"visual": "au_mlp"}, train_config=config, cache=FeatureCache(cache_dir),
+                         out_dir=out, plots=False, on_epoch=on_epoch)
+
+    straight = run(tmp_path / "a")
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_two(row):
+        if row["epoch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(tmp_path / "b", on_epoch=stop_after_two)
+    assert (tmp_path / "b" / "last" / "state.json").is_file()
+    resumed = run(tmp_path / "b")
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
+    assert [round(r["train_loss"], 6) for r in resumed.history] == [round(r["train_loss"], 6) for r in straight.history]
+    a = load_file(str(tmp_path / "a" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    np.testing.assert_allclose(resumed.test_probabilities, straight.test_probabilities, rtol=0, atol=1e-6)
+
+    # a leftover run with other settings is not silently mixed into a new one
+    with pytest.raises(Interrupt):
+        run(tmp_path / "c", on_epoch=stop_after_two)
+    with pytest.raises(CheckpointError, match="other settings"):
+        train_run("late_average", data, train_takes=tr, val_takes=va, model_config={"visual": "au_mlp"},
+                  train_config=config, cache=FeatureCache(cache_dir), out_dir=tmp_path / "c", plots=False)
+
+
+def test_leakage_check_refuses_a_plan_that_mixes_a_speaker(small_ravdess, au_table, tmp_path, monkeypatch, capsys):
+    with pytest.raises(LeakageError, match=r"speaker\(s\) \['01'\] in both train and test"):
+        Fold(number=1, test=("06", "01"), val=("05",), train=("01", "02"))
+    good = tmp_path / "good.json"
+    make_plan(list(SPEAKERS), 2, n_val=1, name="two", dataset="ravdess").to_json(good)
+    plan = json.loads(good.read_text())
+    mixed_speaker = plan["folds"][0]["train"][0]
+    plan["folds"][0]["test"].append(mixed_speaker)  # one speaker on both sides
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps(plan))
+    code, err = _main(monkeypatch, capsys, "train", "--root", small_ravdess, "--visual-table", au_table,
+                      "--model", "au_mlp", "--fold", "1", "--plan", path, "--epochs", "1", "--out", tmp_path / "x")
+    assert code == 2
+    assert err.startswith(f"avemo: error: {path}: fold 1: speaker(s) ['{mixed_speaker}'] in both train and test")
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x" / "model.safetensors").exists()
+
+
+def test_checkpoint_refused_for_other_labels_or_features(
+    small_ravdess, au_table, cache_dir, tmp_path, shared_data, monkeypatch, capsys
+):
+    data = load_data("ravdess", small_ravdess, visual_table=au_table, speakers=["01", "02", "05"])
+    tr, va, _ = split_takes(data.takes, Fold(number=0, test=(), val=("05",), train=("01", "02")))
+    out = tmp_path / "ck"
+    train_run("mfcc_cnn1d", data, train_takes=tr, val_takes=va, train_config=TrainConfig(epochs=1),
+              cache=FeatureCache(cache_dir), out_dir=out, plots=False)
+    ckpt = load_checkpoint(out)
+
+    emodb = load_data("emodb", shared_data / "emodb" / "wav")
+    with pytest.raises(CheckpointError, match="trained on ravdess labels"):
+        evaluate_checkpoint(ckpt, emodb, cache=FeatureCache(cache_dir))
+
+    meta = json.loads((out / "checkpoint.json").read_text())
+    meta["inputs"]["audio"]["extractor"]["config"]["n_mels"] = 40  # features computed differently
+    (out / "checkpoint.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="input 'audio': the checkpoint's features"):
+        evaluate_checkpoint(load_checkpoint(out), data, cache=FeatureCache(cache_dir))
+
+    code, err = _main(monkeypatch, capsys, "evaluate", "--checkpoint", out, "--root", shared_data / "emodb" / "wav",
+                      "--dataset", "emodb", "--cache", cache_dir)
+    assert code == 2
+    assert err.startswith(f"avemo: error: {out}: checkpoint was trained on ravdess labels")
+
+
+@pytest.mark.parametrize("damage", ["not_json", "foreign", "weights", "missing"])
+def test_unreadable_or_foreign_checkpoints(tmp_path, damage):
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    if damage == "not_json":
+        (folder / "checkpoint.json").write_text("{nope")
+        match = "unreadable"
+    elif damage == "foreign":
+        (folder / "checkpoint.json").write_text(json.dumps({"format": "something-else"}))
+        match = "not an avemo checkpoint"
+    elif damage == "weights":
+        (folder / "checkpoint.json").write_text(json.dumps({
+            "format": "avemo.checkpoint", "format_version": 1,
+            "model": {"name": "au_mlp", "num_classes": 8, "config": {}},
+            "labels": {"name": "ravdess", "emotions": ["a", "b", "c", "d", "e", "f", "g", "h"]},
+            "normalization": {"speaker_norm": False, "kinds": {}, "mean": {}, "std": {}},
+        }))
+        (folder / "model.safetensors").write_bytes(b"garbage")
+        match = "not a readable safetensors"
+    else:
+        shutil.rmtree(folder)
+        match = "no such checkpoint"
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(folder)
