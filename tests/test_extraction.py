@@ -103,3 +103,8 @@ def test_bad_config_is_a_config_error():
     with pytest.raises(ConfigError):
         ExtractorSpec.parse(" , ")
     assert [s.name for s in ExtractorSpec.parse("a, b,a")] == ["a", "b"]
+    spec = ExtractorSpec.parse("face_crops:fps=5:n_frames=null:size=[64,64]:detector=haar")[0]
+    assert dict(spec.config) == {"fps": 5, "n_frames": None, "size": (64, 64), "detector": "haar"}
+    assert spec.build().config.size == (64, 64)
+    with pytest.raises(ConfigError, match="not key=value"):
+        ExtractorSpec.parse("mfcc:n_mfcc")

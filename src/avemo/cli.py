@@ -105,7 +105,7 @@ def _flatten(data: dict, prefix: str = ""):
 def extract(
     path: Annotated[Path, typer.Argument(help="A media file, a folder of media files, or a dataset folder.")],
     features: Annotated[
-        str, typer.Option("--features", "-f", help="Comma-separated extractor names (see `avemo extract --list`).")
+        str, typer.Option("--features", "-f", help="Comma-separated extractor names with optional :key=value options, e.g. mfcc:n_mfcc=13,face_crops:fps=5:n_frames=null (see --list).")
     ] = "mfcc,logmel,egemaps",
     dataset: Annotated[
         str,
@@ -387,6 +387,56 @@ def _write_json(path: Path, data) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- serve
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8000].")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-j", help="Prediction threads sharing the loaded model [default: 1].")
+    ] = None,
+    queue: Annotated[
+        int | None, typer.Option("--queue", help="Requests that may wait beyond the running ones; more get 503 [default: 4].")
+    ] = None,
+    max_upload_mb: Annotated[float | None, typer.Option(help="Largest accepted upload, MiB [default: 100].")] = None,
+    max_duration: Annotated[float | None, typer.Option(help="Longest accepted media, seconds [default: 300].")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Per-request prediction timeout, seconds (504) [default: 300].")] = None,
+    upload_dir: Annotated[
+        Path | None, typer.Option(help="Parent folder of the private upload folders [default: the system temp folder].")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Settings file (TOML/YAML/JSON; keys of ServeSettings).")
+    ] = None,
+) -> None:
+    """Serve the REST API (POST /v1/predict, GET /v1/models, /healthz, /openapi.json) and the web page at /."""
+    try:
+        import fastapi  # noqa: F401
+        import python_multipart  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise AvemoError(f"the web service needs the 'serve' extra ({exc.name} is missing): pip install 'avemo[serve]'") from None
+    from avemo.serving import load_settings, run_server
+
+    settings = load_settings(
+        config,
+        host=host,
+        port=port,
+        workers=workers,
+        queue_size=queue,
+        max_upload_bytes=None if max_upload_mb is None else int(max_upload_mb * 1024 * 1024),
+        max_duration=max_duration,
+        request_timeout=timeout,
+        upload_dir=None if upload_dir is None else str(upload_dir),
+    )
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        console_err.print(f"[yellow]warning:[/] listening on {settings.host}: the service has no authentication; "
+                          "put it behind a proxy that has.")
+    console_err.print(f"avemo: loading the model, then serving on http://{settings.host}:{settings.port}/ (Ctrl-C stops)")
+    run_server(settings)
 
 
 def main() -> None:

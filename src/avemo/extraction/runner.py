@@ -38,15 +38,48 @@ class ExtractorSpec:
 
     @classmethod
     def of(cls, name: str, *, perturb: dict[str, float] | None = None, **config: Any) -> ExtractorSpec:
-        return cls(name, tuple(sorted(config.items())), tuple(sorted((perturb or {}).items())))
+        def frozen(v):  # hashable, so specs can be compared and de-duplicated
+            return tuple(frozen(x) for x in v) if isinstance(v, list | tuple) else v
+
+        return cls(name, tuple(sorted((k, frozen(v)) for k, v in config.items())),
+                   tuple(sorted((perturb or {}).items())))
 
     @classmethod
     def parse(cls, text: str) -> list[ExtractorSpec]:
-        """Parse ``"mfcc,egemaps,face_crops"`` (comma-separated registry names)."""
-        names = [n.strip() for n in text.split(",") if n.strip()]
-        if not names:
+        """Parse comma-separated registry names with optional ``:key=value`` config overrides.
+
+        ``"mfcc,egemaps"``; ``"mfcc:n_mfcc=13:deltas=false,face_crops:fps=5:n_frames=null"``.
+        Values are read as JSON when they parse (numbers, true/false/null, ``[112,112]``), else as text.
+        """
+        import json
+
+        items, depth, current = [], 0, ""
+        for ch in text:  # split on commas outside brackets: size=[112,112] stays whole
+            depth += {"[": 1, "]": -1}.get(ch, 0)
+            if ch == "," and depth == 0:
+                items.append(current)
+                current = ""
+            else:
+                current += ch
+        items.append(current)
+        specs = []
+        for item in items:
+            if not item.strip():
+                continue
+            name, *pairs = [p.strip() for p in item.split(":")]
+            config = {}
+            for pair in pairs:
+                key, eq, value = pair.partition("=")
+                if not eq or not key:
+                    raise ConfigError(f"feature option {pair!r} of {name!r} is not key=value")
+                try:
+                    config[key] = json.loads(value)
+                except ValueError:
+                    config[key] = value
+            specs.append(cls.of(name, **config))
+        if not specs:
             raise ConfigError("no feature names given (e.g. --features mfcc,egemaps)")
-        return [cls(n) for n in dict.fromkeys(names)]
+        return list(dict.fromkeys(specs))
 
     def build(self) -> Extractor:
         extractor = get_extractor(self.name, **dict(self.config))

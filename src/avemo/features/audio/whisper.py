@@ -170,24 +170,34 @@ class WhisperEncoder(nn.Module):
         return states
 
     @torch.inference_mode()
+    def iter_hidden_states(self, y: np.ndarray):
+        """Every hidden state's frames, one 30 s chunk at a time: (layers, T_chunk, width) arrays."""
+        chunk = int(CHUNK_SECONDS * SAMPLE_RATE)
+        for start in range(0, max(len(y), 1), chunk):
+            seg = np.ascontiguousarray(y[start : start + chunk], dtype=np.float32)
+            if len(seg) <= N_FFT // 2:
+                if start > 0:  # a tail shorter than one window after a full chunk: nothing to add
+                    return
+                raise FeatureError(f"too short for Whisper: {len(y) / SAMPLE_RATE:.3f} s, need 0.013 s")
+            states = self.forward(self.log_mel(torch.from_numpy(seg)[None]))
+            valid = max(1, min(states[0].shape[1], math.ceil(len(seg) / (2 * HOP))))
+            yield torch.stack([s[0, :valid] for s in states]).numpy()
+
     def hidden_states(self, y: np.ndarray) -> np.ndarray:
         """Every hidden state's frames for a mono 16 kHz signal: (layers, T, width), T = ceil(n / 320).
 
         Frame ``i`` covers about [20 i, 20 (i + 1)) ms. Signals over 30 s are encoded in chunks.
         """
-        chunk = int(CHUNK_SECONDS * SAMPLE_RATE)
-        pieces = []
-        for start in range(0, max(len(y), 1), chunk):
-            seg = np.ascontiguousarray(y[start : start + chunk], dtype=np.float32)
-            if len(seg) <= N_FFT // 2:
-                if pieces:  # a tail shorter than one window after a full chunk: nothing to add
-                    break
-                raise FeatureError(f"too short for Whisper: {len(y) / SAMPLE_RATE:.3f} s, need 0.013 s")
-            mel = self.log_mel(torch.from_numpy(seg)[None])
-            states = self.forward(mel)
-            valid = max(1, min(states[0].shape[1], math.ceil(len(seg) / (2 * HOP))))
-            pieces.append(torch.stack([s[0, :valid] for s in states]).numpy())
-        return np.concatenate(pieces, axis=1)
+        return np.concatenate(list(self.iter_hidden_states(y)), axis=1)
+
+    def mean_states(self, y: np.ndarray) -> np.ndarray:
+        """Each hidden state's mean over all frames, (layers, width), without holding every frame."""
+        total, frames = None, 0
+        for states in self.iter_hidden_states(y):
+            part = states.sum(axis=1, dtype=np.float64)
+            total = part if total is None else total + part
+            frames += states.shape[1]
+        return (total / frames).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=2)
@@ -226,7 +236,6 @@ class WhisperBase(AudioExtractor):
             import soxr
 
             y = soxr.resample(y, sr, SAMPLE_RATE, quality="HQ").astype(np.float32)
-        states = load_encoder(self.config.weights).hidden_states(y)
-        means = states.mean(axis=1).astype(np.float32)
+        means = load_encoder(self.config.weights).mean_states(y)
         x = means.mean(axis=0) if self.config.layer is None else means[self.config.layer]
         return {"x": x.astype(np.float32), "layer_means": means}

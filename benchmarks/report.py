@@ -1,0 +1,101 @@
+"""Shared by the benchmark scripts: machine/version header and writing a section of docs/benchmarks.
+
+Each script writes its own section ``docs/benchmarks/NAME.md``; ``python benchmarks/report.py``
+assembles all sections into ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ROOT / "docs" / "benchmarks"
+ORDER = ["extract_audio", "face_pipeline", "long_video", "scale_extraction", "predict", "serve"]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    return f"{os.cpu_count()} CPUs ({cpu}){mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def versions(*names: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in ("avemo", "torch", "numpy", *names):
+        try:
+            out.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            pass
+    return ", ".join(out)
+
+
+def load() -> str:
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def header(title: str, packages: tuple[str, ...] = ()) -> list[str]:
+    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
+    return [
+        f"## {title}",
+        "",
+        f"- Command: `{command}`",
+        f"- Date: {time.strftime('%Y-%m-%d %H:%M')}; machine: {machine()}",
+        f"- Versions: {versions(*packages)}",
+        f"- Load average (1/5/15 min) at start: {load()}",
+        "",
+    ]
+
+
+def write_section(name: str, lines: list[str]) -> Path:
+    SECTIONS.mkdir(parents=True, exist_ok=True)
+    path = SECTIONS / f"{name}.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines).rstrip() + "\n")
+    os.replace(tmp, path)
+    assemble()
+    return path
+
+
+def assemble() -> Path:
+    """docs/benchmarks.md: every section, in a fixed order, then any others."""
+    sections = sorted(SECTIONS.glob("*.md"), key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else 99, p.stem))
+    parts = [
+        "# Benchmarks",
+        "",
+        "Every figure here is written by a script in `benchmarks/` (command, machine, versions and load",
+        "average are given with each section). The development and CI machines have 2 cores shared with",
+        "other jobs, so wall-clock figures carry the load average they were measured under.",
+        "",
+    ]
+    for section in sections:
+        parts.append(section.read_text().rstrip())
+        parts.append("")
+    out = ROOT / "docs" / "benchmarks.md"
+    out.write_text("\n".join(parts))
+    return out
+
+
+if __name__ == "__main__":
+    print(assemble())
