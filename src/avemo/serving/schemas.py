@@ -1,0 +1,119 @@
+"""The OpenAPI description of the service's requests and responses (pydantic models).
+
+The prediction body mirrors :meth:`avemo.inference.result.Prediction.to_dict` (the JSON that
+``avemo predict --format json`` prints); the endpoint returns that dict itself, and the contract
+tests check every response against these schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ModalityOut(BaseModel):
+    used: bool = Field(description="Whether this modality contributed to the prediction.")
+    reason: str | None = Field(description="Why it did not contribute (no audio track, no face...), else null.")
+    probabilities: dict[str, float] | None = Field(description="This modality's own clip-level probabilities.")
+
+
+class WindowOut(BaseModel):
+    start: float = Field(description="Window start, seconds.")
+    end: float = Field(description="Window end, seconds.")
+    emotion: str
+    probabilities: dict[str, float]
+    audio: bool = Field(description="The audio expert contributed to this window.")
+    video: bool = Field(description="A face was found in this window and the visual expert contributed.")
+
+
+class PredictionOut(BaseModel):
+    """The result for one file: the same JSON as ``avemo predict --format json``."""
+
+    path: str = Field(description="The uploaded file's name (its last component only).")
+    duration: float | None = Field(description="Media duration in seconds.")
+    emotion: str = Field(description="The predicted clip-level emotion.")
+    probabilities: dict[str, float] = Field(description="Probability of each emotion (they sum to 1).")
+    modalities: dict[str, ModalityOut]
+    face_coverage: float | None = Field(description="Share of analysed frames with a face (null for audio).")
+    timeline: list[WindowOut]
+    model: dict[str, Any] = Field(description="Name, version and engine of the model that predicted.")
+
+
+class ErrorDetail(BaseModel):
+    status: int = Field(description="The HTTP status code, repeated.")
+    code: str = Field(description="A stable machine-readable error code, e.g. upload_too_large.")
+    message: str = Field(description="One line for the user, naming the file and the reason.")
+
+
+class ErrorOut(BaseModel):
+    """Every error response has this shape; never a stack trace."""
+
+    error: ErrorDetail
+
+
+class ProgressOut(BaseModel):
+    state: Literal["queued", "running", "unknown"] = Field(
+        description="Waiting for a worker, being analysed, or no admitted request has this id right now."
+    )
+    done: float = Field(description="Seconds of media analysed so far.")
+    total: float | None = Field(description="Seconds of media in all (null until known).")
+
+
+class QueueOut(BaseModel):
+    workers: int
+    capacity: int = Field(description="Requests held at once (running + waiting); one more gets 503.")
+    in_use: int
+
+
+class WindowLimits(BaseModel):
+    default: float
+    min: float
+    max: float
+
+
+class LimitsOut(BaseModel):
+    max_upload_bytes: int
+    max_duration: float = Field(description="Longest accepted media, seconds.")
+    request_timeout: float = Field(description="Seconds before a prediction is answered with 504.")
+    window: WindowLimits
+    default_hop: float
+
+
+class HealthOut(BaseModel):
+    status: str
+    version: str = Field(description="The avemo version.")
+    model: str = Field(description="Name of the loaded model.")
+    queue: QueueOut
+    limits: LimitsOut
+
+
+class ModelOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    labels: list[str] = Field(description="The emotions the model predicts, in output order.")
+    modalities: list[str] = Field(description="The modalities the model can use.")
+    card: str | None = Field(description="The model card (Markdown), if the model ships one.")
+
+
+class ModelsOut(BaseModel):
+    models: list[ModelOut]
+
+
+def error_responses(*statuses: int, **described: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the error statuses an endpoint can answer; ``described``
+    (``s422="..."``) replaces the default description of a status."""
+    descriptions = {
+        404: "No such path.",
+        400: "Malformed request: not multipart, truncated body, missing or empty file, client disconnected.",
+        408: "The upload took longer than the server's upload timeout.",
+        413: "The file is larger than the upload limit, or the media is longer than the duration limit.",
+        415: "The content is not a recognised audio/video container (the bytes are checked, not the name).",
+        422: "Invalid form fields, or media the decoders or the predictor cannot use (corrupt, no usable stream).",
+        500: "An unexpected server error (the details are in the server log).",
+        503: "Every worker is busy and the queue is full; retry after the Retry-After seconds.",
+        504: "The prediction did not finish within the per-request timeout.",
+    }
+    descriptions.update({int(k.removeprefix("s")): v for k, v in described.items()})
+    return {s: {"model": ErrorOut, "description": descriptions[s]} for s in statuses}

@@ -1,0 +1,75 @@
+"""Serving the app with uvicorn: in the foreground (``avemo serve``) or in a background thread.
+
+:class:`BackgroundServer` runs a real uvicorn server on a loopback port in a thread of the current
+process, for the browser and contract tests and for scripts; ``port=0`` picks a free port.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from avemo.serving.app import create_app
+from avemo.serving.settings import ServeSettings
+
+log = logging.getLogger("avemo.serving")
+
+
+def _config(app, settings: ServeSettings, log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        lifespan="on",
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+
+
+def run_server(settings: ServeSettings | None = None, predictor: Any = None, log_level: str = "info") -> None:
+    """Load the predictor, build the app and serve it until interrupted (Ctrl-C)."""
+    settings = settings or ServeSettings()
+    app = create_app(predictor=predictor, settings=settings)
+    uvicorn.Server(_config(app, settings, log_level)).run()
+
+
+class BackgroundServer:
+    """``with BackgroundServer(app, settings) as server: httpx.get(server.url + "/healthz")``."""
+
+    def __init__(self, app, settings: ServeSettings | None = None, log_level: str = "warning"):
+        self.settings = settings or app.state.settings
+        self.app = app
+        self.log_level = log_level
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    def __enter__(self) -> BackgroundServer:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.settings.host, self.settings.port))
+        host, port = sock.getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        self._server = uvicorn.Server(_config(self.app, self.settings, self.log_level))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+                                        name="avemo-uvicorn", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the background server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=30)

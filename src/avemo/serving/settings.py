@@ -1,0 +1,89 @@
+"""Settings of the prediction service (``avemo serve``): one frozen dataclass with safe defaults.
+
+Every limit the service enforces lives here, so a deployment can tighten or relax them from a
+TOML/YAML/JSON file (``avemo serve --config serve.toml``) or from command-line options, and the
+page and ``GET /healthz`` can show the limits that apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from avemo.config import from_dict, load_file
+from avemo.errors import ConfigError
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Limits and resources of one service instance.
+
+    The defaults fit the machines this project runs on (2 cores): one prediction at a time, a
+    few more waiting, uploads up to 100 MiB and 5 minutes of media.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: prediction threads sharing the one loaded model (PyAV and torch release the GIL)
+    workers: int = 1
+    #: requests allowed to wait for a worker (uploading or queued) beyond the running ones;
+    #: one more request is answered at once with 503
+    queue_size: int = 4
+    #: largest accepted file, in bytes; enforced while the upload streams in
+    max_upload_bytes: int = 100 * MIB
+    #: longest accepted media, in seconds; checked from the container's packets before prediction
+    max_duration: float = 300.0
+    #: seconds from the end of the upload to the prediction's result (queue wait included) -> 504
+    request_timeout: float = 300.0
+    #: seconds a client may take to send its upload -> 408
+    upload_timeout: float = 120.0
+    #: parent folder of the private per-request upload folders (default: the system's temp folder)
+    upload_dir: str | None = None
+    #: the window lengths (seconds) a request may ask for; without one, the model's own window
+    #: and hop apply (as in ``avemo predict``)
+    min_window: float = 0.25
+    max_window: float = 30.0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (1 <= self.port <= 65535 or self.port == 0, f"port must be 0..65535, got {self.port}"),
+            (self.workers >= 1, f"workers must be >= 1, got {self.workers}"),
+            (self.queue_size >= 0, f"queue_size must be >= 0, got {self.queue_size}"),
+            (self.max_upload_bytes >= 1024, f"max_upload_bytes must be >= 1024, got {self.max_upload_bytes}"),
+            (self.max_duration > 0, f"max_duration must be > 0, got {self.max_duration}"),
+            (self.request_timeout > 0, f"request_timeout must be > 0, got {self.request_timeout}"),
+            (self.upload_timeout > 0, f"upload_timeout must be > 0, got {self.upload_timeout}"),
+            (0 < self.min_window <= self.max_window, "need 0 < min_window <= max_window"),
+        ]
+        for ok, reason in checks:
+            if not ok:
+                raise ConfigError(f"serve settings: {reason}")
+        if self.upload_dir is not None and not Path(self.upload_dir).is_dir():
+            raise ConfigError("upload_dir is not an existing folder", self.upload_dir)
+
+    @property
+    def capacity(self) -> int:
+        """Requests held at once (running + waiting); the next one gets 503."""
+        return self.workers + self.queue_size
+
+    def limits(self, default_window: float, default_hop: float) -> dict:
+        """The limits a client needs to know (shown on the page and in ``GET /healthz``), with the
+        model's own timeline window and hop as the defaults."""
+        return {
+            "max_upload_bytes": self.max_upload_bytes,
+            "max_duration": self.max_duration,
+            "request_timeout": self.request_timeout,
+            "window": {"default": default_window, "min": self.min_window, "max": self.max_window},
+            "default_hop": default_hop,
+        }
+
+
+def load_settings(path: str | Path | None = None, **overrides) -> ServeSettings:
+    """Settings from a TOML/YAML/JSON file (optional) with ``overrides`` (``None`` values ignored) on top."""
+    data = dict(load_file(path)) if path is not None else {}
+    if "serve" in data and isinstance(data["serve"], dict):  # allow a [serve] table in a shared file
+        data = dict(data["serve"])
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return from_dict(ServeSettings, data, where=str(path) if path else "serve settings")

@@ -1,0 +1,92 @@
+"""Recognise a media container from its first bytes, never from the client's file name or MIME type.
+
+An upload is accepted only when its leading bytes carry the signature of one of the containers
+the decoders read (:data:`avemo.media.MEDIA_SUFFIXES`). The match also fixes the FFmpeg demuxer
+used to check the file, so FFmpeg's own format guessing never runs on the upload: text formats
+that make FFmpeg open other files or URLs (HLS/DASH playlists, ``ffconcat`` lists, SDP) can
+therefore never be selected.
+
+The signatures are the ones FFmpeg's probes (``libavformat/*.c``, ``read_probe``) look for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: bytes needed to recognise every signature below
+SNIFF_BYTES = 64
+
+
+@dataclass(frozen=True)
+class Container:
+    """A recognised container: a short name, the suffix the upload is saved under, FFmpeg's demuxer."""
+
+    name: str
+    suffix: str
+    demuxer: str
+    video_capable: bool
+
+
+MP4 = Container("mp4", ".mp4", "mov", True)
+MOV = Container("mov", ".mov", "mov", True)
+M4A = Container("m4a", ".m4a", "mov", False)
+MKV = Container("matroska", ".mkv", "matroska", True)
+WEBM = Container("webm", ".webm", "matroska", True)
+AVI = Container("avi", ".avi", "avi", True)
+FLV = Container("flv", ".flv", "flv", True)
+WAV = Container("wav", ".wav", "wav", False)
+FLAC = Container("flac", ".flac", "flac", False)
+OGG = Container("ogg", ".ogg", "ogg", True)
+MP3 = Container("mp3", ".mp3", "mp3", False)
+AAC = Container("aac", ".aac", "aac", False)
+
+CONTAINERS = (MP4, MOV, M4A, MKV, WEBM, AVI, FLV, WAV, FLAC, OGG, MP3, AAC)
+
+# ISO BMFF top-level boxes that may come first in a QuickTime/MP4 file
+_BMFF_FIRST_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
+
+
+def _mpeg_audio(head: bytes) -> Container | None:
+    """An MPEG audio frame header (mp3) or an ADTS header (raw AAC) at the start."""
+    if len(head) < 4 or head[0] != 0xFF or (head[1] & 0xE0) != 0xE0:
+        return None
+    layer = (head[1] >> 1) & 0b11
+    if (head[1] & 0xF6) == 0xF0:  # ADTS: 12-bit sync, layer 00
+        return AAC
+    bitrate_index = head[2] >> 4
+    rate_index = (head[2] >> 2) & 0b11
+    version = (head[1] >> 3) & 0b11
+    if layer == 0 or version == 1 or bitrate_index in (0, 15) or rate_index == 3:
+        return None
+    return MP3
+
+
+def sniff(head: bytes) -> Container | None:
+    """The container whose signature ``head`` (the file's first bytes) starts with, or None."""
+    if len(head) >= 12 and head[4:8] in _BMFF_FIRST_BOXES:
+        brand = head[8:12] if head[4:8] == b"ftyp" else b""
+        if brand == b"qt  ":
+            return MOV
+        if brand in (b"M4A ", b"M4B "):
+            return M4A
+        return MP4
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML
+        return WEBM if b"webm" in head[:SNIFF_BYTES] else MKV
+    if len(head) >= 12 and head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+        return WAV
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return AVI
+    if head.startswith(b"FLV\x01"):
+        return FLV
+    if head.startswith(b"fLaC"):
+        return FLAC
+    if head.startswith(b"OggS\x00"):
+        return OGG
+    if head.startswith(b"ID3") and len(head) >= 10 and head[3] < 0xFF and head[4] < 0xFF:
+        return MP3  # an ID3v2 tag precedes MPEG audio frames
+    return _mpeg_audio(head)
+
+
+def describe_supported() -> str:
+    """The accepted containers, for error messages."""
+    return ", ".join(sorted({c.name for c in CONTAINERS}))

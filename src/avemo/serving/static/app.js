@@ -1,0 +1,399 @@
+// The avemo page: choose or record a clip, upload it with progress, show the prediction.
+// Talks only to this server (POST /v1/predict, GET /healthz); no third-party code.
+
+import { colourOf, formatSeconds, legendSwatch, renderTimeline } from "./chart.js";
+
+const $ = (id) => document.getElementById(id);
+const MAX_RECORD_SECONDS = 10;
+
+const state = {
+  file: null,
+  limits: null,
+  mediaUrl: null,
+  chart: null,
+  timeline: [],
+  recorder: null,
+  recordTimer: null,
+  processTimer: null,
+  progressId: null,
+};
+
+function percent(p) {
+  if (p > 0 && p < 0.005) return "< 0.5 %";
+  return `${(100 * p).toFixed(p >= 0.995 || p < 0.005 ? 0 : 1)} %`;
+}
+
+function humanBytes(n) {
+  if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(n >= 10 * 1024 * 1024 ? 0 : 1)} MB`;
+  if (n >= 1024) return `${Math.round(n / 1024)} KB`;
+  return `${n} bytes`;
+}
+
+function setStatus(text) {
+  $("status").textContent = text;
+}
+
+function showError(text) {
+  const box = $("error");
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+function chooseFile(file, label) {
+  state.file = file;
+  $("selected-file").textContent = file ? `${label}: ${file.name} (${humanBytes(file.size)})` : "No clip chosen yet.";
+  $("submit-button").disabled = !file;
+  showError("");
+}
+
+// ---------------------------------------------------------------- limits
+async function loadLimits() {
+  try {
+    const response = await fetch("/healthz", { headers: { Accept: "application/json" } });
+    if (!response.ok) return;
+    const health = await response.json();
+    state.limits = health.limits;
+    const { max_upload_bytes: maxBytes, max_duration: maxSeconds, window } = health.limits;
+    $("limits-text").textContent = `At most ${humanBytes(maxBytes)} and ${formatSeconds(maxSeconds)}.`;
+    const input = $("window-input");
+    input.min = window.min;
+    input.max = window.max;
+    input.value = window.default;
+    $("hop-text").textContent = `A new window starts every ${formatSeconds(health.limits.default_hop)}.`;
+  } catch {
+    // the page still works; the server enforces its limits anyway
+  }
+}
+
+// ---------------------------------------------------------------- recording
+function pickMimeType() {
+  const candidates = ["video/webm;codecs=vp8,opus", "video/webm", "video/mp4"];
+  return candidates.find((t) => window.MediaRecorder && MediaRecorder.isTypeSupported(t)) ?? "";
+}
+
+async function startRecording() {
+  const button = $("record-button");
+  if (!navigator.mediaDevices?.getUserMedia || !window.MediaRecorder) {
+    $("record-status").textContent = "This browser cannot record (no MediaRecorder or camera access).";
+    return;
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+  } catch (err) {
+    $("record-status").textContent = `Camera or microphone unavailable: ${err.message || err.name}.`;
+    return;
+  }
+  const preview = $("record-preview");
+  preview.srcObject = stream;
+  preview.hidden = false;
+  preview.play().catch(() => {});
+
+  const mimeType = pickMimeType();
+  const recorder = new MediaRecorder(stream, mimeType ? { mimeType } : {});
+  const chunks = [];
+  const started = performance.now();
+  recorder.ondataavailable = (event) => {
+    if (event.data && event.data.size) chunks.push(event.data);
+  };
+  recorder.onstop = () => {
+    clearInterval(state.recordTimer);
+    stream.getTracks().forEach((track) => track.stop());
+    preview.srcObject = null;
+    preview.hidden = true;
+    button.textContent = "Start recording";
+    button.setAttribute("aria-pressed", "false");
+    state.recorder = null;
+    const type = recorder.mimeType || mimeType || "video/webm";
+    const blob = new Blob(chunks, { type });
+    const seconds = (performance.now() - started) / 1000;
+    if (!blob.size) {
+      $("record-status").textContent = "Nothing was recorded.";
+      return;
+    }
+    const suffix = type.includes("mp4") ? "mp4" : "webm";
+    chooseFile(new File([blob], `recording.${suffix}`, { type }), "Recording");
+    $("record-status").textContent = `Recorded ${formatSeconds(seconds)}.`;
+  };
+  recorder.start(250);
+  state.recorder = recorder;
+  button.textContent = "Stop recording";
+  button.setAttribute("aria-pressed", "true");
+  $("record-status").textContent = `Recording… (stops by itself after ${MAX_RECORD_SECONDS} s)`;
+  state.recordTimer = setInterval(() => {
+    const elapsed = (performance.now() - started) / 1000;
+    if (elapsed >= MAX_RECORD_SECONDS && recorder.state === "recording") recorder.stop();
+  }, 200);
+}
+
+function toggleRecording() {
+  if (state.recorder && state.recorder.state === "recording") state.recorder.stop();
+  else startRecording();
+}
+
+// ---------------------------------------------------------------- upload
+function setBusy(busy) {
+  $("predict-form").setAttribute("aria-busy", String(busy));
+  $("submit-button").disabled = busy || !state.file;
+  $("record-button").disabled = busy;
+  $("file-input").disabled = busy;
+}
+
+function selectedModalities() {
+  return [...document.querySelectorAll('input[name="modalities"]:checked')].map((box) => box.value);
+}
+
+function submit(event) {
+  event.preventDefault();
+  showError("");
+  if (!state.file) {
+    showError("Choose a file or record a clip first.");
+    return;
+  }
+  if (state.limits && state.file.size > state.limits.max_upload_bytes) {
+    showError(`${state.file.name}: the file is larger than the limit of ${humanBytes(state.limits.max_upload_bytes)}.`);
+    return;
+  }
+  const modalities = selectedModalities();
+  if (!modalities.length) {
+    showError("Tick at least one of voice (audio) or face (video).");
+    return;
+  }
+  const form = new FormData();
+  form.append("file", state.file, state.file.name);
+  form.append("window", $("window-input").value || "1");
+  form.append("modalities", modalities.join(","));
+  const progressId = newProgressId();
+  form.append("progress_id", progressId);
+
+  const uploadBar = $("upload-progress");
+  const processBar = $("process-progress");
+  uploadBar.value = 0;
+  processBar.value = 0;
+  $("upload-text").textContent = "";
+  $("process-text").textContent = "waiting";
+  $("progress").hidden = false;
+  setBusy(true);
+  setStatus(`Uploading ${state.file.name}…`);
+
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", "/v1/predict");
+  xhr.responseType = "json";
+  xhr.setRequestHeader("Accept", "application/json");
+  xhr.upload.onprogress = (e) => {
+    if (!e.lengthComputable) return;
+    uploadBar.value = Math.round((100 * e.loaded) / e.total);
+    $("upload-text").textContent = `${humanBytes(e.loaded)} of ${humanBytes(e.total)}`;
+  };
+  xhr.upload.onload = () => {
+    uploadBar.value = 100;
+    $("upload-text").textContent = "done";
+    processBar.removeAttribute("value"); // indeterminate until the server reports progress
+    setStatus("Analysing the clip…");
+    state.progressId = progressId;
+    state.processTimer = setInterval(() => pollProgress(progressId), 400);
+  };
+  const finish = () => {
+    clearInterval(state.processTimer);
+    state.progressId = null;
+    setBusy(false);
+  };
+  xhr.onload = () => {
+    finish();
+    const body = xhr.response;
+    if (xhr.status === 200 && body && body.emotion) {
+      processBar.value = 100;
+      $("process-text").textContent = "done";
+      setStatus(`Done: ${body.emotion}.`);
+      showResult(body);
+    } else {
+      processBar.value = 0;
+      $("process-text").textContent = "failed";
+      setStatus("");
+      const message = body?.error?.message ?? `the server answered HTTP ${xhr.status}`;
+      showError(message);
+    }
+  };
+  xhr.onerror = () => {
+    finish();
+    setStatus("");
+    showError("The upload failed: the server could not be reached or closed the connection.");
+  };
+  xhr.send(form);
+}
+
+function newProgressId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function pollProgress(progressId) {
+  let entry;
+  try {
+    const response = await fetch(`/v1/progress/${progressId}`, { headers: { Accept: "application/json" } });
+    if (!response.ok) return;
+    entry = await response.json();
+  } catch {
+    return;
+  }
+  if (state.progressId !== progressId) return; // the answer came in meanwhile
+  const bar = $("process-progress");
+  const text = $("process-text");
+  if (entry.state === "unknown") return; // not registered yet (or just finished)
+  if (entry.state === "queued") {
+    text.textContent = "waiting for a free worker";
+  } else if (entry.total) {
+    bar.value = Math.min(100, Math.round((100 * entry.done) / entry.total));
+    text.textContent = `${formatSeconds(entry.done)} of ${formatSeconds(entry.total)}`;
+  } else {
+    text.textContent = "analysing";
+  }
+}
+
+// ---------------------------------------------------------------- result
+function showBars(result) {
+  const list = $("probability-bars");
+  list.replaceChildren();
+  const emotions = Object.keys(result.probabilities);
+  emotions.forEach((emotion, i) => {
+    const p = result.probabilities[emotion];
+    const item = document.createElement("li");
+    item.dataset.emotion = emotion;
+    if (emotion === result.emotion) item.classList.add("top");
+    const name = document.createElement("span");
+    name.className = "bar-name";
+    name.textContent = emotion;
+    const track = document.createElement("span");
+    track.className = "bar-track";
+    track.setAttribute("aria-hidden", "true");
+    const fill = document.createElement("span");
+    fill.className = "bar-fill";
+    fill.style.display = "block";
+    fill.style.width = `${Math.max(0, Math.min(1, p)) * 100}%`;
+    fill.style.background = colourOf(emotion, i);
+    track.appendChild(fill);
+    const value = document.createElement("span");
+    value.className = "bar-value";
+    value.textContent = percent(p);
+    item.append(name, track, value);
+    list.appendChild(item);
+  });
+}
+
+function showLegend(result) {
+  const legend = $("timeline-legend");
+  legend.replaceChildren();
+  Object.keys(result.probabilities).forEach((emotion, i) => {
+    const item = document.createElement("li");
+    item.append(legendSwatch(emotion, i), document.createTextNode(emotion));
+    legend.appendChild(item);
+  });
+}
+
+function showTable(result) {
+  const table = $("timeline-table");
+  table.replaceChildren();
+  const emotions = Object.keys(result.probabilities);
+  const head = table.createTHead().insertRow();
+  for (const title of ["start (s)", "end (s)", "emotion", ...emotions, "voice", "face"]) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = title;
+    head.appendChild(th);
+  }
+  const body = table.createTBody();
+  for (const w of result.timeline) {
+    const row = body.insertRow();
+    const cells = [w.start.toFixed(2), w.end.toFixed(2), w.emotion, ...emotions.map((e) => percent(w.probabilities[e])),
+      w.audio ? "yes" : "no", w.video ? "yes" : "no"];
+    for (const text of cells) row.insertCell().textContent = text;
+  }
+}
+
+function showModalities(result) {
+  const list = $("modalities-list");
+  list.replaceChildren();
+  const names = { audio: "Voice (audio)", video: "Face (video)" };
+  for (const [modality, status] of Object.entries(result.modalities)) {
+    const item = document.createElement("li");
+    item.dataset.modality = modality;
+    item.append(`${names[modality] ?? modality}: `);
+    const verdict = document.createElement("span");
+    verdict.className = status.used ? "used" : "unused";
+    verdict.textContent = status.used ? "used" : "not used";
+    item.append(verdict);
+    if (!status.used && status.reason) item.append(` (${status.reason})`);
+    if (modality === "video" && status.used && result.face_coverage != null) {
+      item.append(`, face found in ${percent(result.face_coverage)} of the analysed frames`);
+    }
+    list.appendChild(item);
+  }
+  const model = result.model ?? {};
+  const parts = [model.name, model.version, model.engine && `engine ${model.engine}`].filter(Boolean);
+  $("model-text").textContent = parts.length ? `Model: ${parts.join(", ")}.` : "";
+}
+
+function showMedia(result) {
+  const video = $("player");
+  const audio = $("audio-player");
+  if (state.mediaUrl) URL.revokeObjectURL(state.mediaUrl);
+  state.mediaUrl = URL.createObjectURL(state.file);
+  const isAudio = (state.file.type || "").startsWith("audio/") || result.modalities?.video?.reason?.includes("no video");
+  const media = isAudio ? audio : video;
+  const other = isAudio ? video : audio;
+  other.pause();
+  other.removeAttribute("src");
+  other.hidden = true;
+  media.src = state.mediaUrl;
+  media.hidden = false;
+  return media;
+}
+
+function showResult(result) {
+  const section = $("result");
+  section.hidden = false;
+  section.dataset.emotion = result.emotion;
+  $("emotion-label").textContent = result.emotion;
+  $("emotion-confidence").textContent = `(${percent(result.probabilities[result.emotion])} probability)`;
+  showBars(result);
+  showLegend(result);
+  showTable(result);
+  showModalities(result);
+  state.timeline = result.timeline;
+
+  const media = showMedia(result);
+  const nowText = $("now-text");
+  const follow = (t) => {
+    const w = state.chart.setTime(t);
+    nowText.textContent = w ? `At ${formatSeconds(t)}: ${w.emotion} (${percent(w.probabilities[w.emotion])})` : "";
+  };
+  state.chart = renderTimeline($("timeline-chart"), result, {
+    onSeek: (t) => {
+      follow(t);
+      if (Number.isFinite(media.duration) || media.readyState > 0) media.currentTime = t;
+    },
+  });
+  follow(0);
+  let frame = null;
+  const tick = () => {
+    follow(media.currentTime);
+    frame = media.paused ? null : requestAnimationFrame(tick);
+  };
+  media.onplay = () => {
+    if (frame === null) frame = requestAnimationFrame(tick);
+  };
+  media.onseeked = () => follow(media.currentTime);
+  media.ontimeupdate = () => {
+    if (frame === null) follow(media.currentTime);
+  };
+  $("result-heading").focus();
+}
+
+// ---------------------------------------------------------------- wiring
+$("file-input").addEventListener("change", (event) => {
+  const file = event.target.files[0] ?? null;
+  chooseFile(file, "File");
+});
+$("record-button").addEventListener("click", toggleRecording);
+$("predict-form").addEventListener("submit", submit);
+loadLimits();

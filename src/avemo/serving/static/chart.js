@@ -1,0 +1,187 @@
+// The timeline chart: one line per emotion (probability over time), a ribbon of the winning
+// emotion per window, and a playback cursor. Plain SVG drawn with the DOM API; no library.
+// The chart element is a slider for assistive technology: its value is the playback time and
+// its value text says which emotion leads there; arrow keys, Home/End and clicks seek.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+// Distinct hues, each with at least 4.5:1 contrast on white; dash patterns tell lines apart
+// without colour.
+const COLOURS = {
+  neutral: "#5f6368",
+  calm: "#0e7c86",
+  happy: "#b45309",
+  sad: "#1d4ed8",
+  angry: "#c81e1e",
+  fearful: "#7e22ce",
+  disgust: "#3f6212",
+  surprised: "#be185d",
+  boredom: "#44403c",
+};
+const EXTRA_COLOURS = ["#334155", "#9a3412", "#065f46", "#6d28d9"];
+const DASHES = ["", "6 3", "2 3", "8 3 2 3"];
+
+export function colourOf(emotion, index = 0) {
+  return COLOURS[emotion] ?? EXTRA_COLOURS[index % EXTRA_COLOURS.length];
+}
+
+export function dashOf(index) {
+  return DASHES[index % DASHES.length];
+}
+
+function el(name, attrs = {}, parent = null) {
+  const node = document.createElementNS(SVG_NS, name);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+function niceStep(span, target) {
+  const raw = span / Math.max(1, target);
+  const power = 10 ** Math.floor(Math.log10(raw));
+  for (const m of [1, 2, 5, 10]) if (m * power >= raw) return m * power;
+  return 10 * power;
+}
+
+export function formatSeconds(t) {
+  return `${t.toFixed(t < 10 ? 1 : 0)} s`;
+}
+
+/** The window whose centre is nearest to time t. */
+export function windowAt(timeline, t) {
+  let best = null;
+  let bestDistance = Infinity;
+  for (const w of timeline) {
+    const d = Math.abs((w.start + w.end) / 2 - t);
+    if (t >= w.start && t <= w.end && d < bestDistance) {
+      best = w;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/**
+ * Draw the timeline of `result` (the JSON of POST /v1/predict) into `container`.
+ * Returns { setTime(t) } to move the cursor; calls onSeek(t) when the user picks a time.
+ */
+export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
+  const timeline = result.timeline ?? [];
+  const emotions = Object.keys(result.probabilities);
+  const lastEnd = timeline.length ? timeline[timeline.length - 1].end : 0;
+  const duration = Math.max(result.duration ?? 0, lastEnd, 0.001);
+  const step = timeline.length > 1 ? timeline[1].start - timeline[0].start : duration;
+
+  const W = 800, H = 280, M = { left: 44, right: 22, top: 26, bottom: 30 };
+  const plotW = W - M.left - M.right, plotH = H - M.top - M.bottom;
+  const x = (t) => M.left + (t / duration) * plotW;
+  const y = (p) => M.top + (1 - p) * plotH;
+
+  container.replaceChildren();
+  const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, "aria-hidden": "true", focusable: "false" }, container);
+  svg.classList.add("timeline-svg");
+
+  // grid and axes
+  const grid = el("g", { class: "grid" }, svg);
+  const axis = el("g", { class: "axis" }, svg);
+  for (const p of [0, 0.25, 0.5, 0.75, 1]) {
+    el("line", { x1: M.left, x2: W - M.right, y1: y(p), y2: y(p) }, grid);
+    const label = el("text", { x: M.left - 6, y: y(p) + 4, "text-anchor": "end" }, axis);
+    label.textContent = `${Math.round(p * 100)}%`;
+  }
+  const tStep = niceStep(duration, 8);
+  for (let t = 0; t <= duration + 1e-9; t += tStep) {
+    el("line", { x1: x(t), x2: x(t), y1: M.top, y2: H - M.bottom }, grid);
+    const label = el("text", { x: x(t), y: H - M.bottom + 16, "text-anchor": "middle" }, axis);
+    label.textContent = formatSeconds(t);
+  }
+
+  // ribbon: the winning emotion of each window, split at midpoints between window centres
+  const ribbon = el("g", { class: "ribbon" }, svg);
+  const centres = timeline.map((w) => (w.start + w.end) / 2);
+  timeline.forEach((w, i) => {
+    const from = i === 0 ? w.start : (centres[i - 1] + centres[i]) / 2;
+    const to = i === timeline.length - 1 ? w.end : (centres[i] + centres[i + 1]) / 2;
+    const rect = el("rect", {
+      x: x(from), y: 6, width: Math.max(0.5, x(to) - x(from)), height: 12,
+      fill: colourOf(w.emotion, emotions.indexOf(w.emotion)),
+    }, ribbon);
+    rect.dataset.emotion = w.emotion;
+  });
+
+  // one line per emotion
+  const lines = el("g", { class: "lines" }, svg);
+  emotions.forEach((emotion, i) => {
+    let points;
+    if (timeline.length === 1) {
+      const p = timeline[0].probabilities[emotion] ?? 0;
+      points = [[timeline[0].start, p], [timeline[0].end, p]];
+    } else {
+      points = timeline.map((w, k) => [centres[k], w.probabilities[emotion] ?? 0]);
+    }
+    const line = el("polyline", {
+      points: points.map(([t, p]) => `${x(t).toFixed(1)},${y(p).toFixed(1)}`).join(" "),
+      fill: "none",
+      stroke: colourOf(emotion, i),
+      "stroke-width": emotion === result.emotion ? 3.5 : 2,
+      "stroke-linejoin": "round",
+      "stroke-dasharray": dashOf(i),
+    }, lines);
+    line.classList.add("line");
+    line.dataset.emotion = emotion;
+  });
+
+  const cursor = el("line", { class: "cursor", x1: x(0), x2: x(0), y1: 4, y2: H - M.bottom }, svg);
+
+  // accessibility: the container is a slider over playback time
+  container.tabIndex = 0;
+  container.setAttribute("role", "slider");
+  container.setAttribute("aria-labelledby", "timeline-heading");
+  container.setAttribute("aria-describedby", "timeline-hint");
+  container.setAttribute("aria-valuemin", "0");
+  container.setAttribute("aria-valuemax", duration.toFixed(2));
+
+  let current = 0;
+  function setTime(t) {
+    current = Math.min(Math.max(t, 0), duration);
+    cursor.setAttribute("x1", x(current));
+    cursor.setAttribute("x2", x(current));
+    const w = windowAt(timeline, current);
+    container.setAttribute("aria-valuenow", current.toFixed(2));
+    const what = w ? `${w.emotion} ${Math.round(100 * w.probabilities[w.emotion])}%` : "no window";
+    container.setAttribute("aria-valuetext", `${formatSeconds(current)}: ${what}`);
+    return w;
+  }
+
+  container.onclick = (event) => {
+    const box = svg.getBoundingClientRect();
+    const px = ((event.clientX - box.left) / box.width) * W;
+    const t = ((px - M.left) / plotW) * duration;
+    onSeek(Math.min(Math.max(t, 0), duration));
+  };
+  container.onkeydown = (event) => {
+    const moves = { ArrowRight: step, ArrowUp: step, ArrowLeft: -step, ArrowDown: -step };
+    let t = null;
+    if (event.key in moves) t = current + moves[event.key];
+    else if (event.key === "Home") t = 0;
+    else if (event.key === "End") t = duration;
+    if (t === null) return;
+    event.preventDefault();
+    onSeek(Math.min(Math.max(t, 0), duration));
+  };
+
+  setTime(0);
+  return { setTime, duration };
+}
+
+/** A small line sample for the legend (colour and dash pattern of emotion i). */
+export function legendSwatch(emotion, i) {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("width", "28");
+  svg.setAttribute("height", "10");
+  svg.setAttribute("aria-hidden", "true");
+  el("line", {
+    x1: 1, x2: 27, y1: 5, y2: 5, stroke: colourOf(emotion, i), "stroke-width": 3, "stroke-dasharray": dashOf(i),
+  }, svg);
+  return svg;
+}

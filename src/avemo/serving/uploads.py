@@ -1,0 +1,328 @@
+"""Receive an uploaded media file safely: stream it to a private folder, sniff it, check its length.
+
+:func:`receive_upload` parses the ``multipart/form-data`` body itself, chunk by chunk as it
+arrives (python-multipart's streaming parser), instead of letting the framework spool the whole
+body first, so that
+
+* the size limit is enforced while the bytes stream in: the request is refused with 413 as soon
+  as the file part passes ``max_upload_bytes`` (or at once when ``Content-Length`` already says so);
+* the container is recognised from the first bytes (:mod:`avemo.serving.sniff`) and anything
+  else is refused with 415 before more of it is read; the client's file name and MIME type are
+  never trusted: the file is saved as ``upload`` + the suffix of the sniffed container, inside a
+  fresh ``tempfile.mkdtemp`` folder (mode 0700) that the caller removes in ``finally``;
+* a body that ends before its closing boundary (a truncated upload), a client that disconnects or
+  is too slow (``upload_timeout``), unknown or oversized form fields are refused with one-line
+  JSON errors.
+
+:func:`check_media` then runs (in a worker thread, before the predictor) the checks that need
+the whole file: it demuxes the packets with the sniffed demuxer forced, refusing media longer
+than ``max_duration`` (the packets are read, so a header that lies about the duration does not
+help), and probes the streams with :func:`avemo.media.probe`. Nothing uploaded is ever
+unpickled or loaded as anything but media.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import av
+from python_multipart import MultipartParser
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from avemo.errors import MediaError
+from avemo.media import MediaInfo, probe
+from avemo.media.probe import audio_stream, video_stream
+from avemo.serving.responses import ApiError
+from avemo.serving.settings import ServeSettings
+from avemo.serving.sniff import SNIFF_BYTES, Container, describe_supported, sniff
+
+#: the form fields a prediction request may carry besides ``file``
+FORM_FIELDS = ("window", "hop", "modalities", "progress_id")
+#: bytes allowed in a non-file form field
+MAX_FIELD_BYTES = 256
+#: parts in one form (the file plus each field, some repeated)
+MAX_PARTS = 8
+#: multipart framing and the small fields, on top of the file itself, for the Content-Length check
+FORM_OVERHEAD = 64 * 1024
+
+
+@dataclass
+class Upload:
+    """A received upload: where it was saved and what the client called it."""
+
+    path: Path
+    filename: str  # the display name: the last component of the client's name, sanitised
+    container: Container
+    size: int
+    fields: dict[str, list[str]] = field(default_factory=dict)
+
+    def field(self, name: str) -> str | None:
+        """The last value of form field ``name`` (or None)."""
+        values = self.fields.get(name)
+        return values[-1] if values else None
+
+
+def display_name(raw: str | None) -> str:
+    """The client's file name reduced to a harmless label: the last path component, printable
+    characters only, at most 120 characters. It is only ever shown, never used as a path."""
+    if not raw:
+        return "upload"
+    name = PurePosixPath(raw.replace("\\", "/")).name
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] not in ("C", "Z") or ch == " ").strip()
+    name = name.lstrip(".") or "upload"
+    return name[:120]
+
+
+class _FormReader:
+    """The callbacks of python-multipart's streaming parser: fields to memory, the file to disk."""
+
+    def __init__(self, folder: Path, settings: ServeSettings):
+        self.folder = folder
+        self.max_bytes = settings.max_upload_bytes
+        self.parts = 0
+        self.ended = False
+        self.fields: dict[str, list[str]] = {}
+        self._header_name = bytearray()
+        self._header_value = bytearray()
+        self._headers: dict[bytes, bytes] = {}
+        self._part: str | None = None  # "file" or a field name
+        self._value = bytearray()
+        # the file part
+        self.file_seen = False
+        self.filename = "upload"
+        self.size = 0
+        self.container: Container | None = None
+        self.path: Path | None = None
+        self._head = bytearray()
+        self._fd: int | None = None
+
+    def callbacks(self) -> dict:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+            "on_end": self.on_end,
+        }
+
+    # --- headers
+    def on_part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise ApiError(400, "too_many_parts", f"the form has more than {MAX_PARTS} parts")
+        self._headers = {}
+        self._part = None
+        self._value = bytearray()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[bytes(self._header_name).strip().lower()] = bytes(self._header_value).strip()
+        self._header_name = bytearray()
+        self._header_value = bytearray()
+
+    def on_headers_finished(self) -> None:
+        disposition, params = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = params.get(b"name")
+        if disposition != b"form-data" or name is None:
+            raise ApiError(400, "malformed_multipart", "a form part lacks 'Content-Disposition: form-data; name=...'")
+        name_text = name.decode("utf-8", errors="replace")
+        if name_text == "file":
+            if self.file_seen:
+                raise ApiError(400, "several_files", "send one file per request (the form has several 'file' parts)")
+            self.file_seen = True
+            raw = params.get(b"filename")
+            self.filename = display_name(raw.decode("utf-8", errors="replace") if raw is not None else None)
+        elif name_text not in FORM_FIELDS:
+            shown = display_name(name_text)
+            raise ApiError(422, "unknown_field",
+                           f"unknown form field '{shown}'; expected file, {', '.join(FORM_FIELDS)}")
+        self._part = name_text
+
+    # --- data
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if self._part == "file":
+            self._write_file(chunk)
+        else:
+            self._value += chunk
+            if len(self._value) > MAX_FIELD_BYTES:
+                raise ApiError(422, "field_too_long", f"form field '{self._part}' is longer than {MAX_FIELD_BYTES} bytes")
+
+    def on_part_end(self) -> None:
+        if self._part == "file":
+            if self.container is None:
+                self._start_file()  # a file shorter than SNIFF_BYTES
+        elif self._part is not None:
+            try:
+                value = bytes(self._value).decode("utf-8")
+            except UnicodeDecodeError:
+                raise ApiError(422, "invalid_field", f"form field '{self._part}' is not UTF-8 text") from None
+            self.fields.setdefault(self._part, []).append(value)
+        self._part = None
+
+    def on_end(self) -> None:
+        self.ended = True
+
+    # --- the file
+    def _write_file(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise ApiError(413, "upload_too_large",
+                           f"{self.filename}: the file is larger than the limit of {_human_bytes(self.max_bytes)}")
+        if self.container is None:
+            self._head += chunk
+            if len(self._head) >= SNIFF_BYTES:
+                self._start_file()
+            return
+        _write_all(self._fd, chunk)
+
+    def _start_file(self) -> None:
+        if not self._head:
+            raise ApiError(400, "empty_file", f"{self.filename}: the uploaded file is empty (0 bytes)")
+        container = sniff(bytes(self._head))
+        if container is None:
+            raise ApiError(415, "unsupported_media",
+                           f"{self.filename}: not a recognised audio or video file "
+                           f"(the content was checked, not the name; accepted: {describe_supported()})")
+        self.container = container
+        self.path = self.folder / f"upload{container.suffix}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        self._fd = os.open(self.path, flags, 0o600)
+        _write_all(self._fd, bytes(self._head))
+        self._head = bytearray()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _write_all(fd: int | None, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _human_bytes(n: int) -> str:
+    if n >= 1024 * 1024:
+        return f"{round(n / (1024 * 1024), 1):g} MiB"
+    if n >= 1024:
+        return f"{round(n / 1024, 1):g} KiB"
+    return f"{n} bytes"
+
+
+async def receive_upload(request: Request, folder: Path, settings: ServeSettings) -> Upload:
+    """Stream the multipart body of ``request`` into ``folder`` (which the caller created and removes).
+
+    Raises :class:`ApiError` (400, 408, 413, 415, 422) for every bad upload; see the module docstring.
+    """
+    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data":
+        raise ApiError(415, "unsupported_content_type",
+                       "send the file as multipart/form-data with the file in a 'file' field")
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise ApiError(400, "malformed_multipart", "the multipart/form-data Content-Type has no boundary")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            declared_bytes = int(declared)
+        except ValueError:
+            raise ApiError(400, "bad_content_length", "the Content-Length header is not a number") from None
+        if declared_bytes > settings.max_upload_bytes + FORM_OVERHEAD:
+            raise ApiError(413, "upload_too_large",
+                           f"the request ({_human_bytes(declared_bytes)}) is larger than the upload limit "
+                           f"of {_human_bytes(settings.max_upload_bytes)}")
+    reader = _FormReader(folder, settings)
+    try:
+        parser = MultipartParser(boundary, reader.callbacks(), max_header_count=8, max_header_size=4096)
+    except (FormParserError, ValueError) as exc:
+        raise ApiError(400, "malformed_multipart", f"unusable multipart boundary ({exc})") from None
+    try:
+        async with asyncio.timeout(settings.upload_timeout):
+            async for chunk in request.stream():
+                if chunk:
+                    parser.write(chunk)
+    except TimeoutError:
+        raise ApiError(408, "upload_timeout",
+                       f"the upload took longer than {settings.upload_timeout:g} s") from None
+    except ClientDisconnect:
+        raise ApiError(400, "client_disconnected", "the client closed the connection during the upload") from None
+    except FormParserError as exc:
+        raise ApiError(400, "malformed_multipart", f"malformed multipart body ({exc})") from None
+    finally:
+        reader.close()
+    if not reader.ended:
+        raise ApiError(400, "truncated_upload",
+                       "the multipart body ended before its closing boundary (a truncated upload)")
+    if not reader.file_seen:
+        raise ApiError(400, "missing_file", "the form has no 'file' field")
+    assert reader.path is not None and reader.container is not None
+    return Upload(path=reader.path, filename=reader.filename, container=reader.container, size=reader.size,
+                  fields=reader.fields)
+
+
+def scan_duration(path: Path, container: Container, limit: float) -> float:
+    """The media's real length in seconds, from its packets' time stamps, with ``container``'s
+    demuxer forced and FFmpeg allowed to open local files only (no nested URL or playlist reads);
+    stops and returns early once the length passes ``limit``."""
+    try:
+        with av.open(str(path), mode="r", format=container.demuxer, options={"protocol_whitelist": "file"},
+                     metadata_errors="ignore") as media:
+            streams = [s for s in (audio_stream(media), video_stream(media)) if s is not None]
+            if not streams:
+                raise MediaError("holds no audio or video stream", path)
+            origins = {s.index: float(s.start_time * s.time_base) if s.start_time is not None else 0.0
+                       for s in streams}
+            end = 0.0
+            for packet in media.demux(streams):
+                if packet.pts is None or packet.time_base is None:
+                    continue
+                t = float((packet.pts + (packet.duration or 0)) * packet.time_base) - origins[packet.stream.index]
+                if t > end:
+                    end = t
+                    if end > limit:
+                        break
+            return end
+    except (av.error.FFmpegError, EOFError, OSError, ValueError) as exc:
+        raise MediaError(f"not a readable {container.name} file ({type(exc).__name__}: {exc})", path) from None
+
+
+def check_media(upload: Upload, settings: ServeSettings) -> MediaInfo:
+    """Refuse uploads that are corrupt (422) or longer than ``max_duration`` (413); return their probe.
+
+    Runs before the predictor; errors name the client's file name, never the server's path.
+    """
+    try:
+        info = probe(upload.path)
+        if info.duration is not None and info.duration > settings.max_duration:
+            raise _too_long(upload, info.duration, settings)
+        length = scan_duration(upload.path, upload.container, settings.max_duration)
+    except MediaError as exc:
+        raise ApiError(422, "unreadable_media", f"{upload.filename}: {exc.reason}") from None
+    if length > settings.max_duration:
+        raise _too_long(upload, length, settings)
+    if upload.container.demuxer not in info.container.split(","):
+        raise ApiError(415, "unsupported_media",
+                       f"{upload.filename}: starts like {upload.container.name} but decodes as {info.container}")
+    return info
+
+
+def _too_long(upload: Upload, duration: float, settings: ServeSettings) -> ApiError:
+    return ApiError(413, "media_too_long",
+                    f"{upload.filename}: the media lasts more than {settings.max_duration:g} s "
+                    f"(at least {duration:.1f} s), the limit of this server")

@@ -1,0 +1,185 @@
+"""The web page in a real browser: headless Chromium (Debian's package) driven by Playwright against
+the app on loopback, with the real predictor and real clips.
+
+Playwright only drives the system Chromium (``executable_path``); it never downloads a browser.
+The tests skip only when no Chromium executable is found. Set ``AVEMO_UPDATE_SCREENSHOTS=1`` to
+refresh ``docs/screenshots/serve_result.png`` from the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+from playwright.sync_api import sync_playwright
+
+from avemo.serving import BackgroundServer, ServeSettings, create_app
+
+CHROMIUM = os.environ.get("AVEMO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+REPO = Path(__file__).resolve().parents[1]
+if CHROMIUM is None and os.environ.get("AVEMO_REQUIRE_BROWSER") == "1":  # CI: a missing browser is a failure
+    raise RuntimeError("AVEMO_REQUIRE_BROWSER=1 but no Chromium executable was found (apt-get install chromium)")
+
+pytestmark = [
+    pytest.mark.shared_data,
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium executable (apt-get install chromium, or set AVEMO_CHROMIUM)"),
+]
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # a synthetic camera and microphone, permission granted without a prompt
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@pytest.fixture(scope="module")
+def upload_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("uploads")
+
+
+@pytest.fixture(scope="module")
+def server(upload_root):
+    from avemo.inference import Predictor
+
+    settings = ServeSettings(port=0, upload_dir=str(upload_root))
+    with BackgroundServer(create_app(predictor=Predictor.default(), settings=settings)) as running:
+        yield running
+    assert not any(upload_root.iterdir())
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # Playwright gives the browser a new, empty profile folder of its own (and removes it)
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
+class PageWatch:
+    """Records every request the page makes and every console error or page exception."""
+
+    def __init__(self, page, base: str):
+        self.base = urlparse(base)
+        self.foreign: list[str] = []
+        self.errors: list[str] = []
+        page.on("request", self._request)
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def _request(self, request) -> None:
+        url = urlparse(request.url)
+        if url.scheme in ("http", "https", "ws", "wss") and url.netloc != self.base.netloc:
+            self.foreign.append(request.url)
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1100, "height": 1300})
+    tab = context.new_page()
+    tab.set_default_timeout(120_000)
+    watch = PageWatch(tab, server.url)
+    tab.goto(server.url + "/")
+    yield tab, watch
+    context.close()
+    assert watch.foreign == [], f"the page contacted other hosts: {watch.foreign}"
+
+
+def test_upload_real_clip_renders_label_bars_chart_and_follows_playback(page, server, ravdess_video, tmp_path):
+    tab, watch = page
+    with open(ravdess_video, "rb") as fh:
+        expected = httpx.post(server.url + "/v1/predict", files={"file": (ravdess_video.name, fh)}, timeout=120).json()
+    windows = len(expected["timeline"])
+    emotions = list(expected["probabilities"])
+
+    tab.locator("#limits-text", has_text="At most").wait_for()  # the limits come from GET /healthz
+    assert tab.locator("#limits-text").text_content() == "At most 100 MB and 300 s."
+    tab.get_by_label("Video or audio file").set_input_files(ravdess_video)
+    tab.get_by_role("button", name="Analyse clip").click()
+    tab.locator("#result").wait_for(state="visible")
+
+    # the label, the bars, the chart, the table, the modalities
+    assert tab.locator("#emotion-label").text_content() == expected["emotion"]
+    assert tab.locator("#probability-bars li").count() == len(emotions) == 8
+    assert tab.locator("#probability-bars li.top").get_attribute("data-emotion") == expected["emotion"]
+    assert tab.locator("#timeline-chart polyline.line").count() == len(emotions)
+    points = tab.locator(f'#timeline-chart polyline[data-emotion="{emotions[0]}"]').get_attribute("points")
+    assert len(points.split()) == max(windows, 2)
+    ribbon = tab.locator("#timeline-chart .ribbon rect")
+    assert ribbon.count() == windows
+    assert ribbon.first.get_attribute("data-emotion") == expected["timeline"][0]["emotion"]
+    assert tab.locator("#timeline-table tbody tr").count() == windows
+    assert tab.locator('#modalities-list li[data-modality="audio"] .used').count() == 1
+    assert tab.locator("#upload-progress").get_attribute("value") == "100"
+    assert tab.locator("#process-progress").get_attribute("value") == "100"
+
+    # the chart is a keyboard-operable slider over playback time, synchronised with the video
+    chart = tab.get_by_role("slider")
+    chart.focus()
+    chart.press("End")
+    duration = float(chart.get_attribute("aria-valuemax"))
+    assert float(chart.get_attribute("aria-valuenow")) == pytest.approx(duration, abs=0.01)
+    assert tab.evaluate("document.querySelector('#player').currentTime") == pytest.approx(duration, abs=0.1)
+    chart.press("Home")
+    assert float(chart.get_attribute("aria-valuenow")) == 0.0
+    x0 = float(tab.locator("#timeline-chart line.cursor").get_attribute("x1"))
+    tab.evaluate("(() => { const v = document.querySelector('#player'); v.muted = true; return v.play(); })()")
+    deadline = time.monotonic() + 20
+    while float(tab.locator("#timeline-chart line.cursor").get_attribute("x1")) <= x0 + 20:
+        assert time.monotonic() < deadline, "the chart's cursor does not follow playback"
+        tab.wait_for_timeout(100)
+    tab.evaluate("document.querySelector('#player').pause()")
+    now = float(chart.get_attribute("aria-valuenow"))
+    assert now == pytest.approx(tab.evaluate("document.querySelector('#player').currentTime"), abs=0.25)
+    assert chart.get_attribute("aria-valuetext").split(": ")[1].split()[0] in emotions
+
+    assert watch.errors == []
+    shot = tmp_path / "serve_result.png"
+    tab.evaluate("document.querySelector('#player').currentTime = 1.6")
+    chart.blur()
+    tab.wait_for_timeout(300)
+    tab.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("AVEMO_UPDATE_SCREENSHOTS"):
+        target = REPO / "docs" / "screenshots" / "serve_result.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, target)
+
+
+def test_record_with_camera_and_microphone(page):
+    """MediaRecorder with Chromium's synthetic camera and microphone: record, upload, get a result."""
+    tab, watch = page
+    record = tab.get_by_role("button", name="Start recording")
+    record.click()
+    stop = tab.get_by_role("button", name="Stop recording")
+    assert stop.get_attribute("aria-pressed") == "true"
+    tab.wait_for_timeout(2500)
+    stop.click()
+    tab.locator("#selected-file", has_text="Recording: recording.").wait_for()
+    tab.get_by_role("button", name="Analyse clip").click()
+    tab.locator("#result:not([hidden]), #error:not([hidden])").first.wait_for()
+    assert tab.locator("#error").is_hidden(), tab.locator("#error").text_content()
+    assert tab.locator("#emotion-label").text_content() in {
+        "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"}
+    assert tab.locator("#modalities-list li").count() == 2
+    assert watch.errors == []
+
+
+def test_bad_file_shows_the_servers_error(page, tmp_path):
+    tab, _ = page
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("these are notes, not a video\n" * 20)
+    tab.get_by_label("Video or audio file").set_input_files(fake)
+    tab.get_by_role("button", name="Analyse clip").click()
+    alert = tab.get_by_role("alert")
+    alert.wait_for(state="visible")
+    assert alert.text_content().startswith("notes.mp4: not a recognised audio or video file")
+    assert tab.locator("#result").is_hidden()
+    assert tab.get_by_role("button", name="Analyse clip").is_enabled()
