@@ -317,7 +317,13 @@ def benchmark(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("docs/results"),
     models: Annotated[str | None, typer.Option(help="Comma-separated subset of the suite's models.")] = None,
     folds: Annotated[str | None, typer.Option(help="Comma-separated subset of folds (default: all).")] = None,
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; several = a seed ensemble.")] = "0",
+    seeds: Annotated[
+        str | None, typer.Option(help="Comma-separated seeds for every model; several = a seed ensemble "
+                                      "(default: each model's own, 0 or the recommended model's ensemble).")
+    ] = None,
+    extended: Annotated[
+        bool, typer.Option("--extended", help="Also the Whisper-audio and speaker-normalised variants.")
+    ] = False,
     protocol: Annotated[
         str, typer.Option(help="speaker (speaker-disjoint folds) or random (speakers on both sides; comparison only).")
     ] = "speaker",
@@ -333,35 +339,44 @@ def benchmark(
     cache_dir: CacheOpt = None,
 ) -> None:
     """Cross-validate every model of a suite; write NAME.json, NAME.md and figures to --out."""
+    import dataclasses
     import shlex
 
+    from avemo import config as cfg
     from avemo.cache import FeatureCache
     from avemo.datasets import builtin_plan
     from avemo.evaluation.benchmark import plan_splits, random_splits, run_benchmark, write_report
-    from avemo.evaluation.suites import PAPER_NUMBERS, ravdess_au_entries
-    from avemo.training import load_data
+    from avemo.evaluation.suites import PAPER_NUMBERS, RAVDESS_AU_TRAIN, ravdess_au_entries
+    from avemo.training import TrainConfig, load_data
 
     if suite != "ravdess-au":
         raise AvemoError(f"unknown benchmark suite {suite!r}; available: ravdess-au")
     if visual_table is None:
         raise AvemoError("the ravdess-au suite needs --visual-table (openface_au_means.csv)")
-    train_cfg = _train_config(config, {"epochs": epochs, "speaker_norm": speaker_norm})
-    seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
-    entries = [
-        e.__class__(**{**e.__dict__, "seeds": seed_list})
-        for e in ravdess_au_entries(models.split(",") if models else None)
-    ]
+    if protocol not in ("speaker", "random"):
+        raise AvemoError(f"--protocol must be 'speaker' or 'random', got {protocol!r}")
+    settings = {**RAVDESS_AU_TRAIN, **(cfg.load_file(config) if config is not None else {})}
+    settings.update({k: v for k, v in {"epochs": epochs, "speaker_norm": speaker_norm}.items() if v is not None})
+    train_cfg = cfg.from_dict(TrainConfig, settings, where=str(config) if config else "train config")
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip()) if seeds else None
+        fold_list = {int(f) for f in folds.split(",") if f.strip()} if folds else None
+    except ValueError:
+        raise AvemoError("--seeds and --folds take comma-separated integers, e.g. --seeds 0,1,2") from None
+    entries = ravdess_au_entries(models.split(",") if models else None, extended=extended)
+    if seed_list:
+        entries = [dataclasses.replace(e, seeds=seed_list) for e in entries]
     data = load_data("ravdess", root, visual_table=visual_table)
     plan = builtin_plan("ravdess_au")
     if protocol == "speaker":
         splits = plan_splits(data, plan.folds)
-    elif protocol == "random":
-        splits = random_splits(data, k=len(plan.folds), seed=seed_list[0])
     else:
-        raise AvemoError(f"--protocol must be 'speaker' or 'random', got {protocol!r}")
-    if folds:
-        wanted = {int(f) for f in folds.split(",")}
-        splits = [s for s in splits if s.number in wanted]
+        splits = random_splits(data, k=len(plan.folds), seed=seed_list[0] if seed_list else 0)
+    if fold_list:
+        unknown = sorted(fold_list - {s.number for s in splits})
+        if unknown:
+            raise AvemoError(f"--folds {unknown} not in the plan (folds 1..{len(splits)})")
+        splits = [s for s in splits if s.number in fold_list]
     total = len(entries) * len(splits)
     with _progress(total, "benchmark") as bar:
         task = bar.add_task(f"{len(entries)} models x {len(splits)} folds", total=total)
@@ -378,6 +393,175 @@ def benchmark(
         console.print(f"{model_name:28s} {100 * m['mean_accuracy']:6.2f} ± {100 * m['std_accuracy']:5.2f}  "
                       f"macro-F1 {100 * m['macro_f1']:5.2f}  UAR {100 * m['uar']:5.2f}")
     console.print(f"report: {md_path} and {json_path}")
+
+
+# -------------------------------------------------------------------------- prediction
+
+
+def _load_predictor(model: Path | None, engine: str, device: str):
+    from avemo.inference.predictor import Predictor
+
+    if model is not None:
+        if engine != "torch":
+            raise AvemoError(f"--engine {engine} runs the bundled model only; --model checkpoints run on torch")
+        return Predictor.from_checkpoint(model, device=device)
+    return Predictor.default(engine=engine, device=device)
+
+
+def _predict_files(predictor, files, *, window, hop, modalities, raise_single: bool):
+    """Predict each file with a progress bar on stderr; (predictions, failures)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    predictions, failures = [], []
+    show = console_err.is_terminal
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeRemainingColumn(), console=console_err, transient=True, disable=not show) as bar:
+        overall = bar.add_task(f"{len(files)} files", total=len(files), visible=len(files) > 1)
+        for path in files:
+            task = bar.add_task(Path(path).name[:40], total=None)
+
+            def update(done: float, total: float, task=task) -> None:
+                bar.update(task, completed=done, total=total or None)
+
+            try:
+                predictions.append(predictor.predict(path, window=window, hop=hop, modalities=modalities,
+                                                     progress=update))
+            except AvemoError as exc:
+                if raise_single:
+                    raise
+                if exc.path is None:
+                    exc.path = str(path)
+                failures.append((str(path), exc.reason))
+            finally:
+                bar.remove_task(task)
+                bar.advance(overall)
+    return predictions, failures
+
+
+def _write_predictions(predictions, fmt: str, out: Path | None, *, single: bool) -> None:
+    from avemo.inference import formats
+
+    if fmt == "table":
+        if out is None:
+            for p in predictions:
+                formats.render(p, console)
+            return
+        with open(out, "w", encoding="utf-8") as handle:
+            file_console = Console(file=handle, width=120, no_color=True, highlight=False)
+            for p in predictions:
+                formats.render(p, file_console)
+        console_err.print(f"wrote {out}")
+        return
+    text = formats.to_json(predictions, single=single) if fmt == "json" else formats.to_csv(predictions)
+    if out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        console_err.print(f"wrote {out}")
+
+
+@app.command()
+def predict(
+    paths: Annotated[list[Path], typer.Argument(help="Video or audio files, or folders of them.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    window: Annotated[float | None, typer.Option(help="Timeline window in seconds (default 1.0).")] = None,
+    hop: Annotated[float | None, typer.Option(help="Timeline hop in seconds (default 0.5).")] = None,
+    modalities: Annotated[str, typer.Option(help="Comma-separated: audio, video.")] = "audio,video",
+    engine: Annotated[str, typer.Option(help="torch or onnx (the bundled model's encoders and fusion).")] = "torch",
+    model: Annotated[
+        Path | None, typer.Option("--model", "-m", help="A checkpoint from `avemo train` to use instead of the bundled model.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the output to FILE instead of stdout.")] = None,
+    device: Annotated[str, typer.Option(help="auto (GPU when present), cpu, cuda...")] = "auto",
+) -> None:
+    """Predict the emotion of each file: clip label, per-emotion probabilities, modalities used, timeline."""
+    from avemo.inference.formats import FORMATS
+    from avemo.inference.inputs import collect_media
+    from avemo.inference.predictor import parse_modalities
+
+    if fmt not in FORMATS:
+        raise AvemoError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    wanted = parse_modalities(modalities)
+    files, problems = collect_media(paths)
+    single = len(paths) == 1 and not paths[0].is_dir()
+    if not files:
+        raise AvemoError(problems[0][1] if problems else "no input files", problems[0][0] if problems else None)
+    predictor = _load_predictor(model, engine, device)
+    from avemo.inference.windows import WindowGrid
+
+    WindowGrid(predictor.grid.window if window is None else window, predictor.grid.hop if hop is None else hop)
+    predictions, failures = _predict_files(predictor, files, window=window, hop=hop, modalities=wanted,
+                                           raise_single=single)
+    failures = problems + failures
+    if predictions:
+        _write_predictions(predictions, fmt, out, single=single)
+    if failures:  # one unwrapped line per file, so that the list can be grepped
+        print(f"Not predicted ({len(failures)} of {len(files) + len(problems)}):", file=sys.stderr)
+        for path, reason in failures:
+            print(f"  {path}: {reason}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    path: Annotated[Path | None, typer.Argument(help="Your own video or audio file (optional).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    engine: Annotated[str, typer.Option(help="torch or onnx.")] = "torch",
+) -> None:
+    """Predict FILE, or a clip generated on the spot (works offline), and print the result."""
+    import tempfile
+
+    from avemo.inference.demo import make_demo_clip
+    from avemo.inference.predictor import Predictor
+
+    predictor = Predictor.default(engine=engine)
+    if path is not None:
+        predictions, _ = _predict_files(predictor, [path], window=None, hop=None, modalities=None, raise_single=True)
+        _write_predictions(predictions, fmt, None, single=True)
+        return
+    with tempfile.TemporaryDirectory(prefix="avemo-demo-") as tmp:
+        clip = make_demo_clip(tmp)
+        console_err.print("No file given: predicting a 4 s clip generated now (the portrait from matplotlib's sample "
+                          "data and a synthetic voice; it acts no emotion). Try `avemo demo YOUR_VIDEO.mp4`.")
+        predictions, _ = _predict_files(predictor, [clip], window=None, hop=None, modalities=None, raise_single=True)
+        _write_predictions(predictions, fmt, None, single=True)
+
+
+@app.command("export")
+def export_model(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exported graphs.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Export format: onnx.")] = "onnx",
+) -> None:
+    """Export the bundled model's encoders, audio head and fusion as ONNX graphs (for --engine onnx)."""
+    from avemo.inference.bundle import BUNDLE_DIR
+    from avemo.inference.export import export_bundle
+
+    if fmt != "onnx":
+        raise AvemoError(f"--format must be onnx, got {fmt!r}")
+    folder = export_bundle(BUNDLE_DIR, out)
+    for file in sorted(folder.iterdir()):
+        if file.is_file():
+            console.print(f"{file}  ({file.stat().st_size / 1e6:.1f} MB)")
+    console.print(f"use it with: AVEMO_ONNX_DIR={folder} avemo predict --engine onnx FILE")
+
+
+@app.command()
+def models(
+    kind: Annotated[str | None, typer.Option(help="Only audio, visual or fusion models.")] = None,
+    params: Annotated[bool, typer.Option("--params/--no-params", help="Build each model to count its parameters.")] = True,
+) -> None:
+    """List the model zoo: name, kind, paper, parameters, summary."""
+    from avemo.models import count_parameters, create_model, list_aliases, list_models, model_info
+
+    table = Table("name", "kind", "parameters", "paper", "summary")
+    for name in list_models(kind):
+        info = model_info(name)
+        count = f"{count_parameters(create_model(name)):,}" if params else ""
+        table.add_row(name, info["kind"], count, info["paper"], info["summary"])
+    console.print(table)
+    aliases = list_aliases()
+    if aliases:
+        console.print("aliases: " + ", ".join(f"{a} -> {t}" for a, t in aliases.items()))
 
 
 def _write_json(path: Path, data) -> None:

@@ -56,7 +56,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy import ndimage
+import scipy  # scipy.ndimage loads on first use (SciPy's lazy submodules): a faster import
 
 from avemo.errors import ConfigError, FeatureError, MissingStreamError
 from avemo.features.base import Features, VideoExtractor, register_extractor
@@ -135,9 +135,9 @@ def _gaussian(volume: np.ndarray, sigma: float, tau: float) -> np.ndarray:
         out = cv2.sepFilter2D(volume, -1, kernel, kernel, borderType=cv2.BORDER_REPLICATE)
         out = out.reshape(volume.shape)  # OpenCV drops a channel axis of length 1
     else:
-        out = ndimage.gaussian_filter(volume, sigma=(sigma, sigma, 0), mode="nearest", truncate=_TRUNCATE)
+        out = scipy.ndimage.gaussian_filter(volume, sigma=(sigma, sigma, 0), mode="nearest", truncate=_TRUNCATE)
     if tau > 0 and volume.shape[2] > 1:
-        out = ndimage.gaussian_filter1d(out, tau, axis=2, mode="nearest", truncate=_TRUNCATE)
+        out = scipy.ndimage.gaussian_filter1d(out, tau, axis=2, mode="nearest", truncate=_TRUNCATE)
     return out
 
 
@@ -174,7 +174,7 @@ def local_maxima(H: np.ndarray, threshold: float, t_range: tuple[int, int] | Non
 
     ``t_range``: keep only maxima with ``t_range[0] <= t < t_range[1]``.
     """
-    peaks = (H > threshold) & (H == ndimage.maximum_filter(H, size=3, mode="nearest"))
+    peaks = (H > threshold) & (H == scipy.ndimage.maximum_filter(H, size=3, mode="nearest"))
     if t_range is not None:
         peaks[: t_range[0]] = False
         peaks[t_range[1] :] = False

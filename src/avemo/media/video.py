@@ -49,8 +49,11 @@ def _decoded(
             raise MissingStreamError("has no video stream (an audio-only file)", path, stream="video")
         stream.thread_type = "AUTO"
         fps = stream_fps(stream)
-        if start > 0:
-            container.seek(max(0, int((start - 1.0) / float(stream.time_base))), stream=stream, backward=True)
+        if start > 1.0:  # seeking to 0 is the same as not seeking (and FLV refuses it with EPERM)
+            try:
+                container.seek(int((start - 1.0) / float(stream.time_base)), stream=stream, backward=True)
+            except av.error.FFmpegError:
+                container.seek(0)  # a container that cannot seek there: decode from the start
         index = 0
         for frame in container.decode(stream):
             if frame.time is not None:

@@ -29,8 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
-import scipy.signal
+import scipy  # scipy.fft / scipy.signal load on first use (SciPy's lazy submodules): a faster import
 
 from avemo.errors import ConfigError
 from avemo.features.audio.framing import prepare_signal

@@ -61,7 +61,7 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
+import scipy  # scipy.fft loads on first use (SciPy's lazy submodules): a faster import
 
 from avemo.errors import ConfigError
 from avemo.features.audio.framing import leading_frames, prepare_signal, samples

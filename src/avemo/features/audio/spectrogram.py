@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import scipy.fft
+import scipy  # scipy.fft loads on first use (SciPy's lazy submodules): a faster import
 
 from avemo.errors import ConfigError
 from avemo.features.audio.framing import centered_frames, periodic_hann

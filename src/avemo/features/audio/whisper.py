@@ -86,7 +86,10 @@ class _Block(nn.Module):
 class WhisperEncoder(nn.Module):
     """Whisper's audio encoder; :meth:`hidden_states` returns every layer's frames."""
 
-    def __init__(self, n_mels: int = 80, width: int = 512, heads: int = 8, layers: int = 6, positions: int = 1500):
+    def __init__(self, n_mels: int = 80, width: int = 512, heads: int = 8, layers: int = 6, positions: int = 1500,
+                 mel_filters: np.ndarray | None = None):
+        """``mel_filters``: the (n_mels, 201) filterbank, when already at hand (e.g. from a cache of this
+        module's weights); by default it is computed with librosa (Whisper's own filters)."""
         super().__init__()
         self.n_mels = n_mels
         self.conv1 = nn.Conv1d(n_mels, width, 3, padding=1)
@@ -94,10 +97,11 @@ class WhisperEncoder(nn.Module):
         self.register_buffer("positions", torch.zeros(positions, width))
         self.blocks = nn.ModuleList(_Block(width, heads) for _ in range(layers))
         self.ln_post = nn.LayerNorm(width)
-        import librosa
+        if mel_filters is None:
+            import librosa
 
-        mel = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels)  # Whisper's own filters
-        self.register_buffer("mel_filters", torch.from_numpy(mel).float(), persistent=False)
+            mel_filters = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels)  # Whisper's own filters
+        self.register_buffer("mel_filters", torch.from_numpy(np.asarray(mel_filters, dtype=np.float32)), persistent=False)
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
 
     @classmethod

@@ -22,7 +22,7 @@ Cost: ``O(n²)`` memory for the pairwise distances of the ``n`` training samples
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
+import scipy  # scipy.linalg loads on first use (SciPy's lazy submodules): a faster import
 
 from avemo.errors import ConfigError
 

@@ -1,0 +1,226 @@
+"""Speed and memory of ``avemo predict`` with the bundled model, written to ``docs/benchmarks/predict.md``.
+
+What it measures, on this machine:
+
+1. **Model load**: ``from avemo import Predictor; Predictor.default(engine=...)`` in a fresh Python
+   process (imports included; the ONNX graphs already exported), median of ``--repeats`` processes;
+   and the start-up of the whole command, ``avemo predict --help`` excluded (interpreter + imports + load).
+2. **End to end on a 4 s 1280x720 30 fps clip** with a face and a voice (generated with
+   ``avemo.media.synth.write_clip``): ``predictor.predict(path)`` after the model is loaded and one
+   warm-up call, median of ``--repeats`` calls: wall time, CPU time of the process, real-time
+   factor (wall / 4 s); and each expert alone (audio: decode + Whisper + head; video: decode +
+   tracking + fer) to show what the overlap of the two threads gains. Torch and ONNX engines.
+3. **Bounded memory**: a 1-minute and a ``--long-minutes`` video (320x240, 15 fps, voice; generated),
+   each predicted in a fresh process: wall time and peak resident memory (``VmHWM``). With
+   streaming decoding and per-chunk encoding, the peak must not grow with the length.
+
+    python benchmarks/predict_speed.py [--repeats 5] [--long-minutes 10] [--out docs/benchmarks/predict.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP_SECONDS = 4.0
+
+
+def versions() -> str:
+    out = [f"python {platform.python_version()}"]
+    for name in ("avemo", "torch", "onnxruntime", "numpy", "av", "mediapipe"):
+        try:
+            out.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ", ".join(out)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    return f"{cpu}, {len(os.sched_getaffinity(0))} cores visible{mem}, {platform.system()} {platform.release()}"
+
+
+def load() -> str:
+    return " / ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory: ``VmHWM`` (Linux keeps ``ru_maxrss`` across ``execve``, so
+    a child started by a big parent would report the parent's peak)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ----------------------------------------------------------------------------- child processes
+def child_load(engine: str, onnx_dir: str) -> None:
+    t = time.perf_counter()
+    from avemo import Predictor
+
+    Predictor.default(engine=engine, onnx_dir=onnx_dir or None)
+    print(json.dumps({"load_s": time.perf_counter() - t}))
+
+
+def child_long(path: str) -> None:
+    from avemo import Predictor
+
+    p = Predictor.default()
+    base = peak_rss_mb()
+    t = time.perf_counter()
+    r = p.predict(path)
+    print(json.dumps({"wall_s": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb(), "after_load_rss_mb": base,
+                      "windows": len(r.windows), "duration": r.duration, "face_coverage": r.face_coverage}))
+
+
+def run_child(*args: str) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"child {args} failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- measurements
+def timed(fn, repeats: int) -> tuple[float, float, object]:
+    """(median wall s, median process CPU s, last result) after one warm-up call."""
+    result = fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        c, t = time.process_time(), time.perf_counter()
+        result = fn()
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    return statistics.median(walls), statistics.median(cpus), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--long-minutes", type=float, default=10.0, help="0 skips the memory runs")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks" / "predict.md")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        {"load": child_load, "long": child_long}[args.child[0]](*args.child[1:])
+        return
+
+    from avemo import Predictor
+    from avemo.inference.windows import WindowGrid
+    from avemo.media.synth import write_clip
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="avemo-predict-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    load_start = load()
+    onnx_dir = work / "onnx"
+    clip = work / "synth_720p_4s.mp4"
+    if not clip.exists():
+        write_clip(clip, duration=CLIP_SECONDS, size=(1280, 720), fps=30, face=True, audio="voice")
+
+    lines: list[str] = []
+    predictors = {"torch": Predictor.default(), "onnx": Predictor.default(engine="onnx", onnx_dir=onnx_dir)}
+
+    loads = {}
+    for engine in ("torch", "onnx"):
+        values = [run_child("load", engine, str(onnx_dir) if engine == "onnx" else "")["load_s"]
+                  for _ in range(args.repeats)]
+        loads[engine] = (statistics.median(values), min(values))
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "avemo.cli", "--version"], capture_output=True, check=True)
+    cli_start = time.perf_counter() - t
+
+    rows = []
+    for engine, p in predictors.items():
+        wall, cpu, r = timed(lambda p=p: p.predict(clip), args.repeats)
+        backend = p._backend
+        a_wall, a_cpu, _ = timed(lambda b=backend: b.audio.analyse(clip, WindowGrid()), args.repeats)
+        v_wall, v_cpu, v = timed(lambda b=backend: b.visual.analyse(clip), args.repeats)
+        rows.append((engine, wall, cpu, a_wall, v_wall, r, v))
+        print(f"{engine}: predict {wall:.3f} s (cpu {cpu:.3f}), audio {a_wall:.3f}, video {v_wall:.3f}", flush=True)
+
+    memory = []
+    if args.long_minutes > 0:
+        for minutes in (1.0, args.long_minutes):
+            path = work / f"long_{minutes:g}min.mp4"
+            if not path.exists():
+                write_clip(path, duration=60 * minutes, size=(320, 240), fps=15, face=True, audio="voice")
+            memory.append((minutes, run_child("long", str(path))))
+            print(f"{minutes:g} min: {memory[-1]}", flush=True)
+
+    lines += [
+        "## Prediction: model load, end-to-end speed, memory",
+        "",
+        f"Generated by `benchmarks/predict_speed.py` on {time.strftime('%Y-%m-%d')}.",
+        "",
+        f"- Command: `{' '.join(['python benchmarks/predict_speed.py', *sys.argv[1:]])}`",
+        f"- Machine: {machine()}",
+        f"- Load average (1/5/15 min) at start: {load_start}; at end: {load()} (other jobs shared the cores)",
+        f"- Packages: {versions()}",
+        f"- Model: {predictors['torch'].model_info['name']} v{predictors['torch'].model_info['version']} "
+        f"(audio {predictors['torch'].model_info['audio']}, video {predictors['torch'].model_info['video']})",
+        "",
+        "Model load in a fresh process (`from avemo import Predictor; Predictor.default(engine=...)`, imports "
+        f"included), median (best) of {args.repeats} processes; `avemo --version` start-up for comparison:",
+        "",
+        "| engine | load s | best s |",
+        "|---|---:|---:|",
+        *[f"| {e} | {m:.2f} | {b:.2f} |" for e, (m, b) in loads.items()],
+        f"| (`avemo --version`: interpreter + CLI imports) | {cli_start:.2f} | |",
+        "",
+        f"End to end on a 4 s 1280x720 30 fps clip with a face and a voice (decode, face tracking at "
+        f"{predictors['torch']._backend.visual.config.fps:g} analysis frames/s, fer, Whisper-base, head, fusion, "
+        f"{len(rows[0][5].windows)}-window timeline), after loading and one warm-up call, median of {args.repeats}; "
+        "the experts alone show what running them in two threads gains:",
+        "",
+        "| engine | wall s | real-time factor | process CPU s | audio expert alone s | video expert alone s |",
+        "|---|---:|---:|---:|---:|---:|",
+        *[f"| {e} | {w:.3f} | {w / CLIP_SECONDS:.3f} | {c:.3f} | {a:.3f} | {v:.3f} |" for e, w, c, a, v, _, _ in rows],
+        "",
+    ]
+    if memory:
+        lines += [
+            "Long inputs (320x240, 15 fps, a face and a voice; generated), each predicted in a fresh process "
+            "with the torch engine:",
+            "",
+            "| length | wall s | real-time factor | windows | face coverage | RSS after load MB | peak RSS MB |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            *[f"| {m:g} min | {d['wall_s']:.1f} | {d['wall_s'] / (60 * m):.3f} | {d['windows']} | "
+              f"{d['face_coverage']:.3f} | {d['after_load_rss_mb']:.0f} | {d['peak_rss_mb']:.0f} |" for m, d in memory],
+            "",
+        ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines), encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

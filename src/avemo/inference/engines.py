@@ -1,0 +1,183 @@
+"""Interchangeable engines that run one network: PyTorch or onnxruntime (the EmotiEffLib pattern).
+
+An :class:`Engine` takes named float32 numpy arrays and returns named numpy arrays; which
+library runs the graph is hidden behind it, so an expert is written once and runs on either:
+
+* :class:`TorchEngine` wraps an ``nn.Module`` whose ``forward`` takes the inputs positionally
+  and returns one tensor or a tuple (on the GPU when one is present, ``device="auto"``);
+* :class:`OnnxEngine` runs a graph written by :func:`export_module` (the same module traced by
+  ``torch.onnx.export(..., dynamo=False)``; the dynamo exporter is not used, see GUIDE.md).
+
+:func:`create_engine` is the factory the experts call with ``kind="torch"`` or ``"onnx"``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from avemo.errors import CheckpointError, ConfigError
+
+ENGINES = ("torch", "onnx")
+
+
+class Engine(ABC):
+    """Runs one network: ``engine(name=array, ...) -> {output name: array}``."""
+
+    kind: str
+
+    def __init__(self, input_names: Sequence[str], output_names: Sequence[str]):
+        self.input_names = tuple(input_names)
+        self.output_names = tuple(output_names)
+
+    def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        missing = [n for n in self.input_names if n not in inputs]
+        if missing:
+            raise ConfigError(f"{self.kind} engine: missing input(s) {missing}; expected {list(self.input_names)}")
+        return self.run({n: np.ascontiguousarray(inputs[n], dtype=np.float32) for n in self.input_names})
+
+    @abstractmethod
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Float32 inputs by name -> outputs by name."""
+
+
+def torch_device(name: str = "auto"):
+    """``"auto"``: the first CUDA device when one is present, else the CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {name!r} ({exc})") from None
+
+
+class TorchEngine(Engine):
+    """An ``nn.Module`` in eval mode under ``torch.inference_mode``."""
+
+    kind = "torch"
+
+    def __init__(self, module, input_names: Sequence[str], output_names: Sequence[str], device: str = "auto"):
+        super().__init__(input_names, output_names)
+        self.device = torch_device(device)
+        try:
+            self.module = module.to(self.device).eval()
+        except (RuntimeError, AssertionError) as exc:
+            raise ConfigError(f"cannot use device {device!r}: {str(exc).splitlines()[0]}") from None
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            args = [torch.from_numpy(inputs[n]).to(self.device) for n in self.input_names]
+            out = self.module(*args)
+        if not isinstance(out, tuple | list):
+            out = (out,)
+        return {n: t.float().cpu().numpy() for n, t in zip(self.output_names, out, strict=True)}
+
+
+class OnnxEngine(Engine):
+    """An ONNX graph in onnxruntime (CUDA provider first when it is available)."""
+
+    kind = "onnx"
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError("no such ONNX file", path)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        # idle worker threads sleep instead of spinning: the experts run two sessions at once, in two
+        # threads, and spinning pools would take the cores from each other (and from the decoders)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        available = ort.get_available_providers()
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise CheckpointError(f"onnxruntime cannot load the graph: {str(exc).splitlines()[0]}", path) from None
+        super().__init__(
+            [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
+        )
+        self.path = path
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = self.session.run(list(self.output_names), dict(inputs))
+        return dict(zip(self.output_names, out, strict=True))
+
+
+def export_module(
+    module,
+    path: str | Path,
+    example: Mapping[str, np.ndarray],
+    output_names: Sequence[str],
+    dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
+    opset: int = 17,
+) -> Path:
+    """Trace ``module`` on the ``example`` inputs (in that order) and write it as ONNX to ``path``.
+
+    Written to a temporary name first and renamed, so a reader never sees half a file.
+    """
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = module.to("cpu").eval()
+    args = tuple(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in example.values())
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with warnings.catch_warnings():
+            # shapes that only depend on fixed sizes become constants (expected), and the
+            # TorchScript-based exporter announces its deprecation
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            torch.onnx.export(
+                module,
+                args,
+                str(tmp),
+                input_names=list(example),
+                output_names=list(output_names),
+                dynamic_axes={k: dict(v) for k, v in (dynamic_axes or {}).items()},
+                opset_version=opset,
+                dynamo=False,
+            )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def create_engine(
+    kind: str,
+    *,
+    module=None,
+    onnx_path: str | Path | None = None,
+    input_names: Sequence[str] = (),
+    output_names: Sequence[str] = (),
+    device: str = "auto",
+) -> Engine:
+    """The factory: a :class:`TorchEngine` over ``module`` or an :class:`OnnxEngine` over ``onnx_path``."""
+    if kind == "torch":
+        if module is None:
+            raise ConfigError("the torch engine needs a module")
+        return TorchEngine(module, input_names, output_names, device)
+    if kind == "onnx":
+        if onnx_path is None:
+            raise ConfigError("the onnx engine needs an exported graph (onnx_path)")
+        engine = OnnxEngine(onnx_path)
+        if input_names and tuple(input_names) != engine.input_names:
+            raise CheckpointError(
+                f"graph inputs {list(engine.input_names)} differ from the expected {list(input_names)}", onnx_path
+            )
+        return engine
+    raise ConfigError(f"unknown engine {kind!r}; known: {', '.join(ENGINES)}")

@@ -1,0 +1,86 @@
+"""ONNX export of the bundled model: the encoders, the audio head and the fusion, for onnxruntime.
+
+``avemo export --format onnx --out DIR`` (and ``Predictor.default(engine="onnx")``, which exports
+to a cache folder on first use) writes:
+
+* ``whisper_encoder.onnx``: raw 16 kHz audio (1, samples) -> pooled Whisper states (1, frames, 512),
+  log-mel front end included (:class:`~avemo.inference.audio.WhisperAudioExpert`);
+* ``audio_head.onnx``: clip / window embeddings (B, 512) -> logits (B, 8), standardisation included;
+* ``fer_mini_xception.onnx``: faces (B, 1, 64, 64) -> FER2013 logits and probabilities (B, 7);
+* ``fusion.onnx``: ``audio_logits`` (B, 8), ``video_probs`` (B, 8), ``present`` (B, 2) -> probabilities;
+* ``manifest.json``: which bundle (fingerprint) the graphs were made from, and the file names.
+
+Everything outside these graphs (decoding, face detection and cropping, pooling over frames and
+windows) is the same code for both engines. The graphs are traced with the TorchScript-based
+exporter (``dynamo=False``), batch and time axes dynamic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from avemo.errors import AvemoError
+
+FUSION_FILE = "fusion.onnx"
+MANIFEST = "manifest.json"
+
+
+def _manifest(out_dir: Path) -> dict | None:
+    try:
+        return json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def export_bundle(bundle_dir: str | Path, out_dir: str | Path) -> Path:
+    """Export the bundle in ``bundle_dir`` to ``out_dir``; returns ``out_dir``."""
+    from avemo.datasets.labels import RAVDESS
+    from avemo.inference.audio import make_audio_expert
+    from avemo.inference.bundle import bundle_fingerprint, read_bundle
+    from avemo.inference.engines import export_module
+    from avemo.inference.fusion import FUSION_OUTPUTS, product_of_experts
+    from avemo.inference.visual import FerVisualExpert
+    from avemo.training.checkpoint import load_checkpoint
+
+    bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
+    config, _ = read_bundle(bundle_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AvemoError(f"cannot create the export folder ({exc.strerror or exc})", out_dir) from None
+    audio = make_audio_expert(load_checkpoint(bundle_dir / config.audio), engine="torch", device="cpu")
+    files = {"audio": audio.export_onnx(out_dir)}
+    files["video"] = FerVisualExpert(config.visual, engine="torch", device="cpu").export_onnx(out_dir)
+    c = len(RAVDESS)
+    example = {
+        "audio_logits": np.zeros((2, c), np.float32),
+        "video_probs": np.full((2, c), 1.0 / c, np.float32),
+        "present": np.ones((2, 2), np.float32),
+    }
+    export_module(product_of_experts(config.fusion), out_dir / FUSION_FILE, example, FUSION_OUTPUTS,
+                  {k: {0: "batch"} for k in [*example, *FUSION_OUTPUTS]})
+    files["fusion"] = {"graph": FUSION_FILE}
+    manifest = {"bundle": config.name, "version": config.version, "fingerprint": bundle_fingerprint(bundle_dir),
+                "files": files}
+    tmp = out_dir / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out_dir / MANIFEST)
+    return out_dir
+
+
+def ensure_exported(bundle_dir: str | Path, out_dir: str | Path) -> Path:
+    """Export unless ``out_dir`` already holds the graphs of this very bundle (same fingerprint);
+    graphs of another bundle version there are overwritten."""
+    from avemo.inference.bundle import bundle_fingerprint
+
+    bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
+    manifest = _manifest(out_dir)
+    if manifest is not None:
+        names = [f for group in manifest.get("files", {}).values() for f in group.values()]
+        if manifest.get("fingerprint") == bundle_fingerprint(bundle_dir) and all((out_dir / f).is_file() for f in names):
+            return out_dir
+    return export_bundle(bundle_dir, out_dir)  # missing, incomplete or of another model version

@@ -1,0 +1,123 @@
+"""Output formats of ``avemo predict``: a table for people, JSON and CSV for programs.
+
+* JSON: one file -> ``Prediction.to_dict()`` (the same object the REST API returns); several
+  files -> a list of them.
+* CSV: one row per file (``level = clip``: start 0, end = duration, face coverage) followed by one
+  row per timeline window (``level = window``), with the probability of every emotion in its own
+  column and whether audio / video contributed.
+* Table: per file, the clip's emotion, the probability of each emotion (clip, audio alone, video
+  alone), which modalities were used and why not, and the timeline (every window for short clips,
+  runs of the same emotion for long ones).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+
+from avemo.inference.result import Prediction
+
+FORMATS = ("table", "json", "csv")
+MAX_WINDOW_ROWS = 16  # longer timelines are shown as runs of one emotion
+
+
+def to_json(predictions: Sequence[Prediction], *, single: bool) -> str:
+    data = predictions[0].to_dict() if single and len(predictions) == 1 else [p.to_dict() for p in predictions]
+    return json.dumps(data, indent=2)
+
+
+def csv_columns(labels: Sequence[str]) -> list[str]:
+    return ["path", "level", "start", "end", "emotion", *labels, "audio", "video", "face_coverage"]
+
+
+def to_csv(predictions: Sequence[Prediction]) -> str:
+    if not predictions:
+        return ""
+    labels = predictions[0].labels
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=csv_columns(labels), lineterminator="\n")
+    writer.writeheader()
+    for p in predictions:
+        writer.writerow({
+            "path": p.path, "level": "clip", "start": 0.0,
+            "end": "" if p.duration is None else round(p.duration, 3), "emotion": p.emotion,
+            **{k: f"{v:.6f}" for k, v in p.probabilities.items()},
+            "audio": p.modalities["audio"].used, "video": p.modalities["video"].used,
+            "face_coverage": "" if p.face_coverage is None else f"{p.face_coverage:.4f}",
+        })
+        for w in p.windows:
+            writer.writerow({
+                "path": p.path, "level": "window", "start": round(w.start, 3), "end": round(w.end, 3),
+                "emotion": w.emotion, **{k: f"{v:.6f}" for k, v in w.probabilities.items()},
+                "audio": w.audio, "video": w.video, "face_coverage": "",
+            })
+    return buffer.getvalue()
+
+
+def _bar(p: float, width: int = 20) -> str:
+    full = int(round(p * width))
+    return "█" * full + "·" * (width - full)
+
+
+def runs(prediction: Prediction) -> list[tuple[float, float, str, float, int]]:
+    """Consecutive windows with the same emotion: (start, end, emotion, mean probability, windows)."""
+    out: list[list] = []
+    for w in prediction.windows:
+        p = float(w.probabilities[w.emotion])
+        if out and out[-1][2] == w.emotion and w.start <= out[-1][1] + 1e-6:
+            run = out[-1]
+            run[1] = w.end
+            run[3] += p
+            run[4] += 1
+        else:
+            out.append([w.start, w.end, w.emotion, p, 1])
+    return [(a, b, e, s / n, n) for a, b, e, s, n in out]
+
+
+def render(prediction: Prediction, console) -> None:
+    """Print one prediction as rich tables on ``console``."""
+    from rich.table import Table
+
+    p = prediction
+    duration = "" if p.duration is None else f" ({p.duration:.1f} s)"
+    console.print(f"[bold]{p.path}[/]{duration}: [bold green]{p.emotion}[/] "
+                  f"({100 * p.probabilities[p.emotion]:.0f} %)")
+    for name, status in p.modalities.items():
+        if status.used:
+            extra = f", face in {100 * p.face_coverage:.0f} % of analysed frames" if name == "video" and p.face_coverage is not None else ""
+            console.print(f"  {name}: used{extra}")
+        else:
+            console.print(f"  {name}: [yellow]not used[/] ({status.reason})")
+    audio, video = p.modalities.get("audio"), p.modalities.get("video")
+    table = Table(title="probabilities", title_justify="left")
+    table.add_column("emotion")
+    table.add_column("clip", justify="right")
+    table.add_column("")
+    if audio is not None and audio.probabilities is not None:
+        table.add_column("audio", justify="right")
+    if video is not None and video.probabilities is not None:
+        table.add_column("video", justify="right")
+    for emotion, prob in sorted(p.probabilities.items(), key=lambda kv: -kv[1]):
+        row = [emotion, f"{prob:.3f}", _bar(prob)]
+        if audio is not None and audio.probabilities is not None:
+            row.append(f"{audio.probabilities[emotion]:.3f}")
+        if video is not None and video.probabilities is not None:
+            row.append(f"{video.probabilities[emotion]:.3f}")
+        table.add_row(*row, style="bold" if emotion == p.emotion else None)
+    console.print(table)
+    if not p.windows:
+        console.print("  timeline: no window with audio or a face")
+        return
+    if len(p.windows) <= MAX_WINDOW_ROWS:
+        timeline = Table("start", "end", "emotion", "p", "audio", "video", title="timeline", title_justify="left")
+        for w in p.windows:
+            timeline.add_row(f"{w.start:.1f}", f"{w.end:.1f}", w.emotion, f"{w.probabilities[w.emotion]:.2f}",
+                             "✓" if w.audio else "-", "✓" if w.video else "-")
+    else:
+        timeline = Table("from", "to", "emotion", "mean p", "windows",
+                         title=f"timeline ({len(p.windows)} windows, runs of one emotion)", title_justify="left")
+        for a, b, emotion, mean_p, n in runs(p):
+            timeline.add_row(f"{a:.1f}", f"{b:.1f}", emotion, f"{mean_p:.2f}", str(n))
+    console.print(timeline)

@@ -1,0 +1,32 @@
+"""Which files ``avemo predict PATH...`` works on: media files given, and the media files in folders given."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from avemo.media.probe import MEDIA_SUFFIXES
+
+
+def collect_media(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """``(files, problems)``: every path that is not a folder (whatever its name: a wrong one is
+    reported by the predictor), and the media files under each folder (recursively, sorted; other
+    files in folders are ignored); ``problems`` lists folders without any media file."""
+    files: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+            if not found:
+                problems.append((str(path), f"no media files ({', '.join(sorted(MEDIA_SUFFIXES))}) in this folder"))
+            candidates = found
+        else:
+            candidates = [path]
+        for p in candidates:
+            key = p.resolve() if p.exists() else p
+            if key not in seen:
+                seen.add(key)
+                files.append(p)
+    return files, problems

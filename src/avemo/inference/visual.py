@@ -1,0 +1,243 @@
+"""The visual expert: the speaker's face, tracked over sampled frames, classified by fer's network.
+
+Frames are decoded once, streaming, at ``fps`` analysis frames per second
+(:func:`avemo.media.iter_frames` converts only those; the decoder still reads every frame). The
+speaker's face is followed by :class:`~avemo.features.face.FaceTracker` (MediaPipe BlazeFace; a
+frame where the face is not detected gives nothing: no box is carried over). Each face is cut
+out **the way the ``fer`` package does it** (:func:`avemo.models.pretrained.crop_faces`: gray,
+squared box widened by 10 px, 64x64), which is the input the network was trained and shipped
+with, and classified by fer's mini-Xception (:class:`~avemo.models.pretrained.FerEmotionClassifier`,
+torch or ONNX engine) into the 7 FER2013 classes.
+
+Box geometry. fer finds faces with OpenCV's Haar cascade; our tracker's boxes (MediaPipe's
+short-range model, refined around the face) are tighter and sit lower. With ``box="haar_like"``
+(default) a tracker box is scaled by ``box_scale`` and its centre moved by ``box_shift`` times
+its height, so that fer's crop sees the face as it would with a Haar box. The two numbers are
+the medians of (Haar box / tracker box) side ratio (1.17) and centre offset (-0.127 box heights)
+over 81 frames of the 7 real clips and a synthetic clip, where both detectors found the face
+(a purely geometric, label-free calibration; ``benchmarks/predict_real_clips.py`` measures it
+again). ``box="detector"`` uses the tracker's box as it is.
+
+Per window (and for the clip) the frame probabilities are pooled (mean by default) and mapped
+to the 8 RAVDESS emotions (:func:`~avemo.models.pretrained.fer_to_ravdess`; FER2013 "neutral"
+is split between neutral and calm by ``calm_share``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from avemo.errors import ConfigError
+from avemo.inference.windows import window_members
+
+FER_FILE = "fer_mini_xception.onnx"
+
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class VisualConfig:
+    """Options of the visual expert (see the module docstring)."""
+
+    fps: float = 8.0  # analysis frames per second
+    detector: Literal["mediapipe", "haar"] = "mediapipe"
+    min_confidence: float = 0.5
+    full_detect_interval: float = 0.5  # seconds between whole-frame detections while tracking
+    box: Literal["haar_like", "detector"] = "haar_like"
+    box_scale: float = 1.17
+    box_shift: float = -0.127
+    calm_share: float = 0.5
+    pooling: Literal["mean", "log_mean"] = "mean"
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if not self.fps > 0:
+            raise ConfigError(f"visual fps must be positive, got {self.fps}")
+        if self.box not in ("haar_like", "detector"):
+            raise ConfigError(f"visual box must be 'haar_like' or 'detector', got {self.box!r}")
+        if not self.box_scale > 0:
+            raise ConfigError(f"visual box_scale must be positive, got {self.box_scale}")
+
+
+@dataclass
+class VisualOutput:
+    """The faces found: ``times`` (n,) of the analysed frames that had the face, their FER2013
+    probabilities ``probs`` (n, 7); ``n_frames`` analysed frames in all; ``last_time`` of the last one."""
+
+    times: np.ndarray
+    probs: np.ndarray
+    n_frames: int
+    last_time: float
+
+    @property
+    def coverage(self) -> float:
+        return len(self.times) / self.n_frames if self.n_frames else 0.0
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Silence what native code writes to file descriptor 2 (MediaPipe's TFLite and absl start-up
+    notices: "Created TensorFlow Lite XNNPACK delegate", "Feedback manager requires a model with a
+    single signature..."), which would otherwise clutter every ``avemo predict`` run. Python-level
+    errors are exceptions and still reach the caller."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _DetectorPool:
+    """Face detectors reused across calls; one per concurrent call (MediaPipe graphs are not thread-safe)."""
+
+    def __init__(self, factory: Callable[[], object]):
+        self.factory = factory
+        self.idle: list[object] = []
+        self.lock = threading.Lock()
+
+    def acquire(self):
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+        return self.factory()
+
+    def release(self, detector) -> None:
+        with self.lock:
+            self.idle.append(detector)
+
+
+class FerVisualExpert:
+    """Tracked faces -> fer mini-Xception -> pooled RAVDESS probabilities (see the module docstring)."""
+
+    name = "fer_mini_xception"
+
+    def __init__(
+        self,
+        config: VisualConfig | None = None,
+        engine: str = "torch",
+        onnx_dir: str | Path | None = None,
+        device: str = "auto",
+    ):
+        from avemo.datasets.labels import RAVDESS
+        from avemo.models.pretrained import FerClassifierConfig, FerEmotionClassifier
+
+        self.config = config or VisualConfig()
+        onnx_path = None
+        if engine == "onnx":
+            if onnx_dir is None:
+                raise ConfigError("the onnx engine needs the folder of the exported graphs")
+            onnx_path = str(Path(onnx_dir) / FER_FILE)
+        elif engine != "torch":
+            raise ConfigError(f"unknown engine {engine!r}; known: onnx, torch")
+        self.classifier = FerEmotionClassifier(
+            FerClassifierConfig(
+                engine=engine,
+                device=device,
+                onnx_path=onnx_path,
+                batch_size=self.config.batch_size,
+                calm_share=self.config.calm_share,
+                pooling=self.config.pooling,
+            )
+        )
+        self.labels = tuple(RAVDESS.emotions)
+        self._detectors = _DetectorPool(self._new_detector)
+        self._detectors.release(self._new_detector())  # one ready now: the first prediction pays no start-up
+
+    def _new_detector(self):
+        from avemo.features.face import get_detector
+
+        options = {"min_confidence": self.config.min_confidence} if self.config.detector == "mediapipe" else {}
+        with native_stderr_silenced():
+            detector = get_detector(self.config.detector, **options)
+            detector.detect(np.zeros((64, 64, 3), dtype=np.uint8))  # MediaPipe initialises its graphs here
+        return detector
+
+    def fer_box(self, box: np.ndarray) -> tuple[float, float, float, float]:
+        """A tracker box ``[x0, y0, x1, y1]`` -> the ``(x, y, w, h)`` box given to fer's cropping."""
+        x0, y0, x1, y1 = (float(v) for v in box)
+        w, h = x1 - x0, y1 - y0
+        if self.config.box == "haar_like":
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + self.config.box_shift * h
+            w, h = w * self.config.box_scale, h * self.config.box_scale
+            x0, y0 = cx - w / 2, cy - h / 2
+        return x0, y0, w, h
+
+    def analyse(self, path: str | Path, progress: Progress | None = None) -> VisualOutput:
+        """Track and classify the speaker's face over the sampled frames of ``path``."""
+        from avemo.features.face import FaceTracker, TrackerConfig
+        from avemo.media import iter_frames
+        from avemo.models.pretrained import crop_faces, scale_to_network
+
+        times: list[float] = []
+        crops: list[np.ndarray] = []
+        probs: list[np.ndarray] = []
+        n_frames = 0
+        last = 0.0
+
+        def flush() -> None:
+            if crops:
+                probs.append(self.classifier.predict_inputs(scale_to_network(np.stack(crops))))
+                crops.clear()
+
+        detector = self._detectors.acquire()
+        try:
+            tracker = FaceTracker(detector, TrackerConfig(full_detect_interval=self.config.full_detect_interval))
+            for t, image in iter_frames(path, fps=self.config.fps):
+                n_frames += 1
+                last = t
+                face = tracker.update(t, image)
+                if face is not None:
+                    crops.append(crop_faces(image, [self.fer_box(face.box)])[0])
+                    times.append(t)
+                    if len(crops) >= self.config.batch_size:
+                        flush()
+                if progress is not None:
+                    progress(t)
+            flush()
+        finally:
+            self._detectors.release(detector)
+        return VisualOutput(
+            times=np.asarray(times, dtype=np.float64),
+            probs=np.concatenate(probs) if probs else np.zeros((0, 7), dtype=np.float32),
+            n_frames=n_frames,
+            last_time=last,
+        )
+
+    def pooled(self, output: VisualOutput, bounds: np.ndarray | None = None) -> np.ndarray:
+        """(8,) clip probabilities (``bounds=None``) or (K, 8) per window, NaN rows for windows without a face."""
+        from avemo.models.pretrained import pool_probabilities
+
+        if bounds is None:
+            return self.classifier.to_ravdess(pool_probabilities(output.probs, self.config.pooling))
+        out = np.full((len(bounds), len(self.labels)), np.nan, dtype=np.float32)
+        for k, idx in enumerate(window_members(output.times, bounds)):
+            if len(idx):
+                out[k] = self.classifier.to_ravdess(pool_probabilities(output.probs[idx], self.config.pooling))
+        return out
+
+    def export_onnx(self, out_dir: Path) -> dict[str, str]:
+        from avemo.models.pretrained import export_onnx
+
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        target = Path(out_dir) / FER_FILE
+        tmp = target.with_name(f".{FER_FILE}.tmp")
+        export_onnx(tmp)
+        tmp.replace(target)
+        return {"network": FER_FILE}

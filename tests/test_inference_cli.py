@@ -1,0 +1,138 @@
+"""``avemo predict`` / ``demo`` / ``models``: output formats, batches with failures, one-line errors.
+
+The bundled predictor is loaded once for the module and handed to the commands (they would load
+it again on every call otherwise).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from avemo.cli import app, main
+from avemo.datasets.labels import CREMA_D, RAVDESS
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    from avemo import Predictor
+
+    return Predictor.default()
+
+
+@pytest.fixture(autouse=True)
+def shared_predictor(predictor, monkeypatch):
+    from avemo.inference.predictor import Predictor
+
+    monkeypatch.setattr(Predictor, "default", classmethod(lambda cls, **_: predictor))
+
+
+def _cli(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def _main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """The console entry point with its one-line error handling: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["avemo", *map(str, args)])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    out = capsys.readouterr()
+    return stop.value.code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def voice(tmp_path_factory):
+    from avemo.media.synth import write_clip
+
+    return write_clip(tmp_path_factory.mktemp("cli") / "voice.wav", duration=1.6, audio="voice")
+
+
+def test_predict_json_is_the_prediction_contract(voice):
+    result = _cli("predict", voice, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["path"] == str(voice) and list(data["probabilities"]) == list(RAVDESS.emotions)
+    assert data["modalities"]["video"]["used"] is False and "audio-only" in data["modalities"]["video"]["reason"]
+    assert [w["start"] for w in data["timeline"]] == [0.0, 0.5, 1.0]
+    assert data["model"]["name"] == "avemo-default"
+
+
+def test_predict_csv_and_out_file(voice, tmp_path):
+    out = tmp_path / "result.csv"
+    result = _cli("predict", voice, "--format", "csv", "--window", "0.8", "--hop", "0.4", "--out", out)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert rows[0]["level"] == "clip" and rows[0]["path"] == str(voice)
+    windows = [r for r in rows if r["level"] == "window"]
+    assert [float(r["start"]) for r in windows] == pytest.approx([0.0, 0.4, 0.8])
+    assert all(r["audio"] == "True" and r["video"] == "False" for r in windows)
+
+
+def test_predict_table(voice):
+    result = _cli("predict", voice)
+    assert result.exit_code == 0
+    assert f"{voice} (1.6 s):" in result.stdout and "probabilities" in result.stdout and "timeline" in result.stdout
+    assert "video: not used" in result.stdout
+
+
+def test_folder_with_a_bad_file_continues_lists_it_and_exits_1(voice, tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    (folder / "a.wav").write_bytes(voice.read_bytes())
+    (folder / "b_broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100)
+    (folder / "readme.txt").write_text("ignored: not a media file name")
+    code, out, err = _main(monkeypatch, capsys, "predict", folder, "--format", "json")
+    assert code == 1
+    data = json.loads(out)
+    assert [d["path"] for d in data] == [str(folder / "a.wav")]
+    assert "Not predicted (1 of 2):" in err
+    assert f"  {folder / 'b_broken.mp4'}: not a media file" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["predict", "/no/such/clip.mp4"], "/no/such/clip.mp4: file not found"),
+        (["predict", "VOICE", "--modalities", "video"], "no video stream (an audio-only file)"),
+        (["predict", "VOICE", "--format", "xml"], "--format must be one of table, json, csv"),
+        (["predict", "VOICE", "--modalities", "smell"], "modalities must be a non-empty subset"),
+        (["predict", "VOICE", "VOICE", "--hop", "0"], "hop must be a positive number of seconds"),
+    ],
+)
+def test_single_input_errors_are_one_line_exit_2(args, message, voice, monkeypatch, capsys):
+    code, out, err = _main(monkeypatch, capsys, *[voice if a == "VOICE" else a for a in args])
+    assert code == 2 and out == ""
+    assert err.startswith("avemo: error: ") and err.count("\n") == 1 and message in err
+
+
+def test_model_option_refuses_a_checkpoint_with_other_labels(tmp_path, voice, monkeypatch, capsys):
+    from avemo.models import create_model
+    from avemo.training.checkpoint import save_checkpoint
+    from avemo.training.data import Normalizer
+
+    model = create_model("sultana_video_cnn3d", num_classes=len(CREMA_D), n_frames=16, size=(16, 16))
+    save_checkpoint(tmp_path / "crema", model, labels=CREMA_D, normalizer=Normalizer(kinds={"visual": "frames"}))
+    code, _, err = _main(monkeypatch, capsys, "predict", voice, "--model", tmp_path / "crema")
+    assert code == 2 and "crema_d labels" in err and err.count("\n") == 1
+    code, _, err = _main(monkeypatch, capsys, "predict", voice, "--model", tmp_path / "crema", "--engine", "onnx")
+    assert code == 2 and "--engine onnx runs the bundled model only" in err
+    code, _, err = _main(monkeypatch, capsys, "predict", voice, "--model", tmp_path)
+    assert code == 2 and "not a checkpoint folder" in err
+
+
+def test_demo_generates_a_clip_and_prints_the_table():
+    result = _cli("demo")
+    assert result.exit_code == 0, result.output
+    assert "avemo_demo.mp4 (4.0 s):" in result.stdout
+    assert "audio: used" in result.stdout and "video: used" in result.stdout
+
+
+def test_models_lists_the_zoo():
+    result = _cli("models", "--kind", "audio", "--no-params")
+    assert result.exit_code == 0
+    assert "mfcc_cnn1d" in result.stdout and "resnext3d_50" not in result.stdout

@@ -1,0 +1,322 @@
+"""The Predictor on real clips and on generated edge cases (one bundled model loaded per module)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from avemo.datasets.labels import CREMA_D, RAVDESS
+from avemo.errors import AvemoError, CheckpointError, FeatureError, MediaError, MissingStreamError
+from avemo.inference.windows import WindowGrid
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    from avemo import Predictor
+
+    return Predictor.default()
+
+
+def check_prediction(r, *, audio: bool, video: bool):
+    """Invariants every prediction must satisfy."""
+    assert list(r.probabilities) == list(RAVDESS.emotions)
+    assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert r.emotion in RAVDESS.emotions
+    assert set(r.modalities) == {"audio", "video"}
+    assert r.modalities["audio"].used is audio and r.modalities["video"].used is video
+    for status in r.modalities.values():
+        assert (status.reason is None) == status.used
+        if status.used:
+            assert sum(status.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    if audio != video:  # a lone expert: the clip's distribution is that expert's own
+        assert r.probabilities == pytest.approx(r.modalities["audio" if audio else "video"].probabilities, abs=1e-6)
+    bounds = WindowGrid().bounds(r.duration)
+    assert len(r.windows) == len(bounds)
+    for w, (start, end) in zip(r.windows, bounds, strict=True):
+        assert (w.start, w.end) == pytest.approx((start, end))
+        assert w.audio is audio and sum(w.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+        assert w.emotion in RAVDESS.emotions
+    data = r.to_dict()
+    assert data["emotion"] == r.emotion and len(data["timeline"]) == len(r.windows)
+
+
+# ----------------------------------------------------------------------------- real clips
+@pytest.mark.shared_data
+def test_real_ravdess_video_uses_both_modalities(predictor, ravdess_video):
+    r = predictor.predict(ravdess_video)
+    check_prediction(r, audio=True, video=True)
+    assert r.duration == pytest.approx(4.0, abs=0.05)
+    assert r.face_coverage > 0.9  # a frontal face in every frame
+    assert all(w.video for w in r.windows)
+    assert r.model["name"] == "avemo-default" and r.model["engine"] == "torch"
+    timeline = r.timeline
+    assert isinstance(timeline, pd.DataFrame) and len(timeline) in (7, 8)  # 4.0 s; 8 if the tail is >= 0.5 s
+    assert list(timeline.columns) == ["start", "end", "emotion", *RAVDESS.emotions, "audio", "video"]
+    assert timeline["start"].tolist()[:7] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+    assert timeline["end"].iloc[-1] == pytest.approx(r.duration)
+
+
+@pytest.mark.shared_data
+def test_real_crema_d_flv_and_mp3(predictor, crema_videos, shared_data):
+    r = predictor.predict(crema_videos[0])
+    check_prediction(r, audio=True, video=True)
+    assert 1.0 < r.duration < 3.5
+    mp3 = sorted((shared_data / "crema_d" / "AudioMP3").glob("*.mp3"))[0]
+    r = predictor.predict(mp3)
+    check_prediction(r, audio=True, video=False)
+    assert "audio-only" in r.modalities["video"].reason and r.face_coverage is None
+    assert not any(w.video for w in r.windows)
+
+
+@pytest.mark.shared_data
+def test_audio_expert_clip_embedding_equals_the_whisper_extractor(predictor, ravdess_video):
+    """One encoder pass pooled over the clip == the whisper_base features the head was trained on."""
+    from avemo.features.base import get_extractor
+    from avemo.inference.audio import WhisperAudioExpert
+
+    audio = predictor._backend.audio
+    if not isinstance(audio, WhisperAudioExpert):
+        pytest.skip("the bundled audio head is not a whisper_base model")
+    clip, windows, duration, _ = audio.embed(ravdess_video, WindowGrid())
+    reference = get_extractor("whisper_base").extract(ravdess_video)["x"]
+    np.testing.assert_allclose(clip, reference, atol=1e-4)
+    assert duration == pytest.approx(4.0, abs=0.05) and sorted(windows)[:2] == [0, 1]
+
+
+def test_cached_whisper_encoder_equals_the_package_weights():
+    import torch
+
+    from avemo.features.audio.whisper import load_encoder
+    from avemo.inference.audio import _load_encoder_uncached, encoder_cache_file
+
+    cached = _load_encoder_uncached()  # made from the packages on first use, from the cache file after
+    assert encoder_cache_file().is_file()
+    cached = _load_encoder_uncached()
+    reference = load_encoder()
+    a, b = cached.state_dict(), reference.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(cached.mel_filters, reference.mel_filters) and torch.equal(cached.window, reference.window)
+
+
+def test_audio_is_encoded_in_30s_chunks_and_windows_are_pooled_across_them(predictor, make_clip, monkeypatch):
+    """A fake encoder whose frames all carry their chunk's length shows which frames each window pools."""
+    from avemo.inference.audio import WhisperAudioExpert
+
+    audio = predictor._backend.audio
+    if not isinstance(audio, WhisperAudioExpert):
+        pytest.skip("the bundled audio head is not a whisper_base model")
+
+    class FakeEncoder:
+        calls: list[int] = []
+
+        def __call__(self, audio):
+            n = audio.shape[1]
+            self.calls.append(n)
+            return {"states": np.full((1, -(-n // 320), 512), n / 16000, dtype=np.float32)}
+
+    fake = FakeEncoder()
+    monkeypatch.setattr(audio, "encoder", fake)
+    batches = []
+    clip, windows, duration, _ = audio.embed(make_clip("long.wav", duration=65.0, audio="tone"), WindowGrid(),
+                                             on_windows=lambda w: batches.append(sorted(w)))
+    assert fake.calls == [480000, 480000, 80000]  # 30 s, 30 s, 5 s: one encoder pass per chunk
+    # windows are handed over as soon as they are complete: after each chunk, and the last one at the end
+    assert [(b[0], b[-1]) for b in batches] == [(0, 58), (59, 118), (119, 128), (129, 129)]
+    assert windows == {}  # nothing kept
+    seen = {}
+    audio.embed(make_clip("long.wav", duration=65.0, audio="tone"), WindowGrid(), on_windows=seen.update)
+    assert seen[0][0] == pytest.approx(30.0) and seen[59][0] == pytest.approx(30.0)  # [29.5, 30.5): chunks 1 and 2
+    assert seen[119][0] == pytest.approx((25 * 30 + 25 * 5) / 50)  # [59.5, 60.5): 25 frames of each chunk
+    assert seen[129][0] == pytest.approx(5.0)
+    assert clip[0] == pytest.approx((3000 * 30 + 250 * 5) / 3250) and duration == pytest.approx(65.0)
+
+
+@pytest.mark.shared_data
+def test_visual_only_and_audio_only_requests(predictor, ravdess_video):
+    r = predictor.predict(ravdess_video, modalities="video")
+    check_prediction(r, audio=False, video=True)
+    assert r.modalities["audio"].reason == "not requested"
+    assert r.emotion != "calm"  # without audio, calm is merged into neutral
+    r = predictor.predict(ravdess_video, modalities=["audio"])
+    check_prediction(r, audio=True, video=False)
+    assert r.face_coverage is None
+
+
+@pytest.mark.shared_data
+def test_other_window_sizes_and_progress(predictor, ravdess_video):
+    seen = []
+    r = predictor.predict(ravdess_video, window=2.0, hop=1.0, progress=lambda done, total: seen.append((done, total)))
+    assert [w.start for w in r.windows] == [0.0, 1.0, 2.0, 3.0]  # 4.004 s: the last window [3, 4.004) is kept
+    assert [w.end for w in r.windows[:3]] == [2.0, 3.0, 4.0] and r.windows[-1].end == pytest.approx(r.duration)
+    assert seen and all(0 <= d <= t for d, t in seen) and seen[-1][0] == pytest.approx(seen[-1][1], abs=0.5)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+@pytest.mark.shared_data
+def test_concurrent_predictions_agree_with_sequential_ones(predictor, crema_videos):
+    paths = crema_videos[:2]
+    expected = [predictor.predict(p).probabilities for p in paths]
+    results: dict[int, dict] = {}
+
+    def run(i):
+        results[i] = predictor.predict(paths[i]).probabilities
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(2):
+        assert results[i] == pytest.approx(expected[i], abs=1e-5)
+
+
+# ----------------------------------------------------------------------------- generated edge cases
+def test_video_without_audio_track_predicts_from_the_face(predictor, make_clip):
+    r = predictor.predict(make_clip("noaudio.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio=None))
+    check_prediction(r, audio=False, video=True)
+    assert r.modalities["audio"].reason == "the file has no audio track"
+    assert r.emotion != "calm"
+
+
+def test_clip_without_a_face_predicts_from_the_voice(predictor, make_clip):
+    r = predictor.predict(make_clip("noface.mp4", duration=2.0, size=(320, 240), fps=25, face=False, audio="voice"))
+    check_prediction(r, audio=True, video=False)
+    assert r.modalities["video"].reason.startswith("no face detected in any of the")
+    assert r.face_coverage == 0.0
+
+
+def test_silent_audio_track_is_reported_not_used(predictor, make_clip):
+    r = predictor.predict(make_clip("silent.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="silence"))
+    check_prediction(r, audio=False, video=True)
+    assert "silent" in r.modalities["audio"].reason
+
+
+def test_short_clip_and_8khz_stereo_wav(predictor, make_clip):
+    r = predictor.predict(make_clip("short.mp4", duration=0.2, size=(320, 240), fps=25, face=True, audio="voice"))
+    check_prediction(r, audio=True, video=True)
+    assert len(r.windows) == 1 and r.windows[0].end == pytest.approx(r.duration)
+    r = predictor.predict(make_clip("stereo8k.wav", duration=1.5, audio="voice", sample_rate=8000, channels=2))
+    check_prediction(r, audio=True, video=False)
+
+
+@pytest.mark.parametrize("suffix", [".webm", ".mkv", ".mov", ".avi", ".flv"])
+def test_video_containers(predictor, make_clip, suffix):
+    r = predictor.predict(make_clip(f"c{suffix}", duration=1.2, size=(320, 240), fps=25, face=True, audio="voice"))
+    assert r.modalities["audio"].used and r.modalities["video"].used
+
+
+def test_bad_files_raise_one_line_errors_naming_the_file(predictor, make_clip, tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    good = make_clip("forcorrupt.mp4", duration=1.0, size=(320, 240), fps=25, face=True, audio="voice")
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(good.read_bytes()[:400])
+    for path in (tmp_path / "missing.mp4", empty, text, corrupt):
+        with pytest.raises(MediaError) as err:
+            predictor.predict(path)
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unusable_modality_requests(predictor, make_clip):
+    wav = make_clip("voice.wav", duration=1.0, audio="voice")
+    with pytest.raises(MissingStreamError, match="no video stream.*modalities=video"):
+        predictor.predict(wav, modalities="video")
+    mute = make_clip("mute_noface.mp4", duration=1.0, size=(320, 240), fps=25, face=False, audio=None)
+    with pytest.raises(FeatureError, match="nothing to predict from.*no audio track.*no face detected"):
+        predictor.predict(mute)
+    with pytest.raises(AvemoError, match="modalities"):
+        predictor.predict(wav, modalities="text")
+
+
+def test_predict_many_keeps_going_and_lists_failures(predictor, make_clip, tmp_path):
+    good = make_clip("voice.wav", duration=1.0, audio="voice")
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("garbage")
+    outcomes = list(predictor.predict_many([good, bad, tmp_path / "missing.wav", good], modalities="audio"))
+    assert [o.ok for o in outcomes] == [True, False, False, True]
+    assert outcomes[1].error.startswith(str(bad)) and "not a media file" in outcomes[1].error
+    assert "file not found" in outcomes[2].error
+    assert outcomes[3].prediction.probabilities == pytest.approx(outcomes[0].prediction.probabilities)
+
+
+def test_info_describes_the_model(predictor):
+    info = predictor.info()
+    assert info["name"] == "avemo-default" and info["labels"] == list(RAVDESS.emotions)
+    assert info["window"] == 1.0 and info["hop"] == 0.5
+    assert info["fusion"]["video_weight"] >= 0 and info["fusion"]["audio_temperature"] > 0
+
+
+# ----------------------------------------------------------------------------- zoo checkpoints (--model)
+@pytest.fixture(scope="module")
+def frame_checkpoint(tmp_path_factory):
+    """A small frame-based late-fusion zoo model saved as a trainer checkpoint (random weights)."""
+    import torch
+
+    from avemo.models import create_model
+    from avemo.training.checkpoint import save_checkpoint
+    from avemo.training.data import Normalizer
+
+    torch.manual_seed(0)
+    model = create_model("late_average", audio="mfcc_cnn1d", visual="sultana_video_cnn3d",
+                         audio_config={"n_frames": 28}, visual_config={"n_frames": 16, "size": (16, 16)})
+    norm = Normalizer(kinds={"audio": "sequence", "visual": "frames"},
+                      mean={"audio": np.zeros(13, np.float32)}, std={"audio": np.full(13, 10.0, np.float32)})
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "frames", model, labels=RAVDESS, normalizer=norm)
+
+
+def test_frame_based_zoo_checkpoint_predicts_clip_and_windows(frame_checkpoint, make_clip):
+    from avemo import Predictor
+
+    p = Predictor.from_checkpoint(frame_checkpoint, device="cpu")
+    r = p.predict(make_clip("zoo.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="voice"))
+    assert r.modalities["audio"].used and r.modalities["video"].used and r.face_coverage == 1.0
+    assert len(r.windows) == 3 and all(w.audio and w.video for w in r.windows)
+    assert r.model["name"] == "late_average"
+    # an optional modality that is missing is dropped: the late-fusion model predicts from the voice
+    r = p.predict(make_clip("zoo_noface.mp4", duration=1.5, size=(320, 240), fps=25, face=False, audio="voice"))
+    assert r.modalities["audio"].used and not r.modalities["video"].used
+    assert "no face" in r.modalities["video"].reason
+
+
+def test_checkpoint_refusals(tmp_path, frame_checkpoint):
+    import shutil
+
+    import torch
+
+    from avemo import Predictor
+    from avemo.models import create_model
+    from avemo.training.checkpoint import save_checkpoint
+    from avemo.training.data import Normalizer
+
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        Predictor.from_checkpoint(tmp_path / "nowhere")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "checkpoint.json").write_text('{"format": "keras"}')
+    with pytest.raises(CheckpointError, match="not an avemo checkpoint"):
+        Predictor.from_checkpoint(foreign)
+    broken = tmp_path / "broken"
+    shutil.copytree(frame_checkpoint, broken)
+    (broken / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="safetensors"):
+        Predictor.from_checkpoint(broken)
+    crema = create_model("sultana_video_cnn3d", num_classes=len(CREMA_D), n_frames=16, size=(16, 16))
+    save_checkpoint(tmp_path / "crema", crema, labels=CREMA_D, normalizer=Normalizer(kinds={"visual": "frames"}))
+    with pytest.raises(CheckpointError, match="crema_d labels.*needs"):
+        Predictor.from_checkpoint(tmp_path / "crema")
+    torch.manual_seed(0)
+    au = create_model("au_mlp")
+    save_checkpoint(tmp_path / "au", au, labels=RAVDESS, normalizer=Normalizer(
+        kinds={"visual": "vector"}, mean={"visual": np.zeros(35, np.float32)}, std={"visual": np.ones(35, np.float32)}))
+    with pytest.raises(CheckpointError, match="table 'openface_au_means'"):
+        Predictor.from_checkpoint(tmp_path / "au")
+    save_checkpoint(tmp_path / "spk", au, labels=RAVDESS, normalizer=Normalizer(
+        kinds={"visual": "vector"}, mean={"visual": np.zeros(35, np.float32)}, std={"visual": np.ones(35, np.float32)},
+        speaker_norm=True))
+    with pytest.raises(CheckpointError, match="speaker-level normalisation"):
+        Predictor.from_checkpoint(tmp_path / "spk")

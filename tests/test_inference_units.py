@@ -1,0 +1,206 @@
+"""Parts of avemo.inference that need no model: windows, fusion, decisions, formats, inputs, bundle files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from avemo.errors import CheckpointError, ConfigError
+from avemo.inference import formats
+from avemo.inference.bundle import BundleConfig, read_bundle, write_bundle_meta
+from avemo.inference.fusion import FusionConfig, decide, fusion_inputs, product_of_experts
+from avemo.inference.inputs import collect_media
+from avemo.inference.predictor import parse_modalities
+from avemo.inference.result import ModalityStatus, Prediction, WindowPrediction
+from avemo.inference.windows import WindowGrid, window_members
+
+LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+
+
+# ----------------------------------------------------------------------------- windows
+@pytest.mark.parametrize(
+    ("duration", "expected"),
+    [
+        (4.0, [(0, 1), (0.5, 1.5), (1, 2), (1.5, 2.5), (2, 3), (2.5, 3.5), (3, 4)]),
+        (0.2, [(0, 0.2)]),  # shorter than one window: the whole clip
+        (1.0, [(0, 1)]),
+        (2.24, [(0, 1), (0.5, 1.5), (1, 2), (1.5, 2.24)]),  # last one cut short but >= half a window
+        (2.3, [(0, 1), (0.5, 1.5), (1, 2), (1.5, 2.3)]),
+    ],
+)
+def test_window_bounds(duration, expected):
+    bounds = WindowGrid(1.0, 0.5).bounds(duration)
+    np.testing.assert_allclose(bounds, np.array(expected, dtype=float))
+
+
+def test_window_bounds_drop_a_short_tail_and_support_other_grids():
+    # 2.1 s with 1 s hops: [2, 2.1) spans a tenth of a window and is dropped
+    np.testing.assert_allclose(WindowGrid(1.0, 1.0).bounds(2.1), [[0, 1], [1, 2]])
+    bounds = WindowGrid(2.0, 0.25).bounds(3.0)
+    assert bounds[0].tolist() == [0, 2] and bounds[-1][1] == pytest.approx(3.0)
+    assert np.allclose(np.diff(bounds[:, 0]), 0.25)
+
+
+@pytest.mark.parametrize("bad", [dict(window=0), dict(hop=-1), dict(window=float("nan")), dict(min_fraction=0)])
+def test_window_grid_rejects_bad_values(bad):
+    with pytest.raises(ConfigError):
+        WindowGrid(**bad)
+
+
+def test_window_members_overlap_and_half_open():
+    times = np.array([0.0, 0.4, 0.5, 0.99, 1.0, 1.7])
+    members = window_members(times, np.array([[0, 1], [0.5, 1.5], [1.5, 2.0], [3, 4]]))
+    assert [m.tolist() for m in members] == [[0, 1, 2, 3], [2, 3, 4], [5], []]
+
+
+# ----------------------------------------------------------------------------- fusion
+def _reference_fusion(audio_logits, video_probs, present, c: FusionConfig):
+    """The docstring's formula, written independently in numpy."""
+    def log_softmax(z):
+        z = z - z.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+    w = present * np.array([c.audio_weight, c.video_weight])
+    w = w / np.maximum(w.max(axis=1, keepdims=True), 1e-7)  # relative to the strongest expert present
+    s = (w[:, :1] * log_softmax(audio_logits / c.audio_temperature)
+         + w[:, 1:] * log_softmax(np.log(np.clip(video_probs, 1e-7, 1)) / c.video_temperature))
+    p = np.exp(s - s.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def test_product_of_experts_matches_formula_and_drops_missing_terms():
+    import torch
+
+    config = FusionConfig(audio_weight=1.0, video_weight=0.5, audio_temperature=1.7, video_temperature=1.3)
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 3, (5, 8)).astype(np.float32)
+    v = rng.dirichlet(np.ones(8), 5).astype(np.float32)
+    present = np.array([[1, 1], [1, 0], [0, 1], [1, 1], [0, 1]], dtype=np.float32)
+    with torch.no_grad():
+        out = product_of_experts(config)(torch.from_numpy(a), torch.from_numpy(v), torch.from_numpy(present)).numpy()
+    np.testing.assert_allclose(out, _reference_fusion(a, v, present, config), atol=1e-6)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-6)
+    # a lone expert gives its own calibrated distribution: audio = softmax(z / 1.7), video = p ** (1 / 1.3)
+    tempered = np.exp(a[1] / 1.7) / np.exp(a[1] / 1.7).sum()
+    np.testing.assert_allclose(out[1], tempered, atol=1e-6)
+    powered = v[2] ** (1 / 1.3) / (v[2] ** (1 / 1.3)).sum()
+    np.testing.assert_allclose(out[2], powered, atol=1e-6)
+    # both: audio weight 1, video weight 0.5, as configured
+    both = np.exp(a[0] / 1.7) / np.exp(a[0] / 1.7).sum() * (v[0] ** (1 / 1.3) / (v[0] ** (1 / 1.3)).sum()) ** 0.5
+    np.testing.assert_allclose(out[0], both / both.sum(), atol=1e-6)
+
+
+def test_fusion_inputs_mark_nan_rows_and_absent_experts():
+    audio = np.ones((3, 8), np.float32)
+    audio[1] = np.nan
+    inputs = fusion_inputs(audio, None, 3, 8)
+    assert inputs["present"].tolist() == [[1, 0], [0, 0], [1, 0]]
+    assert not np.isnan(inputs["audio_logits"]).any() and inputs["video_probs"].shape == (3, 8)
+
+
+@pytest.mark.parametrize("bad", [dict(video_weight=-0.1), dict(audio_temperature=0), dict(video_temperature=-1)])
+def test_fusion_config_rejects_bad_values(bad):
+    with pytest.raises(ConfigError):
+        FusionConfig(**bad)
+
+
+def test_decide_merges_calm_into_neutral_without_audio():
+    p = np.array([0.25, 0.25, 0.3, 0.05, 0.05, 0.05, 0.03, 0.02])
+    assert decide(p, LABELS) == "happy"
+    assert decide(p, LABELS, calm_decided=False) == "neutral"  # neutral + calm = 0.5 > happy
+    p2 = np.array([0.1, 0.3, 0.35, 0.05, 0.05, 0.05, 0.05, 0.05])
+    assert decide(p2, LABELS, calm_decided=False) == "neutral"  # never "calm" without audio
+    assert decide(p2, LABELS) == "happy"
+
+
+def test_parse_modalities():
+    assert parse_modalities(None) == ("audio", "video")
+    assert parse_modalities("video, audio") == ("audio", "video")
+    assert parse_modalities(["VIDEO"]) == ("video",)
+    for bad in ("", "face", "audio,text"):
+        with pytest.raises(ConfigError):
+            parse_modalities(bad)
+
+
+# ----------------------------------------------------------------------------- formats
+def _prediction(path="a.mp4", n_windows=3) -> Prediction:
+    probs = dict(zip(LABELS, [0.05, 0.05, 0.6, 0.1, 0.05, 0.05, 0.05, 0.05], strict=True))
+    windows = tuple(
+        WindowPrediction(start=0.5 * k, end=0.5 * k + 1, emotion="happy" if k < 2 else "sad",
+                         probabilities=probs, audio=True, video=k != 1)
+        for k in range(n_windows)
+    )
+    return Prediction(path=path, duration=2.0, emotion="happy", probabilities=probs,
+                      modalities={"audio": ModalityStatus(True, None, probs),
+                                  "video": ModalityStatus(False, "no face detected in any of the 16 analysed frames")},
+                      face_coverage=0.0, windows=windows, model={"name": "m", "version": "1", "engine": "torch"})
+
+
+def test_json_single_object_or_list():
+    one = json.loads(formats.to_json([_prediction()], single=True))
+    assert one["emotion"] == "happy" and len(one["timeline"]) == 3
+    assert one["modalities"]["video"] == {"used": False, "reason": "no face detected in any of the 16 analysed frames",
+                                          "probabilities": None}
+    many = json.loads(formats.to_json([_prediction("a.mp4"), _prediction("b.wav")], single=False))
+    assert [m["path"] for m in many] == ["a.mp4", "b.wav"]
+
+
+def test_csv_has_a_clip_row_then_one_row_per_window():
+    rows = list(csv.DictReader(io.StringIO(formats.to_csv([_prediction("a.mp4"), _prediction("b.mp4", 1)]))))
+    assert [r["level"] for r in rows] == ["clip", "window", "window", "window", "clip", "window"]
+    assert list(rows[0]) == formats.csv_columns(LABELS)
+    assert rows[0]["end"] == "2.0" and rows[0]["video"] == "False" and rows[2]["video"] == "False"
+    assert float(rows[0]["happy"]) == pytest.approx(0.6)
+    assert rows[3]["emotion"] == "sad" and rows[3]["start"] == "1.0"
+
+
+def test_runs_merge_consecutive_windows_of_one_emotion():
+    assert [(a, b, e, n) for a, b, e, _, n in formats.runs(_prediction(n_windows=4))] == [
+        (0.0, 1.5, "happy", 2), (1.0, 2.5, "sad", 2)]
+
+
+def test_table_render_names_missing_modality_and_reason():
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=120, no_color=True)
+    formats.render(_prediction(), console)
+    text = console.file.getvalue()
+    assert "a.mp4 (2.0 s): happy (60 %)" in text
+    assert "video: not used (no face detected in any of the 16 analysed frames)" in text
+    assert "timeline" in text and text.count("happy") >= 3
+
+
+# ----------------------------------------------------------------------------- inputs and bundle files
+def test_collect_media_walks_folders_and_reports_empty_ones(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.mp4").write_bytes(b"1")
+    (tmp_path / "a" / "sub").mkdir()
+    (tmp_path / "a" / "sub" / "y.WAV").write_bytes(b"1")
+    (tmp_path / "a" / "notes.txt").write_text("not media")
+    (tmp_path / "empty").mkdir()
+    files, problems = collect_media([tmp_path / "a", tmp_path / "a" / "x.mp4", tmp_path / "missing.mp4", tmp_path / "empty"])
+    assert [f.name for f in files] == ["y.WAV", "x.mp4", "missing.mp4"]  # sorted paths, no duplicate, missing kept
+    assert problems == [(str(tmp_path / "empty"), problems[0][1])] and "no media files" in problems[0][1]
+
+
+def test_bundle_meta_round_trip_and_refusals(tmp_path):
+    config = BundleConfig(labels=LABELS, fusion=FusionConfig(audio_temperature=1.5))
+    write_bundle_meta(tmp_path, config, {"metrics": {"x": 1}})
+    read, meta = read_bundle(tmp_path)
+    assert read == config and meta["metrics"] == {"x": 1}
+    with pytest.raises(CheckpointError, match="no model.json"):
+        read_bundle(tmp_path / "nowhere")
+    (tmp_path / "model.json").write_text('{"format": "something.else"}')
+    with pytest.raises(CheckpointError, match="not a predictor bundle"):
+        read_bundle(tmp_path)
+    (tmp_path / "model.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        read_bundle(tmp_path)
+    (tmp_path / "model.json").write_text(json.dumps({"format": "avemo.predictor", "format_version": 1,
+                                                      "config": {"fusion": {"video_weight": -1}}}))
+    with pytest.raises(CheckpointError, match="video_weight"):
+        read_bundle(tmp_path)
