@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-from importlib import metadata
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import assemble, load, machine, peak_rss_mb, versions  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RAVDESS = REPO.parent / "shared" / "data" / "ravdess" / "videos" / "01-01-07-02-02-01-01.mp4"
@@ -71,39 +70,10 @@ MTCNN_SCRIPT = textwrap.dedent(
 )
 
 
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("avemo", "numpy", "scipy", "opencv-python-headless", "av", "mediapipe"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "-"
-    return out
 
 
-def machine() -> str:
-    model = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = "?"
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f"{kb / 2**20:.0f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{model}, {os.cpu_count()} cores visible, {mem} RAM, {platform.system()} {platform.release()}"
 
 
-def load() -> str:
-    try:
-        return " / ".join(f"{v:.1f}" for v in os.getloadavg())
-    except OSError:
-        return "?"
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -139,16 +109,6 @@ def concat_copies(src: Path, dst: Path, copies: int) -> Path:
     return dst
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM). Not ``ru_maxrss``: Linux carries that over
-    from the forking parent across exec, so a child would report the benchmark's own peak."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(name: str, path: str, config: str) -> None:
@@ -295,7 +255,7 @@ def main() -> None:
         f"- Command: `python benchmarks/face_pipeline.py {' '.join(sys.argv[1:])}`".rstrip() + "",
         f"- Machine: {machine()}",
         f"- Load average (1/5/15 min) at start: {load_start}; at end: {load()} (other jobs shared the cores)",
-        "- Packages: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
+        f"- Packages: {versions('scipy', 'opencv-python-headless', 'av', 'mediapipe')}",
         "",
         "Frames per second of the whole step (decode + detect + track + align + crop, or the named",
         f"extractor), median of {args.repeats} runs after a warm-up:",
@@ -346,6 +306,7 @@ def main() -> None:
     text = "\n".join(lines)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
+    assemble()  # docs/benchmarks.md
     print(text)
 
 

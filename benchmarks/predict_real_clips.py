@@ -28,7 +28,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
+from report import assemble  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CARD = REPO / "docs" / "model_card.md"
@@ -224,6 +226,7 @@ def main() -> None:
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
+    assemble()  # docs/benchmarks.md
     update_card(args.card, text.split("\n", 2)[2])  # without the section title
     print(f"wrote {args.out}")
 

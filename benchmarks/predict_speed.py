@@ -22,15 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import assemble, load, machine, peak_rss_mb, versions  # noqa: E402
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -38,48 +38,12 @@ REPO = Path(__file__).resolve().parents[1]
 CLIP_SECONDS = 4.0
 
 
-def versions() -> str:
-    out = [f"python {platform.python_version()}"]
-    for name in ("avemo", "torch", "onnxruntime", "numpy", "av", "mediapipe"):
-        try:
-            out.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pass
-    return ", ".join(out)
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
-        mem = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        pass
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores visible{mem}, {platform.system()} {platform.release()}"
 
 
-def load() -> str:
-    return " / ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory: ``VmHWM`` (Linux keeps ``ru_maxrss`` across ``execve``, so
-    a child started by a big parent would report the parent's peak)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ----------------------------------------------------------------------------- child processes
@@ -184,7 +148,7 @@ def main() -> None:
         f"- Command: `{' '.join(['python benchmarks/predict_speed.py', *sys.argv[1:]])}`",
         f"- Machine: {machine()}",
         f"- Load average (1/5/15 min) at start: {load_start}; at end: {load()} (other jobs shared the cores)",
-        f"- Packages: {versions()}",
+        f"- Packages: {versions('onnxruntime', 'av', 'mediapipe')}",
         f"- Model: {predictors['torch'].model_info['name']} v{predictors['torch'].model_info['version']} "
         f"(audio {predictors['torch'].model_info['audio']}, video {predictors['torch'].model_info['video']})",
         "",
@@ -219,6 +183,7 @@ def main() -> None:
         ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines), encoding="utf-8")
+    assemble()  # docs/benchmarks.md
     print(f"wrote {args.out}")
 
 

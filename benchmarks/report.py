@@ -55,6 +55,20 @@ def load() -> str:
         return "n/a"
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (``VmHWM``), in MiB. Not ``ru_maxrss``: Linux keeps that
+    across ``execve``, so a child started by a big parent would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def header(title: str, packages: tuple[str, ...] = ()) -> list[str]:
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
     return [
