@@ -3,7 +3,8 @@
 Paper 000's Table 1 set: ``late_average``, ``late_multiplicative``, ``late_product``, ``concat_fc``,
 ``mcbp``, ``mmtm``, ``msaf``, ``cfn_sr``, ``cfnsr_lstm``. The other papers' models:
 ``sultana_concat_dense`` (001), ``gao_mha_residual`` (002), ``cai_mer1``/``cai_mer2`` (003),
-``mfa_fercnn`` (004).
+``mfa_fercnn`` (004). ``late_calibrated``: the recommended recipe (a calibrated, weighted product
+of experts; registry alias ``default``).
 """
 
 from avemo.models.fusion import (  # noqa: F401
@@ -13,6 +14,7 @@ from avemo.models.fusion import (  # noqa: F401
     concat,
     gao_mha,
     late,
+    late_calibrated,
     mcbp,
     mfa_fercnn,
     mmtm,
