@@ -9,6 +9,12 @@ read, removed and reported as a miss, so it is recomputed.
 
 There is no index file: a lookup is one ``stat``/``open`` whatever the cache size, and
 concurrent writers (process pools, Ray workers on a shared file system) never contend.
+
+Temporary files live in ``ROOT/.tmp/`` (same file system, so the rename stays atomic) and
+are named after the writing host and process. A writer killed between writing and renaming
+(``SIGKILL``, out of memory, a lost node) leaves one there: :func:`remove_orphan_temp_files`
+deletes those of dead processes on this host and those older than an hour from any host,
+by listing only ``.tmp/``, never the entries. Batch extraction calls it after every run.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import io
 import json
 import logging
 import os
+import socket
+import time
 import uuid
 import zipfile
 from collections.abc import Mapping
@@ -32,6 +40,7 @@ from avemo.errors import CacheError, MediaError
 log = logging.getLogger(__name__)
 
 _META = "__avemo_meta__"
+_TMP_DIR = ".tmp"
 _HASH_MEMO: dict[tuple[str, int, int], str] = {}
 
 
@@ -105,14 +114,15 @@ class FeatureCache:
         if _META in arrays:
             raise CacheError(f"array name {_META!r} is reserved")
         path = self.entry_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = json.dumps({"key": key, "spec": dict(spec or {})}, sort_keys=True)
         payload = {name: np.asarray(a) for name, a in arrays.items()}
         payload[_META] = np.frombuffer(meta.encode("utf-8"), dtype=np.uint8)
         buf = io.BytesIO()
         np.savez(buf, **payload)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp = self.root / _TMP_DIR / _temp_name(path.name)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.parent.mkdir(exist_ok=True)
             with open(tmp, "wb") as fh:
                 fh.write(buf.getbuffer())
                 fh.flush()
@@ -134,6 +144,58 @@ class FeatureCache:
             path.unlink()
         except OSError:
             pass
+
+
+def _temp_name(entry_name: str) -> str:
+    """``ENTRY.HOST.PID.RANDOM.tmp``: whose it is, so that orphans can be told from live writes."""
+    host = socket.gethostname().replace(".", "_") or "host"
+    return f"{entry_name}.{host}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_orphan_temp_files(root: str | Path, *, max_age_s: float = 3600.0) -> list[Path]:
+    """Delete temporary files left by killed writers under ``root/.tmp``; returns what was removed.
+
+    A file is an orphan when its writer's process (named in the file name) no longer runs on
+    this host, or, whatever its host, when it is older than ``max_age_s`` (a write takes
+    milliseconds). Live writes of running processes are left alone.
+    """
+    folder = Path(root) / _TMP_DIR
+    host = socket.gethostname().replace(".", "_") or "host"
+    now = time.time()
+    removed = []
+    try:
+        names = [e.name for e in os.scandir(folder) if e.name.endswith(".tmp")]
+    except FileNotFoundError:
+        return removed
+    except OSError as exc:
+        raise CacheError(f"cannot list temporary files ({exc.strerror or exc})", folder) from None
+    for name in names:
+        path = folder / name
+        parts = name.rsplit(".", 4)  # ENTRY(.npz), HOST, PID, RANDOM, tmp
+        try:
+            orphan = parts[1] == host and parts[2].isdigit() and not _pid_alive(int(parts[2]))
+            orphan = orphan or now - path.stat().st_mtime > max_age_s
+        except (IndexError, OSError):
+            continue  # renamed or removed meanwhile: not ours to judge
+        if orphan:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(path)
+    if removed:
+        log.warning("removed %d temporary cache files left by killed writers in %s", len(removed), folder)
+    return removed
 
 
 def _decode_meta(meta: np.ndarray) -> dict[str, Any]:

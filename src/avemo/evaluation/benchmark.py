@@ -81,6 +81,53 @@ def random_splits(data: DataBundle, k: int = 5, val_fraction: float = 0.1, seed:
     return splits
 
 
+def inner_splits(data: DataBundle, folds: Sequence[Fold]) -> list[Split]:
+    """Splits for choosing hyper-parameters without the test speakers (nested, inside each fold).
+
+    For each fold: its *validation* speakers become the inner test set, the ``len(fold.val)``
+    training speakers that follow them in sorted order (wrapping around) become the inner
+    validation set (early stopping, calibration), and the other training speakers train. The
+    fold's test speakers are left out entirely, so a choice made on these scores never sees them.
+    """
+    from avemo.datasets.scan import speaker_sort_key
+
+    out = []
+    for f in folds:
+        train = sorted(f.train, key=speaker_sort_key)
+        last = max(f.val, key=speaker_sort_key)
+        after = [s for s in train if speaker_sort_key(s) > speaker_sort_key(last)]
+        ordered = after + [s for s in train if s not in after]
+        inner_val = tuple(ordered[: len(f.val)])
+        inner = Fold(f.number, test=tuple(f.val), val=inner_val, train=tuple(s for s in train if s not in inner_val))
+        out.append(Split(f.number, *split_takes(data.takes, inner)))
+    return out
+
+
+def summarise_results(rs: Sequence[FoldResult]) -> dict[str, Any]:
+    """The per-model numbers of a result file from its fold results (sorted by fold)."""
+    acc = [r.metrics["accuracy"] for r in rs]
+    f1 = [r.metrics["macro_f1"] for r in rs]
+    uar = [r.metrics["uar"] for r in rs]
+    auc = [float(np.mean(list(r.metrics["auc"].values()))) for r in rs if r.metrics.get("auc")]
+    mean_acc, std_acc = summarise_folds(acc)
+    return {
+        "fold_accuracy": acc,
+        "mean_accuracy": mean_acc,
+        "std_accuracy": std_acc,
+        "macro_f1": summarise_folds(f1)[0],
+        "std_macro_f1": summarise_folds(f1)[1],
+        "uar": summarise_folds(uar)[0],
+        "std_uar": summarise_folds(uar)[1],
+        "fold_macro_f1": f1,
+        "fold_uar": uar,
+        "auc_macro": summarise_folds(auc)[0] if auc else None,
+        "params": rs[0].params if rs else 0,
+        "train_seconds": round(sum(r.train_seconds for r in rs), 2),
+        "best_epochs": [r.best_epochs for r in rs],
+        "confusion": np.sum([np.array(r.metrics["confusion"]) for r in rs], axis=0).tolist() if rs else [],
+    }
+
+
 @dataclass
 class FoldResult:
     entry: str
@@ -136,34 +183,51 @@ def _local_map(tasks, fn, progress):
 
 
 def _ray_map(tasks, fn, progress, address: str | None, workers: int):
-    from avemo.extraction.ray_executor import _import_ray
+    """``fn(*task)`` for every task as one Ray task each (results in task order).
 
-    ray = _import_ray()
-    started = False
-    if not ray.is_initialized():
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-        if address is None:
-            ray.init(num_cpus=workers, _node_ip_address="127.0.0.1", **kwargs)
-        else:
-            ray.init(address=address, **kwargs)
-        started = True
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=2)(_ray_task)
-        refs = [remote.remote(fn, *task) for task in tasks]
+    Each distinct argument object (the data bundle, the splits, the configs) goes to Ray's
+    object store once and is shared by every task that needs it, instead of being pickled
+    into each task. On a cluster with GPUs every task reserves one (Ray points the task's
+    ``CUDA_VISIBLE_DEVICES`` at it, so folds train side by side, one per GPU). A task that
+    raises an avemo error re-raises it here as it is (one line, no remote traceback).
+    """
+    from avemo.errors import AvemoError
+    from avemo.extraction.ray_executor import ray_session
+
+    with ray_session(address, workers) as ray:
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=2)(_ray_task)
+        shared: dict[int, Any] = {}
+
+        def by_ref(arg):
+            if isinstance(arg, str | int | float | bool) or arg is None:
+                return arg
+            if id(arg) not in shared:
+                shared[id(arg)] = ray.put(arg)
+            return shared[id(arg)]
+
+        refs = [remote.remote(fn, *(by_ref(a) for a in task)) for task in tasks]
         pending = list(refs)
         results = {}
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            res = ray.get(done[0])
-            results[done[0]] = res
-            if progress is not None:
-                progress(res)
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1, timeout=1.0)  # Ctrl-C is seen within 1 s
+                if not done:
+                    continue
+                try:
+                    res = ray.get(done[0])
+                except ray.exceptions.RayTaskError as exc:
+                    if isinstance(exc.cause, AvemoError):
+                        raise exc.cause from None
+                    raise
+                results[done[0]] = res
+                if progress is not None:
+                    progress(res)
+        finally:
+            for ref in pending:  # interrupted or failed: stop the rest
+                ray.cancel(ref)
         for ref in refs:
             yield results[ref]
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def _ray_task(fn, *args):
@@ -223,11 +287,7 @@ def run_benchmark(
     for e in entries:
         rs = sorted((r for r in results if r.entry == e.name), key=lambda r: r.fold)
         folds[e.name] = rs
-        acc = [r.metrics["accuracy"] for r in rs]
-        f1 = [r.metrics["macro_f1"] for r in rs]
-        uar = [r.metrics["uar"] for r in rs]
         info = model_info(e.model)
-        mean_acc, std_acc = summarise_folds(acc)
         models[e.name] = {
             "model": e.model,
             "model_config": e.model_config,
@@ -237,19 +297,7 @@ def run_benchmark(
             "note": e.note,
             "paper": info["paper"],
             "inputs": {n: f"{s.feature} {s.shape}" for n, s in default_inputs(e.model, **e.model_config).items()},
-            "fold_accuracy": acc,
-            "mean_accuracy": mean_acc,
-            "std_accuracy": std_acc,
-            "macro_f1": summarise_folds(f1)[0],
-            "std_macro_f1": summarise_folds(f1)[1],
-            "uar": summarise_folds(uar)[0],
-            "std_uar": summarise_folds(uar)[1],
-            "fold_macro_f1": f1,
-            "fold_uar": uar,
-            "params": rs[0].params if rs else 0,
-            "train_seconds": round(sum(r.train_seconds for r in rs), 2),
-            "best_epochs": [r.best_epochs for r in rs],
-            "confusion": np.sum([np.array(r.metrics["confusion"]) for r in rs], axis=0).tolist() if rs else [],
+            **summarise_results(rs),
         }
     return {
         "models": models,
@@ -273,6 +321,81 @@ def run_benchmark(
     }
 
 
+@dataclass(frozen=True)
+class SvmBaseline:
+    """A plain SVM on clip statistics: the floor every model must beat (GUIDE.md, RAVDESS-AU).
+
+    Clip features: the mean and standard deviation over frames of each audio sequence feature in
+    ``audio`` (extractor name, config), concatenated with every visual table of the data (the AU
+    means). Standardised with training statistics (or per speaker first, ``speaker_norm``), an
+    RBF SVM (``gamma="scale"``) per value of ``grid``; C is the one with the best accuracy on the
+    fold's validation speakers, and that model predicts the test speakers. Class scores are the
+    softmax of scikit-learn's one-vs-rest decision values (its one-vs-one votes plus a bounded
+    confidence), whose argmax is the prediction.
+    """
+
+    audio: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (
+        ("mfcc", (("deltas", False), ("n_mfcc", 20))),
+        ("logmel", (("n_mels", 64),)),
+    )
+    grid: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+    speaker_norm: bool = False
+
+    def describe(self) -> str:
+        feats = " + ".join(f"{n}({', '.join(f'{k}={v}' for k, v in c)}) mean/std" for n, c in self.audio)
+        return f"{feats} + visual table means; RBF SVM, C in {list(self.grid)} chosen on validation speakers"
+
+
+def svm_baseline(data: DataBundle, splits: Sequence[Split], cache: FeatureCache,
+                 config: SvmBaseline = SvmBaseline(), name: str = "svm_floor") -> list[FoldResult]:
+    """Cross-validate :class:`SvmBaseline` on ``splits``; one :class:`FoldResult` per split."""
+    from sklearn.svm import SVC
+
+    from avemo.models.inputs import InputSpec
+    from avemo.training.data import Normalizer, gather
+
+    specs: dict[str, InputSpec] = {}
+    for i, (feature, conf) in enumerate(config.audio):
+        specs[f"audio{i}"] = InputSpec("audio", feature, dict(conf), (None, None), "sequence")
+    for table in data.tables:
+        specs[f"table_{table}"] = InputSpec("visual", table, {}, (None,), "vector")
+    gathered = gather(data.takes, specs, tables=data.tables, cache=cache)
+    stats = {}
+    for key, spec in specs.items():
+        arrays = gathered.inputs[key]
+        stats[key] = ([np.concatenate([a.mean(0), a.std(0)]).astype(np.float32) for a in arrays]
+                      if spec.kind == "sequence" else [np.asarray(a, np.float32) for a in arrays])
+    vectors = {"x": [np.concatenate([stats[k][i] for k in specs]) for i in range(len(gathered))]}
+    flat = type(gathered)(gathered.takes, vectors)
+    vec_spec = {"x": InputSpec("audio", "stats", {}, (None,), "vector")}
+    index = {t.key: i for i, t in enumerate(flat.takes)}
+    out = []
+    for split in splits:
+        parts = [flat.subset([index[t.key] for t in takes if t.key in index]) for takes in (split.train, split.val,
+                                                                                            split.test)]
+        norm = Normalizer.fit(parts[0], vec_spec, speaker_norm=config.speaker_norm)
+        x = [np.stack(norm.transform(p)["x"]) for p in parts]
+        y = [p.labels(data.labels) for p in parts]
+        t0 = time.perf_counter()
+        best = None
+        for c in config.grid:
+            clf = SVC(C=c, kernel="rbf", gamma="scale", decision_function_shape="ovr").fit(x[0], y[0])
+            score = float(np.mean(clf.classes_[clf.decision_function(x[1]).argmax(1)] == y[1]))
+            if best is None or score > best[0]:
+                best = (score, c, clf)
+        _, c, clf = best
+        seconds = time.perf_counter() - t0
+        scores = np.full((len(y[2]), len(data.labels)), -1e9)
+        scores[:, clf.classes_] = clf.decision_function(x[2])
+        probs = np.exp(scores - scores.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        metrics = compute_metrics(y[2], probs, data.labels.emotions).to_dict()
+        metrics["C"] = c
+        out.append(FoldResult(name, split.number, metrics, probs, y[2], [], [], int(clf.support_.size),
+                              seconds))
+    return out
+
+
 def write_report(
     results: dict[str, Any],
     out_dir: str | Path,
@@ -282,8 +405,15 @@ def write_report(
     command: str,
     paper_numbers: dict[str, str] | None = None,
     notes: Sequence[str] = (),
+    sections: Sequence[tuple[str, Sequence[str]]] = (),
+    extra: dict[str, Any] | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``out_dir/NAME.json``, ``out_dir/NAME.md`` and figures under ``out_dir/NAME/``."""
+    """Write ``out_dir/NAME.json``, ``out_dir/NAME.md`` and figures under ``out_dir/NAME/``.
+
+    ``sections``: ``(title, markdown lines)`` placed after the protocol lines, before the table
+    (e.g. the answers a benchmark script derives from the results); ``extra``: more JSON-compatible
+    results stored in ``NAME.json`` next to ``"models"`` (e.g. the SVM floor, timings).
+    """
     from avemo.evaluation.plots import plot_confusion, plot_fold_curves, plot_roc
 
     out_dir = Path(out_dir)
@@ -301,12 +431,14 @@ def write_report(
             figs["confusion"] = plot_confusion(m["confusion"], labels, fig_dir / f"{model_name}_confusion.png",
                                                title=f"{model_name} (all test folds)")
             figs["roc"] = plot_roc(y, p, labels, fig_dir / f"{model_name}_roc.png", title=f"{model_name} (pooled)")
-            figs["curves"] = plot_fold_curves([f.history for f in folds], fig_dir / f"{model_name}_curves.png",
-                                              title=model_name)
+            if any(f.history for f in folds):  # models trained by epochs (not the SVM floor)
+                figs["curves"] = plot_fold_curves([f.history for f in folds], fig_dir / f"{model_name}_curves.png",
+                                                  title=model_name)
         m["figures"] = {k: str(v.relative_to(out_dir)) for k, v in figs.items()}
         rows.append((model_name, m))
     public = {k: v for k, v in results.items() if not k.startswith("_")}
     public["command"] = command
+    public.update(extra or {})
     json_path = out_dir / f"{name}.json"
     tmp = json_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(public, indent=2))
@@ -319,14 +451,23 @@ def write_report(
               f"{results['executor']}.",
               "- Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".",
               f"- Feature extraction (cold or warm cache): {results['extract_seconds']} s.", ""]
-    lines += ["| model | group | inputs | accuracy (mean ± std) | macro-F1 | UAR | params | train s | paper reports |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    for heading, body in sections:
+        lines += [f"## {heading}", "", *body, ""]
+    if sections:
+        lines += ["## All models", ""]
+    lines += ["Mean ± std over the folds; macro-F1, UAR and AUC (one-vs-rest ROC AUC averaged over classes) are "
+              "fold means; `params`: trainable parameters; `train s`: training time of all folds and seeds "
+              "(features cached); figures: pooled confusion matrix, per-class ROC with AUC, training / validation "
+              "curves of every fold.", "",
+              "| model | group | inputs | accuracy (mean ± std) | macro-F1 | UAR | AUC | params | train s | paper reports |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for model_name, m in sorted(rows, key=lambda r: -r[1]["mean_accuracy"]):
         inputs = "; ".join(f"{k}: {v}" for k, v in m["inputs"].items())
         links = " ".join(f"[{k}]({v})" for k, v in m["figures"].items())
         lines.append(
             f"| {model_name} {links} | {m['group']} | {inputs} | {100 * m['mean_accuracy']:.2f} ± "
             f"{100 * m['std_accuracy']:.2f} | {100 * m['macro_f1']:.2f} | {100 * m['uar']:.2f} | "
+            + (f"{m['auc_macro']:.3f}" if m.get("auc_macro") is not None else "") + " | "
             f"{m['params']:,} | {m['train_seconds']:.0f} | {paper_numbers.get(model_name, '')} |"
         )
     lines += ["", "Per-fold accuracy (%):", "", "| model | " + " | ".join(
@@ -347,6 +488,7 @@ __all__ = [
     "BenchmarkEntry",
     "FoldResult",
     "Split",
+    "inner_splits",
     "plan_splits",
     "random_splits",
     "run_benchmark",

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from avemo.cache.store import FeatureCache, file_digest
+from avemo.cache.store import FeatureCache, file_digest, remove_orphan_temp_files
 from avemo.errors import AvemoError, ConfigError
 from avemo.features.base import AudioExtractor, Extractor, Features, get_extractor
 
@@ -238,16 +238,18 @@ def run_extraction(
     *,
     cache: FeatureCache,
     workers: int = 1,
-    executor: str = "local",
+    executor: str | Any = "local",
     address: str | None = None,
     progress: Callable[[FileOutcome], None] | None = None,
 ) -> ExtractionReport:
     """Extract ``specs`` for every path into ``cache``; failures are listed, not raised.
 
-    ``executor``: ``"local"`` (``workers`` processes; 1 = in this process) or ``"ray"``
-    (tasks on a Ray cluster at ``address``; a local one when None).
+    ``executor``: ``"local"`` (``workers`` processes; 1 = in this process), ``"ray"``
+    (tasks on a Ray cluster at ``address``; a local one when None), or an executor object
+    (e.g. ``RayExecutor(chunk_size=4, max_retries=1)``; ``workers`` and ``address`` are
+    then its own).
     """
-    from avemo.extraction.executors import get_executor
+    from avemo.extraction.executors import InProcessExecutor, get_executor
 
     paths = [str(p) for p in paths]
     if not cache.enabled:
@@ -255,7 +257,10 @@ def run_extraction(
     for spec in specs:  # fail fast on unknown names / bad config, before any work starts
         spec.build()
     t0 = time.perf_counter()
-    runner = get_executor(executor, workers=workers, address=address)
+    if isinstance(executor, str):
+        runner = get_executor(executor, workers=workers, address=address)
+    else:
+        runner, executor = executor, getattr(executor, "name", type(executor).__name__)
     outcomes = []
 
     def done(outcome: FileOutcome) -> None:
@@ -264,7 +269,7 @@ def run_extraction(
             progress(outcome)
 
     todo = paths
-    if runner.workers > 1 or executor != "local":
+    if not isinstance(runner, InProcessExecutor):
         # files whose every feature is cached need no worker (a warm re-run starts no pool)
         extractors = [s.build() for s in specs]
         todo = []
@@ -275,8 +280,11 @@ def run_extraction(
             else:
                 done(hit)
     if todo:
-        for outcome in runner.run(todo, tuple(specs), str(cache.root)):
-            done(outcome)
+        try:
+            for outcome in runner.run(todo, tuple(specs), str(cache.root)):
+                done(outcome)
+        finally:  # a worker killed while writing leaves a temporary file: sweep it
+            remove_orphan_temp_files(cache.root)
     order = {p: i for i, p in enumerate(paths)}
     outcomes.sort(key=lambda o: order.get(o.path, len(order)))
     return ExtractionReport(outcomes, time.perf_counter() - t0, executor, runner.workers)

@@ -1,0 +1,287 @@
+"""The benchmark runner, suites and report: splits, entries, end-to-end runs on a few real clips, the CLI.
+
+Behaviour only: which speakers land where, which entries a suite has, that a run produces
+the result file's fields, figures and sections, and one-line errors. No accuracy thresholds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from avemo.cache import FeatureCache
+from avemo.datasets import builtin_plan, make_plan
+from avemo.errors import ConfigError
+from avemo.evaluation.benchmark import (
+    BenchmarkEntry,
+    SvmBaseline,
+    inner_splits,
+    plan_splits,
+    random_splits,
+    run_benchmark,
+    summarise_results,
+    svm_baseline,
+    write_report,
+)
+from avemo.evaluation.suites import (
+    DEFAULT_SEEDS,
+    RAVDESS_AU_TRAIN,
+    SLOW_MODELS,
+    TABLE_1,
+    TRAIN_OVERRIDES,
+    fusion_group,
+    ravdess_au_entries,
+)
+from avemo.models import list_models
+from avemo.training import TrainConfig, load_data
+
+
+def speakers(takes) -> set[str]:
+    return {t.speaker for t in takes}
+
+
+@pytest.fixture(scope="module")
+def full_data(ravdess_speech_root, au_table):
+    return load_data("ravdess", ravdess_speech_root, visual_table=au_table)
+
+
+@pytest.fixture(scope="module")
+def small_data(ravdess_speech_root, au_table):
+    """4 speakers, 10 takes each: enough for 2 folds of 2 epochs in seconds."""
+    data = load_data("ravdess", ravdess_speech_root, visual_table=au_table, speakers=["01", "02", "04", "05"])
+    return dataclasses.replace(data, takes=data.takes[::6])
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+@pytest.mark.shared_data
+def test_inner_splits_never_touch_the_test_speakers(full_data):
+    folds = builtin_plan("ravdess_au").folds
+    for fold, inner in zip(folds, inner_splits(full_data, folds), strict=True):
+        assert speakers(inner.test) == set(fold.val)
+        assert speakers(inner.val) <= set(fold.train) and len(speakers(inner.val)) == len(fold.val)
+        assert speakers(inner.train) == set(fold.train) - speakers(inner.val)
+        used = speakers(inner.train) | speakers(inner.val) | speakers(inner.test)
+        assert not used & set(fold.test)
+    # the inner validation speakers follow the fold's validation speakers (wrapping around)
+    assert [sorted(speakers(s.val)) for s in inner_splits(full_data, folds)][:2] == [["08", "09"], ["13", "14"]]
+
+
+@pytest.mark.shared_data
+def test_random_splits_put_speakers_on_both_sides_but_never_a_take(full_data):
+    splits = random_splits(full_data, k=5, seed=0)
+    tests = [t.key for s in splits for t in s.test]
+    assert sorted(tests) == sorted(t.key for t in full_data.takes)  # every take tested exactly once
+    for s in splits:
+        keys = [{t.key for t in part} for part in (s.train, s.val, s.test)]
+        assert not (keys[0] & keys[1] or keys[0] & keys[2] or keys[1] & keys[2])
+        assert speakers(s.train) & speakers(s.test)  # what makes these numbers optimistic
+    again = random_splits(full_data, k=5, seed=0)
+    assert [t.key for t in again[2].test] == [t.key for t in splits[2].test]
+
+
+@pytest.mark.shared_data
+def test_speaker_splits_follow_the_plan(full_data):
+    splits = plan_splits(full_data, builtin_plan("ravdess_au").folds)
+    assert sorted(speakers(splits[0].test)) == ["01", "02", "04", "05"]
+    for s in splits:
+        assert not speakers(s.train) & speakers(s.test) and not speakers(s.val) & speakers(s.test)
+
+
+# ----------------------------------------------------------------------------- suites
+
+
+def test_suite_has_every_model_once_and_the_recommended_ensemble():
+    entries = ravdess_au_entries()
+    names = [e.name for e in entries]
+    assert len(names) == len(set(names))
+    assert set(list_models("audio")) | set(list_models("fusion")) | {"au_mlp", "default"} == set(names)
+    by = {e.name: e for e in entries}
+    assert by["default"].seeds == DEFAULT_SEEDS and by["default"].group == "recommended"
+    assert all(by[n].model_config.get("visual") == "au_mlp" for n in list_models("fusion"))
+    assert by["msaf"].group == "model-level fusion" and by["mcbp"].group == "early fusion"
+    assert by["late_product"].group == "late fusion" == fusion_group("late_calibrated")
+    for name in SLOW_MODELS:  # the recurrent models on long sequences get a smaller epoch budget
+        assert by[name].train == TRAIN_OVERRIDES[name] and by[name].train["epochs"] < RAVDESS_AU_TRAIN["epochs"]
+    assert by["msaf"].train == {}
+
+
+def test_extended_suite_adds_whisper_and_speaker_norm_variants():
+    by = {e.name: e for e in ravdess_au_entries(extended=True)}
+    for name in TABLE_1:
+        e = by[f"{name}_whisper"]
+        assert e.model == name and e.model_config == {"audio": "whisper_mlp", "visual": "au_mlp"}
+        assert e.group.startswith(fusion_group(name))
+    spk = by["default_spknorm"]
+    assert spk.train["speaker_norm"] is True and spk.seeds == DEFAULT_SEEDS and spk.model == "default"
+    assert "speaker_norm" not in by["default"].train
+    assert ravdess_au_entries(["au_mlp", "default"]) == [by["au_mlp"], by["default"]]
+
+
+def test_unknown_suite_model_is_a_one_line_config_error():
+    with pytest.raises(ConfigError) as err:
+        ravdess_au_entries(["msaf", "no_such"])
+    assert "no_such" in str(err.value) and "\n" not in str(err.value)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.shared_data
+def test_run_benchmark_svm_floor_and_report(small_data, tmp_path):
+    splits = plan_splits(small_data, list(make_plan(small_data.speakers, 2, n_val=1)))
+    entries = [
+        BenchmarkEntry("au_mlp", "au_mlp", group="visual only (AU)"),
+        BenchmarkEntry("calibrated", "late_calibrated", model_config={"audio": "egemaps_mlp"}, seeds=(0, 1),
+                       group="late fusion"),
+    ]
+    cache = FeatureCache(tmp_path / "cache")
+    results = run_benchmark(entries, small_data, splits, cache=cache, train_config=TrainConfig(epochs=2))
+    m = results["models"]["calibrated"]
+    for key in ("fold_accuracy", "mean_accuracy", "std_accuracy", "macro_f1", "uar", "params", "train_seconds"):
+        assert key in m
+    assert len(m["fold_accuracy"]) == 2 and len(m["best_epochs"][0]) == 2  # two folds, two seeds each
+    assert np.isclose(m["mean_accuracy"], np.mean(m["fold_accuracy"]))
+    assert sum(map(sum, m["confusion"])) == len(small_data.takes)  # every take tested once
+    probs = results["_folds"]["calibrated"][0].probabilities
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+
+    floor = svm_baseline(small_data, splits, cache, SvmBaseline(grid=(1.0, 10.0)))
+    assert [f.fold for f in floor] == [1, 2] and all(f.metrics["C"] in (1.0, 10.0) for f in floor)
+    assert floor[0].probabilities.shape == (len(floor[0].labels), len(small_data.labels))
+    results["models"]["svm_floor"] = {"model": "svm", "group": "floor", "inputs": {}, **summarise_results(floor)}
+    results["_folds"]["svm_floor"] = floor
+
+    json_path, md_path = write_report(
+        results, tmp_path / "out", "bench", title="t", command="python x", paper_numbers={"au_mlp": "12.3 (paper)"},
+        sections=[("Answers", ["- the best model is here"])], extra={"svm": {"C": [f.metrics["C"] for f in floor]}})
+    saved = json.loads(json_path.read_text())
+    assert set(saved["models"]) == {"au_mlp", "calibrated", "svm_floor"} and saved["svm"]["C"]
+    assert "_folds" not in saved and saved["command"] == "python x"
+    text = md_path.read_text()
+    assert "## Answers" in text and "- the best model is here" in text and "12.3 (paper)" in text
+    assert text.index("## Answers") < text.index("| model | group |")
+    for name in ("au_mlp", "calibrated", "svm_floor"):
+        for fig in ("confusion", "roc"):
+            png = tmp_path / "out" / saved["models"][name]["figures"][fig]
+            assert png.read_bytes()[:4] == b"\x89PNG" and f"]({saved['models'][name]['figures'][fig]})" in text
+    assert "curves" in saved["models"]["calibrated"]["figures"] and "curves" not in saved["models"]["svm_floor"]["figures"]
+
+
+def _main(monkeypatch, capsys, *args) -> tuple[int, str]:
+    from avemo.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["avemo", *map(str, args)])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    return stop.value.code, capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def fold1_root(tmp_path_factory, ravdess_speech_root):
+    """6 clips each of speakers 01 (a fold-1 test speaker), 06 (validation) and 08 (training)."""
+    root = tmp_path_factory.mktemp("ravdess_fold1")
+    for spk in ("01", "06", "08"):
+        dst = root / f"Actor_{spk}"
+        dst.mkdir()
+        for f in sorted((ravdess_speech_root / f"Actor_{spk}").glob("*.flac"))[::10]:
+            (dst / f.name).symlink_to(f)
+    return root
+
+
+@pytest.mark.shared_data
+def test_cli_benchmark_writes_the_report(fold1_root, au_table, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "results"
+    code = None
+    try:
+        _main(monkeypatch, capsys, "benchmark", "ravdess-au", "--root", fold1_root, "--visual-table", au_table,
+              "--models", "au_mlp", "--folds", "1", "--epochs", "1", "--out", out, "--cache", tmp_path / "c")
+    except SystemExit as stop:  # typer exits 0 after a successful command
+        code = stop.code
+    assert code in (None, 0)
+    saved = json.loads((out / "ravdess_au.json").read_text())
+    assert list(saved["models"]) == ["au_mlp"] and saved["protocol"]["folds"][0]["test_speakers"] == ["01"]
+    assert saved["protocol"]["train_config"]["epochs"] == 1 and saved["models"]["au_mlp"]["seeds"] == [0]
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("args, message", [
+    (["--protocol", "shuffled"], "--protocol must be"),
+    (["--folds", "9"], "--folds [9] not in the plan"),
+    (["--seeds", "a,b"], "comma-separated integers"),
+    (["--models", "nope"], "not in the ravdess-au suite"),
+])
+def test_cli_benchmark_errors_are_one_line(fold1_root, au_table, tmp_path, monkeypatch, capsys, args, message):
+    code, err = _main(monkeypatch, capsys, "benchmark", "ravdess-au", "--root", fold1_root, "--visual-table",
+                      au_table, "--out", tmp_path, "--cache", tmp_path / "c", *args)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+# ----------------------------------------------------------------------------- the benchmark script's answers
+
+
+def _script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ravdess_au.py"
+    spec = importlib.util.spec_from_file_location("ravdess_au_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _model(acc: float, group: str, **train) -> dict:
+    return {"mean_accuracy": acc, "std_accuracy": 0.02, "macro_f1": acc - 0.01, "uar": acc, "group": group,
+            "train": train, "seeds": [0]}
+
+
+def test_script_answers_follow_the_numbers():
+    script = _script()
+    models = {
+        "whisper_mlp": _model(0.72, "audio only"), "mfcc_cnn1d": _model(0.47, "audio only"),
+        "au_mlp": _model(0.55, "visual only (AU)"), "au_mlp_spknorm": _model(0.70, "x", speaker_norm=True),
+        "default": _model(0.83, "recommended"), "default_spknorm": _model(0.90, "x", speaker_norm=True),
+    }
+    for i, name in enumerate(("late_average", "late_multiplicative", "late_product", "concat_fc", "mcbp")):
+        models[name] = _model(0.60 + 0.001 * i, "late")
+    for name in ("mmtm", "msaf", "cfn_sr", "cfnsr_lstm"):
+        models[name] = _model(0.58, "model-level fusion")
+    sections = dict(script.answer_sections(None, {"models": models, "_folds": {}}, {}, {}, None, None))
+    answers = "\n".join(sections["Answers"])
+    assert "**Best model, no speaker normalisation**: `default` 83.0" in answers and "target 80 % reached" in answers
+    assert "with speaker normalisation** (" in answers and "`default_spknorm` 90.0" in answers
+    assert "**Audio only (from raw audio)**: best `whisper_mlp` 72.0" in answers and "70 % reached" in answers
+    assert "**AU only**: `au_mlp` 55.0" in answers and "60 % NOT reached" in answers
+    claim = "\n".join(sections["Paper 000's claim: model-level vs early vs late fusion"])
+    assert "| msaf | model | 58.0 ± 2.0 | n/a |" in claim
+    assert "MFCC CNN audio: group means model-level 58.0" in claim and "does NOT hold" in claim
+    for name in ("mmtm", "msaf", "cfn_sr", "cfnsr_lstm"):
+        models[name] = _model(0.65, "model-level fusion")
+    claim = "\n".join(dict(script.answer_sections(None, {"models": models, "_folds": {}}, {}, {}, None, None))[
+        "Paper 000's claim: model-level vs early vs late fusion"])
+    assert "The claim holds here" in claim
+
+
+def test_script_effect_lines_use_paired_differences():
+    script = _script()
+
+    def row(question, acc, model="whisper_mlp", **kw):
+        return {"question": question, "model": model, "model_config": kw.get("config", {}), "train": kw.get(
+            "train", {}), "seeds": [0], "inner_accuracy": acc, "mean": float(np.mean(acc)), "nll": 1.0}
+
+    explore = {
+        "whisper_mlp linear": row("audio head", [0.70, 0.72, 0.74, 0.70, 0.80]),
+        "consistently better": row("audio head", [0.73, 0.75, 0.77, 0.73, 0.83]),
+        "better on one fold": row("audio head", [0.70, 0.72, 0.74, 0.70, 0.95]),
+    }
+    lines = script.effect_lines(explore)
+    assert any(line.startswith("- consistently better: +3.0 ± 0.0 points") and "helped" in line for line in lines)
+    assert any(line.startswith("- better on one fold: +3.0 ± 3.0 points") and "no clear effect" in line
+               for line in lines)
+    assert not any(line.startswith("- whisper_mlp linear") for line in lines)  # the reference itself
