@@ -16,7 +16,15 @@ from avemo.cache import FeatureCache
 from avemo.cli import app, main
 from avemo.datasets import Fold, make_plan
 from avemo.errors import CheckpointError, LeakageError
-from avemo.training import AugmentConfig, TrainConfig, evaluate_checkpoint, load_checkpoint, load_data, split_takes, train_run
+from avemo.training import (
+    AugmentConfig,
+    TrainConfig,
+    evaluate_checkpoint,
+    load_checkpoint,
+    load_data,
+    split_takes,
+    train_run,
+)
 
 pytestmark = pytest.mark.shared_data
 

@@ -32,8 +32,7 @@ import numpy as np
 import scipy  # scipy.fft / scipy.signal load on first use (SciPy's lazy submodules): a faster import
 
 from avemo.errors import ConfigError
-from avemo.features.audio.framing import prepare_signal
-from avemo.features.audio.spectrogram import check_mel_config, mel_geometry, mel_power, power_to_db
+from avemo.features.audio.spectrogram import check_mel_config, log_mel_db, mel_frame_times
 from avemo.features.base import AudioExtractor, Features, register_extractor
 
 
@@ -107,16 +106,11 @@ class MFCC(AudioExtractor):
 
     def frame_times(self, n_frames: int) -> np.ndarray:
         """Centre time (s) of each output frame."""
-        return np.arange(n_frames) * mel_geometry(self.config)[1] / self.config.sample_rate
+        return mel_frame_times(self.config, n_frames)
 
     def from_signal(self, y: np.ndarray, sr: int) -> Features:
         c = self.config
-        win, hop, n_fft, fmax = mel_geometry(c)
-        y = prepare_signal(y, sr, c.sample_rate, min_seconds=win / c.sample_rate, name=self.name)
-        power = mel_power(
-            y, c.sample_rate, win=win, hop=hop, n_fft=n_fft, n_mels=c.n_mels, fmin=c.fmin, fmax=fmax
-        )
-        log_mel = power_to_db(power, top_db=c.top_db)
+        log_mel = log_mel_db(y, sr, c, name=self.name)
         coeffs = scipy.fft.dct(log_mel, type=2, norm="ortho", axis=1)[:, : c.n_mfcc]
         if c.deltas:
             coeffs = np.concatenate(

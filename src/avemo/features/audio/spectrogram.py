@@ -27,7 +27,7 @@ import numpy as np
 import scipy  # scipy.fft loads on first use (SciPy's lazy submodules): a faster import
 
 from avemo.errors import ConfigError
-from avemo.features.audio.framing import centered_frames, periodic_hann
+from avemo.features.audio.framing import centered_frames, periodic_hann, prepare_signal
 
 #: power floor of :func:`power_to_db` (-100 dB)
 AMIN = 1e-10
@@ -171,3 +171,19 @@ def mel_geometry(config) -> tuple[int, int, int, float]:
     n_fft = config.n_fft if config.n_fft is not None else default_n_fft(win)
     fmax = float(sr / 2 if config.fmax is None else config.fmax)
     return win, hop, n_fft, fmax
+
+
+def log_mel_db(y: np.ndarray, sr: int, config, *, name: str) -> np.ndarray:
+    """(frames, n_mels) log-mel power in dB of ``y`` (resampled to ``config.sample_rate``), for a
+    config with the mel front-end fields and ``top_db``; ``name`` names the extractor in errors."""
+    win, hop, n_fft, fmax = mel_geometry(config)
+    y = prepare_signal(y, sr, config.sample_rate, min_seconds=win / config.sample_rate, name=name)
+    power = mel_power(
+        y, config.sample_rate, win=win, hop=hop, n_fft=n_fft, n_mels=config.n_mels, fmin=config.fmin, fmax=fmax
+    )
+    return power_to_db(power, top_db=config.top_db)
+
+
+def mel_frame_times(config, n_frames: int) -> np.ndarray:
+    """Centre time (s) of each frame of :func:`log_mel_db`: frame ``k`` at ``k * hop``."""
+    return np.arange(n_frames) * mel_geometry(config)[1] / config.sample_rate
