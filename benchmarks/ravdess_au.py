@@ -486,7 +486,9 @@ def part_report(ctx) -> None:
     if missing:
         notes.append("Not run (no result under `--work` when this report was written; the suite has them, "
                      "`--parts main --models NAME` runs one): " + ", ".join(f"`{n}`" for n in missing) + ".")
-    command = "python benchmarks/ravdess_au.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    # the command that reproduces everything in the report (all parts, whatever part wrote it)
+    args = [a for i, a in enumerate(sys.argv[1:], 1) if "--parts" not in (a, sys.argv[i - 1])]
+    command = " ".join(["python benchmarks/ravdess_au.py", *(shlex.quote(a) for a in args)])
     extra = {"targets": {"best": TARGET_BEST, "audio_only": TARGET_AUDIO, "au_only": TARGET_AU,
                          "cold_cache_seconds": TARGET_SECONDS},
              "exploration": explore, "timing": timing}

@@ -31,7 +31,7 @@ from avemo.evaluation.metrics import Metrics, compute_metrics
 from avemo.training.checkpoint import Checkpoint, check_compatible, load_checkpoint, save_checkpoint
 from avemo.training.config import TrainConfig
 from avemo.training.data import Gathered, Normalizer, TensorData, check_labels, concat, gather
-from avemo.training.trainer import calibrate, fit, fit_preprocessing, predict_proba
+from avemo.training.trainer import calibrate, fit, fit_preprocessing, is_main_process, predict_proba
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def train_run(
         test_probabilities=probs, test_labels=y_test, test_takes=[t.key for t in test_g.takes],
         failed=list(gathered.failed),
     )
-    if run_dir is not None:
+    if run_dir is not None and is_main_process():  # under torchrun, rank 0 writes the checkpoint
         meta = {
             "train": cfg.to_dict(train_config),
             "data": {

@@ -8,7 +8,7 @@ from its last finished epoch and ends with the same weights as an uninterrupted 
 (every epoch's randomness is derived from ``seed`` and the epoch number).
 
 Devices: CPU, or CUDA when present (``device="auto"``), with mixed precision on CUDA.
-Several GPUs: launch with ``torchrun --nproc_per_node N -m avemo train ...``; the loop then
+Several GPUs: launch with ``torchrun --nproc_per_node N -m avemo.cli train ...``; the loop then
 wraps the model in ``DistributedDataParallel`` and shards batches with a
 ``DistributedSampler`` (the standard PyTorch route; only rank 0 writes files).
 """
@@ -62,6 +62,12 @@ def _distributed() -> tuple[int, int]:
             torch.distributed.init_process_group(backend)
         return torch.distributed.get_rank(), world
     return 0, 1
+
+
+def is_main_process() -> bool:
+    """False on the ranks other than 0 of a ``torchrun`` launch (they must not write files)."""
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
+        torch.distributed.get_rank() == 0
 
 
 def _seed(seed: int, epoch: int) -> None:
