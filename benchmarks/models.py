@@ -13,6 +13,7 @@ estimate) when it would not fit in the memory available.
     python benchmarks/models.py                       # all models -> docs/models.md
     python benchmarks/models.py --models msaf mcbp --repeats 5 --out /tmp/models.md
     python benchmarks/models.py --device cuda --amp   # on a GPU machine
+    python benchmarks/models.py --models whisper_mlp --merge runs.json --json runs.json  # re-measure some rows
 """
 
 from __future__ import annotations
@@ -194,7 +195,9 @@ def fmt_ms(value) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
-def write_markdown(results: list[dict], args: argparse.Namespace, elapsed: float, load: list[float]) -> str:
+def write_markdown(
+    results: list[dict], args: argparse.Namespace, elapsed: float, load: list[float], earlier: dict | None = None
+) -> str:
     import torch
 
     from avemo.models import default_inputs, model_info
@@ -217,6 +220,12 @@ def write_markdown(results: list[dict], args: argparse.Namespace, elapsed: float
         f"Train: ms per step (forward, loss, backward, SGD step) at batch {args.batch}; infer: ms per",
         f"forward at batch 1 in eval mode; median of {args.repeats} after one warm-up; default input sizes",
         f"(free-length sequences: {FREE_SEQUENCE} frames). Run time {elapsed / 60:.0f} min.",
+        *(
+            [f"Only {', '.join(f'`{n}`' for n in earlier['measured'])} were measured in this run; the other rows "
+             f"come from the run of {earlier['date']} (load average at its end {earlier['load'][0]:.1f}), "
+             f"merged with `--merge`."]
+            if earlier else []
+        ),
         "",
         "| model | kind | paper | inputs | params | train ms (b=8) | infer ms (b=1) |",
         "|---|---|---|---|---:|---:|---:|",
@@ -243,6 +252,11 @@ def write_markdown(results: list[dict], args: argparse.Namespace, elapsed: float
         lines.append(
             f"| `{r['name']}` | {info['kind']} | {paper} | {inputs} | {params} | {train} | {fmt_ms(r.get('infer_ms'))} |"
         )
+    from avemo.models import list_aliases
+
+    aliases = ", ".join(f"`{a}` = `{t}`" for a, t in sorted(list_aliases().items()))
+    if aliases:
+        lines += ["", f"Aliases (also accepted by `create_model`): {aliases}."]
     if notes:
         lines += ["", "Notes:", "", *notes]
     table = [r for r in results if r["name"] in TABLE_1 and "error" not in r]
@@ -292,6 +306,8 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per model")
     parser.add_argument("--json", type=Path, help="also write the raw measurements here")
     parser.add_argument("--from-json", type=Path, help="rewrite the page from measurements saved with --json")
+    parser.add_argument("--merge", type=Path,
+                        help="an earlier run saved with --json: measure only --models, keep its other rows")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -304,11 +320,18 @@ def main(argv=None) -> int:
     if args.from_json:
         saved = json.loads(args.from_json.read_text(encoding="utf-8"))
         args.out.write_text(
-            write_markdown(saved["results"], args, saved["elapsed"], saved["load"]), encoding="utf-8"
+            write_markdown(saved["results"], args, saved["elapsed"], saved["load"], saved.get("merged")),
+            encoding="utf-8",
         )
         print(f"wrote {args.out}")
         return 0
     names = args.models or list_models()
+    earlier = None
+    if args.merge:
+        if not args.models:
+            parser.error("--merge needs --models (the rows to measure again)")
+        earlier = json.loads(args.merge.read_text(encoding="utf-8"))
+        earlier["measured"] = names
     start = time.perf_counter()
     results = []
     for name in names:
@@ -322,7 +345,10 @@ def main(argv=None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     elapsed = time.perf_counter() - start
     load = list(os.getloadavg()) if hasattr(os, "getloadavg") else [float("nan")] * 3
-    args.out.write_text(write_markdown(results, args, elapsed, load), encoding="utf-8")
+    if earlier:  # every registered model, in registry order: this run's rows, else the earlier run's
+        rows = {r["name"]: r for r in earlier["results"]} | {r["name"]: r for r in results}
+        results = [rows[n] for n in list_models() if n in rows]
+    args.out.write_text(write_markdown(results, args, elapsed, load, earlier), encoding="utf-8")
     if args.json:
         saved = {
             "results": results,
@@ -330,6 +356,8 @@ def main(argv=None) -> int:
             "load": load,
             "date": datetime.date.today().isoformat(),
         }
+        if earlier:
+            saved["merged"] = {k: earlier[k] for k in ("measured", "date", "load")}
         args.json.write_text(json.dumps(saved, indent=1), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
