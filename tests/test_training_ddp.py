@@ -1,7 +1,8 @@
 """`avemo train` under torchrun: DistributedDataParallel with two CPU processes (Gloo backend).
 
 The same route runs on several GPUs with NCCL (docs/cluster.md); here it checks that the ranks
-train the same model, that only rank 0 writes the checkpoint, and that the checkpoint loads.
+train the same model, that a loss on branch outputs (late fusion: one cross-entropy per modality)
+works under DDP, that only rank 0 writes the checkpoint, and that the checkpoint loads.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def test_two_process_ddp_training_writes_one_loadable_checkpoint(ravdess_speech_
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "avemo.cli", "train", "--root", str(ravdess_speech_root), "--visual-table", str(au_table),
-           "--model", "au_mlp", "--speakers", "01,02,04,05,06,07", "--val-speakers", "06,07",
+           "--model", "late_product", "--model-config", '{"visual": "au_mlp"}', "--speakers", "01,02,04,05,06,07", "--val-speakers", "06,07",
            "--epochs", "3", "--cache", str(tmp_path / "cache"), "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
@@ -32,5 +33,5 @@ def test_two_process_ddp_training_writes_one_loadable_checkpoint(ravdess_speech_
     assert len(accs) == 2, proc.stdout
     assert accs[0] == accs[1]
     ckpt = load_checkpoint(out)
-    assert ckpt.model.name == "au_mlp"
+    assert ckpt.model.name == "late_product"
     assert not list(out.rglob("*.tmp")), "a rank left a half-written file"

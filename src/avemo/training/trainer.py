@@ -64,6 +64,19 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
+class _AllOutputs(torch.nn.Module):
+    """The model with ``forward`` = its ``forward_outputs`` (logits and any branch outputs), so that
+    under ``DistributedDataParallel``, which calls ``forward``, a loss on branch outputs (late
+    fusion, ``late_calibrated``) sees them as it does on one process."""
+
+    def __init__(self, model: AvemoModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs):
+        return self.model.forward_outputs(inputs)
+
+
 def is_main_process() -> bool:
     """False on the ranks other than 0 of a ``torchrun`` launch (they must not write files)."""
     return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
@@ -165,9 +178,11 @@ def fit(
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     model.to(device)
     run_dir = Path(run_dir) if run_dir is not None else None
-    net: torch.nn.Module = model
+    net: torch.nn.Module = _AllOutputs(model)
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
 
     if config.optimizer == "adamw":
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -226,7 +241,7 @@ def fit(
                 perm = torch.randperm(targets.shape[0], generator=gen).to(device)
                 inputs = {k: lam * v + (1 - lam) * v[perm] for k, v in inputs.items()}
             with torch.autocast(device_type=device.type, enabled=use_amp):
-                outputs = net.forward_outputs(inputs) if world == 1 else net(inputs)
+                outputs = net(inputs)
                 loss = model.loss(outputs, targets)
                 if perm is not None:
                     loss = lam * loss + (1 - lam) * model.loss(outputs, targets[perm])
