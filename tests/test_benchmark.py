@@ -123,6 +123,13 @@ def test_extended_suite_adds_whisper_and_speaker_norm_variants():
     assert ravdess_au_entries(["au_mlp", "default"]) == [by["au_mlp"], by["default"]]
 
 
+def test_baseline_config_errors():
+    with pytest.raises(ConfigError, match="classifier must be"):
+        SvmBaseline(classifier="forest")
+    with pytest.raises(ConfigError, match="needs audio features or tables"):
+        SvmBaseline(audio=(), tables=False)
+
+
 def test_unknown_suite_model_is_a_one_line_config_error():
     with pytest.raises(ConfigError) as err:
         ravdess_au_entries(["msaf", "no_such"])
@@ -154,6 +161,11 @@ def test_run_benchmark_svm_floor_and_report(small_data, tmp_path):
     floor = svm_baseline(small_data, splits, cache, SvmBaseline(grid=(1.0, 10.0)))
     assert [f.fold for f in floor] == [1, 2] and all(f.metrics["C"] in (1.0, 10.0) for f in floor)
     assert floor[0].probabilities.shape == (len(floor[0].labels), len(small_data.labels))
+    au_only = svm_baseline(small_data, splits, cache, SvmBaseline(audio=(), classifier="logreg", grid=(0.1, 1.0)),
+                           name="au_logreg")
+    assert all(f.metrics["C"] in (0.1, 1.0) for f in au_only)
+    np.testing.assert_allclose(au_only[0].probabilities.sum(1), 1.0, rtol=1e-6)
+    assert au_only[0].params > 0 and au_only[0].params % 36 == 0  # 35 AU weights + a bias per class
     results["models"]["svm_floor"] = {"model": "svm", "group": "floor", "inputs": {}, **summarise_results(floor)}
     results["_folds"]["svm_floor"] = floor
 
@@ -245,7 +257,7 @@ def test_script_answers_follow_the_numbers():
     script = _script()
     models = {
         "whisper_mlp": _model(0.72, "audio only"), "mfcc_cnn1d": _model(0.47, "audio only"),
-        "au_mlp": _model(0.55, "visual only (AU)"), "au_mlp_spknorm": _model(0.70, "x", speaker_norm=True),
+        "au_mlp": _model(0.55, "visual only (AU)"), "au_mlp_spknorm": _model(0.70, "visual only (AU) + speaker norm", speaker_norm=True),
         "default": _model(0.83, "recommended"), "default_spknorm": _model(0.90, "x", speaker_norm=True),
     }
     for i, name in enumerate(("late_average", "late_multiplicative", "late_product", "concat_fc", "mcbp")):
@@ -257,7 +269,8 @@ def test_script_answers_follow_the_numbers():
     assert "**Best model, no speaker normalisation**: `default` 83.0" in answers and "target 80 % reached" in answers
     assert "with speaker normalisation** (" in answers and "`default_spknorm` 90.0" in answers
     assert "**Audio only (from raw audio)**: best `whisper_mlp` 72.0" in answers and "70 % reached" in answers
-    assert "**AU only**: `au_mlp` 55.0" in answers and "60 % NOT reached" in answers
+    assert "**AU only**: best `au_mlp` 55.0" in answers and "60 % NOT reached" in answers
+    assert "with speaker normalisation, best `au_mlp_spknorm` 70.0" in answers
     claim = "\n".join(sections["Paper 000's claim: model-level vs early vs late fusion"])
     assert "| msaf | model | 58.0 ± 2.0 | n/a |" in claim
     assert "MFCC CNN audio: group means model-level 58.0" in claim and "does NOT hold" in claim

@@ -323,15 +323,17 @@ def run_benchmark(
 
 @dataclass(frozen=True)
 class SvmBaseline:
-    """A plain SVM on clip statistics: the floor every model must beat (GUIDE.md, RAVDESS-AU).
+    """A plain classifier on clip statistics: the floor every model must beat (GUIDE.md, RAVDESS-AU).
 
-    Clip features: the mean and standard deviation over frames of each audio sequence feature in
-    ``audio`` (extractor name, config), concatenated with every visual table of the data (the AU
-    means). Standardised with training statistics (or per speaker first, ``speaker_norm``), an
-    RBF SVM (``gamma="scale"``) per value of ``grid``; C is the one with the best accuracy on the
-    fold's validation speakers, and that model predicts the test speakers. Class scores are the
-    softmax of scikit-learn's one-vs-rest decision values (its one-vs-one votes plus a bounded
-    confidence), whose argmax is the prediction.
+    Clip features: for each extractor in ``audio`` (name, config), the mean and standard
+    deviation over frames of a sequence feature, or a per-clip vector feature as it is (e.g.
+    ``whisper_base``), concatenated with every visual table of the data (the AU means) when
+    ``tables``. Standardised with training statistics (or per speaker first, ``speaker_norm``);
+    then, per value of ``grid``, an RBF SVM (``classifier="svm"``, ``gamma="scale"``) or a
+    multinomial logistic regression (``"logreg"``); C is the one with the best accuracy on the
+    fold's validation speakers, and that model predicts the test speakers. SVM class scores are
+    the softmax of scikit-learn's one-vs-rest decision values (its one-vs-one votes plus a bounded
+    confidence), whose argmax is the prediction; logistic regression gives probabilities.
     """
 
     audio: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (
@@ -340,31 +342,46 @@ class SvmBaseline:
     )
     grid: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
     speaker_norm: bool = False
+    tables: bool = True
+    classifier: str = "svm"
+
+    def __post_init__(self) -> None:
+        if self.classifier not in ("svm", "logreg"):
+            raise ConfigError(f"classifier must be 'svm' or 'logreg', got {self.classifier!r}")
+        if not self.audio and not self.tables:
+            raise ConfigError("the baseline needs audio features or tables")
 
     def describe(self) -> str:
-        feats = " + ".join(f"{n}({', '.join(f'{k}={v}' for k, v in c)}) mean/std" for n, c in self.audio)
-        return f"{feats} + visual table means; RBF SVM, C in {list(self.grid)} chosen on validation speakers"
+        feats = [f"{n}({', '.join(f'{k}={v}' for k, v in c)})" for n, c in self.audio]
+        if self.tables:
+            feats.append("visual table means")
+        model = "RBF SVM" if self.classifier == "svm" else "logistic regression"
+        return f"{' + '.join(feats)}; {model}, C in {list(self.grid)} chosen on validation speakers"
+
+    def make(self, c: float):
+        if self.classifier == "svm":
+            from sklearn.svm import SVC
+
+            return SVC(C=c, kernel="rbf", gamma="scale", decision_function_shape="ovr")
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=c, max_iter=5000)
 
 
 def svm_baseline(data: DataBundle, splits: Sequence[Split], cache: FeatureCache,
                  config: SvmBaseline = SvmBaseline(), name: str = "svm_floor") -> list[FoldResult]:
     """Cross-validate :class:`SvmBaseline` on ``splits``; one :class:`FoldResult` per split."""
-    from sklearn.svm import SVC
-
     from avemo.models.inputs import InputSpec
     from avemo.training.data import Normalizer, gather
 
     specs: dict[str, InputSpec] = {}
     for i, (feature, conf) in enumerate(config.audio):
         specs[f"audio{i}"] = InputSpec("audio", feature, dict(conf), (None, None), "sequence")
-    for table in data.tables:
+    for table in data.tables if config.tables else ():
         specs[f"table_{table}"] = InputSpec("visual", table, {}, (None,), "vector")
     gathered = gather(data.takes, specs, tables=data.tables, cache=cache)
-    stats = {}
-    for key, spec in specs.items():
-        arrays = gathered.inputs[key]
-        stats[key] = ([np.concatenate([a.mean(0), a.std(0)]).astype(np.float32) for a in arrays]
-                      if spec.kind == "sequence" else [np.asarray(a, np.float32) for a in arrays])
+    stats = {key: [np.concatenate([a.mean(0), a.std(0)]).astype(np.float32) if a.ndim == 2
+                   else np.asarray(a, np.float32).ravel() for a in gathered.inputs[key]] for key in specs}
     vectors = {"x": [np.concatenate([stats[k][i] for k in specs]) for i in range(len(gathered))]}
     flat = type(gathered)(gathered.takes, vectors)
     vec_spec = {"x": InputSpec("audio", "stats", {}, (None,), "vector")}
@@ -379,20 +396,24 @@ def svm_baseline(data: DataBundle, splits: Sequence[Split], cache: FeatureCache,
         t0 = time.perf_counter()
         best = None
         for c in config.grid:
-            clf = SVC(C=c, kernel="rbf", gamma="scale", decision_function_shape="ovr").fit(x[0], y[0])
+            clf = config.make(c).fit(x[0], y[0])
             score = float(np.mean(clf.classes_[clf.decision_function(x[1]).argmax(1)] == y[1]))
             if best is None or score > best[0]:
                 best = (score, c, clf)
         _, c, clf = best
         seconds = time.perf_counter() - t0
-        scores = np.full((len(y[2]), len(data.labels)), -1e9)
-        scores[:, clf.classes_] = clf.decision_function(x[2])
-        probs = np.exp(scores - scores.max(1, keepdims=True))
-        probs /= probs.sum(1, keepdims=True)
+        if config.classifier == "svm":
+            scores = np.full((len(y[2]), len(data.labels)), -1e9)
+            scores[:, clf.classes_] = clf.decision_function(x[2])
+            probs = np.exp(scores - scores.max(1, keepdims=True))
+            probs /= probs.sum(1, keepdims=True)
+        else:
+            probs = np.zeros((len(y[2]), len(data.labels)))
+            probs[:, clf.classes_] = clf.predict_proba(x[2])
         metrics = compute_metrics(y[2], probs, data.labels.emotions).to_dict()
         metrics["C"] = c
-        out.append(FoldResult(name, split.number, metrics, probs, y[2], [], [], int(clf.support_.size),
-                              seconds))
+        size = int(clf.support_.size) if config.classifier == "svm" else int(clf.coef_.size + clf.intercept_.size)
+        out.append(FoldResult(name, split.number, metrics, probs, y[2], [], [], size, seconds))
     return out
 
 
