@@ -39,6 +39,8 @@ RAVDESS_AU_TRAIN: dict[str, Any] = {"epochs": 60, "patience": 15, "lr": 1e-3, "w
 
 #: recurrent models on long sequences: 20-120 s per epoch on the shared 2-core CPU (measured,
 #: ``benchmarks/ravdess_au.py``), i.e. 3-10 h each for 60 epochs x 5 folds; they get a smaller budget
+#: (even so, the 5 folds took 18 min for ``cai_ser1`` and 16 min for ``cai_mer1`` there, and
+#: ``cai_ser2`` / ``cai_mer2`` / the Bi-LSTM models of paper 002 take 2-4 times as long)
 SLOW_MODELS = ("gao_bilstm_attention", "gao_mha_residual", "cai_ser1", "cai_ser2", "cai_mer1", "cai_mer2")
 
 #: per-model training overrides (on top of :data:`RAVDESS_AU_TRAIN`)
