@@ -27,6 +27,7 @@ from avemo import config as cfg
 from avemo.errors import AvemoError, CheckpointError
 from avemo.inference.fusion import FusionConfig
 from avemo.inference.visual import VisualConfig
+from avemo.training.checkpoint import read_format_json
 
 FORMAT = "avemo.predictor"
 FORMAT_VERSION = 1
@@ -55,14 +56,8 @@ def read_bundle(path: str | Path = BUNDLE_DIR) -> tuple[BundleConfig, dict[str, 
     if not meta_path.is_file():
         hint = " (build it with benchmarks/build_default_model.py)" if path == BUNDLE_DIR else ""
         raise CheckpointError(f"not a predictor bundle: no {MODEL_JSON}{hint}", path)
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(f"unreadable {MODEL_JSON} ({exc})", path) from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"not a predictor bundle ({MODEL_JSON} has no format '{FORMAT}')", path)
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"bundle format version {meta.get('format_version')} is not supported", path)
+    meta = read_format_json(meta_path, path, fmt=FORMAT, version=FORMAT_VERSION, noun="bundle",
+                            what="a predictor bundle")
     try:
         config = cfg.from_dict(BundleConfig, dict(meta.get("config", {})), where=f"{path / MODEL_JSON}: config")
     except AvemoError as exc:
