@@ -15,7 +15,7 @@ What it does, every step with the project's own trainer (:func:`avemo.training.t
    trainer checkpoint to ``OUT/audio``.
 4. ``OUT/model.json``: the bundle configuration (labels, timeline grid, visual expert options,
    fusion weights and temperatures) with the metrics and provenance, and the numbers block of
-   ``docs/model_card.md`` (between its ``<!-- build:begin -->`` / ``<!-- build:end -->`` markers).
+   the bundle's ``model_card.md`` (between its ``<!-- build:begin -->`` / ``<!-- build:end -->`` markers).
 
 The visual weight is not fitted here (no labelled video of the target domain exists in the
 project; the 7 real clips are the test set): it is a fixed choice, ``--video-weight``, justified in
@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "src" / "avemo" / "inference" / "default_model"
-CARD = REPO / "docs" / "model_card.md"
+CARD = REPO / "src" / "avemo" / "inference" / "default_model" / "model_card.md"
 RECIPE = Path(__file__).resolve().parent / "default_model_recipe.toml"
 FINAL_VAL_SPEAKERS = ("22", "23")
 
@@ -261,7 +261,7 @@ def main() -> None:
             "audio_final": {"val_speakers": list(FINAL_VAL_SPEAKERS), "best_epoch": run.best_epoch,
                             "val_accuracy": run.val.accuracy},
         },
-        "card": "docs/model_card.md",
+        "card": "model_card.md",
     }
     write_bundle_meta(args.out, config, meta)
     for file in args.out.rglob("*"):  # package data: readable by every user of an installation

@@ -33,7 +33,7 @@ import numpy as np
 from report import assemble  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-CARD = REPO / "docs" / "model_card.md"
+CARD = REPO / "src" / "avemo" / "inference" / "default_model" / "model_card.md"
 
 
 def true_label(path: Path) -> tuple[str, str]:

@@ -283,9 +283,8 @@ def test_healthz_models_openapi_and_page(client, predictor):
     assert len(models) == 1
     assert set(models[0]["labels"]) == EMOTIONS
     assert models[0]["name"] == predictor.info()["name"]
-    card = Path(__file__).resolve().parents[1] / "docs" / "model_card.md"
-    if card.is_file():  # the bundled model names its card; a source checkout has it
-        assert models[0]["card"] == card.read_text(encoding="utf-8")
+    card = Path(__file__).resolve().parents[1] / "src/avemo/inference/default_model/model_card.md"
+    assert models[0]["card"] == card.read_text(encoding="utf-8")  # shipped inside the bundle
 
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]

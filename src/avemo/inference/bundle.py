@@ -6,7 +6,9 @@ written by ``benchmarks/build_default_model.py``:
 * ``model.json``: format tag, name and version, label set, the default timeline grid, the
   visual expert's options (:class:`~avemo.inference.visual.VisualConfig`), the fusion weights and
   temperatures (:class:`~avemo.inference.fusion.FusionConfig`), and the provenance and measured
-  accuracies that ``docs/model_card.md`` reports;
+  accuracies that the model card reports;
+* ``model_card.md``: the model card (data, protocol, accuracies, limitations), shipped with the
+  model so that an installed package can show it (``GET /v1/models``);
 * ``audio/``: the audio head, an ordinary trainer checkpoint (``checkpoint.json`` +
   ``model.safetensors``, :mod:`avemo.training.checkpoint`).
 
@@ -77,11 +79,12 @@ def write_bundle_meta(path: str | Path, config: BundleConfig, extra: dict[str, A
 
 
 def bundle_fingerprint(path: str | Path) -> str:
-    """A short hash of every file of a bundle and of the avemo version (names its ONNX export)."""
+    """A short hash of every file of a bundle and of the avemo version (names its ONNX export).
+    Markdown files (the model card) are left out: editing the card does not change the model."""
     import avemo
 
     digest = hashlib.sha256(avemo.__version__.encode())
-    for file in sorted(p for p in Path(path).rglob("*") if p.is_file() and not p.name.startswith(".")):
+    for file in sorted(p for p in Path(path).rglob("*") if p.is_file() and not p.name.startswith(".") and p.suffix != ".md"):
         digest.update(str(file.relative_to(path)).encode())
         digest.update(file.read_bytes())
     return digest.hexdigest()[:16]

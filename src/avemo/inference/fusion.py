@@ -19,7 +19,7 @@ decision of the visual expert, whose FER2013 "neutral" is split between the two)
 unweighted and uncalibrated, and it trains the two networks jointly on RAVDESS videos; here the
 experts are trained apart (the visual one on FER2013 photos, not on RAVDESS), so their scales
 differ and the weights and temperatures are what makes the product meaningful. How they were
-chosen is in ``docs/model_card.md``.
+chosen is in the bundle's model card (``avemo/inference/default_model/model_card.md``).
 
 :class:`ProductOfExperts` is an ``nn.Module`` so that the torch and ONNX engines run the same
 graph (inputs ``audio_logits`` (B, C), ``video_probs`` (B, C), ``present`` (B, 2) of 0/1;

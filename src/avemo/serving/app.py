@@ -113,9 +113,9 @@ def describe_model(predictor: Any) -> dict[str, Any]:
 
 
 def _card_text(card: Any, bundle_dir: Any) -> str | None:
-    """The model card as Markdown text. A bundle may name its card by a relative path (e.g.
-    ``docs/model_card.md``): it is looked up in the bundle folder and the folders above it (a
-    source checkout); ``None`` when it cannot be found."""
+    """The model card as Markdown text. A bundle names its card by a path relative to the bundle
+    folder (the bundled model: ``model_card.md``, shipped inside the package); a relative path is
+    looked up in the bundle folder and then the folders above it; ``None`` when it cannot be found."""
     if card is None or not isinstance(card, str):
         return None
     if "\n" in card or not card.endswith(".md"):
