@@ -10,7 +10,8 @@ from its last finished epoch and ends with the same weights as an uninterrupted 
 Devices: CPU, or CUDA when present (``device="auto"``), with mixed precision on CUDA.
 Several GPUs: launch with ``torchrun --nproc_per_node N -m avemo.cli train ...``; the loop then
 wraps the model in ``DistributedDataParallel`` and shards batches with a
-``DistributedSampler`` (the standard PyTorch route; only rank 0 writes files).
+``DistributedSampler`` (the standard PyTorch route; only rank 0 writes files), or with
+:class:`DistributedBalancedSampler` when ``class_balance="sampler"``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,49 @@ class FitResult:
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def _balanced_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Per-item weights 1 / count(class): every class is drawn equally often on average."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    return torch.as_tensor(1.0 / np.maximum(counts[labels], 1))
+
+
+class DistributedBalancedSampler(torch.utils.data.Sampler):
+    """Class-balanced sampling under DDP: every rank draws the same weighted sample of the whole
+    training set (with replacement, from a generator seeded by ``seed`` and the epoch alone) and
+    keeps every ``world``-th item from position ``rank``, so the ranks' shards are disjoint slices
+    of one balanced epoch of ``ceil(n / world) * world`` draws."""
+
+    def __init__(self, labels: np.ndarray, n_classes: int, *, rank: int, world: int, seed: int, epoch: int):
+        self.weights = _balanced_weights(np.asarray(labels), n_classes)
+        self.rank, self.world = rank, world
+        self.per_rank = math.ceil(len(self.weights) / world)
+        self.generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+    def __iter__(self):
+        draws = torch.multinomial(self.weights, self.per_rank * self.world, replacement=True,
+                                  generator=self.generator)
+        return iter(draws[self.rank::self.world].tolist())
+
+
+def epoch_sampler(labels: np.ndarray, n_classes: int, config: TrainConfig, epoch: int, gen: torch.Generator,
+                  rank: int = 0, world: int = 1) -> torch.utils.data.Sampler:
+    """The training sampler of one epoch: uniform order, or class-balanced draws with
+    ``class_balance="sampler"``; under DDP (``world > 1``) each rank gets its shard of either."""
+    if config.class_balance == "sampler":
+        if world > 1:
+            return DistributedBalancedSampler(labels, n_classes, rank=rank, world=world, seed=config.seed, epoch=epoch)
+        return WeightedRandomSampler(_balanced_weights(labels, n_classes), len(labels), replacement=True, generator=gen)
+    if world > 1:
+        sampler = torch.utils.data.DistributedSampler(range(len(labels)), num_replicas=world, rank=rank,
+                                                      seed=config.seed)
+        sampler.set_epoch(epoch)
+        return sampler
+    return RandomSampler(range(len(labels)), generator=gen)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -215,15 +259,7 @@ def fit(
         _seed(config.seed, epoch)
         train.set_epoch(epoch)
         gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        if world > 1:
-            sampler = torch.utils.data.DistributedSampler(train, num_replicas=world, rank=rank, seed=config.seed)
-            sampler.set_epoch(epoch)
-        elif config.class_balance == "sampler":
-            counts = np.bincount(train.labels, minlength=len(labels)).astype(np.float64)
-            weights = 1.0 / np.maximum(counts[train.labels], 1)
-            sampler = WeightedRandomSampler(torch.as_tensor(weights), len(train), replacement=True, generator=gen)
-        else:
-            sampler = RandomSampler(train, generator=gen)
+        sampler = epoch_sampler(train.labels, len(labels), config, epoch, gen, rank, world)
         loader = DataLoader(
             train, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
             drop_last=len(train) > config.batch_size,
