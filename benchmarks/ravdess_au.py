@@ -204,7 +204,8 @@ def part_main(ctx) -> None:
         set_threads(ctx, any(s.kind == "sequence" for s in default_inputs(entry.model, **entry.model_config).values()))
         t0 = time.perf_counter()
         res = run_benchmark([entry], ctx.data, ctx.speaker_splits, cache=ctx.cache, train_config=ctx.base,
-                            workers=ctx.workers)
+                            workers=ctx.workers, progress=lambda r: log(
+                                f"  {r.entry} fold {r.fold}: {pct(r.metrics['accuracy'])} ({r.train_seconds:.0f} s)"))
         save(path, res)
         m = res["models"][entry.name]
         log(f"main [{i}/{len(entries)}] {entry.name}: {pct(m['mean_accuracy'])} ± {pct(m['std_accuracy'])} "
