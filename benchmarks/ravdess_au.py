@@ -204,7 +204,7 @@ def part_main(ctx) -> None:
         set_threads(ctx, any(s.kind == "sequence" for s in default_inputs(entry.model, **entry.model_config).values()))
         t0 = time.perf_counter()
         res = run_benchmark([entry], ctx.data, ctx.speaker_splits, cache=ctx.cache, train_config=ctx.base,
-                            workers=ctx.workers, progress=lambda r: log(
+                            workers=ctx.workers, executor=ctx.executor, progress=lambda r: log(
                                 f"  {r.entry} fold {r.fold}: {pct(r.metrics['accuracy'])} ({r.train_seconds:.0f} s)"))
         save(path, res)
         m = res["models"][entry.name]
@@ -557,7 +557,7 @@ class Context:
         from avemo.training import TrainConfig, load_data
 
         self.root, self.table, self.out, self.work = args.root, args.visual_table, args.out, args.work
-        self.workers, self.threads = args.workers, args.threads
+        self.workers, self.threads, self.executor = args.workers, args.threads, args.executor
         self.models = args.models.split(",") if args.models else None
         self.cache = FeatureCache(args.cache)
         self.data = load_data("ravdess", args.root, visual_table=args.visual_table)
@@ -575,7 +575,11 @@ def main() -> None:
                     help="where each part stores its results (resumable)")
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     ap.add_argument("--models", default=None, help="restrict the main part to these suite entries")
-    ap.add_argument("--workers", type=int, default=2, help="feature extraction processes")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="feature extraction processes (and Ray CPUs with --executor ray)")
+    ap.add_argument("--executor", choices=("local", "ray"), default="local",
+                    help="main part: train the folds one after another in this process (local), or as "
+                         "parallel Ray tasks of one CPU and one torch thread each (ray)")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads for training (0: 2 for sequence models, 1 for vector models)")
     args = ap.parse_args()
