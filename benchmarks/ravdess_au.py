@@ -289,14 +289,15 @@ def _merge_main(ctx) -> dict[str, Any] | None:
     from avemo.evaluation.suites import ravdess_au_entries
 
     merged = None
+    executors: dict[str, list[str]] = {}
     for entry in ravdess_au_entries(ctx.models, extended=True):
         path = ctx.work / "main" / f"{entry.name}.pkl"
         if not path.exists():
             continue
         res = load(path)
+        executors.setdefault(res["executor"], []).append(entry.name)
         if merged is None:
             merged = res
-            merged["extract_seconds"] = res["extract_seconds"]
         else:
             merged["models"].update(res["models"])
             merged["_folds"].update(res["_folds"])
@@ -305,6 +306,11 @@ def _merge_main(ctx) -> dict[str, Any] | None:
 
         for name, folds in merged["_folds"].items():
             merged["models"][name].update(summarise_results(folds))
+        if len(executors) > 1:  # e.g. a slow model's folds trained in parallel with --executor ray
+            main = max(executors, key=lambda e: len(executors[e]))
+            how = {"ray": "ray (folds in parallel, one torch thread each)"}
+            merged["executor"] = how.get(main, main) + "".join(
+                f"; {how.get(e, e)} for {', '.join(names)}" for e, names in executors.items() if e != main)
     return merged
 
 
