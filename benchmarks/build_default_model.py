@@ -42,7 +42,6 @@ import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "src" / "avemo" / "inference" / "default_model"
-CARD = REPO / "src" / "avemo" / "inference" / "default_model" / "model_card.md"
 RECIPE = Path(__file__).resolve().parent / "default_model_recipe.toml"
 FINAL_VAL_SPEAKERS = ("22", "23")
 
@@ -190,7 +189,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=None, help="feature cache (default: ~/.cache/avemo/features)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--card", type=Path, default=CARD)
+    parser.add_argument("--card", type=Path, default=None,
+                        help="model card whose numbers block is rewritten (default: OUT/model_card.md, the card "
+                             "the bundle names)")
     parser.add_argument("--version", default="1")
     args = parser.parse_args()
 
@@ -267,7 +268,7 @@ def main() -> None:
     for file in args.out.rglob("*"):  # package data: readable by every user of an installation
         file.chmod(0o755 if file.is_dir() else 0o644)
     full = {"config": cfg.to_dict(config), **meta}
-    update_card(args.card, card_block(full))
+    update_card(args.card or args.out / "model_card.md", card_block(full))
     print(f"wrote {args.out} ({sum(p.stat().st_size for p in args.out.rglob('*') if p.is_file()) / 1e3:.0f} kB)")
 
 

@@ -595,9 +595,8 @@ def test_describe_model_finds_the_card(tmp_path):
     from avemo.serving.app import describe_model
 
     bundle = tmp_path / "pkg" / "default_model"
-    bundle.mkdir(parents=True)
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "card.md").write_text("# Card\nTrained on RAVDESS.\n")
+    (bundle / "docs").mkdir(parents=True)
+    (bundle / "docs" / "card.md").write_text("# Card\nTrained on RAVDESS.\n")
 
     class Named:
         bundle_dir = bundle

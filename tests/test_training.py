@@ -216,16 +216,19 @@ def test_class_balanced_sampling_is_sharded_across_ddp_ranks():
 
     labels = np.array([0] * 90 + [1] * 10)  # 9:1 imbalance
     config = TrainConfig(class_balance="sampler", seed=3)
-    gen = torch.Generator().manual_seed(0)
-    shards = [list(epoch_sampler(labels, 2, config, epoch=1, gen=gen, rank=r, world=3)) for r in range(3)]
+
+    def gen(epoch):  # the epoch's generator, seeded alike on every rank (as the trainer does)
+        return torch.Generator().manual_seed(1000 + epoch)
+
+    shards = [list(epoch_sampler(labels, 2, config, epoch=1, gen=gen(1), rank=r, world=3)) for r in range(3)]
     assert [len(s) for s in shards] == [34, 34, 34]  # ceil(100 / 3) per rank
     interleaved = [shards[i % 3][i // 3] for i in range(102)]
     assert np.mean(labels[interleaved] == 1) == pytest.approx(0.5, abs=0.12)  # balanced, not 0.1
-    again = list(epoch_sampler(labels, 2, config, epoch=1, gen=gen, rank=1, world=3))
-    assert again == shards[1]  # every rank draws the same epoch: the same seed and epoch alone
-    assert list(epoch_sampler(labels, 2, config, epoch=2, gen=gen, rank=1, world=3)) != shards[1]
+    again = list(epoch_sampler(labels, 2, config, epoch=1, gen=gen(1), rank=1, world=3))
+    assert again == shards[1]  # every rank draws the same epoch from its equally seeded generator
+    assert list(epoch_sampler(labels, 2, config, epoch=2, gen=gen(2), rank=1, world=3)) != shards[1]
 
-    single = list(epoch_sampler(labels, 2, config, epoch=1, gen=gen))
+    single = list(epoch_sampler(labels, 2, config, epoch=1, gen=gen(1)))
     assert len(single) == 100 and np.mean(labels[single] == 1) == pytest.approx(0.5, abs=0.12)
-    uniform = [list(epoch_sampler(labels, 2, TrainConfig(seed=3), epoch=1, gen=gen, rank=r, world=2)) for r in range(2)]
+    uniform = [list(epoch_sampler(labels, 2, TrainConfig(seed=3), epoch=1, gen=gen(1), rank=r, world=2)) for r in range(2)]
     assert sorted(uniform[0] + uniform[1]) == list(range(100))  # a permutation, split in two

@@ -114,21 +114,18 @@ def describe_model(predictor: Any) -> dict[str, Any]:
 
 def _card_text(card: Any, bundle_dir: Any) -> str | None:
     """The model card as Markdown text. A bundle names its card by a path relative to the bundle
-    folder (the bundled model: ``model_card.md``, shipped inside the package); a relative path is
-    looked up in the bundle folder and then the folders above it; ``None`` when it cannot be found."""
+    folder (the bundled model: ``model_card.md``, shipped inside the package) or an absolute one;
+    ``None`` when it cannot be found."""
     if card is None or not isinstance(card, str):
         return None
     if "\n" in card or not card.endswith(".md"):
         return card
-    relative = Path(card)
-    places = [relative] if relative.is_absolute() else []
-    if bundle_dir is not None and not relative.is_absolute():
-        base = Path(bundle_dir).resolve()
-        places += [folder / relative for folder in (base, *base.parents)]
-    for place in places:
-        if place.is_file():
-            return place.read_text(encoding="utf-8")
-    return None
+    place = Path(card)
+    if not place.is_absolute():
+        if bundle_dir is None:
+            return None
+        place = Path(bundle_dir) / place
+    return place.read_text(encoding="utf-8") if place.is_file() else None
 
 
 def _number(upload: Upload, name: str) -> float | None:

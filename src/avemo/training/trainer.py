@@ -56,15 +56,15 @@ def _balanced_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
 
 class DistributedBalancedSampler(torch.utils.data.Sampler):
     """Class-balanced sampling under DDP: every rank draws the same weighted sample of the whole
-    training set (with replacement, from a generator seeded by ``seed`` and the epoch alone) and
+    training set (with replacement, from a generator seeded by ``seed``, the same on every rank) and
     keeps every ``world``-th item from position ``rank``, so the ranks' shards are disjoint slices
     of one balanced epoch of ``ceil(n / world) * world`` draws."""
 
-    def __init__(self, labels: np.ndarray, n_classes: int, *, rank: int, world: int, seed: int, epoch: int):
+    def __init__(self, labels: np.ndarray, n_classes: int, *, rank: int, world: int, seed: int):
         self.weights = _balanced_weights(np.asarray(labels), n_classes)
         self.rank, self.world = rank, world
         self.per_rank = math.ceil(len(self.weights) / world)
-        self.generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         return self.per_rank
@@ -78,10 +78,11 @@ class DistributedBalancedSampler(torch.utils.data.Sampler):
 def epoch_sampler(labels: np.ndarray, n_classes: int, config: TrainConfig, epoch: int, gen: torch.Generator,
                   rank: int = 0, world: int = 1) -> torch.utils.data.Sampler:
     """The training sampler of one epoch: uniform order, or class-balanced draws with
-    ``class_balance="sampler"``; under DDP (``world > 1``) each rank gets its shard of either."""
+    ``class_balance="sampler"``; under DDP (``world > 1``) each rank gets its shard of either.
+    ``gen`` is the epoch's generator (seeded alike on every rank)."""
     if config.class_balance == "sampler":
-        if world > 1:
-            return DistributedBalancedSampler(labels, n_classes, rank=rank, world=world, seed=config.seed, epoch=epoch)
+        if world > 1:  # a generator of its own: the epoch's is also drawn from by augmentation
+            return DistributedBalancedSampler(labels, n_classes, rank=rank, world=world, seed=gen.initial_seed())
         return WeightedRandomSampler(_balanced_weights(labels, n_classes), len(labels), replacement=True, generator=gen)
     if world > 1:
         sampler = torch.utils.data.DistributedSampler(range(len(labels)), num_replicas=world, rank=rank,
