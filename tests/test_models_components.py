@@ -17,7 +17,7 @@ from avemo.models.fusion.cfn_sr import CrossModalResidualBlock
 from avemo.models.fusion.mfa import marginal_fisher_analysis, mfa_graphs
 from avemo.models.fusion.mmtm import MMTMBlock
 from avemo.models.fusion.msaf import MSAFBlock
-from avemo.models.layers.recurrent import RecurrentDropoutLSTM
+from avemo.models.layers.recurrent import Float32CpuLSTM, RecurrentDropoutLSTM
 from avemo.models.layers.sketch import CompactBilinearPooling
 
 
@@ -236,6 +236,38 @@ def test_frame_encoders_normalise_and_permute():
     prepared = encoder.prepare(frames)
     assert prepared.shape == (1, 3, 8, 32, 32)
     torch.testing.assert_close(prepared, torch.zeros_like(prepared))
+
+
+def _lstm_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    return [m for m in model.modules() if isinstance(m, torch.nn.LSTM)]
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if _lstm_modules(create_model(n, **smoke_config(n)))])
+def test_every_lstm_of_the_zoo_runs_in_float32_under_cpu_autocast(name):
+    """oneDNN has no bf16 LSTM on CPUs without AVX512-BF16: every LSTM of a model must leave CPU autocast,
+    so that mixed-precision CPU code runs on any CPU (on CPUs that have bf16 LSTMs the output would be bf16)."""
+    model = create_model(name, **smoke_config(name)).eval()  # eval: the fused LSTM kernel, not the step-by-step one
+    seen = []
+    for lstm in _lstm_modules(model):
+        assert isinstance(lstm, Float32CpuLSTM), f"{name}: {type(lstm).__name__} does not leave CPU autocast"
+        lstm.register_forward_hook(lambda _m, args, out: seen.append((args[0].dtype, out[0].dtype)))
+    x = example_inputs(model.inputs, batch=2, free=12, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        model(x)
+    assert seen and all(o == torch.float32 for _, o in seen)
+
+
+def test_float32_cpu_lstm_keeps_the_nn_lstm_parameters_and_numbers():
+    torch.manual_seed(0)
+    plain = torch.nn.LSTM(4, 5, batch_first=True, bidirectional=True)
+    ours = Float32CpuLSTM(4, 5, batch_first=True, bidirectional=True)
+    ours.load_state_dict(plain.state_dict())  # same parameter names: old checkpoints load
+    x = torch.randn(2, 7, 4)
+    torch.testing.assert_close(ours(x)[0], plain(x)[0])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, (h, c) = ours(x)
+    assert out.dtype == h.dtype == c.dtype == torch.float32
+    torch.testing.assert_close(out, plain(x)[0])
 
 
 @pytest.mark.parametrize("name", list_models("fusion"))

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from avemo.models.base import Encoder, check_min_size
 from avemo.models.inputs import InputSpec
 from avemo.models.layers.attention import AttentionPooling
+from avemo.models.layers.recurrent import Float32CpuLSTM
 from avemo.models.registry import register_model
 
 
@@ -45,7 +46,7 @@ class _BiLstmStage(nn.Module):
 
     def __init__(self, inputs: int, hidden: int, layers: int, dropout: float):
         super().__init__()
-        self.lstm = nn.LSTM(
+        self.lstm = Float32CpuLSTM(
             inputs,
             hidden,
             num_layers=layers,

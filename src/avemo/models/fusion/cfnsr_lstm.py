@@ -22,6 +22,7 @@ import dataclasses
 from torch import Tensor, nn
 
 from avemo.models.fusion.cfn_sr import CfnSr, CfnSrConfig
+from avemo.models.layers.recurrent import Float32CpuLSTM
 from avemo.models.registry import register_model
 
 
@@ -40,7 +41,7 @@ class CfnSrLstm(CfnSr):
     Config = CfnSrLstmConfig
 
     def build_audio_path(self, config: CfnSrLstmConfig, audio_channels: int) -> None:
-        self.audio_lstm = nn.LSTM(audio_channels, config.lstm_hidden, batch_first=True)
+        self.audio_lstm = Float32CpuLSTM(audio_channels, config.lstm_hidden, batch_first=True)
         self.audio_projection = nn.Linear(config.lstm_hidden, config.embed_dim)
 
     def audio_sequence(self, tokens: Tensor) -> Tensor:

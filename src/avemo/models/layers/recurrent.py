@@ -8,6 +8,11 @@ keeps the weights of an ``nn.LSTM`` (same parameter names, so the fast fused ker
 evaluation and whenever the dropout is 0) and, in training with dropout, runs the recurrence step by
 step with the hidden state multiplied by a fixed mask. Keras draws one mask per gate; we draw one
 mask for the hidden state, the variant of Gal & Ghahramani's paper.
+
+:class:`Float32CpuLSTM` is the ``nn.LSTM`` every model of the zoo uses: under CPU autocast it runs in
+float32, because oneDNN has no bfloat16 LSTM primitive on CPUs without AVX512-BF16 (an AMD EPYC, say)
+and fails there with "could not create a primitive descriptor for the LSTM forward propagation
+primitive". On CUDA it runs under autocast as usual (cuDNN has half-precision LSTMs).
 """
 
 from __future__ import annotations
@@ -15,6 +20,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+class Float32CpuLSTM(nn.LSTM):
+    """``nn.LSTM`` (same parameters and checkpoints) that leaves CPU autocast for float32; see the module docstring."""
+
+    def forward(self, x, hx=None):  # type: ignore[override]
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                hx = None if hx is None else tuple(h.float() for h in hx)
+                return super().forward(x.float(), hx)
+        return super().forward(x, hx)
 
 
 class RecurrentDropoutLSTM(nn.Module):
@@ -36,7 +52,7 @@ class RecurrentDropoutLSTM(nn.Module):
         super().__init__()
         if not 0.0 <= recurrent_dropout < 1.0:
             raise ValueError(f"recurrent_dropout must be in [0, 1), got {recurrent_dropout}")
-        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
+        self.lstm = Float32CpuLSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
         self.hidden_size = hidden_size
         self.directions = 2 if bidirectional else 1
         self.recurrent_dropout = recurrent_dropout
