@@ -105,6 +105,7 @@ def test_regions_match_silero_state_machine(config):
 
 
 @pytest.mark.shared_data
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # silero-vad's own loader uses importlib.resources.path
 def test_vad_probabilities_match_the_streaming_model(ravdess_video):
     """The sequence export we run gives the frame-by-frame model's probabilities."""
     import torch
@@ -214,8 +215,10 @@ def test_config_is_checked():
 # ----------------------------------------------------------------------------- recognition
 @pytest.mark.shared_data
 def test_ravdess_clip_says_its_sentence(ravdess_video):
-    result = asr.transcribe_file(ravdess_video)
+    done: list[float] = []
+    result = asr.transcribe_file(ravdess_video, progress=done.append)
     assert normalise(result.text) == "dogs are sitting by the door"
+    assert done and done == sorted(done) and done[-1] <= 4.02
     assert result.language == "en" and result.language_probability > 0.5
     words = result.words
     assert [normalise(w.text) for w in words] == "dogs are sitting by the door".split()

@@ -53,6 +53,7 @@ import os
 import string
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,9 @@ ENCODER_FRAMES_PER_SECOND = FRAMES_PER_SECOND // 2
 COMPUTE_TYPES = ("int8", "int8_float32", "int16", "float32")
 UNSPACED_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})  # words split at characters
 MODEL_FILES = ("config.json", "vocabulary.txt", "tokenizer.json")
+
+#: progress(seconds of the signal done)
+Progress = Callable[[float], None]
 
 
 # ----------------------------------------------------------------------------- records
@@ -389,15 +393,16 @@ class WhisperRecogniser:
             aligned = self.align(features, language, tokens, frames)
             kept = drop_unsupported_lead(aligned, config.unsupported_probability)
             if len(kept) < len(aligned):
+                if not kept:
+                    return None  # nothing but unsupported words
                 text = ("" if language in UNSPACED_LANGUAGES else " ").join(w.text for w in kept)
-            if not kept:
-                return None
             words = tuple(Word(w.text, start + min(w.start, seconds), start + min(w.end, seconds), w.probability)
                           for w in kept)
         span = (words[0].start, words[-1].end) if words else (start, start + seconds)
         return Segment(span[0], span[1], text, words, logprob, no_speech)
 
-    def transcribe(self, y: np.ndarray, config: TranscribeConfig | None = None, progress=None) -> Transcript:
+    def transcribe(self, y: np.ndarray, config: TranscribeConfig | None = None,
+                   progress: Progress | None = None) -> Transcript:
         """Transcribe a mono 16 kHz float signal (see the module docstring); ``progress(seconds)`` after each chunk."""
         config = config or TranscribeConfig()
         probs = speech_probabilities(y)
@@ -509,7 +514,7 @@ def load_recogniser(compute_type: str = "int8", threads: int = 0) -> WhisperReco
 
 
 def transcribe(signal: np.ndarray, sample_rate: int = SAMPLE_RATE, *, language: str | None = None,
-               config: TranscribeConfig | None = None, progress=None) -> Transcript:
+               config: TranscribeConfig | None = None, progress: Progress | None = None) -> Transcript:
     """What is said in a mono signal: a :class:`Transcript` (empty when there is no speech).
 
     ``language`` (e.g. "en", "de") overrides ``config.language``; None detects it. The signal is
@@ -536,7 +541,7 @@ def transcribe(signal: np.ndarray, sample_rate: int = SAMPLE_RATE, *, language: 
 
 
 def transcribe_file(path: str | Path, *, language: str | None = None, config: TranscribeConfig | None = None,
-                    progress=None) -> Transcript:
+                    progress: Progress | None = None) -> Transcript:
     """What is said in the audio track of a media file; empty when it has none or holds no speech.
 
     The track is decoded whole (16 kHz float32: 230 MB per hour). Bad files raise a one-line MediaError.
