@@ -16,8 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from avemo import __version__
 from avemo.errors import AvemoError
+from avemo.version import __version__
 
 app = typer.Typer(
     name="avemo",

@@ -397,7 +397,7 @@ class Predictor:
         from avemo.inference.engines import ENGINES, create_engine
         from avemo.inference.fusion import FUSION_INPUTS, FUSION_OUTPUTS, product_of_experts
         from avemo.inference.visual import FerVisualExpert
-        from avemo.training.checkpoint import load_checkpoint
+        from avemo.models.checkpoint import load_checkpoint
 
         if engine not in ENGINES:
             raise ConfigError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
@@ -446,7 +446,7 @@ class Predictor:
         """
         from avemo.datasets.labels import get_label_set
         from avemo.inference.zoo import ZooRunner
-        from avemo.training.checkpoint import load_checkpoint
+        from avemo.models.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(path)
         if labels is not None:

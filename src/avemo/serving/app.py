@@ -43,7 +43,6 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from avemo import __version__
 from avemo.errors import AvemoError, FeatureError, MediaError, MissingStreamError
 from avemo.serving.progress import PROGRESS_ID, ProgressBoard
 from avemo.serving.responses import ApiError, error_body, error_response, status_code_name
@@ -51,6 +50,7 @@ from avemo.serving.schemas import HealthOut, ModelsOut, PredictionOut, ProgressO
 from avemo.serving.settings import ServeSettings
 from avemo.serving.uploads import MAX_FIELD_BYTES, Upload, check_media, receive_upload
 from avemo.serving.workers import PoolFull, PredictionPool
+from avemo.version import __version__
 
 log = logging.getLogger("avemo.serving")
 
