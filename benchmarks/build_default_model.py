@@ -13,11 +13,11 @@ What it does, every step with the project's own trainer (:func:`avemo.training.t
 3. **Final audio head** trained on all 20 speakers, with speakers 22 and 23 (one male, one
    female: the last two in sorted order) as validation speakers for early stopping, written as a
    trainer checkpoint to ``OUT/audio``.
-4. ``OUT/model.json``: the bundle configuration (labels, timeline grid, visual expert options,
+4. ``OUT/model.json``: the bundle configuration (labels, timeline grid, video expert options,
    fusion weights and temperatures) with the metrics and provenance, and the numbers block of
    the bundle's ``model_card.md`` (between its ``<!-- build:begin -->`` / ``<!-- build:end -->`` markers).
 
-The visual weight is not fitted here (no labelled video of the target domain exists in the
+The video weight is not fitted here (no labelled video of the target domain exists in the
 project; the 7 real clips are the test set): it is a fixed choice, ``--video-weight``, justified in
 the model card.
 
@@ -201,7 +201,7 @@ def main() -> None:
     from avemo.cache import FeatureCache
     from avemo.inference.bundle import BundleConfig, write_bundle_meta
     from avemo.inference.fusion import FusionConfig
-    from avemo.inference.visual import VisualConfig
+    from avemo.inference.video import VideoExpertConfig
     from avemo.models import count_parameters, create_model
     from avemo.models.checkpoint import package_versions
     from avemo.training import TrainConfig, load_data, resolve_split, train_run
@@ -240,7 +240,7 @@ def main() -> None:
     temperature = cv["calibration"]["temperature"] if cv else 1.0
     config = BundleConfig(
         name="avemo-default", version=args.version, labels=tuple(data.labels.emotions), window=1.0, hop=0.5,
-        audio="audio", visual=VisualConfig(fps=args.visual_fps),
+        audio="audio", video=VideoExpertConfig(fps=args.visual_fps),
         fusion=FusionConfig(audio_weight=1.0, video_weight=args.video_weight, audio_temperature=temperature,
                             video_temperature=1.0),
     )

@@ -127,7 +127,7 @@ def main() -> None:
         wall, cpu, r = timed(lambda p=p: p.predict(clip), args.repeats)
         backend = p._backend
         a_wall, a_cpu, _ = timed(lambda b=backend: b.audio.analyse(clip, WindowGrid()), args.repeats)
-        v_wall, v_cpu, v = timed(lambda b=backend: b.visual.analyse(clip), args.repeats)
+        v_wall, v_cpu, v = timed(lambda b=backend: b.video.analyse(clip), args.repeats)
         rows.append((engine, wall, cpu, a_wall, v_wall, r, v))
         print(f"{engine}: predict {wall:.3f} s (cpu {cpu:.3f}), audio {a_wall:.3f}, video {v_wall:.3f}", flush=True)
 
@@ -161,7 +161,7 @@ def main() -> None:
         f"| (`avemo --version`: interpreter + CLI imports) | {cli_start:.2f} | |",
         "",
         f"End to end on a 4 s 1280x720 30 fps clip with a face and a voice (decode, face tracking at "
-        f"{predictors['torch']._backend.visual.config.fps:g} analysis frames/s, fer, Whisper-base, head, fusion, "
+        f"{predictors['torch']._backend.video.config.fps:g} analysis frames/s, fer, Whisper-base, head, fusion, "
         f"{len(rows[0][5].windows)}-window timeline), after loading and one warm-up call, median of {args.repeats}; "
         "the experts alone show what running them in two threads gains:",
         "",

@@ -103,7 +103,7 @@ def test_suite_has_every_model_once_and_the_recommended_ensemble():
     assert set(list_models("audio")) | set(list_models("fusion")) | {"au_mlp", "default"} == set(names)
     by = {e.name: e for e in entries}
     assert by["default"].seeds == DEFAULT_SEEDS and by["default"].group == "recommended"
-    assert all(by[n].model_config.get("visual") == "au_mlp" for n in list_models("fusion"))
+    assert all(by[n].model_config.get("video") == "au_mlp" for n in list_models("fusion"))
     assert by["msaf"].group == "model-level fusion" and by["mcbp"].group == "early fusion"
     assert by["late_product"].group == "late fusion" == fusion_group("late_calibrated")
     for name in SLOW_MODELS:  # the recurrent models on long sequences get a smaller epoch budget
@@ -115,7 +115,7 @@ def test_extended_suite_adds_whisper_and_speaker_norm_variants():
     by = {e.name: e for e in ravdess_au_entries(extended=True)}
     for name in TABLE_1:
         e = by[f"{name}_whisper"]
-        assert e.model == name and e.model_config == {"audio": "whisper_mlp", "visual": "au_mlp"}
+        assert e.model == name and e.model_config == {"audio": "whisper_mlp", "video": "au_mlp"}
         assert e.group.startswith(fusion_group(name))
     spk = by["default_spknorm"]
     assert spk.train["speaker_norm"] is True and spk.seeds == DEFAULT_SEEDS and spk.model == "default"

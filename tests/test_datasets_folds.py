@@ -236,8 +236,8 @@ def test_leakage_check_catches_a_mixed_speaker(tmp_path):
 def test_leakage_check_catches_a_take_across_modalities(tmp_path):
     """A RAVDESS 01 video in one partition and its take's 03 audio in another is leakage."""
     clips = ravdess_clips(tmp_path, ["01"], ("01", "03"))
-    video = next(c for c in clips if c.modality == "audio_video" and c.emotion == "angry")
-    audio = next(c for c in clips if c.modality == "audio" and c.take == video.take)
+    video = next(c for c in clips if c.modalities == ("audio", "video") and c.emotion == "angry")
+    audio = next(c for c in clips if c.modalities == ("audio",) and c.take == video.take)
     assert video.path != audio.path
     with pytest.raises(LeakageError) as info:
         check_leakage([audio], [video], [])

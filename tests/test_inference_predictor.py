@@ -135,7 +135,7 @@ def test_audio_is_encoded_in_30s_chunks_and_windows_are_pooled_across_them(predi
 
 
 @pytest.mark.shared_data
-def test_visual_only_and_audio_only_requests(predictor, ravdess_video):
+def test_video_only_and_audio_only_requests(predictor, ravdess_video):
     r = predictor.predict(ravdess_video, modalities="video")
     check_prediction(r, audio=False, video=True)
     assert r.modalities["audio"].reason == "not requested"
@@ -262,9 +262,9 @@ def frame_checkpoint(tmp_path_factory):
     from avemo.models.normalization import Normalizer
 
     torch.manual_seed(0)
-    model = create_model("late_average", audio="mfcc_cnn1d", visual="sultana_video_cnn3d",
-                         audio_config={"n_frames": 28}, visual_config={"n_frames": 16, "size": (16, 16)})
-    norm = Normalizer(kinds={"audio": "sequence", "visual": "frames"},
+    model = create_model("late_average", audio="mfcc_cnn1d", video="sultana_video_cnn3d",
+                         audio_config={"n_frames": 28}, video_config={"n_frames": 16, "size": (16, 16)})
+    norm = Normalizer(kinds={"audio": "sequence", "video": "frames"},
                       mean={"audio": np.zeros(13, np.float32)}, std={"audio": np.full(13, 10.0, np.float32)})
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "frames", model, labels=RAVDESS, normalizer=norm)
 
@@ -306,17 +306,17 @@ def test_checkpoint_refusals(tmp_path, frame_checkpoint):
     with pytest.raises(CheckpointError, match="safetensors"):
         Predictor.from_checkpoint(broken)
     crema = create_model("sultana_video_cnn3d", num_classes=len(CREMA_D), n_frames=16, size=(16, 16))
-    save_checkpoint(tmp_path / "crema", crema, labels=CREMA_D, normalizer=Normalizer(kinds={"visual": "frames"}))
+    save_checkpoint(tmp_path / "crema", crema, labels=CREMA_D, normalizer=Normalizer(kinds={"video": "frames"}))
     with pytest.raises(CheckpointError, match="crema_d labels.*needs"):
         Predictor.from_checkpoint(tmp_path / "crema")
     torch.manual_seed(0)
     au = create_model("au_mlp")
     save_checkpoint(tmp_path / "au", au, labels=RAVDESS, normalizer=Normalizer(
-        kinds={"visual": "vector"}, mean={"visual": np.zeros(35, np.float32)}, std={"visual": np.ones(35, np.float32)}))
+        kinds={"video": "vector"}, mean={"video": np.zeros(35, np.float32)}, std={"video": np.ones(35, np.float32)}))
     with pytest.raises(CheckpointError, match="table 'openface_au_means'"):
         Predictor.from_checkpoint(tmp_path / "au")
     save_checkpoint(tmp_path / "spk", au, labels=RAVDESS, normalizer=Normalizer(
-        kinds={"visual": "vector"}, mean={"visual": np.zeros(35, np.float32)}, std={"visual": np.ones(35, np.float32)},
+        kinds={"video": "vector"}, mean={"video": np.zeros(35, np.float32)}, std={"video": np.ones(35, np.float32)},
         speaker_norm=True))
     with pytest.raises(CheckpointError, match="speaker-level normalisation"):
         Predictor.from_checkpoint(tmp_path / "spk")

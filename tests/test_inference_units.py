@@ -14,9 +14,9 @@ from avemo.inference import formats
 from avemo.inference.bundle import BundleConfig, read_bundle, write_bundle_meta
 from avemo.inference.fusion import FusionConfig, decide, fusion_inputs, product_of_experts
 from avemo.inference.inputs import collect_media
-from avemo.inference.predictor import parse_modalities
 from avemo.inference.result import ModalityStatus, Prediction, WindowPrediction
 from avemo.inference.windows import WindowGrid, window_members
+from avemo.modality import parse_modalities
 
 LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 

@@ -65,17 +65,17 @@ def test_train_checkpoint_evaluate_json(small_ravdess, au_table, cache_dir, tmp_
     out = tmp_path / "ckpt"
     result = _cli(
         "train", "--root", small_ravdess, "--visual-table", au_table, "--model", "late_average",
-        "--model-config", '{"visual": "au_mlp"}', "--speakers", "01,02,05", "--val-speakers", "05",
+        "--model-config", '{"video": "au_mlp"}', "--speakers", "01,02,05", "--val-speakers", "05",
         "--epochs", "2", "--out", out, "--cache", cache_dir,
     )
     assert result.exit_code == 0, result.output
     meta = json.loads((out / "checkpoint.json").read_text())
-    assert meta["model"]["name"] == "late_average" and meta["model"]["config"]["visual"] == "au_mlp"
+    assert meta["model"]["name"] == "late_average" and meta["model"]["config"]["video"] == "au_mlp"
     assert meta["labels"]["emotions"][0] == "neutral" and len(meta["labels"]["emotions"]) == 8
     assert meta["data"]["speakers"] == {"train": ["01", "02"], "val": ["05"], "test": []}
     assert meta["inputs"]["audio"]["extractor"]["name"] == "mfcc"
-    assert meta["inputs"]["visual"]["table"]["columns"][0] == "AU01_r"
-    assert set(meta["normalization"]["mean"]) == {"audio", "visual"}
+    assert meta["inputs"]["video"]["table"]["columns"][0] == "AU01_r"
+    assert set(meta["normalization"]["mean"]) == {"audio", "video"}
     assert "torch" in meta["versions"] and meta["train"]["epochs"] == 2
     assert len((out / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
     assert not (out / "last").exists()  # finished: no resume state left behind
@@ -108,7 +108,7 @@ def test_resume_after_interruption_gives_the_same_result(small_ravdess, au_table
 
     def run(out, on_epoch=None):
         return train_run("late_product", data, train_takes=tr, val_takes=va, test_takes=te,
-                         model_config={"visual": "au_mlp"}, train_config=config, cache=FeatureCache(cache_dir),
+                         model_config={"video": "au_mlp"}, train_config=config, cache=FeatureCache(cache_dir),
                          out_dir=out, plots=False, on_epoch=on_epoch)
 
     straight = run(tmp_path / "a")
@@ -135,7 +135,7 @@ def test_resume_after_interruption_gives_the_same_result(small_ravdess, au_table
     with pytest.raises(Interrupt):
         run(tmp_path / "c", on_epoch=stop_after_two)
     with pytest.raises(CheckpointError, match="other settings"):
-        train_run("late_average", data, train_takes=tr, val_takes=va, model_config={"visual": "au_mlp"},
+        train_run("late_average", data, train_takes=tr, val_takes=va, model_config={"video": "au_mlp"},
                   train_config=config, cache=FeatureCache(cache_dir), out_dir=tmp_path / "c", plots=False)
 
 

@@ -222,7 +222,7 @@ def _model_config(text: str | None) -> dict:
     except ValueError:
         raise AvemoError(f"--model-config is neither a config file nor JSON: {text!r}") from None
     if not isinstance(value, dict):
-        raise AvemoError("--model-config must be a JSON object, e.g. '{\"visual\": \"au_mlp\"}'")
+        raise AvemoError("--model-config must be a JSON object, e.g. '{\"video\": \"au_mlp\"}'")
     return value
 
 
@@ -477,7 +477,7 @@ def predict(
     """Predict the emotion of each file: clip label, per-emotion probabilities, modalities used, timeline."""
     from avemo.inference.formats import FORMATS
     from avemo.inference.inputs import collect_media
-    from avemo.inference.predictor import parse_modalities
+    from avemo.modality import parse_modalities
 
     if fmt not in FORMATS:
         raise AvemoError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -547,7 +547,7 @@ def export_model(
 
 @app.command()
 def models(
-    kind: Annotated[str | None, typer.Option(help="Only audio, visual or fusion models.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only audio, video or fusion models.")] = None,
     params: Annotated[bool, typer.Option("--params/--no-params", help="Build each model to count its parameters.")] = True,
 ) -> None:
     """List the model zoo: name, kind, paper, parameters, summary."""

@@ -12,9 +12,11 @@ column        meaning
 ``take``      optional: files of one performance share it (an audio and a video export);
               default: the path relative to the folder without its suffix, so ``a/x.wav``
               and ``a/x.mp4`` are one take
-``modality``  optional: ``audio``, ``video`` (no sound) or ``audio_video``; default from the
-              suffix: audio formats are ``audio``, video formats are taken to carry sound
-              (``audio_video``) -- give the column for silent videos
+``modality``  optional: what the file carries, modalities joined by ``+``: ``audio``, ``video``
+              (no sound) or ``audio+video`` (``audio_video``, the spelling of avemo 0.1, is
+              read as ``audio+video``); default from the suffix: audio formats are ``audio``,
+              video formats are taken to carry sound (``audio+video``) -- give the column for
+              silent videos
 other         kept as strings in ``Clip.fields`` (``gender``, ``session``...)
 ============  ================================================================================
 
@@ -33,11 +35,11 @@ from avemo.datasets.csvfile import read_text_csv
 from avemo.datasets.labels import normalise_emotion
 from avemo.datasets.records import Clip
 from avemo.datasets.scan import ScanCollector, ScanResult, check_root, media_files, normalise_suffixes
-from avemo.errors import DatasetError
+from avemo.errors import ConfigError, DatasetError
+from avemo.modality import MODALITIES, parse_modalities
 
 DATASET = "folder"
 DEFAULT_LABELS_FILE = "labels.csv"
-MODALITY_VALUES = ("audio", "video", "audio_video")
 _RESERVED = ("path", "file", "emotion", "speaker", "take", "modality")
 
 
@@ -109,14 +111,18 @@ def read_folder(
         if allowed is not None and emotion not in allowed:
             collector.skip(path, f"{where}: emotion {emotion!r} is not one of {sorted(allowed)}")
             continue
-        modality = values[col["modality"]].lower() if "modality" in col else ""
-        if not modality:
-            modality = "audio" if suffix in AUDIO_SUFFIXES else "audio_video"
-        if modality not in MODALITY_VALUES:
-            collector.skip(path, f"{where}: modality {modality!r} is not one of {', '.join(MODALITY_VALUES)}")
-            continue
-        if modality != "audio" and suffix in AUDIO_SUFFIXES:
-            collector.skip(path, f"{where}: modality {modality} but {suffix} is an audio format")
+        text = values[col["modality"]].lower() if "modality" in col else ""
+        if not text:
+            modalities = ("audio",) if suffix in AUDIO_SUFFIXES else ("audio", "video")
+        else:
+            try:
+                modalities = parse_modalities(text.replace("audio_video", "audio+video"), where="modality")
+            except ConfigError:
+                collector.skip(path, f"{where}: modality {text!r} is not modalities joined by + "
+                                     f"({', '.join(MODALITIES)})")
+                continue
+        if modalities != ("audio",) and suffix in AUDIO_SUFFIXES:
+            collector.skip(path, f"{where}: modality {'+'.join(modalities)} but {suffix} is an audio format")
             continue
         take = values[col["take"]] if "take" in col else ""
         if not take:
@@ -126,7 +132,7 @@ def read_folder(
                 take = path.with_suffix("").as_posix()
         fields = {name: values[i] for name, i in col.items() if name not in _RESERVED}
         collector.add(
-            Clip(path=path, dataset=dataset, emotion=emotion, speaker=speaker, take=take, modality=modality, fields=fields)
+            Clip(path=path, dataset=dataset, emotion=emotion, speaker=speaker, take=take, modalities=modalities, fields=fields)
         )
     for path in media_files(root_path, suffixes):
         if path.resolve() not in listed:

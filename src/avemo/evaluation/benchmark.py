@@ -31,6 +31,7 @@ from avemo.datasets.folds import Fold
 from avemo.datasets.pairing import Take
 from avemo.errors import ConfigError
 from avemo.metrics import compute_metrics, summarise_folds
+from avemo.modality import MODALITIES
 from avemo.training.config import TrainConfig
 from avemo.training.experiment import DataBundle, split_takes
 
@@ -46,7 +47,7 @@ class BenchmarkEntry:
     model_config: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     seeds: tuple[int, ...] = (0,)
-    group: str = ""  # e.g. "audio", "visual", "late fusion", "model-level fusion"
+    group: str = ""  # e.g. "audio", "video", "late fusion", "model-level fusion"
     note: str = ""
 
 
@@ -212,10 +213,10 @@ def run_benchmark(
             if spec.feature not in data.tables:
                 es = ExtractorSpec.of(spec.feature, **dict(spec.config))
                 wanted[(es, spec.modality)] = (es, spec.modality)
-    for modality in ("audio", "visual"):
+    for modality in MODALITIES:
         specs = [es for es, m in wanted.values() if m == modality]
         if specs:
-            clips = [t.audio_clip if modality == "audio" else t.video_clip for t in data.takes]
+            clips = [t.clip_for(modality) for t in data.takes]
             paths = sorted({str(c.path) for c in clips if c is not None})
             run_extraction(paths, specs, cache=cache, workers=workers, executor=executor, address=address)
     extract_seconds = time.perf_counter() - t0
@@ -326,7 +327,7 @@ def svm_baseline(data: DataBundle, splits: Sequence[Split], cache: FeatureCache,
     for i, (feature, conf) in enumerate(config.audio):
         specs[f"audio{i}"] = InputSpec("audio", feature, dict(conf), (None, None), "sequence")
     for table in data.tables if config.tables else ():
-        specs[f"table_{table}"] = InputSpec("visual", table, {}, (None,), "vector")
+        specs[f"table_{table}"] = InputSpec("video", table, {}, (None,), "vector")
     gathered = gather(data.takes, specs, tables=data.tables, cache=cache)
     stats = {key: [np.concatenate([a.mean(0), a.std(0)]).astype(np.float32) if a.ndim == 2
                    else np.asarray(a, np.float32).ravel() for a in gathered.inputs[key]] for key in specs}

@@ -2,7 +2,7 @@
 
 ``ravdess-au`` (the real benchmark of ``../shared/GUIDE.md``): RAVDESS speech audio of the 20
 shared speakers through our own audio front-ends, plus the 35 OpenFace AU means of the
-matching audio-visual take as the visual input, 5 speaker-disjoint folds (the built-in
+matching audio-visual take as the video input, 5 speaker-disjoint folds (the built-in
 ``ravdess_au`` plan). Every fusion method of the zoo runs with its paper's audio encoder and
 the ``au_mlp`` vector encoder in place of its frame encoder; the recommended recipe
 (``default``: :mod:`avemo.models.fusion.late_calibrated`) runs as a seed ensemble.
@@ -85,7 +85,7 @@ def _train(name: str, **extra: Any) -> dict[str, Any]:
 
 
 def ravdess_au_entries(models: list[str] | None = None, *, extended: bool = False) -> list[BenchmarkEntry]:
-    """Every zoo model that fits audio + a per-clip visual vector, as benchmark entries.
+    """Every zoo model that fits audio + a per-clip video vector, as benchmark entries.
 
     ``extended``: also the Whisper-audio variants of paper 000's Table 1 fusion methods and the
     speaker-normalised variants (see the module docstring). ``models``: keep only these names.
@@ -99,8 +99,8 @@ def ravdess_au_entries(models: list[str] | None = None, *, extended: bool = Fals
     entries.append(BenchmarkEntry("au_mlp", "au_mlp", train=_train("au_mlp"), group="visual only (AU)"))
     for name in list_models("fusion"):
         specs = default_inputs(name)
-        if any(s.modality == "visual" and s.kind == "frames" for s in specs.values()) or "visual" in specs:
-            config = {"visual": "au_mlp"}
+        if any(s.modality == "video" and s.kind == "frames" for s in specs.values()) or "video" in specs:
+            config = {"video": "au_mlp"}
         else:
             config = {}
         entries.append(BenchmarkEntry(name, name, model_config=config, train=_train(name), group=fusion_group(name)))
@@ -111,7 +111,7 @@ def ravdess_au_entries(models: list[str] | None = None, *, extended: bool = Fals
     if extended:
         for name in TABLE_1:
             entries.append(BenchmarkEntry(
-                f"{name}_whisper", name, model_config={"audio": "whisper_mlp", "visual": "au_mlp"},
+                f"{name}_whisper", name, model_config={"audio": "whisper_mlp", "video": "au_mlp"},
                 train=_train(name), group=f"{fusion_group(name)} (Whisper audio)",
                 note="paper 000's fusion method with the whisper_mlp audio encoder"))
         by_name = {e.name: e for e in entries}

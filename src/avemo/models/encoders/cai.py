@@ -202,7 +202,7 @@ class _FrameBlock(nn.Module):
 
 
 class _CaiFer(Encoder):
-    modality = "visual"
+    modality = "video"
     Config = CaiFerConfig
     smoke_config = {"n_frames": 4, "size": (32, 32)}
     two_small_kernels = False
@@ -238,7 +238,7 @@ class _CaiFer(Encoder):
         w, h = config.size
         channels = 1 if config.gray else 3
         return InputSpec(
-            "visual",
+            "video",
             "face_crops",
             {"n_frames": config.n_frames, "size": (w, h), "gray": config.gray},
             (config.n_frames, h, w, channels),

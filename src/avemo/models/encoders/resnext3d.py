@@ -83,7 +83,7 @@ class ResNeXt3d50(Encoder):
     """3D ResNeXt-50 of Hara et al. as used by MSAF/CFN-SR (paper 000 Table 1); see the module docstring."""
 
     name = "resnext3d_50"
-    modality = "visual"
+    modality = "video"
     paper = "../shared/papers/000_f67b687c6beb8162.txt §4.3, Table 1 (Hara et al. 2018 3D ResNeXt-50)"
     summary = "3D ResNeXt-50 (32x4d, shortcut B) on 30 RGB face crops of 224x224 (25.88 M params)"
     Config = ResNeXt3dConfig
@@ -124,7 +124,7 @@ class ResNeXt3d50(Encoder):
     def spec_for(cls, config: ResNeXt3dConfig) -> InputSpec:
         w, h = config.size
         return InputSpec(
-            "visual",
+            "video",
             "face_crops",
             {"n_frames": config.n_frames, "size": (w, h), "gray": False},
             (config.n_frames, h, w, 3),

@@ -111,7 +111,7 @@ class SultanaVideoCnn3d(Encoder):
     """Paper 001's 3D CNN on 30 grayscale 80x70 frames (convs 16, 16, 32, 32; dense 64); see the module docstring."""
 
     name = "sultana_video_cnn3d"
-    modality = "visual"
+    modality = "video"
     paper = f"{PAPER_001} §III.B.2, §III.A.2"
     summary = "3D CNN on 30 grayscale 80x70 face frames: conv3d 16,16,32,32 (3x3x3), 2 max-pools, dense 64"
     Config = SultanaVideoConfig
@@ -140,7 +140,7 @@ class SultanaVideoCnn3d(Encoder):
     def spec_for(cls, config: SultanaVideoConfig) -> InputSpec:
         w, h = config.size
         return InputSpec(
-            "visual",
+            "video",
             "face_crops",
             {"n_frames": config.n_frames, "size": (w, h), "gray": True},
             (config.n_frames, h, w, 1),

@@ -9,7 +9,7 @@ None of the five papers has such an encoder (departure: it follows no paper; its
 Each hidden layer (Linear, ReLU, dropout) is one *stage*, so mid-level fusion (MMTM, MSAF) can
 exchange information after every hidden layer, as it does between the stages of a CNN. The input
 is any standardised vector: ``feature`` / ``input_dim`` select it (default the 35 OpenFace AU
-means of ``openface_au_means``; e.g. ``visual_config={"feature": "face_landmarks", "input_dim": 136}``).
+means of ``openface_au_means``; e.g. ``video_config={"feature": "face_landmarks", "input_dim": 136}``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class AuMlp(Encoder):
     """MLP vector encoder for per-clip features (OpenFace AU means by default); see the module docstring."""
 
     name = "au_mlp"
-    modality = "visual"
+    modality = "video"
     paper = "../shared/papers/000_f67b687c6beb8162.txt §4.3 (replaces its video encoder; not in any paper)"
     summary = "MLP on a per-clip vector (35 OpenFace AU means by default): hidden 128, 64"
     Config = VectorMlpConfig
@@ -59,4 +59,4 @@ class AuMlp(Encoder):
 
     @classmethod
     def spec_for(cls, config: VectorMlpConfig) -> InputSpec:
-        return InputSpec("visual", config.feature, {}, (config.input_dim,), "vector")
+        return InputSpec("video", config.feature, {}, (config.input_dim,), "vector")

@@ -24,7 +24,7 @@ PAPER_003 = "../shared/papers/003_9a5ab34c3727da9f.txt"
 @dataclasses.dataclass(frozen=True)
 class CaiMer1Config(FusionConfig):
     audio: str = "cai_ser1"
-    visual: str = "cai_fer2"
+    video: str = "cai_fer2"
     hidden: tuple[int, ...] = (256, 128)
     dropout: float = 0.5
 
@@ -38,7 +38,7 @@ class _CaiMer(FusionModel):
     def __init__(self, config: CaiMer1Config, num_classes: int):
         super().__init__(config, num_classes)
         layers: list[nn.Module] = []
-        width = self.audio_encoder.feature_dim + self.visual_encoder.feature_dim
+        width = self.audio_encoder.feature_dim + self.video_encoder.feature_dim
         for h in config.hidden:
             layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(config.dropout)]
             width = h

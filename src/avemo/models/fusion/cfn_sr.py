@@ -23,9 +23,9 @@ res_dropout=0.1, embed_dropout=0.3, attn_mask=True)``):
 This gives 26,301,417 parameters with 8 classes (paper 26.30 M). Departures: the code's attention
 map sums the maps of all examples of the batch (a bug: ``res += i`` over the batch); ours is per
 example. The code's audio transformer is left commented out in the published file; we use its
-stated configuration. When the visual encoder is a vector encoder (``au_mlp``) there is one
+stated configuration. When the video encoder is a vector encoder (``au_mlp``) there is one
 "position", where a softmax is always 1: we gate it with a sigmoid instead, so the audio still
-modulates the visual features. If the audio encoder's last stage is not 64 channels, its tokens are
+modulates the video features. If the audio encoder's last stage is not 64 channels, its tokens are
 first projected to 64.
 """
 
@@ -42,17 +42,17 @@ from avemo.models.registry import register_model
 
 
 class CrossModalResidualBlock(nn.Module):
-    """Audio summary ``s`` (B, d) attends over the visual positions ``x`` (B, L, C); ``α x + x``."""
+    """Audio summary ``s`` (B, d) attends over the video positions ``x`` (B, L, C); ``α x + x``."""
 
-    def __init__(self, visual_channels: int, audio_dim: int, k: int):
+    def __init__(self, video_channels: int, audio_dim: int, k: int):
         super().__init__()
-        self.visual_affine = nn.Linear(visual_channels, k)
+        self.video_affine = nn.Linear(video_channels, k)
         self.audio_affine = nn.Linear(audio_dim, k, bias=False)
         self.score = nn.Linear(k, 1)
 
     def forward(self, positions: Tensor, summary: Tensor) -> Tensor:
         e = self.score(
-            torch.tanh(self.visual_affine(positions) + self.audio_affine(summary).unsqueeze(1))
+            torch.tanh(self.video_affine(positions) + self.audio_affine(summary).unsqueeze(1))
         ).squeeze(2)
         e = e.float()
         weights = torch.sigmoid(e) if e.shape[1] == 1 else torch.softmax(e, dim=1)
@@ -84,7 +84,7 @@ class CfnSr(FusionModel):
 
     def __init__(self, config: CfnSrConfig, num_classes: int):
         super().__init__(config, num_classes)
-        a, v = self.audio_encoder, self.visual_encoder
+        a, v = self.audio_encoder, self.video_encoder
         audio_channels = a.stage_channels[-1]
         self.audio_projection: nn.Module = (
             nn.Identity()
@@ -110,9 +110,9 @@ class CfnSr(FusionModel):
         return self.audio_projection(tokens)
 
     def compute(self, inputs):
-        a, v = self.audio_encoder, self.visual_encoder
+        a, v = self.audio_encoder, self.video_encoder
         ha = a.run_stages(a.prepare(inputs["audio"]))
-        hv = v.run_stages(v.prepare(inputs["visual"]))
+        hv = v.run_stages(v.prepare(inputs["video"]))
         selected = self.audio_attention(self.audio_sequence(a.tokens(ha)))[:, -1]  # last time step
         positions = v.tokens(hv)  # (B, L, C)
         fused = self.cross(positions, selected)

@@ -38,7 +38,7 @@ class ConcatFc(FusionModel):
 
     def __init__(self, config: ConcatConfig, num_classes: int):
         super().__init__(config, num_classes)
-        dim = self.audio_encoder.feature_dim + self.visual_encoder.feature_dim
+        dim = self.audio_encoder.feature_dim + self.video_encoder.feature_dim
         self.classifier = nn.Sequential(
             nn.Linear(dim, config.hidden),
             nn.ReLU(),

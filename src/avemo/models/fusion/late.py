@@ -46,7 +46,7 @@ class LateFusion(FusionModel):
     def __init__(self, config: FusionConfig, num_classes: int):
         super().__init__(config, num_classes)
         self.audio_head = make_head(self.audio_encoder.feature_dim, num_classes)
-        self.visual_head = make_head(self.visual_encoder.feature_dim, num_classes)
+        self.video_head = make_head(self.video_encoder.feature_dim, num_classes)
         self.inputs = {k: dataclasses.replace(v, optional=True) for k, v in self.inputs.items()}
 
     @classmethod
@@ -60,15 +60,15 @@ class LateFusion(FusionModel):
         out: dict[str, Tensor] = {}
         if inputs.get("audio") is not None:
             out["audio_logits"] = self.audio_head(self.audio_encoder(inputs["audio"]))
-        if inputs.get("visual") is not None:
-            out["visual_logits"] = self.visual_head(self.visual_encoder(inputs["visual"]))
+        if inputs.get("video") is not None:
+            out["video_logits"] = self.video_head(self.video_encoder(inputs["video"]))
         log_probs = [F.log_softmax(z.float(), dim=1) for z in out.values()]
         out["logits"] = self.combine(log_probs)
         return out
 
     @staticmethod
     def branch_logits(outputs: Mapping[str, Tensor]) -> list[Tensor]:
-        return [outputs[k] for k in ("audio_logits", "visual_logits") if k in outputs]
+        return [outputs[k] for k in ("audio_logits", "video_logits") if k in outputs]
 
     def loss(self, outputs, targets: Tensor) -> Tensor:
         """Mean of the branch cross-entropies (plain cross-entropy when given only fused logits)."""
@@ -84,7 +84,7 @@ def log_mean_prob(log_probs: list[Tensor]) -> Tensor:
 
 @register_model
 class LateAverage(LateFusion):
-    """Averaged class probabilities of the audio and visual networks; see the module docstring."""
+    """Averaged class probabilities of the audio and video networks; see the module docstring."""
 
     name = "late_average"
     paper = f"{PAPER_000_T1} ('Averaging', late)"
@@ -96,7 +96,7 @@ class LateAverage(LateFusion):
 
 @register_model
 class LateProduct(LateFusion):
-    """Normalised product of the audio and visual class probabilities; see the module docstring."""
+    """Normalised product of the audio and video class probabilities; see the module docstring."""
 
     name = "late_product"
     paper = f"{PAPER_000_T1} ('Multiplication', late)"

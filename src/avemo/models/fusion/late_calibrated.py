@@ -23,7 +23,7 @@ loss -- and makes the product *calibrated and weighted*, the form a product of e
   product of ``late_product``.
 
 Experts: ``audio`` (default ``whisper_mlp``: a linear head on the frozen Whisper-base embedding),
-``visual`` (default ``au_mlp``, the OpenFace AU means of RAVDESS-AU) and an optional second audio
+``video`` (default ``au_mlp``, the OpenFace AU means of RAVDESS-AU) and an optional second audio
 expert ``audio2`` (e.g. ``egemaps_mlp``). Every input is optional: a missing modality drops its
 term, the product of the others remains.
 
@@ -70,7 +70,7 @@ class LateCalibratedConfig(FusionConfig):
     ``weight_step``: the simplex grid step of the weight search."""
 
     audio: str = "whisper_mlp"
-    visual: str = "au_mlp"
+    video: str = "au_mlp"
     audio2: str | None = None
     audio2_config: dict[str, Any] = dataclasses.field(default_factory=dict)
     fit_temperatures: bool = True
@@ -146,7 +146,7 @@ class LateCalibrated(FusionModel):
     Config = LateCalibratedConfig
     needs_calibration = True
     #: expert order in the ``temperatures`` / ``weights`` buffers
-    EXPERTS = ("audio", "audio2", "visual")
+    EXPERTS = ("audio", "audio2", "video")
 
     def __init__(self, config: LateCalibratedConfig, num_classes: int):
         super().__init__(config, num_classes)
@@ -154,7 +154,7 @@ class LateCalibrated(FusionModel):
             get_encoder(config.audio2, config.audio2_config, modality="audio") if config.audio2 else None
         )
         self.audio_head = make_head(self.audio_encoder.feature_dim, num_classes)
-        self.visual_head = make_head(self.visual_encoder.feature_dim, num_classes)
+        self.video_head = make_head(self.video_encoder.feature_dim, num_classes)
         self.audio2_head = make_head(self.audio2_encoder.feature_dim, num_classes) if self.audio2_encoder else None
         self.inputs = self.specs_for(config)
         self.register_buffer("temperatures", torch.ones(len(self.EXPERTS)))
@@ -177,7 +177,7 @@ class LateCalibrated(FusionModel):
         out: dict[str, Tensor] = {}
         for key, enc, head in (("audio", self.audio_encoder, self.audio_head),
                                ("audio2", self.audio2_encoder, self.audio2_head),
-                               ("visual", self.visual_encoder, self.visual_head)):
+                               ("video", self.video_encoder, self.video_head)):
             if enc is not None and inputs.get(key) is not None:
                 out[key] = head(enc(inputs[key]))
         return out

@@ -56,7 +56,7 @@ class Mcbp(FusionModel):
     def __init__(self, config: McbpConfig, num_classes: int):
         super().__init__(config, num_classes)
         self.pooling = CompactBilinearPooling(
-            self.visual_encoder.feature_dim,
+            self.video_encoder.feature_dim,
             self.audio_encoder.feature_dim,
             config.output_dim,
             seed=config.sketch_seed,

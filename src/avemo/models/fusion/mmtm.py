@@ -66,16 +66,16 @@ class Mmtm(FusionModel):
 
     def __init__(self, config: MmtmConfig, num_classes: int):
         super().__init__(config, num_classes)
-        a, v = self.audio_encoder, self.visual_encoder
+        a, v = self.audio_encoder, self.video_encoder
         self.points = fusion_points(a, v, config.points)
         self.blocks = nn.ModuleList(
             MMTMBlock(a.stage_channels[pa], v.stage_channels[pv], config.ratio) for pa, pv in self.points
         )
         self.audio_head = make_head(a.feature_dim, num_classes)
-        self.visual_head = make_head(v.feature_dim, num_classes)
+        self.video_head = make_head(v.feature_dim, num_classes)
 
     def compute(self, inputs):
-        a, v = self.audio_encoder, self.visual_encoder
-        ha, hv = run_encoders(a, v, inputs["audio"], inputs["visual"], self.points, self.blocks)
-        za, zv = self.audio_head(a.pool(ha)), self.visual_head(v.pool(hv))
-        return {"logits": (za + zv) / 2, "audio_logits": za, "visual_logits": zv}
+        a, v = self.audio_encoder, self.video_encoder
+        ha, hv = run_encoders(a, v, inputs["audio"], inputs["video"], self.points, self.blocks)
+        za, zv = self.audio_head(a.pool(ha)), self.video_head(v.pool(hv))
+        return {"logits": (za + zv) / 2, "audio_logits": za, "video_logits": zv}

@@ -102,7 +102,7 @@ class Msaf(FusionModel):
 
     def __init__(self, config: MsafConfig, num_classes: int):
         super().__init__(config, num_classes)
-        a, v = self.audio_encoder, self.visual_encoder
+        a, v = self.audio_encoder, self.video_encoder
         self.points = fusion_points(a, v, config.points)
         blocks = []
         for pa, pv in self.points:
@@ -111,11 +111,11 @@ class Msaf(FusionModel):
             blocks.append(MSAFBlock(chans, bc, config.reduction, config.block_dropout))
         self.blocks = nn.ModuleList(blocks)
         self.audio_head = make_head(a.feature_dim, num_classes)
-        self.visual_head = make_head(v.feature_dim, num_classes)
+        self.video_head = make_head(v.feature_dim, num_classes)
 
     def compute(self, inputs):
-        a, v = self.audio_encoder, self.visual_encoder
+        a, v = self.audio_encoder, self.video_encoder
         calls = [lambda ha, hv, blk=blk: tuple(reversed(blk(hv, ha))) for blk in self.blocks]
-        ha, hv = run_encoders(a, v, inputs["audio"], inputs["visual"], self.points, calls)
-        za, zv = self.audio_head(a.pool(ha)), self.visual_head(v.pool(hv))
-        return {"logits": za + zv, "audio_logits": za, "visual_logits": zv}
+        ha, hv = run_encoders(a, v, inputs["audio"], inputs["video"], self.points, calls)
+        za, zv = self.audio_head(a.pool(ha)), self.video_head(v.pool(hv))
+        return {"logits": za + zv, "audio_logits": za, "video_logits": zv}

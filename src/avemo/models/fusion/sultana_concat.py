@@ -8,7 +8,7 @@ are the 64-unit dense layers of ``sultana_audio_cnn1d`` and ``sultana_video_cnn3
 
 Departure: the paper trains the unimodal models first and fuses their trained layers; here the
 whole network is one model that can be trained end to end (loading pretrained encoder weights
-into ``audio_encoder`` / ``visual_encoder`` before training reproduces the paper's two steps).
+into ``audio_encoder`` / ``video_encoder`` before training reproduces the paper's two steps).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from avemo.models.registry import register_model
 @dataclasses.dataclass(frozen=True)
 class SultanaFusionConfig(FusionConfig):
     audio: str = "sultana_audio_cnn1d"
-    visual: str = "sultana_video_cnn3d"
+    video: str = "sultana_video_cnn3d"
     hidden: int = 128
 
 
@@ -40,7 +40,7 @@ class SultanaConcatDense(FusionModel):
 
     def __init__(self, config: SultanaFusionConfig, num_classes: int):
         super().__init__(config, num_classes)
-        dim = self.audio_encoder.feature_dim + self.visual_encoder.feature_dim
+        dim = self.audio_encoder.feature_dim + self.video_encoder.feature_dim
         self.classifier = nn.Sequential(
             nn.Linear(dim, config.hidden), nn.ReLU(), nn.Linear(config.hidden, num_classes)
         )
