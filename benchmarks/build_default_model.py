@@ -82,15 +82,15 @@ def scaled(log_probs: np.ndarray, t: float) -> np.ndarray:
 
 def cross_validate(args, data, model_config, train_cfg, cache) -> dict:
     """Out-of-fold probabilities and per-fold metrics of the recipe under the ravdess_au plan."""
-    from avemo.datasets import builtin_plan
+    from avemo.datasets import builtin_plan, split
     from avemo.metrics import compute_metrics
-    from avemo.training import split_takes, train_run
+    from avemo.training import train_run
 
     plan = builtin_plan("ravdess_au")
     folds = [f for f in plan.folds if not args.folds or f.number in args.folds]
     probs, labels, folds_out = [], [], []
     for fold in folds:
-        tr, va, te = split_takes(data.takes, fold)
+        tr, va, te = split(data.takes, fold)
         t0 = time.perf_counter()
         run = train_run(args.audio_model, data, train_takes=tr, val_takes=va, test_takes=te,
                         model_config=model_config, train_config=train_cfg, cache=cache, workers=args.workers,

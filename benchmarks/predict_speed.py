@@ -63,7 +63,7 @@ def child_long(path: str) -> None:
     t = time.perf_counter()
     r = p.predict(path)
     print(json.dumps({"wall_s": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb(), "after_load_rss_mb": base,
-                      "windows": len(r.windows), "duration": r.duration, "face_coverage": r.face_coverage}))
+                      "windows": len(r.timeline), "duration": r.duration, "face_coverage": r.face_coverage}))
 
 
 def run_child(*args: str) -> dict:
@@ -162,7 +162,7 @@ def main() -> None:
         "",
         f"End to end on a 4 s 1280x720 30 fps clip with a face and a voice (decode, face tracking at "
         f"{predictors['torch']._backend.video.config.fps:g} analysis frames/s, fer, Whisper-base, head, fusion, "
-        f"{len(rows[0][5].windows)}-window timeline), after loading and one warm-up call, median of {args.repeats}; "
+        f"{len(rows[0][5].timeline)}-window timeline), after loading and one warm-up call, median of {args.repeats}; "
         "the experts alone show what running them in two threads gains:",
         "",
         "| engine | wall s | real-time factor | process CPU s | audio expert alone s | video expert alone s |",

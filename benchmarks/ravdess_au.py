@@ -24,7 +24,7 @@ assembles whatever is there):
   speaker normalisation.
 * ``random`` -- paper 004's pipeline (``mfa_fercnn``) and ``default`` on random 5-fold splits of the
   takes (speakers on both sides, as paper 004 evaluates), next to their speaker-disjoint numbers.
-* ``timing`` -- ``avemo benchmark ravdess-au --models default`` in a fresh process with an empty
+* ``timing`` -- ``avemo benchmark ravdess_au --models default`` in a fresh process with an empty
   feature cache: the whole 5-fold run of the recommended model, feature extraction included.
 * ``report`` -- ``OUT/ravdess_au.{json,md}`` (+ figures in ``OUT/ravdess_au/``) with the answers,
   and ``OUT/ravdess_au_random.{json,md}``.
@@ -260,7 +260,7 @@ def part_random(ctx) -> None:
 def part_timing(ctx) -> None:
     """The recommended model's whole 5-fold run from a cold cache, in a fresh process."""
     with tempfile.TemporaryDirectory(prefix="avemo-cold-") as tmp:
-        cmd = [sys.executable, "-m", "avemo.cli", "benchmark", "ravdess-au", "--root", str(ctx.root),
+        cmd = [sys.executable, "-m", "avemo.cli", "benchmark", "ravdess_au", "--root", str(ctx.root),
                "--visual-table", str(ctx.table), "--models", "default", "--cache", f"{tmp}/cache",
                "--out", f"{tmp}/out", "--workers", str(ctx.workers)]
         load_before = os.getloadavg()
@@ -271,7 +271,7 @@ def part_timing(ctx) -> None:
             raise SystemExit(f"timing run failed ({proc.returncode}): {proc.stderr[-2000:]}")
         result = json.loads(Path(f"{tmp}/out/ravdess_au.json").read_text())
     m = result["models"]["default"]
-    timing = {"command": "avemo benchmark ravdess-au --models default --cache EMPTY_DIR --workers "
+    timing = {"command": "avemo benchmark ravdess_au --models default --cache EMPTY_DIR --workers "
                          f"{ctx.workers} (fresh process)",
               "wall_seconds": round(wall, 1), "extract_seconds": result["extract_seconds"],
               "train_seconds": m["train_seconds"], "mean_accuracy": m["mean_accuracy"],

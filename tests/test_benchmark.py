@@ -211,7 +211,7 @@ def test_cli_benchmark_writes_the_report(fold1_root, au_table, tmp_path, monkeyp
     out = tmp_path / "results"
     code = None
     try:
-        _main(monkeypatch, capsys, "benchmark", "ravdess-au", "--root", fold1_root, "--visual-table", au_table,
+        _main(monkeypatch, capsys, "benchmark", "ravdess_au", "--root", fold1_root, "--visual-table", au_table,
               "--models", "au_mlp", "--folds", "1", "--epochs", "1", "--out", out, "--cache", tmp_path / "c")
     except SystemExit as stop:  # typer exits 0 after a successful command
         code = stop.code
@@ -226,10 +226,10 @@ def test_cli_benchmark_writes_the_report(fold1_root, au_table, tmp_path, monkeyp
     (["--protocol", "shuffled"], "--protocol must be"),
     (["--folds", "9"], "--folds [9] not in the plan"),
     (["--seeds", "a,b"], "comma-separated integers"),
-    (["--models", "nope"], "not in the ravdess-au suite"),
+    (["--models", "nope"], "not in the ravdess_au suite"),
 ])
 def test_cli_benchmark_errors_are_one_line(fold1_root, au_table, tmp_path, monkeypatch, capsys, args, message):
-    code, err = _main(monkeypatch, capsys, "benchmark", "ravdess-au", "--root", fold1_root, "--visual-table",
+    code, err = _main(monkeypatch, capsys, "benchmark", "ravdess_au", "--root", fold1_root, "--visual-table",
                       au_table, "--out", tmp_path, "--cache", tmp_path / "c", *args)
     assert code == 2 and message in err and err.count("\n") == 1
 

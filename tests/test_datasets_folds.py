@@ -207,6 +207,24 @@ def test_split_shared_audio(ravdess_speech_root):
     assert sum(len(plan.split(clips, f.number).test) for f in plan) == 1200
 
 
+def test_takes_split_like_clips_and_unknown_speakers_raise(tmp_path):
+    """Takes go through the one split of clips: a take's files stay together, a speaker outside the
+    fold is an error (it was silently dropped when takes had a split of their own)."""
+    from avemo.datasets import pair_takes
+
+    clips = ravdess_clips(tmp_path, ["01", "03", "06", "07"], ("01", "03"))
+    takes = list(pair_takes(clips).values())
+    fold = builtin_plan("ravdess_au").fold(1)
+    with pytest.raises(DatasetError, match=r"speaker\(s\) \['03'\] of the clips are in no partition of fold 1"):
+        split(takes, fold)
+    known = [t for t in takes if t.speaker != "03"]
+    result = split(known, fold)
+    assert result.number == 1 and [len(p) for p in result] == [0, 4, 2]  # 06, 07 validate; 01 tests
+    train, val, test = result
+    assert {t.speaker for t in val} == {"06", "07"} and {t.speaker for t in test} == {"01"}
+    assert all(len(t.files) == 2 for t in val + test)  # both files of each take on one side
+
+
 def test_split_unknown_speakers_and_datasets(tmp_path):
     clips = ravdess_clips(tmp_path, ["01", "03", "06"])
     fold = builtin_plan("ravdess_au").fold(1)

@@ -137,7 +137,7 @@ def _prediction(path="a.mp4", n_windows=3) -> Prediction:
     return Prediction(path=path, duration=2.0, emotion="happy", probabilities=probs,
                       modalities={"audio": ModalityStatus(True, None, probs),
                                   "video": ModalityStatus(False, "no face detected in any of the 16 analysed frames")},
-                      face_coverage=0.0, windows=windows, model={"name": "m", "version": "1", "engine": "torch"})
+                      face_coverage=0.0, timeline=windows, model={"name": "m", "version": "1", "engine": "torch"})
 
 
 def test_json_single_object_or_list():

@@ -61,7 +61,7 @@ def test_recurrent_dropout_lstm_matches_torch_lstm_without_dropout():
     layer.train()
     dropped, _ = layer(x)
     assert dropped.shape == (3, 9, 14) and not torch.allclose(dropped, reference)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="recurrent_dropout"):
         RecurrentDropoutLSTM(2, 2, recurrent_dropout=1.0)
 
 

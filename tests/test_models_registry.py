@@ -154,6 +154,28 @@ def test_configuration_errors_are_one_line_config_errors():
         assert message in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("name, bad, message", [
+    ("mcbp", {"output_dim": 1}, "output_dim"),
+    ("gao_mha_residual", {"d_model": 10, "heads": 3}, "divisible"),
+    ("mmtm", {"points": 0}, "points"),
+    ("late_calibrated", {"weight_step": 0.7}, "weight_step"),
+    ("late_multiplicative", {"beta": 2.0}, "beta"),
+    ("msaf", {"block_dropout": 1.0}, "block_dropout"),
+    ("cfn_sr", {"embed_dim": 10, "heads": 3}, "divisible"),
+    ("whisper_mlp", {"hidden": (0,)}, "hidden"),
+    ("resnext3d_50", {"layers": (1, 2)}, "layers"),
+    ("au_mlp", {"hidden": ()}, "hidden"),
+])
+def test_model_configs_built_directly_raise_config_errors(name, bad, message):
+    """A model config is checked when it is built, not only through create_model: the same
+    ConfigError as an extractor config, one line."""
+    from avemo.models.registry import model_class
+
+    with pytest.raises(ConfigError, match=message) as err:
+        model_class(name).Config(**bad)
+    assert "\n" not in str(err.value)
+
+
 def test_aliases(monkeypatch):
     monkeypatch.setattr(registry, "_ALIASES", {})
     register_alias("default", "au_mlp")

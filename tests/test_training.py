@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from avemo.cache import FeatureCache
 from avemo.cli import app, main
-from avemo.datasets import Fold, make_plan
+from avemo.datasets import Fold, make_plan, split
 from avemo.errors import CheckpointError, LeakageError
 from avemo.training import (
     AugmentConfig,
@@ -22,7 +22,6 @@ from avemo.training import (
     evaluate_checkpoint,
     load_checkpoint,
     load_data,
-    split_takes,
     train_run,
 )
 
@@ -101,7 +100,7 @@ def test_train_checkpoint_evaluate_json(small_ravdess, au_table, cache_dir, tmp_
 def test_resume_after_interruption_gives_the_same_result(small_ravdess, au_table, cache_dir, tmp_path):
     data = load_data("ravdess", small_ravdess, visual_table=au_table)
     fold = Fold(number=1, test=("06",), val=("05",), train=("01", "02"))
-    tr, va, te = split_takes(data.takes, fold)
+    tr, va, te = split(data.takes, fold)
     # random crops, SpecAugment, noise and mixup: every source of randomness must replay identically
     config = TrainConfig(epochs=4, patience=10, batch_size=8,
                          augment=AugmentConfig(specaugment=True, noise_std=0.05, mixup_alpha=0.2))
@@ -161,7 +160,7 @@ def test_checkpoint_refused_for_other_labels_or_features(
     small_ravdess, au_table, cache_dir, tmp_path, shared_data, monkeypatch, capsys
 ):
     data = load_data("ravdess", small_ravdess, visual_table=au_table, speakers=["01", "02", "05"])
-    tr, va, _ = split_takes(data.takes, Fold(number=0, test=(), val=("05",), train=("01", "02")))
+    tr, va, _ = split(data.takes, Fold(number=0, test=(), val=("05",), train=("01", "02")))
     out = tmp_path / "ck"
     train_run("mfcc_cnn1d", data, train_takes=tr, val_takes=va, train_config=TrainConfig(epochs=1),
               cache=FeatureCache(cache_dir), out_dir=out, plots=False)

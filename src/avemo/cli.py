@@ -311,7 +311,7 @@ def evaluate(
 
 @app.command()
 def benchmark(
-    suite: Annotated[str, typer.Argument(help="Benchmark suite: ravdess-au.")],
+    suite: Annotated[str, typer.Argument(help="Benchmark suite: ravdess_au.")],
     root: RootOpt,
     visual_table: TableOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("docs/results"),
@@ -349,10 +349,10 @@ def benchmark(
     from avemo.evaluation.suites import PAPER_NUMBERS, RAVDESS_AU_TRAIN, ravdess_au_entries
     from avemo.training import TrainConfig, load_data
 
-    if suite != "ravdess-au":
-        raise AvemoError(f"unknown benchmark suite {suite!r}; available: ravdess-au")
+    if suite != "ravdess_au":
+        raise AvemoError(f"unknown benchmark suite {suite!r}; available: ravdess_au")
     if visual_table is None:
-        raise AvemoError("the ravdess-au suite needs --visual-table (openface_au_means.csv)")
+        raise AvemoError("the ravdess_au suite needs --visual-table (openface_au_means.csv)")
     if protocol not in ("speaker", "random"):
         raise AvemoError(f"--protocol must be 'speaker' or 'random', got {protocol!r}")
     settings = {**RAVDESS_AU_TRAIN, **(cfg.load_file(config) if config is not None else {})}

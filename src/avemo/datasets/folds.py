@@ -39,9 +39,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from avemo import config as cfg
+from avemo.datasets.pairing import Take
 from avemo.datasets.records import Clip
 from avemo.datasets.scan import speaker_sort_key
 from avemo.errors import ConfigError, DatasetError, LeakageError
@@ -119,13 +120,13 @@ class FoldPlan:
             raise ConfigError(f"plan {self.name!r} has folds 1..{len(self.folds)}, not {number}")
         return self.folds[number - 1]
 
-    def split(self, clips: Iterable[Clip], number: int, *, extra: Literal["error", "drop"] = "error") -> Split:
-        """:func:`split` of ``clips`` by fold ``number``, checking the clips are of this plan's dataset."""
-        clips = list(clips)
-        foreign = sorted({c.dataset for c in clips} - {self.dataset})
+    def split(self, items: Iterable[Clip | Take], number: int, *, extra: Literal["error", "drop"] = "error") -> Split:
+        """:func:`split` of clips or takes by fold ``number``, checking they are of this plan's dataset."""
+        items = list(items)
+        foreign = sorted({c.dataset for c in items} - {self.dataset})
         if foreign:
             raise DatasetError(f"plan {self.name!r} is for {self.dataset} clips, got clips of {foreign}")
-        return split(clips, self.fold(number), extra=extra)
+        return split(items, self.fold(number), extra=extra)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, **cfg.to_dict(self)}
@@ -338,47 +339,60 @@ def builtin_plan(name: str) -> FoldPlan:
         return FoldPlan.from_json(path)
 
 
-class Split(NamedTuple):
-    """The clips of one fold's partitions (unpacks as ``train, val, test``)."""
+@dataclass(frozen=True)
+class Split:
+    """One fold's items -- clips, or takes (the files of one performance) -- by partition.
 
-    train: list[Clip]
-    val: list[Clip]
-    test: list[Clip]
+    Unpacks as ``train, val, test``. ``number`` is the fold's number (1-based; 0 for a split that
+    comes from no plan, e.g. training without a test partition).
+    """
+
+    train: list
+    val: list
+    test: list
+    number: int = 0
+
+    def __iter__(self) -> Iterator[list]:
+        return iter((self.train, self.val, self.test))
 
 
-def split(clips: Iterable[Clip], fold: Fold, *, extra: Literal["error", "drop"] = "error") -> Split:
-    """Put each clip in the partition of its speaker, in input order, and check for leakage.
+def _clips_of(item: Clip | Take) -> list[Clip]:
+    return list(item) if isinstance(item, Take) else [item]
+
+
+def split(items: Iterable[Clip | Take], fold: Fold, *, extra: Literal["error", "drop"] = "error") -> Split:
+    """Put each clip or take in the partition of its speaker, in input order, and check for leakage.
 
     Args:
-        clips: clips of one dataset (speaker ids are only unique within a dataset).
+        items: clips or takes of one dataset (speaker ids are only unique within a dataset).
         fold: the fold.
-        extra: what to do with clips whose speaker is in no partition of the fold:
-            ``"error"`` (DatasetError listing them) or ``"drop"``.
+        extra: what to do with items whose speaker is in no partition of the fold:
+            ``"error"`` (DatasetError listing them) or, asked for explicitly, ``"drop"``.
 
     Raises:
-        DatasetError: clips of several datasets, or unknown speakers with ``extra="error"``.
+        DatasetError: items of several datasets, or unknown speakers with ``extra="error"``.
         LeakageError: a take ends up in two partitions (see :func:`check_leakage`).
     """
-    clips = list(clips)
-    datasets = sorted({c.dataset for c in clips})
+    items = list(items)
+    datasets = sorted({c.dataset for c in items})
     if len(datasets) > 1:
         raise DatasetError(f"a fold plan covers one dataset; the clips are of {datasets}")
-    parts: dict[str, list[Clip]] = {p: [] for p in PARTITIONS}
+    parts: dict[str, list] = {p: [] for p in PARTITIONS}
     unknown: set[str] = set()
-    for clip in clips:
-        part = fold.partition_of(clip.speaker)
+    for item in items:
+        part = fold.partition_of(item.speaker)
         if part is None:
-            unknown.add(clip.speaker)
+            unknown.add(item.speaker)
         else:
-            parts[part].append(clip)
+            parts[part].append(item)
     if unknown and extra == "error":
         listed = sorted(unknown, key=speaker_sort_key)
         raise DatasetError(
             f"speaker(s) {listed[:_MAX_LISTED]} of the clips are in no partition of fold {fold.number}; "
             "filter the clips or pass extra='drop'"
         )
-    result = Split(parts["train"], parts["val"], parts["test"])
-    check_leakage(*result)
+    result = Split(parts["train"], parts["val"], parts["test"], fold.number)
+    check_leakage(*([c for item in part for c in _clips_of(item)] for part in result))
     return result
 
 

@@ -27,13 +27,12 @@ import numpy as np
 
 from avemo import config as cfg
 from avemo.cache.store import FeatureCache
-from avemo.datasets.folds import Fold
-from avemo.datasets.pairing import Take
+from avemo.datasets.folds import Fold, Split, split
 from avemo.errors import ConfigError
 from avemo.metrics import compute_metrics, summarise_folds
 from avemo.modality import MODALITIES
 from avemo.training.config import TrainConfig
-from avemo.training.experiment import DataBundle, split_takes
+from avemo.training.experiment import DataBundle
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +50,10 @@ class BenchmarkEntry:
     note: str = ""
 
 
-@dataclass
-class Split:
-    """One fold's takes (speaker-disjoint plans and, for comparison only, random splits)."""
-
-    number: int
-    train: list[Take]
-    val: list[Take]
-    test: list[Take]
-
-
 def plan_splits(data: DataBundle, folds: Sequence[Fold]) -> list[Split]:
-    return [Split(f.number, *split_takes(data.takes, f)) for f in folds]
+    """The takes of ``data`` split by each fold of a speaker-disjoint plan (every speaker of the data
+    must be in the plan)."""
+    return [split(data.takes, f) for f in folds]
 
 
 def random_splits(data: DataBundle, k: int = 5, val_fraction: float = 0.1, seed: int = 0) -> list[Split]:
@@ -77,8 +68,8 @@ def random_splits(data: DataBundle, k: int = 5, val_fraction: float = 0.1, seed:
     for i in range(k):
         rest = np.concatenate([parts[j] for j in range(k) if j != i])
         n_val = max(1, int(round(val_fraction * len(rest))))
-        splits.append(Split(i + 1, [data.takes[j] for j in rest[n_val:]], [data.takes[j] for j in rest[:n_val]],
-                            [data.takes[j] for j in parts[i]]))
+        splits.append(Split(train=[data.takes[j] for j in rest[n_val:]], val=[data.takes[j] for j in rest[:n_val]],
+                            test=[data.takes[j] for j in parts[i]], number=i + 1))
     return splits
 
 
@@ -100,7 +91,8 @@ def inner_splits(data: DataBundle, folds: Sequence[Fold]) -> list[Split]:
         ordered = after + [s for s in train if s not in after]
         inner_val = tuple(ordered[: len(f.val)])
         inner = Fold(f.number, test=tuple(f.val), val=inner_val, train=tuple(s for s in train if s not in inner_val))
-        out.append(Split(f.number, *split_takes(data.takes, inner)))
+        kept = [t for t in data.takes if t.speaker not in f.test]  # the fold's test speakers: left out
+        out.append(split(kept, inner))
     return out
 
 
@@ -336,9 +328,8 @@ def svm_baseline(data: DataBundle, splits: Sequence[Split], cache: FeatureCache,
     vec_spec = {"x": InputSpec("audio", "stats", {}, (None,), "vector")}
     index = {t.key: i for i, t in enumerate(flat.takes)}
     out = []
-    for split in splits:
-        parts = [flat.subset([index[t.key] for t in takes if t.key in index]) for takes in (split.train, split.val,
-                                                                                            split.test)]
+    for fold in splits:
+        parts = [flat.subset([index[t.key] for t in takes if t.key in index]) for takes in fold]
         norm = Normalizer.fit(parts[0], vec_spec, speaker_norm=config.speaker_norm)
         x = [np.stack(norm.transform(p)["x"]) for p in parts]
         y = [p.labels(data.labels) for p in parts]
@@ -362,7 +353,7 @@ def svm_baseline(data: DataBundle, splits: Sequence[Split], cache: FeatureCache,
         metrics = compute_metrics(y[2], probs, data.labels.emotions).to_dict()
         metrics["C"] = c
         size = int(clf.support_.size) if config.classifier == "svm" else int(clf.coef_.size + clf.intercept_.size)
-        out.append(FoldResult(name, split.number, metrics, probs, y[2], [], [], size, seconds))
+        out.append(FoldResult(name, fold.number, metrics, probs, y[2], [], [], size, seconds))
     return out
 
 
@@ -457,7 +448,6 @@ def write_report(
 __all__ = [
     "BenchmarkEntry",
     "FoldResult",
-    "Split",
     "inner_splits",
     "plan_splits",
     "random_splits",

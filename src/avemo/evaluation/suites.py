@@ -1,6 +1,6 @@
 """Named benchmark suites: which models run, on which protocol, next to which published numbers.
 
-``ravdess-au`` (the real benchmark of ``../shared/GUIDE.md``): RAVDESS speech audio of the 20
+``ravdess_au`` (the real benchmark of ``../shared/GUIDE.md``): RAVDESS speech audio of the 20
 shared speakers through our own audio front-ends, plus the 35 OpenFace AU means of the
 matching audio-visual take as the video input, 5 speaker-disjoint folds (the built-in
 ``ravdess_au`` plan). Every fusion method of the zoo runs with its paper's audio encoder and
@@ -126,6 +126,6 @@ def ravdess_au_entries(models: list[str] | None = None, *, extended: bool = Fals
         known = {e.name for e in entries}
         unknown = sorted(set(models) - known)
         if unknown:
-            raise ConfigError(f"models {unknown} are not in the ravdess-au suite; it has {sorted(known)}")
+            raise ConfigError(f"models {unknown} are not in the ravdess_au suite; it has {sorted(known)}")
         entries = [e for e in entries if e.name in models]
     return entries

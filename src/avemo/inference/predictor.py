@@ -7,7 +7,7 @@ Usage::
     p = Predictor.default()                      # the bundled model (torch engine)
     r = p.predict("clip.mp4")                    # window=1.0, hop=0.5, both modalities
     r.emotion, r.probabilities, r.modalities, r.face_coverage
-    r.timeline                                   # pandas DataFrame, one row per window
+    r.timeline                                   # the windows; r.timeline_frame(): a pandas DataFrame
     for item in p.predict_many(["a.mp4", "b.wav"]):
         print(item.path, item.emotion if item.ok else item.error)
 
@@ -499,7 +499,7 @@ class Predictor:
             probabilities=_labelled(raw.clip_probs, self.labels),
             modalities=raw.modalities,
             face_coverage=raw.face_coverage,
-            windows=tuple(windows),
+            timeline=tuple(windows),
             model={k: self.model_info[k] for k in ("name", "version", "engine")},
         )
 

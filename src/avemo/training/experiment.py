@@ -22,8 +22,8 @@ import numpy as np
 
 from avemo import config as cfg
 from avemo.cache.store import FeatureCache
-from avemo.datasets import DATASET_LABEL_SETS, check_leakage, load_au_means, pair_takes, read_dataset
-from avemo.datasets.folds import Fold
+from avemo.datasets import DATASET_LABEL_SETS, load_au_means, pair_takes, read_dataset
+from avemo.datasets.folds import Fold, split
 from avemo.datasets.labels import LabelSet
 from avemo.datasets.pairing import Take
 from avemo.errors import ConfigError, DatasetError
@@ -86,17 +86,6 @@ def load_data(
         table = load_au_means(visual_table)
         tables[table.name] = table
     return DataBundle(dataset, Path(root), takes, labels, tables, [(str(s.path), s.reason) for s in scan.skipped])
-
-
-def split_takes(takes: Sequence[Take], fold: Fold) -> tuple[list[Take], list[Take], list[Take]]:
-    """Partition takes by their speaker's side in ``fold``; checks that no speaker or take leaks."""
-    parts: dict[str, list[Take]] = {"train": [], "val": [], "test": []}
-    for take in takes:
-        side = fold.partition_of(take.speaker)
-        if side is not None:
-            parts[side].append(take)
-    check_leakage(*([c for t in parts[p] for c in t] for p in ("train", "val", "test")))
-    return parts["train"], parts["val"], parts["test"]
 
 
 @dataclass
@@ -322,5 +311,5 @@ def resolve_split(
         fold_obj = plan_obj.folds[fold - 1]
         info = {"plan": plan_obj.name, "fold": fold, "test_speakers": list(fold_obj.test),
                 "val_speakers": list(fold_obj.val)}
-    tr, va, te = split_takes(data.takes, fold_obj)
+    tr, va, te = split(data.takes, fold_obj)
     return tr, va, te, info

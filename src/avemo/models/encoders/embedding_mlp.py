@@ -37,6 +37,7 @@ from typing import Any
 
 from torch import nn
 
+from avemo.errors import ConfigError
 from avemo.models.base import Encoder, check_min_size
 from avemo.models.inputs import InputSpec
 from avemo.models.registry import register_model
@@ -61,10 +62,10 @@ class EmbeddingMlpConfig:
     def __post_init__(self) -> None:
         check_min_size("embedding_mlp", "input_dim", self.input_dim, 1)
         if any(w < 1 for w in self.hidden):
-            raise ValueError(f"hidden widths must be positive, got {self.hidden}")
+            raise ConfigError(f"hidden widths must be positive, got {self.hidden}")
         for name in ("dropout", "input_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
 class EmbeddingMlp(Encoder):

@@ -26,6 +26,7 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
+from avemo.errors import ConfigError
 from avemo.models.base import Encoder, check_min_size, frames_to_channels_first
 from avemo.models.inputs import InputSpec
 from avemo.models.registry import register_model
@@ -75,7 +76,7 @@ class ResNeXt3dConfig:
         check_min_size("resnext3d_50", "crop width", self.size[0], 8)
         check_min_size("resnext3d_50", "crop height", self.size[1], 8)
         if len(self.layers) != 4:
-            raise ValueError(f"layers must list 4 stage depths, got {self.layers}")
+            raise ConfigError(f"layers must list 4 stage depths, got {self.layers}")
 
 
 @register_model

@@ -18,6 +18,7 @@ import dataclasses
 
 from torch import nn
 
+from avemo.errors import ConfigError
 from avemo.models.base import Encoder, check_min_size
 from avemo.models.inputs import InputSpec
 from avemo.models.registry import register_model
@@ -33,7 +34,7 @@ class VectorMlpConfig:
     def __post_init__(self) -> None:
         check_min_size("au_mlp", "input_dim", self.input_dim, 1)
         if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"hidden must list at least one positive layer width, got {self.hidden}")
+            raise ConfigError(f"hidden must list at least one positive layer width, got {self.hidden}")
 
 
 @register_model

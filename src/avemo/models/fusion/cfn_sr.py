@@ -36,6 +36,7 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
+from avemo.errors import ConfigError
 from avemo.models.fusion.base import FusionConfig, FusionModel
 from avemo.models.layers.attention import SelfAttentionEncoder
 from avemo.models.registry import register_model
@@ -70,7 +71,7 @@ class CfnSrConfig(FusionConfig):
 
     def __post_init__(self) -> None:
         if self.embed_dim % self.heads:
-            raise ValueError(f"embed_dim {self.embed_dim} must be divisible by heads {self.heads}")
+            raise ConfigError(f"embed_dim {self.embed_dim} must be divisible by heads {self.heads}")
 
 
 @register_model

@@ -25,6 +25,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from avemo.errors import ConfigError
 from avemo.models.fusion.base import FusionConfig, FusionModel
 from avemo.models.registry import register_model
 
@@ -39,7 +40,7 @@ class GaoFusionConfig(FusionConfig):
 
     def __post_init__(self) -> None:
         if self.d_model % self.heads:
-            raise ValueError(f"d_model {self.d_model} must be divisible by heads {self.heads}")
+            raise ConfigError(f"d_model {self.d_model} must be divisible by heads {self.heads}")
 
 
 @register_model

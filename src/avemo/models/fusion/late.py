@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from avemo.errors import ConfigError
 from avemo.models.base import make_head
 from avemo.models.fusion.base import FusionConfig, FusionModel
 from avemo.models.registry import register_model
@@ -112,7 +113,7 @@ class MultiplicativeConfig(FusionConfig):
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.beta <= 1.0:
-            raise ValueError(f"beta must be in [0, 1], got {self.beta}")
+            raise ConfigError(f"beta must be in [0, 1], got {self.beta}")
 
 
 @register_model

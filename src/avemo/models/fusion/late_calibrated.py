@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from avemo.errors import ConfigError
 from avemo.models.base import Encoder, make_head
 from avemo.models.fusion.base import FusionConfig, FusionModel
 from avemo.models.inputs import InputSpec
@@ -79,7 +80,7 @@ class LateCalibratedConfig(FusionConfig):
 
     def __post_init__(self) -> None:
         if not 0.0 < self.weight_step <= 0.5:
-            raise ValueError(f"weight_step must be in (0, 0.5], got {self.weight_step}")
+            raise ConfigError(f"weight_step must be in (0, 0.5], got {self.weight_step}")
 
 
 def _nll(log_probs: Tensor, targets: Tensor) -> Tensor:

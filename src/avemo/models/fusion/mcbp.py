@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avemo.errors import ConfigError
 from avemo.models.fusion.base import FusionConfig, FusionModel
 from avemo.models.layers.sketch import CompactBilinearPooling
 from avemo.models.registry import register_model
@@ -39,7 +40,7 @@ class McbpConfig(FusionConfig):
 
     def __post_init__(self) -> None:
         if self.output_dim < 2:
-            raise ValueError(f"output_dim must be at least 2, got {self.output_dim}")
+            raise ConfigError(f"output_dim must be at least 2, got {self.output_dim}")
 
 
 @register_model

@@ -22,6 +22,7 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
+from avemo.errors import ConfigError
 from avemo.models.base import expand_like, global_average, make_head
 from avemo.models.fusion.base import FusionConfig, FusionModel, fusion_points, run_encoders
 from avemo.models.registry import register_model
@@ -52,7 +53,7 @@ class MmtmConfig(FusionConfig):
 
     def __post_init__(self) -> None:
         if self.points < 1:
-            raise ValueError(f"points must be at least 1, got {self.points}")
+            raise ConfigError(f"points must be at least 1, got {self.points}")
 
 
 @register_model

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avemo.errors import ConfigError
 from avemo.models.base import global_average, make_head
 from avemo.models.fusion.base import FusionConfig, FusionModel, fusion_points, run_encoders
 from avemo.models.registry import register_model
@@ -86,9 +87,9 @@ class MsafConfig(FusionConfig):
 
     def __post_init__(self) -> None:
         if self.points < 1:
-            raise ValueError(f"points must be at least 1, got {self.points}")
+            raise ConfigError(f"points must be at least 1, got {self.points}")
         if not 0.0 <= self.block_dropout < 1.0:
-            raise ValueError(f"block_dropout must be in [0, 1), got {self.block_dropout}")
+            raise ConfigError(f"block_dropout must be in [0, 1), got {self.block_dropout}")
 
 
 @register_model

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from avemo.errors import ConfigError
+
 
 class AttentionPooling(nn.Module):
     """Attention-weighted average over time: ``(B, T, C) -> (B, C)``.
@@ -62,7 +64,7 @@ class SelfAttentionEncoder(nn.Module):
     ):
         super().__init__()
         if dim % heads:
-            raise ValueError(f"embedding size {dim} is not divisible by {heads} heads")
+            raise ConfigError(f"embedding size {dim} is not divisible by {heads} heads")
         layer = nn.TransformerEncoderLayer(
             dim,
             heads,

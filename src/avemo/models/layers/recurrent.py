@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avemo.errors import ConfigError
+
 
 class Float32CpuLSTM(nn.LSTM):
     """``nn.LSTM`` (same parameters and checkpoints) that leaves CPU autocast for float32; see the module docstring."""
@@ -51,7 +53,7 @@ class RecurrentDropoutLSTM(nn.Module):
     ):
         super().__init__()
         if not 0.0 <= recurrent_dropout < 1.0:
-            raise ValueError(f"recurrent_dropout must be in [0, 1), got {recurrent_dropout}")
+            raise ConfigError(f"recurrent_dropout must be in [0, 1), got {recurrent_dropout}")
         self.lstm = Float32CpuLSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
         self.hidden_size = hidden_size
         self.directions = 2 if bidirectional else 1
