@@ -234,7 +234,7 @@ def write_markdown(
     for r in results:
         info = model_info(r["name"])
         inputs = "<br>".join(f"`{k}`: {v.describe()}" for k, v in default_inputs(r["name"]).items())
-        paper = info["paper"].replace("../shared/papers/", "")
+        paper = info["paper"]
         if "error" in r:
             lines.append(f"| `{r['name']}` | {info['kind']} | {paper} | {inputs} | — | error | error |")
             notes.append(f"- `{r['name']}`: {r['error']}")

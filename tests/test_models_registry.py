@@ -21,6 +21,7 @@ from avemo.models import (
     register_alias,
     registry,
 )
+from avemo.models.papers import PAPERS
 
 REQUIRED = {
     "audio": {"mfcc_cnn1d", "sultana_audio_cnn1d", "gao_bilstm_attention", "cai_ser1", "cai_ser2", "fercnn"},
@@ -109,8 +110,8 @@ def test_info_and_default_inputs_agree_with_the_built_model(name):
     info = model_info(name)
     json.dumps(info)  # result files and docs need JSON-compatible info
     assert info["name"] == name and info["kind"] in ("audio", "video", "fusion")
-    assert "../shared/papers/" in info["description"] and "epart" in info["description"]
-    assert info["paper"].startswith("../shared/papers/0") and ".txt" in info["paper"]
+    assert any(f'"{p.title}"' in info["description"] for p in PAPERS.values()) and "epart" in info["description"]
+    assert any(info["paper"].startswith(p.cite() + ", §") for p in PAPERS.values())
     model = meta_model(name, num_classes=4)
     assert model.inputs == default_inputs(name)
     assert {k: v.to_dict() for k, v in model.inputs.items()} == info["inputs"]

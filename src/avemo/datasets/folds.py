@@ -19,12 +19,20 @@ are built once (:func:`make_plan`), written to JSON (:meth:`FoldPlan.to_json`) a
    is gender-balanced (one male and one female for ``n_val=2``).
 4. Training speakers are all the others.
 
-**The built-in RAVDESS-AU plan** (``builtin_plan("ravdess_au")``, the protocol of the
-project guide): the 20 RAVDESS actors of ``../shared/data`` (01-24 without 03, 10, 17, 24)
-sorted by number, 5 folds of 4 in order -- test speakers 01 02 04 05 | 06 07 08 09 |
-11 12 13 14 | 15 16 18 19 | 20 21 22 23 -- with 2 gender-balanced validation speakers from
-the next group (RAVDESS: odd actors male, even female), hence 14 train / 2 val / 4 test
-speakers per fold. It is shipped as ``avemo/datasets/plans/ravdess_au.json``.
+**Built-in plans** describe datasets; they are data, shipped as ``avemo/datasets/plans/NAME.json``
+(:func:`list_builtin_plans`, :func:`builtin_plan`). Both RAVDESS plans follow one rule
+(:func:`ravdess_plan`): the actors sorted by number, cut into folds of 4 in order, with 2
+gender-balanced validation speakers from the next group (RAVDESS: odd actors male, even female):
+
+* ``ravdess``: the standard plan of the dataset, all 24 actors, 6 folds (18 train / 2 val / 4 test
+  speakers per fold);
+* ``ravdess_au``: the 20 actors of the RAVDESS-AU benchmark (01-24 without 03, 10, 17, 24, the
+  copy this project has), 5 folds -- test speakers 01 02 04 05 | 06 07 08 09 | 11 12 13 14 |
+  15 16 18 19 | 20 21 22 23, hence 14 train / 2 val / 4 test speakers per fold.
+
+Without a plan name, a dataset's folder is split by the smallest built-in plan of its dataset that
+covers its speakers (:func:`covering_plan`): the 20-actor copy by ``ravdess_au``, all 24 actors by
+``ravdess``.
 
 :func:`check_leakage` raises a :class:`~avemo.errors.LeakageError` when a speaker or a take
 (in any modality: a RAVDESS 01 video and the 03 audio of its take share the take) is in two
@@ -49,8 +57,6 @@ from avemo.errors import ConfigError, DatasetError, LeakageError
 
 FORMAT = "avemo.fold_plan/1"
 PARTITIONS = ("train", "val", "test")
-#: the 20 RAVDESS actors of the shared data (actors 03, 10, 17 and 24 are not there)
-RAVDESS_AU_SPEAKERS = tuple(f"{i:02d}" for i in range(1, 25) if i not in (3, 10, 17, 24))
 _MAX_LISTED = 5
 
 
@@ -309,18 +315,15 @@ def make_plan(
     )
 
 
-def ravdess_au_plan(n_val: int = 2) -> FoldPlan:
-    """Build the RAVDESS-AU plan from its rule (the shipped JSON is this with ``n_val=2``)."""
+def ravdess_plan(actors: Iterable[str], k: int, *, name: str, n_val: int = 2) -> FoldPlan:
+    """A RAVDESS plan by the rule of the built-in ones (module doc): ``actors`` sorted, ``k`` folds,
+    ``n_val`` gender-balanced validation speakers. The shipped plans are
+    ``ravdess_plan(ACTORS, 6, name="ravdess")`` and ``ravdess_plan(<the 20 actors>, 5, name="ravdess_au")``."""
     from avemo.datasets.ravdess import ravdess_gender
 
-    return make_plan(
-        RAVDESS_AU_SPEAKERS,
-        5,
-        n_val=n_val,
-        genders={s: ravdess_gender(s) for s in RAVDESS_AU_SPEAKERS},
-        name="ravdess_au",
-        dataset="ravdess",
-    )
+    actors = tuple(actors)
+    return make_plan(actors, k, n_val=n_val, genders={s: ravdess_gender(s) for s in actors}, name=name,
+                     dataset="ravdess")
 
 
 def list_builtin_plans() -> list[str]:
@@ -330,13 +333,22 @@ def list_builtin_plans() -> list[str]:
 
 
 def builtin_plan(name: str) -> FoldPlan:
-    """A plan shipped with avemo (``"ravdess_au"``), read from its JSON file."""
+    """A plan shipped with avemo (``"ravdess"``, ``"ravdess_au"``), read from its JSON file."""
     known = list_builtin_plans()
     if name not in known:
         raise ConfigError(f"no built-in fold plan {name!r}; known: {', '.join(known)}")
     resource = resources.files("avemo.datasets") / "plans" / f"{name}.json"
     with resources.as_file(resource) as path:
         return FoldPlan.from_json(path)
+
+
+def covering_plan(dataset: str, speakers: Iterable[str]) -> FoldPlan | None:
+    """The built-in plan of ``dataset`` with the fewest speakers that includes every one of
+    ``speakers`` (the plan of exactly this copy of the dataset when there is one), or None."""
+    wanted = set(speakers)
+    plans = [builtin_plan(n) for n in list_builtin_plans()]
+    fits = [p for p in plans if p.dataset == dataset and wanted <= set(p.speakers)]
+    return min(fits, key=lambda p: (len(p.speakers), p.name)) if fits else None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Calibrated late fusion of the experts: a weighted, temperature-scaled product of experts.
 
-Paper 000 (``../shared/papers/000_f67b687c6beb8162.txt`` §6, Table 1) lists multiplicative late
+Paper 000 (Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §6, Table 1) lists multiplicative late
 fusion ("Multiplication", 70.56 %, above averaging's 68.82 %) among its baselines: each modality's
 network predicts on its own and the class probabilities are multiplied. We use the weighted
 form of that product (a product of experts, Hinton 2002), with each expert first calibrated by a

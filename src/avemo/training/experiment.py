@@ -276,11 +276,12 @@ def resolve_split(
     """The train / validation / test takes of a ``train`` command.
 
     With ``fold``: that fold of ``plan`` (a built-in plan name or a JSON file; by default the
-    dataset's built-in plan when it covers the speakers, else a 5-fold plan made from them).
+    smallest built-in plan of the dataset that covers the speakers, :func:`~avemo.datasets.covering_plan`,
+    else a 5-fold plan made from them).
     Without: every speaker trains except the validation speakers (``val_speakers``, by default
     the last two in sorted order); there is no test partition.
     """
-    from avemo.datasets import FoldPlan, builtin_plan, list_builtin_plans, make_plan
+    from avemo.datasets import FoldPlan, builtin_plan, covering_plan, make_plan
 
     speakers = data.speakers
     if fold is None:
@@ -298,9 +299,7 @@ def resolve_split(
         if val_speakers:
             raise ConfigError("--val-speakers cannot be combined with --fold (the plan fixes them)")
         if plan is None:
-            candidates = [p for p in list_builtin_plans() if builtin_plan(p).dataset == data.dataset]
-            covering = [p for p in candidates if set(speakers) <= set(builtin_plan(p).speakers)]
-            plan_obj = builtin_plan(covering[0]) if covering else make_plan(
+            plan_obj = covering_plan(data.dataset, speakers) or make_plan(
                 speakers, 5, n_val=2, name=f"{data.dataset}_5fold", dataset=data.dataset)
         elif Path(str(plan)).suffix == ".json":
             plan_obj = FoldPlan.from_json(plan)

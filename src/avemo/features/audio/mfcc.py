@@ -1,6 +1,6 @@
 """``mfcc``: mel-frequency cepstral coefficients with deltas, (frames, 3 * n_mfcc).
 
-The steps are the classical ones that paper 004 lists (``../shared/papers/004_ea4299fc943e0e3d.txt``,
+The steps are the classical ones that paper 004 lists (Srinivas & Mishra, "Human Emotion Recognition by Integrating Facial and Speech Features: An Implementation of Multimodal Framework using CNN",
 section III.C.2: frames with a fixed shift and window, FFT, mel scale, logarithm, DCT) and
 that paper 000 (``000_f67b687c6beb8162.txt``) feeds to its 1D-CNN; neither gives window,
 band or coefficient counts, so the defaults are the common speech ones (25/10 ms, 64 mel

@@ -23,9 +23,9 @@ Defaults: ``whisper_mlp`` is linear (``hidden=()``): on the inner validation sco
 beat hidden layers of 256 and 512 units (``docs/results/ravdess_au.md``, "Exploration");
 ``egemaps_mlp`` has one hidden layer of 128.
 
-Paper context: none of the five papers (``../shared/papers/``) uses a pretrained audio
+Paper context: none of the five papers (:mod:`avemo.models.papers`) uses a pretrained audio
 representation; the encoders take the place of paper 000's "1D CNN (Aud.)"
-(``../shared/papers/000_f67b687c6beb8162.txt`` §4.3, Table 1). Departures: they follow no paper
+(Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §4.3, Table 1). Departures: they follow no paper
 of the five; widths and dropout are chosen on the validation speakers of the RAVDESS-AU folds
 (``benchmarks/ravdess_au.py``, "exploration" section of the report), never on test speakers.
 """
@@ -40,9 +40,8 @@ from torch import nn
 from avemo.errors import ConfigError
 from avemo.models.base import Encoder, check_min_size
 from avemo.models.inputs import InputSpec
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
-
-PAPER_000 = "../shared/papers/000_f67b687c6beb8162.txt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +105,7 @@ class WhisperMlp(EmbeddingMlp):
     see the module docstring."""
 
     name = "whisper_mlp"
-    paper = f"{PAPER_000} §4.3, Table 1 (replaces its '1D CNN (Aud.)'; Whisper: Radford et al. 2022 §2.3)"
+    paper = ZHANG_ZHENG.cite("§4.3, Table 1 (replaces its '1D CNN (Aud.)'; Whisper: Radford et al. 2022 §2.3)")
     summary = ("Frozen Whisper-base layer-averaged clip embedding (512,) -> input dropout -> linear classifier "
                "(hidden layers optional)")
     Config = WhisperMlpConfig
@@ -124,6 +123,6 @@ class EGeMAPSMlp(EmbeddingMlp):
     """MLP on the 88 eGeMAPS v02 functionals; see the module docstring."""
 
     name = "egemaps_mlp"
-    paper = f"{PAPER_000} §4.3, Table 1 (replaces its '1D CNN (Aud.)'; eGeMAPS: Eyben et al. 2016)"
+    paper = ZHANG_ZHENG.cite("§4.3, Table 1 (replaces its '1D CNN (Aud.)'; eGeMAPS: Eyben et al. 2016)")
     summary = "MLP (hidden 128, dropout) on the 88 eGeMAPS v02 functionals (openSMILE)"
     Config = EGeMAPSMlpConfig

@@ -1,6 +1,6 @@
 """The MFCC 1D CNN audio encoder of MSAF and CFN-SR (paper 000's "1D CNN (Aud.)", 0.03 M parameters).
 
-Paper: ``../shared/papers/000_f67b687c6beb8162.txt`` §4.3 and Table 1 ("1D CNN (Aud.) 0.03M"); the
+Paper: Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §4.3 and Table 1 ("1D CNN (Aud.) 0.03M"); the
 network itself is MSAF's (Su et al. 2020, "MSAF: Multimodal Split Attention Fusion", §4.1; code
 github anita-hu/MSAF ``ravdess/networks/mfcc_cnn.py``), reused unchanged by CFN-SR (Fu et al. 2021)
 and CFNSR-LSTM. We follow that code layer by layer:
@@ -25,9 +25,8 @@ from torch import Tensor, nn
 
 from avemo.models.base import Encoder, check_min_size
 from avemo.models.inputs import InputSpec
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
-
-PAPER_000 = "../shared/papers/000_f67b687c6beb8162.txt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +47,7 @@ class MfccCnn1d(Encoder):
 
     name = "mfcc_cnn1d"
     modality = "audio"
-    paper = f"{PAPER_000} §4.3, Table 1 (network of MSAF, Su et al. 2020 §4.1)"
+    paper = ZHANG_ZHENG.cite("§4.3, Table 1 (network of MSAF, Su et al. 2020 §4.1)")
     summary = "MFCC 1D CNN of MSAF/CFN-SR: 3 conv layers, flattened 64x26 feature (0.03 M params)"
     Config = MfccCnnConfig
     smoke_config = {"n_frames": 28}

@@ -1,6 +1,6 @@
 """Paper 001's unimodal networks: a 1D CNN on audio features and a 3D CNN on grayscale face frames.
 
-Paper: ``../shared/papers/001_d0fbf4c08d0fa33f.txt`` §III.B ("CNN Architecture") and §IV.C.
+Paper: Sultana et al., "Multimodal Emotion Recognition through Deep Fusion of Audio-Visual Data" §III.B ("CNN Architecture") and §IV.C.
 
 ``sultana_audio_cnn1d`` (§III.B.1): "a combination of convolution & max-pooling layers", then two
 dense layers of 256 and 64 units with ReLU, then the softmax layer. The paper gives neither the
@@ -28,9 +28,8 @@ from torch import Tensor, nn
 
 from avemo.models.base import Encoder, check_min_size, frames_to_channels_first
 from avemo.models.inputs import InputSpec
+from avemo.models.papers import SULTANA
 from avemo.models.registry import register_model
-
-PAPER_001 = "../shared/papers/001_d0fbf4c08d0fa33f.txt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +49,7 @@ class SultanaAudioCnn1d(Encoder):
 
     name = "sultana_audio_cnn1d"
     modality = "audio"
-    paper = f"{PAPER_001} §III.B.1"
+    paper = SULTANA.cite("§III.B.1")
     summary = "1D CNN on 180x20 MFCC frames: 3 conv/max-pool blocks, dense 256 and 64 (paper 001)"
     Config = SultanaAudioConfig
     smoke_config = {"n_frames": 16}
@@ -112,7 +111,7 @@ class SultanaVideoCnn3d(Encoder):
 
     name = "sultana_video_cnn3d"
     modality = "video"
-    paper = f"{PAPER_001} §III.B.2, §III.A.2"
+    paper = SULTANA.cite("§III.B.2, §III.A.2")
     summary = "3D CNN on 30 grayscale 80x70 face frames: conv3d 16,16,32,32 (3x3x3), 2 max-pools, dense 64"
     Config = SultanaVideoConfig
     smoke_config = {"n_frames": 16, "size": (16, 16)}

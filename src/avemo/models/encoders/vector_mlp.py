@@ -4,7 +4,7 @@ This is the "vector encoder" that stands in for a paper's frame encoder on the r
 this project, RAVDESS-AU (GUIDE.md: "Every fusion method of the papers is compared on it, with
 the paper's audio encoder and a vector encoder for the AU input in place of the frame encoder").
 None of the five papers has such an encoder (departure: it follows no paper; its widths, 128 and
-64, are sized for ~1,000 training clips of 35 values); it is named in paper 000's context (``../shared/papers/000_f67b687c6beb8162.txt`` §4.3, whose video branch it replaces).
+64, are sized for ~1,000 training clips of 35 values); it is named in paper 000's context (Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §4.3, whose video branch it replaces).
 
 Each hidden layer (Linear, ReLU, dropout) is one *stage*, so mid-level fusion (MMTM, MSAF) can
 exchange information after every hidden layer, as it does between the stages of a CNN. The input
@@ -21,6 +21,7 @@ from torch import nn
 from avemo.errors import ConfigError
 from avemo.models.base import Encoder, check_min_size
 from avemo.models.inputs import InputSpec
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
 
 
@@ -43,7 +44,7 @@ class AuMlp(Encoder):
 
     name = "au_mlp"
     modality = "video"
-    paper = "../shared/papers/000_f67b687c6beb8162.txt §4.3 (replaces its video encoder; not in any paper)"
+    paper = ZHANG_ZHENG.cite("§4.3 (replaces its video encoder; not in any paper)")
     summary = "MLP on a per-clip vector (35 OpenFace AU means by default): hidden 128, 64"
     Config = VectorMlpConfig
 

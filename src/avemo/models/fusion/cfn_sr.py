@@ -1,6 +1,6 @@
 """``cfn_sr``: cross-modal fusion with self-attention and a residual structure (Fu et al. 2021).
 
-Paper: ``../shared/papers/000_f67b687c6beb8162.txt`` §6, Table 1 row "CFN-SR" (model-level,
+Paper: Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §6, Table 1 row "CFN-SR" (model-level,
 26.30 M, 75.76 %), i.e. Fu, Liu, Wang, Qi, Fu, Zhou, Li, "A cross-modal fusion network based on
 self-attention and residual structure for multimodal emotion recognition" (arXiv 2111.02172): the
 MFCC CNN and 3D ResNeXt-50 features enter a cross-modal block, where self-attention selects the
@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from avemo.errors import ConfigError
 from avemo.models.fusion.base import FusionConfig, FusionModel
 from avemo.models.layers.attention import SelfAttentionEncoder
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
 
 
@@ -79,7 +80,7 @@ class CfnSr(FusionModel):
     """Self-attention audio selection, cross-modal attention on the video map with a residual; see the module docstring."""
 
     name = "cfn_sr"
-    paper = "../shared/papers/000_f67b687c6beb8162.txt §6, Table 1 ('CFN-SR'; Fu et al. 2021, code skeletonNN/CFN-SR)"
+    paper = ZHANG_ZHENG.cite("§6, Table 1 ('CFN-SR'; Fu et al. 2021, code skeletonNN/CFN-SR)")
     summary = "Cross-modal block: 5-layer self-attention on audio, audio-guided attention over video positions + residual, concat, FC"
     Config = CfnSrConfig
 

@@ -1,6 +1,6 @@
 """``gao_mha_residual``: paper 002's fusion, ``H = LayerNorm(F + MultiHead(F))`` over Bi-LSTM features.
 
-Paper: ``../shared/papers/002_92d69588fb27ecf8.txt`` §4.2 (attention, Eq. 8-9) and §4.3 (residual
+Paper: Gao & Guo, "Multimodal emotion recognition based on fusion with residual connection" §4.2 (attention, Eq. 8-9) and §4.3 (residual
 connection, Eq. 10: "H = Norm(F + MultiHead(F)) where ... F represents the feature extracted by
 Bi-LSTM"); audio encoder §3.2 (``gao_bilstm_attention``), video encoder §3.3 (a 3D CNN with
 convolution, pooling and fully connected layers, whose output vector is the video feature).
@@ -27,6 +27,7 @@ from torch import nn
 
 from avemo.errors import ConfigError
 from avemo.models.fusion.base import FusionConfig, FusionModel
+from avemo.models.papers import GAO_GUO
 from avemo.models.registry import register_model
 
 
@@ -48,7 +49,7 @@ class GaoMhaResidual(FusionModel):
     """Multi-head self-attention with a residual connection and LayerNorm over audio+video tokens; see the module docstring."""
 
     name = "gao_mha_residual"
-    paper = "../shared/papers/002_92d69588fb27ecf8.txt §4.2-4.3 (Eq. 8-10)"
+    paper = GAO_GUO.cite("§4.2-4.3 (Eq. 8-10)")
     summary = (
         "Paper 002's fusion: H = LayerNorm(F + MultiHead(F)) over Bi-LSTM audio frames and the video feature"
     )

@@ -1,6 +1,6 @@
 """Late (decision-level) fusion: each modality has its own classifier; their predictions are combined.
 
-Paper: ``../shared/papers/000_f67b687c6beb8162.txt`` §6, Table 1 rows "Averaging", "Multiplicative
+Paper: Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §6, Table 1 rows "Averaging", "Multiplicative
 β=0.3" and "Multiplication" (Late, 25.92 M parameters with the 3D ResNeXt-50 and the MFCC CNN),
 baselines taken from MSAF (Su et al. 2020, Table 2). Each branch is an encoder plus a linear layer,
 i.e. the two unimodal networks; nothing else is learnt, so the count is the sum of theirs
@@ -36,9 +36,8 @@ from torch import Tensor
 from avemo.errors import ConfigError
 from avemo.models.base import make_head
 from avemo.models.fusion.base import FusionConfig, FusionModel
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
-
-PAPER_000_T1 = "../shared/papers/000_f67b687c6beb8162.txt §6, Table 1"
 
 
 class LateFusion(FusionModel):
@@ -88,7 +87,7 @@ class LateAverage(LateFusion):
     """Averaged class probabilities of the audio and video networks; see the module docstring."""
 
     name = "late_average"
-    paper = f"{PAPER_000_T1} ('Averaging', late)"
+    paper = ZHANG_ZHENG.cite("§6, Table 1 ('Averaging', late)")
     summary = "Late fusion: average of the two unimodal networks' class probabilities"
 
     def combine(self, log_probs: list[Tensor]) -> Tensor:
@@ -100,7 +99,7 @@ class LateProduct(LateFusion):
     """Normalised product of the audio and video class probabilities; see the module docstring."""
 
     name = "late_product"
-    paper = f"{PAPER_000_T1} ('Multiplication', late)"
+    paper = ZHANG_ZHENG.cite("§6, Table 1 ('Multiplication', late)")
     summary = "Late fusion: normalised product of the two unimodal networks' class probabilities"
 
     def combine(self, log_probs: list[Tensor]) -> Tensor:
@@ -121,7 +120,7 @@ class LateMultiplicative(LateFusion):
     """Liu et al. 2018 multiplicative combination (β = 0.3); see the module docstring."""
 
     name = "late_multiplicative"
-    paper = f"{PAPER_000_T1} ('Multiplicative β=0.3', late; Liu et al. 2018 §3.1)"
+    paper = ZHANG_ZHENG.cite("§6, Table 1 ('Multiplicative β=0.3', late; Liu et al. 2018 §3.1)")
     summary = "Late fusion trained with Liu et al.'s multiplicative combination loss (beta 0.3); averaged probabilities"
     Config = MultiplicativeConfig
 

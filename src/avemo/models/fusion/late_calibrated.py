@@ -1,6 +1,6 @@
 """``late_calibrated``: late fusion as a calibrated, weighted product of experts.
 
-Paper: ``../shared/papers/000_f67b687c6beb8162.txt`` §6, Table 1 -- its late-fusion baselines
+Paper: Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §6, Table 1 -- its late-fusion baselines
 (from MSAF, Su et al. 2020) multiply ("Multiplication", 70.56 %) or average the class
 probabilities of separately predicting unimodal networks, and "Multiplicative β=0.3" trains them
 with Liu et al. 2018's loss ("Learn to Combine Modalities in Multimodal Deep Learning", §3.1).
@@ -55,9 +55,8 @@ from avemo.errors import ConfigError
 from avemo.models.base import Encoder, make_head
 from avemo.models.fusion.base import FusionConfig, FusionModel
 from avemo.models.inputs import InputSpec
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import get_encoder, model_class, register_alias, register_model
-
-PAPER_000_T1 = "../shared/papers/000_f67b687c6beb8162.txt §6, Table 1"
 
 #: temperatures searched (log-spaced) and overall weight scales, see :func:`fit_temperature` / :func:`fit_weights`
 TEMPERATURE_RANGE = (0.05, 20.0)
@@ -141,7 +140,7 @@ class LateCalibrated(FusionModel):
     """Calibrated, weighted product of per-modality experts; see the module docstring."""
 
     name = "late_calibrated"
-    paper = f"{PAPER_000_T1} ('Multiplication', late; weighted and temperature-calibrated, Guo et al. 2017)"
+    paper = ZHANG_ZHENG.cite("§6, Table 1 ('Multiplication', late; weighted and temperature-calibrated, Guo et al. 2017)")
     summary = ("Late fusion: product of experts (Whisper-embedding linear head, AU MLP by default), each with its "
                "own loss; temperatures and weights fitted on validation speakers")
     Config = LateCalibratedConfig

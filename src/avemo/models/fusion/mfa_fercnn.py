@@ -1,6 +1,6 @@
 """``mfa_fercnn``: paper 004's Marginal Fisher Analysis feature fusion followed by its FERCNN.
 
-Paper: ``../shared/papers/004_ea4299fc943e0e3d.txt`` §III.C (audio features: MFCC, zero crossing
+Paper: Srinivas & Mishra, "Human Emotion Recognition by Integrating Facial and Speech Features: An Implementation of Multimodal Framework using CNN" §III.C (audio features: MFCC, zero crossing
 rate, autocorrelation pitch, RMS energy), §III.B (video: spatio-temporal Harris interest points),
 §III.D (MFA fusion, :mod:`avemo.models.fusion.mfa`), §III.E and Fig. 1 (FERCNN,
 :mod:`avemo.models.encoders.fercnn`), §III.F (workflow: features -> fusion -> CNN).
@@ -36,9 +36,8 @@ from avemo.models.base import AvemoModel, Encoder, check_min_size, make_head
 from avemo.models.encoders.fercnn import MIN_LENGTH, fercnn_stages
 from avemo.models.fusion.mfa import marginal_fisher_analysis
 from avemo.models.inputs import InputSpec, ModelInputError, check_inputs
+from avemo.models.papers import SRINIVAS_MISHRA
 from avemo.models.registry import model_class, register_model
-
-PAPER_004 = "../shared/papers/004_ea4299fc943e0e3d.txt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +85,7 @@ class MfaFerCnn(AvemoModel):
 
     name = "mfa_fercnn"
     kind = "fusion"
-    paper = f"{PAPER_004} §III.D (MFA, Eq. 15-22), §III.E (FERCNN)"
+    paper = SRINIVAS_MISHRA.cite("§III.D (MFA, Eq. 15-22), §III.E (FERCNN)")
     summary = "Paper 004: MFA (k1 intra-class, k2 inter-class pairs) fitted on training vectors, then FERCNN"
     Config = MfaFerCnnConfig
     needs_fit = True

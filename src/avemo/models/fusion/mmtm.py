@@ -1,6 +1,6 @@
 """``mmtm``: Multimodal Transfer Module (Joze et al., CVPR 2020) between the encoders' stages.
 
-Paper: ``../shared/papers/000_f67b687c6beb8162.txt`` §6, Table 1 row "MMTM" (model-level,
+Paper: Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §6, Table 1 row "MMTM" (model-level,
 31.97 M), a baseline from MSAF (Su et al. 2020, Table 2). MMTM (Joze, Shaban, Iuzzolino, Koishida,
 "MMTM: Multimodal Transfer Module for CNN Fusion", §3): at a pair of stages with features ``A``
 (``C_A`` channels) and ``B`` (``C_B``), squeeze each by global average pooling, ``Z = W [S_A, S_B] +
@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from avemo.errors import ConfigError
 from avemo.models.base import expand_like, global_average, make_head
 from avemo.models.fusion.base import FusionConfig, FusionModel, fusion_points, run_encoders
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
 
 
@@ -61,7 +62,7 @@ class Mmtm(FusionModel):
     """Two streams exchanging channel gates through MMTM blocks after their last stages; see the module docstring."""
 
     name = "mmtm"
-    paper = "../shared/papers/000_f67b687c6beb8162.txt §6, Table 1 ('MMTM', model; Joze et al. 2020 §3)"
+    paper = ZHANG_ZHENG.cite("§6, Table 1 ('MMTM', model; Joze et al. 2020 §3)")
     summary = "Mid-level fusion: MMTM squeeze-excitation blocks after the last 3 stages; mean of the two streams' logits"
     Config = MmtmConfig
 

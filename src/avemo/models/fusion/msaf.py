@@ -1,6 +1,6 @@
 """``msaf``: Multimodal Split Attention Fusion (Su et al. 2020) between the encoders' stages.
 
-Paper: ``../shared/papers/000_f67b687c6beb8162.txt`` §6, Table 1 row "MSAF" (model-level, 25.94 M).
+Paper: Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §6, Table 1 row "MSAF" (model-level, 25.94 M).
 MSAF (Su, Hu, Li, Cao, "MSAF: Multimodal Split Attention Fusion", §3; code github anita-hu/MSAF,
 ``MSAF.py`` and ``ravdess/networks/msaf_ravdess.py``): each modality's feature map is split into
 channel blocks of ``block_channel`` channels; blocks are summed per modality, globally average
@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from avemo.errors import ConfigError
 from avemo.models.base import global_average, make_head
 from avemo.models.fusion.base import FusionConfig, FusionModel, fusion_points, run_encoders
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
 
 
@@ -97,7 +98,7 @@ class Msaf(FusionModel):
     """MSAF modules after the encoders' last two stages, sum of the two networks' logits; see the module docstring."""
 
     name = "msaf"
-    paper = "../shared/papers/000_f67b687c6beb8162.txt §6, Table 1 ('MSAF', model; Su et al. 2020 §3-4)"
+    paper = ZHANG_ZHENG.cite("§6, Table 1 ('MSAF', model; Su et al. 2020 §3-4)")
     summary = "Mid-level fusion: split-attention (MSAF) modules after the last 2 stages; sum of the two networks' logits"
     Config = MsafConfig
 

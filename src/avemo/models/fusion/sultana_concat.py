@@ -1,6 +1,6 @@
 """``sultana_concat_dense``: paper 001's fusion of its audio 1D CNN and video 3D CNN.
 
-Paper: ``../shared/papers/001_d0fbf4c08d0fa33f.txt`` §III.B.3 ("Fusion Model"): "The second-to-last
+Paper: Sultana et al., "Multimodal Emotion Recognition through Deep Fusion of Audio-Visual Data" §III.B.3 ("Fusion Model"): "The second-to-last
 layers from the trained audio and video models are combined ... The output is concatenated and then
 a dense layer with 128 units and a ReLU activation function is used ... Another dense layer ...
 The final output ... represents the probabilities for 8 potential classes". The penultimate layers
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from avemo.models.fusion.base import FusionConfig, FusionModel
+from avemo.models.papers import SULTANA
 from avemo.models.registry import register_model
 
 
@@ -34,7 +35,7 @@ class SultanaConcatDense(FusionModel):
     """Concatenated penultimate layers, dense 128 ReLU, dense softmax (paper 001); see the module docstring."""
 
     name = "sultana_concat_dense"
-    paper = "../shared/papers/001_d0fbf4c08d0fa33f.txt §III.B.3"
+    paper = SULTANA.cite("§III.B.3")
     summary = "Paper 001's fusion: concatenated 64-d penultimate layers -> dense 128 ReLU -> dense (softmax)"
     Config = SultanaFusionConfig
 

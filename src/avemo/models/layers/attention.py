@@ -15,7 +15,7 @@ class AttentionPooling(nn.Module):
 
     Scores ``v^T tanh(W h_t + b)`` are normalised with a softmax over ``t`` and used to average the
     ``h_t`` -- the "attention scores ... weighted average" of paper 002
-    (``../shared/papers/002_92d69588fb27ecf8.txt`` §3.2), in the additive form of Bahdanau et al.
+    (Gao & Guo, "Multimodal emotion recognition based on fusion with residual connection" §3.2), in the additive form of Bahdanau et al.
     """
 
     def __init__(self, dim: int, hidden: int | None = None):

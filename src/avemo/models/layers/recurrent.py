@@ -1,6 +1,6 @@
 """An LSTM layer with *recurrent* dropout, as Keras's ``LSTM(recurrent_dropout=p)``.
 
-Paper 003 (``../shared/papers/003_9a5ab34c3727da9f.txt`` §III.C) trains its LSTMs "with a recurrent
+Paper 003 (Cai et al., "Multi-Modal Emotion Recognition From Speech and Facial Expression Based on Deep Learning" §III.C) trains its LSTMs "with a recurrent
 dropout of 0.2", the Keras option that drops units of the hidden state fed back into the recurrence
 with one mask per sequence (Gal & Ghahramani 2016, "A theoretically grounded application of dropout
 in recurrent neural networks"). ``torch.nn.LSTM`` has no such option, so :class:`RecurrentDropoutLSTM`
