@@ -1,7 +1,8 @@
 """The extractor registry: one place that knows every feature extractor.
 
 An extractor has a registry ``name``, a ``modality`` (:mod:`avemo.modality`: ``"audio"``, ``"video"``), a
-``Config`` dataclass with defaults, and ``extract(path)`` returning a :data:`Features`
+``Config`` dataclass with defaults, ``feature_names()`` (the names of the columns of ``"x"``),
+and ``extract(path)`` returning a :data:`Features`
 dict of numpy arrays whose main array is under ``"x"`` (extra arrays such as a face
 ``"mask"`` or ``"coverage"`` sit beside it). Audio extractors also implement
 ``from_signal(y, sr)`` so that one decoded signal feeds several of them, and so that a
@@ -64,6 +65,12 @@ class Extractor(ABC):
     @abstractmethod
     def extract(self, path: str | Path) -> Features:
         """Compute the features of one media file; raises an AvemoError on bad input."""
+
+    @abstractmethod
+    def feature_names(self) -> list[str]:
+        """The names of the columns of ``"x"`` with this config, in order: its last axis (the
+        dimensions of a (T, D) sequence or a (D,) vector; the channels of (N, H, W, C) frames), as
+        opensmile names its columns. ``len(names) == x.shape[-1]``."""
 
     def cache_spec(self) -> dict[str, Any]:
         """What identifies this extractor's output, apart from the input file's content."""

@@ -58,16 +58,7 @@ class MFCCConfig:
     top_db: float | None = None
 
     def __post_init__(self):
-        check_mel_config(
-            "mfcc",
-            sample_rate=self.sample_rate,
-            n_mels=self.n_mels,
-            win_ms=self.win_ms,
-            hop_ms=self.hop_ms,
-            fmin=self.fmin,
-            fmax=self.fmax,
-            n_fft=self.n_fft,
-        )
+        check_mel_config("mfcc", self)
         if not 1 <= self.n_mfcc <= self.n_mels:
             raise ConfigError(
                 f"mfcc: need 1 <= n_mfcc <= n_mels, got n_mfcc={self.n_mfcc}, n_mels={self.n_mels}"
@@ -103,6 +94,11 @@ class MFCC(AudioExtractor):
     Config = MFCCConfig
     version = "1"
     summary = "MFCC (T, 3*n_mfcc) with deltas, librosa-compatible, 25/10 ms frames, 64 Slaney mel bands"
+
+    def feature_names(self) -> list[str]:
+        """``mfcc_0 .. mfcc_{n-1}``, then with deltas ``delta_mfcc_*`` and ``delta2_mfcc_*``."""
+        static = [f"mfcc_{i}" for i in range(self.config.n_mfcc)]
+        return static + ([f"delta_{n}" for n in static] + [f"delta2_{n}" for n in static] if self.config.deltas else [])
 
     def frame_times(self, n_frames: int) -> np.ndarray:
         """Centre time (s) of each output frame."""

@@ -56,5 +56,8 @@ class Perturbed(AudioExtractor):
     def cache_spec(self) -> dict[str, Any]:
         return {**self.inner.cache_spec(), "perturb": {"speed": self.speed, "pitch": self.pitch}}
 
+    def feature_names(self) -> list[str]:
+        return self.inner.feature_names()
+
     def from_signal(self, y: np.ndarray, sr: int) -> Features:
         return self.inner.from_signal(perturb_signal(y, sr, speed=self.speed, pitch=self.pitch), sr)

@@ -172,8 +172,7 @@ class PitchEnergy(AudioExtractor):
     version = "1"
     summary = "zcr, rms, autocorrelation f0 (Hz, 0 = unvoiced), voicing (T, 4), 40/10 ms frames (paper 004)"
 
-    @staticmethod
-    def feature_names() -> list[str]:
+    def feature_names(self) -> list[str]:
         return list(COLUMNS)
 
     def frame_times(self, n_frames: int) -> np.ndarray:

@@ -275,8 +275,7 @@ class PyAA34(AudioExtractor):
     version = "1"
     summary = "pyAudioAnalysis 34 short-term features (T, 34), 50/25 ms frames (paper 003)"
 
-    @staticmethod
-    def feature_names() -> list[str]:
+    def feature_names(self) -> list[str]:
         return list(FEATURE_NAMES)
 
     def frame_times(self, n_frames: int) -> np.ndarray:

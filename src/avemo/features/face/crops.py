@@ -91,6 +91,10 @@ class FaceCrops(VideoExtractor):
     version = "1"
     summary = "tracked, eye-aligned face crops (N, H, W, C) uint8 with a face mask and coverage"
 
+    def feature_names(self) -> list[str]:
+        """The channels of the crops: ``gray``, or ``red``, ``green``, ``blue``."""
+        return ["gray"] if self.config.gray else ["red", "green", "blue"]
+
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
         c = self.config

@@ -41,8 +41,27 @@ class MfccCnnConfig:
         check_min_size("mfcc_cnn1d", "n_mfcc", self.n_mfcc, 1)
 
 
+class MfccSequenceEncoder(Encoder):
+    """Base of the 1D CNNs over a fixed number of MFCC frames without deltas (MSAF's, paper 001's):
+    the input they declare (``n_mfcc`` coefficients x ``n_frames`` frames of their config) and the
+    (B, T, D) -> (B, D, T) layout a ``Conv1d`` over time needs."""
+
+    @classmethod
+    def spec_for(cls, config) -> InputSpec:
+        return InputSpec(
+            "audio",
+            "mfcc",
+            {"n_mfcc": config.n_mfcc, "deltas": False},
+            (config.n_frames, config.n_mfcc),
+            "sequence",
+        )
+
+    def prepare(self, x: Tensor) -> Tensor:
+        return x.transpose(1, 2)  # (B, T, D) -> (B, D, T)
+
+
 @register_model
-class MfccCnn1d(Encoder):
+class MfccCnn1d(MfccSequenceEncoder):
     """MSAF's MFCC 1D CNN (paper 000 Table 1 "1D CNN (Aud.)"); see the module docstring."""
 
     name = "mfcc_cnn1d"
@@ -73,19 +92,6 @@ class MfccCnn1d(Encoder):
         self.out_length = (c.n_frames - 4) // 8
         self.feature_dim = 64 * self.out_length
         self.dropout2 = nn.Dropout(c.dropout2)
-
-    @classmethod
-    def spec_for(cls, config: MfccCnnConfig) -> InputSpec:
-        return InputSpec(
-            "audio",
-            "mfcc",
-            {"n_mfcc": config.n_mfcc, "deltas": False},
-            (config.n_frames, config.n_mfcc),
-            "sequence",
-        )
-
-    def prepare(self, x: Tensor) -> Tensor:
-        return x.transpose(1, 2)  # (B, T, D) -> (B, D, T)
 
     def pool(self, h: Tensor) -> Tensor:
         return self.dropout2(h.flatten(1))

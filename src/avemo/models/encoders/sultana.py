@@ -27,6 +27,7 @@ import dataclasses
 from torch import Tensor, nn
 
 from avemo.models.base import Encoder, check_min_size, frames_to_channels_first
+from avemo.models.encoders.mfcc_cnn import MfccSequenceEncoder
 from avemo.models.inputs import InputSpec
 from avemo.models.papers import SULTANA
 from avemo.models.registry import register_model
@@ -44,7 +45,7 @@ class SultanaAudioConfig:
 
 
 @register_model
-class SultanaAudioCnn1d(Encoder):
+class SultanaAudioCnn1d(MfccSequenceEncoder):
     """Paper 001's audio 1D CNN (conv/max-pool blocks, dense 256 and 64); see the module docstring."""
 
     name = "sultana_audio_cnn1d"
@@ -71,19 +72,6 @@ class SultanaAudioCnn1d(Encoder):
         self.stages = nn.ModuleList([*blocks, dense])
         self.stage_channels = [*c.channels, 64]
         self.feature_dim = 64
-
-    @classmethod
-    def spec_for(cls, config: SultanaAudioConfig) -> InputSpec:
-        return InputSpec(
-            "audio",
-            "mfcc",
-            {"n_mfcc": config.n_mfcc, "deltas": False},
-            (config.n_frames, config.n_mfcc),
-            "sequence",
-        )
-
-    def prepare(self, x: Tensor) -> Tensor:
-        return x.transpose(1, 2)
 
 
 @dataclasses.dataclass(frozen=True)
