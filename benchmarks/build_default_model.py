@@ -173,7 +173,7 @@ def update_card(card: Path, block: str) -> None:
     card.write_text(f"{head}{begin}\n{block}\n{end}{tail}", encoding="utf-8")
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "ravdess" / "speech_audio")
     parser.add_argument("--recipe", type=Path, default=RECIPE,
@@ -193,7 +193,11 @@ def main() -> None:
                         help="model card whose numbers block is rewritten (default: OUT/model_card.md, the card "
                              "the bundle names)")
     parser.add_argument("--version", default="1")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _arguments()
 
     import torch
 

@@ -200,7 +200,7 @@ def write_markdown(
 ) -> str:
     import torch
 
-    from avemo.models import default_inputs, model_info
+    from avemo.models import model_info
 
     device = (
         args.device if args.device != "cpu" else f"CPU, {args.threads or torch.get_num_threads()} threads"
@@ -230,6 +230,34 @@ def write_markdown(
         "| model | kind | paper | inputs | params | train ms (b=8) | infer ms (b=1) |",
         "|---|---|---|---|---:|---:|---:|",
     ]
+    rows, notes = _model_rows(results)
+    lines += rows
+    from avemo.models import list_aliases
+
+    aliases = ", ".join(f"`{a}` = `{t}`" for a, t in sorted(list_aliases().items()))
+    if aliases:
+        lines += ["", f"Aliases (also accepted by `create_model`): {aliases}."]
+    if notes:
+        lines += ["", "Notes:", "", *notes]
+    lines += _table_1_lines(results)
+    lines += ["", "## Summaries", ""]
+    for r in results:
+        info = model_info(r["name"])
+        lines.append(f"- **`{r['name']}`** ({info['kind']}): {info['summary']}. Source: `{info['paper']}`.")
+    lines += [
+        "",
+        "Each model's docstring (`avemo.models.model_info(name)['description']`, and its module's) states",
+        "where it departs from its paper and why.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _model_rows(results: list[dict]) -> tuple[list[str], list[str]]:
+    """One table row per model, and the notes the rows refer to."""
+    from avemo.models import default_inputs, model_info
+
+    lines: list[str] = []
     notes = []
     for r in results:
         info = model_info(r["name"])
@@ -252,13 +280,12 @@ def write_markdown(
         lines.append(
             f"| `{r['name']}` | {info['kind']} | {paper} | {inputs} | {params} | {train} | {fmt_ms(r.get('infer_ms'))} |"
         )
-    from avemo.models import list_aliases
+    return lines, notes
 
-    aliases = ", ".join(f"`{a}` = `{t}`" for a, t in sorted(list_aliases().items()))
-    if aliases:
-        lines += ["", f"Aliases (also accepted by `create_model`): {aliases}."]
-    if notes:
-        lines += ["", "Notes:", "", *notes]
+
+def _table_1_lines(results: list[dict]) -> list[str]:
+    """Parameter counts against paper 000's Table 1 (when the run measured those models)."""
+    lines: list[str] = []
     table = [r for r in results if r["name"] in TABLE_1 and "error" not in r]
     if table:
         lines += [
@@ -281,17 +308,7 @@ def write_markdown(
             "- `mcbp`: counted with its count sketches as dense matrices, as MSAF does (see `fusion/mcbp.py`).",
             "- `concat_fc` and `mmtm`: MSAF publishes neither; see their modules for the layouts chosen.",
         ]
-    lines += ["", "## Summaries", ""]
-    for r in results:
-        info = model_info(r["name"])
-        lines.append(f"- **`{r['name']}`** ({info['kind']}): {info['summary']}. Source: `{info['paper']}`.")
-    lines += [
-        "",
-        "Each model's docstring (`avemo.models.model_info(name)['description']`, and its module's) states",
-        "where it departs from its paper and why.",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv=None) -> int:

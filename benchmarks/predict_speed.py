@@ -110,7 +110,6 @@ def main() -> None:
     if not clip.exists():
         write_clip(clip, duration=CLIP_SECONDS, size=(1280, 720), fps=30, face=True, audio="voice")
 
-    lines: list[str] = []
     predictors = {"torch": Predictor.default(), "onnx": Predictor.default(engine="onnx", onnx_dir=onnx_dir)}
 
     loads = {}
@@ -140,6 +139,16 @@ def main() -> None:
             memory.append((minutes, run_child("long", str(path))))
             print(f"{minutes:g} min: {memory[-1]}", flush=True)
 
+    lines = _markdown(args, predictors, loads, cli_start, rows, memory, load_start)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines), encoding="utf-8")
+    assemble()  # docs/benchmarks.md
+    print(f"wrote {args.out}")
+
+
+def _markdown(args, predictors, loads, cli_start: float, rows, memory, load_start) -> list[str]:
+    """The report's lines."""
+    lines: list[str] = []
     lines += [
         "## Prediction: model load, end-to-end speed, memory",
         "",
@@ -181,10 +190,7 @@ def main() -> None:
               f"{d['face_coverage']:.3f} | {d['after_load_rss_mb']:.0f} | {d['peak_rss_mb']:.0f} |" for m, d in memory],
             "",
         ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines), encoding="utf-8")
-    assemble()  # docs/benchmarks.md
-    print(f"wrote {args.out}")
+    return lines
 
 
 if __name__ == "__main__":

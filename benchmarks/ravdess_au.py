@@ -263,24 +263,37 @@ def _line(models, name) -> str:
 
 
 def answer_sections(suite, results, explore, svm, random_res, timing) -> list[tuple[str, list[str]]]:
-    TABLE_1, MODEL_LEVEL, EARLY, LATE = (suite.model_set(n) for n in ("table_1", "model-level fusion",  # noqa: N806
-                                                                        "early fusion", "late fusion"))
+    """The report's sections derived from the numbers: the answers, paper 000's claim, paper 004's
+    random split, and the exploration."""
     models = results["models"]
-    sections: list[tuple[str, list[str]]] = []
+    sections = [("Answers", _answers(results, svm, timing)),
+                ("Paper 000's claim: model-level vs early vs late fusion", _paper_000_claim(suite, models))]
+    if random_res:
+        sections.append(("Paper 004: random split vs speaker-disjoint", _random_vs_speaker(models, random_res)))
+    if explore:
+        sections.append(("Exploration (validation speakers only)", _exploration_table(explore)))
+        sections.append(("What was tried and what helped (inner scores)", effect_lines(explore)))
+    return sections
+
+
+def _best(pool, pred=lambda n, m: True):
+    cands = [(m["mean_accuracy"], n) for n, m in pool.items() if pred(n, m)]
+    return max(cands)[1] if cands else None
+
+
+def _answers(results, svm, timing) -> list[str]:
+    """The targets of the issue: best model with and without speaker normalisation, audio only, AU only,
+    the SVM floor, the cold-cache run."""
+    models = results["models"]
     spk = {n: m for n, m in models.items() if m["train"].get("speaker_norm")}
     plain = {n: m for n, m in models.items() if n not in spk and not n.startswith("svm_floor")}
-
-    def best(pool, pred=lambda n, m: True):
-        cands = [(m["mean_accuracy"], n) for n, m in pool.items() if pred(n, m)]
-        return max(cands)[1] if cands else None
-
     lines = []
-    b = best(plain)
+    b = _best(plain)
     if b:
         ok = 100 * models[b]["mean_accuracy"] >= TARGET_BEST
         lines.append(f"- **Best model, no speaker normalisation**: {_line(models, b)} -- target {TARGET_BEST:.0f} % "
                      f"{'reached' if ok else 'NOT reached'}.")
-    b2 = best(spk)
+    b2 = _best(spk)
     if b2:
         ok = 100 * models[b2]["mean_accuracy"] >= TARGET_BEST
         lines.append(f"- **Best model with speaker normalisation** (each test speaker's features z-normalised with "
@@ -291,30 +304,12 @@ def answer_sections(suite, results, explore, svm, random_res, timing) -> list[tu
                      f"MLP, calibrated product of experts, {len(models['default']['seeds'])}-seed ensemble): "
                      f"{_line(models, 'default')}; with speaker normalisation "
                      + (_line(models, "default_spknorm") if "default_spknorm" in models else "n/a") + ".")
-    audio = {n: m for n, m in plain.items() if m["group"] == "audio only"}
-    ba = best(audio)
-    if ba:
-        ok = 100 * models[ba]["mean_accuracy"] >= TARGET_AUDIO
-        lines.append(f"- **Audio only (from raw audio)**: best {_line(models, ba)} -- target {TARGET_AUDIO:.0f} % "
-                     f"{'reached' if ok else 'NOT reached'}. The other audio-only models (the papers' networks are "
-                     "trained from scratch on MFCC / log-mel / pyAudioAnalysis features): "
-                     + ", ".join(f"`{n}` {pct(m['mean_accuracy'])}" for n, m in sorted(
-                         audio.items(), key=lambda kv: -kv[1]["mean_accuracy"]) if n != ba) + ".")
-    bv = best(plain, lambda n, m: m["group"] == "visual only (AU)")
-    if bv:
-        ok = 100 * models[bv]["mean_accuracy"] >= TARGET_AU
-        bv2 = best(spk, lambda n, m: m["group"].startswith("visual only (AU)"))
-        extra = f"; with speaker normalisation, best {_line(models, bv2)}" if bv2 else ""
-        others = ", ".join(f"`{n}` {pct(m['mean_accuracy'])}" for n, m in plain.items()
-                           if m["group"] == "visual only (AU)" and n != bv)
-        lines.append(f"- **AU only**: best {_line(models, bv)} -- target {TARGET_AU:.0f} % "
-                     f"{'reached' if ok else 'NOT reached'}" + (f" (also {others})" if others else "") + f"{extra}.")
-    if svm:
-        for name in svm:
-            if name in models and name.startswith("svm_floor"):
-                cs = [f.metrics["C"] for f in results["_folds"][name]]
-                lines.append(f"- **SVM floor** ({'with' if 'spknorm' in name else 'without'} speaker normalisation; "
-                             f"{svm[name][0].describe()}; C per fold {cs}): {_line(models, name)}.")
+    lines += _unimodal_answers(models, plain, spk)
+    for name in svm or {}:
+        if name in models and name.startswith("svm_floor"):
+            cs = [f.metrics["C"] for f in results["_folds"][name]]
+            lines.append(f"- **SVM floor** ({'with' if 'spknorm' in name else 'without'} speaker normalisation; "
+                         f"{svm[name][0].describe()}; C per fold {cs}): {_line(models, name)}.")
     if timing:
         ok = timing["wall_seconds"] <= TARGET_SECONDS
         lines.append(f"- **Cold-cache run of the recommended model** (`{timing['command']}`): "
@@ -323,9 +318,36 @@ def answer_sections(suite, results, explore, svm, random_res, timing) -> list[tu
                      f"{timing['train_seconds']:.0f} s -- budget {TARGET_SECONDS / 60:.0f} min "
                      f"{'met' if ok else 'NOT met'} (load average before/after: {timing['load_average_before']} / "
                      f"{timing['load_average_after']}; accuracy {pct(timing['mean_accuracy'])} %).")
-    sections.append(("Answers", lines))
+    return lines
 
-    # paper 000's claim
+
+def _unimodal_answers(models, plain, spk) -> list[str]:
+    """The best audio-only and AU-only models against their targets."""
+    lines = []
+    audio = {n: m for n, m in plain.items() if m["group"] == "audio only"}
+    ba = _best(audio)
+    if ba:
+        ok = 100 * models[ba]["mean_accuracy"] >= TARGET_AUDIO
+        lines.append(f"- **Audio only (from raw audio)**: best {_line(models, ba)} -- target {TARGET_AUDIO:.0f} % "
+                     f"{'reached' if ok else 'NOT reached'}. The other audio-only models (the papers' networks are "
+                     "trained from scratch on MFCC / log-mel / pyAudioAnalysis features): "
+                     + ", ".join(f"`{n}` {pct(m['mean_accuracy'])}" for n, m in sorted(
+                         audio.items(), key=lambda kv: -kv[1]["mean_accuracy"]) if n != ba) + ".")
+    bv = _best(plain, lambda n, m: m["group"] == "visual only (AU)")
+    if bv:
+        ok = 100 * models[bv]["mean_accuracy"] >= TARGET_AU
+        bv2 = _best(spk, lambda n, m: m["group"].startswith("visual only (AU)"))
+        extra = f"; with speaker normalisation, best {_line(models, bv2)}" if bv2 else ""
+        others = ", ".join(f"`{n}` {pct(m['mean_accuracy'])}" for n, m in plain.items()
+                           if m["group"] == "visual only (AU)" and n != bv)
+        lines.append(f"- **AU only**: best {_line(models, bv)} -- target {TARGET_AU:.0f} % "
+                     f"{'reached' if ok else 'NOT reached'}" + (f" (also {others})" if others else "") + f"{extra}.")
+    return lines
+
+
+def _paper_000_claim(suite, models) -> list[str]:
+    """Paper 000's Table 1 methods here, by fusion stage, with the MFCC CNN and the Whisper audio encoder."""
+    TABLE_1, MODEL_LEVEL, EARLY, LATE = (suite.model_set(n) for n in ("table_1", "model_level", "early", "late"))  # noqa: N806
     lines = ["Paper 000 (Table 1) reports model-level fusion (MMTM 73.12, MSAF 74.86, CFN-SR 75.76, CFNSR-LSTM "
              "76.25) above early (Concat+FC 71.04, MCBP 71.32) and late fusion (68.82-70.56). Here, same folds, "
              "same encoders within a column (mean accuracy over the 5 folds, %):", "",
@@ -350,43 +372,39 @@ def answer_sections(suite, results, explore, svm, random_res, timing) -> list[tu
             f"- {label}: group means model-level {pct(means['model-level'])}, early {pct(means['early'])}, late "
             f"{pct(means['late'])}; best of each {pct(bests['model-level'])} / {pct(bests['early'])} / "
             f"{pct(bests['late'])}. The claim {'holds' if holds else 'does NOT hold'} here"
-            + ("" if not holds else "") + f" (fold-to-fold std up to {pct(spread)} points: differences of a "
+            f" (fold-to-fold std up to {pct(spread)} points: differences of a "
             "point or two are within the noise of 5 folds).")
-    lines += ["", *verdicts]
-    sections.append(("Paper 000's claim: model-level vs early vs late fusion", lines))
+    return lines + ["", *verdicts]
 
-    # paper 004: random vs speaker-disjoint
-    if random_res:
-        rm = random_res["models"]
-        lines = ["Paper 004 reports 95.07 % on RAVDESS with a random split of the clips (the same actors on both "
-                 "sides). The same pipeline and the recommended model, 5 random folds of the takes (validation takes "
-                 "drawn from the training part) vs the 5 speaker-disjoint folds:", "",
-                 "| model | random split (speakers on both sides) | speaker-disjoint | gap (points) |",
-                 "|---|---|---|---|"]
-        for name, m in rm.items():
-            s = models.get(name)
-            gap = f"{100 * (m['mean_accuracy'] - s['mean_accuracy']):+.1f}" if s else "n/a"
-            lines.append(f"| {name} | {pct(m['mean_accuracy'])} ± {pct(m['std_accuracy'])} | "
-                         + (f"{pct(s['mean_accuracy'])} ± {pct(s['std_accuracy'])}" if s else "n/a") + f" | {gap} |")
-        lines += ["", "The random-split numbers are optimistic by construction (the model has heard the test "
-                  "speakers) and are only reported next to the speaker-disjoint ones; the full random-split "
-                  "report is `ravdess_au_random.md`."]
-        sections.append(("Paper 004: random split vs speaker-disjoint", lines))
 
-    # exploration
-    if explore:
-        lines = ["How the recipe was chosen, with scores that never saw a test speaker: in each fold the 2 "
-                 "validation speakers are the inner test set, the next 2 training speakers the inner validation "
-                 "set (early stopping, calibration), the other 12 train (`inner_splits`). Mean ± std over the 5 "
-                 "inner test sets (10 speakers, 600 takes); differences under ~2 points are noise.", "",
-                 "| candidate | question | inner accuracy | per inner fold | inner NLL | s |",
-                 "|---|---|---|---|---|---|"]
-        for name, r in explore.items():
-            lines.append(f"| {name} | {r['question']} | {pct(r['mean'])} ± {pct(r['std'])} | "
-                         + ", ".join(pct(a) for a in r["inner_accuracy"]) + f" | {r['nll']:.3f} | {r['seconds']:.0f} |")
-        sections.append(("Exploration (validation speakers only)", lines))
-        sections.append(("What was tried and what helped (inner scores)", effect_lines(explore)))
-    return sections
+def _random_vs_speaker(models, random_res) -> list[str]:
+    """Paper 004's random split next to the speaker-disjoint folds."""
+    lines = ["Paper 004 reports 95.07 % on RAVDESS with a random split of the clips (the same actors on both "
+             "sides). The same pipeline and the recommended model, 5 random folds of the takes (validation takes "
+             "drawn from the training part) vs the 5 speaker-disjoint folds:", "",
+             "| model | random split (speakers on both sides) | speaker-disjoint | gap (points) |",
+             "|---|---|---|---|"]
+    for name, m in random_res["models"].items():
+        s = models.get(name)
+        gap = f"{100 * (m['mean_accuracy'] - s['mean_accuracy']):+.1f}" if s else "n/a"
+        lines.append(f"| {name} | {pct(m['mean_accuracy'])} ± {pct(m['std_accuracy'])} | "
+                     + (f"{pct(s['mean_accuracy'])} ± {pct(s['std_accuracy'])}" if s else "n/a") + f" | {gap} |")
+    return lines + ["", "The random-split numbers are optimistic by construction (the model has heard the test "
+                    "speakers) and are only reported next to the speaker-disjoint ones; the full random-split "
+                    "report is `ravdess_au_random.md`."]
+
+
+def _exploration_table(explore) -> list[str]:
+    lines = ["How the recipe was chosen, with scores that never saw a test speaker: in each fold the 2 "
+             "validation speakers are the inner test set, the next 2 training speakers the inner validation "
+             "set (early stopping, calibration), the other 12 train (`inner_splits`). Mean ± std over the 5 "
+             "inner test sets (10 speakers, 600 takes); differences under ~2 points are noise.", "",
+             "| candidate | question | inner accuracy | per inner fold | inner NLL | s |",
+             "|---|---|---|---|---|---|"]
+    for name, r in explore.items():
+        lines.append(f"| {name} | {r['question']} | {pct(r['mean'])} ± {pct(r['std'])} | "
+                     + ", ".join(pct(a) for a in r["inner_accuracy"]) + f" | {r['nll']:.3f} | {r['seconds']:.0f} |")
+    return lines
 
 
 #: the candidate each exploration question compares against
