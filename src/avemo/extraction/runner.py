@@ -30,19 +30,21 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ExtractorSpec:
     """A picklable description of an extractor: registry name + config overrides, and for audio
-    extractors an optional perturbation (``(("speed", 1.1),)``, ``(("pitch", -2.0),)``) of the signal."""
+    extractors an optional perturbation of the signal: the keyword arguments of
+    :class:`~avemo.features.audio.perturb.Perturbed` (``(("speed", 1.1),)``, ``(("pitch", -2.0),)``,
+    ``(("channel", "noise_pink_5db"), ("seed", 0))``, babble ``("sources", (path, ...))``)."""
 
     name: str
     config: tuple[tuple[str, Any], ...] = ()
-    perturb: tuple[tuple[str, float], ...] = ()
+    perturb: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
-    def of(cls, name: str, *, perturb: dict[str, float] | None = None, **config: Any) -> ExtractorSpec:
+    def of(cls, name: str, *, perturb: dict[str, Any] | None = None, **config: Any) -> ExtractorSpec:
         def frozen(v):  # hashable, so specs can be compared and de-duplicated
             return tuple(frozen(x) for x in v) if isinstance(v, list | tuple) else v
 
         return cls(name, tuple(sorted((k, frozen(v)) for k, v in config.items())),
-                   tuple(sorted((perturb or {}).items())))
+                   tuple(sorted((k, frozen(v)) for k, v in (perturb or {}).items())))
 
     @classmethod
     def parse(cls, text: str) -> list[ExtractorSpec]:
