@@ -75,16 +75,26 @@ class ChannelUnavailableError(AvemoError):
 
 
 # ----------------------------------------------------------------------------- levels
+def _frame_powers(y: np.ndarray, sr: int) -> np.ndarray | None:
+    """Mean power of each whole 20 ms frame of ``y``, or None when it has fewer than two frames."""
+    frame = max(1, int(0.02 * sr))
+    n = len(y) // frame
+    if n < 2:
+        return None
+    return (np.asarray(y[: n * frame], dtype=np.float64).reshape(n, frame) ** 2).mean(axis=1)
+
+
+def _is_active(power: np.ndarray) -> np.ndarray:
+    """Frames within 40 dB of the loudest one."""
+    return power >= power.max() * 1e-4
+
+
 def signal_level(y: np.ndarray, sr: int, reference: Reference = "active") -> float:
     """Mean power of ``y``: over its active 20 ms frames (``"active"``, see module doc) or all of it."""
-    x = np.asarray(y, dtype=np.float64)
-    if reference == "mean" or len(x) < 2 * int(0.02 * sr):
-        return float(np.mean(x**2)) if len(x) else 0.0
-    frame = int(0.02 * sr)
-    n = len(x) // frame
-    power = (x[: n * frame].reshape(n, frame) ** 2).mean(axis=1)
-    active = power >= power.max() * 1e-4
-    return float(power[active].mean())
+    power = _frame_powers(y, sr) if reference == "active" else None
+    if power is None:
+        return float(np.mean(np.asarray(y, dtype=np.float64) ** 2)) if len(y) else 0.0
+    return float(power[_is_active(power)].mean())
 
 
 def _scale_to_snr(y: np.ndarray, noise: np.ndarray, sr: int, snr: float, reference: Reference) -> np.ndarray:
@@ -107,6 +117,8 @@ class Channel(ABC):
     Config: ClassVar[type]
     #: regular expression of the readable names of this kind (``fullmatch``), or None
     pattern: ClassVar[str | None] = None
+    #: the kind draws from the caller's source signals (babble)
+    needs_sources: ClassVar[bool] = False
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
@@ -142,8 +154,6 @@ class Channel(ABC):
     def check(self) -> None:
         """Raise :class:`ChannelUnavailableError` when this machine cannot apply the channel."""
         return None  # most kinds need nothing beyond numpy and scipy
-
-    needs_sources: ClassVar[bool] = False
 
     @abstractmethod
     def apply(self, y: np.ndarray, sr: int, rng: np.random.Generator, *, seed: int,
@@ -401,13 +411,12 @@ class BabbleConfig:
 
 
 def _active_span(y: np.ndarray, sr: int) -> np.ndarray:
-    """``y`` without the leading and trailing frames more than 40 dB below its loudest 20 ms frame."""
-    frame = max(1, int(0.02 * sr))
-    n = len(y) // frame
-    if n < 2:
+    """``y`` without its leading and trailing 20 ms frames more than 40 dB below its loudest one."""
+    power = _frame_powers(y, sr)
+    if power is None:
         return y
-    power = (np.asarray(y[: n * frame], np.float64).reshape(n, frame) ** 2).mean(axis=1)
-    active = np.nonzero(power >= power.max() * 1e-4)[0]
+    frame = max(1, int(0.02 * sr))
+    active = np.nonzero(_is_active(power))[0]
     return y[active[0] * frame : (active[-1] + 1) * frame] if len(active) else y
 
 
