@@ -159,6 +159,10 @@ def test_names_and_specs_round_trip():
     assert parse_channel("mp3:kbps=32").name == "mp3_32k"
     assert parse_channel("babble_5db:talkers=8").config.talkers == 8
     assert parse_channel("gain:db=6").name == "gain_+6db"
+    table = parse_channel("reverb_0.6s").to_dict()
+    assert table == {"kind": "reverb", "config": {"rt60": 0.6, "rooms": 8}} and parse_channel(table).name == "reverb_0.6s"
+    with pytest.raises(ConfigError, match="needs 'kind'"):
+        parse_channel({"kind": "echo"})
 
 
 @pytest.mark.parametrize(

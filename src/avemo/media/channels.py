@@ -55,7 +55,7 @@ import io
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar, Literal
@@ -615,10 +615,18 @@ def _base(head: str, text: str) -> tuple[type[Channel], dict[str, Any]]:
     )
 
 
-def parse_channel(text: str | Channel) -> Channel:
-    """The channel named by a readable name or a spec string (see module doc); one-line errors."""
+def parse_channel(text: str | Mapping[str, Any] | Channel) -> Channel:
+    """The channel named by a readable name or a spec string (see module doc), or given as the
+    mapping :meth:`Channel.to_dict` writes (``{"kind": "noise", "config": {"snr": 5}}``, e.g. from
+    a TOML table); one-line errors."""
     if isinstance(text, Channel):
         return text
+    if isinstance(text, Mapping):
+        if set(text) - {"kind", "config"} or text.get("kind") not in _REGISTRY:
+            raise ConfigError(f"a channel table needs 'kind' (one of {list_channel_kinds()}) and optional "
+                              f"'config', got {dict(text)}")
+        cls = _REGISTRY[text["kind"]]
+        return cls(cfg.from_dict(cls.Config, dict(text.get("config") or {}), where=f"channel {text['kind']}"))
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"a channel must be a non-empty name or spec, got {text!r}")
     head, *pairs = [p.strip() for p in text.strip().split(":")]
