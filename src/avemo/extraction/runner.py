@@ -53,7 +53,7 @@ class ExtractorSpec:
         ``"mfcc,egemaps"``; ``"mfcc:n_mfcc=13:deltas=false,face_crops:fps=5:n_frames=null"``.
         Values are read as JSON when they parse (numbers, true/false/null, ``[112,112]``), else as text.
         """
-        import json
+        from avemo.config import parse_options
 
         items, depth, current = [], 0, ""
         for ch in text:  # split on commas outside brackets: size=[112,112] stays whole
@@ -69,16 +69,7 @@ class ExtractorSpec:
             if not item.strip():
                 continue
             name, *pairs = [p.strip() for p in item.split(":")]
-            config = {}
-            for pair in pairs:
-                key, eq, value = pair.partition("=")
-                if not eq or not key:
-                    raise ConfigError(f"feature option {pair!r} of {name!r} is not key=value")
-                try:
-                    config[key] = json.loads(value)
-                except ValueError:
-                    config[key] = value
-            specs.append(cls.of(name, **config))
+            specs.append(cls.of(name, **parse_options(pairs, f"feature {name!r}")))
         if not specs:
             raise ConfigError("no feature names given (e.g. --features mfcc,egemaps)")
         return list(dict.fromkeys(specs))

@@ -631,14 +631,7 @@ def parse_channel(text: str | Mapping[str, Any] | Channel) -> Channel:
         raise ConfigError(f"a channel must be a non-empty name or spec, got {text!r}")
     head, *pairs = [p.strip() for p in text.strip().split(":")]
     cls, options = _base(head, text)
-    for pair in pairs:
-        key, eq, value = pair.partition("=")
-        if not eq or not key:
-            raise ConfigError(f"channel option {pair!r} of {text!r} is not key=value")
-        try:
-            options[key] = json.loads(value)
-        except ValueError:
-            options[key] = value
+    options.update(cfg.parse_options(pairs, f"channel {text!r}"))
     return cls(cfg.from_dict(cls.Config, options, where=f"channel {text!r}"))
 
 
