@@ -77,6 +77,13 @@ def test_channel_perturbation_is_keyed_by_channel_seed_and_source_contents(tmp_p
     assert first.cache_spec() != babble(talkers[:2]).cache_spec()
     outcome, d = extract_file(clip, [first], cache, keep=True)
     assert outcome.ok and not np.allclose(d["mfcc"]["x"], a["mfcc"]["x"])
+    gone = tmp_path / "gone.flac"
+    shutil.copy(talkers[2], gone)
+    vanishing = babble([talkers[1], gone])
+    vanishing.cache_spec()  # hashed, then deleted before it is decoded
+    gone.unlink()
+    outcome, _ = extract_file(clip, [vanishing], FeatureCache(tmp_path / "c2"), keep=True)
+    assert outcome.errors["mfcc"].startswith(f"babble source {gone}: ")
     with pytest.raises(ConfigError, match="needs source files"):
         ExtractorSpec.of("mfcc", perturb={"channel": "babble_5db"}).build()
     with pytest.raises(ConfigError, match="only a babble channel"):

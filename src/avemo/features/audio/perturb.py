@@ -20,13 +20,14 @@ pitch, channels) and the degraded-audio benchmark (channels).
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from avemo.errors import ConfigError
+from avemo.errors import AvemoError, ConfigError, FeatureError
 from avemo.features.base import AudioExtractor, Features
 
 
@@ -53,22 +54,32 @@ def signal_item(y: np.ndarray) -> int:
 
 
 class DecodedSources(Sequence):
-    """Audio files as a sequence of mono signals at ``sr`` Hz, each decoded when first asked for."""
+    """Audio files as a sequence of mono signals at ``sr`` Hz, decoded when asked for; the
+    ``keep`` most recently used are kept in memory."""
 
-    def __init__(self, paths: Sequence[str | Path], sr: int):
+    def __init__(self, paths: Sequence[str | Path], sr: int, keep: int = 64):
         self.paths = [str(p) for p in paths]
         self.sr = sr
-        self._signals: dict[int, np.ndarray] = {}
+        self.keep = keep
+        self._signals: OrderedDict[int, np.ndarray] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i):
-        if i not in self._signals:
-            from avemo.media import load_audio
+        if i in self._signals:
+            self._signals.move_to_end(i)
+            return self._signals[i]
+        from avemo.media import load_audio
 
-            self._signals[i] = load_audio(self.paths[i], sr=self.sr)
-        return self._signals[i]
+        try:
+            y = load_audio(self.paths[i], sr=self.sr)
+        except AvemoError as exc:  # the clip being degraded is fine: say which source is not
+            raise FeatureError(f"babble source {self.paths[i]}: {exc.reason}") from None
+        self._signals[i] = y
+        if len(self._signals) > self.keep:
+            self._signals.popitem(last=False)
+        return y
 
 
 class Perturbed(AudioExtractor):
