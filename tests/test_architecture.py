@@ -18,7 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "avemo"
 DOC = REPO / "docs" / "architecture.md"
-FOUNDATION = {"errors", "config", "version"}
+FOUNDATION = {"errors", "config", "version", "digest"}
 
 
 def _section(name: str) -> str:

@@ -63,14 +63,16 @@ def gather(
     executor: str = "local",
     address: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-    perturb: Mapping[str, float] | None = None,
+    perturb: Mapping[str, Any] | None = None,
 ) -> Gathered:
     """Fetch every input of ``specs`` for ``takes``; takes missing any input are listed in ``failed``.
 
     ``tables``: name -> :class:`~avemo.datasets.tables.VisualTable` for table inputs.
     ``progress(input_name, done, total)`` is called as extraction proceeds.
-    ``perturb``: e.g. ``{"speed": 1.1}``: audio-extractor inputs are computed on the perturbed
-    signal (data augmentation); tables and visual inputs are unchanged.
+    ``perturb``: e.g. ``{"speed": 1.1}`` or ``{"channel": "mp3_16k", "seed": 0}`` (the keyword
+    arguments of :class:`~avemo.features.audio.perturb.Perturbed`): audio-extractor inputs are
+    computed on the perturbed signal (augmentation, degraded-audio benchmarks); tables and visual
+    inputs are unchanged.
     """
     from avemo.extraction import ExtractorSpec, extract_file, run_extraction
 
