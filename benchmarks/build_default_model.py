@@ -185,7 +185,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--folds", type=lambda s: [int(x) for x in s.split(",")], default=None)
     parser.add_argument("--skip-cv", action="store_true", help="no cross-validation (temperature 1; for quick tries)")
     parser.add_argument("--video-weight", type=float, default=0.5)
-    parser.add_argument("--visual-fps", type=float, default=8.0)
+    parser.add_argument("--video-fps", type=float, default=8.0)
     parser.add_argument("--cache", type=Path, default=None, help="feature cache (default: ~/.cache/avemo/features)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=OUT)
@@ -244,7 +244,7 @@ def main() -> None:
     temperature = cv["calibration"]["temperature"] if cv else 1.0
     config = BundleConfig(
         name="avemo-default", version=args.version, labels=tuple(data.labels.emotions), window=1.0, hop=0.5,
-        audio="audio", video=VideoExpertConfig(fps=args.visual_fps),
+        audio="audio", video=VideoExpertConfig(fps=args.video_fps),
         fusion=FusionConfig(audio_weight=1.0, video_weight=args.video_weight, audio_temperature=temperature,
                             video_temperature=1.0),
     )

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from avemo.cache.store import FeatureCache, file_digest
+from avemo.cache.store import FeatureCache
+from avemo.digest import file_digest
 from avemo.errors import AvemoError, ConfigError
 from avemo.features.base import AudioExtractor, Extractor, Features, get_extractor
 
@@ -27,19 +28,21 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ExtractorSpec:
     """A picklable description of an extractor: registry name + config overrides, and for audio
-    extractors an optional perturbation (``(("speed", 1.1),)``, ``(("pitch", -2.0),)``) of the signal."""
+    extractors an optional perturbation of the signal: the keyword arguments of
+    :class:`~avemo.features.audio.perturb.Perturbed` (``(("speed", 1.1),)``, ``(("pitch", -2.0),)``,
+    ``(("channel", "noise_pink_5db"), ("seed", 0))``, babble ``("sources", (path, ...))``)."""
 
     name: str
     config: tuple[tuple[str, Any], ...] = ()
-    perturb: tuple[tuple[str, float], ...] = ()
+    perturb: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
-    def of(cls, name: str, *, perturb: dict[str, float] | None = None, **config: Any) -> ExtractorSpec:
+    def of(cls, name: str, *, perturb: dict[str, Any] | None = None, **config: Any) -> ExtractorSpec:
         def frozen(v):  # hashable, so specs can be compared and de-duplicated
             return tuple(frozen(x) for x in v) if isinstance(v, list | tuple) else v
 
         return cls(name, tuple(sorted((k, frozen(v)) for k, v in config.items())),
-                   tuple(sorted((perturb or {}).items())))
+                   tuple(sorted((k, frozen(v)) for k, v in (perturb or {}).items())))
 
     @classmethod
     def parse(cls, text: str) -> list[ExtractorSpec]:
@@ -48,7 +51,7 @@ class ExtractorSpec:
         ``"mfcc,egemaps"``; ``"mfcc:n_mfcc=13:deltas=false,face_crops:fps=5:n_frames=null"``.
         Values are read as JSON when they parse (numbers, true/false/null, ``[112,112]``), else as text.
         """
-        import json
+        from avemo.config import parse_options
 
         items, depth, current = [], 0, ""
         for ch in text:  # split on commas outside brackets: size=[112,112] stays whole
@@ -64,16 +67,7 @@ class ExtractorSpec:
             if not item.strip():
                 continue
             name, *pairs = [p.strip() for p in item.split(":")]
-            config = {}
-            for pair in pairs:
-                key, eq, value = pair.partition("=")
-                if not eq or not key:
-                    raise ConfigError(f"feature option {pair!r} of {name!r} is not key=value")
-                try:
-                    config[key] = json.loads(value)
-                except ValueError:
-                    config[key] = value
-            specs.append(cls.of(name, **config))
+            specs.append(cls.of(name, **parse_options(pairs, f"feature {name!r}")))
         if not specs:
             raise ConfigError("no feature names given (e.g. --features mfcc,egemaps)")
         return list(dict.fromkeys(specs))

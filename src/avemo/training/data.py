@@ -59,14 +59,16 @@ def gather(
     executor: str = "local",
     address: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-    perturb: Mapping[str, float] | None = None,
+    perturb: Mapping[str, Any] | None = None,
 ) -> Gathered:
     """Fetch every input of ``specs`` for ``takes``; takes missing any input are listed in ``failed``.
 
     ``tables``: name -> :class:`~avemo.datasets.tables.VisualTable` for table inputs.
     ``progress(input_name, done, total)`` is called as extraction proceeds.
-    ``perturb``: e.g. ``{"speed": 1.1}``: audio-extractor inputs are computed on the perturbed
-    signal (data augmentation); tables and video inputs are unchanged.
+    ``perturb``: e.g. ``{"speed": 1.1}`` or ``{"channel": "mp3_16k", "seed": 0}`` (the keyword
+    arguments of :class:`~avemo.features.audio.perturb.Perturbed`): audio-extractor inputs are
+    computed on the perturbed signal (augmentation, degraded-audio benchmarks); tables and video
+    inputs are unchanged.
     """
     tables = dict(tables or {})
     arrays: dict[str, dict[str, np.ndarray]] = {name: {} for name in specs}
@@ -108,7 +110,7 @@ def _from_table(takes: Sequence[Take], spec: InputSpec, table: Any, out: dict[st
 
 
 def _from_extractor(takes: Sequence[Take], spec: InputSpec, out: dict[str, np.ndarray], failed: dict[str, str], *,
-                    perturb: Mapping[str, float] | None, progress: Callable[[int, int], None], cache: FeatureCache,
+                    perturb: Mapping[str, Any] | None, progress: Callable[[int, int], None], cache: FeatureCache,
                     workers: int, executor: str, address: str | None) -> None:
     """Each take's features of the input's extractor: extracted into the cache on the executor, then
     read back; a take whose file fails is listed in ``failed`` with the reason."""
