@@ -33,24 +33,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from predict_speed import timed  # noqa: E402
 from report import SECTIONS, assemble, header  # noqa: E402
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = "ravdess/videos/01-01-07-02-02-01-01.mp4"
-
-
-def timed(fn, repeats: int) -> tuple[float, float, object]:
-    """Median wall and CPU seconds of ``fn()`` over ``repeats`` calls after one warm-up call, and its result."""
-    out = fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        w, c = time.perf_counter(), time.process_time()
-        out = fn()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    return statistics.median(walls), statistics.median(cpus), out
 
 
 def child_load() -> None:

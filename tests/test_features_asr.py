@@ -1,4 +1,4 @@
-"""Speech recognition: Whisper's NumPy front end, Silero VAD, chunking, words, transcripts, errors."""
+"""Speech recognition: Whisper's NumPy front end, chunking, words, transcripts, no speech, errors."""
 
 from __future__ import annotations
 
@@ -11,14 +11,7 @@ import pytest
 from avemo.errors import ConfigError, FeatureError, MediaError
 from avemo.features.audio import asr
 from avemo.features.audio.asr import Segment, TranscribeConfig, Transcript, Word, plan_chunks, transcribe
-from avemo.features.audio.vad import (
-    FRAME,
-    VadConfig,
-    regions_from_probabilities,
-    speech_probabilities,
-    speech_regions,
-)
-from avemo.features.audio.whisper_mel import log_mel, mel_filterbank
+from avemo.features.audio.whisper_mel import log_mel
 
 SR = 16000
 
@@ -43,13 +36,6 @@ def no_speech_signals() -> dict[str, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- front end
-def test_mel_filterbank_matches_librosa():
-    librosa = pytest.importorskip("librosa")
-    for n_mels in (80, 128):
-        ref = librosa.filters.mel(sr=SR, n_fft=400, n_mels=n_mels)
-        np.testing.assert_allclose(mel_filterbank(n_mels), ref, rtol=0, atol=1e-7)
-
-
 @pytest.mark.parametrize("samples", [SR, 3 * SR + 77, 3 * SR + 250])
 def test_log_mel_matches_the_torch_encoder_front_end(samples):
     import torch
@@ -71,67 +57,6 @@ def test_log_mel_matches_the_torch_encoder_front_end(samples):
 def test_log_mel_rejects_too_little_audio():
     with pytest.raises(ValueError, match="at least 160 samples"):
         log_mel(np.zeros(100, np.float32))
-
-
-# ----------------------------------------------------------------------------- VAD
-def _silero_reference():
-    """silero-vad's own functions; importing the package sets torch's thread count to 1, so restore it."""
-    import torch
-
-    threads = torch.get_num_threads()
-    try:
-        import silero_vad
-    finally:
-        torch.set_num_threads(threads)
-    return silero_vad
-
-
-@pytest.mark.parametrize("config", [VadConfig(), VadConfig(threshold=0.6, min_speech=0.1, min_silence=0.3, pad=0.2)])
-def test_regions_match_silero_state_machine(config):
-    silero = _silero_reference()
-    rng = np.random.default_rng(1)
-    for _ in range(40):  # random speech/pause patterns with noisy probabilities
-        n = int(rng.integers(5, 400))
-        state = np.cumsum(rng.random(n) < 0.08) % 2
-        probs = np.clip(state * 0.8 + 0.1 + 0.25 * rng.standard_normal(n), 0, 1).astype(np.float32)
-        n_samples = n * FRAME - int(rng.integers(0, FRAME))
-        ours = regions_from_probabilities(probs, n_samples, config)
-        ref = silero.get_speech_timestamps_from_probs(
-            list(probs), SR, threshold=config.threshold, min_speech_duration_ms=config.min_speech * 1000,
-            min_silence_duration_ms=config.min_silence * 1000, speech_pad_ms=config.pad * 1000,
-            audio_length_samples=n_samples,
-        )
-        assert ours == [(r["start"] / SR, r["end"] / SR) for r in ref]
-
-
-@pytest.mark.shared_data
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # silero-vad's own loader uses importlib.resources.path
-def test_vad_probabilities_match_the_streaming_model(ravdess_video):
-    """The sequence export we run gives the frame-by-frame model's probabilities."""
-    import torch
-
-    from avemo.media import load_audio
-
-    silero = _silero_reference()
-    y = load_audio(ravdess_video, sr=SR)
-    ref = silero.load_silero_vad(onnx=True).audio_forward(torch.from_numpy(y), SR).numpy().reshape(-1)
-    ours = speech_probabilities(y)
-    assert ours.shape == ref.shape
-    np.testing.assert_allclose(ours, ref, atol=1e-5)
-    regions = speech_regions(y)
-    assert len(regions) == 1 and 0.5 < regions[0][0] < 1.0 and 2.8 < regions[0][1] < 3.5
-
-
-@pytest.mark.parametrize("kind", sorted(no_speech_signals()))
-def test_vad_finds_no_speech_in_silence_and_noise(kind):
-    assert speech_regions(no_speech_signals()[kind].astype(np.float32)) == []
-
-
-def test_vad_config_is_checked():
-    with pytest.raises(ConfigError, match="threshold"):
-        VadConfig(threshold=1.5)
-    with pytest.raises(ConfigError, match="min_silence"):
-        VadConfig(min_silence=-1)
 
 
 # ----------------------------------------------------------------------------- chunks and records

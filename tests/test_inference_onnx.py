@@ -91,7 +91,7 @@ def test_audio_head_fer_and_fusion_graphs_match_torch(torch_predictor, onnx_dir)
                                audio.logits(emb), atol=TOL)
     with np.load(Path(__file__).parent / "data" / "fer_reference.npz") as ref:
         faces = scale_to_network(ref["faces"])
-    classifier = torch_predictor._backend.visual.classifier
+    classifier = torch_predictor._backend.video.classifier
     np.testing.assert_allclose(OnnxEngine(onnx_dir / "fer_mini_xception.onnx")(faces=faces)["logits"],
                                classifier.logits(faces), atol=TOL)
     a = rng.normal(0, 4, (5, 8)).astype(np.float32)
@@ -111,7 +111,7 @@ def test_engines_agree_end_to_end(torch_predictor, onnx_predictor, ravdess_video
     assert b.probabilities == pytest.approx(a.probabilities, abs=TOL)
     for m in ("audio", "video"):
         assert b.modalities[m].probabilities == pytest.approx(a.modalities[m].probabilities, abs=TOL)
-    assert len(a.windows) == len(b.windows)
-    for wa, wb in zip(a.windows, b.windows, strict=True):
+    assert len(a.timeline) == len(b.timeline)
+    for wa, wb in zip(a.timeline, b.timeline, strict=True):
         assert wb.probabilities == pytest.approx(wa.probabilities, abs=TOL)
     assert a.face_coverage == b.face_coverage

@@ -22,8 +22,8 @@ from avemo.media.probe import AUDIO_SUFFIXES, MEDIA_SUFFIXES
 
 
 def _unlabelled(path: Path) -> Clip:
-    modality = "audio" if path.suffix.lower() in AUDIO_SUFFIXES else "audio_video"
-    return Clip(path=path, dataset="files", emotion=None, speaker="", take=str(path), modality=modality)
+    modalities = ("audio",) if path.suffix.lower() in AUDIO_SUFFIXES else ("audio", "video")
+    return Clip(path=path, dataset="files", emotion=None, speaker="", take=str(path), modalities=modalities)
 
 
 def collect_inputs(
@@ -56,7 +56,7 @@ def export_features(out_dir: str | Path, clips: Sequence[Clip], specs, cache, re
     Clips whose extraction failed are left out of the index. The folder is built under a
     temporary name and renamed when complete, so it is never half-written.
     """
-    from avemo.cache.store import file_digest
+    from avemo.digest import file_digest
 
     out_dir = Path(out_dir)
     failed = {o.path for o in report.failed}

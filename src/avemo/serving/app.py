@@ -43,18 +43,18 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from avemo import __version__
 from avemo.errors import AvemoError, FeatureError, MediaError, MissingStreamError
+from avemo.modality import MODALITIES
 from avemo.serving.progress import PROGRESS_ID, ProgressBoard
 from avemo.serving.responses import ApiError, error_body, error_response, status_code_name
 from avemo.serving.schemas import HealthOut, ModelsOut, PredictionOut, ProgressOut, error_responses
 from avemo.serving.settings import ServeSettings
 from avemo.serving.uploads import MAX_FIELD_BYTES, Upload, check_media, receive_upload
 from avemo.serving.workers import PoolFull, PredictionPool
+from avemo.version import __version__
 
 log = logging.getLogger("avemo.serving")
 
-MODALITIES = ("audio", "video")
 
 #: the browser may load nothing from anywhere but this server (blob: for the local preview of the
 #: chosen file and the camera recording)

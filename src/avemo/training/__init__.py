@@ -1,21 +1,22 @@
 """Training: data assembly from model input specs, the fitting loop, checkpoints, experiments."""
 
-from avemo.training.checkpoint import (
+from avemo.models.batching import TensorData, collate
+from avemo.models.checkpoint import (
     Checkpoint,
     check_compatible,
     load_checkpoint,
     read_meta,
     save_checkpoint,
 )
+from avemo.models.normalization import Normalizer
 from avemo.training.config import AugmentConfig, TrainConfig
-from avemo.training.data import Gathered, Normalizer, TensorData, collate, gather
+from avemo.training.data import Gathered, gather
 from avemo.training.experiment import (
     DataBundle,
     RunResult,
     evaluate_checkpoint,
     load_data,
     resolve_split,
-    split_takes,
     train_run,
 )
 from avemo.training.trainer import FitResult, fit, predict_proba
@@ -41,6 +42,5 @@ __all__ = [
     "read_meta",
     "resolve_split",
     "save_checkpoint",
-    "split_takes",
     "train_run",
 ]

@@ -63,12 +63,7 @@ from typing import Any
 import numpy as np
 
 from avemo.errors import CheckpointError, ConfigError, FeatureError, MissingStreamError
-from avemo.features.audio.vad import (
-    FRAME_SECONDS,
-    VadConfig,
-    regions_from_probabilities,
-    speech_probabilities,
-)
+from avemo.features.audio.vad import FRAME_SECONDS, VadConfig, VoiceActivityDetector
 from avemo.features.audio.whisper_mel import FRAMES_PER_SECOND, log_mel
 
 SAMPLE_RATE = 16000
@@ -407,8 +402,8 @@ class WhisperRecogniser:
                    progress: Progress | None = None) -> Transcript:
         """Transcribe a mono 16 kHz float signal (see the module docstring); ``progress(seconds)`` after each chunk."""
         config = config or TranscribeConfig()
-        probs = speech_probabilities(y)
-        chunks = plan_chunks(regions_from_probabilities(probs, len(y), config.vad), probs, config)
+        activity = VoiceActivityDetector(config.vad).detect(y)
+        chunks = plan_chunks(list(activity.segments), activity.probabilities, config)
         language, confidence = config.language, None
         if language is not None:
             self.language_id(language)

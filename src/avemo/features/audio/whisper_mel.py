@@ -4,7 +4,8 @@ The same computation as Whisper's ``log_mel_spectrogram`` (Radford et al. 2022, 
 Recognition via Large-Scale Weak Supervision", section 2.2: 80 log-magnitude mel channels of
 25 ms windows every 10 ms, each input scaled to about [-1, 1]): a centred STFT with a periodic
 Hann window of 400 samples and hop 160 (reflect padding, the last frame dropped), power through
-the Slaney-normalised mel filterbank (librosa's default, which Whisper uses), ``log10``
+the Slaney-normalised mel filterbank (librosa's default, which Whisper uses; our copy in
+:mod:`~avemo.features.audio.spectrogram`), ``log10``
 floored at ``max - 8``, then ``(x + 4) / 4``. :class:`~avemo.features.audio.whisper.WhisperEncoder`
 computes the same in torch for the emotion embedding (tested equal); this copy lets
 transcription run without an encoder instance or librosa (about 1 s to import here), and
@@ -13,9 +14,11 @@ fills the padding frames instead of computing them.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from avemo.features.audio.framing import periodic_hann
+from avemo.features.audio.spectrogram import mel_filterbank
 
 SAMPLE_RATE = 16000
 N_FFT = 400
@@ -23,39 +26,9 @@ HOP = 160
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP  # 100 mel frames per second; the encoder halves it
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale: linear below 1 kHz, logarithmic above (librosa ``htk=False``)."""
-    f = np.asarray(f, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    logstep = np.log(6.4) / 27.0
-    linear = f / f_sp
-    return np.where(f >= min_log_hz, min_log_hz / f_sp + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, linear)
-
-
-def _mel_to_hz(m: np.ndarray) -> np.ndarray:
-    m = np.asarray(m, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
-
-
-@functools.lru_cache(maxsize=4)
-def mel_filterbank(n_mels: int = 80, sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT) -> np.ndarray:
-    """(n_mels, n_fft // 2 + 1) triangular filters, Slaney scale and area normalisation, 0 Hz to Nyquist.
-
-    Equal to ``librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)`` (tested).
-    """
-    fft_freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-    mel_freqs = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2))
-    widths = np.diff(mel_freqs)
-    ramps = mel_freqs[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / widths[:-1, None]
-    upper = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_freqs[2:] - mel_freqs[:-2]))[:, None]
-    weights.setflags(write=False)
-    return weights.astype(np.float32)
+def filterbank(n_mels: int = 80) -> np.ndarray:
+    """Whisper's (n_mels, 201) filters: librosa's Slaney mel filterbank from 0 Hz to 8 kHz, float32."""
+    return mel_filterbank(SAMPLE_RATE, N_FFT, n_mels, 0.0, SAMPLE_RATE / 2).astype(np.float32)
 
 
 def log_mel(audio: np.ndarray, n_mels: int = 80, frames: int | None = None) -> np.ndarray:
@@ -76,13 +49,10 @@ def log_mel(audio: np.ndarray, n_mels: int = 80, frames: int | None = None) -> n
     if frames is not None:
         audio = np.pad(audio, (0, computed * HOP + N_FFT // 2 - len(audio)))  # the silence appended
     padded = np.pad(audio, N_FFT // 2, mode="reflect")
-    strided = np.lib.stride_tricks.as_strided(
-        padded, shape=(computed, N_FFT), strides=(padded.strides[0] * HOP, padded.strides[0]), writeable=False
-    )
-    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
-    spectrum = np.fft.rfft(strided * window, axis=1)
+    frames_view = sliding_window_view(padded, N_FFT)[: computed * HOP : HOP]
+    spectrum = np.fft.rfft(frames_view * periodic_hann(N_FFT).astype(np.float32), axis=1)
     power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
     log = np.full((n_mels, total), -10.0, dtype=np.float32)  # log10 of the 1e-10 floor: silent frames
-    log[:, :computed] = np.log10(np.maximum(mel_filterbank(n_mels) @ power.T, 1e-10))
+    log[:, :computed] = np.log10(np.maximum(filterbank(n_mels) @ power.T, 1e-10))
     log = np.maximum(log, log.max() - 8.0)
     return (log + 4.0) / 4.0

@@ -1,4 +1,4 @@
-"""The visual expert: the speaker's face, tracked over sampled frames, classified by fer's network.
+"""The video expert: the speaker's face, tracked over sampled frames, classified by fer's network.
 
 Frames are decoded once, streaming, at ``fps`` analysis frames per second
 (:func:`avemo.media.iter_frames` converts only those; the decoder still reads every frame). The
@@ -45,8 +45,8 @@ Progress = Callable[[float], None]
 
 
 @dataclass(frozen=True)
-class VisualConfig:
-    """Options of the visual expert (see the module docstring)."""
+class VideoExpertConfig:
+    """Options of the video expert (see the module docstring)."""
 
     fps: float = 8.0  # analysis frames per second
     detector: Literal["mediapipe", "haar"] = "mediapipe"
@@ -61,15 +61,15 @@ class VisualConfig:
 
     def __post_init__(self) -> None:
         if not self.fps > 0:
-            raise ConfigError(f"visual fps must be positive, got {self.fps}")
+            raise ConfigError(f"video fps must be positive, got {self.fps}")
         if self.box not in ("haar_like", "detector"):
-            raise ConfigError(f"visual box must be 'haar_like' or 'detector', got {self.box!r}")
+            raise ConfigError(f"video box must be 'haar_like' or 'detector', got {self.box!r}")
         if not self.box_scale > 0:
-            raise ConfigError(f"visual box_scale must be positive, got {self.box_scale}")
+            raise ConfigError(f"video box_scale must be positive, got {self.box_scale}")
 
 
 @dataclass
-class VisualOutput:
+class VideoExpertOutput:
     """The faces found: ``times`` (n,) of the analysed frames that had the face, their FER2013
     probabilities ``probs`` (n, 7); ``n_frames`` analysed frames in all; ``last_time`` of the last one."""
 
@@ -123,14 +123,14 @@ class _DetectorPool:
             self.idle.append(detector)
 
 
-class FerVisualExpert:
+class FerVideoExpert:
     """Tracked faces -> fer mini-Xception -> pooled RAVDESS probabilities (see the module docstring)."""
 
     name = "fer_mini_xception"
 
     def __init__(
         self,
-        config: VisualConfig | None = None,
+        config: VideoExpertConfig | None = None,
         engine: str = "torch",
         onnx_dir: str | Path | None = None,
         device: str = "auto",
@@ -138,7 +138,7 @@ class FerVisualExpert:
         from avemo.datasets.labels import RAVDESS
         from avemo.models.pretrained import FerClassifierConfig, FerEmotionClassifier
 
-        self.config = config or VisualConfig()
+        self.config = config or VideoExpertConfig()
         onnx_path = None
         if engine == "onnx":
             if onnx_dir is None:
@@ -179,7 +179,7 @@ class FerVisualExpert:
             x0, y0 = cx - w / 2, cy - h / 2
         return x0, y0, w, h
 
-    def analyse(self, path: str | Path, progress: Progress | None = None) -> VisualOutput:
+    def analyse(self, path: str | Path, progress: Progress | None = None) -> VideoExpertOutput:
         """Track and classify the speaker's face over the sampled frames of ``path``."""
         from avemo.features.face import FaceTracker, TrackerConfig
         from avemo.media import iter_frames
@@ -213,14 +213,14 @@ class FerVisualExpert:
             flush()
         finally:
             self._detectors.release(detector)
-        return VisualOutput(
+        return VideoExpertOutput(
             times=np.asarray(times, dtype=np.float64),
             probs=np.concatenate(probs) if probs else np.zeros((0, 7), dtype=np.float32),
             n_frames=n_frames,
             last_time=last,
         )
 
-    def pooled(self, output: VisualOutput, bounds: np.ndarray | None = None) -> np.ndarray:
+    def pooled(self, output: VideoExpertOutput, bounds: np.ndarray | None = None) -> np.ndarray:
         """(8,) clip probabilities (``bounds=None``) or (K, 8) per window, NaN rows for windows without a face."""
         from avemo.models.pretrained import pool_probabilities
 
