@@ -90,6 +90,20 @@ def test_transcript_between_takes_the_words_whose_middle_falls_in_the_window():
     assert Transcript().to_dict() == {"text": "", "language": None, "language_probability": None, "segments": []}
 
 
+def test_pieces_repeated_into_the_padding_are_dropped():
+    eot, t0 = 50257, 50364  # <|endoftext|>, <|0.00|>; a time token every 20 ms after it
+    at = {s: t0 + int(round(s * 50)) for s in (0.0, 0.5, 1.0, 2.0, 3.0)}
+    # "a b" said in 0-1 s of a 1.08 s chunk, then repeated into the padding
+    looped = [at[0.0], 1, 2, at[1.0], at[1.0], 1, 2, at[2.0], at[2.0], 1, 2, at[3.0], eot]
+    assert asr.speech_pieces(looped, eot, t0, 1.08) == [1, 2]
+    # the first piece is kept even when Whisper ends it past the speech (0-2 s for 0.96 s)
+    assert asr.speech_pieces([at[0.0], 1, 2, 3, at[2.0], eot], eot, t0, 0.96) == [1, 2, 3]
+    # two pieces inside the speech, and a last one left open (no closing time)
+    assert asr.speech_pieces([at[0.0], 1, at[0.5], at[0.5], 2, at[1.0], 3], eot, t0, 2.5) == [1, 2, 3]
+    assert asr.speech_pieces([1, 2, eot], eot, t0, 1.0) == [1, 2]  # decoded without timestamps
+    assert asr.speech_pieces([50362, 1, eot], eot, t0, 1.0) == [1]  # other special tokens are skipped
+
+
 def test_compression_ratio_flags_repetition():
     assert asr.compression_ratio("Dogs are sitting by the door.") < 2.4
     assert asr.compression_ratio(" Dogs are sitting by the door." * 20) > 2.4

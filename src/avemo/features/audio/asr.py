@@ -23,8 +23,8 @@ were measured with ``benchmarks/transcribe_accuracy.py``, see ``docs/results/tra
    (WER 0.038 / 0.037) and better than 2 s (0.043).
 4. **Decoding**: greedy [``beam_size=1``] with Whisper's timestamp tokens [``timestamps``], the
    language given [``language``] or detected once per signal on its longest chunk. Pieces of
-   text that Whisper places mostly in the padding (a repetition of the sentence into the
-   silence, frequent with short padding) are dropped.
+   text after the first that Whisper places mostly in the padding (a repetition of the sentence
+   into the silence, frequent with short padding) are dropped.
 5. **Hallucination guards**, Whisper's own rules and thresholds (its reference ``transcribe``):
    a chunk whose ``<|nospeech|>`` probability exceeds ``no_speech_threshold`` (0.6) while its
    mean token log-probability is below ``logprob_threshold`` (-1) is dropped as non-speech; a
@@ -223,6 +223,27 @@ def padded_frames(samples: int, context: float) -> int:
     return 2 * math.ceil(round(seconds * ENCODER_FRAMES_PER_SECOND, 6))
 
 
+def speech_pieces(tokens: list[int], eot: int, first_time: int, seconds: float) -> list[int]:
+    """The text tokens of a decoded sequence, without its pieces after the first that lie mostly
+    past ``seconds`` (see :meth:`WhisperRecogniser.decode`). Tokens below ``eot`` are text, tokens
+    from ``first_time`` on are times (``<|0.00|>``, then one every 20 ms), others are ignored."""
+    kept: list[int] = []
+    piece: list[int] = []
+    opened = 0.0
+    for t in [*tokens, None]:  # None closes the last piece at the chunk's end
+        if t is not None and t < eot:
+            piece.append(t)
+            continue
+        if t is not None and t < first_time:
+            continue  # another special token: neither text nor time
+        time = seconds if t is None else (t - first_time) / ENCODER_FRAMES_PER_SECOND
+        if piece and kept and (opened + time) / 2 >= seconds:
+            break  # a later piece that lies in the padding: a repetition, as what follows
+        kept += piece
+        piece, opened = [], time
+    return kept
+
+
 def compression_ratio(text: str) -> float:
     """Bytes of ``text`` over bytes of its zlib compression: above 2.4, Whisper is repeating itself."""
     data = text.encode("utf-8")
@@ -316,8 +337,9 @@ class WhisperRecogniser:
         holding ``seconds`` of audio before its padding silence.
 
         With ``timestamps``, Whisper also writes when each of its pieces of text starts and ends;
-        pieces that lie mostly in the padding (the decoder repeating the sentence into the silence
-        it was given) are dropped.
+        pieces after the first that lie mostly in the padding (the decoder repeating the sentence
+        into the silence it was given) are dropped. The first piece is kept whatever its times:
+        on short chunks Whisper often ends it at a whole second, past the speech.
         """
         prompt = [self.sot, self.language_id(language), self.transcribe_id]
         if not timestamps:
@@ -327,21 +349,7 @@ class WhisperRecogniser:
         budget = min(448 - len(prompt), 16 + int(20 * seconds))
         result = self.model.generate(encoded, [prompt], beam_size=beam_size, max_length=budget,
                                      return_scores=True, return_no_speech_prob=True)[0]
-        tokens = [t for t in result.sequences_ids[0] if t != self.eot]
-        kept: list[int] = []
-        piece: list[int] = []
-        opened = 0.0
-        for t in [*tokens, None]:  # None closes the last piece at the chunk's end
-            if t is not None and t < self.eot:
-                piece.append(t)
-                continue
-            if t is not None and t <= self.no_timestamps:
-                continue  # another special token: neither text nor time
-            time = seconds if t is None else (t - self.no_timestamps - 1) / ENCODER_FRAMES_PER_SECOND
-            if piece and (opened + time) / 2 >= seconds:
-                break  # this piece and what follows lie in the padding
-            kept += piece
-            piece, opened = [], time
+        kept = speech_pieces(result.sequences_ids[0], self.eot, self.no_timestamps + 1, seconds)
         return kept, float(result.scores[0]), float(result.no_speech_prob)
 
     def text(self, tokens: list[int]) -> str:
