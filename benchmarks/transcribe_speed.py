@@ -53,19 +53,20 @@ def child_load() -> None:
 def steps(y, repeats: int) -> list[tuple[str, float]]:
     """Median wall seconds of each step of the default transcription of ``y``."""
     from avemo.features.audio import asr
-    from avemo.features.audio.vad import regions_from_probabilities, speech_probabilities
+    from avemo.features.audio.vad import VoiceActivityDetector
     from avemo.features.audio.whisper_mel import log_mel
 
     r = asr.load_recogniser()
     config = asr.TranscribeConfig()
-    probs = speech_probabilities(y)
-    chunk = asr.plan_chunks(regions_from_probabilities(probs, len(y), config.vad), probs, config)[0]
+    vad = VoiceActivityDetector(config.vad)
+    activity = vad.detect(y)
+    chunk = asr.plan_chunks(list(activity.segments), activity.probabilities, config)[0]
     seg = y[int(chunk[0] * 16000) : int(chunk[1] * 16000)]
     encoded, frames = r.encode(seg, config.context)
     tokens, _, _ = r.decode(encoded, "en", 1, len(seg) / 16000)
     padded = asr.padded_frames(len(seg), config.context)
     return [
-        ("VAD (Silero, whole clip)", timed(lambda: regions_from_probabilities(speech_probabilities(y), len(y)), repeats)[0]),
+        ("VAD (Silero, whole clip)", timed(lambda: vad.detect(y), repeats)[0]),
         ("log-mel (speech + context)", timed(lambda: log_mel(seg, 80, frames=padded), repeats)[0]),
         ("encoder", timed(lambda: r.encode(seg, config.context), repeats)[0]),
         ("language detection", timed(lambda: r.detect_language(encoded), repeats)[0]),
