@@ -167,17 +167,19 @@ _ENCODER = None
 _ENCODER_LOCK = threading.Lock()
 
 
-def encoder_cache_file() -> Path:
-    """Where the prepared encoder weights are kept: ``$XDG_CACHE_HOME/avemo/models`` (``~/.cache``
-    by default), named after the weight files they were made from (path, size, modification time),
-    so an upgraded weight package makes a new file."""
+def encoder_cache_file() -> Path | None:
+    """Where the prepared encoder weights are kept: ``avemo/models`` in the user's cache folder
+    (:func:`avemo.cache_dirs.cache_dir`: ``$XDG_CACHE_HOME``, ``~/.cache``, else a private temp
+    folder), named after the weight files they were made from (path, size, modification time), so
+    an upgraded weight package makes a new file. None when no cache folder can be written."""
+    from avemo.cache_dirs import cache_dir
     from avemo.config import stable_hash
     from avemo.features.audio.whisper import package_weight_parts
 
     parts = package_weight_parts()
     key = stable_hash([[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in parts], length=16)
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "avemo" / "models"
-    return base / f"whisper_base_encoder_{key}.safetensors"
+    folder = cache_dir("models")
+    return None if folder is None else folder / f"whisper_base_encoder_{key}.safetensors"
 
 
 def load_whisper_encoder():
@@ -204,7 +206,7 @@ def _load_encoder_uncached():
     from avemo.features.audio.whisper import WhisperEncoder, load_encoder
 
     cache = encoder_cache_file()
-    if cache.is_file():
+    if cache is not None and cache.is_file():
         try:
             tensors = load_file(str(cache))
             mel = tensors.pop("mel_filters").numpy()
@@ -221,13 +223,13 @@ def _load_encoder_uncached():
     dims = {"n_mels": encoder.n_mels, "width": encoder.ln_post.normalized_shape[0], "heads": block.heads,
             "layers": len(encoder.blocks), "positions": encoder.positions.shape[0]}
     state.update({f"dims.{k}": torch.tensor(v) for k, v in dims.items()})
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
+    if cache is not None:
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        save_file(state, str(tmp))
-        os.replace(tmp, cache)
-    except OSError:
-        pass  # a read-only cache folder only costs load time
+        try:
+            save_file(state, str(tmp))
+            os.replace(tmp, cache)
+        except Exception:  # OSError or safetensors' own error (a full disk): only costs load time
+            tmp.unlink(missing_ok=True)
     return encoder
 
 

@@ -98,6 +98,9 @@ class WhisperEncoder(nn.Module):
         self.blocks = nn.ModuleList(_Block(width, heads) for _ in range(layers))
         self.ln_post = nn.LayerNorm(width)
         if mel_filters is None:
+            from avemo.cache_dirs import ensure_numba_cache_dir
+
+            ensure_numba_cache_dir()  # librosa's numba functions need a writable cache folder
             import librosa
 
             mel_filters = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels)  # Whisper's own filters
@@ -112,11 +115,17 @@ class WhisperEncoder(nn.Module):
         if spec != "WhisperSpec":
             raise CheckpointError(f"not a Whisper model (CTranslate2 spec {spec!r})", parts[0])
         t = {k[len("encoder/"):]: v for k, v in tensors.items()}
+        n_layers = len({k.split("/")[0] for k in t if k.split("/")[0][len("layer_"):].isdigit()})
+        # only a missing tensor or a tensor of the wrong shape is a layout problem; anything else
+        # (an import, the mel filters) is not relabelled as one
         try:
-            n_layers = len({k.split("/")[0] for k in t if k.split("/")[0][len("layer_"):].isdigit()})
-            width = t["conv1/weight"].shape[0]
-            model = cls(n_mels=t["conv1/weight"].shape[1], width=width, heads=int(t["num_heads"]),
-                        layers=n_layers, positions=t["position_encodings/encodings"].shape[0])
+            dims = {"n_mels": t["conv1/weight"].shape[1], "width": t["conv1/weight"].shape[0],
+                    "heads": int(t["num_heads"]), "layers": n_layers,
+                    "positions": t["position_encodings/encodings"].shape[0]}
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"unexpected Whisper encoder layout (missing or malformed {exc})", parts[0]) from None
+        model = cls(**dims)
+        try:
             state = {
                 "conv1.weight": t["conv1/weight"], "conv1.bias": t["conv1/bias"],
                 "conv2.weight": t["conv2/weight"], "conv2.bias": t["conv2/bias"],
@@ -141,8 +150,11 @@ class WhisperEncoder(nn.Module):
                 })
             model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in state.items()},
                                   strict=False)
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"unexpected Whisper encoder layout ({exc})", parts[0]) from None
+        except KeyError as exc:
+            raise CheckpointError(f"unexpected Whisper encoder layout (missing tensor {exc})", parts[0]) from None
+        except RuntimeError as exc:  # load_state_dict: a tensor of another shape
+            reason = str(exc).splitlines()[-1].strip()
+            raise CheckpointError(f"unexpected Whisper encoder layout ({reason})", parts[0]) from None
         for layer in model.modules():
             if isinstance(layer, nn.LayerNorm):
                 layer.eps = 1e-5
