@@ -94,8 +94,20 @@ def _flatten(data: dict, prefix: str = ""):
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             yield from _flatten(value, name + ".")
+        elif key == "streams" and isinstance(value, list):
+            for stream in value:
+                yield f"stream {stream['index']}", _stream_line(stream)
         elif value is not None:
             yield name, value
+
+
+def _stream_line(stream: dict) -> str:
+    """``audio aac, 44100 Hz, 2 channels [eng] (default, used)``."""
+    text = f"{stream['kind']} {stream['codec']}" + (f", {stream['details']}" if stream["details"] else "")
+    if stream["language"]:
+        text += f" [{stream['language']}]"
+    flags = [f for f in ("default", "used") if stream[f]]
+    return text + (f" ({', '.join(flags)})" if flags else "")
 
 
 # -------------------------------------------------------------------------- extract
