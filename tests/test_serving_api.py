@@ -17,8 +17,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from avemo.serving import BackgroundServer, ServeSettings, create_app, load_settings
 from avemo.media.sniff import CONTAINERS, sniff
+from avemo.serving import BackgroundServer, ServeSettings, create_app, load_settings
 from avemo.serving.uploads import display_name, scan_duration
 
 pytestmark = pytest.mark.shared_data
@@ -642,6 +642,8 @@ def test_serve_command_options_and_config_errors(tmp_path):
     for option in ("--host", "--port", "--workers", "--queue", "--max-upload-mb", "--max-duration", "--timeout",
                    "--upload-dir", "--config"):
         assert option in result.output
+    for default in ("[default: 127.0.0.1]", "[default: 8000]", "[default: 300.0]", "[default: 100.0]"):
+        assert default in result.output  # the defaults are shown (rich used to swallow them as markup)
     bad = tmp_path / "serve.toml"
     bad.write_text("workers = 0\n")
     result = runner.invoke(app, ["serve", "--config", str(bad)])

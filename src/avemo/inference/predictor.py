@@ -33,6 +33,7 @@ the timeline.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -69,17 +70,26 @@ def parse_modalities(value: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(m for m in MODALITIES if m in items)
 
 
+#: progress of a batch: progress(index of the file, its path, done_seconds, total_seconds)
+BatchProgress = Callable[[int, str, float, float], None]
+
+
 @dataclass
 class Outcome:
-    """One item of :meth:`Predictor.predict_many`: a prediction, or the one-line error of a file."""
+    """One item of :meth:`Predictor.predict_many`: a prediction, or why the file was not predicted
+    (``reason``; ``error`` is the one-line message naming the file)."""
 
     path: str
     prediction: Prediction | None = None
-    error: str | None = None
+    reason: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.prediction is not None
+
+    @property
+    def error(self) -> str | None:
+        return None if self.reason is None else str(AvemoError(self.reason, self.path))
 
 
 @dataclass
@@ -515,16 +525,21 @@ class Predictor:
             model={k: self.model_info[k] for k in ("name", "version", "engine")},
         )
 
-    def predict_many(self, paths: Iterable[str | Path], **options: Any) -> Iterator[Outcome]:
-        """Predict each file in turn; a file that fails gives an :class:`Outcome` with its one-line error
-        and the batch goes on. ``options`` are those of :meth:`predict`."""
-        for path in paths:
+    def predict_many(self, paths: Iterable[str | Path], progress: BatchProgress | None = None,
+                     **options: Any) -> Iterator[Outcome]:
+        """Predict each file in turn; a file that fails gives an :class:`Outcome` with its one-line reason
+        and the batch goes on. ``progress(index, path, done_seconds, total_seconds)`` is called when
+        a file starts (0, 0) and as it is analysed; ``options`` are those of :meth:`predict`."""
+        for index, path in enumerate(paths):
+            update = None
+            if progress is not None:
+                update = functools.partial(progress, index, str(path))
+                update(0.0, 0.0)
             try:
-                yield Outcome(str(path), prediction=self.predict(path, **options))
+                outcome = Outcome(str(path), prediction=self.predict(path, progress=update, **options))
             except AvemoError as exc:
-                if exc.path is None:
-                    exc.path = str(path)
-                yield Outcome(str(path), error=str(exc))
+                outcome = Outcome(str(path), reason=exc.reason)
+            yield outcome
 
     def info(self) -> dict[str, Any]:
         """A machine-readable summary of the loaded model (name, version, engine, experts, fusion,

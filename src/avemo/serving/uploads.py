@@ -38,9 +38,9 @@ from starlette.requests import ClientDisconnect, Request
 from avemo.errors import MediaError
 from avemo.media import MediaInfo, probe
 from avemo.media.probe import audio_stream, open_media, video_stream
+from avemo.media.sniff import SNIFF_BYTES, Container, describe_supported, sniff
 from avemo.serving.responses import ApiError
 from avemo.serving.settings import ServeSettings
-from avemo.media.sniff import SNIFF_BYTES, Container, describe_supported, sniff
 
 #: the form fields a prediction request may carry besides ``file``
 FORM_FIELDS = ("window", "hop", "modalities", "progress_id")
