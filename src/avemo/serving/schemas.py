@@ -62,8 +62,10 @@ class ProgressOut(BaseModel):
 
 class QueueOut(BaseModel):
     workers: int
-    capacity: int = Field(description="Requests held at once (running + waiting); one more gets 503.")
+    capacity: int = Field(description="Uploaded requests held at once (running + waiting); one more gets 503.")
     in_use: int
+    uploading: int = Field(description="Uploads being received now (they hold no prediction slot).")
+    max_uploads: int = Field(description="Uploads received at once; one more gets 503.")
 
 
 class WindowLimits(BaseModel):
@@ -78,6 +80,12 @@ class LimitsOut(BaseModel):
     request_timeout: float = Field(description="Seconds before a prediction is answered with 504.")
     window: WindowLimits
     default_hop: float
+    min_hop: float = Field(description="The shortest hop a request may ask for, seconds.")
+    max_timeline_rows: int = Field(description="The most timeline windows an answer may hold (duration / hop).")
+    upload_timeout: float = Field(description="Seconds an upload may take in all (408).")
+    read_timeout: float = Field(description="Seconds an upload may send nothing (408).")
+    min_upload_rate: float = Field(description="Bytes per second an upload must average once it has lasted "
+                                   "read_timeout seconds (408).")
 
 
 class HealthOut(BaseModel):

@@ -10,9 +10,9 @@ body first, so that
   else is refused with 415 before more of it is read; the client's file name and MIME type are
   never trusted: the file is saved as ``upload`` + the suffix of the sniffed container, inside a
   fresh ``tempfile.mkdtemp`` folder (mode 0700) that the caller removes in ``finally``;
-* a body that ends before its closing boundary (a truncated upload), a client that disconnects or
-  is too slow (``upload_timeout``), unknown or oversized form fields are refused with one-line
-  JSON errors.
+* a body that ends before its closing boundary (a truncated upload), a client that disconnects,
+  stalls (``read_timeout``), trickles (``min_upload_rate``) or takes too long (``upload_timeout``),
+  unknown or oversized form fields are refused with one-line JSON errors.
 
 :func:`check_media` then runs (in a worker thread, before the predictor) the checks that need
 the whole file: it demuxes the packets (with the sniffed container's demuxer forced, as
@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import os
 import unicodedata
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -225,6 +226,32 @@ def _human_bytes(n: int) -> str:
     return f"{n} bytes"
 
 
+async def _body(request: Request, settings: ServeSettings) -> AsyncIterator[bytes]:
+    """The request body's chunks as they arrive; 408 when the client sends nothing for
+    ``read_timeout`` seconds, or averages less than ``min_upload_rate`` once that long has passed
+    (slow-client attacks hold a connection open with a few bytes at a time)."""
+    loop = asyncio.get_running_loop()
+    chunks = request.stream()
+    started = loop.time()
+    received = 0
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(chunks), settings.read_timeout)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise ApiError(408, "upload_timeout",
+                           f"the client sent nothing for {settings.read_timeout:g} s during its upload") from None
+        received += len(chunk)
+        elapsed = loop.time() - started
+        if elapsed > settings.read_timeout and received < settings.min_upload_rate * elapsed:
+            raise ApiError(408, "upload_timeout",
+                           f"the upload is too slow ({_human_bytes(int(received / elapsed))}/s; this server needs "
+                           f"at least {_human_bytes(int(settings.min_upload_rate))}/s)")
+        if chunk:
+            yield chunk
+
+
 async def receive_upload(request: Request, folder: Path, settings: ServeSettings) -> Upload:
     """Stream the multipart body of ``request`` into ``folder`` (which the caller created and removes).
 
@@ -254,9 +281,8 @@ async def receive_upload(request: Request, folder: Path, settings: ServeSettings
         raise ApiError(400, "malformed_multipart", f"unusable multipart boundary ({exc})") from None
     try:
         async with asyncio.timeout(settings.upload_timeout):
-            async for chunk in request.stream():
-                if chunk:
-                    parser.write(chunk)
+            async for chunk in _body(request, settings):
+                parser.write(chunk)
     except TimeoutError:
         raise ApiError(408, "upload_timeout",
                        f"the upload took longer than {settings.upload_timeout:g} s") from None
