@@ -83,7 +83,7 @@ def scaled(log_probs: np.ndarray, t: float) -> np.ndarray:
 def cross_validate(args, data, model_config, train_cfg, cache) -> dict:
     """Out-of-fold probabilities and per-fold metrics of the recipe under the ravdess_au plan."""
     from avemo.datasets import builtin_plan
-    from avemo.evaluation.metrics import compute_metrics
+    from avemo.metrics import compute_metrics
     from avemo.training import split_takes, train_run
 
     plan = builtin_plan("ravdess_au")
@@ -203,8 +203,8 @@ def main() -> None:
     from avemo.inference.fusion import FusionConfig
     from avemo.inference.visual import VisualConfig
     from avemo.models import count_parameters, create_model
+    from avemo.models.checkpoint import package_versions
     from avemo.training import TrainConfig, load_data, resolve_split, train_run
-    from avemo.training.checkpoint import package_versions
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     recipe = cfg.load_file(args.recipe) if args.recipe else {}

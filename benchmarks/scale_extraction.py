@@ -203,7 +203,7 @@ def measure_here(job: dict) -> dict:
     t0 = time.perf_counter()
     ray_start = None
     if job["executor"] == "ray":
-        from avemo.extraction.ray_executor import ray_session
+        from avemo.parallel import ray_session
 
         with ray_session(None, job["workers"]) as ray:
             ray_start = time.perf_counter() - t0

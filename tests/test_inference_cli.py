@@ -112,8 +112,8 @@ def test_single_input_errors_are_one_line_exit_2(args, message, voice, monkeypat
 
 def test_model_option_refuses_a_checkpoint_with_other_labels(tmp_path, voice, monkeypatch, capsys):
     from avemo.models import create_model
-    from avemo.training.checkpoint import save_checkpoint
-    from avemo.training.data import Normalizer
+    from avemo.models.checkpoint import save_checkpoint
+    from avemo.models.normalization import Normalizer
 
     model = create_model("sultana_video_cnn3d", num_classes=len(CREMA_D), n_frames=16, size=(16, 16))
     save_checkpoint(tmp_path / "crema", model, labels=CREMA_D, normalizer=Normalizer(kinds={"visual": "frames"}))

@@ -258,8 +258,8 @@ def frame_checkpoint(tmp_path_factory):
     import torch
 
     from avemo.models import create_model
-    from avemo.training.checkpoint import save_checkpoint
-    from avemo.training.data import Normalizer
+    from avemo.models.checkpoint import save_checkpoint
+    from avemo.models.normalization import Normalizer
 
     torch.manual_seed(0)
     model = create_model("late_average", audio="mfcc_cnn1d", visual="sultana_video_cnn3d",
@@ -290,8 +290,8 @@ def test_checkpoint_refusals(tmp_path, frame_checkpoint):
 
     from avemo import Predictor
     from avemo.models import create_model
-    from avemo.training.checkpoint import save_checkpoint
-    from avemo.training.data import Normalizer
+    from avemo.models.checkpoint import save_checkpoint
+    from avemo.models.normalization import Normalizer
 
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         Predictor.from_checkpoint(tmp_path / "nowhere")

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 from sklearn.metrics import confusion_matrix as sk_confusion
 
-from avemo.evaluation.metrics import compute_metrics, roc_auc
+from avemo.metrics import compute_metrics, roc_auc
 
 LABELS = ["a", "b", "c", "d"]
 

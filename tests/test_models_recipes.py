@@ -152,7 +152,7 @@ def test_training_loss_is_the_mean_of_the_experts_cross_entropies():
 
 
 def test_the_trainer_calibration_hook_fits_the_buffers():
-    from avemo.training.data import TensorData
+    from avemo.models.batching import TensorData
     from avemo.training.trainer import calibrate
 
     torch.manual_seed(0)

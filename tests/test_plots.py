@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avemo.evaluation.plots import plot_confusion, plot_curves, plot_roc
+from avemo.plots import plot_confusion, plot_curves, plot_roc
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

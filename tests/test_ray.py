@@ -37,7 +37,7 @@ from avemo.cache import FeatureCache
 from avemo.cache.store import remove_orphan_temp_files
 from avemo.errors import ConfigError, DatasetError
 from avemo.extraction import ExtractorSpec, run_extraction
-from avemo.extraction.ray_executor import RayExecutor
+from avemo.extraction.executors import RayExecutor
 from avemo.features.base import VideoExtractor, register_extractor
 
 TESTS = Path(__file__).resolve().parent
@@ -419,13 +419,13 @@ def _tenfold_or_fail(x: int) -> int:
 
 
 def test_ray_map_keeps_task_order_and_raises_avemo_errors_as_they_are(ray_cluster):
-    from avemo.evaluation.benchmark import _ray_map
+    from avemo.parallel import ray_map
 
     seen = []
-    assert list(_ray_map([(3,), (1,), (4,)], _tenfold_or_fail, seen.append, None, 2)) == [30, 10, 40]
+    assert list(ray_map(_tenfold_or_fail, [(3,), (1,), (4,)], progress=seen.append)) == [30, 10, 40]
     assert sorted(seen) == [10, 30, 40]
     with pytest.raises(DatasetError) as err:
-        list(_ray_map([(1,), (2,)], _tenfold_or_fail, None, None, 2))
+        list(ray_map(_tenfold_or_fail, [(1,), (2,)]))
     assert str(err.value) == "/data/fold2: no labelled takes"  # one line, no remote traceback
 
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from avemo.models import create_model
+from avemo.models.batching import TensorData
 from avemo.models.inputs import example_inputs
 from avemo.training import TrainConfig
-from avemo.training.data import TensorData
 from avemo.training.trainer import fit, predict_proba
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
-from avemo.errors import AvemoError  # noqa: E402
+from avemo.errors import AvemoError
+from avemo.version import __version__
 
 __all__ = ["AvemoError", "Predictor", "__version__"]
 

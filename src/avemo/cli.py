@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from avemo import __version__
 from avemo.errors import AvemoError
+from avemo.version import __version__
 
 app = typer.Typer(
     name="avemo",

@@ -56,7 +56,7 @@ def export_features(out_dir: str | Path, clips: Sequence[Clip], specs, cache, re
     Clips whose extraction failed are left out of the index. The folder is built under a
     temporary name and renamed when complete, so it is never half-written.
     """
-    from avemo.cache.store import file_digest
+    from avemo.digest import file_digest
 
     out_dir = Path(out_dir)
     failed = {o.path for o in report.failed}

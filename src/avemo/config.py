@@ -16,6 +16,7 @@ import json
 import tomllib
 import types
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -116,6 +117,24 @@ def replace(config: T, **overrides: Any) -> T:
     merged = to_dict(config)
     merged.update(overrides)
     return from_dict(type(config), merged)
+
+
+def parse_options(pairs: Iterable[str], what: str) -> dict[str, Any]:
+    """``key=value`` texts (the ``:``-separated parts of a spec such as ``mfcc:n_mfcc=13``) as a dict.
+
+    Values are read as JSON when they parse (numbers, true/false/null, ``[112,112]``), else as
+    text. ``what`` names the spec in the error of a part that is not ``key=value``.
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"{what}: option {pair!r} is not key=value")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
 
 
 def load_file(path: str | Path) -> dict[str, Any]:

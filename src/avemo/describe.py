@@ -62,7 +62,6 @@ def _faces(path: Path, n: int) -> dict[str, Any]:
     import numpy as np
 
     from avemo.features.face import get_detector
-    from avemo.inference.visual import native_stderr_silenced
     from avemo.media import sample_frames
 
     try:
@@ -71,12 +70,11 @@ def _faces(path: Path, n: int) -> dict[str, Any]:
         return {"error": exc.reason}
     # a video with fewer than n frames repeats them: each distinct frame is checked once
     _, distinct = np.unique(frames.times, return_index=True)
-    with native_stderr_silenced():  # MediaPipe's TFLite and absl start-up notices
-        detector = get_detector("mediapipe")
-        try:
-            counts = [len(detector.detect(frames.images[i])) for i in sorted(distinct)]
-        finally:
-            detector.close()
+    detector = get_detector("mediapipe")
+    try:
+        counts = [len(detector.detect(frames.images[i])) for i in sorted(distinct)]
+    finally:
+        detector.close()
     return {
         "frames_checked": len(counts),
         "frames_with_face": sum(c > 0 for c in counts),

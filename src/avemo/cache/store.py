@@ -19,7 +19,6 @@ by listing only ``.tmp/``, never the entries. Batch extraction calls it after ev
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -35,13 +34,12 @@ from typing import Any
 import numpy as np
 
 from avemo.config import stable_hash
-from avemo.errors import CacheError, MediaError
+from avemo.errors import CacheError
 
 log = logging.getLogger(__name__)
 
 _META = "__avemo_meta__"
 _TMP_DIR = ".tmp"
-_HASH_MEMO: dict[tuple[str, int, int], str] = {}
 
 
 def default_cache_dir() -> Path:
@@ -50,29 +48,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ["AVEMO_CACHE_DIR"]).expanduser()
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "avemo" / "features"
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of the file's bytes (memoised per process by path, size and mtime)."""
-    path = Path(path)
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise MediaError("file not found", path) from None
-    except OSError as exc:
-        raise MediaError(f"cannot read ({exc.strerror})", path) from None
-    if path.is_dir():
-        raise MediaError("is a directory, not a media file", path)
-    memo_key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    digest = _HASH_MEMO.get(memo_key)
-    if digest is None:
-        try:
-            with open(path, "rb") as fh:
-                digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        except OSError as exc:
-            raise MediaError(f"cannot read ({exc.strerror})", path) from None
-        _HASH_MEMO[memo_key] = digest
-    return digest
 
 
 class FeatureCache:

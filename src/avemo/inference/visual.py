@@ -25,9 +25,6 @@ is split between neutral and calm by ``calm_share``).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,27 +78,6 @@ class VisualOutput:
     @property
     def coverage(self) -> float:
         return len(self.times) / self.n_frames if self.n_frames else 0.0
-
-
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """Silence what native code writes to file descriptor 2 (MediaPipe's TFLite and absl start-up
-    notices: "Created TensorFlow Lite XNNPACK delegate", "Feedback manager requires a model with a
-    single signature..."), which would otherwise clutter every ``avemo predict`` run. Python-level
-    errors are exceptions and still reach the caller."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): nothing to silence
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 class _DetectorPool:
@@ -164,10 +140,7 @@ class FerVisualExpert:
         from avemo.features.face import get_detector
 
         options = {"min_confidence": self.config.min_confidence} if self.config.detector == "mediapipe" else {}
-        with native_stderr_silenced():
-            detector = get_detector(self.config.detector, **options)
-            detector.detect(np.zeros((64, 64, 3), dtype=np.uint8))  # MediaPipe initialises its graphs here
-        return detector
+        return get_detector(self.config.detector, **options)
 
     def fer_box(self, box: np.ndarray) -> tuple[float, float, float, float]:
         """A tracker box ``[x0, y0, x1, y1]`` -> the ``(x, y, w, h)`` box given to fer's cropping."""

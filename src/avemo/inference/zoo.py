@@ -1,11 +1,11 @@
 """Run a trained zoo checkpoint on features computed at prediction time.
 
-The trainer prepares a model's inputs in a fixed way (:mod:`avemo.training.data`): feature
-extractor output ``"x"``, standardised with the training statistics (:class:`Normalizer`), sequences
-with a fixed length centre-cropped or zero-padded, frames scaled to [0, 1]. :class:`ZooRunner`
-does exactly the same to features computed from a file or from one window of it, by building the
-trainer's own :class:`~avemo.training.data.TensorData` (so the two cannot drift apart), and runs
-the model on them.
+The trainer prepares a model's inputs in a fixed way: feature extractor output ``"x"``,
+standardised with the training statistics (:class:`~avemo.models.normalization.Normalizer`),
+sequences with a fixed length centre-cropped or zero-padded, frames scaled to [0, 1]
+(:class:`~avemo.models.batching.TensorData`). :class:`ZooRunner` does exactly the same to features
+computed from a file or from one window of it, through the same two classes (so the two cannot
+drift apart), and runs the model on them.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def check_runnable(ckpt) -> None:
 
 
 class ZooRunner:
-    """A loaded :class:`~avemo.training.checkpoint.Checkpoint` as ``arrays -> logits``."""
+    """A loaded :class:`~avemo.models.checkpoint.Checkpoint` as ``arrays -> logits``."""
 
     def __init__(self, ckpt, device: str = "auto"):
         from avemo.inference.engines import torch_device
@@ -56,7 +56,8 @@ class ZooRunner:
         """
         import torch
 
-        from avemo.training.data import Gathered, TensorData, collate
+        from avemo.models.batching import TensorData, collate
+        from avemo.models.normalization import ArraySet
 
         names = [n for n in self.specs if n in arrays]
         missing = [n for n, s in self.specs.items() if n not in arrays and not s.optional]
@@ -73,7 +74,7 @@ class ZooRunner:
             std={k: v for k, v in norm.std.items() if k in names},
             speaker_norm=False,
         )
-        normalised = sub.transform(Gathered(takes=[], inputs={k: list(arrays[k]) for k in names}))
+        normalised = sub.transform(ArraySet({k: list(arrays[k]) for k in names}))
         data = TensorData(normalised, np.zeros(n, dtype=np.int64), specs, train=False)
         out = []
         with torch.inference_mode():

@@ -1,6 +1,8 @@
-"""Media decoding with PyAV: probing, mono 16 kHz audio, video frames, streaming windows."""
+"""Media decoding with PyAV: probing, mono 16 kHz audio, video frames, streaming windows;
+realistic transmission channels for audio (codecs, telephone, noise, babble, reverberation, gain)."""
 
 from avemo.media.audio import DEFAULT_SAMPLE_RATE, iter_audio, load_audio
+from avemo.media.channels import ChannelUnavailableError, apply_channel, list_channels, parse_channel
 from avemo.media.probe import (
     AUDIO_SUFFIXES,
     MEDIA_SUFFIXES,
@@ -20,15 +22,19 @@ __all__ = [
     "MEDIA_SUFFIXES",
     "VIDEO_SUFFIXES",
     "AudioStreamInfo",
+    "ChannelUnavailableError",
     "Frames",
     "MediaInfo",
     "VideoStreamInfo",
     "Window",
+    "apply_channel",
     "iter_audio",
     "iter_frames",
     "iter_windows",
+    "list_channels",
     "load_audio",
     "open_media",
+    "parse_channel",
     "probe",
     "read_frames",
     "sample_frames",

@@ -62,7 +62,6 @@ KINDS = ("audio", "visual", "fusion")
 
 _MODELS: dict[str, type] = {}
 _ALIASES: dict[str, str] = {}
-_LOADED = False
 
 
 def register_model(cls: type) -> type:
@@ -90,7 +89,6 @@ def register_model(cls: type) -> type:
 
 def register_alias(alias: str, target: str) -> None:
     """Make ``alias`` another name of the registered model ``target`` (e.g. ``"default"``)."""
-    _load_builtin()
     target = _ALIASES.get(target, target)
     if target not in _MODELS:
         raise ConfigError(f"cannot alias {alias!r}: unknown model {target!r}")
@@ -99,17 +97,8 @@ def register_alias(alias: str, target: str) -> None:
     _ALIASES[alias] = target
 
 
-def _load_builtin() -> None:
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        import avemo.models.encoders  # noqa: F401  (registers the encoders)
-        import avemo.models.fusion  # noqa: F401  (registers the fusion models)
-
-
 def resolve_name(name: str) -> str:
     """The registered name behind ``name`` (itself or the target of an alias)."""
-    _load_builtin()
     if not isinstance(name, str):
         raise ConfigError(f"a model name must be a string, got {type(name).__name__}")
     real = _ALIASES.get(name, name)
@@ -128,14 +117,12 @@ def kind_of(cls: type) -> str:
 
 def list_models(kind: str | None = None) -> list[str]:
     """Registered model names (aliases excluded), optionally of one kind: audio, visual or fusion."""
-    _load_builtin()
     if kind is not None and kind not in KINDS:
         raise ConfigError(f"unknown model kind {kind!r}; use one of {list(KINDS)}")
     return sorted(n for n, c in _MODELS.items() if kind is None or kind_of(c) == kind)
 
 
 def list_aliases() -> dict[str, str]:
-    _load_builtin()
     return dict(sorted(_ALIASES.items()))
 
 

@@ -49,7 +49,6 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from avemo import __version__
 from avemo.errors import AvemoError, FeatureError, MediaError, MissingStreamError
 from avemo.serving.options import (
     MODALITIES,
@@ -64,6 +63,7 @@ from avemo.serving.schemas import HealthOut, ModelsOut, PredictionOut, ProgressO
 from avemo.serving.settings import ServeSettings
 from avemo.serving.uploads import Upload, check_media, receive_upload
 from avemo.serving.workers import Gate, PoolFull, PredictionPool
+from avemo.version import __version__
 
 log = logging.getLogger("avemo.serving")
 

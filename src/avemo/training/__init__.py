@@ -1,14 +1,16 @@
 """Training: data assembly from model input specs, the fitting loop, checkpoints, experiments."""
 
-from avemo.training.checkpoint import (
+from avemo.models.batching import TensorData, collate
+from avemo.models.checkpoint import (
     Checkpoint,
     check_compatible,
     load_checkpoint,
     read_meta,
     save_checkpoint,
 )
+from avemo.models.normalization import Normalizer
 from avemo.training.config import AugmentConfig, TrainConfig
-from avemo.training.data import Gathered, Normalizer, TensorData, collate, gather
+from avemo.training.data import Gathered, gather
 from avemo.training.experiment import (
     DataBundle,
     RunResult,

@@ -27,10 +27,12 @@ from avemo.datasets.folds import Fold
 from avemo.datasets.labels import LabelSet
 from avemo.datasets.pairing import Take
 from avemo.errors import ConfigError, DatasetError
-from avemo.evaluation.metrics import Metrics, compute_metrics
-from avemo.training.checkpoint import Checkpoint, check_compatible, load_checkpoint, save_checkpoint
+from avemo.metrics import Metrics, compute_metrics
+from avemo.models.batching import TensorData
+from avemo.models.checkpoint import Checkpoint, check_compatible, load_checkpoint, save_checkpoint
+from avemo.models.normalization import Normalizer
 from avemo.training.config import TrainConfig
-from avemo.training.data import Gathered, Normalizer, TensorData, check_labels, concat, gather
+from avemo.training.data import Gathered, check_labels, concat, gather
 from avemo.training.trainer import calibrate, fit, fit_preprocessing, is_main_process, predict_proba
 
 log = logging.getLogger(__name__)
@@ -235,7 +237,7 @@ def _perturbed_copies(takes, specs, data: DataBundle, config: TrainConfig, cache
 
 
 def write_plots(run: RunResult, labels: LabelSet, out_dir: Path) -> dict[str, Path]:
-    from avemo.evaluation.plots import plot_confusion, plot_curves, plot_roc
+    from avemo.plots import plot_confusion, plot_curves, plot_roc
 
     written = {}
     if run.history:

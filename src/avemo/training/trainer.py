@@ -1,6 +1,6 @@
 """One training loop for every registered model.
 
-:func:`fit` trains a model on a :class:`~avemo.training.data.TensorData`, evaluates it on the
+:func:`fit` trains a model on a :class:`~avemo.models.batching.TensorData`, evaluates it on the
 validation speakers after every epoch, keeps the best epoch's weights (early stopping with
 ``patience``) and, given a ``run_dir``, logs ``history.csv`` and saves a resumable state
 after every epoch: an interrupted run started again with the same ``run_dir`` continues
@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
 
-from avemo.evaluation.metrics import compute_metrics
+from avemo.metrics import compute_metrics
 from avemo.models.base import AvemoModel
+from avemo.models.batching import TensorData, as_batch, collate
 from avemo.training.config import AugmentConfig, TrainConfig
-from avemo.training.data import TensorData, as_batch, collate
 from avemo.training.state import load_resume_state, save_resume_state
 
 log = logging.getLogger(__name__)

@@ -1,22 +1,33 @@
-"""Audio perturbation for data augmentation: speed (Ko et al. 2015) and pitch shifts.
+"""Audio perturbation: speed (Ko et al. 2015) and pitch shifts, and transmission channels.
 
 :class:`Perturbed` wraps any audio extractor: the decoded signal is perturbed before the
-wrapped extractor sees it, and the perturbation is part of the cache key, so augmented
-copies are extracted and cached like the originals.
+wrapped extractor sees it, and the perturbation is part of the cache key, so perturbed
+copies are extracted and cached like the originals. It serves data augmentation (speed,
+pitch, channels) and the degraded-audio benchmark (channels).
 
 * speed ``f``: the signal is replayed ``f`` times faster (tempo and pitch both scale by ``f``),
   implemented as resampling from ``f * sr`` to ``sr`` with libsoxr, as Kaldi's speed perturbation;
 * pitch ``n`` semitones: ``librosa.effects.pitch_shift`` (phase-vocoder time stretch + resampling),
-  tempo unchanged.
+  tempo unchanged;
+* channel: a codec, the telephone band, noise, babble, reverberation or a gain
+  (:mod:`avemo.media.channels`), applied after speed and pitch, with ``seed``; each signal gets
+  its own noise and room under that seed (the channel's ``item`` is a hash of the signal).
+  A babble channel draws its talkers from ``sources``, audio files of other speakers (for a
+  benchmark: of the training speakers only). The cache key holds the channel's kind and
+  config, the seed and the content hashes of the sources (not their paths).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from avemo.errors import ConfigError
+from avemo.errors import AvemoError, ConfigError, FeatureError
 from avemo.features.base import AudioExtractor, Features
 
 
@@ -39,10 +50,48 @@ def perturb_signal(y: np.ndarray, sr: int, *, speed: float = 1.0, pitch: float =
     return out
 
 
+def signal_item(y: np.ndarray) -> int:
+    """A non-negative 63-bit integer naming the content of ``y`` (the per-signal part of a channel's seed)."""
+    digest = hashlib.blake2b(np.ascontiguousarray(y, dtype=np.float32).tobytes(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+class DecodedSources(Sequence):
+    """Audio files as a sequence of mono signals at ``sr`` Hz, decoded when asked for; the
+    ``keep`` most recently used are kept in memory."""
+
+    def __init__(self, paths: Sequence[str | Path], sr: int, keep: int = 64):
+        self.paths = [str(p) for p in paths]
+        self.sr = sr
+        self.keep = keep
+        self._signals: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        if i in self._signals:
+            self._signals.move_to_end(i)
+            return self._signals[i]
+        from avemo.media import load_audio
+
+        try:
+            y = load_audio(self.paths[i], sr=self.sr)
+        except AvemoError as exc:  # the clip being degraded is fine: say which source is not
+            raise FeatureError(f"babble source {self.paths[i]}: {exc.reason}") from None
+        self._signals[i] = y
+        if len(self._signals) > self.keep:
+            self._signals.popitem(last=False)
+        return y
+
+
 class Perturbed(AudioExtractor):
     """``inner`` applied to the perturbed signal (same name, its own cache key)."""
 
-    def __init__(self, inner: AudioExtractor, *, speed: float = 1.0, pitch: float = 0.0):
+    def __init__(self, inner: AudioExtractor, *, speed: float = 1.0, pitch: float = 0.0,
+                 channel: str | None = None, seed: int = 0, sources: Sequence[str | Path] = ()):
+        from avemo.media.channels import parse_channel
+
         self.inner = inner
         self.name = inner.name
         self.Config = inner.Config
@@ -51,13 +100,50 @@ class Perturbed(AudioExtractor):
         self.pitch = float(pitch)
         if self.speed <= 0:
             raise ConfigError(f"speed factor must be positive, got {speed}")
+        self.channel = None if channel is None else parse_channel(channel)
+        self.seed = int(seed)
+        if self.channel is not None:
+            self.channel.check()  # a codec this machine lacks: refused before any work
+        if sources and (self.channel is None or not self.channel.needs_sources):
+            raise ConfigError("only a babble channel takes source signals")
+        if self.channel is not None and self.channel.needs_sources and not sources:
+            raise ConfigError(f"channel {self.channel.name} needs source files of other speakers")
+        self._sources = [str(p) for p in sources]
+        self._pool: DecodedSources | None = None
+        self._digests: list[str] | None = None
 
     @property
     def sample_rate(self) -> int:
         return self.inner.sample_rate
 
+    def source_digests(self) -> list[str]:
+        """Content hashes of the babble sources, sorted (the sources are drawn in that order)."""
+        if self._digests is None:
+            from avemo.digest import file_digest
+
+            pairs = sorted((file_digest(p), p) for p in self._sources)
+            self._digests = [d for d, _ in pairs]
+            self._sources = [p for _, p in pairs]
+        return list(self._digests)
+
     def cache_spec(self) -> dict[str, Any]:
-        return {**self.inner.cache_spec(), "perturb": {"speed": self.speed, "pitch": self.pitch}}
+        perturb: dict[str, Any] = {"speed": self.speed, "pitch": self.pitch}
+        if self.channel is not None:
+            perturb.update(channel=self.channel.to_dict(), seed=self.seed)
+            if self._sources:
+                perturb["sources"] = self.source_digests()
+        return {**self.inner.cache_spec(), "perturb": perturb}
 
     def from_signal(self, y: np.ndarray, sr: int) -> Features:
-        return self.inner.from_signal(perturb_signal(y, sr, speed=self.speed, pitch=self.pitch), sr)
+        y = perturb_signal(y, sr, speed=self.speed, pitch=self.pitch)
+        if self.channel is not None:
+            from avemo.media.channels import apply_channel
+
+            pool = None
+            if self._sources:
+                self.source_digests()  # fixes the order of the sources
+                if self._pool is None or self._pool.sr != sr:
+                    self._pool = DecodedSources(self._sources, sr)
+                pool = self._pool
+            y = apply_channel(y, sr, self.channel, seed=self.seed, item=signal_item(y), sources=pool)
+        return self.inner.from_signal(y, sr)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avemo.evaluation.metrics import roc_auc, roc_curve
+from avemo.metrics import roc_auc, roc_curve
 
 
 def _figure(width: float, height: float):

@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 from avemo.datasets.labels import LabelSet
 from avemo.errors import AvemoError, CheckpointError
 from avemo.models.inputs import InputSpec
-from avemo.training.data import Normalizer
+from avemo.models.normalization import Normalizer
 
 FORMAT = "avemo.checkpoint"
 FORMAT_VERSION = 1
@@ -45,9 +45,9 @@ META = "checkpoint.json"
 def package_versions() -> dict[str, str]:
     import numpy
 
-    import avemo
+    from avemo.version import __version__
 
-    versions = {"avemo": avemo.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
+    versions = {"avemo": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
                 "python": platform.python_version()}
     for name in ("librosa", "opensmile", "av", "mediapipe", "sklearn"):
         try:

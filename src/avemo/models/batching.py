@@ -1,0 +1,98 @@
+"""From normalised arrays to the tensors a model consumes, following its :class:`InputSpec`s.
+
+:class:`TensorData` is the one place where arrays become model inputs: sequences with a fixed
+length in their spec are cropped or padded to it, frames are scaled to [0, 1]. The trainer, the
+evaluation and the predictor all go through it, so that what a model sees at prediction time is
+what it saw in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from avemo.errors import AvemoError
+from avemo.features.length import fit_length
+from avemo.models.inputs import InputSpec
+
+
+class TensorData(torch.utils.data.Dataset):
+    """Normalised arrays + labels as a torch Dataset of ``(dict[name, tensor], label)`` items.
+
+    Sequences with a fixed length in their spec are centre-cropped / zero-padded, or, when
+    ``train`` is true, randomly cropped (a cheap augmentation), with a per-item generator
+    derived from ``seed`` and the epoch so that runs are reproducible.
+    """
+
+    def __init__(
+        self,
+        inputs: Mapping[str, Sequence[np.ndarray]],
+        labels: np.ndarray,
+        specs: Mapping[str, InputSpec],
+        *,
+        train: bool = False,
+        seed: int = 0,
+    ):
+        n = len(labels)
+        for name, arrays in inputs.items():
+            if len(arrays) != n:
+                raise ValueError(f"input {name!r} has {len(arrays)} items for {n} labels")
+        self.inputs = {k: list(v) for k, v in inputs.items()}
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.specs = dict(specs)
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def item_inputs(self, i: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng((self.seed, self.epoch, i)) if self.train else None
+        out = {}
+        for name, spec in self.specs.items():
+            x = self.inputs[name][i]
+            if spec.kind == "sequence" and spec.shape and spec.shape[0] is not None:
+                x = fit_length(x, int(spec.shape[0]), crop="random" if self.train else "center", pad="zeros", rng=rng)
+            if spec.kind == "frames":
+                t = torch.from_numpy(np.ascontiguousarray(x)).float().div_(255.0)
+                if t.ndim == 4 and t.shape[-1] not in (1, 3):  # gray frames stored (N, H, W)
+                    t = t.unsqueeze(-1)
+                elif t.ndim == 3:
+                    t = t.unsqueeze(-1)
+            else:
+                t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+            out[name] = t
+        return out
+
+    def __getitem__(self, i: int):
+        return self.item_inputs(i), int(self.labels[i])
+
+
+def collate(batch):
+    """Stack items; free-length sequences are zero-padded to the longest in the batch."""
+    names = batch[0][0].keys()
+    out = {}
+    for name in names:
+        tensors = [item[0][name] for item in batch]
+        if len({t.shape for t in tensors}) > 1:
+            if tensors[0].ndim != 2:
+                raise AvemoError(f"input {name!r}: items of different shapes cannot be batched")
+            length = max(t.shape[0] for t in tensors)
+            tensors = [torch.nn.functional.pad(t, (0, 0, 0, length - t.shape[0])) for t in tensors]
+        out[name] = torch.stack(tensors)
+    return out, torch.tensor([item[1] for item in batch], dtype=torch.long)
+
+
+def as_batch(data: TensorData) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """All items of ``data`` as one batch, without training-time cropping (the data as evaluated)."""
+    was_training, data.train = data.train, False
+    try:
+        return collate([data[i] for i in range(len(data))])
+    finally:
+        data.train = was_training

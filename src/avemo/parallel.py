@@ -1,0 +1,271 @@
+"""Work on several processes and machines: one Ray session helper and one scheduling loop.
+
+Batch extraction (:class:`avemo.extraction.executors.RayExecutor`) and the benchmark runner
+(:func:`avemo.evaluation.benchmark.run_benchmark` with ``executor="ray"``) both run here:
+
+* :func:`ray_session` connects to Ray for the duration of a block (see its docstring for the
+  addresses it accepts) and stops only a Ray instance it started itself;
+* :func:`scheduled` is the one scheduling loop: at most ``window`` tasks in flight (every CPU busy
+  plus one queued task each, without flooding the scheduler), results as tasks complete, and on
+  the way out (done, failed or interrupted) the tasks still in flight are cancelled and waited for
+  (up to ``stop_timeout`` seconds), so that nothing keeps running behind the caller's back;
+* :func:`ray_map` maps a function over argument tuples on top of it (results in task order);
+* :func:`limit_threads` gives a worker process one math-library thread (the pool or the cluster
+  provides the parallelism).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from avemo.errors import AvemoError, ConfigError
+
+log = logging.getLogger(__name__)
+
+#: seconds an interrupted run waits for its cancelled tasks to stop
+STOP_TIMEOUT = 30.0
+
+
+def limit_threads() -> None:
+    """One thread per worker for BLAS/OpenMP, torch and OpenCV (the pool provides the parallelism)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+# ----------------------------------------------------------------------------- Ray session
+
+
+def import_ray():
+    """The ``ray`` module, or a one-line ConfigError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the Ray executor needs Ray: pip install 'avemo[ray]'") from None
+    return ray
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (ConfigError) when nothing listens at ``address``; Ray itself retries for minutes."""
+    if address == "auto":
+        return
+    url = urlsplit(address if "://" in address else f"gcs://{address}")
+    try:
+        host, port = url.hostname, url.port
+    except ValueError:
+        host = port = None
+    if not host or port is None:
+        raise ConfigError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT or 'auto'")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); start its head with "
+            f"`ray start --head --port {port}` or check the address"
+        ) from None
+
+
+def _enable_token_auth_if_available() -> None:
+    """Send this machine's Ray token when one exists and ``RAY_AUTH_MODE`` is not set.
+
+    Recent Ray versions (2.60 here) start clusters with token authentication when a token exists
+    (``~/.ray/auth_token``, ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``), but only
+    ``address="auto"`` picks the token up by itself; an explicit address would then fail
+    with "Authentication token is missing". A cluster without authentication accepts a
+    client that sends a token, so sending it is harmless.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # Ray versions without token authentication
+        return
+    try:
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    except Exception as exc:  # pragma: no cover - never let this helper stop a run
+        log.debug("could not enable Ray token authentication: %s", exc)
+
+
+def _init_ray(ray, address: str | None, num_cpus: int) -> None:
+    kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    if address is None:
+        # "local": a new private instance, even when another cluster runs on this machine.
+        # Ray announces at every start that it protects the instance with a token: not news here.
+        quiet = logging.getLogger("ray._private.authentication.authentication_token_setup")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
+        finally:
+            quiet.setLevel(level)
+        return
+    _enable_token_auth_if_available()
+    if address.startswith("ray://"):
+        kwargs.pop("include_dashboard")
+    ray.init(address=address, **kwargs)
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int = 2) -> Iterator:
+    """The ``ray`` module, connected for the duration of the block.
+
+    * ``address=None``: a private local Ray instance on loopback with ``num_cpus`` CPUs,
+      stopped at the end of the block;
+    * ``address="HOST:PORT"`` (the head's GCS port, ``ray start --head --port PORT``),
+      ``"ray://HOST:10001"`` (Ray Client) or ``"auto"`` (the cluster this machine belongs to):
+      attach to a running cluster and leave it running;
+    * a Ray already initialised in this process (a notebook, a test fixture) is used as it is.
+
+    Only a Ray instance started here is stopped at the end.
+    """
+    ray = import_ray()
+    if address is not None:
+        _check_reachable(address)
+    if ray.is_initialized():
+        yield ray
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        _init_ray(ray, address, num_cpus)
+    except ConfigError:
+        raise
+    except Exception as exc:  # ConnectionError, RuntimeError, AuthenticationError, ValueError...
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+        where = address or "a local instance"
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = ""
+        if "uthenticat" in str(exc) or "uthenticat" in repr(exc.__cause__):
+            hint = " (the cluster wants its token: copy ~/.ray/auth_token from the head or set RAY_AUTH_TOKEN)"
+        raise ConfigError(f"cannot start or reach the Ray cluster at {where}: {text}{hint}") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def cluster_cpus(ray, default: int) -> int:
+    """The CPUs of the connected cluster (at least 1)."""
+    return max(1, int(ray.cluster_resources().get("CPU", default)))
+
+
+# ----------------------------------------------------------------------------- the scheduling loop
+
+
+def scheduled(
+    ray,
+    submit: Callable[[Any], Any],
+    queue: deque,
+    *,
+    window: int,
+    stop_timeout: float = STOP_TIMEOUT,
+) -> Iterator[tuple[Any, Any, BaseException | None]]:
+    """Run every task of ``queue`` on Ray, at most ``window`` at a time; yield
+    ``(task, result, None)`` or ``(task, None, error)`` as each completes.
+
+    ``submit(task)`` starts one task and returns its object ref. Tasks are taken from the left of
+    ``queue``; the caller may add tasks to it while iterating (retries). Ray is polled every
+    second, so that Ctrl-C (KeyboardInterrupt) is seen promptly. When the loop ends early (an
+    exception, the generator closed), the tasks in flight are cancelled and waited for.
+    """
+    if window < 1:
+        raise ConfigError(f"the scheduling window must be at least 1, got {window}")
+    pending: dict = {}
+    try:
+        while queue or pending:
+            while queue and len(pending) < window:
+                task = queue.popleft()
+                pending[submit(task)] = task
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in done:
+                task = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except Exception as exc:  # the task failed (after Ray's own retries)
+                    yield task, None, exc
+                else:
+                    yield task, result, None
+    finally:
+        if pending:  # interrupted: stop what is still queued or running, wait until it has
+            for ref in pending:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref)
+            with contextlib.suppress(Exception):
+                ray.wait(list(pending), num_returns=len(pending), timeout=stop_timeout)
+
+
+def _call_in_worker(fn: Callable[..., Any], *args: Any) -> Any:
+    limit_threads()
+    return fn(*args)
+
+
+def ray_map(
+    fn: Callable[..., Any],
+    tasks: Sequence[Sequence[Any]],
+    *,
+    address: str | None = None,
+    workers: int = 2,
+    progress: Callable[[Any], None] | None = None,
+) -> Iterator[Any]:
+    """``fn(*task)`` for every task, one Ray task each (one CPU, one math thread); results in task order.
+
+    Each distinct argument object (a data bundle, splits, configs) goes to Ray's object store once
+    and is shared by every task that needs it, instead of being pickled into each task. On a
+    cluster with GPUs every task reserves one (Ray points the task's ``CUDA_VISIBLE_DEVICES`` at
+    it, so tasks train side by side, one per GPU). ``progress(result)`` is called as each task
+    completes. A task that raises an avemo error re-raises it here as it is (one line, no remote
+    traceback); the other tasks are then cancelled.
+    """
+    with ray_session(address, workers) as ray:
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=2)(_call_in_worker)
+        shared: dict[int, Any] = {}
+
+        def by_ref(arg: Any) -> Any:
+            if isinstance(arg, str | int | float | bool) or arg is None:
+                return arg
+            if id(arg) not in shared:
+                shared[id(arg)] = ray.put(arg)
+            return shared[id(arg)]
+
+        def submit(i: int):
+            return remote.remote(fn, *(by_ref(a) for a in tasks[i]))
+
+        results: dict[int, Any] = {}
+        window = 2 * cluster_cpus(ray, workers)
+        for i, result, error in scheduled(ray, submit, deque(range(len(tasks))), window=window):
+            if error is not None:
+                cause = getattr(error, "cause", None)
+                if isinstance(cause, AvemoError):
+                    raise cause from None
+                raise error
+            results[i] = result
+            if progress is not None:
+                progress(result)
+        yield from (results[i] for i in range(len(tasks)))
+
