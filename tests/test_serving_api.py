@@ -102,7 +102,7 @@ def _post_file(client, path: Path, name: str | None = None, **fields):
 
 def _check_prediction(body: dict, filename: str) -> None:
     assert set(body) == {"path", "duration", "emotion", "probabilities", "modalities", "face_coverage",
-                         "timeline", "model"}
+                         "timeline", "model", "warnings"}
     assert body["path"] == filename
     assert set(body["probabilities"]) == EMOTIONS
     assert math.isclose(sum(body["probabilities"].values()), 1.0, abs_tol=1e-3)

@@ -511,6 +511,9 @@ def _predict_files(predictor, files: list[Path], done: list, *, window, hop, mod
             progress.finished()
             if outcome.ok:
                 done.append(outcome.prediction)
+                for warning in outcome.prediction.warnings:  # one line each, as errors are
+                    console_err.print(f"avemo: warning: {outcome.path}: {warning}", markup=False, highlight=False,
+                                      soft_wrap=True)
             elif raise_single:
                 raise AvemoError(outcome.reason, outcome.path)
             else:
@@ -599,8 +602,8 @@ def predict(
         except KeyboardInterrupt:
             if predictions and not single:
                 _write_predictions(predictions, fmt, output, single=False)
-                console_err.print(f"interrupted after {len(predictions)} of {len(files)} files; "
-                                  "the results above are those of the files done")
+                console_err.print(f"interrupted: the results of the {len(predictions)} files done (of {len(files)}) "
+                                  "were written")
             raise
         failures = problems + failures
         if predictions:
@@ -753,9 +756,13 @@ def main() -> None:
     except AvemoError as exc:
         print(f"avemo: error: {exc}", file=sys.stderr)  # one line, never wrapped
         sys.exit(2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before or after the command (Typer handles it during one)
         print("avemo: interrupted", file=sys.stderr)
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130:  # Typer turns Ctrl-C during a command into a silent exit with code 130
+            print("avemo: interrupted", file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":

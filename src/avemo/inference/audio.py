@@ -35,6 +35,7 @@ import numpy as np
 from avemo.errors import ConfigError, FeatureError
 from avemo.inference.engines import Engine, create_engine, export_module
 from avemo.inference.windows import WindowGrid
+from avemo.media.decode import Warn
 
 SAMPLE_RATE = 16000
 FRAME_SECONDS = 0.02  # one Whisper encoder frame
@@ -67,8 +68,10 @@ class AudioExpert(ABC):
     labels: tuple[str, ...]
 
     @abstractmethod
-    def analyse(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None) -> AudioOutput:
-        """Decode the audio track of ``path`` and predict the clip and every window of ``grid``."""
+    def analyse(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None,
+                warn: Warn | None = None) -> AudioOutput:
+        """Decode the audio track of ``path`` and predict the clip and every window of ``grid``;
+        ``warn`` receives what a damaged file made the decoder skip (:mod:`avemo.media.decode`)."""
 
     def export_onnx(self, out_dir: Path) -> dict[str, str]:
         raise ConfigError(f"the {self.name} audio expert cannot be exported to ONNX")
@@ -289,7 +292,7 @@ class WhisperAudioExpert(AudioExpert):
         return out[: max(1, min(len(out), math.ceil(len(y) / (2 * 160))))]
 
     def embed(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None,
-              on_windows: Callable[[dict[int, np.ndarray]], None] | None = None):
+              on_windows: Callable[[dict[int, np.ndarray]], None] | None = None, warn: Warn | None = None):
         """Stream the audio: (clip embedding, {window k: embedding}, duration, peak).
 
         With ``on_windows``, each window's embedding is handed over as soon as the window is
@@ -314,7 +317,7 @@ class WhisperAudioExpert(AudioExpert):
             else:
                 done.update(out)
 
-        for block in iter_audio(path, SAMPLE_RATE, block_seconds=CHUNK_SECONDS):
+        for block in iter_audio(path, SAMPLE_RATE, block_seconds=CHUNK_SECONDS, warn=warn):
             samples += len(block)
             if len(block):
                 peak = max(peak, float(np.max(np.abs(block))))
@@ -344,7 +347,8 @@ class WhisperAudioExpert(AudioExpert):
         """(n, width) embeddings -> (n, C) logits."""
         return self.head(embedding=np.asarray(embeddings, dtype=np.float32))["logits"]
 
-    def analyse(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None) -> AudioOutput:
+    def analyse(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None,
+                warn: Warn | None = None) -> AudioOutput:
         index: list[int] = []
         logits: list[np.ndarray] = []
 
@@ -352,7 +356,7 @@ class WhisperAudioExpert(AudioExpert):
             index.extend(windows)
             logits.append(self.logits(np.stack([windows[k] for k in windows])))
 
-        clip, _, duration, peak = self.embed(path, grid, progress, on_windows=classify)
+        clip, _, duration, peak = self.embed(path, grid, progress, on_windows=classify, warn=warn)
         width = len(self.labels)
         return AudioOutput(
             clip_logits=self.logits(clip[None])[0],
@@ -396,10 +400,11 @@ class FeatureAudioExpert(AudioExpert):
     def features(self, y: np.ndarray) -> dict[str, np.ndarray]:
         return {n: e.from_signal(y, self.sample_rate)["x"] for n, e in self.extractors.items()}
 
-    def analyse(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None) -> AudioOutput:
+    def analyse(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None,
+                warn: Warn | None = None) -> AudioOutput:
         from avemo.media import load_audio
 
-        y = load_audio(path, sr=self.sample_rate)
+        y = load_audio(path, sr=self.sample_rate, warn=warn)
         duration = len(y) / self.sample_rate
         clip = self.features(y)
         rows: dict[str, list[np.ndarray]] = {n: [a] for n, a in clip.items()}

@@ -46,6 +46,7 @@ import numpy as np
 from avemo.errors import AvemoError, CheckpointError, ConfigError, FeatureError, MissingStreamError
 from avemo.inference.result import ModalityStatus, Prediction, WindowPrediction
 from avemo.inference.windows import WindowGrid
+from avemo.media.decode import TRUNCATED
 
 # Before torch is first imported: idle OpenMP workers sleep instead of spinning. The two experts run
 # torch in two threads on few cores, where spinning workers steal the cores the other thread needs.
@@ -106,21 +107,29 @@ class _Raw:
     window_calm_decided: np.ndarray  # (K,) bool
     modalities: dict[str, ModalityStatus]
     face_coverage: float | None
+    warnings: tuple[str, ...] = ()  # what the decoders could not read
+
+
+class _Cancelled(Exception):
+    """Raised inside an expert, at its next progress report, once its prediction was abandoned (Ctrl-C)."""
 
 
 class _Combined:
-    """Progress of two streams reported as the slower one's."""
+    """Progress of two streams reported as the slower one's. Also the experts' cancellation point:
+    once ``cancelled`` is set, their next progress report raises :class:`_Cancelled`."""
 
     def __init__(self, callback: Progress | None, total: float, names: Iterable[str]):
         self.callback, self.total = callback, total
         self.done = dict.fromkeys(names, 0.0)
         self.lock = threading.Lock()
+        self.cancelled = threading.Event()
 
-    def for_stream(self, name: str) -> Callable[[float], None] | None:
-        if self.callback is None:
-            return None
-
+    def for_stream(self, name: str) -> Callable[[float], None]:
         def update(seconds: float) -> None:
+            if self.cancelled.is_set():
+                raise _Cancelled()
+            if self.callback is None:
+                return
             with self.lock:
                 self.done[name] = max(self.done[name], seconds)
                 done = min(self.done.values())
@@ -129,26 +138,44 @@ class _Combined:
         return update
 
 
-def _run_in_thread(fn: Callable[[], Any]) -> Callable[[], Any]:
-    """Start ``fn`` in a thread; return a function that waits and returns its result (or re-raises)."""
-    box: dict[str, Any] = {}
+class _ExpertThread:
+    """An expert running in a thread of its own while the other one runs in the caller's.
 
-    def target() -> None:
+    Waiting is done on an event the thread sets when it ends, not with ``Thread.join``: a join
+    interrupted by Ctrl-C marks the thread as stopped although it still runs (CPython before 3.13,
+    gh-90882), and later joins then return at once.
+    """
+
+    def __init__(self, fn: Callable[[], Any]):
+        self._box: dict[str, Any] = {}
+        self._ended = threading.Event()
+        self._thread = threading.Thread(target=self._target, args=(fn,), name="avemo-audio", daemon=True)
+        self._thread.start()
+
+    def _target(self, fn: Callable[[], Any]) -> None:
         try:
-            box["value"] = fn()
+            self._box["value"] = fn()
         except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
+            self._box["error"] = exc
+        finally:
+            self._ended.set()
 
-    thread = threading.Thread(target=target, name="avemo-audio", daemon=True)
-    thread.start()
+    def result(self) -> Any:
+        """Wait for the expert; its result, or its exception re-raised."""
+        self._ended.wait()
+        if "error" in self._box:
+            raise self._box["error"]
+        return self._box["value"]
 
-    def wait() -> Any:
-        thread.join()
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
-
-    return wait
+    def finish(self) -> None:
+        """Wait until the expert has ended, whatever arrives meanwhile (a second Ctrl-C included): a
+        thread still inside native code when the interpreter exits aborts the whole process
+        ("terminate called without an active exception") instead of exiting with code 130."""
+        while not self._ended.is_set():
+            try:
+                self._ended.wait()
+            except KeyboardInterrupt:
+                continue
 
 
 # ----------------------------------------------------------------------------- backends
@@ -161,26 +188,40 @@ class _ExpertsBackend:
         self.fusion = fusion  # an Engine over ProductOfExperts
         self.labels = labels
 
+    def _analyse(self, path: Path, use: dict[str, bool], grid: WindowGrid, tracker: _Combined, warn):
+        """Run the experts, the audio one in a thread and the visual one here: (audio output, visual
+        output, the file's errors by modality). On Ctrl-C (or an error that is not the file's), the
+        audio thread is stopped at its next progress report and waited for before that propagates."""
+        outputs: dict[str, Any] = {}
+        errors: dict[str, AvemoError] = {}
+        thread = None
+        try:
+            if use["audio"]:
+                thread = _ExpertThread(lambda: self.audio.analyse(path, grid, tracker.for_stream("audio"), warn))
+            if use["video"]:
+                try:
+                    outputs["video"] = self.visual.analyse(path, tracker.for_stream("video"), warn)
+                except AvemoError as exc:
+                    errors["video"] = exc
+            if thread is not None:
+                try:
+                    outputs["audio"] = thread.result()
+                except AvemoError as exc:
+                    errors["audio"] = exc
+        except BaseException:
+            tracker.cancelled.set()
+            if thread is not None:
+                thread.finish()
+            raise
+        return outputs.get("audio"), outputs.get("video"), errors
+
     def run(self, path: Path, info, use: dict[str, bool], reasons: dict[str, str], grid: WindowGrid,
             progress: Progress | None) -> _Raw:
         total = float(info.duration or 0.0)
         attempted = [m for m in MODALITIES if use[m]]
         tracker = _Combined(progress, total, attempted)
-        audio_out = visual_out = None
-        errors: dict[str, AvemoError] = {}
-        wait_audio = None
-        if use["audio"]:
-            wait_audio = _run_in_thread(lambda: self.audio.analyse(path, grid, tracker.for_stream("audio")))
-        if use["video"]:
-            try:
-                visual_out = self.visual.analyse(path, tracker.for_stream("video"))
-            except AvemoError as exc:
-                errors["video"] = exc
-        if wait_audio is not None:
-            try:
-                audio_out = wait_audio()
-            except AvemoError as exc:
-                errors["audio"] = exc
+        warnings: list[str] = []
+        audio_out, visual_out, errors = self._analyse(path, use, grid, tracker, warnings.append)
         for name, exc in errors.items():
             reasons[name] = exc.reason
             use[name] = False
@@ -199,13 +240,15 @@ class _ExpertsBackend:
             why = "; ".join(f"{m}: {reasons[m]}" for m in MODALITIES if m in reasons)
             raise FeatureError(f"nothing to predict from ({why})", path)
 
-        # the clip's extent: the container's duration, else what the decoders saw
-        ends = [total]
-        if audio_out is not None:
-            ends.append(audio_out.duration)
+        # the clip's extent: the container's duration; what the decoders saw when it has none, or when
+        # the file ends before the length its header declares (a truncated file)
+        decoded = [audio_out.duration] if audio_out is not None else []
         if visual_out is not None:
-            ends.append(visual_out.last_time + 1.0 / self.visual.config.fps)
-        duration = total if total > 0 else max(ends)
+            decoded.append(visual_out.last_time + 1.0 / self.visual.config.fps)
+        if decoded and any(w.startswith(TRUNCATED) for w in warnings):
+            duration = max(decoded)
+        else:
+            duration = total if total > 0 else max([total, *decoded])
         bounds = grid.bounds(duration)
         n, c = len(bounds), len(self.labels)
 
@@ -234,7 +277,7 @@ class _ExpertsBackend:
         }
         coverage = visual_out.coverage if visual_out is not None else None
         return _Raw(duration, clip, audio_out is not None, bounds, rows, has_audio, has_video, has_audio,
-                    modalities, coverage)
+                    modalities, coverage, tuple(warnings))
 
 
 class _ZooBackend:
@@ -289,10 +332,11 @@ class _ZooBackend:
             raise FeatureError("the model has no input this file can give", path)
         total = float(info.duration or 0.0)
         signal, sr = None, None
+        warnings: list[str] = []
         if use["audio"]:
             rates = {getattr(self.extractors[n], "sample_rate", 16000) for n in self.by_modality["audio"]}
             sr = int(rates.pop())
-            signal = load_audio(path, sr=sr)
+            signal = load_audio(path, sr=sr, warn=warnings.append)
             total = total if total > 0 else len(signal) / sr  # the container's duration when it has one
         clip_arrays: dict[str, list] = {}
         coverage = None
@@ -340,7 +384,7 @@ class _ZooBackend:
             m: ModalityStatus(used=use[m], reason=None if use[m] else reasons.get(m)) for m in MODALITIES
         }
         return _Raw(total, _softmax(clip_logits), True, bounds, probs, has_a, has_v,
-                    np.ones(n, bool), modalities, coverage)
+                    np.ones(n, bool), modalities, coverage, tuple(warnings))
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -523,6 +567,7 @@ class Predictor:
             face_coverage=raw.face_coverage,
             windows=tuple(windows),
             model={k: self.model_info[k] for k in ("name", "version", "engine")},
+            warnings=raw.warnings,
         )
 
     def predict_many(self, paths: Iterable[str | Path], progress: BatchProgress | None = None,

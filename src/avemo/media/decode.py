@@ -26,6 +26,8 @@ log = logging.getLogger("avemo.media")
 
 #: receives a one-line warning about a file that was only partly decodable
 Warn = Callable[[str], None]
+#: how a warning about a stream that ends before its declared length begins
+TRUNCATED = "truncated or damaged"
 
 
 def warner(path: str | Path, warn: Warn | None) -> Warn:
@@ -118,7 +120,7 @@ def check_complete(declared: float | None, decoded_end: float, report: Warn, wha
     with a Xing header...); a truncated WAV or CBR MP3 simply reads as a shorter file.
     """
     if declared is not None and declared - decoded_end > max(0.2, 0.02 * declared):
-        report(f"truncated or damaged: the header declares {declared:.2f} s of {what}, "
+        report(f"{TRUNCATED}: the header declares {declared:.2f} s of {what}, "
                f"only {decoded_end:.2f} s could be decoded")
 
 

@@ -31,13 +31,16 @@ class PredictionOut(BaseModel):
     """The result for one file: the same JSON as ``avemo predict --format json``."""
 
     path: str = Field(description="The uploaded file's name (its last component only).")
-    duration: float | None = Field(description="Media duration in seconds.")
+    duration: float | None = Field(description="Media duration in seconds (of what could be decoded, when the "
+                                   "file ends before the length its header declares).")
     emotion: str = Field(description="The predicted clip-level emotion.")
     probabilities: dict[str, float] = Field(description="Probability of each emotion (they sum to 1).")
     modalities: dict[str, ModalityOut]
     face_coverage: float | None = Field(description="Share of analysed frames with a face (null for audio).")
     timeline: list[WindowOut]
     model: dict[str, Any] = Field(description="Name, version and engine of the model that predicted.")
+    warnings: list[str] = Field(description="What the file made the decoders skip (a damaged or truncated file); "
+                                "the prediction covers what could be decoded.")
 
 
 class ErrorDetail(BaseModel):
