@@ -64,6 +64,12 @@ def corpus(tmp_path_factory) -> Path:
     y[4000:4100] = np.nan
     sf.write(root / "nan_float.wav", y, 16000, subtype="FLOAT")
     write_audio_streams(root / "muted_first.mkv", ("silence", "voice"), default=0)
+    clip = bytearray(write_clip(root / "four_seconds.mp4", duration=4.0, fps=30, size=(160, 120)).read_bytes())
+    middle = len(clip) // 2
+    clip[middle : middle + 3000] = np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    (root / "damaged_middle.mp4").write_bytes(bytes(clip))  # a bad sector's worth of noise
+    whole_mkv = write_clip(root / "four_seconds.mkv", duration=4.0, fps=30, size=(160, 120)).read_bytes()
+    (root / "cut.mkv").write_bytes(whole_mkv[: int(len(whole_mkv) * 0.3)])  # an interrupted copy
     (root / "no_media").mkdir()
     (root / "no_media" / "notes.txt").write_text("not media\n")
     return root
@@ -118,6 +124,24 @@ def test_a_batch_goes_past_bad_inputs_and_lists_them(corpus, monkeypatch, capsys
     assert "Not predicted (2 of 4):" in err
     assert f"  {corpus / 'nan_float.wav'}: the audio track holds NaN or infinite samples" in err
     assert _listing(tmp_path) == ["batch.json"]
+
+
+def test_a_damaged_middle_is_predicted_around_the_damage_and_said(corpus, monkeypatch, capsys):
+    code, out, err = _run(monkeypatch, capsys, "predict", corpus / "damaged_middle.mp4", "--format", "json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["duration"] == pytest.approx(4.0, abs=0.1)
+    assert any("video packets could not be decoded and were skipped" in w for w in result["warnings"])
+    assert f"avemo: warning: {corpus / 'damaged_middle.mp4'}: " in err
+
+
+def test_a_truncated_file_reports_what_was_decoded(corpus, monkeypatch, capsys):
+    code, out, err = _run(monkeypatch, capsys, "predict", corpus / "cut.mkv", "--format", "json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["duration"] < 1.5  # the header says 4.06 s; about a second of it decodes
+    assert result["timeline"][-1]["end"] == pytest.approx(result["duration"], abs=1e-3)
+    assert any(w.startswith("truncated or damaged: the header declares 4.06 s") for w in result["warnings"])
 
 
 def test_of_two_audio_streams_the_one_with_sound_is_predicted(corpus, monkeypatch, capsys):
