@@ -493,7 +493,7 @@ def effect_lines(explore: dict) -> list[str]:
 def part_report(ctx) -> None:
     from avemo.evaluation.benchmark import summarise_results, write_report
     from avemo.evaluation.suites import PAPER_NUMBERS, SLOW_MODELS, TRAIN_OVERRIDES, ravdess_au_entries
-    from avemo.features.audio.whisper import load_encoder
+    from avemo.features.audio.whisper_encoder import load_encoder
 
     results = _merge_main(ctx)
     if results is None:

@@ -56,7 +56,7 @@ def test_an_unrelated_error_is_not_called_a_model_format_error(monkeypatch):
     """A failure while building the encoder (here: librosa's mel filters) keeps its own type and message."""
     import librosa
 
-    from avemo.features.audio.whisper import WhisperEncoder
+    from avemo.features.audio.whisper_encoder import WhisperEncoder
 
     def broken(**_):
         raise RuntimeError("something unrelated")

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from avemo import config as cfg
+from avemo.config import read_format_json
 from avemo.errors import AvemoError, CheckpointError
 from avemo.inference.fusion import FusionConfig
 from avemo.inference.visual import VisualConfig
-from avemo.models.checkpoint import read_format_json
 
 FORMAT = "avemo.predictor"
 FORMAT_VERSION = 1

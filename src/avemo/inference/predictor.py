@@ -446,12 +446,10 @@ class Predictor:
                     onnx_dir: str | Path | None = None) -> Predictor:
         """A predictor bundle folder (``model.json`` + ``audio/`` checkpoint; see :mod:`avemo.inference.bundle`)."""
         from avemo.datasets.labels import RAVDESS
-        from avemo.inference.audio import make_audio_expert
-        from avemo.inference.bundle import bundle_fingerprint, onnx_cache_dir, read_bundle
+        from avemo.inference.bundle import read_bundle
         from avemo.inference.engines import ENGINES, create_engine
         from avemo.inference.fusion import FUSION_INPUTS, FUSION_OUTPUTS, product_of_experts
         from avemo.inference.visual import FerVisualExpert
-        from avemo.models.checkpoint import load_checkpoint
 
         if engine not in ENGINES:
             raise ConfigError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
@@ -461,13 +459,14 @@ class Predictor:
         if tuple(labels) != RAVDESS.emotions:
             raise CheckpointError(f"the bundle's labels {list(labels)} are not the 8 RAVDESS emotions", path)
         if engine == "onnx":
-            onnx_dir = Path(onnx_dir) if onnx_dir is not None else onnx_cache_dir(bundle_fingerprint(path))
-            from avemo.inference.export import ensure_exported
+            audio, onnx_dir = _onnx_audio_expert(path, onnx_dir, labels)
+        else:
+            from avemo.inference.audio import make_audio_expert
+            from avemo.models.checkpoint import load_checkpoint
 
-            ensure_exported(path, onnx_dir)
-        ckpt = load_checkpoint(path / config.audio)
-        _check_labels(ckpt, labels)
-        audio = make_audio_expert(ckpt, engine=engine, onnx_dir=onnx_dir, device=device)
+            ckpt = load_checkpoint(path / config.audio)
+            _check_labels(ckpt, labels)
+            audio = make_audio_expert(ckpt, engine=engine, device=device)
         visual = FerVisualExpert(config.visual, engine=engine, onnx_dir=onnx_dir, device=device)
         if engine == "onnx":
             from avemo.inference.export import FUSION_FILE
@@ -602,6 +601,22 @@ class Predictor:
         from avemo.inference.export import export_bundle
 
         return export_bundle(self.bundle_dir, out_dir)
+
+
+def _onnx_audio_expert(bundle: Path, onnx_dir: str | Path | None, labels: Sequence[str]):
+    """(the audio expert on the bundle's ONNX graphs, their folder): exported there first if needed
+    (default folder: a cache folder named after the bundle), then run from the graphs and their
+    manifest alone: the onnx engine reads no checkpoint and imports no torch."""
+    from avemo.inference.audio import WhisperAudioExpert
+    from avemo.inference.bundle import bundle_fingerprint, onnx_cache_dir
+    from avemo.inference.export import ensure_exported
+
+    onnx_dir = Path(onnx_dir) if onnx_dir is not None else onnx_cache_dir(bundle_fingerprint(bundle))
+    expert = WhisperAudioExpert.from_onnx(onnx_dir, **ensure_exported(bundle, onnx_dir)["audio_expert"])
+    if expert.labels != tuple(labels):
+        raise CheckpointError(f"the exported audio head predicts {list(expert.labels)}, but this predictor needs "
+                              f"{list(labels)}", onnx_dir)
+    return expert, onnx_dir
 
 
 def _check_labels(ckpt, expected: Sequence[str]) -> None:

@@ -4,7 +4,7 @@ Frames are decoded once, streaming, at ``fps`` analysis frames per second
 (:func:`avemo.media.iter_frames` converts only those; the decoder still reads every frame). The
 speaker's face is followed by :class:`~avemo.features.face.FaceTracker` (MediaPipe BlazeFace; a
 frame where the face is not detected gives nothing: no box is carried over). Each face is cut
-out **the way the ``fer`` package does it** (:func:`avemo.models.pretrained.crop_faces`: gray,
+out **the way the ``fer`` package does it** (:func:`avemo.features.face.fer.crop_faces`: gray,
 squared box widened by 10 px, 64x64), which is the input the network was trained and shipped
 with, and classified by fer's mini-Xception (:class:`~avemo.models.pretrained.FerEmotionClassifier`,
 torch or ONNX engine) into the 7 FER2013 classes.
@@ -19,7 +19,7 @@ over 81 frames of the 7 real clips and a synthetic clip, where both detectors fo
 again). ``box="detector"`` uses the tracker's box as it is.
 
 Per window (and for the clip) the frame probabilities are pooled (mean by default) and mapped
-to the 8 RAVDESS emotions (:func:`~avemo.models.pretrained.fer_to_ravdess`; FER2013 "neutral"
+to the 8 RAVDESS emotions (:func:`~avemo.datasets.labels.fer_to_ravdess`; FER2013 "neutral"
 is split between neutral and calm by ``calm_share``).
 """
 
@@ -100,6 +100,21 @@ class _DetectorPool:
             self.idle.append(detector)
 
 
+def _onnx_network(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """fer's network as exported (``logits`` first): (N, 1, 64, 64) inputs -> (N, 7) probabilities, in
+    onnxruntime only (no torch, no model zoo: the ONNX engine is meant to run without them)."""
+    from avemo.inference.engines import create_engine
+
+    engine = create_engine("onnx", onnx_path=path)
+
+    def probabilities(inputs: np.ndarray) -> np.ndarray:
+        logits = engine(**{engine.input_names[0]: inputs})[engine.output_names[0]]
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))  # as FerEmotionClassifier does for both engines
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    return probabilities
+
+
 class FerVisualExpert:
     """Tracked faces -> fer mini-Xception -> pooled RAVDESS probabilities (see the module docstring)."""
 
@@ -113,26 +128,20 @@ class FerVisualExpert:
         device: str = "auto",
     ):
         from avemo.datasets.labels import RAVDESS
-        from avemo.models.pretrained import FerClassifierConfig, FerEmotionClassifier
 
         self.config = config or VisualConfig()
-        onnx_path = None
         if engine == "onnx":
             if onnx_dir is None:
                 raise ConfigError("the onnx engine needs the folder of the exported graphs")
-            onnx_path = str(Path(onnx_dir) / FER_FILE)
-        elif engine != "torch":
+            self._probabilities = _onnx_network(Path(onnx_dir) / FER_FILE)
+        elif engine == "torch":
+            from avemo.models.pretrained import FerClassifierConfig, FerEmotionClassifier
+
+            classifier = FerEmotionClassifier(FerClassifierConfig(engine="torch", device=device,
+                                                                  batch_size=self.config.batch_size))
+            self._probabilities = classifier.predict_inputs
+        else:
             raise ConfigError(f"unknown engine {engine!r}; known: onnx, torch")
-        self.classifier = FerEmotionClassifier(
-            FerClassifierConfig(
-                engine=engine,
-                device=device,
-                onnx_path=onnx_path,
-                batch_size=self.config.batch_size,
-                calm_share=self.config.calm_share,
-                pooling=self.config.pooling,
-            )
-        )
         self.labels = tuple(RAVDESS.emotions)
         # made when a video is first analysed: an audio-only user never loads MediaPipe (1.8 s here)
         self._detectors = _DetectorPool(self._new_detector)
@@ -157,8 +166,8 @@ class FerVisualExpert:
         """Track and classify the speaker's face over the sampled frames of ``path`` (``warn``: what a
         damaged file made the decoder skip, :mod:`avemo.media.decode`)."""
         from avemo.features.face import FaceTracker, TrackerConfig
+        from avemo.features.face.fer import crop_faces, scale_to_network
         from avemo.media import iter_frames
-        from avemo.models.pretrained import crop_faces, scale_to_network
 
         times: list[float] = []
         crops: list[np.ndarray] = []
@@ -168,7 +177,7 @@ class FerVisualExpert:
 
         def flush() -> None:
             if crops:
-                probs.append(self.classifier.predict_inputs(scale_to_network(np.stack(crops))))
+                probs.append(self._probabilities(scale_to_network(np.stack(crops))))
                 crops.clear()
 
         detector = self._detectors.acquire()
@@ -197,15 +206,20 @@ class FerVisualExpert:
 
     def pooled(self, output: VisualOutput, bounds: np.ndarray | None = None) -> np.ndarray:
         """(8,) clip probabilities (``bounds=None``) or (K, 8) per window, NaN rows for windows without a face."""
-        from avemo.models.pretrained import pool_probabilities
-
         if bounds is None:
-            return self.classifier.to_ravdess(pool_probabilities(output.probs, self.config.pooling))
+            return self._pool(output.probs)
         out = np.full((len(bounds), len(self.labels)), np.nan, dtype=np.float32)
         for k, idx in enumerate(window_members(output.times, bounds)):
             if len(idx):
-                out[k] = self.classifier.to_ravdess(pool_probabilities(output.probs[idx], self.config.pooling))
+                out[k] = self._pool(output.probs[idx])
         return out
+
+    def _pool(self, probs: np.ndarray) -> np.ndarray:
+        """FER2013 frame probabilities -> one RAVDESS distribution (``pooling``, then ``calm_share``)."""
+        from avemo.datasets.labels import fer_to_ravdess
+        from avemo.features.face.fer import pool_probabilities
+
+        return fer_to_ravdess(pool_probabilities(probs, self.config.pooling), self.config.calm_share)
 
     def export_onnx(self, out_dir: Path) -> dict[str, str]:
         from avemo.models.pretrained import export_onnx

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from avemo.config import read_format_json
 from avemo.datasets.labels import LabelSet
 from avemo.errors import AvemoError, CheckpointError
 from avemo.models.inputs import InputSpec
@@ -137,22 +138,6 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"not a checkpoint folder (no {META})", path)
     return read_format_json(meta_path, path, fmt=FORMAT, version=FORMAT_VERSION, noun="checkpoint",
                             what="an avemo checkpoint")
-
-
-def read_format_json(meta_path: Path, where: Path, *, fmt: str, version: int, noun: str, what: str) -> dict[str, Any]:
-    """A JSON object whose ``format`` / ``format_version`` must be ``fmt`` / ``version``
-    (checkpoints, predictor bundles); CheckpointError naming ``where`` otherwise."""
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(f"unreadable {meta_path.name} ({exc})", where) from None
-    if not isinstance(meta, dict) or meta.get("format") != fmt:
-        raise CheckpointError(f"not {what} ({meta_path.name} has no format '{fmt}')", where)
-    if meta.get("format_version") != version:
-        raise CheckpointError(
-            f"{noun} format version {meta.get('format_version')} is not supported (this avemo reads {version})", where
-        )
-    return meta
 
 
 def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> Checkpoint:
