@@ -300,15 +300,13 @@ class _ZooBackend:
 
     def _video_features(self, path: Path, start: float | None, duration: float | None):
         from avemo import config as cfg
-        from avemo.features.face.detect import native_stderr_silenced
 
         out, coverage = {}, None
         for name in self.by_modality["video"]:
             extractor = self.extractors[name]
             if start is not None:
                 extractor = type(extractor)(cfg.replace(extractor.config, start=start, duration=duration))
-            with native_stderr_silenced():  # each run starts a face detector, whose notices would flood stderr
-                feats = extractor.extract(path)
+            feats = extractor.extract(path)  # each run starts a face detector, which keeps its notices quiet
             out[name] = feats["x"]
             if "coverage" in feats:
                 coverage = float(feats["coverage"])
