@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from avemo.errors import AvemoError
+from avemo.serving.settings import MIB, ServeSettings  # light: the web framework loads in `serve` only
 from avemo.version import __version__
 
 app = typer.Typer(
@@ -477,8 +478,6 @@ class _PredictProgress:
     def update(self, index: int, _path: str, done: float, total: float) -> None:
         import time
 
-        from rich.markup import escape
-
         if index != self.index:  # a new file starts
             self.index, self.started = index, time.monotonic()
             self.last_line = self.started
@@ -521,12 +520,13 @@ def _predict_files(predictor, files: list[Path], done: list, *, window, hop, mod
     return failures
 
 
-def _render(predictions, fmt: str, *, single: bool, width: int | None = None) -> str:
+def _render(predictions, fmt: str, *, single: bool) -> str:
+    """The predictions as the text of a file: a table (120 columns, no colour), JSON or CSV."""
     from avemo.inference import formats
 
     if fmt == "table":
         buffer = io.StringIO()
-        file_console = Console(file=buffer, width=width or 120, no_color=True, highlight=False)
+        file_console = Console(file=buffer, width=120, no_color=True, highlight=False)
         for p in predictions:
             formats.render(p, file_console)
         return buffer.getvalue()
@@ -688,8 +688,6 @@ def _write_json(path: Path, data) -> None:
 
 
 # ----------------------------------------------------------------------------- serve
-from avemo.serving.settings import MIB, ServeSettings  # noqa: E402  (light: no web framework)
-
 _SERVE = ServeSettings()  # the defaults shown by `serve --help`
 
 

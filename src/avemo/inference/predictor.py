@@ -47,13 +47,13 @@ from avemo.errors import AvemoError, CheckpointError, ConfigError, FeatureError,
 from avemo.inference.result import ModalityStatus, Prediction, WindowPrediction
 from avemo.inference.windows import WindowGrid
 from avemo.media.decode import TRUNCATED
+from avemo.media.probe import SILENT_PEAK
 
 # Before torch is first imported: idle OpenMP workers sleep instead of spinning. The two experts run
 # torch in two threads on few cores, where spinning workers steal the cores the other thread needs.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 MODALITIES = ("audio", "video")
-SILENCE_PEAK = 1e-3  # -60 dBFS: a track whose loudest sample is below this holds no voice
 
 #: progress(done_seconds, total_seconds)
 Progress = Callable[[float, float], None]
@@ -225,7 +225,7 @@ class _ExpertsBackend:
         for name, exc in errors.items():
             reasons[name] = exc.reason
             use[name] = False
-        if audio_out is not None and audio_out.peak < SILENCE_PEAK:
+        if audio_out is not None and audio_out.peak < SILENT_PEAK:
             reasons["audio"] = f"the audio track is silent (peak level {_dbfs(audio_out.peak)})"
             audio_out = None
         if visual_out is not None and len(visual_out.times) == 0:
