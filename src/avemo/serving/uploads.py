@@ -313,14 +313,17 @@ def scan_duration(path: Path, limit: float) -> float:
         origins = {s.index: float(s.start_time * s.time_base) if s.start_time is not None else 0.0
                    for s in streams}
         end = 0.0
-        for packet in media.demux(streams):
-            if packet.pts is None or packet.time_base is None:
-                continue
-            t = float((packet.pts + (packet.duration or 0)) * packet.time_base) - origins[packet.stream.index]
-            if t > end:
-                end = t
-                if end > limit:
-                    break
+        try:
+            for packet in media.demux(streams):
+                if packet.pts is None or packet.time_base is None:
+                    continue
+                t = float((packet.pts + (packet.duration or 0)) * packet.time_base) - origins[packet.stream.index]
+                if t > end:
+                    end = t
+                    if end > limit:
+                        break
+        except (OSError, ValueError) as exc:  # FFmpeg's own errors are open_media's
+            raise MediaError(f"cannot be read ({type(exc).__name__}: {exc})", path) from None
         return end
 
 
