@@ -13,11 +13,11 @@ What it does, every step with the project's own trainer (:func:`avemo.training.t
 3. **Final audio head** trained on all 20 speakers, with speakers 22 and 23 (one male, one
    female: the last two in sorted order) as validation speakers for early stopping, written as a
    trainer checkpoint to ``OUT/audio``.
-4. ``OUT/model.json``: the bundle configuration (labels, timeline grid, visual expert options,
+4. ``OUT/model.json``: the bundle configuration (labels, timeline grid, video expert options,
    fusion weights and temperatures) with the metrics and provenance, and the numbers block of
    the bundle's ``model_card.md`` (between its ``<!-- build:begin -->`` / ``<!-- build:end -->`` markers).
 
-The visual weight is not fitted here (no labelled video of the target domain exists in the
+The video weight is not fitted here (no labelled video of the target domain exists in the
 project; the 7 real clips are the test set): it is a fixed choice, ``--video-weight``, justified in
 the model card.
 
@@ -82,15 +82,15 @@ def scaled(log_probs: np.ndarray, t: float) -> np.ndarray:
 
 def cross_validate(args, data, model_config, train_cfg, cache) -> dict:
     """Out-of-fold probabilities and per-fold metrics of the recipe under the ravdess_au plan."""
-    from avemo.datasets import builtin_plan
+    from avemo.datasets import builtin_plan, split
     from avemo.metrics import compute_metrics
-    from avemo.training import split_takes, train_run
+    from avemo.training import train_run
 
     plan = builtin_plan("ravdess_au")
     folds = [f for f in plan.folds if not args.folds or f.number in args.folds]
     probs, labels, folds_out = [], [], []
     for fold in folds:
-        tr, va, te = split_takes(data.takes, fold)
+        tr, va, te = split(data.takes, fold)
         t0 = time.perf_counter()
         run = train_run(args.audio_model, data, train_takes=tr, val_takes=va, test_takes=te,
                         model_config=model_config, train_config=train_cfg, cache=cache, workers=args.workers,
@@ -173,7 +173,7 @@ def update_card(card: Path, block: str) -> None:
     card.write_text(f"{head}{begin}\n{block}\n{end}{tail}", encoding="utf-8")
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "ravdess" / "speech_audio")
     parser.add_argument("--recipe", type=Path, default=RECIPE,
@@ -185,7 +185,7 @@ def main() -> None:
     parser.add_argument("--folds", type=lambda s: [int(x) for x in s.split(",")], default=None)
     parser.add_argument("--skip-cv", action="store_true", help="no cross-validation (temperature 1; for quick tries)")
     parser.add_argument("--video-weight", type=float, default=0.5)
-    parser.add_argument("--visual-fps", type=float, default=8.0)
+    parser.add_argument("--video-fps", type=float, default=8.0)
     parser.add_argument("--cache", type=Path, default=None, help="feature cache (default: ~/.cache/avemo/features)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=OUT)
@@ -193,7 +193,11 @@ def main() -> None:
                         help="model card whose numbers block is rewritten (default: OUT/model_card.md, the card "
                              "the bundle names)")
     parser.add_argument("--version", default="1")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _arguments()
 
     import torch
 
@@ -201,7 +205,7 @@ def main() -> None:
     from avemo.cache import FeatureCache
     from avemo.inference.bundle import BundleConfig, write_bundle_meta
     from avemo.inference.fusion import FusionConfig
-    from avemo.inference.visual import VisualConfig
+    from avemo.inference.video import VideoExpertConfig
     from avemo.models import count_parameters, create_model
     from avemo.models.checkpoint import package_versions
     from avemo.training import TrainConfig, load_data, resolve_split, train_run
@@ -240,7 +244,7 @@ def main() -> None:
     temperature = cv["calibration"]["temperature"] if cv else 1.0
     config = BundleConfig(
         name="avemo-default", version=args.version, labels=tuple(data.labels.emotions), window=1.0, hop=0.5,
-        audio="audio", visual=VisualConfig(fps=args.visual_fps),
+        audio="audio", video=VideoExpertConfig(fps=args.video_fps),
         fusion=FusionConfig(audio_weight=1.0, video_weight=args.video_weight, audio_temperature=temperature,
                             video_temperature=1.0),
     )

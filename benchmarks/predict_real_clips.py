@@ -1,4 +1,4 @@
-"""The bundled model on every real clip in ``../shared/data``: full pipeline, visual alone, audio alone.
+"""The bundled model on every real clip in ``../shared/data``: full pipeline, video alone, audio alone.
 
 Clips: the RAVDESS audio-visual clip (actor 01, disgust) and the six CREMA-D videos of actor 1001
 (angry, disgust, fearful, happy, neutral, sad), plus the six CREMA-D audio files of actor 1002
@@ -86,14 +86,14 @@ def crop_variants(clips: list[Path]) -> tuple[list[dict], dict]:
 
     from avemo.datasets.labels import FER2013
     from avemo.features.face import FaceTracker, crop_face
-    from avemo.inference.visual import FerVisualExpert, VisualConfig
+    from avemo.inference.video import FerVideoExpert, VideoExpertConfig
     from avemo.media import iter_frames
     from avemo.models.pretrained import crop_faces, package_weights_path, pool_probabilities, scale_to_network
 
     haar = cv2.CascadeClassifier(str(package_weights_path(resource="data/haarcascade_frontalface_default.xml")))
-    expert = FerVisualExpert(VisualConfig())
+    expert = FerVideoExpert(VideoExpertConfig())
     clf = expert.classifier
-    detector_expert = FerVisualExpert(VisualConfig(box="detector"))
+    detector_expert = FerVideoExpert(VideoExpertConfig(box="detector"))
     rows, ratios, shifts = [], [], []
     for path in clips:
         dataset, truth = true_label(path)

@@ -66,7 +66,7 @@ def child_long(path: str) -> None:
     t = time.perf_counter()
     r = p.predict(path)
     print(json.dumps({"wall_s": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb(), "after_load_rss_mb": base,
-                      "windows": len(r.windows), "duration": r.duration, "face_coverage": r.face_coverage}))
+                      "windows": len(r.timeline), "duration": r.duration, "face_coverage": r.face_coverage}))
 
 
 def run_child(*args: str) -> dict:
@@ -126,7 +126,6 @@ def main() -> None:
     if not clip.exists():
         write_clip(clip, duration=CLIP_SECONDS, size=(1280, 720), fps=30, face=True, audio="voice")
 
-    lines: list[str] = []
     predictors = {"torch": Predictor.default(), "onnx": Predictor.default(engine="onnx", onnx_dir=onnx_dir)}
 
     loads = {}
@@ -146,7 +145,7 @@ def main() -> None:
         wall, cpu, r = timed(lambda p=p: p.predict(clip), args.repeats)
         backend = p._backend
         a_wall, a_cpu, _ = timed(lambda b=backend: b.audio.analyse(clip, WindowGrid()), args.repeats)
-        v_wall, v_cpu, v = timed(lambda b=backend: b.visual.analyse(clip), args.repeats)
+        v_wall, v_cpu, v = timed(lambda b=backend: b.video.analyse(clip), args.repeats)
         rows.append((engine, wall, cpu, a_wall, v_wall, r, v))
         print(f"{engine}: predict {wall:.3f} s (cpu {cpu:.3f}), audio {a_wall:.3f}, video {v_wall:.3f}", flush=True)
 
@@ -159,6 +158,16 @@ def main() -> None:
             memory.append((minutes, run_child("long", str(path))))
             print(f"{minutes:g} min: {memory[-1]}", flush=True)
 
+    lines = _markdown(args, predictors, loads, bare, cli_start, rows, memory, load_start)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines), encoding="utf-8")
+    assemble()  # docs/benchmarks.md
+    print(f"wrote {args.out}")
+
+
+def _markdown(args, predictors, loads, bare: float, cli_start: float, rows, memory, load_start) -> list[str]:
+    """The report's lines (``bare``: seconds of ``python -c "import onnxruntime"``, the load's yardstick)."""
+    lines: list[str] = []
     lines += [
         "## Prediction: model load, end-to-end speed, memory",
         "",
@@ -183,8 +192,8 @@ def main() -> None:
         f"| (`avemo --version`: interpreter + CLI imports) | {cli_start:.2f} | | | | | |",
         "",
         f"End to end on a 4 s 1280x720 30 fps clip with a face and a voice (decode, face tracking at "
-        f"{predictors['torch']._backend.visual.config.fps:g} analysis frames/s, fer, Whisper-base, head, fusion, "
-        f"{len(rows[0][5].windows)}-window timeline), after loading and one warm-up call, median of {args.repeats}; "
+        f"{predictors['torch']._backend.video.config.fps:g} analysis frames/s, fer, Whisper-base, head, fusion, "
+        f"{len(rows[0][5].timeline)}-window timeline), after loading and one warm-up call, median of {args.repeats}; "
         "the experts alone show what running them in two threads gains:",
         "",
         "| engine | wall s | real-time factor | process CPU s | audio expert alone s | video expert alone s |",
@@ -203,10 +212,7 @@ def main() -> None:
               f"{d['face_coverage']:.3f} | {d['after_load_rss_mb']:.0f} | {d['peak_rss_mb']:.0f} |" for m, d in memory],
             "",
         ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines), encoding="utf-8")
-    assemble()  # docs/benchmarks.md
-    print(f"wrote {args.out}")
+    return lines
 
 
 if __name__ == "__main__":

@@ -8,14 +8,17 @@ The protocol is the guide's (``../shared/GUIDE.md``, "The honest protocol"): the
 ``ravdess_au`` plan, 5 folds of 4 test speakers, early stopping / best epoch / calibration on 2
 validation speakers carved from the training speakers, the test speakers unseen until the end.
 
+The suite -- entries, training settings, exploration candidates, the papers' numbers -- is data:
+``src/avemo/evaluation/suites/ravdess_au.toml`` (:mod:`avemo.evaluation.suite`).
+
 Parts (each stores its results under ``--work``, so one part can be rerun alone; ``report``
 assembles whatever is there):
 
-* ``explore`` -- the choices of the recommended recipe, scored on *inner* splits
+* ``explore`` -- the choices of the recommended recipe (the suite's ``[[explore]]`` candidates), scored on *inner* splits
   (:func:`avemo.evaluation.benchmark.inner_splits`: in each fold the validation speakers are the
   inner test set and two other training speakers the inner validation set; the fold's test
   speakers are never used). Every hyper-parameter of ``default`` was picked from these scores.
-* ``main`` -- :func:`avemo.evaluation.suites.ravdess_au_entries` (``extended=True``): every zoo model
+* ``main`` -- the suite's entries (``benchmark_entries(extended=True)``): every zoo model
   (audio only, AU only, every fusion method with ``au_mlp``), paper 000's fusion methods with the
   Whisper audio encoder, speaker-normalised variants, and ``default`` (a 5-seed ensemble), on the
   5 speaker-disjoint folds. One entry at a time, saved as it finishes (an interrupted run resumes).
@@ -24,7 +27,7 @@ assembles whatever is there):
   speaker normalisation.
 * ``random`` -- paper 004's pipeline (``mfa_fercnn``) and ``default`` on random 5-fold splits of the
   takes (speakers on both sides, as paper 004 evaluates), next to their speaker-disjoint numbers.
-* ``timing`` -- ``avemo benchmark ravdess-au --models default`` in a fresh process with an empty
+* ``timing`` -- ``avemo benchmark ravdess_au --models default`` in a fresh process with an empty
   feature cache: the whole 5-fold run of the recommended model, feature extraction included.
 * ``report`` -- ``OUT/ravdess_au.{json,md}`` (+ figures in ``OUT/ravdess_au/``) with the answers,
   and ``OUT/ravdess_au_random.{json,md}``.
@@ -61,73 +64,6 @@ TARGET_BEST, TARGET_AUDIO, TARGET_AU = 80.0, 70.0, 60.0
 #: budget of the recommended model's cold-cache 5-fold run (s)
 TARGET_SECONDS = 600.0
 
-#: Exploration candidates: (name, question, model, model_config, train overrides, seeds), every option
-#: spelt out (not left to the registry defaults, which were set from these scores). Scored on the inner
-#: splits only; ``default`` in the registry is the best-scoring fusion candidate.
-LIN = {"hidden": ()}
-H256 = {"hidden": (256,)}
-AU = {"hidden": (128, 64), "dropout": 0.3}
-SEEDS5 = (0, 1, 2, 3, 4)
-EXPLORE: list[tuple[str, str, str, dict, dict, tuple[int, ...]]] = [
-    ("whisper_mlp linear", "audio head", "whisper_mlp", LIN, {}, (0,)),
-    ("whisper_mlp hidden 256", "audio head", "whisper_mlp", H256, {}, (0,)),
-    ("whisper_mlp hidden 512", "audio head", "whisper_mlp", {"hidden": (512,)}, {}, (0,)),
-    ("whisper_mlp hidden 256, mixup 0.2", "audio head", "whisper_mlp", H256, {"augment": {"mixup_alpha": 0.2}}, (0,)),
-    ("whisper_mlp hidden 256, noise 0.3", "audio head", "whisper_mlp", H256, {"augment": {"noise_std": 0.3}}, (0,)),
-    ("whisper_mlp linear, speed perturbation 0.9/1.1", "audio head", "whisper_mlp", LIN,
-     {"augment": {"speed": (0.9, 1.1)}}, (0,)),
-    ("whisper_mlp linear, weight decay 0.05", "audio head", "whisper_mlp", LIN, {"weight_decay": 0.05}, (0,)),
-    ("whisper_mlp linear, 5 seeds", "audio head", "whisper_mlp", LIN, {}, SEEDS5),
-    ("whisper_mlp linear, early stopping on validation loss", "audio head", "whisper_mlp", LIN,
-     {"monitor": "val_loss"}, (0,)),
-    ("whisper_mlp linear, input dropout 0.5", "audio head", "whisper_mlp", {**LIN, "input_dropout": 0.5}, {}, (0,)),
-    ("whisper_mlp linear, lr 3e-4", "audio head", "whisper_mlp", LIN, {"lr": 3e-4}, (0,)),
-    ("egemaps_mlp hidden 128", "audio head", "egemaps_mlp", {"hidden": (128,)}, {}, (0,)),
-    ("au_mlp (128, 64), dropout 0.3", "AU head", "au_mlp", AU, {}, (0,)),
-    ("au_mlp (64,), dropout 0.5", "AU head", "au_mlp", {"hidden": (64,), "dropout": 0.5}, {}, (0,)),
-    ("au_mlp (256, 128), dropout 0.5", "AU head", "au_mlp", {"hidden": (256, 128), "dropout": 0.5}, {}, (0,)),
-    ("au_mlp (128, 64), dropout 0.3, 5 seeds", "AU head", "au_mlp", AU, {}, SEEDS5),
-    ("au_mlp (128, 64), dropout 0.3, early stopping on validation loss", "AU head", "au_mlp", AU,
-     {"monitor": "val_loss"}, (0,)),
-    ("late_calibrated: Whisper hidden 256 x AU", "fusion", "late_calibrated",
-     {"audio_config": H256, "visual_config": AU}, {}, (0,)),
-    ("late_calibrated: Whisper linear x AU", "fusion", "late_calibrated",
-     {"audio_config": LIN, "visual_config": AU}, {}, (0,)),
-    ("late_calibrated: Whisper linear x AU, temperatures only", "fusion", "late_calibrated",
-     {"audio_config": LIN, "visual_config": AU, "fit_weights": False}, {}, (0,)),
-    ("late_calibrated: Whisper linear x AU, uncalibrated (= late_product)", "fusion", "late_calibrated",
-     {"audio_config": LIN, "visual_config": AU, "fit_weights": False, "fit_temperatures": False}, {}, (0,)),
-    ("late_calibrated: Whisper linear x AU (256, 128)", "fusion", "late_calibrated",
-     {"audio_config": LIN, "visual_config": {"hidden": (256, 128), "dropout": 0.5}}, {}, (0,)),
-    ("late_calibrated: Whisper linear x eGeMAPS x AU", "fusion", "late_calibrated",
-     {"audio_config": LIN, "visual_config": AU, "audio2": "egemaps_mlp"}, {}, (0,)),
-    ("late_calibrated: Whisper linear x AU, early stopping on validation loss", "fusion", "late_calibrated",
-     {"audio_config": LIN, "visual_config": AU}, {"monitor": "val_loss"}, (0,)),
-    ("late_calibrated: Whisper linear x AU, mixup 0.2", "fusion", "late_calibrated",
-     {"audio_config": LIN, "visual_config": AU}, {"augment": {"mixup_alpha": 0.2}}, (0,)),
-    *[(f"late_calibrated: Whisper linear x AU, seed {k}", "seed spread", "late_calibrated",
-       {"audio_config": LIN, "visual_config": AU}, {}, (k,)) for k in (1, 2, 3, 4)],
-    ("late_calibrated: Whisper hidden 256 x AU, 5 seeds", "fusion", "late_calibrated",
-     {"audio_config": H256, "visual_config": AU}, {}, SEEDS5),
-    ("late_calibrated: Whisper linear x AU, 5 seeds", "fusion", "late_calibrated",
-     {"audio_config": LIN, "visual_config": AU}, {}, SEEDS5),
-    ("concat_fc: Whisper linear + AU", "fusion", "concat_fc",
-     {"audio": "whisper_mlp", "audio_config": LIN, "visual": "au_mlp", "visual_config": AU}, {}, (0,)),
-    ("late_calibrated: Whisper linear x AU, speaker norm", "speaker norm", "late_calibrated",
-     {"audio_config": LIN, "visual_config": AU}, {"speaker_norm": True}, (0,)),
-    ("late_calibrated: Whisper linear x AU, 5 seeds, speaker norm", "speaker norm", "late_calibrated",
-     {"audio_config": LIN, "visual_config": AU}, {"speaker_norm": True}, SEEDS5),
-    ("mfcc_cnn1d, suite training (lr 1e-3, 60 epochs, patience 15)", "zoo training", "mfcc_cnn1d", {}, {}, (0,)),
-    ("mfcc_cnn1d, lr 3e-4", "zoo training", "mfcc_cnn1d", {}, {"lr": 3e-4}, (0,)),
-    ("mfcc_cnn1d, 100 epochs, patience 30", "zoo training", "mfcc_cnn1d", {}, {"epochs": 100, "patience": 30}, (0,)),
-    ("mfcc_cnn1d, SpecAugment", "zoo training", "mfcc_cnn1d", {}, {"augment": {"specaugment": True}}, (0,)),
-    ("msaf (MFCC + AU), suite training", "zoo training", "msaf", {"visual": "au_mlp"}, {}, (0,)),
-    ("msaf (MFCC + AU), lr 3e-4", "zoo training", "msaf", {"visual": "au_mlp"}, {"lr": 3e-4}, (0,)),
-    ("msaf (MFCC + AU), 100 epochs, patience 30", "zoo training", "msaf", {"visual": "au_mlp"},
-     {"epochs": 100, "patience": 30}, (0,)),
-]
-
-
 def set_threads(ctx, sequence_model: bool) -> None:
     """``--threads``, or automatically 2 for models on sequences (convolutions, LSTMs) and 1 for the
     small MLPs on vectors (where a second thread only adds synchronisation on a shared machine)."""
@@ -161,21 +97,22 @@ def pct(x: float) -> str:
 
 
 def part_explore(ctx) -> None:
-    from avemo.datasets import builtin_plan
-    from avemo.evaluation.benchmark import BenchmarkEntry, inner_splits, run_fold
+    """The suite's exploration candidates (``[[explore]]`` of ``ravdess_au.toml``) on the inner splits."""
+    from avemo.evaluation.benchmark import inner_splits, run_fold
     from avemo.models import default_inputs
 
-    splits = inner_splits(ctx.data, builtin_plan("ravdess_au").folds)
+    splits = inner_splits(ctx.data, ctx.suite.fold_plan().folds)
     saved = load(ctx.work / "explore.pkl") if (ctx.work / "explore.pkl").exists() else {}
     rows = {}
-    for name, question, model, config, train, seeds in EXPLORE:
+    for entry in ctx.suite.explore_entries():
+        name, question, model, config, train, seeds = (entry.name, entry.group, entry.model, entry.model_config,
+                                                        entry.train, entry.seeds)
         old = saved.get(name)
         same = old and (old["model"], old["model_config"], old["train"], old["seeds"]) == (model, config, train,
                                                                                             list(seeds))
         if same and "nll" in old:
             rows[name] = old  # same candidate, already scored (runs are deterministic)
             continue
-        entry = BenchmarkEntry(name, model, config, train, seeds)
         set_threads(ctx, any(s.kind == "sequence" for s in default_inputs(model, **config).values()))
         t0 = time.perf_counter()
         rs = [run_fold(entry, s, ctx.data, str(ctx.cache.root), ctx.base) for s in splits]
@@ -192,11 +129,11 @@ def part_explore(ctx) -> None:
 
 def part_main(ctx) -> None:
     from avemo.evaluation.benchmark import run_benchmark
-    from avemo.evaluation.suites import SLOW_MODELS, ravdess_au_entries
     from avemo.models import default_inputs
 
-    # the slow recurrent models last, so every other result is there early
-    entries = sorted(ravdess_au_entries(ctx.models, extended=True), key=lambda e: e.model in SLOW_MODELS)
+    # the slow recurrent models (those with training overrides) last, so every other result is there early
+    entries = sorted(ctx.suite.benchmark_entries(ctx.models, extended=True),
+                     key=lambda e: e.model in ctx.suite.train_overrides)
     for i, entry in enumerate(entries, 1):
         path = ctx.work / "main" / f"{entry.name}.pkl"
         if path.exists():
@@ -245,12 +182,10 @@ def part_svm(ctx) -> None:
 
 
 def part_random(ctx) -> None:
-    from avemo.datasets import builtin_plan
-    from avemo.evaluation.benchmark import random_splits, run_benchmark
-    from avemo.evaluation.suites import ravdess_au_entries
+    from avemo.evaluation.benchmark import run_benchmark
 
-    splits = random_splits(ctx.data, k=len(builtin_plan("ravdess_au").folds), seed=0)
-    entries = ravdess_au_entries(["mfa_fercnn", "default"])
+    splits = ctx.suite.splits(ctx.data, "random", seed=0)
+    entries = ctx.suite.benchmark_entries(["mfa_fercnn", "default"])
     res = run_benchmark(entries, ctx.data, splits, cache=ctx.cache, train_config=ctx.base, workers=ctx.workers)
     save(ctx.work / "random.pkl", res)
     for name, m in res["models"].items():
@@ -260,7 +195,7 @@ def part_random(ctx) -> None:
 def part_timing(ctx) -> None:
     """The recommended model's whole 5-fold run from a cold cache, in a fresh process."""
     with tempfile.TemporaryDirectory(prefix="avemo-cold-") as tmp:
-        cmd = [sys.executable, "-m", "avemo.cli", "benchmark", "ravdess-au", "--root", str(ctx.root),
+        cmd = [sys.executable, "-m", "avemo.cli", "benchmark", "ravdess_au", "--root", str(ctx.root),
                "--visual-table", str(ctx.table), "--models", "default", "--cache", f"{tmp}/cache",
                "--out", f"{tmp}/out", "--workers", str(ctx.workers)]
         load_before = os.getloadavg()
@@ -271,7 +206,7 @@ def part_timing(ctx) -> None:
             raise SystemExit(f"timing run failed ({proc.returncode}): {proc.stderr[-2000:]}")
         result = json.loads(Path(f"{tmp}/out/ravdess_au.json").read_text())
     m = result["models"]["default"]
-    timing = {"command": "avemo benchmark ravdess-au --models default --cache EMPTY_DIR --workers "
+    timing = {"command": "avemo benchmark ravdess_au --models default --cache EMPTY_DIR --workers "
                          f"{ctx.workers} (fresh process)",
               "wall_seconds": round(wall, 1), "extract_seconds": result["extract_seconds"],
               "train_seconds": m["train_seconds"], "mean_accuracy": m["mean_accuracy"],
@@ -286,11 +221,9 @@ def part_timing(ctx) -> None:
 
 
 def _merge_main(ctx) -> dict[str, Any] | None:
-    from avemo.evaluation.suites import ravdess_au_entries
-
     merged = None
     executors: dict[str, list[str]] = {}
-    for entry in ravdess_au_entries(ctx.models, extended=True):
+    for entry in ctx.suite.benchmark_entries(ctx.models, extended=True):
         path = ctx.work / "main" / f"{entry.name}.pkl"
         if not path.exists():
             continue
@@ -329,25 +262,38 @@ def _line(models, name) -> str:
             f"(macro-F1 {pct(m['macro_f1'])}, UAR {pct(m['uar'])})")
 
 
-def answer_sections(ctx, results, explore, svm, random_res, timing) -> list[tuple[str, list[str]]]:
-    from avemo.evaluation.suites import EARLY, LATE, MODEL_LEVEL, TABLE_1
-
+def answer_sections(suite, results, explore, svm, random_res, timing) -> list[tuple[str, list[str]]]:
+    """The report's sections derived from the numbers: the answers, paper 000's claim, paper 004's
+    random split, and the exploration."""
     models = results["models"]
-    sections: list[tuple[str, list[str]]] = []
+    sections = [("Answers", _answers(results, svm, timing)),
+                ("Paper 000's claim: model-level vs early vs late fusion", _paper_000_claim(suite, models))]
+    if random_res:
+        sections.append(("Paper 004: random split vs speaker-disjoint", _random_vs_speaker(models, random_res)))
+    if explore:
+        sections.append(("Exploration (validation speakers only)", _exploration_table(explore)))
+        sections.append(("What was tried and what helped (inner scores)", effect_lines(explore)))
+    return sections
+
+
+def _best(pool, pred=lambda n, m: True):
+    cands = [(m["mean_accuracy"], n) for n, m in pool.items() if pred(n, m)]
+    return max(cands)[1] if cands else None
+
+
+def _answers(results, svm, timing) -> list[str]:
+    """The targets of the issue: best model with and without speaker normalisation, audio only, AU only,
+    the SVM floor, the cold-cache run."""
+    models = results["models"]
     spk = {n: m for n, m in models.items() if m["train"].get("speaker_norm")}
     plain = {n: m for n, m in models.items() if n not in spk and not n.startswith("svm_floor")}
-
-    def best(pool, pred=lambda n, m: True):
-        cands = [(m["mean_accuracy"], n) for n, m in pool.items() if pred(n, m)]
-        return max(cands)[1] if cands else None
-
     lines = []
-    b = best(plain)
+    b = _best(plain)
     if b:
         ok = 100 * models[b]["mean_accuracy"] >= TARGET_BEST
         lines.append(f"- **Best model, no speaker normalisation**: {_line(models, b)} -- target {TARGET_BEST:.0f} % "
                      f"{'reached' if ok else 'NOT reached'}.")
-    b2 = best(spk)
+    b2 = _best(spk)
     if b2:
         ok = 100 * models[b2]["mean_accuracy"] >= TARGET_BEST
         lines.append(f"- **Best model with speaker normalisation** (each test speaker's features z-normalised with "
@@ -358,30 +304,12 @@ def answer_sections(ctx, results, explore, svm, random_res, timing) -> list[tupl
                      f"MLP, calibrated product of experts, {len(models['default']['seeds'])}-seed ensemble): "
                      f"{_line(models, 'default')}; with speaker normalisation "
                      + (_line(models, "default_spknorm") if "default_spknorm" in models else "n/a") + ".")
-    audio = {n: m for n, m in plain.items() if m["group"] == "audio only"}
-    ba = best(audio)
-    if ba:
-        ok = 100 * models[ba]["mean_accuracy"] >= TARGET_AUDIO
-        lines.append(f"- **Audio only (from raw audio)**: best {_line(models, ba)} -- target {TARGET_AUDIO:.0f} % "
-                     f"{'reached' if ok else 'NOT reached'}. The other audio-only models (the papers' networks are "
-                     "trained from scratch on MFCC / log-mel / pyAudioAnalysis features): "
-                     + ", ".join(f"`{n}` {pct(m['mean_accuracy'])}" for n, m in sorted(
-                         audio.items(), key=lambda kv: -kv[1]["mean_accuracy"]) if n != ba) + ".")
-    bv = best(plain, lambda n, m: m["group"] == "visual only (AU)")
-    if bv:
-        ok = 100 * models[bv]["mean_accuracy"] >= TARGET_AU
-        bv2 = best(spk, lambda n, m: m["group"].startswith("visual only (AU)"))
-        extra = f"; with speaker normalisation, best {_line(models, bv2)}" if bv2 else ""
-        others = ", ".join(f"`{n}` {pct(m['mean_accuracy'])}" for n, m in plain.items()
-                           if m["group"] == "visual only (AU)" and n != bv)
-        lines.append(f"- **AU only**: best {_line(models, bv)} -- target {TARGET_AU:.0f} % "
-                     f"{'reached' if ok else 'NOT reached'}" + (f" (also {others})" if others else "") + f"{extra}.")
-    if svm:
-        for name in svm:
-            if name in models and name.startswith("svm_floor"):
-                cs = [f.metrics["C"] for f in results["_folds"][name]]
-                lines.append(f"- **SVM floor** ({'with' if 'spknorm' in name else 'without'} speaker normalisation; "
-                             f"{svm[name][0].describe()}; C per fold {cs}): {_line(models, name)}.")
+    lines += _unimodal_answers(models, plain, spk)
+    for name in svm or {}:
+        if name in models and name.startswith("svm_floor"):
+            cs = [f.metrics["C"] for f in results["_folds"][name]]
+            lines.append(f"- **SVM floor** ({'with' if 'spknorm' in name else 'without'} speaker normalisation; "
+                         f"{svm[name][0].describe()}; C per fold {cs}): {_line(models, name)}.")
     if timing:
         ok = timing["wall_seconds"] <= TARGET_SECONDS
         lines.append(f"- **Cold-cache run of the recommended model** (`{timing['command']}`): "
@@ -390,9 +318,36 @@ def answer_sections(ctx, results, explore, svm, random_res, timing) -> list[tupl
                      f"{timing['train_seconds']:.0f} s -- budget {TARGET_SECONDS / 60:.0f} min "
                      f"{'met' if ok else 'NOT met'} (load average before/after: {timing['load_average_before']} / "
                      f"{timing['load_average_after']}; accuracy {pct(timing['mean_accuracy'])} %).")
-    sections.append(("Answers", lines))
+    return lines
 
-    # paper 000's claim
+
+def _unimodal_answers(models, plain, spk) -> list[str]:
+    """The best audio-only and AU-only models against their targets."""
+    lines = []
+    audio = {n: m for n, m in plain.items() if m["group"] == "audio only"}
+    ba = _best(audio)
+    if ba:
+        ok = 100 * models[ba]["mean_accuracy"] >= TARGET_AUDIO
+        lines.append(f"- **Audio only (from raw audio)**: best {_line(models, ba)} -- target {TARGET_AUDIO:.0f} % "
+                     f"{'reached' if ok else 'NOT reached'}. The other audio-only models (the papers' networks are "
+                     "trained from scratch on MFCC / log-mel / pyAudioAnalysis features): "
+                     + ", ".join(f"`{n}` {pct(m['mean_accuracy'])}" for n, m in sorted(
+                         audio.items(), key=lambda kv: -kv[1]["mean_accuracy"]) if n != ba) + ".")
+    bv = _best(plain, lambda n, m: m["group"] == "visual only (AU)")
+    if bv:
+        ok = 100 * models[bv]["mean_accuracy"] >= TARGET_AU
+        bv2 = _best(spk, lambda n, m: m["group"].startswith("visual only (AU)"))
+        extra = f"; with speaker normalisation, best {_line(models, bv2)}" if bv2 else ""
+        others = ", ".join(f"`{n}` {pct(m['mean_accuracy'])}" for n, m in plain.items()
+                           if m["group"] == "visual only (AU)" and n != bv)
+        lines.append(f"- **AU only**: best {_line(models, bv)} -- target {TARGET_AU:.0f} % "
+                     f"{'reached' if ok else 'NOT reached'}" + (f" (also {others})" if others else "") + f"{extra}.")
+    return lines
+
+
+def _paper_000_claim(suite, models) -> list[str]:
+    """Paper 000's Table 1 methods here, by fusion stage, with the MFCC CNN and the Whisper audio encoder."""
+    TABLE_1, MODEL_LEVEL, EARLY, LATE = (suite.model_set(n) for n in ("table_1", "model_level", "early", "late"))  # noqa: N806
     lines = ["Paper 000 (Table 1) reports model-level fusion (MMTM 73.12, MSAF 74.86, CFN-SR 75.76, CFNSR-LSTM "
              "76.25) above early (Concat+FC 71.04, MCBP 71.32) and late fusion (68.82-70.56). Here, same folds, "
              "same encoders within a column (mean accuracy over the 5 folds, %):", "",
@@ -417,43 +372,39 @@ def answer_sections(ctx, results, explore, svm, random_res, timing) -> list[tupl
             f"- {label}: group means model-level {pct(means['model-level'])}, early {pct(means['early'])}, late "
             f"{pct(means['late'])}; best of each {pct(bests['model-level'])} / {pct(bests['early'])} / "
             f"{pct(bests['late'])}. The claim {'holds' if holds else 'does NOT hold'} here"
-            + ("" if not holds else "") + f" (fold-to-fold std up to {pct(spread)} points: differences of a "
+            f" (fold-to-fold std up to {pct(spread)} points: differences of a "
             "point or two are within the noise of 5 folds).")
-    lines += ["", *verdicts]
-    sections.append(("Paper 000's claim: model-level vs early vs late fusion", lines))
+    return lines + ["", *verdicts]
 
-    # paper 004: random vs speaker-disjoint
-    if random_res:
-        rm = random_res["models"]
-        lines = ["Paper 004 reports 95.07 % on RAVDESS with a random split of the clips (the same actors on both "
-                 "sides). The same pipeline and the recommended model, 5 random folds of the takes (validation takes "
-                 "drawn from the training part) vs the 5 speaker-disjoint folds:", "",
-                 "| model | random split (speakers on both sides) | speaker-disjoint | gap (points) |",
-                 "|---|---|---|---|"]
-        for name, m in rm.items():
-            s = models.get(name)
-            gap = f"{100 * (m['mean_accuracy'] - s['mean_accuracy']):+.1f}" if s else "n/a"
-            lines.append(f"| {name} | {pct(m['mean_accuracy'])} ± {pct(m['std_accuracy'])} | "
-                         + (f"{pct(s['mean_accuracy'])} ± {pct(s['std_accuracy'])}" if s else "n/a") + f" | {gap} |")
-        lines += ["", "The random-split numbers are optimistic by construction (the model has heard the test "
-                  "speakers) and are only reported next to the speaker-disjoint ones; the full random-split "
-                  "report is `ravdess_au_random.md`."]
-        sections.append(("Paper 004: random split vs speaker-disjoint", lines))
 
-    # exploration
-    if explore:
-        lines = ["How the recipe was chosen, with scores that never saw a test speaker: in each fold the 2 "
-                 "validation speakers are the inner test set, the next 2 training speakers the inner validation "
-                 "set (early stopping, calibration), the other 12 train (`inner_splits`). Mean ± std over the 5 "
-                 "inner test sets (10 speakers, 600 takes); differences under ~2 points are noise.", "",
-                 "| candidate | question | inner accuracy | per inner fold | inner NLL | s |",
-                 "|---|---|---|---|---|---|"]
-        for name, r in explore.items():
-            lines.append(f"| {name} | {r['question']} | {pct(r['mean'])} ± {pct(r['std'])} | "
-                         + ", ".join(pct(a) for a in r["inner_accuracy"]) + f" | {r['nll']:.3f} | {r['seconds']:.0f} |")
-        sections.append(("Exploration (validation speakers only)", lines))
-        sections.append(("What was tried and what helped (inner scores)", effect_lines(explore)))
-    return sections
+def _random_vs_speaker(models, random_res) -> list[str]:
+    """Paper 004's random split next to the speaker-disjoint folds."""
+    lines = ["Paper 004 reports 95.07 % on RAVDESS with a random split of the clips (the same actors on both "
+             "sides). The same pipeline and the recommended model, 5 random folds of the takes (validation takes "
+             "drawn from the training part) vs the 5 speaker-disjoint folds:", "",
+             "| model | random split (speakers on both sides) | speaker-disjoint | gap (points) |",
+             "|---|---|---|---|"]
+    for name, m in random_res["models"].items():
+        s = models.get(name)
+        gap = f"{100 * (m['mean_accuracy'] - s['mean_accuracy']):+.1f}" if s else "n/a"
+        lines.append(f"| {name} | {pct(m['mean_accuracy'])} ± {pct(m['std_accuracy'])} | "
+                     + (f"{pct(s['mean_accuracy'])} ± {pct(s['std_accuracy'])}" if s else "n/a") + f" | {gap} |")
+    return lines + ["", "The random-split numbers are optimistic by construction (the model has heard the test "
+                    "speakers) and are only reported next to the speaker-disjoint ones; the full random-split "
+                    "report is `ravdess_au_random.md`."]
+
+
+def _exploration_table(explore) -> list[str]:
+    lines = ["How the recipe was chosen, with scores that never saw a test speaker: in each fold the 2 "
+             "validation speakers are the inner test set, the next 2 training speakers the inner validation "
+             "set (early stopping, calibration), the other 12 train (`inner_splits`). Mean ± std over the 5 "
+             "inner test sets (10 speakers, 600 takes); differences under ~2 points are noise.", "",
+             "| candidate | question | inner accuracy | per inner fold | inner NLL | s |",
+             "|---|---|---|---|---|---|"]
+    for name, r in explore.items():
+        lines.append(f"| {name} | {r['question']} | {pct(r['mean'])} ± {pct(r['std'])} | "
+                     + ", ".join(pct(a) for a in r["inner_accuracy"]) + f" | {r['nll']:.3f} | {r['seconds']:.0f} |")
+    return lines
 
 
 #: the candidate each exploration question compares against
@@ -492,7 +443,8 @@ def effect_lines(explore: dict) -> list[str]:
 
 def part_report(ctx) -> None:
     from avemo.evaluation.benchmark import summarise_results, write_report
-    from avemo.evaluation.suites import PAPER_NUMBERS, SLOW_MODELS, TRAIN_OVERRIDES, ravdess_au_entries
+    suite = ctx.suite
+    slow = list(suite.train_overrides)
     from avemo.features.audio.whisper_encoder import load_encoder
 
     results = _merge_main(ctx)
@@ -512,7 +464,7 @@ def part_report(ctx) -> None:
     explore = load(ctx.work / "explore.pkl") if (ctx.work / "explore.pkl").exists() else {}
     random_res = load(ctx.work / "random.pkl") if (ctx.work / "random.pkl").exists() else None
     timing = load(ctx.work / "timing.pkl") if (ctx.work / "timing.pkl").exists() else None
-    sections = answer_sections(ctx, results, explore, svm, random_res, timing)
+    sections = answer_sections(ctx.suite, results, explore, svm, random_res, timing)
     frozen = sum(p.numel() for p in load_encoder().parameters()) / 1e6
     notes = [
         "Seeds: one per model (0) except `default` / `default_spknorm` (probabilities of 5 seeds averaged).",
@@ -520,13 +472,13 @@ def part_report(ctx) -> None:
         f"encoder ({frozen:.1f} M parameters, not trained here) at feature extraction.",
         "`*_whisper`: paper 000's fusion method with `whisper_mlp` (frozen Whisper-base embedding) as the audio "
         "encoder instead of the MFCC 1D CNN; `*_spknorm`: speaker-level feature normalisation.",
-        f"The recurrent models {', '.join(f'`{n}`' for n in SLOW_MODELS)} train for at most 15 epochs "
+        f"The recurrent models {', '.join(f'`{n}`' for n in slow)} train for at most 15 epochs "
         "(patience 5) instead of 60 (patience 15): 20-120 s per epoch on the shared 2-core CPU "
-        f"(`TRAIN_OVERRIDES` of the suite: {TRAIN_OVERRIDES[SLOW_MODELS[0]]}).",
+        f"(`train_overrides` of the suite: {suite.train_overrides[slow[0]]}).",
         "Paper numbers are the papers' own, on their own data and protocols (video frames, other splits): "
         "they are context, not a like-for-like comparison.",
     ]
-    missing = [e.name for e in ravdess_au_entries(ctx.models, extended=True) if e.name not in results["models"]]
+    missing = [e.name for e in suite.benchmark_entries(ctx.models, extended=True) if e.name not in results["models"]]
     if missing:
         notes.append("Not run (no result under `--work` when this report was written; the suite has them, "
                      "`--parts main --models NAME` runs one): " + ", ".join(f"`{n}`" for n in missing) + ".")
@@ -537,13 +489,13 @@ def part_report(ctx) -> None:
                          "cold_cache_seconds": TARGET_SECONDS},
              "exploration": explore, "timing": timing}
     json_path, md_path = write_report(results, ctx.out, "ravdess_au", title="RAVDESS-AU: speaker-disjoint 5-fold CV",
-                                      command=command, paper_numbers=PAPER_NUMBERS, notes=notes, sections=sections,
+                                      command=command, paper_numbers=suite.papers, notes=notes, sections=sections,
                                       extra=extra)
     log(f"wrote {md_path} and {json_path}")
     if random_res:
         write_report(random_res, ctx.out, "ravdess_au_random",
                      title="RAVDESS-AU: RANDOM-SPLIT 5-fold CV (speakers on both sides; comparison only)",
-                     command=command, paper_numbers={"mfa_fercnn": PAPER_NUMBERS["mfa_fercnn"]},
+                     command=command, paper_numbers={"mfa_fercnn": suite.papers["mfa_fercnn"]},
                      notes=["Not a reported result: the same speakers are in training and test. See ravdess_au.md "
                             "for the speaker-disjoint numbers."])
 
@@ -556,19 +508,16 @@ class Context:
 
     def __init__(self, args):
         from avemo.cache import FeatureCache
-        from avemo.config import from_dict
-        from avemo.datasets import builtin_plan
-        from avemo.evaluation.benchmark import plan_splits
-        from avemo.evaluation.suites import RAVDESS_AU_TRAIN
-        from avemo.training import TrainConfig, load_data
+        from avemo.evaluation.suite import load_suite
 
         self.root, self.table, self.out, self.work = args.root, args.visual_table, args.out, args.work
         self.workers, self.threads, self.executor = args.workers, args.threads, args.executor
         self.models = args.models.split(",") if args.models else None
         self.cache = FeatureCache(args.cache)
-        self.data = load_data("ravdess", args.root, visual_table=args.visual_table)
-        self.base = from_dict(TrainConfig, dict(RAVDESS_AU_TRAIN))
-        self.speaker_splits = plan_splits(self.data, builtin_plan("ravdess_au").folds)
+        self.suite = load_suite("ravdess_au")
+        self.data = self.suite.load_data(args.root, visual_table=args.visual_table)
+        self.base = self.suite.train_config()
+        self.speaker_splits = self.suite.splits(self.data)
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "avemo"
 DOC = REPO / "docs" / "architecture.md"
-FOUNDATION = {"errors", "config", "version", "digest", "cache_dirs", "output_file"}
 
 
 def _section(name: str) -> str:
@@ -43,6 +42,15 @@ def layers() -> dict[str, int]:
     """package -> its row in the document's picture, counted from the bottom (foundation = 0)."""
     rows = [line.split()[1:] for line in _section("layers").splitlines() if line.strip() and "```" not in line]
     return {name: len(rows) - 1 - i for i, row in enumerate(rows) for name in row}
+
+
+def foundation() -> set[str]:
+    """The bottom row of the picture: the packages every other package may import."""
+    rows = layers()
+    return {name for name, row in rows.items() if row == 0}
+
+
+FOUNDATION = foundation()
 
 
 def modules() -> dict[str, Path]:
@@ -166,3 +174,19 @@ def test_the_check_sees_module_level_and_function_level_imports(tmp_path, source
     found = [f"avemo.inference.fake imports {t}" for t in sorted(targets)
              if package_of(t) not in table["inference"] | {"inference"} | FOUNDATION]
     assert found == [bad]
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_is_over_80_lines():
+    """The house rule, over the whole package and the benchmark scripts."""
+    files = sorted(PACKAGE.rglob("*.py")) + sorted((REPO / "benchmarks").glob("*.py"))
+    long = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, "functions over 80 lines:\n" + "\n".join(long)

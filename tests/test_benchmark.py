@@ -27,15 +27,7 @@ from avemo.evaluation.benchmark import (
     svm_baseline,
     write_report,
 )
-from avemo.evaluation.suites import (
-    DEFAULT_SEEDS,
-    RAVDESS_AU_TRAIN,
-    SLOW_MODELS,
-    TABLE_1,
-    TRAIN_OVERRIDES,
-    fusion_group,
-    ravdess_au_entries,
-)
+from avemo.evaluation.suite import list_suites, load_suite
 from avemo.models import list_models
 from avemo.training import TrainConfig, load_data
 
@@ -96,31 +88,35 @@ def test_speaker_splits_follow_the_plan(full_data):
 # ----------------------------------------------------------------------------- suites
 
 
+SUITE = load_suite("ravdess_au")
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+
+
 def test_suite_has_every_model_once_and_the_recommended_ensemble():
-    entries = ravdess_au_entries()
+    entries = SUITE.benchmark_entries()
     names = [e.name for e in entries]
     assert len(names) == len(set(names))
     assert set(list_models("audio")) | set(list_models("fusion")) | {"au_mlp", "default"} == set(names)
     by = {e.name: e for e in entries}
     assert by["default"].seeds == DEFAULT_SEEDS and by["default"].group == "recommended"
-    assert all(by[n].model_config.get("visual") == "au_mlp" for n in list_models("fusion"))
+    assert all(by[n].model_config.get("video") == "au_mlp" for n in list_models("fusion"))
     assert by["msaf"].group == "model-level fusion" and by["mcbp"].group == "early fusion"
-    assert by["late_product"].group == "late fusion" == fusion_group("late_calibrated")
-    for name in SLOW_MODELS:  # the recurrent models on long sequences get a smaller epoch budget
-        assert by[name].train == TRAIN_OVERRIDES[name] and by[name].train["epochs"] < RAVDESS_AU_TRAIN["epochs"]
+    assert by["late_product"].group == "late fusion" == SUITE.group_of("late_calibrated")
+    for name in SUITE.train_overrides:  # the recurrent models on long sequences get a smaller epoch budget
+        assert by[name].train == SUITE.train_overrides[name] and by[name].train["epochs"] < SUITE.train["epochs"]
     assert by["msaf"].train == {}
 
 
 def test_extended_suite_adds_whisper_and_speaker_norm_variants():
-    by = {e.name: e for e in ravdess_au_entries(extended=True)}
-    for name in TABLE_1:
+    by = {e.name: e for e in SUITE.benchmark_entries(extended=True)}
+    for name in SUITE.model_set("table_1"):
         e = by[f"{name}_whisper"]
-        assert e.model == name and e.model_config == {"audio": "whisper_mlp", "visual": "au_mlp"}
-        assert e.group.startswith(fusion_group(name))
+        assert e.model == name and e.model_config == {"audio": "whisper_mlp", "video": "au_mlp"}
+        assert e.group.startswith(SUITE.group_of(name))
     spk = by["default_spknorm"]
     assert spk.train["speaker_norm"] is True and spk.seeds == DEFAULT_SEEDS and spk.model == "default"
     assert "speaker_norm" not in by["default"].train
-    assert ravdess_au_entries(["au_mlp", "default"]) == [by["au_mlp"], by["default"]]
+    assert SUITE.benchmark_entries(["au_mlp", "default"]) == [by["au_mlp"], by["default"]]
 
 
 def test_baseline_config_errors():
@@ -132,8 +128,38 @@ def test_baseline_config_errors():
 
 def test_unknown_suite_model_is_a_one_line_config_error():
     with pytest.raises(ConfigError) as err:
-        ravdess_au_entries(["msaf", "no_such"])
+        SUITE.benchmark_entries(["msaf", "no_such"])
     assert "no_such" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_suite_is_data_read_from_toml(tmp_path):
+    assert "ravdess_au" in list_suites()
+    assert SUITE.dataset == "ravdess" and SUITE.fold_plan().name == "ravdess_au" and SUITE.tables == ("openface_au_means",)
+    assert SUITE.train_config({"epochs": 3}).epochs == 3 and SUITE.train_config().lr == SUITE.train["lr"]
+    assert SUITE.papers["mfa_fercnn"].startswith("95.07") and len(SUITE.explore_entries()) == len(SUITE.explore)
+    own = tmp_path / "mine.toml"
+    own.write_text('name = "mine"\ntitle = "t"\ndataset = "ravdess"\nplan = "ravdess"\n[train]\nepochs = 2\n'
+                   '[groups]\n"audio only" = ["whisper_mlp"]\n[[entries]]\nmodels = ["whisper_mlp"]\n'
+                   'name = "{model}_x"\ngroup = "{group}!"\n')
+    mine = load_suite(own)
+    assert [(e.name, e.group) for e in mine.benchmark_entries()] == [("whisper_mlp_x", "audio only!")]
+    assert mine.fold_plan().name == "ravdess" and len(mine.fold_plan()) == 6
+
+
+@pytest.mark.parametrize("text, message", [
+    ('name = "x"\ntitle = "t"\ndataset = "ravdess"\nplan = "p"\ncolour = 1\n', "unknown option(s) ['colour']"),
+    ('name = "x"\ntitle = "t"\ndataset = "ravdess"\nplan = "p"\n[train]\nepochs = "many"\n', "suite.train.epochs"),
+    ('name = "x"\ntitle = "t"\ndataset = "ravdess"\nplan = "p"\n[[entries]]\nmodels = ["a"]\nname = "{nope}"\n',
+     "unknown placeholder"),
+])
+def test_bad_suite_files_are_one_line_config_errors(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_suite(path)
+    assert message in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="unknown benchmark suite 'nope'; available: ravdess_au"):
+        load_suite("nope")
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -211,7 +237,7 @@ def test_cli_benchmark_writes_the_report(fold1_root, au_table, tmp_path, monkeyp
     out = tmp_path / "results"
     code = None
     try:
-        _main(monkeypatch, capsys, "benchmark", "ravdess-au", "--root", fold1_root, "--visual-table", au_table,
+        _main(monkeypatch, capsys, "benchmark", "ravdess_au", "--root", fold1_root, "--visual-table", au_table,
               "--models", "au_mlp", "--folds", "1", "--epochs", "1", "--out", out, "--cache", tmp_path / "c")
     except SystemExit as stop:  # typer exits 0 after a successful command
         code = stop.code
@@ -226,10 +252,10 @@ def test_cli_benchmark_writes_the_report(fold1_root, au_table, tmp_path, monkeyp
     (["--protocol", "shuffled"], "--protocol must be"),
     (["--folds", "9"], "--folds [9] not in the plan"),
     (["--seeds", "a,b"], "comma-separated integers"),
-    (["--models", "nope"], "not in the ravdess-au suite"),
+    (["--models", "nope"], "not in the ravdess_au suite"),
 ])
 def test_cli_benchmark_errors_are_one_line(fold1_root, au_table, tmp_path, monkeypatch, capsys, args, message):
-    code, err = _main(monkeypatch, capsys, "benchmark", "ravdess-au", "--root", fold1_root, "--visual-table",
+    code, err = _main(monkeypatch, capsys, "benchmark", "ravdess_au", "--root", fold1_root, "--visual-table",
                       au_table, "--out", tmp_path, "--cache", tmp_path / "c", *args)
     assert code == 2 and message in err and err.count("\n") == 1
 
@@ -264,7 +290,7 @@ def test_script_answers_follow_the_numbers():
         models[name] = _model(0.60 + 0.001 * i, "late")
     for name in ("mmtm", "msaf", "cfn_sr", "cfnsr_lstm"):
         models[name] = _model(0.58, "model-level fusion")
-    sections = dict(script.answer_sections(None, {"models": models, "_folds": {}}, {}, {}, None, None))
+    sections = dict(script.answer_sections(SUITE, {"models": models, "_folds": {}}, {}, {}, None, None))
     answers = "\n".join(sections["Answers"])
     assert "**Best model, no speaker normalisation**: `default` 83.0" in answers and "target 80 % reached" in answers
     assert "with speaker normalisation** (" in answers and "`default_spknorm` 90.0" in answers
@@ -276,7 +302,7 @@ def test_script_answers_follow_the_numbers():
     assert "MFCC CNN audio: group means model-level 58.0" in claim and "does NOT hold" in claim
     for name in ("mmtm", "msaf", "cfn_sr", "cfnsr_lstm"):
         models[name] = _model(0.65, "model-level fusion")
-    claim = "\n".join(dict(script.answer_sections(None, {"models": models, "_folds": {}}, {}, {}, None, None))[
+    claim = "\n".join(dict(script.answer_sections(SUITE, {"models": models, "_folds": {}}, {}, {}, None, None))[
         "Paper 000's claim: model-level vs early vs late fusion"])
     assert "The claim holds here" in claim
 

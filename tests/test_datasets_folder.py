@@ -36,7 +36,7 @@ def test_good_folder(tmp_path):
     assert [c.path.name for c in scan] == ["a.mp4", "a.wav", "b.flac", "c.mp4"]  # sorted by path
     assert by_name["a.wav"].emotion == "fearful" and by_name["b.flac"].emotion == "happy"
     assert by_name["c.mp4"].emotion is None  # unlabelled
-    assert by_name["a.wav"].modality == "audio" and by_name["a.mp4"].modality == "audio_video"
+    assert by_name["a.wav"].modalities == ("audio",) and by_name["a.mp4"].modalities == ("audio", "video")
     # default take: the relative path without suffix, so the WAV and MP4 exports pair
     assert by_name["a.wav"].take == by_name["a.mp4"].take == "s1/a"
     assert by_name["b.flac"].speaker == "bob" and by_name["b.flac"].fields == {"gender": "m"}
@@ -54,7 +54,7 @@ def test_file_column_take_modality_and_explicit_csv(tmp_path):
     scan = read_folder(tmp_path / "media", labels_csv=csv_path, dataset="mine")
     assert scan.skipped == []
     clips = {c.path.name: c for c in scan}
-    assert clips["x.mp4"].modality == "video" and clips["x.mp4"].emotion == "contempt"
+    assert clips["x.mp4"].modalities == ("video",) and clips["x.mp4"].emotion == "contempt"
     assert {c.take for c in scan} == {"t1"} and {c.dataset for c in scan} == {"mine"}
 
 

@@ -12,18 +12,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from avemo.datasets import (
-    RAVDESS_AU_SPEAKERS,
     Fold,
     FoldPlan,
     builtin_plan,
     check_leakage,
+    covering_plan,
     list_builtin_plans,
     make_plan,
-    ravdess_au_plan,
+    ravdess_plan,
     read_ravdess,
     split,
 )
 from avemo.errors import ConfigError, DatasetError, LeakageError
+
+#: the 20 RAVDESS actors of the RAVDESS-AU benchmark (actors 03, 10, 17 and 24 are not in it)
+RAVDESS_AU_SPEAKERS = tuple(f"{i:02d}" for i in range(1, 25) if i not in (3, 10, 17, 24))
 
 GUIDE_TEST_GROUPS = [
     ("01", "02", "04", "05"),
@@ -47,7 +50,7 @@ def test_builtin_ravdess_au_plan_matches_the_guide():
         assert set(fold.val) <= set(GUIDE_TEST_GROUPS[fold.number % 5])
     assert [f.val for f in plan] == [("06", "07"), ("11", "12"), ("15", "16"), ("20", "21"), ("01", "02")]
     # the shipped file is exactly what the rule builds
-    assert plan == ravdess_au_plan()
+    assert plan == ravdess_plan(RAVDESS_AU_SPEAKERS, 5, name="ravdess_au")
 
 
 def test_every_speaker_tested_exactly_once_and_partitions_disjoint():
@@ -92,6 +95,21 @@ def test_validation_rule_without_genders_takes_the_next_group_in_order():
     plan = make_plan(list("abcdefghij"), 5, n_val=3)
     assert plan.folds[0].val == ("c", "d", "e")  # group 2 (c, d), then group 3 (e)
     assert plan.folds[4].val == ("a", "b", "c")  # cyclic
+
+
+def test_the_standard_ravdess_plan_has_all_24_actors_and_is_picked_for_them():
+    plan = builtin_plan("ravdess")
+    assert plan.speakers == tuple(f"{i:02d}" for i in range(1, 25)) and len(plan) == 6
+    assert plan == ravdess_plan(plan.speakers, 6, name="ravdess")
+    assert [f.test for f in plan][:2] == [("01", "02", "03", "04"), ("05", "06", "07", "08")]
+    for fold in plan:  # 4 test, 2 gender-balanced validation speakers (odd actors male, even female)
+        assert len(fold.test) == 4 and len(fold.val) == 2 and len(fold.train) == 18
+        assert {int(s) % 2 for s in fold.val} == {0, 1}
+    assert {"ravdess", "ravdess_au"} <= set(list_builtin_plans())
+    # the smallest built-in plan that covers a copy of the dataset: this project's 20 actors or all 24
+    assert covering_plan("ravdess", RAVDESS_AU_SPEAKERS).name == "ravdess_au"
+    assert covering_plan("ravdess", ["03", "24"]).name == "ravdess"
+    assert covering_plan("emodb", ["03"]) is None
 
 
 @pytest.mark.parametrize(
@@ -146,7 +164,7 @@ def test_make_plan_invariants(n, data):
     ],
 )
 def test_invalid_plan_files(tmp_path, edit, error, fragment):
-    data = ravdess_au_plan().to_dict()
+    data = builtin_plan("ravdess_au").to_dict()
     edit(data)
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(data))
@@ -207,6 +225,24 @@ def test_split_shared_audio(ravdess_speech_root):
     assert sum(len(plan.split(clips, f.number).test) for f in plan) == 1200
 
 
+def test_takes_split_like_clips_and_unknown_speakers_raise(tmp_path):
+    """Takes go through the one split of clips: a take's files stay together, a speaker outside the
+    fold is an error (it was silently dropped when takes had a split of their own)."""
+    from avemo.datasets import pair_takes
+
+    clips = ravdess_clips(tmp_path, ["01", "03", "06", "07"], ("01", "03"))
+    takes = list(pair_takes(clips).values())
+    fold = builtin_plan("ravdess_au").fold(1)
+    with pytest.raises(DatasetError, match=r"speaker\(s\) \['03'\] of the clips are in no partition of fold 1"):
+        split(takes, fold)
+    known = [t for t in takes if t.speaker != "03"]
+    result = split(known, fold)
+    assert result.number == 1 and [len(p) for p in result] == [0, 4, 2]  # 06, 07 validate; 01 tests
+    train, val, test = result
+    assert {t.speaker for t in val} == {"06", "07"} and {t.speaker for t in test} == {"01"}
+    assert all(len(t.files) == 2 for t in val + test)  # both files of each take on one side
+
+
 def test_split_unknown_speakers_and_datasets(tmp_path):
     clips = ravdess_clips(tmp_path, ["01", "03", "06"])
     fold = builtin_plan("ravdess_au").fold(1)
@@ -236,8 +272,8 @@ def test_leakage_check_catches_a_mixed_speaker(tmp_path):
 def test_leakage_check_catches_a_take_across_modalities(tmp_path):
     """A RAVDESS 01 video in one partition and its take's 03 audio in another is leakage."""
     clips = ravdess_clips(tmp_path, ["01"], ("01", "03"))
-    video = next(c for c in clips if c.modality == "audio_video" and c.emotion == "angry")
-    audio = next(c for c in clips if c.modality == "audio" and c.take == video.take)
+    video = next(c for c in clips if c.modalities == ("audio", "video") and c.emotion == "angry")
+    audio = next(c for c in clips if c.modalities == ("audio",) and c.take == video.take)
     assert video.path != audio.path
     with pytest.raises(LeakageError) as info:
         check_leakage([audio], [video], [])

@@ -32,26 +32,27 @@ def test_pair_ravdess_modalities(tmp_path):
     takes = pair_takes(scan)
     assert set(takes) == {"ravdess:01-07-02-02-01-01", "ravdess:01-01-01-01-01-01", "ravdess:02-03-02-01-02-02"}
     full = takes["ravdess:01-07-02-02-01-01"]
-    assert full.modalities == ("audio_video", "video", "audio")
+    assert full.files == (("audio", "video"), ("audio",), ("video",))
+    assert full.modalities == ("audio", "video")
     assert (full.speaker, full.emotion, full.take) == ("01", "disgust", "01-07-02-02-01-01")
     assert full["audio"].path.name == "03-01-07-02-02-01-01.wav"
-    assert full["audio_video"].path.name.startswith("01-")
-    assert full.audio_clip.path.name.startswith("03-")  # the audio-only file is preferred for sound
-    assert full.video_clip.path.name.startswith("02-")  # the silent video for frames
-    assert [c.modality for c in full] == ["audio_video", "video", "audio"]
+    assert full.clips[("audio", "video")].path.name.startswith("01-")
+    assert full.clip_for("audio").path.name.startswith("03-")  # the audio-only file is preferred for sound
+    assert full.clip_for("video").path.name.startswith("02-")  # the silent video for frames
+    assert [c.modalities for c in full] == [("audio", "video"), ("audio",), ("video",)]
     audio_only = takes["ravdess:01-01-01-01-01-01"]
-    assert audio_only.video_clip is None and "video" not in audio_only
+    assert audio_only.clip_for("video") is None and "video" not in audio_only
     with pytest.raises(DatasetError, match="has no video file"):
         audio_only["video"]
     song = takes["ravdess:02-03-02-01-02-02"]
-    assert song.audio_clip is None and song.video_clip.modality == "video"
+    assert song.clip_for("audio") is None and song.clip_for("video").modalities == ("video",)
 
 
 def test_pair_crema_d_audio_and_video(tmp_path):
     touch(tmp_path, "AudioWAV/1005_TIE_SAD_LO.wav", "VideoFlash/1005_TIE_SAD_LO.flv", "AudioWAV/1006_TIE_SAD_LO.wav")
     takes = pair_takes(read_crema_d(tmp_path))
-    assert takes["crema_d:1005_TIE_SAD_LO"].modalities == ("audio_video", "audio")
-    assert takes["crema_d:1006_TIE_SAD_LO"].modalities == ("audio",)
+    assert takes["crema_d:1005_TIE_SAD_LO"].files == (("audio", "video"), ("audio",))
+    assert takes["crema_d:1006_TIE_SAD_LO"].files == (("audio",),)
 
 
 def test_pair_rejects_two_files_of_one_modality_and_disagreeing_labels(tmp_path):
@@ -60,7 +61,7 @@ def test_pair_rejects_two_files_of_one_modality_and_disagreeing_labels(tmp_path)
     with pytest.raises(DatasetError) as info:
         pair_takes(clips)
     assert "two audio files" in str(info.value) and "03-01-07-02-02-01-01.flac" in str(info.value)
-    wrong = replace(clips[1], modality="audio_video", emotion="happy")
+    wrong = replace(clips[1], modalities=("audio", "video"), emotion="happy")
     with pytest.raises(DatasetError, match="disagree"):
         pair_takes([clips[0], wrong])
 
@@ -80,6 +81,6 @@ def test_shared_video_pairs_with_its_audio_take(shared_data, ravdess_video):
     takes = pair_takes(audio.clips + video.clips)
     assert len(takes) == 1200
     take = takes["ravdess:01-07-02-02-01-01"]
-    assert take.modalities == ("audio_video", "audio")
+    assert take.files == (("audio", "video"), ("audio",))
     assert take["audio"].path.name == "03-01-07-02-02-01-01.flac"
-    assert sum(len(t.modalities) == 2 for t in takes.values()) == 1
+    assert sum(len(t.files) == 2 for t in takes.values()) == 1

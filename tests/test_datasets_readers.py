@@ -41,7 +41,7 @@ def test_parse_ravdess_name_fields():
     assert p["emotion"] == "disgust"
     assert p["speaker"] == "01"
     assert p["take"] == "01-07-02-02-01-01"
-    assert p["modality"] == "audio"
+    assert p["modalities"] == ("audio",)
     assert p["modality_code"] == "03"
     assert p["vocal_channel"] == "speech"
     assert p["intensity"] == "strong"
@@ -51,17 +51,17 @@ def test_parse_ravdess_name_fields():
 
 
 @pytest.mark.parametrize(
-    "name, modality, gender, channel",
+    "name, modalities, gender, channel",
     [
-        ("01-01-03-01-01-02-12.mp4", "audio_video", "female", "speech"),
-        ("02-02-06-01-02-01-23.mp4", "video", "male", "song"),
-        ("03-02-01-01-01-01-24.wav", "audio", "female", "song"),
-        ("03-01-08-02-01-02-24", "audio", "female", "speech"),  # a bare stem
+        ("01-01-03-01-01-02-12.mp4", ("audio", "video"), "female", "speech"),
+        ("02-02-06-01-02-01-23.mp4", ("video",), "male", "song"),
+        ("03-02-01-01-01-01-24.wav", ("audio",), "female", "song"),
+        ("03-01-08-02-01-02-24", ("audio",), "female", "speech"),  # a bare stem
     ],
 )
-def test_parse_ravdess_modalities_genders_channels(name, modality, gender, channel):
+def test_parse_ravdess_modalities_genders_channels(name, modalities, gender, channel):
     p = parse_ravdess_name(name)
-    assert (p["modality"], p["gender"], p["vocal_channel"]) == (modality, gender, channel)
+    assert (p["modalities"], p["gender"], p["vocal_channel"]) == (modalities, gender, channel)
 
 
 def test_ravdess_emotion_codes_follow_label_set_order():
@@ -115,7 +115,7 @@ def test_ravdess_shared_speech_audio(ravdess_speech_root):
     assert not {"03", "10", "17", "24"} & set(speakers)
     assert scan.speakers == tuple(sorted(speakers))
     assert scan.emotions == tuple(sorted(RAVDESS.emotions))
-    assert {c.modality for c in scan} == {"audio"}
+    assert {c.modalities for c in scan} == {("audio",)}
     assert {c.fields["vocal_channel"] for c in scan} == {"speech"}
     # the speaker is the Actor_XX folder the file sits in
     assert all(c.path.parent.name == f"Actor_{c.speaker}" for c in scan)
@@ -132,13 +132,13 @@ def test_ravdess_shared_video_and_original_wavs(shared_data, ravdess_video):
     video = read_dataset("ravdess", ravdess_video.parent)
     assert video.skipped == []
     [clip] = video.clips
-    assert clip.modality == "audio_video" and clip.emotion == "disgust" and clip.speaker == "01"
+    assert clip.modalities == ("audio", "video") and clip.emotion == "disgust" and clip.speaker == "01"
     assert clip.take == "01-07-02-02-01-01" and clip.fields["intensity"] == "strong"
 
     wavs = read_ravdess(shared_data / "ravdess" / "original_wav_samples")
     assert wavs.skipped == [] and len(wavs) == 4
     assert {c.speaker for c in wavs} == {"01", "02", "20"}
-    assert all(c.path.suffix == ".wav" and c.modality == "audio" for c in wavs)
+    assert all(c.path.suffix == ".wav" and c.modalities == ("audio",) for c in wavs)
 
 
 @pytest.mark.shared_data
@@ -148,8 +148,8 @@ def test_ravdess_whole_shared_folder_reports_format_duplicates(shared_data):
     assert len(scan.takes) == 1200
     assert len(scan.skipped) == 4
     assert all("duplicate" in s.reason and s.path.suffix == ".flac" for s in scan.skipped)
-    # the video (modality audio_video) is not a duplicate of its take's audio file
-    assert Counter(c.modality for c in scan) == {"audio": 1200, "audio_video": 1}
+    # the video (audio and video) is not a duplicate of its take's audio file
+    assert Counter(c.modalities for c in scan) == {("audio",): 1200, ("audio", "video"): 1}
     only_wav = read_ravdess(shared_data / "ravdess", suffixes=("flac", ".MP4"))
     assert only_wav.skipped == [] and len(only_wav) == 1201
 
@@ -163,7 +163,7 @@ def test_ravdess_original_layouts(tmp_path):
     a = read_ravdess(flat)
     b = read_ravdess(nested)
     def labels(scan):
-        return sorted((c.path.name, c.take, c.modality, c.speaker, c.emotion) for c in scan)
+        return sorted((c.path.name, c.take, c.modalities, c.speaker, c.emotion) for c in scan)
 
     assert labels(a) == labels(b)
     assert len(a) == 3 and a.skipped == [] and b.skipped == []
@@ -216,9 +216,9 @@ def test_read_dataset_rejects_unknown_name_and_option(tmp_path):
 
 def test_parse_crema_d_name():
     p = parse_crema_d_name("1001_DFA_ANG_XX.flv")
-    assert (p["speaker"], p["emotion"], p["take"], p["modality"]) == ("1001", "angry", "1001_DFA_ANG_XX", "audio_video")
+    assert (p["speaker"], p["emotion"], p["take"], p["modalities"]) == ("1001", "angry", "1001_DFA_ANG_XX", ("audio", "video"))
     assert p["sentence"] == "DFA" and p["sentence_text"] == "Don't forget a jacket" and p["level"] == "unspecified"
-    assert parse_crema_d_name("1091_IEO_HAP_HI.wav")["modality"] == "audio"
+    assert parse_crema_d_name("1091_IEO_HAP_HI.wav")["modalities"] == ("audio",)
     assert parse_crema_d_name("1091_IEO_HAP_HI.wav")["level"] == "high"
 
 
@@ -250,8 +250,8 @@ def test_crema_d_shared_files_with_demographics(shared_data):
     # VideoDemographics.csv: 1001 is a 51-year-old man, 1002 a 21-year-old woman
     assert by_speaker["1001"].fields["gender"] == "male" and by_speaker["1001"].fields["age"] == 51
     assert by_speaker["1002"].fields["gender"] == "female" and by_speaker["1002"].fields["age"] == 21
-    assert {c.modality for c in scan if c.speaker == "1001"} == {"audio_video"}
-    assert {c.modality for c in scan if c.speaker == "1002"} == {"audio"}
+    assert {c.modalities for c in scan if c.speaker == "1001"} == {("audio", "video")}
+    assert {c.modalities for c in scan if c.speaker == "1002"} == {("audio",)}
     # pointing at a media folder finds the metadata in the parent
     flv = read_crema_d(shared_data / "crema_d" / "VideoFlash")
     assert len(flv) == 6 and all(c.fields["gender"] == "male" for c in flv)
@@ -267,7 +267,7 @@ def test_crema_d_wav_and_mp3_of_one_take(tmp_path):
     assert scan.skipped[0].path.suffix == ".wav"
     assert "duplicate" in scan.skipped[0].reason and "AudioMP3/1005_TIE_SAD_LO.mp3" in scan.skipped[0].reason
     wav_only = read_crema_d(tmp_path, suffixes=(".wav", ".flv"))
-    assert wav_only.skipped == [] and sorted(c.modality for c in wav_only) == ["audio", "audio_video"]
+    assert wav_only.skipped == [] and sorted(c.modalities for c in wav_only) == [("audio",), ("audio", "video")]
 
 
 def test_crema_d_bad_demographics_file(tmp_path):
@@ -283,7 +283,7 @@ def test_crema_d_bad_demographics_file(tmp_path):
 
 def test_parse_emodb_name():
     p = parse_emodb_name("03a01Fa.wav")
-    assert (p["speaker"], p["emotion"], p["take"], p["modality"]) == ("03", "happy", "03a01Fa", "audio")
+    assert (p["speaker"], p["emotion"], p["take"], p["modalities"]) == ("03", "happy", "03a01Fa", ("audio",))
     assert (p["text"], p["version"], p["gender"]) == ("a01", "a", "male")
     assert parse_emodb_name("16b10Tb.wav")["gender"] == "female"
     assert parse_emodb_name("11b03Lc.wav")["emotion"] == "boredom"

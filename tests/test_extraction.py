@@ -27,6 +27,9 @@ class _FrameRms(AudioExtractor):
     Config = _RmsConfig
     calls = 0
 
+    def feature_names(self):
+        return ["rms"]
+
     def from_signal(self, y, sr):
         type(self).calls += 1
         n = len(y) // self.config.frame

@@ -116,7 +116,7 @@ def test_model_option_refuses_a_checkpoint_with_other_labels(tmp_path, voice, mo
     from avemo.models.normalization import Normalizer
 
     model = create_model("sultana_video_cnn3d", num_classes=len(CREMA_D), n_frames=16, size=(16, 16))
-    save_checkpoint(tmp_path / "crema", model, labels=CREMA_D, normalizer=Normalizer(kinds={"visual": "frames"}))
+    save_checkpoint(tmp_path / "crema", model, labels=CREMA_D, normalizer=Normalizer(kinds={"video": "frames"}))
     code, _, err = _main(monkeypatch, capsys, "predict", voice, "--model", tmp_path / "crema")
     assert code == 2 and "crema_d labels" in err and err.count("\n") == 1
     code, _, err = _main(monkeypatch, capsys, "predict", voice, "--model", tmp_path / "crema", "--engine", "onnx")

@@ -114,8 +114,8 @@ def test_engines_agree_end_to_end(torch_predictor, onnx_predictor, ravdess_video
     assert b.probabilities == pytest.approx(a.probabilities, abs=TOL)
     for m in ("audio", "video"):
         assert b.modalities[m].probabilities == pytest.approx(a.modalities[m].probabilities, abs=TOL)
-    assert len(a.windows) == len(b.windows)
-    for wa, wb in zip(a.windows, b.windows, strict=True):
+    assert len(a.timeline) == len(b.timeline)
+    for wa, wb in zip(a.timeline, b.timeline, strict=True):
         assert wb.probabilities == pytest.approx(wa.probabilities, abs=TOL)
     assert a.face_coverage == b.face_coverage
 

@@ -34,13 +34,13 @@ def check_prediction(r, *, audio: bool, video: bool):
     if audio != video:  # a lone expert: the clip's distribution is that expert's own
         assert r.probabilities == pytest.approx(r.modalities["audio" if audio else "video"].probabilities, abs=1e-6)
     bounds = WindowGrid().bounds(r.duration)
-    assert len(r.windows) == len(bounds)
-    for w, (start, end) in zip(r.windows, bounds, strict=True):
+    assert len(r.timeline) == len(bounds)
+    for w, (start, end) in zip(r.timeline, bounds, strict=True):
         assert (w.start, w.end) == pytest.approx((start, end))
         assert w.audio is audio and sum(w.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
         assert w.emotion in RAVDESS.emotions
     data = r.to_dict()
-    assert data["emotion"] == r.emotion and len(data["timeline"]) == len(r.windows)
+    assert data["emotion"] == r.emotion and len(data["timeline"]) == len(r.timeline)
 
 
 # ----------------------------------------------------------------------------- real clips
@@ -50,9 +50,9 @@ def test_real_ravdess_video_uses_both_modalities(predictor, ravdess_video):
     check_prediction(r, audio=True, video=True)
     assert r.duration == pytest.approx(4.0, abs=0.05)
     assert r.face_coverage > 0.9  # a frontal face in every frame
-    assert all(w.video for w in r.windows)
+    assert all(w.video for w in r.timeline)
     assert r.model["name"] == "avemo-default" and r.model["engine"] == "torch"
-    timeline = r.timeline
+    timeline = r.timeline_frame()
     assert isinstance(timeline, pd.DataFrame) and len(timeline) in (7, 8)  # 4.0 s; 8 if the tail is >= 0.5 s
     assert list(timeline.columns) == ["start", "end", "emotion", *RAVDESS.emotions, "audio", "video"]
     assert timeline["start"].tolist()[:7] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
@@ -68,7 +68,7 @@ def test_real_crema_d_flv_and_mp3(predictor, crema_videos, shared_data):
     r = predictor.predict(mp3)
     check_prediction(r, audio=True, video=False)
     assert "audio-only" in r.modalities["video"].reason and r.face_coverage is None
-    assert not any(w.video for w in r.windows)
+    assert not any(w.video for w in r.timeline)
 
 
 @pytest.mark.shared_data
@@ -135,7 +135,7 @@ def test_audio_is_encoded_in_30s_chunks_and_windows_are_pooled_across_them(predi
 
 
 @pytest.mark.shared_data
-def test_visual_only_and_audio_only_requests(predictor, ravdess_video):
+def test_video_only_and_audio_only_requests(predictor, ravdess_video):
     r = predictor.predict(ravdess_video, modalities="video")
     check_prediction(r, audio=False, video=True)
     assert r.modalities["audio"].reason == "not requested"
@@ -149,8 +149,8 @@ def test_visual_only_and_audio_only_requests(predictor, ravdess_video):
 def test_other_window_sizes_and_progress(predictor, ravdess_video):
     seen = []
     r = predictor.predict(ravdess_video, window=2.0, hop=1.0, progress=lambda done, total: seen.append((done, total)))
-    assert [w.start for w in r.windows] == [0.0, 1.0, 2.0, 3.0]  # 4.004 s: the last window [3, 4.004) is kept
-    assert [w.end for w in r.windows[:3]] == [2.0, 3.0, 4.0] and r.windows[-1].end == pytest.approx(r.duration)
+    assert [w.start for w in r.timeline] == [0.0, 1.0, 2.0, 3.0]  # 4.004 s: the last window [3, 4.004) is kept
+    assert [w.end for w in r.timeline[:3]] == [2.0, 3.0, 4.0] and r.timeline[-1].end == pytest.approx(r.duration)
     assert seen and all(0 <= d <= t for d, t in seen) and seen[-1][0] == pytest.approx(seen[-1][1], abs=0.5)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
@@ -197,7 +197,7 @@ def test_silent_audio_track_is_reported_not_used(predictor, make_clip):
 def test_short_clip_and_8khz_stereo_wav(predictor, make_clip):
     r = predictor.predict(make_clip("short.mp4", duration=0.2, size=(320, 240), fps=25, face=True, audio="voice"))
     check_prediction(r, audio=True, video=True)
-    assert len(r.windows) == 1 and r.windows[0].end == pytest.approx(r.duration)
+    assert len(r.timeline) == 1 and r.timeline[0].end == pytest.approx(r.duration)
     r = predictor.predict(make_clip("stereo8k.wav", duration=1.5, audio="voice", sample_rate=8000, channels=2))
     check_prediction(r, audio=True, video=False)
 
@@ -262,9 +262,9 @@ def frame_checkpoint(tmp_path_factory):
     from avemo.models.normalization import Normalizer
 
     torch.manual_seed(0)
-    model = create_model("late_average", audio="mfcc_cnn1d", visual="sultana_video_cnn3d",
-                         audio_config={"n_frames": 28}, visual_config={"n_frames": 16, "size": (16, 16)})
-    norm = Normalizer(kinds={"audio": "sequence", "visual": "frames"},
+    model = create_model("late_average", audio="mfcc_cnn1d", video="sultana_video_cnn3d",
+                         audio_config={"n_frames": 28}, video_config={"n_frames": 16, "size": (16, 16)})
+    norm = Normalizer(kinds={"audio": "sequence", "video": "frames"},
                       mean={"audio": np.zeros(13, np.float32)}, std={"audio": np.full(13, 10.0, np.float32)})
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "frames", model, labels=RAVDESS, normalizer=norm)
 
@@ -275,7 +275,7 @@ def test_frame_based_zoo_checkpoint_predicts_clip_and_windows(frame_checkpoint, 
     p = Predictor.from_checkpoint(frame_checkpoint, device="cpu")
     r = p.predict(make_clip("zoo.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="voice"))
     assert r.modalities["audio"].used and r.modalities["video"].used and r.face_coverage == 1.0
-    assert len(r.windows) == 3 and all(w.audio and w.video for w in r.windows)
+    assert len(r.timeline) == 3 and all(w.audio and w.video for w in r.timeline)
     assert r.model["name"] == "late_average"
     # an optional modality that is missing is dropped: the late-fusion model predicts from the voice
     r = p.predict(make_clip("zoo_noface.mp4", duration=1.5, size=(320, 240), fps=25, face=False, audio="voice"))
@@ -306,17 +306,17 @@ def test_checkpoint_refusals(tmp_path, frame_checkpoint):
     with pytest.raises(CheckpointError, match="safetensors"):
         Predictor.from_checkpoint(broken)
     crema = create_model("sultana_video_cnn3d", num_classes=len(CREMA_D), n_frames=16, size=(16, 16))
-    save_checkpoint(tmp_path / "crema", crema, labels=CREMA_D, normalizer=Normalizer(kinds={"visual": "frames"}))
+    save_checkpoint(tmp_path / "crema", crema, labels=CREMA_D, normalizer=Normalizer(kinds={"video": "frames"}))
     with pytest.raises(CheckpointError, match="crema_d labels.*needs"):
         Predictor.from_checkpoint(tmp_path / "crema")
     torch.manual_seed(0)
     au = create_model("au_mlp")
     save_checkpoint(tmp_path / "au", au, labels=RAVDESS, normalizer=Normalizer(
-        kinds={"visual": "vector"}, mean={"visual": np.zeros(35, np.float32)}, std={"visual": np.ones(35, np.float32)}))
+        kinds={"video": "vector"}, mean={"video": np.zeros(35, np.float32)}, std={"video": np.ones(35, np.float32)}))
     with pytest.raises(CheckpointError, match="table 'openface_au_means'"):
         Predictor.from_checkpoint(tmp_path / "au")
     save_checkpoint(tmp_path / "spk", au, labels=RAVDESS, normalizer=Normalizer(
-        kinds={"visual": "vector"}, mean={"visual": np.zeros(35, np.float32)}, std={"visual": np.ones(35, np.float32)},
+        kinds={"video": "vector"}, mean={"video": np.zeros(35, np.float32)}, std={"video": np.ones(35, np.float32)},
         speaker_norm=True))
     with pytest.raises(CheckpointError, match="speaker-level normalisation"):
         Predictor.from_checkpoint(tmp_path / "spk")

@@ -14,9 +14,9 @@ from avemo.inference import formats
 from avemo.inference.bundle import BundleConfig, read_bundle, write_bundle_meta
 from avemo.inference.fusion import FusionConfig, decide, fusion_inputs, product_of_experts
 from avemo.inference.inputs import collect_media
-from avemo.inference.predictor import parse_modalities
 from avemo.inference.result import ModalityStatus, Prediction, WindowPrediction
 from avemo.inference.windows import WindowGrid, window_members
+from avemo.modality import parse_modalities
 
 LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
@@ -137,7 +137,7 @@ def _prediction(path="a.mp4", n_windows=3) -> Prediction:
     return Prediction(path=path, duration=2.0, emotion="happy", probabilities=probs,
                       modalities={"audio": ModalityStatus(True, None, probs),
                                   "video": ModalityStatus(False, "no face detected in any of the 16 analysed frames")},
-                      face_coverage=0.0, windows=windows, model={"name": "m", "version": "1", "engine": "torch"})
+                      face_coverage=0.0, timeline=windows, model={"name": "m", "version": "1", "engine": "torch"})
 
 
 def test_json_single_object_or_list():
@@ -204,3 +204,39 @@ def test_bundle_meta_round_trip_and_refusals(tmp_path):
                                                       "config": {"fusion": {"video_weight": -1}}}))
     with pytest.raises(CheckpointError, match="video_weight"):
         read_bundle(tmp_path)
+
+
+# ----------------------------------------------------------------------------- backends
+def test_zoo_backend_decodes_each_audio_input_at_its_own_sample_rate(make_clip):
+    """A checkpoint whose audio inputs ask for different sample rates gets each at its own rate
+    (one rate used to be picked for all of them), on the clip and on every window."""
+    from types import SimpleNamespace
+
+    from avemo.features import get_extractor
+    from avemo.inference.backends import Streams, ZooBackend
+    from avemo.media import probe
+    from avemo.models import InputSpec
+
+    specs = {"a8": InputSpec("audio", "logmel", {"sample_rate": 8000, "n_mels": 32}, (None, 32), "sequence"),
+             "a16": InputSpec("audio", "logmel", {"sample_rate": 16000, "n_mels": 32}, (None, 32), "sequence")}
+    seen = []
+
+    class Runner:
+        ckpt = SimpleNamespace(model=SimpleNamespace(name="two_rates"))
+
+        def __init__(self):
+            self.specs = specs
+
+        def logits(self, arrays):
+            seen.append({k: v[0] for k, v in arrays.items()})
+            return np.zeros((1, 2), dtype=np.float32)
+
+    path = make_clip("rates.wav", duration=2.0, audio="tone")
+    backend = ZooBackend(Runner(), ("a", "b"))
+    result = backend.run(path, probe(path), Streams({"audio": True, "video": False}, {"video": "not requested"}),
+                         WindowGrid(1.0, 1.0), None)
+    for name, spec in specs.items():
+        expected = get_extractor(spec.feature, **spec.config).extract(path)["x"]
+        np.testing.assert_allclose(seen[0][name], expected, rtol=1e-5, atol=1e-5)  # the clip
+    assert seen[1]["a8"].shape[0] == seen[1]["a16"].shape[0]  # a 1 s window: 100 frames at either rate
+    assert result.windows.present["audio"].all() and not result.windows.present["video"].any()

@@ -42,7 +42,7 @@ def test_mcbp_runs_under_bfloat16_autocast_with_a_float32_fft():
         z = pool(torch.randn(2, 6).bfloat16(), torch.randn(2, 4).bfloat16())
     assert z.dtype == torch.float32
     torch.manual_seed(0)
-    model = create_model("mcbp", num_classes=4, **smoke_config("mcbp", visual="au_mlp")).eval()
+    model = create_model("mcbp", num_classes=4, **smoke_config("mcbp", video="au_mlp")).eval()
     x = example_inputs(model.inputs, batch=2)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.isfinite(model(x).float()).all()
@@ -61,7 +61,7 @@ def test_recurrent_dropout_lstm_matches_torch_lstm_without_dropout():
     layer.train()
     dropped, _ = layer(x)
     assert dropped.shape == (3, 9, 14) and not torch.allclose(dropped, reference)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="recurrent_dropout"):
         RecurrentDropoutLSTM(2, 2, recurrent_dropout=1.0)
 
 
@@ -99,7 +99,7 @@ def test_mmtm_gates_rescale_channels_between_0_and_2():
 @pytest.fixture(scope="module")
 def late_inputs():
     torch.manual_seed(0)
-    model = create_model("late_average", num_classes=4, **smoke_config("late_average", visual="au_mlp"))
+    model = create_model("late_average", num_classes=4, **smoke_config("late_average", video="au_mlp"))
     return example_inputs(model.inputs, batch=3), torch.tensor([0, 3, 1])
 
 
@@ -107,9 +107,9 @@ def late_inputs():
 def test_late_fusion_rules(name, late_inputs):
     x, y = late_inputs
     torch.manual_seed(0)
-    model = create_model(name, num_classes=4, **smoke_config(name, visual="au_mlp")).eval()
+    model = create_model(name, num_classes=4, **smoke_config(name, video="au_mlp")).eval()
     out = model.forward_outputs(x)
-    pa, pv = F.softmax(out["audio_logits"], dim=1), F.softmax(out["visual_logits"], dim=1)
+    pa, pv = F.softmax(out["audio_logits"], dim=1), F.softmax(out["video_logits"], dim=1)
     fused = (pa * pv / (pa * pv).sum(dim=1, keepdim=True)) if name == "late_product" else (pa + pv) / 2
     torch.testing.assert_close(out["logits"].exp(), fused, rtol=1e-5, atol=1e-6)
     # one modality missing: the prediction is that branch's
@@ -118,7 +118,7 @@ def test_late_fusion_rules(name, late_inputs):
         only_audio["logits"], F.log_softmax(out["audio_logits"], dim=1), rtol=1e-5, atol=1e-6
     )
     loss = model.loss(out, y)
-    ce = [F.cross_entropy(out[k], y) for k in ("audio_logits", "visual_logits")]
+    ce = [F.cross_entropy(out[k], y) for k in ("audio_logits", "video_logits")]
     if name == "late_multiplicative":
         p_a, p_v = pa[torch.arange(3), y], pv[torch.arange(3), y]
         expected = -((1 - p_v) ** 0.3 * p_a.log() + (1 - p_a) ** 0.3 * p_v.log()).mean()
@@ -132,10 +132,10 @@ def test_late_fusion_rules(name, late_inputs):
 def test_multiplicative_loss_with_beta_0_is_the_sum_of_branch_losses(late_inputs):
     x, y = late_inputs
     model = create_model(
-        "late_multiplicative", num_classes=4, beta=0.0, **smoke_config("late_multiplicative", visual="au_mlp")
+        "late_multiplicative", num_classes=4, beta=0.0, **smoke_config("late_multiplicative", video="au_mlp")
     )
     out = model.forward_outputs(x)
-    expected = F.cross_entropy(out["audio_logits"], y) + F.cross_entropy(out["visual_logits"], y)
+    expected = F.cross_entropy(out["audio_logits"], y) + F.cross_entropy(out["video_logits"], y)
     torch.testing.assert_close(model.loss(out, y), expected)
 
 
@@ -179,7 +179,7 @@ def test_mfa_fercnn_fit_is_in_its_state_dict():
     with pytest.raises(ConfigError, match="not fitted"):
         model(data)
     model.fit(data, targets).eval()
-    assert model.projection.shape == (80 + 8 + 9, 16)  # visual_dim learnt from the data
+    assert model.projection.shape == (80 + 8 + 9, 16)  # video_dim learnt from the data
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     buffer.seek(0)
@@ -188,14 +188,14 @@ def test_mfa_fercnn_fit_is_in_its_state_dict():
     with torch.no_grad():
         torch.testing.assert_close(fresh(data), model(data))
     with pytest.raises(ModelInputError, match="joint input vector has 99 values"):
-        model({**data, "visual": torch.zeros(30, 11)})
+        model({**data, "video": torch.zeros(30, 11)})
     with pytest.raises(ConfigError, match="MFA needs a per-clip vector"):
-        create_model("mfa_fercnn", visual="resnext3d_50")
+        create_model("mfa_fercnn", video="resnext3d_50")
 
 
 def test_cfn_sr_cross_block_softmax_over_positions_and_sigmoid_for_one():
     torch.manual_seed(0)
-    block = CrossModalResidualBlock(visual_channels=5, audio_dim=4, k=3)
+    block = CrossModalResidualBlock(video_channels=5, audio_dim=4, k=3)
     positions, summary = torch.rand(2, 6, 5) + 0.5, torch.randn(2, 4)
     out = block(positions, summary)
     weights = (out - positions) / positions  # alpha_p, the same for every channel
@@ -212,7 +212,7 @@ def test_fercnn_pooling_follows_the_paper_table():
         fercnn_pools(10)
 
 
-ENCODERS = list_models("audio") + list_models("visual")
+ENCODERS = list_models("audio") + list_models("video")
 
 
 @pytest.mark.parametrize("name", ENCODERS)
@@ -274,7 +274,7 @@ def test_float32_cpu_lstm_keeps_the_nn_lstm_parameters_and_numbers():
 def test_fusion_models_train_under_autocast(name):
     """Mixed precision (bfloat16 autocast on CPU stands in for CUDA float16): finite loss and gradients."""
     torch.manual_seed(0)
-    model = create_model(name, num_classes=4, **smoke_config(name, visual="au_mlp"))
+    model = create_model(name, num_classes=4, **smoke_config(name, video="au_mlp"))
     x = example_inputs(model.inputs, batch=3, free=12, generator=torch.Generator().manual_seed(0))
     if model.needs_fit:
         model.fit(example_inputs(model.inputs, batch=30, free=12), torch.arange(30) % 4)

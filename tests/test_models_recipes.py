@@ -50,10 +50,10 @@ def test_embedding_mlp_config_errors_are_one_line(bad):
 def test_default_alias_is_the_calibrated_late_fusion_of_whisper_and_au():
     assert list_aliases()["default"] == "late_calibrated"
     inputs = default_inputs("default")
-    assert [(k, s.feature) for k, s in inputs.items()] == [("audio", "whisper_base"), ("visual", "openface_au_means")]
+    assert [(k, s.feature) for k, s in inputs.items()] == [("audio", "whisper_base"), ("video", "openface_au_means")]
     assert all(s.optional for s in inputs.values())
     three = default_inputs("late_calibrated", audio2="egemaps_mlp")
-    assert list(three) == ["audio", "audio2", "visual"] and three["audio2"].feature == "egemaps"
+    assert list(three) == ["audio", "audio2", "video"] and three["audio2"].feature == "egemaps"
 
 
 def test_fit_temperature_recovers_the_temperature_labels_were_drawn_with():
@@ -89,7 +89,7 @@ def test_fit_weights_ignores_an_uninformative_expert_and_balances_equal_ones():
 
 
 def _expert_data(model, n=240, seed=0):
-    """Inputs on which the audio expert is informative and the visual one is not (for calibration)."""
+    """Inputs on which the audio expert is informative and the video one is not (for calibration)."""
     g = torch.Generator().manual_seed(seed)
     x = example_inputs(model.inputs, batch=n, generator=g)
     y = torch.arange(n) % model.num_classes
@@ -108,8 +108,8 @@ def test_calibrate_lowers_validation_nll_and_is_saved_in_the_state_dict():
         model.audio_head.weight[:4, :4] = 5.0 * torch.eye(4)  # over-confident: calibration must soften it
         before = F.nll_loss(model(x), y).item()
     fitted = model.calibrate(x, y)
-    assert set(fitted) == {"T_audio", "T_visual", "w_audio", "w_visual"}
-    assert fitted["T_audio"] > 1.0 and fitted["w_audio"] > fitted["w_visual"]
+    assert set(fitted) == {"T_audio", "T_video", "w_audio", "w_video"}
+    assert fitted["T_audio"] > 1.0 and fitted["w_audio"] > fitted["w_video"]
     with torch.no_grad():
         after = F.nll_loss(model(x), y).item()
     assert after < before
@@ -133,11 +133,11 @@ def test_missing_expert_leaves_the_calibrated_product_of_the_others():
     x = example_inputs(model.inputs, batch=3, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         z = model.expert_logits(x)
-        only_visual = model({"visual": x["visual"]})
-        torch.testing.assert_close(only_visual, F.log_softmax(0.7 * F.log_softmax(z["visual"] / 1.5, dim=1), dim=1))
+        only_video = model({"video": x["video"]})
+        torch.testing.assert_close(only_video, F.log_softmax(0.7 * F.log_softmax(z["video"] / 1.5, dim=1), dim=1))
         full = model(x)
         expected = sum(w * F.log_softmax(z[k] / t, dim=1)
-                       for k, t, w in (("audio", 2.0, 1.0), ("audio2", 0.5, 0.3), ("visual", 1.5, 0.7)))
+                       for k, t, w in (("audio", 2.0, 1.0), ("audio2", 0.5, 0.3), ("video", 1.5, 0.7)))
         torch.testing.assert_close(full, F.log_softmax(expected, dim=1))
 
 
@@ -147,7 +147,7 @@ def test_training_loss_is_the_mean_of_the_experts_cross_entropies():
     x = example_inputs(model.inputs, batch=6, generator=torch.Generator().manual_seed(2))
     y = torch.tensor([0, 1, 2, 0, 1, 2])
     out = model.forward_outputs(x)
-    expected = (F.cross_entropy(out["audio_logits"], y) + F.cross_entropy(out["visual_logits"], y)) / 2
+    expected = (F.cross_entropy(out["audio_logits"], y) + F.cross_entropy(out["video_logits"], y)) / 2
     torch.testing.assert_close(model.loss(out, y), expected)
 
 
@@ -161,12 +161,12 @@ def test_the_trainer_calibration_hook_fits_the_buffers():
     data = TensorData({k: list(v.numpy()) for k, v in x.items()}, y.numpy(), model.inputs)
     assert torch.equal(model.temperatures, torch.ones(3))
     calibrate(model, data)
-    assert not torch.equal(model.temperatures[[0, 2]], torch.ones(2))  # audio and visual were fitted
+    assert not torch.equal(model.temperatures[[0, 2]], torch.ones(2))  # audio and video were fitted
     assert model.temperatures[1] == 1.0 and model.weights[1] == 1.0  # no audio2 expert: untouched
 
 
 def test_late_calibrated_config_errors():
     with pytest.raises(ConfigError, match="weight_step"):
         create_model("late_calibrated", weight_step=0.0)
-    with pytest.raises(ConfigError, match="is a visual encoder"):
+    with pytest.raises(ConfigError, match="is a video encoder"):
         create_model("late_calibrated", audio2="au_mlp")

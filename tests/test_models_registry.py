@@ -21,10 +21,11 @@ from avemo.models import (
     register_alias,
     registry,
 )
+from avemo.models.papers import PAPERS
 
 REQUIRED = {
     "audio": {"mfcc_cnn1d", "sultana_audio_cnn1d", "gao_bilstm_attention", "cai_ser1", "cai_ser2", "fercnn"},
-    "visual": {"sultana_video_cnn3d", "resnext3d_50", "cai_fer1", "cai_fer2", "au_mlp"},
+    "video": {"sultana_video_cnn3d", "resnext3d_50", "cai_fer1", "cai_fer2", "au_mlp"},
     "fusion": {
         "late_average",
         "late_multiplicative",
@@ -108,9 +109,9 @@ def test_mcbp_sketches_are_constant_buffers():
 def test_info_and_default_inputs_agree_with_the_built_model(name):
     info = model_info(name)
     json.dumps(info)  # result files and docs need JSON-compatible info
-    assert info["name"] == name and info["kind"] in ("audio", "visual", "fusion")
-    assert "../shared/papers/" in info["description"] and "epart" in info["description"]
-    assert info["paper"].startswith("../shared/papers/0") and ".txt" in info["paper"]
+    assert info["name"] == name and info["kind"] in ("audio", "video", "fusion")
+    assert any(f'"{p.title}"' in info["description"] for p in PAPERS.values()) and "epart" in info["description"]
+    assert any(info["paper"].startswith(p.cite() + ", §") for p in PAPERS.values())
     model = meta_model(name, num_classes=4)
     assert model.inputs == default_inputs(name)
     assert {k: v.to_dict() for k, v in model.inputs.items()} == info["inputs"]
@@ -122,18 +123,18 @@ def test_info_and_default_inputs_agree_with_the_built_model(name):
 
 @pytest.mark.parametrize("name", list_models("fusion"))
 def test_every_fusion_model_runs_on_au_vectors(name):
-    inputs = default_inputs(name, visual="au_mlp")
-    assert inputs["visual"] == InputSpec(
-        "visual", "openface_au_means", {}, (35,), "vector", inputs["visual"].optional
+    inputs = default_inputs(name, video="au_mlp")
+    assert inputs["video"] == InputSpec(
+        "video", "openface_au_means", {}, (35,), "vector", inputs["video"].optional
     )
 
 
 def test_fusion_defaults_are_the_papers_encoders():
-    assert model_info("cfnsr_lstm")["config"]["visual"] == "resnext3d_50"
+    assert model_info("cfnsr_lstm")["config"]["video"] == "resnext3d_50"
     assert model_info("cfnsr_lstm")["config"]["audio"] == "mfcc_cnn1d"
     assert model_info("sultana_concat_dense")["config"]["audio"] == "sultana_audio_cnn1d"
     assert model_info("cai_mer2")["config"]["audio"] == "cai_ser2"
-    assert model_info("cai_mer1")["config"]["visual"] == "cai_fer2"
+    assert model_info("cai_mer1")["config"]["video"] == "cai_fer2"
     assert default_inputs("cai_mer1")["audio"].feature == "pyaa34"
 
 
@@ -141,8 +142,8 @@ def test_configuration_errors_are_one_line_config_errors():
     cases = [
         (lambda: create_model("no_such_model"), "unknown model 'no_such_model'"),
         (lambda: create_model("mfcc_cnn1d", n_frmaes=10), "unknown option"),
-        (lambda: create_model("msaf", audio="resnext3d_50"), "is a visual encoder, not a audio one"),
-        (lambda: create_model("msaf", visual="late_average"), "is a fusion model"),
+        (lambda: create_model("msaf", audio="resnext3d_50"), "is a video encoder, not a audio one"),
+        (lambda: create_model("msaf", video="late_average"), "is a fusion model"),
         (lambda: create_model("mfcc_cnn1d", num_classes=1), "num_classes"),
         (lambda: create_model("mfcc_cnn1d", n_frames=5), "n_frames must be at least"),
         (lambda: create_model("resnext3d_50", size=(4, 4)), "crop width"),
@@ -152,6 +153,28 @@ def test_configuration_errors_are_one_line_config_errors():
         with pytest.raises(ConfigError) as err:
             make()
         assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name, bad, message", [
+    ("mcbp", {"output_dim": 1}, "output_dim"),
+    ("gao_mha_residual", {"d_model": 10, "heads": 3}, "divisible"),
+    ("mmtm", {"points": 0}, "points"),
+    ("late_calibrated", {"weight_step": 0.7}, "weight_step"),
+    ("late_multiplicative", {"beta": 2.0}, "beta"),
+    ("msaf", {"block_dropout": 1.0}, "block_dropout"),
+    ("cfn_sr", {"embed_dim": 10, "heads": 3}, "divisible"),
+    ("whisper_mlp", {"hidden": (0,)}, "hidden"),
+    ("resnext3d_50", {"layers": (1, 2)}, "layers"),
+    ("au_mlp", {"hidden": ()}, "hidden"),
+])
+def test_model_configs_built_directly_raise_config_errors(name, bad, message):
+    """A model config is checked when it is built, not only through create_model: the same
+    ConfigError as an extractor config, one line."""
+    from avemo.models.registry import model_class
+
+    with pytest.raises(ConfigError, match=message) as err:
+        model_class(name).Config(**bad)
+    assert "\n" not in str(err.value)
 
 
 def test_aliases(monkeypatch):
@@ -173,7 +196,7 @@ def test_input_spec_validation_and_description():
     assert spec.describe() == "mfcc(n_mfcc=13) (*, 13) sequence"
     assert spec.to_dict()["shape"] == [None, 13]
     with pytest.raises(ConfigError, match="a frames has 4 dims"):
-        InputSpec("visual", "face_crops", {}, (8, 32, 32), "frames")
+        InputSpec("video", "face_crops", {}, (8, 32, 32), "frames")
     with pytest.raises(ConfigError, match="modality"):
         InputSpec("text", "bert", {}, (3,), "vector")
     same = InputSpec("audio", "mfcc", {"n_mfcc": 13}, (None, 13), "sequence")
@@ -183,17 +206,17 @@ def test_input_spec_validation_and_description():
 def test_check_inputs_errors():
     specs = {
         "audio": InputSpec("audio", "mfcc", {}, (None, 13), "sequence"),
-        "visual": InputSpec("visual", "t", {}, (4,), "vector"),
+        "video": InputSpec("video", "t", {}, (4,), "vector"),
     }
-    good = {"audio": torch.zeros(2, 7, 13), "visual": torch.zeros(2, 4)}
+    good = {"audio": torch.zeros(2, 7, 13), "video": torch.zeros(2, 4)}
     check_inputs("m", specs, good)
     bad_cases = [
         ([good["audio"]], "expected a dict"),
         ({**good, "audio": torch.zeros(2, 7, 13, dtype=torch.long)}, "must be a float tensor"),
-        ({**good, "visual": torch.zeros(3, 4)}, "different batch sizes"),
+        ({**good, "video": torch.zeros(3, 4)}, "different batch sizes"),
         ({**good, "audio": torch.zeros(2, 0, 13)}, "is empty"),
-        ({**good, "visual": torch.zeros(2, 5)}, "must have shape (B, 4)"),
-        ({"audio": good["audio"]}, "missing input 'visual'"),
+        ({**good, "video": torch.zeros(2, 5)}, "must have shape (B, 4)"),
+        ({"audio": good["audio"]}, "missing input 'video'"),
     ]
     for inputs, message in bad_cases:
         with pytest.raises(ModelInputError) as err:

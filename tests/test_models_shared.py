@@ -25,12 +25,13 @@ from avemo.models import (
     model_info,
     smoke_config,
 )
+from avemo.models.papers import PAPERS
 
 NUM_CLASSES = 5
 BATCH = 3
 
 CASES = [(name, {}) for name in list_models()] + [
-    (name, {"visual": "au_mlp"}) for name in list_models("fusion")
+    (name, {"video": "au_mlp"}) for name in list_models("fusion")
 ]
 
 
@@ -46,9 +47,9 @@ def build(name: str, extra: dict, seed: int = 0):
     config = smoke_config(name, **extra)
     if (
         model_info(name)["kind"] == "fusion"
-        and config.get("visual", model_info(name)["config"].get("visual")) == "resnext3d_50"
+        and config.get("video", model_info(name)["config"].get("video")) == "resnext3d_50"
     ):
-        config["visual_config"] = {**config["visual_config"], **SHALLOW_RESNEXT}
+        config["video_config"] = {**config["video_config"], **SHALLOW_RESNEXT}
     torch.manual_seed(seed)
     return create_model(name, num_classes=NUM_CLASSES, **config)
 
@@ -78,9 +79,9 @@ def test_model_contract(case):
 
     # declared inputs are the registry's, and the info is complete
     info = model_info(name)
-    assert info["paper"].startswith("../shared/papers/") and info["summary"]
+    assert any(info["paper"].startswith(p.cite()) for p in PAPERS.values()) and info["summary"]
     if info["kind"] == "fusion":
-        assert {"audio", "visual"} <= set(model.inputs)
+        assert {"audio", "video"} <= set(model.inputs)
     else:
         assert list(model.inputs) == [info["kind"]]
 

@@ -66,6 +66,9 @@ class _SlowRms(VideoExtractor):
     Config = _SlowConfig
     summary = "test extractor (tests/test_ray.py)"
 
+    def feature_names(self):
+        return ["rms"]
+
     def extract(self, path):
         from avemo.media import load_audio
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from avemo.cache import FeatureCache
 from avemo.cli import app, main
-from avemo.datasets import Fold, make_plan
+from avemo.datasets import Fold, make_plan, split
 from avemo.errors import CheckpointError, LeakageError
 from avemo.training import (
     AugmentConfig,
@@ -22,7 +22,6 @@ from avemo.training import (
     evaluate_checkpoint,
     load_checkpoint,
     load_data,
-    split_takes,
     train_run,
 )
 
@@ -65,17 +64,17 @@ def test_train_checkpoint_evaluate_json(small_ravdess, au_table, cache_dir, tmp_
     out = tmp_path / "ckpt"
     result = _cli(
         "train", "--root", small_ravdess, "--visual-table", au_table, "--model", "late_average",
-        "--model-config", '{"visual": "au_mlp"}', "--speakers", "01,02,05", "--val-speakers", "05",
+        "--model-config", '{"video": "au_mlp"}', "--speakers", "01,02,05", "--val-speakers", "05",
         "--epochs", "2", "--out", out, "--cache", cache_dir,
     )
     assert result.exit_code == 0, result.output
     meta = json.loads((out / "checkpoint.json").read_text())
-    assert meta["model"]["name"] == "late_average" and meta["model"]["config"]["visual"] == "au_mlp"
+    assert meta["model"]["name"] == "late_average" and meta["model"]["config"]["video"] == "au_mlp"
     assert meta["labels"]["emotions"][0] == "neutral" and len(meta["labels"]["emotions"]) == 8
     assert meta["data"]["speakers"] == {"train": ["01", "02"], "val": ["05"], "test": []}
     assert meta["inputs"]["audio"]["extractor"]["name"] == "mfcc"
-    assert meta["inputs"]["visual"]["table"]["columns"][0] == "AU01_r"
-    assert set(meta["normalization"]["mean"]) == {"audio", "visual"}
+    assert meta["inputs"]["video"]["table"]["columns"][0] == "AU01_r"
+    assert set(meta["normalization"]["mean"]) == {"audio", "video"}
     assert "torch" in meta["versions"] and meta["train"]["epochs"] == 2
     assert len((out / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
     assert not (out / "last").exists()  # finished: no resume state left behind
@@ -101,14 +100,14 @@ def test_train_checkpoint_evaluate_json(small_ravdess, au_table, cache_dir, tmp_
 def test_resume_after_interruption_gives_the_same_result(small_ravdess, au_table, cache_dir, tmp_path):
     data = load_data("ravdess", small_ravdess, visual_table=au_table)
     fold = Fold(number=1, test=("06",), val=("05",), train=("01", "02"))
-    tr, va, te = split_takes(data.takes, fold)
+    tr, va, te = split(data.takes, fold)
     # random crops, SpecAugment, noise and mixup: every source of randomness must replay identically
     config = TrainConfig(epochs=4, patience=10, batch_size=8,
                          augment=AugmentConfig(specaugment=True, noise_std=0.05, mixup_alpha=0.2))
 
     def run(out, on_epoch=None):
         return train_run("late_product", data, train_takes=tr, val_takes=va, test_takes=te,
-                         model_config={"visual": "au_mlp"}, train_config=config, cache=FeatureCache(cache_dir),
+                         model_config={"video": "au_mlp"}, train_config=config, cache=FeatureCache(cache_dir),
                          out_dir=out, plots=False, on_epoch=on_epoch)
 
     straight = run(tmp_path / "a")
@@ -135,7 +134,7 @@ def test_resume_after_interruption_gives_the_same_result(small_ravdess, au_table
     with pytest.raises(Interrupt):
         run(tmp_path / "c", on_epoch=stop_after_two)
     with pytest.raises(CheckpointError, match="other settings"):
-        train_run("late_average", data, train_takes=tr, val_takes=va, model_config={"visual": "au_mlp"},
+        train_run("late_average", data, train_takes=tr, val_takes=va, model_config={"video": "au_mlp"},
                   train_config=config, cache=FeatureCache(cache_dir), out_dir=tmp_path / "c", plots=False)
 
 
@@ -161,7 +160,7 @@ def test_checkpoint_refused_for_other_labels_or_features(
     small_ravdess, au_table, cache_dir, tmp_path, shared_data, monkeypatch, capsys
 ):
     data = load_data("ravdess", small_ravdess, visual_table=au_table, speakers=["01", "02", "05"])
-    tr, va, _ = split_takes(data.takes, Fold(number=0, test=(), val=("05",), train=("01", "02")))
+    tr, va, _ = split(data.takes, Fold(number=0, test=(), val=("05",), train=("01", "02")))
     out = tmp_path / "ck"
     train_run("mfcc_cnn1d", data, train_takes=tr, val_takes=va, train_config=TrainConfig(epochs=1),
               cache=FeatureCache(cache_dir), out_dir=out, plots=False)

@@ -36,7 +36,7 @@ def separable_data(model, n: int, num_classes: int, seed: int) -> TensorData:
 
 def test_fusion_model_trains_on_the_gpu_with_mixed_precision():
     torch.manual_seed(0)
-    model = create_model("msaf", num_classes=4, visual="au_mlp")
+    model = create_model("msaf", num_classes=4, video="au_mlp")
     train, val = separable_data(model, 256, 4, seed=1), separable_data(model, 64, 4, seed=2)
     config = TrainConfig(epochs=15, patience=15, device="cuda", amp=True, lr=3e-3)
     result = fit(model, train, val, config, labels=["a", "b", "c", "d"])

@@ -26,7 +26,7 @@ def test_two_process_ddp_training_writes_one_loadable_checkpoint(ravdess_speech_
     (tmp_path / "train.toml").write_text(f'class_balance = "{class_balance}"\n')
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "avemo.cli", "train", "--root", str(ravdess_speech_root), "--visual-table", str(au_table),
-           "--model", "late_product", "--model-config", '{"visual": "au_mlp"}', "--speakers", "01,02,04,05,06,07", "--val-speakers", "06,07",
+           "--model", "late_product", "--model-config", '{"video": "au_mlp"}', "--speakers", "01,02,04,05,06,07", "--val-speakers", "06,07",
            "--epochs", "3", "--config", str(tmp_path / "train.toml"), "--cache", str(tmp_path / "cache"), "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)

@@ -7,6 +7,7 @@ exit code 2; batch commands go on past bad items, list them at the end and exit 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -255,7 +256,7 @@ def _model_config(text: str | None) -> dict:
     except ValueError:
         raise AvemoError(f"--model-config is neither a config file nor JSON: {text!r}") from None
     if not isinstance(value, dict):
-        raise AvemoError("--model-config must be a JSON object, e.g. '{\"visual\": \"au_mlp\"}'")
+        raise AvemoError("--model-config must be a JSON object, e.g. '{\"video\": \"au_mlp\"}'")
     return value
 
 
@@ -344,7 +345,7 @@ def evaluate(
 
 @app.command()
 def benchmark(
-    suite: Annotated[str, typer.Argument(help="Benchmark suite: ravdess-au.")],
+    suite: Annotated[str, typer.Argument(help="Benchmark suite: a built-in name (ravdess_au) or a suite TOML file.")],
     root: RootOpt,
     visual_table: TableOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("docs/results"),
@@ -358,7 +359,8 @@ def benchmark(
         bool, typer.Option("--extended", help="Also the Whisper-audio and speaker-normalised variants.")
     ] = False,
     protocol: Annotated[
-        str, typer.Option(help="speaker (speaker-disjoint folds) or random (speakers on both sides; comparison only).")
+        str, typer.Option(help="speaker (the suite's speaker-disjoint folds) or random (as many random splits, "
+                               "speakers on both sides; comparison only).")
     ] = "speaker",
     config: Annotated[Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
@@ -371,42 +373,29 @@ def benchmark(
     address: Annotated[str | None, typer.Option(help="Ray cluster address (with --executor ray).")] = None,
     cache_dir: CacheOpt = None,
 ) -> None:
-    """Cross-validate every model of a suite; write NAME.json, NAME.md and figures to --out."""
-    import dataclasses
+    """Cross-validate every model of a suite (a built-in name or a suite TOML file) on its fold plan;
+    write NAME.json, NAME.md and figures to --out."""
     import shlex
 
     from avemo import config as cfg
     from avemo.cache import FeatureCache
-    from avemo.datasets import builtin_plan
-    from avemo.evaluation.benchmark import plan_splits, random_splits, run_benchmark, write_report
-    from avemo.evaluation.suites import PAPER_NUMBERS, RAVDESS_AU_TRAIN, ravdess_au_entries
-    from avemo.training import TrainConfig, load_data
+    from avemo.evaluation.benchmark import run_benchmark, write_report
+    from avemo.evaluation.suite import PROTOCOLS, load_suite
 
-    if suite != "ravdess-au":
-        raise AvemoError(f"unknown benchmark suite {suite!r}; available: ravdess-au")
-    if visual_table is None:
-        raise AvemoError("the ravdess-au suite needs --visual-table (openface_au_means.csv)")
-    if protocol not in ("speaker", "random"):
-        raise AvemoError(f"--protocol must be 'speaker' or 'random', got {protocol!r}")
-    settings = {**RAVDESS_AU_TRAIN, **(cfg.load_file(config) if config is not None else {})}
-    settings.update({k: v for k, v in {"epochs": epochs, "speaker_norm": speaker_norm}.items() if v is not None})
-    train_cfg = cfg.from_dict(TrainConfig, settings, where=str(config) if config else "train config")
-    try:
-        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip()) if seeds else None
-        fold_list = {int(f) for f in folds.split(",") if f.strip()} if folds else None
-    except ValueError:
-        raise AvemoError("--seeds and --folds take comma-separated integers, e.g. --seeds 0,1,2") from None
-    entries = ravdess_au_entries(models.split(",") if models else None, extended=extended)
+    spec = load_suite(suite)
+    if protocol not in PROTOCOLS:
+        raise AvemoError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    overrides = cfg.load_file(config) if config is not None else {}
+    overrides.update({k: v for k, v in {"epochs": epochs, "speaker_norm": speaker_norm}.items() if v is not None})
+    train_cfg = spec.train_config(overrides, where=str(config) if config else "train config")
+    seed_list, fold_list = _int_list(seeds, "--seeds"), _int_list(folds, "--folds")
+    entries = spec.benchmark_entries(models.split(",") if models else None, extended=extended)
     if seed_list:
-        entries = [dataclasses.replace(e, seeds=seed_list) for e in entries]
-    data = load_data("ravdess", root, visual_table=visual_table)
-    plan = builtin_plan("ravdess_au")
-    if protocol == "speaker":
-        splits = plan_splits(data, plan.folds)
-    else:
-        splits = random_splits(data, k=len(plan.folds), seed=seed_list[0] if seed_list else 0)
+        entries = [dataclasses.replace(e, seeds=tuple(seed_list)) for e in entries]
+    data = spec.load_data(root, visual_table=visual_table)
+    splits = spec.splits(data, protocol, seed=seed_list[0] if seed_list else 0)
     if fold_list:
-        unknown = sorted(fold_list - {s.number for s in splits})
+        unknown = sorted(set(fold_list) - {s.number for s in splits})
         if unknown:
             raise AvemoError(f"--folds {unknown} not in the plan (folds 1..{len(splits)})")
         splits = [s for s in splits if s.number in fold_list]
@@ -417,15 +406,23 @@ def benchmark(
             entries, data, splits, cache=FeatureCache(cache_dir), train_config=train_cfg, workers=workers,
             executor=executor, address=address, progress=lambda _r: bar.advance(task),
         )
-    report = name or (suite.replace("-", "_") + ("" if protocol == "speaker" else f"_{protocol}"))
+    report = name or (spec.name + ("" if protocol == "speaker" else f"_{protocol}"))
     command = "avemo benchmark " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    title = f"{suite}: {'speaker-disjoint' if protocol == 'speaker' else 'RANDOM-SPLIT (speakers on both sides)'} CV"
+    title = f"{spec.name}: {'speaker-disjoint' if protocol == 'speaker' else 'RANDOM-SPLIT (speakers on both sides)'} CV"
     json_path, md_path = write_report(results, out_dir, report, title=title, command=command,
-                                      paper_numbers=PAPER_NUMBERS)
+                                      paper_numbers=spec.papers)
     for model_name, m in sorted(results["models"].items(), key=lambda kv: -kv[1]["mean_accuracy"]):
         console.print(f"{model_name:28s} {100 * m['mean_accuracy']:6.2f} ± {100 * m['std_accuracy']:5.2f}  "
                       f"macro-F1 {100 * m['macro_f1']:5.2f}  UAR {100 * m['uar']:5.2f}")
     console.print(f"report: {md_path} and {json_path}")
+
+
+def _int_list(text: str | None, option: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]`` (empty for None); a one-line error otherwise."""
+    try:
+        return [int(s) for s in text.split(",") if s.strip()] if text else []
+    except ValueError:
+        raise AvemoError(f"{option} takes comma-separated integers, e.g. {option} 0,1,2") from None
 
 
 # -------------------------------------------------------------------------- prediction
@@ -582,7 +579,7 @@ def predict(
     """
     from avemo.inference.formats import FORMATS
     from avemo.inference.inputs import collect_media
-    from avemo.inference.predictor import parse_modalities
+    from avemo.modality import parse_modalities
     from avemo.output_file import OutputFile
 
     if fmt not in FORMATS:
@@ -661,7 +658,7 @@ def export_model(
 
 @app.command()
 def models(
-    kind: Annotated[str | None, typer.Option(help="Only audio, visual or fusion models.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only audio, video or fusion models.")] = None,
     params: Annotated[bool, typer.Option("--params/--no-params", help="Build each model to count its parameters.")] = True,
 ) -> None:
     """List the model zoo: name, kind, paper, parameters, summary."""

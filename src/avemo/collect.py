@@ -22,8 +22,8 @@ from avemo.media.probe import AUDIO_SUFFIXES, MEDIA_SUFFIXES
 
 
 def _unlabelled(path: Path) -> Clip:
-    modality = "audio" if path.suffix.lower() in AUDIO_SUFFIXES else "audio_video"
-    return Clip(path=path, dataset="files", emotion=None, speaker="", take=str(path), modality=modality)
+    modalities = ("audio",) if path.suffix.lower() in AUDIO_SUFFIXES else ("audio", "video")
+    return Clip(path=path, dataset="files", emotion=None, speaker="", take=str(path), modalities=modalities)
 
 
 def collect_inputs(

@@ -10,23 +10,24 @@ external per-take feature tables, and speaker-disjoint fold plans.
   files of a take;
 * tables (:mod:`~avemo.datasets.tables`, :mod:`~avemo.datasets.openface`): the shared
   ``openface_au_means`` table and a user's OpenFace per-frame CSVs, attached to clips by take;
-* fold plans (:mod:`~avemo.datasets.folds`): ``builtin_plan("ravdess_au")``, ``make_plan``,
-  ``split``, ``check_leakage``.
+* fold plans (:mod:`~avemo.datasets.folds`): ``builtin_plan("ravdess")`` (all 24 actors) and
+  ``builtin_plan("ravdess_au")`` (the 20 of RAVDESS-AU), ``covering_plan``, ``make_plan``, ``split``,
+  ``check_leakage``.
 """
 
 from avemo.datasets.crema_d import load_crema_d_demographics, parse_crema_d_name, read_crema_d
 from avemo.datasets.emodb import parse_emodb_name, read_emodb
 from avemo.datasets.folder import read_folder
 from avemo.datasets.folds import (
-    RAVDESS_AU_SPEAKERS,
     Fold,
     FoldPlan,
     Split,
     builtin_plan,
     check_leakage,
+    covering_plan,
     list_builtin_plans,
     make_plan,
-    ravdess_au_plan,
+    ravdess_plan,
     split,
 )
 from avemo.datasets.labels import (
@@ -51,7 +52,7 @@ from avemo.datasets.readers import (
     read_dataset,
     take_of_stem,
 )
-from avemo.datasets.records import Clip, Modality
+from avemo.datasets.records import Clip
 from avemo.datasets.scan import ScanResult, Skipped
 from avemo.datasets.tables import (
     AU_MEANS_COLUMNS,
@@ -62,6 +63,7 @@ from avemo.datasets.tables import (
     load_au_means,
     load_table,
 )
+from avemo.modality import Modality
 
 __all__ = [
     "AU_MEANS_COLUMNS",
@@ -71,7 +73,6 @@ __all__ = [
     "EMODB",
     "FER2013",
     "RAVDESS",
-    "RAVDESS_AU_SPEAKERS",
     "Attached",
     "Clip",
     "Fold",
@@ -87,6 +88,7 @@ __all__ = [
     "VisualTable",
     "attach",
     "builtin_plan",
+    "covering_plan",
     "check_leakage",
     "get_label_set",
     "label_map",
@@ -105,7 +107,7 @@ __all__ = [
     "parse_emodb_name",
     "parse_file_name",
     "parse_ravdess_name",
-    "ravdess_au_plan",
+    "ravdess_plan",
     "ravdess_gender",
     "ravdess_take",
     "read_crema_d",

@@ -4,8 +4,8 @@ Naming (Cao et al. 2014; the CREMA-D README, github.com/CheyneyComputerScience/C
 actor ``1001``..``1091``, one of 12 sentence codes, emotion ``ANG DIS FEA HAP NEU SAD``,
 emotion level ``LO MD HI`` or ``XX`` (unspecified). The **speaker** is the actor id, the
 **take** the file stem (the WAV/MP3 audio and the FLV/MP4 video of one recording share
-it); the **modality** comes from the suffix: the videos carry sound (``audio_video``), the
-WAV/MP3 files are ``audio``.
+it); the **modalities** come from the suffix: the videos carry sound (``("audio", "video")``), the
+WAV/MP3 files are ``("audio",)``.
 
 When the official ``VideoDemographics.csv`` is found (in the root, in ``root/metadata``,
 in the root's parent or in ``parent/metadata``; or passed as ``demographics=``), each clip
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from avemo.datasets.csvfile import read_text_csv
-from avemo.datasets.scan import ScanResult, check_root, scan_folder, with_modality
+from avemo.datasets.scan import ScanResult, check_root, scan_folder, with_modalities
 from avemo.errors import DatasetError
 
 DATASET = "crema_d"
@@ -49,7 +49,7 @@ _STEM = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
 
 
 def parse_crema_d_stem(stem: str) -> dict[str, Any]:
-    """Parse a CREMA-D stem (``1001_DFA_ANG_XX``): the Clip keys but ``modality``, and the fields.
+    """Parse a CREMA-D stem (``1001_DFA_ANG_XX``): the Clip keys but ``modalities``, and the fields.
 
     Fields: ``sentence`` (code), ``sentence_text``, ``emotion_code``, ``level``
     (low/medium/high/unspecified).
@@ -83,23 +83,23 @@ def parse_crema_d_name(name: str | Path) -> dict[str, Any]:
     """Parse a CREMA-D file name (with its media suffix, which gives the modality).
 
     Returns a flat dict of the Clip keys (``dataset``, ``emotion``, ``speaker``, ``take``,
-    ``modality``) and the fields of :func:`parse_crema_d_stem`.
+    ``modalities``) and the fields of :func:`parse_crema_d_stem`.
     """
     from avemo.media.probe import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
     path = Path(str(name))
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
-        modality = "audio_video"
+        modalities = ("audio", "video")
     elif suffix in AUDIO_SUFFIXES:
-        modality = "audio"
+        modalities = ("audio",)
     else:
         raise DatasetError(f"not a media file name ({suffix or 'no suffix'}); the suffix gives the modality", name)
     try:
         parsed = parse_crema_d_stem(path.stem)
     except DatasetError as exc:
         raise DatasetError(exc.reason, name) from None
-    return with_modality(parsed, modality)
+    return with_modalities(parsed, modalities)
 
 
 def load_crema_d_demographics(path: str | Path) -> dict[str, dict[str, Any]]:

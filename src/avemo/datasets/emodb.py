@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from avemo.datasets.scan import ScanResult, scan_folder, with_modality
+from avemo.datasets.scan import ScanResult, scan_folder, with_modalities
 from avemo.errors import DatasetError
 
 DATASET = "emodb"
@@ -42,7 +42,7 @@ _STEM = re.compile(r"^(\d\d)([ab]\d\d)([A-Z])([a-z])$")
 
 
 def parse_emodb_stem(stem: str) -> dict[str, Any]:
-    """Parse an EmoDB stem (``03a01Fa``): the Clip keys but ``modality``, and the fields.
+    """Parse an EmoDB stem (``03a01Fa``): the Clip keys but ``modalities``, and the fields.
 
     Fields: ``text`` (code), ``emotion_code`` (letter), ``version`` (letter), ``gender``.
     """
@@ -71,7 +71,7 @@ def parse_emodb_stem(stem: str) -> dict[str, Any]:
 def parse_emodb_name(name: str | Path) -> dict[str, Any]:
     """Parse an EmoDB file name (``03a01Fa.wav``; the suffix must be an audio format, or absent).
 
-    Returns a flat dict of the Clip keys (``modality`` is always ``"audio"``) and the fields
+    Returns a flat dict of the Clip keys (``modalities`` is always ``("audio",)``) and the fields
     of :func:`parse_emodb_stem`.
     """
     from avemo.media.probe import AUDIO_SUFFIXES
@@ -84,7 +84,7 @@ def parse_emodb_name(name: str | Path) -> dict[str, Any]:
         parsed = parse_emodb_stem(path.stem)
     except DatasetError as exc:
         raise DatasetError(exc.reason, name) from None
-    return with_modality(parsed, "audio")
+    return with_modalities(parsed, ("audio",))
 
 
 def read_emodb(root: str | Path, *, strict: bool = False, suffixes: Iterable[str] | None = None) -> ScanResult:

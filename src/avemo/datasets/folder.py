@@ -12,9 +12,11 @@ column        meaning
 ``take``      optional: files of one performance share it (an audio and a video export);
               default: the path relative to the folder without its suffix, so ``a/x.wav``
               and ``a/x.mp4`` are one take
-``modality``  optional: ``audio``, ``video`` (no sound) or ``audio_video``; default from the
-              suffix: audio formats are ``audio``, video formats are taken to carry sound
-              (``audio_video``) -- give the column for silent videos
+``modality``  optional: what the file carries, modalities joined by ``+``: ``audio``, ``video``
+              (no sound) or ``audio+video`` (``audio_video``, the spelling of avemo 0.1, is
+              read as ``audio+video``); default from the suffix: audio formats are ``audio``,
+              video formats are taken to carry sound (``audio+video``) -- give the column for
+              silent videos
 other         kept as strings in ``Clip.fields`` (``gender``, ``session``...)
 ============  ================================================================================
 
@@ -33,11 +35,11 @@ from avemo.datasets.csvfile import read_text_csv
 from avemo.datasets.labels import normalise_emotion
 from avemo.datasets.records import Clip
 from avemo.datasets.scan import ScanCollector, ScanResult, check_root, media_files, normalise_suffixes
-from avemo.errors import DatasetError
+from avemo.errors import ConfigError, DatasetError
+from avemo.modality import MODALITIES, parse_modalities
 
 DATASET = "folder"
 DEFAULT_LABELS_FILE = "labels.csv"
-MODALITY_VALUES = ("audio", "video", "audio_video")
 _RESERVED = ("path", "file", "emotion", "speaker", "take", "modality")
 
 
@@ -62,8 +64,6 @@ def read_folder(
             skipped. Default: any.
         dataset: the ``Clip.dataset`` name (to keep two user corpora apart in one experiment).
     """
-    from avemo.media.probe import AUDIO_SUFFIXES, MEDIA_SUFFIXES
-
     root_path = check_root(root, dataset)
     csv_path = Path(labels_csv).expanduser() if labels_csv is not None else root_path / DEFAULT_LABELS_FILE
     if labels_csv is None and not csv_path.exists():
@@ -73,63 +73,90 @@ def read_folder(
     missing = [c for c in (path_column or "path", "emotion", "speaker") if c not in header]
     if missing:
         raise DatasetError(f"labels CSV lacks column(s) {missing} (path or file, emotion, speaker); it has {header}", csv_path)
-    col = {name: header.index(name) for name in header}
-    allowed = None if emotions is None else {normalise_emotion(e) for e in emotions}
-    wanted = normalise_suffixes(suffixes)
-
+    reader = _RowReader(root_path, csv_path, dataset, {name: header.index(name) for name in header}, path_column,
+                        allowed=None if emotions is None else {normalise_emotion(e) for e in emotions},
+                        wanted=normalise_suffixes(suffixes))
     collector = ScanCollector(dataset, root_path, strict=strict)
-    listed: set[Path] = set()
     for line, values in rows:
-        where = f"{csv_path.name} line {line}"
-        raw = values[col[path_column]]
-        if not raw:
-            collector.skip(csv_path, f"line {line}: empty {path_column}")
-            continue
-        path = Path(raw).expanduser()
-        path = path if path.is_absolute() else root_path / path
-        suffix = path.suffix.lower()
-        if wanted is not None and suffix not in wanted:
-            listed.add(path.resolve())
-            continue
-        if path.resolve() in listed:
-            collector.skip(path, f"listed again in {where}")
-            continue
-        listed.add(path.resolve())
-        if suffix not in MEDIA_SUFFIXES:
-            collector.skip(path, f"{where}: not a media file ({suffix or 'no suffix'})")
-            continue
-        if not path.is_file():
-            collector.skip(path, f"{where}: file not found")
-            continue
-        speaker = values[col["speaker"]]
-        if not speaker:
-            collector.skip(path, f"{where}: empty speaker")
-            continue
-        emotion = normalise_emotion(values[col["emotion"]]) or None
-        if allowed is not None and emotion not in allowed:
-            collector.skip(path, f"{where}: emotion {emotion!r} is not one of {sorted(allowed)}")
-            continue
-        modality = values[col["modality"]].lower() if "modality" in col else ""
-        if not modality:
-            modality = "audio" if suffix in AUDIO_SUFFIXES else "audio_video"
-        if modality not in MODALITY_VALUES:
-            collector.skip(path, f"{where}: modality {modality!r} is not one of {', '.join(MODALITY_VALUES)}")
-            continue
-        if modality != "audio" and suffix in AUDIO_SUFFIXES:
-            collector.skip(path, f"{where}: modality {modality} but {suffix} is an audio format")
-            continue
-        take = values[col["take"]] if "take" in col else ""
-        if not take:
-            try:
-                take = path.relative_to(root_path).with_suffix("").as_posix()
-            except ValueError:  # an absolute path outside the folder
-                take = path.with_suffix("").as_posix()
-        fields = {name: values[i] for name, i in col.items() if name not in _RESERVED}
-        collector.add(
-            Clip(path=path, dataset=dataset, emotion=emotion, speaker=speaker, take=take, modality=modality, fields=fields)
-        )
+        outcome = reader.read(line, values)
+        if isinstance(outcome, Clip):
+            collector.add(outcome)
+        elif outcome is not None:
+            collector.skip(*outcome)
     for path in media_files(root_path, suffixes):
-        if path.resolve() not in listed:
+        if path.resolve() not in reader.listed:
             collector.skip(path, f"not listed in {csv_path.name}")
     collector.result.clips.sort(key=lambda c: c.path.as_posix())
     return collector.result
+
+
+class _RowReader:
+    """Turns the rows of one labels CSV into clips, remembering the files listed so far."""
+
+    def __init__(self, root: Path, csv_path: Path, dataset: str, col: dict[str, int], path_column: str, *,
+                 allowed: set[str] | None, wanted: frozenset[str] | None):
+        self.root, self.csv_path, self.dataset, self.col, self.path_column = root, csv_path, dataset, col, path_column
+        self.allowed, self.wanted = allowed, wanted
+        self.listed: set[Path] = set()
+
+    def read(self, line: int, values: list[str]) -> Clip | tuple[Path, str] | None:
+        """The row's clip, ``(file, reason)`` for a row that cannot be used, or None for a row of
+        another format than the ones wanted."""
+        from avemo.media.probe import MEDIA_SUFFIXES
+
+        where = f"{self.csv_path.name} line {line}"
+        raw = values[self.col[self.path_column]]
+        if not raw:
+            return self.csv_path, f"line {line}: empty {self.path_column}"
+        path = Path(raw).expanduser()
+        path = path if path.is_absolute() else self.root / path
+        suffix = path.suffix.lower()
+        if self.wanted is not None and suffix not in self.wanted:
+            self.listed.add(path.resolve())
+            return None
+        if path.resolve() in self.listed:
+            return path, f"listed again in {where}"
+        self.listed.add(path.resolve())
+        if suffix not in MEDIA_SUFFIXES:
+            return path, f"{where}: not a media file ({suffix or 'no suffix'})"
+        if not path.is_file():
+            return path, f"{where}: file not found"
+        speaker = values[self.col["speaker"]]
+        if not speaker:
+            return path, f"{where}: empty speaker"
+        emotion = normalise_emotion(values[self.col["emotion"]]) or None
+        if self.allowed is not None and emotion not in self.allowed:
+            return path, f"{where}: emotion {emotion!r} is not one of {sorted(self.allowed)}"
+        modalities = self._modalities(path, values, where)
+        if isinstance(modalities, str):
+            return path, modalities
+        fields = {name: values[i] for name, i in self.col.items() if name not in _RESERVED}
+        return Clip(path=path, dataset=self.dataset, emotion=emotion, speaker=speaker, take=self._take(path, values),
+                    modalities=modalities, fields=fields)
+
+    def _modalities(self, path: Path, values: list[str], where: str) -> tuple[str, ...] | str:
+        """The file's modalities from the ``modality`` column or its suffix, or the reason it cannot be used."""
+        from avemo.media.probe import AUDIO_SUFFIXES
+
+        suffix = path.suffix.lower()
+        text = values[self.col["modality"]].lower() if "modality" in self.col else ""
+        if not text:
+            modalities = ("audio",) if suffix in AUDIO_SUFFIXES else ("audio", "video")
+        else:
+            try:
+                modalities = parse_modalities(text.replace("audio_video", "audio+video"), where="modality")
+            except ConfigError:
+                return f"{where}: modality {text!r} is not modalities joined by + ({', '.join(MODALITIES)})"
+        if modalities != ("audio",) and suffix in AUDIO_SUFFIXES:
+            return f"{where}: modality {'+'.join(modalities)} but {suffix} is an audio format"
+        return modalities
+
+    def _take(self, path: Path, values: list[str]) -> str:
+        """The ``take`` column, else the path relative to the folder without its suffix."""
+        take = values[self.col["take"]] if "take" in self.col else ""
+        if take:
+            return take
+        try:
+            return path.relative_to(self.root).with_suffix("").as_posix()
+        except ValueError:  # an absolute path outside the folder
+            return path.with_suffix("").as_posix()

@@ -19,12 +19,20 @@ are built once (:func:`make_plan`), written to JSON (:meth:`FoldPlan.to_json`) a
    is gender-balanced (one male and one female for ``n_val=2``).
 4. Training speakers are all the others.
 
-**The built-in RAVDESS-AU plan** (``builtin_plan("ravdess_au")``, the protocol of the
-project guide): the 20 RAVDESS actors of ``../shared/data`` (01-24 without 03, 10, 17, 24)
-sorted by number, 5 folds of 4 in order -- test speakers 01 02 04 05 | 06 07 08 09 |
-11 12 13 14 | 15 16 18 19 | 20 21 22 23 -- with 2 gender-balanced validation speakers from
-the next group (RAVDESS: odd actors male, even female), hence 14 train / 2 val / 4 test
-speakers per fold. It is shipped as ``avemo/datasets/plans/ravdess_au.json``.
+**Built-in plans** describe datasets; they are data, shipped as ``avemo/datasets/plans/NAME.json``
+(:func:`list_builtin_plans`, :func:`builtin_plan`). Both RAVDESS plans follow one rule
+(:func:`ravdess_plan`): the actors sorted by number, cut into folds of 4 in order, with 2
+gender-balanced validation speakers from the next group (RAVDESS: odd actors male, even female):
+
+* ``ravdess``: the standard plan of the dataset, all 24 actors, 6 folds (18 train / 2 val / 4 test
+  speakers per fold);
+* ``ravdess_au``: the 20 actors of the RAVDESS-AU benchmark (01-24 without 03, 10, 17, 24, the
+  copy this project has), 5 folds -- test speakers 01 02 04 05 | 06 07 08 09 | 11 12 13 14 |
+  15 16 18 19 | 20 21 22 23, hence 14 train / 2 val / 4 test speakers per fold.
+
+Without a plan name, a dataset's folder is split by the smallest built-in plan of its dataset that
+covers its speakers (:func:`covering_plan`): the 20-actor copy by ``ravdess_au``, all 24 actors by
+``ravdess``.
 
 :func:`check_leakage` raises a :class:`~avemo.errors.LeakageError` when a speaker or a take
 (in any modality: a RAVDESS 01 video and the 03 audio of its take share the take) is in two
@@ -39,17 +47,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from avemo import config as cfg
+from avemo.datasets.pairing import Take
 from avemo.datasets.records import Clip
 from avemo.datasets.scan import speaker_sort_key
 from avemo.errors import ConfigError, DatasetError, LeakageError
 
 FORMAT = "avemo.fold_plan/1"
 PARTITIONS = ("train", "val", "test")
-#: the 20 RAVDESS actors of the shared data (actors 03, 10, 17 and 24 are not there)
-RAVDESS_AU_SPEAKERS = tuple(f"{i:02d}" for i in range(1, 25) if i not in (3, 10, 17, 24))
 _MAX_LISTED = 5
 
 
@@ -119,13 +126,13 @@ class FoldPlan:
             raise ConfigError(f"plan {self.name!r} has folds 1..{len(self.folds)}, not {number}")
         return self.folds[number - 1]
 
-    def split(self, clips: Iterable[Clip], number: int, *, extra: Literal["error", "drop"] = "error") -> Split:
-        """:func:`split` of ``clips`` by fold ``number``, checking the clips are of this plan's dataset."""
-        clips = list(clips)
-        foreign = sorted({c.dataset for c in clips} - {self.dataset})
+    def split(self, items: Iterable[Clip | Take], number: int, *, extra: Literal["error", "drop"] = "error") -> Split:
+        """:func:`split` of clips or takes by fold ``number``, checking they are of this plan's dataset."""
+        items = list(items)
+        foreign = sorted({c.dataset for c in items} - {self.dataset})
         if foreign:
             raise DatasetError(f"plan {self.name!r} is for {self.dataset} clips, got clips of {foreign}")
-        return split(clips, self.fold(number), extra=extra)
+        return split(items, self.fold(number), extra=extra)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, **cfg.to_dict(self)}
@@ -308,18 +315,15 @@ def make_plan(
     )
 
 
-def ravdess_au_plan(n_val: int = 2) -> FoldPlan:
-    """Build the RAVDESS-AU plan from its rule (the shipped JSON is this with ``n_val=2``)."""
+def ravdess_plan(actors: Iterable[str], k: int, *, name: str, n_val: int = 2) -> FoldPlan:
+    """A RAVDESS plan by the rule of the built-in ones (module doc): ``actors`` sorted, ``k`` folds,
+    ``n_val`` gender-balanced validation speakers. The shipped plans are
+    ``ravdess_plan(ACTORS, 6, name="ravdess")`` and ``ravdess_plan(<the 20 actors>, 5, name="ravdess_au")``."""
     from avemo.datasets.ravdess import ravdess_gender
 
-    return make_plan(
-        RAVDESS_AU_SPEAKERS,
-        5,
-        n_val=n_val,
-        genders={s: ravdess_gender(s) for s in RAVDESS_AU_SPEAKERS},
-        name="ravdess_au",
-        dataset="ravdess",
-    )
+    actors = tuple(actors)
+    return make_plan(actors, k, n_val=n_val, genders={s: ravdess_gender(s) for s in actors}, name=name,
+                     dataset="ravdess")
 
 
 def list_builtin_plans() -> list[str]:
@@ -329,7 +333,7 @@ def list_builtin_plans() -> list[str]:
 
 
 def builtin_plan(name: str) -> FoldPlan:
-    """A plan shipped with avemo (``"ravdess_au"``), read from its JSON file."""
+    """A plan shipped with avemo (``"ravdess"``, ``"ravdess_au"``), read from its JSON file."""
     known = list_builtin_plans()
     if name not in known:
         raise ConfigError(f"no built-in fold plan {name!r}; known: {', '.join(known)}")
@@ -338,47 +342,69 @@ def builtin_plan(name: str) -> FoldPlan:
         return FoldPlan.from_json(path)
 
 
-class Split(NamedTuple):
-    """The clips of one fold's partitions (unpacks as ``train, val, test``)."""
+def covering_plan(dataset: str, speakers: Iterable[str]) -> FoldPlan | None:
+    """The built-in plan of ``dataset`` with the fewest speakers that includes every one of
+    ``speakers`` (the plan of exactly this copy of the dataset when there is one), or None."""
+    wanted = set(speakers)
+    plans = [builtin_plan(n) for n in list_builtin_plans()]
+    fits = [p for p in plans if p.dataset == dataset and wanted <= set(p.speakers)]
+    return min(fits, key=lambda p: (len(p.speakers), p.name)) if fits else None
 
-    train: list[Clip]
-    val: list[Clip]
-    test: list[Clip]
+
+@dataclass(frozen=True)
+class Split:
+    """One fold's items -- clips, or takes (the files of one performance) -- by partition.
+
+    Unpacks as ``train, val, test``. ``number`` is the fold's number (1-based; 0 for a split that
+    comes from no plan, e.g. training without a test partition).
+    """
+
+    train: list
+    val: list
+    test: list
+    number: int = 0
+
+    def __iter__(self) -> Iterator[list]:
+        return iter((self.train, self.val, self.test))
 
 
-def split(clips: Iterable[Clip], fold: Fold, *, extra: Literal["error", "drop"] = "error") -> Split:
-    """Put each clip in the partition of its speaker, in input order, and check for leakage.
+def _clips_of(item: Clip | Take) -> list[Clip]:
+    return list(item) if isinstance(item, Take) else [item]
+
+
+def split(items: Iterable[Clip | Take], fold: Fold, *, extra: Literal["error", "drop"] = "error") -> Split:
+    """Put each clip or take in the partition of its speaker, in input order, and check for leakage.
 
     Args:
-        clips: clips of one dataset (speaker ids are only unique within a dataset).
+        items: clips or takes of one dataset (speaker ids are only unique within a dataset).
         fold: the fold.
-        extra: what to do with clips whose speaker is in no partition of the fold:
-            ``"error"`` (DatasetError listing them) or ``"drop"``.
+        extra: what to do with items whose speaker is in no partition of the fold:
+            ``"error"`` (DatasetError listing them) or, asked for explicitly, ``"drop"``.
 
     Raises:
-        DatasetError: clips of several datasets, or unknown speakers with ``extra="error"``.
+        DatasetError: items of several datasets, or unknown speakers with ``extra="error"``.
         LeakageError: a take ends up in two partitions (see :func:`check_leakage`).
     """
-    clips = list(clips)
-    datasets = sorted({c.dataset for c in clips})
+    items = list(items)
+    datasets = sorted({c.dataset for c in items})
     if len(datasets) > 1:
         raise DatasetError(f"a fold plan covers one dataset; the clips are of {datasets}")
-    parts: dict[str, list[Clip]] = {p: [] for p in PARTITIONS}
+    parts: dict[str, list] = {p: [] for p in PARTITIONS}
     unknown: set[str] = set()
-    for clip in clips:
-        part = fold.partition_of(clip.speaker)
+    for item in items:
+        part = fold.partition_of(item.speaker)
         if part is None:
-            unknown.add(clip.speaker)
+            unknown.add(item.speaker)
         else:
-            parts[part].append(clip)
+            parts[part].append(item)
     if unknown and extra == "error":
         listed = sorted(unknown, key=speaker_sort_key)
         raise DatasetError(
             f"speaker(s) {listed[:_MAX_LISTED]} of the clips are in no partition of fold {fold.number}; "
             "filter the clips or pass extra='drop'"
         )
-    result = Split(parts["train"], parts["val"], parts["test"])
-    check_leakage(*result)
+    result = Split(parts["train"], parts["val"], parts["test"], fold.number)
+    check_leakage(*([c for item in part for c in _clips_of(item)] for part in result))
     return result
 
 

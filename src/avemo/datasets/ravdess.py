@@ -34,8 +34,8 @@ from avemo.errors import DatasetError
 
 DATASET = "ravdess"
 
-#: modality code -> Clip.modality
-MODALITIES = {"01": "audio_video", "02": "video", "03": "audio"}
+#: modality code -> Clip.modalities
+MODALITIES = {"01": ("audio", "video"), "02": ("video",), "03": ("audio",)}
 VOCAL_CHANNELS = {"01": "speech", "02": "song"}
 #: emotion code -> canonical emotion, in the order of :data:`avemo.datasets.labels.RAVDESS`
 EMOTIONS = {f"{i + 1:02d}": e for i, e in enumerate(RAVDESS.emotions)}
@@ -68,7 +68,7 @@ def _split_suffix(name: str) -> tuple[str, str]:
 def parse_ravdess_name(name: str | Path) -> dict[str, Any]:
     """Parse a RAVDESS file name (or stem) into the Clip keys and the dataset's fields.
 
-    Returns a flat dict: ``dataset``, ``emotion``, ``speaker``, ``take``, ``modality`` and the
+    Returns a flat dict: ``dataset``, ``emotion``, ``speaker``, ``take``, ``modalities`` and the
     fields ``modality_code``, ``vocal_channel`` (speech/song), ``emotion_code``,
     ``intensity`` (normal/strong), ``statement`` (1/2), ``statement_text``, ``repetition``
     (1/2) and ``gender`` (male/female).
@@ -107,13 +107,13 @@ def parse_ravdess_name(name: str | Path) -> dict[str, Any]:
         if modality == "03" and suffix not in AUDIO_SUFFIXES:
             raise DatasetError(f"modality 03 (audio-only) but {suffix} is not an audio format", name)
         if modality in ("01", "02") and suffix not in VIDEO_SUFFIXES:
-            raise DatasetError(f"modality {modality} ({MODALITIES[modality]}) but {suffix} is not a video format", name)
+            raise DatasetError(f"modality {modality} ({'+'.join(MODALITIES[modality])}) but {suffix} is not a video format", name)
     return {
         "dataset": DATASET,
         "emotion": emotion_name,
         "speaker": actor,
         "take": "-".join(match.groups()[1:]),
-        "modality": MODALITIES[modality],
+        "modalities": MODALITIES[modality],
         "modality_code": modality,
         "vocal_channel": VOCAL_CHANNELS[channel],
         "emotion_code": emotion,

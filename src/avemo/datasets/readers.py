@@ -78,7 +78,7 @@ def parse_file_name(name: str | Path, dataset: str | None = None) -> dict[str, A
     With ``dataset=None`` every convention is tried; names are unambiguous between them
     (7 two-digit fields, ``AAAA_SSS_EEE_LL``, ``SSTTTEV``), so at most one matches. Returns
     the flat dict of the dataset's parser (``dataset``, ``emotion``, ``speaker``, ``take``,
-    ``modality`` and the dataset's fields).
+    ``modalities`` and the dataset's fields).
 
     Raises:
         DatasetError: no convention fits; the reason lists why each one failed.

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-Modality = Literal["audio", "video", "audio_video"]
+from avemo.errors import ConfigError
+from avemo.modality import Modality, ordered
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class Clip:
         speaker: the speaker's id within the dataset (``"01"`` for RAVDESS actor 1).
         take: id shared by every file of one performance (RAVDESS: the 01/02/03 files of a
             take share it), unique within the dataset.
-        modality: what the file carries: ``"audio"``, ``"video"`` (no sound) or ``"audio_video"``.
+        modalities: what the file carries, in canonical order (:mod:`avemo.modality`):
+            ``("audio",)``, ``("video",)`` (a silent video) or ``("audio", "video")``.
         fields: the dataset's own parsed fields (RAVDESS intensity, statement, repetition,
             vocal channel, gender; CREMA-D sentence and level; ...).
     """
@@ -32,8 +34,14 @@ class Clip:
     emotion: str | None
     speaker: str
     take: str
-    modality: Modality
+    modalities: tuple[Modality, ...]
     fields: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        given = (self.modalities,) if isinstance(self.modalities, str) else self.modalities
+        object.__setattr__(self, "modalities", ordered(given, where=f"{self.path}: modalities"))
+        if not self.modalities:
+            raise ConfigError(f"{self.path}: a clip carries at least one modality")
 
     @property
     def speaker_key(self) -> str:
@@ -45,10 +53,11 @@ class Clip:
         """Take id qualified by dataset (``"ravdess:01-07-02-02-01-01"``)."""
         return f"{self.dataset}:{self.take}"
 
-    @property
-    def has_audio(self) -> bool:
-        return self.modality in ("audio", "audio_video")
+    def has(self, modality: Modality) -> bool:
+        """Whether the file carries ``modality``."""
+        return modality in self.modalities
 
     @property
-    def has_video(self) -> bool:
-        return self.modality in ("video", "audio_video")
+    def kind(self) -> str:
+        """The modalities as one word for messages: ``"audio"``, ``"audio+video"``."""
+        return "+".join(self.modalities)

@@ -16,7 +16,8 @@ Rules shared by all readers:
   hidden files and folders (names starting with ``.``, e.g. macOS ``._x.wav`` resource forks);
 * ``suffixes`` restricts a scan to some formats (``(".wav",)`` when a folder holds both the
   WAV and MP3 copies of CREMA-D);
-* one take has at most one file per modality: a second file of the same take and modality
+* one take has at most one file per combination of modalities: a second file of the same take
+  carrying the same modalities
   (the same clip in two formats or two copies of a folder) is skipped as a duplicate of the
   first one in path order.
 """
@@ -32,7 +33,7 @@ from avemo.datasets.records import Clip
 from avemo.errors import DatasetError
 
 #: keys of a parsed file name that become :class:`Clip` attributes; the rest go to ``Clip.fields``
-CLIP_KEYS = ("dataset", "emotion", "speaker", "take", "modality")
+CLIP_KEYS = ("dataset", "emotion", "speaker", "take", "modalities")
 
 
 @dataclass(frozen=True)
@@ -126,10 +127,10 @@ def media_files(root: Path, suffixes: Iterable[str] | None = None) -> list[Path]
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
-def with_modality(parsed: Mapping[str, Any], modality: str) -> dict[str, Any]:
-    """A parsed stem plus its modality, with the Clip keys first (for readable printouts)."""
+def with_modalities(parsed: Mapping[str, Any], modalities: tuple[str, ...]) -> dict[str, Any]:
+    """A parsed stem plus the modalities of its file, with the Clip keys first (for readable printouts)."""
     head = {k: parsed[k] for k in CLIP_KEYS if k in parsed}
-    head["modality"] = modality
+    head["modalities"] = modalities
     return {**head, **{k: v for k, v in parsed.items() if k not in CLIP_KEYS}}
 
 
@@ -141,18 +142,18 @@ def make_clip(path: Path, parsed: Mapping[str, Any]) -> Clip:
         emotion=parsed["emotion"],
         speaker=parsed["speaker"],
         take=parsed["take"],
-        modality=parsed["modality"],
+        modalities=parsed["modalities"],
         fields={k: v for k, v in parsed.items() if k not in CLIP_KEYS},
     )
 
 
 class ScanCollector:
-    """Accumulates clips and skipped files of one scan, enforcing one file per (take, modality)."""
+    """Accumulates clips and skipped files of one scan, enforcing one file per (take, modalities)."""
 
     def __init__(self, dataset: str, root: Path, *, strict: bool):
         self.result = ScanResult(dataset=dataset, root=root)
         self.strict = strict
-        self._seen: dict[tuple[str, str], Path] = {}
+        self._seen: dict[tuple[str, tuple[str, ...]], Path] = {}
 
     def skip(self, path: Path, reason: str) -> None:
         """Record a file that is not turned into a clip (or raise it, in strict mode)."""
@@ -161,11 +162,11 @@ class ScanCollector:
         self.result.skipped.append(Skipped(path, reason))
 
     def add(self, clip: Clip) -> None:
-        """Add a clip unless its take already has a file of the same modality."""
-        key = (clip.take, clip.modality)
+        """Add a clip unless its take already has a file of the same modalities."""
+        key = (clip.take, clip.modalities)
         first = self._seen.get(key)
         if first is not None:
-            self.skip(clip.path, f"duplicate: take {clip.take} already has a file of modality {clip.modality}: {first}")
+            self.skip(clip.path, f"duplicate: take {clip.take} already has a {clip.kind} file: {first}")
             return
         self._seen[key] = clip.path
         self.result.clips.append(clip)

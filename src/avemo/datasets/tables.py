@@ -1,7 +1,7 @@
 """External per-take feature tables (OpenFace AU means, OpenFace functionals) and attaching them to clips.
 
 A :class:`VisualTable` holds one feature vector per take of one dataset. It is the
-"visual" input of a clip when no face frames are decoded: the trainer asks it for
+"video" input of a clip when no face frames are decoded: the trainer asks it for
 ``X = table.matrix(clips)`` (``(n_clips, D)`` float32, rows in clip order) and gets a
 DatasetError listing the takes that have no row, or uses :func:`attach` to get the matched
 rows plus the list of clips without one (report, don't guess).
@@ -173,7 +173,7 @@ def load_au_means(path: str | Path, *, key_column: str = "video") -> VisualTable
             parsed = parse_ravdess_name(stem)
         except DatasetError as exc:
             raise DatasetError(f"line {line}: {key_column} {stem!r}: {exc.reason}", path) from None
-        if parsed["modality"] == "audio":
+        if "video" not in parsed["modalities"]:
             raise DatasetError(f"line {line}: {stem} is an audio-only (03) name, not a video", path)
         takes.append(parsed["take"])
     values = frame[list(AU_MEANS_COLUMNS)].to_numpy(dtype=np.float64)
@@ -193,7 +193,7 @@ def _check_range(path: Path, values: np.ndarray, frame, columns: Sequence[str], 
         )
 
 
-#: table name -> loader, for trainers that get the visual input of a model by name
+#: table name -> loader, for trainers that get the video input of a model by name
 TABLE_LOADERS: dict[str, Callable[[Path], VisualTable]] = {AU_MEANS_NAME: load_au_means}
 
 

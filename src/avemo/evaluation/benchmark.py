@@ -27,12 +27,12 @@ import numpy as np
 
 from avemo import config as cfg
 from avemo.cache.store import FeatureCache
-from avemo.datasets.folds import Fold
-from avemo.datasets.pairing import Take
+from avemo.datasets.folds import Fold, Split, split
 from avemo.errors import ConfigError
 from avemo.metrics import compute_metrics, summarise_folds
+from avemo.modality import MODALITIES
 from avemo.training.config import TrainConfig
-from avemo.training.experiment import DataBundle, split_takes
+from avemo.training.experiment import DataBundle
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +46,14 @@ class BenchmarkEntry:
     model_config: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     seeds: tuple[int, ...] = (0,)
-    group: str = ""  # e.g. "audio", "visual", "late fusion", "model-level fusion"
+    group: str = ""  # e.g. "audio", "video", "late fusion", "model-level fusion"
     note: str = ""
 
 
-@dataclass
-class Split:
-    """One fold's takes (speaker-disjoint plans and, for comparison only, random splits)."""
-
-    number: int
-    train: list[Take]
-    val: list[Take]
-    test: list[Take]
-
-
 def plan_splits(data: DataBundle, folds: Sequence[Fold]) -> list[Split]:
-    return [Split(f.number, *split_takes(data.takes, f)) for f in folds]
+    """The takes of ``data`` split by each fold of a speaker-disjoint plan (every speaker of the data
+    must be in the plan)."""
+    return [split(data.takes, f) for f in folds]
 
 
 def random_splits(data: DataBundle, k: int = 5, val_fraction: float = 0.1, seed: int = 0) -> list[Split]:
@@ -76,8 +68,8 @@ def random_splits(data: DataBundle, k: int = 5, val_fraction: float = 0.1, seed:
     for i in range(k):
         rest = np.concatenate([parts[j] for j in range(k) if j != i])
         n_val = max(1, int(round(val_fraction * len(rest))))
-        splits.append(Split(i + 1, [data.takes[j] for j in rest[n_val:]], [data.takes[j] for j in rest[:n_val]],
-                            [data.takes[j] for j in parts[i]]))
+        splits.append(Split(train=[data.takes[j] for j in rest[n_val:]], val=[data.takes[j] for j in rest[:n_val]],
+                            test=[data.takes[j] for j in parts[i]], number=i + 1))
     return splits
 
 
@@ -99,7 +91,8 @@ def inner_splits(data: DataBundle, folds: Sequence[Fold]) -> list[Split]:
         ordered = after + [s for s in train if s not in after]
         inner_val = tuple(ordered[: len(f.val)])
         inner = Fold(f.number, test=tuple(f.val), val=inner_val, train=tuple(s for s in train if s not in inner_val))
-        out.append(Split(f.number, *split_takes(data.takes, inner)))
+        kept = [t for t in data.takes if t.speaker not in f.test]  # the fold's test speakers: left out
+        out.append(split(kept, inner))
     return out
 
 
@@ -196,58 +189,27 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Cross-validate every entry on every split; returns the aggregated results (JSON-compatible
     except for the arrays under ``"_folds"``, which :func:`write_report` turns into figures)."""
-    from avemo.extraction import ExtractorSpec, run_extraction
-    from avemo.models import default_inputs, model_info
     from avemo.models.checkpoint import package_versions
 
     base = train_config or TrainConfig()
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         raise ConfigError(f"benchmark entries have duplicate names: {names}")
-    # 1. every feature any model needs, extracted once (and cached) on the chosen executor
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"unknown executor {executor!r}; use 'local' or 'ray'")
     t0 = time.perf_counter()
-    wanted: dict[tuple, tuple[ExtractorSpec, str]] = {}
-    for e in entries:
-        for spec in default_inputs(e.model, **e.model_config).values():
-            if spec.feature not in data.tables:
-                es = ExtractorSpec.of(spec.feature, **dict(spec.config))
-                wanted[(es, spec.modality)] = (es, spec.modality)
-    for modality in ("audio", "visual"):
-        specs = [es for es, m in wanted.values() if m == modality]
-        if specs:
-            clips = [t.audio_clip if modality == "audio" else t.video_clip for t in data.takes]
-            paths = sorted({str(c.path) for c in clips if c is not None})
-            run_extraction(paths, specs, cache=cache, workers=workers, executor=executor, address=address)
+    extract_all(entries, data, cache=cache, workers=workers, executor=executor, address=address)
     extract_seconds = time.perf_counter() - t0
-    # 2. one task per (entry, fold)
-    tasks = [(e, s, data, str(cache.root), base) for e in entries for s in splits]
+    tasks = [(e, s, data, str(cache.root), base) for e in entries for s in splits]  # one per (entry, fold)
     if executor == "ray":
         from avemo.parallel import ray_map
 
         results = list(ray_map(run_fold, tasks, address=address, workers=workers, progress=progress))
-    elif executor == "local":
-        results = list(_local_map(tasks, run_fold, progress))
     else:
-        raise ConfigError(f"unknown executor {executor!r}; use 'local' or 'ray'")
-    models: dict[str, Any] = {}
-    folds: dict[str, list[FoldResult]] = {}
-    for e in entries:
-        rs = sorted((r for r in results if r.entry == e.name), key=lambda r: r.fold)
-        folds[e.name] = rs
-        info = model_info(e.model)
-        models[e.name] = {
-            "model": e.model,
-            "model_config": e.model_config,
-            "train": e.train,
-            "seeds": list(e.seeds),
-            "group": e.group,
-            "note": e.note,
-            "paper": info["paper"],
-            "inputs": {n: f"{s.feature} {s.shape}" for n, s in default_inputs(e.model, **e.model_config).items()},
-            **summarise_results(rs),
-        }
+        results = list(_local_map(tasks, run_fold, progress))
+    folds = {e.name: sorted((r for r in results if r.entry == e.name), key=lambda r: r.fold) for e in entries}
     return {
-        "models": models,
+        "models": {e.name: _model_result(e, folds[e.name]) for e in entries},
         "labels": list(data.labels.emotions),
         "protocol": {
             "dataset": data.dataset,
@@ -265,6 +227,43 @@ def run_benchmark(
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count()},
         "_folds": folds,
+    }
+
+
+def extract_all(entries: Sequence[BenchmarkEntry], data: DataBundle, *, cache: FeatureCache, workers: int = 1,
+                executor: str = "local", address: str | None = None) -> None:
+    """Every feature any entry's model needs, for every take, extracted once into ``cache`` on the executor."""
+    from avemo.extraction import ExtractorSpec, run_extraction
+    from avemo.models import default_inputs
+
+    wanted: dict[tuple, tuple[ExtractorSpec, str]] = {}
+    for e in entries:
+        for spec in default_inputs(e.model, **e.model_config).values():
+            if spec.feature not in data.tables:
+                es = ExtractorSpec.of(spec.feature, **dict(spec.config))
+                wanted[(es, spec.modality)] = (es, spec.modality)
+    for modality in MODALITIES:
+        specs = [es for es, m in wanted.values() if m == modality]
+        if specs:
+            clips = [t.clip_for(modality) for t in data.takes]
+            paths = sorted({str(c.path) for c in clips if c is not None})
+            run_extraction(paths, specs, cache=cache, workers=workers, executor=executor, address=address)
+
+
+def _model_result(entry: BenchmarkEntry, folds: Sequence[FoldResult]) -> dict[str, Any]:
+    """One entry's row of a result file: what it is, then its numbers over the folds."""
+    from avemo.models import default_inputs, model_info
+
+    return {
+        "model": entry.model,
+        "model_config": entry.model_config,
+        "train": entry.train,
+        "seeds": list(entry.seeds),
+        "group": entry.group,
+        "note": entry.note,
+        "paper": model_info(entry.model)["paper"],
+        "inputs": {n: f"{s.feature} {s.shape}" for n, s in default_inputs(entry.model, **entry.model_config).items()},
+        **summarise_results(folds),
     }
 
 
@@ -326,7 +325,7 @@ def svm_baseline(data: DataBundle, splits: Sequence[Split], cache: FeatureCache,
     for i, (feature, conf) in enumerate(config.audio):
         specs[f"audio{i}"] = InputSpec("audio", feature, dict(conf), (None, None), "sequence")
     for table in data.tables if config.tables else ():
-        specs[f"table_{table}"] = InputSpec("visual", table, {}, (None,), "vector")
+        specs[f"table_{table}"] = InputSpec("video", table, {}, (None,), "vector")
     gathered = gather(data.takes, specs, tables=data.tables, cache=cache)
     stats = {key: [np.concatenate([a.mean(0), a.std(0)]).astype(np.float32) if a.ndim == 2
                    else np.asarray(a, np.float32).ravel() for a in gathered.inputs[key]] for key in specs}
@@ -335,9 +334,8 @@ def svm_baseline(data: DataBundle, splits: Sequence[Split], cache: FeatureCache,
     vec_spec = {"x": InputSpec("audio", "stats", {}, (None,), "vector")}
     index = {t.key: i for i, t in enumerate(flat.takes)}
     out = []
-    for split in splits:
-        parts = [flat.subset([index[t.key] for t in takes if t.key in index]) for takes in (split.train, split.val,
-                                                                                            split.test)]
+    for fold in splits:
+        parts = [flat.subset([index[t.key] for t in takes if t.key in index]) for takes in fold]
         norm = Normalizer.fit(parts[0], vec_spec, speaker_norm=config.speaker_norm)
         x = [np.stack(norm.transform(p)["x"]) for p in parts]
         y = [p.labels(data.labels) for p in parts]
@@ -361,7 +359,7 @@ def svm_baseline(data: DataBundle, splits: Sequence[Split], cache: FeatureCache,
         metrics = compute_metrics(y[2], probs, data.labels.emotions).to_dict()
         metrics["C"] = c
         size = int(clf.support_.size) if config.classifier == "svm" else int(clf.coef_.size + clf.intercept_.size)
-        out.append(FoldResult(name, split.number, metrics, probs, y[2], [], [], size, seconds))
+        out.append(FoldResult(name, fold.number, metrics, probs, y[2], [], [], size, seconds))
     return out
 
 
@@ -383,36 +381,14 @@ def write_report(
     (e.g. the answers a benchmark script derives from the results); ``extra``: more JSON-compatible
     results stored in ``NAME.json`` next to ``"models"`` (e.g. the SVM floor, timings).
     """
-    from avemo.plots import plot_confusion, plot_fold_curves, plot_roc
-
     out_dir = Path(out_dir)
-    fig_dir = out_dir / name
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    labels = results["labels"]
-    paper_numbers = paper_numbers or {}
-    rows = []
+    (out_dir / name).mkdir(parents=True, exist_ok=True)
     for model_name, m in results["models"].items():
-        folds: list[FoldResult] = results["_folds"][model_name]
-        figs = {}
-        if folds:
-            y = np.concatenate([f.labels for f in folds])
-            p = np.concatenate([f.probabilities for f in folds])
-            figs["confusion"] = plot_confusion(m["confusion"], labels, fig_dir / f"{model_name}_confusion.png",
-                                               title=f"{model_name} (all test folds)")
-            figs["roc"] = plot_roc(y, p, labels, fig_dir / f"{model_name}_roc.png", title=f"{model_name} (pooled)")
-            if any(f.history for f in folds):  # models trained by epochs (not the SVM floor)
-                figs["curves"] = plot_fold_curves([f.history for f in folds], fig_dir / f"{model_name}_curves.png",
-                                                  title=model_name)
-        m["figures"] = {k: str(v.relative_to(out_dir)) for k, v in figs.items()}
-        rows.append((model_name, m))
+        m["figures"] = _figures(results, model_name, out_dir, name)
     public = {k: v for k, v in results.items() if not k.startswith("_")}
     public["command"] = command
     public.update(extra or {})
-    json_path = out_dir / f"{name}.json"
-    tmp = json_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(public, indent=2))
-    os.replace(tmp, json_path)
-
+    json_path = _write_text(out_dir / f"{name}.json", json.dumps(public, indent=2))
     lines = [f"# {title}", "", f"Generated by `{command}`", ""]
     lines += [f"- Protocol: {results['protocol']['selection']}; {len(results['protocol']['folds'])} folds, "
               f"{results['protocol']['takes']} takes of {results['protocol']['dataset']}.",
@@ -424,12 +400,44 @@ def write_report(
         lines += [f"## {heading}", "", *body, ""]
     if sections:
         lines += ["## All models", ""]
-    lines += ["Mean ± std over the folds; macro-F1, UAR and AUC (one-vs-rest ROC AUC averaged over classes) are "
-              "fold means; `params`: trainable parameters; `train s`: training time of all folds and seeds "
-              "(features cached); figures: pooled confusion matrix, per-class ROC with AUC, training / validation "
-              "curves of every fold.", "",
-              "| model | group | inputs | accuracy (mean ± std) | macro-F1 | UAR | AUC | params | train s | paper reports |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += _model_tables(results, paper_numbers or {})
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    md_path = _write_text(out_dir / f"{name}.md", "\n".join(lines) + "\n")
+    return json_path, md_path
+
+
+def _figures(results: dict[str, Any], model_name: str, out_dir: Path, name: str) -> dict[str, str]:
+    """A model's figures under ``out_dir/NAME/`` (paths relative to ``out_dir``): pooled confusion
+    matrix and ROC curves, and the training curves of every fold for models trained by epochs."""
+    from avemo.plots import plot_confusion, plot_fold_curves, plot_roc
+
+    folds: list[FoldResult] = results["_folds"][model_name]
+    if not folds:
+        return {}
+    fig_dir, labels, m = out_dir / name, results["labels"], results["models"][model_name]
+    y = np.concatenate([f.labels for f in folds])
+    p = np.concatenate([f.probabilities for f in folds])
+    figs = {
+        "confusion": plot_confusion(m["confusion"], labels, fig_dir / f"{model_name}_confusion.png",
+                                    title=f"{model_name} (all test folds)"),
+        "roc": plot_roc(y, p, labels, fig_dir / f"{model_name}_roc.png", title=f"{model_name} (pooled)"),
+    }
+    if any(f.history for f in folds):  # models trained by epochs (not the SVM floor)
+        figs["curves"] = plot_fold_curves([f.history for f in folds], fig_dir / f"{model_name}_curves.png",
+                                          title=model_name)
+    return {k: str(v.relative_to(out_dir)) for k, v in figs.items()}
+
+
+def _model_tables(results: dict[str, Any], paper_numbers: dict[str, str]) -> list[str]:
+    """The report's table of every model (best first) and its table of per-fold accuracies."""
+    rows = list(results["models"].items())
+    lines = ["Mean ± std over the folds; macro-F1, UAR and AUC (one-vs-rest ROC AUC averaged over classes) are "
+             "fold means; `params`: trainable parameters; `train s`: training time of all folds and seeds "
+             "(features cached); figures: pooled confusion matrix, per-class ROC with AUC, training / validation "
+             "curves of every fold.", "",
+             "| model | group | inputs | accuracy (mean ± std) | macro-F1 | UAR | AUC | params | train s | paper reports |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for model_name, m in sorted(rows, key=lambda r: -r[1]["mean_accuracy"]):
         inputs = "; ".join(f"{k}: {v}" for k, v in m["inputs"].items())
         links = " ".join(f"[{k}]({v})" for k, v in m["figures"].items())
@@ -439,24 +447,25 @@ def write_report(
             + (f"{m['auc_macro']:.3f}" if m.get("auc_macro") is not None else "") + " | "
             f"{m['params']:,} | {m['train_seconds']:.0f} | {paper_numbers.get(model_name, '')} |"
         )
-    lines += ["", "Per-fold accuracy (%):", "", "| model | " + " | ".join(
-        f"fold {f['fold']}" for f in results["protocol"]["folds"]) + " |",
-        "|---|" + "---|" * len(results["protocol"]["folds"])]
+    folds = results["protocol"]["folds"]
+    lines += ["", "Per-fold accuracy (%):", "", "| model | " + " | ".join(f"fold {f['fold']}" for f in folds) + " |",
+              "|---|" + "---|" * len(folds)]
     for model_name, m in rows:
         lines.append(f"| {model_name} | " + " | ".join(f"{100 * a:.1f}" for a in m["fold_accuracy"]) + " |")
-    if notes:
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
-    md_path = out_dir / f"{name}.md"
-    tmp = md_path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, md_path)
-    return json_path, md_path
+    return lines
+
+
+def _write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (a temporary file, then a rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
 
 
 __all__ = [
     "BenchmarkEntry",
     "FoldResult",
-    "Split",
     "inner_splits",
     "plan_splits",
     "random_splits",

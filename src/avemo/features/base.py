@@ -1,7 +1,8 @@
 """The extractor registry: one place that knows every feature extractor.
 
-An extractor has a registry ``name``, a ``modality`` (``"audio"`` or ``"video"``), a
-``Config`` dataclass with defaults, and ``extract(path)`` returning a :data:`Features`
+An extractor has a registry ``name``, a ``modality`` (:mod:`avemo.modality`: ``"audio"``, ``"video"``), a
+``Config`` dataclass with defaults, ``feature_names()`` (the names of the columns of ``"x"``),
+and ``extract(path)`` returning a :data:`Features`
 dict of numpy arrays whose main array is under ``"x"`` (extra arrays such as a face
 ``"mask"`` or ``"coverage"`` sit beside it). Audio extractors also implement
 ``from_signal(y, sr)`` so that one decoded signal feeds several of them, and so that a
@@ -22,12 +23,13 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
 from avemo import config as cfg
 from avemo.errors import ConfigError, FeatureError
+from avemo.modality import Modality
 
 Features = dict[str, np.ndarray]
 
@@ -43,7 +45,7 @@ class Extractor(ABC):
     """Base class of every feature extractor (see module docstring)."""
 
     name: ClassVar[str]
-    modality: ClassVar[Literal["audio", "video"]]
+    modality: ClassVar[Modality]
     Config: ClassVar[type] = NoConfig
     version: ClassVar[str] = "1"
     #: one line for ``avemo extract --help`` and docs
@@ -64,6 +66,12 @@ class Extractor(ABC):
     def extract(self, path: str | Path) -> Features:
         """Compute the features of one media file; raises an AvemoError on bad input."""
 
+    @abstractmethod
+    def feature_names(self) -> list[str]:
+        """The names of the columns of ``"x"`` with this config, in order: its last axis (the
+        dimensions of a (T, D) sequence or a (D,) vector; the channels of (N, H, W, C) frames), as
+        opensmile names its columns. ``len(names) == x.shape[-1]``."""
+
     def cache_spec(self) -> dict[str, Any]:
         """What identifies this extractor's output, apart from the input file's content."""
         spec = self.__dict__.get("_cache_spec")
@@ -80,7 +88,7 @@ class Extractor(ABC):
 class AudioExtractor(Extractor):
     """An extractor computed from the mono audio signal; the file is decoded by :mod:`avemo.media`."""
 
-    modality: ClassVar[Literal["audio", "video"]] = "audio"
+    modality: ClassVar[Modality] = "audio"
 
     @property
     def sample_rate(self) -> int:
@@ -105,7 +113,7 @@ class AudioExtractor(Extractor):
 class VideoExtractor(Extractor):
     """An extractor computed from the video frames of a file."""
 
-    modality: ClassVar[Literal["audio", "video"]] = "video"
+    modality: ClassVar[Modality] = "video"
 
 
 def register_extractor(cls: type[Extractor]) -> type[Extractor]:

@@ -1,6 +1,6 @@
 """Fixed-length crop / pad of frame sequences, as the papers feed their networks.
 
-Paper 003 (``../shared/papers/003_9a5ab34c3727da9f.txt``, section II.A) makes every
+Paper 003 (Cai et al., "Multi-Modal Emotion Recognition From Speech and Facial Expression Based on Deep Learning", section II.A) makes every
 utterance "a fixed length of 100 frames" by "clipping and padding"; frame-based video
 models take a fixed number of frames likewise. :func:`fit_length` does this for any
 array whose first axis is time, (T, D) or (T, H, W, C):

@@ -1,6 +1,6 @@
 """``stip``: spatio-temporal interest points (Harris3D) reduced to a fixed-length clip descriptor.
 
-Follows paper 004 (``../shared/papers/004_ea4299fc943e0e3d.txt``, section III.B "Image Feature
+Follows paper 004 (Srinivas & Mishra, "Human Emotion Recognition by Integrating Facial and Speech Features: An Implementation of Multimodal Framework using CNN", section III.B "Image Feature
 Extraction", eqs. 1-8), which is Laptev's space-time extension of the Harris detector
 (I. Laptev, "On Space-Time Interest Points", IJCV 64(2/3):107-123, 2005):
 

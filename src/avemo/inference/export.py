@@ -46,7 +46,7 @@ def export_bundle(bundle_dir: str | Path, out_dir: str | Path) -> Path:
     from avemo.inference.bundle import bundle_fingerprint, read_bundle
     from avemo.inference.engines import export_module
     from avemo.inference.fusion import FUSION_OUTPUTS, product_of_experts
-    from avemo.inference.visual import FerVisualExpert
+    from avemo.inference.video import FerVideoExpert
     from avemo.models.checkpoint import load_checkpoint
 
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
@@ -57,7 +57,7 @@ def export_bundle(bundle_dir: str | Path, out_dir: str | Path) -> Path:
         raise AvemoError(f"cannot create the export folder ({exc.strerror or exc})", out_dir) from None
     audio = make_audio_expert(load_checkpoint(bundle_dir / config.audio), engine="torch", device="cpu")
     files = {"audio": audio.export_onnx(out_dir)}
-    files["video"] = FerVisualExpert(config.visual, engine="torch", device="cpu").export_onnx(out_dir)
+    files["video"] = FerVideoExpert(config.video, engine="torch", device="cpu").export_onnx(out_dir)
     c = len(RAVDESS)
     example = {
         "audio_logits": np.zeros((2, c), np.float32),

@@ -59,7 +59,7 @@ def to_csv(predictions: Sequence[Prediction]) -> str:
             "audio": p.modalities["audio"].used, "video": p.modalities["video"].used,
             "face_coverage": "" if p.face_coverage is None else f"{p.face_coverage:.4f}",
         })
-        for w in p.windows:
+        for w in p.timeline:
             writer.writerow({
                 "path": path, "level": "window", "start": round(w.start, 3), "end": round(w.end, 3),
                 "emotion": w.emotion, **{k: f"{v:.6f}" for k, v in w.probabilities.items()},
@@ -76,7 +76,7 @@ def _bar(p: float, width: int = 20) -> str:
 def runs(prediction: Prediction) -> list[tuple[float, float, str, float, int]]:
     """Consecutive windows with the same emotion: (start, end, emotion, mean probability, windows)."""
     out: list[list] = []
-    for w in prediction.windows:
+    for w in prediction.timeline:
         p = float(w.probabilities[w.emotion])
         if out and out[-1][2] == w.emotion and w.start <= out[-1][1] + 1e-6:
             run = out[-1]
@@ -121,17 +121,17 @@ def render(prediction: Prediction, console) -> None:
             row.append(f"{video.probabilities[emotion]:.3f}")
         table.add_row(*row, style="bold" if emotion == p.emotion else None)
     console.print(table)
-    if not p.windows:
+    if not p.timeline:
         console.print("  timeline: no window with audio or a face")
         return
-    if len(p.windows) <= MAX_WINDOW_ROWS:
+    if len(p.timeline) <= MAX_WINDOW_ROWS:
         timeline = Table("start", "end", "emotion", "p", "audio", "video", title="timeline", title_justify="left")
-        for w in p.windows:
+        for w in p.timeline:
             timeline.add_row(f"{w.start:.1f}", f"{w.end:.1f}", w.emotion, f"{w.probabilities[w.emotion]:.2f}",
                              "✓" if w.audio else "-", "✓" if w.video else "-")
     else:
         timeline = Table("from", "to", "emotion", "mean p", "windows",
-                         title=f"timeline ({len(p.windows)} windows, runs of one emotion)", title_justify="left")
+                         title=f"timeline ({len(p.timeline)} windows, runs of one emotion)", title_justify="left")
         for a, b, emotion, mean_p, n in runs(p):
             timeline.add_row(f"{a:.1f}", f"{b:.1f}", emotion, f"{mean_p:.2f}", str(n))
     console.print(timeline)

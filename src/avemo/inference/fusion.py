@@ -1,6 +1,6 @@
 """Calibrated late fusion of the experts: a weighted, temperature-scaled product of experts.
 
-Paper 000 (``../shared/papers/000_f67b687c6beb8162.txt`` §6, Table 1) lists multiplicative late
+Paper 000 (Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §6, Table 1) lists multiplicative late
 fusion ("Multiplication", 70.56 %, above averaging's 68.82 %) among its baselines: each modality's
 network predicts on its own and the class probabilities are multiplied. We use the weighted
 form of that product (a product of experts, Hinton 2002), with each expert first calibrated by a
@@ -8,16 +8,16 @@ temperature (Guo et al. 2017, "On Calibration of Modern Neural Networks", §4.2)
 
     log p(c) = sum_m w_m * log softmax(z_m / T_m)(c)  + const,     p renormalised over c.
 
-``z_m`` are the audio expert's logits; the visual expert gives probabilities, for which
+``z_m`` are the audio expert's logits; the video expert gives probabilities, for which
 ``log p_v`` plays the role of the logits (``softmax(log p / T)`` is ``p ** (1 / T)`` renormalised).
 A missing modality (no audio track, no face in a window) drops its term (its weight is 0 for that
 row), so the product of the remaining experts is used. The weights are relative: in each row they
 are divided by the largest weight among the experts present, so two experts combine with exactly
 the weights configured, and a lone expert gives its own calibrated distribution (weight 1; a weight
 applied to a single expert would only sharpen or flatten it, and would distort the neutral + calm
-decision of the visual expert, whose FER2013 "neutral" is split between the two). Departures from paper 000: its product is
+decision of the video expert, whose FER2013 "neutral" is split between the two). Departures from paper 000: its product is
 unweighted and uncalibrated, and it trains the two networks jointly on RAVDESS videos; here the
-experts are trained apart (the visual one on FER2013 photos, not on RAVDESS), so their scales
+experts are trained apart (the video one on FER2013 photos, not on RAVDESS), so their scales
 differ and the weights and temperatures are what makes the product meaningful. How they were
 chosen is in the bundle's model card (``avemo/inference/default_model/model_card.md``).
 
@@ -111,7 +111,7 @@ def fusion_inputs(
 def decide(probs: np.ndarray, labels: Sequence[str], *, calm_decided: bool = True) -> str:
     """The label of a fused distribution.
 
-    Without the audio expert, nothing tells RAVDESS ``calm`` from ``neutral`` (the visual expert
+    Without the audio expert, nothing tells RAVDESS ``calm`` from ``neutral`` (the video expert
     splits FER2013's neutral between the two, see :mod:`avemo.models.pretrained.fer_classifier`):
     with ``calm_decided=False`` their probabilities are added and the pair is reported as neutral.
     """

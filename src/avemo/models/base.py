@@ -63,7 +63,7 @@ class Encoder(nn.Module):
 
     name: ClassVar[str] = ""
     modality: ClassVar[Modality]
-    #: paper file and section it follows, e.g. ``"../shared/papers/000_f67b687c6beb8162.txt §4.3"``
+    #: the paper and section it follows, by reference: ``ZHANG_ZHENG.cite("§4.3")`` (:mod:`avemo.models.papers`)
     paper: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     Config: ClassVar[type] = NoOptions
@@ -118,7 +118,7 @@ class AvemoModel(nn.Module):
     """A complete model: input dict -> logits (see module docstring)."""
 
     name: ClassVar[str] = ""
-    kind: ClassVar[str] = ""  # "audio" | "visual" | "fusion"
+    kind: ClassVar[str] = ""  # "audio" | "video" | "fusion"
     paper: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     needs_fit: ClassVar[bool] = False

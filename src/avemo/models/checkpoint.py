@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from avemo.config import read_format_json
 from avemo.datasets.labels import LabelSet
 from avemo.errors import AvemoError, CheckpointError
+from avemo.modality import legacy_key, legacy_renamed
 from avemo.models.inputs import InputSpec
 from avemo.models.normalization import Normalizer
 
@@ -129,15 +130,37 @@ def _json_default(value):
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """The checkpoint.json of a checkpoint folder, checked for format."""
+    """The checkpoint.json of a checkpoint folder, checked for format, in the current modality
+    vocabulary (an old checkpoint's ``"visual"`` names read as ``"video"``: :mod:`avemo.modality`)."""
     path = Path(path)
     meta_path = path / META if path.is_dir() else path
     if not path.exists():
         raise CheckpointError("no such checkpoint", path)
     if not meta_path.is_file():
         raise CheckpointError(f"not a checkpoint folder (no {META})", path)
-    return read_format_json(meta_path, path, fmt=FORMAT, version=FORMAT_VERSION, noun="checkpoint",
+    meta = read_format_json(meta_path, path, fmt=FORMAT, version=FORMAT_VERSION, noun="checkpoint",
                             what="an avemo checkpoint")
+    return _current_names(meta)
+
+
+def _current_names(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with old modality names translated where a checkpoint stores them: the model's
+    config keys, the input names and their modality, the normalisation statistics' keys."""
+    out = dict(meta)
+    model = meta.get("model")
+    if isinstance(model, dict) and isinstance(model.get("config"), dict):
+        out["model"] = {**model, "config": legacy_renamed(model["config"])}
+    inputs = meta.get("inputs")
+    if isinstance(inputs, dict):
+        out["inputs"] = {
+            legacy_key(name): {**entry, "modality": legacy_key(str(entry.get("modality")))}
+            if isinstance(entry, dict) and "modality" in entry else entry
+            for name, entry in inputs.items()
+        }
+    norm = meta.get("normalization")
+    if isinstance(norm, dict):
+        out["normalization"] = {k: legacy_renamed(v) if isinstance(v, dict) else v for k, v in norm.items()}
+    return out
 
 
 def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> Checkpoint:
@@ -161,7 +184,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     if len(labels) != model.num_classes:
         raise CheckpointError(f"label set has {len(labels)} emotions but the model {model.num_classes} outputs", path)
     try:
-        state = load_file(str(weights))
+        state = {legacy_key(k): v for k, v in load_file(str(weights)).items()}
     except Exception as exc:  # safetensors raises its own error types on corrupt files
         raise CheckpointError(f"{WEIGHTS} is not a readable safetensors file ({exc})", path) from None
     try:

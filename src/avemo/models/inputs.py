@@ -24,8 +24,8 @@ from typing import Any, Literal
 import torch
 
 from avemo.errors import ConfigError
+from avemo.modality import MODALITIES, Modality
 
-Modality = Literal["audio", "visual"]
 Kind = Literal["sequence", "frames", "vector"]
 
 _RANKS = {"sequence": 2, "frames": 4, "vector": 1}
@@ -39,7 +39,7 @@ class ModelInputError(ConfigError, ValueError):
 class InputSpec:
     """One input of a model.
 
-    ``modality``: ``"audio"`` or ``"visual"``.
+    ``modality``: one of :data:`avemo.modality.MODALITIES` (``"audio"``, ``"video"``).
     ``feature``: a feature-extractor registry name (``"mfcc"``, ``"face_crops"``...) or a table name
     (``"openface_au_means"``).
     ``config``: extractor config overrides (field names of the extractor's ``Config``).
@@ -57,8 +57,8 @@ class InputSpec:
     optional: bool = False
 
     def __post_init__(self) -> None:
-        if self.modality not in ("audio", "visual"):
-            raise ConfigError(f"InputSpec: modality must be 'audio' or 'visual', got {self.modality!r}")
+        if self.modality not in MODALITIES:
+            raise ConfigError(f"InputSpec: modality must be one of {list(MODALITIES)}, got {self.modality!r}")
         if self.kind not in _RANKS:
             raise ConfigError(f"InputSpec: kind must be one of {sorted(_RANKS)}, got {self.kind!r}")
         if len(self.shape) != _RANKS[self.kind]:

@@ -6,19 +6,19 @@ Usage::
 
     list_models()                 # every registered name; list_models("fusion") only fusion models
     model = create_model("msaf", num_classes=8)                       # the paper's encoders
-    model = create_model("msaf", num_classes=8, visual="au_mlp")      # RAVDESS-AU benchmark
-    model = create_model("msaf", num_classes=8, audio="mfcc_cnn1d", visual="resnext3d_50",
-                         visual_config={"n_frames": 16, "size": (112, 112)})
-    model.inputs                  # {"audio": InputSpec(...), "visual": InputSpec(...)}
-    logits = model({"audio": a, "visual": v})                        # (B, 8)
+    model = create_model("msaf", num_classes=8, video="au_mlp")      # RAVDESS-AU benchmark
+    model = create_model("msaf", num_classes=8, audio="mfcc_cnn1d", video="resnext3d_50",
+                         video_config={"n_frames": 16, "size": (112, 112)})
+    model.inputs                  # {"audio": InputSpec(...), "video": InputSpec(...)}
+    logits = model({"audio": a, "video": v})                        # (B, 8)
 
 Three kinds of entries:
 
-* ``audio`` / ``visual``: an :class:`~avemo.models.base.Encoder`. ``create_model(name, ...)``
+* ``audio`` / ``video``: an :class:`~avemo.models.base.Encoder`. ``create_model(name, ...)``
   gives the unimodal model (encoder + classification layer), keyword arguments are the
   encoder's config fields; fusion models take the same names as components.
-* ``fusion``: an :class:`~avemo.models.base.AvemoModel` whose config has ``audio``, ``visual``
-  (encoder names), ``audio_config``, ``visual_config`` (their config overrides) and its own fields.
+* ``fusion``: an :class:`~avemo.models.base.AvemoModel` whose config has ``audio``, ``video``
+  (encoder names), ``audio_config``, ``video_config`` (their config overrides) and its own fields.
 
 The input contract (what the trainer relies on)
 -----------------------------------------------
@@ -55,23 +55,24 @@ from torch import nn
 
 from avemo import config as cfg
 from avemo.errors import ConfigError
+from avemo.modality import MODALITIES
 from avemo.models.base import AvemoModel, Encoder, UnimodalModel
 from avemo.models.inputs import InputSpec
 
-KINDS = ("audio", "visual", "fusion")
+KINDS = (*MODALITIES, "fusion")
 
 _MODELS: dict[str, type] = {}
 _ALIASES: dict[str, str] = {}
 
 
 def register_model(cls: type) -> type:
-    """Class decorator: add an :class:`Encoder` (kind audio/visual) or a fusion :class:`AvemoModel`."""
+    """Class decorator: add an :class:`Encoder` (kind audio/video) or a fusion :class:`AvemoModel`."""
     name = getattr(cls, "name", "")
     if not name:
         raise TypeError(f"{cls.__name__} has no registry name")
     if issubclass(cls, Encoder):
-        if cls.modality not in ("audio", "visual"):
-            raise TypeError(f"{cls.__name__}.modality must be 'audio' or 'visual'")
+        if cls.modality not in MODALITIES:
+            raise TypeError(f"{cls.__name__}.modality must be one of {MODALITIES}")
     elif issubclass(cls, AvemoModel):
         if cls.kind not in KINDS:
             raise TypeError(f"{cls.__name__}.kind must be one of {KINDS}")
@@ -116,7 +117,7 @@ def kind_of(cls: type) -> str:
 
 
 def list_models(kind: str | None = None) -> list[str]:
-    """Registered model names (aliases excluded), optionally of one kind: audio, visual or fusion."""
+    """Registered model names (aliases excluded), optionally of one kind: audio, video or fusion."""
     if kind is not None and kind not in KINDS:
         raise ConfigError(f"unknown model kind {kind!r}; use one of {list(KINDS)}")
     return sorted(n for n, c in _MODELS.items() if kind is None or kind_of(c) == kind)
@@ -131,7 +132,7 @@ def get_encoder(name: str, config: Any = None, *, modality: str | None = None) -
     cls = model_class(name)
     if not issubclass(cls, Encoder):
         raise ConfigError(
-            f"{name!r} is a fusion model, not an encoder; encoders: {list_models('audio') + list_models('visual')}"
+            f"{name!r} is a fusion model, not an encoder; encoders: {[n for m in MODALITIES for n in list_models(m)]}"
         )
     if modality is not None and cls.modality != modality:
         raise ConfigError(
@@ -196,7 +197,7 @@ def smoke_config(name: str, **config: Any) -> dict[str, Any]:
     """Keyword arguments for ``create_model(name, ...)`` giving the smallest inputs the model accepts.
 
     Encoders declare theirs as ``Encoder.smoke_config`` (e.g. 8 frames of 32x32 for the 3D
-    ResNeXt); for a fusion model they are applied to its encoders. ``config`` (e.g. ``visual=...``)
+    ResNeXt); for a fusion model they are applied to its encoders. ``config`` (e.g. ``video=...``)
     is merged in first. Used by the shared model tests and quick benchmarks.
     """
     cls = model_class(name)
@@ -204,7 +205,7 @@ def smoke_config(name: str, **config: Any) -> dict[str, Any]:
         return {**cls.smoke_config, **config}
     out = dict(config)
     conf = cfg.from_dict(cls.Config, dict(config), where=f"{name} config")
-    for modality in ("audio", "visual"):
+    for modality in MODALITIES:
         enc_name = getattr(conf, modality, None)
         if not isinstance(enc_name, str):
             continue

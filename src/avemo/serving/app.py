@@ -50,13 +50,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from avemo.errors import AvemoError, FeatureError, MediaError, MissingStreamError
-from avemo.serving.options import (
-    MODALITIES,
-    PredictOptions,
-    check_timeline,
-    parse_options,
-    predict_form_schema,
-)
+from avemo.modality import MODALITIES
+from avemo.serving.options import PredictOptions, check_timeline, parse_options, predict_form_schema
 from avemo.serving.progress import PROGRESS_ID, ProgressBoard
 from avemo.serving.responses import ApiError, error_body, error_response, status_code_name
 from avemo.serving.schemas import HealthOut, ModelsOut, PredictionOut, ProgressOut, error_responses
@@ -66,6 +61,7 @@ from avemo.serving.workers import Gate, PoolFull, PredictionPool
 from avemo.version import __version__
 
 log = logging.getLogger("avemo.serving")
+
 
 #: the browser may load nothing from anywhere but this server (blob: for the local preview of the
 #: chosen file and the camera recording)

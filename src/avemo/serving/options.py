@@ -13,12 +13,11 @@ import dataclasses
 import math
 from typing import Any
 
+from avemo.modality import MODALITIES
 from avemo.serving.progress import PROGRESS_ID
 from avemo.serving.responses import ApiError
 from avemo.serving.settings import ServeSettings
 from avemo.serving.uploads import MAX_FIELD_BYTES, Upload
-
-MODALITIES = ("audio", "video")
 
 
 def _number(upload: Upload, name: str) -> float | None:

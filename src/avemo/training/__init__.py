@@ -17,7 +17,6 @@ from avemo.training.experiment import (
     evaluate_checkpoint,
     load_data,
     resolve_split,
-    split_takes,
     train_run,
 )
 from avemo.training.trainer import FitResult, fit, predict_proba
@@ -43,6 +42,5 @@ __all__ = [
     "read_meta",
     "resolve_split",
     "save_checkpoint",
-    "split_takes",
     "train_run",
 ]

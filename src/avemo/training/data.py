@@ -49,10 +49,6 @@ class Gathered:
         return Gathered([self.takes[i] for i in index], {k: [v[i] for i in index] for k, v in self.inputs.items()})
 
 
-def _source(take: Take, spec: InputSpec):
-    return take.audio_clip if spec.modality == "audio" else take.video_clip
-
-
 def gather(
     takes: Sequence[Take],
     specs: Mapping[str, InputSpec],
@@ -71,71 +67,79 @@ def gather(
     ``progress(input_name, done, total)`` is called as extraction proceeds.
     ``perturb``: e.g. ``{"speed": 1.1}`` or ``{"channel": "mp3_16k", "seed": 0}`` (the keyword
     arguments of :class:`~avemo.features.audio.perturb.Perturbed`): audio-extractor inputs are
-    computed on the perturbed signal (augmentation, degraded-audio benchmarks); tables and visual
+    computed on the perturbed signal (augmentation, degraded-audio benchmarks); tables and video
     inputs are unchanged.
     """
-    from avemo.extraction import ExtractorSpec, extract_file, run_extraction
-
     tables = dict(tables or {})
     arrays: dict[str, dict[str, np.ndarray]] = {name: {} for name in specs}
     failed: dict[str, str] = {}
     for name, spec in specs.items():
         if spec.feature in tables:
-            table = tables[spec.feature]
-            for take in takes:
-                clip = _source(take, spec) or next(iter(take))
-                row = table.row(clip)
-                if row is None:
-                    failed.setdefault(take.key, f"{spec.feature} has no row for take {take.key}")
-                else:
-                    arrays[name][take.key] = np.asarray(row, dtype=np.float32)
+            _from_table(takes, spec, tables[spec.feature], arrays[name], failed)
             continue
         if spec.feature not in list_extractors():
             raise ConfigError(
                 f"input {name!r} needs {spec.feature!r}, which is no feature extractor: it must be given as a "
                 f"table (e.g. --visual-table CSV); tables given: {sorted(tables) or 'none'}"
             )
-        is_audio = extractor_class(spec.feature).modality == "audio"
-        es = ExtractorSpec.of(spec.feature, perturb=dict(perturb) if perturb and is_audio else None, **dict(spec.config))
-        extractor = es.build()
-        sources = {}
-        for take in takes:
-            clip = _source(take, spec)
-            if clip is None:
-                failed.setdefault(take.key, f"take {take.key} has no {spec.modality} file")
-            else:
-                sources[take.key] = clip.path
-        paths = sorted(set(map(str, sources.values())))
-        def tick(_outcome, name=name, total=len(paths), done=[0]):  # noqa: B006 - a per-input counter
-            done[0] += 1
-            if progress is not None:
-                progress(name, done[0], total)
 
-        report = run_extraction(
-            paths,
-            [es],
-            cache=cache,
-            workers=workers,
-            executor=executor,
-            address=address,
-            progress=tick,
-        )
-        errors = {o.path: next(iter(o.errors.values())) for o in report.failed}
-        for key, path in sources.items():
-            if str(path) in errors:
-                failed.setdefault(key, f"{path}: {spec.feature}: {errors[str(path)]}")
-                continue
-            outcome, feats = extract_file(path, [extractor], cache, keep=True)
-            if outcome.errors:
-                failed.setdefault(key, f"{path}: {spec.feature}: {outcome.errors[extractor.name]}")
-            else:
-                arrays[name][key] = feats[extractor.name]["x"]
+        def tick(done: int, total: int, name: str = name) -> None:
+            if progress is not None:
+                progress(name, done, total)
+
+        extraction = {"cache": cache, "workers": workers, "executor": executor, "address": address}
+        _from_extractor(takes, spec, arrays[name], failed, perturb=perturb, progress=tick, **extraction)
     kept = [t for t in takes if t.key not in failed]
     return Gathered(
         takes=kept,
         inputs={name: [arrays[name][t.key] for t in kept] for name in specs},
         failed=sorted(failed.items()),
     )
+
+
+def _from_table(takes: Sequence[Take], spec: InputSpec, table: Any, out: dict[str, np.ndarray],
+                failed: dict[str, str]) -> None:
+    """Each take's row of ``table`` (looked up by the take's file of the input's modality)."""
+    for take in takes:
+        clip = take.clip_for(spec.modality) or next(iter(take))
+        row = table.row(clip)
+        if row is None:
+            failed.setdefault(take.key, f"{spec.feature} has no row for take {take.key}")
+        else:
+            out[take.key] = np.asarray(row, dtype=np.float32)
+
+
+def _from_extractor(takes: Sequence[Take], spec: InputSpec, out: dict[str, np.ndarray], failed: dict[str, str], *,
+                    perturb: Mapping[str, Any] | None, progress: Callable[[int, int], None], cache: FeatureCache,
+                    workers: int, executor: str, address: str | None) -> None:
+    """Each take's features of the input's extractor: extracted into the cache on the executor, then
+    read back; a take whose file fails is listed in ``failed`` with the reason."""
+    from avemo.extraction import ExtractorSpec, extract_file, run_extraction
+
+    is_audio = extractor_class(spec.feature).modality == "audio"
+    es = ExtractorSpec.of(spec.feature, perturb=dict(perturb) if perturb and is_audio else None, **dict(spec.config))
+    extractor = es.build()
+    sources = {}
+    for take in takes:
+        clip = take.clip_for(spec.modality)
+        if clip is None:
+            failed.setdefault(take.key, f"take {take.key} has no {spec.modality} file")
+        else:
+            sources[take.key] = clip.path
+    paths = sorted(set(map(str, sources.values())))
+    done = iter(range(1, len(paths) + 1))
+    report = run_extraction(paths, [es], cache=cache, workers=workers, executor=executor, address=address,
+                            progress=lambda _outcome: progress(next(done), len(paths)))
+    errors = {o.path: next(iter(o.errors.values())) for o in report.failed}
+    for key, path in sources.items():
+        if str(path) in errors:
+            failed.setdefault(key, f"{path}: {spec.feature}: {errors[str(path)]}")
+            continue
+        outcome, feats = extract_file(path, [extractor], cache, keep=True)
+        if outcome.errors:
+            failed.setdefault(key, f"{path}: {spec.feature}: {outcome.errors[extractor.name]}")
+        else:
+            out[key] = feats[extractor.name]["x"]
 
 
 def concat(parts: Sequence[Gathered]) -> Gathered:

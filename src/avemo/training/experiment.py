@@ -22,8 +22,8 @@ import numpy as np
 
 from avemo import config as cfg
 from avemo.cache.store import FeatureCache
-from avemo.datasets import DATASET_LABEL_SETS, check_leakage, load_au_means, pair_takes, read_dataset
-from avemo.datasets.folds import Fold
+from avemo.datasets import DATASET_LABEL_SETS, load_au_means, pair_takes, read_dataset
+from avemo.datasets.folds import Fold, split
 from avemo.datasets.labels import LabelSet
 from avemo.datasets.pairing import Take
 from avemo.errors import ConfigError, DatasetError
@@ -33,7 +33,14 @@ from avemo.models.checkpoint import Checkpoint, check_compatible, load_checkpoin
 from avemo.models.normalization import Normalizer
 from avemo.training.config import TrainConfig
 from avemo.training.data import Gathered, check_labels, concat, gather
-from avemo.training.trainer import calibrate, fit, fit_preprocessing, is_main_process, predict_proba
+from avemo.training.trainer import (
+    FitResult,
+    calibrate,
+    fit,
+    fit_preprocessing,
+    is_main_process,
+    predict_proba,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +93,6 @@ def load_data(
         table = load_au_means(visual_table)
         tables[table.name] = table
     return DataBundle(dataset, Path(root), takes, labels, tables, [(str(s.path), s.reason) for s in scan.skipped])
-
-
-def split_takes(takes: Sequence[Take], fold: Fold) -> tuple[list[Take], list[Take], list[Take]]:
-    """Partition takes by their speaker's side in ``fold``; checks that no speaker or take leaks."""
-    parts: dict[str, list[Take]] = {"train": [], "val": [], "test": []}
-    for take in takes:
-        side = fold.partition_of(take.speaker)
-        if side is not None:
-            parts[side].append(take)
-    check_leakage(*([c for t in parts[p] for c in t] for p in ("train", "val", "test")))
-    return parts["train"], parts["val"], parts["test"]
 
 
 @dataclass
@@ -153,74 +149,83 @@ def train_run(
     torch.manual_seed(train_config.seed)
     model = create_model(model_name, num_classes=len(data.labels), **(model_config or {}))
     specs = dict(model.inputs)
-    everything = list(train_takes) + list(val_takes) + list(test_takes)
     if gathered is None:
-        gathered = gather(everything, specs, tables=data.tables, cache=cache, workers=workers,
-                          executor=executor, address=address)
-    index = {t.key: i for i, t in enumerate(gathered.takes)}
-
-    def part(takes):
-        return gathered.subset([index[t.key] for t in takes if t.key in index])
-
-    train_g, val_g, test_g = part(train_takes), part(val_takes), part(test_takes)
-    if len(train_g) == 0:
+        gathered = gather([*train_takes, *val_takes, *test_takes], specs, tables=data.tables, cache=cache,
+                          workers=workers, executor=executor, address=address)
+    parts = _partition(gathered, (train_takes, val_takes, test_takes))
+    if len(parts[0]) == 0:
         raise DatasetError("no training takes have all the model's inputs", data.root)
-    check_labels(train_g, data.labels)
-    norm = Normalizer.fit(train_g, specs, speaker_norm=train_config.speaker_norm)
-    seed = train_config.seed
-    augmented = [train_g] + _perturbed_copies(train_g.takes, specs, data, train_config, cache, workers, executor,
-                                              address)
-    train_d = _tensor_data(concat(augmented), norm, data.labels, specs, train=train_config.augment.random_crop,
-                           seed=seed)
-    val_d = _tensor_data(val_g, norm, data.labels, specs, train=False, seed=seed) if len(val_g) else None
-    fit_preprocessing(model, train_d)
-    run_dir = Path(out_dir) if out_dir is not None else None
-    fingerprint = {"model": model.build_args, "train": cfg.to_dict(train_config),
-                   "n": [len(train_d), len(val_d) if val_d else 0]}
-    result = fit(model, train_d, val_d, train_config, labels=list(data.labels.emotions), run_dir=run_dir,
-                 on_epoch=on_epoch, fingerprint=fingerprint)
-    calibrate(model, val_d)
-    val_m = compute_metrics(val_d.labels, predict_proba(model, val_d), data.labels.emotions) if val_d else None
+    check_labels(parts[0], data.labels)
+    norm = Normalizer.fit(parts[0], specs, speaker_norm=train_config.speaker_norm)
+    extraction = {"cache": cache, "workers": workers, "executor": executor, "address": address}
+    result, val_m = _fit_and_validate(model, parts, norm, data, train_config, extraction,
+                                      run_dir=Path(out_dir) if out_dir is not None else None, on_epoch=on_epoch)
     test_m = probs = y_test = None
-    if len(test_g):
-        test_d = _tensor_data(test_g, norm, data.labels, specs, train=False, seed=seed)
+    if len(parts[2]):
+        test_d = _tensor_data(parts[2], norm, data.labels, specs, train=False, seed=train_config.seed)
         probs = predict_proba(model, test_d)
         y_test = test_d.labels
         test_m = compute_metrics(y_test, probs, data.labels.emotions)
-    params = count_parameters(model)
     run = RunResult(
-        out_dir=run_dir, model_name=model_name, params=params, best_epoch=result.best_epoch,
-        train_seconds=result.seconds, history=result.history, val=val_m, test=test_m,
-        test_probabilities=probs, test_labels=y_test, test_takes=[t.key for t in test_g.takes],
-        failed=list(gathered.failed),
+        out_dir=Path(out_dir) if out_dir is not None else None, model_name=model_name,
+        params=count_parameters(model), best_epoch=result.best_epoch, train_seconds=result.seconds,
+        history=result.history, val=val_m, test=test_m, test_probabilities=probs, test_labels=y_test,
+        test_takes=[t.key for t in parts[2].takes], failed=list(gathered.failed),
     )
-    if run_dir is not None and is_main_process():  # under torchrun, rank 0 writes the checkpoint
-        meta = {
-            "train": cfg.to_dict(train_config),
-            "data": {
-                "dataset": data.dataset,
-                "root": str(data.root),
-                "speakers": {
-                    "train": sorted({t.speaker for t in train_g.takes}),
-                    "val": sorted({t.speaker for t in val_g.takes}),
-                    "test": sorted({t.speaker for t in test_g.takes}),
-                },
-                "n": {"train": len(train_g), "val": len(val_g), "test": len(test_g)},
-            },
-            "metrics": {"best_epoch": result.best_epoch, "params": params,
-                        "train_seconds": round(result.seconds, 2),
-                        "val": val_m.to_dict() if val_m else None, "test": test_m.to_dict() if test_m else None},
-            **(extra_meta or {}),
-        }
-        tables = {name: {"columns": list(t.columns), "source": str(t.source)} for name, t in data.tables.items()}
-        save_checkpoint(run_dir, model, labels=data.labels, normalizer=norm, extra=meta, tables=tables)
-        shutil.rmtree(run_dir / "last", ignore_errors=True)  # the run is complete: nothing to resume
+    if run.out_dir is not None and is_main_process():  # under torchrun, rank 0 writes the checkpoint
+        _save_run(run, model, norm, data, parts, train_config, extra_meta)
         if plots:
-            write_plots(run, data.labels, run_dir)
+            write_plots(run, data.labels, run.out_dir)
     return run
 
 
-def _perturbed_copies(takes, specs, data: DataBundle, config: TrainConfig, cache, workers, executor, address):
+def _partition(gathered: Gathered, takes: Sequence[Sequence[Take]]) -> list[Gathered]:
+    """The gathered inputs of each list of takes (takes missing an input are left out)."""
+    index = {t.key: i for i, t in enumerate(gathered.takes)}
+    return [gathered.subset([index[t.key] for t in part if t.key in index]) for part in takes]
+
+
+def _fit_and_validate(model, parts: list[Gathered], norm: Normalizer, data: DataBundle, config: TrainConfig,
+                      extraction: dict[str, Any], *, run_dir: Path | None, on_epoch) -> tuple[FitResult, Metrics | None]:
+    """Build the training (with perturbed copies) and validation sets, fit, calibrate on validation."""
+    specs, seed = dict(model.inputs), config.seed
+    train_g, val_g = parts[0], parts[1]
+    augmented = [train_g, *_perturbed_copies(train_g.takes, specs, data, config, **extraction)]
+    train_d = _tensor_data(concat(augmented), norm, data.labels, specs, train=config.augment.random_crop, seed=seed)
+    val_d = _tensor_data(val_g, norm, data.labels, specs, train=False, seed=seed) if len(val_g) else None
+    fit_preprocessing(model, train_d)
+    fingerprint = {"model": model.build_args, "train": cfg.to_dict(config),
+                   "n": [len(train_d), len(val_d) if val_d else 0]}
+    result = fit(model, train_d, val_d, config, labels=list(data.labels.emotions), run_dir=run_dir,
+                 on_epoch=on_epoch, fingerprint=fingerprint)
+    calibrate(model, val_d)
+    val_m = compute_metrics(val_d.labels, predict_proba(model, val_d), data.labels.emotions) if val_d else None
+    return result, val_m
+
+
+def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: list[Gathered],
+              config: TrainConfig, extra_meta: dict[str, Any] | None) -> None:
+    """Write the run's checkpoint (model, statistics, config, data, metrics) and drop its resume state."""
+    meta = {
+        "train": cfg.to_dict(config),
+        "data": {
+            "dataset": data.dataset,
+            "root": str(data.root),
+            "speakers": {name: sorted({t.speaker for t in part.takes})
+                         for name, part in zip(("train", "val", "test"), parts, strict=True)},
+            "n": {name: len(part) for name, part in zip(("train", "val", "test"), parts, strict=True)},
+        },
+        "metrics": {"best_epoch": run.best_epoch, "params": run.params,
+                    "train_seconds": round(run.train_seconds, 2),
+                    "val": run.val.to_dict() if run.val else None, "test": run.test.to_dict() if run.test else None},
+        **(extra_meta or {}),
+    }
+    tables = {name: {"columns": list(t.columns), "source": str(t.source)} for name, t in data.tables.items()}
+    save_checkpoint(run.out_dir, model, labels=data.labels, normalizer=norm, extra=meta, tables=tables)
+    shutil.rmtree(run.out_dir / "last", ignore_errors=True)  # the run is complete: nothing to resume
+
+
+def _perturbed_copies(takes, specs, data: DataBundle, config: TrainConfig, *, cache, workers, executor, address):
     """Speed- and pitch-perturbed copies of the training takes' audio inputs (``augment.speed`` / ``pitch``)."""
     from avemo.features.base import extractor_class, list_extractors
 
@@ -287,11 +292,12 @@ def resolve_split(
     """The train / validation / test takes of a ``train`` command.
 
     With ``fold``: that fold of ``plan`` (a built-in plan name or a JSON file; by default the
-    dataset's built-in plan when it covers the speakers, else a 5-fold plan made from them).
+    smallest built-in plan of the dataset that covers the speakers, :func:`~avemo.datasets.covering_plan`,
+    else a 5-fold plan made from them).
     Without: every speaker trains except the validation speakers (``val_speakers``, by default
     the last two in sorted order); there is no test partition.
     """
-    from avemo.datasets import FoldPlan, builtin_plan, list_builtin_plans, make_plan
+    from avemo.datasets import FoldPlan, builtin_plan, covering_plan, make_plan
 
     speakers = data.speakers
     if fold is None:
@@ -309,9 +315,7 @@ def resolve_split(
         if val_speakers:
             raise ConfigError("--val-speakers cannot be combined with --fold (the plan fixes them)")
         if plan is None:
-            candidates = [p for p in list_builtin_plans() if builtin_plan(p).dataset == data.dataset]
-            covering = [p for p in candidates if set(speakers) <= set(builtin_plan(p).speakers)]
-            plan_obj = builtin_plan(covering[0]) if covering else make_plan(
+            plan_obj = covering_plan(data.dataset, speakers) or make_plan(
                 speakers, 5, n_val=2, name=f"{data.dataset}_5fold", dataset=data.dataset)
         elif Path(str(plan)).suffix == ".json":
             plan_obj = FoldPlan.from_json(plan)
@@ -322,5 +326,5 @@ def resolve_split(
         fold_obj = plan_obj.folds[fold - 1]
         info = {"plan": plan_obj.name, "fold": fold, "test_speakers": list(fold_obj.test),
                 "val_speakers": list(fold_obj.val)}
-    tr, va, te = split_takes(data.takes, fold_obj)
+    tr, va, te = split(data.takes, fold_obj)
     return tr, va, te, info

@@ -201,6 +201,140 @@ def _score(row: dict[str, float], monitor: str) -> float:
     return -value if monitor == "val_loss" else value
 
 
+@dataclass
+class EarlyStopping:
+    """The best epoch so far and how many epochs have not beaten it (``patience`` of them stop training).
+
+    ``best_state`` holds the best epoch's weights (CPU copies); without validation data every epoch
+    is the "best" and no weights are kept (the last ones are the result).
+    """
+
+    patience: int
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+
+    @property
+    def stop(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+    def update(self, epoch: int, score: float | None, model: AvemoModel) -> None:
+        """Record epoch ``epoch``'s validation ``score`` (None: no validation data)."""
+        if score is None:
+            self.best_epoch, self.best_state = epoch, None
+        elif score > self.best_score:
+            self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
+            self.best_state = copy.deepcopy(model.state_dict())
+        else:
+            self.bad_epochs += 1
+
+
+@dataclass
+class _Setup:
+    """What one :func:`fit` call trains with (built by :func:`_setup`)."""
+
+    net: torch.nn.Module  # the model as called in training (DDP-wrapped under torchrun)
+    device: torch.device
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    scaler: torch.amp.GradScaler
+    use_amp: bool
+    rank: int
+    world: int
+
+
+def _setup(model: AvemoModel, config: TrainConfig) -> _Setup:
+    """Device (the local GPU under torchrun), DDP wrapping, optimizer, scheduler and AMP scaler."""
+    rank, world = _distributed()
+    device = pick_device(config.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    model.to(device)
+    net: torch.nn.Module = _AllOutputs(model)
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
+    if config.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+        if config.scheduler == "cosine"
+        else None
+    )
+    use_amp = config.amp and device.type == "cuda"
+    return _Setup(net, device, optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=use_amp), use_amp, rank,
+                  world)
+
+
+def train_one_epoch(model: AvemoModel, train: TensorData, config: TrainConfig, setup: _Setup, epoch: int,
+                    n_classes: int) -> dict[str, float]:
+    """One pass over ``train`` (with the epoch's own seeded randomness); the epoch's history row."""
+    _seed(config.seed, epoch)
+    train.set_epoch(epoch)
+    gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    sampler = epoch_sampler(train.labels, n_classes, config, epoch, gen, setup.rank, setup.world)
+    loader = DataLoader(
+        train, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
+        drop_last=len(train) > config.batch_size,
+    )
+    kinds = {n: s.kind for n, s in train.specs.items()}
+    modalities = {n: s.modality for n, s in train.specs.items()}
+    setup.net.train()
+    total, seen, correct = 0.0, 0, 0
+    for inputs, targets in loader:
+        inputs = augment_batch(inputs, kinds, modalities, config.augment, gen)
+        inputs = {k: v.to(setup.device, non_blocking=True) for k, v in inputs.items()}
+        targets = targets.to(setup.device)
+        loss, logits = _train_step(model, config, setup, inputs, targets, gen, epoch, seen)
+        total += float(loss.detach()) * targets.shape[0]
+        correct += int((logits.argmax(1) == targets).sum())
+        seen += targets.shape[0]
+    if setup.scheduler is not None:
+        setup.scheduler.step()
+    return {
+        "epoch": epoch,
+        "lr": setup.optimizer.param_groups[0]["lr"],
+        "train_loss": total / max(seen, 1),
+        "train_accuracy": correct / max(seen, 1),
+    }
+
+
+def _train_step(model: AvemoModel, config: TrainConfig, setup: _Setup, inputs: dict[str, torch.Tensor],
+                targets: torch.Tensor, gen: torch.Generator, epoch: int, seen: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward (with mixup when configured), backward and optimizer step of one batch; (loss, logits)."""
+    lam, perm = 1.0, None
+    if config.augment.mixup_alpha > 0:
+        lam = float(np.random.default_rng((config.seed, epoch, seen)).beta(
+            config.augment.mixup_alpha, config.augment.mixup_alpha))
+        perm = torch.randperm(targets.shape[0], generator=gen).to(setup.device)
+        inputs = {k: lam * v + (1 - lam) * v[perm] for k, v in inputs.items()}
+    with torch.autocast(device_type=setup.device.type, enabled=setup.use_amp):
+        outputs = setup.net(inputs)
+        loss = model.loss(outputs, targets)
+        if perm is not None:
+            loss = lam * loss + (1 - lam) * model.loss(outputs, targets[perm])
+    setup.optimizer.zero_grad(set_to_none=True)
+    setup.scaler.scale(loss).backward()
+    if config.grad_clip > 0:
+        setup.scaler.unscale_(setup.optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    setup.scaler.step(setup.optimizer)
+    setup.scaler.update()
+    return loss, outputs["logits"] if isinstance(outputs, dict) else outputs
+
+
+def validate(model: AvemoModel, val: TensorData, config: TrainConfig, labels: list[str],
+             device: torch.device) -> dict[str, float]:
+    """Validation loss, accuracy and UAR of ``model`` on ``val`` (added to the epoch's history row)."""
+    probs = predict_proba(model, val, batch_size=config.eval_batch_size, device=device)
+    m = compute_metrics(val.labels, probs, labels)
+    return {"val_loss": evaluate_loss(model, val, probs), "val_accuracy": m.accuracy, "val_uar": m.uar}
+
+
 def fit(
     model: AvemoModel,
     train: TensorData,
@@ -217,114 +351,34 @@ def fit(
     Without ``val`` the model trains for ``config.epochs`` epochs and keeps the last weights.
     """
     t0 = time.perf_counter()
-    rank, world = _distributed()
-    device = pick_device(config.device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    model.to(device)
+    setup = _setup(model, config)
     run_dir = Path(run_dir) if run_dir is not None else None
-    net: torch.nn.Module = _AllOutputs(model)
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
-        )
-
-    if config.optimizer == "adamw":
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-        if config.scheduler == "cosine"
-        else None
-    )
-    use_amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-
-    kinds = {n: s.kind for n, s in train.specs.items()}
-    modalities = {n: s.modality for n, s in train.specs.items()}
     history: list[dict[str, float]] = []
-    best_score, best_epoch, bad_epochs, start = -math.inf, 0, 0, 1
-    best_state = None
+    stopping = EarlyStopping(config.patience)
     if run_dir is not None:
-        resumed = load_resume_state(run_dir, model, optimizer, scheduler, fingerprint)
+        resumed = load_resume_state(run_dir, model, setup.optimizer, setup.scheduler, fingerprint)
         if resumed is not None:
-            history, best_score, best_epoch, bad_epochs, best_state = resumed
-            start = len(history) + 1
+            history, stopping.best_score, stopping.best_epoch, stopping.bad_epochs, stopping.best_state = resumed
             log.info("resuming %s after epoch %d", run_dir, len(history))
-
-    stop = bad_epochs >= config.patience and val is not None
-    for epoch in range(start, config.epochs + 1):
-        if stop:
+    validating = val is not None and len(val) > 0
+    for epoch in range(len(history) + 1, config.epochs + 1):
+        if val is not None and stopping.stop:
             break
-        _seed(config.seed, epoch)
-        train.set_epoch(epoch)
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        sampler = epoch_sampler(train.labels, len(labels), config, epoch, gen, rank, world)
-        loader = DataLoader(
-            train, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
-            drop_last=len(train) > config.batch_size,
-        )
-        net.train()
-        total, seen, correct = 0.0, 0, 0
-        for inputs, targets in loader:
-            inputs = augment_batch(inputs, kinds, modalities, config.augment, gen)
-            inputs = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
-            targets = targets.to(device)
-            lam, perm = 1.0, None
-            if config.augment.mixup_alpha > 0:
-                lam = float(np.random.default_rng((config.seed, epoch, seen)).beta(
-                    config.augment.mixup_alpha, config.augment.mixup_alpha))
-                perm = torch.randperm(targets.shape[0], generator=gen).to(device)
-                inputs = {k: lam * v + (1 - lam) * v[perm] for k, v in inputs.items()}
-            with torch.autocast(device_type=device.type, enabled=use_amp):
-                outputs = net(inputs)
-                loss = model.loss(outputs, targets)
-                if perm is not None:
-                    loss = lam * loss + (1 - lam) * model.loss(outputs, targets[perm])
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if config.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            logits = outputs["logits"] if isinstance(outputs, dict) else outputs
-            total += float(loss.detach()) * targets.shape[0]
-            correct += int((logits.argmax(1) == targets).sum())
-            seen += targets.shape[0]
-        if scheduler is not None:
-            scheduler.step()
-        row = {
-            "epoch": epoch,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": total / max(seen, 1),
-            "train_accuracy": correct / max(seen, 1),
-        }
-        if val is not None and len(val):
-            probs = predict_proba(model, val, batch_size=config.eval_batch_size, device=device)
-            m = compute_metrics(val.labels, probs, labels)
-            row.update(val_loss=evaluate_loss(model, val, probs), val_accuracy=m.accuracy, val_uar=m.uar)
-            score = _score(row, config.monitor)
-            if score > best_score:
-                best_score, best_epoch, bad_epochs = score, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                bad_epochs += 1
-            stop = bad_epochs >= config.patience
-        else:
-            best_epoch, best_state = epoch, None
+        row = train_one_epoch(model, train, config, setup, epoch, len(labels))
+        if validating:
+            row.update(validate(model, val, config, labels, setup.device))
+        stopping.update(epoch, _score(row, config.monitor) if validating else None, model)
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
-        if run_dir is not None and rank == 0:
+        if run_dir is not None and setup.rank == 0:
             _write_history(run_dir / "history.csv", history)
-            save_resume_state(run_dir, model, optimizer, scheduler, history, best_score, best_epoch, bad_epochs,
-                              best_state, fingerprint)
-    if best_state is not None:
-        model.load_state_dict(best_state)
+            save_resume_state(run_dir, model, setup.optimizer, setup.scheduler, history, stopping.best_score,
+                              stopping.best_epoch, stopping.bad_epochs, stopping.best_state, fingerprint)
+    if stopping.best_state is not None:
+        model.load_state_dict(stopping.best_state)
     model.eval()
-    return FitResult(best_epoch, best_score, len(history), history, time.perf_counter() - t0)
+    return FitResult(stopping.best_epoch, stopping.best_score, len(history), history, time.perf_counter() - t0)
 
 
 def _write_history(path: Path, history: list[dict[str, float]]) -> None:

@@ -183,8 +183,7 @@ class EGeMAPS(_EGeMAPSBase):
     name = "egemaps"
     summary = "eGeMAPSv02 functionals (88,) via openSMILE"
 
-    @staticmethod
-    def feature_names() -> list[str]:
+    def feature_names(self) -> list[str]:
         return functional_names()
 
     def from_signal(self, y: np.ndarray, sr: int) -> Features:
@@ -198,8 +197,7 @@ class EGeMAPSLLD(_EGeMAPSBase):
     name = "egemaps_lld"
     summary = "eGeMAPSv02 low-level descriptors (T, 25) at a 10 ms hop via openSMILE"
 
-    @staticmethod
-    def feature_names() -> list[str]:
+    def feature_names(self) -> list[str]:
         return lld_names()
 
     def frame_times(self, n_frames: int) -> np.ndarray:

@@ -34,16 +34,7 @@ class LogMelConfig:
     top_db: float | None = None
 
     def __post_init__(self):
-        check_mel_config(
-            "logmel",
-            sample_rate=self.sample_rate,
-            n_mels=self.n_mels,
-            win_ms=self.win_ms,
-            hop_ms=self.hop_ms,
-            fmin=self.fmin,
-            fmax=self.fmax,
-            n_fft=self.n_fft,
-        )
+        check_mel_config("logmel", self)
 
 
 @register_extractor
@@ -54,6 +45,10 @@ class LogMel(AudioExtractor):
     Config = LogMelConfig
     version = "1"
     summary = "log-mel spectrogram (T, n_mels) in dB, 25/10 ms Hann frames, -100 dB floor"
+
+    def feature_names(self) -> list[str]:
+        """``mel_0`` (the lowest band) .. ``mel_{n_mels-1}``."""
+        return [f"mel_{i}" for i in range(self.config.n_mels)]
 
     def frame_times(self, n_frames: int) -> np.ndarray:
         """Centre time (s) of each output frame."""

@@ -1,6 +1,6 @@
 """``mfcc``: mel-frequency cepstral coefficients with deltas, (frames, 3 * n_mfcc).
 
-The steps are the classical ones that paper 004 lists (``../shared/papers/004_ea4299fc943e0e3d.txt``,
+The steps are the classical ones that paper 004 lists (Srinivas & Mishra, "Human Emotion Recognition by Integrating Facial and Speech Features: An Implementation of Multimodal Framework using CNN",
 section III.C.2: frames with a fixed shift and window, FFT, mel scale, logarithm, DCT) and
 that paper 000 (``000_f67b687c6beb8162.txt``) feeds to its 1D-CNN; neither gives window,
 band or coefficient counts, so the defaults are the common speech ones (25/10 ms, 64 mel
@@ -58,16 +58,7 @@ class MFCCConfig:
     top_db: float | None = None
 
     def __post_init__(self):
-        check_mel_config(
-            "mfcc",
-            sample_rate=self.sample_rate,
-            n_mels=self.n_mels,
-            win_ms=self.win_ms,
-            hop_ms=self.hop_ms,
-            fmin=self.fmin,
-            fmax=self.fmax,
-            n_fft=self.n_fft,
-        )
+        check_mel_config("mfcc", self)
         if not 1 <= self.n_mfcc <= self.n_mels:
             raise ConfigError(
                 f"mfcc: need 1 <= n_mfcc <= n_mels, got n_mfcc={self.n_mfcc}, n_mels={self.n_mels}"
@@ -103,6 +94,11 @@ class MFCC(AudioExtractor):
     Config = MFCCConfig
     version = "1"
     summary = "MFCC (T, 3*n_mfcc) with deltas, librosa-compatible, 25/10 ms frames, 64 Slaney mel bands"
+
+    def feature_names(self) -> list[str]:
+        """``mfcc_0 .. mfcc_{n-1}``, then with deltas ``delta_mfcc_*`` and ``delta2_mfcc_*``."""
+        static = [f"mfcc_{i}" for i in range(self.config.n_mfcc)]
+        return static + ([f"delta_{n}" for n in static] + [f"delta2_{n}" for n in static] if self.config.deltas else [])
 
     def frame_times(self, n_frames: int) -> np.ndarray:
         """Centre time (s) of each output frame."""

@@ -134,6 +134,9 @@ class Perturbed(AudioExtractor):
                 perturb["sources"] = self.source_digests()
         return {**self.inner.cache_spec(), "perturb": perturb}
 
+    def feature_names(self) -> list[str]:
+        return self.inner.feature_names()
+
     def from_signal(self, y: np.ndarray, sr: int) -> Features:
         y = perturb_signal(y, sr, speed=self.speed, pitch=self.pitch)
         if self.channel is not None:

@@ -1,6 +1,6 @@
 """``pitch_energy``: zero-crossing rate, RMS energy and autocorrelation pitch, as in paper 004.
 
-Paper: ``../shared/papers/004_ea4299fc943e0e3d.txt``, section III.C (audio feature
+Paper: Srinivas & Mishra, "Human Emotion Recognition by Integrating Facial and Speech Features: An Implementation of Multimodal Framework using CNN", section III.C (audio feature
 extraction): 1) zero-crossing rate, eq. (9)-(10); 3) pitch from "the maximum of the
 autocorrelation" of windowed frames, eq. (11)-(13); 4) energy as the root mean square,
 eq. (14). (Its MFCCs, 2), are the ``mfcc`` extractor.) Output ``"x"`` (frames, 4), columns
@@ -172,8 +172,7 @@ class PitchEnergy(AudioExtractor):
     version = "1"
     summary = "zcr, rms, autocorrelation f0 (Hz, 0 = unvoiced), voicing (T, 4), 40/10 ms frames (paper 004)"
 
-    @staticmethod
-    def feature_names() -> list[str]:
+    def feature_names(self) -> list[str]:
         return list(COLUMNS)
 
     def frame_times(self, n_frames: int) -> np.ndarray:

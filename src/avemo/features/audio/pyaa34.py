@@ -1,6 +1,6 @@
 """``pyaa34``: the 34 short-term features of pyAudioAnalysis, as paper 003 uses them.
 
-Paper: ``../shared/papers/003_9a5ab34c3727da9f.txt``, section II.A and Table I: "we use
+Paper: Cai et al., "Multi-Modal Emotion Recognition From Speech and Facial Expression Based on Deep Learning", section II.A and Table I: "we use
 pyAudioAnalysis [2] ... The 34-dimensional features ... Each utterance uses clipping and
 padding to make a fixed length of 100 frames" (the 100-frame fit is
 :func:`avemo.features.length.fit_length`, not part of this extractor). The paper does not
@@ -275,8 +275,7 @@ class PyAA34(AudioExtractor):
     version = "1"
     summary = "pyAudioAnalysis 34 short-term features (T, 34), 50/25 ms frames (paper 003)"
 
-    @staticmethod
-    def feature_names() -> list[str]:
+    def feature_names(self) -> list[str]:
         return list(FEATURE_NAMES)
 
     def frame_times(self, n_frames: int) -> np.ndarray:

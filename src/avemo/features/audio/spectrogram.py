@@ -134,18 +134,12 @@ def power_to_db(power: np.ndarray, *, amin: float = AMIN, top_db: float | None =
     return db
 
 
-def check_mel_config(
-    name: str,
-    *,
-    sample_rate: int,
-    n_mels: int,
-    win_ms: float,
-    hop_ms: float,
-    fmin: float,
-    fmax: float | None,
-    n_fft: int | None,
-) -> None:
-    """Raise ConfigError (naming extractor ``name``) if these mel front-end options cannot work."""
+def check_mel_config(name: str, config) -> None:
+    """Raise ConfigError (naming extractor ``name``) if the mel front-end options of ``config`` cannot
+    work: the fields ``sample_rate``, ``n_mels``, ``win_ms``, ``hop_ms``, ``fmin``, ``fmax``, ``n_fft``
+    that every mel-based extractor's config has (``mfcc``, ``logmel``)."""
+    sample_rate, n_mels, fmin, fmax, n_fft = config.sample_rate, config.n_mels, config.fmin, config.fmax, config.n_fft
+    win_ms, hop_ms = config.win_ms, config.hop_ms
     if sample_rate <= 0:
         raise ConfigError(f"{name}: sample_rate must be positive, got {sample_rate}")
     if n_mels < 1:

@@ -58,6 +58,15 @@ class WhisperBase(AudioExtractor):
     version = "1"
     summary = "Whisper-base encoder states, mean over frames, averaged over layers (pretrained, offline)"
 
+    def feature_names(self) -> list[str]:
+        """``whisper_0`` .. ``whisper_{width-1}``: the encoder's state dimensions (512 for Whisper-base)."""
+        if self.config.weights is None:
+            return [f"whisper_{i}" for i in range(512)]
+        from avemo.features.audio.whisper_encoder import load_encoder
+
+        width = load_encoder(self.config.weights).ln_post.normalized_shape[0]
+        return [f"whisper_{i}" for i in range(width)]
+
     def from_signal(self, y: np.ndarray, sr: int) -> Features:
         if sr != SAMPLE_RATE:
             import soxr

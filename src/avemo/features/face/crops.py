@@ -1,7 +1,7 @@
 """``face_crops``: the speaker's face in N frames, tracked, aligned by the eyes, cropped to a fixed size.
 
 This is the input of the frame-based video encoders: paper 001
-(``../shared/papers/001_d0fbf4c08d0fa33f.txt``, section II.B.2 "Input Video Pre-processing":
+(Sultana et al., "Multimodal Emotion Recognition through Deep Fusion of Audio-Visual Data", section II.B.2 "Input Video Pre-processing":
 30 grayscale 80x70 frames from a 3-second window -> ``n_frames=30, duration=3, size=(80, 70),
 gray=True``; the paper does not say which of 80/70 is the width, we read it as width x height)
 and the 3D ResNeXt of paper 000 (16-30 RGB 112x112 frames -> the defaults).
@@ -90,6 +90,10 @@ class FaceCrops(VideoExtractor):
     Config = FaceCropsConfig
     version = "1"
     summary = "tracked, eye-aligned face crops (N, H, W, C) uint8 with a face mask and coverage"
+
+    def feature_names(self) -> list[str]:
+        """The channels of the crops: ``gray``, or ``red``, ``green``, ``blue``."""
+        return ["gray"] if self.config.gray else ["red", "green", "blue"]
 
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)

@@ -226,8 +226,7 @@ class FaceLandmarks(VideoExtractor):
         if c.margin < 0:
             raise ConfigError(f"{self.name}: margin must be >= 0, got {c.margin}")
 
-    @staticmethod
-    def feature_names() -> list[str]:
+    def feature_names(self) -> list[str]:
         return feature_names()
 
     def extract(self, path: str | Path) -> Features:

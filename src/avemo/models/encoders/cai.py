@@ -1,6 +1,6 @@
 """Paper 003's unimodal networks: SER_1 / SER_2 (speech) and FER_1 / FER_2 (faces).
 
-Paper: ``../shared/papers/003_9a5ab34c3727da9f.txt`` §II.A-B and §III.C.
+Paper: Cai et al., "Multi-Modal Emotion Recognition From Speech and Facial Expression Based on Deep Learning" §II.A-B and §III.C.
 
 Speech input (§II.A): the 34 pyAudioAnalysis short-term features, clipped/padded to 100 frames
 (our ``pyaa34`` extractor), a ``(100, 34)`` sequence.
@@ -34,9 +34,8 @@ from torch import Tensor, nn
 from avemo.models.base import Encoder, check_min_size, frames_to_channels_first
 from avemo.models.inputs import InputSpec
 from avemo.models.layers.recurrent import RecurrentDropoutLSTM
+from avemo.models.papers import CAI
 from avemo.models.registry import register_model
-
-PAPER_003 = "../shared/papers/003_9a5ab34c3727da9f.txt"
 
 
 def _pyaa_spec(n_frames: int) -> InputSpec:
@@ -76,7 +75,7 @@ class CaiSer1(Encoder):
 
     name = "cai_ser1"
     modality = "audio"
-    paper = f"{PAPER_003} §III.C (model SER_1)"
+    paper = CAI.cite("§III.C (model SER_1)")
     summary = "SER_1: two LSTM(256) layers with recurrent dropout 0.2 on 100x34 pyAudioAnalysis frames"
     Config = CaiSer1Config
     smoke_config = {"n_frames": 12}
@@ -154,7 +153,7 @@ class CaiSer2(Encoder):
 
     name = "cai_ser2"
     modality = "audio"
-    paper = f"{PAPER_003} §II.B, §III.C (model SER_2)"
+    paper = CAI.cite("§II.B, §III.C (model SER_2)")
     summary = "SER_2: four k=3 Conv1D + max-pool + dropout in parallel with two Bi-LSTM(256), concatenated"
     Config = CaiSer2Config
     smoke_config = {"n_frames": 12}
@@ -202,7 +201,7 @@ class _FrameBlock(nn.Module):
 
 
 class _CaiFer(Encoder):
-    modality = "visual"
+    modality = "video"
     Config = CaiFerConfig
     smoke_config = {"n_frames": 4, "size": (32, 32)}
     two_small_kernels = False
@@ -238,7 +237,7 @@ class _CaiFer(Encoder):
         w, h = config.size
         channels = 1 if config.gray else 3
         return InputSpec(
-            "visual",
+            "video",
             "face_crops",
             {"n_frames": config.n_frames, "size": (w, h), "gray": config.gray},
             (config.n_frames, h, w, channels),
@@ -258,7 +257,7 @@ class CaiFer1(_CaiFer):
     """Paper 003's FER_1: five blocks of one 5x5 convolution + BN + dropout, per frame; see the module docstring."""
 
     name = "cai_fer1"
-    paper = f"{PAPER_003} §III.C (model FER_1)"
+    paper = CAI.cite("§III.C (model FER_1)")
     summary = "FER_1: five blocks (5x5 conv, BN, ReLU, max-pool, dropout) per frame, averaged over time"
     two_small_kernels = False
 
@@ -268,6 +267,6 @@ class CaiFer2(_CaiFer):
     """Paper 003's FER_2: five blocks of two 3x3 convolutions + BN + dropout, per frame; see the module docstring."""
 
     name = "cai_fer2"
-    paper = f"{PAPER_003} §II.B, §III.C (model FER_2)"
+    paper = CAI.cite("§II.B, §III.C (model FER_2)")
     summary = "FER_2: five blocks (two 3x3 convs, BN, ReLU, max-pool, dropout) per frame, averaged over time"
     two_small_kernels = True

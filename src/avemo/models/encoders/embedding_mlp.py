@@ -23,9 +23,9 @@ Defaults: ``whisper_mlp`` is linear (``hidden=()``): on the inner validation sco
 beat hidden layers of 256 and 512 units (``docs/results/ravdess_au.md``, "Exploration");
 ``egemaps_mlp`` has one hidden layer of 128.
 
-Paper context: none of the five papers (``../shared/papers/``) uses a pretrained audio
+Paper context: none of the five papers (:mod:`avemo.models.papers`) uses a pretrained audio
 representation; the encoders take the place of paper 000's "1D CNN (Aud.)"
-(``../shared/papers/000_f67b687c6beb8162.txt`` §4.3, Table 1). Departures: they follow no paper
+(Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §4.3, Table 1). Departures: they follow no paper
 of the five; widths and dropout are chosen on the validation speakers of the RAVDESS-AU folds
 (``benchmarks/ravdess_au.py``, "exploration" section of the report), never on test speakers.
 """
@@ -37,11 +37,11 @@ from typing import Any
 
 from torch import nn
 
+from avemo.errors import ConfigError
 from avemo.models.base import Encoder, check_min_size
 from avemo.models.inputs import InputSpec
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
-
-PAPER_000 = "../shared/papers/000_f67b687c6beb8162.txt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,10 +61,10 @@ class EmbeddingMlpConfig:
     def __post_init__(self) -> None:
         check_min_size("embedding_mlp", "input_dim", self.input_dim, 1)
         if any(w < 1 for w in self.hidden):
-            raise ValueError(f"hidden widths must be positive, got {self.hidden}")
+            raise ConfigError(f"hidden widths must be positive, got {self.hidden}")
         for name in ("dropout", "input_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
 class EmbeddingMlp(Encoder):
@@ -105,7 +105,7 @@ class WhisperMlp(EmbeddingMlp):
     see the module docstring."""
 
     name = "whisper_mlp"
-    paper = f"{PAPER_000} §4.3, Table 1 (replaces its '1D CNN (Aud.)'; Whisper: Radford et al. 2022 §2.3)"
+    paper = ZHANG_ZHENG.cite("§4.3, Table 1 (replaces its '1D CNN (Aud.)'; Whisper: Radford et al. 2022 §2.3)")
     summary = ("Frozen Whisper-base layer-averaged clip embedding (512,) -> input dropout -> linear classifier "
                "(hidden layers optional)")
     Config = WhisperMlpConfig
@@ -123,6 +123,6 @@ class EGeMAPSMlp(EmbeddingMlp):
     """MLP on the 88 eGeMAPS v02 functionals; see the module docstring."""
 
     name = "egemaps_mlp"
-    paper = f"{PAPER_000} §4.3, Table 1 (replaces its '1D CNN (Aud.)'; eGeMAPS: Eyben et al. 2016)"
+    paper = ZHANG_ZHENG.cite("§4.3, Table 1 (replaces its '1D CNN (Aud.)'; eGeMAPS: Eyben et al. 2016)")
     summary = "MLP (hidden 128, dropout) on the 88 eGeMAPS v02 functionals (openSMILE)"
     Config = EGeMAPSMlpConfig

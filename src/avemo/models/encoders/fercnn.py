@@ -1,6 +1,6 @@
 """Paper 004's "FERCNN": a 1D CNN over a feature vector read as a one-channel sequence.
 
-Paper: ``../shared/papers/004_ea4299fc943e0e3d.txt`` §III.E and its Fig. 1 layer table, which we
+Paper: Srinivas & Mishra, "Human Emotion Recognition by Integrating Facial and Speech Features: An Implementation of Multimodal Framework using CNN" §III.E and its Fig. 1 layer table, which we
 follow layer by layer: Conv1D(256, k=3) + max-pool | Conv1D(128, k=3) + max-pool + dropout 0.2 |
 Conv1D(64, k=3) + max-pool + dropout 0.2 | Conv1D(64, k=3) + max-pool | Conv1D(32, k=3) + max-pool |
 flatten | dense 256 (ReLU) | dropout 0.2 | dense C (softmax). With a 170-long input and 6 classes
@@ -27,9 +27,9 @@ from torch import Tensor, nn
 
 from avemo.models.base import Encoder, check_min_size
 from avemo.models.inputs import InputSpec
+from avemo.models.papers import SRINIVAS_MISHRA
 from avemo.models.registry import register_model
 
-PAPER_004 = "../shared/papers/004_ea4299fc943e0e3d.txt"
 CONV_WIDTHS = (256, 128, 64, 64, 32)
 DROPOUT_AFTER = (False, True, True, False, False)
 MIN_LENGTH = 11
@@ -78,7 +78,7 @@ class FerCnn(Encoder):
 
     name = "fercnn"
     modality = "audio"
-    paper = f"{PAPER_004} §III.E, Fig. 1"
+    paper = SRINIVAS_MISHRA.cite("§III.E, Fig. 1")
     summary = "FERCNN: conv/max-pool blocks 256-128-64-64-32 (dropout 0.2), dense 256 on MFCC mean/std"
     Config = FerCnnConfig
 

@@ -1,6 +1,6 @@
 """Paper 002's audio encoder: a 4-layer Bi-LSTM, four linear layers, attention-weighted pooling.
 
-Paper: ``../shared/papers/002_92d69588fb27ecf8.txt`` §3.2 ("The encoder used is four layers Bi-LSTM
+Paper: Gao & Guo, "Multimodal emotion recognition based on fusion with residual connection" §3.2 ("The encoder used is four layers Bi-LSTM
 and four layers linear ... we use the attention mechanism to assign attention scores. Finally, the
 final feature vector is obtained by weighted average") and §4.1 (Bi-LSTM equations).
 
@@ -25,6 +25,7 @@ from avemo.models.base import Encoder, check_min_size
 from avemo.models.inputs import InputSpec
 from avemo.models.layers.attention import AttentionPooling
 from avemo.models.layers.recurrent import Float32CpuLSTM
+from avemo.models.papers import GAO_GUO
 from avemo.models.registry import register_model
 
 
@@ -80,7 +81,7 @@ class GaoBiLstmAttention(Encoder):
 
     name = "gao_bilstm_attention"
     modality = "audio"
-    paper = "../shared/papers/002_92d69588fb27ecf8.txt §3.2, §4.1"
+    paper = GAO_GUO.cite("§3.2, §4.1")
     summary = "4-layer Bi-LSTM (128/dir) + 4 linear layers + attention-weighted pooling on log-mel frames"
     Config = GaoAudioConfig
 

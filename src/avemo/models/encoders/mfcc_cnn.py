@@ -1,6 +1,6 @@
 """The MFCC 1D CNN audio encoder of MSAF and CFN-SR (paper 000's "1D CNN (Aud.)", 0.03 M parameters).
 
-Paper: ``../shared/papers/000_f67b687c6beb8162.txt`` §4.3 and Table 1 ("1D CNN (Aud.) 0.03M"); the
+Paper: Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §4.3 and Table 1 ("1D CNN (Aud.) 0.03M"); the
 network itself is MSAF's (Su et al. 2020, "MSAF: Multimodal Split Attention Fusion", §4.1; code
 github anita-hu/MSAF ``ravdess/networks/mfcc_cnn.py``), reused unchanged by CFN-SR (Fu et al. 2021)
 and CFNSR-LSTM. We follow that code layer by layer:
@@ -25,9 +25,8 @@ from torch import Tensor, nn
 
 from avemo.models.base import Encoder, check_min_size
 from avemo.models.inputs import InputSpec
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
-
-PAPER_000 = "../shared/papers/000_f67b687c6beb8162.txt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,13 +41,32 @@ class MfccCnnConfig:
         check_min_size("mfcc_cnn1d", "n_mfcc", self.n_mfcc, 1)
 
 
+class MfccSequenceEncoder(Encoder):
+    """Base of the 1D CNNs over a fixed number of MFCC frames without deltas (MSAF's, paper 001's):
+    the input they declare (``n_mfcc`` coefficients x ``n_frames`` frames of their config) and the
+    (B, T, D) -> (B, D, T) layout a ``Conv1d`` over time needs."""
+
+    @classmethod
+    def spec_for(cls, config) -> InputSpec:
+        return InputSpec(
+            "audio",
+            "mfcc",
+            {"n_mfcc": config.n_mfcc, "deltas": False},
+            (config.n_frames, config.n_mfcc),
+            "sequence",
+        )
+
+    def prepare(self, x: Tensor) -> Tensor:
+        return x.transpose(1, 2)  # (B, T, D) -> (B, D, T)
+
+
 @register_model
-class MfccCnn1d(Encoder):
+class MfccCnn1d(MfccSequenceEncoder):
     """MSAF's MFCC 1D CNN (paper 000 Table 1 "1D CNN (Aud.)"); see the module docstring."""
 
     name = "mfcc_cnn1d"
     modality = "audio"
-    paper = f"{PAPER_000} §4.3, Table 1 (network of MSAF, Su et al. 2020 §4.1)"
+    paper = ZHANG_ZHENG.cite("§4.3, Table 1 (network of MSAF, Su et al. 2020 §4.1)")
     summary = "MFCC 1D CNN of MSAF/CFN-SR: 3 conv layers, flattened 64x26 feature (0.03 M params)"
     Config = MfccCnnConfig
     smoke_config = {"n_frames": 28}
@@ -74,19 +92,6 @@ class MfccCnn1d(Encoder):
         self.out_length = (c.n_frames - 4) // 8
         self.feature_dim = 64 * self.out_length
         self.dropout2 = nn.Dropout(c.dropout2)
-
-    @classmethod
-    def spec_for(cls, config: MfccCnnConfig) -> InputSpec:
-        return InputSpec(
-            "audio",
-            "mfcc",
-            {"n_mfcc": config.n_mfcc, "deltas": False},
-            (config.n_frames, config.n_mfcc),
-            "sequence",
-        )
-
-    def prepare(self, x: Tensor) -> Tensor:
-        return x.transpose(1, 2)  # (B, T, D) -> (B, D, T)
 
     def pool(self, h: Tensor) -> Tensor:
         return self.dropout2(h.flatten(1))

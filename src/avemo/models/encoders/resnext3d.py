@@ -1,6 +1,6 @@
 """3D ResNeXt-50 (32x4d) frame encoder, the video network of MSAF, CFN-SR and CFNSR-LSTM.
 
-Paper: ``../shared/papers/000_f67b687c6beb8162.txt`` §4.3 and Table 1 ("3D RexNeXt50 (Vid.)
+Paper: Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §4.3 and Table 1 ("3D RexNeXt50 (Vid.)
 25.88M"). The architecture is Hara et al. 2018 ("Can spatiotemporal 3D CNNs retrace the history of
 2D CNNs and ImageNet?", code github kenshohara/3D-ResNets-PyTorch ``models/resnext.py``, the
 CVPR2018 version vendored by MSAF as ``ravdess/networks/resnext.py``), which we follow: a 7x7x7
@@ -26,8 +26,10 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
+from avemo.errors import ConfigError
 from avemo.models.base import Encoder, check_min_size, frames_to_channels_first
 from avemo.models.inputs import InputSpec
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -75,7 +77,7 @@ class ResNeXt3dConfig:
         check_min_size("resnext3d_50", "crop width", self.size[0], 8)
         check_min_size("resnext3d_50", "crop height", self.size[1], 8)
         if len(self.layers) != 4:
-            raise ValueError(f"layers must list 4 stage depths, got {self.layers}")
+            raise ConfigError(f"layers must list 4 stage depths, got {self.layers}")
 
 
 @register_model
@@ -83,8 +85,8 @@ class ResNeXt3d50(Encoder):
     """3D ResNeXt-50 of Hara et al. as used by MSAF/CFN-SR (paper 000 Table 1); see the module docstring."""
 
     name = "resnext3d_50"
-    modality = "visual"
-    paper = "../shared/papers/000_f67b687c6beb8162.txt §4.3, Table 1 (Hara et al. 2018 3D ResNeXt-50)"
+    modality = "video"
+    paper = ZHANG_ZHENG.cite("§4.3, Table 1 (Hara et al. 2018 3D ResNeXt-50)")
     summary = "3D ResNeXt-50 (32x4d, shortcut B) on 30 RGB face crops of 224x224 (25.88 M params)"
     Config = ResNeXt3dConfig
     smoke_config = {"n_frames": 8, "size": (32, 32)}
@@ -124,7 +126,7 @@ class ResNeXt3d50(Encoder):
     def spec_for(cls, config: ResNeXt3dConfig) -> InputSpec:
         w, h = config.size
         return InputSpec(
-            "visual",
+            "video",
             "face_crops",
             {"n_frames": config.n_frames, "size": (w, h), "gray": False},
             (config.n_frames, h, w, 3),

@@ -1,6 +1,6 @@
 """Paper 001's unimodal networks: a 1D CNN on audio features and a 3D CNN on grayscale face frames.
 
-Paper: ``../shared/papers/001_d0fbf4c08d0fa33f.txt`` §III.B ("CNN Architecture") and §IV.C.
+Paper: Sultana et al., "Multimodal Emotion Recognition through Deep Fusion of Audio-Visual Data" §III.B ("CNN Architecture") and §IV.C.
 
 ``sultana_audio_cnn1d`` (§III.B.1): "a combination of convolution & max-pooling layers", then two
 dense layers of 256 and 64 units with ReLU, then the softmax layer. The paper gives neither the
@@ -27,10 +27,10 @@ import dataclasses
 from torch import Tensor, nn
 
 from avemo.models.base import Encoder, check_min_size, frames_to_channels_first
+from avemo.models.encoders.mfcc_cnn import MfccSequenceEncoder
 from avemo.models.inputs import InputSpec
+from avemo.models.papers import SULTANA
 from avemo.models.registry import register_model
-
-PAPER_001 = "../shared/papers/001_d0fbf4c08d0fa33f.txt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,12 +45,12 @@ class SultanaAudioConfig:
 
 
 @register_model
-class SultanaAudioCnn1d(Encoder):
+class SultanaAudioCnn1d(MfccSequenceEncoder):
     """Paper 001's audio 1D CNN (conv/max-pool blocks, dense 256 and 64); see the module docstring."""
 
     name = "sultana_audio_cnn1d"
     modality = "audio"
-    paper = f"{PAPER_001} §III.B.1"
+    paper = SULTANA.cite("§III.B.1")
     summary = "1D CNN on 180x20 MFCC frames: 3 conv/max-pool blocks, dense 256 and 64 (paper 001)"
     Config = SultanaAudioConfig
     smoke_config = {"n_frames": 16}
@@ -72,19 +72,6 @@ class SultanaAudioCnn1d(Encoder):
         self.stages = nn.ModuleList([*blocks, dense])
         self.stage_channels = [*c.channels, 64]
         self.feature_dim = 64
-
-    @classmethod
-    def spec_for(cls, config: SultanaAudioConfig) -> InputSpec:
-        return InputSpec(
-            "audio",
-            "mfcc",
-            {"n_mfcc": config.n_mfcc, "deltas": False},
-            (config.n_frames, config.n_mfcc),
-            "sequence",
-        )
-
-    def prepare(self, x: Tensor) -> Tensor:
-        return x.transpose(1, 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,8 +98,8 @@ class SultanaVideoCnn3d(Encoder):
     """Paper 001's 3D CNN on 30 grayscale 80x70 frames (convs 16, 16, 32, 32; dense 64); see the module docstring."""
 
     name = "sultana_video_cnn3d"
-    modality = "visual"
-    paper = f"{PAPER_001} §III.B.2, §III.A.2"
+    modality = "video"
+    paper = SULTANA.cite("§III.B.2, §III.A.2")
     summary = "3D CNN on 30 grayscale 80x70 face frames: conv3d 16,16,32,32 (3x3x3), 2 max-pools, dense 64"
     Config = SultanaVideoConfig
     smoke_config = {"n_frames": 16, "size": (16, 16)}
@@ -140,7 +127,7 @@ class SultanaVideoCnn3d(Encoder):
     def spec_for(cls, config: SultanaVideoConfig) -> InputSpec:
         w, h = config.size
         return InputSpec(
-            "visual",
+            "video",
             "face_crops",
             {"n_frames": config.n_frames, "size": (w, h), "gray": True},
             (config.n_frames, h, w, 1),

@@ -4,12 +4,12 @@ This is the "vector encoder" that stands in for a paper's frame encoder on the r
 this project, RAVDESS-AU (GUIDE.md: "Every fusion method of the papers is compared on it, with
 the paper's audio encoder and a vector encoder for the AU input in place of the frame encoder").
 None of the five papers has such an encoder (departure: it follows no paper; its widths, 128 and
-64, are sized for ~1,000 training clips of 35 values); it is named in paper 000's context (``../shared/papers/000_f67b687c6beb8162.txt`` §4.3, whose video branch it replaces).
+64, are sized for ~1,000 training clips of 35 values); it is named in paper 000's context (Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §4.3, whose video branch it replaces).
 
 Each hidden layer (Linear, ReLU, dropout) is one *stage*, so mid-level fusion (MMTM, MSAF) can
 exchange information after every hidden layer, as it does between the stages of a CNN. The input
 is any standardised vector: ``feature`` / ``input_dim`` select it (default the 35 OpenFace AU
-means of ``openface_au_means``; e.g. ``visual_config={"feature": "face_landmarks", "input_dim": 136}``).
+means of ``openface_au_means``; e.g. ``video_config={"feature": "face_landmarks", "input_dim": 136}``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import dataclasses
 
 from torch import nn
 
+from avemo.errors import ConfigError
 from avemo.models.base import Encoder, check_min_size
 from avemo.models.inputs import InputSpec
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
 
 
@@ -33,7 +35,7 @@ class VectorMlpConfig:
     def __post_init__(self) -> None:
         check_min_size("au_mlp", "input_dim", self.input_dim, 1)
         if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"hidden must list at least one positive layer width, got {self.hidden}")
+            raise ConfigError(f"hidden must list at least one positive layer width, got {self.hidden}")
 
 
 @register_model
@@ -41,8 +43,8 @@ class AuMlp(Encoder):
     """MLP vector encoder for per-clip features (OpenFace AU means by default); see the module docstring."""
 
     name = "au_mlp"
-    modality = "visual"
-    paper = "../shared/papers/000_f67b687c6beb8162.txt §4.3 (replaces its video encoder; not in any paper)"
+    modality = "video"
+    paper = ZHANG_ZHENG.cite("§4.3 (replaces its video encoder; not in any paper)")
     summary = "MLP on a per-clip vector (35 OpenFace AU means by default): hidden 128, 64"
     Config = VectorMlpConfig
 
@@ -59,4 +61,4 @@ class AuMlp(Encoder):
 
     @classmethod
     def spec_for(cls, config: VectorMlpConfig) -> InputSpec:
-        return InputSpec("visual", config.feature, {}, (config.input_dim,), "vector")
+        return InputSpec("video", config.feature, {}, (config.input_dim,), "vector")

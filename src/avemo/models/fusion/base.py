@@ -1,8 +1,8 @@
 """What every audio-visual fusion model shares: two encoders chosen by name, and mid-level plumbing.
 
-A fusion model's config always has ``audio`` / ``visual`` (registered encoder names, defaulting to
-its paper's encoders), ``audio_config`` / ``visual_config`` (their config overrides) and its own
-fields. Any audio encoder can be paired with any visual one -- a frame encoder (face crops) or a
+A fusion model's config always has ``audio`` / ``video`` (registered encoder names, defaulting to
+its paper's encoders), ``audio_config`` / ``video_config`` (their config overrides) and its own
+fields. Any audio encoder can be paired with any video one -- a frame encoder (face crops) or a
 vector encoder (``au_mlp`` on OpenFace AU means) -- because fusion only uses the
 :class:`~avemo.models.base.Encoder` interface: ``stages`` with ``stage_channels`` for mid-level
 fusion, ``pool`` for the feature vector and ``tokens`` for attention.
@@ -29,13 +29,13 @@ from avemo.models.registry import get_encoder, model_class
 @dataclasses.dataclass(frozen=True)
 class FusionConfig:
     audio: str = "mfcc_cnn1d"
-    visual: str = "resnext3d_50"
+    video: str = "resnext3d_50"
     audio_config: dict[str, Any] = dataclasses.field(default_factory=dict)
-    visual_config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    video_config: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class FusionModel(AvemoModel):
-    """Base of the audio-visual models: builds ``audio_encoder`` and ``visual_encoder`` from the config."""
+    """Base of the audio-visual models: builds ``audio_encoder`` and ``video_encoder`` from the config."""
 
     kind = "fusion"
     Config: type = FusionConfig
@@ -44,8 +44,8 @@ class FusionModel(AvemoModel):
         super().__init__(num_classes)
         self.config = config
         self.audio_encoder: Encoder = get_encoder(config.audio, config.audio_config, modality="audio")
-        self.visual_encoder: Encoder = get_encoder(config.visual, config.visual_config, modality="visual")
-        self.inputs = {"audio": self.audio_encoder.input_spec, "visual": self.visual_encoder.input_spec}
+        self.video_encoder: Encoder = get_encoder(config.video, config.video_config, modality="video")
+        self.inputs = {"audio": self.audio_encoder.input_spec, "video": self.video_encoder.input_spec}
 
     @classmethod
     def specs_for(cls, config: FusionConfig) -> dict[str, InputSpec]:
@@ -53,7 +53,7 @@ class FusionModel(AvemoModel):
         out = {}
         for modality, name, overrides in (
             ("audio", config.audio, config.audio_config),
-            ("visual", config.visual, config.visual_config),
+            ("video", config.video, config.video_config),
         ):
             enc_cls = model_class(name)
             spec = enc_cls.spec_for(cfg.from_dict(enc_cls.Config, dict(overrides), where=f"{name} config"))
@@ -62,19 +62,19 @@ class FusionModel(AvemoModel):
 
     def encode(self, inputs) -> tuple[Tensor, Tensor]:
         """Both feature vectors ``(B, Fa)``, ``(B, Fv)`` (no mid-level exchange)."""
-        return self.audio_encoder(inputs["audio"]), self.visual_encoder(inputs["visual"])
+        return self.audio_encoder(inputs["audio"]), self.video_encoder(inputs["video"])
 
 
-def fusion_points(audio: Encoder, visual: Encoder, n: int) -> list[tuple[int, int]]:
-    """Pairs ``(audio stage, visual stage)`` after which to fuse: the last ``n`` of each, aligned from the end."""
-    k = min(n, len(audio.stages), len(visual.stages))
-    na, nv = len(audio.stages), len(visual.stages)
+def fusion_points(audio: Encoder, video: Encoder, n: int) -> list[tuple[int, int]]:
+    """Pairs ``(audio stage, video stage)`` after which to fuse: the last ``n`` of each, aligned from the end."""
+    k = min(n, len(audio.stages), len(video.stages))
+    na, nv = len(audio.stages), len(video.stages)
     return [(na - k + i, nv - k + i) for i in range(k)]
 
 
 def run_encoders(
     audio: Encoder,
-    visual: Encoder,
+    video: Encoder,
     xa: Tensor,
     xv: Tensor,
     points: Sequence[tuple[int, int]],
@@ -84,11 +84,11 @@ def run_encoders(
 
     Returns the last stage outputs (before ``pool``).
     """
-    ha, hv = audio.prepare(xa), visual.prepare(xv)
+    ha, hv = audio.prepare(xa), video.prepare(xv)
     ia = iv = 0
     for (pa, pv), block in zip(points, blocks, strict=True):
         ha = audio.run_stages(ha, ia, pa + 1)
-        hv = visual.run_stages(hv, iv, pv + 1)
+        hv = video.run_stages(hv, iv, pv + 1)
         ia, iv = pa + 1, pv + 1
         ha, hv = block(ha, hv)
-    return audio.run_stages(ha, ia), visual.run_stages(hv, iv)
+    return audio.run_stages(ha, ia), video.run_stages(hv, iv)

@@ -1,6 +1,6 @@
 """``cai_mer1`` / ``cai_mer2``: paper 003's DNN fusion of speech (SER_1 / SER_2) and face (FER_2) features.
 
-Paper: ``../shared/papers/003_9a5ab34c3727da9f.txt`` §II.C and §III.C: "model MER_1 uses model
+Paper: Cai et al., "Multi-Modal Emotion Recognition From Speech and Facial Expression Based on Deep Learning" §II.C and §III.C: "model MER_1 uses model
 SER_1 to extract speech emotion features and FER_2 to extract facial emotion features, their
 outputs are fused by DNNs and use SoftMax to classify. Model MER_2 uses SER_2 ... and model FER_2".
 Departures: the DNN is not specified; we use two hidden layers (256 and 128 units, ReLU, dropout 0.5) on the
@@ -16,15 +16,14 @@ import torch
 from torch import nn
 
 from avemo.models.fusion.base import FusionConfig, FusionModel
+from avemo.models.papers import CAI
 from avemo.models.registry import register_model
-
-PAPER_003 = "../shared/papers/003_9a5ab34c3727da9f.txt"
 
 
 @dataclasses.dataclass(frozen=True)
 class CaiMer1Config(FusionConfig):
     audio: str = "cai_ser1"
-    visual: str = "cai_fer2"
+    video: str = "cai_fer2"
     hidden: tuple[int, ...] = (256, 128)
     dropout: float = 0.5
 
@@ -38,7 +37,7 @@ class _CaiMer(FusionModel):
     def __init__(self, config: CaiMer1Config, num_classes: int):
         super().__init__(config, num_classes)
         layers: list[nn.Module] = []
-        width = self.audio_encoder.feature_dim + self.visual_encoder.feature_dim
+        width = self.audio_encoder.feature_dim + self.video_encoder.feature_dim
         for h in config.hidden:
             layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(config.dropout)]
             width = h
@@ -54,7 +53,7 @@ class CaiMer1(_CaiMer):
     """MER_1: SER_1 speech features + FER_2 face features fused by a DNN; see the module docstring."""
 
     name = "cai_mer1"
-    paper = f"{PAPER_003} §II.C, §III.C (model MER_1)"
+    paper = CAI.cite("§II.C, §III.C (model MER_1)")
     summary = "MER_1: SER_1 + FER_2 features, DNN fusion (256-128) and softmax"
     Config = CaiMer1Config
 
@@ -64,6 +63,6 @@ class CaiMer2(_CaiMer):
     """MER_2: SER_2 speech features + FER_2 face features fused by a DNN; see the module docstring."""
 
     name = "cai_mer2"
-    paper = f"{PAPER_003} §II.C, §III.C (model MER_2)"
+    paper = CAI.cite("§II.C, §III.C (model MER_2)")
     summary = "MER_2: SER_2 (CNN + Bi-LSTM) + FER_2 features, DNN fusion (256-128) and softmax"
     Config = CaiMer2Config

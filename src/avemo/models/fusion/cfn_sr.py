@@ -1,6 +1,6 @@
 """``cfn_sr``: cross-modal fusion with self-attention and a residual structure (Fu et al. 2021).
 
-Paper: ``../shared/papers/000_f67b687c6beb8162.txt`` §6, Table 1 row "CFN-SR" (model-level,
+Paper: Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §6, Table 1 row "CFN-SR" (model-level,
 26.30 M, 75.76 %), i.e. Fu, Liu, Wang, Qi, Fu, Zhou, Li, "A cross-modal fusion network based on
 self-attention and residual structure for multimodal emotion recognition" (arXiv 2111.02172): the
 MFCC CNN and 3D ResNeXt-50 features enter a cross-modal block, where self-attention selects the
@@ -23,9 +23,9 @@ res_dropout=0.1, embed_dropout=0.3, attn_mask=True)``):
 This gives 26,301,417 parameters with 8 classes (paper 26.30 M). Departures: the code's attention
 map sums the maps of all examples of the batch (a bug: ``res += i`` over the batch); ours is per
 example. The code's audio transformer is left commented out in the published file; we use its
-stated configuration. When the visual encoder is a vector encoder (``au_mlp``) there is one
+stated configuration. When the video encoder is a vector encoder (``au_mlp``) there is one
 "position", where a softmax is always 1: we gate it with a sigmoid instead, so the audio still
-modulates the visual features. If the audio encoder's last stage is not 64 channels, its tokens are
+modulates the video features. If the audio encoder's last stage is not 64 channels, its tokens are
 first projected to 64.
 """
 
@@ -36,23 +36,25 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
+from avemo.errors import ConfigError
 from avemo.models.fusion.base import FusionConfig, FusionModel
 from avemo.models.layers.attention import SelfAttentionEncoder
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
 
 
 class CrossModalResidualBlock(nn.Module):
-    """Audio summary ``s`` (B, d) attends over the visual positions ``x`` (B, L, C); ``α x + x``."""
+    """Audio summary ``s`` (B, d) attends over the video positions ``x`` (B, L, C); ``α x + x``."""
 
-    def __init__(self, visual_channels: int, audio_dim: int, k: int):
+    def __init__(self, video_channels: int, audio_dim: int, k: int):
         super().__init__()
-        self.visual_affine = nn.Linear(visual_channels, k)
+        self.video_affine = nn.Linear(video_channels, k)
         self.audio_affine = nn.Linear(audio_dim, k, bias=False)
         self.score = nn.Linear(k, 1)
 
     def forward(self, positions: Tensor, summary: Tensor) -> Tensor:
         e = self.score(
-            torch.tanh(self.visual_affine(positions) + self.audio_affine(summary).unsqueeze(1))
+            torch.tanh(self.video_affine(positions) + self.audio_affine(summary).unsqueeze(1))
         ).squeeze(2)
         e = e.float()
         weights = torch.sigmoid(e) if e.shape[1] == 1 else torch.softmax(e, dim=1)
@@ -70,7 +72,7 @@ class CfnSrConfig(FusionConfig):
 
     def __post_init__(self) -> None:
         if self.embed_dim % self.heads:
-            raise ValueError(f"embed_dim {self.embed_dim} must be divisible by heads {self.heads}")
+            raise ConfigError(f"embed_dim {self.embed_dim} must be divisible by heads {self.heads}")
 
 
 @register_model
@@ -78,13 +80,13 @@ class CfnSr(FusionModel):
     """Self-attention audio selection, cross-modal attention on the video map with a residual; see the module docstring."""
 
     name = "cfn_sr"
-    paper = "../shared/papers/000_f67b687c6beb8162.txt §6, Table 1 ('CFN-SR'; Fu et al. 2021, code skeletonNN/CFN-SR)"
+    paper = ZHANG_ZHENG.cite("§6, Table 1 ('CFN-SR'; Fu et al. 2021, code skeletonNN/CFN-SR)")
     summary = "Cross-modal block: 5-layer self-attention on audio, audio-guided attention over video positions + residual, concat, FC"
     Config = CfnSrConfig
 
     def __init__(self, config: CfnSrConfig, num_classes: int):
         super().__init__(config, num_classes)
-        a, v = self.audio_encoder, self.visual_encoder
+        a, v = self.audio_encoder, self.video_encoder
         audio_channels = a.stage_channels[-1]
         self.audio_projection: nn.Module = (
             nn.Identity()
@@ -110,9 +112,9 @@ class CfnSr(FusionModel):
         return self.audio_projection(tokens)
 
     def compute(self, inputs):
-        a, v = self.audio_encoder, self.visual_encoder
+        a, v = self.audio_encoder, self.video_encoder
         ha = a.run_stages(a.prepare(inputs["audio"]))
-        hv = v.run_stages(v.prepare(inputs["visual"]))
+        hv = v.run_stages(v.prepare(inputs["video"]))
         selected = self.audio_attention(self.audio_sequence(a.tokens(ha)))[:, -1]  # last time step
         positions = v.tokens(hv)  # (B, L, C)
         fused = self.cross(positions, selected)

@@ -1,6 +1,6 @@
 """``cfnsr_lstm``: paper 000's CFNSR-LSTM -- CFN-SR with an LSTM on the audio features.
 
-Paper: ``../shared/papers/000_f67b687c6beb8162.txt`` Abstract, §4.1 (Fig. 2 "LSTM-Attention"),
+Paper: Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" Abstract, §4.1 (Fig. 2 "LSTM-Attention"),
 §4.3 and Table 1 ("CFNSR-LSTM(ours) 76.25, 26.50M"; the abstract says 26.40 M). The audio (MFCC
 1D CNN) and video (3D ResNeXt-50) features enter the cross-modal block; "the audio features are
 processed using LSTM to capture temporal characteristics, and the self-attention mechanism is
@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from avemo.models.fusion.cfn_sr import CfnSr, CfnSrConfig
 from avemo.models.layers.recurrent import Float32CpuLSTM
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
 
 
@@ -36,7 +37,7 @@ class CfnSrLstm(CfnSr):
     """CFN-SR with an LSTM over the audio features before the self-attention; see the module docstring."""
 
     name = "cfnsr_lstm"
-    paper = "../shared/papers/000_f67b687c6beb8162.txt §4.1 Fig. 2, §4.3, Table 1 ('CFNSR-LSTM')"
+    paper = ZHANG_ZHENG.cite("§4.1 Fig. 2, §4.3, Table 1 ('CFNSR-LSTM')")
     summary = "Paper 000's model: LSTM + self-attention on audio, audio-guided attention over video + residual, concat, FC"
     Config = CfnSrLstmConfig
 

@@ -1,6 +1,6 @@
 """``concat_fc``: early (feature-level) fusion by concatenation and a fully connected classifier.
 
-Paper: ``../shared/papers/000_f67b687c6beb8162.txt`` §6, Table 1 row "Concat + FC" (early, 26.87 M),
+Paper: Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §6, Table 1 row "Concat + FC" (early, 26.87 M),
 a baseline from MSAF (Su et al. 2020, Table 2). The pooled features of the two encoders (2048 from
 the 3D ResNeXt-50, 1664 from the MFCC CNN) are concatenated and classified by
 ``Linear(3712, 256) - ReLU - dropout 0.5 - Linear(256, C)``. Departures: MSAF does not publish
@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from avemo.models.fusion.base import FusionConfig, FusionModel
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
 
 
@@ -32,13 +33,13 @@ class ConcatFc(FusionModel):
     """Concatenated encoder features, one hidden FC layer, classifier; see the module docstring."""
 
     name = "concat_fc"
-    paper = "../shared/papers/000_f67b687c6beb8162.txt §6, Table 1 ('Concat + FC', early)"
+    paper = ZHANG_ZHENG.cite("§6, Table 1 ('Concat + FC', early)")
     summary = "Early fusion: concatenated encoder features -> FC 256 -> classifier"
     Config = ConcatConfig
 
     def __init__(self, config: ConcatConfig, num_classes: int):
         super().__init__(config, num_classes)
-        dim = self.audio_encoder.feature_dim + self.visual_encoder.feature_dim
+        dim = self.audio_encoder.feature_dim + self.video_encoder.feature_dim
         self.classifier = nn.Sequential(
             nn.Linear(dim, config.hidden),
             nn.ReLU(),

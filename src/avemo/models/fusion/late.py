@@ -1,6 +1,6 @@
 """Late (decision-level) fusion: each modality has its own classifier; their predictions are combined.
 
-Paper: ``../shared/papers/000_f67b687c6beb8162.txt`` §6, Table 1 rows "Averaging", "Multiplicative
+Paper: Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §6, Table 1 rows "Averaging", "Multiplicative
 β=0.3" and "Multiplication" (Late, 25.92 M parameters with the 3D ResNeXt-50 and the MFCC CNN),
 baselines taken from MSAF (Su et al. 2020, Table 2). Each branch is an encoder plus a linear layer,
 i.e. the two unimodal networks; nothing else is learnt, so the count is the sum of theirs
@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from avemo.errors import ConfigError
 from avemo.models.base import make_head
 from avemo.models.fusion.base import FusionConfig, FusionModel
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
-
-PAPER_000_T1 = "../shared/papers/000_f67b687c6beb8162.txt §6, Table 1"
 
 
 class LateFusion(FusionModel):
@@ -46,7 +46,7 @@ class LateFusion(FusionModel):
     def __init__(self, config: FusionConfig, num_classes: int):
         super().__init__(config, num_classes)
         self.audio_head = make_head(self.audio_encoder.feature_dim, num_classes)
-        self.visual_head = make_head(self.visual_encoder.feature_dim, num_classes)
+        self.video_head = make_head(self.video_encoder.feature_dim, num_classes)
         self.inputs = {k: dataclasses.replace(v, optional=True) for k, v in self.inputs.items()}
 
     @classmethod
@@ -60,15 +60,15 @@ class LateFusion(FusionModel):
         out: dict[str, Tensor] = {}
         if inputs.get("audio") is not None:
             out["audio_logits"] = self.audio_head(self.audio_encoder(inputs["audio"]))
-        if inputs.get("visual") is not None:
-            out["visual_logits"] = self.visual_head(self.visual_encoder(inputs["visual"]))
+        if inputs.get("video") is not None:
+            out["video_logits"] = self.video_head(self.video_encoder(inputs["video"]))
         log_probs = [F.log_softmax(z.float(), dim=1) for z in out.values()]
         out["logits"] = self.combine(log_probs)
         return out
 
     @staticmethod
     def branch_logits(outputs: Mapping[str, Tensor]) -> list[Tensor]:
-        return [outputs[k] for k in ("audio_logits", "visual_logits") if k in outputs]
+        return [outputs[k] for k in ("audio_logits", "video_logits") if k in outputs]
 
     def loss(self, outputs, targets: Tensor) -> Tensor:
         """Mean of the branch cross-entropies (plain cross-entropy when given only fused logits)."""
@@ -84,10 +84,10 @@ def log_mean_prob(log_probs: list[Tensor]) -> Tensor:
 
 @register_model
 class LateAverage(LateFusion):
-    """Averaged class probabilities of the audio and visual networks; see the module docstring."""
+    """Averaged class probabilities of the audio and video networks; see the module docstring."""
 
     name = "late_average"
-    paper = f"{PAPER_000_T1} ('Averaging', late)"
+    paper = ZHANG_ZHENG.cite("§6, Table 1 ('Averaging', late)")
     summary = "Late fusion: average of the two unimodal networks' class probabilities"
 
     def combine(self, log_probs: list[Tensor]) -> Tensor:
@@ -96,10 +96,10 @@ class LateAverage(LateFusion):
 
 @register_model
 class LateProduct(LateFusion):
-    """Normalised product of the audio and visual class probabilities; see the module docstring."""
+    """Normalised product of the audio and video class probabilities; see the module docstring."""
 
     name = "late_product"
-    paper = f"{PAPER_000_T1} ('Multiplication', late)"
+    paper = ZHANG_ZHENG.cite("§6, Table 1 ('Multiplication', late)")
     summary = "Late fusion: normalised product of the two unimodal networks' class probabilities"
 
     def combine(self, log_probs: list[Tensor]) -> Tensor:
@@ -112,7 +112,7 @@ class MultiplicativeConfig(FusionConfig):
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.beta <= 1.0:
-            raise ValueError(f"beta must be in [0, 1], got {self.beta}")
+            raise ConfigError(f"beta must be in [0, 1], got {self.beta}")
 
 
 @register_model
@@ -120,7 +120,7 @@ class LateMultiplicative(LateFusion):
     """Liu et al. 2018 multiplicative combination (β = 0.3); see the module docstring."""
 
     name = "late_multiplicative"
-    paper = f"{PAPER_000_T1} ('Multiplicative β=0.3', late; Liu et al. 2018 §3.1)"
+    paper = ZHANG_ZHENG.cite("§6, Table 1 ('Multiplicative β=0.3', late; Liu et al. 2018 §3.1)")
     summary = "Late fusion trained with Liu et al.'s multiplicative combination loss (beta 0.3); averaged probabilities"
     Config = MultiplicativeConfig
 

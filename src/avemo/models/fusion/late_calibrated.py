@@ -1,6 +1,6 @@
 """``late_calibrated``: late fusion as a calibrated, weighted product of experts.
 
-Paper: ``../shared/papers/000_f67b687c6beb8162.txt`` §6, Table 1 -- its late-fusion baselines
+Paper: Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §6, Table 1 -- its late-fusion baselines
 (from MSAF, Su et al. 2020) multiply ("Multiplication", 70.56 %) or average the class
 probabilities of separately predicting unimodal networks, and "Multiplicative β=0.3" trains them
 with Liu et al. 2018's loss ("Learn to Combine Modalities in Multimodal Deep Learning", §3.1).
@@ -23,7 +23,7 @@ loss -- and makes the product *calibrated and weighted*, the form a product of e
   product of ``late_product``.
 
 Experts: ``audio`` (default ``whisper_mlp``: a linear head on the frozen Whisper-base embedding),
-``visual`` (default ``au_mlp``, the OpenFace AU means of RAVDESS-AU) and an optional second audio
+``video`` (default ``au_mlp``, the OpenFace AU means of RAVDESS-AU) and an optional second audio
 expert ``audio2`` (e.g. ``egemaps_mlp``). Every input is optional: a missing modality drops its
 term, the product of the others remains.
 
@@ -51,12 +51,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from avemo.errors import ConfigError
 from avemo.models.base import Encoder, make_head
 from avemo.models.fusion.base import FusionConfig, FusionModel
 from avemo.models.inputs import InputSpec
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import get_encoder, model_class, register_alias, register_model
-
-PAPER_000_T1 = "../shared/papers/000_f67b687c6beb8162.txt §6, Table 1"
 
 #: temperatures searched (log-spaced) and overall weight scales, see :func:`fit_temperature` / :func:`fit_weights`
 TEMPERATURE_RANGE = (0.05, 20.0)
@@ -70,7 +70,7 @@ class LateCalibratedConfig(FusionConfig):
     ``weight_step``: the simplex grid step of the weight search."""
 
     audio: str = "whisper_mlp"
-    visual: str = "au_mlp"
+    video: str = "au_mlp"
     audio2: str | None = None
     audio2_config: dict[str, Any] = dataclasses.field(default_factory=dict)
     fit_temperatures: bool = True
@@ -79,7 +79,7 @@ class LateCalibratedConfig(FusionConfig):
 
     def __post_init__(self) -> None:
         if not 0.0 < self.weight_step <= 0.5:
-            raise ValueError(f"weight_step must be in (0, 0.5], got {self.weight_step}")
+            raise ConfigError(f"weight_step must be in (0, 0.5], got {self.weight_step}")
 
 
 def _nll(log_probs: Tensor, targets: Tensor) -> Tensor:
@@ -140,13 +140,13 @@ class LateCalibrated(FusionModel):
     """Calibrated, weighted product of per-modality experts; see the module docstring."""
 
     name = "late_calibrated"
-    paper = f"{PAPER_000_T1} ('Multiplication', late; weighted and temperature-calibrated, Guo et al. 2017)"
+    paper = ZHANG_ZHENG.cite("§6, Table 1 ('Multiplication', late; weighted and temperature-calibrated, Guo et al. 2017)")
     summary = ("Late fusion: product of experts (Whisper-embedding linear head, AU MLP by default), each with its "
                "own loss; temperatures and weights fitted on validation speakers")
     Config = LateCalibratedConfig
     needs_calibration = True
     #: expert order in the ``temperatures`` / ``weights`` buffers
-    EXPERTS = ("audio", "audio2", "visual")
+    EXPERTS = ("audio", "audio2", "video")
 
     def __init__(self, config: LateCalibratedConfig, num_classes: int):
         super().__init__(config, num_classes)
@@ -154,7 +154,7 @@ class LateCalibrated(FusionModel):
             get_encoder(config.audio2, config.audio2_config, modality="audio") if config.audio2 else None
         )
         self.audio_head = make_head(self.audio_encoder.feature_dim, num_classes)
-        self.visual_head = make_head(self.visual_encoder.feature_dim, num_classes)
+        self.video_head = make_head(self.video_encoder.feature_dim, num_classes)
         self.audio2_head = make_head(self.audio2_encoder.feature_dim, num_classes) if self.audio2_encoder else None
         self.inputs = self.specs_for(config)
         self.register_buffer("temperatures", torch.ones(len(self.EXPERTS)))
@@ -177,7 +177,7 @@ class LateCalibrated(FusionModel):
         out: dict[str, Tensor] = {}
         for key, enc, head in (("audio", self.audio_encoder, self.audio_head),
                                ("audio2", self.audio2_encoder, self.audio2_head),
-                               ("visual", self.visual_encoder, self.visual_head)):
+                               ("video", self.video_encoder, self.video_head)):
             if enc is not None and inputs.get(key) is not None:
                 out[key] = head(enc(inputs[key]))
         return out

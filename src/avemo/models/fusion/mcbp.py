@@ -1,6 +1,6 @@
 """``mcbp``: multimodal compact bilinear pooling (Fukui et al. 2016) of the two encoder features.
 
-Paper: ``../shared/papers/000_f67b687c6beb8162.txt`` §6, Table 1 row "MCBP" (early, 51.03 M), a
+Paper: Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §6, Table 1 row "MCBP" (early, 51.03 M), a
 baseline from MSAF (Su et al. 2020, Table 2). MCB (Fukui et al. 2016, "Multimodal Compact Bilinear
 Pooling for Visual Question Answering and Visual Grounding", §3.1-3.2): each feature vector is
 count-sketched to ``d`` dims, the sketches are convolved through the FFT (the compact form of their
@@ -26,8 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avemo.errors import ConfigError
 from avemo.models.fusion.base import FusionConfig, FusionModel
 from avemo.models.layers.sketch import CompactBilinearPooling
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
 
 
@@ -39,7 +41,7 @@ class McbpConfig(FusionConfig):
 
     def __post_init__(self) -> None:
         if self.output_dim < 2:
-            raise ValueError(f"output_dim must be at least 2, got {self.output_dim}")
+            raise ConfigError(f"output_dim must be at least 2, got {self.output_dim}")
 
 
 @register_model
@@ -47,7 +49,7 @@ class Mcbp(FusionModel):
     """Compact bilinear pooling of the two pooled features (count sketch + FFT); see the module docstring."""
 
     name = "mcbp"
-    paper = "../shared/papers/000_f67b687c6beb8162.txt §6, Table 1 ('MCBP', early; Fukui et al. 2016 §3)"
+    paper = ZHANG_ZHENG.cite("§6, Table 1 ('MCBP', early; Fukui et al. 2016 §3)")
     summary = (
         "Early fusion: compact bilinear pooling (count sketch + FFT, d=6750), signed sqrt, L2, classifier"
     )
@@ -56,7 +58,7 @@ class Mcbp(FusionModel):
     def __init__(self, config: McbpConfig, num_classes: int):
         super().__init__(config, num_classes)
         self.pooling = CompactBilinearPooling(
-            self.visual_encoder.feature_dim,
+            self.video_encoder.feature_dim,
             self.audio_encoder.feature_dim,
             config.output_dim,
             seed=config.sketch_seed,

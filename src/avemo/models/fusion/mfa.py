@@ -1,6 +1,6 @@
 """Marginal Fisher Analysis (Yan et al. 2007), the supervised latent-space fusion of paper 004.
 
-Paper: ``../shared/papers/004_ea4299fc943e0e3d.txt`` §III.D (Eq. 15-22): with the samples' joint
+Paper: Srinivas & Mishra, "Human Emotion Recognition by Integrating Facial and Speech Features: An Implementation of Multimodal Framework using CNN" §III.D (Eq. 15-22): with the samples' joint
 audio-visual feature vectors ``x_i``,
 
 * intrinsic graph ``S``: ``S_ij = 1`` when ``j`` is one of the ``k1`` nearest neighbours of ``i``

@@ -1,14 +1,14 @@
 """``mfa_fercnn``: paper 004's Marginal Fisher Analysis feature fusion followed by its FERCNN.
 
-Paper: ``../shared/papers/004_ea4299fc943e0e3d.txt`` §III.C (audio features: MFCC, zero crossing
+Paper: Srinivas & Mishra, "Human Emotion Recognition by Integrating Facial and Speech Features: An Implementation of Multimodal Framework using CNN" §III.C (audio features: MFCC, zero crossing
 rate, autocorrelation pitch, RMS energy), §III.B (video: spatio-temporal Harris interest points),
 §III.D (MFA fusion, :mod:`avemo.models.fusion.mfa`), §III.E and Fig. 1 (FERCNN,
 :mod:`avemo.models.encoders.fercnn`), §III.F (workflow: features -> fusion -> CNN).
 
 Per clip: the mean and standard deviation over time of the MFCCs (``mfcc``, 40 coefficients) and
 of ZCR / RMS energy / F0 / voicing (``pitch_energy``), and the video descriptor (``stip``; or, for the
-RAVDESS-AU benchmark, the OpenFace AU means: ``visual="au_mlp"`` or
-``visual="openface_au_means", visual_dim=35``), concatenated into one vector ``x``. ``fit``
+RAVDESS-AU benchmark, the OpenFace AU means: ``video="au_mlp"`` or
+``video="openface_au_means", video_dim=35``), concatenated into one vector ``x``. ``fit``
 computes the MFA projection on the training set (``needs_fit = True``) and stores it in buffers
 (``feature_mean``, ``projection``, ``fitted``), so it is saved in ``state_dict``; the model then
 classifies ``(x - mean) W`` (``latent_dim`` values read as a one-channel sequence) with FERCNN,
@@ -18,7 +18,7 @@ Departures: the paper's latent size is not given (its table implies a 170-long C
 ``latent_dim`` = 64 by default, since MFA can give at most as many dimensions as the input has and
 the AU benchmark has 35 + 88. The paper first reduces the video features to as many dimensions as
 the audio ones; MFA's projection already maps the joint vector to a common latent space, so we
-skip that step. A visual encoder name is accepted for ``visual`` only to read its input (a vector):
+skip that step. A video encoder name is accepted for ``video`` only to read its input (a vector):
 MFA replaces the encoder's layers.
 """
 
@@ -36,9 +36,8 @@ from avemo.models.base import AvemoModel, Encoder, check_min_size, make_head
 from avemo.models.encoders.fercnn import MIN_LENGTH, fercnn_stages
 from avemo.models.fusion.mfa import marginal_fisher_analysis
 from avemo.models.inputs import InputSpec, ModelInputError, check_inputs
+from avemo.models.papers import SRINIVAS_MISHRA
 from avemo.models.registry import model_class, register_model
-
-PAPER_004 = "../shared/papers/004_ea4299fc943e0e3d.txt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +45,8 @@ class MfaFerCnnConfig:
     n_mfcc: int = 40
     prosody: bool = True
     prosody_dim: int = 4  # pitch_energy: zcr, rms, f0_hz, voicing
-    visual: str = "stip"
-    visual_dim: int | None = None
+    video: str = "stip"
+    video_dim: int | None = None
     latent_dim: int = 64
     k1: int = 5
     k2: int = 20
@@ -57,27 +56,27 @@ class MfaFerCnnConfig:
     def __post_init__(self) -> None:
         check_min_size("mfa_fercnn", "latent_dim", self.latent_dim, MIN_LENGTH)
         check_min_size("mfa_fercnn", "n_mfcc", self.n_mfcc, 1)
-        if self.visual_dim is not None:
-            check_min_size("mfa_fercnn", "visual_dim", self.visual_dim, 1)
+        if self.video_dim is not None:
+            check_min_size("mfa_fercnn", "video_dim", self.video_dim, 1)
 
 
-def _visual_spec(config: MfaFerCnnConfig) -> InputSpec:
+def _video_spec(config: MfaFerCnnConfig) -> InputSpec:
     try:
-        cls = model_class(config.visual)
+        cls = model_class(config.video)
     except ConfigError:
         cls = None
     if cls is not None:
-        if not (isinstance(cls, type) and issubclass(cls, Encoder) and cls.modality == "visual"):
+        if not (isinstance(cls, type) and issubclass(cls, Encoder) and cls.modality == "video"):
             raise ConfigError(
-                f"mfa_fercnn: visual={config.visual!r} is not a visual encoder or a feature name"
+                f"mfa_fercnn: video={config.video!r} is not a video encoder or a feature name"
             )
         spec = cls.spec_for(cls.Config())
         if spec.kind != "vector":
             raise ConfigError(
-                f"mfa_fercnn: visual encoder {config.visual!r} reads {spec.kind}; MFA needs a per-clip vector"
+                f"mfa_fercnn: video encoder {config.video!r} reads {spec.kind}; MFA needs a per-clip vector"
             )
         return spec
-    return InputSpec("visual", config.visual, {}, (config.visual_dim,), "vector")
+    return InputSpec("video", config.video, {}, (config.video_dim,), "vector")
 
 
 @register_model
@@ -86,7 +85,7 @@ class MfaFerCnn(AvemoModel):
 
     name = "mfa_fercnn"
     kind = "fusion"
-    paper = f"{PAPER_004} §III.D (MFA, Eq. 15-22), §III.E (FERCNN)"
+    paper = SRINIVAS_MISHRA.cite("§III.D (MFA, Eq. 15-22), §III.E (FERCNN)")
     summary = "Paper 004: MFA (k1 intra-class, k2 inter-class pairs) fitted on training vectors, then FERCNN"
     Config = MfaFerCnnConfig
     needs_fit = True
@@ -113,23 +112,23 @@ class MfaFerCnn(AvemoModel):
         }
         if config.prosody:
             specs["prosody"] = InputSpec("audio", "pitch_energy", {}, (None, config.prosody_dim), "sequence")
-        specs["visual"] = _visual_spec(config)
+        specs["video"] = _video_spec(config)
         return specs
 
     def input_dim(self) -> int | None:
-        visual = self.inputs["visual"].shape[0]
-        if visual is None:
+        video = self.inputs["video"].shape[0]
+        if video is None:
             return None
-        return 2 * self.config.n_mfcc + (2 * self.config.prosody_dim if self.config.prosody else 0) + visual
+        return 2 * self.config.n_mfcc + (2 * self.config.prosody_dim if self.config.prosody else 0) + video
 
     def vectorize(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        """The per-clip joint vector: mean/std over time of the sequences, then the visual vector."""
+        """The per-clip joint vector: mean/std over time of the sequences, then the video vector."""
         parts = []
         for name in ("audio", "prosody"):
             if name in self.inputs:
                 x = inputs[name]
                 parts += [x.mean(dim=1), x.std(dim=1, unbiased=False)]
-        parts.append(inputs["visual"])
+        parts.append(inputs["video"])
         return torch.cat(parts, dim=1)
 
     @torch.no_grad()
@@ -166,7 +165,7 @@ class MfaFerCnn(AvemoModel):
         return self.head(h)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # the input size is learnt from the data when ``visual_dim`` is None: take the checkpoint's
+        # the input size is learnt from the data when ``video_dim`` is None: take the checkpoint's
         for name in ("feature_mean", "projection"):
             key = prefix + name
             if key in state_dict and state_dict[key].shape != getattr(self, name).shape:

@@ -1,6 +1,6 @@
 """``mmtm``: Multimodal Transfer Module (Joze et al., CVPR 2020) between the encoders' stages.
 
-Paper: ``../shared/papers/000_f67b687c6beb8162.txt`` §6, Table 1 row "MMTM" (model-level,
+Paper: Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §6, Table 1 row "MMTM" (model-level,
 31.97 M), a baseline from MSAF (Su et al. 2020, Table 2). MMTM (Joze, Shaban, Iuzzolino, Koishida,
 "MMTM: Multimodal Transfer Module for CNN Fusion", §3): at a pair of stages with features ``A``
 (``C_A`` channels) and ``B`` (``C_B``), squeeze each by global average pooling, ``Z = W [S_A, S_B] +
@@ -22,8 +22,10 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
+from avemo.errors import ConfigError
 from avemo.models.base import expand_like, global_average, make_head
 from avemo.models.fusion.base import FusionConfig, FusionModel, fusion_points, run_encoders
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
 
 
@@ -52,7 +54,7 @@ class MmtmConfig(FusionConfig):
 
     def __post_init__(self) -> None:
         if self.points < 1:
-            raise ValueError(f"points must be at least 1, got {self.points}")
+            raise ConfigError(f"points must be at least 1, got {self.points}")
 
 
 @register_model
@@ -60,22 +62,22 @@ class Mmtm(FusionModel):
     """Two streams exchanging channel gates through MMTM blocks after their last stages; see the module docstring."""
 
     name = "mmtm"
-    paper = "../shared/papers/000_f67b687c6beb8162.txt §6, Table 1 ('MMTM', model; Joze et al. 2020 §3)"
+    paper = ZHANG_ZHENG.cite("§6, Table 1 ('MMTM', model; Joze et al. 2020 §3)")
     summary = "Mid-level fusion: MMTM squeeze-excitation blocks after the last 3 stages; mean of the two streams' logits"
     Config = MmtmConfig
 
     def __init__(self, config: MmtmConfig, num_classes: int):
         super().__init__(config, num_classes)
-        a, v = self.audio_encoder, self.visual_encoder
+        a, v = self.audio_encoder, self.video_encoder
         self.points = fusion_points(a, v, config.points)
         self.blocks = nn.ModuleList(
             MMTMBlock(a.stage_channels[pa], v.stage_channels[pv], config.ratio) for pa, pv in self.points
         )
         self.audio_head = make_head(a.feature_dim, num_classes)
-        self.visual_head = make_head(v.feature_dim, num_classes)
+        self.video_head = make_head(v.feature_dim, num_classes)
 
     def compute(self, inputs):
-        a, v = self.audio_encoder, self.visual_encoder
-        ha, hv = run_encoders(a, v, inputs["audio"], inputs["visual"], self.points, self.blocks)
-        za, zv = self.audio_head(a.pool(ha)), self.visual_head(v.pool(hv))
-        return {"logits": (za + zv) / 2, "audio_logits": za, "visual_logits": zv}
+        a, v = self.audio_encoder, self.video_encoder
+        ha, hv = run_encoders(a, v, inputs["audio"], inputs["video"], self.points, self.blocks)
+        za, zv = self.audio_head(a.pool(ha)), self.video_head(v.pool(hv))
+        return {"logits": (za + zv) / 2, "audio_logits": za, "video_logits": zv}

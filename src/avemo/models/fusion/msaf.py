@@ -1,6 +1,6 @@
 """``msaf``: Multimodal Split Attention Fusion (Su et al. 2020) between the encoders' stages.
 
-Paper: ``../shared/papers/000_f67b687c6beb8162.txt`` §6, Table 1 row "MSAF" (model-level, 25.94 M).
+Paper: Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §6, Table 1 row "MSAF" (model-level, 25.94 M).
 MSAF (Su, Hu, Li, Cao, "MSAF: Multimodal Split Attention Fusion", §3; code github anita-hu/MSAF,
 ``MSAF.py`` and ``ravdess/networks/msaf_ravdess.py``): each modality's feature map is split into
 channel blocks of ``block_channel`` channels; blocks are summed per modality, globally average
@@ -28,8 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avemo.errors import ConfigError
 from avemo.models.base import global_average, make_head
 from avemo.models.fusion.base import FusionConfig, FusionModel, fusion_points, run_encoders
+from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
 
 
@@ -86,9 +88,9 @@ class MsafConfig(FusionConfig):
 
     def __post_init__(self) -> None:
         if self.points < 1:
-            raise ValueError(f"points must be at least 1, got {self.points}")
+            raise ConfigError(f"points must be at least 1, got {self.points}")
         if not 0.0 <= self.block_dropout < 1.0:
-            raise ValueError(f"block_dropout must be in [0, 1), got {self.block_dropout}")
+            raise ConfigError(f"block_dropout must be in [0, 1), got {self.block_dropout}")
 
 
 @register_model
@@ -96,13 +98,13 @@ class Msaf(FusionModel):
     """MSAF modules after the encoders' last two stages, sum of the two networks' logits; see the module docstring."""
 
     name = "msaf"
-    paper = "../shared/papers/000_f67b687c6beb8162.txt §6, Table 1 ('MSAF', model; Su et al. 2020 §3-4)"
+    paper = ZHANG_ZHENG.cite("§6, Table 1 ('MSAF', model; Su et al. 2020 §3-4)")
     summary = "Mid-level fusion: split-attention (MSAF) modules after the last 2 stages; sum of the two networks' logits"
     Config = MsafConfig
 
     def __init__(self, config: MsafConfig, num_classes: int):
         super().__init__(config, num_classes)
-        a, v = self.audio_encoder, self.visual_encoder
+        a, v = self.audio_encoder, self.video_encoder
         self.points = fusion_points(a, v, config.points)
         blocks = []
         for pa, pv in self.points:
@@ -111,11 +113,11 @@ class Msaf(FusionModel):
             blocks.append(MSAFBlock(chans, bc, config.reduction, config.block_dropout))
         self.blocks = nn.ModuleList(blocks)
         self.audio_head = make_head(a.feature_dim, num_classes)
-        self.visual_head = make_head(v.feature_dim, num_classes)
+        self.video_head = make_head(v.feature_dim, num_classes)
 
     def compute(self, inputs):
-        a, v = self.audio_encoder, self.visual_encoder
+        a, v = self.audio_encoder, self.video_encoder
         calls = [lambda ha, hv, blk=blk: tuple(reversed(blk(hv, ha))) for blk in self.blocks]
-        ha, hv = run_encoders(a, v, inputs["audio"], inputs["visual"], self.points, calls)
-        za, zv = self.audio_head(a.pool(ha)), self.visual_head(v.pool(hv))
-        return {"logits": za + zv, "audio_logits": za, "visual_logits": zv}
+        ha, hv = run_encoders(a, v, inputs["audio"], inputs["video"], self.points, calls)
+        za, zv = self.audio_head(a.pool(ha)), self.video_head(v.pool(hv))
+        return {"logits": za + zv, "audio_logits": za, "video_logits": zv}

@@ -1,6 +1,6 @@
 """``sultana_concat_dense``: paper 001's fusion of its audio 1D CNN and video 3D CNN.
 
-Paper: ``../shared/papers/001_d0fbf4c08d0fa33f.txt`` §III.B.3 ("Fusion Model"): "The second-to-last
+Paper: Sultana et al., "Multimodal Emotion Recognition through Deep Fusion of Audio-Visual Data" §III.B.3 ("Fusion Model"): "The second-to-last
 layers from the trained audio and video models are combined ... The output is concatenated and then
 a dense layer with 128 units and a ReLU activation function is used ... Another dense layer ...
 The final output ... represents the probabilities for 8 potential classes". The penultimate layers
@@ -8,7 +8,7 @@ are the 64-unit dense layers of ``sultana_audio_cnn1d`` and ``sultana_video_cnn3
 
 Departure: the paper trains the unimodal models first and fuses their trained layers; here the
 whole network is one model that can be trained end to end (loading pretrained encoder weights
-into ``audio_encoder`` / ``visual_encoder`` before training reproduces the paper's two steps).
+into ``audio_encoder`` / ``video_encoder`` before training reproduces the paper's two steps).
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ import torch
 from torch import nn
 
 from avemo.models.fusion.base import FusionConfig, FusionModel
+from avemo.models.papers import SULTANA
 from avemo.models.registry import register_model
 
 
 @dataclasses.dataclass(frozen=True)
 class SultanaFusionConfig(FusionConfig):
     audio: str = "sultana_audio_cnn1d"
-    visual: str = "sultana_video_cnn3d"
+    video: str = "sultana_video_cnn3d"
     hidden: int = 128
 
 
@@ -34,13 +35,13 @@ class SultanaConcatDense(FusionModel):
     """Concatenated penultimate layers, dense 128 ReLU, dense softmax (paper 001); see the module docstring."""
 
     name = "sultana_concat_dense"
-    paper = "../shared/papers/001_d0fbf4c08d0fa33f.txt §III.B.3"
+    paper = SULTANA.cite("§III.B.3")
     summary = "Paper 001's fusion: concatenated 64-d penultimate layers -> dense 128 ReLU -> dense (softmax)"
     Config = SultanaFusionConfig
 
     def __init__(self, config: SultanaFusionConfig, num_classes: int):
         super().__init__(config, num_classes)
-        dim = self.audio_encoder.feature_dim + self.visual_encoder.feature_dim
+        dim = self.audio_encoder.feature_dim + self.video_encoder.feature_dim
         self.classifier = nn.Sequential(
             nn.Linear(dim, config.hidden), nn.ReLU(), nn.Linear(config.hidden, num_classes)
         )

@@ -7,13 +7,15 @@ import math
 import torch
 from torch import Tensor, nn
 
+from avemo.errors import ConfigError
+
 
 class AttentionPooling(nn.Module):
     """Attention-weighted average over time: ``(B, T, C) -> (B, C)``.
 
     Scores ``v^T tanh(W h_t + b)`` are normalised with a softmax over ``t`` and used to average the
     ``h_t`` -- the "attention scores ... weighted average" of paper 002
-    (``../shared/papers/002_92d69588fb27ecf8.txt`` §3.2), in the additive form of Bahdanau et al.
+    (Gao & Guo, "Multimodal emotion recognition based on fusion with residual connection" §3.2), in the additive form of Bahdanau et al.
     """
 
     def __init__(self, dim: int, hidden: int | None = None):
@@ -62,7 +64,7 @@ class SelfAttentionEncoder(nn.Module):
     ):
         super().__init__()
         if dim % heads:
-            raise ValueError(f"embedding size {dim} is not divisible by {heads} heads")
+            raise ConfigError(f"embedding size {dim} is not divisible by {heads} heads")
         layer = nn.TransformerEncoderLayer(
             dim,
             heads,

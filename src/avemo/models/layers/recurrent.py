@@ -1,6 +1,6 @@
 """An LSTM layer with *recurrent* dropout, as Keras's ``LSTM(recurrent_dropout=p)``.
 
-Paper 003 (``../shared/papers/003_9a5ab34c3727da9f.txt`` §III.C) trains its LSTMs "with a recurrent
+Paper 003 (Cai et al., "Multi-Modal Emotion Recognition From Speech and Facial Expression Based on Deep Learning" §III.C) trains its LSTMs "with a recurrent
 dropout of 0.2", the Keras option that drops units of the hidden state fed back into the recurrence
 with one mask per sequence (Gal & Ghahramani 2016, "A theoretically grounded application of dropout
 in recurrent neural networks"). ``torch.nn.LSTM`` has no such option, so :class:`RecurrentDropoutLSTM`
@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from avemo.errors import ConfigError
 
 
 class Float32CpuLSTM(nn.LSTM):
@@ -51,7 +53,7 @@ class RecurrentDropoutLSTM(nn.Module):
     ):
         super().__init__()
         if not 0.0 <= recurrent_dropout < 1.0:
-            raise ValueError(f"recurrent_dropout must be in [0, 1), got {recurrent_dropout}")
+            raise ConfigError(f"recurrent_dropout must be in [0, 1), got {recurrent_dropout}")
         self.lstm = Float32CpuLSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
         self.hidden_size = hidden_size
         self.directions = 2 if bidirectional else 1

