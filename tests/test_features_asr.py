@@ -40,7 +40,7 @@ def no_speech_signals() -> dict[str, np.ndarray]:
 def test_log_mel_matches_the_torch_encoder_front_end(samples):
     import torch
 
-    from avemo.features.audio.whisper import WhisperEncoder
+    from avemo.features.audio.whisper_encoder import WhisperEncoder
 
     encoder = WhisperEncoder(layers=1)  # the front end does not depend on the weights
     y = (0.1 * np.random.default_rng(samples).standard_normal(samples)).astype(np.float32)
@@ -113,7 +113,7 @@ def test_compression_ratio_flags_repetition():
 def test_words_are_split_and_punctuation_attached():
     import tokenizers
 
-    from avemo.features.audio.whisper import package_weight_parts
+    from avemo.features.audio.whisper_weights import package_weight_parts
 
     tok = tokenizers.Tokenizer.from_file(str(package_weight_parts()[0].parent / "tokenizer.json"))
     eot = tok.token_to_id("<|endoftext|>")

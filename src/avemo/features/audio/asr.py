@@ -65,9 +65,14 @@ import numpy as np
 from avemo.errors import CheckpointError, ConfigError, FeatureError, MissingStreamError
 from avemo.features.audio.vad import FRAME_SECONDS, VadConfig, VoiceActivityDetector
 from avemo.features.audio.whisper_mel import FRAMES_PER_SECOND, log_mel
+from avemo.features.audio.whisper_weights import (
+    CHUNK_SECONDS,
+    INSTALL_HINT,
+    SAMPLE_RATE,
+    package_weight_parts,
+)
 
-SAMPLE_RATE = 16000
-MAX_CHUNK = 30.0  # Whisper's window: the encoder has 1500 positions of 20 ms
+MAX_CHUNK = CHUNK_SECONDS  # Whisper's window: the encoder has 1500 positions of 20 ms
 ENCODER_FRAMES_PER_SECOND = FRAMES_PER_SECOND // 2
 COMPUTE_TYPES = ("int8", "int8_float32", "int16", "float32")
 UNSPACED_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})  # words split at characters
@@ -281,8 +286,6 @@ class WhisperRecogniser:
         """``device``: "cpu" or "cuda"; None takes a GPU when CTranslate2 can use one, else the CPU."""
         import ctranslate2
         import tokenizers
-
-        from avemo.features.audio.whisper import INSTALL_HINT, package_weight_parts
 
         parts = package_weight_parts()
         folder = parts[0].parent  # the first package also ships the tokenizer, vocabulary and config
