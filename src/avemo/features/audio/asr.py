@@ -9,8 +9,8 @@ the two halves of ``model.bin`` are joined in memory, nothing is written or down
 How a signal is transcribed (settings of :class:`TranscribeConfig` in brackets; the choices
 were measured with ``benchmarks/transcribe_accuracy.py``, see ``docs/results/transcription.md``):
 
-1. **Speech regions** (:mod:`avemo.features.audio.vad`, Silero VAD, its default thresholds
-   [``vad``]). No region: the transcript is empty and Whisper never runs, so silence and noise
+1. **Speech regions** (:mod:`avemo.features.audio.vad`, Silero VAD with the project's
+   thresholds [``vad``]: speech from probability 0.3). No region: the transcript is empty and Whisper never runs, so silence and noise
    cannot be "transcribed" (Whisper invents text for them: Radford et al. section 4.5; Koenecke
    et al. 2024, "Careless Whisper: Speech-to-Text Hallucination Harms", FAccT).
 2. **Chunks**: regions less than ``merge_gap`` apart are decoded together; a chunk longer than
