@@ -15,6 +15,10 @@ name               what                                                   ``"x"`
 All take a mono signal at ``sample_rate`` (16 kHz by default; other rates are resampled)
 through ``from_signal(y, sr)``, or a file through ``extract(path)``. Sequence features use
 a 10 ms hop except ``pyaa34`` (25 ms, pyAudioAnalysis's default step).
+
+Also here, not extractors: speech detection (:mod:`~avemo.features.audio.vad`, Silero VAD) and
+speech recognition (:mod:`~avemo.features.audio.asr`, Whisper-base: a signal or file -> a timed
+``Transcript``).
 """
 
 from avemo.features.audio import egemaps, logmel, mfcc, pitch_energy, pyaa34, whisper  # noqa: F401  (registers)
