@@ -1,6 +1,6 @@
 """Make tests/data/whisper_reference.npz: Whisper-base encoder outputs computed by CTranslate2.
 
-The test suite checks our PyTorch port of the encoder (avemo.features.audio.whisper) against
+The test suite checks our PyTorch port of the encoder (avemo.features.audio.whisper_encoder) against
 these outputs. Run once, in an environment with ctranslate2 installed (it is not a project
 dependency), e.g.::
 
@@ -21,7 +21,8 @@ import ctranslate2
 import numpy as np
 import torch
 
-from avemo.features.audio.whisper import WhisperEncoder, package_weight_parts
+from avemo.features.audio.whisper_encoder import WhisperEncoder
+from avemo.features.audio.whisper_weights import package_weight_parts
 from avemo.media.synth import synth_audio
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "whisper_reference.npz"

@@ -4,7 +4,9 @@ What it measures, on this machine:
 
 1. **Model load**: ``from avemo import Predictor; Predictor.default(engine=...)`` in a fresh Python
    process (imports included; the ONNX graphs already exported), median of ``--repeats`` processes;
-   and the start-up of the whole command, ``avemo predict --help`` excluded (interpreter + imports + load).
+   the whole process's wall time as a ratio to a bare ``python -c "import onnxruntime"`` timed in the
+   same run (so that the figure travels between machines), and whether torch was imported (the onnx
+   engine must not import it).
 2. **End to end on a 4 s 1280x720 30 fps clip** with a face and a voice (generated with
    ``avemo.media.synth.write_clip``): ``predictor.predict(path)`` after the model is loaded and one
    warm-up call, median of ``--repeats`` calls: wall time, CPU time of the process, real-time
@@ -52,7 +54,8 @@ def child_load(engine: str, onnx_dir: str) -> None:
     from avemo import Predictor
 
     Predictor.default(engine=engine, onnx_dir=onnx_dir or None)
-    print(json.dumps({"load_s": time.perf_counter() - t}))
+    print(json.dumps({"load_s": time.perf_counter() - t, "torch": "torch" in sys.modules,
+                      "mediapipe": "mediapipe" in sys.modules}))
 
 
 def child_long(path: str) -> None:
@@ -67,10 +70,23 @@ def child_long(path: str) -> None:
 
 
 def run_child(*args: str) -> dict:
+    """A fresh process running ``child_*``: its JSON line, and its wall time from start to exit."""
+    t = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise RuntimeError(f"child {args} failed: {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "process_s": wall}
+
+
+def bare_onnxruntime(repeats: int) -> float:
+    """Median wall time of ``python -c "import onnxruntime"``: the yardstick of the load figures."""
+    walls = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import onnxruntime"], check=True)
+        walls.append(time.perf_counter() - t)
+    return statistics.median(walls)
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -113,10 +129,13 @@ def main() -> None:
     predictors = {"torch": Predictor.default(), "onnx": Predictor.default(engine="onnx", onnx_dir=onnx_dir)}
 
     loads = {}
+    bare = bare_onnxruntime(args.repeats)
     for engine in ("torch", "onnx"):
-        values = [run_child("load", engine, str(onnx_dir) if engine == "onnx" else "")["load_s"]
-                  for _ in range(args.repeats)]
-        loads[engine] = (statistics.median(values), min(values))
+        runs = [run_child("load", engine, str(onnx_dir) if engine == "onnx" else "") for _ in range(args.repeats)]
+        values = [r["load_s"] for r in runs]
+        process = statistics.median(r["process_s"] for r in runs)
+        loads[engine] = (statistics.median(values), min(values), process, any(r["torch"] for r in runs),
+                         any(r["mediapipe"] for r in runs))
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "avemo.cli", "--version"], capture_output=True, check=True)
     cli_start = time.perf_counter() - t
@@ -139,15 +158,15 @@ def main() -> None:
             memory.append((minutes, run_child("long", str(path))))
             print(f"{minutes:g} min: {memory[-1]}", flush=True)
 
-    lines = _markdown(args, predictors, loads, cli_start, rows, memory, load_start)
+    lines = _markdown(args, predictors, loads, bare, cli_start, rows, memory, load_start)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines), encoding="utf-8")
     assemble()  # docs/benchmarks.md
     print(f"wrote {args.out}")
 
 
-def _markdown(args, predictors, loads, cli_start: float, rows, memory, load_start) -> list[str]:
-    """The report's lines."""
+def _markdown(args, predictors, loads, bare: float, cli_start: float, rows, memory, load_start) -> list[str]:
+    """The report's lines (``bare``: seconds of ``python -c "import onnxruntime"``, the load's yardstick)."""
     lines: list[str] = []
     lines += [
         "## Prediction: model load, end-to-end speed, memory",
@@ -162,12 +181,15 @@ def _markdown(args, predictors, loads, cli_start: float, rows, memory, load_star
         f"(audio {predictors['torch'].model_info['audio']}, video {predictors['torch'].model_info['video']})",
         "",
         "Model load in a fresh process (`from avemo import Predictor; Predictor.default(engine=...)`, imports "
-        f"included), median (best) of {args.repeats} processes; `avemo --version` start-up for comparison:",
+        f"included), median (best) of {args.repeats} processes; the whole process (interpreter start to exit) as a "
+        f"ratio to `python -c \"import onnxruntime\"` timed in the same run ({bare:.2f} s), which carries the "
+        "figure across machines; `avemo --version` start-up for comparison:",
         "",
-        "| engine | load s | best s |",
-        "|---|---:|---:|",
-        *[f"| {e} | {m:.2f} | {b:.2f} |" for e, (m, b) in loads.items()],
-        f"| (`avemo --version`: interpreter + CLI imports) | {cli_start:.2f} | |",
+        "| engine | load s | best s | process s | ratio to importing onnxruntime | torch imported | mediapipe imported |",
+        "|---|---:|---:|---:|---:|---|---|",
+        *[f"| {e} | {m:.2f} | {b:.2f} | {p:.2f} | {p / bare:.1f} | {'yes' if t else 'no'} | {'yes' if mp else 'no'} |"
+          for e, (m, b, p, t, mp) in loads.items()],
+        f"| (`avemo --version`: interpreter + CLI imports) | {cli_start:.2f} | | | | | |",
         "",
         f"End to end on a 4 s 1280x720 30 fps clip with a face and a voice (decode, face tracking at "
         f"{predictors['torch']._backend.video.config.fps:g} analysis frames/s, fer, Whisper-base, head, fusion, "

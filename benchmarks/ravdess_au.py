@@ -445,7 +445,7 @@ def part_report(ctx) -> None:
     from avemo.evaluation.benchmark import summarise_results, write_report
     suite = ctx.suite
     slow = list(suite.train_overrides)
-    from avemo.features.audio.whisper import load_encoder
+    from avemo.features.audio.whisper_encoder import load_encoder
 
     results = _merge_main(ctx)
     if results is None:

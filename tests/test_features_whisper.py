@@ -11,7 +11,7 @@ import torch
 from avemo.errors import CheckpointError, FeatureError
 from avemo.features import get_extractor
 from avemo.features.audio.ctranslate2_format import read_ct2
-from avemo.features.audio.whisper import WhisperEncoder, load_encoder
+from avemo.features.audio.whisper_encoder import WhisperEncoder, load_encoder
 
 REFERENCE = Path(__file__).parent / "data" / "whisper_reference.npz"
 

@@ -7,6 +7,9 @@ random embeddings and fusion inputs), then the two engines end to end on a real 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +85,7 @@ def test_whisper_encoder_graph_matches_torch(torch_predictor, onnx_dir, signal):
 
 def test_audio_head_fer_and_fusion_graphs_match_torch(torch_predictor, onnx_dir):
     from avemo.inference.fusion import fusion_inputs
-    from avemo.models.pretrained import scale_to_network
+    from avemo.models.pretrained import FerEmotionClassifier, scale_to_network
 
     rng = np.random.default_rng(0)
     audio = torch_predictor._backend.audio
@@ -91,7 +94,7 @@ def test_audio_head_fer_and_fusion_graphs_match_torch(torch_predictor, onnx_dir)
                                audio.logits(emb), atol=TOL)
     with np.load(Path(__file__).parent / "data" / "fer_reference.npz") as ref:
         faces = scale_to_network(ref["faces"])
-    classifier = torch_predictor._backend.video.classifier
+    classifier = FerEmotionClassifier()  # the torch engine, as the torch predictor's visual expert runs it
     np.testing.assert_allclose(OnnxEngine(onnx_dir / "fer_mini_xception.onnx")(faces=faces)["logits"],
                                classifier.logits(faces), atol=TOL)
     a = rng.normal(0, 4, (5, 8)).astype(np.float32)
@@ -115,3 +118,28 @@ def test_engines_agree_end_to_end(torch_predictor, onnx_predictor, ravdess_video
     for wa, wb in zip(a.timeline, b.timeline, strict=True):
         assert wb.probabilities == pytest.approx(wa.probabilities, abs=TOL)
     assert a.face_coverage == b.face_coverage
+
+
+_WITHOUT_TORCH = """
+import sys
+from avemo import Predictor
+loaded = lambda: sorted(m for m in ("torch", "mediapipe") if m in sys.modules)
+p = Predictor.default(engine="onnx", onnx_dir=sys.argv[1])
+print("load", loaded())
+p.predict(sys.argv[2])
+print("audio file", loaded())
+p.predict(sys.argv[3])
+print("video file", loaded())
+"""
+
+
+def test_the_onnx_engine_imports_no_torch_and_mediapipe_only_for_a_video(onnx_dir, make_clip):
+    """`--engine onnx` for deployment without torch (2.6-3.6 s of the load here); MediaPipe (1.8 s)
+    only once a video is analysed. A fresh process: this one has imported both long ago."""
+    voice = make_clip("onnx_only_voice.wav", duration=1.2, audio="voice")
+    video = make_clip("onnx_only_face.mp4", duration=1.0, size=(160, 120))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_TORCH, str(onnx_dir), str(voice), str(video)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["load []", "audio file []", "video file ['mediapipe']"]

@@ -89,7 +89,7 @@ def test_audio_expert_clip_embedding_equals_the_whisper_extractor(predictor, rav
 def test_cached_whisper_encoder_equals_the_package_weights():
     import torch
 
-    from avemo.features.audio.whisper import load_encoder
+    from avemo.features.audio.whisper_encoder import load_encoder
     from avemo.inference.audio import _load_encoder_uncached, encoder_cache_file
 
     cached = _load_encoder_uncached()  # made from the packages on first use, from the cache file after

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -276,13 +278,88 @@ def test_truncated_mp4(make_clip, tmp_path):
         _assert_media_error(excinfo, path)
 
 
-def test_truncated_flac(make_clip, tmp_path):
+def test_truncated_flac_gives_what_decodes_and_says_so(make_clip, tmp_path):
     data = make_clip("whole.flac", duration=3.0).read_bytes()
     path = tmp_path / "truncated.flac"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(MediaError, match="truncated") as excinfo:
+    warnings = []
+    y = np.concatenate(list(iter_audio(path, warn=warnings.append)))
+    assert 0.5 < len(y) / 16000 < 2.5
+    assert len(warnings) == 1 and "header declares 3.00 s of audio" in warnings[0]
+    assert f"only {len(y) / 16000:.2f} s could be decoded" in warnings[0]
+
+
+def _damaged_middle(clip: Path, out: Path) -> Path:
+    """``clip`` with 3 KB of noise written over the middle of the file (a bad sector, a broken copy)."""
+    data = bytearray(clip.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 3000] = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_a_damaged_middle_decodes_around_the_damage(make_clip, tmp_path):
+    clip = make_clip("damaged.mp4", duration=4.0, fps=30, size=(160, 120))
+    path = _damaged_middle(clip, tmp_path / "damaged.mp4")
+    warnings = []
+    frames = list(iter_frames(path, warn=warnings.append))
+    assert 60 < len(frames) < 120  # most of the 120 frames, not all
+    assert any("video packets could not be decoded and were skipped" in w for w in warnings)
+    audio_warnings = []
+    y = np.concatenate(list(iter_audio(path, warn=audio_warnings.append)))
+    assert any("audio packet" in w for w in audio_warnings)
+    assert len(y) / 16000 == pytest.approx(4.0, abs=0.1)  # lost packets become silence: the times stay right
+
+
+def test_truncated_matroska_warns_for_both_streams(make_clip, tmp_path):
+    clip = make_clip("long.mkv", duration=4.0, fps=30, size=(160, 120))
+    path = tmp_path / "cut.mkv"
+    path.write_bytes(clip.read_bytes()[: int(clip.stat().st_size * 0.3)])
+    warnings = []
+    frames = list(iter_frames(path, warn=warnings.append))
+    y = np.concatenate(list(iter_audio(path, warn=warnings.append)))
+    assert frames and len(y)
+    assert [w.split(" s of ")[1].split(",")[0] for w in warnings] == ["video", "audio"]
+    assert all("header declares 4.06 s" in w for w in warnings)
+
+
+def test_float_audio_with_nan_or_inf_is_named(tmp_path):
+    y = (0.3 * np.sin(np.arange(32000) * 2 * np.pi * 200 / 16000)).astype(np.float32)
+    y[1000:1100] = np.nan
+    path = tmp_path / "nan.wav"
+    sf.write(path, y, 16000, subtype="FLOAT")
+    with pytest.raises(MediaError, match="NaN or infinite samples") as excinfo:
         load_audio(path)
     _assert_media_error(excinfo, path)
+
+
+@pytest.mark.parametrize("default", [0, 1])
+def test_of_several_audio_streams_the_one_with_sound_is_used(tmp_path, default):
+    from avemo.media.synth import write_audio_streams
+
+    path = write_audio_streams(tmp_path / f"two_{default}.mkv", ("silence", "voice"), default=default)
+    assert np.abs(load_audio(path)).max() > 0.1  # stream 0 is silent
+    streams = probe(path).streams
+    assert [(s.index, s.kind, s.used, s.default) for s in streams] == [
+        (0, "audio", False, default == 0), (1, "audio", True, default == 1)]
+
+
+def test_of_several_silent_streams_the_default_one_is_used(tmp_path):
+    from avemo.media.synth import write_audio_streams
+
+    path = write_audio_streams(tmp_path / "mute.mkv", ("silence", "silence"), default=1)
+    assert [s.used for s in probe(path).streams] == [False, True]
+
+
+def test_a_concat_list_named_like_a_video_is_not_followed(make_clip, tmp_path):
+    """FFmpeg would read an ffconcat list (and the files it names) whatever the file is called."""
+    (tmp_path / "other.mp4").write_bytes(make_clip("other.mp4", duration=1.0, size=SMALL).read_bytes())
+    path = tmp_path / "playlist.mp4"
+    path.write_text("ffconcat version 1.0\nfile 'other.mp4'\n")  # FFmpeg's concat demuxer reads other.mp4
+    for call in (probe, load_audio, read_frames):
+        with pytest.raises(MediaError, match="not a media file") as excinfo:
+            call(path)
+        _assert_media_error(excinfo, path)
 
 
 def test_corrupt_header(make_clip, tmp_path):

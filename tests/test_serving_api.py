@@ -17,8 +17,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from avemo.media.sniff import CONTAINERS, sniff
 from avemo.serving import BackgroundServer, ServeSettings, create_app, load_settings
-from avemo.serving.sniff import CONTAINERS, sniff
 from avemo.serving.uploads import display_name, scan_duration
 
 pytestmark = pytest.mark.shared_data
@@ -102,7 +102,7 @@ def _post_file(client, path: Path, name: str | None = None, **fields):
 
 def _check_prediction(body: dict, filename: str) -> None:
     assert set(body) == {"path", "duration", "emotion", "probabilities", "modalities", "face_coverage",
-                         "timeline", "model"}
+                         "timeline", "model", "warnings"}
     assert body["path"] == filename
     assert set(body["probabilities"]) == EMOTIONS
     assert math.isclose(sum(body["probabilities"].values()), 1.0, abs_tol=1e-3)
@@ -255,7 +255,8 @@ def test_malformed_requests(client, ravdess_video):
         ({"window": "abc"}, "window' must be a number"),
         ({"window": "nan"}, "finite"),
         ({"window": "0.01"}, "window must lie between"),
-        ({"window": "1", "hop": "2"}, "hop must be"),
+        ({"window": "1", "hop": "2"}, "hop must lie between 0.1 s and the window (1 s), got 2"),
+        ({"window": "0.25", "hop": "0.001"}, "hop must lie between 0.1 s and the window (0.25 s), got 0.001"),
         ({"modalities": "audio,smell"}, "unknown modality 'smell'"),
         ({"modalities": ","}, "modalities is empty"),
     ],
@@ -276,8 +277,9 @@ def test_http_errors_are_json(client):
 def test_healthz_models_openapi_and_page(client, predictor):
     health = client.get("/healthz").json()
     assert health["status"] == "ok"
-    assert health["queue"] == {"workers": 1, "capacity": 5, "in_use": 0}
+    assert health["queue"] == {"workers": 1, "capacity": 5, "in_use": 0, "uploading": 0, "max_uploads": 16}
     assert health["limits"]["max_upload_bytes"] == ServeSettings().max_upload_bytes
+    assert (health["limits"]["min_hop"], health["limits"]["max_timeline_rows"]) == (0.1, 10_000)
 
     models = client.get("/v1/models").json()["models"]
     assert len(models) == 1
@@ -311,6 +313,7 @@ class GatedPredictor:
     def __init__(self, predictor):
         self.predictor = predictor
         self.gate = threading.Event()
+        self.entered = threading.Event()  # set when a prediction has started (and waits at the gate)
         self.calls = 0
 
     def info(self):
@@ -318,6 +321,7 @@ class GatedPredictor:
 
     def predict(self, path, **kwargs):
         self.calls += 1
+        self.entered.set()
         if not self.gate.wait(30):
             raise RuntimeError("gate never opened")
         return self.predictor.predict(path, **kwargs)
@@ -425,6 +429,104 @@ def test_disconnect_and_slow_upload_leave_nothing_behind(predictor, ravdess_vide
         assert status == 408 and body["error"]["code"] == "upload_timeout"
         assert _wait_empty(tmp_path)
         assert httpx.get(server.url + "/healthz").json()["queue"]["in_use"] == 0
+
+
+def _stalled_upload(url: str, sent: bytes) -> socket.socket:
+    """A client that starts an upload of 1 MB, sends ``sent`` of it and then nothing (slowloris)."""
+    head = ("POST /v1/predict HTTP/1.1\r\nHost: test\r\nContent-Length: 1000000\r\n"
+            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n\r\n").encode()
+    return _raw_request(url, head + _part_head() + sent)
+
+
+def _wait_for(condition, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the server never reached the expected state"
+        time.sleep(0.02)
+
+
+def test_stalled_uploads_do_not_lock_out_other_clients(predictor, ravdess_video, tmp_path):
+    """Five clients that send 1 KB and stall once held every slot (workers 1 + queue 4) for two
+    minutes; uploads now hold no prediction slot."""
+    settings = ServeSettings(port=0, workers=1, queue_size=4, read_timeout=60, upload_dir=str(tmp_path))
+    with BackgroundServer(create_app(predictor=predictor, settings=settings)) as server:
+        stalled = [_stalled_upload(server.url, ravdess_video.read_bytes()[:1024]) for _ in range(5)]
+        health = lambda: httpx.get(server.url + "/healthz").json()["queue"]  # noqa: E731
+        _wait_for(lambda: health()["uploading"] == 5)
+        with open(ravdess_video, "rb") as fh:
+            response = httpx.post(server.url + "/v1/predict", files={"file": (ravdess_video.name, fh)}, timeout=120)
+        assert response.status_code == 200, response.text
+        assert health()["uploading"] == 5 and health()["in_use"] == 0  # they are still there, holding no slot
+        for sock in stalled:
+            sock.close()
+        _wait_for(lambda: health()["uploading"] == 0)
+    assert _wait_empty(tmp_path)
+
+
+def test_a_stalled_or_trickling_upload_is_cut_off(predictor, ravdess_video, tmp_path):
+    settings = ServeSettings(port=0, read_timeout=0.5, min_upload_rate=4096, upload_dir=str(tmp_path))
+    clip = ravdess_video.read_bytes()
+    with BackgroundServer(create_app(predictor=predictor, settings=settings)) as server:
+        sock = _stalled_upload(server.url, clip[:1024])
+        status, body = _read_response(sock)
+        sock.close()
+        assert status == 408 and body["error"]["message"] == "the client sent nothing for 0.5 s during its upload"
+        # a few bytes every 0.1 s: never silent for 0.5 s, but far below 4 KiB/s
+        sock = _stalled_upload(server.url, clip[:64])
+        deadline, sent = time.monotonic() + 20, 64
+        while not select.select([sock], [], [], 0.1)[0]:
+            assert time.monotonic() < deadline, "a trickling upload was never cut off"
+            sock.sendall(clip[sent : sent + 16])
+            sent += 16
+        status, body = _read_response(sock)
+        sock.close()
+        assert status == 408 and "the upload is too slow" in body["error"]["message"]
+        assert "this server needs at least 4 KiB/s" in body["error"]["message"]
+    assert _wait_empty(tmp_path)
+
+
+def test_uploads_beyond_the_upload_gate_get_503_at_once(predictor, ravdess_video, tmp_path):
+    settings = ServeSettings(port=0, max_uploads=1, read_timeout=60, upload_dir=str(tmp_path))
+    with BackgroundServer(create_app(predictor=predictor, settings=settings)) as server:
+        sock = _stalled_upload(server.url, ravdess_video.read_bytes()[:1024])
+        _wait_for(lambda: httpx.get(server.url + "/healthz").json()["queue"]["uploading"] == 1)
+        second = httpx.post(server.url + "/v1/predict", files={"file": ("x.mp4", b"never read")}, timeout=10)
+        assert "all 1 upload places are taken" in _error(second, 503, "busy")
+        sock.close()
+    assert _wait_empty(tmp_path)
+
+
+def test_a_timeline_with_too_many_rows_is_refused(predictor, ravdess_video, tmp_path):
+    """A 4 s clip at hop 0.1 s would be 41 windows; this server answers with at most 20."""
+    settings = ServeSettings(max_timeline_rows=20, upload_dir=str(tmp_path))
+    with TestClient(create_app(predictor=predictor, settings=settings)) as c:
+        message = _error(_post_file(c, ravdess_video, window="0.25", hop="0.1"), 422, "timeline_too_long")
+        assert message.startswith(f"{ravdess_video.name}: a hop of 0.1 s over 4 s makes 41 timeline windows")
+        assert message.endswith("at most 20 (use a hop of at least 0.21 s)")
+        assert _post_file(c, ravdess_video, window="0.5", hop="0.25").status_code == 200  # 17 windows
+
+
+def test_a_request_in_flight_at_shutdown_gets_json(predictor, ravdess_video, tmp_path, caplog):
+    gated = GatedPredictor(predictor)
+    settings = ServeSettings(port=0, shutdown_grace=0.2, upload_dir=str(tmp_path))
+    results: list[httpx.Response] = []
+
+    def post(url):
+        with open(ravdess_video, "rb") as fh:
+            results.append(httpx.post(url + "/v1/predict", files={"file": (ravdess_video.name, fh)}, timeout=60))
+
+    server = BackgroundServer(create_app(predictor=gated, settings=settings))
+    with server:
+        client = threading.Thread(target=post, args=(server.url,))
+        client.start()
+        assert gated.entered.wait(60)
+        server._server.should_exit = True  # as Ctrl-C does
+        client.join(60)
+        gated.gate.set()  # the prediction thread ends; the server finishes stopping
+    message = _error(results[0], 503, "shutting_down")
+    assert message == "the server is shutting down; send the request again in a moment"
+    assert "Traceback" not in caplog.text and "CancelledError" not in caplog.text
+    assert _wait_empty(tmp_path)
 
 
 def test_full_queue_answers_503_with_progress_states_and_timeouts_504(predictor, ravdess_video, tmp_path):
@@ -576,9 +678,8 @@ def test_sniff_real_files(shared_data, ravdess_video, crema_videos):
 
 def test_scan_duration_reads_packets(make_clip):
     path = make_clip("scan.mp4", duration=3.0)
-    container = sniff(path.read_bytes()[:64])
-    assert scan_duration(path, container, limit=100) == pytest.approx(3.0, abs=0.15)
-    assert 1.0 < scan_duration(path, container, limit=1.0) < 1.6  # stops soon after the limit
+    assert scan_duration(path, limit=100) == pytest.approx(3.0, abs=0.15)
+    assert 1.0 < scan_duration(path, limit=1.0) < 1.6  # stops soon after the limit
 
 
 @pytest.mark.parametrize(
@@ -643,6 +744,8 @@ def test_serve_command_options_and_config_errors(tmp_path):
     for option in ("--host", "--port", "--workers", "--queue", "--max-upload-mb", "--max-duration", "--timeout",
                    "--upload-dir", "--config"):
         assert option in result.output
+    for default in ("[default: 127.0.0.1]", "[default: 8000]", "[default: 300.0]", "[default: 100.0]"):
+        assert default in result.output  # the defaults are shown (rich used to swallow them as markup)
     bad = tmp_path / "serve.toml"
     bad.write_text("workers = 0\n")
     result = runner.invoke(app, ["serve", "--config", str(bad)])

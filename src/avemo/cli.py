@@ -6,7 +6,9 @@ exit code 2; batch commands go on past bad items, list them at the end and exit 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import logging
 import sys
@@ -15,9 +17,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from avemo.errors import AvemoError
+from avemo.serving.settings import MIB, ServeSettings  # light: the web framework loads in `serve` only
 from avemo.version import __version__
 
 app = typer.Typer(
@@ -95,8 +99,20 @@ def _flatten(data: dict, prefix: str = ""):
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             yield from _flatten(value, name + ".")
+        elif key == "streams" and isinstance(value, list):
+            for stream in value:
+                yield f"stream {stream['index']}", _stream_line(stream)
         elif value is not None:
             yield name, value
+
+
+def _stream_line(stream: dict) -> str:
+    """``audio aac, 44100 Hz, 2 channels [eng] (default, used)``."""
+    text = f"{stream['kind']} {stream['codec']}" + (f", {stream['details']}" if stream["details"] else "")
+    if stream["language"]:
+        text += f" [{stream['language']}]"
+    flags = [f for f in ("default", "used") if stream[f]]
+    return text + (f" ({', '.join(flags)})" if flags else "")
 
 
 # -------------------------------------------------------------------------- extract
@@ -192,6 +208,23 @@ TableOpt = Annotated[
 ]
 CacheOpt = Annotated[Path | None, typer.Option("--cache", help="Feature cache folder (default: ~/.cache/avemo/features).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", "-j", help="Parallel feature-extraction processes.")]
+
+
+def _cores() -> int:
+    """The CPU cores this process may use (its affinity mask: a container's or a job's share)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+ExtractWorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", "-j", show_default=f"the machine's cores, {_cores()} here",
+                 help="Parallel processes extracting the features that are not in the cache yet."),
+]
 LabelsOpt = Annotated[Path | None, typer.Option("--labels", help="Labels CSV for --dataset folder.")]
 
 
@@ -274,7 +307,7 @@ def train(
         bool | None, typer.Option("--compile/--no-compile", help="torch.compile the training step (pays off "
                                   "on a GPU over long runs; the compile time is reported).")
     ] = None,
-    workers: WorkersOpt = 1,
+    workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
     """Train MODEL on a dataset folder with early stopping on validation speakers; write a checkpoint.
@@ -296,7 +329,7 @@ def train(
         task = bar.add_task(f"training {model}", total=train_cfg.epochs)
         run = train_run(
             model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
-            train_config=train_cfg, cache=FeatureCache(cache_dir), out_dir=out, workers=workers,
+            train_config=train_cfg, cache=FeatureCache(cache_dir), out_dir=out, workers=workers or _cores(),
             extra_meta={"split": split_info},
             on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
         )
@@ -319,7 +352,7 @@ def evaluate(
     labels: LabelsOpt = None,
     speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated speaker list.")] = "all",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics and confusion matrix as JSON.")] = None,
-    workers: WorkersOpt = 1,
+    workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
     """Run a trained checkpoint on a dataset folder; print accuracy, macro-F1 and UAR."""
@@ -328,7 +361,7 @@ def evaluate(
 
     ckpt = load_checkpoint(checkpoint)
     data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels)
-    metrics, gathered, _ = evaluate_checkpoint(ckpt, data, cache=FeatureCache(cache_dir), workers=workers)
+    metrics, gathered, _ = evaluate_checkpoint(ckpt, data, cache=FeatureCache(cache_dir), workers=workers or _cores())
     for path, reason in gathered.failed:
         console_err.print(f"[yellow]skipped[/] {path}: {reason}")
     console.print(
@@ -435,56 +468,120 @@ def _load_predictor(model: Path | None, engine: str, device: str):
     return Predictor.default(engine=engine, device=device)
 
 
-def _predict_files(predictor, files, *, window, hop, modalities, raise_single: bool):
-    """Predict each file with a progress bar on stderr; (predictions, failures)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    predictions, failures = [], []
-    show = console_err.is_terminal
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeRemainingColumn(), console=console_err, transient=True, disable=not show) as bar:
-        overall = bar.add_task(f"{len(files)} files", total=len(files), visible=len(files) > 1)
-        for path in files:
-            task = bar.add_task(Path(path).name[:40], total=None)
-
-            def update(done: float, total: float, task=task) -> None:
-                bar.update(task, completed=done, total=total or None)
-
-            try:
-                predictions.append(predictor.predict(path, window=window, hop=hop, modalities=modalities,
-                                                     progress=update))
-            except AvemoError as exc:
-                if raise_single:
-                    raise
-                if exc.path is None:
-                    exc.path = str(path)
-                failures.append((str(path), exc.reason))
-            finally:
-                bar.remove_task(task)
-                bar.advance(overall)
-    return predictions, failures
+#: seconds between progress lines when stderr is not a terminal (a log file, a service, CI)
+PROGRESS_EVERY = 5.0
 
 
-def _write_predictions(predictions, fmt: str, out: Path | None, *, single: bool) -> None:
+class _PredictProgress:
+    """Progress of ``avemo predict`` on stderr: on a terminal, a bar per file (and one for the batch);
+    otherwise a line every :data:`PROGRESS_EVERY` seconds while a file is analysed, so that the log
+    of a long run shows that it advances. Fed by :meth:`Predictor.predict_many`'s callback (from
+    the experts' threads too)."""
+
+    def __init__(self, files: list[Path]):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.names = [Path(p).name for p in files]
+        self.index = -1
+        self.started = 0.0
+        self.last_line = 0.0
+        self.bar = None
+        if console_err.is_terminal:
+            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                                TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(), console=console_err,
+                                transient=True)
+            self.overall = self.bar.add_task(f"{len(files)} files", total=len(files), visible=len(files) > 1)
+            self.task = None
+
+    def __enter__(self) -> _PredictProgress:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def update(self, index: int, _path: str, done: float, total: float) -> None:
+        import time
+
+        if index != self.index:  # a new file starts
+            self.index, self.started = index, time.monotonic()
+            self.last_line = self.started
+            if self.bar is not None:
+                self.task = self.bar.add_task(escape(self.names[index][:40]), total=None)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=total or None)
+        elif time.monotonic() - self.last_line >= PROGRESS_EVERY:
+            self.last_line = time.monotonic()
+            share = f" ({100 * done / total:.0f} %)" if total else ""
+            print(f"avemo: [{index + 1}/{len(self.names)}] {self.names[index]}: {done:.0f} of {total:.0f} s "
+                  f"analysed{share}, {self.last_line - self.started:.0f} s so far", file=sys.stderr, flush=True)
+
+    def finished(self) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.remove_task(self.task)
+            self.task = None
+            self.bar.advance(self.overall)
+
+
+def _predict_files(predictor, files: list[Path], done: list, *, window, hop, modalities,
+                   raise_single: bool) -> list[tuple[str, str]]:
+    """Predict each file with progress on stderr, appending each prediction to ``done`` as soon as it
+    is made (so that an interrupted batch keeps them); returns the files that failed, with why.
+    ``raise_single``: the first failure is raised instead (one input file: exit code 2)."""
+    failures = []
+    with _PredictProgress(files) as progress:
+        for outcome in predictor.predict_many(files, window=window, hop=hop, modalities=modalities,
+                                              progress=progress.update):
+            progress.finished()
+            if outcome.ok:
+                done.append(outcome.prediction)
+                for warning in outcome.prediction.warnings:  # one line each, as errors are
+                    console_err.print(f"avemo: warning: {outcome.path}: {warning}", markup=False, highlight=False,
+                                      soft_wrap=True)
+            elif raise_single:
+                raise AvemoError(outcome.reason, outcome.path)
+            else:
+                failures.append((outcome.path, outcome.reason))
+    return failures
+
+
+def _render(predictions, fmt: str, *, single: bool) -> str:
+    """The predictions as the text of a file: a table (120 columns, no colour), JSON or CSV."""
     from avemo.inference import formats
 
     if fmt == "table":
-        if out is None:
+        buffer = io.StringIO()
+        file_console = Console(file=buffer, width=120, no_color=True, highlight=False)
+        for p in predictions:
+            formats.render(p, file_console)
+        return buffer.getvalue()
+    text = formats.to_json(predictions, single=single) if fmt == "json" else formats.to_csv(predictions)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _write_predictions(predictions, fmt: str, output, *, single: bool) -> None:
+    """Print the predictions, or write them to ``output`` (an :class:`~avemo.output_file.OutputFile`)."""
+    from avemo.inference import formats
+
+    if output is None:
+        if fmt == "table":
             for p in predictions:
                 formats.render(p, console)
-            return
-        with open(out, "w", encoding="utf-8") as handle:
-            file_console = Console(file=handle, width=120, no_color=True, highlight=False)
-            for p in predictions:
-                formats.render(p, file_console)
-        console_err.print(f"wrote {out}")
+        else:
+            sys.stdout.write(_render(predictions, fmt, single=single))
         return
-    text = formats.to_json(predictions, single=single) if fmt == "json" else formats.to_csv(predictions)
-    if out is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    else:
-        out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-        console_err.print(f"wrote {out}")
+    output.commit(_render(predictions, fmt, single=single))
+    console_err.print(f"wrote {escape(str(output.path))}")
+
+
+def _check_grid(window: float | None, hop: float | None) -> None:
+    """Refuse a bad --window / --hop before the model loads (the model's own values fill the gaps)."""
+    from avemo.inference.windows import WindowGrid
+
+    defaults = WindowGrid()
+    WindowGrid(defaults.window if window is None else window, defaults.hop if hop is None else hop)
 
 
 @app.command()
@@ -498,30 +595,46 @@ def predict(
     model: Annotated[
         Path | None, typer.Option("--model", "-m", help="A checkpoint from `avemo train` to use instead of the bundled model.")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the output to FILE instead of stdout.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the output to FILE instead of stdout. Checked before the work starts; "
+                                         "written whole when it ends (after Ctrl-C: the files done so far)."),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto (GPU when present), cpu, cuda...")] = "auto",
 ) -> None:
-    """Predict the emotion of each file: clip label, per-emotion probabilities, modalities used, timeline."""
+    """Predict the emotion of each file: clip label, per-emotion probabilities, modalities used, timeline.
+
+    Progress goes to stderr: a bar on a terminal, a line every few seconds otherwise. Ctrl-C stops
+    at once (exit code 130), keeping the results of the files already done.
+    """
     from avemo.inference.formats import FORMATS
     from avemo.inference.inputs import collect_media
     from avemo.modality import parse_modalities
+    from avemo.output_file import OutputFile
 
     if fmt not in FORMATS:
         raise AvemoError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     wanted = parse_modalities(modalities)
+    _check_grid(window, hop)
     files, problems = collect_media(paths)
     single = len(paths) == 1 and not paths[0].is_dir()
     if not files:
         raise AvemoError(problems[0][1] if problems else "no input files", problems[0][0] if problems else None)
-    predictor = _load_predictor(model, engine, device)
-    from avemo.inference.windows import WindowGrid
-
-    WindowGrid(predictor.grid.window if window is None else window, predictor.grid.hop if hop is None else hop)
-    predictions, failures = _predict_files(predictor, files, window=window, hop=hop, modalities=wanted,
-                                           raise_single=single)
-    failures = problems + failures
-    if predictions:
-        _write_predictions(predictions, fmt, out, single=single)
+    with OutputFile(out) if out is not None else contextlib.nullcontext() as output:
+        predictor = _load_predictor(model, engine, device)
+        predictions: list = []
+        try:
+            failures = _predict_files(predictor, files, predictions, window=window, hop=hop, modalities=wanted,
+                                      raise_single=single)
+        except KeyboardInterrupt:
+            if predictions and not single:
+                _write_predictions(predictions, fmt, output, single=False)
+                console_err.print(f"interrupted: the results of the {len(predictions)} files done (of {len(files)}) "
+                                  "were written")
+            raise
+        failures = problems + failures
+        if predictions:
+            _write_predictions(predictions, fmt, output, single=single)
     if failures:  # one unwrapped line per file, so that the list can be grepped
         print(f"Not predicted ({len(failures)} of {len(files) + len(problems)}):", file=sys.stderr)
         for path, reason in failures:
@@ -539,18 +652,19 @@ def demo(
     import tempfile
 
     from avemo.inference.demo import make_demo_clip
+    from avemo.inference.formats import FORMATS
     from avemo.inference.predictor import Predictor
 
+    if fmt not in FORMATS:
+        raise AvemoError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     predictor = Predictor.default(engine=engine)
-    if path is not None:
-        predictions, _ = _predict_files(predictor, [path], window=None, hop=None, modalities=None, raise_single=True)
-        _write_predictions(predictions, fmt, None, single=True)
-        return
     with tempfile.TemporaryDirectory(prefix="avemo-demo-") as tmp:
-        clip = make_demo_clip(tmp)
-        console_err.print("No file given: predicting a 4 s clip generated now (the portrait from matplotlib's sample "
-                          "data and a synthetic voice; it acts no emotion). Try `avemo demo YOUR_VIDEO.mp4`.")
-        predictions, _ = _predict_files(predictor, [clip], window=None, hop=None, modalities=None, raise_single=True)
+        if path is None:
+            path = make_demo_clip(tmp)
+            console_err.print("No file given: predicting a 4 s clip generated now (the portrait from matplotlib's "
+                              "sample data and a synthetic voice; it acts no emotion). Try `avemo demo YOUR_VIDEO.mp4`.")
+        predictions: list = []
+        _predict_files(predictor, [path], predictions, window=None, hop=None, modalities=None, raise_single=True)
         _write_predictions(predictions, fmt, None, single=True)
 
 
@@ -601,26 +715,32 @@ def _write_json(path: Path, data) -> None:
 
 
 # ----------------------------------------------------------------------------- serve
+_SERVE = ServeSettings()  # the defaults shown by `serve --help`
 
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8000].")] = None,
-    workers: Annotated[
-        int | None, typer.Option("--workers", "-j", help="Prediction threads sharing the loaded model [default: 1].")
-    ] = None,
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = _SERVE.host,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = _SERVE.port,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Prediction threads sharing the loaded model.")
+                       ] = _SERVE.workers,
     queue: Annotated[
-        int | None, typer.Option("--queue", help="Requests that may wait beyond the running ones; more get 503 [default: 4].")
-    ] = None,
-    max_upload_mb: Annotated[float | None, typer.Option(help="Largest accepted upload, MiB [default: 100].")] = None,
-    max_duration: Annotated[float | None, typer.Option(help="Longest accepted media, seconds [default: 300].")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Per-request prediction timeout, seconds (504) [default: 300].")] = None,
+        int, typer.Option("--queue", help="Uploaded requests that may wait for a prediction thread; more get 503.")
+    ] = _SERVE.queue_size,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload, MiB.")] = _SERVE.max_upload_bytes / MIB,
+    max_duration: Annotated[float, typer.Option(help="Longest accepted media, seconds.")] = _SERVE.max_duration,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds from the end of an upload to its result, queue wait included (504).")
+    ] = _SERVE.request_timeout,
     upload_dir: Annotated[
-        Path | None, typer.Option(help="Parent folder of the private upload folders [default: the system temp folder].")
+        Path | None, typer.Option(help="Parent folder of the private upload folders.",
+                                  show_default="the system temp folder")
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="Settings file (TOML/YAML/JSON; keys of ServeSettings).")
+        Path | None, typer.Option("--config", help="Settings file (TOML/YAML/JSON) with any key of ServeSettings, "
+                                                   "e.g. read_timeout, min_upload_rate, max_uploads, min_hop, "
+                                                   "max_timeline_rows; options given here win.")
     ] = None,
 ) -> None:
     """Serve the REST API (POST /v1/predict, GET /v1/models, /healthz, /openapi.json) and the web page at /."""
@@ -632,20 +752,24 @@ def serve(
         raise AvemoError(f"the web service needs the 'serve' extra ({exc.name} is missing): pip install 'avemo[serve]'") from None
     from avemo.serving import load_settings, run_server
 
+    def given(name: str, value):  # an option left at its default does not override the --config file
+        source = ctx.get_parameter_source(name)
+        return None if source is None or source.name == "DEFAULT" else value
+
     settings = load_settings(
         config,
-        host=host,
-        port=port,
-        workers=workers,
-        queue_size=queue,
-        max_upload_bytes=None if max_upload_mb is None else int(max_upload_mb * 1024 * 1024),
-        max_duration=max_duration,
-        request_timeout=timeout,
+        host=given("host", host),
+        port=given("port", port),
+        workers=given("workers", workers),
+        queue_size=given("queue", queue),
+        max_upload_bytes=given("max_upload_mb", None if max_upload_mb is None else int(max_upload_mb * MIB)),
+        max_duration=given("max_duration", max_duration),
+        request_timeout=given("timeout", timeout),
         upload_dir=None if upload_dir is None else str(upload_dir),
     )
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
-        console_err.print(f"[yellow]warning:[/] listening on {settings.host}: the service has no authentication; "
-                          "put it behind a proxy that has.")
+        console_err.print(f"[yellow]warning:[/] listening on {escape(settings.host)}: the service has no "
+                          "authentication; put it behind a proxy that has.")
     console_err.print(f"avemo: loading the model, then serving on http://{settings.host}:{settings.port}/ (Ctrl-C stops)")
     run_server(settings)
 
@@ -657,9 +781,13 @@ def main() -> None:
     except AvemoError as exc:
         print(f"avemo: error: {exc}", file=sys.stderr)  # one line, never wrapped
         sys.exit(2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before or after the command (Typer handles it during one)
         print("avemo: interrupted", file=sys.stderr)
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130:  # Typer turns Ctrl-C during a command into a silent exit with code 130
+            print("avemo: interrupted", file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from avemo.errors import ConfigError
+from avemo.errors import CheckpointError, ConfigError
 
 T = TypeVar("T")
 
@@ -167,3 +167,20 @@ def canonical_json(value: Any) -> str:
 def stable_hash(value: Any, length: int = 64) -> str:
     """SHA-256 hex digest of the canonical JSON of ``value``."""
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:length]
+
+
+def read_format_json(meta_path: Path, where: Path, *, fmt: str, version: int, noun: str, what: str) -> dict[str, Any]:
+    """A JSON object whose ``format`` / ``format_version`` must be ``fmt`` / ``version``
+    (checkpoints, predictor bundles, their ONNX exports); CheckpointError naming ``where`` otherwise.
+    Here, below every layer, so that reading such a file needs neither torch nor the model zoo."""
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"unreadable {meta_path.name} ({exc})", where) from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise CheckpointError(f"not {what} ({meta_path.name} has no format '{fmt}')", where)
+    if meta.get("format_version") != version:
+        raise CheckpointError(
+            f"{noun} format version {meta.get('format_version')} is not supported (this avemo reads {version})", where
+        )
+    return meta

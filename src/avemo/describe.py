@@ -1,7 +1,12 @@
-"""What the tool sees in one file (``avemo info``): streams, duration, faces, parsed labels."""
+"""What the tool sees in one file (``avemo info``): streams, duration, faces, parsed labels.
+
+Every stream of the file is listed with ``used`` telling which audio and video streams the
+decoders read (of several audio streams, the one that carries sound; :mod:`avemo.media.probe`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +16,8 @@ from avemo.errors import AvemoError, DatasetError
 def describe_file(path: str | Path, *, faces: bool = True, face_frames: int = 8) -> dict[str, Any]:
     """A JSON-compatible description of ``path``; raises MediaError if it cannot be decoded.
 
-    ``faces``: run the face detector on ``face_frames`` frames spread over a video and report
-    how many had a face and the largest number of faces in one frame.
+    ``faces``: run the face detector on up to ``face_frames`` distinct frames spread over a video
+    and report how many had a face and the largest number of faces in one frame.
     """
     from avemo.datasets import parse_file_name
     from avemo.media import probe
@@ -26,6 +31,7 @@ def describe_file(path: str | Path, *, faces: bool = True, face_frames: int = 8)
         "duration_s": None if info.duration is None else round(info.duration, 3),
         "audio": None,
         "video": None,
+        "streams": [dataclasses.asdict(stream) for stream in info.streams],
     }
     if info.audio is not None:
         report["audio"] = {
@@ -53,6 +59,8 @@ def describe_file(path: str | Path, *, faces: bool = True, face_frames: int = 8)
 
 
 def _faces(path: Path, n: int) -> dict[str, Any]:
+    import numpy as np
+
     from avemo.features.face import get_detector
     from avemo.media import sample_frames
 
@@ -60,9 +68,11 @@ def _faces(path: Path, n: int) -> dict[str, Any]:
         frames = sample_frames(path, n)
     except AvemoError as exc:
         return {"error": exc.reason}
+    # a video with fewer than n frames repeats them: each distinct frame is checked once
+    _, distinct = np.unique(frames.times, return_index=True)
     detector = get_detector("mediapipe")
     try:
-        counts = [len(detector.detect(image)) for image in frames.images]
+        counts = [len(detector.detect(frames.images[i])) for i in sorted(distinct)]
     finally:
         detector.close()
     return {

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from avemo.errors import ConfigError
+from avemo.errors import ConfigError, FeatureError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,33 @@ def label_map(source: str | LabelSet, target: str | LabelSet) -> LabelMap:
 
 
 # --- emotion names written by people (generic folder + CSV datasets) -------------------------
+
+def fer_to_ravdess_matrix(calm_share: float = 0.5) -> np.ndarray:
+    """(7, 8) matrix M with ``ravdess_probs = fer_probs @ M`` (rows sum to 1: mass is kept).
+
+    Built on ``label_map("fer2013", "ravdess")`` (every FER2013 emotion has a RAVDESS
+    namesake), with ``calm_share`` of the neutral row moved to calm: FER2013 has no calm, and a
+    face without a marked expression is evidence for "neutral or calm" (see
+    :mod:`avemo.models.pretrained.fer_classifier`).
+    """
+    if not 0.0 <= calm_share <= 1.0:
+        raise ConfigError(f"calm_share must lie in [0, 1], got {calm_share}")
+    m = label_map(FER2013, RAVDESS).matrix()
+    neutral, calm = FER2013.index("neutral"), RAVDESS.index("calm")
+    m[neutral] *= 1.0 - calm_share
+    m[neutral, calm] = calm_share
+    return m
+
+
+def fer_to_ravdess(probs: np.ndarray, calm_share: float = 0.5) -> np.ndarray:
+    """(..., 7) FER2013 probabilities -> (..., 8) RAVDESS probabilities (:func:`fer_to_ravdess_matrix`)."""
+    import numpy as np
+
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.shape[-1] != len(FER2013):
+        raise FeatureError(f"expected (..., {len(FER2013)}) FER2013 probabilities, got shape {probs.shape}")
+    return probs @ fer_to_ravdess_matrix(calm_share)
+
 
 #: every canonical emotion name, in the order used when a label set is built from data
 CANONICAL_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised", "boredom")

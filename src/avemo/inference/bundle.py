@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from avemo import config as cfg
+from avemo.config import read_format_json
 from avemo.errors import AvemoError, CheckpointError
 from avemo.inference.fusion import FusionConfig
 from avemo.inference.video import VideoExpertConfig
 from avemo.modality import legacy_renamed
-from avemo.models.checkpoint import read_format_json
 
 FORMAT = "avemo.predictor"
 FORMAT_VERSION = 1
@@ -95,8 +95,14 @@ def bundle_fingerprint(path: str | Path) -> str:
 
 
 def onnx_cache_dir(fingerprint: str) -> Path:
-    """``$AVEMO_ONNX_DIR``, else ``$XDG_CACHE_HOME/avemo/onnx/<fingerprint>`` (``~/.cache`` by default)."""
+    """``$AVEMO_ONNX_DIR``, else ``avemo/onnx/<fingerprint>`` in the user's cache folder
+    (:func:`avemo.cache_dirs.cache_dir`: ``$XDG_CACHE_HOME``, ``~/.cache``, else a private temp folder)."""
+    from avemo.cache_dirs import cache_dir
+
     if os.environ.get("AVEMO_ONNX_DIR"):
         return Path(os.environ["AVEMO_ONNX_DIR"]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "avemo" / "onnx" / fingerprint
+    folder = cache_dir("onnx", fingerprint)
+    if folder is None:
+        raise AvemoError("no writable cache folder for the ONNX graphs (neither $XDG_CACHE_HOME, ~/.cache nor "
+                         "the temp folder); set AVEMO_ONNX_DIR to a writable folder")
+    return folder

@@ -8,7 +8,9 @@ to a cache folder on first use) writes:
 * ``audio_head.onnx``: clip / window embeddings (B, 512) -> logits (B, 8), standardisation included;
 * ``fer_mini_xception.onnx``: faces (B, 1, 64, 64) -> FER2013 logits and probabilities (B, 7);
 * ``fusion.onnx``: ``audio_logits`` (B, 8), ``video_probs`` (B, 8), ``present`` (B, 2) -> probabilities;
-* ``manifest.json``: which bundle (fingerprint) the graphs were made from, and the file names.
+* ``manifest.json``: which bundle (fingerprint) the graphs were made from, the file names, and
+  what the onnx engine needs to know of the audio head (its name and labels), so that it runs from
+  the graphs alone, without reading the checkpoint (which needs torch).
 
 Everything outside these graphs (decoding, face detection and cropping, pooling over frames and
 windows) is the same code for both engines. The graphs are traced with the TorchScript-based
@@ -29,7 +31,8 @@ FUSION_FILE = "fusion.onnx"
 MANIFEST = "manifest.json"
 
 
-def _manifest(out_dir: Path) -> dict | None:
+def read_manifest(out_dir: Path) -> dict | None:
+    """The export's manifest, or None when there is none (or it cannot be read)."""
     try:
         return json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -65,22 +68,24 @@ def export_bundle(bundle_dir: str | Path, out_dir: str | Path) -> Path:
                   {k: {0: "batch"} for k in [*example, *FUSION_OUTPUTS]})
     files["fusion"] = {"graph": FUSION_FILE}
     manifest = {"bundle": config.name, "version": config.version, "fingerprint": bundle_fingerprint(bundle_dir),
-                "files": files}
+                "files": files, "audio_expert": {"name": audio.name, "labels": list(audio.labels)}}
     tmp = out_dir / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, out_dir / MANIFEST)
     return out_dir
 
 
-def ensure_exported(bundle_dir: str | Path, out_dir: str | Path) -> Path:
-    """Export unless ``out_dir`` already holds the graphs of this very bundle (same fingerprint);
-    graphs of another bundle version there are overwritten."""
+def ensure_exported(bundle_dir: str | Path, out_dir: str | Path) -> dict:
+    """Export unless ``out_dir`` already holds the graphs of this very bundle (same fingerprint, every
+    file, a manifest of this version); graphs of another bundle version there are overwritten.
+    Returns the manifest."""
     from avemo.inference.bundle import bundle_fingerprint
 
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
-    manifest = _manifest(out_dir)
-    if manifest is not None:
+    manifest = read_manifest(out_dir)
+    if manifest is not None and "audio_expert" in manifest:
         names = [f for group in manifest.get("files", {}).values() for f in group.values()]
         if manifest.get("fingerprint") == bundle_fingerprint(bundle_dir) and all((out_dir / f).is_file() for f in names):
-            return out_dir
-    return export_bundle(bundle_dir, out_dir)  # missing, incomplete or of another model version
+            return manifest
+    export_bundle(bundle_dir, out_dir)  # missing, incomplete, or of another model or export version
+    return read_manifest(out_dir)

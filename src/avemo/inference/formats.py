@@ -4,7 +4,8 @@
   files -> a list of them.
 * CSV: one row per file (``level = clip``: start 0, end = duration, face coverage) followed by one
   row per timeline window (``level = window``), with the probability of every emotion in its own
-  column and whether audio / video contributed.
+  column and whether audio / video contributed. A file name that a spreadsheet would run as a
+  formula (starting with ``= + - @``, a tab or a carriage return) is written with a leading ``'``.
 * Table: per file, the clip's emotion, the probability of each emotion (clip, audio alone, video
   alone), which modalities were used and why not, and the timeline (every window for short clips,
   runs of the same emotion for long ones).
@@ -28,6 +29,16 @@ def to_json(predictions: Sequence[Prediction], *, single: bool) -> str:
     return json.dumps(data, indent=2)
 
 
+#: a cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (CSV injection)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    """``text`` as a CSV cell that a spreadsheet shows as text and never runs: a leading ``'`` before
+    a formula start, as spreadsheets themselves write it (OWASP, "CSV Injection")."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def csv_columns(labels: Sequence[str]) -> list[str]:
     return ["path", "level", "start", "end", "emotion", *labels, "audio", "video", "face_coverage"]
 
@@ -40,8 +51,9 @@ def to_csv(predictions: Sequence[Prediction]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=csv_columns(labels), lineterminator="\n")
     writer.writeheader()
     for p in predictions:
+        path = spreadsheet_text(p.path)
         writer.writerow({
-            "path": p.path, "level": "clip", "start": 0.0,
+            "path": path, "level": "clip", "start": 0.0,
             "end": "" if p.duration is None else round(p.duration, 3), "emotion": p.emotion,
             **{k: f"{v:.6f}" for k, v in p.probabilities.items()},
             "audio": p.modalities["audio"].used, "video": p.modalities["video"].used,
@@ -49,7 +61,7 @@ def to_csv(predictions: Sequence[Prediction]) -> str:
         })
         for w in p.timeline:
             writer.writerow({
-                "path": p.path, "level": "window", "start": round(w.start, 3), "end": round(w.end, 3),
+                "path": path, "level": "window", "start": round(w.start, 3), "end": round(w.end, 3),
                 "emotion": w.emotion, **{k: f"{v:.6f}" for k, v in w.probabilities.items()},
                 "audio": w.audio, "video": w.video, "face_coverage": "",
             })
@@ -77,19 +89,21 @@ def runs(prediction: Prediction) -> list[tuple[float, float, str, float, int]]:
 
 
 def render(prediction: Prediction, console) -> None:
-    """Print one prediction as rich tables on ``console``."""
+    """Print one prediction as rich tables on ``console`` (file names and reasons are shown as they
+    are, never read as rich markup)."""
+    from rich.markup import escape
     from rich.table import Table
 
     p = prediction
     duration = "" if p.duration is None else f" ({p.duration:.1f} s)"
-    console.print(f"[bold]{p.path}[/]{duration}: [bold green]{p.emotion}[/] "
+    console.print(f"[bold]{escape(p.path)}[/]{duration}: [bold green]{p.emotion}[/] "
                   f"({100 * p.probabilities[p.emotion]:.0f} %)")
     for name, status in p.modalities.items():
         if status.used:
             extra = f", face in {100 * p.face_coverage:.0f} % of analysed frames" if name == "video" and p.face_coverage is not None else ""
             console.print(f"  {name}: used{extra}")
         else:
-            console.print(f"  {name}: [yellow]not used[/] ({status.reason})")
+            console.print(f"  {name}: [yellow]not used[/] ({escape(status.reason or '')})")
     audio, video = p.modalities.get("audio"), p.modalities.get("video")
     table = Table(title="probabilities", title_justify="left")
     table.add_column("emotion")

@@ -34,8 +34,9 @@ the timeline.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,17 +61,26 @@ from avemo.modality import MODALITIES, parse_modalities
 # torch in two threads on few cores, where spinning workers steal the cores the other thread needs.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+#: progress of a batch: progress(index of the file, its path, done_seconds, total_seconds)
+BatchProgress = Callable[[int, str, float, float], None]
+
+
 @dataclass
 class Outcome:
-    """One item of :meth:`Predictor.predict_many`: a prediction, or the one-line error of a file."""
+    """One item of :meth:`Predictor.predict_many`: a prediction, or why the file was not predicted
+    (``reason``; ``error`` is the one-line message naming the file)."""
 
     path: str
     prediction: Prediction | None = None
-    error: str | None = None
+    reason: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.prediction is not None
+
+    @property
+    def error(self) -> str | None:
+        return None if self.reason is None else str(AvemoError(self.reason, self.path))
 
 
 # ----------------------------------------------------------------------------- the predictor
@@ -106,12 +116,10 @@ class Predictor:
                     onnx_dir: str | Path | None = None) -> Predictor:
         """A predictor bundle folder (``model.json`` + ``audio/`` checkpoint; see :mod:`avemo.inference.bundle`)."""
         from avemo.datasets.labels import RAVDESS
-        from avemo.inference.audio import make_audio_expert
-        from avemo.inference.bundle import bundle_fingerprint, onnx_cache_dir, read_bundle
+        from avemo.inference.bundle import read_bundle
         from avemo.inference.engines import ENGINES, create_engine
         from avemo.inference.fusion import FUSION_INPUTS, FUSION_OUTPUTS, product_of_experts
         from avemo.inference.video import FerVideoExpert
-        from avemo.models.checkpoint import load_checkpoint
 
         if engine not in ENGINES:
             raise ConfigError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
@@ -121,13 +129,14 @@ class Predictor:
         if tuple(labels) != RAVDESS.emotions:
             raise CheckpointError(f"the bundle's labels {list(labels)} are not the 8 RAVDESS emotions", path)
         if engine == "onnx":
-            onnx_dir = Path(onnx_dir) if onnx_dir is not None else onnx_cache_dir(bundle_fingerprint(path))
-            from avemo.inference.export import ensure_exported
+            audio, onnx_dir = _onnx_audio_expert(path, onnx_dir, labels)
+        else:
+            from avemo.inference.audio import make_audio_expert
+            from avemo.models.checkpoint import load_checkpoint
 
-            ensure_exported(path, onnx_dir)
-        ckpt = load_checkpoint(path / config.audio)
-        _check_labels(ckpt, labels)
-        audio = make_audio_expert(ckpt, engine=engine, onnx_dir=onnx_dir, device=device)
+            ckpt = load_checkpoint(path / config.audio)
+            _check_labels(ckpt, labels)
+            audio = make_audio_expert(ckpt, engine=engine, device=device)
         video = FerVideoExpert(config.video, engine=engine, onnx_dir=onnx_dir, device=device)
         if engine == "onnx":
             from avemo.inference.export import FUSION_FILE
@@ -213,18 +222,24 @@ class Predictor:
             face_coverage=result.face_coverage,
             timeline=timeline,
             model={k: self.model_info[k] for k in ("name", "version", "engine")},
+            warnings=result.warnings,
         )
 
-    def predict_many(self, paths: Iterable[str | Path], **options: Any) -> Iterator[Outcome]:
-        """Predict each file in turn; a file that fails gives an :class:`Outcome` with its one-line error
-        and the batch goes on. ``options`` are those of :meth:`predict`."""
-        for path in paths:
+    def predict_many(self, paths: Iterable[str | Path], progress: BatchProgress | None = None,
+                     **options: Any) -> Iterator[Outcome]:
+        """Predict each file in turn; a file that fails gives an :class:`Outcome` with its one-line reason
+        and the batch goes on. ``progress(index, path, done_seconds, total_seconds)`` is called when
+        a file starts (0, 0) and as it is analysed; ``options`` are those of :meth:`predict`."""
+        for index, path in enumerate(paths):
+            update = None
+            if progress is not None:
+                update = functools.partial(progress, index, str(path))
+                update(0.0, 0.0)
             try:
-                yield Outcome(str(path), prediction=self.predict(path, **options))
+                outcome = Outcome(str(path), prediction=self.predict(path, progress=update, **options))
             except AvemoError as exc:
-                if exc.path is None:
-                    exc.path = str(path)
-                yield Outcome(str(path), error=str(exc))
+                outcome = Outcome(str(path), reason=exc.reason)
+            yield outcome
 
     def info(self) -> dict[str, Any]:
         """A machine-readable summary of the loaded model (name, version, engine, experts, fusion,
@@ -264,6 +279,22 @@ def _streams(path: Path, info: Any, wanted: Sequence[str]) -> Streams:
             path, stream=missing[0],
         )
     return Streams(use, reasons)
+
+
+def _onnx_audio_expert(bundle: Path, onnx_dir: str | Path | None, labels: Sequence[str]):
+    """(the audio expert on the bundle's ONNX graphs, their folder): exported there first if needed
+    (default folder: a cache folder named after the bundle), then run from the graphs and their
+    manifest alone: the onnx engine reads no checkpoint and imports no torch."""
+    from avemo.inference.audio import WhisperAudioExpert
+    from avemo.inference.bundle import bundle_fingerprint, onnx_cache_dir
+    from avemo.inference.export import ensure_exported
+
+    onnx_dir = Path(onnx_dir) if onnx_dir is not None else onnx_cache_dir(bundle_fingerprint(bundle))
+    expert = WhisperAudioExpert.from_onnx(onnx_dir, **ensure_exported(bundle, onnx_dir)["audio_expert"])
+    if expert.labels != tuple(labels):
+        raise CheckpointError(f"the exported audio head predicts {list(expert.labels)}, but this predictor needs "
+                              f"{list(labels)}", onnx_dir)
+    return expert, onnx_dir
 
 
 def _check_labels(ckpt, expected: Sequence[str]) -> None:

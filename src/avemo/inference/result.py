@@ -12,7 +12,11 @@ API returns, so its shape is part of the public contract:
      "face_coverage": 0.0,
      "timeline": [{"start": 0.0, "end": 1.0, "emotion": "happy", "probabilities": {...},
                    "audio": true, "video": false}, ...],
-     "model": {"name": "avemo-default", "version": "...", "engine": "torch"}}
+     "model": {"name": "avemo-default", "version": "...", "engine": "torch"},
+     "warnings": []}
+
+``warnings``: one line each about what the file made the decoders skip (a damaged middle, a
+truncated end: the prediction then covers what could be decoded, and ``duration`` is its length).
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class Prediction:
     face_coverage: float | None
     timeline: tuple[WindowPrediction, ...] = ()
     model: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # what could not be decoded (see the module docstring)
 
     @property
     def labels(self) -> list[str]:
@@ -101,4 +106,5 @@ class Prediction:
             "face_coverage": None if self.face_coverage is None else float(self.face_coverage),
             "timeline": [w.to_dict() for w in self.timeline],
             "model": dict(self.model),
+            "warnings": list(self.warnings),
         }

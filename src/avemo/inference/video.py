@@ -4,10 +4,11 @@ Frames are decoded once, streaming, at ``fps`` analysis frames per second
 (:func:`avemo.media.iter_frames` converts only those; the decoder still reads every frame). The
 speaker's face is followed by :class:`~avemo.features.face.FaceTracker` (MediaPipe BlazeFace; a
 frame where the face is not detected gives nothing: no box is carried over). Each face is cut
-out **the way the ``fer`` package does it** (:func:`avemo.models.pretrained.crop_faces`: gray,
+out **the way the ``fer`` package does it** (:func:`avemo.features.face.fer.crop_faces`: gray,
 squared box widened by 10 px, 64x64), which is the input the network was trained and shipped
-with, and classified by fer's mini-Xception (:class:`~avemo.models.pretrained.FerEmotionClassifier`,
-torch or ONNX engine) into the 7 FER2013 classes.
+with, and classified by fer's mini-Xception into the 7 FER2013 classes: with the torch engine by
+:class:`~avemo.models.pretrained.FerEmotionClassifier`, with the onnx engine by the exported graph
+in onnxruntime alone (no torch, no model zoo; MediaPipe itself loads when a video is first analysed).
 
 Box geometry. fer finds faces with OpenCV's Haar cascade; our tracker's boxes (MediaPipe's
 short-range model, refined around the face) are tighter and sit lower. With ``box="haar_like"``
@@ -19,15 +20,12 @@ over 81 frames of the 7 real clips and a synthetic clip, where both detectors fo
 again). ``box="detector"`` uses the tracker's box as it is.
 
 Per window (and for the clip) the frame probabilities are pooled (mean by default) and mapped
-to the 8 RAVDESS emotions (:func:`~avemo.models.pretrained.fer_to_ravdess`; FER2013 "neutral"
+to the 8 RAVDESS emotions (:func:`~avemo.datasets.labels.fer_to_ravdess`; FER2013 "neutral"
 is split between neutral and calm by ``calm_share``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ import numpy as np
 
 from avemo.errors import ConfigError
 from avemo.inference.windows import window_members
+from avemo.media.decode import Warn
 
 FER_FILE = "fer_mini_xception.onnx"
 
@@ -83,27 +82,6 @@ class VideoExpertOutput:
         return len(self.times) / self.n_frames if self.n_frames else 0.0
 
 
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """Silence what native code writes to file descriptor 2 (MediaPipe's TFLite and absl start-up
-    notices: "Created TensorFlow Lite XNNPACK delegate", "Feedback manager requires a model with a
-    single signature..."), which would otherwise clutter every ``avemo predict`` run. Python-level
-    errors are exceptions and still reach the caller."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): nothing to silence
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 class _DetectorPool:
     """Face detectors reused across calls; one per concurrent call (MediaPipe graphs are not thread-safe)."""
 
@@ -123,6 +101,21 @@ class _DetectorPool:
             self.idle.append(detector)
 
 
+def _onnx_network(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """fer's network as exported (``logits`` first): (N, 1, 64, 64) inputs -> (N, 7) probabilities, in
+    onnxruntime only (no torch, no model zoo: the ONNX engine is meant to run without them)."""
+    from avemo.inference.engines import create_engine
+
+    engine = create_engine("onnx", onnx_path=path)
+
+    def probabilities(inputs: np.ndarray) -> np.ndarray:
+        logits = engine(**{engine.input_names[0]: inputs})[engine.output_names[0]]
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))  # as FerEmotionClassifier does for both engines
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    return probabilities
+
+
 class FerVideoExpert:
     """Tracked faces -> fer mini-Xception -> pooled RAVDESS probabilities (see the module docstring)."""
 
@@ -136,38 +129,29 @@ class FerVideoExpert:
         device: str = "auto",
     ):
         from avemo.datasets.labels import RAVDESS
-        from avemo.models.pretrained import FerClassifierConfig, FerEmotionClassifier
 
         self.config = config or VideoExpertConfig()
-        onnx_path = None
         if engine == "onnx":
             if onnx_dir is None:
                 raise ConfigError("the onnx engine needs the folder of the exported graphs")
-            onnx_path = str(Path(onnx_dir) / FER_FILE)
-        elif engine != "torch":
+            self._probabilities = _onnx_network(Path(onnx_dir) / FER_FILE)
+        elif engine == "torch":
+            from avemo.models.pretrained import FerClassifierConfig, FerEmotionClassifier
+
+            classifier = FerEmotionClassifier(FerClassifierConfig(engine="torch", device=device,
+                                                                  batch_size=self.config.batch_size))
+            self._probabilities = classifier.predict_inputs
+        else:
             raise ConfigError(f"unknown engine {engine!r}; known: onnx, torch")
-        self.classifier = FerEmotionClassifier(
-            FerClassifierConfig(
-                engine=engine,
-                device=device,
-                onnx_path=onnx_path,
-                batch_size=self.config.batch_size,
-                calm_share=self.config.calm_share,
-                pooling=self.config.pooling,
-            )
-        )
         self.labels = tuple(RAVDESS.emotions)
+        # made when a video is first analysed: an audio-only user never loads MediaPipe (1.8 s here)
         self._detectors = _DetectorPool(self._new_detector)
-        self._detectors.release(self._new_detector())  # one ready now: the first prediction pays no start-up
 
     def _new_detector(self):
         from avemo.features.face import get_detector
 
         options = {"min_confidence": self.config.min_confidence} if self.config.detector == "mediapipe" else {}
-        with native_stderr_silenced():
-            detector = get_detector(self.config.detector, **options)
-            detector.detect(np.zeros((64, 64, 3), dtype=np.uint8))  # MediaPipe initialises its graphs here
-        return detector
+        return get_detector(self.config.detector, **options)
 
     def fer_box(self, box: np.ndarray) -> tuple[float, float, float, float]:
         """A tracker box ``[x0, y0, x1, y1]`` -> the ``(x, y, w, h)`` box given to fer's cropping."""
@@ -179,11 +163,12 @@ class FerVideoExpert:
             x0, y0 = cx - w / 2, cy - h / 2
         return x0, y0, w, h
 
-    def analyse(self, path: str | Path, progress: Progress | None = None) -> VideoExpertOutput:
-        """Track and classify the speaker's face over the sampled frames of ``path``."""
+    def analyse(self, path: str | Path, progress: Progress | None = None, warn: Warn | None = None) -> VideoExpertOutput:
+        """Track and classify the speaker's face over the sampled frames of ``path`` (``warn``: what a
+        damaged file made the decoder skip, :mod:`avemo.media.decode`)."""
         from avemo.features.face import FaceTracker, TrackerConfig
+        from avemo.features.face.fer import crop_faces, scale_to_network
         from avemo.media import iter_frames
-        from avemo.models.pretrained import crop_faces, scale_to_network
 
         times: list[float] = []
         crops: list[np.ndarray] = []
@@ -193,13 +178,13 @@ class FerVideoExpert:
 
         def flush() -> None:
             if crops:
-                probs.append(self.classifier.predict_inputs(scale_to_network(np.stack(crops))))
+                probs.append(self._probabilities(scale_to_network(np.stack(crops))))
                 crops.clear()
 
         detector = self._detectors.acquire()
         try:
             tracker = FaceTracker(detector, TrackerConfig(full_detect_interval=self.config.full_detect_interval))
-            for t, image in iter_frames(path, fps=self.config.fps):
+            for t, image in iter_frames(path, fps=self.config.fps, warn=warn):
                 n_frames += 1
                 last = t
                 face = tracker.update(t, image)
@@ -222,15 +207,20 @@ class FerVideoExpert:
 
     def pooled(self, output: VideoExpertOutput, bounds: np.ndarray | None = None) -> np.ndarray:
         """(8,) clip probabilities (``bounds=None``) or (K, 8) per window, NaN rows for windows without a face."""
-        from avemo.models.pretrained import pool_probabilities
-
         if bounds is None:
-            return self.classifier.to_ravdess(pool_probabilities(output.probs, self.config.pooling))
+            return self._pool(output.probs)
         out = np.full((len(bounds), len(self.labels)), np.nan, dtype=np.float32)
         for k, idx in enumerate(window_members(output.times, bounds)):
             if len(idx):
-                out[k] = self.classifier.to_ravdess(pool_probabilities(output.probs[idx], self.config.pooling))
+                out[k] = self._pool(output.probs[idx])
         return out
+
+    def _pool(self, probs: np.ndarray) -> np.ndarray:
+        """FER2013 frame probabilities -> one RAVDESS distribution (``pooling``, then ``calm_share``)."""
+        from avemo.datasets.labels import fer_to_ravdess
+        from avemo.features.face.fer import pool_probabilities
+
+        return fer_to_ravdess(pool_probabilities(probs, self.config.pooling), self.config.calm_share)
 
     def export_onnx(self, out_dir: Path) -> dict[str, str]:
         from avemo.models.pretrained import export_onnx

@@ -1,5 +1,8 @@
 """Media decoding with PyAV: probing, mono 16 kHz audio, video frames, streaming windows;
-realistic transmission channels for audio (codecs, telephone, noise, babble, reverberation, gain)."""
+realistic transmission channels for audio (codecs, telephone, noise, babble, reverberation, gain).
+
+Files are opened only as the container their first bytes show (:mod:`avemo.media.sniff`), and a
+damaged file gives what can be decoded, with warnings (:mod:`avemo.media.decode`)."""
 
 from avemo.media.audio import DEFAULT_SAMPLE_RATE, iter_audio, load_audio
 from avemo.media.channels import ChannelUnavailableError, apply_channel, list_channels, parse_channel
@@ -9,6 +12,7 @@ from avemo.media.probe import (
     VIDEO_SUFFIXES,
     AudioStreamInfo,
     MediaInfo,
+    StreamInfo,
     VideoStreamInfo,
     open_media,
     probe,
@@ -25,6 +29,7 @@ __all__ = [
     "ChannelUnavailableError",
     "Frames",
     "MediaInfo",
+    "StreamInfo",
     "VideoStreamInfo",
     "Window",
     "apply_channel",

@@ -3,7 +3,8 @@
 Decoding is PyAV (FFmpeg); channels are averaged to mono; the sample rate is converted by
 libsoxr's streaming high-quality resampler (a proper anti-aliasing filter, not decimation).
 Everything is streamed: :func:`iter_audio` yields fixed-size blocks and never holds the
-whole track, :func:`load_audio` concatenates them for short files.
+whole track, :func:`load_audio` concatenates them for short files. A damaged file gives what can
+be decoded, with a warning (:mod:`avemo.media.decode`).
 """
 
 from __future__ import annotations
@@ -17,32 +18,128 @@ import numpy as np
 import soxr
 
 from avemo.errors import MediaError, MissingStreamError
+from avemo.media.decode import Warn, check_complete, declared_end, decode_stream, frame_to_float, warner
 from avemo.media.probe import audio_stream, open_media
 
 DEFAULT_SAMPLE_RATE = 16000
+#: a jump in the audio time stamps between these (seconds) is lost packets, filled with silence
+MIN_GAP_SECONDS = 0.01
+MAX_GAP_SECONDS = 10.0
 
 
-def _frame_to_float(frame: av.AudioFrame) -> np.ndarray:
-    """(samples, channels) float32 of a decoded frame, whatever its sample format."""
-    arr = frame.to_ndarray()
-    fmt = frame.format
-    channels = len(frame.layout.channels) or 1
-    if fmt.is_planar:
-        arr = arr.reshape(channels, -1).T
-    else:
-        arr = arr.reshape(-1, channels)
-    name = fmt.name.rstrip("p")
-    if name in ("flt", "dbl"):
-        return arr.astype(np.float32, copy=False)
-    if name == "s16":
-        return arr.astype(np.float32) / 32768.0
-    if name == "s32":
-        return arr.astype(np.float32) / 2147483648.0
-    if name == "u8":
-        return (arr.astype(np.float32) - 128.0) / 128.0
-    if name == "s64":
-        return (arr.astype(np.float64) / 9223372036854775808.0).astype(np.float32)
-    raise MediaError(f"unsupported audio sample format {fmt.name}")
+class _Blocks:
+    """Cut a stream of output samples to ``[first, last)`` and hand them out in blocks of ``size``.
+
+    ``position`` is the index (at the output rate) of the next sample fed; the first chunk's is set
+    by the caller from the first decoded frame's time stamp.
+    """
+
+    def __init__(self, first: int, last: int | None, size: int):
+        self.first, self.last, self.size = first, last, size
+        self.position: int | None = None
+        self.done = False  # ``last`` reached: decode no more
+        self._pending: list[np.ndarray] = []
+        self._pending_n = 0
+
+    def feed(self, chunk: np.ndarray) -> Iterator[np.ndarray]:
+        if chunk.size == 0:
+            return
+        lo, hi = self.position, self.position + chunk.shape[0]
+        self.position = hi
+        a = max(lo, self.first)
+        b = hi if self.last is None else min(hi, self.last)
+        if b > a:
+            self._pending.append(chunk[a - lo : b - lo])
+            self._pending_n += b - a
+        if self.last is not None and hi >= self.last:
+            self.done = True
+        while self._pending_n >= self.size:
+            buf = np.concatenate(self._pending)
+            yield buf[: self.size]
+            rest = buf[self.size :]
+            self._pending = [rest] if rest.shape[0] else []
+            self._pending_n = rest.shape[0]
+
+    def rest(self) -> Iterator[np.ndarray]:
+        if self._pending_n:
+            yield np.concatenate(self._pending)
+
+
+class _MonoResampler:
+    """Decoded frames -> mono float32 at ``sr``, output sample ``m`` at exactly ``m / sr`` s.
+
+    Resampling (libsoxr, streaming, high quality) starts on an input sample that lies on the output
+    grid, so a decode that seeks (``start > 0``) yields the same samples as a decode from the
+    beginning. Where packets were lost (skipped as undecodable), the gap their time stamps show is
+    filled with silence, so that what follows stays at its time.
+    """
+
+    def __init__(self, sr: int, origin: float, path: Path):
+        self.sr, self.origin, self.path = sr, origin, path
+        self.in_rate: int | None = None
+        self.start_position: int | None = None  # output index of the first sample
+        self._resampler: soxr.ResampleStream | None = None
+        self._skip = 0  # input samples still to drop to reach the output grid
+        self._next_in = 0  # input index the next frame should start at
+
+    def _input_index(self, frame) -> int | None:
+        return None if frame.time is None else int(round((float(frame.time) - self.origin) * self.in_rate))
+
+    def _fill_gap(self, frame, mono: np.ndarray) -> np.ndarray:
+        """Silence before ``mono`` for the packets lost before this frame (gaps up to MAX_GAP_SECONDS;
+        a longer jump is a time stamp discontinuity, not lost audio)."""
+        index = self._input_index(frame)
+        gap = 0 if index is None else index - self._next_in
+        if MIN_GAP_SECONDS * self.in_rate < gap <= MAX_GAP_SECONDS * self.in_rate:
+            mono = np.concatenate([np.zeros(gap, dtype=np.float32), mono])
+        return mono
+
+    def _start(self, frame, stream_rate: int) -> None:
+        self.in_rate = frame.sample_rate or stream_rate
+        first_in = self._input_index(frame) or 0
+        self._next_in = first_in
+        if self.in_rate != self.sr:
+            self._skip = (-first_in) % (self.in_rate // math.gcd(self.in_rate, self.sr))
+            first_in += self._skip
+            self._resampler = soxr.ResampleStream(self.in_rate, self.sr, 1, dtype="float32", quality="HQ")
+        self.start_position = int(round(first_in * self.sr / self.in_rate))
+
+    def push(self, frame, stream_rate: int) -> np.ndarray:
+        """This frame's output samples (possibly none yet: the resampler has a delay)."""
+        samples = frame_to_float(frame)
+        if samples.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
+        if not np.isfinite(samples).all():
+            raise MediaError("the audio track holds NaN or infinite samples (a broken float encoder?)", self.path)
+        mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+        mono = np.ascontiguousarray(mono, dtype=np.float32)
+        if self.in_rate is None:
+            self._start(frame, stream_rate)
+        elif frame.sample_rate and frame.sample_rate != self.in_rate:
+            raise MediaError(f"audio sample rate changes mid-stream ({self.in_rate} -> {frame.sample_rate} Hz)",
+                             self.path)
+        else:
+            mono = self._fill_gap(frame, mono)
+        self._next_in += mono.shape[0]
+        if self._skip:
+            dropped = min(self._skip, mono.shape[0])
+            mono, self._skip = mono[dropped:], self._skip - dropped
+        if self._resampler is None or mono.shape[0] == 0:
+            return mono
+        return self._resampler.resample_chunk(mono)
+
+    def flush(self) -> np.ndarray:
+        if self._resampler is None:
+            return np.zeros(0, dtype=np.float32)
+        return self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+
+
+def _seek(container, stream, start: float, origin: float, rate: int) -> None:
+    """Seek a little before ``start``, where time stamps resolve single samples (not FLV /
+    Matroska's 1 ms): the position of the first decoded sample is taken from its time stamp."""
+    if start > 1.0 and stream.time_base and rate and float(stream.time_base) <= 1.0 / rate:
+        target = int((start - 1.0 + origin) / float(stream.time_base))
+        container.seek(max(0, target), stream=stream, backward=True)
 
 
 def iter_audio(
@@ -52,20 +149,23 @@ def iter_audio(
     start: float = 0.0,
     duration: float | None = None,
     block_seconds: float = 10.0,
+    warn: Warn | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the mono audio of ``path`` at ``sr`` Hz in blocks of ``block_seconds`` (last one shorter).
 
     ``start``/``duration`` (seconds from the container's start) select a segment; decoding
     seeks close to ``start`` and the samples equal the same slice of a full decode.
-    Raises MissingStreamError when the file has no audio track, and MediaError (at the end)
-    when the stream stops well before the duration its header declares (a truncated file).
+    Raises MissingStreamError when the file has no audio track and MediaError when its samples
+    hold NaN or infinite values. A damaged file gives what can be decoded: skipped packets, and a
+    stream that stops well before the length its header declares (a truncated file), are told to
+    ``warn`` (default: logged; see :mod:`avemo.media.decode`).
     """
     path = Path(path)
     if sr <= 0:
         raise ValueError("sample rate must be positive")
-    block = max(1, int(round(block_seconds * sr)))
     first = int(round(start * sr))
-    last = None if duration is None else first + int(round(duration * sr))
+    blocks = _Blocks(first, None if duration is None else first + int(round(duration * sr)),
+                     max(1, int(round(block_seconds * sr))))
     with open_media(path) as container:
         stream = audio_stream(container)
         if stream is None:
@@ -74,93 +174,21 @@ def iter_audio(
         # times count from the container's start (an mp3's first timestamp is its encoder delay)
         origin = container.start_time / av.time_base if container.start_time is not None else 0.0
         rate = stream.rate or stream.codec_context.sample_rate or 0
-        if start > 1.0 and stream.time_base and rate and float(stream.time_base) <= 1.0 / rate:
-            # Seek only where timestamps resolve single samples (not FLV / Matroska's 1 ms):
-            # the position of the first decoded sample is taken from its timestamp.
-            target = int((start - 1.0 + origin) / float(stream.time_base))
-            container.seek(max(0, target), stream=stream, backward=True)
-        resampler: soxr.ResampleStream | None = None
-        in_rate = None
-        skip = 0  # input samples still to drop to reach the output grid
-        position = None  # index (at sr) of the next output sample
-        pending: list[np.ndarray] = []
-        pending_n = 0
-        done = False
-
-        def emit(chunk: np.ndarray) -> Iterator[np.ndarray]:
-            nonlocal position, pending_n, done
-            if chunk.size == 0:
-                return
-            lo, hi = position, position + chunk.shape[0]
-            position = hi
-            a = max(lo, first)
-            b = hi if last is None else min(hi, last)
-            if b > a:
-                pending.append(chunk[a - lo : b - lo])
-                pending_n += b - a
-            if last is not None and hi >= last:
-                done = True
-            while pending_n >= block:
-                buf = np.concatenate(pending)
-                yield buf[:block]
-                rest = buf[block:]
-                pending.clear()
-                pending_n = rest.shape[0]
-                if pending_n:
-                    pending.append(rest)
-
-        for frame in container.decode(stream):
-            samples = _frame_to_float(frame)
-            if samples.shape[0] == 0:
-                continue
-            mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
-            mono = np.ascontiguousarray(mono, dtype=np.float32)
-            if position is None:
-                in_rate = frame.sample_rate or stream.rate
-                t0 = float(frame.time) - origin if frame.time is not None else 0.0
-                first_in = int(round(t0 * in_rate))
-                if in_rate != sr:
-                    # Start resampling on an input sample that lies on the output grid, so that
-                    # output sample m is at exactly m / sr: a decode that seeks (start > 0) then
-                    # yields the same samples as a decode from the beginning.
-                    skip = (-first_in) % (in_rate // math.gcd(in_rate, sr))
-                    first_in += skip
-                    resampler = soxr.ResampleStream(in_rate, sr, 1, dtype="float32", quality="HQ")
-                position = int(round(first_in * sr / in_rate))
-            elif frame.sample_rate and frame.sample_rate != in_rate:
-                raise MediaError(f"audio sample rate changes mid-stream ({in_rate} -> {frame.sample_rate} Hz)", path)
-            if skip:
-                dropped = min(skip, mono.shape[0])
-                mono, skip = mono[dropped:], skip - dropped
-                if mono.shape[0] == 0:
-                    continue
-            out = resampler.resample_chunk(mono) if resampler is not None else mono
-            yield from emit(out)
-            if done:
+        _seek(container, stream, start, origin, rate)
+        mono = _MonoResampler(sr, origin, path)
+        for frame in decode_stream(container, stream, path, warn, "audio"):
+            out = mono.push(frame, rate)
+            if blocks.position is None and mono.start_position is not None:
+                blocks.position = mono.start_position
+            yield from blocks.feed(out)
+            if blocks.done:
                 break
-        if resampler is not None and not done:
-            yield from emit(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
-        if not done and position is not None:
-            _check_complete(stream, origin, position / sr, path)
-        if pending_n:
-            yield np.concatenate(pending)
-
-
-def _check_complete(stream, origin: float, decoded_end: float, path: Path) -> None:
-    """Raise MediaError if the stream ended well before the duration its header declares (a truncated file).
-
-    Only containers that store the duration in their header can tell (FLAC, MP4, VBR MP3
-    with a Xing header...); a truncated WAV or CBR MP3 simply reads as a shorter file.
-    """
-    if not stream.duration or not stream.time_base:
-        return
-    declared_end = float((stream.duration + (stream.start_time or 0)) * stream.time_base) - origin
-    if declared_end - decoded_end > max(0.2, 0.02 * declared_end):
-        raise MediaError(
-            f"truncated or corrupt: the header declares {declared_end:.2f} s of audio, "
-            f"only {decoded_end:.2f} s could be decoded",
-            path,
-        )
+        if not blocks.done and blocks.position is not None:
+            yield from blocks.feed(mono.flush())
+            if not blocks.done:
+                check_complete(declared_end(container, stream, origin), blocks.position / sr, warner(path, warn),
+                               "audio")
+        yield from blocks.rest()
 
 
 def load_audio(
@@ -169,12 +197,13 @@ def load_audio(
     *,
     start: float = 0.0,
     duration: float | None = None,
+    warn: Warn | None = None,
 ) -> np.ndarray:
-    """The mono float32 audio of ``path`` at ``sr`` Hz (optionally a segment).
+    """The mono float32 audio of ``path`` at ``sr`` Hz (optionally a segment; ``warn``: see :func:`iter_audio`).
 
     Raises MissingStreamError if there is no audio track and MediaError if it holds no samples.
     """
-    blocks = list(iter_audio(path, sr, start=start, duration=duration, block_seconds=60.0))
+    blocks = list(iter_audio(path, sr, start=start, duration=duration, block_seconds=60.0, warn=warn))
     if not blocks:
         if start > 0:
             raise MediaError(f"holds no audio after {start:.2f} s", path)

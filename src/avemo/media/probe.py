@@ -1,24 +1,38 @@
 """Open media files with PyAV and describe what they hold.
 
-:func:`open_media` is the single place where PyAV/FFmpeg errors become one-line
-:class:`~avemo.errors.MediaError` messages; every decoder in this package opens files
-through it.
+:func:`open_media` is the single place where files are opened and PyAV/FFmpeg errors become
+one-line :class:`~avemo.errors.MediaError` messages; every decoder in this package opens files
+through it. It opens a file only when its first bytes are those of a supported container, with
+that container's demuxer forced and local files only (:mod:`avemo.media.sniff`): FFmpeg never
+guesses, so a playlist or an ``ffconcat`` list named ``clip.mp4`` cannot make it read other files.
+
+When a file holds several audio streams (a silent one and a commentary, two languages...),
+:func:`audio_stream` picks the one that carries sound, preferring the default-flagged one
+among those; :func:`probe` lists every stream and says which ones are used.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import numpy as np
 
 from avemo.errors import MediaError
+from avemo.media.decode import error_reason, frame_to_float
+from avemo.media.sniff import describe_supported, sniff_file
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac"})
 MEDIA_SUFFIXES = VIDEO_SUFFIXES | AUDIO_SUFFIXES
+#: a stream whose loudest sample stays below this (-60 dBFS) carries no sound
+SILENT_PEAK = 1e-3
+#: seconds of each audio stream decoded to find the one that carries sound
+SOUND_SCAN_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -40,8 +54,21 @@ class VideoStreamInfo:
 
 
 @dataclass(frozen=True)
+class StreamInfo:
+    """One stream of a file, as ``avemo info`` lists it: ``used`` if the decoders read it."""
+
+    index: int
+    kind: str  # audio, video, subtitle, data, attachment
+    codec: str
+    language: str | None
+    default: bool
+    used: bool
+    details: str  # e.g. "44100 Hz, 2 channels" or "640x480, 29.97 fps"
+
+
+@dataclass(frozen=True)
 class MediaInfo:
-    """What a media file holds (the first audio and the first real video stream)."""
+    """What a media file holds: the audio and video streams the decoders use, and every stream."""
 
     path: Path
     container: str
@@ -49,6 +76,7 @@ class MediaInfo:
     duration: float | None
     audio: AudioStreamInfo | None
     video: VideoStreamInfo | None
+    streams: tuple[StreamInfo, ...] = ()
 
     @property
     def has_audio(self) -> bool:
@@ -59,39 +87,33 @@ class MediaInfo:
         return self.video is not None
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "file not found"
-    if isinstance(exc, IsADirectoryError):
-        return "is a directory, not a media file"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, av.error.InvalidDataError):
-        return "not a media file, or a corrupt container (FFmpeg: invalid data found when processing input)"
-    if isinstance(exc, av.error.FFmpegError):
-        msg = getattr(exc, "strerror", None) or str(exc)
-        return f"cannot decode ({msg})"
-    return f"cannot read ({type(exc).__name__}: {exc})"
-
-
 @contextlib.contextmanager
 def open_media(path: str | Path) -> Iterator[av.container.InputContainer]:
-    """Open ``path`` for decoding; errors (also during decoding) become one-line MediaErrors."""
+    """Open ``path`` for decoding (see the module docstring); errors, also during decoding, become
+    one-line MediaErrors."""
     path = Path(path)
     if not path.exists():
         raise MediaError("file not found", path)
     if path.is_dir():
         raise MediaError("is a directory, not a media file", path)
-    if path.stat().st_size == 0:
-        raise MediaError("file is empty (0 bytes)", path)
     try:
-        container = av.open(str(path), mode="r", metadata_errors="ignore")
+        if path.stat().st_size == 0:
+            raise MediaError("file is empty (0 bytes)", path)
+        kind = sniff_file(path)
+    except OSError as exc:
+        raise MediaError(error_reason(exc), path) from None
+    if kind is None:
+        raise MediaError(f"not a media file: its first bytes are those of no supported container "
+                         f"({describe_supported()})", path)
+    try:
+        container = av.open(str(path), mode="r", format=kind.demuxer, options={"protocol_whitelist": "file"},
+                            metadata_errors="ignore")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
-        raise MediaError(_reason(exc), path) from None
+        raise MediaError(error_reason(exc), path) from None
     try:
         yield container
     except (av.error.FFmpegError, EOFError) as exc:
-        raise MediaError(_reason(exc), path) from None
+        raise MediaError(error_reason(exc), path) from None
     finally:
         container.close()
 
@@ -106,8 +128,49 @@ def video_stream(container: av.container.InputContainer) -> av.video.stream.Vide
     return None
 
 
+def _is_default(stream) -> bool:
+    return bool(int(getattr(stream, "disposition", 0)) & int(av.stream.Disposition.default))
+
+
 def audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream | None:
-    return container.streams.audio[0] if container.streams.audio else None
+    """The audio stream to decode: the only one; of several, the default-flagged one among those
+    that carry sound, else the first that does (the first or default one when none does)."""
+    streams = list(container.streams.audio)
+    if len(streams) <= 1:
+        return streams[0] if streams else None
+    path = Path(container.name)
+    info = path.stat()
+    peaks = _audio_peaks(str(path), info.st_size, info.st_mtime_ns)
+    sounding = [s for s in streams if peaks.get(s.index, 0.0) >= SILENT_PEAK] or streams
+    return next((s for s in sounding if _is_default(s)), sounding[0])
+
+
+@functools.lru_cache(maxsize=32)
+def _audio_peaks(path: str, size: int, mtime_ns: int) -> dict[int, float]:
+    """Peak level of the first :data:`SOUND_SCAN_SECONDS` of every audio stream (by stream index);
+    cached per file version (size and modification time are part of the key)."""
+    with open_media(path) as container:
+        streams = list(container.streams.audio)
+        peaks = dict.fromkeys((s.index for s in streams), 0.0)
+        seconds = dict.fromkeys(peaks, 0.0)
+        with contextlib.suppress(av.error.FFmpegError, EOFError):  # a damaged end: keep what was measured
+            for packet in container.demux(streams):
+                index = packet.stream.index
+                if seconds[index] >= SOUND_SCAN_SECONDS:
+                    if min(seconds.values()) >= SOUND_SCAN_SECONDS:
+                        break
+                    continue
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError:
+                    continue
+                for frame in frames:
+                    samples = np.abs(frame_to_float(frame))
+                    samples = samples[np.isfinite(samples)]
+                    if samples.size:
+                        peaks[index] = max(peaks[index], float(samples.max()))
+                    seconds[index] += frame.samples / (frame.sample_rate or 1)
+    return peaks
 
 
 def stream_fps(stream: av.video.stream.VideoStream) -> float:
@@ -157,6 +220,7 @@ def probe(path: str | Path) -> MediaInfo:
             )
         if duration is None:
             duration = (audio.duration if audio else None) or (video.duration if video else None)
+        used = {s.index for s in (a, v) if s is not None}
         return MediaInfo(
             path=path,
             container=container.format.name,
@@ -164,4 +228,22 @@ def probe(path: str | Path) -> MediaInfo:
             duration=duration,
             audio=audio,
             video=video,
+            streams=tuple(_stream_info(s, s.index in used) for s in container.streams),
         )
+
+
+def _stream_info(stream, used: bool) -> StreamInfo:
+    context = stream.codec_context
+    if stream.type == "audio":
+        channels = int(getattr(stream, "channels", 0) or 0)
+        details = f"{int(stream.rate or context.sample_rate or 0)} Hz, {channels} channel{'s' if channels != 1 else ''}"
+    elif stream.type == "video":
+        details = f"{context.width}x{context.height}, {stream_fps(stream):.3g} fps"
+        if int(getattr(stream, "disposition", 0)) & int(av.stream.Disposition.attached_pic):
+            details += ", cover art"
+    else:
+        details = ""
+    language = stream.metadata.get("language") if stream.metadata else None
+    return StreamInfo(index=int(stream.index), kind=str(stream.type), codec=context.name if context else "",
+                      language=language if language not in (None, "und") else None,
+                      default=_is_default(stream), used=used, details=details)

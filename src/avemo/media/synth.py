@@ -224,3 +224,27 @@ def _encode_audio(out, astream, audio: np.ndarray) -> None:
                 out.mux(packet)
     for packet in astream.encode(None):
         out.mux(packet)
+
+
+def write_audio_streams(path: str | Path, kinds: tuple[AudioKind, ...], *, duration: float = 2.0,
+                        sample_rate: int = 16000, default: int = 0) -> Path:
+    """An audio-only Matroska file with one AAC stream per entry of ``kinds`` (e.g. a silent track
+    first and the voice second, as a recording with a muted channel has); stream ``default``
+    carries the default flag. Written to a temporary name and renamed."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    try:
+        with av.open(str(tmp), mode="w", format="matroska") as out:
+            streams = []
+            for i, _ in enumerate(kinds):
+                stream = out.add_stream("aac", rate=sample_rate)
+                stream.layout = "mono"
+                stream.disposition = av.stream.Disposition.default if i == default else av.stream.Disposition(0)
+                streams.append(stream)
+            for stream, kind in zip(streams, kinds, strict=True):
+                _encode_audio(out, stream, synth_audio(duration, sample_rate, kind))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

@@ -16,6 +16,7 @@ import av
 import numpy as np
 
 from avemo.errors import MediaError, MissingStreamError
+from avemo.media.decode import Warn, check_complete, declared_end, decode_stream, warner
 from avemo.media.probe import open_media, stream_fps, video_stream
 
 
@@ -39,9 +40,12 @@ def _convert(frame: av.VideoFrame, size: tuple[int, int] | None, gray: bool) -> 
 
 
 def _decoded(
-    path: Path, start: float, duration: float | None
+    path: Path, start: float, duration: float | None, warn: Warn | None = None
 ) -> Iterator[tuple[float, av.VideoFrame, float]]:
-    """(time, frame, source fps) for every frame with start <= time < start + duration."""
+    """(time, frame, source fps) for every frame with start <= time < start + duration.
+
+    A damaged file gives the frames that can be decoded; what was skipped, and a stream that ends
+    well before its declared length, are told to ``warn`` (see :mod:`avemo.media.decode`)."""
     end = None if duration is None else start + duration
     with open_media(path) as container:
         stream = video_stream(container)
@@ -55,7 +59,8 @@ def _decoded(
             except av.error.FFmpegError:
                 container.seek(0)  # a container that cannot seek there: decode from the start
         index = 0
-        for frame in container.decode(stream):
+        t = None
+        for frame in decode_stream(container, stream, path, warn, "video"):
             if frame.time is not None:
                 t = float(frame.time)
             else:  # containers without timestamps: count frames
@@ -64,17 +69,21 @@ def _decoded(
             if t < start - 1e-6:
                 continue
             if end is not None and t >= end - 1e-6:
-                break
+                return
             yield t, frame, fps
+        if t is not None:
+            origin = container.start_time / av.time_base if container.start_time is not None else 0.0
+            check_complete(declared_end(container, stream, origin), t - origin + 1.0 / fps, warner(path, warn), "video")
 
 
 def _resampled(
-    path: Path, fps: float | None, start: float, duration: float | None, size, gray: bool
+    path: Path, fps: float | None, start: float, duration: float | None, size, gray: bool,
+    warn: Warn | None = None,
 ) -> Iterator[tuple[float, np.ndarray, float]]:
     if fps is not None and fps <= 0:
         raise ValueError("fps must be positive")
     next_t = start
-    for t, frame, src_fps in _decoded(path, start, duration):
+    for t, frame, src_fps in _decoded(path, start, duration, warn):
         if fps is None:
             yield t, _convert(frame, size, gray), src_fps
             continue
@@ -95,14 +104,16 @@ def iter_frames(
     duration: float | None = None,
     size: tuple[int, int] | None = None,
     gray: bool = False,
+    warn: Warn | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(time, image)`` for the frames of ``path`` (streaming, bounded memory).
 
     ``fps``: resample to this rate (each output time takes the nearest-earlier source
     frame; ``None`` keeps every frame). ``size``: (width, height) to resize to. ``gray``:
-    one channel instead of RGB. Raises MissingStreamError on audio-only files.
+    one channel instead of RGB. Raises MissingStreamError on audio-only files. ``warn``
+    receives what a damaged file made the decoder skip (default: logged).
     """
-    for t, image, _ in _resampled(Path(path), fps, start, duration, size, gray):
+    for t, image, _ in _resampled(Path(path), fps, start, duration, size, gray, warn):
         yield t, image
 
 

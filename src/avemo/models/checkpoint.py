@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from avemo.config import read_format_json
 from avemo.datasets.labels import LabelSet
 from avemo.errors import AvemoError, CheckpointError
 from avemo.modality import legacy_key, legacy_renamed
@@ -160,22 +161,6 @@ def _current_names(meta: dict[str, Any]) -> dict[str, Any]:
     if isinstance(norm, dict):
         out["normalization"] = {k: legacy_renamed(v) if isinstance(v, dict) else v for k, v in norm.items()}
     return out
-
-
-def read_format_json(meta_path: Path, where: Path, *, fmt: str, version: int, noun: str, what: str) -> dict[str, Any]:
-    """A JSON object whose ``format`` / ``format_version`` must be ``fmt`` / ``version``
-    (checkpoints, predictor bundles); CheckpointError naming ``where`` otherwise."""
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(f"unreadable {meta_path.name} ({exc})", where) from None
-    if not isinstance(meta, dict) or meta.get("format") != fmt:
-        raise CheckpointError(f"not {what} ({meta_path.name} has no format '{fmt}')", where)
-    if meta.get("format_version") != version:
-        raise CheckpointError(
-            f"{noun} format version {meta.get('format_version')} is not supported (this avemo reads {version})", where
-        )
-    return meta
 
 
 def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> Checkpoint:

@@ -7,14 +7,21 @@
 One request to ``/v1/predict`` goes through these steps; each failure is a JSON error
 (:mod:`avemo.serving.responses`), never a stack trace:
 
-1. admission: a slot of the bounded :class:`~avemo.serving.workers.PredictionPool`, else 503;
-2. upload: streamed into a fresh private folder, size-limited and sniffed while it arrives
-   (:func:`~avemo.serving.uploads.receive_upload`);
-3. in a worker thread: the duration limit and the decodability check
-   (:func:`~avemo.serving.uploads.check_media`), then the prediction; the request waits at most
-   ``request_timeout`` seconds (504);
-4. ``finally``: the folder is removed, at once or, if a timed-out job still reads it, as soon
+1. a 503 at once when every prediction slot is taken, or every place of the upload gate;
+2. upload: streamed into a fresh private folder, size-limited and sniffed while it arrives, cut
+   off when the client stalls or trickles (:func:`~avemo.serving.uploads.receive_upload`); it holds
+   a place of the upload gate, not a prediction slot (:mod:`avemo.serving.workers`), so slow
+   clients cannot lock the others out;
+3. the form fields (:mod:`avemo.serving.options`), then a slot of the bounded
+   :class:`~avemo.serving.workers.PredictionPool` (else 503);
+4. in a worker thread: the duration limit and the decodability check
+   (:func:`~avemo.serving.uploads.check_media`), the size of the timeline, then the prediction; the
+   request waits at most ``request_timeout`` seconds (504);
+5. ``finally``: the folder is removed, at once or, if a timed-out job still reads it, as soon
    as that job ends.
+
+When the server stops, requests still running after ``shutdown_grace`` seconds are answered with
+a JSON 503 (``shutting_down``).
 
 The server makes no outgoing requests: it only reads what is uploaded, and the page's
 assets are served by the app itself (a Content-Security-Policy of ``'self'`` enforces it in the
@@ -29,7 +36,6 @@ import contextlib
 import dataclasses
 import inspect
 import logging
-import math
 import shutil
 import tempfile
 from importlib import resources
@@ -45,12 +51,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from avemo.errors import AvemoError, FeatureError, MediaError, MissingStreamError
 from avemo.modality import MODALITIES
+from avemo.serving.options import PredictOptions, check_timeline, parse_options, predict_form_schema
 from avemo.serving.progress import PROGRESS_ID, ProgressBoard
 from avemo.serving.responses import ApiError, error_body, error_response, status_code_name
 from avemo.serving.schemas import HealthOut, ModelsOut, PredictionOut, ProgressOut, error_responses
 from avemo.serving.settings import ServeSettings
-from avemo.serving.uploads import MAX_FIELD_BYTES, Upload, check_media, receive_upload
-from avemo.serving.workers import PoolFull, PredictionPool
+from avemo.serving.uploads import Upload, check_media, receive_upload
+from avemo.serving.workers import Gate, PoolFull, PredictionPool
 from avemo.version import __version__
 
 log = logging.getLogger("avemo.serving")
@@ -128,59 +135,6 @@ def _card_text(card: Any, bundle_dir: Any) -> str | None:
     return place.read_text(encoding="utf-8") if place.is_file() else None
 
 
-def _number(upload: Upload, name: str) -> float | None:
-    text = upload.field(name)
-    if text is None or not text.strip():
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ApiError(422, "invalid_field", f"form field '{name}' must be a number of seconds") from None
-    if not math.isfinite(value):
-        raise ApiError(422, "invalid_field", f"form field '{name}' must be a finite number")
-    return value
-
-
-@dataclasses.dataclass(frozen=True)
-class PredictOptions:
-    """The prediction options of one request (form fields ``window``, ``hop``, ``modalities``);
-    ``None`` = the model's default, as in ``avemo predict``."""
-
-    window: float | None
-    hop: float | None
-    modalities: tuple[str, ...]
-    progress_id: str | None = None
-
-
-def parse_options(upload: Upload, settings: ServeSettings, default_window: float = 1.0) -> PredictOptions:
-    """Validate the form fields; 422 for anything out of range."""
-    window = _number(upload, "window")
-    if window is not None and not settings.min_window <= window <= settings.max_window:
-        raise ApiError(422, "invalid_field",
-                       f"window must lie between {settings.min_window:g} and {settings.max_window:g} s, got {window:g}")
-    hop = _number(upload, "hop")
-    longest = window if window is not None else default_window
-    if hop is not None and not 0 < hop <= longest:
-        raise ApiError(422, "invalid_field", f"hop must be > 0 and <= the window ({longest:g} s), got {hop:g}")
-    chosen: list[str] = []
-    for value in upload.fields.get("modalities", []):
-        for item in value.split(","):
-            item = item.strip().lower()
-            if not item:
-                continue
-            if item not in MODALITIES:
-                raise ApiError(422, "invalid_field",
-                               f"unknown modality '{item[:20]}'; use audio, video or audio,video")
-            if item not in chosen:
-                chosen.append(item)
-    if "modalities" in upload.fields and not chosen:
-        raise ApiError(422, "invalid_field", "modalities is empty; use audio, video or audio,video")
-    progress_id = upload.field("progress_id")
-    if progress_id is not None and not PROGRESS_ID.match(progress_id):
-        raise ApiError(422, "invalid_field", "progress_id must be 32 lower-case hex digits")
-    return PredictOptions(window=window, hop=hop, modalities=tuple(chosen) or MODALITIES, progress_id=progress_id)
-
-
 def _error_code(exc: AvemoError) -> str:
     if isinstance(exc, MissingStreamError):
         return "missing_stream"
@@ -204,101 +158,155 @@ def _remove(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _predict_form_schema(settings: ServeSettings, default_window: float, default_hop: float) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "file": {
-                                "type": "string",
-                                "format": "binary",
-                                "description": "A video (mp4, mov, mkv, webm, avi, flv) or audio file (wav, flac, "
-                                "mp3, ogg, m4a, aac). The content is sniffed; the name is only displayed. At most "
-                                f"{settings.max_upload_bytes} bytes and {settings.max_duration:g} s.",
-                            },
-                            "window": {
-                                "type": "number",
-                                "minimum": settings.min_window,
-                                "maximum": settings.max_window,
-                                "default": default_window,
-                                "description": "Timeline window length in seconds (default: the model's).",
-                            },
-                            "hop": {
-                                "type": "number",
-                                "exclusiveMinimum": 0,
-                                "maximum": settings.max_window,
-                                "description": f"Timeline hop in seconds, <= window (default: the model's, "
-                                f"{default_hop:g} s).",
-                            },
-                            "modalities": {
-                                "type": "string",
-                                "pattern": "^(audio|video)(,(audio|video))?$",
-                                "maxLength": MAX_FIELD_BYTES,
-                                "default": "audio,video",
-                                "description": "Which modalities to use: audio, video, or audio,video.",
-                            },
-                            "progress_id": {
-                                "type": "string",
-                                "pattern": "^[0-9a-f]{32}$",
-                                "description": "A random id (32 hex digits) under which GET /v1/progress/{id} "
-                                "reports this request's progress while it runs.",
-                            },
-                        },
-                    },
-                    "encoding": {"file": {"contentType": "application/octet-stream"}},
-                }
-            },
-        }
-    }
+class _AnswerWhenCancelled:
+    """Pure ASGI middleware: a request that a stopping server cancels (after ``shutdown_grace``
+    seconds) is answered with a JSON 503, instead of uvicorn's plain-text 500 and a CancelledError
+    traceback in the log."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except asyncio.CancelledError:
+            if started:  # half an answer is out: nothing better can be sent
+                raise
+            log.warning("%s %s: answered 503, the server stopped before the answer was ready",
+                        scope.get("method"), scope.get("path"))
+            body = error_body(503, "shutting_down", "the server is shutting down; send the request again in a moment")
+            await JSONResponse(body, status_code=503, headers={"Retry-After": "5", "Connection": "close"})(
+                scope, receive, send)
 
 
-def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> FastAPI:
-    """Build the application around ``predictor`` (default: ``Predictor.default()``, loaded now)."""
-    settings = settings or ServeSettings()
-    if predictor is None:
-        from avemo.inference import Predictor
+@dataclasses.dataclass
+class _Service:
+    """What the routes of one app share: the predictor, the limits, the pool, the uploads."""
 
-        predictor = Predictor.default()
-    model_info = describe_model(predictor)
-    default_window = float(model_info.get("window") or 1.0)
-    default_hop = float(model_info.get("hop") or 0.5)
-    limits = settings.limits(default_window, default_hop)
-    pool = PredictionPool(settings.workers, settings.queue_size)
-    board = ProgressBoard()
-    accepts_progress = _accepts_progress(predictor)
-    folders: set[Path] = set()  # upload folders that exist right now
+    predictor: Any
+    settings: ServeSettings
+    model_info: dict[str, Any]
+    pool: PredictionPool
+    uploads: Gate
+    board: ProgressBoard
+    accepts_progress: bool
+    folders: set[Path] = dataclasses.field(default_factory=set)  # upload folders that exist right now
+
+    @classmethod
+    def build(cls, predictor: Any, settings: ServeSettings) -> _Service:
+        return cls(predictor, settings, describe_model(predictor), PredictionPool(settings.workers, settings.queue_size),
+                   Gate(settings.max_uploads), ProgressBoard(), _accepts_progress(predictor))
+
+    @property
+    def default_window(self) -> float:
+        return float(self.model_info.get("window") or 1.0)
+
+    @property
+    def default_hop(self) -> float:
+        return float(self.model_info.get("hop") or 0.5)
+
+    @property
+    def limits(self) -> dict[str, Any]:
+        return self.settings.limits(self.default_window, self.default_hop)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(self, _app: FastAPI):
         yield
-        pool.shutdown(wait=True)
-        for folder in list(folders):
+        # in a thread: the event loop must stay free to answer the requests still in flight
+        await asyncio.to_thread(self.pool.shutdown, wait=True)
+        for folder in list(self.folders):
             _remove(folder)
-            folders.discard(folder)
+            self.folders.discard(folder)
 
-    app = FastAPI(
-        title="avemo",
-        version=__version__,
-        summary="Audio-visual emotion recognition: upload a video or audio file, get its emotions over time.",
-        docs_url=None,
-        redoc_url=None,
-        openapi_url="/openapi.json",
-        lifespan=lifespan,
-    )
-    app.state.settings = settings
-    app.state.predictor = predictor
-    app.state.pool = pool
-    app.state.upload_folders = folders
-    app.state.progress = board
-    app.add_middleware(_SecurityHeaders)
+    def busy(self, what: str) -> ApiError:
+        return ApiError(503, "busy", f"all {what} are taken; retry in a few seconds", headers={"Retry-After": "5"})
 
-    # ------------------------------------------------------------------ errors as JSON
+    def run_job(self, upload: Upload, options: PredictOptions) -> dict[str, Any]:
+        """In a worker thread: check the media and the timeline's size, predict, make the JSON dict."""
+        info = check_media(upload, self.settings)
+        check_timeline(upload, info.duration, options.hop or self.default_hop, self.settings)
+        extra: dict[str, Any] = {}
+        key = options.progress_id
+        if key is not None:
+            self.board.update(key, 0.0, info.duration)
+            if self.accepts_progress:
+                extra["progress"] = lambda done, total: self.board.update(key, done, total)
+        try:
+            prediction = self.predictor.predict(upload.path, window=options.window, hop=options.hop,
+                                                modalities=options.modalities, **extra)
+        except AvemoError as exc:
+            reason = exc.reason.replace(str(upload.path), upload.filename).replace(str(upload.path.parent), "")
+            raise ApiError(422, _error_code(exc), f"{upload.filename}: {reason}") from None
+        return dataclasses.replace(prediction, path=upload.filename).to_dict()
+
+    async def receive(self, request: Request, folder: Path) -> Upload:
+        """The upload, received while holding a place of the upload gate (not a prediction slot)."""
+        if not self.uploads.try_enter():
+            raise self.busy(f"{self.uploads.limit} upload places")
+        try:
+            return await receive_upload(request, folder, self.settings)
+        finally:
+            self.uploads.leave()
+
+    async def predict(self, request: Request) -> JSONResponse:
+        """``POST /v1/predict`` (see the module docstring)."""
+        if self.pool.full:  # refused before its upload is read
+            raise self.busy(f"{self.pool.capacity} prediction slots")
+        folder = Path(tempfile.mkdtemp(prefix="avemo-upload-", dir=self.settings.upload_dir))  # mode 0700
+        self.folders.add(folder)
+        slot = future = key = None
+        try:
+            upload = await self.receive(request, folder)
+            options = parse_options(upload, self.settings, self.default_window)
+            try:
+                slot = self.pool.reserve()
+            except PoolFull:
+                raise self.busy(f"{self.pool.capacity} prediction slots") from None
+            if options.progress_id is not None:
+                if not self.board.add(options.progress_id):
+                    raise ApiError(422, "invalid_field", "this progress_id is already in use by another request")
+                key = options.progress_id
+            future = slot.submit(self.run_job, upload, options)
+            try:
+                result = await asyncio.wait_for(asyncio.wrap_future(future), self.settings.request_timeout)
+            except TimeoutError:
+                future.cancel()
+                raise ApiError(504, "timeout",
+                               f"{upload.filename}: no result within {self.settings.request_timeout:g} s") from None
+            return JSONResponse(result)
+        finally:
+            if slot is not None and future is None:
+                slot.release()
+            self._clean_up(folder, key, future)
+
+    def _clean_up(self, folder: Path, key: str | None, future) -> None:
+        """Remove the upload folder and the progress entry, at once or, if a timed-out (or cancelled)
+        job still reads the file, as soon as that job ends."""
+
+        def clean(_future=None) -> None:
+            _remove(folder)
+            self.folders.discard(folder)
+            if key is not None:
+                self.board.remove(key)
+
+        if future is None or future.done():
+            clean()
+        else:
+            future.add_done_callback(clean)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error as the same JSON shape (:mod:`avemo.serving.responses`), never a stack trace."""
+
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError):
         return error_response(exc)
@@ -322,7 +330,8 @@ def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> 
         return JSONResponse(error_body(500, "internal_error", "internal server error (details in the server log)"),
                             status_code=500)
 
-    # ------------------------------------------------------------------ the page
+
+def _add_routes(app: FastAPI, service: _Service) -> None:
     static = static_dir()
     app.mount("/static", StaticFiles(directory=static), name="static")
 
@@ -330,20 +339,21 @@ def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> 
     async def index():
         return FileResponse(static / "index.html", media_type="text/html; charset=utf-8")
 
-    # ------------------------------------------------------------------ API
     @app.get("/healthz", response_model=HealthOut, summary="Liveness, queue state and limits")
     async def healthz():
+        pool = service.pool
         return {
             "status": "ok",
             "version": __version__,
-            "model": str(model_info.get("name")),
-            "queue": {"workers": pool.workers, "capacity": pool.capacity, "in_use": pool.in_use},
-            "limits": limits,
+            "model": str(service.model_info.get("name")),
+            "queue": {"workers": pool.workers, "capacity": pool.capacity, "in_use": pool.in_use,
+                      "uploading": service.uploads.count, "max_uploads": service.uploads.limit},
+            "limits": service.limits,
         }
 
     @app.get("/v1/models", response_model=ModelsOut, summary="The loaded model and its card")
     async def models():
-        return {"models": [model_info]}
+        return {"models": [service.model_info]}
 
     @app.get(
         "/v1/progress/{progress_id}",
@@ -354,24 +364,7 @@ def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> 
         responses=error_responses(404, 422, s422="The progress_id is not 32 lower-case hex digits."),
     )
     async def progress(progress_id: Annotated[str, FastApiPath(pattern=PROGRESS_ID.pattern)]):
-        return board.get(progress_id) or {"state": "unknown", "done": 0.0, "total": None}
-
-    def run_job(upload: Upload, options: PredictOptions) -> dict[str, Any]:
-        """In a worker thread: check the media, predict, make the JSON dict."""
-        info = check_media(upload, settings)
-        extra: dict[str, Any] = {}
-        key = options.progress_id
-        if key is not None:
-            board.update(key, 0.0, info.duration)
-            if accepts_progress:
-                extra["progress"] = lambda done, total: board.update(key, done, total)
-        try:
-            prediction = predictor.predict(upload.path, window=options.window, hop=options.hop,
-                                           modalities=options.modalities, **extra)
-        except AvemoError as exc:
-            reason = exc.reason.replace(str(upload.path), upload.filename).replace(str(upload.path.parent), "")
-            raise ApiError(422, _error_code(exc), f"{upload.filename}: {reason}") from None
-        return dataclasses.replace(prediction, path=upload.filename).to_dict()
+        return service.board.get(progress_id) or {"state": "unknown", "done": 0.0, "total": None}
 
     @app.post(
         "/v1/predict",
@@ -380,46 +373,36 @@ def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> 
         "`modalities` and `progress_id` fields. Returns the same JSON as `avemo predict --format json`.",
         response_model=PredictionOut,
         responses=error_responses(400, 408, 413, 415, 422, 500, 503, 504),
-        openapi_extra=_predict_form_schema(settings, default_window, default_hop),
+        openapi_extra=predict_form_schema(service.settings, service.default_window, service.default_hop),
     )
     async def predict(request: Request):
-        try:
-            slot = pool.reserve()
-        except PoolFull:
-            raise ApiError(503, "busy", f"all {pool.capacity} prediction slots are taken; retry in a few seconds",
-                           headers={"Retry-After": "5"}) from None
-        folder = Path(tempfile.mkdtemp(prefix="avemo-upload-", dir=settings.upload_dir))  # mode 0700
-        folders.add(folder)
-        future = None
-        progress_key = None
-        try:
-            upload = await receive_upload(request, folder, settings)
-            options = parse_options(upload, settings, default_window)
-            if options.progress_id is not None:
-                if not board.add(options.progress_id):
-                    raise ApiError(422, "invalid_field", "this progress_id is already in use by another request")
-                progress_key = options.progress_id
-            future = slot.submit(run_job, upload, options)
-            try:
-                result = await asyncio.wait_for(asyncio.wrap_future(future), settings.request_timeout)
-            except TimeoutError:
-                future.cancel()
-                raise ApiError(504, "timeout",
-                               f"{upload.filename}: no result within {settings.request_timeout:g} s") from None
-            return JSONResponse(result)
-        finally:
-            if future is None:
-                slot.release()
+        return await service.predict(request)
 
-            def cleanup(_future=None, folder=folder, key=progress_key):
-                _remove(folder)
-                folders.discard(folder)
-                if key is not None:
-                    board.remove(key)
 
-            if future is None or future.done():
-                cleanup()
-            else:  # a timed-out job still reads the file: remove it when the job ends
-                future.add_done_callback(cleanup)
+def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> FastAPI:
+    """Build the application around ``predictor`` (default: ``Predictor.default()``, loaded now)."""
+    settings = settings or ServeSettings()
+    if predictor is None:
+        from avemo.inference import Predictor
 
+        predictor = Predictor.default()
+    service = _Service.build(predictor, settings)
+    app = FastAPI(
+        title="avemo",
+        version=__version__,
+        summary="Audio-visual emotion recognition: upload a video or audio file, get its emotions over time.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=service.lifespan,
+    )
+    app.state.settings = settings
+    app.state.predictor = predictor
+    app.state.pool = service.pool
+    app.state.upload_folders = service.folders
+    app.state.progress = service.board
+    app.add_middleware(_AnswerWhenCancelled)
+    app.add_middleware(_SecurityHeaders)  # outermost: the 503 of a cancelled request gets the headers too
+    _add_error_handlers(app)
+    _add_routes(app, service)
     return app

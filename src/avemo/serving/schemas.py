@@ -24,20 +24,23 @@ class WindowOut(BaseModel):
     emotion: str
     probabilities: dict[str, float]
     audio: bool = Field(description="The audio expert contributed to this window.")
-    video: bool = Field(description="A face was found in this window and the visual expert contributed.")
+    video: bool = Field(description="A face was found in this window and the video expert contributed.")
 
 
 class PredictionOut(BaseModel):
     """The result for one file: the same JSON as ``avemo predict --format json``."""
 
     path: str = Field(description="The uploaded file's name (its last component only).")
-    duration: float | None = Field(description="Media duration in seconds.")
+    duration: float | None = Field(description="Media duration in seconds (of what could be decoded, when the "
+                                   "file ends before the length its header declares).")
     emotion: str = Field(description="The predicted clip-level emotion.")
     probabilities: dict[str, float] = Field(description="Probability of each emotion (they sum to 1).")
     modalities: dict[str, ModalityOut]
     face_coverage: float | None = Field(description="Share of analysed frames with a face (null for audio).")
     timeline: list[WindowOut]
     model: dict[str, Any] = Field(description="Name, version and engine of the model that predicted.")
+    warnings: list[str] = Field(description="What the file made the decoders skip (a damaged or truncated file); "
+                                "the prediction covers what could be decoded.")
 
 
 class ErrorDetail(BaseModel):
@@ -62,8 +65,10 @@ class ProgressOut(BaseModel):
 
 class QueueOut(BaseModel):
     workers: int
-    capacity: int = Field(description="Requests held at once (running + waiting); one more gets 503.")
+    capacity: int = Field(description="Uploaded requests held at once (running + waiting); one more gets 503.")
     in_use: int
+    uploading: int = Field(description="Uploads being received now (they hold no prediction slot).")
+    max_uploads: int = Field(description="Uploads received at once; one more gets 503.")
 
 
 class WindowLimits(BaseModel):
@@ -78,6 +83,12 @@ class LimitsOut(BaseModel):
     request_timeout: float = Field(description="Seconds before a prediction is answered with 504.")
     window: WindowLimits
     default_hop: float
+    min_hop: float = Field(description="The shortest hop a request may ask for, seconds.")
+    max_timeline_rows: int = Field(description="The most timeline windows an answer may hold (duration / hop).")
+    upload_timeout: float = Field(description="Seconds an upload may take in all (408).")
+    read_timeout: float = Field(description="Seconds an upload may send nothing (408).")
+    min_upload_rate: float = Field(description="Bytes per second an upload must average once it has lasted "
+                                   "read_timeout seconds (408).")
 
 
 class HealthOut(BaseModel):

@@ -28,7 +28,7 @@ def _config(app, settings: ServeSettings, log_level: str) -> uvicorn.Config:
         log_level=log_level,
         lifespan="on",
         timeout_keep_alive=5,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=settings.shutdown_grace,
         server_header=False,
     )
 

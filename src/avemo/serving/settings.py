@@ -22,15 +22,22 @@ class ServeSettings:
 
     The defaults fit the machines this project runs on (2 cores): one prediction at a time, a
     few more waiting, uploads up to 100 MiB and 5 minutes of media.
+
+    Uploads are received before a request takes a prediction slot, by at most ``max_uploads``
+    requests at once, each cut off when it stalls (``read_timeout``), trickles (below
+    ``min_upload_rate``) or lasts too long (``upload_timeout``): clients that send a few bytes
+    and stall cannot keep the prediction slots from the others.
     """
 
     host: str = "127.0.0.1"
     port: int = 8000
     #: prediction threads sharing the one loaded model (PyAV and torch release the GIL)
     workers: int = 1
-    #: requests allowed to wait for a worker (uploading or queued) beyond the running ones;
-    #: one more request is answered at once with 503
+    #: uploaded requests allowed to wait for a worker beyond the running ones; one more is
+    #: answered with 503 (at once when it arrives, or when its upload is in)
     queue_size: int = 4
+    #: uploads received at once; one more is answered at once with 503
+    max_uploads: int = 16
     #: largest accepted file, in bytes; enforced while the upload streams in
     max_upload_bytes: int = 100 * MIB
     #: longest accepted media, in seconds; checked from the container's packets before prediction
@@ -39,12 +46,23 @@ class ServeSettings:
     request_timeout: float = 300.0
     #: seconds a client may take to send its upload -> 408
     upload_timeout: float = 120.0
+    #: seconds a client may send nothing in the middle of its upload -> 408
+    read_timeout: float = 10.0
+    #: bytes per second an upload must average once it has lasted ``read_timeout`` seconds -> 408
+    min_upload_rate: float = 16 * 1024
+    #: seconds a stopping server waits for the requests in flight; those still running then are
+    #: answered with a JSON 503
+    shutdown_grace: float = 10.0
     #: parent folder of the private per-request upload folders (default: the system's temp folder)
     upload_dir: str | None = None
     #: the window lengths (seconds) a request may ask for; without one, the model's own window
     #: and hop apply (as in ``avemo predict``)
     min_window: float = 0.25
     max_window: float = 30.0
+    #: the shortest hop a request may ask for, and the most timeline windows an answer may hold
+    #: (a 300 s file at hop 0.001 s would be 300,000 rows and 100 MB of JSON)
+    min_hop: float = 0.1
+    max_timeline_rows: int = 10_000
 
     def __post_init__(self) -> None:
         checks = [
@@ -55,7 +73,13 @@ class ServeSettings:
             (self.max_duration > 0, f"max_duration must be > 0, got {self.max_duration}"),
             (self.request_timeout > 0, f"request_timeout must be > 0, got {self.request_timeout}"),
             (self.upload_timeout > 0, f"upload_timeout must be > 0, got {self.upload_timeout}"),
+            (self.max_uploads >= 1, f"max_uploads must be >= 1, got {self.max_uploads}"),
+            (self.read_timeout > 0, f"read_timeout must be > 0, got {self.read_timeout}"),
+            (self.min_upload_rate >= 0, f"min_upload_rate must be >= 0, got {self.min_upload_rate}"),
+            (self.shutdown_grace >= 0, f"shutdown_grace must be >= 0, got {self.shutdown_grace}"),
             (0 < self.min_window <= self.max_window, "need 0 < min_window <= max_window"),
+            (0 < self.min_hop <= self.max_window, "need 0 < min_hop <= max_window"),
+            (self.max_timeline_rows >= 1, f"max_timeline_rows must be >= 1, got {self.max_timeline_rows}"),
         ]
         for ok, reason in checks:
             if not ok:
@@ -65,7 +89,7 @@ class ServeSettings:
 
     @property
     def capacity(self) -> int:
-        """Requests held at once (running + waiting); the next one gets 503."""
+        """Uploaded requests held at once (running + waiting); the next one gets 503."""
         return self.workers + self.queue_size
 
     def limits(self, default_window: float, default_hop: float) -> dict:
@@ -77,6 +101,11 @@ class ServeSettings:
             "request_timeout": self.request_timeout,
             "window": {"default": default_window, "min": self.min_window, "max": self.max_window},
             "default_hop": default_hop,
+            "min_hop": self.min_hop,
+            "max_timeline_rows": self.max_timeline_rows,
+            "upload_timeout": self.upload_timeout,
+            "read_timeout": self.read_timeout,
+            "min_upload_rate": self.min_upload_rate,
         }
 
 

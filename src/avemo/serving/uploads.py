@@ -6,19 +6,20 @@ body first, so that
 
 * the size limit is enforced while the bytes stream in: the request is refused with 413 as soon
   as the file part passes ``max_upload_bytes`` (or at once when ``Content-Length`` already says so);
-* the container is recognised from the first bytes (:mod:`avemo.serving.sniff`) and anything
+* the container is recognised from the first bytes (:mod:`avemo.media.sniff`) and anything
   else is refused with 415 before more of it is read; the client's file name and MIME type are
   never trusted: the file is saved as ``upload`` + the suffix of the sniffed container, inside a
   fresh ``tempfile.mkdtemp`` folder (mode 0700) that the caller removes in ``finally``;
-* a body that ends before its closing boundary (a truncated upload), a client that disconnects or
-  is too slow (``upload_timeout``), unknown or oversized form fields are refused with one-line
-  JSON errors.
+* a body that ends before its closing boundary (a truncated upload), a client that disconnects,
+  stalls (``read_timeout``), trickles (``min_upload_rate``) or takes too long (``upload_timeout``),
+  unknown or oversized form fields are refused with one-line JSON errors.
 
 :func:`check_media` then runs (in a worker thread, before the predictor) the checks that need
-the whole file: it demuxes the packets with the sniffed demuxer forced, refusing media longer
-than ``max_duration`` (the packets are read, so a header that lies about the duration does not
-help), and probes the streams with :func:`avemo.media.probe`. Nothing uploaded is ever
-unpickled or loaded as anything but media.
+the whole file: it demuxes the packets (with the sniffed container's demuxer forced, as
+:func:`avemo.media.open_media` always does), refusing media longer than ``max_duration`` (the
+packets are read, so a header that lies about the duration does not help), and probes the
+streams with :func:`avemo.media.probe`. Nothing uploaded is ever unpickled or loaded as
+anything but media.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from __future__ import annotations
 import asyncio
 import os
 import unicodedata
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import av
 from python_multipart import MultipartParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
@@ -37,10 +38,10 @@ from starlette.requests import ClientDisconnect, Request
 
 from avemo.errors import MediaError
 from avemo.media import MediaInfo, probe
-from avemo.media.probe import audio_stream, video_stream
+from avemo.media.probe import audio_stream, open_media, video_stream
+from avemo.media.sniff import SNIFF_BYTES, Container, describe_supported, sniff
 from avemo.serving.responses import ApiError
 from avemo.serving.settings import ServeSettings
-from avemo.serving.sniff import SNIFF_BYTES, Container, describe_supported, sniff
 
 #: the form fields a prediction request may carry besides ``file``
 FORM_FIELDS = ("window", "hop", "modalities", "progress_id")
@@ -225,6 +226,32 @@ def _human_bytes(n: int) -> str:
     return f"{n} bytes"
 
 
+async def _body(request: Request, settings: ServeSettings) -> AsyncIterator[bytes]:
+    """The request body's chunks as they arrive; 408 when the client sends nothing for
+    ``read_timeout`` seconds, or averages less than ``min_upload_rate`` once that long has passed
+    (slow-client attacks hold a connection open with a few bytes at a time)."""
+    loop = asyncio.get_running_loop()
+    chunks = request.stream()
+    started = loop.time()
+    received = 0
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(chunks), settings.read_timeout)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise ApiError(408, "upload_timeout",
+                           f"the client sent nothing for {settings.read_timeout:g} s during its upload") from None
+        received += len(chunk)
+        elapsed = loop.time() - started
+        if elapsed > settings.read_timeout and received < settings.min_upload_rate * elapsed:
+            raise ApiError(408, "upload_timeout",
+                           f"the upload is too slow ({_human_bytes(int(received / elapsed))}/s; this server needs "
+                           f"at least {_human_bytes(int(settings.min_upload_rate))}/s)")
+        if chunk:
+            yield chunk
+
+
 async def receive_upload(request: Request, folder: Path, settings: ServeSettings) -> Upload:
     """Stream the multipart body of ``request`` into ``folder`` (which the caller created and removes).
 
@@ -254,9 +281,8 @@ async def receive_upload(request: Request, folder: Path, settings: ServeSettings
         raise ApiError(400, "malformed_multipart", f"unusable multipart boundary ({exc})") from None
     try:
         async with asyncio.timeout(settings.upload_timeout):
-            async for chunk in request.stream():
-                if chunk:
-                    parser.write(chunk)
+            async for chunk in _body(request, settings):
+                parser.write(chunk)
     except TimeoutError:
         raise ApiError(408, "upload_timeout",
                        f"the upload took longer than {settings.upload_timeout:g} s") from None
@@ -276,19 +302,18 @@ async def receive_upload(request: Request, folder: Path, settings: ServeSettings
                   fields=reader.fields)
 
 
-def scan_duration(path: Path, container: Container, limit: float) -> float:
-    """The media's real length in seconds, from its packets' time stamps, with ``container``'s
-    demuxer forced and FFmpeg allowed to open local files only (no nested URL or playlist reads);
-    stops and returns early once the length passes ``limit``."""
-    try:
-        with av.open(str(path), mode="r", format=container.demuxer, options={"protocol_whitelist": "file"},
-                     metadata_errors="ignore") as media:
-            streams = [s for s in (audio_stream(media), video_stream(media)) if s is not None]
-            if not streams:
-                raise MediaError("holds no audio or video stream", path)
-            origins = {s.index: float(s.start_time * s.time_base) if s.start_time is not None else 0.0
-                       for s in streams}
-            end = 0.0
+def scan_duration(path: Path, limit: float) -> float:
+    """The media's real length in seconds, from its packets' time stamps (with the demuxer of the
+    sniffed container forced, local files only: :func:`avemo.media.open_media`); stops and returns
+    early once the length passes ``limit``."""
+    with open_media(path) as media:
+        streams = [s for s in (audio_stream(media), video_stream(media)) if s is not None]
+        if not streams:
+            raise MediaError("holds no audio or video stream", path)
+        origins = {s.index: float(s.start_time * s.time_base) if s.start_time is not None else 0.0
+                   for s in streams}
+        end = 0.0
+        try:
             for packet in media.demux(streams):
                 if packet.pts is None or packet.time_base is None:
                     continue
@@ -297,9 +322,9 @@ def scan_duration(path: Path, container: Container, limit: float) -> float:
                     end = t
                     if end > limit:
                         break
-            return end
-    except (av.error.FFmpegError, EOFError, OSError, ValueError) as exc:
-        raise MediaError(f"not a readable {container.name} file ({type(exc).__name__}: {exc})", path) from None
+        except (OSError, ValueError) as exc:  # FFmpeg's own errors are open_media's
+            raise MediaError(f"cannot be read ({type(exc).__name__}: {exc})", path) from None
+        return end
 
 
 def check_media(upload: Upload, settings: ServeSettings) -> MediaInfo:
@@ -311,14 +336,11 @@ def check_media(upload: Upload, settings: ServeSettings) -> MediaInfo:
         info = probe(upload.path)
         if info.duration is not None and info.duration > settings.max_duration:
             raise _too_long(upload, info.duration, settings)
-        length = scan_duration(upload.path, upload.container, settings.max_duration)
+        length = scan_duration(upload.path, settings.max_duration)
     except MediaError as exc:
         raise ApiError(422, "unreadable_media", f"{upload.filename}: {exc.reason}") from None
     if length > settings.max_duration:
         raise _too_long(upload, length, settings)
-    if upload.container.demuxer not in info.container.split(","):
-        raise ApiError(415, "unsupported_media",
-                       f"{upload.filename}: starts like {upload.container.name} but decodes as {info.container}")
     return info
 
 

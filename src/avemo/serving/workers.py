@@ -1,10 +1,13 @@
-"""A bounded pool of prediction threads with admission control.
+"""A bounded pool of prediction threads with admission control, and the gate of the uploads.
 
-A request reserves a :class:`Slot` *before* its upload is read; the pool holds at most
-``workers + queue_size`` slots, so when it is full the request is refused at once (503) instead
-of piling up uploads on disk and waiting without bound. A slot is given back when its job ends,
-not when the request gives up waiting (after a 504 the thread still finishes its job, and the
-slot stays taken until it does), so the count always matches the real work in flight.
+A request passes two admissions. While its upload is received it holds a place of the
+:class:`Gate` of uploads (at most ``max_uploads``), not a prediction slot: a client that sends a
+few bytes and stalls cannot keep the prediction threads from the others. Once the upload is in,
+it reserves a :class:`Slot` of the pool, which holds at most ``workers + queue_size`` slots; when
+the pool is full the request is refused (503), at once if it already was when the request
+arrived. A slot is given back when its job ends, not when the request gives up waiting (after a
+504 the thread still finishes its job, and the slot stays taken until it does), so the count
+always matches the real work in flight.
 
 Threads, not processes: the model is loaded once and shared, and PyAV decoding and torch
 release the GIL.
@@ -73,5 +76,29 @@ class PredictionPool:
         with self._lock:
             return self._taken
 
+    @property
+    def full(self) -> bool:
+        """Whether a reservation would be refused now."""
+        return self.in_use >= self.capacity
+
     def shutdown(self, wait: bool = True) -> None:
         self._executor.shutdown(wait=wait, cancel_futures=True)
+
+
+class Gate:
+    """At most ``limit`` requests in one stage at once (the uploads being received); used from the
+    event loop only."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.count = 0
+
+    def try_enter(self) -> bool:
+        """Take a place; False when all are taken (the request is refused)."""
+        if self.count >= self.limit:
+            return False
+        self.count += 1
+        return True
+
+    def leave(self) -> None:
+        self.count -= 1

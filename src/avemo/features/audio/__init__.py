@@ -23,6 +23,6 @@ from avemo.features.audio.logmel import LogMel
 from avemo.features.audio.mfcc import MFCC, deltas
 from avemo.features.audio.pitch_energy import PitchEnergy
 from avemo.features.audio.pyaa34 import PyAA34
-from avemo.features.audio.whisper import WhisperBase, WhisperEncoder
+from avemo.features.audio.whisper import WhisperBase
 
-__all__ = ["EGeMAPS", "EGeMAPSLLD", "LogMel", "MFCC", "PitchEnergy", "PyAA34", "WhisperBase", "WhisperEncoder", "deltas"]
+__all__ = ["EGeMAPS", "EGeMAPSLLD", "LogMel", "MFCC", "PitchEnergy", "PyAA34", "WhisperBase", "deltas"]

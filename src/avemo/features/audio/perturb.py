@@ -41,6 +41,9 @@ def perturb_signal(y: np.ndarray, sr: int, *, speed: float = 1.0, pitch: float =
 
         out = soxr.resample(out, sr * speed, sr, quality="HQ").astype(np.float32)
     if pitch != 0.0:
+        from avemo.cache_dirs import ensure_numba_cache_dir
+
+        ensure_numba_cache_dir()  # librosa's numba functions need a writable cache folder
         import librosa
 
         out = librosa.effects.pitch_shift(out, sr=sr, n_steps=float(pitch)).astype(np.float32)

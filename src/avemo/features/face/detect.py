@@ -32,6 +32,9 @@ If mediapipe cannot be imported, ``get_detector("mediapipe")`` warns and returns
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -152,6 +155,27 @@ def _square_patch(
     return patch, out / n, np.array([x0, y0], dtype=np.float64)
 
 
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Silence what native code writes to file descriptor 2 (MediaPipe's TFLite and absl start-up
+    notices: "Created TensorFlow Lite XNNPACK delegate", "Feedback manager requires a model with a
+    single signature..."), which would otherwise clutter every ``avemo predict`` run. Python-level
+    errors are exceptions and still reach the caller."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class MediaPipeDetector:
     """BlazeFace through MediaPipe solutions: full-range (``model_selection=1``) or short-range (``0``).
 
@@ -188,12 +212,16 @@ class MediaPipeDetector:
         self.min_confidence = float(min_confidence)
         self.max_side = max_side
         self.refine_eyes = refine_eyes
-        self._impl = mp.solutions.face_detection.FaceDetection(
-            model_selection=model_selection, min_detection_confidence=self.min_confidence
-        )
-        self._local = mp.solutions.face_detection.FaceDetection(
-            model_selection=0, min_detection_confidence=self.min_confidence
-        )
+        with native_stderr_silenced():  # MediaPipe's TFLite and absl start-up notices
+            self._impl = mp.solutions.face_detection.FaceDetection(
+                model_selection=model_selection, min_detection_confidence=self.min_confidence
+            )
+            self._local = mp.solutions.face_detection.FaceDetection(
+                model_selection=0, min_detection_confidence=self.min_confidence
+            )
+            blank = np.zeros((self.PATCH, self.PATCH, 3), dtype=np.uint8)
+            self._impl.process(blank)  # the graphs start (and print) on their first image
+            self._local.process(blank)
 
     @staticmethod
     def _parse(result, w: float, h: float) -> list[Detection]:

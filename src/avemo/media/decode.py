@@ -1,0 +1,140 @@
+"""Decode one stream packet by packet, going on past the packets that cannot be decoded.
+
+A file with a damaged middle (a bad sector, an interrupted copy, a broken upload) still holds
+mostly good packets; FFmpeg's decoders refuse the bad ones with ``InvalidDataError``.
+:func:`decode_stream` skips those, stops where the demuxer itself cannot read on, and says what
+it skipped through a ``warn`` callback, so the caller decodes what can be decoded and the user is
+told. Only a stream in which nothing at all decodes is an error. :func:`check_complete` warns
+when a stream ends well before the length its header declares (a truncated file).
+
+``warn`` receives one line without the file name (the caller knows the file); without one,
+the line is logged on the ``avemo.media`` logger, file name first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+
+from avemo.errors import MediaError
+
+log = logging.getLogger("avemo.media")
+
+#: receives a one-line warning about a file that was only partly decodable
+Warn = Callable[[str], None]
+#: how a warning about a stream that ends before its declared length begins
+TRUNCATED = "truncated or damaged"
+
+
+def warner(path: str | Path, warn: Warn | None) -> Warn:
+    """``warn`` itself, or a function that logs the line with the file name."""
+    if warn is not None:
+        return warn
+    return lambda message: log.warning("%s: %s", path, message)
+
+
+def decode_stream(container, stream, path: str | Path, warn: Warn | None, what: str) -> Iterator:
+    """Yield the decoded frames of ``stream`` (``what``: "audio" or "video", for messages).
+
+    Undecodable packets are skipped and counted; a demuxer error after good frames ends the
+    stream early. Both are reported through ``warn`` when the generator ends (also when the
+    caller stops early). MediaError if not one frame decodes and packets were refused.
+    """
+    report = warner(path, warn)
+    packets = container.demux(stream)
+    frames = bad = 0
+    last_time = 0.0
+    stopped = None
+    try:
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except (av.error.FFmpegError, EOFError) as exc:
+                if frames == 0:
+                    raise MediaError(error_reason(exc), path) from None
+                stopped = error_reason(exc)
+                break
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError:
+                bad += 1
+                continue
+            for frame in decoded:
+                frames += 1
+                if frame.time is not None:
+                    last_time = float(frame.time)
+                yield frame
+    finally:
+        if bad and frames:
+            report(f"{bad} {what} packet{'s' if bad > 1 else ''} could not be decoded and "
+                   f"{'were' if bad > 1 else 'was'} skipped (a damaged file?)")
+        if stopped:
+            report(f"the {what} stream could not be read past {last_time:.2f} s ({stopped})")
+    if frames == 0 and bad:
+        raise MediaError(f"none of its {what} packets can be decoded ({bad} refused by the decoder)", path)
+
+
+def frame_to_float(frame: av.AudioFrame) -> np.ndarray:
+    """(samples, channels) float32 of a decoded frame, whatever its sample format."""
+    arr = frame.to_ndarray()
+    fmt = frame.format
+    channels = len(frame.layout.channels) or 1
+    if fmt.is_planar:
+        arr = arr.reshape(channels, -1).T
+    else:
+        arr = arr.reshape(-1, channels)
+    name = fmt.name.rstrip("p")
+    if name in ("flt", "dbl"):
+        return arr.astype(np.float32, copy=False)
+    if name == "s16":
+        return arr.astype(np.float32) / 32768.0
+    if name == "s32":
+        return arr.astype(np.float32) / 2147483648.0
+    if name == "u8":
+        return (arr.astype(np.float32) - 128.0) / 128.0
+    if name == "s64":
+        return (arr.astype(np.float64) / 9223372036854775808.0).astype(np.float32)
+    raise MediaError(f"unsupported audio sample format {fmt.name}")
+
+
+def declared_end(container, stream, origin: float) -> float | None:
+    """Where the header says ``stream`` ends, in seconds from the container's start: the stream's
+    own length, else the container's (Matroska stores only that); None when neither is stored."""
+    if stream.duration and stream.time_base:
+        return float((stream.duration + (stream.start_time or 0)) * stream.time_base) - origin
+    if container.duration:
+        return container.duration / av.time_base
+    return None
+
+
+def check_complete(declared: float | None, decoded_end: float, report: Warn, what: str) -> None:
+    """Warn if a stream ended well before the ``declared`` end (a truncated file).
+
+    Only containers that store the length in their header can tell (FLAC, MP4, Matroska, VBR MP3
+    with a Xing header...); a truncated WAV or CBR MP3 simply reads as a shorter file.
+    """
+    if declared is not None and declared - decoded_end > max(0.2, 0.02 * declared):
+        report(f"{TRUNCATED}: the header declares {declared:.2f} s of {what}, "
+               f"only {decoded_end:.2f} s could be decoded")
+
+
+def error_reason(exc: BaseException) -> str:
+    """A one-line reason for an exception raised while opening or decoding a file."""
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory, not a media file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, av.error.InvalidDataError):
+        return "not a media file, or a corrupt container (FFmpeg: invalid data found when processing input)"
+    if isinstance(exc, av.error.FFmpegError):
+        msg = getattr(exc, "strerror", None) or str(exc)
+        return f"cannot decode ({msg})"
+    return f"cannot read ({type(exc).__name__}: {exc})"

@@ -1,0 +1,110 @@
+"""An output file that is checked before the work starts and written whole or not at all.
+
+``avemo predict --out FILE`` may run for minutes; a destination that cannot be written (a missing
+folder, a read-only one, a name that is a folder, a full disk) must be reported before that
+work, as one line, and an interrupted or failed run must not leave half a file. So
+:class:`OutputFile`
+
+* checks the destination and creates its temporary file next to it when it is opened (the
+  write permission of the folder is tested by doing, not guessed);
+* on :meth:`~OutputFile.commit`, writes the temporary file, flushes it to disk and renames it
+  over the destination (atomic on POSIX: readers see the old file or the new one);
+* on :meth:`~OutputFile.discard` (or an exception inside ``with``), removes the temporary file.
+
+A destination that exists and is not a regular file (``/dev/stdout``, a named pipe, ``/dev/full``)
+cannot be replaced by a rename: it is opened when the output is opened and written directly.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from avemo.errors import AvemoError
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+class OutputFile:
+    """``with OutputFile(path) as out: ...work...; out.commit(text)`` (see the module docstring)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+        self._tmp: Path | None = None
+        target = self.path.resolve() if self.path.is_symlink() else self.path  # write through a link
+        try:
+            info = os.stat(target)
+        except FileNotFoundError:
+            info = None
+        except OSError as exc:  # e.g. a path under a regular file
+            raise AvemoError(f"cannot write the output here ({_reason(exc)})", self.path) from None
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            raise AvemoError("is a folder; give the name of the file to write", self.path)
+        if info is not None and not stat.S_ISREG(info.st_mode):
+            self._open_special(target)
+            return
+        folder = target.parent
+        if not folder.is_dir():
+            what = "does not exist" if not folder.exists() else "is not a folder"
+            raise AvemoError(f"cannot write the output: the folder {folder} {what}", self.path)
+        self._mode = stat.S_IMODE(info.st_mode) if info is not None else None
+        self._target = target
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        except OSError as exc:
+            raise AvemoError(f"cannot write the output in {folder} ({_reason(exc)})", self.path) from None
+        self._fd, self._tmp = fd, Path(tmp)
+
+    def _open_special(self, target: Path) -> None:
+        try:
+            self._fd = os.open(target, os.O_WRONLY | getattr(os, "O_NOCTTY", 0))
+        except OSError as exc:
+            raise AvemoError(f"cannot write the output ({_reason(exc)})", self.path) from None
+        self._target = target
+
+    def __enter__(self) -> OutputFile:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.discard()
+
+    def commit(self, text: str) -> None:
+        """Write ``text`` (UTF-8) and put it in place; one-line AvemoError if it cannot be written
+        (nothing is left behind then)."""
+        if self._fd is None:
+            raise RuntimeError("the output was already committed or discarded")
+        try:
+            data = memoryview(text.encode("utf-8"))
+            while data:
+                data = data[os.write(self._fd, data):]
+            if self._tmp is not None:
+                os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = None
+                os.chmod(self._tmp, self._mode if self._mode is not None else 0o666 & ~_umask())
+                os.replace(self._tmp, self._target)
+                self._tmp = None
+        except OSError as exc:
+            self.discard()
+            raise AvemoError(f"cannot write the output ({_reason(exc)})", self.path) from None
+        self.discard()
+
+    def discard(self) -> None:
+        """Close and remove the temporary file (nothing was written to the destination)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

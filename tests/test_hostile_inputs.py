@@ -1,0 +1,269 @@
+"""The hostile-input corpus: bad or awkward inputs and destinations given to ``avemo predict`` and ``avemo info``.
+
+Every input is generated here. Each case asserts the one line the user reads (and the exit
+code), and that nothing is left half-written: the folders involved hold exactly what they held
+before (no output, no temporary file). The bundled predictor is loaded once for the module; cases
+that must fail before the model loads replace it with one that fails the test when it is loaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from avemo.cli import main
+from avemo.media.synth import write_audio_streams, write_clip
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    from avemo import Predictor
+
+    return Predictor.default()
+
+
+@pytest.fixture(autouse=True)
+def shared_predictor(predictor, monkeypatch):
+    from avemo.inference.predictor import Predictor
+
+    monkeypatch.setattr(Predictor, "default", classmethod(lambda cls, **_: predictor))
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """For checks that must happen before the model loads: loading it fails the test."""
+    from avemo.inference.predictor import Predictor
+
+    def refuse(cls, **_):
+        raise AssertionError("the model was loaded although the command line was already known to be wrong")
+
+    monkeypatch.setattr(Predictor, "default", classmethod(refuse))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    write_clip(root / "voice.wav", duration=1.6, audio="voice")
+    write_clip(root / "silent.wav", duration=1.0, audio="silence")
+    write_clip(root / "one_frame.mp4", duration=0.04, fps=25, size=(160, 120))
+    (root / "empty.mp4").write_bytes(b"")
+    (root / "garbage.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    whole = write_clip(root / "whole.mp4", duration=2.0, size=(96, 72)).read_bytes()
+    (root / "no_index.mp4").write_bytes(whole[: len(whole) // 2])  # the moov box is at the end
+    (root / "other.wav").write_bytes((root / "voice.wav").read_bytes())
+    (root / "playlist.mp4").write_text("ffconcat version 1.0\nfile 'other.wav'\n")
+    y = (0.3 * np.sin(np.arange(24000) * 2 * np.pi * 220 / 16000)).astype(np.float32)
+    y[4000:4100] = np.nan
+    sf.write(root / "nan_float.wav", y, 16000, subtype="FLOAT")
+    write_audio_streams(root / "muted_first.mkv", ("silence", "voice"), default=0)
+    clip = bytearray(write_clip(root / "four_seconds.mp4", duration=4.0, fps=30, size=(160, 120)).read_bytes())
+    middle = len(clip) // 2
+    clip[middle : middle + 3000] = np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    (root / "damaged_middle.mp4").write_bytes(bytes(clip))  # a bad sector's worth of noise
+    whole_mkv = write_clip(root / "four_seconds.mkv", duration=4.0, fps=30, size=(160, 120)).read_bytes()
+    (root / "cut.mkv").write_bytes(whole_mkv[: int(len(whole_mkv) * 0.3)])  # an interrupted copy
+    (root / "no_media").mkdir()
+    (root / "no_media" / "notes.txt").write_text("not media\n")
+    return root
+
+
+def _run(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """``avemo ARGS`` through the console entry point: (exit code, stdout, stderr); ``capsys`` may be
+    pytest's capfd, to see what native code writes to the file descriptors too."""
+    monkeypatch.setattr(sys, "argv", ["avemo", *map(str, args)])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    out = capsys.readouterr()
+    return stop.value.code or 0, out.out, out.err
+
+
+def _one_line_error(code: int, err: str, fragment: str) -> None:
+    assert code == 2, err
+    assert err.startswith("avemo: error: ") and err.count("\n") == 1, err
+    assert fragment in err and "Traceback" not in err
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# ----------------------------------------------------------------------------- bad inputs
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("missing.mp4", "missing.mp4: file not found"),
+        ("empty.mp4", "empty.mp4: file is empty (0 bytes)"),
+        ("garbage.mp4", "garbage.mp4: not a media file: its first bytes are those of no supported container"),
+        ("playlist.mp4", "playlist.mp4: not a media file"),  # FFmpeg would read other.wav through it
+        ("no_index.mp4", "no_index.mp4: not a media file, or a corrupt container"),
+        ("nan_float.wav", "nan_float.wav: the audio track holds NaN or infinite samples"),
+        ("silent.wav", "the audio track is silent (peak level -inf dBFS)"),
+        ("no_media", "no media files"),
+    ],
+)
+def test_a_bad_input_is_one_line_naming_the_file(corpus, monkeypatch, capsys, name, message):
+    before = _listing(corpus)
+    code, out, err = _run(monkeypatch, capsys, "predict", corpus / name, "--format", "json")
+    _one_line_error(code, err, message)
+    assert out == "" and _listing(corpus) == before
+
+
+def test_a_batch_goes_past_bad_inputs_and_lists_them(corpus, monkeypatch, capsys, tmp_path):
+    out_file = tmp_path / "batch.json"
+    code, _, err = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", corpus / "garbage.mp4",
+                        corpus / "nan_float.wav", corpus / "muted_first.mkv", "--format", "json", "--out", out_file)
+    assert code == 1
+    assert [Path(p["path"]).name for p in json.loads(out_file.read_text())] == ["voice.wav", "muted_first.mkv"]
+    assert "Not predicted (2 of 4):" in err
+    assert f"  {corpus / 'nan_float.wav'}: the audio track holds NaN or infinite samples" in err
+    assert _listing(tmp_path) == ["batch.json"]
+
+
+def test_a_damaged_middle_is_predicted_around_the_damage_and_said(corpus, monkeypatch, capsys):
+    code, out, err = _run(monkeypatch, capsys, "predict", corpus / "damaged_middle.mp4", "--format", "json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["duration"] == pytest.approx(4.0, abs=0.1)
+    assert any("video packets could not be decoded and were skipped" in w for w in result["warnings"])
+    assert f"avemo: warning: {corpus / 'damaged_middle.mp4'}: " in err
+
+
+def test_a_truncated_file_reports_what_was_decoded(corpus, monkeypatch, capsys):
+    code, out, err = _run(monkeypatch, capsys, "predict", corpus / "cut.mkv", "--format", "json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["duration"] < 1.5  # the header says 4.06 s; about a second of it decodes
+    assert result["timeline"][-1]["end"] == pytest.approx(result["duration"], abs=1e-3)
+    assert any(w.startswith("truncated or damaged: the header declares 4.06 s") for w in result["warnings"])
+
+
+def test_of_two_audio_streams_the_one_with_sound_is_predicted(corpus, monkeypatch, capsys):
+    code, out, _ = _run(monkeypatch, capsys, "predict", corpus / "muted_first.mkv", "--format", "json")
+    assert code == 0
+    assert json.loads(out)["modalities"]["audio"]["used"] is True  # stream 0 is silent, stream 1 the voice
+
+
+def test_csv_never_writes_a_live_formula(corpus, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    Path("=HYPERLINK(1).wav").write_bytes((corpus / "voice.wav").read_bytes())
+    code, out, _ = _run(monkeypatch, capsys, "predict", "=HYPERLINK(1).wav", "--format", "csv")
+    assert code == 0
+    paths = {row["path"] for row in csv.DictReader(io.StringIO(out))}
+    assert paths == {"'=HYPERLINK(1).wav"}  # shown as text by spreadsheets, never run
+
+
+def test_a_file_name_is_shown_as_it_is_not_as_markup(corpus, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    Path("[bold]take[red].wav").write_bytes((corpus / "voice.wav").read_bytes())
+    code, out, _ = _run(monkeypatch, capsys, "predict", "[bold]take[red].wav")
+    assert code == 0 and "[bold]take[red].wav (1.6 s):" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--window", "0"], "window must be a positive number of seconds"),
+        (["--window", "nan"], "window must be a positive number of seconds"),
+        (["--hop", "-1"], "hop must be a positive number of seconds"),
+    ],
+)
+def test_a_bad_window_is_refused_before_the_model_loads(corpus, monkeypatch, capsys, no_model, args, message):
+    code, _, err = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", *args)
+    _one_line_error(code, err, message)
+
+
+# ----------------------------------------------------------------------------- bad destinations
+def _read_only_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in. Root writes anywhere it has permissions for, so
+    as root it is sysfs's top folder (no one may create files there); otherwise a folder set to 0500."""
+    if os.geteuid() == 0:
+        if not Path("/sys").is_dir():
+            pytest.skip("running as root without /sys: no folder root cannot write")
+        return Path("/sys")
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("missing/out.json", "the folder {tmp}/missing does not exist"),
+        ("a_file/out.json", "cannot write the output here (Not a directory)"),
+        ("a_folder", "a_folder: is a folder; give the name of the file to write"),
+        ("READ_ONLY/out.json", "cannot write the output in READ_ONLY ("),  # permission denied, or a read-only fs
+    ],
+)
+def test_a_bad_destination_is_refused_before_the_model_loads(corpus, monkeypatch, capsys, no_model, tmp_path,
+                                                             where, message):
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_folder").mkdir()
+    read_only = _read_only_folder(tmp_path)
+    before = _listing(tmp_path), _listing(read_only)
+    target = where.replace("READ_ONLY", str(read_only))
+    path = tmp_path / target if not target.startswith("/") else Path(target)
+    code, _, err = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", "--out", path)
+    _one_line_error(code, err, message.format(tmp=tmp_path).replace("READ_ONLY", str(read_only)))
+    assert (_listing(tmp_path), _listing(read_only)) == before
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_a_full_disk_is_one_line(corpus, monkeypatch, capsys):
+    code, out, err = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", "--format", "json", "--out", "/dev/full")
+    _one_line_error(code, err, "/dev/full: cannot write the output (No space left on device)")
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(corpus, monkeypatch, capsys, tmp_path):
+    from avemo import output_file
+
+    target = tmp_path / "result.json"
+    target.write_text("the previous result\n")
+
+    def fail(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(output_file.os, "fsync", fail)  # the disk fills while the result is written
+    code, _, err = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", "--format", "json", "--out", target)
+    _one_line_error(code, err, "result.json: cannot write the output (No space left on device)")
+    assert target.read_text() == "the previous result\n" and _listing(tmp_path) == ["result.json"]
+
+
+def test_an_output_replaces_the_file_whole_with_ordinary_permissions(corpus, monkeypatch, capsys, tmp_path):
+    target = tmp_path / "result.csv"
+    code, _, _ = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", "--format", "csv", "--out", target)
+    assert code == 0 and target.read_text().startswith("path,level,")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (target.stat().st_mode & 0o777) == 0o666 & ~mask  # not mkstemp's private 0600
+    assert _listing(tmp_path) == ["result.csv"]
+
+
+# ----------------------------------------------------------------------------- avemo info
+def test_info_on_a_one_frame_video_checks_one_frame(corpus, monkeypatch, capfd):
+    code, out, err = _run(monkeypatch, capfd, "info", corpus / "one_frame.mp4", "--json")  # capfd: native writes too
+    assert code == 0
+    report = json.loads(out)
+    assert report["faces"]["frames_checked"] == 1
+    assert "TensorFlow Lite" not in err and "Feedback manager" not in err and "absl" not in err
+
+
+def test_info_lists_every_stream_and_which_are_used(corpus, monkeypatch, capsys):
+    code, out, _ = _run(monkeypatch, capsys, "info", corpus / "muted_first.mkv", "--json")
+    assert code == 0
+    streams = json.loads(out)["streams"]
+    assert [(s["index"], s["kind"], s["default"], s["used"]) for s in streams] == [
+        (0, "audio", True, False), (1, "audio", False, True)]
+
+
+def test_info_on_garbage_is_one_line(corpus, monkeypatch, capsys):
+    code, _, err = _run(monkeypatch, capsys, "info", corpus / "garbage.mp4")
+    _one_line_error(code, err, "garbage.mp4: not a media file")
