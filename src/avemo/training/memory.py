@@ -65,11 +65,6 @@ def eval_batch_size(model: AvemoModel, data: TensorData, device: torch.device, *
     return batch_for_budget(peaks[0], peaks[1], budget)
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """True for PyTorch's out-of-memory error on any device."""
-    return isinstance(exc, torch.OutOfMemoryError)
-
-
 def _device_text(device: torch.device) -> str:
     if device.type == "cuda":
         try:
