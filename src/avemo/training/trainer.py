@@ -403,10 +403,11 @@ def _train_step(model: AvemoModel, config: TrainConfig, setup: TrainingSetup, in
     n = targets.shape[0]
     parts = micro_batches(n, config.accumulate)
     losses, logits = [], []
+    ddp = getattr(setup.net, "_orig_mod", setup.net)  # under torch.compile, the DDP module it wraps
     for i, part in enumerate(parts):
         whole = len(parts) == 1
-        sync = i == len(parts) - 1 or not isinstance(setup.net, torch.nn.parallel.DistributedDataParallel)
-        with contextlib.nullcontext() if sync else setup.net.no_sync():
+        sync = i == len(parts) - 1 or not isinstance(ddp, torch.nn.parallel.DistributedDataParallel)
+        with contextlib.nullcontext() if sync else ddp.no_sync():
             with torch.autocast(device_type=setup.device.type, dtype=setup.amp_dtype, enabled=setup.use_amp):
                 outputs = setup.net(inputs if whole else {k: v[part] for k, v in inputs.items()})
                 loss = model.loss(outputs, targets[part])
