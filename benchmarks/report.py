@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ROOT / "docs" / "benchmarks"
-ORDER = ["extract_audio", "face_pipeline", "long_video", "scale_extraction", "predict", "serve"]
+ORDER = ["extract_audio", "face_pipeline", "long_video", "scale_extraction", "predict", "serve", "gpu_train"]
 
 
 def machine() -> str:

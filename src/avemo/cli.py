@@ -285,14 +285,43 @@ def train(
     speaker_norm: Annotated[
         bool | None, typer.Option("--speaker-norm/--no-speaker-norm", help="Speaker-level feature normalisation.")
     ] = None,
+    device: Annotated[str | None, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch (the effective one with --accumulate).")] = None,
+    accumulate: Annotated[
+        int | None, typer.Option(help="Run every batch as K micro-batches with one optimizer step: the same "
+                                      "effective batch in about 1/K of the activation memory.")
+    ] = None,
+    checkpoint_activations: Annotated[
+        bool | None, typer.Option("--checkpoint-activations/--no-checkpoint-activations",
+                                  help="Recompute the 3D ResNeXt blocks' activations in the backward pass: "
+                                       "less GPU memory, about a third more compute.")
+    ] = None,
+    eval_batch_size: Annotated[
+        int | None, typer.Option(help="Validation and test batch (default: 128 on a CPU, sized to the free "
+                                      "memory on a GPU).")
+    ] = None,
+    loader_workers: Annotated[
+        int | None, typer.Option(help="Batch-loading worker processes (default: 0 on a CPU, up to 4 on a GPU).")
+    ] = None,
+    compile_model: Annotated[
+        bool | None, typer.Option("--compile/--no-compile", help="torch.compile the training step (pays off "
+                                  "on a GPU over long runs; the compile time is reported).")
+    ] = None,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
-    """Train MODEL on a dataset folder with early stopping on validation speakers; write a checkpoint."""
+    """Train MODEL on a dataset folder with early stopping on validation speakers; write a checkpoint.
+
+    Options given here override the --config file. Out of GPU memory: lower --batch-size, or keep it
+    with --accumulate, or add --checkpoint-activations (frame models); the error line says which."""
     from avemo.cache import FeatureCache
     from avemo.training import load_data, resolve_split, train_run
 
-    train_cfg = _train_config(config, {"epochs": epochs, "seed": seed, "speaker_norm": speaker_norm})
+    train_cfg = _train_config(config, {
+        "epochs": epochs, "seed": seed, "speaker_norm": speaker_norm, "device": device, "batch_size": batch_size,
+        "accumulate": accumulate, "checkpoint_activations": checkpoint_activations,
+        "eval_batch_size": eval_batch_size, "loader_workers": loader_workers, "compile": compile_model,
+    })
     data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels)
     tr, va, te, split_info = resolve_split(data, fold=fold, plan=plan, val_speakers=_speakers(val_speakers))
     console_err.print(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})")
@@ -309,7 +338,8 @@ def train(
     line = f"best epoch {run.best_epoch}; validation accuracy {run.val.accuracy:.3f}" if run.val else "no validation"
     if run.test is not None:
         line += f"; test accuracy {run.test.accuracy:.3f}, macro-F1 {run.test.macro_f1:.3f}, UAR {run.test.uar:.3f}"
-    console.print(f"{run.model_name} ({run.params:,} parameters, {run.train_seconds:.0f} s): {line}")
+    compiled = f", {run.compile_seconds:.0f} s of it compiling" if run.compile_seconds is not None else ""
+    console.print(f"{run.model_name} ({run.params:,} parameters, {run.train_seconds:.0f} s{compiled}): {line}")
     console.print(f"checkpoint: {out}")
 
 

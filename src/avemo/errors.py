@@ -57,3 +57,7 @@ class CheckpointError(AvemoError):
 
 class CacheError(AvemoError):
     """A feature cache entry is corrupt or cannot be written."""
+
+
+class DeviceMemoryError(AvemoError):
+    """The model does not fit the device's memory at these settings (the message says what to change)."""

@@ -56,7 +56,7 @@ class ZooRunner:
         """
         import torch
 
-        from avemo.models.batching import TensorData, collate
+        from avemo.models.batching import TensorData, collate, to_device
         from avemo.models.normalization import ArraySet
 
         names = [n for n in self.specs if n in arrays]
@@ -80,6 +80,6 @@ class ZooRunner:
         with torch.inference_mode():
             for i in range(0, n, 32):
                 batch, _ = collate([data[j] for j in range(i, min(i + 32, n))])
-                batch = {k: v.to(self.device) for k, v in batch.items()}
+                batch = to_device(batch, specs, self.device)
                 out.append(self.model(batch).float().cpu().numpy())
         return np.concatenate(out)

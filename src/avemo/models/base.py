@@ -31,6 +31,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -69,6 +70,9 @@ class Encoder(nn.Module):
     Config: ClassVar[type] = NoOptions
     #: config overrides giving the smallest input this encoder accepts (smoke tests, quick benchmarks)
     smoke_config: ClassVar[dict[str, Any]] = {}
+    #: memory layout ``prepare`` gives frame clips (``channels_last_3d`` when the trainer converts
+    #: the 3D convolutions to it on a GPU, :func:`avemo.models.memory_format.use_channels_last_3d`)
+    memory_format: torch.memory_format = torch.contiguous_format
 
     def __init__(self, config: Any = None, **overrides: Any):
         super().__init__()
@@ -122,6 +126,11 @@ class AvemoModel(nn.Module):
     paper: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     needs_fit: ClassVar[bool] = False
+    #: every trainable parameter gets a gradient from every training step's loss (all inputs
+    #: present, as in training); a model for which this is False makes the trainer turn on
+    #: ``find_unused_parameters`` of DistributedDataParallel (a slower all-reduce). Checked over
+    #: the registry by tests/test_models_shared.py.
+    trains_all_parameters: ClassVar[bool] = True
 
     def __init__(self, num_classes: int):
         super().__init__()
@@ -180,12 +189,16 @@ class UnimodalModel(AvemoModel):
         return self.head(self.encoder(inputs[self.encoder.input_name]))
 
 
-def frames_to_channels_first(x: Tensor, mean: Tensor | None = None, std: Tensor | None = None) -> Tensor:
-    """``(B, N, H, W, C)`` in ``[0, 1]`` -> ``(B, C, N, H, W)``, optionally normalised per channel."""
+def frames_to_channels_first(x: Tensor, mean: Tensor | None = None, std: Tensor | None = None, *,
+                             memory_format: torch.memory_format = torch.contiguous_format) -> Tensor:
+    """``(B, N, H, W, C)`` in ``[0, 1]`` -> ``(B, C, N, H, W)``, optionally normalised per channel.
+
+    ``memory_format=torch.channels_last_3d`` keeps the channels innermost in memory, the layout
+    the permuted input already has (no copy), for 3D convolutions in that format on a GPU."""
     x = x.permute(0, 4, 1, 2, 3)
     if mean is not None and std is not None:
         x = (x - mean.view(1, -1, 1, 1, 1).to(x.dtype)) / std.view(1, -1, 1, 1, 1).to(x.dtype)
-    return x.contiguous()
+    return x.contiguous(memory_format=memory_format)
 
 
 def check_min_size(where: str, what: str, value: int, minimum: int) -> None:

@@ -1,9 +1,12 @@
 """From normalised arrays to the tensors a model consumes, following its :class:`InputSpec`s.
 
 :class:`TensorData` is the one place where arrays become model inputs: sequences with a fixed
-length in their spec are cropped or padded to it, frames are scaled to [0, 1]. The trainer, the
-evaluation and the predictor all go through it, so that what a model sees at prediction time is
-what it saw in training.
+length in their spec are cropped or padded to it; frames keep the dtype they are stored in
+(uint8 pixels from the ``face_crops`` cache) through batching, and :func:`to_device` moves a
+batch to the model's device and scales frames to float32 in [0, 1] there: a quarter of the
+bytes cross to a GPU, and the conversion runs on it. The trainer, the evaluation and the
+predictor all go through these, so that what a model sees at prediction time is what it saw
+in training.
 """
 
 from __future__ import annotations
@@ -59,8 +62,8 @@ class TensorData(torch.utils.data.Dataset):
             x = self.inputs[name][i]
             if spec.kind == "sequence" and spec.shape and spec.shape[0] is not None:
                 x = fit_length(x, int(spec.shape[0]), crop="random" if self.train else "center", pad="zeros", rng=rng)
-            if spec.kind == "frames":
-                t = torch.from_numpy(np.ascontiguousarray(x)).float().div_(255.0)
+            if spec.kind == "frames":  # stored dtype (uint8): scaled to [0, 1] by to_device
+                t = torch.from_numpy(np.ascontiguousarray(x))
                 if t.ndim == 4 and t.shape[-1] not in (1, 3):  # gray frames stored (N, H, W)
                     t = t.unsqueeze(-1)
                 elif t.ndim == 3:
@@ -89,10 +92,27 @@ def collate(batch):
     return out, torch.tensor([item[1] for item in batch], dtype=torch.long)
 
 
+def to_device(inputs: Mapping[str, torch.Tensor], specs: Mapping[str, InputSpec], device: torch.device | str,
+              *, non_blocking: bool = False) -> dict[str, torch.Tensor]:
+    """A collated batch on ``device`` as the model consumes it: frames (any stored dtype) become
+    float32 scaled to [0, 1] after the move (on the device), other inputs are moved as they are.
+
+    The scaling is elementwise, so it gives the same numbers on the batch as on single items."""
+    out = {}
+    for name, x in inputs.items():
+        x = x.to(device, non_blocking=non_blocking)
+        if specs[name].kind == "frames":  # in place only on the copy .float() makes of integer pixels
+            x = x.float() / 255.0 if x.is_floating_point() else x.float().div_(255.0)
+        out[name] = x
+    return out
+
+
 def as_batch(data: TensorData) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """All items of ``data`` as one batch, without training-time cropping (the data as evaluated)."""
+    """All items of ``data`` as one batch on the CPU, as the model consumes it, without
+    training-time cropping (the data as evaluated)."""
     was_training, data.train = data.train, False
     try:
-        return collate([data[i] for i in range(len(data))])
+        inputs, labels = collate([data[i] for i in range(len(data))])
+        return to_device(inputs, data.specs, "cpu"), labels
     finally:
         data.train = was_training

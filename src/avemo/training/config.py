@@ -60,7 +60,31 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """How a model is fitted. Model selection (early stopping, best epoch) uses the validation
-    speakers only; the test speakers are never seen before the final evaluation."""
+    speakers only; the test speakers are never seen before the final evaluation.
+
+    Device options (each leaves training on a CPU as it always was):
+
+    * ``amp`` / ``amp_dtype``: mixed precision on CUDA only (CPU training stays float32).
+      ``"auto"`` measures float16 against bfloat16 once per device and process
+      (:mod:`avemo.training.precision`): float16 (with a gradient scaler) where it is faster,
+      else bfloat16 where the GPU supports it.
+    * ``eval_batch_size``: batch of validation and prediction; unset, 128 on a CPU and, on a GPU,
+      the largest batch up to 128 whose measured peak stays under ``eval_memory_gib`` and under
+      the free memory (:mod:`avemo.training.memory`); a batch that still runs out of memory is
+      split in halves.
+    * ``accumulate``: every batch of ``batch_size`` is run as ``accumulate`` micro-batches with
+      one optimizer step: the same effective batch in about 1/``accumulate`` of the activation
+      memory (the same gradients for models without batch statistics; BatchNorm sees the
+      micro-batches).
+    * ``checkpoint_activations``: recompute the activations of the 3D ResNeXt blocks in the
+      backward pass instead of storing them (less memory, about a third more compute).
+    * ``loader_workers``: DataLoader worker processes; unset, 0 on a CPU and up to 4 on CUDA
+      (with pinned memory).
+    * ``channels_last`` / ``cudnn_benchmark``: on CUDA, 3D convolutions in the
+      ``channels_last_3d`` memory format and cuDNN's algorithm search.
+    * ``compile``: ``torch.compile`` the training step (its first-step time is reported as
+      ``compile_seconds``).
+    """
 
     epochs: int = 60
     batch_size: int = 32
@@ -76,12 +100,28 @@ class TrainConfig:
     speaker_norm: bool = False
     device: str = "auto"
     amp: bool = True
-    eval_batch_size: int = 128
+    amp_dtype: Literal["auto", "float16", "bfloat16"] = "auto"
+    eval_batch_size: int | None = None
+    eval_memory_gib: float = 16.0
+    accumulate: int = 1
+    checkpoint_activations: bool = False
+    loader_workers: int | None = None
+    channels_last: bool = True
+    cudnn_benchmark: bool = True
+    compile: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("epochs and batch_size must be at least 1")
+        if self.accumulate < 1 or self.accumulate > self.batch_size:
+            raise ConfigError(f"accumulate must be between 1 and batch_size ({self.batch_size}), got {self.accumulate}")
+        if self.eval_batch_size is not None and self.eval_batch_size < 1:
+            raise ConfigError(f"eval_batch_size must be at least 1 (or unset: automatic), got {self.eval_batch_size}")
+        if self.loader_workers is not None and self.loader_workers < 0:
+            raise ConfigError(f"loader_workers must be >= 0 (or unset: automatic), got {self.loader_workers}")
+        if self.eval_memory_gib <= 0:
+            raise ConfigError(f"eval_memory_gib must be positive, got {self.eval_memory_gib}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if self.patience < 1:

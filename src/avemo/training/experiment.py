@@ -111,6 +111,7 @@ class RunResult:
     test_labels: np.ndarray | None = None
     test_takes: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    compile_seconds: float | None = None  # the first compiled training step (``TrainConfig.compile``)
 
 
 def _tensor_data(gathered: Gathered, norm: Normalizer, labels: LabelSet, specs, *, train: bool, seed: int):
@@ -163,7 +164,8 @@ def train_run(
     test_m = probs = y_test = None
     if len(parts[2]):
         test_d = _tensor_data(parts[2], norm, data.labels, specs, train=False, seed=train_config.seed)
-        probs = predict_proba(model, test_d)
+        probs = predict_proba(model, test_d, batch_size=train_config.eval_batch_size,
+                              memory_gib=train_config.eval_memory_gib)
         y_test = test_d.labels
         test_m = compute_metrics(y_test, probs, data.labels.emotions)
     run = RunResult(
@@ -171,6 +173,7 @@ def train_run(
         params=count_parameters(model), best_epoch=result.best_epoch, train_seconds=result.seconds,
         history=result.history, val=val_m, test=test_m, test_probabilities=probs, test_labels=y_test,
         test_takes=[t.key for t in parts[2].takes], failed=list(gathered.failed),
+        compile_seconds=result.compile_seconds,
     )
     if run.out_dir is not None and is_main_process():  # under torchrun, rank 0 writes the checkpoint
         _save_run(run, model, norm, data, parts, train_config, extra_meta)
@@ -199,7 +202,10 @@ def _fit_and_validate(model, parts: list[Gathered], norm: Normalizer, data: Data
     result = fit(model, train_d, val_d, config, labels=list(data.labels.emotions), run_dir=run_dir,
                  on_epoch=on_epoch, fingerprint=fingerprint)
     calibrate(model, val_d)
-    val_m = compute_metrics(val_d.labels, predict_proba(model, val_d), data.labels.emotions) if val_d else None
+    val_m = None
+    if val_d is not None:
+        probs = predict_proba(model, val_d, batch_size=config.eval_batch_size, memory_gib=config.eval_memory_gib)
+        val_m = compute_metrics(val_d.labels, probs, data.labels.emotions)
     return result, val_m
 
 
@@ -217,7 +223,8 @@ def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: 
         },
         "metrics": {"best_epoch": run.best_epoch, "params": run.params,
                     "train_seconds": round(run.train_seconds, 2),
-                    "val": run.val.to_dict() if run.val else None, "test": run.test.to_dict() if run.test else None},
+                    "val": run.val.to_dict() if run.val else None, "test": run.test.to_dict() if run.test else None,
+                    **({"compile_seconds": round(run.compile_seconds, 2)} if run.compile_seconds is not None else {})},
         **(extra_meta or {}),
     }
     tables = {name: {"columns": list(t.columns), "source": str(t.source)} for name, t in data.tables.items()}

@@ -7,15 +7,25 @@ after every epoch: an interrupted run started again with the same ``run_dir`` co
 from its last finished epoch and ends with the same weights as an uninterrupted one
 (every epoch's randomness is derived from ``seed`` and the epoch number).
 
-Devices: CPU, or CUDA when present (``device="auto"``), with mixed precision on CUDA.
+Devices: CPU, or CUDA when present (``device="auto"``), with mixed precision on CUDA in the
+half-precision type measured fastest (:mod:`avemo.training.precision`), loader workers and
+pinned memory, ``channels_last_3d`` and cuDNN's algorithm search (:mod:`avemo.training.device`);
+options for memory (:mod:`avemo.training.memory`): gradient accumulation over micro-batches,
+activation checkpointing, an evaluation batch sized to the free memory, one-line
+out-of-memory errors. The learning-rate schedule advances only after epochs in which the
+optimizer stepped (a gradient scaler skips the steps whose float16 gradients overflow), so
+no value of the schedule is lost. On a CPU every one of these keeps the behaviour the loop
+always had.
 Several GPUs: launch with ``torchrun --nproc_per_node N -m avemo.cli train ...``; the loop then
-wraps the model in ``DistributedDataParallel`` and shards batches with a
-``DistributedSampler`` (the standard PyTorch route; only rank 0 writes files), or with
+wraps the model in ``DistributedDataParallel`` (``find_unused_parameters`` only for models that
+declare ``trains_all_parameters = False``) and shards batches with a ``DistributedSampler``
+(the standard PyTorch route; only rank 0 writes files), or with
 :class:`DistributedBalancedSampler` when ``class_balance="sampler"``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import logging
@@ -28,12 +38,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
+from torch.utils.data import RandomSampler, WeightedRandomSampler
 
 from avemo.metrics import compute_metrics
 from avemo.models.base import AvemoModel
-from avemo.models.batching import TensorData, as_batch, collate
+from avemo.models.batching import TensorData, as_batch, to_device
+from avemo.models.layers.checkpointing import CheckpointedBlock, set_activation_checkpointing
 from avemo.training.config import AugmentConfig, TrainConfig
+from avemo.training.device import loader_workers, make_loader, pick_device, tune_for_device
+from avemo.training.memory import eval_batch_size, out_of_memory
+from avemo.training.precision import autocast_dtype
 from avemo.training.state import load_resume_state, save_resume_state
 
 log = logging.getLogger(__name__)
@@ -46,6 +60,7 @@ class FitResult:
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    compile_seconds: float | None = None  # the first compiled training step (``compile=True``)
 
 
 def _balanced_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -92,12 +107,6 @@ def epoch_sampler(labels: np.ndarray, n_classes: int, config: TrainConfig, epoch
     return RandomSampler(range(len(labels)), generator=gen)
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _distributed() -> tuple[int, int]:
     """(rank, world size) when launched by torchrun, else (0, 1)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -139,7 +148,9 @@ def augment_batch(
     cfg: AugmentConfig,
     generator: torch.Generator,
 ) -> dict[str, torch.Tensor]:
-    """SpecAugment masks, Gaussian noise and modality dropout on a (standardised) batch."""
+    """SpecAugment masks, Gaussian noise and modality dropout on a (standardised) batch, on the
+    batch's device: the random draws come from ``generator`` (a CPU generator, so that a run draws
+    the same numbers on any device) and only the masks and noise travel to the device."""
     out = dict(inputs)
     for name, x in inputs.items():
         kind = kinds[name]
@@ -152,15 +163,15 @@ def augment_batch(
                 w = torch.randint(0, cfg.time_mask + 1, (b,), generator=generator)
                 s = (torch.rand(b, generator=generator) * (t - w).clamp(min=1)).long()
                 idx = torch.arange(t)[None, :]
-                x[(idx >= s[:, None]) & (idx < (s + w)[:, None])] = 0.0
+                x[((idx >= s[:, None]) & (idx < (s + w)[:, None])).to(x.device)] = 0.0
             for _ in range(cfg.freq_masks):
                 w = torch.randint(0, cfg.freq_mask + 1, (b,), generator=generator)
                 s = (torch.rand(b, generator=generator) * (d - w).clamp(min=1)).long()
                 idx = torch.arange(d)[None, :]
                 mask = (idx >= s[:, None]) & (idx < (s + w)[:, None])
-                x.masked_fill_(mask[:, None, :], 0.0)
+                x.masked_fill_(mask[:, None, :].to(x.device), 0.0)
         if cfg.noise_std > 0:
-            x = x + cfg.noise_std * torch.randn(x.shape, generator=generator)
+            x = x + cfg.noise_std * torch.randn(x.shape, generator=generator).to(x.device)
         out[name] = x
     if cfg.modality_dropout > 0:
         mods = sorted(set(modalities.values()))
@@ -172,23 +183,51 @@ def augment_batch(
                 sel = drop & (which == mods.index(mod))
                 if sel.any():
                     x = out[name].clone()
-                    x[sel] = 0.0
+                    x[sel.to(x.device)] = 0.0
                     out[name] = x
     return out
 
 
-def predict_proba(model: AvemoModel, data: TensorData, *, batch_size: int = 128, device=None) -> np.ndarray:
-    """Class probabilities (n, C) of ``model`` on ``data`` (eval mode, no augmentation)."""
-    device = device or next(model.parameters()).device
+def predict_proba(model: AvemoModel, data: TensorData, *, batch_size: int | None = None, device=None,
+                  memory_gib: float = 16.0, workers: int = 0) -> np.ndarray:
+    """Class probabilities (n, C) of ``model`` on ``data`` (eval mode, no augmentation).
+
+    ``batch_size`` unset: 128 on a CPU, sized to the free memory on a GPU
+    (:func:`~avemo.training.memory.eval_batch_size`, at most ``memory_gib``). A batch that runs
+    out of memory is split in halves, and the later batches run at the size that fitted."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval()
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate)
-    out = []
+    size = batch_size or eval_batch_size(model, data, device, memory_gib=memory_gib)
+    loader = make_loader(data, size, workers=workers, pin_memory=device.type == "cuda")
+    out: list[np.ndarray] = []
+    chunk = size
     with torch.no_grad():
         for inputs, _ in loader:
-            inputs = {k: v.to(device) for k, v in inputs.items()}
-            logits = model(inputs).float()
-            out.append(torch.softmax(logits, dim=1).cpu().numpy())
+            chunk = _predict_batch(model, to_device(inputs, data.specs, device, non_blocking=True), chunk, out)
     return np.concatenate(out) if out else np.zeros((0, model.num_classes), dtype=np.float32)
+
+
+def _predict_batch(model: AvemoModel, inputs: dict[str, torch.Tensor], chunk: int, out: list[np.ndarray]) -> int:
+    """Append the probabilities of one batch to ``out``, in chunks of at most ``chunk`` items,
+    halved while they run out of memory; the chunk size that fitted."""
+    n = next(iter(inputs.values())).shape[0]
+    start = 0
+    while start < n:
+        part = inputs if chunk >= n else {k: v[start:start + chunk] for k, v in inputs.items()}
+        try:
+            logits = model(part).float()
+        except torch.OutOfMemoryError:
+            device = next(iter(inputs.values())).device
+            if chunk == 1:
+                raise out_of_memory(model, device, phase="evaluating", batch=1) from None
+            chunk = max(1, min(chunk, n) // 2)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            log.warning("%s: out of memory in evaluation; going on with batches of %d", model.name, chunk)
+            continue
+        out.append(torch.softmax(logits, dim=1).cpu().numpy())
+        start += logits.shape[0]
+    return chunk
 
 
 def evaluate_loss(model: AvemoModel, data: TensorData, probs: np.ndarray) -> float:
@@ -231,31 +270,45 @@ class EarlyStopping:
 
 
 @dataclass
-class _Setup:
-    """What one :func:`fit` call trains with (built by :func:`_setup`)."""
+class TrainingSetup:
+    """What one :func:`fit` call trains with (built by :func:`setup_training`)."""
 
-    net: torch.nn.Module  # the model as called in training (DDP-wrapped under torchrun)
+    net: torch.nn.Module  # the model as called in training (DDP-wrapped under torchrun, compiled if asked)
     device: torch.device
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
     scaler: torch.amp.GradScaler
-    use_amp: bool
+    amp_dtype: torch.dtype | None  # None: no autocast (always on a CPU)
     rank: int
     world: int
+    workers: int = 0
+    optimizer_steps: int = 0  # steps the optimizer took (a gradient scaler skips overflowing ones)
+    eval_batch: int | None = None
+    compile_seconds: float | None = None
+
+    @property
+    def use_amp(self) -> bool:
+        return self.amp_dtype is not None
 
 
-def _setup(model: AvemoModel, config: TrainConfig) -> _Setup:
-    """Device (the local GPU under torchrun), DDP wrapping, optimizer, scheduler and AMP scaler."""
+def setup_training(model: AvemoModel, config: TrainConfig) -> TrainingSetup:
+    """Device (the local GPU under torchrun), device tuning, DDP wrapping, compilation, optimizer,
+    scheduler, autocast dtype and gradient scaler."""
     rank, world = _distributed()
     device = pick_device(config.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     model.to(device)
+    tune_for_device(model, config, device)
     net: torch.nn.Module = _AllOutputs(model)
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+            net, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=not model.trains_all_parameters,
         )
+    if config.compile:  # a fresh compile cache: every model's _AllOutputs.forward is one code object, whose
+        torch.compiler.reset()  # recompilations would reach dynamo's limit and fall back to eager
+        net = torch.compile(net)
     if config.optimizer == "adamw":
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     else:
@@ -265,74 +318,134 @@ def _setup(model: AvemoModel, config: TrainConfig) -> _Setup:
         if config.scheduler == "cosine"
         else None
     )
-    use_amp = config.amp and device.type == "cuda"
-    return _Setup(net, device, optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=use_amp), use_amp, rank,
-                  world)
+    amp_dtype = autocast_dtype(device, config.amp_dtype) if config.amp else None
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    setup = TrainingSetup(net, device, optimizer, scheduler, scaler, amp_dtype, rank, world,
+                          workers=loader_workers(config, device))
+
+    def count_step(*_args) -> None:
+        setup.optimizer_steps += 1
+
+    optimizer.register_step_post_hook(count_step)
+    return setup
 
 
-def train_one_epoch(model: AvemoModel, train: TensorData, config: TrainConfig, setup: _Setup, epoch: int,
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_one_epoch(model: AvemoModel, train: TensorData, config: TrainConfig, setup: TrainingSetup, epoch: int,
                     n_classes: int) -> dict[str, float]:
-    """One pass over ``train`` (with the epoch's own seeded randomness); the epoch's history row."""
+    """One pass over ``train`` (with the epoch's own seeded randomness); the epoch's history row.
+
+    Losses and hits are summed on the device and read once at the end (no wait per step)."""
     _seed(config.seed, epoch)
     train.set_epoch(epoch)
     gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     sampler = epoch_sampler(train.labels, n_classes, config, epoch, gen, setup.rank, setup.world)
-    loader = DataLoader(
-        train, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
-        drop_last=len(train) > config.batch_size,
-    )
+    loader = make_loader(train, config.batch_size, sampler=sampler, drop_last=len(train) > config.batch_size,
+                         workers=setup.workers, pin_memory=setup.device.type == "cuda")
     kinds = {n: s.kind for n, s in train.specs.items()}
     modalities = {n: s.modality for n, s in train.specs.items()}
     setup.net.train()
-    total, seen, correct = 0.0, 0, 0
+    steps_before = setup.optimizer_steps
+    total = torch.zeros((), dtype=torch.float64, device=setup.device)
+    correct = torch.zeros((), dtype=torch.int64, device=setup.device)
+    seen = 0
     for inputs, targets in loader:
+        inputs = to_device(inputs, train.specs, setup.device, non_blocking=True)
         inputs = augment_batch(inputs, kinds, modalities, config.augment, gen)
-        inputs = {k: v.to(setup.device, non_blocking=True) for k, v in inputs.items()}
-        targets = targets.to(setup.device)
+        targets = targets.to(setup.device, non_blocking=True)
+        timing = config.compile and setup.compile_seconds is None
+        if timing:
+            _sync(setup.device)
+            t0 = time.perf_counter()
         loss, logits = _train_step(model, config, setup, inputs, targets, gen, epoch, seen)
-        total += float(loss.detach()) * targets.shape[0]
-        correct += int((logits.argmax(1) == targets).sum())
+        if timing:
+            _sync(setup.device)
+            setup.compile_seconds = time.perf_counter() - t0
+        total += loss.detach().double() * targets.shape[0]
+        correct += (logits.argmax(1) == targets).sum()
         seen += targets.shape[0]
-    if setup.scheduler is not None:
-        setup.scheduler.step()
+    if setup.scheduler is not None and setup.optimizer_steps > steps_before:
+        setup.scheduler.step()  # never before an optimizer step: a scaler may have skipped them all
     return {
         "epoch": epoch,
         "lr": setup.optimizer.param_groups[0]["lr"],
-        "train_loss": total / max(seen, 1),
-        "train_accuracy": correct / max(seen, 1),
+        "train_loss": float(total) / max(seen, 1),
+        "train_accuracy": int(correct) / max(seen, 1),
     }
 
 
-def _train_step(model: AvemoModel, config: TrainConfig, setup: _Setup, inputs: dict[str, torch.Tensor],
+def micro_batches(n: int, parts: int) -> list[slice]:
+    """``n`` items in ``parts`` consecutive slices whose sizes differ by at most one (no empty ones)."""
+    bounds = np.linspace(0, n, min(parts, n) + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _train_step(model: AvemoModel, config: TrainConfig, setup: TrainingSetup, inputs: dict[str, torch.Tensor],
                 targets: torch.Tensor, gen: torch.Generator, epoch: int, seen: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward (with mixup when configured), backward and optimizer step of one batch; (loss, logits)."""
+    """Forward (with mixup when configured) and backward of one batch, in ``config.accumulate``
+    micro-batches, then one optimizer step; (the batch's mean loss, logits).
+
+    Each micro-batch's mean loss is weighted by its share of the batch, so the accumulated
+    gradient is that of the whole batch's mean loss; under DDP only the last micro-batch
+    all-reduces the gradients."""
     lam, perm = 1.0, None
     if config.augment.mixup_alpha > 0:
         lam = float(np.random.default_rng((config.seed, epoch, seen)).beta(
             config.augment.mixup_alpha, config.augment.mixup_alpha))
         perm = torch.randperm(targets.shape[0], generator=gen).to(setup.device)
         inputs = {k: lam * v + (1 - lam) * v[perm] for k, v in inputs.items()}
-    with torch.autocast(device_type=setup.device.type, enabled=setup.use_amp):
-        outputs = setup.net(inputs)
-        loss = model.loss(outputs, targets)
-        if perm is not None:
-            loss = lam * loss + (1 - lam) * model.loss(outputs, targets[perm])
+    mixed = targets[perm] if perm is not None else None
     setup.optimizer.zero_grad(set_to_none=True)
-    setup.scaler.scale(loss).backward()
+    n = targets.shape[0]
+    parts = micro_batches(n, config.accumulate)
+    losses, logits = [], []
+    ddp = getattr(setup.net, "_orig_mod", setup.net)  # under torch.compile, the DDP module it wraps
+    for i, part in enumerate(parts):
+        whole = len(parts) == 1
+        sync = i == len(parts) - 1 or not isinstance(ddp, torch.nn.parallel.DistributedDataParallel)
+        with contextlib.nullcontext() if sync else ddp.no_sync():
+            with torch.autocast(device_type=setup.device.type, dtype=setup.amp_dtype, enabled=setup.use_amp):
+                outputs = setup.net(inputs if whole else {k: v[part] for k, v in inputs.items()})
+                loss = model.loss(outputs, targets[part])
+                if mixed is not None:
+                    loss = lam * loss + (1 - lam) * model.loss(outputs, mixed[part])
+            share = (part.stop - part.start) / n
+            setup.scaler.scale(loss if whole else loss * share).backward()
+        losses.append(loss.detach() if whole else loss.detach() * share)
+        logits.append((outputs["logits"] if isinstance(outputs, dict) else outputs).detach())
     if config.grad_clip > 0:
         setup.scaler.unscale_(setup.optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     setup.scaler.step(setup.optimizer)
     setup.scaler.update()
-    return loss, outputs["logits"] if isinstance(outputs, dict) else outputs
+    return (losses[0], logits[0]) if len(parts) == 1 else (torch.stack(losses).sum(), torch.cat(logits))
 
 
 def validate(model: AvemoModel, val: TensorData, config: TrainConfig, labels: list[str],
-             device: torch.device) -> dict[str, float]:
+             setup: TrainingSetup) -> dict[str, float]:
     """Validation loss, accuracy and UAR of ``model`` on ``val`` (added to the epoch's history row)."""
-    probs = predict_proba(model, val, batch_size=config.eval_batch_size, device=device)
+    if setup.eval_batch is None:  # measured once per fit (on a GPU)
+        setup.eval_batch = config.eval_batch_size or eval_batch_size(model, val, setup.device,
+                                                                     memory_gib=config.eval_memory_gib)
+    probs = predict_proba(model, val, batch_size=setup.eval_batch, device=setup.device, workers=setup.workers)
     m = compute_metrics(val.labels, probs, labels)
     return {"val_loss": evaluate_loss(model, val, probs), "val_accuracy": m.accuracy, "val_uar": m.uar}
+
+
+def _train_epoch_or_explain(model: AvemoModel, train: TensorData, config: TrainConfig, setup: TrainingSetup,
+                            epoch: int, n_classes: int) -> dict[str, float]:
+    """:func:`train_one_epoch`, with running out of memory turned into a one-line error that says what to change."""
+    try:
+        return train_one_epoch(model, train, config, setup, epoch, n_classes)
+    except torch.OutOfMemoryError:
+        checkpointable = any(isinstance(m, CheckpointedBlock) for m in model.modules())
+        raise out_of_memory(model, setup.device, phase="training", batch=config.batch_size,
+                            accumulate=config.accumulate, checkpointable=checkpointable,
+                            checkpointing=config.checkpoint_activations) from None
 
 
 def fit(
@@ -351,7 +464,21 @@ def fit(
     Without ``val`` the model trains for ``config.epochs`` epochs and keeps the last weights.
     """
     t0 = time.perf_counter()
-    setup = _setup(model, config)
+    setup = setup_training(model, config)
+    try:
+        history, stopping = _epochs(model, train, val, config, setup, labels, run_dir, on_epoch, fingerprint)
+    finally:
+        set_activation_checkpointing(model, False)
+    if stopping.best_state is not None:
+        model.load_state_dict(stopping.best_state)
+    model.eval()
+    return FitResult(stopping.best_epoch, stopping.best_score, len(history), history, time.perf_counter() - t0,
+                     setup.compile_seconds)
+
+
+def _epochs(model: AvemoModel, train: TensorData, val: TensorData | None, config: TrainConfig, setup: TrainingSetup,
+            labels: list[str], run_dir: str | Path | None, on_epoch, fingerprint: dict | None):
+    """The epochs of :func:`fit` (resumed from ``run_dir`` when it holds a run); (history, early stopping)."""
     run_dir = Path(run_dir) if run_dir is not None else None
     history: list[dict[str, float]] = []
     stopping = EarlyStopping(config.patience)
@@ -364,9 +491,12 @@ def fit(
     for epoch in range(len(history) + 1, config.epochs + 1):
         if val is not None and stopping.stop:
             break
-        row = train_one_epoch(model, train, config, setup, epoch, len(labels))
+        compiled_before = setup.compile_seconds
+        row = _train_epoch_or_explain(model, train, config, setup, epoch, len(labels))
+        if setup.compile_seconds is not None and compiled_before is None:
+            row["compile_seconds"] = setup.compile_seconds
         if validating:
-            row.update(validate(model, val, config, labels, setup.device))
+            row.update(validate(model, val, config, labels, setup))
         stopping.update(epoch, _score(row, config.monitor) if validating else None, model)
         history.append(row)
         if on_epoch is not None:
@@ -375,10 +505,7 @@ def fit(
             _write_history(run_dir / "history.csv", history)
             save_resume_state(run_dir, model, setup.optimizer, setup.scheduler, history, stopping.best_score,
                               stopping.best_epoch, stopping.bad_epochs, stopping.best_state, fingerprint)
-    if stopping.best_state is not None:
-        model.load_state_dict(stopping.best_state)
-    model.eval()
-    return FitResult(stopping.best_epoch, stopping.best_score, len(history), history, time.perf_counter() - t0)
+    return history, stopping
 
 
 def _write_history(path: Path, history: list[dict[str, float]]) -> None:

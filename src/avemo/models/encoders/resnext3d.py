@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from avemo.errors import ConfigError
 from avemo.models.base import Encoder, check_min_size, frames_to_channels_first
 from avemo.models.inputs import InputSpec
+from avemo.models.layers.checkpointing import CheckpointedBlock
 from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
 
@@ -36,8 +37,11 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class ResNeXtBottleneck(nn.Module):
-    """1x1x1 reduce, grouped 3x3x3, 1x1x1 expand (x2), each with BN; identity or projection shortcut."""
+class ResNeXtBottleneck(CheckpointedBlock):
+    """1x1x1 reduce, grouped 3x3x3, 1x1x1 expand (x2), each with BN; identity or projection shortcut.
+
+    Its activations can be recomputed in the backward pass (``checkpoint_activations`` of the
+    training config, :mod:`avemo.models.layers.checkpointing`)."""
 
     expansion = 2
 
@@ -58,7 +62,7 @@ class ResNeXtBottleneck(nn.Module):
                 nn.Conv3d(in_planes, out, 1, stride=stride, bias=False), nn.BatchNorm3d(out)
             )
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward_block(self, x: Tensor) -> Tensor:
         y = self.relu(self.bn1(self.conv1(x)))
         y = self.relu(self.bn2(self.conv2(y)))
         y = self.bn3(self.conv3(y))
@@ -134,7 +138,7 @@ class ResNeXt3d50(Encoder):
         )
 
     def prepare(self, x: Tensor) -> Tensor:
-        return frames_to_channels_first(x, self.mean, self.std)
+        return frames_to_channels_first(x, self.mean, self.std, memory_format=self.memory_format)
 
     def pool(self, h: Tensor) -> Tensor:
         return h.flatten(2).mean(dim=2)

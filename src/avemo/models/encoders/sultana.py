@@ -135,4 +135,4 @@ class SultanaVideoCnn3d(Encoder):
         )
 
     def prepare(self, x: Tensor) -> Tensor:
-        return frames_to_channels_first(x)
+        return frames_to_channels_first(x, memory_format=self.memory_format)

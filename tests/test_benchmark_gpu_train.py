@@ -1,0 +1,39 @@
+"""benchmarks/gpu_train.py runs on a CPU as a smoke test: tiny inputs, two small frame models.
+
+It checks that the script's path works end to end (fit, bare step, evaluation, the section it
+writes), not its figures; the GPU figures come from running it on a GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_train.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("gpu_train_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_benchmark_smoke_run_on_a_cpu_writes_its_section(tmp_path):
+    script = _script()
+    assert {"cfnsr_lstm", "cfn_sr", "msaf", "mmtm", "mcbp", "concat_fc", "sultana_concat_dense"} <= set(script.frame_models())
+    assert "au_mlp" not in script.frame_models() and "whisper_mlp" not in script.frame_models()
+    out = tmp_path / "gpu_train.md"
+    models = ["sultana_video_cnn3d", "cai_fer1"]
+    lines = script.main(["--device", "cpu", "--smoke", "--models", ",".join(models), "--batch", "2", "--steps", "2",
+                         "--compile", "none", "--out", str(out)])
+    text = out.read_text()
+    assert text.splitlines() == lines and "a smoke run, not GPU figures" in text
+    rows = [line for line in lines if line.startswith("| `")]
+    assert [r.split("`")[1] for r in rows] == models
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[2] == "float32"  # no autocast on a CPU
+        fit_rate, bare_rate, ratio = float(cells[3]), float(cells[4]), float(cells[5])
+        assert fit_rate > 0 and bare_rate > 0 and 0 < ratio
+        assert cells[9].endswith("(128)")  # the CPU evaluation batch
