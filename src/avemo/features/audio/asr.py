@@ -35,13 +35,15 @@ were measured with ``benchmarks/transcribe_accuracy.py``, see ``docs/results/tra
 6. **Word times** [``word_timestamps``]: CTranslate2's ``align`` (dynamic time warping over the
    cross-attention of the model's alignment heads, as Whisper's ``timing.py``), tokens grouped
    into words as Whisper does (at spaces and punctuation; at characters for zh, ja, th, lo, my,
-   yue), then **unsupported leading words** dropped: first words that the alignment gives no
-   time and the decoder less than ``unsupported_probability`` (0.5). A breath, click or sigh the
+   yue), then **unsupported leading words** dropped: first words that the alignment gives less
+   than ``unsupported_duration`` (0.1 s, shorter than any spoken syllable) and the decoder less
+   than ``unsupported_probability`` (0.5). A breath, click or sigh the
    VAD keeps before the sentence makes Whisper-base start with such a word, mostly "The" ("The
    kids are talking by the door"): 6 of the 300 RAVDESS clips of the selection sample (actors
    other than 01) started with one, never a right word; dropping them lowers the WER there from
-   0.041 to 0.038 and leaves CREMA-D's and EmoDB's unchanged. Without word times this filter
-   does not run.
+   0.041 to 0.038 and leaves CREMA-D's and EmoDB's unchanged (measured with a one-frame, 20 ms
+   duration limit; on CPUs without AVX-512 the same clip's spurious first word, "little", was
+   aligned to 60 ms, hence the 0.1 s limit). Without word times this filter does not run.
 
 :func:`load_recogniser` loads the model once per process and settings (thread-safe); one
 :class:`WhisperRecogniser` serves concurrent calls.
@@ -160,7 +162,7 @@ class TranscribeConfig:
     the reference). ``timestamps``: decode with Whisper's timestamp tokens (see :meth:`WhisperRecogniser.decode`).
     ``threads``: CPU threads of the decoder, 0 for the cores this process may use
     (at most 8). ``word_timestamps``: align words (one more decoder pass per chunk).
-    ``unsupported_probability``: see step 6 (0 keeps every word).
+    ``unsupported_probability``, ``unsupported_duration``: see step 6 (probability 0 keeps every word).
     """
 
     language: str | None = None
@@ -177,6 +179,7 @@ class TranscribeConfig:
     compression_ratio_threshold: float = 2.4
     fallback_beam_size: int = 5
     unsupported_probability: float = 0.5
+    unsupported_duration: float = 0.1
     vad: VadConfig = field(default_factory=VadConfig)
 
     def __post_init__(self) -> None:
@@ -193,6 +196,8 @@ class TranscribeConfig:
             raise ConfigError(f"context must lie in [0, {MAX_CHUNK:g}] seconds, got {self.context!r}")
         if not 0.0 <= self.unsupported_probability <= 1.0:
             raise ConfigError(f"unsupported_probability must lie in [0, 1], got {self.unsupported_probability!r}")
+        if not self.unsupported_duration >= 0:
+            raise ConfigError(f"unsupported_duration must be >= 0 seconds, got {self.unsupported_duration!r}")
         if not self.merge_gap >= 0:
             raise ConfigError(f"merge_gap must be >= 0 seconds, got {self.merge_gap!r}")
 
@@ -399,7 +404,7 @@ class WhisperRecogniser:
         words: tuple[Word, ...] = ()
         if config.word_timestamps:
             aligned = self.align(features, language, tokens, frames)
-            kept = drop_unsupported_lead(aligned, config.unsupported_probability)
+            kept = drop_unsupported_lead(aligned, config.unsupported_probability, config.unsupported_duration)
             if len(kept) < len(aligned):
                 if not kept:
                     return None  # nothing but unsupported words
@@ -473,12 +478,12 @@ def split_words(tokenizer, tokens: list[int], eot: int, language: str) -> tuple[
     return words, word_tokens
 
 
-def drop_unsupported_lead(words: list[Word], probability: float) -> list[Word]:
-    """Drop the first words that the alignment gives no time (less than one 20 ms frame) and the
+def drop_unsupported_lead(words: list[Word], probability: float, duration: float = 0.1) -> list[Word]:
+    """Drop the first words that the alignment gives less than ``duration`` seconds and the
     decoder less than ``probability``: what Whisper writes for a breath or a sound before the
     speech (mostly "The"; see the module docstring)."""
     start = 0
-    while start < len(words) and words[start].end - words[start].start < 1 / ENCODER_FRAMES_PER_SECOND \
+    while start < len(words) and words[start].end - words[start].start < duration \
             and words[start].probability < probability:
         start += 1
     kept = words[start:]
