@@ -87,6 +87,20 @@ def test_fer_maps_onto_any_label_set():
         fer_to_labels_matrix(("boredom",))
 
 
+@pytest.mark.parametrize("sample_rate", [8000, 16000, 44100])
+def test_synthetic_speech_is_speech_to_the_vad_and_noise_is_not(sample_rate):
+    from avemo.features.audio.vad import VoiceActivityDetector
+    from avemo.media.synth import synth_audio
+
+    vad = VoiceActivityDetector()
+    for seed in range(3):
+        y = synth_audio(3.0, sample_rate, "speech", seed=seed, channels=2)
+        assert y.shape == (3 * sample_rate, 2) and np.abs(y).max() <= 0.5 + 1e-6
+        assert vad.detect(y[:, 0], sample_rate).fraction() > 0.9
+    for kind in ("noise", "tone", "silence"):
+        assert not vad.detect(synth_audio(3.0, sample_rate, kind)[:, 0], sample_rate).has_speech
+
+
 # ----------------------------------------------------------------------------- the bundled model
 @pytest.fixture(scope="module")
 def predictor():
