@@ -37,9 +37,17 @@ def test_speech_gate_and_config_validation():
             AbstentionConfig(**bad)
 
 
+def old_bundle(folder: Path) -> Path:
+    """A copy of the bundled model with its model.json as written before ``abstention`` existed."""
+    shutil.copytree(BUNDLE_DIR, folder)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["config"].pop("abstention", None)
+    (folder / "model.json").write_text(json.dumps(meta))
+    return folder
+
+
 def test_bundle_without_abstention_gets_the_defaults_and_round_trips_with_it(tmp_path):
-    config, _ = read_bundle(BUNDLE_DIR)  # written before the section existed
-    assert "abstention" not in json.loads((BUNDLE_DIR / "model.json").read_text())["config"]
+    config, _ = read_bundle(old_bundle(tmp_path / "old"))
     assert config.abstention == AbstentionConfig()
     custom = BundleConfig(labels=SHARED6, abstention=AbstentionConfig(tau=0.4, speech_share=0.3,
                                                                       vad=VadConfig(threshold=0.4)))
@@ -122,9 +130,12 @@ def speech_then_silence(tmp_path_factory) -> Path:
     return path
 
 
-def test_old_bundle_loads_with_the_default_abstention(predictor):
-    assert predictor.abstention == AbstentionConfig()
-    assert predictor.info()["abstention"]["tau"] == 0.5 and predictor.labels == RAVDESS.emotions
+def test_old_bundle_loads_with_the_default_abstention(tmp_path, speech_then_silence):
+    from avemo import Predictor
+
+    old = Predictor.from_bundle(old_bundle(tmp_path / "old"), device="cpu")
+    assert old.abstention == AbstentionConfig() and old.info()["abstention"]["tau"] == 0.5
+    assert old.labels == RAVDESS.emotions and old.predict(speech_then_silence).emotion in RAVDESS.emotions
 
 
 @pytest.mark.parametrize("kind", ["silence", "noise"])
@@ -160,8 +171,7 @@ def test_tau_and_speech_share_come_from_the_bundle(tmp_path, speech_then_silence
     from avemo import Predictor
 
     def bundle(name: str, **abstention) -> Path:
-        folder = tmp_path / name
-        shutil.copytree(BUNDLE_DIR, folder)
+        folder = old_bundle(tmp_path / name)
         meta = json.loads((folder / "model.json").read_text())
         meta["config"]["abstention"] = abstention
         (folder / "model.json").write_text(json.dumps(meta))
