@@ -184,10 +184,9 @@ def test_tau_and_speech_share_come_from_the_bundle(tmp_path, speech_then_silence
 
 
 # ----------------------------------------------------------------------------- a 6-label bundle
-@pytest.fixture(scope="module")
-def six_label_bundle(tmp_path_factory) -> Path:
-    """A bundle whose audio head (a tiny untrained MLP on the Whisper embedding) predicts the six labels
-    RAVDESS and EmoDB share."""
+def tiny_bundle(folder: Path, head: str) -> Path:
+    """A bundle whose audio head (a tiny untrained MLP on the Whisper embedding or on eGeMAPS) predicts
+    the six labels RAVDESS and EmoDB share."""
     import torch
 
     from avemo.models import create_model
@@ -195,13 +194,30 @@ def six_label_bundle(tmp_path_factory) -> Path:
     from avemo.models.normalization import Normalizer
 
     torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("six") / "bundle"
-    model = create_model("whisper_mlp", num_classes=len(SHARED6), hidden=[8])
-    norm = Normalizer(kinds={"audio": "vector"}, mean={"audio": np.zeros(512, np.float32)},
-                      std={"audio": np.ones(512, np.float32)})
+    model = create_model(head, num_classes=len(SHARED6), hidden=[8])
+    width = model.inputs["audio"].shape[0]
+    norm = Normalizer(kinds={"audio": "vector"}, mean={"audio": np.zeros(width, np.float32)},
+                      std={"audio": np.ones(width, np.float32)})
     save_checkpoint(folder / "audio", model, labels=LabelSet("shared6", SHARED6), normalizer=norm)
     write_bundle_meta(folder, BundleConfig(name="six", labels=SHARED6), {})
     return folder
+
+
+@pytest.fixture(scope="module")
+def six_label_bundle(tmp_path_factory) -> Path:
+    return tiny_bundle(tmp_path_factory.mktemp("six") / "bundle", "whisper_mlp")
+
+
+def test_the_generic_audio_expert_gates_windows_too(tmp_path, speech_then_silence):
+    from avemo import Predictor
+    from avemo.inference.audio import FeatureAudioExpert
+
+    p = Predictor.from_bundle(tiny_bundle(tmp_path / "egemaps", "egemaps_mlp"), device="cpu")
+    assert isinstance(p._backend.audio, FeatureAudioExpert)
+    r = p.predict(speech_then_silence)
+    assert r.modalities["audio"].used and 0.3 < r.speech < 0.7 and list(r.probabilities) == list(SHARED6)
+    assert [w.audio for w in r.timeline] == [w.speech >= 0.5 for w in r.timeline]
+    assert r.timeline[0].audio and r.timeline[-1].emotion is None
 
 
 def test_a_six_label_bundle_predicts_with_video_and_audio(six_label_bundle, make_clip):
