@@ -40,33 +40,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 
+from avemo.inference.calibration import fit_temperature, scaled  # noqa: E402
 from avemo.metrics import expected_calibration_error  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "src" / "avemo" / "inference" / "default_model"
 RECIPE = Path(__file__).resolve().parent / "default_model_recipe.toml"
 FINAL_VAL_SPEAKERS = ("22", "23")
-
-
-def fit_temperature(log_probs: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """(T, NLL at T = 1, NLL at T) minimising the NLL of ``softmax(log_probs / T)`` (bounded search on log T)."""
-    from scipy.optimize import minimize_scalar
-
-    def nll(log_t: float) -> float:
-        z = log_probs / np.exp(log_t)
-        z = z - z.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        return float(-logp[np.arange(len(y)), y].mean())
-
-    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
-    return float(np.exp(res.x)), nll(0.0), float(res.fun)
-
-
-def scaled(log_probs: np.ndarray, t: float) -> np.ndarray:
-    z = log_probs / t
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def cross_validate(args, data, model_config, train_cfg, cache) -> dict:
