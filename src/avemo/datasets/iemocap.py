@@ -42,6 +42,7 @@ line whose utterance has no wav file are listed in ``skipped`` with the file, li
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -50,6 +51,8 @@ from avemo.datasets.records import Clip
 from avemo.datasets.scan import ScanCollector, ScanResult, check_root
 from avemo.datasets.text import normalise_text
 from avemo.errors import DatasetError
+
+log = logging.getLogger(__name__)
 
 DATASET = "iemocap"
 #: IEMOCAP's categorical labels (the EmoEvaluation files' codes)
@@ -189,6 +192,8 @@ def read_iemocap(root: str | Path, *, strict: bool = False, protocol: str = "iem
     if collector.result.left_out:
         counts = ", ".join(f"{code} {n}" for code, n in sorted(collector.result.left_out.items()))
         collector.result.warnings.append(f"left out by protocol {protocol}: {counts}")
+    for line in collector.result.warnings:
+        log.warning(line)
     return collector.result
 
 
