@@ -170,3 +170,10 @@ def test_official_split_keeps_dialogues_and_allows_recurring_speakers(meld):
         check_leakage([moved[0]], [moved[1]], [], speakers=False)
     with pytest.raises(DatasetError, match="no official split"):
         official_split([dataclasses.replace(clips[0], split=None)])
+
+
+def test_a_skipped_row_is_a_missing_turn(tmp_path):
+    _write(tmp_path / "dev_sent_emo.csv", _rows(("Hi.", "Ross", "neutral", 0, 0), ("", "Ross", "neutral", 0, 1),
+                                               ("Bye.", "Ross", "neutral", 0, 2)))
+    scan = read_dataset("meld", tmp_path)
+    assert [(c.turn, c.fields["missing_before"]) for c in scan] == [(0, 0), (2, 1)]
