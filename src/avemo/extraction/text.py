@@ -102,13 +102,17 @@ def run_text_extraction(
     for i, (_, text) in enumerate(items):
         if not text:
             outcomes[i].errors = {ex.name: "the clip has no text" for ex in extractors}
-    for ex in extractors:
-        results, computed = _through_cache([items[i][1] for i in with_text], ex, cache, progress)
-        for j, (i, feats) in enumerate(zip(with_text, results, strict=True)):
-            if isinstance(feats, AvemoError):
-                outcomes[i].errors[ex.name] = feats.reason
-            else:
-                (outcomes[i].computed if j in computed else outcomes[i].cached).append(ex.name)
+            if progress is not None:
+                progress(len(extractors))
+    for start in range(0, len(with_text), CHUNK):  # chunk by chunk: extractors of one encoder share its run
+        rows = with_text[start:start + CHUNK]
+        for ex in extractors:
+            results, computed = _through_cache([items[i][1] for i in rows], ex, cache, progress)
+            for j, (i, feats) in enumerate(zip(rows, results, strict=True)):
+                if isinstance(feats, AvemoError):
+                    outcomes[i].errors[ex.name] = feats.reason
+                else:
+                    (outcomes[i].computed if j in computed else outcomes[i].cached).append(ex.name)
     return ExtractionReport(outcomes, time.perf_counter() - t0, "in-process", 1)
 
 

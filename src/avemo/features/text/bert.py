@@ -108,6 +108,7 @@ class TextEncoder:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_tokens)
+        self._recent: dict[str, np.ndarray] = {}
 
     def tokens(self, text: str) -> list[str]:
         """The WordPiece tokens of ``text``, with ``[CLS]`` and ``[SEP]``, truncated to ``max_tokens``."""
@@ -116,15 +117,19 @@ class TextEncoder:
     def encode(self, texts: list[str], batch: int = 64) -> list[np.ndarray]:
         """The last hidden states of each text: one (T_i, width) float32 array per text. Texts are
         run ``batch`` at a time in order of length (less padding); the batching never changes a
-        text's states beyond float rounding."""
-        encodings = self.tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        out: list[np.ndarray] = [np.empty(0)] * len(texts)
+        text's states beyond float rounding. The states of the previous call are kept, so that two
+        extractors reading the same texts one after the other (sentence and token embeddings) run
+        the network once."""
+        todo = [t for t in dict.fromkeys(texts) if t not in self._recent]
+        encodings = self.tokenizer.encode_batch(todo) if todo else []
+        order = sorted(range(len(todo)), key=lambda i: len(encodings[i].ids))
+        states = {t: self._recent[t] for t in texts if t in self._recent}
         for start in range(0, len(order), batch):
             chunk = order[start:start + batch]
-            for i, states in zip(chunk, self._run([encodings[i].ids for i in chunk]), strict=True):
-                out[i] = states
-        return out
+            for i, out in zip(chunk, self._run([encodings[i].ids for i in chunk]), strict=True):
+                states[todo[i]] = out
+        self._recent = states
+        return [states[t] for t in texts]
 
     @torch.inference_mode()
     def _run(self, sequences: list[list[int]]) -> list[np.ndarray]:
