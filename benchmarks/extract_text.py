@@ -60,6 +60,10 @@ def main() -> None:
         f"| cold | {n} | {s_cold['computed']} | {s_cold['cached']} | {len(s_cold['failed'])} | {cold:.1f} | {n / cold:.1f} |",
         f"| warm | {s_warm['files']} | {s_warm['computed']} | {s_warm['cached']} | {len(s_warm['failed'])} | "
         f"{warm:.1f} | {n / warm:.0f} |",
+        "",
+        "A cold run finds some entries in the cache already: utterances said more than once (\"Yeah.\", "
+        "\"Okay.\") are embedded once, keyed by their text. The load average above is that of a machine "
+        "shared with other jobs: the figures are indicative.",
     ]
     path = write_section("extract_text", lines)
     print("\n".join(lines))
