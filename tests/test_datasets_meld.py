@@ -136,13 +136,13 @@ def test_media_files_of_the_official_layout_are_used(tmp_path):
                                                  ("Bye.", "Ross", "joy", 0, 2)))
     folder = tmp_path / "train_splits"
     folder.mkdir()
-    for name in ("dia0_utt0.mp4", "dia0_utt1.mp4"):
+    for name in ("dia0_utt0.mp4", "dia0_utt1.mp4", "dia0_utt2.wav"):
         (folder / name).write_bytes(b"")
     clips = {c.take: c for c in read_dataset("meld", tmp_path)}
     assert clips["train_dia0_utt0"].modalities == ("audio", "video") and clips["train_dia0_utt0"].text is None
     assert clips["train_dia0_utt1"].modalities == ("audio", "video", "text")
     assert clips["train_dia0_utt1"].path == folder / "dia0_utt1.mp4"
-    assert clips["train_dia0_utt2"].modalities == ("text",)
+    assert clips["train_dia0_utt2"].modalities == ("audio", "text")  # an audio file: no video
 
 
 @pytest.mark.shared_data

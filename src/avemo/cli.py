@@ -128,7 +128,8 @@ def extract(
     ] = "mfcc,logmel,egemaps",
     dataset: Annotated[
         str,
-        typer.Option(help="How to read the folder: auto (any media files), ravdess, crema_d, emodb, folder, meld."),
+        typer.Option(help="How to read the folder: auto (any media files), ravdess, crema_d, emodb, folder, meld, "
+                          "iemocap."),
     ] = "auto",
     root: Annotated[Path | None, typer.Option("--root", "-r", help="The dataset folder (instead of PATH).")] = None,
     labels: Annotated[Path | None, typer.Option(help="Labels CSV for --dataset folder.")] = None,
@@ -146,8 +147,8 @@ def extract(
 ) -> None:
     """Compute features for every file under PATH (cached; re-running only computes what is missing).
 
-    Text features (minilm, minilm_tokens) are computed from the clips' text: a dataset that has it
-    (--dataset meld --root DIR)."""
+    Text features (minilm, minilm_tokens) embed the clips' text: read a dataset that has it
+    (--dataset meld --root DIR, --dataset iemocap, or --dataset folder with a text column)."""
     from avemo.cache import FeatureCache
     from avemo.extraction import ExtractorSpec
     from avemo.features import extractor_class, list_extractors
