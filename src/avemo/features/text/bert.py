@@ -21,6 +21,10 @@ from torch.nn import functional as F
 from avemo.errors import CheckpointError
 
 
+#: at most this many texts' states are kept from one call to the next
+_KEPT = 1024
+
+
 class _Block(nn.Module):
     def __init__(self, width: int, heads: int, hidden: int, eps: float):
         super().__init__()
@@ -128,7 +132,7 @@ class TextEncoder:
             chunk = order[start:start + batch]
             for i, out in zip(chunk, self._run([encodings[i].ids for i in chunk]), strict=True):
                 states[todo[i]] = out
-        self._recent = states
+        self._recent = states if len(states) <= _KEPT else {}
         return [states[t] for t in texts]
 
     @torch.inference_mode()
