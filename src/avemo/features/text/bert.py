@@ -20,7 +20,6 @@ from torch.nn import functional as F
 
 from avemo.errors import CheckpointError
 
-
 #: at most this many texts' states are kept from one call to the next
 _KEPT = 1024
 
