@@ -121,7 +121,8 @@ def test_parse_modalities():
     assert parse_modalities(None) == ("audio", "video")
     assert parse_modalities("video, audio") == ("audio", "video")
     assert parse_modalities(["VIDEO"]) == ("video",)
-    for bad in ("", "face", "audio,text"):
+    assert parse_modalities("audio,text") == ("audio", "text")
+    for bad in ("", "face", "audio,visual"):
         with pytest.raises(ConfigError):
             parse_modalities(bad)
 
@@ -275,3 +276,10 @@ def test_uncertain_and_no_emotion_in_json_csv_and_table():
     assert "a.mp4 (2.0 s): happy (60 %) ? uncertain" in text and "sad ?" in text
     assert "quiet.wav (2.0 s): no emotion (no speech and no face" in text and "no speech" in text
     assert [r[2] for r in formats.runs(_no_emotion())] == [formats.NO_EMOTION]
+
+
+def test_predicting_a_file_from_text_is_a_one_line_config_error(tmp_path):
+    from avemo.inference.predictor import _streams
+
+    with pytest.raises(ConfigError, match="predicted from its audio and video streams, not from text"):
+        _streams(tmp_path / "a.mp4", None, ("audio", "text"))

@@ -2,7 +2,8 @@
 external per-take feature tables, and speaker-disjoint fold plans.
 
 * readers (:mod:`~avemo.datasets.readers`): ``read_dataset(name, root)`` for ``ravdess``,
-  ``crema_d``, ``emodb`` and ``folder`` (a folder + labels CSV) returns a
+  ``crema_d``, ``emodb``, ``folder`` (a folder + labels CSV) and the corpora of dialogues ``meld``
+  (:mod:`~avemo.datasets.meld`) and ``iemocap`` (:mod:`~avemo.datasets.iemocap`) returns a
   :class:`ScanResult` (clips + skipped files with reasons); ``parse_file_name(name)``
   parses one file name;
 * label sets and maps between them (:mod:`~avemo.datasets.labels`);
@@ -11,8 +12,8 @@ external per-take feature tables, and speaker-disjoint fold plans.
 * tables (:mod:`~avemo.datasets.tables`, :mod:`~avemo.datasets.openface`): the shared
   ``openface_au_means`` table and a user's OpenFace per-frame CSVs, attached to clips by take;
 * fold plans (:mod:`~avemo.datasets.folds`): ``builtin_plan("ravdess")`` (all 24 actors) and
-  ``builtin_plan("ravdess_au")`` (the 20 of RAVDESS-AU), ``covering_plan``, ``make_plan``, ``split``,
-  ``check_leakage``.
+  ``builtin_plan("ravdess_au")`` (the 20 of RAVDESS-AU), ``builtin_plan("iemocap_loso")``,
+  ``covering_plan``, ``make_plan``, ``split``, ``official_split`` (MELD), ``check_leakage``.
 """
 
 from avemo.datasets.crema_d import load_crema_d_demographics, parse_crema_d_name, read_crema_d
@@ -27,14 +28,19 @@ from avemo.datasets.folds import (
     covering_plan,
     list_builtin_plans,
     make_plan,
+    official_split,
     ravdess_plan,
     split,
 )
+from avemo.datasets.iemocap import iemocap_label_set, read_iemocap
 from avemo.datasets.labels import (
     COMPARISON_MERGES,
     CREMA_D,
     EMODB,
     FER2013,
+    IEMOCAP4,
+    IEMOCAP6,
+    MELD,
     RAVDESS,
     Comparison,
     LabelMap,
@@ -45,6 +51,7 @@ from avemo.datasets.labels import (
     label_set_for,
     normalise_emotion,
 )
+from avemo.datasets.meld import read_meld
 from avemo.datasets.openface import OpenFaceConfig, openface_functionals, openface_table, read_openface_csv
 from avemo.datasets.pairing import Take, pair_takes
 from avemo.datasets.ravdess import parse_ravdess_name, ravdess_gender, ravdess_take, read_ravdess
@@ -76,6 +83,9 @@ __all__ = [
     "DATASET_LABEL_SETS",
     "EMODB",
     "FER2013",
+    "IEMOCAP4",
+    "IEMOCAP6",
+    "MELD",
     "RAVDESS",
     "Attached",
     "Clip",
@@ -94,9 +104,11 @@ __all__ = [
     "attach",
     "builtin_plan",
     "covering_plan",
+    "official_split",
     "check_leakage",
     "comparison_map",
     "get_label_set",
+    "iemocap_label_set",
     "label_map",
     "label_set_for",
     "list_builtin_plans",
@@ -120,6 +132,8 @@ __all__ = [
     "read_dataset",
     "read_emodb",
     "read_folder",
+    "read_iemocap",
+    "read_meld",
     "read_openface_csv",
     "read_ravdess",
     "split",
