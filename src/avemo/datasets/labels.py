@@ -154,6 +154,17 @@ def label_map(source: str | LabelSet, target: str | LabelSet) -> LabelMap:
     return _MAPS[(s, t)]
 
 
+# --- scoring one label set against another (cross-corpus evaluation) ------------------------
+
+#: emotion -> (the emotion it counts as, why) when the other label set lacks it: to compare a model's
+#: answers with another corpus's labels, and in the shared label space of multi-corpus training
+#: (:mod:`avemo.training.corpora`, which writes the maps into the run's checkpoint)
+COMPARISON_MERGES: dict[str, tuple[str, str]] = {
+    "calm": ("neutral", "calm is a RAVDESS-only category (a low-arousal neutral): scored as neutral "
+                        "against a label set without calm"),
+}
+
+
 # --- emotion names written by people (generic folder + CSV datasets) -------------------------
 
 def fer_to_ravdess_matrix(calm_share: float = 0.5) -> np.ndarray:
