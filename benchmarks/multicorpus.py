@@ -30,6 +30,7 @@ from report import ROOT, header  # noqa: E402
 from avemo.cache import FeatureCache  # noqa: E402
 from avemo.datasets.folds import Fold, split  # noqa: E402
 from avemo.metrics import compute_metrics  # noqa: E402
+from avemo.models import create_model  # noqa: E402
 from avemo.models.batching import TensorData  # noqa: E402
 from avemo.models.checkpoint import load_checkpoint  # noqa: E402
 from avemo.output_file import OutputFile  # noqa: E402
@@ -58,8 +59,8 @@ def shared_probabilities(probs: np.ndarray, source, space, corpus: str) -> np.nd
 
 def ravdess_to_emodb(config: TrainConfig, cache: FeatureCache, out: Path) -> dict:
     ravdess = load_data("ravdess", RAVDESS)
-    train_run(MODEL, ravdess, train_takes=ravdess.takes, val_takes=[], train_config=config, cache=cache,
-              out_dir=out / "ravdess_only", plots=False)
+    run = train_run(MODEL, ravdess, train_takes=ravdess.takes, val_takes=[], train_config=config, cache=cache,
+                    out_dir=out / "ravdess_only", plots=False)
     emodb = load_data("emodb", EMODB)
     space = build_label_space({"ravdess": ravdess.labels, "emodb": emodb.labels}, "shared")
 
@@ -70,20 +71,21 @@ def ravdess_to_emodb(config: TrainConfig, cache: FeatureCache, out: Path) -> dic
     probs = shared_probabilities(predict_proba(ckpt.model, data), ckpt.labels, space, "ravdess")
     y = np.array([space.labels.index(space.maps["emodb"][t.emotion]) for t in gathered.takes])
     m = compute_metrics(y, probs, list(space.labels.emotions))
-    return {"n": len(y), "accuracy": m.accuracy, "uar": m.uar, "macro_f1": m.macro_f1,
+    return {"n": len(y), "train_seconds": run.train_seconds, "accuracy": m.accuracy, "uar": m.uar, "macro_f1": m.macro_f1,
             "labels": list(space.labels.emotions), "confusion": np.asarray(m.confusion).tolist(),
             "mapping": space.to_dict()}
 
 
 def leave_one_emodb_speaker_out(config: TrainConfig, cache: FeatureCache, out: Path, label_space: str) -> dict:
     bundle = load_corpora([CorpusSpec("ravdess", RAVDESS), CorpusSpec("emodb", EMODB)], label_space)
+    gathered = gather(bundle.takes, create_model(MODEL, num_classes=len(bundle.labels)).inputs, cache=cache)
     runs = []
     for s in EMODB_SPEAKERS:
         test = qualify("emodb", s)
         fold = Fold(number=0, test=(test,), val=(), train=tuple(x for x in bundle.speakers if x != test))
         tr, _, te = split(bundle.takes, fold)
         run = train_run(MODEL, bundle, train_takes=tr, val_takes=[], test_takes=te, train_config=config,
-                        cache=cache, out_dir=out / f"loso_emodb_{s}", plots=False)
+                        cache=cache, out_dir=out / f"loso_emodb_{s}", plots=False, gathered=gathered)
         runs.append({"speaker": test, "n": len(te), "accuracy": run.test.accuracy, "uar": run.test.uar,
                      "macro_f1": run.test.macro_f1, "train_seconds": run.train_seconds})
         print(f"{test}: UAR {run.test.uar:.3f}, accuracy {run.test.accuracy:.3f} (n={len(te)})", flush=True)
