@@ -292,3 +292,10 @@ def test_cli_refuses_ambiguous_speakers_and_unequal_pairs(two_small_corpora, tmp
             main()
         err = capsys.readouterr().err
         assert stop.value.code != 0 and message in err
+
+
+def test_closed_form_refuses_the_class_balanced_sampler():
+    x, y = _separable(d=512)
+    model = create_model("whisper_logreg", num_classes=3, combine="mean")
+    with pytest.raises(ConfigError, match="corpus_class"):
+        fit(model, _data(x, y, specs=model.inputs), None, TrainConfig(class_balance="sampler"), labels=["a", "b", "c"])
