@@ -127,7 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     cache, out = FeatureCache(), Path(args.runs)
     lines = header(f"whisper_logreg across corpora (label space {args.label_space}, balance {args.balance})",
-                   ("torch", "numpy"))
+                   ())
     lines += [
         f"Model `{MODEL}` (concatenated Whisper-base layer means, 3584-d; C = 0.03; L-BFGS, float64).",
         "",
