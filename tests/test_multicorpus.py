@@ -299,3 +299,21 @@ def test_closed_form_refuses_the_class_balanced_sampler():
     model = create_model("whisper_logreg", num_classes=3, combine="mean")
     with pytest.raises(ConfigError, match="corpus_class"):
         fit(model, _data(x, y, specs=model.inputs), None, TrainConfig(class_balance="sampler"), labels=["a", "b", "c"])
+
+
+@pytest.mark.shared_data
+def test_load_corpora_qualifies_speakers_and_splits_by_fold(two_small_corpora):
+    from avemo.training import resolve_split
+    from avemo.training.corpora import CorpusSpec, load_corpora
+
+    rav, emo = two_small_corpora
+    data = load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("emodb", emo)], "shared")
+    assert data.speakers == ["emodb:03", "emodb:08", "emodb:09", "ravdess:01", "ravdess:02", "ravdess:08"]
+    assert set(data.labels.emotions) == set(SHARED_6)
+    assert all(t.emotion in SHARED_6 for t in data.takes)  # calm became neutral; surprised, boredom left out
+    tr, va, te, info = resolve_split(data, fold=1)
+    assert info["test_speakers"] and all(":" in s for s in info["test_speakers"] + info["val_speakers"])
+    sides = [{t.speaker for t in part} for part in (tr, va, te)]
+    assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+    _, va, _, info = resolve_split(data)  # default: the last speaker of each corpus validates
+    assert info["val_speakers"] == ["emodb:09", "ravdess:08"]
