@@ -13,8 +13,8 @@ A clip whose corpus cannot express some labels has their logits set to -inf in i
 masked softmax of :mod:`avemo.training.corpora`).
 
 Why this head: on the Whisper embedding a torch MLP (``whisper_mlp`` with hidden layers, mixup)
-fits the 20 RAVDESS speakers and collapses on EmoDB-dev speakers (UAR 23 % over the 6 shared
-labels), while a strongly regularised linear model holds up (46.6 % trained on RAVDESS alone,
+fits the 20 RAVDESS speakers and collapses on EmoDB-dev speakers (23 % UAR over the 6 shared
+labels in an earlier exploration, not re-measured here), while a strongly regularised linear model holds up (46.6 % trained on RAVDESS alone,
 81.6 % with four EmoDB-dev speakers added, ``docs/results/multicorpus.md``); ``C = 0.03`` and the
 concatenation were chosen in an earlier exploration on validation data (RAVDESS inner speakers,
 EmoDB-dev as a validation corpus), never on a test fold.
