@@ -317,3 +317,18 @@ def test_load_corpora_qualifies_speakers_and_splits_by_fold(two_small_corpora):
     assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
     _, va, _, info = resolve_split(data)  # default: the last speaker of each corpus validates
     assert info["val_speakers"] == ["emodb:09", "ravdess:08"]
+
+
+@pytest.mark.shared_data
+def test_load_corpora_refuses_unknown_datasets_and_empty_folders(two_small_corpora, tmp_path):
+    from avemo.errors import AvemoError
+    from avemo.training.corpora import CorpusSpec, load_corpora
+
+    rav, _ = two_small_corpora
+    with pytest.raises(AvemoError, match="emodbx"):
+        load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("emodbx", tmp_path)])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AvemoError, match="no labelled emodb files"):
+        load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("emodb", tmp_path / "empty")])
+    with pytest.raises(ConfigError, match="given twice"):
+        load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("ravdess", rav)])
