@@ -134,7 +134,7 @@ def extract_file(
         if hit is not None:
             outcome.cached.append(ex.name)
             if keep:
-                results[ex.name] = hit
+                results[ex.name] = ex.view(hit)
         else:
             todo.append((ex, key))
 
@@ -157,7 +157,7 @@ def extract_file(
             else:
                 feats = ex.extract(path)
             _check_features(ex, feats)
-            cache.put(key, feats, ex.cache_spec())
+            cache.put(key, ex.stored(feats), ex.cache_spec())
         except Exception as exc:  # recorded per extractor, the batch goes on
             if not isinstance(exc, AvemoError):
                 log.debug("extractor %s failed on %s", ex.name, path, exc_info=True)
