@@ -40,6 +40,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 
+from avemo.metrics import expected_calibration_error  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "src" / "avemo" / "inference" / "default_model"
 RECIPE = Path(__file__).resolve().parent / "default_model_recipe.toml"
@@ -58,19 +60,6 @@ def fit_temperature(log_probs: np.ndarray, y: np.ndarray) -> tuple[float, float,
 
     res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(res.x)), nll(0.0), float(res.fun)
-
-
-def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
-    """ECE with equal-width confidence bins (Guo et al. 2017, eq. 3)."""
-    conf = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == y
-    edges = np.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        sel = (conf > lo) & (conf <= hi)
-        if sel.any():
-            ece += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
-    return float(ece)
 
 
 def scaled(log_probs: np.ndarray, t: float) -> np.ndarray:

@@ -351,26 +351,62 @@ def evaluate(
     visual_table: TableOpt = None,
     labels: LabelsOpt = None,
     speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated speaker list.")] = "all",
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics and confusion matrix as JSON.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the metrics, confusion matrix, label map, left-out counts "
+                                                 "and calibration (ECE, reliability bins) as JSON.")
+    ] = None,
+    plots: Annotated[
+        Path | None, typer.Option("--plots", help="Folder for the confusion matrix and the reliability diagram (PNG).")
+    ] = None,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
-    """Run a trained checkpoint on a dataset folder; print accuracy, macro-F1 and UAR."""
+    """Run a trained checkpoint on a dataset folder; print accuracy, macro-F1 and UAR.
+
+    The corpus may have another label set than the checkpoint (e.g. a RAVDESS model on EmoDB):
+    it is then scored over the labels both sets can express. RAVDESS calm counts as neutral against
+    a set without calm (its probability is added to neutral's); classes without a partner
+    (RAVDESS surprised, EmoDB boredom) are dropped from the model's answers, the arg max is taken over
+    the scored labels, and clips whose label has no partner are left out and counted. The JSON's
+    "mapping" writes the map out; docs/protocol.md, "Cross-corpus evaluation", has the table."""
     from avemo.cache import FeatureCache
     from avemo.training import evaluate_checkpoint, load_checkpoint, load_data
 
     ckpt = load_checkpoint(checkpoint)
     data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels)
-    metrics, gathered, _ = evaluate_checkpoint(ckpt, data, cache=FeatureCache(cache_dir), workers=workers or _cores())
-    for path, reason in gathered.failed:
-        console_err.print(f"[yellow]skipped[/] {path}: {reason}")
-    console.print(
-        f"{metrics.n} takes: accuracy {metrics.accuracy:.4f}, macro-F1 {metrics.macro_f1:.4f}, UAR {metrics.uar:.4f}"
-    )
+    ev = evaluate_checkpoint(ckpt, data, cache=FeatureCache(cache_dir), workers=workers or _cores())
+    for item in ev.skipped:
+        console_err.print(f"[yellow]skipped[/] {item.get('take') or item.get('file')}: {item['reason']}")
+    m = ev.metrics
+    console.print(f"{m.n} takes: accuracy {m.accuracy:.4f}, macro-F1 {m.macro_f1:.4f}, UAR {m.uar:.4f}")
+    if not ev.comparison.identity:
+        console.print(_comparison_table(ev))
     if json_out is not None:
-        result = {k: metrics.to_dict()[k] for k in ("accuracy", "macro_f1", "uar", "n", "confusion", "labels")}
-        result["skipped"] = [{"take": t, "reason": r} for t, r in gathered.failed]
-        _write_json(json_out, result)
+        _write_json(json_out, ev.to_dict())
+    if plots is not None:
+        from avemo.plots import plot_confusion, plot_reliability
+
+        plot_confusion(m.confusion, m.labels, plots / "confusion.png", title=f"{ckpt.labels.name} -> {dataset}")
+        plot_reliability(ev.reliability, plots / "reliability.png", title=f"{ckpt.labels.name} -> {dataset}",
+                         ece=ev.ece)
+
+
+def _comparison_table(ev) -> Table:
+    """The cross-corpus score with its label map, for the console."""
+    m, c = ev.metrics, ev.comparison
+    table = Table(title=f"{c.model.source.name} model on {c.data.source.name} labels", show_header=False,
+                  title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for name, value in (("accuracy", m.accuracy), ("UAR", m.uar), ("macro-F1", m.macro_f1), ("ECE", ev.ece)):
+        table.add_row(name, f"{value:.4f}")
+    table.add_row("n", str(m.n))
+    table.add_row("scored labels", ", ".join(m.labels))
+    merged = [f"{s} -> {t}" for side in (c.model, c.data) for s, t in side.mapping.items() if t not in (None, s)]
+    table.add_row("merged", ", ".join(dict.fromkeys(merged)) or "none")
+    table.add_row("model classes dropped", ", ".join(c.model.dropped) or "none")
+    table.add_row("left out", ", ".join(f"{e}: {n}" for e, n in ev.left_out.items()) or "none")
+    return table
 
 
 @app.command()

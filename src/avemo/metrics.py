@@ -1,4 +1,5 @@
-"""Classification metrics of the honest protocol: accuracy, macro-F1, UAR, confusion, per-class ROC/AUC.
+"""Classification metrics of the honest protocol: accuracy, macro-F1, UAR, confusion, per-class ROC/AUC,
+and calibration (expected calibration error and reliability-diagram bins).
 
 UAR (unweighted average recall) is the mean of per-class recalls, the usual headline metric
 of speech emotion recognition because it does not reward predicting the majority class.
@@ -97,6 +98,53 @@ def roc_curve(positives: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np
 def roc_auc(positives: np.ndarray, scores: np.ndarray) -> float:
     fpr, tpr = roc_curve(positives, scores)
     return float(np.trapezoid(tpr, fpr))
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One confidence bin (lower, upper] of a reliability diagram: how many predictions fell in it,
+    their mean confidence and the fraction of them that were right (NaN when empty)."""
+
+    lower: float
+    upper: float
+    count: int
+    confidence: float
+    accuracy: float
+
+    def to_dict(self) -> dict:
+        empty = self.count == 0
+        return {"lower": self.lower, "upper": self.upper, "count": self.count,
+                "confidence": None if empty else self.confidence, "accuracy": None if empty else self.accuracy}
+
+
+def reliability_bins(probabilities: np.ndarray, y_true: Sequence[int] | np.ndarray, bins: int = 15) -> list[ReliabilityBin]:
+    """Predictions grouped by their top probability into ``bins`` equal-width bins over (0, 1]."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    y_true = np.asarray(y_true, dtype=int)
+    if probabilities.ndim != 2 or len(probabilities) != len(y_true):
+        raise ValueError(f"probabilities have shape {probabilities.shape}, expected ({len(y_true)}, classes)")
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == y_true
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = (confidence > lo) & (confidence <= hi)
+        n = int(sel.sum())
+        out.append(ReliabilityBin(float(lo), float(hi), n, float(confidence[sel].mean()) if n else float("nan"),
+                                  float(correct[sel].mean()) if n else float("nan")))
+    return out
+
+
+def expected_calibration_error(probabilities: np.ndarray, y_true: Sequence[int] | np.ndarray, bins: int = 15) -> float:
+    """ECE with equal-width confidence bins (Guo et al. 2017, "On Calibration of Modern Neural Networks",
+    eq. 3): the mean over predictions of |accuracy - confidence| of their bin."""
+    groups = reliability_bins(probabilities, y_true, bins)
+    n = sum(b.count for b in groups)
+    if n == 0:
+        raise ValueError("no samples to evaluate")
+    return float(sum(b.count / n * abs(b.accuracy - b.confidence) for b in groups if b.count))
 
 
 def summarise_folds(values: Sequence[float]) -> tuple[float, float]:

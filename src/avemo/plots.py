@@ -1,4 +1,4 @@
-"""PNG figures for reports: confusion matrix, per-class ROC curves with AUC, training curves.
+"""PNG figures for reports: confusion matrix, per-class ROC curves with AUC, reliability diagram, training curves.
 
 Every function writes one PNG atomically (temporary name, then rename) and returns its path.
 Matplotlib runs with the non-interactive Agg backend (no display needed).
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avemo.metrics import roc_auc, roc_curve
+from avemo.metrics import ReliabilityBin, roc_auc, roc_curve
 
 
 def _figure(width: float, height: float):
@@ -76,6 +76,30 @@ def plot_roc(y_true: np.ndarray, probabilities: np.ndarray, labels: Sequence[str
     ax.legend(fontsize=7, loc="lower right")
     if title:
         ax.set_title(title)
+    return _save(plt, fig, path)
+
+
+def plot_reliability(bins: Sequence[ReliabilityBin], path, title: str = "", ece: float | None = None) -> Path:
+    """Reliability diagram: accuracy per confidence bin against the diagonal of perfect calibration,
+    with the number of predictions in each bin written above its bar."""
+    plt, fig = _figure(5.0, 4.6)
+    ax = fig.add_subplot(1, 1, 1)
+    used = [b for b in bins if b.count]
+    ax.bar([b.lower for b in used], [b.accuracy for b in used], width=[b.upper - b.lower for b in used],
+           align="edge", color="tab:blue", edgecolor="white", alpha=0.8, label="accuracy")
+    ax.plot([b.confidence for b in used], [b.confidence for b in used], "o", color="tab:red", ms=3,
+            label="mean confidence")
+    for b in used:
+        ax.text((b.lower + b.upper) / 2, min(b.accuracy + 0.02, 0.97), str(b.count), ha="center", fontsize=6)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("confidence (top probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.0)
+    ax.legend(fontsize=7, loc="upper left")
+    heading = ", ".join(t for t in (title, f"ECE {100 * ece:.1f} %" if ece is not None else "") if t)
+    if heading:
+        ax.set_title(heading)
     return _save(plt, fig, path)
 
 

@@ -4,6 +4,11 @@ One canonical English name per emotion is used everywhere (``"fearful"``, not ``
 in one place and ``"FEA"`` in another); each dataset's own codes are translated by its
 reader. A :class:`LabelMap` between two label sets says, for every source emotion, which
 target emotion it becomes, or that it has no counterpart (``None``) and why.
+
+A :class:`Comparison` (:func:`comparison_map`) scores a model trained on one label set against
+a corpus labelled with another: both sets are mapped onto the labels both can express (the
+scored labels), with the merges of :data:`COMPARISON_MERGES` (RAVDESS calm counts as neutral
+against a set without calm) written out.
 """
 
 from __future__ import annotations
@@ -104,6 +109,10 @@ class LabelMap:
         """Source emotions with no counterpart in the target set."""
         return tuple(e for e in self.source if self.mapping[e] is None)
 
+    def to_dict(self) -> dict:
+        return {"source": self.source.name, "target": self.target.name, "map": dict(self.mapping),
+                "notes": dict(self.notes)}
+
     def matrix(self):
         """A (len(source), len(target)) 0/1 numpy matrix: probabilities @ matrix maps them."""
         import numpy as np
@@ -152,6 +161,111 @@ def label_map(source: str | LabelSet, target: str | LabelSet) -> LabelMap:
         return LabelMap(ls, ls, {e: e for e in ls})
     get_label_set(s), get_label_set(t)
     return _MAPS[(s, t)]
+
+
+# --- scoring one label set against another (cross-corpus evaluation) ------------------------
+
+#: emotion -> (the emotion it counts as, why) when the other label set lacks it; used only to
+#: compare a model's answers with another corpus's labels, never to relabel training data
+COMPARISON_MERGES: dict[str, tuple[str, str]] = {
+    "calm": ("neutral", "calm is a RAVDESS-only category (a low-arousal neutral): scored as neutral "
+                        "against a label set without calm"),
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A model's label set and a corpus's label set, each mapped onto the scored labels.
+
+    ``model`` maps the model's classes to the scored labels (several classes may meet in one:
+    their probabilities are summed; classes without a partner are dropped), ``data`` maps the
+    corpus's labels to them (clips whose label maps to ``None`` are left out of the score).
+    """
+
+    model: LabelMap
+    data: LabelMap
+
+    @property
+    def labels(self) -> LabelSet:
+        """The scored labels (the target of both maps), in the corpus's order."""
+        return self.data.target
+
+    @property
+    def identity(self) -> bool:
+        """Both sides are the same label set: nothing is merged or left out."""
+        return self.model.source.emotions == self.data.source.emotions
+
+    def probabilities(self, probs: np.ndarray) -> np.ndarray:
+        """(n, len(model labels)) probabilities -> (n, len(scored labels)), summed per scored label and
+        renormalised over the scored labels (the model's belief given that the answer is one of them)."""
+        import numpy as np
+
+        probs = np.asarray(probs, dtype=np.float64)
+        if probs.ndim != 2 or probs.shape[1] != len(self.model.source):
+            raise FeatureError(f"expected (n, {len(self.model.source)}) {self.model.source.name} probabilities, "
+                               f"got shape {probs.shape}")
+        mapped = probs @ self.model.matrix().astype(np.float64)
+        total = mapped.sum(axis=1, keepdims=True)
+        uniform = np.full_like(mapped, 1.0 / mapped.shape[1])
+        return np.divide(mapped, total, out=uniform, where=total > 0)
+
+    def to_dict(self) -> dict:
+        return {
+            "labels": list(self.labels.emotions),
+            "mapping": {"model": {"label_set": self.model.source.name, "map": dict(self.model.mapping)},
+                        "data": {"label_set": self.data.source.name, "map": dict(self.data.mapping)}},
+            "notes": {**dict(self.model.notes), **dict(self.data.notes)},
+        }
+
+
+def _comparison_names(own: LabelSet, other: LabelSet) -> tuple[dict[str, str], dict[str, str]]:
+    """Each emotion of ``own`` -> the name it is compared under, and the notes of the merged ones."""
+    names, notes = {}, {}
+    for e in own:
+        if e in COMPARISON_MERGES and e not in other:
+            names[e], notes[e] = COMPARISON_MERGES[e]
+        else:
+            names[e] = e
+    return names, notes
+
+
+def _side_map(own: LabelSet, other: LabelSet, names: Mapping[str, str], merge_notes: Mapping[str, str],
+              scored: LabelSet) -> LabelMap:
+    mapping = {e: (names[e] if names[e] in scored else None) for e in own}
+    notes = dict(merge_notes)
+    for e, t in mapping.items():
+        if t is None:
+            notes[e] = _NOTES.get(e, f"{other.name} has no {e!r} class")
+    return LabelMap(own, scored, mapping, notes)
+
+
+def comparison_map(model: str | LabelSet, data: str | LabelSet) -> Comparison:
+    """How a model trained on ``model`` labels is scored on a corpus labelled with ``data`` labels.
+
+    The scored labels are the emotions both sets can express once :data:`COMPARISON_MERGES` are
+    applied (RAVDESS vs EmoDB: angry, disgust, fearful, happy, sad, neutral, with calm counted as
+    neutral; surprised and boredom have no partner). Two identical sets compare one to one.
+    Fewer than two scored labels: a :class:`~avemo.errors.ConfigError` naming both sets and the
+    labels without a partner.
+    """
+    a = model if isinstance(model, LabelSet) else get_label_set(model)
+    b = data if isinstance(data, LabelSet) else get_label_set(data)
+    if a.emotions == b.emotions:
+        return Comparison(LabelMap(a, a, {e: e for e in a}), LabelMap(b, a, {e: e for e in b}))
+    a_names, a_notes = _comparison_names(a, b)
+    b_names, b_notes = _comparison_names(b, a)
+    common = set(a_names.values())
+    shared = tuple(dict.fromkeys(n for n in b_names.values() if n in common))
+    if len(shared) < 2:
+        lone_a = [e for e in a if a_names[e] not in shared]
+        lone_b = [e for e in b if b_names[e] not in shared]
+        raise ConfigError(
+            f"label sets {a.name} {list(a.emotions)} and {b.name} {list(b.emotions)} cannot be compared: "
+            f"they share {len(shared)} label(s) {list(shared)}, 2 are needed; without a partner: "
+            f"{a.name} {lone_a}, {b.name} {lone_b}"
+        )
+    scored = LabelSet(f"{a.name}~{b.name}", shared)
+    return Comparison(_side_map(a, b, a_names, a_notes, scored), _side_map(b, a, b_names, b_notes, scored))
 
 
 # --- emotion names written by people (generic folder + CSV datasets) -------------------------

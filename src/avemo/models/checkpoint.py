@@ -196,15 +196,12 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     return Checkpoint(model=model, labels=labels, inputs=dict(model.inputs), normalizer=normalizer, meta=meta, path=path)
 
 
-def check_compatible(ckpt: Checkpoint, *, labels: LabelSet, tables: dict[str, Any] | None = None) -> None:
-    """Refuse to run ``ckpt`` on data with another label set or with other feature settings."""
+def check_compatible(ckpt: Checkpoint, *, tables: dict[str, Any] | None = None) -> None:
+    """Refuse to run ``ckpt`` on features computed with other settings than it was trained on.
+
+    Label sets are not checked here: a checkpoint is scored on another corpus's labels over
+    :func:`~avemo.datasets.labels.comparison_map`, which refuses sets that cannot be compared."""
     where = ckpt.path
-    if tuple(labels.emotions) != tuple(ckpt.labels.emotions):
-        raise CheckpointError(
-            f"checkpoint was trained on {ckpt.labels.name} labels {list(ckpt.labels.emotions)}, "
-            f"but the data has {labels.name} labels {list(labels.emotions)}",
-            where,
-        )
     recorded = ckpt.meta.get("inputs", {})
     for name, spec in ckpt.inputs.items():
         entry = recorded.get(name, {})

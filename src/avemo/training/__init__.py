@@ -14,17 +14,18 @@ from avemo.training.data import Gathered, gather
 from avemo.training.experiment import (
     DataBundle,
     RunResult,
-    evaluate_checkpoint,
     load_data,
     resolve_split,
     train_run,
 )
+from avemo.training.scoring import Evaluation, evaluate_checkpoint
 from avemo.training.trainer import FitResult, fit, predict_proba
 
 __all__ = [
     "AugmentConfig",
     "Checkpoint",
     "DataBundle",
+    "Evaluation",
     "FitResult",
     "Gathered",
     "Normalizer",

@@ -5,14 +5,12 @@
 across modalities) plus the external visual tables; :func:`train_run` gathers the model's
 inputs, fits on the training speakers with model selection on the validation speakers,
 tests on the test speakers (if any), and writes a checkpoint with plots;
-:func:`evaluate_checkpoint` runs a checkpoint on any folder of the same layout.
+:func:`avemo.training.scoring.evaluate_checkpoint` scores a checkpoint on any corpus.
 """
 
 from __future__ import annotations
 
-import logging
 import shutil
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +27,7 @@ from avemo.datasets.pairing import Take
 from avemo.errors import ConfigError, DatasetError
 from avemo.metrics import Metrics, compute_metrics
 from avemo.models.batching import TensorData
-from avemo.models.checkpoint import Checkpoint, check_compatible, load_checkpoint, save_checkpoint
+from avemo.models.checkpoint import save_checkpoint
 from avemo.models.normalization import Normalizer
 from avemo.training.config import TrainConfig
 from avemo.training.data import Gathered, check_labels, concat, gather
@@ -41,8 +39,6 @@ from avemo.training.trainer import (
     is_main_process,
     predict_proba,
 )
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -265,32 +261,6 @@ def write_plots(run: RunResult, labels: LabelSet, out_dir: Path) -> dict[str, Pa
         written["roc"] = plot_roc(run.test_labels, run.test_probabilities, labels.emotions, out_dir / "roc.png",
                                   title=f"{run.model_name}: test speakers")
     return written
-
-
-def evaluate_checkpoint(
-    checkpoint: str | Path | Checkpoint,
-    data: DataBundle,
-    *,
-    cache: FeatureCache,
-    workers: int = 1,
-    speaker_norm: bool | None = None,
-) -> tuple[Metrics, Gathered, np.ndarray]:
-    """Run a checkpoint on every take of ``data``; returns metrics, the inputs used and probabilities."""
-    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    check_compatible(ckpt, labels=data.labels, tables=data.tables)
-    gathered = gather(data.takes, ckpt.inputs, tables=data.tables, cache=cache, workers=workers)
-    if len(gathered) == 0:
-        reasons = "; ".join(r for _, r in gathered.failed[:3])
-        raise DatasetError(f"no take has all the inputs the checkpoint needs ({reasons})", data.root)
-    norm = ckpt.normalizer
-    if speaker_norm is not None and speaker_norm != norm.speaker_norm:
-        raise ConfigError("the checkpoint was trained "
-                          f"{'with' if norm.speaker_norm else 'without'} speaker normalisation; evaluate it the same way")
-    d = TensorData(norm.transform(gathered), gathered.labels(data.labels), ckpt.inputs)
-    t0 = time.perf_counter()
-    probs = predict_proba(ckpt.model, d)
-    log.info("predicted %d takes in %.2f s", len(d), time.perf_counter() - t0)
-    return compute_metrics(d.labels, probs, data.labels.emotions), gathered, probs
 
 
 def resolve_split(

@@ -1,0 +1,129 @@
+"""Score a trained checkpoint on the takes of any corpus: the library behind ``avemo evaluate``
+and the cross-corpus benchmarks.
+
+The checkpoint's classes and the corpus's labels meet over a
+:class:`~avemo.datasets.labels.Comparison` (:func:`~avemo.datasets.labels.comparison_map`):
+in-domain it is one to one; across corpora the probabilities of the model's classes are summed
+per scored label (RAVDESS calm + neutral -> neutral), classes without a partner are dropped,
+the arg max is taken over the scored labels, and clips whose label has no partner (EmoDB
+boredom) are left out and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avemo.cache.store import FeatureCache
+from avemo.datasets.labels import Comparison, comparison_map
+from avemo.errors import ConfigError, DatasetError
+from avemo.metrics import (
+    Metrics,
+    ReliabilityBin,
+    compute_metrics,
+    expected_calibration_error,
+    reliability_bins,
+)
+from avemo.models.batching import TensorData
+from avemo.models.checkpoint import Checkpoint, check_compatible, load_checkpoint
+from avemo.training.data import gather
+from avemo.training.experiment import DataBundle
+from avemo.training.trainer import predict_proba
+
+log = logging.getLogger(__name__)
+
+#: equal-width confidence bins of the expected calibration error
+CALIBRATION_BINS = 15
+
+
+@dataclass
+class Evaluation:
+    """A checkpoint scored on a corpus over the labels both can express.
+
+    ``probabilities`` are the model's, mapped to the scored labels (``comparison.labels``) and
+    renormalised over them; ``y_true`` indexes the scored labels; ``takes`` names the rows.
+    """
+
+    metrics: Metrics
+    comparison: Comparison
+    probabilities: np.ndarray
+    y_true: np.ndarray
+    takes: list[str]
+    left_out: dict[str, int] = field(default_factory=dict)  # corpus label without a partner -> clips
+    skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable files / takes, with the reason
+
+    @property
+    def ece(self) -> float:
+        return expected_calibration_error(self.probabilities, self.y_true, CALIBRATION_BINS)
+
+    @property
+    def reliability(self) -> list[ReliabilityBin]:
+        return reliability_bins(self.probabilities, self.y_true, CALIBRATION_BINS)
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.metrics
+        return {
+            "accuracy": m.accuracy, "uar": m.uar, "macro_f1": m.macro_f1, "n": m.n,
+            "labels": m.labels, "confusion": m.confusion, "auc": m.auc,
+            **self.comparison.to_dict(),
+            "left_out": dict(self.left_out),
+            "skipped": list(self.skipped),
+            "ece": self.ece, "calibration_bins": CALIBRATION_BINS,
+            "reliability": [b.to_dict() for b in self.reliability],
+        }
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path | Checkpoint,
+    data: DataBundle,
+    *,
+    cache: FeatureCache,
+    workers: int = 1,
+    speaker_norm: bool | None = None,
+    perturb: Mapping[str, Any] | None = None,
+) -> Evaluation:
+    """Predict every take of ``data`` with ``checkpoint`` and score it over the labels both share.
+
+    Features come through ``cache`` as in training; ``perturb`` (e.g. ``{"channel": "mp3_16k"}``)
+    computes the audio inputs on a degraded signal (:func:`~avemo.training.data.gather`).
+    Raises a one-line error when the label sets cannot be compared, the checkpoint's features
+    differ from this avemo's, or no take of ``data`` is usable.
+    """
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    check_compatible(ckpt, tables=data.tables)
+    comparison = comparison_map(ckpt.labels, data.labels)
+    norm = ckpt.normalizer
+    if speaker_norm is not None and speaker_norm != norm.speaker_norm:
+        raise ConfigError("the checkpoint was trained "
+                          f"{'with' if norm.speaker_norm else 'without'} speaker normalisation; evaluate it the same way")
+    scored = [t for t in data.takes if comparison.data(t.emotion) is not None]
+    left_out = Counter(t.emotion for t in data.takes if comparison.data(t.emotion) is None)
+    skipped = [{"file": path, "reason": reason} for path, reason in data.skipped]
+    if not scored:
+        raise DatasetError(f"no clip has a label that {ckpt.labels.name} can be scored on "
+                           f"({', '.join(f'{e}: {n}' for e, n in sorted(left_out.items()))} left out)", data.root)
+    gathered = gather(scored, ckpt.inputs, tables=data.tables, cache=cache, workers=workers, perturb=perturb)
+    skipped += [{"take": key, "reason": reason} for key, reason in gathered.failed]
+    if len(gathered) == 0:
+        reasons = "; ".join(r for _, r in gathered.failed[:3])
+        raise DatasetError(f"no take has all the inputs the checkpoint needs ({reasons})", data.root)
+    labels = comparison.labels
+    y_true = np.array([labels.index(comparison.data(t.emotion)) for t in gathered.takes], dtype=np.int64)
+    # the model's own class indices only shape the tensors here; scoring uses y_true over the scored labels
+    d = TensorData(norm.transform(gathered), np.zeros(len(gathered), dtype=np.int64), ckpt.inputs)
+    t0 = time.perf_counter()
+    probs = comparison.probabilities(predict_proba(ckpt.model, d))
+    log.info("predicted %d takes in %.2f s", len(d), time.perf_counter() - t0)
+    return Evaluation(
+        metrics=compute_metrics(y_true, probs, labels.emotions), comparison=comparison, probabilities=probs,
+        y_true=y_true, takes=[t.key for t in gathered.takes], left_out=dict(sorted(left_out.items())),
+        skipped=skipped,
+    )
+
