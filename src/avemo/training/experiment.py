@@ -190,6 +190,10 @@ def _fit_and_validate(model, parts: list[Gathered], norm: Normalizer, data: Data
     specs, seed = dict(model.inputs), config.seed
     train_g, val_g = parts[0], parts[1]
     augmented = [train_g, *_perturbed_copies(train_g.takes, specs, data, config, **extraction)]
+    if config.augment.channels.enabled:  # degraded copies of training clips only
+        from avemo.training.channel_copies import channel_copies
+
+        augmented.append(channel_copies(train_g, specs, config.augment.channels, cache=extraction["cache"])[0])
     train_d = _tensor_data(concat(augmented), norm, data.labels, specs, train=config.augment.random_crop, seed=seed)
     val_d = _tensor_data(val_g, norm, data.labels, specs, train=False, seed=seed) if len(val_g) else None
     fit_preprocessing(model, train_d)
