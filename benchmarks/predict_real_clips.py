@@ -47,15 +47,15 @@ def true_label(path: Path) -> tuple[str, str]:
 
 def label_for(probs: dict[str, float], dataset: str, calm_decided: bool) -> str:
     """The prediction in the clip's own label set (see the module docstring)."""
-    from avemo.datasets.labels import CREMA_D
+    from avemo.datasets.labels import LabelSet, comparison_map
     from avemo.inference.fusion import decide
 
     labels = list(probs)
     values = np.array([probs[k] for k in labels])
-    if dataset == "ravdess":
+    if dataset == "ravdess" and "calm" in labels:
         return decide(values, labels, calm_decided=calm_decided)
-    merged = {e: probs[e] + (probs["calm"] if e == "neutral" else 0.0) for e in CREMA_D.emotions}
-    return max(merged, key=merged.get)
+    comparison = comparison_map(LabelSet("model", tuple(labels)), dataset)
+    return comparison.labels.emotions[int(comparison.probabilities(values[None]).argmax())]
 
 
 def predictions(predictor, clips: list[Path]) -> list[dict]:
@@ -73,6 +73,7 @@ def predictions(predictor, clips: list[Path]) -> list[dict]:
             used_audio = r.modalities["audio"].used
             row[mode] = label_for(r.probabilities, dataset, calm_decided=used_audio)
             row[mode + "_p"] = r.probabilities[r.emotion]
+            row[mode + "_uncertain"] = bool(getattr(r, "uncertain", False))
             if mode == "both":
                 row["coverage"] = r.face_coverage
                 row["used"] = "+".join(m for m in ("audio", "video") if r.modalities[m].used)
@@ -130,10 +131,11 @@ def crop_variants(clips: list[Path]) -> tuple[list[dict], dict]:
     return rows, geometry
 
 
-def mark(pred: str | None, truth: str) -> str:
+def mark(pred: str | None, truth: str, uncertain: bool = False) -> str:
     if pred is None:
         return "-"
-    return f"**{pred}** ✓" if pred == truth else pred
+    flag = " (uncertain)" if uncertain else ""
+    return f"**{pred}** ✓{flag}" if pred == truth else f"{pred}{flag}"
 
 
 def report(rows: list[dict], crops: tuple[list[dict], dict] | None, info: dict) -> str:
@@ -152,23 +154,27 @@ def report(rows: list[dict], crops: tuple[list[dict], dict] | None, info: dict) 
         f"fusion weights audio {info['fusion']['audio_weight']} / video {info['fusion']['video_weight']}, "
         f"temperatures {info['fusion']['audio_temperature']:.3f} / {info['fusion']['video_temperature']}).",
         "",
-        "CREMA-D predictions are mapped to its six classes (calm added to neutral, surprised left out); "
-        "without audio, neutral and calm are decided together. ✓ = correct. The RAVDESS clip's actor (01) "
-        "is one of the 20 actors whose audio trained the audio head (seen speaker, other recording).",
+        "Predictions are scored in each clip's own label set over the labels it shares with the model "
+        "(`avemo.datasets.labels.comparison_map`: with an 8-label model, calm is added to neutral and surprised "
+        "left out for CREMA-D). ✓ = correct; (uncertain) = the clip's top probability is below the bundle's "
+        "threshold tau. The RAVDESS clip's actor (01) is one of the 20 actors whose audio trained the audio head "
+        "(seen speaker, other recording).",
         "",
         "| clip | true | both modalities | video only | audio only | face coverage |",
         "|---|---|---|---|---|---:|",
     ]
     for r in video_rows:
         cov = "" if r.get("coverage") is None else f"{r['coverage']:.2f}"
-        lines.append(f"| {r['path'].name} | {r['truth']} | {mark(r['both'], r['truth'])} | "
-                     f"{mark(r['video'], r['truth'])} | {mark(r['audio'], r['truth'])} | {cov} |")
+        lines.append(f"| {r['path'].name} | {r['truth']} | {mark(r['both'], r['truth'], r.get('both_uncertain'))} | "
+                     f"{mark(r['video'], r['truth'], r.get('video_uncertain'))} | "
+                     f"{mark(r['audio'], r['truth'], r.get('audio_uncertain'))} | {cov} |")
     lines.append(f"| **correct** | | **{score(video_rows, 'both')}** | **{score(video_rows, 'video')}** | "
                  f"**{score(video_rows, 'audio')}** | |")
     if audio_rows:
         lines += ["", "CREMA-D audio files of actor 1002 (no video stream: audio only):", "",
                   "| clip | true | prediction |", "|---|---|---|"]
-        lines += [f"| {r['path'].name} | {r['truth']} | {mark(r['both'], r['truth'])} |" for r in audio_rows]
+        lines += [f"| {r['path'].name} | {r['truth']} | {mark(r['both'], r['truth'], r.get('both_uncertain'))} |"
+                  for r in audio_rows]
         lines.append(f"| **correct** | | **{score(audio_rows, 'both')}** |")
     if crops is not None:
         crop_rows, geometry = crops

@@ -81,9 +81,26 @@ def test_audio_expert_clip_embedding_equals_the_whisper_extractor(predictor, rav
     if not isinstance(audio, WhisperAudioExpert):
         pytest.skip("the bundled audio head is not a whisper_base model")
     clip, windows, duration, _ = audio.embed(ravdess_video, WindowGrid())
-    reference = get_extractor("whisper_base").extract(ravdess_video)["x"]
+    spec = next(iter(audio.ckpt.inputs.values()))  # the head's input: layer average or concatenated layer means
+    reference = get_extractor("whisper_base", **dict(spec.config)).extract(ravdess_video)["x"]
     np.testing.assert_allclose(clip, reference, atol=1e-4)
     assert duration == pytest.approx(4.0, abs=0.05) and sorted(windows)[:2] == [0, 1]
+
+
+def test_whisper_states_concatenate_the_layers_as_the_extractor_does():
+    """combine="concat": per-frame states joined over the 7 layers; their frame mean is the layer means, layer 0 first."""
+    import torch
+
+    from avemo.features.base import get_extractor
+    from avemo.inference.audio import _whisper_states_class, load_whisper_encoder
+
+    y = np.random.default_rng(1).normal(scale=0.1, size=16000).astype(np.float32)
+    module = _whisper_states_class()(load_whisper_encoder(), None, "concat")
+    with torch.inference_mode():
+        states = module(torch.from_numpy(y)[None])[0].numpy()
+    assert states.shape == (50, 7 * 512)
+    reference = get_extractor("whisper_base").from_signal(y, 16000)["layer_means"].reshape(-1)
+    np.testing.assert_allclose(states.mean(axis=0), reference, rtol=1e-4, atol=1e-4)
 
 
 def test_cached_whisper_encoder_equals_the_package_weights():

@@ -7,7 +7,8 @@ Two implementations behind one interface (:class:`AudioExpert`):
   clip, in 30 s chunks streamed from the decoder (memory does not grow with the file's length),
   and its 20 ms frames are pooled per window and over the whole clip. The clip embedding is
   therefore exactly what the ``whisper_base`` extractor gave the trainer (mean over frames of the
-  layer-averaged hidden states, for clips up to 30 s); a window's embedding is the same mean over
+  hidden states, averaged over layers, one layer, or the 7 layers concatenated, as the checkpoint's
+  input says; for clips up to 30 s); a window's embedding is the same mean over
   the frames inside the window (frames keep the context of the whole chunk, which is what one
   encoder pass gives; encoding each window alone would cost ``window / hop`` times more).
   The log-mel front end is written as a convolution with fixed DFT kernels (the same STFT as
@@ -88,15 +89,18 @@ def _whisper_states_class():
     class WhisperStates(nn.Module):
         """Raw 16 kHz audio (1, n) -> pooled Whisper encoder states (1, T, width), T = ceil(n / 320).
 
-        ``layer=None`` averages the 7 hidden states (the ``whisper_base`` extractor's default);
-        an integer picks one. The log-mel is Whisper's (``WhisperEncoder.log_mel``) computed
+        ``layer=None`` combines the 7 hidden states as ``combine`` says, like the ``whisper_base``
+        extractor: ``"mean"`` averages them (its default), ``"concat"`` joins them along the width
+        (layer 0 first, T x 7 * width; the mean over frames then equals the extractor's concatenated
+        layer means); an integer ``layer`` picks one. The log-mel is Whisper's (``WhisperEncoder.log_mel``) computed
         with a DFT convolution so that it exports to ONNX.
         """
 
-        def __init__(self, encoder, layer: int | None = None):
+        def __init__(self, encoder, layer: int | None = None, combine: str = "mean"):
             super().__init__()
             self.encoder = encoder
             self.layer = layer
+            self.combine = combine
             n = torch.arange(N_FFT, dtype=torch.float64)
             k = torch.arange(N_FFT // 2 + 1, dtype=torch.float64)[:, None]
             window = torch.hann_window(N_FFT, periodic=True, dtype=torch.float64)
@@ -116,9 +120,11 @@ def _whisper_states_class():
 
         def forward(self, audio):
             states = self.encoder(self.log_mel(audio))
-            if self.layer is None:
-                return torch.stack(states).mean(dim=0)
-            return states[self.layer]
+            if self.layer is not None:
+                return states[self.layer]
+            if self.combine == "concat":
+                return torch.cat(states, dim=-1)
+            return torch.stack(states).mean(dim=0)
 
     return WhisperStates
 
@@ -143,8 +149,8 @@ def _audio_head_class():
     return AudioHead
 
 
-def whisper_input(ckpt) -> tuple[str, int | None] | None:
-    """``(input name, layer)`` if ``ckpt`` is an audio model on one ``whisper_base`` vector, else None."""
+def whisper_input(ckpt) -> tuple[str, int | None, str] | None:
+    """``(input name, layer, combine)`` if ``ckpt`` is an audio model on one ``whisper_base`` vector, else None."""
     specs = dict(ckpt.inputs)
     if len(specs) != 1:
         return None
@@ -152,9 +158,9 @@ def whisper_input(ckpt) -> tuple[str, int | None] | None:
     if spec.modality != "audio" or spec.feature != "whisper_base" or spec.kind != "vector":
         return None
     config = dict(spec.config)
-    if set(config) - {"layer", "sample_rate"} or config.get("sample_rate", SAMPLE_RATE) != SAMPLE_RATE:
+    if set(config) - {"layer", "sample_rate", "combine"} or config.get("sample_rate", SAMPLE_RATE) != SAMPLE_RATE:
         return None  # other weights or settings: use the generic path, which runs the extractor itself
-    return name, config.get("layer")
+    return name, config.get("layer"), config.get("combine", "mean")
 
 
 def _check_audio_model(ckpt) -> None:
@@ -288,14 +294,15 @@ class WhisperAudioExpert(AudioExpert):
         head = create_engine("onnx", onnx_path=Path(onnx_dir) / HEAD_FILE, input_names=["embedding"])
         return cls(name, labels, encoder, head, ckpt)
 
-    def _input(self) -> tuple[str, int | None]:
-        """(input name, layer) of the checkpoint's whisper_base input."""
+    def _input(self) -> tuple[str, int | None, str]:
+        """(input name, layer, combine) of the checkpoint's whisper_base input."""
         if self.ckpt is None:
             raise ConfigError(f"{self.name}: built from ONNX graphs alone, it has no torch modules to make")
         return whisper_input(self.ckpt)
 
     def states_module(self):
-        return _whisper_states_class()(load_whisper_encoder(), self._input()[1])
+        _, layer, combine = self._input()
+        return _whisper_states_class()(load_whisper_encoder(), layer, combine)
 
     def head_module(self):
         norm = self.ckpt.normalizer
