@@ -105,7 +105,6 @@ def _listing(folder: Path) -> list[str]:
         ("playlist.mp4", "playlist.mp4: not a media file"),  # FFmpeg would read other.wav through it
         ("no_index.mp4", "no_index.mp4: not a media file, or a corrupt container"),
         ("nan_float.wav", "nan_float.wav: the audio track holds NaN or infinite samples"),
-        ("silent.wav", "the audio track is silent (peak level -inf dBFS)"),
         ("no_media", "no media files"),
     ],
 )
@@ -114,6 +113,16 @@ def test_a_bad_input_is_one_line_naming_the_file(corpus, monkeypatch, capsys, na
     code, out, err = _run(monkeypatch, capsys, "predict", corpus / name, "--format", "json")
     _one_line_error(code, err, message)
     assert out == "" and _listing(corpus) == before
+
+
+def test_a_silent_file_is_a_result_without_emotion(corpus, monkeypatch, capsys):
+    code, out, err = _run(monkeypatch, capsys, "predict", corpus / "silent.wav", "--format", "json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["emotion"] is None and result["probabilities"] is None and result["uncertain"] is True
+    assert result["modalities"]["audio"] == {
+        "used": False, "reason": "the audio track is silent (peak level -inf dBFS): no speech", "probabilities": None}
+    assert result["timeline"] and all(w["emotion"] is None and w["uncertain"] for w in result["timeline"])
 
 
 def test_a_batch_goes_past_bad_inputs_and_lists_them(corpus, monkeypatch, capsys, tmp_path):

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from avemo.cli import app, main
-from avemo.datasets.labels import CREMA_D, RAVDESS
+from avemo.datasets.labels import CREMA_D, RAVDESS, LabelSet
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def _main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
 def voice(tmp_path_factory):
     from avemo.media.synth import write_clip
 
-    return write_clip(tmp_path_factory.mktemp("cli") / "voice.wav", duration=1.6, audio="voice")
+    return write_clip(tmp_path_factory.mktemp("cli") / "voice.wav", duration=1.6, audio="speech")
 
 
 def test_predict_json_is_the_prediction_contract(voice):
@@ -60,6 +60,8 @@ def test_predict_json_is_the_prediction_contract(voice):
     assert data["modalities"]["video"]["used"] is False and "audio-only" in data["modalities"]["video"]["reason"]
     assert [w["start"] for w in data["timeline"]] == [0.0, 0.5, 1.0]
     assert data["model"]["name"] == "avemo-default"
+    assert isinstance(data["uncertain"], bool) and 0.5 < data["speech"] <= 1.0
+    assert all(isinstance(w["uncertain"], bool) and 0.0 <= w["speech"] <= 1.0 for w in data["timeline"])
 
 
 def test_predict_csv_and_out_file(voice, tmp_path):
@@ -71,6 +73,7 @@ def test_predict_csv_and_out_file(voice, tmp_path):
     windows = [r for r in rows if r["level"] == "window"]
     assert [float(r["start"]) for r in windows] == pytest.approx([0.0, 0.4, 0.8])
     assert all(r["audio"] == "True" and r["video"] == "False" for r in windows)
+    assert all(r["uncertain"] in ("True", "False") and 0.5 <= float(r["speech"]) <= 1.0 for r in rows)
 
 
 def test_predict_table(voice):
@@ -110,15 +113,18 @@ def test_single_input_errors_are_one_line_exit_2(args, message, voice, monkeypat
     assert err.startswith("avemo: error: ") and err.count("\n") == 1 and message in err
 
 
-def test_model_option_refuses_a_checkpoint_with_other_labels(tmp_path, voice, monkeypatch, capsys):
+def test_model_option_refuses_a_checkpoint_with_unknown_labels(tmp_path, voice, monkeypatch, capsys):
     from avemo.models import create_model
     from avemo.models.checkpoint import save_checkpoint
     from avemo.models.normalization import Normalizer
 
+    model = create_model("sultana_video_cnn3d", num_classes=2, n_frames=16, size=(16, 16))
+    save_checkpoint(tmp_path / "own", model, labels=LabelSet("own", ("happy", "contempt")),
+                    normalizer=Normalizer(kinds={"video": "frames"}))
+    code, _, err = _main(monkeypatch, capsys, "predict", voice, "--model", tmp_path / "own")
+    assert code == 2 and "avemo does not know: ['contempt']" in err and err.count("\n") == 1
     model = create_model("sultana_video_cnn3d", num_classes=len(CREMA_D), n_frames=16, size=(16, 16))
     save_checkpoint(tmp_path / "crema", model, labels=CREMA_D, normalizer=Normalizer(kinds={"video": "frames"}))
-    code, _, err = _main(monkeypatch, capsys, "predict", voice, "--model", tmp_path / "crema")
-    assert code == 2 and "crema_d labels" in err and err.count("\n") == 1
     code, _, err = _main(monkeypatch, capsys, "predict", voice, "--model", tmp_path / "crema", "--engine", "onnx")
     assert code == 2 and "--engine onnx runs the bundled model only" in err
     code, _, err = _main(monkeypatch, capsys, "predict", voice, "--model", tmp_path)

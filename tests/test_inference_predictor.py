@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avemo.datasets.labels import CREMA_D, RAVDESS
-from avemo.errors import AvemoError, CheckpointError, FeatureError, MediaError, MissingStreamError
+from avemo.datasets.labels import CREMA_D, RAVDESS, LabelSet
+from avemo.errors import AvemoError, CheckpointError, MediaError, MissingStreamError
 from avemo.inference.windows import WindowGrid
 
 
@@ -20,8 +20,8 @@ def predictor():
     return Predictor.default()
 
 
-def check_prediction(r, *, audio: bool, video: bool):
-    """Invariants every prediction must satisfy."""
+def check_prediction(r, *, audio: bool, video: bool, tau: float = 0.5, speech_share: float = 0.5):
+    """Invariants every prediction must satisfy (``tau``, ``speech_share``: the bundle's abstention)."""
     assert list(r.probabilities) == list(RAVDESS.emotions)
     assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert r.emotion in RAVDESS.emotions
@@ -33,14 +33,25 @@ def check_prediction(r, *, audio: bool, video: bool):
             assert sum(status.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     if audio != video:  # a lone expert: the clip's distribution is that expert's own
         assert r.probabilities == pytest.approx(r.modalities["audio" if audio else "video"].probabilities, abs=1e-6)
+    assert r.uncertain is (max(r.probabilities.values()) < tau)
+    assert not audio or r.speech > 0  # the VAD found speech in the audio track
     bounds = WindowGrid().bounds(r.duration)
     assert len(r.timeline) == len(bounds)
     for w, (start, end) in zip(r.timeline, bounds, strict=True):
         assert (w.start, w.end) == pytest.approx((start, end))
-        assert w.audio is audio and sum(w.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-        assert w.emotion in RAVDESS.emotions
+        if audio:  # the audio expert votes on the windows with enough speech, and only on those
+            assert w.audio is (w.speech >= speech_share)
+        else:
+            assert not w.audio
+        if w.emotion is None:  # no speech and no face in this window
+            assert w.probabilities is None and w.uncertain and not w.video
+        else:
+            assert sum(w.probabilities.values()) == pytest.approx(1.0, abs=1e-5) and w.emotion in RAVDESS.emotions
+            assert w.uncertain is (max(w.probabilities.values()) < tau)
+    assert not audio or any(w.audio for w in r.timeline)
     data = r.to_dict()
     assert data["emotion"] == r.emotion and len(data["timeline"]) == len(r.timeline)
+    assert data["uncertain"] is r.uncertain and all(isinstance(w["uncertain"], bool) for w in data["timeline"])
 
 
 # ----------------------------------------------------------------------------- real clips
@@ -54,7 +65,9 @@ def test_real_ravdess_video_uses_both_modalities(predictor, ravdess_video):
     assert r.model["name"] == "avemo-default" and r.model["engine"] == "torch"
     timeline = r.timeline_frame()
     assert isinstance(timeline, pd.DataFrame) and len(timeline) in (7, 8)  # 4.0 s; 8 if the tail is >= 0.5 s
-    assert list(timeline.columns) == ["start", "end", "emotion", *RAVDESS.emotions, "audio", "video"]
+    assert list(timeline.columns) == ["start", "end", "emotion", *RAVDESS.emotions, "audio", "video", "speech",
+                                      "uncertain"]
+    assert not r.timeline[0].audio and r.timeline[0].speech < 0.5  # the silence before the sentence: no audio term
     assert timeline["start"].tolist()[:7] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
     assert timeline["end"].iloc[-1] == pytest.approx(r.duration)
 
@@ -199,7 +212,7 @@ def test_video_without_audio_track_predicts_from_the_face(predictor, make_clip):
 
 
 def test_clip_without_a_face_predicts_from_the_voice(predictor, make_clip):
-    r = predictor.predict(make_clip("noface.mp4", duration=2.0, size=(320, 240), fps=25, face=False, audio="voice"))
+    r = predictor.predict(make_clip("noface.mp4", duration=2.0, size=(320, 240), fps=25, face=False, audio="speech"))
     check_prediction(r, audio=True, video=False)
     assert r.modalities["video"].reason.startswith("no face detected in any of the")
     assert r.face_coverage == 0.0
@@ -212,16 +225,17 @@ def test_silent_audio_track_is_reported_not_used(predictor, make_clip):
 
 
 def test_short_clip_and_8khz_stereo_wav(predictor, make_clip):
-    r = predictor.predict(make_clip("short.mp4", duration=0.2, size=(320, 240), fps=25, face=True, audio="voice"))
-    check_prediction(r, audio=True, video=True)
+    r = predictor.predict(make_clip("short.mp4", duration=0.2, size=(320, 240), fps=25, face=True, audio="speech"))
+    check_prediction(r, audio=False, video=True)  # 0.2 s is shorter than the VAD's least speech (0.25 s)
+    assert "no speech" in r.modalities["audio"].reason and r.speech == 0.0
     assert len(r.timeline) == 1 and r.timeline[0].end == pytest.approx(r.duration)
-    r = predictor.predict(make_clip("stereo8k.wav", duration=1.5, audio="voice", sample_rate=8000, channels=2))
+    r = predictor.predict(make_clip("stereo8k.wav", duration=1.5, audio="speech", sample_rate=8000, channels=2))
     check_prediction(r, audio=True, video=False)
 
 
 @pytest.mark.parametrize("suffix", [".webm", ".mkv", ".mov", ".avi", ".flv"])
 def test_video_containers(predictor, make_clip, suffix):
-    r = predictor.predict(make_clip(f"c{suffix}", duration=1.2, size=(320, 240), fps=25, face=True, audio="voice"))
+    r = predictor.predict(make_clip(f"c{suffix}", duration=1.2, size=(320, 240), fps=25, face=True, audio="speech"))
     assert r.modalities["audio"].used and r.modalities["video"].used
 
 
@@ -244,8 +258,10 @@ def test_unusable_modality_requests(predictor, make_clip):
     with pytest.raises(MissingStreamError, match="no video stream.*modalities=video"):
         predictor.predict(wav, modalities="video")
     mute = make_clip("mute_noface.mp4", duration=1.0, size=(320, 240), fps=25, face=False, audio=None)
-    with pytest.raises(FeatureError, match="nothing to predict from.*no audio track.*no face detected"):
-        predictor.predict(mute)
+    r = predictor.predict(mute)  # analysed, and nothing found: a result without emotion, not an error
+    assert r.emotion is None and r.probabilities is None and r.uncertain and r.timeline == ()
+    assert r.modalities["audio"].reason == "the file has no audio track"
+    assert r.modalities["video"].reason.startswith("no face detected")
     with pytest.raises(AvemoError, match="modalities"):
         predictor.predict(wav, modalities="text")
 
@@ -324,8 +340,14 @@ def test_checkpoint_refusals(tmp_path, frame_checkpoint):
         Predictor.from_checkpoint(broken)
     crema = create_model("sultana_video_cnn3d", num_classes=len(CREMA_D), n_frames=16, size=(16, 16))
     save_checkpoint(tmp_path / "crema", crema, labels=CREMA_D, normalizer=Normalizer(kinds={"video": "frames"}))
+    assert Predictor.from_checkpoint(tmp_path / "crema", device="cpu").labels == CREMA_D.emotions  # any known set
     with pytest.raises(CheckpointError, match="crema_d labels.*needs"):
-        Predictor.from_checkpoint(tmp_path / "crema")
+        Predictor.from_checkpoint(tmp_path / "crema", labels="ravdess")
+    own = create_model("sultana_video_cnn3d", num_classes=2, n_frames=16, size=(16, 16))
+    save_checkpoint(tmp_path / "own", own, labels=LabelSet("own", ("happy", "contempt")),
+                    normalizer=Normalizer(kinds={"video": "frames"}))
+    with pytest.raises(CheckpointError, match=r"avemo does not know: \['contempt'\]"):
+        Predictor.from_checkpoint(tmp_path / "own")
     torch.manual_seed(0)
     au = create_model("au_mlp")
     save_checkpoint(tmp_path / "au", au, labels=RAVDESS, normalizer=Normalizer(

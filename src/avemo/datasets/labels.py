@@ -13,7 +13,7 @@ against a set without calm) written out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -270,31 +270,54 @@ def comparison_map(model: str | LabelSet, data: str | LabelSet) -> Comparison:
 
 # --- emotion names written by people (generic folder + CSV datasets) -------------------------
 
-def fer_to_ravdess_matrix(calm_share: float = 0.5) -> np.ndarray:
-    """(7, 8) matrix M with ``ravdess_probs = fer_probs @ M`` (rows sum to 1: mass is kept).
+def fer_to_labels_matrix(target: LabelSet | Sequence[str], calm_share: float = 0.5) -> np.ndarray:
+    """(7, C) matrix M with ``target_probs ∝ fer_probs @ M`` for any ``target`` label set.
 
-    Built on ``label_map("fer2013", "ravdess")`` (every FER2013 emotion has a RAVDESS
-    namesake), with ``calm_share`` of the neutral row moved to calm: FER2013 has no calm, and a
-    face without a marked expression is evidence for "neutral or calm" (see
-    :mod:`avemo.models.pretrained.fer_classifier`).
+    Built on the names FER2013 and ``target`` share: each FER2013 emotion goes to its namesake;
+    one the target lacks (``surprised`` for the six labels RAVDESS and EmoDB share) gets a zero
+    row, and :func:`fer_to_labels` renormalises what is left. When the target has ``calm`` (RAVDESS),
+    ``calm_share`` of the neutral row moves to calm: FER2013 has no calm, and a face without a
+    marked expression is evidence for "neutral or calm" (see
+    :mod:`avemo.models.pretrained.fer_classifier`). ConfigError when the two sets share nothing.
     """
     if not 0.0 <= calm_share <= 1.0:
         raise ConfigError(f"calm_share must lie in [0, 1], got {calm_share}")
-    m = label_map(FER2013, RAVDESS).matrix()
-    neutral, calm = FER2013.index("neutral"), RAVDESS.index("calm")
-    m[neutral] *= 1.0 - calm_share
-    m[neutral, calm] = calm_share
+    emotions = tuple(target.emotions if isinstance(target, LabelSet) else target)
+    target = LabelSet("target", emotions)
+    m = _identity_map(FER2013, target, {}).matrix()
+    if not m.any():
+        raise ConfigError(f"the label set {list(emotions)} shares no emotion with FER2013 {list(FER2013.emotions)}")
+    if "calm" in target and "neutral" in target:
+        neutral = FER2013.index("neutral")
+        m[neutral] *= 1.0 - calm_share
+        m[neutral, target.index("calm")] = calm_share
     return m
 
 
-def fer_to_ravdess(probs: np.ndarray, calm_share: float = 0.5) -> np.ndarray:
-    """(..., 7) FER2013 probabilities -> (..., 8) RAVDESS probabilities (:func:`fer_to_ravdess_matrix`)."""
+def fer_to_labels(probs: np.ndarray, target: LabelSet | Sequence[str], calm_share: float = 0.5) -> np.ndarray:
+    """(..., 7) FER2013 probabilities -> (..., C) probabilities over ``target`` (:func:`fer_to_labels_matrix`),
+    renormalised when the target lacks a FER2013 emotion (a distribution on the dropped emotions alone
+    becomes uniform)."""
     import numpy as np
 
     probs = np.asarray(probs, dtype=np.float32)
     if probs.shape[-1] != len(FER2013):
         raise FeatureError(f"expected (..., {len(FER2013)}) FER2013 probabilities, got shape {probs.shape}")
-    return probs @ fer_to_ravdess_matrix(calm_share)
+    out = probs @ fer_to_labels_matrix(target, calm_share)
+    total = out.sum(axis=-1, keepdims=True)
+    uniform = np.full_like(out, 1.0 / out.shape[-1])
+    return np.where(total > 1e-12, out / np.maximum(total, 1e-12), uniform).astype(np.float32)
+
+
+def fer_to_ravdess_matrix(calm_share: float = 0.5) -> np.ndarray:
+    """(7, 8) matrix M with ``ravdess_probs = fer_probs @ M`` (rows sum to 1: every FER2013 emotion has a
+    RAVDESS namesake); :func:`fer_to_labels_matrix` for the RAVDESS labels."""
+    return fer_to_labels_matrix(RAVDESS, calm_share)
+
+
+def fer_to_ravdess(probs: np.ndarray, calm_share: float = 0.5) -> np.ndarray:
+    """(..., 7) FER2013 probabilities -> (..., 8) RAVDESS probabilities (:func:`fer_to_labels`)."""
+    return fer_to_labels(probs, RAVDESS, calm_share)
 
 
 #: every canonical emotion name, in the order used when a label set is built from data

@@ -18,7 +18,11 @@ Two implementations behind one interface (:class:`AudioExpert`):
   inputs...): the extractor runs on the clip's signal and on each window's samples.
 
 Both return :class:`AudioOutput`: clip logits, the logits of the windows that have audio, the
-track's duration and its peak level (a silent track is reported, not predicted from).
+track's duration and its peak level (a silent track is reported, not predicted from), and, when the
+expert has a VAD configuration, where the track holds speech: Silero VAD
+(:mod:`avemo.features.audio.vad`, onnxruntime only) runs once over the same decoded 16 kHz blocks
+(the generic expert: over its decoded signal), and the backend gates the audio term of each window
+by its speech share (:mod:`avemo.inference.abstention`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from avemo.errors import ConfigError, FeatureError
+from avemo.features.audio.vad import SpeechActivity, VadConfig, VoiceActivityDetector
 from avemo.inference.engines import Engine, create_engine, export_module
 from avemo.inference.windows import WindowGrid
 from avemo.media.decode import Warn
@@ -52,7 +57,8 @@ class AudioOutput:
     """What the audio expert found in a file.
 
     ``window_index``: (K,) indices k of the grid windows ``[k * hop, k * hop + window)`` that
-    hold audio; ``window_logits``: (K, C) their logits; ``peak``: the largest absolute sample.
+    hold audio; ``window_logits``: (K, C) their logits; ``peak``: the largest absolute sample;
+    ``speech``: the voice activity of the track (None when the expert runs no VAD).
     """
 
     clip_logits: np.ndarray
@@ -60,6 +66,7 @@ class AudioOutput:
     window_logits: np.ndarray
     duration: float
     peak: float
+    speech: SpeechActivity | None = None
 
 
 class AudioExpert(ABC):
@@ -251,8 +258,10 @@ class WhisperAudioExpert(AudioExpert):
     there is one: the torch modules and the ONNX export are made from it.
     """
 
-    def __init__(self, name: str, labels: Sequence[str], encoder: Engine, head: Engine, ckpt=None):
+    def __init__(self, name: str, labels: Sequence[str], encoder: Engine, head: Engine, ckpt=None,
+                 vad: VadConfig | None = None):
         self.name = name
+        self.vad = None if vad is None else VoiceActivityDetector(vad)
         self.labels = tuple(labels)
         self.encoder = encoder  # raw 16 kHz audio -> pooled encoder states
         self.head = head  # embedding -> logits
@@ -260,7 +269,7 @@ class WhisperAudioExpert(AudioExpert):
 
     @classmethod
     def from_checkpoint(cls, ckpt, engine: str = "torch", onnx_dir: str | Path | None = None,
-                        device: str = "auto") -> WhisperAudioExpert:
+                        device: str = "auto", vad: VadConfig | None = None) -> WhisperAudioExpert:
         if whisper_input(ckpt) is None:
             raise ConfigError(f"{ckpt.model.name} is not a model on the whisper_base embedding")
         _check_audio_model(ckpt)
@@ -269,10 +278,10 @@ class WhisperAudioExpert(AudioExpert):
         check_runnable(ckpt)
         name, labels = f"whisper_base+{ckpt.model.name}", ckpt.labels.emotions
         if engine == "onnx":
-            return cls.from_onnx(onnx_dir, name, labels, ckpt=ckpt)
+            return cls.from_onnx(onnx_dir, name, labels, ckpt=ckpt, vad=vad)
         from avemo.inference.engines import torch_device
 
-        expert = cls(name, labels, None, None, ckpt)
+        expert = cls(name, labels, None, None, ckpt, vad)
         module = expert.states_module()
         if torch_device(device).type != "cpu":  # the encoder is shared in this process: move a copy
             import copy
@@ -285,14 +294,15 @@ class WhisperAudioExpert(AudioExpert):
         return expert
 
     @classmethod
-    def from_onnx(cls, onnx_dir: str | Path | None, name: str, labels: Sequence[str], ckpt=None) -> WhisperAudioExpert:
+    def from_onnx(cls, onnx_dir: str | Path | None, name: str, labels: Sequence[str], ckpt=None,
+                  vad: VadConfig | None = None) -> WhisperAudioExpert:
         """The expert on the graphs of :meth:`export_onnx` in ``onnx_dir`` (``name`` and ``labels`` as
         the export's manifest records them)."""
         if onnx_dir is None:
             raise ConfigError("the onnx engine needs the folder of the exported graphs")
         encoder = create_engine("onnx", onnx_path=Path(onnx_dir) / ENCODER_FILE, input_names=["audio"])
         head = create_engine("onnx", onnx_path=Path(onnx_dir) / HEAD_FILE, input_names=["embedding"])
-        return cls(name, labels, encoder, head, ckpt)
+        return cls(name, labels, encoder, head, ckpt, vad)
 
     def _input(self) -> tuple[str, int | None, str]:
         """(input name, layer, combine) of the checkpoint's whisper_base input."""
@@ -319,8 +329,10 @@ class WhisperAudioExpert(AudioExpert):
         return out[: max(1, min(len(out), math.ceil(len(y) / (2 * 160))))]
 
     def embed(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None,
-              on_windows: Callable[[dict[int, np.ndarray]], None] | None = None, warn: Warn | None = None):
-        """Stream the audio: (clip embedding, {window k: embedding}, duration, peak).
+              on_windows: Callable[[dict[int, np.ndarray]], None] | None = None, warn: Warn | None = None,
+              speech=None):
+        """Stream the audio: (clip embedding, {window k: embedding}, duration, peak); ``speech``, a
+        :class:`~avemo.features.audio.vad.VadStream`, is fed every decoded block.
 
         With ``on_windows``, each window's embedding is handed over as soon as the window is
         complete (after each 30 s chunk) and not kept, so memory does not grow with the length.
@@ -346,6 +358,8 @@ class WhisperAudioExpert(AudioExpert):
 
         for block in iter_audio(path, SAMPLE_RATE, block_seconds=CHUNK_SECONDS, warn=warn):
             samples += len(block)
+            if speech is not None:
+                speech.feed(block)
             if len(block):
                 peak = max(peak, float(np.max(np.abs(block))))
             if clip_n and len(block) <= 200:
@@ -383,7 +397,8 @@ class WhisperAudioExpert(AudioExpert):
             index.extend(windows)
             logits.append(self.logits(np.stack([windows[k] for k in windows])))
 
-        clip, _, duration, peak = self.embed(path, grid, progress, on_windows=classify, warn=warn)
+        stream = None if self.vad is None else self.vad.stream()
+        clip, _, duration, peak = self.embed(path, grid, progress, on_windows=classify, warn=warn, speech=stream)
         width = len(self.labels)
         return AudioOutput(
             clip_logits=self.logits(clip[None])[0],
@@ -391,6 +406,7 @@ class WhisperAudioExpert(AudioExpert):
             window_logits=np.concatenate(logits) if logits else np.zeros((0, width), dtype=np.float32),
             duration=duration,
             peak=peak,
+            speech=None if stream is None else stream.finish(),
         )
 
     def export_onnx(self, out_dir: Path) -> dict[str, str]:
@@ -410,7 +426,7 @@ class WhisperAudioExpert(AudioExpert):
 class FeatureAudioExpert(AudioExpert):
     """Any audio model of the zoo: its extractor on the clip's signal and on each window's samples."""
 
-    def __init__(self, ckpt, device: str = "auto"):
+    def __init__(self, ckpt, device: str = "auto", vad: VadConfig | None = None):
         from avemo.features.base import get_extractor
         from avemo.inference.zoo import ZooRunner
 
@@ -423,6 +439,7 @@ class FeatureAudioExpert(AudioExpert):
         self.sample_rate = int(rates.pop())
         self.name = ckpt.model.name
         self.labels = tuple(ckpt.labels.emotions)
+        self.vad = None if vad is None else VoiceActivityDetector(vad)
 
     def features(self, y: np.ndarray) -> dict[str, np.ndarray]:
         return {n: e.from_signal(y, self.sample_rate)["x"] for n, e in self.extractors.items()}
@@ -452,13 +469,16 @@ class FeatureAudioExpert(AudioExpert):
                 progress(end)
         logits = self.runner.logits(rows)
         peak = float(np.max(np.abs(y))) if len(y) else 0.0
-        return AudioOutput(logits[0], np.asarray(index, dtype=np.int64), logits[1:], duration, peak)
+        speech = None if self.vad is None or not len(y) else self.vad.detect(y, self.sample_rate)
+        return AudioOutput(logits[0], np.asarray(index, dtype=np.int64), logits[1:], duration, peak, speech)
 
 
-def make_audio_expert(ckpt, engine: str = "torch", onnx_dir: str | Path | None = None, device: str = "auto"):
-    """The right :class:`AudioExpert` for an audio checkpoint (the Whisper fast path when it applies)."""
+def make_audio_expert(ckpt, engine: str = "torch", onnx_dir: str | Path | None = None, device: str = "auto",
+                      vad: VadConfig | None = None):
+    """The right :class:`AudioExpert` for an audio checkpoint (the Whisper fast path when it applies);
+    ``vad``: run voice-activity detection with these thresholds (None: none)."""
     if whisper_input(ckpt) is not None:
-        return WhisperAudioExpert.from_checkpoint(ckpt, engine=engine, onnx_dir=onnx_dir, device=device)
+        return WhisperAudioExpert.from_checkpoint(ckpt, engine=engine, onnx_dir=onnx_dir, device=device, vad=vad)
     if engine != "torch":
         raise ConfigError(f"the {engine} engine supports Whisper-embedding audio models only, not {ckpt.model.name}")
-    return FeatureAudioExpert(ckpt, device=device)
+    return FeatureAudioExpert(ckpt, device=device, vad=vad)

@@ -7,7 +7,8 @@ status of every modality. It never changes what it is given. Two backends exist:
 
 * :class:`ExpertsBackend`, the bundled model: the audio expert and the video expert run at the same
   time in two threads, each streaming its part of the file, and a product of experts fuses them,
-  clip-level and per window;
+  clip-level and per window; the audio term of a window is left out when the window holds too little
+  speech, and a track without speech is not used (:mod:`avemo.inference.abstention`);
 * :class:`ZooBackend`, a checkpoint of the model zoo (``avemo train``): its own extractors on the
   clip and on each window, normalised and batched exactly as in training.
 """
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from avemo.errors import AvemoError, FeatureError, MissingStreamError
+from avemo.inference.abstention import speech_gate
 from avemo.inference.result import ModalityStatus
 from avemo.inference.windows import WindowGrid
 from avemo.media.decode import TRUNCATED
@@ -46,15 +48,18 @@ class Streams:
 class WindowScores:
     """The timeline as a backend computed it, one row per window of the grid.
 
-    ``probabilities`` rows are NaN for windows without data (left out of the timeline);
-    ``present[m]`` says whether modality ``m`` contributed to each window; ``calm_decided`` whether
-    the window's evidence can tell RAVDESS ``calm`` from ``neutral`` (see :func:`~avemo.inference.fusion.decide`).
+    ``probabilities`` rows are NaN for windows without data; ``present[m]`` says whether modality ``m``
+    contributed to each window; ``calm_decided`` whether the window's evidence can tell RAVDESS
+    ``calm`` from ``neutral`` (see :func:`~avemo.inference.fusion.decide`); ``speech`` the share of each
+    window that is speech (NaN where no VAD listened to it). A window with neither probabilities nor
+    a speech share is left out of the timeline; one with a speech share only is shown without emotion.
     """
 
     bounds: np.ndarray  # (K, 2) start, end in seconds
     probabilities: np.ndarray  # (K, C)
     present: Mapping[str, np.ndarray]  # modality -> (K,) bool
     calm_decided: np.ndarray  # (K,) bool
+    speech: np.ndarray | None = None  # (K,) share of speech, NaN where unknown; None: no VAD ran
 
 
 @dataclass(frozen=True)
@@ -62,12 +67,13 @@ class BackendResult:
     """What a backend computed for one file, before it becomes a Prediction."""
 
     duration: float
-    probabilities: np.ndarray  # (C,) of the clip
+    probabilities: np.ndarray | None  # (C,) of the clip; None when no expert had anything (no speech, no face)
     calm_decided: bool
     windows: WindowScores
     modalities: Mapping[str, ModalityStatus]
     face_coverage: float | None
     warnings: tuple[str, ...] = ()  # what the decoders could not read (a damaged or truncated file)
+    speech: float | None = None  # share of the clip that is speech (None: no VAD ran)
 
 
 class Backend(Protocol):
@@ -84,22 +90,23 @@ class Backend(Protocol):
 class ExpertsBackend:
     """The default model: audio expert + video expert + product-of-experts fusion."""
 
-    def __init__(self, audio, video, fusion, labels: tuple[str, ...]):
+    def __init__(self, audio, video, fusion, labels: tuple[str, ...], speech_share: float = 0.5):
         self.audio = audio
         self.video = video
         self.fusion = fusion  # an Engine over ProductOfExperts
         self.labels = labels
+        self.speech_share = speech_share  # the least speech share of a window the audio expert votes on
 
     def run(self, path: Path, info: Any, streams: Streams, grid: WindowGrid,
             progress: Progress | None) -> BackendResult:
         total = float(info.duration or 0.0)
         reasons = dict(streams.reasons)
         warnings: list[str] = []
-        audio_out, video_out = self._analyse(path, streams, grid, total, progress, reasons, warnings.append)
+        audio_out, video_out, speech = self._analyse(path, streams, grid, total, progress, reasons, warnings.append)
         used_video = video_out is not None and len(video_out.times) > 0
         # the clip's extent: the container's duration; what the decoders saw when it has none, or when
         # the file ends before the length its header declares (a truncated file)
-        decoded = [audio_out.duration] if audio_out is not None else []
+        decoded = [speech.duration] if speech is not None else [audio_out.duration] if audio_out is not None else []
         if video_out is not None:
             decoded.append(video_out.last_time + 1.0 / self.video.config.fps)
         if decoded and any(w.startswith(TRUNCATED) for w in warnings):
@@ -109,15 +116,18 @@ class ExpertsBackend:
         bounds = grid.bounds(duration)
         n, c = len(bounds), len(self.labels)
         audio_windows = np.full((n, c), np.nan, dtype=np.float32)
+        shares = np.full(n, np.nan) if speech is None else speech.window_fractions(bounds)
         if audio_out is not None:
             keep = audio_out.window_index < n
             audio_windows[audio_out.window_index[keep]] = audio_out.window_logits[keep]
+            if speech is not None:
+                audio_windows[~speech_gate(shares, self.speech_share)] = np.nan  # no speech: no audio term
         video_windows = self.video.pooled(video_out, bounds) if used_video else None
         rows = _fuse(self.fusion, audio_windows if audio_out is not None else None, video_windows, n, c)
         # the clip: both experts, then each one alone (its calibrated distribution, reported per modality)
         clip_audio = audio_out.clip_logits[None] if audio_out is not None else None
         clip_video = self.video.pooled(video_out)[None] if used_video else None
-        clip = _fuse(self.fusion, clip_audio, clip_video, 1, c)[0]
+        clip = _fuse(self.fusion, clip_audio, clip_video, 1, c)[0] if audio_out is not None or used_video else None
         alone = {"audio": _fuse(self.fusion, clip_audio, None, 1, c)[0] if clip_audio is not None else None,
                  "video": _fuse(self.fusion, None, clip_video, 1, c)[0] if clip_video is not None else None}
         has_audio = ~np.isnan(audio_windows).any(axis=1) if audio_out is not None else np.zeros(n, bool)
@@ -132,23 +142,30 @@ class ExpertsBackend:
         }
         return BackendResult(
             duration=duration, probabilities=clip, calm_decided=audio_out is not None,
-            windows=WindowScores(bounds, rows, {"audio": has_audio, "video": has_video}, calm_decided=has_audio),
+            windows=WindowScores(bounds, rows, {"audio": has_audio, "video": has_video}, calm_decided=has_audio,
+                                 speech=None if speech is None else shares),
             modalities=modalities, face_coverage=video_out.coverage if video_out is not None else None,
-            warnings=tuple(warnings),
+            warnings=tuple(warnings), speech=None if speech is None else _share(speech),
         )
 
     def _analyse(self, path: Path, streams: Streams, grid: WindowGrid, total: float, progress: Progress | None,
                  reasons: dict[str, str], warn: Callable[[str], None]):
-        """Both experts on the file at the same time; ``(audio output, video output)``, None for a
-        modality that is not used, failed, is silent or shows no face (its reason in ``reasons``);
-        ``warn`` receives what a damaged file made the decoders skip."""
+        """Both experts on the file at the same time; ``(audio output, video output, speech activity)``,
+        None for a modality that is not used, failed, is silent, holds no speech or shows no face (its
+        reason in ``reasons``; the speech activity is kept when the audio was listened to); ``warn``
+        receives what a damaged file made the decoders skip. Only a file whose every stream failed
+        raises: one that was analysed and holds no speech and no face gives a result without emotion."""
         attempted = [m for m in MODALITIES if streams.use[m]]
         tracker = _Combined(progress, total, attempted)
         outputs, errors = self._run_experts(path, streams, grid, tracker, warn)
         audio_out, video_out = outputs.get("audio"), outputs.get("video")
         reasons.update({name: exc.reason for name, exc in errors.items()})
+        speech = None if audio_out is None else audio_out.speech
         if audio_out is not None and audio_out.peak < SILENT_PEAK:
-            reasons["audio"] = f"the audio track is silent (peak level {_dbfs(audio_out.peak)})"
+            reasons["audio"] = f"the audio track is silent (peak level {_dbfs(audio_out.peak)}): no speech"
+            audio_out = None
+        elif speech is not None and not speech.has_speech:
+            reasons["audio"] = f"no speech detected in the {speech.duration:.1f} s of audio (voice activity detection)"
             audio_out = None
         if video_out is not None and len(video_out.times) == 0:
             reasons["video"] = (
@@ -158,9 +175,7 @@ class ExpertsBackend:
         if audio_out is None and (video_out is None or len(video_out.times) == 0):
             if errors and all(m in errors for m in attempted):
                 raise errors[attempted[0]]  # every stream failed to decode: that is the file's problem
-            why = "; ".join(f"{m}: {reasons[m]}" for m in MODALITIES if m in reasons)
-            raise FeatureError(f"nothing to predict from ({why})", path)
-        return audio_out, video_out
+        return audio_out, video_out, speech
 
     def _run_experts(self, path: Path, streams: Streams, grid: WindowGrid, tracker: _Combined, warn):
         """The audio expert in a thread, the video one here: (outputs, the file's errors) by modality.
@@ -380,6 +395,11 @@ class ZooBackend:
 
 
 # ----------------------------------------------------------------------------- helpers
+def _share(speech) -> float:
+    """The share of a whole track that is speech."""
+    return speech.speech_seconds / speech.duration if speech.duration > 0 else 0.0
+
+
 def softmax(z: np.ndarray) -> np.ndarray:
     z = np.asarray(z, dtype=np.float64)
     e = np.exp(z - z.max(axis=-1, keepdims=True))

@@ -3,10 +3,14 @@
 The bundle is a folder shipped inside the package (``avemo/inference/default_model/``) and
 written by ``benchmarks/build_default_model.py``:
 
-* ``model.json``: format tag, name and version, label set, the default timeline grid, the
+* ``model.json``: format tag, name and version, label set (the fusion space: the audio head's
+  labels, onto which the video expert maps its FER2013 classes; the 8 RAVDESS emotions when the
+  bundle names none), the default timeline grid, the
   video expert's options (:class:`~avemo.inference.video.VideoExpertConfig`; bundles written before
   the modality vocabulary was one call it ``"visual"``, read as ``"video"``: :mod:`avemo.modality`),
-  the fusion weights and temperatures (:class:`~avemo.inference.fusion.FusionConfig`), and the
+  the fusion weights and temperatures (:class:`~avemo.inference.fusion.FusionConfig`), speech gating
+  and the uncertainty threshold (``abstention``, :class:`~avemo.inference.abstention.AbstentionConfig`;
+  a bundle without it gets that class's documented defaults), and the
   provenance and measured accuracies that the model card reports;
 * ``model_card.md``: the model card (data, protocol, accuracies, limitations), shipped with the
   model so that an installed package can show it (``GET /v1/models``);
@@ -29,6 +33,7 @@ from typing import Any
 from avemo import config as cfg
 from avemo.config import read_format_json
 from avemo.errors import AvemoError, CheckpointError
+from avemo.inference.abstention import AbstentionConfig
 from avemo.inference.fusion import FusionConfig
 from avemo.inference.video import VideoExpertConfig
 from avemo.modality import legacy_renamed
@@ -51,6 +56,7 @@ class BundleConfig:
     audio: str = "audio"  # the audio checkpoint's folder, relative to the bundle
     video: VideoExpertConfig = field(default_factory=VideoExpertConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    abstention: AbstentionConfig = field(default_factory=AbstentionConfig)
 
 
 def read_bundle(path: str | Path = BUNDLE_DIR) -> tuple[BundleConfig, dict[str, Any]]:

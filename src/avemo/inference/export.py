@@ -5,9 +5,10 @@ to a cache folder on first use) writes:
 
 * ``whisper_encoder.onnx``: raw 16 kHz audio (1, samples) -> pooled Whisper states (1, frames, 512),
   log-mel front end included (:class:`~avemo.inference.audio.WhisperAudioExpert`);
-* ``audio_head.onnx``: clip / window embeddings (B, 512) -> logits (B, 8), standardisation included;
+* ``audio_head.onnx``: clip / window embeddings (B, 512) -> logits (B, C) over the bundle's C labels,
+  standardisation included;
 * ``fer_mini_xception.onnx``: faces (B, 1, 64, 64) -> FER2013 logits and probabilities (B, 7);
-* ``fusion.onnx``: ``audio_logits`` (B, 8), ``video_probs`` (B, 8), ``present`` (B, 2) -> probabilities;
+* ``fusion.onnx``: ``audio_logits`` (B, C), ``video_probs`` (B, C), ``present`` (B, 2) -> probabilities;
 * ``manifest.json``: which bundle (fingerprint) the graphs were made from, the file names, and
   what the onnx engine needs to know of the audio head (its name and labels), so that it runs from
   the graphs alone, without reading the checkpoint (which needs torch).
@@ -58,7 +59,7 @@ def export_bundle(bundle_dir: str | Path, out_dir: str | Path) -> Path:
     audio = make_audio_expert(load_checkpoint(bundle_dir / config.audio), engine="torch", device="cpu")
     files = {"audio": audio.export_onnx(out_dir)}
     files["video"] = FerVideoExpert(config.video, engine="torch", device="cpu").export_onnx(out_dir)
-    c = len(RAVDESS)
+    c = len(config.labels or RAVDESS.emotions)
     example = {
         "audio_logits": np.zeros((2, c), np.float32),
         "video_probs": np.full((2, c), 1.0 / c, np.float32),

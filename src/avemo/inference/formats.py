@@ -4,11 +4,14 @@
   files -> a list of them.
 * CSV: one row per file (``level = clip``: start 0, end = duration, face coverage) followed by one
   row per timeline window (``level = window``), with the probability of every emotion in its own
-  column and whether audio / video contributed. A file name that a spreadsheet would run as a
-  formula (starting with ``= + - @``, a tab or a carriage return) is written with a leading ``'``.
+  column (empty, like ``emotion``, where there is none), whether audio / video contributed, the
+  speech share (``speech``) and the uncertainty flag (``uncertain``). A file name that a spreadsheet
+  would run as a formula (starting with ``= + - @``, a tab or a carriage return) is written with a
+  leading ``'``.
 * Table: per file, the clip's emotion, the probability of each emotion (clip, audio alone, video
   alone), which modalities were used and why not, and the timeline (every window for short clips,
-  runs of the same emotion for long ones).
+  runs of the same emotion for long ones); an uncertain result or window is marked ``?``, one
+  without emotion reads "no emotion (no speech, no face)".
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from avemo.inference.result import Prediction
 
 FORMATS = ("table", "json", "csv")
 MAX_WINDOW_ROWS = 16  # longer timelines are shown as runs of one emotion
+NO_EMOTION = "no speech"  # the table's word for a window without emotion (no speech, no face)
 
 
 def to_json(predictions: Sequence[Prediction], *, single: bool) -> str:
@@ -40,13 +44,14 @@ def spreadsheet_text(text: str) -> str:
 
 
 def csv_columns(labels: Sequence[str]) -> list[str]:
-    return ["path", "level", "start", "end", "emotion", *labels, "audio", "video", "face_coverage"]
+    return ["path", "level", "start", "end", "emotion", *labels, "audio", "video", "face_coverage", "speech",
+            "uncertain"]
 
 
 def to_csv(predictions: Sequence[Prediction]) -> str:
     if not predictions:
         return ""
-    labels = predictions[0].labels
+    labels = next((p.labels for p in predictions if p.labels), [])
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=csv_columns(labels), lineterminator="\n")
     writer.writeheader()
@@ -54,18 +59,28 @@ def to_csv(predictions: Sequence[Prediction]) -> str:
         path = spreadsheet_text(p.path)
         writer.writerow({
             "path": path, "level": "clip", "start": 0.0,
-            "end": "" if p.duration is None else round(p.duration, 3), "emotion": p.emotion,
-            **{k: f"{v:.6f}" for k, v in p.probabilities.items()},
+            "end": "" if p.duration is None else round(p.duration, 3), "emotion": p.emotion or "",
+            **_cells(p.probabilities),
             "audio": p.modalities["audio"].used, "video": p.modalities["video"].used,
             "face_coverage": "" if p.face_coverage is None else f"{p.face_coverage:.4f}",
+            "speech": _share(p.speech), "uncertain": p.uncertain,
         })
         for w in p.timeline:
             writer.writerow({
                 "path": path, "level": "window", "start": round(w.start, 3), "end": round(w.end, 3),
-                "emotion": w.emotion, **{k: f"{v:.6f}" for k, v in w.probabilities.items()},
-                "audio": w.audio, "video": w.video, "face_coverage": "",
+                "emotion": w.emotion or "", **_cells(w.probabilities),
+                "audio": w.audio, "video": w.video, "face_coverage": "", "speech": _share(w.speech),
+                "uncertain": w.uncertain,
             })
     return buffer.getvalue()
+
+
+def _cells(probabilities) -> dict[str, str]:
+    return {k: f"{v:.6f}" for k, v in (probabilities or {}).items()}
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
 
 
 def _bar(p: float, width: int = 20) -> str:
@@ -74,17 +89,18 @@ def _bar(p: float, width: int = 20) -> str:
 
 
 def runs(prediction: Prediction) -> list[tuple[float, float, str, float, int]]:
-    """Consecutive windows with the same emotion: (start, end, emotion, mean probability, windows)."""
+    """Consecutive windows with the same emotion: (start, end, emotion, mean probability, windows);
+    windows without emotion make runs of "no speech" (probability 0)."""
     out: list[list] = []
     for w in prediction.timeline:
-        p = float(w.probabilities[w.emotion])
-        if out and out[-1][2] == w.emotion and w.start <= out[-1][1] + 1e-6:
+        p = float(w.probabilities[w.emotion]) if w.emotion is not None else 0.0
+        if out and out[-1][2] == (w.emotion or NO_EMOTION) and w.start <= out[-1][1] + 1e-6:
             run = out[-1]
             run[1] = w.end
             run[3] += p
             run[4] += 1
         else:
-            out.append([w.start, w.end, w.emotion, p, 1])
+            out.append([w.start, w.end, w.emotion or NO_EMOTION, p, 1])
     return [(a, b, e, s / n, n) for a, b, e, s, n in out]
 
 
@@ -96,8 +112,12 @@ def render(prediction: Prediction, console) -> None:
 
     p = prediction
     duration = "" if p.duration is None else f" ({p.duration:.1f} s)"
-    console.print(f"[bold]{escape(p.path)}[/]{duration}: [bold green]{p.emotion}[/] "
-                  f"({100 * p.probabilities[p.emotion]:.0f} %)")
+    if p.emotion is None:
+        console.print(f"[bold]{escape(p.path)}[/]{duration}: [yellow]no emotion[/] (no speech and no face to tell it from)")
+    else:
+        flag = " [yellow]? uncertain[/]" if p.uncertain else ""
+        console.print(f"[bold]{escape(p.path)}[/]{duration}: [bold green]{p.emotion}[/] "
+                      f"({100 * p.probabilities[p.emotion]:.0f} %){flag}")
     for name, status in p.modalities.items():
         if status.used:
             extra = f", face in {100 * p.face_coverage:.0f} % of analysed frames" if name == "video" and p.face_coverage is not None else ""
@@ -113,22 +133,27 @@ def render(prediction: Prediction, console) -> None:
         table.add_column("audio", justify="right")
     if video is not None and video.probabilities is not None:
         table.add_column("video", justify="right")
-    for emotion, prob in sorted(p.probabilities.items(), key=lambda kv: -kv[1]):
+    for emotion, prob in sorted((p.probabilities or {}).items(), key=lambda kv: -kv[1]):
         row = [emotion, f"{prob:.3f}", _bar(prob)]
         if audio is not None and audio.probabilities is not None:
             row.append(f"{audio.probabilities[emotion]:.3f}")
         if video is not None and video.probabilities is not None:
             row.append(f"{video.probabilities[emotion]:.3f}")
         table.add_row(*row, style="bold" if emotion == p.emotion else None)
-    console.print(table)
+    if p.probabilities is not None:
+        console.print(table)
     if not p.timeline:
         console.print("  timeline: no window with audio or a face")
         return
     if len(p.timeline) <= MAX_WINDOW_ROWS:
-        timeline = Table("start", "end", "emotion", "p", "audio", "video", title="timeline", title_justify="left")
+        timeline = Table("start", "end", "emotion", "p", "audio", "video", "speech", title="timeline",
+                         title_justify="left")
         for w in p.timeline:
-            timeline.add_row(f"{w.start:.1f}", f"{w.end:.1f}", w.emotion, f"{w.probabilities[w.emotion]:.2f}",
-                             "✓" if w.audio else "-", "✓" if w.video else "-")
+            emotion = NO_EMOTION if w.emotion is None else w.emotion + (" ?" if w.uncertain else "")
+            timeline.add_row(f"{w.start:.1f}", f"{w.end:.1f}", emotion,
+                             "" if w.emotion is None else f"{w.probabilities[w.emotion]:.2f}",
+                             "✓" if w.audio else "-", "✓" if w.video else "-",
+                             "" if w.speech is None else f"{100 * w.speech:.0f} %")
     else:
         timeline = Table("from", "to", "emotion", "mean p", "windows",
                          title=f"timeline ({len(p.timeline)} windows, runs of one emotion)", title_justify="left")

@@ -26,10 +26,13 @@ How a file is predicted (the default model):
 3. :mod:`avemo.inference.fusion` combines them: clip-level and per timeline window
    (:mod:`avemo.inference.windows`), each window using the experts that have data in it.
 
-A modality that is absent or unusable (no audio track, a silent track, no face in any frame,
-an audio file) is left out and the result says which one and why; only when nothing is left
-does prediction fail. Windows where no expert has data (no audio and no face) are left out of
-the timeline.
+A modality that is absent or unusable (no audio track, a silent track, no speech, no face in
+any frame, an audio file) is left out and the result says which one and why. When nothing is left
+the result has no emotion (``emotion: None``, ``uncertain: True``); prediction fails only when the
+file cannot be decoded. A window whose speech share is below the bundle's ``speech_share`` gets no
+audio term; a result whose top probability is below ``tau`` is flagged ``uncertain``
+(:mod:`avemo.inference.abstention`). Windows nobody heard or saw (no audio and no face) are left
+out of the timeline; windows heard without speech are kept, without emotion.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from avemo.errors import AvemoError, CheckpointError, ConfigError, MissingStreamError
+from avemo.inference.abstention import AbstentionConfig
 from avemo.inference.backends import (
     Backend,
     BackendResult,
@@ -90,7 +94,7 @@ class Predictor:
 
     def __init__(self, backend: Backend, *, labels: Sequence[str], grid: WindowGrid, model_info: dict[str, Any],
                  bundle_dir: Path | None = None, meta: dict[str, Any] | None = None,
-                 onnx_dir: Path | None = None):
+                 onnx_dir: Path | None = None, abstention: AbstentionConfig | None = None):
         self._backend = backend
         self.labels = tuple(labels)
         self.grid = grid
@@ -98,6 +102,7 @@ class Predictor:
         self.bundle_dir = bundle_dir  # the bundle folder (None for a zoo checkpoint)
         self.meta = dict(meta or {})  # the bundle's model.json (provenance, metrics)
         self.onnx_dir = onnx_dir  # where the onnx engine's graphs are
+        self.abstention = abstention or AbstentionConfig()  # speech gating and the uncertainty threshold
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -126,18 +131,17 @@ class Predictor:
         path = Path(path)
         config, meta = read_bundle(path)
         labels = tuple(config.labels) or RAVDESS.emotions
-        if tuple(labels) != RAVDESS.emotions:
-            raise CheckpointError(f"the bundle's labels {list(labels)} are not the 8 RAVDESS emotions", path)
+        _check_known(labels, path)
         if engine == "onnx":
-            audio, onnx_dir = _onnx_audio_expert(path, onnx_dir, labels)
+            audio, onnx_dir = _onnx_audio_expert(path, onnx_dir, labels, config.abstention.vad)
         else:
             from avemo.inference.audio import make_audio_expert
             from avemo.models.checkpoint import load_checkpoint
 
             ckpt = load_checkpoint(path / config.audio)
             _check_labels(ckpt, labels)
-            audio = make_audio_expert(ckpt, engine=engine, device=device)
-        video = FerVideoExpert(config.video, engine=engine, onnx_dir=onnx_dir, device=device)
+            audio = make_audio_expert(ckpt, engine=engine, device=device, vad=config.abstention.vad)
+        video = FerVideoExpert(config.video, engine=engine, onnx_dir=onnx_dir, device=device, labels=labels)
         if engine == "onnx":
             from avemo.inference.export import FUSION_FILE
 
@@ -152,20 +156,23 @@ class Predictor:
             "audio": audio.name,
             "video": video.name,
             "fusion": {"rule": "weighted product of experts", **_config_dict(config.fusion)},
+            "abstention": _config_dict(config.abstention),
         }
-        backend = ExpertsBackend(audio, video, fusion, labels)
+        backend = ExpertsBackend(audio, video, fusion, labels, speech_share=config.abstention.speech_share)
         return cls(backend, labels=labels, grid=WindowGrid(config.window, config.hop), model_info=info,
-                   bundle_dir=path, meta=meta, onnx_dir=Path(onnx_dir) if onnx_dir is not None else None)
+                   bundle_dir=path, meta=meta, onnx_dir=Path(onnx_dir) if onnx_dir is not None else None,
+                   abstention=config.abstention)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, labels: Sequence[str] | str | None = "ravdess",
+    def from_checkpoint(cls, path: str | Path, *, labels: Sequence[str] | str | None = None,
                         device: str = "auto", window: float = 1.0, hop: float = 0.5) -> Predictor:
         """A model of the zoo trained with ``avemo train`` (e.g. a frame-based model on your own videos).
 
         It runs on the inputs it was trained with, computed from the file (face crops over the clip
         and over each window, audio features of the clip's and each window's samples). ``labels``:
         the label set the caller expects (a name or a list); a checkpoint with another one is refused.
-        ``labels=None`` accepts the checkpoint's own.
+        ``labels=None`` (default) accepts the checkpoint's own, if every emotion in it is a known one
+        (:data:`~avemo.datasets.labels.CANONICAL_EMOTIONS`).
         """
         from avemo.datasets.labels import get_label_set
         from avemo.inference.zoo import ZooRunner
@@ -175,6 +182,7 @@ class Predictor:
         if labels is not None:
             expected = get_label_set(labels).emotions if isinstance(labels, str) else tuple(labels)
             _check_labels(ckpt, expected)
+        _check_known(ckpt.labels.emotions, ckpt.path)
         runner = ZooRunner(ckpt, device)
         info = {"name": ckpt.model.name, "version": ckpt.meta.get("created", ""), "engine": "torch",
                 "checkpoint": str(path)}
@@ -201,28 +209,37 @@ class Predictor:
 
     def _prediction(self, path: Path, result: BackendResult) -> Prediction:
         """The typed Prediction of a backend's result: windows without data are left out of the timeline."""
+        from avemo.inference.abstention import uncertain
         from avemo.inference.fusion import decide
 
         w = result.windows
+        speech = np.full(len(w.bounds), np.nan) if w.speech is None else w.speech
+        flags = uncertain(w.probabilities, self.abstention.tau)
         timeline = tuple(
             WindowPrediction(
                 start=float(w.bounds[k, 0]), end=float(w.bounds[k, 1]),
-                emotion=decide(w.probabilities[k], self.labels, calm_decided=bool(w.calm_decided[k])),
-                probabilities=labelled(w.probabilities[k], self.labels),
+                emotion=None if empty else decide(w.probabilities[k], self.labels, calm_decided=bool(w.calm_decided[k])),
+                probabilities=None if empty else labelled(w.probabilities[k], self.labels),
                 audio=bool(w.present["audio"][k]), video=bool(w.present["video"][k]),
+                uncertain=bool(flags[k]), speech=None if np.isnan(speech[k]) else float(speech[k]),
             )
-            for k in range(len(w.bounds)) if not np.isnan(w.probabilities[k]).any()
+            for k in range(len(w.bounds))
+            for empty in [bool(np.isnan(w.probabilities[k]).any())]
+            if not (empty and np.isnan(speech[k]))  # a window nobody heard or saw is left out
         )
+        probs = result.probabilities
         return Prediction(
             path=str(path),
             duration=result.duration if result.duration > 0 else None,
-            emotion=decide(result.probabilities, self.labels, calm_decided=result.calm_decided),
-            probabilities=labelled(result.probabilities, self.labels),
+            emotion=None if probs is None else decide(probs, self.labels, calm_decided=result.calm_decided),
+            probabilities=None if probs is None else labelled(probs, self.labels),
             modalities=result.modalities,
             face_coverage=result.face_coverage,
             timeline=timeline,
             model={k: self.model_info[k] for k in ("name", "version", "engine")},
             warnings=result.warnings,
+            uncertain=probs is None or bool(uncertain(probs, self.abstention.tau)),
+            speech=result.speech,
         )
 
     def predict_many(self, paths: Iterable[str | Path], progress: BatchProgress | None = None,
@@ -281,7 +298,7 @@ def _streams(path: Path, info: Any, wanted: Sequence[str]) -> Streams:
     return Streams(use, reasons)
 
 
-def _onnx_audio_expert(bundle: Path, onnx_dir: str | Path | None, labels: Sequence[str]):
+def _onnx_audio_expert(bundle: Path, onnx_dir: str | Path | None, labels: Sequence[str], vad):
     """(the audio expert on the bundle's ONNX graphs, their folder): exported there first if needed
     (default folder: a cache folder named after the bundle), then run from the graphs and their
     manifest alone: the onnx engine reads no checkpoint and imports no torch."""
@@ -290,7 +307,7 @@ def _onnx_audio_expert(bundle: Path, onnx_dir: str | Path | None, labels: Sequen
     from avemo.inference.export import ensure_exported
 
     onnx_dir = Path(onnx_dir) if onnx_dir is not None else onnx_cache_dir(bundle_fingerprint(bundle))
-    expert = WhisperAudioExpert.from_onnx(onnx_dir, **ensure_exported(bundle, onnx_dir)["audio_expert"])
+    expert = WhisperAudioExpert.from_onnx(onnx_dir, **ensure_exported(bundle, onnx_dir)["audio_expert"], vad=vad)
     if expert.labels != tuple(labels):
         raise CheckpointError(f"the exported audio head predicts {list(expert.labels)}, but this predictor needs "
                               f"{list(labels)}", onnx_dir)
@@ -304,6 +321,17 @@ def _check_labels(ckpt, expected: Sequence[str]) -> None:
             f"but this predictor needs {list(expected)}",
             ckpt.path,
         )
+
+
+def _check_known(labels: Sequence[str], path: Path) -> None:
+    """Refuse a label set with names outside the canonical emotions (they could not be mapped onto the
+    video expert's classes or compared with other corpora)."""
+    from avemo.datasets.labels import CANONICAL_EMOTIONS
+
+    unknown = [e for e in labels if e not in CANONICAL_EMOTIONS]
+    if not labels or unknown:
+        raise CheckpointError(f"the label set {list(labels)} has emotions avemo does not know: {unknown or 'none given'} "
+                              f"(known: {', '.join(CANONICAL_EMOTIONS)})", path)
 
 
 def _config_dict(config) -> dict[str, Any]:

@@ -10,10 +10,20 @@ API returns, so its shape is part of the public contract:
      "modalities": {"audio": {"used": true, "reason": null, "probabilities": {...}},
                     "video": {"used": false, "reason": "no face detected in any frame", "probabilities": null}},
      "face_coverage": 0.0,
-     "timeline": [{"start": 0.0, "end": 1.0, "emotion": "happy", "probabilities": {...},
-                   "audio": true, "video": false}, ...],
+     "timeline": [{"start": 0.0, "end": 1.0, "emotion": null, "probabilities": null,
+                   "audio": false, "video": false, "speech": 0.12, "uncertain": true},
+                  {"start": 0.5, "end": 1.5, "emotion": "happy", "probabilities": {...},
+                   "audio": true, "video": false, "speech": 0.9, "uncertain": false}, ...],
      "model": {"name": "avemo-default", "version": "...", "engine": "torch"},
-     "warnings": []}
+     "warnings": [],
+     "speech": 0.71, "uncertain": false}
+
+``uncertain`` (clip and every window): the top probability is below the model's threshold ``tau``,
+or there is no emotion at all (:mod:`avemo.inference.abstention`). ``speech``: the share of the clip
+or window that the voice-activity detector found to be speech (null when none ran: no audio track,
+or a model without VAD). A window without speech gets no audio term; a file without speech and
+without a face gives ``emotion: null`` and ``probabilities: null`` (with ``uncertain: true``), and
+its audio modality reads ``used: false`` with a reason saying "no speech".
 
 ``warnings``: one line each about what the file made the decoders skip (a damaged middle, a
 truncated end: the prediction then covers what could be decoded, and ``duration`` is its length).
@@ -48,19 +58,23 @@ class WindowPrediction:
 
     start: float
     end: float
-    emotion: str
-    probabilities: Mapping[str, float]
+    emotion: str | None  # None: no expert had anything in this window (no speech, no face)
+    probabilities: Mapping[str, float] | None
     audio: bool  # the audio expert contributed to this window
     video: bool  # a face was found in this window and the video expert contributed
+    uncertain: bool = False  # top probability below tau, or no emotion
+    speech: float | None = None  # share of the window that is speech (None: not known)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "start": round(float(self.start), 3),
             "end": round(float(self.end), 3),
             "emotion": self.emotion,
-            "probabilities": {k: float(v) for k, v in self.probabilities.items()},
+            "probabilities": _floats(self.probabilities),
             "audio": self.audio,
             "video": self.video,
+            "speech": None if self.speech is None else round(float(self.speech), 3),
+            "uncertain": self.uncertain,
         }
 
 
@@ -70,30 +84,34 @@ class Prediction:
 
     path: str
     duration: float | None
-    emotion: str
-    probabilities: Mapping[str, float]
+    emotion: str | None  # None: nothing to tell an emotion from (no speech and no face)
+    probabilities: Mapping[str, float] | None
     modalities: Mapping[str, ModalityStatus]
     face_coverage: float | None
     timeline: tuple[WindowPrediction, ...] = ()
     model: Mapping[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()  # what could not be decoded (see the module docstring)
+    uncertain: bool = False  # top probability below tau, or no emotion
+    speech: float | None = None  # share of the clip that is speech (None: not known)
 
     @property
     def labels(self) -> list[str]:
-        return list(self.probabilities)
+        """The emotions of the model, in output order (empty for a result without probabilities)."""
+        return list(self.probabilities or ())
 
     def timeline_frame(self):
         """The timeline as a pandas DataFrame, one row per window: start, end, emotion, one column per
-        emotion, and whether audio / video contributed."""
+        emotion (NaN for a window without emotion), whether audio / video contributed, the speech share
+        and the uncertainty flag."""
         import pandas as pd
 
         rows = []
         for w in self.timeline:
             row = {"start": w.start, "end": w.end, "emotion": w.emotion}
-            row.update({k: float(v) for k, v in w.probabilities.items()})
-            row.update(audio=w.audio, video=w.video)
+            row.update({k: float(v) for k, v in (w.probabilities or {}).items()})
+            row.update(audio=w.audio, video=w.video, speech=w.speech, uncertain=w.uncertain)
             rows.append(row)
-        columns = ["start", "end", "emotion", *self.labels, "audio", "video"]
+        columns = ["start", "end", "emotion", *self.labels, "audio", "video", "speech", "uncertain"]
         return pd.DataFrame(rows, columns=columns)
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,10 +119,16 @@ class Prediction:
             "path": self.path,
             "duration": None if self.duration is None else round(float(self.duration), 3),
             "emotion": self.emotion,
-            "probabilities": {k: float(v) for k, v in self.probabilities.items()},
+            "probabilities": _floats(self.probabilities),
             "modalities": {k: v.to_dict() for k, v in self.modalities.items()},
             "face_coverage": None if self.face_coverage is None else float(self.face_coverage),
             "timeline": [w.to_dict() for w in self.timeline],
             "model": dict(self.model),
             "warnings": list(self.warnings),
+            "speech": None if self.speech is None else round(float(self.speech), 3),
+            "uncertain": self.uncertain,
         }
+
+
+def _floats(probabilities: Mapping[str, float] | None) -> dict[str, float] | None:
+    return None if probabilities is None else {k: float(v) for k, v in probabilities.items()}

@@ -20,14 +20,15 @@ over 81 frames of the 7 real clips and a synthetic clip, where both detectors fo
 again). ``box="detector"`` uses the tracker's box as it is.
 
 Per window (and for the clip) the frame probabilities are pooled (mean by default) and mapped
-to the 8 RAVDESS emotions (:func:`~avemo.datasets.labels.fer_to_ravdess`; FER2013 "neutral"
-is split between neutral and calm by ``calm_share``).
+onto the bundle's labels (:func:`~avemo.datasets.labels.fer_to_labels`; by default the 8 RAVDESS
+emotions, where FER2013 "neutral" is split between neutral and calm by ``calm_share``; a label set
+without surprised, such as the six RAVDESS and EmoDB share, drops it and renormalises).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -117,7 +118,7 @@ def _onnx_network(path: Path) -> Callable[[np.ndarray], np.ndarray]:
 
 
 class FerVideoExpert:
-    """Tracked faces -> fer mini-Xception -> pooled RAVDESS probabilities (see the module docstring)."""
+    """Tracked faces -> fer mini-Xception -> pooled probabilities over ``labels`` (see the module docstring)."""
 
     name = "fer_mini_xception"
 
@@ -127,10 +128,13 @@ class FerVideoExpert:
         engine: str = "torch",
         onnx_dir: str | Path | None = None,
         device: str = "auto",
+        labels: Sequence[str] | None = None,
     ):
-        from avemo.datasets.labels import RAVDESS
+        from avemo.datasets.labels import RAVDESS, fer_to_labels_matrix
 
         self.config = config or VideoExpertConfig()
+        self.labels = tuple(labels or RAVDESS.emotions)
+        fer_to_labels_matrix(self.labels)  # refuses a label set that shares nothing with FER2013
         if engine == "onnx":
             if onnx_dir is None:
                 raise ConfigError("the onnx engine needs the folder of the exported graphs")
@@ -143,7 +147,6 @@ class FerVideoExpert:
             self._probabilities = classifier.predict_inputs
         else:
             raise ConfigError(f"unknown engine {engine!r}; known: onnx, torch")
-        self.labels = tuple(RAVDESS.emotions)
         # made when a video is first analysed: an audio-only user never loads MediaPipe (1.8 s here)
         self._detectors = _DetectorPool(self._new_detector)
 
@@ -206,7 +209,7 @@ class FerVideoExpert:
         )
 
     def pooled(self, output: VideoExpertOutput, bounds: np.ndarray | None = None) -> np.ndarray:
-        """(8,) clip probabilities (``bounds=None``) or (K, 8) per window, NaN rows for windows without a face."""
+        """(C,) clip probabilities (``bounds=None``) or (K, C) per window, NaN rows for windows without a face."""
         if bounds is None:
             return self._pool(output.probs)
         out = np.full((len(bounds), len(self.labels)), np.nan, dtype=np.float32)
@@ -216,11 +219,11 @@ class FerVideoExpert:
         return out
 
     def _pool(self, probs: np.ndarray) -> np.ndarray:
-        """FER2013 frame probabilities -> one RAVDESS distribution (``pooling``, then ``calm_share``)."""
-        from avemo.datasets.labels import fer_to_ravdess
+        """FER2013 frame probabilities -> one distribution over ``labels`` (``pooling``, then the label map)."""
+        from avemo.datasets.labels import fer_to_labels
         from avemo.features.face.fer import pool_probabilities
 
-        return fer_to_ravdess(pool_probabilities(probs, self.config.pooling), self.config.calm_share)
+        return fer_to_labels(pool_probabilities(probs, self.config.pooling), self.labels, self.config.calm_share)
 
     def export_onnx(self, out_dir: Path) -> dict[str, str]:
         from avemo.models.pretrained import export_onnx

@@ -4,8 +4,8 @@ Used by tests (edge cases: no audio track, no face, 0.2 s clip, 10-minute clip, 
 stereo...), by the demo, and by scale benchmarks. Faces come from the portrait that ships
 with matplotlib (``mpl-data/sample_data/grace_hopper.jpg``, a public-domain US Navy
 photograph), pasted at a slowly drifting position and scale; audio is synthetic (a
-harmonic "voice" with a pitch contour and syllable-like amplitude envelope, a tone, or
-noise). Encoding is PyAV: H.264/VP9/MPEG-4/FLV video with AAC/Opus/MP3 audio, or
+harmonic "voice" with a pitch contour and syllable-like amplitude envelope, a formant-synthesised
+"speech" utterance that a voice-activity detector accepts as speech, a tone, or noise). Encoding is PyAV: H.264/VP9/MPEG-4/FLV video with AAC/Opus/MP3 audio, or
 WAV/FLAC/MP3/OGG audio files.
 """
 
@@ -21,7 +21,13 @@ from typing import Literal
 import av
 import numpy as np
 
-AudioKind = Literal["voice", "tone", "noise", "silence"]
+AudioKind = Literal["voice", "speech", "tone", "noise", "silence"]
+
+# (F1, F2, F3) in Hz of the vowels /a/, /i/, /u/, /e/, /o/, /ae/ (adult male averages, Peterson &
+# Barney 1952, "Control Methods Used in a Study of the Vowels", Table II)
+_VOWELS = np.array([(730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480),
+                    (570, 840, 2410), (660, 1720, 2410)], dtype=np.float64)
+_FORMANT_BANDWIDTHS = ((90.0, 1.0), (110.0, 0.6), (160.0, 0.3))  # (bandwidth Hz, gain) of F1..F3
 
 # container suffix -> (video codec, audio codec, pixel format)
 _VIDEO_CODECS = {
@@ -80,6 +86,9 @@ def synth_audio(
         y = 0.3 * rng.standard_normal(n)
     elif kind == "tone":
         y = 0.5 * np.sin(2 * np.pi * 440.0 * t)
+    elif kind == "speech":
+        y = _speech(n, sample_rate, rng, pitch)
+        y = 0.5 * y / max(1e-6, np.abs(y).max())
     elif kind == "voice":
         # a glottal-like harmonic source with a slow pitch contour, shaped by 4 syllables/s
         f0 = pitch * (1 + 0.15 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 2 * np.pi)))
@@ -94,6 +103,54 @@ def synth_audio(
     if channels > 1:
         y[:, 1:] *= 0.8  # channels differ a little
     return y.astype(np.float32)
+
+
+def _speech(n: int, sr: int, rng: np.random.Generator, pitch: float) -> np.ndarray:
+    """A formant-synthesised utterance (Klatt 1980, "Software for a cascade/parallel formant
+    synthesizer", in its simplest form): a glottal pulse train with falling intonation through three
+    resonators whose frequencies glide between vowel targets, one syllable every 0.16-0.3 s, each
+    opened by a short unvoiced (fricative-like) noise burst. Silero VAD scores it as speech
+    throughout, which the harmonic "voice" (no formants) is not."""
+    from scipy.signal import butter, lfilter
+
+    t = np.arange(n) / sr
+    duration = n / sr
+    edges = [0.0]
+    while edges[-1] < duration:
+        edges.append(edges[-1] + rng.uniform(0.16, 0.3))
+    targets = _VOWELS[rng.integers(len(_VOWELS), size=len(edges))]
+    centres = (np.asarray(edges[:-1]) + np.asarray(edges[1:])) / 2
+    f0 = pitch * (1 - 0.15 * t / duration) * (1 + 0.08 * np.sin(2 * np.pi * 1.3 * t))
+    source = lfilter([1.0], [1.0, -0.95], np.diff(np.floor(np.cumsum(f0) / sr), prepend=0.0))
+    voiced, unvoiced = np.zeros(n), np.zeros(n)
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        ia, ib = int(a * sr), min(n, int(b * sr))
+        onset = int((ib - ia) * rng.uniform(0.15, 0.3))
+        if ib - ia - onset > 1:
+            voiced[ia + onset : ib] = np.sin(np.pi * np.linspace(0, 1, ib - ia - onset)) ** 0.5 * rng.uniform(0.6, 1.0)
+        if onset > 1 and rng.random() < 0.6:
+            unvoiced[ia : ia + onset] = np.hanning(onset) * rng.uniform(0.05, 0.2)
+    excitation = source * voiced
+    y = np.zeros(n)
+    for j, (bandwidth, gain) in enumerate(_FORMANT_BANDWIDTHS):
+        y += gain * _glide(excitation, np.interp(t, centres, targets[:-1, j]), bandwidth, sr)
+    b, a = butter(4, [2500 / (sr / 2), min(7000, 0.45 * sr) / (sr / 2)], "band")
+    y = y / (np.abs(y).max() + 1e-9) + lfilter(b, a, rng.standard_normal(n)) * unvoiced
+    return y + 0.002 * rng.standard_normal(n)
+
+
+def _glide(x: np.ndarray, freq: np.ndarray, bandwidth: float, sr: int, block: int = 80) -> np.ndarray:
+    """``x`` through a two-pole resonator whose centre frequency follows ``freq`` (per sample),
+    updated every ``block`` samples with the filter state carried over."""
+    from scipy.signal import lfilter
+
+    r = np.exp(-np.pi * bandwidth / sr)
+    out = np.empty_like(x)
+    state = np.zeros(2)
+    for lo in range(0, len(x), block):
+        a = [1.0, -2 * r * np.cos(2 * np.pi * freq[lo] / sr), r * r]
+        out[lo : lo + block], state = lfilter([1 - r], a, x[lo : lo + block], zi=state)
+    return out
 
 
 _TINT_G = np.clip(np.arange(256) * 0.9 + 10, 0, 255).astype(np.uint8)
