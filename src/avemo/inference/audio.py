@@ -96,11 +96,11 @@ def _whisper_states_class():
     class WhisperStates(nn.Module):
         """Raw 16 kHz audio (1, n) -> pooled Whisper encoder states (1, T, width), T = ceil(n / 320).
 
-        ``layer=None`` combines the 7 hidden states as ``combine`` says, like the ``whisper_base``
-        extractor: ``"mean"`` averages them (its default), ``"concat"`` joins them along the width
-        (layer 0 first, T x 7 * width; the mean over frames then equals the extractor's concatenated
-        layer means); an integer ``layer`` picks one. The log-mel is Whisper's (``WhisperEncoder.log_mel``) computed
-        with a DFT convolution so that it exports to ONNX.
+        ``layer=None`` averages the 7 hidden states (the ``whisper_base`` extractor's default),
+        or, with ``combine="concat"``, concatenates them (width 7 x 512, layer 0 first: pooled
+        over frames, exactly the extractor's concatenated layer means); an integer picks one.
+        The log-mel is Whisper's (``WhisperEncoder.log_mel``) computed with a DFT convolution so
+        that it exports to ONNX.
         """
 
         def __init__(self, encoder, layer: int | None = None, combine: str = "mean"):
@@ -320,7 +320,7 @@ class WhisperAudioExpert(AudioExpert):
         return _audio_head_class()(self.ckpt.model, name, norm.mean[name], norm.std[name])
 
     def states(self, y: np.ndarray) -> np.ndarray:
-        """(T, width) pooled encoder states of a mono 16 kHz signal of at most 30 s (T = ceil(n / 320))."""
+        """(T, width) pooled encoder states (width 3584 when concatenated) of a mono 16 kHz signal of at most 30 s (T = ceil(n / 320))."""
         from avemo.features.audio.whisper_weights import N_FFT
 
         if len(y) <= N_FFT // 2:
