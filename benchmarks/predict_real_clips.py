@@ -70,6 +70,9 @@ def predictions(predictor, clips: list[Path]) -> list[dict]:
                 row[mode] = None
                 row[mode + "_why"] = str(getattr(exc, "reason", exc))
                 continue
+            if r.probabilities is None:  # no speech and no face: no emotion
+                row[mode], row[mode + "_why"] = None, "no emotion"
+                continue
             used_audio = r.modalities["audio"].used
             row[mode] = label_for(r.probabilities, dataset, calm_decided=used_audio)
             row[mode + "_p"] = r.probabilities[r.emotion]

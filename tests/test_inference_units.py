@@ -240,3 +240,38 @@ def test_zoo_backend_decodes_each_audio_input_at_its_own_sample_rate(make_clip):
         np.testing.assert_allclose(seen[0][name], expected, rtol=1e-5, atol=1e-5)  # the clip
     assert seen[1]["a8"].shape[0] == seen[1]["a16"].shape[0]  # a 1 s window: 100 frames at either rate
     assert result.windows.present["audio"].all() and not result.windows.present["video"].any()
+
+
+def _no_emotion(path="quiet.wav") -> Prediction:
+    windows = tuple(WindowPrediction(start=0.5 * k, end=0.5 * k + 1, emotion=None, probabilities=None, audio=False,
+                                     video=False, uncertain=True, speech=0.0) for k in range(3))
+    return Prediction(path=path, duration=2.0, emotion=None, probabilities=None,
+                      modalities={"audio": ModalityStatus(False, "no speech detected in the 2.0 s of audio"),
+                                  "video": ModalityStatus(False, "an audio-only file (no video stream)")},
+                      face_coverage=None, timeline=windows, model={"name": "m", "version": "1", "engine": "torch"},
+                      uncertain=True, speech=0.0)
+
+
+def test_uncertain_and_no_emotion_in_json_csv_and_table():
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    flagged = replace(_prediction(), uncertain=True, speech=0.8,
+                      timeline=tuple(replace(w, uncertain=k == 2, speech=0.9) for k, w in enumerate(_prediction().timeline)))
+    data = json.loads(formats.to_json([flagged, _no_emotion()], single=False))
+    assert data[0]["uncertain"] is True and data[0]["speech"] == 0.8
+    assert [w["uncertain"] for w in data[0]["timeline"]] == [False, False, True]
+    assert data[1]["emotion"] is None and data[1]["probabilities"] is None and data[1]["timeline"][0]["speech"] == 0.0
+    rows = list(csv.DictReader(io.StringIO(formats.to_csv([_no_emotion(), flagged]))))
+    assert list(rows[0]) == formats.csv_columns(LABELS)  # the labels come from a result that has them
+    assert rows[0]["emotion"] == "" and rows[0]["happy"] == "" and rows[0]["uncertain"] == "True"
+    assert rows[0]["speech"] == "0.000" and rows[1]["level"] == "window" and rows[1]["emotion"] == ""
+    assert rows[4]["uncertain"] == "True" and rows[4]["speech"] == "0.800"
+    console = Console(file=io.StringIO(), width=140, no_color=True)
+    formats.render(flagged, console)
+    formats.render(_no_emotion(), console)
+    text = console.file.getvalue()
+    assert "a.mp4 (2.0 s): happy (60 %) ? uncertain" in text and "sad ?" in text
+    assert "quiet.wav (2.0 s): no emotion (no speech and no face" in text and "no speech" in text
+    assert [r[2] for r in formats.runs(_no_emotion())] == [formats.NO_EMOTION]

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from avemo.media.sniff import CONTAINERS, sniff
 from avemo.serving import BackgroundServer, ServeSettings, create_app, load_settings
+from avemo.serving.schemas import PredictionOut
 from avemo.serving.uploads import display_name, scan_duration
 
 pytestmark = pytest.mark.shared_data
@@ -102,7 +103,8 @@ def _post_file(client, path: Path, name: str | None = None, **fields):
 
 def _check_prediction(body: dict, filename: str) -> None:
     assert set(body) == {"path", "duration", "emotion", "probabilities", "modalities", "face_coverage",
-                         "timeline", "model", "warnings"}
+                         "timeline", "model", "warnings", "speech", "uncertain"}
+    PredictionOut.model_validate(body)
     assert body["path"] == filename
     assert set(body["probabilities"]) == EMOTIONS
     assert math.isclose(sum(body["probabilities"].values()), 1.0, abs_tol=1e-3)
@@ -110,7 +112,18 @@ def _check_prediction(body: dict, filename: str) -> None:
     assert body["timeline"], "a clip of a few seconds has timeline windows"
     for window in body["timeline"]:
         assert 0 <= window["start"] < window["end"] <= body["duration"] + 1e-3
-        assert math.isclose(sum(window["probabilities"].values()), 1.0, abs_tol=1e-3)
+        assert window["emotion"] is None or math.isclose(sum(window["probabilities"].values()), 1.0, abs_tol=1e-3)
+        assert isinstance(window["uncertain"], bool) and (window["emotion"] is not None or window["uncertain"])
+
+
+def test_a_silent_upload_gets_no_emotion_and_is_uncertain(client, tmp_path):
+    from avemo.media.synth import write_clip
+
+    body = _post_file(client, write_clip(tmp_path / "quiet.wav", duration=2.0, audio="silence")).json()
+    PredictionOut.model_validate(body)
+    assert body["emotion"] is None and body["probabilities"] is None and body["uncertain"] is True
+    assert body["modalities"]["audio"]["used"] is False and "no speech" in body["modalities"]["audio"]["reason"]
+    assert all(w["emotion"] is None and w["uncertain"] and w["speech"] == 0.0 for w in body["timeline"])
 
 
 # ----------------------------------------------------------------------------- real clips

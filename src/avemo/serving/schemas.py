@@ -21,10 +21,13 @@ class ModalityOut(BaseModel):
 class WindowOut(BaseModel):
     start: float = Field(description="Window start, seconds.")
     end: float = Field(description="Window end, seconds.")
-    emotion: str
-    probabilities: dict[str, float]
-    audio: bool = Field(description="The audio expert contributed to this window.")
+    emotion: str | None = Field(description="The window's emotion; null when it holds no speech and no face.")
+    probabilities: dict[str, float] | None = Field(description="Probability of each emotion; null with emotion.")
+    audio: bool = Field(description="The audio expert contributed to this window (it holds enough speech).")
     video: bool = Field(description="A face was found in this window and the video expert contributed.")
+    speech: float | None = Field(description="Share of the window that voice-activity detection found to be "
+                                 "speech (null when no VAD listened: no audio track).")
+    uncertain: bool = Field(description="The top probability is below the model's threshold, or there is no emotion.")
 
 
 class PredictionOut(BaseModel):
@@ -33,14 +36,19 @@ class PredictionOut(BaseModel):
     path: str = Field(description="The uploaded file's name (its last component only).")
     duration: float | None = Field(description="Media duration in seconds (of what could be decoded, when the "
                                    "file ends before the length its header declares).")
-    emotion: str = Field(description="The predicted clip-level emotion.")
-    probabilities: dict[str, float] = Field(description="Probability of each emotion (they sum to 1).")
+    emotion: str | None = Field(description="The predicted clip-level emotion; null when the file holds no speech "
+                                "and no face (the audio modality then says why: \"no speech\").")
+    probabilities: dict[str, float] | None = Field(description="Probability of each emotion (they sum to 1); null "
+                                                   "with emotion.")
     modalities: dict[str, ModalityOut]
     face_coverage: float | None = Field(description="Share of analysed frames with a face (null for audio).")
     timeline: list[WindowOut]
     model: dict[str, Any] = Field(description="Name, version and engine of the model that predicted.")
     warnings: list[str] = Field(description="What the file made the decoders skip (a damaged or truncated file); "
                                 "the prediction covers what could be decoded.")
+    speech: float | None = Field(description="Share of the clip that is speech (null when no VAD listened).")
+    uncertain: bool = Field(description="The top probability is below the model's calibrated threshold tau, or "
+                            "there is no emotion: do not act on this answer alone.")
 
 
 class ErrorDetail(BaseModel):

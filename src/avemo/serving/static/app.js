@@ -1,7 +1,7 @@
 // The avemo page: choose or record a clip, upload it with progress, show the prediction.
 // Talks only to this server (POST /v1/predict, GET /healthz); no third-party code.
 
-import { colourOf, formatSeconds, legendSwatch, renderTimeline } from "./chart.js";
+import { colourOf, formatSeconds, legendSwatch, renderTimeline, windowText } from "./chart.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_RECORD_SECONDS = 10;
@@ -201,10 +201,10 @@ function submit(event) {
   xhr.onload = () => {
     finish();
     const body = xhr.response;
-    if (xhr.status === 200 && body && body.emotion) {
+    if (xhr.status === 200 && body && "emotion" in body) {
       processBar.value = 100;
       $("process-text").textContent = "done";
-      setStatus(`Done: ${body.emotion}.`);
+      setStatus(`Done: ${body.emotion ?? "no emotion (no speech, no face)"}${body.uncertain ? ", uncertain" : ""}.`);
       showResult(body);
     } else {
       processBar.value = 0;
@@ -254,7 +254,7 @@ async function pollProgress(progressId) {
 function showBars(result) {
   const list = $("probability-bars");
   list.replaceChildren();
-  const emotions = Object.keys(result.probabilities);
+  const emotions = Object.keys(result.probabilities ?? {});
   emotions.forEach((emotion, i) => {
     const p = result.probabilities[emotion];
     const item = document.createElement("li");
@@ -283,7 +283,7 @@ function showBars(result) {
 function showLegend(result) {
   const legend = $("timeline-legend");
   legend.replaceChildren();
-  Object.keys(result.probabilities).forEach((emotion, i) => {
+  Object.keys(result.probabilities ?? {}).forEach((emotion, i) => {
     const item = document.createElement("li");
     item.append(legendSwatch(emotion, i), document.createTextNode(emotion));
     legend.appendChild(item);
@@ -293,9 +293,9 @@ function showLegend(result) {
 function showTable(result) {
   const table = $("timeline-table");
   table.replaceChildren();
-  const emotions = Object.keys(result.probabilities);
+  const emotions = Object.keys(result.probabilities ?? {});
   const head = table.createTHead().insertRow();
-  for (const title of ["start (s)", "end (s)", "emotion", ...emotions, "voice", "face"]) {
+  for (const title of ["start (s)", "end (s)", "emotion", ...emotions, "voice", "face", "speech", "uncertain"]) {
     const th = document.createElement("th");
     th.scope = "col";
     th.textContent = title;
@@ -304,8 +304,9 @@ function showTable(result) {
   const body = table.createTBody();
   for (const w of result.timeline) {
     const row = body.insertRow();
-    const cells = [w.start.toFixed(2), w.end.toFixed(2), w.emotion, ...emotions.map((e) => percent(w.probabilities[e])),
-      w.audio ? "yes" : "no", w.video ? "yes" : "no"];
+    const cells = [w.start.toFixed(2), w.end.toFixed(2), w.emotion ?? "no speech",
+      ...emotions.map((e) => (w.probabilities ? percent(w.probabilities[e]) : "")),
+      w.audio ? "yes" : "no", w.video ? "yes" : "no", w.speech == null ? "" : percent(w.speech), w.uncertain ? "yes" : "no"];
     for (const text of cells) row.insertCell().textContent = text;
   }
 }
@@ -356,9 +357,12 @@ function showMedia(result) {
 function showResult(result) {
   const section = $("result");
   section.hidden = false;
-  section.dataset.emotion = result.emotion;
-  $("emotion-label").textContent = result.emotion;
-  $("emotion-confidence").textContent = `(${percent(result.probabilities[result.emotion])} probability)`;
+  section.dataset.emotion = result.emotion ?? "none";
+  section.dataset.uncertain = result.uncertain ? "true" : "false";
+  $("emotion-label").textContent = result.emotion ?? "none";
+  $("emotion-confidence").textContent = result.emotion == null
+    ? "(no speech and no face to tell an emotion from)"
+    : `(${percent(result.probabilities[result.emotion])} probability${result.uncertain ? "; uncertain: below the model's confidence threshold" : ""})`;
   showBars(result);
   showLegend(result);
   showTable(result);
@@ -369,7 +373,7 @@ function showResult(result) {
   const nowText = $("now-text");
   const follow = (t) => {
     const w = state.chart.setTime(t);
-    nowText.textContent = w ? `At ${formatSeconds(t)}: ${w.emotion} (${percent(w.probabilities[w.emotion])})` : "";
+    nowText.textContent = w ? `At ${formatSeconds(t)}: ${windowText(w)}` : "";
   };
   state.chart = renderTimeline($("timeline-chart"), result, {
     onSeek: (t) => {

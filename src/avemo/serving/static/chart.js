@@ -48,6 +48,12 @@ export function formatSeconds(t) {
 }
 
 /** The window whose centre is nearest to time t. */
+/** "happy 71%", "happy 38% (uncertain)", or "no speech" for a window without emotion. */
+export function windowText(w) {
+  if (!w.emotion) return "no speech";
+  return `${w.emotion} ${Math.round(100 * w.probabilities[w.emotion])}%${w.uncertain ? " (uncertain)" : ""}`;
+}
+
 export function windowAt(timeline, t) {
   let best = null;
   let bestDistance = Infinity;
@@ -67,7 +73,7 @@ export function windowAt(timeline, t) {
  */
 export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
   const timeline = result.timeline ?? [];
-  const emotions = Object.keys(result.probabilities);
+  const emotions = Object.keys(result.probabilities ?? timeline.find((w) => w.probabilities)?.probabilities ?? {});
   const lastEnd = timeline.length ? timeline[timeline.length - 1].end : 0;
   const duration = Math.max(result.duration ?? 0, lastEnd, 0.001);
   const step = timeline.length > 1 ? timeline[1].start - timeline[0].start : duration;
@@ -104,9 +110,10 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
     const to = i === timeline.length - 1 ? w.end : (centres[i] + centres[i + 1]) / 2;
     const rect = el("rect", {
       x: x(from), y: 6, width: Math.max(0.5, x(to) - x(from)), height: 12,
-      fill: colourOf(w.emotion, emotions.indexOf(w.emotion)),
+      fill: w.emotion ? colourOf(w.emotion, emotions.indexOf(w.emotion)) : "#ddd", // grey: no speech, no face
+      "fill-opacity": w.uncertain ? 0.45 : 1,
     }, ribbon);
-    rect.dataset.emotion = w.emotion;
+    rect.dataset.emotion = w.emotion ?? "none";
   });
 
   // one line per emotion
@@ -114,10 +121,10 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
   emotions.forEach((emotion, i) => {
     let points;
     if (timeline.length === 1) {
-      const p = timeline[0].probabilities[emotion] ?? 0;
+      const p = timeline[0].probabilities?.[emotion] ?? 0;
       points = [[timeline[0].start, p], [timeline[0].end, p]];
     } else {
-      points = timeline.map((w, k) => [centres[k], w.probabilities[emotion] ?? 0]);
+      points = timeline.map((w, k) => [centres[k], w.probabilities?.[emotion] ?? 0]);
     }
     const line = el("polyline", {
       points: points.map(([t, p]) => `${x(t).toFixed(1)},${y(p).toFixed(1)}`).join(" "),
@@ -148,7 +155,7 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
     cursor.setAttribute("x2", x(current));
     const w = windowAt(timeline, current);
     container.setAttribute("aria-valuenow", current.toFixed(2));
-    const what = w ? `${w.emotion} ${Math.round(100 * w.probabilities[w.emotion])}%` : "no window";
+    const what = !w ? "no window" : windowText(w);
     container.setAttribute("aria-valuetext", `${formatSeconds(current)}: ${what}`);
     return w;
   }

@@ -1,0 +1,240 @@
+"""Knowing when it doesn't know (issue 11 §2): speech gating, the uncertainty flag, calibration,
+and bundles whose label set is not the 8 RAVDESS emotions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avemo.datasets.labels import FER2013, RAVDESS, LabelSet, fer_to_labels, fer_to_labels_matrix
+from avemo.errors import CheckpointError, ConfigError
+from avemo.features.audio.vad import VadConfig
+from avemo.inference.abstention import AbstentionConfig, speech_gate, uncertain
+from avemo.inference.bundle import BUNDLE_DIR, BundleConfig, read_bundle, write_bundle_meta
+from avemo.inference.calibration import fit_temperature, fit_threshold, scaled
+
+SHARED6 = ("neutral", "happy", "sad", "angry", "fearful", "disgust")  # the labels RAVDESS and EmoDB share
+
+
+# ----------------------------------------------------------------------------- units
+def test_uncertain_flags_low_top_probability_and_missing_rows():
+    probs = np.array([[0.6, 0.4], [0.45, 0.55], [0.5, 0.5], [np.nan, np.nan]])
+    assert uncertain(probs, 0.5).tolist() == [False, False, False, True]
+    assert uncertain(probs, 0.56).tolist() == [False, True, True, True]
+    assert uncertain(probs, 0.0).tolist() == [False, False, False, True]
+    assert bool(uncertain(np.array([0.2, 0.3, 0.5]), 0.6))
+
+
+def test_speech_gate_and_config_validation():
+    assert speech_gate(np.array([0.0, 0.49, 0.5, 1.0]), 0.5).tolist() == [False, False, True, True]
+    assert speech_gate(np.array([0.0, 0.1]), 0.0).all()  # 0: every window votes
+    for bad in ({"tau": 1.5}, {"tau": -0.1}, {"speech_share": 2.0}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            AbstentionConfig(**bad)
+
+
+def test_bundle_without_abstention_gets_the_defaults_and_round_trips_with_it(tmp_path):
+    config, _ = read_bundle(BUNDLE_DIR)  # written before the section existed
+    assert "abstention" not in json.loads((BUNDLE_DIR / "model.json").read_text())["config"]
+    assert config.abstention == AbstentionConfig()
+    custom = BundleConfig(labels=SHARED6, abstention=AbstentionConfig(tau=0.4, speech_share=0.3,
+                                                                      vad=VadConfig(threshold=0.4)))
+    write_bundle_meta(tmp_path, custom, {})
+    assert read_bundle(tmp_path)[0] == custom
+    stored = json.loads((tmp_path / "model.json").read_text())["config"]["abstention"]
+    assert stored["tau"] == 0.4 and stored["vad"]["threshold"] == 0.4
+
+
+def test_fit_temperature_recovers_the_temperature_labels_were_drawn_with():
+    rng = np.random.default_rng(0)
+    logits = 3 * rng.standard_normal((4000, 6))
+    true_t = 2.5
+    y = np.array([rng.choice(6, p=p) for p in scaled(logits, true_t)])
+    t, nll1, nll_t = fit_temperature(logits, y)
+    assert t == pytest.approx(true_t, rel=0.1) and nll_t < nll1
+    with pytest.raises(ConfigError, match="class indices"):
+        fit_temperature(logits[:3], np.array([0, 1, 6]))
+
+
+def test_fit_threshold_finds_where_held_out_accuracy_reaches_the_target():
+    rng = np.random.default_rng(1)
+    conf = rng.uniform(0.2, 1.0, 20000)
+    right = rng.uniform(size=conf.size) < conf  # calibrated: P(right | confidence c) = c
+    probs = np.stack([conf, 1 - conf], axis=1)
+    y = np.where(right, 0, 1)
+    assert fit_threshold(probs, y, 0.5) == pytest.approx(0.5, abs=0.03)
+    assert fit_threshold(probs, y, 0.8) == pytest.approx(0.8, abs=0.03)
+    assert fit_threshold(probs, np.ones(len(y), int), 0.5) == 1.0  # never right: everything flagged
+
+
+def test_fer_maps_onto_any_label_set():
+    m = fer_to_labels_matrix(SHARED6)
+    assert m.shape == (7, 6) and not m[FER2013.index("surprised")].any()  # the target has no surprised
+    assert m[FER2013.index("neutral"), SHARED6.index("neutral")] == 1.0  # no calm: all of neutral stays
+    probs = np.zeros((2, 7), np.float32)
+    probs[0, FER2013.index("surprised")], probs[0, FER2013.index("happy")] = 0.5, 0.5
+    probs[1, FER2013.index("surprised")] = 1.0
+    out = fer_to_labels(probs, SHARED6)
+    assert out[0, SHARED6.index("happy")] == pytest.approx(1.0)  # surprise dropped, the rest renormalised
+    assert out[1] == pytest.approx(np.full(6, 1 / 6))  # nothing left: uniform
+    ravdess = fer_to_labels(np.full((1, 7), 1 / 7, np.float32), RAVDESS, calm_share=0.5)
+    assert ravdess.sum() == pytest.approx(1.0) and ravdess[0, RAVDESS.index("calm")] == pytest.approx(0.5 / 7)
+    with pytest.raises(ConfigError, match="shares no emotion"):
+        fer_to_labels_matrix(("boredom",))
+
+
+@pytest.mark.parametrize("sample_rate", [8000, 16000, 44100])
+def test_synthetic_speech_is_speech_to_the_vad_and_noise_is_not(sample_rate):
+    from avemo.features.audio.vad import VoiceActivityDetector
+    from avemo.media.synth import synth_audio
+
+    vad = VoiceActivityDetector()
+    for seed in range(3):
+        y = synth_audio(3.0, sample_rate, "speech", seed=seed, channels=2)
+        assert y.shape == (3 * sample_rate, 2) and np.abs(y).max() <= 0.5 + 1e-6
+        assert vad.detect(y[:, 0], sample_rate).fraction() > 0.9
+    for kind in ("noise", "tone", "silence"):
+        assert not vad.detect(synth_audio(3.0, sample_rate, kind)[:, 0], sample_rate).has_speech
+
+
+# ----------------------------------------------------------------------------- the bundled model
+@pytest.fixture(scope="module")
+def predictor():
+    from avemo import Predictor
+
+    return Predictor.default(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def speech_then_silence(tmp_path_factory) -> Path:
+    """2 s of synthetic speech, then 2 s of silence (a wav)."""
+    import soundfile as sf
+
+    from avemo.media.synth import synth_audio
+
+    y = np.concatenate([synth_audio(2.0, 16000, "speech")[:, 0], np.zeros(32000, np.float32)])
+    path = tmp_path_factory.mktemp("abstain") / "speech_then_silence.wav"
+    sf.write(path, y, 16000)
+    return path
+
+
+def test_old_bundle_loads_with_the_default_abstention(predictor):
+    assert predictor.abstention == AbstentionConfig()
+    assert predictor.info()["abstention"]["tau"] == 0.5 and predictor.labels == RAVDESS.emotions
+
+
+@pytest.mark.parametrize("kind", ["silence", "noise"])
+def test_no_speech_and_no_face_gives_no_emotion(predictor, make_clip, kind):
+    r = predictor.predict(make_clip(f"{kind}.wav", duration=3.0, audio=kind))
+    assert r.emotion is None and r.probabilities is None and r.uncertain and r.speech == 0.0
+    audio = r.modalities["audio"]
+    assert not audio.used and "no speech" in audio.reason and audio.probabilities is None
+    assert len(r.timeline) == 5 and all(w.emotion is None and w.uncertain and not w.audio for w in r.timeline)
+    data = r.to_dict()
+    assert data["emotion"] is None and data["uncertain"] is True and data["timeline"][0]["speech"] == 0.0
+
+
+def test_noise_with_a_face_is_never_a_confident_unflagged_audio_answer(predictor, make_clip):
+    r = predictor.predict(make_clip("noise_face.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="noise"))
+    assert not r.modalities["audio"].used and "no speech" in r.modalities["audio"].reason
+    assert r.modalities["video"].used  # the face alone speaks
+    for probs, flag in [(r.probabilities, r.uncertain), *((w.probabilities, w.uncertain) for w in r.timeline)]:
+        assert flag or max(probs.values()) >= 0.5
+
+
+def test_windows_without_speech_get_no_audio_term(predictor, speech_then_silence):
+    r = predictor.predict(speech_then_silence)
+    assert r.modalities["audio"].used and 0.3 < r.speech < 0.7
+    by_start = {w.start: w for w in r.timeline}
+    assert all(by_start[t].audio and by_start[t].speech >= 0.5 and by_start[t].emotion for t in (0.0, 0.5, 1.0))
+    for t in (2.0, 2.5, 3.0):
+        w = by_start[t]
+        assert w.speech < 0.5 and not w.audio and w.emotion is None and w.probabilities is None and w.uncertain
+
+
+def test_tau_and_speech_share_come_from_the_bundle(tmp_path, speech_then_silence):
+    from avemo import Predictor
+
+    def bundle(name: str, **abstention) -> Path:
+        folder = tmp_path / name
+        shutil.copytree(BUNDLE_DIR, folder)
+        meta = json.loads((folder / "model.json").read_text())
+        meta["config"]["abstention"] = abstention
+        (folder / "model.json").write_text(json.dumps(meta))
+        return folder
+
+    always = Predictor.from_bundle(bundle("always", tau=1.0), device="cpu").predict(speech_then_silence)
+    assert always.uncertain and all(w.uncertain for w in always.timeline)
+    never = Predictor.from_bundle(bundle("never", tau=0.0, speech_share=0.0), device="cpu").predict(speech_then_silence)
+    assert not never.uncertain and all(w.audio and not w.uncertain for w in never.timeline)  # no gate at all
+
+
+# ----------------------------------------------------------------------------- a 6-label bundle
+@pytest.fixture(scope="module")
+def six_label_bundle(tmp_path_factory) -> Path:
+    """A bundle whose audio head (a tiny untrained MLP on the Whisper embedding) predicts the six labels
+    RAVDESS and EmoDB share."""
+    import torch
+
+    from avemo.models import create_model
+    from avemo.models.checkpoint import save_checkpoint
+    from avemo.models.normalization import Normalizer
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("six") / "bundle"
+    model = create_model("whisper_mlp", num_classes=len(SHARED6), hidden=[8])
+    norm = Normalizer(kinds={"audio": "vector"}, mean={"audio": np.zeros(512, np.float32)},
+                      std={"audio": np.ones(512, np.float32)})
+    save_checkpoint(folder / "audio", model, labels=LabelSet("shared6", SHARED6), normalizer=norm)
+    write_bundle_meta(folder, BundleConfig(name="six", labels=SHARED6), {})
+    return folder
+
+
+def test_a_six_label_bundle_predicts_with_video_and_audio(six_label_bundle, make_clip):
+    from avemo import Predictor
+
+    p = Predictor.from_bundle(six_label_bundle, device="cpu")
+    assert p.labels == SHARED6
+    r = p.predict(make_clip("six.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="speech"))
+    assert r.modalities["audio"].used and r.modalities["video"].used
+    assert list(r.probabilities) == list(SHARED6) and r.emotion in SHARED6
+    for status in r.modalities.values():
+        assert list(status.probabilities) == list(SHARED6)
+        assert sum(status.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert all(list(w.probabilities) == list(SHARED6) for w in r.timeline if w.probabilities)
+
+
+def test_a_bundle_whose_head_disagrees_with_its_labels_is_refused(six_label_bundle, tmp_path):
+    from avemo import Predictor
+
+    folder = tmp_path / "wrong"
+    shutil.copytree(six_label_bundle, folder)
+    write_bundle_meta(folder, BundleConfig(labels=RAVDESS.emotions), {})
+    with pytest.raises(CheckpointError, match="needs"):
+        Predictor.from_bundle(folder, device="cpu")
+    write_bundle_meta(folder, BundleConfig(labels=("happy", "contempt")), {})
+    with pytest.raises(CheckpointError, match="does not know"):
+        Predictor.from_bundle(folder, device="cpu")
+
+
+def test_onnx_engine_gives_the_same_flags(six_label_bundle, make_clip, tmp_path, speech_then_silence):
+    from avemo import Predictor
+
+    torch_p = Predictor.from_bundle(six_label_bundle, device="cpu")
+    onnx_p = Predictor.from_bundle(six_label_bundle, engine="onnx", onnx_dir=tmp_path / "onnx")
+    clips = [speech_then_silence, make_clip("six.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="speech"),
+             make_clip("quiet.wav", duration=2.0, audio="silence")]
+    flags = set()
+    for clip in clips:
+        a, b = torch_p.predict(clip), onnx_p.predict(clip)
+        assert (a.emotion, a.uncertain, a.speech) == (b.emotion, b.uncertain, b.speech)
+        flags |= {a.uncertain, *(w.uncertain for w in a.timeline)}
+        assert [(w.start, w.emotion, w.uncertain, w.audio, w.speech) for w in a.timeline] == \
+            [(w.start, w.emotion, w.uncertain, w.audio, w.speech) for w in b.timeline]
+        if a.probabilities is not None:
+            assert list(b.probabilities.values()) == pytest.approx(list(a.probabilities.values()), abs=1e-3)
+    assert flags == {True, False}  # the clips give both answers, so agreeing on them means something
