@@ -10,7 +10,10 @@ import pytest
 
 from avemo.datasets.labels import CREMA_D, RAVDESS, LabelSet
 from avemo.errors import AvemoError, CheckpointError, MediaError, MissingStreamError
+from avemo.inference.bundle import read_bundle
 from avemo.inference.windows import WindowGrid
+
+LABELS = read_bundle()[0].labels  # the bundled model's classes (its fusion space)
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +25,9 @@ def predictor():
 
 def check_prediction(r, *, audio: bool, video: bool, tau: float = 0.5, speech_share: float = 0.5):
     """Invariants every prediction must satisfy (``tau``, ``speech_share``: the bundle's abstention)."""
-    assert list(r.probabilities) == list(RAVDESS.emotions)
+    assert list(r.probabilities) == list(LABELS)
     assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-    assert r.emotion in RAVDESS.emotions
+    assert r.emotion in LABELS
     assert set(r.modalities) == {"audio", "video"}
     assert r.modalities["audio"].used is audio and r.modalities["video"].used is video
     for status in r.modalities.values():
@@ -46,7 +49,7 @@ def check_prediction(r, *, audio: bool, video: bool, tau: float = 0.5, speech_sh
         if w.emotion is None:  # no speech and no face in this window
             assert w.probabilities is None and w.uncertain and not w.video
         else:
-            assert sum(w.probabilities.values()) == pytest.approx(1.0, abs=1e-5) and w.emotion in RAVDESS.emotions
+            assert sum(w.probabilities.values()) == pytest.approx(1.0, abs=1e-5) and w.emotion in LABELS
             assert w.uncertain is (max(w.probabilities.values()) < tau)
     assert not audio or any(w.audio for w in r.timeline)
     data = r.to_dict()
@@ -65,7 +68,7 @@ def test_real_ravdess_video_uses_both_modalities(predictor, ravdess_video):
     assert r.model["name"] == "avemo-default" and r.model["engine"] == "torch"
     timeline = r.timeline_frame()
     assert isinstance(timeline, pd.DataFrame) and len(timeline) in (7, 8)  # 4.0 s; 8 if the tail is >= 0.5 s
-    assert list(timeline.columns) == ["start", "end", "emotion", *RAVDESS.emotions, "audio", "video", "speech",
+    assert list(timeline.columns) == ["start", "end", "emotion", *LABELS, "audio", "video", "speech",
                                       "uncertain"]
     assert not r.timeline[0].audio and r.timeline[0].speech < 0.5  # the silence before the sentence: no audio term
     assert timeline["start"].tolist()[:7] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
@@ -279,7 +282,7 @@ def test_predict_many_keeps_going_and_lists_failures(predictor, make_clip, tmp_p
 
 def test_info_describes_the_model(predictor):
     info = predictor.info()
-    assert info["name"] == "avemo-default" and info["labels"] == list(RAVDESS.emotions)
+    assert info["name"] == "avemo-default" and info["labels"] == list(LABELS)
     assert info["window"] == 1.0 and info["hop"] == 0.5
     assert info["fusion"]["video_weight"] >= 0 and info["fusion"]["audio_temperature"] > 0
 
