@@ -19,6 +19,7 @@ box geometry behind the Haar-like correction. Thirteen clips of three actors mea
 statistically; they are a sanity check, and they are the test set: no setting was chosen on them.
 
     python benchmarks/predict_real_clips.py [--shared-data ../shared/data] [--out docs/benchmarks/predict_real_clips.md]
+        [--bundle DIR --card DIR/model_card.md]
 """
 
 from __future__ import annotations
@@ -218,6 +219,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks" / "predict_real_clips.md")
     parser.add_argument("--card", type=Path, default=CARD)
     parser.add_argument("--no-crops", action="store_true", help="skip the cropping comparison")
+    parser.add_argument("--bundle", type=Path, default=None,
+                        help="a predictor bundle folder (default: the bundled model; its card is --card)")
     args = parser.parse_args()
     from avemo import Predictor
 
@@ -228,7 +231,7 @@ def main() -> None:
     missing = [c for c in clips if not c.exists()]
     if missing or len(clips) < 13:
         sys.exit(f"real clips not found under {shared}")
-    predictor = Predictor.default()
+    predictor = Predictor.from_bundle(args.bundle) if args.bundle else Predictor.default()
     rows = predictions(predictor, clips)
     crops = None if args.no_crops else crop_variants([c for c in clips if c.suffix != ".mp3"])
     text = report(rows, crops, predictor.info())
