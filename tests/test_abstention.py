@@ -37,9 +37,17 @@ def test_speech_gate_and_config_validation():
             AbstentionConfig(**bad)
 
 
+def old_bundle(folder: Path) -> Path:
+    """A copy of the bundled model with its model.json as written before ``abstention`` existed."""
+    shutil.copytree(BUNDLE_DIR, folder)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["config"].pop("abstention", None)
+    (folder / "model.json").write_text(json.dumps(meta))
+    return folder
+
+
 def test_bundle_without_abstention_gets_the_defaults_and_round_trips_with_it(tmp_path):
-    config, _ = read_bundle(BUNDLE_DIR)  # written before the section existed
-    assert "abstention" not in json.loads((BUNDLE_DIR / "model.json").read_text())["config"]
+    config, _ = read_bundle(old_bundle(tmp_path / "old"))
     assert config.abstention == AbstentionConfig()
     custom = BundleConfig(labels=SHARED6, abstention=AbstentionConfig(tau=0.4, speech_share=0.3,
                                                                       vad=VadConfig(threshold=0.4)))
@@ -122,9 +130,12 @@ def speech_then_silence(tmp_path_factory) -> Path:
     return path
 
 
-def test_old_bundle_loads_with_the_default_abstention(predictor):
-    assert predictor.abstention == AbstentionConfig()
-    assert predictor.info()["abstention"]["tau"] == 0.5 and predictor.labels == RAVDESS.emotions
+def test_old_bundle_loads_with_the_default_abstention(tmp_path, speech_then_silence):
+    from avemo import Predictor
+
+    old = Predictor.from_bundle(old_bundle(tmp_path / "old"), device="cpu")
+    assert old.abstention == AbstentionConfig() and old.info()["abstention"]["tau"] == 0.5
+    assert old.labels == RAVDESS.emotions and old.predict(speech_then_silence).emotion in RAVDESS.emotions
 
 
 @pytest.mark.parametrize("kind", ["silence", "noise"])
@@ -160,8 +171,7 @@ def test_tau_and_speech_share_come_from_the_bundle(tmp_path, speech_then_silence
     from avemo import Predictor
 
     def bundle(name: str, **abstention) -> Path:
-        folder = tmp_path / name
-        shutil.copytree(BUNDLE_DIR, folder)
+        folder = old_bundle(tmp_path / name)
         meta = json.loads((folder / "model.json").read_text())
         meta["config"]["abstention"] = abstention
         (folder / "model.json").write_text(json.dumps(meta))
@@ -174,10 +184,9 @@ def test_tau_and_speech_share_come_from_the_bundle(tmp_path, speech_then_silence
 
 
 # ----------------------------------------------------------------------------- a 6-label bundle
-@pytest.fixture(scope="module")
-def six_label_bundle(tmp_path_factory) -> Path:
-    """A bundle whose audio head (a tiny untrained MLP on the Whisper embedding) predicts the six labels
-    RAVDESS and EmoDB share."""
+def tiny_bundle(folder: Path, head: str) -> Path:
+    """A bundle whose audio head (a tiny untrained MLP on the Whisper embedding or on eGeMAPS) predicts
+    the six labels RAVDESS and EmoDB share."""
     import torch
 
     from avemo.models import create_model
@@ -185,13 +194,30 @@ def six_label_bundle(tmp_path_factory) -> Path:
     from avemo.models.normalization import Normalizer
 
     torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("six") / "bundle"
-    model = create_model("whisper_mlp", num_classes=len(SHARED6), hidden=[8])
-    norm = Normalizer(kinds={"audio": "vector"}, mean={"audio": np.zeros(512, np.float32)},
-                      std={"audio": np.ones(512, np.float32)})
+    model = create_model(head, num_classes=len(SHARED6), hidden=[8])
+    width = model.inputs["audio"].shape[0]
+    norm = Normalizer(kinds={"audio": "vector"}, mean={"audio": np.zeros(width, np.float32)},
+                      std={"audio": np.ones(width, np.float32)})
     save_checkpoint(folder / "audio", model, labels=LabelSet("shared6", SHARED6), normalizer=norm)
     write_bundle_meta(folder, BundleConfig(name="six", labels=SHARED6), {})
     return folder
+
+
+@pytest.fixture(scope="module")
+def six_label_bundle(tmp_path_factory) -> Path:
+    return tiny_bundle(tmp_path_factory.mktemp("six") / "bundle", "whisper_mlp")
+
+
+def test_the_generic_audio_expert_gates_windows_too(tmp_path, speech_then_silence):
+    from avemo import Predictor
+    from avemo.inference.audio import FeatureAudioExpert
+
+    p = Predictor.from_bundle(tiny_bundle(tmp_path / "egemaps", "egemaps_mlp"), device="cpu")
+    assert isinstance(p._backend.audio, FeatureAudioExpert)
+    r = p.predict(speech_then_silence)
+    assert r.modalities["audio"].used and 0.3 < r.speech < 0.7 and list(r.probabilities) == list(SHARED6)
+    assert [w.audio for w in r.timeline] == [w.speech >= 0.5 for w in r.timeline]
+    assert r.timeline[0].audio and r.timeline[-1].emotion is None
 
 
 def test_a_six_label_bundle_predicts_with_video_and_audio(six_label_bundle, make_clip):

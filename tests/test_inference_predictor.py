@@ -23,8 +23,12 @@ def predictor():
     return Predictor.default()
 
 
-def check_prediction(r, *, audio: bool, video: bool, tau: float = 0.5, speech_share: float = 0.5):
-    """Invariants every prediction must satisfy (``tau``, ``speech_share``: the bundle's abstention)."""
+def check_prediction(r, *, audio: bool, video: bool):
+    """Invariants every prediction must satisfy (``tau``, ``speech_share``: the bundled model's abstention)."""
+    from avemo.inference.bundle import BUNDLE_DIR
+
+    abstention = read_bundle(BUNDLE_DIR)[0].abstention
+    tau, speech_share = abstention.tau, abstention.speech_share
     assert list(r.probabilities) == list(LABELS)
     assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert r.emotion in LABELS
@@ -70,7 +74,7 @@ def test_real_ravdess_video_uses_both_modalities(predictor, ravdess_video):
     assert isinstance(timeline, pd.DataFrame) and len(timeline) in (7, 8)  # 4.0 s; 8 if the tail is >= 0.5 s
     assert list(timeline.columns) == ["start", "end", "emotion", *LABELS, "audio", "video", "speech",
                                       "uncertain"]
-    assert not r.timeline[0].audio and r.timeline[0].speech < 0.5  # the silence before the sentence: no audio term
+    assert r.timeline[0].speech < 0.5  # the silence before the sentence
     assert timeline["start"].tolist()[:7] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
     assert timeline["end"].iloc[-1] == pytest.approx(r.duration)
 

@@ -172,9 +172,8 @@ class ExpertsBackend:
                 f"no face detected in any of the {video_out.n_frames} analysed frames"
                 if video_out.n_frames else "the video stream holds no frames"
             )
-        if audio_out is None and (video_out is None or len(video_out.times) == 0):
-            if errors and all(m in errors for m in attempted):
-                raise errors[attempted[0]]  # every stream failed to decode: that is the file's problem
+        if errors and all(m in errors for m in attempted):
+            raise errors[attempted[0]]  # every stream failed to decode: that is the file's problem
         return audio_out, video_out, speech
 
     def _run_experts(self, path: Path, streams: Streams, grid: WindowGrid, tracker: _Combined, warn):

@@ -2,7 +2,8 @@
 
 With no file of the user's, a short clip is generated with :func:`avemo.media.synth.write_clip`
 from material that ships in the dependencies (the portrait in matplotlib's sample data, drifting
-slowly, and a synthetic harmonic "voice"), so nothing third-party is committed or downloaded.
+slowly, and a formant-synthesised "speech" utterance that the voice-activity detector accepts), so
+nothing third-party is committed or downloaded.
 Its predicted emotion means nothing (neither the face nor the voice acts an emotion); it shows
 that the whole pipeline (decoding, face tracking, both experts, fusion, timeline) runs.
 """
@@ -18,4 +19,4 @@ def make_demo_clip(folder: str | Path, duration: float = 4.0, size: tuple[int, i
     """Write the demo clip (H.264 + AAC, 25 fps, a face and a voice) into ``folder``; return its path."""
     from avemo.media.synth import write_clip
 
-    return write_clip(Path(folder) / DEMO_NAME, duration=duration, size=size, fps=25, face=True, audio="voice")
+    return write_clip(Path(folder) / DEMO_NAME, duration=duration, size=size, fps=25, face=True, audio="speech")
