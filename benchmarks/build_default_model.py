@@ -322,7 +322,7 @@ def main() -> None:
         "training": {
             "recipe": recipe, "audio_model": args.audio_model, "model_config": model_config, "params": run.params,
             "train_config": cfg.to_dict(train_cfg), "data": relative_roots(data.corpora.to_dict()),
-            "command": "python benchmarks/build_default_model.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "command": " ".join(["python benchmarks/build_default_model.py", *(shlex.quote(a) for a in sys.argv[1:])]),
             "built": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"),
             "seconds": round(time.perf_counter() - t_start, 1),
             "versions": package_versions(),
