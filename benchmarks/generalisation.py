@@ -1,9 +1,9 @@
 """Generalisation benchmark (issue 11): the recipe on speakers, languages and recordings it never saw,
 next to its in-domain number.
 
-    python benchmarks/generalisation.py [--parts extract,crosscorpus,loco,multicorpus,degraded,report]
+    python benchmarks/generalisation.py [--parts extract,copies,crosscorpus,loco,multicorpus,degraded,report]
         [--suite benchmarks/generalisation_suite.toml] [--out docs/results] [--work DIR]
-        [--cache DIR] [--workers 2] [--test-fraction F] [--quick]
+        [--cache DIR] [--workers 2] [--test-fraction F] [--conditions A,B] [--quick]
 
 The suite -- the recipe, the augmentation, the data, the degraded conditions, the targets -- is data:
 ``benchmarks/generalisation_suite.toml``. Every number is speaker-disjoint and nothing is chosen on a
@@ -28,8 +28,9 @@ whatever is there into ``OUT/generalisation.{md,json}`` and the figures in ``OUT
   from clean on the same clips, the mean drop and the worst condition; models trained without and
   with the augmentation of ``TrainConfig.augment.channels``. The clean test scores of the full folds
   are the in-domain number (RAVDESS 5-fold, audio only).
-* ``extract`` -- fills the feature cache for ``degraded`` ahead of time (the conditions and the
-  augmentation copies), on ``--workers`` processes where the library allows.
+* ``extract`` / ``copies`` -- fill the feature cache ahead of training: the degraded conditions of
+  the test clips (on ``--workers`` processes), and the augmentation copies of every training set
+  (they can run side by side, in two processes).
 * ``report`` -- the report.
 
 ``--quick`` runs every part on a few clips with a cheap extractor (the suite's ``[quick]`` table) into
@@ -56,7 +57,7 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 SUITE = REPO / "benchmarks" / "generalisation_suite.toml"
-PARTS = ("extract", "crosscorpus", "loco", "multicorpus", "degraded", "report")
+PARTS = ("extract", "copies", "crosscorpus", "loco", "multicorpus", "degraded", "report")
 VARIANTS = ("plain", "augmented")
 
 
@@ -104,6 +105,11 @@ class Context:
             channels.update(q["augment"])
         if args.test_fraction is not None:
             self.degraded["test_fraction"] = args.test_fraction
+        if args.conditions:
+            unknown = sorted(set(args.conditions.split(",")) - set(self.degraded["conditions"]))
+            if unknown:
+                raise SystemExit(f"conditions {unknown} are not in the suite: {self.degraded['conditions']}")
+            self.degraded["conditions"] = args.conditions.split(",")
         self.model, self.model_config, self.feature = recipe["model"], dict(recipe["model_config"]), recipe["feature"]
         self.train = {plain: cfg.from_dict(TrainConfig, {**recipe["train"], **extra})
                       for plain, extra in (("plain", {}), ("augmented", {"augment": {"channels": channels}}))}
@@ -113,6 +119,9 @@ class Context:
         self.roots = {k: (REPO / v).resolve() for k, v in self.suite["data"].items()
                       if k in ("ravdess", "emodb_dev", "crema_d")}
         self._data: dict[str, Any] = {}
+        from avemo.models.inputs import InputSpec
+
+        self.audio_specs = {"audio": InputSpec("audio", self.feature, {}, (None,), "vector")}  # what the recipe reads
 
     def data(self, name: str):
         """The DataBundle of ``ravdess``, ``emodb`` (EmoDB-dev) or ``crema_d`` (a few clips each with --quick)."""
@@ -286,27 +295,38 @@ def _folds(ctx: Context):
 
 
 def part_extract(ctx: Context) -> None:
-    """The degraded part's features, ahead of its training: conditions of the test clips (on
-    ``--workers`` processes) and the augmentation copies of the training clips."""
-    from avemo.models.inputs import InputSpec
+    """The degraded conditions of the test clips, ahead of ``degraded`` (on ``--workers`` processes;
+    one batch over every fold for a condition that needs no training-fold talkers)."""
+    from avemo.training.data import gather
+
+    seed = int(ctx.degraded["seed"])
+    folds = [(babble_talkers(train, seed, talkers_needed(ctx.degraded["conditions"])), degraded_test(ctx, test))
+             for _fold, (train, _val, test) in _folds(ctx)]
+    for condition in ctx.degraded["conditions"]:  # condition by condition: an interrupted run has whole ones
+        t0 = time.perf_counter()
+        batches: dict[str, tuple[dict, list]] = {}
+        for talkers, chosen in folds:
+            perturb = perturb_of(condition, seed, talkers)
+            batches.setdefault(json.dumps(perturb, sort_keys=True), (perturb, []))[1].extend(chosen)
+        for perturb, takes in batches.values():
+            gather(takes, ctx.audio_specs, cache=ctx.cache, workers=ctx.workers, perturb=perturb)
+        log(f"extract {condition}: {sum(len(c) for _, c in folds)} clips ({time.perf_counter() - t0:.0f} s)")
+
+
+def part_copies(ctx: Context) -> None:
+    """The augmentation copies of every RAVDESS training set of ``crosscorpus`` and ``degraded``, ahead
+    of their training (the same copies :func:`~avemo.training.channel_copies.channel_copies` makes there)."""
     from avemo.training.channel_copies import channel_copies
     from avemo.training.data import gather
 
-    specs = {"audio": InputSpec("audio", ctx.feature, {}, (None,), "vector")}
-    seed = int(ctx.degraded["seed"])
-    folds = [(fold, babble_talkers(train, seed, talkers_needed(ctx.degraded["conditions"])),
-              degraded_test(ctx, test)) for fold, (train, _val, test) in _folds(ctx)]
-    for condition in ctx.degraded["conditions"]:  # condition by condition: an interrupted run has whole ones
-        t0 = time.perf_counter()
-        for _fold, talkers, chosen in folds:
-            gather(chosen, specs, cache=ctx.cache, workers=ctx.workers, perturb=perturb_of(condition, seed, talkers))
-        log(f"extract {condition}: {sum(len(c) for *_, c in folds)} clips ({time.perf_counter() - t0:.0f} s)")
     rav = ctx.data("ravdess")
-    for name, train in [("all but the validation speakers", [t for t in rav.takes if t.speaker not in ctx.ravdess_val]),
-                        *((f"fold {f.number}", tr) for f, (tr, _v, _t) in _folds(ctx))]:
+    sets = [("all but the validation speakers", [t for t in rav.takes if t.speaker not in ctx.ravdess_val])]
+    sets += [(f"fold {f.number}", train) for f, (train, _val, _test) in _folds(ctx)]
+    for name, train in sets:
         t0 = time.perf_counter()
-        channel_copies(gather(train, specs, cache=ctx.cache, workers=ctx.workers), specs, ctx.channels, cache=ctx.cache)
-        log(f"extract augmentation copies of RAVDESS {name} ({time.perf_counter() - t0:.0f} s)")
+        clean = gather(train, ctx.audio_specs, cache=ctx.cache, workers=ctx.workers)
+        _, report = channel_copies(clean, ctx.audio_specs, ctx.channels, cache=ctx.cache)
+        log(f"copies of RAVDESS {name}: {report.copies} ({time.perf_counter() - t0:.0f} s)")
 
 
 def part_degraded(ctx: Context) -> None:
@@ -566,11 +586,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "avemo-generalisation",
                     help="where each part stores its results and checkpoints (resumable)")
     ap.add_argument("--cache", type=Path, default=default_cache_dir(), help="feature cache (shared)")
-    ap.add_argument("--parts", default=",".join(p for p in PARTS if p != "extract"),
+    ap.add_argument("--parts", default=",".join(p for p in PARTS if p not in ("extract", "copies")),
                     help=f"comma-separated subset of {','.join(PARTS)}")
     ap.add_argument("--workers", type=int, default=2, help="feature extraction processes")
     ap.add_argument("--test-fraction", type=float, default=None,
                     help="share of each fold's test clips that are degraded (default: the suite's)")
+    ap.add_argument("--conditions", default="",
+                    help="comma-separated subset of the suite's degraded conditions (default: all)")
     ap.add_argument("--quick", action="store_true", help="a smoke run on a few clips with a cheap extractor")
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]

@@ -260,10 +260,58 @@ def _model_config(text: str | None) -> dict:
     return value
 
 
+def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_file: Path | None, *, label_space: str,
+                visual_table: Path | None, speakers: str | None, labels: Path | None):
+    """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora)."""
+    from avemo.training import load_data
+    from avemo.training.corpora import CorpusSpec, load_corpora, read_corpora_file
+
+    roots, datasets = list(roots or []), list(datasets or [])
+    if corpora_file is not None:
+        if roots or datasets:
+            raise AvemoError("give the corpora either as --corpora FILE or as --dataset/--root pairs, not both")
+        specs = read_corpora_file(corpora_file)
+    elif not roots:
+        raise AvemoError("missing --root (or --corpora FILE.toml)")
+    elif len(roots) == 1 and len(datasets) <= 1:
+        specs = [CorpusSpec(datasets[0] if datasets else "ravdess", roots[0])]
+    elif len(datasets) != len(roots):
+        raise AvemoError(f"several corpora need one --dataset per --root: got {len(datasets)} --dataset "
+                         f"and {len(roots)} --root")
+    else:
+        specs = [CorpusSpec(d, r) for d, r in zip(datasets, roots, strict=True)]
+    if len(specs) == 1:
+        only = specs[0]
+        chosen = _speakers(speakers) or (list(only.speakers) if only.speakers is not None else None)
+        return load_data(only.dataset, only.root, visual_table=visual_table, speakers=chosen,
+                         labels_csv=labels or only.labels)
+    if _speakers(speakers) is not None or labels is not None:
+        raise AvemoError("with several corpora, give speakers= and labels= per corpus in a --corpora file")
+    return load_corpora(specs, label_space, visual_table=visual_table)
+
+
 @app.command()
 def train(
-    root: RootOpt,
-    dataset: DatasetOpt = "ravdess",
+    root: Annotated[
+        list[Path] | None, typer.Option("--root", "-r", help="The dataset folder; repeat with --dataset for "
+                                                              "several corpora (multi-corpus training).")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option("--dataset", "-d", help="Dataset layout: ravdess, crema_d, emodb, folder "
+                                                               "(default ravdess); one per --root.")
+    ] = None,
+    corpora: Annotated[
+        Path | None, typer.Option("--corpora", help="A TOML file of [[corpora]] entries (dataset=, root=, "
+                                                    "speakers=, weight=, name=) instead of --dataset/--root.")
+    ] = None,
+    label_space: Annotated[
+        str, typer.Option(help="Several corpora: shared (the labels every corpus can express; calm counts as "
+                               "neutral) or union_masked (all labels, each clip's softmax over its corpus's).")
+    ] = "shared",
+    balance: Annotated[
+        str | None, typer.Option(help="Sample weights: auto (corpus with several corpora, else none), none, "
+                                      "corpus (equal total per corpus), corpus_class (equal per corpus and label).")
+    ] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Registry name (see `avemo models`).")] = "default",
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint folder (resumes if it holds a run).")] = Path(
         "runs/model"
@@ -312,17 +360,25 @@ def train(
 ) -> None:
     """Train MODEL on a dataset folder with early stopping on validation speakers; write a checkpoint.
 
+    Several corpora (repeated --dataset/--root pairs, or --corpora FILE.toml) train in one label
+    space (--label-space) with qualified speakers (emodb:03) and sample weights (--balance).
     Options given here override the --config file. Out of GPU memory: lower --batch-size, or keep it
     with --accumulate, or add --checkpoint-activations (frame models); the error line says which."""
     from avemo.cache import FeatureCache
-    from avemo.training import load_data, resolve_split, train_run
+    from avemo.training import resolve_split, train_run
 
     train_cfg = _train_config(config, {
         "epochs": epochs, "seed": seed, "speaker_norm": speaker_norm, "device": device, "batch_size": batch_size,
         "accumulate": accumulate, "checkpoint_activations": checkpoint_activations,
         "eval_batch_size": eval_batch_size, "loader_workers": loader_workers, "compile": compile_model,
+        "balance": balance,
     })
-    data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels)
+    data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table,
+                       speakers=speakers, labels=labels)
+    if data.corpora is not None:
+        space = data.corpora.space
+        left = "; ".join(f"{c}: {dict(e)}" for c, e in data.corpora.left_out.items()) or "none"
+        console_err.print(f"label space {space.mode} {list(space.labels.emotions)}; clips left out (no partner): {left}")
     tr, va, te, split_info = resolve_split(data, fold=fold, plan=plan, val_speakers=_speakers(val_speakers))
     console_err.print(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})")
     with _progress(train_cfg.epochs, "training") as bar:

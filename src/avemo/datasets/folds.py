@@ -376,7 +376,9 @@ def split(items: Iterable[Clip | Take], fold: Fold, *, extra: Literal["error", "
     """Put each clip or take in the partition of its speaker, in input order, and check for leakage.
 
     Args:
-        items: clips or takes of one dataset (speaker ids are only unique within a dataset).
+        items: clips or takes of one dataset (speaker ids are only unique within a dataset), or
+            of several when every speaker id is qualified by its corpus (``emodb:03``, multi-corpus
+            training: :mod:`avemo.training.corpora`).
         fold: the fold.
         extra: what to do with items whose speaker is in no partition of the fold:
             ``"error"`` (DatasetError listing them) or, asked for explicitly, ``"drop"``.
@@ -387,8 +389,9 @@ def split(items: Iterable[Clip | Take], fold: Fold, *, extra: Literal["error", "
     """
     items = list(items)
     datasets = sorted({c.dataset for c in items})
-    if len(datasets) > 1:
-        raise DatasetError(f"a fold plan covers one dataset; the clips are of {datasets}")
+    if len(datasets) > 1 and not all(":" in c.speaker for c in items):
+        raise DatasetError(f"a fold plan covers one dataset (or speakers qualified as corpus:speaker); "
+                           f"the clips are of {datasets}")
     parts: dict[str, list] = {p: [] for p in PARTITIONS}
     unknown: set[str] = set()
     for item in items:

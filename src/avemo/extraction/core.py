@@ -134,7 +134,7 @@ def extract_file(
         if hit is not None:
             outcome.cached.append(ex.name)
             if keep:
-                results[ex.name] = hit
+                results[ex.name] = ex.view(hit)
         else:
             todo.append((ex, key))
 

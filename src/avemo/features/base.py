@@ -9,7 +9,10 @@ dict of numpy arrays whose main array is under ``"x"`` (extra arrays such as a f
 predictor can run them on windows of a stream.
 
 The cache key of a result is (file content hash, ``name``, ``version``, ``config``):
-bump ``version`` whenever a change to the algorithm changes the output.
+bump ``version`` whenever a change to the algorithm changes the output. Config fields listed
+in ``view_fields`` only choose how ``"x"`` is read from the stored arrays (``whisper_base``'s
+``combine``): they are left out of the key, and :meth:`Extractor.view` applies them to an entry
+loaded from the cache.
 
 Usage::
 
@@ -50,6 +53,8 @@ class Extractor(ABC):
     version: ClassVar[str] = "1"
     #: one line for ``avemo extract --help`` and docs
     summary: ClassVar[str] = ""
+    #: config fields that only say how ``"x"`` is read from the other arrays: not part of the cache key
+    view_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any = None, **overrides: Any):
         if config is None:
@@ -76,10 +81,14 @@ class Extractor(ABC):
         """What identifies this extractor's output, apart from the input file's content."""
         spec = self.__dict__.get("_cache_spec")
         if spec is None:  # computed once: the config is frozen
-            spec = self.__dict__["_cache_spec"] = {
-                "name": self.name, "version": self.version, "config": cfg.to_dict(self.config)
-            }
+            config = {k: v for k, v in cfg.to_dict(self.config).items() if k not in self.view_fields}
+            spec = self.__dict__["_cache_spec"] = {"name": self.name, "version": self.version, "config": config}
         return dict(spec)
+
+    def view(self, feats: Features) -> Features:
+        """The features this config returns from a cache entry shared by the configs that differ
+        only in ``view_fields`` (identity unless an extractor has such fields)."""
+        return feats
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"

@@ -88,15 +88,18 @@ def _whisper_states_class():
     class WhisperStates(nn.Module):
         """Raw 16 kHz audio (1, n) -> pooled Whisper encoder states (1, T, width), T = ceil(n / 320).
 
-        ``layer=None`` averages the 7 hidden states (the ``whisper_base`` extractor's default);
-        an integer picks one. The log-mel is Whisper's (``WhisperEncoder.log_mel``) computed
-        with a DFT convolution so that it exports to ONNX.
+        ``layer=None`` averages the 7 hidden states (the ``whisper_base`` extractor's default),
+        or, with ``combine="concat"``, concatenates them (width 7 x 512, layer 0 first: pooled
+        over frames, exactly the extractor's concatenated layer means); an integer picks one.
+        The log-mel is Whisper's (``WhisperEncoder.log_mel``) computed with a DFT convolution so
+        that it exports to ONNX.
         """
 
-        def __init__(self, encoder, layer: int | None = None):
+        def __init__(self, encoder, layer: int | None = None, combine: str = "mean"):
             super().__init__()
             self.encoder = encoder
             self.layer = layer
+            self.combine = combine
             n = torch.arange(N_FFT, dtype=torch.float64)
             k = torch.arange(N_FFT // 2 + 1, dtype=torch.float64)[:, None]
             window = torch.hann_window(N_FFT, periodic=True, dtype=torch.float64)
@@ -116,9 +119,11 @@ def _whisper_states_class():
 
         def forward(self, audio):
             states = self.encoder(self.log_mel(audio))
-            if self.layer is None:
-                return torch.stack(states).mean(dim=0)
-            return states[self.layer]
+            if self.layer is not None:
+                return states[self.layer]
+            if self.combine == "concat":
+                return torch.cat(states, dim=-1)
+            return torch.stack(states).mean(dim=0)
 
     return WhisperStates
 
@@ -143,8 +148,8 @@ def _audio_head_class():
     return AudioHead
 
 
-def whisper_input(ckpt) -> tuple[str, int | None] | None:
-    """``(input name, layer)`` if ``ckpt`` is an audio model on one ``whisper_base`` vector, else None."""
+def whisper_input(ckpt) -> tuple[str, int | None, str] | None:
+    """``(input name, layer, combine)`` if ``ckpt`` is an audio model on one ``whisper_base`` vector, else None."""
     specs = dict(ckpt.inputs)
     if len(specs) != 1:
         return None
@@ -152,9 +157,9 @@ def whisper_input(ckpt) -> tuple[str, int | None] | None:
     if spec.modality != "audio" or spec.feature != "whisper_base" or spec.kind != "vector":
         return None
     config = dict(spec.config)
-    if set(config) - {"layer", "sample_rate"} or config.get("sample_rate", SAMPLE_RATE) != SAMPLE_RATE:
+    if set(config) - {"layer", "sample_rate", "combine"} or config.get("sample_rate", SAMPLE_RATE) != SAMPLE_RATE:
         return None  # other weights or settings: use the generic path, which runs the extractor itself
-    return name, config.get("layer")
+    return name, config.get("layer"), config.get("combine", "mean")
 
 
 def _check_audio_model(ckpt) -> None:
@@ -288,14 +293,15 @@ class WhisperAudioExpert(AudioExpert):
         head = create_engine("onnx", onnx_path=Path(onnx_dir) / HEAD_FILE, input_names=["embedding"])
         return cls(name, labels, encoder, head, ckpt)
 
-    def _input(self) -> tuple[str, int | None]:
-        """(input name, layer) of the checkpoint's whisper_base input."""
+    def _input(self) -> tuple[str, int | None, str]:
+        """(input name, layer, combine) of the checkpoint's whisper_base input."""
         if self.ckpt is None:
             raise ConfigError(f"{self.name}: built from ONNX graphs alone, it has no torch modules to make")
         return whisper_input(self.ckpt)
 
     def states_module(self):
-        return _whisper_states_class()(load_whisper_encoder(), self._input()[1])
+        _, layer, combine = self._input()
+        return _whisper_states_class()(load_whisper_encoder(), layer, combine)
 
     def head_module(self):
         norm = self.ckpt.normalizer
@@ -303,7 +309,7 @@ class WhisperAudioExpert(AudioExpert):
         return _audio_head_class()(self.ckpt.model, name, norm.mean[name], norm.std[name])
 
     def states(self, y: np.ndarray) -> np.ndarray:
-        """(T, width) pooled encoder states of a mono 16 kHz signal of at most 30 s (T = ceil(n / 320))."""
+        """(T, width) pooled encoder states (width 3584 when concatenated) of a mono 16 kHz signal of at most 30 s (T = ceil(n / 320))."""
         from avemo.features.audio.whisper_weights import N_FFT
 
         if len(y) <= N_FFT // 2:

@@ -22,6 +22,8 @@ vector, through a list of *stages* so that mid-level fusion (MMTM, MSAF) can act
   logits); default cross-entropy on the logits, overridden by models with auxiliary losses;
 * ``needs_fit`` / ``fit(inputs, targets)``: a non-gradient fit on training data (MFA), whose result
   is stored in buffers (so it is part of ``state_dict``), to call before training;
+* ``closed_form`` / ``fit_closed_form(inputs, targets, weights, allowed)``: a model fitted in one
+  call on all training data instead of by epochs (``whisper_logreg``); the trainer calls it;
 * ``build_args``: ``{"name", "num_classes", "config"}`` with which :func:`create_model` rebuilds it.
 """
 
@@ -187,6 +189,25 @@ class UnimodalModel(AvemoModel):
 
     def compute(self, inputs: Mapping[str, Tensor]) -> Tensor:
         return self.head(self.encoder(inputs[self.encoder.input_name]))
+
+    @property
+    def closed_form(self) -> bool:
+        """Whether the model is fitted by :meth:`fit_closed_form` (its encoder says so) instead of by epochs."""
+        return bool(getattr(self.encoder, "closed_form", False))
+
+    def fit_closed_form(self, inputs: Mapping[str, Tensor], targets: Tensor, weights: Tensor | None = None,
+                        allowed: Tensor | None = None) -> dict[str, float]:
+        """Fit the head on all training ``inputs`` at once (encoders with ``closed_form``: a logistic
+        regression, :func:`avemo.models.encoders.logistic.fit_logistic`); the fit's final objective."""
+        if not self.closed_form:
+            raise ConfigError(f"{self.name}: this model is trained by epochs, not in closed form")
+        from avemo.models.encoders.logistic import fit_logistic
+
+        c = self.encoder.config
+        with torch.no_grad():
+            features = self.encoder(inputs[self.encoder.input_name])
+        return fit_logistic(self.head, features, targets, C=c.C, weights=weights, allowed=allowed,
+                            max_iter=c.max_iter, tolerance=c.tolerance)
 
 
 def frames_to_channels_first(x: Tensor, mean: Tensor | None = None, std: Tensor | None = None, *,

@@ -27,6 +27,10 @@ class TensorData(torch.utils.data.Dataset):
     Sequences with a fixed length in their spec are centre-cropped / zero-padded, or, when
     ``train`` is true, randomly cropped (a cheap augmentation), with a per-item generator
     derived from ``seed`` and the epoch so that runs are reproducible.
+
+    ``groups`` (n,): each item's corpus index in a multi-corpus run with sample weights or masked
+    labels (:class:`~avemo.training.corpora.CorpusObjective`); items are then ``(inputs, (label,
+    group))`` and a batch's targets a (B, 2) long tensor.
     """
 
     def __init__(
@@ -37,8 +41,11 @@ class TensorData(torch.utils.data.Dataset):
         *,
         train: bool = False,
         seed: int = 0,
+        groups: np.ndarray | None = None,
     ):
         n = len(labels)
+        if groups is not None and len(groups) != n:
+            raise ValueError(f"{len(groups)} groups for {n} labels")
         for name, arrays in inputs.items():
             if len(arrays) != n:
                 raise ValueError(f"input {name!r} has {len(arrays)} items for {n} labels")
@@ -48,6 +55,7 @@ class TensorData(torch.utils.data.Dataset):
         self.train = train
         self.seed = seed
         self.epoch = 0
+        self.groups = None if groups is None else np.asarray(groups, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -74,7 +82,8 @@ class TensorData(torch.utils.data.Dataset):
         return out
 
     def __getitem__(self, i: int):
-        return self.item_inputs(i), int(self.labels[i])
+        label = int(self.labels[i])
+        return self.item_inputs(i), (label if self.groups is None else (label, int(self.groups[i])))
 
 
 def collate(batch):

@@ -164,6 +164,10 @@ class TrainConfig:
       ``channels_last_3d`` memory format and cuDNN's algorithm search.
     * ``compile``: ``torch.compile`` the training step (its first-step time is reported as
       ``compile_seconds``).
+
+    ``balance``: sample weights in the loss (:mod:`avemo.training.corpora`): ``"corpus"`` gives
+    every corpus the same total weight, ``"corpus_class"`` every (corpus, label) cell, ``"none"``
+    none; ``"auto"`` is ``"corpus"`` with several corpora and ``"none"`` with one.
     """
 
     epochs: int = 60
@@ -176,6 +180,7 @@ class TrainConfig:
     monitor: Literal["val_accuracy", "val_uar", "val_loss"] = "val_accuracy"
     seed: int = 0
     class_balance: Literal["none", "sampler"] = "none"
+    balance: Literal["auto", "none", "corpus", "corpus_class"] = "auto"
     grad_clip: float = 5.0
     speaker_norm: bool = False
     device: str = "auto"

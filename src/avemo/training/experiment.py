@@ -30,6 +30,7 @@ from avemo.models.batching import TensorData
 from avemo.models.checkpoint import save_checkpoint
 from avemo.models.normalization import Normalizer
 from avemo.training.config import TrainConfig
+from avemo.training.corpora import Corpora, make_objective
 from avemo.training.data import Gathered, check_labels, concat, gather
 from avemo.training.trainer import (
     FitResult,
@@ -51,6 +52,7 @@ class DataBundle:
     labels: LabelSet
     tables: dict[str, Any] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    corpora: Corpora | None = None  # several corpora in one label space (:func:`~avemo.training.corpora.load_corpora`)
 
     @property
     def speakers(self) -> list[str]:
@@ -110,8 +112,9 @@ class RunResult:
     compile_seconds: float | None = None  # the first compiled training step (``TrainConfig.compile``)
 
 
-def _tensor_data(gathered: Gathered, norm: Normalizer, labels: LabelSet, specs, *, train: bool, seed: int):
-    return TensorData(norm.transform(gathered), gathered.labels(labels), specs, train=train, seed=seed)
+def _tensor_data(gathered: Gathered, norm: Normalizer, labels: LabelSet, specs, *, train: bool, seed: int,
+                 groups: np.ndarray | None = None):
+    return TensorData(norm.transform(gathered), gathered.labels(labels), specs, train=train, seed=seed, groups=groups)
 
 
 def train_run(
@@ -194,13 +197,20 @@ def _fit_and_validate(model, parts: list[Gathered], norm: Normalizer, data: Data
         from avemo.training.channel_copies import channel_copies
 
         augmented.append(channel_copies(train_g, specs, config.augment.channels, cache=extraction["cache"])[0])
-    train_d = _tensor_data(concat(augmented), norm, data.labels, specs, train=config.augment.random_crop, seed=seed)
+    train_all = concat(augmented)
+    space = data.corpora.space if data.corpora is not None else None
+    weights = {s.corpus: s.weight for s in data.corpora.specs} if data.corpora is not None else None
+    made = make_objective(train_all.takes, train_all.labels(data.labels), len(data.labels), config.balance,
+                          space=space, corpus_weights=weights)
+    objective, groups = made if made is not None else (None, None)
+    train_d = _tensor_data(train_all, norm, data.labels, specs, train=config.augment.random_crop, seed=seed,
+                           groups=groups)
     val_d = _tensor_data(val_g, norm, data.labels, specs, train=False, seed=seed) if len(val_g) else None
     fit_preprocessing(model, train_d)
     fingerprint = {"model": model.build_args, "train": cfg.to_dict(config),
                    "n": [len(train_d), len(val_d) if val_d else 0]}
     result = fit(model, train_d, val_d, config, labels=list(data.labels.emotions), run_dir=run_dir,
-                 on_epoch=on_epoch, fingerprint=fingerprint)
+                 on_epoch=on_epoch, fingerprint=fingerprint, objective=objective)
     calibrate(model, val_d)
     val_m = None
     if val_d is not None:
@@ -220,6 +230,7 @@ def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: 
             "speakers": {name: sorted({t.speaker for t in part.takes})
                          for name, part in zip(("train", "val", "test"), parts, strict=True)},
             "n": {name: len(part) for name, part in zip(("train", "val", "test"), parts, strict=True)},
+            **(data.corpora.to_dict() if data.corpora is not None else {}),
         },
         "metrics": {"best_epoch": run.best_epoch, "params": run.params,
                     "train_seconds": round(run.train_seconds, 2),
@@ -276,15 +287,25 @@ def resolve_split(
     smallest built-in plan of the dataset that covers the speakers, :func:`~avemo.datasets.covering_plan`,
     else a 5-fold plan made from them).
     Without: every speaker trains except the validation speakers (``val_speakers``, by default
-    the last two in sorted order); there is no test partition.
+    the last two in sorted order, or the last one of each corpus of a multi-corpus run); there is
+    no test partition. Speakers of a multi-corpus run are qualified (``emodb:03``); an unqualified
+    validation speaker is accepted when one corpus alone has it.
     """
     from avemo.datasets import FoldPlan, builtin_plan, covering_plan, make_plan
+    from avemo.training.corpora import corpus_of, qualify_speakers
 
     speakers = data.speakers
+    if val_speakers and data.corpora is not None:
+        val_speakers = qualify_speakers(val_speakers, speakers)
     if fold is None:
         if plan is not None:
             raise ConfigError("--plan needs --fold")
-        val = list(val_speakers) if val_speakers else speakers[-2:]
+        if val_speakers:
+            val = list(val_speakers)
+        elif data.corpora is not None:
+            val = [max(s for s in speakers if corpus_of(s) == c.corpus) for c in data.corpora.specs]
+        else:
+            val = speakers[-2:]
         unknown = sorted(set(val) - set(speakers))
         if unknown:
             raise ConfigError(f"validation speakers {unknown} are not in the data (speakers: {speakers})")

@@ -40,11 +40,13 @@ import numpy as np
 import torch
 from torch.utils.data import RandomSampler, WeightedRandomSampler
 
+from avemo.errors import ConfigError
 from avemo.metrics import compute_metrics
 from avemo.models.base import AvemoModel
 from avemo.models.batching import TensorData, as_batch, to_device
 from avemo.models.layers.checkpointing import CheckpointedBlock, set_activation_checkpointing
 from avemo.training.config import AugmentConfig, TrainConfig
+from avemo.training.corpora import CorpusObjective
 from avemo.training.device import loader_workers, make_loader, pick_device, tune_for_device
 from avemo.training.memory import eval_batch_size, out_of_memory
 from avemo.training.precision import autocast_dtype
@@ -285,6 +287,7 @@ class TrainingSetup:
     optimizer_steps: int = 0  # steps the optimizer took (a gradient scaler skips overflowing ones)
     eval_batch: int | None = None
     compile_seconds: float | None = None
+    objective: CorpusObjective | None = None  # sample weights / masked labels of a multi-corpus run
 
     @property
     def use_amp(self) -> bool:
@@ -366,7 +369,7 @@ def train_one_epoch(model: AvemoModel, train: TensorData, config: TrainConfig, s
             _sync(setup.device)
             setup.compile_seconds = time.perf_counter() - t0
         total += loss.detach().double() * targets.shape[0]
-        correct += (logits.argmax(1) == targets).sum()
+        correct += (logits.argmax(1) == class_targets(targets)).sum()
         seen += targets.shape[0]
     if setup.scheduler is not None and setup.optimizer_steps > steps_before:
         setup.scheduler.step()  # never before an optimizer step: a scaler may have skipped them all
@@ -376,6 +379,20 @@ def train_one_epoch(model: AvemoModel, train: TensorData, config: TrainConfig, s
         "train_loss": float(total) / max(seen, 1),
         "train_accuracy": int(correct) / max(seen, 1),
     }
+
+
+def class_targets(targets: torch.Tensor) -> torch.Tensor:
+    """The class of each item: ``targets`` itself, or its first column for (B, 2) ``[class, corpus]`` targets."""
+    return targets[:, 0] if targets.dim() == 2 else targets
+
+
+def training_loss(model: AvemoModel, outputs, targets: torch.Tensor, objective: CorpusObjective | None) -> torch.Tensor:
+    """The model's loss, or, for (B, 2) targets of a multi-corpus run, the objective's weighted masked
+    cross-entropy on the logits."""
+    if targets.dim() == 2:
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs
+        return objective.loss(logits, targets)
+    return model.loss(outputs, targets)
 
 
 def micro_batches(n: int, parts: int) -> list[slice]:
@@ -410,9 +427,9 @@ def _train_step(model: AvemoModel, config: TrainConfig, setup: TrainingSetup, in
         with contextlib.nullcontext() if sync else ddp.no_sync():
             with torch.autocast(device_type=setup.device.type, dtype=setup.amp_dtype, enabled=setup.use_amp):
                 outputs = setup.net(inputs if whole else {k: v[part] for k, v in inputs.items()})
-                loss = model.loss(outputs, targets[part])
+                loss = training_loss(model, outputs, targets[part], setup.objective)
                 if mixed is not None:
-                    loss = lam * loss + (1 - lam) * model.loss(outputs, mixed[part])
+                    loss = lam * loss + (1 - lam) * training_loss(model, outputs, mixed[part], setup.objective)
             share = (part.stop - part.start) / n
             setup.scaler.scale(loss if whole else loss * share).backward()
         losses.append(loss.detach() if whole else loss.detach() * share)
@@ -458,13 +475,27 @@ def fit(
     run_dir: str | Path | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     fingerprint: dict | None = None,
+    objective: CorpusObjective | None = None,
 ) -> FitResult:
     """Train ``model`` (in place); return the best epoch and the per-epoch history.
 
     Without ``val`` the model trains for ``config.epochs`` epochs and keeps the last weights.
+    ``objective``: sample weights and masked labels (``train`` then has ``groups``). A model with
+    ``closed_form`` is fitted in one call on all of ``train`` (:func:`fit_closed_form`), not by epochs.
     """
+    if (train.groups is None) != (objective is None):
+        raise ConfigError("a training objective and per-item groups go together (TensorData.groups)")
+    if objective is not None and type(model).loss is not AvemoModel.loss:
+        raise ConfigError(f"{model.name} has a loss of its own; sample weights and masked labels (--balance, "
+                          "--label-space union_masked) need a model trained with plain cross-entropy")
+    if getattr(model, "closed_form", False):
+        result = fit_closed_form(model, train, val, config, labels=labels, objective=objective, on_epoch=on_epoch)
+        if run_dir is not None and is_main_process():
+            _write_history(Path(run_dir) / "history.csv", result.history)
+        return result
     t0 = time.perf_counter()
     setup = setup_training(model, config)
+    setup.objective = objective
     try:
         history, stopping = _epochs(model, train, val, config, setup, labels, run_dir, on_epoch, fingerprint)
     finally:
@@ -474,6 +505,33 @@ def fit(
     model.eval()
     return FitResult(stopping.best_epoch, stopping.best_score, len(history), history, time.perf_counter() - t0,
                      setup.compile_seconds)
+
+
+def fit_closed_form(model: AvemoModel, train: TensorData, val: TensorData | None, config: TrainConfig, *,
+                    labels: list[str], objective: CorpusObjective | None = None,
+                    on_epoch: Callable[[dict[str, float]], None] | None = None) -> FitResult:
+    """Fit a ``closed_form`` model on all of ``train`` at once (on the CPU, in float64: a logistic
+    regression), then score the validation speakers once; the history has this one row (epoch 1)."""
+    t0 = time.perf_counter()
+    model.to("cpu")
+    inputs, targets = as_batch(train)
+    weights = allowed = None
+    if objective is not None:
+        weights, allowed = objective.item_weights(targets), objective.item_allowed(targets)
+    y = class_targets(targets)
+    report = model.fit_closed_form(inputs, y, weights, allowed)
+    model.eval()
+    with torch.no_grad():
+        hits = (model(inputs).argmax(1) == y).double().mean()
+    row = {"epoch": 1, "train_loss": report["loss"], "train_accuracy": float(hits), "iterations": report["iterations"]}
+    if val is not None and len(val):
+        probs = predict_proba(model, val, batch_size=config.eval_batch_size, device="cpu")
+        m = compute_metrics(val.labels, probs, labels)
+        row.update({"val_loss": evaluate_loss(model, val, probs), "val_accuracy": m.accuracy, "val_uar": m.uar})
+    if on_epoch is not None:
+        on_epoch(row)
+    score = _score(row, config.monitor) if "val_loss" in row else math.nan
+    return FitResult(1, score, 1, [row], time.perf_counter() - t0)
 
 
 def _epochs(model: AvemoModel, train: TensorData, val: TensorData | None, config: TrainConfig, setup: TrainingSetup,

@@ -144,6 +144,10 @@ class Perturbed(AudioExtractor):
     def feature_names(self) -> list[str]:
         return self.inner.feature_names()
 
+    def view(self, feats: Features) -> Features:
+        """The wrapped extractor's view of a cache entry (e.g. ``whisper_base``'s ``combine``)."""
+        return self.inner.view(feats)
+
     def from_signal(self, y: np.ndarray, sr: int) -> Features:
         y = perturb_signal(y, sr, speed=self.speed, pitch=self.pitch)
         if self.channel is not None:

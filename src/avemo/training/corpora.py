@@ -1,0 +1,346 @@
+"""Training on several corpora at once: one label space, qualified speakers, balance weights.
+
+A run may read several labelled corpora (``avemo train`` with repeated ``--dataset/--root`` pairs,
+or ``--corpora FILE.toml``)::
+
+    [[corpora]]
+    dataset = "ravdess"
+    root = "data/ravdess/speech_audio"
+
+    [[corpora]]
+    dataset = "emodb"
+    root = "data/emodb_dev/wav"
+    speakers = ["03", "08"]   # optional: a subset
+    weight = 2.0              # optional: multiplies this corpus's sample weights
+    name = "emodb"            # optional: the corpus name (default: the dataset name)
+
+Every speaker is qualified by its corpus (``emodb:03``, ``ravdess:01``), so ids never collide;
+fold plans and validation speakers use these ids (an unqualified id is accepted when one corpus
+alone has it).
+
+**Label space** (:class:`LabelSpace`), written into the run's checkpoint with every per-corpus map:
+
+* ``shared`` (default): the labels every corpus can express, after the documented merges of
+  :data:`avemo.datasets.labels.COMPARISON_MERGES` (RAVDESS calm counts as neutral when another
+  corpus has no calm). Clips whose label has no partner (RAVDESS surprised, EmoDB boredom) are left
+  out of training and counted. RAVDESS + EmoDB: neutral, happy, sad, angry, fearful, disgust.
+* ``union_masked``: the union of all labels; each clip's softmax runs only over the labels its
+  corpus can express (the logits of the others are set to -inf for that clip), so a corpus is never
+  taught that a class it cannot express is wrong.
+
+**Balance** (:func:`balance_weights`), sample weights in the loss (and in ``whisper_logreg``'s
+L-BFGS objective), scaled to mean 1 over the training clips: ``none``; ``corpus`` (every corpus has
+the same total weight); ``corpus_class`` (every (corpus, label) cell has the same total weight);
+``auto`` = ``corpus`` with several corpora, ``none`` with one. A corpus's ``weight`` multiplies its
+clips' weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from avemo.config import load_file
+from avemo.datasets.labels import COMPARISON_MERGES, LabelSet, label_set_for
+from avemo.datasets.pairing import Take
+from avemo.errors import ConfigError, DatasetError
+
+SpaceMode = Literal["shared", "union_masked"]
+Balance = Literal["auto", "none", "corpus", "corpus_class"]
+SPACE_MODES = ("shared", "union_masked")
+BALANCES = ("auto", "none", "corpus", "corpus_class")
+QUALIFIER = ":"
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """One corpus of a run: reader ``dataset``, folder ``root``, optional ``speakers`` subset (the
+    corpus's own ids), ``weight`` (multiplies its sample weights), ``name`` (default: the dataset),
+    ``labels`` (the labels CSV of a ``folder`` corpus)."""
+
+    dataset: str
+    root: Path
+    speakers: tuple[str, ...] | None = None
+    weight: float = 1.0
+    name: str | None = None
+    labels: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.weight > 0:
+            raise ConfigError(f"corpus {self.corpus}: weight must be positive, got {self.weight}")
+        if QUALIFIER in self.corpus:
+            raise ConfigError(f"corpus name {self.corpus!r} must not contain {QUALIFIER!r}")
+
+    @property
+    def corpus(self) -> str:
+        return self.name or self.dataset
+
+
+def read_corpora_file(path: str | Path) -> list[CorpusSpec]:
+    """The ``[[corpora]]`` entries of a TOML/YAML/JSON file (roots relative to the file's folder)."""
+    path = Path(path)
+    entries = load_file(path).get("corpora")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("no [[corpora]] entries (each with dataset= and root=)", path)
+    known = {f.name for f in dataclasses.fields(CorpusSpec)}
+    specs = []
+    for i, entry in enumerate(entries, 1):
+        if not isinstance(entry, Mapping) or "dataset" not in entry or "root" not in entry:
+            raise ConfigError(f"corpora entry {i} needs dataset= and root=", path)
+        unknown = sorted(set(entry) - known)
+        if unknown:
+            raise ConfigError(f"corpora entry {i}: unknown keys {unknown} (known: {sorted(known)})", path)
+        root = path.parent / str(entry["root"])
+        speakers = entry.get("speakers")
+        labels = entry.get("labels")
+        specs.append(CorpusSpec(
+            dataset=str(entry["dataset"]), root=root,
+            speakers=tuple(str(s) for s in speakers) if speakers is not None else None,
+            weight=float(entry.get("weight", 1.0)), name=entry.get("name"),
+            labels=path.parent / str(labels) if labels is not None else None,
+        ))
+    return specs
+
+
+def check_corpus_names(specs: Sequence[CorpusSpec]) -> None:
+    names = [s.corpus for s in specs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"corpora {twice} are given twice: give each a distinct name= in --corpora")
+
+
+# ----------------------------------------------------------------------------- label space
+@dataclass(frozen=True)
+class LabelSpace:
+    """The model's classes (``labels``) and how each corpus's labels map onto them.
+
+    ``maps[corpus][emotion]``: the class a clip of that emotion trains as, or None (left out);
+    ``allowed[corpus]``: the classes the corpus can express (its clips' softmax runs over these)."""
+
+    mode: SpaceMode
+    labels: LabelSet
+    sources: Mapping[str, LabelSet]
+    maps: Mapping[str, Mapping[str, str | None]]
+    allowed: Mapping[str, tuple[str, ...]]
+    notes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def masked(self) -> bool:
+        """Whether some corpus cannot express every class (its clips need a masked softmax)."""
+        return any(len(a) < len(self.labels) for a in self.allowed.values())
+
+    def allowed_matrix(self, corpora: Sequence[str]) -> np.ndarray:
+        """(len(corpora), n_classes) bool: row g marks the classes corpus ``corpora[g]`` can express."""
+        out = np.zeros((len(corpora), len(self.labels)), dtype=bool)
+        for g, c in enumerate(corpora):
+            out[g, [self.labels.index(e) for e in self.allowed[c]]] = True
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "mode": self.mode,
+            "labels": list(self.labels.emotions),
+            "corpora": {c: {"label_set": self.sources[c].to_dict(), "map": dict(self.maps[c]),
+                            "allowed": list(self.allowed[c])} for c in self.maps},
+            "notes": dict(self.notes),
+        }
+
+
+def _merged_names(own: LabelSet, others: Sequence[LabelSet]) -> tuple[dict[str, str], dict[str, str]]:
+    """Each emotion of ``own`` -> its name in the shared space (merged when another set lacks it)."""
+    names, notes = {}, {}
+    for e in own:
+        merge = COMPARISON_MERGES.get(e)
+        if merge is not None and any(e not in o for o in others):
+            names[e], notes[e] = merge
+        else:
+            names[e] = e
+    return names, notes
+
+
+def build_label_space(sources: Mapping[str, LabelSet], mode: SpaceMode = "shared") -> LabelSpace:
+    """The label space of corpora ``sources`` (corpus name -> its label set); see the module doc.
+
+    A shared space with fewer than two labels raises a one-line :class:`ConfigError` naming the
+    sets and the labels that have no partner."""
+    if mode not in SPACE_MODES:
+        raise ConfigError(f"unknown label space {mode!r}; use one of {list(SPACE_MODES)}")
+    corpora = list(sources)
+    if mode == "union_masked":
+        labels = label_set_for("+".join(corpora), (e for s in sources.values() for e in s))
+        maps = {c: {e: e for e in s} for c, s in sources.items()}
+        return LabelSpace(mode, labels, dict(sources), maps, {c: tuple(s.emotions) for c, s in sources.items()})
+    names, notes = {}, {}
+    for c, s in sources.items():
+        names[c], merged = _merged_names(s, [sources[o] for o in corpora if o != c])
+        notes.update(merged)
+    shared = set.intersection(*(set(n.values()) for n in names.values()))
+    if len(shared) < 2:
+        lone = "; ".join(f"{sources[c].name} {[e for e in sources[c] if names[c][e] not in shared]}" for c in corpora)
+        sets = " and ".join(f"{sources[c].name} {list(sources[c].emotions)}" for c in corpora)
+        raise ConfigError(f"label sets {sets} cannot meet: they share {sorted(shared)}, at least 2 labels are "
+                          f"needed; without a partner: {lone}")
+    labels = label_set_for("+".join(corpora), shared)
+    maps = {c: {e: (names[c][e] if names[c][e] in shared else None) for e in sources[c]} for c in corpora}
+    for c in corpora:
+        for e, t in maps[c].items():
+            if t is None:
+                notes.setdefault(e, f"{sources[c].name} {e!r} has no partner in every corpus: left out of training")
+    return LabelSpace(mode, labels, dict(sources), maps, {c: tuple(labels.emotions) for c in corpora}, notes)
+
+
+# ----------------------------------------------------------------------------- speakers
+def qualify(corpus: str, speaker: str) -> str:
+    return f"{corpus}{QUALIFIER}{speaker}"
+
+
+def corpus_of(speaker: str) -> str:
+    """The corpus of a qualified speaker id (``"emodb:03"`` -> ``"emodb"``)."""
+    return speaker.split(QUALIFIER, 1)[0]
+
+
+def qualify_speakers(given: Sequence[str], known: Sequence[str]) -> list[str]:
+    """Qualified ids for ``given`` speaker ids: qualified ones are kept, an unqualified one is
+    qualified when exactly one corpus has it; ambiguous or unknown ids raise a one-line ConfigError."""
+    out = []
+    for s in given:
+        if s in known:
+            out.append(s)
+            continue
+        if QUALIFIER in s:
+            raise ConfigError(f"speaker {s!r} is not in the data (speakers: {list(known)})")
+        matches = [k for k in known if k.split(QUALIFIER, 1)[1] == s]
+        if not matches:
+            raise ConfigError(f"speaker {s!r} is in no corpus (speakers: {list(known)})")
+        if len(matches) > 1:
+            raise ConfigError(f"speaker {s!r} is ambiguous: it is in corpora {[corpus_of(m) for m in matches]}; "
+                              f"qualify it ({', '.join(matches)})")
+        out.append(matches[0])
+    return out
+
+
+# ----------------------------------------------------------------------------- balance
+def balance_weights(corpora: Sequence[str], labels: np.ndarray, n_classes: int, balance: Balance = "auto",
+                    corpus_weights: Mapping[str, float] | None = None) -> np.ndarray:
+    """(G, C) weight of a training clip by (corpus index, class), scaled so that the clips'
+    weights average 1 (see the module doc). ``corpora``: each clip's corpus; ``labels``: its class."""
+    if balance not in BALANCES:
+        raise ConfigError(f"unknown balance {balance!r}; use one of {list(BALANCES)}")
+    names = list(dict.fromkeys(corpora))
+    if balance == "auto":
+        balance = "corpus" if len(names) > 1 else "none"
+    g = np.array([names.index(c) for c in corpora], dtype=np.int64)
+    counts = np.zeros((len(names), n_classes))
+    np.add.at(counts, (g, labels), 1.0)
+    if balance == "none":
+        table = np.ones_like(counts)
+    elif balance == "corpus":
+        table = np.repeat(1.0 / counts.sum(axis=1, keepdims=True), n_classes, axis=1)
+    else:
+        table = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
+    scale = np.array([(corpus_weights or {}).get(c, 1.0) for c in names])[:, None]
+    table = table * scale
+    return table * (len(corpora) / (table * counts).sum())
+
+
+@dataclass
+class CorpusObjective:
+    """Per-(corpus, class) sample weights and the classes each corpus can express: the training loss
+    of a multi-corpus run. Targets are (B, 2) long tensors ``[class, corpus index]``."""
+
+    corpora: tuple[str, ...]
+    weights: torch.Tensor  # (G, C) float
+    allowed: torch.Tensor  # (G, C) bool
+
+    def item_weights(self, targets: torch.Tensor) -> torch.Tensor:
+        return self.weights.to(targets.device)[targets[:, 1], targets[:, 0]]
+
+    def item_allowed(self, targets: torch.Tensor) -> torch.Tensor:
+        return self.allowed.to(targets.device)[targets[:, 1]]
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Weighted mean of each clip's cross-entropy under the softmax over its corpus's classes."""
+        from avemo.models.encoders.logistic import masked_logits
+
+        masked = masked_logits(logits.float(), self.item_allowed(targets))
+        ce = F.cross_entropy(masked, targets[:, 0], reduction="none")
+        return (self.item_weights(targets).to(ce.dtype) * ce).mean()
+
+
+def make_objective(takes: Sequence[Take], labels: np.ndarray, n_classes: int, balance: Balance = "auto",
+                   space: LabelSpace | None = None, corpus_weights: Mapping[str, float] | None = None,
+                   ) -> tuple[CorpusObjective, np.ndarray] | None:
+    """The objective of the training ``takes`` (their ``dataset`` is the corpus name; ``space``: the
+    label space of a multi-corpus run, None for one corpus) and each take's corpus index; None when
+    every weight is 1 and no softmax is masked (plain cross-entropy)."""
+    corpora = [t.dataset for t in takes]
+    table = balance_weights(corpora, labels, n_classes, balance, corpus_weights)
+    names = tuple(dict.fromkeys(corpora))
+    allowed = space.allowed_matrix(names) if space is not None else np.ones((len(names), n_classes), dtype=bool)
+    if np.allclose(table, 1.0) and allowed.all():
+        return None
+    groups = np.array([names.index(c) for c in corpora], dtype=np.int64)
+    return CorpusObjective(names, torch.as_tensor(table, dtype=torch.float32), torch.as_tensor(allowed)), groups
+
+
+# ----------------------------------------------------------------------------- loading
+@dataclass
+class Corpora:
+    """The takes of several corpora, relabelled into one :class:`LabelSpace`, speakers qualified."""
+
+    specs: list[CorpusSpec]
+    space: LabelSpace
+    takes: list[Take]
+    left_out: dict[str, dict[str, int]]  # corpus -> emotion -> clips without a partner
+    skipped: list[tuple[str, str]]
+
+    def to_dict(self) -> dict:
+        return {
+            "corpora": [{"name": s.corpus, "dataset": s.dataset, "root": str(s.root), "weight": s.weight,
+                         "speakers": list(s.speakers) if s.speakers is not None else "all",
+                         "n": sum(t.dataset == s.corpus for t in self.takes)} for s in self.specs],
+            "label_space": self.space.to_dict(),
+            "left_out": self.left_out,
+        }
+
+
+def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, visual_table=None):
+    """Read every corpus and return a :class:`~avemo.training.experiment.DataBundle` over the label
+    space (``bundle.corpora`` holds the :class:`Corpora`). Each corpus is read as ``avemo train``
+    reads one (unknown dataset, a folder without labelled clips: one-line errors)."""
+    from avemo.training.experiment import DataBundle, load_data
+
+    specs = list(specs)
+    if len(specs) < 2:
+        raise ConfigError("multi-corpus training needs at least two corpora")
+    check_corpus_names(specs)
+    bundles = {s.corpus: load_data(s.dataset, s.root, speakers=s.speakers, labels_csv=s.labels,
+                                   visual_table=visual_table) for s in specs}
+    space = build_label_space({c: b.labels for c, b in bundles.items()}, mode)
+    takes, left_out, skipped = [], {}, []
+    for c, b in bundles.items():
+        skipped += b.skipped
+        for t in b.takes:
+            target = space.maps[c][t.emotion]
+            if target is None:
+                left_out.setdefault(c, {}).setdefault(t.emotion, 0)
+                left_out[c][t.emotion] += 1
+                continue
+            takes.append(dataclasses.replace(t, dataset=c, speaker=qualify(c, t.speaker), emotion=target))
+    for c in bundles:
+        if not any(t.dataset == c for t in takes):
+            raise DatasetError(f"corpus {c}: no clip has a label of the space {list(space.labels.emotions)}",
+                               bundles[c].root)
+    tables = next(iter(bundles.values())).tables
+    root = Path(os.path.commonpath([str(Path(s.root).resolve()) for s in specs]))
+    bundle = DataBundle("+".join(bundles), root, takes, space.labels, tables, skipped)
+    bundle.corpora = Corpora(specs, space, takes, left_out, skipped)
+    return bundle
