@@ -3,7 +3,7 @@ next to its in-domain number.
 
     python benchmarks/generalisation.py [--parts extract,copies,crosscorpus,loco,multicorpus,degraded,report]
         [--suite benchmarks/generalisation_suite.toml] [--out docs/results] [--work DIR]
-        [--cache DIR] [--workers 2] [--test-fraction F] [--conditions A,B] [--quick]
+        [--data ../shared/data] [--cache DIR] [--workers 2] [--test-fraction F] [--conditions A,B] [--quick]
 
 The suite -- the recipe, the augmentation, the data, the degraded conditions, the targets -- is data:
 ``benchmarks/generalisation_suite.toml``. Every number is speaker-disjoint and nothing is chosen on a
@@ -91,9 +91,11 @@ class Context:
     def __init__(self, args):
         from avemo import config as cfg
         from avemo.cache import FeatureCache
+        from avemo.models.inputs import InputSpec
         from avemo.training.config import ChannelAugmentConfig, TrainConfig
 
         self.args, self.quick = args, args.quick
+        self.variants = [v for v in VARIANTS if v in args.variants.split(",")]
         self.suite = cfg.load_file(args.suite)
         recipe = dict(self.suite["recipe"])
         self.degraded = dict(self.suite["degraded"])
@@ -116,11 +118,9 @@ class Context:
         self.channels = cfg.from_dict(ChannelAugmentConfig, channels, where="augment.channels")
         self.cache = FeatureCache(args.cache)
         self.work, self.out, self.workers = args.work, args.out, args.workers
-        self.roots = {k: (REPO / v).resolve() for k, v in self.suite["data"].items()
+        self.roots = {k: (args.data / v).resolve() for k, v in self.suite["data"].items()
                       if k in ("ravdess", "emodb_dev", "crema_d")}
         self._data: dict[str, Any] = {}
-        from avemo.models.inputs import InputSpec
-
         self.audio_specs = {"audio": InputSpec("audio", self.feature, {}, (None,), "vector")}  # what the recipe reads
 
     def data(self, name: str):
@@ -183,8 +183,8 @@ def part_crosscorpus(ctx: Context) -> None:
     rav = ctx.data("ravdess")
     train = [t for t in rav.takes if t.speaker not in ctx.ravdess_val]
     val = [t for t in rav.takes if t.speaker in ctx.ravdess_val]
-    out = {}
-    for variant in VARIANTS:
+    out = load(ctx.work / "crosscorpus.pkl", {})
+    for variant in ctx.variants:
         ckpt = ctx.fit(rav, train, val, ctx.work / "runs" / f"ravdess_{variant}", variant)
         out[variant] = {target: ctx.score(ckpt, ctx.data(target)) for target in ("emodb", "crema_d")}
         log("crosscorpus " + variant + ": " + ", ".join(
@@ -196,8 +196,8 @@ def part_loco(ctx: Context) -> None:
     """Leave one corpus out with RAVDESS and EmoDB-dev: train on one, test on the other."""
     rav, emo = ctx.data("ravdess"), ctx.data("emodb")
     emo_val = [emo.speakers[-1]]
-    out = {}
-    for variant in VARIANTS:
+    out = load(ctx.work / "loco.pkl", {})
+    for variant in ctx.variants:
         to_emodb = ctx.fit(rav, [t for t in rav.takes if t.speaker not in ctx.ravdess_val],
                            [t for t in rav.takes if t.speaker in ctx.ravdess_val],
                            ctx.work / "runs" / f"ravdess_{variant}", variant)
@@ -214,10 +214,9 @@ def part_loco(ctx: Context) -> None:
 # ----------------------------------------------------------------------------- multi-corpus
 def part_multicorpus(ctx: Context) -> None:
     """RAVDESS + EmoDB-dev in one label space, leave one EmoDB speaker out."""
-    from avemo.training.corpora import CorpusSpec, load_corpora, qualify
-
     from avemo.metrics import compute_metrics, expected_calibration_error
     from avemo.training import train_run
+    from avemo.training.corpora import CorpusSpec, load_corpora, qualify
     from avemo.training.scoring import CALIBRATION_BINS
 
     rav, emo = ctx.data("ravdess"), ctx.data("emodb")
@@ -226,8 +225,9 @@ def part_multicorpus(ctx: Context) -> None:
     keep = {t.key for t in rav.takes} | {t.key for t in emo.takes}  # the --quick subset of clips
     data.takes = [t for t in data.takes if f"{t.dataset}:{t.take}" in keep or not ctx.quick]
     val_ids = {qualify("ravdess", s) for s in ctx.ravdess_val}
-    out = {"folds": {}, "label_space": list(data.labels.emotions)}
-    for variant in VARIANTS:
+    out = load(ctx.work / "multicorpus.pkl", {"folds": {}})
+    out["label_space"] = list(data.labels.emotions)
+    for variant in ctx.variants:
         probs, labels, folds = [], [], {}
         for speaker in emo.speakers:
             test_id = qualify("emodb", speaker)
@@ -340,27 +340,27 @@ def part_degraded(ctx: Context) -> None:
     for fold, (train, val, test) in _folds(ctx):
         talkers = babble_talkers(train, seed, talkers_needed(ctx.degraded["conditions"]))
         chosen = degraded_test(ctx, test)
-        ckpts = {v: ctx.fit(rav, train, val, ctx.work / "runs" / f"fold{fold.number}_{v}", v) for v in VARIANTS}
+        ckpts = {v: ctx.fit(rav, train, val, ctx.work / "runs" / f"fold{fold.number}_{v}", v) for v in ctx.variants}
         entry = res.setdefault(fold.number, {"test_speakers": list(fold.test), "talkers": list(talkers),
                                              "degraded_takes": [t.key for t in chosen], "scores": {}})
-        for v in VARIANTS:
+        for v in ctx.variants:
             if "clean_full" not in entry["scores"].setdefault(v, {}):
                 entry["scores"][v]["clean_full"] = ctx.score(ckpts[v], rav, test)
                 entry["scores"][v]["clean"] = ctx.score(ckpts[v], rav, chosen)
         save(path, res)
         log(f"degraded fold {fold.number} clean: " + ", ".join(
-            f"{v} {pct(entry['scores'][v]['clean_full']['accuracy'])}" for v in VARIANTS))
+            f"{v} {pct(entry['scores'][v]['clean_full']['accuracy'])}" for v in ctx.variants))
         folds.append((entry, ckpts, talkers, chosen))
     for condition in ctx.degraded["conditions"]:
         for entry, ckpts, talkers, chosen in folds:
-            for v in VARIANTS:
+            for v in ctx.variants:
                 if condition not in entry["scores"][v]:
                     entry["scores"][v][condition] = ctx.score(ckpts[v], rav, chosen,
                                                               perturb_of(condition, seed, talkers))
             save(path, res)
         s = degraded_summary(res, [condition])
         log(f"degraded {condition}: " + ", ".join(
-            f"{v} {pct(s[v]['conditions'].get(condition, {}).get('accuracy'))}" for v in VARIANTS))
+            f"{v} {pct(s[v]['conditions'].get(condition, {}).get('accuracy'))}" for v in ctx.variants))
 
 
 # ----------------------------------------------------------------------------- report
@@ -461,7 +461,7 @@ def part_report(ctx: Context) -> None:
                   "Trained on every RAVDESS speaker but the validation speakers "
                   f"{ctx.ravdess_val}; scored over the labels each test corpus shares with RAVDESS "
                   "(RAVDESS calm counted as neutral, EmoDB boredom left out).", ""]
-        for v in VARIANTS:
+        for v in (vs := [v for v in VARIANTS if v in cross]):
             lines += [f"**{v}**", "", *EVAL_HEAD]
             for target, e in cross[v].items():
                 lines.append(_eval_row(target, e))
@@ -476,15 +476,15 @@ def part_report(ctx: Context) -> None:
             lines += ["", f"Confusion, EmoDB-dev ({v}):", "", *_confusion(cross[v]["emodb"]), "",
                       f"Figures: `generalisation/ravdess_to_emodb_{v}_confusion.png`, "
                       f"`generalisation/ravdess_to_emodb_{v}_reliability.png` (and `..._crema_d_...`).", ""]
-        best = max(cross[v]["emodb"]["uar"] for v in VARIANTS)
+        best = max(cross[v]["emodb"]["uar"] for v in vs)
         answers.append(f"- **RAVDESS -> EmoDB-dev UAR** (target >= {targets['ravdess_to_emodb_uar']:.0f} %): "
-                       + ", ".join(f"{v} {pct(cross[v]['emodb']['uar'])} %" for v in VARIANTS)
+                       + ", ".join(f"{v} {pct(cross[v]['emodb']['uar'])} %" for v in vs)
                        + f" -- {_verdict(best, targets['ravdess_to_emodb_uar'])}.")
         summary["crosscorpus"] = cross
     if loco:
         lines += ["## Leave one corpus out (RAVDESS, EmoDB-dev)", "",
-                  f"EmoDB-dev trains with validation speaker {loco[VARIANTS[0]]['emodb_val_speakers']}.", ""]
-        for v in VARIANTS:
+                  f"EmoDB-dev trains with validation speaker {next(iter(loco.values()))['emodb_val_speakers']}.", ""]
+        for v in [v for v in VARIANTS if v in loco]:
             lines += [f"**{v}**", "", *EVAL_HEAD]
             lines += [_eval_row(k, e) for k, e in loco[v].items() if isinstance(e, dict)]
             lines.append("")
@@ -517,7 +517,7 @@ def part_report(ctx: Context) -> None:
                   f"Built-in plan `{ctx.suite['data']['ravdess_plan']}` (5 folds of 4 test speakers, 2 validation "
                   f"speakers from the training speakers); {n_full} test clips over the folds.", "",
                   "| variant | folds | accuracy | per fold | UAR | macro-F1 |", "|---|---|---|---|---|---|"]
-        for v in VARIANTS:
+        for v in (vs := [v for v in VARIANTS if s[v]["fold_accuracy"]]):
             r = s[v]
             lines.append(f"| {v} | {len(r['fold_accuracy'])} | {pct(r['mean_accuracy'])} ± {pct(r['std_accuracy'])} | "
                          + ", ".join(pct(a) for a in r["fold_accuracy"]) + f" | {pct(r['mean_uar'])} | "
@@ -526,9 +526,9 @@ def part_report(ctx: Context) -> None:
                 plot_confusion(r["confusion"], r["labels"], figures / f"ravdess_5fold_{v}_confusion.png",
                                title=f"RAVDESS 5-fold, audio only ({v})")
         lines.append("")
-        best = max((s[v]["mean_accuracy"] or 0.0) for v in VARIANTS)
+        best = max((s[v]["mean_accuracy"] or 0.0) for v in vs)
         answers.append(f"- **RAVDESS 5-fold, audio only** (target >= {targets['ravdess_5fold_audio']:.0f} %): "
-                       + ", ".join(f"{v} {pct(s[v]['mean_accuracy'])} %" for v in VARIANTS)
+                       + ", ".join(f"{v} {pct(s[v]['mean_accuracy'])} %" for v in vs)
                        + f" over {len(s['plain']['fold_accuracy'])} folds -- "
                        f"{_verdict(best if s['plain']['fold_accuracy'] else None, targets['ravdess_5fold_audio'])}."
                        " Audio + AU: not run by this benchmark (see `ravdess_au.md`).")
@@ -539,27 +539,27 @@ def part_report(ctx: Context) -> None:
                   f"(seed {ctx.degraded['seed']}; babble: clips of the fold's training speakers only, one per speaker). "
                   "Accuracy pooled over the folds' degraded clips; drop = clean accuracy on the same clips minus the "
                   "degraded accuracy (points).", "",
-                  "| condition | " + " | ".join(f"{v} accuracy | {v} drop" for v in VARIANTS) + " |",
-                  "|---" * (1 + 2 * len(VARIANTS)) + "|",
-                  "| clean | " + " | ".join(f"{pct(s[v]['clean_degraded_clips'])} | 0.0" for v in VARIANTS) + " |"]
+                  "| condition | " + " | ".join(f"{v} accuracy | {v} drop" for v in vs) + " |",
+                  "|---" * (1 + 2 * len(vs)) + "|",
+                  "| clean | " + " | ".join(f"{pct(s[v]['clean_degraded_clips'])} | 0.0" for v in vs) + " |"]
         for c in conditions:
-            if all(c in s[v]["conditions"] for v in VARIANTS):
+            if all(c in s[v]["conditions"] for v in vs):
                 lines.append(f"| {c} | " + " | ".join(
                     f"{pct(s[v]['conditions'][c]['accuracy'])} | {100 * s[v]['conditions'][c]['drop']:.1f}"
-                    for v in VARIANTS) + " |")
+                    for v in vs) + " |")
         lines.append("")
-        for v in VARIANTS:
+        for v in vs:
             r = s[v]
             if r["mean_drop"] is not None:
                 lines.append(f"- {v}: mean drop {100 * r['mean_drop']:.1f} points over {len(r['conditions'])} "
                              f"conditions; worst {r['worst']} ({100 * r['conditions'][r['worst']]['drop']:.1f} points)"
                              + (f"; not measured: {', '.join(r['missing'])}" if r["missing"] else "") + ".")
         lines.append("")
-        drops = [s[v]["mean_drop"] for v in VARIANTS if s[v]["mean_drop"] is not None]
+        drops = [s[v]["mean_drop"] for v in vs if s[v]["mean_drop"] is not None]
         if drops:
             answers.append(f"- **Degraded audio mean drop** (target <= {targets['degraded_mean_drop']:.0f} points): "
                            + ", ".join(f"{v} {100 * s[v]['mean_drop']:.1f} (worst {s[v]['worst']})"
-                                       for v in VARIANTS if s[v]["mean_drop"] is not None)
+                                       for v in vs if s[v]["mean_drop"] is not None)
                            + f" -- {_verdict(min(drops), targets['degraded_mean_drop'], above=False)}.")
         summary["degraded"] = {"summary": s, "folds": deg}
     missing = [p for p, r in (("crosscorpus", cross), ("loco", loco), ("multicorpus", multi), ("degraded", deg)) if not r]
@@ -582,6 +582,8 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", type=Path, default=SUITE)
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("AVEMO_SHARED_DATA", REPO.parent / "shared" / "data")),
+                    help="the shared data folder (the suite's [data] paths are under it)")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "results")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "avemo-generalisation",
                     help="where each part stores its results and checkpoints (resumable)")
@@ -591,6 +593,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=2, help="feature extraction processes")
     ap.add_argument("--test-fraction", type=float, default=None,
                     help="share of each fold's test clips that are degraded (default: the suite's)")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="the recipe without ('plain') and with ('augmented') the channel augmentation")
     ap.add_argument("--conditions", default="",
                     help="comma-separated subset of the suite's degraded conditions (default: all)")
     ap.add_argument("--quick", action="store_true", help="a smoke run on a few clips with a cheap extractor")
