@@ -96,6 +96,7 @@ class Context:
 
         self.args, self.quick = args, args.quick
         self.variants = [v for v in VARIANTS if v in args.variants.split(",")]
+        self.degraded_folds = {int(f) for f in args.degraded_folds.split(",") if f.strip()}
         self.suite = cfg.load_file(args.suite)
         recipe = dict(self.suite["recipe"])
         self.degraded = dict(self.suite["degraded"])
@@ -139,6 +140,10 @@ class Context:
                 bundle.takes = [t for takes in by.values() for t in takes[::every]]
             self._data[name] = bundle
         return self._data[name]
+
+    def is_degraded(self, fold: int) -> bool:
+        """Whether fold ``fold`` is scored on degraded audio and trained with augmentation (``--degraded-folds``)."""
+        return not self.degraded_folds or fold in self.degraded_folds
 
     @property
     def ravdess_val(self) -> list[str]:
@@ -286,12 +291,32 @@ def perturb_of(condition: str, seed: int, talkers: tuple[str, ...]) -> dict[str,
     return {"channel": condition, "seed": seed, **extra}
 
 
-def _folds(ctx: Context):
+def _folds(ctx: Context, degraded_only: bool = False):
+    """The RAVDESS folds (only those of ``--degraded-folds`` with ``degraded_only``) and their splits."""
     from avemo.datasets import split
 
     rav = ctx.data("ravdess")
     for fold in ctx.ravdess_folds():
-        yield fold, split(rav.takes, fold, extra="drop")
+        if not degraded_only or ctx.is_degraded(fold.number):
+            yield fold, split(rav.takes, fold, extra="drop")
+
+
+def _fit(ctx: Context, task: tuple) -> Path:
+    return ctx.fit(*task)
+
+
+def fit_in_parallel(ctx: Context, tasks: list[tuple]) -> None:
+    """``ctx.fit`` of every task, on ``--workers`` processes (each trains alone: one torch thread)."""
+    todo = [t for t in tasks if not (t[3] / "checkpoint.json").exists()]
+    if ctx.workers <= 1 or len(todo) <= 1:
+        for task in todo:
+            ctx.fit(*task)
+        return
+    import functools
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(ctx.workers) as pool:
+        list(pool.map(functools.partial(_fit, ctx), todo))
 
 
 def part_extract(ctx: Context) -> None:
@@ -301,7 +326,7 @@ def part_extract(ctx: Context) -> None:
 
     seed = int(ctx.degraded["seed"])
     folds = [(babble_talkers(train, seed, talkers_needed(ctx.degraded["conditions"])), degraded_test(ctx, test))
-             for _fold, (train, _val, test) in _folds(ctx)]
+             for _fold, (train, _val, test) in _folds(ctx, degraded_only=True)]
     for condition in ctx.degraded["conditions"]:  # condition by condition: an interrupted run has whole ones
         t0 = time.perf_counter()
         batches: dict[str, tuple[dict, list]] = {}
@@ -314,19 +339,28 @@ def part_extract(ctx: Context) -> None:
 
 
 def part_copies(ctx: Context) -> None:
-    """The augmentation copies of every RAVDESS training set of ``crosscorpus`` and ``degraded``, ahead
-    of their training (the same copies :func:`~avemo.training.channel_copies.channel_copies` makes there)."""
-    from avemo.training.channel_copies import channel_copies
-    from avemo.training.data import gather
+    """The augmentation copies of every RAVDESS training set of ``degraded`` and ``crosscorpus``, ahead
+    of their training: the copies :func:`~avemo.training.channel_copies.channel_copies` makes there,
+    each extracted once (``--shard I/N``: the I-th of N disjoint shares, for N processes side by side)."""
+    from avemo.extraction import ExtractorSpec, extract_file
+    from avemo.training.channel_copies import plan_copies
 
     rav = ctx.data("ravdess")
-    sets = [("all but the validation speakers", [t for t in rav.takes if t.speaker not in ctx.ravdess_val])]
-    sets += [(f"fold {f.number}", train) for f, (train, _val, _test) in _folds(ctx)]
-    for name, train in sets:
-        t0 = time.perf_counter()
-        clean = gather(train, ctx.audio_specs, cache=ctx.cache, workers=ctx.workers)
-        _, report = channel_copies(clean, ctx.audio_specs, ctx.channels, cache=ctx.cache)
-        log(f"copies of RAVDESS {name}: {report.copies} ({time.perf_counter() - t0:.0f} s)")
+    sets = [train for _f, (train, _val, _test) in _folds(ctx, degraded_only=True)]
+    sets.append([t for t in rav.takes if t.speaker not in ctx.ravdess_val])
+    unique = {}
+    for train in sets:
+        for copy in plan_copies(train, ctx.channels)[0]:
+            unique.setdefault((copy.take.key, json.dumps(copy.perturb(ctx.channels.seed), sort_keys=True)), copy)
+    index, count = (int(x) for x in ctx.args.shard.split("/"))
+    mine = [unique[k] for k in sorted(unique)][index::count]
+    t0 = time.perf_counter()
+    for n, copy in enumerate(mine, 1):
+        spec = ExtractorSpec.of(ctx.feature, perturb=copy.perturb(ctx.channels.seed))
+        extract_file(copy.take["audio"].path, [spec.build()], ctx.cache)
+        if n % 50 == 0:
+            log(f"copies {n} / {len(mine)} ({time.perf_counter() - t0:.0f} s)")
+    log(f"copies: {len(mine)} of {len(unique)} ({time.perf_counter() - t0:.0f} s)")
 
 
 def part_degraded(ctx: Context) -> None:
@@ -336,24 +370,33 @@ def part_degraded(ctx: Context) -> None:
     res = load(path, {})
     seed = int(ctx.degraded["seed"])
     rav = ctx.data("ravdess")
+    fit_in_parallel(ctx, [(rav, train, val, ctx.work / "runs" / f"fold{fold.number}_{v}", v)
+                          for fold, (train, val, _test) in _folds(ctx)
+                          for v in ctx.variants if ctx.is_degraded(fold.number) or v == "plain"])
     folds = []
     for fold, (train, val, test) in _folds(ctx):
         talkers = babble_talkers(train, seed, talkers_needed(ctx.degraded["conditions"]))
         chosen = degraded_test(ctx, test)
-        ckpts = {v: ctx.fit(rav, train, val, ctx.work / "runs" / f"fold{fold.number}_{v}", v) for v in ctx.variants}
-        entry = res.setdefault(fold.number, {"test_speakers": list(fold.test), "talkers": list(talkers),
-                                             "degraded_takes": [t.key for t in chosen], "scores": {}})
-        for v in ctx.variants:
-            if "clean_full" not in entry["scores"].setdefault(v, {}):
-                entry["scores"][v]["clean_full"] = ctx.score(ckpts[v], rav, test)
-                entry["scores"][v]["clean"] = ctx.score(ckpts[v], rav, chosen)
+        degraded = ctx.is_degraded(fold.number)
+        variants = ctx.variants if degraded else [v for v in ctx.variants if v == "plain"]
+        ckpts = {v: ctx.fit(rav, train, val, ctx.work / "runs" / f"fold{fold.number}_{v}", v) for v in variants}
+        entry = res.setdefault(fold.number, {"test_speakers": list(fold.test), "scores": {}})
+        if degraded:
+            entry.update(talkers=list(talkers), degraded_takes=[t.key for t in chosen])
+        for v in variants:
+            scores = entry["scores"].setdefault(v, {})
+            if "clean_full" not in scores:
+                scores["clean_full"] = ctx.score(ckpts[v], rav, test)
+            if degraded and "clean" not in scores:
+                scores["clean"] = ctx.score(ckpts[v], rav, chosen)
         save(path, res)
         log(f"degraded fold {fold.number} clean: " + ", ".join(
-            f"{v} {pct(entry['scores'][v]['clean_full']['accuracy'])}" for v in ctx.variants))
-        folds.append((entry, ckpts, talkers, chosen))
+            f"{v} {pct(entry['scores'][v]['clean_full']['accuracy'])}" for v in variants))
+        if degraded:
+            folds.append((entry, ckpts, talkers, chosen))
     for condition in ctx.degraded["conditions"]:
         for entry, ckpts, talkers, chosen in folds:
-            for v in ctx.variants:
+            for v in ckpts:
                 if condition not in entry["scores"][v]:
                     entry["scores"][v][condition] = ctx.score(ckpts[v], rav, chosen,
                                                               perturb_of(condition, seed, talkers))
@@ -595,6 +638,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="share of each fold's test clips that are degraded (default: the suite's)")
     ap.add_argument("--variants", default=",".join(VARIANTS),
                     help="the recipe without ('plain') and with ('augmented') the channel augmentation")
+    ap.add_argument("--degraded-folds", default="",
+                    help="comma-separated RAVDESS folds scored on degraded audio and trained with augmentation "
+                         "(default: all); the others give the in-domain clean number only")
+    ap.add_argument("--shard", default="0/1", help="copies part: do the I-th of N disjoint shares (I/N)")
     ap.add_argument("--conditions", default="",
                     help="comma-separated subset of the suite's degraded conditions (default: all)")
     ap.add_argument("--quick", action="store_true", help="a smoke run on a few clips with a cheap extractor")
