@@ -490,6 +490,8 @@ def part_report(ctx: Context) -> None:
              f"{json.dumps(ctx.suite['quick' if ctx.quick else 'recipe']['train'])}; augmentation (variant "
              "'augmented'): `TrainConfig.augment.channels` " + json.dumps({k: v for k, v in
                                                                          vars(ctx.channels).items()}),
+             f"- Degraded-audio settings of this report: test fraction {ctx.degraded['test_fraction']}, folds "
+             f"{sorted(ctx.degraded_folds) or 'all'}, conditions {', '.join(ctx.degraded['conditions'])}",
              "- Protocol: every number is speaker-disjoint; validation speakers are training-side speakers; the "
              "recipe's hyper-parameters were chosen on validation data, never on a test corpus, fold or speaker. "
              f"ECE: {CALIBRATION_BINS} equal-width confidence bins.", ""]
