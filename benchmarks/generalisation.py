@@ -608,8 +608,19 @@ def part_report(ctx: Context) -> None:
                            + f" -- {_verdict(min(drops), targets['degraded_mean_drop'], above=False)}.")
         summary["degraded"] = {"summary": s, "folds": deg}
     missing = [p for p, r in (("crosscorpus", cross), ("loco", loco), ("multicorpus", multi), ("degraded", deg)) if not r]
+    missing += [f"{p} ({v})" for p, r in (("crosscorpus", cross), ("loco", loco), ("multicorpus", (multi or {}).get("folds")))
+                if r for v in VARIANTS if v not in r]
     if missing:
         answers.append(f"- Not run (no result under `--work` when this report was written): {', '.join(missing)}.")
+    notes = list(ctx.suite.get("report", {}).get("notes", []))
+    if deg and float(ctx.degraded["test_fraction"]) < 1:
+        n = degraded_summary(deg, [])["plain"]["n_degraded"]
+        notes.append(f"The degraded conditions were run on {n} test clips (a {pct(float(ctx.degraded['test_fraction']))} % "
+                     "sample of each fold's test speakers' clips): one condition's accuracy has a standard error of "
+                     f"about {100 * np.sqrt(0.7 * 0.3 / max(n, 1)):.0f} points; the drops are paired (same clips) "
+                     "and the mean drop over the conditions is steadier than any one of them.")
+    if notes:
+        lines += ["## Notes", "", *(f"- {n}" for n in notes), ""]
     text = "\n".join(head + ["## Answers", "", *answers, ""] + lines).rstrip() + "\n"
     from avemo.output_file import OutputFile
 
