@@ -479,7 +479,8 @@ def part_report(ctx: Context) -> None:
     deg = load(ctx.work / "degraded.pkl", {})
     figures = ctx.out / "generalisation"
     figures.mkdir(parents=True, exist_ok=True)
-    args = [a for i, a in enumerate(sys.argv[1:], 1) if "--parts" not in (a, sys.argv[i - 1])]
+    scratch = ("--parts", "--work")  # which parts wrote the results, and where, do not change them
+    args = [a for i, a in enumerate(sys.argv[1:], 1) if not {a, sys.argv[i - 1]} & set(scratch)]
     command = " ".join(["python benchmarks/generalisation.py", *(shlex.quote(a) for a in args)])
     lines = ["# Generalisation: cross-corpus, multi-corpus, degraded audio, in-domain", "",
              f"- Command: `{command}` (parts: {', '.join(PARTS[:-1])}; each stores its results under `--work`)",
