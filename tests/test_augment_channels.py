@@ -179,3 +179,15 @@ def test_training_copies_only_training_speakers(tmp_path, monkeypatch):
     assert {t.speaker for t in seen[0].takes} == {"00", "01"}
     train_run("egemaps_mlp", data, train_config=TrainConfig(epochs=1), **common)
     assert len(seen) == 1  # off by default: no copies
+
+
+def test_a_perturbed_entry_is_read_with_the_wrapped_extractors_view():
+    from avemo.features.audio.perturb import Perturbed
+    from avemo.features.base import get_extractor
+
+    means = np.arange(14, dtype=np.float32).reshape(7, 2)
+    mean = Perturbed(get_extractor("whisper_base"), channel="gain_-6db", item=3)
+    concat = Perturbed(get_extractor("whisper_base", combine="concat"), channel="gain_-6db", item=3)
+    assert mean.cache_spec() == concat.cache_spec()  # one stored entry serves both
+    np.testing.assert_array_equal(mean.view({"layer_means": means})["x"], means.mean(axis=0))
+    np.testing.assert_array_equal(concat.view({"layer_means": means})["x"], means.reshape(-1))

@@ -43,8 +43,8 @@ class ChannelAugmentConfig:
       ``reverb_rooms`` rooms, a gain in ``gain_db`` dB.
     * ``seed`` draws everything; a copy's channel seed is ``seed`` and its item CRC32 of
       ``"clip id/slot"``, so a copy is the same in every run and is found in the feature cache.
-    * ``corpora``: the datasets (reader names) whose clips get copies in a multi-corpus run;
-      empty: all.
+    * ``corpora``: the corpora whose clips get copies (``Take.dataset``: the reader name, or the
+      corpus name in a multi-corpus run); empty: all.
 
     The defaults are the recipe chosen on validation data with a linear head on Whisper features.
     """

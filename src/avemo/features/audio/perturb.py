@@ -145,8 +145,7 @@ class Perturbed(AudioExtractor):
         return self.inner.feature_names()
 
     def view(self, feats: Features) -> Features:
-        """The inner extractor's view of a cache entry (an entry is shared by the configs that differ
-        only in its ``view_fields``, e.g. ``whisper_base``'s ``combine``)."""
+        """The wrapped extractor's view of a cache entry (e.g. ``whisper_base``'s ``combine``)."""
         return self.inner.view(feats)
 
     def from_signal(self, y: np.ndarray, sr: int) -> Features:

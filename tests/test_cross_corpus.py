@@ -1,0 +1,268 @@
+"""Cross-corpus evaluation: the comparison map between label sets, probability summing, left-out
+clips, the expected calibration error, and ``avemo evaluate`` of a RAVDESS checkpoint on other corpora."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from avemo.cache import FeatureCache
+from avemo.cli import app, main
+from avemo.datasets import CREMA_D, EMODB, RAVDESS, Fold, comparison_map, label_set_for, split
+from avemo.errors import ConfigError
+from avemo.metrics import expected_calibration_error, reliability_bins
+from avemo.plots import plot_reliability
+from avemo.training import TrainConfig, evaluate_checkpoint, load_data, train_run
+
+FOLDER = label_set_for("folder", ["angry", "happy", "sad", "neutral", "contempt"])
+SETS = {"ravdess": RAVDESS, "crema_d": CREMA_D, "emodb": EMODB, "folder": FOLDER}
+SIX = {"angry", "disgust", "fearful", "happy", "sad", "neutral"}
+EXPECTED_SCORED = {
+    frozenset({"ravdess", "crema_d"}): SIX,
+    frozenset({"ravdess", "emodb"}): SIX,
+    frozenset({"crema_d", "emodb"}): SIX,
+    frozenset({"ravdess", "folder"}): {"angry", "happy", "sad", "neutral"},
+    frozenset({"crema_d", "folder"}): {"angry", "happy", "sad", "neutral"},
+    frozenset({"emodb", "folder"}): {"angry", "happy", "sad", "neutral"},
+}
+
+
+# ------------------------------------------------------------------------------ the map
+
+@pytest.mark.parametrize(("model", "data"), list(itertools.permutations(SETS, 2)))
+def test_comparison_map_of_every_pair(model, data):
+    c = comparison_map(SETS[model], SETS[data])
+    assert set(c.labels) == EXPECTED_SCORED[frozenset({model, data})]
+    assert c.model.source == SETS[model] and c.data.source == SETS[data]
+    assert c.model.target == c.data.target == c.labels
+    assert list(c.labels) == [e for e in dict.fromkeys(c.data.mapping.values()) if e is not None]  # corpus order
+    for side in (c.model, c.data):
+        assert set(side.mapping) == set(side.source)
+        for source, target in side.mapping.items():
+            assert target is None or target in c.labels
+            if target is None or target != source:
+                assert source in side.notes  # every drop or merge says why
+    calm = "neutral" if "ravdess" in (model, data) else None
+    ravdess_side = c.model if model == "ravdess" else c.data if data == "ravdess" else None
+    if ravdess_side is not None:
+        assert ravdess_side("calm") == calm and ravdess_side("surprised") is None
+        assert "scored as neutral" in ravdess_side.notes["calm"]
+    emodb_side = c.model if model == "emodb" else c.data if data == "emodb" else None
+    if emodb_side is not None:
+        assert emodb_side("boredom") is None
+    assert not c.identity
+
+
+def test_same_label_set_compares_one_to_one():
+    c = comparison_map("ravdess", "ravdess")
+    assert c.identity and c.labels.emotions == RAVDESS.emotions
+    assert c.model.dropped == c.data.dropped == () and c.model("calm") == "calm"
+    probs = np.random.default_rng(0).dirichlet(np.ones(8), size=5)
+    np.testing.assert_allclose(c.probabilities(probs), probs)
+
+
+def test_to_dict_writes_both_directions_and_notes():
+    d = comparison_map("ravdess", "emodb").to_dict()
+    assert d["labels"] == ["angry", "disgust", "fearful", "happy", "sad", "neutral"]
+    assert d["mapping"]["model"]["label_set"] == "ravdess" and d["mapping"]["data"]["label_set"] == "emodb"
+    assert d["mapping"]["model"]["map"]["calm"] == "neutral" and d["mapping"]["model"]["map"]["surprised"] is None
+    assert d["mapping"]["data"]["map"]["boredom"] is None and d["mapping"]["data"]["map"]["fearful"] == "fearful"
+    assert set(d["notes"]) == {"calm", "surprised", "boredom"}
+    json.dumps(d)  # plain JSON
+
+
+def test_calm_stays_calm_when_both_sides_have_it():
+    folder = label_set_for("folder", ["calm", "neutral", "happy"])
+    c = comparison_map("ravdess", folder)
+    assert list(c.labels) == ["neutral", "calm", "happy"] and c.model("calm") == "calm"
+
+
+def test_probabilities_are_summed_over_merged_classes_and_renormalised():
+    c = comparison_map("ravdess", "emodb")  # scored: angry, disgust, fearful, happy, sad, neutral
+    # ravdess order: neutral, calm, happy, sad, angry, fearful, disgust, surprised
+    probs = np.array([[0.20, 0.25, 0.05, 0.05, 0.10, 0.05, 0.10, 0.20]])
+    mapped = c.probabilities(probs)
+    expected = np.array([0.10, 0.10, 0.05, 0.05, 0.05, 0.45]) / 0.80
+    np.testing.assert_allclose(mapped, [expected])
+    assert c.labels.emotions[int(mapped.argmax())] == "neutral"  # calm + neutral beats the lone surprised
+    # the arg max is over the mapped classes: surprised (dropped) is the largest source class here
+    probs = np.array([[0.05, 0.05, 0.10, 0.05, 0.15, 0.05, 0.05, 0.50]])
+    assert c.labels.emotions[int(c.probabilities(probs).argmax())] == "angry"
+
+
+def test_probabilities_of_the_wrong_width_are_refused():
+    with pytest.raises(Exception, match=r"expected \(n, 8\) ravdess probabilities"):
+        comparison_map("ravdess", "emodb").probabilities(np.ones((2, 7)) / 7)
+
+
+def test_unmappable_label_sets_name_both_sets_and_the_lone_labels():
+    other = label_set_for("mine", ["contempt", "happy", "pride"])
+    with pytest.raises(ConfigError) as err:
+        comparison_map("emodb", other)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "emodb" in message and "mine" in message and "cannot be compared" in message
+    assert "emodb ['angry', 'boredom', 'disgust', 'fearful', 'sad', 'neutral']" in message
+    assert "mine ['contempt', 'pride']" in message
+
+
+# ------------------------------------------------------------------------------ calibration
+
+def test_ece_on_hand_computed_cases():
+    # two predictions at confidence 0.9 (one right), two at 0.6 (both right):
+    # ECE = 0.5 * |0.5 - 0.9| + 0.5 * |1.0 - 0.6| = 0.4
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.6, 0.4]])
+    y = np.array([0, 1, 1, 0])
+    assert expected_calibration_error(probs, y, bins=15) == pytest.approx(0.4)
+    assert expected_calibration_error(probs, y, bins=1) == pytest.approx(abs(0.75 - 0.75))
+    # perfectly confident and right: 0
+    assert expected_calibration_error(np.eye(3), np.arange(3)) == pytest.approx(0.0)
+    # a confidence on a bin edge falls in the bin it closes: (0.4, 0.6] with 5 bins
+    bins = reliability_bins(np.array([[0.6, 0.4]]), np.array([1]), bins=5)
+    assert [b.count for b in bins] == [0, 0, 1, 0, 0] and bins[2].accuracy == 0.0
+
+
+def test_reliability_bins_cover_every_prediction(tmp_path):
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(4), size=200)
+    y = rng.integers(0, 4, size=200)
+    bins = reliability_bins(probs, y)
+    assert len(bins) == 15 and sum(b.count for b in bins) == 200
+    assert bins[0].lower == 0.0 and bins[-1].upper == 1.0
+    for b in bins:
+        if b.count:
+            assert b.lower < b.confidence <= b.upper
+        else:
+            assert b.to_dict()["accuracy"] is None
+    png = plot_reliability(bins, tmp_path / "rel.png", title="t", ece=expected_calibration_error(probs, y))
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="expected"):
+        reliability_bins(probs, y[:10])
+
+
+# ------------------------------------------------------------------------------ a trained checkpoint
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def ravdess_checkpoint(tmp_path_factory, ravdess_speech_root, cache_dir):
+    """A 1-epoch mfcc_cnn1d on 10 clips of each of three RAVDESS speakers (behaviour only, not accuracy)."""
+    root = tmp_path_factory.mktemp("ravdess_small")
+    for spk in ("01", "02", "05"):
+        (root / f"Actor_{spk}").mkdir()
+        for f in sorted((ravdess_speech_root / f"Actor_{spk}").glob("*.flac"))[::6]:
+            (root / f"Actor_{spk}" / f.name).symlink_to(f)
+    data = load_data("ravdess", root)
+    tr, va, _ = split(data.takes, Fold(number=0, test=(), val=("05",), train=("01", "02")))
+    out = tmp_path_factory.mktemp("ckpt") / "run"
+    train_run("mfcc_cnn1d", data, train_takes=tr, val_takes=va, train_config=TrainConfig(epochs=1),
+              cache=FeatureCache(cache_dir), out_dir=out, plots=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_emodb(tmp_path_factory, shared_data):
+    """Two EmoDB-dev clips of each emotion (boredom included), plus a corrupt file."""
+    root = tmp_path_factory.mktemp("emodb_small")
+    files = sorted((shared_data / "emodb_dev" / "wav").glob("*.flac"))
+    for letter in "WLEAFTN":
+        for f in [f for f in files if f.stem[5] == letter][:2]:
+            (root / f.name).symlink_to(f)
+    (root / "08a01Wz.wav").write_bytes(b"RIFF not really a wave file")
+    return root
+
+
+@pytest.mark.shared_data
+def test_evaluate_ravdess_checkpoint_on_emodb(ravdess_checkpoint, small_emodb, cache_dir, tmp_path):
+    data = load_data("emodb", small_emodb)
+    ev = evaluate_checkpoint(ravdess_checkpoint, data, cache=FeatureCache(cache_dir))
+    d = ev.to_dict()
+    assert d["labels"] == ["angry", "disgust", "fearful", "happy", "sad", "neutral"]
+    assert d["left_out"] == {"boredom": 2}
+    assert d["n"] == 12 and np.array(d["confusion"]).shape == (6, 6) and np.array(d["confusion"]).sum() == 12
+    assert d["mapping"]["model"]["map"]["calm"] == "neutral"
+    assert any("08a01Wz" in s.get("take", s.get("file", "")) for s in d["skipped"])
+    assert 0.0 <= d["ece"] <= 1.0 and sum(b["count"] for b in d["reliability"]) == 12
+    np.testing.assert_allclose(ev.probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    assert d["accuracy"] == pytest.approx(np.mean(ev.probabilities.argmax(axis=1) == ev.y_true))
+    assert {k for k in d} >= {"accuracy", "uar", "macro_f1", "n", "labels", "confusion", "mapping", "notes",
+                              "left_out", "skipped", "ece"}
+
+
+@pytest.mark.shared_data
+def test_cli_evaluate_across_corpora(ravdess_checkpoint, small_emodb, cache_dir, shared_data, tmp_path):
+    report = tmp_path / "emodb.json"
+    result = CliRunner().invoke(app, [str(a) for a in (
+        "evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "emodb", "--root", small_emodb,
+        "--json", report, "--plots", tmp_path / "fig", "--cache", cache_dir, "--workers", 1)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "ravdess model on emodb labels" in result.output and "boredom: 2" in result.output
+    assert "calm -> neutral" in result.output
+    d = json.loads(report.read_text())
+    assert d["n"] == 12 and d["left_out"] == {"boredom": 2}
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically
+    for png in ("confusion.png", "reliability.png"):
+        assert (tmp_path / "fig" / png).read_bytes()[:4] == b"\x89PNG"
+
+    report = tmp_path / "crema.json"
+    result = CliRunner().invoke(app, [str(a) for a in (
+        "evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "crema_d",
+        "--root", shared_data / "crema_d", "--json", report, "--cache", cache_dir, "--workers", 1)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    d = json.loads(report.read_text())
+    assert set(d["labels"]) == SIX and d["left_out"] == {} and d["n"] == 12  # 6 audio files + 6 videos' sound
+
+
+def _main(monkeypatch, capsys, *args) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["avemo", *map(str, args)])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    return stop.value.code, capsys.readouterr().err
+
+
+@pytest.mark.shared_data
+def test_cli_refuses_a_corpus_with_nothing_to_score(ravdess_checkpoint, shared_data, cache_dir, tmp_path,
+                                                     monkeypatch, capsys):
+    bored = tmp_path / "bored"
+    bored.mkdir()
+    for f in sorted((shared_data / "emodb_dev" / "wav").glob("08*L*.flac"))[:2]:
+        (bored / f.name).symlink_to(f)
+    code, err = _main(monkeypatch, capsys, "evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "emodb",
+                      "--root", bored, "--cache", cache_dir)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"avemo: error: {bored}: no clip has a label that ravdess can be scored on (boredom: 2")
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("nothing here")
+    code, err = _main(monkeypatch, capsys, "evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "emodb",
+                      "--root", empty, "--cache", cache_dir)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and str(empty) in err
+
+
+@pytest.mark.shared_data
+def test_unmappable_corpus_is_refused_in_one_line(ravdess_checkpoint, shared_data, cache_dir, tmp_path,
+                                                  monkeypatch, capsys):
+    root = tmp_path / "mine"
+    root.mkdir()
+    rows = ["path,emotion,speaker"]
+    for f, emotion in zip(sorted((shared_data / "emodb" / "wav").glob("*.wav")), ("contempt", "pride", "happy"),
+                          strict=True):
+        (root / f.name).symlink_to(f)
+        rows.append(f"{f.name},{emotion},x")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    data = load_data("folder", root, labels_csv=root / "labels.csv")
+    with pytest.raises(ConfigError, match=r"without a partner: .* folder \['contempt', 'pride'\]"):
+        evaluate_checkpoint(ravdess_checkpoint, data, cache=FeatureCache(cache_dir))
+    code, err = _main(monkeypatch, capsys, "evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "folder",
+                      "--root", root, "--labels", root / "labels.csv", "--cache", cache_dir)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "label sets ravdess" in err and "cannot be compared" in err
