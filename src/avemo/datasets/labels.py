@@ -165,9 +165,8 @@ def label_map(source: str | LabelSet, target: str | LabelSet) -> LabelMap:
 
 # --- scoring one label set against another (cross-corpus evaluation) ------------------------
 
-#: emotion -> (the emotion it counts as, why) when the other label set lacks it: to compare a model's
-#: answers with another corpus's labels, and in the shared label space of multi-corpus training
-#: (:mod:`avemo.training.corpora`, which writes the maps into the run's checkpoint)
+#: emotion -> (the emotion it counts as, why) when the other label set lacks it; used only to
+#: compare a model's answers with another corpus's labels, never to relabel training data
 COMPARISON_MERGES: dict[str, tuple[str, str]] = {
     "calm": ("neutral", "calm is a RAVDESS-only category (a low-arousal neutral): scored as neutral "
                         "against a label set without calm"),

@@ -300,7 +300,6 @@ class Corpora:
     space: LabelSpace
     takes: list[Take]
     left_out: dict[str, dict[str, int]]  # corpus -> emotion -> clips without a partner
-    skipped: list[tuple[str, str]]
 
     def to_dict(self) -> dict:
         return {
@@ -342,5 +341,5 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
     tables = next(iter(bundles.values())).tables
     root = Path(os.path.commonpath([str(Path(s.root).resolve()) for s in specs]))
     bundle = DataBundle("+".join(bundles), root, takes, space.labels, tables, skipped)
-    bundle.corpora = Corpora(specs, space, takes, left_out, skipped)
+    bundle.corpora = Corpora(specs, space, takes, left_out)
     return bundle

@@ -512,6 +512,9 @@ def fit_closed_form(model: AvemoModel, train: TensorData, val: TensorData | None
                     on_epoch: Callable[[dict[str, float]], None] | None = None) -> FitResult:
     """Fit a ``closed_form`` model on all of ``train`` at once (on the CPU, in float64: a logistic
     regression), then score the validation speakers once; the history has this one row (epoch 1)."""
+    if config.class_balance == "sampler":
+        raise ConfigError(f"{model.name} is fitted on all clips at once, without a sampler: use sample weights "
+                          "(balance = \"corpus_class\") instead of class_balance = \"sampler\"")
     t0 = time.perf_counter()
     model.to("cpu")
     inputs, targets = as_batch(train)

@@ -1,0 +1,334 @@
+"""Multi-corpus training (label spaces, qualified speakers, balance weights, masked softmax) and
+the closed-form ``whisper_logreg`` head (fit, checkpoint, ONNX export, concatenated Whisper input)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from avemo.datasets.labels import EMODB, RAVDESS, LabelSet
+from avemo.errors import ConfigError
+from avemo.features import get_extractor
+from avemo.models import create_model
+from avemo.models.batching import TensorData
+from avemo.models.checkpoint import load_checkpoint, save_checkpoint
+from avemo.models.normalization import ArraySet, Normalizer
+from avemo.training import TrainConfig
+from avemo.training.corpora import (
+    CorpusObjective,
+    balance_weights,
+    build_label_space,
+    qualify_speakers,
+    read_corpora_file,
+)
+from avemo.training.trainer import fit, predict_proba
+
+SHARED_6 = ["neutral", "happy", "sad", "angry", "fearful", "disgust"]
+
+
+# ----------------------------------------------------------------------------- label spaces
+def test_shared_space_of_ravdess_and_emodb_merges_calm_and_leaves_out_the_lone_labels():
+    space = build_label_space({"ravdess": RAVDESS, "emodb": EMODB}, "shared")
+    assert list(space.labels.emotions) == SHARED_6
+    assert space.maps["ravdess"]["calm"] == "neutral" and space.maps["ravdess"]["neutral"] == "neutral"
+    assert space.maps["ravdess"]["surprised"] is None and space.maps["emodb"]["boredom"] is None
+    assert not space.masked and space.allowed_matrix(["ravdess", "emodb"]).all()
+    json.dumps(space.to_dict())  # goes into the checkpoint
+
+
+def test_union_masked_space_keeps_every_label_and_masks_per_corpus():
+    space = build_label_space({"ravdess": RAVDESS, "emodb": EMODB}, "union_masked")
+    assert set(space.labels.emotions) == set(RAVDESS.emotions) | set(EMODB.emotions)
+    assert space.masked and space.maps["ravdess"]["calm"] == "calm"
+    allowed = space.allowed_matrix(["ravdess", "emodb"])
+    labels = list(space.labels.emotions)
+    assert not allowed[0, labels.index("boredom")] and allowed[1, labels.index("boredom")]
+    assert not allowed[1, labels.index("calm")] and not allowed[1, labels.index("surprised")]
+    assert allowed.sum(axis=1).tolist() == [len(RAVDESS), len(EMODB)]
+
+
+def test_label_sets_that_cannot_meet_are_refused_in_one_line_naming_both():
+    a, b = LabelSet("mine", ("joy", "anger_x")), LabelSet("theirs", ("neutral", "sad", "angry"))
+    with pytest.raises(ConfigError) as err:
+        build_label_space({"mine": a, "theirs": b}, "shared")
+    text = str(err.value)
+    assert "\n" not in text and "mine" in text and "theirs" in text and "joy" in text and "neutral" in text
+
+
+def test_unknown_label_space_is_refused():
+    with pytest.raises(ConfigError, match="union_masked"):
+        build_label_space({"ravdess": RAVDESS, "emodb": EMODB}, "union")
+
+
+# ----------------------------------------------------------------------------- masked loss, weights
+def test_masked_loss_equals_cross_entropy_of_the_restricted_softmax():
+    torch.manual_seed(0)
+    logits = torch.randn(5, 4)
+    allowed = torch.tensor([[True, True, True, True], [True, False, True, False]])
+    objective = CorpusObjective(("a", "b"), torch.ones(2, 4), allowed)
+    targets = torch.tensor([[0, 0], [2, 1], [0, 1], [3, 0], [2, 1]])
+    expected = []
+    for (y, g), row in zip(targets.tolist(), logits, strict=True):
+        keep = allowed[g].nonzero().flatten()
+        expected.append(F.cross_entropy(row[keep][None], (keep == y).nonzero().flatten()))
+    assert torch.allclose(objective.loss(logits, targets), torch.stack(expected).mean(), atol=1e-6)
+
+
+def test_weights_scale_each_clip_cross_entropy():
+    logits = torch.randn(3, 3)
+    weights = torch.tensor([[1.0, 2.0, 3.0]])
+    objective = CorpusObjective(("a",), weights, torch.ones(1, 3, dtype=torch.bool))
+    targets = torch.tensor([[0, 0], [1, 0], [2, 0]])
+    ce = F.cross_entropy(logits, targets[:, 0], reduction="none")
+    assert torch.allclose(objective.loss(logits, targets), (ce * weights[0]).mean())
+
+
+@pytest.mark.parametrize("balance", ["none", "corpus", "corpus_class", "auto"])
+def test_balance_weights_sum_as_specified(balance):
+    corpora = ["r"] * 12 + ["e"] * 4
+    labels = np.array([0] * 6 + [1] * 4 + [2] * 2 + [0] * 3 + [1])
+    table = balance_weights(corpora, labels, 3, balance)
+    g = np.array([0] * 12 + [1] * 4)
+    w = table[g, labels]
+    assert np.isclose(w.mean(), 1.0)  # scaled to mean 1
+    if balance == "none":
+        assert np.allclose(w, 1.0)
+    if balance in ("corpus", "auto"):  # auto = corpus with several corpora
+        assert np.isclose(w[g == 0].sum(), w[g == 1].sum())
+    if balance == "corpus_class":
+        cells = {(c, y): w[(g == c) & (labels == y)].sum() for c, y in set(zip(g, labels, strict=True))}
+        assert np.allclose(list(cells.values()), next(iter(cells.values())))
+
+
+def test_corpus_weight_multiplies_its_clips():
+    corpora, labels = ["a", "a", "b", "b"], np.array([0, 1, 0, 1])
+    table = balance_weights(corpora, labels, 2, "corpus", {"b": 3.0})
+    assert np.isclose(table[1].sum() / table[0].sum(), 3.0)
+
+
+# ----------------------------------------------------------------------------- speakers, corpora file
+def test_qualified_speakers_and_ambiguous_ids():
+    known = ["emodb:03", "emodb:08", "ravdess:01", "ravdess:03"]
+    assert qualify_speakers(["08", "ravdess:03", "01"], known) == ["emodb:08", "ravdess:03", "ravdess:01"]
+    with pytest.raises(ConfigError, match="ambiguous.*emodb:03, ravdess:03"):
+        qualify_speakers(["03"], known)
+    with pytest.raises(ConfigError, match="no corpus"):
+        qualify_speakers(["99"], known)
+
+
+def test_corpora_file(tmp_path):
+    path = tmp_path / "corpora.toml"
+    path.write_text('[[corpora]]\ndataset = "ravdess"\nroot = "r"\n\n'
+                    '[[corpora]]\ndataset = "emodb"\nroot = "/data/e"\nspeakers = ["03", "08"]\nweight = 2.0\n')
+    a, b = read_corpora_file(path)
+    assert (a.dataset, a.root, a.weight, a.speakers) == ("ravdess", tmp_path / "r", 1.0, None)
+    assert (b.corpus, str(b.root), b.speakers, b.weight) == ("emodb", "/data/e", ("03", "08"), 2.0)
+    path.write_text('[[corpora]]\ndataset = "ravdess"\nroot = "r"\nrate = 3\n')
+    with pytest.raises(ConfigError, match="unknown keys"):
+        read_corpora_file(path)
+
+
+# ----------------------------------------------------------------------------- whisper_logreg
+def _separable(n=60, d=12, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    centres = rng.normal(0, 4, (classes, d))
+    return (centres[y] + rng.normal(0, 1, (n, d))).astype(np.float32), y
+
+
+def _data(x, y, spec_name="audio", specs=None, groups=None):
+    return TensorData({spec_name: list(x)}, y, specs, groups=groups)
+
+
+def test_whisper_logreg_learns_a_separable_problem_in_closed_form():
+    x, y = _separable(d=512)
+    model = create_model("whisper_logreg", num_classes=3, combine="mean", C=1.0)
+    data = _data(x, y, specs=model.inputs)
+    result = fit(model, data, data, TrainConfig(epochs=50), labels=["a", "b", "c"])
+    assert result.epochs_run == 1 and len(result.history) == 1  # no epochs: one closed-form fit
+    assert (predict_proba(model, data).argmax(1) == y).all()
+
+
+def test_whisper_logreg_penalty_shrinks_the_weights_with_smaller_c():
+    x, y = _separable(d=512)
+    norms = []
+    for c in (1e-3, 1.0):
+        model = create_model("whisper_logreg", num_classes=3, combine="mean", C=c)
+        model.fit_closed_form({"audio": torch.from_numpy(x)}, torch.from_numpy(y))
+        norms.append(float(model.head.weight.detach().norm()))
+    assert norms[0] < norms[1]
+
+
+def test_whisper_logreg_masked_fit_never_predicts_a_label_its_only_corpus_lacks():
+    x, y = _separable(d=512)
+    model = create_model("whisper_logreg", num_classes=3, combine="mean", C=1.0)
+    keep = y != 2  # class 2 has no clips; the corpus cannot express it
+    allowed = torch.tensor([[True, True, False]]).repeat(int(keep.sum()), 1)
+    model.fit_closed_form({"audio": torch.from_numpy(x[keep])}, torch.from_numpy(y[keep]), allowed=allowed)
+    assert torch.isfinite(model.head.weight).all()
+
+
+def test_epoch_trained_model_accepts_corpus_targets():
+    x, y = _separable(d=88)
+    model = create_model("egemaps_mlp", num_classes=3)
+    groups = (np.arange(len(y)) % 2).astype(np.int64)
+    objective = CorpusObjective(("a", "b"), torch.ones(2, 3), torch.tensor([[True, True, True], [True, True, False]]))
+    y = np.where((groups == 1) & (y == 2), 0, y)
+    data = _data(x, y, specs=model.inputs, groups=groups)
+    result = fit(model, data, None, TrainConfig(epochs=2, batch_size=16, device="cpu"), labels=["a", "b", "c"],
+                 objective=objective)
+    assert result.epochs_run == 2 and all(np.isfinite(r["train_loss"]) for r in result.history)
+
+
+def test_objective_needs_groups():
+    x, y = _separable(d=88)
+    model = create_model("egemaps_mlp", num_classes=3)
+    objective = CorpusObjective(("a",), torch.ones(1, 3), torch.ones(1, 3, dtype=torch.bool))
+    with pytest.raises(ConfigError, match="groups"):
+        fit(model, _data(x, y, specs=model.inputs), None, TrainConfig(epochs=1), labels=["a", "b", "c"],
+            objective=objective)
+
+
+def test_concat_combine_shares_the_cache_key_and_reads_the_layer_means():
+    mean, concat = get_extractor("whisper_base"), get_extractor("whisper_base", combine="concat")
+    assert mean.cache_spec() == concat.cache_spec()
+    means = np.random.default_rng(0).normal(size=(7, 512)).astype(np.float32)
+    stored = {"x": means.mean(axis=0), "layer_means": means}
+    assert np.array_equal(concat.view(stored)["x"], means.reshape(-1))
+    assert np.allclose(mean.view(stored)["x"], means.mean(axis=0))
+    assert len(concat.feature_names()) == 3584
+    with pytest.raises(Exception, match="layer"):
+        get_extractor("whisper_base", combine="concat", layer=3)
+
+
+def test_whisper_logreg_checkpoint_and_onnx_round_trip(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from avemo.inference.audio import WhisperAudioExpert, whisper_input
+    from avemo.inference.engines import OnnxEngine
+
+    x, y = _separable(d=3584)
+    model = create_model("whisper_logreg", num_classes=3)
+    norm = Normalizer.fit(ArraySet({"audio": list(x)}), model.inputs)
+    data = TensorData(norm.transform(ArraySet({"audio": list(x)})), y, model.inputs)
+    fit(model, data, None, TrainConfig(), labels=["angry", "happy", "sad"])
+    save_checkpoint(tmp_path / "ckpt", model, labels=LabelSet("toy", ("angry", "happy", "sad")), normalizer=norm)
+    ckpt = load_checkpoint(tmp_path / "ckpt")
+    assert whisper_input(ckpt) == ("audio", None, "concat")
+    assert np.allclose(predict_proba(ckpt.model, data), predict_proba(model, data), atol=1e-6)
+    expert = WhisperAudioExpert.from_checkpoint(ckpt)
+    files = expert.export_onnx(tmp_path / "onnx")
+    head = OnnxEngine(tmp_path / "onnx" / files["head"])
+    emb = x[:4]
+    np.testing.assert_allclose(head(embedding=emb)["logits"], expert.logits(emb), rtol=1e-4, atol=1e-4)
+    signal = (0.1 * np.random.default_rng(1).standard_normal(16000)).astype(np.float32)
+    states = expert.states(signal)
+    assert states.shape[1] == 3584
+    encoder = OnnxEngine(tmp_path / "onnx" / files["encoder"])
+    np.testing.assert_allclose(encoder(audio=signal[None])["states"][0][: len(states)], states, rtol=1e-3, atol=1e-3)
+    extracted = get_extractor("whisper_base", combine="concat").from_signal(signal, 16000)["x"]
+    np.testing.assert_allclose(states.mean(axis=0), extracted, rtol=1e-3, atol=1e-3)
+
+
+# ----------------------------------------------------------------------------- CLI end to end
+@pytest.fixture(scope="module")
+def two_small_corpora(tmp_path_factory, shared_data):
+    """3 RAVDESS speakers x 9 clips and 3 EmoDB-dev speakers x about 8 clips (links to the shared files);
+    speaker 08 is in both."""
+    root = tmp_path_factory.mktemp("corpora")
+    rav = root / "ravdess"
+    for spk in ("01", "02", "08"):
+        (rav / f"Actor_{spk}").mkdir(parents=True)
+        for f in sorted((shared_data / "ravdess" / "speech_audio" / f"Actor_{spk}").glob("*.flac"))[::7]:
+            (rav / f"Actor_{spk}" / f.name).symlink_to(f)
+    emo = root / "emodb"
+    emo.mkdir()
+    files = sorted((shared_data / "emodb_dev" / "wav").glob("*"))
+    for spk in ("03", "08", "09"):
+        for f in [f for f in files if f.name.startswith(spk)][::6]:
+            (emo / f.name).symlink_to(f)
+    return rav, emo
+
+
+@pytest.mark.shared_data
+def test_cli_trains_on_two_corpora_union_masked(two_small_corpora, tmp_path):
+    from typer.testing import CliRunner
+
+    from avemo.cli import app
+
+    rav, emo = two_small_corpora
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "train", "--dataset", "ravdess", "--root", str(rav), "--dataset", "emodb", "--root", str(emo),
+        "--model", "whisper_logreg", "--label-space", "union_masked", "--balance", "corpus_class",
+        "--val-speakers", "ravdess:02,09", "--out", str(out), "--cache", str(tmp_path / "cache"), "-j", "1",
+    ], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "checkpoint.json").read_text())
+    assert meta["labels"]["emotions"][:2] == ["neutral", "calm"] and "boredom" in meta["labels"]["emotions"]
+    assert meta["data"]["label_space"]["mode"] == "union_masked"
+    assert meta["data"]["speakers"]["val"] == ["emodb:09", "ravdess:02"]
+    assert meta["train"]["balance"] == "corpus_class"
+    assert {c["name"] for c in meta["data"]["corpora"]} == {"ravdess", "emodb"}
+    ckpt = load_checkpoint(out)
+    assert ckpt.model.num_classes == len(meta["labels"]["emotions"])
+
+
+@pytest.mark.shared_data
+def test_cli_refuses_ambiguous_speakers_and_unequal_pairs(two_small_corpora, tmp_path, monkeypatch, capsys):
+    from avemo.cli import main
+
+    rav, emo = two_small_corpora
+    base = ["avemo", "train", "--dataset", "ravdess", "--root", str(rav), "--dataset", "emodb", "--root", str(emo),
+            "--model", "whisper_logreg", "--out", str(tmp_path / "r"), "--cache", str(tmp_path / "c")]
+    for extra, message in ((["--val-speakers", "08"], "ambiguous"),
+                           (["--dataset", "crema_d"], "one --dataset per --root")):
+        monkeypatch.setattr(sys, "argv", base + extra)
+        with pytest.raises(SystemExit) as stop:
+            main()
+        err = capsys.readouterr().err
+        assert stop.value.code != 0 and message in err
+
+
+def test_closed_form_refuses_the_class_balanced_sampler():
+    x, y = _separable(d=512)
+    model = create_model("whisper_logreg", num_classes=3, combine="mean")
+    with pytest.raises(ConfigError, match="corpus_class"):
+        fit(model, _data(x, y, specs=model.inputs), None, TrainConfig(class_balance="sampler"), labels=["a", "b", "c"])
+
+
+@pytest.mark.shared_data
+def test_load_corpora_qualifies_speakers_and_splits_by_fold(two_small_corpora):
+    from avemo.training import resolve_split
+    from avemo.training.corpora import CorpusSpec, load_corpora
+
+    rav, emo = two_small_corpora
+    data = load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("emodb", emo)], "shared")
+    assert data.speakers == ["emodb:03", "emodb:08", "emodb:09", "ravdess:01", "ravdess:02", "ravdess:08"]
+    assert set(data.labels.emotions) == set(SHARED_6)
+    assert all(t.emotion in SHARED_6 for t in data.takes)  # calm became neutral; surprised, boredom left out
+    tr, va, te, info = resolve_split(data, fold=1)
+    assert info["test_speakers"] and all(":" in s for s in info["test_speakers"] + info["val_speakers"])
+    sides = [{t.speaker for t in part} for part in (tr, va, te)]
+    assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+    _, va, _, info = resolve_split(data)  # default: the last speaker of each corpus validates
+    assert info["val_speakers"] == ["emodb:09", "ravdess:08"]
+
+
+@pytest.mark.shared_data
+def test_load_corpora_refuses_unknown_datasets_and_empty_folders(two_small_corpora, tmp_path):
+    from avemo.errors import AvemoError
+    from avemo.training.corpora import CorpusSpec, load_corpora
+
+    rav, _ = two_small_corpora
+    with pytest.raises(AvemoError, match="emodbx"):
+        load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("emodbx", tmp_path)])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AvemoError, match="no labelled emodb files"):
+        load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("emodb", tmp_path / "empty")])
+    with pytest.raises(ConfigError, match="given twice"):
+        load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("ravdess", rav)])
