@@ -231,6 +231,24 @@ def update_card(card: Path, block: str) -> None:
         out.commit(f"{head}{begin}\n{block}\n{end}{tail}")
 
 
+def bundle_config(args, labels, est: dict | None, recipe: dict):
+    """The bundle's configuration: its labels, the timeline grid, the video expert's options, the fusion
+    weights and temperatures (the audio T from the estimates) and the abstention (tau from the estimates)."""
+    from avemo.inference.abstention import AbstentionConfig
+    from avemo.inference.bundle import BundleConfig
+    from avemo.inference.fusion import FusionConfig
+    from avemo.inference.video import VideoExpertConfig
+
+    calibration = est["calibration"] if est else {"temperature": 1.0, "tau": AbstentionConfig.tau}
+    return BundleConfig(
+        name="avemo-default", version=args.version, labels=tuple(labels), window=1.0, hop=0.5,
+        audio="audio", video=VideoExpertConfig(fps=args.video_fps),
+        fusion=FusionConfig(audio_weight=1.0, video_weight=args.video_weight,
+                            audio_temperature=calibration["temperature"], video_temperature=1.0),
+        abstention=AbstentionConfig(tau=calibration["tau"], speech_share=recipe["calibration"]["speech_share"]),
+    )
+
+
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", type=Path, default=RECIPE,
@@ -263,10 +281,7 @@ def main() -> None:
 
     from avemo import config as cfg
     from avemo.cache import FeatureCache
-    from avemo.inference.abstention import AbstentionConfig
-    from avemo.inference.bundle import BundleConfig, write_bundle_meta
-    from avemo.inference.fusion import FusionConfig
-    from avemo.inference.video import VideoExpertConfig
+    from avemo.inference.bundle import write_bundle_meta
     from avemo.models import create_model
     from avemo.models.checkpoint import package_versions
     from avemo.training import TrainConfig, train_run
@@ -309,15 +324,7 @@ def main() -> None:
     print(f"final head trained; unseen corpus ({unseen['dataset']}): accuracy {unseen['accuracy']:.4f} "
           f"UAR {unseen['uar']:.4f}, ECE {unseen['ece_t1']:.3f} -> {unseen['ece_t']:.3f}", flush=True)
 
-    abstention = AbstentionConfig(tau=est["calibration"]["tau"] if est else AbstentionConfig.tau,
-                                  speech_share=recipe["calibration"]["speech_share"])
-    config = BundleConfig(
-        name="avemo-default", version=args.version, labels=tuple(data.labels.emotions), window=1.0, hop=0.5,
-        audio="audio", video=VideoExpertConfig(fps=args.video_fps),
-        fusion=FusionConfig(audio_weight=1.0, video_weight=args.video_weight, audio_temperature=temperature,
-                            video_temperature=1.0),
-        abstention=abstention,
-    )
+    config = bundle_config(args, data.labels.emotions, est, recipe)
     meta = {
         "training": {
             "recipe": recipe, "audio_model": args.audio_model, "model_config": model_config, "params": run.params,
