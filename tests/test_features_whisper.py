@@ -74,3 +74,14 @@ def test_errors(tmp_path):
         read_ct2([truncated])
     with pytest.raises(CheckpointError, match="not found"):
         WhisperEncoder.from_ct2([tmp_path / "missing.bin"])
+
+
+def test_perturbed_whisper_reads_a_shared_cache_entry_as_its_inner_config():
+    """A degraded copy's cache entry is shared by combine="mean" and "concat": the wrapper must apply the inner view."""
+    from avemo.features.audio.perturb import Perturbed
+
+    means = np.arange(7 * 512, dtype=np.float32).reshape(7, 512)
+    stored = {"layer_means": means, "x": means.mean(axis=0)}  # as a combine="mean" run stored it
+    concat = Perturbed(get_extractor("whisper_base", combine="concat"), speed=1.1)
+    assert concat.cache_spec() == Perturbed(get_extractor("whisper_base"), speed=1.1).cache_spec()
+    np.testing.assert_array_equal(concat.view(stored)["x"], means.reshape(-1))

@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from avemo.cli import app, main
-from avemo.datasets.labels import CREMA_D, RAVDESS, LabelSet
+from avemo.datasets.labels import CREMA_D, LabelSet
+from avemo.inference.bundle import read_bundle
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_predict_json_is_the_prediction_contract(voice):
     result = _cli("predict", voice, "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["path"] == str(voice) and list(data["probabilities"]) == list(RAVDESS.emotions)
+    assert data["path"] == str(voice) and list(data["probabilities"]) == list(read_bundle()[0].labels)
     assert data["modalities"]["video"]["used"] is False and "audio-only" in data["modalities"]["video"]["reason"]
     assert [w["start"] for w in data["timeline"]] == [0.0, 0.5, 1.0]
     assert data["model"]["name"] == "avemo-default"

@@ -89,7 +89,8 @@ def test_audio_head_fer_and_fusion_graphs_match_torch(torch_predictor, onnx_dir)
 
     rng = np.random.default_rng(0)
     audio = torch_predictor._backend.audio
-    emb = rng.normal(0, 1, (6, 512)).astype(np.float32)
+    width = len(next(iter(audio.ckpt.normalizer.mean.values())))  # 512, or 3584 for concatenated layer means
+    emb = rng.normal(0, 1, (6, width)).astype(np.float32)
     np.testing.assert_allclose(OnnxEngine(onnx_dir / "audio_head.onnx")(embedding=emb)["logits"],
                                audio.logits(emb), atol=TOL)
     with np.load(Path(__file__).parent / "data" / "fer_reference.npz") as ref:
@@ -97,11 +98,12 @@ def test_audio_head_fer_and_fusion_graphs_match_torch(torch_predictor, onnx_dir)
     classifier = FerEmotionClassifier()  # the torch engine, as the torch predictor's visual expert runs it
     np.testing.assert_allclose(OnnxEngine(onnx_dir / "fer_mini_xception.onnx")(faces=faces)["logits"],
                                classifier.logits(faces), atol=TOL)
-    a = rng.normal(0, 4, (5, 8)).astype(np.float32)
-    v = rng.dirichlet(np.ones(8), 5).astype(np.float32)
+    c = len(torch_predictor.labels)  # the bundle's classes
+    a = rng.normal(0, 4, (5, c)).astype(np.float32)
+    v = rng.dirichlet(np.ones(c), 5).astype(np.float32)
     a[1] = np.nan
     v[2] = np.nan
-    inputs = fusion_inputs(a, v, 5, 8)
+    inputs = fusion_inputs(a, v, 5, c)
     np.testing.assert_allclose(OnnxEngine(onnx_dir / "fusion.onnx")(**inputs)["probabilities"],
                                torch_predictor._backend.fusion(**inputs)["probabilities"], atol=TOL)
 

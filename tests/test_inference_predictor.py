@@ -10,7 +10,10 @@ import pytest
 
 from avemo.datasets.labels import CREMA_D, RAVDESS, LabelSet
 from avemo.errors import AvemoError, CheckpointError, MediaError, MissingStreamError
+from avemo.inference.bundle import read_bundle
 from avemo.inference.windows import WindowGrid
+
+LABELS = read_bundle()[0].labels  # the bundled model's classes (its fusion space)
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +25,13 @@ def predictor():
 
 def check_prediction(r, *, audio: bool, video: bool):
     """Invariants every prediction must satisfy (``tau``, ``speech_share``: the bundled model's abstention)."""
-    from avemo.inference.bundle import BUNDLE_DIR, read_bundle
+    from avemo.inference.bundle import BUNDLE_DIR
 
     abstention = read_bundle(BUNDLE_DIR)[0].abstention
     tau, speech_share = abstention.tau, abstention.speech_share
-    assert list(r.probabilities) == list(RAVDESS.emotions)
+    assert list(r.probabilities) == list(LABELS)
     assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-    assert r.emotion in RAVDESS.emotions
+    assert r.emotion in LABELS
     assert set(r.modalities) == {"audio", "video"}
     assert r.modalities["audio"].used is audio and r.modalities["video"].used is video
     for status in r.modalities.values():
@@ -50,7 +53,7 @@ def check_prediction(r, *, audio: bool, video: bool):
         if w.emotion is None:  # no speech and no face in this window
             assert w.probabilities is None and w.uncertain and not w.video
         else:
-            assert sum(w.probabilities.values()) == pytest.approx(1.0, abs=1e-5) and w.emotion in RAVDESS.emotions
+            assert sum(w.probabilities.values()) == pytest.approx(1.0, abs=1e-5) and w.emotion in LABELS
             assert w.uncertain is (max(w.probabilities.values()) < tau)
     assert not audio or any(w.audio for w in r.timeline)
     data = r.to_dict()
@@ -69,7 +72,7 @@ def test_real_ravdess_video_uses_both_modalities(predictor, ravdess_video):
     assert r.model["name"] == "avemo-default" and r.model["engine"] == "torch"
     timeline = r.timeline_frame()
     assert isinstance(timeline, pd.DataFrame) and len(timeline) in (7, 8)  # 4.0 s; 8 if the tail is >= 0.5 s
-    assert list(timeline.columns) == ["start", "end", "emotion", *RAVDESS.emotions, "audio", "video", "speech",
+    assert list(timeline.columns) == ["start", "end", "emotion", *LABELS, "audio", "video", "speech",
                                       "uncertain"]
     assert r.timeline[0].speech < 0.5  # the silence before the sentence
     assert timeline["start"].tolist()[:7] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
@@ -98,9 +101,26 @@ def test_audio_expert_clip_embedding_equals_the_whisper_extractor(predictor, rav
     if not isinstance(audio, WhisperAudioExpert):
         pytest.skip("the bundled audio head is not a whisper_base model")
     clip, windows, duration, _ = audio.embed(ravdess_video, WindowGrid())
-    reference = get_extractor("whisper_base").extract(ravdess_video)["x"]
+    spec = next(iter(audio.ckpt.inputs.values()))  # the head's input: layer average or concatenated layer means
+    reference = get_extractor("whisper_base", **dict(spec.config)).extract(ravdess_video)["x"]
     np.testing.assert_allclose(clip, reference, atol=1e-4)
     assert duration == pytest.approx(4.0, abs=0.05) and sorted(windows)[:2] == [0, 1]
+
+
+def test_whisper_states_concatenate_the_layers_as_the_extractor_does():
+    """combine="concat": per-frame states joined over the 7 layers; their frame mean is the layer means, layer 0 first."""
+    import torch
+
+    from avemo.features.base import get_extractor
+    from avemo.inference.audio import _whisper_states_class, load_whisper_encoder
+
+    y = np.random.default_rng(1).normal(scale=0.1, size=16000).astype(np.float32)
+    module = _whisper_states_class()(load_whisper_encoder(), None, "concat")
+    with torch.inference_mode():
+        states = module(torch.from_numpy(y)[None])[0].numpy()
+    assert states.shape == (50, 7 * 512)
+    reference = get_extractor("whisper_base").from_signal(y, 16000)["layer_means"].reshape(-1)
+    np.testing.assert_allclose(states.mean(axis=0), reference, rtol=1e-4, atol=1e-4)
 
 
 def test_cached_whisper_encoder_equals_the_package_weights():
@@ -266,7 +286,7 @@ def test_predict_many_keeps_going_and_lists_failures(predictor, make_clip, tmp_p
 
 def test_info_describes_the_model(predictor):
     info = predictor.info()
-    assert info["name"] == "avemo-default" and info["labels"] == list(RAVDESS.emotions)
+    assert info["name"] == "avemo-default" and info["labels"] == list(LABELS)
     assert info["window"] == 1.0 and info["hop"] == 0.5
     assert info["fusion"]["video_weight"] >= 0 and info["fusion"]["audio_temperature"] > 0
 

@@ -87,11 +87,14 @@ def test_an_avemo_0_1_checkpoint_loads_unchanged_and_computes_the_same(name):
     assert _digests(LEGACY) == before  # read, never rewritten
 
 
-def test_the_bundled_model_json_keeps_its_visual_key_and_loads():
+def test_a_bundle_model_json_with_the_old_visual_key_loads(tmp_path):
+    """Bundles written before the modality vocabulary was one call the video options "visual"."""
     stored = json.loads((BUNDLE_DIR / "model.json").read_text())
-    assert "visual" in stored["config"]  # the file as shipped
-    config, _ = read_bundle(BUNDLE_DIR)
+    stored["config"]["visual"] = stored["config"].pop("video")
+    (tmp_path / "model.json").write_text(json.dumps(stored))
+    config, _ = read_bundle(tmp_path)
     assert config.video.fps == stored["config"]["visual"]["fps"]
+    assert config == read_bundle(BUNDLE_DIR)[0]
 
 
 def test_text_is_a_modality_carried_with_its_text():

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from avemo.inference.bundle import read_bundle
 from avemo.media.sniff import CONTAINERS, sniff
 from avemo.serving import BackgroundServer, ServeSettings, create_app, load_settings
 from avemo.serving.schemas import PredictionOut
@@ -25,7 +26,7 @@ from avemo.serving.uploads import display_name, scan_duration
 pytestmark = pytest.mark.shared_data
 
 BOUNDARY = "avemo-test-boundary-7d3f"
-EMOTIONS = {"neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"}
+EMOTIONS = set(read_bundle()[0].labels)  # the bundled model's classes
 
 
 # ----------------------------------------------------------------------------- fixtures

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
+from avemo.inference.bundle import read_bundle
 from avemo.serving import BackgroundServer, ServeSettings, create_app
 
 CHROMIUM = os.environ.get("AVEMO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -107,7 +108,7 @@ def test_upload_real_clip_renders_label_bars_chart_and_follows_playback(page, se
 
     # the label, the bars, the chart, the table, the modalities
     assert tab.locator("#emotion-label").text_content() == expected["emotion"]
-    assert tab.locator("#probability-bars li").count() == len(emotions) == 8
+    assert tab.locator("#probability-bars li").count() == len(emotions) == len(read_bundle()[0].labels)
     assert tab.locator("#probability-bars li.top").get_attribute("data-emotion") == expected["emotion"]
     assert tab.locator("#timeline-chart polyline.line").count() == len(emotions)
     points = tab.locator(f'#timeline-chart polyline[data-emotion="{emotions[0]}"]').get_attribute("points")
@@ -166,8 +167,8 @@ def test_record_with_camera_and_microphone(page):
     tab.get_by_role("button", name="Analyse clip").click()
     tab.locator("#result:not([hidden]), #error:not([hidden])").first.wait_for()
     assert tab.locator("#error").is_hidden(), tab.locator("#error").text_content()
-    assert tab.locator("#emotion-label").text_content() in {
-        "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"}
+    # Chromium's synthetic microphone beeps and its camera shows no face: no speech, no face, no emotion ("none")
+    assert tab.locator("#emotion-label").text_content() in {*read_bundle()[0].labels, "none"}
     assert tab.locator("#modalities-list li").count() == 2
     assert watch.errors == []
 

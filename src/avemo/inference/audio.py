@@ -7,7 +7,8 @@ Two implementations behind one interface (:class:`AudioExpert`):
   clip, in 30 s chunks streamed from the decoder (memory does not grow with the file's length),
   and its 20 ms frames are pooled per window and over the whole clip. The clip embedding is
   therefore exactly what the ``whisper_base`` extractor gave the trainer (mean over frames of the
-  layer-averaged hidden states, for clips up to 30 s); a window's embedding is the same mean over
+  hidden states, averaged over layers, one layer, or the 7 layers concatenated, as the checkpoint's
+  input says; for clips up to 30 s); a window's embedding is the same mean over
   the frames inside the window (frames keep the context of the whole chunk, which is what one
   encoder pass gives; encoding each window alone would cost ``window / hop`` times more).
   The log-mel front end is written as a convolution with fixed DFT kernels (the same STFT as

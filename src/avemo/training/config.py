@@ -10,6 +10,10 @@ Example TOML (``avemo train --config train.toml``)::
     [augment]
     specaugment = true
     mixup_alpha = 0.2
+
+    [augment.channels]          # degraded copies of training clips (ChannelAugmentConfig)
+    enabled = true
+    noise_snr = [5.0, 20.0]
 """
 
 from __future__ import annotations
@@ -18,6 +22,79 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from avemo.errors import ConfigError
+
+CHANNEL_KINDS = ("codec", "telephone", "noise", "babble", "reverb", "gain")
+
+
+@dataclass(frozen=True)
+class ChannelAugmentConfig:
+    """Degraded copies of training clips: their audio passed through transmission channels
+    (:mod:`avemo.media.channels`), extracted and cached like the originals
+    (:mod:`avemo.training.channel_copies`). Off unless ``enabled``.
+
+    * ``fraction`` of the training clips get copies, chosen by CRC32 of ``"clip id/seed"``;
+      each gets ``copies`` copies: with ``gain_copy``, one gain-only copy and ``copies - 1``
+      copies of distinct kinds drawn from ``kinds``; without, ``copies`` distinct kinds.
+    * Parameters are drawn per copy from the ranges below (``[low, high]`` pairs are uniform,
+      other tuples are choices): a codec from ``codecs`` at one of its bit rates (kbit/s),
+      the telephone band with G.711 mu-law with probability ``telephone_g711``, a noise colour
+      at ``noise_snr`` dB, ``babble_talkers`` talkers of other *training* speakers at
+      ``babble_snr`` dB, reverberation with an RT60 from ``reverb_rt60`` in one of
+      ``reverb_rooms`` rooms, a gain in ``gain_db`` dB.
+    * ``seed`` draws everything; a copy's channel seed is ``seed`` and its item CRC32 of
+      ``"clip id/slot"``, so a copy is the same in every run and is found in the feature cache.
+    * ``corpora``: the corpora whose clips get copies (``Take.dataset``: the reader name, or the
+      corpus name in a multi-corpus run); empty: all.
+
+    The defaults are the recipe chosen on validation data with a linear head on Whisper features.
+    """
+
+    enabled: bool = False
+    fraction: float = 0.25
+    copies: int = 3
+    gain_copy: bool = True
+    kinds: tuple[str, ...] = CHANNEL_KINDS
+    seed: int = 1000
+    corpora: tuple[str, ...] = ()
+    codecs: tuple[str, ...] = ("mp3", "aac", "opus")
+    mp3_kbps: tuple[float, ...] = (16.0, 24.0, 32.0)
+    aac_kbps: tuple[float, ...] = (16.0, 24.0, 32.0)
+    opus_kbps: tuple[float, ...] = (8.0, 12.0, 16.0, 24.0)
+    telephone_g711: float = 0.5
+    noise_colors: tuple[str, ...] = ("white", "pink", "brown")
+    noise_snr: tuple[float, float] = (5.0, 20.0)
+    babble_snr: tuple[float, float] = (5.0, 20.0)
+    babble_talkers: int = 4
+    reverb_rt60: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
+    reverb_rooms: int = 8
+    gain_db: tuple[float, float] = (-25.0, 10.0)
+
+    def __post_init__(self) -> None:
+        where = "augment.channels"
+        if not 0.0 < self.fraction <= 1.0:
+            raise ConfigError(f"{where}.fraction must be in (0, 1], got {self.fraction}")
+        unknown = sorted(set(self.kinds) - set(CHANNEL_KINDS))
+        if unknown or not self.kinds:
+            raise ConfigError(f"{where}.kinds: unknown {unknown or 'none given'}; choose from {list(CHANNEL_KINDS)}")
+        drawn = self.copies - int(self.gain_copy)
+        if self.copies < 1 or drawn > len(set(self.kinds)):
+            raise ConfigError(f"{where}.copies must be at least 1 and leave at most {len(set(self.kinds))} copies "
+                              f"of distinct kinds, got {self.copies} (gain_copy={self.gain_copy})")
+        if not set(self.codecs) <= {"mp3", "aac", "opus"} or not self.codecs:
+            raise ConfigError(f"{where}.codecs must be a subset of mp3, aac, opus, got {list(self.codecs)}")
+        if not set(self.noise_colors) <= {"white", "pink", "brown"} or not self.noise_colors:
+            raise ConfigError(f"{where}.noise_colors must be a subset of white, pink, brown, got {list(self.noise_colors)}")
+        for name in ("noise_snr", "babble_snr", "gain_db"):
+            low, high = getattr(self, name)
+            if low > high:
+                raise ConfigError(f"{where}.{name} must be [low, high], got {[low, high]}")
+        for name in ("mp3_kbps", "aac_kbps", "opus_kbps", "reverb_rt60"):
+            if not getattr(self, name):
+                raise ConfigError(f"{where}.{name} needs at least one value")
+        if not 0.0 <= self.telephone_g711 <= 1.0:
+            raise ConfigError(f"{where}.telephone_g711 is a probability, got {self.telephone_g711}")
+        if self.seed < 0 or self.babble_talkers < 1 or self.reverb_rooms < 1:
+            raise ConfigError(f"{where}: seed must be >= 0, babble_talkers and reverb_rooms >= 1")
 
 
 @dataclass(frozen=True)
@@ -34,6 +111,8 @@ class AugmentConfig:
     * ``speed`` / ``pitch``: extra copies of every training clip with the audio sped up or
       slowed down by these factors (Ko et al. 2015) or pitch-shifted by these semitones,
       extracted (and cached) like the originals.
+    * ``channels``: degraded copies of training clips (codecs, telephone, noise, babble,
+      reverberation, gain): :class:`ChannelAugmentConfig`.
     """
 
     random_crop: bool = True
@@ -47,6 +126,7 @@ class AugmentConfig:
     modality_dropout: float = 0.0
     speed: tuple[float, ...] = ()
     pitch: tuple[float, ...] = ()
+    channels: ChannelAugmentConfig = field(default_factory=ChannelAugmentConfig)
 
     def __post_init__(self) -> None:
         if not 0 <= self.modality_dropout < 1:

@@ -192,7 +192,12 @@ def _fit_and_validate(model, parts: list[Gathered], norm: Normalizer, data: Data
     """Build the training (with perturbed copies) and validation sets, fit, calibrate on validation."""
     specs, seed = dict(model.inputs), config.seed
     train_g, val_g = parts[0], parts[1]
-    train_all = concat([train_g, *_perturbed_copies(train_g.takes, specs, data, config, **extraction)])
+    augmented = [train_g, *_perturbed_copies(train_g.takes, specs, data, config, **extraction)]
+    if config.augment.channels.enabled:  # degraded copies of training clips only
+        from avemo.training.channel_copies import channel_copies
+
+        augmented.append(channel_copies(train_g, specs, config.augment.channels, cache=extraction["cache"])[0])
+    train_all = concat(augmented)
     space = data.corpora.space if data.corpora is not None else None
     weights = {s.corpus: s.weight for s in data.corpora.specs} if data.corpora is not None else None
     made = make_objective(train_all.takes, train_all.labels(data.labels), len(data.labels), config.balance,

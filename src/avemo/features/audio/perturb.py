@@ -11,7 +11,8 @@ pitch, channels) and the degraded-audio benchmark (channels).
   tempo unchanged;
 * channel: a codec, the telephone band, noise, babble, reverberation or a gain
   (:mod:`avemo.media.channels`), applied after speed and pitch, with ``seed``; each signal gets
-  its own noise and room under that seed (the channel's ``item`` is a hash of the signal).
+  its own noise and room under that seed (the channel's ``item`` is a hash of the signal, or
+  the ``item`` given: training copies name theirs by clip and slot).
   A babble channel draws its talkers from ``sources``, audio files of other speakers (for a
   benchmark: of the training speakers only). The cache key holds the channel's kind and
   config, the seed and the content hashes of the sources (not their paths).
@@ -89,7 +90,8 @@ class Perturbed(AudioExtractor):
     """``inner`` applied to the perturbed signal (same name, its own cache key)."""
 
     def __init__(self, inner: AudioExtractor, *, speed: float = 1.0, pitch: float = 0.0,
-                 channel: str | None = None, seed: int = 0, sources: Sequence[str | Path] = ()):
+                 channel: str | None = None, seed: int = 0, sources: Sequence[str | Path] = (),
+                 item: int | None = None):
         from avemo.media.channels import parse_channel
 
         self.inner = inner
@@ -102,6 +104,9 @@ class Perturbed(AudioExtractor):
             raise ConfigError(f"speed factor must be positive, got {speed}")
         self.channel = None if channel is None else parse_channel(channel)
         self.seed = int(seed)
+        if item is not None and (self.channel is None or int(item) < 0):
+            raise ConfigError(f"a channel item must come with a channel and be a non-negative integer, got {item}")
+        self.item = None if item is None else int(item)
         if self.channel is not None:
             self.channel.check()  # a codec this machine lacks: refused before any work
         if sources and (self.channel is None or not self.channel.needs_sources):
@@ -130,12 +135,18 @@ class Perturbed(AudioExtractor):
         perturb: dict[str, Any] = {"speed": self.speed, "pitch": self.pitch}
         if self.channel is not None:
             perturb.update(channel=self.channel.to_dict(), seed=self.seed)
+            if self.item is not None:
+                perturb["item"] = self.item
             if self._sources:
                 perturb["sources"] = self.source_digests()
         return {**self.inner.cache_spec(), "perturb": perturb}
 
     def feature_names(self) -> list[str]:
         return self.inner.feature_names()
+
+    def view(self, feats: Features) -> Features:
+        """The wrapped extractor's view of a cache entry (e.g. ``whisper_base``'s ``combine``)."""
+        return self.inner.view(feats)
 
     def from_signal(self, y: np.ndarray, sr: int) -> Features:
         y = perturb_signal(y, sr, speed=self.speed, pitch=self.pitch)
@@ -148,5 +159,6 @@ class Perturbed(AudioExtractor):
                 if self._pool is None or self._pool.sr != sr:
                     self._pool = DecodedSources(self._sources, sr)
                 pool = self._pool
-            y = apply_channel(y, sr, self.channel, seed=self.seed, item=signal_item(y), sources=pool)
+            item = signal_item(y) if self.item is None else self.item
+            y = apply_channel(y, sr, self.channel, seed=self.seed, item=item, sources=pool)
         return self.inner.from_signal(y, sr)

@@ -1,0 +1,680 @@
+"""Generalisation benchmark (issue 11): the recipe on speakers, languages and recordings it never saw,
+next to its in-domain number.
+
+    python benchmarks/generalisation.py [--parts extract,copies,crosscorpus,loco,multicorpus,degraded,report]
+        [--suite benchmarks/generalisation_suite.toml] [--out docs/results] [--work DIR]
+        [--data ../shared/data] [--cache DIR] [--workers 2] [--test-fraction F] [--conditions A,B] [--quick]
+
+The suite -- the recipe, the augmentation, the data, the degraded conditions, the targets -- is data:
+``benchmarks/generalisation_suite.toml``. Every number is speaker-disjoint and nothing is chosen on a
+test corpus, fold or speaker: the recipe's hyper-parameters come from validation data (see the suite
+file); validation speakers are always training-side speakers.
+
+Parts (each stores its results under ``--work``, so one part can be rerun alone; ``report`` assembles
+whatever is there into ``OUT/generalisation.{md,json}`` and the figures in ``OUT/generalisation/``):
+
+* ``crosscorpus`` -- the recipe trained on RAVDESS only (validation speakers 22, 23) and scored on
+  EmoDB-dev and on the CREMA-D clips over the labels they share (RAVDESS calm counted as neutral,
+  EmoDB boredom left out: :func:`avemo.training.scoring.evaluate_checkpoint`); accuracy, UAR,
+  macro-F1, confusion, expected calibration error and reliability diagram; with and without the
+  degraded-audio augmentation.
+* ``loco`` -- leave one corpus out with RAVDESS and EmoDB-dev: train on one, test on the other.
+* ``multicorpus`` -- RAVDESS + EmoDB-dev in one label space (:mod:`avemo.training.corpora`), leave one
+  EmoDB speaker out (5 folds; validation speakers RAVDESS 22, 23): the estimate of "unseen EmoDB
+  speakers".
+* ``degraded`` -- the speaker-disjoint 5 folds of RAVDESS (built-in plan ``ravdess_au``); each fold's
+  test clips (all, or the ``--test-fraction`` chosen by CRC32 of the clip id) through the suite's
+  conditions (babble made of that fold's training speakers only); accuracy per condition, the drop
+  from clean on the same clips, the mean drop and the worst condition; models trained without and
+  with the augmentation of ``TrainConfig.augment.channels``. The clean test scores of the full folds
+  are the in-domain number (RAVDESS 5-fold, audio only).
+* ``extract`` / ``copies`` -- fill the feature cache ahead of training: the degraded conditions of
+  the test clips (on ``--workers`` processes), and the augmentation copies of every training set
+  (they can run side by side, in two processes).
+* ``report`` -- the report.
+
+``--quick`` runs every part on a few clips with a cheap extractor (the suite's ``[quick]`` table) into
+``--out``: the smoke test of ``tests/test_benchmark_generalisation.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+SUITE = REPO / "benchmarks" / "generalisation_suite.toml"
+PARTS = ("extract", "copies", "crosscorpus", "loco", "multicorpus", "degraded", "report")
+VARIANTS = ("plain", "augmented")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def save(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(obj, fh)
+    os.replace(tmp, path)
+
+
+def load(path: Path, default: Any = None) -> Any:
+    if not path.exists():
+        return default
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
+
+
+def pct(x: float | None) -> str:
+    return "n/a" if x is None or x != x else f"{100 * x:.1f}"
+
+
+# ----------------------------------------------------------------------------- context
+class Context:
+    """The suite, the data (read on first use), the cache, and how to train and score the recipe."""
+
+    def __init__(self, args):
+        from avemo import config as cfg
+        from avemo.cache import FeatureCache
+        from avemo.models.inputs import InputSpec
+        from avemo.training.config import ChannelAugmentConfig, TrainConfig
+
+        self.args, self.quick = args, args.quick
+        self.variants = [v for v in VARIANTS if v in args.variants.split(",")]
+        self.degraded_folds = {int(f) for f in args.degraded_folds.split(",") if f.strip()}
+        self.suite = cfg.load_file(args.suite)
+        recipe = dict(self.suite["recipe"])
+        self.degraded = dict(self.suite["degraded"])
+        channels = dict(self.suite["augment"]["channels"])
+        if self.quick:
+            q = self.suite["quick"]
+            recipe.update(model=q["model"], model_config=q["model_config"], feature=q["feature"], train=q["train"])
+            self.degraded["conditions"] = q["conditions"]
+            channels.update(q["augment"])
+        if args.test_fraction is not None:
+            self.degraded["test_fraction"] = args.test_fraction
+        if args.conditions:
+            unknown = sorted(set(args.conditions.split(",")) - set(self.degraded["conditions"]))
+            if unknown:
+                raise SystemExit(f"conditions {unknown} are not in the suite: {self.degraded['conditions']}")
+            self.degraded["conditions"] = args.conditions.split(",")
+        self.model, self.model_config, self.feature = recipe["model"], dict(recipe["model_config"]), recipe["feature"]
+        self.train = {plain: cfg.from_dict(TrainConfig, {**recipe["train"], **extra})
+                      for plain, extra in (("plain", {}), ("augmented", {"augment": {"channels": channels}}))}
+        self.channels = cfg.from_dict(ChannelAugmentConfig, channels, where="augment.channels")
+        self.cache = FeatureCache(args.cache)
+        self.work, self.out, self.workers = args.work, args.out, args.workers
+        self.roots = {k: (args.data / v).resolve() for k, v in self.suite["data"].items()
+                      if k in ("ravdess", "emodb_dev", "crema_d")}
+        self._data: dict[str, Any] = {}
+        self.audio_specs = {"audio": InputSpec("audio", self.feature, {}, (None,), "vector")}  # what the recipe reads
+
+    def data(self, name: str):
+        """The DataBundle of ``ravdess``, ``emodb`` (EmoDB-dev) or ``crema_d`` (a few clips each with --quick)."""
+        if name not in self._data:
+            from avemo.training import load_data
+
+            root = self.roots["emodb_dev" if name == "emodb" else name]
+            speakers = self.suite["quick"].get(f"{name}_speakers") if self.quick else None
+            bundle = load_data(name, root, speakers=speakers)
+            if self.quick:
+                every = self.suite["quick"]["every"]
+                by: dict[str, list] = {}
+                for t in sorted(bundle.takes, key=lambda t: t.key):
+                    by.setdefault(t.speaker, []).append(t)
+                bundle.takes = [t for takes in by.values() for t in takes[::every]]
+            self._data[name] = bundle
+        return self._data[name]
+
+    def is_degraded(self, fold: int) -> bool:
+        """Whether fold ``fold`` is scored on degraded audio and trained with augmentation (``--degraded-folds``)."""
+        return not self.degraded_folds or fold in self.degraded_folds
+
+    @property
+    def ravdess_val(self) -> list[str]:
+        return [self.suite["quick"]["ravdess_speakers"][1]] if self.quick else list(self.suite["data"]["ravdess_val"])
+
+    def ravdess_folds(self):
+        """The speaker-disjoint folds of RAVDESS (with --quick: one fold of the quick speakers)."""
+        from avemo.datasets import Fold, builtin_plan
+
+        if self.quick:
+            s = self.suite["quick"]["ravdess_speakers"]
+            return [Fold(1, test=(s[0],), val=(s[1],), train=tuple(s[2:]))]
+        return list(builtin_plan(self.suite["data"]["ravdess_plan"]).folds)
+
+    def fit(self, data, train, val, out_dir: Path, variant: str) -> Path:
+        """The recipe trained on ``train`` (model selection on ``val``); the checkpoint folder (reused
+        when a finished one is there)."""
+        from avemo.training import train_run
+
+        if not (out_dir / "checkpoint.json").exists():
+            t0 = time.perf_counter()
+            train_run(self.model, data, train_takes=train, val_takes=val, model_config=self.model_config,
+                      train_config=self.train[variant], cache=self.cache, out_dir=out_dir, workers=self.workers,
+                      plots=False)
+            log(f"  trained {out_dir.relative_to(self.work)} on {len(train)} takes ({time.perf_counter() - t0:.0f} s)")
+        return out_dir
+
+    def score(self, checkpoint: Path, data, takes=None, perturb=None) -> dict[str, Any]:
+        """:func:`~avemo.training.scoring.evaluate_checkpoint` on ``takes`` of ``data`` (default: all)."""
+        import dataclasses
+
+        from avemo.training.scoring import evaluate_checkpoint
+
+        subset = data if takes is None else dataclasses.replace(data, takes=list(takes))
+        ev = evaluate_checkpoint(checkpoint, subset, cache=self.cache, workers=self.workers, perturb=perturb)
+        return ev.to_dict()
+
+
+# ----------------------------------------------------------------------------- cross-corpus
+def part_crosscorpus(ctx: Context) -> None:
+    """RAVDESS-only training, scored on EmoDB-dev and the CREMA-D clips."""
+    rav = ctx.data("ravdess")
+    train = [t for t in rav.takes if t.speaker not in ctx.ravdess_val]
+    val = [t for t in rav.takes if t.speaker in ctx.ravdess_val]
+    out = load(ctx.work / "crosscorpus.pkl", {})
+    for variant in ctx.variants:
+        ckpt = ctx.fit(rav, train, val, ctx.work / "runs" / f"ravdess_{variant}", variant)
+        out[variant] = {target: ctx.score(ckpt, ctx.data(target)) for target in ("emodb", "crema_d")}
+        log("crosscorpus " + variant + ": " + ", ".join(
+            f"{k} UAR {pct(v['uar'])} acc {pct(v['accuracy'])} ECE {v['ece']:.3f}" for k, v in out[variant].items()))
+    save(ctx.work / "crosscorpus.pkl", out)
+
+
+def part_loco(ctx: Context) -> None:
+    """Leave one corpus out with RAVDESS and EmoDB-dev: train on one, test on the other."""
+    rav, emo = ctx.data("ravdess"), ctx.data("emodb")
+    emo_val = [emo.speakers[-1]]
+    out = load(ctx.work / "loco.pkl", {})
+    for variant in ctx.variants:
+        to_emodb = ctx.fit(rav, [t for t in rav.takes if t.speaker not in ctx.ravdess_val],
+                           [t for t in rav.takes if t.speaker in ctx.ravdess_val],
+                           ctx.work / "runs" / f"ravdess_{variant}", variant)
+        to_ravdess = ctx.fit(emo, [t for t in emo.takes if t.speaker not in emo_val],
+                             [t for t in emo.takes if t.speaker in emo_val],
+                             ctx.work / "runs" / f"emodb_{variant}", variant)
+        out[variant] = {"ravdess->emodb": ctx.score(to_emodb, emo), "emodb->ravdess": ctx.score(to_ravdess, rav),
+                        "emodb_val_speakers": emo_val}
+        log("loco " + variant + ": " + ", ".join(
+            f"{k} UAR {pct(v['uar'])}" for k, v in out[variant].items() if isinstance(v, dict)))
+    save(ctx.work / "loco.pkl", out)
+
+
+# ----------------------------------------------------------------------------- multi-corpus
+def part_multicorpus(ctx: Context) -> None:
+    """RAVDESS + EmoDB-dev in one label space, leave one EmoDB speaker out."""
+    from avemo.metrics import compute_metrics, expected_calibration_error
+    from avemo.training import train_run
+    from avemo.training.corpora import CorpusSpec, load_corpora, qualify
+    from avemo.training.scoring import CALIBRATION_BINS
+
+    rav, emo = ctx.data("ravdess"), ctx.data("emodb")
+    data = load_corpora([CorpusSpec("ravdess", rav.root, speakers=tuple(rav.speakers)),
+                         CorpusSpec("emodb", emo.root, speakers=tuple(emo.speakers))])
+    keep = {t.key for t in rav.takes} | {t.key for t in emo.takes}  # the --quick subset of clips
+    data.takes = [t for t in data.takes if f"{t.dataset}:{t.take}" in keep or not ctx.quick]
+    val_ids = {qualify("ravdess", s) for s in ctx.ravdess_val}
+    out = load(ctx.work / "multicorpus.pkl", {"folds": {}})
+    out["label_space"] = list(data.labels.emotions)
+    for variant in ctx.variants:
+        probs, labels, folds = [], [], {}
+        for speaker in emo.speakers:
+            test_id = qualify("emodb", speaker)
+            test = [t for t in data.takes if t.speaker == test_id]
+            val = [t for t in data.takes if t.speaker in val_ids]
+            train = [t for t in data.takes if t.speaker not in val_ids and t.speaker != test_id]
+            run = train_run(ctx.model, data, train_takes=train, val_takes=val, test_takes=test,
+                            model_config=ctx.model_config, train_config=ctx.train[variant], cache=ctx.cache,
+                            workers=ctx.workers, plots=False)
+            folds[speaker] = run.test.to_dict()
+            probs.append(run.test_probabilities)
+            labels.append(run.test_labels)
+            log(f"multicorpus {variant} EmoDB speaker {speaker}: UAR {pct(run.test.uar)} acc {pct(run.test.accuracy)}")
+        p, y = np.concatenate(probs), np.concatenate(labels)
+        pooled = compute_metrics(y, p, data.labels.emotions).to_dict()
+        pooled["ece"] = expected_calibration_error(p, y, CALIBRATION_BINS)
+        out["folds"][variant] = {"per_speaker": folds, "pooled": pooled,
+                                 "mean_uar": float(np.mean([f["uar"] for f in folds.values()])),
+                                 "std_uar": float(np.std([f["uar"] for f in folds.values()]))}
+    save(ctx.work / "multicorpus.pkl", out)
+
+
+# ----------------------------------------------------------------------------- degraded audio
+def babble_talkers(train_takes, seed: int, minimum: int) -> tuple[str, ...]:
+    """The babble talkers of a fold: one audio file of each training speaker (drawn with ``seed``),
+    and more of them in turn while there are fewer than ``minimum`` (a babble channel's talkers)."""
+    by: dict[str, list[str]] = {}
+    for t in train_takes:
+        by.setdefault(t.speaker, []).append(str(t["audio"].path))
+    rng = np.random.default_rng(seed)
+    pools = [list(np.array(sorted(files))[rng.permutation(len(files))]) for _, files in sorted(by.items())]
+    chosen: list[str] = []
+    while any(pools) and (not chosen or len(chosen) < minimum):  # rounds of one file per speaker
+        chosen += [str(pool.pop()) for pool in pools if pool]
+    return tuple(chosen)
+
+
+def talkers_needed(conditions) -> int:
+    from avemo.media.channels import parse_channel
+
+    return max([getattr(parse_channel(c).config, "talkers", 0) for c in conditions] or [0])
+
+
+def degraded_test(ctx: Context, test) -> list:
+    """The test takes that are degraded: all, or ``test_fraction`` of them by CRC32 of the clip id."""
+    from avemo.training.channel_copies import crc32
+
+    fraction = float(ctx.degraded["test_fraction"])
+    return [t for t in test if crc32(t.key) < fraction * 2**32]
+
+
+def perturb_of(condition: str, seed: int, talkers: tuple[str, ...]) -> dict[str, Any]:
+    from avemo.media.channels import parse_channel
+
+    extra = {"sources": talkers} if parse_channel(condition).needs_sources else {}
+    return {"channel": condition, "seed": seed, **extra}
+
+
+def _folds(ctx: Context, degraded_only: bool = False):
+    """The RAVDESS folds (only those of ``--degraded-folds`` with ``degraded_only``) and their splits."""
+    from avemo.datasets import split
+
+    rav = ctx.data("ravdess")
+    for fold in ctx.ravdess_folds():
+        if not degraded_only or ctx.is_degraded(fold.number):
+            yield fold, split(rav.takes, fold, extra="drop")
+
+
+def _fit(ctx: Context, task: tuple) -> Path:
+    return ctx.fit(*task)
+
+
+def fit_in_parallel(ctx: Context, tasks: list[tuple]) -> None:
+    """``ctx.fit`` of every task, on ``--workers`` processes (each trains alone: one torch thread)."""
+    todo = [t for t in tasks if not (t[3] / "checkpoint.json").exists()]
+    if ctx.workers <= 1 or len(todo) <= 1:
+        for task in todo:
+            ctx.fit(*task)
+        return
+    import functools
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(ctx.workers) as pool:
+        list(pool.map(functools.partial(_fit, ctx), todo))
+
+
+def part_extract(ctx: Context) -> None:
+    """The degraded conditions of the test clips, ahead of ``degraded`` (on ``--workers`` processes;
+    one batch over every fold for a condition that needs no training-fold talkers)."""
+    from avemo.training.data import gather
+
+    seed = int(ctx.degraded["seed"])
+    folds = [(babble_talkers(train, seed, talkers_needed(ctx.degraded["conditions"])), degraded_test(ctx, test))
+             for _fold, (train, _val, test) in _folds(ctx, degraded_only=True)]
+    for condition in ctx.degraded["conditions"]:  # condition by condition: an interrupted run has whole ones
+        t0 = time.perf_counter()
+        batches: dict[str, tuple[dict, list]] = {}
+        for talkers, chosen in folds:
+            perturb = perturb_of(condition, seed, talkers)
+            batches.setdefault(json.dumps(perturb, sort_keys=True), (perturb, []))[1].extend(chosen)
+        for perturb, takes in batches.values():
+            gather(takes, ctx.audio_specs, cache=ctx.cache, workers=ctx.workers, perturb=perturb)
+        log(f"extract {condition}: {sum(len(c) for _, c in folds)} clips ({time.perf_counter() - t0:.0f} s)")
+
+
+def part_copies(ctx: Context) -> None:
+    """The augmentation copies of every RAVDESS training set of ``degraded`` and ``crosscorpus``, ahead
+    of their training: the copies :func:`~avemo.training.channel_copies.channel_copies` makes there,
+    each extracted once (``--shard I/N``: the I-th of N disjoint shares, for N processes side by side)."""
+    from avemo.extraction import ExtractorSpec, extract_file
+    from avemo.training.channel_copies import plan_copies
+
+    rav = ctx.data("ravdess")
+    sets = [train for _f, (train, _val, _test) in _folds(ctx, degraded_only=True)]
+    sets.append([t for t in rav.takes if t.speaker not in ctx.ravdess_val])
+    unique = {}
+    for train in sets:
+        for copy in plan_copies(train, ctx.channels)[0]:
+            unique.setdefault((copy.take.key, json.dumps(copy.perturb(ctx.channels.seed), sort_keys=True)), copy)
+    index, count = (int(x) for x in ctx.args.shard.split("/"))
+    mine = [unique[k] for k in sorted(unique)][index::count]
+    t0 = time.perf_counter()
+    for n, copy in enumerate(mine, 1):
+        spec = ExtractorSpec.of(ctx.feature, perturb=copy.perturb(ctx.channels.seed))
+        extract_file(copy.take["audio"].path, [spec.build()], ctx.cache)
+        if n % 50 == 0:
+            log(f"copies {n} / {len(mine)} ({time.perf_counter() - t0:.0f} s)")
+    log(f"copies: {len(mine)} of {len(unique)} ({time.perf_counter() - t0:.0f} s)")
+
+
+def part_degraded(ctx: Context) -> None:
+    """Per fold: the recipe without and with augmentation, scored on the clean test clips; then
+    condition by condition (an interrupted run has whole conditions), on the degraded ones."""
+    path = ctx.work / "degraded.pkl"
+    res = load(path, {})
+    seed = int(ctx.degraded["seed"])
+    rav = ctx.data("ravdess")
+    fit_in_parallel(ctx, [(rav, train, val, ctx.work / "runs" / f"fold{fold.number}_{v}", v)
+                          for fold, (train, val, _test) in _folds(ctx)
+                          for v in ctx.variants if ctx.is_degraded(fold.number) or v == "plain"])
+    folds = []
+    for fold, (train, val, test) in _folds(ctx):
+        talkers = babble_talkers(train, seed, talkers_needed(ctx.degraded["conditions"]))
+        chosen = degraded_test(ctx, test)
+        degraded = ctx.is_degraded(fold.number)
+        variants = ctx.variants if degraded else [v for v in ctx.variants if v == "plain"]
+        ckpts = {v: ctx.fit(rav, train, val, ctx.work / "runs" / f"fold{fold.number}_{v}", v) for v in variants}
+        entry = res.setdefault(fold.number, {"test_speakers": list(fold.test), "scores": {}})
+        if degraded:
+            entry.update(talkers=list(talkers), degraded_takes=[t.key for t in chosen])
+        for v in variants:
+            scores = entry["scores"].setdefault(v, {})
+            if "clean_full" not in scores:
+                scores["clean_full"] = ctx.score(ckpts[v], rav, test)
+            if degraded and "clean" not in scores:
+                scores["clean"] = ctx.score(ckpts[v], rav, chosen)
+        save(path, res)
+        log(f"degraded fold {fold.number} clean: " + ", ".join(
+            f"{v} {pct(entry['scores'][v]['clean_full']['accuracy'])}" for v in variants))
+        if degraded:
+            folds.append((entry, ckpts, talkers, chosen))
+    for condition in ctx.degraded["conditions"]:
+        for entry, ckpts, talkers, chosen in folds:
+            for v in ckpts:
+                if condition not in entry["scores"][v]:
+                    entry["scores"][v][condition] = ctx.score(ckpts[v], rav, chosen,
+                                                              perturb_of(condition, seed, talkers))
+            save(path, res)
+        s = degraded_summary(res, [condition])
+        log(f"degraded {condition}: " + ", ".join(
+            f"{v} {pct(s[v]['conditions'].get(condition, {}).get('accuracy'))}" for v in ctx.variants))
+
+
+# ----------------------------------------------------------------------------- report
+def _pooled(res: dict, variant: str, key: str) -> tuple[float | None, int, int]:
+    """Accuracy pooled over the folds that scored ``key`` (clips-weighted), the number of those folds, clips."""
+    rows = [f["scores"][variant][key] for f in res.values() if key in f["scores"].get(variant, {})]
+    n = sum(r["n"] for r in rows)
+    return (sum(r["accuracy"] * r["n"] for r in rows) / n if n else None), len(rows), n
+
+
+def degraded_summary(res: dict, conditions: list[str]) -> dict[str, Any]:
+    """Per variant: clean accuracy (full folds and the degraded clips), accuracy and drop per
+    condition (pooled over the folds' degraded clips), the mean drop and the worst condition."""
+    out = {}
+    for v in VARIANTS:
+        full = [f["scores"][v]["clean_full"] for f in res.values() if "clean_full" in f["scores"].get(v, {})]
+        clean, folds, n = _pooled(res, v, "clean")
+        per = {}
+        for c in conditions:
+            acc, k, m = _pooled(res, v, c)
+            if acc is not None and k == folds:
+                per[c] = {"accuracy": acc, "drop": clean - acc, "n": m}
+        drops = {c: r["drop"] for c, r in per.items()}
+        worst = max(drops, key=drops.get) if drops else None
+        out[v] = {
+            "folds": folds, "n_degraded": n, "clean_degraded_clips": clean,
+            "fold_accuracy": [r["accuracy"] for r in full], "fold_uar": [r["uar"] for r in full],
+            "fold_macro_f1": [r["macro_f1"] for r in full],
+            "mean_accuracy": float(np.mean([r["accuracy"] for r in full])) if full else None,
+            "std_accuracy": float(np.std([r["accuracy"] for r in full])) if full else None,
+            "mean_uar": float(np.mean([r["uar"] for r in full])) if full else None,
+            "mean_macro_f1": float(np.mean([r["macro_f1"] for r in full])) if full else None,
+            "confusion": np.sum([np.array(r["confusion"]) for r in full], axis=0).tolist() if full else [],
+            "labels": full[0]["labels"] if full else [],
+            "conditions": per, "mean_drop": float(np.mean(list(drops.values()))) if drops else None,
+            "worst": worst, "missing": [c for c in conditions if c not in per],
+        }
+    return out
+
+
+def _eval_row(name: str, e: dict) -> str:
+    return (f"| {name} | {e['n']} | {pct(e['accuracy'])} | {pct(e['uar'])} | {pct(e['macro_f1'])} | "
+            f"{e['ece']:.3f} | {', '.join(e['labels'])} |")
+
+
+EVAL_HEAD = ["| test set | clips | accuracy | UAR | macro-F1 | ECE | scored labels |", "|---|---|---|---|---|---|---|"]
+
+
+def _confusion(e: dict) -> list[str]:
+    labels = e["labels"]
+    lines = ["| true \\ predicted | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    lines += [f"| {lab} | " + " | ".join(str(x) for x in row) + " |" for lab, row in zip(labels, e["confusion"],
+                                                                                         strict=True)]
+    return lines
+
+
+def _verdict(value: float | None, target: float, above: bool = True) -> str:
+    if value is None:
+        return "not measured"
+    ok = 100 * value >= target if above else 100 * value <= target
+    return "met" if ok else "NOT met"
+
+
+def part_report(ctx: Context) -> None:
+    import report as bench_report
+
+    from avemo.models.checkpoint import package_versions
+    from avemo.plots import plot_confusion, plot_reliability
+    from avemo.training.scoring import CALIBRATION_BINS
+
+    targets = ctx.suite["targets"]
+    cross, loco, multi = (load(ctx.work / f"{p}.pkl") for p in ("crosscorpus", "loco", "multicorpus"))
+    deg = load(ctx.work / "degraded.pkl", {})
+    figures = ctx.out / "generalisation"
+    figures.mkdir(parents=True, exist_ok=True)
+    scratch = ("--parts", "--work")  # which parts wrote the results, and where, do not change them
+    args = [a for i, a in enumerate(sys.argv[1:], 1) if not {a, sys.argv[i - 1]} & set(scratch)]
+    command = " ".join(["python benchmarks/generalisation.py", *(shlex.quote(a) for a in args)])
+    lines = ["# Generalisation: cross-corpus, multi-corpus, degraded audio, in-domain", "",
+             f"- Command: `{command}` (parts: {', '.join(PARTS[:-1])}; each stores its results under `--work`)",
+             f"- Date: {time.strftime('%Y-%m-%d %H:%M')}; machine: {bench_report.machine()}",
+             f"- Versions: {bench_report.versions('scikit-learn', 'av', 'pyroomacoustics')}",
+             f"- Load average at the report (1/5/15 min): {bench_report.load()} (2 cores shared by several jobs)",
+             f"- Recipe: `{ctx.model}` {json.dumps(ctx.model_config)} on `{ctx.feature}`; training "
+             f"{json.dumps(ctx.suite['quick' if ctx.quick else 'recipe']['train'])}; augmentation (variant "
+             "'augmented'): `TrainConfig.augment.channels` " + json.dumps({k: v for k, v in
+                                                                         vars(ctx.channels).items()}),
+             f"- Degraded-audio settings of this report: test fraction {ctx.degraded['test_fraction']}, folds "
+             f"{sorted(ctx.degraded_folds) or 'all'}, conditions {', '.join(ctx.degraded['conditions'])}",
+             "- Protocol: every number is speaker-disjoint; validation speakers are training-side speakers; the "
+             "recipe's hyper-parameters were chosen on validation data, never on a test corpus, fold or speaker. "
+             f"ECE: {CALIBRATION_BINS} equal-width confidence bins.", ""]
+    head, lines = lines, []
+    summary: dict[str, Any] = {"command": command, "recipe": {"model": ctx.model, "model_config": ctx.model_config,
+                                                              "feature": ctx.feature},
+                               "augment_channels": vars(ctx.channels), "versions": package_versions(),
+                               "targets": targets, "quick": ctx.quick}
+    answers: list[str] = []
+    if cross:
+        lines += ["## RAVDESS only -> EmoDB-dev and CREMA-D (cross-corpus)", "",
+                  "Trained on every RAVDESS speaker but the validation speakers "
+                  f"{ctx.ravdess_val}; scored over the labels each test corpus shares with RAVDESS "
+                  "(RAVDESS calm counted as neutral, EmoDB boredom left out).", ""]
+        for v in (vs := [v for v in VARIANTS if v in cross]):
+            lines += [f"**{v}**", "", *EVAL_HEAD]
+            for target, e in cross[v].items():
+                lines.append(_eval_row(target, e))
+                tag = f"ravdess_to_{target}_{v}"
+                plot_confusion(e["confusion"], e["labels"], figures / f"{tag}_confusion.png",
+                               title=f"RAVDESS -> {target} ({v})")
+                from avemo.metrics import ReliabilityBin
+
+                bins = [ReliabilityBin(**b) for b in e["reliability"]]
+                plot_reliability(bins, figures / f"{tag}_reliability.png", title=f"RAVDESS -> {target} ({v})",
+                                 ece=e["ece"])
+            lines += ["", f"Confusion, EmoDB-dev ({v}):", "", *_confusion(cross[v]["emodb"]), "",
+                      f"Figures: `generalisation/ravdess_to_emodb_{v}_confusion.png`, "
+                      f"`generalisation/ravdess_to_emodb_{v}_reliability.png` (and `..._crema_d_...`).", ""]
+        best = max(cross[v]["emodb"]["uar"] for v in vs)
+        answers.append(f"- **RAVDESS -> EmoDB-dev UAR** (target >= {targets['ravdess_to_emodb_uar']:.0f} %): "
+                       + ", ".join(f"{v} {pct(cross[v]['emodb']['uar'])} %" for v in vs)
+                       + f" -- {_verdict(best, targets['ravdess_to_emodb_uar'])}.")
+        summary["crosscorpus"] = cross
+    if loco:
+        lines += ["## Leave one corpus out (RAVDESS, EmoDB-dev)", "",
+                  f"EmoDB-dev trains with validation speaker {next(iter(loco.values()))['emodb_val_speakers']}.", ""]
+        for v in [v for v in VARIANTS if v in loco]:
+            lines += [f"**{v}**", "", *EVAL_HEAD]
+            lines += [_eval_row(k, e) for k, e in loco[v].items() if isinstance(e, dict)]
+            lines.append("")
+        summary["loco"] = loco
+    if multi:
+        lines += ["## RAVDESS + EmoDB-dev, leave one EmoDB speaker out (unseen EmoDB speakers)", "",
+                  f"One label space ({', '.join(multi['label_space'])}); each fold tests one EmoDB-dev speaker "
+                  f"never seen in training; validation speakers RAVDESS {ctx.ravdess_val}.", "",
+                  "| variant | " + " | ".join(f"EmoDB {s} UAR" for s in next(iter(multi['folds'].values()))[
+                      'per_speaker']) + " | mean UAR | pooled UAR | pooled accuracy | pooled ECE |",
+                  "|---" * (len(next(iter(multi['folds'].values()))['per_speaker']) + 5) + "|"]
+        for v, r in multi["folds"].items():
+            lines.append(f"| {v} | " + " | ".join(pct(f["uar"]) for f in r["per_speaker"].values())
+                         + f" | {pct(r['mean_uar'])} ± {pct(r['std_uar'])} | {pct(r['pooled']['uar'])} | "
+                         f"{pct(r['pooled']['accuracy'])} | {r['pooled']['ece']:.3f} |")
+        lines.append("")
+        best = max(r["mean_uar"] for r in multi["folds"].values())
+        answers.append(f"- **Unseen EmoDB speakers UAR** (multi-corpus, leave one EmoDB speaker out; target >= "
+                       f"{targets['unseen_emodb_speakers_uar']:.0f} %): " + ", ".join(
+                           f"{v} {pct(r['mean_uar'])} % (pooled {pct(r['pooled']['uar'])} %)"
+                           for v, r in multi["folds"].items())
+                       + f" -- {_verdict(best, targets['unseen_emodb_speakers_uar'])}.")
+        summary["multicorpus"] = multi
+    if deg:
+        conditions = list(ctx.degraded["conditions"])
+        s = degraded_summary(deg, conditions)
+        n_full = sum(f["scores"]["plain"]["clean_full"]["n"] for f in deg.values()
+                     if "clean_full" in f["scores"].get("plain", {}))
+        lines += ["## In-domain: RAVDESS speaker-disjoint 5-fold, audio only", "",
+                  f"Built-in plan `{ctx.suite['data']['ravdess_plan']}` (5 folds of 4 test speakers, 2 validation "
+                  f"speakers from the training speakers); {n_full} test clips over the folds.", "",
+                  "| variant | folds | accuracy | per fold | UAR | macro-F1 |", "|---|---|---|---|---|---|"]
+        for v in (vs := [v for v in VARIANTS if s[v]["fold_accuracy"]]):
+            r = s[v]
+            lines.append(f"| {v} | {len(r['fold_accuracy'])} | {pct(r['mean_accuracy'])} ± {pct(r['std_accuracy'])} | "
+                         + ", ".join(pct(a) for a in r["fold_accuracy"]) + f" | {pct(r['mean_uar'])} | "
+                         f"{pct(r['mean_macro_f1'])} |")
+            if r["confusion"]:
+                plot_confusion(r["confusion"], r["labels"], figures / f"ravdess_5fold_{v}_confusion.png",
+                               title=f"RAVDESS 5-fold, audio only ({v})")
+        lines.append("")
+        best = max((s[v]["mean_accuracy"] or 0.0) for v in vs)
+        answers.append(f"- **RAVDESS 5-fold, audio only** (target >= {targets['ravdess_5fold_audio']:.0f} %): "
+                       + ", ".join(f"{v} {pct(s[v]['mean_accuracy'])} %" for v in vs)
+                       + f" over {len(s['plain']['fold_accuracy'])} folds -- "
+                       f"{_verdict(best if s['plain']['fold_accuracy'] else None, targets['ravdess_5fold_audio'])}."
+                       " Audio + AU: not run by this benchmark (see `ravdess_au.md`).")
+        fraction = float(ctx.degraded["test_fraction"])
+        lines += ["## Degraded audio (RAVDESS folds)", "",
+                  f"Each fold's test clips ({'all' if fraction >= 1 else f'the {pct(fraction)} % chosen by CRC32 of the clip id'}; "
+                  f"{s['plain']['n_degraded']} clips over {s['plain']['folds']} folds) through each condition "
+                  f"(seed {ctx.degraded['seed']}; babble: clips of the fold's training speakers only, one per speaker). "
+                  "Accuracy pooled over the folds' degraded clips; drop = clean accuracy on the same clips minus the "
+                  "degraded accuracy (points).", "",
+                  "| condition | " + " | ".join(f"{v} accuracy | {v} drop" for v in vs) + " |",
+                  "|---" * (1 + 2 * len(vs)) + "|",
+                  "| clean | " + " | ".join(f"{pct(s[v]['clean_degraded_clips'])} | 0.0" for v in vs) + " |"]
+        for c in conditions:
+            if all(c in s[v]["conditions"] for v in vs):
+                lines.append(f"| {c} | " + " | ".join(
+                    f"{pct(s[v]['conditions'][c]['accuracy'])} | {100 * s[v]['conditions'][c]['drop']:.1f}"
+                    for v in vs) + " |")
+        lines.append("")
+        for v in vs:
+            r = s[v]
+            if r["mean_drop"] is not None:
+                lines.append(f"- {v}: mean drop {100 * r['mean_drop']:.1f} points over {len(r['conditions'])} "
+                             f"conditions; worst {r['worst']} ({100 * r['conditions'][r['worst']]['drop']:.1f} points)"
+                             + (f"; not measured: {', '.join(r['missing'])}" if r["missing"] else "") + ".")
+        lines.append("")
+        drops = [s[v]["mean_drop"] for v in vs if s[v]["mean_drop"] is not None]
+        if drops:
+            answers.append(f"- **Degraded audio mean drop** (target <= {targets['degraded_mean_drop']:.0f} points): "
+                           + ", ".join(f"{v} {100 * s[v]['mean_drop']:.1f} (worst {s[v]['worst']})"
+                                       for v in vs if s[v]["mean_drop"] is not None)
+                           + f" -- {_verdict(min(drops), targets['degraded_mean_drop'], above=False)}.")
+        summary["degraded"] = {"summary": s, "folds": deg}
+    missing = [p for p, r in (("crosscorpus", cross), ("loco", loco), ("multicorpus", multi), ("degraded", deg)) if not r]
+    missing += [f"{p} ({v})" for p, r in (("crosscorpus", cross), ("loco", loco), ("multicorpus", (multi or {}).get("folds")))
+                if r for v in VARIANTS if v not in r]
+    if missing:
+        answers.append(f"- Not run (no result under `--work` when this report was written): {', '.join(missing)}.")
+    notes = list(ctx.suite.get("report", {}).get("notes", []))
+    if deg and float(ctx.degraded["test_fraction"]) < 1:
+        n = degraded_summary(deg, [])["plain"]["n_degraded"]
+        notes.append(f"The degraded conditions were run on {n} test clips (a {pct(float(ctx.degraded['test_fraction']))} % "
+                     "sample of each fold's test speakers' clips): one condition's accuracy has a standard error of "
+                     f"about {100 * np.sqrt(0.7 * 0.3 / max(n, 1)):.0f} points; the drops are paired (same clips) "
+                     "and the mean drop over the conditions is steadier than any one of them.")
+    if notes:
+        lines += ["## Notes", "", *(f"- {n}" for n in notes), ""]
+    text = "\n".join(head + ["## Answers", "", *answers, ""] + lines).rstrip() + "\n"
+    from avemo.output_file import OutputFile
+
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    with OutputFile(ctx.out / "generalisation.md") as fh:
+        fh.commit(text)
+    with OutputFile(ctx.out / "generalisation.json") as fh:
+        fh.commit(json.dumps(summary, indent=1, default=float) + "\n")
+    log(f"wrote {ctx.out / 'generalisation.md'}")
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> None:
+    from avemo.cache.store import default_cache_dir
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--suite", type=Path, default=SUITE)
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("AVEMO_SHARED_DATA", REPO.parent / "shared" / "data")),
+                    help="the shared data folder (the suite's [data] paths are under it)")
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "results")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "avemo-generalisation",
+                    help="where each part stores its results and checkpoints (resumable)")
+    ap.add_argument("--cache", type=Path, default=default_cache_dir(), help="feature cache (shared)")
+    ap.add_argument("--parts", default=",".join(p for p in PARTS if p not in ("extract", "copies")),
+                    help=f"comma-separated subset of {','.join(PARTS)}")
+    ap.add_argument("--workers", type=int, default=2, help="feature extraction processes")
+    ap.add_argument("--test-fraction", type=float, default=None,
+                    help="share of each fold's test clips that are degraded (default: the suite's)")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="the recipe without ('plain') and with ('augmented') the channel augmentation")
+    ap.add_argument("--degraded-folds", default="",
+                    help="comma-separated RAVDESS folds scored on degraded audio and trained with augmentation "
+                         "(default: all); the others give the in-domain clean number only")
+    ap.add_argument("--shard", default="0/1", help="copies part: do the I-th of N disjoint shares (I/N)")
+    ap.add_argument("--conditions", default="",
+                    help="comma-separated subset of the suite's degraded conditions (default: all)")
+    ap.add_argument("--quick", action="store_true", help="a smoke run on a few clips with a cheap extractor")
+    args = ap.parse_args(argv)
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise SystemExit(f"unknown parts {unknown}; choose from {list(PARTS)}")
+    import torch
+
+    torch.set_num_threads(1)  # small linear heads; the cores are shared
+    ctx = Context(args)
+    for part in PARTS:
+        if part in parts:
+            t0 = time.perf_counter()
+            log(f"part {part} ...")
+            globals()[f"part_{part}"](ctx)
+            log(f"part {part} done in {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""benchmarks/generalisation.py --quick: every part end to end on a few real clips with a cheap extractor.
+
+It checks that the script's path works (training, cross-corpus scoring, the degraded conditions with
+training-fold babble, the report), not its figures; those come from the full run (docs/results).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "generalisation.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("generalisation_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_babble_talkers_are_training_speakers_with_enough_clips():
+    from avemo.datasets.pairing import pair_takes
+    from avemo.datasets.records import Clip
+
+    script = _script()
+    clips = [Clip(Path(f"/x/{s}_{i}.wav"), "ravdess", "happy", s, f"{s}_{i}", ("audio",))
+             for s in ("01", "02", "03") for i in range(4)]
+    train = list(pair_takes(clips).values())
+    talkers = script.babble_talkers(train, 0, minimum=4)
+    assert len(talkers) == 6 and len(set(talkers)) == 6  # two rounds of one clip per speaker
+    assert {Path(t).stem.split("_")[0] for t in talkers} == {"01", "02", "03"}
+    assert script.babble_talkers(train, 0, minimum=4) == talkers  # deterministic
+    assert len(script.babble_talkers(train, 0, minimum=1)) == 3
+    assert script.talkers_needed(["mp3_16k", "babble_5db:talkers=6"]) == 6
+
+
+@pytest.mark.shared_data
+def test_quick_run_writes_every_section(tmp_path):
+    script = _script()
+    out = tmp_path / "out"
+    script.main(["--quick", "--out", str(out), "--work", str(tmp_path / "work"), "--cache", str(tmp_path / "cache"),
+                 "--workers", "1", "--parts", "crosscorpus,loco,multicorpus,degraded,report"])
+    text = (out / "generalisation.md").read_text()
+    for heading in ("## Answers", "RAVDESS only -> EmoDB-dev and CREMA-D", "Leave one corpus out",
+                    "leave one EmoDB speaker out", "In-domain: RAVDESS", "Degraded audio", "babble_10db"):
+        assert heading in text
+    result = json.loads((out / "generalisation.json").read_text())
+    assert result["quick"] and set(result["crosscorpus"]) == {"plain", "augmented"}
+    emodb = result["crosscorpus"]["plain"]["emodb"]
+    assert "boredom" not in emodb["labels"] and 0.0 <= emodb["ece"] <= 1.0
+    summary = result["degraded"]["summary"]
+    for variant in ("plain", "augmented"):
+        assert set(summary[variant]["conditions"]) == {"noise_white_10db", "babble_10db"}
+    fold = result["degraded"]["folds"]["1"]
+    assert all(f"Actor_{s}" not in t for t in fold["talkers"] for s in ("01", "02"))  # test and validation speakers
+    assert (out / "generalisation" / "ravdess_to_emodb_plain_reliability.png").stat().st_size > 0
