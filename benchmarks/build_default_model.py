@@ -3,7 +3,7 @@
 The recipe is data (``benchmarks/default_model_recipe.toml``): the zoo audio head and its options,
 the corpora (RAVDESS speech audio and EmoDB) in one shared label space, the training config
 (corpus balance, degraded copies) and what the calibration is fitted on. Every step runs the
-library's multi-corpus training (:func:`avemo.training.corpora.load_corpora`,
+library's multi-corpus training (:func:`avemo.training.experiment.load_corpora`,
 :func:`avemo.training.train_run`); nothing here re-implements a model.
 
 1. **In-domain estimate**: speaker-disjoint folds over the RAVDESS speakers (plan ``ravdess_au``:
@@ -285,8 +285,9 @@ def main() -> None:
     from avemo.models import create_model
     from avemo.models.checkpoint import package_versions
     from avemo.training import TrainConfig, train_run
-    from avemo.training.corpora import load_corpora, read_corpora_file
+    from avemo.training.corpora import read_corpora_file
     from avemo.training.data import gather
+    from avemo.training.experiment import load_corpora
 
     torch.set_num_threads(1)
     recipe = cfg.load_file(args.recipe)

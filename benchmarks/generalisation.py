@@ -221,7 +221,8 @@ def part_multicorpus(ctx: Context) -> None:
     """RAVDESS + EmoDB-dev in one label space, leave one EmoDB speaker out."""
     from avemo.metrics import compute_metrics, expected_calibration_error
     from avemo.training import train_run
-    from avemo.training.corpora import CorpusSpec, load_corpora, qualify
+    from avemo.training.corpora import CorpusSpec, qualify
+    from avemo.training.experiment import load_corpora
     from avemo.training.scoring import CALIBRATION_BINS
 
     rav, emo = ctx.data("ravdess"), ctx.data("emodb")

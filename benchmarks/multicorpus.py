@@ -38,8 +38,9 @@ from avemo.models.batching import TensorData  # noqa: E402
 from avemo.models.checkpoint import load_checkpoint  # noqa: E402
 from avemo.output_file import OutputFile  # noqa: E402
 from avemo.training import TrainConfig, load_data, train_run  # noqa: E402
-from avemo.training.corpora import CorpusSpec, build_label_space, load_corpora, qualify  # noqa: E402
+from avemo.training.corpora import CorpusSpec, build_label_space, qualify  # noqa: E402
 from avemo.training.data import gather  # noqa: E402
+from avemo.training.experiment import load_corpora  # noqa: E402
 from avemo.training.trainer import predict_proba  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"

@@ -308,7 +308,8 @@ def test_closed_form_refuses_the_class_balanced_sampler():
 @pytest.mark.shared_data
 def test_load_corpora_qualifies_speakers_and_splits_by_fold(two_small_corpora):
     from avemo.training import resolve_split
-    from avemo.training.corpora import CorpusSpec, load_corpora
+    from avemo.training.corpora import CorpusSpec
+    from avemo.training.experiment import load_corpora
 
     rav, emo = two_small_corpora
     data = load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("emodb", emo)], "shared")
@@ -326,7 +327,8 @@ def test_load_corpora_qualifies_speakers_and_splits_by_fold(two_small_corpora):
 @pytest.mark.shared_data
 def test_load_corpora_refuses_unknown_datasets_and_empty_folders(two_small_corpora, tmp_path):
     from avemo.errors import AvemoError
-    from avemo.training.corpora import CorpusSpec, load_corpora
+    from avemo.training.corpora import CorpusSpec
+    from avemo.training.experiment import load_corpora
 
     rav, _ = two_small_corpora
     with pytest.raises(AvemoError, match="emodbx"):

@@ -290,7 +290,8 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
                 visual_table: Path | None, speakers: str | None, labels: Path | None):
     """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora)."""
     from avemo.training import load_data
-    from avemo.training.corpora import CorpusSpec, load_corpora, read_corpora_file
+    from avemo.training.corpora import CorpusSpec, read_corpora_file
+    from avemo.training.experiment import load_corpora
 
     roots, datasets = list(roots or []), list(datasets or [])
     if corpora_file is not None:
@@ -313,31 +314,63 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
                          labels_csv=labels or only.labels)
     if _speakers(speakers) is not None or labels is not None:
         raise AvemoError("with several corpora, give speakers= and labels= per corpus in a --corpora file")
-    return load_corpora(specs, label_space, visual_table=visual_table)
+    data = load_corpora(specs, label_space, visual_table=visual_table)
+    space = data.corpora.space
+    left = "; ".join(f"{c}: {dict(e)}" for c, e in data.corpora.left_out.items()) or "none"
+    console_err.print(f"label space {space.mode} {list(space.labels.emotions)}; clips left out (no partner): {left}")
+    return data
+
+
+# options of `avemo train`: several corpora, and the GPU memory and speed settings
+RootsOpt = Annotated[
+    list[Path] | None, typer.Option("--root", "-r", help="The dataset folder; repeat with --dataset for "
+                                                          "several corpora (multi-corpus training).")
+]
+DatasetsOpt = Annotated[
+    list[str] | None, typer.Option("--dataset", "-d", help="Dataset layout: ravdess, crema_d, emodb, folder "
+                                                           "(default ravdess); one per --root.")
+]
+CorporaOpt = Annotated[
+    Path | None, typer.Option("--corpora", help="A TOML file of [[corpora]] entries (dataset=, root=, "
+                                                "speakers=, weight=, name=) instead of --dataset/--root.")
+]
+LabelSpaceOpt = Annotated[
+    str, typer.Option(help="Several corpora: shared (the labels every corpus can express; calm counts as "
+                           "neutral) or union_masked (all labels, each clip's softmax over its corpus's).")
+]
+BalanceOpt = Annotated[
+    str | None, typer.Option(help="Sample weights: auto (corpus with several corpora, else none), none, "
+                                  "corpus (equal total per corpus), corpus_class (equal per corpus and label).")
+]
+AccumulateOpt = Annotated[
+    int | None, typer.Option(help="Run every batch as K micro-batches with one optimizer step: the same "
+                                  "effective batch in about 1/K of the activation memory.")
+]
+CheckpointActivationsOpt = Annotated[
+    bool | None, typer.Option("--checkpoint-activations/--no-checkpoint-activations",
+                              help="Recompute the 3D ResNeXt blocks' activations in the backward pass: "
+                                   "less GPU memory, about a third more compute.")
+]
+EvalBatchOpt = Annotated[
+    int | None, typer.Option(help="Validation and test batch (default: 128 on a CPU, sized to the free "
+                                  "memory on a GPU).")
+]
+LoaderWorkersOpt = Annotated[
+    int | None, typer.Option(help="Batch-loading worker processes (default: 0 on a CPU, up to 4 on a GPU).")
+]
+CompileOpt = Annotated[
+    bool | None, typer.Option("--compile/--no-compile", help="torch.compile the training step (pays off "
+                              "on a GPU over long runs; the compile time is reported).")
+]
 
 
 @app.command()
 def train(
-    root: Annotated[
-        list[Path] | None, typer.Option("--root", "-r", help="The dataset folder; repeat with --dataset for "
-                                                              "several corpora (multi-corpus training).")
-    ] = None,
-    dataset: Annotated[
-        list[str] | None, typer.Option("--dataset", "-d", help="Dataset layout: ravdess, crema_d, emodb, folder "
-                                                               "(default ravdess); one per --root.")
-    ] = None,
-    corpora: Annotated[
-        Path | None, typer.Option("--corpora", help="A TOML file of [[corpora]] entries (dataset=, root=, "
-                                                    "speakers=, weight=, name=) instead of --dataset/--root.")
-    ] = None,
-    label_space: Annotated[
-        str, typer.Option(help="Several corpora: shared (the labels every corpus can express; calm counts as "
-                               "neutral) or union_masked (all labels, each clip's softmax over its corpus's).")
-    ] = "shared",
-    balance: Annotated[
-        str | None, typer.Option(help="Sample weights: auto (corpus with several corpora, else none), none, "
-                                      "corpus (equal total per corpus), corpus_class (equal per corpus and label).")
-    ] = None,
+    root: RootsOpt = None,
+    dataset: DatasetsOpt = None,
+    corpora: CorporaOpt = None,
+    label_space: LabelSpaceOpt = "shared",
+    balance: BalanceOpt = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Registry name (see `avemo models`).")] = "default",
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint folder (resumes if it holds a run).")] = Path(
         "runs/model"
@@ -361,26 +394,11 @@ def train(
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Training batch (the effective one with --accumulate).")] = None,
-    accumulate: Annotated[
-        int | None, typer.Option(help="Run every batch as K micro-batches with one optimizer step: the same "
-                                      "effective batch in about 1/K of the activation memory.")
-    ] = None,
-    checkpoint_activations: Annotated[
-        bool | None, typer.Option("--checkpoint-activations/--no-checkpoint-activations",
-                                  help="Recompute the 3D ResNeXt blocks' activations in the backward pass: "
-                                       "less GPU memory, about a third more compute.")
-    ] = None,
-    eval_batch_size: Annotated[
-        int | None, typer.Option(help="Validation and test batch (default: 128 on a CPU, sized to the free "
-                                      "memory on a GPU).")
-    ] = None,
-    loader_workers: Annotated[
-        int | None, typer.Option(help="Batch-loading worker processes (default: 0 on a CPU, up to 4 on a GPU).")
-    ] = None,
-    compile_model: Annotated[
-        bool | None, typer.Option("--compile/--no-compile", help="torch.compile the training step (pays off "
-                                  "on a GPU over long runs; the compile time is reported).")
-    ] = None,
+    accumulate: AccumulateOpt = None,
+    checkpoint_activations: CheckpointActivationsOpt = None,
+    eval_batch_size: EvalBatchOpt = None,
+    loader_workers: LoaderWorkersOpt = None,
+    compile_model: CompileOpt = None,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
@@ -401,10 +419,6 @@ def train(
     })
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table,
                        speakers=speakers, labels=labels)
-    if data.corpora is not None:
-        space = data.corpora.space
-        left = "; ".join(f"{c}: {dict(e)}" for c, e in data.corpora.left_out.items()) or "none"
-        console_err.print(f"label space {space.mode} {list(space.labels.emotions)}; clips left out (no partner): {left}")
     tr, va, te, split_info = resolve_split(data, fold=fold, plan=plan, val_speakers=_speakers(val_speakers))
     console_err.print(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})")
     with _progress(train_cfg.epochs, "training") as bar:
@@ -415,6 +429,11 @@ def train(
             extra_meta={"split": split_info},
             on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
         )
+    _print_run(run, out)
+
+
+def _print_run(run, out: Path) -> None:
+    """What ``avemo train`` says at the end: the skipped files, the scores, the checkpoint's folder."""
     for path, reason in run.failed:
         console_err.print(f"[yellow]skipped[/] {path}: {reason}")
     line = f"best epoch {run.best_epoch}; validation accuracy {run.val.accuracy:.3f}" if run.val else "no validation"

@@ -198,10 +198,10 @@ class UnimodalModel(AvemoModel):
     def fit_closed_form(self, inputs: Mapping[str, Tensor], targets: Tensor, weights: Tensor | None = None,
                         allowed: Tensor | None = None) -> dict[str, float]:
         """Fit the head on all training ``inputs`` at once (encoders with ``closed_form``: a logistic
-        regression, :func:`avemo.models.encoders.logistic.fit_logistic`); the fit's final objective."""
+        regression, :func:`avemo.models.closed_form.fit_logistic`); the fit's final objective."""
         if not self.closed_form:
             raise ConfigError(f"{self.name}: this model is trained by epochs, not in closed form")
-        from avemo.models.encoders.logistic import fit_logistic
+        from avemo.models.closed_form import fit_logistic
 
         c = self.encoder.config
         with torch.no_grad():

@@ -38,7 +38,6 @@ clips' weights.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +50,7 @@ import torch.nn.functional as F
 from avemo.config import load_file
 from avemo.datasets.labels import COMPARISON_MERGES, LabelSet, label_set_for
 from avemo.datasets.pairing import Take
-from avemo.errors import ConfigError, DatasetError
+from avemo.errors import ConfigError
 
 SpaceMode = Literal["shared", "union_masked"]
 Balance = Literal["auto", "none", "corpus", "corpus_class"]
@@ -268,7 +267,7 @@ class CorpusObjective:
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Weighted mean of each clip's cross-entropy under the softmax over its corpus's classes."""
-        from avemo.models.encoders.logistic import masked_logits
+        from avemo.models.closed_form import masked_logits
 
         masked = masked_logits(logits.float(), self.item_allowed(targets))
         ce = F.cross_entropy(masked, targets[:, 0], reduction="none")
@@ -309,37 +308,3 @@ class Corpora:
             "label_space": self.space.to_dict(),
             "left_out": self.left_out,
         }
-
-
-def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, visual_table=None):
-    """Read every corpus and return a :class:`~avemo.training.experiment.DataBundle` over the label
-    space (``bundle.corpora`` holds the :class:`Corpora`). Each corpus is read as ``avemo train``
-    reads one (unknown dataset, a folder without labelled clips: one-line errors)."""
-    from avemo.training.experiment import DataBundle, load_data
-
-    specs = list(specs)
-    if len(specs) < 2:
-        raise ConfigError("multi-corpus training needs at least two corpora")
-    check_corpus_names(specs)
-    bundles = {s.corpus: load_data(s.dataset, s.root, speakers=s.speakers, labels_csv=s.labels,
-                                   visual_table=visual_table) for s in specs}
-    space = build_label_space({c: b.labels for c, b in bundles.items()}, mode)
-    takes, left_out, skipped = [], {}, []
-    for c, b in bundles.items():
-        skipped += b.skipped
-        for t in b.takes:
-            target = space.maps[c][t.emotion]
-            if target is None:
-                left_out.setdefault(c, {}).setdefault(t.emotion, 0)
-                left_out[c][t.emotion] += 1
-                continue
-            takes.append(dataclasses.replace(t, dataset=c, speaker=qualify(c, t.speaker), emotion=target))
-    for c in bundles:
-        if not any(t.dataset == c for t in takes):
-            raise DatasetError(f"corpus {c}: no clip has a label of the space {list(space.labels.emotions)}",
-                               bundles[c].root)
-    tables = next(iter(bundles.values())).tables
-    root = Path(os.path.commonpath([str(Path(s.root).resolve()) for s in specs]))
-    bundle = DataBundle("+".join(bundles), root, takes, space.labels, tables, skipped)
-    bundle.corpora = Corpora(specs, space, takes, left_out)
-    return bundle

@@ -10,6 +10,8 @@ tests on the test speakers (if any), and writes a checkpoint with plots;
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +32,15 @@ from avemo.models.batching import TensorData
 from avemo.models.checkpoint import save_checkpoint
 from avemo.models.normalization import Normalizer
 from avemo.training.config import TrainConfig
-from avemo.training.corpora import Corpora, make_objective
+from avemo.training.corpora import (
+    Corpora,
+    CorpusSpec,
+    SpaceMode,
+    build_label_space,
+    check_corpus_names,
+    make_objective,
+    qualify,
+)
 from avemo.training.data import Gathered, check_labels, concat, gather
 from avemo.training.trainer import (
     FitResult,
@@ -52,7 +62,7 @@ class DataBundle:
     labels: LabelSet
     tables: dict[str, Any] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    corpora: Corpora | None = None  # several corpora in one label space (:func:`~avemo.training.corpora.load_corpora`)
+    corpora: Corpora | None = None  # several corpora in one label space (:func:`load_corpora`)
 
     @property
     def speakers(self) -> list[str]:
@@ -330,3 +340,35 @@ def resolve_split(
                 "val_speakers": list(fold_obj.val)}
     tr, va, te = split(data.takes, fold_obj)
     return tr, va, te, info
+
+
+def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, visual_table=None):
+    """Read every corpus and return a :class:`DataBundle` over the label
+    space (``bundle.corpora`` holds the :class:`Corpora`). Each corpus is read as ``avemo train``
+    reads one (unknown dataset, a folder without labelled clips: one-line errors)."""
+    specs = list(specs)
+    if len(specs) < 2:
+        raise ConfigError("multi-corpus training needs at least two corpora")
+    check_corpus_names(specs)
+    bundles = {s.corpus: load_data(s.dataset, s.root, speakers=s.speakers, labels_csv=s.labels,
+                                   visual_table=visual_table) for s in specs}
+    space = build_label_space({c: b.labels for c, b in bundles.items()}, mode)
+    takes, left_out, skipped = [], {}, []
+    for c, b in bundles.items():
+        skipped += b.skipped
+        for t in b.takes:
+            target = space.maps[c][t.emotion]
+            if target is None:
+                left_out.setdefault(c, {}).setdefault(t.emotion, 0)
+                left_out[c][t.emotion] += 1
+                continue
+            takes.append(dataclasses.replace(t, dataset=c, speaker=qualify(c, t.speaker), emotion=target))
+    for c in bundles:
+        if not any(t.dataset == c for t in takes):
+            raise DatasetError(f"corpus {c}: no clip has a label of the space {list(space.labels.emotions)}",
+                               bundles[c].root)
+    tables = next(iter(bundles.values())).tables
+    root = Path(os.path.commonpath([str(Path(s.root).resolve()) for s in specs]))
+    bundle = DataBundle("+".join(bundles), root, takes, space.labels, tables, skipped)
+    bundle.corpora = Corpora(specs, space, takes, left_out)
+    return bundle
