@@ -526,14 +526,14 @@ class _PredictProgress:
 
 
 def _predict_files(predictor, files: list[Path], done: list, *, window, hop, modalities,
-                   raise_single: bool) -> list[tuple[str, str]]:
+                   raise_single: bool, transcribe: bool = False) -> list[tuple[str, str]]:
     """Predict each file with progress on stderr, appending each prediction to ``done`` as soon as it
     is made (so that an interrupted batch keeps them); returns the files that failed, with why.
     ``raise_single``: the first failure is raised instead (one input file: exit code 2)."""
     failures = []
     with _PredictProgress(files) as progress:
         for outcome in predictor.predict_many(files, window=window, hop=hop, modalities=modalities,
-                                              progress=progress.update):
+                                              progress=progress.update, transcribe=transcribe):
             progress.finished()
             if outcome.ok:
                 done.append(outcome.prediction)
@@ -601,6 +601,10 @@ def predict(
                                          "written whole when it ends (after Ctrl-C: the files done so far)."),
     ] = None,
     device: Annotated[str, typer.Option(help="auto (GPU when present), cpu, cuda...")] = "auto",
+    transcribe: Annotated[
+        bool, typer.Option("--transcribe", help="Also say what was said (offline Whisper-base): the clip's transcript "
+                                                "with timed words, and the words of each timeline window.")
+    ] = False,
 ) -> None:
     """Predict the emotion of each file: clip label, per-emotion probabilities, modalities used, timeline.
 
@@ -622,10 +626,14 @@ def predict(
         raise AvemoError(problems[0][1] if problems else "no input files", problems[0][0] if problems else None)
     with OutputFile(out) if out is not None else contextlib.nullcontext() as output:
         predictor = _load_predictor(model, engine, device)
+        if transcribe:  # missing weights fail here, once, not on every file
+            from avemo.features.audio.asr import load_recogniser
+
+            load_recogniser()
         predictions: list = []
         try:
             failures = _predict_files(predictor, files, predictions, window=window, hop=hop, modalities=wanted,
-                                      raise_single=single)
+                                      raise_single=single, transcribe=transcribe)
         except KeyboardInterrupt:
             if predictions and not single:
                 _write_predictions(predictions, fmt, output, single=False)

@@ -4,11 +4,13 @@
   files -> a list of them.
 * CSV: one row per file (``level = clip``: start 0, end = duration, face coverage) followed by one
   row per timeline window (``level = window``), with the probability of every emotion in its own
-  column and whether audio / video contributed. A file name that a spreadsheet would run as a
+  column and whether audio / video contributed; with transcripts, a ``text`` column (the clip's
+  transcript, each window's words). A file name that a spreadsheet would run as a
   formula (starting with ``= + - @``, a tab or a carriage return) is written with a leading ``'``.
 * Table: per file, the clip's emotion, the probability of each emotion (clip, audio alone, video
-  alone), which modalities were used and why not, and the timeline (every window for short clips,
-  runs of the same emotion for long ones).
+  alone), which modalities were used and why not, the transcript when there is one, and the
+  timeline (every window for short clips, runs of the same emotion for long ones; with the words
+  said in each).
 """
 
 from __future__ import annotations
@@ -39,16 +41,19 @@ def spreadsheet_text(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def csv_columns(labels: Sequence[str]) -> list[str]:
-    return ["path", "level", "start", "end", "emotion", *labels, "audio", "video", "face_coverage"]
+def csv_columns(labels: Sequence[str], text: bool = False) -> list[str]:
+    return ["path", "level", "start", "end", "emotion", *labels, "audio", "video", "face_coverage",
+            *(["text"] if text else [])]
 
 
 def to_csv(predictions: Sequence[Prediction]) -> str:
     if not predictions:
         return ""
     labels = predictions[0].labels
+    text = any(p.transcript is not None for p in predictions)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=csv_columns(labels), lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=csv_columns(labels, text), lineterminator="\n",
+                            extrasaction="ignore")
     writer.writeheader()
     for p in predictions:
         path = spreadsheet_text(p.path)
@@ -58,12 +63,14 @@ def to_csv(predictions: Sequence[Prediction]) -> str:
             **{k: f"{v:.6f}" for k, v in p.probabilities.items()},
             "audio": p.modalities["audio"].used, "video": p.modalities["video"].used,
             "face_coverage": "" if p.face_coverage is None else f"{p.face_coverage:.4f}",
+            "text": "" if p.transcript is None else spreadsheet_text(p.transcript.text),
         })
         for w in p.timeline:
             writer.writerow({
                 "path": path, "level": "window", "start": round(w.start, 3), "end": round(w.end, 3),
                 "emotion": w.emotion, **{k: f"{v:.6f}" for k, v in w.probabilities.items()},
                 "audio": w.audio, "video": w.video, "face_coverage": "",
+                "text": spreadsheet_text(w.text or ""),
             })
     return buffer.getvalue()
 
@@ -121,17 +128,23 @@ def render(prediction: Prediction, console) -> None:
             row.append(f"{video.probabilities[emotion]:.3f}")
         table.add_row(*row, style="bold" if emotion == p.emotion else None)
     console.print(table)
+    if p.transcript is not None:
+        said = escape(p.transcript.text) if p.transcript.text else "[yellow]no speech recognised[/]"
+        language = escape(f" [{p.transcript.language}]") if p.transcript.language else ""
+        console.print(f"  transcript{language}: {said}")
     if not p.timeline:
         console.print("  timeline: no window with audio or a face")
         return
+    said = [] if p.transcript is None else ["text"]
     if len(p.timeline) <= MAX_WINDOW_ROWS:
-        timeline = Table("start", "end", "emotion", "p", "audio", "video", title="timeline", title_justify="left")
+        timeline = Table("start", "end", "emotion", "p", "audio", "video", *said, title="timeline", title_justify="left")
         for w in p.timeline:
             timeline.add_row(f"{w.start:.1f}", f"{w.end:.1f}", w.emotion, f"{w.probabilities[w.emotion]:.2f}",
-                             "✓" if w.audio else "-", "✓" if w.video else "-")
+                             "✓" if w.audio else "-", "✓" if w.video else "-", *([escape(w.text or "")] if said else []))
     else:
-        timeline = Table("from", "to", "emotion", "mean p", "windows",
+        timeline = Table("from", "to", "emotion", "mean p", "windows", *said,
                          title=f"timeline ({len(p.timeline)} windows, runs of one emotion)", title_justify="left")
         for a, b, emotion, mean_p, n in runs(p):
-            timeline.add_row(f"{a:.1f}", f"{b:.1f}", emotion, f"{mean_p:.2f}", str(n))
+            timeline.add_row(f"{a:.1f}", f"{b:.1f}", emotion, f"{mean_p:.2f}", str(n),
+                             *([escape(p.transcript.between(a, b))] if said else []))
     console.print(timeline)

@@ -23,6 +23,8 @@ How a file is predicted (the default model):
    trained head) and the video expert (:mod:`avemo.inference.video`: tracked faces at a few
    frames per second + fer's network) run at the same time, in two threads (PyAV, torch and
    MediaPipe release the GIL), each streaming its part of the file.
+   With ``transcribe=True``, speech recognition (:mod:`avemo.inference.transcripts`) runs in a
+   third thread at the same time.
 3. :mod:`avemo.inference.fusion` combines them: clip-level and per timeline window
    (:mod:`avemo.inference.windows`), each window using the experts that have data in it.
 
@@ -34,6 +36,7 @@ the timeline.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -189,17 +192,34 @@ class Predictor:
         hop: float | None = None,
         modalities: str | Sequence[str] | None = None,
         progress: Progress | None = None,
+        transcribe: bool = False,
     ) -> Prediction:
-        """Predict one file (see the module docstring); raises a one-line AvemoError on bad input."""
+        """Predict one file (see the module docstring); raises a one-line AvemoError on bad input.
+
+        ``transcribe``: also say what was said, per clip and per window (speech recognition runs
+        in a thread next to the experts; see :mod:`avemo.inference.transcripts`)."""
         from avemo.media import probe
 
         grid = WindowGrid(self.grid.window if window is None else window, self.grid.hop if hop is None else hop)
         path = Path(path)
+        wanted = parse_modalities(modalities)
         info = probe(path)
-        result = self._backend.run(path, info, _streams(path, info, parse_modalities(modalities)), grid, progress)
-        return self._prediction(path, result)
+        streams = _streams(path, info, wanted)
+        transcription = _start_transcription(path, info) if transcribe else None
+        try:
+            result = self._backend.run(path, info, streams, grid, progress)
+        except BaseException:
+            if transcription is not None:
+                transcription.cancel()
+            raise
+        transcript = None
+        if transcribe:
+            warnings = list(result.warnings)
+            transcript = transcription.result(warnings.append) if transcription is not None else _no_speech()
+            result = dataclasses.replace(result, warnings=tuple(warnings))
+        return self._prediction(path, result, transcript)
 
-    def _prediction(self, path: Path, result: BackendResult) -> Prediction:
+    def _prediction(self, path: Path, result: BackendResult, transcript=None) -> Prediction:
         """The typed Prediction of a backend's result: windows without data are left out of the timeline."""
         from avemo.inference.fusion import decide
 
@@ -210,6 +230,7 @@ class Predictor:
                 emotion=decide(w.probabilities[k], self.labels, calm_decided=bool(w.calm_decided[k])),
                 probabilities=labelled(w.probabilities[k], self.labels),
                 audio=bool(w.present["audio"][k]), video=bool(w.present["video"][k]),
+                text=None if transcript is None else transcript.between(*w.bounds[k]),
             )
             for k in range(len(w.bounds)) if not np.isnan(w.probabilities[k]).any()
         )
@@ -223,6 +244,7 @@ class Predictor:
             timeline=timeline,
             model={k: self.model_info[k] for k in ("name", "version", "engine")},
             warnings=result.warnings,
+            transcript=transcript,
         )
 
     def predict_many(self, paths: Iterable[str | Path], progress: BatchProgress | None = None,
@@ -279,6 +301,21 @@ def _streams(path: Path, info: Any, wanted: Sequence[str]) -> Streams:
             path, stream=missing[0],
         )
     return Streams(use, reasons)
+
+
+def _start_transcription(path: Path, info: Any):
+    """Speech recognition of the file's audio track, started now in a thread; None without a track."""
+    if not info.has_audio:
+        return None
+    from avemo.inference.transcripts import Transcription
+
+    return Transcription(path)
+
+
+def _no_speech():
+    from avemo.features.audio.asr import Transcript
+
+    return Transcript()
 
 
 def _onnx_audio_expert(bundle: Path, onnx_dir: str | Path | None, labels: Sequence[str]):

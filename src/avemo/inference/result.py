@@ -15,6 +15,12 @@ API returns, so its shape is part of the public contract:
      "model": {"name": "avemo-default", "version": "...", "engine": "torch"},
      "warnings": []}
 
+With ``transcribe=True`` (:mod:`avemo.inference.transcripts`) the prediction also has
+``"transcript": {"text": "Dogs are sitting by the door.", "language": "en", "language_probability": 0.99,
+"words": [{"text": "Dogs", "start": 0.8, "end": 1.38, "probability": 0.98}, ...]}`` and each
+window a ``"text"``: the words whose middle falls in the window ("" when none). Without it
+neither key is present.
+
 ``warnings``: one line each about what the file made the decoders skip (a damaged middle, a
 truncated end: the prediction then covers what could be decoded, and ``duration`` is its length).
 """
@@ -52,9 +58,10 @@ class WindowPrediction:
     probabilities: Mapping[str, float]
     audio: bool  # the audio expert contributed to this window
     video: bool  # a face was found in this window and the video expert contributed
+    text: str | None = None  # the words said in the window, when the file was transcribed
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "start": round(float(self.start), 3),
             "end": round(float(self.end), 3),
             "emotion": self.emotion,
@@ -62,6 +69,9 @@ class WindowPrediction:
             "audio": self.audio,
             "video": self.video,
         }
+        if self.text is not None:
+            out["text"] = self.text
+        return out
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,7 @@ class Prediction:
     timeline: tuple[WindowPrediction, ...] = ()
     model: Mapping[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()  # what could not be decoded (see the module docstring)
+    transcript: Any = None  # an avemo.features.audio.asr.Transcript, when the file was transcribed
 
     @property
     def labels(self) -> list[str]:
@@ -84,17 +95,17 @@ class Prediction:
 
     def timeline_frame(self):
         """The timeline as a pandas DataFrame, one row per window: start, end, emotion, one column per
-        emotion, and whether audio / video contributed."""
+        emotion, whether audio / video contributed, and the window's text when the file was transcribed."""
         import pandas as pd
 
         rows = []
         for w in self.timeline:
             row = {"start": w.start, "end": w.end, "emotion": w.emotion}
             row.update({k: float(v) for k, v in w.probabilities.items()})
-            row.update(audio=w.audio, video=w.video)
+            row.update(audio=w.audio, video=w.video, text=w.text)
             rows.append(row)
         columns = ["start", "end", "emotion", *self.labels, "audio", "video"]
-        return pd.DataFrame(rows, columns=columns)
+        return pd.DataFrame(rows, columns=columns + (["text"] if self.transcript is not None else []))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,4 +118,18 @@ class Prediction:
             "timeline": [w.to_dict() for w in self.timeline],
             "model": dict(self.model),
             "warnings": list(self.warnings),
+            **({} if self.transcript is None else {"transcript": transcript_dict(self.transcript)}),
         }
+
+
+def transcript_dict(transcript) -> dict[str, Any]:
+    """The ``transcript`` object of a prediction's JSON: text, language (ISO 639-1, null when
+    nothing was said), how sure the language detection was (null when the language was given),
+    and the words with their times (seconds) and probabilities."""
+    probability = transcript.language_probability
+    return {
+        "text": transcript.text,
+        "language": transcript.language,
+        "language_probability": None if probability is None else round(float(probability), 4),
+        "words": [w.to_dict() for w in transcript.words],
+    }

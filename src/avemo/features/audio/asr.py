@@ -160,7 +160,7 @@ class TranscribeConfig:
     the reference). ``timestamps``: decode with Whisper's timestamp tokens (see :meth:`WhisperRecogniser.decode`).
     ``threads``: CPU threads of the decoder, 0 for the cores this process may use
     (at most 8). ``word_timestamps``: align words (one more decoder pass per chunk).
-    ``unsupported_probability``: see step 6 (0 keeps every word).
+    ``unsupported_probability``, ``unsupported_duration``: see step 6 (probability 0 keeps every word).
     """
 
     language: str | None = None
@@ -177,6 +177,7 @@ class TranscribeConfig:
     compression_ratio_threshold: float = 2.4
     fallback_beam_size: int = 5
     unsupported_probability: float = 0.5
+    unsupported_duration: float = 1 / ENCODER_FRAMES_PER_SECOND
     vad: VadConfig = field(default_factory=VadConfig)
 
     def __post_init__(self) -> None:
@@ -193,6 +194,8 @@ class TranscribeConfig:
             raise ConfigError(f"context must lie in [0, {MAX_CHUNK:g}] seconds, got {self.context!r}")
         if not 0.0 <= self.unsupported_probability <= 1.0:
             raise ConfigError(f"unsupported_probability must lie in [0, 1], got {self.unsupported_probability!r}")
+        if not self.unsupported_duration >= 0:
+            raise ConfigError(f"unsupported_duration must be >= 0 seconds, got {self.unsupported_duration!r}")
         if not self.merge_gap >= 0:
             raise ConfigError(f"merge_gap must be >= 0 seconds, got {self.merge_gap!r}")
 
@@ -399,7 +402,7 @@ class WhisperRecogniser:
         words: tuple[Word, ...] = ()
         if config.word_timestamps:
             aligned = self.align(features, language, tokens, frames)
-            kept = drop_unsupported_lead(aligned, config.unsupported_probability)
+            kept = drop_unsupported_lead(aligned, config.unsupported_probability, config.unsupported_duration)
             if len(kept) < len(aligned):
                 if not kept:
                     return None  # nothing but unsupported words
@@ -473,12 +476,13 @@ def split_words(tokenizer, tokens: list[int], eot: int, language: str) -> tuple[
     return words, word_tokens
 
 
-def drop_unsupported_lead(words: list[Word], probability: float) -> list[Word]:
-    """Drop the first words that the alignment gives no time (less than one 20 ms frame) and the
-    decoder less than ``probability``: what Whisper writes for a breath or a sound before the
-    speech (mostly "The"; see the module docstring)."""
+def drop_unsupported_lead(words: list[Word], probability: float,
+                         duration: float = 1 / ENCODER_FRAMES_PER_SECOND) -> list[Word]:
+    """Drop the first words that the alignment gives less than ``duration`` seconds (default: no
+    time, less than one 20 ms frame) and the decoder less than ``probability``: what Whisper writes
+    for a breath or a sound before the speech (mostly "The"; see the module docstring)."""
     start = 0
-    while start < len(words) and words[start].end - words[start].start < 1 / ENCODER_FRAMES_PER_SECOND \
+    while start < len(words) and words[start].end - words[start].start < duration - 1e-9 \
             and words[start].probability < probability:
         start += 1
     kept = words[start:]
