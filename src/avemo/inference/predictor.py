@@ -36,6 +36,7 @@ the timeline.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import os
@@ -101,6 +102,7 @@ class Predictor:
         self.bundle_dir = bundle_dir  # the bundle folder (None for a zoo checkpoint)
         self.meta = dict(meta or {})  # the bundle's model.json (provenance, metrics)
         self.onnx_dir = onnx_dir  # where the onnx engine's graphs are
+        self.text = None  # the opt-in text expert (a TextFusion), see with_text_expert
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -184,6 +186,17 @@ class Predictor:
         return cls(ZooBackend(runner, tuple(ckpt.labels.emotions)), labels=ckpt.labels.emotions,
                    grid=WindowGrid(window, hop), model_info=info)
 
+    def with_text_expert(self, expert, config=None) -> Predictor:
+        """This predictor with a text expert (:class:`~avemo.inference.text.TextExpert`) attached, used
+        when ``"text"`` is among a prediction's modalities (never by default); ``config``: a
+        :class:`~avemo.inference.text.TextFusionConfig`. Refuses a model whose classes cannot reach
+        every label (:func:`~avemo.inference.text.text_label_map`)."""
+        from avemo.inference.text import TextFusion
+
+        attached = copy.copy(self)
+        attached.text = TextFusion(expert, self.labels, config)
+        return attached
+
     # -- prediction --------------------------------------------------------------------------
     def predict(
         self,
@@ -197,11 +210,18 @@ class Predictor:
         """Predict one file (see the module docstring); raises a one-line AvemoError on bad input.
 
         ``transcribe``: also say what was said, per clip and per window (speech recognition runs
-        in a thread next to the experts; see :mod:`avemo.inference.transcripts`)."""
+        in a thread next to the experts; see :mod:`avemo.inference.transcripts`). ``"text"`` among
+        ``modalities`` adds the attached text expert (:meth:`with_text_expert`), and the transcript."""
+        from avemo.inference.text import split_text
         from avemo.media import probe
 
         grid = WindowGrid(self.grid.window if window is None else window, self.grid.hop if hop is None else hop)
         path = Path(path)
+        modalities, with_text = split_text(modalities)
+        if with_text and self.text is None:
+            raise ConfigError("modalities: text needs a text model, and none is attached "
+                              "(avemo predict --text-model RUN; Predictor.with_text_expert)")
+        transcribe = transcribe or with_text
         wanted = parse_modalities(modalities)
         info = probe(path)
         streams = _streams(path, info, wanted)
@@ -217,6 +237,8 @@ class Predictor:
             warnings = list(result.warnings)
             transcript = transcription.result(warnings.append) if transcription is not None else _no_speech()
             result = dataclasses.replace(result, warnings=tuple(warnings))
+        if with_text:
+            result = self.text.apply(result, transcript)
         return self._prediction(path, result, transcript)
 
     def _prediction(self, path: Path, result: BackendResult, transcript=None) -> Prediction:
@@ -270,6 +292,8 @@ class Predictor:
         out["labels"] = list(self.labels)
         out["window"], out["hop"] = self.grid.window, self.grid.hop
         out.update({k: self.meta[k] for k in ("metrics", "training", "card") if k in self.meta})
+        if self.text is not None:
+            out["text"] = self.text.info()
         return out
 
     def export_onnx(self, out_dir: str | Path) -> Path:

@@ -25,6 +25,22 @@ class WindowOut(BaseModel):
     probabilities: dict[str, float]
     audio: bool = Field(description="The audio expert contributed to this window.")
     video: bool = Field(description="A face was found in this window and the video expert contributed.")
+    text: str | None = Field(None, description="With transcribe: the words said in this window (\"\" when none); "
+                             "absent otherwise.")
+
+
+class WordOut(BaseModel):
+    text: str
+    start: float = Field(description="Seconds from the start of the media.")
+    end: float
+    probability: float = Field(description="Mean probability of the word's tokens.")
+
+
+class TranscriptOut(BaseModel):
+    text: str = Field(description="What was said (\"\" when no speech was found).")
+    language: str | None = Field(description="ISO 639-1 code, detected; null when nothing was said.")
+    language_probability: float | None = Field(description="How sure the language detection was.")
+    words: list[WordOut]
 
 
 class PredictionOut(BaseModel):
@@ -41,6 +57,7 @@ class PredictionOut(BaseModel):
     model: dict[str, Any] = Field(description="Name, version and engine of the model that predicted.")
     warnings: list[str] = Field(description="What the file made the decoders skip (a damaged or truncated file); "
                                 "the prediction covers what could be decoded.")
+    transcript: TranscriptOut | None = Field(None, description="With transcribe: what was said; absent otherwise.")
 
 
 class ErrorDetail(BaseModel):

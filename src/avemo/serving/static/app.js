@@ -163,6 +163,7 @@ function submit(event) {
   form.append("file", state.file, state.file.name);
   form.append("window", $("window-input").value || "1");
   form.append("modalities", modalities.join(","));
+  if ($("transcribe-input").checked) form.append("transcribe", "true");
   const progressId = newProgressId();
   form.append("progress_id", progressId);
 
@@ -295,7 +296,8 @@ function showTable(result) {
   table.replaceChildren();
   const emotions = Object.keys(result.probabilities);
   const head = table.createTHead().insertRow();
-  for (const title of ["start (s)", "end (s)", "emotion", ...emotions, "voice", "face"]) {
+  const said = result.transcript != null;
+  for (const title of ["start (s)", "end (s)", "emotion", ...emotions, "voice", "face", ...(said ? ["words"] : [])]) {
     const th = document.createElement("th");
     th.scope = "col";
     th.textContent = title;
@@ -305,9 +307,17 @@ function showTable(result) {
   for (const w of result.timeline) {
     const row = body.insertRow();
     const cells = [w.start.toFixed(2), w.end.toFixed(2), w.emotion, ...emotions.map((e) => percent(w.probabilities[e])),
-      w.audio ? "yes" : "no", w.video ? "yes" : "no"];
+      w.audio ? "yes" : "no", w.video ? "yes" : "no", ...(said ? [w.text ?? ""] : [])];
     for (const text of cells) row.insertCell().textContent = text;
   }
+}
+
+function showTranscript(result) {
+  const transcript = result.transcript;
+  $("transcript-box").hidden = transcript == null;
+  if (transcript == null) return;
+  const language = transcript.language ? ` (language: ${transcript.language})` : "";
+  $("transcript-text").textContent = transcript.text ? `“${transcript.text}”${language}` : "No speech was recognised.";
 }
 
 function showModalities(result) {
@@ -363,13 +373,15 @@ function showResult(result) {
   showLegend(result);
   showTable(result);
   showModalities(result);
+  showTranscript(result);
   state.timeline = result.timeline;
 
   const media = showMedia(result);
   const nowText = $("now-text");
   const follow = (t) => {
     const w = state.chart.setTime(t);
-    nowText.textContent = w ? `At ${formatSeconds(t)}: ${w.emotion} (${percent(w.probabilities[w.emotion])})` : "";
+    const words = w && w.text ? `, saying “${w.text}”` : "";
+    nowText.textContent = w ? `At ${formatSeconds(t)}: ${w.emotion} (${percent(w.probabilities[w.emotion])})${words}` : "";
   };
   state.chart = renderTimeline($("timeline-chart"), result, {
     onSeek: (t) => {
