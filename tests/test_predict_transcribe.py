@@ -227,3 +227,35 @@ def test_text_expert_without_speech_is_not_used(predictor, make_clip):
     p = attached.predict(clip, modalities="audio,video,text")
     assert p.modalities["text"].used is False and p.modalities["text"].reason == "no speech was recognised"
     assert p.probabilities == pytest.approx(predictor.predict(clip).probabilities)
+
+
+# ----------------------------------------------------------------------------- the CLI
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from avemo.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_cli_transcribe_json_and_csv(predictor, make_clip, monkeypatch):
+    import json
+
+    from avemo.inference.predictor import Predictor
+
+    monkeypatch.setattr(Predictor, "default", classmethod(lambda cls, **_: predictor))
+    clip = make_clip("cli_noise.mp4", duration=1.0, audio="noise")
+    result = _cli("predict", clip, "--transcribe", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["transcript"] == {"text": "", "language": None, "language_probability": None, "words": []}
+    assert all(w["text"] == "" for w in data["timeline"])
+    result = _cli("predict", clip, "--transcribe", "--format", "csv")
+    assert result.exit_code == 0 and result.stdout.splitlines()[0].endswith(",text")
+    plain = _cli("predict", clip, "--format", "json")
+    assert plain.exit_code == 0 and "transcript" not in json.loads(plain.stdout)
+
+
+def test_cli_text_modality_needs_a_text_model(make_clip):
+    result = _cli("predict", make_clip("cli_text.mp4", duration=1.0), "--modalities", "audio,video,text")
+    assert result.exit_code != 0 and "--text-model" in str(result.exception or result.output)

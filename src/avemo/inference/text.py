@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from avemo.errors import ConfigError
+from avemo.errors import CheckpointError, ConfigError
 from avemo.inference.result import ModalityStatus
 
 TEXT = "text"
@@ -53,6 +53,36 @@ class TextExpert(ABC):
     @abstractmethod
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """(n, len(labels)) logits of n non-empty texts."""
+
+
+class ZooTextExpert(TextExpert):
+    """A text model of the zoo trained with ``avemo train`` (e.g. on MELD's utterances): its text
+    extractors (``from_texts``) on each text, then the model, exactly as :class:`~avemo.inference.zoo.ZooRunner`
+    feeds any checkpoint. Each text is one utterance without dialogue context."""
+
+    def __init__(self, ckpt, device: str = "auto"):
+        from avemo.features.base import get_extractor
+        from avemo.inference.zoo import ZooRunner
+
+        other = {k: s.modality for k, s in ckpt.inputs.items() if s.modality != TEXT}
+        if other or not ckpt.inputs:
+            raise CheckpointError(f"the text expert needs a model with text inputs only; {ckpt.model.name} has "
+                                  f"inputs {other}", ckpt.path)
+        self.runner = ZooRunner(ckpt, device)
+        self.extractors = {n: get_extractor(s.feature, **dict(s.config)) for n, s in ckpt.inputs.items()}
+        self.name = ckpt.model.name
+        self.labels = tuple(ckpt.labels.emotions)
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        arrays = {n: [f["x"] for f in e.from_texts(list(texts))] for n, e in self.extractors.items()}
+        return self.runner.logits(arrays)
+
+
+def load_text_expert(path, device: str = "auto") -> TextExpert:
+    """The text expert of a checkpoint folder written by ``avemo train`` (a text-only model)."""
+    from avemo.models.checkpoint import load_checkpoint
+
+    return ZooTextExpert(load_checkpoint(path), device)
 
 
 @dataclasses.dataclass(frozen=True)
