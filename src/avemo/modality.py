@@ -23,7 +23,7 @@ from typing import Any, Literal, get_args
 
 from avemo.errors import ConfigError
 
-Modality = Literal["audio", "video"]
+Modality = Literal["audio", "video", "text"]
 
 #: every modality, in canonical order (the order of reports, timelines and JSON)
 MODALITIES: tuple[Modality, ...] = get_args(Modality)

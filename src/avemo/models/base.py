@@ -131,6 +131,10 @@ class AvemoModel(nn.Module):
     #: ``find_unused_parameters`` of DistributedDataParallel (a slower all-reduce). Checked over
     #: the registry by tests/test_models_shared.py.
     trains_all_parameters: ClassVar[bool] = True
+    #: ``None``: the model reads single clips. An int ``H >= 0``: it reads dialogue windows, the
+    #: data layer (:class:`~avemo.models.batching.TensorData`) adds padding masks and the ``H``
+    #: previous utterances of the same dialogue (see :mod:`avemo.models.batching`).
+    dialogue_context: int | None = None
 
     def __init__(self, num_classes: int):
         super().__init__()

@@ -32,7 +32,7 @@ from avemo.models.batching import TensorData
 from avemo.models.checkpoint import Checkpoint, check_compatible, load_checkpoint, save_checkpoint
 from avemo.models.normalization import Normalizer
 from avemo.training.config import TrainConfig
-from avemo.training.data import Gathered, check_labels, concat, gather
+from avemo.training.data import Gathered, check_labels, concat, gather, previous_utterances
 from avemo.training.trainer import (
     FitResult,
     calibrate,
@@ -114,8 +114,12 @@ class RunResult:
     compile_seconds: float | None = None  # the first compiled training step (``TrainConfig.compile``)
 
 
-def _tensor_data(gathered: Gathered, norm: Normalizer, labels: LabelSet, specs, *, train: bool, seed: int):
-    return TensorData(norm.transform(gathered), gathered.labels(labels), specs, train=train, seed=seed)
+def _tensor_data(gathered: Gathered, norm: Normalizer, labels: LabelSet, specs, *, train: bool, seed: int,
+                 context: int | None = None):
+    """``context``: the model's ``dialogue_context`` (windows of previous utterances from ``gathered``)."""
+    previous = previous_utterances(gathered.takes) if context else None
+    return TensorData(norm.transform(gathered), gathered.labels(labels), specs, train=train, seed=seed,
+                      context=context, previous=previous)
 
 
 def train_run(
@@ -163,7 +167,8 @@ def train_run(
                                       run_dir=Path(out_dir) if out_dir is not None else None, on_epoch=on_epoch)
     test_m = probs = y_test = None
     if len(parts[2]):
-        test_d = _tensor_data(parts[2], norm, data.labels, specs, train=False, seed=train_config.seed)
+        test_d = _tensor_data(parts[2], norm, data.labels, specs, train=False, seed=train_config.seed,
+                              context=model.dialogue_context)
         probs = predict_proba(model, test_d, batch_size=train_config.eval_batch_size,
                               memory_gib=train_config.eval_memory_gib)
         y_test = test_d.labels
@@ -194,8 +199,11 @@ def _fit_and_validate(model, parts: list[Gathered], norm: Normalizer, data: Data
     specs, seed = dict(model.inputs), config.seed
     train_g, val_g = parts[0], parts[1]
     augmented = [train_g, *_perturbed_copies(train_g.takes, specs, data, config, **extraction)]
-    train_d = _tensor_data(concat(augmented), norm, data.labels, specs, train=config.augment.random_crop, seed=seed)
-    val_d = _tensor_data(val_g, norm, data.labels, specs, train=False, seed=seed) if len(val_g) else None
+    context = model.dialogue_context
+    train_d = _tensor_data(concat(augmented), norm, data.labels, specs, train=config.augment.random_crop, seed=seed,
+                           context=context)
+    val_d = _tensor_data(val_g, norm, data.labels, specs, train=False, seed=seed, context=context) \
+        if len(val_g) else None
     fit_preprocessing(model, train_d)
     fingerprint = {"model": model.build_args, "train": cfg.to_dict(config),
                    "n": [len(train_d), len(val_d) if val_d else 0]}
@@ -282,7 +290,8 @@ def evaluate_checkpoint(
     if speaker_norm is not None and speaker_norm != norm.speaker_norm:
         raise ConfigError("the checkpoint was trained "
                           f"{'with' if norm.speaker_norm else 'without'} speaker normalisation; evaluate it the same way")
-    d = TensorData(norm.transform(gathered), gathered.labels(data.labels), ckpt.inputs)
+    d = _tensor_data(gathered, norm, data.labels, ckpt.inputs, train=False, seed=0,
+                     context=ckpt.model.dialogue_context)
     t0 = time.perf_counter()
     probs = predict_proba(ckpt.model, d)
     log.info("predicted %d takes in %.2f s", len(d), time.perf_counter() - t0)

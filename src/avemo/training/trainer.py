@@ -153,8 +153,8 @@ def augment_batch(
     the same numbers on any device) and only the masks and noise travel to the device."""
     out = dict(inputs)
     for name, x in inputs.items():
-        kind = kinds[name]
-        if kind == "frames":
+        kind = kinds.get(name)  # None: a dialogue batch's mask or context, left as it is
+        if kind is None or kind == "frames":
             continue
         x = x.clone()
         if cfg.specaugment and kind == "sequence":
@@ -397,7 +397,7 @@ def _train_step(model: AvemoModel, config: TrainConfig, setup: TrainingSetup, in
         lam = float(np.random.default_rng((config.seed, epoch, seen)).beta(
             config.augment.mixup_alpha, config.augment.mixup_alpha))
         perm = torch.randperm(targets.shape[0], generator=gen).to(setup.device)
-        inputs = {k: lam * v + (1 - lam) * v[perm] for k, v in inputs.items()}
+        inputs = {k: v | v[perm] if v.dtype == torch.bool else lam * v + (1 - lam) * v[perm] for k, v in inputs.items()}
     mixed = targets[perm] if perm is not None else None
     setup.optimizer.zero_grad(set_to_none=True)
     n = targets.shape[0]
