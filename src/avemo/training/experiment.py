@@ -10,6 +10,7 @@ tests on the test speakers (if any), and writes a checkpoint with plots;
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -298,6 +299,25 @@ def evaluate_checkpoint(
     return compute_metrics(d.labels, probs, data.labels.emotions), gathered, probs
 
 
+def official_split(take: Take) -> str | None:
+    """The corpus's own split of ``take`` (``"train"``, ``"dev"``, ``"test"``: MELD), or None."""
+    for clip in take:
+        split_name = getattr(clip, "split", None)
+        if split_name:
+            return str(split_name)
+    return None
+
+
+def select_split(data: DataBundle, split_name: str) -> DataBundle:
+    """``data`` restricted to the takes of one official split (a DatasetError naming the splits there are)."""
+    found = sorted({s for s in map(official_split, data.takes) if s is not None})
+    takes = [t for t in data.takes if official_split(t) == split_name]
+    if not takes:
+        raise DatasetError(f"no {split_name!r} takes in the {data.dataset} folder (official splits here: "
+                           f"{found or 'none'})", data.root)
+    return dataclasses.replace(data, takes=takes)
+
+
 def resolve_split(
     data: DataBundle,
     *,
@@ -310,12 +330,22 @@ def resolve_split(
     With ``fold``: that fold of ``plan`` (a built-in plan name or a JSON file; by default the
     smallest built-in plan of the dataset that covers the speakers, :func:`~avemo.datasets.covering_plan`,
     else a 5-fold plan made from them).
-    Without: every speaker trains except the validation speakers (``val_speakers``, by default
-    the last two in sorted order); there is no test partition.
+    Without, on a corpus with an official split (MELD): train on ``train``, select on ``dev``,
+    test on ``test`` where the folder has it.
+    Without, otherwise: every speaker trains except the validation speakers (``val_speakers``, by
+    default the last two in sorted order); there is no test partition.
     """
     from avemo.datasets import FoldPlan, builtin_plan, covering_plan, make_plan
 
     speakers = data.speakers
+    splits = [official_split(t) for t in data.takes]
+    if fold is None and plan is None and not val_speakers and any(splits):
+        parts = [[t for t, s in zip(data.takes, splits, strict=True) if s == name] for name in ("train", "dev", "test")]
+        if not parts[0] or not parts[1]:
+            raise DatasetError(f"the official split needs train and dev takes; found {sorted(set(filter(None, splits)))}",
+                               data.root)
+        return parts[0], parts[1], parts[2], {"split": "official", "train": "train", "val": "dev",
+                                              "test": "test" if parts[2] else None}
     if fold is None:
         if plan is not None:
             raise ConfigError("--plan needs --fold")
