@@ -121,7 +121,8 @@ def test_parse_modalities():
     assert parse_modalities(None) == ("audio", "video")
     assert parse_modalities("video, audio") == ("audio", "video")
     assert parse_modalities(["VIDEO"]) == ("video",)
-    for bad in ("", "face", "audio,text"):
+    assert parse_modalities("audio,text") == ("audio", "text")
+    for bad in ("", "face", "audio,visual"):
         with pytest.raises(ConfigError):
             parse_modalities(bad)
 

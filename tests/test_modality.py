@@ -20,7 +20,7 @@ from avemo.datasets.records import Clip
 from avemo.errors import ConfigError
 from avemo.features import extractor_class, list_extractors
 from avemo.inference.bundle import BUNDLE_DIR, read_bundle
-from avemo.modality import MODALITIES, legacy_key, ordered, parse_modalities
+from avemo.modality import MEDIA_MODALITIES, MODALITIES, legacy_key, ordered, parse_modalities
 from avemo.models import InputSpec, list_models, model_info
 from avemo.models.checkpoint import load_checkpoint, read_meta
 
@@ -32,10 +32,11 @@ def _digests(folder: Path) -> dict[str, str]:
 
 
 def test_every_layer_speaks_the_same_modalities():
-    assert MODALITIES == ("audio", "video")
+    assert MODALITIES == ("audio", "video", "text")
+    assert MEDIA_MODALITIES == ("audio", "video")
     assert {extractor_class(n).modality for n in list_extractors()} <= set(MODALITIES)
     encoders = [n for m in MODALITIES for n in list_models(m)]
-    assert {model_info(n)["kind"] for n in encoders} == set(MODALITIES)
+    assert set(MEDIA_MODALITIES) <= {model_info(n)["kind"] for n in encoders} <= set(MODALITIES)
     for name in list_models():
         assert {i["modality"] for i in model_info(name)["inputs"].values()} <= set(MODALITIES)
     fusion_inputs = {k for n in list_models("fusion") for k in model_info(n)["inputs"]}
@@ -91,3 +92,16 @@ def test_the_bundled_model_json_keeps_its_visual_key_and_loads():
     assert "visual" in stored["config"]  # the file as shipped
     config, _ = read_bundle(BUNDLE_DIR)
     assert config.video.fps == stored["config"]["visual"]["fps"]
+
+
+def test_text_is_a_modality_carried_with_its_text():
+    clip = Clip(Path("a.csv"), "meld", "happy", "Joey", "t", ("text",), text="How you doin'?", dialogue="train:1", turn=0)
+    assert clip.kind == "text" and clip.dialogue_key == "meld:train:1"
+    assert parse_modalities(None) == MEDIA_MODALITIES
+    assert parse_modalities("text,audio") == ("audio", "text")
+    with pytest.raises(ConfigError, match="text modality exactly when its text is known"):
+        Clip(Path("a.wav"), "folder", None, "1", "a", ("audio", "text"))
+    with pytest.raises(ConfigError, match="turn exactly when it has a dialogue"):
+        Clip(Path("a.wav"), "folder", None, "1", "a", ("audio",), dialogue="d")
+    with pytest.raises(ConfigError, match="split 'val' is not one of train, dev, test"):
+        Clip(Path("a.wav"), "folder", None, "1", "a", ("audio",), split="val")

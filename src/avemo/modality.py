@@ -5,7 +5,12 @@
 model's inputs and encoders), what the predictor uses and what its JSON reports
 (``"modalities": {"audio": ..., "video": ...}``).
 
-A new modality (e.g. ``"text"``) is added in one place: the :data:`Modality` literal below.
+A new modality is added in one place: the :data:`Modality` literal below.
+
+``"text"`` is what was said in a clip (a transcript, a dataset's utterance column, speech
+recognition); it is carried by a :class:`~avemo.datasets.Clip` (``Clip.text``), not by a stream of a
+media file. :data:`MEDIA_MODALITIES` are the modalities a media file's streams carry: those a
+prediction on a file uses unless text is asked for, and the default of :func:`parse_modalities`.
 
 **Old checkpoints.** Checkpoints and predictor bundles written by avemo 0.1 before this
 vocabulary named the video modality ``"visual"`` (model inputs ``{"audio", "visual"}``, fusion
@@ -28,6 +33,9 @@ Modality = Literal["audio", "video", "text"]
 #: every modality, in canonical order (the order of reports, timelines and JSON)
 MODALITIES: tuple[Modality, ...] = get_args(Modality)
 
+#: the modalities carried by the streams of a media file (audio and video tracks)
+MEDIA_MODALITIES: tuple[Modality, ...] = ("audio", "video")
+
 #: old name -> modality; only for reading files written before the vocabulary was one
 LEGACY_NAMES: dict[str, Modality] = {"visual": "video"}
 
@@ -48,10 +56,10 @@ def ordered(modalities: Iterable[str], *, where: str = "modalities") -> tuple[Mo
 
 
 def parse_modalities(value: str | Iterable[str] | None, *, where: str = "modalities") -> tuple[Modality, ...]:
-    """``"audio,video"`` / ``"audio+video"`` / ``["video"]`` / None (all) -> a non-empty checked tuple
-    in canonical order; case and spaces do not matter."""
+    """``"audio,video"`` / ``"audio+video"`` / ``["video"]`` / None (:data:`MEDIA_MODALITIES`) -> a
+    non-empty checked tuple in canonical order; case and spaces do not matter."""
     if value is None:
-        return MODALITIES
+        return MEDIA_MODALITIES
     if isinstance(value, str):
         items = value.replace("+", ",").split(",")
     else:

@@ -2,7 +2,8 @@
 external per-take feature tables, and speaker-disjoint fold plans.
 
 * readers (:mod:`~avemo.datasets.readers`): ``read_dataset(name, root)`` for ``ravdess``,
-  ``crema_d``, ``emodb`` and ``folder`` (a folder + labels CSV) returns a
+  ``crema_d``, ``emodb``, ``folder`` (a folder + labels CSV) and the corpora of dialogues ``meld``
+  (:mod:`~avemo.datasets.meld`) returns a
   :class:`ScanResult` (clips + skipped files with reasons); ``parse_file_name(name)``
   parses one file name;
 * label sets and maps between them (:mod:`~avemo.datasets.labels`);
@@ -34,6 +35,9 @@ from avemo.datasets.labels import (
     CREMA_D,
     EMODB,
     FER2013,
+    IEMOCAP4,
+    IEMOCAP6,
+    MELD,
     RAVDESS,
     LabelMap,
     LabelSet,
@@ -42,6 +46,7 @@ from avemo.datasets.labels import (
     label_set_for,
     normalise_emotion,
 )
+from avemo.datasets.meld import read_meld
 from avemo.datasets.openface import OpenFaceConfig, openface_functionals, openface_table, read_openface_csv
 from avemo.datasets.pairing import Take, pair_takes
 from avemo.datasets.ravdess import parse_ravdess_name, ravdess_gender, ravdess_take, read_ravdess
@@ -72,6 +77,9 @@ __all__ = [
     "DATASET_LABEL_SETS",
     "EMODB",
     "FER2013",
+    "IEMOCAP4",
+    "IEMOCAP6",
+    "MELD",
     "RAVDESS",
     "Attached",
     "Clip",
@@ -114,6 +122,7 @@ __all__ = [
     "read_dataset",
     "read_emodb",
     "read_folder",
+    "read_meld",
     "read_openface_csv",
     "read_ravdess",
     "split",

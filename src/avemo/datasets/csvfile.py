@@ -27,6 +27,15 @@ _SNIFF_BYTES = 8192
 
 def _read_bytes(path: Path, what: str) -> bytes:
     """The file's bytes, checked to be non-empty UTF-8 text (with or without BOM), or a DatasetError."""
+    return _read_text(path, what).encode("utf-8")
+
+
+def _read_text(path: Path, what: str, fallback: str | None = None, warn: Callable[[str], None] | None = None) -> str:
+    """The file's non-empty text, decoded as UTF-8 (with or without BOM), or a DatasetError.
+
+    With a ``fallback`` encoding (``"cp1252"``), a file that is not UTF-8 is decoded with it
+    instead (undecodable bytes replaced) and ``warn`` receives one line saying so.
+    """
     if not path.exists():
         raise DatasetError(f"{what} does not exist", path)
     if not path.is_file():
@@ -40,14 +49,14 @@ def _read_bytes(path: Path, what: str) -> bytes:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DatasetError(f"{what} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV", path) from None
+        if fallback is None:
+            raise DatasetError(f"{what} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV", path) from None
+        text = data.decode(fallback, errors="replace")
+        if warn is not None:
+            warn(f"{path}: {what} is not UTF-8 text (byte {exc.start}); read as {fallback}")
     if not text.strip():
         raise DatasetError(f"{what} is empty", path)
-    return data
-
-
-def _read_text(path: Path, what: str) -> str:
-    return _read_bytes(path, what).decode("utf-8-sig")
+    return text
 
 
 def _delimiter(header_line: str) -> str:
@@ -71,7 +80,13 @@ def _check_columns(path: Path, what: str, header: Sequence[str], required: Itera
 
 
 def read_text_csv(
-    path: str | Path, *, what: str = "CSV file", required: Iterable[str] = (), lower: bool = False
+    path: str | Path,
+    *,
+    what: str = "CSV file",
+    required: Iterable[str] = (),
+    lower: bool = False,
+    fallback: str | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Read a small CSV as strings.
 
@@ -81,13 +96,15 @@ def read_text_csv(
         required: column names that must be present (after stripping / lower-casing).
         lower: lower-case the column names (for user-written tables, where ``Emotion`` and
             ``emotion`` mean the same).
+        fallback: the encoding of a file that is not UTF-8 (None: such a file is an error).
+        warn: receives one line when the fallback encoding was used.
 
     Returns:
         ``(header, rows)`` where each row is ``(line_number, values)`` with values stripped
         and exactly as many as header columns; blank lines are dropped.
     """
     path = Path(path)
-    text = _read_text(path, what)
+    text = _read_text(path, what, fallback, warn)
     first_line = text.splitlines()[0]
     try:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first_line))

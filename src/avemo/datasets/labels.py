@@ -62,8 +62,16 @@ CREMA_D = LabelSet("crema_d", ("angry", "disgust", "fearful", "happy", "neutral"
 EMODB = LabelSet("emodb", ("angry", "boredom", "disgust", "fearful", "happy", "sad", "neutral"))
 # FER2013 (Goodfellow et al. 2013) class order, used by the facial-expression networks on PyPI.
 FER2013 = LabelSet("fer2013", ("angry", "disgust", "fearful", "happy", "sad", "surprised", "neutral"))
+# Poria et al. 2019 (MELD): neutral, joy, sadness, anger, fear, disgust, surprise (Ekman's six + neutral).
+MELD = LabelSet("meld", ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
+# Busso et al. 2008 (IEMOCAP), the two usual protocols: 4 classes with excited merged into happy,
+# and the 6 classes of Gao et al. (paper 002, section 5.2).
+IEMOCAP4 = LabelSet("iemocap4", ("neutral", "happy", "sad", "angry"))
+IEMOCAP6 = LabelSet("iemocap6", ("neutral", "happy", "sad", "angry", "excited", "frustrated"))
 
-LABEL_SETS: dict[str, LabelSet] = {s.name: s for s in (RAVDESS, CREMA_D, EMODB, FER2013)}
+LABEL_SETS: dict[str, LabelSet] = {
+    s.name: s for s in (RAVDESS, CREMA_D, EMODB, FER2013, MELD, IEMOCAP4, IEMOCAP6)
+}
 
 
 def get_label_set(name: str) -> LabelSet:
@@ -130,6 +138,8 @@ _NOTES = {
     "calm": "calm is a RAVDESS-only category (a low-arousal neutral); other sets have no counterpart",
     "surprised": "surprise is not among the six CREMA-D / seven EmoDB categories",
     "boredom": "boredom is an EmoDB-only category",
+    "excited": "excited is an IEMOCAP category (its 4-class protocol merges it into happy)",
+    "frustrated": "frustrated is an IEMOCAP category",
 }
 
 _MAPS: dict[tuple[str, str], LabelMap] = {}
@@ -184,7 +194,9 @@ def fer_to_ravdess(probs: np.ndarray, calm_share: float = 0.5) -> np.ndarray:
 
 
 #: every canonical emotion name, in the order used when a label set is built from data
-CANONICAL_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised", "boredom")
+CANONICAL_EMOTIONS = (
+    "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised", "boredom", "excited", "frustrated"
+)
 
 #: common spellings of the canonical emotions in user label tables
 EMOTION_ALIASES = {

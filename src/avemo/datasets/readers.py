@@ -7,6 +7,7 @@ name        reader                           file names
 ``crema_d`` :func:`~avemo.datasets.crema_d.read_crema_d`   ``1001_DFA_ANG_XX.flv``
 ``emodb``   :func:`~avemo.datasets.emodb.read_emodb`       ``03a01Fa.wav``
 ``folder``  :func:`~avemo.datasets.folder.read_folder`     any, labelled by a CSV
+``meld``    :func:`~avemo.datasets.meld.read_meld`         ``train_sent_emo.csv`` (+ ``dia0_utt0.mp4``)
 =========== ================================ =========================================
 
 Usage::
@@ -27,7 +28,8 @@ from typing import Any
 from avemo.datasets.crema_d import parse_crema_d_name, parse_crema_d_stem, read_crema_d
 from avemo.datasets.emodb import parse_emodb_name, parse_emodb_stem, read_emodb
 from avemo.datasets.folder import read_folder
-from avemo.datasets.labels import CREMA_D, EMODB, RAVDESS, LabelSet
+from avemo.datasets.labels import CREMA_D, EMODB, MELD, RAVDESS, LabelSet
+from avemo.datasets.meld import read_meld
 from avemo.datasets.ravdess import parse_ravdess_name, read_ravdess
 from avemo.datasets.scan import ScanResult
 from avemo.errors import DatasetError
@@ -37,6 +39,7 @@ READERS: dict[str, Callable[..., ScanResult]] = {
     "crema_d": read_crema_d,
     "emodb": read_emodb,
     "folder": read_folder,
+    "meld": read_meld,
 }
 
 NAME_PARSERS: dict[str, Callable[[str | Path], dict[str, Any]]] = {
@@ -46,7 +49,7 @@ NAME_PARSERS: dict[str, Callable[[str | Path], dict[str, Any]]] = {
 }
 
 #: the label set of each named dataset (a generic folder's is built from its clips)
-DATASET_LABEL_SETS: dict[str, LabelSet] = {"ravdess": RAVDESS, "crema_d": CREMA_D, "emodb": EMODB}
+DATASET_LABEL_SETS: dict[str, LabelSet] = {"ravdess": RAVDESS, "crema_d": CREMA_D, "emodb": EMODB, "meld": MELD}
 
 
 def list_datasets() -> list[str]:
@@ -57,8 +60,8 @@ def list_datasets() -> list[str]:
 def read_dataset(name: str, root: str | Path, *, strict: bool = False, **options: Any) -> ScanResult:
     """Read the dataset ``name`` found in folder ``root``.
 
-    ``options`` go to the reader: ``suffixes=`` for all, ``labels_csv=`` / ``emotions=`` for
-    ``"folder"``, ``demographics=`` for ``"crema_d"``. Returns the clips and the skipped
+    ``options`` go to the reader: ``suffixes=`` for the file-name readers, ``labels_csv=`` /
+    ``emotions=`` for ``"folder"``, ``demographics=`` for ``"crema_d"``, ``splits=`` for ``"meld"``. Returns the clips and the skipped
     files with reasons; ``strict=True`` raises a DatasetError for the first skipped file.
     """
     try:

@@ -49,12 +49,15 @@ class Skipped:
 
 @dataclass
 class ScanResult:
-    """What a reader found in a folder: the clips, in sorted path order, and the skipped files."""
+    """What a reader found in a folder: the clips, in sorted path order (dialogue order for the
+    corpora of dialogues), the skipped files, and ``warnings``: one line for each thing that was
+    read but is not as expected (a CSV decoded with a fallback encoding, dialogues with missing turns)."""
 
     dataset: str
     root: Path
     clips: list[Clip] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.clips)

@@ -27,7 +27,7 @@ from avemo.inference.result import ModalityStatus
 from avemo.inference.windows import WindowGrid
 from avemo.media.decode import TRUNCATED
 from avemo.media.probe import SILENT_PEAK
-from avemo.modality import MODALITIES
+from avemo.modality import MEDIA_MODALITIES
 
 #: progress(done_seconds, total_seconds)
 Progress = Callable[[float, float], None]
@@ -128,7 +128,7 @@ class ExpertsBackend:
                 reason=None if alone[m] is not None else reasons.get(m),
                 probabilities=None if alone[m] is None else labelled(alone[m], self.labels),
             )
-            for m in MODALITIES
+            for m in MEDIA_MODALITIES
         }
         return BackendResult(
             duration=duration, probabilities=clip, calm_decided=audio_out is not None,
@@ -142,7 +142,7 @@ class ExpertsBackend:
         """Both experts on the file at the same time; ``(audio output, video output)``, None for a
         modality that is not used, failed, is silent or shows no face (its reason in ``reasons``);
         ``warn`` receives what a damaged file made the decoders skip."""
-        attempted = [m for m in MODALITIES if streams.use[m]]
+        attempted = [m for m in MEDIA_MODALITIES if streams.use[m]]
         tracker = _Combined(progress, total, attempted)
         outputs, errors = self._run_experts(path, streams, grid, tracker, warn)
         audio_out, video_out = outputs.get("audio"), outputs.get("video")
@@ -158,7 +158,7 @@ class ExpertsBackend:
         if audio_out is None and (video_out is None or len(video_out.times) == 0):
             if errors and all(m in errors for m in attempted):
                 raise errors[attempted[0]]  # every stream failed to decode: that is the file's problem
-            why = "; ".join(f"{m}: {reasons[m]}" for m in MODALITIES if m in reasons)
+            why = "; ".join(f"{m}: {reasons[m]}" for m in MEDIA_MODALITIES if m in reasons)
             raise FeatureError(f"nothing to predict from ({why})", path)
         return audio_out, video_out
 
@@ -272,7 +272,7 @@ class ZooBackend:
         self.runner = runner
         self.labels = labels
         self.specs = dict(runner.specs)
-        self.by_modality = {m: [n for n, s in self.specs.items() if s.modality == m] for m in MODALITIES}
+        self.by_modality = {m: [n for n, s in self.specs.items() if s.modality == m] for m in MEDIA_MODALITIES}
         self.extractors = {n: get_extractor(s.feature, **dict(s.config)) for n, s in self.specs.items()}
 
     def _required(self, modality: str) -> bool:
@@ -282,7 +282,7 @@ class ZooBackend:
         """Which modalities the model can use on this file: its inputs among the streams given."""
         use, reasons = dict(streams.use), dict(streams.reasons)
         model = self.runner.ckpt.model.name
-        for modality in MODALITIES:
+        for modality in MEDIA_MODALITIES:
             if not self.by_modality[modality]:
                 if use[modality]:
                     reasons[modality] = f"the model ({model}) has no {modality} input"
@@ -346,7 +346,7 @@ class ZooBackend:
                 use["video"] = False
         clip_logits = self.runner.logits(clip_arrays)[0]
         windows = self._windows(path, grid.bounds(total), use, signals, total, progress)
-        modalities = {m: ModalityStatus(used=use[m], reason=None if use[m] else reasons.get(m)) for m in MODALITIES}
+        modalities = {m: ModalityStatus(used=use[m], reason=None if use[m] else reasons.get(m)) for m in MEDIA_MODALITIES}
         return BackendResult(duration=total, probabilities=softmax(clip_logits), calm_decided=True, windows=windows,
                              modalities=modalities, face_coverage=coverage, warnings=tuple(dict.fromkeys(warnings)))
 

@@ -55,7 +55,7 @@ from avemo.inference.backends import (
 )
 from avemo.inference.result import Prediction, WindowPrediction
 from avemo.inference.windows import WindowGrid
-from avemo.modality import MODALITIES, parse_modalities
+from avemo.modality import MEDIA_MODALITIES, parse_modalities
 
 # Before torch is first imported: idle OpenMP workers sleep instead of spinning. The two experts run
 # torch in two threads on few cores, where spinning workers steal the cores the other thread needs.
@@ -262,10 +262,14 @@ class Predictor:
 def _streams(path: Path, info: Any, wanted: Sequence[str]) -> Streams:
     """The modalities a prediction may use: asked for and present in the file (one-line error when
     none is left), and why each other one is not used."""
+    beyond = [m for m in wanted if m not in MEDIA_MODALITIES]
+    if beyond:
+        raise ConfigError(f"modalities={','.join(wanted)}: a media file is predicted from its "
+                          f"{' and '.join(MEDIA_MODALITIES)} streams, not from {' or '.join(beyond)}")
     exists = {"audio": info.has_audio, "video": info.has_video}
-    use = {m: m in wanted and exists[m] for m in MODALITIES}
+    use = {m: m in wanted and exists[m] for m in MEDIA_MODALITIES}
     reasons: dict[str, str] = {}
-    for m in MODALITIES:
+    for m in MEDIA_MODALITIES:
         if m not in wanted:
             reasons[m] = "not requested"
         elif not exists[m]:

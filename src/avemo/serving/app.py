@@ -50,7 +50,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from avemo.errors import AvemoError, FeatureError, MediaError, MissingStreamError
-from avemo.modality import MODALITIES
+from avemo.modality import MEDIA_MODALITIES
 from avemo.serving.options import PredictOptions, check_timeline, parse_options, predict_form_schema
 from avemo.serving.progress import PROGRESS_ID, ProgressBoard
 from avemo.serving.responses import ApiError, error_body, error_response, status_code_name
@@ -111,7 +111,7 @@ def describe_model(predictor: Any) -> dict[str, Any]:
     info = dict(info or {})
     info.setdefault("name", getattr(predictor, "name", type(predictor).__name__))
     info.setdefault("labels", list(getattr(predictor, "labels", [])))
-    info.setdefault("modalities", list(getattr(predictor, "modalities", MODALITIES)))
+    info.setdefault("modalities", list(getattr(predictor, "modalities", MEDIA_MODALITIES)))
     if "card" not in info:
         card = getattr(predictor, "card", None)
         info["card"] = card() if callable(card) else card

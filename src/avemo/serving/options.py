@@ -13,7 +13,7 @@ import dataclasses
 import math
 from typing import Any
 
-from avemo.modality import MODALITIES
+from avemo.modality import MEDIA_MODALITIES
 from avemo.serving.progress import PROGRESS_ID
 from avemo.serving.responses import ApiError
 from avemo.serving.settings import ServeSettings
@@ -61,7 +61,7 @@ def parse_options(upload: Upload, settings: ServeSettings, default_window: float
             item = item.strip().lower()
             if not item:
                 continue
-            if item not in MODALITIES:
+            if item not in MEDIA_MODALITIES:
                 raise ApiError(422, "invalid_field",
                                f"unknown modality '{item[:20]}'; use audio, video or audio,video")
             if item not in chosen:
@@ -71,7 +71,7 @@ def parse_options(upload: Upload, settings: ServeSettings, default_window: float
     progress_id = upload.field("progress_id")
     if progress_id is not None and not PROGRESS_ID.match(progress_id):
         raise ApiError(422, "invalid_field", "progress_id must be 32 lower-case hex digits")
-    return PredictOptions(window=window, hop=hop, modalities=tuple(chosen) or MODALITIES, progress_id=progress_id)
+    return PredictOptions(window=window, hop=hop, modalities=tuple(chosen) or MEDIA_MODALITIES, progress_id=progress_id)
 
 
 def check_timeline(upload: Upload, duration: float | None, hop: float, settings: ServeSettings) -> None:
