@@ -118,7 +118,7 @@ def test_text_only_input_to_an_audio_model_names_the_missing_modality():
 
 
 def test_sentence_embedding_text_input():
-    model = build(["text"], 1, text_kind="vector", text_feature="minilm_sentence")
+    model = build(["text"], 1, text_kind="vector", text_feature="minilm")
     assert model.inputs["text"].kind == "vector" and model.inputs["text"].shape == (384,)
     data = TensorData(arrays(model, [1, 1, 1]), np.zeros(3, dtype=np.int64), model.inputs, context=1,
                       previous=[[], [0], [1]])
