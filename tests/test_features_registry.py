@@ -3,7 +3,7 @@
 
 Every registered extractor has a summary, a modality, a dataclass ``Config`` whose defaults round-trip
 through a dict, a JSON cache spec, and ``feature_names()``: unique names, one per column of its ``"x"``
-(checked on its real output for a synthetic clip with a voice and a face).
+(checked on its real output for a synthetic clip with a voice and a face, or a transcript file).
 """
 
 from __future__ import annotations
@@ -43,10 +43,17 @@ def test_every_extractor_meets_the_base_contract(name):
     assert names and all(isinstance(n, str) and n for n in names) and len(set(names)) == len(names)
 
 
+@pytest.fixture(scope="module")
+def transcript(tmp_path_factory):
+    path = tmp_path_factory.mktemp("text") / "registry.txt"
+    path.write_text("Kids are talking by the door.\n")
+    return path
+
+
 @pytest.mark.parametrize("name", BUILT_IN)
-def test_feature_names_name_every_column_of_x(name, clip):
+def test_feature_names_name_every_column_of_x(name, clip, transcript):
     extractor = get_extractor(name, **QUICK.get(name, {}))
-    x = extractor.extract(clip)["x"]
+    x = extractor.extract(transcript if extractor.modality == "text" else clip)["x"]
     assert x.shape[-1] == len(extractor.feature_names()), (x.shape, len(extractor.feature_names()))
 
 

@@ -120,14 +120,17 @@ def _stream_line(stream: dict) -> str:
 
 @app.command()
 def extract(
-    path: Annotated[Path, typer.Argument(help="A media file, a folder of media files, or a dataset folder.")],
+    path: Annotated[
+        Path | None, typer.Argument(help="A media file, a folder of media files, or a dataset folder (or --root).")
+    ] = None,
     features: Annotated[
         str, typer.Option("--features", "-f", help="Comma-separated extractor names with optional :key=value options, e.g. mfcc:n_mfcc=13,face_crops:fps=5:n_frames=null (see --list).")
     ] = "mfcc,logmel,egemaps",
     dataset: Annotated[
         str,
-        typer.Option(help="How to read the folder: auto (any media files), ravdess, crema_d, emodb, folder."),
+        typer.Option(help="How to read the folder: auto (any media files), ravdess, crema_d, emodb, folder, meld."),
     ] = "auto",
+    root: Annotated[Path | None, typer.Option("--root", "-r", help="The dataset folder (instead of PATH).")] = None,
     labels: Annotated[Path | None, typer.Option(help="Labels CSV for --dataset folder.")] = None,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Parallel worker processes.")] = 1,
     executor: Annotated[str, typer.Option(help="local (process pool) or ray.")] = "local",
@@ -141,9 +144,12 @@ def extract(
     list_only: Annotated[bool, typer.Option("--list", help="List the available extractors and exit.")] = False,
     summary_json: Annotated[Path | None, typer.Option("--summary", help="Write the run summary as JSON.")] = None,
 ) -> None:
-    """Compute features for every file under PATH (cached; re-running only computes what is missing)."""
+    """Compute features for every file under PATH (cached; re-running only computes what is missing).
+
+    Text features (minilm, minilm_tokens) are computed from the clips' text: a dataset that has it
+    (--dataset meld --root DIR)."""
     from avemo.cache import FeatureCache
-    from avemo.extraction import ExtractorSpec, run_extraction
+    from avemo.extraction import ExtractionReport, ExtractorSpec, run_extraction, run_text_extraction
     from avemo.features import extractor_class, list_extractors
 
     if list_only:
@@ -153,28 +159,45 @@ def extract(
             table.add_row(name, cls.modality, cls.summary)
         console.print(table)
         return
+    if (path is None) == (root is None):
+        raise AvemoError("give the input as PATH or as --root DIR, once")
+    path = path if path is not None else root
     specs = ExtractorSpec.parse(features)
-    for spec in specs:  # unknown names and bad config fail before any work starts
-        spec.build()
-    from avemo.collect import collect_inputs
+    text_specs = [s for s in specs if s.build().modality == "text"]  # unknown names and bad config fail here
+    media_specs = [s for s in specs if s not in text_specs]
+    from avemo.collect import clip_name, collect_inputs
 
     items, skipped = collect_inputs(path, dataset=dataset, labels_csv=labels)
     for s_path, reason in skipped:
         console_err.print(f"[yellow]skipped[/] {s_path}: {reason}")
     if not items:
         raise AvemoError("no media files to process", path)
+    media = [c for c in items if c.has("audio") or c.has("video")]
+    for wanted, have, what in ((media_specs, media, "audio or video"),
+                               (text_specs, [c for c in items if c.text], "text")):
+        if wanted and not have:
+            raise AvemoError(f"no clip has {what} for {', '.join(s.name for s in wanted)}"
+                             + (" (text comes from a dataset that has it: --dataset meld)" if what == "text" else ""),
+                             path)
     cache = FeatureCache(cache_dir)
-    with _progress(len(items), "extracting") as bar:
-        task = bar.add_task("extracting", total=len(items))
-        report = run_extraction(
-            [c.path for c in items],
-            specs,
-            cache=cache,
-            workers=workers,
-            executor=executor,
-            address=address,
-            progress=lambda _o: bar.advance(task),
-        )
+    total = len(media) * bool(media_specs) + len(items) * len(text_specs)
+    reports = []
+    with _progress(total, "extracting") as bar:
+        task = bar.add_task("extracting", total=total)
+        if media_specs:
+            reports.append(run_extraction(
+                [c.path for c in media],
+                media_specs,
+                cache=cache,
+                workers=workers,
+                executor=executor,
+                address=address,
+                progress=lambda _o: bar.advance(task),
+            ))
+        if text_specs:
+            reports.append(run_text_extraction([(clip_name(c), c.text) for c in items], text_specs, cache=cache,
+                                               progress=lambda n: bar.advance(task, n)))
+    report = ExtractionReport.merge(reports)
     if out_dir is not None:
         from avemo.collect import export_features
 

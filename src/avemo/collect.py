@@ -47,33 +47,45 @@ def collect_inputs(
         raise DatasetError(f"--dataset {dataset} needs a folder, got a file", path)
     options = {"labels_csv": labels_csv} if labels_csv is not None else {}
     scan = read_dataset(dataset, path, **options)
-    return list(scan.clips), [(Path(p), reason) for p, reason in scan.skipped]
+    return list(scan.clips), [(Path(s.path), s.reason) for s in scan.skipped]
+
+
+def clip_name(clip: Clip) -> str:
+    """How batch reports name a clip: its media file, or ``CSV#take`` for a text-only clip (whose
+    path is the annotation file it was read from, shared by many clips)."""
+    if clip.has("audio") or clip.has("video"):
+        return str(clip.path)
+    return f"{clip.path}#{clip.take}"
 
 
 def export_features(out_dir: str | Path, clips: Sequence[Clip], specs, cache, report) -> Path:
     """Write ``index.csv`` (one row per clip) and ``<extractor>.npz`` (one array per clip, key = row index).
 
     Clips whose extraction failed are left out of the index. The folder is built under a
-    temporary name and renamed when complete, so it is never half-written.
+    temporary name and renamed when complete, so it is never half-written. Text features are
+    looked up by the clip's text, the others by its file.
     """
-    from avemo.digest import file_digest
+    from avemo.digest import file_digest, text_digest
+    from avemo.features.base import TextExtractor
 
     out_dir = Path(out_dir)
     failed = {o.path for o in report.failed}
-    rows = [c for c in clips if str(c.path) not in failed]
+    rows = [c for c in clips if clip_name(c) not in failed]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         with open(tmp / "index.csv", "w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["row", "path", "dataset", "speaker", "take", "emotion"])
+            writer.writerow(["row", "path", "dataset", "speaker", "take", "emotion", "dialogue", "turn", "split"])
             for i, c in enumerate(rows):
-                writer.writerow([i, c.path, c.dataset, c.speaker, c.take, c.emotion or ""])
+                writer.writerow([i, c.path, c.dataset, c.speaker, c.take, c.emotion or "", c.dialogue or "",
+                                 "" if c.turn is None else c.turn, c.split or ""])
         for spec in specs:
             ex = spec.build()
             arrays = {}
             for i, c in enumerate(rows):
-                feats = cache.get(cache.key(file_digest(c.path), ex.cache_spec()))
+                digest = text_digest(c.text or "") if isinstance(ex, TextExtractor) else file_digest(c.path)
+                feats = cache.get(cache.key(digest, ex.cache_spec()))
                 if feats is None:
                     raise AvemoError(f"feature {ex.name} missing from the cache after extraction", c.path)
                 arrays[f"{i}"] = feats["x"]

@@ -35,3 +35,9 @@ def file_digest(path: str | Path) -> str:
             raise MediaError(f"cannot read ({exc.strerror})", path) from None
         _HASH_MEMO[memo_key] = digest
     return digest
+
+
+def text_digest(text: str) -> str:
+    """SHA-256 of a text's UTF-8 bytes, tagged so that it never equals the digest of a file with
+    the same bytes (a text feature and a file's feature never share a cache key)."""
+    return hashlib.sha256(b"avemo.text\0" + text.encode("utf-8")).hexdigest()

@@ -41,6 +41,20 @@ class ExtractionReport:
     def n_cached(self) -> int:
         return sum(len(o.cached) for o in self.outcomes)
 
+    @classmethod
+    def merge(cls, reports: Sequence[ExtractionReport]) -> ExtractionReport:
+        """One report of several runs over (partly) the same items: outcomes of one path merged."""
+        by_path: dict[str, FileOutcome] = {}
+        for report in reports:
+            for o in report.outcomes:
+                into = by_path.setdefault(o.path, FileOutcome(o.path))
+                into.computed += o.computed
+                into.cached += o.cached
+                into.errors.update(o.errors)
+                into.seconds += o.seconds
+        return cls(list(by_path.values()), sum(r.seconds for r in reports),
+                   " + ".join(dict.fromkeys(r.executor for r in reports)), max((r.workers for r in reports), default=1))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "files": len(self.outcomes),

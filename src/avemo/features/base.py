@@ -1,14 +1,16 @@
 """The extractor registry: one place that knows every feature extractor.
 
-An extractor has a registry ``name``, a ``modality`` (:mod:`avemo.modality`: ``"audio"``, ``"video"``), a
+An extractor has a registry ``name``, a ``modality`` (:mod:`avemo.modality`: ``"audio"``, ``"video"``,
+``"text"``), a
 ``Config`` dataclass with defaults, ``feature_names()`` (the names of the columns of ``"x"``),
 and ``extract(path)`` returning a :data:`Features`
 dict of numpy arrays whose main array is under ``"x"`` (extra arrays such as a face
 ``"mask"`` or ``"coverage"`` sit beside it). Audio extractors also implement
 ``from_signal(y, sr)`` so that one decoded signal feeds several of them, and so that a
-predictor can run them on windows of a stream.
+predictor can run them on windows of a stream. Text extractors (:class:`TextExtractor`) read a
+string through ``from_texts(texts)`` instead of a file.
 
-The cache key of a result is (file content hash, ``name``, ``version``, ``config``):
+The cache key of a result is (file content hash, or text hash for text, ``name``, ``version``, ``config``):
 bump ``version`` whenever a change to the algorithm changes the output.
 
 Usage::
@@ -116,6 +118,41 @@ class VideoExtractor(Extractor):
     modality: ClassVar[Modality] = "video"
 
 
+class TextExtractor(Extractor):
+    """An extractor computed from what is said in a clip (:attr:`avemo.datasets.Clip.text`).
+
+    Its input is a string, not a media file: :meth:`from_texts` embeds a batch of texts (the
+    batch never changes a text's features), and the cache keys an entry by the text's digest
+    (:func:`avemo.digest.text_digest`). ``extract(path)`` reads a UTF-8 text file (a transcript).
+    """
+
+    modality: ClassVar[Modality] = "text"
+
+    def extract(self, path: str | Path) -> Features:
+        try:
+            text = Path(path).read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise FeatureError("text file not found", path) from None
+        except UnicodeDecodeError as exc:
+            raise FeatureError(f"not UTF-8 text (byte {exc.start})", path) from None
+        except OSError as exc:
+            raise FeatureError(f"cannot read ({exc.strerror or exc})", path) from None
+        try:
+            return self.from_text(text)
+        except FeatureError as exc:
+            if exc.path is None:
+                exc.path = str(path)
+            raise
+
+    def from_text(self, text: str) -> Features:
+        """Features of one text."""
+        return self.from_texts([text])[0]
+
+    @abstractmethod
+    def from_texts(self, texts: list[str]) -> list[Features]:
+        """Features of each text (one dict per text, in order); an empty text is a FeatureError."""
+
+
 def register_extractor(cls: type[Extractor]) -> type[Extractor]:
     """Class decorator adding an extractor to the registry under ``cls.name``."""
     name = getattr(cls, "name", None)
@@ -130,7 +167,7 @@ def register_extractor(cls: type[Extractor]) -> type[Extractor]:
 
 
 def list_extractors(modality: str | None = None) -> list[str]:
-    """Names of the registered extractors (optionally only ``"audio"`` or ``"video"``)."""
+    """Names of the registered extractors (optionally only those of one modality: ``"audio"``, ``"video"``, ``"text"``)."""
     return sorted(n for n, c in _REGISTRY.items() if modality is None or c.modality == modality)
 
 
