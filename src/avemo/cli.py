@@ -375,23 +375,32 @@ def evaluate(
     labels: LabelsOpt = None,
     speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated speaker list.")] = "all",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics and confusion matrix as JSON.")] = None,
+    split: Annotated[
+        str | None, typer.Option(help="Score one official split of the corpus (MELD: train, dev or test).")
+    ] = None,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
-    """Run a trained checkpoint on a dataset folder; print accuracy, macro-F1 and UAR."""
+    """Run a trained checkpoint on a dataset folder; print accuracy, weighted and macro F1 and UAR."""
     from avemo.cache import FeatureCache
     from avemo.training import evaluate_checkpoint, load_checkpoint, load_data
+    from avemo.training.experiment import select_split
 
     ckpt = load_checkpoint(checkpoint)
     data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels)
+    if split is not None:
+        data = select_split(data, split)
     metrics, gathered, _ = evaluate_checkpoint(ckpt, data, cache=FeatureCache(cache_dir), workers=workers or _cores())
     for path, reason in gathered.failed:
         console_err.print(f"[yellow]skipped[/] {path}: {reason}")
     console.print(
-        f"{metrics.n} takes: accuracy {metrics.accuracy:.4f}, macro-F1 {metrics.macro_f1:.4f}, UAR {metrics.uar:.4f}"
+        f"{metrics.n} takes: accuracy {metrics.accuracy:.4f}, weighted F1 {metrics.weighted_f1:.4f}, "
+        f"macro-F1 {metrics.macro_f1:.4f}, UAR {metrics.uar:.4f}"
     )
     if json_out is not None:
-        result = {k: metrics.to_dict()[k] for k in ("accuracy", "macro_f1", "uar", "n", "confusion", "labels")}
+        result = {k: metrics.to_dict()[k]
+                  for k in ("accuracy", "weighted_f1", "macro_f1", "uar", "n", "confusion", "labels")}
+        result["split"] = split
         result["skipped"] = [{"take": t, "reason": r} for t, r in gathered.failed]
         _write_json(json_out, result)
 

@@ -152,6 +152,36 @@ def concat(parts: Sequence[Gathered]) -> Gathered:
     )
 
 
+def previous_utterances(takes: Sequence[Take]) -> list[list[int]]:
+    """For each take, the indices (into ``takes``) of the earlier utterances of its dialogue, oldest
+    first: the history from which a model takes its window of ``H`` (paper 002, Gao & Guo,
+    "Multimodal emotion recognition based on fusion with residual connection", §3.1 eq. 1).
+
+    Utterances are ordered by ``turn``; a dialogue with missing turns keeps its order (the gap is
+    not filled). Only ``takes`` count: the utterances of one split get their context from that split.
+    """
+    dialogues: dict[str, list[tuple[int, int]]] = {}
+    for i, take in enumerate(takes):
+        dialogue, turn = dialogue_turn(take)
+        dialogues.setdefault(dialogue, []).append((turn, i))
+    out: list[list[int]] = [[] for _ in takes]
+    for items in dialogues.values():
+        items.sort()
+        for k, (_, i) in enumerate(items):
+            out[i] = [j for _, j in items[:k]]
+    return out
+
+
+def dialogue_turn(take: Take) -> tuple[str, int]:
+    """The take's dialogue and turn (from its clips); a DatasetError if the dataset has none."""
+    for clip in take:
+        dialogue, turn = getattr(clip, "dialogue", None), getattr(clip, "turn", None)
+        if dialogue is not None and turn is not None:
+            return str(dialogue), int(turn)
+    raise DatasetError(f"take {take.key} has no dialogue and turn: a dialogue-context model needs a conversational "
+                       "dataset (meld, iemocap) or a context of None")
+
+
 def check_labels(data: Gathered, label_set: LabelSet) -> None:
     """Every take's emotion must be in ``label_set`` (a clear error otherwise)."""
     foreign = sorted({t.emotion for t in data.takes if t.emotion not in label_set}, key=str)

@@ -10,6 +10,7 @@ tests on the test speakers (if any), and writes a checkpoint with plots;
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -32,7 +33,7 @@ from avemo.models.batching import TensorData
 from avemo.models.checkpoint import Checkpoint, check_compatible, load_checkpoint, save_checkpoint
 from avemo.models.normalization import Normalizer
 from avemo.training.config import TrainConfig
-from avemo.training.data import Gathered, check_labels, concat, gather
+from avemo.training.data import Gathered, check_labels, concat, gather, previous_utterances
 from avemo.training.trainer import (
     FitResult,
     calibrate,
@@ -114,8 +115,12 @@ class RunResult:
     compile_seconds: float | None = None  # the first compiled training step (``TrainConfig.compile``)
 
 
-def _tensor_data(gathered: Gathered, norm: Normalizer, labels: LabelSet, specs, *, train: bool, seed: int):
-    return TensorData(norm.transform(gathered), gathered.labels(labels), specs, train=train, seed=seed)
+def _tensor_data(gathered: Gathered, norm: Normalizer, labels: LabelSet, specs, *, train: bool, seed: int,
+                 context: int | None = None):
+    """``context``: the model's ``dialogue_context`` (windows of previous utterances from ``gathered``)."""
+    previous = previous_utterances(gathered.takes) if context else None
+    return TensorData(norm.transform(gathered), gathered.labels(labels), specs, train=train, seed=seed,
+                      context=context, previous=previous)
 
 
 def train_run(
@@ -163,7 +168,8 @@ def train_run(
                                       run_dir=Path(out_dir) if out_dir is not None else None, on_epoch=on_epoch)
     test_m = probs = y_test = None
     if len(parts[2]):
-        test_d = _tensor_data(parts[2], norm, data.labels, specs, train=False, seed=train_config.seed)
+        test_d = _tensor_data(parts[2], norm, data.labels, specs, train=False, seed=train_config.seed,
+                              context=model.dialogue_context)
         probs = predict_proba(model, test_d, batch_size=train_config.eval_batch_size,
                               memory_gib=train_config.eval_memory_gib)
         y_test = test_d.labels
@@ -194,8 +200,11 @@ def _fit_and_validate(model, parts: list[Gathered], norm: Normalizer, data: Data
     specs, seed = dict(model.inputs), config.seed
     train_g, val_g = parts[0], parts[1]
     augmented = [train_g, *_perturbed_copies(train_g.takes, specs, data, config, **extraction)]
-    train_d = _tensor_data(concat(augmented), norm, data.labels, specs, train=config.augment.random_crop, seed=seed)
-    val_d = _tensor_data(val_g, norm, data.labels, specs, train=False, seed=seed) if len(val_g) else None
+    context = model.dialogue_context
+    train_d = _tensor_data(concat(augmented), norm, data.labels, specs, train=config.augment.random_crop, seed=seed,
+                           context=context)
+    val_d = _tensor_data(val_g, norm, data.labels, specs, train=False, seed=seed, context=context) \
+        if len(val_g) else None
     fit_preprocessing(model, train_d)
     fingerprint = {"model": model.build_args, "train": cfg.to_dict(config),
                    "n": [len(train_d), len(val_d) if val_d else 0]}
@@ -282,11 +291,31 @@ def evaluate_checkpoint(
     if speaker_norm is not None and speaker_norm != norm.speaker_norm:
         raise ConfigError("the checkpoint was trained "
                           f"{'with' if norm.speaker_norm else 'without'} speaker normalisation; evaluate it the same way")
-    d = TensorData(norm.transform(gathered), gathered.labels(data.labels), ckpt.inputs)
+    d = _tensor_data(gathered, norm, data.labels, ckpt.inputs, train=False, seed=0,
+                     context=ckpt.model.dialogue_context)
     t0 = time.perf_counter()
     probs = predict_proba(ckpt.model, d)
     log.info("predicted %d takes in %.2f s", len(d), time.perf_counter() - t0)
     return compute_metrics(d.labels, probs, data.labels.emotions), gathered, probs
+
+
+def official_split(take: Take) -> str | None:
+    """The corpus's own split of ``take`` (``"train"``, ``"dev"``, ``"test"``: MELD), or None."""
+    for clip in take:
+        split_name = getattr(clip, "split", None)
+        if split_name:
+            return str(split_name)
+    return None
+
+
+def select_split(data: DataBundle, split_name: str) -> DataBundle:
+    """``data`` restricted to the takes of one official split (a DatasetError naming the splits there are)."""
+    found = sorted({s for s in map(official_split, data.takes) if s is not None})
+    takes = [t for t in data.takes if official_split(t) == split_name]
+    if not takes:
+        raise DatasetError(f"no {split_name!r} takes in the {data.dataset} folder (official splits here: "
+                           f"{found or 'none'})", data.root)
+    return dataclasses.replace(data, takes=takes)
 
 
 def resolve_split(
@@ -301,12 +330,22 @@ def resolve_split(
     With ``fold``: that fold of ``plan`` (a built-in plan name or a JSON file; by default the
     smallest built-in plan of the dataset that covers the speakers, :func:`~avemo.datasets.covering_plan`,
     else a 5-fold plan made from them).
-    Without: every speaker trains except the validation speakers (``val_speakers``, by default
-    the last two in sorted order); there is no test partition.
+    Without, on a corpus with an official split (MELD): train on ``train``, select on ``dev``,
+    test on ``test`` where the folder has it.
+    Without, otherwise: every speaker trains except the validation speakers (``val_speakers``, by
+    default the last two in sorted order); there is no test partition.
     """
     from avemo.datasets import FoldPlan, builtin_plan, covering_plan, make_plan
 
     speakers = data.speakers
+    splits = [official_split(t) for t in data.takes]
+    if fold is None and plan is None and not val_speakers and any(splits):
+        parts = [[t for t, s in zip(data.takes, splits, strict=True) if s == name] for name in ("train", "dev", "test")]
+        if not parts[0] or not parts[1]:
+            raise DatasetError(f"the official split needs train and dev takes; found {sorted(set(filter(None, splits)))}",
+                               data.root)
+        return parts[0], parts[1], parts[2], {"split": "official", "train": "train", "val": "dev",
+                                              "test": "test" if parts[2] else None}
     if fold is None:
         if plan is not None:
             raise ConfigError("--plan needs --fold")
