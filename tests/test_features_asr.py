@@ -138,6 +138,9 @@ def test_unsupported_leading_words_are_dropped():
     sure = Word("Don't", 0.2, 0.2, 0.74)
     assert asr.drop_unsupported_lead([sure, dogs], 0.5) == [sure, dogs]
     assert asr.drop_unsupported_lead([the], 0.5) == []
+    little = Word("little", 0.74, 0.80, 0.1)  # 60 ms: kept under the 20 ms limit, dropped under 0.1 s
+    assert asr.drop_unsupported_lead([little, dogs], 0.5) == [little, dogs]
+    assert asr.drop_unsupported_lead([little, dogs], 0.5, 0.1) == [dogs]
 
 
 def test_config_is_checked():
@@ -149,6 +152,8 @@ def test_config_is_checked():
         TranscribeConfig(max_chunk=60)
     with pytest.raises(ConfigError, match="unsupported_probability"):
         TranscribeConfig(unsupported_probability=2)
+    with pytest.raises(ConfigError, match="unsupported_duration"):
+        TranscribeConfig(unsupported_duration=-0.1)
 
 
 # ----------------------------------------------------------------------------- recognition

@@ -35,13 +35,17 @@ were measured with ``benchmarks/transcribe_accuracy.py``, see ``docs/results/tra
 6. **Word times** [``word_timestamps``]: CTranslate2's ``align`` (dynamic time warping over the
    cross-attention of the model's alignment heads, as Whisper's ``timing.py``), tokens grouped
    into words as Whisper does (at spaces and punctuation; at characters for zh, ja, th, lo, my,
-   yue), then **unsupported leading words** dropped: first words that the alignment gives no
-   time and the decoder less than ``unsupported_probability`` (0.5). A breath, click or sigh the
-   VAD keeps before the sentence makes Whisper-base start with such a word, mostly "The" ("The
-   kids are talking by the door"): 6 of the 300 RAVDESS clips of the selection sample (actors
-   other than 01) started with one, never a right word; dropping them lowers the WER there from
-   0.041 to 0.038 and leaves CREMA-D's and EmoDB's unchanged. Without word times this filter
-   does not run.
+   yue), then **unsupported leading words** dropped: first words that the alignment gives less
+   than ``unsupported_duration`` (0.1 s) and the decoder less than ``unsupported_probability``
+   (0.5). A breath, click or sigh the VAD keeps before the sentence makes Whisper-base start with
+   such a word, mostly "The" ("The kids are talking by the door"): 6 of the 300 RAVDESS clips of
+   the selection sample (actors other than 01) started with one that the alignment gives no time
+   (< 20 ms), never a right word; dropping them lowers the WER there from 0.041 to 0.038 and
+   leaves CREMA-D's and EmoDB's unchanged. On an AMD EPYC CPU the test clip of actor 01 starts
+   with "little" (60 ms, probability 0.1: "little dogs are sitting by the door"), which the
+   20 ms limit keeps; 0.1 s drops it and leaves the selection sample's WER unchanged (0.036 on
+   150 clips with either limit; ``docs/results/transcription.md`` compares both on every
+   corpus). Without word times this filter does not run.
 
 :func:`load_recogniser` loads the model once per process and settings (thread-safe); one
 :class:`WhisperRecogniser` serves concurrent calls.
@@ -177,7 +181,7 @@ class TranscribeConfig:
     compression_ratio_threshold: float = 2.4
     fallback_beam_size: int = 5
     unsupported_probability: float = 0.5
-    unsupported_duration: float = 1 / ENCODER_FRAMES_PER_SECOND
+    unsupported_duration: float = 0.1
     vad: VadConfig = field(default_factory=VadConfig)
 
     def __post_init__(self) -> None:
