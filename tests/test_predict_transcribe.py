@@ -259,3 +259,48 @@ def test_cli_transcribe_json_and_csv(predictor, make_clip, monkeypatch):
 def test_cli_text_modality_needs_a_text_model(make_clip):
     result = _cli("predict", make_clip("cli_text.mp4", duration=1.0), "--modalities", "audio,video,text")
     assert result.exit_code != 0 and "--text-model" in str(result.exception or result.output)
+
+
+# ----------------------------------------------------------------------------- a zoo text checkpoint
+@pytest.fixture(scope="module")
+def text_checkpoint(tmp_path_factory):
+    """A text-only gao_dialogue on MiniLM sentence embeddings, random weights, saved as a trainer checkpoint."""
+    import torch
+
+    from avemo.datasets.labels import MELD as MELD_LABELS
+    from avemo.models import create_model
+    from avemo.models.checkpoint import save_checkpoint
+    from avemo.models.normalization import Normalizer
+
+    torch.manual_seed(0)
+    model = create_model("gao_dialogue", num_classes=len(MELD_LABELS), modalities=["text"], context=0,
+                         text_kind="vector", text_feature="minilm")
+    norm = Normalizer(kinds={"text": "vector"}, mean={"text": np.zeros(384, np.float32)},
+                      std={"text": np.ones(384, np.float32)})
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "text", model, labels=MELD_LABELS, normalizer=norm)
+
+
+def test_zoo_text_checkpoint_is_a_text_expert(text_checkpoint):
+    from avemo.inference.text import load_text_expert
+
+    expert = load_text_expert(text_checkpoint, device="cpu")
+    assert expert.labels == ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+    z = expert.logits(["Dogs are sitting by the door.", "I am so happy for you!"])
+    assert z.shape == (2, 7) and np.isfinite(z).all() and not np.allclose(z[0], z[1])
+    fusion = TextFusion(expert, ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
+    assert fusion.notes == {"calm": "takes the evidence of 'neutral' (the text model has no 'calm')"}
+
+
+def test_a_model_with_other_inputs_is_refused(tmp_path):
+    from avemo.datasets.labels import MELD as MELD_LABELS
+    from avemo.errors import CheckpointError
+    from avemo.inference.text import load_text_expert
+    from avemo.models import create_model
+    from avemo.models.checkpoint import save_checkpoint
+    from avemo.models.normalization import Normalizer
+
+    model = create_model("gao_dialogue", num_classes=7, modalities=["text", "audio"], context=0,
+                         text_kind="vector", text_feature="minilm")
+    path = save_checkpoint(tmp_path / "av", model, labels=MELD_LABELS, normalizer=Normalizer(kinds={}))
+    with pytest.raises(CheckpointError, match="text inputs only"):
+        load_text_expert(path, device="cpu")
