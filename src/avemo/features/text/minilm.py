@@ -15,7 +15,8 @@ Two extractors:
 * ``minilm_tokens``: the last hidden state of every WordPiece token, ``[CLS]`` first and
   ``[SEP]`` last: ``"x"`` (T, 384) and ``"mask"`` (T,) (1 for a token; with ``pad_to`` the
   sequence is zero-padded or cut to ``pad_to`` tokens and the mask marks the real ones). For
-  sequence encoders.
+  sequence encoders. With ``layer = k``: the hidden states after the first ``k`` blocks, for a
+  model that fine-tunes the blocks above (``gao_dialogue``'s ``finetune_layers``).
 
 Texts longer than ``max_tokens`` (256, the model's ``max_seq_length``) are truncated, as
 sentence-transformers does.
@@ -76,6 +77,19 @@ class MiniLMConfig:
             raise FeatureError(f"pad_to must be >= 1, got {self.pad_to}")
 
 
+@dataclass(frozen=True)
+class MiniLMTokensConfig(MiniLMConfig):
+    """``layer``: the hidden states after this many of the 6 blocks (None: the last; 0: the
+    embeddings), the input of a model that fine-tunes the blocks above it."""
+
+    layer: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.layer is not None and not 0 <= self.layer <= 6:
+            raise FeatureError(f"layer must be between 0 and 6 (the blocks of all-MiniLM-L6-v2), got {self.layer}")
+
+
 class _MiniLM(TextExtractor):
     Config = MiniLMConfig
 
@@ -92,7 +106,7 @@ class _MiniLM(TextExtractor):
         encoder = load_text_encoder(folder, self.config.max_tokens)
         if encoder.model.width != WIDTH:
             raise CheckpointError(f"{self.name} needs a width-{WIDTH} encoder, got {encoder.model.width}", folder)
-        return encoder.encode([str(t) for t in texts], batch=BATCH)
+        return encoder.encode([str(t) for t in texts], batch=BATCH, layers=getattr(self.config, "layer", None))
 
 
 @register_extractor
@@ -116,6 +130,7 @@ class MiniLMTokens(_MiniLM):
     """all-MiniLM-L6-v2 token states: "x" (T, 384), "mask" (T,) uint8 (1 = a real token)."""
 
     name = "minilm_tokens"
+    Config = MiniLMTokensConfig
     version = "1"
     summary = "all-MiniLM-L6-v2 last hidden state per WordPiece token, with a mask (pretrained, offline)"
 
