@@ -151,3 +151,25 @@ def test_training_step_reaches_every_parameter():
     loss = model.loss(model.forward_outputs(inputs), torch.tensor([0, 1, 2]))
     loss.backward()
     assert [n for n, p in model.named_parameters() if p.grad is None] == []
+
+
+def test_finetuned_blocks_on_hidden_states_reproduce_the_last_layer():
+    """minilm_hidden after block 4 through the model's two pretrained blocks = minilm_tokens."""
+    from avemo.features.base import get_extractor
+
+    model = build(["text"], 0, finetune_layers=2, finetune_lr=1e-5)
+    spec = model.inputs["text"]
+    assert (spec.feature, spec.config["layer"], spec.standardise) == ("minilm_hidden", 4, False)
+    texts = ["Oh my God, he's lost it.", "What?"]
+    hidden = get_extractor("minilm_hidden", **spec.config).from_texts(texts)
+    last = get_extractor("minilm_tokens").from_texts(texts)
+    for h, ref in zip(hidden, last, strict=True):
+        x = torch.from_numpy(h["x"])[None]
+        keep = torch.ones(x.shape[:2], dtype=torch.bool)
+        with torch.no_grad():
+            for block in model.text_blocks:
+                x = block(x, keep)
+        torch.testing.assert_close(x[0], torch.from_numpy(ref["x"]), rtol=1e-4, atol=1e-4)
+    groups = model.parameter_groups()
+    assert [g.get("lr") for g in groups] == [None, 1e-5]
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))

@@ -107,4 +107,4 @@ def test_cli_trains_on_train_selects_on_dev_and_evaluates_one_split(meld, tmp_pa
         "evaluate", "--checkpoint", str(run), "--dataset", "meld", "--root", str(meld), "--split", "test",
         "--cache", str(tmp_path / "cache"),
     ])
-    assert result.exit_code != 0 and "no 'test' takes" in result.output
+    assert isinstance(result.exception, DatasetError) and "no 'test' takes" in str(result.exception)

@@ -167,6 +167,10 @@ class AvemoModel(nn.Module):
         weight = self.class_weights.to(logits.device, logits.dtype) if self.class_weights is not None else None
         return F.cross_entropy(logits, targets, weight=weight)
 
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups; a group may set its own ``lr`` (fine-tuned pretrained layers)."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
     def fit(self, inputs: Mapping[str, Tensor], targets: Tensor) -> AvemoModel:
         """Non-gradient fit on training data (only for models with ``needs_fit = True``)."""
         raise ConfigError(f"{self.name}: this model has no fit step (needs_fit is False)")

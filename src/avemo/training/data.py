@@ -22,7 +22,7 @@ import numpy as np
 from avemo.cache.store import FeatureCache
 from avemo.datasets.labels import LabelSet
 from avemo.datasets.pairing import Take
-from avemo.errors import ConfigError, DatasetError
+from avemo.errors import AvemoError, ConfigError, DatasetError
 from avemo.features.base import extractor_class, list_extractors
 from avemo.models.inputs import InputSpec
 
@@ -87,6 +87,9 @@ def gather(
             if progress is not None:
                 progress(name, done, total)
 
+        if extractor_class(spec.feature).modality == "text":
+            _from_text(takes, spec, arrays[name], failed, cache=cache, progress=tick)
+            continue
         extraction = {"cache": cache, "workers": workers, "executor": executor, "address": address}
         _from_extractor(takes, spec, arrays[name], failed, perturb=perturb, progress=tick, **extraction)
     kept = [t for t in takes if t.key not in failed]
@@ -107,6 +110,35 @@ def _from_table(takes: Sequence[Take], spec: InputSpec, table: Any, out: dict[st
             failed.setdefault(take.key, f"{spec.feature} has no row for take {take.key}")
         else:
             out[take.key] = np.asarray(row, dtype=np.float32)
+
+
+def _from_text(takes: Sequence[Take], spec: InputSpec, out: dict[str, np.ndarray], failed: dict[str, str], *,
+               cache: FeatureCache, progress: Callable[[int, int], None]) -> None:
+    """Each take's features of a text extractor, from its clip's text (through the cache, keyed by
+    the text); a take without text, or whose text fails (empty), is listed in ``failed``."""
+    from avemo.extraction import ExtractorSpec
+    from avemo.extraction.text import text_extractor, text_features
+
+    extractor = text_extractor(ExtractorSpec.of(spec.feature, **dict(spec.config)))
+    texts = {}
+    for take in takes:
+        clip = take.clip_for("text")
+        if clip is None or not clip.text:
+            failed.setdefault(take.key, f"take {take.key} has no text")
+        else:
+            texts[take.key] = clip.text
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        progress(done[0], len(texts))
+
+    results = text_features(list(texts.values()), extractor, cache, progress=tick)
+    for key, feats in zip(texts, results, strict=True):
+        if isinstance(feats, AvemoError):
+            failed.setdefault(key, f"{spec.feature}: {feats.reason}")
+        else:
+            out[key] = feats["x"]
 
 
 def _from_extractor(takes: Sequence[Take], spec: InputSpec, out: dict[str, np.ndarray], failed: dict[str, str], *,

@@ -316,10 +316,11 @@ def setup_training(model: AvemoModel, config: TrainConfig) -> TrainingSetup:
     if config.compile:  # a fresh compile cache: every model's _AllOutputs.forward is one code object, whose
         torch.compiler.reset()  # recompilations would reach dynamo's limit and fall back to eager
         net = torch.compile(net)
+    groups = model.parameter_groups()
     if config.optimizer == "adamw":
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+        optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
         if config.scheduler == "cosine"

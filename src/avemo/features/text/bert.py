@@ -72,12 +72,13 @@ class BertEncoder(nn.Module):
         )
         self.width = width
 
-    def forward(self, ids: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, keep: torch.Tensor, layers: int | None = None) -> torch.Tensor:
+        """The hidden states after the first ``layers`` blocks (None: all of them)."""
         emb = self.embeddings
         positions = torch.arange(ids.shape[1], device=ids.device)
         x = emb.word_embeddings(ids) + emb.position_embeddings(positions)[None] + emb.token_type_embeddings.weight[0]
         x = emb.LayerNorm(x)
-        for block in self.encoder.layer:
+        for block in self.encoder.layer[:layers]:
             x = block(x, keep)
         return x
 
@@ -113,8 +114,9 @@ class TextEncoder:
         """The WordPiece tokens of ``text``, with ``[CLS]`` and ``[SEP]``, truncated to ``max_tokens``."""
         return self.tokenizer.encode(text).tokens
 
-    def encode(self, texts: list[str], batch: int = 64) -> list[np.ndarray]:
-        """The last hidden states of each text: one (T_i, width) float32 array per text. Texts are
+    def encode(self, texts: list[str], batch: int = 64, layers: int | None = None) -> list[np.ndarray]:
+        """The last hidden states of each text (after the first ``layers`` blocks: None, all):
+        one (T_i, width) float32 array per text. Texts are
         run ``batch`` at a time in order of length (less padding); the batching never changes a
         text's states beyond float rounding."""
         encodings = self.tokenizer.encode_batch(texts)
@@ -122,19 +124,19 @@ class TextEncoder:
         out: list[np.ndarray] = [np.empty(0)] * len(texts)
         for start in range(0, len(order), batch):
             chunk = order[start:start + batch]
-            for i, states in zip(chunk, self._run([encodings[i].ids for i in chunk]), strict=True):
+            for i, states in zip(chunk, self._run([encodings[i].ids for i in chunk], layers), strict=True):
                 out[i] = states
         return out
 
     @torch.inference_mode()
-    def _run(self, sequences: list[list[int]]) -> list[np.ndarray]:
+    def _run(self, sequences: list[list[int]], layers: int | None = None) -> list[np.ndarray]:
         longest = max(len(ids) for ids in sequences)
         ids = torch.zeros(len(sequences), longest, dtype=torch.long)
         keep = torch.zeros(len(sequences), longest, dtype=torch.bool)
         for i, seq in enumerate(sequences):
             ids[i, : len(seq)] = torch.tensor(seq)
             keep[i, : len(seq)] = True
-        states = self.model(ids, keep).float().numpy()
+        states = self.model(ids, keep, layers).float().numpy()
         return [states[i, : len(seq)].copy() for i, seq in enumerate(sequences)]
 
 

