@@ -256,9 +256,22 @@ def test_cli_transcribe_json_and_csv(predictor, make_clip, monkeypatch):
     assert plain.exit_code == 0 and "transcript" not in json.loads(plain.stdout)
 
 
-def test_cli_text_modality_needs_a_text_model(make_clip):
-    result = _cli("predict", make_clip("cli_text.mp4", duration=1.0), "--modalities", "audio,video,text")
-    assert result.exit_code != 0 and "--text-model" in str(result.exception or result.output)
+def test_cli_text_modality_with_a_text_model(predictor, make_clip, text_checkpoint, monkeypatch, tmp_path):
+    import json
+
+    from avemo.inference import text_emotion
+    from avemo.inference.predictor import Predictor
+
+    monkeypatch.setattr(Predictor, "default", classmethod(lambda cls, **_: predictor))
+    clip = make_clip("cli_text.mp4", duration=1.0, audio="noise")
+    result = _cli("predict", clip, "--modalities", "audio,video,text", "--text-model", text_checkpoint, "-f", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["modalities"]["text"] == {"used": False, "reason": "no speech was recognised", "probabilities": None}
+    assert data["transcript"]["text"] == ""
+    monkeypatch.setattr(text_emotion, "DEFAULT_TEXT_MODEL", tmp_path / "none")  # a package without a text model
+    result = _cli("predict", clip, "--modalities", "audio,video,text")
+    assert result.exit_code != 0 and "--text-model" in str(result.exception)
 
 
 # ----------------------------------------------------------------------------- a zoo text checkpoint
@@ -283,7 +296,7 @@ def text_checkpoint(tmp_path_factory):
 def test_zoo_text_checkpoint_is_a_text_expert(text_checkpoint):
     from avemo.inference.text import load_text_expert
 
-    expert = load_text_expert(text_checkpoint, device="cpu")
+    expert = load_text_expert(text_checkpoint)
     assert expert.labels == ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
     z = expert.logits(["Dogs are sitting by the door.", "I am so happy for you!"])
     assert z.shape == (2, 7) and np.isfinite(z).all() and not np.allclose(z[0], z[1])
@@ -302,5 +315,5 @@ def test_a_model_with_other_inputs_is_refused(tmp_path):
     model = create_model("gao_dialogue", num_classes=7, modalities=["text", "audio"], context=0,
                          text_kind="vector", text_feature="minilm")
     path = save_checkpoint(tmp_path / "av", model, labels=MELD_LABELS, normalizer=Normalizer(kinds={}))
-    with pytest.raises(CheckpointError, match="text inputs only"):
-        load_text_expert(path, device="cpu")
+    with pytest.raises(CheckpointError, match="not a text-only model"):
+        load_text_expert(path)

@@ -490,7 +490,8 @@ def _int_list(text: str | None, option: str) -> list[int]:
 # -------------------------------------------------------------------------- prediction
 
 
-def _load_predictor(model: Path | None, engine: str, device: str, text_model: Path | None = None):
+def _load_predictor(model: Path | None, engine: str, device: str, text_model: Path | None = None,
+                    with_text: bool = False):
     from avemo.inference.predictor import Predictor
 
     if model is not None:
@@ -499,10 +500,10 @@ def _load_predictor(model: Path | None, engine: str, device: str, text_model: Pa
         predictor = Predictor.from_checkpoint(model, device=device)
     else:
         predictor = Predictor.default(engine=engine, device=device)
-    if text_model is not None:
+    if with_text or text_model is not None:
         from avemo.inference.text import load_text_expert
 
-        predictor = predictor.with_text_expert(load_text_expert(text_model, device=device))
+        predictor = predictor.with_text_expert(load_text_expert(text_model))
     return predictor
 
 
@@ -629,7 +630,7 @@ def predict(
     window: Annotated[float | None, typer.Option(help="Timeline window in seconds (default 1.0).")] = None,
     hop: Annotated[float | None, typer.Option(help="Timeline hop in seconds (default 0.5).")] = None,
     modalities: Annotated[str, typer.Option(help="Comma-separated: audio, video; add text for the opt-in text "
-                                                 "expert on the transcript (needs --text-model).")] = "audio,video",
+                                                 "expert on the transcript (see --text-model).")] = "audio,video",
     engine: Annotated[str, typer.Option(help="torch or onnx (the bundled model's encoders and fusion).")] = "torch",
     model: Annotated[
         Path | None, typer.Option("--model", "-m", help="A checkpoint from `avemo train` to use instead of the bundled model.")
@@ -645,8 +646,8 @@ def predict(
                                                 "with timed words, and the words of each timeline window.")
     ] = False,
     text_model: Annotated[
-        Path | None, typer.Option(help="A text-only checkpoint from `avemo train` (e.g. on MELD) for "
-                                       "--modalities ...,text.")
+        Path | None, typer.Option(help="The text expert of --modalities ...,text: a text-only checkpoint from "
+                                       "`avemo train` (default: the bundled text model, when there is one).")
     ] = None,
 ) -> None:
     """Predict the emotion of each file: clip label, per-emotion probabilities, modalities used, timeline.
@@ -664,16 +665,13 @@ def predict(
         raise AvemoError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     rest, with_text = split_text(modalities)
     wanted = [*parse_modalities(rest), *(["text"] if with_text else [])]
-    if with_text and text_model is None:
-        raise AvemoError("--modalities ...,text needs a text model: --text-model RUN (a text-only checkpoint "
-                         "from `avemo train`)")
     _check_grid(window, hop)
     files, problems = collect_media(paths)
     single = len(paths) == 1 and not paths[0].is_dir()
     if not files:
         raise AvemoError(problems[0][1] if problems else "no input files", problems[0][0] if problems else None)
     with OutputFile(out) if out is not None else contextlib.nullcontext() as output:
-        predictor = _load_predictor(model, engine, device, text_model)
+        predictor = _load_predictor(model, engine, device, text_model, with_text)
         if transcribe or with_text:  # missing weights fail here, once, not on every file
             from avemo.features.audio.asr import load_recogniser
 

@@ -1,10 +1,12 @@
 """The opt-in text expert: what was said -> emotion evidence, one more factor of the product of experts.
 
 ``Predictor.with_text_expert(expert)`` then ``predict(path, modalities="audio,video,text")``
-(``avemo predict --modalities audio,video,text --text-model RUN``): the file is transcribed
+(``avemo predict --modalities audio,video,text [--text-model RUN]``): the file is transcribed
 (:mod:`avemo.inference.transcripts`) while the audio and video experts run, and a text model
-(:class:`TextExpert`: texts -> logits over its own classes, e.g. the seven of MELD) scores the
-clip's transcript and each timeline window's words. Text is never among the default modalities.
+(:class:`TextExpert`: texts -> logits over its own classes, e.g. the seven of MELD; a text
+checkpoint through :class:`~avemo.inference.text_emotion.TextEmotion`, by default the bundled
+one when the package ships it) scores the clip's transcript and each timeline window's words.
+Text is never among the default modalities.
 
 **Labels.** The text model's classes meet the predictor's labels through an explicit map
 (:func:`text_label_map`): each class goes to the label of the same canonical name
@@ -55,34 +57,29 @@ class TextExpert(ABC):
         """(n, len(labels)) logits of n non-empty texts."""
 
 
-class ZooTextExpert(TextExpert):
-    """A text model of the zoo trained with ``avemo train`` (e.g. on MELD's utterances): its text
-    extractors (``from_texts``) on each text, then the model, exactly as :class:`~avemo.inference.zoo.ZooRunner`
-    feeds any checkpoint. Each text is one utterance without dialogue context."""
+class CheckpointTextExpert(TextExpert):
+    """A text checkpoint (:class:`~avemo.inference.text_emotion.TextEmotion`: a text-only model trained
+    with ``avemo train``, e.g. on MELD) as a text expert. Its probabilities play the role of logits
+    (``softmax(log p / T)``), as the video expert's do in the fusion."""
 
-    def __init__(self, ckpt, device: str = "auto"):
-        from avemo.features.base import get_extractor
-        from avemo.inference.zoo import ZooRunner
-
-        other = {k: s.modality for k, s in ckpt.inputs.items() if s.modality != TEXT}
-        if other or not ckpt.inputs:
-            raise CheckpointError(f"the text expert needs a model with text inputs only; {ckpt.model.name} has "
-                                  f"inputs {other}", ckpt.path)
-        self.runner = ZooRunner(ckpt, device)
-        self.extractors = {n: get_extractor(s.feature, **dict(s.config)) for n, s in ckpt.inputs.items()}
-        self.name = ckpt.model.name
-        self.labels = tuple(ckpt.labels.emotions)
+    def __init__(self, model):
+        self.model = model
+        self.name = model.checkpoint.model.name
+        self.labels = model.labels
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        arrays = {n: [f["x"] for f in e.from_texts(list(texts))] for n, e in self.extractors.items()}
-        return self.runner.logits(arrays)
+        return np.log(np.clip(self.model.predict(list(texts)), EPS, None))
 
 
-def load_text_expert(path, device: str = "auto") -> TextExpert:
-    """The text expert of a checkpoint folder written by ``avemo train`` (a text-only model)."""
-    from avemo.models.checkpoint import load_checkpoint
+def load_text_expert(path=None) -> TextExpert:
+    """The text expert of a checkpoint folder written by ``avemo train`` (a text-only model); None:
+    the bundled text model, when the package ships one."""
+    from avemo.inference.text_emotion import DEFAULT_TEXT_MODEL, TextEmotion
 
-    return ZooTextExpert(load_checkpoint(path), device)
+    if path is None and not DEFAULT_TEXT_MODEL.is_dir():
+        raise CheckpointError("no text model ships with this package; give one (avemo predict --text-model RUN)",
+                              DEFAULT_TEXT_MODEL)
+    return CheckpointTextExpert(TextEmotion.load(DEFAULT_TEXT_MODEL if path is None else path))
 
 
 @dataclasses.dataclass(frozen=True)
