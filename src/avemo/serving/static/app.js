@@ -323,7 +323,7 @@ function showTranscript(result) {
 function showModalities(result) {
   const list = $("modalities-list");
   list.replaceChildren();
-  const names = { audio: "Voice (audio)", video: "Face (video)", text: "Words (text)" };
+  const names = { audio: "Voice (audio)", video: "Face (video)" };
   for (const [modality, status] of Object.entries(result.modalities)) {
     const item = document.createElement("li");
     item.dataset.modality = modality;
