@@ -76,10 +76,27 @@ def run_variant(name: str, data, train, dev, cache, epochs: int) -> dict:
         "n_dev": m.n, "best_epoch": run.best_epoch, "epochs_run": len(run.history), "params": run.params,
         "train_seconds": round(run.train_seconds, 1), "wall_seconds": round(time.perf_counter() - t0, 1),
         "skipped": len(run.failed), "confusion": m.confusion, "labels": m.labels,
+        "command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
 
 
+def context_lines(rows: list[dict]) -> list[str]:
+    """The contribution of context per text input: the best H > 0 against H = 0 (dev weighted F1)."""
+    out = []
+    for prefix in INPUTS:
+        same = [r for r in rows if r["variant"].split("_")[0] == prefix and not r["variant"].endswith("_bal")]
+        base = [r for r in same if r["context"] == 0]
+        with_context = [r for r in same if r["context"] > 0]
+        if base and with_context:
+            best = max(with_context, key=lambda r: r["dev_weighted_f1"])
+            gain = 100 * (best["dev_weighted_f1"] - base[0]["dev_weighted_f1"])
+            out.append(f"- Context, `{prefix}`: H = {best['context']} gives {gain:+.1f} points of dev weighted F1 "
+                       f"over H = 0 ({100 * best['dev_weighted_f1']:.1f} % vs {100 * base[0]['dev_weighted_f1']:.1f} %).")
+    return out
+
+
 def write_report(rows: list[dict], lines: list[str]) -> None:
+    """The table of ``rows`` (each row keeps its own command line in ``command``)."""
     OUT.parent.mkdir(parents=True, exist_ok=True)
     best = max(rows, key=lambda r: r["dev_weighted_f1"])
     body = [
@@ -102,6 +119,10 @@ def write_report(rows: list[dict], lines: list[str]) -> None:
                     f"{r['train_seconds']:.0f} |")
     body += ["", f"Best on dev: `{best['variant']}` ({best['description']}), weighted F1 "
              f"{100 * best['dev_weighted_f1']:.1f} %, accuracy {100 * best['dev_accuracy']:.1f} %.", ""]
+    body += context_lines(rows)
+    commands = sorted({r["command"] for r in rows if "command" in r})
+    if commands:
+        body += ["", "Rows appended by later runs (`--append`): " + "; ".join(f"`{c}`" for c in commands)]
     tmp = OUT.with_suffix(".md.tmp")
     tmp.write_text("\n".join(body) + "\n")
     os.replace(tmp, OUT.with_suffix(".md"))
@@ -115,6 +136,8 @@ def main() -> None:
     parser.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "meld"))
     parser.add_argument("--variants", default="sent_h0,sent_h3")
     parser.add_argument("--epochs", type=int, default=TRAIN["epochs"])
+    parser.add_argument("--append", action="store_true",
+                        help="keep the rows of other variants already in docs/results/meld_text.json")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: on the shared, loaded 2-core machine 2 threads were 10x slower)")
     args = parser.parse_args()
@@ -137,7 +160,11 @@ def main() -> None:
     rows = []
     for name in names:
         rows.append(run_variant(name, data, train, dev, cache, args.epochs))
-        write_report(rows, lines)  # after every variant: a long run leaves what it finished
+        done = {r["variant"] for r in rows}
+        kept = []  # read again before each write: another run may have appended meanwhile
+        if args.append and OUT.with_suffix(".json").is_file():
+            kept = [r for r in json.loads(OUT.with_suffix(".json").read_text())["rows"] if r["variant"] not in done]
+        write_report(kept + rows, lines)  # after every variant: a long run leaves what it finished
         print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("confusion", "train_config")}), flush=True)
 
 
