@@ -252,6 +252,9 @@ ExtractWorkersOpt = Annotated[
                  help="Parallel processes extracting the features that are not in the cache yet."),
 ]
 LabelsOpt = Annotated[Path | None, typer.Option("--labels", help="Labels CSV for --dataset folder.")]
+ProtocolOpt = Annotated[
+    str | None, typer.Option("--protocol", help="IEMOCAP label protocol: iemocap4 (default) or iemocap6 (paper 002).")
+]
 
 
 def _speakers(value: str | None) -> list[str] | None:
@@ -333,6 +336,7 @@ def train(
         bool | None, typer.Option("--compile/--no-compile", help="torch.compile the training step (pays off "
                                   "on a GPU over long runs; the compile time is reported).")
     ] = None,
+    protocol: ProtocolOpt = None,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
@@ -348,7 +352,8 @@ def train(
         "accumulate": accumulate, "checkpoint_activations": checkpoint_activations,
         "eval_batch_size": eval_batch_size, "loader_workers": loader_workers, "compile": compile_model,
     })
-    data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels)
+    data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels,
+                     protocol=protocol)
     tr, va, te, split_info = resolve_split(data, fold=fold, plan=plan, val_speakers=_speakers(val_speakers))
     console_err.print(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})")
     with _progress(train_cfg.epochs, "training") as bar:
@@ -381,6 +386,7 @@ def evaluate(
     split: Annotated[
         str | None, typer.Option(help="Score one official split of the corpus (MELD: train, dev or test).")
     ] = None,
+    protocol: ProtocolOpt = None,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
@@ -390,7 +396,8 @@ def evaluate(
     from avemo.training.experiment import select_split
 
     ckpt = load_checkpoint(checkpoint)
-    data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels)
+    data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels,
+                     protocol=protocol)
     if split is not None:
         data = select_split(data, split)
     metrics, gathered, _ = evaluate_checkpoint(ckpt, data, cache=FeatureCache(cache_dir), workers=workers or _cores())

@@ -69,9 +69,15 @@ def load_data(
     visual_table: str | Path | None = None,
     speakers: Sequence[str] | None = None,
     labels_csv: str | Path | None = None,
+    protocol: str | None = None,
 ) -> DataBundle:
-    """Read ``root`` with the ``dataset`` reader, pair files into takes, attach the visual table."""
-    options = {"labels_csv": labels_csv} if labels_csv is not None else {}
+    """Read ``root`` with the ``dataset`` reader, pair files into takes, attach the visual table.
+    ``protocol``: the label protocol of IEMOCAP (``iemocap4``, ``iemocap6``)."""
+    options: dict[str, Any] = {"labels_csv": labels_csv} if labels_csv is not None else {}
+    if protocol is not None:
+        if dataset != "iemocap":
+            raise ConfigError(f"--protocol is for --dataset iemocap (iemocap4, iemocap6), not {dataset}")
+        options["protocol"] = protocol
     scan = read_dataset(dataset, root, **options)
     takes = list(pair_takes(scan.clips).values())
     if speakers is not None:
@@ -83,7 +89,11 @@ def load_data(
     takes = [t for t in takes if t.emotion is not None]
     if not takes:
         raise DatasetError(f"no labelled {dataset} files found", root)
-    if dataset in DATASET_LABEL_SETS:
+    if protocol is not None:
+        from avemo.datasets import iemocap_label_set
+
+        labels = iemocap_label_set(protocol)
+    elif dataset in DATASET_LABEL_SETS:
         labels = DATASET_LABEL_SETS[dataset]
     else:
         from avemo.datasets.labels import label_set_for
