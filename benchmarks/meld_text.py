@@ -11,9 +11,9 @@ among the variants); it is not comparable to published test-split figures.
 
     python benchmarks/meld_text.py [--root ../shared/data/meld] [--variants sent_h0,sent_h3] [--epochs 30]
 
-Variants (``--variants``, comma-separated ``{tok|sent|ft2}_h<H>[_bal]``: the text input of
-:data:`INPUTS`, the context window ``H``, optionally a class-balanced loss) share the training
-configuration of :data:`TRAIN`.
+Variants (``--variants``, comma-separated ``{tok|sent|ft2}_h<H>[_bal][_d3]``: the text input of
+:data:`INPUTS`, the context window ``H``, the :data:`OPTIONS`) share the training configuration of
+:data:`TRAIN`.
 """
 
 from __future__ import annotations
@@ -39,17 +39,29 @@ INPUTS: dict[str, tuple[dict, str]] = {
 }
 
 
+#: optional suffixes: name -> (model config, training overrides, description)
+OPTIONS: dict[str, tuple[dict, dict, str]] = {
+    "bal": ({}, {"class_balance": "loss"}, "class-balanced loss"),
+    "d3": ({"dropout": 0.3}, {}, "dropout 0.3"),
+}
+
+
 def variant(name: str) -> tuple[dict, dict, str]:
-    """``{tok|sent|ft2}_h{H}[_bal]`` -> (model config, training overrides, description)."""
+    """``{tok|sent|ft2}_h{H}[_bal][_d3]`` -> (model config, training overrides, description)."""
     parts = name.split("_")
-    if len(parts) not in (2, 3) or parts[0] not in INPUTS or not parts[1].startswith("h") \
-            or not parts[1][1:].isdigit() or (len(parts) == 3 and parts[2] != "bal"):
-        raise ValueError(f"variant {name!r} is not {{tok|sent|ft2}}_h<H>[_bal]")
+    if len(parts) < 2 or parts[0] not in INPUTS or not parts[1].startswith("h") or not parts[1][1:].isdigit() \
+            or any(p not in OPTIONS for p in parts[2:]):
+        raise ValueError(f"variant {name!r} is not {{{'|'.join(INPUTS)}}}_h<H>[_{'][_'.join(OPTIONS)}]")
     extra, description = INPUTS[parts[0]]
     context = int(parts[1][1:])
-    overrides = {"class_balance": "loss"} if len(parts) == 3 else {}
-    description += f", H = {context}" + (", class-balanced loss" if overrides else "")
-    return {"modalities": ["text"], "context": context, **extra}, overrides, description
+    model_config, overrides = {"modalities": ["text"], "context": context, **extra}, {}
+    description += f", H = {context}"
+    for option in parts[2:]:
+        more, train_more, text = OPTIONS[option]
+        model_config.update(more)
+        overrides.update(train_more)
+        description += f", {text}"
+    return model_config, overrides, description
 
 
 #: paper 002 §5.1: Adam, batch 32, lr 3e-4, L2 5e-5; selection on dev weighted F1 (MELD's metric)
@@ -84,7 +96,7 @@ def context_lines(rows: list[dict]) -> list[str]:
     """The contribution of context per text input: the best H > 0 against H = 0 (dev weighted F1)."""
     out = []
     for prefix in INPUTS:
-        same = [r for r in rows if r["variant"].split("_")[0] == prefix and not r["variant"].endswith("_bal")]
+        same = [r for r in rows if r["variant"].split("_")[0] == prefix and len(r["variant"].split("_")) == 2]
         base = [r for r in same if r["context"] == 0]
         with_context = [r for r in same if r["context"] > 0]
         if base and with_context:
@@ -110,12 +122,13 @@ def write_report(rows: list[dict], lines: list[str]) -> None:
         "figures are optimistic by the choice of epoch and variant made on them, and are not comparable to "
         "published test-split figures.",
         "",
-        "| variant | H | dev weighted F1 | dev accuracy | dev macro F1 | best epoch | train s |",
+        "| variant | H | dev weighted F1 | dev accuracy | dev macro F1 | best / run / max epochs | train s |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         body.append(f"| {r['description']} (`{r['variant']}`) | {r['context']} | {100 * r['dev_weighted_f1']:.1f} % | "
-                    f"{100 * r['dev_accuracy']:.1f} % | {100 * r['dev_macro_f1']:.1f} % | {r['best_epoch']} | "
+                    f"{100 * r['dev_accuracy']:.1f} % | {100 * r['dev_macro_f1']:.1f} % | "
+                    f"{r['best_epoch']} / {r['epochs_run']} / {r['train_config']['epochs']} | "
                     f"{r['train_seconds']:.0f} |")
     body += ["", f"Best on dev: `{best['variant']}` ({best['description']}), weighted F1 "
              f"{100 * best['dev_weighted_f1']:.1f} %, accuracy {100 * best['dev_accuracy']:.1f} %.", ""]
@@ -140,7 +153,13 @@ def main() -> None:
                         help="keep the rows of other variants already in docs/results/meld_text.json")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: on the shared, loaded 2-core machine 2 threads were 10x slower)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite docs/results/meld_text.md from its JSON (no training)")
     args = parser.parse_args()
+    if args.report_only:
+        saved = json.loads(OUT.with_suffix(".json").read_text())
+        write_report(saved["rows"], saved["header"])
+        return
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     for name in names:
         try:
