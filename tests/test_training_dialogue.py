@@ -130,3 +130,20 @@ def test_cli_trains_paper_002_split_on_a_generated_iemocap(tmp_path):
     assert meta["data"]["speakers"]["test"] == ["Ses05F", "Ses05M"]
     assert meta["data"]["n"]["test"] == 2
     assert meta["labels"]["name"] == "iemocap6"
+
+
+def test_class_balanced_loss_weights_inverse_frequency():
+    import numpy as np
+    import torch
+
+    from avemo.models import create_model
+    from avemo.training.trainer import _class_weights
+
+    weights = _class_weights(np.array([0, 0, 0, 1]), 3)
+    torch.testing.assert_close(weights, torch.tensor([4 / 9, 4 / 3, 0.0]))
+    model = create_model("gao_dialogue", num_classes=3, modalities=["text"], text_hidden=4, d_model=8, heads=2)
+    logits, targets = torch.randn(4, 3), torch.tensor([0, 0, 0, 1])
+    torch.testing.assert_close(model.loss(logits, targets), torch.nn.functional.cross_entropy(logits, targets))
+    model.class_weights = weights
+    torch.testing.assert_close(model.loss(logits, targets),
+                               torch.nn.functional.cross_entropy(logits, targets, weight=weights))
