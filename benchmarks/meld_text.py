@@ -11,9 +11,9 @@ among the variants); it is not comparable to published test-split figures.
 
     python benchmarks/meld_text.py [--root ../shared/data/meld] [--variants sent_h0,sent_h3] [--epochs 30]
 
-Variants (``--variants``, comma-separated ``{tok|sent|ft2}_h<H>[_bal]``: the text input of
-:data:`INPUTS`, the context window ``H``, optionally a class-balanced loss) share the training
-configuration of :data:`TRAIN`.
+Variants (``--variants``, comma-separated ``{tok|sent|ft2}_h<H>[_bal][_d3]``: the text input of
+:data:`INPUTS`, the context window ``H``, the :data:`OPTIONS`) share the training configuration of
+:data:`TRAIN`.
 """
 
 from __future__ import annotations
@@ -39,17 +39,29 @@ INPUTS: dict[str, tuple[dict, str]] = {
 }
 
 
+#: optional suffixes: name -> (model config, training overrides, description)
+OPTIONS: dict[str, tuple[dict, dict, str]] = {
+    "bal": ({}, {"class_balance": "loss"}, "class-balanced loss"),
+    "d3": ({"dropout": 0.3}, {}, "dropout 0.3"),
+}
+
+
 def variant(name: str) -> tuple[dict, dict, str]:
-    """``{tok|sent|ft2}_h{H}[_bal]`` -> (model config, training overrides, description)."""
+    """``{tok|sent|ft2}_h{H}[_bal][_d3]`` -> (model config, training overrides, description)."""
     parts = name.split("_")
-    if len(parts) not in (2, 3) or parts[0] not in INPUTS or not parts[1].startswith("h") \
-            or not parts[1][1:].isdigit() or (len(parts) == 3 and parts[2] != "bal"):
-        raise ValueError(f"variant {name!r} is not {{tok|sent|ft2}}_h<H>[_bal]")
+    if len(parts) < 2 or parts[0] not in INPUTS or not parts[1].startswith("h") or not parts[1][1:].isdigit() \
+            or any(p not in OPTIONS for p in parts[2:]):
+        raise ValueError(f"variant {name!r} is not {{{'|'.join(INPUTS)}}}_h<H>[_{'][_'.join(OPTIONS)}]")
     extra, description = INPUTS[parts[0]]
     context = int(parts[1][1:])
-    overrides = {"class_balance": "loss"} if len(parts) == 3 else {}
-    description += f", H = {context}" + (", class-balanced loss" if overrides else "")
-    return {"modalities": ["text"], "context": context, **extra}, overrides, description
+    model_config, overrides = {"modalities": ["text"], "context": context, **extra}, {}
+    description += f", H = {context}"
+    for option in parts[2:]:
+        more, train_more, text = OPTIONS[option]
+        model_config.update(more)
+        overrides.update(train_more)
+        description += f", {text}"
+    return model_config, overrides, description
 
 
 #: paper 002 §5.1: Adam, batch 32, lr 3e-4, L2 5e-5; selection on dev weighted F1 (MELD's metric)
@@ -76,10 +88,27 @@ def run_variant(name: str, data, train, dev, cache, epochs: int) -> dict:
         "n_dev": m.n, "best_epoch": run.best_epoch, "epochs_run": len(run.history), "params": run.params,
         "train_seconds": round(run.train_seconds, 1), "wall_seconds": round(time.perf_counter() - t0, 1),
         "skipped": len(run.failed), "confusion": m.confusion, "labels": m.labels,
+        "command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
 
 
+def context_lines(rows: list[dict]) -> list[str]:
+    """The contribution of context per text input: the best H > 0 against H = 0 (dev weighted F1)."""
+    out = []
+    for prefix in INPUTS:
+        same = [r for r in rows if r["variant"].split("_")[0] == prefix and len(r["variant"].split("_")) == 2]
+        base = [r for r in same if r["context"] == 0]
+        with_context = [r for r in same if r["context"] > 0]
+        if base and with_context:
+            best = max(with_context, key=lambda r: r["dev_weighted_f1"])
+            gain = 100 * (best["dev_weighted_f1"] - base[0]["dev_weighted_f1"])
+            out.append(f"- Context, `{prefix}`: H = {best['context']} gives {gain:+.1f} points of dev weighted F1 "
+                       f"over H = 0 ({100 * best['dev_weighted_f1']:.1f} % vs {100 * base[0]['dev_weighted_f1']:.1f} %).")
+    return out
+
+
 def write_report(rows: list[dict], lines: list[str]) -> None:
+    """The table of ``rows`` (each row keeps its own command line in ``command``)."""
     OUT.parent.mkdir(parents=True, exist_ok=True)
     best = max(rows, key=lambda r: r["dev_weighted_f1"])
     body = [
@@ -93,15 +122,20 @@ def write_report(rows: list[dict], lines: list[str]) -> None:
         "figures are optimistic by the choice of epoch and variant made on them, and are not comparable to "
         "published test-split figures.",
         "",
-        "| variant | H | dev weighted F1 | dev accuracy | dev macro F1 | best epoch | train s |",
+        "| variant | H | dev weighted F1 | dev accuracy | dev macro F1 | best / run / max epochs | train s |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         body.append(f"| {r['description']} (`{r['variant']}`) | {r['context']} | {100 * r['dev_weighted_f1']:.1f} % | "
-                    f"{100 * r['dev_accuracy']:.1f} % | {100 * r['dev_macro_f1']:.1f} % | {r['best_epoch']} | "
+                    f"{100 * r['dev_accuracy']:.1f} % | {100 * r['dev_macro_f1']:.1f} % | "
+                    f"{r['best_epoch']} / {r['epochs_run']} / {r['train_config']['epochs']} | "
                     f"{r['train_seconds']:.0f} |")
     body += ["", f"Best on dev: `{best['variant']}` ({best['description']}), weighted F1 "
              f"{100 * best['dev_weighted_f1']:.1f} %, accuracy {100 * best['dev_accuracy']:.1f} %.", ""]
+    body += context_lines(rows)
+    commands = sorted({r["command"] for r in rows if "command" in r})
+    if commands:
+        body += ["", "Rows appended by later runs (`--append`): " + "; ".join(f"`{c}`" for c in commands)]
     tmp = OUT.with_suffix(".md.tmp")
     tmp.write_text("\n".join(body) + "\n")
     os.replace(tmp, OUT.with_suffix(".md"))
@@ -115,9 +149,17 @@ def main() -> None:
     parser.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "meld"))
     parser.add_argument("--variants", default="sent_h0,sent_h3")
     parser.add_argument("--epochs", type=int, default=TRAIN["epochs"])
+    parser.add_argument("--append", action="store_true",
+                        help="keep the rows of other variants already in docs/results/meld_text.json")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: on the shared, loaded 2-core machine 2 threads were 10x slower)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite docs/results/meld_text.md from its JSON (no training)")
     args = parser.parse_args()
+    if args.report_only:
+        saved = json.loads(OUT.with_suffix(".json").read_text())
+        write_report(saved["rows"], saved["header"])
+        return
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     for name in names:
         try:
@@ -137,7 +179,11 @@ def main() -> None:
     rows = []
     for name in names:
         rows.append(run_variant(name, data, train, dev, cache, args.epochs))
-        write_report(rows, lines)  # after every variant: a long run leaves what it finished
+        done = {r["variant"] for r in rows}
+        kept = []  # read again before each write: another run may have appended meanwhile
+        if args.append and OUT.with_suffix(".json").is_file():
+            kept = [r for r in json.loads(OUT.with_suffix(".json").read_text())["rows"] if r["variant"] not in done]
+        write_report(kept + rows, lines)  # after every variant: a long run leaves what it finished
         print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("confusion", "train_config")}), flush=True)
 
 

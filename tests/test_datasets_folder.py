@@ -134,3 +134,21 @@ def test_normalise_emotion():
     assert normalise_emotion("SURPRISE") == "surprised"
     assert normalise_emotion("fearful") == "fearful"
     assert normalise_emotion("Frustrated") == "frustrated"
+
+
+def test_text_column_gives_clips_their_transcript(tmp_path):
+    make_folder(
+        tmp_path,
+        ["a.wav", "b.mp4", "c.wav"],
+        "path,emotion,speaker,text,modality\n"
+        "a.wav,happy,1,\"I\u2019m  so glad\u2026\",\n"
+        "b.mp4,sad,1,,\n"
+        "c.wav,sad,1,hi,audio+text\n",
+    )
+    scan = read_dataset("folder", tmp_path)
+    clips = {c.path.name: c for c in scan}
+    assert clips["a.wav"].text == "I'm so glad..." and clips["a.wav"].modalities == ("audio", "text")
+    assert clips["b.mp4"].text is None and clips["b.mp4"].modalities == ("audio", "video")
+    assert "text" not in clips["a.wav"].fields
+    [bad] = scan.skipped
+    assert bad.path.name == "c.wav" and "a transcript goes in the text column" in bad.reason

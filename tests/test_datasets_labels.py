@@ -10,6 +10,7 @@ from avemo.datasets import (
     DATASET_LABEL_SETS,
     EMODB,
     FER2013,
+    IEMOCAP4,
     MELD,
     RAVDESS,
     LabelSet,
@@ -26,7 +27,8 @@ def test_readers_produce_exactly_their_label_sets():
     assert tuple(ravdess.EMOTIONS.values()) == RAVDESS.emotions
     assert set(crema_d.EMOTIONS.values()) == set(CREMA_D)
     assert set(emodb.EMOTIONS.values()) == set(EMODB)
-    assert DATASET_LABEL_SETS == {"ravdess": RAVDESS, "crema_d": CREMA_D, "emodb": EMODB, "meld": MELD}
+    assert DATASET_LABEL_SETS == {"ravdess": RAVDESS, "crema_d": CREMA_D, "emodb": EMODB, "meld": MELD,
+                                  "iemocap": IEMOCAP4}
 
 
 def test_ravdess_to_crema_d_drops_calm_and_surprised_with_notes():

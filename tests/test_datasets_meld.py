@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from avemo.datasets import MELD, read_dataset
 from avemo.datasets.text import normalise_text
-from avemo.errors import DatasetError
+from avemo.errors import DatasetError, LeakageError
 
 HEADER = ["Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID",
           "Season", "Episode", "StartTime", "EndTime"]
@@ -135,13 +136,13 @@ def test_media_files_of_the_official_layout_are_used(tmp_path):
                                                  ("Bye.", "Ross", "joy", 0, 2)))
     folder = tmp_path / "train_splits"
     folder.mkdir()
-    for name in ("dia0_utt0.mp4", "dia0_utt1.mp4"):
+    for name in ("dia0_utt0.mp4", "dia0_utt1.mp4", "dia0_utt2.wav"):
         (folder / name).write_bytes(b"")
     clips = {c.take: c for c in read_dataset("meld", tmp_path)}
     assert clips["train_dia0_utt0"].modalities == ("audio", "video") and clips["train_dia0_utt0"].text is None
     assert clips["train_dia0_utt1"].modalities == ("audio", "video", "text")
     assert clips["train_dia0_utt1"].path == folder / "dia0_utt1.mp4"
-    assert clips["train_dia0_utt2"].modalities == ("text",)
+    assert clips["train_dia0_utt2"].modalities == ("audio", "text")  # an audio file: no video
 
 
 @pytest.mark.shared_data
@@ -153,3 +154,26 @@ def test_real_meld_annotations(shared_data):
     assert set(scan.emotions) == set(MELD) and not scan.skipped
     assert all(c.text and c.modalities == ("text",) for c in scan)
     assert all(ord(ch) < 0x80 or ch.isalpha() for c in scan for ch in c.text)
+
+
+def test_official_split_keeps_dialogues_and_allows_recurring_speakers(meld):
+    from avemo.datasets import check_leakage, official_split
+
+    clips = list(read_dataset("meld", meld))
+    train, val, test = official_split(clips)
+    assert {c.split for c in train} == {"train"} and {c.split for c in val} == {"dev"} and test == []
+    assert {c.speaker for c in train} & {c.speaker for c in val} == {"Ross"}  # TV characters recur: allowed
+    with pytest.raises(LeakageError, match="speaker meld:Ross"):
+        check_leakage(train, val, test)
+    moved = [c for c in train if c.dialogue == "train:0"]
+    with pytest.raises(LeakageError, match="dialogue meld:train:0 is in train .* and val"):
+        check_leakage([moved[0]], [moved[1]], [], speakers=False)
+    with pytest.raises(DatasetError, match="no official split"):
+        official_split([dataclasses.replace(clips[0], split=None)])
+
+
+def test_a_skipped_row_is_a_missing_turn(tmp_path):
+    _write(tmp_path / "dev_sent_emo.csv", _rows(("Hi.", "Ross", "neutral", 0, 0), ("", "Ross", "neutral", 0, 1),
+                                               ("Bye.", "Ross", "neutral", 0, 2)))
+    scan = read_dataset("meld", tmp_path)
+    assert [(c.turn, c.fields["missing_before"]) for c in scan] == [(0, 0), (2, 1)]

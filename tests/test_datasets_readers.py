@@ -205,8 +205,8 @@ def test_missing_root_and_file_root(tmp_path):
 
 
 def test_read_dataset_rejects_unknown_name_and_option(tmp_path):
-    with pytest.raises(DatasetError, match="unknown dataset 'iemocap'"):
-        read_dataset("iemocap", tmp_path)
+    with pytest.raises(DatasetError, match="unknown dataset 'msp_podcast'"):
+        read_dataset("msp_podcast", tmp_path)
     with pytest.raises(DatasetError, match="labels_csv"):
         read_dataset("ravdess", tmp_path, labels_csv="x.csv")
 

@@ -140,3 +140,15 @@ def test_cli_extracts_text_features_of_a_meld_folder(tmp_path):
         ("dev_dia0_utt0", "dev:0", "0", "dev"), ("dev_dia0_utt2", "dev:0", "2", "dev")]
     mfcc = CliRunner().invoke(app, [*args[:5], "--features", "mfcc", "--cache", str(tmp_path / "cache")])
     assert mfcc.exit_code != 0 and "no clip has audio or video for mfcc" in str(mfcc.exception)
+
+
+def test_sentence_and_token_extractors_share_one_run_of_the_encoder(minilm, tokens, monkeypatch):
+    from avemo.features.text.bert import TextEncoder
+
+    texts = ["One more time.", "Not again!", "One more time."]
+    minilm.from_texts(texts)
+    calls = []
+    monkeypatch.setattr(TextEncoder, "_run", lambda self, seqs: calls.append(seqs) or [])
+    states = tokens.from_texts(texts)  # the same texts: their states are reused
+    assert calls == [] and len(states) == 3
+    np.testing.assert_array_equal(states[0]["x"], states[2]["x"])

@@ -241,3 +241,10 @@ def test_zoo_backend_decodes_each_audio_input_at_its_own_sample_rate(make_clip):
         np.testing.assert_allclose(seen[0][name], expected, rtol=1e-5, atol=1e-5)  # the clip
     assert seen[1]["a8"].shape[0] == seen[1]["a16"].shape[0]  # a 1 s window: 100 frames at either rate
     assert result.windows.present["audio"].all() and not result.windows.present["video"].any()
+
+
+def test_predicting_a_file_from_text_is_a_one_line_config_error(tmp_path):
+    from avemo.inference.predictor import _streams
+
+    with pytest.raises(ConfigError, match="predicted from its audio and video streams, not from text"):
+        _streams(tmp_path / "a.mp4", None, ("audio", "text"))

@@ -108,3 +108,42 @@ def test_cli_trains_on_train_selects_on_dev_and_evaluates_one_split(meld, tmp_pa
         "--cache", str(tmp_path / "cache"),
     ])
     assert isinstance(result.exception, DatasetError) and "no 'test' takes" in str(result.exception)
+
+
+def test_cli_trains_paper_002_split_on_a_generated_iemocap(tmp_path):
+    """--plan iemocap_loso --fold 5: sessions 1-4 train and validate, session 5 tests (paper 002, §5.2)."""
+    from test_datasets_iemocap import SESSION1, _other_session, _write_session
+
+    root = tmp_path / "IEMOCAP_full_release"
+    _write_session(root, 1, SESSION1)
+    for n in range(2, 6):
+        _write_session(root, n, _other_session(n))
+    run = tmp_path / "run"
+    config = {"modalities": ["text"], "context": 1, "text_hidden": 8, "d_model": 16, "heads": 2}
+    result = CliRunner().invoke(app, [
+        "train", "--dataset", "iemocap", "--root", str(root), "--protocol", "iemocap6", "--plan", "iemocap_loso",
+        "--fold", "5", "--model", "gao_dialogue", "--model-config", json.dumps(config), "--epochs", "1",
+        "--out", str(run), "--device", "cpu", "--cache", str(tmp_path / "cache"), "--workers", "1",
+    ])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((run / "checkpoint.json").read_text())
+    assert meta["data"]["speakers"]["test"] == ["Ses05F", "Ses05M"]
+    assert meta["data"]["n"]["test"] == 2
+    assert meta["labels"]["name"] == "iemocap6"
+
+
+def test_class_balanced_loss_weights_inverse_frequency():
+    import numpy as np
+    import torch
+
+    from avemo.models import create_model
+    from avemo.training.trainer import _class_weights
+
+    weights = _class_weights(np.array([0, 0, 0, 1]), 3)
+    torch.testing.assert_close(weights, torch.tensor([4 / 9, 4 / 3, 0.0]))
+    model = create_model("gao_dialogue", num_classes=3, modalities=["text"], text_hidden=4, d_model=8, heads=2)
+    logits, targets = torch.randn(4, 3), torch.tensor([0, 0, 0, 1])
+    torch.testing.assert_close(model.loss(logits, targets), torch.nn.functional.cross_entropy(logits, targets))
+    model.class_weights = weights
+    torch.testing.assert_close(model.loss(logits, targets),
+                               torch.nn.functional.cross_entropy(logits, targets, weight=weights))

@@ -128,7 +128,8 @@ def extract(
     ] = "mfcc,logmel,egemaps",
     dataset: Annotated[
         str,
-        typer.Option(help="How to read the folder: auto (any media files), ravdess, crema_d, emodb, folder, meld."),
+        typer.Option(help="How to read the folder: auto (any media files), ravdess, crema_d, emodb, folder, meld, "
+                          "iemocap."),
     ] = "auto",
     root: Annotated[Path | None, typer.Option("--root", "-r", help="The dataset folder (instead of PATH).")] = None,
     labels: Annotated[Path | None, typer.Option(help="Labels CSV for --dataset folder.")] = None,
@@ -146,10 +147,10 @@ def extract(
 ) -> None:
     """Compute features for every file under PATH (cached; re-running only computes what is missing).
 
-    Text features (minilm, minilm_tokens) are computed from the clips' text: a dataset that has it
-    (--dataset meld --root DIR)."""
+    Text features (minilm, minilm_tokens) embed the clips' text: read a dataset that has it
+    (--dataset meld --root DIR, --dataset iemocap, or --dataset folder with a text column)."""
     from avemo.cache import FeatureCache
-    from avemo.extraction import ExtractionReport, ExtractorSpec, run_extraction, run_text_extraction
+    from avemo.extraction import ExtractorSpec
     from avemo.features import extractor_class, list_extractors
 
     if list_only:
@@ -163,41 +164,17 @@ def extract(
         raise AvemoError("give the input as PATH or as --root DIR, once")
     path = path if path is not None else root
     specs = ExtractorSpec.parse(features)
-    text_specs = [s for s in specs if s.build().modality == "text"]  # unknown names and bad config fail here
-    media_specs = [s for s in specs if s not in text_specs]
-    from avemo.collect import clip_name, collect_inputs
+    for spec in specs:  # unknown names and bad config fail before any work starts
+        spec.build()
+    from avemo.collect import collect_inputs
 
     items, skipped = collect_inputs(path, dataset=dataset, labels_csv=labels)
     for s_path, reason in skipped:
         console_err.print(f"[yellow]skipped[/] {s_path}: {reason}")
     if not items:
         raise AvemoError("no media files to process", path)
-    media = [c for c in items if c.has("audio") or c.has("video")]
-    for wanted, have, what in ((media_specs, media, "audio or video"),
-                               (text_specs, [c for c in items if c.text], "text")):
-        if wanted and not have:
-            raise AvemoError(f"no clip has {what} for {', '.join(s.name for s in wanted)}"
-                             + (" (text comes from a dataset that has it: --dataset meld)" if what == "text" else ""),
-                             path)
     cache = FeatureCache(cache_dir)
-    total = len(media) * bool(media_specs) + len(items) * len(text_specs)
-    reports = []
-    with _progress(total, "extracting") as bar:
-        task = bar.add_task("extracting", total=total)
-        if media_specs:
-            reports.append(run_extraction(
-                [c.path for c in media],
-                media_specs,
-                cache=cache,
-                workers=workers,
-                executor=executor,
-                address=address,
-                progress=lambda _o: bar.advance(task),
-            ))
-        if text_specs:
-            reports.append(run_text_extraction([(clip_name(c), c.text) for c in items], text_specs, cache=cache,
-                                               progress=lambda n: bar.advance(task, n)))
-    report = ExtractionReport.merge(reports)
+    report = _extract_clips(items, specs, cache, path, workers=workers, executor=executor, address=address)
     if out_dir is not None:
         from avemo.collect import export_features
 
@@ -220,6 +197,32 @@ def extract(
             table.add_row(str(s_path), "-", reason)
         console_err.print(table)
         raise typer.Exit(1)
+
+
+def _extract_clips(items, specs, cache, path: Path, **run_options):
+    """Media features of the clips with audio or video, text features of the clips' texts; one report."""
+    from avemo.collect import clip_name
+    from avemo.extraction import ExtractionReport, run_extraction, run_text_extraction
+
+    text_specs = [s for s in specs if s.build().modality == "text"]
+    media_specs = [s for s in specs if s not in text_specs]
+    media = [c for c in items if c.has("audio") or c.has("video")]
+    for wanted, have, what in ((media_specs, media, "audio or video"),
+                               (text_specs, [c for c in items if c.text], "text")):
+        if wanted and not have:
+            hint = " (text comes from a dataset that has it: --dataset meld)" if what == "text" else ""
+            raise AvemoError(f"no clip has {what} for {', '.join(s.name for s in wanted)}{hint}", path)
+    total = len(media) * bool(media_specs) + len(items) * len(text_specs)
+    reports = []
+    with _progress(total, "extracting") as bar:
+        task = bar.add_task("extracting", total=total)
+        if media_specs:
+            reports.append(run_extraction([c.path for c in media], media_specs, cache=cache,
+                                          progress=lambda _o: bar.advance(task), **run_options))
+        if text_specs:
+            reports.append(run_text_extraction([(clip_name(c), c.text) for c in items], text_specs, cache=cache,
+                                               progress=lambda n: bar.advance(task, n)))
+    return ExtractionReport.merge(reports)
 
 
 # --------------------------------------------------------------------------- training
@@ -249,6 +252,9 @@ ExtractWorkersOpt = Annotated[
                  help="Parallel processes extracting the features that are not in the cache yet."),
 ]
 LabelsOpt = Annotated[Path | None, typer.Option("--labels", help="Labels CSV for --dataset folder.")]
+ProtocolOpt = Annotated[
+    str | None, typer.Option("--protocol", help="IEMOCAP label protocol: iemocap4 (default) or iemocap6 (paper 002).")
+]
 
 
 def _speakers(value: str | None) -> list[str] | None:
@@ -330,6 +336,7 @@ def train(
         bool | None, typer.Option("--compile/--no-compile", help="torch.compile the training step (pays off "
                                   "on a GPU over long runs; the compile time is reported).")
     ] = None,
+    protocol: ProtocolOpt = None,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
@@ -345,7 +352,8 @@ def train(
         "accumulate": accumulate, "checkpoint_activations": checkpoint_activations,
         "eval_batch_size": eval_batch_size, "loader_workers": loader_workers, "compile": compile_model,
     })
-    data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels)
+    data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels,
+                     protocol=protocol)
     tr, va, te, split_info = resolve_split(data, fold=fold, plan=plan, val_speakers=_speakers(val_speakers))
     console_err.print(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})")
     with _progress(train_cfg.epochs, "training") as bar:
@@ -378,6 +386,7 @@ def evaluate(
     split: Annotated[
         str | None, typer.Option(help="Score one official split of the corpus (MELD: train, dev or test).")
     ] = None,
+    protocol: ProtocolOpt = None,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
@@ -387,7 +396,8 @@ def evaluate(
     from avemo.training.experiment import select_split
 
     ckpt = load_checkpoint(checkpoint)
-    data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels)
+    data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels,
+                     protocol=protocol)
     if split is not None:
         data = select_split(data, split)
     metrics, gathered, _ = evaluate_checkpoint(ckpt, data, cache=FeatureCache(cache_dir), workers=workers or _cores())

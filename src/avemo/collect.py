@@ -66,7 +66,6 @@ def export_features(out_dir: str | Path, clips: Sequence[Clip], specs, cache, re
     looked up by the clip's text, the others by its file.
     """
     from avemo.digest import file_digest, text_digest
-    from avemo.features.base import TextExtractor
 
     out_dir = Path(out_dir)
     failed = {o.path for o in report.failed}
@@ -84,7 +83,7 @@ def export_features(out_dir: str | Path, clips: Sequence[Clip], specs, cache, re
             ex = spec.build()
             arrays = {}
             for i, c in enumerate(rows):
-                digest = text_digest(c.text or "") if isinstance(ex, TextExtractor) else file_digest(c.path)
+                digest = text_digest(c.text or "") if ex.modality == "text" else file_digest(c.path)
                 feats = cache.get(cache.key(digest, ex.cache_spec()))
                 if feats is None:
                     raise AvemoError(f"feature {ex.name} missing from the cache after extraction", c.path)

@@ -3,7 +3,7 @@ external per-take feature tables, and speaker-disjoint fold plans.
 
 * readers (:mod:`~avemo.datasets.readers`): ``read_dataset(name, root)`` for ``ravdess``,
   ``crema_d``, ``emodb``, ``folder`` (a folder + labels CSV) and the corpora of dialogues ``meld``
-  (:mod:`~avemo.datasets.meld`) returns a
+  (:mod:`~avemo.datasets.meld`) and ``iemocap`` (:mod:`~avemo.datasets.iemocap`) returns a
   :class:`ScanResult` (clips + skipped files with reasons); ``parse_file_name(name)``
   parses one file name;
 * label sets and maps between them (:mod:`~avemo.datasets.labels`);
@@ -12,8 +12,8 @@ external per-take feature tables, and speaker-disjoint fold plans.
 * tables (:mod:`~avemo.datasets.tables`, :mod:`~avemo.datasets.openface`): the shared
   ``openface_au_means`` table and a user's OpenFace per-frame CSVs, attached to clips by take;
 * fold plans (:mod:`~avemo.datasets.folds`): ``builtin_plan("ravdess")`` (all 24 actors) and
-  ``builtin_plan("ravdess_au")`` (the 20 of RAVDESS-AU), ``covering_plan``, ``make_plan``, ``split``,
-  ``check_leakage``.
+  ``builtin_plan("ravdess_au")`` (the 20 of RAVDESS-AU), ``builtin_plan("iemocap_loso")``,
+  ``covering_plan``, ``make_plan``, ``split``, ``official_split`` (MELD), ``check_leakage``.
 """
 
 from avemo.datasets.crema_d import load_crema_d_demographics, parse_crema_d_name, read_crema_d
@@ -28,9 +28,11 @@ from avemo.datasets.folds import (
     covering_plan,
     list_builtin_plans,
     make_plan,
+    official_split,
     ravdess_plan,
     split,
 )
+from avemo.datasets.iemocap import iemocap_label_set, read_iemocap
 from avemo.datasets.labels import (
     CREMA_D,
     EMODB,
@@ -97,8 +99,10 @@ __all__ = [
     "attach",
     "builtin_plan",
     "covering_plan",
+    "official_split",
     "check_leakage",
     "get_label_set",
+    "iemocap_label_set",
     "label_map",
     "label_set_for",
     "list_builtin_plans",
@@ -122,6 +126,7 @@ __all__ = [
     "read_dataset",
     "read_emodb",
     "read_folder",
+    "read_iemocap",
     "read_meld",
     "read_openface_csv",
     "read_ravdess",

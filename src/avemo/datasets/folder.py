@@ -17,6 +17,9 @@ column        meaning
               read as ``audio+video``); default from the suffix: audio formats are ``audio``,
               video formats are taken to carry sound (``audio+video``) -- give the column for
               silent videos
+``text``      optional: what is said in the file (a transcript), normalised
+              (:func:`~avemo.datasets.text.normalise_text`); a non-empty text adds the ``text``
+              modality to the clip
 other         kept as strings in ``Clip.fields`` (``gender``, ``session``...)
 ============  ================================================================================
 
@@ -35,12 +38,13 @@ from avemo.datasets.csvfile import read_text_csv
 from avemo.datasets.labels import normalise_emotion
 from avemo.datasets.records import Clip
 from avemo.datasets.scan import ScanCollector, ScanResult, check_root, media_files, normalise_suffixes
+from avemo.datasets.text import normalise_text
 from avemo.errors import ConfigError, DatasetError
-from avemo.modality import MODALITIES, parse_modalities
+from avemo.modality import MEDIA_MODALITIES, parse_modalities
 
 DATASET = "folder"
 DEFAULT_LABELS_FILE = "labels.csv"
-_RESERVED = ("path", "file", "emotion", "speaker", "take", "modality")
+_RESERVED = ("path", "file", "emotion", "speaker", "take", "modality", "text")
 
 
 def read_folder(
@@ -131,8 +135,9 @@ class _RowReader:
         if isinstance(modalities, str):
             return path, modalities
         fields = {name: values[i] for name, i in self.col.items() if name not in _RESERVED}
+        text = normalise_text(values[self.col["text"]]) if "text" in self.col else ""
         return Clip(path=path, dataset=self.dataset, emotion=emotion, speaker=speaker, take=self._take(path, values),
-                    modalities=modalities, fields=fields)
+                    modalities=modalities + (("text",) if text else ()), fields=fields, text=text or None)
 
     def _modalities(self, path: Path, values: list[str], where: str) -> tuple[str, ...] | str:
         """The file's modalities from the ``modality`` column or its suffix, or the reason it cannot be used."""
@@ -146,7 +151,10 @@ class _RowReader:
             try:
                 modalities = parse_modalities(text.replace("audio_video", "audio+video"), where="modality")
             except ConfigError:
-                return f"{where}: modality {text!r} is not modalities joined by + ({', '.join(MODALITIES)})"
+                modalities = ()
+            if not modalities or not set(modalities) <= set(MEDIA_MODALITIES):
+                return (f"{where}: modality {text!r} is not the file's streams joined by + "
+                        f"({', '.join(MEDIA_MODALITIES)}; a transcript goes in the text column)")
         if modalities != ("audio",) and suffix in AUDIO_SUFFIXES:
             return f"{where}: modality {'+'.join(modalities)} but {suffix} is an audio format"
         return modalities

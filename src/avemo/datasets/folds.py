@@ -34,9 +34,16 @@ Without a plan name, a dataset's folder is split by the smallest built-in plan o
 covers its speakers (:func:`covering_plan`): the 20-actor copy by ``ravdess_au``, all 24 actors by
 ``ravdess``.
 
-:func:`check_leakage` raises a :class:`~avemo.errors.LeakageError` when a speaker or a take
-(in any modality: a RAVDESS 01 video and the 03 audio of its take share the take) is in two
-partitions of a fold; :func:`split` runs it on every split it makes.
+* ``iemocap_loso``: IEMOCAP's leave-one-session-out plan, 10 speakers (``Ses01F`` ... ``Ses05M``,
+  session + gender), 5 folds; fold k tests session k and validates on session k+1 (cyclically), so
+  that the two speakers of a session -- who share every dialogue -- stay on one side. Fold 5 is
+  paper 002's split: sessions 1-4 for training and validation, session 5 for testing.
+
+:func:`check_leakage` raises a :class:`~avemo.errors.LeakageError` when a speaker, a take
+(in any modality: a RAVDESS 01 video and the 03 audio of its take share the take) or a dialogue
+(its utterances are each other's context) is in two partitions of a fold; :func:`split` runs it
+on every split it makes. Corpora with an official split whose speakers recur in every partition
+(MELD) are split by :func:`official_split`, which keeps takes and dialogues apart.
 """
 
 from __future__ import annotations
@@ -408,24 +415,59 @@ def split(items: Iterable[Clip | Take], fold: Fold, *, extra: Literal["error", "
     return result
 
 
-def check_leakage(train: Iterable[Clip], val: Iterable[Clip], test: Iterable[Clip]) -> None:
-    """Raise a LeakageError if a speaker or a take is in two of the partitions.
+def official_split(items: Iterable[Clip | Take]) -> Split:
+    """Split clips (or takes) by their corpus's official partition (:attr:`Clip.split`): ``train``
+    trains, ``dev`` validates (early stopping, model selection), ``test`` tests. For corpora that
+    define one (MELD), whose speakers (the characters of a TV series) recur in every partition:
+    takes and dialogues are checked for leakage, speakers are not.
 
-    Speakers and takes are compared dataset-qualified (:attr:`Clip.speaker_key`,
-    :attr:`Clip.take_key`), and a take covers every modality, so a RAVDESS ``01`` video in
-    one partition and its ``03`` audio in another is caught. ``val`` may be empty.
+    Raises:
+        DatasetError: an item has no official split.
+        LeakageError: a take or a dialogue is in two partitions.
+    """
+    parts: dict[str, list] = {p: [] for p in PARTITIONS}
+    to_partition = {"train": "train", "dev": "val", "test": "test"}
+    for item in items:
+        first = _clips_of(item)[0]
+        if first.split is None:
+            raise DatasetError(f"{first.take_key} has no official split; split it by a fold plan", first.path)
+        parts[to_partition[first.split]].append(item)
+    result = Split(parts["train"], parts["val"], parts["test"])
+    check_leakage(*([c for item in part for c in _clips_of(item)] for part in result), speakers=False)
+    return result
+
+
+def _named(clip: Clip) -> str:
+    return clip.path.name if clip.has("audio") or clip.has("video") else clip.take
+
+
+def check_leakage(
+    train: Iterable[Clip], val: Iterable[Clip], test: Iterable[Clip], *, speakers: bool = True
+) -> None:
+    """Raise a LeakageError if a take, a dialogue or (``speakers=True``) a speaker is in two of the
+    partitions.
+
+    Speakers, takes and dialogues are compared dataset-qualified (:attr:`Clip.speaker_key`,
+    :attr:`Clip.take_key`, :attr:`Clip.dialogue_key`); a take covers every modality, so a RAVDESS
+    ``01`` video in one partition and its ``03`` audio in another is caught, and the utterances of
+    one dialogue (its context) stay on one side. ``val`` may be empty. ``speakers=False`` is for
+    the official splits of corpora whose speakers recur in every partition (:func:`official_split`).
     """
     speaker_parts: dict[str, dict[str, Clip]] = {}
     take_parts: dict[str, dict[str, Clip]] = {}
+    dialogue_parts: dict[str, dict[str, Clip]] = {}
     for name, part in zip(PARTITIONS, (train, val, test), strict=True):
         for clip in part:
             speaker_parts.setdefault(clip.speaker_key, {}).setdefault(name, clip)
             take_parts.setdefault(clip.take_key, {}).setdefault(name, clip)
+            if clip.dialogue_key is not None:
+                dialogue_parts.setdefault(clip.dialogue_key, {}).setdefault(name, clip)
     problems = []
-    for kind, table in (("take", take_parts), ("speaker", speaker_parts)):
+    tables = (("take", take_parts), ("dialogue", dialogue_parts)) + ((("speaker", speaker_parts),) if speakers else ())
+    for kind, table in tables:
         for key, where in table.items():
             if len(where) > 1:
-                sides = " and ".join(f"{p} ({c.path.name})" for p, c in where.items())
+                sides = " and ".join(f"{p} ({_named(c)})" for p, c in where.items())
                 problems.append(f"{kind} {key} is in {sides}")
     if problems:
         more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""

@@ -30,9 +30,9 @@ an audio file). Otherwise the clip is text-only: ``("text",)``, with the CSV as 
   media file; with a media file it is kept without the text modality;
 * a CSV that is not UTF-8 is decoded as Windows-1252 (MELD's subtitles' encoding) with a warning
   in :attr:`ScanResult.warnings`;
-* dialogues with missing turns (MELD's train split has 72) are kept in turn order; each clip's
-  ``fields["missing_before"]`` counts the turns missing right before it, and a warning names how
-  many dialogues have gaps;
+* dialogues with missing turns (MELD's train split has 72; rows skipped here leave gaps too) are
+  kept in turn order; each clip's ``fields["missing_before"]`` counts the turns missing right
+  before it, and a warning names how many dialogues have gaps;
 * a missing column is a one-line :class:`~avemo.errors.DatasetError` naming the file and the
   column; a row with an unknown emotion, a non-numeric id, no speaker or a repeated
   (dialogue, turn) is skipped with its reason.
@@ -126,14 +126,14 @@ def _read_split(root: Path, split: str, collector: ScanCollector) -> None:
     previous: dict[int, int] = {}
     gaps = set()
     for (dialogue, turn), row in sorted(parsed.items()):
+        text, path = row.pop("text") or None, row.pop("path")
+        if text is None and path is None:  # skipped: a missing turn for the next utterance
+            collector.skip(csv_path.with_name(f"{csv_path.name}:{row['line']}"), "empty utterance text and no media file")
+            continue
         missing = turn - previous.get(dialogue, -1) - 1
         previous[dialogue] = turn
         if missing:
             gaps.add(dialogue)
-        text, path = row.pop("text") or None, row.pop("path")
-        if text is None and path is None:
-            collector.skip(csv_path.with_name(f"{csv_path.name}:{row['line']}"), "empty utterance text and no media file")
-            continue
         collector.add(Clip(
             path=path if path is not None else csv_path,
             dataset=DATASET,

@@ -8,6 +8,7 @@ name        reader                           file names
 ``emodb``   :func:`~avemo.datasets.emodb.read_emodb`       ``03a01Fa.wav``
 ``folder``  :func:`~avemo.datasets.folder.read_folder`     any, labelled by a CSV
 ``meld``    :func:`~avemo.datasets.meld.read_meld`         ``train_sent_emo.csv`` (+ ``dia0_utt0.mp4``)
+``iemocap`` :func:`~avemo.datasets.iemocap.read_iemocap`   ``Session1/dialog/EmoEvaluation/*.txt`` ...
 =========== ================================ =========================================
 
 Usage::
@@ -28,7 +29,8 @@ from typing import Any
 from avemo.datasets.crema_d import parse_crema_d_name, parse_crema_d_stem, read_crema_d
 from avemo.datasets.emodb import parse_emodb_name, parse_emodb_stem, read_emodb
 from avemo.datasets.folder import read_folder
-from avemo.datasets.labels import CREMA_D, EMODB, MELD, RAVDESS, LabelSet
+from avemo.datasets.iemocap import read_iemocap
+from avemo.datasets.labels import CREMA_D, EMODB, IEMOCAP4, MELD, RAVDESS, LabelSet
 from avemo.datasets.meld import read_meld
 from avemo.datasets.ravdess import parse_ravdess_name, read_ravdess
 from avemo.datasets.scan import ScanResult
@@ -40,6 +42,7 @@ READERS: dict[str, Callable[..., ScanResult]] = {
     "emodb": read_emodb,
     "folder": read_folder,
     "meld": read_meld,
+    "iemocap": read_iemocap,
 }
 
 NAME_PARSERS: dict[str, Callable[[str | Path], dict[str, Any]]] = {
@@ -48,8 +51,11 @@ NAME_PARSERS: dict[str, Callable[[str | Path], dict[str, Any]]] = {
     "emodb": parse_emodb_name,
 }
 
-#: the label set of each named dataset (a generic folder's is built from its clips)
-DATASET_LABEL_SETS: dict[str, LabelSet] = {"ravdess": RAVDESS, "crema_d": CREMA_D, "emodb": EMODB, "meld": MELD}
+#: the label set of each named dataset (a generic folder's is built from its clips; IEMOCAP's is that of
+#: its default protocol, iemocap4: see :func:`~avemo.datasets.iemocap.iemocap_label_set`)
+DATASET_LABEL_SETS: dict[str, LabelSet] = {
+    "ravdess": RAVDESS, "crema_d": CREMA_D, "emodb": EMODB, "meld": MELD, "iemocap": IEMOCAP4
+}
 
 
 def list_datasets() -> list[str]:
@@ -61,7 +67,7 @@ def read_dataset(name: str, root: str | Path, *, strict: bool = False, **options
     """Read the dataset ``name`` found in folder ``root``.
 
     ``options`` go to the reader: ``suffixes=`` for the file-name readers, ``labels_csv=`` /
-    ``emotions=`` for ``"folder"``, ``demographics=`` for ``"crema_d"``, ``splits=`` for ``"meld"``. Returns the clips and the skipped
+    ``emotions=`` for ``"folder"``, ``demographics=`` for ``"crema_d"``, ``splits=`` for ``"meld"``, ``protocol=`` for ``"iemocap"``. Returns the clips and the skipped
     files with reasons; ``strict=True`` raises a DatasetError for the first skipped file.
     """
     try:

@@ -51,13 +51,16 @@ class Skipped:
 class ScanResult:
     """What a reader found in a folder: the clips, in sorted path order (dialogue order for the
     corpora of dialogues), the skipped files, and ``warnings``: one line for each thing that was
-    read but is not as expected (a CSV decoded with a fallback encoding, dialogues with missing turns)."""
+    read but is not as expected (a CSV decoded with a fallback encoding, dialogues with missing turns).
+    ``left_out`` counts, by the corpus's own label, the items that were read correctly but are not
+    in the label protocol asked for (IEMOCAP's ``xxx``, ``oth``, ``fru`` in the 4-class protocol)."""
 
     dataset: str
     root: Path
     clips: list[Clip] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    left_out: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.clips)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from avemo.cache.store import FeatureCache
+from avemo.cache.store import FeatureCache, remove_orphan_temp_files
 from avemo.digest import text_digest
 from avemo.errors import AvemoError, ConfigError, FeatureError
 from avemo.extraction.core import ExtractorSpec, FileOutcome
@@ -102,13 +102,20 @@ def run_text_extraction(
     for i, (_, text) in enumerate(items):
         if not text:
             outcomes[i].errors = {ex.name: "the clip has no text" for ex in extractors}
-    for ex in extractors:
-        results, computed = _through_cache([items[i][1] for i in with_text], ex, cache, progress)
-        for j, (i, feats) in enumerate(zip(with_text, results, strict=True)):
-            if isinstance(feats, AvemoError):
-                outcomes[i].errors[ex.name] = feats.reason
-            else:
-                (outcomes[i].computed if j in computed else outcomes[i].cached).append(ex.name)
+            if progress is not None:
+                progress(len(extractors))
+    try:
+        for start in range(0, len(with_text), CHUNK):  # chunk by chunk: extractors of one encoder share its run
+            rows = with_text[start:start + CHUNK]
+            for ex in extractors:
+                results, computed = _through_cache([items[i][1] for i in rows], ex, cache, progress)
+                for j, (i, feats) in enumerate(zip(rows, results, strict=True)):
+                    if isinstance(feats, AvemoError):
+                        outcomes[i].errors[ex.name] = feats.reason
+                    else:
+                        (outcomes[i].computed if j in computed else outcomes[i].cached).append(ex.name)
+    finally:  # a run killed while writing leaves a temporary file: sweep it
+        remove_orphan_temp_files(cache.root)
     return ExtractionReport(outcomes, time.perf_counter() - t0, "in-process", 1)
 
 

@@ -69,9 +69,15 @@ def load_data(
     visual_table: str | Path | None = None,
     speakers: Sequence[str] | None = None,
     labels_csv: str | Path | None = None,
+    protocol: str | None = None,
 ) -> DataBundle:
-    """Read ``root`` with the ``dataset`` reader, pair files into takes, attach the visual table."""
-    options = {"labels_csv": labels_csv} if labels_csv is not None else {}
+    """Read ``root`` with the ``dataset`` reader, pair files into takes, attach the visual table.
+    ``protocol``: the label protocol of IEMOCAP (``iemocap4``, ``iemocap6``)."""
+    options: dict[str, Any] = {"labels_csv": labels_csv} if labels_csv is not None else {}
+    if protocol is not None:
+        if dataset != "iemocap":
+            raise ConfigError(f"--protocol is for --dataset iemocap (iemocap4, iemocap6), not {dataset}")
+        options["protocol"] = protocol
     scan = read_dataset(dataset, root, **options)
     takes = list(pair_takes(scan.clips).values())
     if speakers is not None:
@@ -83,7 +89,11 @@ def load_data(
     takes = [t for t in takes if t.emotion is not None]
     if not takes:
         raise DatasetError(f"no labelled {dataset} files found", root)
-    if dataset in DATASET_LABEL_SETS:
+    if protocol is not None:
+        from avemo.datasets import iemocap_label_set
+
+        labels = iemocap_label_set(protocol)
+    elif dataset in DATASET_LABEL_SETS:
         labels = DATASET_LABEL_SETS[dataset]
     else:
         from avemo.datasets.labels import label_set_for
@@ -299,19 +309,15 @@ def evaluate_checkpoint(
     return compute_metrics(d.labels, probs, data.labels.emotions), gathered, probs
 
 
-def official_split(take: Take) -> str | None:
-    """The corpus's own split of ``take`` (``"train"``, ``"dev"``, ``"test"``: MELD), or None."""
-    for clip in take:
-        split_name = getattr(clip, "split", None)
-        if split_name:
-            return str(split_name)
-    return None
+def _split_of(take: Take) -> str | None:
+    """The corpus's own partition of ``take`` (``"train"``, ``"dev"``, ``"test"``: MELD), or None."""
+    return next((clip.split for clip in take if clip.split), None)
 
 
 def select_split(data: DataBundle, split_name: str) -> DataBundle:
     """``data`` restricted to the takes of one official split (a DatasetError naming the splits there are)."""
-    found = sorted({s for s in map(official_split, data.takes) if s is not None})
-    takes = [t for t in data.takes if official_split(t) == split_name]
+    found = sorted({s for s in map(_split_of, data.takes) if s is not None})
+    takes = [t for t in data.takes if _split_of(t) == split_name]
     if not takes:
         raise DatasetError(f"no {split_name!r} takes in the {data.dataset} folder (official splits here: "
                            f"{found or 'none'})", data.root)
@@ -335,17 +341,15 @@ def resolve_split(
     Without, otherwise: every speaker trains except the validation speakers (``val_speakers``, by
     default the last two in sorted order); there is no test partition.
     """
-    from avemo.datasets import FoldPlan, builtin_plan, covering_plan, make_plan
+    from avemo.datasets import FoldPlan, builtin_plan, covering_plan, make_plan, official_split
 
     speakers = data.speakers
-    splits = [official_split(t) for t in data.takes]
-    if fold is None and plan is None and not val_speakers and any(splits):
-        parts = [[t for t, s in zip(data.takes, splits, strict=True) if s == name] for name in ("train", "dev", "test")]
-        if not parts[0] or not parts[1]:
-            raise DatasetError(f"the official split needs train and dev takes; found {sorted(set(filter(None, splits)))}",
-                               data.root)
-        return parts[0], parts[1], parts[2], {"split": "official", "train": "train", "val": "dev",
-                                              "test": "test" if parts[2] else None}
+    if fold is None and plan is None and not val_speakers and any(map(_split_of, data.takes)):
+        tr, va, te = official_split(data.takes)  # checks that no take or dialogue is in two partitions
+        if not tr or not va:
+            raise DatasetError("the official split needs train and dev takes; found "
+                               f"{sorted({s for s in map(_split_of, data.takes) if s})}", data.root)
+        return tr, va, te, {"split": "official", "train": "train", "val": "dev", "test": "test" if te else None}
     if fold is None:
         if plan is not None:
             raise ConfigError("--plan needs --fold")

@@ -20,6 +20,9 @@ from torch.nn import functional as F
 
 from avemo.errors import CheckpointError
 
+#: at most this many texts' states are kept from one call to the next
+_KEPT = 1024
+
 
 class _Block(nn.Module):
     def __init__(self, width: int, heads: int, hidden: int, eps: float):
@@ -109,6 +112,8 @@ class TextEncoder:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_tokens)
+        self._recent: dict[str, np.ndarray] = {}
+        self._recent_layers: int | None = None  # the depth of the kept states
 
     def tokens(self, text: str) -> list[str]:
         """The WordPiece tokens of ``text``, with ``[CLS]`` and ``[SEP]``, truncated to ``max_tokens``."""
@@ -118,15 +123,22 @@ class TextEncoder:
         """The last hidden states of each text (after the first ``layers`` blocks: None, all):
         one (T_i, width) float32 array per text. Texts are
         run ``batch`` at a time in order of length (less padding); the batching never changes a
-        text's states beyond float rounding."""
-        encodings = self.tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        out: list[np.ndarray] = [np.empty(0)] * len(texts)
+        text's states beyond float rounding. The states of the previous call are kept, so that two
+        extractors reading the same texts one after the other (sentence and token embeddings) run
+        the network once."""
+        if layers != self._recent_layers:  # the kept states are of another depth
+            self._recent = {}
+        todo = [t for t in dict.fromkeys(texts) if t not in self._recent]
+        encodings = self.tokenizer.encode_batch(todo) if todo else []
+        order = sorted(range(len(todo)), key=lambda i: len(encodings[i].ids))
+        states = {t: self._recent[t] for t in texts if t in self._recent}
         for start in range(0, len(order), batch):
             chunk = order[start:start + batch]
-            for i, states in zip(chunk, self._run([encodings[i].ids for i in chunk], layers), strict=True):
-                out[i] = states
-        return out
+            for i, out in zip(chunk, self._run([encodings[i].ids for i in chunk], layers), strict=True):
+                states[todo[i]] = out
+        self._recent = states if len(states) <= _KEPT else {}
+        self._recent_layers = layers
+        return [states[t] for t in texts]
 
     @torch.inference_mode()
     def _run(self, sequences: list[list[int]], layers: int | None = None) -> list[np.ndarray]:
