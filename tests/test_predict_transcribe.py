@@ -317,3 +317,13 @@ def test_a_model_with_other_inputs_is_refused(tmp_path):
     path = save_checkpoint(tmp_path / "av", model, labels=MELD_LABELS, normalizer=Normalizer(kinds={}))
     with pytest.raises(CheckpointError, match="not a text-only model"):
         load_text_expert(path)
+
+
+def test_the_bundled_text_model_is_the_default_text_expert():
+    from avemo.inference.text import load_text_expert
+
+    expert = load_text_expert()
+    assert expert.labels == ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+    fusion = TextFusion(expert, ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
+    q = fusion.evidence(["Dogs are sitting by the door.", ""])
+    assert np.allclose(q[0].sum(), 1.0) and q[0, 0] == pytest.approx(q[0, 1]) and np.isnan(q[1]).all()

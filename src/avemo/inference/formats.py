@@ -7,8 +7,8 @@
   column and whether audio / video contributed; with transcripts, a ``text`` column (the clip's
   transcript, each window's words). A file name that a spreadsheet would run as a
   formula (starting with ``= + - @``, a tab or a carriage return) is written with a leading ``'``.
-* Table: per file, the clip's emotion, the probability of each emotion (clip, audio alone, video
-  alone), which modalities were used and why not, the transcript when there is one, and the
+* Table: per file, the clip's emotion, the probability of each emotion (clip, and each expert
+  alone: audio, video, text), which modalities were used and why not, the transcript when there is one, and the
   timeline (every window for short clips, runs of the same emotion for long ones; with the words
   said in each).
 """
@@ -111,21 +111,15 @@ def render(prediction: Prediction, console) -> None:
             console.print(f"  {name}: used{extra}")
         else:
             console.print(f"  {name}: [yellow]not used[/] ({escape(status.reason or '')})")
-    audio, video = p.modalities.get("audio"), p.modalities.get("video")
+    own = {m: s.probabilities for m, s in p.modalities.items() if s.probabilities is not None}  # each expert alone
     table = Table(title="probabilities", title_justify="left")
     table.add_column("emotion")
     table.add_column("clip", justify="right")
     table.add_column("")
-    if audio is not None and audio.probabilities is not None:
-        table.add_column("audio", justify="right")
-    if video is not None and video.probabilities is not None:
-        table.add_column("video", justify="right")
+    for m in own:
+        table.add_column(m, justify="right")
     for emotion, prob in sorted(p.probabilities.items(), key=lambda kv: -kv[1]):
-        row = [emotion, f"{prob:.3f}", _bar(prob)]
-        if audio is not None and audio.probabilities is not None:
-            row.append(f"{audio.probabilities[emotion]:.3f}")
-        if video is not None and video.probabilities is not None:
-            row.append(f"{video.probabilities[emotion]:.3f}")
+        row = [emotion, f"{prob:.3f}", _bar(prob), *(f"{own[m][emotion]:.3f}" for m in own)]
         table.add_row(*row, style="bold" if emotion == p.emotion else None)
     console.print(table)
     if p.transcript is not None:
