@@ -22,7 +22,7 @@ settings can be compared; by default the actor of the test clip (RAVDESS 01) is 
 that settings are not chosen on it.
 
     python benchmarks/transcribe_accuracy.py [--corpora ravdess,crema_d,emodb,target] [--limit 300]
-        [--variant context=4] [--variant context=30,compute_type=float32] [--out docs/results/transcription.md]
+        [--variant context=4] [--variant context=30,compute_type=float32] [--out FILE]
 """
 
 from __future__ import annotations
@@ -158,7 +158,8 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], help="TranscribeConfig fields, e.g. context=4,beam_size=5")
     parser.add_argument("--known-language", action="store_true", help="give each clip its language instead of detecting it")
     parser.add_argument("--show-errors", type=int, default=0, help="print up to N wrong transcripts per variant")
-    parser.add_argument("--out", type=Path, help="write a Markdown report here")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "transcription.md",
+                        help="the Markdown report (default docs/results/transcription.md)")
     args = parser.parse_args()
 
     from avemo.media import load_audio
@@ -190,7 +191,7 @@ def main() -> None:
         if any(r[0] == "target" for r in rows):
             target = next(r for r in rows if r[0] == "target")
             lines.append(f"|  | (target clip says) |  | {target[3]!r} |  |  |  |")
-    if args.out:
+    if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".tmp")
         tmp.write_text("\n".join(lines) + "\n")

@@ -10,9 +10,10 @@ sentence of 2.3 s), each figure the median of ``--repeats`` calls after a warm-u
 3. **Settings**: CTranslate2 compute type int8 / float32, beam size 1 / 5, with and without word
    times, the language given or detected, 1 or 2 threads, and the silence after the speech
    (``context`` 2 / 4 / 8 s, and 30 s: Whisper's own padding).
-4. **In the predictor**: ``Predictor.default().predict(clip)`` alone, then with ``transcribe_file``
-   running at the same time in a second thread (what ``avemo predict --transcribe`` will do), and
-   one after the other: what transcription adds to a prediction.
+4. **In the predictor**: ``Predictor.default().predict(clip)`` alone and with ``transcribe=True``
+   (what ``avemo predict --transcribe`` does: recognition in a thread next to the experts),
+   interleaved; what transcription adds is the difference of their medians. One after the other
+   for reference.
 
 The machine is shared: the load average at the start is printed with the results. Run it on a
 quiet machine for figures that go into the docs.
@@ -28,7 +29,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -102,25 +102,28 @@ def settings(y, repeats: int) -> list[tuple[str, float, float, str]]:
 
 
 def in_predictor(path: Path, repeats: int) -> list[tuple[str, float]]:
+    """``predict`` alone and ``predict(transcribe=True)`` (recognition in a thread next to the experts),
+    interleaved call by call so that a change of the machine's load hits both alike; and, for
+    reference, prediction then recognition one after the other."""
     from avemo import Predictor
     from avemo.features.audio.asr import load_recogniser, transcribe_file
 
     predictor = Predictor.default()
     load_recogniser()
-
-    def parallel():
-        box = {}
-        thread = threading.Thread(target=lambda: box.setdefault("t", transcribe_file(path)))
-        thread.start()
-        prediction = predictor.predict(path)
-        thread.join()
-        return prediction, box["t"]
-
-    alone = timed(lambda: predictor.predict(path), repeats)[0]
-    both = timed(parallel, repeats)[0]
+    predictor.predict(path), predictor.predict(path, transcribe=True)  # warm-up
+    alone, both = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        predictor.predict(path)
+        alone.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        predictor.predict(path, transcribe=True)
+        both.append(time.perf_counter() - t)
     serial = timed(lambda: (predictor.predict(path), transcribe_file(path)), repeats)[0]
-    return [("predict", alone), ("predict + transcribe_file in a second thread", both),
-            ("predict, then transcribe_file", serial)]
+    a, b = statistics.median(alone), statistics.median(both)
+    return [("predict", a), ("predict(transcribe=True): recognition in a thread next to the experts", b),
+            ("added by transcription (difference of the medians)", b - a),
+            ("predict, then transcribe_file (one after the other)", serial)]
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ def tokens():
 
 
 def test_registered_as_text_extractors():
-    assert list_extractors("text") == ["minilm", "minilm_tokens"]
+    assert list_extractors("text") == ["minilm", "minilm_hidden", "minilm_tokens"]
     ex = get_extractor("minilm")
     assert isinstance(ex, TextExtractor) and ex.modality == "text" and len(ex.feature_names()) == 384
     assert InputSpec("text", "minilm", {}, (384,), "vector").modality == "text"

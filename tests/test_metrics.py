@@ -23,6 +23,7 @@ def test_matches_sklearn(seed):
     assert m.accuracy == pytest.approx((pred == y).mean())
     assert m.uar == pytest.approx(balanced_accuracy_score(y, pred))
     assert m.macro_f1 == pytest.approx(f1_score(y, pred, average="macro"))
+    assert m.weighted_f1 == pytest.approx(f1_score(y, pred, average="weighted"))
     assert np.array_equal(np.array(m.confusion), sk_confusion(y, pred, labels=range(4)))
     for c, name in enumerate(LABELS):
         assert m.auc[name] == pytest.approx(roc_auc_score(y == c, p[:, c]))

@@ -250,7 +250,7 @@ def test_every_lstm_of_the_zoo_runs_in_float32_under_cpu_autocast(name):
     seen = []
     for lstm in _lstm_modules(model):
         assert isinstance(lstm, Float32CpuLSTM), f"{name}: {type(lstm).__name__} does not leave CPU autocast"
-        lstm.register_forward_hook(lambda _m, args, out: seen.append((args[0].dtype, out[0].dtype)))
+        lstm.register_forward_hook(lambda _m, args, out: seen.append((args[0].data.dtype, out[0].data.dtype)))  # packed too
     x = example_inputs(model.inputs, batch=2, free=12, generator=torch.Generator().manual_seed(0))
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         model(x)

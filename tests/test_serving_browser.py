@@ -154,6 +154,21 @@ def test_upload_real_clip_renders_label_bars_chart_and_follows_playback(page, se
         shutil.copyfile(shot, target)
 
 
+def test_transcribe_checkbox_shows_the_transcript_and_the_words_of_each_window(page, ravdess_video):
+    tab, watch = page
+    assert tab.locator("#transcript-box").is_hidden()
+    tab.get_by_label("Video or audio file").set_input_files(ravdess_video)
+    tab.locator("details.options summary").click()  # the options are folded away
+    tab.get_by_label("Transcribe speech").check()
+    tab.get_by_role("button", name="Analyse clip").click()
+    tab.locator("#result").wait_for(state="visible")
+    assert "dogs are sitting by the door" in tab.locator("#transcript-text").text_content().lower()
+    assert tab.locator("#timeline-table thead th").last.text_content() == "words"
+    words = tab.locator("#timeline-table tbody tr td:last-child").all_text_contents()
+    assert any("door" in w for w in words) and "" in words  # the last windows of the clip are silent
+    assert watch.errors == []
+
+
 def test_record_with_camera_and_microphone(page):
     """MediaRecorder with Chromium's synthetic camera and microphone: record, upload, get a result."""
     tab, watch = page

@@ -252,6 +252,9 @@ ExtractWorkersOpt = Annotated[
                  help="Parallel processes extracting the features that are not in the cache yet."),
 ]
 LabelsOpt = Annotated[Path | None, typer.Option("--labels", help="Labels CSV for --dataset folder.")]
+ProtocolOpt = Annotated[
+    str | None, typer.Option("--protocol", help="IEMOCAP label protocol: iemocap4 (default) or iemocap6 (paper 002).")
+]
 
 
 def _speakers(value: str | None) -> list[str] | None:
@@ -287,7 +290,7 @@ def _model_config(text: str | None) -> dict:
 
 
 def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_file: Path | None, *, label_space: str,
-                visual_table: Path | None, speakers: str | None, labels: Path | None):
+                visual_table: Path | None, speakers: str | None, labels: Path | None, protocol: str | None = None):
     """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora)."""
     from avemo.training import load_data
     from avemo.training.corpora import CorpusSpec, read_corpora_file
@@ -311,7 +314,7 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
         only = specs[0]
         chosen = _speakers(speakers) or (list(only.speakers) if only.speakers is not None else None)
         return load_data(only.dataset, only.root, visual_table=visual_table, speakers=chosen,
-                         labels_csv=labels or only.labels)
+                         labels_csv=labels or only.labels, protocol=protocol)
     if _speakers(speakers) is not None or labels is not None:
         raise AvemoError("with several corpora, give speakers= and labels= per corpus in a --corpora file")
     data = load_corpora(specs, label_space, visual_table=visual_table)
@@ -399,6 +402,7 @@ def train(
     eval_batch_size: EvalBatchOpt = None,
     loader_workers: LoaderWorkersOpt = None,
     compile_model: CompileOpt = None,
+    protocol: ProtocolOpt = None,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
@@ -418,7 +422,7 @@ def train(
         "balance": balance,
     })
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table,
-                       speakers=speakers, labels=labels)
+                       speakers=speakers, labels=labels, protocol=protocol)
     tr, va, te, split_info = resolve_split(data, fold=fold, plan=plan, val_speakers=_speakers(val_speakers))
     console_err.print(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})")
     with _progress(train_cfg.epochs, "training") as bar:
@@ -459,10 +463,14 @@ def evaluate(
     plots: Annotated[
         Path | None, typer.Option("--plots", help="Folder for the confusion matrix and the reliability diagram (PNG).")
     ] = None,
+    split: Annotated[
+        str | None, typer.Option(help="Score one official split of the corpus (MELD: train, dev or test).")
+    ] = None,
+    protocol: ProtocolOpt = None,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
-    """Run a trained checkpoint on a dataset folder; print accuracy, macro-F1 and UAR.
+    """Run a trained checkpoint on a dataset folder; print accuracy, weighted and macro F1 and UAR.
 
     The corpus may have another label set than the checkpoint (e.g. a RAVDESS model on EmoDB):
     it is then scored over the labels both sets can express. RAVDESS calm counts as neutral against
@@ -472,18 +480,23 @@ def evaluate(
     "mapping" writes the map out; docs/protocol.md, "Cross-corpus evaluation", has the table."""
     from avemo.cache import FeatureCache
     from avemo.training import evaluate_checkpoint, load_checkpoint, load_data
+    from avemo.training.experiment import select_split
 
     ckpt = load_checkpoint(checkpoint)
-    data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels)
+    data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels,
+                     protocol=protocol)
+    if split is not None:
+        data = select_split(data, split)
     ev = evaluate_checkpoint(ckpt, data, cache=FeatureCache(cache_dir), workers=workers or _cores())
     for item in ev.skipped:
         console_err.print(f"[yellow]skipped[/] {item.get('take') or item.get('file')}: {item['reason']}")
     m = ev.metrics
-    console.print(f"{m.n} takes: accuracy {m.accuracy:.4f}, macro-F1 {m.macro_f1:.4f}, UAR {m.uar:.4f}")
+    console.print(f"{m.n} takes: accuracy {m.accuracy:.4f}, weighted F1 {m.weighted_f1:.4f}, "
+                  f"macro-F1 {m.macro_f1:.4f}, UAR {m.uar:.4f}")
     if not ev.comparison.identity:
         console.print(_comparison_table(ev))
     if json_out is not None:
-        _write_json(json_out, ev.to_dict())
+        _write_json(json_out, {**ev.to_dict(), "split": split})
     if plots is not None:
         from avemo.plots import plot_confusion, plot_reliability
 
@@ -595,14 +608,21 @@ def _int_list(text: str | None, option: str) -> list[int]:
 # -------------------------------------------------------------------------- prediction
 
 
-def _load_predictor(model: Path | None, engine: str, device: str):
+def _load_predictor(model: Path | None, engine: str, device: str, text_model: Path | None = None,
+                    with_text: bool = False):
     from avemo.inference.predictor import Predictor
 
     if model is not None:
         if engine != "torch":
             raise AvemoError(f"--engine {engine} runs the bundled model only; --model checkpoints run on torch")
-        return Predictor.from_checkpoint(model, device=device)
-    return Predictor.default(engine=engine, device=device)
+        predictor = Predictor.from_checkpoint(model, device=device)
+    else:
+        predictor = Predictor.default(engine=engine, device=device)
+    if with_text or text_model is not None:
+        from avemo.inference.text import load_text_expert
+
+        predictor = predictor.with_text_expert(load_text_expert(text_model))
+    return predictor
 
 
 #: seconds between progress lines when stderr is not a terminal (a log file, a service, CI)
@@ -663,14 +683,14 @@ class _PredictProgress:
 
 
 def _predict_files(predictor, files: list[Path], done: list, *, window, hop, modalities,
-                   raise_single: bool) -> list[tuple[str, str]]:
+                   raise_single: bool, transcribe: bool = False) -> list[tuple[str, str]]:
     """Predict each file with progress on stderr, appending each prediction to ``done`` as soon as it
     is made (so that an interrupted batch keeps them); returns the files that failed, with why.
     ``raise_single``: the first failure is raised instead (one input file: exit code 2)."""
     failures = []
     with _PredictProgress(files) as progress:
         for outcome in predictor.predict_many(files, window=window, hop=hop, modalities=modalities,
-                                              progress=progress.update):
+                                              progress=progress.update, transcribe=transcribe):
             progress.finished()
             if outcome.ok:
                 done.append(outcome.prediction)
@@ -727,7 +747,8 @@ def predict(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
     window: Annotated[float | None, typer.Option(help="Timeline window in seconds (default 1.0).")] = None,
     hop: Annotated[float | None, typer.Option(help="Timeline hop in seconds (default 0.5).")] = None,
-    modalities: Annotated[str, typer.Option(help="Comma-separated: audio, video.")] = "audio,video",
+    modalities: Annotated[str, typer.Option(help="Comma-separated: audio, video; add text for the opt-in text "
+                                                 "expert on the transcript (see --text-model).")] = "audio,video",
     engine: Annotated[str, typer.Option(help="torch or onnx (the bundled model's encoders and fusion).")] = "torch",
     model: Annotated[
         Path | None, typer.Option("--model", "-m", help="A checkpoint from `avemo train` to use instead of the bundled model.")
@@ -738,6 +759,14 @@ def predict(
                                          "written whole when it ends (after Ctrl-C: the files done so far)."),
     ] = None,
     device: Annotated[str, typer.Option(help="auto (GPU when present), cpu, cuda...")] = "auto",
+    transcribe: Annotated[
+        bool, typer.Option("--transcribe", help="Also say what was said (offline Whisper-base): the clip's transcript "
+                                                "with timed words, and the words of each timeline window.")
+    ] = False,
+    text_model: Annotated[
+        Path | None, typer.Option(help="The text expert of --modalities ...,text: a text-only checkpoint from "
+                                       "`avemo train` (default: the bundled text model, when there is one).")
+    ] = None,
 ) -> None:
     """Predict the emotion of each file: clip label, per-emotion probabilities, modalities used, timeline.
 
@@ -746,23 +775,29 @@ def predict(
     """
     from avemo.inference.formats import FORMATS
     from avemo.inference.inputs import collect_media
+    from avemo.inference.text import split_text
     from avemo.modality import parse_modalities
     from avemo.output_file import OutputFile
 
     if fmt not in FORMATS:
         raise AvemoError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    wanted = parse_modalities(modalities)
+    rest, with_text = split_text(modalities)
+    wanted = [*parse_modalities(rest), *(["text"] if with_text else [])]
     _check_grid(window, hop)
     files, problems = collect_media(paths)
     single = len(paths) == 1 and not paths[0].is_dir()
     if not files:
         raise AvemoError(problems[0][1] if problems else "no input files", problems[0][0] if problems else None)
     with OutputFile(out) if out is not None else contextlib.nullcontext() as output:
-        predictor = _load_predictor(model, engine, device)
+        predictor = _load_predictor(model, engine, device, text_model, with_text)
+        if transcribe or with_text:  # missing weights fail here, once, not on every file
+            from avemo.features.audio.asr import load_recogniser
+
+            load_recogniser()
         predictions: list = []
         try:
             failures = _predict_files(predictor, files, predictions, window=window, hop=hop, modalities=wanted,
-                                      raise_single=single)
+                                      raise_single=single, transcribe=transcribe)
         except KeyboardInterrupt:
             if predictions and not single:
                 _write_predictions(predictions, fmt, output, single=False)

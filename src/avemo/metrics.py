@@ -1,5 +1,6 @@
 """Classification metrics of the honest protocol: accuracy, macro-F1, UAR, confusion, per-class ROC/AUC,
-and calibration (expected calibration error and reliability-diagram bins).
+calibration (expected calibration error and reliability-diagram bins), and weighted F1 (per-class F1
+weighted by the class's support, MELD's headline metric).
 
 UAR (unweighted average recall) is the mean of per-class recalls, the usual headline metric
 of speech emotion recognition because it does not reward predicting the majority class.
@@ -23,10 +24,12 @@ class Metrics:
     confusion: list[list[int]]  # rows: true class, columns: predicted class
     labels: list[str]
     auc: dict[str, float] = field(default_factory=dict)  # per-class one-vs-rest ROC AUC
+    weighted_f1: float = 0.0
 
     def to_dict(self) -> dict:
         return {
             "accuracy": self.accuracy,
+            "weighted_f1": self.weighted_f1,
             "macro_f1": self.macro_f1,
             "uar": self.uar,
             "n": self.n,
@@ -73,6 +76,7 @@ def compute_metrics(
     return Metrics(
         accuracy=float(tp.sum() / len(y_true)),
         macro_f1=float(f1[present].mean()),
+        weighted_f1=float((f1 * support).sum() / support.sum()),
         uar=float(recall[present].mean()),
         n=int(len(y_true)),
         confusion=cm.tolist(),

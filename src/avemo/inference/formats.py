@@ -5,13 +5,14 @@
 * CSV: one row per file (``level = clip``: start 0, end = duration, face coverage) followed by one
   row per timeline window (``level = window``), with the probability of every emotion in its own
   column (empty, like ``emotion``, where there is none), whether audio / video contributed, the
-  speech share (``speech``) and the uncertainty flag (``uncertain``). A file name that a spreadsheet
-  would run as a formula (starting with ``= + - @``, a tab or a carriage return) is written with a
-  leading ``'``.
-* Table: per file, the clip's emotion, the probability of each emotion (clip, audio alone, video
-  alone), which modalities were used and why not, and the timeline (every window for short clips,
-  runs of the same emotion for long ones); an uncertain result or window is marked ``?``, one
-  without emotion reads "no emotion (no speech, no face)".
+  speech share (``speech``) and the uncertainty flag (``uncertain``); with transcripts, a ``text``
+  column (the clip's transcript, each window's words). A file name that a spreadsheet would run as
+  a formula (starting with ``= + - @``, a tab or a carriage return) is written with a leading ``'``.
+* Table: per file, the clip's emotion, the probability of each emotion (clip, and each expert
+  alone: audio, video, text), which modalities were used and why not, the transcript when there is
+  one, and the timeline (every window for short clips, runs of the same emotion for long ones; with
+  the words said in each); an uncertain result or window is marked ``?``, one without emotion reads
+  "no emotion (no speech, no face)".
 """
 
 from __future__ import annotations
@@ -43,17 +44,19 @@ def spreadsheet_text(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def csv_columns(labels: Sequence[str]) -> list[str]:
+def csv_columns(labels: Sequence[str], text: bool = False) -> list[str]:
     return ["path", "level", "start", "end", "emotion", *labels, "audio", "video", "face_coverage", "speech",
-            "uncertain"]
+            "uncertain", *(["text"] if text else [])]
 
 
 def to_csv(predictions: Sequence[Prediction]) -> str:
     if not predictions:
         return ""
     labels = next((p.labels for p in predictions if p.labels), [])
+    text = any(p.transcript is not None for p in predictions)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=csv_columns(labels), lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=csv_columns(labels, text), lineterminator="\n",
+                            extrasaction="ignore")
     writer.writeheader()
     for p in predictions:
         path = spreadsheet_text(p.path)
@@ -64,13 +67,14 @@ def to_csv(predictions: Sequence[Prediction]) -> str:
             "audio": p.modalities["audio"].used, "video": p.modalities["video"].used,
             "face_coverage": "" if p.face_coverage is None else f"{p.face_coverage:.4f}",
             "speech": _share(p.speech), "uncertain": p.uncertain,
+            "text": "" if p.transcript is None else spreadsheet_text(p.transcript.text),
         })
         for w in p.timeline:
             writer.writerow({
                 "path": path, "level": "window", "start": round(w.start, 3), "end": round(w.end, 3),
                 "emotion": w.emotion or "", **_cells(w.probabilities),
                 "audio": w.audio, "video": w.video, "face_coverage": "", "speech": _share(w.speech),
-                "uncertain": w.uncertain,
+                "uncertain": w.uncertain, "text": spreadsheet_text(w.text or ""),
             })
     return buffer.getvalue()
 
@@ -124,39 +128,40 @@ def render(prediction: Prediction, console) -> None:
             console.print(f"  {name}: used{extra}")
         else:
             console.print(f"  {name}: [yellow]not used[/] ({escape(status.reason or '')})")
-    audio, video = p.modalities.get("audio"), p.modalities.get("video")
+    own = {m: s.probabilities for m, s in p.modalities.items() if s.probabilities is not None}  # each expert alone
     table = Table(title="probabilities", title_justify="left")
     table.add_column("emotion")
     table.add_column("clip", justify="right")
     table.add_column("")
-    if audio is not None and audio.probabilities is not None:
-        table.add_column("audio", justify="right")
-    if video is not None and video.probabilities is not None:
-        table.add_column("video", justify="right")
+    for m in own:
+        table.add_column(m, justify="right")
     for emotion, prob in sorted((p.probabilities or {}).items(), key=lambda kv: -kv[1]):
-        row = [emotion, f"{prob:.3f}", _bar(prob)]
-        if audio is not None and audio.probabilities is not None:
-            row.append(f"{audio.probabilities[emotion]:.3f}")
-        if video is not None and video.probabilities is not None:
-            row.append(f"{video.probabilities[emotion]:.3f}")
+        row = [emotion, f"{prob:.3f}", _bar(prob), *(f"{own[m][emotion]:.3f}" for m in own)]
         table.add_row(*row, style="bold" if emotion == p.emotion else None)
     if p.probabilities is not None:
         console.print(table)
+    if p.transcript is not None:
+        said = escape(p.transcript.text) if p.transcript.text else "[yellow]no speech recognised[/]"
+        language = escape(f" [{p.transcript.language}]") if p.transcript.language else ""
+        console.print(f"  transcript{language}: {said}")
     if not p.timeline:
         console.print("  timeline: no window with audio or a face")
         return
+    said = [] if p.transcript is None else ["text"]
     if len(p.timeline) <= MAX_WINDOW_ROWS:
-        timeline = Table("start", "end", "emotion", "p", "audio", "video", "speech", title="timeline",
+        timeline = Table("start", "end", "emotion", "p", "audio", "video", "speech", *said, title="timeline",
                          title_justify="left")
         for w in p.timeline:
             emotion = NO_EMOTION if w.emotion is None else w.emotion + (" ?" if w.uncertain else "")
             timeline.add_row(f"{w.start:.1f}", f"{w.end:.1f}", emotion,
                              "" if w.emotion is None else f"{w.probabilities[w.emotion]:.2f}",
                              "✓" if w.audio else "-", "✓" if w.video else "-",
-                             "" if w.speech is None else f"{100 * w.speech:.0f} %")
+                             "" if w.speech is None else f"{100 * w.speech:.0f} %",
+                             *([escape(w.text or "")] if said else []))
     else:
-        timeline = Table("from", "to", "emotion", "mean p", "windows",
+        timeline = Table("from", "to", "emotion", "mean p", "windows", *said,
                          title=f"timeline ({len(p.timeline)} windows, runs of one emotion)", title_justify="left")
         for a, b, emotion, mean_p, n in runs(p):
-            timeline.add_row(f"{a:.1f}", f"{b:.1f}", emotion, f"{mean_p:.2f}", str(n))
+            timeline.add_row(f"{a:.1f}", f"{b:.1f}", emotion, f"{mean_p:.2f}", str(n),
+                             *([escape(p.transcript.between(a, b))] if said else []))
     console.print(timeline)

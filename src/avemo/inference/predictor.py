@@ -23,6 +23,8 @@ How a file is predicted (the default model):
    trained head) and the video expert (:mod:`avemo.inference.video`: tracked faces at a few
    frames per second + fer's network) run at the same time, in two threads (PyAV, torch and
    MediaPipe release the GIL), each streaming its part of the file.
+   With ``transcribe=True``, speech recognition (:mod:`avemo.inference.transcripts`) runs in a
+   third thread at the same time.
 3. :mod:`avemo.inference.fusion` combines them: clip-level and per timeline window
    (:mod:`avemo.inference.windows`), each window using the experts that have data in it.
 
@@ -37,6 +39,8 @@ out of the timeline; windows heard without speech are kept, without emotion.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -103,6 +107,7 @@ class Predictor:
         self.meta = dict(meta or {})  # the bundle's model.json (provenance, metrics)
         self.onnx_dir = onnx_dir  # where the onnx engine's graphs are
         self.abstention = abstention or AbstentionConfig()  # speech gating and the uncertainty threshold
+        self.text = None  # the opt-in text expert (a TextFusion), see with_text_expert
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -189,6 +194,17 @@ class Predictor:
         return cls(ZooBackend(runner, tuple(ckpt.labels.emotions)), labels=ckpt.labels.emotions,
                    grid=WindowGrid(window, hop), model_info=info)
 
+    def with_text_expert(self, expert, config=None) -> Predictor:
+        """This predictor with a text expert (:class:`~avemo.inference.text.TextExpert`) attached, used
+        when ``"text"`` is among a prediction's modalities (never by default); ``config``: a
+        :class:`~avemo.inference.text.TextFusionConfig`. Refuses a model whose classes cannot reach
+        every label (:func:`~avemo.inference.text.text_label_map`)."""
+        from avemo.inference.text import TextFusion
+
+        attached = copy.copy(self)
+        attached.text = TextFusion(expert, self.labels, config)
+        return attached
+
     # -- prediction --------------------------------------------------------------------------
     def predict(
         self,
@@ -197,17 +213,43 @@ class Predictor:
         hop: float | None = None,
         modalities: str | Sequence[str] | None = None,
         progress: Progress | None = None,
+        transcribe: bool = False,
     ) -> Prediction:
-        """Predict one file (see the module docstring); raises a one-line AvemoError on bad input."""
+        """Predict one file (see the module docstring); raises a one-line AvemoError on bad input.
+
+        ``transcribe``: also say what was said, per clip and per window (speech recognition runs
+        in a thread next to the experts; see :mod:`avemo.inference.transcripts`). ``"text"`` among
+        ``modalities`` adds the attached text expert (:meth:`with_text_expert`), and the transcript."""
+        from avemo.inference.text import split_text
         from avemo.media import probe
 
         grid = WindowGrid(self.grid.window if window is None else window, self.grid.hop if hop is None else hop)
         path = Path(path)
+        modalities, with_text = split_text(modalities)
+        if with_text and self.text is None:
+            raise ConfigError("modalities: text needs a text model, and none is attached "
+                              "(avemo predict --text-model RUN; Predictor.with_text_expert)")
+        transcribe = transcribe or with_text
+        wanted = parse_modalities(modalities)
         info = probe(path)
-        result = self._backend.run(path, info, _streams(path, info, parse_modalities(modalities)), grid, progress)
-        return self._prediction(path, result)
+        streams = _streams(path, info, wanted)
+        transcription = _start_transcription(path, info) if transcribe else None
+        try:
+            result = self._backend.run(path, info, streams, grid, progress)
+        except BaseException:
+            if transcription is not None:
+                transcription.cancel()
+            raise
+        transcript = None
+        if transcribe:
+            warnings = list(result.warnings)
+            transcript = transcription.result(warnings.append) if transcription is not None else _no_speech()
+            result = dataclasses.replace(result, warnings=tuple(warnings))
+        if with_text:
+            result = self.text.apply(result, transcript)
+        return self._prediction(path, result, transcript)
 
-    def _prediction(self, path: Path, result: BackendResult) -> Prediction:
+    def _prediction(self, path: Path, result: BackendResult, transcript=None) -> Prediction:
         """The typed Prediction of a backend's result: windows without data are left out of the timeline."""
         from avemo.inference.abstention import uncertain
         from avemo.inference.fusion import decide
@@ -222,6 +264,7 @@ class Predictor:
                 probabilities=None if empty else labelled(w.probabilities[k], self.labels),
                 audio=bool(w.present["audio"][k]), video=bool(w.present["video"][k]),
                 uncertain=bool(flags[k]), speech=None if np.isnan(speech[k]) else float(speech[k]),
+                text=None if transcript is None else transcript.between(*w.bounds[k]),
             )
             for k in range(len(w.bounds))
             for empty in [bool(np.isnan(w.probabilities[k]).any())]
@@ -240,6 +283,7 @@ class Predictor:
             warnings=result.warnings,
             uncertain=probs is None or bool(uncertain(probs, self.abstention.tau)),
             speech=result.speech,
+            transcript=transcript,
         )
 
     def predict_many(self, paths: Iterable[str | Path], progress: BatchProgress | None = None,
@@ -265,6 +309,8 @@ class Predictor:
         out["labels"] = list(self.labels)
         out["window"], out["hop"] = self.grid.window, self.grid.hop
         out.update({k: self.meta[k] for k in ("metrics", "training", "card") if k in self.meta})
+        if self.text is not None:
+            out["text"] = self.text.info()
         return out
 
     def export_onnx(self, out_dir: str | Path) -> Path:
@@ -300,6 +346,21 @@ def _streams(path: Path, info: Any, wanted: Sequence[str]) -> Streams:
             path, stream=missing[0],
         )
     return Streams(use, reasons)
+
+
+def _start_transcription(path: Path, info: Any):
+    """Speech recognition of the file's audio track, started now in a thread; None without a track."""
+    if not info.has_audio:
+        return None
+    from avemo.inference.transcripts import Transcription
+
+    return Transcription(path)
+
+
+def _no_speech():
+    from avemo.features.audio.asr import Transcript
+
+    return Transcript()
 
 
 def _onnx_audio_expert(bundle: Path, onnx_dir: str | Path | None, labels: Sequence[str], vad):

@@ -25,6 +25,12 @@ or a model without VAD). A window without speech gets no audio term; a file with
 without a face gives ``emotion: null`` and ``probabilities: null`` (with ``uncertain: true``), and
 its audio modality reads ``used: false`` with a reason saying "no speech".
 
+With ``transcribe=True`` (:mod:`avemo.inference.transcripts`) the prediction also has
+``"transcript": {"text": "Dogs are sitting by the door.", "language": "en", "language_probability": 0.99,
+"words": [{"text": "Dogs", "start": 0.8, "end": 1.38, "probability": 0.98}, ...]}`` and each
+window a ``"text"``: the words whose middle falls in the window ("" when none). Without it
+neither key is present.
+
 ``warnings``: one line each about what the file made the decoders skip (a damaged middle, a
 truncated end: the prediction then covers what could be decoded, and ``duration`` is its length).
 """
@@ -64,9 +70,10 @@ class WindowPrediction:
     video: bool  # a face was found in this window and the video expert contributed
     uncertain: bool = False  # top probability below tau, or no emotion
     speech: float | None = None  # share of the window that is speech (None: not known)
+    text: str | None = None  # the words said in the window, when the file was transcribed
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "start": round(float(self.start), 3),
             "end": round(float(self.end), 3),
             "emotion": self.emotion,
@@ -76,6 +83,9 @@ class WindowPrediction:
             "speech": None if self.speech is None else round(float(self.speech), 3),
             "uncertain": self.uncertain,
         }
+        if self.text is not None:
+            out["text"] = self.text
+        return out
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,7 @@ class Prediction:
     warnings: tuple[str, ...] = ()  # what could not be decoded (see the module docstring)
     uncertain: bool = False  # top probability below tau, or no emotion
     speech: float | None = None  # share of the clip that is speech (None: not known)
+    transcript: Any = None  # an avemo.features.audio.asr.Transcript, when the file was transcribed
 
     @property
     def labels(self) -> list[str]:
@@ -101,18 +112,18 @@ class Prediction:
 
     def timeline_frame(self):
         """The timeline as a pandas DataFrame, one row per window: start, end, emotion, one column per
-        emotion (NaN for a window without emotion), whether audio / video contributed, the speech share
-        and the uncertainty flag."""
+        emotion (NaN for a window without emotion), whether audio / video contributed, the speech share,
+        the uncertainty flag, and the window's text when the file was transcribed."""
         import pandas as pd
 
         rows = []
         for w in self.timeline:
             row = {"start": w.start, "end": w.end, "emotion": w.emotion}
             row.update({k: float(v) for k, v in (w.probabilities or {}).items()})
-            row.update(audio=w.audio, video=w.video, speech=w.speech, uncertain=w.uncertain)
+            row.update(audio=w.audio, video=w.video, speech=w.speech, uncertain=w.uncertain, text=w.text)
             rows.append(row)
         columns = ["start", "end", "emotion", *self.labels, "audio", "video", "speech", "uncertain"]
-        return pd.DataFrame(rows, columns=columns)
+        return pd.DataFrame(rows, columns=columns + (["text"] if self.transcript is not None else []))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,8 +138,22 @@ class Prediction:
             "warnings": list(self.warnings),
             "speech": None if self.speech is None else round(float(self.speech), 3),
             "uncertain": self.uncertain,
+            **({} if self.transcript is None else {"transcript": transcript_dict(self.transcript)}),
         }
 
 
 def _floats(probabilities: Mapping[str, float] | None) -> dict[str, float] | None:
     return None if probabilities is None else {k: float(v) for k, v in probabilities.items()}
+
+
+def transcript_dict(transcript) -> dict[str, Any]:
+    """The ``transcript`` object of a prediction's JSON: text, language (ISO 639-1, null when
+    nothing was said), how sure the language detection was (null when the language was given),
+    and the words with their times (seconds) and probabilities."""
+    probability = transcript.language_probability
+    return {
+        "text": transcript.text,
+        "language": transcript.language,
+        "language_probability": None if probability is None else round(float(probability), 4),
+        "words": [w.to_dict() for w in transcript.words],
+    }

@@ -133,6 +133,12 @@ class AvemoModel(nn.Module):
     #: ``find_unused_parameters`` of DistributedDataParallel (a slower all-reduce). Checked over
     #: the registry by tests/test_models_shared.py.
     trains_all_parameters: ClassVar[bool] = True
+    #: ``None``: the model reads single clips. An int ``H >= 0``: it reads dialogue windows, the
+    #: data layer (:class:`~avemo.models.batching.TensorData`) adds padding masks and the ``H``
+    #: previous utterances of the same dialogue (see :mod:`avemo.models.batching`).
+    dialogue_context: int | None = None
+    #: per-class weights of the default loss, set by the trainer during ``class_balance="loss"`` training
+    class_weights: Tensor | None = None
 
     def __init__(self, num_classes: int):
         super().__init__()
@@ -157,9 +163,15 @@ class AvemoModel(nn.Module):
         raise NotImplementedError
 
     def loss(self, outputs: Tensor | Mapping[str, Tensor], targets: Tensor) -> Tensor:
-        """Training loss; default cross-entropy on the logits."""
+        """Training loss; default cross-entropy on the logits, weighted by ``class_weights`` when the
+        trainer set them (``class_balance="loss"``)."""
         logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs
-        return F.cross_entropy(logits, targets)
+        weight = self.class_weights.to(logits.device, logits.dtype) if self.class_weights is not None else None
+        return F.cross_entropy(logits, targets, weight=weight)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups; a group may set its own ``lr`` (fine-tuned pretrained layers)."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
     def fit(self, inputs: Mapping[str, Tensor], targets: Tensor) -> AvemoModel:
         """Non-gradient fit on training data (only for models with ``needs_fit = True``)."""

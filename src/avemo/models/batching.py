@@ -7,6 +7,19 @@ batch to the model's device and scales frames to float32 in [0, 1] there: a quar
 bytes cross to a GPU, and the conversion runs on it. The trainer, the evaluation and the
 predictor all go through these, so that what a model sees at prediction time is what it saw
 in training.
+
+**Dialogue windows.** For a model with ``dialogue_context = H`` (not ``None``), each item also
+carries, for every input ``name`` (paper 002, Gao & Guo, "Multimodal emotion recognition based on
+fusion with residual connection", §3.1 eq. 1):
+
+* ``name_mask`` ``(T,)`` bool, True at real steps (sequence inputs only): after batching, the
+  padded steps are False;
+* with ``H > 0``: ``name_context`` ``(H, *shape)``, the ``H`` previous utterances of the same
+  dialogue, oldest first and right-aligned (a window shorter than ``H``, at a dialogue's start, has
+  its missing utterances first, all zeros), and ``name_context_mask``: ``(H, T)`` for sequences,
+  ``(H,)`` otherwise, False for padding and for missing utterances.
+
+Batched, these become ``(B, T)``, ``(B, H, T, D)`` and ``(B, H, T)`` (or ``(B, H)``).
 """
 
 from __future__ import annotations
@@ -42,13 +55,22 @@ class TensorData(torch.utils.data.Dataset):
         train: bool = False,
         seed: int = 0,
         groups: np.ndarray | None = None,
+        context: int | None = None,
+        previous: Sequence[Sequence[int]] | None = None,
     ):
+        """``context``: the model's ``dialogue_context`` (``None``: single clips); ``previous[i]``:
+        the indices of item ``i``'s previous utterances in this dataset, oldest first (needed when
+        ``context > 0``; the last ``context`` of them are used)."""
         n = len(labels)
         if groups is not None and len(groups) != n:
             raise ValueError(f"{len(groups)} groups for {n} labels")
         for name, arrays in inputs.items():
             if len(arrays) != n:
                 raise ValueError(f"input {name!r} has {len(arrays)} items for {n} labels")
+        if context is not None and context > 0 and (previous is None or len(previous) != n):
+            raise ValueError(f"a dialogue context of {context} needs the previous utterances of all {n} items")
+        self.context = context
+        self.previous = [list(p) for p in previous] if previous is not None else None
         self.inputs = {k: list(v) for k, v in inputs.items()}
         self.labels = np.asarray(labels, dtype=np.int64)
         self.specs = dict(specs)
@@ -64,6 +86,37 @@ class TensorData(torch.utils.data.Dataset):
         self.epoch = epoch
 
     def item_inputs(self, i: int) -> dict[str, torch.Tensor]:
+        out = self._tensors(i)
+        if self.context is None:
+            return out
+        window = self.previous[i][len(self.previous[i]) - self.context:] if self.context else []
+        for name, spec in list(self.specs.items()):
+            x = out[name]
+            if spec.kind == "sequence":
+                out[name + MASK] = torch.ones(x.shape[0], dtype=torch.bool)
+            if self.context:
+                out[name + CONTEXT], out[name + CONTEXT + MASK] = self._context(name, spec, window)
+        return out
+
+    def _context(self, name: str, spec: InputSpec, window: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(H, *shape)`` previous utterances of ``name`` (right-aligned, zeros where missing) and their mask."""
+        items = [self._tensors(j)[name] for j in window]
+        reference = items[0] if items else self._tensors(0)[name]
+        shape = [max([t.shape[0] for t in items] + [1]), *reference.shape[1:]] if spec.kind == "sequence" \
+            else list(reference.shape)
+        x = torch.zeros((self.context, *shape), dtype=reference.dtype)
+        mask = torch.zeros((self.context, shape[0]) if spec.kind == "sequence" else (self.context,), dtype=torch.bool)
+        start = self.context - len(items)
+        for k, t in enumerate(items, start):
+            if spec.kind == "sequence":
+                x[k, : t.shape[0]] = t
+                mask[k, : t.shape[0]] = True
+            else:
+                x[k] = t
+                mask[k] = True
+        return x, mask
+
+    def _tensors(self, i: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng((self.seed, self.epoch, i)) if self.train else None
         out = {}
         for name, spec in self.specs.items():
@@ -86,19 +139,40 @@ class TensorData(torch.utils.data.Dataset):
         return self.item_inputs(i), (label if self.groups is None else (label, int(self.groups[i])))
 
 
+#: suffixes of the dialogue-window entries of a batch (see the module docstring)
+MASK = "_mask"
+CONTEXT = "_context"
+
+
+def is_dialogue_key(name: str) -> bool:
+    """True for the masks and contexts a dialogue batch carries next to its inputs."""
+    return name.endswith((MASK, CONTEXT))
+
+
 def collate(batch):
-    """Stack items; free-length sequences are zero-padded to the longest in the batch."""
+    """Stack items; free-length sequences (and a dialogue batch's masks and contexts) are padded
+    with zeros (False) to the longest in the batch."""
     names = batch[0][0].keys()
     out = {}
     for name in names:
         tensors = [item[0][name] for item in batch]
         if len({t.shape for t in tensors}) > 1:
-            if tensors[0].ndim != 2:
+            if tensors[0].ndim != 2 and not is_dialogue_key(name):
                 raise AvemoError(f"input {name!r}: items of different shapes cannot be batched")
-            length = max(t.shape[0] for t in tensors)
-            tensors = [torch.nn.functional.pad(t, (0, 0, 0, length - t.shape[0])) for t in tensors]
+            tensors = _pad_all(tensors)
         out[name] = torch.stack(tensors)
     return out, torch.tensor([item[1] for item in batch], dtype=torch.long)
+
+
+def _pad_all(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Tensors of one rank zero-padded at the end of every dim to the largest size in ``tensors``."""
+    shape = [max(t.shape[d] for t in tensors) for d in range(tensors[0].ndim)]
+    out = []
+    for t in tensors:
+        padded = t.new_zeros(shape)
+        padded[tuple(slice(0, s) for s in t.shape)] = t
+        out.append(padded)
+    return out
 
 
 def to_device(inputs: Mapping[str, torch.Tensor], specs: Mapping[str, InputSpec], device: torch.device | str,
@@ -110,7 +184,8 @@ def to_device(inputs: Mapping[str, torch.Tensor], specs: Mapping[str, InputSpec]
     out = {}
     for name, x in inputs.items():
         x = x.to(device, non_blocking=non_blocking)
-        if specs[name].kind == "frames":  # in place only on the copy .float() makes of integer pixels
+        base = name if name in specs else name.removesuffix(MASK).removesuffix(CONTEXT)
+        if specs[base].kind == "frames" and x.dtype != torch.bool:  # in place only on the copy .float() makes of integer pixels
             x = x.float() / 255.0 if x.is_floating_point() else x.float().div_(255.0)
         out[name] = x
     return out

@@ -47,6 +47,9 @@ class InputSpec:
     ``kind``: ``"sequence"`` ``(T, D)``, ``"frames"`` ``(N, H, W, C)`` or ``"vector"`` ``(D,)``.
     ``optional``: the model still runs when this input is absent (late-fusion models can predict
     from one modality); absent inputs are simply left out of the dict.
+    ``standardise``: False for an input the model consumes as the extractor gives it (the hidden
+    states of a pretrained network whose top layers the model fine-tunes); the
+    :class:`~avemo.models.normalization.Normalizer` leaves it unchanged.
     """
 
     modality: Modality
@@ -55,6 +58,7 @@ class InputSpec:
     shape: tuple[int | None, ...] = ()
     kind: Kind = "vector"
     optional: bool = False
+    standardise: bool = True
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -72,7 +76,8 @@ class InputSpec:
         from avemo.config import canonical_json
 
         return hash(
-            (self.modality, self.feature, canonical_json(self.config), self.shape, self.kind, self.optional)
+            (self.modality, self.feature, canonical_json(self.config), self.shape, self.kind, self.optional,
+             self.standardise)
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,6 +89,7 @@ class InputSpec:
             "shape": list(self.shape),
             "kind": self.kind,
             "optional": self.optional,
+            "standardise": self.standardise,
         }
 
     def describe(self) -> str:

@@ -71,8 +71,11 @@ class Normalizer:
         norm = cls({n: s.kind for n, s in specs.items()}, speaker_norm=speaker_norm)
         pre = norm._per_speaker(data) if speaker_norm else data.inputs
         for name, kind in norm.kinds.items():
-            if kind != "frames":
+            if kind != "frames" and specs[name].standardise:
                 norm.mean[name], norm.std[name] = _stats(pre[name], kind)
+            elif kind != "frames":  # identity statistics: the model reads the extractor's values
+                dim = int(np.asarray(pre[name][0]).shape[-1])
+                norm.mean[name], norm.std[name] = np.zeros(dim, np.float32), np.ones(dim, np.float32)
         return norm
 
     def _per_speaker(self, data: NamedArrays) -> dict[str, list[np.ndarray]]:

@@ -241,6 +241,8 @@ class _Service:
             if self.accepts_progress:
                 extra["progress"] = lambda done, total: self.board.update(key, done, total)
         try:
+            if options.transcribe:
+                extra["transcribe"] = True
             prediction = self.predictor.predict(upload.path, window=options.window, hop=options.hop,
                                                 modalities=options.modalities, **extra)
         except AvemoError as exc:
@@ -266,7 +268,7 @@ class _Service:
         slot = future = key = None
         try:
             upload = await self.receive(request, folder)
-            options = parse_options(upload, self.settings, self.default_window)
+            options = parse_options(upload, self.settings, self.default_window, request.query_params)
             try:
                 slot = self.pool.reserve()
             except PoolFull:
@@ -370,7 +372,7 @@ def _add_routes(app: FastAPI, service: _Service) -> None:
         "/v1/predict",
         summary="Predict the emotions of an uploaded video or audio file",
         description="A multipart/form-data upload with a `file` field and optional `window`, `hop`, "
-        "`modalities` and `progress_id` fields. Returns the same JSON as `avemo predict --format json`.",
+        "`modalities`, `transcribe` and `progress_id` fields. Returns the same JSON as `avemo predict --format json`.",
         response_model=PredictionOut,
         responses=error_responses(400, 408, 413, 415, 422, 500, 503, 504),
         openapi_extra=predict_form_schema(service.settings, service.default_window, service.default_hop),

@@ -1,7 +1,8 @@
 """The options of one prediction request: its form fields, validated, and their OpenAPI description.
 
-``window``, ``hop``, ``modalities`` and ``progress_id`` arrive as multipart form fields next to the
-file (:mod:`avemo.serving.uploads` reads them). :func:`parse_options` checks them against the
+``window``, ``hop``, ``modalities``, ``transcribe`` and ``progress_id`` arrive as multipart form
+fields next to the file (:mod:`avemo.serving.uploads` reads them); ``transcribe`` may also be a
+query parameter (``POST /v1/predict?transcribe=true``). :func:`parse_options` checks them against the
 server's limits (:class:`~avemo.serving.settings.ServeSettings`: window lengths, the shortest hop)
 and answers 422 for anything out of range; :func:`check_timeline` refuses, once the media's length
 is known, a hop that would make more timeline rows than the server answers with.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from avemo.modality import MEDIA_MODALITIES
@@ -42,10 +44,28 @@ class PredictOptions:
     hop: float | None
     modalities: tuple[str, ...]
     progress_id: str | None = None
+    transcribe: bool = False
 
 
-def parse_options(upload: Upload, settings: ServeSettings, default_window: float = 1.0) -> PredictOptions:
-    """Validate the form fields; 422 for anything out of range."""
+#: how a form field or query parameter says yes or no (an HTML checkbox sends "on")
+BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
+def _flag(upload: Upload, name: str, query: Mapping[str, str]) -> bool:
+    text = upload.field(name)
+    if text is None:
+        text = query.get(name)
+    if text is None or not text.strip():
+        return False
+    value = BOOLEANS.get(text.strip().lower())
+    if value is None:
+        raise ApiError(422, "invalid_field", f"'{name}' must be true or false")
+    return value
+
+
+def parse_options(upload: Upload, settings: ServeSettings, default_window: float = 1.0,
+                  query: Mapping[str, str] | None = None) -> PredictOptions:
+    """Validate the form fields (and the query parameters that may stand for them); 422 for anything out of range."""
     window = _number(upload, "window")
     if window is not None and not settings.min_window <= window <= settings.max_window:
         raise ApiError(422, "invalid_field",
@@ -71,7 +91,8 @@ def parse_options(upload: Upload, settings: ServeSettings, default_window: float
     progress_id = upload.field("progress_id")
     if progress_id is not None and not PROGRESS_ID.match(progress_id):
         raise ApiError(422, "invalid_field", "progress_id must be 32 lower-case hex digits")
-    return PredictOptions(window=window, hop=hop, modalities=tuple(chosen) or MEDIA_MODALITIES, progress_id=progress_id)
+    return PredictOptions(window=window, hop=hop, modalities=tuple(chosen) or MEDIA_MODALITIES, progress_id=progress_id,
+                          transcribe=_flag(upload, "transcribe", query or {}))
 
 
 def check_timeline(upload: Upload, duration: float | None, hop: float, settings: ServeSettings) -> None:
@@ -125,6 +146,13 @@ def predict_form_schema(settings: ServeSettings, default_window: float, default_
                                 "maxLength": MAX_FIELD_BYTES,
                                 "default": "audio,video",
                                 "description": "Which modalities to use: audio, video, or audio,video.",
+                            },
+                            "transcribe": {
+                                "type": "boolean",
+                                "default": False,
+                                "description": "Also say what was said (offline Whisper-base): the clip's "
+                                "`transcript` (text, language, timed words) and each window's `text`. Also accepted "
+                                "as a query parameter.",
                             },
                             "progress_id": {
                                 "type": "string",

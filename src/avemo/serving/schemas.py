@@ -28,6 +28,22 @@ class WindowOut(BaseModel):
     speech: float | None = Field(description="Share of the window that voice-activity detection found to be "
                                  "speech (null when no VAD listened: no audio track).")
     uncertain: bool = Field(description="The top probability is below the model's threshold, or there is no emotion.")
+    text: str | None = Field(None, description="With transcribe: the words said in this window (\"\" when none); "
+                             "absent otherwise.")
+
+
+class WordOut(BaseModel):
+    text: str
+    start: float = Field(description="Seconds from the start of the media.")
+    end: float
+    probability: float = Field(description="Mean probability of the word's tokens.")
+
+
+class TranscriptOut(BaseModel):
+    text: str = Field(description="What was said (\"\" when no speech was found).")
+    language: str | None = Field(description="ISO 639-1 code, detected; null when nothing was said.")
+    language_probability: float | None = Field(description="How sure the language detection was.")
+    words: list[WordOut]
 
 
 class PredictionOut(BaseModel):
@@ -49,6 +65,7 @@ class PredictionOut(BaseModel):
     speech: float | None = Field(description="Share of the clip that is speech (null when no VAD listened).")
     uncertain: bool = Field(description="The top probability is below the model's calibrated threshold tau, or "
                             "there is no emotion: do not act on this answer alone.")
+    transcript: TranscriptOut | None = Field(None, description="With transcribe: what was said; absent otherwise.")
 
 
 class ErrorDetail(BaseModel):

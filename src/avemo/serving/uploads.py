@@ -44,7 +44,7 @@ from avemo.serving.responses import ApiError
 from avemo.serving.settings import ServeSettings
 
 #: the form fields a prediction request may carry besides ``file``
-FORM_FIELDS = ("window", "hop", "modalities", "progress_id")
+FORM_FIELDS = ("window", "hop", "modalities", "progress_id", "transcribe")
 #: bytes allowed in a non-file form field
 MAX_FIELD_BYTES = 256
 #: parts in one form (the file plus each field, some repeated)

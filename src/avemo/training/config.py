@@ -162,6 +162,8 @@ class TrainConfig:
       (with pinned memory).
     * ``channels_last`` / ``cudnn_benchmark``: on CUDA, 3D convolutions in the
       ``channels_last_3d`` memory format and cuDNN's algorithm search.
+    * ``class_balance``: ``"sampler"`` draws every class equally often; ``"loss"`` weights the
+      cross-entropy by inverse class frequency of the training set (models with the default loss).
     * ``compile``: ``torch.compile`` the training step (its first-step time is reported as
       ``compile_seconds``).
 
@@ -177,9 +179,9 @@ class TrainConfig:
     optimizer: Literal["adamw", "sgd"] = "adamw"
     scheduler: Literal["cosine", "none"] = "cosine"
     patience: int = 15
-    monitor: Literal["val_accuracy", "val_uar", "val_loss"] = "val_accuracy"
+    monitor: Literal["val_accuracy", "val_uar", "val_weighted_f1", "val_loss"] = "val_accuracy"
     seed: int = 0
-    class_balance: Literal["none", "sampler"] = "none"
+    class_balance: Literal["none", "sampler", "loss"] = "none"
     balance: Literal["auto", "none", "corpus", "corpus_class"] = "auto"
     grad_clip: float = 5.0
     speaker_norm: bool = False

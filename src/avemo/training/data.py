@@ -22,7 +22,7 @@ import numpy as np
 from avemo.cache.store import FeatureCache
 from avemo.datasets.labels import LabelSet
 from avemo.datasets.pairing import Take
-from avemo.errors import ConfigError, DatasetError
+from avemo.errors import AvemoError, ConfigError, DatasetError
 from avemo.features.base import extractor_class, list_extractors
 from avemo.models.inputs import InputSpec
 
@@ -87,6 +87,9 @@ def gather(
             if progress is not None:
                 progress(name, done, total)
 
+        if extractor_class(spec.feature).modality == "text":
+            _from_text(takes, spec, arrays[name], failed, cache=cache, progress=tick)
+            continue
         extraction = {"cache": cache, "workers": workers, "executor": executor, "address": address}
         _from_extractor(takes, spec, arrays[name], failed, perturb=perturb, progress=tick, **extraction)
     kept = [t for t in takes if t.key not in failed]
@@ -107,6 +110,35 @@ def _from_table(takes: Sequence[Take], spec: InputSpec, table: Any, out: dict[st
             failed.setdefault(take.key, f"{spec.feature} has no row for take {take.key}")
         else:
             out[take.key] = np.asarray(row, dtype=np.float32)
+
+
+def _from_text(takes: Sequence[Take], spec: InputSpec, out: dict[str, np.ndarray], failed: dict[str, str], *,
+               cache: FeatureCache, progress: Callable[[int, int], None]) -> None:
+    """Each take's features of a text extractor, from its clip's text (through the cache, keyed by
+    the text); a take without text, or whose text fails (empty), is listed in ``failed``."""
+    from avemo.extraction import ExtractorSpec
+    from avemo.extraction.text import text_extractor, text_features
+
+    extractor = text_extractor(ExtractorSpec.of(spec.feature, **dict(spec.config)))
+    texts = {}
+    for take in takes:
+        clip = take.clip_for("text")
+        if clip is None or not clip.text:
+            failed.setdefault(take.key, f"take {take.key} has no text")
+        else:
+            texts[take.key] = clip.text
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        progress(done[0], len(texts))
+
+    results = text_features(list(texts.values()), extractor, cache, progress=tick)
+    for key, feats in zip(texts, results, strict=True):
+        if isinstance(feats, AvemoError):
+            failed.setdefault(key, f"{spec.feature}: {feats.reason}")
+        else:
+            out[key] = feats["x"]
 
 
 def _from_extractor(takes: Sequence[Take], spec: InputSpec, out: dict[str, np.ndarray], failed: dict[str, str], *,
@@ -150,6 +182,36 @@ def concat(parts: Sequence[Gathered]) -> Gathered:
         inputs={n: [a for p in parts for a in p.inputs[n]] for n in names},
         failed=[f for p in parts for f in p.failed],
     )
+
+
+def previous_utterances(takes: Sequence[Take]) -> list[list[int]]:
+    """For each take, the indices (into ``takes``) of the earlier utterances of its dialogue, oldest
+    first: the history from which a model takes its window of ``H`` (paper 002, Gao & Guo,
+    "Multimodal emotion recognition based on fusion with residual connection", §3.1 eq. 1).
+
+    Utterances are ordered by ``turn``; a dialogue with missing turns keeps its order (the gap is
+    not filled). Only ``takes`` count: the utterances of one split get their context from that split.
+    """
+    dialogues: dict[str, list[tuple[int, int]]] = {}
+    for i, take in enumerate(takes):
+        dialogue, turn = dialogue_turn(take)
+        dialogues.setdefault(dialogue, []).append((turn, i))
+    out: list[list[int]] = [[] for _ in takes]
+    for items in dialogues.values():
+        items.sort()
+        for k, (_, i) in enumerate(items):
+            out[i] = [j for _, j in items[:k]]
+    return out
+
+
+def dialogue_turn(take: Take) -> tuple[str, int]:
+    """The take's dialogue and turn (from its clips); a DatasetError if the dataset has none."""
+    for clip in take:
+        dialogue, turn = getattr(clip, "dialogue", None), getattr(clip, "turn", None)
+        if dialogue is not None and turn is not None:
+            return str(dialogue), int(turn)
+    raise DatasetError(f"take {take.key} has no dialogue and turn: a dialogue-context model needs a conversational "
+                       "dataset (meld, iemocap) or a context of None")
 
 
 def check_labels(data: Gathered, label_set: LabelSet) -> None:

@@ -41,7 +41,7 @@ from avemo.training.corpora import (
     make_objective,
     qualify,
 )
-from avemo.training.data import Gathered, check_labels, concat, gather
+from avemo.training.data import Gathered, check_labels, concat, gather, previous_utterances
 from avemo.training.trainer import (
     FitResult,
     calibrate,
@@ -76,9 +76,15 @@ def load_data(
     visual_table: str | Path | None = None,
     speakers: Sequence[str] | None = None,
     labels_csv: str | Path | None = None,
+    protocol: str | None = None,
 ) -> DataBundle:
-    """Read ``root`` with the ``dataset`` reader, pair files into takes, attach the visual table."""
-    options = {"labels_csv": labels_csv} if labels_csv is not None else {}
+    """Read ``root`` with the ``dataset`` reader, pair files into takes, attach the visual table.
+    ``protocol``: the label protocol of IEMOCAP (``iemocap4``, ``iemocap6``)."""
+    options: dict[str, Any] = {"labels_csv": labels_csv} if labels_csv is not None else {}
+    if protocol is not None:
+        if dataset != "iemocap":
+            raise ConfigError(f"--protocol is for --dataset iemocap (iemocap4, iemocap6), not {dataset}")
+        options["protocol"] = protocol
     scan = read_dataset(dataset, root, **options)
     takes = list(pair_takes(scan.clips).values())
     if speakers is not None:
@@ -90,7 +96,11 @@ def load_data(
     takes = [t for t in takes if t.emotion is not None]
     if not takes:
         raise DatasetError(f"no labelled {dataset} files found", root)
-    if dataset in DATASET_LABEL_SETS:
+    if protocol is not None:
+        from avemo.datasets import iemocap_label_set
+
+        labels = iemocap_label_set(protocol)
+    elif dataset in DATASET_LABEL_SETS:
         labels = DATASET_LABEL_SETS[dataset]
     else:
         from avemo.datasets.labels import label_set_for
@@ -123,8 +133,12 @@ class RunResult:
 
 
 def _tensor_data(gathered: Gathered, norm: Normalizer, labels: LabelSet, specs, *, train: bool, seed: int,
-                 groups: np.ndarray | None = None):
-    return TensorData(norm.transform(gathered), gathered.labels(labels), specs, train=train, seed=seed, groups=groups)
+                 groups: np.ndarray | None = None, context: int | None = None):
+    """``groups``: the corpus of each item (multi-corpus objectives); ``context``: the model's
+    ``dialogue_context`` (windows of previous utterances from ``gathered``)."""
+    previous = previous_utterances(gathered.takes) if context else None
+    return TensorData(norm.transform(gathered), gathered.labels(labels), specs, train=train, seed=seed,
+                      groups=groups, context=context, previous=previous)
 
 
 def train_run(
@@ -172,7 +186,8 @@ def train_run(
                                       run_dir=Path(out_dir) if out_dir is not None else None, on_epoch=on_epoch)
     test_m = probs = y_test = None
     if len(parts[2]):
-        test_d = _tensor_data(parts[2], norm, data.labels, specs, train=False, seed=train_config.seed)
+        test_d = _tensor_data(parts[2], norm, data.labels, specs, train=False, seed=train_config.seed,
+                              context=model.dialogue_context)
         probs = predict_proba(model, test_d, batch_size=train_config.eval_batch_size,
                               memory_gib=train_config.eval_memory_gib)
         y_test = test_d.labels
@@ -213,9 +228,11 @@ def _fit_and_validate(model, parts: list[Gathered], norm: Normalizer, data: Data
     made = make_objective(train_all.takes, train_all.labels(data.labels), len(data.labels), config.balance,
                           space=space, corpus_weights=weights)
     objective, groups = made if made is not None else (None, None)
+    context = model.dialogue_context
     train_d = _tensor_data(train_all, norm, data.labels, specs, train=config.augment.random_crop, seed=seed,
-                           groups=groups)
-    val_d = _tensor_data(val_g, norm, data.labels, specs, train=False, seed=seed) if len(val_g) else None
+                           groups=groups, context=context)
+    val_d = _tensor_data(val_g, norm, data.labels, specs, train=False, seed=seed, context=context) \
+        if len(val_g) else None
     fit_preprocessing(model, train_d)
     fingerprint = {"model": model.build_args, "train": cfg.to_dict(config),
                    "n": [len(train_d), len(val_d) if val_d else 0]}
@@ -284,6 +301,21 @@ def write_plots(run: RunResult, labels: LabelSet, out_dir: Path) -> dict[str, Pa
     return written
 
 
+def _split_of(take: Take) -> str | None:
+    """The corpus's own partition of ``take`` (``"train"``, ``"dev"``, ``"test"``: MELD), or None."""
+    return next((clip.split for clip in take if clip.split), None)
+
+
+def select_split(data: DataBundle, split_name: str) -> DataBundle:
+    """``data`` restricted to the takes of one official split (a DatasetError naming the splits there are)."""
+    found = sorted({s for s in map(_split_of, data.takes) if s is not None})
+    takes = [t for t in data.takes if _split_of(t) == split_name]
+    if not takes:
+        raise DatasetError(f"no {split_name!r} takes in the {data.dataset} folder (official splits here: "
+                           f"{found or 'none'})", data.root)
+    return dataclasses.replace(data, takes=takes)
+
+
 def resolve_split(
     data: DataBundle,
     *,
@@ -296,15 +328,23 @@ def resolve_split(
     With ``fold``: that fold of ``plan`` (a built-in plan name or a JSON file; by default the
     smallest built-in plan of the dataset that covers the speakers, :func:`~avemo.datasets.covering_plan`,
     else a 5-fold plan made from them).
-    Without: every speaker trains except the validation speakers (``val_speakers``, by default
-    the last two in sorted order, or the last one of each corpus of a multi-corpus run); there is
-    no test partition. Speakers of a multi-corpus run are qualified (``emodb:03``); an unqualified
-    validation speaker is accepted when one corpus alone has it.
+    Without, on a corpus with an official split (MELD): train on ``train``, select on ``dev``,
+    test on ``test`` where the folder has it.
+    Without, otherwise: every speaker trains except the validation speakers (``val_speakers``, by
+    default the last two in sorted order, or the last one of each corpus of a multi-corpus run);
+    there is no test partition. Speakers of a multi-corpus run are qualified (``emodb:03``); an
+    unqualified validation speaker is accepted when one corpus alone has it.
     """
-    from avemo.datasets import FoldPlan, builtin_plan, covering_plan, make_plan
+    from avemo.datasets import FoldPlan, builtin_plan, covering_plan, make_plan, official_split
     from avemo.training.corpora import corpus_of, qualify_speakers
 
     speakers = data.speakers
+    if fold is None and plan is None and not val_speakers and any(map(_split_of, data.takes)):
+        tr, va, te = official_split(data.takes)  # checks that no take or dialogue is in two partitions
+        if not tr or not va:
+            raise DatasetError("the official split needs train and dev takes; found "
+                               f"{sorted({s for s in map(_split_of, data.takes) if s})}", data.root)
+        return tr, va, te, {"split": "official", "train": "train", "val": "dev", "test": "test" if te else None}
     if val_speakers and data.corpora is not None:
         val_speakers = qualify_speakers(val_speakers, speakers)
     if fold is None:

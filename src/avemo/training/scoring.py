@@ -33,7 +33,7 @@ from avemo.metrics import (
 )
 from avemo.models.batching import TensorData
 from avemo.models.checkpoint import Checkpoint, check_compatible, load_checkpoint
-from avemo.training.data import gather
+from avemo.training.data import gather, previous_utterances
 from avemo.training.experiment import DataBundle
 from avemo.training.trainer import predict_proba
 
@@ -70,7 +70,7 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         m = self.metrics
         return {
-            "accuracy": m.accuracy, "uar": m.uar, "macro_f1": m.macro_f1, "n": m.n,
+            "accuracy": m.accuracy, "uar": m.uar, "macro_f1": m.macro_f1, "weighted_f1": m.weighted_f1, "n": m.n,
             "labels": m.labels, "confusion": m.confusion, "auc": m.auc,
             **self.comparison.to_dict(),
             "left_out": dict(self.left_out),
@@ -117,7 +117,9 @@ def evaluate_checkpoint(
     labels = comparison.labels
     y_true = np.array([labels.index(comparison.data(t.emotion)) for t in gathered.takes], dtype=np.int64)
     # the model's own class indices only shape the tensors here; scoring uses y_true over the scored labels
-    d = TensorData(norm.transform(gathered), np.zeros(len(gathered), dtype=np.int64), ckpt.inputs)
+    context = ckpt.model.dialogue_context  # a dialogue model reads each take's previous utterances too
+    d = TensorData(norm.transform(gathered), np.zeros(len(gathered), dtype=np.int64), ckpt.inputs, context=context,
+                   previous=previous_utterances(gathered.takes) if context else None)
     t0 = time.perf_counter()
     probs = comparison.probabilities(predict_proba(ckpt.model, d))
     log.info("predicted %d takes in %.2f s", len(d), time.perf_counter() - t0)

@@ -71,6 +71,13 @@ def _balanced_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.as_tensor(1.0 / np.maximum(counts[labels], 1))
 
 
+def _class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Loss weights ``n / (C * count(class))`` (1 for every class when balanced; absent classes 0)."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    weights = np.divide(len(labels), n_classes * counts, out=np.zeros(n_classes), where=counts > 0)
+    return torch.as_tensor(weights, dtype=torch.float32)
+
+
 class DistributedBalancedSampler(torch.utils.data.Sampler):
     """Class-balanced sampling under DDP: every rank draws the same weighted sample of the whole
     training set (with replacement, from a generator seeded by ``seed``, the same on every rank) and
@@ -155,8 +162,8 @@ def augment_batch(
     the same numbers on any device) and only the masks and noise travel to the device."""
     out = dict(inputs)
     for name, x in inputs.items():
-        kind = kinds[name]
-        if kind == "frames":
+        kind = kinds.get(name)  # None: a dialogue batch's mask or context, left as it is
+        if kind is None or kind == "frames":
             continue
         x = x.clone()
         if cfg.specaugment and kind == "sequence":
@@ -312,10 +319,11 @@ def setup_training(model: AvemoModel, config: TrainConfig) -> TrainingSetup:
     if config.compile:  # a fresh compile cache: every model's _AllOutputs.forward is one code object, whose
         torch.compiler.reset()  # recompilations would reach dynamo's limit and fall back to eager
         net = torch.compile(net)
+    groups = model.parameter_groups()
     if config.optimizer == "adamw":
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+        optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
         if config.scheduler == "cosine"
@@ -414,7 +422,7 @@ def _train_step(model: AvemoModel, config: TrainConfig, setup: TrainingSetup, in
         lam = float(np.random.default_rng((config.seed, epoch, seen)).beta(
             config.augment.mixup_alpha, config.augment.mixup_alpha))
         perm = torch.randperm(targets.shape[0], generator=gen).to(setup.device)
-        inputs = {k: lam * v + (1 - lam) * v[perm] for k, v in inputs.items()}
+        inputs = {k: v | v[perm] if v.dtype == torch.bool else lam * v + (1 - lam) * v[perm] for k, v in inputs.items()}
     mixed = targets[perm] if perm is not None else None
     setup.optimizer.zero_grad(set_to_none=True)
     n = targets.shape[0]
@@ -444,13 +452,14 @@ def _train_step(model: AvemoModel, config: TrainConfig, setup: TrainingSetup, in
 
 def validate(model: AvemoModel, val: TensorData, config: TrainConfig, labels: list[str],
              setup: TrainingSetup) -> dict[str, float]:
-    """Validation loss, accuracy and UAR of ``model`` on ``val`` (added to the epoch's history row)."""
+    """Validation loss, accuracy, UAR and weighted F1 of ``model`` on ``val`` (added to the epoch's history row)."""
     if setup.eval_batch is None:  # measured once per fit (on a GPU)
         setup.eval_batch = config.eval_batch_size or eval_batch_size(model, val, setup.device,
                                                                      memory_gib=config.eval_memory_gib)
     probs = predict_proba(model, val, batch_size=setup.eval_batch, device=setup.device, workers=setup.workers)
     m = compute_metrics(val.labels, probs, labels)
-    return {"val_loss": evaluate_loss(model, val, probs), "val_accuracy": m.accuracy, "val_uar": m.uar}
+    return {"val_loss": evaluate_loss(model, val, probs), "val_accuracy": m.accuracy, "val_uar": m.uar,
+            "val_weighted_f1": m.weighted_f1}
 
 
 def _train_epoch_or_explain(model: AvemoModel, train: TensorData, config: TrainConfig, setup: TrainingSetup,
@@ -496,10 +505,13 @@ def fit(
     t0 = time.perf_counter()
     setup = setup_training(model, config)
     setup.objective = objective
+    if config.class_balance == "loss":
+        model.class_weights = _class_weights(train.labels, len(labels))
     try:
         history, stopping = _epochs(model, train, val, config, setup, labels, run_dir, on_epoch, fingerprint)
     finally:
         set_activation_checkpointing(model, False)
+        model.class_weights = None
     if stopping.best_state is not None:
         model.load_state_dict(stopping.best_state)
     model.eval()

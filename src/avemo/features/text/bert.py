@@ -75,12 +75,13 @@ class BertEncoder(nn.Module):
         )
         self.width = width
 
-    def forward(self, ids: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, keep: torch.Tensor, layers: int | None = None) -> torch.Tensor:
+        """The hidden states after the first ``layers`` blocks (None: all of them)."""
         emb = self.embeddings
         positions = torch.arange(ids.shape[1], device=ids.device)
         x = emb.word_embeddings(ids) + emb.position_embeddings(positions)[None] + emb.token_type_embeddings.weight[0]
         x = emb.LayerNorm(x)
-        for block in self.encoder.layer:
+        for block in self.encoder.layer[:layers]:
             x = block(x, keep)
         return x
 
@@ -112,37 +113,42 @@ class TextEncoder:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_tokens)
         self._recent: dict[str, np.ndarray] = {}
+        self._recent_layers: int | None = None  # the depth of the kept states
 
     def tokens(self, text: str) -> list[str]:
         """The WordPiece tokens of ``text``, with ``[CLS]`` and ``[SEP]``, truncated to ``max_tokens``."""
         return self.tokenizer.encode(text).tokens
 
-    def encode(self, texts: list[str], batch: int = 64) -> list[np.ndarray]:
-        """The last hidden states of each text: one (T_i, width) float32 array per text. Texts are
+    def encode(self, texts: list[str], batch: int = 64, layers: int | None = None) -> list[np.ndarray]:
+        """The last hidden states of each text (after the first ``layers`` blocks: None, all):
+        one (T_i, width) float32 array per text. Texts are
         run ``batch`` at a time in order of length (less padding); the batching never changes a
         text's states beyond float rounding. The states of the previous call are kept, so that two
         extractors reading the same texts one after the other (sentence and token embeddings) run
         the network once."""
+        if layers != self._recent_layers:  # the kept states are of another depth
+            self._recent = {}
         todo = [t for t in dict.fromkeys(texts) if t not in self._recent]
         encodings = self.tokenizer.encode_batch(todo) if todo else []
         order = sorted(range(len(todo)), key=lambda i: len(encodings[i].ids))
         states = {t: self._recent[t] for t in texts if t in self._recent}
         for start in range(0, len(order), batch):
             chunk = order[start:start + batch]
-            for i, out in zip(chunk, self._run([encodings[i].ids for i in chunk]), strict=True):
+            for i, out in zip(chunk, self._run([encodings[i].ids for i in chunk], layers), strict=True):
                 states[todo[i]] = out
         self._recent = states if len(states) <= _KEPT else {}
+        self._recent_layers = layers
         return [states[t] for t in texts]
 
     @torch.inference_mode()
-    def _run(self, sequences: list[list[int]]) -> list[np.ndarray]:
+    def _run(self, sequences: list[list[int]], layers: int | None = None) -> list[np.ndarray]:
         longest = max(len(ids) for ids in sequences)
         ids = torch.zeros(len(sequences), longest, dtype=torch.long)
         keep = torch.zeros(len(sequences), longest, dtype=torch.bool)
         for i, seq in enumerate(sequences):
             ids[i, : len(seq)] = torch.tensor(seq)
             keep[i, : len(seq)] = True
-        states = self.model(ids, keep).float().numpy()
+        states = self.model(ids, keep, layers).float().numpy()
         return [states[i, : len(seq)].copy() for i, seq in enumerate(sequences)]
 
 

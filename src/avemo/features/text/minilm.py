@@ -16,6 +16,8 @@ Two extractors:
   ``[SEP]`` last: ``"x"`` (T, 384) and ``"mask"`` (T,) (1 for a token; with ``pad_to`` the
   sequence is zero-padded or cut to ``pad_to`` tokens and the mask marks the real ones). For
   sequence encoders.
+* ``minilm_hidden``: as ``minilm_tokens``, the hidden states after the first ``layer`` blocks:
+  the input of a model that fine-tunes the blocks above (``gao_dialogue``'s ``finetune_layers``).
 
 Texts longer than ``max_tokens`` (256, the model's ``max_seq_length``) are truncated, as
 sentence-transformers does.
@@ -76,6 +78,18 @@ class MiniLMConfig:
             raise FeatureError(f"pad_to must be >= 1, got {self.pad_to}")
 
 
+@dataclass(frozen=True)
+class MiniLMHiddenConfig(MiniLMConfig):
+    """``layer``: the hidden states after this many of the 6 blocks (0: the embeddings)."""
+
+    layer: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.layer <= 6:
+            raise FeatureError(f"layer must be between 0 and 6 (the blocks of all-MiniLM-L6-v2), got {self.layer}")
+
+
 class _MiniLM(TextExtractor):
     Config = MiniLMConfig
 
@@ -92,7 +106,7 @@ class _MiniLM(TextExtractor):
         encoder = load_text_encoder(folder, self.config.max_tokens)
         if encoder.model.width != WIDTH:
             raise CheckpointError(f"{self.name} needs a width-{WIDTH} encoder, got {encoder.model.width}", folder)
-        return encoder.encode([str(t) for t in texts], batch=BATCH)
+        return encoder.encode([str(t) for t in texts], batch=BATCH, layers=getattr(self.config, "layer", None))
 
 
 @register_extractor
@@ -129,3 +143,13 @@ class MiniLMTokens(_MiniLM):
             x[:kept], mask[:kept] = states[:kept], 1
             out.append({"x": x, "mask": mask})
         return out
+
+
+@register_extractor
+class MiniLMHidden(MiniLMTokens):
+    """all-MiniLM-L6-v2 token states after the first ``layer`` blocks: "x" (T, 384), "mask" (T,)."""
+
+    name = "minilm_hidden"
+    version = "1"
+    summary = "all-MiniLM-L6-v2 hidden states after a given block, per WordPiece token (for fine-tuning above it)"
+    Config = MiniLMHiddenConfig

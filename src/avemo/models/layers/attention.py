@@ -24,8 +24,12 @@ class AttentionPooling(nn.Module):
         self.project = nn.Linear(dim, hidden)
         self.score = nn.Linear(hidden, 1, bias=False)
 
-    def forward(self, h: Tensor) -> Tensor:
-        weights = torch.softmax(self.score(torch.tanh(self.project(h))).float(), dim=1).to(h.dtype)
+    def forward(self, h: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``mask`` ``(B, T)`` bool, True at real steps: padded steps get no weight."""
+        scores = self.score(torch.tanh(self.project(h))).float()
+        if mask is not None:
+            scores = scores.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+        weights = torch.softmax(scores, dim=1).to(h.dtype)
         return (weights * h).sum(dim=1)
 
 

@@ -28,7 +28,8 @@ class Float32CpuLSTM(nn.LSTM):
     """``nn.LSTM`` (same parameters and checkpoints) that leaves CPU autocast for float32; see the module docstring."""
 
     def forward(self, x, hx=None):  # type: ignore[override]
-        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        data = x.data if isinstance(x, nn.utils.rnn.PackedSequence) else x  # packed: its data tensor
+        if data.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             with torch.autocast("cpu", enabled=False):
                 hx = None if hx is None else tuple(h.float() for h in hx)
                 return super().forward(x.float(), hx)

@@ -163,6 +163,7 @@ function submit(event) {
   form.append("file", state.file, state.file.name);
   form.append("window", $("window-input").value || "1");
   form.append("modalities", modalities.join(","));
+  if ($("transcribe-input").checked) form.append("transcribe", "true");
   const progressId = newProgressId();
   form.append("progress_id", progressId);
 
@@ -295,7 +296,9 @@ function showTable(result) {
   table.replaceChildren();
   const emotions = Object.keys(result.probabilities ?? {});
   const head = table.createTHead().insertRow();
-  for (const title of ["start (s)", "end (s)", "emotion", ...emotions, "voice", "face", "speech", "uncertain"]) {
+  const said = result.transcript != null;
+  for (const title of ["start (s)", "end (s)", "emotion", ...emotions, "voice", "face", "speech", "uncertain",
+    ...(said ? ["words"] : [])]) {
     const th = document.createElement("th");
     th.scope = "col";
     th.textContent = title;
@@ -306,9 +309,18 @@ function showTable(result) {
     const row = body.insertRow();
     const cells = [w.start.toFixed(2), w.end.toFixed(2), w.emotion ?? "no speech",
       ...emotions.map((e) => (w.probabilities ? percent(w.probabilities[e]) : "")),
-      w.audio ? "yes" : "no", w.video ? "yes" : "no", w.speech == null ? "" : percent(w.speech), w.uncertain ? "yes" : "no"];
+      w.audio ? "yes" : "no", w.video ? "yes" : "no", w.speech == null ? "" : percent(w.speech), w.uncertain ? "yes" : "no",
+      ...(said ? [w.text ?? ""] : [])];
     for (const text of cells) row.insertCell().textContent = text;
   }
+}
+
+function showTranscript(result) {
+  const transcript = result.transcript;
+  $("transcript-box").hidden = transcript == null;
+  if (transcript == null) return;
+  const language = transcript.language ? ` (language: ${transcript.language})` : "";
+  $("transcript-text").textContent = transcript.text ? `“${transcript.text}”${language}` : "No speech was recognised.";
 }
 
 function showModalities(result) {
@@ -367,13 +379,15 @@ function showResult(result) {
   showLegend(result);
   showTable(result);
   showModalities(result);
+  showTranscript(result);
   state.timeline = result.timeline;
 
   const media = showMedia(result);
   const nowText = $("now-text");
   const follow = (t) => {
     const w = state.chart.setTime(t);
-    nowText.textContent = w ? `At ${formatSeconds(t)}: ${windowText(w)}` : "";
+    const words = w && w.text ? `, saying “${w.text}”` : "";
+    nowText.textContent = w ? `At ${formatSeconds(t)}: ${windowText(w)}${words}` : "";
   };
   state.chart = renderTimeline($("timeline-chart"), result, {
     onSeek: (t) => {

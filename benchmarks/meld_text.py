@@ -1,0 +1,191 @@
+"""MELD text with dialogue context: paper 002's text branch (``gao_dialogue``), selected on dev.
+
+Trains ``gao_dialogue`` with ``modalities=["text"]`` on MELD's official train split with early
+stopping on dev, once per variant (context window ``H`` and options), and reports dev
+weighted-F1, accuracy and macro-F1 to ``docs/results/meld_text.md`` (+ ``.json``).
+
+**Dev is both the selection and the report split**: MELD's test split is not in the project
+(``../shared/data/meld`` holds ``train_sent_emo.csv`` and ``dev_sent_emo.csv``), so every figure
+here is a validation figure, optimistic by the selection made on it (best epoch, and the choice
+among the variants); it is not comparable to published test-split figures.
+
+    python benchmarks/meld_text.py [--root ../shared/data/meld] [--variants sent_h0,sent_h3] [--epochs 30]
+
+Variants (``--variants``, comma-separated ``{tok|sent|ft2}_h<H>[_bal][_d3]``: the text input of
+:data:`INPUTS`, the context window ``H``, the :data:`OPTIONS`) share the training configuration of
+:data:`TRAIN`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported: no spinning threads on a loaded machine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import ROOT, header  # noqa: E402
+
+#: text inputs: name -> (model config, description)
+INPUTS: dict[str, tuple[dict, str]] = {
+    "tok": ({}, "frozen MiniLM token states, Bi-LSTM + attention pooling (the paper's text branch)"),
+    "sent": ({"text_feature": "minilm", "text_kind": "vector"}, "MiniLM sentence embedding, one dense layer"),
+    "ft2": ({"finetune_layers": 2, "finetune_lr": 3e-5},
+            "MiniLM token states with the top 2 blocks fine-tuned (lr 3e-5), Bi-LSTM + attention pooling"),
+}
+
+
+#: optional suffixes: name -> (model config, training overrides, description)
+OPTIONS: dict[str, tuple[dict, dict, str]] = {
+    "bal": ({}, {"class_balance": "loss"}, "class-balanced loss"),
+    "d3": ({"dropout": 0.3}, {}, "dropout 0.3"),
+}
+
+
+def variant(name: str) -> tuple[dict, dict, str]:
+    """``{tok|sent|ft2}_h{H}[_bal][_d3]`` -> (model config, training overrides, description)."""
+    parts = name.split("_")
+    if len(parts) < 2 or parts[0] not in INPUTS or not parts[1].startswith("h") or not parts[1][1:].isdigit() \
+            or any(p not in OPTIONS for p in parts[2:]):
+        raise ValueError(f"variant {name!r} is not {{{'|'.join(INPUTS)}}}_h<H>[_{'][_'.join(OPTIONS)}]")
+    extra, description = INPUTS[parts[0]]
+    context = int(parts[1][1:])
+    model_config, overrides = {"modalities": ["text"], "context": context, **extra}, {}
+    description += f", H = {context}"
+    for option in parts[2:]:
+        more, train_more, text = OPTIONS[option]
+        model_config.update(more)
+        overrides.update(train_more)
+        description += f", {text}"
+    return model_config, overrides, description
+
+
+#: paper 002 §5.1: Adam, batch 32, lr 3e-4, L2 5e-5; selection on dev weighted F1 (MELD's metric)
+TRAIN = {"optimizer": "adamw", "batch_size": 32, "lr": 3e-4, "weight_decay": 5e-5, "epochs": 20, "patience": 5,
+         "monitor": "val_weighted_f1", "device": "cpu", "seed": 0}
+OUT = ROOT / "docs" / "results" / "meld_text"
+
+
+def run_variant(name: str, data, train, dev, cache, epochs: int) -> dict:
+    from avemo import config as cfg
+    from avemo.training import TrainConfig, train_run
+
+    model_config, overrides, description = variant(name)
+    train_config = cfg.from_dict(TrainConfig, {**TRAIN, "epochs": epochs, **overrides}, where=name)
+    t0 = time.perf_counter()
+    run = train_run("gao_dialogue", data, train_takes=train, val_takes=dev, model_config=model_config,
+                    train_config=train_config, cache=cache, plots=False,
+                    on_epoch=lambda row: print(name, {k: round(v, 4) for k, v in row.items()}, flush=True))
+    m = run.val
+    return {
+        "variant": name, "description": description, "model_config": model_config,
+        "train_config": cfg.to_dict(train_config), "context": model_config["context"],
+        "dev_weighted_f1": m.weighted_f1, "dev_accuracy": m.accuracy, "dev_macro_f1": m.macro_f1, "dev_uar": m.uar,
+        "n_dev": m.n, "best_epoch": run.best_epoch, "epochs_run": len(run.history), "params": run.params,
+        "train_seconds": round(run.train_seconds, 1), "wall_seconds": round(time.perf_counter() - t0, 1),
+        "skipped": len(run.failed), "confusion": m.confusion, "labels": m.labels,
+        "command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def context_lines(rows: list[dict]) -> list[str]:
+    """The contribution of context per text input: the best H > 0 against H = 0 (dev weighted F1)."""
+    out = []
+    for prefix in INPUTS:
+        same = [r for r in rows if r["variant"].split("_")[0] == prefix and len(r["variant"].split("_")) == 2]
+        base = [r for r in same if r["context"] == 0]
+        with_context = [r for r in same if r["context"] > 0]
+        if base and with_context:
+            best = max(with_context, key=lambda r: r["dev_weighted_f1"])
+            gain = 100 * (best["dev_weighted_f1"] - base[0]["dev_weighted_f1"])
+            out.append(f"- Context, `{prefix}`: H = {best['context']} gives {gain:+.1f} points of dev weighted F1 "
+                       f"over H = 0 ({100 * best['dev_weighted_f1']:.1f} % vs {100 * base[0]['dev_weighted_f1']:.1f} %).")
+    return out
+
+
+def write_report(rows: list[dict], lines: list[str]) -> None:
+    """The table of ``rows`` (each row keeps its own command line in ``command``)."""
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    best = max(rows, key=lambda r: r["dev_weighted_f1"])
+    body = [
+        *lines,
+        "Model: `gao_dialogue` with `modalities=[\"text\"]` (paper 002's text branch: a Bi-LSTM with attention "
+        "pooling over all-MiniLM-L6-v2 token states, a Bi-LSTM over the window of the H previous utterances of "
+        "the dialogue, eq. 10's MHA + residual + LayerNorm). Trained on MELD's official train split (9,989 "
+        "utterances), early stopping on dev weighted F1 (1,109 utterances).",
+        "",
+        "**Dev is both the selection and the report split** (MELD's test split is not in the project): these "
+        "figures are optimistic by the choice of epoch and variant made on them, and are not comparable to "
+        "published test-split figures.",
+        "",
+        "| variant | H | dev weighted F1 | dev accuracy | dev macro F1 | best / run / max epochs | train s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        body.append(f"| {r['description']} (`{r['variant']}`) | {r['context']} | {100 * r['dev_weighted_f1']:.1f} % | "
+                    f"{100 * r['dev_accuracy']:.1f} % | {100 * r['dev_macro_f1']:.1f} % | "
+                    f"{r['best_epoch']} / {r['epochs_run']} / {r['train_config']['epochs']} | "
+                    f"{r['train_seconds']:.0f} |")
+    body += ["", f"Best on dev: `{best['variant']}` ({best['description']}), weighted F1 "
+             f"{100 * best['dev_weighted_f1']:.1f} %, accuracy {100 * best['dev_accuracy']:.1f} %.", ""]
+    body += context_lines(rows)
+    commands = sorted({r["command"] for r in rows if "command" in r})
+    if commands:
+        body += ["", "Rows appended by later runs (`--append`): " + "; ".join(f"`{c}`" for c in commands)]
+    tmp = OUT.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(body) + "\n")
+    os.replace(tmp, OUT.with_suffix(".md"))
+    tmp = OUT.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"header": lines, "train": TRAIN, "rows": rows}, indent=1) + "\n")
+    os.replace(tmp, OUT.with_suffix(".json"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "meld"))
+    parser.add_argument("--variants", default="sent_h0,sent_h3")
+    parser.add_argument("--epochs", type=int, default=TRAIN["epochs"])
+    parser.add_argument("--append", action="store_true",
+                        help="keep the rows of other variants already in docs/results/meld_text.json")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on the shared, loaded 2-core machine 2 threads were 10x slower)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite docs/results/meld_text.md from its JSON (no training)")
+    args = parser.parse_args()
+    if args.report_only:
+        saved = json.loads(OUT.with_suffix(".json").read_text())
+        write_report(saved["rows"], saved["header"])
+        return
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    for name in names:
+        try:
+            variant(name)
+        except ValueError as exc:
+            parser.error(str(exc))
+    import torch
+
+    from avemo.cache import FeatureCache
+    from avemo.training import load_data, resolve_split
+
+    torch.set_num_threads(args.threads)
+    lines = header("MELD text with dialogue context (paper 002's text branch), selected on dev")
+    data = load_data("meld", args.root)
+    train, dev, _test, _info = resolve_split(data)
+    cache = FeatureCache()
+    rows = []
+    for name in names:
+        rows.append(run_variant(name, data, train, dev, cache, args.epochs))
+        done = {r["variant"] for r in rows}
+        kept = []  # read again before each write: another run may have appended meanwhile
+        if args.append and OUT.with_suffix(".json").is_file():
+            kept = [r for r in json.loads(OUT.with_suffix(".json").read_text())["rows"] if r["variant"] not in done]
+        write_report(kept + rows, lines)  # after every variant: a long run leaves what it finished
+        print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("confusion", "train_config")}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

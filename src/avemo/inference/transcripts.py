@@ -1,0 +1,53 @@
+"""Transcripts in predictions: speech recognition in a thread next to the experts.
+
+``Predictor.predict(path, transcribe=True)`` (``avemo predict --transcribe``, the REST field
+``transcribe=true``) starts :class:`Transcription` before the experts: offline Whisper-base
+(:func:`avemo.features.audio.asr.transcribe_file`, CTranslate2 behind Silero VAD) decodes the
+audio track in a thread of its own while the audio and video experts run (CTranslate2 releases
+the GIL). The prediction then carries the clip's transcript, and each timeline window the words
+whose middle falls in it (:meth:`~avemo.features.audio.asr.Transcript.between`).
+
+A file without speech (or without an audio track) gives an empty transcript, never an error; a
+track that the recogniser cannot decode gives an empty transcript and a warning in the
+prediction's ``warnings``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from avemo.errors import AvemoError
+from avemo.inference.backends import _Cancelled, _ExpertThread
+
+
+class Transcription:
+    """Speech recognition of ``path`` running in a thread from construction on; :meth:`result` waits for it."""
+
+    def __init__(self, path: str | Path, language: str | None = None):
+        from avemo.features.audio.asr import transcribe_file
+
+        self._cancelled = threading.Event()
+        self._thread = _ExpertThread(lambda: transcribe_file(path, language=language, progress=self._check))
+
+    def _check(self, _seconds: float) -> None:
+        if self._cancelled.is_set():
+            raise _Cancelled()
+
+    def result(self, warn: Callable[[str], None]):
+        """The :class:`~avemo.features.audio.asr.Transcript`; an empty one, and ``warn(why)``, when the
+        recogniser failed on this file (a damaged audio track, missing weights)."""
+        from avemo.features.audio.asr import Transcript
+
+        try:
+            return self._thread.result()
+        except AvemoError as exc:
+            warn(f"no transcript: {exc.reason}")
+            return Transcript()
+
+    def cancel(self) -> None:
+        """Stop at the next chunk and wait until the thread has ended (the prediction was abandoned)."""
+        self._cancelled.set()
+        self._thread.finish()
+

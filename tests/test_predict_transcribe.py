@@ -1,0 +1,329 @@
+"""Transcripts in predictions (``avemo predict --transcribe``, the REST field) and the opt-in text expert."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import numpy as np
+import pytest
+
+from avemo.errors import ConfigError
+from avemo.inference import formats
+from avemo.inference.text import TextExpert, TextFusion, TextFusionConfig, split_text, text_label_map
+
+MELD = ("neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear")  # MELD's own class names
+
+
+def words_of(text: str) -> list[str]:
+    return re.sub(r"[^\w' ]+", " ", text.lower()).split()
+
+
+class KeywordTextExpert(TextExpert):
+    """A tiny generated text model: a fixed bag-of-words linear layer over MELD's classes."""
+
+    name = "keywords"
+    labels = MELD
+
+    def __init__(self, vocabulary: dict[str, str], strength: float = 4.0):
+        self.vocabulary = vocabulary  # word -> the class it votes for
+        self.calls: list[list[str]] = []
+        self.strength = strength
+
+    def logits(self, texts):
+        self.calls.append(list(texts))
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in words_of(text):
+                if word in self.vocabulary:
+                    out[i, self.labels.index(self.vocabulary[word])] += self.strength
+        return out
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    from avemo import Predictor
+
+    return Predictor.default()
+
+
+@pytest.fixture(scope="module")
+def clip_prediction(predictor, ravdess_video):
+    return predictor.predict(ravdess_video, transcribe=True)
+
+
+# ----------------------------------------------------------------------------- transcripts
+@pytest.mark.shared_data
+def test_json_has_the_transcript_and_each_window_its_words(clip_prediction):
+    d = clip_prediction.to_dict()
+    t = d["transcript"]
+    assert set(t) == {"text", "language", "language_probability", "words"}
+    assert "dogs are sitting by the door" in " ".join(words_of(t["text"])) and t["language"] == "en"
+    clip_words = [w["text"] for w in t["words"]]
+    assert " ".join(clip_words) == t["text"]
+    assert all(0.0 <= w["start"] <= w["end"] <= d["duration"] for w in t["words"])
+    # a window's text is the run of the clip's words whose middle lies in it
+    for w in d["timeline"]:
+        inside = [x["text"] for x in t["words"] if w["start"] <= (x["start"] + x["end"]) / 2 < w["end"]]
+        assert w["text"] == " ".join(inside)
+    # 1 s windows every 0.5 s: every word is in exactly two windows of this 4 s clip
+    assert sum(len(w["text"].split()) for w in d["timeline"]) == 2 * len(clip_words)
+
+
+@pytest.mark.shared_data
+def test_csv_and_table_show_the_text(clip_prediction):
+    rows = list(csv.DictReader(io.StringIO(formats.to_csv([clip_prediction]))))
+    assert list(rows[0])[-1] == "text"
+    assert rows[0]["level"] == "clip" and rows[0]["text"] == clip_prediction.transcript.text
+    windows = [r for r in rows if r["level"] == "window"]
+    assert [r["text"] for r in windows] == [w.text for w in clip_prediction.timeline]
+    assert all(set(words_of(r["text"])) <= set(words_of(rows[0]["text"])) for r in windows)
+    frame = clip_prediction.timeline_frame()
+    assert list(frame["text"]) == [w.text for w in clip_prediction.timeline]
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=120, no_color=True)
+    formats.render(clip_prediction, console)
+    shown = console.file.getvalue()
+    assert "transcript [en]:" in shown and "door" in shown
+
+
+@pytest.mark.shared_data
+def test_without_transcribe_nothing_changes(predictor, ravdess_video, clip_prediction):
+    plain = predictor.predict(ravdess_video)
+    d = plain.to_dict()
+    assert "transcript" not in d and all("text" not in w for w in d["timeline"])
+    assert "text" not in next(csv.reader(io.StringIO(formats.to_csv([plain]))))
+    assert plain.probabilities == clip_prediction.probabilities  # transcription does not touch the emotions
+
+
+@pytest.mark.parametrize("name, spec", [("noise.mp4", {"audio": "noise"}), ("mute.mp4", {"audio": None}),
+                                        ("tone.wav", {"audio": "tone"})])
+def test_no_speech_gives_an_empty_transcript(predictor, make_clip, name, spec):
+    p = predictor.predict(make_clip(name, duration=1.5, **spec), transcribe=True)
+    t = p.to_dict()["transcript"]
+    assert t["text"] == "" and t["words"] == [] and t["language"] is None
+    assert all(w["text"] == "" for w in p.to_dict()["timeline"])
+    assert not p.warnings
+
+
+def test_predict_many_transcribes_each_file(predictor, make_clip):
+    files = [make_clip("batch_noise.mp4", duration=1.0, audio="noise"), make_clip("batch_missing.mp4", duration=1.0)]
+    files[1].unlink()
+    outcomes = list(predictor.predict_many(files, transcribe=True))
+    assert outcomes[0].ok and outcomes[0].prediction.transcript.text == ""
+    assert not outcomes[1].ok  # a bad file still fails alone
+
+
+def test_a_failing_recogniser_leaves_a_warning_not_an_error(predictor, make_clip, monkeypatch):
+    from avemo.errors import CheckpointError
+    from avemo.features.audio import asr
+
+    def broken(*_args, **_kwargs):
+        raise CheckpointError("the Whisper-base package is missing")
+
+    monkeypatch.setattr(asr, "transcribe_file", broken)
+    p = predictor.predict(make_clip("warned.mp4", duration=1.0, audio="noise"), transcribe=True)
+    assert p.transcript.text == "" and any("no transcript" in w and "Whisper-base" in w for w in p.warnings)
+
+
+# ----------------------------------------------------------------------------- REST API
+@pytest.mark.shared_data
+def test_api_transcribe_field_and_query(predictor, ravdess_video, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from avemo.serving import ServeSettings, create_app
+
+    app = create_app(predictor=predictor, settings=ServeSettings(upload_dir=str(tmp_path)))
+    data = ravdess_video.read_bytes()
+    with TestClient(app, raise_server_exceptions=False) as client:
+        def post(form=None, query=""):
+            files = {"file": ("clip.mp4", data, "video/mp4")}
+            return client.post(f"/v1/predict{query}", files=files, data=form or {})
+
+        by_form = post({"transcribe": "true"})
+        assert by_form.status_code == 200, by_form.text
+        body = by_form.json()
+        assert "door" in body["transcript"]["text"] and all("text" in w for w in body["timeline"])
+        by_query = post(query="?transcribe=true")
+        assert by_query.status_code == 200 and by_query.json()["transcript"] == body["transcript"]
+        off = post({"transcribe": "false"})
+        assert off.status_code == 200 and "transcript" not in off.json()
+        bad = post({"transcribe": "maybe"})
+        assert bad.status_code == 422 and "transcribe" in bad.json()["error"]["message"]
+        form = client.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]["requestBody"]
+        assert "transcribe" in form["content"]["multipart/form-data"]["schema"]["properties"]
+    from avemo.serving.schemas import PredictionOut
+
+    PredictionOut.model_validate(body)
+
+
+# ----------------------------------------------------------------------------- the text expert
+def test_label_map_is_explicit():
+    ravdess = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+    m, notes = text_label_map(MELD, ravdess, {"calm": "neutral"})
+    assert m.shape == (7, 8) and m.sum(axis=0).tolist() == [1] * 8
+    assert m[MELD.index("joy"), ravdess.index("happy")] == 1 and notes["joy"] == "-> happy"
+    assert m[MELD.index("neutral"), ravdess.index("calm")] == 1 and "neutral" in notes["calm"]
+    crema = ("angry", "disgust", "fearful", "happy", "neutral", "sad")
+    m, notes = text_label_map(MELD, crema, {})
+    assert not m[MELD.index("surprise")].any() and notes["surprise"].startswith("dropped")
+    with pytest.raises(ConfigError, match="no class for 'calm'"):
+        text_label_map(MELD, ravdess, {})
+
+
+def test_split_text():
+    assert split_text(None) == (None, False)
+    assert split_text("audio,video") == ("audio,video", False)
+    assert split_text("audio, video,Text") == (["audio", "video"], True)
+    assert split_text(["video", "text"]) == (["video"], True)
+    with pytest.raises(ConfigError, match="text needs audio or video"):
+        split_text("text")
+
+
+def test_evidence_and_product():
+    labels = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+    fusion = TextFusion(KeywordTextExpert({"great": "joy"}), labels, TextFusionConfig(weight=1.0))
+    q = fusion.evidence(["great news", "", "the door"])
+    assert np.isnan(q[1]).all() and np.allclose(q[[0, 2]].sum(axis=1), 1.0)
+    assert labels[int(np.argmax(q[0]))] == "happy"
+    assert q[0, 0] == pytest.approx(q[0, 1])  # calm takes neutral's evidence: the odds between them stay
+    p = np.full((3, 8), 1 / 8, dtype=np.float32)
+    fused = fusion.fuse(p, q)
+    assert np.allclose(fused[1], p[1]) and np.allclose(fused[0], q[0], atol=1e-6)  # uniform p: q itself
+    with pytest.raises(ConfigError, match="weight"):
+        TextFusionConfig(weight=-1)
+
+
+@pytest.mark.shared_data
+def test_text_expert_is_off_by_default_and_on_with_the_flag(predictor, ravdess_video, clip_prediction):
+    expert = KeywordTextExpert({"dogs": "joy", "door": "joy"})
+    with pytest.raises(ConfigError, match="needs a text model"):
+        predictor.predict(ravdess_video, modalities="audio,video,text")
+    attached = predictor.with_text_expert(expert, TextFusionConfig(weight=1.0))
+    assert predictor.text is None and attached.info()["text"]["label_map"]["joy"] == "-> happy"
+    default = attached.predict(ravdess_video)
+    assert "text" not in default.modalities and not expert.calls  # never used unless asked for
+    assert default.probabilities == pytest.approx(clip_prediction.probabilities)
+    with_text = attached.predict(ravdess_video, modalities="audio,video,text")
+    status = with_text.modalities["text"]
+    assert status.used and max(status.probabilities, key=status.probabilities.get) == "happy"
+    assert with_text.transcript is not None and expert.calls[-1][0] == with_text.transcript.text
+    assert with_text.probabilities["happy"] > clip_prediction.probabilities["happy"]
+    d = with_text.to_dict()
+    assert d["modalities"]["text"]["used"] is True and "transcript" in d
+    # windows with words are moved towards happy, windows without keep their audio-visual product
+    for fused, plain in zip(with_text.timeline, clip_prediction.timeline, strict=True):
+        if {"dogs", "door"} & set(words_of(fused.text)):
+            assert fused.probabilities["happy"] > plain.probabilities["happy"]
+        elif not fused.text:
+            assert fused.probabilities == pytest.approx(plain.probabilities, abs=1e-6)
+
+
+def test_text_expert_without_speech_is_not_used(predictor, make_clip):
+    attached = predictor.with_text_expert(KeywordTextExpert({"door": "joy"}))
+    clip = make_clip("text_noise.mp4", duration=1.0, audio="noise")
+    p = attached.predict(clip, modalities="audio,video,text")
+    assert p.modalities["text"].used is False and p.modalities["text"].reason == "no speech was recognised"
+    assert p.probabilities == pytest.approx(predictor.predict(clip).probabilities)
+
+
+# ----------------------------------------------------------------------------- the CLI
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from avemo.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_cli_transcribe_json_and_csv(predictor, make_clip, monkeypatch):
+    import json
+
+    from avemo.inference.predictor import Predictor
+
+    monkeypatch.setattr(Predictor, "default", classmethod(lambda cls, **_: predictor))
+    clip = make_clip("cli_noise.mp4", duration=1.0, audio="noise")
+    result = _cli("predict", clip, "--transcribe", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["transcript"] == {"text": "", "language": None, "language_probability": None, "words": []}
+    assert all(w["text"] == "" for w in data["timeline"])
+    result = _cli("predict", clip, "--transcribe", "--format", "csv")
+    assert result.exit_code == 0 and result.stdout.splitlines()[0].endswith(",text")
+    plain = _cli("predict", clip, "--format", "json")
+    assert plain.exit_code == 0 and "transcript" not in json.loads(plain.stdout)
+
+
+def test_cli_text_modality_with_a_text_model(predictor, make_clip, text_checkpoint, monkeypatch, tmp_path):
+    import json
+
+    from avemo.inference import text_emotion
+    from avemo.inference.predictor import Predictor
+
+    monkeypatch.setattr(Predictor, "default", classmethod(lambda cls, **_: predictor))
+    clip = make_clip("cli_text.mp4", duration=1.0, audio="noise")
+    result = _cli("predict", clip, "--modalities", "audio,video,text", "--text-model", text_checkpoint, "-f", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["modalities"]["text"] == {"used": False, "reason": "no speech was recognised", "probabilities": None}
+    assert data["transcript"]["text"] == ""
+    monkeypatch.setattr(text_emotion, "DEFAULT_TEXT_MODEL", tmp_path / "none")  # a package without a text model
+    result = _cli("predict", clip, "--modalities", "audio,video,text")
+    assert result.exit_code != 0 and "--text-model" in str(result.exception)
+
+
+# ----------------------------------------------------------------------------- a zoo text checkpoint
+@pytest.fixture(scope="module")
+def text_checkpoint(tmp_path_factory):
+    """A text-only gao_dialogue on MiniLM sentence embeddings, random weights, saved as a trainer checkpoint."""
+    import torch
+
+    from avemo.datasets.labels import MELD as MELD_LABELS
+    from avemo.models import create_model
+    from avemo.models.checkpoint import save_checkpoint
+    from avemo.models.normalization import Normalizer
+
+    torch.manual_seed(0)
+    model = create_model("gao_dialogue", num_classes=len(MELD_LABELS), modalities=["text"], context=0,
+                         text_kind="vector", text_feature="minilm")
+    norm = Normalizer(kinds={"text": "vector"}, mean={"text": np.zeros(384, np.float32)},
+                      std={"text": np.ones(384, np.float32)})
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "text", model, labels=MELD_LABELS, normalizer=norm)
+
+
+def test_zoo_text_checkpoint_is_a_text_expert(text_checkpoint):
+    from avemo.inference.text import load_text_expert
+
+    expert = load_text_expert(text_checkpoint)
+    assert expert.labels == ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+    z = expert.logits(["Dogs are sitting by the door.", "I am so happy for you!"])
+    assert z.shape == (2, 7) and np.isfinite(z).all() and not np.allclose(z[0], z[1])
+    fusion = TextFusion(expert, ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
+    assert fusion.notes == {"calm": "takes the evidence of 'neutral' (the text model has no 'calm')"}
+
+
+def test_a_model_with_other_inputs_is_refused(tmp_path):
+    from avemo.datasets.labels import MELD as MELD_LABELS
+    from avemo.errors import CheckpointError
+    from avemo.inference.text import load_text_expert
+    from avemo.models import create_model
+    from avemo.models.checkpoint import save_checkpoint
+    from avemo.models.normalization import Normalizer
+
+    model = create_model("gao_dialogue", num_classes=7, modalities=["text", "audio"], context=0,
+                         text_kind="vector", text_feature="minilm")
+    path = save_checkpoint(tmp_path / "av", model, labels=MELD_LABELS, normalizer=Normalizer(kinds={}))
+    with pytest.raises(CheckpointError, match="not a text-only model"):
+        load_text_expert(path)
+
+
+def test_the_bundled_text_model_is_the_default_text_expert():
+    from avemo.inference.text import load_text_expert
+
+    expert = load_text_expert()
+    assert expert.labels == ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+    fusion = TextFusion(expert, ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
+    q = fusion.evidence(["Dogs are sitting by the door.", ""])
+    assert np.allclose(q[0].sum(), 1.0) and q[0, 0] == pytest.approx(q[0, 1]) and np.isnan(q[1]).all()

@@ -1,0 +1,149 @@
+"""Dialogue context in the data layer, and `avemo train` / `avemo evaluate` on a generated MELD folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from avemo.cli import app
+from avemo.errors import DatasetError
+from avemo.training import load_data, resolve_split
+from avemo.training.data import previous_utterances
+from avemo.training.experiment import select_split
+
+HEADER = ["Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID",
+          "Season", "Episode", "StartTime", "EndTime"]
+EMOTIONS = ["neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear"]
+WORDS = ["great", "terrible", "what", "no way", "okay", "sorry", "wow", "hello", "please", "fine"]
+
+
+def write_meld(path: Path, dialogues: int, turns: int, *, seed: int, skip: tuple[int, int] | None = None) -> None:
+    """A MELD-format CSV: ``dialogues`` dialogues of ``turns`` utterances (one turn left out with ``skip``)."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(HEADER)
+        n = 0
+        for d in range(dialogues):
+            for u in range(turns):
+                if skip == (d, u):
+                    continue
+                n += 1
+                emotion = EMOTIONS[(d * turns + u + seed) % len(EMOTIONS)]
+                text = f"{WORDS[(n + seed) % len(WORDS)]} {emotion} {WORDS[(3 * n) % len(WORDS)]}"
+                writer.writerow([n, text, ["Ross", "Rachel"][u % 2], emotion, "neutral", d, u, 1, 1,
+                                 "00:00:01,000", "00:00:02,000"])
+
+
+@pytest.fixture
+def meld(tmp_path):
+    root = tmp_path / "meld"
+    root.mkdir()
+    write_meld(root / "train_sent_emo.csv", 4, 6, seed=0, skip=(1, 2))
+    write_meld(root / "dev_sent_emo.csv", 2, 5, seed=3)
+    return root
+
+
+def test_previous_utterances_follow_turns_within_each_dialogue(meld):
+    data = load_data("meld", meld)
+    train, dev, test, info = resolve_split(data)
+    assert (len(train), len(dev), len(test)) == (23, 10, 0) and info["split"] == "official"
+    shuffled = train[::-1]  # the order of the takes does not matter, turns do
+    previous = previous_utterances(shuffled)
+    for take, before in zip(shuffled, previous, strict=True):
+        clip = next(iter(take))
+        turns = [next(iter(shuffled[j])).turn for j in before]
+        dialogues = {next(iter(shuffled[j])).dialogue for j in before}
+        assert turns == sorted(turns) and all(t < clip.turn for t in turns)
+        assert dialogues <= {clip.dialogue}
+        expected = clip.turn - (1 if clip.dialogue.endswith(":1") and clip.turn > 2 else 0)
+        assert len(before) == expected  # dialogue 1 lacks turn 2: the gap is not filled
+
+
+def test_a_dataset_without_dialogues_cannot_give_context(tmp_path):
+    from avemo.datasets.pairing import Take
+    from avemo.datasets.records import Clip
+
+    clip = Clip(tmp_path / "a.wav", "folder", "happy", "s1", "a", ("audio",))
+    with pytest.raises(DatasetError, match="no dialogue"):
+        previous_utterances([Take("folder", "a", "s1", "happy", {("audio",): clip})])
+
+
+def test_select_split_names_the_splits_there_are(meld):
+    data = load_data("meld", meld)
+    assert len(select_split(data, "dev").takes) == 10
+    with pytest.raises(DatasetError, match=r"no 'test' takes .*dev.*train"):
+        select_split(data, "test")
+
+
+def test_cli_trains_on_train_selects_on_dev_and_evaluates_one_split(meld, tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "run"
+    config = {"modalities": ["text"], "context": 2, "text_hidden": 8, "d_model": 16, "heads": 2}
+    result = runner.invoke(app, [
+        "train", "--dataset", "meld", "--root", str(meld), "--model", "gao_dialogue",
+        "--model-config", json.dumps(config), "--epochs", "2", "--out", str(run), "--device", "cpu",
+        "--cache", str(tmp_path / "cache"), "--workers", "1",
+    ])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((run / "checkpoint.json").read_text())
+    assert meta["data"]["n"] == {"train": 23, "val": 10, "test": 0}
+    out = tmp_path / "dev.json"
+    result = runner.invoke(app, [
+        "evaluate", "--checkpoint", str(run), "--dataset", "meld", "--root", str(meld), "--split", "dev",
+        "--json", str(out), "--cache", str(tmp_path / "cache"), "--workers", "1",
+    ])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(out.read_text())
+    assert scores["n"] == 10 and scores["split"] == "dev"
+    assert {"accuracy", "weighted_f1", "macro_f1"} <= set(scores)
+    # the checkpoint's dev scores (context built from dev in training) are what evaluate finds
+    assert scores["accuracy"] == pytest.approx(meta["metrics"]["val"]["accuracy"])
+    assert scores["weighted_f1"] == pytest.approx(meta["metrics"]["val"]["weighted_f1"])
+    result = runner.invoke(app, [
+        "evaluate", "--checkpoint", str(run), "--dataset", "meld", "--root", str(meld), "--split", "test",
+        "--cache", str(tmp_path / "cache"),
+    ])
+    assert isinstance(result.exception, DatasetError) and "no 'test' takes" in str(result.exception)
+
+
+def test_cli_trains_paper_002_split_on_a_generated_iemocap(tmp_path):
+    """--plan iemocap_loso --fold 5: sessions 1-4 train and validate, session 5 tests (paper 002, §5.2)."""
+    from test_datasets_iemocap import SESSION1, _other_session, _write_session
+
+    root = tmp_path / "IEMOCAP_full_release"
+    _write_session(root, 1, SESSION1)
+    for n in range(2, 6):
+        _write_session(root, n, _other_session(n))
+    run = tmp_path / "run"
+    config = {"modalities": ["text"], "context": 1, "text_hidden": 8, "d_model": 16, "heads": 2}
+    result = CliRunner().invoke(app, [
+        "train", "--dataset", "iemocap", "--root", str(root), "--protocol", "iemocap6", "--plan", "iemocap_loso",
+        "--fold", "5", "--model", "gao_dialogue", "--model-config", json.dumps(config), "--epochs", "1",
+        "--out", str(run), "--device", "cpu", "--cache", str(tmp_path / "cache"), "--workers", "1",
+    ])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((run / "checkpoint.json").read_text())
+    assert meta["data"]["speakers"]["test"] == ["Ses05F", "Ses05M"]
+    assert meta["data"]["n"]["test"] == 2
+    assert meta["labels"]["name"] == "iemocap6"
+
+
+def test_class_balanced_loss_weights_inverse_frequency():
+    import numpy as np
+    import torch
+
+    from avemo.models import create_model
+    from avemo.training.trainer import _class_weights
+
+    weights = _class_weights(np.array([0, 0, 0, 1]), 3)
+    torch.testing.assert_close(weights, torch.tensor([4 / 9, 4 / 3, 0.0]))
+    model = create_model("gao_dialogue", num_classes=3, modalities=["text"], text_hidden=4, d_model=8, heads=2)
+    logits, targets = torch.randn(4, 3), torch.tensor([0, 0, 0, 1])
+    torch.testing.assert_close(model.loss(logits, targets), torch.nn.functional.cross_entropy(logits, targets))
+    model.class_weights = weights
+    torch.testing.assert_close(model.loss(logits, targets),
+                               torch.nn.functional.cross_entropy(logits, targets, weight=weights))
