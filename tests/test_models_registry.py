@@ -147,7 +147,7 @@ def test_configuration_errors_are_one_line_config_errors():
         (lambda: create_model("mfcc_cnn1d", num_classes=1), "num_classes"),
         (lambda: create_model("mfcc_cnn1d", n_frames=5), "n_frames must be at least"),
         (lambda: create_model("resnext3d_50", size=(4, 4)), "crop width"),
-        (lambda: list_models("text"), "unknown model kind"),
+        (lambda: list_models("smell"), "unknown model kind"),
     ]
     for make, message in cases:
         with pytest.raises(ConfigError) as err:
@@ -198,7 +198,7 @@ def test_input_spec_validation_and_description():
     with pytest.raises(ConfigError, match="a frames has 4 dims"):
         InputSpec("video", "face_crops", {}, (8, 32, 32), "frames")
     with pytest.raises(ConfigError, match="modality"):
-        InputSpec("text", "bert", {}, (3,), "vector")
+        InputSpec("smell", "bert", {}, (3,), "vector")
     same = InputSpec("audio", "mfcc", {"n_mfcc": 13}, (None, 13), "sequence")
     assert same == spec and hash(same) == hash(spec) and len({spec, same}) == 1
 

@@ -147,3 +147,13 @@ def test_class_balanced_loss_weights_inverse_frequency():
     model.class_weights = weights
     torch.testing.assert_close(model.loss(logits, targets),
                                torch.nn.functional.cross_entropy(logits, targets, weight=weights))
+
+
+def test_copies_of_a_training_set_get_context_from_their_own_copy(meld):
+    data = load_data("meld", meld)
+    train = resolve_split(data)[0]
+    twice = [*train, *train]  # e.g. the originals and their perturbed copies
+    previous = previous_utterances(twice)
+    n = len(train)
+    assert previous[:n] == previous_utterances(train)
+    assert previous[n:] == [[j + n for j in p] for p in previous[:n]]

@@ -191,11 +191,15 @@ def previous_utterances(takes: Sequence[Take]) -> list[list[int]]:
 
     Utterances are ordered by ``turn``; a dialogue with missing turns keeps its order (the gap is
     not filled). Only ``takes`` count: the utterances of one split get their context from that split.
+    A take listed again (the perturbed copies of a training set, :func:`concat`) starts another
+    copy of its dialogue: the k-th occurrence of a take gets its context from the k-th copies.
     """
-    dialogues: dict[str, list[tuple[int, int]]] = {}
+    dialogues: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    seen: dict[str, int] = {}
     for i, take in enumerate(takes):
         dialogue, turn = dialogue_turn(take)
-        dialogues.setdefault(dialogue, []).append((turn, i))
+        copy = seen[take.key] = seen.get(take.key, -1) + 1
+        dialogues.setdefault((dialogue, copy), []).append((turn, i))
     out: list[list[int]] = [[] for _ in takes]
     for items in dialogues.values():
         items.sort()
