@@ -49,15 +49,13 @@ class TextEmotion:
     def labels(self) -> tuple[str, ...]:
         return tuple(self.checkpoint.labels.emotions)
 
-    def predict(self, texts: Sequence[str], *, cache=None) -> np.ndarray:
-        """Probabilities ``(len(texts), len(labels))``; an empty text is a one-line FeatureError.
-        ``cache``: a :class:`~avemo.cache.FeatureCache` for the text features (default: none)."""
-        from avemo.cache import FeatureCache
-        from avemo.extraction import ExtractorSpec
-        from avemo.extraction.text import load_text_features, text_extractor
-        from avemo.models.batching import TensorData
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities ``(len(texts), len(labels))``; an empty text is a one-line FeatureError."""
+        import torch
+
+        from avemo.features import get_extractor
+        from avemo.models.batching import TensorData, as_batch
         from avemo.models.normalization import ArraySet
-        from avemo.training.trainer import predict_proba
 
         texts = [str(t) for t in texts]
         if not texts:
@@ -65,14 +63,15 @@ class TextEmotion:
         empty = [i for i, t in enumerate(texts) if not t.strip()]
         if empty:
             raise FeatureError(f"text {empty[0]} is empty: nothing to classify")
-        cache = cache if cache is not None else FeatureCache(enabled=False)
         arrays = {}
         for name, spec in self.checkpoint.inputs.items():
-            extractor = text_extractor(ExtractorSpec.of(spec.feature, **dict(spec.config)))
-            arrays[name] = [f["x"] for f in load_text_features(texts, extractor, cache)]
+            extractor = get_extractor(spec.feature, **dict(spec.config))
+            arrays[name] = [f["x"] for f in extractor.from_texts(texts)]
         model = self.checkpoint.model
         context = model.dialogue_context
         data = TensorData(self.checkpoint.normalizer.transform(ArraySet(arrays)), np.zeros(len(texts), dtype=np.int64),
                           self.checkpoint.inputs, context=context,
                           previous=[[] for _ in texts] if context else None)
-        return predict_proba(model, data)
+        model.eval()
+        with torch.no_grad():
+            return torch.softmax(model(as_batch(data)[0]).float(), dim=1).numpy()
