@@ -468,12 +468,147 @@ def _verdict(value: float | None, target: float, above: bool = True) -> str:
     return "met" if ok else "NOT met"
 
 
-def part_report(ctx: Context) -> None:
+def _report_head(ctx: Context, command: str) -> list[str]:
+    """The report's header: command, date, machine, versions, load, recipe, protocol."""
     import report as bench_report
 
-    from avemo.models.checkpoint import package_versions
-    from avemo.plots import plot_confusion, plot_reliability
     from avemo.training.scoring import CALIBRATION_BINS
+
+    return ["# Generalisation: cross-corpus, multi-corpus, degraded audio, in-domain", "",
+            f"- Command: `{command}` (parts: {', '.join(PARTS[:-1])}; each stores its results under `--work`)",
+            f"- Date: {time.strftime('%Y-%m-%d %H:%M')}; machine: {bench_report.machine()}",
+            f"- Versions: {bench_report.versions('scikit-learn', 'av', 'pyroomacoustics')}",
+            f"- Load average at the report (1/5/15 min): {bench_report.load()} (2 cores shared by several jobs)",
+            f"- Recipe: `{ctx.model}` {json.dumps(ctx.model_config)} on `{ctx.feature}`; training "
+            f"{json.dumps(ctx.suite['quick' if ctx.quick else 'recipe']['train'])}; augmentation (variant "
+            "'augmented'): `TrainConfig.augment.channels` " + json.dumps(dict(vars(ctx.channels))),
+            f"- Degraded-audio settings of this report: test fraction {ctx.degraded['test_fraction']}, folds "
+            f"{sorted(ctx.degraded_folds) or 'all'}, conditions {', '.join(ctx.degraded['conditions'])}",
+            "- Protocol: every number is speaker-disjoint; validation speakers are training-side speakers; the "
+            "recipe's hyper-parameters were chosen on validation data, never on a test corpus, fold or speaker. "
+            f"ECE: {CALIBRATION_BINS} equal-width confidence bins.", ""]
+
+
+def _cross_section(ctx: Context, cross: dict, figures: Path, targets: dict, answers: list[str]) -> list[str]:
+    from avemo.metrics import ReliabilityBin
+    from avemo.plots import plot_confusion, plot_reliability
+
+    lines = ["## RAVDESS only -> EmoDB-dev and CREMA-D (cross-corpus)", "",
+              "Trained on every RAVDESS speaker but the validation speakers "
+              f"{ctx.ravdess_val}; scored over the labels each test corpus shares with RAVDESS "
+              "(RAVDESS calm counted as neutral, EmoDB boredom left out).", ""]
+    for v in (vs := [v for v in VARIANTS if v in cross]):
+        lines += [f"**{v}**", "", *EVAL_HEAD]
+        for target, e in cross[v].items():
+            lines.append(_eval_row(target, e))
+            tag = f"ravdess_to_{target}_{v}"
+            plot_confusion(e["confusion"], e["labels"], figures / f"{tag}_confusion.png",
+                           title=f"RAVDESS -> {target} ({v})")
+            bins = [ReliabilityBin(**b) for b in e["reliability"]]
+            plot_reliability(bins, figures / f"{tag}_reliability.png", title=f"RAVDESS -> {target} ({v})",
+                             ece=e["ece"])
+        lines += ["", f"Confusion, EmoDB-dev ({v}):", "", *_confusion(cross[v]["emodb"]), "",
+                  f"Figures: `generalisation/ravdess_to_emodb_{v}_confusion.png`, "
+                  f"`generalisation/ravdess_to_emodb_{v}_reliability.png` (and `..._crema_d_...`).", ""]
+    best = max(cross[v]["emodb"]["uar"] for v in vs)
+    answers.append(f"- **RAVDESS -> EmoDB-dev UAR** (target >= {targets['ravdess_to_emodb_uar']:.0f} %): "
+                   + ", ".join(f"{v} {pct(cross[v]['emodb']['uar'])} %" for v in vs)
+                   + f" -- {_verdict(best, targets['ravdess_to_emodb_uar'])}.")
+    return lines
+
+
+def _loco_section(loco: dict) -> list[str]:
+    lines = ["## Leave one corpus out (RAVDESS, EmoDB-dev)", "",
+              f"EmoDB-dev trains with validation speaker {next(iter(loco.values()))['emodb_val_speakers']}.", ""]
+    for v in [v for v in VARIANTS if v in loco]:
+        lines += [f"**{v}**", "", *EVAL_HEAD]
+        lines += [_eval_row(k, e) for k, e in loco[v].items() if isinstance(e, dict)]
+        lines.append("")
+    return lines
+
+
+def _multi_section(ctx: Context, multi: dict, targets: dict, answers: list[str]) -> list[str]:
+    lines = ["## RAVDESS + EmoDB-dev, leave one EmoDB speaker out (unseen EmoDB speakers)", "",
+              f"One label space ({', '.join(multi['label_space'])}); each fold tests one EmoDB-dev speaker "
+              f"never seen in training; validation speakers RAVDESS {ctx.ravdess_val}.", "",
+              "| variant | " + " | ".join(f"EmoDB {s} UAR" for s in next(iter(multi['folds'].values()))[
+                  'per_speaker']) + " | mean UAR | pooled UAR | pooled accuracy | pooled ECE |",
+              "|---" * (len(next(iter(multi['folds'].values()))['per_speaker']) + 5) + "|"]
+    for v, r in multi["folds"].items():
+        lines.append(f"| {v} | " + " | ".join(pct(f["uar"]) for f in r["per_speaker"].values())
+                     + f" | {pct(r['mean_uar'])} ± {pct(r['std_uar'])} | {pct(r['pooled']['uar'])} | "
+                     f"{pct(r['pooled']['accuracy'])} | {r['pooled']['ece']:.3f} |")
+    lines.append("")
+    best = max(r["mean_uar"] for r in multi["folds"].values())
+    answers.append(f"- **Unseen EmoDB speakers UAR** (multi-corpus, leave one EmoDB speaker out; target >= "
+                   f"{targets['unseen_emodb_speakers_uar']:.0f} %): " + ", ".join(
+                       f"{v} {pct(r['mean_uar'])} % (pooled {pct(r['pooled']['uar'])} %)"
+                       for v, r in multi["folds"].items())
+                   + f" -- {_verdict(best, targets['unseen_emodb_speakers_uar'])}.")
+    return lines
+
+
+def _degraded_section(ctx: Context, deg: dict, figures: Path, targets: dict, answers: list[str]) -> tuple[list[str], dict]:
+    from avemo.plots import plot_confusion
+
+    lines: list[str] = []
+    conditions = list(ctx.degraded["conditions"])
+    s = degraded_summary(deg, conditions)
+    n_full = sum(f["scores"]["plain"]["clean_full"]["n"] for f in deg.values()
+                 if "clean_full" in f["scores"].get("plain", {}))
+    lines += ["## In-domain: RAVDESS speaker-disjoint 5-fold, audio only", "",
+              f"Built-in plan `{ctx.suite['data']['ravdess_plan']}` (5 folds of 4 test speakers, 2 validation "
+              f"speakers from the training speakers); {n_full} test clips over the folds.", "",
+              "| variant | folds | accuracy | per fold | UAR | macro-F1 |", "|---|---|---|---|---|---|"]
+    for v in (vs := [v for v in VARIANTS if s[v]["fold_accuracy"]]):
+        r = s[v]
+        lines.append(f"| {v} | {len(r['fold_accuracy'])} | {pct(r['mean_accuracy'])} ± {pct(r['std_accuracy'])} | "
+                     + ", ".join(pct(a) for a in r["fold_accuracy"]) + f" | {pct(r['mean_uar'])} | "
+                     f"{pct(r['mean_macro_f1'])} |")
+        if r["confusion"]:
+            plot_confusion(r["confusion"], r["labels"], figures / f"ravdess_5fold_{v}_confusion.png",
+                           title=f"RAVDESS 5-fold, audio only ({v})")
+    lines.append("")
+    best = max((s[v]["mean_accuracy"] or 0.0) for v in vs)
+    answers.append(f"- **RAVDESS 5-fold, audio only** (target >= {targets['ravdess_5fold_audio']:.0f} %): "
+                   + ", ".join(f"{v} {pct(s[v]['mean_accuracy'])} %" for v in vs)
+                   + f" over {len(s['plain']['fold_accuracy'])} folds -- "
+                   f"{_verdict(best if s['plain']['fold_accuracy'] else None, targets['ravdess_5fold_audio'])}."
+                   " Audio + AU: not run by this benchmark (see `ravdess_au.md`).")
+    fraction = float(ctx.degraded["test_fraction"])
+    lines += ["## Degraded audio (RAVDESS folds)", "",
+              f"Each fold's test clips ({'all' if fraction >= 1 else f'the {pct(fraction)} % chosen by CRC32 of the clip id'}; "
+              f"{s['plain']['n_degraded']} clips over {s['plain']['folds']} folds) through each condition "
+              f"(seed {ctx.degraded['seed']}; babble: clips of the fold's training speakers only, one per speaker). "
+              "Accuracy pooled over the folds' degraded clips; drop = clean accuracy on the same clips minus the "
+              "degraded accuracy (points).", "",
+              "| condition | " + " | ".join(f"{v} accuracy | {v} drop" for v in vs) + " |",
+              "|---" * (1 + 2 * len(vs)) + "|",
+              "| clean | " + " | ".join(f"{pct(s[v]['clean_degraded_clips'])} | 0.0" for v in vs) + " |"]
+    for c in conditions:
+        if all(c in s[v]["conditions"] for v in vs):
+            lines.append(f"| {c} | " + " | ".join(
+                f"{pct(s[v]['conditions'][c]['accuracy'])} | {100 * s[v]['conditions'][c]['drop']:.1f}"
+                for v in vs) + " |")
+    lines.append("")
+    for v in vs:
+        r = s[v]
+        if r["mean_drop"] is not None:
+            lines.append(f"- {v}: mean drop {100 * r['mean_drop']:.1f} points over {len(r['conditions'])} "
+                         f"conditions; worst {r['worst']} ({100 * r['conditions'][r['worst']]['drop']:.1f} points)"
+                         + (f"; not measured: {', '.join(r['missing'])}" if r["missing"] else "") + ".")
+    lines.append("")
+    drops = [s[v]["mean_drop"] for v in vs if s[v]["mean_drop"] is not None]
+    if drops:
+        answers.append(f"- **Degraded audio mean drop** (target <= {targets['degraded_mean_drop']:.0f} points): "
+                       + ", ".join(f"{v} {100 * s[v]['mean_drop']:.1f} (worst {s[v]['worst']})"
+                                   for v in vs if s[v]["mean_drop"] is not None)
+                       + f" -- {_verdict(min(drops), targets['degraded_mean_drop'], above=False)}.")
+    return lines, s
+
+
+def part_report(ctx: Context) -> None:
+    from avemo.models.checkpoint import package_versions
 
     targets = ctx.suite["targets"]
     cross, loco, multi = (load(ctx.work / f"{p}.pkl") for p in ("crosscorpus", "loco", "multicorpus"))
@@ -483,131 +618,25 @@ def part_report(ctx: Context) -> None:
     scratch = ("--parts", "--work")  # which parts wrote the results, and where, do not change them
     args = [a for i, a in enumerate(sys.argv[1:], 1) if not {a, sys.argv[i - 1]} & set(scratch)]
     command = " ".join(["python benchmarks/generalisation.py", *(shlex.quote(a) for a in args)])
-    lines = ["# Generalisation: cross-corpus, multi-corpus, degraded audio, in-domain", "",
-             f"- Command: `{command}` (parts: {', '.join(PARTS[:-1])}; each stores its results under `--work`)",
-             f"- Date: {time.strftime('%Y-%m-%d %H:%M')}; machine: {bench_report.machine()}",
-             f"- Versions: {bench_report.versions('scikit-learn', 'av', 'pyroomacoustics')}",
-             f"- Load average at the report (1/5/15 min): {bench_report.load()} (2 cores shared by several jobs)",
-             f"- Recipe: `{ctx.model}` {json.dumps(ctx.model_config)} on `{ctx.feature}`; training "
-             f"{json.dumps(ctx.suite['quick' if ctx.quick else 'recipe']['train'])}; augmentation (variant "
-             "'augmented'): `TrainConfig.augment.channels` " + json.dumps({k: v for k, v in
-                                                                         vars(ctx.channels).items()}),
-             f"- Degraded-audio settings of this report: test fraction {ctx.degraded['test_fraction']}, folds "
-             f"{sorted(ctx.degraded_folds) or 'all'}, conditions {', '.join(ctx.degraded['conditions'])}",
-             "- Protocol: every number is speaker-disjoint; validation speakers are training-side speakers; the "
-             "recipe's hyper-parameters were chosen on validation data, never on a test corpus, fold or speaker. "
-             f"ECE: {CALIBRATION_BINS} equal-width confidence bins.", ""]
-    head, lines = lines, []
+    head = _report_head(ctx, command)
     summary: dict[str, Any] = {"command": command, "recipe": {"model": ctx.model, "model_config": ctx.model_config,
                                                               "feature": ctx.feature},
                                "augment_channels": vars(ctx.channels), "versions": package_versions(),
                                "targets": targets, "quick": ctx.quick}
     answers: list[str] = []
+    lines: list[str] = []
     if cross:
-        lines += ["## RAVDESS only -> EmoDB-dev and CREMA-D (cross-corpus)", "",
-                  "Trained on every RAVDESS speaker but the validation speakers "
-                  f"{ctx.ravdess_val}; scored over the labels each test corpus shares with RAVDESS "
-                  "(RAVDESS calm counted as neutral, EmoDB boredom left out).", ""]
-        for v in (vs := [v for v in VARIANTS if v in cross]):
-            lines += [f"**{v}**", "", *EVAL_HEAD]
-            for target, e in cross[v].items():
-                lines.append(_eval_row(target, e))
-                tag = f"ravdess_to_{target}_{v}"
-                plot_confusion(e["confusion"], e["labels"], figures / f"{tag}_confusion.png",
-                               title=f"RAVDESS -> {target} ({v})")
-                from avemo.metrics import ReliabilityBin
-
-                bins = [ReliabilityBin(**b) for b in e["reliability"]]
-                plot_reliability(bins, figures / f"{tag}_reliability.png", title=f"RAVDESS -> {target} ({v})",
-                                 ece=e["ece"])
-            lines += ["", f"Confusion, EmoDB-dev ({v}):", "", *_confusion(cross[v]["emodb"]), "",
-                      f"Figures: `generalisation/ravdess_to_emodb_{v}_confusion.png`, "
-                      f"`generalisation/ravdess_to_emodb_{v}_reliability.png` (and `..._crema_d_...`).", ""]
-        best = max(cross[v]["emodb"]["uar"] for v in vs)
-        answers.append(f"- **RAVDESS -> EmoDB-dev UAR** (target >= {targets['ravdess_to_emodb_uar']:.0f} %): "
-                       + ", ".join(f"{v} {pct(cross[v]['emodb']['uar'])} %" for v in vs)
-                       + f" -- {_verdict(best, targets['ravdess_to_emodb_uar'])}.")
+        lines += _cross_section(ctx, cross, figures, targets, answers)
         summary["crosscorpus"] = cross
     if loco:
-        lines += ["## Leave one corpus out (RAVDESS, EmoDB-dev)", "",
-                  f"EmoDB-dev trains with validation speaker {next(iter(loco.values()))['emodb_val_speakers']}.", ""]
-        for v in [v for v in VARIANTS if v in loco]:
-            lines += [f"**{v}**", "", *EVAL_HEAD]
-            lines += [_eval_row(k, e) for k, e in loco[v].items() if isinstance(e, dict)]
-            lines.append("")
+        lines += _loco_section(loco)
         summary["loco"] = loco
     if multi:
-        lines += ["## RAVDESS + EmoDB-dev, leave one EmoDB speaker out (unseen EmoDB speakers)", "",
-                  f"One label space ({', '.join(multi['label_space'])}); each fold tests one EmoDB-dev speaker "
-                  f"never seen in training; validation speakers RAVDESS {ctx.ravdess_val}.", "",
-                  "| variant | " + " | ".join(f"EmoDB {s} UAR" for s in next(iter(multi['folds'].values()))[
-                      'per_speaker']) + " | mean UAR | pooled UAR | pooled accuracy | pooled ECE |",
-                  "|---" * (len(next(iter(multi['folds'].values()))['per_speaker']) + 5) + "|"]
-        for v, r in multi["folds"].items():
-            lines.append(f"| {v} | " + " | ".join(pct(f["uar"]) for f in r["per_speaker"].values())
-                         + f" | {pct(r['mean_uar'])} ± {pct(r['std_uar'])} | {pct(r['pooled']['uar'])} | "
-                         f"{pct(r['pooled']['accuracy'])} | {r['pooled']['ece']:.3f} |")
-        lines.append("")
-        best = max(r["mean_uar"] for r in multi["folds"].values())
-        answers.append(f"- **Unseen EmoDB speakers UAR** (multi-corpus, leave one EmoDB speaker out; target >= "
-                       f"{targets['unseen_emodb_speakers_uar']:.0f} %): " + ", ".join(
-                           f"{v} {pct(r['mean_uar'])} % (pooled {pct(r['pooled']['uar'])} %)"
-                           for v, r in multi["folds"].items())
-                       + f" -- {_verdict(best, targets['unseen_emodb_speakers_uar'])}.")
+        lines += _multi_section(ctx, multi, targets, answers)
         summary["multicorpus"] = multi
     if deg:
-        conditions = list(ctx.degraded["conditions"])
-        s = degraded_summary(deg, conditions)
-        n_full = sum(f["scores"]["plain"]["clean_full"]["n"] for f in deg.values()
-                     if "clean_full" in f["scores"].get("plain", {}))
-        lines += ["## In-domain: RAVDESS speaker-disjoint 5-fold, audio only", "",
-                  f"Built-in plan `{ctx.suite['data']['ravdess_plan']}` (5 folds of 4 test speakers, 2 validation "
-                  f"speakers from the training speakers); {n_full} test clips over the folds.", "",
-                  "| variant | folds | accuracy | per fold | UAR | macro-F1 |", "|---|---|---|---|---|---|"]
-        for v in (vs := [v for v in VARIANTS if s[v]["fold_accuracy"]]):
-            r = s[v]
-            lines.append(f"| {v} | {len(r['fold_accuracy'])} | {pct(r['mean_accuracy'])} ± {pct(r['std_accuracy'])} | "
-                         + ", ".join(pct(a) for a in r["fold_accuracy"]) + f" | {pct(r['mean_uar'])} | "
-                         f"{pct(r['mean_macro_f1'])} |")
-            if r["confusion"]:
-                plot_confusion(r["confusion"], r["labels"], figures / f"ravdess_5fold_{v}_confusion.png",
-                               title=f"RAVDESS 5-fold, audio only ({v})")
-        lines.append("")
-        best = max((s[v]["mean_accuracy"] or 0.0) for v in vs)
-        answers.append(f"- **RAVDESS 5-fold, audio only** (target >= {targets['ravdess_5fold_audio']:.0f} %): "
-                       + ", ".join(f"{v} {pct(s[v]['mean_accuracy'])} %" for v in vs)
-                       + f" over {len(s['plain']['fold_accuracy'])} folds -- "
-                       f"{_verdict(best if s['plain']['fold_accuracy'] else None, targets['ravdess_5fold_audio'])}."
-                       " Audio + AU: not run by this benchmark (see `ravdess_au.md`).")
-        fraction = float(ctx.degraded["test_fraction"])
-        lines += ["## Degraded audio (RAVDESS folds)", "",
-                  f"Each fold's test clips ({'all' if fraction >= 1 else f'the {pct(fraction)} % chosen by CRC32 of the clip id'}; "
-                  f"{s['plain']['n_degraded']} clips over {s['plain']['folds']} folds) through each condition "
-                  f"(seed {ctx.degraded['seed']}; babble: clips of the fold's training speakers only, one per speaker). "
-                  "Accuracy pooled over the folds' degraded clips; drop = clean accuracy on the same clips minus the "
-                  "degraded accuracy (points).", "",
-                  "| condition | " + " | ".join(f"{v} accuracy | {v} drop" for v in vs) + " |",
-                  "|---" * (1 + 2 * len(vs)) + "|",
-                  "| clean | " + " | ".join(f"{pct(s[v]['clean_degraded_clips'])} | 0.0" for v in vs) + " |"]
-        for c in conditions:
-            if all(c in s[v]["conditions"] for v in vs):
-                lines.append(f"| {c} | " + " | ".join(
-                    f"{pct(s[v]['conditions'][c]['accuracy'])} | {100 * s[v]['conditions'][c]['drop']:.1f}"
-                    for v in vs) + " |")
-        lines.append("")
-        for v in vs:
-            r = s[v]
-            if r["mean_drop"] is not None:
-                lines.append(f"- {v}: mean drop {100 * r['mean_drop']:.1f} points over {len(r['conditions'])} "
-                             f"conditions; worst {r['worst']} ({100 * r['conditions'][r['worst']]['drop']:.1f} points)"
-                             + (f"; not measured: {', '.join(r['missing'])}" if r["missing"] else "") + ".")
-        lines.append("")
-        drops = [s[v]["mean_drop"] for v in vs if s[v]["mean_drop"] is not None]
-        if drops:
-            answers.append(f"- **Degraded audio mean drop** (target <= {targets['degraded_mean_drop']:.0f} points): "
-                           + ", ".join(f"{v} {100 * s[v]['mean_drop']:.1f} (worst {s[v]['worst']})"
-                                       for v in vs if s[v]["mean_drop"] is not None)
-                           + f" -- {_verdict(min(drops), targets['degraded_mean_drop'], above=False)}.")
+        more, s = _degraded_section(ctx, deg, figures, targets, answers)
+        lines += more
         summary["degraded"] = {"summary": s, "folds": deg}
     missing = [p for p, r in (("crosscorpus", cross), ("loco", loco), ("multicorpus", multi), ("degraded", deg)) if not r]
     missing += [f"{p} ({v})" for p, r in (("crosscorpus", cross), ("loco", loco), ("multicorpus", (multi or {}).get("folds")))
