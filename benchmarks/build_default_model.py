@@ -153,13 +153,6 @@ def unseen_corpus(args, checkpoint: Path, recipe: dict, cache, temperature: floa
     return out
 
 
-def relative_roots(corpora: dict) -> dict:
-    """The corpora's description with each root relative to the repository (no machine's paths in the bundle)."""
-    for c in corpora["corpora"]:
-        c["root"] = os.path.relpath(c["root"], REPO)
-    return corpora
-
-
 def pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
@@ -329,7 +322,7 @@ def main() -> None:
     meta = {
         "training": {
             "recipe": recipe, "audio_model": args.audio_model, "model_config": model_config, "params": run.params,
-            "train_config": cfg.to_dict(train_cfg), "data": relative_roots(data.corpora.to_dict()),
+            "train_config": cfg.to_dict(train_cfg), "data": data.corpora.to_dict(),
             "command": " ".join(["python benchmarks/build_default_model.py", *(shlex.quote(a) for a in sys.argv[1:])]),
             "built": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"),
             "seconds": round(time.perf_counter() - t_start, 1),

@@ -12,6 +12,13 @@ A checkpoint folder holds ``model.safetensors`` and ``checkpoint.json``:
      "train": {...TrainConfig...}, "data": {...dataset, speakers...}, "metrics": {...},
      "versions": {"avemo": ..., "torch": ..., "numpy": ...}, "created": "..."}
 
+Paths of the data are recorded by :func:`recorded_path`: ``data.root``, each
+``data.corpora[].root`` and a visual table's ``source`` are the folder's (or file's) last two names,
+POSIX-style (``"ravdess/speech_audio"``, ``"emodb_dev/wav"``), next to the corpus name. A checkpoint
+says which data it was trained on, never where that data sat on the machine that trained it (no
+absolute path, no path relative to the trainer's working directory); nothing reads these fields
+back, so older checkpoints that hold such paths load unchanged.
+
 :func:`load_checkpoint` refuses (one-line :class:`~avemo.errors.CheckpointError`) a folder that
 is not a checkpoint, a foreign or corrupt file, or weights that do not fit the recorded model.
 """
@@ -42,6 +49,17 @@ FORMAT = "avemo.checkpoint"
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 META = "checkpoint.json"
+
+
+#: how many trailing names of a data path a checkpoint records (see the module doc)
+RECORDED_PATH_PARTS = 2
+
+
+def recorded_path(path: str | Path) -> str:
+    """How a checkpoint records a data folder or file: its last two names, POSIX-style, after ``..``
+    is resolved (``/x/wt/benchmarks/../../data/ravdess/speech_audio`` -> ``ravdess/speech_audio``)."""
+    parts = Path(os.path.normpath(os.path.abspath(path))).parts[1:]  # without the drive / root anchor
+    return "/".join(parts[-RECORDED_PATH_PARTS:])
 
 
 def package_versions() -> dict[str, str]:

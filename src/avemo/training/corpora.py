@@ -51,6 +51,7 @@ from avemo.config import load_file
 from avemo.datasets.labels import COMPARISON_MERGES, LabelSet, label_set_for
 from avemo.datasets.pairing import Take
 from avemo.errors import ConfigError
+from avemo.models.checkpoint import recorded_path
 
 SpaceMode = Literal["shared", "union_masked"]
 Balance = Literal["auto", "none", "corpus", "corpus_class"]
@@ -302,7 +303,7 @@ class Corpora:
 
     def to_dict(self) -> dict:
         return {
-            "corpora": [{"name": s.corpus, "dataset": s.dataset, "root": str(s.root), "weight": s.weight,
+            "corpora": [{"name": s.corpus, "dataset": s.dataset, "root": recorded_path(s.root), "weight": s.weight,
                          "speakers": list(s.speakers) if s.speakers is not None else "all",
                          "n": sum(t.dataset == s.corpus for t in self.takes)} for s in self.specs],
             "label_space": self.space.to_dict(),

@@ -29,7 +29,7 @@ from avemo.datasets.pairing import Take
 from avemo.errors import ConfigError, DatasetError
 from avemo.metrics import Metrics, compute_metrics
 from avemo.models.batching import TensorData
-from avemo.models.checkpoint import save_checkpoint
+from avemo.models.checkpoint import recorded_path, save_checkpoint
 from avemo.models.normalization import Normalizer
 from avemo.training.config import TrainConfig
 from avemo.training.corpora import (
@@ -253,7 +253,7 @@ def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: 
         "train": cfg.to_dict(config),
         "data": {
             "dataset": data.dataset,
-            "root": str(data.root),
+            "root": recorded_path(data.root),
             "speakers": {name: sorted({t.speaker for t in part.takes})
                          for name, part in zip(("train", "val", "test"), parts, strict=True)},
             "n": {name: len(part) for name, part in zip(("train", "val", "test"), parts, strict=True)},
@@ -265,7 +265,7 @@ def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: 
                     **({"compile_seconds": round(run.compile_seconds, 2)} if run.compile_seconds is not None else {})},
         **(extra_meta or {}),
     }
-    tables = {name: {"columns": list(t.columns), "source": str(t.source)} for name, t in data.tables.items()}
+    tables = {name: {"columns": list(t.columns), "source": recorded_path(t.source)} for name, t in data.tables.items()}
     save_checkpoint(run.out_dir, model, labels=data.labels, normalizer=norm, extra=meta, tables=tables)
     shutil.rmtree(run.out_dir / "last", ignore_errors=True)  # the run is complete: nothing to resume
 
