@@ -6,7 +6,11 @@
   6 labels both corpora share (the model's calm probability counts as neutral and its surprised
   probability is dropped, then the probabilities are renormalised; EmoDB boredom clips are left out).
 * **RAVDESS + EmoDB-dev, leave one EmoDB speaker out**: 5 runs; each trains on RAVDESS and 4
-  EmoDB-dev speakers in the shared label space (6 labels) and tests on the 5th speaker.
+  EmoDB-dev speakers in the shared label space (6 labels; or the masked union of all 9 with
+  ``--label-space union_masked``) and tests on the 5th speaker over the 6 shared labels.
+
+Every score is :func:`avemo.training.scoring.evaluate_checkpoint` on the run's checkpoint (the
+labels meet over :func:`avemo.datasets.labels.comparison_map`).
 
 Nothing is selected on the test speakers: ``C``, the input and the head come from earlier validation
 runs (see ``avemo.models.encoders.logistic``); these runs have no model selection at all.
@@ -18,6 +22,7 @@ features come from the feature cache; extracting them first takes about 15 min o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -29,19 +34,13 @@ from report import ROOT, header  # noqa: E402
 
 from avemo.cache import FeatureCache  # noqa: E402
 from avemo.datasets.folds import Fold, split  # noqa: E402
-from avemo.datasets.labels import COMPARISON_MERGES  # noqa: E402
-from avemo.datasets.labels import EMODB as EMODB_LABELS  # noqa: E402
-from avemo.datasets.labels import RAVDESS as RAVDESS_LABELS  # noqa: E402
-from avemo.metrics import compute_metrics  # noqa: E402
 from avemo.models import create_model  # noqa: E402
-from avemo.models.batching import TensorData  # noqa: E402
-from avemo.models.checkpoint import load_checkpoint  # noqa: E402
 from avemo.output_file import OutputFile  # noqa: E402
 from avemo.training import TrainConfig, load_data, train_run  # noqa: E402
-from avemo.training.corpora import CorpusSpec, build_label_space, qualify  # noqa: E402
+from avemo.training.corpora import CorpusSpec, qualify  # noqa: E402
 from avemo.training.data import gather  # noqa: E402
 from avemo.training.experiment import load_corpora  # noqa: E402
-from avemo.training.trainer import predict_proba  # noqa: E402
+from avemo.training.scoring import evaluate_checkpoint  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 RAVDESS = DATA / "ravdess" / "speech_audio"
@@ -50,71 +49,40 @@ EMODB_SPEAKERS = ("03", "08", "09", "10", "11")
 MODEL = "whisper_logreg"
 
 
-def shared_probabilities(probs: np.ndarray, source, space, corpus: str) -> np.ndarray:
-    """(n, len(source)) probabilities -> (n, len(space.labels)) over the shared labels, renormalised."""
-    m = np.zeros((len(source), len(space.labels)))
-    for i, e in enumerate(source.emotions):
-        target = space.maps[corpus][e]
-        if target is not None:
-            m[i, space.labels.index(target)] = 1.0
-    mapped = probs @ m
-    return mapped / mapped.sum(axis=1, keepdims=True)
-
-
-def shared_scores(probs: np.ndarray, y: np.ndarray, model_labels, shared):
-    """Metrics over the ``shared`` labels of test clips labelled ``y`` (indices into ``model_labels``):
-    clips whose label is not shared are left out; a model class counts as its shared label (itself, or
-    its documented merge, calm -> neutral), other classes are dropped and the rest renormalised."""
-    names = list(shared.emotions)
-    m = np.zeros((len(model_labels), len(names)))
-    for i, e in enumerate(model_labels):
-        target = e if e in names else COMPARISON_MERGES.get(e, (None, ""))[0]
-        if target in names:
-            m[i, names.index(target)] = 1.0
-    keep = np.array([model_labels[k] in names for k in y])
-    p = probs[keep] @ m
-    total = p.sum(axis=1, keepdims=True)
-    p = np.divide(p, total, out=np.full_like(p, 1.0 / len(names)), where=total > 0)
-    yy = np.array([names.index(model_labels[k]) for k in y[keep]])
-    return compute_metrics(yy, p, names), int(keep.sum())
-
-
 def ravdess_to_emodb(config: TrainConfig, cache: FeatureCache, out: Path) -> dict:
     ravdess = load_data("ravdess", RAVDESS)
     run = train_run(MODEL, ravdess, train_takes=ravdess.takes, val_takes=[], train_config=config, cache=cache,
                     out_dir=out / "ravdess_only", plots=False)
-    emodb = load_data("emodb", EMODB)
-    space = build_label_space({"ravdess": ravdess.labels, "emodb": emodb.labels}, "shared")
-
-    ckpt = load_checkpoint(out / "ravdess_only")
-    kept = [t for t in emodb.takes if space.maps["emodb"][t.emotion] is not None]
-    gathered = gather(kept, ckpt.inputs, cache=cache)
-    data = TensorData(ckpt.normalizer.transform(gathered), np.zeros(len(gathered), dtype=np.int64), ckpt.inputs)
-    probs = shared_probabilities(predict_proba(ckpt.model, data), ckpt.labels, space, "ravdess")
-    y = np.array([space.labels.index(space.maps["emodb"][t.emotion]) for t in gathered.takes])
-    m = compute_metrics(y, probs, list(space.labels.emotions))
-    return {"n": len(y), "train_seconds": run.train_seconds, "accuracy": m.accuracy, "uar": m.uar, "macro_f1": m.macro_f1,
-            "labels": list(space.labels.emotions), "confusion": np.asarray(m.confusion).tolist(),
-            "mapping": space.to_dict()}
+    ev = evaluate_checkpoint(out / "ravdess_only", load_data("emodb", EMODB), cache=cache)
+    return {**ev.to_dict(), "train_seconds": run.train_seconds}
 
 
 def leave_one_emodb_speaker_out(config: TrainConfig, cache: FeatureCache, out: Path, label_space: str) -> dict:
-    bundle = load_corpora([CorpusSpec("ravdess", RAVDESS), CorpusSpec("emodb", EMODB)], label_space)
-    shared = build_label_space({"ravdess": RAVDESS_LABELS, "emodb": EMODB_LABELS}, "shared").labels
+    """Each run is scored over the 6 labels RAVDESS and EmoDB share whatever its label space: its checkpoint
+    on the test speaker's clips of the shared-space bundle (a ``union_masked`` model's calm counts as
+    neutral, its surprised and boredom are dropped, :func:`~avemo.datasets.labels.comparison_map`).
+    On the EmoDB reader's own labels a ``union_masked`` checkpoint would be scored over 7 labels, boredom
+    included; a ``shared`` one over the same 6 either way."""
+    specs = [CorpusSpec("ravdess", RAVDESS), CorpusSpec("emodb", EMODB)]
+    bundle = load_corpora(specs, label_space)
+    scoring = bundle if label_space == "shared" else load_corpora(specs, "shared")
     gathered = gather(bundle.takes, create_model(MODEL, num_classes=len(bundle.labels)).inputs, cache=cache)
-    runs = []
+    runs, ev = [], None
     for s in EMODB_SPEAKERS:
         test = qualify("emodb", s)
         fold = Fold(number=0, test=(test,), val=(), train=tuple(x for x in bundle.speakers if x != test))
-        tr, _, te = split(bundle.takes, fold)
-        run = train_run(MODEL, bundle, train_takes=tr, val_takes=[], test_takes=te, train_config=config,
-                        cache=cache, out_dir=out / f"loso_emodb_{s}", plots=False, gathered=gathered)
-        m, n = shared_scores(run.test_probabilities, run.test_labels, bundle.labels.emotions, shared)
-        runs.append({"speaker": test, "n": n, "accuracy": m.accuracy, "uar": m.uar, "macro_f1": m.macro_f1,
+        tr, _, _ = split(bundle.takes, fold)
+        run = train_run(MODEL, bundle, train_takes=tr, val_takes=[], train_config=config, cache=cache,
+                        out_dir=out / f"loso_emodb_{s}", plots=False, gathered=gathered)
+        test_data = dataclasses.replace(scoring, takes=[t for t in scoring.takes if t.speaker == test])
+        ev = evaluate_checkpoint(run.out_dir, test_data, cache=cache)
+        m = ev.metrics
+        runs.append({"speaker": test, "n": m.n, "accuracy": m.accuracy, "uar": m.uar, "macro_f1": m.macro_f1,
                      "train_seconds": run.train_seconds})
-        print(f"{test}: UAR {m.uar:.3f}, accuracy {m.accuracy:.3f} (n={n})", flush=True)
+        print(f"{test}: UAR {m.uar:.3f}, accuracy {m.accuracy:.3f} (n={m.n})", flush=True)
     uar = np.array([r["uar"] for r in runs])
-    return {"labels": list(shared.emotions), "model_labels": list(bundle.labels.emotions), "runs": runs, "uar_mean": float(uar.mean()),
+    return {"labels": list(ev.comparison.labels.emotions), "model_labels": list(bundle.labels.emotions),
+            "comparison": ev.comparison.to_dict(), "runs": runs, "uar_mean": float(uar.mean()),
             "uar_std": float(uar.std()), "left_out": bundle.corpora.left_out}
 
 
@@ -139,12 +107,12 @@ def main() -> None:
     if not args.no_cross:
         cross = ravdess_to_emodb(TrainConfig(balance="none"), cache, out)
         print(f"RAVDESS -> EmoDB-dev: UAR {cross['uar']:.3f}, accuracy {cross['accuracy']:.3f}", flush=True)
-        lines.append(f"| RAVDESS (20 speakers, balance none) -> EmoDB-dev (5 speakers) | 6 shared | "
+        lines.append(f"| RAVDESS (20 speakers, balance none) -> EmoDB-dev (5 speakers) | {len(cross['labels'])} shared | "
                      f"{cross['uar']:.3f} | {cross['accuracy']:.3f} | {cross['n']} |")
     loso = leave_one_emodb_speaker_out(TrainConfig(balance=args.balance), cache, out / args.name, args.label_space)
     for r in loso["runs"]:
-        lines.append(f"| RAVDESS + EmoDB-dev minus {r['speaker']} -> {r['speaker']} | 6 shared | {r['uar']:.3f} | "
-                     f"{r['accuracy']:.3f} | {r['n']} |")
+        lines.append(f"| RAVDESS + EmoDB-dev minus {r['speaker']} -> {r['speaker']} | {len(loso['labels'])} shared "
+                     f"| {r['uar']:.3f} | {r['accuracy']:.3f} | {r['n']} |")
     lines += [
         f"| leave one EmoDB speaker out, mean ± std over 5 | | {loso['uar_mean']:.3f} ± {loso['uar_std']:.3f} | | |",
         "",
