@@ -2,18 +2,21 @@
 
 For each model: kind, paper, inputs, trainable parameters, and wall-clock milliseconds per
 training step (forward, loss, backward, SGD step) at batch 8 and per inference (eval, no grad) at
-batch 1, at the model's *default* input sizes, on CPU (all available cores unless ``--threads``)
+batch 1, at the model's *default* input sizes (a text input: token embeddings of its own
+``InputSpec``), on CPU (all available cores unless ``--threads``)
 or on CUDA with ``--device cuda`` (mixed precision with ``--amp``).
 
 Each model runs in its own subprocess, so one model's memory is released before the next and a
 crash or time-out is recorded instead of stopping the run. Before the batch-8 training step the
 child measures the memory growth of a batch-1 step and skips the batch-8 step (reporting the
-estimate) when it would not fit in the memory available.
+estimate) when it would not fit in the memory available. A model fitted in closed form (``closed_form``:
+``whisper_logreg``'s L-BFGS on all training clips at once) has no training step: its train column says
+so, with a note.
 
-    python benchmarks/models.py                       # all models -> docs/models.md
+    python benchmarks/models.py --json docs/models.json   # all models -> docs/models.md (+ what --merge reads)
     python benchmarks/models.py --models msaf mcbp --repeats 5 --out /tmp/models.md
     python benchmarks/models.py --device cuda --amp   # on a GPU machine
-    python benchmarks/models.py --models whisper_mlp --merge runs.json --json runs.json  # re-measure some rows
+    python benchmarks/models.py --models whisper_mlp --merge docs/models.json --json docs/models.json  # some rows
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 FREE_SEQUENCE = 300  # frames (3 s at 10 ms) for inputs of free length
 FREE_VECTOR = 128  # values for vector inputs of free size (mfa_fercnn's stip)
+FREE_TOKENS = 32  # tokens of a text input: above the 95th percentile of MELD's training utterances (20 words)
 MiB = 1024 * 1024
 # paper 000, Table 1 (M parameters); cfnsr_lstm: 26.40 (abstract) to 26.50 (table)
 TABLE_1 = {
@@ -70,7 +74,7 @@ def make_inputs(specs, batch, generator):
 
     out = {}
     for name, spec in specs.items():
-        free = FREE_SEQUENCE if spec.kind == "sequence" else FREE_VECTOR
+        free = (FREE_TOKENS if spec.modality == "text" else FREE_SEQUENCE) if spec.kind == "sequence" else FREE_VECTOR
         shape = (batch, *(free if d is None else d for d in spec.shape))
         out[name] = (
             torch.rand(shape, generator=generator)
@@ -127,6 +131,9 @@ def measure(name: str, args: argparse.Namespace) -> dict:
             model(x1)
 
     result["infer_ms"] = timed(infer, args.repeats)
+    if getattr(model, "closed_form", False):
+        result["train_ms"], result["train_note"] = None, "closed form"
+        return result
 
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp and device.type == "cuda")
@@ -196,7 +203,8 @@ def fmt_ms(value) -> str:
 
 
 def write_markdown(
-    results: list[dict], args: argparse.Namespace, elapsed: float, load: list[float], earlier: dict | None = None
+    results: list[dict], args: argparse.Namespace, elapsed: float, load: list[float], earlier: dict | None = None,
+    date: str | None = None,
 ) -> str:
     import torch
 
@@ -213,19 +221,14 @@ def write_markdown(
         "fusion models take `audio=`, `video=` (encoder names), `audio_config=`, `video_config=`.",
         "The input contract is documented in `src/avemo/models/registry.py`.",
         "",
-        f"Measured {datetime.date.today().isoformat()} on {device} ({platform.processor() or platform.machine()}),",
+        f"Measured {date or datetime.date.today().isoformat()} on {device} ({platform.processor() or platform.machine()}),",
         f"torch {torch.__version__}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')},",
         f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}",
         "(other jobs shared the machine: times are indicative). Parameters: trainable, 8 classes.",
         f"Train: ms per step (forward, loss, backward, SGD step) at batch {args.batch}; infer: ms per",
         f"forward at batch 1 in eval mode; median of {args.repeats} after one warm-up; default input sizes",
-        f"(free-length sequences: {FREE_SEQUENCE} frames). Run time {elapsed / 60:.0f} min.",
-        *(
-            [f"Only {', '.join(f'`{n}`' for n in earlier['measured'])} were measured in this run; the other rows "
-             f"come from the run of {earlier['date']} (load average at its end {earlier['load'][0]:.1f}), "
-             f"merged with `--merge`."]
-            if earlier else []
-        ),
+        f"(free-length sequences: {FREE_SEQUENCE} frames; text: {FREE_TOKENS} tokens). Run time {elapsed / 60:.0f} min.",
+        *_merged_lines(results, earlier),
         "",
         "| model | kind | paper | inputs | params | train ms (b=8) | infer ms (b=1) |",
         "|---|---|---|---|---:|---:|---:|",
@@ -253,6 +256,25 @@ def write_markdown(
     return "\n".join(lines)
 
 
+def _merged_lines(results: list[dict], earlier: dict | None) -> list[str]:
+    """Which rows come from earlier runs (``--merge``), by run."""
+    if not earlier:
+        return []
+    runs: dict[tuple[str, float], list[str]] = {}
+    for r in results:
+        if r["name"] not in earlier["measured"]:
+            runs.setdefault((r["run"]["date"], r["run"]["load"]), []).append(f"`{r['name']}`")
+    (date, load), *others = sorted(runs, key=lambda run: -len(runs[run]))  # the run of most rows first
+    rest = f"the run of {date} (load average at its end {load:.1f})"
+    if others:
+        parts = [f"{', '.join(runs[(d, lo)])} from the run of {d} (load average at its end {lo:.1f})" for d, lo in others]
+        rest = f"earlier runs, merged with `--merge`: {'; '.join(parts)}; the rest from {rest}"
+    else:
+        rest += ", merged with `--merge`"
+    return [f"Only {', '.join(f'`{n}`' for n in earlier['measured'])} were measured in this run; the other rows "
+            f"come from {rest}."]
+
+
 def _model_rows(results: list[dict]) -> tuple[list[str], list[str]]:
     """One table row per model, and the notes the rows refer to."""
     from avemo.models import default_inputs, model_info
@@ -277,6 +299,9 @@ def _model_rows(results: list[dict]) -> tuple[list[str], list[str]]:
         train = fmt_ms(r.get("train_ms"))
         if r.get("train_note"):
             train = r["train_note"]
+        if r.get("train_note") == "closed form":
+            notes.append(f"- `{r['name']}`: fitted in closed form (full-batch L-BFGS on all training clips at once, "
+                         "`avemo.models.closed_form.fit_logistic`), not by SGD steps: it has no time per step.")
         lines.append(
             f"| `{r['name']}` | {info['kind']} | {paper} | {inputs} | {params} | {train} | {fmt_ms(r.get('infer_ms'))} |"
         )
@@ -337,7 +362,7 @@ def main(argv=None) -> int:
     if args.from_json:
         saved = json.loads(args.from_json.read_text(encoding="utf-8"))
         args.out.write_text(
-            write_markdown(saved["results"], args, saved["elapsed"], saved["load"], saved.get("merged")),
+            write_markdown(saved["results"], args, saved["elapsed"], saved["load"], saved.get("merged"), saved["date"]),
             encoding="utf-8",
         )
         print(f"wrote {args.out}")
@@ -356,14 +381,18 @@ def main(argv=None) -> int:
         r = run_child(name, args)
         results.append(r)
         shown = (
-            r.get("error") or f"train {fmt_ms(r.get('train_ms'))} ms, infer {fmt_ms(r.get('infer_ms'))} ms"
+            r.get("error") or f"train {r.get('train_note') or fmt_ms(r.get('train_ms')) + ' ms'}, "
+                              f"infer {fmt_ms(r.get('infer_ms'))} ms"
         )
         print(f"{name:24s} {shown}  ({time.perf_counter() - t0:.0f} s)", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     elapsed = time.perf_counter() - start
     load = list(os.getloadavg()) if hasattr(os, "getloadavg") else [float("nan")] * 3
+    run = {"date": datetime.date.today().isoformat(), "load": round(load[0], 1)}
+    results = [{**r, "run": run} for r in results]
     if earlier:  # every registered model, in registry order: this run's rows, else the earlier run's
-        rows = {r["name"]: r for r in earlier["results"]} | {r["name"]: r for r in results}
+        before = {"date": earlier["date"], "load": round(earlier["load"][0], 1)}
+        rows = {r["name"]: {"run": before, **r} for r in earlier["results"]} | {r["name"]: r for r in results}
         results = [rows[n] for n in list_models() if n in rows]
     args.out.write_text(write_markdown(results, args, elapsed, load, earlier), encoding="utf-8")
     if args.json:
