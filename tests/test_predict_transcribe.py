@@ -159,6 +159,90 @@ def test_api_transcribe_field_and_query(predictor, ravdess_video, tmp_path):
     PredictionOut.model_validate(body)
 
 
+def _post(client, clip, form=None, query=""):
+    with open(clip, "rb") as fh:
+        return client.post(f"/v1/predict{query}", files={"file": (clip.name, fh, "video/mp4")}, data=form or {})
+
+
+def test_api_refuses_text_without_the_text_expert(predictor, make_clip, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from avemo.serving import ServeSettings, create_app
+
+    app = create_app(predictor=predictor, settings=ServeSettings(upload_dir=str(tmp_path)))
+    clip = make_clip("api_no_text.mp4", duration=1.0, audio="noise")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/healthz").json()["modalities"] == ["audio", "video"]
+        assert "text" not in client.get("/v1/models").json()["models"][0]["modalities"]
+        for refused in (_post(client, clip, {"modalities": "audio,video,text"}),
+                        _post(client, clip, query="?modalities=audio,text")):
+            assert refused.status_code == 422
+            error = refused.json()["error"]
+            assert error["code"] == "modality_unavailable" and "\n" not in error["message"]
+            assert "does not offer the text modality" in error["message"]
+            assert "avemo serve --modalities audio,video,text" in error["message"]
+        schema = client.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]["requestBody"]
+        field = schema["content"]["multipart/form-data"]["schema"]["properties"]["modalities"]
+        assert not re.fullmatch(field["pattern"], "audio,video,text") and re.fullmatch(field["pattern"], "video,audio")
+        assert "modality_unavailable" in field["description"]
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_text_server_needs_a_text_expert(predictor):
+    from avemo.serving import ServeSettings, create_app
+
+    with pytest.raises(ConfigError, match="no text expert is attached"):
+        create_app(predictor=predictor, settings=ServeSettings(modalities="audio,video,text"))
+    with pytest.raises(ConfigError, match="text is not among the modalities"):
+        ServeSettings(text_model="some/run")
+    with pytest.raises(ConfigError, match="text needs audio or video"):
+        ServeSettings(modalities="text")
+
+
+def test_api_text_modality_gives_the_json_of_avemo_predict(predictor, make_clip, tmp_path, monkeypatch):
+    """``avemo serve --modalities audio,video,text`` loads the bundled text expert as ``avemo predict``
+    does; a request with modalities=...,text gets the very JSON that ``avemo predict -f json`` prints."""
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from avemo import serving
+    from avemo.inference.predictor import Predictor
+    from avemo.serving import create_app
+    from avemo.serving.schemas import PredictionOut
+
+    monkeypatch.setattr(Predictor, "default", classmethod(lambda cls, **_: predictor))
+    started = {}
+    monkeypatch.setattr(serving, "run_server", lambda settings, predictor=None: started.update(
+        settings=settings, predictor=predictor))
+    result = _cli("serve", "--modalities", "audio,video,text", "--upload-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    settings, served = started["settings"], started["predictor"]
+    assert settings.offered == ("audio", "video", "text") and served.text is not None and predictor.text is None
+
+    clip = make_clip("api_text.mp4", duration=2.0, audio="speech")  # Whisper hears words in it
+    cli = _cli("predict", clip, "--modalities", "audio,video,text", "--format", "json")
+    assert cli.exit_code == 0, cli.output
+    expected = json.loads(cli.stdout)
+    assert expected["modalities"]["text"]["used"] is True and expected["transcript"]["text"]
+    with TestClient(create_app(predictor=served, settings=settings), raise_server_exceptions=False) as client:
+        assert client.get("/healthz").json()["modalities"] == ["audio", "video", "text"]
+        assert client.get("/v1/models").json()["models"][0]["modalities"] == ["audio", "video", "text"]
+        by_form = _post(client, clip, {"modalities": "audio,video,text"})
+        assert by_form.status_code == 200, by_form.text
+        body = by_form.json()
+        assert body == {**expected, "path": clip.name}
+        PredictionOut.model_validate(body)
+        assert _post(client, clip, query="?modalities=audio,video,text").json() == body
+        plain = _post(client, clip).json()  # text is used only when asked for
+        assert "text" not in plain["modalities"] and "transcript" not in plain
+        alone = _post(client, clip, {"modalities": "text"})
+        assert alone.status_code == 422 and "text needs audio or video" in alone.json()["error"]["message"]
+        field = client.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]["requestBody"]
+        pattern = field["content"]["multipart/form-data"]["schema"]["properties"]["modalities"]["pattern"]
+        assert re.fullmatch(pattern, "audio,video,text")
+
+
 # ----------------------------------------------------------------------------- the text expert
 def test_label_map_is_explicit():
     ravdess = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")

@@ -756,11 +756,16 @@ def test_serve_command_options_and_config_errors(tmp_path):
     result = runner.invoke(app, ["serve", "--help"])
     assert result.exit_code == 0
     for option in ("--host", "--port", "--workers", "--queue", "--max-upload-mb", "--max-duration", "--timeout",
-                   "--upload-dir", "--config"):
+                   "--upload-dir", "--config", "--modalities", "--text-model"):
         assert option in result.output
-    for default in ("[default: 127.0.0.1]", "[default: 8000]", "[default: 300.0]", "[default: 100.0]"):
+    for default in ("[default: 127.0.0.1]", "[default: 8000]", "[default: 300.0]", "[default: 100.0]",
+                    "[default: audio,video]"):
         assert default in result.output  # the defaults are shown (rich used to swallow them as markup)
     bad = tmp_path / "serve.toml"
     bad.write_text("workers = 0\n")
     result = runner.invoke(app, ["serve", "--config", str(bad)])
     assert isinstance(result.exception, ConfigError) and "workers must be >= 1" in str(result.exception)
+    result = runner.invoke(app, ["serve", "--text-model", str(tmp_path)])  # a text model, but text not offered
+    assert isinstance(result.exception, ConfigError) and "--modalities audio,video,text" in str(result.exception)
+    result = runner.invoke(app, ["serve", "--modalities", "audio,smell"])
+    assert isinstance(result.exception, ConfigError) and "audio,smell" in str(result.exception)

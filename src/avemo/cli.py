@@ -909,6 +909,14 @@ def serve(
         Path | None, typer.Option(help="Parent folder of the private upload folders.",
                                   show_default="the system temp folder")
     ] = None,
+    modalities: Annotated[str, typer.Option(help="Comma-separated modalities requests may ask for: audio, video; add "
+                                                 "text to load the opt-in text expert on the transcript (see "
+                                                 "--text-model). A request uses the others unless it asks for text.")
+                          ] = _SERVE.modalities,
+    text_model: Annotated[
+        Path | None, typer.Option(help="The text expert of --modalities ...,text: a text-only checkpoint from "
+                                       "`avemo train` (default: the bundled text model, when there is one).")
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="Settings file (TOML/YAML/JSON) with any key of ServeSettings, "
                                                    "e.g. read_timeout, min_upload_rate, max_uploads, min_hop, "
@@ -938,12 +946,17 @@ def serve(
         max_duration=given("max_duration", max_duration),
         request_timeout=given("timeout", timeout),
         upload_dir=None if upload_dir is None else str(upload_dir),
+        modalities=given("modalities", modalities),
+        text_model=None if text_model is None else str(text_model),
     )
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         console_err.print(f"[yellow]warning:[/] listening on {escape(settings.host)}: the service has no "
                           "authentication; put it behind a proxy that has.")
-    console_err.print(f"avemo: loading the model, then serving on http://{settings.host}:{settings.port}/ (Ctrl-C stops)")
-    run_server(settings)
+    console_err.print(f"avemo: loading the model, then serving {settings.modalities.replace(',', ', ')} on "
+                      f"http://{settings.host}:{settings.port}/ (Ctrl-C stops)")
+    with_text = "text" in settings.offered
+    text_path = None if settings.text_model is None else Path(settings.text_model)
+    run_server(settings, predictor=_load_predictor(None, "torch", "auto", text_path, with_text))
 
 
 def main() -> None:

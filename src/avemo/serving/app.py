@@ -49,7 +49,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from avemo.errors import AvemoError, FeatureError, MediaError, MissingStreamError
+from avemo.errors import AvemoError, ConfigError, FeatureError, MediaError, MissingStreamError
+from avemo.inference.text import TEXT
 from avemo.modality import MEDIA_MODALITIES
 from avemo.serving.options import PredictOptions, check_timeline, parse_options, predict_form_schema
 from avemo.serving.progress import PROGRESS_ID, ProgressBoard
@@ -106,12 +107,16 @@ class _SecurityHeaders:
 
 def describe_model(predictor: Any) -> dict[str, Any]:
     """The loaded model as ``GET /v1/models`` shows it: the predictor's ``info()`` (when it has one)
-    with, at least, ``name``, ``labels``, ``modalities`` and the model ``card`` (Markdown or null)."""
+    with, at least, ``name``, ``labels``, ``modalities`` (``text`` among them when a text expert is
+    attached: :meth:`~avemo.inference.predictor.Predictor.with_text_expert`) and the model ``card``
+    (Markdown or null)."""
     info = predictor.info() if callable(getattr(predictor, "info", None)) else {}
     info = dict(info or {})
     info.setdefault("name", getattr(predictor, "name", type(predictor).__name__))
     info.setdefault("labels", list(getattr(predictor, "labels", [])))
     info.setdefault("modalities", list(getattr(predictor, "modalities", MEDIA_MODALITIES)))
+    if (info.get(TEXT) is not None or getattr(predictor, TEXT, None) is not None) and TEXT not in info["modalities"]:
+        info["modalities"] = [*info["modalities"], TEXT]
     if "card" not in info:
         card = getattr(predictor, "card", None)
         info["card"] = card() if callable(card) else card
@@ -203,7 +208,13 @@ class _Service:
 
     @classmethod
     def build(cls, predictor: Any, settings: ServeSettings) -> _Service:
-        return cls(predictor, settings, describe_model(predictor), PredictionPool(settings.workers, settings.queue_size),
+        info = describe_model(predictor)
+        lacking = [m for m in settings.offered if m not in info["modalities"]]
+        if lacking:
+            raise ConfigError(f"serve settings: modalities={settings.modalities}, but the model cannot use "
+                              f"{', '.join(lacking)}" + (" (no text expert is attached: Predictor.with_text_expert)"
+                                                         if TEXT in lacking else ""))
+        return cls(predictor, settings, info, PredictionPool(settings.workers, settings.queue_size),
                    Gate(settings.max_uploads), ProgressBoard(), _accepts_progress(predictor))
 
     @property
@@ -348,6 +359,7 @@ def _add_routes(app: FastAPI, service: _Service) -> None:
             "status": "ok",
             "version": __version__,
             "model": str(service.model_info.get("name")),
+            "modalities": list(service.settings.offered),
             "queue": {"workers": pool.workers, "capacity": pool.capacity, "in_use": pool.in_use,
                       "uploading": service.uploads.count, "max_uploads": service.uploads.limit},
             "limits": service.limits,
@@ -372,7 +384,10 @@ def _add_routes(app: FastAPI, service: _Service) -> None:
         "/v1/predict",
         summary="Predict the emotions of an uploaded video or audio file",
         description="A multipart/form-data upload with a `file` field and optional `window`, `hop`, "
-        "`modalities`, `transcribe` and `progress_id` fields. Returns the same JSON as `avemo predict --format json`.",
+        "`modalities`, `transcribe` and `progress_id` fields (`modalities` and `transcribe` also as query "
+        "parameters). Returns the same JSON as `avemo predict --format json` with the same options. "
+        "`modalities` may include `text` (the text expert on the transcript; implies `transcribe`) when the "
+        "server offers it (`GET /healthz` lists what it offers); otherwise 422 `modality_unavailable`.",
         response_model=PredictionOut,
         responses=error_responses(400, 408, 413, 415, 422, 500, 503, 504),
         openapi_extra=predict_form_schema(service.settings, service.default_window, service.default_hop),
@@ -382,13 +397,22 @@ def _add_routes(app: FastAPI, service: _Service) -> None:
 
 
 def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> FastAPI:
-    """Build the application around ``predictor`` (default: ``Predictor.default()``, loaded now)."""
+    """Build the application around ``predictor`` (default: ``Predictor.default()``, loaded now).
+
+    Settings that offer the text modality need a predictor with a text expert attached
+    (``avemo serve --modalities audio,video,text`` loads it as ``avemo predict`` does), else a
+    ConfigError; the speech recogniser is then loaded now too, so that missing weights stop the
+    server at its start, not each request."""
     settings = settings or ServeSettings()
     if predictor is None:
         from avemo.inference import Predictor
 
         predictor = Predictor.default()
     service = _Service.build(predictor, settings)
+    if TEXT in settings.offered:
+        from avemo.features.audio.asr import load_recogniser
+
+        load_recogniser()
     app = FastAPI(
         title="avemo",
         version=__version__,

@@ -1,8 +1,11 @@
 """The options of one prediction request: its form fields, validated, and their OpenAPI description.
 
 ``window``, ``hop``, ``modalities``, ``transcribe`` and ``progress_id`` arrive as multipart form
-fields next to the file (:mod:`avemo.serving.uploads` reads them); ``transcribe`` may also be a
-query parameter (``POST /v1/predict?transcribe=true``). :func:`parse_options` checks them against the
+fields next to the file (:mod:`avemo.serving.uploads` reads them); ``modalities`` and ``transcribe``
+may also be query parameters (``POST /v1/predict?modalities=audio,video,text``). A request may ask
+only for the modalities the server offers (:attr:`ServeSettings.offered
+<avemo.serving.settings.ServeSettings.offered>`; ``text`` when it was started with the text
+expert), else 422 ``modality_unavailable`` saying how to enable it. :func:`parse_options` checks them against the
 server's limits (:class:`~avemo.serving.settings.ServeSettings`: window lengths, the shortest hop)
 and answers 422 for anything out of range; :func:`check_timeline` refuses, once the media's length
 is known, a hop that would make more timeline rows than the server answers with.
@@ -12,10 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from avemo.modality import MEDIA_MODALITIES
+from avemo.inference.text import TEXT
+from avemo.modality import MODALITIES
 from avemo.serving.progress import PROGRESS_ID
 from avemo.serving.responses import ApiError
 from avemo.serving.settings import ServeSettings
@@ -63,6 +67,45 @@ def _flag(upload: Upload, name: str, query: Mapping[str, str]) -> bool:
     return value
 
 
+def _modalities(upload: Upload, offered: Sequence[str], query: Mapping[str, str]) -> tuple[str, ...]:
+    """The ``modalities`` field (or query parameter), checked against the modalities this server
+    offers; without one, the offered media modalities (text is used only when asked for)."""
+    values = upload.fields.get("modalities") or ([query["modalities"]] if "modalities" in query else [])
+    chosen: list[str] = []
+    for value in values:
+        for item in value.split(","):
+            item = item.strip().lower()
+            if not item:
+                continue
+            if item not in MODALITIES:
+                raise ApiError(422, "invalid_field", f"unknown modality '{item[:20]}'; use {_choices(offered)}")
+            if item not in chosen:
+                chosen.append(item)
+    if values and not chosen:
+        raise ApiError(422, "invalid_field", f"modalities is empty; use {_choices(offered)}")
+    for item in chosen:
+        if item not in offered:
+            raise ApiError(422, "modality_unavailable", f"this server does not offer the {item} modality "
+                           f"(it offers {', '.join(offered)}); {_enable_hint(item, offered)}")
+    if chosen == [TEXT]:
+        raise ApiError(422, "invalid_field", "modalities: text needs audio or video next to it (the text expert "
+                       "adds to the other experts), e.g. audio,video,text")
+    return tuple(m for m in MODALITIES if m in chosen) if chosen else tuple(m for m in offered if m != TEXT)
+
+
+def _choices(offered: Sequence[str]) -> str:
+    return f"one or more of {', '.join(offered)}, comma-separated (e.g. {','.join(offered)})"
+
+
+def _enable_hint(modality: str, offered: Sequence[str]) -> str:
+    """How the server's operator enables ``modality``."""
+    wanted = ",".join(m for m in MODALITIES if m in offered or m == modality)
+    if modality == TEXT:
+        return (f"start it with avemo serve --modalities {wanted} to load the text expert on the transcript "
+                "(--text-model RUN picks the text model; default: the bundled one)")
+    return f"start it with avemo serve --modalities {wanted}"
+
+
 def parse_options(upload: Upload, settings: ServeSettings, default_window: float = 1.0,
                   query: Mapping[str, str] | None = None) -> PredictOptions:
     """Validate the form fields (and the query parameters that may stand for them); 422 for anything out of range."""
@@ -75,23 +118,11 @@ def parse_options(upload: Upload, settings: ServeSettings, default_window: float
     if hop is not None and not settings.min_hop <= hop <= longest:
         raise ApiError(422, "invalid_field",
                        f"hop must lie between {settings.min_hop:g} s and the window ({longest:g} s), got {hop:g}")
-    chosen: list[str] = []
-    for value in upload.fields.get("modalities", []):
-        for item in value.split(","):
-            item = item.strip().lower()
-            if not item:
-                continue
-            if item not in MEDIA_MODALITIES:
-                raise ApiError(422, "invalid_field",
-                               f"unknown modality '{item[:20]}'; use audio, video or audio,video")
-            if item not in chosen:
-                chosen.append(item)
-    if "modalities" in upload.fields and not chosen:
-        raise ApiError(422, "invalid_field", "modalities is empty; use audio, video or audio,video")
+    chosen = _modalities(upload, settings.offered, query or {})
     progress_id = upload.field("progress_id")
     if progress_id is not None and not PROGRESS_ID.match(progress_id):
         raise ApiError(422, "invalid_field", "progress_id must be 32 lower-case hex digits")
-    return PredictOptions(window=window, hop=hop, modalities=tuple(chosen) or MEDIA_MODALITIES, progress_id=progress_id,
+    return PredictOptions(window=window, hop=hop, modalities=chosen, progress_id=progress_id,
                           transcribe=_flag(upload, "transcribe", query or {}))
 
 
@@ -104,6 +135,26 @@ def check_timeline(upload: Upload, duration: float | None, hop: float, settings:
                        f"{upload.filename}: a hop of {hop:g} s over {duration:.0f} s makes {rows} timeline windows; "
                        f"this server answers with at most {settings.max_timeline_rows} (use a hop of at least "
                        f"{math.ceil(shortest * 100) / 100:g} s)")
+
+
+def _modalities_schema(offered: Sequence[str]) -> dict[str, Any]:
+    """The ``modalities`` field as this server accepts it: a comma-separated list of what it offers."""
+    names = "|".join(offered)
+    media = ",".join(m for m in offered if m != TEXT)
+    text = ("`text` adds the text expert on the transcript (it implies `transcribe`; the JSON then has "
+            "`modalities.text` with the text model's own probabilities, and the clip's and each window's "
+            "probabilities include its evidence); it needs audio or video next to it."
+            if TEXT in offered else
+            "`text` (the text expert on the transcript) is not offered by this server: such a request is answered "
+            "422 `modality_unavailable`; start the server with `avemo serve --modalities audio,video,text` to offer it.")
+    return {
+        "type": "string",
+        "pattern": f"^({names})(,({names})){{0,{len(offered) - 1}}}$",
+        "maxLength": MAX_FIELD_BYTES,
+        "default": media,
+        "description": f"Which modalities to use, comma-separated, among those this server offers: "
+        f"{', '.join(offered)} (default: {media}). {text} Also accepted as a query parameter.",
+    }
 
 
 def predict_form_schema(settings: ServeSettings, default_window: float, default_hop: float) -> dict[str, Any]:
@@ -140,13 +191,7 @@ def predict_form_schema(settings: ServeSettings, default_window: float, default_
                                 "description": f"Timeline hop in seconds, <= window (default: the model's, "
                                 f"{default_hop:g} s); duration / hop may not exceed {settings.max_timeline_rows}.",
                             },
-                            "modalities": {
-                                "type": "string",
-                                "pattern": "^(audio|video)(,(audio|video))?$",
-                                "maxLength": MAX_FIELD_BYTES,
-                                "default": "audio,video",
-                                "description": "Which modalities to use: audio, video, or audio,video.",
-                            },
+                            "modalities": _modalities_schema(settings.offered),
                             "transcribe": {
                                 "type": "boolean",
                                 "default": False,

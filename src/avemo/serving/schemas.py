@@ -120,6 +120,9 @@ class HealthOut(BaseModel):
     status: str
     version: str = Field(description="The avemo version.")
     model: str = Field(description="Name of the loaded model.")
+    modalities: list[str] = Field(description="The modalities a request may ask for: audio and video, and text when "
+                                  "the server was started with the text expert (avemo serve --modalities "
+                                  "audio,video,text).")
     queue: QueueOut
     limits: LimitsOut
 
@@ -129,7 +132,8 @@ class ModelOut(BaseModel):
 
     name: str
     labels: list[str] = Field(description="The emotions the model predicts, in output order.")
-    modalities: list[str] = Field(description="The modalities the model can use.")
+    modalities: list[str] = Field(description="The modalities the model can use (text when a text expert is "
+                                  "attached).")
     card: str | None = Field(description="The model card (Markdown), if the model ships one.")
 
 

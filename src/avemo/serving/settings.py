@@ -12,6 +12,7 @@ from pathlib import Path
 
 from avemo.config import from_dict, load_file
 from avemo.errors import ConfigError
+from avemo.modality import MEDIA_MODALITIES, parse_modalities
 
 MIB = 1024 * 1024
 
@@ -63,6 +64,11 @@ class ServeSettings:
     #: (a 300 s file at hop 0.001 s would be 300,000 rows and 100 MB of JSON)
     min_hop: float = 0.1
     max_timeline_rows: int = 10_000
+    #: the modalities requests may ask for, as ``avemo predict --modalities``: audio, video; text
+    #: loads the text expert on the transcript (requests still use audio and video unless they ask)
+    modalities: str = ",".join(MEDIA_MODALITIES)
+    #: the text expert's checkpoint folder (``--text-model``); None: the bundled text model
+    text_model: str | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -86,6 +92,18 @@ class ServeSettings:
                 raise ConfigError(f"serve settings: {reason}")
         if self.upload_dir is not None and not Path(self.upload_dir).is_dir():
             raise ConfigError("upload_dir is not an existing folder", self.upload_dir)
+        offered = self.offered  # checks the names
+        if offered == ("text",):
+            raise ConfigError("serve settings: modalities: text needs audio or video next to it (the text expert adds "
+                              "to the other experts), e.g. audio,video,text")
+        if self.text_model is not None and "text" not in offered:
+            raise ConfigError("serve settings: a text model is given but text is not among the modalities "
+                              "(use --modalities audio,video,text)")
+
+    @property
+    def offered(self) -> tuple[str, ...]:
+        """The modalities requests may ask for, in canonical order (``"video,text,audio"`` -> audio, video, text)."""
+        return parse_modalities(self.modalities, where="serve settings: modalities")
 
     @property
     def capacity(self) -> int:

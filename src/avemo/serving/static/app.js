@@ -60,9 +60,30 @@ async function loadLimits() {
     input.max = window.max;
     input.value = window.default;
     $("hop-text").textContent = `A new window starts every ${formatSeconds(health.limits.default_hop)}.`;
+    offerModalities(health.modalities ?? ["audio", "video"]);
   } catch {
     // the page still works; the server enforces its limits anyway
   }
+}
+
+// A modality the server does not offer (text, unless it was started with the text expert) is
+// unticked and disabled, with a tooltip saying how to enable it.
+function offerModalities(offered) {
+  for (const box of document.querySelectorAll('input[name="modalities"]')) {
+    const available = offered.includes(box.value);
+    box.disabled = !available;
+    if (!available) box.checked = false;
+    const label = box.closest("label");
+    const wanted = ["audio", "video", "text"].filter((m) => offered.includes(m) || m === box.value).join(",");
+    label.title = available ? "" : `This server does not offer the ${box.value} modality (start it with: avemo serve --modalities ${wanted}).`;
+  }
+}
+
+// Text needs the transcript: ticking it ticks (and locks) "Transcribe speech".
+function followTextBox() {
+  const transcribe = $("transcribe-input");
+  if ($("text-input").checked) transcribe.checked = true;
+  transcribe.disabled = $("text-input").checked;
 }
 
 // ---------------------------------------------------------------- recording
@@ -155,7 +176,7 @@ function submit(event) {
     return;
   }
   const modalities = selectedModalities();
-  if (!modalities.length) {
+  if (!modalities.some((m) => m !== "text")) {
     showError("Tick at least one of voice (audio) or face (video).");
     return;
   }
@@ -326,7 +347,7 @@ function showTranscript(result) {
 function showModalities(result) {
   const list = $("modalities-list");
   list.replaceChildren();
-  const names = { audio: "Voice (audio)", video: "Face (video)" };
+  const names = { audio: "Voice (audio)", video: "Face (video)", text: "Words (text)" };
   for (const [modality, status] of Object.entries(result.modalities)) {
     const item = document.createElement("li");
     item.dataset.modality = modality;
@@ -339,6 +360,7 @@ function showModalities(result) {
     if (modality === "video" && status.used && result.face_coverage != null) {
       item.append(`, face found in ${percent(result.face_coverage)} of the analysed frames`);
     }
+    if (status.probabilities) item.append(" ", modalityScores(status.probabilities));
     list.appendChild(item);
   }
   const model = result.model ?? {};
@@ -348,6 +370,15 @@ function showModalities(result) {
   $("warnings-text").hidden = !warnings.length;
   $("warnings-text").textContent = warnings.length
     ? `The file is damaged; the result covers what could be decoded: ${warnings.join("; ")}.` : "";
+}
+
+// A modality's own clip-level probabilities, most likely first (its evidence before the fusion).
+function modalityScores(probabilities) {
+  const scores = document.createElement("span");
+  scores.className = "scores";
+  const ranked = Object.entries(probabilities).sort((a, b) => b[1] - a[1]);
+  scores.textContent = `(on its own: ${ranked.map(([emotion, p]) => `${emotion} ${percent(p)}`).join(", ")})`;
+  return scores;
 }
 
 function showMedia(result) {
@@ -418,4 +449,5 @@ $("file-input").addEventListener("change", (event) => {
 });
 $("record-button").addEventListener("click", toggleRecording);
 $("predict-form").addEventListener("submit", submit);
+$("text-input").addEventListener("change", followTextBox);
 loadLimits();
