@@ -81,8 +81,19 @@ class PageWatch:
             self.foreign.append(request.url)
 
 
-@pytest.fixture
-def page(browser, server):
+@pytest.fixture(scope="module")
+def text_server(upload_root):
+    """A server started as ``avemo serve --modalities audio,video,text`` (the bundled text expert)."""
+    from avemo.inference import Predictor
+    from avemo.inference.text import load_text_expert
+
+    settings = ServeSettings(port=0, upload_dir=str(upload_root), modalities="audio,video,text")
+    predictor = Predictor.default().with_text_expert(load_text_expert())
+    with BackgroundServer(create_app(predictor=predictor, settings=settings)) as running:
+        yield running
+
+
+def _open(browser, server):
     context = browser.new_context(viewport={"width": 1100, "height": 1300})
     tab = context.new_page()
     tab.set_default_timeout(120_000)
@@ -91,6 +102,16 @@ def page(browser, server):
     yield tab, watch
     context.close()
     assert watch.foreign == [], f"the page contacted other hosts: {watch.foreign}"
+
+
+@pytest.fixture
+def page(browser, server):
+    yield from _open(browser, server)
+
+
+@pytest.fixture
+def text_page(browser, text_server):
+    yield from _open(browser, text_server)
 
 
 def test_upload_real_clip_renders_label_bars_chart_and_follows_playback(page, server, ravdess_video, tmp_path):
@@ -166,6 +187,49 @@ def test_transcribe_checkbox_shows_the_transcript_and_the_words_of_each_window(p
     assert tab.locator("#timeline-table thead th").last.text_content() == "words"
     words = tab.locator("#timeline-table tbody tr td:last-child").all_text_contents()
     assert any("door" in w for w in words) and "" in words  # the last windows of the clip are silent
+    assert watch.errors == []
+
+
+def test_text_checkbox_is_disabled_with_a_tooltip_when_the_server_lacks_the_text_expert(page):
+    tab, watch = page
+    tab.locator("#limits-text", has_text="At most").wait_for()  # GET /healthz has answered
+    tab.locator("details.options summary").click()
+    box = tab.get_by_label("Words (text)")
+    assert box.is_disabled() and not box.is_checked()
+    assert "avemo serve --modalities audio,video,text" in tab.locator("#text-label").get_attribute("title")
+    assert tab.get_by_label("Voice (audio)").is_enabled() and tab.get_by_label("Face (video)").is_checked()
+    assert watch.errors == []
+
+
+def test_text_modality_shows_its_scores_like_the_other_modalities(text_page, text_server, ravdess_video):
+    tab, watch = text_page
+    with open(ravdess_video, "rb") as fh:
+        expected = httpx.post(text_server.url + "/v1/predict", files={"file": (ravdess_video.name, fh)},
+                              data={"modalities": "audio,video,text"}, timeout=120).json()
+    tab.locator("#limits-text", has_text="At most").wait_for()
+    tab.get_by_label("Video or audio file").set_input_files(ravdess_video)
+    tab.locator("details.options summary").click()
+    box = tab.get_by_label("Words (text)")
+    assert box.is_enabled() and not box.is_checked()  # offered, never on by default
+    assert tab.locator("#text-label").get_attribute("title") == ""
+    box.check()
+    transcribe = tab.get_by_label("Transcribe speech")
+    assert transcribe.is_checked() and transcribe.is_disabled()  # text implies the transcript
+    tab.get_by_role("button", name="Analyse clip").click()
+    tab.locator("#result").wait_for(state="visible")
+
+    assert tab.locator("#emotion-label").text_content() == expected["emotion"]
+    assert "dogs are sitting by the door" in tab.locator("#transcript-text").text_content().lower()
+    text = tab.locator('#modalities-list li[data-modality="text"]')
+    assert text.locator(".used").count() == 1 and text.text_content().startswith("Words (text): used")
+    own = expected["modalities"]["text"]["probabilities"]
+    top = max(own, key=own.get)
+    assert text.locator(".scores").text_content().startswith(f"(on its own: {top} ")
+    for modality in ("audio", "video"):  # every used modality shows its own scores the same way
+        item = tab.locator(f'#modalities-list li[data-modality="{modality}"]')
+        assert item.locator(".scores").count() == int(expected["modalities"][modality]["probabilities"] is not None)
+    box.uncheck()
+    assert transcribe.is_enabled()
     assert watch.errors == []
 
 
