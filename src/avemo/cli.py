@@ -953,7 +953,7 @@ def serve(
         console_err.print(f"[yellow]warning:[/] listening on {escape(settings.host)}: the service has no "
                           "authentication; put it behind a proxy that has.")
     console_err.print(f"avemo: loading the model, then serving {settings.modalities.replace(',', ', ')} on "
-                      f"http://{settings.host}:{settings.port}/ (Ctrl-C stops)")
+                      f"http://{settings.host}:{settings.port}/ (Ctrl-C stops)", soft_wrap=True)
     with_text = "text" in settings.offered
     text_path = None if settings.text_model is None else Path(settings.text_model)
     run_server(settings, predictor=_load_predictor(None, "torch", "auto", text_path, with_text))
