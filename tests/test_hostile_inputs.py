@@ -182,11 +182,44 @@ def test_a_file_name_is_shown_as_it_is_not_as_markup(corpus, monkeypatch, capsys
         (["--window", "0"], "window must be a positive number of seconds"),
         (["--window", "nan"], "window must be a positive number of seconds"),
         (["--hop", "-1"], "hop must be a positive number of seconds"),
+        (["--window", "0.25", "--hop", "0.001"], "hop must be at least 0.01 s (the shortest timeline step), got 0.001"),
     ],
 )
 def test_a_bad_window_is_refused_before_the_model_loads(corpus, monkeypatch, capsys, no_model, args, message):
     code, _, err = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", *args)
     _one_line_error(code, err, message)
+
+
+def test_a_timeline_with_too_many_rows_is_refused_before_the_analysis(corpus, monkeypatch, capsys, predictor):
+    """The library's bound (MAX_ROWS, lowered here so that a short clip crosses it) holds for the
+    CLI and the Python API alike, and is checked before the experts run."""
+    from avemo.errors import ConfigError
+    from avemo.inference import windows
+
+    monkeypatch.setattr(windows, "MAX_ROWS", 20)
+
+    def refuse(*_):
+        raise AssertionError("the file was analysed although its timeline was already known to be too long")
+
+    monkeypatch.setattr(type(predictor._backend), "run", refuse)
+    code, out, err = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", "--window", "0.25", "--hop", "0.05")
+    _one_line_error(code, err, "voice.wav: a hop of 0.05 s over 2 s makes 33 timeline windows; at most 20 are "
+                               "allowed (use a hop of at least 0.09 s)")
+    with pytest.raises(ConfigError, match="makes 33 timeline windows; at most 20"):
+        predictor.predict(corpus / "voice.wav", hop=0.05)
+    with pytest.raises(ConfigError, match="hop must be at least 0.01 s"):
+        predictor.predict(corpus / "voice.wav", hop=0.001)
+
+
+def test_the_server_cannot_be_looser_than_the_library():
+    from avemo.errors import ConfigError
+    from avemo.serving.settings import ServeSettings
+
+    with pytest.raises(ConfigError, match=r"need 0.01 \(the library's shortest hop\) <= min_hop"):
+        ServeSettings(min_hop=0.001)
+    with pytest.raises(ConfigError, match=r"max_timeline_rows must lie in 1..100000"):
+        ServeSettings(max_timeline_rows=1_000_000)
+    assert ServeSettings(min_hop=0.5, max_timeline_rows=50).min_hop == 0.5  # stricter is fine
 
 
 # ----------------------------------------------------------------------------- bad destinations
