@@ -289,6 +289,94 @@ def test_an_output_replaces_the_file_whole_with_ordinary_permissions(corpus, mon
     assert _listing(tmp_path) == ["result.csv"]
 
 
+# ------------------------------------------- the destinations of extract, evaluate and benchmark
+#: a suite of one quick model for `avemo benchmark` on the generated corpus (fold 1 of the plan
+#: "ravdess" tests speaker 01, validates on 05 and trains on 07)
+TINY_SUITE = """name = "tiny"
+title = "one quick model"
+dataset = "ravdess"
+plan = "ravdess"
+[train]
+epochs = 1
+[groups]
+"audio only" = ["egemaps_mlp"]
+[[entries]]
+models = ["egemaps_mlp"]
+"""
+
+
+@pytest.fixture(scope="module")
+def generated(make_ravdess, tmp_path_factory) -> dict[str, Path]:
+    """A generated RAVDESS-layout corpus, a checkpoint trained on it, and the tiny suite."""
+    from typer.testing import CliRunner
+
+    from avemo.cli import app
+
+    work = tmp_path_factory.mktemp("generated")
+    corpus = make_ravdess(("01", "05", "07"))
+    result = CliRunner().invoke(app, ["train", "-d", "ravdess", "-r", str(corpus), "-m", "egemaps_mlp", "--epochs", "1",
+                                      "--out", str(work / "run"), "--cache", str(work / "cache"), "-j", "1"])
+    assert result.exit_code == 0, result.output
+    (work / "tiny.toml").write_text(TINY_SUITE)
+    return {"corpus": corpus, "checkpoint": work / "run", "suite": work / "tiny.toml", "cache": work / "cache"}
+
+
+def _command(name: str, corpus: Path, generated: dict[str, Path], cache: Path) -> list:
+    """``avemo ...`` of each command whose destination is checked; the destination option comes last."""
+    evaluate = ["evaluate", "-c", generated["checkpoint"], "-r", generated["corpus"], "-j", "1", "--cache", cache]
+    return {
+        "extract --summary": ["extract", corpus / "voice.wav", "-f", "mfcc", "--cache", cache, "--summary"],
+        "extract --out": ["extract", corpus / "voice.wav", "-f", "mfcc", "--cache", cache, "--out"],
+        "evaluate --json": [*evaluate, "--json"],
+        "evaluate --plots": [*evaluate, "--plots"],
+        "benchmark --out": ["benchmark", generated["suite"], "-r", generated["corpus"], "--folds", "1", "--cache", cache,
+                            "--out"],
+    }[name]
+
+
+@pytest.mark.parametrize(
+    ("command", "where", "message"),
+    [
+        *[(command, where, message) for command in ("extract --summary", "evaluate --json") for where, message in (
+            ("missing/out.json", "the folder {tmp}/missing does not exist"),
+            ("a_file/out.json", "cannot write the output here (Not a directory)"),
+            ("a_folder", "a_folder: is a folder; give the name of the file to write"),
+            ("READ_ONLY/out.json", "cannot write the output in READ_ONLY ("),
+        )],
+        *[(command, where, message) for command in ("extract --out", "evaluate --plots", "benchmark --out")
+          for where, message in (
+            ("a_file", "a_file: is a file; give the name of a folder"),
+            ("a_file/out", "a_file/out: cannot "),  # cannot create the folder, or write in its parent
+            ("READ_ONLY/out", "READ_ONLY/out: cannot "),
+        )],
+        *[(command, "READ_ONLY", "cannot write the output in READ_ONLY (")
+          for command in ("evaluate --plots", "benchmark --out")],
+    ],
+)
+def test_a_bad_destination_of_a_long_command_is_refused_before_the_work(corpus, generated, monkeypatch, capsys,
+                                                                         tmp_path, command, where, message):
+    """The work (extraction into --cache, training) never starts: the folders are as they were."""
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_folder").mkdir()
+    read_only = _read_only_folder(tmp_path)
+    before = _listing(tmp_path), _listing(read_only)
+    target = where.replace("READ_ONLY", str(read_only))
+    path = tmp_path / target if not target.startswith("/") else Path(target)
+    code, _, err = _run(monkeypatch, capsys, *_command(command, corpus, generated, tmp_path / "cache"), path)
+    _one_line_error(code, err, message.format(tmp=tmp_path).replace("READ_ONLY", str(read_only)))
+    assert (_listing(tmp_path), _listing(read_only)) == before
+
+
+@pytest.mark.parametrize("command", ["extract --summary", "evaluate --json"])
+def test_a_summary_is_written_whole_when_the_work_ends(corpus, generated, monkeypatch, capsys, tmp_path, command):
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, err = _run(monkeypatch, capsys, *_command(command, corpus, generated, generated["cache"]),
+                        out / "summary.json")
+    assert code == 0, err
+    assert json.loads((out / "summary.json").read_text()) and _listing(out) == ["summary.json"]
+
+
 # ----------------------------------------------------------------------------- avemo info
 def test_info_on_a_one_frame_video_checks_one_frame(corpus, monkeypatch, capfd):
     code, out, err = _run(monkeypatch, capfd, "info", corpus / "one_frame.mp4", "--json")  # capfd: native writes too
