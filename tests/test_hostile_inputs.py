@@ -331,6 +331,8 @@ def _command(name: str, corpus: Path, generated: dict[str, Path], cache: Path) -
         "evaluate --plots": [*evaluate, "--plots"],
         "benchmark --out": ["benchmark", generated["suite"], "-r", generated["corpus"], "--folds", "1", "--cache", cache,
                             "--out"],
+        "train --out": ["train", "-d", "ravdess", "-r", generated["corpus"], "-m", "egemaps_mlp", "--epochs", "1",
+                        "-j", "1", "--cache", cache, "--out"],
     }[name]
 
 
@@ -343,14 +345,15 @@ def _command(name: str, corpus: Path, generated: dict[str, Path], cache: Path) -
             ("a_folder", "a_folder: is a folder; give the name of the file to write"),
             ("READ_ONLY/out.json", "cannot write the output in READ_ONLY ("),
         )],
-        *[(command, where, message) for command in ("extract --out", "evaluate --plots", "benchmark --out")
+        *[(command, where, message) for command in ("extract --out", "evaluate --plots", "benchmark --out",
+                                                    "train --out")
           for where, message in (
             ("a_file", "a_file: is a file; give the name of a folder"),
             ("a_file/out", "a_file/out: cannot "),  # cannot create the folder, or write in its parent
             ("READ_ONLY/out", "READ_ONLY/out: cannot "),
         )],
         *[(command, "READ_ONLY", "cannot write the output in READ_ONLY (")
-          for command in ("evaluate --plots", "benchmark --out")],
+          for command in ("evaluate --plots", "benchmark --out", "train --out")],
     ],
 )
 def test_a_bad_destination_of_a_long_command_is_refused_before_the_work(corpus, generated, monkeypatch, capsys,
@@ -365,6 +368,14 @@ def test_a_bad_destination_of_a_long_command_is_refused_before_the_work(corpus, 
     code, _, err = _run(monkeypatch, capsys, *_command(command, corpus, generated, tmp_path / "cache"), path)
     _one_line_error(code, err, message.format(tmp=tmp_path).replace("READ_ONLY", str(read_only)))
     assert (_listing(tmp_path), _listing(read_only)) == before
+
+
+@pytest.mark.parametrize("command", ["extract --summary", "train --out", "evaluate --json", "benchmark --out"])
+def test_a_feature_cache_that_is_a_file_is_one_line(corpus, generated, monkeypatch, capsys, tmp_path, command):
+    (tmp_path / "a_file").write_text("x")
+    code, _, err = _run(monkeypatch, capsys, *_command(command, corpus, generated, tmp_path / "a_file"),
+                        tmp_path / "out")
+    _one_line_error(code, err, "a_file: is a file; give the name of a folder")
 
 
 @pytest.mark.parametrize("command", ["extract --summary", "evaluate --json"])

@@ -64,6 +64,17 @@ def _output(path: Path | None):
     return OutputFile(path) if path is not None else contextlib.nullcontext()
 
 
+def _cache(folder: Path | None):
+    """The feature cache of ``--cache`` (default: ~/.cache/avemo/features), its folder checked now: a
+    cache that cannot be written would fail every file, one by one."""
+    from avemo.cache import FeatureCache
+    from avemo.output_file import prepare_folder
+
+    cache = FeatureCache(folder)
+    prepare_folder(cache.root)
+    return cache
+
+
 def _progress(total: int, description: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -157,7 +168,6 @@ def extract(
 
     Text features (minilm, minilm_tokens) embed the clips' text: read a dataset that has it
     (--dataset meld --root DIR, --dataset iemocap, or --dataset folder with a text column)."""
-    from avemo.cache import FeatureCache
     from avemo.extraction import ExtractorSpec
     from avemo.features import extractor_class, list_extractors
 
@@ -183,8 +193,8 @@ def extract(
         raise AvemoError("no media files to process", path)
     if out_dir is not None:
         check_export_folder(out_dir)
-    cache = FeatureCache(cache_dir)
     with _output(summary_json) as summary_out:  # a bad destination fails now, not after the work
+        cache = _cache(cache_dir)
         report = _extract_clips(items, specs, cache, path, workers=workers, executor=executor, address=address)
         if out_dir is not None:
             export_features(out_dir, items, specs, cache, report)
@@ -421,7 +431,7 @@ def train(
     space (--label-space) with qualified speakers (emodb:03) and sample weights (--balance).
     Options given here override the --config file. Out of GPU memory: lower --batch-size, or keep it
     with --accumulate, or add --checkpoint-activations (frame models); the error line says which."""
-    from avemo.cache import FeatureCache
+    from avemo.output_file import prepare_folder
     from avemo.training import resolve_split, train_run
 
     train_cfg = _train_config(config, {
@@ -433,12 +443,14 @@ def train(
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table,
                        speakers=speakers, labels=labels, protocol=protocol)
     tr, va, te, split_info = resolve_split(data, fold=fold, plan=plan, val_speakers=_speakers(val_speakers))
+    prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
+    cache = _cache(cache_dir)
     console_err.print(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})")
     with _progress(train_cfg.epochs, "training") as bar:
         task = bar.add_task(f"training {model}", total=train_cfg.epochs)
         run = train_run(
             model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
-            train_config=train_cfg, cache=FeatureCache(cache_dir), out_dir=out, workers=workers or _cores(),
+            train_config=train_cfg, cache=cache, out_dir=out, workers=workers or _cores(),
             extra_meta={"split": split_info},
             on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
         )
@@ -487,7 +499,6 @@ def evaluate(
     (RAVDESS surprised, EmoDB boredom) are dropped from the model's answers, the arg max is taken over
     the scored labels, and clips whose label has no partner are left out and counted. The JSON's
     "mapping" writes the map out; docs/protocol.md, "Cross-corpus evaluation", has the table."""
-    from avemo.cache import FeatureCache
     from avemo.output_file import prepare_folder
     from avemo.training import evaluate_checkpoint, load_checkpoint, load_data
     from avemo.training.experiment import select_split
@@ -500,7 +511,8 @@ def evaluate(
     if plots is not None:
         prepare_folder(plots)
     with _output(json_out) as report:  # a bad destination fails now, not after the work
-        ev = evaluate_checkpoint(ckpt, data, cache=FeatureCache(cache_dir), workers=workers or _cores())
+        cache = _cache(cache_dir)
+        ev = evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores())
         for item in ev.skipped:
             console_err.print(f"[yellow]skipped[/] {item.get('take') or item.get('file')}: {item['reason']}")
         m = ev.metrics
@@ -571,7 +583,6 @@ def benchmark(
     import shlex
 
     from avemo import config as cfg
-    from avemo.cache import FeatureCache
     from avemo.evaluation.benchmark import run_benchmark, write_report
     from avemo.evaluation.suite import PROTOCOLS, load_suite
     from avemo.output_file import prepare_folder
@@ -594,11 +605,12 @@ def benchmark(
             raise AvemoError(f"--folds {unknown} not in the plan (folds 1..{len(splits)})")
         splits = [s for s in splits if s.number in fold_list]
     prepare_folder(out_dir)  # a bad report folder fails now, not after hours of training
+    cache = _cache(cache_dir)
     total = len(entries) * len(splits)
     with _progress(total, "benchmark") as bar:
         task = bar.add_task(f"{len(entries)} models x {len(splits)} folds", total=total)
         results = run_benchmark(
-            entries, data, splits, cache=FeatureCache(cache_dir), train_config=train_cfg, workers=workers,
+            entries, data, splits, cache=cache, train_config=train_cfg, workers=workers,
             executor=executor, address=address, progress=lambda _r: bar.advance(task),
         )
     report = name or (spec.name + ("" if protocol == "speaker" else f"_{protocol}"))
