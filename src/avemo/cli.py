@@ -773,7 +773,8 @@ def predict(
     paths: Annotated[list[Path], typer.Argument(help="Video or audio files, or folders of them.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
     window: Annotated[float | None, typer.Option(help="Timeline window in seconds (default 1.0).")] = None,
-    hop: Annotated[float | None, typer.Option(help="Timeline hop in seconds (default 0.5).")] = None,
+    hop: Annotated[float | None, typer.Option(help="Timeline hop in seconds (default 0.5; at least 0.01, and at most "
+                                                   "100,000 windows per file).")] = None,
     modalities: Annotated[str, typer.Option(help="Comma-separated: audio, video; add text for the opt-in text "
                                                  "expert on the transcript (see --text-model).")] = "audio,video",
     engine: Annotated[str, typer.Option(help="torch or onnx (the bundled model's encoders and fusion).")] = "torch",
