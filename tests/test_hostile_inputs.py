@@ -378,6 +378,21 @@ def test_a_feature_cache_that_is_a_file_is_one_line(corpus, generated, monkeypat
     _one_line_error(code, err, "a_file: is a file; give the name of a folder")
 
 
+def test_a_failed_export_is_one_line_and_leaves_nothing(corpus, monkeypatch, capsys, tmp_path):
+    import numpy
+
+    def full(*_, **__):
+        raise OSError(28, "No space left on device")
+
+    extract = ["extract", corpus / "voice.wav", "-f", "mfcc", "--cache", tmp_path / "cache"]
+    assert _run(monkeypatch, capsys, *extract)[0] == 0  # the features are in the cache: only the export writes
+    monkeypatch.setattr(numpy, "savez", full)  # the disk fills while the features are exported
+    code, _, err = _run(monkeypatch, capsys, "extract", corpus / "voice.wav", "-f", "mfcc", "--cache",
+                        tmp_path / "cache", "--out", tmp_path / "export")
+    _one_line_error(code, err, "export: cannot export the features (No space left on device)")
+    assert _listing(tmp_path) == ["cache"]
+
+
 @pytest.mark.parametrize("command", ["extract --summary", "evaluate --json"])
 def test_a_summary_is_written_whole_when_the_work_ends(corpus, generated, monkeypatch, capsys, tmp_path, command):
     out = tmp_path / "out"

@@ -105,6 +105,8 @@ def export_features(out_dir: str | Path, clips: Sequence[Clip], specs, cache, re
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
+    except OSError as exc:  # e.g. a full disk: one line, and no half-written export
+        raise AvemoError(f"cannot export the features ({exc.strerror or exc})", out_dir) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
