@@ -64,3 +64,31 @@ def make_clip(tmp_path_factory):
         return made[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def make_ravdess(tmp_path_factory):
+    """Generate (once per session) an audio-only corpus in the RAVDESS layout: for each speaker,
+    ``Actor_SS/03-01-EE-01-01-RR-SS.wav`` for 4 emotions x 2 repetitions of ``duration`` seconds of
+    synthetic voice. ``make_ravdess(("01", "05", "07"), duration=1.0)`` -> the corpus folder."""
+    from avemo.media.synth import write_clip
+
+    made: dict[tuple, Path] = {}
+
+    def make(speakers: tuple[str, ...], duration: float = 1.0) -> Path:
+        key = (tuple(speakers), duration)
+        if key not in made:
+            root = tmp_path_factory.mktemp("ravdess_generated")
+            seed = 0
+            for speaker in speakers:
+                folder = root / f"Actor_{speaker}"
+                folder.mkdir()
+                for emotion in ("01", "03", "04", "05"):
+                    for repetition in ("01", "02"):
+                        seed += 1
+                        write_clip(folder / f"03-01-{emotion}-01-01-{repetition}-{speaker}.wav", duration=duration,
+                                   audio="voice", seed=seed)
+            made[key] = root
+        return made[key]
+
+    return make

@@ -182,11 +182,44 @@ def test_a_file_name_is_shown_as_it_is_not_as_markup(corpus, monkeypatch, capsys
         (["--window", "0"], "window must be a positive number of seconds"),
         (["--window", "nan"], "window must be a positive number of seconds"),
         (["--hop", "-1"], "hop must be a positive number of seconds"),
+        (["--window", "0.25", "--hop", "0.001"], "hop must be at least 0.01 s (the shortest timeline step), got 0.001"),
     ],
 )
 def test_a_bad_window_is_refused_before_the_model_loads(corpus, monkeypatch, capsys, no_model, args, message):
     code, _, err = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", *args)
     _one_line_error(code, err, message)
+
+
+def test_a_timeline_with_too_many_rows_is_refused_before_the_analysis(corpus, monkeypatch, capsys, predictor):
+    """The library's bound (MAX_ROWS, lowered here so that a short clip crosses it) holds for the
+    CLI and the Python API alike, and is checked before the experts run."""
+    from avemo.errors import ConfigError
+    from avemo.inference import windows
+
+    monkeypatch.setattr(windows, "MAX_ROWS", 20)
+
+    def refuse(*_):
+        raise AssertionError("the file was analysed although its timeline was already known to be too long")
+
+    monkeypatch.setattr(type(predictor._backend), "run", refuse)
+    code, out, err = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", "--window", "0.25", "--hop", "0.05")
+    _one_line_error(code, err, "voice.wav: a hop of 0.05 s over 2 s makes 33 timeline windows; at most 20 are "
+                               "allowed (use a hop of at least 0.09 s)")
+    with pytest.raises(ConfigError, match="makes 33 timeline windows; at most 20"):
+        predictor.predict(corpus / "voice.wav", hop=0.05)
+    with pytest.raises(ConfigError, match="hop must be at least 0.01 s"):
+        predictor.predict(corpus / "voice.wav", hop=0.001)
+
+
+def test_the_server_cannot_be_looser_than_the_library():
+    from avemo.errors import ConfigError
+    from avemo.serving.settings import ServeSettings
+
+    with pytest.raises(ConfigError, match=r"need 0.01 \(the library's shortest hop\) <= min_hop"):
+        ServeSettings(min_hop=0.001)
+    with pytest.raises(ConfigError, match=r"max_timeline_rows must lie in 1..100000"):
+        ServeSettings(max_timeline_rows=1_000_000)
+    assert ServeSettings(min_hop=0.5, max_timeline_rows=50).min_hop == 0.5  # stricter is fine
 
 
 # ----------------------------------------------------------------------------- bad destinations
@@ -254,6 +287,120 @@ def test_an_output_replaces_the_file_whole_with_ordinary_permissions(corpus, mon
     os.umask(mask)
     assert (target.stat().st_mode & 0o777) == 0o666 & ~mask  # not mkstemp's private 0600
     assert _listing(tmp_path) == ["result.csv"]
+
+
+# ------------------------------------------- the destinations of extract, evaluate and benchmark
+#: a suite of one quick model for `avemo benchmark` on the generated corpus (fold 1 of the plan
+#: "ravdess" tests speaker 01, validates on 05 and trains on 07)
+TINY_SUITE = """name = "tiny"
+title = "one quick model"
+dataset = "ravdess"
+plan = "ravdess"
+[train]
+epochs = 1
+[groups]
+"audio only" = ["egemaps_mlp"]
+[[entries]]
+models = ["egemaps_mlp"]
+"""
+
+
+@pytest.fixture(scope="module")
+def generated(make_ravdess, tmp_path_factory) -> dict[str, Path]:
+    """A generated RAVDESS-layout corpus, a checkpoint trained on it, and the tiny suite."""
+    from typer.testing import CliRunner
+
+    from avemo.cli import app
+
+    work = tmp_path_factory.mktemp("generated")
+    corpus = make_ravdess(("01", "05", "07"))
+    result = CliRunner().invoke(app, ["train", "-d", "ravdess", "-r", str(corpus), "-m", "egemaps_mlp", "--epochs", "1",
+                                      "--out", str(work / "run"), "--cache", str(work / "cache"), "-j", "1"])
+    assert result.exit_code == 0, result.output
+    (work / "tiny.toml").write_text(TINY_SUITE)
+    return {"corpus": corpus, "checkpoint": work / "run", "suite": work / "tiny.toml", "cache": work / "cache"}
+
+
+def _command(name: str, corpus: Path, generated: dict[str, Path], cache: Path) -> list:
+    """``avemo ...`` of each command whose destination is checked; the destination option comes last."""
+    evaluate = ["evaluate", "-c", generated["checkpoint"], "-r", generated["corpus"], "-j", "1", "--cache", cache]
+    return {
+        "extract --summary": ["extract", corpus / "voice.wav", "-f", "mfcc", "--cache", cache, "--summary"],
+        "extract --out": ["extract", corpus / "voice.wav", "-f", "mfcc", "--cache", cache, "--out"],
+        "evaluate --json": [*evaluate, "--json"],
+        "evaluate --plots": [*evaluate, "--plots"],
+        "benchmark --out": ["benchmark", generated["suite"], "-r", generated["corpus"], "--folds", "1", "--cache", cache,
+                            "--out"],
+        "train --out": ["train", "-d", "ravdess", "-r", generated["corpus"], "-m", "egemaps_mlp", "--epochs", "1",
+                        "-j", "1", "--cache", cache, "--out"],
+    }[name]
+
+
+@pytest.mark.parametrize(
+    ("command", "where", "message"),
+    [
+        *[(command, where, message) for command in ("extract --summary", "evaluate --json") for where, message in (
+            ("missing/out.json", "the folder {tmp}/missing does not exist"),
+            ("a_file/out.json", "cannot write the output here (Not a directory)"),
+            ("a_folder", "a_folder: is a folder; give the name of the file to write"),
+            ("READ_ONLY/out.json", "cannot write the output in READ_ONLY ("),
+        )],
+        *[(command, where, message) for command in ("extract --out", "evaluate --plots", "benchmark --out",
+                                                    "train --out")
+          for where, message in (
+            ("a_file", "a_file: is a file; give the name of a folder"),
+            ("a_file/out", "a_file/out: cannot "),  # cannot create the folder, or write in its parent
+            ("READ_ONLY/out", "READ_ONLY/out: cannot "),
+        )],
+        *[(command, "READ_ONLY", "cannot write the output in READ_ONLY (")
+          for command in ("evaluate --plots", "benchmark --out", "train --out")],
+    ],
+)
+def test_a_bad_destination_of_a_long_command_is_refused_before_the_work(corpus, generated, monkeypatch, capsys,
+                                                                         tmp_path, command, where, message):
+    """The work (extraction into --cache, training) never starts: the folders are as they were."""
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_folder").mkdir()
+    read_only = _read_only_folder(tmp_path)
+    before = _listing(tmp_path), _listing(read_only)
+    target = where.replace("READ_ONLY", str(read_only))
+    path = tmp_path / target if not target.startswith("/") else Path(target)
+    code, _, err = _run(monkeypatch, capsys, *_command(command, corpus, generated, tmp_path / "cache"), path)
+    _one_line_error(code, err, message.format(tmp=tmp_path).replace("READ_ONLY", str(read_only)))
+    assert (_listing(tmp_path), _listing(read_only)) == before
+
+
+@pytest.mark.parametrize("command", ["extract --summary", "train --out", "evaluate --json", "benchmark --out"])
+def test_a_feature_cache_that_is_a_file_is_one_line(corpus, generated, monkeypatch, capsys, tmp_path, command):
+    (tmp_path / "a_file").write_text("x")
+    code, _, err = _run(monkeypatch, capsys, *_command(command, corpus, generated, tmp_path / "a_file"),
+                        tmp_path / "out")
+    _one_line_error(code, err, "a_file: is a file; give the name of a folder")
+
+
+def test_a_failed_export_is_one_line_and_leaves_nothing(corpus, monkeypatch, capsys, tmp_path):
+    import numpy
+
+    def full(*_, **__):
+        raise OSError(28, "No space left on device")
+
+    extract = ["extract", corpus / "voice.wav", "-f", "mfcc", "--cache", tmp_path / "cache"]
+    assert _run(monkeypatch, capsys, *extract)[0] == 0  # the features are in the cache: only the export writes
+    monkeypatch.setattr(numpy, "savez", full)  # the disk fills while the features are exported
+    code, _, err = _run(monkeypatch, capsys, "extract", corpus / "voice.wav", "-f", "mfcc", "--cache",
+                        tmp_path / "cache", "--out", tmp_path / "export")
+    _one_line_error(code, err, "export: cannot export the features (No space left on device)")
+    assert _listing(tmp_path) == ["cache"]
+
+
+@pytest.mark.parametrize("command", ["extract --summary", "evaluate --json"])
+def test_a_summary_is_written_whole_when_the_work_ends(corpus, generated, monkeypatch, capsys, tmp_path, command):
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, err = _run(monkeypatch, capsys, *_command(command, corpus, generated, generated["cache"]),
+                        out / "summary.json")
+    assert code == 0, err
+    assert json.loads((out / "summary.json").read_text()) and _listing(out) == ["summary.json"]
 
 
 # ----------------------------------------------------------------------------- avemo info

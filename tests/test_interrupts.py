@@ -1,4 +1,5 @@
-"""Ctrl-C during ``avemo predict``, for real: a subprocess, SIGINT, the exit code and what is left on disk.
+"""Ctrl-C during ``avemo predict``, ``extract``, ``train``, ``evaluate`` and ``benchmark``, for real: a
+subprocess, SIGINT, the exit code and what is left on disk.
 
 It used to end in SIGABRT ("terminate called without an active exception": the audio expert's thread
 was still inside native code when the interpreter exited) and lost the finished results of a
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,8 +39,10 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def _interrupt_when(marker: str, args: list, tmp_path: Path) -> tuple[int, str]:
-    """Run ``avemo ARGS``; send SIGINT once ``marker`` appears on its stderr; (exit code, stderr)."""
+def _interrupt_when(marker: str | Callable[[], bool], args: list, tmp_path: Path) -> tuple[int, str]:
+    """Run ``avemo ARGS``; send SIGINT once ``marker`` appears on its stderr (or, for a function,
+    once it returns true); (exit code, stderr)."""
+    ready = marker if callable(marker) else lambda: marker in err_path.read_text()
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}
     err_path = tmp_path / "stderr.txt"
     with open(err_path, "w") as err:
@@ -46,7 +50,7 @@ def _interrupt_when(marker: str, args: list, tmp_path: Path) -> tuple[int, str]:
                                    stdout=subprocess.DEVNULL, stderr=err)
         try:
             deadline = time.monotonic() + 600
-            while marker not in err_path.read_text():
+            while not ready():
                 assert process.poll() is None, f"ended before the marker: {err_path.read_text()[-2000:]}"
                 assert time.monotonic() < deadline, "no progress line within 600 s"
                 time.sleep(0.1)
@@ -84,3 +88,81 @@ def test_an_interrupted_single_file_writes_nothing(inputs, tmp_path):
                                    tmp_path)
     _clean_exit(code, stderr)
     assert list(out_dir.iterdir()) == []
+
+
+# ------------------------------------------------------- extract, train, evaluate, benchmark
+def _entries(cache: Path) -> list[Path]:
+    return sorted(cache.rglob("*.npz")) if cache.is_dir() else []
+
+
+def _whole_cache(cache: Path) -> None:
+    """Every entry loads, and no temporary file is left (an entry is written whole or not at all)."""
+    import numpy as np
+
+    for entry in _entries(cache):
+        with np.load(entry) as data:
+            assert data.files
+    assert [p for p in cache.rglob("*") if p.is_file() and p.suffix != ".npz"] == []
+
+
+PATIENT = "patience = 1000\n"  # training that goes on until it is interrupted
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])  # openSMILE in this process, or in worker processes
+def test_an_interrupted_extraction_keeps_whole_entries_and_writes_no_summary(make_ravdess, tmp_path, workers):
+    corpus, cache, summary = make_ravdess(("01", "02"), duration=60.0), tmp_path / "cache", tmp_path / "summary.json"
+    code, stderr = _interrupt_when(lambda: bool(_entries(cache)), ["extract", corpus, "-f", "egemaps", "-j",
+                                                                    workers, "--cache", cache, "--summary", summary],
+                                   tmp_path)
+    _clean_exit(code, stderr)
+    assert not summary.exists() and len(_entries(cache)) < 16  # stopped before the end
+    _whole_cache(cache)
+
+
+def test_an_interrupted_training_leaves_a_resumable_run(make_ravdess, tmp_path):
+    (tmp_path / "train.toml").write_text(PATIENT)
+    run = tmp_path / "run"
+    code, stderr = _interrupt_when(lambda: (run / "history.csv").exists(), [
+        "train", "-d", "ravdess", "-r", make_ravdess(("01", "05", "07")), "-m", "egemaps_mlp", "--epochs", 1000,
+        "--config", tmp_path / "train.toml", "--out", run, "--cache", tmp_path / "cache", "-j", 1], tmp_path)
+    _clean_exit(code, stderr)
+    assert sorted(p.name for p in run.iterdir()) == ["history.csv", "last"]  # no final checkpoint, no temporary
+    assert (run / "last" / "state.json").is_file()
+
+
+def test_an_interrupted_evaluation_writes_no_report(make_ravdess, tmp_path):
+    run, cache = tmp_path / "run", tmp_path / "eval_cache"
+    trained = subprocess.run([sys.executable, "-m", "avemo.cli", "train", "-d", "ravdess", "-r",
+                              make_ravdess(("01", "05", "07")), "-m", "egemaps_mlp", "--epochs", "1", "--out", run,
+                              "--cache", tmp_path / "cache", "-j", "1"],
+                             env={**os.environ, "PYTHONPATH": str(REPO / "src")}, capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr
+    out = tmp_path / "out"
+    out.mkdir()
+    code, stderr = _interrupt_when(lambda: bool(_entries(cache)), [
+        "evaluate", "-c", run, "-r", make_ravdess(("01", "02"), duration=60.0), "-j", 1, "--cache", cache,
+        "--json", out / "report.json", "--plots", out / "plots"], tmp_path)
+    _clean_exit(code, stderr)
+    assert sorted(p.name for p in out.iterdir()) == ["plots"] and not any((out / "plots").iterdir())
+    _whole_cache(cache)
+
+
+def test_an_interrupted_benchmark_writes_no_report(make_ravdess, tmp_path):
+    (tmp_path / "tiny.toml").write_text('name = "tiny"\ntitle = "t"\ndataset = "ravdess"\nplan = "ravdess"\n'
+                                        '[train]\nepochs = 1000\n' + PATIENT +
+                                        '[groups]\n"audio only" = ["egemaps_mlp"]\n'
+                                        '[[entries]]\nmodels = ["egemaps_mlp"]\n')
+    cache, out = tmp_path / "cache", tmp_path / "results"
+    started = []
+
+    def training() -> bool:  # every clip extracted, then a moment of training
+        if len(_entries(cache)) < 24:
+            return False
+        started.append(time.monotonic())
+        return time.monotonic() - started[0] > 2
+
+    code, stderr = _interrupt_when(training, ["benchmark", tmp_path / "tiny.toml", "-r",
+                                              make_ravdess(("01", "05", "07")), "--folds", 1, "--cache", cache,
+                                              "--out", out], tmp_path)
+    _clean_exit(code, stderr)
+    assert list(out.iterdir()) == []

@@ -56,6 +56,25 @@ def _main(
     )
 
 
+def _output(path: Path | None):
+    """The :class:`~avemo.output_file.OutputFile` of an option that names a file written when the work
+    ends (checked now, written whole then; ``None`` when the option is not given), as a context."""
+    from avemo.output_file import OutputFile
+
+    return OutputFile(path) if path is not None else contextlib.nullcontext()
+
+
+def _cache(folder: Path | None):
+    """The feature cache of ``--cache`` (default: ~/.cache/avemo/features), its folder checked now: a
+    cache that cannot be written would fail every file, one by one."""
+    from avemo.cache import FeatureCache
+    from avemo.output_file import prepare_folder
+
+    cache = FeatureCache(folder)
+    prepare_folder(cache.root)
+    return cache
+
+
 def _progress(total: int, description: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -149,7 +168,6 @@ def extract(
 
     Text features (minilm, minilm_tokens) embed the clips' text: read a dataset that has it
     (--dataset meld --root DIR, --dataset iemocap, or --dataset folder with a text column)."""
-    from avemo.cache import FeatureCache
     from avemo.extraction import ExtractorSpec
     from avemo.features import extractor_class, list_extractors
 
@@ -166,28 +184,29 @@ def extract(
     specs = ExtractorSpec.parse(features)
     for spec in specs:  # unknown names and bad config fail before any work starts
         spec.build()
-    from avemo.collect import collect_inputs
+    from avemo.collect import check_export_folder, collect_inputs, export_features
 
     items, skipped = collect_inputs(path, dataset=dataset, labels_csv=labels)
     for s_path, reason in skipped:
         console_err.print(f"[yellow]skipped[/] {s_path}: {reason}")
     if not items:
         raise AvemoError("no media files to process", path)
-    cache = FeatureCache(cache_dir)
-    report = _extract_clips(items, specs, cache, path, workers=workers, executor=executor, address=address)
     if out_dir is not None:
-        from avemo.collect import export_features
-
-        export_features(out_dir, items, specs, cache, report)
-    failed = report.failed
-    console.print(
-        f"{len(report.outcomes)} files, {len(specs)} extractors: {report.n_computed} computed, "
-        f"{report.n_cached} from cache, {len(failed)} files with failures, {report.seconds:.1f} s "
-        f"({report.executor}, {report.workers} worker{'s' if report.workers > 1 else ''}); cache: {cache.root}"
-    )
-    if summary_json is not None:
-        summary = report.to_dict() | {"skipped": [{"path": str(p), "reason": r} for p, r in skipped]}
-        summary_json.write_text(json.dumps(summary, indent=2))
+        check_export_folder(out_dir)
+    with _output(summary_json) as summary_out:  # a bad destination fails now, not after the work
+        cache = _cache(cache_dir)
+        report = _extract_clips(items, specs, cache, path, workers=workers, executor=executor, address=address)
+        if out_dir is not None:
+            export_features(out_dir, items, specs, cache, report)
+        failed = report.failed
+        console.print(
+            f"{len(report.outcomes)} files, {len(specs)} extractors: {report.n_computed} computed, "
+            f"{report.n_cached} from cache, {len(failed)} files with failures, {report.seconds:.1f} s "
+            f"({report.executor}, {report.workers} worker{'s' if report.workers > 1 else ''}); cache: {cache.root}"
+        )
+        if summary_out is not None:
+            summary = report.to_dict() | {"skipped": [{"path": str(p), "reason": r} for p, r in skipped]}
+            summary_out.commit(json.dumps(summary, indent=2))
     if failed or skipped:
         table = Table("file", "extractor", "reason", title="Not extracted", title_justify="left")
         for o in failed:
@@ -412,7 +431,7 @@ def train(
     space (--label-space) with qualified speakers (emodb:03) and sample weights (--balance).
     Options given here override the --config file. Out of GPU memory: lower --batch-size, or keep it
     with --accumulate, or add --checkpoint-activations (frame models); the error line says which."""
-    from avemo.cache import FeatureCache
+    from avemo.output_file import prepare_folder
     from avemo.training import resolve_split, train_run
 
     train_cfg = _train_config(config, {
@@ -424,12 +443,14 @@ def train(
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table,
                        speakers=speakers, labels=labels, protocol=protocol)
     tr, va, te, split_info = resolve_split(data, fold=fold, plan=plan, val_speakers=_speakers(val_speakers))
+    prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
+    cache = _cache(cache_dir)
     console_err.print(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})")
     with _progress(train_cfg.epochs, "training") as bar:
         task = bar.add_task(f"training {model}", total=train_cfg.epochs)
         run = train_run(
             model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
-            train_config=train_cfg, cache=FeatureCache(cache_dir), out_dir=out, workers=workers or _cores(),
+            train_config=train_cfg, cache=cache, out_dir=out, workers=workers or _cores(),
             extra_meta={"split": split_info},
             on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
         )
@@ -478,7 +499,7 @@ def evaluate(
     (RAVDESS surprised, EmoDB boredom) are dropped from the model's answers, the arg max is taken over
     the scored labels, and clips whose label has no partner are left out and counted. The JSON's
     "mapping" writes the map out; docs/protocol.md, "Cross-corpus evaluation", has the table."""
-    from avemo.cache import FeatureCache
+    from avemo.output_file import prepare_folder
     from avemo.training import evaluate_checkpoint, load_checkpoint, load_data
     from avemo.training.experiment import select_split
 
@@ -487,16 +508,20 @@ def evaluate(
                      protocol=protocol)
     if split is not None:
         data = select_split(data, split)
-    ev = evaluate_checkpoint(ckpt, data, cache=FeatureCache(cache_dir), workers=workers or _cores())
-    for item in ev.skipped:
-        console_err.print(f"[yellow]skipped[/] {item.get('take') or item.get('file')}: {item['reason']}")
-    m = ev.metrics
-    console.print(f"{m.n} takes: accuracy {m.accuracy:.4f}, weighted F1 {m.weighted_f1:.4f}, "
-                  f"macro-F1 {m.macro_f1:.4f}, UAR {m.uar:.4f}")
-    if not ev.comparison.identity:
-        console.print(_comparison_table(ev))
-    if json_out is not None:
-        _write_json(json_out, {**ev.to_dict(), "split": split})
+    if plots is not None:
+        prepare_folder(plots)
+    with _output(json_out) as report:  # a bad destination fails now, not after the work
+        cache = _cache(cache_dir)
+        ev = evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores())
+        for item in ev.skipped:
+            console_err.print(f"[yellow]skipped[/] {item.get('take') or item.get('file')}: {item['reason']}")
+        m = ev.metrics
+        console.print(f"{m.n} takes: accuracy {m.accuracy:.4f}, weighted F1 {m.weighted_f1:.4f}, "
+                      f"macro-F1 {m.macro_f1:.4f}, UAR {m.uar:.4f}")
+        if not ev.comparison.identity:
+            console.print(_comparison_table(ev))
+        if report is not None:
+            report.commit(json.dumps({**ev.to_dict(), "split": split}, indent=2))
     if plots is not None:
         from avemo.plots import plot_confusion, plot_reliability
 
@@ -558,9 +583,9 @@ def benchmark(
     import shlex
 
     from avemo import config as cfg
-    from avemo.cache import FeatureCache
     from avemo.evaluation.benchmark import run_benchmark, write_report
     from avemo.evaluation.suite import PROTOCOLS, load_suite
+    from avemo.output_file import prepare_folder
 
     spec = load_suite(suite)
     if protocol not in PROTOCOLS:
@@ -579,11 +604,13 @@ def benchmark(
         if unknown:
             raise AvemoError(f"--folds {unknown} not in the plan (folds 1..{len(splits)})")
         splits = [s for s in splits if s.number in fold_list]
+    prepare_folder(out_dir)  # a bad report folder fails now, not after hours of training
+    cache = _cache(cache_dir)
     total = len(entries) * len(splits)
     with _progress(total, "benchmark") as bar:
         task = bar.add_task(f"{len(entries)} models x {len(splits)} folds", total=total)
         results = run_benchmark(
-            entries, data, splits, cache=FeatureCache(cache_dir), train_config=train_cfg, workers=workers,
+            entries, data, splits, cache=cache, train_config=train_cfg, workers=workers,
             executor=executor, address=address, progress=lambda _r: bar.advance(task),
         )
     report = name or (spec.name + ("" if protocol == "speaker" else f"_{protocol}"))
@@ -746,7 +773,8 @@ def predict(
     paths: Annotated[list[Path], typer.Argument(help="Video or audio files, or folders of them.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
     window: Annotated[float | None, typer.Option(help="Timeline window in seconds (default 1.0).")] = None,
-    hop: Annotated[float | None, typer.Option(help="Timeline hop in seconds (default 0.5).")] = None,
+    hop: Annotated[float | None, typer.Option(help="Timeline hop in seconds (default 0.5; at least 0.01, and at most "
+                                                   "100,000 windows per file).")] = None,
     modalities: Annotated[str, typer.Option(help="Comma-separated: audio, video; add text for the opt-in text "
                                                  "expert on the transcript (see --text-model).")] = "audio,video",
     engine: Annotated[str, typer.Option(help="torch or onnx (the bundled model's encoders and fusion).")] = "torch",
@@ -875,15 +903,6 @@ def models(
     aliases = list_aliases()
     if aliases:
         console.print("aliases: " + ", ".join(f"{a} -> {t}" for a, t in aliases.items()))
-
-
-def _write_json(path: Path, data) -> None:
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- serve

@@ -19,6 +19,7 @@ import numpy as np
 from avemo.datasets.records import Clip
 from avemo.errors import AvemoError, DatasetError
 from avemo.media.probe import AUDIO_SUFFIXES, MEDIA_SUFFIXES
+from avemo.output_file import prepare_folder
 
 
 def _unlabelled(path: Path) -> Clip:
@@ -58,6 +59,18 @@ def clip_name(clip: Clip) -> str:
     return f"{clip.path}#{clip.take}"
 
 
+def check_export_folder(out_dir: str | Path) -> None:
+    """Refuse, before the extraction, an ``--out`` folder that :func:`export_features` could not write
+    (a file of that name, a parent folder that cannot be created or written): one line."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AvemoError("is a file; give the name of a folder", out_dir)
+    try:
+        prepare_folder(out_dir.parent)  # the export is built next to it, then renamed
+    except AvemoError as exc:
+        raise AvemoError(f"cannot export the features there: {exc}", out_dir) from None
+
+
 def export_features(out_dir: str | Path, clips: Sequence[Clip], specs, cache, report) -> Path:
     """Write ``index.csv`` (one row per clip) and ``<extractor>.npz`` (one array per clip, key = row index).
 
@@ -92,6 +105,8 @@ def export_features(out_dir: str | Path, clips: Sequence[Clip], specs, cache, re
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
+    except OSError as exc:  # e.g. a full disk: one line, and no half-written export
+        raise AvemoError(f"cannot export the features ({exc.strerror or exc})", out_dir) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

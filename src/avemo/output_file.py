@@ -11,6 +11,9 @@ work, as one line, and an interrupted or failed run must not leave half a file. 
   over the destination (atomic on POSIX: readers see the old file or the new one);
 * on :meth:`~OutputFile.discard` (or an exception inside ``with``), removes the temporary file.
 
+:func:`prepare_folder` does the same check for a folder that a long run fills at its end (a
+benchmark's reports, plots).
+
 A destination that exists and is not a regular file (``/dev/stdout``, a named pipe, ``/dev/full``)
 cannot be replaced by a rename: it is opened when the output is opened and written directly.
 """
@@ -108,3 +111,21 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def prepare_folder(folder: str | Path) -> Path:
+    """Create ``folder`` (with its parents) for files written at the end of a long run, and check
+    now, by creating and removing a temporary file in it, that they can be written there; a
+    one-line AvemoError naming the folder otherwise."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise AvemoError("is a file; give the name of a folder", folder) from None
+    except OSError as exc:
+        raise AvemoError(f"cannot create the output folder ({_reason(exc)})", folder) from None
+    try:
+        OutputFile(folder / ".avemo-check").discard()
+    except AvemoError as exc:  # named after the folder, not the probe
+        raise AvemoError(exc.reason, folder) from None
+    return folder

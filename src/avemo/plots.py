@@ -28,10 +28,13 @@ def _save(plt, fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.tight_layout()
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.tight_layout()
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:  # an error or Ctrl-C while saving leaves no half-written figure
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -31,6 +31,7 @@ from avemo.datasets.folds import Fold, Split, split
 from avemo.errors import ConfigError
 from avemo.metrics import compute_metrics, summarise_folds
 from avemo.modality import MODALITIES
+from avemo.output_file import OutputFile
 from avemo.training.config import TrainConfig
 from avemo.training.experiment import DataBundle
 
@@ -456,10 +457,9 @@ def _model_tables(results: dict[str, Any], paper_numbers: dict[str, str]) -> lis
 
 
 def _write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (a temporary file, then a rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` atomically (:class:`~avemo.output_file.OutputFile`)."""
+    with OutputFile(path) as out:
+        out.commit(text)
     return path
 
 

@@ -232,6 +232,7 @@ class Predictor:
         transcribe = transcribe or with_text
         wanted = parse_modalities(modalities)
         info = probe(path)
+        grid.check_rows(info.duration, path)  # before the analysis: a hop too short for this file's length
         streams = _streams(path, info, wanted)
         transcription = _start_transcription(path, info) if transcribe else None
         try:

@@ -16,10 +16,34 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from avemo.errors import ConfigError
+
+if TYPE_CHECKING:  # numpy loads when windows are built: the CLI and the server's settings read the bounds
+    import numpy as np
+
+#: the shortest hop a timeline may use, seconds (the audio expert's frames are 20 ms apart: a
+#: shorter hop only repeats windows); ``avemo serve`` may be stricter (its ``min_hop``)
+MIN_HOP = 0.01
+#: the most windows one timeline may hold: ten hours at the default hop of 0.5 s are 72,000 (a
+#: 300 s file at hop 0.001 s was 300,000 rows and 100 MB of JSON); ``avemo serve`` may be
+#: stricter (its ``max_timeline_rows``)
+MAX_ROWS = 100_000
+
+
+def timeline_rows(duration: float | None, hop: float) -> int:
+    """The most windows a ``duration``-second clip may have at ``hop`` (``duration / hop + 1``),
+    without building them: what :data:`MAX_ROWS` and the server's ``max_timeline_rows`` bound."""
+    return int(max(float(duration or 0.0), 0.0) / hop) + 1
+
+
+def shortest_hop(duration: float | None, max_rows: int) -> float:
+    """The shortest hop, in steps of 10 ms, that keeps a ``duration``-second timeline within ``max_rows``."""
+    steps = max(math.ceil(float(duration or 0.0) / max_rows * 100), 1)
+    while timeline_rows(duration, steps / 100) > max_rows:
+        steps += 1
+    return steps / 100
 
 
 @dataclass(frozen=True)
@@ -35,12 +59,26 @@ class WindowGrid:
             raise ConfigError(f"window must be a positive number of seconds, got {self.window!r}")
         if not (isinstance(self.hop, int | float) and math.isfinite(self.hop) and self.hop > 0):
             raise ConfigError(f"hop must be a positive number of seconds, got {self.hop!r}")
+        if self.hop < MIN_HOP:
+            raise ConfigError(f"hop must be at least {MIN_HOP:g} s (the shortest timeline step), got {self.hop:g}")
         if not 0.0 < self.min_fraction <= 1.0:
             raise ConfigError(f"min_fraction must lie in (0, 1], got {self.min_fraction!r}")
 
+    def check_rows(self, duration: float | None, path=None) -> None:
+        """ConfigError (naming ``path``) when a ``duration``-second clip would have more than
+        :data:`MAX_ROWS` windows; called before the analysis, as soon as the length is known."""
+        rows = timeline_rows(duration, self.hop)
+        if rows > MAX_ROWS:
+            raise ConfigError(f"a hop of {self.hop:g} s over {duration:.0f} s makes {rows} timeline windows; at most "
+                              f"{MAX_ROWS} are allowed (use a hop of at least {shortest_hop(duration, MAX_ROWS):g} s)",
+                              path)
+
     def bounds(self, duration: float) -> np.ndarray:
         """(K, 2) ``[start, end)`` of the windows of a ``duration``-second clip (K >= 1)."""
+        import numpy as np
+
         duration = max(float(duration), 0.0)
+        self.check_rows(duration)
         out = []
         k = 0
         while True:
@@ -63,6 +101,8 @@ def window_members(times: np.ndarray, bounds: np.ndarray) -> list[np.ndarray]:
     ``times`` must be sorted. Windows overlap when ``hop < window``, so an instant may belong
     to several windows.
     """
+    import numpy as np
+
     times = np.asarray(times, dtype=np.float64)
     lo = np.searchsorted(times, bounds[:, 0] - 1e-9, side="left")
     hi = np.searchsorted(times, bounds[:, 1] - 1e-9, side="left")

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from avemo.inference.text import TEXT
+from avemo.inference.windows import shortest_hop, timeline_rows
 from avemo.modality import MODALITIES
 from avemo.serving.progress import PROGRESS_ID
 from avemo.serving.responses import ApiError
@@ -128,13 +129,12 @@ def parse_options(upload: Upload, settings: ServeSettings, default_window: float
 
 def check_timeline(upload: Upload, duration: float | None, hop: float, settings: ServeSettings) -> None:
     """422 when ``duration`` seconds at ``hop`` would give more than ``max_timeline_rows`` windows."""
-    rows = int((duration or 0.0) / hop) + 1
+    rows = timeline_rows(duration, hop)
     if rows > settings.max_timeline_rows:
-        shortest = (duration or 0.0) / settings.max_timeline_rows
         raise ApiError(422, "timeline_too_long",
                        f"{upload.filename}: a hop of {hop:g} s over {duration:.0f} s makes {rows} timeline windows; "
                        f"this server answers with at most {settings.max_timeline_rows} (use a hop of at least "
-                       f"{math.ceil(shortest * 100) / 100:g} s)")
+                       f"{shortest_hop(duration, settings.max_timeline_rows):g} s)")
 
 
 def _modalities_schema(offered: Sequence[str]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from avemo.config import from_dict, load_file
 from avemo.errors import ConfigError
+from avemo.inference.windows import MAX_ROWS, MIN_HOP
 from avemo.modality import MEDIA_MODALITIES, parse_modalities
 
 MIB = 1024 * 1024
@@ -61,7 +62,8 @@ class ServeSettings:
     min_window: float = 0.25
     max_window: float = 30.0
     #: the shortest hop a request may ask for, and the most timeline windows an answer may hold
-    #: (a 300 s file at hop 0.001 s would be 300,000 rows and 100 MB of JSON)
+    #: (a 300 s file at hop 0.001 s would be 300,000 rows and 100 MB of JSON); at least as strict
+    #: as the library's own bounds (:data:`~avemo.inference.windows.MIN_HOP`, ``MAX_ROWS``)
     min_hop: float = 0.1
     max_timeline_rows: int = 10_000
     #: the modalities requests may ask for, as ``avemo predict --modalities``: audio, video; text
@@ -84,8 +86,10 @@ class ServeSettings:
             (self.min_upload_rate >= 0, f"min_upload_rate must be >= 0, got {self.min_upload_rate}"),
             (self.shutdown_grace >= 0, f"shutdown_grace must be >= 0, got {self.shutdown_grace}"),
             (0 < self.min_window <= self.max_window, "need 0 < min_window <= max_window"),
-            (0 < self.min_hop <= self.max_window, "need 0 < min_hop <= max_window"),
-            (self.max_timeline_rows >= 1, f"max_timeline_rows must be >= 1, got {self.max_timeline_rows}"),
+            (MIN_HOP <= self.min_hop <= self.max_window,
+             f"need {MIN_HOP:g} (the library's shortest hop) <= min_hop <= max_window, got {self.min_hop:g}"),
+            (1 <= self.max_timeline_rows <= MAX_ROWS,
+             f"max_timeline_rows must lie in 1..{MAX_ROWS} (the library's bound), got {self.max_timeline_rows}"),
         ]
         for ok, reason in checks:
             if not ok:

@@ -56,21 +56,25 @@ def save_resume_state(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_file(_tensors(model.state_dict()), str(tmp / "model.safetensors"))
-    opt_tensors, opt_plain = _split_optimizer(optimizer.state_dict())
-    save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-    if best_state is not None:
-        save_file(_tensors(best_state), str(tmp / "best.safetensors"))
-    state = {
-        "history": history,
-        "best_score": best_score if best_score != float("-inf") else None,
-        "best_epoch": best_epoch,
-        "bad_epochs": bad_epochs,
-        "optimizer": opt_plain,
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "fingerprint": fingerprint,
-    }
-    (tmp / "state.json").write_text(json.dumps(state))
+    try:
+        save_file(_tensors(model.state_dict()), str(tmp / "model.safetensors"))
+        opt_tensors, opt_plain = _split_optimizer(optimizer.state_dict())
+        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+        if best_state is not None:
+            save_file(_tensors(best_state), str(tmp / "best.safetensors"))
+        state = {
+            "history": history,
+            "best_score": best_score if best_score != float("-inf") else None,
+            "best_epoch": best_epoch,
+            "bad_epochs": bad_epochs,
+            "optimizer": opt_plain,
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "fingerprint": fingerprint,
+        }
+        (tmp / "state.json").write_text(json.dumps(state))
+    except BaseException:  # an error or Ctrl-C while saving: the last whole state stays, nothing half-written
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     old = run_dir / ".last.old"
     if final.exists():
         os.replace(final, old)

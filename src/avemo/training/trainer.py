@@ -585,11 +585,14 @@ def _write_history(path: Path, history: list[dict[str, float]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".csv.tmp")
     keys = list(dict.fromkeys(k for row in history for k in row))
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(history)
+        os.replace(tmp, path)
+    finally:  # an error or Ctrl-C while writing leaves the previous history, and no temporary file
+        tmp.unlink(missing_ok=True)
 
 
 def fit_preprocessing(model: AvemoModel, train: TensorData) -> None:

@@ -24,8 +24,10 @@ floors).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +118,33 @@ def _to_pcm16(y: np.ndarray) -> np.ndarray:
     return np.clip(y * 32768.0, -32768, 32767).astype(np.int16)
 
 
+@contextlib.contextmanager
+def _stop_on_ctrl_c(smile):
+    """Ctrl-C during ``smile.run()``: ask openSMILE to stop, and raise KeyboardInterrupt once it has.
+
+    Python's own handler would raise inside a sink callback, where ctypes prints the exception and
+    drops it: the run went on, short of the rows that callback was adding (features with a frame
+    missing, stored in the cache), and Ctrl-C was lost. Only the main thread receives signals, and
+    a process that ignores Ctrl-C (an extraction worker) keeps ignoring it."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    interrupted: list[int] = []
+
+    def stop(signum, _frame) -> None:
+        interrupted.append(signum)
+        smile.abort()
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        raise KeyboardInterrupt
+
+
 _memo_lock = threading.Lock()
 _memo: dict[str, object] = {}
 
@@ -140,7 +169,8 @@ def compute(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
         smile.external_sink_set_callback_ex(_FUNC_SINK, lambda data, meta: func_rows.append(data.copy()))
         smile.external_audio_source_write_data(_SOURCE, pcm.tobytes())
         smile.external_audio_source_set_eoi(_SOURCE)
-        smile.run()
+        with _stop_on_ctrl_c(smile):
+            smile.run()
     finally:
         smile.free()
     if not lld_rows or not func_rows:
