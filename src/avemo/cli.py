@@ -819,9 +819,9 @@ def predict(
     with OutputFile(out) if out is not None else contextlib.nullcontext() as output:
         predictor = _load_predictor(model, engine, device, text_model, with_text)
         if transcribe or with_text:  # missing weights fail here, once, not on every file
-            from avemo.features.audio.asr import load_recogniser
+            from avemo.inference.transcripts import load_recogniser_now
 
-            load_recogniser()
+            load_recogniser_now()
         predictions: list = []
         try:
             failures = _predict_files(predictor, files, predictions, window=window, hop=hop, modalities=wanted,

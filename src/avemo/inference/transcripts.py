@@ -51,3 +51,12 @@ class Transcription:
         self._cancelled.set()
         self._thread.finish()
 
+
+
+def load_recogniser_now() -> None:
+    """Load the speech recogniser that :class:`Transcription` uses, so that missing weights stop a
+    command or a server at its start with one line, instead of a warning on every file."""
+    from avemo.features.audio.asr import TranscribeConfig, load_recogniser
+
+    config = TranscribeConfig()
+    load_recogniser(config.compute_type, config.threads)

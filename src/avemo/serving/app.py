@@ -410,9 +410,9 @@ def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> 
         predictor = Predictor.default()
     service = _Service.build(predictor, settings)
     if TEXT in settings.offered:
-        from avemo.features.audio.asr import load_recogniser
+        from avemo.inference.transcripts import load_recogniser_now
 
-        load_recogniser()
+        load_recogniser_now()
     app = FastAPI(
         title="avemo",
         version=__version__,

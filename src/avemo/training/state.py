@@ -51,12 +51,18 @@ def save_resume_state(
     fingerprint: dict[str, Any] | None = None,
 ) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    final = run_dir / "last"
-    tmp = run_dir / ".last.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    final, tmp, old = run_dir / "last", run_dir / ".last.tmp", run_dir / ".last.old"
+    # Every step is inside the try, so an error or Ctrl-C at any point (even between the two renames)
+    # leaves the last whole state in ``last`` and no temporary folder.
     try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        if old.exists():  # a process killed between the two renames
+            if final.exists():
+                shutil.rmtree(old)
+            else:
+                os.replace(old, final)
+        tmp.mkdir()
         save_file(_tensors(model.state_dict()), str(tmp / "model.safetensors"))
         opt_tensors, opt_plain = _split_optimizer(optimizer.state_dict())
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
@@ -72,15 +78,18 @@ def save_resume_state(
             "fingerprint": fingerprint,
         }
         (tmp / "state.json").write_text(json.dumps(state))
-    except BaseException:  # an error or Ctrl-C while saving: the last whole state stays, nothing half-written
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists():
+            if final.exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(old, final)
         raise
-    old = run_dir / ".last.old"
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old.exists():
-        shutil.rmtree(old)
 
 
 def load_resume_state(run_dir: Path, model, optimizer, scheduler, fingerprint: dict[str, Any] | None = None):

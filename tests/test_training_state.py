@@ -1,0 +1,65 @@
+"""The resume state of a training run (``run/last``) is replaced whole or not at all: an error or a
+Ctrl-C at any step of :func:`avemo.training.state.save_resume_state` (writing the files, or between
+its two renames) leaves the previous state loadable and no temporary folder."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from avemo.training import state as state_module
+from avemo.training.state import load_resume_state, save_resume_state
+
+
+def _save(run, history):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    save_resume_state(run, model, optimizer, None, history, 0.5, 1, 0, None)
+    return model, optimizer
+
+
+def _history(run):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return load_resume_state(run, model, optimizer, None)[0]
+
+
+def _fail_on_call(real, n):
+    calls = []
+
+    def wrapped(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    return wrapped
+
+
+@pytest.mark.parametrize("where", ["writing", "between_renames", "after_renames"])
+def test_an_interrupted_save_keeps_the_previous_state(tmp_path, monkeypatch, where):
+    run = tmp_path / "run"
+    _save(run, [{"epoch": 1}])
+    if where == "writing":
+        monkeypatch.setattr(state_module, "save_file", _fail_on_call(state_module.save_file, 2))
+    elif where == "between_renames":  # last -> .last.old done, .last.tmp -> last not yet
+        monkeypatch.setattr(state_module.os, "replace", _fail_on_call(os.replace, 2))
+    else:  # the new state is in place, the old one not yet removed
+        monkeypatch.setattr(state_module.shutil, "rmtree", _fail_on_call(state_module.shutil.rmtree, 1))
+    with pytest.raises(KeyboardInterrupt):
+        _save(run, [{"epoch": 1}, {"epoch": 2}])
+    monkeypatch.undo()
+    assert sorted(p.name for p in run.iterdir()) == ["last"]
+    expected = [{"epoch": 1}, {"epoch": 2}] if where == "after_renames" else [{"epoch": 1}]
+    assert _history(run) == expected
+
+
+def test_a_state_left_between_the_renames_by_a_killed_process_is_kept(tmp_path):
+    run = tmp_path / "run"
+    _save(run, [{"epoch": 1}])
+    os.replace(run / "last", run / ".last.old")  # killed (SIGKILL) between the two renames
+    _save(run, [{"epoch": 1}, {"epoch": 2}])
+    assert sorted(p.name for p in run.iterdir()) == ["last"]
+    assert _history(run) == [{"epoch": 1}, {"epoch": 2}]
