@@ -1,7 +1,7 @@
 """Generalisation benchmark (issue 11): the recipe on speakers, languages and recordings it never saw,
 next to its in-domain number.
 
-    python benchmarks/generalisation.py [--parts extract,copies,crosscorpus,loco,multicorpus,degraded,report]
+    python benchmarks/generalisation.py [--parts extract,copies,select,crosscorpus,loco,multicorpus,degraded,report]
         [--suite benchmarks/generalisation_suite.toml] [--out docs/results] [--work DIR]
         [--data ../shared/data] [--cache DIR] [--workers 2] [--test-fraction F] [--conditions A,B] [--quick]
 
@@ -13,6 +13,12 @@ file); validation speakers are always training-side speakers.
 Parts (each stores its results under ``--work``, so one part can be rerun alone; ``report`` assembles
 whatever is there into ``OUT/generalisation.{md,json}`` and the figures in ``OUT/generalisation/``):
 
+* ``select`` -- how strong the augmentation is (the share of training clips that get degraded
+  copies), chosen on **validation speakers**: per RAVDESS fold, the recipe trained with each candidate
+  fraction of the suite's ``[augment.select]``, scored on a sample of that fold's validation speakers'
+  clips, clean and through every degraded condition (channel seed of its own, babble of the fold's
+  training speakers). The fraction with the best mean accuracy over clean and degraded validation
+  audio is the choice; the report says whether the suite's ``[augment.channels] fraction`` is it.
 * ``crosscorpus`` -- the recipe trained on RAVDESS only (validation speakers 22, 23) and scored on
   EmoDB-dev and on the CREMA-D clips over the labels they share (RAVDESS calm counted as neutral,
   EmoDB boredom left out: :func:`avemo.training.scoring.evaluate_checkpoint`); accuracy, UAR,
@@ -57,7 +63,7 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 SUITE = REPO / "benchmarks" / "generalisation_suite.toml"
-PARTS = ("extract", "copies", "crosscorpus", "loco", "multicorpus", "degraded", "report")
+PARTS = ("extract", "copies", "select", "crosscorpus", "loco", "multicorpus", "degraded", "report")
 VARIANTS = ("plain", "augmented")
 
 
@@ -85,6 +91,11 @@ def pct(x: float | None) -> str:
 
 
 # ----------------------------------------------------------------------------- context
+def fraction_variant(fraction: float) -> str:
+    """The name of the recipe trained with degraded copies of ``fraction`` of the clips (select part)."""
+    return f"fraction {fraction:g}"
+
+
 class Context:
     """The suite, the data (read on first use), the cache, and how to train and score the recipe."""
 
@@ -101,11 +112,13 @@ class Context:
         recipe = dict(self.suite["recipe"])
         self.degraded = dict(self.suite["degraded"])
         channels = dict(self.suite["augment"]["channels"])
+        self.select = dict(self.suite["augment"]["select"])
         if self.quick:
             q = self.suite["quick"]
             recipe.update(model=q["model"], model_config=q["model_config"], feature=q["feature"], train=q["train"])
             self.degraded["conditions"] = q["conditions"]
             channels.update(q["augment"])
+            self.select.update(q["select"])
         if args.test_fraction is not None:
             self.degraded["test_fraction"] = args.test_fraction
         if args.conditions:
@@ -116,6 +129,9 @@ class Context:
         self.model, self.model_config, self.feature = recipe["model"], dict(recipe["model_config"]), recipe["feature"]
         self.train = {plain: cfg.from_dict(TrainConfig, {**recipe["train"], **extra})
                       for plain, extra in (("plain", {}), ("augmented", {"augment": {"channels": channels}}))}
+        for fraction in self.select["fractions"]:  # the candidates of the select part
+            self.train[fraction_variant(fraction)] = cfg.from_dict(
+                TrainConfig, {**recipe["train"], "augment": {"channels": {**channels, "fraction": fraction}}})
         self.channels = cfg.from_dict(ChannelAugmentConfig, channels, where="augment.channels")
         self.cache = FeatureCache(args.cache)
         self.work, self.out, self.workers = args.work, args.out, args.workers
@@ -407,6 +423,61 @@ def part_degraded(ctx: Context) -> None:
             f"{v} {pct(s[v]['conditions'].get(condition, {}).get('accuracy'))}" for v in ctx.variants))
 
 
+# ----------------------------------------------------------------------------- augmentation strength
+def validation_sample(ctx: Context, val) -> list:
+    """The validation takes the select part scores: ``val_fraction`` of them by CRC32 of ``"clip id/val"``
+    (a draw of its own, unrelated to the test sample's)."""
+    from avemo.training.channel_copies import crc32
+
+    fraction = float(ctx.select["val_fraction"])
+    return [t for t in val if crc32(f"{t.key}/val") < fraction * 2**32]
+
+
+def part_select(ctx: Context) -> None:
+    """Per fold and candidate fraction: the recipe with that augmentation, scored on the fold's
+    validation speakers (a sample), clean and through every degraded condition."""
+    path = ctx.work / "select.pkl"
+    res = load(path, {})
+    seed = int(ctx.select["seed"])
+    rav = ctx.data("ravdess")
+    conditions = ctx.degraded["conditions"]
+    for fold, (train, val, _test) in _folds(ctx):
+        chosen = validation_sample(ctx, val)
+        talkers = babble_talkers(train, seed, talkers_needed(conditions))
+        for fraction in ctx.select["fractions"]:
+            variant = fraction_variant(fraction)
+            ckpt = ctx.fit(rav, train, val, ctx.work / "runs" / "select" / f"fold{fold.number}_{fraction:g}", variant)
+            scores = res.setdefault((fold.number, fraction), {"n": len(chosen)})
+            for condition in ("clean", *conditions):
+                if condition not in scores:
+                    perturb = None if condition == "clean" else perturb_of(condition, seed, talkers)
+                    scores[condition] = ctx.score(ckpt, rav, chosen, perturb)["accuracy"]
+            save(path, res)
+            log(f"select fold {fold.number} {variant}: {len(chosen)} validation clips, clean "
+                f"{pct(scores['clean'])}, mean drop {100 * _mean_drop(scores, conditions):.1f}")
+
+
+def _mean_drop(scores: dict, conditions: list[str]) -> float:
+    return float(np.mean([scores["clean"] - scores[c] for c in conditions]))
+
+
+def select_summary(res: dict, fractions: list[float], conditions: list[str]) -> dict[str, Any]:
+    """Per candidate fraction (folds with every condition scored): clean accuracy, mean drop and mean
+    accuracy over clean and degraded validation audio (means over folds); the choice: the best mean."""
+    rows = {}
+    for fraction in fractions:
+        folds = [s for (_fold, f), s in sorted(res.items()) if f == fraction and all(c in s for c in ("clean", *conditions))]
+        if folds:
+            rows[fraction] = {
+                "folds": len(folds), "clips": sum(s["n"] for s in folds),
+                "clean": float(np.mean([s["clean"] for s in folds])),
+                "mean_drop": float(np.mean([_mean_drop(s, conditions) for s in folds])),
+                "mean_accuracy": float(np.mean([np.mean([s[c] for c in ("clean", *conditions)]) for s in folds])),
+            }
+    complete = {f: r for f, r in rows.items() if r["folds"] == max(r["folds"] for r in rows.values())}
+    return {"candidates": rows, "chosen": max(complete, key=lambda f: complete[f]["mean_accuracy"]) if complete else None}
+
+
 # ----------------------------------------------------------------------------- report
 def _pooled(res: dict, variant: str, key: str) -> tuple[float | None, int, int]:
     """Accuracy pooled over the folds that scored ``key`` (clips-weighted), the number of those folds, clips."""
@@ -485,7 +556,8 @@ def _report_head(ctx: Context, command: str) -> list[str]:
             f"- Degraded-audio settings of this report: test fraction {ctx.degraded['test_fraction']}, folds "
             f"{sorted(ctx.degraded_folds) or 'all'}, conditions {', '.join(ctx.degraded['conditions'])}",
             "- Protocol: every number is speaker-disjoint; validation speakers are training-side speakers; the "
-            "recipe's hyper-parameters were chosen on validation data, never on a test corpus, fold or speaker. "
+            "recipe's hyper-parameters were chosen on validation data, never on a test fold or speaker (C saw "
+            "EmoDB-dev as a validation corpus: see the notes). "
             f"ECE: {CALIBRATION_BINS} equal-width confidence bins.", ""]
 
 
@@ -607,11 +679,32 @@ def _degraded_section(ctx: Context, deg: dict, figures: Path, targets: dict, ans
     return lines, s
 
 
+def _select_section(ctx: Context, select: dict) -> tuple[list[str], dict]:
+    s = select_summary(select, ctx.select["fractions"], ctx.degraded["conditions"])
+    used = float(ctx.channels.fraction)
+    lines = ["## Augmentation strength, chosen on validation speakers", "",
+             f"The share of training clips that get {ctx.channels.copies} degraded copies (`augment.channels.fraction`), "
+             "per RAVDESS fold trained as in the degraded part and scored on a "
+             f"{pct(float(ctx.select['val_fraction']))} % sample of that fold's **validation** speakers' clips, clean and "
+             f"through the {len(ctx.degraded['conditions'])} conditions below (channel seed {ctx.select['seed']}; "
+             "babble of the fold's training speakers). No test clip is scored here. Means over the folds.", "",
+             "| fraction | folds | validation clips | clean | mean drop (points) | mean accuracy, clean and degraded |",
+             "|---|---|---|---|---|---|"]
+    for fraction, r in s["candidates"].items():
+        mark = " (chosen)" if fraction == s["chosen"] else ""
+        lines.append(f"| {fraction:g}{mark} | {r['folds']} | {r['clips']} | {pct(r['clean'])} | "
+                     f"{100 * r['mean_drop']:.1f} | {pct(r['mean_accuracy'])} |")
+    verdict = ("the suite's fraction is the chosen one" if s["chosen"] == used else
+               f"the suite uses {used:g}, not the chosen fraction: change `[augment.channels] fraction`")
+    lines += ["", f"Choice: the best mean accuracy over clean and degraded validation audio; {verdict}.", ""]
+    return lines, {**s, "used": used}
+
+
 def part_report(ctx: Context) -> None:
     from avemo.models.checkpoint import package_versions
 
     targets = ctx.suite["targets"]
-    cross, loco, multi = (load(ctx.work / f"{p}.pkl") for p in ("crosscorpus", "loco", "multicorpus"))
+    cross, loco, multi, select = (load(ctx.work / f"{p}.pkl") for p in ("crosscorpus", "loco", "multicorpus", "select"))
     deg = load(ctx.work / "degraded.pkl", {})
     figures = ctx.out / "generalisation"
     figures.mkdir(parents=True, exist_ok=True)
@@ -625,6 +718,9 @@ def part_report(ctx: Context) -> None:
                                "targets": targets, "quick": ctx.quick}
     answers: list[str] = []
     lines: list[str] = []
+    if select:
+        more, summary["select"] = _select_section(ctx, select)
+        lines += more
     if cross:
         lines += _cross_section(ctx, cross, figures, targets, answers)
         summary["crosscorpus"] = cross

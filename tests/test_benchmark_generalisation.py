@@ -43,15 +43,19 @@ def test_quick_run_writes_every_section(tmp_path):
     script = _script()
     out = tmp_path / "out"
     script.main(["--quick", "--out", str(out), "--work", str(tmp_path / "work"), "--cache", str(tmp_path / "cache"),
-                 "--workers", "1", "--parts", "crosscorpus,loco,multicorpus,degraded,report"])
+                 "--workers", "1", "--parts", "select,crosscorpus,loco,multicorpus,degraded,report"])
     text = (out / "generalisation.md").read_text()
-    for heading in ("## Answers", "RAVDESS only -> EmoDB-dev and CREMA-D", "Leave one corpus out",
-                    "leave one EmoDB speaker out", "In-domain: RAVDESS", "Degraded audio", "babble_10db"):
+    for heading in ("## Answers", "Augmentation strength, chosen on validation speakers",
+                    "RAVDESS only -> EmoDB-dev and CREMA-D", "Leave one corpus out", "leave one EmoDB speaker out",
+                    "In-domain: RAVDESS", "Degraded audio", "babble_10db"):
         assert heading in text
     result = json.loads((out / "generalisation.json").read_text())
     assert result["quick"] and set(result["crosscorpus"]) == {"plain", "augmented"}
     emodb = result["crosscorpus"]["plain"]["emodb"]
     assert "boredom" not in emodb["labels"] and 0.0 <= emodb["ece"] <= 1.0
+    select = result["select"]
+    assert set(select["candidates"]) == {"0.5", "1.0"} and select["chosen"] in (0.5, 1.0)
+    assert select["used"] == 0.5  # the quick suite's own fraction, whichever the validation chose
     summary = result["degraded"]["summary"]
     for variant in ("plain", "augmented"):
         assert set(summary[variant]["conditions"]) == {"noise_white_10db", "babble_10db"}
