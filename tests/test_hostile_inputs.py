@@ -236,6 +236,17 @@ def _read_only_folder(tmp_path: Path) -> Path:
     return folder
 
 
+def _bad_destination(tmp_path: Path, where: str) -> tuple[Path, Path, tuple]:
+    """A file, a folder and a read-only folder in ``tmp_path``; (the destination ``where`` names, with
+    READ_ONLY for the read-only folder; that folder; the listings of both folders before the command)."""
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_folder").mkdir()
+    read_only = _read_only_folder(tmp_path)
+    before = _listing(tmp_path), _listing(read_only)
+    target = where.replace("READ_ONLY", str(read_only))
+    return (tmp_path / target if not target.startswith("/") else Path(target)), read_only, before
+
+
 @pytest.mark.parametrize(
     ("where", "message"),
     [
@@ -247,12 +258,7 @@ def _read_only_folder(tmp_path: Path) -> Path:
 )
 def test_a_bad_destination_is_refused_before_the_model_loads(corpus, monkeypatch, capsys, no_model, tmp_path,
                                                              where, message):
-    (tmp_path / "a_file").write_text("x")
-    (tmp_path / "a_folder").mkdir()
-    read_only = _read_only_folder(tmp_path)
-    before = _listing(tmp_path), _listing(read_only)
-    target = where.replace("READ_ONLY", str(read_only))
-    path = tmp_path / target if not target.startswith("/") else Path(target)
+    path, read_only, before = _bad_destination(tmp_path, where)
     code, _, err = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", "--out", path)
     _one_line_error(code, err, message.format(tmp=tmp_path).replace("READ_ONLY", str(read_only)))
     assert (_listing(tmp_path), _listing(read_only)) == before
@@ -359,12 +365,7 @@ def _command(name: str, corpus: Path, generated: dict[str, Path], cache: Path) -
 def test_a_bad_destination_of_a_long_command_is_refused_before_the_work(corpus, generated, monkeypatch, capsys,
                                                                          tmp_path, command, where, message):
     """The work (extraction into --cache, training) never starts: the folders are as they were."""
-    (tmp_path / "a_file").write_text("x")
-    (tmp_path / "a_folder").mkdir()
-    read_only = _read_only_folder(tmp_path)
-    before = _listing(tmp_path), _listing(read_only)
-    target = where.replace("READ_ONLY", str(read_only))
-    path = tmp_path / target if not target.startswith("/") else Path(target)
+    path, read_only, before = _bad_destination(tmp_path, where)
     code, _, err = _run(monkeypatch, capsys, *_command(command, corpus, generated, tmp_path / "cache"), path)
     _one_line_error(code, err, message.format(tmp=tmp_path).replace("READ_ONLY", str(read_only)))
     assert (_listing(tmp_path), _listing(read_only)) == before
