@@ -48,7 +48,7 @@ def test_config_is_data_loaded_from_toml_with_the_recipe_defaults(tmp_path):
     config = cfg.from_dict(TrainConfig, cfg.load_file(tmp_path / "train.toml"))
     ch = config.augment.channels
     assert ch.enabled and ch.noise_snr == (10.0, 15.0) and ch.corpora == ("ravdess",)
-    assert (ch.fraction, ch.copies, ch.gain_copy, ch.seed) == (0.25, 3, True, 1000)
+    assert (ch.fraction, ch.copies, ch.gain_copy, ch.seed) == (1.0, 3, True, 1000)
     assert cfg.to_dict(config)["augment"]["channels"]["opus_kbps"] == [8.0, 12.0, 16.0, 24.0]
     assert not TrainConfig().augment.channels.enabled  # off by default
     with pytest.raises(ConfigError, match="copies"):
@@ -59,7 +59,7 @@ def test_config_is_data_loaded_from_toml_with_the_recipe_defaults(tmp_path):
 
 def test_plan_is_deterministic_with_the_fraction_and_copies_of_the_config():
     takes = _takes(8, 50)
-    config = ChannelAugmentConfig(enabled=True)
+    config = ChannelAugmentConfig(enabled=True, fraction=0.25)  # the other settings: the defaults
     plan, skipped = cc.plan_copies(takes, config)
     again, _ = cc.plan_copies(list(reversed(takes)), config)
     assert {(c.take.key, c.slot, c.channel, c.item, c.sources) for c in plan} == \

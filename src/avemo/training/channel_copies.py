@@ -4,7 +4,7 @@ with the transmission channels of :mod:`avemo.media.channels`.
 :func:`plan_copies` says which training clips get copies and through which channels, from the
 config alone (:class:`~avemo.training.config.ChannelAugmentConfig`):
 
-* a clip is chosen when ``CRC32("clip id/seed") < fraction * 2**32`` (one clip in four by
+* a clip is chosen when ``CRC32("clip id/seed") < fraction * 2**32`` (every clip by
   default), so the choice does not depend on the other clips or on the order of the takes;
 * its copies (slots ``0 .. copies-1``): with ``gain_copy``, ``copies - 1`` copies of distinct
   kinds drawn from ``kinds`` then one gain-only copy; each copy's parameters are drawn from the
