@@ -257,7 +257,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=None, help="feature cache (default: ~/.cache/avemo/features)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--version", default="2")
+    parser.add_argument("--version", default="3")
     return parser.parse_args()
 
 
