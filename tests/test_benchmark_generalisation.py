@@ -50,9 +50,15 @@ def test_quick_run_writes_every_section(tmp_path):
                     "In-domain: RAVDESS", "Degraded audio", "babble_10db"):
         assert heading in text
     result = json.loads((out / "generalisation.json").read_text())
-    assert result["quick"] and set(result["crosscorpus"]) == {"plain", "augmented"}
+    assert result["quick"] and set(result["crosscorpus"]) == {"plain", "augmented", "adapted"}
     emodb = result["crosscorpus"]["plain"]["emodb"]
     assert "boredom" not in emodb["labels"] and 0.0 <= emodb["ece"] <= 1.0
+    for part, target in (("crosscorpus", "emodb"), ("loco", "emodb->ravdess")):  # 13 and 25 clips: adapted
+        adapted = {v: result[part]["adapted"][v][target] for v in ("plain", "augmented")}
+        assert all(a["adapt"] == "mean" and a["labels"] for a in adapted.values())
+    assert "at least 10 items" in result["crosscorpus"]["adapted"]["plain"]["crema_d"]["refused"]  # 2 clips
+    assert "| emodb, adapted (test-corpus mean) | 13 |" in text and "| crema_d, adapted (test-corpus mean) | refused" in text
+    assert "| emodb->ravdess, adapted (test-corpus mean) |" in text
     select = result["select"]
     assert set(select["candidates"]) == {"0.5", "1.0"} and select["chosen"] in (0.5, 1.0)
     assert select["used"] == 0.5  # the quick suite's own fraction, whichever the validation chose

@@ -488,6 +488,13 @@ def evaluate(
         str | None, typer.Option(help="Score one official split of the corpus (MELD: train, dev or test).")
     ] = None,
     protocol: ProtocolOpt = None,
+    adapt: Annotated[
+        str | None, typer.Option(help="'mean': test-time adaptation for a corpus from another language or "
+                                      "recording setup. Unsupervised (no label is read): the evaluated clips' own "
+                                      "mean replaces the training mean of the model's standardised inputs (the "
+                                      "training std is kept); needs at least 10 clips of one domain with a mixed "
+                                      "emotion set. The JSON records it as \"adapt\". Evaluation only.")
+    ] = None,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
@@ -512,12 +519,12 @@ def evaluate(
         prepare_folder(plots)
     with _output(json_out) as report:  # a bad destination fails now, not after the work
         cache = _cache(cache_dir)
-        ev = evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores())
+        ev = evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt)
         for item in ev.skipped:
             console_err.print(f"[yellow]skipped[/] {item.get('take') or item.get('file')}: {item['reason']}")
         m = ev.metrics
         console.print(f"{m.n} takes: accuracy {m.accuracy:.4f}, weighted F1 {m.weighted_f1:.4f}, "
-                      f"macro-F1 {m.macro_f1:.4f}, UAR {m.uar:.4f}")
+                      f"macro-F1 {m.macro_f1:.4f}, UAR {m.uar:.4f}" + (f" (adapted: {adapt})" if adapt else ""))
         if not ev.comparison.identity:
             console.print(_comparison_table(ev))
         if report is not None:

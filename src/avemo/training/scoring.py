@@ -58,6 +58,7 @@ class Evaluation:
     takes: list[str]
     left_out: dict[str, int] = field(default_factory=dict)  # corpus label without a partner -> clips
     skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable files / takes, with the reason
+    adapt: str | None = None  # the test-time adaptation of the inputs (Normalizer.transform), or None
 
     @property
     def ece(self) -> float:
@@ -77,6 +78,7 @@ class Evaluation:
             "skipped": list(self.skipped),
             "ece": self.ece, "calibration_bins": CALIBRATION_BINS,
             "reliability": [b.to_dict() for b in self.reliability],
+            "adapt": self.adapt,
         }
 
 
@@ -88,13 +90,18 @@ def evaluate_checkpoint(
     workers: int = 1,
     speaker_norm: bool | None = None,
     perturb: Mapping[str, Any] | None = None,
+    adapt: str | None = None,
 ) -> Evaluation:
     """Predict every take of ``data`` with ``checkpoint`` and score it over the labels both share.
 
     Features come through ``cache`` as in training; ``perturb`` (e.g. ``{"channel": "mp3_16k"}``)
     computes the audio inputs on a degraded signal (:func:`~avemo.training.data.gather`).
+    ``adapt="mean"``: test-time mean adaptation, unsupervised (the scored takes' own mean replaces
+    the training mean of each standardised input: :class:`~avemo.models.normalization.Normalizer`),
+    for a corpus from another language or recording setup.
     Raises a one-line error when the label sets cannot be compared, the checkpoint's features
-    differ from this avemo's, or no take of ``data`` is usable.
+    differ from this avemo's, no take of ``data`` is usable, or ``adapt`` cannot apply (unknown,
+    a model without standardised inputs, fewer than ``MIN_ADAPT_ITEMS`` takes).
     """
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     check_compatible(ckpt, tables=data.tables)
@@ -103,6 +110,10 @@ def evaluate_checkpoint(
     if speaker_norm is not None and speaker_norm != norm.speaker_norm:
         raise ConfigError("the checkpoint was trained "
                           f"{'with' if norm.speaker_norm else 'without'} speaker normalisation; evaluate it the same way")
+    try:
+        norm.check_adapt(adapt)  # before any feature is computed
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, ckpt.path) from None
     scored = [t for t in data.takes if comparison.data(t.emotion) is not None]
     left_out = Counter(t.emotion for t in data.takes if comparison.data(t.emotion) is None)
     skipped = [{"file": path, "reason": reason} for path, reason in data.skipped]
@@ -118,7 +129,11 @@ def evaluate_checkpoint(
     y_true = np.array([labels.index(comparison.data(t.emotion)) for t in gathered.takes], dtype=np.int64)
     # the model's own class indices only shape the tensors here; scoring uses y_true over the scored labels
     context = ckpt.model.dialogue_context  # a dialogue model reads each take's previous utterances too
-    d = TensorData(norm.transform(gathered), np.zeros(len(gathered), dtype=np.int64), ckpt.inputs, context=context,
+    try:
+        inputs = norm.transform(gathered, adapt=adapt)
+    except DatasetError as exc:  # too few takes to adapt to
+        raise DatasetError(exc.reason, data.root) from None
+    d = TensorData(inputs, np.zeros(len(gathered), dtype=np.int64), ckpt.inputs, context=context,
                    previous=previous_utterances(gathered.takes) if context else None)
     t0 = time.perf_counter()
     probs = comparison.probabilities(predict_proba(ckpt.model, d))
@@ -126,6 +141,6 @@ def evaluate_checkpoint(
     return Evaluation(
         metrics=compute_metrics(y_true, probs, labels.emotions), comparison=comparison, probabilities=probs,
         y_true=y_true, takes=[t.key for t in gathered.takes], left_out=dict(sorted(left_out.items())),
-        skipped=skipped,
+        skipped=skipped, adapt=adapt,
     )
 
