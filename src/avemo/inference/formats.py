@@ -117,7 +117,7 @@ def render(prediction: Prediction, console) -> None:
     p = prediction
     duration = "" if p.duration is None else f" ({p.duration:.1f} s)"
     if p.emotion is None:
-        console.print(f"[bold]{escape(p.path)}[/]{duration}: [yellow]no emotion[/] (no usable speech and no face to tell it from)")
+        console.print(f"[bold]{escape(p.path)}[/]{duration}: [yellow]no emotion[/] (no speech and no face to tell it from)")
     else:
         flag = " [yellow]? uncertain[/]" if p.uncertain else ""
         console.print(f"[bold]{escape(p.path)}[/]{duration}: [bold green]{p.emotion}[/] "
