@@ -368,3 +368,20 @@ def test_onnx_engine_gives_the_same_crowd_gate(six_label_bundle, tmp_path, speec
     assert [w.audio for w in a.timeline] == [w.audio for w in b.timeline]
     crowd_a = [w.crowd for w in a.timeline if w.crowd is not None]
     assert crowd_a and crowd_a == pytest.approx([w.crowd for w in b.timeline if w.crowd is not None], abs=1e-3)
+
+
+def test_crowd_gate_removes_crowd_windows_and_needs_most_of_the_speech():
+    from avemo.inference.backends import _crowd_gate
+
+    logits = np.ones((5, 3), np.float32)
+    logits[0] = np.nan  # no speech there
+    crowd = np.array([0.99, 0.9, 0.85, 0.1, np.nan])
+    half = logits.copy()
+    assert _crowd_gate(half, crowd, 0.5, 0.8) is None  # 2 of the 4 speech windows: not most
+    assert np.isnan(half[:3]).all() and not np.isnan(half[3:]).any()
+    most = logits.copy()
+    reason = _crowd_gate(most, np.array([0.0, 0.9, 0.85, 0.95, 0.1]), 0.9, 0.8)
+    assert reason.startswith("several people talk at once") and "3 of 4 speech windows" in reason
+    silent = np.full((2, 3), np.nan, np.float32)  # no window with a vote: the clip's own score decides
+    assert _crowd_gate(silent.copy(), np.array([0.9, 0.9]), 0.95, 0.8) is not None
+    assert _crowd_gate(silent.copy(), np.array([0.9, 0.9]), 0.5, 0.8) is None
