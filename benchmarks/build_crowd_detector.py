@@ -225,7 +225,7 @@ def main() -> None:
     from avemo.models.checkpoint import load_checkpoint
 
     t0 = time.time()
-    head = header("Crowd detector (several people talk at once)", ("sklearn",))
+    head = header("Crowd detector (several people talk at once)", ("scikit-learn",))
     config, _ = read_bundle(args.bundle)
     expert = make_audio_expert(load_checkpoint(args.bundle / config.audio), device="cpu")
     files = corpus_files(args.recipe)
