@@ -5,8 +5,11 @@ Four measurements with ``Predictor.default()`` (the bundle's ``abstention``: ``t
 Silero VAD thresholds; :mod:`avemo.inference.abstention`):
 
 1. **Non-speech inputs**, 4 s each, as audio files: digital silence, white noise, pink (1/f) noise,
-   a 50 Hz mains hum with harmonics, and multi-talker babble (six RAVDESS actors of the held-out
-   speakers below, summed with random offsets: speech, but nobody's emotion); and two videos with a
+   a 50 Hz mains hum with harmonics, and two babbles (speech, but nobody's emotion): six takes of
+   one held-out actor (actor 22, the first held-out speaker below; this input was called "6 talkers"
+   before, but its six clips are all one voice), and one take of each of six different actors
+   (01, 02, 04, 05, 06, 07: training speakers of the audio head and of its crowd detector), each
+   summed with random offsets; and two videos with a
    face (the generated portrait) over silence and over white noise. Reported: the clip's emotion and
    top probability, whether it is flagged uncertain, why the audio is not used, and how many
    timeline windows carry an unflagged class at >= 50 %. The target: no emotion for non-speech,
@@ -80,7 +83,7 @@ def babble(clips: list[Path], seconds: float, rng: np.random.Generator) -> np.nd
     return out
 
 
-def non_speech_inputs(folder: Path, held_out_clips: list[Path]) -> dict[str, Path]:
+def non_speech_inputs(folder: Path, held_out_clips: list[Path], crowd_clips: list[Path]) -> dict[str, Path]:
     import soundfile as sf
 
     from avemo.media.synth import write_clip
@@ -93,7 +96,8 @@ def non_speech_inputs(folder: Path, held_out_clips: list[Path]) -> dict[str, Pat
         "white noise": rng.standard_normal(n),
         "pink noise": pink_noise(n, rng),
         "mains hum (50 Hz + harmonics)": sum(np.sin(2 * np.pi * 50 * k * t) / k for k in range(1, 8)),
-        "babble (6 talkers)": babble([held_out_clips[i * 10] for i in range(6)], 4.0, rng),
+        "babble (6 takes of actor 22)": babble([held_out_clips[i * 10] for i in range(6)], 4.0, rng),
+        "babble (6 different actors)": babble(crowd_clips, 4.0, rng),
     }
     paths = {}
     for i, (name, y) in enumerate(signals.items()):
@@ -115,7 +119,18 @@ def confident_unflagged(r, modality: str | None = None) -> int:
                and max(w.probabilities.values()) >= 0.5 and (modality is None or getattr(w, modality)))
 
 
+def crowd_threshold(predictor) -> float:
+    """The crowd detector's threshold (inf without one): windows at or above it get no audio term."""
+    detector = getattr(predictor._backend.audio, "crowd", None)
+    return np.inf if detector is None else detector.threshold
+
+
+def crowd_windows(r, threshold: float) -> int:
+    return sum(1 for w in r.timeline if w.crowd is not None and w.crowd >= threshold)
+
+
 def measure_non_speech(predictor, inputs: dict[str, Path]) -> list[dict]:
+    threshold = crowd_threshold(predictor)
     rows = []
     for name, path in inputs.items():
         r = predictor.predict(path)
@@ -130,6 +145,7 @@ def measure_non_speech(predictor, inputs: dict[str, Path]) -> list[dict]:
             "video_used": r.modalities["video"].used,
             "windows": len(r.timeline),
             "windows_with_emotion": sum(w.emotion is not None for w in r.timeline),
+            "windows_crowd": crowd_windows(r, threshold),
             "windows_confident_unflagged": confident_unflagged(r),
             "windows_confident_unflagged_audio": confident_unflagged(r, "audio"),
         })
@@ -213,6 +229,7 @@ def measure_emodb(predictor, clips: list[Path], tau: float) -> dict:
 
 
 def measure_real(predictor, clips: list[Path], share: float) -> list[dict]:
+    threshold = crowd_threshold(predictor)
     rows = []
     for path in clips:
         dataset, truth = true_label(path)
@@ -222,6 +239,8 @@ def measure_real(predictor, clips: list[Path], share: float) -> list[dict]:
                      "top": None if r.probabilities is None else max(r.probabilities.values()),
                      "uncertain": r.uncertain, "speech": r.speech, "windows": len(r.timeline),
                      "windows_gated": sum(1 for w in r.timeline if w.speech is not None and w.speech < share),
+                     "windows_crowd": crowd_windows(r, threshold),
+                     "audio_used": r.modalities["audio"].used, "audio_reason": r.modalities["audio"].reason,
                      "windows_uncertain": sum(w.uncertain for w in r.timeline)})
         print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -250,14 +269,15 @@ def report(results: dict) -> str:
         "## 1. Non-speech inputs (4 s)",
         "",
         "| input | emotion | top p | uncertain | speech share | audio | windows with emotion | "
-        "windows unflagged at >= 50 % (audio among them) |",
-        "|---|---|---:|---|---:|---|---:|---:|",
+        "windows gated (crowd) | windows unflagged at >= 50 % (audio among them) |",
+        "|---|---|---:|---|---:|---|---:|---:|---:|",
     ]
     for r in results["non_speech"]:
         audio = "used" if r["audio_used"] else f"not used: {r['audio_reason']}"
         lines.append(f"| {r['input']} | {r['emotion'] or '–'} | {num(r['top'])} | "
                      f"{'yes' if r['uncertain'] else 'no'} | {num(r['speech'])} | {audio} | "
-                     f"{r['windows_with_emotion']}/{r['windows']} | {r['windows_confident_unflagged']} "
+                     f"{r['windows_with_emotion']}/{r['windows']} | {r['windows_crowd']}/{r['windows']} | "
+                     f"{r['windows_confident_unflagged']} "
                      f"({r['windows_confident_unflagged_audio']}) |")
     if "held_out" in results:
         lines += held_out_sections(results)
@@ -265,13 +285,16 @@ def report(results: dict) -> str:
         "",
         "## 4. The 13 real clips (both modalities)",
         "",
-        "| clip | true | prediction | top p | uncertain | speech share | windows gated (no speech) | windows uncertain |",
-        "|---|---|---|---:|---|---:|---:|---:|",
+        "| clip | true | prediction | top p | uncertain | speech share | windows gated (no speech) | "
+        "windows gated (crowd) | audio | windows uncertain |",
+        "|---|---|---|---:|---|---:|---:|---:|---|---:|",
     ]
     for r in results["real"]:
         mark = "–" if r["prediction"] is None else f"{r['prediction']} {'✓' if r['correct'] else '✗'}"
         lines.append(f"| {r['clip']} | {r['truth']} | {mark} | {num(r['top'])} | {'yes' if r['uncertain'] else 'no'} | "
-                     f"{num(r['speech'])} | {r['windows_gated']}/{r['windows']} | {r['windows_uncertain']}/{r['windows']} |")
+                     f"{num(r['speech'])} | {r['windows_gated']}/{r['windows']} | {r['windows_crowd']}/{r['windows']} | "
+                     f"{'used' if r['audio_used'] else 'not used: ' + r['audio_reason']} | "
+                     f"{r['windows_uncertain']}/{r['windows']} |")
     real = results["real"]
     lines += ["", f"Correct: {sum(r['correct'] for r in real)}/{len(real)}; flagged uncertain: "
               f"{sum(r['uncertain'] for r in real)}/{len(real)} (of them correct: "
@@ -314,12 +337,14 @@ def summary(results: dict) -> list[str]:
     """The findings, computed from the numbers above."""
     rows = {r["input"]: r for r in results["non_speech"]}
     quiet = [n for n, r in rows.items() if r["emotion"] is None]
+    crowds = [n for n, r in rows.items() if not r["audio_used"] and "several people" in (r["audio_reason"] or "")]
     loud = [f"{n} ({r['emotion']} at {r['top']:.2f}{', flagged' if r['uncertain'] else ', not flagged'})"
             for n, r in rows.items() if r["windows_confident_unflagged_audio"] > 0]
     first = (f"- No emotion is reported for {', '.join(quiet)}; with a face, only the face speaks"
              " (and the audio never adds a vote). "
              + (f"Not solved: {'; '.join(loud)}. Babble is speech to the VAD, and the audio head, trained on single "
-                "actors, answers it." if loud else "No non-speech input gets an unflagged audio answer at >= 50 %."))
+                "actors, answers it." if loud else "No non-speech input gets an unflagged audio answer at >= 50 %.")
+             + (f" The crowd gate takes the audio from: {', '.join(crowds)}." if crowds else ""))
     if "held_out" not in results:
         return [first]
     h, e = results["held_out"], results["emodb_dev"]
@@ -355,6 +380,8 @@ def main() -> None:
     shared = args.shared_data
     held_out = sorted(p for a in HELD_OUT for p in (shared / "ravdess" / "speech_audio" / f"Actor_{a}").glob("*.flac"))
     emodb = sorted((shared / "emodb_dev" / "wav").glob("*"))
+    crowd = [sorted((shared / "ravdess" / "speech_audio" / f"Actor_{a}").glob("*.flac"))[0]
+             for a in ("01", "02", "04", "05", "06", "07")]
     real = [shared / "ravdess" / "videos" / "01-01-07-02-02-01-01.mp4",
             *sorted((shared / "crema_d" / "VideoFlash").glob("*.flv")),
             *sorted((shared / "crema_d" / "AudioMP3").glob("*.mp3"))]
@@ -367,7 +394,7 @@ def main() -> None:
                "abstention": predictor.info()["abstention"],
                "header": header("Measurements", ("onnxruntime", "silero-vad"))[2:]}
     with tempfile.TemporaryDirectory() as tmp:
-        results["non_speech"] = measure_non_speech(predictor, non_speech_inputs(Path(tmp), held_out))
+        results["non_speech"] = measure_non_speech(predictor, non_speech_inputs(Path(tmp), held_out, crowd))
         if not args.skip_held_out:
             results["held_out"] = measure_held_out(predictor, ungated_predictor(Path(tmp)), held_out, a.tau,
                                                    a.speech_share)

@@ -265,3 +265,123 @@ def test_onnx_engine_gives_the_same_flags(six_label_bundle, make_clip, tmp_path,
         if a.probabilities is not None:
             assert list(b.probabilities.values()) == pytest.approx(list(a.probabilities.values()), abs=1e-3)
     assert flags == {True, False}  # the clips give both answers, so agreeing on them means something
+
+
+# ----------------------------------------------------------------------------- the crowd gate
+def detector(width: int, threshold: float, seed: int = 0):
+    from avemo.inference.crowd import CrowdDetector
+
+    rng = np.random.default_rng(seed)
+    return CrowdDetector(mean=rng.standard_normal(width), std=rng.uniform(0.5, 2.0, width),
+                         weights=0.05 * rng.standard_normal(width), bias=0.1, threshold=threshold)
+
+
+def crowd_bundle(source: Path, folder: Path, threshold: float, width: int | None = None) -> Path:
+    """A copy of ``source`` with a random crowd detector named in its model.json."""
+    import dataclasses
+
+    from avemo.models.checkpoint import load_checkpoint
+
+    shutil.copytree(source, folder)
+    config, meta = read_bundle(folder)
+    width = width or len(load_checkpoint(folder / config.audio).normalizer.mean["audio"])
+    detector(width, threshold).save(folder / "crowd.json")
+    config = dataclasses.replace(config, abstention=dataclasses.replace(config.abstention, crowd="crowd.json"))
+    write_bundle_meta(folder, config, {})
+    return folder
+
+
+def test_crowd_detector_round_trips_and_scores_probabilities(tmp_path):
+    from avemo.inference.crowd import CrowdDetector, load_crowd_detector
+
+    d = detector(16, 0.8)
+    x = np.random.default_rng(1).standard_normal((5, 16)) * 10
+    s = d.scores(x)
+    assert s.shape == (5,) and ((s > 0) & (s < 1)).all()
+    again = load_crowd_detector(d.save(tmp_path / "crowd.json"), width=16)
+    assert again.threshold == 0.8 and again.scores(x) == pytest.approx(s, abs=1e-4)  # float32 storage
+    assert CrowdDetector.from_dict(d.to_dict()).scores(x) == pytest.approx(s, abs=1e-4)
+    assert d.gate(np.array([0.79, 0.8, np.nan])).tolist() == [False, True, False]
+    with pytest.raises(ConfigError, match=r"\(n, 16\)"):
+        d.scores(np.zeros((2, 15)))
+
+
+def test_a_bad_crowd_file_is_one_clear_error(tmp_path):
+    from avemo.inference.crowd import load_crowd_detector
+
+    bad = tmp_path / "crowd.json"
+    for text, match in (("{not json", "cannot read"), ('{"format": "other"}', "not a crowd detector"),
+                        (json.dumps({**detector(4, 0.5).to_dict(), "weights": [1, 2]}), "one length")):
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=match) as err:
+            load_crowd_detector(bad)
+        assert str(bad) in str(err.value) and "\n" not in str(err.value)
+    detector(4, 0.5).save(bad)
+    with pytest.raises(ConfigError, match="4-d embeddings, but the audio expert gives 8-d"):
+        load_crowd_detector(bad, width=8)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_crowd_detector(tmp_path / "missing.json")
+
+
+def test_a_crowd_file_of_the_wrong_width_stops_the_bundle_loading(six_label_bundle, tmp_path):
+    from avemo import Predictor
+
+    with pytest.raises(ConfigError, match="crowd.json: the crowd detector reads 7-d"):
+        Predictor.from_bundle(crowd_bundle(six_label_bundle, tmp_path / "wide", 0.8, width=7), device="cpu")
+
+
+def test_crowd_threshold_above_one_changes_nothing(six_label_bundle, tmp_path, make_clip):
+    from avemo import Predictor
+
+    clip = make_clip("six.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="speech")
+    plain = Predictor.from_bundle(six_label_bundle, device="cpu").predict(clip)
+    never = Predictor.from_bundle(crowd_bundle(six_label_bundle, tmp_path / "never", 1.5), device="cpu").predict(clip)
+    assert plain.probabilities == never.probabilities and plain.modalities == never.modalities
+    strip = [{k: v for k, v in w.to_dict().items() if k != "crowd"} for w in never.timeline]
+    assert strip == [w.to_dict() for w in plain.timeline]
+    assert all(0 < w.to_dict()["crowd"] < 1 for w in never.timeline if w.audio)  # the scores are shown
+    assert all("crowd" not in w.to_dict() for w in plain.timeline)  # a bundle without detector: as before
+
+
+def test_crowd_threshold_zero_gates_every_audio_window(six_label_bundle, tmp_path, make_clip, speech_then_silence):
+    from avemo import Predictor
+
+    p = Predictor.from_bundle(crowd_bundle(six_label_bundle, tmp_path / "always", 0.0), device="cpu")
+    r = p.predict(make_clip("six.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="speech"))
+    audio = r.modalities["audio"]
+    assert not audio.used and audio.reason.startswith("several people talk at once in most of the speech")
+    assert any("several people talk at once" in w for w in r.warnings)
+    assert r.modalities["video"].used and r.emotion in SHARED6  # the face still answers
+    assert not any(w.audio for w in r.timeline) and any(w.video for w in r.timeline)
+    alone = p.predict(speech_then_silence)  # no face: no emotion, as for noise
+    assert alone.emotion is None and alone.uncertain and "several people" in alone.modalities["audio"].reason
+
+
+def test_onnx_engine_gives_the_same_crowd_gate(six_label_bundle, tmp_path, speech_then_silence):
+    from avemo import Predictor
+
+    folder = crowd_bundle(six_label_bundle, tmp_path / "half", 0.5)
+    a = Predictor.from_bundle(folder, device="cpu").predict(speech_then_silence)
+    b = Predictor.from_bundle(folder, engine="onnx", onnx_dir=tmp_path / "onnx").predict(speech_then_silence)
+    assert (a.emotion, a.modalities["audio"].used, a.modalities["audio"].reason) == \
+        (b.emotion, b.modalities["audio"].used, b.modalities["audio"].reason)
+    assert [w.audio for w in a.timeline] == [w.audio for w in b.timeline]
+    crowd_a = [w.crowd for w in a.timeline if w.crowd is not None]
+    assert crowd_a and crowd_a == pytest.approx([w.crowd for w in b.timeline if w.crowd is not None], abs=1e-3)
+
+
+def test_crowd_gate_removes_crowd_windows_and_needs_most_of_the_speech():
+    from avemo.inference.backends import _crowd_gate
+
+    logits = np.ones((5, 3), np.float32)
+    logits[0] = np.nan  # no speech there
+    crowd = np.array([0.99, 0.9, 0.85, 0.1, np.nan])
+    half = logits.copy()
+    assert _crowd_gate(half, crowd, 0.5, 0.8) is None  # 2 of the 4 speech windows: not most
+    assert np.isnan(half[:3]).all() and not np.isnan(half[3:]).any()
+    most = logits.copy()
+    reason = _crowd_gate(most, np.array([0.0, 0.9, 0.85, 0.95, 0.1]), 0.9, 0.8)
+    assert reason.startswith("several people talk at once") and "3 of 4 speech windows" in reason
+    silent = np.full((2, 3), np.nan, np.float32)  # no window with a vote: the clip's own score decides
+    assert _crowd_gate(silent.copy(), np.array([0.9, 0.9]), 0.95, 0.8) is not None
+    assert _crowd_gate(silent.copy(), np.array([0.9, 0.9]), 0.5, 0.8) is None

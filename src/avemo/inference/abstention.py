@@ -10,6 +10,9 @@ Two rules, configured by :class:`AbstentionConfig` (``model.json``'s ``config.ab
   modality at all (reason "no speech detected ..."). Silence, hum and noise then say nothing about
   the emotion, instead of being read as one (an untrained input for the audio head, which answered
   "fearful" at about 100 % for the silent first second of a RAVDESS clip).
+* **A crowd is not a speaker.** With a crowd detector (``crowd``, :mod:`avemo.inference.crowd`), a
+  window where several people talk at once gets no audio term, and when most of the speech is such
+  windows the audio modality is not used (reason "several people talk at once ...").
 * **Uncertain.** A clip or window whose top fused probability is below ``tau`` is flagged
   ``uncertain: true``; so is a clip or window with no emotion at all (no speech and no face).
   With calibrated probabilities (temperature scaling, :mod:`avemo.inference.calibration`), the top
@@ -34,11 +37,14 @@ from avemo.features.audio.vad import VadConfig
 class AbstentionConfig:
     """``tau``: the least top probability of an answer not flagged uncertain; ``speech_share``: the
     least share of a window that must be speech for the audio expert to vote on it; ``vad``: the
-    voice-activity detector's thresholds (the project's, :class:`~avemo.features.audio.vad.VadConfig`)."""
+    voice-activity detector's thresholds (the project's, :class:`~avemo.features.audio.vad.VadConfig`);
+    ``crowd``: the bundle's crowd detector file, relative to the bundle (:mod:`avemo.inference.crowd`;
+    None: no crowd gate)."""
 
     tau: float = 0.5
     speech_share: float = 0.5
     vad: VadConfig = field(default_factory=VadConfig)
+    crowd: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.tau <= 1.0:

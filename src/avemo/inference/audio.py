@@ -58,7 +58,9 @@ class AudioOutput:
 
     ``window_index``: (K,) indices k of the grid windows ``[k * hop, k * hop + window)`` that
     hold audio; ``window_logits``: (K, C) their logits; ``peak``: the largest absolute sample;
-    ``speech``: the voice activity of the track (None when the expert runs no VAD).
+    ``speech``: the voice activity of the track (None when the expert runs no VAD); ``window_crowd``
+    (K,) and ``clip_crowd``: the crowd detector's scores of the windows and of the clip
+    (:mod:`avemo.inference.crowd`; None when the expert has no detector).
     """
 
     clip_logits: np.ndarray
@@ -67,6 +69,8 @@ class AudioOutput:
     duration: float
     peak: float
     speech: SpeechActivity | None = None
+    window_crowd: np.ndarray | None = None
+    clip_crowd: float | None = None
 
 
 class AudioExpert(ABC):
@@ -266,6 +270,7 @@ class WhisperAudioExpert(AudioExpert):
         self.encoder = encoder  # raw 16 kHz audio -> pooled encoder states
         self.head = head  # embedding -> logits
         self.ckpt = ckpt
+        self.crowd = None  # a CrowdDetector on the same embeddings (avemo.inference.crowd), set by the predictor
 
     @classmethod
     def from_checkpoint(cls, ckpt, engine: str = "torch", onnx_dir: str | Path | None = None,
@@ -318,6 +323,12 @@ class WhisperAudioExpert(AudioExpert):
         norm = self.ckpt.normalizer
         name = self._input()[0]
         return _audio_head_class()(self.ckpt.model, name, norm.mean[name], norm.std[name])
+
+    def embedding_width(self) -> int:
+        """The width of the embedding the head reads (3584 for the concatenated layers)."""
+        if self.ckpt is not None:
+            return len(self.ckpt.normalizer.mean[self._input()[0]])
+        return int(self.head.session.get_inputs()[0].shape[1])
 
     def states(self, y: np.ndarray) -> np.ndarray:
         """(T, width) pooled encoder states (width 3584 when concatenated) of a mono 16 kHz signal of at most 30 s (T = ceil(n / 320))."""
@@ -392,10 +403,14 @@ class WhisperAudioExpert(AudioExpert):
                 warn: Warn | None = None) -> AudioOutput:
         index: list[int] = []
         logits: list[np.ndarray] = []
+        crowd: list[np.ndarray] = []
 
         def classify(windows: dict[int, np.ndarray]) -> None:  # per chunk: only 8 logits per window are kept
             index.extend(windows)
-            logits.append(self.logits(np.stack([windows[k] for k in windows])))
+            embeddings = np.stack([windows[k] for k in windows])
+            logits.append(self.logits(embeddings))
+            if self.crowd is not None:
+                crowd.append(self.crowd.scores(embeddings))
 
         stream = None if self.vad is None else self.vad.stream()
         clip, _, duration, peak = self.embed(path, grid, progress, on_windows=classify, warn=warn, speech=stream)
@@ -407,6 +422,8 @@ class WhisperAudioExpert(AudioExpert):
             duration=duration,
             peak=peak,
             speech=None if stream is None else stream.finish(),
+            window_crowd=None if self.crowd is None else np.concatenate([np.zeros(0), *crowd]),
+            clip_crowd=None if self.crowd is None else float(self.crowd.scores(clip[None])[0]),
         )
 
     def export_onnx(self, out_dir: Path) -> dict[str, str]:

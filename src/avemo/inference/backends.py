@@ -8,7 +8,8 @@ status of every modality. It never changes what it is given. Two backends exist:
 * :class:`ExpertsBackend`, the bundled model: the audio expert and the video expert run at the same
   time in two threads, each streaming its part of the file, and a product of experts fuses them,
   clip-level and per window; the audio term of a window is left out when the window holds too little
-  speech, and a track without speech is not used (:mod:`avemo.inference.abstention`);
+  speech, and a track without speech is not used (:mod:`avemo.inference.abstention`); with a crowd
+  detector, the same holds for windows (and a track) where several people talk at once;
 * :class:`ZooBackend`, a checkpoint of the model zoo (``avemo train``): its own extractors on the
   clip and on each window, normalised and batched exactly as in training.
 """
@@ -53,6 +54,7 @@ class WindowScores:
     ``calm`` from ``neutral`` (see :func:`~avemo.inference.fusion.decide`); ``speech`` the share of each
     window that is speech (NaN where no VAD listened to it). A window with neither probabilities nor
     a speech share is left out of the timeline; one with a speech share only is shown without emotion.
+    ``crowd``: the crowd detector's score of each window (:mod:`avemo.inference.crowd`).
     """
 
     bounds: np.ndarray  # (K, 2) start, end in seconds
@@ -60,6 +62,7 @@ class WindowScores:
     present: Mapping[str, np.ndarray]  # modality -> (K,) bool
     calm_decided: np.ndarray  # (K,) bool
     speech: np.ndarray | None = None  # (K,) share of speech, NaN where unknown; None: no VAD ran
+    crowd: np.ndarray | None = None  # (K,) crowd score, NaN where unknown; None: no crowd detector
 
 
 @dataclass(frozen=True)
@@ -117,11 +120,20 @@ class ExpertsBackend:
         n, c = len(bounds), len(self.labels)
         audio_windows = np.full((n, c), np.nan, dtype=np.float32)
         shares = np.full(n, np.nan) if speech is None else speech.window_fractions(bounds)
+        detector = getattr(self.audio, "crowd", None)
+        crowd = None if detector is None else np.full(n, np.nan)
         if audio_out is not None:
             keep = audio_out.window_index < n
             audio_windows[audio_out.window_index[keep]] = audio_out.window_logits[keep]
             if speech is not None:
                 audio_windows[~speech_gate(shares, self.speech_share)] = np.nan  # no speech: no audio term
+            if crowd is not None and audio_out.window_crowd is not None:
+                crowd[audio_out.window_index[keep]] = audio_out.window_crowd[keep]
+                reason = _crowd_gate(audio_windows, crowd, audio_out.clip_crowd, detector.threshold)
+                if reason is not None:  # a crowd, not a speaker: the audio modality is not used
+                    reasons["audio"] = reason
+                    warnings.append(f"audio not used: {reason}")
+                    audio_out = None
         video_windows = self.video.pooled(video_out, bounds) if used_video else None
         rows = _fuse(self.fusion, audio_windows if audio_out is not None else None, video_windows, n, c)
         # the clip: both experts, then each one alone (its calibrated distribution, reported per modality)
@@ -143,7 +155,7 @@ class ExpertsBackend:
         return BackendResult(
             duration=duration, probabilities=clip, calm_decided=audio_out is not None,
             windows=WindowScores(bounds, rows, {"audio": has_audio, "video": has_video}, calm_decided=has_audio,
-                                 speech=None if speech is None else shares),
+                                 speech=None if speech is None else shares, crowd=crowd),
             modalities=modalities, face_coverage=video_out.coverage if video_out is not None else None,
             warnings=tuple(warnings), speech=None if speech is None else _share(speech),
         )
@@ -394,6 +406,25 @@ class ZooBackend:
 
 
 # ----------------------------------------------------------------------------- helpers
+def _crowd_gate(audio_windows: np.ndarray, crowd: np.ndarray, clip_crowd: float | None,
+                threshold: float) -> str | None:
+    """Remove the audio term of the windows whose crowd score is at least ``threshold`` (in place);
+    the reason not to use the audio at all when most of the speech windows are crowd windows (the
+    clip's own score decides when no window holds enough speech), else None."""
+    speaking = ~np.isnan(audio_windows).any(axis=1)
+    crowded = speaking & (np.nan_to_num(crowd, nan=-1.0) >= threshold)
+    audio_windows[crowded] = np.nan
+    clip = "" if clip_crowd is None else f"crowd score {clip_crowd:.2f} for the clip, "
+    if speaking.any():
+        if crowded.sum() * 2 <= speaking.sum():
+            return None
+        return (f"several people talk at once in most of the speech ({clip}{int(crowded.sum())} of "
+                f"{int(speaking.sum())} speech windows at or above {threshold:g})")
+    if clip_crowd is None or clip_crowd < threshold:
+        return None
+    return f"several people talk at once in most of the speech ({clip}threshold {threshold:g})"
+
+
 def _share(speech) -> float:
     """The share of a whole track that is speech."""
     return speech.speech_seconds / speech.duration if speech.duration > 0 else 0.0

@@ -146,6 +146,8 @@ class Predictor:
             ckpt = load_checkpoint(path / config.audio)
             _check_labels(ckpt, labels)
             audio = make_audio_expert(ckpt, engine=engine, device=device, vad=config.abstention.vad)
+        if config.abstention.crowd is not None:
+            _attach_crowd(audio, path / config.abstention.crowd)
         video = FerVideoExpert(config.video, engine=engine, onnx_dir=onnx_dir, device=device, labels=labels)
         if engine == "onnx":
             from avemo.inference.export import FUSION_FILE
@@ -257,6 +259,7 @@ class Predictor:
 
         w = result.windows
         speech = np.full(len(w.bounds), np.nan) if w.speech is None else w.speech
+        crowd = np.full(len(w.bounds), np.nan) if w.crowd is None else w.crowd
         flags = uncertain(w.probabilities, self.abstention.tau)
         timeline = tuple(
             WindowPrediction(
@@ -266,6 +269,7 @@ class Predictor:
                 audio=bool(w.present["audio"][k]), video=bool(w.present["video"][k]),
                 uncertain=bool(flags[k]), speech=None if np.isnan(speech[k]) else float(speech[k]),
                 text=None if transcript is None else transcript.between(*w.bounds[k]),
+                crowd=None if np.isnan(crowd[k]) else float(crowd[k]),
             )
             for k in range(len(w.bounds))
             for empty in [bool(np.isnan(w.probabilities[k]).any())]
@@ -378,6 +382,16 @@ def _onnx_audio_expert(bundle: Path, onnx_dir: str | Path | None, labels: Sequen
         raise CheckpointError(f"the exported audio head predicts {list(expert.labels)}, but this predictor needs "
                               f"{list(labels)}", onnx_dir)
     return expert, onnx_dir
+
+
+def _attach_crowd(audio, file: Path) -> None:
+    """Give the bundle's audio expert its crowd detector (:mod:`avemo.inference.crowd`)."""
+    from avemo.inference.audio import WhisperAudioExpert
+    from avemo.inference.crowd import load_crowd_detector
+
+    if not isinstance(audio, WhisperAudioExpert):
+        raise ConfigError(f"{file}: a crowd detector needs the Whisper audio expert, not {audio.name}")
+    audio.crowd = load_crowd_detector(file, width=audio.embedding_width())
 
 
 def _check_labels(ckpt, expected: Sequence[str]) -> None:

@@ -24,6 +24,10 @@ or window that the voice-activity detector found to be speech (null when none ra
 or a model without VAD). A window without speech gets no audio term; a file without speech and
 without a face gives ``emotion: null`` and ``probabilities: null`` (with ``uncertain: true``), and
 its audio modality reads ``used: false`` with a reason saying "no speech".
+With a bundle that has a crowd detector (:mod:`avemo.inference.crowd`), each window with audio also
+has ``crowd``, the probability that several people talk at once there; a window at or above the
+detector's threshold gets no audio term, and when most of the speech is such windows the audio
+modality reads ``used: false`` with a reason saying "several people talk at once".
 
 With ``transcribe=True`` (:mod:`avemo.inference.transcripts`) the prediction also has
 ``"transcript": {"text": "Dogs are sitting by the door.", "language": "en", "language_probability": 0.99,
@@ -71,6 +75,7 @@ class WindowPrediction:
     uncertain: bool = False  # top probability below tau, or no emotion
     speech: float | None = None  # share of the window that is speech (None: not known)
     text: str | None = None  # the words said in the window, when the file was transcribed
+    crowd: float | None = None  # the crowd detector's score (None: no detector, or no audio in the window)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -83,6 +88,8 @@ class WindowPrediction:
             "speech": None if self.speech is None else round(float(self.speech), 3),
             "uncertain": self.uncertain,
         }
+        if self.crowd is not None:
+            out["crowd"] = round(float(self.crowd), 3)
         if self.text is not None:
             out["text"] = self.text
         return out
