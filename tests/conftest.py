@@ -92,3 +92,20 @@ def make_ravdess(tmp_path_factory):
         return made[key]
 
     return make
+
+
+@pytest.fixture
+def avemo_main(monkeypatch, capsys):
+    """Run the console entry point ``avemo ARGS`` in this process, with its one-line error handling;
+    the function returns (exit code, stderr)."""
+    import sys
+
+    from avemo.cli import main
+
+    def run(*args) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["avemo", *map(str, args)])
+        with pytest.raises(SystemExit) as stop:
+            main()
+        return stop.value.code, capsys.readouterr().err
+
+    return run

@@ -5,12 +5,10 @@ as extracted are untouched, tiny sets and models without standardised inputs are
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
 
-from avemo.cli import main
 from avemo.errors import ConfigError, DatasetError
 from avemo.models.inputs import InputSpec
 from avemo.models.normalization import MIN_ADAPT_ITEMS, ArraySet, Normalizer
@@ -99,12 +97,6 @@ def test_unknown_adaptation_and_models_without_a_training_mean_are_refused():
 
 
 # ----------------------------------------------------------------------------- avemo evaluate --adapt
-def _main(monkeypatch, capsys, *args) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["avemo", *map(str, args)])
-    with pytest.raises(SystemExit) as stop:
-        main()
-    return stop.value.code, capsys.readouterr().err
-
 
 @pytest.fixture(scope="module")
 def egemaps_run(make_ravdess, tmp_path_factory):
@@ -120,30 +112,29 @@ def egemaps_run(make_ravdess, tmp_path_factory):
     return out, cache
 
 
-def test_cli_evaluate_adapt_mean_records_it_in_the_json(egemaps_run, make_ravdess, tmp_path, monkeypatch, capsys):
+def test_cli_evaluate_adapt_mean_records_it_in_the_json(egemaps_run, make_ravdess, tmp_path, avemo_main):
     run, cache = egemaps_run
     corpus = make_ravdess(("01", "05", "07"))  # 24 clips
     reports = {}
     for adapt in ("mean", None):
         reports[adapt] = tmp_path / f"{adapt}.json"
         extra = ["--adapt", adapt] if adapt else []
-        code, err = _main(monkeypatch, capsys, "evaluate", "-c", run, "-r", corpus, "--json", reports[adapt],
-                          "--cache", cache, "-j", 1, *extra)
+        code, err = avemo_main("evaluate", "-c", run, "-r", corpus, "--json", reports[adapt],
+                               "--cache", cache, "-j", 1, *extra)
         assert code == 0, err
     adapted, plain = (json.loads(reports[a].read_text()) for a in ("mean", None))
     assert adapted["adapt"] == "mean" and plain["adapt"] is None
     assert adapted["n"] == plain["n"] == 24 and adapted["labels"] == plain["labels"]
 
 
-def test_cli_evaluate_refuses_a_bad_adaptation_and_a_tiny_set(egemaps_run, make_ravdess, tmp_path, monkeypatch,
-                                                              capsys):
+def test_cli_evaluate_refuses_a_bad_adaptation_and_a_tiny_set(egemaps_run, make_ravdess, tmp_path, avemo_main):
     run, cache = egemaps_run
     corpus = make_ravdess(("01", "05", "07"))
-    code, err = _main(monkeypatch, capsys, "evaluate", "-c", run, "-r", corpus, "--cache", cache, "-j", 1,
-                      "--adapt", "median", "--json", tmp_path / "bad.json")
+    code, err = avemo_main("evaluate", "-c", run, "-r", corpus, "--cache", cache, "-j", 1,
+                           "--adapt", "median", "--json", tmp_path / "bad.json")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "adapt must be one of ['mean']" in err
     assert str(run) in err and not (tmp_path / "bad.json").exists()
-    code, err = _main(monkeypatch, capsys, "evaluate", "-c", run, "-r", corpus, "--cache", cache, "-j", 1,
-                      "--adapt", "mean", "--speakers", "07")  # 8 clips
+    code, err = avemo_main("evaluate", "-c", run, "-r", corpus, "--cache", cache, "-j", 1,
+                           "--adapt", "mean", "--speakers", "07")  # 8 clips
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert f"at least {MIN_ADAPT_ITEMS} items" in err and "got 8" in err

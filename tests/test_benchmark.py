@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -214,15 +213,6 @@ def test_run_benchmark_svm_floor_and_report(small_data, tmp_path):
     assert "curves" in saved["models"]["calibrated"]["figures"] and "curves" not in saved["models"]["svm_floor"]["figures"]
 
 
-def _main(monkeypatch, capsys, *args) -> tuple[int, str]:
-    from avemo.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["avemo", *map(str, args)])
-    with pytest.raises(SystemExit) as stop:
-        main()
-    return stop.value.code, capsys.readouterr().err
-
-
 @pytest.fixture(scope="module")
 def fold1_root(tmp_path_factory, ravdess_speech_root):
     """6 clips each of speakers 01 (a fold-1 test speaker), 06 (validation) and 08 (training)."""
@@ -236,12 +226,12 @@ def fold1_root(tmp_path_factory, ravdess_speech_root):
 
 
 @pytest.mark.shared_data
-def test_cli_benchmark_writes_the_report(fold1_root, au_table, tmp_path, monkeypatch, capsys):
+def test_cli_benchmark_writes_the_report(fold1_root, au_table, tmp_path, avemo_main):
     out = tmp_path / "results"
     code = None
     try:
-        _main(monkeypatch, capsys, "benchmark", "ravdess_au", "--root", fold1_root, "--visual-table", au_table,
-              "--models", "au_mlp", "--folds", "1", "--epochs", "1", "--out", out, "--cache", tmp_path / "c")
+        avemo_main("benchmark", "ravdess_au", "--root", fold1_root, "--visual-table", au_table,
+                   "--models", "au_mlp", "--folds", "1", "--epochs", "1", "--out", out, "--cache", tmp_path / "c")
     except SystemExit as stop:  # typer exits 0 after a successful command
         code = stop.code
     assert code in (None, 0)
@@ -257,9 +247,9 @@ def test_cli_benchmark_writes_the_report(fold1_root, au_table, tmp_path, monkeyp
     (["--seeds", "a,b"], "comma-separated integers"),
     (["--models", "nope"], "not in the ravdess_au suite"),
 ])
-def test_cli_benchmark_errors_are_one_line(fold1_root, au_table, tmp_path, monkeypatch, capsys, args, message):
-    code, err = _main(monkeypatch, capsys, "benchmark", "ravdess_au", "--root", fold1_root, "--visual-table",
-                      au_table, "--out", tmp_path, "--cache", tmp_path / "c", *args)
+def test_cli_benchmark_errors_are_one_line(fold1_root, au_table, tmp_path, args, message, avemo_main):
+    code, err = avemo_main("benchmark", "ravdess_au", "--root", fold1_root, "--visual-table",
+                           au_table, "--out", tmp_path, "--cache", tmp_path / "c", *args)
     assert code == 2 and message in err and err.count("\n") == 1
 
 

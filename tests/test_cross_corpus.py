@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from avemo.cache import FeatureCache
-from avemo.cli import app, main
+from avemo.cli import app
 from avemo.datasets import CREMA_D, EMODB, RAVDESS, Fold, comparison_map, label_set_for, split
 from avemo.errors import ConfigError
 from avemo.metrics import expected_calibration_error, reliability_bins
@@ -221,36 +220,29 @@ def test_cli_evaluate_across_corpora(ravdess_checkpoint, small_emodb, cache_dir,
     assert set(d["labels"]) == SIX and d["left_out"] == {} and d["n"] == 12  # 6 audio files + 6 videos' sound
 
 
-def _main(monkeypatch, capsys, *args) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["avemo", *map(str, args)])
-    with pytest.raises(SystemExit) as stop:
-        main()
-    return stop.value.code, capsys.readouterr().err
-
-
 @pytest.mark.shared_data
 def test_cli_refuses_a_corpus_with_nothing_to_score(ravdess_checkpoint, shared_data, cache_dir, tmp_path,
-                                                     monkeypatch, capsys):
+                                                    avemo_main):
     bored = tmp_path / "bored"
     bored.mkdir()
     for f in sorted((shared_data / "emodb_dev" / "wav").glob("08*L*.flac"))[:2]:
         (bored / f.name).symlink_to(f)
-    code, err = _main(monkeypatch, capsys, "evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "emodb",
-                      "--root", bored, "--cache", cache_dir)
+    code, err = avemo_main("evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "emodb",
+                           "--root", bored, "--cache", cache_dir)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert err.startswith(f"avemo: error: {bored}: no clip has a label that ravdess can be scored on (boredom: 2")
 
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("nothing here")
-    code, err = _main(monkeypatch, capsys, "evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "emodb",
-                      "--root", empty, "--cache", cache_dir)
+    code, err = avemo_main("evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "emodb",
+                           "--root", empty, "--cache", cache_dir)
     assert code == 2 and len(err.strip().splitlines()) == 1 and str(empty) in err
 
 
 @pytest.mark.shared_data
 def test_unmappable_corpus_is_refused_in_one_line(ravdess_checkpoint, shared_data, cache_dir, tmp_path,
-                                                  monkeypatch, capsys):
+                                                  avemo_main):
     root = tmp_path / "mine"
     root.mkdir()
     rows = ["path,emotion,speaker"]
@@ -262,7 +254,7 @@ def test_unmappable_corpus_is_refused_in_one_line(ravdess_checkpoint, shared_dat
     data = load_data("folder", root, labels_csv=root / "labels.csv")
     with pytest.raises(ConfigError, match=r"without a partner: .* folder \['contempt', 'pride'\]"):
         evaluate_checkpoint(ravdess_checkpoint, data, cache=FeatureCache(cache_dir))
-    code, err = _main(monkeypatch, capsys, "evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "folder",
-                      "--root", root, "--labels", root / "labels.csv", "--cache", cache_dir)
+    code, err = avemo_main("evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "folder",
+                           "--root", root, "--labels", root / "labels.csv", "--cache", cache_dir)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "label sets ravdess" in err and "cannot be compared" in err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from avemo.cache import FeatureCache
-from avemo.cli import app, main
+from avemo.cli import app
 from avemo.datasets import Fold, make_plan, split
 from avemo.errors import CheckpointError, LeakageError
 from avemo.training import (
@@ -50,14 +49,6 @@ def cache_dir(tmp_path_factory):
 
 def _cli(*args):
     return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def _main(monkeypatch, capsys, *args) -> tuple[int, str]:
-    """Run the console entry point (with its one-line error handling); returns (exit code, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["avemo", *map(str, args)])
-    with pytest.raises(SystemExit) as stop:
-        main()
-    return stop.value.code, capsys.readouterr().err
 
 
 def test_train_checkpoint_evaluate_json(small_ravdess, au_table, cache_dir, tmp_path):
@@ -138,7 +129,7 @@ def test_resume_after_interruption_gives_the_same_result(small_ravdess, au_table
                   train_config=config, cache=FeatureCache(cache_dir), out_dir=tmp_path / "c", plots=False)
 
 
-def test_leakage_check_refuses_a_plan_that_mixes_a_speaker(small_ravdess, au_table, tmp_path, monkeypatch, capsys):
+def test_leakage_check_refuses_a_plan_that_mixes_a_speaker(small_ravdess, au_table, tmp_path, avemo_main):
     with pytest.raises(LeakageError, match=r"speaker\(s\) \['01'\] in both train and test"):
         Fold(number=1, test=("06", "01"), val=("05",), train=("01", "02"))
     good = tmp_path / "good.json"
@@ -148,15 +139,15 @@ def test_leakage_check_refuses_a_plan_that_mixes_a_speaker(small_ravdess, au_tab
     plan["folds"][0]["test"].append(mixed_speaker)  # one speaker on both sides
     path = tmp_path / "mixed.json"
     path.write_text(json.dumps(plan))
-    code, err = _main(monkeypatch, capsys, "train", "--root", small_ravdess, "--visual-table", au_table,
-                      "--model", "au_mlp", "--fold", "1", "--plan", path, "--epochs", "1", "--out", tmp_path / "x")
+    code, err = avemo_main("train", "--root", small_ravdess, "--visual-table", au_table,
+                           "--model", "au_mlp", "--fold", "1", "--plan", path, "--epochs", "1", "--out", tmp_path / "x")
     assert code == 2
     assert err.startswith(f"avemo: error: {path}: fold 1: speaker(s) ['{mixed_speaker}'] in both train and test")
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x" / "model.safetensors").exists()
 
 
-def test_checkpoint_refused_for_other_features(small_ravdess, au_table, cache_dir, tmp_path, monkeypatch, capsys):
+def test_checkpoint_refused_for_other_features(small_ravdess, au_table, cache_dir, tmp_path, avemo_main):
     data = load_data("ravdess", small_ravdess, visual_table=au_table, speakers=["01", "02", "05"])
     tr, va, _ = split(data.takes, Fold(number=0, test=(), val=("05",), train=("01", "02")))
     out = tmp_path / "ck"
@@ -169,8 +160,8 @@ def test_checkpoint_refused_for_other_features(small_ravdess, au_table, cache_di
     with pytest.raises(CheckpointError, match="input 'audio': the checkpoint's features"):
         evaluate_checkpoint(load_checkpoint(out), data, cache=FeatureCache(cache_dir))
 
-    code, err = _main(monkeypatch, capsys, "evaluate", "--checkpoint", out, "--root", small_ravdess,
-                      "--speakers", "05", "--cache", cache_dir)
+    code, err = avemo_main("evaluate", "--checkpoint", out, "--root", small_ravdess,
+                           "--speakers", "05", "--cache", cache_dir)
     assert code == 2
     assert err.startswith(f"avemo: error: {out}: input 'audio': the checkpoint's features")
 
