@@ -54,6 +54,8 @@ import functools
 import io
 import json
 import re
+import string
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -115,8 +117,9 @@ class Channel(ABC):
 
     kind: ClassVar[str]
     Config: ClassVar[type]
-    #: regular expression of the readable names of this kind (``fullmatch``), or None
-    pattern: ClassVar[str | None] = None
+    #: the readable names of this kind, or None: a template with config fields in braces, each
+    #: standing for one value of a ``Literal`` field or for a number, e.g. ``"noise_{kind}_{snr}db"``
+    names: ClassVar[str | None] = None
     #: the kind draws from the caller's source signals (babble)
     needs_sources: ClassVar[bool] = False
 
@@ -124,13 +127,20 @@ class Channel(ABC):
         self.config = config if config is not None else self.Config()
 
     @classmethod
-    def from_readable(cls, match: re.Match) -> dict[str, Any]:
-        """Config options of a readable name matched by ``pattern``."""
-        return {}
+    def from_readable(cls, name: str) -> dict[str, Any] | None:
+        """Config options of ``name`` when it is a readable name of this kind (see ``names``), else None."""
+        match = re.fullmatch(_names_regex(cls), name) if cls.names else None
+        if match is None:
+            return None
+        literal = _literal_values(cls.Config)
+        return {k: v if k in literal else float(v) for k, v in match.groupdict().items()}
 
     def readable(self) -> str | None:
-        """The readable name of this config, or None when it has none."""
-        return None
+        """The readable name of this config (``names`` filled in), or None when it has none."""
+        if self.names is None:
+            return None
+        options = cfg.to_dict(self.config)
+        return self.names.format(**{k: v if isinstance(v, str) else _number(v) for k, v in options.items()})
 
     @property
     def spec(self) -> str:
@@ -183,6 +193,25 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
+def _literal_values(config: type) -> dict[str, tuple[str, ...]]:
+    """The values of each ``Literal`` field of dataclass ``config``."""
+    hints = typing.get_type_hints(config)
+    return {k: typing.get_args(t) for k, t in hints.items() if typing.get_origin(t) is Literal}
+
+
+@functools.cache
+def _names_regex(cls: type[Channel]) -> str:
+    """The regular expression of ``cls.names``: each field a named group of its values or of a number."""
+    literal = _literal_values(cls.Config)
+    parts = []
+    for text, field, _, _ in string.Formatter().parse(cls.names):
+        parts.append(re.escape(text))
+        if field is not None:
+            values = "|".join(map(re.escape, literal[field])) if field in literal else r"[+-]?\d+(?:\.\d+)?"
+            parts.append(f"(?P<{field}>{values})")
+    return "".join(parts)
+
+
 # ----------------------------------------------------------------------------- codecs
 # codec -> (FFmpeg encoder, container): containers that carry the encoder delay (LAME's Xing
 # header, MP4 edit lists, Ogg pre-skip), so that the decoder trims it and alignment is kept
@@ -206,14 +235,7 @@ class CodecConfig:
 class Codec(Channel):
     kind = "codec"
     Config = CodecConfig
-    pattern = r"(mp3|aac|opus)_(\d+(?:\.\d+)?)k"
-
-    @classmethod
-    def from_readable(cls, match):
-        return {"codec": match[1], "kbps": float(match[2])}
-
-    def readable(self):
-        return f"{self.config.codec}_{_number(self.config.kbps)}k"
+    names = "{codec}_{kbps}k"
 
     @property
     def encoder(self) -> str:
@@ -330,11 +352,9 @@ def g711_mulaw(x: np.ndarray) -> np.ndarray:
 class Telephone(Channel):
     kind = "telephone"
     Config = TelephoneConfig
-    pattern = r"telephone(_g711)?"
-
     @classmethod
-    def from_readable(cls, match):
-        return {"mulaw": bool(match[1])}
+    def from_readable(cls, name):
+        return {"telephone": {"mulaw": False}, "telephone_g711": {"mulaw": True}}.get(name)
 
     def readable(self):
         return "telephone_g711" if self.config.mulaw else "telephone"
@@ -383,14 +403,7 @@ def colored_noise(n: int, kind: str, rng: np.random.Generator) -> np.ndarray:
 class Noise(Channel):
     kind = "noise"
     Config = NoiseConfig
-    pattern = r"noise_(white|pink|brown)_(-?\d+(?:\.\d+)?)db"
-
-    @classmethod
-    def from_readable(cls, match):
-        return {"kind": match[1], "snr": float(match[2])}
-
-    def readable(self):
-        return f"noise_{self.config.kind}_{_number(self.config.snr)}db"
+    names = "noise_{kind}_{snr}db"
 
     def apply(self, y, sr, rng, *, seed, sources):
         noise = colored_noise(len(y), self.config.kind, rng)
@@ -424,15 +437,8 @@ def _active_span(y: np.ndarray, sr: int) -> np.ndarray:
 class Babble(Channel):
     kind = "babble"
     Config = BabbleConfig
-    pattern = r"babble_(-?\d+(?:\.\d+)?)db"
+    names = "babble_{snr}db"
     needs_sources = True
-
-    @classmethod
-    def from_readable(cls, match):
-        return {"snr": float(match[1])}
-
-    def readable(self):
-        return f"babble_{_number(self.config.snr)}db"
 
     def apply(self, y, sr, rng, *, seed, sources):
         if sources is None or len(sources) < self.config.talkers:
@@ -530,14 +536,7 @@ def room_impulse_response(rt60: float, sr: int, seed: int, room: int = 0) -> np.
 class Reverb(Channel):
     kind = "reverb"
     Config = ReverbConfig
-    pattern = r"reverb_(\d+(?:\.\d+)?)s"
-
-    @classmethod
-    def from_readable(cls, match):
-        return {"rt60": float(match[1])}
-
-    def readable(self):
-        return f"reverb_{_number(self.config.rt60)}s"
+    names = "reverb_{rt60}s"
 
     def apply(self, y, sr, rng, *, seed, sources):
         from scipy.signal import fftconvolve
@@ -565,13 +564,9 @@ class GainConfig:
 class Gain(Channel):
     kind = "gain"
     Config = GainConfig
-    pattern = r"gain_([+-]?\d+(?:\.\d+)?)db"
+    names = "gain_{db}db"
 
-    @classmethod
-    def from_readable(cls, match):
-        return {"db": float(match[1])}
-
-    def readable(self):
+    def readable(self):  # a gain names its sign
         return f"gain_{self.config.db:+g}db" if self.config.db > 0 else f"gain_{_number(self.config.db)}db"
 
     def apply(self, y, sr, rng, *, seed, sources):
@@ -606,9 +601,9 @@ def _base(head: str, text: str) -> tuple[type[Channel], dict[str, Any]]:
     if head in _CODECS:
         return Codec, {"codec": head}
     for cls in _REGISTRY.values():
-        match = re.fullmatch(cls.pattern, head) if cls.pattern else None
-        if match:
-            return cls, cls.from_readable(match)
+        options = cls.from_readable(head)
+        if options is not None:
+            return cls, options
     raise ConfigError(
         f"unknown channel {text!r}; kinds: {', '.join(list_channel_kinds())} (or mp3, aac, opus); "
         f"names such as {', '.join(STANDARD[:4])}, noise_pink_5db, babble_5db, reverb_0.6s, gain_-20db"
