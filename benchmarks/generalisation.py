@@ -803,6 +803,8 @@ def part_report(ctx: Context) -> None:
 
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> None:
+    from parts import parse_parts, run_parts
+
     from avemo.cache.store import default_cache_dir
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -828,20 +830,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="comma-separated subset of the suite's degraded conditions (default: all)")
     ap.add_argument("--quick", action="store_true", help="a smoke run on a few clips with a cheap extractor")
     args = ap.parse_args(argv)
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(parts) - set(PARTS))
-    if unknown:
-        raise SystemExit(f"unknown parts {unknown}; choose from {list(PARTS)}")
+    parts = parse_parts(args.parts, PARTS)
     import torch
 
     torch.set_num_threads(1)  # small linear heads; the cores are shared
-    ctx = Context(args)
-    for part in PARTS:
-        if part in parts:
-            t0 = time.perf_counter()
-            log(f"part {part} ...")
-            globals()[f"part_{part}"](ctx)
-            log(f"part {part} done in {time.perf_counter() - t0:.0f} s")
+    run_parts(parts, PARTS, globals(), Context(args))
 
 
 if __name__ == "__main__":

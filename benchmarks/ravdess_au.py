@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import shlex
 import subprocess
 import sys
@@ -56,6 +55,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from parts import load, log, parse_parts, run_parts, save  # noqa: E402
+
 SHARED = REPO.parent / "shared" / "data" / "ravdess"
 PARTS = ("explore", "main", "svm", "random", "timing", "report")
 
@@ -72,23 +74,6 @@ def set_threads(ctx, sequence_model: bool) -> None:
     torch.set_num_threads(ctx.threads or (2 if sequence_model else 1))
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def save(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
-        pickle.dump(obj, fh)
-    os.replace(tmp, path)
-
-
-def load(path: Path) -> Any:
-    with open(path, "rb") as fh:
-        return pickle.load(fh)
-
-
 def pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
@@ -102,7 +87,7 @@ def part_explore(ctx) -> None:
     from avemo.models import default_inputs
 
     splits = inner_splits(ctx.data, ctx.suite.fold_plan().folds)
-    saved = load(ctx.work / "explore.pkl") if (ctx.work / "explore.pkl").exists() else {}
+    saved = load(ctx.work / "explore.pkl", {})
     rows = {}
     for entry in ctx.suite.explore_entries():
         name, question, model, config, train, seeds = (entry.name, entry.group, entry.model, entry.model_config,
@@ -171,7 +156,7 @@ def part_svm(ctx) -> None:
     from avemo.evaluation.benchmark import svm_baseline
 
     path = ctx.work / "svm.pkl"
-    out = load(path) if path.exists() else {}
+    out = load(path, {})
     for name, (config, _group) in baselines().items():
         if name in out and out[name][0] == config:
             continue
@@ -450,7 +435,7 @@ def part_report(ctx) -> None:
     results = _merge_main(ctx)
     if results is None:
         raise SystemExit("no main results under --work yet: run --parts main first")
-    svm = load(ctx.work / "svm.pkl") if (ctx.work / "svm.pkl").exists() else {}
+    svm = load(ctx.work / "svm.pkl", {})
     groups = {name: group for name, (_config, group) in baselines().items()}
     for name, (config, folds) in svm.items():
         results["models"][name] = {
@@ -461,9 +446,9 @@ def part_report(ctx) -> None:
             "inputs": {"x": config.describe().split(";")[0]}, **summarise_results(folds),
             "C": [f.metrics["C"] for f in folds]}
         results["_folds"][name] = folds
-    explore = load(ctx.work / "explore.pkl") if (ctx.work / "explore.pkl").exists() else {}
-    random_res = load(ctx.work / "random.pkl") if (ctx.work / "random.pkl").exists() else None
-    timing = load(ctx.work / "timing.pkl") if (ctx.work / "timing.pkl").exists() else None
+    explore = load(ctx.work / "explore.pkl", {})
+    random_res = load(ctx.work / "random.pkl")
+    timing = load(ctx.work / "timing.pkl")
     sections = answer_sections(ctx.suite, results, explore, svm, random_res, timing)
     frozen = sum(p.numel() for p in load_encoder().parameters()) / 1e6
     notes = [
@@ -538,17 +523,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads for training (0: 2 for sequence models, 1 for vector models)")
     args = ap.parse_args()
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(parts) - set(PARTS))
-    if unknown:
-        raise SystemExit(f"unknown parts {unknown}; choose from {list(PARTS)}")
-    ctx = Context(args)
-    for part in PARTS:
-        if part in parts:
-            t0 = time.perf_counter()
-            log(f"part {part} ...")
-            globals()[f"part_{part}"](ctx)
-            log(f"part {part} done in {time.perf_counter() - t0:.0f} s")
+    run_parts(parse_parts(args.parts, PARTS), PARTS, globals(), Context(args))
 
 
 if __name__ == "__main__":
