@@ -10,27 +10,16 @@ process each time, so start-up and imports are included.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import ROOT, header, write_section  # noqa: E402
+from report import ROOT, header, timed_extract, write_section  # noqa: E402
 
 
 def run(root: Path, features: str, workers: int, cache: Path) -> tuple[float, dict]:
-    summary = cache.parent / f"summary-{time.time_ns()}.json"
-    cmd = [sys.executable, "-m", "avemo.cli", "extract", str(root), "--dataset", "ravdess", "-f", features,
-           "-j", str(workers), "--cache", str(cache), "--summary", str(summary)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"extraction failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return wall, json.loads(summary.read_text())
+    return timed_extract([str(root), "--dataset", "ravdess", "-f", features, "-j", str(workers)], cache)
 
 
 def main() -> None:

@@ -6,9 +6,11 @@ assembles all sections into ``docs/benchmarks.md``.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -80,6 +82,19 @@ def header(title: str, packages: tuple[str, ...] = ()) -> list[str]:
         f"- Load average (1/5/15 min) at start: {load()}",
         "",
     ]
+
+
+def timed_extract(args: list[str], cache: Path) -> tuple[float, dict]:
+    """``avemo extract ARGS --cache CACHE`` in a fresh process: its wall time (start-up included) and
+    its ``--summary``; a failed run stops the benchmark with the end of its stderr."""
+    summary = cache.parent / f"summary-{time.time_ns()}.json"
+    cmd = [sys.executable, "-m", "avemo.cli", "extract", *args, "--cache", str(cache), "--summary", str(summary)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"extraction failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return wall, json.loads(summary.read_text())
 
 
 def write_section(name: str, lines: list[str]) -> Path:
