@@ -38,20 +38,6 @@ FREE_SEQUENCE = 300  # frames (3 s at 10 ms) for inputs of free length
 FREE_VECTOR = 128  # values for vector inputs of free size (mfa_fercnn's stip)
 FREE_TOKENS = 32  # tokens of a text input: above the 95th percentile of MELD's training utterances (20 words)
 MiB = 1024 * 1024
-# paper 000, Table 1 (M parameters); cfnsr_lstm: 26.40 (abstract) to 26.50 (table)
-TABLE_1 = {
-    "resnext3d_50": 25.88,
-    "mfcc_cnn1d": 0.03,
-    "late_average": 25.92,
-    "late_multiplicative": 25.92,
-    "late_product": 25.92,
-    "concat_fc": 26.87,
-    "mcbp": 51.03,
-    "mmtm": 31.97,
-    "msaf": 25.94,
-    "cfn_sr": 26.30,
-    "cfnsr_lstm": 26.50,
-}
 
 
 def available_memory() -> int:
@@ -310,8 +296,10 @@ def _model_rows(results: list[dict]) -> tuple[list[str], list[str]]:
 
 def _table_1_lines(results: list[dict]) -> list[str]:
     """Parameter counts against paper 000's Table 1 (when the run measured those models)."""
+    from avemo.models.papers import ZHANG_ZHENG_TABLE_1
+
     lines: list[str] = []
-    table = [r for r in results if r["name"] in TABLE_1 and "error" not in r]
+    table = [r for r in results if r["name"] in ZHANG_ZHENG_TABLE_1 and "error" not in r]
     if table:
         lines += [
             "",
@@ -324,7 +312,7 @@ def _table_1_lines(results: list[dict]) -> list[str]:
         ]
         for r in table:
             ours = (r["params"] + r.get("dense_sketch", 0)) / 1e6
-            paper = TABLE_1[r["name"]]
+            paper = ZHANG_ZHENG_TABLE_1[r["name"]]
             lines.append(f"| `{r['name']}` | {paper} | {ours:.3f} | {100 * (ours - paper) / paper:+.1f} % |")
         lines += [
             "",

@@ -21,7 +21,7 @@ from avemo.models import (
     register_alias,
     registry,
 )
-from avemo.models.papers import PAPERS
+from avemo.models.papers import PAPERS, ZHANG_ZHENG_TABLE_1
 
 REQUIRED = {
     "audio": {"mfcc_cnn1d", "sultana_audio_cnn1d", "gao_bilstm_attention", "cai_ser1", "cai_ser2", "fercnn"},
@@ -44,21 +44,6 @@ REQUIRED = {
     },
 }
 
-# paper 000, Table 1 (millions of parameters; 3D ResNeXt-50 + MFCC 1D CNN, 8 classes)
-TABLE_1 = {
-    "resnext3d_50": 25.88,
-    "mfcc_cnn1d": 0.03,
-    "late_average": 25.92,
-    "late_multiplicative": 25.92,
-    "late_product": 25.92,
-    "concat_fc": 26.87,
-    "mcbp": 51.03,
-    "mmtm": 31.97,
-    "msaf": 25.94,
-    "cfn_sr": 26.30,
-}
-
-
 def meta_model(name: str, **config):
     """Build on the meta device: parameter shapes without allocating or initialising weights."""
     with torch.device("meta"):
@@ -76,10 +61,10 @@ def test_required_names_are_registered_with_their_kind(kind):
     assert set(list_models()) == set().union(*(list_models(k) for k in REQUIRED))
 
 
-@pytest.mark.parametrize("name", sorted(TABLE_1))
+@pytest.mark.parametrize("name", sorted(ZHANG_ZHENG_TABLE_1))
 def test_parameter_count_matches_paper_000_table_1(name):
     count = published_count(meta_model(name, num_classes=8)) / 1e6
-    paper = TABLE_1[name]
+    paper = ZHANG_ZHENG_TABLE_1[name]
     # within 5 %, or within the rounding of the published figure (0.03 M is 0.025-0.035 M)
     assert abs(count - paper) <= max(0.05 * paper, 0.005), f"{name}: {count:.3f} M vs {paper} M"
 

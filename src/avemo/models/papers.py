@@ -38,5 +38,21 @@ SRINIVAS_MISHRA = Paper("004", "P V V S Srinivas, Pragnyaban Mishra",
                         "Human Emotion Recognition by Integrating Facial and Speech Features: An Implementation of "
                         "Multimodal Framework using CNN", "Srinivas & Mishra")
 
+#: paper 000, Table 1: millions of parameters of the models on a 3D ResNeXt-50 video encoder and an
+#: MFCC 1D CNN audio encoder, 8 classes (``cfnsr_lstm``: 26.40 in the abstract, 26.50 in the table)
+ZHANG_ZHENG_TABLE_1 = {
+    "resnext3d_50": 25.88,
+    "mfcc_cnn1d": 0.03,
+    "late_average": 25.92,
+    "late_multiplicative": 25.92,
+    "late_product": 25.92,
+    "concat_fc": 26.87,
+    "mcbp": 51.03,
+    "mmtm": 31.97,
+    "msaf": 25.94,
+    "cfn_sr": 26.30,
+    "cfnsr_lstm": 26.50,
+}
+
 #: by number
 PAPERS = {p.number: p for p in (ZHANG_ZHENG, SULTANA, GAO_GUO, CAI, SRINIVAS_MISHRA)}
