@@ -95,17 +95,34 @@ def make_ravdess(tmp_path_factory):
 
 
 @pytest.fixture
-def avemo_main(monkeypatch, capsys):
-    """Run the console entry point ``avemo ARGS`` in this process, with its one-line error handling;
-    the function returns (exit code, stderr)."""
+def avemo_main(monkeypatch, request):
+    """Run the console entry point ``avemo ARGS`` in this process, with its one-line error handling:
+    ``avemo_main(*args)`` returns (exit code, stdout, stderr) as captured by ``capsys``, or by
+    ``capture=capfd`` to see what native code writes to the file descriptors too."""
     import sys
 
     from avemo.cli import main
 
-    def run(*args) -> tuple[int, str]:
+    def run(*args, capture=None) -> tuple[int, str, str]:
+        capture = capture or request.getfixturevalue("capsys")
         monkeypatch.setattr(sys, "argv", ["avemo", *map(str, args)])
         with pytest.raises(SystemExit) as stop:
             main()
-        return stop.value.code, capsys.readouterr().err
+        out = capture.readouterr()
+        return stop.value.code or 0, out.out, out.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """Load a script of ``benchmarks/`` as a module: ``benchmark_script("models")`` (a fresh module each call)."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"{name}_script", REPO / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -119,8 +119,8 @@ def test_cli_evaluate_adapt_mean_records_it_in_the_json(egemaps_run, make_ravdes
     for adapt in ("mean", None):
         reports[adapt] = tmp_path / f"{adapt}.json"
         extra = ["--adapt", adapt] if adapt else []
-        code, err = avemo_main("evaluate", "-c", run, "-r", corpus, "--json", reports[adapt],
-                               "--cache", cache, "-j", 1, *extra)
+        code, _, err = avemo_main("evaluate", "-c", run, "-r", corpus, "--json", reports[adapt],
+                                  "--cache", cache, "-j", 1, *extra)
         assert code == 0, err
     adapted, plain = (json.loads(reports[a].read_text()) for a in ("mean", None))
     assert adapted["adapt"] == "mean" and plain["adapt"] is None
@@ -130,11 +130,11 @@ def test_cli_evaluate_adapt_mean_records_it_in_the_json(egemaps_run, make_ravdes
 def test_cli_evaluate_refuses_a_bad_adaptation_and_a_tiny_set(egemaps_run, make_ravdess, tmp_path, avemo_main):
     run, cache = egemaps_run
     corpus = make_ravdess(("01", "05", "07"))
-    code, err = avemo_main("evaluate", "-c", run, "-r", corpus, "--cache", cache, "-j", 1,
-                           "--adapt", "median", "--json", tmp_path / "bad.json")
+    code, _, err = avemo_main("evaluate", "-c", run, "-r", corpus, "--cache", cache, "-j", 1,
+                              "--adapt", "median", "--json", tmp_path / "bad.json")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "adapt must be one of ['mean']" in err
     assert str(run) in err and not (tmp_path / "bad.json").exists()
-    code, err = avemo_main("evaluate", "-c", run, "-r", corpus, "--cache", cache, "-j", 1,
-                           "--adapt", "mean", "--speakers", "07")  # 8 clips
+    code, _, err = avemo_main("evaluate", "-c", run, "-r", corpus, "--cache", cache, "-j", 1,
+                              "--adapt", "mean", "--speakers", "07")  # 8 clips
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert f"at least {MIN_ADAPT_ITEMS} items" in err and "got 8" in err

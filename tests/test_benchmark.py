@@ -228,13 +228,9 @@ def fold1_root(tmp_path_factory, ravdess_speech_root):
 @pytest.mark.shared_data
 def test_cli_benchmark_writes_the_report(fold1_root, au_table, tmp_path, avemo_main):
     out = tmp_path / "results"
-    code = None
-    try:
-        avemo_main("benchmark", "ravdess_au", "--root", fold1_root, "--visual-table", au_table,
-                   "--models", "au_mlp", "--folds", "1", "--epochs", "1", "--out", out, "--cache", tmp_path / "c")
-    except SystemExit as stop:  # typer exits 0 after a successful command
-        code = stop.code
-    assert code in (None, 0)
+    code, _, err = avemo_main("benchmark", "ravdess_au", "--root", fold1_root, "--visual-table", au_table, "--models",
+                              "au_mlp", "--folds", "1", "--epochs", "1", "--out", out, "--cache", tmp_path / "c")
+    assert code == 0, err
     saved = json.loads((out / "ravdess_au.json").read_text())
     assert list(saved["models"]) == ["au_mlp"] and saved["protocol"]["folds"][0]["test_speakers"] == ["01"]
     assert saved["protocol"]["train_config"]["epochs"] == 1 and saved["models"]["au_mlp"]["seeds"] == [0]
@@ -248,32 +244,20 @@ def test_cli_benchmark_writes_the_report(fold1_root, au_table, tmp_path, avemo_m
     (["--models", "nope"], "not in the ravdess_au suite"),
 ])
 def test_cli_benchmark_errors_are_one_line(fold1_root, au_table, tmp_path, args, message, avemo_main):
-    code, err = avemo_main("benchmark", "ravdess_au", "--root", fold1_root, "--visual-table",
-                           au_table, "--out", tmp_path, "--cache", tmp_path / "c", *args)
+    code, _, err = avemo_main("benchmark", "ravdess_au", "--root", fold1_root, "--visual-table",
+                              au_table, "--out", tmp_path, "--cache", tmp_path / "c", *args)
     assert code == 2 and message in err and err.count("\n") == 1
 
 
 # ----------------------------------------------------------------------------- the benchmark script's answers
-
-
-def _script():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ravdess_au.py"
-    spec = importlib.util.spec_from_file_location("ravdess_au_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def _model(acc: float, group: str, **train) -> dict:
     return {"mean_accuracy": acc, "std_accuracy": 0.02, "macro_f1": acc - 0.01, "uar": acc, "group": group,
             "train": train, "seeds": [0]}
 
 
-def test_script_answers_follow_the_numbers():
-    script = _script()
+def test_script_answers_follow_the_numbers(benchmark_script):
+    script = benchmark_script("ravdess_au")
     models = {
         "whisper_mlp": _model(0.72, "audio only"), "mfcc_cnn1d": _model(0.47, "audio only"),
         "au_mlp": _model(0.55, "visual only (AU)"), "au_mlp_spknorm": _model(0.70, "visual only (AU) + speaker norm", speaker_norm=True),
@@ -300,8 +284,8 @@ def test_script_answers_follow_the_numbers():
     assert "The claim holds here" in claim
 
 
-def test_script_effect_lines_use_paired_differences():
-    script = _script()
+def test_script_effect_lines_use_paired_differences(benchmark_script):
+    script = benchmark_script("ravdess_au")
 
     def row(question, acc, model="whisper_mlp", **kw):
         return {"question": question, "model": model, "model_config": kw.get("config", {}), "train": kw.get(

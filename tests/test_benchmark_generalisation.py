@@ -6,27 +6,17 @@ training-fold babble, the report), not its figures; those come from the full run
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "generalisation.py"
 
-
-def _script():
-    spec = importlib.util.spec_from_file_location("generalisation_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_babble_talkers_are_training_speakers_with_enough_clips():
+def test_babble_talkers_are_training_speakers_with_enough_clips(benchmark_script):
     from avemo.datasets.pairing import pair_takes
     from avemo.datasets.records import Clip
 
-    script = _script()
+    script = benchmark_script("generalisation")
     clips = [Clip(Path(f"/x/{s}_{i}.wav"), "ravdess", "happy", s, f"{s}_{i}", ("audio",))
              for s in ("01", "02", "03") for i in range(4)]
     train = list(pair_takes(clips).values())
@@ -39,8 +29,8 @@ def test_babble_talkers_are_training_speakers_with_enough_clips():
 
 
 @pytest.mark.shared_data
-def test_quick_run_writes_every_section(tmp_path):
-    script = _script()
+def test_quick_run_writes_every_section(benchmark_script, tmp_path):
+    script = benchmark_script("generalisation")
     out = tmp_path / "out"
     script.main(["--quick", "--out", str(out), "--work", str(tmp_path / "work"), "--cache", str(tmp_path / "cache"),
                  "--workers", "1", "--parts", "select,crosscorpus,loco,multicorpus,degraded,report"])

@@ -6,21 +6,9 @@ writes), not its figures; the GPU figures come from running it on a GPU.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_train.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("gpu_train_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_gpu_benchmark_smoke_run_on_a_cpu_writes_its_section(tmp_path):
-    script = _script()
+def test_gpu_benchmark_smoke_run_on_a_cpu_writes_its_section(benchmark_script, tmp_path):
+    script = benchmark_script("gpu_train")
     assert {"cfnsr_lstm", "cfn_sr", "msaf", "mmtm", "mcbp", "concat_fc", "sultana_concat_dense"} <= set(script.frame_models())
     assert "au_mlp" not in script.frame_models() and "whisper_mlp" not in script.frame_models()
     out = tmp_path / "gpu_train.md"

@@ -5,30 +5,19 @@ keeps the other rows with the run each comes from. Behaviour only, not timings."
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-from pathlib import Path
 
 import torch
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "models.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("models_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _args(**kw) -> argparse.Namespace:
     return argparse.Namespace(**{"threads": 0, "device": "cpu", "amp": False, "repeats": 1, "batch": 2, **kw})
 
 
-def test_text_input_has_the_specs_width_and_the_token_length():
+def test_text_input_has_the_specs_width_and_the_token_length(benchmark_script):
     from avemo.models import create_model
 
-    script = _script()
+    script = benchmark_script("models")
     model = create_model("gao_dialogue", num_classes=8)
     x = script.make_inputs(model.inputs, 2, torch.Generator().manual_seed(0))
     assert x["text"].shape == (2, script.FREE_TOKENS, model.inputs["text"].shape[-1])
@@ -36,14 +25,14 @@ def test_text_input_has_the_specs_width_and_the_token_length():
     assert model(x).shape == (2, 8)
 
 
-def test_closed_form_model_is_timed_for_inference_only():
-    result = _script().measure("whisper_logreg", _args())
+def test_closed_form_model_is_timed_for_inference_only(benchmark_script):
+    result = benchmark_script("models").measure("whisper_logreg", _args())
     assert result["train_ms"] is None and result["train_note"] == "closed form"
     assert result["infer_ms"] > 0 and result["params"] > 0
 
 
-def test_merge_keeps_earlier_rows_and_names_their_runs(tmp_path, monkeypatch):
-    script = _script()
+def test_merge_keeps_earlier_rows_and_names_their_runs(benchmark_script, tmp_path, monkeypatch):
+    script = benchmark_script("models")
     earlier = {"date": "2026-11-22", "load": [3.0, 2.0, 1.0], "elapsed": 1.0, "results": [
         {"name": "au_mlp", "params": 12000, "dense_sketch": 0, "train_ms": 0.9, "infer_ms": 0.2,
          "run": {"date": "2026-11-20", "load": 1.5}},

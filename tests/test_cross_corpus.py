@@ -227,16 +227,16 @@ def test_cli_refuses_a_corpus_with_nothing_to_score(ravdess_checkpoint, shared_d
     bored.mkdir()
     for f in sorted((shared_data / "emodb_dev" / "wav").glob("08*L*.flac"))[:2]:
         (bored / f.name).symlink_to(f)
-    code, err = avemo_main("evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "emodb",
-                           "--root", bored, "--cache", cache_dir)
+    code, _, err = avemo_main("evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "emodb",
+                              "--root", bored, "--cache", cache_dir)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert err.startswith(f"avemo: error: {bored}: no clip has a label that ravdess can be scored on (boredom: 2")
 
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("nothing here")
-    code, err = avemo_main("evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "emodb",
-                           "--root", empty, "--cache", cache_dir)
+    code, _, err = avemo_main("evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "emodb",
+                              "--root", empty, "--cache", cache_dir)
     assert code == 2 and len(err.strip().splitlines()) == 1 and str(empty) in err
 
 
@@ -254,7 +254,7 @@ def test_unmappable_corpus_is_refused_in_one_line(ravdess_checkpoint, shared_dat
     data = load_data("folder", root, labels_csv=root / "labels.csv")
     with pytest.raises(ConfigError, match=r"without a partner: .* folder \['contempt', 'pride'\]"):
         evaluate_checkpoint(ravdess_checkpoint, data, cache=FeatureCache(cache_dir))
-    code, err = avemo_main("evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "folder",
-                           "--root", root, "--labels", root / "labels.csv", "--cache", cache_dir)
+    code, _, err = avemo_main("evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "folder",
+                              "--root", root, "--labels", root / "labels.csv", "--cache", cache_dir)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "label sets ravdess" in err and "cannot be compared" in err

@@ -9,12 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 
 import pytest
 from typer.testing import CliRunner
 
-from avemo.cli import app, main
+from avemo.cli import app
 from avemo.datasets.labels import CREMA_D, LabelSet
 from avemo.inference.bundle import read_bundle
 
@@ -35,15 +34,6 @@ def shared_predictor(predictor, monkeypatch):
 
 def _cli(*args):
     return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def _main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    """The console entry point with its one-line error handling: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["avemo", *map(str, args)])
-    with pytest.raises(SystemExit) as stop:
-        main()
-    out = capsys.readouterr()
-    return stop.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +74,13 @@ def test_predict_table(voice):
     assert "video: not used" in result.stdout
 
 
-def test_folder_with_a_bad_file_continues_lists_it_and_exits_1(voice, tmp_path, monkeypatch, capsys):
+def test_folder_with_a_bad_file_continues_lists_it_and_exits_1(voice, tmp_path, avemo_main):
     folder = tmp_path / "batch"
     folder.mkdir()
     (folder / "a.wav").write_bytes(voice.read_bytes())
     (folder / "b_broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100)
     (folder / "readme.txt").write_text("ignored: not a media file name")
-    code, out, err = _main(monkeypatch, capsys, "predict", folder, "--format", "json")
+    code, out, err = avemo_main("predict", folder, "--format", "json")
     assert code == 1
     data = json.loads(out)
     assert [d["path"] for d in data] == [str(folder / "a.wav")]
@@ -108,13 +98,13 @@ def test_folder_with_a_bad_file_continues_lists_it_and_exits_1(voice, tmp_path, 
         (["predict", "VOICE", "VOICE", "--hop", "0"], "hop must be a positive number of seconds"),
     ],
 )
-def test_single_input_errors_are_one_line_exit_2(args, message, voice, monkeypatch, capsys):
-    code, out, err = _main(monkeypatch, capsys, *[voice if a == "VOICE" else a for a in args])
+def test_single_input_errors_are_one_line_exit_2(args, message, voice, avemo_main):
+    code, out, err = avemo_main(*[voice if a == "VOICE" else a for a in args])
     assert code == 2 and out == ""
     assert err.startswith("avemo: error: ") and err.count("\n") == 1 and message in err
 
 
-def test_model_option_refuses_a_checkpoint_with_unknown_labels(tmp_path, voice, monkeypatch, capsys):
+def test_model_option_refuses_a_checkpoint_with_unknown_labels(tmp_path, voice, avemo_main):
     from avemo.models import create_model
     from avemo.models.checkpoint import save_checkpoint
     from avemo.models.normalization import Normalizer
@@ -122,13 +112,13 @@ def test_model_option_refuses_a_checkpoint_with_unknown_labels(tmp_path, voice, 
     model = create_model("sultana_video_cnn3d", num_classes=2, n_frames=16, size=(16, 16))
     save_checkpoint(tmp_path / "own", model, labels=LabelSet("own", ("happy", "contempt")),
                     normalizer=Normalizer(kinds={"video": "frames"}))
-    code, _, err = _main(monkeypatch, capsys, "predict", voice, "--model", tmp_path / "own")
+    code, _, err = avemo_main("predict", voice, "--model", tmp_path / "own")
     assert code == 2 and "avemo does not know: ['contempt']" in err and err.count("\n") == 1
     model = create_model("sultana_video_cnn3d", num_classes=len(CREMA_D), n_frames=16, size=(16, 16))
     save_checkpoint(tmp_path / "crema", model, labels=CREMA_D, normalizer=Normalizer(kinds={"video": "frames"}))
-    code, _, err = _main(monkeypatch, capsys, "predict", voice, "--model", tmp_path / "crema", "--engine", "onnx")
+    code, _, err = avemo_main("predict", voice, "--model", tmp_path / "crema", "--engine", "onnx")
     assert code == 2 and "--engine onnx runs the bundled model only" in err
-    code, _, err = _main(monkeypatch, capsys, "predict", voice, "--model", tmp_path)
+    code, _, err = avemo_main("predict", voice, "--model", tmp_path)
     assert code == 2 and "not a checkpoint folder" in err
 
 

@@ -139,8 +139,8 @@ def test_leakage_check_refuses_a_plan_that_mixes_a_speaker(small_ravdess, au_tab
     plan["folds"][0]["test"].append(mixed_speaker)  # one speaker on both sides
     path = tmp_path / "mixed.json"
     path.write_text(json.dumps(plan))
-    code, err = avemo_main("train", "--root", small_ravdess, "--visual-table", au_table,
-                           "--model", "au_mlp", "--fold", "1", "--plan", path, "--epochs", "1", "--out", tmp_path / "x")
+    code, _, err = avemo_main("train", "--root", small_ravdess, "--visual-table", au_table,
+                              "--model", "au_mlp", "--fold", "1", "--plan", path, "--epochs", "1", "--out", tmp_path / "x")
     assert code == 2
     assert err.startswith(f"avemo: error: {path}: fold 1: speaker(s) ['{mixed_speaker}'] in both train and test")
     assert len(err.strip().splitlines()) == 1
@@ -160,8 +160,8 @@ def test_checkpoint_refused_for_other_features(small_ravdess, au_table, cache_di
     with pytest.raises(CheckpointError, match="input 'audio': the checkpoint's features"):
         evaluate_checkpoint(load_checkpoint(out), data, cache=FeatureCache(cache_dir))
 
-    code, err = avemo_main("evaluate", "--checkpoint", out, "--root", small_ravdess,
-                           "--speakers", "05", "--cache", cache_dir)
+    code, _, err = avemo_main("evaluate", "--checkpoint", out, "--root", small_ravdess,
+                              "--speakers", "05", "--cache", cache_dir)
     assert code == 2
     assert err.startswith(f"avemo: error: {out}: input 'audio': the checkpoint's features")
 
