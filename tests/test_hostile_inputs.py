@@ -12,14 +12,13 @@ import csv
 import io
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from avemo.cli import main
+from avemo.errors import AvemoError
 from avemo.media.synth import write_audio_streams, write_clip
 
 
@@ -75,16 +74,6 @@ def corpus(tmp_path_factory) -> Path:
     return root
 
 
-def _run(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    """``avemo ARGS`` through the console entry point: (exit code, stdout, stderr); ``capsys`` may be
-    pytest's capfd, to see what native code writes to the file descriptors too."""
-    monkeypatch.setattr(sys, "argv", ["avemo", *map(str, args)])
-    with pytest.raises(SystemExit) as stop:
-        main()
-    out = capsys.readouterr()
-    return stop.value.code or 0, out.out, out.err
-
-
 def _one_line_error(code: int, err: str, fragment: str) -> None:
     assert code == 2, err
     assert err.startswith("avemo: error: ") and err.count("\n") == 1, err
@@ -108,15 +97,15 @@ def _listing(folder: Path) -> list[str]:
         ("no_media", "no media files"),
     ],
 )
-def test_a_bad_input_is_one_line_naming_the_file(corpus, monkeypatch, capsys, name, message):
+def test_a_bad_input_is_one_line_naming_the_file(corpus, avemo_main, name, message):
     before = _listing(corpus)
-    code, out, err = _run(monkeypatch, capsys, "predict", corpus / name, "--format", "json")
+    code, out, err = avemo_main("predict", corpus / name, "--format", "json")
     _one_line_error(code, err, message)
     assert out == "" and _listing(corpus) == before
 
 
-def test_a_silent_file_is_a_result_without_emotion(corpus, monkeypatch, capsys):
-    code, out, err = _run(monkeypatch, capsys, "predict", corpus / "silent.wav", "--format", "json")
+def test_a_silent_file_is_a_result_without_emotion(corpus, avemo_main):
+    code, out, err = avemo_main("predict", corpus / "silent.wav", "--format", "json")
     assert code == 0, err
     result = json.loads(out)
     assert result["emotion"] is None and result["probabilities"] is None and result["uncertain"] is True
@@ -125,10 +114,10 @@ def test_a_silent_file_is_a_result_without_emotion(corpus, monkeypatch, capsys):
     assert result["timeline"] and all(w["emotion"] is None and w["uncertain"] for w in result["timeline"])
 
 
-def test_a_batch_goes_past_bad_inputs_and_lists_them(corpus, monkeypatch, capsys, tmp_path):
+def test_a_batch_goes_past_bad_inputs_and_lists_them(corpus, avemo_main, tmp_path):
     out_file = tmp_path / "batch.json"
-    code, _, err = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", corpus / "garbage.mp4",
-                        corpus / "nan_float.wav", corpus / "muted_first.mkv", "--format", "json", "--out", out_file)
+    code, _, err = avemo_main("predict", corpus / "voice.wav", corpus / "garbage.mp4",
+                              corpus / "nan_float.wav", corpus / "muted_first.mkv", "--format", "json", "--out", out_file)
     assert code == 1
     assert [Path(p["path"]).name for p in json.loads(out_file.read_text())] == ["voice.wav", "muted_first.mkv"]
     assert "Not predicted (2 of 4):" in err
@@ -136,8 +125,8 @@ def test_a_batch_goes_past_bad_inputs_and_lists_them(corpus, monkeypatch, capsys
     assert _listing(tmp_path) == ["batch.json"]
 
 
-def test_a_damaged_middle_is_predicted_around_the_damage_and_said(corpus, monkeypatch, capsys):
-    code, out, err = _run(monkeypatch, capsys, "predict", corpus / "damaged_middle.mp4", "--format", "json")
+def test_a_damaged_middle_is_predicted_around_the_damage_and_said(corpus, avemo_main):
+    code, out, err = avemo_main("predict", corpus / "damaged_middle.mp4", "--format", "json")
     assert code == 0, err
     result = json.loads(out)
     assert result["duration"] == pytest.approx(4.0, abs=0.1)
@@ -145,8 +134,8 @@ def test_a_damaged_middle_is_predicted_around_the_damage_and_said(corpus, monkey
     assert f"avemo: warning: {corpus / 'damaged_middle.mp4'}: " in err
 
 
-def test_a_truncated_file_reports_what_was_decoded(corpus, monkeypatch, capsys):
-    code, out, err = _run(monkeypatch, capsys, "predict", corpus / "cut.mkv", "--format", "json")
+def test_a_truncated_file_reports_what_was_decoded(corpus, avemo_main):
+    code, out, err = avemo_main("predict", corpus / "cut.mkv", "--format", "json")
     assert code == 0, err
     result = json.loads(out)
     assert result["duration"] < 1.5  # the header says 4.06 s; about a second of it decodes
@@ -154,25 +143,25 @@ def test_a_truncated_file_reports_what_was_decoded(corpus, monkeypatch, capsys):
     assert any(w.startswith("truncated or damaged: the header declares 4.06 s") for w in result["warnings"])
 
 
-def test_of_two_audio_streams_the_one_with_sound_is_predicted(corpus, monkeypatch, capsys):
-    code, out, _ = _run(monkeypatch, capsys, "predict", corpus / "muted_first.mkv", "--format", "json")
+def test_of_two_audio_streams_the_one_with_sound_is_predicted(corpus, avemo_main):
+    code, out, _ = avemo_main("predict", corpus / "muted_first.mkv", "--format", "json")
     assert code == 0
     assert json.loads(out)["modalities"]["audio"]["used"] is True  # stream 0 is silent, stream 1 the voice
 
 
-def test_csv_never_writes_a_live_formula(corpus, monkeypatch, capsys, tmp_path):
+def test_csv_never_writes_a_live_formula(corpus, monkeypatch, avemo_main, tmp_path):
     monkeypatch.chdir(tmp_path)
     Path("=HYPERLINK(1).wav").write_bytes((corpus / "voice.wav").read_bytes())
-    code, out, _ = _run(monkeypatch, capsys, "predict", "=HYPERLINK(1).wav", "--format", "csv")
+    code, out, _ = avemo_main("predict", "=HYPERLINK(1).wav", "--format", "csv")
     assert code == 0
     paths = {row["path"] for row in csv.DictReader(io.StringIO(out))}
     assert paths == {"'=HYPERLINK(1).wav"}  # shown as text by spreadsheets, never run
 
 
-def test_a_file_name_is_shown_as_it_is_not_as_markup(corpus, monkeypatch, capsys, tmp_path):
+def test_a_file_name_is_shown_as_it_is_not_as_markup(corpus, monkeypatch, avemo_main, tmp_path):
     monkeypatch.chdir(tmp_path)
     Path("[bold]take[red].wav").write_bytes((corpus / "voice.wav").read_bytes())
-    code, out, _ = _run(monkeypatch, capsys, "predict", "[bold]take[red].wav")
+    code, out, _ = avemo_main("predict", "[bold]take[red].wav")
     assert code == 0 and "[bold]take[red].wav (1.6 s):" in out
 
 
@@ -185,12 +174,12 @@ def test_a_file_name_is_shown_as_it_is_not_as_markup(corpus, monkeypatch, capsys
         (["--window", "0.25", "--hop", "0.001"], "hop must be at least 0.01 s (the shortest timeline step), got 0.001"),
     ],
 )
-def test_a_bad_window_is_refused_before_the_model_loads(corpus, monkeypatch, capsys, no_model, args, message):
-    code, _, err = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", *args)
+def test_a_bad_window_is_refused_before_the_model_loads(corpus, avemo_main, no_model, args, message):
+    code, _, err = avemo_main("predict", corpus / "voice.wav", *args)
     _one_line_error(code, err, message)
 
 
-def test_a_timeline_with_too_many_rows_is_refused_before_the_analysis(corpus, monkeypatch, capsys, predictor):
+def test_a_timeline_with_too_many_rows_is_refused_before_the_analysis(corpus, monkeypatch, avemo_main, predictor):
     """The library's bound (MAX_ROWS, lowered here so that a short clip crosses it) holds for the
     CLI and the Python API alike, and is checked before the experts run."""
     from avemo.errors import ConfigError
@@ -202,7 +191,7 @@ def test_a_timeline_with_too_many_rows_is_refused_before_the_analysis(corpus, mo
         raise AssertionError("the file was analysed although its timeline was already known to be too long")
 
     monkeypatch.setattr(type(predictor._backend), "run", refuse)
-    code, out, err = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", "--window", "0.25", "--hop", "0.05")
+    code, out, err = avemo_main("predict", corpus / "voice.wav", "--window", "0.25", "--hop", "0.05")
     _one_line_error(code, err, "voice.wav: a hop of 0.05 s over 2 s makes 33 timeline windows; at most 20 are "
                                "allowed (use a hop of at least 0.09 s)")
     with pytest.raises(ConfigError, match="makes 33 timeline windows; at most 20"):
@@ -256,21 +245,21 @@ def _bad_destination(tmp_path: Path, where: str) -> tuple[Path, Path, tuple]:
         ("READ_ONLY/out.json", "cannot write the output in READ_ONLY ("),  # permission denied, or a read-only fs
     ],
 )
-def test_a_bad_destination_is_refused_before_the_model_loads(corpus, monkeypatch, capsys, no_model, tmp_path,
+def test_a_bad_destination_is_refused_before_the_model_loads(corpus, avemo_main, no_model, tmp_path,
                                                              where, message):
     path, read_only, before = _bad_destination(tmp_path, where)
-    code, _, err = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", "--out", path)
+    code, _, err = avemo_main("predict", corpus / "voice.wav", "--out", path)
     _one_line_error(code, err, message.format(tmp=tmp_path).replace("READ_ONLY", str(read_only)))
     assert (_listing(tmp_path), _listing(read_only)) == before
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
-def test_a_full_disk_is_one_line(corpus, monkeypatch, capsys):
-    code, out, err = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", "--format", "json", "--out", "/dev/full")
+def test_a_full_disk_is_one_line(corpus, avemo_main):
+    code, out, err = avemo_main("predict", corpus / "voice.wav", "--format", "json", "--out", "/dev/full")
     _one_line_error(code, err, "/dev/full: cannot write the output (No space left on device)")
 
 
-def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(corpus, monkeypatch, capsys, tmp_path):
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(corpus, monkeypatch, avemo_main, tmp_path):
     from avemo import output_file
 
     target = tmp_path / "result.json"
@@ -280,14 +269,14 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(corpus, monkey
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(output_file.os, "fsync", fail)  # the disk fills while the result is written
-    code, _, err = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", "--format", "json", "--out", target)
+    code, _, err = avemo_main("predict", corpus / "voice.wav", "--format", "json", "--out", target)
     _one_line_error(code, err, "result.json: cannot write the output (No space left on device)")
     assert target.read_text() == "the previous result\n" and _listing(tmp_path) == ["result.json"]
 
 
-def test_an_output_replaces_the_file_whole_with_ordinary_permissions(corpus, monkeypatch, capsys, tmp_path):
+def test_an_output_replaces_the_file_whole_with_ordinary_permissions(corpus, avemo_main, tmp_path):
     target = tmp_path / "result.csv"
-    code, _, _ = _run(monkeypatch, capsys, "predict", corpus / "voice.wav", "--format", "csv", "--out", target)
+    code, _, _ = avemo_main("predict", corpus / "voice.wav", "--format", "csv", "--out", target)
     assert code == 0 and target.read_text().startswith("path,level,")
     mask = os.umask(0)
     os.umask(mask)
@@ -362,65 +351,104 @@ def _command(name: str, corpus: Path, generated: dict[str, Path], cache: Path) -
           for command in ("evaluate --plots", "benchmark --out", "train --out")],
     ],
 )
-def test_a_bad_destination_of_a_long_command_is_refused_before_the_work(corpus, generated, monkeypatch, capsys,
+def test_a_bad_destination_of_a_long_command_is_refused_before_the_work(corpus, generated, avemo_main,
                                                                          tmp_path, command, where, message):
     """The work (extraction into --cache, training) never starts: the folders are as they were."""
     path, read_only, before = _bad_destination(tmp_path, where)
-    code, _, err = _run(monkeypatch, capsys, *_command(command, corpus, generated, tmp_path / "cache"), path)
+    code, _, err = avemo_main(*_command(command, corpus, generated, tmp_path / "cache"), path)
     _one_line_error(code, err, message.format(tmp=tmp_path).replace("READ_ONLY", str(read_only)))
     assert (_listing(tmp_path), _listing(read_only)) == before
 
 
 @pytest.mark.parametrize("command", ["extract --summary", "train --out", "evaluate --json", "benchmark --out"])
-def test_a_feature_cache_that_is_a_file_is_one_line(corpus, generated, monkeypatch, capsys, tmp_path, command):
+def test_a_feature_cache_that_is_a_file_is_one_line(corpus, generated, avemo_main, tmp_path, command):
     (tmp_path / "a_file").write_text("x")
-    code, _, err = _run(monkeypatch, capsys, *_command(command, corpus, generated, tmp_path / "a_file"),
-                        tmp_path / "out")
+    code, _, err = avemo_main(*_command(command, corpus, generated, tmp_path / "a_file"), tmp_path / "out")
     _one_line_error(code, err, "a_file: is a file; give the name of a folder")
 
 
-def test_a_failed_export_is_one_line_and_leaves_nothing(corpus, monkeypatch, capsys, tmp_path):
+@pytest.mark.parametrize("command", ["extract --out", "train --out", "evaluate --plots", "benchmark --out"])
+def test_a_refusal_after_the_destination_was_made_leaves_no_folder(corpus, generated, avemo_main, tmp_path, command):
+    """The output folder (and a missing parent) is made before the feature cache is refused: the
+    folders the command made are removed again; a folder that was there stays."""
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "there").mkdir()
+    for destination in (tmp_path / "new" / "out", tmp_path / "there"):
+        code, _, err = avemo_main(*_command(command, corpus, generated, tmp_path / "a_file"), destination)
+        _one_line_error(code, err, "a_file: is a file; give the name of a folder")
+    assert _listing(tmp_path) == ["a_file", "there"] and _listing(tmp_path / "there") == []
+
+
+@pytest.mark.parametrize(("command", "function"), [("train --out", "avemo.training.train_run"),
+                                                   ("benchmark --out", "avemo.evaluation.benchmark.run_benchmark")])
+def test_an_interrupted_command_leaves_no_empty_folder_it_made(corpus, generated, monkeypatch, avemo_main, tmp_path,
+                                                               command, function):
+    def interrupt(*_, out_dir=None, **__):
+        if out_dir is not None and out_dir.name == "kept":  # a run that wrote something first
+            (out_dir / "history.csv").write_text("epoch\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(function, interrupt)
+    (tmp_path / "there").mkdir()
+    for destination in (tmp_path / "new" / "out", tmp_path / "there", tmp_path / "kept"):
+        code, _, err = avemo_main(*_command(command, corpus, generated, generated["cache"]), destination)
+        assert code == 130 and err.rstrip().endswith("avemo: interrupted"), err
+    assert _listing(tmp_path) == (["kept", "there"] if command == "train --out" else ["there"])
+    assert _listing(tmp_path / "there") == []
+
+
+def test_a_failed_export_of_the_model_leaves_no_folder(monkeypatch, avemo_main, tmp_path):
+    def fail(_bundle, out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        raise AvemoError("cannot export the audio expert (No space left on device)", out_dir)
+
+    monkeypatch.setattr("avemo.inference.export.export_bundle", fail)
+    code, _, err = avemo_main("export", "--out", tmp_path / "new" / "onnx")
+    _one_line_error(code, err, "cannot export the audio expert")
+    assert _listing(tmp_path) == []
+
+
+def test_a_failed_export_is_one_line_and_leaves_nothing(corpus, monkeypatch, avemo_main, tmp_path):
     import numpy
 
     def full(*_, **__):
         raise OSError(28, "No space left on device")
 
     extract = ["extract", corpus / "voice.wav", "-f", "mfcc", "--cache", tmp_path / "cache"]
-    assert _run(monkeypatch, capsys, *extract)[0] == 0  # the features are in the cache: only the export writes
+    assert avemo_main(*extract)[0] == 0  # the features are in the cache: only the export writes
     monkeypatch.setattr(numpy, "savez", full)  # the disk fills while the features are exported
-    code, _, err = _run(monkeypatch, capsys, "extract", corpus / "voice.wav", "-f", "mfcc", "--cache",
-                        tmp_path / "cache", "--out", tmp_path / "export")
+    code, _, err = avemo_main("extract", corpus / "voice.wav", "-f", "mfcc", "--cache", tmp_path / "cache",
+                              "--out", tmp_path / "export")
     _one_line_error(code, err, "export: cannot export the features (No space left on device)")
     assert _listing(tmp_path) == ["cache"]
 
 
 @pytest.mark.parametrize("command", ["extract --summary", "evaluate --json"])
-def test_a_summary_is_written_whole_when_the_work_ends(corpus, generated, monkeypatch, capsys, tmp_path, command):
+def test_a_summary_is_written_whole_when_the_work_ends(corpus, generated, avemo_main, tmp_path, command):
     out = tmp_path / "out"
     out.mkdir()
-    code, _, err = _run(monkeypatch, capsys, *_command(command, corpus, generated, generated["cache"]),
-                        out / "summary.json")
+    code, _, err = avemo_main(*_command(command, corpus, generated, generated["cache"]), out / "summary.json")
     assert code == 0, err
     assert json.loads((out / "summary.json").read_text()) and _listing(out) == ["summary.json"]
 
 
 # ----------------------------------------------------------------------------- avemo info
-def test_info_on_a_one_frame_video_checks_one_frame(corpus, monkeypatch, capfd):
-    code, out, err = _run(monkeypatch, capfd, "info", corpus / "one_frame.mp4", "--json")  # capfd: native writes too
+def test_info_on_a_one_frame_video_checks_one_frame(avemo_main, corpus, capfd):
+    code, out, err = avemo_main("info", corpus / "one_frame.mp4", "--json", capture=capfd)  # capfd: native writes too
     assert code == 0
     report = json.loads(out)
     assert report["faces"]["frames_checked"] == 1
     assert "TensorFlow Lite" not in err and "Feedback manager" not in err and "absl" not in err
 
 
-def test_info_lists_every_stream_and_which_are_used(corpus, monkeypatch, capsys):
-    code, out, _ = _run(monkeypatch, capsys, "info", corpus / "muted_first.mkv", "--json")
+def test_info_lists_every_stream_and_which_are_used(corpus, avemo_main):
+    code, out, _ = avemo_main("info", corpus / "muted_first.mkv", "--json")
     assert code == 0
     streams = json.loads(out)["streams"]
     assert [(s["index"], s["kind"], s["default"], s["used"]) for s in streams] == [
         (0, "audio", True, False), (1, "audio", False, True)]
 
 
-def test_info_on_garbage_is_one_line(corpus, monkeypatch, capsys):
-    code, _, err = _run(monkeypatch, capsys, "info", corpus / "garbage.mp4")
+def test_info_on_garbage_is_one_line(corpus, avemo_main):
+    code, _, err = avemo_main("info", corpus / "garbage.mp4")
     _one_line_error(code, err, "garbage.mp4: not a media file")

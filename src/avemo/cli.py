@@ -26,7 +26,11 @@ from avemo.version import __version__
 
 app = typer.Typer(
     name="avemo",
-    help="Audio-visual emotion recognition: predict, extract features, train, evaluate, benchmark.",
+    help="Audio-visual emotion recognition: predict, extract features, train, evaluate, benchmark.\n\n"
+         "Outputs: a FILE option (predict --out, evaluate --json, extract --summary) writes into a folder that "
+         "exists (a mistyped folder is refused before the work starts); a FOLDER option (--out of extract, train, "
+         "benchmark and export, evaluate --plots) is created with its parents, and removed again when the command "
+         "fails or is interrupted before writing into it (a folder that existed stays).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -159,10 +163,11 @@ def extract(
         Path | None, typer.Option("--cache", help="Feature cache folder (default: ~/.cache/avemo/features).")
     ] = None,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Also export the features: one .npz per extractor + index.csv.")
+        Path | None, typer.Option("--out", help="Also export the features to this folder (created if missing): one .npz "
+                                     "per extractor + index.csv.")
     ] = None,
     list_only: Annotated[bool, typer.Option("--list", help="List the available extractors and exit.")] = False,
-    summary_json: Annotated[Path | None, typer.Option("--summary", help="Write the run summary as JSON.")] = None,
+    summary_json: Annotated[Path | None, typer.Option("--summary", help="Write the run summary as JSON to FILE (in an existing folder).")] = None,
 ) -> None:
     """Compute features for every file under PATH (cached; re-running only computes what is missing).
 
@@ -185,15 +190,16 @@ def extract(
     for spec in specs:  # unknown names and bad config fail before any work starts
         spec.build()
     from avemo.collect import check_export_folder, collect_inputs, export_features
+    from avemo.output_file import removing_new_folders
 
     items, skipped = collect_inputs(path, dataset=dataset, labels_csv=labels)
     for s_path, reason in skipped:
         console_err.print(f"[yellow]skipped[/] {s_path}: {reason}")
     if not items:
         raise AvemoError("no media files to process", path)
-    if out_dir is not None:
-        check_export_folder(out_dir)
-    with _output(summary_json) as summary_out:  # a bad destination fails now, not after the work
+    with removing_new_folders(out_dir and out_dir.parent), _output(summary_json) as summary_out:
+        if out_dir is not None:  # a bad destination fails now, not after the work
+            check_export_folder(out_dir)
         cache = _cache(cache_dir)
         report = _extract_clips(items, specs, cache, path, workers=workers, executor=executor, address=address)
         if out_dir is not None:
@@ -394,7 +400,7 @@ def train(
     label_space: LabelSpaceOpt = "shared",
     balance: BalanceOpt = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Registry name (see `avemo models`).")] = "default",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint folder (resumes if it holds a run).")] = Path(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint folder (created if missing; resumes if it holds a run).")] = Path(
         "runs/model"
     ),
     visual_table: TableOpt = None,
@@ -431,7 +437,7 @@ def train(
     space (--label-space) with qualified speakers (emodb:03) and sample weights (--balance).
     Options given here override the --config file. Out of GPU memory: lower --batch-size, or keep it
     with --accumulate, or add --checkpoint-activations (frame models); the error line says which."""
-    from avemo.output_file import prepare_folder
+    from avemo.output_file import prepare_folder, removing_new_folders
     from avemo.training import resolve_split, train_run
 
     train_cfg = _train_config(config, {
@@ -443,17 +449,18 @@ def train(
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table,
                        speakers=speakers, labels=labels, protocol=protocol)
     tr, va, te, split_info = resolve_split(data, fold=fold, plan=plan, val_speakers=_speakers(val_speakers))
-    prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
-    cache = _cache(cache_dir)
-    console_err.print(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})")
-    with _progress(train_cfg.epochs, "training") as bar:
-        task = bar.add_task(f"training {model}", total=train_cfg.epochs)
-        run = train_run(
-            model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
-            train_config=train_cfg, cache=cache, out_dir=out, workers=workers or _cores(),
-            extra_meta={"split": split_info},
-            on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
-        )
+    with removing_new_folders(out):
+        prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
+        cache = _cache(cache_dir)
+        console_err.print(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})")
+        with _progress(train_cfg.epochs, "training") as bar:
+            task = bar.add_task(f"training {model}", total=train_cfg.epochs)
+            run = train_run(
+                model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
+                train_config=train_cfg, cache=cache, out_dir=out, workers=workers or _cores(),
+                extra_meta={"split": split_info},
+                on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
+            )
     _print_run(run, out)
 
 
@@ -479,10 +486,12 @@ def evaluate(
     speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated speaker list.")] = "all",
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the metrics, confusion matrix, label map, left-out counts "
-                                                 "and calibration (ECE, reliability bins) as JSON.")
+                                                 "and calibration (ECE, reliability bins) as JSON to FILE (in an "
+                                                 "existing folder: a missing one is refused before the work).")
     ] = None,
     plots: Annotated[
-        Path | None, typer.Option("--plots", help="Folder for the confusion matrix and the reliability diagram (PNG).")
+        Path | None, typer.Option("--plots", help="Folder (created if missing) for the confusion matrix and the "
+                                  "reliability diagram (PNG).")
     ] = None,
     split: Annotated[
         str | None, typer.Option(help="Score one official split of the corpus (MELD: train, dev or test).")
@@ -506,7 +515,7 @@ def evaluate(
     (RAVDESS surprised, EmoDB boredom) are dropped from the model's answers, the arg max is taken over
     the scored labels, and clips whose label has no partner are left out and counted. The JSON's
     "mapping" writes the map out; docs/protocol.md, "Cross-corpus evaluation", has the table."""
-    from avemo.output_file import prepare_folder
+    from avemo.output_file import prepare_folder, removing_new_folders
     from avemo.training import evaluate_checkpoint, load_checkpoint, load_data
     from avemo.training.experiment import select_split
 
@@ -515,9 +524,9 @@ def evaluate(
                      protocol=protocol)
     if split is not None:
         data = select_split(data, split)
-    if plots is not None:
-        prepare_folder(plots)
-    with _output(json_out) as report:  # a bad destination fails now, not after the work
+    with removing_new_folders(plots), _output(json_out) as report:  # a bad destination fails now, not after the work
+        if plots is not None:
+            prepare_folder(plots)
         cache = _cache(cache_dir)
         ev = evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt)
         for item in ev.skipped:
@@ -529,12 +538,12 @@ def evaluate(
             console.print(_comparison_table(ev))
         if report is not None:
             report.commit(json.dumps({**ev.to_dict(), "split": split}, indent=2))
-    if plots is not None:
-        from avemo.plots import plot_confusion, plot_reliability
+        if plots is not None:
+            from avemo.plots import plot_confusion, plot_reliability
 
-        plot_confusion(m.confusion, m.labels, plots / "confusion.png", title=f"{ckpt.labels.name} -> {dataset}")
-        plot_reliability(ev.reliability, plots / "reliability.png", title=f"{ckpt.labels.name} -> {dataset}",
-                         ece=ev.ece)
+            title = f"{ckpt.labels.name} -> {dataset}"
+            plot_confusion(m.confusion, m.labels, plots / "confusion.png", title=title)
+            plot_reliability(ev.reliability, plots / "reliability.png", title=title, ece=ev.ece)
 
 
 def _comparison_table(ev) -> Table:
@@ -560,7 +569,7 @@ def benchmark(
     suite: Annotated[str, typer.Argument(help="Benchmark suite: a built-in name (ravdess_au) or a suite TOML file.")],
     root: RootOpt,
     visual_table: TableOpt = None,
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("docs/results"),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Report folder (created if missing).")] = Path("docs/results"),
     models: Annotated[str | None, typer.Option(help="Comma-separated subset of the suite's models.")] = None,
     folds: Annotated[str | None, typer.Option(help="Comma-separated subset of folds (default: all).")] = None,
     seeds: Annotated[
@@ -592,7 +601,7 @@ def benchmark(
     from avemo import config as cfg
     from avemo.evaluation.benchmark import run_benchmark, write_report
     from avemo.evaluation.suite import PROTOCOLS, load_suite
-    from avemo.output_file import prepare_folder
+    from avemo.output_file import prepare_folder, removing_new_folders
 
     spec = load_suite(suite)
     if protocol not in PROTOCOLS:
@@ -611,20 +620,22 @@ def benchmark(
         if unknown:
             raise AvemoError(f"--folds {unknown} not in the plan (folds 1..{len(splits)})")
         splits = [s for s in splits if s.number in fold_list]
-    prepare_folder(out_dir)  # a bad report folder fails now, not after hours of training
-    cache = _cache(cache_dir)
-    total = len(entries) * len(splits)
-    with _progress(total, "benchmark") as bar:
-        task = bar.add_task(f"{len(entries)} models x {len(splits)} folds", total=total)
-        results = run_benchmark(
-            entries, data, splits, cache=cache, train_config=train_cfg, workers=workers,
-            executor=executor, address=address, progress=lambda _r: bar.advance(task),
-        )
-    report = name or (spec.name + ("" if protocol == "speaker" else f"_{protocol}"))
-    command = "avemo benchmark " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    title = f"{spec.name}: {'speaker-disjoint' if protocol == 'speaker' else 'RANDOM-SPLIT (speakers on both sides)'} CV"
-    json_path, md_path = write_report(results, out_dir, report, title=title, command=command,
-                                      paper_numbers=spec.papers)
+    with removing_new_folders(out_dir):
+        prepare_folder(out_dir)  # a bad report folder fails now, not after hours of training
+        cache = _cache(cache_dir)
+        total = len(entries) * len(splits)
+        with _progress(total, "benchmark") as bar:
+            task = bar.add_task(f"{len(entries)} models x {len(splits)} folds", total=total)
+            results = run_benchmark(
+                entries, data, splits, cache=cache, train_config=train_cfg, workers=workers,
+                executor=executor, address=address, progress=lambda _r: bar.advance(task),
+            )
+        report = name or (spec.name + ("" if protocol == "speaker" else f"_{protocol}"))
+        command = "avemo benchmark " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        random = "RANDOM-SPLIT (speakers on both sides)"
+        title = f"{spec.name}: {'speaker-disjoint' if protocol == 'speaker' else random} CV"
+        json_path, md_path = write_report(results, out_dir, report, title=title, command=command,
+                                          paper_numbers=spec.papers)
     for model_name, m in sorted(results["models"].items(), key=lambda kv: -kv[1]["mean_accuracy"]):
         console.print(f"{model_name:28s} {100 * m['mean_accuracy']:6.2f} ± {100 * m['std_accuracy']:5.2f}  "
                       f"macro-F1 {100 * m['macro_f1']:5.2f}  UAR {100 * m['uar']:5.2f}")
@@ -790,7 +801,8 @@ def predict(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Write the output to FILE instead of stdout. Checked before the work starts; "
+        typer.Option("--out", "-o", help="Write the output to FILE instead of stdout, in an existing folder. Checked "
+                                         "before the work starts (a missing folder is refused); "
                                          "written whole when it ends (after Ctrl-C: the files done so far)."),
     ] = None,
     device: Annotated[str, typer.Option(help="auto (GPU when present), cpu, cuda...")] = "auto",
@@ -877,16 +889,18 @@ def demo(
 
 @app.command("export")
 def export_model(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exported graphs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exported graphs (created if missing).")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="Export format: onnx.")] = "onnx",
 ) -> None:
     """Export the bundled model's encoders, audio head and fusion as ONNX graphs (for --engine onnx)."""
     from avemo.inference.bundle import BUNDLE_DIR
     from avemo.inference.export import export_bundle
+    from avemo.output_file import removing_new_folders
 
     if fmt != "onnx":
         raise AvemoError(f"--format must be onnx, got {fmt!r}")
-    folder = export_bundle(BUNDLE_DIR, out)
+    with removing_new_folders(out):
+        folder = export_bundle(BUNDLE_DIR, out)
     for file in sorted(folder.iterdir()):
         if file.is_file():
             console.print(f"{file}  ({file.stat().st_size / 1e6:.1f} MB)")

@@ -14,15 +14,21 @@ work, as one line, and an interrupted or failed run must not leave half a file. 
 :func:`prepare_folder` does the same check for a folder that a long run fills at its end (a
 benchmark's reports, plots).
 
+:func:`removing_new_folders` removes the folders a command created for its outputs again when the
+command fails or is interrupted before writing into them: a refused or stopped run leaves no empty
+folder behind (a folder that existed before, or that holds anything, is never removed).
+
 A destination that exists and is not a regular file (``/dev/stdout``, a named pipe, ``/dev/full``)
 cannot be replaced by a rename: it is opened when the output is opened and written directly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from avemo.errors import AvemoError
@@ -111,6 +117,29 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def removing_new_folders(folder: str | Path | None) -> Iterator[None]:
+    """``with removing_new_folders(out): ...create out, work, write into it...``: the folders missing
+    now on the way to ``folder`` (it and its missing parents) are removed again, deepest first, if the
+    body raises (a refusal, a failure, Ctrl-C) while they are empty. None: nothing to watch."""
+    missing = []
+    path = Path(folder).absolute() if folder is not None else None
+    while path is not None and not os.path.lexists(path) and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    try:
+        yield
+    except BaseException:
+        for path in missing:
+            try:
+                path.rmdir()  # only an empty folder: one that holds anything stays, and so do its parents
+            except FileNotFoundError:  # not created (the work failed before)
+                continue
+            except OSError:
+                break
+        raise
 
 
 def prepare_folder(folder: str | Path) -> Path:
