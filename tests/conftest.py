@@ -50,6 +50,39 @@ def crema_videos() -> list[Path]:
 
 
 @pytest.fixture(scope="session")
+def ravdess_subset(tmp_path_factory, ravdess_speech_root):
+    """A small RAVDESS speech corpus of links to the shared files, in the Actor_XX layout:
+    ``ravdess_subset(("01", "05"), step=6)`` -> a new folder with every 6th clip of each speaker."""
+
+    def make(speakers: tuple[str, ...], step: int) -> Path:
+        root = tmp_path_factory.mktemp("ravdess_subset")
+        for speaker in speakers:
+            folder = root / f"Actor_{speaker}"
+            folder.mkdir()
+            for f in sorted((ravdess_speech_root / f"Actor_{speaker}").glob("*.flac"))[::step]:
+                (folder / f.name).symlink_to(f)
+        return root
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def emodb_subset(tmp_path_factory, shared_data):
+    """A small EmoDB-dev corpus of links to the shared files: ``emodb_subset(("03", "08"), step=8)``
+    -> a new folder with every 8th file of each speaker."""
+
+    def make(speakers: tuple[str, ...], step: int) -> Path:
+        root = tmp_path_factory.mktemp("emodb_subset")
+        files = sorted((shared_data / "emodb_dev" / "wav").glob("*"))
+        for speaker in speakers:
+            for f in [f for f in files if f.name.startswith(speaker)][::step]:
+                (root / f.name).symlink_to(f)
+        return root
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def make_clip(tmp_path_factory):
     """Generate (once per session) a synthetic media file: ``make_clip("x.mp4", face=False, ...)``."""
     from avemo.media.synth import write_clip

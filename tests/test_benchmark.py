@@ -214,15 +214,9 @@ def test_run_benchmark_svm_floor_and_report(small_data, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def fold1_root(tmp_path_factory, ravdess_speech_root):
+def fold1_root(ravdess_subset):
     """6 clips each of speakers 01 (a fold-1 test speaker), 06 (validation) and 08 (training)."""
-    root = tmp_path_factory.mktemp("ravdess_fold1")
-    for spk in ("01", "06", "08"):
-        dst = root / f"Actor_{spk}"
-        dst.mkdir()
-        for f in sorted((ravdess_speech_root / f"Actor_{spk}").glob("*.flac"))[::10]:
-            (dst / f.name).symlink_to(f)
-    return root
+    return ravdess_subset(("01", "06", "08"), step=10)
 
 
 @pytest.mark.shared_data

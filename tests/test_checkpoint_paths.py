@@ -70,21 +70,9 @@ def test_a_checkpoint_with_an_absolute_root_still_loads(tmp_path):
 
 # ------------------------------------------------------------------------------ written by training
 @pytest.fixture(scope="module")
-def small_corpora(tmp_path_factory, shared_data):
+def small_corpora(ravdess_subset, emodb_subset):
     """6 clips of each of 3 RAVDESS speakers and of 2 EmoDB-dev speakers (links to the shared files)."""
-    root = tmp_path_factory.mktemp("corpora")
-    rav = root / "ravdess"
-    for spk in ("01", "02", "05"):
-        (rav / f"Actor_{spk}").mkdir(parents=True)
-        for f in sorted((shared_data / "ravdess" / "speech_audio" / f"Actor_{spk}").glob("*.flac"))[::10]:
-            (rav / f"Actor_{spk}" / f.name).symlink_to(f)
-    emo = root / "emodb"
-    emo.mkdir()
-    files = sorted((shared_data / "emodb_dev" / "wav").glob("*"))
-    for spk in ("03", "08"):
-        for f in [f for f in files if f.name.startswith(spk)][::8]:
-            (emo / f.name).symlink_to(f)
-    return rav, emo
+    return ravdess_subset(("01", "02", "05"), step=10), emodb_subset(("03", "08"), step=8)
 
 
 @pytest.mark.shared_data
@@ -97,7 +85,7 @@ def test_training_records_no_machine_path_for_one_corpus_and_its_table(small_cor
               train_config=TrainConfig(epochs=1), cache=FeatureCache(tmp_path / "cache"), out_dir=out, plots=False)
     meta = json.loads((out / "checkpoint.json").read_text())
     assert machine_paths(meta) == []
-    assert meta["data"]["root"] == f"{rav.parent.name}/ravdess"
+    assert meta["data"]["root"] == f"{rav.parent.name}/{rav.name}"
     assert meta["inputs"]["video"]["table"]["source"] == "ravdess/openface_au_means.csv"
 
 
@@ -114,5 +102,5 @@ def test_training_records_no_machine_path_for_several_corpora(small_corpora, tmp
     meta = json.loads((out / "checkpoint.json").read_text())
     assert machine_paths(meta) == []
     assert [(c["name"], c["root"]) for c in meta["data"]["corpora"]] == [
-        ("ravdess", f"{rav.parent.name}/ravdess"), ("emodb", f"{emo.parent.name}/emodb")]
+        ("ravdess", f"{rav.parent.name}/{rav.name}"), ("emodb", f"{emo.parent.name}/{emo.name}")]
     assert load_checkpoint(out).labels == data.labels

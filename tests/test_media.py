@@ -237,12 +237,17 @@ def _assert_media_error(excinfo, path, cls=MediaError):
     assert str(path) in message and "\n" not in message
 
 
-def test_missing_file(tmp_path):
-    path = tmp_path / "nope.mp4"
+def _every_reader_refuses(path, match: str | None = None) -> None:
+    """``probe``, ``load_audio`` and ``read_frames`` each raise a one-line MediaError naming ``path``."""
     for call in (probe, load_audio, read_frames):
-        with pytest.raises(MediaError, match="file not found") as excinfo:
+        with pytest.raises(MediaError, match=match) as excinfo:
             call(path)
         _assert_media_error(excinfo, path)
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.mp4"
+    _every_reader_refuses(path, "file not found")
 
 
 def test_directory(tmp_path):
@@ -262,20 +267,14 @@ def test_empty_file(tmp_path):
 def test_non_media_file(tmp_path):
     path = tmp_path / "notes.mp4"
     path.write_text("this is not a video\n" * 50)
-    for call in (probe, load_audio, read_frames):
-        with pytest.raises(MediaError, match="not a media file") as excinfo:
-            call(path)
-        _assert_media_error(excinfo, path)
+    _every_reader_refuses(path, "not a media file")
 
 
 def test_truncated_mp4(make_clip, tmp_path):
     data = make_clip("whole.mp4", duration=2.0, size=SMALL).read_bytes()
     path = tmp_path / "truncated.mp4"
     path.write_bytes(data[: len(data) // 2])
-    for call in (probe, load_audio, read_frames):
-        with pytest.raises(MediaError) as excinfo:
-            call(path)
-        _assert_media_error(excinfo, path)
+    _every_reader_refuses(path)
 
 
 def test_truncated_flac_gives_what_decodes_and_says_so(make_clip, tmp_path):
@@ -356,10 +355,7 @@ def test_a_concat_list_named_like_a_video_is_not_followed(make_clip, tmp_path):
     (tmp_path / "other.mp4").write_bytes(make_clip("other.mp4", duration=1.0, size=SMALL).read_bytes())
     path = tmp_path / "playlist.mp4"
     path.write_text("ffconcat version 1.0\nfile 'other.mp4'\n")  # FFmpeg's concat demuxer reads other.mp4
-    for call in (probe, load_audio, read_frames):
-        with pytest.raises(MediaError, match="not a media file") as excinfo:
-            call(path)
-        _assert_media_error(excinfo, path)
+    _every_reader_refuses(path, "not a media file")
 
 
 def test_corrupt_header(make_clip, tmp_path):

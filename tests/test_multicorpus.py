@@ -4,7 +4,6 @@ the closed-form ``whisper_logreg`` head (fit, checkpoint, ONNX export, concatena
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -240,22 +239,10 @@ def test_whisper_logreg_checkpoint_and_onnx_round_trip(tmp_path):
 
 # ----------------------------------------------------------------------------- CLI end to end
 @pytest.fixture(scope="module")
-def two_small_corpora(tmp_path_factory, shared_data):
+def two_small_corpora(ravdess_subset, emodb_subset):
     """3 RAVDESS speakers x 9 clips and 3 EmoDB-dev speakers x about 8 clips (links to the shared files);
     speaker 08 is in both."""
-    root = tmp_path_factory.mktemp("corpora")
-    rav = root / "ravdess"
-    for spk in ("01", "02", "08"):
-        (rav / f"Actor_{spk}").mkdir(parents=True)
-        for f in sorted((shared_data / "ravdess" / "speech_audio" / f"Actor_{spk}").glob("*.flac"))[::7]:
-            (rav / f"Actor_{spk}" / f.name).symlink_to(f)
-    emo = root / "emodb"
-    emo.mkdir()
-    files = sorted((shared_data / "emodb_dev" / "wav").glob("*"))
-    for spk in ("03", "08", "09"):
-        for f in [f for f in files if f.name.startswith(spk)][::6]:
-            (emo / f.name).symlink_to(f)
-    return rav, emo
+    return ravdess_subset(("01", "02", "08"), step=7), emodb_subset(("03", "08", "09"), step=6)
 
 
 @pytest.mark.shared_data
@@ -283,19 +270,14 @@ def test_cli_trains_on_two_corpora_union_masked(two_small_corpora, tmp_path):
 
 
 @pytest.mark.shared_data
-def test_cli_refuses_ambiguous_speakers_and_unequal_pairs(two_small_corpora, tmp_path, monkeypatch, capsys):
-    from avemo.cli import main
-
+def test_cli_refuses_ambiguous_speakers_and_unequal_pairs(two_small_corpora, tmp_path, avemo_main):
     rav, emo = two_small_corpora
-    base = ["avemo", "train", "--dataset", "ravdess", "--root", str(rav), "--dataset", "emodb", "--root", str(emo),
-            "--model", "whisper_logreg", "--out", str(tmp_path / "r"), "--cache", str(tmp_path / "c")]
+    base = ["train", "--dataset", "ravdess", "--root", rav, "--dataset", "emodb", "--root", emo,
+            "--model", "whisper_logreg", "--out", tmp_path / "r", "--cache", tmp_path / "c"]
     for extra, message in ((["--val-speakers", "08"], "ambiguous"),
                            (["--dataset", "crema_d"], "one --dataset per --root")):
-        monkeypatch.setattr(sys, "argv", base + extra)
-        with pytest.raises(SystemExit) as stop:
-            main()
-        err = capsys.readouterr().err
-        assert stop.value.code != 0 and message in err
+        code, _, err = avemo_main(*base, *extra)
+        assert code != 0 and message in err
 
 
 def test_closed_form_refuses_the_class_balanced_sampler():

@@ -30,16 +30,9 @@ SPEAKERS = ("01", "02", "05", "06")
 
 
 @pytest.fixture(scope="module")
-def small_ravdess(tmp_path_factory, ravdess_speech_root):
+def small_ravdess(ravdess_subset):
     """10 clips of each of 4 speakers (links to the shared files), in the original Actor_XX layout."""
-    root = tmp_path_factory.mktemp("ravdess_small")
-    for spk in SPEAKERS:
-        src = ravdess_speech_root / f"Actor_{spk}"
-        dst = root / f"Actor_{spk}"
-        dst.mkdir()
-        for f in sorted(src.glob("*.flac"))[::6]:
-            (dst / f.name).symlink_to(f)
-    return root
+    return ravdess_subset(SPEAKERS, step=6)
 
 
 @pytest.fixture(scope="module")
