@@ -82,6 +82,23 @@ def emodb_subset(tmp_path_factory, shared_data):
     return make
 
 
+@pytest.fixture(scope="module")
+def predictor():
+    """The bundled model's predictor, loaded once per test module."""
+    from avemo import Predictor
+
+    return Predictor.default()
+
+
+@pytest.fixture
+def shared_predictor(predictor, monkeypatch):
+    """Commands that load the bundled model get ``predictor`` instead (they would load it on every call):
+    ``pytestmark = pytest.mark.usefixtures("shared_predictor")``."""
+    from avemo.inference.predictor import Predictor
+
+    monkeypatch.setattr(Predictor, "default", classmethod(lambda cls, **_: predictor))
+
+
 @pytest.fixture(scope="session")
 def make_clip(tmp_path_factory):
     """Generate (once per session) a synthetic media file: ``make_clip("x.mp4", face=False, ...)``."""

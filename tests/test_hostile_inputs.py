@@ -21,19 +21,7 @@ import soundfile as sf
 from avemo.errors import AvemoError
 from avemo.media.synth import write_audio_streams, write_clip
 
-
-@pytest.fixture(scope="module")
-def predictor():
-    from avemo import Predictor
-
-    return Predictor.default()
-
-
-@pytest.fixture(autouse=True)
-def shared_predictor(predictor, monkeypatch):
-    from avemo.inference.predictor import Predictor
-
-    monkeypatch.setattr(Predictor, "default", classmethod(lambda cls, **_: predictor))
+pytestmark = pytest.mark.usefixtures("shared_predictor")
 
 
 @pytest.fixture

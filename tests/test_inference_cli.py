@@ -17,19 +17,7 @@ from avemo.cli import app
 from avemo.datasets.labels import CREMA_D, LabelSet
 from avemo.inference.bundle import read_bundle
 
-
-@pytest.fixture(scope="module")
-def predictor():
-    from avemo import Predictor
-
-    return Predictor.default()
-
-
-@pytest.fixture(autouse=True)
-def shared_predictor(predictor, monkeypatch):
-    from avemo.inference.predictor import Predictor
-
-    monkeypatch.setattr(Predictor, "default", classmethod(lambda cls, **_: predictor))
+pytestmark = pytest.mark.usefixtures("shared_predictor")
 
 
 def _cli(*args):

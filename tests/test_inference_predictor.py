@@ -16,13 +16,6 @@ from avemo.inference.windows import WindowGrid
 LABELS = read_bundle()[0].labels  # the bundled model's classes (its fusion space)
 
 
-@pytest.fixture(scope="module")
-def predictor():
-    from avemo import Predictor
-
-    return Predictor.default()
-
-
 def check_prediction(r, *, audio: bool, video: bool):
     """Invariants every prediction must satisfy (``tau``, ``speech_share``: the bundled model's abstention)."""
     from avemo.inference.bundle import BUNDLE_DIR

@@ -42,13 +42,6 @@ class KeywordTextExpert(TextExpert):
 
 
 @pytest.fixture(scope="module")
-def predictor():
-    from avemo import Predictor
-
-    return Predictor.default()
-
-
-@pytest.fixture(scope="module")
 def clip_prediction(predictor, ravdess_video):
     return predictor.predict(ravdess_video, transcribe=True)
 

@@ -33,13 +33,6 @@ EMOTIONS = set(read_bundle()[0].labels)  # the bundled model's classes
 
 
 @pytest.fixture(scope="module")
-def predictor():
-    from avemo.inference import Predictor
-
-    return Predictor.default()
-
-
-@pytest.fixture(scope="module")
 def upload_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("uploads")
 
