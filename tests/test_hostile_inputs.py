@@ -367,6 +367,17 @@ def test_a_refusal_after_the_destination_was_made_leaves_no_folder(corpus, gener
     assert _listing(tmp_path) == ["a_file", "there"] and _listing(tmp_path / "there") == []
 
 
+@pytest.mark.parametrize(("command", "file_option"), [("extract --out", "--summary"), ("evaluate --plots", "--json")])
+def test_a_file_may_go_into_the_folder_a_folder_option_makes(corpus, generated, avemo_main, tmp_path, command,
+                                                             file_option):
+    """The folder option's folder (and its missing parent) is made before the file option is checked."""
+    new = tmp_path / "new"
+    code, _, err = avemo_main(*_command(command, corpus, generated, generated["cache"]), new / "folder",
+                              file_option, new / "summary.json")
+    assert code == 0, err
+    assert json.loads((new / "summary.json").read_text()) and (new / "folder").is_dir()
+
+
 @pytest.mark.parametrize(("command", "function"), [("train --out", "avemo.training.train_run"),
                                                    ("benchmark --out", "avemo.evaluation.benchmark.run_benchmark")])
 def test_an_interrupted_command_leaves_no_empty_folder_it_made(corpus, generated, monkeypatch, avemo_main, tmp_path,

@@ -197,9 +197,11 @@ def extract(
         console_err.print(f"[yellow]skipped[/] {s_path}: {reason}")
     if not items:
         raise AvemoError("no media files to process", path)
-    with removing_new_folders(out_dir and out_dir.parent), _output(summary_json) as summary_out:
-        if out_dir is not None:  # a bad destination fails now, not after the work
+    with contextlib.ExitStack() as stack:  # a bad destination fails now, not after the work
+        stack.enter_context(removing_new_folders(out_dir and out_dir.parent))
+        if out_dir is not None:
             check_export_folder(out_dir)
+        summary_out = stack.enter_context(_output(summary_json))  # may go into the folder just made
         cache = _cache(cache_dir)
         report = _extract_clips(items, specs, cache, path, workers=workers, executor=executor, address=address)
         if out_dir is not None:
@@ -524,9 +526,11 @@ def evaluate(
                      protocol=protocol)
     if split is not None:
         data = select_split(data, split)
-    with removing_new_folders(plots), _output(json_out) as report:  # a bad destination fails now, not after the work
+    with contextlib.ExitStack() as stack:  # a bad destination fails now, not after the work
+        stack.enter_context(removing_new_folders(plots))
         if plots is not None:
             prepare_folder(plots)
+        report = stack.enter_context(_output(json_out))  # may go into the folder just made
         cache = _cache(cache_dir)
         ev = evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt)
         for item in ev.skipped:
