@@ -1,7 +1,7 @@
 """Generalisation benchmark (issue 11): the recipe on speakers, languages and recordings it never saw,
 next to its in-domain number.
 
-    python benchmarks/generalisation.py [--parts extract,copies,select,crosscorpus,loco,multicorpus,degraded,report]
+    python benchmarks/generalisation.py [--parts extract,copies,select,crosscorpus,loco,multicorpus,degraded,audio_au,report]
         [--suite benchmarks/generalisation_suite.toml] [--out docs/results] [--work DIR]
         [--data ../shared/data] [--cache DIR] [--workers 2] [--test-fraction F] [--conditions A,B] [--quick]
 
@@ -38,6 +38,13 @@ whatever is there into ``OUT/generalisation.{md,json}`` and the figures in ``OUT
   from clean on the same clips, the mean drop and the worst condition; models trained without and
   with the augmentation of ``TrainConfig.augment.channels``. The clean test scores of the full folds
   are the in-domain number (RAVDESS 5-fold, audio only).
+* ``audio_au`` -- audio + AU in domain, next to its degraded-audio figures: on the same RAVDESS
+  folds, the suite's ``[audio_au]`` fusion (``late_calibrated``: the recipe as its audio expert,
+  fitted in closed form as it trains alone, and ``au_mlp`` on the 35 OpenFace AU means of the
+  matching audio-visual take; temperatures and weights fitted on the fold's validation speakers),
+  a seed ensemble (mean probabilities), without and with the augmentation (copies degrade the audio
+  only; a copy keeps its clip's AU means); scored on the clean test clips and, as in ``degraded``,
+  on the same sample of test clips through every condition, the AU means unchanged.
 * ``extract`` / ``copies`` -- fill the feature cache ahead of training: the degraded conditions of
   the test clips (on ``--workers`` processes), and the augmentation copies of every training set
   (they can run side by side, in two processes).
@@ -67,7 +74,7 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 SUITE = REPO / "benchmarks" / "generalisation_suite.toml"
-PARTS = ("extract", "copies", "select", "crosscorpus", "loco", "multicorpus", "degraded", "report")
+PARTS = ("extract", "copies", "select", "crosscorpus", "loco", "multicorpus", "degraded", "audio_au", "report")
 VARIANTS = ("plain", "augmented")
 
 
@@ -145,15 +152,18 @@ class Context:
         self.audio_specs = {"audio": InputSpec("audio", self.feature, {}, (None,), "vector")}  # what the recipe reads
 
     def data(self, name: str):
-        """The DataBundle of ``ravdess``, ``emodb`` (EmoDB-dev) or ``crema_d`` (a few clips each with --quick)."""
+        """The DataBundle of ``ravdess``, ``emodb`` (EmoDB-dev) or ``crema_d`` (a few clips each with --quick);
+        ``ravdess_au``: RAVDESS with the suite's ``[audio_au] visual_table`` (the OpenFace AU means)."""
         if name not in self._data:
             from avemo.training import load_data
 
-            root = self.roots["emodb_dev" if name == "emodb" else name]
-            speakers = self.suite["quick"].get(f"{name}_speakers") if self.quick else None
-            bundle = load_data(name, root, speakers=speakers)
+            corpus = "ravdess" if name == "ravdess_au" else name
+            root = self.roots["emodb_dev" if corpus == "emodb" else corpus]
+            table = self.args.data / self.suite["audio_au"]["visual_table"] if name == "ravdess_au" else None
+            speakers = self.suite["quick"].get(f"{corpus}_speakers") if self.quick else None
+            bundle = load_data(corpus, root, speakers=speakers, visual_table=table)
             if self.quick:
-                every = self.suite["quick"].get(f"{name}_every", self.suite["quick"]["every"])
+                every = self.suite["quick"].get(f"{corpus}_every", self.suite["quick"]["every"])
                 by: dict[str, list] = {}
                 for t in sorted(bundle.takes, key=lambda t: t.key):
                     by.setdefault(t.speaker, []).append(t)
@@ -178,27 +188,43 @@ class Context:
             return [Fold(1, test=(s[0],), val=(s[1],), train=tuple(s[2:]))]
         return list(builtin_plan(self.suite["data"]["ravdess_plan"]).folds)
 
-    def fit(self, data, train, val, out_dir: Path, variant: str) -> Path:
-        """The recipe trained on ``train`` (model selection on ``val``); the checkpoint folder (reused
-        when a finished one is there)."""
+    def fit(self, data, train, val, out_dir: Path, variant: str, model: tuple[str, dict] | None = None,
+            seed: int | None = None) -> Path:
+        """The recipe (or ``model``: name and config) trained on ``train`` (model selection on ``val``)
+        with the variant's training config (and ``seed``); the checkpoint folder (reused when a finished
+        one is there)."""
+        import dataclasses
+
         from avemo.training import train_run
 
+        name, config = model or (self.model, self.model_config)
+        train_config = self.train[variant] if seed is None else dataclasses.replace(self.train[variant], seed=seed)
         if not (out_dir / "checkpoint.json").exists():
             t0 = time.perf_counter()
-            train_run(self.model, data, train_takes=train, val_takes=val, model_config=self.model_config,
-                      train_config=self.train[variant], cache=self.cache, out_dir=out_dir, workers=self.workers,
+            train_run(name, data, train_takes=train, val_takes=val, model_config=config,
+                      train_config=train_config, cache=self.cache, out_dir=out_dir, workers=self.workers,
                       plots=False)
             log(f"  trained {out_dir.relative_to(self.work)} on {len(train)} takes ({time.perf_counter() - t0:.0f} s)")
         return out_dir
 
-    def score(self, checkpoint: Path, data, takes=None, perturb=None) -> dict[str, Any]:
-        """:func:`~avemo.training.scoring.evaluate_checkpoint` on ``takes`` of ``data`` (default: all)."""
+    def score(self, checkpoint: Path | list[Path], data, takes=None, perturb=None) -> dict[str, Any]:
+        """:func:`~avemo.training.scoring.evaluate_checkpoint` on ``takes`` of ``data`` (default: all);
+        several checkpoints (a seed ensemble) are scored on their mean probabilities."""
         import dataclasses
 
+        from avemo.metrics import compute_metrics
         from avemo.training.scoring import evaluate_checkpoint
 
         subset = data if takes is None else dataclasses.replace(data, takes=list(takes))
-        ev = evaluate_checkpoint(checkpoint, subset, cache=self.cache, workers=self.workers, perturb=perturb)
+        evs = [evaluate_checkpoint(c, subset, cache=self.cache, workers=self.workers, perturb=perturb)
+               for c in (checkpoint if isinstance(checkpoint, list) else [checkpoint])]
+        ev = evs[0]
+        if len(evs) > 1:
+            if any(e.takes != ev.takes for e in evs):
+                raise SystemExit("the ensemble's checkpoints scored different takes")
+            probs = np.mean([e.probabilities for e in evs], axis=0)
+            ev = dataclasses.replace(ev, probabilities=probs, metrics=compute_metrics(ev.y_true, probs,
+                                                                                      ev.metrics.labels))
         return ev.to_dict()
 
     def score_adapted(self, checkpoint: Path, data) -> dict[str, Any]:
@@ -334,11 +360,12 @@ def perturb_of(condition: str, seed: int, talkers: tuple[str, ...]) -> dict[str,
     return {"channel": condition, "seed": seed, **extra}
 
 
-def _folds(ctx: Context, degraded_only: bool = False):
-    """The RAVDESS folds (only those of ``--degraded-folds`` with ``degraded_only``) and their splits."""
+def _folds(ctx: Context, degraded_only: bool = False, name: str = "ravdess"):
+    """The RAVDESS folds (only those of ``--degraded-folds`` with ``degraded_only``) and their splits
+    (of the takes of ``ctx.data(name)``)."""
     from avemo.datasets import split
 
-    rav = ctx.data("ravdess")
+    rav = ctx.data(name)
     for fold in ctx.ravdess_folds():
         if not degraded_only or ctx.is_degraded(fold.number):
             yield fold, split(rav.takes, fold, extra="drop")
@@ -409,31 +436,41 @@ def part_copies(ctx: Context) -> None:
 def part_degraded(ctx: Context) -> None:
     """Per fold: the recipe without and with augmentation, scored on the clean test clips; then
     condition by condition (an interrupted run has whole conditions), on the degraded ones."""
-    path = ctx.work / "degraded.pkl"
+    rav = ctx.data("ravdess")
+    score_folds(ctx, ctx.work / "degraded.pkl", "ravdess", "degraded",
+                lambda n, train, val, v: [(rav, train, val, ctx.work / "runs" / f"fold{n}_{v}", v)])
+
+
+def score_folds(ctx: Context, path: Path, name: str, tag: str, tasks) -> None:
+    """The body of the ``degraded`` and ``audio_au`` parts on the folds of ``ctx.data(name)``:
+    ``tasks(fold number, train, val, variant)`` gives the :meth:`Context.fit` arguments of the
+    checkpoints scored together (one, or a seed ensemble); results in ``path`` (``{fold: {"scores":
+    {variant: {"clean_full" | "clean" | condition: scores}}}}``), logged with ``tag``."""
     res = load(path, {})
     seed = int(ctx.degraded["seed"])
-    rav = ctx.data("ravdess")
-    fit_in_parallel(ctx, [(rav, train, val, ctx.work / "runs" / f"fold{fold.number}_{v}", v)
-                          for fold, (train, val, _test) in _folds(ctx)
-                          for v in ctx.variants if ctx.is_degraded(fold.number) or v == "plain"])
+    fit_in_parallel(ctx, [task for fold, (train, val, _test) in _folds(ctx, name=name)
+                          for v in ctx.variants if ctx.is_degraded(fold.number) or v == "plain"
+                          for task in tasks(fold.number, train, val, v)])
+    data = ctx.data(name)
     folds = []
-    for fold, (train, val, test) in _folds(ctx):
+    for fold, (train, val, test) in _folds(ctx, name=name):
         talkers = babble_talkers(train, seed, talkers_needed(ctx.degraded["conditions"]))
         chosen = degraded_test(ctx, test)
         degraded = ctx.is_degraded(fold.number)
         variants = ctx.variants if degraded else [v for v in ctx.variants if v == "plain"]
-        ckpts = {v: ctx.fit(rav, train, val, ctx.work / "runs" / f"fold{fold.number}_{v}", v) for v in variants}
+        ckpts = {v: [ctx.fit(*task) for task in tasks(fold.number, train, val, v)] for v in variants}
+        ckpts = {v: c[0] if len(c) == 1 else c for v, c in ckpts.items()}
         entry = res.setdefault(fold.number, {"test_speakers": list(fold.test), "scores": {}})
         if degraded:
             entry.update(talkers=list(talkers), degraded_takes=[t.key for t in chosen])
         for v in variants:
             scores = entry["scores"].setdefault(v, {})
             if "clean_full" not in scores:
-                scores["clean_full"] = ctx.score(ckpts[v], rav, test)
+                scores["clean_full"] = ctx.score(ckpts[v], data, test)
             if degraded and "clean" not in scores:
-                scores["clean"] = ctx.score(ckpts[v], rav, chosen)
+                scores["clean"] = ctx.score(ckpts[v], data, chosen)
         save(path, res)
-        log(f"degraded fold {fold.number} clean: " + ", ".join(
+        log(f"{tag} fold {fold.number} clean: " + ", ".join(
             f"{v} {pct(entry['scores'][v]['clean_full']['accuracy'])}" for v in variants))
         if degraded:
             folds.append((entry, ckpts, talkers, chosen))
@@ -441,12 +478,37 @@ def part_degraded(ctx: Context) -> None:
         for entry, ckpts, talkers, chosen in folds:
             for v in ckpts:
                 if condition not in entry["scores"][v]:
-                    entry["scores"][v][condition] = ctx.score(ckpts[v], rav, chosen,
+                    entry["scores"][v][condition] = ctx.score(ckpts[v], data, chosen,
                                                               perturb_of(condition, seed, talkers))
             save(path, res)
         s = degraded_summary(res, [condition])
-        log(f"degraded {condition}: " + ", ".join(
+        log(f"{tag} {condition}: " + ", ".join(
             f"{v} {pct(s[v]['conditions'].get(condition, {}).get('accuracy'))}" for v in ctx.variants))
+
+
+# ----------------------------------------------------------------------------- audio + AU
+def audio_au_model(ctx: Context) -> tuple[str, dict[str, Any]]:
+    """The suite's ``[audio_au]`` fusion model and its config, with the recipe as its audio expert."""
+    au = ctx.suite["audio_au"]
+    return au["model"], {"audio": ctx.model, "audio_config": dict(ctx.model_config), **au["model_config"]}
+
+
+def audio_au_seeds(ctx: Context) -> list[int]:
+    return list((ctx.suite["quick"]["audio_au"] if ctx.quick else ctx.suite["audio_au"])["seeds"])
+
+
+def part_audio_au(ctx: Context) -> None:
+    """Audio + AU on the RAVDESS folds, a seed ensemble per fold and variant, clean and degraded audio."""
+    data, model, seeds = ctx.data("ravdess_au"), audio_au_model(ctx), audio_au_seeds(ctx)
+    started, load_before = time.strftime("%H:%M"), os.getloadavg()
+    runs = load(ctx.work / "audio_au_runs.pkl", [])  # when each run of the part ran, and the load
+    if runs and (runs[-1]["model"], runs[-1]["seeds"]) != (model, seeds):  # other checkpoints: score them afresh
+        (ctx.work / "audio_au.pkl").unlink(missing_ok=True)
+    score_folds(ctx, ctx.work / "audio_au.pkl", "ravdess_au", "audio_au", lambda n, train, val, v: [
+        (data, train, val, ctx.work / "runs" / "audio_au" / f"fold{n}_{v}_seed{s}", v, model, s) for s in seeds])
+    runs.append({"model": model, "seeds": seeds, "started": started, "ended": time.strftime("%H:%M"),
+                 "load_before": load_before, "load_after": os.getloadavg()})
+    save(ctx.work / "audio_au_runs.pkl", runs)
 
 
 # ----------------------------------------------------------------------------- augmentation strength
@@ -662,33 +724,45 @@ def _multi_section(ctx: Context, multi: dict, targets: dict, answers: list[str])
     return lines
 
 
-def _degraded_section(ctx: Context, deg: dict, figures: Path, targets: dict, answers: list[str]) -> tuple[list[str], dict]:
+def _n_full(res: dict) -> int:
+    """The clean test clips of the folds (plain variant)."""
+    return sum(f["scores"]["plain"]["clean_full"]["n"] for f in res.values() if "clean_full" in f["scores"].get("plain", {}))
+
+
+def _fold_table(s: dict, vs: list[str], figures: Path, tag: str, what: str) -> list[str]:
+    """The in-domain table of :func:`degraded_summary` ``s`` (variants ``vs``), and its confusion figures."""
     from avemo.plots import plot_confusion
 
-    lines: list[str] = []
-    conditions = list(ctx.degraded["conditions"])
-    s = degraded_summary(deg, conditions)
-    n_full = sum(f["scores"]["plain"]["clean_full"]["n"] for f in deg.values()
-                 if "clean_full" in f["scores"].get("plain", {}))
-    lines += ["## In-domain: RAVDESS speaker-disjoint 5-fold, audio only", "",
-              f"Built-in plan `{ctx.suite['data']['ravdess_plan']}` (5 folds of 4 test speakers, 2 validation "
-              f"speakers from the training speakers); {n_full} test clips over the folds.", "",
-              "| variant | folds | accuracy | per fold | UAR | macro-F1 |", "|---|---|---|---|---|---|"]
-    for v in (vs := [v for v in VARIANTS if s[v]["fold_accuracy"]]):
+    lines = ["| variant | folds | accuracy | per fold | UAR | macro-F1 |", "|---|---|---|---|---|---|"]
+    for v in vs:
         r = s[v]
         lines.append(f"| {v} | {len(r['fold_accuracy'])} | {pct(r['mean_accuracy'])} ± {pct(r['std_accuracy'])} | "
                      + ", ".join(pct(a) for a in r["fold_accuracy"]) + f" | {pct(r['mean_uar'])} | "
                      f"{pct(r['mean_macro_f1'])} |")
         if r["confusion"]:
-            plot_confusion(r["confusion"], r["labels"], figures / f"ravdess_5fold_{v}_confusion.png",
-                           title=f"RAVDESS 5-fold, audio only ({v})")
-    lines.append("")
+            plot_confusion(r["confusion"], r["labels"], figures / f"{tag}_{v}_confusion.png",
+                           title=f"RAVDESS 5-fold, {what} ({v})")
+    return [*lines, ""]
+
+
+def _degraded_section(ctx: Context, deg: dict, figures: Path, targets: dict, answers: list[str],
+                      audio_au: bool = False) -> tuple[list[str], dict]:
+    """The audio-only in-domain and degraded-audio sections (``audio_au``: whether the audio + AU
+    section follows, which answers for that combination)."""
+    lines: list[str] = []
+    conditions = list(ctx.degraded["conditions"])
+    s = degraded_summary(deg, conditions)
+    lines += ["## In-domain: RAVDESS speaker-disjoint 5-fold, audio only", "",
+              f"Built-in plan `{ctx.suite['data']['ravdess_plan']}` (5 folds of 4 test speakers, 2 validation "
+              f"speakers from the training speakers); {_n_full(deg)} test clips over the folds.", ""]
+    vs = [v for v in VARIANTS if s[v]["fold_accuracy"]]
+    lines += _fold_table(s, vs, figures, "ravdess_5fold", "audio only")
     best = max((s[v]["mean_accuracy"] or 0.0) for v in vs)
     answers.append(f"- **RAVDESS 5-fold, audio only** (target >= {targets['ravdess_5fold_audio']:.0f} %): "
                    + ", ".join(f"{v} {pct(s[v]['mean_accuracy'])} %" for v in vs)
                    + f" over {len(s['plain']['fold_accuracy'])} folds -- "
                    f"{_verdict(best if s['plain']['fold_accuracy'] else None, targets['ravdess_5fold_audio'])}."
-                   " Audio + AU: not run by this benchmark (see `ravdess_au.md`).")
+                   + ("" if audio_au else " Audio + AU: not run by this benchmark (see `ravdess_au.md`)."))
     fraction = float(ctx.degraded["test_fraction"])
     lines += ["## Degraded audio (RAVDESS folds)", "",
               f"Each fold's test clips ({'all' if fraction >= 1 else f'the {pct(fraction)} % chosen by CRC32 of the clip id'}; "
@@ -696,9 +770,22 @@ def _degraded_section(ctx: Context, deg: dict, figures: Path, targets: dict, ans
               f"(seed {ctx.degraded['seed']}; babble: clips of the fold's training speakers only, one per speaker). "
               "Accuracy pooled over the folds' degraded clips; drop = clean accuracy on the same clips minus the "
               "degraded accuracy (points).", "",
-              "| condition | " + " | ".join(f"{v} accuracy | {v} drop" for v in vs) + " |",
-              "|---" * (1 + 2 * len(vs)) + "|",
-              "| clean | " + " | ".join(f"{pct(s[v]['clean_degraded_clips'])} | 0.0" for v in vs) + " |"]
+              *_condition_table(s, vs, conditions)]
+    drops = [s[v]["mean_drop"] for v in vs if s[v]["mean_drop"] is not None]
+    if drops:
+        answers.append(f"- **Degraded audio mean drop** (target <= {targets['degraded_mean_drop']:.0f} points): "
+                       + ", ".join(f"{v} {100 * s[v]['mean_drop']:.1f} (worst {s[v]['worst']})"
+                                   for v in vs if s[v]["mean_drop"] is not None)
+                       + f" -- {_verdict(min(drops), targets['degraded_mean_drop'], above=False)}.")
+    return lines, s
+
+
+def _condition_table(s: dict, vs: list[str], conditions: list[str]) -> list[str]:
+    """Accuracy and drop per condition of :func:`degraded_summary` ``s`` (variants ``vs``), then each
+    variant's mean drop and worst condition."""
+    lines = ["| condition | " + " | ".join(f"{v} accuracy | {v} drop" for v in vs) + " |",
+             "|---" * (1 + 2 * len(vs)) + "|",
+             "| clean | " + " | ".join(f"{pct(s[v]['clean_degraded_clips'])} | 0.0" for v in vs) + " |"]
     for c in conditions:
         if all(c in s[v]["conditions"] for v in vs):
             lines.append(f"| {c} | " + " | ".join(
@@ -711,14 +798,58 @@ def _degraded_section(ctx: Context, deg: dict, figures: Path, targets: dict, ans
             lines.append(f"- {v}: mean drop {100 * r['mean_drop']:.1f} points over {len(r['conditions'])} "
                          f"conditions; worst {r['worst']} ({100 * r['conditions'][r['worst']]['drop']:.1f} points)"
                          + (f"; not measured: {', '.join(r['missing'])}" if r["missing"] else "") + ".")
+    return [*lines, ""]
+
+
+def _audio_au_section(ctx: Context, res: dict, runs: list[dict], audio: dict | None, figures: Path, targets: dict,
+                      answers: list[str]) -> tuple[list[str], dict]:
+    """Audio + AU in domain and on degraded audio; ``audio``: the audio-only summary (for comparison)."""
+    conditions = list(ctx.degraded["conditions"])
+    s = degraded_summary(res, conditions)
+    vs = [v for v in VARIANTS if s[v]["fold_accuracy"]]
+    model, config = audio_au_model(ctx)
+    seeds = runs[-1]["seeds"] if runs else audio_au_seeds(ctx)
+    runs = [r for r in runs if runs and (r["model"], r["seeds"]) == (runs[-1]["model"], seeds)]  # of these results
+    lines = ["## In-domain: RAVDESS speaker-disjoint 5-fold, audio + AU", "",
+             f"`{model}` {json.dumps(config)}: the recipe as the audio expert (its head fitted in closed form on "
+             "all training clips, as it trains alone, then frozen) and `au_mlp` on the 35 OpenFace AU means of "
+             f"the matching audio-visual take (`{ctx.suite['audio_au']['visual_table']}`, attached as "
+             "`avemo benchmark ravdess_au --visual-table` does); the experts' temperatures and weights fitted on "
+             f"each fold's validation speakers; {_seeds(seeds)}. The same plan, labels (the 8 RAVDESS emotions, as the audio-only rows) and "
+             f"test clips as above ({_n_full(res)} over the folds); the augmented variant's copies degrade the "
+             "audio only and keep their clip's AU means.", "",
+             *_fold_table(s, vs, figures, "ravdess_5fold_audio_au", "audio + AU")]
+    if audio:
+        lines += ["Audio only (the rows above), for comparison: " + ", ".join(
+            f"{v} {pct(audio[v]['mean_accuracy'])} %" for v in vs if audio[v]["mean_accuracy"] is not None) + ".", ""]
+    lines += ["**Degraded audio, AU means unchanged** (the same test clips, conditions, seeds and babble talkers "
+              "as the degraded-audio section above; drop from clean audio + AU on the same clips)", "",
+              *_condition_table(s, vs, conditions)]
+    lines += ["The AU means stay clean in every condition (a clear face track with degraded audio): these drops "
+              "say what the face adds when the sound goes bad, not how the pair does when both degrade.", ""]
+    if audio:
+        lines += ["Audio only on the same clips: " + ", ".join(
+            f"{v} mean drop {100 * audio[v]['mean_drop']:.1f} (worst {audio[v]['worst']})" for v in vs
+            if audio[v]["mean_drop"] is not None) + ".", ""]
+    lines += [f"Ran {r['started']}-{r['ended']} UTC, load average (1/5/15 min) "
+              f"{' / '.join(f'{x:.2f}' for x in r['load_before'])} at the start and "
+              f"{' / '.join(f'{x:.2f}' for x in r['load_after'])} at the end (2 shared cores)." for r in runs]
     lines.append("")
-    drops = [s[v]["mean_drop"] for v in vs if s[v]["mean_drop"] is not None]
-    if drops:
-        answers.append(f"- **Degraded audio mean drop** (target <= {targets['degraded_mean_drop']:.0f} points): "
-                       + ", ".join(f"{v} {100 * s[v]['mean_drop']:.1f} (worst {s[v]['worst']})"
-                                   for v in vs if s[v]["mean_drop"] is not None)
-                       + f" -- {_verdict(min(drops), targets['degraded_mean_drop'], above=False)}.")
+    best = max((s[v]["mean_accuracy"] or 0.0) for v in vs)
+    drops = ", ".join(f"{v} {100 * s[v]['mean_drop']:.1f} (worst {s[v]['worst']})"
+                      for v in vs if s[v]["mean_drop"] is not None)
+    answers.append(f"- **RAVDESS 5-fold, audio + AU** (`{model}`, the recipe + AU means, {_seeds(seeds)}; "
+                   f"target >= {targets['ravdess_5fold_audio_au']:.0f} %): "
+                   + ", ".join(f"{v} {pct(s[v]['mean_accuracy'])} %" for v in vs)
+                   + f" over {len(s['plain']['fold_accuracy'])} folds -- "
+                   f"{_verdict(best if s['plain']['fold_accuracy'] else None, targets['ravdess_5fold_audio_au'])}."
+                   + (f" Degraded audio, AU unchanged, mean drop: {drops} points." if drops else ""))
     return lines, s
+
+
+def _seeds(seeds: list[int]) -> str:
+    return f"one seed ({seeds[0]})" if len(seeds) == 1 else \
+        f"an ensemble of {len(seeds)} seeds ({', '.join(map(str, seeds))}: mean probabilities)"
 
 
 def _select_section(ctx: Context, select: dict) -> tuple[list[str], dict]:
@@ -748,6 +879,7 @@ def part_report(ctx: Context) -> None:
     targets = ctx.suite["targets"]
     cross, loco, multi, select = (load(ctx.work / f"{p}.pkl") for p in ("crosscorpus", "loco", "multicorpus", "select"))
     deg = load(ctx.work / "degraded.pkl", {})
+    audio_au = load(ctx.work / "audio_au.pkl", {})
     figures = ctx.out / "generalisation"
     figures.mkdir(parents=True, exist_ok=True)
     scratch = ("--parts", "--work")  # which parts wrote the results, and where, do not change them
@@ -772,11 +904,18 @@ def part_report(ctx: Context) -> None:
     if multi:
         lines += _multi_section(ctx, multi, targets, answers)
         summary["multicorpus"] = multi
+    audio = None
     if deg:
-        more, s = _degraded_section(ctx, deg, figures, targets, answers)
+        more, audio = _degraded_section(ctx, deg, figures, targets, answers, audio_au=bool(audio_au))
         lines += more
-        summary["degraded"] = {"summary": s, "folds": deg}
-    missing = [p for p, r in (("crosscorpus", cross), ("loco", loco), ("multicorpus", multi), ("degraded", deg)) if not r]
+        summary["degraded"] = {"summary": audio, "folds": deg}
+    if audio_au:
+        more, s = _audio_au_section(ctx, audio_au, load(ctx.work / "audio_au_runs.pkl", []), audio, figures,
+                                    targets, answers)
+        lines += more
+        summary["audio_au"] = {"model": audio_au_model(ctx), "summary": s, "folds": audio_au}
+    missing = [p for p, r in (("crosscorpus", cross), ("loco", loco), ("multicorpus", multi), ("degraded", deg),
+                              ("audio_au", audio_au)) if not r]
     missing += [f"{p} ({v})" for p, r in (("crosscorpus", cross), ("loco", loco), ("multicorpus", (multi or {}).get("folds")))
                 if r for v in VARIANTS if v not in r]
     if missing:

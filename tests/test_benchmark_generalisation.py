@@ -33,12 +33,14 @@ def test_quick_run_writes_every_section(benchmark_script, tmp_path):
     script = benchmark_script("generalisation")
     out = tmp_path / "out"
     script.main(["--quick", "--out", str(out), "--work", str(tmp_path / "work"), "--cache", str(tmp_path / "cache"),
-                 "--workers", "1", "--parts", "select,crosscorpus,loco,multicorpus,degraded,report"])
+                 "--workers", "1", "--parts", "select,crosscorpus,loco,multicorpus,degraded,audio_au,report"])
     text = (out / "generalisation.md").read_text()
     for heading in ("## Answers", "Augmentation strength, chosen on validation speakers",
                     "RAVDESS only -> EmoDB-dev and CREMA-D", "Leave one corpus out", "leave one EmoDB speaker out",
-                    "In-domain: RAVDESS", "Degraded audio", "babble_10db"):
+                    "In-domain: RAVDESS", "Degraded audio", "babble_10db", "audio + AU",
+                    "Degraded audio, AU means unchanged"):
         assert heading in text
+    assert "Audio + AU: not run" not in text and "**RAVDESS 5-fold, audio + AU**" in text
     result = json.loads((out / "generalisation.json").read_text())
     assert result["quick"] and set(result["crosscorpus"]) == {"plain", "augmented", "adapted"}
     emodb = result["crosscorpus"]["plain"]["emodb"]
@@ -58,3 +60,13 @@ def test_quick_run_writes_every_section(benchmark_script, tmp_path):
     fold = result["degraded"]["folds"]["1"]
     assert all(f"Actor_{s}" not in t for t in fold["talkers"] for s in ("01", "02"))  # test and validation speakers
     assert (out / "generalisation" / "ravdess_to_emodb_plain_reliability.png").stat().st_size > 0
+    audio_au = result["audio_au"]
+    assert audio_au["model"][1]["video"] == "au_mlp" and audio_au["model"][1]["audio"] == "egemaps_mlp"  # the recipe
+    for variant in ("plain", "augmented"):
+        assert set(audio_au["summary"][variant]["conditions"]) == {"noise_white_10db", "babble_10db"}
+    au_fold = audio_au["folds"]["1"]
+    assert au_fold["degraded_takes"] == fold["degraded_takes"] and au_fold["talkers"] == fold["talkers"]  # same clips
+    runs = sorted(p.name for p in (tmp_path / "work" / "runs" / "audio_au").iterdir())
+    assert runs == [f"fold1_{v}_seed{s}" for v in ("augmented", "plain") for s in (0, 1)]  # the quick seed ensemble
+    ckpt = json.loads((tmp_path / "work" / "runs" / "audio_au" / "fold1_plain_seed0" / "checkpoint.json").read_text())
+    assert "openface_au_means" in json.dumps(ckpt)  # the AU table went into training

@@ -170,3 +170,27 @@ def test_late_calibrated_config_errors():
         create_model("late_calibrated", weight_step=0.0)
     with pytest.raises(ConfigError, match="is a video encoder"):
         create_model("late_calibrated", audio2="au_mlp")
+
+
+def test_a_closed_form_expert_trains_as_it_trains_alone_and_stays_frozen_through_the_epochs():
+    from avemo.models.batching import TensorData
+    from avemo.training.config import TrainConfig
+    from avemo.training.trainer import fit, fit_preprocessing
+
+    torch.manual_seed(0)
+    config = {"audio": "whisper_logreg", "audio_config": {"combine": "mean", "C": 0.1}, "video": "au_mlp"}
+    model = create_model("late_calibrated", num_classes=4, **config)
+    assert model.needs_fit and model.closed_form_experts() == ["audio"]
+    assert not create_model("late_calibrated", num_classes=4).needs_fit  # the default experts train by epochs
+    x, y = _expert_data(model, n=96)
+    data = TensorData({k: list(v.numpy()) for k, v in x.items()}, y.numpy(), model.inputs)
+    fit_preprocessing(model, data)
+    alone = create_model("whisper_logreg", num_classes=4, combine="mean", C=0.1)  # the same expert, trained alone
+    alone.fit_closed_form({"audio": x["audio"]}, y)
+    torch.testing.assert_close(model.audio_head.weight, alone.head.weight)
+    torch.testing.assert_close(model.audio_head.bias, alone.head.bias)
+    audio_head = model.audio_head.weight.detach().clone()
+    video_head = model.video_head.weight.detach().clone()
+    fit(model, data, data, TrainConfig(epochs=3, patience=3), labels=["a", "b", "c", "d"])
+    assert torch.equal(model.audio_head.weight, audio_head)  # frozen: the epochs train the other expert
+    assert not torch.equal(model.video_head.weight, video_head)

@@ -213,13 +213,10 @@ class UnimodalModel(AvemoModel):
         regression, :func:`avemo.models.closed_form.fit_logistic`); the fit's final objective."""
         if not self.closed_form:
             raise ConfigError(f"{self.name}: this model is trained by epochs, not in closed form")
-        from avemo.models.closed_form import fit_logistic
+        from avemo.models.closed_form import fit_encoder_head
 
-        c = self.encoder.config
-        with torch.no_grad():
-            features = self.encoder(inputs[self.encoder.input_name])
-        return fit_logistic(self.head, features, targets, C=c.C, weights=weights, allowed=allowed,
-                            max_iter=c.max_iter, tolerance=c.tolerance)
+        return fit_encoder_head(self.encoder, self.head, inputs[self.encoder.input_name], targets, weights=weights,
+                                allowed=allowed)
 
 
 def frames_to_channels_first(x: Tensor, mean: Tensor | None = None, std: Tensor | None = None, *,

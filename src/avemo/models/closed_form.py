@@ -59,3 +59,15 @@ def fit_logistic(head: nn.Linear, x: Tensor, y: Tensor, *, C: float, weights: Te
         head.weight.copy_(coef.detach().to(head.weight.dtype))
         head.bias.copy_(bias.detach().to(head.bias.dtype))
     return {"loss": final, "iterations": iterations}
+
+
+def fit_encoder_head(encoder: nn.Module, head: nn.Linear, x: Tensor, y: Tensor, *, weights: Tensor | None = None,
+                     allowed: Tensor | None = None) -> dict[str, float]:
+    """Fit ``head`` on the features ``encoder`` (a ``closed_form`` encoder: its config has ``C``,
+    ``max_iter``, ``tolerance``) gives for ``x``, by :func:`fit_logistic`; the fit's report. The
+    unimodal model and a fusion model's closed-form expert both train this way."""
+    c = encoder.config
+    with torch.no_grad():
+        features = encoder(x)
+    return fit_logistic(head, features, y, C=c.C, weights=weights, allowed=allowed, max_iter=c.max_iter,
+                        tolerance=c.tolerance)

@@ -26,8 +26,9 @@ Paper context: none of the five papers uses a pretrained audio representation; l
 (Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §4.3, Table 1).
 Departures: it follows no paper of the five; the head, the input and ``C`` were chosen on
 validation data as said above.
-As a fusion component (e.g. ``late_calibrated`` with ``audio="whisper_logreg"``) it is an
-identity encoder and trains by the fusion model's epochs like any other.
+As a fusion component it is an identity encoder: ``late_calibrated`` (``audio="whisper_logreg"``)
+fits its expert head in closed form too, before the epochs, and freezes it; other fusion models
+train it by their epochs like any other encoder.
 """
 
 from __future__ import annotations

@@ -13,6 +13,11 @@ loss -- and makes the product *calibrated and weighted*, the form a product of e
 * **Training** (the :meth:`loss` hook): the mean of the experts' cross-entropies, each on its own
   logits, so no expert leans on another (as ``late_product``); the fused output is what is
   evaluated and what early stopping monitors.
+* **Closed-form experts**: an expert whose encoder is fitted in closed form (``closed_form``:
+  ``whisper_logreg``) trains the way it trains alone -- its head is fitted on all training clips
+  by :func:`~avemo.models.closed_form.fit_encoder_head` (the trainer's non-gradient ``fit`` hook,
+  before the epochs; the model then has ``needs_fit``) and frozen, so the epochs train only the
+  other experts (their cross-entropies; the frozen expert's adds no gradient).
 * **Calibration** (the trainer's ``calibrate`` hook, ``needs_calibration = True``), on the
   validation speakers only, after the best epoch is restored: (1) each expert's temperature
   ``T_m`` minimises its own negative log-likelihood (temperature scaling, Guo et al. 2017, "On
@@ -53,6 +58,7 @@ from torch import Tensor
 
 from avemo.errors import ConfigError
 from avemo.models.base import Encoder, make_head
+from avemo.models.closed_form import fit_encoder_head
 from avemo.models.fusion.base import FusionConfig, FusionModel
 from avemo.models.inputs import InputSpec
 from avemo.models.papers import ZHANG_ZHENG
@@ -159,6 +165,7 @@ class LateCalibrated(FusionModel):
         self.inputs = self.specs_for(config)
         self.register_buffer("temperatures", torch.ones(len(self.EXPERTS)))
         self.register_buffer("weights", torch.ones(len(self.EXPERTS)))
+        self.needs_fit = bool(self.closed_form_experts())  # per instance: it depends on the experts chosen
 
     @classmethod
     def specs_for(cls, config: LateCalibratedConfig) -> dict[str, InputSpec]:
@@ -172,15 +179,29 @@ class LateCalibrated(FusionModel):
         order = [k for k in cls.EXPERTS if k in specs]
         return {k: dataclasses.replace(specs[k], optional=True) for k in order}
 
+    def _experts(self):
+        """(input name, encoder, head) of every expert the model has."""
+        return [(key, enc, head) for key, enc, head in (("audio", self.audio_encoder, self.audio_head),
+                                                        ("audio2", self.audio2_encoder, self.audio2_head),
+                                                        ("video", self.video_encoder, self.video_head))
+                if enc is not None]
+
+    def closed_form_experts(self) -> list[str]:
+        """The experts fitted in closed form (their encoder has ``closed_form``), by input name."""
+        return [key for key, enc, _head in self._experts() if getattr(enc, "closed_form", False)]
+
+    def fit(self, inputs: Mapping[str, Tensor], targets: Tensor) -> LateCalibrated:
+        """Fit each closed-form expert's head on all training ``inputs`` (as that expert trains alone)
+        and freeze it; the epochs that follow train the other experts."""
+        for key, enc, head in self._experts():
+            if key in self.closed_form_experts():
+                fit_encoder_head(enc, head, inputs[key], targets)
+                head.requires_grad_(False)
+        return self
+
     def expert_logits(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Raw logits of every expert whose input is present, by input name."""
-        out: dict[str, Tensor] = {}
-        for key, enc, head in (("audio", self.audio_encoder, self.audio_head),
-                               ("audio2", self.audio2_encoder, self.audio2_head),
-                               ("video", self.video_encoder, self.video_head)):
-            if enc is not None and inputs.get(key) is not None:
-                out[key] = head(enc(inputs[key]))
-        return out
+        return {key: head(enc(inputs[key])) for key, enc, head in self._experts() if inputs.get(key) is not None}
 
     def fuse(self, logits: Mapping[str, Tensor]) -> Tensor:
         """``log_softmax(sum_m w_m log_softmax(z_m / T_m))`` over the experts present."""
