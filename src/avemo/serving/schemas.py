@@ -123,6 +123,9 @@ class HealthOut(BaseModel):
     status: str
     version: str = Field(description="The avemo version.")
     model: str = Field(description="Name of the loaded model.")
+    model_version: str = Field(description="Its version (a checkpoint from avemo train: when it was written; \"\" "
+                               "when unknown).")
+    engine: str = Field(description="What runs it: torch or onnx (avemo serve --engine).")
     modalities: list[str] = Field(description="The modalities a request may ask for: audio and video, and text when "
                                   "the server was started with the text expert (avemo serve --modalities "
                                   "audio,video,text).")
