@@ -6,7 +6,10 @@
   row per timeline window (``level = window``), with the probability of every emotion in its own
   column (empty, like ``emotion``, where there is none), whether audio / video contributed, the
   speech share (``speech``) and the uncertainty flag (``uncertain``); with transcripts, a ``text``
-  column (the clip's transcript, each window's words). A file name that a spreadsheet would run as
+  column (the clip's transcript, each window's words); last, ``crowd``: the crowd detector's score of
+  each window (:mod:`avemo.inference.crowd`; at or above the model's ``crowd_threshold`` the window
+  got no audio vote), empty on clip rows, in windows without audio and for a model without the
+  detector. A file name that a spreadsheet would run as
   a formula (starting with ``= + - @``, a tab or a carriage return) is written with a leading ``'``.
 * Table: per file, the clip's emotion, the probability of each emotion (clip, and each expert
   alone: audio, video, text), which modalities were used and why not, the transcript when there is
@@ -46,7 +49,7 @@ def spreadsheet_text(text: str) -> str:
 
 def csv_columns(labels: Sequence[str], text: bool = False) -> list[str]:
     return ["path", "level", "start", "end", "emotion", *labels, "audio", "video", "face_coverage", "speech",
-            "uncertain", *(["text"] if text else [])]
+            "uncertain", *(["text"] if text else []), "crowd"]
 
 
 def to_csv(predictions: Sequence[Prediction]) -> str:
@@ -74,7 +77,7 @@ def to_csv(predictions: Sequence[Prediction]) -> str:
                 "path": path, "level": "window", "start": round(w.start, 3), "end": round(w.end, 3),
                 "emotion": w.emotion or "", **_cells(w.probabilities),
                 "audio": w.audio, "video": w.video, "face_coverage": "", "speech": _share(w.speech),
-                "uncertain": w.uncertain, "text": spreadsheet_text(w.text or ""),
+                "uncertain": w.uncertain, "text": spreadsheet_text(w.text or ""), "crowd": _share(w.crowd),
             })
     return buffer.getvalue()
 

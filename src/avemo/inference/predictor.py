@@ -166,6 +166,8 @@ class Predictor:
             "fusion": {"rule": "weighted product of experts", **_config_dict(config.fusion)},
             "abstention": _config_dict(config.abstention),
         }
+        if config.abstention.crowd is not None:  # a window's crowd score at or above it: no audio vote
+            info["crowd_threshold"] = float(audio.crowd.threshold)
         backend = ExpertsBackend(audio, video, fusion, labels, speech_share=config.abstention.speech_share)
         return cls(backend, labels=labels, grid=WindowGrid(config.window, config.hop), model_info=info,
                    bundle_dir=path, meta=meta, onnx_dir=Path(onnx_dir) if onnx_dir is not None else None,
@@ -285,7 +287,8 @@ class Predictor:
             modalities=result.modalities,
             face_coverage=result.face_coverage,
             timeline=timeline,
-            model={k: self.model_info[k] for k in ("name", "version", "engine")},
+            model={k: self.model_info[k] for k in ("name", "version", "engine", "crowd_threshold")
+                   if k in self.model_info},
             warnings=result.warnings,
             uncertain=probs is None or bool(uncertain(probs, self.abstention.tau)),
             speech=result.speech,
