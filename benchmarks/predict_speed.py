@@ -177,8 +177,7 @@ def _markdown(args, predictors, loads, bare: float, cli_start: float, rows, memo
         f"- Machine: {machine()}",
         f"- Load average (1/5/15 min) at start: {load_start}; at end: {load()} (other jobs shared the cores)",
         f"- Packages: {versions('onnxruntime', 'av', 'mediapipe')}",
-        f"- Model: {predictors['torch'].model_info['name']} v{predictors['torch'].model_info['version']} "
-        f"(audio {predictors['torch'].model_info['audio']}, video {predictors['torch'].model_info['video']})",
+        f"- Model: {_model_line(predictors['torch'].model_info)}",
         "",
         "Model load in a fresh process (`from avemo import Predictor; Predictor.default(engine=...)`, imports "
         f"included), median (best) of {args.repeats} processes; the whole process (interpreter start to exit) as a "
@@ -213,6 +212,13 @@ def _markdown(args, predictors, loads, bare: float, cli_start: float, rows, memo
             "",
         ]
     return lines
+
+
+def _model_line(info: dict) -> str:
+    """The measured bundle: name, version, experts and the gates that run on every file."""
+    crowd = f"crowd detector at {info['crowd_threshold']:g}" if "crowd_threshold" in info else "no crowd detector"
+    return (f"{info['name']} v{info['version']} (audio {info['audio']}, video {info['video']}; Silero VAD, speech "
+            f"share gate {info['abstention']['speech_share']:g}; {crowd})")
 
 
 if __name__ == "__main__":

@@ -341,6 +341,7 @@ def test_crowd_threshold_above_one_changes_nothing(six_label_bundle, tmp_path, m
     assert strip == [w.to_dict() for w in plain.timeline]
     assert all(0 < w.to_dict()["crowd"] < 1 for w in never.timeline if w.audio)  # the scores are shown
     assert all("crowd" not in w.to_dict() for w in plain.timeline)  # a bundle without detector: as before
+    assert never.model["crowd_threshold"] == 1.5 and "crowd_threshold" not in plain.model  # what the scores meet
 
 
 def test_crowd_threshold_zero_gates_every_audio_window(six_label_bundle, tmp_path, make_clip, speech_then_silence):

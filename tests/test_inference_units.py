@@ -159,6 +159,39 @@ def test_csv_has_a_clip_row_then_one_row_per_window():
     assert rows[3]["emotion"] == "sad" and rows[3]["start"] == "1.0"
 
 
+def test_csv_ends_with_the_crowd_score_of_each_window():
+    from dataclasses import replace
+
+    plain = _prediction()
+    crowded = replace(plain, timeline=tuple(replace(w, crowd=score)
+                                            for w, score in zip(plain.timeline, (0.1234, None, 0.9), strict=True)))
+    columns = formats.csv_columns(LABELS)
+    assert columns[-1] == "crowd" and columns[:-1] == [  # added at the end: the other columns keep their places
+        "path", "level", "start", "end", "emotion", *LABELS, "audio", "video", "face_coverage", "speech", "uncertain"]
+    assert formats.csv_columns(LABELS, text=True)[-2:] == ["text", "crowd"]
+    rows = list(csv.DictReader(io.StringIO(formats.to_csv([crowded, plain]))))
+    assert [r["crowd"] for r in rows] == ["", "0.123", "", "0.900", "", "", "", ""]  # clip rows: empty
+    assert [w.get("crowd") for w in crowded.to_dict()["timeline"]] == [0.123, None, 0.9]  # as in the JSON
+
+
+def test_table_and_runs_say_crowd_where_the_crowd_gate_took_the_voice_out():
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    quiet = _no_emotion()
+    babble = replace(quiet, model={**quiet.model, "crowd_threshold": 0.8},
+                     timeline=tuple(replace(w, speech=0.9, crowd=score)
+                                    for w, score in zip(quiet.timeline, (0.95, 0.85, 0.3), strict=True)))
+    assert [formats.crowd_gated(w, babble) for w in babble.timeline] == [True, True, False]
+    assert not any(formats.crowd_gated(w, replace(babble, model=quiet.model)) for w in babble.timeline)
+    assert [(e, n) for _, _, e, _, n in formats.runs(babble)] == [("crowd", 2), ("no speech", 1)]
+    console = Console(file=io.StringIO(), width=140, no_color=True)
+    formats.render(babble, console)
+    rows = [line for line in console.file.getvalue().splitlines() if line.startswith(("│ 0", "│ 1"))]
+    assert len(rows) == 3 and "crowd" in rows[0] and "95 %" in rows[0] and "no speech" in rows[2]
+
+
 def test_runs_merge_consecutive_windows_of_one_emotion():
     assert [(a, b, e, n) for a, b, e, _, n in formats.runs(_prediction(n_windows=4))] == [
         (0.0, 1.5, "happy", 2), (1.0, 2.5, "sad", 2)]

@@ -67,7 +67,7 @@ def test_json_has_the_transcript_and_each_window_its_words(clip_prediction):
 @pytest.mark.shared_data
 def test_csv_and_table_show_the_text(clip_prediction):
     rows = list(csv.DictReader(io.StringIO(formats.to_csv([clip_prediction]))))
-    assert list(rows[0])[-1] == "text"
+    assert list(rows[0])[-2:] == ["text", "crowd"]  # text after the fixed columns, then the crowd score (added later)
     assert rows[0]["level"] == "clip" and rows[0]["text"] == clip_prediction.transcript.text
     windows = [r for r in rows if r["level"] == "window"]
     assert [r["text"] for r in windows] == [w.text for w in clip_prediction.timeline]
@@ -328,7 +328,7 @@ def test_cli_transcribe_json_and_csv(predictor, make_clip, monkeypatch):
     assert data["transcript"] == {"text": "", "language": None, "language_probability": None, "words": []}
     assert all(w["text"] == "" for w in data["timeline"])
     result = _cli("predict", clip, "--transcribe", "--format", "csv")
-    assert result.exit_code == 0 and result.stdout.splitlines()[0].endswith(",text")
+    assert result.exit_code == 0 and result.stdout.splitlines()[0].endswith(",uncertain,text,crowd")
     plain = _cli("predict", clip, "--format", "json")
     assert plain.exit_code == 0 and "transcript" not in json.loads(plain.stdout)
 

@@ -8,6 +8,7 @@ refresh ``docs/screenshots/serve_result.png`` from the run.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -104,9 +105,30 @@ def _open(browser, server):
     assert watch.foreign == [], f"the page contacted other hosts: {watch.foreign}"
 
 
+@pytest.fixture(scope="module")
+def crowd_server(upload_root, tmp_path_factory):
+    """A server on a copy of the bundle whose crowd detector has threshold 0: every window with audio
+    is a crowd window (its voice gets no vote), as babble would be."""
+    from avemo.inference import Predictor
+    from avemo.inference.bundle import BUNDLE_DIR
+
+    bundle = tmp_path_factory.mktemp("crowd_bundle") / "default_model"
+    shutil.copytree(BUNDLE_DIR, bundle)
+    detector = json.loads((bundle / "crowd.json").read_text())
+    (bundle / "crowd.json").write_text(json.dumps({**detector, "threshold": 0.0}))
+    settings = ServeSettings(port=0, upload_dir=str(upload_root))
+    with BackgroundServer(create_app(predictor=Predictor.from_bundle(bundle), settings=settings)) as running:
+        yield running
+
+
 @pytest.fixture
 def page(browser, server):
     yield from _open(browser, server)
+
+
+@pytest.fixture
+def crowd_page(browser, crowd_server):
+    yield from _open(browser, crowd_server)
 
 
 @pytest.fixture
@@ -138,6 +160,8 @@ def test_upload_real_clip_renders_label_bars_chart_and_follows_playback(page, se
     assert ribbon.count() == windows
     assert ribbon.first.get_attribute("data-emotion") == expected["timeline"][0]["emotion"]
     assert tab.locator("#timeline-table tbody tr").count() == windows
+    headers = tab.locator("#timeline-table thead th").all_text_contents()
+    assert headers.index("crowd") == headers.index("speech") + 1  # the bundle's crowd score of each window
     assert tab.locator('#modalities-list li[data-modality="audio"] .used').count() == 1
     assert tab.locator("#upload-progress").get_attribute("value") == "100"
     assert tab.locator("#process-progress").get_attribute("value") == "100"
@@ -173,6 +197,34 @@ def test_upload_real_clip_renders_label_bars_chart_and_follows_playback(page, se
         target = REPO / "docs" / "screenshots" / "serve_result.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, target)
+
+
+def test_crowd_gated_windows_read_crowd_like_windows_without_speech(crowd_page, crowd_server, ravdess_speech_root):
+    tab, watch = crowd_page
+    clip = ravdess_speech_root / "Actor_01" / "03-01-01-01-01-01-01.flac"  # audio only: no face to fall back on
+    with open(clip, "rb") as fh:
+        expected = httpx.post(crowd_server.url + "/v1/predict", files={"file": (clip.name, fh)}, timeout=120).json()
+    assert expected["model"]["crowd_threshold"] == 0.0
+    gated = [w for w in expected["timeline"] if w.get("crowd") is not None and not w["audio"]]
+    assert gated and all(w["emotion"] is None for w in gated)
+    tab.get_by_label("Video or audio file").set_input_files(clip)
+    tab.get_by_role("button", name="Analyse clip").click()
+    tab.locator("#result").wait_for(state="visible")
+
+    assert tab.locator("#emotion-label").text_content() == "none"
+    audio = tab.locator('#modalities-list li[data-modality="audio"]').text_content()
+    assert "not used" in audio and "several people talk at once" in audio
+    headers = tab.locator("#timeline-table thead th").all_text_contents()
+    emotion_cells = tab.locator("#timeline-table tbody tr td:nth-child(3)").all_text_contents()
+    voice_cells = tab.locator(f"#timeline-table tbody tr td:nth-child({headers.index('voice') + 1})").all_text_contents()
+    assert emotion_cells.count("crowd") == len(gated) and voice_cells.count("no (crowd)") == len(gated)
+    assert tab.locator('#timeline-chart .ribbon rect[data-gate="crowd"]').count() == len(gated)
+    chart = tab.get_by_role("slider")
+    chart.focus()
+    chart.press("Home")
+    assert expected["timeline"][0] in gated  # threshold 0: every window with a crowd score
+    assert chart.get_attribute("aria-valuetext").endswith(": crowd (several people talk at once)")  # says why
+    assert watch.errors == []
 
 
 def test_transcribe_checkbox_shows_the_transcript_and_the_words_of_each_window(page, ravdess_video):

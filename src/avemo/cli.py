@@ -657,23 +657,6 @@ def _int_list(text: str | None, option: str) -> list[int]:
 # -------------------------------------------------------------------------- prediction
 
 
-def _load_predictor(model: Path | None, engine: str, device: str, text_model: Path | None = None,
-                    with_text: bool = False):
-    from avemo.inference.predictor import Predictor
-
-    if model is not None:
-        if engine != "torch":
-            raise AvemoError(f"--engine {engine} runs the bundled model only; --model checkpoints run on torch")
-        predictor = Predictor.from_checkpoint(model, device=device)
-    else:
-        predictor = Predictor.default(engine=engine, device=device)
-    if with_text or text_model is not None:
-        from avemo.inference.text import load_text_expert
-
-        predictor = predictor.with_text_expert(load_text_expert(text_model))
-    return predictor
-
-
 #: seconds between progress lines when stderr is not a terminal (a log file, a service, CI)
 PROGRESS_EVERY = 5.0
 
@@ -782,6 +765,13 @@ def _write_predictions(predictions, fmt: str, output, *, single: bool) -> None:
     console_err.print(f"wrote {escape(str(output.path))}")
 
 
+#: the model options of `predict` and `serve` (one meaning, one default: ServeSettings')
+MODEL_HELP = "A checkpoint from `avemo train` to use instead of the bundled model."
+ENGINE_HELP = "torch or onnx (the bundled model's encoders and fusion; a --model checkpoint runs on torch)."
+DEVICE_HELP = "auto (GPU when present), cpu, cuda..."
+_SERVE = ServeSettings()  # the defaults shown by `serve --help` and `predict --help`
+
+
 def _check_grid(window: float | None, hop: float | None) -> None:
     """Refuse a bad --window / --hop before the model loads (the model's own values fill the gaps)."""
     from avemo.inference.windows import WindowGrid
@@ -799,17 +789,15 @@ def predict(
                                                    "100,000 windows per file).")] = None,
     modalities: Annotated[str, typer.Option(help="Comma-separated: audio, video; add text for the opt-in text "
                                                  "expert on the transcript (see --text-model).")] = "audio,video",
-    engine: Annotated[str, typer.Option(help="torch or onnx (the bundled model's encoders and fusion).")] = "torch",
-    model: Annotated[
-        Path | None, typer.Option("--model", "-m", help="A checkpoint from `avemo train` to use instead of the bundled model.")
-    ] = None,
+    engine: Annotated[str, typer.Option(help=ENGINE_HELP)] = _SERVE.engine,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help=MODEL_HELP)] = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Write the output to FILE instead of stdout, in an existing folder. Checked "
                                          "before the work starts (a missing folder is refused); "
                                          "written whole when it ends (after Ctrl-C: the files done so far)."),
     ] = None,
-    device: Annotated[str, typer.Option(help="auto (GPU when present), cpu, cuda...")] = "auto",
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = _SERVE.device,
     transcribe: Annotated[
         bool, typer.Option("--transcribe", help="Also say what was said (offline Whisper-base): the clip's transcript "
                                                 "with timed words, and the words of each timeline window.")
@@ -826,6 +814,7 @@ def predict(
     """
     from avemo.inference.formats import FORMATS
     from avemo.inference.inputs import collect_media
+    from avemo.inference.predictor import load_predictor
     from avemo.inference.text import split_text
     from avemo.modality import parse_modalities
     from avemo.output_file import OutputFile
@@ -840,7 +829,7 @@ def predict(
     if not files:
         raise AvemoError(problems[0][1] if problems else "no input files", problems[0][0] if problems else None)
     with OutputFile(out) if out is not None else contextlib.nullcontext() as output:
-        predictor = _load_predictor(model, engine, device, text_model, with_text)
+        predictor = load_predictor(model, engine=engine, device=device, text_model=text_model, with_text=with_text)
         if transcribe or with_text:  # missing weights fail here, once, not on every file
             from avemo.inference.transcripts import load_recogniser_now
 
@@ -931,7 +920,6 @@ def models(
 
 
 # ----------------------------------------------------------------------------- serve
-_SERVE = ServeSettings()  # the defaults shown by `serve --help`
 
 
 @app.command()
@@ -961,13 +949,20 @@ def serve(
         Path | None, typer.Option(help="The text expert of --modalities ...,text: a text-only checkpoint from "
                                        "`avemo train` (default: the bundled text model, when there is one).")
     ] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help=MODEL_HELP)] = None,
+    engine: Annotated[str, typer.Option(help=ENGINE_HELP)] = _SERVE.engine,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = _SERVE.device,
     config: Annotated[
         Path | None, typer.Option("--config", help="Settings file (TOML/YAML/JSON) with any key of ServeSettings, "
                                                    "e.g. read_timeout, min_upload_rate, max_uploads, min_hop, "
                                                    "max_timeline_rows; options given here win.")
     ] = None,
 ) -> None:
-    """Serve the REST API (POST /v1/predict, GET /v1/models, /healthz, /openapi.json) and the web page at /."""
+    """Serve the REST API (POST /v1/predict, GET /v1/models, /healthz, /openapi.json) and the web page at /.
+
+    The model is chosen as in `avemo predict` (--model, --engine, --device) and loaded before the
+    server starts: a bad value stops it with a one-line error.
+    """
     try:
         import fastapi  # noqa: F401
         import python_multipart  # noqa: F401
@@ -992,15 +987,17 @@ def serve(
         upload_dir=None if upload_dir is None else str(upload_dir),
         modalities=given("modalities", modalities),
         text_model=None if text_model is None else str(text_model),
+        model=None if model is None else str(model),
+        engine=given("engine", engine),
+        device=given("device", device),
     )
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         console_err.print(f"[yellow]warning:[/] listening on {escape(settings.host)}: the service has no "
                           "authentication; put it behind a proxy that has.")
-    console_err.print(f"avemo: loading the model, then serving {settings.modalities.replace(',', ', ')} on "
+    served = escape(settings.model) if settings.model else f"the bundled model ({settings.engine} engine)"
+    console_err.print(f"avemo: loading {served}, then serving {settings.modalities.replace(',', ', ')} on "
                       f"http://{settings.host}:{settings.port}/ (Ctrl-C stops)", soft_wrap=True)
-    with_text = "text" in settings.offered
-    text_path = None if settings.text_model is None else Path(settings.text_model)
-    run_server(settings, predictor=_load_predictor(None, "torch", "auto", text_path, with_text))
+    run_server(settings, predictor=settings.load_predictor())
 
 
 def main() -> None:

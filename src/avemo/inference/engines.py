@@ -26,6 +26,15 @@ from avemo.errors import CheckpointError, ConfigError
 ENGINES = ("torch", "onnx")
 
 
+def check_engine(engine: str, checkpoint: bool = False) -> None:
+    """Refuse an unknown engine, and any engine but torch for a zoo checkpoint (the options ``--engine``
+    and ``--model`` of ``avemo predict`` and ``avemo serve``, and the keys of the serve settings)."""
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if checkpoint and engine != "torch":
+        raise ConfigError(f"--engine {engine} runs the bundled model only; --model checkpoints run on torch")
+
+
 class Engine(ABC):
     """Runs one network: ``engine(name=array, ...) -> {output name: array}``."""
 

@@ -6,13 +6,17 @@
   row per timeline window (``level = window``), with the probability of every emotion in its own
   column (empty, like ``emotion``, where there is none), whether audio / video contributed, the
   speech share (``speech``) and the uncertainty flag (``uncertain``); with transcripts, a ``text``
-  column (the clip's transcript, each window's words). A file name that a spreadsheet would run as
+  column (the clip's transcript, each window's words); last, ``crowd``: the crowd detector's score of
+  each window (:mod:`avemo.inference.crowd`; at or above the model's ``crowd_threshold`` the window
+  got no audio vote), empty on clip rows, in windows without audio and for a model without the
+  detector. A file name that a spreadsheet would run as
   a formula (starting with ``= + - @``, a tab or a carriage return) is written with a leading ``'``.
 * Table: per file, the clip's emotion, the probability of each emotion (clip, and each expert
   alone: audio, video, text), which modalities were used and why not, the transcript when there is
   one, and the timeline (every window for short clips, runs of the same emotion for long ones; with
-  the words said in each); an uncertain result or window is marked ``?``, one without emotion reads
-  "no emotion (no speech, no face)".
+  the words said in each, and each window's crowd score); an uncertain result or window is marked
+  ``?``, one without emotion reads "no emotion (no speech, no face)", a window without emotion reads
+  "no speech", or "crowd" when the crowd gate took its voice out (:func:`crowd_gated`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from avemo.inference.result import Prediction
 FORMATS = ("table", "json", "csv")
 MAX_WINDOW_ROWS = 16  # longer timelines are shown as runs of one emotion
 NO_EMOTION = "no speech"  # the table's word for a window without emotion (no speech, no face)
+CROWD = "crowd"  # ... and for one whose voice the crowd gate took out (several people talk at once)
 
 
 def to_json(predictions: Sequence[Prediction], *, single: bool) -> str:
@@ -46,7 +51,7 @@ def spreadsheet_text(text: str) -> str:
 
 def csv_columns(labels: Sequence[str], text: bool = False) -> list[str]:
     return ["path", "level", "start", "end", "emotion", *labels, "audio", "video", "face_coverage", "speech",
-            "uncertain", *(["text"] if text else [])]
+            "uncertain", *(["text"] if text else []), "crowd"]
 
 
 def to_csv(predictions: Sequence[Prediction]) -> str:
@@ -74,7 +79,7 @@ def to_csv(predictions: Sequence[Prediction]) -> str:
                 "path": path, "level": "window", "start": round(w.start, 3), "end": round(w.end, 3),
                 "emotion": w.emotion or "", **_cells(w.probabilities),
                 "audio": w.audio, "video": w.video, "face_coverage": "", "speech": _share(w.speech),
-                "uncertain": w.uncertain, "text": spreadsheet_text(w.text or ""),
+                "uncertain": w.uncertain, "text": spreadsheet_text(w.text or ""), "crowd": _share(w.crowd),
             })
     return buffer.getvalue()
 
@@ -87,6 +92,17 @@ def _share(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
+def crowd_gated(window, prediction: Prediction) -> bool:
+    """Whether the crowd gate took the voice out of ``window``: its crowd score reaches the model's
+    ``crowd_threshold`` and the voice did not vote (as the web page shows it)."""
+    threshold = prediction.model.get("crowd_threshold")
+    return threshold is not None and window.crowd is not None and window.crowd >= threshold and not window.audio
+
+
+def _no_emotion(window, prediction: Prediction) -> str:
+    return CROWD if crowd_gated(window, prediction) else NO_EMOTION
+
+
 def _bar(p: float, width: int = 20) -> str:
     full = int(round(p * width))
     return "█" * full + "·" * (width - full)
@@ -94,17 +110,18 @@ def _bar(p: float, width: int = 20) -> str:
 
 def runs(prediction: Prediction) -> list[tuple[float, float, str, float, int]]:
     """Consecutive windows with the same emotion: (start, end, emotion, mean probability, windows);
-    windows without emotion make runs of "no speech" (probability 0)."""
+    windows without emotion make runs of "no speech" or "crowd" (probability 0)."""
     out: list[list] = []
     for w in prediction.timeline:
         p = float(w.probabilities[w.emotion]) if w.emotion is not None else 0.0
-        if out and out[-1][2] == (w.emotion or NO_EMOTION) and w.start <= out[-1][1] + 1e-6:
+        emotion = w.emotion or _no_emotion(w, prediction)
+        if out and out[-1][2] == emotion and w.start <= out[-1][1] + 1e-6:
             run = out[-1]
             run[1] = w.end
             run[3] += p
             run[4] += 1
         else:
-            out.append([w.start, w.end, w.emotion or NO_EMOTION, p, 1])
+            out.append([w.start, w.end, emotion, p, 1])
     return [(a, b, e, s / n, n) for a, b, e, s, n in out]
 
 
@@ -148,15 +165,17 @@ def render(prediction: Prediction, console) -> None:
         console.print("  timeline: no window with audio or a face")
         return
     said = [] if p.transcript is None else ["text"]
+    crowd = [CROWD] if any(w.crowd is not None for w in p.timeline) else []
     if len(p.timeline) <= MAX_WINDOW_ROWS:
-        timeline = Table("start", "end", "emotion", "p", "audio", "video", "speech", *said, title="timeline",
+        timeline = Table("start", "end", "emotion", "p", "audio", "video", "speech", *crowd, *said, title="timeline",
                          title_justify="left")
         for w in p.timeline:
-            emotion = NO_EMOTION if w.emotion is None else w.emotion + (" ?" if w.uncertain else "")
+            emotion = _no_emotion(w, p) if w.emotion is None else w.emotion + (" ?" if w.uncertain else "")
             timeline.add_row(f"{w.start:.1f}", f"{w.end:.1f}", emotion,
                              "" if w.emotion is None else f"{w.probabilities[w.emotion]:.2f}",
-                             "✓" if w.audio else "-", "✓" if w.video else "-",
+                             "✓" if w.audio else CROWD if crowd_gated(w, p) else "-", "✓" if w.video else "-",
                              "" if w.speech is None else f"{100 * w.speech:.0f} %",
+                             *(["" if w.crowd is None else f"{100 * w.crowd:.0f} %"] if crowd else []),
                              *([escape(w.text or "")] if said else []))
     else:
         timeline = Table("from", "to", "emotion", "mean p", "windows", *said,

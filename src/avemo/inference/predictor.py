@@ -13,6 +13,7 @@ Usage::
 
     Predictor.default(engine="onnx")             # encoders and fusion in onnxruntime
     Predictor.from_checkpoint("runs/my_model")   # a zoo model trained with `avemo train`
+    load_predictor(model, engine=, device=)      # what `avemo predict` and `avemo serve` load from their options
 
 How a file is predicted (the default model):
 
@@ -165,6 +166,8 @@ class Predictor:
             "fusion": {"rule": "weighted product of experts", **_config_dict(config.fusion)},
             "abstention": _config_dict(config.abstention),
         }
+        if config.abstention.crowd is not None:  # a window's crowd score at or above it: no audio vote
+            info["crowd_threshold"] = float(audio.crowd.threshold)
         backend = ExpertsBackend(audio, video, fusion, labels, speech_share=config.abstention.speech_share)
         return cls(backend, labels=labels, grid=WindowGrid(config.window, config.hop), model_info=info,
                    bundle_dir=path, meta=meta, onnx_dir=Path(onnx_dir) if onnx_dir is not None else None,
@@ -284,7 +287,8 @@ class Predictor:
             modalities=result.modalities,
             face_coverage=result.face_coverage,
             timeline=timeline,
-            model={k: self.model_info[k] for k in ("name", "version", "engine")},
+            model={k: self.model_info[k] for k in ("name", "version", "engine", "crowd_threshold")
+                   if k in self.model_info},
             warnings=result.warnings,
             uncertain=probs is None or bool(uncertain(probs, self.abstention.tau)),
             speech=result.speech,
@@ -325,6 +329,29 @@ class Predictor:
         from avemo.inference.export import export_bundle
 
         return export_bundle(self.bundle_dir, out_dir)
+
+
+def load_predictor(model: str | Path | None = None, *, engine: str = "torch", device: str = "auto",
+                   text_model: str | Path | None = None, with_text: bool = False) -> Predictor:
+    """The predictor that ``avemo predict`` and ``avemo serve`` load from their options: the bundled
+    model on ``engine`` (torch or onnx), or the zoo checkpoint ``model`` (``avemo train``; torch only),
+    on ``device``; with the text expert attached when ``with_text`` or a ``text_model`` is given
+    (default: the bundled text model). Bad values fail here, before any work, in one line."""
+    from avemo.inference.engines import check_engine
+
+    check_engine(engine, checkpoint=model is not None)
+    if model is not None:
+        try:
+            predictor = Predictor.from_checkpoint(model, device=device)
+        except CheckpointError as exc:  # say which option named the folder
+            raise CheckpointError(f"--model {exc}") from None
+    else:
+        predictor = Predictor.default(engine=engine, device=device)
+    if with_text or text_model is not None:
+        from avemo.inference.text import load_text_expert
+
+        predictor = predictor.with_text_expert(load_text_expert(text_model))
+    return predictor
 
 
 def _streams(path: Path, info: Any, wanted: Sequence[str]) -> Streams:

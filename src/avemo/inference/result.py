@@ -26,7 +26,7 @@ without a face gives ``emotion: null`` and ``probabilities: null`` (with ``uncer
 its audio modality reads ``used: false`` with a reason saying "no speech".
 With a bundle that has a crowd detector (:mod:`avemo.inference.crowd`), each window with audio also
 has ``crowd``, the probability that several people talk at once there; a window at or above the
-detector's threshold gets no audio term, and when most of the speech is such windows the audio
+detector's threshold (``model.crowd_threshold``) gets no audio term, and when most of the speech is such windows the audio
 modality reads ``used: false`` with a reason saying "several people talk at once".
 
 With ``transcribe=True`` (:mod:`avemo.inference.transcripts`) the prediction also has

@@ -359,6 +359,8 @@ def _add_routes(app: FastAPI, service: _Service) -> None:
             "status": "ok",
             "version": __version__,
             "model": str(service.model_info.get("name")),
+            "model_version": str(service.model_info.get("version") or ""),
+            "engine": str(service.model_info.get("engine") or ""),
             "modalities": list(service.settings.offered),
             "queue": {"workers": pool.workers, "capacity": pool.capacity, "in_use": pool.in_use,
                       "uploading": service.uploads.count, "max_uploads": service.uploads.limit},
@@ -397,17 +399,17 @@ def _add_routes(app: FastAPI, service: _Service) -> None:
 
 
 def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> FastAPI:
-    """Build the application around ``predictor`` (default: ``Predictor.default()``, loaded now).
+    """Build the application around ``predictor``; without one, the predictor that the settings'
+    ``model``, ``engine``, ``device`` and ``text_model`` name is loaded now
+    (:meth:`~avemo.serving.settings.ServeSettings.load_predictor`: as ``avemo predict`` loads it
+    from the same options; by default the bundled model on torch).
 
-    Settings that offer the text modality need a predictor with a text expert attached
-    (``avemo serve --modalities audio,video,text`` loads it as ``avemo predict`` does), else a
-    ConfigError; the speech recogniser is then loaded now too, so that missing weights stop the
-    server at its start, not each request."""
+    Settings that offer the text modality need a predictor with a text expert attached (the
+    settings' own predictor has it), else a ConfigError; the speech recogniser is then loaded now
+    too, so that missing weights stop the server at its start, not each request."""
     settings = settings or ServeSettings()
     if predictor is None:
-        from avemo.inference import Predictor
-
-        predictor = Predictor.default()
+        predictor = settings.load_predictor()
     service = _Service.build(predictor, settings)
     if TEXT in settings.offered:
         from avemo.inference.transcripts import load_recogniser_now

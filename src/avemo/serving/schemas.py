@@ -62,7 +62,9 @@ class PredictionOut(BaseModel):
     modalities: dict[str, ModalityOut]
     face_coverage: float | None = Field(description="Share of analysed frames with a face (null for audio).")
     timeline: list[WindowOut]
-    model: dict[str, Any] = Field(description="Name, version and engine of the model that predicted.")
+    model: dict[str, Any] = Field(description="Name, version and engine of the model that predicted; with a crowd "
+                                  "detector also crowd_threshold (a window's crowd score at or above it: no audio "
+                                  "vote).")
     warnings: list[str] = Field(description="What the file made the decoders skip (a damaged or truncated file); "
                                 "the prediction covers what could be decoded.")
     speech: float | None = Field(description="Share of the clip that is speech (null when no VAD listened).")
@@ -123,6 +125,9 @@ class HealthOut(BaseModel):
     status: str
     version: str = Field(description="The avemo version.")
     model: str = Field(description="Name of the loaded model.")
+    model_version: str = Field(description="Its version (a checkpoint from avemo train: when it was written; \"\" "
+                               "when unknown).")
+    engine: str = Field(description="What runs it: torch or onnx (avemo serve --engine).")
     modalities: list[str] = Field(description="The modalities a request may ask for: audio and video, and text when "
                                   "the server was started with the text expert (avemo serve --modalities "
                                   "audio,video,text).")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from avemo.config import from_dict, load_file
 from avemo.errors import ConfigError
+from avemo.inference.engines import check_engine
 from avemo.inference.windows import MAX_ROWS, MIN_HOP
 from avemo.modality import MEDIA_MODALITIES, parse_modalities
 
@@ -71,6 +72,12 @@ class ServeSettings:
     modalities: str = ",".join(MEDIA_MODALITIES)
     #: the text expert's checkpoint folder (``--text-model``); None: the bundled text model
     text_model: str | None = None
+    #: the model served, as ``avemo predict --model / --engine / --device``: a checkpoint folder from
+    #: ``avemo train`` (None: the bundled model), the engine of the bundled model (torch or onnx; a
+    #: checkpoint runs on torch) and the device (auto: a GPU when present)
+    model: str | None = None
+    engine: str = "torch"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         checks = [
@@ -96,6 +103,7 @@ class ServeSettings:
                 raise ConfigError(f"serve settings: {reason}")
         if self.upload_dir is not None and not Path(self.upload_dir).is_dir():
             raise ConfigError("upload_dir is not an existing folder", self.upload_dir)
+        check_engine(self.engine, checkpoint=self.model is not None)
         offered = self.offered  # checks the names
         if offered == ("text",):
             raise ConfigError("serve settings: modalities: text needs audio or video next to it (the text expert adds "
@@ -108,6 +116,15 @@ class ServeSettings:
     def offered(self) -> tuple[str, ...]:
         """The modalities requests may ask for, in canonical order (``"video,text,audio"`` -> audio, video, text)."""
         return parse_modalities(self.modalities, where="serve settings: modalities")
+
+    def load_predictor(self):
+        """The predictor these settings name (``model``, ``engine``, ``device``, and the text expert when
+        text is offered), loaded as ``avemo predict`` loads it from the same options
+        (:func:`~avemo.inference.predictor.load_predictor`)."""
+        from avemo.inference.predictor import load_predictor
+
+        return load_predictor(self.model, engine=self.engine, device=self.device, text_model=self.text_model,
+                              with_text="text" in self.offered)
 
     @property
     def capacity(self) -> int:

@@ -1,7 +1,7 @@
 // The avemo page: choose or record a clip, upload it with progress, show the prediction.
 // Talks only to this server (POST /v1/predict, GET /healthz); no third-party code.
 
-import { colourOf, formatSeconds, legendSwatch, renderTimeline, windowText } from "./chart.js";
+import { colourOf, crowded, formatSeconds, legendSwatch, renderTimeline, windowText } from "./chart.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_RECORD_SECONDS = 10;
@@ -318,8 +318,11 @@ function showTable(result) {
   const emotions = Object.keys(result.probabilities ?? {});
   const head = table.createTHead().insertRow();
   const said = result.transcript != null;
-  for (const title of ["start (s)", "end (s)", "emotion", ...emotions, "voice", "face", "speech", "uncertain",
-    ...(said ? ["words"] : [])]) {
+  // the crowd gate, shown as the speech gate is: its score per window, and "crowd" where it took the voice out
+  const threshold = result.model?.crowd_threshold ?? null;
+  const crowd = result.timeline.some((w) => w.crowd != null);
+  for (const title of ["start (s)", "end (s)", "emotion", ...emotions, "voice", "face", "speech",
+    ...(crowd ? ["crowd"] : []), "uncertain", ...(said ? ["words"] : [])]) {
     const th = document.createElement("th");
     th.scope = "col";
     th.textContent = title;
@@ -328,9 +331,11 @@ function showTable(result) {
   const body = table.createTBody();
   for (const w of result.timeline) {
     const row = body.insertRow();
-    const cells = [w.start.toFixed(2), w.end.toFixed(2), w.emotion ?? "no speech",
+    const gated = crowded(w, threshold);
+    const cells = [w.start.toFixed(2), w.end.toFixed(2), w.emotion ?? (gated ? "crowd" : "no speech"),
       ...emotions.map((e) => (w.probabilities ? percent(w.probabilities[e]) : "")),
-      w.audio ? "yes" : "no", w.video ? "yes" : "no", w.speech == null ? "" : percent(w.speech), w.uncertain ? "yes" : "no",
+      w.audio ? "yes" : gated ? "no (crowd)" : "no", w.video ? "yes" : "no", w.speech == null ? "" : percent(w.speech),
+      ...(crowd ? [w.crowd == null ? "" : percent(w.crowd)] : []), w.uncertain ? "yes" : "no",
       ...(said ? [w.text ?? ""] : [])];
     for (const text of cells) row.insertCell().textContent = text;
   }
@@ -418,7 +423,7 @@ function showResult(result) {
   const follow = (t) => {
     const w = state.chart.setTime(t);
     const words = w && w.text ? `, saying “${w.text}”` : "";
-    nowText.textContent = w ? `At ${formatSeconds(t)}: ${windowText(w)}${words}` : "";
+    nowText.textContent = w ? `At ${formatSeconds(t)}: ${windowText(w, result.model?.crowd_threshold)}${words}` : "";
   };
   state.chart = renderTimeline($("timeline-chart"), result, {
     onSeek: (t) => {

@@ -47,13 +47,24 @@ export function formatSeconds(t) {
   return `${t.toFixed(t < 10 ? 1 : 0)} s`;
 }
 
-/** The window whose centre is nearest to time t. */
-/** "happy 71%", "happy 38% (uncertain)", or "no speech" for a window without emotion. */
-export function windowText(w) {
-  if (!w.emotion) return "no speech";
+/**
+ * Whether the crowd gate took the voice out of window w: its crowd score (several people talk at
+ * once) is at or above the model's threshold (result.model.crowd_threshold) and the voice did not vote.
+ */
+export function crowded(w, threshold) {
+  return threshold != null && w.crowd != null && w.crowd >= threshold && !w.audio;
+}
+
+/**
+ * "happy 71%", "happy 38% (uncertain)", or for a window without emotion "no speech", or "crowd
+ * (several people talk at once)" when the crowd gate took its voice out.
+ */
+export function windowText(w, threshold = null) {
+  if (!w.emotion) return crowded(w, threshold) ? "crowd (several people talk at once)" : "no speech";
   return `${w.emotion} ${Math.round(100 * w.probabilities[w.emotion])}%${w.uncertain ? " (uncertain)" : ""}`;
 }
 
+/** The window whose centre is nearest to time t. */
 export function windowAt(timeline, t) {
   let best = null;
   let bestDistance = Infinity;
@@ -77,6 +88,7 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
   const lastEnd = timeline.length ? timeline[timeline.length - 1].end : 0;
   const duration = Math.max(result.duration ?? 0, lastEnd, 0.001);
   const step = timeline.length > 1 ? timeline[1].start - timeline[0].start : duration;
+  const threshold = result.model?.crowd_threshold ?? null;
 
   const W = 800, H = 280, M = { left: 44, right: 22, top: 26, bottom: 30 };
   const plotW = W - M.left - M.right, plotH = H - M.top - M.bottom;
@@ -102,7 +114,8 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
     label.textContent = formatSeconds(t);
   }
 
-  // ribbon: the winning emotion of each window, split at midpoints between window centres
+  // ribbon: the winning emotion of each window, split at midpoints between window centres; grey
+  // where there is none (light: no speech, darker: a crowd), with the reason as a tooltip
   const ribbon = el("g", { class: "ribbon" }, svg);
   const centres = timeline.map((w) => (w.start + w.end) / 2);
   timeline.forEach((w, i) => {
@@ -110,10 +123,12 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
     const to = i === timeline.length - 1 ? w.end : (centres[i] + centres[i + 1]) / 2;
     const rect = el("rect", {
       x: x(from), y: 6, width: Math.max(0.5, x(to) - x(from)), height: 12,
-      fill: w.emotion ? colourOf(w.emotion, emotions.indexOf(w.emotion)) : "#ddd", // grey: no speech, no face
+      fill: w.emotion ? colourOf(w.emotion, emotions.indexOf(w.emotion)) : crowded(w, threshold) ? "#a3a3a3" : "#ddd",
       "fill-opacity": w.uncertain ? 0.45 : 1,
     }, ribbon);
     rect.dataset.emotion = w.emotion ?? "none";
+    if (crowded(w, threshold)) rect.dataset.gate = "crowd";
+    el("title", {}, rect).textContent = windowText(w, threshold);
   });
 
   // one line per emotion
@@ -155,7 +170,7 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
     cursor.setAttribute("x2", x(current));
     const w = windowAt(timeline, current);
     container.setAttribute("aria-valuenow", current.toFixed(2));
-    const what = !w ? "no window" : windowText(w);
+    const what = !w ? "no window" : windowText(w, threshold);
     container.setAttribute("aria-valuetext", `${formatSeconds(current)}: ${what}`);
     return w;
   }

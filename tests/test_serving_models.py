@@ -1,0 +1,109 @@
+"""``avemo serve --model / --engine / --device``: the model choices of ``avemo predict``, served.
+
+A checkpoint trained here on a generated corpus and the bundled model on the onnx engine (exported
+here) are served through the real app; bad values stop ``serve`` with one line before it starts.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from avemo import serving
+from avemo.cli import app
+from avemo.serving import create_app, load_settings
+from avemo.serving.schemas import HealthOut, PredictionOut
+
+
+@pytest.fixture(scope="module")
+def trained(make_ravdess, tmp_path_factory):
+    """A checkpoint of ``avemo train`` on a generated RAVDESS-layout corpus (audio only)."""
+    work = tmp_path_factory.mktemp("served_model")
+    corpus = make_ravdess(("01", "05", "07"))
+    result = CliRunner().invoke(app, ["train", "-d", "ravdess", "-r", str(corpus), "-m", "egemaps_mlp", "--epochs", "1",
+                                      "--out", str(work / "run"), "--cache", str(work / "cache"), "-j", "1"])
+    assert result.exit_code == 0, result.output
+    return work / "run"
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """``avemo serve`` with the server itself replaced: what it would have served."""
+    seen: dict = {}
+    monkeypatch.setattr(serving, "run_server", lambda settings, predictor=None: seen.update(
+        settings=settings, predictor=predictor))
+    return seen
+
+
+def _post(client, clip):
+    with open(clip, "rb") as fh:
+        return client.post("/v1/predict", files={"file": (clip.name, fh, "application/octet-stream")})
+
+
+def test_serve_a_trained_checkpoint_like_predict(trained, started, make_clip, tmp_path):
+    result = CliRunner().invoke(app, ["serve", "--model", str(trained), "--device", "cpu", "--upload-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    settings, predictor = started["settings"], started["predictor"]
+    assert (settings.model, settings.engine, settings.device) == (str(trained), "torch", "cpu")
+
+    clip = make_clip("served_voice.wav", duration=1.6, audio="voice")
+    cli = CliRunner().invoke(app, ["predict", str(clip), "--model", str(trained), "--device", "cpu", "-f", "json"])
+    assert cli.exit_code == 0, cli.output
+    expected = json.loads(cli.stdout)
+    with TestClient(create_app(predictor=predictor, settings=settings)) as client:
+        health = client.get("/healthz").json()
+        HealthOut.model_validate(health)
+        assert (health["model"], health["engine"]) == ("egemaps_mlp", "torch") and health["model_version"]
+        model = client.get("/v1/models").json()["models"][0]
+        assert model["name"] == "egemaps_mlp" and model["labels"] == list(expected["probabilities"])
+        body = _post(client, clip).json()
+        PredictionOut.model_validate(body)
+        assert body == {**expected, "path": clip.name}  # the same model, the same answer
+
+    # the same keys in a settings file: create_app loads the model itself
+    config = tmp_path / "serve.toml"
+    config.write_text(f'[serve]\nmodel = "{trained}"\ndevice = "cpu"\nupload_dir = "{tmp_path}"\n')
+    with TestClient(create_app(settings=load_settings(config))) as client:
+        assert client.get("/healthz").json()["model"] == "egemaps_mlp"
+        assert _post(client, clip).json() == body
+
+
+def test_serve_the_onnx_engine(started, make_clip, tmp_path, monkeypatch):
+    monkeypatch.setenv("AVEMO_ONNX_DIR", str(tmp_path / "onnx"))  # exported there on first use
+    result = CliRunner().invoke(app, ["serve", "--engine", "onnx", "--upload-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "onnx" / "manifest.json").is_file()
+    clip = make_clip("served_face.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="voice")
+    with TestClient(create_app(predictor=started["predictor"], settings=started["settings"])) as client:
+        health = client.get("/healthz").json()
+        assert (health["model"], health["engine"]) == ("avemo-default", "onnx") and health["model_version"]
+        assert client.get("/v1/models").json()["models"][0]["engine"] == "onnx"
+        response = _post(client, clip)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        PredictionOut.model_validate(body)
+        assert body["model"]["engine"] == "onnx" and body["timeline"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "tensorrt"], "--engine must be one of torch, onnx, got 'tensorrt'"),
+        (["--model", "RUN", "--engine", "onnx"], "--engine onnx runs the bundled model only"),
+        (["--model", "MISSING"], "--model MISSING: no such checkpoint"),
+        (["--model", "RUN", "--device", "abacus"], "unknown device 'abacus'"),
+        (["--config", "CONFIG"], "--engine must be one of torch, onnx, got 'gpu'"),
+    ],
+)
+def test_bad_model_choices_stop_serve_in_one_line_before_it_starts(args, message, trained, started, tmp_path,
+                                                                   avemo_main):
+    config = tmp_path / "serve.toml"
+    config.write_text('engine = "gpu"\n')
+    names = {"RUN": str(trained), "MISSING": str(tmp_path / "missing"), "CONFIG": str(config)}
+    code, err = avemo_main("serve", *[names.get(a, a) for a in args])
+    assert code == 2 and err.splitlines()[-1].startswith("avemo: error: ")
+    assert message.replace("MISSING", names["MISSING"]) in err.splitlines()[-1]
+    assert started == {}  # the server never started
