@@ -17,10 +17,10 @@ the roots of benchmarks/default_model_recipe.toml:
 
 Why: the first detector gated the dense crowds it was trained on, but not the babbles of
 benchmarks/non_speech.py (whole RAVDESS clips with their pauses, one take each of six actors or six
-takes of one actor): scored window by window with the shipped detector, the windows where all six
-voices overlap scored 0.79-0.96 for six actors but at most 0.62 for one actor's six takes, and the
-windows where voices start or stop 0.02-0.16 (a crowd as the first detector learnt it is every voice
-talking all the time).
+takes of one actor). Their per-window crowd scores with the first detector (non_speech.py's JSON with
+that crowd.json in the bundle): the windows where all six voices overlap scored 0.79-0.96 for six
+actors but at most 0.62 for one actor's six takes, and the windows where voices start or stop
+0.02-0.16 (a crowd as the first detector learnt it is every voice talking all the time).
 
 1. Held-out report: both recipes trained on RAVDESS minus its last 6 actors and on EmoDB speakers
    03, 08, 09; flag rates (share of windows scored at or above the threshold, and share of clips where
