@@ -12,7 +12,8 @@ Silero VAD thresholds; :mod:`avemo.inference.abstention`):
    summed with random offsets; and two videos with a
    face (the generated portrait) over silence and over white noise. Reported: the clip's emotion and
    top probability, whether it is flagged uncertain, why the audio is not used, and how many
-   timeline windows carry an unflagged class at >= 50 %. The target: no emotion for non-speech,
+   timeline windows carry an unflagged class at >= 50 % (and, in the JSON, each window's crowd
+   score). The target: no emotion for non-speech,
    or a flagged one; never a single class at >= 50 % unflagged from the audio.
 2. **Speech share of a window against the audio head's accuracy** (why ``speech_share = 0.5``):
    the RAVDESS audio clips of actors 22 and 23 (the final model's validation speakers: never
@@ -146,6 +147,7 @@ def measure_non_speech(predictor, inputs: dict[str, Path]) -> list[dict]:
             "windows": len(r.timeline),
             "windows_with_emotion": sum(w.emotion is not None for w in r.timeline),
             "windows_crowd": crowd_windows(r, threshold),
+            "crowd_scores": [None if w.crowd is None else round(w.crowd, 3) for w in r.timeline],
             "windows_confident_unflagged": confident_unflagged(r),
             "windows_confident_unflagged_audio": confident_unflagged(r, "audio"),
         })
