@@ -11,7 +11,7 @@ among the variants); it is not comparable to published test-split figures.
 
     python benchmarks/meld_text.py [--root ../shared/data/meld] [--variants sent_h0,sent_h3] [--epochs 30]
 
-Variants (``--variants``, comma-separated ``{tok|sent|ft2}_h<H>[_bal][_d3]``: the text input of
+Variants (``--variants``, comma-separated ``{tok|sent|ft2}_h<H>[_bal][_d3][_cng]``: the text input of
 :data:`INPUTS`, the context window ``H``, the :data:`OPTIONS`) share the training configuration of
 :data:`TRAIN`.
 """
@@ -43,11 +43,12 @@ INPUTS: dict[str, tuple[dict, str]] = {
 OPTIONS: dict[str, tuple[dict, dict, str]] = {
     "bal": ({}, {"class_balance": "loss"}, "class-balanced loss"),
     "d3": ({"dropout": 0.3}, {}, "dropout 0.3"),
+    "cng": ({"finetune_context_grad": False}, {}, "context through the fine-tuned blocks without gradient"),
 }
 
 
 def variant(name: str) -> tuple[dict, dict, str]:
-    """``{tok|sent|ft2}_h{H}[_bal][_d3]`` -> (model config, training overrides, description)."""
+    """``{tok|sent|ft2}_h{H}[_bal][_d3][_cng]`` -> (model config, training overrides, description)."""
     parts = name.split("_")
     if len(parts) < 2 or parts[0] not in INPUTS or not parts[1].startswith("h") or not parts[1][1:].isdigit() \
             or any(p not in OPTIONS for p in parts[2:]):
