@@ -128,7 +128,8 @@ def test_sentence_embedding_text_input():
         assert model(inputs).shape == (3, 4)
 
 
-@pytest.mark.parametrize("bad", [{"modalities": []}, {"modalities": ["text", "smell"]}, {"context": -1}])
+@pytest.mark.parametrize("bad", [{"modalities": []}, {"modalities": ["text", "smell"]}, {"context": -1},
+                                 {"finetune_bucket": -1}])
 def test_bad_config_is_one_line(bad):
     from avemo.errors import ConfigError
 
@@ -185,6 +186,8 @@ def test_blocks_run_by_length_buckets_as_on_each_utterance_alone():
     with torch.no_grad():
         out = run_blocks(model.text_blocks, x, mask, bucket=3)
         assert out.shape == x.shape
+        one_bucket = run_blocks(model.text_blocks, x, mask)  # bucket 0: all padded to the longest
+        torch.testing.assert_close(out[mask], one_bucket[mask], rtol=1e-4, atol=1e-5)
         for i, n in enumerate(lengths.tolist()):
             alone = x[i:i + 1, :n]
             for block in model.text_blocks:

