@@ -11,7 +11,7 @@ among the variants); it is not comparable to published test-split figures.
 
     python benchmarks/meld_text.py [--root ../shared/data/meld] [--variants sent_h0,sent_h3] [--epochs 30]
 
-Variants (``--variants``, comma-separated ``{tok|sent|ft2}_h<H>[_bal][_d3][_cng]``: the text input of
+Variants (``--variants``, comma-separated ``{tok|sent|ft1|ft2|ft4}_h<H>[_bal][_d3][_cng]``: the text input of
 :data:`INPUTS`, the context window ``H``, the :data:`OPTIONS`) share the training configuration of
 :data:`TRAIN`.
 """
@@ -34,8 +34,8 @@ from report import ROOT, header  # noqa: E402
 INPUTS: dict[str, tuple[dict, str]] = {
     "tok": ({}, "frozen MiniLM token states, Bi-LSTM + attention pooling (the paper's text branch)"),
     "sent": ({"text_feature": "minilm", "text_kind": "vector"}, "MiniLM sentence embedding, one dense layer"),
-    "ft2": ({"finetune_layers": 2, "finetune_lr": 3e-5},
-            "MiniLM token states with the top 2 blocks fine-tuned (lr 3e-5), Bi-LSTM + attention pooling"),
+    **{f"ft{k}": ({"finetune_layers": k, "finetune_lr": 3e-5}, f"MiniLM token states with the top {k} "
+                  f"block{'s' if k > 1 else ''} fine-tuned (lr 3e-5), Bi-LSTM + attention pooling") for k in (1, 2, 4)},
 }
 
 
@@ -48,7 +48,7 @@ OPTIONS: dict[str, tuple[dict, dict, str]] = {
 
 
 def variant(name: str) -> tuple[dict, dict, str]:
-    """``{tok|sent|ft2}_h{H}[_bal][_d3][_cng]`` -> (model config, training overrides, description)."""
+    """``{tok|sent|ft1|ft2|ft4}_h{H}[_bal][_d3][_cng]`` -> (model config, training overrides, description)."""
     parts = name.split("_")
     if len(parts) < 2 or parts[0] not in INPUTS or not parts[1].startswith("h") or not parts[1][1:].isdigit() \
             or any(p not in OPTIONS for p in parts[2:]):
@@ -94,10 +94,12 @@ def run_variant(name: str, data, train, dev, cache, epochs: int) -> dict:
 
 
 def context_lines(rows: list[dict]) -> list[str]:
-    """The contribution of context per text input: the best H > 0 against H = 0 (dev weighted F1)."""
+    """The contribution of context per text input: the best H > 0 against H = 0 (dev weighted F1).
+    ``_cng`` counts as no option (at H = 0 it changes nothing)."""
     out = []
     for prefix in INPUTS:
-        same = [r for r in rows if r["variant"].split("_")[0] == prefix and len(r["variant"].split("_")) == 2]
+        same = [r for r in rows if r["variant"].split("_")[0] == prefix
+                and len([p for p in r["variant"].split("_") if p != "cng"]) == 2]
         base = [r for r in same if r["context"] == 0]
         with_context = [r for r in same if r["context"] > 0]
         if base and with_context:
