@@ -143,8 +143,8 @@ def write_report(rows: list[dict], lines: list[str]) -> None:
         "- The target of 60 % dev weighted F1 is not reached: frozen all-MiniLM-L6-v2 features reach about 54-55 %; "
         "fine-tuning its top 2 blocks reaches 55.1 % without context (`ft2_h0`, +1.2 points over the same branch "
         "frozen, `tok_h0`, both capped at 4 epochs) and 55.9 % with H = 3 (`ft2_h3_cng`, +1.1 over `tok_h3`, both "
-        "capped at 3), the best here but still 4 points short; one seed each, so differences of about a point are "
-        "within noise. For orientation, published text-only weighted F1 on MELD's *test* split: bc-LSTM (GloVe) "
+        "capped at 3), the best here but still 4 points short; fine-tuning only the top block does as well at "
+        "H = 0 (`ft1_h0`, 55.4 %). One seed each, so differences of about a point are within noise. For orientation, published text-only weighted F1 on MELD's *test* split: bc-LSTM (GloVe) "
         "about 57-58 %, COSMIC (RoBERTa-large) 65 %.",
         "- `sent_*` variants replace the token Bi-LSTM by one dense layer on the sentence embedding (a departure "
         "from the paper, far cheaper); `tok_*` are the paper's text branch.",
@@ -159,12 +159,13 @@ def write_report(rows: list[dict], lines: list[str]) -> None:
         "length in buckets of 16 (`finetune_bucket`; same outputs as padding the batch to its longest utterance, "
         "a step 1.4x faster at H = 0, 2x at H = 3); `_cng` runs the context utterances through the blocks without gradient "
         "(`finetune_context_grad=false`: the blocks learn from the current utterances only, the context still "
-        "trains the Bi-LSTM), which halves the backward pass at H = 3. Together, a training step at H = 3 is "
+        "trains the Bi-LSTM), which halves the backward pass at H = 3. `ft1_h0` ran alone at load 0.5-2 (its seconds "
+        "are the least disturbed). Together, a training step at H = 3 is "
         "about 3x faster than before (docs/benchmarks/meld_text_step.md, `python benchmarks/meld_text_step.py`); "
         "`ft2_h3` with gradient through the context was not run (about 1.5x `ft2_h3_cng`'s time).",
         "- The bundled text model (`src/avemo/inference/text_model`, a `sent_h0` model) was not rebuilt from the "
         "best variant here: a fine-tuned checkpoint carries its MiniLM blocks (4.9 M parameters for `ft2_*`, about "
-        "19 MB in float32), over the project's 5 MB limit for committed files.",
+        "19 MB in float32; 3.1 M, about 12 MB, for `ft1_*`), over the project's 5 MB limit for committed files.",
         "- A class-balanced loss lowers weighted F1 and accuracy (it trades the majority class, neutral, for the "
         "rare ones) without raising macro F1 here.",
     ]
