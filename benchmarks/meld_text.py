@@ -144,8 +144,12 @@ def write_report(rows: list[dict], lines: list[str]) -> None:
         "fine-tuning its top 2 blocks reaches 55.1 % without context (`ft2_h0`, +1.2 points over the same branch "
         "frozen, `tok_h0`, both capped at 4 epochs) and 55.9 % with H = 3 (`ft2_h3_cng`, +1.1 over `tok_h3`, both "
         "capped at 3), the best here but still 4 points short; fine-tuning only the top block does as well at "
-        "H = 0 (`ft1_h0`, 55.4 %). One seed each, so differences of about a point are within noise. For orientation, published text-only weighted F1 on MELD's *test* split: bc-LSTM (GloVe) "
+        "H = 0 (`ft1_h0`, 55.4 %). One seed each, so differences of about a point are within noise. "
+        "For orientation, published text-only weighted F1 on MELD's *test* split: bc-LSTM (GloVe) "
         "about 57-58 %, COSMIC (RoBERTa-large) 65 %.",
+        "- With fine-tuning, the context's contribution is not consistent: +0.8 points with two blocks (`ft2_h3_cng` "
+        "vs `ft2_h0`), -1.0 with one (`ft1_h3_cng` vs `ft1_h0`); the H = 3 runs had one epoch fewer (3 against 4), "
+        "as for `tok_*`, and their context had no gradient through the blocks (`_cng`).",
         "- `sent_*` variants replace the token Bi-LSTM by one dense layer on the sentence embedding (a departure "
         "from the paper, far cheaper); `tok_*` are the paper's text branch.",
         "- The `tok_*` runs were capped at 3-4 epochs (`--epochs`) to fit the shared, loaded 2-core machine "
@@ -153,14 +157,14 @@ def write_report(rows: list[dict], lines: list[str]) -> None:
         "before the cap, but the cosine schedule is shorter than the `sent_*` runs'.",
         "- `ft<k>_*` fine-tune the top k MiniLM blocks (`finetune_layers=k` at `finetune_lr=3e-5`, the rest of the "
         "model at 3e-4) over the feature cache's hidden states of block 6 - k (`minilm_hidden`: the lower blocks "
-        "never run in training). They were capped like the `tok_*` runs, 4 epochs at H = 0 and 3 at H = 3 (load "
-        "average 3-10 during these runs, two of them at a time: the seconds are indicative only), and their best "
+        "never run in training). They were capped like the `tok_*` runs, 4 epochs at H = 0 and 3 at H = 3 (the `ft2_*` "
+        "runs at load average 3-10, two of them at a time: their seconds are indicative only), and their best "
         "epoch was the last one: longer runs may gain a little. The blocks run on a batch's utterances sorted by "
         "length in buckets of 16 (`finetune_bucket`; same outputs as padding the batch to its longest utterance, "
         "a step 1.4x faster at H = 0, 2x at H = 3); `_cng` runs the context utterances through the blocks without gradient "
         "(`finetune_context_grad=false`: the blocks learn from the current utterances only, the context still "
-        "trains the Bi-LSTM), which halves the backward pass at H = 3. `ft1_h0` ran alone at load 0.5-2 (its seconds "
-        "are the least disturbed). Together, a training step at H = 3 is "
+        "trains the Bi-LSTM), which halves the backward pass at H = 3. The `ft1_*` runs ran at load 0.5-4 "
+        "(their seconds are the least disturbed). Together, a training step at H = 3 is "
         "about 3x faster than before (docs/benchmarks/meld_text_step.md, `python benchmarks/meld_text_step.py`); "
         "`ft2_h3` with gradient through the context was not run (about 1.5x `ft2_h3_cng`'s time).",
         "- The bundled text model (`src/avemo/inference/text_model`, a `sent_h0` model) was not rebuilt from the "
