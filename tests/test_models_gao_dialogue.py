@@ -128,7 +128,8 @@ def test_sentence_embedding_text_input():
         assert model(inputs).shape == (3, 4)
 
 
-@pytest.mark.parametrize("bad", [{"modalities": []}, {"modalities": ["text", "smell"]}, {"context": -1}])
+@pytest.mark.parametrize("bad", [{"modalities": []}, {"modalities": ["text", "smell"]}, {"context": -1},
+                                 {"finetune_bucket": -1}])
 def test_bad_config_is_one_line(bad):
     from avemo.errors import ConfigError
 
@@ -173,3 +174,40 @@ def test_finetuned_blocks_on_hidden_states_reproduce_the_last_layer():
     groups = model.parameter_groups()
     assert [g.get("lr") for g in groups] == [None, 1e-5]
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_blocks_run_by_length_buckets_as_on_each_utterance_alone():
+    from avemo.models.fusion.gao_dialogue import run_blocks
+
+    model = build(["text"], 0, finetune_layers=2)
+    lengths = torch.tensor([5, 1, 12, 3, 9, 12, 2])
+    x = torch.randn(7, 14, 384, generator=torch.Generator().manual_seed(0))
+    mask = torch.arange(14)[None] < lengths[:, None]
+    with torch.no_grad():
+        out = run_blocks(model.text_blocks, x, mask, bucket=3)
+        assert out.shape == x.shape
+        one_bucket = run_blocks(model.text_blocks, x, mask)  # bucket 0: all padded to the longest
+        torch.testing.assert_close(out[mask], one_bucket[mask], rtol=1e-4, atol=1e-5)
+        for i, n in enumerate(lengths.tolist()):
+            alone = x[i:i + 1, :n]
+            for block in model.text_blocks:
+                alone = block(alone, mask[i:i + 1, :n])
+            torch.testing.assert_close(out[i, :n], alone[0], rtol=1e-4, atol=1e-5)
+    assert (out[1, 12:] == 0).all()  # past the longest utterance of its bucket: zero padding
+
+
+@pytest.mark.parametrize("context_grad", [True, False])
+def test_context_grad_option_stops_the_gradient_of_the_context_only(context_grad):
+    model = build(["text"], 2, finetune_layers=1, finetune_context_grad=context_grad).train()
+    data = TensorData(arrays(model, [3, 4, 5], seed=3), np.array([0, 1, 2]), model.inputs, context=2,
+                      previous=[[], [0], [0, 1]])
+    inputs = batch(model, data, range(3))
+    for name in ("text", "text_context"):
+        inputs[name].requires_grad_(True)
+    model.loss(model.forward_outputs(inputs), torch.tensor([0, 1, 2])).backward()
+    assert inputs["text"].grad is not None and inputs["text"].grad.abs().sum() > 0
+    assert (inputs["text_context"].grad is not None) == context_grad
+    assert all(p.grad is not None for p in model.text_blocks.parameters())
+    with torch.no_grad():  # the option changes the gradient, never the outputs
+        other = build(["text"], 2, finetune_layers=1, finetune_context_grad=not context_grad)
+        torch.testing.assert_close(model.eval()(inputs), other(inputs))

