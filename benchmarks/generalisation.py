@@ -59,7 +59,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import shlex
 import sys
 import tempfile
@@ -77,24 +76,7 @@ SUITE = REPO / "benchmarks" / "generalisation_suite.toml"
 PARTS = ("extract", "copies", "select", "crosscorpus", "loco", "multicorpus", "degraded", "audio_au", "report")
 VARIANTS = ("plain", "augmented")
 
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def save(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
-        pickle.dump(obj, fh)
-    os.replace(tmp, path)
-
-
-def load(path: Path, default: Any = None) -> Any:
-    if not path.exists():
-        return default
-    with open(path, "rb") as fh:
-        return pickle.load(fh)
+from parts import load, log, parse_parts, run_parts, save  # noqa: E402
 
 
 def pct(x: float | None) -> str:
@@ -942,7 +924,6 @@ def part_report(ctx: Context) -> None:
 
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> None:
-    from parts import parse_parts, run_parts
 
     from avemo.cache.store import default_cache_dir
 

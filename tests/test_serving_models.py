@@ -103,7 +103,7 @@ def test_bad_model_choices_stop_serve_in_one_line_before_it_starts(args, message
     config = tmp_path / "serve.toml"
     config.write_text('engine = "gpu"\n')
     names = {"RUN": str(trained), "MISSING": str(tmp_path / "missing"), "CONFIG": str(config)}
-    code, err = avemo_main("serve", *[names.get(a, a) for a in args])
+    code, _, err = avemo_main("serve", *[names.get(a, a) for a in args])
     assert code == 2 and err.splitlines()[-1].startswith("avemo: error: ")
     assert message.replace("MISSING", names["MISSING"]) in err.splitlines()[-1]
     assert started == {}  # the server never started
