@@ -47,8 +47,11 @@ def _interrupt_when(marker: str | Callable[[], bool], args: list, tmp_path: Path
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}
     err_path = tmp_path / "stderr.txt"
     with open(err_path, "w") as err:
+        # SIGINT at its default: a shell that starts the tests in the background (``make test &``)
+        # ignores it, the child would inherit that, and Python would never see the Ctrl-C
         process = subprocess.Popen([sys.executable, "-m", "avemo.cli", *map(str, args)], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=err)
+                                   stdout=subprocess.DEVNULL, stderr=err,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.monotonic() + 600
             while not ready():

@@ -216,14 +216,19 @@ def extract(
             summary = report.to_dict() | {"skipped": [{"path": str(p), "reason": r} for p, r in skipped]}
             summary_out.commit(json.dumps(summary, indent=2))
     if failed or skipped:
-        table = Table("file", "extractor", "reason", title="Not extracted", title_justify="left")
-        for o in failed:
-            for name, reason in o.errors.items():
-                table.add_row(o.path, name, reason)
-        for s_path, reason in skipped:
-            table.add_row(str(s_path), "-", reason)
-        console_err.print(table)
+        _print_not_extracted(failed, skipped)
         raise typer.Exit(1)
+
+
+def _print_not_extracted(failed, skipped) -> None:
+    """The table of the files (and extractors) ``extract`` could not process, on stderr."""
+    table = Table("file", "extractor", "reason", title="Not extracted", title_justify="left")
+    for o in failed:
+        for name, reason in o.errors.items():
+            table.add_row(o.path, name, reason)
+    for s_path, reason in skipped:
+        table.add_row(str(s_path), "-", reason)
+    console_err.print(table)
 
 
 def _extract_clips(items, specs, cache, path: Path, **run_options):
