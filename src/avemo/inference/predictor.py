@@ -336,15 +336,13 @@ def load_predictor(model: str | Path | None = None, *, engine: str = "torch", de
     """The predictor that ``avemo predict`` and ``avemo serve`` load from their options: the bundled
     model on ``engine`` (torch or onnx), or the zoo checkpoint ``model`` (``avemo train``; torch only),
     on ``device``; with the text expert attached when ``with_text`` or a ``text_model`` is given
-    (default: the bundled text model). Bad values fail here, before any work, in one line."""
+    (default: the bundled text model). Bad values fail here, before any work, in one line that names
+    the file and the reason (the CLI adds which of its options named the file)."""
     from avemo.inference.engines import check_engine
 
     check_engine(engine, checkpoint=model is not None)
     if model is not None:
-        try:
-            predictor = Predictor.from_checkpoint(model, device=device)
-        except CheckpointError as exc:  # say which option named the folder
-            raise CheckpointError(f"--model {exc}") from None
+        predictor = Predictor.from_checkpoint(model, device=device)
     else:
         predictor = Predictor.default(engine=engine, device=device)
     if with_text or text_model is not None:
