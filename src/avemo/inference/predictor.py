@@ -263,6 +263,7 @@ class Predictor:
         w = result.windows
         speech = np.full(len(w.bounds), np.nan) if w.speech is None else w.speech
         crowd = np.full(len(w.bounds), np.nan) if w.crowd is None else w.crowd
+        gated = np.zeros(len(w.bounds), bool) if w.crowd_gated is None else w.crowd_gated
         flags = uncertain(w.probabilities, self.abstention.tau)
         timeline = tuple(
             WindowPrediction(
@@ -272,7 +273,7 @@ class Predictor:
                 audio=bool(w.present["audio"][k]), video=bool(w.present["video"][k]),
                 uncertain=bool(flags[k]), speech=None if np.isnan(speech[k]) else float(speech[k]),
                 text=None if transcript is None else transcript.between(*w.bounds[k]),
-                crowd=None if np.isnan(crowd[k]) else float(crowd[k]),
+                crowd=None if np.isnan(crowd[k]) else float(crowd[k]), crowd_gated=bool(gated[k]),
             )
             for k in range(len(w.bounds))
             for empty in [bool(np.isnan(w.probabilities[k]).any())]
