@@ -337,8 +337,9 @@ def test_crowd_threshold_above_one_changes_nothing(six_label_bundle, tmp_path, m
     plain = Predictor.from_bundle(six_label_bundle, device="cpu").predict(clip)
     never = Predictor.from_bundle(crowd_bundle(six_label_bundle, tmp_path / "never", 1.5), device="cpu").predict(clip)
     assert plain.probabilities == never.probabilities and plain.modalities == never.modalities
-    strip = [{k: v for k, v in w.to_dict().items() if k != "crowd"} for w in never.timeline]
+    strip = [{k: v for k, v in w.to_dict().items() if k not in ("crowd", "crowd_gated")} for w in never.timeline]
     assert strip == [w.to_dict() for w in plain.timeline]
+    assert not any(w.to_dict()["crowd_gated"] for w in never.timeline if w.crowd is not None)
     assert all(0 < w.to_dict()["crowd"] < 1 for w in never.timeline if w.audio)  # the scores are shown
     assert all("crowd" not in w.to_dict() for w in plain.timeline)  # a bundle without detector: as before
     assert never.model["crowd_threshold"] == 1.5 and "crowd_threshold" not in plain.model  # what the scores meet
@@ -356,6 +357,34 @@ def test_crowd_threshold_zero_gates_every_audio_window(six_label_bundle, tmp_pat
     assert not any(w.audio for w in r.timeline) and any(w.video for w in r.timeline)
     alone = p.predict(speech_then_silence)  # no face: no emotion, as for noise
     assert alone.emotion is None and alone.uncertain and "several people" in alone.modalities["audio"].reason
+
+
+def test_a_clip_that_is_mostly_a_crowd_says_crowd_in_its_quieter_speech_windows(six_label_bundle, tmp_path,
+                                                                                 speech_then_silence):
+    """When most of the speech is a crowd, the clip's audio is not used, so no window keeps its voice:
+    a speech window whose own score is below the threshold lost it to the clip's decision and reads
+    "crowd" (it used to read "no speech"); a window without enough speech to vote keeps "no speech"."""
+    import itertools
+
+    from avemo import Predictor
+    from avemo.inference import formats
+
+    never = crowd_bundle(six_label_bundle, tmp_path / "never", 1.5)  # the same detector, gating nothing
+    scored = Predictor.from_bundle(never, device="cpu").predict(speech_then_silence)
+    voting = sorted(w.crowd for w in scored.timeline if w.audio)
+    assert len(voting) >= 3 and voting[0] < voting[1] - 1e-6
+    threshold = voting[1] - 1e-6  # every speech window but one at or above it: most of the speech
+    r = Predictor.from_bundle(crowd_bundle(six_label_bundle, tmp_path / "most", threshold), device="cpu"
+                              ).predict(speech_then_silence)
+    assert not r.modalities["audio"].used and "several people talk at once" in r.modalities["audio"].reason
+    assert [(w.start, w.crowd) for w in r.timeline] == [(w.start, w.crowd) for w in scored.timeline]
+    assert not any(w.audio for w in r.timeline) and all(w.emotion is None for w in r.timeline)  # no face
+    expected = [bool(s.audio or s.crowd is not None and s.crowd >= threshold) for s in scored.timeline]
+    assert [w.to_dict()["crowd_gated"] for w in r.timeline] == expected
+    assert any(s.audio and s.crowd < threshold for s in scored.timeline)  # the window of the issue
+    assert not all(expected)  # the silent end still reads "no speech"
+    said = [formats.CROWD if gated else formats.NO_EMOTION for gated in expected]
+    assert [(e, n) for _, _, e, _, n in formats.runs(r)] == [(e, len(list(g))) for e, g in itertools.groupby(said)]
 
 
 def test_onnx_engine_gives_the_same_crowd_gate(six_label_bundle, tmp_path, speech_then_silence):

@@ -100,6 +100,18 @@ def test_unknown_extractor_fails_before_work(tmp_path):
         run_extraction([tmp_path / "x.wav"], [ExtractorSpec("nope")], cache=FeatureCache(tmp_path))
 
 
+def test_bad_executor_options_are_named_as_the_library_takes_them():
+    """Called from Python there is no ``--workers`` or ``--address``: the message names the value."""
+    from avemo.extraction.executors import get_executor
+
+    with pytest.raises(ConfigError) as err:
+        get_executor("local", workers=0)
+    assert str(err.value) == "workers must be at least 1, got 0"
+    with pytest.raises(ConfigError) as err:
+        get_executor("local", address="10.0.0.1:6379")
+    assert str(err.value) == "an address (10.0.0.1:6379) is only meaningful with the ray executor, not local"
+
+
 def test_bad_config_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown option"):
         ExtractorSpec.of("test_frame_rms", n_mfcc=3).build()

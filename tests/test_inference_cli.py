@@ -105,9 +105,9 @@ def test_model_option_refuses_a_checkpoint_with_unknown_labels(tmp_path, voice, 
     model = create_model("sultana_video_cnn3d", num_classes=len(CREMA_D), n_frames=16, size=(16, 16))
     save_checkpoint(tmp_path / "crema", model, labels=CREMA_D, normalizer=Normalizer(kinds={"video": "frames"}))
     code, _, err = avemo_main("predict", voice, "--model", tmp_path / "crema", "--engine", "onnx")
-    assert code == 2 and "--engine onnx runs the bundled model only" in err
+    assert code == 2 and "engine onnx runs the bundled model only" in err
     code, _, err = avemo_main("predict", voice, "--model", tmp_path)
-    assert code == 2 and "not a checkpoint folder" in err
+    assert code == 2 and f"--model {tmp_path}: not a checkpoint folder" in err  # the CLI names its option
 
 
 def test_demo_generates_a_clip_and_prints_the_table():

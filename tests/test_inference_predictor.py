@@ -359,3 +359,20 @@ def test_checkpoint_refusals(tmp_path, frame_checkpoint):
         speaker_norm=True))
     with pytest.raises(CheckpointError, match="speaker-level normalisation"):
         Predictor.from_checkpoint(tmp_path / "spk")
+
+
+def test_load_predictor_errors_name_the_file_and_no_command_line_option(tmp_path, frame_checkpoint):
+    """Called from Python, :func:`load_predictor` names the file and the reason; the option that gave
+    the file (``--model``) is the CLI's to add (tests/test_inference_cli.py), not the library's."""
+    from avemo.errors import ConfigError
+    from avemo.inference.predictor import load_predictor
+
+    with pytest.raises(CheckpointError) as err:
+        load_predictor(tmp_path / "nowhere", device="cpu")
+    assert str(err.value) == f"{tmp_path / 'nowhere'}: no such checkpoint" and err.value.option is None
+    for options, message in (({"engine": "tensorrt"}, "engine must be one of torch, onnx, got 'tensorrt'"),
+                             ({"model": frame_checkpoint, "engine": "onnx"},
+                              "engine onnx runs the bundled model only; a zoo checkpoint (model) runs on torch")):
+        with pytest.raises(ConfigError) as err:
+            load_predictor(**options)
+        assert str(err.value) == message

@@ -91,11 +91,11 @@ def test_serve_the_onnx_engine(started, make_clip, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--engine", "tensorrt"], "--engine must be one of torch, onnx, got 'tensorrt'"),
-        (["--model", "RUN", "--engine", "onnx"], "--engine onnx runs the bundled model only"),
-        (["--model", "MISSING"], "--model MISSING: no such checkpoint"),
+        (["--engine", "tensorrt"], "engine must be one of torch, onnx, got 'tensorrt'"),
+        (["--model", "RUN", "--engine", "onnx"], "engine onnx runs the bundled model only"),
+        (["--model", "MISSING"], "--model MISSING: no such checkpoint"),  # the CLI names the option
         (["--model", "RUN", "--device", "abacus"], "unknown device 'abacus'"),
-        (["--config", "CONFIG"], "--engine must be one of torch, onnx, got 'gpu'"),
+        (["--config", "CONFIG"], "engine must be one of torch, onnx, got 'gpu'"),  # a key, not --engine
     ],
 )
 def test_bad_model_choices_stop_serve_in_one_line_before_it_starts(args, message, trained, started, tmp_path,

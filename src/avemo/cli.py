@@ -777,6 +777,21 @@ DEVICE_HELP = "auto (GPU when present), cpu, cuda..."
 _SERVE = ServeSettings()  # the defaults shown by `serve --help` and `predict --help`
 
 
+@contextlib.contextmanager
+def _options_naming_files(options: dict[str, Path | None]):
+    """A library error about a file or folder that one of ``options`` (option -> value) gave, or
+    about a file inside it, says which option: ``--model RUN: no such checkpoint`` (the library's
+    own message names the file only, :class:`~avemo.errors.AvemoError`)."""
+    try:
+        yield
+    except AvemoError as exc:
+        if exc.path is not None and exc.option is None:
+            where = Path(exc.path)
+            exc.option = next((option for option, value in options.items() if value is not None and
+                               (where == Path(value) or Path(value) in where.parents)), None)
+        raise
+
+
 def _check_grid(window: float | None, hop: float | None) -> None:
     """Refuse a bad --window / --hop before the model loads (the model's own values fill the gaps)."""
     from avemo.inference.windows import WindowGrid
@@ -834,7 +849,9 @@ def predict(
     if not files:
         raise AvemoError(problems[0][1] if problems else "no input files", problems[0][0] if problems else None)
     with OutputFile(out) if out is not None else contextlib.nullcontext() as output:
-        predictor = load_predictor(model, engine=engine, device=device, text_model=text_model, with_text=with_text)
+        with _options_naming_files({"--model": model, "--text-model": text_model}):
+            predictor = load_predictor(model, engine=engine, device=device, text_model=text_model,
+                                       with_text=with_text)
         if transcribe or with_text:  # missing weights fail here, once, not on every file
             from avemo.inference.transcripts import load_recogniser_now
 
@@ -1002,7 +1019,9 @@ def serve(
     served = escape(settings.model) if settings.model else f"the bundled model ({settings.engine} engine)"
     console_err.print(f"avemo: loading {served}, then serving {settings.modalities.replace(',', ', ')} on "
                       f"http://{settings.host}:{settings.port}/ (Ctrl-C stops)", soft_wrap=True)
-    run_server(settings, predictor=settings.load_predictor())
+    with _options_naming_files({"--model": model, "--text-model": text_model}):
+        predictor = settings.load_predictor()
+    run_server(settings, predictor=predictor)
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ def collect_inputs(
     from avemo.datasets import read_dataset
 
     if path.is_file():
-        raise DatasetError(f"--dataset {dataset} needs a folder, got a file", path)
+        raise DatasetError(f"a {dataset} dataset is a folder, not a file", path)
     options = {"labels_csv": labels_csv} if labels_csv is not None else {}
     scan = read_dataset(dataset, path, **options)
     return list(scan.clips), [(Path(s.path), s.reason) for s in scan.skipped]

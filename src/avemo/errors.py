@@ -12,7 +12,14 @@ from os import PathLike
 
 
 class AvemoError(Exception):
-    """Base class: ``reason`` says what is wrong, ``path`` (optional) which file."""
+    """Base class: ``reason`` says what is wrong, ``path`` (optional) which file.
+
+    A library error names the file and the reason, never a command-line option (a caller of
+    :class:`~avemo.inference.predictor.Predictor` gave no option); the CLI sets ``option`` to the
+    option that named ``path`` (``--model``), shown before it: ``--model RUN: no such checkpoint``."""
+
+    #: the command-line option that gave ``path``, when the CLI knows it
+    option: str | None = None
 
     def __init__(self, reason: str, path: str | PathLike[str] | None = None):
         super().__init__(reason)
@@ -20,7 +27,8 @@ class AvemoError(Exception):
         self.path = None if path is None else " ".join(str(path).splitlines())
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}" if self.path else self.reason
+        where = f"{self.option} {self.path}" if self.option and self.path else self.path
+        return f"{where}: {self.reason}" if where else self.reason
 
 
 class MediaError(AvemoError):

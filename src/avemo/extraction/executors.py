@@ -259,7 +259,7 @@ class RayExecutor:
     def __init__(self, workers: int = 2, address: str | None = None, chunk_size: int | None = None,
                  max_retries: int = 3):
         if workers < 1:
-            raise ConfigError(f"--workers must be at least 1, got {workers}")
+            raise ConfigError(f"workers must be at least 1, got {workers}")
         if chunk_size is not None and chunk_size < 1:
             raise ConfigError(f"chunk_size must be at least 1, got {chunk_size}")
         self.workers = workers
@@ -316,10 +316,10 @@ def _settle_lost(
 
 def get_executor(name: str, *, workers: int = 1, address: str | None = None) -> Executor:
     if workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {workers}")
+        raise ConfigError(f"workers must be at least 1, got {workers}")
     if name == "local":
         if address is not None:
-            raise ConfigError("--address is only meaningful with --executor ray")
+            raise ConfigError(f"an address ({address}) is only meaningful with the ray executor, not local")
         return InProcessExecutor() if workers == 1 else ProcessPoolRunner(workers)
     if name == "ray":
         return RayExecutor(workers=workers, address=address)

@@ -54,7 +54,9 @@ class WindowScores:
     ``calm`` from ``neutral`` (see :func:`~avemo.inference.fusion.decide`); ``speech`` the share of each
     window that is speech (NaN where no VAD listened to it). A window with neither probabilities nor
     a speech share is left out of the timeline; one with a speech share only is shown without emotion.
-    ``crowd``: the crowd detector's score of each window (:mod:`avemo.inference.crowd`).
+    ``crowd``: the crowd detector's score of each window (:mod:`avemo.inference.crowd`);
+    ``crowd_gated``: the windows whose voice the crowd gate took out: their score is at or above the
+    threshold, or the gate switched off the audio of the whole clip and they had a vote (enough speech).
     """
 
     bounds: np.ndarray  # (K, 2) start, end in seconds
@@ -63,6 +65,7 @@ class WindowScores:
     calm_decided: np.ndarray  # (K,) bool
     speech: np.ndarray | None = None  # (K,) share of speech, NaN where unknown; None: no VAD ran
     crowd: np.ndarray | None = None  # (K,) crowd score, NaN where unknown; None: no crowd detector
+    crowd_gated: np.ndarray | None = None  # (K,) bool, the crowd gate took the voice out; None: no detector
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ class ExpertsBackend:
         shares = np.full(n, np.nan) if speech is None else speech.window_fractions(bounds)
         detector = getattr(self.audio, "crowd", None)
         crowd = None if detector is None else np.full(n, np.nan)
+        gated = None if detector is None else np.zeros(n, bool)
         if audio_out is not None:
             keep = audio_out.window_index < n
             audio_windows[audio_out.window_index[keep]] = audio_out.window_logits[keep]
@@ -129,11 +133,14 @@ class ExpertsBackend:
                 audio_windows[~speech_gate(shares, self.speech_share)] = np.nan  # no speech: no audio term
             if crowd is not None and audio_out.window_crowd is not None:
                 crowd[audio_out.window_index[keep]] = audio_out.window_crowd[keep]
+                voting = ~np.isnan(audio_windows).any(axis=1)
                 reason = _crowd_gate(audio_windows, crowd, audio_out.clip_crowd, detector.threshold)
+                gated = np.nan_to_num(crowd, nan=-1.0) >= detector.threshold
                 if reason is not None:  # a crowd, not a speaker: the audio modality is not used
                     reasons["audio"] = reason
                     warnings.append(f"audio not used: {reason}")
                     audio_out = None
+                    gated |= voting  # the windows below the threshold lost their vote to the clip's crowd
         video_windows = self.video.pooled(video_out, bounds) if used_video else None
         rows = _fuse(self.fusion, audio_windows if audio_out is not None else None, video_windows, n, c)
         # the clip: both experts, then each one alone (its calibrated distribution, reported per modality)
@@ -155,7 +162,7 @@ class ExpertsBackend:
         return BackendResult(
             duration=duration, probabilities=clip, calm_decided=audio_out is not None,
             windows=WindowScores(bounds, rows, {"audio": has_audio, "video": has_video}, calm_decided=has_audio,
-                                 speech=None if speech is None else shares, crowd=crowd),
+                                 speech=None if speech is None else shares, crowd=crowd, crowd_gated=gated),
             modalities=modalities, face_coverage=video_out.coverage if video_out is not None else None,
             warnings=tuple(warnings), speech=None if speech is None else _share(speech),
         )

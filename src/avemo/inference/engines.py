@@ -27,12 +27,14 @@ ENGINES = ("torch", "onnx")
 
 
 def check_engine(engine: str, checkpoint: bool = False) -> None:
-    """Refuse an unknown engine, and any engine but torch for a zoo checkpoint (the options ``--engine``
-    and ``--model`` of ``avemo predict`` and ``avemo serve``, and the keys of the serve settings)."""
+    """Refuse an unknown engine, and any engine but torch for a zoo checkpoint (``engine`` and ``model``
+    of :func:`~avemo.inference.predictor.load_predictor` and of the serve settings; the options
+    ``--engine`` and ``--model`` of ``avemo predict`` and ``avemo serve``). The messages name the
+    value, not an option: the caller may be Python code."""
     if engine not in ENGINES:
-        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if checkpoint and engine != "torch":
-        raise ConfigError(f"--engine {engine} runs the bundled model only; --model checkpoints run on torch")
+        raise ConfigError(f"engine {engine} runs the bundled model only; a zoo checkpoint (model) runs on torch")
 
 
 class Engine(ABC):

@@ -16,7 +16,8 @@
   one, and the timeline (every window for short clips, runs of the same emotion for long ones; with
   the words said in each, and each window's crowd score); an uncertain result or window is marked
   ``?``, one without emotion reads "no emotion (no speech, no face)", a window without emotion reads
-  "no speech", or "crowd" when the crowd gate took its voice out (:func:`crowd_gated`).
+  "no speech", or "crowd" when the crowd gate took its voice out (the window's ``crowd_gated``: by its
+  own score, or by the decision of a clip that is mostly a crowd).
 """
 
 from __future__ import annotations
@@ -92,15 +93,8 @@ def _share(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
-def crowd_gated(window, prediction: Prediction) -> bool:
-    """Whether the crowd gate took the voice out of ``window``: its crowd score reaches the model's
-    ``crowd_threshold`` and the voice did not vote (as the web page shows it)."""
-    threshold = prediction.model.get("crowd_threshold")
-    return threshold is not None and window.crowd is not None and window.crowd >= threshold and not window.audio
-
-
-def _no_emotion(window, prediction: Prediction) -> str:
-    return CROWD if crowd_gated(window, prediction) else NO_EMOTION
+def _no_emotion(window) -> str:
+    return CROWD if window.crowd_gated else NO_EMOTION
 
 
 def _bar(p: float, width: int = 20) -> str:
@@ -114,7 +108,7 @@ def runs(prediction: Prediction) -> list[tuple[float, float, str, float, int]]:
     out: list[list] = []
     for w in prediction.timeline:
         p = float(w.probabilities[w.emotion]) if w.emotion is not None else 0.0
-        emotion = w.emotion or _no_emotion(w, prediction)
+        emotion = w.emotion or _no_emotion(w)
         if out and out[-1][2] == emotion and w.start <= out[-1][1] + 1e-6:
             run = out[-1]
             run[1] = w.end
@@ -170,10 +164,10 @@ def render(prediction: Prediction, console) -> None:
         timeline = Table("start", "end", "emotion", "p", "audio", "video", "speech", *crowd, *said, title="timeline",
                          title_justify="left")
         for w in p.timeline:
-            emotion = _no_emotion(w, p) if w.emotion is None else w.emotion + (" ?" if w.uncertain else "")
+            emotion = _no_emotion(w) if w.emotion is None else w.emotion + (" ?" if w.uncertain else "")
             timeline.add_row(f"{w.start:.1f}", f"{w.end:.1f}", emotion,
                              "" if w.emotion is None else f"{w.probabilities[w.emotion]:.2f}",
-                             "✓" if w.audio else CROWD if crowd_gated(w, p) else "-", "✓" if w.video else "-",
+                             "✓" if w.audio else CROWD if w.crowd_gated else "-", "✓" if w.video else "-",
                              "" if w.speech is None else f"{100 * w.speech:.0f} %",
                              *(["" if w.crowd is None else f"{100 * w.crowd:.0f} %"] if crowd else []),
                              *([escape(w.text or "")] if said else []))

@@ -263,6 +263,7 @@ class Predictor:
         w = result.windows
         speech = np.full(len(w.bounds), np.nan) if w.speech is None else w.speech
         crowd = np.full(len(w.bounds), np.nan) if w.crowd is None else w.crowd
+        gated = np.zeros(len(w.bounds), bool) if w.crowd_gated is None else w.crowd_gated
         flags = uncertain(w.probabilities, self.abstention.tau)
         timeline = tuple(
             WindowPrediction(
@@ -272,7 +273,7 @@ class Predictor:
                 audio=bool(w.present["audio"][k]), video=bool(w.present["video"][k]),
                 uncertain=bool(flags[k]), speech=None if np.isnan(speech[k]) else float(speech[k]),
                 text=None if transcript is None else transcript.between(*w.bounds[k]),
-                crowd=None if np.isnan(crowd[k]) else float(crowd[k]),
+                crowd=None if np.isnan(crowd[k]) else float(crowd[k]), crowd_gated=bool(gated[k]),
             )
             for k in range(len(w.bounds))
             for empty in [bool(np.isnan(w.probabilities[k]).any())]
@@ -336,15 +337,13 @@ def load_predictor(model: str | Path | None = None, *, engine: str = "torch", de
     """The predictor that ``avemo predict`` and ``avemo serve`` load from their options: the bundled
     model on ``engine`` (torch or onnx), or the zoo checkpoint ``model`` (``avemo train``; torch only),
     on ``device``; with the text expert attached when ``with_text`` or a ``text_model`` is given
-    (default: the bundled text model). Bad values fail here, before any work, in one line."""
+    (default: the bundled text model). Bad values fail here, before any work, in one line that names
+    the file and the reason (the CLI adds which of its options named the file)."""
     from avemo.inference.engines import check_engine
 
     check_engine(engine, checkpoint=model is not None)
     if model is not None:
-        try:
-            predictor = Predictor.from_checkpoint(model, device=device)
-        except CheckpointError as exc:  # say which option named the folder
-            raise CheckpointError(f"--model {exc}") from None
+        predictor = Predictor.from_checkpoint(model, device=device)
     else:
         predictor = Predictor.default(engine=engine, device=device)
     if with_text or text_model is not None:

@@ -27,7 +27,10 @@ its audio modality reads ``used: false`` with a reason saying "no speech".
 With a bundle that has a crowd detector (:mod:`avemo.inference.crowd`), each window with audio also
 has ``crowd``, the probability that several people talk at once there; a window at or above the
 detector's threshold (``model.crowd_threshold``) gets no audio term, and when most of the speech is such windows the audio
-modality reads ``used: false`` with a reason saying "several people talk at once".
+modality reads ``used: false`` with a reason saying "several people talk at once", and no window
+gets an audio term. Each window with ``crowd`` also has ``crowd_gated``: true where the crowd gate
+took the voice out, by the window's own score (at or above the threshold) or, in such a clip, by the
+clip's decision (a window below the threshold with enough speech to vote); false elsewhere.
 
 With ``transcribe=True`` (:mod:`avemo.inference.transcripts`) the prediction also has
 ``"transcript": {"text": "Dogs are sitting by the door.", "language": "en", "language_probability": 0.99,
@@ -76,6 +79,7 @@ class WindowPrediction:
     speech: float | None = None  # share of the window that is speech (None: not known)
     text: str | None = None  # the words said in the window, when the file was transcribed
     crowd: float | None = None  # the crowd detector's score (None: no detector, or no audio in the window)
+    crowd_gated: bool = False  # the crowd gate took the voice out (the window's score or the clip's decision)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -90,6 +94,7 @@ class WindowPrediction:
         }
         if self.crowd is not None:
             out["crowd"] = round(float(self.crowd), 3)
+            out["crowd_gated"] = self.crowd_gated
         if self.text is not None:
             out["text"] = self.text
         return out

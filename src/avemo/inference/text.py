@@ -77,7 +77,8 @@ def load_text_expert(path=None) -> TextExpert:
     from avemo.inference.text_emotion import DEFAULT_TEXT_MODEL, TextEmotion
 
     if path is None and not DEFAULT_TEXT_MODEL.is_dir():
-        raise CheckpointError("no text model ships with this package; give one (avemo predict --text-model RUN)",
+        raise CheckpointError("no text model ships with this package; give one (load_text_expert(RUN); "
+                              "avemo predict --text-model RUN)",
                               DEFAULT_TEXT_MODEL)
     return CheckpointTextExpert(TextEmotion.load(DEFAULT_TEXT_MODEL if path is None else path))
 

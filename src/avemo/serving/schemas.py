@@ -33,6 +33,10 @@ class WindowOut(BaseModel):
     crowd: float | None = Field(None, description="With a model that has a crowd detector: the probability that "
                                 "several people talk at once in this window (at or above the model's threshold, "
                                 "the window gets no audio vote); absent otherwise.")
+    crowd_gated: bool | None = Field(None, description="With crowd: whether the crowd gate took the voice out of "
+                                     "this window, by its own score (at or above the threshold) or because most "
+                                     "of the clip's speech is a crowd (the audio modality is then not used); "
+                                     "absent otherwise.")
 
 
 class WordOut(BaseModel):

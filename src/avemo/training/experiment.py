@@ -83,7 +83,7 @@ def load_data(
     options: dict[str, Any] = {"labels_csv": labels_csv} if labels_csv is not None else {}
     if protocol is not None:
         if dataset != "iemocap":
-            raise ConfigError(f"--protocol is for --dataset iemocap (iemocap4, iemocap6), not {dataset}")
+            raise ConfigError(f"protocol {protocol} is for the iemocap dataset (iemocap4, iemocap6), not {dataset}")
         options["protocol"] = protocol
     scan = read_dataset(dataset, root, **options)
     takes = list(pair_takes(scan.clips).values())
@@ -349,7 +349,7 @@ def resolve_split(
         val_speakers = qualify_speakers(val_speakers, speakers)
     if fold is None:
         if plan is not None:
-            raise ConfigError("--plan needs --fold")
+            raise ConfigError(f"plan {plan} needs a fold (which of its folds to run)")
         if val_speakers:
             val = list(val_speakers)
         elif data.corpora is not None:
@@ -365,7 +365,7 @@ def resolve_split(
         info = {"fold": None, "val_speakers": list(fold_obj.val)}
     else:
         if val_speakers:
-            raise ConfigError("--val-speakers cannot be combined with --fold (the plan fixes them)")
+            raise ConfigError("validation speakers cannot be given with a fold (the plan fixes them)")
         if plan is None:
             plan_obj = covering_plan(data.dataset, speakers) or make_plan(
                 speakers, 5, n_val=2, name=f"{data.dataset}_5fold", dataset=data.dataset)
@@ -374,7 +374,7 @@ def resolve_split(
         else:
             plan_obj = builtin_plan(str(plan))
         if not 1 <= fold <= len(plan_obj.folds):
-            raise ConfigError(f"--fold must be between 1 and {len(plan_obj.folds)} for plan {plan_obj.name}")
+            raise ConfigError(f"fold must be between 1 and {len(plan_obj.folds)} for plan {plan_obj.name}, got {fold}")
         fold_obj = plan_obj.folds[fold - 1]
         info = {"plan": plan_obj.name, "fold": fold, "test_speakers": list(fold_obj.test),
                 "val_speakers": list(fold_obj.val)}

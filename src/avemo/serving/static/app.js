@@ -319,7 +319,6 @@ function showTable(result) {
   const head = table.createTHead().insertRow();
   const said = result.transcript != null;
   // the crowd gate, shown as the speech gate is: its score per window, and "crowd" where it took the voice out
-  const threshold = result.model?.crowd_threshold ?? null;
   const crowd = result.timeline.some((w) => w.crowd != null);
   for (const title of ["start (s)", "end (s)", "emotion", ...emotions, "voice", "face", "speech",
     ...(crowd ? ["crowd"] : []), "uncertain", ...(said ? ["words"] : [])]) {
@@ -331,7 +330,7 @@ function showTable(result) {
   const body = table.createTBody();
   for (const w of result.timeline) {
     const row = body.insertRow();
-    const gated = crowded(w, threshold);
+    const gated = crowded(w);
     const cells = [w.start.toFixed(2), w.end.toFixed(2), w.emotion ?? (gated ? "crowd" : "no speech"),
       ...emotions.map((e) => (w.probabilities ? percent(w.probabilities[e]) : "")),
       w.audio ? "yes" : gated ? "no (crowd)" : "no", w.video ? "yes" : "no", w.speech == null ? "" : percent(w.speech),
@@ -423,7 +422,7 @@ function showResult(result) {
   const follow = (t) => {
     const w = state.chart.setTime(t);
     const words = w && w.text ? `, saying “${w.text}”` : "";
-    nowText.textContent = w ? `At ${formatSeconds(t)}: ${windowText(w, result.model?.crowd_threshold)}${words}` : "";
+    nowText.textContent = w ? `At ${formatSeconds(t)}: ${windowText(w)}${words}` : "";
   };
   state.chart = renderTimeline($("timeline-chart"), result, {
     onSeek: (t) => {

@@ -48,19 +48,20 @@ export function formatSeconds(t) {
 }
 
 /**
- * Whether the crowd gate took the voice out of window w: its crowd score (several people talk at
- * once) is at or above the model's threshold (result.model.crowd_threshold) and the voice did not vote.
+ * Whether the crowd gate took the voice out of window w (several people talk at once), as the server
+ * decided it (w.crowd_gated): the window's crowd score is at or above the model's threshold, or most
+ * of the clip's speech is a crowd and the clip's audio is not used at all.
  */
-export function crowded(w, threshold) {
-  return threshold != null && w.crowd != null && w.crowd >= threshold && !w.audio;
+export function crowded(w) {
+  return w.crowd_gated === true;
 }
 
 /**
  * "happy 71%", "happy 38% (uncertain)", or for a window without emotion "no speech", or "crowd
  * (several people talk at once)" when the crowd gate took its voice out.
  */
-export function windowText(w, threshold = null) {
-  if (!w.emotion) return crowded(w, threshold) ? "crowd (several people talk at once)" : "no speech";
+export function windowText(w) {
+  if (!w.emotion) return crowded(w) ? "crowd (several people talk at once)" : "no speech";
   return `${w.emotion} ${Math.round(100 * w.probabilities[w.emotion])}%${w.uncertain ? " (uncertain)" : ""}`;
 }
 
@@ -88,7 +89,6 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
   const lastEnd = timeline.length ? timeline[timeline.length - 1].end : 0;
   const duration = Math.max(result.duration ?? 0, lastEnd, 0.001);
   const step = timeline.length > 1 ? timeline[1].start - timeline[0].start : duration;
-  const threshold = result.model?.crowd_threshold ?? null;
 
   const W = 800, H = 280, M = { left: 44, right: 22, top: 26, bottom: 30 };
   const plotW = W - M.left - M.right, plotH = H - M.top - M.bottom;
@@ -123,12 +123,12 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
     const to = i === timeline.length - 1 ? w.end : (centres[i] + centres[i + 1]) / 2;
     const rect = el("rect", {
       x: x(from), y: 6, width: Math.max(0.5, x(to) - x(from)), height: 12,
-      fill: w.emotion ? colourOf(w.emotion, emotions.indexOf(w.emotion)) : crowded(w, threshold) ? "#a3a3a3" : "#ddd",
+      fill: w.emotion ? colourOf(w.emotion, emotions.indexOf(w.emotion)) : crowded(w) ? "#a3a3a3" : "#ddd",
       "fill-opacity": w.uncertain ? 0.45 : 1,
     }, ribbon);
     rect.dataset.emotion = w.emotion ?? "none";
-    if (crowded(w, threshold)) rect.dataset.gate = "crowd";
-    el("title", {}, rect).textContent = windowText(w, threshold);
+    if (crowded(w)) rect.dataset.gate = "crowd";
+    el("title", {}, rect).textContent = windowText(w);
   });
 
   // one line per emotion
@@ -170,7 +170,7 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
     cursor.setAttribute("x2", x(current));
     const w = windowAt(timeline, current);
     container.setAttribute("aria-valuenow", current.toFixed(2));
-    const what = !w ? "no window" : windowText(w, threshold);
+    const what = !w ? "no window" : windowText(w);
     container.setAttribute("aria-valuetext", `${formatSeconds(current)}: ${what}`);
     return w;
   }
