@@ -1,0 +1,101 @@
+"""avemo.memory: glibc's mmap threshold is fixed by a Predictor, which keeps the C heap of a long
+prediction from growing with the file (see the module docstring), without changing a prediction."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+glibc = pytest.mark.skipif(sys.platform != "linux" or __import__("platform").libc_ver()[0] != "glibc",
+                           reason="the mmap threshold is glibc's")
+
+# Where does a 2 MiB request come from once an 8 MiB mapped block was freed? glibc counts its mapped
+# blocks in mallinfo2().hblks: 1 more while the 2 MiB array lives = a mapping of its own, 0 = the heap.
+PROBE = """
+import ctypes, sys
+{setup}
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+if not hasattr(libc, "mallinfo2"):
+    sys.exit(3)
+libc.mallinfo2.restype = Info
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+libc.free(libc.malloc(8 << 20))  # a mapped block freed: glibc's dynamic threshold rises to 8 MiB
+before = libc.mallinfo2().hblks
+block = libc.malloc(2 << 20)
+print(libc.mallinfo2().hblks - before)
+"""
+
+
+def _mapped_blocks(setup: str = "", **env: str) -> int:
+    """How many new mappings a 2 MiB request made after an 8 MiB block was freed, in a fresh process."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_", "AVEMO_MMAP_THRESHOLD")}
+    environ.update(PYTHONPATH=str(REPO / "src"), **env)
+    done = subprocess.run([sys.executable, "-c", PROBE.format(setup=setup)], env=environ, capture_output=True,
+                          text=True)
+    if done.returncode == 3:
+        pytest.skip("this glibc has no mallinfo2 (before 2.33)")
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.split()[-1])
+
+
+SETUP = "from avemo.memory import bound_heap_growth; print(bound_heap_growth())"
+
+
+@glibc
+def test_without_it_glibc_serves_mid_sized_blocks_from_the_heap_after_a_big_one_was_freed():
+    """The behaviour that made the heap grow: the dynamic threshold rose, the 2 MiB block is not mapped."""
+    assert _mapped_blocks() == 0
+
+
+@glibc
+def test_bound_heap_growth_maps_every_block_above_1_mib():
+    assert _mapped_blocks(SETUP) == 1
+
+
+@glibc
+@pytest.mark.parametrize("env", [{"AVEMO_MMAP_THRESHOLD": "0"}, {"MALLOC_MMAP_THRESHOLD_": "16777216"}])
+def test_turned_off_or_the_users_own_setting_leaves_glibc_alone(env):
+    assert _mapped_blocks(SETUP, **env) == 0
+
+
+def test_a_predictor_bounds_the_heap_once(monkeypatch):
+    import avemo.memory as memory
+    from avemo.inference.predictor import Predictor
+    from avemo.inference.windows import WindowGrid
+
+    calls = []
+    monkeypatch.setattr(memory, "bound_heap_growth", lambda: calls.append(1) or 0)
+    Predictor(object(), labels=("neutral",), grid=WindowGrid(), model_info={})
+    assert calls == [1]
+    monkeypatch.undo()
+    expected = memory._threshold() if memory._glibc() and "MALLOC_MMAP_THRESHOLD_" not in os.environ else 0
+    assert memory.bound_heap_growth() == memory.bound_heap_growth() == expected
+
+
+def _predict_json(path: Path, **env: str) -> dict:
+    environ = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1", **env}
+    environ.pop("MALLOC_MMAP_THRESHOLD_", None)
+    done = subprocess.run([sys.executable, "-m", "avemo.cli", "predict", str(path), "-f", "json"], env=environ,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@glibc
+def test_predictions_are_identical_with_and_without_the_fixed_threshold(make_clip):
+    """35 s: two Whisper chunks, the second one placed differently in memory; same numbers to the bit."""
+    clip = make_clip("two_chunks.mp4", duration=35.0, size=(320, 240), fps=15, audio="speech")
+    fixed, dynamic = _predict_json(clip), _predict_json(clip, AVEMO_MMAP_THRESHOLD="0")
+    assert fixed["emotion"] is not None and len(fixed["timeline"]) == 69
+    assert fixed == dynamic
