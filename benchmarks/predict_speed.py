@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import assemble, load, machine, peak_rss_mb, versions  # noqa: E402
+from report import assemble, heap_mb, load, machine, peak_rss_mb, versions  # noqa: E402
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -53,7 +53,7 @@ def child_load(engine: str, onnx_dir: str) -> None:
                       "mediapipe": "mediapipe" in sys.modules}))
 
 
-def child_long(path: str, threads: str = "0") -> None:
+def child_long(path: str, threads: str = "0", modalities: str = "audio,video") -> None:
     if int(threads) > 0:
         import torch
 
@@ -63,9 +63,13 @@ def child_long(path: str, threads: str = "0") -> None:
     p = Predictor.default()
     base = peak_rss_mb()
     t = time.perf_counter()
-    r = p.predict(path)
-    print(json.dumps({"wall_s": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb(), "after_load_rss_mb": base,
-                      "windows": len(r.timeline), "duration": r.duration, "face_coverage": r.face_coverage}))
+    r = p.predict(path, modalities=modalities)
+    wall = time.perf_counter() - t
+    heap = heap_mb()
+    print(json.dumps({"wall_s": wall, "peak_rss_mb": peak_rss_mb(), "after_load_rss_mb": base,
+                      "heap_free_mb": None if heap is None else heap[1], "windows": len(r.timeline),
+                      "json_mb": len(json.dumps(r.to_dict())) / 2**20, "duration": r.duration,
+                      "face_coverage": r.face_coverage}))
 
 
 def run_child(*args: str, env: dict[str, str] | None = None) -> dict:
@@ -183,36 +187,50 @@ def long_input(work: Path, minutes: float, audio_only: bool) -> Path:
     return path
 
 
-def long_runs(work: Path, video_minutes: list[float], audio_minutes: list[float], threads: int) -> list[tuple]:
-    """(kind, minutes, child's figures, peak MB with glibc's dynamic mmap threshold) of each long input."""
-    out = []
+def long_runs(work: Path, video_minutes: list[float], audio_minutes: list[float], threads: int) -> list[dict]:
+    """The rows of the memory table: each long input with both experts, and with the dynamic mmap
+    threshold (``dynamic``: its peak MB); the shortest video also with each expert alone."""
+    rows = []
     for kind, lengths in (("video", video_minutes), ("WAV 48 kHz stereo", audio_minutes)):
         for minutes in lengths:
             path = str(long_input(work, minutes, audio_only=kind != "video"))
-            figures = run_child("long", path, str(threads))
-            dynamic = run_child("long", path, str(threads), env={"AVEMO_MMAP_THRESHOLD": "0"})["peak_rss_mb"]
-            out.append((kind, minutes, figures, dynamic))
-            print(f"{kind} {minutes:g} min: {figures}; peak with the dynamic threshold {dynamic:.0f} MB", flush=True)
-    return out
+            parts = [("audio,video", kind)]
+            if kind == "video" and minutes == min(lengths):  # what the peak is made of: each expert alone
+                parts += [("audio", "video, audio expert only"), ("video", "video, video expert only")]
+            for modalities, label in parts:
+                row = {"input": label, "minutes": minutes, **run_child("long", path, str(threads), modalities)}
+                if modalities == "audio,video":
+                    env = {"AVEMO_MMAP_THRESHOLD": "0"}
+                    row["dynamic"] = run_child("long", path, str(threads), modalities, env=env)["peak_rss_mb"]
+                rows.append(row)
+                print(row, flush=True)
+    return rows
 
 
-def _memory_lines(memory, threads: int) -> list[str]:
+def _memory_lines(rows: list[dict], threads: int) -> list[str]:
     """The long-input table of the report."""
     torch_threads = f"{threads} torch thread{'s' if threads > 1 else ''}" if threads > 0 else "torch's default threads"
     return [
         "Long inputs (video: 320x240, 15 fps, a face and a voice; WAV: 48 kHz stereo voice; generated), each "
         f"predicted in a fresh process with the torch engine and {torch_threads}. Peak RSS is the process's "
         "`VmHWM`; the last column runs the same file again with `AVEMO_MMAP_THRESHOLD=0`, glibc's dynamic mmap "
-        "threshold, which is how avemo ran before `avemo.memory` fixed it (see that module):",
+        "threshold, which is how avemo ran before `avemo.memory` fixed it (see that module). Free heap: glibc's "
+        "free heap bytes after the prediction (`mallinfo2`), what fragmentation holds; result JSON: the size of "
+        "the prediction's JSON, which grows with the timeline:",
         "",
-        "| input | length | wall s | real-time factor | windows | face coverage | RSS after load MB | peak RSS MB "
-        "| peak RSS MB, dynamic threshold |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-        *[f"| {kind} | {m:g} min | {d['wall_s']:.1f} | {d['wall_s'] / (60 * m):.3f} | {d['windows']} | "
-          f"{'' if d['face_coverage'] is None else format(d['face_coverage'], '.3f')} | {d['after_load_rss_mb']:.0f} "
-          f"| {d['peak_rss_mb']:.0f} | {dynamic:.0f} |" for kind, m, d, dynamic in memory],
+        "| input | length | wall s | real-time factor | windows | face coverage | RSS after load MB | free heap MB "
+        "| result JSON MB | peak RSS MB | peak RSS MB, dynamic threshold |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *[f"| {r['input']} | {r['minutes']:g} min | {r['wall_s']:.1f} | {r['wall_s'] / (60 * r['minutes']):.3f} | "
+          f"{r['windows']} | {_optional(r['face_coverage'], '.3f')} | {r['after_load_rss_mb']:.0f} | "
+          f"{_optional(r['heap_free_mb'], '.0f')} | {r['json_mb']:.2f} | {r['peak_rss_mb']:.0f} | "
+          f"{_optional(r.get('dynamic'), '.0f')} |" for r in rows],
         "",
     ]
+
+
+def _optional(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
 
 
 def _markdown(args, predictors, loads, bare: float, cli_start: float, rows, memory, load_start) -> list[str]:
