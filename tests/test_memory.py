@@ -99,3 +99,16 @@ def test_predictions_are_identical_with_and_without_the_fixed_threshold(make_cli
     fixed, dynamic = _predict_json(clip), _predict_json(clip, AVEMO_MMAP_THRESHOLD="0")
     assert fixed["emotion"] is not None and len(fixed["timeline"]) == 69
     assert fixed == dynamic
+
+
+def test_the_benchmark_reads_lengths_and_reports_each_long_input(benchmark_script):
+    script = benchmark_script("predict_speed")
+    assert script._minutes("1,10,30") == [1.0, 10.0, 30.0] and script._minutes("0") == [] == script._minutes("")
+    both = {"input": "video", "minutes": 30.0, "wall_s": 120.0, "windows": 3599, "face_coverage": 1.0,
+            "after_load_rss_mb": 446.0, "heap_free_mb": 12.4, "json_mb": 1.18, "peak_rss_mb": 850.2, "dynamic": 1037.8}
+    alone = {**both, "input": "video, audio expert only", "face_coverage": None, "heap_free_mb": None}
+    del alone["dynamic"]
+    lines = script._memory_lines([both, alone], threads=1)
+    assert "1 torch thread." in lines[0]
+    assert lines[4] == "| video | 30 min | 120.0 | 0.067 | 3599 | 1.000 | 446 | 12 | 1.18 | 850 | 1038 |"
+    assert lines[5] == "| video, audio expert only | 30 min | 120.0 | 0.067 | 3599 |  | 446 |  | 1.18 | 850 |  |"
