@@ -29,7 +29,6 @@ another threshold.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 import threading
@@ -59,7 +58,7 @@ def _glibc():
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the process's own symbols, libc's included (find_library would run ldconfig)
     except OSError:
         return None
     return libc if hasattr(libc, "mallopt") else None
