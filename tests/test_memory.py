@@ -92,6 +92,7 @@ def _predict_json(path: Path, **env: str) -> dict:
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 @glibc
 def test_predictions_are_identical_with_and_without_the_fixed_threshold(make_clip):
     """35 s: two Whisper chunks, the second one placed differently in memory; same numbers to the bit."""
