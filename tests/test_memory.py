@@ -16,8 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 glibc = pytest.mark.skipif(sys.platform != "linux" or __import__("platform").libc_ver()[0] != "glibc",
                            reason="the mmap threshold is glibc's")
 
-# Where does a 2 MiB request come from once an 8 MiB mapped block was freed? glibc counts its mapped
-# blocks in mallinfo2().hblks: 1 more while the 2 MiB array lives = a mapping of its own, 0 = the heap.
+# Where does a 12 MiB request come from once a 24 MiB mapped block was freed? glibc counts its mapped
+# blocks in mallinfo2().hblks: 1 more while the 12 MiB block lives = a mapping of its own, 0 = the heap.
 PROBE = """
 import ctypes, sys
 {setup}
@@ -30,23 +30,25 @@ if not hasattr(libc, "mallinfo2"):
 libc.mallinfo2.restype = Info
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
-libc.free(libc.malloc(8 << 20))  # a mapped block freed: glibc's dynamic threshold rises to 8 MiB
+libc.free(libc.malloc(24 << 20))  # a mapped block freed: glibc's dynamic threshold rises to 24 MiB
 before = libc.mallinfo2().hblks
-block = libc.malloc(2 << 20)
+block = libc.malloc(12 << 20)
 print(libc.mallinfo2().hblks - before)
 """
 
 
-def _mapped_blocks(setup: str = "", **env: str) -> int:
-    """How many new mappings a 2 MiB request made after an 8 MiB block was freed, in a fresh process."""
-    environ = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_", "AVEMO_MMAP_THRESHOLD")}
+def _mapped_blocks(setup: str = "", **env: str) -> list[int]:
+    """What ``setup`` printed (integers), then how many new mappings a 12 MiB request made after a 24 MiB
+    block was freed, in a fresh process."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
+                                                                 "AVEMO_MMAP_THRESHOLD")}
     environ.update(PYTHONPATH=str(REPO / "src"), **env)
     done = subprocess.run([sys.executable, "-c", PROBE.format(setup=setup)], env=environ, capture_output=True,
                           text=True)
     if done.returncode == 3:
         pytest.skip("this glibc has no mallinfo2 (before 2.33)")
     assert done.returncode == 0, done.stderr
-    return int(done.stdout.split()[-1])
+    return [int(x) for x in done.stdout.split()]
 
 
 SETUP = "from avemo.memory import bound_heap_growth; print(bound_heap_growth())"
@@ -54,19 +56,26 @@ SETUP = "from avemo.memory import bound_heap_growth; print(bound_heap_growth())"
 
 @glibc
 def test_without_it_glibc_serves_mid_sized_blocks_from_the_heap_after_a_big_one_was_freed():
-    """The behaviour that made the heap grow: the dynamic threshold rose, the 2 MiB block is not mapped."""
-    assert _mapped_blocks() == 0
+    """The behaviour that made the heap grow: the dynamic threshold rose, the 12 MiB block is not mapped."""
+    assert _mapped_blocks() == [0]
 
 
 @glibc
-def test_bound_heap_growth_maps_every_block_above_1_mib():
-    assert _mapped_blocks(SETUP) == 1
+def test_bound_heap_growth_maps_every_block_of_8_mib_and_more():
+    assert _mapped_blocks(SETUP) == [8 << 20, 1]
 
 
 @glibc
-@pytest.mark.parametrize("env", [{"AVEMO_MMAP_THRESHOLD": "0"}, {"MALLOC_MMAP_THRESHOLD_": "16777216"}])
-def test_turned_off_or_the_users_own_setting_leaves_glibc_alone(env):
-    assert _mapped_blocks(SETUP, **env) == 0
+def test_turned_off_it_leaves_glibc_alone():
+    assert _mapped_blocks(SETUP, AVEMO_MMAP_THRESHOLD="0") == [0, 0]
+
+
+@glibc
+@pytest.mark.parametrize("name", ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"])
+def test_the_users_own_glibc_setting_is_kept(name):
+    """avemo sets nothing (0); glibc does what the variable says: a 32 MiB mmap threshold keeps the 12 MiB
+    block on the heap; a trim threshold alone fixes the mmap threshold at its 128 KiB start (mapped)."""
+    assert _mapped_blocks(SETUP, **{name: str(32 << 20)}) == [0, 0 if name == "MALLOC_MMAP_THRESHOLD_" else 1]
 
 
 def test_a_predictor_bounds_the_heap_once(monkeypatch):
@@ -79,13 +88,15 @@ def test_a_predictor_bounds_the_heap_once(monkeypatch):
     Predictor(object(), labels=("neutral",), grid=WindowGrid(), model_info={})
     assert calls == [1]
     monkeypatch.undo()
-    expected = memory._threshold() if memory._glibc() and "MALLOC_MMAP_THRESHOLD_" not in os.environ else 0
+    own = {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"} & set(os.environ)
+    expected = min(memory._threshold(), 32 << 20) if memory._glibc() and not own else 0
     assert memory.bound_heap_growth() == memory.bound_heap_growth() == expected
 
 
 def _predict_json(path: Path, **env: str) -> dict:
     environ = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1", **env}
-    environ.pop("MALLOC_MMAP_THRESHOLD_", None)
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        environ.pop(name, None)
     done = subprocess.run([sys.executable, "-m", "avemo.cli", "predict", str(path), "-f", "json"], env=environ,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
