@@ -17,7 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ROOT / "docs" / "benchmarks"
-ORDER = ["extract_audio", "face_pipeline", "long_video", "scale_extraction", "predict", "serve", "gpu_train"]
+ORDER = ["extract_audio", "face_pipeline", "long_video", "scale_extraction", "predict", "heap_thresholds", "serve",
+         "gpu_train"]
 
 
 def machine() -> str:

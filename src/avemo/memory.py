@@ -1,34 +1,38 @@
 """Keep the C heap of a long prediction from growing with the file's length (glibc's mmap threshold).
 
 What grew. ``avemo predict`` keeps nothing per chunk or per frame of a long file (audio is encoded
-in 30 s chunks, frames are decoded one at a time; only a few floats per window are kept), yet its
-peak resident memory rose from 906 MB on a 1-minute video to 1045 MB on a 10-minute one (torch, one
-thread; ``docs/benchmarks/predict.md``). The bytes Python and the C code still used stayed flat
-(``tracemalloc`` and glibc's ``mallinfo2`` after each chunk: 127 MB in use); what grew was the
-*free* part of glibc's heap, 42 MB after the first chunk, 173 MB after seven, then flat: freed
+in 30 s chunks, frames are decoded one at a time; the result holds a few floats per window: its JSON
+is 2.4 MB per hour), yet its peak resident memory grew with the length: 910 MB for a 1-minute video,
+1001 MB for 10 minutes, 1100 MB for 30 (torch, one thread; ``docs/benchmarks/predict.md``, column
+"dynamic threshold"). What Python and the C code still used after each 30 s chunk stayed flat
+(``tracemalloc``, glibc's ``mallinfo2``); what grew was the *free* part of glibc's heaps: freed
 blocks the heap could not give back to the system.
 
 Why. glibc serves a request above ``M_MMAP_THRESHOLD`` (128 KiB at start) with a mapping of its own,
-returned to the system when freed, and a smaller one from its heap. The threshold is dynamic: each
+returned to the system when freed, and a smaller one from a heap. The threshold is dynamic: each
 time a mapped block is freed, it rises to that block's size (up to 32 MiB). The Whisper encoder's
-temporaries of a 30 s chunk are 3 to 30 MB each (hidden states of 1500 frames, the MLP's
-activations, the concatenated states); once the first of them was freed, the next ones came from
-the heap, interleaved with small long-lived blocks, and every chunk left holes a bigger block did
-not fit into, so the heap kept extending (Mallocinternals, glibc wiki; ``mallopt(3)``,
-``M_MMAP_THRESHOLD``).
+temporaries of a 30 s chunk are 3 to 72 MB each (per-layer tensors of 1500 frames, the MLP's
+activations, the concatenated states); once one of them was freed, the next ones below the new
+threshold came from a heap, between small long-lived blocks, and chunk after chunk left holes a
+bigger block did not fit into (``mallopt(3)``, ``M_MMAP_THRESHOLD``; "Malloc Internals", glibc wiki).
 
 The fix. :func:`bound_heap_growth` fixes the threshold at 8 MiB and the heap's trim threshold at twice
 that (glibc's own rule for its dynamic pair), with ``mallopt``; a fixed value turns the dynamic
-adjustment off. Blocks of 8 MiB and more (the encoder's 12 MB activations, its 21 MB states and their
-43 MB float64 copy) are mapped and given back when freed; smaller ones (decoded frames, 6 MB at 1080p
-RGB) stay on the heap, as they would after glibc's own warm-up, so a short clip costs no more page
-faults than before. A threshold of 1 MiB kept the peak a little lower but faulted 47,000 pages per
-4 s 720p prediction instead of 10,000 (0.1 s more system time). A
-:class:`~avemo.inference.predictor.Predictor` calls it when it is made. It changes where memory comes
-from, not what is computed (the same predictions, to the bit). It is a no-op outside glibc (macOS,
-Windows, musl), when the user set glibc's own ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_``,
-and with ``AVEMO_MMAP_THRESHOLD=0``; ``AVEMO_MMAP_THRESHOLD=BYTES`` picks another threshold (the trim
-threshold is twice it).
+adjustment off. Blocks of 8 MiB and more are mapped and given back when freed; smaller ones, decoded
+frames among them (2.7 MB at 720p, 6.2 MB at 1080p RGB), stay on a heap as they did. It lowers the
+peak (895 MB instead of 1001 for 10 minutes, 988 instead of 1100 for 30) and costs no page faults
+(fewer than before); it does not flatten it: the 3 MB per-layer tensors of the encoder, which runs in
+a thread of its own and so in a heap of its own, still fragment that heap. ``AVEMO_MMAP_THRESHOLD=1048576``
+(1 MiB) flattens it (the audio expert alone: 691 MB for 1 minute and 696 for 10, against 708 and 794
+at 8 MiB), but a 720p video then faults five times as many pages (63,000 instead of 13,000 per 4 s,
+0.16 s more system time): worth it for long audio or low-resolution files, not as the default
+(``docs/benchmarks/heap_thresholds.md``).
+
+A :class:`~avemo.inference.predictor.Predictor` calls :func:`bound_heap_growth` when it is made. It
+changes where memory comes from, not what is computed (the same predictions, to the bit). It is a
+no-op outside glibc (macOS, Windows, musl), when the user set glibc's own ``MALLOC_MMAP_THRESHOLD_``
+or ``MALLOC_TRIM_THRESHOLD_``, and with ``AVEMO_MMAP_THRESHOLD=0``; ``AVEMO_MMAP_THRESHOLD=BYTES``
+picks another threshold (the trim threshold is twice it).
 """
 
 from __future__ import annotations
