@@ -17,7 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ROOT / "docs" / "benchmarks"
-ORDER = ["extract_audio", "face_pipeline", "long_video", "scale_extraction", "predict", "serve", "gpu_train"]
+ORDER = ["extract_audio", "face_pipeline", "long_video", "scale_extraction", "predict", "heap_thresholds", "serve",
+         "gpu_train"]
 
 
 def machine() -> str:
@@ -69,6 +70,25 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def heap_mb() -> tuple[float, float] | None:
+    """(in use, free) MiB of glibc's heaps (``mallinfo2``: ``uordblks``, ``fordblks``; blocks mapped on
+    their own are not counted), or None without glibc 2.33+. Free heap that stays resident is what
+    fragmentation costs."""
+    import ctypes
+
+    class Info(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                   "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    try:
+        info = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    info.restype = Info
+    m = info()
+    return m.uordblks / 2**20, m.fordblks / 2**20
 
 
 def header(title: str, packages: tuple[str, ...] = ()) -> list[str]:

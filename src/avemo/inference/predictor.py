@@ -100,6 +100,9 @@ class Predictor:
     def __init__(self, backend: Backend, *, labels: Sequence[str], grid: WindowGrid, model_info: dict[str, Any],
                  bundle_dir: Path | None = None, meta: dict[str, Any] | None = None,
                  onnx_dir: Path | None = None, abstention: AbstentionConfig | None = None):
+        from avemo.memory import bound_heap_growth
+
+        bound_heap_growth()  # the heap of a long prediction must not grow with its length (avemo.memory)
         self._backend = backend
         self.labels = tuple(labels)
         self.grid = grid
