@@ -11,7 +11,7 @@ among the variants); it is not comparable to published test-split figures.
 
     python benchmarks/meld_text.py [--root ../shared/data/meld] [--variants sent_h0,sent_h3] [--epochs 30]
 
-Variants (``--variants``, comma-separated ``{tok|sent|ft1|ft2|ft4}_h<H>[_bal][_d3][_cng]``: the text input of
+Variants (``--variants``, comma-separated ``{tok|sent|ft1|ft2|ft4}_h<H>[_bal][_d3][_cng][_lr1e4]``: the text input of
 :data:`INPUTS`, the context window ``H``, the :data:`OPTIONS`) share the training configuration of
 :data:`TRAIN`.
 """
@@ -35,7 +35,7 @@ INPUTS: dict[str, tuple[dict, str]] = {
     "tok": ({}, "frozen MiniLM token states, Bi-LSTM + attention pooling (the paper's text branch)"),
     "sent": ({"text_feature": "minilm", "text_kind": "vector"}, "MiniLM sentence embedding, one dense layer"),
     **{f"ft{k}": ({"finetune_layers": k, "finetune_lr": 3e-5}, f"MiniLM token states with the top {k} "
-                  f"block{'s' if k > 1 else ''} fine-tuned (lr 3e-5), Bi-LSTM + attention pooling") for k in (1, 2, 4)},
+                  f"block{'s' if k > 1 else ''} fine-tuned (lr {{lr}}), Bi-LSTM + attention pooling") for k in (1, 2, 4)},
 }
 
 
@@ -44,11 +44,13 @@ OPTIONS: dict[str, tuple[dict, dict, str]] = {
     "bal": ({}, {"class_balance": "loss"}, "class-balanced loss"),
     "d3": ({"dropout": 0.3}, {}, "dropout 0.3"),
     "cng": ({"finetune_context_grad": False}, {}, "context through the fine-tuned blocks without gradient"),
+    "lr1e4": ({"finetune_lr": 1e-4}, {}, ""),  # shown in the input's "(lr ...)"
+    **{f"s{k}": ({}, {"seed": k}, f"seed {k}") for k in (1, 2)},  # seed 0 by default (:data:`TRAIN`)
 }
 
 
 def variant(name: str) -> tuple[dict, dict, str]:
-    """``{tok|sent|ft1|ft2|ft4}_h{H}[_bal][_d3][_cng]`` -> (model config, training overrides, description)."""
+    """``{tok|sent|ft1|ft2|ft4}_h{H}[_bal][_d3][_cng][_lr1e4]`` -> (model config, training overrides, description)."""
     parts = name.split("_")
     if len(parts) < 2 or parts[0] not in INPUTS or not parts[1].startswith("h") or not parts[1][1:].isdigit() \
             or any(p not in OPTIONS for p in parts[2:]):
@@ -61,8 +63,9 @@ def variant(name: str) -> tuple[dict, dict, str]:
         more, train_more, text = OPTIONS[option]
         model_config.update(more)
         overrides.update(train_more)
-        description += f", {text}"
-    return model_config, overrides, description
+        description += f", {text}" if text else ""
+    lr = model_config.get("finetune_lr")
+    return model_config, overrides, description.replace("{lr}", f"{lr:.0e}".replace("e-0", "e-") if lr else "")
 
 
 #: paper 002 §5.1: Adam, batch 32, lr 3e-4, L2 5e-5; selection on dev weighted F1 (MELD's metric)
@@ -71,16 +74,31 @@ TRAIN = {"optimizer": "adamw", "batch_size": 32, "lr": 3e-4, "weight_decay": 5e-
 OUT = ROOT / "docs" / "results" / "meld_text"
 
 
-def run_variant(name: str, data, train, dev, cache, epochs: int) -> dict:
+def save_probabilities(folder: Path, name: str, run) -> None:
+    """The best epoch's dev probabilities of variant ``name`` (for :func:`ensemble_row`), outside the repo."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"{name}.tmp.npz"
+    np.savez(tmp, probabilities=run.test_probabilities, labels=run.test_labels, keys=np.array(run.test_takes))
+    os.replace(tmp, folder / f"{name}.npz")
+
+
+def run_variant(name: str, data, train, dev, cache, epochs: int, patience: int = TRAIN["patience"],
+                probs: Path | None = None) -> dict:
+    """Train variant ``name`` and return its row; ``probs``: a folder for its dev probabilities
+    (dev then also runs as the test split, i.e. predicted once more by the best epoch's weights)."""
     from avemo import config as cfg
     from avemo.training import TrainConfig, train_run
 
     model_config, overrides, description = variant(name)
-    train_config = cfg.from_dict(TrainConfig, {**TRAIN, "epochs": epochs, **overrides}, where=name)
+    train_config = cfg.from_dict(TrainConfig, {**TRAIN, "epochs": epochs, "patience": patience, **overrides}, where=name)
     t0 = time.perf_counter()
-    run = train_run("gao_dialogue", data, train_takes=train, val_takes=dev, model_config=model_config,
-                    train_config=train_config, cache=cache, plots=False,
+    run = train_run("gao_dialogue", data, train_takes=train, val_takes=dev, test_takes=dev if probs else (),
+                    model_config=model_config, train_config=train_config, cache=cache, plots=False,
                     on_epoch=lambda row: print(name, {k: round(v, 4) for k, v in row.items()}, flush=True))
+    if probs:
+        save_probabilities(probs, name, run)
     m = run.val
     return {
         "variant": name, "description": description, "model_config": model_config,
@@ -190,6 +208,10 @@ def main() -> None:
     parser.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "meld"))
     parser.add_argument("--variants", default="sent_h0,sent_h3")
     parser.add_argument("--epochs", type=int, default=TRAIN["epochs"])
+    parser.add_argument("--patience", type=int, default=TRAIN["patience"],
+                        help="epochs without a better dev weighted F1 before training stops")
+    parser.add_argument("--probs", type=Path, default=None,
+                        help="save each variant's dev probabilities to this folder (outside the repo), for --ensemble")
     parser.add_argument("--append", action="store_true",
                         help="keep the rows of other variants already in docs/results/meld_text.json")
     parser.add_argument("--threads", type=int, default=1,
@@ -219,7 +241,7 @@ def main() -> None:
     cache = FeatureCache()
     rows = []
     for name in names:
-        rows.append(run_variant(name, data, train, dev, cache, args.epochs))
+        rows.append(run_variant(name, data, train, dev, cache, args.epochs, args.patience, args.probs))
         done = {r["variant"] for r in rows}
         kept = []  # read again before each write: another run may have appended meanwhile
         if args.append and OUT.with_suffix(".json").is_file():
