@@ -11,7 +11,7 @@ among the variants); it is not comparable to published test-split figures.
 
     python benchmarks/meld_text.py [--root ../shared/data/meld] [--variants sent_h0,sent_h3] [--epochs 30]
 
-Variants (``--variants``, comma-separated ``{tok|sent|ft1|ft2|ft4}_h<H>[_bal][_d3][_cng][_lr1e4]``: the text input of
+Variants (``--variants``, comma-separated ``{tok|sent|ft1|ft2|ft4}_h<H>[_bal][_d3][_cng][_lr1e4][_ctxenc][_s1|_s2]``: the text input of
 :data:`INPUTS`, the context window ``H``, the :data:`OPTIONS`) share the training configuration of
 :data:`TRAIN`.
 """
@@ -45,12 +45,14 @@ OPTIONS: dict[str, tuple[dict, dict, str]] = {
     "d3": ({"dropout": 0.3}, {}, "dropout 0.3"),
     "cng": ({"finetune_context_grad": False}, {}, "context through the fine-tuned blocks without gradient"),
     "lr1e4": ({"finetune_lr": 1e-4}, {}, ""),  # shown in the input's "(lr ...)"
+    "ctxenc": ({"encoder_context": True}, {}, "the fine-tuned blocks run over the context and the current utterance "
+               "together (EmoBERTa-style, a departure from the paper)"),
     **{f"s{k}": ({}, {"seed": k}, f"seed {k}") for k in (1, 2)},  # seed 0 by default (:data:`TRAIN`)
 }
 
 
 def variant(name: str) -> tuple[dict, dict, str]:
-    """``{tok|sent|ft1|ft2|ft4}_h{H}[_bal][_d3][_cng][_lr1e4]`` -> (model config, training overrides, description)."""
+    """``{tok|sent|ft1|ft2|ft4}_h{H}[_bal][_d3][_cng][_lr1e4][_ctxenc][_s1|_s2]`` -> (model config, training overrides, description)."""
     parts = name.split("_")
     if len(parts) < 2 or parts[0] not in INPUTS or not parts[1].startswith("h") or not parts[1][1:].isdigit() \
             or any(p not in OPTIONS for p in parts[2:]):
@@ -107,6 +109,36 @@ def run_variant(name: str, data, train, dev, cache, epochs: int, patience: int =
         "n_dev": m.n, "best_epoch": run.best_epoch, "epochs_run": len(run.history), "params": run.params,
         "train_seconds": round(run.train_seconds, 1), "wall_seconds": round(time.perf_counter() - t0, 1),
         "skipped": len(run.failed), "confusion": m.confusion, "labels": m.labels,
+        "command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def ensemble_row(names: list[str], folder: Path, rows: list[dict]) -> dict:
+    """A row for the mean of the dev probabilities that :func:`save_probabilities` kept for ``names``
+    (variants already in ``rows``; e.g. one variant under several seeds)."""
+    import numpy as np
+
+    from avemo.metrics import compute_metrics
+
+    members = [next((r for r in rows if r["variant"] == n), None) for n in names]
+    files = [Path(folder or "") / f"{n}.npz" for n in names]
+    saved = [np.load(f) for f in files if folder and f.is_file()]
+    if None in members or len(saved) != len(names) or any(list(s["keys"]) != list(saved[0]["keys"]) for s in saved):
+        raise SystemExit(f"--ensemble: every one of {names} needs its row and its dev probabilities "
+                         f"in --probs {folder}, on the same utterances")
+    m = compute_metrics(saved[0]["labels"], np.mean([s["probabilities"] for s in saved], axis=0), members[0]["labels"])
+
+    def joined(get) -> str:
+        return "+".join(str(get(r)) for r in members)
+
+    return {
+        "variant": "ens_" + "+".join(names), "context": members[0]["context"],
+        "description": f"**ensemble**: the mean of the dev probabilities of {len(names)} runs",
+        "dev_weighted_f1": m.weighted_f1, "dev_accuracy": m.accuracy, "dev_macro_f1": m.macro_f1,
+        "dev_uar": m.uar, "n_dev": m.n, "best_epoch": joined(lambda r: r["best_epoch"]),
+        "epochs_run": joined(lambda r: r["epochs_run"]),
+        "train_config": {"epochs": joined(lambda r: r["train_config"]["epochs"])},
+        "train_seconds": sum(r["train_seconds"] for r in members), "confusion": m.confusion, "labels": m.labels,
         "command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
 
@@ -216,12 +248,18 @@ def main() -> None:
                         help="keep the rows of other variants already in docs/results/meld_text.json")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: on the shared, loaded 2-core machine 2 threads were 10x slower)")
+    parser.add_argument("--ensemble", default="",
+                        help="comma-separated variants already run with --probs: add the row of their mean (no training)")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite docs/results/meld_text.md from its JSON (no training)")
     args = parser.parse_args()
-    if args.report_only:
+    if args.report_only or args.ensemble:
         saved = json.loads(OUT.with_suffix(".json").read_text())
-        write_report(saved["rows"], saved["header"])
+        rows = saved["rows"]
+        if args.ensemble:
+            row = ensemble_row([v.strip() for v in args.ensemble.split(",") if v.strip()], args.probs, rows)
+            rows = [r for r in rows if r["variant"] != row["variant"]] + [row]
+        write_report(rows, saved["header"])
         return
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     for name in names:
