@@ -144,19 +144,24 @@ def ensemble_row(names: list[str], folder: Path, rows: list[dict]) -> dict:
 
 
 def context_lines(rows: list[dict]) -> list[str]:
-    """The contribution of context per text input: the best H > 0 against H = 0 (dev weighted F1).
-    ``_cng`` counts as no option (at H = 0 it changes nothing)."""
+    """The contribution of context per text input and options: the best H > 0 against H = 0 (dev
+    weighted F1), seed 0. ``_cng`` and ``_ctxenc`` count as no option (at H = 0 they change nothing)."""
+    groups: dict[tuple[str, ...], list[dict]] = {}
+    for r in rows:
+        prefix, _, *options = r["variant"].split("_")
+        if prefix in INPUTS and not {"s1", "s2"} & set(options):
+            groups.setdefault((prefix, *(o for o in options if o not in ("cng", "ctxenc"))), []).append(r)
     out = []
-    for prefix in INPUTS:
-        same = [r for r in rows if r["variant"].split("_")[0] == prefix
-                and len([p for p in r["variant"].split("_") if p != "cng"]) == 2]
+    for key, same in groups.items():
         base = [r for r in same if r["context"] == 0]
         with_context = [r for r in same if r["context"] > 0]
         if base and with_context:
             best = max(with_context, key=lambda r: r["dev_weighted_f1"])
             gain = 100 * (best["dev_weighted_f1"] - base[0]["dev_weighted_f1"])
-            out.append(f"- Context, `{prefix}`: H = {best['context']} gives {gain:+.1f} points of dev weighted F1 "
-                       f"over H = 0 ({100 * best['dev_weighted_f1']:.1f} % vs {100 * base[0]['dev_weighted_f1']:.1f} %).")
+            name = "_".join((key[0], "h*", *key[1:])) if len(key) > 1 else key[0]
+            out.append(f"- Context, `{name}`: H = {best['context']} (`{best['variant']}`) gives {gain:+.1f} points of "
+                       f"dev weighted F1 over H = 0 ({100 * best['dev_weighted_f1']:.1f} % vs "
+                       f"{100 * base[0]['dev_weighted_f1']:.1f} %).")
     return out
 
 
