@@ -174,7 +174,7 @@ def context_lines(rows: list[dict]) -> list[str]:
 NOTES = [
     "- The target of 60 % dev weighted F1 is not reached. The best run, `ft2_h3_cng_lr1e4` (the top 2 blocks "
     "fine-tuned at lr 1e-4 for 6 epochs, H = 3), reaches 58.1 % weighted F1 and 60.0 % accuracy, 1.9 points short; "
-    "its other seeds reach 56.0 % (seed 1, stopped early, see below) and 56.7 % (seed 2), so seed 0's figure is the "
+    "its other seeds reach 56.0 % (seed 1, stopped early, see below) and 56.6 % (seed 2), so seed 0's figure is the "
     "top of a spread of about 2 points (mean of the three 56.9 %). The mean of the seeds' dev probabilities reaches "
     "58.0 % (seeds 0 and 2, accuracy 60.1 %) and 58.5 % with all three (accuracy 61.1 %), the best figure here, "
     "still 1.5 points short. Frozen all-MiniLM-L6-v2 features reach "
@@ -187,12 +187,13 @@ NOTES = [
     "by patience 3 at epoch 6 with 94 % training accuracy and the dev loss up from 1.20 to 2.04), no better than "
     "4 epochs at lr 3e-5 (`ft2_h0`, 55.1 %): the context's contribution grows with the longer schedule "
     "(+3.2 points against +0.8). With one fine-tuned block the longer schedule gains less at H = 3 "
-    "(`ft1_h3_cng_lr1e4`: 55.6 % at epoch 6, against 54.4 % for 3 epochs at lr 3e-5).",
+    "(`ft1_h3_cng_lr1e4`: 55.6 % at epoch 6, against 54.4 % for 3 epochs at lr 3e-5), and without context it "
+    "does a little worse than at lr 3e-5 (`ft1_h0_lr1e4`: 54.9 % at epoch 5 of 6, against 55.4 %).",
     "- Seeds: `ft2_h3_cng_lr1e4_s1` (seed 1) ran with `--patience 2`, which stopped it at epoch 3 (best epoch 1, "
     "56.0 %; epochs 2-3 at 53.7 and 55.0 %) before the low-lr epochs of the cosine schedule that took seed 0 from "
     "56 to 58 %: it is an early-stopped run, not the 6-epoch schedule. `_s2` (seed 2) ran all 6 epochs "
     "(`--patience 6`; seed 0's patience of 2 never triggered, so the two had the same schedule) and peaked at "
-    "epoch 3 (56.7 %; 55.6 % at epoch 6): seed 0's best-at-the-last-epoch is not the rule. The ensemble "
+    "epoch 3 (56.6 %; 55.6 % at epoch 6): seed 0's best-at-the-last-epoch is not the rule. The ensemble "
     "rows (`ens_*`, **ensemble** in the table) average the best epochs' dev probabilities of their runs "
     "(`--probs DIR` keeps them, `--ensemble a,b` adds the row): selected on dev like every row.",
     "- Context inside the encoder (`_ctxenc`, `encoder_context=true`; a departure from paper 002, off by "
@@ -206,9 +207,11 @@ NOTES = [
     "best epoch the last (49.4, 52.1, 53.8, 56.0 %); an epoch cost about the same as one of `ft2_h3_cng_lr1e4` "
     "run beside it (461 s against 438 s). At lr 1e-4 for 6 epochs, where the published form gained 2.2 points, "
     "it was not run: after the seed runs there was not time enough for it before the deadline.",
-    "- Load: the issue-13 runs (`_lr1e4`, `_ctxenc`, `_s1`, `_s2`) ran two at a time, with other jobs on the "
+    "- Load: the issue-13 runs (`_lr1e4`, `_ctxenc`, `_s1`, `_s2`; on a 2-core Intel Xeon machine, the earlier "
+    "rows on a 2-core AMD EPYC) ran two at a time, with other jobs on the "
     "2 cores: load average (1 min) 1.5-7 until 03:57 (`ft2_h0_lr1e4`, `ft2_h3_cng_lr1e4`, `ft2_h3_ctxenc`, "
-    "`_s1`), 0.7-2.2 after (`_s2`, `ft1_h3_cng_lr1e4`), read every minute; their seconds are indicative only.",
+    "`_s1`), 0.7-2.2 after (`_s2`, `ft1_h3_cng_lr1e4`, then `ft1_h0_lr1e4` alone), read every minute; their "
+    "seconds are indicative only.",
     "- The lr 3e-5 runs: frozen all-MiniLM-L6-v2 features reach about 54-55 %; "
     "fine-tuning its top 2 blocks reaches 55.1 % without context (`ft2_h0`, +1.2 points over the same branch "
     "frozen, `tok_h0`, both capped at 4 epochs) and 55.9 % with H = 3 (`ft2_h3_cng`, +1.1 over `tok_h3`, both "
