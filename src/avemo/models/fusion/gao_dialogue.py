@@ -49,7 +49,7 @@ the real tokens of its ``H`` previous utterances and its own (oldest first, each
 current utterance attends to the context, as EmoBERTa feeds the past utterances and the current one
 to one encoder (Kim & Vossen, "EmoBERTa: Speaker-Aware Emotion Recognition in Conversation with
 RoBERTa", 2021, §3; without its speaker names). The text Bi-LSTM then pools the current
-utterance's tokens only, and the text window of step 2 below is the current utterance alone
+utterance's tokens only, and the text window of step 2 above is the current utterance alone
 (the context has entered through the blocks): :func:`joint_sequence`, :func:`current_tokens`.
 
 Departures: the paper's text features are 300-dimensional RoBERTa word embeddings; offline we have
