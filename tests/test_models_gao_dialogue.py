@@ -12,6 +12,8 @@ from avemo.models import ModelInputError, create_model, smoke_config
 from avemo.models.batching import TensorData, collate
 
 SUBSETS = [list(s) for n in (1, 2, 3) for s in itertools.combinations(("text", "audio", "video"), n)]
+#: the context through the fine-tuned text blocks (``encoder_context``), besides the published form
+JOINT = {"finetune_layers": 1, "encoder_context": True}
 
 
 def build(modalities, context: int, seed: int = 0, **extra):
@@ -65,10 +67,11 @@ def test_every_subset_gives_logits_from_a_dialogue_batch(modalities, context):
     assert logits.shape == (4, 4) and torch.isfinite(logits).all()
 
 
+@pytest.mark.parametrize("extra", [{}, JOINT], ids=["published", "encoder_context"])
 @pytest.mark.parametrize("context", [0, 3])
-def test_padding_does_not_change_outputs(context):
+def test_padding_does_not_change_outputs(context, extra):
     """An utterance alone and in a batch padded by a longer one (tokens and context) scores the same."""
-    model = build(["text", "audio", "video"], context)
+    model = build(["text", "audio", "video"], context, **extra)
     lengths = [4, 9, 2, 12, 3]
     previous = [[], [0], [0, 1], [], [3]]
     data = TensorData(arrays(model, lengths, seed=1), np.zeros(5, dtype=np.int64), model.inputs,
@@ -80,8 +83,9 @@ def test_padding_does_not_change_outputs(context):
             torch.testing.assert_close(alone[0], together[i], rtol=1e-4, atol=1e-5)
 
 
-def test_context_changes_outputs_and_missing_context_is_no_context():
-    model = build(["text"], 2)
+@pytest.mark.parametrize("extra", [{}, JOINT], ids=["published", "encoder_context"])
+def test_context_changes_outputs_and_missing_context_is_no_context(extra):
+    model = build(["text"], 2, **extra)
     data = TensorData(arrays(model, [4, 5, 6], seed=2), np.zeros(3, dtype=np.int64), model.inputs,
                       context=2, previous=[[], [0], [0, 1]])
     inputs = batch(model, data, range(3))
@@ -129,7 +133,7 @@ def test_sentence_embedding_text_input():
 
 
 @pytest.mark.parametrize("bad", [{"modalities": []}, {"modalities": ["text", "smell"]}, {"context": -1},
-                                 {"finetune_bucket": -1}])
+                                 {"finetune_bucket": -1}, {"encoder_context": True}])
 def test_bad_config_is_one_line(bad):
     from avemo.errors import ConfigError
 
@@ -211,3 +215,43 @@ def test_context_grad_option_stops_the_gradient_of_the_context_only(context_grad
     with torch.no_grad():  # the option changes the gradient, never the outputs
         other = build(["text"], 2, finetune_layers=1, finetune_context_grad=not context_grad)
         torch.testing.assert_close(model.eval()(inputs), other(inputs))
+
+
+def test_encoder_context_blocks_see_the_context_then_the_current_utterance():
+    """The current tokens out of joint_sequence / run_blocks / current_tokens = the blocks over the
+    real tokens of the previous utterances and the current one, concatenated (its last tokens)."""
+    from avemo.models.fusion.gao_dialogue import current_tokens, joint_sequence, run_blocks
+
+    model = build(["text"], 2, **JOINT)
+    lengths = [3, 6, 2, 4]
+    raw = arrays(model, lengths, seed=4)["text"]
+    previous = [[], [0], [0, 1], [1, 2]]
+    data = TensorData({"text": raw}, np.zeros(4, dtype=np.int64), model.inputs, context=2, previous=previous)
+    inputs = batch(model, data, range(4))
+    seq, keep, start = joint_sequence(inputs["text"], inputs["text_mask"], inputs["text_context"],
+                                      inputs["text_context_mask"])
+    assert seq.shape[1] == 12 and keep.sum(1).tolist() == [3, 9, 11, 12] and start.tolist() == [0, 3, 9, 8]
+    with torch.no_grad():
+        tokens, mask = current_tokens(run_blocks(model.text_blocks, seq, keep, bucket=2), start, inputs["text_mask"])
+        for i, n in enumerate(lengths):
+            alone = torch.from_numpy(np.concatenate([raw[j] for j in previous[i]] + [raw[i]]))[None]
+            for block in model.text_blocks:
+                alone = block(alone, torch.ones(alone.shape[:2], dtype=torch.bool))
+            torch.testing.assert_close(tokens[i, :n], alone[0, -n:], rtol=1e-4, atol=1e-5)
+            assert (tokens[i, n:] == 0).all() and mask[i].sum() == n
+
+
+def test_encoder_context_trains_the_blocks_on_the_context_and_is_the_plain_model_without_one():
+    model = build(["text"], 2, **JOINT).train()
+    data = TensorData(arrays(model, [3, 4, 5], seed=5), np.array([0, 1, 2]), model.inputs, context=2,
+                      previous=[[], [0], [0, 1]])
+    inputs = batch(model, data, range(3))
+    inputs["text_context"].requires_grad_(True)
+    model.loss(model.forward_outputs(inputs), torch.tensor([0, 1, 2])).backward()
+    grad = inputs["text_context"].grad
+    assert grad[2].abs().sum() > 0 and (grad[0] == 0).all()  # the first utterance has no context
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
+    with torch.no_grad():  # no previous utterance: the same model as the published form (same weights)
+        plain, joint = build(["text"], 0, finetune_layers=1), build(["text"], 0, **JOINT)
+        alone = {"text": inputs["text"], "text_mask": inputs["text_mask"]}
+        torch.testing.assert_close(joint(alone), plain(alone))

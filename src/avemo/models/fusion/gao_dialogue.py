@@ -42,6 +42,16 @@ context still reaches the loss through the text Bi-LSTM, which trains on it): wi
 ``H`` utterances, a training step then does the blocks' backward pass once instead of ``H + 1``
 times.
 
+Context inside the encoder (``encoder_context = True``, with ``finetune_layers``; a departure from
+paper 002, off by default): the fine-tuned blocks run once per utterance over the concatenation of
+the real tokens of its ``H`` previous utterances and its own (oldest first, each with its own
+``[CLS]``/``[SEP]`` and positions from the cached lower-block states), so that every token of the
+current utterance attends to the context, as EmoBERTa feeds the past utterances and the current one
+to one encoder (Kim & Vossen, "EmoBERTa: Speaker-Aware Emotion Recognition in Conversation with
+RoBERTa", 2021, §3; without its speaker names). The text Bi-LSTM then pools the current
+utterance's tokens only, and the text window of step 2 above is the current utterance alone
+(the context has entered through the blocks): :func:`joint_sequence`, :func:`current_tokens`.
+
 Departures: the paper's text features are 300-dimensional RoBERTa word embeddings; offline we have
 all-MiniLM-L6-v2, whose 384-dimensional token embeddings (``text_feature``) we feed instead. The
 paper's encoder sizes are not given: text Bi-LSTM 1 layer of 128 units per direction, audio as
@@ -93,6 +103,7 @@ class GaoDialogueConfig:
     finetune_lr: float | None = None
     finetune_context_grad: bool = True
     finetune_bucket: int = 16
+    encoder_context: bool = False
     audio_config: dict[str, Any] = dataclasses.field(default_factory=dict)
     video: str = "sultana_video_cnn3d"
     video_config: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -120,6 +131,9 @@ class GaoDialogueConfig:
                 self.text_kind != "sequence" or self.text_feature != "minilm_tokens")):
             raise ConfigError(f"gao_dialogue: finetune_layers must be 0..{MINILM_DEPTH}, and needs "
                               f"text_feature 'minilm_tokens' (sequence); got {self.finetune_layers}")
+        if self.encoder_context and not (self.finetune_layers and "text" in self.modalities):
+            raise ConfigError("gao_dialogue: encoder_context runs the context through the fine-tuned blocks: "
+                              "it needs the text modality and finetune_layers > 0")
 
 
 class MaskedBiLstmAttention(nn.Module):
@@ -213,6 +227,32 @@ def run_blocks(blocks: nn.ModuleList, x: Tensor, mask: Tensor, bucket: int = 0) 
     return torch.cat(pieces)[torch.argsort(order)]
 
 
+def joint_sequence(x: Tensor, mask: Tensor, ctx: Tensor, cmask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Each utterance's context and itself as one sequence, for ``encoder_context``.
+
+    ``x`` ``(B, T, D)`` / ``mask`` ``(B, T)``: the current utterances; ``ctx`` ``(B, H, Tc, D)`` /
+    ``cmask`` ``(B, H, Tc)``: their previous ones, oldest first. Returns ``(B, L, D)`` holding the
+    real tokens of the context then of the current utterance, packed to the left (padding after),
+    its mask ``(B, L)`` and where the current utterance starts ``(B,)``."""
+    b, h = ctx.shape[:2]
+    seq = torch.cat([ctx.reshape(b, -1, ctx.shape[-1]), x], dim=1)
+    keep = torch.cat([cmask.reshape(b, -1), mask], dim=1)
+    order = torch.sort((~keep).int(), dim=1, stable=True).indices  # real tokens first, in order
+    steps = max(int(keep.sum(dim=1).max()), 1)
+    order = order[:, :steps]
+    seq = seq.gather(1, order.unsqueeze(-1).expand(-1, -1, seq.shape[-1]))
+    return seq, keep.gather(1, order), cmask.reshape(b, -1).sum(dim=1)
+
+
+def current_tokens(states: Tensor, start: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """The current utterance's tokens ``(B, T, D)`` from :func:`joint_sequence`'s layout, given where
+    they start and the current utterances' ``mask`` ``(B, T)`` (steps past their length are zero)."""
+    steps = torch.arange(mask.shape[1], device=states.device)
+    index = (start[:, None] + steps[None, :]).clamp(max=states.shape[1] - 1)
+    picked = states.gather(1, index.unsqueeze(-1).expand(-1, -1, states.shape[-1]))
+    return picked * mask.unsqueeze(-1).to(picked.dtype), mask
+
+
 def _audio_config(c: GaoDialogueConfig) -> GaoAudioConfig:
     return cfg.from_dict(GaoAudioConfig, dict(c.audio_config), where="gao_dialogue audio_config")
 
@@ -292,9 +332,31 @@ class GaoDialogue(AvemoModel):
                 x = run_blocks(self.text_blocks, x, mask, self.config.finetune_bucket)
         return self.utterance[m](x, mask)
 
+    def _joint_text(self, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """``encoder_context``: the current utterance's vector ``(B, 1, F)`` from the blocks run over
+        its context and itself (:func:`joint_sequence`), and its presence ``(B, 1)``."""
+        x = inputs["text"]
+        mask = inputs.get("text" + MASK)
+        if mask is None:
+            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        ctx = inputs.get("text" + CONTEXT) if self.dialogue_context else None
+        if ctx is None:  # no previous utterance: the current one alone
+            ctx = x.new_zeros((x.shape[0], 1, 1, x.shape[2]))
+            cmask = torch.zeros(ctx.shape[:3], dtype=torch.bool, device=x.device)
+        else:
+            cmask = inputs.get("text" + CONTEXT + MASK)
+            cmask = torch.ones(ctx.shape[:3], dtype=torch.bool, device=x.device) if cmask is None else cmask
+        seq, keep, start = joint_sequence(x, mask, ctx, cmask)
+        states = run_blocks(self.text_blocks, seq, keep, self.config.finetune_bucket)
+        tokens, mask = current_tokens(states, start, mask)
+        vector = self.utterance["text"](tokens, mask)
+        return vector.unsqueeze(1), torch.ones((x.shape[0], 1), dtype=torch.bool, device=x.device)
+
     def _window(self, m: str, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """The utterance vectors of ``m``'s window ``(B, H + 1, F)`` (present ones first, in
         order; the current utterance last of them) and their presence ``(B, H + 1)``."""
+        if m == "text" and self.config.encoder_context:
+            return self._joint_text(inputs)
         x = inputs[m]
         current = self._encode(m, x, inputs.get(m + MASK))
         b = x.shape[0]
