@@ -407,11 +407,14 @@ def test_crowd_gate_removes_crowd_windows_and_needs_most_of_the_speech():
     logits[0] = np.nan  # no speech there
     crowd = np.array([0.99, 0.9, 0.85, 0.1, np.nan])
     half = logits.copy()
-    assert _crowd_gate(half, crowd, 0.5, 0.8) is None  # 2 of the 4 speech windows: not most
+    reason, gated = _crowd_gate(half, crowd, 0.5, 0.8)
+    assert reason is None  # 2 of the 4 speech windows: not most
     assert np.isnan(half[:3]).all() and not np.isnan(half[3:]).any()
+    assert gated.tolist() == [True, True, True, False, False]  # the gate's windows, with a vote or not
     most = logits.copy()
-    reason = _crowd_gate(most, np.array([0.0, 0.9, 0.85, 0.95, 0.1]), 0.9, 0.8)
+    reason, gated = _crowd_gate(most, np.array([0.0, 0.9, 0.85, 0.95, 0.1]), 0.9, 0.8)
     assert reason.startswith("several people talk at once") and "3 of 4 speech windows" in reason
+    assert gated.tolist() == [False, True, True, True, True]  # the clip's decision takes window 4's vote too
     silent = np.full((2, 3), np.nan, np.float32)  # no window with a vote: the clip's own score decides
-    assert _crowd_gate(silent.copy(), np.array([0.9, 0.9]), 0.95, 0.8) is not None
-    assert _crowd_gate(silent.copy(), np.array([0.9, 0.9]), 0.5, 0.8) is None
+    assert _crowd_gate(silent.copy(), np.array([0.9, 0.9]), 0.95, 0.8)[0] is not None
+    assert _crowd_gate(silent.copy(), np.array([0.9, 0.9]), 0.5, 0.8)[0] is None

@@ -133,14 +133,11 @@ class ExpertsBackend:
                 audio_windows[~speech_gate(shares, self.speech_share)] = np.nan  # no speech: no audio term
             if crowd is not None and audio_out.window_crowd is not None:
                 crowd[audio_out.window_index[keep]] = audio_out.window_crowd[keep]
-                voting = ~np.isnan(audio_windows).any(axis=1)
-                reason = _crowd_gate(audio_windows, crowd, audio_out.clip_crowd, detector.threshold)
-                gated = np.nan_to_num(crowd, nan=-1.0) >= detector.threshold
+                reason, gated = _crowd_gate(audio_windows, crowd, audio_out.clip_crowd, detector.threshold)
                 if reason is not None:  # a crowd, not a speaker: the audio modality is not used
                     reasons["audio"] = reason
                     warnings.append(f"audio not used: {reason}")
                     audio_out = None
-                    gated |= voting  # the windows below the threshold lost their vote to the clip's crowd
         video_windows = self.video.pooled(video_out, bounds) if used_video else None
         rows = _fuse(self.fusion, audio_windows if audio_out is not None else None, video_windows, n, c)
         # the clip: both experts, then each one alone (its calibrated distribution, reported per modality)
@@ -414,22 +411,25 @@ class ZooBackend:
 
 # ----------------------------------------------------------------------------- helpers
 def _crowd_gate(audio_windows: np.ndarray, crowd: np.ndarray, clip_crowd: float | None,
-                threshold: float) -> str | None:
-    """Remove the audio term of the windows whose crowd score is at least ``threshold`` (in place);
-    the reason not to use the audio at all when most of the speech windows are crowd windows (the
-    clip's own score decides when no window holds enough speech), else None."""
+                threshold: float) -> tuple[str | None, np.ndarray]:
+    """Remove the audio term of the windows whose crowd score is at least ``threshold`` (in place).
+    Returns the reason not to use the audio at all when most of the speech windows are crowd windows
+    (the clip's own score decides when no window holds enough speech), else None; and the windows
+    whose voice the gate took out (``WindowScores.crowd_gated``): those at or above the threshold,
+    and, when the audio is not used at all, every window that had a vote."""
     speaking = ~np.isnan(audio_windows).any(axis=1)
-    crowded = speaking & (np.nan_to_num(crowd, nan=-1.0) >= threshold)
+    above = np.nan_to_num(crowd, nan=-1.0) >= threshold
+    crowded = speaking & above
     audio_windows[crowded] = np.nan
     clip = "" if clip_crowd is None else f"crowd score {clip_crowd:.2f} for the clip, "
     if speaking.any():
         if crowded.sum() * 2 <= speaking.sum():
-            return None
+            return None, above
         return (f"several people talk at once in most of the speech ({clip}{int(crowded.sum())} of "
-                f"{int(speaking.sum())} speech windows at or above {threshold:g})")
+                f"{int(speaking.sum())} speech windows at or above {threshold:g})"), above | speaking
     if clip_crowd is None or clip_crowd < threshold:
-        return None
-    return f"several people talk at once in most of the speech ({clip}threshold {threshold:g})"
+        return None, above
+    return f"several people talk at once in most of the speech ({clip}threshold {threshold:g})", above
 
 
 def _share(speech) -> float:
