@@ -612,11 +612,15 @@ def _confusion(e: dict) -> list[str]:
     return lines
 
 
-def _verdict(value: float | None, target: float, above: bool = True) -> str:
-    if value is None:
-        return "not measured"
-    ok = 100 * value >= target if above else 100 * value <= target
-    return "met" if ok else "NOT met"
+def _verdict(values: dict[str, float | None], target: float, above: bool = True) -> str:
+    """Each variant's verdict ("plain NOT met, augmented met"): the variants are two recipes, and the
+    better of them on the test data is not a result of either."""
+    def one(value: float | None) -> str:
+        if value is None:
+            return "not measured"
+        return "met" if (100 * value >= target if above else 100 * value <= target) else "NOT met"
+
+    return ", ".join(f"{v} {one(value)}" for v, value in values.items())
 
 
 def _report_head(ctx: Context, command: str) -> list[str]:
@@ -663,10 +667,9 @@ def _cross_section(ctx: Context, cross: dict, figures: Path, targets: dict, answ
         lines += ["", f"Confusion, EmoDB-dev ({v}):", "", *_confusion(cross[v]["emodb"]), "",
                   f"Figures: `generalisation/ravdess_to_emodb_{v}_confusion.png`, "
                   f"`generalisation/ravdess_to_emodb_{v}_reliability.png` (and `..._crema_d_...`).", ""]
-    best = max(cross[v]["emodb"]["uar"] for v in vs)
     answers.append(f"- **RAVDESS -> EmoDB-dev UAR** (target >= {targets['ravdess_to_emodb_uar']:.0f} %): "
                    + ", ".join(f"{v} {pct(cross[v]['emodb']['uar'])} %" for v in vs)
-                   + f" -- {_verdict(best, targets['ravdess_to_emodb_uar'])}.")
+                   + f" -- {_verdict({v: cross[v]['emodb']['uar'] for v in vs}, targets['ravdess_to_emodb_uar'])}.")
     adapted = {v: e["emodb"] for v, e in cross.get("adapted", {}).items() if "uar" in e.get("emodb", {})}
     if adapted:
         answers.append(f"- RAVDESS -> EmoDB-dev UAR, {ADAPTED}: " + ", ".join(
@@ -697,12 +700,11 @@ def _multi_section(ctx: Context, multi: dict, targets: dict, answers: list[str])
                      + f" | {pct(r['mean_uar'])} ± {pct(r['std_uar'])} | {pct(r['pooled']['uar'])} | "
                      f"{pct(r['pooled']['accuracy'])} | {r['pooled']['ece']:.3f} |")
     lines.append("")
-    best = max(r["mean_uar"] for r in multi["folds"].values())
     answers.append(f"- **Unseen EmoDB speakers UAR** (multi-corpus, leave one EmoDB speaker out; target >= "
                    f"{targets['unseen_emodb_speakers_uar']:.0f} %): " + ", ".join(
                        f"{v} {pct(r['mean_uar'])} % (pooled {pct(r['pooled']['uar'])} %)"
                        for v, r in multi["folds"].items())
-                   + f" -- {_verdict(best, targets['unseen_emodb_speakers_uar'])}.")
+                   + f" -- {_verdict({v: r['mean_uar'] for v, r in multi['folds'].items()}, targets['unseen_emodb_speakers_uar'])}.")
     return lines
 
 
@@ -739,11 +741,10 @@ def _degraded_section(ctx: Context, deg: dict, figures: Path, targets: dict, ans
               f"speakers from the training speakers); {_n_full(deg)} test clips over the folds.", ""]
     vs = [v for v in VARIANTS if s[v]["fold_accuracy"]]
     lines += _fold_table(s, vs, figures, "ravdess_5fold", "audio only")
-    best = max((s[v]["mean_accuracy"] or 0.0) for v in vs)
     answers.append(f"- **RAVDESS 5-fold, audio only** (target >= {targets['ravdess_5fold_audio']:.0f} %): "
                    + ", ".join(f"{v} {pct(s[v]['mean_accuracy'])} %" for v in vs)
                    + f" over {len(s['plain']['fold_accuracy'])} folds -- "
-                   f"{_verdict(best if s['plain']['fold_accuracy'] else None, targets['ravdess_5fold_audio'])}."
+                   f"{_verdict({v: s[v]['mean_accuracy'] for v in vs}, targets['ravdess_5fold_audio'])}."
                    + ("" if audio_au else " Audio + AU: not run by this benchmark (see `ravdess_au.md`)."))
     fraction = float(ctx.degraded["test_fraction"])
     lines += ["## Degraded audio (RAVDESS folds)", "",
@@ -753,12 +754,12 @@ def _degraded_section(ctx: Context, deg: dict, figures: Path, targets: dict, ans
               "Accuracy pooled over the folds' degraded clips; drop = clean accuracy on the same clips minus the "
               "degraded accuracy (points).", "",
               *_condition_table(s, vs, conditions)]
-    drops = [s[v]["mean_drop"] for v in vs if s[v]["mean_drop"] is not None]
+    drops = {v: s[v]["mean_drop"] for v in vs if s[v]["mean_drop"] is not None}
     if drops:
         answers.append(f"- **Degraded audio mean drop** (target <= {targets['degraded_mean_drop']:.0f} points): "
                        + ", ".join(f"{v} {100 * s[v]['mean_drop']:.1f} (worst {s[v]['worst']})"
                                    for v in vs if s[v]["mean_drop"] is not None)
-                       + f" -- {_verdict(min(drops), targets['degraded_mean_drop'], above=False)}.")
+                       + f" -- {_verdict(drops, targets['degraded_mean_drop'], above=False)}.")
     return lines, s
 
 
@@ -817,14 +818,13 @@ def _audio_au_section(ctx: Context, res: dict, runs: list[dict], audio: dict | N
               f"{' / '.join(f'{x:.2f}' for x in r['load_before'])} at the start and "
               f"{' / '.join(f'{x:.2f}' for x in r['load_after'])} at the end (2 shared cores)." for r in runs]
     lines.append("")
-    best = max((s[v]["mean_accuracy"] or 0.0) for v in vs)
     drops = ", ".join(f"{v} {100 * s[v]['mean_drop']:.1f} (worst {s[v]['worst']})"
                       for v in vs if s[v]["mean_drop"] is not None)
     answers.append(f"- **RAVDESS 5-fold, audio + AU** (`{model}`, the recipe + AU means, {_seeds(seeds)}; "
                    f"target >= {targets['ravdess_5fold_audio_au']:.0f} %): "
                    + ", ".join(f"{v} {pct(s[v]['mean_accuracy'])} %" for v in vs)
                    + f" over {len(s['plain']['fold_accuracy'])} folds -- "
-                   f"{_verdict(best if s['plain']['fold_accuracy'] else None, targets['ravdess_5fold_audio_au'])}."
+                   f"{_verdict({v: s[v]['mean_accuracy'] for v in vs}, targets['ravdess_5fold_audio_au'])}."
                    + (f" Degraded audio, AU unchanged, mean drop: {drops} points." if drops else ""))
     return lines, s
 
