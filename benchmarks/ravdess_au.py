@@ -135,7 +135,9 @@ def part_main(ctx) -> None:
 
 
 def baselines() -> dict[str, tuple[Any, str]]:
-    """The scikit-learn baselines: name -> (:class:`~avemo.evaluation.benchmark.SvmBaseline`, group)."""
+    """The scikit-learn baselines: name -> (:class:`~avemo.evaluation.benchmark.SvmBaseline`, group).
+    Their names differ from the suite's models (``whisper_sklearn_logreg``, not the registry's
+    ``whisper_logreg``): a baseline's row would replace the model's of the same name in the report."""
     from avemo.evaluation.benchmark import SvmBaseline
 
     logreg = {"classifier": "logreg", "grid": (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)}
@@ -145,7 +147,7 @@ def baselines() -> dict[str, tuple[Any, str]]:
     for suffix, norm in (("", False), ("_spknorm", True)):
         extra = " + speaker norm" if norm else ""
         out[f"svm_floor{suffix}"] = (SvmBaseline(speaker_norm=norm), "floor (SVM)")
-        out[f"whisper_logreg{suffix}"] = (SvmBaseline(speaker_norm=norm, **whisper), f"audio only{extra}")
+        out[f"whisper_sklearn_logreg{suffix}"] = (SvmBaseline(speaker_norm=norm, **whisper), f"audio only{extra}")
         out[f"au_logreg{suffix}"] = (SvmBaseline(speaker_norm=norm, **au), f"visual only (AU){extra}")
     return out
 
@@ -438,6 +440,8 @@ def part_report(ctx) -> None:
     svm = load(ctx.work / "svm.pkl", {})
     groups = {name: group for name, (_config, group) in baselines().items()}
     for name, (config, folds) in svm.items():
+        if name not in groups:  # a baseline of an earlier version of this script (e.g. under its old name)
+            continue
         results["models"][name] = {
             "model": "scikit-learn " + ("SVC (RBF)" if config.classifier == "svm" else "LogisticRegression"),
             "model_config": {}, "train": {"speaker_norm": config.speaker_norm}, "seeds": [],
@@ -462,6 +466,11 @@ def part_report(ctx) -> None:
         f"(`train_overrides` of the suite: {suite.train_overrides[slow[0]]}).",
         "Paper numbers are the papers' own, on their own data and protocols (video frames, other splits): "
         "they are context, not a like-for-like comparison.",
+        "`whisper_logreg` is the registry model (the Whisper-base layer means concatenated, fitted in closed form); "
+        "`whisper_sklearn_logreg` is this script's scikit-learn LogisticRegression on the `whisper_base` vector, C "
+        "chosen on the validation speakers (named `whisper_logreg` in reports written before 2026-12-06). The "
+        "registry model with and without channel augmentation, on the same plan: `generalisation.md`, section "
+        "\"In-domain: RAVDESS speaker-disjoint 5-fold, audio only\".",
     ]
     missing = [e.name for e in suite.benchmark_entries(ctx.models, extended=True) if e.name not in results["models"]]
     if missing:

@@ -295,3 +295,12 @@ def test_script_effect_lines_use_paired_differences(benchmark_script):
     assert any(line.startswith("- better on one fold: +3.0 ± 3.0 points") and "no clear effect" in line
                for line in lines)
     assert not any(line.startswith("- whisper_mlp linear") for line in lines)  # the reference itself
+
+
+def test_script_baselines_do_not_take_the_names_of_suite_models(benchmark_script):
+    """The report puts the scikit-learn baselines' rows next to the suite's models by name: a shared
+    name (the baseline once called ``whisper_logreg``, now a registry model) would replace the model's row."""
+    baselines = set(benchmark_script("ravdess_au").baselines())
+    entries = {e.name for e in SUITE.benchmark_entries(None, extended=True)}
+    assert "whisper_logreg" in entries and "whisper_sklearn_logreg" in baselines
+    assert not baselines & entries

@@ -121,3 +121,36 @@ def test_models_lists_the_zoo():
     result = _cli("models", "--kind", "audio", "--no-params")
     assert result.exit_code == 0
     assert "mfcc_cnn1d" in result.stdout and "resnext3d_50" not in result.stdout
+
+
+def test_predict_prints_progress_lines_on_a_non_terminal_stderr(make_clip, voice, avemo_main, monkeypatch):
+    """Off a terminal (a log file, a service, CI) ``avemo predict`` writes a progress line every
+    ``PROGRESS_EVERY`` seconds while a file is analysed; the result on stdout is the same without them."""
+    import re
+
+    from avemo import cli
+
+    assert not cli.console_err.is_terminal  # captured stderr: the line mode, not the bars
+    clip = make_clip("progress.mp4", duration=2.0, audio="speech")  # the video expert reports each frame
+    monkeypatch.setattr(cli, "PROGRESS_EVERY", 1e9)  # the baseline: no progress line at all
+    code, quiet_out, quiet_err = avemo_main("predict", clip, voice, "--format", "json")
+    assert code == 0 and "analysed" not in quiet_err
+
+    monkeypatch.setattr(cli, "PROGRESS_EVERY", 0.0)  # a line at every progress report
+    code, out, err = avemo_main("predict", clip, voice, "--format", "json")
+    assert code == 0
+    line = re.compile(r"avemo: \[(\d)/2\] (\S+): (\d+) of (\d+) s analysed(?: \((\d+) %\))?, (\d+) s so far")
+    lines = [line.fullmatch(text) for text in err.splitlines() if text.startswith("avemo: [")]
+    assert lines and all(lines), err
+    assert [m[1] for m in lines] == sorted(m[1] for m in lines)  # file by file, in order
+    for index, path, least in (("1", clip, 2), ("2", voice, 1)):  # the video reports each frame, the audio each chunk
+        mine = [m for m in lines if m[1] == index]
+        assert len(mine) >= least and {m[2] for m in mine} == {path.name}
+        known = [m for m in mine if m[4] != "0"]  # before the file's duration is known: "0 of 0 s", no share
+        assert known and {m[4] for m in known} == {"2"}  # the file's seconds, rounded
+        assert all(m[5] is not None for m in known) and all(m[5] is None for m in mine if m[4] == "0")
+        shares = [int(m[5]) for m in known]
+        assert shares == sorted(shares) and shares[-1] >= 90  # it advances to (nearly) the end
+    # stdout holds the same result, and nothing of the progress
+    assert "analysed" not in out
+    assert json.loads(out) == json.loads(quiet_out)

@@ -9,6 +9,7 @@ refresh ``docs/screenshots/serve_result.png`` from the run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -315,3 +316,139 @@ def test_bad_file_shows_the_servers_error(page, tmp_path):
     assert alert.text_content().startswith("notes.mp4: not a recognised audio or video file")
     assert tab.locator("#result").is_hidden()
     assert tab.get_by_role("button", name="Analyse clip").is_enabled()
+
+
+def _tau_server(upload_root, tmp_path_factory, tau: float):
+    """A server on a copy of the bundle whose uncertainty threshold ``tau`` is replaced."""
+    from avemo.inference import Predictor
+    from avemo.inference.bundle import BUNDLE_DIR
+
+    bundle = tmp_path_factory.mktemp(f"tau_bundle_{tau}") / "default_model"
+    shutil.copytree(BUNDLE_DIR, bundle)
+    meta = json.loads((bundle / "model.json").read_text())
+    meta["config"]["abstention"]["tau"] = tau
+    (bundle / "model.json").write_text(json.dumps(meta))
+    settings = ServeSettings(port=0, upload_dir=str(upload_root))
+    return BackgroundServer(create_app(predictor=Predictor.from_bundle(bundle), settings=settings))
+
+
+@pytest.fixture(scope="module")
+def unsure_server(upload_root, tmp_path_factory):
+    """tau = 1: every answer's top probability is below it, so the clip and every window are uncertain."""
+    with _tau_server(upload_root, tmp_path_factory, 1.0) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def sure_server(upload_root, tmp_path_factory):
+    """tau = 0: no answer is below it; only a window without any emotion is still flagged uncertain."""
+    with _tau_server(upload_root, tmp_path_factory, 0.0) as running:
+        yield running
+
+
+UNCERTAIN_CLIP = ("Actor_01", "03-01-05-02-01-01-01.flac")  # audio only (quick): speech with silence around it
+
+
+def _show_clip(browser, server, clip: Path):
+    """The clip's result from the API, and the page after uploading the clip (yielded as a pair)."""
+    with open(clip, "rb") as fh:
+        expected = httpx.post(server.url + "/v1/predict", files={"file": (clip.name, fh)}, timeout=120).json()
+    for tab, watch in _open(browser, server):
+        tab.get_by_label("Video or audio file").set_input_files(clip)
+        tab.get_by_role("button", name="Analyse clip").click()
+        tab.locator("#result").wait_for(state="visible")
+        yield expected, tab, watch
+
+
+@pytest.fixture
+def unsure_page(browser, unsure_server, ravdess_speech_root):
+    yield from _show_clip(browser, unsure_server, ravdess_speech_root.joinpath(*UNCERTAIN_CLIP))
+
+
+@pytest.fixture
+def sure_page(browser, sure_server, ravdess_speech_root):
+    yield from _show_clip(browser, sure_server, ravdess_speech_root.joinpath(*UNCERTAIN_CLIP))
+
+
+def _js_round_percent(p: float) -> int:
+    return math.floor(100 * p + 0.5)  # JavaScript's Math.round (Python's round() rounds half to even)
+
+
+def _window_marks(tab) -> list[tuple[str, str | None, str]]:
+    """(emotion, fill-opacity, tooltip) of each window of the chart's ribbon."""
+    return tab.locator("#timeline-chart .ribbon rect").evaluate_all(
+        "rects => rects.map(r => [r.dataset.emotion, r.getAttribute('fill-opacity'), r.querySelector('title').textContent])")
+
+
+def _slider_texts(tab) -> list[str]:
+    """What the chart's slider says of the window under its cursor, stepping through the clip with the keyboard."""
+    chart = tab.get_by_role("slider")
+    chart.focus()
+    chart.press("Home")
+    said = [chart.get_attribute("aria-valuetext").split(": ", 1)[1]]
+    while float(chart.get_attribute("aria-valuenow")) < float(chart.get_attribute("aria-valuemax")):
+        chart.press("ArrowRight")
+        said.append(chart.get_attribute("aria-valuetext").split(": ", 1)[1])
+    return said
+
+
+def _uncertain_column(tab) -> list[str]:
+    headers = tab.locator("#timeline-table thead th").all_text_contents()
+    return tab.locator(f"#timeline-table tbody tr td:nth-child({headers.index('uncertain') + 1})").all_text_contents()
+
+
+def test_uncertain_clip_and_windows_are_marked_uncertain(unsure_page):
+    expected, tab, watch = unsure_page
+    emotion = expected["emotion"]
+    assert emotion is not None and expected["uncertain"] is True
+    voiced = [w for w in expected["timeline"] if w["emotion"] is not None]
+    assert voiced and all(w["uncertain"] for w in expected["timeline"])
+
+    # the clip: the status line, the confidence next to the label, the result's data attribute
+    assert tab.locator("#status").text_content() == f"Done: {emotion}, uncertain."
+    assert tab.locator("#emotion-label").text_content() == emotion
+    confidence = tab.locator("#emotion-confidence").text_content()
+    assert confidence.startswith("(") and confidence.endswith(
+        " probability; uncertain: below the model's confidence threshold)")
+    assert tab.locator("#result").get_attribute("data-uncertain") == "true"
+
+    # the windows: the table's column, and the chart's ribbon (faded, "(uncertain)" in its tooltip)
+    assert _uncertain_column(tab) == ["yes"] * len(expected["timeline"])
+    for w, (shown, opacity, tooltip) in zip(expected["timeline"], _window_marks(tab), strict=True):
+        assert opacity == "0.45"
+        if w["emotion"] is None:
+            assert (shown, tooltip) == ("none", "no speech")
+        else:
+            top = _js_round_percent(w["probabilities"][w["emotion"]])
+            assert (shown, tooltip) == (w["emotion"], f"{w['emotion']} {top}% (uncertain)")
+    # the chart, a slider over time, says so for each window it passes (what a screen reader reads)
+    said = _slider_texts(tab)
+    assert any(text != "no speech" for text in said)
+    assert all(text.endswith(" (uncertain)") for text in said if text != "no speech")
+    assert watch.errors == []
+
+
+def test_confident_clip_and_windows_show_no_uncertainty(sure_page):
+    expected, tab, watch = sure_page
+    emotion = expected["emotion"]
+    assert emotion is not None and expected["uncertain"] is False
+    voiced = [w for w in expected["timeline"] if w["emotion"] is not None]
+    assert voiced and not any(w["uncertain"] for w in voiced)
+
+    assert tab.locator("#status").text_content() == f"Done: {emotion}."
+    assert tab.locator("#emotion-label").text_content() == emotion
+    confidence = tab.locator("#emotion-confidence").text_content()
+    assert confidence.startswith("(") and confidence.endswith(" probability)") and "uncertain" not in confidence
+    assert tab.locator("#result").get_attribute("data-uncertain") == "false"
+
+    # a window without emotion stays flagged uncertain in the table (the API says so); no voiced one is
+    assert _uncertain_column(tab) == ["yes" if w["uncertain"] else "no" for w in expected["timeline"]]
+    for w, (shown, opacity, tooltip) in zip(expected["timeline"], _window_marks(tab), strict=True):
+        if w["emotion"] is None:
+            assert (shown, tooltip) == ("none", "no speech")
+        else:
+            top = _js_round_percent(w["probabilities"][w["emotion"]])
+            assert (shown, opacity, tooltip) == (w["emotion"], "1", f"{w['emotion']} {top}%")
+    said = _slider_texts(tab)
+    assert any(text != "no speech" for text in said) and not any("uncertain" in text for text in said)
+    assert watch.errors == []

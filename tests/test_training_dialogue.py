@@ -157,3 +157,67 @@ def test_copies_of_a_training_set_get_context_from_their_own_copy(meld):
     n = len(train)
     assert previous[:n] == previous_utterances(train)
     assert previous[n:] == [[j + n for j in p] for p in previous[:n]]
+
+
+def test_cli_trains_text_and_audio_with_one_previous_utterance_on_a_generated_iemocap(tmp_path, monkeypatch):
+    """``gao_dialogue`` with text + audio and H = 1 through ``avemo train``: every training batch carries
+    the audio context (log-mel frames of the previous utterance) with its mask, present where the
+    dialogue has a previous turn, and the run ends with validation and test scores."""
+    import torch
+
+    from avemo.models.fusion.gao_dialogue import GaoDialogue
+    from test_datasets_iemocap import SESSION1, _other_session, _write_session
+
+    root = tmp_path / "IEMOCAP_full_release"
+    _write_session(root, 1, SESSION1)
+    for n in range(2, 6):
+        _write_session(root, n, _other_session(n))
+
+    seen: list[dict[str, tuple]] = []
+    scored: list[set[str]] = []  # the inputs of the validation and test passes
+    context_rows = []  # per training batch: (rows with a previous utterance's audio, rows without)
+    compute = GaoDialogue.compute
+
+    def spy(self, inputs):
+        if self.training:
+            seen.append({k: tuple(v.shape) for k, v in inputs.items()})
+            present = inputs["audio_context_mask"].flatten(1).any(dim=1)
+            context_rows.append((int(present.sum()), int((~present).sum())))
+            # the audio context's frames are real log-mel values where its mask says so, zero padding elsewhere
+            ctx, mask = inputs["audio_context"], inputs["audio_context_mask"]
+            assert torch.isfinite(ctx).all() and bool((ctx[~mask] == 0).all()) and bool(ctx[mask].abs().sum() > 0)
+        else:
+            scored.append(set(inputs))
+        return compute(self, inputs)
+
+    monkeypatch.setattr(GaoDialogue, "compute", spy)
+    run = tmp_path / "run"
+    audio = {"n_mels": 16, "hidden": 8, "lstm_layers": 1, "linear_layers": 1}
+    config = {"modalities": ["text", "audio"], "context": 1, "text_hidden": 8, "d_model": 16, "heads": 2,
+              "audio_config": audio}
+    result = CliRunner().invoke(app, [
+        "train", "--dataset", "iemocap", "--root", str(root), "--protocol", "iemocap6", "--plan", "iemocap_loso",
+        "--fold", "5", "--model", "gao_dialogue", "--model-config", json.dumps(config), "--epochs", "2",
+        "--out", str(run), "--device", "cpu", "--cache", str(tmp_path / "cache"), "--workers", "1",
+    ])
+    assert result.exit_code == 0, result.output
+
+    assert seen, "the model was never called in training"
+    for shapes in seen:
+        assert {"text", "text_mask", "text_context", "text_context_mask",
+                "audio", "audio_mask", "audio_context", "audio_context_mask"} <= set(shapes)
+        b, frames, mels = shapes["audio"]
+        assert mels == 16 and shapes["audio_mask"] == (b, frames)
+        assert shapes["audio_context"][:2] == (b, 1) and shapes["audio_context"][3] == 16  # H = 1 previous utterance
+        assert shapes["audio_context_mask"] == shapes["audio_context"][:3]
+    # some training utterances have a previous one in their dialogue, the first of each has none
+    assert sum(p for p, _ in context_rows) > 0 and sum(a for _, a in context_rows) > 0
+    assert scored and all({"audio_context", "audio_context_mask"} <= keys for keys in scored)  # scored with it too
+
+    meta = json.loads((run / "checkpoint.json").read_text())
+    model = meta["model"]
+    assert model["name"] == "gao_dialogue"
+    assert model["config"]["modalities"] == ["text", "audio"] and model["config"]["context"] == 1
+    assert meta["data"]["n"]["test"] == 2 and meta["metrics"]["test"]["n"] == 2
+    for split in ("val", "test"):
+        assert 0.0 <= meta["metrics"][split]["accuracy"] <= 1.0
