@@ -119,7 +119,23 @@ def scores_of(y_true: np.ndarray, probabilities: np.ndarray, labels: list[str]) 
 
     out = compute_metrics(y_true, probabilities, labels).to_dict()
     out["ece"] = expected_calibration_error(probabilities, y_true, CALIBRATION_BINS)
+    out["uar_se"] = uar_standard_error(out["confusion"])
     return out
+
+
+def uar_standard_error(confusion: list[list[int]]) -> float:
+    """The binomial standard error of a UAR, ``sqrt(sum_c r_c (1 - r_c) / n_c) / K`` over the K labels
+    with clips (recall ``r_c`` on ``n_c`` clips, taken as independent: clips of one speaker are not,
+    so it understates the error)."""
+    cm = np.asarray(confusion, dtype=np.float64)
+    n = cm.sum(axis=1)
+    r = np.diag(cm)[n > 0] / n[n > 0]
+    return float(np.sqrt(np.sum(r * (1 - r) / n[n > 0])) / len(r))
+
+
+def pct2(x: float) -> str:
+    """A share in % with two decimals (where one decimal would round across a target)."""
+    return f"{100 * x:.2f}"
 
 
 def nested_selection(candidates: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -231,10 +247,11 @@ def part_report(ctx: gen.Context) -> None:
     answers = []
     if summary:
         answers.append(f"- **RAVDESS -> EmoDB-dev UAR, nested** (target >= {target:.0f} %): " + ", ".join(
-            f"{v} {gen.pct(s['pooled']['uar'])} %" for v, s in summary.items())
+            f"{v} {pct2(s['pooled']['uar'])} % (standard error about {100 * s['pooled']['uar_se']:.1f} points)"
+            for v, s in summary.items())
             + f" -- {gen._verdict({v: s['pooled']['uar'] for v, s in summary.items()}, target)}. "
             "The fixed recipe on the same clips (its C chosen with EmoDB-dev in view): " + ", ".join(
-            f"{v} {gen.pct(s['recipe']['uar'])} %" for v, s in summary.items()) + ".")
+            f"{v} {pct2(s['recipe']['uar'])} %" for v, s in summary.items()) + ".")
         answers.append("- **RAVDESS -> CREMA-D clips**, the candidate chosen on all of EmoDB-dev: " + ", ".join(
             f"{v} ({s['crema_d']['chosen_candidate']}) {gen.pct(s['crema_d']['chosen']['accuracy'])} % accuracy, "
             f"UAR {gen.pct(s['crema_d']['chosen']['uar'])} % on {s['crema_d']['chosen']['n']} clips"

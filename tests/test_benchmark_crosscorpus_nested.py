@@ -42,6 +42,13 @@ def test_the_test_speaker_never_chooses(benchmark_script):
         script.nested_selection({"x": fits_a, "y": {**fits_bc, "takes": fits_bc["takes"][::-1]}})
 
 
+def test_uar_standard_error(benchmark_script):
+    script = benchmark_script("crosscorpus_nested")
+    # recalls 1/2 on 4 clips and 1 on 2 clips; the third label has no clip
+    se = script.uar_standard_error([[2, 2, 0], [0, 2, 0], [0, 0, 0]])
+    assert se == pytest.approx(np.sqrt(0.25 / 4 + 0.0) / 2)
+
+
 def test_grid_and_run_folders(benchmark_script, tmp_path):
     script = benchmark_script("crosscorpus_nested")
 
