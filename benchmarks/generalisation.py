@@ -190,8 +190,13 @@ class Context:
         return out_dir
 
     def score(self, checkpoint: Path | list[Path], data, takes=None, perturb=None) -> dict[str, Any]:
+        """:meth:`evaluate`'s scores, as a dict."""
+        return self.evaluate(checkpoint, data, takes, perturb).to_dict()
+
+    def evaluate(self, checkpoint: Path | list[Path], data, takes=None, perturb=None):
         """:func:`~avemo.training.scoring.evaluate_checkpoint` on ``takes`` of ``data`` (default: all);
-        several checkpoints (a seed ensemble) are scored on their mean probabilities."""
+        several checkpoints (a seed ensemble) are scored on their mean probabilities. The
+        :class:`~avemo.training.scoring.Evaluation`, with each scored take's probabilities."""
         import dataclasses
 
         from avemo.metrics import compute_metrics
@@ -207,7 +212,7 @@ class Context:
             probs = np.mean([e.probabilities for e in evs], axis=0)
             ev = dataclasses.replace(ev, probabilities=probs, metrics=compute_metrics(ev.y_true, probs,
                                                                                       ev.metrics.labels))
-        return ev.to_dict()
+        return ev
 
     def score_adapted(self, checkpoint: Path, data) -> dict[str, Any]:
         """``checkpoint`` scored on all of ``data`` with test-time mean adaptation, or ``{"refused": reason}``
@@ -222,14 +227,25 @@ class Context:
 
 
 # ----------------------------------------------------------------------------- cross-corpus
+def crosscorpus_split(ctx: Context) -> tuple[Any, list, list]:
+    """RAVDESS and its cross-corpus training and validation takes: every speaker but the validation
+    speakers trains."""
+    rav = ctx.data("ravdess")
+    return (rav, [t for t in rav.takes if t.speaker not in ctx.ravdess_val],
+            [t for t in rav.takes if t.speaker in ctx.ravdess_val])
+
+
+def crosscorpus_run(ctx: Context, variant: str) -> Path:
+    """Where the recipe trained on :func:`crosscorpus_split` with ``variant`` keeps its checkpoint."""
+    return ctx.work / "runs" / f"ravdess_{variant}"
+
+
 def part_crosscorpus(ctx: Context) -> None:
     """RAVDESS-only training, scored on EmoDB-dev and the CREMA-D clips."""
-    rav = ctx.data("ravdess")
-    train = [t for t in rav.takes if t.speaker not in ctx.ravdess_val]
-    val = [t for t in rav.takes if t.speaker in ctx.ravdess_val]
+    rav, train, val = crosscorpus_split(ctx)
     out = load(ctx.work / "crosscorpus.pkl", {})
     for variant in ctx.variants:
-        ckpt = ctx.fit(rav, train, val, ctx.work / "runs" / f"ravdess_{variant}", variant)
+        ckpt = ctx.fit(rav, train, val, crosscorpus_run(ctx, variant), variant)
         out[variant] = {target: ctx.score(ckpt, ctx.data(target)) for target in ("emodb", "crema_d")}
         adapted = out.setdefault("adapted", {})[variant] = {
             target: ctx.score_adapted(ckpt, ctx.data(target)) for target in ("emodb", "crema_d")}
@@ -246,13 +262,11 @@ def _uar(e: dict) -> str:
 
 def part_loco(ctx: Context) -> None:
     """Leave one corpus out with RAVDESS and EmoDB-dev: train on one, test on the other."""
-    rav, emo = ctx.data("ravdess"), ctx.data("emodb")
+    (rav, rav_train, rav_val), emo = crosscorpus_split(ctx), ctx.data("emodb")
     emo_val = [emo.speakers[-1]]
     out = load(ctx.work / "loco.pkl", {})
     for variant in ctx.variants:
-        to_emodb = ctx.fit(rav, [t for t in rav.takes if t.speaker not in ctx.ravdess_val],
-                           [t for t in rav.takes if t.speaker in ctx.ravdess_val],
-                           ctx.work / "runs" / f"ravdess_{variant}", variant)
+        to_emodb = ctx.fit(rav, rav_train, rav_val, crosscorpus_run(ctx, variant), variant)
         to_ravdess = ctx.fit(emo, [t for t in emo.takes if t.speaker not in emo_val],
                              [t for t in emo.takes if t.speaker in emo_val],
                              ctx.work / "runs" / f"emodb_{variant}", variant)
@@ -394,12 +408,16 @@ def part_copies(ctx: Context) -> None:
     """The augmentation copies of every RAVDESS training set of ``degraded`` and ``crosscorpus``, ahead
     of their training: the copies :func:`~avemo.training.channel_copies.channel_copies` makes there,
     each extracted once (``--shard I/N``: the I-th of N disjoint shares, for N processes side by side)."""
+    sets = [train for _f, (train, _val, _test) in _folds(ctx, degraded_only=True)]
+    extract_copies(ctx, [*sets, crosscorpus_split(ctx)[1]])
+
+
+def extract_copies(ctx: Context, sets: list[list]) -> None:
+    """The augmentation copies of the training sets ``sets`` (each copy extracted once; ``--shard I/N``:
+    the I-th of N disjoint shares)."""
     from avemo.extraction import ExtractorSpec, extract_file
     from avemo.training.channel_copies import plan_copies
 
-    rav = ctx.data("ravdess")
-    sets = [train for _f, (train, _val, _test) in _folds(ctx, degraded_only=True)]
-    sets.append([t for t in rav.takes if t.speaker not in ctx.ravdess_val])
     unique = {}
     for train in sets:
         for copy in plan_copies(train, ctx.channels)[0]:
@@ -923,11 +941,11 @@ def part_report(ctx: Context) -> None:
 
 
 # ----------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> None:
-
+def parser(description: str, parts: tuple[str, ...], default_parts: list[str]) -> argparse.ArgumentParser:
+    """The command line of this script (also read by the scripts that build on its :class:`Context`)."""
     from avemo.cache.store import default_cache_dir
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--suite", type=Path, default=SUITE)
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("AVEMO_SHARED_DATA", REPO.parent / "shared" / "data")),
                     help="the shared data folder (the suite's [data] paths are under it)")
@@ -935,8 +953,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "avemo-generalisation",
                     help="where each part stores its results and checkpoints (resumable)")
     ap.add_argument("--cache", type=Path, default=default_cache_dir(), help="feature cache (shared)")
-    ap.add_argument("--parts", default=",".join(p for p in PARTS if p not in ("extract", "copies")),
-                    help=f"comma-separated subset of {','.join(PARTS)}")
+    ap.add_argument("--parts", default=",".join(default_parts), help=f"comma-separated subset of {','.join(parts)}")
     ap.add_argument("--workers", type=int, default=2, help="feature extraction processes")
     ap.add_argument("--test-fraction", type=float, default=None,
                     help="share of each fold's test clips that are degraded (default: the suite's)")
@@ -949,12 +966,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--conditions", default="",
                     help="comma-separated subset of the suite's degraded conditions (default: all)")
     ap.add_argument("--quick", action="store_true", help="a smoke run on a few clips with a cheap extractor")
-    args = ap.parse_args(argv)
-    parts = parse_parts(args.parts, PARTS)
+    return ap
+
+
+def run(args: argparse.Namespace, parts: tuple[str, ...], scope: dict) -> None:
+    """The parts of ``args.parts`` (of ``parts``, functions ``part_<name>`` of ``scope``) on one torch thread."""
     import torch
 
     torch.set_num_threads(1)  # small linear heads; the cores are shared
-    run_parts(parts, PARTS, globals(), Context(args))
+    run_parts(parse_parts(args.parts, parts), parts, scope, Context(args))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = parser(__doc__.splitlines()[0], PARTS, [p for p in PARTS if p not in ("extract", "copies")])
+    run(ap.parse_args(argv), PARTS, globals())
 
 
 if __name__ == "__main__":

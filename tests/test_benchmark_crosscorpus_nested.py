@@ -1,0 +1,94 @@
+"""benchmarks/crosscorpus_nested.py: the nested, speaker-disjoint choice of the recipe's hyper-parameters.
+
+The selection itself is checked on made-up predictions (the test speaker's clips never choose); the
+``--quick`` run checks the script's path end to end on a few real clips with a cheap extractor, not its
+figures (those come from the full run, docs/results/crosscorpus_nested.md).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+
+def _candidate(y: np.ndarray, predicted: np.ndarray, speakers: list[str]) -> dict:
+    probs = np.full((len(y), 2), 0.1)
+    probs[np.arange(len(y)), predicted] = 0.9
+    return {"y_true": y, "probabilities": probs, "speakers": speakers, "labels": ["angry", "sad"],
+            "takes": [f"t{i}" for i in range(len(y))]}
+
+
+def test_the_test_speaker_never_chooses(benchmark_script):
+    script = benchmark_script("crosscorpus_nested")
+    speakers = ["a"] * 4 + ["b"] * 4 + ["c"] * 4
+    y = np.array([0, 1, 0, 1] * 3)
+    # "fits_a" is right on speaker a only; "fits_bc" on speakers b and c only
+    fits_a = _candidate(y, np.where(np.array(speakers) == "a", y, 1 - y), speakers)
+    fits_bc = _candidate(y, np.where(np.array(speakers) == "a", 1 - y, y), speakers)
+    res = script.nested_selection({"fits_a": fits_a, "fits_bc": fits_bc})
+    # speaker a is scored by the candidate the others chose, though the other one is perfect on a
+    assert res["per_speaker"]["a"]["chosen"] == "fits_bc" and res["per_speaker"]["a"]["uar"] == 0.0
+    assert res["per_speaker"]["a"]["selection_uar"] == 1.0
+    # speaker b: a and c choose; fits_a is right on a (4 clips), fits_bc on c (4 clips): a tie, the first wins
+    assert res["per_speaker"]["b"]["chosen"] == "fits_a" and res["per_speaker"]["b"]["uar"] == 0.0
+    assert res["per_speaker"]["c"]["chosen"] == "fits_a" and res["per_speaker"]["c"]["uar"] == 0.0
+    assert res["pooled"]["n"] == 12 and res["pooled"]["accuracy"] == 0.0
+    assert res["chosen_on_all"] == "fits_bc"  # right on 8 of the 12 clips
+    flipped = script.nested_selection({"fits_bc": fits_bc, "fits_a": fits_a})
+    assert flipped["per_speaker"]["b"]["chosen"] == "fits_bc" and flipped["per_speaker"]["b"]["uar"] == 1.0
+    with pytest.raises(SystemExit, match="other takes"):
+        script.nested_selection({"x": fits_a, "y": {**fits_bc, "takes": fits_bc["takes"][::-1]}})
+
+
+def test_uar_standard_error(benchmark_script):
+    script = benchmark_script("crosscorpus_nested")
+    # recalls 1/2 on 4 clips and 1 on 2 clips; the third label has no clip
+    se = script.uar_standard_error([[2, 2, 0], [0, 2, 0], [0, 0, 0]])
+    assert se == pytest.approx(np.sqrt(0.25 / 4 + 0.0) / 2)
+
+
+def test_grid_and_run_folders(benchmark_script, tmp_path):
+    script = benchmark_script("crosscorpus_nested")
+
+    class Ctx:
+        quick, model_config, work = False, {"combine": "concat", "C": 0.03}, tmp_path
+        suite = {"nested": {"grid": {"combine": ["mean", "concat"], "C": [0.01, 0.03]}}}
+
+    grid = script.grid(Ctx)
+    assert grid == [{"combine": "mean", "C": 0.01}, {"combine": "mean", "C": 0.03},
+                    {"combine": "concat", "C": 0.01}, {"combine": "concat", "C": 0.03}]
+    assert script.candidate_name(grid[0]) == "combine=mean C=0.01"
+    assert script.run_dir(Ctx, "plain", grid[3]) == tmp_path / "runs" / "ravdess_plain"  # the crosscorpus checkpoint
+    assert script.run_dir(Ctx, "plain", grid[0]) == tmp_path / "runs" / "nested" / "plain_combine=mean_C=0.01"
+
+
+@pytest.mark.shared_data
+def test_quick_run_writes_the_report(benchmark_script, tmp_path):
+    script = benchmark_script("crosscorpus_nested")
+    out = tmp_path / "out"
+    script.main(["--quick", "--out", str(out), "--work", str(tmp_path / "work"), "--cache", str(tmp_path / "cache"),
+                 "--workers", "1", "--parts", "copies,candidates,report"])
+    text = (out / "crosscorpus_nested.md").read_text()
+    for heading in ("## Answers", "**RAVDESS -> EmoDB-dev UAR, nested**", "## plain", "## augmented",
+                    "Held-out EmoDB-dev speakers", "EmoDB-dev, nested (held-out predictions)", "NOT a result",
+                    "CREMA-D, chosen on all of EmoDB-dev", "Load average"):
+        assert heading in text
+    result = json.loads((out / "crosscorpus_nested.json").read_text())
+    assert result["quick"] and set(result["variants"]) == {"plain", "augmented"}
+    class Ctx:
+        quick, suite = True, {"quick": {"nested_grid": result["grid"]}}
+
+    names = {script.candidate_name(o) for o in script.grid(Ctx)}
+    assert len(names) == 4
+    for v in result["variants"].values():
+        assert set(v["per_speaker"]) == {"03", "08"}  # the quick EmoDB-dev speakers, each held out once
+        assert all(r["chosen"] in names for r in v["per_speaker"].values())
+        assert v["pooled"]["n"] == v["recipe"]["n"] == sum(r["n"] for r in v["per_speaker"].values()) == 13
+        assert "boredom" not in v["pooled"]["labels"] and v["left_out"]["emodb"] == {"boredom": 5}
+        assert set(v["candidates_pooled_uar_not_a_result"]) == names
+        assert v["crema_d"]["chosen_candidate"] in names and v["crema_d"]["chosen"]["n"] == 2
+    runs = sorted(p.name for p in (tmp_path / "work" / "runs").iterdir())
+    assert runs == ["nested", "ravdess_augmented", "ravdess_plain"]  # the recipe: the crosscorpus checkpoints
+    assert len(list((tmp_path / "work" / "runs" / "nested").iterdir())) == 8  # 4 candidates x 2 variants
