@@ -16,7 +16,7 @@ among the variants); it is not comparable to published test-split figures.
 ``--probs DIR`` keeps each variant's dev probabilities (of its best epoch) in ``DIR``, outside the
 repo; ``--ensemble`` then adds the row of their mean (a seed ensemble, say) without training.
 
-Variants (``--variants``, comma-separated ``{tok|sent|ft1|ft2|ft4}_h<H>[_bal][_d3][_cng][_lr1e4][_ctxenc][_s1|_s2]``: the text input of
+Variants (``--variants``, comma-separated ``{tok|sent|ft1|ft2|ft4}_h<H>[_bal][_d3][_cng][_lr1e4][_ctxenc][_s1|_s2][_rerun]``: the text input of
 :data:`INPUTS`, the context window ``H``, the :data:`OPTIONS`) share the training configuration of
 :data:`TRAIN`.
 """
@@ -28,6 +28,7 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported: no spinning threads on a loaded machine
@@ -53,11 +54,13 @@ OPTIONS: dict[str, tuple[dict, dict, str]] = {
     "ctxenc": ({"encoder_context": True}, {}, "the fine-tuned blocks run over the context and the current utterance "
                "together (EmoBERTa-style, a departure from the paper)"),
     **{f"s{k}": ({}, {"seed": k}, f"seed {k}") for k in (1, 2)},  # seed 0 by default (:data:`TRAIN`)
+    # the same run again under its own row, its figure beside the first one's
+    "rerun": ({}, {}, "rerun of the same configuration and seed"),
 }
 
 
 def variant(name: str) -> tuple[dict, dict, str]:
-    """``{tok|sent|ft1|ft2|ft4}_h{H}[_bal][_d3][_cng][_lr1e4][_ctxenc][_s1|_s2]`` -> (model config, training overrides, description)."""
+    """``{tok|sent|ft1|ft2|ft4}_h{H}[_bal][_d3][_cng][_lr1e4][_ctxenc][_s1|_s2][_rerun]`` -> (model config, training overrides, description)."""
     parts = name.split("_")
     if len(parts) < 2 or parts[0] not in INPUTS or not parts[1].startswith("h") or not parts[1][1:].isdigit() \
             or any(p not in OPTIONS for p in parts[2:]):
@@ -150,11 +153,11 @@ def ensemble_row(names: list[str], folder: Path, rows: list[dict]) -> dict:
 
 def context_lines(rows: list[dict]) -> list[str]:
     """The contribution of context per text input and options: the best H > 0 against H = 0 (dev
-    weighted F1), seed 0. ``_cng`` and ``_ctxenc`` count as no option (at H = 0 they change nothing)."""
+    weighted F1), seed 0, first runs (no ``_rerun``). ``_cng`` and ``_ctxenc`` count as no option (at H = 0 they change nothing)."""
     groups: dict[tuple[str, ...], list[dict]] = {}
     for r in rows:
         prefix, _, *options = r["variant"].split("_")
-        if prefix in INPUTS and not {"s1", "s2"} & set(options):
+        if prefix in INPUTS and not {"s1", "s2", "rerun"} & set(options):
             groups.setdefault((prefix, *(o for o in options if o not in ("cng", "ctxenc"))), []).append(r)
     out = []
     for key, same in groups.items():
@@ -246,6 +249,33 @@ NOTES = [
 ]
 
 
+@contextmanager
+def report_lock():
+    """An exclusive lock (``flock``) on the report's folder, held while a run reads the report's rows and
+    writes them back with its own: two runs appending at once would otherwise each write back what it
+    read, and the row of the one that wrote first would be lost."""
+    import fcntl
+
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(OUT.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def merged(rows: list[dict], new: list[dict]) -> list[dict]:
+    """``rows`` with ``new`` in place of the rows of the same variants (appended after them); a replaced
+    row whose figure changes is said on stderr (a rerun that is to stay beside the first takes ``_rerun``)."""
+    names = {r["variant"]: r for r in new}
+    for old in rows:
+        if old["variant"] in names and old["dev_weighted_f1"] != names[old["variant"]]["dev_weighted_f1"]:
+            print(f"replacing the row of {old['variant']}: dev weighted F1 {100 * old['dev_weighted_f1']:.1f} % -> "
+                  f"{100 * names[old['variant']]['dev_weighted_f1']:.1f} %", file=sys.stderr, flush=True)
+    return [r for r in rows if r["variant"] not in names] + new
+
+
 def write_report(rows: list[dict], lines: list[str]) -> None:
     """The table of ``rows`` (each row keeps its own command line in ``command``)."""
     OUT.parent.mkdir(parents=True, exist_ok=True)
@@ -304,12 +334,13 @@ def main() -> None:
                         help="rewrite docs/results/meld_text.md from its JSON (no training)")
     args = parser.parse_args()
     if args.report_only or args.ensemble:
-        saved = json.loads(OUT.with_suffix(".json").read_text())
-        rows = saved["rows"]
-        if args.ensemble:
-            row = ensemble_row([v.strip() for v in args.ensemble.split(",") if v.strip()], args.probs, rows)
-            rows = [r for r in rows if r["variant"] != row["variant"]] + [row]
-        write_report(rows, saved["header"])
+        with report_lock():
+            saved = json.loads(OUT.with_suffix(".json").read_text())
+            rows = saved["rows"]
+            if args.ensemble:
+                rows = merged(rows, [ensemble_row([v.strip() for v in args.ensemble.split(",") if v.strip()],
+                                                  args.probs, rows)])
+            write_report(rows, saved["header"])
         return
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     for name in names:
@@ -330,11 +361,11 @@ def main() -> None:
     rows = []
     for name in names:
         rows.append(run_variant(name, data, train, dev, cache, args.epochs, args.patience, args.probs))
-        done = {r["variant"] for r in rows}
-        kept = []  # read again before each write: another run may have appended meanwhile
-        if args.append and OUT.with_suffix(".json").is_file():
-            kept = [r for r in json.loads(OUT.with_suffix(".json").read_text())["rows"] if r["variant"] not in done]
-        write_report(kept + rows, lines)  # after every variant: a long run leaves what it finished
+        with report_lock():  # read again before each write, under the lock: another run may append meanwhile
+            kept = []
+            if args.append and OUT.with_suffix(".json").is_file():
+                kept = json.loads(OUT.with_suffix(".json").read_text())["rows"]
+            write_report(merged(kept, rows), lines)  # after every variant: a long run leaves what it finished
         print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("confusion", "train_config")}), flush=True)
 
 
