@@ -16,7 +16,8 @@ def test_variant_grammar_sets_the_model_and_training_options(benchmark_script):
     assert "(lr 3e-5)" in script.variant("ft1_h0")[2]
     assert script.variant("sent_h1_d3")[0] == {"modalities": ["text"], "context": 1, "text_feature": "minilm",
                                                "text_kind": "vector", "dropout": 0.3}
-    for bad in ("ft3_h0", "ft2_3", "ft2_h0_lr", "ft2"):
+    assert script.variant("ft2_h3_cng_lr1e4_s4")[1] == {"seed": 4}
+    for bad in ("ft3_h0", "ft2_3", "ft2_h0_lr", "ft2", "ft2_h3_s5"):
         with pytest.raises(ValueError, match="is not"):
             script.variant(bad)
 
