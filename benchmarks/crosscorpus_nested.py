@@ -206,6 +206,55 @@ def summarise(ctx: gen.Context, res: dict) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- report
+def _answers(ctx: gen.Context, summary: dict, target: float) -> list[str]:
+    """The report's answer lines: the nested UAR per variant against the target, and CREMA-D."""
+    answers = []
+    if summary:
+        answers.append(f"- **RAVDESS -> EmoDB-dev UAR, nested** (target >= {target:.0f} %): " + ", ".join(
+            f"{v} {pct2(s['pooled']['uar'])} % (standard error about {100 * s['pooled']['uar_se']:.1f} points)"
+            for v, s in summary.items())
+            + f" -- {gen._verdict({v: s['pooled']['uar'] for v, s in summary.items()}, target)}. "
+            "The fixed recipe on the same clips (its C chosen with EmoDB-dev in view): " + ", ".join(
+            f"{v} {pct2(s['recipe']['uar'])} %" for v, s in summary.items()) + ".")
+        answers.append("- **RAVDESS -> CREMA-D clips**, the candidate chosen on all of EmoDB-dev: " + ", ".join(
+            f"{v} ({s['crema_d']['chosen_candidate']}) {gen.pct(s['crema_d']['chosen']['accuracy'])} % accuracy, "
+            f"UAR {gen.pct(s['crema_d']['chosen']['uar'])} % on {s['crema_d']['chosen']['n']} clips"
+            for v, s in summary.items()) + ".")
+    missing = [v for v in ctx.variants if v not in summary]
+    if missing:
+        answers.append(f"- Not run (not every candidate scored under `--work`): {', '.join(missing)}.")
+    return answers
+
+
+def _variant_section(ctx: gen.Context, v: str, s: dict) -> list[str]:
+    """One variant's section: held-out speakers, pooled rows, confusion, every candidate (not a result)."""
+    lines = [f"## {v}", "", "**Held-out EmoDB-dev speakers**", "",
+             "| test speaker | clips | chosen on the other speakers | its UAR there | test speaker UAR "
+             "(held out) | fixed recipe UAR |", "|---|---|---|---|---|---|"]
+    for sp, r in s["per_speaker"].items():
+        lines.append(f"| {sp} | {r['n']} | {r['chosen']} | {gen.pct(r['selection_uar'])} | {gen.pct(r['uar'])} | "
+                     f"{gen.pct(s['recipe_per_speaker_uar'][sp])} |")
+    lines += ["", "**Pooled over the speakers**", "", *gen.EVAL_HEAD,
+              gen._eval_row("EmoDB-dev, nested (held-out predictions)", s["pooled"]),
+              gen._eval_row(f"EmoDB-dev, fixed recipe ({candidate_name(ctx.model_config)})", s["recipe"]),
+              gen._eval_row(f"CREMA-D, chosen on all of EmoDB-dev ({s['crema_d']['chosen_candidate']})",
+                            s["crema_d"]["chosen"]),
+              gen._eval_row("CREMA-D, fixed recipe", s["crema_d"]["recipe"]), "",
+              f"Left out (no partner label): EmoDB-dev {s['left_out']['emodb'] or 'none'}, "
+              f"CREMA-D {s['left_out']['crema_d'] or 'none'}.", "",
+              "Confusion of the nested held-out predictions, EmoDB-dev:", "", *gen._confusion(s["pooled"]), "",
+              "**Every candidate's pooled EmoDB-dev UAR -- NOT a result**: choosing the best of these would "
+              "choose on the test speakers; shown only to see how much the choice matters.", "",
+              "| candidate | pooled UAR | chosen for speakers |", "|---|---|---|"]
+    recipes = {candidate_name(o) for o in grid(ctx) if is_recipe(ctx, o)}
+    for name, u in s["candidates_pooled_uar_not_a_result"].items():
+        chosen_for = [sp for sp, r in s["per_speaker"].items() if r["chosen"] == name]
+        lines.append(f"| {name}{' (the recipe)' if name in recipes else ''} | "
+                     f"{gen.pct(u)} | {', '.join(chosen_for)} |")
+    lines.append("")
+    return lines
+
+
 def part_report(ctx: gen.Context) -> None:
     import report as bench_report
 
@@ -244,47 +293,10 @@ def part_report(ctx: gen.Context) -> None:
              "order) and scores the test speaker's clips; the test speaker's clips never choose. The held-out "
              "predictions of all the speakers are pooled. The CREMA-D clips are scored with the candidate chosen "
              "on all the EmoDB-dev speakers (EmoDB-dev as a validation corpus; CREMA-D chooses nothing).", ""]
-    answers = []
-    if summary:
-        answers.append(f"- **RAVDESS -> EmoDB-dev UAR, nested** (target >= {target:.0f} %): " + ", ".join(
-            f"{v} {pct2(s['pooled']['uar'])} % (standard error about {100 * s['pooled']['uar_se']:.1f} points)"
-            for v, s in summary.items())
-            + f" -- {gen._verdict({v: s['pooled']['uar'] for v, s in summary.items()}, target)}. "
-            "The fixed recipe on the same clips (its C chosen with EmoDB-dev in view): " + ", ".join(
-            f"{v} {pct2(s['recipe']['uar'])} %" for v, s in summary.items()) + ".")
-        answers.append("- **RAVDESS -> CREMA-D clips**, the candidate chosen on all of EmoDB-dev: " + ", ".join(
-            f"{v} ({s['crema_d']['chosen_candidate']}) {gen.pct(s['crema_d']['chosen']['accuracy'])} % accuracy, "
-            f"UAR {gen.pct(s['crema_d']['chosen']['uar'])} % on {s['crema_d']['chosen']['n']} clips"
-            for v, s in summary.items()) + ".")
-    missing = [v for v in ctx.variants if v not in summary]
-    if missing:
-        answers.append(f"- Not run (not every candidate scored under `--work`): {', '.join(missing)}.")
+    answers = _answers(ctx, summary, target)
     lines += ["## Answers", "", *answers, ""]
     for v, s in summary.items():
-        lines += [f"## {v}", "", "**Held-out EmoDB-dev speakers**", "",
-                  "| test speaker | clips | chosen on the other speakers | its UAR there | test speaker UAR "
-                  "(held out) | fixed recipe UAR |", "|---|---|---|---|---|---|"]
-        for sp, r in s["per_speaker"].items():
-            lines.append(f"| {sp} | {r['n']} | {r['chosen']} | {gen.pct(r['selection_uar'])} | {gen.pct(r['uar'])} | "
-                         f"{gen.pct(s['recipe_per_speaker_uar'][sp])} |")
-        lines += ["", "**Pooled over the speakers**", "", *gen.EVAL_HEAD,
-                  gen._eval_row("EmoDB-dev, nested (held-out predictions)", s["pooled"]),
-                  gen._eval_row(f"EmoDB-dev, fixed recipe ({candidate_name(ctx.model_config)})", s["recipe"]),
-                  gen._eval_row(f"CREMA-D, chosen on all of EmoDB-dev ({s['crema_d']['chosen_candidate']})",
-                                s["crema_d"]["chosen"]),
-                  gen._eval_row("CREMA-D, fixed recipe", s["crema_d"]["recipe"]), "",
-                  f"Left out (no partner label): EmoDB-dev {s['left_out']['emodb'] or 'none'}, "
-                  f"CREMA-D {s['left_out']['crema_d'] or 'none'}.", "",
-                  "Confusion of the nested held-out predictions, EmoDB-dev:", "", *gen._confusion(s["pooled"]), "",
-                  "**Every candidate's pooled EmoDB-dev UAR -- NOT a result**: choosing the best of these would "
-                  "choose on the test speakers; shown only to see how much the choice matters.", "",
-                  "| candidate | pooled UAR | chosen for speakers |", "|---|---|---|"]
-        recipes = {candidate_name(o) for o in grid(ctx) if is_recipe(ctx, o)}
-        for name, u in s["candidates_pooled_uar_not_a_result"].items():
-            chosen_for = [sp for sp, r in s["per_speaker"].items() if r["chosen"] == name]
-            lines.append(f"| {name}{' (the recipe)' if name in recipes else ''} | "
-                         f"{gen.pct(u)} | {', '.join(chosen_for)} |")
-        lines.append("")
+        lines += _variant_section(ctx, v, s)
     notes = list(ctx.suite.get("nested", {}).get("notes", [])) if not ctx.quick else []
     if notes:
         lines += ["## Notes", "", *(f"- {n}" for n in notes), ""]
