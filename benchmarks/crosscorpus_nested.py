@@ -32,7 +32,6 @@ import itertools
 import json
 import os
 import re
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -50,9 +49,14 @@ TARGETS = ("emodb", "crema_d")
 
 
 # ----------------------------------------------------------------------------- candidates
+def grid_table(ctx: gen.Context) -> dict[str, list]:
+    """The suite's grid: model-config key -> the values to try (``[quick] nested_grid`` with ``--quick``)."""
+    return ctx.suite["quick"]["nested_grid"] if ctx.quick else ctx.suite["nested"]["grid"]
+
+
 def grid(ctx: gen.Context) -> list[dict[str, Any]]:
     """The candidates: the cartesian product of the grid's values, in its order (first key slowest)."""
-    table = ctx.suite["quick"]["nested_grid"] if ctx.quick else ctx.suite["nested"]["grid"]
+    table = grid_table(ctx)
     keys = list(table)
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(table[k] for k in keys))]
 
@@ -146,6 +150,8 @@ def nested_selection(candidates: dict[str, dict[str, Any]]) -> dict[str, Any]:
     Returns ``{"per_speaker": {speaker: {"chosen", "selection_uar", "n", "uar", "accuracy"}},
     "pooled": scores of the pooled held-out predictions, "chosen_on_all": the best candidate on every clip}``.
     """
+    from avemo.metrics import compute_metrics
+
     first = next(iter(candidates.values()))
     for name, c in candidates.items():
         if c["takes"] != first["takes"] or c["labels"] != first["labels"]:
@@ -154,7 +160,7 @@ def nested_selection(candidates: dict[str, dict[str, Any]]) -> dict[str, Any]:
     speakers = np.asarray(first["speakers"])
 
     def uar(c: dict, mask: np.ndarray) -> float:
-        return scores_of(y[mask], np.asarray(c["probabilities"])[mask], labels)["uar"]
+        return compute_metrics(y[mask], np.asarray(c["probabilities"])[mask], labels).uar
 
     def best(mask: np.ndarray) -> tuple[str, float]:
         values = {name: uar(c, mask) for name, c in candidates.items()}
@@ -264,11 +270,9 @@ def part_report(ctx: gen.Context) -> None:
     res = load(ctx.work / "nested.pkl", {"scores": {}, "runs": []})
     summary = summarise(ctx, res)
     target = float(ctx.suite["targets"]["ravdess_to_emodb_uar"])
-    scratch = ("--parts", "--work")
-    args = [a for i, a in enumerate(sys.argv[1:], 1) if not {a, sys.argv[i - 1]} & set(scratch)]
-    command = " ".join(["python benchmarks/crosscorpus_nested.py", *(shlex.quote(a) for a in args)])
+    command = gen.report_command("crosscorpus_nested.py")
     recipe = f"`{ctx.model}` {json.dumps(ctx.model_config)}"
-    table = ctx.suite["quick"]["nested_grid"] if ctx.quick else ctx.suite["nested"]["grid"]
+    table = grid_table(ctx)
     lines = ["# RAVDESS -> EmoDB-dev with C and combine chosen without the test speakers (nested)", "",
              f"- Command: `{command}` (parts: {', '.join(PARTS)}; results under `--work`)",
              f"- Date: {time.strftime('%Y-%m-%d %H:%M')}; machine: {bench_report.machine()}",

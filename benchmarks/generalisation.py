@@ -873,6 +873,14 @@ def _select_section(ctx: Context, select: dict) -> tuple[list[str], dict]:
     return lines, {**s, "used": used}
 
 
+def report_command(script: str) -> str:
+    """The command a report names: this process's arguments without ``--parts`` and ``--work`` (which
+    parts wrote the results, and where, do not change them)."""
+    scratch = {"--parts", "--work"}
+    args = [a for i, a in enumerate(sys.argv[1:], 1) if not {a, sys.argv[i - 1]} & scratch]
+    return " ".join([f"python benchmarks/{script}", *(shlex.quote(a) for a in args)])
+
+
 def part_report(ctx: Context) -> None:
     from avemo.models.checkpoint import package_versions
 
@@ -882,9 +890,7 @@ def part_report(ctx: Context) -> None:
     audio_au = load(ctx.work / "audio_au.pkl", {})
     figures = ctx.out / "generalisation"
     figures.mkdir(parents=True, exist_ok=True)
-    scratch = ("--parts", "--work")  # which parts wrote the results, and where, do not change them
-    args = [a for i, a in enumerate(sys.argv[1:], 1) if not {a, sys.argv[i - 1]} & set(scratch)]
-    command = " ".join(["python benchmarks/generalisation.py", *(shlex.quote(a) for a in args)])
+    command = report_command("generalisation.py")
     head = _report_head(ctx, command)
     summary: dict[str, Any] = {"command": command, "recipe": {"model": ctx.model, "model_config": ctx.model_config,
                                                               "feature": ctx.feature},
