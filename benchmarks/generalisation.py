@@ -343,10 +343,14 @@ def talkers_needed(conditions) -> int:
 
 def degraded_test(ctx: Context, test) -> list:
     """The test takes that are degraded: all, or ``test_fraction`` of them by CRC32 of the clip id."""
+    return sampled(test, float(ctx.degraded["test_fraction"]))
+
+
+def sampled(takes, fraction: float) -> list:
+    """``fraction`` of ``takes``, chosen by CRC32 of the clip id (the same clips in every run)."""
     from avemo.training.channel_copies import crc32
 
-    fraction = float(ctx.degraded["test_fraction"])
-    return [t for t in test if crc32(t.key) < fraction * 2**32]
+    return [t for t in takes if crc32(t.key) < fraction * 2**32]
 
 
 def perturb_of(condition: str, seed: int, talkers: tuple[str, ...]) -> dict[str, Any]:
@@ -574,11 +578,11 @@ def _pooled(res: dict, variant: str, key: str) -> tuple[float | None, int, int]:
     return (sum(r["accuracy"] * r["n"] for r in rows) / n if n else None), len(rows), n
 
 
-def degraded_summary(res: dict, conditions: list[str]) -> dict[str, Any]:
-    """Per variant: clean accuracy (full folds and the degraded clips), accuracy and drop per
-    condition (pooled over the folds' degraded clips), the mean drop and the worst condition."""
+def degraded_summary(res: dict, conditions: list[str], variants: tuple[str, ...] = VARIANTS) -> dict[str, Any]:
+    """Per variant (of ``variants``): clean accuracy (full folds and the degraded clips), accuracy and
+    drop per condition (pooled over the folds' degraded clips), the mean drop and the worst condition."""
     out = {}
-    for v in VARIANTS:
+    for v in variants:
         full = [f["scores"][v]["clean_full"] for f in res.values() if "clean_full" in f["scores"].get(v, {})]
         clean, folds, n = _pooled(res, v, "clean")
         per = {}

@@ -66,6 +66,17 @@ def _stats(arrays: Sequence[np.ndarray], kind: str) -> tuple[np.ndarray, np.ndar
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+def speaker_normalised(arrays: Sequence[np.ndarray], kind: str, reference: Sequence[int] | None = None
+                       ) -> list[np.ndarray]:
+    """One speaker's arrays (of input kind ``kind``, not frames) z-normalised with that speaker's own
+    statistics, taken over the arrays ``reference`` (indices into ``arrays``; default: all of them).
+    Training and evaluation use all of a speaker's takes; a subset shows how many clips the
+    statistics need."""
+    chosen = range(len(arrays)) if reference is None else reference
+    mean, std = _stats([arrays[i] for i in chosen], kind)
+    return [(np.asarray(a, dtype=np.float32) - mean) / std for a in arrays]
+
+
 @dataclass
 class Normalizer:
     """Per-input standardisation fitted on training data.
@@ -101,9 +112,8 @@ class Normalizer:
             if kind != "frames":
                 for spk in np.unique(speakers):
                     idx = np.nonzero(speakers == spk)[0]
-                    mean, std = _stats([arrays[i] for i in idx], kind)
-                    for i in idx:
-                        arrays[i] = (np.asarray(arrays[i], dtype=np.float32) - mean) / std
+                    for i, a in zip(idx, speaker_normalised([arrays[i] for i in idx], kind), strict=True):
+                        arrays[i] = a
             out[name] = arrays
         return out
 

@@ -1,0 +1,111 @@
+"""benchmarks/build_default_model.py: the logic of the speaker-normalised head's measurements and of the
+degraded-audio summary, on generated data (the build itself trains on the shared corpora)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+
+def test_speaker_statistics_from_a_subset_of_clips():
+    from avemo.models.inputs import InputSpec
+    from avemo.models.normalization import ArraySet, Normalizer, speaker_normalised
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(3.0, 2.0, size=4).astype(np.float32) for _ in range(12)]
+    chosen = [1, 4, 7]
+    out = speaker_normalised(arrays, "vector", chosen)
+    ref = np.stack([arrays[i] for i in chosen]).astype(np.float64)
+    expected = (np.stack(arrays) - ref.mean(0)) / ref.std(0)
+    assert np.allclose(np.stack(out), expected, atol=1e-5)
+    assert np.allclose(np.stack(out)[chosen].mean(0), 0, atol=1e-5)  # the reference clips are centred
+    assert not np.allclose(np.stack(out).mean(0), 0, atol=1e-3)  # the others are not, in general
+    # all clips: what the Normalizer does to each speaker before its global statistics
+    spec = {"audio": InputSpec("audio", "x", {}, (4,), "vector")}
+    data = ArraySet({"audio": arrays + [a + 5 for a in arrays]}, ["a"] * 12 + ["b"] * 12)
+    norm = Normalizer.fit(data, spec, speaker_norm=True)
+    per_speaker = norm._per_speaker(data)["audio"]
+    assert np.allclose(np.stack(per_speaker[:12]), np.stack(speaker_normalised(arrays, "vector")))
+    assert np.allclose(np.stack(per_speaker[12:]), np.stack(per_speaker[:12]), atol=1e-5)  # offset removed
+
+
+def test_clip_draws_sizes_and_determinism(benchmark_script):
+    draws = benchmark_script("build_default_model").clip_draws
+    out = draws(30, [5, 10, 20, 40], 4, np.random.default_rng(0))
+    assert list(out) == ["5", "10", "20", "all"]  # k = 40 > 30 clips: only "all"
+    for k in ("5", "10", "20"):
+        assert len(out[k]) == 4
+        for chosen in out[k]:
+            assert len(chosen) == int(k) and len(set(chosen.tolist())) == int(k) and chosen.max() < 30
+    assert [c.tolist() for c in out["all"]] == [list(range(30))]
+    again = draws(30, [5, 10, 20, 40], 4, np.random.default_rng(0))
+    assert all(np.array_equal(a, b) for k in out for a, b in zip(out[k], again[k], strict=True))
+
+
+def test_k_clips_summary_pools_speakers_per_draw(benchmark_script):
+    summary = benchmark_script("build_default_model").k_clips_summary
+    labels = ["a", "b"]
+    right = np.array([[0.9, 0.1], [0.2, 0.8]])
+    wrong = right[:, ::-1]
+    y = np.array([0, 1])
+    # k = "5": draw 1 right on both speakers, draw 2 wrong on speaker s2
+    k_clips = {"5": [[(right, y, "s1"), (right, y, "s2")], [(right, y, "s1"), (wrong, y, "s2")]],
+               "all": [[(right, y, "s1"), (right, y, "s2")]]}
+    out = summary(k_clips, labels)
+    assert out["all"] == {"draws": 1, "speakers": ["s1", "s2"], "uar": 1.0, "uar_std": 0.0, "accuracy": 1.0,
+                          "accuracy_std": 0.0, "speaker_uar": 1.0}
+    assert out["5"]["draws"] == 2
+    assert out["5"]["uar"] == pytest.approx(0.75) and out["5"]["uar_std"] == pytest.approx(0.25)
+    assert out["5"]["speaker_uar"] == pytest.approx(0.75)
+
+
+def test_person_joins_a_speaker_of_two_folders_of_one_corpus(benchmark_script):
+    script = benchmark_script("build_default_model")
+    specs = [SimpleNamespace(corpus="emodb", dataset="emodb"), SimpleNamespace(corpus="emodb_wav", dataset="emodb"),
+             SimpleNamespace(corpus="ravdess", dataset="ravdess")]
+    data = SimpleNamespace(corpora=SimpleNamespace(specs=specs))
+    take = lambda corpus, speaker: SimpleNamespace(dataset=corpus, speaker=f"{corpus}:{speaker}")  # noqa: E731
+    assert script.person_of(data, take("emodb", "03")) == script.person_of(data, take("emodb_wav", "03")) == "emodb:03"
+    assert script.person_of(data, take("ravdess", "03")) == "ravdess:03"
+
+
+def test_unseen_corpus_speakers_below_min_clips_are_not_scored(benchmark_script):
+    spknorm_unseen = benchmark_script("build_default_model").spknorm_unseen
+    out = spknorm_unseen({"dataset": "crema_d", "clips_per_speaker": {"1001": 6, "1002": 6}}, 10)
+    assert out["scored"] is False and "1001: 6" in out["reason"] and "min_clips (10)" in out["reason"]
+    assert spknorm_unseen({"dataset": "x", "clips_per_speaker": {"a": 12}}, 10)["scored"] is True
+
+
+def _scores(accuracy: float, n: int) -> dict:
+    return {"accuracy": accuracy, "n": n, "uar": accuracy, "macro_f1": accuracy, "labels": ["a", "b"],
+            "confusion": [[1, 0], [0, 1]]}
+
+
+def test_degraded_summary_of_the_bundle_head(benchmark_script):
+    script = benchmark_script("build_default_model")
+    gen = script.generalisation()
+    res = {"1": {"scores": {"bundle": {"clean_full": _scores(0.8, 50), "clean": _scores(0.8, 10),
+                                       "mp3": _scores(0.7, 10), "babble": _scores(0.4, 10)}}},
+           "2": {"scores": {"bundle": {"clean_full": _scores(0.9, 50), "clean": _scores(1.0, 30),
+                                       "mp3": _scores(1.0, 30), "babble": _scores(0.8, 30)}}}}
+    summary = gen.degraded_summary(res, ["mp3", "babble"], variants=("bundle",))["bundle"]
+    out = script.degraded_metrics(summary, res, {"conditions": ["mp3", "babble"], "seed": 0})
+    assert out["n"] == 40 and out["clean"] == pytest.approx(0.95)  # pooled over the folds' clips
+    assert out["conditions"]["mp3"]["accuracy"] == pytest.approx(0.925)
+    assert out["conditions"]["babble"]["drop"] == pytest.approx(0.95 - 0.7)
+    assert out["mean_drop"] == pytest.approx((0.025 + 0.25) / 2)
+    assert out["worst"] == "babble" and out["missing"] == []
+    assert out["folds"]["2"] == {"n": 30, "clean": 1.0, "clean_full": 0.9}
+    del res["2"]["scores"]["bundle"]["babble"]  # a condition not scored on every fold is missing, not pooled
+    partial = gen.degraded_summary(res, ["mp3", "babble"], variants=("bundle",))["bundle"]
+    assert partial["missing"] == ["babble"] and partial["worst"] == "mp3"
+
+
+def test_degraded_sample_is_a_fixed_fraction_by_clip_id(benchmark_script):
+    gen = benchmark_script("build_default_model").generalisation()
+    takes = [SimpleNamespace(key=f"clip{i}") for i in range(400)]
+    quarter = gen.sampled(takes, 0.25)
+    assert 60 < len(quarter) < 140 and quarter == gen.sampled(list(reversed(takes)), 0.25)[::-1]
+    assert gen.sampled(takes, 1.0) == takes and gen.sampled(takes, 0.0) == []
