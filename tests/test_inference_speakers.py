@@ -289,3 +289,19 @@ def test_cli_refuses_grouping_with_a_bundle_without_the_head(avemo_main, clips, 
     code, out, err = avemo_main("predict", *clips["a"][:2], "--group-by-speaker")
     assert code == 2 and out == ""
     assert "this model has no speaker-normalised audio head (the bundle's model.json has no config.speaker_norm)" in err
+
+
+@pytest.mark.shared_data
+def test_the_kept_embedding_is_the_whisper_feature_the_trainer_reads(spk_predictor, shared_data):
+    """What the second pass normalises is the clip vector the audio head read, the whisper_base feature
+    the trainer caches (here on a real EmoDB-dev clip)."""
+    from avemo.features.base import get_extractor
+    from avemo.inference.windows import WindowGrid
+
+    clip = shared_data / "emodb_dev" / "wav" / "03a01Nc.flac"
+    audio = spk_predictor._backend.audio
+    out = audio.analyse(clip, WindowGrid())
+    spec = next(iter(audio.ckpt.inputs.values()))
+    reference = get_extractor("whisper_base", **dict(spec.config)).extract(clip)["x"]
+    np.testing.assert_allclose(out.clip_embedding, reference, atol=1e-4)
+    np.testing.assert_allclose(audio.logits(out.clip_embedding[None])[0], out.clip_logits, atol=1e-6)
