@@ -243,7 +243,9 @@ class Predictor:
         ``modalities`` adds the attached text expert (:meth:`with_text_expert`), and the transcript."""
         return self._predict(path, window, hop, modalities, progress, transcribe)[0]
 
-    def _predict(self, path, window, hop, modalities, progress, transcribe) -> tuple[Prediction, BackendResult]:
+    def _predict(self, path: str | Path, window: float | None = None, hop: float | None = None,
+                 modalities: str | Sequence[str] | None = None, progress: Progress | None = None,
+                 transcribe: bool = False) -> tuple[Prediction, BackendResult]:
         """:meth:`predict`, and the backend's result it was made from."""
         from avemo.inference.text import split_text
         from avemo.media import probe
@@ -353,8 +355,7 @@ class Predictor:
             update = functools.partial(progress, index, str(path))
             update(0.0, 0.0)
         try:
-            prediction, result = self._predict(path, options.get("window"), options.get("hop"),
-                                               options.get("modalities"), update, options.get("transcribe", False))
+            prediction, result = self._predict(path, progress=update, **options)
         except AvemoError as exc:
             return Outcome(str(path), reason=exc.reason), None
         return Outcome(str(path), prediction=prediction), result
