@@ -699,7 +699,8 @@ class _PredictProgress:
     def update(self, index: int, _path: str, done: float, total: float) -> None:
         import time
 
-        if index != self.index:  # a new file starts
+        if index != self.index:  # a new file starts (a grouped batch yields its outcomes only at the end)
+            self.finished()
             self.index, self.started = index, time.monotonic()
             self.last_line = self.started
             if self.bar is not None:
@@ -720,14 +721,15 @@ class _PredictProgress:
 
 
 def _predict_files(predictor, files: list[Path], done: list, *, window, hop, modalities,
-                   raise_single: bool, transcribe: bool = False) -> list[tuple[str, str]]:
+                   raise_single: bool, transcribe: bool = False, speakers=None) -> list[tuple[str, str]]:
     """Predict each file with progress on stderr, appending each prediction to ``done`` as soon as it
-    is made (so that an interrupted batch keeps them); returns the files that failed, with why.
+    is made (so that an interrupted batch keeps them; grouped by ``speakers``, they come once all
+    files are analysed); returns the files that failed, with why.
     ``raise_single``: the first failure is raised instead (one input file: exit code 2)."""
     failures = []
     with _PredictProgress(files) as progress:
         for outcome in predictor.predict_many(files, window=window, hop=hop, modalities=modalities,
-                                              progress=progress.update, transcribe=transcribe):
+                                              progress=progress.update, transcribe=transcribe, speakers=speakers):
             progress.finished()
             if outcome.ok:
                 done.append(outcome.prediction)
@@ -800,6 +802,62 @@ def _check_grid(window: float | None, hop: float | None) -> None:
     WindowGrid(defaults.window if window is None else window, defaults.hop if hop is None else hop)
 
 
+GROUP_HELP = (
+    "All the files given (folders expanded) are clips of one speaker: each clip's voice is judged against the "
+    "speaker's other clips (speaker-level normalisation: the bundle's speaker-normalised audio head on embeddings "
+    "z-normalised with the speaker's own mean and std). Helps when you have many clips of one speaker (an "
+    "interview cut in clips, a call-centre agent, a study participant) with a mix of emotions. Caveat: a speaker "
+    "whose clips are all one emotion is centred away from it. Needs a bundle with a speaker-normalised head "
+    "(model.json config.speaker_norm; refused otherwise) and its min_clips clips with speech per speaker (fewer: "
+    "single-clip results and a warning); the timeline windows keep the single-clip head."
+)
+SPEAKERS_HELP = (
+    "A CSV with the columns file,speaker (relative paths read against the CSV's folder): each speaker's files among "
+    "those given are normalised together, as --group-by-speaker does for one speaker; files not listed get "
+    "single-clip results."
+)
+
+
+def _check_speaker_options(group_by_speaker: bool, speakers_csv: Path | None, model: Path | None) -> None:
+    """One-line errors for --group-by-speaker / --speakers before any work."""
+    if group_by_speaker and speakers_csv is not None:
+        raise AvemoError("--group-by-speaker and --speakers exclude each other: one says all files are one speaker, "
+                         "the other says who is who")
+    if (group_by_speaker or speakers_csv is not None) and model is not None:
+        raise AvemoError(f"{'--group-by-speaker' if group_by_speaker else '--speakers'} needs a model with a "
+                         "speaker-normalised audio head (a bundle's config.speaker_norm); a --model checkpoint has none")
+
+
+def _speakers_of(files: list[Path], group_by_speaker: bool, speakers_csv: Path | None) -> dict[Path, str] | None:
+    """``{file: speaker}`` of the files to predict, or None (no grouping)."""
+    from avemo.inference.speakers import GROUP_SPEAKER, read_speakers_csv
+
+    if group_by_speaker:
+        return dict.fromkeys(files, GROUP_SPEAKER)
+    if speakers_csv is None:
+        return None
+    with _options_naming_files({"--speakers": speakers_csv}):
+        table = read_speakers_csv(speakers_csv)
+    return {f: table[f.resolve()] for f in files if f.resolve() in table}
+
+
+def _predict_and_write(predictor, files: list[Path], fmt: str, output, *, single: bool,
+                       **options) -> list[tuple[str, str]]:
+    """Predict the files and write the results (after Ctrl-C, those done so far); the failures."""
+    predictions: list = []
+    try:
+        failures = _predict_files(predictor, files, predictions, raise_single=single, **options)
+    except KeyboardInterrupt:
+        if predictions and not single:
+            _write_predictions(predictions, fmt, output, single=False)
+            console_err.print(f"interrupted: the results of the {len(predictions)} files done (of {len(files)}) "
+                              "were written")
+        raise
+    if predictions:
+        _write_predictions(predictions, fmt, output, single=single)
+    return failures
+
+
 @app.command()
 def predict(
     paths: Annotated[list[Path], typer.Argument(help="Video or audio files, or folders of them.")],
@@ -826,11 +884,14 @@ def predict(
         Path | None, typer.Option(help="The text expert of --modalities ...,text: a text-only checkpoint from "
                                        "`avemo train` (default: the bundled text model, when there is one).")
     ] = None,
+    group_by_speaker: Annotated[bool, typer.Option("--group-by-speaker", help=GROUP_HELP)] = False,
+    speakers_csv: Annotated[Path | None, typer.Option("--speakers", help=SPEAKERS_HELP)] = None,
 ) -> None:
     """Predict the emotion of each file: clip label, per-emotion probabilities, modalities used, timeline.
 
     Progress goes to stderr: a bar on a terminal, a line every few seconds otherwise. Ctrl-C stops
-    at once (exit code 130), keeping the results of the files already done.
+    at once (exit code 130), keeping the results of the files already done (none yet, while a batch
+    grouped by speaker is analysed: its results come once every file is).
     """
     from avemo.inference.formats import FORMATS
     from avemo.inference.inputs import collect_media
@@ -844,31 +905,24 @@ def predict(
     rest, with_text = split_text(modalities)
     wanted = [*parse_modalities(rest), *(["text"] if with_text else [])]
     _check_grid(window, hop)
+    _check_speaker_options(group_by_speaker, speakers_csv, model)
     files, problems = collect_media(paths)
     single = len(paths) == 1 and not paths[0].is_dir()
     if not files:
         raise AvemoError(problems[0][1] if problems else "no input files", problems[0][0] if problems else None)
+    speakers = _speakers_of(files, group_by_speaker, speakers_csv)
     with OutputFile(out) if out is not None else contextlib.nullcontext() as output:
         with _options_naming_files({"--model": model, "--text-model": text_model}):
             predictor = load_predictor(model, engine=engine, device=device, text_model=text_model,
                                        with_text=with_text)
+        if speakers is not None:  # a model without the speaker-normalised head: refused before the work
+            predictor.check_speakers(wanted)
         if transcribe or with_text:  # missing weights fail here, once, not on every file
             from avemo.inference.transcripts import load_recogniser_now
 
             load_recogniser_now()
-        predictions: list = []
-        try:
-            failures = _predict_files(predictor, files, predictions, window=window, hop=hop, modalities=wanted,
-                                      raise_single=single, transcribe=transcribe)
-        except KeyboardInterrupt:
-            if predictions and not single:
-                _write_predictions(predictions, fmt, output, single=False)
-                console_err.print(f"interrupted: the results of the {len(predictions)} files done (of {len(files)}) "
-                                  "were written")
-            raise
-        failures = problems + failures
-        if predictions:
-            _write_predictions(predictions, fmt, output, single=single)
+        failures = problems + _predict_and_write(predictor, files, fmt, output, single=single, window=window, hop=hop,
+                                                 modalities=wanted, transcribe=transcribe, speakers=speakers)
     if failures:  # one unwrapped line per file, so that the list can be grepped
         print(f"Not predicted ({len(failures)} of {len(files) + len(problems)}):", file=sys.stderr)
         for path, reason in failures:

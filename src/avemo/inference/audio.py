@@ -60,7 +60,9 @@ class AudioOutput:
     hold audio; ``window_logits``: (K, C) their logits; ``peak``: the largest absolute sample;
     ``speech``: the voice activity of the track (None when the expert runs no VAD); ``window_crowd``
     (K,) and ``clip_crowd``: the crowd detector's scores of the windows and of the clip
-    (:mod:`avemo.inference.crowd`; None when the expert has no detector).
+    (:mod:`avemo.inference.crowd`; None when the expert has no detector); ``clip_embedding``: the
+    clip's embedding, the very vector the head read (the Whisper expert; None for the generic one),
+    kept for speaker-level normalisation (:mod:`avemo.inference.speakers`).
     """
 
     clip_logits: np.ndarray
@@ -71,6 +73,7 @@ class AudioOutput:
     speech: SpeechActivity | None = None
     window_crowd: np.ndarray | None = None
     clip_crowd: float | None = None
+    clip_embedding: np.ndarray | None = None
 
 
 class AudioExpert(ABC):
@@ -172,6 +175,21 @@ def whisper_input(ckpt) -> tuple[str, int | None, str] | None:
     if set(config) - {"layer", "sample_rate", "combine"} or config.get("sample_rate", SAMPLE_RATE) != SAMPLE_RATE:
         return None  # other weights or settings: use the generic path, which runs the extractor itself
     return name, config.get("layer"), config.get("combine", "mean")
+
+
+def whisper_head_module(ckpt):
+    """The :class:`AudioHead` of a ``whisper_base`` checkpoint: its training statistics, then its model."""
+    name = whisper_input(ckpt)[0]
+    norm = ckpt.normalizer
+    return _audio_head_class()(ckpt.model, name, norm.mean[name], norm.std[name])
+
+
+def export_head(ckpt, path: Path) -> Path:
+    """Write the head of a ``whisper_base`` checkpoint (embeddings (B, width) -> logits (B, C),
+    standardisation included) as an ONNX graph."""
+    width = len(ckpt.normalizer.mean[whisper_input(ckpt)[0]])
+    return export_module(whisper_head_module(ckpt), path, {"embedding": np.zeros((2, width), np.float32)},
+                         ["logits"], {"embedding": {0: "batch"}, "logits": {0: "batch"}})
 
 
 def _check_audio_model(ckpt) -> None:
@@ -320,9 +338,8 @@ class WhisperAudioExpert(AudioExpert):
         return _whisper_states_class()(load_whisper_encoder(), layer, combine)
 
     def head_module(self):
-        norm = self.ckpt.normalizer
-        name = self._input()[0]
-        return _audio_head_class()(self.ckpt.model, name, norm.mean[name], norm.std[name])
+        self._input()  # a clear error when built from graphs alone
+        return whisper_head_module(self.ckpt)
 
     def embedding_width(self) -> int:
         """The width of the embedding the head reads (3584 for the concatenated layers)."""
@@ -424,6 +441,7 @@ class WhisperAudioExpert(AudioExpert):
             speech=None if stream is None else stream.finish(),
             window_crowd=None if self.crowd is None else np.concatenate([np.zeros(0), *crowd]),
             clip_crowd=None if self.crowd is None else float(self.crowd.scores(clip[None])[0]),
+            clip_embedding=np.asarray(clip, dtype=np.float32),  # what the head read (engines take float32)
         )
 
     def export_onnx(self, out_dir: Path) -> dict[str, str]:
@@ -433,9 +451,7 @@ class WhisperAudioExpert(AudioExpert):
         audio = (0.1 * rng.standard_normal((1, 2 * SAMPLE_RATE))).astype(np.float32)
         export_module(self.states_module(), out_dir / ENCODER_FILE, {"audio": audio}, ["states"],
                       {"audio": {1: "samples"}, "states": {1: "frames"}})
-        width = len(self.ckpt.normalizer.mean[self._input()[0]])
-        export_module(self.head_module(), out_dir / HEAD_FILE, {"embedding": np.zeros((2, width), np.float32)},
-                      ["logits"], {"embedding": {0: "batch"}, "logits": {0: "batch"}})
+        export_head(self.ckpt, out_dir / HEAD_FILE)
         return {"encoder": ENCODER_FILE, "head": HEAD_FILE}
 
 

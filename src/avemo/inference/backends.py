@@ -80,6 +80,11 @@ class BackendResult:
     face_coverage: float | None
     warnings: tuple[str, ...] = ()  # what the decoders could not read (a damaged or truncated file)
     speech: float | None = None  # share of the clip that is speech (None: no VAD ran)
+    # the fusion's clip inputs, kept for speaker-level normalisation (avemo.inference.speakers): the audio
+    # clip embedding the head read (None: audio not used, or not an embedding model) and the video
+    # expert's pooled clip probabilities (None: video not used)
+    audio_embedding: np.ndarray | None = None
+    video_clip: np.ndarray | None = None
 
 
 class Backend(Protocol):
@@ -139,13 +144,13 @@ class ExpertsBackend:
                     warnings.append(f"audio not used: {reason}")
                     audio_out = None
         video_windows = self.video.pooled(video_out, bounds) if used_video else None
-        rows = _fuse(self.fusion, audio_windows if audio_out is not None else None, video_windows, n, c)
+        rows = fuse(self.fusion, audio_windows if audio_out is not None else None, video_windows, n, c)
         # the clip: both experts, then each one alone (its calibrated distribution, reported per modality)
         clip_audio = audio_out.clip_logits[None] if audio_out is not None else None
         clip_video = self.video.pooled(video_out)[None] if used_video else None
-        clip = _fuse(self.fusion, clip_audio, clip_video, 1, c)[0] if audio_out is not None or used_video else None
-        alone = {"audio": _fuse(self.fusion, clip_audio, None, 1, c)[0] if clip_audio is not None else None,
-                 "video": _fuse(self.fusion, None, clip_video, 1, c)[0] if clip_video is not None else None}
+        clip = fuse(self.fusion, clip_audio, clip_video, 1, c)[0] if audio_out is not None or used_video else None
+        alone = {"audio": fuse(self.fusion, clip_audio, None, 1, c)[0] if clip_audio is not None else None,
+                 "video": fuse(self.fusion, None, clip_video, 1, c)[0] if clip_video is not None else None}
         has_audio = ~np.isnan(audio_windows).any(axis=1) if audio_out is not None else np.zeros(n, bool)
         has_video = ~np.isnan(video_windows).any(axis=1) if video_windows is not None else np.zeros(n, bool)
         modalities = {
@@ -162,6 +167,8 @@ class ExpertsBackend:
                                  speech=None if speech is None else shares, crowd=crowd, crowd_gated=gated),
             modalities=modalities, face_coverage=video_out.coverage if video_out is not None else None,
             warnings=tuple(warnings), speech=None if speech is None else _share(speech),
+            audio_embedding=None if audio_out is None else audio_out.clip_embedding,
+            video_clip=None if clip_video is None else clip_video[0],
         )
 
     def _analyse(self, path: Path, streams: Streams, grid: WindowGrid, total: float, progress: Progress | None,
@@ -452,7 +459,9 @@ def _dbfs(peak: float) -> str:
     return "-inf dBFS" if peak <= 0 else f"{20 * np.log10(peak):.0f} dBFS"
 
 
-def _fuse(engine, audio_logits, video_probs, n: int, c: int) -> np.ndarray:
+def fuse(engine, audio_logits, video_probs, n: int, c: int) -> np.ndarray:
+    """The fusion ``engine`` on n rows of audio logits and video probabilities (either may be None:
+    that expert is left out); rows without any expert are NaN."""
     from avemo.inference.fusion import fusion_inputs
 
     if n == 0:

@@ -9,6 +9,8 @@ to a cache folder on first use) writes:
   standardisation included;
 * ``fer_mini_xception.onnx``: faces (B, 1, 64, 64) -> FER2013 logits and probabilities (B, 7);
 * ``fusion.onnx``: ``audio_logits`` (B, C), ``video_probs`` (B, C), ``present`` (B, 2) -> probabilities;
+* ``audio_spknorm_head.onnx``, only for a bundle with a speaker-normalised head (``config.speaker_norm``,
+  :mod:`avemo.inference.speakers`): speaker-normalised clip embeddings (B, width) -> logits (B, C);
 * ``manifest.json``: which bundle (fingerprint) the graphs were made from, the file names, and
   what the onnx engine needs to know of the audio head (its name and labels), so that it runs from
   the graphs alone, without reading the checkpoint (which needs torch).
@@ -47,6 +49,7 @@ def export_bundle(bundle_dir: str | Path, out_dir: str | Path) -> Path:
     from avemo.inference.bundle import bundle_fingerprint, read_bundle
     from avemo.inference.engines import export_module
     from avemo.inference.fusion import FUSION_OUTPUTS, product_of_experts
+    from avemo.inference.speakers import export_speaker_head
     from avemo.inference.video import FerVideoExpert
     from avemo.models.checkpoint import load_checkpoint
 
@@ -70,6 +73,10 @@ def export_bundle(bundle_dir: str | Path, out_dir: str | Path) -> Path:
     files["fusion"] = {"graph": FUSION_FILE}
     manifest = {"bundle": config.name, "version": config.version, "fingerprint": bundle_fingerprint(bundle_dir),
                 "files": files, "audio_expert": {"name": audio.name, "labels": list(audio.labels)}}
+    speaker_head = export_speaker_head(bundle_dir, config, audio, out_dir)
+    if speaker_head is not None:  # the bundle's speaker-normalised head (avemo.inference.speakers)
+        files["speaker_norm"] = {"head": speaker_head["head"]}
+        manifest["speaker_norm"] = speaker_head
     tmp = out_dir / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, out_dir / MANIFEST)
@@ -80,11 +87,12 @@ def ensure_exported(bundle_dir: str | Path, out_dir: str | Path) -> dict:
     """Export unless ``out_dir`` already holds the graphs of this very bundle (same fingerprint, every
     file, a manifest of this version); graphs of another bundle version there are overwritten.
     Returns the manifest."""
-    from avemo.inference.bundle import bundle_fingerprint
+    from avemo.inference.bundle import bundle_fingerprint, read_bundle
 
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
     manifest = read_manifest(out_dir)
-    if manifest is not None and "audio_expert" in manifest:
+    wanted = ["audio_expert", *(["speaker_norm"] if read_bundle(bundle_dir)[0].speaker_norm is not None else [])]
+    if manifest is not None and all(k in manifest for k in wanted):
         names = [f for group in manifest.get("files", {}).values() for f in group.values()]
         if manifest.get("fingerprint") == bundle_fingerprint(bundle_dir) and all((out_dir / f).is_file() for f in names):
             return manifest

@@ -9,10 +9,13 @@
   column (the clip's transcript, each window's words); last, ``crowd``: the crowd detector's score of
   each window (:mod:`avemo.inference.crowd`; at or above the model's ``crowd_threshold`` the window
   got no audio vote), empty on clip rows, in windows without audio and for a model without the
-  detector. A file name that a spreadsheet would run as
+  detector; with speakers (``--group-by-speaker`` / ``--speakers``), ``speaker`` (every row of a file
+  given one) and ``speaker_normalised`` (true on the clip row of a speaker-normalised result; windows
+  keep the single-clip head). A file name or speaker that a spreadsheet would run as
   a formula (starting with ``= + - @``, a tab or a carriage return) is written with a leading ``'``.
 * Table: per file, the clip's emotion, the probability of each emotion (clip, and each expert
-  alone: audio, video, text), which modalities were used and why not, the transcript when there is
+  alone: audio, video, text), the speaker when one was given (and whether its audio was
+  speaker-normalised), which modalities were used and why not, the transcript when there is
   one, and the timeline (every window for short clips, runs of the same emotion for long ones; with
   the words said in each, and each window's crowd score); an uncertain result or window is marked
   ``?``, one without emotion reads "no emotion (no speech, no face)", a window without emotion reads
@@ -50,9 +53,10 @@ def spreadsheet_text(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def csv_columns(labels: Sequence[str], text: bool = False) -> list[str]:
+def csv_columns(labels: Sequence[str], text: bool = False, speaker: bool = False) -> list[str]:
     return ["path", "level", "start", "end", "emotion", *labels, "audio", "video", "face_coverage", "speech",
-            "uncertain", *(["text"] if text else []), "crowd"]
+            "uncertain", *(["text"] if text else []), "crowd",
+            *(["speaker", "speaker_normalised"] if speaker else [])]
 
 
 def to_csv(predictions: Sequence[Prediction]) -> str:
@@ -60,8 +64,9 @@ def to_csv(predictions: Sequence[Prediction]) -> str:
         return ""
     labels = next((p.labels for p in predictions if p.labels), [])
     text = any(p.transcript is not None for p in predictions)
+    speaker = any(p.speaker is not None for p in predictions)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=csv_columns(labels, text), lineterminator="\n",
+    writer = csv.DictWriter(buffer, fieldnames=csv_columns(labels, text, speaker), lineterminator="\n",
                             extrasaction="ignore")
     writer.writeheader()
     for p in predictions:
@@ -74,6 +79,7 @@ def to_csv(predictions: Sequence[Prediction]) -> str:
             "face_coverage": "" if p.face_coverage is None else f"{p.face_coverage:.4f}",
             "speech": _share(p.speech), "uncertain": p.uncertain,
             "text": "" if p.transcript is None else spreadsheet_text(p.transcript.text),
+            **_speaker_cells(p, clip=True),
         })
         for w in p.timeline:
             writer.writerow({
@@ -81,8 +87,18 @@ def to_csv(predictions: Sequence[Prediction]) -> str:
                 "emotion": w.emotion or "", **_cells(w.probabilities),
                 "audio": w.audio, "video": w.video, "face_coverage": "", "speech": _share(w.speech),
                 "uncertain": w.uncertain, "text": spreadsheet_text(w.text or ""), "crowd": _share(w.crowd),
+                **_speaker_cells(p, clip=False),
             })
     return buffer.getvalue()
+
+
+def _speaker_cells(p: Prediction, *, clip: bool) -> dict[str, object]:
+    """The speaker columns: the file's speaker on every row; on the clip row, whether its result is
+    speaker-normalised (windows never are)."""
+    if p.speaker is None:
+        return {}
+    normalised = bool(p.modalities["audio"].speaker_normalised) if clip else False
+    return {"speaker": spreadsheet_text(p.speaker), "speaker_normalised": normalised}
 
 
 def _cells(probabilities) -> dict[str, str]:
@@ -133,6 +149,11 @@ def render(prediction: Prediction, console) -> None:
         flag = " [yellow]? uncertain[/]" if p.uncertain else ""
         console.print(f"[bold]{escape(p.path)}[/]{duration}: [bold green]{p.emotion}[/] "
                       f"({100 * p.probabilities[p.emotion]:.0f} %){flag}")
+    if p.speaker is not None:
+        clips = p.modalities["audio"].speaker_clips
+        how = (f"audio normalised with the statistics of its {clips} clips" if p.modalities["audio"].speaker_normalised
+               else "single-clip result")
+        console.print(f"  speaker: {escape(p.speaker)} ({how})")
     for name, status in p.modalities.items():
         if status.used:
             extra = f", face in {100 * p.face_coverage:.0f} % of analysed frames" if name == "video" and p.face_coverage is not None else ""

@@ -10,6 +10,7 @@ Usage::
     r.timeline                                   # the windows; r.timeline_frame(): a pandas DataFrame
     for item in p.predict_many(["a.mp4", "b.wav"]):
         print(item.path, item.emotion if item.ok else item.error)
+    p.predict_many(paths, speakers={path: "p01", ...})   # speaker-level normalisation (avemo.inference.speakers)
 
     Predictor.default(engine="onnx")             # encoders and fusion in onnxruntime
     Predictor.from_checkpoint("runs/my_model")   # a zoo model trained with `avemo train`
@@ -36,6 +37,11 @@ file cannot be decoded. A window whose speech share is below the bundle's ``spee
 audio term; a result whose top probability is below ``tau`` is flagged ``uncertain``
 (:mod:`avemo.inference.abstention`). Windows nobody heard or saw (no audio and no face) are left
 out of the timeline; windows heard without speech are kept, without emotion.
+
+Several clips of one speaker (:meth:`Predictor.predict_many` with ``speakers``): a bundle with a
+speaker-normalised audio head gives each speaker's clips that head's result, on embeddings
+z-normalised with the speaker's own statistics, in a second pass over the batch
+(:mod:`avemo.inference.speakers`).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ import copy
 import dataclasses
 import functools
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,7 +105,7 @@ class Predictor:
 
     def __init__(self, backend: Backend, *, labels: Sequence[str], grid: WindowGrid, model_info: dict[str, Any],
                  bundle_dir: Path | None = None, meta: dict[str, Any] | None = None,
-                 onnx_dir: Path | None = None, abstention: AbstentionConfig | None = None):
+                 onnx_dir: Path | None = None, abstention: AbstentionConfig | None = None, speaker_head=None):
         from avemo.memory import bound_heap_growth
 
         bound_heap_growth()  # the heap of a long prediction must not grow with its length (avemo.memory)
@@ -112,6 +118,7 @@ class Predictor:
         self.onnx_dir = onnx_dir  # where the onnx engine's graphs are
         self.abstention = abstention or AbstentionConfig()  # speech gating and the uncertainty threshold
         self.text = None  # the opt-in text expert (a TextFusion), see with_text_expert
+        self.speaker_head = speaker_head  # the bundle's speaker-normalised head (avemo.inference.speakers), or None
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -133,6 +140,7 @@ class Predictor:
         from avemo.inference.bundle import read_bundle
         from avemo.inference.engines import ENGINES, create_engine
         from avemo.inference.fusion import FUSION_INPUTS, FUSION_OUTPUTS, product_of_experts
+        from avemo.inference.speakers import load_speaker_head
         from avemo.inference.video import FerVideoExpert
 
         if engine not in ENGINES:
@@ -141,8 +149,9 @@ class Predictor:
         config, meta = read_bundle(path)
         labels = tuple(config.labels) or RAVDESS.emotions
         _check_known(labels, path)
+        manifest = None
         if engine == "onnx":
-            audio, onnx_dir = _onnx_audio_expert(path, onnx_dir, labels, config.abstention.vad)
+            audio, onnx_dir, manifest = _onnx_audio_expert(path, onnx_dir, labels, config.abstention.vad)
         else:
             from avemo.inference.audio import make_audio_expert
             from avemo.models.checkpoint import load_checkpoint
@@ -171,10 +180,14 @@ class Predictor:
         }
         if config.abstention.crowd is not None:  # a window's crowd score at or above it: no audio vote
             info["crowd_threshold"] = float(audio.crowd.threshold)
+        speaker_head = load_speaker_head(path, config, audio, fusion, engine=engine, manifest=manifest, device=device,
+                                         onnx_dir=Path(onnx_dir) if onnx_dir is not None else None)
+        if speaker_head is not None:
+            info["speaker_norm"] = _config_dict(config.speaker_norm)
         backend = ExpertsBackend(audio, video, fusion, labels, speech_share=config.abstention.speech_share)
         return cls(backend, labels=labels, grid=WindowGrid(config.window, config.hop), model_info=info,
                    bundle_dir=path, meta=meta, onnx_dir=Path(onnx_dir) if onnx_dir is not None else None,
-                   abstention=config.abstention)
+                   abstention=config.abstention, speaker_head=speaker_head)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, labels: Sequence[str] | str | None = None,
@@ -228,6 +241,12 @@ class Predictor:
         ``transcribe``: also say what was said, per clip and per window (speech recognition runs
         in a thread next to the experts; see :mod:`avemo.inference.transcripts`). ``"text"`` among
         ``modalities`` adds the attached text expert (:meth:`with_text_expert`), and the transcript."""
+        return self._predict(path, window, hop, modalities, progress, transcribe)[0]
+
+    def _predict(self, path: str | Path, window: float | None = None, hop: float | None = None,
+                 modalities: str | Sequence[str] | None = None, progress: Progress | None = None,
+                 transcribe: bool = False) -> tuple[Prediction, BackendResult]:
+        """:meth:`predict`, and the backend's result it was made from."""
         from avemo.inference.text import split_text
         from avemo.media import probe
 
@@ -256,7 +275,7 @@ class Predictor:
             result = dataclasses.replace(result, warnings=tuple(warnings))
         if with_text:
             result = self.text.apply(result, transcript)
-        return self._prediction(path, result, transcript)
+        return self._prediction(path, result, transcript), result
 
     def _prediction(self, path: Path, result: BackendResult, transcript=None) -> Prediction:
         """The typed Prediction of a backend's result: windows without data are left out of the timeline."""
@@ -300,20 +319,60 @@ class Predictor:
         )
 
     def predict_many(self, paths: Iterable[str | Path], progress: BatchProgress | None = None,
-                     **options: Any) -> Iterator[Outcome]:
+                     speakers: Mapping[str | Path, str] | None = None, **options: Any) -> Iterator[Outcome]:
         """Predict each file in turn; a file that fails gives an :class:`Outcome` with its one-line reason
         and the batch goes on. ``progress(index, path, done_seconds, total_seconds)`` is called when
-        a file starts (0, 0) and as it is analysed; ``options`` are those of :meth:`predict`."""
+        a file starts (0, 0) and as it is analysed; ``options`` are those of :meth:`predict`.
+
+        ``speakers``: ``{path: speaker id}`` for speaker-level normalisation (a model with a
+        speaker-normalised head, :attr:`speaker_head`; see :mod:`avemo.inference.speakers`): each
+        speaker with at least ``min_clips`` files whose audio was used gets the clip results of that
+        head, on statistics of those files; paths without a speaker get the single-clip result. The
+        outcomes then come once every file is predicted (the statistics need them all), in order."""
+        if speakers is None:
+            for index, path in enumerate(paths):
+                yield self._outcome(index, path, progress, options)[0]
+            return
+        from avemo.inference.speakers import Evidence, normalise_speakers
+
+        self.check_speakers(options.get("modalities"))
+        by_path = {Path(k).resolve(): str(v) for k, v in speakers.items()}  # "clip.wav" and "./clip.wav" are one file
+        outcomes, evidence = [], []
         for index, path in enumerate(paths):
-            update = None
-            if progress is not None:
-                update = functools.partial(progress, index, str(path))
-                update(0.0, 0.0)
-            try:
-                outcome = Outcome(str(path), prediction=self.predict(path, progress=update, **options))
-            except AvemoError as exc:
-                outcome = Outcome(str(path), reason=exc.reason)
-            yield outcome
+            outcome, result = self._outcome(index, path, progress, options)
+            outcomes.append(outcome)
+            evidence.append(None if result is None else Evidence(result.audio_embedding, result.video_clip))
+        done = normalise_speakers([o.prediction for o in outcomes], evidence,
+                                  [by_path.get(Path(o.path).resolve()) for o in outcomes], self.speaker_head)
+        for outcome, prediction in zip(outcomes, done, strict=True):
+            yield outcome if prediction is None else Outcome(outcome.path, prediction=prediction)
+
+    def _outcome(self, index: int, path: str | Path, progress: BatchProgress | None,
+                 options: dict[str, Any]) -> tuple[Outcome, BackendResult | None]:
+        """One file of a batch: its outcome, and the backend's result when it was predicted."""
+        update = None
+        if progress is not None:
+            update = functools.partial(progress, index, str(path))
+            update(0.0, 0.0)
+        try:
+            prediction, result = self._predict(path, progress=update, **options)
+        except AvemoError as exc:
+            return Outcome(str(path), reason=exc.reason), None
+        return Outcome(str(path), prediction=prediction), result
+
+    def check_speakers(self, modalities: str | Sequence[str] | None = None) -> None:
+        """Raise a one-line ConfigError unless this predictor can group files by speaker (with these
+        ``modalities``): it needs the bundle's speaker-normalised head."""
+        from avemo.inference.text import split_text
+
+        if self.speaker_head is None:
+            what = ("a --model checkpoint has none" if self.bundle_dir is None else
+                    "the bundle's model.json has no config.speaker_norm")
+            raise ConfigError(f"this model has no speaker-normalised audio head ({what}): files cannot be "
+                              "predicted grouped by speaker")
+        if split_text(modalities)[1]:
+            raise ConfigError("speaker grouping re-fuses the audio and video of each clip; it does not combine "
+                              "with the text modality")
 
     def info(self) -> dict[str, Any]:
         """A machine-readable summary of the loaded model (name, version, engine, experts, fusion,
@@ -398,7 +457,7 @@ def _no_speech():
 
 
 def _onnx_audio_expert(bundle: Path, onnx_dir: str | Path | None, labels: Sequence[str], vad):
-    """(the audio expert on the bundle's ONNX graphs, their folder): exported there first if needed
+    """(the audio expert on the bundle's ONNX graphs, their folder, the export's manifest): exported there first if needed
     (default folder: a cache folder named after the bundle), then run from the graphs and their
     manifest alone: the onnx engine reads no checkpoint and imports no torch."""
     from avemo.inference.audio import WhisperAudioExpert
@@ -406,11 +465,12 @@ def _onnx_audio_expert(bundle: Path, onnx_dir: str | Path | None, labels: Sequen
     from avemo.inference.export import ensure_exported
 
     onnx_dir = Path(onnx_dir) if onnx_dir is not None else onnx_cache_dir(bundle_fingerprint(bundle))
-    expert = WhisperAudioExpert.from_onnx(onnx_dir, **ensure_exported(bundle, onnx_dir)["audio_expert"], vad=vad)
+    manifest = ensure_exported(bundle, onnx_dir)
+    expert = WhisperAudioExpert.from_onnx(onnx_dir, **manifest["audio_expert"], vad=vad)
     if expert.labels != tuple(labels):
         raise CheckpointError(f"the exported audio head predicts {list(expert.labels)}, but this predictor needs "
                               f"{list(labels)}", onnx_dir)
-    return expert, onnx_dir
+    return expert, onnx_dir, manifest
 
 
 def _attach_crowd(audio, file: Path) -> None:

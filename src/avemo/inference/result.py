@@ -39,7 +39,18 @@ window a ``"text"``: the words whose middle falls in the window ("" when none). 
 neither key is present.
 
 ``warnings``: one line each about what the file made the decoders skip (a damaged middle, a
-truncated end: the prediction then covers what could be decoded, and ``duration`` is its length).
+truncated end: the prediction then covers what could be decoded, and ``duration`` is its length),
+and, for a file given a speaker, why it kept its single-clip result (too few clips of the speaker).
+
+Speaker-level normalisation (``Predictor.predict_many(..., speakers=)``, ``avemo predict
+--group-by-speaker`` / ``--speakers CSV``; :mod:`avemo.inference.speakers`): a file given a speaker
+has ``"speaker": "<id>"``, and its audio modality two more keys, ``"speaker_normalised"`` (true when
+the speaker-normalised head gave the audio probabilities and the clip's fused ``probabilities``,
+``emotion`` and ``uncertain``, with that head's temperature and ``tau``) and ``"speaker_clips"`` (the
+number of that speaker's clips with usable audio in the batch: the clips the statistics came from).
+The timeline windows always keep the single-clip head (a window's embedding is not what the
+speaker-normalised head was trained on). A file given no speaker has none of these keys: its JSON is
+what it was without grouping.
 """
 
 from __future__ import annotations
@@ -51,18 +62,29 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ModalityStatus:
-    """Whether a modality contributed, why not if it did not, and its own clip-level probabilities."""
+    """Whether a modality contributed, why not if it did not, and its own clip-level probabilities.
+
+    ``speaker_normalised`` and ``speaker_clips`` (audio, only for a file given a speaker: see
+    :mod:`avemo.inference.speakers`): whether the speaker-normalised head gave the audio
+    probabilities, and how many of that speaker's clips with usable audio the batch held (the
+    clips its statistics came from when normalised). None for a file given no speaker."""
 
     used: bool
     reason: str | None = None
     probabilities: Mapping[str, float] | None = None
+    speaker_normalised: bool | None = None
+    speaker_clips: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "used": self.used,
             "reason": self.reason,
             "probabilities": None if self.probabilities is None else {k: float(v) for k, v in self.probabilities.items()},
         }
+        if self.speaker_normalised is not None:
+            out["speaker_normalised"] = self.speaker_normalised
+            out["speaker_clips"] = self.speaker_clips
+        return out
 
 
 @dataclass(frozen=True)
@@ -116,6 +138,7 @@ class Prediction:
     uncertain: bool = False  # top probability below tau, or no emotion
     speech: float | None = None  # share of the clip that is speech (None: not known)
     transcript: Any = None  # an avemo.features.audio.asr.Transcript, when the file was transcribed
+    speaker: str | None = None  # the speaker the caller said the file is of (None: not given)
 
     @property
     def labels(self) -> list[str]:
@@ -151,6 +174,7 @@ class Prediction:
             "speech": None if self.speech is None else round(float(self.speech), 3),
             "uncertain": self.uncertain,
             **({} if self.transcript is None else {"transcript": transcript_dict(self.transcript)}),
+            **({} if self.speaker is None else {"speaker": self.speaker}),
         }
 
 

@@ -95,7 +95,7 @@ class Normalizer:
     @classmethod
     def fit(cls, data: NamedArrays, specs: Mapping[str, InputSpec], *, speaker_norm: bool = False) -> Normalizer:
         norm = cls({n: s.kind for n, s in specs.items()}, speaker_norm=speaker_norm)
-        pre = norm._per_speaker(data) if speaker_norm else data.inputs
+        pre = norm.per_speaker(data) if speaker_norm else data.inputs
         for name, kind in norm.kinds.items():
             if kind != "frames" and specs[name].standardise:
                 norm.mean[name], norm.std[name] = _stats(pre[name], kind)
@@ -104,7 +104,11 @@ class Normalizer:
                 norm.mean[name], norm.std[name] = np.zeros(dim, np.float32), np.ones(dim, np.float32)
         return norm
 
-    def _per_speaker(self, data: NamedArrays) -> dict[str, list[np.ndarray]]:
+    def per_speaker(self, data: NamedArrays) -> dict[str, list[np.ndarray]]:
+        """Each speaker's arrays z-normalised with that speaker's own statistics (mean and std over
+        all their arrays in ``data``; frames left as they are): the first step of :meth:`fit` and
+        :meth:`transform` for a ``speaker_norm`` model, before the global training statistics. The
+        predictor's speaker grouping (:mod:`avemo.inference.speakers`) calls it too."""
         out: dict[str, list[np.ndarray]] = {}
         speakers = np.array(data.speakers)
         for name, kind in self.kinds.items():
@@ -143,7 +147,7 @@ class Normalizer:
         arrays in ``data`` (a sequence's frames pooled) and scaled by the training std. Frames and
         inputs read as extracted are left as they are."""
         self.check_adapt(adapt)
-        pre = self._per_speaker(data) if self.speaker_norm else data.inputs
+        pre = self.per_speaker(data) if self.speaker_norm else data.inputs
         adapted = set(self.standardised) if adapt else set()
         out = {}
         for name, kind in self.kinds.items():

@@ -1,0 +1,261 @@
+"""Speaker-level normalisation at prediction time: many clips of one speaker, one head trained for it.
+
+A voice differs from another more than one emotion of a voice from the next; a head trained with
+each speaker's clip embeddings z-normalised with that speaker's own mean and std
+(``TrainConfig.speaker_norm``, :meth:`~avemo.models.normalization.Normalizer.per_speaker`) compares
+a clip with the speaker's other clips instead of with the training speakers. At prediction time it
+needs several clips of the speaker (an interview cut in clips, a call-centre agent, a study
+participant), told by the caller: ``Predictor.predict_many(paths, speakers={path: id})``, ``avemo
+predict FILES --group-by-speaker`` (all files are one speaker) or ``--speakers speakers.csv``
+(columns ``file,speaker``, :func:`read_speakers_csv`). A bundle offers it when its ``model.json``
+has ``config.speaker_norm`` (:class:`~avemo.inference.bundle.SpeakerNormConfig`: the head's folder,
+its own temperature and ``tau``, and ``min_clips``); the model card says what it measured.
+
+Two passes (:func:`normalise_speakers`):
+
+1. every file is predicted as alone (:meth:`Predictor.predict
+   <avemo.inference.predictor.Predictor.predict>`), keeping its clip embedding (the vector the audio
+   head reads, the ``whisper_base`` feature the trainer reads) and its video expert's pooled clip
+   probabilities (:class:`Evidence`);
+2. for each speaker with at least ``min_clips`` files whose audio was used, those embeddings are
+   z-normalised with the speaker's own statistics by the Normalizer's own code, the
+   speaker-normalised head gives logits, its temperature scales them, and the fusion graph
+   (:mod:`avemo.inference.fusion`, the bundle's weights unchanged) combines them again with the
+   file's video probabilities; ``uncertain`` uses the head's own ``tau``. The fusion graph divides
+   audio logits by the main head's temperature T, so the head's logits z are given to it as
+   ``z * T / T_s``: ``softmax(z * T / T_s / T) = softmax(z / T_s)``, the head's own calibration.
+
+Files whose audio was not used (no speech, a crowd, no audio track) and files that failed are not
+counted in the statistics and keep their result. The files of a speaker with fewer usable clips
+than ``min_clips`` keep their single-clip result, with a warning naming the speaker, the count
+and ``min_clips``. The timeline windows keep the single-clip head: a window's embedding (the mean
+over its frames) is not what the speaker-normalised head was trained on.
+
+Caveat: the statistics assume the speaker's clips mix emotions. A speaker whose clips are all one
+emotion is centred away from it (all-angry clips look neutral once their own mean is removed).
+
+Both engines: with ``engine="onnx"`` the head runs from its exported graph (``audio_spknorm_head.onnx``,
+written next to ``audio_head.onnx``); the per-speaker statistics are computed with
+:class:`~avemo.models.normalization.Normalizer`, whose package imports torch, so a grouped batch
+imports torch even on the onnx engine (an ungrouped one does not).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avemo.errors import CheckpointError, ConfigError, DatasetError
+from avemo.inference.abstention import uncertain
+from avemo.inference.backends import fuse, labelled
+from avemo.inference.bundle import BundleConfig, SpeakerNormConfig
+from avemo.inference.engines import Engine, create_engine
+from avemo.inference.fusion import decide
+from avemo.inference.result import Prediction
+
+SPKNORM_HEAD_FILE = "audio_spknorm_head.onnx"
+#: the columns of a ``--speakers`` CSV
+CSV_COLUMNS = ("file", "speaker")
+#: the speaker id ``avemo predict --group-by-speaker`` gives every file
+GROUP_SPEAKER = "speaker"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the second pass needs of a file's first: its clip embedding (None when its audio was not
+    used) and its video expert's pooled clip probabilities (None when its video was not used)."""
+
+    embedding: np.ndarray | None
+    video: np.ndarray | None
+
+
+class SpeakerHead:
+    """The bundle's speaker-normalised audio head: ``head`` (an engine, embeddings (B, width) ->
+    logits (B, C), the head's global standardisation included), re-fused by the predictor's
+    ``fusion`` engine, whose audio temperature is ``audio_temperature``."""
+
+    def __init__(self, config: SpeakerNormConfig, input_name: str, head: Engine, fusion: Engine,
+                 audio_temperature: float, labels: Sequence[str]):
+        self.config = config
+        self.input_name = input_name
+        self.head = head
+        self.fusion = fusion
+        self.audio_temperature = float(audio_temperature)
+        self.labels = tuple(labels)
+
+    def logits(self, embeddings: Sequence[np.ndarray], speakers: Sequence[str]) -> np.ndarray:
+        """(n, C) logits of the head on clip embeddings, each z-normalised with the statistics of all the
+        embeddings of its speaker given here (:meth:`Normalizer.per_speaker`, the trainer's own step)."""
+        from avemo.models.normalization import ArraySet, Normalizer
+
+        norm = Normalizer(kinds={self.input_name: "vector"}, speaker_norm=True)
+        pre = norm.per_speaker(ArraySet({self.input_name: list(embeddings)}, list(speakers)))[self.input_name]
+        return self.head(embedding=np.stack(pre))["logits"]
+
+    def fused(self, logits: np.ndarray, video: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(fused clip probabilities, the audio's own calibrated probabilities) of one file from the
+        head's logits (C,) and the video expert's pooled probabilities (C,) or None."""
+        scaled = np.asarray(logits, dtype=np.float32)[None] * (self.audio_temperature / self.config.temperature)
+        c = len(self.labels)
+        both = fuse(self.fusion, scaled, None if video is None else np.asarray(video)[None], 1, c)[0]
+        return both, fuse(self.fusion, scaled, None, 1, c)[0]
+
+    def renormalised(self, p: Prediction, logits: np.ndarray, video: np.ndarray | None, speaker: str,
+                     clips: int) -> Prediction:
+        """``p`` with the clip's result of the speaker-normalised head (the timeline unchanged)."""
+        both, alone = self.fused(logits, video)
+        audio = dataclasses.replace(p.modalities["audio"], probabilities=labelled(alone, self.labels),
+                                    speaker_normalised=True, speaker_clips=clips)
+        return dataclasses.replace(
+            p, emotion=decide(both, self.labels, calm_decided=True), probabilities=labelled(both, self.labels),
+            modalities={**p.modalities, "audio": audio}, uncertain=bool(uncertain(both, self.config.tau)),
+            speaker=speaker,
+        )
+
+
+def normalise_speakers(predictions: Sequence[Prediction | None], evidence: Sequence[Evidence | None],
+                       speakers: Sequence[str | None], head: SpeakerHead) -> list[Prediction | None]:
+    """The second pass (see the module docstring): each file's prediction (None: it failed), its
+    :class:`Evidence` and its speaker (None: none given) -> the predictions, speaker-normalised where
+    the speaker has at least ``min_clips`` files with usable audio."""
+    usable: dict[str, list[int]] = {}
+    for i, (p, e, s) in enumerate(zip(predictions, evidence, speakers, strict=True)):
+        if p is not None and s is not None:
+            usable.setdefault(s, [])
+            if e is not None and e.embedding is not None:
+                usable[s].append(i)
+    minimum = head.config.min_clips
+    grouped = [i for idx in usable.values() if len(idx) >= minimum for i in idx]
+    logits = head.logits([evidence[i].embedding for i in grouped], [speakers[i] for i in grouped]) if grouped else []
+    by_file = dict(zip(grouped, logits, strict=True))
+    out: list[Prediction | None] = []
+    for i, (p, s) in enumerate(zip(predictions, speakers, strict=True)):
+        if p is None or s is None:
+            out.append(p)
+        elif i in by_file:
+            out.append(head.renormalised(p, by_file[i], evidence[i].video, s, len(usable[s])))
+        else:
+            out.append(_single_clip(p, s, len(usable[s]), minimum))
+    return out
+
+
+def _single_clip(p: Prediction, speaker: str, clips: int, minimum: int) -> Prediction:
+    """``p`` kept as predicted alone, marked with its speaker; with a warning when the speaker has too
+    few usable clips (a file of a large enough group whose own audio was not used needs none: its
+    audio reason says why)."""
+    audio = dataclasses.replace(p.modalities["audio"], speaker_normalised=False, speaker_clips=clips)
+    warnings = p.warnings
+    if clips < minimum:
+        warnings = (*warnings, f"speaker {speaker!r}: {clips} clip{'' if clips == 1 else 's'} with usable audio, "
+                               f"fewer than min_clips = {minimum}: single-clip result")
+    return dataclasses.replace(p, modalities={**p.modalities, "audio": audio}, speaker=speaker, warnings=warnings)
+
+
+# ----------------------------------------------------------------------------- loading
+def speaker_checkpoint(bundle: Path, config: BundleConfig, main_input: tuple[str, int | None, str] | None):
+    """The bundle's speaker-normalised head checkpoint, checked: present, trained with speaker
+    normalisation, a head on the same ``whisper_base`` embedding as the main head (``main_input``,
+    :func:`~avemo.inference.audio.whisper_input`), over the bundle's labels. One-line CheckpointError."""
+    from avemo.datasets.labels import RAVDESS
+    from avemo.inference.audio import whisper_input
+    from avemo.models.checkpoint import load_checkpoint
+
+    folder = bundle / config.speaker_norm.audio
+    if not folder.is_dir():
+        raise CheckpointError("the bundle's speaker-normalised audio head (model.json config.speaker_norm.audio) "
+                              "is missing", folder)
+    ckpt = load_checkpoint(folder)
+    if not ckpt.normalizer.speaker_norm:
+        raise CheckpointError("config.speaker_norm names a head that was not trained with speaker-level "
+                              "normalisation (train it with speaker_norm = true)", folder)
+    own = whisper_input(ckpt)
+    if main_input is None or own is None or own[1:] != main_input[1:]:
+        raise CheckpointError(f"the speaker-normalised head must read the main audio head's whisper_base embedding "
+                              f"(layer, combine) {None if main_input is None else main_input[1:]}, it reads "
+                              f"{None if own is None else own[1:]}", folder)
+    labels = tuple(config.labels) or RAVDESS.emotions
+    if tuple(ckpt.labels.emotions) != labels:
+        raise CheckpointError(f"the speaker-normalised head predicts {list(ckpt.labels.emotions)}, but the bundle's "
+                              f"labels are {list(labels)}", folder)
+    return ckpt
+
+
+def export_speaker_head(bundle: Path, config: BundleConfig, audio, out_dir: Path) -> dict[str, Any] | None:
+    """Export the bundle's speaker-normalised head next to the main head's graph (None: the bundle has
+    none); returns its manifest entry (the graph's file, the input name, the labels)."""
+    from avemo.inference.audio import export_head, whisper_input
+
+    if config.speaker_norm is None:
+        return None
+    ckpt = speaker_checkpoint(bundle, config, whisper_input(audio.ckpt))
+    export_head(ckpt, out_dir / SPKNORM_HEAD_FILE)
+    return {"head": SPKNORM_HEAD_FILE, "input": whisper_input(ckpt)[0], "labels": list(ckpt.labels.emotions)}
+
+
+def load_speaker_head(bundle: Path, config: BundleConfig, audio, fusion: Engine, *, engine: str,
+                      onnx_dir: Path | None, manifest: Mapping[str, Any] | None, device: str) -> SpeakerHead | None:
+    """The bundle's :class:`SpeakerHead` on ``engine`` (None: the bundle has none). The torch engine
+    reads and checks its checkpoint; the onnx engine runs the graph the export wrote (checked then)."""
+    from avemo.inference.audio import WhisperAudioExpert, whisper_head_module, whisper_input
+
+    spk = config.speaker_norm
+    if spk is None:
+        return None
+    if not isinstance(audio, WhisperAudioExpert):
+        raise CheckpointError(f"a speaker-normalised head needs a whisper_base main audio head, not {audio.name}",
+                              bundle / config.audio)
+    if engine == "onnx":
+        entry = (manifest or {}).get("speaker_norm")
+        if not entry:
+            raise CheckpointError("the ONNX export has no speaker-normalised head (export the bundle again)", onnx_dir)
+        head = create_engine("onnx", onnx_path=Path(onnx_dir) / entry["head"], input_names=["embedding"])
+        name = entry["input"]
+    else:
+        ckpt = speaker_checkpoint(bundle, config, whisper_input(audio.ckpt))
+        name = whisper_input(ckpt)[0]
+        head = create_engine(engine, module=whisper_head_module(ckpt), input_names=["embedding"],
+                             output_names=["logits"], device=device)
+    return SpeakerHead(spk, name, head, fusion, config.fusion.audio_temperature, audio.labels)
+
+
+# ----------------------------------------------------------------------------- who is who
+def read_speakers_csv(path: str | Path) -> dict[Path, str]:
+    """``{resolved file: speaker}`` from a CSV with the columns ``file,speaker`` (other columns are
+    ignored; a relative file is read against the CSV's folder). One-line errors naming the CSV and the
+    row or column: a missing file, missing columns, an empty cell, a file listed twice with two speakers."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            header = [str(c).strip() for c in reader.fieldnames or []]
+    except FileNotFoundError:
+        raise ConfigError("no such speakers CSV", path) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"cannot read the speakers CSV ({exc})", path) from None
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    if missing:
+        raise DatasetError(f"the speakers CSV needs the columns {','.join(CSV_COLUMNS)}; column(s) {missing} "
+                           f"missing (it has {header})", path)
+    out: dict[Path, str] = {}
+    for row_number, row in enumerate(rows, start=2):  # the header is row 1
+        row = {str(k).strip(): v for k, v in row.items()}
+        file, speaker = (row.get("file") or "").strip(), (row.get("speaker") or "").strip()
+        if not file or not speaker:
+            raise DatasetError(f"row {row_number}: empty {'file' if not file else 'speaker'} cell", path)
+        target = (path.parent / file).resolve()
+        if not target.is_file():
+            raise DatasetError(f"row {row_number}: no such file {file!r} (relative paths are read against the "
+                               "CSV's folder)", path)
+        if out.get(target, speaker) != speaker:
+            raise DatasetError(f"row {row_number}: {file!r} is listed with two speakers, {out[target]!r} and "
+                               f"{speaker!r}", path)
+        out[target] = speaker
+    return out
+

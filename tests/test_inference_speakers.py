@@ -1,0 +1,307 @@
+"""Speaker-level normalisation at prediction time (issue 11 §2): a generated bundle with a
+speaker-normalised head, groups of synthetic clips, `avemo predict --group-by-speaker / --speakers`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avemo.datasets.labels import LabelSet
+from avemo.errors import CheckpointError, ConfigError, DatasetError
+from avemo.inference.bundle import BundleConfig, SpeakerNormConfig, write_bundle_meta
+from avemo.inference.fusion import FusionConfig
+
+SHARED6 = ("neutral", "happy", "sad", "angry", "fearful", "disgust")
+SPK = SpeakerNormConfig(temperature=2.5, tau=0.3, min_clips=3)
+FUSION = FusionConfig(audio_weight=1.0, video_weight=0.5, audio_temperature=1.5, video_temperature=1.2)
+
+
+def _head(folder: Path, seed: int, *, speaker_norm: bool) -> None:
+    """A tiny untrained MLP on the Whisper embedding over the six shared labels; global statistics
+    that are not the identity, so that a forgotten standardisation would show."""
+    import torch
+
+    from avemo.models import create_model
+    from avemo.models.checkpoint import save_checkpoint
+    from avemo.models.normalization import Normalizer
+
+    torch.manual_seed(seed)
+    model = create_model("whisper_mlp", num_classes=len(SHARED6), hidden=[8])
+    width = model.inputs["audio"].shape[0]
+    rng = np.random.default_rng(seed)
+    mean = rng.normal(scale=0.05, size=width).astype(np.float32) if not speaker_norm else np.zeros(width, np.float32)
+    std = rng.uniform(0.5, 2.0, size=width).astype(np.float32)
+    norm = Normalizer(kinds={"audio": "vector"}, mean={"audio": mean}, std={"audio": std}, speaker_norm=speaker_norm)
+    save_checkpoint(folder, model, labels=LabelSet("shared6", SHARED6), normalizer=norm)
+
+
+def spk_bundle(folder: Path, *, speaker_norm: SpeakerNormConfig | None = SPK) -> Path:
+    _head(folder / "audio", 0, speaker_norm=False)
+    if speaker_norm is not None:
+        _head(folder / speaker_norm.audio, 1, speaker_norm=True)
+    write_bundle_meta(folder, BundleConfig(name="spk", labels=SHARED6, fusion=FUSION, speaker_norm=speaker_norm), {})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return spk_bundle(tmp_path_factory.mktemp("spk") / "bundle")
+
+
+@pytest.fixture(scope="module")
+def spk_predictor(bundle):
+    from avemo import Predictor
+
+    return Predictor.from_bundle(bundle, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def clips(make_clip):
+    """Speaker A: three voices and one face with a voice (4 usable clips >= min_clips), a silent clip
+    (audio not used) and a broken file; speaker B: two voices (< min_clips); one file of no speaker."""
+    a = [make_clip(f"a{i}.wav", duration=1.0, audio="speech", seed=10 + i, pitch=140.0 + 15 * i) for i in range(3)]
+    a.append(make_clip("a_face.mp4", duration=1.0, size=(320, 240), fps=25, face=True, audio="speech", seed=20))
+    silent = make_clip("a_silent.wav", duration=1.0, audio="silence")
+    b = [make_clip(f"b{i}.wav", duration=1.0, audio="speech", seed=30 + i, pitch=200.0 + 20 * i) for i in range(2)]
+    alone = make_clip("alone.wav", duration=1.0, audio="speech", seed=40)
+    return {"a": a, "silent": silent, "b": b, "alone": alone}
+
+
+def _batch(clips, tmp_path):
+    broken = tmp_path / "a_broken.wav"
+    broken.write_bytes(b"not audio")
+    paths = [*clips["a"], clips["silent"], broken, *clips["b"], clips["alone"]]
+    speakers = {**{p: "A" for p in [*clips["a"], clips["silent"], broken]}, **{str(p): "B" for p in clips["b"]}}
+    return paths, speakers
+
+
+def _by_hand(bundle: Path, predictor, files: list[Path]) -> np.ndarray:
+    """The speaker-normalised head's logits of one speaker's files, computed apart from the predictor's
+    second pass: the embeddings of a fresh encoder pass, the checkpoint's own Normalizer.transform
+    (per-speaker z-normalisation, then the global statistics) and its model."""
+    import torch
+
+    from avemo.inference.windows import WindowGrid
+    from avemo.models.checkpoint import load_checkpoint
+    from avemo.models.normalization import ArraySet
+
+    embeddings = [predictor._backend.audio.embed(f, WindowGrid())[0].astype(np.float32) for f in files]
+    ckpt = load_checkpoint(bundle / SPK.audio)
+    x = ckpt.normalizer.transform(ArraySet({"audio": embeddings}, ["A"] * len(files)))["audio"]
+    with torch.inference_mode():
+        return ckpt.model({"audio": torch.from_numpy(np.stack(x))}).numpy()
+
+
+def _softmax(z):
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def test_a_speaker_with_enough_clips_gets_the_speaker_normalised_head(bundle, spk_predictor, clips, tmp_path):
+    paths, speakers = _batch(clips, tmp_path)
+    outcomes = list(spk_predictor.predict_many(paths, speakers=speakers))
+    assert [o.ok for o in outcomes] == [True] * 5 + [False] + [True] * 3
+    logits = _by_hand(bundle, spk_predictor, clips["a"])
+    for k, outcome in enumerate(outcomes[:4]):
+        r = outcome.prediction
+        alone = spk_predictor.predict(paths[k])
+        audio = r.modalities["audio"]
+        assert r.speaker == "A" and audio.speaker_normalised and audio.speaker_clips == 4
+        own = _softmax(logits[k] / SPK.temperature)  # the head's own temperature, not the main head's
+        assert list(audio.probabilities.values()) == pytest.approx(own, abs=1e-5)
+        if r.modalities["video"].used:  # re-fused with the video expert's calibrated distribution, weights unchanged
+            video = np.array(list(alone.modalities["video"].probabilities.values()))
+            fused = _softmax(FUSION.audio_weight * np.log(own) + FUSION.video_weight * np.log(video))
+        else:
+            fused = own
+        assert list(r.probabilities.values()) == pytest.approx(fused, abs=1e-5)
+        assert r.emotion == SHARED6[int(np.argmax(fused))] and r.uncertain == bool(fused.max() < SPK.tau)
+        assert r.timeline == alone.timeline  # the windows keep the single-clip head
+        assert r.modalities["video"] == alone.modalities["video"] and not r.warnings
+        data = r.to_dict()
+        assert data["speaker"] == "A" and data["modalities"]["audio"]["speaker_normalised"] is True
+        assert data["modalities"]["audio"]["speaker_clips"] == 4
+    assert any(o.prediction.modalities["video"].used for o in outcomes[:4])
+
+
+def test_too_few_clips_unused_audio_and_no_speaker_keep_the_single_clip_result(spk_predictor, clips, tmp_path):
+    paths, speakers = _batch(clips, tmp_path)
+    outcomes = list(spk_predictor.predict_many(paths, speakers=speakers))
+    silent, b_results, alone = outcomes[4].prediction, [o.prediction for o in outcomes[6:8]], outcomes[8].prediction
+    assert not silent.modalities["audio"].used and silent.modalities["audio"].speaker_normalised is False
+    assert silent.speaker == "A" and not any("min_clips" in w for w in silent.warnings)  # A has enough clips
+    for path, r in zip(clips["b"], b_results, strict=True):
+        single = spk_predictor.predict(path)
+        assert r.speaker == "B" and r.modalities["audio"].speaker_normalised is False
+        assert r.probabilities == single.probabilities and r.emotion == single.emotion
+        assert r.warnings == ("speaker 'B': 2 clips with usable audio, fewer than min_clips = 3: single-clip result",)
+    single = spk_predictor.predict(clips["alone"])
+    assert alone == single  # not given a speaker: exactly the single-clip prediction
+    data = alone.to_dict()
+    assert "speaker" not in data and "speaker_normalised" not in data["modalities"]["audio"]
+
+
+def test_the_statistics_are_the_speakers_own(bundle, spk_predictor, clips):
+    """Two speakers in one batch are normalised apart: A's results do not change when B joins."""
+    three = clips["a"][:3]
+    extra = [*clips["b"], clips["alone"]]
+    only_a = list(spk_predictor.predict_many(three, speakers=dict.fromkeys(three, "A")))
+    both = list(spk_predictor.predict_many([*three, *extra], speakers={**dict.fromkeys(three, "A"),
+                                                                        **dict.fromkeys(extra, "B")}))
+    for x, y in zip(only_a, both[:3], strict=True):
+        assert x.prediction.probabilities == pytest.approx(y.prediction.probabilities, abs=1e-6)
+    assert all(o.prediction.modalities["audio"].speaker_normalised for o in both)
+    logits = _by_hand(bundle, spk_predictor, three)
+    assert list(only_a[0].prediction.modalities["audio"].probabilities.values()) == pytest.approx(
+        _softmax(logits[0] / SPK.temperature), abs=1e-5)
+
+
+def test_onnx_engine_gives_the_same_speaker_normalised_results(bundle, spk_predictor, clips, tmp_path):
+    from avemo import Predictor
+
+    onnx = Predictor.from_bundle(bundle, engine="onnx", onnx_dir=tmp_path / "onnx")
+    assert (tmp_path / "onnx" / "audio_spknorm_head.onnx").is_file()
+    speakers = dict.fromkeys(clips["a"], "A")
+    a = [o.prediction for o in spk_predictor.predict_many(clips["a"], speakers=speakers)]
+    b = [o.prediction for o in onnx.predict_many(clips["a"], speakers=speakers)]
+    for x, y in zip(a, b, strict=True):
+        assert y.modalities["audio"].speaker_normalised and y.emotion == x.emotion
+        assert y.probabilities == pytest.approx(x.probabilities, abs=1e-4)
+        assert y.modalities["audio"].probabilities == pytest.approx(x.modalities["audio"].probabilities, abs=1e-4)
+
+
+def test_models_without_a_speaker_normalised_head_refuse_grouping(tmp_path, make_clip):
+    from avemo import Predictor
+
+    p = Predictor.from_bundle(spk_bundle(tmp_path / "plain", speaker_norm=None), device="cpu")
+    assert p.speaker_head is None
+    voice = make_clip("a0.wav", duration=1.0, audio="speech", seed=10, pitch=140.0)
+    with pytest.raises(ConfigError, match="no speaker-normalised audio head .*config.speaker_norm"):
+        list(p.predict_many([voice], speakers={voice: "A"}))
+
+
+def test_broken_speaker_heads_are_one_line_checkpoint_errors(bundle, tmp_path):
+    from avemo import Predictor
+    from avemo.inference.predictor import load_predictor
+
+    missing = tmp_path / "missing"
+    shutil.copytree(bundle, missing)
+    shutil.rmtree(missing / SPK.audio)
+    with pytest.raises(CheckpointError, match="speaker-normalised audio head .* is missing") as info:
+        Predictor.from_bundle(missing, device="cpu")
+    assert "\n" not in str(info.value) and str(missing / SPK.audio) in str(info.value)
+    plain = tmp_path / "plain_head"
+    shutil.copytree(bundle, plain)
+    shutil.rmtree(plain / SPK.audio)
+    shutil.copytree(plain / "audio", plain / SPK.audio)  # a head trained without speaker normalisation
+    with pytest.raises(CheckpointError, match="not trained with speaker-level normalisation"):
+        Predictor.from_bundle(plain, device="cpu")
+    with pytest.raises(CheckpointError, match="not trained with speaker-level normalisation"):
+        Predictor.from_bundle(plain, engine="onnx", onnx_dir=tmp_path / "onnx_plain")
+    with pytest.raises(CheckpointError, match="speaker-level normalisation, which needs many clips"):
+        load_predictor(bundle / SPK.audio)  # the main-head path still refuses a speaker_norm checkpoint
+
+
+def test_speakers_csv(tmp_path, make_clip):
+    from avemo.inference.speakers import read_speakers_csv
+
+    voice = make_clip("a0.wav", duration=1.0, audio="speech", seed=10, pitch=140.0)
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copy(voice, folder / "x.wav")
+    table = folder / "speakers.csv"
+    table.write_text(f"file,speaker,notes\nx.wav,p01,first\n{voice},p02,\n")
+    assert read_speakers_csv(table) == {(folder / "x.wav").resolve(): "p01", voice.resolve(): "p02"}
+    cases = {
+        "name,who\nx.wav,p01\n": r"needs the columns file,speaker; column\(s\) \['file', 'speaker'\] missing",
+        "file,speaker\nx.wav,p01\ny.wav,p02\n": "row 3: no such file 'y.wav'",
+        "file,speaker\nx.wav,\n": "row 2: empty speaker cell",
+        "file,speaker\nx.wav,p01\nx.wav,p02\n": "row 3: 'x.wav' is listed with two speakers",
+    }
+    for text, message in cases.items():
+        table.write_text(text)
+        with pytest.raises(DatasetError, match=message) as info:
+            read_speakers_csv(table)
+        assert str(info.value).startswith(str(table)) and "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="no such speakers CSV"):
+        read_speakers_csv(folder / "nope.csv")
+
+
+# ----------------------------------------------------------------------------- the CLI
+@pytest.fixture
+def cli_predictor(spk_predictor, monkeypatch):
+    from avemo.inference.predictor import Predictor
+
+    monkeypatch.setattr(Predictor, "default", classmethod(lambda cls, **_: spk_predictor))
+    return spk_predictor
+
+
+def test_cli_group_by_speaker_and_speakers_csv(cli_predictor, avemo_main, clips, tmp_path):
+    code, out, err = avemo_main("predict", *clips["a"], "--group-by-speaker", "--format", "json")
+    assert code == 0, err
+    results = json.loads(out)
+    assert [r["speaker"] for r in results] == ["speaker"] * 4
+    assert all(r["modalities"]["audio"]["speaker_normalised"] and r["modalities"]["audio"]["speaker_clips"] == 4
+               for r in results)
+    table = tmp_path / "speakers.csv"
+    with open(table, "w", newline="") as handle:
+        csv.writer(handle).writerows([["file", "speaker"], *[[p, "A"] for p in clips["a"]], [clips["b"][0], "B"]])
+    code, out, err = avemo_main("predict", *clips["a"], clips["b"][0], clips["alone"], "--speakers", table,
+                                "--format", "csv")
+    assert code == 0, err
+    rows = [r for r in csv.DictReader(out.splitlines()) if r["level"] == "clip"]
+    assert [(r["speaker"], r["speaker_normalised"]) for r in rows] == [("A", "True")] * 4 + [("B", "False"), ("", "")]
+    assert "speaker 'B': 1 clip with usable audio, fewer than min_clips = 3" in err
+    code, out, err = avemo_main("predict", *clips["a"], "--group-by-speaker")
+    assert code == 0 and "speaker: speaker (audio normalised with the statistics of its 4 clips)" in out
+
+
+def test_cli_speaker_option_errors(cli_predictor, avemo_main, clips, tmp_path):
+    files = [str(p) for p in clips["a"][:2]]
+    table = tmp_path / "speakers.csv"
+    table.write_text("file,speaker\n")
+    code, _, err = avemo_main("predict", *files, "--group-by-speaker", "--speakers", table)
+    assert code == 2 and "--group-by-speaker and --speakers exclude each other" in err
+    code, _, err = avemo_main("predict", *files, "--speakers", table, "--model", tmp_path)
+    assert code == 2 and "--speakers needs a model with a speaker-normalised audio head" in err
+    table.write_text("path,speaker\nx.wav,A\n")
+    code, _, err = avemo_main("predict", *files, "--speakers", table)
+    assert code == 2 and f"--speakers {table}: the speakers CSV needs the columns file,speaker" in err
+    assert len(err.strip().splitlines()) == 1
+    table.write_text("file,speaker\nmissing.wav,A\n")
+    code, _, err = avemo_main("predict", *files, "--speakers", table)
+    assert code == 2 and "row 2: no such file 'missing.wav'" in err
+    with pytest.raises(ConfigError, match="does not combine with the text modality"):
+        list(cli_predictor.predict_many(files, speakers=dict.fromkeys(files, "A"), modalities="audio,video,text"))
+
+
+def test_cli_refuses_grouping_with_a_bundle_without_the_head(avemo_main, clips, tmp_path, monkeypatch):
+    from avemo import Predictor
+    from avemo.inference.predictor import Predictor as P
+
+    plain = Predictor.from_bundle(spk_bundle(tmp_path / "plain", speaker_norm=None), device="cpu")
+    monkeypatch.setattr(P, "default", classmethod(lambda cls, **_: plain))
+    code, out, err = avemo_main("predict", *clips["a"][:2], "--group-by-speaker")
+    assert code == 2 and out == ""
+    assert "this model has no speaker-normalised audio head (the bundle's model.json has no config.speaker_norm)" in err
+
+
+@pytest.mark.shared_data
+def test_the_kept_embedding_is_the_whisper_feature_the_trainer_reads(spk_predictor, shared_data):
+    """What the second pass normalises is the clip vector the audio head read, the whisper_base feature
+    the trainer caches (here on a real EmoDB-dev clip)."""
+    from avemo.features.base import get_extractor
+    from avemo.inference.windows import WindowGrid
+
+    clip = shared_data / "emodb_dev" / "wav" / "03a01Nc.flac"
+    audio = spk_predictor._backend.audio
+    out = audio.analyse(clip, WindowGrid())
+    spec = next(iter(audio.ckpt.inputs.values()))
+    reference = get_extractor("whisper_base", **dict(spec.config)).extract(clip)["x"]
+    np.testing.assert_allclose(out.clip_embedding, reference, atol=1e-4)
+    np.testing.assert_allclose(audio.logits(out.clip_embedding[None])[0], out.clip_logits, atol=1e-6)
