@@ -19,9 +19,18 @@ about them. This script gives the honest figure by a nested, speaker-disjoint se
 * the CREMA-D clips are scored with the candidate chosen on all the EmoDB-dev speakers (CREMA-D
   chooses nothing); the fixed recipe is scored on the same clips for comparison.
 
+The extended grid (the suite's ``[nested.egemaps]``, added after the first report; a section of its
+own, the sections above it unchanged): eGeMAPS candidates (``egemaps_logreg``, a closed-form logistic
+regression on the 88 eGeMAPS functionals, over its ``grid``), trained as the Whisper candidates, and
+ensembles of one Whisper candidate (``ensemble_with``) with each of them, the weighted mean of their
+log-probabilities (``w_egemaps``; nothing fitted). The same nested selection within each family
+(Whisper grid, eGeMAPS alone, ensembles) and over all of them; each family's candidate chosen on all
+of EmoDB-dev scores the CREMA-D clips.
+
 Parts (results under ``--work``, shared with ``generalisation.py``: the recipe's own crosscorpus
 checkpoints are reused): ``copies`` (the augmentation copies of the crosscorpus training set, into
-the feature cache), ``candidates`` (train and score every candidate), ``report``
+the feature cache, through the recipe's extractor and the eGeMAPS candidates'), ``candidates`` (train
+and score every candidate), ``report``
 (``OUT/crosscorpus_nested.{md,json}``). ``--quick``: a few clips, the suite's ``[quick]`` recipe and
 ``nested_grid`` (the smoke test of ``tests/test_benchmark_crosscorpus_nested.py``).
 """
@@ -74,16 +83,48 @@ def run_dir(ctx: gen.Context, variant: str, overrides: dict[str, Any]) -> Path:
     """The recipe's own crosscorpus checkpoint for the recipe; a folder of its own for another candidate."""
     if is_recipe(ctx, overrides):
         return gen.crosscorpus_run(ctx, variant)
-    return ctx.work / "runs" / "nested" / f"{variant}_{re.sub(r'[^A-Za-z0-9.=_-]+', '_', candidate_name(overrides))}"
+    return nested_dir(ctx, variant, candidate_name(overrides))
+
+
+def nested_dir(ctx: gen.Context, variant: str, name: str) -> Path:
+    """The run folder of candidate ``name`` (not the recipe) trained with ``variant``."""
+    return ctx.work / "runs" / "nested" / f"{variant}_{re.sub(r'[^A-Za-z0-9.=_-]+', '_', name)}"
 
 
 RECIPE = "recipe"  # the key of the fixed recipe's scores
 
 
 def part_copies(ctx: gen.Context) -> None:
-    """The augmentation copies of the crosscorpus training set (the augmented variant's), into the cache."""
+    """The augmentation copies of the crosscorpus training set (the augmented variant's), into the cache:
+    through the recipe's extractor, and through the eGeMAPS candidates' where that is another one."""
     if "augmented" in ctx.variants:
-        gen.extract_copies(ctx, [gen.crosscorpus_split(ctx)[1]])
+        sets = [gen.crosscorpus_split(ctx)[1]]
+        gen.extract_copies(ctx, sets)
+        feature = egemaps_feature(ctx)
+        if feature is not None and feature != ctx.feature:
+            gen.extract_copies(ctx, sets, feature=feature)
+
+
+def to_train(ctx: gen.Context, variant: str) -> list[tuple[str, tuple[str, dict[str, Any]], Path]]:
+    """(score key, (model, config), run folder) of everything trained for ``variant``: the fixed recipe,
+    the other candidates of the grid, then the eGeMAPS candidates."""
+    todo = [(RECIPE, (ctx.model, ctx.model_config), run_dir(ctx, variant, {}))]
+    todo += [(candidate_name(o), (ctx.model, {**ctx.model_config, **o}), run_dir(ctx, variant, o))
+             for o in grid(ctx) if not is_recipe(ctx, o)]
+    todo += [(name, model, nested_dir(ctx, variant, name)) for name, model in egemaps_candidates(ctx)]
+    return todo
+
+
+def candidate_scores(ctx: gen.Context, checkpoint: Path) -> dict[str, dict[str, Any]]:
+    """A checkpoint's predictions on every EmoDB-dev and CREMA-D clip (takes, labels, probabilities)."""
+    speaker = {t.key: t.speaker for t in ctx.data("emodb").takes}
+    scores = {}
+    for target in TARGETS:
+        ev = ctx.evaluate(checkpoint, ctx.data(target))
+        scores[target] = {"takes": list(ev.takes), "y_true": ev.y_true, "probabilities": ev.probabilities,
+                          "labels": list(ev.metrics.labels), "left_out": dict(ev.left_out)}
+    scores["emodb"]["speakers"] = [speaker[k] for k in scores["emodb"]["takes"]]
+    return scores
 
 
 def part_candidates(ctx: gen.Context) -> None:
@@ -92,24 +133,22 @@ def part_candidates(ctx: gen.Context) -> None:
     path = ctx.work / "nested.pkl"
     res = load(path, {"scores": {}, "runs": []})
     started, load_before = time.strftime("%H:%M"), os.getloadavg()
-    speaker = {t.key: t.speaker for t in ctx.data("emodb").takes}
-    todo = [(RECIPE, {})] + [(candidate_name(o), o) for o in grid(ctx) if not is_recipe(ctx, o)]
+    adapted = {name for name, _model in egemaps_candidates(ctx)}  # also scored with test-time mean adaptation
     for variant in ctx.variants:
-        for name, overrides in todo:
-            if (variant, name) in res["scores"]:
+        for name, model, out_dir in to_train(ctx, variant):
+            scores = res["scores"].get((variant, name))
+            if scores is not None and (name not in adapted or "adapted" in scores):
                 continue
-            model = (ctx.model, {**ctx.model_config, **overrides})
-            ckpt = ctx.fit(rav, train, val, run_dir(ctx, variant, overrides), variant, model=model)
-            scores = {}
-            for target in TARGETS:
-                ev = ctx.evaluate(ckpt, ctx.data(target))
-                scores[target] = {"takes": list(ev.takes), "y_true": ev.y_true, "probabilities": ev.probabilities,
-                                  "labels": list(ev.metrics.labels), "left_out": dict(ev.left_out)}
-            scores["emodb"]["speakers"] = [speaker[k] for k in scores["emodb"]["takes"]]
+            if scores is None:
+                scores = candidate_scores(ctx, ctx.fit(rav, train, val, out_dir, variant, model=model))
+            if name in adapted:
+                scores["adapted"] = {t: ctx.score_adapted(out_dir, ctx.data(t)) for t in TARGETS}
             res["scores"][(variant, name)] = scores
             save(path, res)
             log(f"nested {variant} {name}: trained and scored ({len(scores['emodb']['takes'])} EmoDB-dev clips, "
                 f"{len(scores['crema_d']['takes'])} CREMA-D clips)")
+    if egemaps_table(ctx) and "egemaps_shift" not in res:
+        res["egemaps_shift"] = feature_shift(ctx)
     res["runs"].append({"started": started, "ended": time.strftime("%H:%M"), "load_before": load_before,
                         "load_after": os.getloadavg()})
     save(path, res)
@@ -211,6 +250,136 @@ def summarise(ctx: gen.Context, res: dict) -> dict[str, Any]:
     return out
 
 
+# ----------------------------------------------------------------------------- eGeMAPS candidates
+def egemaps_table(ctx: gen.Context) -> dict[str, Any] | None:
+    """The suite's eGeMAPS candidates (``[nested.egemaps]``; ``[quick] nested_egemaps`` with ``--quick``), or None."""
+    return ctx.suite["quick"].get("nested_egemaps") if ctx.quick else ctx.suite["nested"].get("egemaps")
+
+
+def egemaps_candidates(ctx: gen.Context) -> list[tuple[str, tuple[str, dict[str, Any]]]]:
+    """(name, (model, config)) of every eGeMAPS candidate alone: the cartesian product of the table's
+    ``grid`` (e.g. ``egemaps_logreg C=0.1``), in its order."""
+    table = egemaps_table(ctx)
+    if not table:
+        return []
+    keys = list(table["grid"])
+    configs = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(table["grid"][k] for k in keys))]
+    return [(f"{table['model']} {candidate_name(c)}", (table["model"], c)) for c in configs]
+
+
+def egemaps_feature(ctx: gen.Context) -> str | None:
+    """The extractor the eGeMAPS candidates read (their model's audio input), or None without them."""
+    from avemo.models import default_inputs
+
+    table = egemaps_table(ctx)
+    return default_inputs(table["model"])["audio"].feature if table else None
+
+
+def ensembles(ctx: gen.Context) -> list[tuple[str, str, str, float]]:
+    """(name, the Whisper partner's score key, the eGeMAPS candidate's name, its weight) of every
+    ensemble: the table's ``ensemble_with`` (a candidate of the grid) fused with each eGeMAPS
+    candidate at each weight of ``w_egemaps``, in that order."""
+    table = egemaps_table(ctx)
+    if not table:
+        return []
+    partner = dict(table["ensemble_with"])
+    if partner not in grid(ctx):
+        raise SystemExit(f"ensemble_with {partner} is not a candidate of the grid {grid_table(ctx)}")
+    key = RECIPE if is_recipe(ctx, partner) else candidate_name(partner)
+    return [(f"{candidate_name(partner)} + {float(w):g} x {name}", key, name, float(w))
+            for name, _model in egemaps_candidates(ctx) for w in table["w_egemaps"]]
+
+
+def fuse(whisper: dict[str, Any], egemaps: dict[str, Any], w: float) -> dict[str, Any]:
+    """Late fusion of two candidates' predictions on one test set: the weighted mean of their
+    log-probabilities, renormalised, ``softmax((1 - w) log p_whisper + w log p_egemaps)`` (the product
+    of experts of the zoo's ``late_calibrated`` with fixed weights and no temperature)."""
+    if whisper["takes"] != egemaps["takes"] or whisper["labels"] != egemaps["labels"]:
+        raise SystemExit("the ensemble's candidates scored other takes or labels")
+    log_p = ((1 - w) * np.log(np.clip(np.asarray(whisper["probabilities"], dtype=np.float64), 1e-12, None))
+             + w * np.log(np.clip(np.asarray(egemaps["probabilities"], dtype=np.float64), 1e-12, None)))
+    p = np.exp(log_p - log_p.max(axis=1, keepdims=True))
+    return {**whisper, "probabilities": p / p.sum(axis=1, keepdims=True)}
+
+
+def feature_shift(ctx: gen.Context, top: int = 6) -> list[tuple[str, float, float, float]]:
+    """(functional, RAVDESS mean, EmoDB-dev mean, z) of the ``top`` eGeMAPS functionals whose EmoDB-dev mean
+    (all its clips) lies farthest from the crosscorpus training clips', in their standard deviations ``z``."""
+    from avemo.features.audio.egemaps import functional_names
+    from avemo.models import default_inputs
+    from avemo.training.data import gather
+
+    specs = default_inputs(egemaps_table(ctx)["model"])
+    means, x = {}, {}
+    for corpus, takes in (("ravdess", gen.crosscorpus_split(ctx)[1]), ("emodb", ctx.data("emodb").takes)):
+        got = gather(takes, specs, cache=ctx.cache, workers=ctx.workers)
+        x[corpus] = np.stack(got.inputs["audio"]).astype(np.float64)
+        means[corpus] = x[corpus].mean(axis=0)
+    sd = x["ravdess"].std(axis=0)
+    z = (means["emodb"] - means["ravdess"]) / np.where(sd > 0, sd, 1.0)
+    names = functional_names()
+    return [(names[i], float(means["ravdess"][i]), float(means["emodb"][i]), float(z[i]))
+            for i in np.argsort(-np.abs(z))[:top]]
+
+
+FAMILIES = ("Whisper (the grid above)", "eGeMAPS alone", "Whisper recipe + eGeMAPS")
+EXTENDED = "extended grid (all three)"
+
+
+def extended_families(ctx: gen.Context, res: dict, variant: str) -> dict[str, dict[str, dict]] | None:
+    """Family -> {candidate name -> its scores on both test sets} for ``variant`` (each family in its
+    order; the grid's recipe under its grid name), or None while some candidate is not scored."""
+    recipe_in_grid = {candidate_name(o) for o in grid(ctx) if is_recipe(ctx, o)}
+    whisper = {n: res["scores"].get((variant, RECIPE if n in recipe_in_grid else n))
+               for n in (candidate_name(o) for o in grid(ctx))}
+    egemaps = {n: res["scores"].get((variant, n)) for n, _model in egemaps_candidates(ctx)}
+    partners = {key: res["scores"].get((variant, key)) for _n, key, _e, _w in ensembles(ctx)}
+    if not egemaps or any(s is None for s in (*whisper.values(), *egemaps.values(), *partners.values())):
+        return None
+    fused = {name: {t: fuse(partners[key][t], egemaps[e][t], w) for t in TARGETS}
+             for name, key, e, w in ensembles(ctx)}
+    return dict(zip(FAMILIES, (whisper, egemaps, fused), strict=True))
+
+
+def selection_with_crema(candidates: dict[str, dict]) -> dict[str, Any]:
+    """:func:`nested_selection` on EmoDB-dev over ``candidates`` (name -> scores on both test sets),
+    with the CREMA-D scores of the candidate chosen on all of EmoDB-dev and every candidate's pooled
+    EmoDB-dev UAR (descriptive: choosing by it would choose on the test speakers)."""
+    emodb = {n: s["emodb"] for n, s in candidates.items()}
+    nested = nested_selection(emodb)
+    crema = candidates[nested["chosen_on_all"]]["crema_d"]
+    return {**nested, "crema_d": scores_of(crema["y_true"], crema["probabilities"], crema["labels"]),
+            "pooled_uar_not_a_result": {n: scores_of(e["y_true"], e["probabilities"], e["labels"])["uar"]
+                                        for n, e in emodb.items()}}
+
+
+def with_adapted(scores: dict[str, Any]) -> dict[str, dict[str, float | str | None]]:
+    """A candidate's UAR on each test set, without and with test-time mean adaptation (its ``adapted``
+    scores; None where it was not scored so, the reason where the set was too small to adapt to)."""
+    def uar(e: dict | None) -> float | str | None:
+        return None if e is None else e.get("refused", e.get("uar"))
+
+    adapted = scores.get("adapted", {})
+    return {t: {"plain": scores_of(scores[t]["y_true"], scores[t]["probabilities"], scores[t]["labels"])["uar"],
+                "adapted": uar(adapted.get(t))} for t in TARGETS}
+
+
+def summarise_extended(ctx: gen.Context, res: dict) -> dict[str, Any]:
+    """Per variant with every candidate scored: the nested selection within each family and over the
+    extended grid (the three families, ties to the first in the order Whisper, eGeMAPS, ensembles)."""
+    out = {}
+    for variant in gen.VARIANTS:
+        families = extended_families(ctx, res, variant)
+        if families is None:
+            continue
+        every = {n: s for f in families.values() for n, s in f.items()}
+        out[variant] = {"families": {f: selection_with_crema(c) for f, c in families.items()},
+                        EXTENDED: selection_with_crema(every),
+                        "egemaps_adapted_not_in_the_grid": {n: with_adapted(res["scores"][(variant, n)])
+                                                            for n in families[FAMILIES[1]]}}
+    return out
+
+
 # ----------------------------------------------------------------------------- report
 def _answers(ctx: gen.Context, summary: dict, target: float) -> list[str]:
     """The report's answer lines: the nested UAR per variant against the target, and CREMA-D."""
@@ -261,6 +430,136 @@ def _variant_section(ctx: gen.Context, v: str, s: dict) -> list[str]:
     return lines
 
 
+def _extended_answers(ext: dict, summary: dict, target: float) -> list[str]:
+    """The new section's answer lines: the nested figure over the extended grid and per family."""
+    def nested(family: str) -> str:
+        return ", ".join(f"{v} {pct2(_family(s, family)['pooled']['uar'])} %" for v, s in ext.items())
+
+    def crema(family: str) -> str:
+        return ", ".join(f"{v} ({_family(s, family)['chosen_on_all']}) UAR {gen.pct(_family(s, family)['crema_d']['uar'])}"
+                         f" % on {_family(s, family)['crema_d']['n']} clips" for v, s in ext.items())
+
+    def best(family: str) -> str:
+        return ", ".join(f"{v} {max(u, key=u.get)} {gen.pct(max(u.values()))} %" for v, u in (
+            (v, _family(s, family)["pooled_uar_not_a_result"]) for v, s in ext.items()))
+
+    return [
+        f"- **RAVDESS -> EmoDB-dev UAR, nested over the extended grid** (target >= {target:.0f} %): " + ", ".join(
+            f"{v} {pct2(s[EXTENDED]['pooled']['uar'])} % (standard error about {100 * s[EXTENDED]['pooled']['uar_se']:.1f}"
+            " points)" for v, s in ext.items())
+        + f" -- {gen._verdict({v: s[EXTENDED]['pooled']['uar'] for v, s in ext.items()}, target)}. Over the Whisper "
+        "grid alone (the figures above): " + ", ".join(
+            f"{v} {pct2(s['pooled']['uar'])} %" for v, s in summary.items() if v in ext) + ".",
+        f"- **eGeMAPS alone**, its C chosen nested: {nested(FAMILIES[1])}; on the CREMA-D clips, the C chosen on all "
+        f"of EmoDB-dev: {crema(FAMILIES[1])}.",
+        f"- **Whisper recipe + eGeMAPS ensembles**, chosen nested within the family: {nested(FAMILIES[2])}; the best "
+        f"ensemble's pooled UAR (NOT a result: chosen on the test speakers): {best(FAMILIES[2])}; on the CREMA-D "
+        f"clips, the ensemble chosen on all of EmoDB-dev: {crema(FAMILIES[2])}.",
+        f"- **The extended grid on the CREMA-D clips**, the candidate chosen on all of EmoDB-dev: {crema(EXTENDED)}.",
+    ]
+
+
+def _family(s: dict, family: str) -> dict:
+    """One variant's selection within ``family``, or over the extended grid."""
+    return s[EXTENDED] if family == EXTENDED else s["families"][family]
+
+
+def _extended_tables(ext: dict) -> list[str]:
+    """The nested figure per family and over the extended grid, and its held-out speakers."""
+    lines = ["**Nested selection within each family and over the extended grid** (the held-out predictions of "
+             "every test speaker pooled; CREMA-D: the candidate chosen on all of EmoDB-dev)", "",
+             "| variant | candidates | EmoDB-dev clips | accuracy | UAR | macro-F1 | ECE | chosen on all of EmoDB-dev "
+             "| CREMA-D clips | CREMA-D accuracy | CREMA-D UAR |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for v, s in ext.items():
+        for family in (*FAMILIES, EXTENDED):
+            f = _family(s, family)
+            p, c = f["pooled"], f["crema_d"]
+            lines.append(f"| {v} | {family} ({len(f['pooled_uar_not_a_result'])}) | {p['n']} | {gen.pct(p['accuracy'])} "
+                         f"| {gen.pct(p['uar'])} | {gen.pct(p['macro_f1'])} | {p['ece']:.3f} | {f['chosen_on_all']} | "
+                         f"{c['n']} | {gen.pct(c['accuracy'])} | {gen.pct(c['uar'])} |")
+    lines += ["", "Held-out EmoDB-dev speakers, extended grid:", "",
+              "| variant | test speaker | clips | chosen on the other speakers | its UAR there | test speaker UAR (held out) |",
+              "|---|---|---|---|---|---|"]
+    for v, s in ext.items():
+        for sp, r in s[EXTENDED]["per_speaker"].items():
+            lines.append(f"| {v} | {sp} | {r['n']} | {r['chosen']} | {gen.pct(r['selection_uar'])} | {gen.pct(r['uar'])} |")
+    for v, s in ext.items():
+        lines += ["", f"Confusion of the nested held-out predictions over the extended grid, {v}:", "",
+                  *gen._confusion(s[EXTENDED]["pooled"])]
+    return lines + [""]
+
+
+def _new_candidates_table(ext: dict) -> list[str]:
+    """Every new candidate's pooled EmoDB-dev UAR per variant (descriptive, NOT a result)."""
+    variants = list(ext)
+    lines = ["**Every new candidate's pooled EmoDB-dev UAR -- NOT a result** (as the tables above: choosing by it "
+             "would choose on the test speakers). 'Chosen for' is the extended grid's choice.", "",
+             "| family | candidate | " + " | ".join(f"{v} pooled UAR | {v} chosen for" for v in variants) + " |",
+             "|---|---|" + "---|---|" * len(variants)]
+    for family in FAMILIES[1:]:
+        for name in ext[variants[0]]["families"][family]["pooled_uar_not_a_result"]:
+            cells = []
+            for v in variants:
+                chosen_for = [sp for sp, r in ext[v][EXTENDED]["per_speaker"].items() if r["chosen"] == name]
+                cells += [gen.pct(ext[v]["families"][family]["pooled_uar_not_a_result"][name]), ", ".join(chosen_for)]
+            lines.append(f"| {family} | {name} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _adapted_table(ext: dict) -> list[str]:
+    """The eGeMAPS candidates scored with test-time mean adaptation, next to their plain scores (descriptive)."""
+    lines = ["**eGeMAPS alone with test-time mean adaptation -- NOT in the grid, descriptive**: the same checkpoints "
+             "scored with each test corpus's own eGeMAPS mean in place of the RAVDESS training mean (unsupervised, no "
+             "label read; `avemo evaluate --adapt mean`, the rows 'adapted' of `generalisation.md`). Pooled UAR:", "",
+             "| variant | candidate | EmoDB-dev | EmoDB-dev adapted | CREMA-D | CREMA-D adapted |",
+             "|---|---|---|---|---|---|"]
+    def cell(x: float | str | None) -> str:
+        return "not scored" if x is None else f"refused ({x})" if isinstance(x, str) else gen.pct(x)
+
+    for v, s in ext.items():
+        for name, uar in s["egemaps_adapted_not_in_the_grid"].items():
+            lines.append(f"| {v} | {name} | " + " | ".join(cell(uar[t][k]) for t in TARGETS for k in ("plain", "adapted"))
+                         + " |")
+    return lines + [""]
+
+
+def _shift_table(shift: list[tuple[str, float, float, float]]) -> list[str]:
+    """The eGeMAPS functionals farthest from the training distribution on EmoDB-dev (why eGeMAPS transfers badly)."""
+    if not shift:
+        return []
+    return ["**Where eGeMAPS moves between the corpora**: the functionals whose mean over the EmoDB-dev clips (all, "
+            "boredom included) lies farthest from the RAVDESS training clips', in RAVDESS standard deviations (z):", "",
+            "| functional | RAVDESS training mean | EmoDB-dev mean | z |", "|---|---|---|---|",
+            *(f"| {name} | {a:.3f} | {b:.3f} | {z:+.1f} |" for name, a, b, z in shift), ""]
+
+
+def _extended_section(ctx: gen.Context, ext: dict, summary: dict, target: float,
+                      shift: list[tuple[str, float, float, float]]) -> list[str]:
+    """The section of the extended grid: eGeMAPS alone and its ensembles with the Whisper recipe."""
+    table = egemaps_table(ctx)
+    if not table or not ext:
+        return []
+    names = [n for n, _m in egemaps_candidates(ctx)]
+    lines = ["## Extended grid: eGeMAPS and Whisper + eGeMAPS ensembles", "",
+             f"Candidates added to the Whisper grid above: **eGeMAPS alone** (`{table['model']}`, the 88 eGeMAPS v02 "
+             f"functionals of Eyben et al. 2016, standardised; {' x '.join(f'{k} in {json.dumps(v)}' for k, v in table['grid'].items())}: "
+             f"{len(names)}), trained exactly as the Whisper candidates (RAVDESS only, validation speakers "
+             f"{ctx.ravdess_val}, variants plain and augmented, the augmented one on the eGeMAPS of the same degraded "
+             f"copies); and **ensembles** of the Whisper candidate `{candidate_name(table['ensemble_with'])}` with each "
+             f"eGeMAPS candidate, `softmax((1 - w) log p_whisper + w log p_egemaps)` for w in "
+             f"{json.dumps(table['w_egemaps'])} ({len(names) * len(table['w_egemaps'])}; the two trained candidates' "
+             "predictions fused, nothing fitted). The nested selection is the one above (each EmoDB-dev test speaker's "
+             "candidate chosen on the other speakers only; ties to the first in the order Whisper grid, eGeMAPS, "
+             "ensembles), within each family and over all of them.", "",
+             "**Answers**", "", *_extended_answers(ext, summary, target), "",
+             *_extended_tables(ext), *_new_candidates_table(ext), *_adapted_table(ext),
+             *_shift_table(shift)]
+    notes = list(table.get("notes", [])) if not ctx.quick else []
+    if notes:
+        lines += ["**Notes on the extended grid**", "", *(f"- {n}" for n in notes), ""]
+    return lines
+
+
 def part_report(ctx: gen.Context) -> None:
     import report as bench_report
 
@@ -301,6 +600,8 @@ def part_report(ctx: gen.Context) -> None:
     lines += ["## Answers", "", *answers, ""]
     for v, s in summary.items():
         lines += _variant_section(ctx, v, s)
+    extended = summarise_extended(ctx, res)
+    lines += _extended_section(ctx, extended, summary, target, res.get("egemaps_shift", []))
     notes = list(ctx.suite.get("nested", {}).get("notes", [])) if not ctx.quick else []
     if notes:
         lines += ["## Notes", "", *(f"- {n}" for n in notes), ""]
@@ -310,7 +611,8 @@ def part_report(ctx: gen.Context) -> None:
     result = {"command": command, "quick": ctx.quick, "recipe": {"model": ctx.model, "model_config": ctx.model_config,
                                                                   "feature": ctx.feature},
               "grid": table, "augment_channels": vars(ctx.channels), "versions": package_versions(),
-              "target_uar": target, "runs": res["runs"], "variants": summary}
+              "target_uar": target, "runs": res["runs"], "variants": summary,
+              "egemaps": egemaps_table(ctx), "extended": extended, "egemaps_shift": res.get("egemaps_shift")}
     with OutputFile(ctx.out / "crosscorpus_nested.json") as fh:
         fh.commit(json.dumps(result, indent=1, default=float) + "\n")
     log(f"wrote {ctx.out / 'crosscorpus_nested.md'}")

@@ -416,9 +416,9 @@ def part_copies(ctx: Context) -> None:
     extract_copies(ctx, [*sets, crosscorpus_split(ctx)[1]])
 
 
-def extract_copies(ctx: Context, sets: list[list]) -> None:
-    """The augmentation copies of the training sets ``sets`` (each copy extracted once; ``--shard I/N``:
-    the I-th of N disjoint shares)."""
+def extract_copies(ctx: Context, sets: list[list], feature: str | None = None) -> None:
+    """The augmentation copies of the training sets ``sets`` through ``feature`` (default: the recipe's
+    extractor; each copy extracted once; ``--shard I/N``: the I-th of N disjoint shares)."""
     from avemo.extraction import ExtractorSpec, extract_file
     from avemo.training.channel_copies import plan_copies
 
@@ -430,11 +430,11 @@ def extract_copies(ctx: Context, sets: list[list]) -> None:
     mine = [unique[k] for k in sorted(unique)][index::count]
     t0 = time.perf_counter()
     for n, copy in enumerate(mine, 1):
-        spec = ExtractorSpec.of(ctx.feature, perturb=copy.perturb(ctx.channels.seed))
+        spec = ExtractorSpec.of(feature or ctx.feature, perturb=copy.perturb(ctx.channels.seed))
         extract_file(copy.take["audio"].path, [spec.build()], ctx.cache)
         if n % 50 == 0:
             log(f"copies {n} / {len(mine)} ({time.perf_counter() - t0:.0f} s)")
-    log(f"copies: {len(mine)} of {len(unique)} ({time.perf_counter() - t0:.0f} s)")
+    log(f"copies ({feature or ctx.feature}): {len(mine)} of {len(unique)} ({time.perf_counter() - t0:.0f} s)")
 
 
 def part_degraded(ctx: Context) -> None:

@@ -91,4 +91,44 @@ def test_quick_run_writes_the_report(benchmark_script, tmp_path):
         assert v["crema_d"]["chosen_candidate"] in names and v["crema_d"]["chosen"]["n"] == 2
     runs = sorted(p.name for p in (tmp_path / "work" / "runs").iterdir())
     assert runs == ["nested", "ravdess_augmented", "ravdess_plain"]  # the recipe: the crosscorpus checkpoints
-    assert len(list((tmp_path / "work" / "runs" / "nested").iterdir())) == 8  # 4 candidates x 2 variants
+    # (4 grid candidates + 2 eGeMAPS candidates) x 2 variants; the ensembles are fused, not trained
+    assert len(list((tmp_path / "work" / "runs" / "nested").iterdir())) == 12
+    _check_extended(script, text, result, names)
+
+
+def _check_extended(script, text: str, result: dict, names: set[str]) -> None:
+    """The quick run's extended grid: every family selected nested, each test speaker held out once."""
+    assert "## Extended grid: eGeMAPS and Whisper + eGeMAPS ensembles" in text
+    assert text.index("## augmented") < text.index("## Extended grid")
+    egemaps = {"egemaps_logreg C=0.1", "egemaps_logreg C=1.0"}
+    fused = {f"hidden=[] input_dropout=0.0 + 0.5 x {e}" for e in egemaps}
+    assert result["egemaps"]["model"] == "egemaps_logreg"
+    for v in result["extended"].values():
+        families = v["families"]
+        assert list(families) == list(script.FAMILIES)
+        assert [set(f["pooled_uar_not_a_result"]) for f in families.values()] == [names, egemaps, fused]
+        every = v[script.EXTENDED]
+        assert set(every["pooled_uar_not_a_result"]) == names | egemaps | fused
+        assert set(every["per_speaker"]) == {"03", "08"} and every["pooled"]["n"] == 13
+        assert every["crema_d"]["n"] == 2 and every["chosen_on_all"] in names | egemaps | fused
+        adapted = v["egemaps_adapted_not_in_the_grid"]
+        assert set(adapted) == egemaps
+        assert all(isinstance(a["emodb"]["adapted"], float) for a in adapted.values())  # 18 quick clips: adapted
+        assert all("needs at least 10 items" in a["crema_d"]["adapted"]
+                   for a in adapted.values())  # 2 CREMA-D clips: too few to adapt to, the reason kept
+    assert len(result["egemaps_shift"]) == 6 and "Where eGeMAPS moves between the corpora" in text
+    # the Whisper family is the nested selection of the section above, recomputed
+    for variant, v in result["variants"].items():
+        assert result["extended"][variant]["families"][script.FAMILIES[0]]["pooled"] == v["pooled"]
+
+
+def test_fusion_is_the_weighted_product_of_the_two_candidates(benchmark_script):
+    script = benchmark_script("crosscorpus_nested")
+    a = {"takes": ["x", "y"], "labels": ["angry", "sad"], "probabilities": np.array([[0.9, 0.1], [0.5, 0.5]])}
+    b = {**a, "probabilities": np.array([[0.1, 0.9], [0.2, 0.8]])}
+    fused = script.fuse(a, b, 0.5)["probabilities"]
+    np.testing.assert_allclose(fused[0], [0.5, 0.5])  # the geometric mean of 0.9/0.1 and 0.1/0.9, renormalised
+    np.testing.assert_allclose(fused[1], [1 / 3, 2 / 3])  # sqrt(.5 .2) : sqrt(.5 .8) = 1 : 2
+    np.testing.assert_allclose(script.fuse(a, b, 0.0)["probabilities"], a["probabilities"])
+    with pytest.raises(SystemExit, match="other takes"):
+        script.fuse(a, {**b, "takes": ["y", "x"]}, 0.5)

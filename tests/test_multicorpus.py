@@ -13,9 +13,10 @@ import torch.nn.functional as F
 from avemo.datasets.labels import EMODB, RAVDESS, LabelSet
 from avemo.errors import ConfigError
 from avemo.features import get_extractor
-from avemo.models import create_model
+from avemo.models import create_model, default_inputs
 from avemo.models.batching import TensorData
 from avemo.models.checkpoint import load_checkpoint, save_checkpoint
+from avemo.models.inputs import InputSpec
 from avemo.models.normalization import ArraySet, Normalizer
 from avemo.training import TrainConfig
 from avemo.training.corpora import (
@@ -151,6 +152,18 @@ def test_whisper_logreg_learns_a_separable_problem_in_closed_form():
     result = fit(model, data, data, TrainConfig(epochs=50), labels=["a", "b", "c"])
     assert result.epochs_run == 1 and len(result.history) == 1  # no epochs: one closed-form fit
     assert (predict_proba(model, data).argmax(1) == y).all()
+
+
+def test_egemaps_logreg_reads_the_88_functionals_and_fits_in_closed_form():
+    assert default_inputs("egemaps_logreg")["audio"] == InputSpec("audio", "egemaps", {}, (88,), "vector")
+    x, y = _separable(d=88)
+    model = create_model("egemaps_logreg", num_classes=3, C=0.1)
+    data = _data(x, y, specs=model.inputs)
+    result = fit(model, data, data, TrainConfig(epochs=50), labels=["a", "b", "c"])
+    assert result.epochs_run == 1 and model.closed_form  # one closed-form fit, as whisper_logreg
+    assert (predict_proba(model, data).argmax(1) == y).all()
+    with pytest.raises(ConfigError, match="egemaps_logreg: C must be positive"):
+        create_model("egemaps_logreg", num_classes=3, C=0.0)
 
 
 def test_whisper_logreg_penalty_shrinks_the_weights_with_smaller_c():
