@@ -26,7 +26,7 @@ def test_speaker_statistics_from_a_subset_of_clips():
     spec = {"audio": InputSpec("audio", "x", {}, (4,), "vector")}
     data = ArraySet({"audio": arrays + [a + 5 for a in arrays]}, ["a"] * 12 + ["b"] * 12)
     norm = Normalizer.fit(data, spec, speaker_norm=True)
-    per_speaker = norm._per_speaker(data)["audio"]
+    per_speaker = norm.per_speaker(data)["audio"]
     assert np.allclose(np.stack(per_speaker[:12]), np.stack(speaker_normalised(arrays, "vector")))
     assert np.allclose(np.stack(per_speaker[12:]), np.stack(per_speaker[:12]), atol=1e-5)  # offset removed
 

@@ -64,7 +64,8 @@ def test_export_writes_every_graph_and_a_manifest(onnx_dir):
 
     manifest = json.loads((onnx_dir / "manifest.json").read_text())
     files = [f for group in manifest["files"].values() for f in group.values()]
-    assert sorted(files) == ["audio_head.onnx", "fer_mini_xception.onnx", "fusion.onnx", "whisper_encoder.onnx"]
+    assert sorted(files) == ["audio_head.onnx", "audio_spknorm_head.onnx", "fer_mini_xception.onnx", "fusion.onnx",
+                             "whisper_encoder.onnx"]  # the bundle has a speaker-normalised head (config.speaker_norm)
     assert manifest["fingerprint"] == bundle_fingerprint(BUNDLE_DIR)
     before = {f: (onnx_dir / f).stat().st_mtime_ns for f in files}
     ensure_exported(BUNDLE_DIR, onnx_dir)  # up to date: nothing is written again
