@@ -85,3 +85,30 @@ def test_perturbed_whisper_reads_a_shared_cache_entry_as_its_inner_config():
     concat = Perturbed(get_extractor("whisper_base", combine="concat"), speed=1.1)
     assert concat.cache_spec() == Perturbed(get_extractor("whisper_base"), speed=1.1).cache_spec()
     np.testing.assert_array_equal(concat.view(stored)["x"], means.reshape(-1))
+
+
+def test_layer_norm_standardises_each_layer_mean_and_shares_the_cache_entry():
+    """``layer_norm`` is a view of the stored layer means: every row standardised over its dimensions
+    before ``combine``; the cache key and the stored entry are those of the default config."""
+    from avemo.models.encoders.logistic import WhisperLogreg
+
+    rng = np.random.default_rng(0)
+    means = (rng.normal(size=(7, 512)) * np.arange(1, 8)[:, None] + np.arange(7)[:, None]).astype(np.float32)
+    means[2] = 3.0  # a constant layer becomes zeros, not NaN
+    stored = {"layer_means": means}
+    plain, normed = get_extractor("whisper_base", combine="concat"), get_extractor(
+        "whisper_base", combine="concat", layer_norm=True)
+    assert normed.cache_spec() == get_extractor("whisper_base").cache_spec()
+    rows = normed.view(stored)["x"].reshape(7, 512)
+    varying = [i for i in range(7) if i != 2]
+    np.testing.assert_allclose(rows[varying].mean(axis=1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(rows[varying].std(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(rows[2], 0.0)
+    np.testing.assert_array_equal(plain.view(stored)["x"], means.reshape(-1))  # off: the means as stored
+    np.testing.assert_array_equal(normed.stored(normed.view(stored))["layer_means"], means)  # stored unchanged
+    mean_view = get_extractor("whisper_base", layer_norm=True).view(stored)["x"]
+    np.testing.assert_allclose(mean_view, rows.mean(axis=0), rtol=1e-5, atol=1e-6)
+    # the model names the option in its input only when it is set (older checkpoints name the same input)
+    assert WhisperLogreg.spec_for(WhisperLogreg.Config()).config == {"combine": "concat"}
+    assert WhisperLogreg.spec_for(WhisperLogreg.Config(layer_norm=True)).config == {"combine": "concat",
+                                                                                      "layer_norm": True}

