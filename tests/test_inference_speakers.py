@@ -305,3 +305,30 @@ def test_the_kept_embedding_is_the_whisper_feature_the_trainer_reads(spk_predict
     reference = get_extractor("whisper_base", **dict(spec.config)).extract(clip)["x"]
     np.testing.assert_allclose(out.clip_embedding, reference, atol=1e-4)
     np.testing.assert_allclose(audio.logits(out.clip_embedding[None])[0], out.clip_logits, atol=1e-6)
+
+
+_GROUPED_WITHOUT_TORCH = """
+import sys
+from avemo import Predictor
+p = Predictor.from_bundle(sys.argv[1], engine="onnx", onnx_dir=sys.argv[2])
+files = sys.argv[3:]
+out = [o.prediction for o in p.predict_many(files, speakers=dict.fromkeys(files, "A"))]
+print([r.modalities["audio"].speaker_normalised for r in out], "torch" in sys.modules)
+"""
+
+
+def test_grouping_on_the_onnx_engine_imports_no_torch(bundle, clips, tmp_path):
+    """The speaker-normalised head on the onnx engine, its per-speaker statistics included, runs
+    without torch, as the main head does (a fresh process: this one imported torch long ago)."""
+    import os
+    import subprocess
+    import sys
+
+    from avemo import Predictor
+
+    Predictor.from_bundle(bundle, engine="onnx", onnx_dir=tmp_path / "onnx")  # exports the graphs (with torch)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run([sys.executable, "-c", _GROUPED_WITHOUT_TORCH, str(bundle), str(tmp_path / "onnx"),
+                           *map(str, clips["a"])], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["[True, True, True, True] False"]

@@ -35,9 +35,9 @@ Caveat: the statistics assume the speaker's clips mix emotions. A speaker whose 
 emotion is centred away from it (all-angry clips look neutral once their own mean is removed).
 
 Both engines: with ``engine="onnx"`` the head runs from its exported graph (``audio_spknorm_head.onnx``,
-written next to ``audio_head.onnx``); the per-speaker statistics are computed with
-:class:`~avemo.models.normalization.Normalizer`, whose package imports torch, so a grouped batch
-imports torch even on the onnx engine (an ungrouped one does not).
+written next to ``audio_head.onnx``) and the per-speaker statistics come from
+:func:`avemo.standardise.per_speaker` (numpy; the trainer's ``Normalizer.per_speaker`` runs the same
+function): a grouped batch on the onnx engine imports no torch, as an ungrouped one.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ from avemo.inference.bundle import BundleConfig, SpeakerNormConfig
 from avemo.inference.engines import Engine, create_engine
 from avemo.inference.fusion import decide
 from avemo.inference.result import Prediction
+from avemo.standardise import per_speaker
 
 SPKNORM_HEAD_FILE = "audio_spknorm_head.onnx"
 #: the columns of a ``--speakers`` CSV
@@ -91,11 +92,10 @@ class SpeakerHead:
 
     def logits(self, embeddings: Sequence[np.ndarray], speakers: Sequence[str]) -> np.ndarray:
         """(n, C) logits of the head on clip embeddings, each z-normalised with the statistics of all the
-        embeddings of its speaker given here (:meth:`Normalizer.per_speaker`, the trainer's own step)."""
-        from avemo.models.normalization import ArraySet, Normalizer
-
-        norm = Normalizer(kinds={self.input_name: "vector"}, speaker_norm=True)
-        pre = norm.per_speaker(ArraySet({self.input_name: list(embeddings)}, list(speakers)))[self.input_name]
+        embeddings of its speaker given here (:func:`avemo.standardise.per_speaker`, the step of the
+        trainer's :meth:`Normalizer.per_speaker <avemo.models.normalization.Normalizer.per_speaker>`;
+        numpy only, so that the onnx engine imports no torch)."""
+        pre = per_speaker(list(embeddings), list(speakers), "vector")
         return self.head(embedding=np.stack(pre))["logits"]
 
     def fused(self, logits: np.ndarray, video: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
