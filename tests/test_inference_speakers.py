@@ -291,6 +291,59 @@ def test_cli_refuses_grouping_with_a_bundle_without_the_head(avemo_main, clips, 
     assert "this model has no speaker-normalised audio head (the bundle's model.json has no config.speaker_norm)" in err
 
 
+def _interrupt_at(predictor, monkeypatch, stop: Path) -> None:
+    """Ctrl-C while ``stop`` is analysed: the predictor's own work raises KeyboardInterrupt there."""
+    real = predictor._predict
+
+    def predict(path, *args, **kwargs):
+        if Path(path) == Path(stop):
+            raise KeyboardInterrupt
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(predictor, "_predict", predict)
+
+
+INTERRUPTED_B = "speaker 'B': interrupted after 2 of the speaker's 3 files: single-clip result, not speaker-normalised"
+
+
+def test_an_interrupted_grouped_batch_yields_the_files_done_then_raises(spk_predictor, clips, monkeypatch):
+    """Speaker A's files were all analysed: its results are those of an uninterrupted batch; B's last
+    file was being analysed: B's files done keep their single-clip results, marked."""
+    a, b = clips["a"][:3], [clips["a"][3], *clips["b"]]
+    whole = [o.prediction for o in spk_predictor.predict_many(a, speakers=dict.fromkeys(a, "A"))]
+    singles = [spk_predictor.predict(p) for p in b[:2]]
+    _interrupt_at(spk_predictor, monkeypatch, b[-1])
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        for outcome in spk_predictor.predict_many([*a, *b], speakers={**dict.fromkeys(a, "A"), **dict.fromkeys(b, "B")}):
+            got.append(outcome.prediction)
+    assert [Path(r.path) for r in got] == [*a, *b[:2]]
+    for r, full in zip(got[:3], whole, strict=True):
+        assert r.modalities["audio"].speaker_normalised and r.modalities["audio"].speaker_clips == 3
+        assert r.probabilities == pytest.approx(full.probabilities, abs=1e-6) and r.emotion == full.emotion
+    for r, single in zip(got[3:], singles, strict=True):
+        assert r.speaker == "B" and r.modalities["audio"].speaker_normalised is False
+        assert r.probabilities == single.probabilities and r.warnings == (INTERRUPTED_B,)
+
+
+def test_cli_an_interrupted_grouped_batch_writes_the_files_done(cli_predictor, avemo_main, clips, tmp_path,
+                                                                 monkeypatch):
+    a, b = clips["a"][:3], [clips["a"][3], *clips["b"]]
+    table = tmp_path / "speakers.csv"
+    with open(table, "w", newline="") as handle:
+        csv.writer(handle).writerows([["file", "speaker"], *[[p, "A"] for p in a], *[[p, "B"] for p in b]])
+    _interrupt_at(cli_predictor, monkeypatch, b[-1])
+    out = tmp_path / "results.json"
+    code, _, err = avemo_main("predict", *a, *b, "--speakers", table, "--format", "json", "--out", out)
+    assert code == 130 and err.rstrip().endswith("avemo: interrupted")
+    assert ("interrupted: the results of the 5 files done (of 6) were written; a speaker whose files were not all "
+            "done keeps single-clip results, not speaker-normalised") in " ".join(err.split())
+    results = json.loads(out.read_text())
+    assert [r["speaker"] for r in results] == ["A"] * 3 + ["B"] * 2
+    assert [r["modalities"]["audio"]["speaker_normalised"] for r in results] == [True] * 3 + [False] * 2
+    assert all(r["warnings"] == [INTERRUPTED_B] for r in results[3:])
+
+
 @pytest.mark.shared_data
 def test_the_kept_embedding_is_the_whisper_feature_the_trainer_reads(spk_predictor, shared_data):
     """What the second pass normalises is the clip vector the audio head read, the whisper_base feature

@@ -28,7 +28,11 @@ Two passes (:func:`normalise_speakers`):
 Files whose audio was not used (no speech, a crowd, no audio track) and files that failed are not
 counted in the statistics and keep their result. The files of a speaker with fewer usable clips
 than ``min_clips`` keep their single-clip result, with a warning naming the speaker, the count
-and ``min_clips``. The timeline windows keep the single-clip head: a window's embedding (the mean
+and ``min_clips``. An interrupted batch (Ctrl-C, :class:`KeyboardInterrupt` in
+:meth:`Predictor.predict_many <avemo.inference.predictor.Predictor.predict_many>`) keeps its files
+done: the speakers whose files were all analysed get their speaker-normalised results (the same as
+uninterrupted: each speaker's statistics are its own), the files of the others their single-clip
+result with ``speaker_normalised: false`` and a warning saying the batch was interrupted. The timeline windows keep the single-clip head: a window's embedding (the mean
 over its frames) is not what the speaker-normalised head was trained on.
 
 Caveat: the statistics assume the speaker's clips mix emotions. A speaker whose clips are all one
@@ -120,10 +124,16 @@ class SpeakerHead:
 
 
 def normalise_speakers(predictions: Sequence[Prediction | None], evidence: Sequence[Evidence | None],
-                       speakers: Sequence[str | None], head: SpeakerHead) -> list[Prediction | None]:
+                       speakers: Sequence[str | None], head: SpeakerHead,
+                       unfinished: Mapping[str, tuple[int, int]] | None = None) -> list[Prediction | None]:
     """The second pass (see the module docstring): each file's prediction (None: it failed), its
     :class:`Evidence` and its speaker (None: none given) -> the predictions, speaker-normalised where
-    the speaker has at least ``min_clips`` files with usable audio."""
+    the speaker has at least ``min_clips`` files with usable audio.
+
+    ``unfinished``: ``{speaker: (files analysed, files in the batch)}`` of the speakers whose files
+    were not all analysed (an interrupted batch): theirs keep the single-clip result, with a warning
+    saying so (statistics of part of a speaker's clips are not those the whole batch would give)."""
+    unfinished = unfinished or {}
     usable: dict[str, list[int]] = {}
     for i, (p, e, s) in enumerate(zip(predictions, evidence, speakers, strict=True)):
         if p is not None and s is not None:
@@ -131,7 +141,7 @@ def normalise_speakers(predictions: Sequence[Prediction | None], evidence: Seque
             if e is not None and e.embedding is not None:
                 usable[s].append(i)
     minimum = head.config.min_clips
-    grouped = [i for idx in usable.values() if len(idx) >= minimum for i in idx]
+    grouped = [i for s, idx in usable.items() if len(idx) >= minimum and s not in unfinished for i in idx]
     logits = head.logits([evidence[i].embedding for i in grouped], [speakers[i] for i in grouped]) if grouped else []
     by_file = dict(zip(grouped, logits, strict=True))
     out: list[Prediction | None] = []
@@ -141,19 +151,27 @@ def normalise_speakers(predictions: Sequence[Prediction | None], evidence: Seque
         elif i in by_file:
             out.append(head.renormalised(p, by_file[i], evidence[i].video, s, len(usable[s])))
         else:
-            out.append(_single_clip(p, s, len(usable[s]), minimum))
+            out.append(_single_clip(p, s, len(usable[s]), _why_single(s, len(usable[s]), minimum, unfinished)))
     return out
 
 
-def _single_clip(p: Prediction, speaker: str, clips: int, minimum: int) -> Prediction:
-    """``p`` kept as predicted alone, marked with its speaker; with a warning when the speaker has too
-    few usable clips (a file of a large enough group whose own audio was not used needs none: its
-    audio reason says why)."""
-    audio = dataclasses.replace(p.modalities["audio"], speaker_normalised=False, speaker_clips=clips)
-    warnings = p.warnings
+def _why_single(speaker: str, clips: int, minimum: int, unfinished: Mapping[str, tuple[int, int]]) -> str | None:
+    """The warning of a file of ``speaker`` that keeps its single-clip result (None: its group is large
+    enough and whole, but its own audio was not used: its audio reason says why)."""
+    if speaker in unfinished:
+        done, total = unfinished[speaker]
+        return (f"speaker {speaker!r}: interrupted after {done} of the speaker's {total} files: single-clip result, "
+                "not speaker-normalised")
     if clips < minimum:
-        warnings = (*warnings, f"speaker {speaker!r}: {clips} clip{'' if clips == 1 else 's'} with usable audio, "
-                               f"fewer than min_clips = {minimum}: single-clip result")
+        return (f"speaker {speaker!r}: {clips} clip{'' if clips == 1 else 's'} with usable audio, fewer than "
+                f"min_clips = {minimum}: single-clip result")
+    return None
+
+
+def _single_clip(p: Prediction, speaker: str, clips: int, warning: str | None) -> Prediction:
+    """``p`` kept as predicted alone, marked with its speaker, with ``warning`` (when not None)."""
+    audio = dataclasses.replace(p.modalities["audio"], speaker_normalised=False, speaker_clips=clips)
+    warnings = p.warnings if warning is None else (*p.warnings, warning)
     return dataclasses.replace(p, modalities={**p.modalities, "audio": audio}, speaker=speaker, warnings=warnings)
 
 
