@@ -385,3 +385,137 @@ def test_grouping_on_the_onnx_engine_imports_no_torch(bundle, clips, tmp_path):
                            *map(str, clips["a"])], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines() == ["[True, True, True, True] False"]
+
+
+# ----------------------------------------------------------------------------- the REST API
+@pytest.fixture(scope="module")
+def api(spk_predictor, tmp_path_factory):
+    """The FastAPI test client of an app around the speaker-normalising predictor, and its upload folder."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from avemo.serving import ServeSettings, create_app
+
+    uploads = tmp_path_factory.mktemp("uploads")
+    settings = ServeSettings(upload_dir=str(uploads), max_batch_files=8, max_duration=60.0)
+    with TestClient(create_app(predictor=spk_predictor, settings=settings), raise_server_exceptions=False) as client:
+        yield client, uploads
+
+
+def _post_batch(client, files: list[Path], fields: list[tuple[str, str]] = (), names: list[str] | None = None):
+    """POST /v1/predict/batch with ``files`` (in order) and the form ``fields`` (repeated names allowed)."""
+    handles = [open(f, "rb") for f in files]
+    try:
+        parts = [("file", ((names or [f.name for f in files])[k], h, "application/octet-stream"))
+                 for k, h in enumerate(handles)]
+        return client.post("/v1/predict/batch", files=parts + [(k, (None, v)) for k, v in fields])
+    finally:
+        for h in handles:
+            h.close()
+
+
+def _api_error(response, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["status"] == status and body["error"]["code"] == code, body
+    assert "\n" not in body["error"]["message"] and "/tmp" not in body["error"]["message"]
+    return body["error"]["message"]
+
+
+def test_rest_batch_gives_the_speaker_normalised_json_of_the_library(api, spk_predictor, clips, tmp_path):
+    """Files of two speakers (one with too few clips), one file of none and a broken one: the same JSON as
+    Predictor.predict_many with the same speakers (the CLI's), each item in the order of the upload."""
+    from avemo.serving.schemas import BatchOut
+
+    client, uploads = api
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(40))  # a WAV signature, nothing decodable
+    files = [*clips["a"], broken, *clips["b"], clips["alone"]]
+    speakers = ["A"] * 4 + ["A"] + ["B"] * 2 + [""]
+    response = _post_batch(client, files, [("speaker", s) for s in speakers])
+    assert response.status_code == 200, response.text
+    BatchOut.model_validate(response.json())
+    results = response.json()["results"]
+    assert [r["path"] for r in results] == [f.name for f in files]
+    expected = list(spk_predictor.predict_many(
+        [*clips["a"], *clips["b"], clips["alone"]], speakers={**dict.fromkeys(clips["a"], "A"),
+                                                               **dict.fromkeys(clips["b"], "B")}))
+    for got, want in zip([*results[:4], *results[5:]], expected, strict=True):
+        want = want.prediction.to_dict()
+        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-6)
+        assert {k: v for k, v in got.items() if k not in ("path", "probabilities", "modalities")} == \
+               {k: v for k, v in want.items() if k not in ("path", "probabilities", "modalities")}
+        for name, modality in want["modalities"].items():
+            assert got["modalities"][name]["probabilities"] == pytest.approx(modality["probabilities"], abs=1e-6)
+            assert {**got["modalities"][name], "probabilities": None} == {**modality, "probabilities": None}
+    assert [r.get("speaker") for r in results] == ["A"] * 4 + [None] + ["B"] * 2 + [None]
+    assert all(r["modalities"]["audio"]["speaker_normalised"] and r["modalities"]["audio"]["speaker_clips"] == 4
+               for r in results[:4])
+    assert results[4]["error"]["code"] == "unreadable_media" and results[4]["error"]["message"].startswith("broken.wav")
+    assert results[5]["modalities"]["audio"]["speaker_normalised"] is False and "min_clips = 3" in results[5]["warnings"][0]
+    assert "speaker" not in results[7] and "speaker_normalised" not in results[7]["modalities"]["audio"]
+    response = _post_batch(client, clips["a"], [("group_by_speaker", "true")])
+    assert [r["speaker"] for r in response.json()["results"]] == ["speaker"] * 4
+    plain = _post_batch(client, clips["a"][:2]).json()["results"]  # no speakers: single-clip results
+    assert plain[0] == {**spk_predictor.predict(clips["a"][0]).to_dict(), "path": clips["a"][0].name}
+    assert not any(uploads.iterdir())
+
+
+def test_rest_batch_refuses_bad_requests_with_one_line_json(api, clips, tmp_path):
+    client, uploads = api
+    a = clips["a"]
+    _api_error(_post_batch(client, [a[0]] * 9), 400, "too_many_files")  # max_batch_files = 8
+    message = _api_error(_post_batch(client, a[:3], [("speaker", "A"), ("speaker", "A")]), 422, "invalid_field")
+    assert "one speaker field per file" in message and "3 files, 2 speaker fields" in message
+    message = _api_error(_post_batch(client, a[:2], [("group_by_speaker", "true"), ("speaker", "A"), ("speaker", "A")]),
+                         422, "invalid_field")
+    assert "exclude each other" in message
+    _api_error(_post_batch(client, a[:1], [("speaker", "A\x07")]), 422, "invalid_field")
+    _api_error(_post_batch(client, a[:1], [("group_by_speaker", "maybe")]), 422, "invalid_field")
+    _api_error(_post_batch(client, a[:1], [("progress_id", "0" * 32)]), 422, "unknown_field")
+    _api_error(_post_batch(client, [], [("group_by_speaker", "true")]), 400, "missing_file")
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio at all, whatever the name says")
+    _api_error(_post_batch(client, [a[0], text]), 415, "unsupported_media")
+    with open(a[0], "rb") as one, open(a[1], "rb") as two:  # /v1/predict still takes one file
+        _api_error(client.post("/v1/predict", files=[("file", ("a.wav", one)), ("file", ("b.wav", two))]),
+                   400, "several_files")
+    assert not any(uploads.iterdir())
+
+
+def test_rest_batch_keeps_the_limits_and_slots_of_a_single_upload(spk_predictor, clips, tmp_path):
+    """The files together are held to max_upload_bytes and max_duration; a full pool refuses a batch at
+    once; a model without the speaker-normalised head refuses grouping, not a plain batch."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from avemo import Predictor
+    from avemo.serving import ServeSettings, create_app
+
+    a = clips["a"][:3]  # 1 s WAVs of about 32 KB each
+    size = max(p.stat().st_size for p in a)
+    settings = ServeSettings(upload_dir=str(tmp_path), max_upload_bytes=2 * size + 100, max_duration=2.5)
+    app = create_app(predictor=spk_predictor, settings=settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert _post_batch(client, a[:2]).status_code == 200
+        assert "the files together are larger" in _api_error(_post_batch(client, a), 413, "upload_too_large")
+        settings_long = ServeSettings(upload_dir=str(tmp_path), max_duration=1.5)
+        with TestClient(create_app(predictor=spk_predictor, settings=settings_long),
+                        raise_server_exceptions=False) as other:
+            message = _api_error(_post_batch(other, a[:2]), 413, "media_too_long")
+            assert "the 2 files last 2.0 s together, more than the 1.5 s" in message
+        pool = app.state.pool
+        taken = [pool.reserve() for _ in range(pool.capacity)]
+        _api_error(_post_batch(client, a[:2]), 503, "busy")
+        for slot in taken:
+            slot.release()
+        assert client.get("/healthz").json()["limits"]["max_batch_files"] == settings.max_batch_files
+        assert client.get("/v1/models").json()["models"][0]["speaker_norm"]["min_clips"] == SPK.min_clips
+    plain = Predictor.from_bundle(spk_bundle(tmp_path / "plain", speaker_norm=None), device="cpu")
+    with TestClient(create_app(predictor=plain, settings=ServeSettings(upload_dir=str(tmp_path))),
+                    raise_server_exceptions=False) as client:
+        message = _api_error(_post_batch(client, a[:2], [("group_by_speaker", "on")]), 422,
+                             "speaker_grouping_unavailable")
+        assert "no speaker-normalised audio head" in message
+        assert _post_batch(client, a[:2]).status_code == 200
+    assert [p.name for p in tmp_path.iterdir()] == ["plain"]  # no upload folder left

@@ -83,11 +83,13 @@ BatchProgress = Callable[[int, str, float, float], None]
 @dataclass
 class Outcome:
     """One item of :meth:`Predictor.predict_many`: a prediction, or why the file was not predicted
-    (``reason``; ``error`` is the one-line message naming the file)."""
+    (``reason``; ``error`` is the one-line message naming the file; ``exception``: the AvemoError
+    itself, whose class tells the kind of failure, e.g. a MediaError)."""
 
     path: str
     prediction: Prediction | None = None
     reason: str | None = None
+    exception: AvemoError | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -377,7 +379,7 @@ class Predictor:
         try:
             prediction, result = self._predict(path, progress=update, **options)
         except AvemoError as exc:
-            return Outcome(str(path), reason=exc.reason), None
+            return Outcome(str(path), reason=exc.reason, exception=exc), None
         return Outcome(str(path), prediction=prediction), result
 
     def check_speakers(self, modalities: str | Sequence[str] | None = None) -> None:
