@@ -483,9 +483,22 @@ def test_rest_batch_refuses_bad_requests_with_one_line_json(api, clips, tmp_path
     assert not any(uploads.iterdir())
 
 
+def _stalling_body(clip: Path):
+    """A multipart body that sends a few hundred bytes, stalls for 2 s, then sends the rest: far less
+    than min_upload_rate (16 KiB/s) on average. (The test client joins the chunks it is given, so the
+    stall is caught by the rate check, not by read_timeout.)"""
+    import time
+
+    data = clip.read_bytes()
+    yield b'--b0\r\nContent-Disposition: form-data; name="file"; filename="one.wav"\r\n\r\n' + data[:150]
+    time.sleep(2.0)
+    yield data[150:160] + b"\r\n--b0--\r\n"
+
+
 def test_rest_batch_keeps_the_limits_and_slots_of_a_single_upload(spk_predictor, clips, tmp_path):
     """The files together are held to max_upload_bytes and max_duration; a full pool refuses a batch at
-    once; a model without the speaker-normalised head refuses grouping, not a plain batch."""
+    once; a stalling client is cut off (408); a model without the speaker-normalised head refuses
+    grouping, not a plain batch."""
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
@@ -511,6 +524,16 @@ def test_rest_batch_keeps_the_limits_and_slots_of_a_single_upload(spk_predictor,
             slot.release()
         assert client.get("/healthz").json()["limits"]["max_batch_files"] == settings.max_batch_files
         assert client.get("/v1/models").json()["models"][0]["speaker_norm"]["min_clips"] == SPK.min_clips
+    with TestClient(create_app(predictor=spk_predictor, settings=ServeSettings(upload_dir=str(tmp_path),
+                                                                             read_timeout=0.5))) as client:
+        assert "too slow" in _api_error(client.post("/v1/predict/batch", content=_stalling_body(a[0]),
+                                                    headers={"content-type": "multipart/form-data; boundary=b0"}),
+                                        408, "upload_timeout")
+    with TestClient(create_app(predictor=spk_predictor, settings=ServeSettings(upload_dir=str(tmp_path),
+                                                                             read_timeout=0.5))) as client:
+        assert "too slow" in _api_error(client.post("/v1/predict/batch", content=_stalling_body(a[0]),
+                                                    headers={"content-type": "multipart/form-data; boundary=b0"}),
+                                        408, "upload_timeout")
     plain = Predictor.from_bundle(spk_bundle(tmp_path / "plain", speaker_norm=None), device="cpu")
     with TestClient(create_app(predictor=plain, settings=ServeSettings(upload_dir=str(tmp_path))),
                     raise_server_exceptions=False) as client:

@@ -7,7 +7,8 @@ a clip with the speaker's other clips instead of with the training speakers. At 
 needs several clips of the speaker (an interview cut in clips, a call-centre agent, a study
 participant), told by the caller: ``Predictor.predict_many(paths, speakers={path: id})``, ``avemo
 predict FILES --group-by-speaker`` (all files are one speaker) or ``--speakers speakers.csv``
-(columns ``file,speaker``, :func:`read_speakers_csv`). A bundle offers it when its ``model.json``
+(columns ``file,speaker``, :func:`read_speakers_csv`), or the REST API's ``POST /v1/predict/batch``
+(a ``speaker`` field per file, or ``group_by_speaker``: :mod:`avemo.serving.batch`). A bundle offers it when its ``model.json``
 has ``config.speaker_norm`` (:class:`~avemo.inference.bundle.SpeakerNormConfig`: the head's folder,
 its own temperature and ``tau``, and ``min_clips``); the model card says what it measured.
 
