@@ -291,6 +291,59 @@ def test_cli_refuses_grouping_with_a_bundle_without_the_head(avemo_main, clips, 
     assert "this model has no speaker-normalised audio head (the bundle's model.json has no config.speaker_norm)" in err
 
 
+def _interrupt_at(predictor, monkeypatch, stop: Path) -> None:
+    """Ctrl-C while ``stop`` is analysed: the predictor's own work raises KeyboardInterrupt there."""
+    real = predictor._predict
+
+    def predict(path, *args, **kwargs):
+        if Path(path) == Path(stop):
+            raise KeyboardInterrupt
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(predictor, "_predict", predict)
+
+
+INTERRUPTED_B = "speaker 'B': interrupted after 2 of the speaker's 3 files: single-clip result, not speaker-normalised"
+
+
+def test_an_interrupted_grouped_batch_yields_the_files_done_then_raises(spk_predictor, clips, monkeypatch):
+    """Speaker A's files were all analysed: its results are those of an uninterrupted batch; B's last
+    file was being analysed: B's files done keep their single-clip results, marked."""
+    a, b = clips["a"][:3], [clips["a"][3], *clips["b"]]
+    whole = [o.prediction for o in spk_predictor.predict_many(a, speakers=dict.fromkeys(a, "A"))]
+    singles = [spk_predictor.predict(p) for p in b[:2]]
+    _interrupt_at(spk_predictor, monkeypatch, b[-1])
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        for outcome in spk_predictor.predict_many([*a, *b], speakers={**dict.fromkeys(a, "A"), **dict.fromkeys(b, "B")}):
+            got.append(outcome.prediction)
+    assert [Path(r.path) for r in got] == [*a, *b[:2]]
+    for r, full in zip(got[:3], whole, strict=True):
+        assert r.modalities["audio"].speaker_normalised and r.modalities["audio"].speaker_clips == 3
+        assert r.probabilities == pytest.approx(full.probabilities, abs=1e-6) and r.emotion == full.emotion
+    for r, single in zip(got[3:], singles, strict=True):
+        assert r.speaker == "B" and r.modalities["audio"].speaker_normalised is False
+        assert r.probabilities == single.probabilities and r.warnings == (INTERRUPTED_B,)
+
+
+def test_cli_an_interrupted_grouped_batch_writes_the_files_done(cli_predictor, avemo_main, clips, tmp_path,
+                                                                 monkeypatch):
+    a, b = clips["a"][:3], [clips["a"][3], *clips["b"]]
+    table = tmp_path / "speakers.csv"
+    with open(table, "w", newline="") as handle:
+        csv.writer(handle).writerows([["file", "speaker"], *[[p, "A"] for p in a], *[[p, "B"] for p in b]])
+    _interrupt_at(cli_predictor, monkeypatch, b[-1])
+    out = tmp_path / "results.json"
+    code, _, err = avemo_main("predict", *a, *b, "--speakers", table, "--format", "json", "--out", out)
+    assert code == 130 and err.rstrip().endswith("avemo: interrupted")
+    assert ("interrupted: the results of the 5 files done (of 6) were written; a speaker whose files were not all "
+            "done keeps single-clip results, not speaker-normalised") in " ".join(err.split())
+    results = json.loads(out.read_text())
+    assert [r["speaker"] for r in results] == ["A"] * 3 + ["B"] * 2
+    assert [r["modalities"]["audio"]["speaker_normalised"] for r in results] == [True] * 3 + [False] * 2
+    assert all(r["warnings"] == [INTERRUPTED_B] for r in results[3:])
+
+
 @pytest.mark.shared_data
 def test_the_kept_embedding_is_the_whisper_feature_the_trainer_reads(spk_predictor, shared_data):
     """What the second pass normalises is the clip vector the audio head read, the whisper_base feature
@@ -305,3 +358,187 @@ def test_the_kept_embedding_is_the_whisper_feature_the_trainer_reads(spk_predict
     reference = get_extractor("whisper_base", **dict(spec.config)).extract(clip)["x"]
     np.testing.assert_allclose(out.clip_embedding, reference, atol=1e-4)
     np.testing.assert_allclose(audio.logits(out.clip_embedding[None])[0], out.clip_logits, atol=1e-6)
+
+
+_GROUPED_WITHOUT_TORCH = """
+import sys
+from avemo import Predictor
+p = Predictor.from_bundle(sys.argv[1], engine="onnx", onnx_dir=sys.argv[2])
+files = sys.argv[3:]
+out = [o.prediction for o in p.predict_many(files, speakers=dict.fromkeys(files, "A"))]
+print([r.modalities["audio"].speaker_normalised for r in out], "torch" in sys.modules)
+"""
+
+
+def test_grouping_on_the_onnx_engine_imports_no_torch(bundle, clips, tmp_path):
+    """The speaker-normalised head on the onnx engine, its per-speaker statistics included, runs
+    without torch, as the main head does (a fresh process: this one imported torch long ago)."""
+    import os
+    import subprocess
+    import sys
+
+    from avemo import Predictor
+
+    Predictor.from_bundle(bundle, engine="onnx", onnx_dir=tmp_path / "onnx")  # exports the graphs (with torch)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run([sys.executable, "-c", _GROUPED_WITHOUT_TORCH, str(bundle), str(tmp_path / "onnx"),
+                           *map(str, clips["a"])], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["[True, True, True, True] False"]
+
+
+# ----------------------------------------------------------------------------- the REST API
+@pytest.fixture(scope="module")
+def api(spk_predictor, tmp_path_factory):
+    """The FastAPI test client of an app around the speaker-normalising predictor, and its upload folder."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from avemo.serving import ServeSettings, create_app
+
+    uploads = tmp_path_factory.mktemp("uploads")
+    settings = ServeSettings(upload_dir=str(uploads), max_batch_files=8, max_duration=60.0)
+    with TestClient(create_app(predictor=spk_predictor, settings=settings), raise_server_exceptions=False) as client:
+        yield client, uploads
+
+
+def _post_batch(client, files: list[Path], fields: list[tuple[str, str]] = (), names: list[str] | None = None):
+    """POST /v1/predict/batch with ``files`` (in order) and the form ``fields`` (repeated names allowed)."""
+    handles = [open(f, "rb") for f in files]
+    try:
+        parts = [("file", ((names or [f.name for f in files])[k], h, "application/octet-stream"))
+                 for k, h in enumerate(handles)]
+        return client.post("/v1/predict/batch", files=parts + [(k, (None, v)) for k, v in fields])
+    finally:
+        for h in handles:
+            h.close()
+
+
+def _api_error(response, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["status"] == status and body["error"]["code"] == code, body
+    assert "\n" not in body["error"]["message"] and "/tmp" not in body["error"]["message"]
+    return body["error"]["message"]
+
+
+def test_rest_batch_gives_the_speaker_normalised_json_of_the_library(api, spk_predictor, clips, tmp_path):
+    """Files of two speakers (one with too few clips), one file of none and a broken one: the same JSON as
+    Predictor.predict_many with the same speakers (the CLI's), each item in the order of the upload."""
+    from avemo.serving.schemas import BatchOut
+
+    client, uploads = api
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(40))  # a WAV signature, nothing decodable
+    files = [*clips["a"], broken, *clips["b"], clips["alone"]]
+    speakers = ["A"] * 4 + ["A"] + ["B"] * 2 + [""]
+    response = _post_batch(client, files, [("speaker", s) for s in speakers])
+    assert response.status_code == 200, response.text
+    BatchOut.model_validate(response.json())
+    results = response.json()["results"]
+    assert [r["path"] for r in results] == [f.name for f in files]
+    expected = list(spk_predictor.predict_many(
+        [*clips["a"], *clips["b"], clips["alone"]], speakers={**dict.fromkeys(clips["a"], "A"),
+                                                               **dict.fromkeys(clips["b"], "B")}))
+    for got, want in zip([*results[:4], *results[5:]], expected, strict=True):
+        want = want.prediction.to_dict()
+        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-6)
+        assert {k: v for k, v in got.items() if k not in ("path", "probabilities", "modalities")} == \
+               {k: v for k, v in want.items() if k not in ("path", "probabilities", "modalities")}
+        for name, modality in want["modalities"].items():
+            assert got["modalities"][name]["probabilities"] == pytest.approx(modality["probabilities"], abs=1e-6)
+            assert {**got["modalities"][name], "probabilities": None} == {**modality, "probabilities": None}
+    assert [r.get("speaker") for r in results] == ["A"] * 4 + [None] + ["B"] * 2 + [None]
+    assert all(r["modalities"]["audio"]["speaker_normalised"] and r["modalities"]["audio"]["speaker_clips"] == 4
+               for r in results[:4])
+    assert results[4]["error"]["code"] == "unreadable_media" and results[4]["error"]["message"].startswith("broken.wav")
+    assert results[5]["modalities"]["audio"]["speaker_normalised"] is False and "min_clips = 3" in results[5]["warnings"][0]
+    assert "speaker" not in results[7] and "speaker_normalised" not in results[7]["modalities"]["audio"]
+    response = _post_batch(client, clips["a"], [("group_by_speaker", "true")])
+    assert [r["speaker"] for r in response.json()["results"]] == ["speaker"] * 4
+    plain = _post_batch(client, clips["a"][:2]).json()["results"]  # no speakers: single-clip results
+    assert plain[0] == {**spk_predictor.predict(clips["a"][0]).to_dict(), "path": clips["a"][0].name}
+    assert not any(uploads.iterdir())
+
+
+def test_rest_batch_refuses_bad_requests_with_one_line_json(api, clips, tmp_path):
+    client, uploads = api
+    a = clips["a"]
+    _api_error(_post_batch(client, [a[0]] * 9), 400, "too_many_files")  # max_batch_files = 8
+    message = _api_error(_post_batch(client, a[:3], [("speaker", "A"), ("speaker", "A")]), 422, "invalid_field")
+    assert "one speaker field per file" in message and "3 files, 2 speaker fields" in message
+    message = _api_error(_post_batch(client, a[:2], [("group_by_speaker", "true"), ("speaker", "A"), ("speaker", "A")]),
+                         422, "invalid_field")
+    assert "exclude each other" in message
+    _api_error(_post_batch(client, a[:1], [("speaker", "A\x07")]), 422, "invalid_field")
+    _api_error(_post_batch(client, a[:1], [("group_by_speaker", "maybe")]), 422, "invalid_field")
+    _api_error(_post_batch(client, a[:1], [("progress_id", "0" * 32)]), 422, "unknown_field")
+    _api_error(_post_batch(client, [], [("group_by_speaker", "true")]), 400, "missing_file")
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio at all, whatever the name says")
+    _api_error(_post_batch(client, [a[0], text]), 415, "unsupported_media")
+    with open(a[0], "rb") as one, open(a[1], "rb") as two:  # /v1/predict still takes one file
+        _api_error(client.post("/v1/predict", files=[("file", ("a.wav", one)), ("file", ("b.wav", two))]),
+                   400, "several_files")
+    assert not any(uploads.iterdir())
+
+
+def _stalling_body(clip: Path):
+    """A multipart body that sends a few hundred bytes, stalls for 2 s, then sends the rest: far less
+    than min_upload_rate (16 KiB/s) on average. (The test client joins the chunks it is given, so the
+    stall is caught by the rate check, not by read_timeout.)"""
+    import time
+
+    data = clip.read_bytes()
+    yield b'--b0\r\nContent-Disposition: form-data; name="file"; filename="one.wav"\r\n\r\n' + data[:150]
+    time.sleep(2.0)
+    yield data[150:160] + b"\r\n--b0--\r\n"
+
+
+def test_rest_batch_keeps_the_limits_and_slots_of_a_single_upload(spk_predictor, clips, tmp_path):
+    """The files together are held to max_upload_bytes and max_duration; a full pool refuses a batch at
+    once; a stalling client is cut off (408); a model without the speaker-normalised head refuses
+    grouping, not a plain batch."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from avemo import Predictor
+    from avemo.serving import ServeSettings, create_app
+
+    a = clips["a"][:3]  # 1 s WAVs of about 32 KB each
+    size = max(p.stat().st_size for p in a)
+    settings = ServeSettings(upload_dir=str(tmp_path), max_upload_bytes=2 * size + 100, max_duration=2.5)
+    app = create_app(predictor=spk_predictor, settings=settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert _post_batch(client, a[:2]).status_code == 200
+        assert "the files together are larger" in _api_error(_post_batch(client, a), 413, "upload_too_large")
+        settings_long = ServeSettings(upload_dir=str(tmp_path), max_duration=1.5)
+        with TestClient(create_app(predictor=spk_predictor, settings=settings_long),
+                        raise_server_exceptions=False) as other:
+            message = _api_error(_post_batch(other, a[:2]), 413, "media_too_long")
+            assert "the 2 files last 2.0 s together, more than the 1.5 s" in message
+        pool = app.state.pool
+        taken = [pool.reserve() for _ in range(pool.capacity)]
+        _api_error(_post_batch(client, a[:2]), 503, "busy")
+        for slot in taken:
+            slot.release()
+        assert client.get("/healthz").json()["limits"]["max_batch_files"] == settings.max_batch_files
+        assert client.get("/v1/models").json()["models"][0]["speaker_norm"]["min_clips"] == SPK.min_clips
+    with TestClient(create_app(predictor=spk_predictor, settings=ServeSettings(upload_dir=str(tmp_path),
+                                                                             read_timeout=0.5))) as client:
+        assert "too slow" in _api_error(client.post("/v1/predict/batch", content=_stalling_body(a[0]),
+                                                    headers={"content-type": "multipart/form-data; boundary=b0"}),
+                                        408, "upload_timeout")
+    with TestClient(create_app(predictor=spk_predictor, settings=ServeSettings(upload_dir=str(tmp_path),
+                                                                             read_timeout=0.5))) as client:
+        assert "too slow" in _api_error(client.post("/v1/predict/batch", content=_stalling_body(a[0]),
+                                                    headers={"content-type": "multipart/form-data; boundary=b0"}),
+                                        408, "upload_timeout")
+    plain = Predictor.from_bundle(spk_bundle(tmp_path / "plain", speaker_norm=None), device="cpu")
+    with TestClient(create_app(predictor=plain, settings=ServeSettings(upload_dir=str(tmp_path))),
+                    raise_server_exceptions=False) as client:
+        message = _api_error(_post_batch(client, a[:2], [("group_by_speaker", "on")]), 422,
+                             "speaker_grouping_unavailable")
+        assert "no speaker-normalised audio head" in message
+        assert _post_batch(client, a[:2]).status_code == 200
+    assert [p.name for p in tmp_path.iterdir()] == ["plain"]  # no upload folder left

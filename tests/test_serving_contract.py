@@ -64,7 +64,8 @@ def _operations(api_schema) -> dict[str, object]:
 
 def test_schema_lists_the_operations(api_schema):
     assert set(_operations(api_schema)) == {
-        "POST /v1/predict", "GET /v1/progress/{progress_id}", "GET /v1/models", "GET /healthz"}
+        "POST /v1/predict", "POST /v1/predict/batch", "GET /v1/progress/{progress_id}", "GET /v1/models",
+        "GET /healthz"}
 
 
 # schemathesis' own pytest integration (``from_fixture``) does not work with pytest 9, so the
@@ -74,12 +75,14 @@ def test_schema_lists_the_operations(api_schema):
     [
         ("POST /v1/predict", GenerationMode.POSITIVE),
         ("POST /v1/predict", GenerationMode.NEGATIVE),  # invalid fields, wrong types: must be 4xx
+        ("POST /v1/predict/batch", GenerationMode.POSITIVE),
+        ("POST /v1/predict/batch", GenerationMode.NEGATIVE),
         ("GET /v1/progress/{progress_id}", GenerationMode.POSITIVE),
         ("GET /v1/progress/{progress_id}", GenerationMode.NEGATIVE),
         ("GET /v1/models", GenerationMode.POSITIVE),  # these GETs take no input: no negative cases exist
         ("GET /healthz", GenerationMode.POSITIVE),
     ],
-    ids=["predict-valid", "predict-invalid", "progress-valid", "progress-invalid", "models", "healthz"],
+    ids=["predict-valid", "predict-invalid", "batch-valid", "batch-invalid", "progress-valid", "progress-invalid", "models", "healthz"],
 )
 def test_openapi_contract(api_schema, live_server, operation, mode):
     op = _operations(api_schema)[operation]

@@ -724,7 +724,8 @@ def _predict_files(predictor, files: list[Path], done: list, *, window, hop, mod
                    raise_single: bool, transcribe: bool = False, speakers=None) -> list[tuple[str, str]]:
     """Predict each file with progress on stderr, appending each prediction to ``done`` as soon as it
     is made (so that an interrupted batch keeps them; grouped by ``speakers``, they come once all
-    files are analysed); returns the files that failed, with why.
+    files are analysed, or once Ctrl-C stops the batch: see :meth:`Predictor.predict_many
+    <avemo.inference.predictor.Predictor.predict_many>`); returns the files that failed, with why.
     ``raise_single``: the first failure is raised instead (one input file: exit code 2)."""
     failures = []
     with _PredictProgress(files) as progress:
@@ -809,7 +810,9 @@ GROUP_HELP = (
     "interview cut in clips, a call-centre agent, a study participant) with a mix of emotions. Caveat: a speaker "
     "whose clips are all one emotion is centred away from it. Needs a bundle with a speaker-normalised head "
     "(model.json config.speaker_norm; refused otherwise) and its min_clips clips with speech per speaker (fewer: "
-    "single-clip results and a warning); the timeline windows keep the single-clip head."
+    "single-clip results and a warning); the timeline windows keep the single-clip head. After Ctrl-C, the files "
+    "done are written with single-clip results (speaker_normalised false, a warning), unless all of their "
+    "speaker's files were done."
 )
 SPEAKERS_HELP = (
     "A CSV with the columns file,speaker (relative paths read against the CSV's folder): each speaker's files among "
@@ -850,8 +853,10 @@ def _predict_and_write(predictor, files: list[Path], fmt: str, output, *, single
     except KeyboardInterrupt:
         if predictions and not single:
             _write_predictions(predictions, fmt, output, single=False)
+            grouped = "" if options.get("speakers") is None else (
+                "; a speaker whose files were not all done keeps single-clip results, not speaker-normalised")
             console_err.print(f"interrupted: the results of the {len(predictions)} files done (of {len(files)}) "
-                              "were written")
+                              f"were written{grouped}")
         raise
     if predictions:
         _write_predictions(predictions, fmt, output, single=single)
@@ -890,8 +895,10 @@ def predict(
     """Predict the emotion of each file: clip label, per-emotion probabilities, modalities used, timeline.
 
     Progress goes to stderr: a bar on a terminal, a line every few seconds otherwise. Ctrl-C stops
-    at once (exit code 130), keeping the results of the files already done (none yet, while a batch
-    grouped by speaker is analysed: its results come once every file is).
+    at once (exit code 130), keeping the results of the files already done. Grouped by speaker
+    (--group-by-speaker, --speakers), those are written when Ctrl-C stops the batch: the speakers
+    whose files were all analysed speaker-normalised (as without the interrupt), the files of the
+    others with their single-clip results, marked speaker_normalised false, with a warning.
     """
     from avemo.inference.formats import FORMATS
     from avemo.inference.inputs import collect_media

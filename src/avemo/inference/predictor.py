@@ -83,11 +83,13 @@ BatchProgress = Callable[[int, str, float, float], None]
 @dataclass
 class Outcome:
     """One item of :meth:`Predictor.predict_many`: a prediction, or why the file was not predicted
-    (``reason``; ``error`` is the one-line message naming the file)."""
+    (``reason``; ``error`` is the one-line message naming the file; ``exception``: the AvemoError
+    itself, whose class tells the kind of failure, e.g. a MediaError)."""
 
     path: str
     prediction: Prediction | None = None
     reason: str | None = None
+    exception: AvemoError | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -328,23 +330,43 @@ class Predictor:
         speaker-normalised head, :attr:`speaker_head`; see :mod:`avemo.inference.speakers`): each
         speaker with at least ``min_clips`` files whose audio was used gets the clip results of that
         head, on statistics of those files; paths without a speaker get the single-clip result. The
-        outcomes then come once every file is predicted (the statistics need them all), in order."""
+        outcomes then come once every file is predicted (the statistics need them all), in order.
+        Interrupted (:class:`KeyboardInterrupt` while a file is analysed), it first yields the outcomes
+        of the files done, then raises again: the speakers whose files were all analysed normalised
+        as without the interrupt, the others' files with single-clip results (``speaker_normalised``
+        false, a warning saying the batch was interrupted)."""
         if speakers is None:
             for index, path in enumerate(paths):
                 yield self._outcome(index, path, progress, options)[0]
             return
-        from avemo.inference.speakers import Evidence, normalise_speakers
+        from avemo.inference.speakers import Evidence
 
         self.check_speakers(options.get("modalities"))
         by_path = {Path(k).resolve(): str(v) for k, v in speakers.items()}  # "clip.wav" and "./clip.wav" are one file
+        paths = list(paths)
         outcomes, evidence = [], []
-        for index, path in enumerate(paths):
-            outcome, result = self._outcome(index, path, progress, options)
-            outcomes.append(outcome)
-            evidence.append(None if result is None else Evidence(result.audio_embedding, result.video_clip))
-        done = normalise_speakers([o.prediction for o in outcomes], evidence,
-                                  [by_path.get(Path(o.path).resolve()) for o in outcomes], self.speaker_head)
-        for outcome, prediction in zip(outcomes, done, strict=True):
+        try:
+            for index, path in enumerate(paths):
+                outcome, result = self._outcome(index, path, progress, options)
+                outcomes.append(outcome)
+                evidence.append(None if result is None else Evidence(result.audio_embedding, result.video_clip))
+        except KeyboardInterrupt:
+            yield from self._grouped(outcomes, evidence, [by_path.get(Path(p).resolve()) for p in paths])
+            raise
+        yield from self._grouped(outcomes, evidence, [by_path.get(Path(p).resolve()) for p in paths])
+
+    def _grouped(self, outcomes: list[Outcome], evidence: list, speakers: list[str | None]) -> Iterator[Outcome]:
+        """The second pass of a grouped batch over the ``outcomes`` of the first files of the batch
+        (all of them, or those done before an interrupt); ``speakers``: of every file of the batch."""
+        from collections import Counter
+
+        from avemo.inference.speakers import normalise_speakers
+
+        done = speakers[:len(outcomes)]
+        total, analysed = Counter(s for s in speakers if s is not None), Counter(s for s in done if s is not None)
+        unfinished = {s: (analysed[s], n) for s, n in total.items() if analysed[s] < n}
+        results = normalise_speakers([o.prediction for o in outcomes], evidence, done, self.speaker_head, unfinished)
+        for outcome, prediction in zip(outcomes, results, strict=True):
             yield outcome if prediction is None else Outcome(outcome.path, prediction=prediction)
 
     def _outcome(self, index: int, path: str | Path, progress: BatchProgress | None,
@@ -357,7 +379,7 @@ class Predictor:
         try:
             prediction, result = self._predict(path, progress=update, **options)
         except AvemoError as exc:
-            return Outcome(str(path), reason=exc.reason), None
+            return Outcome(str(path), reason=exc.reason, exception=exc), None
         return Outcome(str(path), prediction=prediction), result
 
     def check_speakers(self, modalities: str | Sequence[str] | None = None) -> None:

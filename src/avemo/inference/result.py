@@ -40,7 +40,8 @@ neither key is present.
 
 ``warnings``: one line each about what the file made the decoders skip (a damaged middle, a
 truncated end: the prediction then covers what could be decoded, and ``duration`` is its length),
-and, for a file given a speaker, why it kept its single-clip result (too few clips of the speaker).
+and, for a file given a speaker, why it kept its single-clip result (too few clips of the speaker,
+or a batch interrupted before all of the speaker's files were analysed).
 
 Speaker-level normalisation (``Predictor.predict_many(..., speakers=)``, ``avemo predict
 --group-by-speaker`` / ``--speakers CSV``; :mod:`avemo.inference.speakers`): a file given a speaker

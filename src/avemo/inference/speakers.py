@@ -7,7 +7,8 @@ a clip with the speaker's other clips instead of with the training speakers. At 
 needs several clips of the speaker (an interview cut in clips, a call-centre agent, a study
 participant), told by the caller: ``Predictor.predict_many(paths, speakers={path: id})``, ``avemo
 predict FILES --group-by-speaker`` (all files are one speaker) or ``--speakers speakers.csv``
-(columns ``file,speaker``, :func:`read_speakers_csv`). A bundle offers it when its ``model.json``
+(columns ``file,speaker``, :func:`read_speakers_csv`), or the REST API's ``POST /v1/predict/batch``
+(a ``speaker`` field per file, or ``group_by_speaker``: :mod:`avemo.serving.batch`). A bundle offers it when its ``model.json``
 has ``config.speaker_norm`` (:class:`~avemo.inference.bundle.SpeakerNormConfig`: the head's folder,
 its own temperature and ``tau``, and ``min_clips``); the model card says what it measured.
 
@@ -28,16 +29,20 @@ Two passes (:func:`normalise_speakers`):
 Files whose audio was not used (no speech, a crowd, no audio track) and files that failed are not
 counted in the statistics and keep their result. The files of a speaker with fewer usable clips
 than ``min_clips`` keep their single-clip result, with a warning naming the speaker, the count
-and ``min_clips``. The timeline windows keep the single-clip head: a window's embedding (the mean
+and ``min_clips``. An interrupted batch (Ctrl-C, :class:`KeyboardInterrupt` in
+:meth:`Predictor.predict_many <avemo.inference.predictor.Predictor.predict_many>`) keeps its files
+done: the speakers whose files were all analysed get their speaker-normalised results (the same as
+uninterrupted: each speaker's statistics are its own), the files of the others their single-clip
+result with ``speaker_normalised: false`` and a warning saying the batch was interrupted. The timeline windows keep the single-clip head: a window's embedding (the mean
 over its frames) is not what the speaker-normalised head was trained on.
 
 Caveat: the statistics assume the speaker's clips mix emotions. A speaker whose clips are all one
 emotion is centred away from it (all-angry clips look neutral once their own mean is removed).
 
 Both engines: with ``engine="onnx"`` the head runs from its exported graph (``audio_spknorm_head.onnx``,
-written next to ``audio_head.onnx``); the per-speaker statistics are computed with
-:class:`~avemo.models.normalization.Normalizer`, whose package imports torch, so a grouped batch
-imports torch even on the onnx engine (an ungrouped one does not).
+written next to ``audio_head.onnx``) and the per-speaker statistics come from
+:func:`avemo.standardise.per_speaker` (numpy; the trainer's ``Normalizer.per_speaker`` runs the same
+function): a grouped batch on the onnx engine imports no torch, as an ungrouped one.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from avemo.inference.bundle import BundleConfig, SpeakerNormConfig
 from avemo.inference.engines import Engine, create_engine
 from avemo.inference.fusion import decide
 from avemo.inference.result import Prediction
+from avemo.standardise import per_speaker
 
 SPKNORM_HEAD_FILE = "audio_spknorm_head.onnx"
 #: the columns of a ``--speakers`` CSV
@@ -91,11 +97,10 @@ class SpeakerHead:
 
     def logits(self, embeddings: Sequence[np.ndarray], speakers: Sequence[str]) -> np.ndarray:
         """(n, C) logits of the head on clip embeddings, each z-normalised with the statistics of all the
-        embeddings of its speaker given here (:meth:`Normalizer.per_speaker`, the trainer's own step)."""
-        from avemo.models.normalization import ArraySet, Normalizer
-
-        norm = Normalizer(kinds={self.input_name: "vector"}, speaker_norm=True)
-        pre = norm.per_speaker(ArraySet({self.input_name: list(embeddings)}, list(speakers)))[self.input_name]
+        embeddings of its speaker given here (:func:`avemo.standardise.per_speaker`, the step of the
+        trainer's :meth:`Normalizer.per_speaker <avemo.models.normalization.Normalizer.per_speaker>`;
+        numpy only, so that the onnx engine imports no torch)."""
+        pre = per_speaker(list(embeddings), list(speakers), "vector")
         return self.head(embedding=np.stack(pre))["logits"]
 
     def fused(self, logits: np.ndarray, video: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -120,10 +125,16 @@ class SpeakerHead:
 
 
 def normalise_speakers(predictions: Sequence[Prediction | None], evidence: Sequence[Evidence | None],
-                       speakers: Sequence[str | None], head: SpeakerHead) -> list[Prediction | None]:
+                       speakers: Sequence[str | None], head: SpeakerHead,
+                       unfinished: Mapping[str, tuple[int, int]] | None = None) -> list[Prediction | None]:
     """The second pass (see the module docstring): each file's prediction (None: it failed), its
     :class:`Evidence` and its speaker (None: none given) -> the predictions, speaker-normalised where
-    the speaker has at least ``min_clips`` files with usable audio."""
+    the speaker has at least ``min_clips`` files with usable audio.
+
+    ``unfinished``: ``{speaker: (files analysed, files in the batch)}`` of the speakers whose files
+    were not all analysed (an interrupted batch): theirs keep the single-clip result, with a warning
+    saying so (statistics of part of a speaker's clips are not those the whole batch would give)."""
+    unfinished = unfinished or {}
     usable: dict[str, list[int]] = {}
     for i, (p, e, s) in enumerate(zip(predictions, evidence, speakers, strict=True)):
         if p is not None and s is not None:
@@ -131,7 +142,7 @@ def normalise_speakers(predictions: Sequence[Prediction | None], evidence: Seque
             if e is not None and e.embedding is not None:
                 usable[s].append(i)
     minimum = head.config.min_clips
-    grouped = [i for idx in usable.values() if len(idx) >= minimum for i in idx]
+    grouped = [i for s, idx in usable.items() if len(idx) >= minimum and s not in unfinished for i in idx]
     logits = head.logits([evidence[i].embedding for i in grouped], [speakers[i] for i in grouped]) if grouped else []
     by_file = dict(zip(grouped, logits, strict=True))
     out: list[Prediction | None] = []
@@ -141,19 +152,27 @@ def normalise_speakers(predictions: Sequence[Prediction | None], evidence: Seque
         elif i in by_file:
             out.append(head.renormalised(p, by_file[i], evidence[i].video, s, len(usable[s])))
         else:
-            out.append(_single_clip(p, s, len(usable[s]), minimum))
+            out.append(_single_clip(p, s, len(usable[s]), _why_single(s, len(usable[s]), minimum, unfinished)))
     return out
 
 
-def _single_clip(p: Prediction, speaker: str, clips: int, minimum: int) -> Prediction:
-    """``p`` kept as predicted alone, marked with its speaker; with a warning when the speaker has too
-    few usable clips (a file of a large enough group whose own audio was not used needs none: its
-    audio reason says why)."""
-    audio = dataclasses.replace(p.modalities["audio"], speaker_normalised=False, speaker_clips=clips)
-    warnings = p.warnings
+def _why_single(speaker: str, clips: int, minimum: int, unfinished: Mapping[str, tuple[int, int]]) -> str | None:
+    """The warning of a file of ``speaker`` that keeps its single-clip result (None: its group is large
+    enough and whole, but its own audio was not used: its audio reason says why)."""
+    if speaker in unfinished:
+        done, total = unfinished[speaker]
+        return (f"speaker {speaker!r}: interrupted after {done} of the speaker's {total} files: single-clip result, "
+                "not speaker-normalised")
     if clips < minimum:
-        warnings = (*warnings, f"speaker {speaker!r}: {clips} clip{'' if clips == 1 else 's'} with usable audio, "
-                               f"fewer than min_clips = {minimum}: single-clip result")
+        return (f"speaker {speaker!r}: {clips} clip{'' if clips == 1 else 's'} with usable audio, fewer than "
+                f"min_clips = {minimum}: single-clip result")
+    return None
+
+
+def _single_clip(p: Prediction, speaker: str, clips: int, warning: str | None) -> Prediction:
+    """``p`` kept as predicted alone, marked with its speaker, with ``warning`` (when not None)."""
+    audio = dataclasses.replace(p.modalities["audio"], speaker_normalised=False, speaker_clips=clips)
+    warnings = p.warnings if warning is None else (*p.warnings, warning)
     return dataclasses.replace(p, modalities={**p.modalities, "audio": audio}, speaker=speaker, warnings=warnings)
 
 

@@ -26,6 +26,9 @@ import numpy as np
 
 from avemo.errors import ConfigError, DatasetError
 from avemo.models.inputs import InputSpec
+from avemo.standardise import column_stats as _stats
+from avemo.standardise import per_speaker as _per_speaker
+from avemo.standardise import speaker_normalised  # noqa: F401  (re-exported: benchmarks and tests import it here)
 
 #: test-time adaptations of :meth:`Normalizer.transform`
 ADAPTATIONS = ("mean",)
@@ -51,30 +54,6 @@ class ArraySet:
 
     inputs: Mapping[str, Sequence[np.ndarray]]
     speakers: Sequence[str] = ()
-
-
-def _rows(x: np.ndarray, kind: str) -> np.ndarray:
-    """The rows statistics are taken over: frames of a sequence, the vector itself."""
-    return x.reshape(-1, x.shape[-1]) if kind == "sequence" else x.reshape(1, -1)
-
-
-def _stats(arrays: Sequence[np.ndarray], kind: str) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.concatenate([_rows(np.asarray(a, dtype=np.float64), kind) for a in arrays])
-    mean = rows.mean(axis=0)
-    std = rows.std(axis=0)
-    std = np.where(std < 1e-8, 1.0, std)  # constant dims are centred, not blown up
-    return mean.astype(np.float32), std.astype(np.float32)
-
-
-def speaker_normalised(arrays: Sequence[np.ndarray], kind: str, reference: Sequence[int] | None = None
-                       ) -> list[np.ndarray]:
-    """One speaker's arrays (of input kind ``kind``, not frames) z-normalised with that speaker's own
-    statistics, taken over the arrays ``reference`` (indices into ``arrays``; default: all of them).
-    Training and evaluation use all of a speaker's takes; a subset shows how many clips the
-    statistics need."""
-    chosen = range(len(arrays)) if reference is None else reference
-    mean, std = _stats([arrays[i] for i in chosen], kind)
-    return [(np.asarray(a, dtype=np.float32) - mean) / std for a in arrays]
 
 
 @dataclass
@@ -108,18 +87,10 @@ class Normalizer:
         """Each speaker's arrays z-normalised with that speaker's own statistics (mean and std over
         all their arrays in ``data``; frames left as they are): the first step of :meth:`fit` and
         :meth:`transform` for a ``speaker_norm`` model, before the global training statistics. The
-        predictor's speaker grouping (:mod:`avemo.inference.speakers`) calls it too."""
-        out: dict[str, list[np.ndarray]] = {}
-        speakers = np.array(data.speakers)
-        for name, kind in self.kinds.items():
-            arrays = list(data.inputs[name])
-            if kind != "frames":
-                for spk in np.unique(speakers):
-                    idx = np.nonzero(speakers == spk)[0]
-                    for i, a in zip(idx, speaker_normalised([arrays[i] for i in idx], kind), strict=True):
-                        arrays[i] = a
-            out[name] = arrays
-        return out
+        predictor's speaker grouping (:mod:`avemo.inference.speakers`) runs the same function,
+        :func:`avemo.standardise.per_speaker`, without importing this package (which imports torch)."""
+        return {name: list(arrays) if kind == "frames" else _per_speaker(arrays, data.speakers, kind)
+                for name, kind in self.kinds.items() for arrays in [data.inputs[name]]}
 
     @property
     def standardised(self) -> list[str]:

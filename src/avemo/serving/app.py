@@ -1,10 +1,13 @@
-"""The FastAPI application: ``POST /v1/predict``, ``GET /v1/models``, ``GET /healthz``, the web page.
+"""The FastAPI application: ``POST /v1/predict``, ``POST /v1/predict/batch``, ``GET /v1/models``,
+``GET /healthz``, the web page.
 
 :func:`create_app` takes the predictor as a dependency (any object with
-``predict(path, window=, hop=, modalities=) -> Prediction``; by default the bundled
-``Predictor.default()``) and a :class:`~avemo.serving.settings.ServeSettings`.
+``predict(path, window=, hop=, modalities=) -> Prediction``, and ``predict_many`` / ``check_speakers``
+for the batch endpoint; by default the bundled ``Predictor.default()``) and a
+:class:`~avemo.serving.settings.ServeSettings`.
 
-One request to ``/v1/predict`` goes through these steps; each failure is a JSON error
+One request to ``/v1/predict`` goes through these steps (``/v1/predict/batch`` through the same code,
+:meth:`_Service._serve`, with several files and one job: :mod:`avemo.serving.batch`); each failure is a JSON error
 (:mod:`avemo.serving.responses`), never a stack trace:
 
 1. a 503 at once when every prediction slot is taken, or every place of the upload gate;
@@ -34,10 +37,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import inspect
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -52,12 +57,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from avemo.errors import AvemoError, ConfigError, FeatureError, MediaError, MissingStreamError
 from avemo.inference.text import TEXT
 from avemo.modality import MEDIA_MODALITIES
+from avemo.serving.batch import BATCH_FIELDS, batch_form_schema, parse_speakers, run_batch
 from avemo.serving.options import PredictOptions, check_timeline, parse_options, predict_form_schema
 from avemo.serving.progress import PROGRESS_ID, ProgressBoard
 from avemo.serving.responses import ApiError, error_body, error_response, status_code_name
-from avemo.serving.schemas import HealthOut, ModelsOut, PredictionOut, ProgressOut, error_responses
+from avemo.serving.schemas import BatchOut, HealthOut, ModelsOut, PredictionOut, ProgressOut, error_responses
 from avemo.serving.settings import ServeSettings
-from avemo.serving.uploads import Upload, check_media, receive_upload
+from avemo.serving.uploads import FORM_FIELDS, Form, Upload, check_media, receive_form
 from avemo.serving.workers import Gate, PoolFull, PredictionPool
 from avemo.version import __version__
 
@@ -261,25 +267,50 @@ class _Service:
             raise ApiError(422, _error_code(exc), f"{upload.filename}: {reason}") from None
         return dataclasses.replace(prediction, path=upload.filename).to_dict()
 
-    async def receive(self, request: Request, folder: Path) -> Upload:
+    async def receive(self, request: Request, folder: Path, max_files: int = 1,
+                      names: tuple[str, ...] = FORM_FIELDS) -> Form:
         """The upload, received while holding a place of the upload gate (not a prediction slot)."""
         if not self.uploads.try_enter():
             raise self.busy(f"{self.uploads.limit} upload places")
         try:
-            return await receive_upload(request, folder, self.settings)
+            return await receive_form(request, folder, self.settings, max_files, names)
         finally:
             self.uploads.leave()
 
+    def _single(self, form: Form, query) -> tuple[Callable[[], dict[str, Any]], PredictOptions, str]:
+        """``POST /v1/predict``'s job (see the module docstring), its options and what it is named by."""
+        upload = form.files[0]
+        options = parse_options(upload, self.settings, self.default_window, query)
+        return functools.partial(self.run_job, upload, options), options, upload.filename
+
+    def _batch(self, form: Form, query) -> tuple[Callable[[], dict[str, Any]], PredictOptions, str]:
+        """``POST /v1/predict/batch``'s job (:mod:`avemo.serving.batch`), its options and what it is named by."""
+        options = parse_options(form, self.settings, self.default_window, query)
+        speakers = parse_speakers(form, options, self.predictor)
+        job = functools.partial(run_batch, self.predictor, form, options, speakers, self.settings, self.default_hop,
+                                _error_code)
+        return job, options, f"the {len(form.files)} files"
+
     async def predict(self, request: Request) -> JSONResponse:
         """``POST /v1/predict`` (see the module docstring)."""
+        return await self._serve(request, self._single)
+
+    async def predict_batch(self, request: Request) -> JSONResponse:
+        """``POST /v1/predict/batch``: the steps of ``/v1/predict`` with several files (:mod:`avemo.serving.batch`)."""
+        return await self._serve(request, self._batch, self.settings.max_batch_files, BATCH_FIELDS)
+
+    async def _serve(self, request: Request, prepare, max_files: int = 1,
+                     names: tuple[str, ...] = FORM_FIELDS) -> JSONResponse:
+        """Admit the request, receive its form, ``prepare(form, query)`` its job, run it in a slot of
+        the pool within ``request_timeout`` (see the module docstring)."""
         if self.pool.full:  # refused before its upload is read
             raise self.busy(f"{self.pool.capacity} prediction slots")
         folder = Path(tempfile.mkdtemp(prefix="avemo-upload-", dir=self.settings.upload_dir))  # mode 0700
         self.folders.add(folder)
         slot = future = key = None
         try:
-            upload = await self.receive(request, folder)
-            options = parse_options(upload, self.settings, self.default_window, request.query_params)
+            form = await self.receive(request, folder, max_files, names)
+            job, options, what = prepare(form, request.query_params)
             try:
                 slot = self.pool.reserve()
             except PoolFull:
@@ -288,13 +319,12 @@ class _Service:
                 if not self.board.add(options.progress_id):
                     raise ApiError(422, "invalid_field", "this progress_id is already in use by another request")
                 key = options.progress_id
-            future = slot.submit(self.run_job, upload, options)
+            future = slot.submit(job)
             try:
                 result = await asyncio.wait_for(asyncio.wrap_future(future), self.settings.request_timeout)
             except TimeoutError:
                 future.cancel()
-                raise ApiError(504, "timeout",
-                               f"{upload.filename}: no result within {self.settings.request_timeout:g} s") from None
+                raise ApiError(504, "timeout", f"{what}: no result within {self.settings.request_timeout:g} s") from None
             return JSONResponse(result)
         finally:
             if slot is not None and future is None:
@@ -346,6 +376,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 def _add_routes(app: FastAPI, service: _Service) -> None:
     static = static_dir()
+    single_form = predict_form_schema(service.settings, service.default_window, service.default_hop)
     app.mount("/static", StaticFiles(directory=static), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -392,10 +423,41 @@ def _add_routes(app: FastAPI, service: _Service) -> None:
         "server offers it (`GET /healthz` lists what it offers); otherwise 422 `modality_unavailable`.",
         response_model=PredictionOut,
         responses=error_responses(400, 408, 413, 415, 422, 500, 503, 504),
-        openapi_extra=predict_form_schema(service.settings, service.default_window, service.default_hop),
+        openapi_extra=single_form,
     )
     async def predict(request: Request):
         return await service.predict(request)
+
+    _add_batch_route(app, service, single_form)
+
+
+def _add_batch_route(app: FastAPI, service: _Service, single_form: dict[str, Any]) -> None:
+    """``POST /v1/predict/batch`` (:mod:`avemo.serving.batch`); ``single_form``: ``/v1/predict``'s request body."""
+
+    @app.post(
+        "/v1/predict/batch",
+        summary="Predict several files in one request, optionally grouped by speaker",
+        description="A multipart/form-data upload with 1 to `max_batch_files` `file` fields, optional `speaker` "
+        "fields (one per file, in the order of the files) or `group_by_speaker=true` (all files one speaker), and "
+        "the `window`, `hop`, `modalities` and `transcribe` fields of POST /v1/predict. Each speaker's files are "
+        "speaker-normalised together, as `avemo predict FILES --speakers CSV` / `--group-by-speaker` do "
+        "(`speaker`, `modalities.audio.speaker_normalised`, `speaker_clips` in each result). Returns `results`, "
+        "one item per file in the order of the upload: its prediction, or its name and error. The files together "
+        "are held to the upload and duration limits of one POST /v1/predict.",
+        response_model=BatchOut,
+        responses=error_responses(400, 408, 413, 415, 422, 500, 503, 504,
+                                  s400="Malformed request (as POST /v1/predict), or more than max_batch_files "
+                                  "files (too_many_files).",
+                                  s413="The files together are larger than the upload limit, or longer than the "
+                                  "duration limit.",
+                                  s422="Invalid form fields (a speaker count that is not the file count...), or "
+                                  "speaker grouping with a model that has no speaker-normalised head "
+                                  "(speaker_grouping_unavailable). A file the decoders or the predictor cannot use "
+                                  "is an item of the 200 answer, not a 422."),
+        openapi_extra=batch_form_schema(single_form, service.settings),
+    )
+    async def predict_batch(request: Request):
+        return await service.predict_batch(request)
 
 
 def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> FastAPI:

@@ -24,10 +24,10 @@ from avemo.modality import MODALITIES
 from avemo.serving.progress import PROGRESS_ID
 from avemo.serving.responses import ApiError
 from avemo.serving.settings import ServeSettings
-from avemo.serving.uploads import MAX_FIELD_BYTES, Upload
+from avemo.serving.uploads import MAX_FIELD_BYTES, Form, Upload
 
 
-def _number(upload: Upload, name: str) -> float | None:
+def _number(upload: Upload | Form, name: str) -> float | None:
     text = upload.field(name)
     if text is None or not text.strip():
         return None
@@ -56,7 +56,8 @@ class PredictOptions:
 BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
-def _flag(upload: Upload, name: str, query: Mapping[str, str]) -> bool:
+def read_flag(upload: Upload | Form, name: str, query: Mapping[str, str]) -> bool:
+    """A yes/no form field (or query parameter) ``name``; False when absent; 422 when neither."""
     text = upload.field(name)
     if text is None:
         text = query.get(name)
@@ -68,7 +69,7 @@ def _flag(upload: Upload, name: str, query: Mapping[str, str]) -> bool:
     return value
 
 
-def _modalities(upload: Upload, offered: Sequence[str], query: Mapping[str, str]) -> tuple[str, ...]:
+def _modalities(upload: Upload | Form, offered: Sequence[str], query: Mapping[str, str]) -> tuple[str, ...]:
     """The ``modalities`` field (or query parameter), checked against the modalities this server
     offers; without one, the offered media modalities (text is used only when asked for)."""
     values = upload.fields.get("modalities") or ([query["modalities"]] if "modalities" in query else [])
@@ -107,7 +108,7 @@ def _enable_hint(modality: str, offered: Sequence[str]) -> str:
     return f"start it with avemo serve --modalities {wanted}"
 
 
-def parse_options(upload: Upload, settings: ServeSettings, default_window: float = 1.0,
+def parse_options(upload: Upload | Form, settings: ServeSettings, default_window: float = 1.0,
                   query: Mapping[str, str] | None = None) -> PredictOptions:
     """Validate the form fields (and the query parameters that may stand for them); 422 for anything out of range."""
     window = _number(upload, "window")
@@ -124,7 +125,7 @@ def parse_options(upload: Upload, settings: ServeSettings, default_window: float
     if progress_id is not None and not PROGRESS_ID.match(progress_id):
         raise ApiError(422, "invalid_field", "progress_id must be 32 lower-case hex digits")
     return PredictOptions(window=window, hop=hop, modalities=chosen, progress_id=progress_id,
-                          transcribe=_flag(upload, "transcribe", query or {}))
+                          transcribe=read_flag(upload, "transcribe", query or {}))
 
 
 def check_timeline(upload: Upload, duration: float | None, hop: float, settings: ServeSettings) -> None:

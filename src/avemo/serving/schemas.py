@@ -16,6 +16,12 @@ class ModalityOut(BaseModel):
     used: bool = Field(description="Whether this modality contributed to the prediction.")
     reason: str | None = Field(description="Why it did not contribute (no audio track, no face...), else null.")
     probabilities: dict[str, float] | None = Field(description="This modality's own clip-level probabilities.")
+    speaker_normalised: bool | None = Field(None, description="Audio of a file given a speaker (POST "
+                                            "/v1/predict/batch with speaker or group_by_speaker): whether the "
+                                            "model's speaker-normalised audio head gave the audio probabilities "
+                                            "and the clip's probabilities, emotion and uncertain; absent otherwise.")
+    speaker_clips: int | None = Field(None, description="With speaker_normalised: how many of the speaker's clips "
+                                      "with usable audio the batch held (the clips its statistics came from).")
 
 
 class WindowOut(BaseModel):
@@ -75,6 +81,9 @@ class PredictionOut(BaseModel):
     uncertain: bool = Field(description="The top probability is below the model's calibrated threshold tau, or "
                             "there is no emotion: do not act on this answer alone.")
     transcript: TranscriptOut | None = Field(None, description="With transcribe: what was said; absent otherwise.")
+    speaker: str | None = Field(None, description="POST /v1/predict/batch with speaker or group_by_speaker: the "
+                                "speaker the file was given (\"speaker\" for group_by_speaker); absent for a file "
+                                "given none.")
 
 
 class ErrorDetail(BaseModel):
@@ -87,6 +96,22 @@ class ErrorOut(BaseModel):
     """Every error response has this shape; never a stack trace."""
 
     error: ErrorDetail
+
+
+class FileErrorOut(BaseModel):
+    """A file of a batch that was not predicted: its name and the error a single upload of it would get."""
+
+    path: str = Field(description="The uploaded file's name (its last component only).")
+    error: ErrorDetail
+
+
+class BatchOut(BaseModel):
+    """The answer of POST /v1/predict/batch: one item per uploaded file, in the order of the upload."""
+
+    results: list[PredictionOut | FileErrorOut] = Field(
+        description="Each file's prediction (the JSON of avemo predict --format json), or, for a file that could not "
+        "be predicted, its name and error; the batch goes on without it (it then counts for no speaker's "
+        "statistics).")
 
 
 class ProgressOut(BaseModel):
@@ -113,7 +138,9 @@ class WindowLimits(BaseModel):
 
 class LimitsOut(BaseModel):
     max_upload_bytes: int
-    max_duration: float = Field(description="Longest accepted media, seconds.")
+    max_duration: float = Field(description="Longest accepted media, seconds (a batch: each file, and its files "
+                                "together).")
+    max_batch_files: int = Field(description="The most files one POST /v1/predict/batch request may carry.")
     request_timeout: float = Field(description="Seconds before a prediction is answered with 504.")
     window: WindowLimits
     default_hop: float

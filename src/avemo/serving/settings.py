@@ -41,10 +41,13 @@ class ServeSettings:
     queue_size: int = 4
     #: uploads received at once; one more is answered at once with 503
     max_uploads: int = 16
-    #: largest accepted file, in bytes; enforced while the upload streams in
+    #: largest accepted file, in bytes; enforced while the upload streams in (a batch: its files together)
     max_upload_bytes: int = 100 * MIB
     #: longest accepted media, in seconds; checked from the container's packets before prediction
+    #: (a batch: each file, and the files it predicts together)
     max_duration: float = 300.0
+    #: the most files one ``POST /v1/predict/batch`` request may carry (413 beyond)
+    max_batch_files: int = 32
     #: seconds from the end of the upload to the prediction's result (queue wait included) -> 504
     request_timeout: float = 300.0
     #: seconds a client may take to send its upload -> 408
@@ -86,6 +89,7 @@ class ServeSettings:
             (self.queue_size >= 0, f"queue_size must be >= 0, got {self.queue_size}"),
             (self.max_upload_bytes >= 1024, f"max_upload_bytes must be >= 1024, got {self.max_upload_bytes}"),
             (self.max_duration > 0, f"max_duration must be > 0, got {self.max_duration}"),
+            (self.max_batch_files >= 1, f"max_batch_files must be >= 1, got {self.max_batch_files}"),
             (self.request_timeout > 0, f"request_timeout must be > 0, got {self.request_timeout}"),
             (self.upload_timeout > 0, f"upload_timeout must be > 0, got {self.upload_timeout}"),
             (self.max_uploads >= 1, f"max_uploads must be >= 1, got {self.max_uploads}"),
@@ -137,6 +141,7 @@ class ServeSettings:
         return {
             "max_upload_bytes": self.max_upload_bytes,
             "max_duration": self.max_duration,
+            "max_batch_files": self.max_batch_files,
             "request_timeout": self.request_timeout,
             "window": {"default": default_window, "min": self.min_window, "max": self.max_window},
             "default_hop": default_hop,

@@ -1,15 +1,17 @@
-"""Receive an uploaded media file safely: stream it to a private folder, sniff it, check its length.
+"""Receive uploaded media files safely: stream them to a private folder, sniff them, check their length.
 
-:func:`receive_upload` parses the ``multipart/form-data`` body itself, chunk by chunk as it
+:func:`receive_form` parses the ``multipart/form-data`` body itself, chunk by chunk as it
 arrives (python-multipart's streaming parser), instead of letting the framework spool the whole
 body first, so that
 
 * the size limit is enforced while the bytes stream in: the request is refused with 413 as soon
-  as the file part passes ``max_upload_bytes`` (or at once when ``Content-Length`` already says so);
+  as its file parts together pass ``max_upload_bytes`` (or at once when ``Content-Length`` already
+  says so), whether it carries one file (``POST /v1/predict``, :func:`receive_upload`) or several
+  (``POST /v1/predict/batch``, at most ``max_files``);
 * the container is recognised from the first bytes (:mod:`avemo.media.sniff`) and anything
   else is refused with 415 before more of it is read; the client's file name and MIME type are
-  never trusted: the file is saved as ``upload`` + the suffix of the sniffed container, inside a
-  fresh ``tempfile.mkdtemp`` folder (mode 0700) that the caller removes in ``finally``;
+  never trusted: the file is saved as ``upload`` + the suffix of the sniffed container (the k-th
+  file of a batch as ``upload-k`` + the suffix), inside a fresh ``tempfile.mkdtemp`` folder (mode 0700) that the caller removes in ``finally``;
 * a body that ends before its closing boundary (a truncated upload), a client that disconnects,
   stalls (``read_timeout``), trickles (``min_upload_rate``) or takes too long (``upload_timeout``),
   unknown or oversized form fields are refused with one-line JSON errors.
@@ -47,7 +49,8 @@ from avemo.serving.settings import ServeSettings
 FORM_FIELDS = ("window", "hop", "modalities", "progress_id", "transcribe")
 #: bytes allowed in a non-file form field
 MAX_FIELD_BYTES = 256
-#: parts in one form (the file plus each field, some repeated)
+#: parts in one form of one file (the file plus each field, some repeated); a batch of n files may
+#: have ``MAX_PARTS + 2 * n`` (each file and its speaker field)
 MAX_PARTS = 8
 #: multipart framing and the small fields, on top of the file itself, for the Content-Length check
 FORM_OVERHEAD = 64 * 1024
@@ -69,6 +72,20 @@ class Upload:
         return values[-1] if values else None
 
 
+@dataclass
+class Form:
+    """A received form: its files in the order they came (each an :class:`Upload` carrying the
+    form's fields) and its fields (each name's values in order)."""
+
+    files: list[Upload]
+    fields: dict[str, list[str]] = field(default_factory=dict)
+
+    def field(self, name: str) -> str | None:
+        """The last value of form field ``name`` (or None)."""
+        values = self.fields.get(name)
+        return values[-1] if values else None
+
+
 def display_name(raw: str | None) -> str:
     """The client's file name reduced to a harmless label: the last path component, printable
     characters only, at most 120 characters. It is only ever shown, never used as a path."""
@@ -81,27 +98,33 @@ def display_name(raw: str | None) -> str:
 
 
 class _FormReader:
-    """The callbacks of python-multipart's streaming parser: fields to memory, the file to disk."""
+    """The callbacks of python-multipart's streaming parser: fields to memory, the files to disk
+    (at most ``max_files``; ``names``: the fields allowed besides ``file``)."""
 
-    def __init__(self, folder: Path, settings: ServeSettings):
+    def __init__(self, folder: Path, settings: ServeSettings, max_files: int = 1,
+                 names: tuple[str, ...] = FORM_FIELDS):
         self.folder = folder
         self.max_bytes = settings.max_upload_bytes
+        self.max_files = max_files
+        self.max_parts = MAX_PARTS + (2 * max_files if max_files > 1 else 0)
+        self.names = names
         self.parts = 0
         self.ended = False
         self.fields: dict[str, list[str]] = {}
+        self.files: list[Upload] = []  # the files received whole
         self._header_name = bytearray()
         self._header_value = bytearray()
         self._headers: dict[bytes, bytes] = {}
         self._part: str | None = None  # "file" or a field name
         self._value = bytearray()
-        # the file part
-        self.file_seen = False
+        # the file part being received
         self.filename = "upload"
-        self.size = 0
+        self.size = 0  # of all the files so far
         self.container: Container | None = None
         self.path: Path | None = None
         self._head = bytearray()
         self._fd: int | None = None
+        self._file_size = 0
 
     def callbacks(self) -> dict:
         return {
@@ -118,8 +141,8 @@ class _FormReader:
     # --- headers
     def on_part_begin(self) -> None:
         self.parts += 1
-        if self.parts > MAX_PARTS:
-            raise ApiError(400, "too_many_parts", f"the form has more than {MAX_PARTS} parts")
+        if self.parts > self.max_parts:
+            raise ApiError(400, "too_many_parts", f"the form has more than {self.max_parts} parts")
         self._headers = {}
         self._part = None
         self._value = bytearray()
@@ -142,15 +165,15 @@ class _FormReader:
             raise ApiError(400, "malformed_multipart", "a form part lacks 'Content-Disposition: form-data; name=...'")
         name_text = name.decode("utf-8", errors="replace")
         if name_text == "file":
-            if self.file_seen:
-                raise ApiError(400, "several_files", "send one file per request (the form has several 'file' parts)")
-            self.file_seen = True
+            if len(self.files) >= self.max_files:
+                raise _too_many_files(self.max_files)
             raw = params.get(b"filename")
             self.filename = display_name(raw.decode("utf-8", errors="replace") if raw is not None else None)
-        elif name_text not in FORM_FIELDS:
+            self.container, self.path, self._head, self._file_size = None, None, bytearray(), 0
+        elif name_text not in self.names:
             shown = display_name(name_text)
             raise ApiError(422, "unknown_field",
-                           f"unknown form field '{shown}'; expected file, {', '.join(FORM_FIELDS)}")
+                           f"unknown form field '{shown}'; expected file, {', '.join(self.names)}")
         self._part = name_text
 
     # --- data
@@ -167,6 +190,9 @@ class _FormReader:
         if self._part == "file":
             if self.container is None:
                 self._start_file()  # a file shorter than SNIFF_BYTES
+            self.close()
+            self.files.append(Upload(path=self.path, filename=self.filename, container=self.container,
+                                     size=self._file_size, fields=self.fields))
         elif self._part is not None:
             try:
                 value = bytes(self._value).decode("utf-8")
@@ -181,9 +207,11 @@ class _FormReader:
     # --- the file
     def _write_file(self, chunk: bytes) -> None:
         self.size += len(chunk)
+        self._file_size += len(chunk)
         if self.size > self.max_bytes:
+            what = "the file is" if self.max_files == 1 else "the files together are"
             raise ApiError(413, "upload_too_large",
-                           f"{self.filename}: the file is larger than the limit of {_human_bytes(self.max_bytes)}")
+                           f"{self.filename}: {what} larger than the limit of {_human_bytes(self.max_bytes)}")
         if self.container is None:
             self._head += chunk
             if len(self._head) >= SNIFF_BYTES:
@@ -200,7 +228,8 @@ class _FormReader:
                            f"{self.filename}: not a recognised audio or video file "
                            f"(the content was checked, not the name; accepted: {describe_supported()})")
         self.container = container
-        self.path = self.folder / f"upload{container.suffix}"
+        self.path = self.folder / (f"upload{container.suffix}" if self.max_files == 1 else
+                                   f"upload-{len(self.files)}{container.suffix}")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
         self._fd = os.open(self.path, flags, 0o600)
         _write_all(self._fd, bytes(self._head))
@@ -210,6 +239,14 @@ class _FormReader:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _too_many_files(limit: int) -> ApiError:
+    if limit == 1:
+        return ApiError(400, "several_files", "send one file per request (the form has several 'file' parts; "
+                        "POST /v1/predict/batch takes several)")
+    return ApiError(400, "too_many_files", f"the form has more than {limit} 'file' parts, the most this server "
+                    "takes in one batch (max_batch_files)")
 
 
 def _write_all(fd: int | None, data: bytes) -> None:
@@ -253,7 +290,14 @@ async def _body(request: Request, settings: ServeSettings) -> AsyncIterator[byte
 
 
 async def receive_upload(request: Request, folder: Path, settings: ServeSettings) -> Upload:
-    """Stream the multipart body of ``request`` into ``folder`` (which the caller created and removes).
+    """The one file of ``request`` (``POST /v1/predict``), with the form's fields: :func:`receive_form`."""
+    return (await receive_form(request, folder, settings)).files[0]
+
+
+async def receive_form(request: Request, folder: Path, settings: ServeSettings, max_files: int = 1,
+                       names: tuple[str, ...] = FORM_FIELDS) -> Form:
+    """Stream the multipart body of ``request`` into ``folder`` (which the caller created and removes):
+    1 to ``max_files`` files and the fields ``names``.
 
     Raises :class:`ApiError` (400, 408, 413, 415, 422) for every bad upload; see the module docstring.
     """
@@ -274,7 +318,7 @@ async def receive_upload(request: Request, folder: Path, settings: ServeSettings
             raise ApiError(413, "upload_too_large",
                            f"the request ({_human_bytes(declared_bytes)}) is larger than the upload limit "
                            f"of {_human_bytes(settings.max_upload_bytes)}")
-    reader = _FormReader(folder, settings)
+    reader = _FormReader(folder, settings, max_files, names)
     try:
         parser = MultipartParser(boundary, reader.callbacks(), max_header_count=8, max_header_size=4096)
     except (FormParserError, ValueError) as exc:
@@ -295,11 +339,9 @@ async def receive_upload(request: Request, folder: Path, settings: ServeSettings
     if not reader.ended:
         raise ApiError(400, "truncated_upload",
                        "the multipart body ended before its closing boundary (a truncated upload)")
-    if not reader.file_seen:
+    if not reader.files:
         raise ApiError(400, "missing_file", "the form has no 'file' field")
-    assert reader.path is not None and reader.container is not None
-    return Upload(path=reader.path, filename=reader.filename, container=reader.container, size=reader.size,
-                  fields=reader.fields)
+    return Form(reader.files, reader.fields)
 
 
 def scan_duration(path: Path, limit: float) -> float:
