@@ -116,6 +116,39 @@ def test_whisper_states_concatenate_the_layers_as_the_extractor_does():
     np.testing.assert_allclose(states.mean(axis=0), reference, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("combine", ["mean", "concat"])
+def test_layer_norm_head_reads_the_extractors_view_on_torch_and_onnx(combine, make_clip, tmp_path):
+    """A head trained with ``layer_norm``: the expert's pooled clip embedding (layer means standardised,
+    then combined) is the extractor's ``x``, and the ONNX graphs plus the export's ``pooling`` give the
+    same logits as torch."""
+    import torch
+
+    from avemo.features.base import get_extractor
+    from avemo.inference.audio import WhisperAudioExpert, make_audio_expert
+    from avemo.models import create_model
+    from avemo.models.checkpoint import load_checkpoint, save_checkpoint
+    from avemo.models.normalization import ArraySet, Normalizer
+
+    torch.manual_seed(0)
+    model = create_model("whisper_logreg", num_classes=len(RAVDESS), combine=combine, layer_norm=True)
+    width = 512 * (7 if combine == "concat" else 1)
+    norm = Normalizer.fit(ArraySet({"audio": list(np.random.default_rng(0).normal(size=(6, width)))}),
+                          dict(model.inputs))
+    ckpt = load_checkpoint(save_checkpoint(tmp_path / "ckpt", model, labels=RAVDESS, normalizer=norm))
+    clip = make_clip("ln.wav", duration=1.5, audio="voice")
+    expert = make_audio_expert(ckpt, device="cpu")
+    assert isinstance(expert, WhisperAudioExpert) and expert.pooling == {"layer_norm": True, "combine": combine}
+    embedding, windows, _, _ = expert.embed(clip, WindowGrid())
+    reference = get_extractor("whisper_base", combine=combine, layer_norm=True).extract(clip)["x"]
+    np.testing.assert_allclose(embedding, reference, atol=1e-4)
+    assert embedding.shape == (width,) and all(w.shape == (width,) for w in windows.values())
+    if combine == "mean":  # the graphs: states of every layer out of the encoder, the pooling in numpy
+        expert.export_onnx(tmp_path / "onnx")
+        graphs = WhisperAudioExpert.from_onnx(tmp_path / "onnx", expert.name, expert.labels, pooling=expert.pooling)
+        np.testing.assert_allclose(graphs.analyse(clip, WindowGrid()).clip_logits,
+                                   expert.analyse(clip, WindowGrid()).clip_logits, atol=1e-3)
+
+
 def test_cached_whisper_encoder_equals_the_package_weights():
     import torch
 

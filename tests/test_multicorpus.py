@@ -234,7 +234,7 @@ def test_whisper_logreg_checkpoint_and_onnx_round_trip(tmp_path):
     fit(model, data, None, TrainConfig(), labels=["angry", "happy", "sad"])
     save_checkpoint(tmp_path / "ckpt", model, labels=LabelSet("toy", ("angry", "happy", "sad")), normalizer=norm)
     ckpt = load_checkpoint(tmp_path / "ckpt")
-    assert whisper_input(ckpt) == ("audio", None, "concat")
+    assert whisper_input(ckpt) == ("audio", None, "concat", False)
     assert np.allclose(predict_proba(ckpt.model, data), predict_proba(model, data), atol=1e-6)
     expert = WhisperAudioExpert.from_checkpoint(ckpt)
     files = expert.export_onnx(tmp_path / "onnx")

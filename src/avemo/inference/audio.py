@@ -34,11 +34,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from avemo.errors import ConfigError, FeatureError
 from avemo.features.audio.vad import SpeechActivity, VadConfig, VoiceActivityDetector
+from avemo.features.audio.whisper import standardise_layers
+from avemo.features.audio.whisper_weights import BASE_WIDTH
 from avemo.inference.engines import Engine, create_engine, export_module
 from avemo.inference.windows import WindowGrid
 from avemo.media.decode import Warn
@@ -163,8 +166,18 @@ def _audio_head_class():
     return AudioHead
 
 
-def whisper_input(ckpt) -> tuple[str, int | None, str] | None:
-    """``(input name, layer, combine)`` if ``ckpt`` is an audio model on one ``whisper_base`` vector, else None."""
+class WhisperInput(NamedTuple):
+    """How an audio model reads the ``whisper_base`` embedding: its input's name and the extractor's
+    ``layer``, ``combine`` and ``layer_norm``."""
+
+    name: str
+    layer: int | None
+    combine: str
+    layer_norm: bool
+
+
+def whisper_input(ckpt) -> WhisperInput | None:
+    """How ``ckpt`` reads its input if it is an audio model on one ``whisper_base`` vector, else None."""
     specs = dict(ckpt.inputs)
     if len(specs) != 1:
         return None
@@ -172,9 +185,10 @@ def whisper_input(ckpt) -> tuple[str, int | None, str] | None:
     if spec.modality != "audio" or spec.feature != "whisper_base" or spec.kind != "vector":
         return None
     config = dict(spec.config)
-    if set(config) - {"layer", "sample_rate", "combine"} or config.get("sample_rate", SAMPLE_RATE) != SAMPLE_RATE:
+    if (set(config) - {"layer", "sample_rate", "combine", "layer_norm"}
+            or config.get("sample_rate", SAMPLE_RATE) != SAMPLE_RATE):
         return None  # other weights or settings: use the generic path, which runs the extractor itself
-    return name, config.get("layer"), config.get("combine", "mean")
+    return WhisperInput(name, config.get("layer"), config.get("combine", "mean"), bool(config.get("layer_norm", False)))
 
 
 def whisper_head_module(ckpt):
@@ -278,11 +292,17 @@ class WhisperAudioExpert(AudioExpert):
     Built from a checkpoint (:meth:`from_checkpoint`, torch or ONNX engine) or from exported graphs
     alone (:meth:`from_onnx`: no checkpoint is read and nothing imports torch). ``ckpt`` is kept when
     there is one: the torch modules and the ONNX export are made from it.
+
+    ``pooling``: ``{"layer_norm": True, "combine": ...}`` for a head trained with the extractor's
+    ``layer_norm`` (None: none). The encoder then gives every layer's states, and each pooled
+    embedding (window or clip) has its layer means standardised and combined here, in numpy, before
+    the head and the speaker statistics read it: exactly the extractor's view of its layer means.
     """
 
     def __init__(self, name: str, labels: Sequence[str], encoder: Engine, head: Engine, ckpt=None,
-                 vad: VadConfig | None = None):
+                 vad: VadConfig | None = None, pooling: dict | None = None):
         self.name = name
+        self.pooling = dict(pooling) if pooling else None
         self.vad = None if vad is None else VoiceActivityDetector(vad)
         self.labels = tuple(labels)
         self.encoder = encoder  # raw 16 kHz audio -> pooled encoder states
@@ -299,12 +319,12 @@ class WhisperAudioExpert(AudioExpert):
         from avemo.inference.zoo import check_runnable
 
         check_runnable(ckpt)
-        name, labels = f"whisper_base+{ckpt.model.name}", ckpt.labels.emotions
+        name, labels, pooling = f"whisper_base+{ckpt.model.name}", ckpt.labels.emotions, pooling_of(ckpt)
         if engine == "onnx":
-            return cls.from_onnx(onnx_dir, name, labels, ckpt=ckpt, vad=vad)
+            return cls.from_onnx(onnx_dir, name, labels, ckpt=ckpt, vad=vad, pooling=pooling)
         from avemo.inference.engines import torch_device
 
-        expert = cls(name, labels, None, None, ckpt, vad)
+        expert = cls(name, labels, None, None, ckpt, vad, pooling)
         module = expert.states_module()
         if torch_device(device).type != "cpu":  # the encoder is shared in this process: move a copy
             import copy
@@ -318,24 +338,31 @@ class WhisperAudioExpert(AudioExpert):
 
     @classmethod
     def from_onnx(cls, onnx_dir: str | Path | None, name: str, labels: Sequence[str], ckpt=None,
-                  vad: VadConfig | None = None) -> WhisperAudioExpert:
-        """The expert on the graphs of :meth:`export_onnx` in ``onnx_dir`` (``name`` and ``labels`` as
-        the export's manifest records them)."""
+                  vad: VadConfig | None = None, pooling: dict | None = None) -> WhisperAudioExpert:
+        """The expert on the graphs of :meth:`export_onnx` in ``onnx_dir`` (``name``, ``labels`` and
+        ``pooling`` as the export's manifest records them)."""
         if onnx_dir is None:
             raise ConfigError("the onnx engine needs the folder of the exported graphs")
         encoder = create_engine("onnx", onnx_path=Path(onnx_dir) / ENCODER_FILE, input_names=["audio"])
         head = create_engine("onnx", onnx_path=Path(onnx_dir) / HEAD_FILE, input_names=["embedding"])
-        return cls(name, labels, encoder, head, ckpt, vad)
+        return cls(name, labels, encoder, head, ckpt, vad, pooling)
 
-    def _input(self) -> tuple[str, int | None, str]:
-        """(input name, layer, combine) of the checkpoint's whisper_base input."""
+    def _input(self) -> WhisperInput:
+        """How the checkpoint reads its whisper_base input."""
         if self.ckpt is None:
             raise ConfigError(f"{self.name}: built from ONNX graphs alone, it has no torch modules to make")
         return whisper_input(self.ckpt)
 
     def states_module(self):
-        _, layer, combine = self._input()
-        return _whisper_states_class()(load_whisper_encoder(), layer, combine)
+        _, layer, combine, layer_norm = self._input()
+        return _whisper_states_class()(load_whisper_encoder(), layer, "concat" if layer_norm else combine)
+
+    def pooled(self, x: np.ndarray) -> np.ndarray:
+        """A pooled embedding (..., states width) as the head reads it (see :attr:`pooling`)."""
+        if self.pooling is None:
+            return x
+        layers = standardise_layers(x.reshape(*x.shape[:-1], -1, BASE_WIDTH))
+        return layers.mean(axis=-2) if self.pooling["combine"] == "mean" else layers.reshape(x.shape)
 
     def head_module(self):
         self._input()  # a clear error when built from graphs alone
@@ -378,7 +405,7 @@ class WhisperAudioExpert(AudioExpert):
 
         def finish(until: float) -> None:
             ready = sorted(k for k in sums if k * grid.hop + grid.window <= until + 1e-9)
-            out = {k: sums.pop(k) / counts.pop(k) for k in ready}
+            out = {k: self.pooled(sums.pop(k) / counts.pop(k)) for k in ready}
             if on_windows is not None and out:
                 on_windows(out)
             else:
@@ -410,7 +437,7 @@ class WhisperAudioExpert(AudioExpert):
         if clip_sum is None:
             raise FeatureError("the audio track holds no samples", path)
         finish(math.inf)
-        return clip_sum / clip_n, done, samples / SAMPLE_RATE, peak
+        return self.pooled(clip_sum / clip_n), done, samples / SAMPLE_RATE, peak
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         """(n, width) embeddings -> (n, C) logits."""
@@ -504,6 +531,12 @@ class FeatureAudioExpert(AudioExpert):
         peak = float(np.max(np.abs(y))) if len(y) else 0.0
         speech = None if self.vad is None or not len(y) else self.vad.detect(y, self.sample_rate)
         return AudioOutput(logits[0], np.asarray(index, dtype=np.int64), logits[1:], duration, peak, speech)
+
+
+def pooling_of(ckpt) -> dict | None:
+    """The :class:`WhisperAudioExpert` ``pooling`` of a ``whisper_base`` checkpoint (None: plain means)."""
+    read = whisper_input(ckpt)
+    return {"layer_norm": True, "combine": read.combine} if read.layer_norm else None
 
 
 def make_audio_expert(ckpt, engine: str = "torch", onnx_dir: str | Path | None = None, device: str = "auto",

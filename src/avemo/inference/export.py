@@ -72,7 +72,8 @@ def export_bundle(bundle_dir: str | Path, out_dir: str | Path) -> Path:
                   {k: {0: "batch"} for k in [*example, *FUSION_OUTPUTS]})
     files["fusion"] = {"graph": FUSION_FILE}
     manifest = {"bundle": config.name, "version": config.version, "fingerprint": bundle_fingerprint(bundle_dir),
-                "files": files, "audio_expert": {"name": audio.name, "labels": list(audio.labels)}}
+                "files": files, "audio_expert": {"name": audio.name, "labels": list(audio.labels),
+                                 **({"pooling": audio.pooling} if audio.pooling else {})}}
     speaker_head = export_speaker_head(bundle_dir, config, audio, out_dir)
     if speaker_head is not None:  # the bundle's speaker-normalised head (avemo.inference.speakers)
         files["speaker_norm"] = {"head": speaker_head["head"]}

@@ -52,7 +52,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -64,6 +64,9 @@ from avemo.inference.engines import Engine, create_engine
 from avemo.inference.fusion import decide
 from avemo.inference.result import Prediction
 from avemo.standardise import per_speaker
+
+if TYPE_CHECKING:
+    from avemo.inference.audio import WhisperInput
 
 SPKNORM_HEAD_FILE = "audio_spknorm_head.onnx"
 #: the columns of a ``--speakers`` CSV
@@ -177,7 +180,7 @@ def _single_clip(p: Prediction, speaker: str, clips: int, warning: str | None) -
 
 
 # ----------------------------------------------------------------------------- loading
-def speaker_checkpoint(bundle: Path, config: BundleConfig, main_input: tuple[str, int | None, str] | None):
+def speaker_checkpoint(bundle: Path, config: BundleConfig, main_input: WhisperInput | None):
     """The bundle's speaker-normalised head checkpoint, checked: present, trained with speaker
     normalisation, a head on the same ``whisper_base`` embedding as the main head (``main_input``,
     :func:`~avemo.inference.audio.whisper_input`), over the bundle's labels. One-line CheckpointError."""
@@ -196,7 +199,7 @@ def speaker_checkpoint(bundle: Path, config: BundleConfig, main_input: tuple[str
     own = whisper_input(ckpt)
     if main_input is None or own is None or own[1:] != main_input[1:]:
         raise CheckpointError(f"the speaker-normalised head must read the main audio head's whisper_base embedding "
-                              f"(layer, combine) {None if main_input is None else main_input[1:]}, it reads "
+                              f"(layer, combine, layer_norm) {None if main_input is None else main_input[1:]}, it reads "
                               f"{None if own is None else own[1:]}", folder)
     labels = tuple(config.labels) or RAVDESS.emotions
     if tuple(ckpt.labels.emotions) != labels:

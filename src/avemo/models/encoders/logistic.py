@@ -45,12 +45,12 @@ from typing import Literal
 from torch import nn
 
 from avemo.errors import ConfigError
+from avemo.features.audio.whisper_weights import BASE_WIDTH as WHISPER_WIDTH
 from avemo.models.base import Encoder
 from avemo.models.inputs import InputSpec
 from avemo.models.papers import ZHANG_ZHENG
 from avemo.models.registry import register_model
 
-WHISPER_WIDTH = 512
 WHISPER_LAYERS = 7
 N_EGEMAPS = 88  # the eGeMAPS v02 functionals (avemo.features.audio.egemaps.N_FUNCTIONALS)
 
