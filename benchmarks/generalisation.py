@@ -119,7 +119,9 @@ class Context:
             if unknown:
                 raise SystemExit(f"conditions {unknown} are not in the suite: {self.degraded['conditions']}")
             self.degraded["conditions"] = args.conditions.split(",")
-        self.model, self.model_config, self.feature = recipe["model"], dict(recipe["model_config"]), recipe["feature"]
+        self.model, self.feature = recipe["model"], recipe["feature"]
+        self.recipe_override = dict(args.recipe_config)
+        self.model_config = {**recipe["model_config"], **self.recipe_override}
         self.train = {plain: cfg.from_dict(TrainConfig, {**recipe["train"], **extra})
                       for plain, extra in (("plain", {}), ("augmented", {"augment": {"channels": channels}}))}
         for fraction in self.select["fractions"]:  # the candidates of the select part
@@ -661,6 +663,9 @@ def _report_head(ctx: Context, command: str) -> list[str]:
             "'augmented'): `TrainConfig.augment.channels` " + json.dumps(dict(vars(ctx.channels))),
             f"- Degraded-audio settings of this report: test fraction {ctx.degraded['test_fraction']}, folds "
             f"{sorted(ctx.degraded_folds) or 'all'}, conditions {', '.join(ctx.degraded['conditions'])}",
+            *([f"- Recipe override (`--recipe-config`): {json.dumps(ctx.recipe_override)} on top of the suite's "
+               "recipe; the suite's notes at the end describe runs of the suite's own recipe"]
+              if ctx.recipe_override else []),
             "- Protocol: every number is speaker-disjoint; validation speakers are training-side speakers; the "
             "recipe's hyper-parameters were chosen on validation data, never on a test fold or speaker (C saw "
             "EmoDB-dev as a validation corpus: see the notes). "
@@ -975,8 +980,22 @@ def parser(description: str, parts: tuple[str, ...], default_parts: list[str]) -
     ap.add_argument("--shard", default="0/1", help="copies part: do the I-th of N disjoint shares (I/N)")
     ap.add_argument("--conditions", default="",
                     help="comma-separated subset of the suite's degraded conditions (default: all)")
+    ap.add_argument("--recipe-config", type=_json_object, default={},
+                    help='JSON object of model-config settings over the suite\'s recipe, e.g. \'{"layer_norm": true}\' '
+                         "(a variant of the recipe: give it its own --out and --work)")
     ap.add_argument("--quick", action="store_true", help="a smoke run on a few clips with a cheap extractor")
     return ap
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """``--recipe-config``: a JSON object, or an argparse error."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"a JSON object is needed, got {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace, parts: tuple[str, ...], scope: dict) -> None:
