@@ -40,6 +40,8 @@ the feature cache, through the recipe's extractor and the eGeMAPS candidates'), 
 and score every candidate), ``report``
 (``OUT/crosscorpus_nested.{md,json}``). ``--quick``: a few clips, the suite's ``[quick]`` recipe, ``nested_grid``,
 ``nested_egemaps`` and ``nested_layer_norm`` (the smoke test of ``tests/test_benchmark_crosscorpus_nested.py``).
+Two processes (e.g. ``--variants plain`` and ``--variants augmented``) must not share a ``--work``: each
+rewrites ``nested.pkl`` with its own results, so the last to write drops the other's scores.
 """
 
 from __future__ import annotations
@@ -173,7 +175,7 @@ def part_candidates(ctx: gen.Context) -> None:
     if egemaps_table(ctx) and "egemaps_shift" not in res:
         res["egemaps_shift"] = feature_shift(ctx)
     res["runs"].append({"started": started, "ended": time.strftime("%H:%M"), "load_before": load_before,
-                        "load_after": os.getloadavg()})
+                        "load_after": os.getloadavg(), "variants": list(ctx.variants)})
     save(path, res)
 
 
@@ -739,7 +741,8 @@ def part_report(ctx: gen.Context) -> None:
              f"- Command: `{command}` (parts: {', '.join(PARTS)}; results under `--work`)",
              f"- Date: {time.strftime('%Y-%m-%d %H:%M')}; machine: {bench_report.machine()}",
              f"- Versions: {bench_report.versions('scikit-learn')}",
-             *(f"- Candidates trained and scored {r['started']}-{r['ended']} UTC, load average (1/5/15 min) "
+             *(f"- Candidates trained and scored {r['started']}-{r['ended']} UTC"
+               f"{' (' + ', '.join(r['variants']) + ')' if 'variants' in r else ''}, load average (1/5/15 min) "
                f"{' / '.join(f'{x:.2f}' for x in r['load_before'])} at the start and "
                f"{' / '.join(f'{x:.2f}' for x in r['load_after'])} at the end (2 cores shared by several jobs)"
                for r in res["runs"]),

@@ -77,6 +77,7 @@ def test_quick_run_writes_the_report(benchmark_script, tmp_path):
         assert heading in text
     result = json.loads((out / "crosscorpus_nested.json").read_text())
     assert result["quick"] and set(result["variants"]) == {"plain", "augmented"}
+    assert [r["variants"] for r in result["runs"]] == [["plain", "augmented"]]  # which variants each run trained
     class Ctx:
         quick, suite = True, {"quick": {"nested_grid": result["grid"]}}
 
