@@ -27,12 +27,21 @@ log-probabilities (``w_egemaps``; nothing fitted). The same nested selection wit
 (Whisper grid, eGeMAPS alone, ensembles) and over all of them; each family's candidate chosen on all
 of EmoDB-dev scores the CREMA-D clips.
 
+The third family (the suite's ``[nested.layer_norm]``, added after the two sections above had been seen;
+a section of its own, the sections above it unchanged): the Whisper grid again, each candidate with the
+overrides ``set`` as well (``layer_norm = true``: each Whisper layer mean standardised over its dimensions),
+trained as the other Whisper candidates. The same nested selection within the family, over the two
+Whisper grids together (without and with the overrides: the choice a user of the toolkit has) and over
+every family; each one's candidate chosen on all of EmoDB-dev scores the CREMA-D clips.
+
 Parts (results under ``--work``, shared with ``generalisation.py``: the recipe's own crosscorpus
 checkpoints are reused): ``copies`` (the augmentation copies of the crosscorpus training set, into
 the feature cache, through the recipe's extractor and the eGeMAPS candidates'), ``candidates`` (train
 and score every candidate), ``report``
-(``OUT/crosscorpus_nested.{md,json}``). ``--quick``: a few clips, the suite's ``[quick]`` recipe and
-``nested_grid`` (the smoke test of ``tests/test_benchmark_crosscorpus_nested.py``).
+(``OUT/crosscorpus_nested.{md,json}``). ``--quick``: a few clips, the suite's ``[quick]`` recipe, ``nested_grid``,
+``nested_egemaps`` and ``nested_layer_norm`` (the smoke test of ``tests/test_benchmark_crosscorpus_nested.py``).
+Two processes (e.g. ``--variants plain`` and ``--variants augmented``) must not share a ``--work``: each
+rewrites ``nested.pkl`` with its own results, so the last to write drops the other's scores.
 """
 
 from __future__ import annotations
@@ -65,7 +74,11 @@ def grid_table(ctx: gen.Context) -> dict[str, list]:
 
 def grid(ctx: gen.Context) -> list[dict[str, Any]]:
     """The candidates: the cartesian product of the grid's values, in its order (first key slowest)."""
-    table = grid_table(ctx)
+    return product(grid_table(ctx))
+
+
+def product(table: dict[str, list]) -> list[dict[str, Any]]:
+    """The cartesian product of a grid (key -> the values to try), in its order (first key slowest)."""
     keys = list(table)
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(table[k] for k in keys))]
 
@@ -107,12 +120,24 @@ def part_copies(ctx: gen.Context) -> None:
 
 def to_train(ctx: gen.Context, variant: str) -> list[tuple[str, tuple[str, dict[str, Any]], Path]]:
     """(score key, (model, config), run folder) of everything trained for ``variant``: the fixed recipe,
-    the other candidates of the grid, then the eGeMAPS candidates."""
+    the other candidates of the grid, the eGeMAPS candidates, then the third family's."""
     todo = [(RECIPE, (ctx.model, ctx.model_config), run_dir(ctx, variant, {}))]
     todo += [(candidate_name(o), (ctx.model, {**ctx.model_config, **o}), run_dir(ctx, variant, o))
              for o in grid(ctx) if not is_recipe(ctx, o)]
     todo += [(name, model, nested_dir(ctx, variant, name)) for name, model in egemaps_candidates(ctx)]
+    todo += [(score_key(ctx, o), (ctx.model, {**ctx.model_config, **o}), run_dir(ctx, variant, o))
+             for o in third_grid(ctx) if not is_recipe(ctx, o)]
     return todo
+
+
+def score_key(ctx: gen.Context, overrides: dict[str, Any]) -> str:
+    """Where a recipe candidate's scores are kept: under :data:`RECIPE` for the recipe, else its name."""
+    return RECIPE if is_recipe(ctx, overrides) else candidate_name(overrides)
+
+
+def recipe_scores(ctx: gen.Context, res: dict, variant: str, candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    """Candidate name -> its scores for ``variant`` (None where not scored) of recipe overrides ``candidates``."""
+    return {candidate_name(o): res["scores"].get((variant, score_key(ctx, o))) for o in candidates}
 
 
 def candidate_scores(ctx: gen.Context, checkpoint: Path) -> dict[str, dict[str, Any]]:
@@ -150,7 +175,7 @@ def part_candidates(ctx: gen.Context) -> None:
     if egemaps_table(ctx) and "egemaps_shift" not in res:
         res["egemaps_shift"] = feature_shift(ctx)
     res["runs"].append({"started": started, "ended": time.strftime("%H:%M"), "load_before": load_before,
-                        "load_after": os.getloadavg()})
+                        "load_after": os.getloadavg(), "variants": list(ctx.variants)})
     save(path, res)
 
 
@@ -262,9 +287,7 @@ def egemaps_candidates(ctx: gen.Context) -> list[tuple[str, tuple[str, dict[str,
     table = egemaps_table(ctx)
     if not table:
         return []
-    keys = list(table["grid"])
-    configs = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(table["grid"][k] for k in keys))]
-    return [(f"{table['model']} {candidate_name(c)}", (table["model"], c)) for c in configs]
+    return [(f"{table['model']} {candidate_name(c)}", (table["model"], c)) for c in product(table["grid"])]
 
 
 def egemaps_feature(ctx: gen.Context) -> str | None:
@@ -329,9 +352,7 @@ EXTENDED = "extended grid (all three)"
 def extended_families(ctx: gen.Context, res: dict, variant: str) -> dict[str, dict[str, dict]] | None:
     """Family -> {candidate name -> its scores on both test sets} for ``variant`` (each family in its
     order; the grid's recipe under its grid name), or None while some candidate is not scored."""
-    recipe_in_grid = {candidate_name(o) for o in grid(ctx) if is_recipe(ctx, o)}
-    whisper = {n: res["scores"].get((variant, RECIPE if n in recipe_in_grid else n))
-               for n in (candidate_name(o) for o in grid(ctx))}
+    whisper = recipe_scores(ctx, res, variant, grid(ctx))
     egemaps = {n: res["scores"].get((variant, n)) for n, _model in egemaps_candidates(ctx)}
     partners = {key: res["scores"].get((variant, key)) for _n, key, _e, _w in ensembles(ctx)}
     if not egemaps or any(s is None for s in (*whisper.values(), *egemaps.values(), *partners.values())):
@@ -377,6 +398,57 @@ def summarise_extended(ctx: gen.Context, res: dict) -> dict[str, Any]:
                         EXTENDED: selection_with_crema(every),
                         "egemaps_adapted_not_in_the_grid": {n: with_adapted(res["scores"][(variant, n)])
                                                             for n in families[FAMILIES[1]]}}
+    return out
+
+
+# ----------------------------------------------------------------------------- the third family
+def third_table(ctx: gen.Context) -> dict[str, Any] | None:
+    """The suite's third family (``[nested.layer_norm]``; ``[quick] nested_layer_norm`` with ``--quick``), or None."""
+    return ctx.suite["quick"].get("nested_layer_norm") if ctx.quick else ctx.suite["nested"].get("layer_norm")
+
+
+def third_grid(ctx: gen.Context) -> list[dict[str, Any]]:
+    """The third family's candidates (recipe overrides): its ``grid``'s product, in its order, each with the
+    overrides ``set`` as well (e.g. ``combine=mean C=0.003 layer_norm=true``)."""
+    table = third_table(ctx)
+    return [{**o, **table["set"]} for o in product(table["grid"])] if table else []
+
+
+def counterparts(ctx: gen.Context) -> dict[str, str]:
+    """Third-family candidate name -> the name of the same overrides without the family's ``set``."""
+    table = third_table(ctx)
+    return {candidate_name({**o, **table["set"]}): candidate_name(o) for o in product(table["grid"])} if table else {}
+
+
+THIRD = ("the third family alone", "the two Whisper grids together", "everything (all families)")
+
+
+def third_selections(ctx: gen.Context, res: dict, variant: str) -> dict[str, dict[str, dict]] | None:
+    """Selection -> its candidates (name -> scores on both test sets) for ``variant``, each in the order
+    ties are broken: the third family alone; the Whisper grid, then the third family (the choice a user of
+    the toolkit has); every family in the order they came (Whisper grid, eGeMAPS, ensembles, the third
+    family). None while some candidate is not scored."""
+    third = recipe_scores(ctx, res, variant, third_grid(ctx))
+    whisper = recipe_scores(ctx, res, variant, grid(ctx))
+    if not third or any(s is None for s in (*third.values(), *whisper.values())):
+        return None
+    families = extended_families(ctx, res, variant) if egemaps_table(ctx) else {FAMILIES[0]: whisper}
+    if families is None:
+        return None
+    every = {n: s for f in families.values() for n, s in f.items()}
+    if set(every) & set(third):
+        raise SystemExit(f"the third family repeats candidates of the others: {sorted(set(every) & set(third))}")
+    return dict(zip(THIRD, (third, {**whisper, **third}, {**every, **third}), strict=True))
+
+
+def summarise_third(ctx: gen.Context, res: dict) -> dict[str, Any]:
+    """Per variant with every candidate scored: the nested selection (:func:`selection_with_crema`) over each
+    of :func:`third_selections`."""
+    out = {}
+    for variant in gen.VARIANTS:
+        selections = third_selections(ctx, res, variant)
+        if selections is not None:
+            out[variant] = {name: selection_with_crema(c) for name, c in selections.items()}
     return out
 
 
@@ -472,21 +544,31 @@ def _extended_tables(ext: dict) -> list[str]:
              "| CREMA-D clips | CREMA-D accuracy | CREMA-D UAR |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for v, s in ext.items():
         for family in (*FAMILIES, EXTENDED):
-            f = _family(s, family)
-            p, c = f["pooled"], f["crema_d"]
-            lines.append(f"| {v} | {family} ({len(f['pooled_uar_not_a_result'])}) | {p['n']} | {gen.pct(p['accuracy'])} "
-                         f"| {gen.pct(p['uar'])} | {gen.pct(p['macro_f1'])} | {p['ece']:.3f} | {f['chosen_on_all']} | "
-                         f"{c['n']} | {gen.pct(c['accuracy'])} | {gen.pct(c['uar'])} |")
+            lines.append(f"| {v} | {_selection_cells(family, _family(s, family))} |")
     lines += ["", "Held-out EmoDB-dev speakers, extended grid:", "",
               "| variant | test speaker | clips | chosen on the other speakers | its UAR there | test speaker UAR (held out) |",
               "|---|---|---|---|---|---|"]
     for v, s in ext.items():
         for sp, r in s[EXTENDED]["per_speaker"].items():
-            lines.append(f"| {v} | {sp} | {r['n']} | {r['chosen']} | {gen.pct(r['selection_uar'])} | {gen.pct(r['uar'])} |")
+            lines.append(f"| {v} | {_speaker_cells(sp, r)} |")
     for v, s in ext.items():
         lines += ["", f"Confusion of the nested held-out predictions over the extended grid, {v}:", "",
                   *gen._confusion(s[EXTENDED]["pooled"])]
     return lines + [""]
+
+
+def _selection_cells(label: str, f: dict) -> str:
+    """The cells of one nested selection (:func:`selection_with_crema`): its candidates, pooled held-out
+    EmoDB-dev scores, the candidate chosen on all of EmoDB-dev and its CREMA-D scores."""
+    p, c = f["pooled"], f["crema_d"]
+    return (f"{label} ({len(f['pooled_uar_not_a_result'])}) | {p['n']} | {gen.pct(p['accuracy'])} | {gen.pct(p['uar'])} "
+            f"| {gen.pct(p['macro_f1'])} | {p['ece']:.3f} | {f['chosen_on_all']} | {c['n']} | {gen.pct(c['accuracy'])} "
+            f"| {gen.pct(c['uar'])}")
+
+
+def _speaker_cells(speaker: str, r: dict) -> str:
+    """The cells of one held-out test speaker of a nested selection."""
+    return f"{speaker} | {r['n']} | {r['chosen']} | {gen.pct(r['selection_uar'])} | {gen.pct(r['uar'])}"
 
 
 def _new_candidates_table(ext: dict) -> list[str]:
@@ -554,10 +636,93 @@ def _extended_section(ctx: gen.Context, ext: dict, summary: dict, target: float,
              "**Answers**", "", *_extended_answers(ext, summary, target), "",
              *_extended_tables(ext), *_new_candidates_table(ext), *_adapted_table(ext),
              *_shift_table(shift)]
+    return lines + _notes(ctx, table, "**Notes on the extended grid**")
+
+
+def _notes(ctx: gen.Context, table: dict[str, Any], heading: str) -> list[str]:
+    """``heading`` and the suite table's ``notes`` as a list (nothing with ``--quick`` or without notes)."""
     notes = list(table.get("notes", [])) if not ctx.quick else []
-    if notes:
-        lines += ["**Notes on the extended grid**", "", *(f"- {n}" for n in notes), ""]
-    return lines
+    return [heading, "", *(f"- {n}" for n in notes), ""] if notes else []
+
+
+def _third_answers(third: dict, summary: dict, target: float) -> list[str]:
+    """The third family's answer lines: each selection's nested figure against the target, with the caveat."""
+    def figure(f: dict) -> str:
+        return f"{pct2(f['pooled']['uar'])} % (standard error about {100 * f['pooled']['uar_se']:.1f} points)"
+
+    lines = [f"- **RAVDESS -> EmoDB-dev UAR, nested over {name}** ({len(next(iter(third.values()))[name]['pooled_uar_not_a_result'])} "
+             f"candidates; target >= {target:.0f} %): " + ", ".join(f"{v} {figure(s[name])}" for v, s in third.items())
+             + f" -- {gen._verdict({v: s[name]['pooled']['uar'] for v, s in third.items()}, target)} (a third look at "
+             "the same test clips: optimistic, see the notes). On the CREMA-D clips, the candidate chosen on all of "
+             "EmoDB-dev: " + ", ".join(f"{v} ({s[name]['chosen_on_all']}) UAR {gen.pct(s[name]['crema_d']['uar'])} % "
+                                       f"on {s[name]['crema_d']['n']} clips" for v, s in third.items()) + "."
+             for name in THIRD]
+    best = {v: s[THIRD[0]]["pooled_uar_not_a_result"] for v, s in third.items()}
+    return lines + [
+        "- For comparison, the Whisper grid alone (the first sections): " + ", ".join(
+            f"{v} {pct2(s['pooled']['uar'])} %" for v, s in summary.items() if v in third)
+        + "; the family's best candidate's pooled UAR (NOT a result: chosen on the test speakers): " + ", ".join(
+            f"{v} {max(u, key=u.get)} {gen.pct(max(u.values()))} %" for v, u in best.items()) + "."]
+
+
+def _third_tables(third: dict, summary: dict) -> list[str]:
+    """Each selection's pooled figure and CREMA-D, its held-out speakers, and the family's confusion."""
+    lines = ["**Nested selection over each set of candidates** (the held-out predictions of every test speaker "
+             "pooled; CREMA-D: the candidate chosen on all of EmoDB-dev)", "",
+             "| variant | candidates | EmoDB-dev clips | accuracy | UAR | macro-F1 | ECE | chosen on all of EmoDB-dev "
+             "| CREMA-D clips | CREMA-D accuracy | CREMA-D UAR |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {v} | {_selection_cells(name, s[name])} |" for v, s in third.items() for name in THIRD]
+    lines += ["", "Held-out EmoDB-dev speakers (the Whisper grid's held-out UAR of the first sections for comparison):", "",
+              "| variant | candidates | test speaker | clips | chosen on the other speakers | its UAR there | test speaker "
+              "UAR (held out) | Whisper grid alone |", "|---|---|---|---|---|---|---|---|"]
+    for v, s in third.items():
+        for name in THIRD:
+            lines += [f"| {v} | {name} | {_speaker_cells(sp, r)} | {gen.pct(summary[v]['per_speaker'][sp]['uar'])} |"
+                      for sp, r in s[name]["per_speaker"].items()]
+    for v, s in third.items():
+        lines += ["", f"Confusion of the nested held-out predictions over {THIRD[0]}, {v}:", "",
+                  *gen._confusion(s[THIRD[0]]["pooled"])]
+    return lines + [""]
+
+
+def _third_candidates_table(ctx: gen.Context, third: dict) -> list[str]:
+    """Every third-family candidate's pooled EmoDB-dev UAR next to its counterpart's (descriptive, NOT a result)."""
+    lines = ["**Every candidate of the family: pooled EmoDB-dev UAR -- NOT a result** (choosing by it would choose on "
+             "the test speakers; shown only to see how much the choice matters), next to the same candidate without "
+             f"`{candidate_name(third_table(ctx)['set'])}` (the Whisper grid's), and the test speakers each selection "
+             "chose it for.", "",
+             "| variant | candidate | pooled UAR | without it | " + " | ".join(f"chosen for: {n}" for n in THIRD) + " |",
+             "|---|---|---|---|" + "---|" * len(THIRD)]
+    pairs = counterparts(ctx)
+    for v, s in third.items():
+        for name, u in s[THIRD[0]]["pooled_uar_not_a_result"].items():
+            chosen = [", ".join(sp for sp, r in s[n]["per_speaker"].items() if r["chosen"] == name) for n in THIRD]
+            without = s[THIRD[1]]["pooled_uar_not_a_result"].get(pairs[name])
+            lines.append(f"| {v} | {name} | {gen.pct(u)} | {'not in the grid' if without is None else gen.pct(without)} | "
+                         f"{' | '.join(chosen)} |")
+    return lines + [""]
+
+
+def _third_section(ctx: gen.Context, third: dict, summary: dict, target: float) -> list[str]:
+    """The section of the third family: its own nested figure, the Whisper grids together's, and everything's."""
+    table = third_table(ctx)
+    if not table or not third:
+        return []
+    extra = candidate_name(table["set"])
+    lines = [f"## {table.get('title', 'Third family')}", "",
+             f"Candidates added after the sections above: the Whisper grid again "
+             f"({' x '.join(f'{k} in {json.dumps(v)}' for k, v in table['grid'].items())}: {len(third_grid(ctx))}), each "
+             f"with `{extra}` as well, trained exactly as the Whisper candidates (RAVDESS only, validation speakers "
+             f"{ctx.ravdess_val}, variants plain and augmented). The nested selection is the one above (each EmoDB-dev "
+             "test speaker's candidate chosen on the other speakers only), over three sets of candidates: "
+             f"**{THIRD[0]}**; **{THIRD[1]}** (without and with `{extra}`: the choice a user of the toolkit has; ties to "
+             f"the grid without it); **{THIRD[2]}** (the Whisper grid, eGeMAPS, the ensembles and this family, ties "
+             "in that order). Its figures are a **third look** at the same "
+             f"{next(iter(third.values()))[THIRD[0]]['pooled']['n']} test clips (see the notes on when and why the "
+             "family came): they are optimistic, whatever the verdict.", "",
+             "**Answers**", "", *_third_answers(third, summary, target), "",
+             *_third_tables(third, summary), *_third_candidates_table(ctx, third)]
+    return lines + _notes(ctx, table, "**Notes on this family**")
 
 
 def part_report(ctx: gen.Context) -> None:
@@ -576,7 +741,8 @@ def part_report(ctx: gen.Context) -> None:
              f"- Command: `{command}` (parts: {', '.join(PARTS)}; results under `--work`)",
              f"- Date: {time.strftime('%Y-%m-%d %H:%M')}; machine: {bench_report.machine()}",
              f"- Versions: {bench_report.versions('scikit-learn')}",
-             *(f"- Candidates trained and scored {r['started']}-{r['ended']} UTC, load average (1/5/15 min) "
+             *(f"- Candidates trained and scored {r['started']}-{r['ended']} UTC"
+               f"{' (' + ', '.join(r['variants']) + ')' if 'variants' in r else ''}, load average (1/5/15 min) "
                f"{' / '.join(f'{x:.2f}' for x in r['load_before'])} at the start and "
                f"{' / '.join(f'{x:.2f}' for x in r['load_after'])} at the end (2 cores shared by several jobs)"
                for r in res["runs"]),
@@ -602,9 +768,9 @@ def part_report(ctx: gen.Context) -> None:
         lines += _variant_section(ctx, v, s)
     extended = summarise_extended(ctx, res)
     lines += _extended_section(ctx, extended, summary, target, res.get("egemaps_shift", []))
-    notes = list(ctx.suite.get("nested", {}).get("notes", [])) if not ctx.quick else []
-    if notes:
-        lines += ["## Notes", "", *(f"- {n}" for n in notes), ""]
+    third = summarise_third(ctx, res)
+    lines += _third_section(ctx, third, summary, target)
+    lines += _notes(ctx, ctx.suite.get("nested", {}), "## Notes")
     ctx.out.mkdir(parents=True, exist_ok=True)
     with OutputFile(ctx.out / "crosscorpus_nested.md") as fh:
         fh.commit("\n".join(lines).rstrip() + "\n")
@@ -612,7 +778,8 @@ def part_report(ctx: gen.Context) -> None:
                                                                   "feature": ctx.feature},
               "grid": table, "augment_channels": vars(ctx.channels), "versions": package_versions(),
               "target_uar": target, "runs": res["runs"], "variants": summary,
-              "egemaps": egemaps_table(ctx), "extended": extended, "egemaps_shift": res.get("egemaps_shift")}
+              "egemaps": egemaps_table(ctx), "extended": extended, "egemaps_shift": res.get("egemaps_shift"),
+              "third_family": {"table": third_table(ctx), "variants": third}}
     with OutputFile(ctx.out / "crosscorpus_nested.json") as fh:
         fh.commit(json.dumps(result, indent=1, default=float) + "\n")
     log(f"wrote {ctx.out / 'crosscorpus_nested.md'}")

@@ -77,6 +77,7 @@ def test_quick_run_writes_the_report(benchmark_script, tmp_path):
         assert heading in text
     result = json.loads((out / "crosscorpus_nested.json").read_text())
     assert result["quick"] and set(result["variants"]) == {"plain", "augmented"}
+    assert [r["variants"] for r in result["runs"]] == [["plain", "augmented"]]  # which variants each run trained
     class Ctx:
         quick, suite = True, {"quick": {"nested_grid": result["grid"]}}
 
@@ -91,9 +92,10 @@ def test_quick_run_writes_the_report(benchmark_script, tmp_path):
         assert v["crema_d"]["chosen_candidate"] in names and v["crema_d"]["chosen"]["n"] == 2
     runs = sorted(p.name for p in (tmp_path / "work" / "runs").iterdir())
     assert runs == ["nested", "ravdess_augmented", "ravdess_plain"]  # the recipe: the crosscorpus checkpoints
-    # (4 grid candidates + 2 eGeMAPS candidates) x 2 variants; the ensembles are fused, not trained
-    assert len(list((tmp_path / "work" / "runs" / "nested").iterdir())) == 12
+    # (4 grid candidates + 2 eGeMAPS candidates + 2 of the third family) x 2 variants; the ensembles are fused
+    assert len(list((tmp_path / "work" / "runs" / "nested").iterdir())) == 16
     _check_extended(script, text, result, names)
+    _check_third(script, text, result, names)
 
 
 def _check_extended(script, text: str, result: dict, names: set[str]) -> None:
@@ -132,3 +134,78 @@ def test_fusion_is_the_weighted_product_of_the_two_candidates(benchmark_script):
     np.testing.assert_allclose(script.fuse(a, b, 0.0)["probabilities"], a["probabilities"])
     with pytest.raises(SystemExit, match="other takes"):
         script.fuse(a, {**b, "takes": ["y", "x"]}, 0.5)
+
+
+def _check_third(script, text: str, result: dict, names: set[str]) -> None:
+    """The quick run's third family: its own section after the extended grid, three nested selections."""
+    title = result["third_family"]["table"]["title"]
+    assert text.index("## Extended grid") < text.index(f"## {title}")
+    third = {"hidden=[] input_dropout=0.25", "hidden=[8] input_dropout=0.25"}
+    every = set(result["extended"]["plain"][script.EXTENDED]["pooled_uar_not_a_result"])
+    assert set(result["third_family"]["variants"]) == {"plain", "augmented"}
+    for variant, v in result["third_family"]["variants"].items():
+        assert list(v) == list(script.THIRD)
+        assert [set(s["pooled_uar_not_a_result"]) for s in v.values()] == [third, names | third, every | third]
+        for s in v.values():
+            assert set(s["per_speaker"]) == {"03", "08"} and s["pooled"]["n"] == 13 and s["crema_d"]["n"] == 2
+        # the family's candidates scored as the grid's: the same clips, pooled UAR as the extended grid's
+        assert v[script.THIRD[1]]["pooled_uar_not_a_result"].items() >= \
+            result["extended"][variant]["families"][script.FAMILIES[0]]["pooled_uar_not_a_result"].items()
+    assert "nested over the third family alone" in text and "a third look" in text
+    assert "| plain | hidden=[8] input_dropout=0.25 |" in text  # the family's candidates, NOT a result
+
+
+def _ctx(tmp_path, third: dict | None):
+    class Ctx:
+        quick, model_config, work = False, {"combine": "concat", "C": 0.03}, tmp_path
+        suite = {"nested": {"grid": {"combine": ["mean", "concat"], "C": [0.03]},
+                            **({"layer_norm": third} if third else {})}}
+
+    return Ctx
+
+
+def test_third_family_candidates(benchmark_script, tmp_path):
+    script = benchmark_script("crosscorpus_nested")
+    ctx = _ctx(tmp_path, {"grid": {"combine": ["mean", "concat"], "C": [0.03]}, "set": {"layer_norm": True}})
+    third = script.third_grid(ctx)
+    assert third == [{"combine": "mean", "C": 0.03, "layer_norm": True}, {"combine": "concat", "C": 0.03, "layer_norm": True}]
+    assert script.candidate_name(third[1]) == "combine=concat C=0.03 layer_norm=true"
+    assert script.counterparts(ctx) == {"combine=mean C=0.03 layer_norm=true": "combine=mean C=0.03",
+                                        "combine=concat C=0.03 layer_norm=true": "combine=concat C=0.03"}
+    assert not script.is_recipe(ctx, third[1])  # a run folder of its own, never the recipe's checkpoint
+    assert script.run_dir(ctx, "augmented", third[1]) == (
+        tmp_path / "runs" / "nested" / "augmented_combine=concat_C=0.03_layer_norm=true")
+    assert script.third_grid(_ctx(tmp_path, None)) == []
+
+
+def test_third_family_selections(benchmark_script, tmp_path):
+    script = benchmark_script("crosscorpus_nested")
+    ctx = _ctx(tmp_path, {"grid": {"combine": ["mean", "concat"], "C": [0.03]}, "set": {"layer_norm": True}})
+    speakers = ["a"] * 4 + ["b"] * 4 + ["c"] * 4
+    y = np.array([0, 1, 0, 1] * 3)
+    right, wrong = _candidate(y, y, speakers), _candidate(y, 1 - y, speakers)
+    crema = _candidate(np.array([0, 1]), np.array([0, 1]), ["x", "y"])
+
+    def scored(emodb: dict) -> dict:
+        return {"emodb": emodb, "crema_d": crema}
+
+    # the grid: mean wrong everywhere, concat (the recipe, kept under RECIPE) right everywhere;
+    # the third family: mean with layer_norm right everywhere too, concat with it wrong
+    scores = {("plain", "combine=mean C=0.03"): scored(wrong), ("plain", script.RECIPE): scored(right),
+              ("plain", "combine=mean C=0.03 layer_norm=true"): scored(right),
+              ("plain", "combine=concat C=0.03 layer_norm=true"): scored(wrong)}
+    res = {"scores": scores}
+    out = script.summarise_third(ctx, res)
+    assert list(out) == ["plain"] and list(out["plain"]) == list(script.THIRD)
+    alone, together, every = (out["plain"][n] for n in script.THIRD)
+    assert alone["chosen_on_all"] == "combine=mean C=0.03 layer_norm=true" and alone["pooled"]["uar"] == 1.0
+    # a tie between the grid's recipe and the family's mean goes to the grid without layer_norm
+    assert together["chosen_on_all"] == "combine=concat C=0.03"
+    assert {r["chosen"] for r in together["per_speaker"].values()} == {"combine=concat C=0.03"}
+    assert set(every["pooled_uar_not_a_result"]) == set(together["pooled_uar_not_a_result"])  # no eGeMAPS here
+    assert together["pooled_uar_not_a_result"]["combine=concat C=0.03 layer_norm=true"] == 0.0
+    del scores[("plain", "combine=concat C=0.03 layer_norm=true")]
+    assert script.summarise_third(ctx, res) == {}  # not every candidate scored: no selection
+    same = _ctx(tmp_path, {"grid": {"combine": ["mean", "concat"], "C": [0.03]}, "set": {}})
+    with pytest.raises(SystemExit, match="repeats candidates"):  # a family that repeats the grid's names
+        script.summarise_third(same, res)
