@@ -49,7 +49,7 @@ needs its own babble copies (about 350 more Whisper passes per fold than the fin
 where that is too slow, this flag estimates the recipe without the copies and says so in
 ``model.json`` and the card. ``--reuse-main-estimates`` keeps the main head's estimates of the
 ``model.json`` in ``OUT`` (valid only while the head is the same: the build stops when its weights
-differ); ``--degraded-only`` adds the degraded-audio figures to an existing bundle.
+differ), and with ``--skip-degraded`` its degraded-audio figures too; ``--degraded-only`` adds the degraded-audio figures to an existing bundle.
 ``--report-only`` rewrites the card's generated blocks from the ``model.json`` already in ``OUT``.
 The video weight is not fitted (no labelled video of the target domain exists in the project; the
 real clips are the test set): it is a fixed choice, ``--video-weight``, justified in the model card.
@@ -577,7 +577,8 @@ def _arguments() -> argparse.Namespace:
                         help="keep the main head's held-out estimates of OUT/model.json (its in-domain fold heads are "
                              "still trained, with the copies, for the degraded audio, and must give its fold figures "
                              "again; the final head must come out bitwise identical)")
-    parser.add_argument("--skip-degraded", action="store_true", help="no degraded-audio figures")
+    parser.add_argument("--skip-degraded", action="store_true",
+                        help="no degraded-audio figures (with --reuse-main-estimates: those of OUT/model.json kept)")
     parser.add_argument("--degraded-only", action="store_true",
                         help="only the degraded-audio figures of the main head, added to OUT/model.json and the card "
                              "(its in-domain fold heads must give the fold figures of OUT/model.json again)")
@@ -635,6 +636,14 @@ def previous_bundle(out: Path) -> tuple[dict | None, bytes | None]:
     meta = json.loads((out / "model.json").read_text(encoding="utf-8")) if (out / "model.json").is_file() else None
     weights = out / "audio" / "model.safetensors"
     return meta, weights.read_bytes() if weights.is_file() else None
+
+
+def reused_degraded(args, previous: dict | None) -> dict | None:
+    """``--skip-degraded``: with ``--reuse-main-estimates``, the degraded-audio figures of ``previous``
+    (they describe the main head, which the build then checks is bitwise the same); else none."""
+    if not args.reuse_main_estimates or previous is None:
+        return None
+    return previous.get("metrics", {}).get("degraded")
 
 
 def main_estimates(args, s, previous: dict | None) -> dict | None:
@@ -726,7 +735,8 @@ def main() -> None:
         args.work = Path(work)
         est = main_estimates(args, s, previous)
         spk = speaker_norm_head(args, s, labels)
-        deg = None if args.skip_estimates or args.skip_degraded else degraded_audio(args, s.data, s.recipe, s.cache)
+        deg = None if args.skip_estimates else (reused_degraded(args, previous) if args.skip_degraded
+                                                else degraded_audio(args, s.data, s.recipe, s.cache))
     run = final_head(args, s, "audio", s.train)
     same = unchanged(args, old_weights)
     print(f"main head unchanged: {same}", flush=True)

@@ -109,3 +109,14 @@ def test_degraded_sample_is_a_fixed_fraction_by_clip_id(benchmark_script):
     quarter = gen.sampled(takes, 0.25)
     assert 60 < len(quarter) < 140 and quarter == gen.sampled(list(reversed(takes)), 0.25)[::-1]
     assert gen.sampled(takes, 1.0) == takes and gen.sampled(takes, 0.0) == []
+
+
+def test_skip_degraded_keeps_the_reused_heads_degraded_figures_only(benchmark_script):
+    """``--skip-degraded --reuse-main-estimates`` keeps the degraded-audio figures of the bundle in OUT (the
+    same head); without ``--reuse-main-estimates`` (a new head) or without a bundle there are none."""
+    reused = benchmark_script("build_default_model").reused_degraded
+    previous = {"metrics": {"degraded": {"mean_drop": 7.0, "worst": "babble_5db"}}}
+    assert reused(SimpleNamespace(reuse_main_estimates=True), previous) == previous["metrics"]["degraded"]
+    assert reused(SimpleNamespace(reuse_main_estimates=False), previous) is None
+    assert reused(SimpleNamespace(reuse_main_estimates=True), None) is None
+    assert reused(SimpleNamespace(reuse_main_estimates=True), {"metrics": {}}) is None
