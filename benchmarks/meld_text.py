@@ -16,7 +16,7 @@ among the variants); it is not comparable to published test-split figures.
 ``--probs DIR`` keeps each variant's dev probabilities (of its best epoch) in ``DIR``, outside the
 repo; ``--ensemble`` then adds the row of their mean (a seed ensemble, say) without training.
 
-Variants (``--variants``, comma-separated ``{tok|sent|ft1|ft2|ft4}_h<H>[_bal][_d3][_cng][_lr1e4][_ctxenc][_s1|_s2|_s3|_s4][_rerun]``: the text input of
+Variants (``--variants``, comma-separated ``{tok|sent|ft1|ft2|ft4}_h<H>[_bal][_d3][_cng][_lr1e4][_ctxenc][_spk][_s1|_s2|_s3|_s4][_rerun]``: the text input of
 :data:`INPUTS`, the context window ``H``, the :data:`OPTIONS`) share the training configuration of
 :data:`TRAIN`.
 """
@@ -56,6 +56,8 @@ OPTIONS: dict[str, tuple[dict, dict, str]] = {
     "lr1e4": ({"finetune_lr": 1e-4}, {}, ""),  # shown in the input's "(lr ...)"
     "ctxenc": ({"encoder_context": True}, {}, "the fine-tuned blocks run over the context and the current utterance "
                "together (EmoBERTa-style, a departure from the paper)"),
+    "spk": ({"speaker_prefix": True}, {}, "speaker names in the text ('Speaker: utterance' for the current and the "
+            "context utterances, EmoBERTa-style, a departure from the paper)"),
     **{f"s{k}": ({}, {"seed": k}, f"seed {k}") for k in SEEDS},  # seed 0 by default (:data:`TRAIN`)
     # the same run again under its own row, its figure beside the first one's
     "rerun": ({}, {}, "rerun of the same configuration and seed"),
@@ -63,7 +65,7 @@ OPTIONS: dict[str, tuple[dict, dict, str]] = {
 
 
 def variant(name: str) -> tuple[dict, dict, str]:
-    """``{tok|sent|ft1|ft2|ft4}_h{H}[_bal][_d3][_cng][_lr1e4][_ctxenc][_s1|_s2|_s3|_s4][_rerun]`` -> (model config, training overrides, description)."""
+    """``{tok|sent|ft1|ft2|ft4}_h{H}[_bal][_d3][_cng][_lr1e4][_ctxenc][_spk][_s1|_s2|_s3|_s4][_rerun]`` -> (model config, training overrides, description)."""
     parts = name.split("_")
     if len(parts) < 2 or parts[0] not in INPUTS or not parts[1].startswith("h") or not parts[1][1:].isdigit() \
             or any(p not in OPTIONS for p in parts[2:]):
