@@ -17,6 +17,9 @@ def test_variant_grammar_sets_the_model_and_training_options(benchmark_script):
     assert script.variant("sent_h1_d3")[0] == {"modalities": ["text"], "context": 1, "text_feature": "minilm",
                                                "text_kind": "vector", "dropout": 0.3}
     assert script.variant("ft2_h3_cng_lr1e4_s4")[1] == {"seed": 4}
+    config, _, text = script.variant("ft2_h3_cng_lr1e4_spk")
+    assert config["speaker_prefix"] is True and "'Speaker: utterance'" in text
+    assert "speaker_prefix" not in script.variant("ft2_h3_cng_lr1e4")[0]
     for bad in ("ft3_h0", "ft2_3", "ft2_h0_lr", "ft2", "ft2_h3_s5"):
         with pytest.raises(ValueError, match="is not"):
             script.variant(bad)

@@ -6,11 +6,12 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from avemo.cli import app
-from avemo.errors import DatasetError
+from avemo.errors import CheckpointError, ConfigError, DatasetError
 from avemo.training import load_data, resolve_split
 from avemo.training.data import previous_utterances
 from avemo.training.experiment import select_split
@@ -221,3 +222,59 @@ def test_cli_trains_text_and_audio_with_one_previous_utterance_on_a_generated_ie
     assert meta["data"]["n"]["test"] == 2 and meta["metrics"]["test"]["n"] == 2
     for split in ("val", "test"):
         assert 0.0 <= meta["metrics"][split]["accuracy"] <= 1.0
+
+
+def test_speaker_prefix_embeds_speaker_colon_text_beside_the_plain_cache_entries(meld, tmp_path):
+    from avemo.cache import FeatureCache
+    from avemo.datasets.text import speaker_prefixed
+    from avemo.features import get_extractor
+    from avemo.models import InputSpec
+    from avemo.training.data import gather
+
+    assert speaker_prefixed("We were on a break!", " Ross  Geller ") == "Ross Geller: We were on a break!"
+    assert speaker_prefixed("Hi.", None) == "Hi." and speaker_prefixed("Hi.", " ") == "Hi."
+    data = load_data("meld", meld)
+    _, dev, _, _ = resolve_split(data)
+    plain = InputSpec("text", "minilm", {}, (None,), "vector")
+    prefixed = InputSpec("text", "minilm", {}, (None,), "vector", speaker_prefix=True)
+    cache_root = tmp_path / "cache"
+    cache = FeatureCache(cache_root)
+    first = gather(dev, {"text": plain}, cache=cache)
+    stored = {p: p.read_bytes() for p in cache_root.rglob("*.npz")}
+    second = gather(dev, {"text": prefixed}, cache=cache)
+    clips = [next(iter(t)) for t in dev]
+    texts = [f"{c.speaker}: {c.text}" for c in clips]
+    assert {c.speaker for c in clips} == {"Ross", "Rachel"} and all(":" not in c.text for c in clips)
+    want = get_extractor("minilm").from_texts(texts)
+    for got, ref, other in zip(second.inputs["text"], want, first.inputs["text"], strict=True):
+        np.testing.assert_allclose(got, ref["x"], atol=1e-6)
+        assert not np.allclose(got, other, atol=1e-3)  # the name changes the embedding
+    entries = {p: p.read_bytes() for p in cache_root.rglob("*.npz")}
+    assert len(entries) == len(stored) + len(set(texts))  # own entries, keyed by the prefixed text
+    assert all(entries[p] == b for p, b in stored.items())  # the plain entries are kept as they were
+    with pytest.raises(ConfigError, match="speaker_prefix is for text inputs"):
+        InputSpec("audio", "mfcc", {}, (None, None), "sequence", speaker_prefix=True)
+
+
+def test_cli_trains_a_speaker_prefixed_text_model_and_the_text_expert_refuses_it(meld, tmp_path):
+    from avemo.inference.text_emotion import TextEmotion
+
+    runner = CliRunner()
+    run = tmp_path / "run"
+    config = {"modalities": ["text"], "context": 1, "text_feature": "minilm", "text_kind": "vector",
+              "speaker_prefix": True, "d_model": 16, "heads": 2}
+    cache = ["--cache", str(tmp_path / "cache"), "--workers", "1"]
+    result = runner.invoke(app, [
+        "train", "--dataset", "meld", "--root", str(meld), "--model", "gao_dialogue",
+        "--model-config", json.dumps(config), "--epochs", "1", "--out", str(run), "--device", "cpu", *cache,
+    ])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((run / "checkpoint.json").read_text())
+    assert meta["inputs"]["text"]["speaker_prefix"] is True
+    out = tmp_path / "dev.json"
+    result = runner.invoke(app, ["evaluate", "--checkpoint", str(run), "--dataset", "meld", "--root", str(meld),
+                                 "--split", "dev", "--json", str(out), *cache])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["weighted_f1"] == pytest.approx(meta["metrics"]["val"]["weighted_f1"])
+    with pytest.raises(CheckpointError, match="speaker_prefix"):
+        TextEmotion.load(run)

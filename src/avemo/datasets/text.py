@@ -5,7 +5,8 @@ Corpus text is often damaged on its way from subtitles to CSV. MELD's public CSV
 ``"I’m"``), and lone Windows-1252 bytes read as Latin-1 (``"I\\x92m"``). :func:`normalise_text`
 repairs both, applies Unicode NFKC (``"…"`` -> ``"..."``), folds typographic quotes and dashes
 to ASCII (so that the same sentence gives the same tokens whichever copy of a corpus it comes
-from) and collapses white space.
+from) and collapses white space. :func:`speaker_prefixed` writes an utterance as ``"Speaker: text"``
+(the ``speaker_prefix`` option of a model's text input, :class:`~avemo.models.InputSpec`).
 """
 
 from __future__ import annotations
@@ -50,3 +51,13 @@ def normalise_text(text: str) -> str:
     text = _C1.sub(_c1_as_cp1252, text)
     text = unicodedata.normalize("NFKC", text).translate(_ASCII_FOLD)
     return " ".join(text.split())
+
+
+def speaker_prefixed(text: str, speaker: str | None) -> str:
+    """``"Speaker: text"``: the utterance as EmoBERTa feeds it to its encoder (Kim & Vossen, "EmoBERTa:
+    Speaker-Aware Emotion Recognition in Conversation with RoBERTa", 2021, §3), so that a text model
+    sees who speaks, in the current utterance and in its dialogue context. ``text`` unchanged when
+    there is no speaker (None or blank). The speaker is the reader's :attr:`~avemo.datasets.Clip.speaker`:
+    a name for MELD (``"Ross"``), an id for corpora without names (IEMOCAP's ``"Ses01F"``)."""
+    name = " ".join(str(speaker or "").split())
+    return f"{name}: {text}" if name else text

@@ -13,7 +13,8 @@ seven in avemo's names (``neutral, happy, sad, angry, fearful, disgust, surprise
     model.labels                                    # ('neutral', 'happy', ...)
 
 Any checkpoint of a model whose only input is text and whose ``dialogue_context`` is 0 or None
-works (a dialogue model with ``H > 0`` is given no previous utterance, as at a dialogue's start).
+works (a dialogue model with ``H > 0`` is given no previous utterance, as at a dialogue's start),
+unless it was trained on speaker names (``speaker_prefix``: a transcript has none).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class TextEmotion:
         ckpt = load_checkpoint(path)
         if {s.modality for s in ckpt.inputs.values()} != {"text"}:
             raise CheckpointError(f"not a text-only model (inputs: {sorted(ckpt.inputs)})", path)
+        if any(s.speaker_prefix for s in ckpt.inputs.values()):
+            raise CheckpointError("the model reads 'Speaker: text' (speaker_prefix) and a transcript has no "
+                                  "speaker name: train a text model without speaker_prefix", path)
         return cls(ckpt)
 
     @property

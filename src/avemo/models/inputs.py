@@ -50,6 +50,11 @@ class InputSpec:
     ``standardise``: False for an input the model consumes as the extractor gives it (the hidden
     states of a pretrained network whose top layers the model fine-tunes); the
     :class:`~avemo.models.normalization.Normalizer` leaves it unchanged.
+    ``speaker_prefix`` (text inputs only): the extractor reads each utterance as ``"Speaker: text"``
+    (:func:`avemo.datasets.text.speaker_prefixed`, the clip's speaker; the text alone when the clip
+    has none), so that the model sees who speaks in the current utterance and in its dialogue
+    context (EmoBERTa's input). The features are cached by the text they read, so prefixed and
+    plain texts never share a cache entry.
     """
 
     modality: Modality
@@ -59,6 +64,7 @@ class InputSpec:
     kind: Kind = "vector"
     optional: bool = False
     standardise: bool = True
+    speaker_prefix: bool = False
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -69,6 +75,8 @@ class InputSpec:
             raise ConfigError(
                 f"InputSpec {self.feature!r}: a {self.kind} has {_RANKS[self.kind]} dims, got shape {self.shape}"
             )
+        if self.speaker_prefix and self.modality != "text":
+            raise ConfigError(f"InputSpec {self.feature!r}: speaker_prefix is for text inputs, not {self.modality}")
         object.__setattr__(self, "config", dict(self.config))
         object.__setattr__(self, "shape", tuple(self.shape))
 
@@ -77,7 +85,7 @@ class InputSpec:
 
         return hash(
             (self.modality, self.feature, canonical_json(self.config), self.shape, self.kind, self.optional,
-             self.standardise)
+             self.standardise, self.speaker_prefix)
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,6 +98,7 @@ class InputSpec:
             "kind": self.kind,
             "optional": self.optional,
             "standardise": self.standardise,
+            "speaker_prefix": self.speaker_prefix,
         }
 
     def describe(self) -> str:
@@ -101,7 +110,7 @@ class InputSpec:
             + ("," if len(self.shape) == 1 else "")
             + ")"
         )
-        return f"{self.feature}({conf}) {dims} {self.kind}"
+        return f"{self.feature}({conf}) {dims} {self.kind}" + (" of 'Speaker: text'" if self.speaker_prefix else "")
 
 
 def check_inputs(model_name: str, specs: Mapping[str, InputSpec], inputs: Any) -> None:

@@ -114,8 +114,10 @@ def _from_table(takes: Sequence[Take], spec: InputSpec, table: Any, out: dict[st
 
 def _from_text(takes: Sequence[Take], spec: InputSpec, out: dict[str, np.ndarray], failed: dict[str, str], *,
                cache: FeatureCache, progress: Callable[[int, int], None]) -> None:
-    """Each take's features of a text extractor, from its clip's text (through the cache, keyed by
-    the text); a take without text, or whose text fails (empty), is listed in ``failed``."""
+    """Each take's features of a text extractor, from its clip's text (``"Speaker: text"`` with the
+    input's ``speaker_prefix``; through the cache, keyed by the text read); a take without text, or
+    whose text fails (empty), is listed in ``failed``."""
+    from avemo.datasets.text import speaker_prefixed
     from avemo.extraction import ExtractorSpec
     from avemo.extraction.text import text_extractor, text_features
 
@@ -126,7 +128,7 @@ def _from_text(takes: Sequence[Take], spec: InputSpec, out: dict[str, np.ndarray
         if clip is None or not clip.text:
             failed.setdefault(take.key, f"take {take.key} has no text")
         else:
-            texts[take.key] = clip.text
+            texts[take.key] = speaker_prefixed(clip.text, clip.speaker) if spec.speaker_prefix else clip.text
     done = [0]
 
     def tick(n: int) -> None:

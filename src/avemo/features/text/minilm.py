@@ -22,6 +22,9 @@ Two extractors:
 Texts longer than ``max_tokens`` (256, the model's ``max_seq_length``) are truncated, as
 sentence-transformers does.
 
+The extractors embed the text they are given: a model input with ``speaker_prefix``
+(:class:`~avemo.models.InputSpec`) gives them ``"Speaker: text"``, cached under that text's own digest.
+
 **Why this package and this loader.** Alternatives checked: ``sentence-transformers`` with
 ``transformers`` (the package's own ``load_model``) installs from PyPI, but pulls ``transformers``
 (a large dependency tree and a multi-second import) for a 6-layer encoder; ``fastembed`` and

@@ -52,6 +52,12 @@ RoBERTa", 2021, §3; without its speaker names). The text Bi-LSTM then pools the
 utterance's tokens only, and the text window of step 2 above is the current utterance alone
 (the context has entered through the blocks): :func:`joint_sequence`, :func:`current_tokens`.
 
+Speaker names (``speaker_prefix = True``; a departure from paper 002, off by default): the text
+features are computed on ``"Speaker: text"`` (MELD: ``"Ross: We were on a break!"``), for the
+current utterance and for every context utterance, as EmoBERTa prefixes each utterance with its
+speaker's name (Kim & Vossen 2021, §3): the model then sees who speaks and who spoke before.
+Any text feature and any of the options above; see :class:`~avemo.models.InputSpec`.
+
 Departures: the paper's text features are 300-dimensional RoBERTa word embeddings; offline we have
 all-MiniLM-L6-v2, whose 384-dimensional token embeddings (``text_feature``) we feed instead. The
 paper's encoder sizes are not given: text Bi-LSTM 1 layer of 128 units per direction, audio as
@@ -104,6 +110,7 @@ class GaoDialogueConfig:
     finetune_context_grad: bool = True
     finetune_bucket: int = 16
     encoder_context: bool = False
+    speaker_prefix: bool = False
     audio_config: dict[str, Any] = dataclasses.field(default_factory=dict)
     video: str = "sultana_video_cnn3d"
     video_config: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -189,8 +196,10 @@ def _text_spec(c: GaoDialogueConfig) -> InputSpec:
     shape = (None, c.text_dim) if c.text_kind == "sequence" else (c.text_dim,)
     if c.finetune_layers:  # the hidden states below the fine-tuned blocks, as the encoder gives them
         conf = {**c.text_feature_config, "layer": MINILM_DEPTH - c.finetune_layers}
-        return InputSpec("text", "minilm_hidden", conf, shape, c.text_kind, standardise=False)
-    return InputSpec("text", c.text_feature, c.text_feature_config, shape, c.text_kind)
+        return InputSpec("text", "minilm_hidden", conf, shape, c.text_kind, standardise=False,
+                         speaker_prefix=c.speaker_prefix)
+    return InputSpec("text", c.text_feature, c.text_feature_config, shape, c.text_kind,
+                     speaker_prefix=c.speaker_prefix)
 
 
 def _pretrained_blocks(c: GaoDialogueConfig) -> nn.ModuleList:
