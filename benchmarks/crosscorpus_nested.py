@@ -40,8 +40,8 @@ the feature cache, through the recipe's extractor and the eGeMAPS candidates'), 
 and score every candidate), ``report``
 (``OUT/crosscorpus_nested.{md,json}``). ``--quick``: a few clips, the suite's ``[quick]`` recipe, ``nested_grid``,
 ``nested_egemaps`` and ``nested_layer_norm`` (the smoke test of ``tests/test_benchmark_crosscorpus_nested.py``).
-Two processes (e.g. ``--variants plain`` and ``--variants augmented``) must not share a ``--work``: each
-rewrites ``nested.pkl`` with its own results, so the last to write drops the other's scores.
+Two processes (e.g. ``--variants plain`` and ``--variants augmented``) may share a ``--work``: each saves
+``nested.pkl`` merged with what the other wrote, under a lock (``parts.save_merged``).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import generalisation as gen  # noqa: E402
-from parts import load, log, save  # noqa: E402
+from parts import load, log, save_merged  # noqa: E402
 
 PARTS = ("copies", "candidates", "report")
 TARGETS = ("emodb", "crema_d")
@@ -169,14 +169,14 @@ def part_candidates(ctx: gen.Context) -> None:
             if name in adapted:
                 scores["adapted"] = {t: ctx.score_adapted(out_dir, ctx.data(t)) for t in TARGETS}
             res["scores"][(variant, name)] = scores
-            save(path, res)
+            save_merged(path, res)
             log(f"nested {variant} {name}: trained and scored ({len(scores['emodb']['takes'])} EmoDB-dev clips, "
                 f"{len(scores['crema_d']['takes'])} CREMA-D clips)")
     if egemaps_table(ctx) and "egemaps_shift" not in res:
         res["egemaps_shift"] = feature_shift(ctx)
     res["runs"].append({"started": started, "ended": time.strftime("%H:%M"), "load_before": load_before,
                         "load_after": os.getloadavg(), "variants": list(ctx.variants)})
-    save(path, res)
+    save_merged(path, res)
 
 
 # ----------------------------------------------------------------------------- nested selection

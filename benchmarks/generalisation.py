@@ -76,7 +76,7 @@ SUITE = REPO / "benchmarks" / "generalisation_suite.toml"
 PARTS = ("extract", "copies", "select", "crosscorpus", "loco", "multicorpus", "degraded", "audio_au", "report")
 VARIANTS = ("plain", "augmented")
 
-from parts import load, log, parse_parts, run_parts, save  # noqa: E402
+from parts import load, log, parse_parts, run_parts, save, save_merged  # noqa: E402
 
 
 def pct(x: float | None) -> str:
@@ -254,7 +254,7 @@ def part_crosscorpus(ctx: Context) -> None:
         log("crosscorpus " + variant + ": " + ", ".join(
             f"{k} UAR {pct(v['uar'])} acc {pct(v['accuracy'])} ECE {v['ece']:.3f}" for k, v in out[variant].items())
             + "; adapted: " + ", ".join(f"{k} {_uar(v)}" for k, v in adapted.items()))
-    save(ctx.work / "crosscorpus.pkl", out)
+    save_merged(ctx.work / "crosscorpus.pkl", out)
 
 
 def _uar(e: dict) -> str:
@@ -279,7 +279,7 @@ def part_loco(ctx: Context) -> None:
         log("loco " + variant + ": " + ", ".join(
             f"{k} UAR {pct(v['uar'])}" for k, v in out[variant].items() if isinstance(v, dict))
             + "; adapted: " + ", ".join(f"{k} {_uar(v)}" for k, v in adapted.items()))
-    save(ctx.work / "loco.pkl", out)
+    save_merged(ctx.work / "loco.pkl", out)
 
 
 # ----------------------------------------------------------------------------- multi-corpus
@@ -319,7 +319,7 @@ def part_multicorpus(ctx: Context) -> None:
         out["folds"][variant] = {"per_speaker": folds, "pooled": pooled,
                                  "mean_uar": float(np.mean([f["uar"] for f in folds.values()])),
                                  "std_uar": float(np.std([f["uar"] for f in folds.values()]))}
-    save(ctx.work / "multicorpus.pkl", out)
+    save_merged(ctx.work / "multicorpus.pkl", out)
 
 
 # ----------------------------------------------------------------------------- degraded audio
@@ -475,7 +475,7 @@ def score_folds(ctx: Context, path: Path, name: str, tag: str, tasks) -> None:
                 scores["clean_full"] = ctx.score(ckpts[v], data, test)
             if degraded and "clean" not in scores:
                 scores["clean"] = ctx.score(ckpts[v], data, chosen)
-        save(path, res)
+        save_merged(path, res)
         log(f"{tag} fold {fold.number} clean: " + ", ".join(
             f"{v} {pct(entry['scores'][v]['clean_full']['accuracy'])}" for v in variants))
         if degraded:
@@ -486,7 +486,7 @@ def score_folds(ctx: Context, path: Path, name: str, tag: str, tasks) -> None:
                 if condition not in entry["scores"][v]:
                     entry["scores"][v][condition] = ctx.score(ckpts[v], data, chosen,
                                                               perturb_of(condition, seed, talkers))
-            save(path, res)
+            save_merged(path, res)
         s = degraded_summary(res, [condition])
         log(f"{tag} {condition}: " + ", ".join(
             f"{v} {pct(s[v]['conditions'].get(condition, {}).get('accuracy'))}" for v in ctx.variants))
@@ -546,7 +546,7 @@ def part_select(ctx: Context) -> None:
                 if condition not in scores:
                     perturb = None if condition == "clean" else perturb_of(condition, seed, talkers)
                     scores[condition] = ctx.score(ckpt, rav, chosen, perturb)["accuracy"]
-            save(path, res)
+            save_merged(path, res)
             log(f"select fold {fold.number} {variant}: {len(chosen)} validation clips, clean "
                 f"{pct(scores['clean'])}, mean drop {100 * _mean_drop(scores, conditions):.1f}")
 

@@ -18,10 +18,35 @@ def log(msg: str) -> None:
 def save(path: Path, obj: Any) -> None:
     """Pickle ``obj`` to ``path`` atomically (a part interrupted mid-write leaves the old result)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
         pickle.dump(obj, fh)
     os.replace(tmp, path)
+
+
+def save_merged(path: Path, obj: dict) -> None:
+    """Save the results dict ``obj`` with what ``path`` holds now taken into it, under an exclusive lock,
+    so that processes sharing a ``--work`` (e.g. ``--variants plain`` and ``--variants augmented`` of one
+    part) keep each other's results: the stored entries ``obj`` lacks are added to it, key by key down
+    its nested dicts (in place: references into ``obj`` stay valid), and the stored items of a list
+    it lacks are appended; where both have another entry, ``obj``'s wins."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _absorb(obj, load(path, {}))
+        save(path, obj)
+
+
+def _absorb(obj: dict, stored: dict) -> None:
+    for key, value in stored.items():
+        if key not in obj:
+            obj[key] = value
+        elif isinstance(obj[key], dict) and isinstance(value, dict):
+            _absorb(obj[key], value)
+        elif isinstance(obj[key], list) and isinstance(value, list):  # e.g. each process's run records
+            obj[key].extend(item for item in value if item not in obj[key])
 
 
 def load(path: Path, default: Any = None) -> Any:

@@ -78,3 +78,24 @@ def test_quick_run_writes_every_section(benchmark_script, tmp_path):
     assert runs == [f"fold1_{v}_seed{s}" for v in ("augmented", "plain") for s in (0, 1)]  # the quick seed ensemble
     ckpt = json.loads((tmp_path / "work" / "runs" / "audio_au" / "fold1_plain_seed0" / "checkpoint.json").read_text())
     assert "openface_au_means" in json.dumps(ckpt)  # the AU table went into training
+
+
+def test_processes_sharing_a_work_folder_keep_each_others_results(benchmark_script, tmp_path):
+    """Two processes load the results before either saves (``--variants plain`` / ``augmented`` of one
+    part): each save takes in what the other wrote, and references into the saved dict stay live."""
+    parts = benchmark_script("parts")
+    path = tmp_path / "work" / "degraded.pkl"
+    plain, augmented = parts.load(path, {}), parts.load(path, {})
+    entry = plain.setdefault(1, {"scores": {}})
+    entry["scores"]["plain"] = {"clean": 0.8}
+    plain["runs"] = [{"variants": ["plain"]}]
+    parts.save_merged(path, plain)
+    augmented.setdefault(1, {"scores": {}})["scores"]["augmented"] = {"clean": 0.7}
+    augmented["runs"] = [{"variants": ["augmented"]}]
+    parts.save_merged(path, augmented)
+    entry["scores"]["plain"]["mp3_16k"] = 0.6  # the first process goes on with its entry
+    parts.save_merged(path, plain)
+    stored = parts.load(path)
+    assert stored[1]["scores"] == {"plain": {"clean": 0.8, "mp3_16k": 0.6}, "augmented": {"clean": 0.7}}
+    assert sorted(r["variants"][0] for r in stored["runs"]) == ["augmented", "plain"]
+    assert not list(path.parent.glob("*.tmp"))
