@@ -3,8 +3,10 @@ project), its label protocols, the leave-one-session-out plan, and dialogue leak
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import soundfile as sf
@@ -16,11 +18,18 @@ from avemo.datasets import (
     builtin_plan,
     check_leakage,
     iemocap_label_set,
+    pair_takes,
     read_dataset,
     split,
 )
-from avemo.errors import DatasetError, LeakageError
+from avemo.datasets.iemocap import MANIFEST, read_manifest
+from avemo.datasets.iemocap_video import prepare_iemocap, speaker_side
+from avemo.errors import AvemoError, ConfigError, DatasetError, LeakageError, MediaError
+from avemo.media import load_audio, read_frames
+from avemo.media.cut import video_encoder
+from avemo.training import load_data
 
+FPS = 10  # of the generated dialogue videos
 ANNOTATORS = "C-E2:\tNeutral;\t()\nC-E3:\tNeutral;\t()\nA-E3:\tval 3; act 2; dom  2;\t()\n"
 
 # dialogue -> utterances as (start, end, name, label, transcript or None); listed out of time order
@@ -45,8 +54,34 @@ def _other_session(n: int) -> dict:
     return {dialogue: [(2.0, 3.0, f"{dialogue}_M000", "ang", "Get out."), (0.5, 1.5, f"{dialogue}_F000", "neu", "Hi.")]}
 
 
+def _write_split_screen(path: Path, seconds: float, fps: int = FPS) -> None:
+    """A 720x480 AVI (MPEG-4) in which frame i carries its number in both halves (red 16 * (i % 16),
+    blue 16 * (i // 16)) and the halves differ in green (left 220, right 30)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt, stream.bit_rate = 720, 480, "yuv420p", 2_000_000
+        for i in range(int(round(seconds * fps))):
+            image = np.zeros((480, 720, 3), np.uint8)
+            image[..., 0], image[..., 2] = 16 * (i % 16), 16 * (i // 16)
+            image[:, :360, 1], image[:, 360:, 1] = 220, 30
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def _frame_numbers(images: np.ndarray) -> list[int]:
+    """The frame numbers :func:`_write_split_screen` drew into decoded frames (read in their middle)."""
+    middle = images[:, 160:320, 120:240].reshape(len(images), -1, 3).mean(axis=1)
+    return [int(round(r / 16)) + 16 * int(round(b / 16)) for r, _, b in middle]
+
+
 def _write_session(root: Path, n: int, dialogues: dict, *, no_wav: tuple[str, ...] = (),
-                   extra_transcript: str = "") -> None:
+                   extra_transcript: str = "", videos: dict[str, float | None] | None = None) -> None:
+    """The release layout of session ``n``. Each wav lasts its span and holds a noise of its own; a
+    dialogue's .avi is an empty file, or, for a dialogue in ``videos``, a split-screen video of that
+    many seconds (None: no .avi at all)."""
+    videos = videos or {}
     session = root / f"Session{n}"
     labels, transcripts = session / "dialog" / "EmoEvaluation", session / "dialog" / "transcriptions"
     for folder in (labels, transcripts, labels / "Categorical", session / "dialog" / "avi" / "DivX"):
@@ -61,13 +96,17 @@ def _write_session(root: Path, n: int, dialogues: dict, *, no_wav: tuple[str, ..
             if name not in no_wav:
                 wav = session / "sentences" / "wav" / dialogue / f"{name}.wav"
                 wav.parent.mkdir(parents=True, exist_ok=True)
-                t = np.arange(1600) / 16000
-                sf.write(wav, (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+                noise = np.random.default_rng(zlib.crc32(name.encode())).standard_normal(int((end - start) * 16000))
+                sf.write(wav, (0.1 * noise).astype(np.float32), 16000, subtype="PCM_16")
         (labels / f"{dialogue}.txt").write_text("\n".join(lines) + "\n")
         (labels / "Categorical" / f"{dialogue}_e1_cat.txt").write_text(f"{utterances[0][2]} :Neutral; ()\n")
         stray = extra_transcript if extra_transcript.startswith(dialogue + "_") else ""
         (transcripts / f"{dialogue}.txt").write_text("\n".join(text_lines) + "\n" + stray)
-        (session / "dialog" / "avi" / "DivX" / f"{dialogue}.avi").write_bytes(b"")
+        avi = session / "dialog" / "avi" / "DivX" / f"{dialogue}.avi"
+        if dialogue not in videos:
+            avi.write_bytes(b"")
+        elif videos[dialogue] is not None:
+            _write_split_screen(avi, videos[dialogue])
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +219,153 @@ def test_a_plan_splitting_a_dialogue_is_leakage(iemocap):
     assert a.dialogue == b.dialogue
     with pytest.raises(LeakageError, match="dialogue"):
         check_leakage([a], [], [b], speakers=False)
+
+
+# ------------------------------------------------------------------ utterance videos (avemo prepare)
+
+
+@pytest.fixture(scope="module")
+def av_release(tmp_path_factory) -> Path:
+    """Session 1 with real split-screen videos (Ses01F_script01_1's ends at 2.0 s, before its M000's span
+    [1.5 - 3.0] does), session 2 with an empty .avi, session 3 without its .avi."""
+    root = tmp_path_factory.mktemp("iemocap_av") / "IEMOCAP_full_release"
+    _write_session(root, 1, SESSION1, videos={"Ses01F_impro01": 18.0, "Ses01F_script01_1": 2.0})
+    _write_session(root, 2, _other_session(2))
+    _write_session(root, 3, _other_session(3), videos={"Ses03M_impro02": None})
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(av_release, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared") / "media"
+    calls = []
+    report = prepare_iemocap(av_release, out, progress=lambda done, total: calls.append((done, total)))
+    return out, report, calls
+
+
+def test_prepare_cuts_each_utterance_from_its_span_and_its_speakers_half(av_release, prepared):
+    out, report, calls = prepared
+    assert sorted(report.cut) == ["Ses01F_impro01_F000", "Ses01F_impro01_F001", "Ses01F_impro01_F002",
+                                  "Ses01F_impro01_M000", "Ses01F_impro01_M002"]  # both protocols' labels
+    assert calls[-1] == (8, 8)  # the utterances with a video file: 6 of session 1, 2 of session 2
+    entries = read_manifest(out)
+    for take, side, green in (("Ses01F_impro01_F000", "left", 220), ("Ses01F_impro01_M000", "right", 30)):
+        entry = entries[take]
+        assert entry["side"] == side and entry["crop"] == ([0, 0, 360, 480] if side == "left" else [360, 0, 360, 480])
+        frames = read_frames(out / entry["file"])
+        assert frames.images.shape[1:] == (480, 360, 3)
+        assert abs(frames.images[..., 1].mean() - green) < 8  # the speaker's half, no pixel of the other
+        start, end = entry["start"], entry["end"]
+        expected = [i for i in range(int(18 * FPS)) if start <= i / FPS < end]  # the source frames in the span
+        assert _frame_numbers(frames.images) == expected and entry["frames"] == len(expected)
+        assert frames.times[0] == pytest.approx(expected[0] / FPS - start, abs=0.5 / FPS)  # timing kept
+        wav = av_release / "Session1" / "sentences" / "wav" / "Ses01F_impro01" / f"{take}.wav"
+        track, own = load_audio(out / entry["file"], sr=16000), sf.read(wav, dtype="float32")[0]
+        assert track.shape == own.shape and np.array_equal(track, own)  # the utterance's wav, bit-exact
+
+
+def test_reader_gives_audio_video_text_clips_when_prepared_and_audio_text_clips_otherwise(av_release, prepared):
+    out, _, _ = prepared
+    plain = {c.take: c for c in read_dataset("iemocap", av_release, protocol="iemocap6")}
+    scan = read_dataset("iemocap", av_release, protocol="iemocap6", media=out)
+    clips = {c.take: c for c in scan}
+    f000, m002 = clips["Ses01F_impro01_F000"], clips["Ses01F_impro01_M002"]
+    assert f000.path == out / "Session1" / "Ses01F_impro01" / "Ses01F_impro01_F000.mkv"
+    assert f000.modalities == ("audio", "video", "text") and m002.modalities == ("audio", "video")  # M002: no text
+    assert f000.fields["video_side"] == "left" and clips["Ses01F_impro01_M000"].fields["video_crop"] == (360, 0, 360, 480)
+    assert f000.fields["wav"] == str(plain["Ses01F_impro01_F000"].path)
+    assert plain["Ses01F_impro01_F000"].modalities == ("audio", "text")
+    for take, clip in clips.items():  # everything else as without media
+        before = plain[take]
+        assert (clip.speaker, clip.dialogue, clip.turn, clip.text, clip.emotion) == \
+               (before.speaker, before.dialogue, before.turn, before.text, before.emotion)
+        assert {k: clip.fields[k] for k in before.fields} == dict(before.fields)
+    failed = clips["Ses01F_script01_1_M000"]  # its cut failed: it stays an audio+text clip
+    assert failed.path.suffix == ".wav" and failed.modalities == ("audio", "text")
+    assert any("5 of 10 utterances have no prepared video file" in w for w in scan.warnings)
+    take = pair_takes(scan.clips)["iemocap:Ses01F_impro01_F000"]
+    assert take["video"].path == take["audio"].path == f000.path
+    with pytest.raises(DatasetError, match="not a folder written by avemo prepare"):
+        read_dataset("iemocap", av_release, media=av_release)
+
+
+def test_bad_cases_are_reported_and_skipped_and_nothing_half_written_remains(prepared):
+    out, report, _ = prepared
+    reasons = {str(s.path): s.reason for s in report.failed}
+    assert set(reasons) == {"Ses01F_script01_1_M000", "Ses02M_impro02_M000", "Ses02M_impro02_F000",
+                            "Ses03M_impro02_M000", "Ses03M_impro02_F000"}
+    assert "Ses01F_script01_1.avi: the span [1.50 - 3.00] s ends after the video (2.00 s)" in reasons["Ses01F_script01_1_M000"]
+    assert reasons["Ses02M_impro02_F000"].endswith("Ses02M_impro02.avi: file is empty (0 bytes)")
+    assert reasons["Ses03M_impro02_F000"] == "no dialogue video dialog/avi/DivX/Ses03M_impro02.avi in Session3"
+    assert all("\n" not in r for r in reasons.values())
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == sorted([MANIFEST] + [f"Session1/Ses01F_impro01/{t}.mkv" for t in report.cut])  # no temp file
+    assert "no prepared video" not in report.summary() and report.summary().startswith("10 utterances: 5 cut, 0 up to date, 5 failed")
+
+
+def test_a_failure_while_writing_leaves_nothing(av_release, tmp_path, monkeypatch):
+    import avemo.media.cut as cut
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cut, "_copy_audio", interrupted)  # after the video frames were written
+    avi = av_release / "Session1" / "dialog" / "avi" / "DivX" / "Ses01F_impro01.avi"
+    wav = next((av_release / "Session1" / "sentences" / "wav" / "Ses01F_impro01").glob("*.wav"))
+    with pytest.raises(KeyboardInterrupt):
+        cut.cut_clip(avi, tmp_path / "cut" / "x.mkv", start=1.0, end=2.0, audio=wav)
+    assert list((tmp_path / "cut").iterdir()) == []
+    with pytest.raises(MediaError, match=r"has no audio stream"):  # an audio file without audio
+        cut.cut_clip(avi, tmp_path / "cut" / "x.mkv", start=1.0, end=2.0, audio=avi)
+    assert list((tmp_path / "cut").iterdir()) == []
+    with pytest.raises(ConfigError, match="not 0 <= start < end"):
+        cut.cut_clip(avi, tmp_path / "x.mkv", start=2.0, end=1.0)
+
+
+def test_a_rerun_keeps_what_is_up_to_date_and_recuts_what_changed(tmp_path):
+    root = tmp_path / "release"
+    _write_session(root, 1, {"Ses01F_script01_1": SESSION1["Ses01F_script01_1"]}, videos={"Ses01F_script01_1": 3.5})
+    out = tmp_path / "media"
+    first = prepare_iemocap(root, out, codec="mpeg4")
+    assert first.cut == ["Ses01F_script01_1_M000"] and not first.failed
+    path = out / read_manifest(out)["Ses01F_script01_1_M000"]["file"]
+    made = path.stat().st_mtime_ns
+    again = prepare_iemocap(root, out, codec="mpeg4")
+    assert again.kept == ["Ses01F_script01_1_M000"] and again.cut == [] and path.stat().st_mtime_ns == made
+    full = prepare_iemocap(root, out, codec="mpeg4", side="full")  # another request: cut again
+    assert full.cut == ["Ses01F_script01_1_M000"] and read_manifest(out)["Ses01F_script01_1_M000"]["crop"] == [0, 0, 720, 480]
+    assert read_frames(path).images.shape[1:] == (480, 720, 3)
+    label_file = root / "Session1" / "dialog" / "EmoEvaluation" / "Ses01F_script01_1.txt"
+    label_file.write_text(label_file.read_text().replace("[1.5000 - 3.0000]", "[1.6000 - 3.0000]"))
+    scan = read_dataset("iemocap", root, media=out)  # the label file moved the span: the file is stale
+    assert scan.clips[0].modalities == ("audio", "text") and any("cut from another span" in w for w in scan.warnings)
+    assert prepare_iemocap(root, out, codec="mpeg4", side="full").cut == ["Ses01F_script01_1_M000"]
+    assert read_dataset("iemocap", root, media=out).clips[0].has("video")
+
+
+def test_sides_and_options():
+    assert speaker_side("Ses01F_impro01_F000") == "left" and speaker_side("Ses01F_impro01_M000") == "right"
+    assert speaker_side("Ses05M_script02_2_M010") == "left" and speaker_side("Ses05M_script02_2_F010") == "right"
+    assert speaker_side("Ses01F_impro01_M000", "full") == "full"
+    with pytest.raises(ConfigError, match="side 'middle'"):
+        speaker_side("Ses01F_impro01_M000", "middle")
+    with pytest.raises(ConfigError, match="video encoder 'h265'"):
+        video_encoder("h265")
+    assert video_encoder("auto") in ("libx264", "mpeg4")
+
+
+def test_prepare_command(av_release, tmp_path):
+    from typer.testing import CliRunner
+
+    from avemo.cli import app
+
+    out = tmp_path / "media"
+    result = CliRunner().invoke(app, ["prepare", "--root", str(av_release), "--out", str(out), "--protocol", "iemocap4", "-j", "2"])
+    assert result.exit_code == 1, result.output  # some utterances could not be cut
+    assert "9 utterances: 4 cut, 0 up to date, 5 failed" in result.output and "Not prepared" in result.output
+    assert len(read_manifest(out)) == 4
+    refused = CliRunner().invoke(app, ["prepare", "-d", "meld", "--root", str(av_release), "--out", str(tmp_path / "x")])
+    assert isinstance(refused.exception, AvemoError) and "only iemocap needs preparing" in str(refused.exception)
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ConfigError, match="media .* is for the iemocap dataset"):
+        load_data("ravdess", av_release, media=out)

@@ -257,6 +257,54 @@ def _extract_clips(items, specs, cache, path: Path, **run_options):
     return ExtractionReport.merge(reports)
 
 
+# --------------------------------------------------------------------------- prepare
+
+
+@app.command()
+def prepare(
+    root: Annotated[Path, typer.Option("--root", "-r", help="The IEMOCAP release (IEMOCAP_full_release, or the "
+                                                             "folder holding it).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the utterance files (created if missing; a "
+                                                          "re-run keeps the files that are up to date).")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="The corpus: iemocap (the only one whose "
+                                                                 "videos are not per utterance).")] = "iemocap",
+    side: Annotated[str, typer.Option(help="The part of the 720x480 split-screen dialogue video kept: auto (the "
+                                           "left half for the actor of the dialogue name's gender, who wore the "
+                                           "markers, the right half for the other: a convention of other "
+                                           "IEMOCAP preprocessing code, not checked by avemo), left, right, full.")] = "auto",
+    protocol: Annotated[str | None, typer.Option(help="Only the utterances of this label protocol, iemocap4 or "
+                                                      "iemocap6 (default: those of both).")] = None,
+    codec: Annotated[str, typer.Option(help="Video encoder: auto (libx264 where this FFmpeg build has it, else "
+                                            "mpeg4), libx264, mpeg4.")] = "auto",
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Parallel processes cutting utterances.")] = 1,
+) -> None:
+    """Cut IEMOCAP's dialogue videos into one audio-visual file per labelled utterance.
+
+    Each file (OUT/Session{n}/<dialog>/<utterance>.mkv) holds the frames of the utterance's span,
+    cropped to the speaker's half (--side), with the utterance's wav as its audio track (copied
+    bit-exact). Read them with --media OUT (train, evaluate): the clips become audio+video+text.
+    Utterances that cannot be cut (no .avi, a damaged one, a span past its end) are listed and
+    skipped (exit code 1); the others are kept."""
+    from avemo.datasets.iemocap_video import prepare_iemocap
+    from avemo.output_file import removing_new_folders
+
+    if dataset != "iemocap":
+        raise AvemoError(f"--dataset {dataset}: only iemocap needs preparing (its videos are per dialogue)")
+    with removing_new_folders(out), _progress(2, "cutting") as bar:
+        task = bar.add_task("cutting utterances", total=None)
+        report = prepare_iemocap(root, out, side=side, protocol=protocol, codec=codec, workers=workers,
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+    for line in report.warnings:
+        console_err.print(f"[yellow]warning[/] {escape(line)}")
+    console.print(report.summary())
+    if report.failed:
+        table = Table("utterance or file", "reason", title="Not prepared", title_justify="left")
+        for item in report.failed:
+            table.add_row(escape(str(item.path)), escape(item.reason))
+        console_err.print(table)
+        raise typer.Exit(1)
+
+
 # --------------------------------------------------------------------------- training
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset layout: ravdess, crema_d, emodb, folder.")]
@@ -286,6 +334,10 @@ ExtractWorkersOpt = Annotated[
 LabelsOpt = Annotated[Path | None, typer.Option("--labels", help="Labels CSV for --dataset folder.")]
 ProtocolOpt = Annotated[
     str | None, typer.Option("--protocol", help="IEMOCAP label protocol: iemocap4 (default) or iemocap6 (paper 002).")
+]
+MediaOpt = Annotated[
+    Path | None, typer.Option("--media", help="IEMOCAP: the folder `avemo prepare --dataset iemocap` wrote; its utterance "
+                                              "videos make the clips audio+video(+text) (without it: audio+text).")
 ]
 
 
@@ -322,7 +374,8 @@ def _model_config(text: str | None) -> dict:
 
 
 def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_file: Path | None, *, label_space: str,
-                visual_table: Path | None, speakers: str | None, labels: Path | None, protocol: str | None = None):
+                visual_table: Path | None, speakers: str | None, labels: Path | None, protocol: str | None = None,
+                media: Path | None = None):
     """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora)."""
     from avemo.training import load_data
     from avemo.training.corpora import CorpusSpec, read_corpora_file
@@ -346,9 +399,11 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
         only = specs[0]
         chosen = _speakers(speakers) or (list(only.speakers) if only.speakers is not None else None)
         return load_data(only.dataset, only.root, visual_table=visual_table, speakers=chosen,
-                         labels_csv=labels or only.labels, protocol=protocol)
+                         labels_csv=labels or only.labels, protocol=protocol, media=media)
     if _speakers(speakers) is not None or labels is not None:
         raise AvemoError("with several corpora, give speakers= and labels= per corpus in a --corpora file")
+    if protocol is not None or media is not None:
+        raise AvemoError("--protocol and --media read one IEMOCAP corpus; they do not combine with several corpora")
     data = load_corpora(specs, label_space, visual_table=visual_table)
     space = data.corpora.space
     left = "; ".join(f"{c}: {dict(e)}" for c, e in data.corpora.left_out.items()) or "none"
@@ -435,6 +490,7 @@ def train(
     loader_workers: LoaderWorkersOpt = None,
     compile_model: CompileOpt = None,
     protocol: ProtocolOpt = None,
+    media: MediaOpt = None,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
@@ -454,7 +510,7 @@ def train(
         "balance": balance,
     })
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table,
-                       speakers=speakers, labels=labels, protocol=protocol)
+                       speakers=speakers, labels=labels, protocol=protocol, media=media)
     tr, va, te, split_info = resolve_split(data, fold=fold, plan=plan, val_speakers=_speakers(val_speakers))
     with removing_new_folders(out):
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
@@ -504,6 +560,7 @@ def evaluate(
         str | None, typer.Option(help="Score one official split of the corpus (MELD: train, dev or test).")
     ] = None,
     protocol: ProtocolOpt = None,
+    media: MediaOpt = None,
     adapt: Annotated[
         str | None, typer.Option(help="'mean': test-time adaptation for a corpus from another language or "
                                       "recording setup. Unsupervised (no label is read): the evaluated clips' own "
@@ -528,7 +585,7 @@ def evaluate(
 
     ckpt = load_checkpoint(checkpoint)
     data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels,
-                     protocol=protocol)
+                     protocol=protocol, media=media)
     if split is not None:
         data = select_split(data, split)
     with contextlib.ExitStack() as stack:  # a bad destination fails now, not after the work

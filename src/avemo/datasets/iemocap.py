@@ -21,11 +21,30 @@ the letter before its index (``Ses01F_impro01_M003`` is spoken by ``Ses01M``: th
 dialogue name says who wore the markers); ``dialogue`` = the dialogue name (``Ses01F_impro01``);
 ``turn`` = the utterance's rank by start time among the labelled utterances of its dialogue (those
 left out by the protocol keep their rank, so turns have gaps there); ``text`` = its transcript,
-normalised (:func:`~avemo.datasets.text.normalise_text`). Modalities: ``("audio", "text")``, or
-``("audio",)`` for an utterance without a transcript line. Per-utterance video is not cut from
-the dialogue's ``.avi`` (two speakers, one camera per actor): the clip carries no video.
-``fields``: session, gender, the original label, start and end (s), valence, activation,
-dominance, and the dialogue video when present.
+normalised (:func:`~avemo.datasets.text.normalise_text`). The clip's path is the utterance's wav
+and its modalities ``("audio", "text")``, or ``("audio",)`` for an utterance without a transcript
+line. ``fields``: session, gender, the original label, start and end (s) of the utterance in its
+dialogue, valence, activation, dominance, and the dialogue video when present.
+
+**Video** (``media=``, CLI ``--media DIR``). The release has no video file per utterance: a
+dialogue's ``.avi`` (720x480) shows both actors side by side, and the labels give each utterance's
+span in it. ``avemo prepare --dataset iemocap`` (:func:`~avemo.datasets.iemocap_video.prepare_iemocap`)
+cuts one file per labelled utterance into a folder: the span's frames, cropped to the speaker's half
+of the picture, with the utterance's wav as its (bit-exact) audio track, listed in the folder's
+:data:`MANIFEST`. Read with ``media=`` that folder, an utterance whose prepared file is there and
+matches its span gets that file as its path and the modalities ``("audio", "video", "text")``
+(``("audio", "video")`` without a transcript); ``fields`` then also hold ``video_side`` (``"left"``,
+``"right"`` or ``"full"``), ``video_crop`` (x, y, width, height in the dialogue video) and ``wav``
+(the utterance's own wav). Every other field, the speaker, dialogue, turn and text stay as without
+``media``. An utterance without a prepared file (its cut failed, or it was not prepared) stays an
+audio clip, and so does one whose prepared file was cut from another span (a changed label file):
+both are counted in a warning.
+
+Which half shows whom is a convention reported by other IEMOCAP preprocessing code, not checked
+here (no IEMOCAP file is in the project): the LEFT half (x 0-360) shows the actor who wore the
+motion-capture markers, the one whose gender the dialogue name carries (``Ses01F_*``: the female
+actor), the RIGHT half the other actor. ``side="auto"`` (the default of ``avemo prepare``) follows
+it; ``"left"``, ``"right"`` and ``"full"`` (the whole split-screen frame) override it.
 
 **Protocols** (``protocol=``): ``"iemocap4"`` (neutral, happy with excited merged into it, sad,
 angry; label set :data:`~avemo.datasets.labels.IEMOCAP4`) and ``"iemocap6"`` (paper 002, Gao et
@@ -42,8 +61,10 @@ line whose utterance has no wav file are listed in ``skipped`` with the file, li
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from avemo.datasets.labels import IEMOCAP4, IEMOCAP6, LabelSet
@@ -65,6 +86,10 @@ PROTOCOLS: dict[str, tuple[LabelSet, dict[str, str]]] = {
 _LABEL_LINE = re.compile(r"^\[(\d+(?:\.\d*)?)\s*-\s*(\d+(?:\.\d*)?)\]\t(\S+)\t(\S+)\t\[([^\]]*)\]")
 _TRANSCRIPT_LINE = re.compile(r"^(\S+)\s+\[(\d+(?:\.\d*)?)-(\d+(?:\.\d*)?)\]:\s*(.*)$")
 _UTTERANCE = re.compile(r"^Ses(0[1-5])[FM]_.+_([FM])\d{3}$")
+#: the list of prepared files in a folder written by :func:`~avemo.datasets.iemocap_video.prepare_iemocap`
+MANIFEST = "avemo_iemocap_media.json"
+#: what the manifest's "format" says
+MANIFEST_FORMAT = "avemo iemocap media 1"
 
 
 def _sessions(root: Path) -> list[Path]:
@@ -122,7 +147,81 @@ def _dialogue_video(session: Path, dialogue: str) -> Path | None:
     return next(iter(sorted(folder.rglob(f"{dialogue}.avi"))), None) if folder.is_dir() else None
 
 
-def _read_dialogue(session: Path, label_file: Path, protocol: str, collector: ScanCollector) -> None:
+def read_manifest(folder: str | Path) -> dict[str, dict]:
+    """The prepared files listed in ``folder``'s :data:`MANIFEST`: utterance -> its entry (``file``
+    relative to ``folder``, ``start``, ``end``, ``side``, ``crop``, ...); ``{}`` when the folder has
+    no manifest yet. One-line DatasetError for a manifest that cannot be read."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DatasetError(f"cannot read the list of prepared files ({exc})", path) from None
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT or not isinstance(data.get("utterances"), dict):
+        raise DatasetError(f"not a list of prepared IEMOCAP files (format {MANIFEST_FORMAT!r} expected)", path)
+    return data["utterances"]
+
+
+@dataclass
+class _Media:
+    """The prepared folder of a scan (``media=``) and what was found in it."""
+
+    folder: Path
+    entries: dict[str, dict]
+    used: int = 0
+    missing: int = 0
+    stale: int = 0
+
+    def clip_file(self, utterance: str, start: float, end: float) -> tuple[Path, dict] | None:
+        """The prepared file of ``utterance`` and its entry, if it is there and was cut from this span."""
+        entry = self.entries.get(utterance)
+        path = self.folder / str(entry.get("file", "")) if isinstance(entry, dict) else None
+        if path is None or not path.is_file():
+            self.missing += 1
+            return None
+        if abs(float(entry.get("start", -1)) - start) > 1e-6 or abs(float(entry.get("end", -1)) - end) > 1e-6:
+            self.stale += 1
+            return None
+        self.used += 1
+        return path, entry
+
+    def warnings(self) -> list[str]:
+        lines = []
+        if self.missing:
+            lines.append(f"{self.folder}: {self.missing} of {self.used + self.missing + self.stale} utterances have no "
+                         "prepared video file; they stay audio clips (avemo prepare --dataset iemocap cuts them)")
+        if self.stale:
+            lines.append(f"{self.folder}: {self.stale} prepared video files were cut from another span than the label "
+                         "file's; they stay audio clips (run avemo prepare --dataset iemocap again)")
+        return lines
+
+
+def _clip(wav: Path, utterance: str, m: re.Match, emotion: str, text: str | None, fields: dict,
+          media: _Media | None, dialogue: str, turn: int) -> Clip:
+    """The utterance's clip: its wav, or its prepared file (with the video fields) when ``media`` has one."""
+    path, modalities = wav, ["audio"]
+    prepared = media.clip_file(utterance, fields["start"], fields["end"]) if media is not None else None
+    if prepared is not None:
+        path, entry = prepared
+        modalities.append("video")
+        fields = {**fields, "video_side": entry.get("side"), "video_crop": tuple(entry.get("crop", ())), "wav": str(wav)}
+    return Clip(
+        path=path,
+        dataset=DATASET,
+        emotion=emotion,
+        speaker=f"Ses{m.group(1)}{m.group(2)}",
+        take=utterance,
+        modalities=tuple(modalities) + (("text",) if text is not None else ()),
+        fields=fields,
+        text=text,
+        dialogue=dialogue,
+        turn=turn,
+    )
+
+
+def _read_dialogue(session: Path, label_file: Path, protocol: str, collector: ScanCollector,
+                   media: _Media | None = None) -> None:
     mapping = PROTOCOLS[protocol][1]
     dialogue = label_file.stem
     transcripts = _read_transcripts(session / "dialog" / "transcriptions" / f"{dialogue}.txt")
@@ -148,22 +247,12 @@ def _read_dialogue(session: Path, label_file: Path, protocol: str, collector: Sc
             left[code] = left.get(code, 0) + 1
             continue
         text = transcripts.get(utterance, (0, ""))[1] or None
-        collector.add(Clip(
-            path=wav,
-            dataset=DATASET,
-            emotion=emotion,
-            speaker=f"Ses{m.group(1)}{m.group(2)}",
-            take=utterance,
-            modalities=("audio", "text") if text is not None else ("audio",),
-            fields={
-                "session": int(m.group(1)), "gender": "female" if m.group(2) == "F" else "male", "label": code,
-                "start": start, "end": end, "dimensions": tuple(dims),
-                "dialogue_video": str(video) if video is not None else None,
-            },
-            text=text,
-            dialogue=dialogue,
-            turn=turn,
-        ))
+        fields = {
+            "session": int(m.group(1)), "gender": "female" if m.group(2) == "F" else "male", "label": code,
+            "start": start, "end": end, "dimensions": tuple(dims),
+            "dialogue_video": str(video) if video is not None else None,
+        }
+        collector.add(_clip(wav, utterance, m, emotion, text, fields, media, dialogue, turn))
 
 
 def _report_unmatched_transcripts(session: Path, collector: ScanCollector) -> None:
@@ -175,20 +264,32 @@ def _report_unmatched_transcripts(session: Path, collector: ScanCollector) -> No
                 collector.skip(_at(path, number), f"transcript of {utterance} matches no wav file")
 
 
-def read_iemocap(root: str | Path, *, strict: bool = False, protocol: str = "iemocap4") -> ScanResult:
+def read_iemocap(root: str | Path, *, strict: bool = False, protocol: str = "iemocap4",
+                 media: str | Path | None = None) -> ScanResult:
     """Read an IEMOCAP release under ``root`` with the label ``protocol`` (``"iemocap4"``,
-    ``"iemocap6"``); see the module doc. Clips come in session, dialogue and turn order."""
+    ``"iemocap6"``); ``media``: a folder written by ``avemo prepare --dataset iemocap`` whose
+    utterance videos become the clips' files (see the module doc). Clips come in session, dialogue
+    and turn order."""
     if protocol not in PROTOCOLS:
         raise DatasetError(f"IEMOCAP protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
     root_path = check_root(root, DATASET)
+    prepared = None
+    if media is not None:
+        folder = check_root(media, "prepared IEMOCAP media")
+        entries = read_manifest(folder)
+        if not entries:
+            raise DatasetError(f"no {MANIFEST} here: not a folder written by avemo prepare --dataset iemocap", folder)
+        prepared = _Media(folder, entries)
     collector = ScanCollector(DATASET, root_path, strict=strict)
     for session in _sessions(root_path):
         label_files = _files(session / "dialog" / "EmoEvaluation")
         if not label_files:
             collector.result.warnings.append(f"{session}: no label file in dialog/EmoEvaluation")
         for label_file in label_files:
-            _read_dialogue(session, label_file, protocol, collector)
+            _read_dialogue(session, label_file, protocol, collector, prepared)
         _report_unmatched_transcripts(session, collector)
+    if prepared is not None:
+        collector.result.warnings.extend(prepared.warnings())
     if collector.result.left_out:
         counts = ", ".join(f"{code} {n}" for code, n in sorted(collector.result.left_out.items()))
         collector.result.warnings.append(f"left out by protocol {protocol}: {counts}")

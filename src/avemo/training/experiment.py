@@ -77,14 +77,20 @@ def load_data(
     speakers: Sequence[str] | None = None,
     labels_csv: str | Path | None = None,
     protocol: str | None = None,
+    media: str | Path | None = None,
 ) -> DataBundle:
     """Read ``root`` with the ``dataset`` reader, pair files into takes, attach the visual table.
-    ``protocol``: the label protocol of IEMOCAP (``iemocap4``, ``iemocap6``)."""
+    ``protocol``: the label protocol of IEMOCAP (``iemocap4``, ``iemocap6``); ``media``: IEMOCAP's
+    prepared utterance videos (``avemo prepare --dataset iemocap``)."""
     options: dict[str, Any] = {"labels_csv": labels_csv} if labels_csv is not None else {}
     if protocol is not None:
         if dataset != "iemocap":
             raise ConfigError(f"protocol {protocol} is for the iemocap dataset (iemocap4, iemocap6), not {dataset}")
         options["protocol"] = protocol
+    if media is not None:
+        if dataset != "iemocap":
+            raise ConfigError(f"media (prepared utterance videos) is for the iemocap dataset, not {dataset}")
+        options["media"] = media
     scan = read_dataset(dataset, root, **options)
     takes = list(pair_takes(scan.clips).values())
     if speakers is not None:
