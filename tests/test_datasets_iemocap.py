@@ -369,3 +369,16 @@ def test_prepare_command(av_release, tmp_path):
     assert not (tmp_path / "x").exists()
     with pytest.raises(ConfigError, match="media .* is for the iemocap dataset"):
         load_data("ravdess", av_release, media=out)
+
+
+def test_a_4_2_0_frame_is_cropped_plane_by_plane_as_through_rgb():
+    from avemo.media.cut import _cropped, crop_box
+
+    rng = np.random.default_rng(0)
+    frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (480, 720, 3), dtype=np.uint8), format="rgb24")
+    frame = frame.reformat(format="yuv420p")
+    rgb = frame.to_ndarray(format="rgb24")
+    for region in ((0.0, 0.0, 0.5, 1.0), (0.5, 0.0, 1.0, 1.0), (0.13, 0.09, 0.71, 0.77)):
+        x, y, w, h = crop_box(720, 480, region)
+        assert x % 2 == y % 2 == w % 2 == h % 2 == 0
+        assert np.array_equal(_cropped(frame, (x, y, w, h)).to_ndarray(format="rgb24"), rgb[y:y + h, x:x + w])

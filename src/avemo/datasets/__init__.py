@@ -6,6 +6,9 @@ external per-take feature tables, and speaker-disjoint fold plans.
   (:mod:`~avemo.datasets.meld`) and ``iemocap`` (:mod:`~avemo.datasets.iemocap`) returns a
   :class:`ScanResult` (clips + skipped files with reasons); ``parse_file_name(name)``
   parses one file name;
+* IEMOCAP's utterance videos (:mod:`~avemo.datasets.iemocap_video`, not imported here: it loads
+  PyAV): ``prepare_iemocap(root, out)`` cuts them from the dialogue videos, ``read_dataset("iemocap",
+  root, media=out)`` reads them;
 * label sets and maps between them (:mod:`~avemo.datasets.labels`);
 * pairing (:mod:`~avemo.datasets.pairing`): ``pair_takes(clips)`` groups the 01/02/03
   files of a take;

@@ -67,7 +67,7 @@ def read_dataset(name: str, root: str | Path, *, strict: bool = False, **options
     """Read the dataset ``name`` found in folder ``root``.
 
     ``options`` go to the reader: ``suffixes=`` for the file-name readers, ``labels_csv=`` /
-    ``emotions=`` for ``"folder"``, ``demographics=`` for ``"crema_d"``, ``splits=`` for ``"meld"``, ``protocol=`` for ``"iemocap"``. Returns the clips and the skipped
+    ``emotions=`` for ``"folder"``, ``demographics=`` for ``"crema_d"``, ``splits=`` for ``"meld"``, ``protocol=`` and ``media=`` (prepared utterance videos) for ``"iemocap"``. Returns the clips and the skipped
     files with reasons; ``strict=True`` raises a DatasetError for the first skipped file.
     """
     try:

@@ -1,8 +1,8 @@
 """Cut a time span out of a video, crop it, and give it another file's audio: one new media file.
 
 :func:`cut_clip` makes a clip of its own from a long recording: the frames of ``video`` with
-``start <= time < end`` (decoded with :func:`~avemo.media.video.iter_frames`, the decoder every
-reader of the toolkit uses), optionally cropped to a region given as fractions of the frame (the
+``start <= time < end`` (decoded with :func:`~avemo.media.video.decoded_frames`, the decoder under
+every frame reader of the toolkit), optionally cropped to a region given as fractions of the frame (the
 left half of a split-screen recording is ``(0, 0, 0.5, 1)``), re-encoded, and muxed with the audio
 stream of ``audio`` copied packet for packet (no re-encoding: a PCM wav stays bit-exact). The
 output is Matroska (``.mkv``: it holds H.264 or MPEG-4 video next to PCM audio); it is written to a
@@ -32,7 +32,7 @@ import numpy as np
 from avemo.errors import AvemoError, ConfigError, MediaError, MissingStreamError
 from avemo.media.decode import Warn, error_reason
 from avemo.media.probe import audio_stream, open_media, probe
-from avemo.media.video import iter_frames
+from avemo.media.video import decoded_frames
 
 #: video encoders in order of preference (``"auto"`` takes the first this FFmpeg build has)
 VIDEO_ENCODERS = ("libx264", "mpeg4")
@@ -84,11 +84,11 @@ class Cut:
 
 def crop_box(width: int, height: int, region: tuple[float, float, float, float] | None) -> tuple[int, int, int, int]:
     """The pixel box (x, y, w, h) of ``region`` (left, top, right, bottom as fractions of the frame;
-    None: the whole frame), with an even width and height (what 4:2:0 video needs)."""
+    None: the whole frame), with even corners, width and height (what 4:2:0 video needs)."""
     left, top, right, bottom = region if region is not None else (0.0, 0.0, 1.0, 1.0)
     if not (0.0 <= left < right <= 1.0 and 0.0 <= top < bottom <= 1.0):
         raise ConfigError(f"crop region {region} is not (left, top, right, bottom) fractions with left < right, top < bottom")
-    x0, y0 = int(round(left * width)), int(round(top * height))
+    x0, y0 = int(round(left * width)) // 2 * 2, int(round(top * height)) // 2 * 2
     w, h = int(round(right * width)) - x0, int(round(bottom * height)) - y0
     w, h = w - w % 2, h - h % 2
     if w < 2 or h < 2:
@@ -160,14 +160,28 @@ def _video_stream(container, encoder: str, fps: float, box: tuple[int, int, int,
     return stream
 
 
+def _cropped(frame: av.VideoFrame, box: tuple[int, int, int, int]) -> av.VideoFrame:
+    """``frame`` cropped to ``box``; a 4:2:0 frame (what MPEG-4 and H.264 decode to) is cut plane by
+    plane, without a round trip through RGB (the box's corners are even)."""
+    x, y, w, h = box
+    if frame.format.name != "yuv420p" or frame.width % 2 or frame.height % 2:
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.to_ndarray(format="rgb24")[y:y + h, x:x + w]),
+                                          format="rgb24")
+    planes = frame.to_ndarray(format="yuv420p")  # (1.5 H, W): Y, then U and V with two rows per line
+    height, width = frame.height, frame.width
+    luma = planes[:height, x:x + w]
+    chroma = [planes[height + k * height // 4:height + (k + 1) * height // 4].reshape(height // 2, width // 2)
+              [y // 2:(y + h) // 2, x // 2:(x + w) // 2].reshape(h // 4, w) for k in (0, 1)]
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(np.concatenate([luma[y:y + h], *chroma])), format="yuv420p")
+
+
 def _encode_frames(container, stream, video: Path, start: float, end: float, box, warn: Warn | None):
     """Encode the cropped frames of [start, end); (first time, last time, count)."""
-    x, y, w, h = box
     rate = float(stream.codec_context.framerate or stream.average_rate)
     first = last = float("nan")
     frames, previous = 0, -1
-    for t, image in iter_frames(video, start=start, duration=end - start, warn=warn):
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[y:y + h, x:x + w]), format="rgb24")
+    for t, source, _ in decoded_frames(video, start, end - start, warn):
+        frame = _cropped(source, box)
         previous = frame.pts = max(previous + 1, int(round((t - start) * rate)))  # keeps the source's timing
         for packet in stream.encode(frame):
             container.mux(packet)

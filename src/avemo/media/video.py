@@ -39,10 +39,10 @@ def _convert(frame: av.VideoFrame, size: tuple[int, int] | None, gray: bool) -> 
     return frame.to_ndarray(format=fmt)
 
 
-def _decoded(
+def decoded_frames(
     path: Path, start: float, duration: float | None, warn: Warn | None = None
 ) -> Iterator[tuple[float, av.VideoFrame, float]]:
-    """(time, frame, source fps) for every frame with start <= time < start + duration.
+    """(time, decoded frame, source fps) for every frame with start <= time < start + duration.
 
     A damaged file gives the frames that can be decoded; what was skipped, and a stream that ends
     well before its declared length, are told to ``warn`` (see :mod:`avemo.media.decode`)."""
@@ -83,7 +83,7 @@ def _resampled(
     if fps is not None and fps <= 0:
         raise ValueError("fps must be positive")
     next_t = start
-    for t, frame, src_fps in _decoded(path, start, duration, warn):
+    for t, frame, src_fps in decoded_frames(path, start, duration, warn):
         if fps is None:
             yield t, _convert(frame, size, gray), src_fps
             continue
@@ -168,14 +168,14 @@ def sample_frames(
         total = info.video.duration or info.duration
         if not total:
             # unknown length: decode all frame times first
-            total = max(t for t, _, _ in _decoded(path, start, None)) + 1e-3 - start
+            total = max(t for t, _, _ in decoded_frames(path, start, None)) + 1e-3 - start
         duration = max(total - start, 1e-3)
     targets = start + (np.arange(n) + 0.5) * (duration / n)
     chosen: list[np.ndarray | None] = [None] * n
     chosen_dt = np.full(n, np.inf)
     chosen_t = np.zeros(n)
     fps = 0.0
-    for t, frame, fps in _decoded(path, start, duration):  # noqa: B007 (fps is read after the loop)
+    for t, frame, fps in decoded_frames(path, start, duration):  # noqa: B007 (fps is read after the loop)
         dt = np.abs(targets - t)
         better = dt < chosen_dt
         if not better.any():
