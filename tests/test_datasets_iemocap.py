@@ -3,6 +3,7 @@ project), its label protocols, the leave-one-session-out plan, and dialogue leak
 
 from __future__ import annotations
 
+import csv
 import zlib
 from pathlib import Path
 
@@ -364,6 +365,13 @@ def test_prepare_command(av_release, tmp_path):
     assert result.exit_code == 1, result.output  # some utterances could not be cut
     assert "9 utterances: 4 cut, 0 up to date, 5 failed" in result.output and "Not prepared" in result.output
     assert len(read_manifest(out)) == 4
+    export = tmp_path / "features"
+    extracted = CliRunner().invoke(app, ["extract", "--dataset", "iemocap", "--root", str(av_release), "--media", str(out),
+                                         "-f", "mfcc", "--cache", str(tmp_path / "cache"), "--out", str(export)])
+    assert extracted.exit_code == 0, extracted.output
+    with open(export / "index.csv", newline="") as fh:
+        files = [row["path"] for row in csv.DictReader(fh)]
+    assert sorted(Path(f).suffix for f in files) == [".mkv"] * 4 + [".wav"] * 5  # the audio of the cuts is read
     refused = CliRunner().invoke(app, ["prepare", "-d", "meld", "--root", str(av_release), "--out", str(tmp_path / "x")])
     assert isinstance(refused.exception, AvemoError) and "only iemocap needs preparing" in str(refused.exception)
     assert not (tmp_path / "x").exists()

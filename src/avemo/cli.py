@@ -168,11 +168,16 @@ def extract(
     ] = None,
     list_only: Annotated[bool, typer.Option("--list", help="List the available extractors and exit.")] = False,
     summary_json: Annotated[Path | None, typer.Option("--summary", help="Write the run summary as JSON to FILE (in an existing folder).")] = None,
+    protocol: Annotated[str | None, typer.Option(help="--dataset iemocap: its label protocol, iemocap4 (default) "
+                                                      "or iemocap6.")] = None,
+    media: Annotated[Path | None, typer.Option(help="--dataset iemocap: the folder `avemo prepare` wrote (utterance "
+                                                    "videos, for video features).")] = None,
 ) -> None:
     """Compute features for every file under PATH (cached; re-running only computes what is missing).
 
     Text features (minilm, minilm_tokens) embed the clips' text: read a dataset that has it
-    (--dataset meld --root DIR, --dataset iemocap, or --dataset folder with a text column)."""
+    (--dataset meld --root DIR, --dataset iemocap, or --dataset folder with a text column). IEMOCAP's
+    utterance videos (video features) come from --media DIR, the folder `avemo prepare` wrote."""
     from avemo.extraction import ExtractorSpec
     from avemo.features import extractor_class, list_extractors
 
@@ -183,20 +188,14 @@ def extract(
             table.add_row(name, cls.modality, cls.summary)
         console.print(table)
         return
-    if (path is None) == (root is None):
-        raise AvemoError("give the input as PATH or as --root DIR, once")
-    path = path if path is not None else root
     specs = ExtractorSpec.parse(features)
     for spec in specs:  # unknown names and bad config fail before any work starts
         spec.build()
-    from avemo.collect import check_export_folder, collect_inputs, export_features
+    from avemo.collect import check_export_folder, export_features
     from avemo.output_file import removing_new_folders
 
-    items, skipped = collect_inputs(path, dataset=dataset, labels_csv=labels)
-    for s_path, reason in skipped:
-        console_err.print(f"[yellow]skipped[/] {s_path}: {reason}")
-    if not items:
-        raise AvemoError("no media files to process", path)
+    path, items, skipped = _extract_inputs(path, root, dataset=dataset, labels_csv=labels, protocol=protocol,
+                                           media=media)
     with contextlib.ExitStack() as stack:  # a bad destination fails now, not after the work
         stack.enter_context(removing_new_folders(out_dir and out_dir.parent))
         if out_dir is not None:
@@ -218,6 +217,21 @@ def extract(
     if failed or skipped:
         _print_not_extracted(failed, skipped)
         raise typer.Exit(1)
+
+
+def _extract_inputs(path: Path | None, root: Path | None, **options):
+    """(the input, its clips, the files skipped) of ``extract``; the skipped ones are printed."""
+    from avemo.collect import collect_inputs
+
+    if (path is None) == (root is None):
+        raise AvemoError("give the input as PATH or as --root DIR, once")
+    path = path if path is not None else root
+    items, skipped = collect_inputs(path, **options)
+    for s_path, reason in skipped:
+        console_err.print(f"[yellow]skipped[/] {s_path}: {reason}")
+    if not items:
+        raise AvemoError("no media files to process", path)
+    return path, items, skipped
 
 
 def _print_not_extracted(failed, skipped) -> None:

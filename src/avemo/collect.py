@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,12 +29,16 @@ def _unlabelled(path: Path) -> Clip:
 
 
 def collect_inputs(
-    path: str | Path, *, dataset: str = "auto", labels_csv: str | Path | None = None
+    path: str | Path, *, dataset: str = "auto", labels_csv: str | Path | None = None, **options: Any
 ) -> tuple[list[Clip], list[tuple[Path, str]]]:
-    """The clips under ``path`` and the files skipped (with the reason)."""
+    """The clips under ``path`` and the files skipped (with the reason). ``options`` given (not None)
+    go to the dataset's reader (IEMOCAP's ``protocol=``, ``media=``)."""
     path = Path(path)
     if not path.exists():
         raise AvemoError("no such file or folder", path)
+    options = {k: v for k, v in options.items() if v is not None}
+    if options and dataset == "auto":
+        raise AvemoError(f"{', '.join(sorted(options))} need a dataset to read (--dataset iemocap)", path)
     if dataset == "auto":
         if labels_csv is not None:
             dataset = "folder"
@@ -46,7 +51,8 @@ def collect_inputs(
 
     if path.is_file():
         raise DatasetError(f"a {dataset} dataset is a folder, not a file", path)
-    options = {"labels_csv": labels_csv} if labels_csv is not None else {}
+    if labels_csv is not None:
+        options["labels_csv"] = labels_csv
     scan = read_dataset(dataset, path, **options)
     return list(scan.clips), [(Path(s.path), s.reason) for s in scan.skipped]
 
