@@ -390,3 +390,26 @@ def test_a_4_2_0_frame_is_cropped_plane_by_plane_as_through_rgb():
         x, y, w, h = crop_box(720, 480, region)
         assert x % 2 == y % 2 == w % 2 == h % 2 == 0
         assert np.array_equal(_cropped(frame, (x, y, w, h)).to_ndarray(format="rgb24"), rgb[y:y + h, x:x + w])
+
+
+def test_an_interrupted_prepare_keeps_what_it_cut_and_a_rerun_resumes(tmp_path, monkeypatch):
+    import avemo.datasets.iemocap_video as iemocap_video
+
+    root, out = tmp_path / "release", tmp_path / "media"
+    _write_session(root, 1, {"Ses01F_impro01": SESSION1["Ses01F_impro01"]}, videos={"Ses01F_impro01": 18.0})
+    cut_one, calls = iemocap_video._run_job, []
+
+    def interrupted_at_the_third(out_dir, job):
+        calls.append(job.take)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return cut_one(out_dir, job)
+
+    monkeypatch.setattr(iemocap_video, "_run_job", interrupted_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_iemocap(root, out, codec="mpeg4")
+    assert sorted(read_manifest(out)) == sorted(calls[:2])  # saved on the way out
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == sorted([MANIFEST] + [f"{t}.mkv" for t in calls[:2]])
+    monkeypatch.setattr(iemocap_video, "_run_job", cut_one)
+    resumed = prepare_iemocap(root, out, codec="mpeg4")
+    assert sorted(resumed.kept) == sorted(calls[:2]) and len(resumed.cut) == 3 and not resumed.failed

@@ -296,7 +296,7 @@ def prepare(
 
     Each file (OUT/Session{n}/<dialog>/<utterance>.mkv) holds the frames of the utterance's span,
     cropped to the speaker's half (--side), with the utterance's wav as its audio track (copied
-    bit-exact). Read them with --media OUT (train, evaluate): the clips become audio+video+text.
+    bit-exact). Read them with --media OUT (train, evaluate, extract): the clips become audio+video+text.
     Utterances that cannot be cut (no .avi, a damaged one, a span past its end) are listed and
     skipped (exit code 1); the others are kept."""
     from avemo.datasets.iemocap_video import prepare_iemocap

@@ -276,10 +276,9 @@ def read_iemocap(root: str | Path, *, strict: bool = False, protocol: str = "iem
     prepared = None
     if media is not None:
         folder = check_root(media, "prepared IEMOCAP media")
-        entries = read_manifest(folder)
-        if not entries:
+        if not (folder / MANIFEST).is_file():
             raise DatasetError(f"no {MANIFEST} here: not a folder written by avemo prepare --dataset iemocap", folder)
-        prepared = _Media(folder, entries)
+        prepared = _Media(folder, read_manifest(folder))
     collector = ScanCollector(DATASET, root_path, strict=strict)
     for session in _sessions(root_path):
         label_files = _files(session / "dialog" / "EmoEvaluation")

@@ -21,7 +21,7 @@ on them. ``"left"`` and ``"right"`` take that half for every utterance, ``"full"
 files) and that is newer than its dialogue video and its wav is kept; the others are cut again.
 Files are written under a temporary name and renamed when complete; the manifest is rewritten
 (atomically) every :data:`SAVE_EVERY` files and at the end, also when the run fails or is
-interrupted, so a stopped run resumes where it was (a file cut after the last save is cut again).
+interrupted (if it cut anything), so a stopped run resumes where it was.
 
 **Failures** are per utterance and do not stop the run: a dialogue without its ``.avi``, a video
 that cannot be decoded, a span that ends after the video, an unreadable wav. Each is listed in
@@ -126,6 +126,8 @@ def _run_job(out: str, job: _Job) -> tuple[str, dict[str, Any] | str, list[str]]
                        warn=lambda line: warnings.append(f"{job.video}: {line}"))
     except AvemoError as exc:
         return job.take, str(exc), warnings
+    except Exception as exc:  # a bug: reported for this utterance, the run goes on
+        return job.take, f"internal error ({type(exc).__name__}: {exc}); please report it", warnings
     return job.take, {**job.entry(), "crop": list(cut.crop), "frames": cut.frames}, warnings
 
 
@@ -230,9 +232,11 @@ def prepare_iemocap(
     done, total = len(report.kept), len(report.kept) + len(jobs)
     if progress is not None and done:
         progress(done, total)
+    changed = 0  # manifest entries changed since the last save
     try:
         for take, result, warnings in _results(out_path, jobs, workers):
             report.warnings.extend(warnings)
+            stale = None
             if isinstance(result, dict):
                 entries[take] = result
                 report.cut.append(take)
@@ -241,11 +245,16 @@ def prepare_iemocap(
                 if isinstance(stale, dict) and stale.get("file"):
                     (out_path / str(stale["file"])).unlink(missing_ok=True)
                 report.failed.append(Skipped(Path(take), result))
+            changed += isinstance(result, dict) or stale is not None
             done += 1
             if progress is not None:
                 progress(done, total)
-            if len(report.cut) % SAVE_EVERY == 0 and isinstance(result, dict):
+            if changed >= SAVE_EVERY:
                 _save_manifest(out_path, entries)
-    finally:
-        _save_manifest(out_path, entries)
+                changed = 0
+    except BaseException:  # failed or interrupted: keep what was cut (an untouched new folder stays empty)
+        if changed:
+            _save_manifest(out_path, entries)
+        raise
+    _save_manifest(out_path, entries)
     return report
