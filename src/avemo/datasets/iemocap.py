@@ -180,7 +180,11 @@ class _Media:
         if path is None or not path.is_file():
             self.missing += 1
             return None
-        if abs(float(entry.get("start", -1)) - start) > 1e-6 or abs(float(entry.get("end", -1)) - end) > 1e-6:
+        try:
+            same = abs(float(entry["start"]) - start) <= 1e-6 and abs(float(entry["end"]) - end) <= 1e-6
+        except (KeyError, TypeError, ValueError):  # an entry edited by hand: treated as another span
+            same = False
+        if not same:
             self.stale += 1
             return None
         self.used += 1
@@ -205,7 +209,7 @@ def _clip(wav: Path, utterance: str, m: re.Match, emotion: str, text: str | None
     if prepared is not None:
         path, entry = prepared
         modalities.append("video")
-        fields = {**fields, "video_side": entry.get("side"), "video_crop": tuple(entry.get("crop", ())), "wav": str(wav)}
+        fields = {**fields, "video_side": entry.get("side"), "video_crop": tuple(entry.get("crop") or ()), "wav": str(wav)}
     return Clip(
         path=path,
         dataset=DATASET,
