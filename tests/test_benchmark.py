@@ -231,6 +231,24 @@ def test_cli_benchmark_writes_the_report(fold1_root, au_table, tmp_path, avemo_m
 
 
 @pytest.mark.shared_data
+def test_cli_epochs_override_the_suites_per_model_epochs(fold1_root, au_table, tmp_path, avemo_main):
+    """`--epochs 1` is one epoch for every model: a suite's per-model epochs (as ravdess_au gives the
+    recurrent models 15) used to win over it, while the report's train_config said 1."""
+    suite = tmp_path / "suite.toml"
+    suite.write_text('name = "tiny"\ntitle = "tiny"\ndataset = "ravdess"\nplan = "ravdess_au"\ntables = ["openface_au_means"]\n'
+                     '[train]\nepochs = 4\npatience = 4\n[train_overrides]\nau_mlp = { epochs = 3 }\n'
+                     '[[entries]]\nmodels = ["au_mlp"]\ntrain = { patience = 3 }\n')
+    out = tmp_path / "results"
+    code, _, err = avemo_main("benchmark", suite, "--root", fold1_root, "--visual-table", au_table, "--folds", "1",
+                              "--epochs", "1", "--out", out, "--cache", tmp_path / "c")
+    assert code == 0, err
+    saved = json.loads((out / "tiny.json").read_text())
+    row = saved["models"]["au_mlp"]
+    assert saved["protocol"]["train_config"]["epochs"] == 1
+    assert row["train"] == {"epochs": 1, "patience": 3} and row["best_epochs"] == [[1]]
+
+
+@pytest.mark.shared_data
 @pytest.mark.parametrize("args, message", [
     (["--protocol", "shuffled"], "--protocol must be"),
     (["--folds", "9"], "--folds [9] not in the plan"),

@@ -592,10 +592,16 @@ def benchmark(
         str, typer.Option(help="speaker (the suite's speaker-disjoint folds) or random (as many random splits, "
                                "speakers on both sides; comparison only).")
     ] = "speaker",
-    config: Annotated[Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON) over the suite's [train]; "
+                                                   "the suite's per-model settings still apply over it.")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="The number of epochs of every model, the suite's per-model epochs included.")
+    ] = None,
     speaker_norm: Annotated[
-        bool | None, typer.Option("--speaker-norm/--no-speaker-norm", help="Speaker-level feature normalisation.")
+        bool | None, typer.Option("--speaker-norm/--no-speaker-norm", help="Speaker-level feature normalisation for "
+                                                                         "every model, over the suite's settings.")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Report name (default: derived from the suite).")] = None,
     workers: WorkersOpt = 1,
@@ -616,12 +622,13 @@ def benchmark(
     if protocol not in PROTOCOLS:
         raise AvemoError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     overrides = cfg.load_file(config) if config is not None else {}
-    overrides.update({k: v for k, v in {"epochs": epochs, "speaker_norm": speaker_norm}.items() if v is not None})
-    train_cfg = spec.train_config(overrides, where=str(config) if config else "train config")
+    command_line = {k: v for k, v in {"epochs": epochs, "speaker_norm": speaker_norm}.items() if v is not None}
+    train_cfg = spec.train_config(overrides | command_line, where=str(config) if config else "train config")
     seed_list, fold_list = _int_list(seeds, "--seeds"), _int_list(folds, "--folds")
     entries = spec.benchmark_entries(models.split(",") if models else None, extended=extended)
-    if seed_list:
-        entries = [dataclasses.replace(e, seeds=tuple(seed_list)) for e in entries]
+    # what the command line says wins over the suite's per-model settings too (--epochs 1 is one epoch for all)
+    entries = [dataclasses.replace(e, train={**e.train, **command_line},
+                                   seeds=tuple(seed_list) if seed_list else e.seeds) for e in entries]
     data = spec.load_data(root, visual_table=visual_table)
     splits = spec.splits(data, protocol, seed=seed_list[0] if seed_list else 0)
     if fold_list:
