@@ -293,6 +293,13 @@ def test_cli_refuses_ambiguous_speakers_and_unequal_pairs(two_small_corpora, tmp
         assert code != 0 and message in err
 
 
+def test_train_help_shows_the_corpora_table_name(avemo_main, monkeypatch):
+    """--help is rendered as console markup: "[[corpora]]" used to come out as "[]"."""
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = avemo_main("train", "--help")
+    assert code == 0 and "A TOML file of [[corpora]] entries" in out
+
+
 def test_closed_form_refuses_the_class_balanced_sampler():
     x, y = _separable(d=512)
     model = create_model("whisper_logreg", num_classes=3, combine="mean")

@@ -109,11 +109,11 @@ def info(
     if as_json:
         console.print_json(json.dumps(report))
         return
-    table = Table(title=str(path), show_header=False, title_justify="left")
+    table = Table(title=escape(str(path)), show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value")
-    for key, value in _flatten(report):
-        table.add_row(key, str(value))
+    for key, value in _flatten(report):  # file names, tags and stream lines ("[eng]") are text, not markup
+        table.add_row(escape(key), escape(str(value)))
     console.print(table)
 
 
@@ -194,7 +194,7 @@ def extract(
 
     items, skipped = collect_inputs(path, dataset=dataset, labels_csv=labels)
     for s_path, reason in skipped:
-        console_err.print(f"[yellow]skipped[/] {s_path}: {reason}")
+        console_err.print(f"[yellow]skipped[/] {escape(str(s_path))}: {escape(reason)}")
     if not items:
         raise AvemoError("no media files to process", path)
     with contextlib.ExitStack() as stack:  # a bad destination fails now, not after the work
@@ -210,7 +210,8 @@ def extract(
         console.print(
             f"{len(report.outcomes)} files, {len(specs)} extractors: {report.n_computed} computed, "
             f"{report.n_cached} from cache, {len(failed)} files with failures, {report.seconds:.1f} s "
-            f"({report.executor}, {report.workers} worker{'s' if report.workers > 1 else ''}); cache: {cache.root}"
+            f"({report.executor}, {report.workers} worker{'s' if report.workers > 1 else ''}); cache: "
+            f"{escape(str(cache.root))}"
         )
         if summary_out is not None:
             summary = report.to_dict() | {"skipped": [{"path": str(p), "reason": r} for p, r in skipped]}
@@ -225,9 +226,9 @@ def _print_not_extracted(failed, skipped) -> None:
     table = Table("file", "extractor", "reason", title="Not extracted", title_justify="left")
     for o in failed:
         for name, reason in o.errors.items():
-            table.add_row(o.path, name, reason)
+            table.add_row(escape(str(o.path)), name, escape(reason))
     for s_path, reason in skipped:
-        table.add_row(str(s_path), "-", reason)
+        table.add_row(escape(str(s_path)), "-", escape(reason))
     console_err.print(table)
 
 
@@ -259,7 +260,8 @@ def _extract_clips(items, specs, cache, path: Path, **run_options):
 
 # --------------------------------------------------------------------------- training
 
-DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset layout: ravdess, crema_d, emodb, folder.")]
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset layout: ravdess, crema_d, emodb, folder, meld, "
+                                                                    "iemocap.")]
 RootOpt = Annotated[Path, typer.Option("--root", "-r", help="The dataset folder.")]
 TableOpt = Annotated[
     Path | None, typer.Option("--visual-table", help="OpenFace AU means CSV (one row per video), e.g. RAVDESS-AU.")
@@ -352,7 +354,8 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
     data = load_corpora(specs, label_space, visual_table=visual_table)
     space = data.corpora.space
     left = "; ".join(f"{c}: {dict(e)}" for c, e in data.corpora.left_out.items()) or "none"
-    console_err.print(f"label space {space.mode} {list(space.labels.emotions)}; clips left out (no partner): {left}")
+    console_err.print(escape(f"label space {space.mode} {list(space.labels.emotions)}; clips left out (no partner): "
+                             f"{left}"))
     return data
 
 
@@ -362,11 +365,11 @@ RootsOpt = Annotated[
                                                           "several corpora (multi-corpus training).")
 ]
 DatasetsOpt = Annotated[
-    list[str] | None, typer.Option("--dataset", "-d", help="Dataset layout: ravdess, crema_d, emodb, folder "
-                                                           "(default ravdess); one per --root.")
+    list[str] | None, typer.Option("--dataset", "-d", help="Dataset layout: ravdess, crema_d, emodb, folder, meld, "
+                                                           "iemocap (default ravdess); one per --root.")
 ]
 CorporaOpt = Annotated[
-    Path | None, typer.Option("--corpora", help="A TOML file of [[corpora]] entries (dataset=, root=, "
+    Path | None, typer.Option("--corpora", help="A TOML file of [\\[corpora]] entries (dataset=, root=, "
                                                 "speakers=, weight=, name=) instead of --dataset/--root.")
 ]
 LabelSpaceOpt = Annotated[
@@ -418,7 +421,7 @@ def train(
         str | None, typer.Option(help="Fold plan: a built-in name (ravdess_au) or a JSON file (default: built-in/5-fold).")
     ] = None,
     val_speakers: Annotated[
-        str | None, typer.Option(help="Validation speakers without --fold (default: the last two speakers).")
+        str | None, typer.Option(help="Validation speakers without --fold (default: the last two speakers; with several corpora, the last of each).")
     ] = None,
     model_config: Annotated[str | None, typer.Option(help="Model options: JSON or a TOML/YAML/JSON file.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON).")] = None,
@@ -459,7 +462,8 @@ def train(
     with removing_new_folders(out):
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
         cache = _cache(cache_dir)
-        console_err.print(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})")
+        console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes "
+                                 f"({split_info})"))
         with _progress(train_cfg.epochs, "training") as bar:
             task = bar.add_task(f"training {model}", total=train_cfg.epochs)
             run = train_run(
@@ -474,13 +478,13 @@ def train(
 def _print_run(run, out: Path) -> None:
     """What ``avemo train`` says at the end: the skipped files, the scores, the checkpoint's folder."""
     for path, reason in run.failed:
-        console_err.print(f"[yellow]skipped[/] {path}: {reason}")
+        console_err.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}")
     line = f"best epoch {run.best_epoch}; validation accuracy {run.val.accuracy:.3f}" if run.val else "no validation"
     if run.test is not None:
         line += f"; test accuracy {run.test.accuracy:.3f}, macro-F1 {run.test.macro_f1:.3f}, UAR {run.test.uar:.3f}"
     compiled = f", {run.compile_seconds:.0f} s of it compiling" if run.compile_seconds is not None else ""
     console.print(f"{run.model_name} ({run.params:,} parameters, {run.train_seconds:.0f} s{compiled}): {line}")
-    console.print(f"checkpoint: {out}")
+    console.print(f"checkpoint: {escape(str(out))}")
 
 
 @app.command()
@@ -539,7 +543,8 @@ def evaluate(
         cache = _cache(cache_dir)
         ev = evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt)
         for item in ev.skipped:
-            console_err.print(f"[yellow]skipped[/] {item.get('take') or item.get('file')}: {item['reason']}")
+            what = item.get("take") or item.get("file")
+            console_err.print(f"[yellow]skipped[/] {escape(str(what))}: {escape(item['reason'])}")
         m = ev.metrics
         console.print(f"{m.n} takes: accuracy {m.accuracy:.4f}, weighted F1 {m.weighted_f1:.4f}, "
                       f"macro-F1 {m.macro_f1:.4f}, UAR {m.uar:.4f}" + (f" (adapted: {adapt})" if adapt else ""))
@@ -558,18 +563,18 @@ def evaluate(
 def _comparison_table(ev) -> Table:
     """The cross-corpus score with its label map, for the console."""
     m, c = ev.metrics, ev.comparison
-    table = Table(title=f"{c.model.source.name} model on {c.data.source.name} labels", show_header=False,
+    table = Table(title=escape(f"{c.model.source.name} model on {c.data.source.name} labels"), show_header=False,
                   title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value")
     for name, value in (("accuracy", m.accuracy), ("UAR", m.uar), ("macro-F1", m.macro_f1), ("ECE", ev.ece)):
         table.add_row(name, f"{value:.4f}")
     table.add_row("n", str(m.n))
-    table.add_row("scored labels", ", ".join(m.labels))
+    table.add_row("scored labels", escape(", ".join(m.labels)))
     merged = [f"{s} -> {t}" for side in (c.model, c.data) for s, t in side.mapping.items() if t not in (None, s)]
-    table.add_row("merged", ", ".join(dict.fromkeys(merged)) or "none")
-    table.add_row("model classes dropped", ", ".join(c.model.dropped) or "none")
-    table.add_row("left out", ", ".join(f"{e}: {n}" for e, n in ev.left_out.items()) or "none")
+    table.add_row("merged", escape(", ".join(dict.fromkeys(merged)) or "none"))
+    table.add_row("model classes dropped", escape(", ".join(c.model.dropped) or "none"))
+    table.add_row("left out", escape(", ".join(f"{e}: {n}" for e, n in ev.left_out.items()) or "none"))
     return table
 
 
@@ -593,7 +598,7 @@ def benchmark(
                                "speakers on both sides; comparison only).")
     ] = "speaker",
     config: Annotated[
-        Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON) over the suite's [train]; "
+        Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON) over the suite's \\[train]; "
                                                    "the suite's per-model settings still apply over it.")
     ] = None,
     epochs: Annotated[
@@ -653,9 +658,9 @@ def benchmark(
         json_path, md_path = write_report(results, out_dir, report, title=title, command=command,
                                           paper_numbers=spec.papers)
     for model_name, m in sorted(results["models"].items(), key=lambda kv: -kv[1]["mean_accuracy"]):
-        console.print(f"{model_name:28s} {100 * m['mean_accuracy']:6.2f} ± {100 * m['std_accuracy']:5.2f}  "
+        console.print(f"{escape(model_name):28s} {100 * m['mean_accuracy']:6.2f} ± {100 * m['std_accuracy']:5.2f}  "
                       f"macro-F1 {100 * m['macro_f1']:5.2f}  UAR {100 * m['uar']:5.2f}")
-    console.print(f"report: {md_path} and {json_path}")
+    console.print(escape(f"report: {md_path} and {json_path}"))
 
 
 def _int_list(text: str | None, option: str) -> list[int]:
@@ -986,8 +991,8 @@ def export_model(
         folder = export_bundle(BUNDLE_DIR, out)
     for file in sorted(folder.iterdir()):
         if file.is_file():
-            console.print(f"{file}  ({file.stat().st_size / 1e6:.1f} MB)")
-    console.print(f"use it with: AVEMO_ONNX_DIR={folder} avemo predict --engine onnx FILE")
+            console.print(escape(f"{file}  ({file.stat().st_size / 1e6:.1f} MB)"))
+    console.print(escape(f"use it with: AVEMO_ONNX_DIR={folder} avemo predict --engine onnx FILE"))
 
 
 @app.command()
