@@ -418,7 +418,9 @@ def train(
     speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated speaker list.")] = "all",
     fold: Annotated[int | None, typer.Option(help="Train on fold K of the plan; test on its test speakers.")] = None,
     plan: Annotated[
-        str | None, typer.Option(help="Fold plan: a built-in name (ravdess_au) or a JSON file (default: built-in/5-fold).")
+        str | None, typer.Option(help="Fold plan: a built-in name (ravdess_au) or a JSON file (default: the smallest built-in "
+                                  "plan of the dataset that covers its speakers, else 5 folds; several corpora: 5 "
+                                  "folds of each corpus, joined).")
     ] = None,
     val_speakers: Annotated[
         str | None, typer.Option(help="Validation speakers without --fold (default: the last two speakers; with several corpora, the last of each).")
@@ -578,6 +580,20 @@ def _comparison_table(ev) -> Table:
     return table
 
 
+# the training options of `avemo benchmark`: a config file under the suite's per-model settings, the others over them
+BenchConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON) over the suite's \\[train]; "
+                                               "the suite's per-model settings still apply over it.")
+]
+BenchEpochsOpt = Annotated[
+    int | None, typer.Option(help="The number of epochs of every model, the suite's per-model epochs included.")
+]
+BenchSpeakerNormOpt = Annotated[
+    bool | None, typer.Option("--speaker-norm/--no-speaker-norm", help="Speaker-level feature normalisation for "
+                                                                     "every model, over the suite's settings.")
+]
+
+
 @app.command()
 def benchmark(
     suite: Annotated[str, typer.Argument(help="Benchmark suite: a built-in name (ravdess_au) or a suite TOML file.")],
@@ -597,17 +613,9 @@ def benchmark(
         str, typer.Option(help="speaker (the suite's speaker-disjoint folds) or random (as many random splits, "
                                "speakers on both sides; comparison only).")
     ] = "speaker",
-    config: Annotated[
-        Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON) over the suite's \\[train]; "
-                                                   "the suite's per-model settings still apply over it.")
-    ] = None,
-    epochs: Annotated[
-        int | None, typer.Option(help="The number of epochs of every model, the suite's per-model epochs included.")
-    ] = None,
-    speaker_norm: Annotated[
-        bool | None, typer.Option("--speaker-norm/--no-speaker-norm", help="Speaker-level feature normalisation for "
-                                                                         "every model, over the suite's settings.")
-    ] = None,
+    config: BenchConfigOpt = None,
+    epochs: BenchEpochsOpt = None,
+    speaker_norm: BenchSpeakerNormOpt = None,
     name: Annotated[str | None, typer.Option(help="Report name (default: derived from the suite).")] = None,
     workers: WorkersOpt = 1,
     executor: Annotated[str, typer.Option(help="local or ray (one task per model and fold).")] = "local",

@@ -327,7 +327,8 @@ def resolve_split(
 
     With ``fold``: that fold of ``plan`` (a built-in plan name or a JSON file; by default the
     smallest built-in plan of the dataset that covers the speakers, :func:`~avemo.datasets.covering_plan`,
-    else a 5-fold plan made from them).
+    else a 5-fold plan made from them; several corpora: :func:`~avemo.training.corpora.corpora_plan`,
+    5 folds of each corpus joined, so that every fold tests and trains speakers of every corpus).
     Without, on a corpus with an official split (MELD): train on ``train``, select on ``dev``,
     test on ``test`` where the folder has it.
     Without, otherwise: every speaker trains except the validation speakers (``val_speakers``, by
@@ -336,7 +337,7 @@ def resolve_split(
     unqualified validation speaker is accepted when one corpus alone has it.
     """
     from avemo.datasets import FoldPlan, builtin_plan, covering_plan, make_plan, official_split
-    from avemo.training.corpora import corpus_of, qualify_speakers
+    from avemo.training.corpora import corpora_plan, corpus_of, qualify_speakers
 
     speakers = data.speakers
     if fold is None and plan is None and not val_speakers and any(map(_split_of, data.takes)):
@@ -366,7 +367,10 @@ def resolve_split(
     else:
         if val_speakers:
             raise ConfigError("validation speakers cannot be given with a fold (the plan fixes them)")
-        if plan is None:
+        if plan is None and data.corpora is not None:  # every fold holds speakers of every corpus
+            plan_obj = corpora_plan(speakers, [c.corpus for c in data.corpora.specs], 5,
+                                    name=f"{data.dataset}_by_corpus", dataset=data.dataset)
+        elif plan is None:
             plan_obj = covering_plan(data.dataset, speakers) or make_plan(
                 speakers, 5, n_val=2, name=f"{data.dataset}_5fold", dataset=data.dataset)
         elif Path(str(plan)).suffix == ".json":
