@@ -550,6 +550,8 @@ def evaluate(
         m = ev.metrics
         console.print(f"{m.n} takes: accuracy {m.accuracy:.4f}, weighted F1 {m.weighted_f1:.4f}, "
                       f"macro-F1 {m.macro_f1:.4f}, UAR {m.uar:.4f}" + (f" (adapted: {adapt})" if adapt else ""))
+        if ev.seen_warning():
+            console_err.print(f"[yellow]warning:[/] {escape(ev.seen_warning())}", soft_wrap=True)
         if not ev.comparison.identity:
             console.print(_comparison_table(ev))
         if report is not None:
