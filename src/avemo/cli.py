@@ -474,12 +474,13 @@ def train(
                 extra_meta={"split": split_info},
                 on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
             )
-    _print_run(run, out)
+    _print_run(run, out, data.skipped)
 
 
-def _print_run(run, out: Path) -> None:
-    """What ``avemo train`` says at the end: the skipped files, the scores, the checkpoint's folder."""
-    for path, reason in run.failed:
+def _print_run(run, out: Path, skipped: list[tuple[str, str]]) -> None:
+    """What ``avemo train`` says at the end: the skipped files (those the dataset reader could not
+    use, then those without features), the scores, the checkpoint's folder."""
+    for path, reason in [*skipped, *run.failed]:
         console_err.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}")
     line = f"best epoch {run.best_epoch}; validation accuracy {run.val.accuracy:.3f}" if run.val else "no validation"
     if run.test is not None:
