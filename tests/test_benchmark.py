@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,6 +247,25 @@ def test_cli_epochs_override_the_suites_per_model_epochs(fold1_root, au_table, t
     row = saved["models"]["au_mlp"]
     assert saved["protocol"]["train_config"]["epochs"] == 1
     assert row["train"] == {"epochs": 1, "patience": 3} and row["best_epochs"] == [[1]]
+
+
+@pytest.mark.shared_data
+def test_cli_benchmark_lists_the_files_no_fold_scores(ravdess_subset, au_table, tmp_path, avemo_main):
+    """A malformed name and a corrupt file used to drop out of every fold silently (the report still
+    said "N takes"); now the command lists them and the report counts them."""
+    root = ravdess_subset(("01", "06", "08"), step=10)
+    (root / "Actor_01" / "03-01-99-01-01-01-01.wav").write_bytes(b"")  # emotion 99 does not exist
+    victim = next((root / "Actor_01").glob("*.flac"))
+    victim.unlink()
+    victim.write_bytes(b"fLaC and then nothing")
+    out = tmp_path / "results"
+    code, _, err = avemo_main("benchmark", "ravdess_au", "--root", root, "--visual-table", au_table, "--models",
+                              "mfcc_cnn1d", "--folds", "1", "--epochs", "1", "--out", out, "--cache", tmp_path / "c")
+    assert code == 0, err
+    saved = json.loads((out / "ravdess_au.json").read_text())
+    assert sorted(Path(s["file"]).name for s in saved["skipped"]) == sorted(["03-01-99-01-01-01-01.wav", victim.name])
+    assert "03-01-99-01-01-01-01.wav" in err and victim.name in err
+    assert "- Skipped: 2 file(s)" in (out / "ravdess_au.md").read_text()
 
 
 @pytest.mark.shared_data

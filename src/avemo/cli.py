@@ -194,7 +194,7 @@ def extract(
 
     items, skipped = collect_inputs(path, dataset=dataset, labels_csv=labels)
     for s_path, reason in skipped:
-        console_err.print(f"[yellow]skipped[/] {escape(str(s_path))}: {escape(reason)}")
+        console_err.print(f"[yellow]skipped[/] {escape(str(s_path))}: {escape(reason)}", soft_wrap=True)
     if not items:
         raise AvemoError("no media files to process", path)
     with contextlib.ExitStack() as stack:  # a bad destination fails now, not after the work
@@ -481,7 +481,7 @@ def _print_run(run, out: Path, skipped: list[tuple[str, str]]) -> None:
     """What ``avemo train`` says at the end: the skipped files (those the dataset reader could not
     use, then those without features), the scores, the checkpoint's folder."""
     for path, reason in [*skipped, *run.failed]:
-        console_err.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}")
+        console_err.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}", soft_wrap=True)
     line = f"best epoch {run.best_epoch}; validation accuracy {run.val.accuracy:.3f}" if run.val else "no validation"
     if run.test is not None:
         line += f"; test accuracy {run.test.accuracy:.3f}, macro-F1 {run.test.macro_f1:.3f}, UAR {run.test.uar:.3f}"
@@ -547,7 +547,7 @@ def evaluate(
         ev = evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt)
         for item in ev.skipped:
             what = item.get("take") or item.get("file")
-            console_err.print(f"[yellow]skipped[/] {escape(str(what))}: {escape(item['reason'])}")
+            console_err.print(f"[yellow]skipped[/] {escape(str(what))}: {escape(item['reason'])}", soft_wrap=True)
         m = ev.metrics
         console.print(f"{m.n} takes: accuracy {m.accuracy:.4f}, weighted F1 {m.weighted_f1:.4f}, "
                       f"macro-F1 {m.macro_f1:.4f}, UAR {m.uar:.4f}" + (f" (adapted: {adapt})" if adapt else ""))
@@ -668,6 +668,8 @@ def benchmark(
         title = f"{spec.name}: {'speaker-disjoint' if protocol == 'speaker' else random} CV"
         json_path, md_path = write_report(results, out_dir, report, title=title, command=command,
                                           paper_numbers=spec.papers)
+    for item in results["skipped"]:
+        console_err.print(f"[yellow]skipped[/] {escape(item['file'])}: {escape(item['reason'])}", soft_wrap=True)
     for model_name, m in sorted(results["models"].items(), key=lambda kv: -kv[1]["mean_accuracy"]):
         console.print(f"{escape(model_name):28s} {100 * m['mean_accuracy']:6.2f} ± {100 * m['std_accuracy']:5.2f}  "
                       f"macro-F1 {100 * m['macro_f1']:5.2f}  UAR {100 * m['uar']:5.2f}")

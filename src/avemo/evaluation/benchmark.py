@@ -199,7 +199,7 @@ def run_benchmark(
     if executor not in ("local", "ray"):
         raise ConfigError(f"unknown executor {executor!r}; use 'local' or 'ray'")
     t0 = time.perf_counter()
-    extract_all(entries, data, cache=cache, workers=workers, executor=executor, address=address)
+    failed = extract_all(entries, data, cache=cache, workers=workers, executor=executor, address=address)
     extract_seconds = time.perf_counter() - t0
     tasks = [(e, s, data, str(cache.root), base) for e in entries for s in splits]  # one per (entry, fold)
     if executor == "ray":
@@ -223,6 +223,8 @@ def run_benchmark(
             "visual_tables": {n: str(t.source) for n, t in data.tables.items()},
         },
         "extract_seconds": round(extract_seconds, 2),
+        # what no fold scores: files the dataset reader could not use, and files an extractor failed on
+        "skipped": [{"file": str(p), "reason": r} for p, r in [*data.skipped, *failed]],
         "executor": executor,
         "versions": package_versions(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -232,8 +234,10 @@ def run_benchmark(
 
 
 def extract_all(entries: Sequence[BenchmarkEntry], data: DataBundle, *, cache: FeatureCache, workers: int = 1,
-                executor: str = "local", address: str | None = None) -> None:
-    """Every feature any entry's model needs, for every take, extracted once into ``cache`` on the executor."""
+                executor: str = "local", address: str | None = None) -> list[tuple[str, str]]:
+    """Every feature any entry's model needs, for every take, extracted once into ``cache`` on the
+    executor; returns ``(file, "extractor: reason")`` for each failure (those takes are left out of
+    the folds of the models that need the feature)."""
     from avemo.extraction import ExtractorSpec, run_extraction
     from avemo.models import default_inputs
 
@@ -243,12 +247,15 @@ def extract_all(entries: Sequence[BenchmarkEntry], data: DataBundle, *, cache: F
             if spec.feature not in data.tables:
                 es = ExtractorSpec.of(spec.feature, **dict(spec.config))
                 wanted[(es, spec.modality)] = (es, spec.modality)
+    failed: list[tuple[str, str]] = []
     for modality in MODALITIES:
         specs = [es for es, m in wanted.values() if m == modality]
         if specs:
             clips = [t.clip_for(modality) for t in data.takes]
             paths = sorted({str(c.path) for c in clips if c is not None})
-            run_extraction(paths, specs, cache=cache, workers=workers, executor=executor, address=address)
+            report = run_extraction(paths, specs, cache=cache, workers=workers, executor=executor, address=address)
+            failed += [(o.path, f"{name}: {reason}") for o in report.failed for name, reason in o.errors.items()]
+    return failed
 
 
 def _model_result(entry: BenchmarkEntry, folds: Sequence[FoldResult]) -> dict[str, Any]:
@@ -397,6 +404,9 @@ def write_report(
               f"{results['executor']}.",
               "- Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".",
               f"- Feature extraction (cold or warm cache): {results['extract_seconds']} s.", ""]
+    if results.get("skipped"):
+        lines[-1:] = [f"- Skipped: {len(results['skipped'])} file(s) that the dataset reader or an extractor could "
+                      f"not use, in no fold (listed in `{name}.json`, `skipped`).", ""]
     for heading, body in sections:
         lines += [f"## {heading}", "", *body, ""]
     if sections:
