@@ -240,13 +240,16 @@ def test_cli_epochs_override_the_suites_per_model_epochs(fold1_root, au_table, t
                      '[train]\nepochs = 4\npatience = 4\n[train_overrides]\nau_mlp = { epochs = 3 }\n'
                      '[[entries]]\nmodels = ["au_mlp"]\ntrain = { patience = 3 }\n')
     out = tmp_path / "results"
-    code, _, err = avemo_main("benchmark", suite, "--root", fold1_root, "--visual-table", au_table, "--folds", "1",
-                              "--epochs", "1", "--out", out, "--cache", tmp_path / "c")
+    args = ["-v", "benchmark", suite, "--root", fold1_root, "--visual-table", au_table, "--folds", "1", "--epochs", "1",
+            "--out", out, "--cache", tmp_path / "c"]
+    code, _, err = avemo_main(*args)
     assert code == 0, err
     saved = json.loads((out / "tiny.json").read_text())
     row = saved["models"]["au_mlp"]
     assert saved["protocol"]["train_config"]["epochs"] == 1
     assert row["train"] == {"epochs": 1, "patience": 3} and row["best_epochs"] == [[1]]
+    # the command as given, global options included (it used to say "avemo benchmark benchmark ...", without -v)
+    assert saved["command"] == "avemo " + " ".join(map(str, args))
 
 
 @pytest.mark.shared_data

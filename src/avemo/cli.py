@@ -663,7 +663,7 @@ def benchmark(
                 executor=executor, address=address, progress=lambda _r: bar.advance(task),
             )
         report = name or (spec.name + ("" if protocol == "speaker" else f"_{protocol}"))
-        command = "avemo benchmark " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        command = "avemo " + " ".join(shlex.quote(a) for a in sys.argv[1:])  # global options (-v) included
         random = "RANDOM-SPLIT (speakers on both sides)"
         title = f"{spec.name}: {'speaker-disjoint' if protocol == 'speaker' else random} CV"
         json_path, md_path = write_report(results, out_dir, report, title=title, command=command,
