@@ -151,6 +151,22 @@ def test_train_lists_the_files_the_reader_skipped(ravdess_subset, au_table, tmp_
     assert "skipped" in err and "03-01-09-01-01-01-01.wav" in err
 
 
+def test_a_fold_whose_validation_speakers_are_not_in_the_data_says_so(small_ravdess, au_table, caplog):
+    """Speakers 01 02 05 06 and fold 2 of ravdess_au (validation 11, 12): trained without validation
+    silently, while the split info named 11 and 12."""
+    from avemo.training import resolve_split
+
+    data = load_data("ravdess", small_ravdess, visual_table=au_table)
+    with caplog.at_level("WARNING", logger="avemo.training.experiment"):
+        _, va, te, info = resolve_split(data, fold=2)
+    assert not va and te and info["val_speakers"] == ["11", "12"]
+    assert "none of its validation speakers (11, 12) is in the data" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="avemo.training.experiment"):
+        resolve_split(data, fold=1)  # validation 06, 07: 06 is there
+    assert not caplog.text
+
+
 def test_checkpoint_refused_for_other_features(small_ravdess, au_table, cache_dir, tmp_path, avemo_main):
     data = load_data("ravdess", small_ravdess, visual_table=au_table, speakers=["01", "02", "05"])
     tr, va, _ = split(data.takes, Fold(number=0, test=(), val=("05",), train=("01", "02")))

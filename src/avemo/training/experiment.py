@@ -11,6 +11,7 @@ tests on the test speakers (if any), and writes a checkpoint with plots;
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 from collections.abc import Callable, Sequence
@@ -50,6 +51,8 @@ from avemo.training.trainer import (
     is_main_process,
     predict_proba,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -383,6 +386,11 @@ def resolve_split(
         info = {"plan": plan_obj.name, "fold": fold, "test_speakers": list(fold_obj.test),
                 "val_speakers": list(fold_obj.val)}
     tr, va, te = split(data.takes, fold_obj)
+    for part, takes in (("validation", va), ("test", te)):  # e.g. --speakers without the fold's own
+        named = fold_obj.val if part == "validation" else fold_obj.test
+        if named and not takes:
+            log.warning("fold %s of plan %s: none of its %s speakers (%s) is in the data: no %s takes",
+                        fold, info["plan"], part, ", ".join(named), part)
     return tr, va, te, info
 
 
