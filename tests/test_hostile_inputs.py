@@ -475,6 +475,21 @@ def test_info_and_extract_print_names_with_brackets_as_they_are(corpus, avemo_ma
     assert code == 1 and "│ bad [final].wav " in err
 
 
+def test_extract_shows_progress_lines_when_stderr_is_not_a_terminal(corpus, avemo_main, tmp_path, monkeypatch):
+    """Only a terminal got a progress bar: a long extract, train or benchmark written to a log said
+    nothing until it ended (MELD's text features: 140 s)."""
+    from avemo import cli
+
+    monkeypatch.setattr(cli, "PROGRESS_EVERY", 0.0)  # a line at every step
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for name in ("voice.wav", "silent.wav"):
+        (folder / name).write_bytes((corpus / name).read_bytes())
+    code, _, err = avemo_main("extract", folder, "-f", "mfcc", "--cache", tmp_path / "c")
+    assert code == 0, err
+    assert "avemo: extracting: 1 of 2 (50 %)" in err and "avemo: extracting: 2 of 2 (100 %)" in err
+
+
 def test_info_on_garbage_is_one_line(corpus, avemo_main):
     code, _, err = avemo_main("info", corpus / "garbage.mp4")
     _one_line_error(code, err, "garbage.mp4: not a media file")

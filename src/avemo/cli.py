@@ -79,9 +79,49 @@ def _cache(folder: Path | None):
     return cache
 
 
+class _LineProgress:
+    """The progress of ``extract``, ``train`` and ``benchmark`` when stderr is not a terminal (a log
+    file, a job, CI): a line every :data:`PROGRESS_EVERY` seconds, ``avemo: extracting: 120 of 11098
+    (1 %), 40 s so far``, for the few calls of a rich ``Progress`` these commands make."""
+
+    def __init__(self, enabled: bool):
+        import time
+
+        self.enabled, self.tasks, self.started = enabled, {}, time.monotonic()
+        self.last_line = self.started
+
+    def __enter__(self) -> _LineProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None) -> int:
+        self.tasks[len(self.tasks)] = [description, total, 0.0]
+        return len(self.tasks) - 1
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        self.update(task, completed=self.tasks[task][2] + advance)
+
+    def update(self, task: int, *, completed: float) -> None:
+        import time
+
+        self.tasks[task][2] = completed
+        now = time.monotonic()
+        if self.enabled and now - self.last_line >= PROGRESS_EVERY:
+            self.last_line = now
+            description, total, done = self.tasks[task]
+            share = f" ({100 * done / total:.0f} %)" if total else ""
+            print(f"avemo: {description}: {done:.0f} of {total:.0f}{share}, {now - self.started:.0f} s so far",
+                  file=sys.stderr, flush=True)
+
+
 def _progress(total: int, description: str):
+    """A progress bar on a terminal, else progress lines (:class:`_LineProgress`); none for one item."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    if not console_err.is_terminal:
+        return _LineProgress(total >= 2)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
