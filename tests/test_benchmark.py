@@ -78,6 +78,20 @@ def test_random_splits_put_speakers_on_both_sides_but_never_a_take(full_data):
 
 
 @pytest.mark.shared_data
+def test_a_random_split_report_does_not_claim_unseen_test_speakers(small_data, tmp_path):
+    """The protocol line of every report said "test speakers unseen", random splits included."""
+    entries = [BenchmarkEntry("au_mlp", "au_mlp")]
+    cache, config = FeatureCache(tmp_path / "cache"), TrainConfig(epochs=1)
+    spoken = run_benchmark(entries, small_data, random_splits(small_data, k=2), cache=cache, train_config=config)
+    assert "RANDOM splits" in spoken["protocol"]["selection"] and "unseen" not in spoken["protocol"]["selection"]
+    folds = plan_splits(small_data, list(make_plan(small_data.speakers, 2, n_val=1)))
+    disjoint = run_benchmark(entries, small_data, folds[:1], cache=cache, train_config=config)
+    assert disjoint["protocol"]["selection"].endswith("test speakers unseen")
+    _, md = write_report(disjoint, tmp_path / "out", "one", title="t", command="c")
+    assert "; 1 fold, " in md.read_text()
+
+
+@pytest.mark.shared_data
 def test_speaker_splits_follow_the_plan(full_data):
     splits = plan_splits(full_data, builtin_plan("ravdess_au").folds)
     assert sorted(speakers(splits[0].test)) == ["01", "02", "04", "05"]
