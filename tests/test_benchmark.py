@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,6 +75,20 @@ def test_random_splits_put_speakers_on_both_sides_but_never_a_take(full_data):
         assert speakers(s.train) & speakers(s.test)  # what makes these numbers optimistic
     again = random_splits(full_data, k=5, seed=0)
     assert [t.key for t in again[2].test] == [t.key for t in splits[2].test]
+
+
+@pytest.mark.shared_data
+def test_a_random_split_report_does_not_claim_unseen_test_speakers(small_data, tmp_path):
+    """The protocol line of every report said "test speakers unseen", random splits included."""
+    entries = [BenchmarkEntry("au_mlp", "au_mlp")]
+    cache, config = FeatureCache(tmp_path / "cache"), TrainConfig(epochs=1)
+    spoken = run_benchmark(entries, small_data, random_splits(small_data, k=2), cache=cache, train_config=config)
+    assert "RANDOM splits" in spoken["protocol"]["selection"] and "unseen" not in spoken["protocol"]["selection"]
+    folds = plan_splits(small_data, list(make_plan(small_data.speakers, 2, n_val=1)))
+    disjoint = run_benchmark(entries, small_data, folds[:1], cache=cache, train_config=config)
+    assert disjoint["protocol"]["selection"].endswith("test speakers unseen")
+    _, md = write_report(disjoint, tmp_path / "out", "one", title="t", command="c")
+    assert "; 1 fold, " in md.read_text()
 
 
 @pytest.mark.shared_data
@@ -228,6 +243,46 @@ def test_cli_benchmark_writes_the_report(fold1_root, au_table, tmp_path, avemo_m
     saved = json.loads((out / "ravdess_au.json").read_text())
     assert list(saved["models"]) == ["au_mlp"] and saved["protocol"]["folds"][0]["test_speakers"] == ["01"]
     assert saved["protocol"]["train_config"]["epochs"] == 1 and saved["models"]["au_mlp"]["seeds"] == [0]
+
+
+@pytest.mark.shared_data
+def test_cli_epochs_override_the_suites_per_model_epochs(fold1_root, au_table, tmp_path, avemo_main):
+    """`--epochs 1` is one epoch for every model: a suite's per-model epochs (as ravdess_au gives the
+    recurrent models 15) used to win over it, while the report's train_config said 1."""
+    suite = tmp_path / "suite.toml"
+    suite.write_text('name = "tiny"\ntitle = "tiny"\ndataset = "ravdess"\nplan = "ravdess_au"\ntables = ["openface_au_means"]\n'
+                     '[train]\nepochs = 4\npatience = 4\n[train_overrides]\nau_mlp = { epochs = 3 }\n'
+                     '[[entries]]\nmodels = ["au_mlp"]\ntrain = { patience = 3 }\n')
+    out = tmp_path / "results"
+    args = ["-v", "benchmark", suite, "--root", fold1_root, "--visual-table", au_table, "--folds", "1", "--epochs", "1",
+            "--out", out, "--cache", tmp_path / "c"]
+    code, _, err = avemo_main(*args)
+    assert code == 0, err
+    saved = json.loads((out / "tiny.json").read_text())
+    row = saved["models"]["au_mlp"]
+    assert saved["protocol"]["train_config"]["epochs"] == 1
+    assert row["train"] == {"epochs": 1, "patience": 3} and row["best_epochs"] == [[1]]
+    # the command as given, global options included (it used to say "avemo benchmark benchmark ...", without -v)
+    assert saved["command"] == "avemo " + " ".join(map(str, args))
+
+
+@pytest.mark.shared_data
+def test_cli_benchmark_lists_the_files_no_fold_scores(ravdess_subset, au_table, tmp_path, avemo_main):
+    """A malformed name and a corrupt file used to drop out of every fold silently (the report still
+    said "N takes"); now the command lists them and the report counts them."""
+    root = ravdess_subset(("01", "06", "08"), step=10)
+    (root / "Actor_01" / "03-01-99-01-01-01-01.wav").write_bytes(b"")  # emotion 99 does not exist
+    victim = next((root / "Actor_01").glob("*.flac"))
+    victim.unlink()
+    victim.write_bytes(b"fLaC and then nothing")
+    out = tmp_path / "results"
+    code, _, err = avemo_main("benchmark", "ravdess_au", "--root", root, "--visual-table", au_table, "--models",
+                              "mfcc_cnn1d", "--folds", "1", "--epochs", "1", "--out", out, "--cache", tmp_path / "c")
+    assert code == 0, err
+    saved = json.loads((out / "ravdess_au.json").read_text())
+    assert sorted(Path(s["file"]).name for s in saved["skipped"]) == sorted(["03-01-99-01-01-01-01.wav", victim.name])
+    assert "03-01-99-01-01-01-01.wav" in err and victim.name in err
+    assert "- Skipped: 2 file(s)" in (out / "ravdess_au.md").read_text()
 
 
 @pytest.mark.shared_data

@@ -192,6 +192,44 @@ def test_evaluate_ravdess_checkpoint_on_emodb(ravdess_checkpoint, small_emodb, c
 
 
 @pytest.mark.shared_data
+def test_evaluating_the_speakers_a_checkpoint_was_trained_on_says_so(ravdess_checkpoint, small_emodb, ravdess_subset,
+                                                                      cache_dir, tmp_path):
+    """The clips of the checkpoint's training (01, 02) and validation (05) speakers used to be scored
+    as if held out, silently; now the JSON counts them and the command warns in one line."""
+    for root, dataset, seen in ((ravdess_subset(("01", "02", "05"), step=6), "ravdess", {"train": 20, "val": 10}),
+                                (small_emodb, "emodb", {"train": 0, "val": 0})):
+        report = tmp_path / f"{dataset}.json"
+        result = CliRunner().invoke(app, [str(a) for a in (
+            "evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", dataset, "--root", root, "--json", report,
+            "--cache", cache_dir, "--workers", 1)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert json.loads(report.read_text())["seen"] == seen
+        warned = "30 of the 30 scored takes are not held out: 20 trained and 10 validated this checkpoint"
+        assert (warned in result.output) == (dataset == "ravdess")
+
+
+def test_seen_takes_of_a_multi_corpus_run_and_of_an_official_split(tmp_path):
+    from avemo.datasets import pair_takes
+    from avemo.datasets.records import Clip
+    from avemo.training.scoring import seen_in_training
+
+    def takes(dataset, speakers, split=None):
+        clips = [Clip(tmp_path / f"{dataset}_{s}_{i}.wav", dataset, "angry", s, f"{s}_{i}", ("audio",), split=split)
+                 for s in speakers for i in range(2)]
+        return list(pair_takes(clips).values())
+
+    multi = {"data": {"dataset": "ravdess+emo", "speakers": {"train": ["emo:03", "ravdess:01"], "val": ["emo:08"]},
+                      "corpora": [{"name": "ravdess", "dataset": "ravdess"}, {"name": "emo", "dataset": "emodb"}]},
+             "split": {"fold": None}}
+    assert seen_in_training(multi, takes("emodb", ["03", "08", "09"])) == {"train": 2, "val": 2}
+    assert seen_in_training(multi, takes("crema_d", ["03"])) == {"train": 0, "val": 0}
+    official = {"data": {"dataset": "meld", "speakers": {"train": ["Ross"], "val": ["Ross"]}},
+                "split": {"split": "official", "train": "train", "val": "dev", "test": None}}
+    assert seen_in_training(official, takes("meld", ["Ross"], "dev") + takes("meld", ["Ross"], "test")) == {
+        "train": 0, "val": 2}
+
+
+@pytest.mark.shared_data
 def test_cli_evaluate_across_corpora(ravdess_checkpoint, small_emodb, cache_dir, shared_data, tmp_path):
     report = tmp_path / "emodb.json"
     result = CliRunner().invoke(app, [str(a) for a in (

@@ -448,6 +448,48 @@ def test_info_lists_every_stream_and_which_are_used(corpus, avemo_main):
         (0, "audio", True, False), (1, "audio", False, True)]
 
 
+def _with_language(src: Path, dst: Path, language: str) -> Path:
+    """``src``'s first audio stream remuxed into Matroska with a language tag."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="matroska") as out:
+        stream = out.add_stream_from_template(inp.streams.audio[0])
+        stream.metadata["language"] = language
+        for packet in inp.demux(inp.streams.audio[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    return dst
+
+
+def test_info_and_extract_print_names_with_brackets_as_they_are(corpus, avemo_main, tmp_path, monkeypatch):
+    """File names, tags and stream lines are text, not console markup: "take [final].wav" and a
+    stream's "[eng]" used to vanish from the tables ("take .wav")."""
+    clip = _with_language(corpus / "muted_first.mkv", tmp_path / "take [v2].mkv", "eng")
+    code, out, err = avemo_main("info", clip, "--no-faces")
+    assert code == 0, err
+    assert "take [v2].mkv" in out and "1 channel [eng]" in out
+    (tmp_path / "bad [final].wav").write_bytes(b"RIFF junk")
+    monkeypatch.chdir(tmp_path)  # a short relative name: the table does not wrap it
+    code, out, err = avemo_main("extract", "bad [final].wav", "-f", "mfcc", "--cache", tmp_path / "c")
+    assert code == 1 and "│ bad [final].wav " in err
+
+
+def test_extract_shows_progress_lines_when_stderr_is_not_a_terminal(corpus, avemo_main, tmp_path, monkeypatch):
+    """Only a terminal got a progress bar: a long extract, train or benchmark written to a log said
+    nothing until it ended (MELD's text features: 140 s)."""
+    from avemo import cli
+
+    monkeypatch.setattr(cli, "PROGRESS_EVERY", 0.0)  # a line at every step
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for name in ("voice.wav", "silent.wav"):
+        (folder / name).write_bytes((corpus / name).read_bytes())
+    code, _, err = avemo_main("extract", folder, "-f", "mfcc", "--cache", tmp_path / "c")
+    assert code == 0, err
+    assert "avemo: extracting: 1 of 2 (50 %)" in err and "avemo: extracting: 2 of 2 (100 %)" in err
+
+
 def test_info_on_garbage_is_one_line(corpus, avemo_main):
     code, _, err = avemo_main("info", corpus / "garbage.mp4")
     _one_line_error(code, err, "garbage.mp4: not a media file")

@@ -23,6 +23,7 @@ from avemo.training.corpora import (
     CorpusObjective,
     balance_weights,
     build_label_space,
+    corpus_of,
     qualify_speakers,
     read_corpora_file,
 )
@@ -293,6 +294,13 @@ def test_cli_refuses_ambiguous_speakers_and_unequal_pairs(two_small_corpora, tmp
         assert code != 0 and message in err
 
 
+def test_train_help_shows_the_corpora_table_name(avemo_main, monkeypatch):
+    """--help is rendered as console markup: "[[corpora]]" used to come out as "[]"."""
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = avemo_main("train", "--help")
+    assert code == 0 and "A TOML file of [[corpora]] entries" in out
+
+
 def test_closed_form_refuses_the_class_balanced_sampler():
     x, y = _separable(d=512)
     model = create_model("whisper_logreg", num_classes=3, combine="mean")
@@ -317,6 +325,27 @@ def test_load_corpora_qualifies_speakers_and_splits_by_fold(two_small_corpora):
     assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
     _, va, _, info = resolve_split(data)  # default: the last speaker of each corpus validates
     assert info["val_speakers"] == ["emodb:09", "ravdess:08"]
+    for fold in (1, 2, 3):  # each fold tests, validates on and trains on speakers of both corpora
+        parts = resolve_split(data, fold=fold)[:3]
+        assert [{corpus_of(t.speaker) for t in part} for part in parts] == [{"emodb", "ravdess"}] * 3, fold
+
+
+def test_the_default_multi_corpus_plan_cuts_each_corpus_into_the_folds():
+    """One plan over the sorted qualified ids used to test all 5 EmoDB speakers in fold 1 (never
+    trained on there: a cross-corpus score) and none in folds 2-5."""
+    from avemo.training.corpora import corpora_plan
+
+    speakers = [f"emodb:{s}" for s in ("03", "08", "09", "10", "11")] + [f"ravdess:{i:02d}" for i in range(1, 21)]
+    plan = corpora_plan(speakers, ["ravdess", "emodb"], name="p", dataset="ravdess+emodb")
+    assert len(plan.folds) == 5 and sorted(plan.speakers) == sorted(speakers)
+    for fold in plan.folds:
+        assert [sum(corpus_of(s) == "emodb" for s in part) for part in (fold.test, fold.val, fold.train)] == [1, 1, 3]
+        assert [sum(corpus_of(s) == "ravdess" for s in part) for part in (fold.test, fold.val, fold.train)] == [4, 1, 15]
+    two = corpora_plan(speakers[:5] + ["crema_d:1001", "crema_d:1002"], ["emodb", "crema_d"], name="p", dataset="x")
+    assert len(two.folds) == 2  # as many as the smaller corpus has speakers; it spares none for validation
+    assert all(sum("crema" in s for s in f.test) == 1 and not any("crema" in s for s in f.val) for f in two.folds)
+    with pytest.raises(ConfigError, match="corpus crema_d has 1 speaker"):
+        corpora_plan(speakers[:5] + ["crema_d:1001"], ["emodb", "crema_d"], name="p", dataset="x")
 
 
 @pytest.mark.shared_data

@@ -140,6 +140,33 @@ def test_leakage_check_refuses_a_plan_that_mixes_a_speaker(small_ravdess, au_tab
     assert not (tmp_path / "x" / "model.safetensors").exists()
 
 
+def test_train_lists_the_files_the_reader_skipped(ravdess_subset, au_table, tmp_path, avemo_main):
+    """A malformed file name (or a labels-CSV row whose file is missing) was left out of training
+    silently, while `extract` and `evaluate` list such files; `train` lists them at the end too."""
+    root = ravdess_subset(("01", "02", "05"), step=12)
+    (root / "Actor_01" / "03-01-09-01-01-01-01.wav").write_bytes(b"")  # emotion 09 does not exist
+    code, _, err = avemo_main("train", "--root", root, "--visual-table", au_table, "--model", "au_mlp",
+                              "--val-speakers", "05", "--epochs", "1", "--out", tmp_path / "run")
+    assert code == 0, err
+    assert "skipped" in err and "03-01-09-01-01-01-01.wav" in err
+
+
+def test_a_fold_whose_validation_speakers_are_not_in_the_data_says_so(small_ravdess, au_table, caplog):
+    """Speakers 01 02 05 06 and fold 2 of ravdess_au (validation 11, 12): trained without validation
+    silently, while the split info named 11 and 12."""
+    from avemo.training import resolve_split
+
+    data = load_data("ravdess", small_ravdess, visual_table=au_table)
+    with caplog.at_level("WARNING", logger="avemo.training.experiment"):
+        _, va, te, info = resolve_split(data, fold=2)
+    assert not va and te and info["val_speakers"] == ["11", "12"]
+    assert "none of its validation speakers (11, 12) is in the data" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="avemo.training.experiment"):
+        resolve_split(data, fold=1)  # validation 06, 07: 06 is there
+    assert not caplog.text
+
+
 def test_checkpoint_refused_for_other_features(small_ravdess, au_table, cache_dir, tmp_path, avemo_main):
     data = load_data("ravdess", small_ravdess, visual_table=au_table, speakers=["01", "02", "05"])
     tr, va, _ = split(data.takes, Fold(number=0, test=(), val=("05",), train=("01", "02")))

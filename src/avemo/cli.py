@@ -79,9 +79,49 @@ def _cache(folder: Path | None):
     return cache
 
 
+class _LineProgress:
+    """The progress of ``extract``, ``train`` and ``benchmark`` when stderr is not a terminal (a log
+    file, a job, CI): a line every :data:`PROGRESS_EVERY` seconds, ``avemo: extracting: 120 of 11098
+    (1 %), 40 s so far``, for the few calls of a rich ``Progress`` these commands make."""
+
+    def __init__(self, enabled: bool):
+        import time
+
+        self.enabled, self.tasks, self.started = enabled, {}, time.monotonic()
+        self.last_line = self.started
+
+    def __enter__(self) -> _LineProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None) -> int:
+        self.tasks[len(self.tasks)] = [description, total, 0.0]
+        return len(self.tasks) - 1
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        self.update(task, completed=self.tasks[task][2] + advance)
+
+    def update(self, task: int, *, completed: float) -> None:
+        import time
+
+        self.tasks[task][2] = completed
+        now = time.monotonic()
+        if self.enabled and now - self.last_line >= PROGRESS_EVERY:
+            self.last_line = now
+            description, total, done = self.tasks[task]
+            share = f" ({100 * done / total:.0f} %)" if total else ""
+            print(f"avemo: {description}: {done:.0f} of {total:.0f}{share}, {now - self.started:.0f} s so far",
+                  file=sys.stderr, flush=True)
+
+
 def _progress(total: int, description: str):
+    """A progress bar on a terminal, else progress lines (:class:`_LineProgress`); none for one item."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    if not console_err.is_terminal:
+        return _LineProgress(total >= 2)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -109,11 +149,11 @@ def info(
     if as_json:
         console.print_json(json.dumps(report))
         return
-    table = Table(title=str(path), show_header=False, title_justify="left")
+    table = Table(title=escape(str(path)), show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value")
-    for key, value in _flatten(report):
-        table.add_row(key, str(value))
+    for key, value in _flatten(report):  # file names, tags and stream lines ("[eng]") are text, not markup
+        table.add_row(escape(key), escape(str(value)))
     console.print(table)
 
 
@@ -209,7 +249,8 @@ def extract(
         console.print(
             f"{len(report.outcomes)} files, {len(specs)} extractors: {report.n_computed} computed, "
             f"{report.n_cached} from cache, {len(failed)} files with failures, {report.seconds:.1f} s "
-            f"({report.executor}, {report.workers} worker{'s' if report.workers > 1 else ''}); cache: {cache.root}"
+            f"({report.executor}, {report.workers} worker{'s' if report.workers > 1 else ''}); cache: "
+            f"{escape(str(cache.root))}"
         )
         if summary_out is not None:
             summary = report.to_dict() | {"skipped": [{"path": str(p), "reason": r} for p, r in skipped]}
@@ -228,7 +269,7 @@ def _extract_inputs(path: Path | None, root: Path | None, **options):
     path = path if path is not None else root
     items, skipped = collect_inputs(path, **options)
     for s_path, reason in skipped:
-        console_err.print(f"[yellow]skipped[/] {s_path}: {reason}")
+        console_err.print(f"[yellow]skipped[/] {escape(str(s_path))}: {escape(reason)}", soft_wrap=True)
     if not items:
         raise AvemoError("no media files to process", path)
     return path, items, skipped
@@ -239,9 +280,9 @@ def _print_not_extracted(failed, skipped) -> None:
     table = Table("file", "extractor", "reason", title="Not extracted", title_justify="left")
     for o in failed:
         for name, reason in o.errors.items():
-            table.add_row(o.path, name, reason)
+            table.add_row(escape(str(o.path)), name, escape(reason))
     for s_path, reason in skipped:
-        table.add_row(str(s_path), "-", reason)
+        table.add_row(escape(str(s_path)), "-", escape(reason))
     console_err.print(table)
 
 
@@ -321,7 +362,8 @@ def prepare(
 
 # --------------------------------------------------------------------------- training
 
-DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset layout: ravdess, crema_d, emodb, folder.")]
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset layout: ravdess, crema_d, emodb, folder, meld, "
+                                                                    "iemocap.")]
 RootOpt = Annotated[Path, typer.Option("--root", "-r", help="The dataset folder.")]
 TableOpt = Annotated[
     Path | None, typer.Option("--visual-table", help="OpenFace AU means CSV (one row per video), e.g. RAVDESS-AU.")
@@ -421,7 +463,8 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
     data = load_corpora(specs, label_space, visual_table=visual_table)
     space = data.corpora.space
     left = "; ".join(f"{c}: {dict(e)}" for c, e in data.corpora.left_out.items()) or "none"
-    console_err.print(f"label space {space.mode} {list(space.labels.emotions)}; clips left out (no partner): {left}")
+    console_err.print(escape(f"label space {space.mode} {list(space.labels.emotions)}; clips left out (no partner): "
+                             f"{left}"))
     return data
 
 
@@ -431,11 +474,11 @@ RootsOpt = Annotated[
                                                           "several corpora (multi-corpus training).")
 ]
 DatasetsOpt = Annotated[
-    list[str] | None, typer.Option("--dataset", "-d", help="Dataset layout: ravdess, crema_d, emodb, folder "
-                                                           "(default ravdess); one per --root.")
+    list[str] | None, typer.Option("--dataset", "-d", help="Dataset layout: ravdess, crema_d, emodb, folder, meld, "
+                                                           "iemocap (default ravdess); one per --root.")
 ]
 CorporaOpt = Annotated[
-    Path | None, typer.Option("--corpora", help="A TOML file of [[corpora]] entries (dataset=, root=, "
+    Path | None, typer.Option("--corpora", help="A TOML file of [\\[corpora]] entries (dataset=, root=, "
                                                 "speakers=, weight=, name=) instead of --dataset/--root.")
 ]
 LabelSpaceOpt = Annotated[
@@ -484,10 +527,12 @@ def train(
     speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated speaker list.")] = "all",
     fold: Annotated[int | None, typer.Option(help="Train on fold K of the plan; test on its test speakers.")] = None,
     plan: Annotated[
-        str | None, typer.Option(help="Fold plan: a built-in name (ravdess_au) or a JSON file (default: built-in/5-fold).")
+        str | None, typer.Option(help="Fold plan: a built-in name (ravdess_au) or a JSON file (default: the smallest built-in "
+                                  "plan of the dataset that covers its speakers, else 5 folds; several corpora: 5 "
+                                  "folds of each corpus, joined).")
     ] = None,
     val_speakers: Annotated[
-        str | None, typer.Option(help="Validation speakers without --fold (default: the last two speakers).")
+        str | None, typer.Option(help="Validation speakers without --fold (default: the last two speakers; with several corpora, the last of each).")
     ] = None,
     model_config: Annotated[str | None, typer.Option(help="Model options: JSON or a TOML/YAML/JSON file.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON).")] = None,
@@ -529,7 +574,8 @@ def train(
     with removing_new_folders(out):
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
         cache = _cache(cache_dir)
-        console_err.print(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})")
+        console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes "
+                                 f"({split_info})"))
         with _progress(train_cfg.epochs, "training") as bar:
             task = bar.add_task(f"training {model}", total=train_cfg.epochs)
             run = train_run(
@@ -538,19 +584,20 @@ def train(
                 extra_meta={"split": split_info},
                 on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
             )
-    _print_run(run, out)
+    _print_run(run, out, data.skipped)
 
 
-def _print_run(run, out: Path) -> None:
-    """What ``avemo train`` says at the end: the skipped files, the scores, the checkpoint's folder."""
-    for path, reason in run.failed:
-        console_err.print(f"[yellow]skipped[/] {path}: {reason}")
+def _print_run(run, out: Path, skipped: list[tuple[str, str]]) -> None:
+    """What ``avemo train`` says at the end: the skipped files (those the dataset reader could not
+    use, then those without features), the scores, the checkpoint's folder."""
+    for path, reason in [*skipped, *run.failed]:
+        console_err.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}", soft_wrap=True)
     line = f"best epoch {run.best_epoch}; validation accuracy {run.val.accuracy:.3f}" if run.val else "no validation"
     if run.test is not None:
         line += f"; test accuracy {run.test.accuracy:.3f}, macro-F1 {run.test.macro_f1:.3f}, UAR {run.test.uar:.3f}"
     compiled = f", {run.compile_seconds:.0f} s of it compiling" if run.compile_seconds is not None else ""
     console.print(f"{run.model_name} ({run.params:,} parameters, {run.train_seconds:.0f} s{compiled}): {line}")
-    console.print(f"checkpoint: {out}")
+    console.print(f"checkpoint: {escape(str(out))}")
 
 
 @app.command()
@@ -610,10 +657,13 @@ def evaluate(
         cache = _cache(cache_dir)
         ev = evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt)
         for item in ev.skipped:
-            console_err.print(f"[yellow]skipped[/] {item.get('take') or item.get('file')}: {item['reason']}")
+            what = item.get("take") or item.get("file")
+            console_err.print(f"[yellow]skipped[/] {escape(str(what))}: {escape(item['reason'])}", soft_wrap=True)
         m = ev.metrics
         console.print(f"{m.n} takes: accuracy {m.accuracy:.4f}, weighted F1 {m.weighted_f1:.4f}, "
                       f"macro-F1 {m.macro_f1:.4f}, UAR {m.uar:.4f}" + (f" (adapted: {adapt})" if adapt else ""))
+        if ev.seen_warning():
+            console_err.print(f"[yellow]warning:[/] {escape(ev.seen_warning())}", soft_wrap=True)
         if not ev.comparison.identity:
             console.print(_comparison_table(ev))
         if report is not None:
@@ -629,19 +679,33 @@ def evaluate(
 def _comparison_table(ev) -> Table:
     """The cross-corpus score with its label map, for the console."""
     m, c = ev.metrics, ev.comparison
-    table = Table(title=f"{c.model.source.name} model on {c.data.source.name} labels", show_header=False,
+    table = Table(title=escape(f"{c.model.source.name} model on {c.data.source.name} labels"), show_header=False,
                   title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value")
     for name, value in (("accuracy", m.accuracy), ("UAR", m.uar), ("macro-F1", m.macro_f1), ("ECE", ev.ece)):
         table.add_row(name, f"{value:.4f}")
     table.add_row("n", str(m.n))
-    table.add_row("scored labels", ", ".join(m.labels))
+    table.add_row("scored labels", escape(", ".join(m.labels)))
     merged = [f"{s} -> {t}" for side in (c.model, c.data) for s, t in side.mapping.items() if t not in (None, s)]
-    table.add_row("merged", ", ".join(dict.fromkeys(merged)) or "none")
-    table.add_row("model classes dropped", ", ".join(c.model.dropped) or "none")
-    table.add_row("left out", ", ".join(f"{e}: {n}" for e, n in ev.left_out.items()) or "none")
+    table.add_row("merged", escape(", ".join(dict.fromkeys(merged)) or "none"))
+    table.add_row("model classes dropped", escape(", ".join(c.model.dropped) or "none"))
+    table.add_row("left out", escape(", ".join(f"{e}: {n}" for e, n in ev.left_out.items()) or "none"))
     return table
+
+
+# the training options of `avemo benchmark`: a config file under the suite's per-model settings, the others over them
+BenchConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON) over the suite's \\[train]; "
+                                               "the suite's per-model settings still apply over it.")
+]
+BenchEpochsOpt = Annotated[
+    int | None, typer.Option(help="The number of epochs of every model, the suite's per-model epochs included.")
+]
+BenchSpeakerNormOpt = Annotated[
+    bool | None, typer.Option("--speaker-norm/--no-speaker-norm", help="Speaker-level feature normalisation for "
+                                                                     "every model, over the suite's settings.")
+]
 
 
 @app.command()
@@ -663,11 +727,9 @@ def benchmark(
         str, typer.Option(help="speaker (the suite's speaker-disjoint folds) or random (as many random splits, "
                                "speakers on both sides; comparison only).")
     ] = "speaker",
-    config: Annotated[Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
-    speaker_norm: Annotated[
-        bool | None, typer.Option("--speaker-norm/--no-speaker-norm", help="Speaker-level feature normalisation.")
-    ] = None,
+    config: BenchConfigOpt = None,
+    epochs: BenchEpochsOpt = None,
+    speaker_norm: BenchSpeakerNormOpt = None,
     name: Annotated[str | None, typer.Option(help="Report name (default: derived from the suite).")] = None,
     workers: WorkersOpt = 1,
     executor: Annotated[str, typer.Option(help="local or ray (one task per model and fold).")] = "local",
@@ -687,12 +749,13 @@ def benchmark(
     if protocol not in PROTOCOLS:
         raise AvemoError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     overrides = cfg.load_file(config) if config is not None else {}
-    overrides.update({k: v for k, v in {"epochs": epochs, "speaker_norm": speaker_norm}.items() if v is not None})
-    train_cfg = spec.train_config(overrides, where=str(config) if config else "train config")
+    command_line = {k: v for k, v in {"epochs": epochs, "speaker_norm": speaker_norm}.items() if v is not None}
+    train_cfg = spec.train_config(overrides | command_line, where=str(config) if config else "train config")
     seed_list, fold_list = _int_list(seeds, "--seeds"), _int_list(folds, "--folds")
     entries = spec.benchmark_entries(models.split(",") if models else None, extended=extended)
-    if seed_list:
-        entries = [dataclasses.replace(e, seeds=tuple(seed_list)) for e in entries]
+    # what the command line says wins over the suite's per-model settings too (--epochs 1 is one epoch for all)
+    entries = [dataclasses.replace(e, train={**e.train, **command_line},
+                                   seeds=tuple(seed_list) if seed_list else e.seeds) for e in entries]
     data = spec.load_data(root, visual_table=visual_table)
     splits = spec.splits(data, protocol, seed=seed_list[0] if seed_list else 0)
     if fold_list:
@@ -711,15 +774,17 @@ def benchmark(
                 executor=executor, address=address, progress=lambda _r: bar.advance(task),
             )
         report = name or (spec.name + ("" if protocol == "speaker" else f"_{protocol}"))
-        command = "avemo benchmark " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        command = "avemo " + " ".join(shlex.quote(a) for a in sys.argv[1:])  # global options (-v) included
         random = "RANDOM-SPLIT (speakers on both sides)"
         title = f"{spec.name}: {'speaker-disjoint' if protocol == 'speaker' else random} CV"
         json_path, md_path = write_report(results, out_dir, report, title=title, command=command,
                                           paper_numbers=spec.papers)
+    for item in results["skipped"]:
+        console_err.print(f"[yellow]skipped[/] {escape(item['file'])}: {escape(item['reason'])}", soft_wrap=True)
     for model_name, m in sorted(results["models"].items(), key=lambda kv: -kv[1]["mean_accuracy"]):
-        console.print(f"{model_name:28s} {100 * m['mean_accuracy']:6.2f} ± {100 * m['std_accuracy']:5.2f}  "
+        console.print(f"{escape(model_name):28s} {100 * m['mean_accuracy']:6.2f} ± {100 * m['std_accuracy']:5.2f}  "
                       f"macro-F1 {100 * m['macro_f1']:5.2f}  UAR {100 * m['uar']:5.2f}")
-    console.print(f"report: {md_path} and {json_path}")
+    console.print(escape(f"report: {md_path} and {json_path}"))
 
 
 def _int_list(text: str | None, option: str) -> list[int]:
@@ -1050,8 +1115,8 @@ def export_model(
         folder = export_bundle(BUNDLE_DIR, out)
     for file in sorted(folder.iterdir()):
         if file.is_file():
-            console.print(f"{file}  ({file.stat().st_size / 1e6:.1f} MB)")
-    console.print(f"use it with: AVEMO_ONNX_DIR={folder} avemo predict --engine onnx FILE")
+            console.print(escape(f"{file}  ({file.stat().st_size / 1e6:.1f} MB)"))
+    console.print(escape(f"use it with: AVEMO_ONNX_DIR={folder} avemo predict --engine onnx FILE"))
 
 
 @app.command()

@@ -16,7 +16,7 @@ external per-take feature tables, and speaker-disjoint fold plans.
   ``openface_au_means`` table and a user's OpenFace per-frame CSVs, attached to clips by take;
 * fold plans (:mod:`~avemo.datasets.folds`): ``builtin_plan("ravdess")`` (all 24 actors) and
   ``builtin_plan("ravdess_au")`` (the 20 of RAVDESS-AU), ``builtin_plan("iemocap_loso")``,
-  ``covering_plan``, ``make_plan``, ``split``, ``official_split`` (MELD), ``check_leakage``.
+  ``covering_plan``, ``make_plan``, ``merge_plans``, ``split``, ``official_split`` (MELD), ``check_leakage``.
 """
 
 from avemo.datasets.crema_d import load_crema_d_demographics, parse_crema_d_name, read_crema_d
@@ -31,6 +31,7 @@ from avemo.datasets.folds import (
     covering_plan,
     list_builtin_plans,
     make_plan,
+    merge_plans,
     official_split,
     ravdess_plan,
     split,
@@ -120,6 +121,7 @@ __all__ = [
     "load_crema_d_demographics",
     "load_table",
     "make_plan",
+    "merge_plans",
     "normalise_emotion",
     "openface_functionals",
     "openface_table",

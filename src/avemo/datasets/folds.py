@@ -322,6 +322,20 @@ def make_plan(
     )
 
 
+def merge_plans(plans: Sequence[FoldPlan], *, name: str, dataset: str) -> FoldPlan:
+    """One plan whose fold i is fold i of every plan together: plans of disjoint speakers with as
+    many folds each, e.g. one per corpus of a multi-corpus run, so that every fold tests (and
+    validates on) speakers of every corpus instead of one corpus at a time."""
+    sizes = {len(p.folds) for p in plans}
+    if len(sizes) != 1:
+        raise ConfigError(f"plans to merge need as many folds each, got {[len(p.folds) for p in plans]}")
+    folds = tuple(Fold(number=i + 1, **{part: tuple(s for p in plans for s in getattr(p.folds[i], part))
+                                          for part in PARTITIONS}) for i in range(sizes.pop()))
+    rule = "fold i is fold i of each of these plans together: " + "; ".join(f"{p.name}: {p.rule}" for p in plans)
+    return FoldPlan(name=name, dataset=dataset, speakers=tuple(s for p in plans for s in p.speakers), folds=folds,
+                    rule=rule, n_val=sum(p.n_val for p in plans))
+
+
 def ravdess_plan(actors: Iterable[str], k: int, *, name: str, n_val: int = 2) -> FoldPlan:
     """A RAVDESS plan by the rule of the built-in ones (module doc): ``actors`` sorted, ``k`` folds,
     ``n_val`` gender-balanced validation speakers. The shipped plans are

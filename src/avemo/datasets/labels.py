@@ -346,6 +346,9 @@ EMOTION_ALIASES = {
     "surprise": "surprised",
     "disgusted": "disgust",
     "bored": "boredom",
+    "frustration": "frustrated",
+    "excitement": "excited",
+    "neutral state": "neutral",  # IEMOCAP's label files
 }
 
 

@@ -227,6 +227,28 @@ def qualify_speakers(given: Sequence[str], known: Sequence[str]) -> list[str]:
     return out
 
 
+def corpora_plan(speakers: Sequence[str], corpora: Sequence[str], k: int = 5, *, name: str, dataset: str):
+    """The default fold plan of a multi-corpus run: each corpus's qualified speakers cut into the same
+    number of folds (:func:`~avemo.datasets.make_plan`, ``min(k, the smallest corpus's speakers)``) and
+    fold i of every corpus joined (:func:`~avemo.datasets.merge_plans`), so that each fold tests some
+    speakers of every corpus and trains on the others of every corpus, with one validation speaker
+    per corpus (none from a corpus with too few speakers to spare one). One plan over the sorted ids
+    would test a whole corpus in one fold, never trained on: a cross-corpus score, not a fold."""
+    from avemo.datasets import make_plan, merge_plans
+
+    groups = {c: [s for s in speakers if corpus_of(s) == c] for c in corpora}
+    smallest = min(groups, key=lambda c: len(groups[c]))
+    k = min(k, len(groups[smallest]))
+    if k < 2:
+        raise ConfigError(f"corpus {smallest} has {len(groups[smallest])} speaker(s): folds over several corpora "
+                          "need at least 2 of each; give --plan FILE.json (qualified ids) or --val-speakers")
+    plans = []
+    for c, own in groups.items():
+        largest_test = -(-len(own) // k)
+        plans.append(make_plan(own, k, n_val=1 if len(own) - largest_test >= 2 else 0, name=c, dataset=dataset))
+    return merge_plans(plans, name=name, dataset=dataset)
+
+
 # ----------------------------------------------------------------------------- balance
 def balance_weights(corpora: Sequence[str], labels: np.ndarray, n_classes: int, balance: Balance = "auto",
                     corpus_weights: Mapping[str, float] | None = None) -> np.ndarray:

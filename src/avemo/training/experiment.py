@@ -11,6 +11,7 @@ tests on the test speakers (if any), and writes a checkpoint with plots;
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 from collections.abc import Callable, Sequence
@@ -50,6 +51,8 @@ from avemo.training.trainer import (
     is_main_process,
     predict_proba,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -333,7 +336,8 @@ def resolve_split(
 
     With ``fold``: that fold of ``plan`` (a built-in plan name or a JSON file; by default the
     smallest built-in plan of the dataset that covers the speakers, :func:`~avemo.datasets.covering_plan`,
-    else a 5-fold plan made from them).
+    else a 5-fold plan made from them; several corpora: :func:`~avemo.training.corpora.corpora_plan`,
+    5 folds of each corpus joined, so that every fold tests and trains speakers of every corpus).
     Without, on a corpus with an official split (MELD): train on ``train``, select on ``dev``,
     test on ``test`` where the folder has it.
     Without, otherwise: every speaker trains except the validation speakers (``val_speakers``, by
@@ -342,7 +346,7 @@ def resolve_split(
     unqualified validation speaker is accepted when one corpus alone has it.
     """
     from avemo.datasets import FoldPlan, builtin_plan, covering_plan, make_plan, official_split
-    from avemo.training.corpora import corpus_of, qualify_speakers
+    from avemo.training.corpora import corpora_plan, corpus_of, qualify_speakers
 
     speakers = data.speakers
     if fold is None and plan is None and not val_speakers and any(map(_split_of, data.takes)):
@@ -372,7 +376,10 @@ def resolve_split(
     else:
         if val_speakers:
             raise ConfigError("validation speakers cannot be given with a fold (the plan fixes them)")
-        if plan is None:
+        if plan is None and data.corpora is not None:  # every fold holds speakers of every corpus
+            plan_obj = corpora_plan(speakers, [c.corpus for c in data.corpora.specs], 5,
+                                    name=f"{data.dataset}_by_corpus", dataset=data.dataset)
+        elif plan is None:
             plan_obj = covering_plan(data.dataset, speakers) or make_plan(
                 speakers, 5, n_val=2, name=f"{data.dataset}_5fold", dataset=data.dataset)
         elif Path(str(plan)).suffix == ".json":
@@ -385,6 +392,11 @@ def resolve_split(
         info = {"plan": plan_obj.name, "fold": fold, "test_speakers": list(fold_obj.test),
                 "val_speakers": list(fold_obj.val)}
     tr, va, te = split(data.takes, fold_obj)
+    for part, takes in (("validation", va), ("test", te)):  # e.g. --speakers without the fold's own
+        named = fold_obj.val if part == "validation" else fold_obj.test
+        if named and not takes:
+            log.warning("fold %s of plan %s: none of its %s speakers (%s) is in the data: no %s takes",
+                        fold, info["plan"], part, ", ".join(named), part)
     return tr, va, te, info
 
 

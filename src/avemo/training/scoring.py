@@ -59,6 +59,15 @@ class Evaluation:
     left_out: dict[str, int] = field(default_factory=dict)  # corpus label without a partner -> clips
     skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable files / takes, with the reason
     adapt: str | None = None  # the test-time adaptation of the inputs (Normalizer.transform), or None
+    seen: dict[str, int] = field(default_factory=dict)  # scored takes the checkpoint trained / selected on
+
+    def seen_warning(self) -> str | None:
+        """One line when some scored takes trained or selected the checkpoint (:func:`seen_in_training`)."""
+        if not any(self.seen.values()):
+            return None
+        how = " and ".join(f"{n} {'trained' if part == 'train' else 'validated'}" for part, n in self.seen.items() if n)
+        return (f"{sum(self.seen.values())} of the {self.metrics.n} scored takes are not held out: {how} this checkpoint "
+                "(the same speakers, or the same official split)")
 
     @property
     def ece(self) -> float:
@@ -79,7 +88,36 @@ class Evaluation:
             "ece": self.ece, "calibration_bins": CALIBRATION_BINS,
             "reliability": [b.to_dict() for b in self.reliability],
             "adapt": self.adapt,
+            "seen": dict(self.seen),
         }
+
+
+def seen_in_training(meta: Mapping[str, Any], takes) -> dict[str, int]:
+    """How many of ``takes`` the checkpoint of ``meta`` trained on (``"train"``) or chose its epoch,
+    calibration... on (``"val"``), as its metadata records them: takes of its training or validation
+    speakers in a corpus of the same dataset (a multi-corpus run's ids are qualified by corpus), or,
+    for a run split by the corpus's official partition (MELD, whose characters recur in every
+    partition), takes of the partitions it trained and selected on. Speaker ids of two different
+    ``folder`` corpora may coincide by chance: the count then says so for ids, not for people."""
+    from avemo.training.experiment import _split_of
+
+    data, split_info = meta.get("data") or {}, meta.get("split") or {}
+    counts = {"train": 0, "val": 0}
+    if split_info.get("split") == "official":
+        parts = {split_info.get("train"): "train", split_info.get("val"): "val"}
+        for t in takes:
+            if t.dataset == data.get("dataset") and _split_of(t) in parts:
+                counts[parts[_split_of(t)]] += 1
+        return counts
+    speakers = data.get("speakers") or {}
+    corpora = data.get("corpora") or [{"name": None, "dataset": data.get("dataset")}]
+    for part in counts:
+        known = set(speakers.get(part) or ())
+        for t in takes:
+            ids = [t.speaker if c["name"] is None else f"{c['name']}:{t.speaker}" for c in corpora
+                   if c["dataset"] == t.dataset]
+            counts[part] += any(i in known for i in ids)
+    return counts
 
 
 def evaluate_checkpoint(
@@ -141,6 +179,6 @@ def evaluate_checkpoint(
     return Evaluation(
         metrics=compute_metrics(y_true, probs, labels.emotions), comparison=comparison, probabilities=probs,
         y_true=y_true, takes=[t.key for t in gathered.takes], left_out=dict(sorted(left_out.items())),
-        skipped=skipped, adapt=adapt,
+        skipped=skipped, adapt=adapt, seen=seen_in_training(ckpt.meta, gathered.takes),
     )
 
