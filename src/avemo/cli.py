@@ -103,10 +103,12 @@ class _LineProgress:
     def advance(self, task: int, advance: float = 1) -> None:
         self.update(task, completed=self.tasks[task][2] + advance)
 
-    def update(self, task: int, *, completed: float) -> None:
+    def update(self, task: int, *, completed: float, total: float | None = None) -> None:
         import time
 
         self.tasks[task][2] = completed
+        if total is not None:
+            self.tasks[task][1] = total
         now = time.monotonic()
         if self.enabled and now - self.last_line >= PROGRESS_EVERY:
             self.last_line = now
