@@ -140,6 +140,31 @@ def test_normalise_emotion():
         "frustrated", "excited", "neutral"]
 
 
+def test_corpus_codes_are_canonical_emotions(tmp_path):
+    """CREMA-D / IEMOCAP codes copied into a labels CSV become the canonical names the corpus readers
+    give, so such clips take part in a cross-corpus score; IEMOCAP's oth / xxx stay what they are."""
+    from avemo.datasets import crema_d, iemocap
+    from avemo.datasets.labels import CANONICAL_EMOTIONS, CORPUS_CODES, EMOTION_ALIASES, comparison_map
+
+    assert {code: normalise_emotion(code) for code in crema_d.EMOTIONS} == crema_d.EMOTIONS
+    iemocap6 = iemocap.PROTOCOLS["iemocap6"][1]
+    assert {code: normalise_emotion(code.upper()) for code in iemocap6} == iemocap6
+    assert [normalise_emotion(c) for c in iemocap.CODES] == [
+        "neutral", "happy", "excited", "sad", "angry", "frustrated", "surprised", "fearful", "disgust", "oth", "xxx"]
+    # no existing spelling changes meaning: no alias is itself a canonical name, all lead to one
+    assert not set(EMOTION_ALIASES) & set(CANONICAL_EMOTIONS)
+    assert set(EMOTION_ALIASES.values()) <= set(CANONICAL_EMOTIONS)
+    assert all(EMOTION_ALIASES[code] == name for code, name in CORPUS_CODES.items())
+    make_folder(tmp_path, [f"{i}.wav" for i in range(6)],
+                "path,emotion,speaker\n" + "".join(f"{i}.wav,{code},s{i % 2}\n"
+                                                   for i, code in enumerate(("ANG", "dis", "FEA", "hap", "NEU", "SAD"))))
+    scan = read_folder(tmp_path)
+    labels = label_set_for("mine", (c.emotion for c in scan))
+    assert set(labels) == set(crema_d.EMOTIONS.values())
+    # against RAVDESS every clip is scored (none maps to "no partner")
+    assert None not in comparison_map("ravdess", labels).data.mapping.values()
+
+
 def test_text_column_gives_clips_their_transcript(tmp_path):
     make_folder(
         tmp_path,

@@ -6,8 +6,10 @@ The CSV has one row per media file:
 column        meaning
 ============  ================================================================================
 ``path``      the file, relative to the folder (or absolute); ``file`` is accepted instead
-``emotion``   the emotion; common spellings become canonical names (``Fear`` -> ``fearful``),
-              other names are kept lower-cased; empty means unlabelled (``Clip.emotion = None``)
+``emotion``   the emotion; common spellings and the CREMA-D / IEMOCAP codes become canonical
+              names (``Fear`` -> ``fearful``, ``ANG`` / ``ang`` -> ``angry``, ``fru`` -> ``frustrated``;
+              :data:`~avemo.datasets.labels.EMOTION_ALIASES`), other names are kept lower-cased;
+              empty means unlabelled (``Clip.emotion = None``)
 ``speaker``   the speaker id (required: speaker-disjoint folds need it)
 ``take``      optional: files of one performance share it (an audio and a video export);
               default: the path relative to the folder without its suffix, so ``a/x.wav``

@@ -335,6 +335,26 @@ CANONICAL_EMOTIONS = (
     "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised", "boredom", "excited", "frustrated"
 )
 
+#: the emotion codes of corpora whose file names or label files are often copied into a labels CSV,
+#: read case-insensitively: CREMA-D (Cao et al. 2014, "CREMA-D: Crowd-sourced Emotional Multimodal
+#: Actors Dataset", file names ANG, DIS, FEA, HAP, NEU, SAD) and IEMOCAP (Busso et al. 2008,
+#: "IEMOCAP: interactive emotional dyadic motion capture database", categorical labels ang, hap,
+#: exc, sad, fru, sur, fea, dis, neu). The two corpora agree where their codes meet; ``sad`` is
+#: already canonical, and ``exc`` stays excited (the 4-class IEMOCAP protocol's merge into happy is
+#: a label-set choice, not a spelling). IEMOCAP's ``oth`` (other) and ``xxx`` (no majority) are no
+#: emotion and are kept as they are; EmoDB's one-letter German codes are left out: ``A`` (Angst,
+#: fear) and ``F`` (Freude, joy) would read as anger and fear.
+CORPUS_CODES = {
+    "ang": "angry",
+    "dis": "disgust",
+    "fea": "fearful",
+    "hap": "happy",
+    "neu": "neutral",
+    "exc": "excited",
+    "fru": "frustrated",
+    "sur": "surprised",
+}
+
 #: common spellings of the canonical emotions in user label tables
 EMOTION_ALIASES = {
     "anger": "angry",
@@ -349,11 +369,13 @@ EMOTION_ALIASES = {
     "frustration": "frustrated",
     "excitement": "excited",
     "neutral state": "neutral",  # IEMOCAP's label files
+    **CORPUS_CODES,
 }
 
 
 def normalise_emotion(name: str) -> str:
-    """Lower-case, strip and map common spellings to the canonical name (``"Fear"`` -> ``"fearful"``).
+    """Lower-case, strip and map common spellings (:data:`EMOTION_ALIASES`, the corpus codes of
+    :data:`CORPUS_CODES` among them) to the canonical name (``"Fear"`` -> ``"fearful"``, ``"ANG"`` -> ``"angry"``).
 
     A name that is neither canonical nor a known alias is returned lower-cased: a user's own
     data may have categories of its own (``"contempt"``).
