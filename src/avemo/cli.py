@@ -513,6 +513,11 @@ CompileOpt = Annotated[
 ]
 
 
+OverwriteOpt = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace the run in --out (finished or not): the new run trains beside it and its files replace "
+                        "the old ones only once it is complete.")]
+
+
 @app.command()
 def train(
     root: RootsOpt = None,
@@ -521,9 +526,11 @@ def train(
     label_space: LabelSpaceOpt = "shared",
     balance: BalanceOpt = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Registry name (see `avemo models`).")] = "default",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint folder (created if missing; resumes if it holds a run).")] = Path(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint folder (created if missing; resumes if it holds an "
+                                                          "unfinished run; refuses one that holds a finished run).")] = Path(
         "runs/model"
     ),
+    overwrite: OverwriteOpt = False,
     visual_table: TableOpt = None,
     labels: LabelsOpt = None,
     speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated speaker list.")] = "all",
@@ -560,10 +567,14 @@ def train(
     Several corpora (repeated --dataset/--root pairs, or --corpora FILE.toml) train in one label
     space (--label-space) with qualified speakers (emodb:03) and sample weights (--balance).
     Options given here override the --config file. Out of GPU memory: lower --batch-size, or keep it
-    with --accumulate, or add --checkpoint-activations (frame models); the error line says which."""
+    with --accumulate, or add --checkpoint-activations (frame models); the error line says which.
+    An --out folder with a finished run in it is refused unless --overwrite is given; an interrupted
+    run there is resumed by the same command."""
     from avemo.output_file import prepare_folder, removing_new_folders
     from avemo.training import resolve_split, train_run
+    from avemo.training.state import run_folder
 
+    _refuse_a_finished_run(out, overwrite)  # before the data is read
     train_cfg = _train_config(config, {
         "epochs": epochs, "seed": seed, "speaker_norm": speaker_norm, "device": device, "batch_size": batch_size,
         "accumulate": accumulate, "checkpoint_activations": checkpoint_activations,
@@ -578,15 +589,26 @@ def train(
         cache = _cache(cache_dir)
         console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes "
                                  f"({split_info})"))
-        with _progress(train_cfg.epochs, "training") as bar:
+        with _progress(train_cfg.epochs, "training") as bar, run_folder(out, overwrite=overwrite) as where:
             task = bar.add_task(f"training {model}", total=train_cfg.epochs)
             run = train_run(
                 model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
-                train_config=train_cfg, cache=cache, out_dir=out, workers=workers or _cores(),
+                train_config=train_cfg, cache=cache, out_dir=where, workers=workers or _cores(),
                 extra_meta={"split": split_info},
                 on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
             )
     _print_run(run, out, data.skipped)
+
+
+def _refuse_a_finished_run(out: Path, overwrite: bool) -> None:
+    """A one-line ``--out RUN: holds a finished run of ...`` unless ``overwrite`` or RUN holds no finished run."""
+    from avemo.training.state import finished_run
+
+    held = None if overwrite else finished_run(out)
+    if held is not None:
+        refusal = AvemoError(f"holds {held}; give --overwrite to replace it, or another --out folder", out)
+        refusal.option = "--out"
+        raise refusal
 
 
 def _print_run(run, out: Path, skipped: list[tuple[str, str]]) -> None:

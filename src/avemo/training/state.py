@@ -5,6 +5,11 @@
 weights so far) and ``state.json`` (epoch history, best score, the optimizer's and
 scheduler's plain values). The folder is written under a temporary name and swapped in,
 so an interruption leaves either the previous epoch's state or the new one.
+
+A run folder that holds a finished run (a checkpoint) is not trained into again unless asked:
+:func:`finished_run` says what it holds, for the refusal, and :func:`run_folder` trains an
+``--overwrite`` in ``RUN_DIR/.overwrite`` and swaps the new run's files in only once it is
+complete, so an interrupted or failed overwrite leaves the old run as it was.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +118,7 @@ def load_resume_state(run_dir: Path, model, optimizer, scheduler, fingerprint: d
     if fingerprint is not None and state.get("fingerprint") != json.loads(json.dumps(fingerprint)):
         raise CheckpointError(
             "holds an unfinished run with other settings (model, training config or data); "
-            "resume it with the same command, or use another --out folder", run_dir)
+            "resume it with the same command, or use another --out folder (avemo train --overwrite replaces it)", run_dir)
     try:
         model.load_state_dict(load_file(str(last / "model.safetensors")))
         optimizer.load_state_dict(_join_optimizer(load_file(str(last / "optimizer.safetensors")), state["optimizer"]))
@@ -123,3 +130,66 @@ def load_resume_state(run_dir: Path, model, optimizer, scheduler, fingerprint: d
                               last) from None
     best = state["best_score"] if state["best_score"] is not None else float("-inf")
     return state["history"], best, state["best_epoch"], state["bad_epochs"], best_state
+
+
+#: what a training run writes in its folder: the checkpoint pair (weights first, the JSON that names them
+#: last), the history, the plots and the resume state
+RUN_OUTPUTS = ("history.csv", "curves.png", "confusion.png", "roc.png", "last", "model.safetensors", "checkpoint.json")
+#: the folder, inside the run folder, that an overwriting run trains in
+STAGING = ".overwrite"
+
+
+def finished_run(run_dir: Path) -> str | None:
+    """What the finished run in ``run_dir`` is, in words (``"a finished run of late_calibrated on
+    ravdess, 8 labels, created 2026-12-06T23:00:00+00:00"``); None when it holds no checkpoint."""
+    meta_path, weights = run_dir / "checkpoint.json", run_dir / "model.safetensors"
+    if not (meta_path.is_file() or weights.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        model, data = meta["model"]["name"], meta.get("data", {}).get("dataset", "?")
+        labels, created = len(meta["labels"]["emotions"]), meta.get("created", "?")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a checkpoint (its checkpoint.json is missing or unreadable)"
+    return f"a finished run of {model} on {data}, {labels} labels, created {created}"
+
+
+@contextmanager
+def run_folder(run_dir: Path, *, overwrite: bool) -> Iterator[Path]:
+    """``with run_folder(out, overwrite=...) as where: train into where``.
+
+    Without ``overwrite``, or when ``run_dir`` holds no run output, ``where`` is ``run_dir`` itself
+    (an unfinished run there is resumed). With it, the run trains in ``run_dir/.overwrite`` (what an
+    earlier, killed overwrite left there is cleared first); when the body ends normally the new
+    run's files replace the old ones (checkpoint.json last) and old outputs the new run did not
+    write (a confusion plot, a resume state) are removed; when it raises the staging folder is
+    removed and the old run stays whole. Under torchrun only rank 0 touches the folders."""
+    if not overwrite or not any((run_dir / name).exists() for name in RUN_OUTPUTS):
+        yield run_dir
+        return
+    staging, writer = run_dir / STAGING, os.environ.get("RANK", "0") == "0"
+    if writer:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        if writer:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if writer:
+        _swap_in(staging, run_dir)
+
+
+def _swap_in(staging: Path, run_dir: Path) -> None:
+    """Move what ``staging`` holds into ``run_dir`` (checkpoint.json last), remove the old run outputs
+    that ``staging`` lacks, then ``staging`` itself."""
+    for name in [n for n in sorted(os.listdir(staging)) if n not in RUN_OUTPUTS] + list(RUN_OUTPUTS):
+        new, old = staging / name, run_dir / name
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        if new.exists():
+            os.replace(new, old)
+        else:
+            old.unlink(missing_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,80 @@
+"""`avemo train --out RUN` on a folder that holds a finished run: refused in one line naming the folder,
+what it holds and --overwrite; with --overwrite the new run replaces it only once it is complete
+(:func:`avemo.training.state.run_folder`), so a failed or interrupted overwrite leaves the old run whole."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from avemo.training.state import STAGING, finished_run, run_folder
+
+
+def _train(avemo_main, corpus, run, cache, *extra):
+    return avemo_main("train", "-d", "ravdess", "-r", corpus, "-m", "egemaps_mlp", "--epochs", "1", "-j", "1",
+                      "--cache", cache, "--out", run, *extra)
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_finished_run_is_refused_and_replaced_only_with_overwrite(make_ravdess, avemo_main, tmp_path):
+    corpus, cache, run = make_ravdess(("01", "05", "07")), tmp_path / "cache", tmp_path / "run"
+    run.mkdir()  # an empty folder is trained into, as a missing one
+    code, _, err = _train(avemo_main, corpus, run, cache)
+    assert code == 0, err
+    (run / "notes.txt").write_text("mine")  # not a run output: stays through an overwrite
+    before = _files(run)
+
+    # refused before the data is read (a --root that does not exist is not reached), nothing touched
+    code, _, err = _train(avemo_main, tmp_path / "no_such_corpus", run, cache, "--epochs", "2")
+    created = json.loads(before["checkpoint.json"])["created"]
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.strip() == (f"avemo: error: --out {run}: holds a finished run of egemaps_mlp on ravdess, 8 labels, "
+                           f"created {created}; give --overwrite to replace it, or another --out folder")
+    assert _files(run) == before
+
+    (run / "last").mkdir()  # an old resume state the new run does not write: removed by the overwrite
+    (run / "last" / "state.json").write_text("{}")
+    code, _, err = _train(avemo_main, corpus, run, cache, "--epochs", "2", "--overwrite")
+    assert code == 0, err
+    meta = json.loads((run / "checkpoint.json").read_text())
+    assert meta["train"]["epochs"] == 2 and meta["created"] >= created
+    assert len((run / "history.csv").read_text().strip().splitlines()) == 3  # header + the new run's 2 epochs
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.json", "curves.png", "history.csv",
+                                                     "model.safetensors", "notes.txt"]
+    assert (run / "notes.txt").read_text() == "mine"
+
+
+def test_an_unfinished_run_is_not_refused(tmp_path):
+    """An interrupted run (a resume state, no checkpoint) is resumed by the same command, as before."""
+    (tmp_path / "last").mkdir()
+    (tmp_path / "history.csv").write_text("epoch\n1\n")
+    assert finished_run(tmp_path) is None and finished_run(tmp_path / "missing") is None
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    assert finished_run(tmp_path) == "a checkpoint (its checkpoint.json is missing or unreadable)"
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
+def test_a_failed_overwrite_leaves_the_old_run_whole(tmp_path, failure):
+    old = {"model.safetensors": b"old weights", "checkpoint.json": b"{}", "history.csv": b"epoch\n1\n"}
+    for name, content in old.items():
+        (tmp_path / name).write_bytes(content)
+    (tmp_path / STAGING).mkdir()  # left by a killed overwrite: cleared
+    (tmp_path / STAGING / "history.csv").write_text("stale")
+    with pytest.raises(failure), run_folder(tmp_path, overwrite=True) as where:
+        assert where == tmp_path / STAGING and list(where.iterdir()) == []
+        (where / "history.csv").write_text("epoch\n1\n2\n")
+        (where / "model.safetensors").write_bytes(b"half")
+        raise failure
+    assert _files(tmp_path) == old
+
+
+def test_without_overwrite_or_a_run_the_folder_itself_is_used(tmp_path):
+    with run_folder(tmp_path, overwrite=False) as where:
+        assert where == tmp_path
+    with run_folder(tmp_path, overwrite=True) as where:  # nothing to replace: no staging
+        assert where == tmp_path
+    assert list(tmp_path.iterdir()) == []
