@@ -32,6 +32,9 @@ assembles whatever is there):
 * ``report`` -- ``OUT/ravdess_au.{json,md}`` (+ figures in ``OUT/ravdess_au/``) with the answers,
   and ``OUT/ravdess_au_random.{json,md}``.
 
+``--from-json`` writes ``OUT/ravdess_au_random.md`` again from its JSON alone (no data, no training);
+``ravdess_au.md`` needs the part results under ``--work``.
+
 Threads: ``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads sleep: other jobs share the 2 cores) and
 ``--threads`` torch threads (default: 2 for the papers' sequence models, 1 for the small MLPs on
 vectors, where a second thread only adds synchronisation).
@@ -487,11 +490,25 @@ def part_report(ctx) -> None:
                                       extra=extra)
     log(f"wrote {md_path} and {json_path}")
     if random_res:
-        write_report(random_res, ctx.out, "ravdess_au_random",
-                     title="RAVDESS-AU: RANDOM-SPLIT 5-fold CV (speakers on both sides; comparison only)",
-                     command=command, paper_numbers={"mfa_fercnn": suite.papers["mfa_fercnn"]},
-                     notes=["Not a reported result: the same speakers are in training and test. See ravdess_au.md "
-                            "for the speaker-disjoint numbers."])
+        write_report(random_res, ctx.out, "ravdess_au_random", command=command, **random_report(suite))
+
+
+def random_report(suite) -> dict[str, Any]:
+    """The title, paper numbers and notes of ``ravdess_au_random.md``."""
+    return {"title": "RAVDESS-AU: RANDOM-SPLIT 5-fold CV (speakers on both sides; comparison only)",
+            "paper_numbers": {"mfa_fercnn": suite.papers["mfa_fercnn"]},
+            "notes": ["Not a reported result: the same speakers are in training and test. See ravdess_au.md "
+                      "for the speaker-disjoint numbers."]}
+
+
+def rewrite_random_report(out: Path) -> Path:
+    """``--from-json``: ``OUT/ravdess_au_random.md`` written again from ``OUT/ravdess_au_random.json``
+    (no data, no training, figures as they are). ``ravdess_au.md`` cannot be: its answers and
+    exploration sections are derived from the per-part results under ``--work``."""
+    from avemo.evaluation.benchmark import rewrite_report
+    from avemo.evaluation.suite import load_suite
+
+    return rewrite_report(out / "ravdess_au_random.json", **random_report(load_suite("ravdess_au")))
 
 
 # ----------------------------------------------------------------------------- main
@@ -531,7 +548,13 @@ def main() -> None:
                          "parallel Ray tasks of one CPU and one torch thread each (ray)")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads for training (0: 2 for sequence models, 1 for vector models)")
+    ap.add_argument("--from-json", action="store_true",
+                    help="only write OUT/ravdess_au_random.md again from OUT/ravdess_au_random.json (no training; "
+                         "ravdess_au.md needs the part results under --work)")
     args = ap.parse_args()
+    if args.from_json:
+        log(f"wrote {rewrite_random_report(args.out)}")
+        return
     run_parts(parse_parts(args.parts, PARTS), PARTS, globals(), Context(args))
 
 
