@@ -306,6 +306,28 @@ def test_text_expert_without_speech_is_not_used(predictor, make_clip):
     assert p.probabilities == pytest.approx(predictor.predict(clip).probabilities)
 
 
+@pytest.mark.parametrize("said", ["", "the door is open"])
+def test_text_expert_on_a_file_without_voice_or_face(predictor, make_clip, monkeypatch, said):
+    """Silence in an audio file: no expert has evidence, so the text (which only adds to them) gives no
+    emotion either, whatever the recogniser heard (it used to raise a TypeError: a traceback in the CLI,
+    a 500 from the server)."""
+    from avemo.features.audio.asr import Segment, Transcript, Word
+    from avemo.inference.transcripts import Transcription
+
+    words = tuple(Word(w, 0.1 * i, 0.1 * i + 0.1, 0.9) for i, w in enumerate(said.split()))
+    heard = Transcript(said, "en", 0.9, (Segment(0.0, 0.4, said, words),)) if said else Transcript()
+    monkeypatch.setattr(Transcription, "result", lambda self, warn: heard)  # what a recogniser may hallucinate
+    attached = predictor.with_text_expert(KeywordTextExpert({"door": "joy"}))
+    p = attached.predict(make_clip("text_silence.wav", duration=1.0, audio="silence"),
+                         modalities="audio,video,text")
+    assert p.emotion is None and p.probabilities is None and p.uncertain
+    status = p.modalities["text"]
+    assert status.used is False and status.probabilities is None
+    assert status.reason == ("no speech was recognised" if not said else
+                             "neither the voice nor the face gave evidence, and the text expert only adds to them")
+    assert all(w.emotion is None for w in p.timeline)
+
+
 # ----------------------------------------------------------------------------- the CLI
 def _cli(*args):
     from typer.testing import CliRunner
