@@ -328,6 +328,45 @@ def test_text_expert_on_a_file_without_voice_or_face(predictor, make_clip, monke
     assert all(w.emotion is None for w in p.timeline)
 
 
+def test_progress_is_the_slower_of_the_experts_and_the_recogniser(predictor, make_clip, monkeypatch):
+    """On a long file the transcript takes longer than the experts: the progress used to reach 100 %
+    when the experts ended and then say nothing while the recogniser went on (40 s on a 3-minute
+    file). Here a recogniser that starts only once the experts are done: nothing may be reported
+    beyond what it has decoded, and the file ends at its full length."""
+    import threading
+
+    from avemo.features.audio import asr
+
+    clip = make_clip("progress_speech.wav", duration=3.0, audio="speech")
+    experts_done, decoded, reports = threading.Event(), [0.0], []
+
+    def slow_recogniser(path, language=None, progress=None, **_):
+        experts_done.wait(60)
+        for seconds in (1.0, 2.5):
+            decoded.append(seconds)
+            progress(seconds)
+        decoded.append(float("inf"))  # returning: the whole track is done
+        return asr.Transcript()
+
+    run = predictor._backend.run
+
+    def experts(*args):
+        try:
+            return run(*args)
+        finally:
+            experts_done.set()
+
+    def report(done, total):
+        reports.append((done, total))
+        assert done <= max(decoded) + 1e-9, (done, decoded)
+
+    monkeypatch.setattr(asr, "transcribe_file", slow_recogniser)
+    monkeypatch.setattr(predictor._backend, "run", experts)
+    p = predictor.predict(clip, transcribe=True, progress=report)
+    assert p.transcript is not None and p.transcript.text == ""
+    assert [d for d, _ in reports if d > 0] == [1.0, 2.5, p.duration] and reports[-1] == (p.duration, p.duration)
+
+
 # ----------------------------------------------------------------------------- the CLI
 def _cli(*args):
     from typer.testing import CliRunner
