@@ -90,6 +90,24 @@ def test_stereo_original_is_mixed_down_to_mono(shared_data):
     np.testing.assert_allclose(at_16k, soxr.resample(raw.mean(axis=1), 48000, 16000, quality="HQ"), atol=1e-5)
 
 
+def test_channels_in_opposite_polarity_are_not_mixed_to_silence(tmp_path):
+    """The same voice in both channels, one inverted (a miswired microphone): their average is
+    silence, and the prediction used to say "the audio track is silent". The loudest channel is
+    used where the average cancels, with a warning; other stereo is still averaged."""
+    from avemo.media.synth import synth_audio
+
+    voice = synth_audio(2.0, 16000, "speech", seed=0)[:, 0]
+    inverted, plain = tmp_path / "inverted.wav", tmp_path / "plain.wav"
+    sf.write(inverted, np.stack([voice, -voice], axis=1), 16000, subtype="FLOAT")
+    sf.write(plain, np.stack([voice, 0.5 * voice[::-1]], axis=1), 16000, subtype="FLOAT")
+    said: list[str] = []
+    np.testing.assert_allclose(load_audio(inverted, warn=said.append), voice, atol=1e-6)
+    assert len(said) == 1 and "cancel each other" in said[0] and "(2.0 s)" in said[0]
+    said.clear()
+    np.testing.assert_allclose(load_audio(plain, warn=said.append), (voice + 0.5 * voice[::-1]) / 2, atol=1e-6)
+    assert said == []
+
+
 def _tone_file(tmp_path, freq: float, sr: int = 48000, seconds: float = 1.0):
     t = np.arange(int(sr * seconds)) / sr
     path = tmp_path / f"tone{int(freq)}.wav"
