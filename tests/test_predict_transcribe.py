@@ -367,6 +367,24 @@ def test_progress_is_the_slower_of_the_experts_and_the_recogniser(predictor, mak
     assert [d for d, _ in reports if d > 0] == [1.0, 2.5, p.duration] and reports[-1] == (p.duration, p.duration)
 
 
+def test_a_decoding_warning_is_said_once_with_a_transcript(predictor, tmp_path, caplog):
+    """The recogniser decodes the track the audio expert decodes: what the decoder repaired (here
+    channels of opposite polarity) is in the prediction's warnings once, and not logged again."""
+    import logging
+
+    import soundfile as sf
+
+    from avemo.media.synth import synth_audio
+
+    voice = synth_audio(1.5, 16000, "speech", seed=1)[:, 0]
+    path = tmp_path / "inverted.wav"
+    sf.write(path, np.stack([voice, -voice], axis=1), 16000, subtype="FLOAT")
+    with caplog.at_level(logging.WARNING):
+        p = predictor.predict(path, transcribe=True)
+    assert p.modalities["audio"].used and sum("cancel each other" in w for w in p.warnings) == 1
+    assert not [r for r in caplog.records if "cancel each other" in r.getMessage()]
+
+
 # ----------------------------------------------------------------------------- the CLI
 def _cli(*args):
     from typer.testing import CliRunner

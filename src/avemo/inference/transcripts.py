@@ -38,7 +38,8 @@ class Transcription:
         self._progress = progress
 
         def run():
-            transcript = transcribe_file(path, language=language, progress=self._check)
+            # what the decoder skips or repairs, the audio expert decodes and reports too: said once
+            transcript = transcribe_file(path, language=language, progress=self._check, warn=_said_elsewhere)
             if progress is not None:
                 progress(total)
             return transcript
@@ -67,6 +68,10 @@ class Transcription:
         self._cancelled.set()
         self._thread.finish()
 
+
+
+def _said_elsewhere(_message: str) -> None:
+    """The recogniser's decoding warnings: the audio expert's decode of the same track reports them."""
 
 
 def load_recogniser_now() -> None:
