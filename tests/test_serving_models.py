@@ -31,10 +31,16 @@ def trained(make_ravdess, tmp_path_factory):
 
 @pytest.fixture
 def started(monkeypatch):
-    """``avemo serve`` with the server itself replaced: what it would have served."""
+    """``avemo serve`` with the server itself replaced: what it would have served (its port is not
+    bound either: port 8000 may be taken on the machine that runs the tests)."""
+    import socket
+
+    from avemo.serving import server
+
     seen: dict = {}
-    monkeypatch.setattr(serving, "run_server", lambda settings, predictor=None: seen.update(
+    monkeypatch.setattr(serving, "run_server", lambda settings, predictor=None, **_: seen.update(
         settings=settings, predictor=predictor))
+    monkeypatch.setattr(server, "bind_socket", lambda settings: socket.socket())
     return seen
 
 
@@ -107,3 +113,21 @@ def test_bad_model_choices_stop_serve_in_one_line_before_it_starts(args, message
     assert code == 2 and err.splitlines()[-1].startswith("avemo: error: ")
     assert message.replace("MISSING", names["MISSING"]) in err.splitlines()[-1]
     assert started == {}  # the server never started
+
+
+def test_a_port_in_use_stops_serve_in_one_line_before_the_model_loads(avemo_main, monkeypatch):
+    """It used to load the model, then print uvicorn's log and exit with code 3."""
+    import socket
+
+    from avemo.inference import predictor as predictors
+
+    loaded = []
+    monkeypatch.setattr(predictors, "load_predictor", lambda *a, **k: loaded.append(1))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = avemo_main("serve", "--port", port)
+    assert code == 2 and not loaded
+    assert err.splitlines()[-1] == (f"avemo: error: cannot listen on 127.0.0.1:{port}: Address already in use; "
+                                    "another server listens there: choose another port")

@@ -6,6 +6,7 @@ process, for the browser and contract tests and for scripts; ``port=0`` picks a 
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import threading
@@ -14,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from avemo.errors import ConfigError
 from avemo.serving.app import create_app
 from avemo.serving.settings import ServeSettings
 
@@ -33,11 +35,35 @@ def _config(app, settings: ServeSettings, log_level: str) -> uvicorn.Config:
     )
 
 
-def run_server(settings: ServeSettings | None = None, predictor: Any = None, log_level: str = "info") -> None:
-    """Load the predictor, build the app and serve it until interrupted (Ctrl-C)."""
+def bind_socket(settings: ServeSettings) -> socket.socket:
+    """A socket bound to ``settings``' host and port, for :func:`run_server`: ``avemo serve`` binds it
+    before the model loads, so that a port in use (or a host that is not this machine's) stops it at
+    once with one line (a ConfigError), not after the load with uvicorn's log and exit code 3."""
+    where = f"{settings.host}:{settings.port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {where}: unknown host ({exc.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a port in TIME_WAIT is free
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        hint = "; another server listens there: choose another port" if exc.errno == errno.EADDRINUSE else ""
+        raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc}{hint}") from None
+    return sock
+
+
+def run_server(settings: ServeSettings | None = None, predictor: Any = None, log_level: str = "info",
+               sock: socket.socket | None = None) -> None:
+    """Load the predictor, build the app and serve it until interrupted (Ctrl-C), on ``sock`` (default:
+    :func:`bind_socket` of the settings)."""
     settings = settings or ServeSettings()
+    sock = sock or bind_socket(settings)
     app = create_app(predictor=predictor, settings=settings)
-    uvicorn.Server(_config(app, settings, log_level)).run()
+    uvicorn.Server(_config(app, settings, log_level)).run(sockets=[sock])
 
 
 class BackgroundServer:
