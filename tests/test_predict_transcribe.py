@@ -192,22 +192,19 @@ def test_a_text_server_needs_a_text_expert(predictor):
         ServeSettings(modalities="text")
 
 
-def test_api_text_modality_gives_the_json_of_avemo_predict(predictor, make_clip, tmp_path, monkeypatch):
+def test_api_text_modality_gives_the_json_of_avemo_predict(predictor, make_clip, tmp_path, monkeypatch, serve_stub):
     """``avemo serve --modalities audio,video,text`` loads the bundled text expert as ``avemo predict``
     does; a request with modalities=...,text gets the very JSON that ``avemo predict -f json`` prints."""
     import json
 
     from fastapi.testclient import TestClient
 
-    from avemo import serving
     from avemo.inference.predictor import Predictor
     from avemo.serving import create_app
     from avemo.serving.schemas import PredictionOut
 
     monkeypatch.setattr(Predictor, "default", classmethod(lambda cls, **_: predictor))
-    started = {}
-    monkeypatch.setattr(serving, "run_server", lambda settings, predictor=None: started.update(
-        settings=settings, predictor=predictor))
+    started = serve_stub
     result = _cli("serve", "--modalities", "audio,video,text", "--upload-dir", tmp_path)
     assert result.exit_code == 0, result.output
     settings, served = started["settings"], started["predictor"]

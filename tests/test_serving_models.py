@@ -12,7 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from avemo import serving
 from avemo.cli import app
 from avemo.serving import create_app, load_settings
 from avemo.serving.schemas import HealthOut, PredictionOut
@@ -30,18 +29,8 @@ def trained(make_ravdess, tmp_path_factory):
 
 
 @pytest.fixture
-def started(monkeypatch):
-    """``avemo serve`` with the server itself replaced: what it would have served (its port is not
-    bound either: port 8000 may be taken on the machine that runs the tests)."""
-    import socket
-
-    from avemo.serving import server
-
-    seen: dict = {}
-    monkeypatch.setattr(serving, "run_server", lambda settings, predictor=None, **_: seen.update(
-        settings=settings, predictor=predictor))
-    monkeypatch.setattr(server, "bind_socket", lambda settings: socket.socket())
-    return seen
+def started(serve_stub):
+    return serve_stub
 
 
 def _post(client, clip):
