@@ -186,8 +186,11 @@ class TextFusion:
         from avemo.inference.backends import labelled
 
         w = result.windows
-        window_evidence = self.evidence([transcript.between(*b) for b in w.bounds])
-        clip_evidence = self.evidence([transcript.text])
+        # one call for the clip and its windows: a text's encoding depends on the batch it is padded in
+        # (float rounding) and the encoder keeps its last call's states, so two calls made the clip's
+        # text of one file differ in the 7th digit between avemo predict and the server
+        evidence = self.evidence([transcript.text, *(transcript.between(*b) for b in w.bounds)])
+        clip_evidence, window_evidence = evidence[:1], evidence[1:]
         said = not np.isnan(clip_evidence).any()
         alone = result.probabilities is None  # no voice and no face: the text has nothing to add to
         used = said and not alone
