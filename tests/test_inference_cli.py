@@ -123,6 +123,27 @@ def test_models_lists_the_zoo():
     assert "mfcc_cnn1d" in result.stdout and "resnext3d_50" not in result.stdout
 
 
+def test_progress_lines_come_through_a_batch_of_short_files(monkeypatch, capsys):
+    """A folder of 12 files of 1 s each, off a terminal: a line every PROGRESS_EVERY (5) seconds of
+    the batch. The clock used to start again at each file, so such a batch printed nothing at all."""
+    import time
+    from pathlib import Path
+
+    from avemo import cli
+
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    files = [Path(f"clip{i:02d}.wav") for i in range(12)]
+    with cli._PredictProgress(files) as progress:
+        for index, path in enumerate(files):
+            progress.update(index, str(path), 0.0, 0.0)
+            now[0] += 1.0
+            progress.update(index, str(path), 1.0, 1.0)
+            progress.finished()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("avemo: [")]
+    assert [line.split(":")[1].strip() for line in lines] == ["[5/12] clip04.wav", "[10/12] clip09.wav"]
+
+
 def test_predict_prints_progress_lines_on_a_non_terminal_stderr(make_clip, voice, avemo_main, monkeypatch):
     """Off a terminal (a log file, a service, CI) ``avemo predict`` writes a progress line every
     ``PROGRESS_EVERY`` seconds while a file is analysed; the result on stdout is the same without them."""

@@ -668,9 +668,10 @@ PROGRESS_EVERY = 5.0
 
 class _PredictProgress:
     """Progress of ``avemo predict`` on stderr: on a terminal, a bar per file (and one for the batch);
-    otherwise a line every :data:`PROGRESS_EVERY` seconds while a file is analysed, so that the log
-    of a long run shows that it advances. Fed by :meth:`Predictor.predict_many`'s callback (from
-    the experts' threads too)."""
+    otherwise a line every :data:`PROGRESS_EVERY` seconds of the batch, so that the log of a long run
+    shows that it advances, also through a folder of many short files (each under those seconds; the
+    clock used to start again at each file, and such a batch printed nothing until its end). Fed by
+    :meth:`Predictor.predict_many`'s callback (from the experts' threads too)."""
 
     def __init__(self, files: list[Path]):
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -688,6 +689,9 @@ class _PredictProgress:
             self.task = None
 
     def __enter__(self) -> _PredictProgress:
+        import time
+
+        self.last_line = time.monotonic()
         if self.bar is not None:
             self.bar.start()
         return self
@@ -702,7 +706,6 @@ class _PredictProgress:
         if index != self.index:  # a new file starts (a grouped batch yields its outcomes only at the end)
             self.finished()
             self.index, self.started = index, time.monotonic()
-            self.last_line = self.started
             if self.bar is not None:
                 self.task = self.bar.add_task(escape(self.names[index][:40]), total=None)
         if self.bar is not None:
