@@ -847,6 +847,22 @@ def _speakers_of(files: list[Path], group_by_speaker: bool, speakers_csv: Path |
     return {f: table[f.resolve()] for f in files if f.resolve() in table}
 
 
+def _check_out_is_no_input(out: Path | None, files: list[Path]) -> None:
+    """Refuse an --out that is one of the files to predict (``avemo predict clip.mp4 -o clip.mp4``
+    replaced the recording with its own result)."""
+    import os
+
+    if out is None or not out.exists():
+        return
+    for file in files:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(out, file):
+                error = AvemoError("is one of the files to predict; writing the output there would replace it: "
+                                   "give another file name", out)
+                error.option = "--out"
+                raise error
+
+
 def _predict_and_write(predictor, files: list[Path], fmt: str, output, *, single: bool,
                        **options) -> list[tuple[str, str]]:
     """Predict the files and write the results (after Ctrl-C, those done so far); the failures."""
@@ -920,6 +936,7 @@ def predict(
     single = len(paths) == 1 and not paths[0].is_dir()
     if not files:
         raise AvemoError(problems[0][1] if problems else "no input files", problems[0][0] if problems else None)
+    _check_out_is_no_input(out, files)
     speakers = _speakers_of(files, group_by_speaker, speakers_csv)
     with OutputFile(out) if out is not None else contextlib.nullcontext() as output:
         with _options_naming_files({"--model": model, "--text-model": text_model}):
