@@ -364,6 +364,36 @@ def test_progress_is_the_slower_of_the_experts_and_the_recogniser(predictor, mak
     assert [d for d, _ in reports if d > 0] == [1.0, 2.5, p.duration] and reports[-1] == (p.duration, p.duration)
 
 
+def test_ctrl_c_while_the_transcript_is_decoded_stops_the_recogniser(predictor, make_clip, monkeypatch):
+    """Ctrl-C once the experts are done and the recogniser still decodes (most of the time of a long
+    file): its thread was left running in native code, and `avemo predict` ended with "terminate
+    called without an active exception" (SIGABRT) instead of exit code 130."""
+    import threading
+    import time
+
+    from avemo.features.audio import asr
+    from avemo.inference.transcripts import Transcription
+
+    ended = threading.Event()
+
+    def endless_recogniser(path, language=None, progress=None, **_):
+        try:
+            while True:
+                progress(0.5)  # raises once the prediction is abandoned
+                time.sleep(0.01)
+        finally:
+            ended.set()
+
+    def interrupted(self, warn):
+        raise KeyboardInterrupt  # what Ctrl-C raises in the thread that waits for the transcript
+
+    monkeypatch.setattr(asr, "transcribe_file", endless_recogniser)
+    monkeypatch.setattr(Transcription, "result", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        predictor.predict(make_clip("interrupted_speech.wav", duration=1.0, audio="speech"), transcribe=True)
+    assert ended.is_set()  # stopped and waited for before the interrupt went on
+
+
 def test_a_decoding_warning_is_said_once_with_a_transcript(predictor, tmp_path, caplog):
     """The recogniser decodes the track the audio expert decodes: what the decoder repaired (here
     channels of opposite polarity) is in the prediction's warnings once, and not logged again."""

@@ -264,17 +264,17 @@ class Predictor:
         grid.check_rows(info.duration, path)  # before the analysis: a hop too short for this file's length
         streams = _streams(path, info, wanted)
         transcription, progress = _start_transcription(path, info, progress) if transcribe else (None, progress)
+        transcript = None
         try:
             result = self._backend.run(path, info, streams, grid, progress)
+            if transcribe:  # Ctrl-C while the recogniser finishes: stopped too (else the process aborts)
+                warnings = list(result.warnings)
+                transcript = transcription.result(warnings.append) if transcription is not None else _no_speech()
+                result = dataclasses.replace(result, warnings=tuple(warnings))
         except BaseException:
             if transcription is not None:
                 transcription.cancel()
             raise
-        transcript = None
-        if transcribe:
-            warnings = list(result.warnings)
-            transcript = transcription.result(warnings.append) if transcription is not None else _no_speech()
-            result = dataclasses.replace(result, warnings=tuple(warnings))
         if with_text:
             result = self.text.apply(result, transcript)
         return self._prediction(path, result, transcript), result
