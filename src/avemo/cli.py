@@ -896,7 +896,8 @@ def predict(
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Write the output to FILE instead of stdout, in an existing folder. Checked "
-                                         "before the work starts (a missing folder is refused); "
+                                         "before the work starts (a missing folder, or one of the files to "
+                                         "predict, is refused); "
                                          "written whole when it ends (after Ctrl-C: the files done so far)."),
     ] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = _SERVE.device,
