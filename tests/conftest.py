@@ -112,7 +112,7 @@ def serve_stub(monkeypatch):
     seen: dict = {}
     monkeypatch.setattr(serving, "run_server", lambda settings, predictor=None, **_: seen.update(
         settings=settings, predictor=predictor))
-    monkeypatch.setattr(server, "bind_socket", lambda settings: socket.socket())
+    monkeypatch.setattr(server, "bind_sockets", lambda settings: [socket.socket()])
     return seen
 
 

@@ -1074,7 +1074,7 @@ def serve(
     except ImportError as exc:
         raise AvemoError(f"the web service needs the 'serve' extra ({exc.name} is missing): pip install 'avemo[serve]'") from None
     from avemo.serving import load_settings, run_server
-    from avemo.serving.server import bind_socket
+    from avemo.serving.server import bind_sockets
 
     def given(name: str, value):  # an option left at its default does not override the --config file
         source = ctx.get_parameter_source(name)
@@ -1099,14 +1099,17 @@ def serve(
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         console_err.print(f"[yellow]warning:[/] listening on {escape(settings.host)}: the service has no "
                           "authentication; put it behind a proxy that has.")
-    sock = bind_socket(settings)  # a port in use stops serve now, not after the model has loaded
+    sockets = bind_sockets(settings)  # a port in use stops serve now, not after the model has loaded
     served = escape(settings.model) if settings.model else f"the bundled model ({settings.engine} engine)"
     console_err.print(f"avemo: loading {served}, then serving {settings.modalities.replace(',', ', ')} on "
                       f"http://{settings.host}:{settings.port}/ (Ctrl-C stops)", soft_wrap=True)
-    with sock:
+    try:
         with _options_naming_files({"--model": model, "--text-model": text_model}):
             predictor = settings.load_predictor()
-        run_server(settings, predictor=predictor, sock=sock)
+        run_server(settings, predictor=predictor, sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def main() -> None:

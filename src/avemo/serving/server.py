@@ -35,35 +35,46 @@ def _config(app, settings: ServeSettings, log_level: str) -> uvicorn.Config:
     )
 
 
-def bind_socket(settings: ServeSettings) -> socket.socket:
-    """A socket bound to ``settings``' host and port, for :func:`run_server`: ``avemo serve`` binds it
-    before the model loads, so that a port in use (or a host that is not this machine's) stops it at
-    once with one line (a ConfigError), not after the load with uvicorn's log and exit code 3."""
+def bind_sockets(settings: ServeSettings) -> list[socket.socket]:
+    """Sockets bound to ``settings``' host and port, for :func:`run_server`: one per address the host
+    has (``localhost``: 127.0.0.1 and ::1), as uvicorn's own start binds them (asyncio's
+    ``create_server``). ``avemo serve`` binds them before the model loads, so that a port in use (or
+    a host that is not this machine's) stops it at once with one line (a ConfigError), not after the
+    load with uvicorn's log and exit code 3."""
     where = f"{settings.host}:{settings.port}"
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
+        infos = socket.getaddrinfo(settings.host, settings.port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0,
+                                   socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise ConfigError(f"cannot listen on {where}: unknown host ({exc.strerror})") from None
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a port in TIME_WAIT is free
-    try:
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        hint = "; another server listens there: choose another port" if exc.errno == errno.EADDRINUSE else ""
-        raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc}{hint}") from None
-    return sock
+    sockets: list[socket.socket] = []
+    for family, kind, proto, _, address in dict.fromkeys(infos):
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError:  # a family this machine lacks (IPv6 off): skipped, as asyncio does
+            continue
+        sockets.append(sock)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio does: a port in TIME_WAIT is free
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # its IPv4 address has a socket of its own
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            for other in sockets:
+                other.close()
+            hint = "; another server listens there: choose another port" if exc.errno == errno.EADDRINUSE else ""
+            raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc}{hint}") from None
+    return sockets
 
 
 def run_server(settings: ServeSettings | None = None, predictor: Any = None, log_level: str = "info",
-               sock: socket.socket | None = None) -> None:
-    """Load the predictor, build the app and serve it until interrupted (Ctrl-C), on ``sock`` (default:
-    :func:`bind_socket` of the settings)."""
+               sockets: list[socket.socket] | None = None) -> None:
+    """Load the predictor, build the app and serve it until interrupted (Ctrl-C), on ``sockets``
+    (default: :func:`bind_sockets` of the settings)."""
     settings = settings or ServeSettings()
-    sock = sock or bind_socket(settings)
+    sockets = sockets or bind_sockets(settings)
     app = create_app(predictor=predictor, settings=settings)
-    uvicorn.Server(_config(app, settings, log_level)).run(sockets=[sock])
+    uvicorn.Server(_config(app, settings, log_level)).run(sockets=sockets)
 
 
 class BackgroundServer:
