@@ -99,6 +99,23 @@ def shared_predictor(predictor, monkeypatch):
     monkeypatch.setattr(Predictor, "default", classmethod(lambda cls, **_: predictor))
 
 
+@pytest.fixture
+def serve_stub(monkeypatch):
+    """``avemo serve`` with the server itself replaced: the dict it fills with what it would have
+    served (``settings``, ``predictor``; empty if it never started). Its port is not bound either:
+    port 8000 may be taken on the machine that runs the tests."""
+    import socket
+
+    from avemo import serving
+    from avemo.serving import server
+
+    seen: dict = {}
+    monkeypatch.setattr(serving, "run_server", lambda settings, predictor=None, **_: seen.update(
+        settings=settings, predictor=predictor))
+    monkeypatch.setattr(server, "bind_sockets", lambda settings: [socket.socket()])
+    return seen
+
+
 @pytest.fixture(scope="session")
 def make_clip(tmp_path_factory):
     """Generate (once per session) a synthetic media file: ``make_clip("x.mp4", face=False, ...)``."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -121,6 +122,46 @@ def test_models_lists_the_zoo():
     result = _cli("models", "--kind", "audio", "--no-params")
     assert result.exit_code == 0
     assert "mfcc_cnn1d" in result.stdout and "resnext3d_50" not in result.stdout
+
+
+def test_out_naming_an_input_file_is_refused_before_the_work(voice, tmp_path, avemo_main, monkeypatch):
+    """``avemo predict clip.wav -o clip.wav`` (or a folder and one of its files) used to replace the
+    recording with its own result."""
+    import shutil
+
+    from avemo.inference import predictor
+
+    monkeypatch.setattr(predictor, "load_predictor", lambda *a, **k: pytest.fail("the model was loaded"))
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    clip = shutil.copy(voice, folder / "take 1.wav")
+    before = Path(clip).read_bytes()
+    for args in ([clip, "--out", clip], [folder, "--format", "csv", "-o", folder / "." / "take 1.wav"]):
+        code, out, err = avemo_main("predict", *args)
+        assert code == 2 and out == ""
+        assert err == (f"avemo: error: --out {args[-1]}: is one of the files to predict; writing the output there "
+                       "would replace it: give another file name\n")
+        assert Path(clip).read_bytes() == before
+
+
+def test_progress_lines_come_through_a_batch_of_short_files(monkeypatch, capsys):
+    """A folder of 12 files of 1 s each, off a terminal: a line every PROGRESS_EVERY (5) seconds of
+    the batch. The clock used to start again at each file, so such a batch printed nothing at all."""
+    import time
+
+    from avemo import cli
+
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    files = [Path(f"clip{i:02d}.wav") for i in range(12)]
+    with cli._PredictProgress(files) as progress:
+        for index, path in enumerate(files):
+            progress.update(index, str(path), 0.0, 0.0)
+            now[0] += 1.0
+            progress.update(index, str(path), 1.0, 1.0)
+            progress.finished()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("avemo: [")]
+    assert [line.split(":")[1].strip() for line in lines] == ["[5/12] clip04.wav", "[10/12] clip09.wav"]
 
 
 def test_predict_prints_progress_lines_on_a_non_terminal_stderr(make_clip, voice, avemo_main, monkeypatch):

@@ -211,6 +211,22 @@ def test_table_render_names_missing_modality_and_reason():
     assert "timeline" in text and text.count("happy") >= 3
 
 
+def test_table_headline_and_modality_lines_are_not_broken_at_the_console_width():
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    path = "/data/interviews/a folder with a long name/" + "x" * 40 + ".mp4"
+    flagged = replace(_prediction(), path=path, uncertain=True)
+    console = Console(file=io.StringIO(), width=80, no_color=True)  # what a pipe or a log gets
+    formats.render(flagged, console)
+    formats.render(replace(_no_emotion(), path=path), console)
+    lines = console.file.getvalue().splitlines()
+    assert f"{path} (2.0 s): happy (60 %) ? uncertain" in lines
+    assert f"{path} (2.0 s): no emotion (no speech and no face to tell it from)" in lines
+    assert "  video: not used (no face detected in any of the 16 analysed frames)" in lines
+
+
 # ----------------------------------------------------------------------------- inputs and bundle files
 def test_collect_media_walks_folders_and_reports_empty_ones(tmp_path):
     (tmp_path / "a").mkdir()

@@ -90,6 +90,24 @@ def test_stereo_original_is_mixed_down_to_mono(shared_data):
     np.testing.assert_allclose(at_16k, soxr.resample(raw.mean(axis=1), 48000, 16000, quality="HQ"), atol=1e-5)
 
 
+def test_channels_in_opposite_polarity_are_not_mixed_to_silence(tmp_path):
+    """The same voice in both channels, one inverted (a miswired microphone): their average is
+    silence, and the prediction used to say "the audio track is silent". The loudest channel is
+    used where the average cancels, with a warning; other stereo is still averaged."""
+    from avemo.media.synth import synth_audio
+
+    voice = synth_audio(2.0, 16000, "speech", seed=0)[:, 0]
+    inverted, plain = tmp_path / "inverted.wav", tmp_path / "plain.wav"
+    sf.write(inverted, np.stack([voice, -voice], axis=1), 16000, subtype="FLOAT")
+    sf.write(plain, np.stack([voice, 0.5 * voice[::-1]], axis=1), 16000, subtype="FLOAT")
+    said: list[str] = []
+    np.testing.assert_allclose(load_audio(inverted, warn=said.append), voice, atol=1e-6)
+    assert len(said) == 1 and "cancel each other" in said[0] and "(2.0 s)" in said[0]
+    said.clear()
+    np.testing.assert_allclose(load_audio(plain, warn=said.append), (voice + 0.5 * voice[::-1]) / 2, atol=1e-6)
+    assert said == []
+
+
 def _tone_file(tmp_path, freq: float, sr: int = 48000, seconds: float = 1.0):
     t = np.arange(int(sr * seconds)) / sr
     path = tmp_path / f"tone{int(freq)}.wav"
@@ -159,6 +177,43 @@ def test_iter_audio_blocks_concatenate_to_load_audio(make_clip):
 
 
 # --- video -------------------------------------------------------------------------------
+
+
+def _portrait_as_a_phone_stores_it(path: Path, upright: np.ndarray, frames: int = 4) -> Path:
+    """An mp4 whose frames are ``upright`` turned a quarter counter-clockwise (the sensor's landscape
+    frame), with the display matrix of a 90-degree clockwise turn in the track header, as phones
+    write portrait videos (every player shows them upright)."""
+    import struct
+
+    import av
+
+    stored = np.ascontiguousarray(np.rot90(upright, k=1))
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = stored.shape[1], stored.shape[0], "yuv420p"
+        for _ in range(frames):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")))
+        out.mux(stream.encode())
+    data = bytearray(path.read_bytes())
+    header = data.find(b"tkhd") - 4  # version 0: the matrix follows 40 bytes of fields
+    matrix = header + 8 + 40
+    assert struct.unpack(">9i", data[matrix:matrix + 36])[::4] == (0x10000, 0x10000, 0x40000000)  # identity
+    data[matrix:matrix + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, stored.shape[0] << 16, 0, 0x40000000)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_rotated_video_is_decoded_upright(tmp_path):
+    """A phone's portrait video: its frames used to come out sideways (the face detector then missed
+    most faces: 22 % face coverage instead of 100 % on a RAVDESS clip turned so)."""
+    upright = np.zeros((64, 48, 3), np.uint8)
+    upright[:16] = 255  # a white band at the top of the picture
+    path = _portrait_as_a_phone_stores_it(tmp_path / "portrait.mp4", upright)
+    frames = read_frames(path)
+    assert frames.images.shape[1:] == (64, 48, 3)  # height, width of the picture as shown
+    assert np.abs(frames.images[0].astype(int) - upright).mean() < 8  # up to the codec's loss
+    small = sample_frames(path, 1, size=(24, 32))
+    assert small.images.shape[1:] == (32, 24, 3) and small.images[0, :6].mean() > 200 > 50 > small.images[0, 10:].mean()
 
 
 def test_read_frames_all_and_at_target_fps(make_clip):

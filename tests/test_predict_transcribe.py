@@ -192,22 +192,19 @@ def test_a_text_server_needs_a_text_expert(predictor):
         ServeSettings(modalities="text")
 
 
-def test_api_text_modality_gives_the_json_of_avemo_predict(predictor, make_clip, tmp_path, monkeypatch):
+def test_api_text_modality_gives_the_json_of_avemo_predict(predictor, make_clip, tmp_path, monkeypatch, serve_stub):
     """``avemo serve --modalities audio,video,text`` loads the bundled text expert as ``avemo predict``
     does; a request with modalities=...,text gets the very JSON that ``avemo predict -f json`` prints."""
     import json
 
     from fastapi.testclient import TestClient
 
-    from avemo import serving
     from avemo.inference.predictor import Predictor
     from avemo.serving import create_app
     from avemo.serving.schemas import PredictionOut
 
     monkeypatch.setattr(Predictor, "default", classmethod(lambda cls, **_: predictor))
-    started = {}
-    monkeypatch.setattr(serving, "run_server", lambda settings, predictor=None: started.update(
-        settings=settings, predictor=predictor))
+    started = serve_stub
     result = _cli("serve", "--modalities", "audio,video,text", "--upload-dir", tmp_path)
     assert result.exit_code == 0, result.output
     settings, served = started["settings"], started["predictor"]
@@ -304,6 +301,115 @@ def test_text_expert_without_speech_is_not_used(predictor, make_clip):
     p = attached.predict(clip, modalities="audio,video,text")
     assert p.modalities["text"].used is False and p.modalities["text"].reason == "no speech was recognised"
     assert p.probabilities == pytest.approx(predictor.predict(clip).probabilities)
+
+
+@pytest.mark.parametrize("said", ["", "the door is open"])
+def test_text_expert_on_a_file_without_voice_or_face(predictor, make_clip, monkeypatch, said):
+    """Silence in an audio file: no expert has evidence, so the text (which only adds to them) gives no
+    emotion either, whatever the recogniser heard (it used to raise a TypeError: a traceback in the CLI,
+    a 500 from the server)."""
+    from avemo.features.audio.asr import Segment, Transcript, Word
+    from avemo.inference.transcripts import Transcription
+
+    words = tuple(Word(w, 0.1 * i, 0.1 * i + 0.1, 0.9) for i, w in enumerate(said.split()))
+    heard = Transcript(said, "en", 0.9, (Segment(0.0, 0.4, said, words),)) if said else Transcript()
+    monkeypatch.setattr(Transcription, "result", lambda self, warn: heard)  # what a recogniser may hallucinate
+    attached = predictor.with_text_expert(KeywordTextExpert({"door": "joy"}))
+    p = attached.predict(make_clip("text_silence.wav", duration=1.0, audio="silence"),
+                         modalities="audio,video,text")
+    assert p.emotion is None and p.probabilities is None and p.uncertain
+    status = p.modalities["text"]
+    assert status.used is False and status.probabilities is None
+    assert status.reason == ("no speech was recognised" if not said else
+                             "neither the voice nor the face gave evidence, and the text expert only adds to them")
+    assert all(w.emotion is None for w in p.timeline)
+
+
+def test_progress_is_the_slower_of_the_experts_and_the_recogniser(predictor, make_clip, monkeypatch):
+    """On a long file the transcript takes longer than the experts: the progress used to reach 100 %
+    when the experts ended and then say nothing while the recogniser went on (40 s on a 3-minute
+    file). Here a recogniser that starts only once the experts are done: nothing may be reported
+    beyond what it has decoded, and the file ends at its full length."""
+    import threading
+
+    from avemo.features.audio import asr
+
+    clip = make_clip("progress_speech.wav", duration=3.0, audio="speech")
+    experts_done, decoded, reports = threading.Event(), [0.0], []
+
+    def slow_recogniser(path, language=None, progress=None, **_):
+        experts_done.wait(60)
+        for seconds in (1.0, 2.5):
+            decoded.append(seconds)
+            progress(seconds)
+        decoded.append(float("inf"))  # returning: the whole track is done
+        return asr.Transcript()
+
+    run = predictor._backend.run
+
+    def experts(*args):
+        try:
+            return run(*args)
+        finally:
+            experts_done.set()
+
+    def report(done, total):
+        reports.append((done, total))
+        assert done <= max(decoded) + 1e-9, (done, decoded)
+
+    monkeypatch.setattr(asr, "transcribe_file", slow_recogniser)
+    monkeypatch.setattr(predictor._backend, "run", experts)
+    p = predictor.predict(clip, transcribe=True, progress=report)
+    assert p.transcript is not None and p.transcript.text == ""
+    assert [d for d, _ in reports if d > 0] == [1.0, 2.5, p.duration] and reports[-1] == (p.duration, p.duration)
+
+
+def test_ctrl_c_while_the_transcript_is_decoded_stops_the_recogniser(predictor, make_clip, monkeypatch):
+    """Ctrl-C once the experts are done and the recogniser still decodes (most of the time of a long
+    file): its thread was left running in native code, and `avemo predict` ended with "terminate
+    called without an active exception" (SIGABRT) instead of exit code 130."""
+    import threading
+    import time
+
+    from avemo.features.audio import asr
+    from avemo.inference.transcripts import Transcription
+
+    ended = threading.Event()
+
+    def endless_recogniser(path, language=None, progress=None, **_):
+        try:
+            while True:
+                progress(0.5)  # raises once the prediction is abandoned
+                time.sleep(0.01)
+        finally:
+            ended.set()
+
+    def interrupted(self, warn):
+        raise KeyboardInterrupt  # what Ctrl-C raises in the thread that waits for the transcript
+
+    monkeypatch.setattr(asr, "transcribe_file", endless_recogniser)
+    monkeypatch.setattr(Transcription, "result", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        predictor.predict(make_clip("interrupted_speech.wav", duration=1.0, audio="speech"), transcribe=True)
+    assert ended.is_set()  # stopped and waited for before the interrupt went on
+
+
+def test_a_decoding_warning_is_said_once_with_a_transcript(predictor, tmp_path, caplog):
+    """The recogniser decodes the track the audio expert decodes: what the decoder repaired (here
+    channels of opposite polarity) is in the prediction's warnings once, and not logged again."""
+    import logging
+
+    import soundfile as sf
+
+    from avemo.media.synth import synth_audio
+
+    voice = synth_audio(1.5, 16000, "speech", seed=1)[:, 0]
+    path = tmp_path / "inverted.wav"
+    sf.write(path, np.stack([voice, -voice], axis=1), 16000, subtype="FLOAT")
+    with caplog.at_level(logging.WARNING):
+        p = predictor.predict(path, transcribe=True)
+    assert p.modalities["audio"].used and sum("cancel each other" in w for w in p.warnings) == 1
+    assert not [r for r in caplog.records if "cancel each other" in r.getMessage()]
 
 
 # ----------------------------------------------------------------------------- the CLI

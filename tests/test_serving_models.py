@@ -12,7 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from avemo import serving
 from avemo.cli import app
 from avemo.serving import create_app, load_settings
 from avemo.serving.schemas import HealthOut, PredictionOut
@@ -30,12 +29,8 @@ def trained(make_ravdess, tmp_path_factory):
 
 
 @pytest.fixture
-def started(monkeypatch):
-    """``avemo serve`` with the server itself replaced: what it would have served."""
-    seen: dict = {}
-    monkeypatch.setattr(serving, "run_server", lambda settings, predictor=None: seen.update(
-        settings=settings, predictor=predictor))
-    return seen
+def started(serve_stub):
+    return serve_stub
 
 
 def _post(client, clip):
@@ -107,3 +102,21 @@ def test_bad_model_choices_stop_serve_in_one_line_before_it_starts(args, message
     assert code == 2 and err.splitlines()[-1].startswith("avemo: error: ")
     assert message.replace("MISSING", names["MISSING"]) in err.splitlines()[-1]
     assert started == {}  # the server never started
+
+
+def test_a_port_in_use_stops_serve_in_one_line_before_the_model_loads(avemo_main, monkeypatch):
+    """It used to load the model, then print uvicorn's log and exit with code 3."""
+    import socket
+
+    from avemo.inference import predictor as predictors
+
+    loaded = []
+    monkeypatch.setattr(predictors, "load_predictor", lambda *a, **k: loaded.append(1))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = avemo_main("serve", "--port", port)
+    assert code == 2 and not loaded
+    assert err.splitlines()[-1] == (f"avemo: error: cannot listen on 127.0.0.1:{port}: Address already in use; "
+                                    "another server listens there: choose another port")

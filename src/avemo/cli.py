@@ -828,9 +828,10 @@ PROGRESS_EVERY = 5.0
 
 class _PredictProgress:
     """Progress of ``avemo predict`` on stderr: on a terminal, a bar per file (and one for the batch);
-    otherwise a line every :data:`PROGRESS_EVERY` seconds while a file is analysed, so that the log
-    of a long run shows that it advances. Fed by :meth:`Predictor.predict_many`'s callback (from
-    the experts' threads too)."""
+    otherwise a line every :data:`PROGRESS_EVERY` seconds of the batch, so that the log of a long run
+    shows that it advances, also through a folder of many short files (each under those seconds; the
+    clock used to start again at each file, and such a batch printed nothing until its end). Fed by
+    :meth:`Predictor.predict_many`'s callback (from the experts' threads too)."""
 
     def __init__(self, files: list[Path]):
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -848,6 +849,9 @@ class _PredictProgress:
             self.task = None
 
     def __enter__(self) -> _PredictProgress:
+        import time
+
+        self.last_line = time.monotonic()
         if self.bar is not None:
             self.bar.start()
         return self
@@ -862,7 +866,6 @@ class _PredictProgress:
         if index != self.index:  # a new file starts (a grouped batch yields its outcomes only at the end)
             self.finished()
             self.index, self.started = index, time.monotonic()
-            self.last_line = self.started
             if self.bar is not None:
                 self.task = self.bar.add_task(escape(self.names[index][:40]), total=None)
         if self.bar is not None:
@@ -1004,6 +1007,22 @@ def _speakers_of(files: list[Path], group_by_speaker: bool, speakers_csv: Path |
     return {f: table[f.resolve()] for f in files if f.resolve() in table}
 
 
+def _check_out_is_no_input(out: Path | None, files: list[Path]) -> None:
+    """Refuse an --out that is one of the files to predict (``avemo predict clip.mp4 -o clip.mp4``
+    replaced the recording with its own result)."""
+    import os
+
+    if out is None or not out.exists():
+        return
+    for file in files:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(out, file):
+                error = AvemoError("is one of the files to predict; writing the output there would replace it: "
+                                   "give another file name", out)
+                error.option = "--out"
+                raise error
+
+
 def _predict_and_write(predictor, files: list[Path], fmt: str, output, *, single: bool,
                        **options) -> list[tuple[str, str]]:
     """Predict the files and write the results (after Ctrl-C, those done so far); the failures."""
@@ -1037,7 +1056,8 @@ def predict(
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Write the output to FILE instead of stdout, in an existing folder. Checked "
-                                         "before the work starts (a missing folder is refused); "
+                                         "before the work starts (a missing folder, or one of the files to "
+                                         "predict, is refused); "
                                          "written whole when it ends (after Ctrl-C: the files done so far)."),
     ] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = _SERVE.device,
@@ -1077,6 +1097,7 @@ def predict(
     single = len(paths) == 1 and not paths[0].is_dir()
     if not files:
         raise AvemoError(problems[0][1] if problems else "no input files", problems[0][0] if problems else None)
+    _check_out_is_no_input(out, files)
     speakers = _speakers_of(files, group_by_speaker, speakers_csv)
     with OutputFile(out) if out is not None else contextlib.nullcontext() as output:
         with _options_naming_files({"--model": model, "--text-model": text_model}):
@@ -1201,7 +1222,7 @@ def serve(
                                                    "max_timeline_rows; options given here win.")
     ] = None,
 ) -> None:
-    """Serve the REST API (POST /v1/predict, GET /v1/models, /healthz, /openapi.json) and the web page at /.
+    """Serve the REST API (POST /v1/predict and /v1/predict/batch, GET /v1/models, /healthz, /openapi.json) and the web page at /.
 
     The model is chosen as in `avemo predict` (--model, --engine, --device) and loaded before the
     server starts: a bad value stops it with a one-line error.
@@ -1213,6 +1234,7 @@ def serve(
     except ImportError as exc:
         raise AvemoError(f"the web service needs the 'serve' extra ({exc.name} is missing): pip install 'avemo[serve]'") from None
     from avemo.serving import load_settings, run_server
+    from avemo.serving.server import bind_sockets
 
     def given(name: str, value):  # an option left at its default does not override the --config file
         source = ctx.get_parameter_source(name)
@@ -1237,12 +1259,17 @@ def serve(
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         console_err.print(f"[yellow]warning:[/] listening on {escape(settings.host)}: the service has no "
                           "authentication; put it behind a proxy that has.")
+    sockets = bind_sockets(settings)  # a port in use stops serve now, not after the model has loaded
     served = escape(settings.model) if settings.model else f"the bundled model ({settings.engine} engine)"
     console_err.print(f"avemo: loading {served}, then serving {settings.modalities.replace(',', ', ')} on "
                       f"http://{settings.host}:{settings.port}/ (Ctrl-C stops)", soft_wrap=True)
-    with _options_naming_files({"--model": model, "--text-model": text_model}):
-        predictor = settings.load_predictor()
-    run_server(settings, predictor=predictor)
+    try:
+        with _options_naming_files({"--model": model, "--text-model": text_model}):
+            predictor = settings.load_predictor()
+        run_server(settings, predictor=predictor, sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def main() -> None:

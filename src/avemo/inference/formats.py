@@ -137,29 +137,31 @@ def runs(prediction: Prediction) -> list[tuple[float, float, str, float, int]]:
 
 def render(prediction: Prediction, console) -> None:
     """Print one prediction as rich tables on ``console`` (file names and reasons are shown as they
-    are, never read as rich markup)."""
+    are, never read as rich markup). The headline and the modality lines are never broken at the
+    console's width (a long path used to split "disgust (98 %)" over two lines): one line each, to grep."""
     from rich.markup import escape
     from rich.table import Table
 
     p = prediction
     duration = "" if p.duration is None else f" ({p.duration:.1f} s)"
     if p.emotion is None:
-        console.print(f"[bold]{escape(p.path)}[/]{duration}: [yellow]no emotion[/] (no speech and no face to tell it from)")
+        console.print(f"[bold]{escape(p.path)}[/]{duration}: [yellow]no emotion[/] (no speech and no face to tell it from)",
+                      soft_wrap=True)
     else:
         flag = " [yellow]? uncertain[/]" if p.uncertain else ""
         console.print(f"[bold]{escape(p.path)}[/]{duration}: [bold green]{p.emotion}[/] "
-                      f"({100 * p.probabilities[p.emotion]:.0f} %){flag}")
+                      f"({100 * p.probabilities[p.emotion]:.0f} %){flag}", soft_wrap=True)
     if p.speaker is not None:
         clips = p.modalities["audio"].speaker_clips
         how = (f"audio normalised with the statistics of its {clips} clips" if p.modalities["audio"].speaker_normalised
                else "single-clip result")
-        console.print(f"  speaker: {escape(p.speaker)} ({how})")
+        console.print(f"  speaker: {escape(p.speaker)} ({how})", soft_wrap=True)
     for name, status in p.modalities.items():
         if status.used:
             extra = f", face in {100 * p.face_coverage:.0f} % of analysed frames" if name == "video" and p.face_coverage is not None else ""
-            console.print(f"  {name}: used{extra}")
+            console.print(f"  {name}: used{extra}", soft_wrap=True)
         else:
-            console.print(f"  {name}: [yellow]not used[/] ({escape(status.reason or '')})")
+            console.print(f"  {name}: [yellow]not used[/] ({escape(status.reason or '')})", soft_wrap=True)
     own = {m: s.probabilities for m, s in p.modalities.items() if s.probabilities is not None}  # each expert alone
     table = Table(title="probabilities", title_justify="left")
     table.add_column("emotion")

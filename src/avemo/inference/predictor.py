@@ -263,18 +263,18 @@ class Predictor:
         info = probe(path)
         grid.check_rows(info.duration, path)  # before the analysis: a hop too short for this file's length
         streams = _streams(path, info, wanted)
-        transcription = _start_transcription(path, info) if transcribe else None
+        transcription, progress = _start_transcription(path, info, progress) if transcribe else (None, progress)
+        transcript = None
         try:
             result = self._backend.run(path, info, streams, grid, progress)
+            if transcribe:  # Ctrl-C while the recogniser finishes: stopped too (else the process aborts)
+                warnings = list(result.warnings)
+                transcript = transcription.result(warnings.append) if transcription is not None else _no_speech()
+                result = dataclasses.replace(result, warnings=tuple(warnings))
         except BaseException:
             if transcription is not None:
                 transcription.cancel()
             raise
-        transcript = None
-        if transcribe:
-            warnings = list(result.warnings)
-            transcript = transcription.result(warnings.append) if transcription is not None else _no_speech()
-            result = dataclasses.replace(result, warnings=tuple(warnings))
         if with_text:
             result = self.text.apply(result, transcript)
         return self._prediction(path, result, transcript), result
@@ -463,13 +463,22 @@ def _streams(path: Path, info: Any, wanted: Sequence[str]) -> Streams:
     return Streams(use, reasons)
 
 
-def _start_transcription(path: Path, info: Any):
-    """Speech recognition of the file's audio track, started now in a thread; None without a track."""
+def _start_transcription(path: Path, info: Any, progress: Progress | None):
+    """Speech recognition of the file's audio track, started now in a thread (None without a track),
+    and the progress callback the experts should report to: with ``progress``, the file's progress
+    is the slower of the experts and the recogniser (a long file's transcript may take several times
+    what the experts take; the progress used to stop at 100 % while it was decoded)."""
     if not info.has_audio:
-        return None
+        return None, progress
+    from avemo.inference.backends import _Combined
     from avemo.inference.transcripts import Transcription
 
-    return Transcription(path)
+    if progress is None:
+        return Transcription(path), None
+    total = float(info.duration or 0.0)
+    tracker = _Combined(progress, total, ("experts", "transcript"))
+    experts = tracker.for_stream("experts")
+    return Transcription(path, progress=tracker.for_stream("transcript"), total=total), lambda done, _: experts(done)
 
 
 def _no_speech():

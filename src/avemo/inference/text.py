@@ -44,6 +44,8 @@ from avemo.inference.result import ModalityStatus
 
 TEXT = "text"
 EPS = 1e-7
+#: why the text is not used when neither the voice nor the face gave evidence (text only adds to them)
+NOTHING_TO_ADD_TO = "neither the voice nor the face gave evidence, and the text expert only adds to them"
 
 
 class TextExpert(ABC):
@@ -184,17 +186,22 @@ class TextFusion:
         from avemo.inference.backends import labelled
 
         w = result.windows
-        window_evidence = self.evidence([transcript.between(*b) for b in w.bounds])
-        clip_evidence = self.evidence([transcript.text])
-        used = not np.isnan(clip_evidence).any()
-        status = ModalityStatus(used=used, reason=None if used else "no speech was recognised",
+        # one call for the clip and its windows: a text's encoding depends on the batch it is padded in
+        # (float rounding) and the encoder keeps its last call's states, so two calls made the clip's
+        # text of one file differ in the 7th digit between avemo predict and the server
+        evidence = self.evidence([transcript.text, *(transcript.between(*b) for b in w.bounds)])
+        clip_evidence, window_evidence = evidence[:1], evidence[1:]
+        said = not np.isnan(clip_evidence).any()
+        alone = result.probabilities is None  # no voice and no face: the text has nothing to add to
+        used = said and not alone
+        reason = None if used else "no speech was recognised" if not said else NOTHING_TO_ADD_TO
+        status = ModalityStatus(used=used, reason=reason,
                                 probabilities=labelled(clip_evidence[0], self.labels) if used else None)
         present = {**w.present, TEXT: ~np.isnan(window_evidence).any(axis=1) & ~np.isnan(w.probabilities).any(axis=1)}
         windows = dataclasses.replace(w, probabilities=self.fuse(w.probabilities, window_evidence), present=present)
-        return dataclasses.replace(
-            result, probabilities=self.fuse(result.probabilities[None], clip_evidence)[0], windows=windows,
-            modalities={**result.modalities, TEXT: status},
-        )
+        probabilities = None if alone else self.fuse(result.probabilities[None], clip_evidence)[0]
+        return dataclasses.replace(result, probabilities=probabilities, windows=windows,
+                                   modalities={**result.modalities, TEXT: status})
 
     def info(self) -> dict[str, Any]:
         return {"name": self.expert.name, "labels": list(self.expert.labels), "label_map": dict(self.notes),

@@ -23,17 +23,34 @@ from avemo.inference.backends import _Cancelled, _ExpertThread
 
 
 class Transcription:
-    """Speech recognition of ``path`` running in a thread from construction on; :meth:`result` waits for it."""
+    """Speech recognition of ``path`` running in a thread from construction on; :meth:`result` waits for it.
 
-    def __init__(self, path: str | Path, language: str | None = None):
+    ``progress(seconds)``, when given, is called from that thread after each decoded chunk with the
+    seconds of the track done, and with ``total`` once the transcript is complete (the silence after
+    the last chunk needs no decoding): the prediction reports the slower of the experts and the
+    recogniser, which on a long file is often the recogniser."""
+
+    def __init__(self, path: str | Path, language: str | None = None,
+                 progress: Callable[[float], None] | None = None, total: float = 0.0):
         from avemo.features.audio.asr import transcribe_file
 
         self._cancelled = threading.Event()
-        self._thread = _ExpertThread(lambda: transcribe_file(path, language=language, progress=self._check))
+        self._progress = progress
 
-    def _check(self, _seconds: float) -> None:
+        def run():
+            # what the decoder skips or repairs, the audio expert decodes and reports too: said once
+            transcript = transcribe_file(path, language=language, progress=self._check, warn=_said_elsewhere)
+            if progress is not None:
+                progress(total)
+            return transcript
+
+        self._thread = _ExpertThread(run)
+
+    def _check(self, seconds: float) -> None:
         if self._cancelled.is_set():
             raise _Cancelled()
+        if self._progress is not None:
+            self._progress(seconds)
 
     def result(self, warn: Callable[[str], None]):
         """The :class:`~avemo.features.audio.asr.Transcript`; an empty one, and ``warn(why)``, when the
@@ -51,6 +68,10 @@ class Transcription:
         self._cancelled.set()
         self._thread.finish()
 
+
+
+def _said_elsewhere(_message: str) -> None:
+    """The recogniser's decoding warnings: the audio expert's decode of the same track reports them."""
 
 
 def load_recogniser_now() -> None:

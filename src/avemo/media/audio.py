@@ -1,6 +1,7 @@
 """Decode the audio track of any media file to mono float32 at a target rate.
 
-Decoding is PyAV (FFmpeg); channels are averaged to mono; the sample rate is converted by
+Decoding is PyAV (FFmpeg); channels are averaged to mono (except where they cancel each other:
+see :func:`downmix`); the sample rate is converted by
 libsoxr's streaming high-quality resampler (a proper anti-aliasing filter, not decimation).
 Everything is streamed: :func:`iter_audio` yields fixed-size blocks and never holds the
 whole track, :func:`load_audio` concatenates them for short files. A damaged file gives what can
@@ -25,6 +26,23 @@ DEFAULT_SAMPLE_RATE = 16000
 #: a jump in the audio time stamps between these (seconds) is lost packets, filled with silence
 MIN_GAP_SECONDS = 0.01
 MAX_GAP_SECONDS = 10.0
+#: a frame whose channel average keeps less than this share of its channels' mean energy (20 dB
+#: less) cancels itself: channels of opposite polarity (a miswired or phase-inverted microphone);
+#: uncorrelated channels keep 1/n of it (n channels, e.g. 1/6 for 5.1 with one channel active)
+CANCELLED_MIX = 0.01
+
+
+def downmix(samples: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(mono, cancelled)`` of a (samples, channels) frame: the channels' average, or, where that
+    average cancels (:data:`CANCELLED_MIX`: the same voice in opposite polarity, whose average is
+    near silence; it was reported as "the audio track is silent"), the loudest channel alone."""
+    if samples.shape[1] == 1:
+        return samples[:, 0], False
+    mono = samples.mean(axis=1)
+    energy = np.square(samples, dtype=np.float64).mean(axis=0)  # per channel
+    if energy.mean() > 0 and np.square(mono, dtype=np.float64).mean() < CANCELLED_MIX * energy.mean():
+        return samples[:, int(np.argmax(energy))], True
+    return mono, False
 
 
 class _Blocks:
@@ -81,6 +99,7 @@ class _MonoResampler:
         self._resampler: soxr.ResampleStream | None = None
         self._skip = 0  # input samples still to drop to reach the output grid
         self._next_in = 0  # input index the next frame should start at
+        self.cancelled = 0  # input samples whose channels cancelled each other (one channel used, see downmix)
 
     def _input_index(self, frame) -> int | None:
         return None if frame.time is None else int(round((float(frame.time) - self.origin) * self.in_rate))
@@ -111,7 +130,8 @@ class _MonoResampler:
             return np.zeros(0, dtype=np.float32)
         if not np.isfinite(samples).all():
             raise MediaError("the audio track holds NaN or infinite samples (a broken float encoder?)", self.path)
-        mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+        mono, cancelled = downmix(samples)
+        self.cancelled += samples.shape[0] if cancelled else 0
         mono = np.ascontiguousarray(mono, dtype=np.float32)
         if self.in_rate is None:
             self._start(frame, stream_rate)
@@ -188,6 +208,9 @@ def iter_audio(
             if not blocks.done:
                 check_complete(declared_end(container, stream, origin), blocks.position / sr, warner(path, warn),
                                "audio")
+        if mono.cancelled:
+            warner(path, warn)("the audio channels cancel each other when averaged (opposite polarity?): the "
+                               f"loudest channel was used instead ({mono.cancelled / mono.in_rate:.1f} s)")
         yield from blocks.rest()
 
 

@@ -1,8 +1,8 @@
 """Decode video frames with PyAV: all frames, frames at a target rate, or N frames spread over a window.
 
 Frames are decoded one by one (multi-threaded in FFmpeg) and only the selected ones are
-converted to numpy (RGB ``uint8``, or grayscale), optionally resized by FFmpeg's scaler on
-the way. Nothing holds more than the frames asked for; :func:`iter_frames` is a generator
+converted to numpy (RGB ``uint8``, or grayscale), turned upright as the stream's display matrix
+says (a phone's portrait video), optionally resized by FFmpeg's scaler on the way. Nothing holds more than the frames asked for; :func:`iter_frames` is a generator
 for streaming over long videos.
 """
 
@@ -33,10 +33,17 @@ class Frames:
 
 
 def _convert(frame: av.VideoFrame, size: tuple[int, int] | None, gray: bool) -> np.ndarray:
+    """The frame as a numpy image, upright: turned as its display matrix says (a phone's portrait
+    video is stored sideways, with a 90-degree rotation that every player applies; the face detector
+    missed most of its sideways faces), then ``size`` (width, height) of the upright image."""
     fmt = "gray" if gray else "rgb24"
+    turns = int(round((frame.rotation or 0) / 90.0)) % 4  # counter-clockwise quarter turns to display it
     if size is not None:
-        return frame.to_ndarray(width=size[0], height=size[1], format=fmt)
-    return frame.to_ndarray(format=fmt)
+        width, height = size if turns % 2 == 0 else size[::-1]
+        image = frame.to_ndarray(width=width, height=height, format=fmt)
+    else:
+        image = frame.to_ndarray(format=fmt)
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
 
 
 def decoded_frames(

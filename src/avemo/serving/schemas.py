@@ -38,11 +38,13 @@ class WindowOut(BaseModel):
                              "absent otherwise.")
     crowd: float | None = Field(None, description="With a model that has a crowd detector: the probability that "
                                 "several people talk at once in this window (at or above the model's threshold, "
-                                "the window gets no audio vote); absent otherwise.")
+                                "the window gets no audio vote); absent without a detector, and in the windows whose "
+                                "audio it did not score: a file without an audio track, or whose track is silent or "
+                                "holds no speech (its audio is not used), and windows past the end of the track.")
     crowd_gated: bool | None = Field(None, description="With crowd: whether the crowd gate took the voice out of "
                                      "this window, by its own score (at or above the threshold) or because most "
                                      "of the clip's speech is a crowd (the audio modality is then not used); "
-                                     "absent otherwise.")
+                                     "present exactly where crowd is.")
 
 
 class WordOut(BaseModel):

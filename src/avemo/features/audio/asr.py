@@ -559,15 +559,16 @@ def transcribe(signal: np.ndarray, sample_rate: int = SAMPLE_RATE, *, language: 
 
 
 def transcribe_file(path: str | Path, *, language: str | None = None, config: TranscribeConfig | None = None,
-                    progress: Progress | None = None) -> Transcript:
+                    progress: Progress | None = None, warn: Callable[[str], None] | None = None) -> Transcript:
     """What is said in the audio track of a media file; empty when it has none or holds no speech.
 
-    The track is decoded whole (16 kHz float32: 230 MB per hour). Bad files raise a one-line MediaError.
+    The track is decoded whole (16 kHz float32: 230 MB per hour). Bad files raise a one-line MediaError;
+    what the decoder skipped or repaired goes to ``warn`` (default: logged, see :mod:`avemo.media.decode`).
     """
     from avemo.media import load_audio
 
     try:
-        y = load_audio(path, sr=SAMPLE_RATE)
+        y = load_audio(path, sr=SAMPLE_RATE, warn=warn)
     except MissingStreamError:
         return Transcript(language=language or (config.language if config else None))
     return transcribe(y, language=language, config=config, progress=progress)
