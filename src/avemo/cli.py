@@ -483,7 +483,8 @@ DatasetsOpt = Annotated[
 ]
 CorporaOpt = Annotated[
     Path | None, typer.Option("--corpora", help="A TOML file of [\\[corpora]] entries (dataset=, root=, "
-                                                "speakers=, weight=, name=) instead of --dataset/--root.")
+                                                "speakers=, weight=, name=, labels=; iemocap: protocol=, media=) instead "
+                                                "of --dataset/--root.")
 ]
 LabelSpaceOpt = Annotated[
     str, typer.Option(help="Several corpora: shared (the labels every corpus can express; calm counts as "
@@ -736,7 +737,8 @@ BenchSpeakerNormOpt = Annotated[
 
 @app.command()
 def benchmark(
-    suite: Annotated[str, typer.Argument(help="Benchmark suite: a built-in name (ravdess_au) or a suite TOML file.")],
+    suite: Annotated[str, typer.Argument(help="Benchmark suite: a built-in name (ravdess_au, iemocap) or a suite TOML "
+                                                      "file.")],
     root: RootOpt,
     visual_table: TableOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Report folder (created if missing).")] = Path("docs/results"),
@@ -766,7 +768,8 @@ def benchmark(
     cache_dir: CacheOpt = None,
 ) -> None:
     """Cross-validate every model of a suite (a built-in name or a suite TOML file) on its fold plan;
-    write NAME.json, NAME.md and figures to --out."""
+    write NAME.json, NAME.md and figures to --out. iemocap: papers 002 and 003 (--folds 5: paper 002's
+    split; --protocol iemocap4: paper 003's 4 classes); models that need video need --media DIR."""
     import shlex
 
     from avemo import config as cfg
