@@ -234,7 +234,7 @@ def test_bad_suite_files_are_one_line_config_errors(tmp_path, text, message):
     with pytest.raises(ConfigError) as err:
         load_suite(path)
     assert message in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
-    with pytest.raises(ConfigError, match="unknown benchmark suite 'nope'; available: ravdess_au"):
+    with pytest.raises(ConfigError, match="unknown benchmark suite 'nope'; available: iemocap, ravdess_au"):
         load_suite("nope")
 
 
@@ -352,7 +352,7 @@ def test_cli_benchmark_lists_the_files_no_fold_scores(ravdess_subset, au_table, 
 
 @pytest.mark.shared_data
 @pytest.mark.parametrize("args, message", [
-    (["--protocol", "shuffled"], "--protocol must be"),
+    (["--protocol", "shuffled"], "--protocol 'shuffled' is not one of speaker, random"),
     (["--folds", "9"], "--folds [9] not in the plan"),
     (["--seeds", "a,b"], "comma-separated integers"),
     (["--models", "nope"], "not in the ravdess_au suite"),

@@ -457,11 +457,13 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
         only = specs[0]
         chosen = _speakers(speakers) or (list(only.speakers) if only.speakers is not None else None)
         return load_data(only.dataset, only.root, visual_table=visual_table, speakers=chosen,
-                         labels_csv=labels or only.labels, protocol=protocol, media=media)
+                         labels_csv=labels or only.labels, protocol=protocol or only.protocol,
+                         media=media or only.media)
     if _speakers(speakers) is not None or labels is not None:
         raise AvemoError("with several corpora, give speakers= and labels= per corpus in a --corpora file")
     if protocol is not None or media is not None:
-        raise AvemoError("--protocol and --media read one IEMOCAP corpus; they do not combine with several corpora")
+        raise AvemoError("--protocol and --media read one IEMOCAP corpus; with several corpora, give protocol= "
+                         "and media= per iemocap corpus in a --corpora file")
     data = load_corpora(specs, label_space, visual_table=visual_table)
     space = data.corpora.space
     left = "; ".join(f"{c}: {dict(e)}" for c, e in data.corpora.left_out.items()) or "none"
@@ -481,7 +483,8 @@ DatasetsOpt = Annotated[
 ]
 CorporaOpt = Annotated[
     Path | None, typer.Option("--corpora", help="A TOML file of [\\[corpora]] entries (dataset=, root=, "
-                                                "speakers=, weight=, name=) instead of --dataset/--root.")
+                                                "speakers=, weight=, name=, labels=; iemocap: protocol=, media=) instead "
+                                                "of --dataset/--root.")
 ]
 LabelSpaceOpt = Annotated[
     str, typer.Option(help="Several corpora: shared (the labels every corpus can express; calm counts as "
@@ -734,7 +737,8 @@ BenchSpeakerNormOpt = Annotated[
 
 @app.command()
 def benchmark(
-    suite: Annotated[str, typer.Argument(help="Benchmark suite: a built-in name (ravdess_au) or a suite TOML file.")],
+    suite: Annotated[str, typer.Argument(help="Benchmark suite: a built-in name (ravdess_au, iemocap) or a suite TOML "
+                                                      "file.")],
     root: RootOpt,
     visual_table: TableOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Report folder (created if missing).")] = Path("docs/results"),
@@ -749,8 +753,11 @@ def benchmark(
     ] = False,
     protocol: Annotated[
         str, typer.Option(help="speaker (the suite's speaker-disjoint folds) or random (as many random splits, "
-                               "speakers on both sides; comparison only).")
+                               "speakers on both sides; comparison only); and/or a label protocol of the "
+                               "suite's dataset instead of the suite's own (iemocap: iemocap4 or iemocap6), "
+                               "e.g. iemocap4 or iemocap4,random.")
     ] = "speaker",
+    media: MediaOpt = None,
     config: BenchConfigOpt = None,
     epochs: BenchEpochsOpt = None,
     speaker_norm: BenchSpeakerNormOpt = None,
@@ -761,17 +768,17 @@ def benchmark(
     cache_dir: CacheOpt = None,
 ) -> None:
     """Cross-validate every model of a suite (a built-in name or a suite TOML file) on its fold plan;
-    write NAME.json, NAME.md and figures to --out."""
+    write NAME.json, NAME.md and figures to --out. iemocap: papers 002 and 003 (--folds 5: paper 002's
+    split; --protocol iemocap4: paper 003's 4 classes); models that need video need --media DIR."""
     import shlex
 
     from avemo import config as cfg
     from avemo.evaluation.benchmark import run_benchmark, write_report
-    from avemo.evaluation.suite import PROTOCOLS, load_suite
+    from avemo.evaluation.suite import load_suite
     from avemo.output_file import prepare_folder, removing_new_folders
 
     spec = load_suite(suite)
-    if protocol not in PROTOCOLS:
-        raise AvemoError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    protocol, label_protocol = _bench_protocols(spec, protocol)
     overrides = cfg.load_file(config) if config is not None else {}
     command_line = {k: v for k, v in {"epochs": epochs, "speaker_norm": speaker_norm}.items() if v is not None}
     train_cfg = spec.train_config(overrides | command_line, where=str(config) if config else "train config")
@@ -780,7 +787,7 @@ def benchmark(
     # what the command line says wins over the suite's per-model settings too (--epochs 1 is one epoch for all)
     entries = [dataclasses.replace(e, train={**e.train, **command_line},
                                    seeds=tuple(seed_list) if seed_list else e.seeds) for e in entries]
-    data = spec.load_data(root, visual_table=visual_table)
+    data = _bench_data(spec, entries, root, visual_table=visual_table, protocol=label_protocol, media=media)
     splits = spec.splits(data, protocol, seed=seed_list[0] if seed_list else 0)
     if fold_list:
         unknown = sorted(set(fold_list) - {s.number for s in splits})
@@ -796,19 +803,60 @@ def benchmark(
             results = run_benchmark(
                 entries, data, splits, cache=cache, train_config=train_cfg, workers=workers,
                 executor=executor, address=address, progress=lambda _r: bar.advance(task),
+                data_options={"media": str(media) if media else None,
+                              "fold_notes": spec.notes_for([s.number for s in splits]) if protocol == "speaker" else []},
             )
-        report = name or (spec.name + ("" if protocol == "speaker" else f"_{protocol}"))
+        report, title = _bench_names(spec, protocol, label_protocol)
         command = "avemo " + " ".join(shlex.quote(a) for a in sys.argv[1:])  # global options (-v) included
-        random = "RANDOM-SPLIT (speakers on both sides)"
-        title = f"{spec.name}: {'speaker-disjoint' if protocol == 'speaker' else random} CV"
-        json_path, md_path = write_report(results, out_dir, report, title=title, command=command,
-                                          paper_numbers=spec.papers)
+        json_path, md_path = write_report(results, out_dir, name or report, title=title, command=command,
+                                          paper_numbers=spec.papers, notes=spec.notes)
     for item in results["skipped"]:
         console_err.print(f"[yellow]skipped[/] {escape(item['file'])}: {escape(item['reason'])}", soft_wrap=True)
     for model_name, m in sorted(results["models"].items(), key=lambda kv: -kv[1]["mean_accuracy"]):
         console.print(f"{escape(model_name):28s} {100 * m['mean_accuracy']:6.2f} ± {100 * m['std_accuracy']:5.2f}  "
                       f"macro-F1 {100 * m['macro_f1']:5.2f}  UAR {100 * m['uar']:5.2f}")
     console.print(escape(f"report: {md_path} and {json_path}"))
+
+
+def _bench_data(spec, entries, root: Path, **options):
+    """The suite's data as ``avemo benchmark`` reads it (``options``: visual_table, protocol, media),
+    refused in one line when an entry needs a modality that no take has (before any training)."""
+    data = spec.load_data(root, **options)
+    missing = spec.missing_modalities(entries, data)
+    if missing:
+        raise AvemoError(missing)
+    return data
+
+
+def _bench_names(spec, protocol: str, label_protocol: str | None) -> tuple[str, str]:
+    """The default report name and the title of ``avemo benchmark``: the suite's name, with the label
+    protocol when it is not the suite's own and ``random`` for random splits."""
+    other_labels = label_protocol if label_protocol not in (None, spec.protocol) else None
+    name = "_".join(p for p in (spec.name, other_labels, None if protocol == "speaker" else protocol) if p)
+    splits = "speaker-disjoint" if protocol == "speaker" else "RANDOM-SPLIT (speakers on both sides)"
+    return name, f"{spec.name}: {splits} CV" + (f", {other_labels} labels" if other_labels else "")
+
+
+def _bench_protocols(spec, text: str) -> tuple[str, str | None]:
+    """``avemo benchmark --protocol``: the split protocol (speaker or random) and the label protocol
+    of the suite's dataset (None: the suite's own), from ``"iemocap4"``, ``"random"``, ``"iemocap4,random"``."""
+    from avemo.datasets.readers import label_protocols
+    from avemo.evaluation.suite import PROTOCOLS
+
+    split, labels = [], []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part in PROTOCOLS:
+            split.append(part)
+        elif part in label_protocols(spec.dataset):
+            labels.append(part)
+        else:
+            known = [*PROTOCOLS, *label_protocols(spec.dataset)]
+            raise AvemoError(f"--protocol {part!r} is not one of {', '.join(known)} (the {spec.name} suite's "
+                             f"dataset is {spec.dataset})")
+    if len(split) > 1 or len(labels) > 1 or not (split or labels):
+        raise AvemoError(f"--protocol takes one split protocol ({' or '.join(PROTOCOLS)}) and/or one label "
+                         f"protocol of {spec.dataset}, got {text!r}")
+    return (split or ["speaker"])[0], (labels or [None])[0]
 
 
 def _int_list(text: str | None, option: str) -> list[int]:

@@ -29,6 +29,7 @@ from typing import Any
 from avemo.datasets.crema_d import parse_crema_d_name, parse_crema_d_stem, read_crema_d
 from avemo.datasets.emodb import parse_emodb_name, parse_emodb_stem, read_emodb
 from avemo.datasets.folder import read_folder
+from avemo.datasets.iemocap import PROTOCOLS as IEMOCAP_PROTOCOLS
 from avemo.datasets.iemocap import read_iemocap
 from avemo.datasets.labels import CREMA_D, EMODB, IEMOCAP4, MELD, RAVDESS, LabelSet
 from avemo.datasets.meld import read_meld
@@ -61,6 +62,12 @@ DATASET_LABEL_SETS: dict[str, LabelSet] = {
 def list_datasets() -> list[str]:
     """Names accepted by :func:`read_dataset`."""
     return sorted(READERS)
+
+
+def label_protocols(dataset: str) -> tuple[str, ...]:
+    """The label protocols a dataset's reader takes as ``protocol=`` (iemocap: iemocap4, iemocap6;
+    the others have none)."""
+    return tuple(IEMOCAP_PROTOCOLS) if dataset == "iemocap" else ()
 
 
 def read_dataset(name: str, root: str | Path, *, strict: bool = False, **options: Any) -> ScanResult:

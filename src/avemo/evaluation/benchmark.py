@@ -188,9 +188,13 @@ def run_benchmark(
     executor: str = "local",
     address: str | None = None,
     progress: Callable[[FoldResult], None] | None = None,
+    data_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Cross-validate every entry on every split; returns the aggregated results (JSON-compatible
-    except for the arrays under ``"_folds"``, which :func:`write_report` turns into figures)."""
+    except for the arrays under ``"_folds"``, which :func:`write_report` turns into figures).
+    ``data_options``: how the data was read and what its folds are (e.g. ``{"media": DIR,
+    "fold_notes": [...]}``), recorded in the protocol beside the label set and the takes of each
+    modality, and shown in the report."""
     from avemo.models.checkpoint import package_versions
 
     base = train_config or TrainConfig()
@@ -222,6 +226,9 @@ def run_benchmark(
             "selection": _selection(splits),
             "train_config": cfg.to_dict(base),
             "visual_tables": {n: str(t.source) for n, t in data.tables.items()},
+            "label_set": data.labels.name,
+            "modalities": {m: sum(m in t for t in data.takes) for m in MODALITIES},
+            **(data_options or {}),
         },
         "extract_seconds": round(extract_seconds, 2),
         # what no fold scores: files the dataset reader could not use, and files an extractor failed on
@@ -460,6 +467,7 @@ def report_markdown(results: dict[str, Any], name: str, *, title: str, paper_num
     n_folds = len(protocol["folds"])
     lines += [f"- Protocol: {_recorded_selection(protocol)}; {n_folds} fold{'s' if n_folds != 1 else ''}, "
               f"{protocol['takes']} takes of {protocol['dataset']}.",
+              *_data_lines(results),
               f"- Machine: {results['machine']['platform']}, {results['machine']['cpus']} CPUs; executor "
               f"{results['executor']}.",
               "- Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".",
@@ -476,6 +484,21 @@ def report_markdown(results: dict[str, Any], name: str, *, title: str, paper_num
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def _data_lines(results: dict[str, Any]) -> list[str]:
+    """The report's lines on the classes, the takes of each modality and the media folder (result
+    files of older avemo versions lack them)."""
+    protocol, lines = results["protocol"], []
+    if "label_set" in protocol:
+        labels = results.get("labels", [])
+        lines.append(f"- Classes: {protocol['label_set']}, {len(labels)} ({', '.join(labels)}).")
+    if "modalities" in protocol:
+        have = [f"{m} {n}" for m, n in protocol["modalities"].items() if n]
+        lines.append("- Takes with each modality: " + ", ".join(have) + ".")
+    if protocol.get("media"):
+        lines.append(f"- Video: the utterance videos under `{protocol['media']}` (avemo prepare).")
+    return lines + [f"- {note}" for note in protocol.get("fold_notes", ())]
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -4,15 +4,18 @@ A :class:`Suite` says everything a benchmark runs, so that the command line
 (``avemo benchmark NAME``) and the benchmark scripts (``benchmarks/ravdess_au.py``) build the same
 runs from it instead of each rebuilding them:
 
-* the dataset, its fold plan (a built-in plan name) and the tables its models read;
+* the dataset, its label protocol (``protocol``: ``iemocap4`` / ``iemocap6`` for IEMOCAP), its
+  fold plan (a built-in plan name), notes on some folds (``fold_notes``: which fold is a paper's
+  split), the tables its models read, and what gives each modality (``modalities``: e.g. video
+  needs ``--media DIR``), which :meth:`Suite.missing_modalities` checks before any training;
 * the base :class:`~avemo.training.config.TrainConfig` and per-model training overrides;
 * the entries (registered models with their configs, training overrides and seeds), in blocks of
   models that share them, and variants of entries (e.g. speaker-normalised copies); blocks and
   variants marked ``extended`` run only when asked for;
 * the report's groups of models, named model sets, the candidates of the suite's hyper-parameter
-  exploration, and what the papers report for its models.
+  exploration, what the papers report for its models, and notes for the report.
 
-See ``suites/ravdess_au.toml`` for a complete example; :func:`load_suite` checks every key and
+See ``suites/ravdess_au.toml`` and ``suites/iemocap.toml`` for complete examples; :func:`load_suite` checks every key and
 value (a one-line :class:`~avemo.errors.ConfigError` naming the file otherwise).
 """
 
@@ -26,6 +29,7 @@ from typing import Any
 
 from avemo import config as cfg
 from avemo.datasets.folds import FoldPlan, Split, builtin_plan
+from avemo.datasets.readers import label_protocols
 from avemo.errors import ConfigError
 from avemo.evaluation.benchmark import BenchmarkEntry, plan_splits, random_splits
 from avemo.training.config import TrainConfig
@@ -87,7 +91,11 @@ class Suite:
     title: str
     dataset: str
     plan: str
+    protocol: str | None = None  # the dataset's label protocol (IEMOCAP: iemocap4, iemocap6)
     tables: tuple[str, ...] = ()
+    modalities: dict[str, str] = dataclasses.field(default_factory=dict)  # modality -> what gives it
+    fold_notes: dict[str, str] = dataclasses.field(default_factory=dict)  # fold number -> note
+    notes: tuple[str, ...] = ()
     train: dict[str, Any] = dataclasses.field(default_factory=dict)
     train_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     groups: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
@@ -170,17 +178,50 @@ class Suite:
             return plan_splits(data, plan.folds)
         return random_splits(data, k=len(plan.folds), seed=seed)
 
-    def load_data(self, root: str | Path, *, visual_table: str | Path | None = None) -> DataBundle:
-        """The suite's dataset from ``root`` with the tables it needs (one-line error when one is missing)."""
+    def load_data(self, root: str | Path, *, visual_table: str | Path | None = None, protocol: str | None = None,
+                  media: str | Path | None = None) -> DataBundle:
+        """The suite's dataset from ``root`` with the tables it needs (one-line error when one is missing);
+        ``protocol``: a label protocol of the dataset instead of the suite's; ``media``: IEMOCAP's
+        prepared utterance videos (``avemo prepare --dataset iemocap``)."""
         from avemo.training.experiment import load_data
 
         if self.tables and visual_table is None:
             raise ConfigError(f"the {self.name} suite needs --visual-table ({', '.join(self.tables)})")
-        data = load_data(self.dataset, root, visual_table=visual_table)
+        protocol = protocol or self.protocol
+        if protocol is not None and protocol not in label_protocols(self.dataset):
+            raise ConfigError(f"label protocol {protocol!r} is not one of {self.dataset}'s: "
+                              f"{', '.join(label_protocols(self.dataset)) or 'it has none'}")
+        data = load_data(self.dataset, root, visual_table=visual_table, protocol=protocol, media=media)
         missing = sorted(set(self.tables) - set(data.tables))
         if missing:
             raise ConfigError(f"the {self.name} suite needs the table(s) {missing}; given: {sorted(data.tables)}")
         return data
+
+
+    def missing_modalities(self, entries: Sequence[BenchmarkEntry], data: DataBundle) -> str | None:
+        """One line saying which entries need a modality that no take of ``data`` has (with what
+        gives it, from :attr:`modalities`, and the entries that can run), or None when all can run."""
+        from avemo.models import default_inputs
+
+        needs = {e.name: {s.modality for s in default_inputs(e.model, **e.model_config).values()
+                          if s.feature not in data.tables} for e in entries}
+        lacking = [m for m in dict.fromkeys(m for ms in needs.values() for m in sorted(ms))
+                   if not any(m in t for t in data.takes)]
+        if not lacking:
+            return None
+        parts = []
+        for m in lacking:
+            who = [name for name, ms in needs.items() if m in ms]
+            hint = self.modalities.get(m)
+            parts.append(f"{', '.join(who)} need {m}, which no take of the data has"
+                         + (f" ({m} needs {hint})" if hint else ""))
+        can = [name for name, ms in needs.items() if not ms & set(lacking)]
+        rest = f"; or leave them out: --models {','.join(can)}" if can else ""
+        return f"the {self.name} suite's models " + "; ".join(parts) + rest
+
+    def notes_for(self, folds: Sequence[int]) -> list[str]:
+        """The notes of the given folds (``Fold 5: paper 002's split ...``)."""
+        return [f"Fold {n}: {self.fold_notes[str(n)]}" for n in folds if str(n) in self.fold_notes]
 
 
 def list_suites() -> list[str]:
@@ -211,7 +252,24 @@ def _read_suite(path: Path) -> Suite:
         for model in suite.train_overrides:
             suite.train_config(suite.train_overrides[model], where=f"suite.train_overrides.{model}")
         suite.benchmark_entries(extended=True)  # placeholders and names resolve
+        _check_data_options(suite)
     except (ConfigError, KeyError) as exc:
         reason = exc.reason if isinstance(exc, ConfigError) else f"unknown placeholder {exc} in a name or group"
         raise ConfigError(reason, path) from None
     return suite
+
+
+def _check_data_options(suite: Suite) -> None:
+    """The label protocol, the modalities and the fold notes of a suite name things that exist."""
+    from avemo.modality import MODALITIES
+
+    if suite.protocol is not None and suite.protocol not in label_protocols(suite.dataset):
+        known = ", ".join(label_protocols(suite.dataset)) or "it has none"
+        raise ConfigError(f"protocol {suite.protocol!r} is not a label protocol of {suite.dataset} ({known})")
+    unknown = sorted(set(suite.modalities) - set(MODALITIES))
+    if unknown:
+        raise ConfigError(f"modalities: unknown {unknown}; known: {list(MODALITIES)}")
+    folds = {str(f.number) for f in suite.fold_plan().folds}
+    bad = sorted(set(suite.fold_notes) - folds)
+    if bad:
+        raise ConfigError(f"fold_notes: folds {bad} are not in the plan {suite.plan} ({', '.join(sorted(folds))})")

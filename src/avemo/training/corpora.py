@@ -14,6 +14,12 @@ or ``--corpora FILE.toml``)::
     weight = 2.0              # optional: multiplies this corpus's sample weights
     name = "emodb"            # optional: the corpus name (default: the dataset name)
 
+    [[corpora]]
+    dataset = "iemocap"
+    root = "data/IEMOCAP_full_release"
+    protocol = "iemocap6"     # optional, iemocap only: its label protocol (default iemocap4)
+    media = "data/iemocap_media"   # optional, iemocap only: `avemo prepare --dataset iemocap` output
+
 Every speaker is qualified by its corpus (``emodb:03``, ``ravdess:01``), so ids never collide;
 fold plans and validation speakers use these ids (an unqualified id is accepted when one corpus
 alone has it).
@@ -50,6 +56,7 @@ import torch.nn.functional as F
 from avemo.config import load_file
 from avemo.datasets.labels import COMPARISON_MERGES, LabelSet, label_set_for
 from avemo.datasets.pairing import Take
+from avemo.datasets.readers import label_protocols
 from avemo.errors import ConfigError
 from avemo.models.checkpoint import recorded_path
 
@@ -64,7 +71,8 @@ QUALIFIER = ":"
 class CorpusSpec:
     """One corpus of a run: reader ``dataset``, folder ``root``, optional ``speakers`` subset (the
     corpus's own ids), ``weight`` (multiplies its sample weights), ``name`` (default: the dataset),
-    ``labels`` (the labels CSV of a ``folder`` corpus)."""
+    ``labels`` (the labels CSV of a ``folder`` corpus), ``protocol`` (the label protocol of an
+    ``iemocap`` corpus: iemocap4, iemocap6) and ``media`` (its prepared utterance videos)."""
 
     dataset: str
     root: Path
@@ -72,10 +80,19 @@ class CorpusSpec:
     weight: float = 1.0
     name: str | None = None
     labels: Path | None = None
+    protocol: str | None = None
+    media: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.weight > 0:
             raise ConfigError(f"corpus {self.corpus}: weight must be positive, got {self.weight}")
+        known = label_protocols(self.dataset)
+        if self.protocol is not None and self.protocol not in known:
+            raise ConfigError(f"corpus {self.corpus}: protocol {self.protocol!r} is not a label protocol of "
+                              f"{self.dataset} ({', '.join(known) or 'it has none'})")
+        if self.media is not None and self.dataset != "iemocap":
+            raise ConfigError(f"corpus {self.corpus}: media (prepared utterance videos) is for iemocap corpora, "
+                              f"not {self.dataset}")
         if QUALIFIER in self.corpus:
             raise ConfigError(f"corpus name {self.corpus!r} must not contain {QUALIFIER!r}")
 
@@ -95,18 +112,23 @@ def read_corpora_file(path: str | Path) -> list[CorpusSpec]:
     for i, entry in enumerate(entries, 1):
         if not isinstance(entry, Mapping) or "dataset" not in entry or "root" not in entry:
             raise ConfigError(f"corpora entry {i} needs dataset= and root=", path)
+        corpus = entry.get("name") or entry["dataset"]
         unknown = sorted(set(entry) - known)
         if unknown:
-            raise ConfigError(f"corpora entry {i}: unknown keys {unknown} (known: {sorted(known)})", path)
-        root = path.parent / str(entry["root"])
+            raise ConfigError(f"corpora entry {i} ({corpus}): unknown keys {unknown} (known: {sorted(known)})", path)
         speakers = entry.get("speakers")
-        labels = entry.get("labels")
-        specs.append(CorpusSpec(
-            dataset=str(entry["dataset"]), root=root,
-            speakers=tuple(str(s) for s in speakers) if speakers is not None else None,
-            weight=float(entry.get("weight", 1.0)), name=entry.get("name"),
-            labels=path.parent / str(labels) if labels is not None else None,
-        ))
+        labels, media = entry.get("labels"), entry.get("media")
+        try:
+            specs.append(CorpusSpec(
+                dataset=str(entry["dataset"]), root=path.parent / str(entry["root"]),
+                speakers=tuple(str(s) for s in speakers) if speakers is not None else None,
+                weight=float(entry.get("weight", 1.0)), name=entry.get("name"),
+                labels=path.parent / str(labels) if labels is not None else None,
+                protocol=str(entry["protocol"]) if "protocol" in entry else None,
+                media=path.parent / str(media) if media is not None else None,
+            ))
+        except ConfigError as exc:
+            raise ConfigError(exc.reason, path) from None
     return specs
 
 
@@ -327,6 +349,8 @@ class Corpora:
         return {
             "corpora": [{"name": s.corpus, "dataset": s.dataset, "root": recorded_path(s.root), "weight": s.weight,
                          "speakers": list(s.speakers) if s.speakers is not None else "all",
+                         **({"protocol": s.protocol} if s.protocol is not None else {}),
+                         **({"media": recorded_path(s.media)} if s.media is not None else {}),
                          "n": sum(t.dataset == s.corpus for t in self.takes)} for s in self.specs],
             "label_space": self.space.to_dict(),
             "left_out": self.left_out,

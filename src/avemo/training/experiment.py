@@ -409,7 +409,7 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
         raise ConfigError("multi-corpus training needs at least two corpora")
     check_corpus_names(specs)
     bundles = {s.corpus: load_data(s.dataset, s.root, speakers=s.speakers, labels_csv=s.labels,
-                                   visual_table=visual_table) for s in specs}
+                                   visual_table=visual_table, protocol=s.protocol, media=s.media) for s in specs}
     space = build_label_space({c: b.labels for c, b in bundles.items()}, mode)
     takes, left_out, skipped = [], {}, []
     for c, b in bundles.items():
