@@ -1275,12 +1275,7 @@ def serve(
     The model is chosen as in `avemo predict` (--model, --engine, --device) and loaded before the
     server starts: a bad value stops it with a one-line error.
     """
-    try:
-        import fastapi  # noqa: F401
-        import python_multipart  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        raise AvemoError(f"the web service needs the 'serve' extra ({exc.name} is missing): pip install 'avemo[serve]'") from None
+    _check_serve_extra()
     from avemo.serving import load_settings, run_server
     from avemo.serving.server import bind_sockets
 
@@ -1318,6 +1313,16 @@ def serve(
     finally:
         for sock in sockets:
             sock.close()
+
+
+def _check_serve_extra() -> None:
+    """One line when the 'serve' extra's packages are missing."""
+    try:
+        import fastapi  # noqa: F401
+        import python_multipart  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise AvemoError(f"the web service needs the 'serve' extra ({exc.name} is missing): pip install 'avemo[serve]'") from None
 
 
 def main() -> None:
