@@ -413,3 +413,47 @@ def test_an_interrupted_prepare_keeps_what_it_cut_and_a_rerun_resumes(tmp_path, 
     monkeypatch.setattr(iemocap_video, "_run_job", cut_one)
     resumed = prepare_iemocap(root, out, codec="mpeg4")
     assert sorted(resumed.kept) == sorted(calls[:2]) and len(resumed.cut) == 3 and not resumed.failed
+
+
+def _write_face_split_screen(path: Path, face_video: Path, seconds: float) -> None:
+    """A 720x480 split-screen AVI (10 fps): a real face (a RAVDESS clip, scaled to 360x270) in the left
+    half, grey noise in the right one."""
+    frames = read_frames(face_video, fps=FPS, size=(360, 270)).images
+    noise = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt, stream.bit_rate = 720, 480, "yuv420p", 2_000_000
+        for i in range(int(round(seconds * FPS))):
+            image = np.full((480, 720, 3), 40, np.uint8)
+            image[105:375, :360] = frames[min(i, len(frames) - 1)]
+            image[:, 360:] = noise.integers(90, 160, (480, 360, 1), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+@pytest.mark.shared_data
+def test_the_face_detector_finds_the_speakers_face_in_the_prepared_half(tmp_path, ravdess_video):
+    """The cut of the utterance spoken by the actor on the left holds that actor's face, found by the
+    toolkit's face detector in (nearly) every frame; the cut of the other actor's utterance holds none of it."""
+    from avemo.features.face.detect import get_detector
+
+    root = tmp_path / "IEMOCAP_full_release"
+    dialogue = {"Ses01F_impro01": [(0.5, 3.5, "Ses01F_impro01_F000", "neu", "Excuse me."),
+                                   (1.0, 3.0, "Ses01F_impro01_M000", "ang", "Get out.")]}
+    _write_session(root, 1, dialogue, videos={"Ses01F_impro01": 4.0})
+    _write_face_split_screen(root / "Session1" / "dialog" / "avi" / "DivX" / "Ses01F_impro01.avi", ravdess_video, 4.0)
+    report = prepare_iemocap(root, tmp_path / "media")
+    assert sorted(report.cut) == ["Ses01F_impro01_F000", "Ses01F_impro01_M000"] and not report.failed
+    entries = read_manifest(tmp_path / "media")
+    detector = get_detector("mediapipe")
+    try:
+        found = {}
+        for take in ("Ses01F_impro01_F000", "Ses01F_impro01_M000"):
+            images = read_frames(tmp_path / "media" / entries[take]["file"], fps=5).images
+            found[take] = np.mean([len(detector.detect(image)) > 0 for image in images])
+    finally:
+        detector.close()
+    assert found["Ses01F_impro01_F000"] >= 0.9, found  # the female actor (the dialogue's F): the left half
+    assert found["Ses01F_impro01_M000"] == 0.0, found
