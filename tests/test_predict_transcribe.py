@@ -412,6 +412,22 @@ def test_a_decoding_warning_is_said_once_with_a_transcript(predictor, tmp_path, 
     assert not [r for r in caplog.records if "cancel each other" in r.getMessage()]
 
 
+def test_a_decoding_warning_is_said_by_the_recogniser_when_the_audio_expert_does_not_run(predictor, make_clip, tmp_path):
+    """With the video alone (--modalities video --transcribe) the recogniser is the only decoder of the
+    track: what it repaired is in the prediction's warnings, once."""
+    import soundfile as sf
+
+    from avemo.media.cut import cut_clip
+    from avemo.media.synth import synth_audio
+
+    voice = synth_audio(1.5, 16000, "speech", seed=1)[:, 0]
+    sf.write(tmp_path / "inverted.wav", np.stack([voice, -voice], axis=1), 16000, subtype="FLOAT")
+    video = make_clip("face_no_audio.mp4", duration=1.6, audio=None)
+    clip = cut_clip(video, tmp_path / "inverted.mkv", start=0.0, end=1.5, audio=tmp_path / "inverted.wav").path
+    p = predictor.predict(clip, modalities="video", transcribe=True)
+    assert not p.modalities["audio"].used and sum("cancel each other" in w for w in p.warnings) == 1
+
+
 # ----------------------------------------------------------------------------- the CLI
 def _cli(*args):
     from typer.testing import CliRunner

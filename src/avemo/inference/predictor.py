@@ -263,7 +263,7 @@ class Predictor:
         info = probe(path)
         grid.check_rows(info.duration, path)  # before the analysis: a hop too short for this file's length
         streams = _streams(path, info, wanted)
-        transcription, progress = _start_transcription(path, info, progress) if transcribe else (None, progress)
+        transcription, progress = _start_transcription(path, info, streams, progress) if transcribe else (None, progress)
         transcript = None
         try:
             result = self._backend.run(path, info, streams, grid, progress)
@@ -463,22 +463,25 @@ def _streams(path: Path, info: Any, wanted: Sequence[str]) -> Streams:
     return Streams(use, reasons)
 
 
-def _start_transcription(path: Path, info: Any, progress: Progress | None):
+def _start_transcription(path: Path, info: Any, streams: Streams, progress: Progress | None):
     """Speech recognition of the file's audio track, started now in a thread (None without a track),
     and the progress callback the experts should report to: with ``progress``, the file's progress
     is the slower of the experts and the recogniser (a long file's transcript may take several times
-    what the experts take; the progress used to stop at 100 % while it was decoded)."""
+    what the experts take; the progress used to stop at 100 % while it was decoded). What the decoder
+    repairs in the track is said by the audio expert when it runs, else by the recogniser."""
     if not info.has_audio:
         return None, progress
     from avemo.inference.backends import _Combined
     from avemo.inference.transcripts import Transcription
 
+    reported = bool(streams.use.get("audio"))
     if progress is None:
-        return Transcription(path), None
+        return Transcription(path, decoding_reported=reported), None
     total = float(info.duration or 0.0)
     tracker = _Combined(progress, total, ("experts", "transcript"))
     experts = tracker.for_stream("experts")
-    return Transcription(path, progress=tracker.for_stream("transcript"), total=total), lambda done, _: experts(done)
+    return (Transcription(path, progress=tracker.for_stream("transcript"), total=total, decoding_reported=reported),
+            lambda done, _: experts(done))
 
 
 def _no_speech():

@@ -31,15 +31,19 @@ class Transcription:
     recogniser, which on a long file is often the recogniser."""
 
     def __init__(self, path: str | Path, language: str | None = None,
-                 progress: Callable[[float], None] | None = None, total: float = 0.0):
+                 progress: Callable[[float], None] | None = None, total: float = 0.0, *,
+                 decoding_reported: bool = False):
         from avemo.features.audio.asr import transcribe_file
 
         self._cancelled = threading.Event()
         self._progress = progress
+        # what the decoder skipped or repaired in the track: said by :meth:`result`, unless the audio
+        # expert decodes the same track and reports it (``decoding_reported``): said once either way
+        self._decoding: list[str] = []
+        self._decoding_reported = decoding_reported
 
         def run():
-            # what the decoder skips or repairs, the audio expert decodes and reports too: said once
-            transcript = transcribe_file(path, language=language, progress=self._check, warn=_said_elsewhere)
+            transcript = transcribe_file(path, language=language, progress=self._check, warn=self._decoding.append)
             if progress is not None:
                 progress(total)
             return transcript
@@ -58,20 +62,19 @@ class Transcription:
         from avemo.features.audio.asr import Transcript
 
         try:
-            return self._thread.result()
+            transcript = self._thread.result()
         except AvemoError as exc:
             warn(f"no transcript: {exc.reason}")
             return Transcript()
+        for message in [] if self._decoding_reported else self._decoding:
+            warn(message)
+        return transcript
 
     def cancel(self) -> None:
         """Stop at the next chunk and wait until the thread has ended (the prediction was abandoned)."""
         self._cancelled.set()
         self._thread.finish()
 
-
-
-def _said_elsewhere(_message: str) -> None:
-    """The recogniser's decoding warnings: the audio expert's decode of the same track reports them."""
 
 
 def load_recogniser_now() -> None:
