@@ -66,7 +66,9 @@ def test_real_ravdess_video_uses_both_modalities(predictor, ravdess_video):
     timeline = r.timeline_frame()
     assert isinstance(timeline, pd.DataFrame) and len(timeline) in (7, 8)  # 4.0 s; 8 if the tail is >= 0.5 s
     assert list(timeline.columns) == ["start", "end", "emotion", *LABELS, "audio", "video", "speech",
-                                      "uncertain"]
+                                      "uncertain", "crowd", "crowd_gated"]  # the crowd columns as in the CSV
+    assert timeline["crowd"].tolist() == pytest.approx([w.crowd for w in r.timeline], nan_ok=True)
+    assert timeline["crowd"].notna().all() and not timeline["crowd_gated"].any()  # one speaker: scored, not gated
     assert r.timeline[0].speech < 0.5  # the silence before the sentence
     assert timeline["start"].tolist()[:7] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
     assert timeline["end"].iloc[-1] == pytest.approx(r.duration)

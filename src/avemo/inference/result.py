@@ -149,17 +149,21 @@ class Prediction:
     def timeline_frame(self):
         """The timeline as a pandas DataFrame, one row per window: start, end, emotion, one column per
         emotion (NaN for a window without emotion), whether audio / video contributed, the speech share,
-        the uncertainty flag, and the window's text when the file was transcribed."""
+        the uncertainty flag, the window's text when the file was transcribed, and, as in the CSV, the
+        crowd detector's score (NaN where it scored no audio) and whether the crowd gate took the
+        window's voice out."""
         import pandas as pd
 
         rows = []
         for w in self.timeline:
             row = {"start": w.start, "end": w.end, "emotion": w.emotion}
             row.update({k: float(v) for k, v in (w.probabilities or {}).items()})
-            row.update(audio=w.audio, video=w.video, speech=w.speech, uncertain=w.uncertain, text=w.text)
+            row.update(audio=w.audio, video=w.video, speech=w.speech, uncertain=w.uncertain, text=w.text,
+                       crowd=w.crowd, crowd_gated=w.crowd_gated)
             rows.append(row)
         columns = ["start", "end", "emotion", *self.labels, "audio", "video", "speech", "uncertain"]
-        return pd.DataFrame(rows, columns=columns + (["text"] if self.transcript is not None else []))
+        return pd.DataFrame(rows, columns=columns + (["text"] if self.transcript is not None else [])
+                            + ["crowd", "crowd_gated"])
 
     def to_dict(self) -> dict[str, Any]:
         return {
