@@ -77,6 +77,32 @@ def test_folder_with_a_bad_file_continues_lists_it_and_exits_1(voice, tmp_path, 
     assert f"  {folder / 'b_broken.mp4'}: not a media file" in err
 
 
+def test_a_bug_on_one_file_skips_it_writes_the_others_and_exits_1(voice, tmp_path, avemo_main, predictor,
+                                                                  monkeypatch):
+    """An exception that is no AvemoError (a bug) on one file of a batch: the file is listed as not
+    predicted with a one-line reason, the others' results are written to --out, exit code 1 (as for
+    a corrupt file)."""
+    files = [tmp_path / "a.wav", tmp_path / "b.wav", tmp_path / "c.wav"]
+    for f in files:
+        f.write_bytes(voice.read_bytes())
+    real = predictor._predict
+
+    def predict(path, *args, **kwargs):
+        if Path(path).name == "b.wav":
+            raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(predictor, "_predict", predict)
+    out = tmp_path / "results.json"
+    code, _, err = avemo_main("predict", *files, "--format", "json", "--out", out)
+    assert code == 1, err
+    assert [d["path"] for d in json.loads(out.read_text())] == [str(files[0]), str(files[2])]
+    assert "Not predicted (1 of 3):" in err
+    assert f"  {files[1]}: internal error (TypeError: unsupported operand type(s) for +: 'int' and 'str'); " \
+           "please report it\n" in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -16,7 +16,8 @@ upload: the file's prediction, the JSON of ``avemo predict --format json`` (with
 ``modalities.audio.speaker_normalised`` and ``speaker_clips`` for a file given a speaker), or
 ``{"path": name, "error": {"status", "code", "message"}}`` for a file that could not be predicted
 (unreadable, too long, no usable input...): the error a single upload of it would get, and the
-batch goes on without it.
+batch goes on without it; a file that fails on a bug gets 500 ``internal_error`` (the details go to
+the server log) and the batch goes on too.
 
 A batch goes through the steps of ``/v1/predict`` (:mod:`avemo.serving.app`: the upload gate, the
 streamed, size-limited and sniffed upload, one prediction slot, ``request_timeout``) and costs the
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,6 +41,8 @@ from avemo.serving.options import PredictOptions, check_timeline, read_flag
 from avemo.serving.responses import ApiError, error_body
 from avemo.serving.settings import ServeSettings
 from avemo.serving.uploads import FORM_FIELDS, Form, Upload, check_media
+
+log = logging.getLogger(__name__)
 
 #: the form fields of a batch besides ``file``
 BATCH_FIELDS = (*(f for f in FORM_FIELDS if f != "progress_id"), "speaker", "group_by_speaker")
@@ -114,6 +118,10 @@ def run_batch(predictor: Any, form: Form, options: PredictOptions, speakers: Seq
         upload = form.files[k]
         if outcome.ok:
             items[k] = dataclasses.replace(outcome.prediction, path=upload.filename).to_dict()
+        elif outcome.internal:  # a bug: this file's item says so, the others are answered (details: server log)
+            log.error("internal error predicting %s of a batch", upload.filename, exc_info=outcome.exception)
+            items[k] = file_error(upload, ApiError(500, "internal_error", f"{upload.filename}: internal error "
+                                                   "(details in the server log); please report it"))
         else:
             reason = outcome.reason.replace(str(upload.path), upload.filename).replace(str(upload.path.parent), "")
             items[k] = file_error(upload, ApiError(422, error_code(outcome.exception), f"{upload.filename}: {reason}"))

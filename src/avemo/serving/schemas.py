@@ -112,8 +112,8 @@ class BatchOut(BaseModel):
 
     results: list[PredictionOut | FileErrorOut] = Field(
         description="Each file's prediction (the JSON of avemo predict --format json), or, for a file that could not "
-        "be predicted, its name and error; the batch goes on without it (it then counts for no speaker's "
-        "statistics).")
+        "be predicted, its name and error (a bug in one file: status 500, internal_error); the batch goes on "
+        "without it (it then counts for no speaker's statistics).")
 
 
 class ProgressOut(BaseModel):
