@@ -144,10 +144,15 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     faces: Annotated[bool, typer.Option(help="Look for faces in a few frames of a video.")] = True,
 ) -> None:
-    """Print what the tool sees in FILE: streams, duration, sample rate, fps, faces, parsed labels."""
+    """Print what the tool sees in FILE: streams, duration, sample rate, fps, faces, parsed labels.
+
+    The duration is what decodes, as `avemo predict` reports it (a file cut short: also the
+    header's, and a warning); a video's size is the picture as shown (with its rotation)."""
     from avemo.describe import describe_file
 
     report = describe_file(path, faces=faces)
+    for warning in report["warnings"]:  # one line each, as predict's
+        console_err.print(f"avemo: warning: {path}: {warning}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
         console.print_json(json.dumps(report))
         return
@@ -167,6 +172,8 @@ def _flatten(data: dict, prefix: str = ""):
         elif key == "streams" and isinstance(value, list):
             for stream in value:
                 yield f"stream {stream['index']}", _stream_line(stream)
+        elif key == "warnings":  # on stderr
+            continue
         elif value is not None:
             yield name, value
 
