@@ -501,6 +501,27 @@ def test_rest_batch_refuses_bad_requests_with_one_line_json(api, clips, tmp_path
     assert not any(uploads.iterdir())
 
 
+def test_rest_batch_counts_a_file_sent_twice_once(api, clips, tmp_path):
+    """Speaker B's two clips and a copy of the first under another name: B still has 2 clips (< min_clips),
+    the copy's item is the first's with duplicate_of; a copy given another speaker is refused."""
+    from avemo.serving.schemas import BatchOut
+
+    client, uploads = api
+    b = clips["b"]
+    response = _post_batch(client, [b[0], b[1], b[0]], [("speaker", "B")] * 3, names=["b0.wav", "b1.wav", "copy.wav"])
+    assert response.status_code == 200, response.text
+    BatchOut.model_validate(response.json())
+    results = response.json()["results"]
+    assert [r["modalities"]["audio"]["speaker_clips"] for r in results] == [2, 2, 2]
+    assert not any(r["modalities"]["audio"]["speaker_normalised"] for r in results)
+    assert results[2] == {**results[0], "path": "copy.wav", "duplicate_of": 0}
+    assert "duplicate_of" not in results[0] and "duplicate_of" not in results[1]
+    message = _api_error(_post_batch(client, [b[0], b[0]], [("speaker", "B"), ("speaker", "C")], names=["x.wav", "y.wav"]),
+                         422, "invalid_field")
+    assert message.startswith("x.wav and y.wav are the same file (the same content) with different speakers (B, C)")
+    assert not any(uploads.iterdir())
+
+
 def test_rest_batch_answers_a_bug_on_one_file_in_its_item(api, spk_predictor, clips, monkeypatch, caplog):
     """A bug on one file of a batch: that item is a 500 internal_error (no details to the client, the
     traceback in the server log); the other files are answered."""
