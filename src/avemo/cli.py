@@ -998,6 +998,17 @@ DEVICE_HELP = "auto (GPU when present), cpu, cuda..."
 _SERVE = ServeSettings()  # the defaults shown by `serve --help` and `predict --help`
 
 
+def _say_if_exporting(engine: str, model: Path | str | None) -> None:
+    """One line on stderr before the onnx engine's first use exports the bundled model (several
+    seconds without output otherwise), saying where the graphs are kept for the next runs."""
+    from avemo.inference.predictor import pending_onnx_export
+
+    folder = pending_onnx_export(engine, model)
+    if folder is not None:
+        console_err.print(f"avemo: exporting the bundled model to ONNX once (several seconds); cached in {folder}",
+                          markup=False, highlight=False, soft_wrap=True)
+
+
 @contextlib.contextmanager
 def _options_naming_files(options: dict[str, Path | None]):
     """A library error about a file or folder that one of ``options`` (option -> value) gave, or
@@ -1156,6 +1167,7 @@ def predict(
     speakers = _speakers_of(files, group_by_speaker, speakers_csv)
     with OutputFile(out) if out is not None else contextlib.nullcontext() as output:
         with _options_naming_files({"--model": model, "--text-model": text_model}):
+            _say_if_exporting(engine, model)
             predictor = load_predictor(model, engine=engine, device=device, text_model=text_model,
                                        with_text=with_text)
         if speakers is not None:  # a model without the speaker-normalised head: refused before the work
@@ -1188,6 +1200,7 @@ def demo(
 
     if fmt not in FORMATS:
         raise AvemoError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    _say_if_exporting(engine, None)
     predictor = Predictor.default(engine=engine)
     with tempfile.TemporaryDirectory(prefix="avemo-demo-") as tmp:
         if path is None:
@@ -1315,6 +1328,7 @@ def serve(
                       f"http://{settings.host}:{settings.port}/ (Ctrl-C stops)", soft_wrap=True)
     try:
         with _options_naming_files({"--model": model, "--text-model": text_model}):
+            _say_if_exporting(settings.engine, settings.model)
             predictor = settings.load_predictor()
         run_server(settings, predictor=predictor, sockets=sockets)
     finally:

@@ -449,6 +449,20 @@ def load_predictor(model: str | Path | None = None, *, engine: str = "torch", de
     return predictor
 
 
+def pending_onnx_export(engine: str, model: str | Path | None = None) -> Path | None:
+    """The folder that :func:`load_predictor` with these options will first export the bundled model's
+    ONNX graphs to (the onnx engine's cache, on its first use for this bundle), or None: no export
+    (the torch engine, a ``model`` checkpoint, or graphs of this bundle already there). For a caller
+    to say so before the wait (``avemo predict --engine onnx``: several seconds)."""
+    from avemo.inference.bundle import BUNDLE_DIR, bundle_fingerprint, onnx_cache_dir
+    from avemo.inference.export import current_export
+
+    if engine != "onnx" or model is not None:
+        return None
+    folder = onnx_cache_dir(bundle_fingerprint(BUNDLE_DIR))
+    return None if current_export(BUNDLE_DIR, folder) is not None else folder
+
+
 def _streams(path: Path, info: Any, wanted: Sequence[str]) -> Streams:
     """The modalities a prediction may use: asked for and present in the file (one-line error when
     none is left), and why each other one is not used."""
