@@ -140,8 +140,12 @@ def test_model_option_refuses_a_checkpoint_with_unknown_labels(tmp_path, voice, 
 def test_demo_generates_a_clip_and_prints_the_table():
     result = _cli("demo")
     assert result.exit_code == 0, result.output
-    assert "avemo_demo.mp4 (4.0 s):" in result.stdout
+    assert result.stdout.startswith("avemo_demo.mp4 (4.0 s):")  # its name: its temporary folder is gone
     assert "audio: used" in result.stdout and "video: used" in result.stdout
+    assert "avemo_demo.mp4, a 4 s clip generated now in a temporary folder and removed afterwards" in " ".join(
+        result.stderr.split())
+    result = _cli("demo", "--format", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["path"] == "avemo_demo.mp4"
 
 
 def test_models_lists_the_zoo():

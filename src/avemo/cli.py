@@ -1194,7 +1194,7 @@ def demo(
     """Predict FILE, or a clip generated on the spot (works offline), and print the result."""
     import tempfile
 
-    from avemo.inference.demo import make_demo_clip
+    from avemo.inference.demo import DEMO_NAME, make_demo_clip
     from avemo.inference.formats import FORMATS
     from avemo.inference.predictor import Predictor
 
@@ -1203,12 +1203,16 @@ def demo(
     _say_if_exporting(engine, None)
     predictor = Predictor.default(engine=engine)
     with tempfile.TemporaryDirectory(prefix="avemo-demo-") as tmp:
-        if path is None:
+        generated = path is None
+        if generated:
             path = make_demo_clip(tmp)
-            console_err.print("No file given: predicting a 4 s clip generated now (the portrait from matplotlib's "
-                              "sample data and a synthetic voice; it acts no emotion). Try `avemo demo YOUR_VIDEO.mp4`.")
+            console_err.print(f"No file given: predicting {DEMO_NAME}, a 4 s clip generated now in a temporary folder "
+                              "and removed afterwards (the portrait from matplotlib's sample data and a synthetic "
+                              "voice; it acts no emotion). Try `avemo demo YOUR_VIDEO.mp4`.")
         predictions: list = []
         _predict_files(predictor, [path], predictions, window=None, hop=None, modalities=None, raise_single=True)
+        if generated:  # named by its name: the temporary path is gone once the command ends
+            predictions = [dataclasses.replace(p, path=DEMO_NAME) for p in predictions]
         _write_predictions(predictions, fmt, None, single=True)
 
 
