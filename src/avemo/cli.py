@@ -548,7 +548,8 @@ def train(
     plan: Annotated[
         str | None, typer.Option(help="Fold plan: a built-in name (ravdess_au) or a JSON file (default: the smallest built-in "
                                   "plan of the dataset that covers its speakers, else 5 folds; several corpora: 5 "
-                                  "folds of each corpus, joined).")
+                                  "folds of each corpus, joined). A default plan is made of the speakers with usable "
+                                  "files: one whose files all fail to decode is left out, and named.")
     ] = None,
     val_speakers: Annotated[
         str | None, typer.Option(help="Validation speakers without --fold (default: the last two speakers; with several corpora, the last of each).")
@@ -580,8 +581,9 @@ def train(
     with --accumulate, or add --checkpoint-activations (frame models); the error line says which.
     An --out folder with a finished run in it is refused unless --overwrite is given; an interrupted
     run there is resumed by the same command."""
+    from avemo.models import default_inputs
     from avemo.output_file import prepare_folder, removing_new_folders
-    from avemo.training import resolve_split, train_run
+    from avemo.training import gather, resolve_split, train_run
     from avemo.training.state import run_folder
 
     _refuse_a_finished_run(out, overwrite)  # before the data is read
@@ -593,10 +595,16 @@ def train(
     })
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table,
                        speakers=speakers, labels=labels, protocol=protocol, media=media)
-    tr, va, te, split_info = resolve_split(data, fold=fold, plan=plan, val_speakers=_speakers(val_speakers))
+    split_options = {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}
+    resolve_split(data, **split_options)  # bad split options fail now, before the extraction
     with removing_new_folders(out):
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
         cache = _cache(cache_dir)
+        # the inputs first: the split is made of the speakers that have usable takes (a corrupt file is
+        # known only once decoded), and train_run takes them as they are
+        gathered = gather(data.takes, default_inputs(model, **_model_config(model_config)), tables=data.tables,
+                          cache=cache, workers=workers or _cores())
+        tr, va, te, split_info = resolve_split(data, **split_options, usable={t.key for t in gathered.takes})
         console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes "
                                  f"({split_info})"))
         with _progress(train_cfg.epochs, "training") as bar, run_folder(out, overwrite=overwrite) as where:
@@ -604,7 +612,7 @@ def train(
             run = train_run(
                 model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
                 train_config=train_cfg, cache=cache, out_dir=where, workers=workers or _cores(),
-                extra_meta={"split": split_info},
+                extra_meta={"split": split_info}, gathered=gathered,
                 on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
             )
     _print_run(run, out, data.skipped)
