@@ -845,11 +845,15 @@ def _bench_data(spec, entries, root: Path, **options):
 
 def _bench_names(spec, protocol: str, label_protocol: str | None) -> tuple[str, str]:
     """The default report name and the title of ``avemo benchmark``: the suite's name, with the label
-    protocol when it is not the suite's own and ``random`` for random splits."""
+    protocol when it is not the suite's own and ``random`` for random splits; the title is the suite's
+    own (its ``title``), the corpus part of it for random splits (the suite's title names its folds)."""
     other_labels = label_protocol if label_protocol not in (None, spec.protocol) else None
     name = "_".join(p for p in (spec.name, other_labels, None if protocol == "speaker" else protocol) if p)
-    splits = "speaker-disjoint" if protocol == "speaker" else "RANDOM-SPLIT (speakers on both sides)"
-    return name, f"{spec.name}: {splits} CV" + (f", {other_labels} labels" if other_labels else "")
+    title = spec.title
+    if protocol != "speaker":
+        corpus = spec.title.split(":")[0] if ":" in spec.title else spec.name
+        title = f"{corpus}: RANDOM-SPLIT CV (speakers on both sides; comparison only)"
+    return name, title + (f", {other_labels} labels" if other_labels else "")
 
 
 def _bench_protocols(spec, text: str) -> tuple[str, str | None]:
