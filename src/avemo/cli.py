@@ -548,8 +548,7 @@ def train(
     plan: Annotated[
         str | None, typer.Option(help="Fold plan: a built-in name (ravdess_au) or a JSON file (default: the smallest built-in "
                                   "plan of the dataset that covers its speakers, else 5 folds; several corpora: 5 "
-                                  "folds of each corpus, joined). A default plan is made of the speakers with usable "
-                                  "files: one whose files all fail to decode is left out, and named.")
+                                  "folds of each corpus, joined; a default plan: of the speakers whose files decode).")
     ] = None,
     val_speakers: Annotated[
         str | None, typer.Option(help="Validation speakers without --fold (default: the last two speakers; with several corpora, the last of each).")
@@ -581,9 +580,8 @@ def train(
     with --accumulate, or add --checkpoint-activations (frame models); the error line says which.
     An --out folder with a finished run in it is refused unless --overwrite is given; an interrupted
     run there is resumed by the same command."""
-    from avemo.models import default_inputs
     from avemo.output_file import prepare_folder, removing_new_folders
-    from avemo.training import gather, resolve_split, train_run
+    from avemo.training import resolve_split, train_run
     from avemo.training.state import run_folder
 
     _refuse_a_finished_run(out, overwrite)  # before the data is read
@@ -595,16 +593,11 @@ def train(
     })
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table,
                        speakers=speakers, labels=labels, protocol=protocol, media=media)
-    split_options = {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}
-    resolve_split(data, **split_options)  # bad split options fail now, before the extraction
+    resolve_split(data, **(split_options := {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}))
     with removing_new_folders(out):
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
         cache = _cache(cache_dir)
-        # the inputs first: the split is made of the speakers that have usable takes (a corrupt file is
-        # known only once decoded), and train_run takes them as they are
-        gathered = gather(data.takes, default_inputs(model, **_model_config(model_config)), tables=data.tables,
-                          cache=cache, workers=workers or _cores())
-        tr, va, te, split_info = resolve_split(data, **split_options, usable={t.key for t in gathered.takes})
+        gathered, (tr, va, te, split_info) = _train_split(model, model_config, data, cache, workers, split_options)
         console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes "
                                  f"({split_info})"))
         with _progress(train_cfg.epochs, "training") as bar, run_folder(out, overwrite=overwrite) as where:
@@ -616,6 +609,19 @@ def train(
                 on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
             )
     _print_run(run, out, data.skipped)
+
+
+def _train_split(model: str, model_config: str | None, data, cache, workers: int | None, split_options: dict):
+    """The inputs of ``avemo train`` and its split: the inputs first, as the split is made of the
+    speakers that have usable takes (a corrupt file is known only once decoded; ``resolve_split``
+    checked ``split_options`` before, so that bad ones fail before the extraction); train_run takes
+    the inputs as they are."""
+    from avemo.models import default_inputs
+    from avemo.training import gather, resolve_split
+
+    gathered = gather(data.takes, default_inputs(model, **_model_config(model_config)), tables=data.tables,
+                      cache=cache, workers=workers or _cores())
+    return gathered, resolve_split(data, **split_options, usable={t.key for t in gathered.takes})
 
 
 def _refuse_a_finished_run(out: Path, overwrite: bool) -> None:

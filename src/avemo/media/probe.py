@@ -23,7 +23,7 @@ import av
 import numpy as np
 
 from avemo.errors import MediaError
-from avemo.media.decode import TRUNCATED, check_complete, declared_end, error_reason, frame_to_float
+from avemo.media.decode import TRUNCATED, check_complete, declared_end, demuxed, error_reason, frame_to_float
 from avemo.media.sniff import describe_supported, sniff_file
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv"})
@@ -270,16 +270,11 @@ def _packet_ends(container, streams: list, origin: float, warn) -> tuple[dict[in
     and the rotation of the first decodable video frame (0 without one)."""
     ends: dict[int, float] = {}
     rotation = None
-    packets = container.demux(streams)
-    while True:
-        try:
-            packet = next(packets)
-        except StopIteration:
-            break
-        except (av.error.FFmpegError, EOFError) as exc:
-            read = max(ends.values(), default=0.0)
-            warn(f"the file could not be read past {read:.2f} s ({error_reason(exc)})")
-            break
+
+    def stop(exc: BaseException) -> None:
+        warn(f"the file could not be read past {max(ends.values(), default=0.0):.2f} s ({error_reason(exc)})")
+
+    for packet in demuxed(container.demux(streams), stop):
         if packet.pts is None or packet.size == 0:
             continue
         end = float((packet.pts + (packet.duration or 0)) * packet.time_base) - origin

@@ -352,8 +352,8 @@ def resolve_split(
     there is no test partition. Speakers of a multi-corpus run are qualified (``emodb:03``); an
     unqualified validation speaker is accepted when one corpus alone has it.
     """
-    from avemo.datasets import FoldPlan, builtin_plan, covering_plan, make_plan, official_split
-    from avemo.training.corpora import corpora_plan, corpus_of, qualify_speakers
+    from avemo.datasets import official_split
+    from avemo.training.corpora import corpus_of, qualify_speakers
 
     data, left_out = _usable_data(data, usable, keep_all=plan is not None)
     speakers = data.speakers
@@ -384,16 +384,7 @@ def resolve_split(
     else:
         if val_speakers:
             raise ConfigError("validation speakers cannot be given with a fold (the plan fixes them)")
-        if plan is None and data.corpora is not None:  # every fold holds speakers of every corpus
-            plan_obj = corpora_plan(speakers, [c.corpus for c in data.corpora.specs], 5,
-                                    name=f"{data.dataset}_by_corpus", dataset=data.dataset)
-        elif plan is None:
-            plan_obj = covering_plan(data.dataset, speakers) or make_plan(
-                speakers, 5, n_val=2, name=f"{data.dataset}_5fold", dataset=data.dataset)
-        elif Path(str(plan)).suffix == ".json":
-            plan_obj = FoldPlan.from_json(plan)
-        else:
-            plan_obj = builtin_plan(str(plan))
+        plan_obj = _fold_plan(data, plan)
         if not 1 <= fold <= len(plan_obj.folds):
             raise ConfigError(f"fold must be between 1 and {len(plan_obj.folds)} for plan {plan_obj.name}, got {fold}")
         fold_obj = plan_obj.folds[fold - 1]
@@ -408,6 +399,23 @@ def resolve_split(
             log.warning("fold %s of plan %s: none of its %s speakers (%s) is in the data: no %s takes",
                         fold, info["plan"], part, ", ".join(named), part)
     return tr, va, te, info
+
+
+def _fold_plan(data: DataBundle, plan: str | Path | None):
+    """The fold plan of :func:`resolve_split`: ``plan`` (a built-in name or a JSON file), else the
+    default one of ``data``'s speakers."""
+    from avemo.datasets import FoldPlan, builtin_plan, covering_plan, make_plan
+    from avemo.training.corpora import corpora_plan
+
+    if plan is None and data.corpora is not None:  # every fold holds speakers of every corpus
+        return corpora_plan(data.speakers, [c.corpus for c in data.corpora.specs], 5,
+                            name=f"{data.dataset}_by_corpus", dataset=data.dataset)
+    if plan is None:
+        return covering_plan(data.dataset, data.speakers) or make_plan(
+            data.speakers, 5, n_val=2, name=f"{data.dataset}_5fold", dataset=data.dataset)
+    if Path(str(plan)).suffix == ".json":
+        return FoldPlan.from_json(plan)
+    return builtin_plan(str(plan))
 
 
 def _usable_data(data: DataBundle, usable: Collection[str] | None, *, keep_all: bool) -> tuple[DataBundle, list[str]]:
