@@ -424,3 +424,16 @@ def test_script_baselines_do_not_take_the_names_of_suite_models(benchmark_script
     entries = {e.name for e in SUITE.benchmark_entries(None, extended=True)}
     assert "whisper_logreg" in entries and "whisper_sklearn_logreg" in baselines
     assert not baselines & entries
+
+
+def test_benchmark_reports_are_titled_by_their_suite():
+    """Reports were titled "{suite}: speaker-disjoint CV", whatever the suite's own title said."""
+    from avemo.cli import _bench_names
+    from avemo.evaluation.suite import load_suite
+
+    ravdess, iemocap = load_suite("ravdess_au"), load_suite("iemocap")
+    assert _bench_names(ravdess, "speaker", None) == ("ravdess_au", "RAVDESS-AU: speaker-disjoint 5-fold CV")
+    assert _bench_names(ravdess, "random", None) == (
+        "ravdess_au_random", "RAVDESS-AU: RANDOM-SPLIT CV (speakers on both sides; comparison only)")
+    assert _bench_names(iemocap, "speaker", "iemocap4") == (
+        "iemocap_iemocap4", "IEMOCAP: leave-one-session-out CV (papers 002 and 003), iemocap4 labels")

@@ -129,6 +129,31 @@ def test_words_are_split_and_punctuation_attached():
     assert "".join(texts[:-1]) == "犬がドアのそばに座っている" and "\ufffd" not in "".join(texts)
 
 
+def test_a_character_cut_between_tokens_is_decoded_whole_and_a_cut_end_dropped():
+    """Byte-level BPE cuts characters between tokens; a sequence that stops inside one (a hallucination
+    on babble cut short) used to end in U+FFFD."""
+    from types import SimpleNamespace
+
+    import tokenizers
+
+    from avemo.features.audio.whisper_weights import package_weight_parts
+
+    tok = tokenizers.Tokenizer.from_file(str(package_weight_parts()[0].parent / "tokenizer.json"))
+    dog = tok.encode(" yes 犬が", add_special_tokens=False).ids  # 犬 is cut between two tokens
+    assert asr.complete_text(tok, dog) == (" yes 犬が", len(dog)) and tok.decode(dog) == " yes 犬が"
+    cut = dog[:-2]  # ends with the first bytes of 犬 only: that token is not used
+    assert "\ufffd" in tok.decode(cut)
+    assert asr.complete_text(tok, cut) == (" yes ", len(cut) - 1)
+    recogniser = SimpleNamespace(tokenizer=tok)  # the transcript's text: WhisperRecogniser.text
+    assert asr.WhisperRecogniser.text(recogniser, cut) == "yes" and asr.WhisperRecogniser.text(recogniser, dog) == "yes 犬が"
+    party = tok.encode(" 🎉 yes", add_special_tokens=False).ids  # " " and the first bytes of 🎉 in one token
+    assert asr.complete_text(tok, party[:1]) == (" ", 1)
+    assert asr.complete_text(tok, party) == (" 🎉 yes", len(party))
+    stray = tok.encode(" é", add_special_tokens=False).ids  # a lone continuation byte in the middle stays U+FFFD
+    text, used = asr.complete_text(tok, [*dog[-2:-1], *stray])
+    assert text == "\ufffd é" and used == 1 + len(stray)
+
+
 def test_unsupported_leading_words_are_dropped():
     the = Word("The", 0.77, 0.77, 0.16)  # no time from the alignment, doubted by the decoder
     dogs = Word("dogs", 0.77, 1.29, 0.94)

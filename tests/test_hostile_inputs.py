@@ -440,6 +440,24 @@ def test_info_on_a_one_frame_video_checks_one_frame(avemo_main, corpus, capfd):
     assert "TensorFlow Lite" not in err and "Feedback manager" not in err and "absl" not in err
 
 
+def test_info_on_a_truncated_file_shows_what_decodes_and_warns_as_predict(corpus, avemo_main):
+    """The header says 4.06 s, about a second decodes: both lengths, and predict's warnings as
+    'avemo: warning:' lines (not log lines); an intact file has one length and no warning."""
+    code, out, err = avemo_main("info", corpus / "cut.mkv", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["duration_s"] < 1.5 and report["header_duration_s"] == pytest.approx(4.064)
+    assert err.splitlines() == [f"avemo: warning: {corpus / 'cut.mkv'}: {w}" for w in report["warnings"]]
+    assert [w.split(",")[0] for w in report["warnings"]] == [
+        f"truncated or damaged: the header declares 4.06 s of {what}" for what in ("audio", "video")]
+    code, out, err = avemo_main("info", corpus / "cut.mkv", "--no-faces")
+    assert code == 0 and "header_duration_s │ 4.064" in out and "warnings" not in out and err.count("\n") == 2
+    code, out, err = avemo_main("info", corpus / "four_seconds.mkv", "--json")
+    report = json.loads(out)
+    assert code == 0 and err == "" and report["warnings"] == [] and report["header_duration_s"] is None
+    assert report["duration_s"] == pytest.approx(4.064)
+
+
 def test_info_lists_every_stream_and_which_are_used(corpus, avemo_main):
     code, out, _ = avemo_main("info", corpus / "muted_first.mkv", "--json")
     assert code == 0

@@ -77,6 +77,32 @@ def test_folder_with_a_bad_file_continues_lists_it_and_exits_1(voice, tmp_path, 
     assert f"  {folder / 'b_broken.mp4'}: not a media file" in err
 
 
+def test_a_bug_on_one_file_skips_it_writes_the_others_and_exits_1(voice, tmp_path, avemo_main, predictor,
+                                                                  monkeypatch):
+    """An exception that is no AvemoError (a bug) on one file of a batch: the file is listed as not
+    predicted with a one-line reason, the others' results are written to --out, exit code 1 (as for
+    a corrupt file)."""
+    files = [tmp_path / "a.wav", tmp_path / "b.wav", tmp_path / "c.wav"]
+    for f in files:
+        f.write_bytes(voice.read_bytes())
+    real = predictor._predict
+
+    def predict(path, *args, **kwargs):
+        if Path(path).name == "b.wav":
+            raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(predictor, "_predict", predict)
+    out = tmp_path / "results.json"
+    code, _, err = avemo_main("predict", *files, "--format", "json", "--out", out)
+    assert code == 1, err
+    assert [d["path"] for d in json.loads(out.read_text())] == [str(files[0]), str(files[2])]
+    assert "Not predicted (1 of 3):" in err
+    assert f"  {files[1]}: internal error (TypeError: unsupported operand type(s) for +: 'int' and 'str'); " \
+           "please report it\n" in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -114,8 +140,12 @@ def test_model_option_refuses_a_checkpoint_with_unknown_labels(tmp_path, voice, 
 def test_demo_generates_a_clip_and_prints_the_table():
     result = _cli("demo")
     assert result.exit_code == 0, result.output
-    assert "avemo_demo.mp4 (4.0 s):" in result.stdout
+    assert result.stdout.startswith("avemo_demo.mp4 (4.0 s):")  # its name: its temporary folder is gone
     assert "audio: used" in result.stdout and "video: used" in result.stdout
+    assert "avemo_demo.mp4, a 4 s clip generated now in a temporary folder and removed afterwards" in " ".join(
+        result.stderr.split())
+    result = _cli("demo", "--format", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["path"] == "avemo_demo.mp4"
 
 
 def test_models_lists_the_zoo():

@@ -146,3 +146,17 @@ def test_the_onnx_engine_imports_no_torch_and_mediapipe_only_for_a_video(onnx_di
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines() == ["load []", "audio file []", "video file ['mediapipe']"]
+
+
+def test_the_first_onnx_run_says_that_it_exports_once_and_where(torch_predictor, make_clip, avemo_main, tmp_path,
+                                                                monkeypatch):
+    """The export of the first `--engine onnx` run took several seconds without a word."""
+    voice = make_clip("onnx_first_voice.wav", duration=1.2, audio="voice")
+    graphs = tmp_path / "graphs"
+    monkeypatch.setenv("AVEMO_ONNX_DIR", str(graphs))
+    code, out, err = avemo_main("predict", voice, "--engine", "onnx", "--format", "json")
+    assert code == 0, err
+    assert f"avemo: exporting the bundled model to ONNX once (several seconds); cached in {graphs}" in err.splitlines()
+    assert json.loads(out)["model"]["engine"] == "onnx" and (graphs / "manifest.json").is_file()
+    code, _, err = avemo_main("predict", voice, "--engine", "onnx", "--format", "json")
+    assert code == 0 and "exporting" not in err  # the next runs reuse the graphs

@@ -291,16 +291,34 @@ def test_cli_refuses_grouping_with_a_bundle_without_the_head(avemo_main, clips, 
     assert "this model has no speaker-normalised audio head (the bundle's model.json has no config.speaker_norm)" in err
 
 
-def _interrupt_at(predictor, monkeypatch, stop: Path) -> None:
-    """Ctrl-C while ``stop`` is analysed: the predictor's own work raises KeyboardInterrupt there."""
+def _interrupt_at(predictor, monkeypatch, stop: Path, error: BaseException | type = KeyboardInterrupt) -> None:
+    """Ctrl-C while ``stop`` is analysed: the predictor's own work raises KeyboardInterrupt there (or
+    ``error``: a bug). ``stop`` is known by its content, so that its upload to the server is too."""
     real = predictor._predict
 
     def predict(path, *args, **kwargs):
-        if Path(path) == Path(stop):
-            raise KeyboardInterrupt
+        if Path(path).read_bytes() == Path(stop).read_bytes():
+            raise error
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(predictor, "_predict", predict)
+
+
+BUG = "internal error (TypeError: unsupported operand type(s) for +: 'int' and 'str'); please report it"
+
+
+def test_a_bug_on_one_file_of_a_grouped_batch_skips_that_file_only(spk_predictor, clips, monkeypatch):
+    """An exception that is no AvemoError (a bug) on one file: that file's outcome says so in one line,
+    the batch goes on, and the speaker's statistics are those of the other files."""
+    a = clips["a"]
+    whole = [o.prediction for o in spk_predictor.predict_many(a[:3], speakers=dict.fromkeys(a[:3], "A"))]
+    _interrupt_at(spk_predictor, monkeypatch, a[3], TypeError("unsupported operand type(s) for +: 'int' and 'str'"))
+    outcomes = list(spk_predictor.predict_many(a, speakers=dict.fromkeys(a, "A")))
+    assert [o.ok for o in outcomes] == [True, True, True, False] and [o.internal for o in outcomes][3]
+    assert outcomes[3].reason == BUG and outcomes[3].error == f"{a[3]}: {BUG}"
+    for got, full in zip(outcomes[:3], whole, strict=True):
+        assert got.prediction.modalities["audio"].speaker_clips == 3
+        assert got.prediction.probabilities == pytest.approx(full.probabilities, abs=1e-6)
 
 
 INTERRUPTED_B = "speaker 'B': interrupted after 2 of the speaker's 3 files: single-clip result, not speaker-normalised"
@@ -481,6 +499,42 @@ def test_rest_batch_refuses_bad_requests_with_one_line_json(api, clips, tmp_path
         _api_error(client.post("/v1/predict", files=[("file", ("a.wav", one)), ("file", ("b.wav", two))]),
                    400, "several_files")
     assert not any(uploads.iterdir())
+
+
+def test_rest_batch_counts_a_file_sent_twice_once(api, clips, tmp_path):
+    """Speaker B's two clips and a copy of the first under another name: B still has 2 clips (< min_clips),
+    the copy's item is the first's with duplicate_of; a copy given another speaker is refused."""
+    from avemo.serving.schemas import BatchOut
+
+    client, uploads = api
+    b = clips["b"]
+    response = _post_batch(client, [b[0], b[1], b[0]], [("speaker", "B")] * 3, names=["b0.wav", "b1.wav", "copy.wav"])
+    assert response.status_code == 200, response.text
+    BatchOut.model_validate(response.json())
+    results = response.json()["results"]
+    assert [r["modalities"]["audio"]["speaker_clips"] for r in results] == [2, 2, 2]
+    assert not any(r["modalities"]["audio"]["speaker_normalised"] for r in results)
+    assert results[2] == {**results[0], "path": "copy.wav", "duplicate_of": 0}
+    assert "duplicate_of" not in results[0] and "duplicate_of" not in results[1]
+    message = _api_error(_post_batch(client, [b[0], b[0]], [("speaker", "B"), ("speaker", "C")], names=["x.wav", "y.wav"]),
+                         422, "invalid_field")
+    assert message.startswith("x.wav and y.wav are the same file (the same content) with different speakers (B, C)")
+    assert not any(uploads.iterdir())
+
+
+def test_rest_batch_answers_a_bug_on_one_file_in_its_item(api, spk_predictor, clips, monkeypatch, caplog):
+    """A bug on one file of a batch: that item is a 500 internal_error (no details to the client, the
+    traceback in the server log); the other files are answered."""
+    client, uploads = api
+    a = clips["a"][:3]
+    _interrupt_at(spk_predictor, monkeypatch, a[1], TypeError("unsupported operand type(s) for +: 'int' and 'str'"))
+    response = _post_batch(client, a)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert results[1] == {"path": a[1].name, "error": {"status": 500, "code": "internal_error", "message":
+                          f"{a[1].name}: internal error (details in the server log); please report it"}}
+    assert [r["path"] for r in results] == [p.name for p in a] and "probabilities" in results[0] | results[2]
+    assert "TypeError: unsupported operand" in caplog.text and not any(uploads.iterdir())
 
 
 def _stalling_body(clip: Path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from avemo.media import (
     read_frames,
     sample_frames,
 )
+from avemo.media.synth import write_clip
 
 SMALL = (96, 72)
 VIDEO_CONTAINERS = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".flv"]
@@ -214,6 +216,19 @@ def test_a_rotated_video_is_decoded_upright(tmp_path):
     assert np.abs(frames.images[0].astype(int) - upright).mean() < 8  # up to the codec's loss
     small = sample_frames(path, 1, size=(24, 32))
     assert small.images.shape[1:] == (32, 24, 3) and small.images[0, :6].mean() > 200 > 50 > small.images[0, 10:].mean()
+
+
+def test_info_shows_the_displayed_size_of_a_rotated_video(tmp_path, avemo_main):
+    upright = np.zeros((64, 48, 3), np.uint8)
+    path = _portrait_as_a_phone_stores_it(tmp_path / "portrait.mp4", upright)
+    code, out, err = avemo_main("info", path, "--json", "--no-faces")
+    assert code == 0, err
+    video = json.loads(out)["video"]
+    assert (video["width"], video["height"], video["rotation"]) == (48, 64, 270)
+    plain = tmp_path / "plain.mp4"
+    write_clip(plain, duration=0.4, size=(48, 64), fps=10)
+    video = json.loads(avemo_main("info", plain, "--json", "--no-faces")[1])["video"]
+    assert (video["width"], video["height"], video["rotation"]) == (48, 64, None)
 
 
 def test_read_frames_all_and_at_target_fps(make_clip):

@@ -167,6 +167,37 @@ def test_a_fold_whose_validation_speakers_are_not_in_the_data_says_so(small_ravd
     assert not caplog.text
 
 
+def test_a_speaker_whose_only_file_is_corrupt_takes_no_place_in_the_plan(ravdess_subset, tmp_path, avemo_main):
+    """Speaker S99's one file does not decode: the reader lists it (the labels CSV names it), the
+    extraction fails on it. The generated plan used to hold 99 (a fold tested nobody); the plan and the split
+    are now made of the speakers with usable takes, and the split info names the one left out."""
+    from avemo.training import resolve_split
+
+    root = ravdess_subset(("01", "02", "04", "05", "06", "07"), step=12)  # a folder dataset of RAVDESS clips
+    rows = [f"{f.relative_to(root)},{('neutral', 'happy')[int(f.name.split('-')[2]) % 2]},{f.parent.name[-2:]}"
+            for f in sorted(root.glob("Actor_*/*.flac"))]
+    (root / "S99").mkdir()
+    (root / "S99" / "only.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(40))
+    (root / "labels.csv").write_text("\n".join(["path,emotion,speaker", *rows, "S99/only.wav,happy,S99"]) + "\n")
+    data = load_data("folder", root)
+    assert "S99" in data.speakers
+    usable = {t.key for t in data.takes if t.speaker != "S99"}
+    named = set()
+    for fold in range(1, 6):
+        tr, va, te, info = resolve_split(data, fold=fold, usable=usable)
+        named |= {*info["test_speakers"], *info["val_speakers"]}
+        assert info["speakers_without_usable_takes"] == ["S99"] and all(t.speaker != "S99" for t in [*tr, *va, *te])
+        assert te
+    assert "S99" not in named
+    _, va, _, info = resolve_split(data, usable=usable)  # the default validation speakers: the last two usable
+    assert info["val_speakers"] == ["06", "07"] and va
+    code, _, err = avemo_main("train", "--dataset", "folder", "--root", root, "--model", "whisper_mlp", "--fold", "1",
+                              "--epochs", "1", "--out", tmp_path / "run")
+    assert code == 0, err
+    assert "'speakers_without_usable_takes': ['S99']" in " ".join(err.split())
+    assert "skipped" in err and "S99/only.wav" in err
+
+
 def test_checkpoint_refused_for_other_features(small_ravdess, au_table, cache_dir, tmp_path, avemo_main):
     data = load_data("ravdess", small_ravdess, visual_table=au_table, speakers=["01", "02", "05"])
     tr, va, _ = split(data.takes, Fold(number=0, test=(), val=("05",), train=("01", "02")))

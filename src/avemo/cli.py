@@ -144,10 +144,15 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     faces: Annotated[bool, typer.Option(help="Look for faces in a few frames of a video.")] = True,
 ) -> None:
-    """Print what the tool sees in FILE: streams, duration, sample rate, fps, faces, parsed labels."""
+    """Print what the tool sees in FILE: streams, duration, sample rate, fps, faces, parsed labels.
+
+    The duration is what decodes, as `avemo predict` reports it (a file cut short: also the
+    header's, and a warning); a video's size is the picture as shown (with its rotation)."""
     from avemo.describe import describe_file
 
     report = describe_file(path, faces=faces)
+    for warning in report["warnings"]:  # one line each, as predict's
+        console_err.print(f"avemo: warning: {path}: {warning}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
         console.print_json(json.dumps(report))
         return
@@ -167,6 +172,8 @@ def _flatten(data: dict, prefix: str = ""):
         elif key == "streams" and isinstance(value, list):
             for stream in value:
                 yield f"stream {stream['index']}", _stream_line(stream)
+        elif key == "warnings":  # on stderr
+            continue
         elif value is not None:
             yield name, value
 
@@ -541,7 +548,7 @@ def train(
     plan: Annotated[
         str | None, typer.Option(help="Fold plan: a built-in name (ravdess_au) or a JSON file (default: the smallest built-in "
                                   "plan of the dataset that covers its speakers, else 5 folds; several corpora: 5 "
-                                  "folds of each corpus, joined).")
+                                  "folds of each corpus, joined; a default plan: of the speakers whose files decode).")
     ] = None,
     val_speakers: Annotated[
         str | None, typer.Option(help="Validation speakers without --fold (default: the last two speakers; with several corpora, the last of each).")
@@ -586,10 +593,11 @@ def train(
     })
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table,
                        speakers=speakers, labels=labels, protocol=protocol, media=media)
-    tr, va, te, split_info = resolve_split(data, fold=fold, plan=plan, val_speakers=_speakers(val_speakers))
+    resolve_split(data, **(split_options := {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}))
     with removing_new_folders(out):
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
         cache = _cache(cache_dir)
+        gathered, (tr, va, te, split_info) = _train_split(model, model_config, data, cache, workers, split_options)
         console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes "
                                  f"({split_info})"))
         with _progress(train_cfg.epochs, "training") as bar, run_folder(out, overwrite=overwrite) as where:
@@ -597,10 +605,23 @@ def train(
             run = train_run(
                 model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
                 train_config=train_cfg, cache=cache, out_dir=where, workers=workers or _cores(),
-                extra_meta={"split": split_info},
+                extra_meta={"split": split_info}, gathered=gathered,
                 on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
             )
     _print_run(run, out, data.skipped)
+
+
+def _train_split(model: str, model_config: str | None, data, cache, workers: int | None, split_options: dict):
+    """The inputs of ``avemo train`` and its split: the inputs first, as the split is made of the
+    speakers that have usable takes (a corrupt file is known only once decoded; ``resolve_split``
+    checked ``split_options`` before, so that bad ones fail before the extraction); train_run takes
+    the inputs as they are."""
+    from avemo.models import default_inputs
+    from avemo.training import gather, resolve_split
+
+    gathered = gather(data.takes, default_inputs(model, **_model_config(model_config)), tables=data.tables,
+                      cache=cache, workers=workers or _cores())
+    return gathered, resolve_split(data, **split_options, usable={t.key for t in gathered.takes})
 
 
 def _refuse_a_finished_run(out: Path, overwrite: bool) -> None:
@@ -830,11 +851,15 @@ def _bench_data(spec, entries, root: Path, **options):
 
 def _bench_names(spec, protocol: str, label_protocol: str | None) -> tuple[str, str]:
     """The default report name and the title of ``avemo benchmark``: the suite's name, with the label
-    protocol when it is not the suite's own and ``random`` for random splits."""
+    protocol when it is not the suite's own and ``random`` for random splits; the title is the suite's
+    own (its ``title``), the corpus part of it for random splits (the suite's title names its folds)."""
     other_labels = label_protocol if label_protocol not in (None, spec.protocol) else None
     name = "_".join(p for p in (spec.name, other_labels, None if protocol == "speaker" else protocol) if p)
-    splits = "speaker-disjoint" if protocol == "speaker" else "RANDOM-SPLIT (speakers on both sides)"
-    return name, f"{spec.name}: {splits} CV" + (f", {other_labels} labels" if other_labels else "")
+    title = spec.title
+    if protocol != "speaker":
+        corpus = spec.title.split(":")[0] if ":" in spec.title else spec.name
+        title = f"{corpus}: RANDOM-SPLIT CV (speakers on both sides; comparison only)"
+    return name, title + (f", {other_labels} labels" if other_labels else "")
 
 
 def _bench_protocols(spec, text: str) -> tuple[str, str | None]:
@@ -989,6 +1014,17 @@ MODEL_HELP = "A checkpoint from `avemo train` to use instead of the bundled mode
 ENGINE_HELP = "torch or onnx (the bundled model's encoders and fusion; a --model checkpoint runs on torch)."
 DEVICE_HELP = "auto (GPU when present), cpu, cuda..."
 _SERVE = ServeSettings()  # the defaults shown by `serve --help` and `predict --help`
+
+
+def _say_if_exporting(engine: str, model: Path | str | None) -> None:
+    """One line on stderr before the onnx engine's first use exports the bundled model (several
+    seconds without output otherwise), saying where the graphs are kept for the next runs."""
+    from avemo.inference.predictor import pending_onnx_export
+
+    folder = pending_onnx_export(engine, model)
+    if folder is not None:
+        console_err.print(f"avemo: exporting the bundled model to ONNX once (several seconds); cached in {folder}",
+                          markup=False, highlight=False, soft_wrap=True)
 
 
 @contextlib.contextmanager
@@ -1149,6 +1185,7 @@ def predict(
     speakers = _speakers_of(files, group_by_speaker, speakers_csv)
     with OutputFile(out) if out is not None else contextlib.nullcontext() as output:
         with _options_naming_files({"--model": model, "--text-model": text_model}):
+            _say_if_exporting(engine, model)
             predictor = load_predictor(model, engine=engine, device=device, text_model=text_model,
                                        with_text=with_text)
         if speakers is not None:  # a model without the speaker-normalised head: refused before the work
@@ -1175,20 +1212,25 @@ def demo(
     """Predict FILE, or a clip generated on the spot (works offline), and print the result."""
     import tempfile
 
-    from avemo.inference.demo import make_demo_clip
+    from avemo.inference.demo import DEMO_NAME, make_demo_clip
     from avemo.inference.formats import FORMATS
     from avemo.inference.predictor import Predictor
 
     if fmt not in FORMATS:
         raise AvemoError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    _say_if_exporting(engine, None)
     predictor = Predictor.default(engine=engine)
     with tempfile.TemporaryDirectory(prefix="avemo-demo-") as tmp:
-        if path is None:
+        generated = path is None
+        if generated:
             path = make_demo_clip(tmp)
-            console_err.print("No file given: predicting a 4 s clip generated now (the portrait from matplotlib's "
-                              "sample data and a synthetic voice; it acts no emotion). Try `avemo demo YOUR_VIDEO.mp4`.")
+            console_err.print(f"No file given: predicting {DEMO_NAME}, a 4 s clip generated now in a temporary folder "
+                              "and removed afterwards (the portrait from matplotlib's sample data and a synthetic "
+                              "voice; it acts no emotion). Try `avemo demo YOUR_VIDEO.mp4`.")
         predictions: list = []
         _predict_files(predictor, [path], predictions, window=None, hop=None, modalities=None, raise_single=True)
+        if generated:  # named by its name: the temporary path is gone once the command ends
+            predictions = [dataclasses.replace(p, path=DEMO_NAME) for p in predictions]
         _write_predictions(predictions, fmt, None, single=True)
 
 
@@ -1308,6 +1350,7 @@ def serve(
                       f"http://{settings.host}:{settings.port}/ (Ctrl-C stops)", soft_wrap=True)
     try:
         with _options_naming_files({"--model": model, "--text-model": text_model}):
+            _say_if_exporting(settings.engine, settings.model)
             predictor = settings.load_predictor()
         run_server(settings, predictor=predictor, sockets=sockets)
     finally:

@@ -2,6 +2,11 @@
 
 Every stream of the file is listed with ``used`` telling which audio and video streams the
 decoders read (of several audio streams, the one that carries sound; :mod:`avemo.media.probe`).
+The used streams are read to their end (:func:`~avemo.media.probe.read_through`), so that the
+duration is what decodes, as ``avemo predict`` reports it: a file cut short shows both lengths
+(``duration_s`` and the header's ``header_duration_s``) and the decoders' warning in ``warnings``.
+The video's size is the picture as shown (a phone's portrait video is stored sideways with a
+rotation in its display matrix, which the decoders apply: ``rotation`` says by how much).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from avemo.errors import AvemoError, DatasetError
+from avemo.media.decode import TRUNCATED
 
 
 def describe_file(path: str | Path, *, faces: bool = True, face_frames: int = 8) -> dict[str, Any]:
@@ -21,18 +27,25 @@ def describe_file(path: str | Path, *, faces: bool = True, face_frames: int = 8)
     """
     from avemo.datasets import parse_file_name
     from avemo.media import probe
+    from avemo.media.probe import read_through
 
     path = Path(path)
     info = probe(path)
+    readable = read_through(path, info)
+    warnings = list(readable.warnings)
     report: dict[str, Any] = {
         "path": str(path),
         "container": info.container,
         "size_bytes": info.size_bytes,
-        "duration_s": None if info.duration is None else round(info.duration, 3),
+        "duration_s": _seconds(readable.duration),
+        "header_duration_s": None,
         "audio": None,
         "video": None,
         "streams": [dataclasses.asdict(stream) for stream in info.streams],
+        "warnings": warnings,
     }
+    if _seconds(info.duration) != report["duration_s"]:
+        report["header_duration_s"] = _seconds(info.duration)
     if info.audio is not None:
         report["audio"] = {
             "codec": info.audio.codec,
@@ -42,15 +55,17 @@ def describe_file(path: str | Path, *, faces: bool = True, face_frames: int = 8)
     else:
         report["audio"] = {"missing": "no audio track"}
     if info.video is not None:
+        sideways = readable.rotation % 180 == 90  # the picture as shown is the stored one turned
         report["video"] = {
             "codec": info.video.codec,
-            "width": info.video.width,
-            "height": info.video.height,
+            "width": info.video.height if sideways else info.video.width,
+            "height": info.video.width if sideways else info.video.height,
+            "rotation": readable.rotation or None,
             "fps": round(info.video.fps, 3),
             "frames": info.video.frames,
         }
         if faces:
-            report["faces"] = _faces(path, face_frames)
+            report["faces"] = _faces(path, face_frames, warnings)
     try:
         report["labels"] = parse_file_name(path.name)
     except DatasetError as exc:
@@ -58,14 +73,23 @@ def describe_file(path: str | Path, *, faces: bool = True, face_frames: int = 8)
     return report
 
 
-def _faces(path: Path, n: int) -> dict[str, Any]:
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _faces(path: Path, n: int, warnings: list[str]) -> dict[str, Any]:
+    """Faces in ``n`` frames; what the decoder skipped goes to ``warnings`` (a cut end is there already)."""
     import numpy as np
 
     from avemo.features.face import get_detector
     from avemo.media import sample_frames
 
+    def warn(line: str) -> None:
+        if not line.startswith(TRUNCATED) and line not in warnings:
+            warnings.append(line)
+
     try:
-        frames = sample_frames(path, n)
+        frames = sample_frames(path, n, warn=warn)
     except AvemoError as exc:
         return {"error": exc.reason}
     # a video with fewer than n frames repeats them: each distinct frame is checked once

@@ -14,8 +14,9 @@ from avemo.errors import MediaError
 _HASH_MEMO: dict[tuple[str, int, int], str] = {}
 
 
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of the file's bytes (memoised per process by path, size and mtime)."""
+def file_digest(path: str | Path, *, remember: bool = True) -> str:
+    """SHA-256 of the file's bytes (memoised per process by path, size and mtime; ``remember=False``:
+    not, for files read once, such as a server's uploads, whose memo would only grow)."""
     path = Path(path)
     try:
         st = path.stat()
@@ -33,7 +34,8 @@ def file_digest(path: str | Path) -> str:
                 digest = hashlib.file_digest(fh, "sha256").hexdigest()
         except OSError as exc:
             raise MediaError(f"cannot read ({exc.strerror})", path) from None
-        _HASH_MEMO[memo_key] = digest
+        if remember:
+            _HASH_MEMO[memo_key] = digest
     return digest
 
 

@@ -69,3 +69,11 @@ class CacheError(AvemoError):
 
 class DeviceMemoryError(AvemoError):
     """The model does not fit the device's memory at these settings (the message says what to change)."""
+
+
+def reason_of(exc: BaseException) -> str:
+    """The one-line reason a batch records for an item that failed with ``exc``: an AvemoError's own
+    reason, or, for anything else (a bug), ``internal error (TypeError: ...); please report it``."""
+    if isinstance(exc, AvemoError):
+        return exc.reason
+    return " ".join(f"internal error ({type(exc).__name__}: {exc}); please report it".split())

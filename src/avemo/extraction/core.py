@@ -19,7 +19,7 @@ import numpy as np
 
 from avemo.cache.store import FeatureCache
 from avemo.digest import file_digest
-from avemo.errors import AvemoError, ConfigError
+from avemo.errors import AvemoError, ConfigError, reason_of
 from avemo.features.base import AudioExtractor, Extractor, Features, get_extractor
 
 log = logging.getLogger(__name__)
@@ -98,12 +98,6 @@ class FileOutcome:
         return not self.errors
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, AvemoError):
-        return exc.reason
-    return f"internal error ({type(exc).__name__}: {exc}); please report it"
-
-
 def extract_file(
     path: str | Path,
     extractors: Sequence[Extractor],
@@ -161,7 +155,7 @@ def extract_file(
         except Exception as exc:  # recorded per extractor, the batch goes on
             if not isinstance(exc, AvemoError):
                 log.debug("extractor %s failed on %s", ex.name, path, exc_info=True)
-            outcome.errors[ex.name] = _reason(exc)
+            outcome.errors[ex.name] = reason_of(exc)
             continue
         outcome.computed.append(ex.name)
         if keep:

@@ -84,10 +84,9 @@ def export_bundle(bundle_dir: str | Path, out_dir: str | Path) -> Path:
     return out_dir
 
 
-def ensure_exported(bundle_dir: str | Path, out_dir: str | Path) -> dict:
-    """Export unless ``out_dir`` already holds the graphs of this very bundle (same fingerprint, every
-    file, a manifest of this version); graphs of another bundle version there are overwritten.
-    Returns the manifest."""
+def current_export(bundle_dir: str | Path, out_dir: str | Path) -> dict | None:
+    """The manifest of ``out_dir`` if it holds the graphs of this very bundle (same fingerprint, every
+    file, a manifest of this version), else None (:func:`ensure_exported` would export)."""
     from avemo.inference.bundle import bundle_fingerprint, read_bundle
 
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
@@ -97,5 +96,14 @@ def ensure_exported(bundle_dir: str | Path, out_dir: str | Path) -> dict:
         names = [f for group in manifest.get("files", {}).values() for f in group.values()]
         if manifest.get("fingerprint") == bundle_fingerprint(bundle_dir) and all((out_dir / f).is_file() for f in names):
             return manifest
+    return None
+
+
+def ensure_exported(bundle_dir: str | Path, out_dir: str | Path) -> dict:
+    """Export unless ``out_dir`` already holds the graphs of this very bundle (:func:`current_export`);
+    graphs of another bundle version there are overwritten. Returns the manifest."""
+    manifest = current_export(bundle_dir, out_dir)
+    if manifest is not None:
+        return manifest
     export_bundle(bundle_dir, out_dir)  # missing, incomplete, or of another model or export version
-    return read_manifest(out_dir)
+    return read_manifest(Path(out_dir))

@@ -49,6 +49,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from avemo.errors import AvemoError, CheckpointError, ConfigError, MissingStreamError
+from avemo.errors import AvemoError, CheckpointError, ConfigError, MissingStreamError, reason_of
 from avemo.inference.abstention import AbstentionConfig
 from avemo.inference.backends import (
     Backend,
@@ -72,6 +73,8 @@ from avemo.inference.result import Prediction, WindowPrediction
 from avemo.inference.windows import WindowGrid
 from avemo.modality import MEDIA_MODALITIES, parse_modalities
 
+log = logging.getLogger(__name__)
+
 # Before torch is first imported: idle OpenMP workers sleep instead of spinning. The two experts run
 # torch in two threads on few cores, where spinning workers steal the cores the other thread needs.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -83,13 +86,19 @@ BatchProgress = Callable[[int, str, float, float], None]
 @dataclass
 class Outcome:
     """One item of :meth:`Predictor.predict_many`: a prediction, or why the file was not predicted
-    (``reason``; ``error`` is the one-line message naming the file; ``exception``: the AvemoError
-    itself, whose class tells the kind of failure, e.g. a MediaError)."""
+    (``reason``; ``error`` is the one-line message naming the file; ``exception``: the error itself,
+    an AvemoError whose class tells the kind of failure, e.g. a MediaError, or any other exception
+    for a bug, whose reason is ``internal error (TypeError: ...); please report it``)."""
 
     path: str
     prediction: Prediction | None = None
     reason: str | None = None
-    exception: AvemoError | None = dataclasses.field(default=None, repr=False, compare=False)
+    exception: Exception | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    @property
+    def internal(self) -> bool:
+        """Whether the file failed on a bug (an exception that is no AvemoError), not on its input."""
+        return self.exception is not None and not isinstance(self.exception, AvemoError)
 
     @property
     def ok(self) -> bool:
@@ -323,7 +332,7 @@ class Predictor:
     def predict_many(self, paths: Iterable[str | Path], progress: BatchProgress | None = None,
                      speakers: Mapping[str | Path, str] | None = None, **options: Any) -> Iterator[Outcome]:
         """Predict each file in turn; a file that fails gives an :class:`Outcome` with its one-line reason
-        and the batch goes on. ``progress(index, path, done_seconds, total_seconds)`` is called when
+        and the batch goes on, also when it fails on a bug (any exception; not KeyboardInterrupt). ``progress(index, path, done_seconds, total_seconds)`` is called when
         a file starts (0, 0) and as it is analysed; ``options`` are those of :meth:`predict`.
 
         ``speakers``: ``{path: speaker id}`` for speaker-level normalisation (a model with a
@@ -380,6 +389,9 @@ class Predictor:
             prediction, result = self._predict(path, progress=update, **options)
         except AvemoError as exc:
             return Outcome(str(path), reason=exc.reason, exception=exc), None
+        except Exception as exc:  # a bug: reported for this file, the batch goes on (Ctrl-C still stops it)
+            log.debug("internal error predicting %s", path, exc_info=True)
+            return Outcome(str(path), reason=reason_of(exc), exception=exc), None
         return Outcome(str(path), prediction=prediction), result
 
     def check_speakers(self, modalities: str | Sequence[str] | None = None) -> None:
@@ -435,6 +447,20 @@ def load_predictor(model: str | Path | None = None, *, engine: str = "torch", de
 
         predictor = predictor.with_text_expert(load_text_expert(text_model))
     return predictor
+
+
+def pending_onnx_export(engine: str, model: str | Path | None = None) -> Path | None:
+    """The folder that :func:`load_predictor` with these options will first export the bundled model's
+    ONNX graphs to (the onnx engine's cache, on its first use for this bundle), or None: no export
+    (the torch engine, a ``model`` checkpoint, or graphs of this bundle already there). For a caller
+    to say so before the wait (``avemo predict --engine onnx``: several seconds)."""
+    from avemo.inference.bundle import BUNDLE_DIR, bundle_fingerprint, onnx_cache_dir
+    from avemo.inference.export import current_export
+
+    if engine != "onnx" or model is not None:
+        return None
+    folder = onnx_cache_dir(bundle_fingerprint(BUNDLE_DIR))
+    return None if current_export(BUNDLE_DIR, folder) is not None else folder
 
 
 def _streams(path: Path, info: Any, wanted: Sequence[str]) -> Streams:

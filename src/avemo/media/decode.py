@@ -45,21 +45,18 @@ def decode_stream(container, stream, path: str | Path, warn: Warn | None, what: 
     caller stops early). MediaError if not one frame decodes and packets were refused.
     """
     report = warner(path, warn)
-    packets = container.demux(stream)
     frames = bad = 0
     last_time = 0.0
     stopped = None
+
+    def stop(exc: BaseException) -> None:
+        nonlocal stopped
+        if frames == 0:
+            raise MediaError(error_reason(exc), path) from None
+        stopped = error_reason(exc)
+
     try:
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            except (av.error.FFmpegError, EOFError) as exc:
-                if frames == 0:
-                    raise MediaError(error_reason(exc), path) from None
-                stopped = error_reason(exc)
-                break
+        for packet in demuxed(container.demux(stream), stop):
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:
@@ -78,6 +75,20 @@ def decode_stream(container, stream, path: str | Path, warn: Warn | None, what: 
             report(f"the {what} stream could not be read past {last_time:.2f} s ({stopped})")
     if frames == 0 and bad:
         raise MediaError(f"none of its {what} packets can be decoded ({bad} refused by the decoder)", path)
+
+
+def demuxed(packets: Iterator, stop: Callable[[BaseException], None]) -> Iterator:
+    """The ``packets`` of a demuxer until it cannot read on (a file cut short, a damaged index): then
+    ``stop(exc)`` is told why, and the packets end (unless ``stop`` raises)."""
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except (av.error.FFmpegError, EOFError) as exc:
+            stop(exc)
+            return
+        yield packet
 
 
 def frame_to_float(frame: av.AudioFrame) -> np.ndarray:

@@ -23,7 +23,7 @@ import av
 import numpy as np
 
 from avemo.errors import MediaError
-from avemo.media.decode import error_reason, frame_to_float
+from avemo.media.decode import TRUNCATED, check_complete, declared_end, demuxed, error_reason, frame_to_float
 from avemo.media.sniff import describe_supported, sniff_file
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv"})
@@ -230,6 +230,59 @@ def probe(path: str | Path) -> MediaInfo:
             video=video,
             streams=tuple(_stream_info(s, s.index in used) for s in container.streams),
         )
+
+
+@dataclass(frozen=True)
+class Readable:
+    """What can be read of the streams the decoders use (:func:`read_through`): ``duration``, the
+    length that decodes (:attr:`MediaInfo.duration` unless the file is cut short), the ``warnings``
+    the decoders would give about the file's end (one line each, without the file name), and the
+    video's ``rotation``: counter-clockwise degrees its display matrix turns the stored frames by."""
+
+    duration: float | None
+    warnings: tuple[str, ...] = ()
+    rotation: int = 0
+
+
+def read_through(path: str | Path, info: MediaInfo) -> Readable:
+    """Demux the used audio and video streams of ``path`` (``info``: its :func:`probe`) to their end,
+    without decoding them (cheap: the file is read once), and decode the first video frame for its
+    rotation. The length is where the last readable packet ends: that of a full decode, which also
+    stops there (a truncated file: :func:`~avemo.media.decode.check_complete` gives the warning
+    ``avemo predict`` gives, and the length is what decodes, as its ``duration`` is)."""
+    warnings: list[str] = []
+    with open_media(path) as container:
+        streams = [s for s in (audio_stream(container), video_stream(container)) if s is not None]
+        origin = container.start_time / av.time_base if container.start_time is not None else 0.0
+        ends, rotation = _packet_ends(container, streams, origin, warnings.append)
+        for stream in streams:
+            if stream.index in ends:
+                check_complete(declared_end(container, stream, origin), ends[stream.index], warnings.append,
+                               stream.type)
+    duration = info.duration
+    if ends and any(w.startswith(TRUNCATED) for w in warnings) or not duration:
+        duration = max(ends.values(), default=duration)
+    return Readable(duration=duration, warnings=tuple(warnings), rotation=rotation)
+
+
+def _packet_ends(container, streams: list, origin: float, warn) -> tuple[dict[int, float], int]:
+    """{stream index: where its last readable packet ends, in seconds from the container's start},
+    and the rotation of the first decodable video frame (0 without one)."""
+    ends: dict[int, float] = {}
+    rotation = None
+
+    def stop(exc: BaseException) -> None:
+        warn(f"the file could not be read past {max(ends.values(), default=0.0):.2f} s ({error_reason(exc)})")
+
+    for packet in demuxed(container.demux(streams), stop):
+        if packet.pts is None or packet.size == 0:
+            continue
+        end = float((packet.pts + (packet.duration or 0)) * packet.time_base) - origin
+        ends[packet.stream.index] = max(ends.get(packet.stream.index, end), end)
+        if rotation is None and packet.stream.type == "video":
+            with contextlib.suppress(av.error.FFmpegError):
+                rotation = next((int(round(f.rotation or 0)) % 360 for f in packet.decode()), None)
+    return ends, rotation or 0
 
 
 def _stream_info(stream, used: bool) -> StreamInfo:

@@ -156,12 +156,14 @@ def sample_frames(
     duration: float | None = None,
     size: tuple[int, int] | None = None,
     gray: bool = False,
+    warn: Warn | None = None,
 ) -> Frames:
     """``n`` frames spread uniformly over a window (the whole file by default).
 
     Target times are the centres of ``n`` equal parts of the window; each takes the decoded
     frame nearest to it. A window with fewer than ``n`` frames repeats frames (temporal
-    nearest-neighbour resampling), as 3D-CNN pipelines do for short clips.
+    nearest-neighbour resampling), as 3D-CNN pipelines do for short clips. What the decoder
+    skipped goes to ``warn`` (default: logged; see :mod:`avemo.media.decode`).
     """
     path = Path(path)
     if n <= 0:
@@ -175,14 +177,14 @@ def sample_frames(
         total = info.video.duration or info.duration
         if not total:
             # unknown length: decode all frame times first
-            total = max(t for t, _, _ in decoded_frames(path, start, None)) + 1e-3 - start
+            total = max(t for t, _, _ in decoded_frames(path, start, None, warn)) + 1e-3 - start
         duration = max(total - start, 1e-3)
     targets = start + (np.arange(n) + 0.5) * (duration / n)
     chosen: list[np.ndarray | None] = [None] * n
     chosen_dt = np.full(n, np.inf)
     chosen_t = np.zeros(n)
     fps = 0.0
-    for t, frame, fps in decoded_frames(path, start, duration):  # noqa: B007 (fps is read after the loop)
+    for t, frame, fps in decoded_frames(path, start, duration, warn):  # noqa: B007 (fps is read after the loop)
         dt = np.abs(targets - t)
         better = dt < chosen_dt
         if not better.any():

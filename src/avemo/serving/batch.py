@@ -16,7 +16,11 @@ upload: the file's prediction, the JSON of ``avemo predict --format json`` (with
 ``modalities.audio.speaker_normalised`` and ``speaker_clips`` for a file given a speaker), or
 ``{"path": name, "error": {"status", "code", "message"}}`` for a file that could not be predicted
 (unreadable, too long, no usable input...): the error a single upload of it would get, and the
-batch goes on without it.
+batch goes on without it; a file that fails on a bug gets 500 ``internal_error`` (the details go to
+the server log) and the batch goes on too. An upload whose content is that of an earlier one (the
+same clip sent twice) is predicted once and counted once toward its speaker's ``min_clips``: its
+item repeats the first copy's, with ``duplicate_of``, the first copy's position (0-based); two
+copies given different speakers are refused (422).
 
 A batch goes through the steps of ``/v1/predict`` (:mod:`avemo.serving.app`: the upload gate, the
 streamed, size-limited and sniffed upload, one prediction slot, ``request_timeout``) and costs the
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,6 +44,8 @@ from avemo.serving.options import PredictOptions, check_timeline, read_flag
 from avemo.serving.responses import ApiError, error_body
 from avemo.serving.settings import ServeSettings
 from avemo.serving.uploads import FORM_FIELDS, Form, Upload, check_media
+
+log = logging.getLogger(__name__)
 
 #: the form fields of a batch besides ``file``
 BATCH_FIELDS = (*(f for f in FORM_FIELDS if f != "progress_id"), "speaker", "group_by_speaker")
@@ -87,12 +94,16 @@ def file_error(upload: Upload, error: ApiError) -> dict[str, Any]:
 
 def run_batch(predictor: Any, form: Form, options: PredictOptions, speakers: Sequence[str | None] | None,
               settings: ServeSettings, default_hop: float, error_code) -> dict[str, Any]:
-    """In a worker thread: check each file as ``/v1/predict`` does (its failures become items), the
+    """In a worker thread: set aside the uploads that repeat an earlier one (:func:`duplicates`),
+    check each other file as ``/v1/predict`` does (its failures become items), the
     batch's total length (413), then predict the files that passed in one ``predict_many`` (grouped by
     ``speakers``); ``error_code``: an AvemoError -> the API's error code."""
     items: list[dict[str, Any] | None] = [None] * len(form.files)
+    copies = duplicates(form.files, speakers)
     accepted, total = [], 0.0
     for k, upload in enumerate(form.files):
+        if k in copies:
+            continue
         try:
             info = check_media(upload, settings)
             check_timeline(upload, info.duration, options.hop or default_hop, settings)
@@ -114,10 +125,36 @@ def run_batch(predictor: Any, form: Form, options: PredictOptions, speakers: Seq
         upload = form.files[k]
         if outcome.ok:
             items[k] = dataclasses.replace(outcome.prediction, path=upload.filename).to_dict()
+        elif outcome.internal:  # a bug: this file's item says so, the others are answered (details: server log)
+            log.error("internal error predicting %s of a batch", upload.filename, exc_info=outcome.exception)
+            items[k] = file_error(upload, ApiError(500, "internal_error", f"{upload.filename}: internal error "
+                                                   "(details in the server log); please report it"))
         else:
             reason = outcome.reason.replace(str(upload.path), upload.filename).replace(str(upload.path.parent), "")
             items[k] = file_error(upload, ApiError(422, error_code(outcome.exception), f"{upload.filename}: {reason}"))
+    for k, first in copies.items():  # the first copy's answer (its message names the first copy)
+        items[k] = {**items[first], "path": form.files[k].filename, "duplicate_of": first}
     return {"results": items}
+
+
+def duplicates(files: Sequence[Upload], speakers: Sequence[str | None] | None) -> dict[int, int]:
+    """``{k: j}`` for each upload ``k`` whose content (its SHA-256) is that of an earlier upload ``j``
+    (the first of them): it is neither predicted again nor counted again toward its speaker's clips
+    (the CLI drops a path given twice); 422 if two copies were given different speakers."""
+    from avemo.digest import file_digest
+
+    first: dict[str, int] = {}
+    copies: dict[int, int] = {}
+    for k, upload in enumerate(files):
+        j = first.setdefault(file_digest(upload.path, remember=False), k)
+        if j == k:
+            continue
+        if speakers is not None and speakers[k] != speakers[j]:
+            raise ApiError(422, "invalid_field", f"{files[j].filename} and {upload.filename} are the same file "
+                           f"(the same content) with different speakers ({speakers[j] or 'none'}, "
+                           f"{speakers[k] or 'none'}): give each clip once")
+        copies[k] = j
+    return copies
 
 
 def batch_form_schema(single: Mapping[str, Any], settings: ServeSettings) -> dict[str, Any]:

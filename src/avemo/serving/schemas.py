@@ -61,6 +61,12 @@ class TranscriptOut(BaseModel):
     words: list[WordOut]
 
 
+DUPLICATE_OF = ("POST /v1/predict/batch: this upload has the content of an earlier one of the batch (the same "
+                "clip sent twice), at this position in the upload (0-based); it was not predicted again nor counted "
+                "again toward its speaker's clips, and this item repeats that upload's (path aside); absent "
+                "otherwise.")
+
+
 class PredictionOut(BaseModel):
     """The result for one file: the same JSON as ``avemo predict --format json``."""
 
@@ -86,6 +92,7 @@ class PredictionOut(BaseModel):
     speaker: str | None = Field(None, description="POST /v1/predict/batch with speaker or group_by_speaker: the "
                                 "speaker the file was given (\"speaker\" for group_by_speaker); absent for a file "
                                 "given none.")
+    duplicate_of: int | None = Field(None, description=DUPLICATE_OF)
 
 
 class ErrorDetail(BaseModel):
@@ -105,6 +112,7 @@ class FileErrorOut(BaseModel):
 
     path: str = Field(description="The uploaded file's name (its last component only).")
     error: ErrorDetail
+    duplicate_of: int | None = Field(None, description=DUPLICATE_OF)
 
 
 class BatchOut(BaseModel):
@@ -112,8 +120,9 @@ class BatchOut(BaseModel):
 
     results: list[PredictionOut | FileErrorOut] = Field(
         description="Each file's prediction (the JSON of avemo predict --format json), or, for a file that could not "
-        "be predicted, its name and error; the batch goes on without it (it then counts for no speaker's "
-        "statistics).")
+        "be predicted, its name and error (a bug in one file: status 500, internal_error); the batch goes on "
+        "without it (it then counts for no speaker's statistics). A file sent twice (the same content) is "
+        "predicted and counted once: the later copy's item repeats the first's, with duplicate_of.")
 
 
 class ProgressOut(BaseModel):

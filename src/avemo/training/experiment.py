@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -331,8 +331,15 @@ def resolve_split(
     fold: int | None = None,
     plan: str | Path | None = None,
     val_speakers: Sequence[str] | None = None,
+    usable: Collection[str] | None = None,
 ) -> tuple[list[Take], list[Take], list[Take], dict[str, Any]]:
     """The train / validation / test takes of a ``train`` command.
+
+    ``usable``: the keys of the takes that have the model's inputs (:func:`~avemo.training.data.gather`;
+    a file the reader listed may still fail to decode). A speaker with none of them (its only file
+    corrupt) is then left out before the split, so that a generated plan, the default plan's choice
+    and the default validation speakers are made of speakers with usable clips (``info``:
+    ``speakers_without_usable_takes``); a plan given by name or file is kept as it is.
 
     With ``fold``: that fold of ``plan`` (a built-in plan name or a JSON file; by default the
     smallest built-in plan of the dataset that covers the speakers, :func:`~avemo.datasets.covering_plan`,
@@ -345,9 +352,10 @@ def resolve_split(
     there is no test partition. Speakers of a multi-corpus run are qualified (``emodb:03``); an
     unqualified validation speaker is accepted when one corpus alone has it.
     """
-    from avemo.datasets import FoldPlan, builtin_plan, covering_plan, make_plan, official_split
-    from avemo.training.corpora import corpora_plan, corpus_of, qualify_speakers
+    from avemo.datasets import official_split
+    from avemo.training.corpora import corpus_of, qualify_speakers
 
+    data, left_out = _usable_data(data, usable, keep_all=plan is not None)
     speakers = data.speakers
     if fold is None and plan is None and not val_speakers and any(map(_split_of, data.takes)):
         tr, va, te = official_split(data.takes)  # checks that no take or dialogue is in two partitions
@@ -376,21 +384,14 @@ def resolve_split(
     else:
         if val_speakers:
             raise ConfigError("validation speakers cannot be given with a fold (the plan fixes them)")
-        if plan is None and data.corpora is not None:  # every fold holds speakers of every corpus
-            plan_obj = corpora_plan(speakers, [c.corpus for c in data.corpora.specs], 5,
-                                    name=f"{data.dataset}_by_corpus", dataset=data.dataset)
-        elif plan is None:
-            plan_obj = covering_plan(data.dataset, speakers) or make_plan(
-                speakers, 5, n_val=2, name=f"{data.dataset}_5fold", dataset=data.dataset)
-        elif Path(str(plan)).suffix == ".json":
-            plan_obj = FoldPlan.from_json(plan)
-        else:
-            plan_obj = builtin_plan(str(plan))
+        plan_obj = _fold_plan(data, plan)
         if not 1 <= fold <= len(plan_obj.folds):
             raise ConfigError(f"fold must be between 1 and {len(plan_obj.folds)} for plan {plan_obj.name}, got {fold}")
         fold_obj = plan_obj.folds[fold - 1]
         info = {"plan": plan_obj.name, "fold": fold, "test_speakers": list(fold_obj.test),
                 "val_speakers": list(fold_obj.val)}
+    if left_out:
+        info["speakers_without_usable_takes"] = left_out
     tr, va, te = split(data.takes, fold_obj)
     for part, takes in (("validation", va), ("test", te)):  # e.g. --speakers without the fold's own
         named = fold_obj.val if part == "validation" else fold_obj.test
@@ -398,6 +399,35 @@ def resolve_split(
             log.warning("fold %s of plan %s: none of its %s speakers (%s) is in the data: no %s takes",
                         fold, info["plan"], part, ", ".join(named), part)
     return tr, va, te, info
+
+
+def _fold_plan(data: DataBundle, plan: str | Path | None):
+    """The fold plan of :func:`resolve_split`: ``plan`` (a built-in name or a JSON file), else the
+    default one of ``data``'s speakers."""
+    from avemo.datasets import FoldPlan, builtin_plan, covering_plan, make_plan
+    from avemo.training.corpora import corpora_plan
+
+    if plan is None and data.corpora is not None:  # every fold holds speakers of every corpus
+        return corpora_plan(data.speakers, [c.corpus for c in data.corpora.specs], 5,
+                            name=f"{data.dataset}_by_corpus", dataset=data.dataset)
+    if plan is None:
+        return covering_plan(data.dataset, data.speakers) or make_plan(
+            data.speakers, 5, n_val=2, name=f"{data.dataset}_5fold", dataset=data.dataset)
+    if Path(str(plan)).suffix == ".json":
+        return FoldPlan.from_json(plan)
+    return builtin_plan(str(plan))
+
+
+def _usable_data(data: DataBundle, usable: Collection[str] | None, *, keep_all: bool) -> tuple[DataBundle, list[str]]:
+    """``data`` without the takes of the speakers that have no usable take (see :func:`resolve_split`),
+    and those speakers; ``data`` itself when ``usable`` is None or ``keep_all`` (a plan given)."""
+    if usable is None or keep_all:
+        return data, []
+    keep = {t.speaker for t in data.takes if t.key in usable}
+    left_out = [s for s in data.speakers if s not in keep]
+    if not left_out:
+        return data, []
+    return dataclasses.replace(data, takes=[t for t in data.takes if t.speaker in keep]), left_out
 
 
 def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, visual_table=None):

@@ -55,6 +55,8 @@ were measured with ``benchmarks/transcribe_accuracy.py``, see ``docs/results/tra
 
 from __future__ import annotations
 
+import codecs
+import functools
 import json
 import math
 import os
@@ -258,6 +260,35 @@ def speech_pieces(tokens: list[int], eot: int, first_time: int, seconds: float) 
     return kept
 
 
+@functools.cache
+def _byte_alphabet() -> dict[str, int]:
+    """The byte each character of Whisper's byte-level BPE vocabulary stands for (GPT-2's alphabet:
+    printable Latin-1 bytes are themselves, the other bytes the characters from U+0100 on)."""
+    printable = {*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)}
+    others = (b for b in range(256) if b not in printable)
+    return {**{chr(b): b for b in printable}, **{chr(256 + k): b for k, b in enumerate(others)}}
+
+
+def complete_text(tokenizer, tokens: list[int]) -> tuple[str, int]:
+    """The text of the text ``tokens`` (ids below ``<|endoftext|>``) decoded as one UTF-8 byte sequence,
+    without an incomplete last character, and how many of the tokens hold it (the last ones that
+    hold nothing but that character's first bytes do not).
+
+    Whisper's byte-level BPE may cut a character between two tokens; a sequence that stops inside
+    one (a hallucination on babble cut short) decoded token by token ended in U+FFFD. A byte that
+    is invalid inside the sequence stays U+FFFD, as in Whisper's own decoding."""
+    alphabet = _byte_alphabet()
+    pieces = [b"".join(bytes([alphabet[c]]) if c in alphabet else c.encode() for c in tokenizer.id_to_token(t) or "")
+              for t in tokens]
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    text = decoder.decode(b"".join(pieces), final=False)  # an incomplete last character is held back
+    pending, used = len(decoder.getstate()[0]), len(tokens)
+    while used and 0 < len(pieces[used - 1]) <= pending:
+        pending -= len(pieces[used - 1])
+        used -= 1
+    return text, used
+
+
 def compression_ratio(text: str) -> float:
     """Bytes of ``text`` over bytes of its zlib compression: above 2.4, Whisper is repeating itself."""
     data = text.encode("utf-8")
@@ -362,10 +393,12 @@ class WhisperRecogniser:
         result = self.model.generate(encoded, [prompt], beam_size=beam_size, max_length=budget,
                                      return_scores=True, return_no_speech_prob=True)[0]
         kept = speech_pieces(result.sequences_ids[0], self.eot, self.no_timestamps + 1, seconds)
+        kept = kept[:complete_text(self.tokenizer, kept)[1]]  # not a last token that holds half a character
         return kept, float(result.scores[0]), float(result.no_speech_prob)
 
     def text(self, tokens: list[int]) -> str:
-        return self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        """The text of text ``tokens``, decoded whole (:func:`complete_text`: no U+FFFD for a cut character)."""
+        return complete_text(self.tokenizer, tokens)[0].strip()
 
     def align(self, encoded, language: str, tokens: list[int], frames: int) -> list[Word]:
         """Words of ``tokens`` with times (seconds from the chunk's start) and probabilities."""
