@@ -48,7 +48,7 @@ from typing import Any
 from avemo.datasets.iemocap import MANIFEST, MANIFEST_FORMAT, PROTOCOLS, read_iemocap, read_manifest
 from avemo.datasets.records import Clip
 from avemo.datasets.scan import Skipped, check_root
-from avemo.errors import AvemoError, ConfigError, DatasetError
+from avemo.errors import AvemoError, ConfigError, DatasetError, reason_of
 from avemo.media.cut import cut_clip, video_encoder
 
 #: how the speaker's picture is taken from the split-screen frame (see the module doc)
@@ -127,7 +127,7 @@ def _run_job(out: str, job: _Job) -> tuple[str, dict[str, Any] | str, list[str]]
     except AvemoError as exc:
         return job.take, str(exc), warnings
     except Exception as exc:  # a bug: reported for this utterance, the run goes on
-        return job.take, f"internal error ({type(exc).__name__}: {exc}); please report it", warnings
+        return job.take, reason_of(exc), warnings
     return job.take, {**job.entry(), "crop": list(cut.crop), "frames": cut.frames}, warnings
 
 
