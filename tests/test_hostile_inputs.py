@@ -8,10 +8,12 @@ that must fail before the model loads replace it with one that fails the test wh
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -450,12 +452,29 @@ def test_info_on_a_truncated_file_shows_what_decodes_and_warns_as_predict(corpus
     assert err.splitlines() == [f"avemo: warning: {corpus / 'cut.mkv'}: {w}" for w in report["warnings"]]
     assert [w.split(",")[0] for w in report["warnings"]] == [
         f"truncated or damaged: the header declares 4.06 s of {what}" for what in ("audio", "video")]
+    # the frames too: those that decode, and the header's (30 fps x 4 s)
+    assert report["video"]["frames"] == _frames_that_decode(corpus / "cut.mkv") < 120 <= report["video"]["header_frames"]
+    assert report["video"]["frames"] == pytest.approx(report["duration_s"] * 30, abs=1.5)
     code, out, err = avemo_main("info", corpus / "cut.mkv", "--no-faces")
-    assert code == 0 and "header_duration_s │ 4.064" in out and "warnings" not in out and err.count("\n") == 2
+    assert code == 0 and re.search(r"header_duration_s +│ 4\.064", out) and "warnings" not in out
+    assert err.count("\n") == 2 and re.search(rf"video\.header_frames +│ {report['video']['header_frames']} ", out)
     code, out, err = avemo_main("info", corpus / "four_seconds.mkv", "--json")
     report = json.loads(out)
     assert code == 0 and err == "" and report["warnings"] == [] and report["header_duration_s"] is None
     assert report["duration_s"] == pytest.approx(4.064)
+    assert report["video"]["frames"] == _frames_that_decode(corpus / "four_seconds.mkv")
+    assert report["video"]["header_frames"] is None
+
+
+def _frames_that_decode(path: Path) -> int:
+    """The video frames a full decode of ``path`` gives (until the decoder stops)."""
+    import av
+
+    count = 0
+    with av.open(str(path)) as container, contextlib.suppress(av.error.FFmpegError):
+        for _ in container.decode(video=0):
+            count += 1
+    return count
 
 
 def test_info_lists_every_stream_and_which_are_used(corpus, avemo_main):

@@ -146,8 +146,9 @@ def info(
 ) -> None:
     """Print what the tool sees in FILE: streams, duration, sample rate, fps, faces, parsed labels.
 
-    The duration is what decodes, as `avemo predict` reports it (a file cut short: also the
-    header's, and a warning); a video's size is the picture as shown (with its rotation)."""
+    The duration and the video's frames are what decodes, as `avemo predict` reports it (a file
+    cut short: also the header's, and a warning); a video's size is the picture as shown (with its
+    rotation)."""
     from avemo.describe import describe_file
 
     report = describe_file(path, faces=faces)

@@ -4,7 +4,9 @@ Every stream of the file is listed with ``used`` telling which audio and video s
 decoders read (of several audio streams, the one that carries sound; :mod:`avemo.media.probe`).
 The used streams are read to their end (:func:`~avemo.media.probe.read_through`), so that the
 duration is what decodes, as ``avemo predict`` reports it: a file cut short shows both lengths
-(``duration_s`` and the header's ``header_duration_s``) and the decoders' warning in ``warnings``.
+(``duration_s`` and the header's ``header_duration_s``), both frame counts of its video
+(``video.frames``, those that decode, and the header's ``video.header_frames``) and the decoders'
+warning in ``warnings``.
 The video's size is the picture as shown (a phone's portrait video is stored sideways with a
 rotation in its display matrix, which the decoders apply: ``rotation`` says by how much).
 """
@@ -62,7 +64,11 @@ def describe_file(path: str | Path, *, faces: bool = True, face_frames: int = 8)
             "height": info.video.width if sideways else info.video.height,
             "rotation": readable.rotation or None,
             "fps": round(info.video.fps, 3),
-            "frames": info.video.frames,
+            "frames": readable.frames,
+            # the header's count, where the file is cut short (as header_duration_s): an intact file
+            # whose container declares no count (Matroska) has only an estimate, not worth a line
+            "header_frames": info.video.frames if report["header_duration_s"] is not None
+            and info.video.frames != readable.frames else None,
         }
         if faces:
             report["faces"] = _faces(path, face_frames, warnings)

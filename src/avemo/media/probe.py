@@ -236,12 +236,15 @@ def probe(path: str | Path) -> MediaInfo:
 class Readable:
     """What can be read of the streams the decoders use (:func:`read_through`): ``duration``, the
     length that decodes (:attr:`MediaInfo.duration` unless the file is cut short), the ``warnings``
-    the decoders would give about the file's end (one line each, without the file name), and the
-    video's ``rotation``: counter-clockwise degrees its display matrix turns the stored frames by."""
+    the decoders would give about the file's end (one line each, without the file name), the
+    video's ``rotation``: counter-clockwise degrees its display matrix turns the stored frames by,
+    and its ``frames``, those that decode, counted (:attr:`VideoInfo.frames` is the header's, or
+    an estimate from the duration where the container declares none; None without a video stream)."""
 
     duration: float | None
     warnings: tuple[str, ...] = ()
     rotation: int = 0
+    frames: int | None = None
 
 
 def read_through(path: str | Path, info: MediaInfo) -> Readable:
@@ -249,12 +252,13 @@ def read_through(path: str | Path, info: MediaInfo) -> Readable:
     without decoding them (cheap: the file is read once), and decode the first video frame for its
     rotation. The length is where the last readable packet ends: that of a full decode, which also
     stops there (a truncated file: :func:`~avemo.media.decode.check_complete` gives the warning
-    ``avemo predict`` gives, and the length is what decodes, as its ``duration`` is)."""
+    ``avemo predict`` gives, and the length is what decodes, as its ``duration`` is); the video's
+    frames are its packets read (one frame each), likewise what decodes."""
     warnings: list[str] = []
     with open_media(path) as container:
         streams = [s for s in (audio_stream(container), video_stream(container)) if s is not None]
         origin = container.start_time / av.time_base if container.start_time is not None else 0.0
-        ends, rotation = _packet_ends(container, streams, origin, warnings.append)
+        ends, rotation, packets = _packet_ends(container, streams, origin, warnings.append)
         for stream in streams:
             if stream.index in ends:
                 check_complete(declared_end(container, stream, origin), ends[stream.index], warnings.append,
@@ -262,14 +266,16 @@ def read_through(path: str | Path, info: MediaInfo) -> Readable:
     duration = info.duration
     if ends and any(w.startswith(TRUNCATED) for w in warnings) or not duration:
         duration = max(ends.values(), default=duration)
-    return Readable(duration=duration, warnings=tuple(warnings), rotation=rotation)
+    frames = packets if info.video is not None else None
+    return Readable(duration=duration, warnings=tuple(warnings), rotation=rotation, frames=frames)
 
 
-def _packet_ends(container, streams: list, origin: float, warn) -> tuple[dict[int, float], int]:
+def _packet_ends(container, streams: list, origin: float, warn) -> tuple[dict[int, float], int, int]:
     """{stream index: where its last readable packet ends, in seconds from the container's start},
-    and the rotation of the first decodable video frame (0 without one)."""
+    the rotation of the first decodable video frame (0 without one) and the video packets read."""
     ends: dict[int, float] = {}
     rotation = None
+    video_packets = 0
 
     def stop(exc: BaseException) -> None:
         warn(f"the file could not be read past {max(ends.values(), default=0.0):.2f} s ({error_reason(exc)})")
@@ -279,10 +285,12 @@ def _packet_ends(container, streams: list, origin: float, warn) -> tuple[dict[in
             continue
         end = float((packet.pts + (packet.duration or 0)) * packet.time_base) - origin
         ends[packet.stream.index] = max(ends.get(packet.stream.index, end), end)
-        if rotation is None and packet.stream.type == "video":
-            with contextlib.suppress(av.error.FFmpegError):
-                rotation = next((int(round(f.rotation or 0)) % 360 for f in packet.decode()), None)
-    return ends, rotation or 0
+        if packet.stream.type == "video":
+            video_packets += 1
+            if rotation is None:
+                with contextlib.suppress(av.error.FFmpegError):
+                    rotation = next((int(round(f.rotation or 0)) % 360 for f in packet.decode()), None)
+    return ends, rotation or 0, video_packets
 
 
 def _stream_info(stream, used: bool) -> StreamInfo:
