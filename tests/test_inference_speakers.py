@@ -492,12 +492,49 @@ def test_rest_batch_refuses_bad_requests_with_one_line_json(api, clips, tmp_path
     _api_error(_post_batch(client, a[:1], [("group_by_speaker", "maybe")]), 422, "invalid_field")
     _api_error(_post_batch(client, a[:1], [("progress_id", "0" * 32)]), 422, "unknown_field")
     _api_error(_post_batch(client, [], [("group_by_speaker", "true")]), 400, "missing_file")
-    text = tmp_path / "notes.wav"
-    text.write_text("not audio at all, whatever the name says")
-    _api_error(_post_batch(client, [a[0], text]), 415, "unsupported_media")
     with open(a[0], "rb") as one, open(a[1], "rb") as two:  # /v1/predict still takes one file
         _api_error(client.post("/v1/predict", files=[("file", ("a.wav", one)), ("file", ("b.wav", two))]),
                    400, "several_files")
+    assert not any(uploads.iterdir())
+
+
+def test_rest_batch_skips_a_file_that_is_not_media(api, clips, tmp_path, monkeypatch):
+    """A text file and an empty one among a speaker's clips: their items say so (the 415 and 400 a single
+    upload gets), nothing of them is written to disk, and the speaker's clips are judged without them:
+    the same items as the batch without those files. All of a batch refused: 200, error items only."""
+    import avemo.serving.app as app_module
+
+    client, uploads = api
+    a = clips["a"]
+    text, empty = tmp_path / "notes.wav", tmp_path / "empty.wav"
+    text.write_text("not audio at all, whatever the name says " * 2000)  # longer than the sniffed head
+    empty.write_bytes(b"")
+    on_disk: list[list[str]] = []
+    real_run_batch = app_module.run_batch
+
+    def spy(predictor, form, *args):
+        folder = {u.path.parent for u in form.files if u.path is not None}
+        on_disk.append(sorted(p.name for f in folder for p in f.iterdir()))
+        return real_run_batch(predictor, form, *args)
+
+    monkeypatch.setattr(app_module, "run_batch", spy)
+    response = _post_batch(client, [a[0], text, a[1], empty, a[2], a[3]], [("group_by_speaker", "true")])
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    single = client.post("/v1/predict", files={"file": ("notes.wav", text.read_bytes(), "audio/wav")})
+    assert results[1] == {"path": "notes.wav", **single.json()} and single.status_code == 415
+    assert results[1]["error"]["code"] == "unsupported_media"
+    assert results[3] == {"path": "empty.wav", "error": {"status": 400, "code": "empty_file", "message":
+                                                         "empty.wav: the uploaded file is empty (0 bytes)"}}
+    assert [[Path(name).stem for name in names] for names in on_disk] == [  # the refused files: not kept
+        ["upload-0", "upload-2", "upload-4", "upload-5"]]
+    alone = _post_batch(client, a[:4], [("group_by_speaker", "true")]).json()["results"]
+    assert [results[k] for k in (0, 2, 4, 5)] == alone
+    assert all(r["modalities"]["audio"]["speaker_clips"] == 4 and r["modalities"]["audio"]["speaker_normalised"]
+               for r in alone)
+    refused = _post_batch(client, [text, empty], [("speaker", "A"), ("speaker", "A")])
+    assert refused.status_code == 200, refused.text
+    assert [r["error"]["code"] for r in refused.json()["results"]] == ["unsupported_media", "empty_file"]
     assert not any(uploads.iterdir())
 
 

@@ -266,6 +266,8 @@ def test_malformed_requests(client, ravdess_video):
         ({"window": "0.25", "hop": "0.001"}, "hop must lie between 0.1 s and the window (0.25 s), got 0.001"),
         ({"modalities": "audio,smell"}, "unknown modality 'smell'"),
         ({"modalities": ","}, "modalities is empty"),
+        ({"hop": ""}, "hop' must be a number"),  # empty is no number (the schema's type): not the default
+        ({"transcribe": " "}, "'transcribe' must be true or false"),
     ],
 )
 def test_invalid_fields(client, ravdess_video, fields, fragment):

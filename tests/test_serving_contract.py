@@ -23,6 +23,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.failures import AcceptedNegativeData
 
 from avemo.serving import BackgroundServer, ServeSettings, create_app
 
@@ -36,6 +37,26 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
+
+
+
+
+def _batch_negative_data_rejection(ctx, response, case):
+    """negative_data_rejection, but for what a multipart form cannot tell apart: one ``speaker`` field is
+    the array of one speaker that the schema asks for (a batch of one file), whatever schemathesis
+    meant it as. Found once ``POST /v1/predict/batch`` answered bad files in items (before, their
+    415 answered such requests first)."""
+    try:
+        return negative_data_rejection(ctx, response, case)
+    except AcceptedNegativeData as exc:
+        if "at /properties/speaker (was array, became" in str(exc):
+            return None
+        raise
+
+
+#: the checks of an operation (default: CHECKS)
+CHECKS_OF = {"POST /v1/predict/batch": [*(c for c in CHECKS if c is not negative_data_rejection),
+                                        _batch_negative_data_rejection]}
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +113,18 @@ def test_openapi_contract(api_schema, live_server, operation, mode):
     @given(case=op.as_strategy(generation_mode=mode))
     @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def check(case):
-        response = case.call_and_validate(base_url=live_server.url, checks=CHECKS, timeout=60)
-        seen.append(response.status_code)
+        response = case.call_and_validate(base_url=live_server.url, checks=CHECKS_OF.get(operation, CHECKS),
+                                          timeout=60)
+        # a batch answers 200 when only its files are bad: each item is then an error
+        results = response.json().get("results", []) if response.status_code == 200 and operation.endswith(
+            "/batch") else []
+        seen.append((response.status_code, [r["path"] for r in results if "error" not in r]))
 
     check()
     assert seen, "no request was generated"
-    if op.method.upper() == "POST":
-        assert all(400 <= s < 500 for s in seen), seen  # generated files are never real media
+    if op.method.upper() == "POST":  # generated files are never real media: refused, the request or its items
+        assert all(400 <= s < 500 or operation.endswith("/batch") and s == 200 and not predicted for s, predicted
+                   in seen), seen
 
 
 def test_no_upload_left_after_the_generated_requests(live_server, upload_root):

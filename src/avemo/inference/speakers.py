@@ -247,6 +247,38 @@ def load_speaker_head(bundle: Path, config: BundleConfig, audio, fusion: Engine,
 
 
 # ----------------------------------------------------------------------------- who is who
+def content_copies(paths: Sequence[str | Path | None], speakers: Sequence[str | None] | None = None,
+                   names: Sequence[str] | None = None, *, remember: bool = True) -> dict[int, int]:
+    """``{k: j}`` for each file ``k`` of ``paths`` whose content (its SHA-256,
+    :func:`avemo.digest.file_digest`) is that of an earlier file ``j`` (the first of them): the same
+    clip given twice (under two names), which a grouped batch predicts once and counts once toward
+    its speaker's ``min_clips`` (``avemo predict --group-by-speaker`` / ``--speakers``, the REST
+    API's batch). A path None (a file refused already) or one that cannot be read is nobody's copy:
+    its own error comes when it is predicted. ``speakers``: of each path (None: no grouping); two
+    copies given different speakers are a ConfigError (``names``: how it names the files, by
+    default the paths). ``remember``: the digest memo's, False for files read once (uploads)."""
+    from avemo.digest import file_digest
+    from avemo.errors import MediaError
+
+    first: dict[str, int] = {}
+    copies: dict[int, int] = {}
+    for k, path in enumerate(paths):
+        if path is None:
+            continue
+        try:
+            j = first.setdefault(file_digest(path, remember=remember), k)
+        except MediaError:
+            continue
+        if j == k:
+            continue
+        if speakers is not None and speakers[k] != speakers[j]:
+            shown = [str(p) for p in paths] if names is None else names
+            raise ConfigError(f"{shown[j]} and {shown[k]} are the same file (the same content) with different "
+                              f"speakers ({speakers[j] or 'none'}, {speakers[k] or 'none'}): give each clip once")
+        copies[k] = j
+    return copies
+
+
 def read_speakers_csv(path: str | Path) -> dict[Path, str]:
     """``{resolved file: speaker}`` from a CSV with the columns ``file,speaker`` (other columns are
     ignored; a relative file is read against the CSV's folder). One-line errors naming the CSV and the

@@ -442,12 +442,15 @@ def _add_batch_route(app: FastAPI, service: _Service, single_form: dict[str, Any
         "the `window`, `hop`, `modalities` and `transcribe` fields of POST /v1/predict. Each speaker's files are "
         "speaker-normalised together, as `avemo predict FILES --speakers CSV` / `--group-by-speaker` do "
         "(`speaker`, `modalities.audio.speaker_normalised`, `speaker_clips` in each result). Returns `results`, "
-        "one item per file in the order of the upload: its prediction, or its name and error. The files together "
+        "one item per file in the order of the upload: its prediction, or its name and error (the batch goes on "
+        "without a file that is not media, empty, corrupt or too long). The files together "
         "are held to the upload and duration limits of one POST /v1/predict.",
         response_model=BatchOut,
         responses=error_responses(400, 408, 413, 415, 422, 500, 503, 504,
                                   s400="Malformed request (as POST /v1/predict), or more than max_batch_files "
-                                  "files (too_many_files).",
+                                  "files (too_many_files). An empty file is an item of the 200 answer.",
+                                  s415="The request is not multipart/form-data (unsupported_content_type). A file "
+                                  "that is not audio or video is an item of the 200 answer (unsupported_media).",
                                   s413="The files together are larger than the upload limit, or longer than the "
                                   "duration limit.",
                                   s422="Invalid form fields (a speaker count that is not the file count...), or "

@@ -15,8 +15,9 @@ and ``window``, ``hop``, ``modalities``, ``transcribe`` as ``POST /v1/predict`` 
 upload: the file's prediction, the JSON of ``avemo predict --format json`` (with ``speaker``,
 ``modalities.audio.speaker_normalised`` and ``speaker_clips`` for a file given a speaker), or
 ``{"path": name, "error": {"status", "code", "message"}}`` for a file that could not be predicted
-(unreadable, too long, no usable input...): the error a single upload of it would get, and the
-batch goes on without it; a file that fails on a bug gets 500 ``internal_error`` (the details go to
+(not audio or video, which :mod:`~avemo.serving.uploads` refused as it came in without keeping
+it; empty, unreadable, too long, no usable input...): the error a single upload of it would get,
+and the batch goes on without it (all files refused: 200 with error items only); a file that fails on a bug gets 500 ``internal_error`` (the details go to
 the server log) and the batch goes on too. An upload whose content is that of an earlier one (the
 same clip sent twice) is predicted once and counted once toward its speaker's ``min_clips``: its
 item repeats the first copy's, with ``duplicate_of``, the first copy's position (0-based); two
@@ -38,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from avemo.errors import ConfigError
-from avemo.inference.speakers import GROUP_SPEAKER
+from avemo.inference.speakers import GROUP_SPEAKER, content_copies
 from avemo.inference.text import TEXT
 from avemo.serving.options import PredictOptions, check_timeline, read_flag
 from avemo.serving.responses import ApiError, error_body
@@ -104,6 +105,9 @@ def run_batch(predictor: Any, form: Form, options: PredictOptions, speakers: Seq
     for k, upload in enumerate(form.files):
         if k in copies:
             continue
+        if upload.error is not None:  # refused as it came in (not media, empty): nothing of it was kept
+            items[k] = file_error(upload, upload.error)
+            continue
         try:
             info = check_media(upload, settings)
             check_timeline(upload, info.duration, options.hop or default_hop, settings)
@@ -138,23 +142,13 @@ def run_batch(predictor: Any, form: Form, options: PredictOptions, speakers: Seq
 
 
 def duplicates(files: Sequence[Upload], speakers: Sequence[str | None] | None) -> dict[int, int]:
-    """``{k: j}`` for each upload ``k`` whose content (its SHA-256) is that of an earlier upload ``j``
-    (the first of them): it is neither predicted again nor counted again toward its speaker's clips
-    (the CLI drops a path given twice); 422 if two copies were given different speakers."""
-    from avemo.digest import file_digest
-
-    first: dict[str, int] = {}
-    copies: dict[int, int] = {}
-    for k, upload in enumerate(files):
-        j = first.setdefault(file_digest(upload.path, remember=False), k)
-        if j == k:
-            continue
-        if speakers is not None and speakers[k] != speakers[j]:
-            raise ApiError(422, "invalid_field", f"{files[j].filename} and {upload.filename} are the same file "
-                           f"(the same content) with different speakers ({speakers[j] or 'none'}, "
-                           f"{speakers[k] or 'none'}): give each clip once")
-        copies[k] = j
-    return copies
+    """``{k: j}`` for each upload ``k`` whose content is that of an earlier upload ``j``
+    (:func:`~avemo.inference.speakers.content_copies`, as the CLI's): it is neither predicted again nor
+    counted again toward its speaker's clips; 422 if two copies were given different speakers."""
+    try:
+        return content_copies([u.path for u in files], speakers, [u.filename for u in files], remember=False)
+    except ConfigError as exc:
+        raise ApiError(422, "invalid_field", exc.reason) from None
 
 
 def batch_form_schema(single: Mapping[str, Any], settings: ServeSettings) -> dict[str, Any]:

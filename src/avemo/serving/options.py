@@ -7,7 +7,7 @@ only for the modalities the server offers (:attr:`ServeSettings.offered
 <avemo.serving.settings.ServeSettings.offered>`; ``text`` when it was started with the text
 expert), else 422 ``modality_unavailable`` saying how to enable it. :func:`parse_options` checks them against the
 server's limits (:class:`~avemo.serving.settings.ServeSettings`: window lengths, the shortest hop)
-and answers 422 for anything out of range; :func:`check_timeline` refuses, once the media's length
+and answers 422 for anything out of range (an empty field too: absent is the default, empty is no value); :func:`check_timeline` refuses, once the media's length
 is known, a hop that would make more timeline rows than the server answers with.
 """
 
@@ -28,8 +28,10 @@ from avemo.serving.uploads import MAX_FIELD_BYTES, Form, Upload
 
 
 def _number(upload: Upload | Form, name: str) -> float | None:
+    """The number in form field ``name`` (None: absent); 422 for anything else, an empty field too (the
+    OpenAPI schema says number: a batch whose files are all refused still checks its fields)."""
     text = upload.field(name)
-    if text is None or not text.strip():
+    if text is None:
         return None
     try:
         value = float(text)
@@ -61,7 +63,7 @@ def read_flag(upload: Upload | Form, name: str, query: Mapping[str, str]) -> boo
     text = upload.field(name)
     if text is None:
         text = query.get(name)
-    if text is None or not text.strip():
+    if text is None:
         return False
     value = BOOLEANS.get(text.strip().lower())
     if value is None:

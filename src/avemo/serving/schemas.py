@@ -120,8 +120,9 @@ class BatchOut(BaseModel):
 
     results: list[PredictionOut | FileErrorOut] = Field(
         description="Each file's prediction (the JSON of avemo predict --format json), or, for a file that could not "
-        "be predicted, its name and error (a bug in one file: status 500, internal_error); the batch goes on "
-        "without it (it then counts for no speaker's statistics). A file sent twice (the same content) is "
+        "be predicted (not audio or video: 415 unsupported_media; empty: 400 empty_file; corrupt, too long...), its "
+        "name and error (a bug in one file: status 500, internal_error); the batch goes on "
+        "without it (it then counts for no speaker's statistics), also when no file is left. A file sent twice (the same content) is "
         "predicted and counted once: the later copy's item repeats the first's, with duplicate_of.")
 
 

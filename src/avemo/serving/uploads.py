@@ -9,7 +9,9 @@ body first, so that
   says so), whether it carries one file (``POST /v1/predict``, :func:`receive_upload`) or several
   (``POST /v1/predict/batch``, at most ``max_files``);
 * the container is recognised from the first bytes (:mod:`avemo.media.sniff`) and anything
-  else is refused with 415 before more of it is read; the client's file name and MIME type are
+  else is refused with 415 before more of it is read (in a batch, that file alone: its
+  :attr:`Upload.error`, the rest of its part read and discarded, never written, and still counted
+  toward the size limit; an empty file likewise); the client's file name and MIME type are
   never trusted: the file is saved as ``upload`` + the suffix of the sniffed container (the k-th
   file of a batch as ``upload-k`` + the suffix), inside a fresh ``tempfile.mkdtemp`` folder (mode 0700) that the caller removes in ``finally``;
 * a body that ends before its closing boundary (a truncated upload), a client that disconnects,
@@ -58,13 +60,15 @@ FORM_OVERHEAD = 64 * 1024
 
 @dataclass
 class Upload:
-    """A received upload: where it was saved and what the client called it."""
+    """A received upload: where it was saved and what the client called it; a file of a batch that
+    was refused as it came in (not media, empty) has no path nor container, but its ``error``."""
 
-    path: Path
+    path: Path | None
     filename: str  # the display name: the last component of the client's name, sanitised
-    container: Container
+    container: Container | None
     size: int
     fields: dict[str, list[str]] = field(default_factory=dict)
+    error: ApiError | None = None
 
     def field(self, name: str) -> str | None:
         """The last value of form field ``name`` (or None)."""
@@ -125,6 +129,7 @@ class _FormReader:
         self._head = bytearray()
         self._fd: int | None = None
         self._file_size = 0
+        self._refused: ApiError | None = None  # the file being received is refused (a batch goes on)
 
     def callbacks(self) -> dict:
         return {
@@ -170,6 +175,7 @@ class _FormReader:
             raw = params.get(b"filename")
             self.filename = display_name(raw.decode("utf-8", errors="replace") if raw is not None else None)
             self.container, self.path, self._head, self._file_size = None, None, bytearray(), 0
+            self._refused = None
         elif name_text not in self.names:
             shown = display_name(name_text)
             raise ApiError(422, "unknown_field",
@@ -188,11 +194,11 @@ class _FormReader:
 
     def on_part_end(self) -> None:
         if self._part == "file":
-            if self.container is None:
+            if self.container is None and self._refused is None:
                 self._start_file()  # a file shorter than SNIFF_BYTES
             self.close()
             self.files.append(Upload(path=self.path, filename=self.filename, container=self.container,
-                                     size=self._file_size, fields=self.fields))
+                                     size=self._file_size, fields=self.fields, error=self._refused))
         elif self._part is not None:
             try:
                 value = bytes(self._value).decode("utf-8")
@@ -212,6 +218,8 @@ class _FormReader:
             what = "the file is" if self.max_files == 1 else "the files together are"
             raise ApiError(413, "upload_too_large",
                            f"{self.filename}: {what} larger than the limit of {_human_bytes(self.max_bytes)}")
+        if self._refused is not None:  # a refused file of a batch: the rest of it is read, not kept
+            return
         if self.container is None:
             self._head += chunk
             if len(self._head) >= SNIFF_BYTES:
@@ -220,13 +228,16 @@ class _FormReader:
         _write_all(self._fd, chunk)
 
     def _start_file(self) -> None:
-        if not self._head:
-            raise ApiError(400, "empty_file", f"{self.filename}: the uploaded file is empty (0 bytes)")
-        container = sniff(bytes(self._head))
+        """Sniff the head of the file part; a recognised container: open its file on disk. Else 400
+        (empty) or 415 (not media): the request's error, or, in a batch, that file's."""
+        container = sniff(bytes(self._head)) if self._head else None
         if container is None:
-            raise ApiError(415, "unsupported_media",
-                           f"{self.filename}: not a recognised audio or video file "
-                           f"(the content was checked, not the name; accepted: {describe_supported()})")
+            error = _not_media(self.filename) if self._head else ApiError(
+                400, "empty_file", f"{self.filename}: the uploaded file is empty (0 bytes)")
+            if self.max_files == 1:
+                raise error
+            self._refused, self._head = error, bytearray()
+            return
         self.container = container
         self.path = self.folder / (f"upload{container.suffix}" if self.max_files == 1 else
                                    f"upload-{len(self.files)}{container.suffix}")
@@ -239,6 +250,12 @@ class _FormReader:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _not_media(filename: str) -> ApiError:
+    """The 415 of an upload whose content is no audio or video container :mod:`avemo.media.sniff` knows."""
+    return ApiError(415, "unsupported_media", f"{filename}: not a recognised audio or video file "
+                    f"(the content was checked, not the name; accepted: {describe_supported()})")
 
 
 def _too_many_files(limit: int) -> ApiError:
