@@ -261,6 +261,41 @@ def test_cli_group_by_speaker_and_speakers_csv(cli_predictor, avemo_main, clips,
     assert code == 0 and "speaker: speaker (audio normalised with the statistics of its 4 clips)" in out
 
 
+def test_cli_counts_a_file_copied_under_another_name_once(cli_predictor, avemo_main, clips, tmp_path):
+    """Speaker B's two clips and a copy of the first under another name (as the REST batch sees it):
+    B still has 2 clips (< min_clips); the copy is not predicted again, its result is the first's under
+    its own path, with a warning; a copy given another speaker (--speakers) is refused before the work."""
+    b = clips["b"]
+    copy = tmp_path / "copy.wav"
+    copy.write_bytes(b[0].read_bytes())
+    calls = []
+    real = cli_predictor._predict
+
+    def counting(path, **options):
+        calls.append(Path(path).name)
+        return real(path, **options)
+
+    cli_predictor._predict = counting
+    try:
+        code, out, err = avemo_main("predict", b[0], b[1], copy, "--group-by-speaker", "--format", "json")
+    finally:
+        del cli_predictor._predict
+    assert code == 0, err
+    results = json.loads(out)
+    assert calls == [b[0].name, b[1].name]
+    assert [r["modalities"]["audio"]["speaker_clips"] for r in results] == [2, 2, 2]
+    assert not any(r["modalities"]["audio"]["speaker_normalised"] for r in results)
+    note = f"the same content as {b[0]}: predicted once, and counted once toward its speaker's clips"
+    assert results[2] == {**results[0], "path": str(copy), "warnings": [*results[0]["warnings"], note]}
+    assert f"avemo: warning: {copy}: {note}" in " ".join(err.split())
+    table = tmp_path / "speakers.csv"
+    table.write_text(f"file,speaker\n{b[0]},B\n{copy},C\n")
+    code, out, err = avemo_main("predict", b[0], copy, "--speakers", table)
+    assert code == 2 and out == ""
+    assert (f"{b[0]} and {copy} are the same file (the same content) with different speakers (B, C): give each "
+            "clip once") in " ".join(err.split())
+
+
 def test_cli_speaker_option_errors(cli_predictor, avemo_main, clips, tmp_path):
     files = [str(p) for p in clips["a"][:2]]
     table = tmp_path / "speakers.csv"

@@ -958,16 +958,22 @@ class _PredictProgress:
 
 
 def _predict_files(predictor, files: list[Path], done: list, *, window, hop, modalities,
-                   raise_single: bool, transcribe: bool = False, speakers=None) -> list[tuple[str, str]]:
+                   raise_single: bool, transcribe: bool = False, speakers=None,
+                   copies: dict[int, int] | None = None) -> list[tuple[str, str]]:
     """Predict each file with progress on stderr, appending each prediction to ``done`` as soon as it
     is made (so that an interrupted batch keeps them; grouped by ``speakers``, they come once all
     files are analysed, or once Ctrl-C stops the batch: see :meth:`Predictor.predict_many
     <avemo.inference.predictor.Predictor.predict_many>`); returns the files that failed, with why.
-    ``raise_single``: the first failure is raised instead (one input file: exit code 2)."""
+    ``raise_single``: the first failure is raised instead (one input file: exit code 2). ``copies``:
+    ``{k: j}``, file ``k`` has the content of file ``j`` (:func:`~avemo.inference.speakers.content_copies`):
+    it is not predicted, its result is ``j``'s under its own path, with a warning saying so."""
     failures = []
-    with _PredictProgress(files) as progress:
-        for outcome in predictor.predict_many(files, window=window, hop=hop, modalities=modalities,
-                                              progress=progress.update, transcribe=transcribe, speakers=speakers):
+    copies = copies or {}
+    unique = [f for k, f in enumerate(files) if k not in copies]
+    with _PredictProgress(unique) as progress:
+        outcomes = predictor.predict_many(unique, window=window, hop=hop, modalities=modalities,
+                                          progress=progress.update, transcribe=transcribe, speakers=speakers)
+        for outcome in _with_copies(outcomes, files, copies):
             progress.finished()
             if outcome.ok:
                 done.append(outcome.prediction)
@@ -979,6 +985,31 @@ def _predict_files(predictor, files: list[Path], done: list, *, window, hop, mod
             else:
                 failures.append((outcome.path, outcome.reason))
     return failures
+
+
+def _with_copies(outcomes, files: list[Path], copies: dict[int, int]):
+    """The outcome of each of ``files`` in their order: ``outcomes``, of the files that are no copy,
+    with those of the ``copies`` (``{copy: first}``, indices in ``files``, a first before its copy)
+    between them: the first's result under the copy's path, with a line in ``warnings`` (a failure:
+    the first's reason, saying so). Ends where ``outcomes`` end (an interrupted batch)."""
+    from avemo.inference.predictor import Outcome
+
+    done: dict[int, Outcome] = {}
+    outcomes = iter(outcomes)
+    for k, path in enumerate(files):
+        if k not in copies:
+            done[k] = outcome = next(outcomes, None)
+            if outcome is None:
+                return
+            yield outcome
+            continue
+        first = done[copies[k]]
+        note = f"the same content as {files[copies[k]]}: predicted once, and counted once toward its speaker's clips"
+        if first.ok:
+            yield Outcome(str(path), prediction=dataclasses.replace(first.prediction, path=str(path),
+                                                                    warnings=(*first.prediction.warnings, note)))
+        else:
+            yield dataclasses.replace(first, path=str(path), reason=f"{first.reason} ({note})")
 
 
 def _render(predictions, fmt: str, *, single: bool) -> str:
@@ -1060,12 +1091,13 @@ GROUP_HELP = (
     "(model.json config.speaker_norm; refused otherwise) and its min_clips clips with speech per speaker (fewer: "
     "single-clip results and a warning); the timeline windows keep the single-clip head. After Ctrl-C, the files "
     "done are written with single-clip results (speaker_normalised false, a warning), unless all of their "
-    "speaker's files were done."
+    "speaker's files were done. A file with the content of an earlier one (a copy under another name) is predicted "
+    "and counted once: its result is the first's, with a warning."
 )
 SPEAKERS_HELP = (
     "A CSV with the columns file,speaker (relative paths read against the CSV's folder): each speaker's files among "
-    "those given are normalised together, as --group-by-speaker does for one speaker; files not listed get "
-    "single-clip results."
+    "those given are normalised together, as --group-by-speaker does for one speaker (a copy of a file counted "
+    "once); files not listed get single-clip results; two copies of one file listed with two speakers are refused."
 )
 
 
@@ -1090,6 +1122,15 @@ def _speakers_of(files: list[Path], group_by_speaker: bool, speakers_csv: Path |
     with _options_naming_files({"--speakers": speakers_csv}):
         table = read_speakers_csv(speakers_csv)
     return {f: table[f.resolve()] for f in files if f.resolve() in table}
+
+
+def _content_copies(files: list[Path], speakers: dict[Path, str]) -> dict[int, int]:
+    """The files of a grouped batch that repeat an earlier one's content (``{copy: first}``, as the
+    REST batch finds them: :func:`~avemo.inference.speakers.content_copies`); two copies given two
+    speakers (--speakers): a one-line error before the work."""
+    from avemo.inference.speakers import content_copies
+
+    return content_copies(files, [speakers.get(f) for f in files])
 
 
 def _check_out_is_no_input(out: Path | None, files: list[Path]) -> None:
@@ -1184,6 +1225,7 @@ def predict(
         raise AvemoError(problems[0][1] if problems else "no input files", problems[0][0] if problems else None)
     _check_out_is_no_input(out, files)
     speakers = _speakers_of(files, group_by_speaker, speakers_csv)
+    copies = None if speakers is None else _content_copies(files, speakers)
     with OutputFile(out) if out is not None else contextlib.nullcontext() as output:
         with _options_naming_files({"--model": model, "--text-model": text_model}):
             _say_if_exporting(engine, model)
@@ -1196,7 +1238,8 @@ def predict(
 
             load_recogniser_now()
         failures = problems + _predict_and_write(predictor, files, fmt, output, single=single, window=window, hop=hop,
-                                                 modalities=wanted, transcribe=transcribe, speakers=speakers)
+                                                 modalities=wanted, transcribe=transcribe, speakers=speakers,
+                                                 copies=copies)
     if failures:  # one unwrapped line per file, so that the list can be grepped
         print(f"Not predicted ({len(failures)} of {len(files) + len(problems)}):", file=sys.stderr)
         for path, reason in failures:

@@ -27,7 +27,9 @@ Two passes (:func:`normalise_speakers`):
    ``z * T / T_s``: ``softmax(z * T / T_s / T) = softmax(z / T_s)``, the head's own calibration.
 
 Files whose audio was not used (no speech, a crowd, no audio track) and files that failed are not
-counted in the statistics and keep their result. The files of a speaker with fewer usable clips
+counted in the statistics and keep their result. A file given twice under two names counts once:
+the CLI and the REST batch find such copies by content (:func:`content_copies`) and predict them
+once (``predict_many`` itself predicts each path it is given). The files of a speaker with fewer usable clips
 than ``min_clips`` keep their single-clip result, with a warning naming the speaker, the count
 and ``min_clips``. An interrupted batch (Ctrl-C, :class:`KeyboardInterrupt` in
 :meth:`Predictor.predict_many <avemo.inference.predictor.Predictor.predict_many>`) keeps its files
