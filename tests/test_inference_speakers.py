@@ -285,7 +285,7 @@ def test_cli_counts_a_file_copied_under_another_name_once(cli_predictor, avemo_m
     assert calls == [b[0].name, b[1].name]
     assert [r["modalities"]["audio"]["speaker_clips"] for r in results] == [2, 2, 2]
     assert not any(r["modalities"]["audio"]["speaker_normalised"] for r in results)
-    note = f"the same content as {b[0]}: predicted once, and counted once toward its speaker's clips"
+    note = f"the same content as {b[0]}: predicted once (a clip counts once toward its speaker's clips)"
     assert results[2] == {**results[0], "path": str(copy), "warnings": [*results[0]["warnings"], note]}
     assert f"avemo: warning: {copy}: {note}" in " ".join(err.split())
     table = tmp_path / "speakers.csv"

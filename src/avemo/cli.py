@@ -1004,7 +1004,7 @@ def _with_copies(outcomes, files: list[Path], copies: dict[int, int]):
             yield outcome
             continue
         first = done[copies[k]]
-        note = f"the same content as {files[copies[k]]}: predicted once, and counted once toward its speaker's clips"
+        note = f"the same content as {files[copies[k]]}: predicted once (a clip counts once toward its speaker's clips)"
         if first.ok:
             yield Outcome(str(path), prediction=dataclasses.replace(first.prediction, path=str(path),
                                                                     warnings=(*first.prediction.warnings, note)))
