@@ -29,10 +29,11 @@ that cannot be decoded, a span that ends after the video, an unreadable wav. Eac
 
 Cost: each utterance decodes its span of the dialogue video from the key frame before it and encodes
 about 30 frames per second of speech at 360x480; ``workers`` processes cut utterances in parallel.
-Measured on a generated 720x480 MPEG-4 dialogue at 29.97 fps (24 utterances of 4.5 s, 2 shared
-cores): 0.78 s per utterance with one worker, 0.43 s with two, about 340 kB per file; for IEMOCAP's
-roughly 10,000 labelled utterances that is one to two hours. Real DivX files with sparser key frames
-decode more per utterance.
+An order of magnitude, from a one-off timing (not a benchmark script; no IEMOCAP file is in the
+project) on a generated 720x480 MPEG-4 dialogue at 29.97 fps (24 utterances of 4.5 s, 2 shared
+cores): about 0.8 s per utterance with one worker, 0.4 s with two, about 340 kB per file; for
+IEMOCAP's roughly 10,000 labelled utterances, one to two hours. Real DivX files with sparser key
+frames decode more per utterance.
 """
 
 from __future__ import annotations
