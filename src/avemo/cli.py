@@ -79,6 +79,10 @@ def _cache(folder: Path | None):
     return cache
 
 
+#: seconds between progress lines when stderr is not a terminal (a log file, a service, CI)
+PROGRESS_EVERY = 5.0
+
+
 class _LineProgress:
     """The progress of ``extract``, ``train`` and ``benchmark`` when stderr is not a terminal (a log
     file, a job, CI): a line every :data:`PROGRESS_EVERY` seconds, ``avemo: extracting: 120 of 11098
@@ -894,10 +898,6 @@ def _int_list(text: str | None, option: str) -> list[int]:
 
 
 # -------------------------------------------------------------------------- prediction
-
-
-#: seconds between progress lines when stderr is not a terminal (a log file, a service, CI)
-PROGRESS_EVERY = 5.0
 
 
 class _PredictProgress:
