@@ -9,6 +9,7 @@ left on disk.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -29,34 +30,61 @@ from avemo.serving import BackgroundServer, ServeSettings, create_app
 
 pytestmark = pytest.mark.shared_data
 
+
+#: one violation in schemathesis' message: its keywords, its field and for `type` the two types, e.g.
+#: ``violates `type` at /properties/transcribe (was boolean, became integer)``
+_VIOLATION = re.compile(r"violates ((?:`[^`]+`(?:, )?)+)(?: at (\S+))?(?: \(was (\w+), became (\w+)\))?")
+
+
+def _unseen_in_a_form(case, response, keyword: str, field: str, was: str, became: str) -> bool:
+    """Whether a violation of the generated object cannot reach the server through a multipart form.
+
+    - A form carries text and repeated fields, no types and no arrays. Any value's text is a valid
+      string, and 0 and 1 are valid booleans; one field is a value and the array of that one value;
+      an empty array is a field not sent (the default).
+    - A batch answers each bad file in its own item, with 200 for the request (the test asserts
+      that no generated file is predicted).
+    - Missing and unknown fields are judged on the part names sent: schemathesis may send an object
+      without its ``file`` property as ``file`` parts all the same.
+    """
+    if keyword == "type":
+        value = (case.body or {}).get(field.split("/")[2]) if field.count("/") >= 2 else None
+        return was == "string" or "array" in (was, became) or was == "boolean" and value in (0, 1)
+    if keyword in ("additionalProperties", "required"):
+        schema = case.operation.definition.raw["requestBody"]["content"]["multipart/form-data"]["schema"]
+        body = response.request.body or b""
+        sent = {name.decode() for name in re.findall(rb'form-data; name="([^"]*)"', body)}
+        return sent <= set(schema["properties"]) and set(schema.get("required", ())) <= sent
+    return keyword == "format" and case.operation.path.endswith("/batch") and field.startswith("/properties/file")
+
+
+def _negative_data_rejection(ctx, response, case):
+    """negative_data_rejection, less what it cannot know about multipart uploads (`_unseen_in_a_form`).
+
+    413 is a rejection too: the size limit is checked while the body streams in, before any field is
+    read, so an invalid request that is also too large is refused as too large (schemathesis' list of
+    rejecting statuses leaves 413 out; CI met it once on the batch operation).
+    """
+    if response.status_code == 413:
+        return None
+    try:
+        return negative_data_rejection(ctx, response, case)
+    except AcceptedNegativeData as exc:
+        violations = [(keyword, field, was, became) for keywords, field, was, became in _VIOLATION.findall(str(exc))
+                      for keyword in re.findall(r"`([^`]+)`", keywords)]
+        if violations and all(_unseen_in_a_form(case, response, *v) for v in violations):
+            return None
+        raise
+
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
-    negative_data_rejection,
+    _negative_data_rejection,
 ]
-
-
-
-
-def _batch_negative_data_rejection(ctx, response, case):
-    """negative_data_rejection, but for what a multipart form cannot tell apart: one ``speaker`` field is
-    the array of one speaker that the schema asks for (a batch of one file), whatever schemathesis
-    meant it as. Found once ``POST /v1/predict/batch`` answered bad files in items (before, their
-    415 answered such requests first)."""
-    try:
-        return negative_data_rejection(ctx, response, case)
-    except AcceptedNegativeData as exc:
-        if "at /properties/speaker (was array, became" in str(exc):
-            return None
-        raise
-
-
-#: the checks of an operation (default: CHECKS)
-CHECKS_OF = {"POST /v1/predict/batch": [*(c for c in CHECKS if c is not negative_data_rejection),
-                                        _batch_negative_data_rejection]}
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +141,7 @@ def test_openapi_contract(api_schema, live_server, operation, mode):
     @given(case=op.as_strategy(generation_mode=mode))
     @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def check(case):
-        response = case.call_and_validate(base_url=live_server.url, checks=CHECKS_OF.get(operation, CHECKS),
+        response = case.call_and_validate(base_url=live_server.url, checks=CHECKS,
                                           timeout=60)
         # a batch answers 200 when only its files are bad: each item is then an error
         results = response.json().get("results", []) if response.status_code == 200 and operation.endswith(
