@@ -623,9 +623,11 @@ def _train_split(model: str, model_config: str | None, data, cache, workers: int
     the inputs as they are."""
     from avemo.models import default_inputs
     from avemo.training import gather, resolve_split
+    from avemo.training.experiment import refuse_unusable
 
     gathered = gather(data.takes, default_inputs(model, **_model_config(model_config)), tables=data.tables,
                       cache=cache, workers=workers or _cores())
+    refuse_unusable(data, gathered)  # no take (of one corpus) has the model's inputs: say why, in one line
     return gathered, resolve_split(data, **split_options, usable={t.key for t in gathered.takes})
 
 
