@@ -284,7 +284,8 @@ def test_train_refuses_data_without_the_models_inputs_in_one_line(meld, tmp_path
     """MELD's CSVs carry text only: a model that needs audio (gao_dialogue's default inputs) is refused
     naming what the clips carry and the missing audio, not with an unrelated "every speaker would be
     a validation speaker"; with several corpora, a corpus none of whose clips has the inputs is named
-    (it used to end in a ValueError traceback while picking its validation speaker)."""
+    (it used to end in a ValueError traceback while picking its validation speaker). A model that
+    trains on any subset of its modalities is told how to pick those the clips carry."""
     import soundfile as sf
 
     common = ["--epochs", "1", "--device", "cpu", "--cache", tmp_path / "cache", "--workers", "1"]
@@ -293,6 +294,8 @@ def test_train_refuses_data_without_the_models_inputs_in_one_line(meld, tmp_path
     line = err.strip().splitlines()[-1]
     assert code == 2 and line.startswith(f"avemo: error: {meld}: no take has every input the model needs")
     assert "its clips carry text" in line and "has no audio file" in line and "validation speaker" not in err
+    assert line.endswith("""gao_dialogue trains on any subset of ['text', 'audio', 'video'], e.g. those the clips """
+                         """carry: --model-config '{"modalities": ["text"]}'""")
     for name, text in (("talk", True), ("mute", False)):  # two folder corpora; "mute" has no transcripts
         folder = tmp_path / name
         folder.mkdir()
@@ -309,5 +312,5 @@ def test_train_refuses_data_without_the_models_inputs_in_one_line(meld, tmp_path
     line = err.strip().splitlines()[-1]
     assert code == 2 and "Traceback" not in err, err
     assert line.startswith(f"avemo: error: {tmp_path / 'mute'}: corpus mute: no take has every input the model needs")
-    assert "its clips carry audio" in line and "has no text" in line
+    assert "its clips carry audio" in line and "has no text" in line and "e.g. those the clips carry" not in line
     assert not (tmp_path / "run1").exists() and not (tmp_path / "run2").exists()
