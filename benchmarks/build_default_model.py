@@ -316,6 +316,7 @@ def degraded_folds(args, data, recipe: dict) -> tuple[dict, dict]:
     talkers, the degraded test takes, all test takes)``: the generalisation suite's folds and sample."""
     from avemo import config as cfg
     from avemo.datasets import builtin_plan, split
+    from avemo.media.channels import applicable_channels
     from avemo.training import load_data
 
     gen = generalisation()
@@ -326,8 +327,11 @@ def degraded_folds(args, data, recipe: dict) -> tuple[dict, dict]:
     unknown = sorted(set(conditions) - set(table["conditions"]))
     if unknown:
         sys.exit(f"--degraded-conditions {unknown} are not in {suite}: {table['conditions']}")
+    conditions, unavailable = applicable_channels(conditions)
+    for condition, reason in unavailable.items():  # a codec this machine lacks: reported, skipped
+        print(f"degraded condition {condition} skipped: {reason}", flush=True)
     setting = {"suite": suite.name, "conditions": conditions, "seed": int(table["seed"]),
-               "test_fraction": float(deg["test_fraction"])}
+               "test_fraction": float(deg["test_fraction"]), "unavailable": unavailable}
     plan = builtin_plan(recipe["estimate"]["ravdess_plan"])
     spec = next(s for s in data.corpora.specs if s.dataset == plan.dataset and s.speakers is None)
     rav = load_data(plan.dataset, spec.root)
@@ -478,6 +482,7 @@ def degraded_block(meta: dict) -> str:
     lines += [f"| {c} | {pct(r['accuracy'])} | {100 * r['drop']:.1f} |" for c, r in d["conditions"].items()]
     if d["missing"]:
         lines += ["", f"Not measured: {', '.join(d['missing'])}."]
+    lines += generalisation().unavailable_lines(d.get("unavailable") or {})
     lines += ["", f"One condition's accuracy on {d['n']} clips is uncertain by about "
               f"{100 * (0.25 / d['n']) ** 0.5:.0f} points (binomial standard error at 50 %); the drops are paired "
               "(same clips) and the mean drop is steadier than any one of them."]

@@ -37,7 +37,9 @@ whatever is there into ``OUT/generalisation.{md,json}`` and the figures in ``OUT
   conditions (babble made of that fold's training speakers only); accuracy per condition, the drop
   from clean on the same clips, the mean drop and the worst condition; models trained without and
   with the augmentation of ``TrainConfig.augment.channels``. The clean test scores of the full folds
-  are the in-domain number (RAVDESS 5-fold, audio only).
+  are the in-domain number (RAVDESS 5-fold, audio only). A condition this machine cannot apply (a
+  codec its PyAV build lacks: :func:`~avemo.media.channels.applicable_channels`) is logged, skipped,
+  left out of the mean drop and named in the report and its JSON (``degraded.unavailable``).
 * ``audio_au`` -- audio + AU in domain, next to its degraded-audio figures: on the same RAVDESS
   folds, the suite's ``[audio_au]`` fusion (``late_calibrated``: the recipe as its audio expert,
   fitted in closed form as it trains alone, and ``au_mlp`` on the 35 OpenFace AU means of the
@@ -95,6 +97,7 @@ class Context:
     def __init__(self, args):
         from avemo import config as cfg
         from avemo.cache import FeatureCache
+        from avemo.media.channels import applicable_channels
         from avemo.models.inputs import InputSpec
         from avemo.training.config import ChannelAugmentConfig, TrainConfig
 
@@ -119,6 +122,9 @@ class Context:
             if unknown:
                 raise SystemExit(f"conditions {unknown} are not in the suite: {self.degraded['conditions']}")
             self.degraded["conditions"] = args.conditions.split(",")
+        self.degraded["conditions"], self.unavailable = applicable_channels(self.degraded["conditions"])
+        for condition, reason in self.unavailable.items():  # a codec this machine lacks: reported, skipped
+            log(f"degraded condition {condition} skipped: {reason}")
         self.model, self.feature = recipe["model"], recipe["feature"]
         self.recipe_override = dict(args.recipe_config)
         self.model_config = {**recipe["model_config"], **self.recipe_override}
@@ -780,7 +786,7 @@ def _degraded_section(ctx: Context, deg: dict, figures: Path, targets: dict, ans
               f"(seed {ctx.degraded['seed']}; babble: clips of the fold's training speakers only, one per speaker). "
               "Accuracy pooled over the folds' degraded clips; drop = clean accuracy on the same clips minus the "
               "degraded accuracy (points).", "",
-              *_condition_table(s, vs, conditions)]
+              *_condition_table(s, vs, conditions), *unavailable_lines(ctx.unavailable)]
     drops = {v: s[v]["mean_drop"] for v in vs if s[v]["mean_drop"] is not None}
     if drops:
         answers.append(f"- **Degraded audio mean drop** (target <= {targets['degraded_mean_drop']:.0f} points): "
@@ -788,6 +794,14 @@ def _degraded_section(ctx: Context, deg: dict, figures: Path, targets: dict, ans
                                    for v in vs if s[v]["mean_drop"] is not None)
                        + f" -- {_verdict(drops, targets['degraded_mean_drop'], above=False)}.")
     return lines, s
+
+
+def unavailable_lines(unavailable: dict[str, str]) -> list[str]:
+    """The report's line on the conditions this machine could not apply (none: no line)."""
+    if not unavailable:
+        return []
+    return ["", "Not applied on this machine, hence skipped (not in the mean drop): "
+            + "; ".join(f"{c} ({reason})" for c, reason in unavailable.items()) + "."]
 
 
 def _condition_table(s: dict, vs: list[str], conditions: list[str]) -> list[str]:
@@ -834,7 +848,7 @@ def _audio_au_section(ctx: Context, res: dict, runs: list[dict], audio: dict | N
             f"{v} {pct(audio[v]['mean_accuracy'])} %" for v in vs if audio[v]["mean_accuracy"] is not None) + ".", ""]
     lines += ["**Degraded audio, AU means unchanged** (the same test clips, conditions, seeds and babble talkers "
               "as the degraded-audio section above; drop from clean audio + AU on the same clips)", "",
-              *_condition_table(s, vs, conditions)]
+              *_condition_table(s, vs, conditions), *unavailable_lines(ctx.unavailable)]
     lines += ["The AU means stay clean in every condition (a clear face track with degraded audio): these drops "
               "say what the face adds when the sound goes bad, not how the pair does when both degrade.", ""]
     if audio:
@@ -923,7 +937,7 @@ def part_report(ctx: Context) -> None:
     if deg:
         more, audio = _degraded_section(ctx, deg, figures, targets, answers, audio_au=bool(audio_au))
         lines += more
-        summary["degraded"] = {"summary": audio, "folds": deg}
+        summary["degraded"] = {"summary": audio, "folds": deg, "unavailable": ctx.unavailable}
     if audio_au:
         more, s = _audio_au_section(ctx, audio_au, load(ctx.work / "audio_au_runs.pkl", []), audio, figures,
                                     targets, answers)

@@ -101,6 +101,15 @@ def test_degraded_summary_of_the_bundle_head(benchmark_script):
     del res["2"]["scores"]["bundle"]["babble"]  # a condition not scored on every fold is missing, not pooled
     partial = gen.degraded_summary(res, ["mp3", "babble"], variants=("bundle",))["bundle"]
     assert partial["missing"] == ["babble"] and partial["worst"] == "mp3"
+    # a condition this machine could not apply (its codec missing) is said on the card, beside the table
+    setting = {"conditions": ["mp3", "babble"], "seed": 0, "suite": "s.toml", "test_fraction": 0.25,
+               "unavailable": {"aac_24k": "channel aac_24k: this PyAV/FFmpeg build has no aac encoder"}}
+    card = script.degraded_block({"metrics": {"degraded": script.degraded_metrics(summary, res, setting)}})
+    assert ("Not applied on this machine, hence skipped (not in the mean drop): aac_24k (channel aac_24k: this "
+            "PyAV/FFmpeg build has no aac encoder).") in card
+    del setting["unavailable"]  # a bundle built before this key: no such line
+    assert "Not applied" not in script.degraded_block({"metrics": {"degraded": script.degraded_metrics(summary, res,
+                                                                                                       setting)}})
 
 
 def test_degraded_sample_is_a_fixed_fraction_by_clip_id(benchmark_script):

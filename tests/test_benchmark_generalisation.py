@@ -99,3 +99,33 @@ def test_processes_sharing_a_work_folder_keep_each_others_results(benchmark_scri
     assert stored[1]["scores"] == {"plain": {"clean": 0.8, "mp3_16k": 0.6}, "augmented": {"clean": 0.7}}
     assert sorted(r["variants"][0] for r in stored["runs"]) == ["augmented", "plain"]
     assert not list(path.parent.glob("*.tmp"))
+
+
+def test_a_condition_this_machine_cannot_apply_is_reported_and_skipped(benchmark_script, tmp_path, monkeypatch,
+                                                                        capsys):
+    """Issue 11, bad input: a degradation whose codec is missing is reported and skipped, not measured as
+    something else under its name and not a traceback halfway through the degraded part."""
+    from avemo.media.channels import ChannelUnavailableError, Codec, applicable_channels
+
+    kept, unavailable = applicable_channels(["noise_white_10db", "mp3:encoder=libnotanencoder", "gain_-20db"])
+    assert kept == ["noise_white_10db", "gain_-20db"]
+    assert list(unavailable) == ["mp3:encoder=libnotanencoder"]
+    assert "no libnotanencoder encoder" in unavailable["mp3:encoder=libnotanencoder"]
+
+    def no_mp3(self):  # this machine's PyAV, as if built without an MP3 encoder
+        if self.config.codec == "mp3":
+            raise ChannelUnavailableError(f"channel {self.name}: this PyAV/FFmpeg build has no libmp3lame encoder")
+
+    monkeypatch.setattr(Codec, "check", no_mp3)
+    script = benchmark_script("generalisation")
+    args = script.parser("test", script.PARTS, []).parse_args(
+        ["--conditions", "mp3_16k,noise_white_10db,aac_24k", "--cache", str(tmp_path / "cache"),
+         "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")])
+    ctx = script.Context(args)
+    assert ctx.degraded["conditions"] == ["noise_white_10db", "aac_24k"]
+    assert list(ctx.unavailable) == ["mp3_16k"]
+    assert "degraded condition mp3_16k skipped: channel mp3_16k: this PyAV/FFmpeg build has no libmp3lame" \
+        in capsys.readouterr().out
+    (line,) = [x for x in script.unavailable_lines(ctx.unavailable) if x]
+    assert line.startswith("Not applied on this machine, hence skipped") and "mp3_16k (channel mp3_16k:" in line
+    assert script.unavailable_lines({}) == []

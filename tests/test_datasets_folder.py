@@ -123,8 +123,11 @@ def test_unreadable_labels_csv(tmp_path, content, fragment):
 
 
 def test_no_labels_csv(tmp_path):
-    with pytest.raises(DatasetError, match="no labels CSV"):
+    with pytest.raises(DatasetError, match="no labels CSV") as info:
         read_folder(tmp_path)
+    # what is missing and how to give it, for a user of the command line as of the library
+    assert str(info.value) == (f"{tmp_path}: no labels CSV: the folder has no labels.csv and no other labels CSV "
+                               "was given (avemo's --labels, or labels_csv= in Python)")
     with pytest.raises(DatasetError, match="does not exist"):
         read_folder(tmp_path, labels_csv=tmp_path / "other.csv")
 

@@ -503,6 +503,18 @@ def test_zoo_text_checkpoint_is_a_text_expert(text_checkpoint):
     assert fusion.notes == {"calm": "takes the evidence of 'neutral' (the text model has no 'calm')"}
 
 
+def test_a_text_only_checkpoint_as_the_model_names_what_it_takes(text_checkpoint, make_clip):
+    """A text model predicting a media file: the one-line error names the modality the model takes and
+    those the file gives (it was "the model has no input this file can give")."""
+    from avemo.errors import FeatureError
+    from avemo.inference.predictor import Predictor
+
+    predictor = Predictor.from_checkpoint(text_checkpoint, device="cpu")
+    with pytest.raises(FeatureError, match=r"the model \(gao_dialogue\) takes text, which this file cannot give "
+                                           r"\(it gives audio\)$"):
+        predictor.predict(make_clip("voice.wav", duration=1.0))
+
+
 def test_a_model_with_other_inputs_is_refused(tmp_path):
     from avemo.datasets.labels import MELD as MELD_LABELS
     from avemo.errors import CheckpointError

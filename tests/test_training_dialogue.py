@@ -278,3 +278,39 @@ def test_cli_trains_a_speaker_prefixed_text_model_and_the_text_expert_refuses_it
     assert json.loads(out.read_text())["weighted_f1"] == pytest.approx(meta["metrics"]["val"]["weighted_f1"])
     with pytest.raises(CheckpointError, match="speaker_prefix"):
         TextEmotion.load(run)
+
+
+def test_train_refuses_data_without_the_models_inputs_in_one_line(meld, tmp_path, avemo_main):
+    """MELD's CSVs carry text only: a model that needs audio (gao_dialogue's default inputs) is refused
+    naming what the clips carry and the missing audio, not with an unrelated "every speaker would be
+    a validation speaker"; with several corpora, a corpus none of whose clips has the inputs is named
+    (it used to end in a ValueError traceback while picking its validation speaker). A model that
+    trains on any subset of its modalities is told how to pick those the clips carry."""
+    import soundfile as sf
+
+    common = ["--epochs", "1", "--device", "cpu", "--cache", tmp_path / "cache", "--workers", "1"]
+    code, _, err = avemo_main("train", "--dataset", "meld", "--root", meld, "--model", "gao_dialogue",
+                              "--out", tmp_path / "run1", *common)
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and line.startswith(f"avemo: error: {meld}: no take has every input the model needs")
+    assert "its clips carry text" in line and "has no audio file" in line and "validation speaker" not in err
+    assert line.endswith("""gao_dialogue trains on any subset of ['text', 'audio', 'video'], e.g. those the clips """
+                         """carry: --model-config '{"modalities": ["text"]}'""")
+    for name, text in (("talk", True), ("mute", False)):  # two folder corpora; "mute" has no transcripts
+        folder = tmp_path / name
+        folder.mkdir()
+        rows = ["path,emotion,speaker" + (",text" if text else "")]
+        for i in range(6):
+            sf.write(folder / f"{i}.wav", np.zeros(1600, dtype=np.float32), 16000)
+            rows.append(f"{i}.wav,{['happy', 'sad'][i % 2]},s{i % 3}" + (f",{WORDS[i]} words" if text else ""))
+        (folder / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (tmp_path / "corpora.toml").write_text("".join(f'[[corpora]]\ndataset = "folder"\nroot = "{n}"\nname = "{n}"\n\n'
+                                                   for n in ("talk", "mute")))
+    config = {"modalities": ["text"], "text_feature": "minilm", "text_kind": "vector", "d_model": 16, "heads": 2}
+    code, _, err = avemo_main("train", "--corpora", tmp_path / "corpora.toml", "--model", "gao_dialogue",
+                              "--model-config", json.dumps(config), "--out", tmp_path / "run2", *common)
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in err, err
+    assert line.startswith(f"avemo: error: {tmp_path / 'mute'}: corpus mute: no take has every input the model needs")
+    assert "its clips carry audio" in line and "has no text" in line and "e.g. those the clips carry" not in line
+    assert not (tmp_path / "run1").exists() and not (tmp_path / "run2").exists()

@@ -623,10 +623,36 @@ def _train_split(model: str, model_config: str | None, data, cache, workers: int
     the inputs as they are."""
     from avemo.models import default_inputs
     from avemo.training import gather, resolve_split
+    from avemo.training.experiment import refuse_unusable
 
     gathered = gather(data.takes, default_inputs(model, **_model_config(model_config)), tables=data.tables,
                       cache=cache, workers=workers or _cores())
+    try:
+        refuse_unusable(data, gathered)  # no take (of one corpus) has the model's inputs: say why, in one line
+    except AvemoError as exc:
+        raise type(exc)(exc.reason + _modalities_hint(model, model_config, data), exc.path) from None
     return gathered, resolve_split(data, **split_options, usable={t.key for t in gathered.takes})
+
+
+def _modalities_hint(model: str, model_config: str | None, data) -> str:
+    """For a model that trains on any subset of its modalities (a ``modalities`` option, e.g.
+    gao_dialogue) and was not given one: how to train it on those every corpus's clips carry ("" else)."""
+    from avemo.models.registry import model_class
+
+    options = _model_config(model_config)
+    fields = {f.name: f for f in dataclasses.fields(model_class(model).Config)}
+    if "modalities" not in fields or "modalities" in options:
+        return ""
+    carried: dict[str, set[str]] = {}
+    for take in data.takes:
+        carried.setdefault(take.dataset, set()).update(take.modalities)
+    everywhere = set.intersection(*carried.values()) if carried else set()
+    own = list(fields["modalities"].default)
+    chosen = [m for m in own if m in everywhere]
+    if not chosen:
+        return ""
+    return (f"; {model} trains on any subset of {own}, e.g. those the clips carry: "
+            f"--model-config '{json.dumps({**options, 'modalities': chosen})}'")
 
 
 def _refuse_a_finished_run(out: Path, overwrite: bool) -> None:

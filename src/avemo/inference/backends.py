@@ -319,6 +319,7 @@ class ZooBackend:
         """Which modalities the model can use on this file: its inputs among the streams given."""
         use, reasons = dict(streams.use), dict(streams.reasons)
         model = self.runner.ckpt.model.name
+        given = [m for m in MEDIA_MODALITIES if use[m]]
         for modality in MEDIA_MODALITIES:
             if not self.by_modality[modality]:
                 if use[modality]:
@@ -328,7 +329,9 @@ class ZooBackend:
                 raise MissingStreamError(f"the model {model} needs {modality}, but "
                                          f"{reasons.get(modality, 'it is not used')}", path, stream=modality)
         if not any(use.values()):
-            raise FeatureError("the model has no input this file can give", path)
+            takes = ", ".join(dict.fromkeys(s.modality for s in self.specs.values()))
+            raise FeatureError(f"the model ({model}) takes {takes}, which this file cannot give (it gives "
+                               f"{', '.join(given) or 'no usable stream'})", path)
         return use, reasons
 
     def _audio_features(self, signals: Mapping[int, np.ndarray], start: float | None = None,

@@ -630,6 +630,21 @@ def parse_channel(text: str | Mapping[str, Any] | Channel) -> Channel:
     return cls(cfg.from_dict(cls.Config, options, where=f"channel {text!r}"))
 
 
+def applicable_channels(names: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The channels of ``names`` this machine can apply, in their order, and the others, each with
+    the reason (:meth:`Channel.check`, e.g. a PyAV build without the encoder): a benchmark skips
+    and reports those rather than measure something else under their name."""
+    kept, unavailable = [], {}
+    for name in names:
+        try:
+            parse_channel(name).check()
+        except ChannelUnavailableError as exc:
+            unavailable[name] = exc.reason
+        else:
+            kept.append(name)
+    return kept, unavailable
+
+
 def apply_channel(
     y: np.ndarray,
     sr: int,
@@ -663,7 +678,7 @@ def apply_channel(
 
 __all__ = [
     "STANDARD", "BabbleConfig", "Channel", "ChannelUnavailableError", "CodecConfig", "GainConfig",
-    "NoiseConfig", "ReverbConfig", "TelephoneConfig", "apply_channel", "colored_noise", "g711_mulaw",
+    "NoiseConfig", "ReverbConfig", "TelephoneConfig", "applicable_channels", "apply_channel", "colored_noise", "g711_mulaw",
     "list_channel_kinds", "list_channels", "parse_channel", "register_channel", "room_impulse_response",
     "schroeder_rt60", "signal_level",
 ]

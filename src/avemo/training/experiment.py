@@ -418,6 +418,28 @@ def _fold_plan(data: DataBundle, plan: str | Path | None):
     return builtin_plan(str(plan))
 
 
+def refuse_unusable(data: DataBundle, gathered: Gathered) -> None:
+    """A one-line :class:`DatasetError` when no take of ``data`` has every input the model needs, or,
+    with several corpora, no take of one corpus (``gathered``: :func:`~avemo.training.data.gather`'s
+    answer for ``data.takes``): text-only data for a model that needs audio, a folder of corrupt
+    files. It names the corpus, the modalities its clips carry and the first reasons; without it,
+    the split would be made of the speakers that are left, or of none."""
+    from avemo.modality import ordered
+
+    corpora = [(c.corpus, c.root) for c in data.corpora.specs] if data.corpora is not None else [(None, data.root)]
+    kept = {t.dataset for t in gathered.takes}
+    for corpus, root in corpora:
+        if (corpus is None and gathered.takes) or corpus in kept:
+            continue
+        takes = [t for t in data.takes if corpus is None or t.dataset == corpus]
+        keys = {t.key for t in takes}
+        reasons = "; ".join([r for key, r in gathered.failed if key in keys][:3])
+        carried = ", ".join(ordered(m for t in takes for m in t.modalities)) or "nothing"
+        where = f"corpus {corpus}: " if corpus is not None else ""
+        raise DatasetError(f"{where}no take has every input the model needs; its clips carry {carried} "
+                           f"({reasons})", root)
+
+
 def _usable_data(data: DataBundle, usable: Collection[str] | None, *, keep_all: bool) -> tuple[DataBundle, list[str]]:
     """``data`` without the takes of the speakers that have no usable take (see :func:`resolve_split`),
     and those speakers; ``data`` itself when ``usable`` is None or ``keep_all`` (a plan given)."""
