@@ -249,6 +249,22 @@ def test_a_full_disk_is_one_line(corpus, avemo_main):
     _one_line_error(code, err, "/dev/full: cannot write the output (No space left on device)")
 
 
+def test_a_full_file_system_is_refused_before_the_model_loads(corpus, monkeypatch, avemo_main, no_model, tmp_path):
+    """A full disk under a regular file is found when the output is opened, not after the work."""
+    import os
+    from types import SimpleNamespace
+
+    from avemo import output_file
+
+    full, real = tmp_path / "full", os.statvfs
+    full.mkdir()
+    monkeypatch.setattr(output_file.os, "statvfs", lambda p: SimpleNamespace(f_blocks=1000, f_bfree=0, f_bavail=0)
+                        if Path(p) == full else real(p))
+    code, _, err = avemo_main("predict", corpus / "voice.wav", "--format", "json", "--out", full / "out.json")
+    _one_line_error(code, err, f"out.json: cannot write the output in {full} (No space left on device)")
+    assert _listing(full) == []
+
+
 def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(corpus, monkeypatch, avemo_main, tmp_path):
     from avemo import output_file
 
