@@ -190,3 +190,19 @@ def test_no_function_is_over_80_lines():
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)")
     assert not long, "functions over 80 lines:\n" + "\n".join(long)
+
+
+_OUTSIDE = re.compile(r"(?:\.\./)+shared/(?!data/)|\bGUIDE\.md\b")
+
+
+def test_the_package_cites_no_file_outside_it():
+    """Papers and notes are cited by reference (authors, title, section), never by a file that an
+    installed package does not have (``../shared/papers/...``, the project's working notes); paths
+    under ``../shared/data/`` are examples of where a dataset lives, not citations."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*")):
+        if path.suffix in (".py", ".toml", ".md", ".txt", ".json"):
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if _OUTSIDE.search(line):
+                    found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert not found, "citations of files outside the package:\n" + "\n".join(found)
