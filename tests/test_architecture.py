@@ -206,3 +206,19 @@ def test_the_package_cites_no_file_outside_it():
                 if _OUTSIDE.search(line):
                     found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert not found, "citations of files outside the package:\n" + "\n".join(found)
+
+
+def test_a_config_refuses_a_bad_value_with_config_error():
+    """Issue 14: one error type for a bad configuration (``*Config`` dataclasses check their values in
+    ``__post_init__``), whichever layer the config belongs to; the CLI shows it as one line."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for cls in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(cls, ast.ClassDef) and cls.name.endswith("Config")):
+                continue
+            for node in ast.walk(cls):
+                if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                    name = getattr(node.exc.func, "id", getattr(node.exc.func, "attr", ""))
+                    if name.endswith("Error") and name != "ConfigError":
+                        found.append(f"{path.relative_to(REPO)}:{node.lineno} {cls.name} raises {name}")
+    assert not found, "\n".join(found)
