@@ -4,8 +4,10 @@ its two renames) leaves the previous state loadable and no temporary folder."""
 
 from __future__ import annotations
 
+import json
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -63,3 +65,23 @@ def test_a_state_left_between_the_renames_by_a_killed_process_is_kept(tmp_path):
     _save(run, [{"epoch": 1}, {"epoch": 2}])
     assert sorted(p.name for p in run.iterdir()) == ["last"]
     assert _history(run) == [{"epoch": 1}, {"epoch": 2}]
+
+
+def test_an_epoch_in_history_csv_is_an_epoch_of_the_resume_state(tmp_path, monkeypatch):
+    """fit() saves the resume state before it writes history.csv: a Ctrl-C between the two leaves a
+    history one epoch behind the state (rewritten on resume), never an epoch the state lacks."""
+    from avemo.models import create_model
+    from avemo.models.batching import TensorData
+    from avemo.training import TrainConfig, fit
+    from avemo.training import trainer as trainer_module
+
+    model = create_model("egemaps_mlp", num_classes=3)
+    features = [np.random.default_rng(i).normal(size=88).astype(np.float32) for i in range(12)]
+    data = TensorData({name: features for name in model.inputs}, np.arange(12) % 3, model.inputs)
+    monkeypatch.setattr(trainer_module, "_write_history", _fail_on_call(trainer_module._write_history, 2))
+    with pytest.raises(KeyboardInterrupt):  # in epoch 2, after its state was saved
+        fit(model, data, None, TrainConfig(epochs=5, batch_size=4), labels=["a", "b", "c"], run_dir=tmp_path / "run")
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["history.csv", "last"]
+    assert len(json.loads((tmp_path / "run" / "last" / "state.json").read_text())["history"]) == 2
+    assert (tmp_path / "run" / "history.csv").read_text().count("\n") == 2  # header + epoch 1

@@ -574,10 +574,12 @@ def _epochs(model: AvemoModel, train: TensorData, val: TensorData | None, config
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
+        # the resumable state first, so that history.csv never shows an epoch a resumed run would train again
+        # (a Ctrl-C between the two left a history of one epoch and nothing to resume from)
         if run_dir is not None and setup.rank == 0:
-            _write_history(run_dir / "history.csv", history)
             save_resume_state(run_dir, model, setup.optimizer, setup.scheduler, history, stopping.best_score,
                               stopping.best_epoch, stopping.bad_epochs, stopping.best_state, fingerprint)
+            _write_history(run_dir / "history.csv", history)
     return history, stopping
 
 
