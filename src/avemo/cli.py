@@ -691,8 +691,16 @@ def _train_split(model: str, model_config: str | None, data, cache, workers: int
     try:
         refuse_unusable(data, gathered)  # no take (of one corpus) has the model's inputs: say why, in one line
     except AvemoError as exc:
-        raise type(exc)(exc.reason + _modalities_hint(model, model_config, data), exc.path) from None
+        raise type(exc)(exc.reason + _modalities_hint(model, model_config, data) + _transcribe_hint(exc, data),
+                        exc.path) from None
     return gathered, resolve_split(data, **split_options, usable={t.key for t in gathered.takes})
+
+
+def _transcribe_hint(exc: AvemoError, data) -> str:
+    """For a refusal of takes without text, when they were not transcribed: how to give them text ("" else)."""
+    if data.transcripts is not None or "has no text" not in exc.reason or not any("audio" in t for t in data.takes):
+        return ""
+    return "; --transcribe gives the clips with audio a transcript by speech recognition"
 
 
 def _modalities_hint(model: str, model_config: str | None, data) -> str:
@@ -800,7 +808,13 @@ def evaluate(
             prepare_folder(plots)
         report = stack.enter_context(_output(json_out))  # may go into the folder just made
         cache = _cache(cache_dir)
-        ev = evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt)
+        try:
+            ev = evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt)
+        except AvemoError as exc:
+            hint = _transcribe_hint(exc, data)
+            if not hint:
+                raise
+            raise type(exc)(exc.reason + hint, exc.path) from None
         for item in ev.skipped:
             what = item.get("take") or item.get("file")
             console_err.print(f"[yellow]skipped[/] {escape(str(what))}: {escape(item['reason'])}", soft_wrap=True)
