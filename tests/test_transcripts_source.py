@@ -160,3 +160,23 @@ def test_cli_trains_a_text_model_on_transcripts_and_evaluates_it_the_same_way(tm
     result = runner.invoke(app, ["evaluate", "--checkpoint", str(run), "--root", str(root), "--no-transcribe", *cache])
     assert result.exit_code != 0 and "has no text" in str(result.exception)
     assert "--transcribe gives" in str(result.exception)
+
+
+def test_cli_extract_embeds_transcripts(tmp_path, make_clip, counting_asr):
+    """``avemo extract --features minilm --transcribe`` on a corpus without transcripts: each take's
+    transcript is embedded; without --transcribe there is no text to embed, and the error says how to get it."""
+    calls, said = counting_asr
+    root = ravdess_like(tmp_path / "r", make_clip, {"03-01-03-01-01-01-01.wav": {"duration": 0.5},
+                                                   "03-01-04-01-01-01-01.wav": {"duration": 0.5, "seed": 2}})
+    said["03-01-04-01-01-01-01.wav"] = "Dogs are sitting by the door."
+    runner, cache = CliRunner(), ["--cache", str(tmp_path / "cache")]
+    args = ["extract", "--dataset", "ravdess", "--root", str(root), "--features", "minilm", *cache]
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0 and "--transcribe" in str(result.exception)
+    summary = tmp_path / "summary.json"
+    result = runner.invoke(app, [*args, "--transcribe", "--summary", str(summary)])
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 2 and "2 takes transcribed" in " ".join(result.output.split())
+    assert json.loads(summary.read_text())["computed"] == 2
+    result = runner.invoke(app, [*args, "--transcribe"])  # transcripts and embeddings from the cache
+    assert result.exit_code == 0 and len(calls) == 2 and "2 from cache" in result.output
