@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from avemo.cache import FeatureCache
 from avemo.cli import app
 from avemo.datasets import read_dataset
-from avemo.datasets.transcripts import SOURCE_FIELD, transcribe_clips, transcribe_missing
 from avemo.errors import ConfigError
 from avemo.features.audio import asr
 from avemo.features.audio.asr import Transcript
+from avemo.training.transcripts import SOURCE_FIELD, transcribe_clips, transcribe_missing
 
 TEST_CLIP = "03-01-07-02-02-01-01.flac"  # RAVDESS actor 01: "Dogs are sitting by the door"
 

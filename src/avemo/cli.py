@@ -153,7 +153,7 @@ def _transcribing(enabled: bool):
 
 def _say_transcribed(record: dict | None) -> None:
     """One line on stderr per corpus transcribed: how many takes speech recognition transcribed,
-    read from the cache, found without speech (:mod:`avemo.datasets.transcripts`)."""
+    read from the cache, found without speech (:mod:`avemo.training.transcripts`)."""
     if not record:
         return
     for name, counts in (record.get("corpora") or {"": record}).items():
@@ -319,7 +319,7 @@ def _extract_inputs(path: Path | None, root: Path | None, **options):
 def _transcribe_items(items, skipped, cache):
     """``extract --transcribe``: the clips with transcripts, and the files skipped (those whose audio
     cannot be transcribed added and printed)."""
-    from avemo.datasets.transcripts import transcribe_clips
+    from avemo.training.transcripts import transcribe_clips
 
     with _transcribing(True) as progress:
         done = transcribe_clips(items, cache=cache, progress=progress)
@@ -432,6 +432,11 @@ TRANSCRIBE_HELP = ("Give every clip that has audio and no transcript one by offl
                    "a text column) keep it. Transcripts are cached with the features (--cache); a file without "
                    "speech gets no text (text models leave it out), one whose audio cannot be decoded is skipped.")
 TranscribeOpt = Annotated[bool, typer.Option("--transcribe", help=TRANSCRIBE_HELP)]
+EvalTranscribeOpt = Annotated[
+    bool | None, typer.Option("--transcribe/--no-transcribe", show_default="as the checkpoint was trained",
+                              help=TRANSCRIBE_HELP + " By default on when the checkpoint's model reads text and its "
+                                                     "training text came from speech recognition (train --transcribe).")
+]
 WorkersOpt = Annotated[int, typer.Option("--workers", "-j", help="Parallel feature-extraction processes.")]
 
 
@@ -643,8 +648,7 @@ def train(
     Options given here override the --config file. Out of GPU memory: lower --batch-size, or keep it
     with --accumulate, or add --checkpoint-activations (frame models); the error line says which.
     An --out folder with a finished run in it is refused unless --overwrite is given; an interrupted
-    run there is resumed by the same command. With --transcribe the checkpoint records that its
-    text came from speech recognition, and `avemo evaluate` transcribes the same way."""
+    run there is resumed by the same command. --transcribe: recorded; `avemo evaluate` does the same."""
     from avemo.output_file import prepare_folder, removing_new_folders
     from avemo.training import resolve_split, train_run
     from avemo.training.state import run_folder
@@ -653,12 +657,10 @@ def train(
     train_cfg = _train_config(config, {
         "epochs": epochs, "seed": seed, "speaker_norm": speaker_norm, "device": device, "batch_size": batch_size,
         "accumulate": accumulate, "checkpoint_activations": checkpoint_activations,
-        "eval_batch_size": eval_batch_size, "loader_workers": loader_workers, "compile": compile_model,
-        "balance": balance,
+        "eval_batch_size": eval_batch_size, "loader_workers": loader_workers, "compile": compile_model, "balance": balance,
     })
-    data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table,
-                       speakers=speakers, labels=labels, protocol=protocol, media=media, transcribe=transcribe,
-                       cache_dir=cache_dir)
+    data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table, speakers=speakers,
+                       labels=labels, protocol=protocol, media=media, transcribe=transcribe, cache_dir=cache_dir)
     resolve_split(data, **(split_options := {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}))
     with removing_new_folders(out):
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
@@ -777,11 +779,7 @@ def evaluate(
                                       "training std is kept); needs at least 10 clips of one domain with a mixed "
                                       "emotion set. The JSON records it as \"adapt\". Evaluation only.")
     ] = None,
-    transcribe: Annotated[
-        bool | None, typer.Option("--transcribe/--no-transcribe", show_default="as the checkpoint was trained",
-                                  help=TRANSCRIBE_HELP + " By default on when the checkpoint's model reads text "
-                                  "and its training text came from speech recognition (train --transcribe).")
-    ] = None,
+    transcribe: EvalTranscribeOpt = None,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
@@ -794,7 +792,7 @@ def evaluate(
     the scored labels, and clips whose label has no partner are left out and counted. The JSON's
     "mapping" writes the map out; docs/protocol.md, "Cross-corpus evaluation", has the table."""
     from avemo.output_file import prepare_folder, removing_new_folders
-    from avemo.training import evaluate_checkpoint, load_checkpoint
+    from avemo.training import load_checkpoint
     from avemo.training.experiment import select_split
 
     ckpt = load_checkpoint(checkpoint)
@@ -808,13 +806,7 @@ def evaluate(
             prepare_folder(plots)
         report = stack.enter_context(_output(json_out))  # may go into the folder just made
         cache = _cache(cache_dir)
-        try:
-            ev = evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt)
-        except AvemoError as exc:
-            hint = _transcribe_hint(exc, data)
-            if not hint:
-                raise
-            raise type(exc)(exc.reason + hint, exc.path) from None
+        ev = _evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt)
         for item in ev.skipped:
             what = item.get("take") or item.get("file")
             console_err.print(f"[yellow]skipped[/] {escape(str(what))}: {escape(item['reason'])}", soft_wrap=True)
@@ -834,6 +826,19 @@ def evaluate(
             title = f"{ckpt.labels.name} -> {dataset}"
             plot_confusion(m.confusion, m.labels, plots / "confusion.png", title=title)
             plot_reliability(ev.reliability, plots / "reliability.png", title=title, ece=ev.ece)
+
+
+def _evaluate_checkpoint(ckpt, data, **options):
+    """``evaluate_checkpoint``; a refusal of takes without text says how to give them some (--transcribe)."""
+    from avemo.training import evaluate_checkpoint
+
+    try:
+        return evaluate_checkpoint(ckpt, data, **options)
+    except AvemoError as exc:
+        hint = _transcribe_hint(exc, data)
+        if not hint:
+            raise
+        raise type(exc)(exc.reason + hint, exc.path) from None
 
 
 def _evaluate_data(ckpt, transcribe: bool | None, cache_dir: Path | None, **options):

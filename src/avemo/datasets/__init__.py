@@ -9,8 +9,6 @@ external per-take feature tables, and speaker-disjoint fold plans.
 * IEMOCAP's utterance videos (:mod:`~avemo.datasets.iemocap_video`, not imported here: it loads
   PyAV): ``prepare_iemocap(root, out)`` cuts them from the dialogue videos, ``read_dataset("iemocap",
   root, media=out)`` reads them;
-* transcripts by speech recognition for clips that have none (:mod:`~avemo.datasets.transcripts`,
-  not imported here: ``transcribe_missing(scan)``, ``--transcribe`` of train, evaluate, extract);
 * label sets and maps between them (:mod:`~avemo.datasets.labels`);
 * pairing (:mod:`~avemo.datasets.pairing`): ``pair_takes(clips)`` groups the 01/02/03
   files of a take;

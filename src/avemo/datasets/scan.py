@@ -55,7 +55,7 @@ class ScanResult:
     ``left_out`` counts, by the corpus's own label, the items that were read correctly but are not
     in the label protocol asked for (IEMOCAP's ``xxx``, ``oth``, ``fru`` in the 4-class protocol).
     ``transcripts``: what speech recognition did for the clips without a transcript, when it ran
-    (:func:`~avemo.datasets.transcripts.transcribe_missing`), else None."""
+    (:func:`~avemo.training.transcripts.transcribe_missing`), else None."""
 
     dataset: str
     root: Path

@@ -74,7 +74,7 @@ class CorpusSpec:
     ``labels`` (the labels CSV of a ``folder`` corpus), ``protocol`` (the label protocol of an
     ``iemocap`` corpus: iemocap4, iemocap6), ``media`` (its prepared utterance videos) and
     ``transcribe`` (give its takes without a transcript one by speech recognition:
-    :mod:`avemo.datasets.transcripts`)."""
+    :mod:`avemo.training.transcripts`)."""
 
     dataset: str
     root: Path

@@ -117,11 +117,11 @@ def _from_text(takes: Sequence[Take], spec: InputSpec, out: dict[str, np.ndarray
     """Each take's features of a text extractor, from its clip's text (``"Speaker: text"`` with the
     input's ``speaker_prefix``; through the cache, keyed by the text read); a take without text, or
     whose text fails (empty), is listed in ``failed`` (one whose files speech recognition found no
-    speech in says so: :mod:`avemo.datasets.transcripts`)."""
+    speech in says so: :mod:`avemo.training.transcripts`)."""
     from avemo.datasets.text import speaker_prefixed
-    from avemo.datasets.transcripts import transcript_source
     from avemo.extraction import ExtractorSpec
     from avemo.extraction.text import text_extractor, text_features
+    from avemo.training.transcripts import transcript_source
 
     extractor = text_extractor(ExtractorSpec.of(spec.feature, **dict(spec.config)))
     texts = {}

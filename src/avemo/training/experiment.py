@@ -92,7 +92,7 @@ def load_data(
     ``protocol``: the label protocol of IEMOCAP (``iemocap4``, ``iemocap6``); ``media``: IEMOCAP's
     prepared utterance videos (``avemo prepare --dataset iemocap``). ``transcribe``: give the takes
     without a transcript one by speech recognition, through ``cache`` (default: the default feature
-    cache), ``progress(done, total)`` after each take (:mod:`avemo.datasets.transcripts`)."""
+    cache), ``progress(done, total)`` after each take (:mod:`avemo.training.transcripts`)."""
     options: dict[str, Any] = {"labels_csv": labels_csv} if labels_csv is not None else {}
     if protocol is not None:
         if dataset != "iemocap":
@@ -104,7 +104,7 @@ def load_data(
         options["media"] = media
     scan = read_dataset(dataset, root, **options)
     if transcribe:
-        from avemo.datasets.transcripts import transcribe_missing
+        from avemo.training.transcripts import transcribe_missing
 
         scan = transcribe_missing(scan, cache=cache, progress=progress)
     takes = list(pair_takes(scan.clips).values())

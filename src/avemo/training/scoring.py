@@ -97,8 +97,8 @@ def transcribes_like_training(ckpt: Checkpoint) -> bool:
     as its training did: its model reads text and its run recorded ASR transcripts (``avemo train
     --transcribe``, or ``transcribe = true`` for one of its corpora: ``checkpoint.json``'s
     ``data.transcripts``). ``avemo evaluate`` follows it unless told ``--transcribe/--no-transcribe``."""
-    from avemo.datasets.transcripts import SOURCE
     from avemo.features.base import extractor_class, list_extractors
+    from avemo.training.transcripts import SOURCE
 
     record = (ckpt.meta.get("data") or {}).get("transcripts") or {}
     reads_text = any(s.feature in list_extractors() and extractor_class(s.feature).modality == "text"

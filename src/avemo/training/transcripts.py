@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from avemo.cache.store import FeatureCache
 from avemo.datasets.records import Clip
 from avemo.datasets.scan import ScanResult, Skipped
 from avemo.datasets.text import normalise_text
@@ -132,8 +133,6 @@ def transcribe_clips(clips: Sequence[Clip], *, cache=None, config=None, progress
     ``cache``: a :class:`~avemo.cache.FeatureCache` (default: the default feature cache);
     ``config``: a :class:`~avemo.features.audio.asr.TranscribeConfig` (default: its defaults, the
     language detected per file); ``progress(done, total)`` after each take."""
-    from avemo.cache.store import FeatureCache
-
     cache = cache if cache is not None else FeatureCache()
     takes = _untranscribed_takes(clips)
     out = Transcribed(list(clips))
