@@ -180,3 +180,19 @@ def test_cli_extract_embeds_transcripts(tmp_path, make_clip, counting_asr):
     assert json.loads(summary.read_text())["computed"] == 2
     result = runner.invoke(app, [*args, "--transcribe"])  # transcripts and embeddings from the cache
     assert result.exit_code == 0 and len(calls) == 2 and "2 from cache" in result.output
+
+
+def test_load_data_transcribes_only_the_clips_the_run_keeps(tmp_path, make_clip, counting_asr):
+    from avemo.training import load_data
+
+    calls, _ = counting_asr
+    root = tmp_path / "r"
+    for speaker in ("01", "02"):
+        folder = root / f"Actor_{speaker}"
+        folder.mkdir(parents=True)
+        shutil.copy(make_clip("t.wav", duration=0.5), folder / f"03-01-03-01-01-01-{speaker}.wav")
+    data = load_data("ravdess", root, speakers=["02"], transcribe=True, cache=FeatureCache(tmp_path / "cache"))
+    assert [p.name for p in calls] == ["03-01-03-01-01-01-02.wav"]
+    assert [t["text"].text for t in data.takes] == ["Kids are talking by the door."]
+    assert data.transcripts["transcribed"] == 1
+    assert load_data("ravdess", root).transcripts is None and len(calls) == 1  # not asked: no recognition

@@ -106,7 +106,9 @@ def load_data(
     if transcribe:
         from avemo.training.transcripts import transcribe_missing
 
-        scan = transcribe_missing(scan, cache=cache, progress=progress)
+        used = None if speakers is None else set(speakers)  # only the clips this run keeps
+        scan = transcribe_missing(scan, cache=cache, progress=progress,
+                                  select=lambda c: c.emotion is not None and (used is None or c.speaker in used))
     takes = list(pair_takes(scan.clips).values())
     if speakers is not None:
         wanted = set(speakers)

@@ -116,25 +116,28 @@ def with_transcript(clip: Clip, text: str) -> Clip:
     return dataclasses.replace(clip, text=text, modalities=(*clip.modalities, "text"), fields=fields)
 
 
-def _untranscribed_takes(clips: Sequence[Clip]) -> dict[str, list[int]]:
-    """take key -> the indices of its clips with audio, for the takes none of whose clips has text;
-    the clips of a take ordered by their count of streams (an audio-only file first: cheaper to decode)."""
+def _untranscribed_takes(clips: Sequence[Clip], select: Callable[[Clip], bool] | None) -> dict[str, list[int]]:
+    """take key -> the indices of its clips with audio (and ``select``-ed), for the takes none of whose
+    clips has text; the clips of a take ordered by their count of streams (an audio-only file first:
+    cheaper to decode)."""
     with_text = {c.take_key for c in clips if c.text is not None}
     takes: dict[str, list[int]] = {}
     for i, clip in enumerate(clips):
-        if clip.has("audio") and clip.take_key not in with_text:
+        if clip.has("audio") and clip.take_key not in with_text and (select is None or select(clip)):
             takes.setdefault(clip.take_key, []).append(i)
     return {key: sorted(rows, key=lambda i: len(clips[i].modalities)) for key, rows in takes.items()}
 
 
-def transcribe_clips(clips: Sequence[Clip], *, cache=None, config=None, progress: Progress | None = None) -> Transcribed:
+def transcribe_clips(clips: Sequence[Clip], *, cache=None, config=None, progress: Progress | None = None,
+                     select: Callable[[Clip], bool] | None = None) -> Transcribed:
     """Give every take without a transcript one by speech recognition (see the module doc).
 
     ``cache``: a :class:`~avemo.cache.FeatureCache` (default: the default feature cache);
     ``config``: a :class:`~avemo.features.audio.asr.TranscribeConfig` (default: its defaults, the
-    language detected per file); ``progress(done, total)`` after each take."""
+    language detected per file); ``progress(done, total)`` after each take; ``select``: only the
+    clips it accepts are transcribed (those a run will use), the others are returned unchanged."""
     cache = cache if cache is not None else FeatureCache()
-    takes = _untranscribed_takes(clips)
+    takes = _untranscribed_takes(clips, select)
     out = Transcribed(list(clips))
     dropped: set[int] = set()
     for done, rows in enumerate(takes.values(), 1):
@@ -162,10 +165,11 @@ def transcribe_clips(clips: Sequence[Clip], *, cache=None, config=None, progress
     return out
 
 
-def transcribe_missing(scan: ScanResult, *, cache=None, config=None, progress: Progress | None = None) -> ScanResult:
+def transcribe_missing(scan: ScanResult, *, cache=None, config=None, progress: Progress | None = None,
+                       select: Callable[[Clip], bool] | None = None) -> ScanResult:
     """A reader's :class:`ScanResult` with transcripts for its takes that have none (:func:`transcribe_clips`):
     the files that cannot be transcribed join ``skipped``; ``transcripts`` records the counts."""
-    done = transcribe_clips(scan.clips, cache=cache, config=config, progress=progress)
+    done = transcribe_clips(scan.clips, cache=cache, config=config, progress=progress, select=select)
     warnings = [*scan.warnings, *done.warnings]
     if done.no_speech:
         warnings.append(f"{done.no_speech} take(s) without speech (empty transcript): they carry no text, "
