@@ -76,6 +76,9 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "src" / "avemo" / "inference" / "default_model"
 RECIPE = Path(__file__).resolve().parent / "default_model_recipe.toml"
+#: the recipe's top-level keys beside [[corpora]], all read here (the corpora reader refuses any other)
+RECIPE_KEYS = ("audio_model", "model_config", "label_space", "train", "speaker_norm", "estimate", "degraded",
+               "calibration")
 SPKNORM_DIR = "audio_spknorm"  # the speaker-normalised head's folder in the bundle
 
 
@@ -612,6 +615,7 @@ def prepare(args) -> SimpleNamespace:
     from avemo.training.experiment import load_corpora
 
     recipe = cfg.load_file(args.recipe)
+    specs = read_corpora_file(args.recipe, reads=RECIPE_KEYS)  # first: a key nobody reads is refused
     args.audio_model = recipe["audio_model"]
     model_config = dict(recipe.get("model_config", {}))
     train_cfg = cfg.from_dict(TrainConfig, dict(recipe.get("train", {})))
@@ -623,7 +627,7 @@ def prepare(args) -> SimpleNamespace:
         est_cfg = dataclasses.replace(train_cfg, augment=dataclasses.replace(
             train_cfg.augment, channels=dataclasses.replace(train_cfg.augment.channels, enabled=False)))
     cache = FeatureCache(args.cache)
-    data = load_corpora(read_corpora_file(args.recipe), recipe.get("label_space", "shared"))
+    data = load_corpora(specs, recipe.get("label_space", "shared"))
     print(f"{len(data.takes)} takes of {len(data.speakers)} speakers, labels {list(data.labels.emotions)}; "
           f"left out: {data.corpora.left_out}", flush=True)
     model = create_model(args.audio_model, num_classes=len(data.labels), **model_config)

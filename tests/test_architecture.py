@@ -190,3 +190,35 @@ def test_no_function_is_over_80_lines():
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)")
     assert not long, "functions over 80 lines:\n" + "\n".join(long)
+
+
+_OUTSIDE = re.compile(r"(?:\.\./)+shared/(?!data/)|\bGUIDE\.md\b")
+
+
+def test_the_package_cites_no_file_outside_it():
+    """Papers and notes are cited by reference (authors, title, section), never by a file that an
+    installed package does not have (``../shared/papers/...``, the project's working notes); paths
+    under ``../shared/data/`` are examples of where a dataset lives, not citations."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*")):
+        if path.suffix in (".py", ".toml", ".md", ".txt", ".json"):
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if _OUTSIDE.search(line):
+                    found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert not found, "citations of files outside the package:\n" + "\n".join(found)
+
+
+def test_a_config_refuses_a_bad_value_with_config_error():
+    """Issue 14: one error type for a bad configuration (``*Config`` dataclasses check their values in
+    ``__post_init__``), whichever layer the config belongs to; the CLI shows it as one line."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for cls in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(cls, ast.ClassDef) and cls.name.endswith("Config")):
+                continue
+            for node in ast.walk(cls):
+                if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                    name = getattr(node.exc.func, "id", getattr(node.exc.func, "attr", ""))
+                    if name.endswith("Error") and name != "ConfigError":
+                        found.append(f"{path.relative_to(REPO)}:{node.lineno} {cls.name} raises {name}")
+    assert not found, "\n".join(found)

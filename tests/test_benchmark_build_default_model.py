@@ -129,3 +129,21 @@ def test_skip_degraded_keeps_the_reused_heads_degraded_figures_only(benchmark_sc
     assert reused(SimpleNamespace(reuse_main_estimates=False), previous) is None
     assert reused(SimpleNamespace(reuse_main_estimates=True), None) is None
     assert reused(SimpleNamespace(reuse_main_estimates=True), {"metrics": {}}) is None
+
+
+def test_the_recipe_is_read_with_exactly_the_keys_the_build_reads(benchmark_script):
+    """The recipe shares the corpora file's format: the corpora reader refuses a top-level key nobody
+    reads, so the build declares the keys it reads (RECIPE_KEYS), each of which it does read."""
+    import re
+
+    from avemo.errors import ConfigError
+    from avemo.training.corpora import read_corpora_file
+
+    script = benchmark_script("build_default_model")
+    specs = read_corpora_file(script.RECIPE, reads=script.RECIPE_KEYS)
+    assert [s.corpus for s in specs] == ["ravdess", "emodb", "emodb_wav"]
+    source = open(script.__file__, encoding="utf-8").read()
+    for key in script.RECIPE_KEYS:
+        assert re.search(rf'recipe(\[|\.get\()"{key}"', source), f"RECIPE_KEYS lists {key}, which the build never reads"
+    with pytest.raises(ConfigError, match="unknown top-level key audio_model"):
+        read_corpora_file(script.RECIPE, reads=[k for k in script.RECIPE_KEYS if k != "audio_model"])

@@ -92,3 +92,42 @@ def test_prediction_works_without_a_writable_home(no_home, tmp_path):
     private = no_home / f"avemo-cache-{os.getuid()}"
     assert list((private / "models").glob("whisper_base_encoder_*.safetensors"))  # the encoder cache went there
     assert not Path(os.environ["HOME"]).exists()
+
+
+def test_without_any_writable_temp_folder_there_is_no_cache(no_home, monkeypatch):
+    """A read-only file system (a container's readOnlyRootFilesystem): not even a temp folder."""
+    def no_temp_folder():
+        raise FileNotFoundError(2, "No usable temporary directory found")
+
+    monkeypatch.setattr(cache_dirs.tempfile, "gettempdir", no_temp_folder)
+    assert cache_dirs.cache_dir("models") is None
+
+
+_NUMBA_WITHOUT_ANY_FOLDER = """
+import tempfile
+from numba.core import caching
+
+def no_temp_folder():
+    raise FileNotFoundError(2, "No usable temporary directory found")
+
+tempfile.gettempdir = no_temp_folder
+caching.CacheImpl._locator_classes = []  # numba finds no writable place (for root too)
+from avemo.cache_dirs import ensure_numba_cache_dir
+ensure_numba_cache_dir()
+import numba
+
+@numba.njit(cache=True)
+def twice(x):
+    return 2 * x
+
+print(twice(21))
+"""
+
+
+def test_numba_compiles_without_caching_when_no_folder_can_be_written(no_home):
+    """librosa's cached functions once stopped every prediction there: 'no locator available'."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run([sys.executable, "-c", _NUMBA_WITHOUT_ANY_FOLDER], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["42"]

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from avemo.cache import FeatureCache
 from avemo.digest import file_digest, text_digest
-from avemo.errors import CheckpointError, FeatureError
+from avemo.errors import CheckpointError, ConfigError, FeatureError
 from avemo.extraction import ExtractorSpec, run_text_extraction, text_features
 from avemo.features import TextExtractor, get_extractor, list_extractors
 from avemo.models import InputSpec
@@ -79,7 +79,7 @@ def test_long_texts_are_truncated(tokens):
 def test_bad_input_is_one_line(minilm, tmp_path):
     with pytest.raises(FeatureError, match="empty"):
         minilm.from_text("   ")
-    with pytest.raises(FeatureError, match="max_tokens"):
+    with pytest.raises(ConfigError, match="max_tokens"):  # a config error, as every config's
         get_extractor("minilm", max_tokens=1)
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("caf\xe9".encode("latin-1"))

@@ -169,3 +169,10 @@ def test_a_ravdess_clip_at_48_khz_gives_the_16_khz_segments(detector, ravdess_sp
     at48 = detector.detect(load_audio(path, 48000), sr=48000).segments
     assert len(at16) == len(at48) >= 1
     assert np.allclose(np.array(at16), np.array(at48), atol=0.07)
+
+
+@pytest.mark.parametrize("build", [lambda: VadConfig(threshold=2.0), lambda: VoiceActivityDetector({"threshold": 2.0})])
+def test_a_bad_vad_config_is_a_config_error(build):
+    """As every config of the package: ConfigError, not ValueError."""
+    with pytest.raises(ConfigError, match=r"^vad config: threshold must be in \(0, 1\), got 2.0$"):
+        build()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from avemo.errors import CheckpointError, FeatureError
+from avemo.errors import CheckpointError, ConfigError, FeatureError
 from avemo.features import get_extractor
 from avemo.features.audio.ctranslate2_format import read_ct2
 from avemo.features.audio.whisper_encoder import WhisperEncoder, load_encoder
@@ -62,7 +62,7 @@ def test_extractor_outputs(make_clip):
 def test_errors(tmp_path):
     with pytest.raises(FeatureError, match="too short"):
         get_extractor("whisper_base").from_signal(np.zeros(100, np.float32), 16000)
-    with pytest.raises(FeatureError, match="hidden states 0..6"):
+    with pytest.raises(ConfigError, match="hidden states 0..6"):  # a config error, as every config's
         get_extractor("whisper_base", layer=9)
     bad = tmp_path / "model.bin"
     bad.write_bytes(b"\x05\x00\x00\x00")

@@ -59,6 +59,8 @@ def corpus(tmp_path_factory) -> Path:
     (root / "damaged_middle.mp4").write_bytes(bytes(clip))  # a bad sector's worth of noise
     whole_mkv = write_clip(root / "four_seconds.mkv", duration=4.0, fps=30, size=(160, 120)).read_bytes()
     (root / "cut.mkv").write_bytes(whole_mkv[: int(len(whole_mkv) * 0.3)])  # an interrupted copy
+    whole_wav = write_clip(root / "four_seconds.wav", duration=4.0, audio="voice").read_bytes()
+    (root / "cut.wav").write_bytes(whole_wav[: int(len(whole_wav) * 0.3)])  # its RIFF header still says 4 s
     (root / "no_media").mkdir()
     (root / "no_media" / "notes.txt").write_text("not media\n")
     return root
@@ -131,6 +133,21 @@ def test_a_truncated_file_reports_what_was_decoded(corpus, avemo_main):
     assert result["duration"] < 1.5  # the header says 4.06 s; about a second of it decodes
     assert result["timeline"][-1]["end"] == pytest.approx(result["duration"], abs=1e-3)
     assert any(w.startswith("truncated or damaged: the header declares 4.06 s") for w in result["warnings"])
+
+
+def test_a_truncated_wav_file_is_said_to_be_truncated(corpus, avemo_main):
+    """FFmpeg reads a cut WAV file as a shorter one; its RIFF header's data size tells it was cut."""
+    code, out, err = avemo_main("predict", corpus / "cut.wav", "--format", "json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["duration"] == pytest.approx(1.2, abs=0.05)  # what is there
+    assert result["warnings"] == ["truncated or damaged: the header declares 4.00 s of audio, only 1.20 s could be decoded"]
+    code, out, err = avemo_main("info", corpus / "cut.wav", "--json")
+    report = json.loads(out)
+    assert (report["duration_s"], report["header_duration_s"]) == (pytest.approx(1.2, abs=0.05), 4.0)
+    assert report["warnings"] == result["warnings"]
+    code, out, err = avemo_main("info", corpus / "four_seconds.wav", "--json")  # the whole file: one length
+    assert (json.loads(out)["header_duration_s"], json.loads(out)["warnings"], err) == (None, [], "")
 
 
 def test_of_two_audio_streams_the_one_with_sound_is_predicted(corpus, avemo_main):
@@ -247,6 +264,22 @@ def test_a_bad_destination_is_refused_before_the_model_loads(corpus, avemo_main,
 def test_a_full_disk_is_one_line(corpus, avemo_main):
     code, out, err = avemo_main("predict", corpus / "voice.wav", "--format", "json", "--out", "/dev/full")
     _one_line_error(code, err, "/dev/full: cannot write the output (No space left on device)")
+
+
+def test_a_full_file_system_is_refused_before_the_model_loads(corpus, monkeypatch, avemo_main, no_model, tmp_path):
+    """A full disk under a regular file is found when the output is opened, not after the work."""
+    import os
+    from types import SimpleNamespace
+
+    from avemo import output_file
+
+    full, real = tmp_path / "full", os.statvfs
+    full.mkdir()
+    monkeypatch.setattr(output_file.os, "statvfs", lambda p: SimpleNamespace(f_blocks=1000, f_bfree=0, f_bavail=0)
+                        if Path(p) == full else real(p))
+    code, _, err = avemo_main("predict", corpus / "voice.wav", "--format", "json", "--out", full / "out.json")
+    _one_line_error(code, err, f"out.json: cannot write the output in {full} (No space left on device)")
+    assert _listing(full) == []
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(corpus, monkeypatch, avemo_main, tmp_path):

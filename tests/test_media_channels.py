@@ -11,6 +11,7 @@ from scipy.signal import correlate, welch
 from avemo.errors import AvemoError, ConfigError, FeatureError
 from avemo.media.channels import (
     ChannelUnavailableError,
+    CodecConfig,
     apply_channel,
     g711_mulaw,
     list_channels,
@@ -187,3 +188,14 @@ def test_bad_names_and_parameters_are_one_line_errors(text, message):
     with pytest.raises(ConfigError, match=message) as err:
         apply_channel(_speechlike(0.2), SR, text)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("build", [lambda: CodecConfig(kbps=1000), lambda: parse_channel("mp3:kbps=1000")])
+def test_a_bad_channel_config_is_a_config_error_that_names_the_channel(build):
+    """As the extractors' and models' configs: ConfigError (one line from the CLI), not ValueError."""
+    with pytest.raises(ConfigError, match=r"kbps must be in \[1, 512\], got 1000"):
+        build()
+    try:
+        parse_channel("mp3:kbps=1000")
+    except ConfigError as exc:
+        assert exc.reason.startswith("channel 'mp3:kbps=1000': kbps must be in")

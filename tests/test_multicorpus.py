@@ -4,6 +4,7 @@ the closed-form ``whisper_logreg`` head (fit, checkpoint, ONNX export, concatena
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +21,11 @@ from avemo.models.inputs import InputSpec
 from avemo.models.normalization import ArraySet, Normalizer
 from avemo.training import TrainConfig
 from avemo.training.corpora import (
+    FILE_SETTINGS,
     CorpusObjective,
     balance_weights,
     build_label_space,
+    corpora_file_settings,
     corpus_of,
     qualify_speakers,
     read_corpora_file,
@@ -132,6 +135,38 @@ def test_corpora_file(tmp_path):
     path.write_text('[[corpora]]\ndataset = "ravdess"\nroot = "r"\nrate = 3\n')
     with pytest.raises(ConfigError, match="unknown keys"):
         read_corpora_file(path)
+
+
+TWO_CORPORA = '[[corpora]]\ndataset = "ravdess"\nroot = "r"\n\n[[corpora]]\ndataset = "emodb"\nroot = "e"\n'
+
+
+def test_corpora_file_settings_are_read_and_checked(tmp_path):
+    path = tmp_path / "corpora.toml"
+    path.write_text('label_space = "union_masked"\nbalance = "corpus_class"\n' + TWO_CORPORA)
+    assert corpora_file_settings(path) == {"label_space": "union_masked", "balance": "corpus_class"}
+    assert [s.corpus for s in read_corpora_file(path, reads=FILE_SETTINGS)] == ["ravdess", "emodb"]
+    path.write_text(TWO_CORPORA)
+    assert corpora_file_settings(path) == {}
+    path.write_text('balance = "speaker"\n' + TWO_CORPORA)
+    with pytest.raises(ConfigError) as bad:
+        corpora_file_settings(path)
+    assert str(bad.value) == f"{path}: balance = 'speaker' is not one of auto, none, corpus, corpus_class"
+
+
+def test_corpora_file_refuses_a_top_level_key_nobody_reads(tmp_path):
+    """A setting at the top of the file used to be ignored without a word (label_space had no effect)."""
+    path = tmp_path / "corpora.toml"
+    path.write_text('label_sapce = "union_masked"\n' + TWO_CORPORA)  # a typo: nothing reads it
+    for read in (corpora_file_settings, lambda p: read_corpora_file(p, reads=FILE_SETTINGS)):
+        with pytest.raises(ConfigError) as bad:
+            read(path)
+        assert str(bad.value) == (f"{path}: unknown top-level key label_sapce: nothing reads it "
+                                  "(accepted: balance, corpora, label_space)")
+    path.write_text('label_space = "union_masked"\nseed = 3\n' + TWO_CORPORA)
+    with pytest.raises(ConfigError, match="unknown top-level keys label_space, seed: nothing reads them "
+                                          r"\(accepted: corpora\)"):
+        read_corpora_file(path)  # a caller that reads only the [[corpora]] entries
+    assert len(read_corpora_file(path, reads=("label_space", "seed"))) == 2  # one that reads both itself
 
 
 # ----------------------------------------------------------------------------- whisper_logreg
@@ -292,6 +327,59 @@ def test_cli_refuses_ambiguous_speakers_and_unequal_pairs(two_small_corpora, tmp
                            (["--dataset", "crema_d"], "one --dataset per --root")):
         code, _, err = avemo_main(*base, *extra)
         assert code != 0 and message in err
+
+
+def _train_on_file(avemo_main, tmp_path, settings: str, *options):
+    rav, emo = tmp_path.parent / "no_ravdess", tmp_path.parent / "no_emodb"
+    path = tmp_path / "corpora.toml"
+    path.write_text(settings + f'[[corpora]]\ndataset = "ravdess"\nroot = "{rav}"\n\n'
+                               f'[[corpora]]\ndataset = "emodb"\nroot = "{emo}"\n')
+    return avemo_main("train", "--corpora", path, "--model", "whisper_logreg", "--out", tmp_path / "run", *options)
+
+
+@pytest.mark.shared_data
+def test_cli_takes_label_space_and_balance_from_the_corpora_file_unless_given(two_small_corpora, tmp_path,
+                                                                              avemo_main):
+    """The file's label_space and balance apply (they used to be ignored: the options' defaults won);
+    the options given on the command line win over them."""
+    rav, emo = two_small_corpora
+    path = tmp_path / "corpora.toml"
+    path.write_text(f'label_space = "union_masked"\nbalance = "corpus_class"\n\n'
+                    f'[[corpora]]\ndataset = "ravdess"\nroot = "{rav}"\n\n[[corpora]]\ndataset = "emodb"\nroot = "{emo}"\n')
+    base = ["train", "--corpora", path, "--model", "whisper_logreg", "--val-speakers", "ravdess:02,09",
+            "--cache", tmp_path / "cache", "-j", "1"]
+    for out, options, space, balance in ((tmp_path / "file", [], "union_masked", "corpus_class"),
+                                         (tmp_path / "options", ["--label-space", "shared", "--balance", "none"],
+                                          "shared", "none")):
+        code, _, err = avemo_main(*base, "--out", out, *options)
+        assert code == 0, err
+        meta = json.loads((out / "checkpoint.json").read_text())
+        assert (meta["data"]["label_space"]["mode"], meta["train"]["balance"]) == (space, balance)
+        assert ("boredom" in meta["labels"]["emotions"]) == (space == "union_masked")
+
+
+def test_cli_refuses_a_corpora_file_key_it_does_not_read_before_any_work(avemo_main, tmp_path, monkeypatch):
+    """The bundled model's build recipe shares the format; `avemo train` reads none of its other sections,
+    so they are refused rather than silently dropped."""
+    recipe = Path(__file__).resolve().parents[1] / "benchmarks" / "default_model_recipe.toml"
+    monkeypatch.setenv("COLUMNS", "300")
+    code, _, err = avemo_main("train", "--corpora", recipe, "--out", tmp_path / "run")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.strip() == (f"avemo: error: {recipe}: unknown top-level keys audio_model, calibration, degraded, "
+                           "estimate, model_config, speaker_norm, train: nothing reads them "
+                           "(accepted: balance, corpora, label_space)")
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_refuses_a_balance_the_two_files_give_differently_unless_the_option_chooses(avemo_main, tmp_path):
+    config = tmp_path / "train.toml"
+    config.write_text('balance = "none"\n')
+    code, _, err = _train_on_file(avemo_main, tmp_path, 'balance = "corpus"\n', "--config", config)
+    assert code == 2 and f"--corpora {tmp_path / 'corpora.toml'}: gives balance = 'corpus' and --config {config} " \
+                          "gives 'none'; give --balance to choose" in err
+    for settings, options in (('balance = "none"\n', []), ('balance = "corpus"\n', ["--balance", "none"])):
+        code, _, err = _train_on_file(avemo_main, tmp_path, settings, "--config", config, *options)
+        assert code == 2 and "give --balance to choose" not in err and "no_ravdess" in err  # on to reading the data
 
 
 def test_train_help_shows_the_corpora_table_name(avemo_main, monkeypatch):

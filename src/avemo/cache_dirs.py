@@ -6,7 +6,8 @@ cache folder is chosen by :func:`cache_dir`, in this order:
 
 1. ``$XDG_CACHE_HOME/avemo/...`` (``~/.cache/avemo/...`` when the variable is unset);
 2. ``<system temp folder>/avemo-cache-<uid>/...``, a private folder (mode 0700) of this user;
-3. none: the caller works without a cache (slower, never wrong).
+3. none: the caller works without a cache (slower, never wrong); numba then compiles without
+   caching (:func:`ensure_numba_cache_dir`).
 
 numba, which librosa uses, picks its own cache folder when a decorated function is defined
 and raises if it finds none (``cannot cache function ...: no locator available``);
@@ -41,8 +42,8 @@ def _private_temp_root() -> Path | None:
     """``<temp>/avemo-cache-<uid>``, created 0700; None if it exists but is not this user's private folder
     (another user could have made it to read or plant our cache files)."""
     uid = os.getuid() if hasattr(os, "getuid") else 0
-    root = Path(tempfile.gettempdir()) / f"avemo-cache-{uid}"
     try:
+        root = Path(tempfile.gettempdir()) / f"avemo-cache-{uid}"  # raises when no temp folder can be written
         root.mkdir(mode=0o700, exist_ok=True)
         info = os.lstat(root)
     except OSError:
@@ -74,8 +75,30 @@ def ensure_numba_cache_dir() -> None:
         return
     folder = cache_dir("numba")
     if folder is None:
+        _numba_caching_off()
         return
     os.environ["NUMBA_CACHE_DIR"] = str(folder)
     config = sys.modules.get("numba.core.config")
     if config is not None:  # numba was imported already: its config read the variable then
         config.CACHE_DIR = str(folder)
+
+
+def _numba_caching_off() -> None:
+    """No folder can be written at all (a read-only file system without a writable temp folder):
+    a function that asks numba for caching is compiled without it, where numba would raise (numba
+    has no setting that turns caching off)."""
+    from numba.core.dispatcher import Dispatcher
+
+    enable = Dispatcher.enable_caching
+    if getattr(enable, "avemo_caching_off", False):
+        return
+
+    def enable_caching(self) -> None:
+        try:
+            enable(self)
+        except RuntimeError as exc:
+            if "no locator available" not in str(exc):
+                raise
+
+    enable_caching.avemo_caching_off = True
+    Dispatcher.enable_caching = enable_caching

@@ -432,6 +432,8 @@ TRANSCRIBE_HELP = ("Give every clip that has audio and no transcript one by offl
                    "a text column) keep it. Transcripts are cached with the features (--cache); a file without "
                    "speech gets no text (text models leave it out), one whose audio cannot be decoded is skipped.")
 TranscribeOpt = Annotated[bool, typer.Option("--transcribe", help=TRANSCRIBE_HELP)]
+TrainTranscribeOpt = Annotated[bool, typer.Option("--transcribe", help=TRANSCRIBE_HELP + " The checkpoint records it, "
+                                                   "and `avemo evaluate` then transcribes the same way.")]
 EvalTranscribeOpt = Annotated[
     bool | None, typer.Option("--transcribe/--no-transcribe", show_default="as the checkpoint was trained",
                               help=TRANSCRIBE_HELP + " By default on when the checkpoint's model reads text and its "
@@ -471,11 +473,22 @@ def _speakers(value: str | None) -> list[str] | None:
     return [s.strip() for s in value.split(",") if s.strip()]
 
 
-def _train_config(config_file: Path | None, overrides: dict):
+def _train_config(config_file: Path | None, overrides: dict, corpora_file: Path | None = None,
+                  from_corpora: dict | None = None):
+    """The TrainConfig of ``avemo train``: the --config file's, then the values the --corpora file gives
+    (``from_corpora``; one it gives otherwise than the --config file is refused unless the option
+    decides), then the options given on the command line (``overrides``, None: not given)."""
     from avemo import config as cfg
     from avemo.training import TrainConfig
 
     data = cfg.load_file(config_file) if config_file is not None else {}
+    for key, value in (from_corpora or {}).items():
+        if overrides.get(key) is None and data.get(key, value) != value:
+            clash = AvemoError(f"gives {key} = {value!r} and --config {config_file} gives {data[key]!r}; "
+                               f"give --{key.replace('_', '-')} to choose", corpora_file)
+            clash.option = "--corpora"
+            raise clash
+        data[key] = value
     data.update({k: v for k, v in overrides.items() if v is not None})
     return cfg.from_dict(TrainConfig, data, where=str(config_file) if config_file else "train config")
 
@@ -504,14 +517,14 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
     ``transcribe``: every corpus gets transcripts by speech recognition (else those whose --corpora
     entry says ``transcribe = true``)."""
     from avemo.training import load_data
-    from avemo.training.corpora import CorpusSpec, read_corpora_file
+    from avemo.training.corpora import FILE_SETTINGS, CorpusSpec, read_corpora_file
     from avemo.training.experiment import load_corpora
 
     roots, datasets = list(roots or []), list(datasets or [])
     if corpora_file is not None:
         if roots or datasets:
             raise AvemoError("give the corpora either as --corpora FILE or as --dataset/--root pairs, not both")
-        specs = read_corpora_file(corpora_file)
+        specs = read_corpora_file(corpora_file, reads=FILE_SETTINGS)
     elif not roots:
         raise AvemoError("missing --root (or --corpora FILE.toml)")
     elif len(roots) == 1 and len(datasets) <= 1:
@@ -559,15 +572,19 @@ DatasetsOpt = Annotated[
 CorporaOpt = Annotated[
     Path | None, typer.Option("--corpora", help="A TOML file of [\\[corpora]] entries (dataset=, root=, "
                                                 "speakers=, weight=, name=, labels=, transcribe=; iemocap: protocol=, "
-                                                "media=) instead of --dataset/--root.")
+                                                "media=) instead of --dataset/--root; at its top level it may set "
+                                                "label_space= and balance= (the options win over them); any other "
+                                                "top-level key is refused.")
 ]
 LabelSpaceOpt = Annotated[
-    str, typer.Option(help="Several corpora: shared (the labels every corpus can express; calm counts as "
-                           "neutral) or union_masked (all labels, each clip's softmax over its corpus's).")
+    str | None, typer.Option(help="Several corpora: shared (the labels every corpus can express; calm counts as "
+                                  "neutral) or union_masked (all labels, each clip's softmax over its corpus's).",
+                             show_default="the --corpora file's label_space, else shared")
 ]
 BalanceOpt = Annotated[
     str | None, typer.Option(help="Sample weights: auto (corpus with several corpora, else none), none, "
-                                  "corpus (equal total per corpus), corpus_class (equal per corpus and label).")
+                                  "corpus (equal total per corpus), corpus_class (equal per corpus and label).",
+                             show_default="the --corpora file's balance, else the --config file's, else auto")
 ]
 AccumulateOpt = Annotated[
     int | None, typer.Option(help="Run every batch as K micro-batches with one optimizer step: the same "
@@ -601,7 +618,7 @@ def train(
     root: RootsOpt = None,
     dataset: DatasetsOpt = None,
     corpora: CorporaOpt = None,
-    label_space: LabelSpaceOpt = "shared",
+    label_space: LabelSpaceOpt = None,
     balance: BalanceOpt = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Registry name (see `avemo models`).")] = "default",
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint folder (created if missing; resumes if it holds an "
@@ -637,28 +654,28 @@ def train(
     compile_model: CompileOpt = None,
     protocol: ProtocolOpt = None,
     media: MediaOpt = None,
-    transcribe: TranscribeOpt = False,
+    transcribe: TrainTranscribeOpt = False,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
     """Train MODEL on a dataset folder with early stopping on validation speakers; write a checkpoint.
 
-    Several corpora (repeated --dataset/--root pairs, or --corpora FILE.toml) train in one label
-    space (--label-space) with qualified speakers (emodb:03) and sample weights (--balance).
-    Options given here override the --config file. Out of GPU memory: lower --batch-size, or keep it
-    with --accumulate, or add --checkpoint-activations (frame models); the error line says which.
-    An --out folder with a finished run in it is refused unless --overwrite is given; an interrupted
-    run there is resumed by the same command. --transcribe: recorded; `avemo evaluate` does the same."""
+    Several corpora (repeated --dataset/--root pairs, or --corpora FILE.toml) train in one label space
+    (--label-space) with qualified speakers (emodb:03) and sample weights (--balance). Options given here
+    override the --corpora file (label_space=, balance=) and the --config file. Out of GPU memory: lower
+    --batch-size, or keep it with --accumulate, or add --checkpoint-activations; the error line says which.
+    An --out folder holding a finished run is refused without --overwrite; an unfinished one is resumed."""
     from avemo.output_file import prepare_folder, removing_new_folders
     from avemo.training import resolve_split, train_run
     from avemo.training.state import run_folder
 
     _refuse_a_finished_run(out, overwrite)  # before the data is read
+    label_space, from_corpora = _corpora_settings(corpora, label_space)
     train_cfg = _train_config(config, {
         "epochs": epochs, "seed": seed, "speaker_norm": speaker_norm, "device": device, "batch_size": batch_size,
-        "accumulate": accumulate, "checkpoint_activations": checkpoint_activations,
-        "eval_batch_size": eval_batch_size, "loader_workers": loader_workers, "compile": compile_model, "balance": balance,
-    })
+        "accumulate": accumulate, "checkpoint_activations": checkpoint_activations, "balance": balance,
+        "eval_batch_size": eval_batch_size, "loader_workers": loader_workers, "compile": compile_model,
+    }, corpora, from_corpora)
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table, speakers=speakers,
                        labels=labels, protocol=protocol, media=media, transcribe=transcribe, cache_dir=cache_dir)
     resolve_split(data, **(split_options := {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}))
@@ -677,6 +694,16 @@ def train(
                 on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
             )
     _print_run(run, out, data.skipped)
+
+
+def _corpora_settings(corpora: Path | None, label_space: str | None) -> tuple[str, dict]:
+    """The label space of ``avemo train`` (the option given, else the --corpora file's, else shared) and
+    the TrainConfig values the --corpora file gives (its balance): the file's settings, checked."""
+    from avemo.training.corpora import corpora_file_settings
+
+    settings = corpora_file_settings(corpora) if corpora is not None else {}
+    train_values = {k: settings[k] for k in ("balance",) if k in settings}  # label_space is no TrainConfig field
+    return label_space or settings.get("label_space", "shared"), train_values
 
 
 def _train_split(model: str, model_config: str | None, data, cache, workers: int | None, split_options: dict):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from avemo.errors import AvemoError, DatasetError
-from avemo.media.decode import TRUNCATED
+from avemo.media.decode import TRUNCATED, wav_declared_seconds
 
 
 def describe_file(path: str | Path, *, faces: bool = True, face_frames: int = 8) -> dict[str, Any]:
@@ -46,8 +46,11 @@ def describe_file(path: str | Path, *, faces: bool = True, face_frames: int = 8)
         "streams": [dataclasses.asdict(stream) for stream in info.streams],
         "warnings": warnings,
     }
-    if _seconds(info.duration) != report["duration_s"]:
-        report["header_duration_s"] = _seconds(info.duration)
+    # FFmpeg gives a WAV file the length of what is there; its RIFF header may declare more
+    header = wav_declared_seconds(str(path)) if info.container == "wav" else None
+    header = info.duration if header is None else header
+    if _seconds(header) != report["duration_s"]:
+        report["header_duration_s"] = _seconds(header)
     if info.audio is not None:
         report["audio"] = {
             "codec": info.audio.codec,

@@ -19,7 +19,9 @@ command fails or is interrupted before writing into them: a refused or stopped r
 folder behind (a folder that existed before, or that holds anything, is never removed).
 
 A destination that exists and is not a regular file (``/dev/stdout``, a named pipe, ``/dev/full``)
-cannot be replaced by a rename: it is opened when the output is opened and written directly.
+cannot be replaced by a rename: it is opened when the output is opened and written directly. Such a
+device cannot be asked whether a write will fit, so ``/dev/full`` is reported (one line) only when
+the output is written; a full file system under a regular file is reported when the output is opened.
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ class OutputFile:
         except OSError as exc:
             raise AvemoError(f"cannot write the output in {folder} ({_reason(exc)})", self.path) from None
         self._fd, self._tmp = fd, Path(tmp)
+        if _no_space_left(folder):  # creating the temporary file needs no free block; writing it does
+            self.discard()
+            raise AvemoError(f"cannot write the output in {folder} (No space left on device)", self.path)
 
     def _open_special(self, target: Path) -> None:
         try:
@@ -111,6 +116,17 @@ class OutputFile:
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
             self._tmp = None
+
+
+def _no_space_left(folder: Path) -> bool:
+    """True when the file system of ``folder`` has no free block left for this user (a full disk is
+    found before the work, not when its result is written); False when that cannot be told."""
+    try:
+        fs = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        return False
+    root = hasattr(os, "geteuid") and os.geteuid() == 0  # root may use the blocks reserved for it
+    return fs.f_blocks > 0 and (fs.f_bfree if root else fs.f_bavail) == 0  # f_blocks 0: it does not say
 
 
 def _umask() -> int:

@@ -1,7 +1,7 @@
 """RAVDESS: file names ``MM-VV-EE-II-SS-RR-AA.ext`` -> :class:`~avemo.datasets.records.Clip`.
 
 The naming convention is that of Livingstone & Russo 2018 (PLoS ONE 13(5): e0196391) and
-the RAVDESS README (Zenodo record 1188976), restated in ``../shared/README.md``:
+the RAVDESS README (Zenodo record 1188976):
 
 ====  ==========================================================================
 MM    modality: 01 audio-video, 02 video-only, 03 audio-only

@@ -313,7 +313,7 @@ def _model_result(entry: BenchmarkEntry, folds: Sequence[FoldResult]) -> dict[st
 
 @dataclass(frozen=True)
 class SvmBaseline:
-    """A plain classifier on clip statistics: the floor every model must beat (GUIDE.md, RAVDESS-AU).
+    """A plain classifier on clip statistics: the floor every model must beat (on RAVDESS-AU).
 
     Clip features: for each extractor in ``audio`` (name, config), the mean and standard
     deviation over frames of a sequence feature, or a per-clip vector feature as it is (e.g.

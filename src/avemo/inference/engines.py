@@ -6,7 +6,8 @@ library runs the graph is hidden behind it, so an expert is written once and run
 * :class:`TorchEngine` wraps an ``nn.Module`` whose ``forward`` takes the inputs positionally
   and returns one tensor or a tuple (on the GPU when one is present, ``device="auto"``);
 * :class:`OnnxEngine` runs a graph written by :func:`export_module` (the same module traced by
-  ``torch.onnx.export(..., dynamo=False)``; the dynamo exporter is not used, see GUIDE.md).
+  ``torch.onnx.export(..., dynamo=False)``; the dynamo exporter is not used: it fails on a
+  non-global ``AdaptiveAvgPool3d``).
 
 :func:`create_engine` is the factory the experts call with ``kind="torch"`` or ``"onnx"``.
 """

@@ -228,7 +228,7 @@ class CodecConfig:
 
     def __post_init__(self):
         if not 1.0 <= self.kbps <= 512.0:
-            raise ValueError(f"kbps must be in [1, 512], got {self.kbps}")
+            raise ConfigError(f"kbps must be in [1, 512], got {self.kbps}")
 
 
 @register_channel
@@ -331,10 +331,10 @@ class TelephoneConfig:
 
     def __post_init__(self):
         if not 0 < self.low_hz < self.high_hz < self.sample_rate / 2:
-            raise ValueError(f"need 0 < low_hz < high_hz < sample_rate/2, got {self.low_hz}, {self.high_hz}, "
+            raise ConfigError(f"need 0 < low_hz < high_hz < sample_rate/2, got {self.low_hz}, {self.high_hz}, "
                              f"{self.sample_rate}")
         if not 1 <= self.order <= 12:
-            raise ValueError(f"order must be in [1, 12], got {self.order}")
+            raise ConfigError(f"order must be in [1, 12], got {self.order}")
 
 
 def g711_mulaw(x: np.ndarray) -> np.ndarray:
@@ -420,7 +420,7 @@ class BabbleConfig:
 
     def __post_init__(self):
         if self.talkers < 1:
-            raise ValueError(f"talkers must be at least 1, got {self.talkers}")
+            raise ConfigError(f"talkers must be at least 1, got {self.talkers}")
 
 
 def _active_span(y: np.ndarray, sr: int) -> np.ndarray:
@@ -467,10 +467,10 @@ class ReverbConfig:
 
     def __post_init__(self):
         if not 0.1 <= self.rt60 <= 1.5:
-            raise ValueError(f"rt60 must be in [0.1, 1.5] s (the image-source cost grows with its cube), "
+            raise ConfigError(f"rt60 must be in [0.1, 1.5] s (the image-source cost grows with its cube), "
                              f"got {self.rt60}")
         if not 1 <= self.rooms <= 64:
-            raise ValueError(f"rooms must be in [1, 64], got {self.rooms}")
+            raise ConfigError(f"rooms must be in [1, 64], got {self.rooms}")
 
 
 def schroeder_rt60(h: np.ndarray, sr: int, *, top_db: float = -5.0, bottom_db: float = -25.0) -> float:
@@ -557,7 +557,7 @@ class GainConfig:
 
     def __post_init__(self):
         if not -120.0 <= self.db <= 120.0:
-            raise ValueError(f"db must be in [-120, 120], got {self.db}")
+            raise ConfigError(f"db must be in [-120, 120], got {self.db}")
 
 
 @register_channel
@@ -621,13 +621,23 @@ def parse_channel(text: str | Mapping[str, Any] | Channel) -> Channel:
             raise ConfigError(f"a channel table needs 'kind' (one of {list_channel_kinds()}) and optional "
                               f"'config', got {dict(text)}")
         cls = _REGISTRY[text["kind"]]
-        return cls(cfg.from_dict(cls.Config, dict(text.get("config") or {}), where=f"channel {text['kind']}"))
+        return cls(_config(cls, dict(text.get("config") or {}), f"channel {text['kind']}"))
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"a channel must be a non-empty name or spec, got {text!r}")
     head, *pairs = [p.strip() for p in text.strip().split(":")]
     cls, options = _base(head, text)
     options.update(cfg.parse_options(pairs, f"channel {text!r}"))
-    return cls(cfg.from_dict(cls.Config, options, where=f"channel {text!r}"))
+    return cls(_config(cls, options, f"channel {text!r}"))
+
+
+def _config(cls: type[Channel], options: dict[str, Any], where: str):
+    """``cls.Config`` from ``options``; a ConfigError that does not say which channel is told so."""
+    try:
+        return cfg.from_dict(cls.Config, options, where=where)
+    except ConfigError as exc:
+        if exc.reason.startswith(where):
+            raise
+        raise ConfigError(f"{where}: {exc.reason}") from None
 
 
 def applicable_channels(names: Sequence[str]) -> tuple[list[str], dict[str, str]]:

@@ -116,7 +116,10 @@ def frame_to_float(frame: av.AudioFrame) -> np.ndarray:
 
 def declared_end(container, stream, origin: float) -> float | None:
     """Where the header says ``stream`` ends, in seconds from the container's start: the stream's
-    own length, else the container's (Matroska stores only that); None when neither is stored."""
+    own length, else the container's (Matroska stores only that); None when neither is stored.
+    For a WAV file, the length its RIFF header gives (FFmpeg reports the length of what is there)."""
+    if container.format.name == "wav":
+        return wav_declared_seconds(container.name)
     if stream.duration and stream.time_base:
         return float((stream.duration + (stream.start_time or 0)) * stream.time_base) - origin
     if container.duration:
@@ -124,11 +127,37 @@ def declared_end(container, stream, origin: float) -> float | None:
     return None
 
 
+#: a WAV ``data`` chunk size that says "unknown" (a recorder that never went back to write it)
+_WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+
+
+def wav_declared_seconds(path: str) -> float | None:
+    """The length a WAV file's RIFF header declares: its ``data`` chunk's size over the ``fmt `` chunk's
+    byte rate; None when the file cannot be read as RIFF/WAVE, or the header leaves the size open."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"RIFF" or not fh.read(4) or fh.read(4) != b"WAVE":
+                return None
+            byte_rate = 0
+            while len(head := fh.read(8)) == 8:
+                kind, size = head[:4], int.from_bytes(head[4:], "little")
+                if kind == b"fmt ":
+                    fmt = fh.read(size + size % 2)
+                    byte_rate = int.from_bytes(fmt[8:12], "little") if len(fmt) >= 12 else 0
+                elif kind == b"data":
+                    return size / byte_rate if byte_rate and size not in _WAV_UNKNOWN_SIZES else None
+                else:
+                    fh.seek(size + size % 2, 1)  # chunks are padded to an even size
+    except (OSError, TypeError, ValueError):  # not a file on disk (a buffer), unreadable
+        return None
+    return None
+
+
 def check_complete(declared: float | None, decoded_end: float, report: Warn, what: str) -> None:
     """Warn if a stream ended well before the ``declared`` end (a truncated file).
 
-    Only containers that store the length in their header can tell (FLAC, MP4, Matroska, VBR MP3
-    with a Xing header...); a truncated WAV or CBR MP3 simply reads as a shorter file.
+    Only containers that store the length in their header can tell (FLAC, MP4, Matroska, WAV, VBR
+    MP3 with a Xing header...); a truncated CBR MP3 or Ogg file simply reads as a shorter file.
     """
     if declared is not None and declared - decoded_end > max(0.2, 0.02 * declared):
         report(f"{TRUNCATED}: the header declares {declared:.2f} s of {what}, "

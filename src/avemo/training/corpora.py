@@ -20,6 +20,12 @@ or ``--corpora FILE.toml``)::
     protocol = "iemocap6"     # optional, iemocap only: its label protocol (default iemocap4)
     media = "data/iemocap_media"   # optional, iemocap only: `avemo prepare --dataset iemocap` output
 
+Beside ``[[corpora]]`` the file may set the run's ``label_space`` and ``balance`` at its top level
+(:data:`FILE_SETTINGS`, read by :func:`corpora_file_settings`; ``avemo train``'s ``--label-space``
+and ``--balance`` win over them). :func:`read_corpora_file` refuses any other top-level key unless
+its caller says it reads that key itself (``reads=``: the build recipe of the bundled model shares
+the format and reads its own sections), so that no setting in the file is silently ignored.
+
 Every speaker is qualified by its corpus (``emodb:03``, ``ravdess:01``), so ids never collide;
 fold plans and validation speakers use these ids (an unqualified id is accepted when one corpus
 alone has it).
@@ -44,7 +50,7 @@ clips' weights.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -106,10 +112,48 @@ class CorpusSpec:
         return self.name or self.dataset
 
 
-def read_corpora_file(path: str | Path) -> list[CorpusSpec]:
-    """The ``[[corpora]]`` entries of a TOML/YAML/JSON file (roots relative to the file's folder)."""
+#: the top-level keys of a corpora file beside ``[[corpora]]`` that ``avemo train`` reads, with their values
+FILE_SETTINGS: dict[str, tuple[str, ...]] = {"label_space": SPACE_MODES, "balance": BALANCES}
+
+
+def _load_corpora_file(path: Path, reads: Collection[str]) -> dict:
+    """The file as a mapping whose top-level keys are ``corpora`` and those of ``reads``, else a one-line
+    :class:`ConfigError` naming the file, the keys nobody reads and the keys accepted."""
+    data = load_file(path)
+    if not isinstance(data, Mapping):
+        raise ConfigError("not a table of [[corpora]] entries", path)
+    accepted = {"corpora", *reads}
+    unknown = sorted(set(data) - accepted)
+    if unknown:
+        raise ConfigError(f"unknown top-level key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: nothing "
+                          f"reads {'them' if len(unknown) > 1 else 'it'} (accepted: {', '.join(sorted(accepted))})",
+                          path)
+    return dict(data)
+
+
+def corpora_file_settings(path: str | Path) -> dict[str, str]:
+    """The run settings a corpora file gives at its top level (:data:`FILE_SETTINGS`: ``label_space``,
+    ``balance``), only those it gives; an unknown value, or a top-level key that neither the settings
+    nor ``[[corpora]]`` is, is refused in one line naming the file."""
     path = Path(path)
-    entries = load_file(path).get("corpora")
+    data = _load_corpora_file(path, FILE_SETTINGS)
+    settings = {}
+    for key, values in FILE_SETTINGS.items():
+        if key in data:
+            if data[key] not in values:
+                raise ConfigError(f"{key} = {data[key]!r} is not one of {', '.join(values)}", path)
+            settings[key] = data[key]
+    return settings
+
+
+def read_corpora_file(path: str | Path, *, reads: Collection[str] = ()) -> list[CorpusSpec]:
+    """The ``[[corpora]]`` entries of a TOML/YAML/JSON file (roots relative to the file's folder).
+
+    ``reads``: the other top-level keys the caller reads from the file itself (``avemo train``:
+    :data:`FILE_SETTINGS`); any other top-level key is refused in one line naming the file and the
+    key, with the keys accepted, rather than ignored."""
+    path = Path(path)
+    entries = _load_corpora_file(path, reads).get("corpora")
     if not isinstance(entries, list) or not entries:
         raise ConfigError("no [[corpora]] entries (each with dataset= and root=)", path)
     known = {f.name for f in dataclasses.fields(CorpusSpec)}

@@ -64,11 +64,11 @@ class VadConfig:
 
     def __post_init__(self):
         if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+            raise ConfigError(f"vad config: threshold must be in (0, 1), got {self.threshold}")
         if self.neg_threshold is not None and not 0.0 < self.neg_threshold <= self.threshold:
-            raise ValueError(f"neg_threshold must be in (0, threshold], got {self.neg_threshold}")
+            raise ConfigError(f"vad config: neg_threshold must be in (0, threshold], got {self.neg_threshold}")
         if min(self.min_speech, self.min_silence, self.pad) < 0:
-            raise ValueError("min_speech, min_silence and pad must be >= 0")
+            raise ConfigError("vad config: min_speech, min_silence and pad must be >= 0")
 
     @property
     def exit_threshold(self) -> float:

@@ -38,7 +38,7 @@ from typing import Literal
 
 import numpy as np
 
-from avemo.errors import FeatureError
+from avemo.errors import ConfigError
 from avemo.features.audio.whisper_weights import BASE_WIDTH, SAMPLE_RATE
 from avemo.features.base import AudioExtractor, Features, register_extractor
 
@@ -59,13 +59,13 @@ class WhisperConfig:
 
     def __post_init__(self) -> None:
         if self.sample_rate != SAMPLE_RATE:
-            raise FeatureError(f"Whisper needs {SAMPLE_RATE} Hz audio, got sample_rate={self.sample_rate}")
+            raise ConfigError(f"Whisper needs {SAMPLE_RATE} Hz audio, got sample_rate={self.sample_rate}")
         if self.layer is not None and not 0 <= self.layer <= 6:
-            raise FeatureError(f"Whisper-base has hidden states 0..6, got layer={self.layer}")
+            raise ConfigError(f"Whisper-base has hidden states 0..6, got layer={self.layer}")
         if self.combine not in ("mean", "concat"):
-            raise FeatureError(f"Whisper combine must be 'mean' or 'concat', got {self.combine!r}")
+            raise ConfigError(f"Whisper combine must be 'mean' or 'concat', got {self.combine!r}")
         if self.combine == "concat" and self.layer is not None:
-            raise FeatureError(f"Whisper combine='concat' joins all layers; it cannot be used with layer={self.layer}")
+            raise ConfigError(f"Whisper combine='concat' joins all layers; it cannot be used with layer={self.layer}")
 
 
 def standardise_layers(means: np.ndarray) -> np.ndarray:

