@@ -139,6 +139,29 @@ def _progress(total: int, description: str):
     )
 
 
+@contextlib.contextmanager
+def _transcribing(enabled: bool):
+    """``progress(done, total)`` for the speech recognition of a corpus's clips (a bar, or lines), or
+    None when ``enabled`` is false."""
+    if not enabled:
+        yield None
+        return
+    with _progress(2, "transcribing") as bar:
+        task = bar.add_task("transcribing", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _say_transcribed(record: dict | None) -> None:
+    """One line on stderr per corpus transcribed: how many takes speech recognition transcribed,
+    read from the cache, found without speech (:mod:`avemo.training.transcripts`)."""
+    if not record:
+        return
+    for name, counts in (record.get("corpora") or {"": record}).items():
+        console_err.print(escape(f"transcripts{' of ' + name if name else ''} by speech recognition: "
+                                 f"{counts['transcribed']} takes transcribed, {counts['cached']} from the cache, "
+                                 f"{counts['no_speech']} without speech, {counts['skipped']} files skipped"))
+
+
 # ----------------------------------------------------------------------------- info
 
 
@@ -226,12 +249,14 @@ def extract(
                                                       "or iemocap6.")] = None,
     media: Annotated[Path | None, typer.Option(help="--dataset iemocap: the folder `avemo prepare` wrote (utterance "
                                                     "videos, for video features).")] = None,
+    transcribe: TranscribeOpt = False,
 ) -> None:
     """Compute features for every file under PATH (cached; re-running only computes what is missing).
 
     Text features (minilm, minilm_tokens) embed the clips' text: read a dataset that has it
-    (--dataset meld --root DIR, --dataset iemocap, or --dataset folder with a text column). IEMOCAP's
-    utterance videos (video features) come from --media DIR, the folder `avemo prepare` wrote."""
+    (--dataset meld --root DIR, --dataset iemocap, or --dataset folder with a text column), or give
+    the clips transcripts by speech recognition (--transcribe). IEMOCAP's utterance videos (video
+    features) come from --media DIR, the folder `avemo prepare` wrote."""
     from avemo.extraction import ExtractorSpec
     from avemo.features import extractor_class, list_extractors
 
@@ -256,6 +281,8 @@ def extract(
             check_export_folder(out_dir)
         summary_out = stack.enter_context(_output(summary_json))  # may go into the folder just made
         cache = _cache(cache_dir)
+        if transcribe:
+            items, skipped = _transcribe_items(items, skipped, cache)
         report = _extract_clips(items, specs, cache, path, workers=workers, executor=executor, address=address)
         if out_dir is not None:
             export_features(out_dir, items, specs, cache, report)
@@ -289,6 +316,21 @@ def _extract_inputs(path: Path | None, root: Path | None, **options):
     return path, items, skipped
 
 
+def _transcribe_items(items, skipped, cache):
+    """``extract --transcribe``: the clips with transcripts, and the files skipped (those whose audio
+    cannot be transcribed added and printed)."""
+    from avemo.training.transcripts import transcribe_clips
+
+    with _transcribing(True) as progress:
+        done = transcribe_clips(items, cache=cache, progress=progress)
+    for s in done.skipped:
+        console_err.print(f"[yellow]skipped[/] {escape(str(s.path))}: {escape(s.reason)}", soft_wrap=True)
+    _say_transcribed(done.summary())
+    if not done.clips:
+        raise AvemoError("no file could be transcribed")
+    return done.clips, [*skipped, *((s.path, s.reason) for s in done.skipped)]
+
+
 def _print_not_extracted(failed, skipped) -> None:
     """The table of the files (and extractors) ``extract`` could not process, on stderr."""
     table = Table("file", "extractor", "reason", title="Not extracted", title_justify="left")
@@ -311,7 +353,8 @@ def _extract_clips(items, specs, cache, path: Path, **run_options):
     for wanted, have, what in ((media_specs, media, "audio or video"),
                                (text_specs, [c for c in items if c.text], "text")):
         if wanted and not have:
-            hint = " (text comes from a dataset that has it: --dataset meld)" if what == "text" else ""
+            hint = " (text comes from a dataset that has it, --dataset meld, or from --transcribe)" \
+                if what == "text" else ""
             raise AvemoError(f"no clip has {what} for {', '.join(s.name for s in wanted)}{hint}", path)
     total = len(media) * bool(media_specs) + len(items) * len(text_specs)
     reports = []
@@ -383,6 +426,19 @@ TableOpt = Annotated[
     Path | None, typer.Option("--visual-table", help="OpenFace AU means CSV (one row per video), e.g. RAVDESS-AU.")
 ]
 CacheOpt = Annotated[Path | None, typer.Option("--cache", help="Feature cache folder (default: ~/.cache/avemo/features).")]
+TRANSCRIBE_HELP = ("Give every clip that has audio and no transcript one by offline speech recognition (Whisper-base, "
+                   "as predict --transcribe), so that text models work on corpora without transcripts (ravdess, "
+                   "crema_d, emodb, a folder without a text column). Clips that carry a transcript (meld, iemocap, "
+                   "a text column) keep it. Transcripts are cached with the features (--cache); a file without "
+                   "speech gets no text (text models leave it out), one whose audio cannot be decoded is skipped.")
+TranscribeOpt = Annotated[bool, typer.Option("--transcribe", help=TRANSCRIBE_HELP)]
+TrainTranscribeOpt = Annotated[bool, typer.Option("--transcribe", help=TRANSCRIBE_HELP + " The checkpoint records it, "
+                                                   "and `avemo evaluate` then transcribes the same way.")]
+EvalTranscribeOpt = Annotated[
+    bool | None, typer.Option("--transcribe/--no-transcribe", show_default="as the checkpoint was trained",
+                              help=TRANSCRIBE_HELP + " By default on when the checkpoint's model reads text and its "
+                                                     "training text came from speech recognition (train --transcribe).")
+]
 WorkersOpt = Annotated[int, typer.Option("--workers", "-j", help="Parallel feature-extraction processes.")]
 
 
@@ -456,8 +512,10 @@ def _model_config(text: str | None) -> dict:
 
 def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_file: Path | None, *, label_space: str,
                 visual_table: Path | None, speakers: str | None, labels: Path | None, protocol: str | None = None,
-                media: Path | None = None):
-    """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora)."""
+                media: Path | None = None, transcribe: bool = False, cache_dir: Path | None = None):
+    """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora);
+    ``transcribe``: every corpus gets transcripts by speech recognition (else those whose --corpora
+    entry says ``transcribe = true``)."""
     from avemo.training import load_data
     from avemo.training.corpora import FILE_SETTINGS, CorpusSpec, read_corpora_file
     from avemo.training.experiment import load_corpora
@@ -476,18 +534,25 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
                          f"and {len(roots)} --root")
     else:
         specs = [CorpusSpec(d, r) for d, r in zip(datasets, roots, strict=True)]
+    specs = [dataclasses.replace(s, transcribe=s.transcribe or transcribe) for s in specs]
+    asr = {"cache": _cache(cache_dir)} if any(s.transcribe for s in specs) else {}
     if len(specs) == 1:
         only = specs[0]
         chosen = _speakers(speakers) or (list(only.speakers) if only.speakers is not None else None)
-        return load_data(only.dataset, only.root, visual_table=visual_table, speakers=chosen,
-                         labels_csv=labels or only.labels, protocol=protocol or only.protocol,
-                         media=media or only.media)
+        with _transcribing(only.transcribe) as progress:
+            data = load_data(only.dataset, only.root, visual_table=visual_table, speakers=chosen,
+                             labels_csv=labels or only.labels, protocol=protocol or only.protocol,
+                             media=media or only.media, transcribe=only.transcribe, progress=progress, **asr)
+        _say_transcribed(data.transcripts)
+        return data
     if _speakers(speakers) is not None or labels is not None:
         raise AvemoError("with several corpora, give speakers= and labels= per corpus in a --corpora file")
     if protocol is not None or media is not None:
         raise AvemoError("--protocol and --media read one IEMOCAP corpus; with several corpora, give protocol= "
                          "and media= per iemocap corpus in a --corpora file")
-    data = load_corpora(specs, label_space, visual_table=visual_table)
+    with _transcribing(bool(asr)) as progress:
+        data = load_corpora(specs, label_space, visual_table=visual_table, progress=progress, **asr)
+    _say_transcribed(data.transcripts)
     space = data.corpora.space
     left = "; ".join(f"{c}: {dict(e)}" for c, e in data.corpora.left_out.items()) or "none"
     console_err.print(escape(f"label space {space.mode} {list(space.labels.emotions)}; clips left out (no partner): "
@@ -506,10 +571,10 @@ DatasetsOpt = Annotated[
 ]
 CorporaOpt = Annotated[
     Path | None, typer.Option("--corpora", help="A TOML file of [\\[corpora]] entries (dataset=, root=, "
-                                                "speakers=, weight=, name=, labels=; iemocap: protocol=, media=) instead "
-                                                "of --dataset/--root; at its top level it may set label_space= and "
-                                                "balance= (the options win over them); any other top-level key is "
-                                                "refused.")
+                                                "speakers=, weight=, name=, labels=, transcribe=; iemocap: protocol=, "
+                                                "media=) instead of --dataset/--root; at its top level it may set "
+                                                "label_space= and balance= (the options win over them); any other "
+                                                "top-level key is refused.")
 ]
 LabelSpaceOpt = Annotated[
     str | None, typer.Option(help="Several corpora: shared (the labels every corpus can express; calm counts as "
@@ -589,6 +654,7 @@ def train(
     compile_model: CompileOpt = None,
     protocol: ProtocolOpt = None,
     media: MediaOpt = None,
+    transcribe: TrainTranscribeOpt = False,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
@@ -598,8 +664,7 @@ def train(
     (--label-space) with qualified speakers (emodb:03) and sample weights (--balance). Options given here
     override the --corpora file (label_space=, balance=) and the --config file. Out of GPU memory: lower
     --batch-size, or keep it with --accumulate, or add --checkpoint-activations; the error line says which.
-    An --out folder with a finished run in it is refused unless --overwrite is given; an interrupted
-    run there is resumed by the same command."""
+    An --out folder holding a finished run is refused without --overwrite; an unfinished one is resumed."""
     from avemo.output_file import prepare_folder, removing_new_folders
     from avemo.training import resolve_split, train_run
     from avemo.training.state import run_folder
@@ -611,8 +676,8 @@ def train(
         "accumulate": accumulate, "checkpoint_activations": checkpoint_activations, "balance": balance,
         "eval_batch_size": eval_batch_size, "loader_workers": loader_workers, "compile": compile_model,
     }, corpora, from_corpora)
-    data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table,
-                       speakers=speakers, labels=labels, protocol=protocol, media=media)
+    data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table, speakers=speakers,
+                       labels=labels, protocol=protocol, media=media, transcribe=transcribe, cache_dir=cache_dir)
     resolve_split(data, **(split_options := {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}))
     with removing_new_folders(out):
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
@@ -655,8 +720,16 @@ def _train_split(model: str, model_config: str | None, data, cache, workers: int
     try:
         refuse_unusable(data, gathered)  # no take (of one corpus) has the model's inputs: say why, in one line
     except AvemoError as exc:
-        raise type(exc)(exc.reason + _modalities_hint(model, model_config, data), exc.path) from None
+        raise type(exc)(exc.reason + _modalities_hint(model, model_config, data) + _transcribe_hint(exc, data),
+                        exc.path) from None
     return gathered, resolve_split(data, **split_options, usable={t.key for t in gathered.takes})
+
+
+def _transcribe_hint(exc: AvemoError, data) -> str:
+    """For a refusal of takes without text, when they were not transcribed: how to give them text ("" else)."""
+    if data.transcripts is not None or "has no text" not in exc.reason or not any("audio" in t for t in data.takes):
+        return ""
+    return "; --transcribe gives the clips with audio a transcript by speech recognition"
 
 
 def _modalities_hint(model: str, model_config: str | None, data) -> str:
@@ -733,6 +806,7 @@ def evaluate(
                                       "training std is kept); needs at least 10 clips of one domain with a mixed "
                                       "emotion set. The JSON records it as \"adapt\". Evaluation only.")
     ] = None,
+    transcribe: EvalTranscribeOpt = None,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
@@ -745,12 +819,12 @@ def evaluate(
     the scored labels, and clips whose label has no partner are left out and counted. The JSON's
     "mapping" writes the map out; docs/protocol.md, "Cross-corpus evaluation", has the table."""
     from avemo.output_file import prepare_folder, removing_new_folders
-    from avemo.training import evaluate_checkpoint, load_checkpoint, load_data
+    from avemo.training import load_checkpoint
     from avemo.training.experiment import select_split
 
     ckpt = load_checkpoint(checkpoint)
-    data = load_data(dataset, root, visual_table=visual_table, speakers=_speakers(speakers), labels_csv=labels,
-                     protocol=protocol, media=media)
+    data = _evaluate_data(ckpt, transcribe, cache_dir, dataset=dataset, root=root, visual_table=visual_table,
+                          speakers=_speakers(speakers), labels_csv=labels, protocol=protocol, media=media)
     if split is not None:
         data = select_split(data, split)
     with contextlib.ExitStack() as stack:  # a bad destination fails now, not after the work
@@ -759,7 +833,7 @@ def evaluate(
             prepare_folder(plots)
         report = stack.enter_context(_output(json_out))  # may go into the folder just made
         cache = _cache(cache_dir)
-        ev = evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt)
+        ev = _evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt)
         for item in ev.skipped:
             what = item.get("take") or item.get("file")
             console_err.print(f"[yellow]skipped[/] {escape(str(what))}: {escape(item['reason'])}", soft_wrap=True)
@@ -771,13 +845,44 @@ def evaluate(
         if not ev.comparison.identity:
             console.print(_comparison_table(ev))
         if report is not None:
-            report.commit(json.dumps({**ev.to_dict(), "split": split}, indent=2))
+            report.commit(json.dumps({**ev.to_dict(), "split": split,
+                                       **({"transcripts": data.transcripts} if data.transcripts else {})}, indent=2))
         if plots is not None:
             from avemo.plots import plot_confusion, plot_reliability
 
             title = f"{ckpt.labels.name} -> {dataset}"
             plot_confusion(m.confusion, m.labels, plots / "confusion.png", title=title)
             plot_reliability(ev.reliability, plots / "reliability.png", title=title, ece=ev.ece)
+
+
+def _evaluate_checkpoint(ckpt, data, **options):
+    """``evaluate_checkpoint``; a refusal of takes without text says how to give them some (--transcribe)."""
+    from avemo.training import evaluate_checkpoint
+
+    try:
+        return evaluate_checkpoint(ckpt, data, **options)
+    except AvemoError as exc:
+        hint = _transcribe_hint(exc, data)
+        if not hint:
+            raise
+        raise type(exc)(exc.reason + hint, exc.path) from None
+
+
+def _evaluate_data(ckpt, transcribe: bool | None, cache_dir: Path | None, **options):
+    """The DataBundle of ``avemo evaluate``, with transcripts by speech recognition when asked, or, not
+    told, when the checkpoint's training had them for its text (:func:`~avemo.training.scoring.transcribes_like_training`)."""
+    from avemo.training import load_data
+    from avemo.training.scoring import transcribes_like_training
+
+    if transcribe is None and transcribes_like_training(ckpt):
+        transcribe = True
+        console_err.print("the checkpoint's text came from speech recognition: clips without a transcript are "
+                          "transcribed the same way (--no-transcribe: not)")
+    asr = {"transcribe": True, "cache": _cache(cache_dir)} if transcribe else {}
+    with _transcribing(bool(transcribe)) as progress:
+        data = load_data(**options, progress=progress, **asr)
+    _say_transcribed(data.transcripts)
+    return data
 
 
 def _comparison_table(ev) -> Table:

@@ -53,7 +53,9 @@ class ScanResult:
     corpora of dialogues), the skipped files, and ``warnings``: one line for each thing that was
     read but is not as expected (a CSV decoded with a fallback encoding, dialogues with missing turns).
     ``left_out`` counts, by the corpus's own label, the items that were read correctly but are not
-    in the label protocol asked for (IEMOCAP's ``xxx``, ``oth``, ``fru`` in the 4-class protocol)."""
+    in the label protocol asked for (IEMOCAP's ``xxx``, ``oth``, ``fru`` in the 4-class protocol).
+    ``transcripts``: what speech recognition did for the clips without a transcript, when it ran
+    (:func:`~avemo.training.transcripts.transcribe_missing`), else None."""
 
     dataset: str
     root: Path
@@ -61,6 +63,7 @@ class ScanResult:
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     left_out: dict[str, int] = field(default_factory=dict)
+    transcripts: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.clips)

@@ -1,4 +1,5 @@
-"""Training: data assembly from model input specs, the fitting loop, checkpoints, experiments."""
+"""Training: data assembly from model input specs (with transcripts by speech recognition for corpora
+without them: :mod:`avemo.training.transcripts`), the fitting loop, checkpoints, experiments."""
 
 from avemo.models.batching import TensorData, collate
 from avemo.models.checkpoint import (

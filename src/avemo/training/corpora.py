@@ -78,7 +78,9 @@ class CorpusSpec:
     """One corpus of a run: reader ``dataset``, folder ``root``, optional ``speakers`` subset (the
     corpus's own ids), ``weight`` (multiplies its sample weights), ``name`` (default: the dataset),
     ``labels`` (the labels CSV of a ``folder`` corpus), ``protocol`` (the label protocol of an
-    ``iemocap`` corpus: iemocap4, iemocap6) and ``media`` (its prepared utterance videos)."""
+    ``iemocap`` corpus: iemocap4, iemocap6), ``media`` (its prepared utterance videos) and
+    ``transcribe`` (give its takes without a transcript one by speech recognition:
+    :mod:`avemo.training.transcripts`)."""
 
     dataset: str
     root: Path
@@ -88,8 +90,11 @@ class CorpusSpec:
     labels: Path | None = None
     protocol: str | None = None
     media: Path | None = None
+    transcribe: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.transcribe, bool):
+            raise ConfigError(f"corpus {self.corpus}: transcribe must be true or false, got {self.transcribe!r}")
         if not self.weight > 0:
             raise ConfigError(f"corpus {self.corpus}: weight must be positive, got {self.weight}")
         known = label_protocols(self.dataset)
@@ -170,6 +175,7 @@ def read_corpora_file(path: str | Path, *, reads: Collection[str] = ()) -> list[
                 labels=path.parent / str(labels) if labels is not None else None,
                 protocol=str(entry["protocol"]) if "protocol" in entry else None,
                 media=path.parent / str(media) if media is not None else None,
+                transcribe=entry.get("transcribe", False),
             ))
         except ConfigError as exc:
             raise ConfigError(exc.reason, path) from None
@@ -395,6 +401,7 @@ class Corpora:
                          "speakers": list(s.speakers) if s.speakers is not None else "all",
                          **({"protocol": s.protocol} if s.protocol is not None else {}),
                          **({"media": recorded_path(s.media)} if s.media is not None else {}),
+                         **({"transcribe": True} if s.transcribe else {}),
                          "n": sum(t.dataset == s.corpus for t in self.takes)} for s in self.specs],
             "label_space": self.space.to_dict(),
             "left_out": self.left_out,

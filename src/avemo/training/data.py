@@ -116,17 +116,20 @@ def _from_text(takes: Sequence[Take], spec: InputSpec, out: dict[str, np.ndarray
                cache: FeatureCache, progress: Callable[[int, int], None]) -> None:
     """Each take's features of a text extractor, from its clip's text (``"Speaker: text"`` with the
     input's ``speaker_prefix``; through the cache, keyed by the text read); a take without text, or
-    whose text fails (empty), is listed in ``failed``."""
+    whose text fails (empty), is listed in ``failed`` (one whose files speech recognition found no
+    speech in says so: :mod:`avemo.training.transcripts`)."""
     from avemo.datasets.text import speaker_prefixed
     from avemo.extraction import ExtractorSpec
     from avemo.extraction.text import text_extractor, text_features
+    from avemo.training.transcripts import transcript_source
 
     extractor = text_extractor(ExtractorSpec.of(spec.feature, **dict(spec.config)))
     texts = {}
     for take in takes:
         clip = take.clip_for("text")
         if clip is None or not clip.text:
-            failed.setdefault(take.key, f"take {take.key} has no text")
+            why = ": speech recognition found no speech in it" if transcript_source(take) else ""
+            failed.setdefault(take.key, f"take {take.key} has no text{why}")
         else:
             texts[take.key] = speaker_prefixed(clip.text, clip.speaker) if spec.speaker_prefix else clip.text
     done = [0]

@@ -66,6 +66,9 @@ class DataBundle:
     tables: dict[str, Any] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     corpora: Corpora | None = None  # several corpora in one label space (:func:`load_corpora`)
+    #: what speech recognition did for takes without a transcript (``transcribe=True``), else None;
+    #: several corpora: ``{"source": "asr", "corpora": {name: counts}}``
+    transcripts: dict[str, Any] | None = None
 
     @property
     def speakers(self) -> list[str]:
@@ -81,10 +84,15 @@ def load_data(
     labels_csv: str | Path | None = None,
     protocol: str | None = None,
     media: str | Path | None = None,
+    transcribe: bool = False,
+    cache: FeatureCache | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DataBundle:
     """Read ``root`` with the ``dataset`` reader, pair files into takes, attach the visual table.
     ``protocol``: the label protocol of IEMOCAP (``iemocap4``, ``iemocap6``); ``media``: IEMOCAP's
-    prepared utterance videos (``avemo prepare --dataset iemocap``)."""
+    prepared utterance videos (``avemo prepare --dataset iemocap``). ``transcribe``: give the takes
+    without a transcript one by speech recognition, through ``cache`` (default: the default feature
+    cache), ``progress(done, total)`` after each take (:mod:`avemo.training.transcripts`)."""
     options: dict[str, Any] = {"labels_csv": labels_csv} if labels_csv is not None else {}
     if protocol is not None:
         if dataset != "iemocap":
@@ -95,6 +103,12 @@ def load_data(
             raise ConfigError(f"media (prepared utterance videos) is for the iemocap dataset, not {dataset}")
         options["media"] = media
     scan = read_dataset(dataset, root, **options)
+    if transcribe:
+        from avemo.training.transcripts import transcribe_missing
+
+        used = None if speakers is None else set(speakers)  # only the clips this run keeps
+        scan = transcribe_missing(scan, cache=cache, progress=progress,
+                                  select=lambda c: c.emotion is not None and (used is None or c.speaker in used))
     takes = list(pair_takes(scan.clips).values())
     if speakers is not None:
         wanted = set(speakers)
@@ -119,7 +133,8 @@ def load_data(
     if visual_table is not None:
         table = load_au_means(visual_table)
         tables[table.name] = table
-    return DataBundle(dataset, Path(root), takes, labels, tables, [(str(s.path), s.reason) for s in scan.skipped])
+    return DataBundle(dataset, Path(root), takes, labels, tables, [(str(s.path), s.reason) for s in scan.skipped],
+                      transcripts=scan.transcripts)
 
 
 @dataclass
@@ -267,6 +282,7 @@ def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: 
                          for name, part in zip(("train", "val", "test"), parts, strict=True)},
             "n": {name: len(part) for name, part in zip(("train", "val", "test"), parts, strict=True)},
             **(data.corpora.to_dict() if data.corpora is not None else {}),
+            **({"transcripts": data.transcripts} if data.transcripts else {}),
         },
         "metrics": {"best_epoch": run.best_epoch, "params": run.params,
                     "train_seconds": round(run.train_seconds, 2),
@@ -452,16 +468,19 @@ def _usable_data(data: DataBundle, usable: Collection[str] | None, *, keep_all: 
     return dataclasses.replace(data, takes=[t for t in data.takes if t.speaker in keep]), left_out
 
 
-def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, visual_table=None):
+def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, visual_table=None,
+                 cache: FeatureCache | None = None, progress: Callable[[int, int], None] | None = None):
     """Read every corpus and return a :class:`DataBundle` over the label
     space (``bundle.corpora`` holds the :class:`Corpora`). Each corpus is read as ``avemo train``
-    reads one (unknown dataset, a folder without labelled clips: one-line errors)."""
+    reads one (unknown dataset, a folder without labelled clips: one-line errors); those with
+    ``transcribe`` get transcripts by speech recognition through ``cache`` (:func:`load_data`)."""
     specs = list(specs)
     if len(specs) < 2:
         raise ConfigError("multi-corpus training needs at least two corpora")
     check_corpus_names(specs)
     bundles = {s.corpus: load_data(s.dataset, s.root, speakers=s.speakers, labels_csv=s.labels,
-                                   visual_table=visual_table, protocol=s.protocol, media=s.media) for s in specs}
+                                   visual_table=visual_table, protocol=s.protocol, media=s.media,
+                                   transcribe=s.transcribe, cache=cache, progress=progress) for s in specs}
     space = build_label_space({c: b.labels for c, b in bundles.items()}, mode)
     takes, left_out, skipped = [], {}, []
     for c, b in bundles.items():
@@ -481,4 +500,6 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
     root = Path(os.path.commonpath([str(Path(s.root).resolve()) for s in specs]))
     bundle = DataBundle("+".join(bundles), root, takes, space.labels, tables, skipped)
     bundle.corpora = Corpora(specs, space, takes, left_out)
+    transcribed = {c: b.transcripts for c, b in bundles.items() if b.transcripts}
+    bundle.transcripts = {"source": "asr", "corpora": transcribed} if transcribed else None
     return bundle

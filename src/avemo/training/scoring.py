@@ -92,6 +92,20 @@ class Evaluation:
         }
 
 
+def transcribes_like_training(ckpt: Checkpoint) -> bool:
+    """Whether scoring ``ckpt`` should give the clips without a transcript one by speech recognition,
+    as its training did: its model reads text and its run recorded ASR transcripts (``avemo train
+    --transcribe``, or ``transcribe = true`` for one of its corpora: ``checkpoint.json``'s
+    ``data.transcripts``). ``avemo evaluate`` follows it unless told ``--transcribe/--no-transcribe``."""
+    from avemo.features.base import extractor_class, list_extractors
+    from avemo.training.transcripts import SOURCE
+
+    record = (ckpt.meta.get("data") or {}).get("transcripts") or {}
+    reads_text = any(s.feature in list_extractors() and extractor_class(s.feature).modality == "text"
+                     for s in ckpt.inputs.values())
+    return reads_text and record.get("source") == SOURCE
+
+
 def seen_in_training(meta: Mapping[str, Any], takes) -> dict[str, int]:
     """How many of ``takes`` the checkpoint of ``meta`` trained on (``"train"``) or chose its epoch,
     calibration... on (``"val"``), as its metadata records them: takes of its training or validation
