@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import io
 import json
 import logging
@@ -1566,6 +1567,19 @@ def _check_serve_extra() -> None:
         import uvicorn  # noqa: F401
     except ImportError as exc:
         raise AvemoError(f"the web service needs the 'serve' extra ({exc.name} is missing): pip install 'avemo[serve]'") from None
+
+
+def _help_as_paragraphs(typer_app: typer.Typer) -> None:
+    """Each command's help (its docstring) as paragraphs of one line each. Typer's rich help keeps a
+    docstring's single line breaks and then wraps the lines to the terminal once more, which left
+    ragged lines ("Options given here" / "override ..."); a blank line still ends a paragraph."""
+    for info in typer_app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            paragraphs = inspect.cleandoc(info.callback.__doc__).split("\n\n")
+            info.help = "\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs)
+
+
+_help_as_paragraphs(app)
 
 
 def main() -> None:
