@@ -144,6 +144,8 @@ def load_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file ({exc.strerror or exc})", path) from None
+    except UnicodeDecodeError as exc:  # a binary file, or text in another encoding
+        raise ConfigError(f"not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x})", path) from None
     try:
         if path.suffix == ".toml":
             return tomllib.loads(text)
