@@ -196,3 +196,50 @@ def test_load_data_transcribes_only_the_clips_the_run_keeps(tmp_path, make_clip,
     assert [t["text"].text for t in data.takes] == ["Kids are talking by the door."]
     assert data.transcripts["transcribed"] == 1
     assert load_data("ravdess", root).transcripts is None and len(calls) == 1  # not asked: no recognition
+
+
+def test_cli_a_model_that_reads_no_text_transcribes_nothing(tmp_path, make_ravdess, counting_asr):
+    """--transcribe with a model that has no text input (egemaps_logreg) ran the recogniser on every
+    clip (about half a second each on a CPU, minutes on a corpus) for transcripts nobody read; train,
+    evaluate and extract now say so in one line and transcribe nothing."""
+    calls, _ = counting_asr
+    root = make_ravdess(("01", "05", "07"))
+    runner, run, cache = CliRunner(), tmp_path / "run", ["--cache", str(tmp_path / "cache")]
+    result = runner.invoke(app, ["train", "--root", str(root), "--model", "egemaps_logreg", "--transcribe",
+                                 "--epochs", "1", "--out", str(run), "--device", "cpu", "--workers", "1", *cache])
+    assert result.exit_code == 0, result.output
+    assert "--transcribe ignored: model egemaps_logreg reads no text (only audio); no clip is transcribed" \
+        in " ".join(result.output.split())
+    assert calls == [] and "transcripts" not in json.loads((run / "checkpoint.json").read_text())["data"]
+    result = runner.invoke(app, ["evaluate", "--checkpoint", str(run), "--root", str(root), "--transcribe", *cache])
+    assert result.exit_code == 0, result.output
+    assert "--transcribe ignored: the checkpoint's model reads no text (only audio)" in " ".join(result.output.split())
+    result = runner.invoke(app, ["extract", "--dataset", "ravdess", "--root", str(root), "--features", "egemaps",
+                                 "--transcribe", *cache])
+    assert result.exit_code == 0, result.output
+    assert "--transcribe ignored: --features egemaps reads no text" in " ".join(result.output.split())
+    assert calls == []
+
+
+def test_corpora_entries_that_ask_for_transcripts_get_none_for_a_model_without_text(tmp_path):
+    from avemo.cli import _transcribed_specs
+    from avemo.training.corpora import CorpusSpec
+
+    specs = [CorpusSpec("ravdess", tmp_path, transcribe=True), CorpusSpec("emodb", tmp_path)]
+    assert [s.transcribe for s in _transcribed_specs(specs, False, ("m", {"audio", "text"}))] == [True, False]
+    assert [s.transcribe for s in _transcribed_specs(specs, True, ("m", {"audio", "text"}))] == [True, True]
+    assert [s.transcribe for s in _transcribed_specs(specs, True, ("m", {"audio", "video"}))] == [False, False]
+    assert [s.transcribe for s in _transcribed_specs(specs, False, ("m", {"audio"}))] == [False, False]
+
+
+def test_cli_extract_transcribe_says_what_the_decoder_cut_short(tmp_path, make_clip):
+    """The real decoder on a WAV file cut in half: its warning was collected and never printed by
+    extract --transcribe (train and evaluate logged it)."""
+    root = ravdess_like(tmp_path / "r", make_clip, {"03-01-05-01-01-01-01.wav": {"duration": 1.0, "audio": "noise"}})
+    wav = root / "Actor_01" / "03-01-05-01-01-01-01.wav"
+    wav.write_bytes(wav.read_bytes()[: wav.stat().st_size // 2])
+    result = CliRunner().invoke(app, ["extract", "--dataset", "ravdess", "--root", str(root), "--features", "minilm",
+                                      "--transcribe", "--cache", str(tmp_path / "cache")])
+    said = " ".join(result.output.split())
+    assert f"warning: {wav}: truncated or damaged: the header declares" in said, said
+    assert "1 takes transcribed, 0 from the cache, 1 without speech" in said

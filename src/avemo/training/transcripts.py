@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,6 +178,13 @@ def transcribe_missing(scan: ScanResult, *, cache=None, config=None, progress: P
         log.warning(line)
     return dataclasses.replace(scan, clips=done.clips, skipped=[*scan.skipped, *done.skipped], warnings=warnings,
                                transcripts=done.summary())
+
+
+def reads_text(inputs: Mapping[str, Any]) -> bool:
+    """Whether a model of these inputs (name -> :class:`~avemo.models.inputs.InputSpec`) reads text:
+    only then are transcripts worth making (``--transcribe`` for a model without a text input would
+    spend the recogniser's time, about half a second a clip on a CPU, on text nobody reads)."""
+    return any(spec.modality == "text" for spec in inputs.values())
 
 
 def transcript_source(clips_or_take) -> str | None:
