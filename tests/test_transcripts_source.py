@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from avemo.cache import FeatureCache
 from avemo.cli import app
 from avemo.datasets import read_dataset
-from avemo.errors import ConfigError
+from avemo.errors import ConfigError, MediaError
 from avemo.features.audio import asr
 from avemo.features.audio.asr import Transcript
 from avemo.training.transcripts import SOURCE_FIELD, transcribe_clips, transcribe_missing
@@ -243,3 +243,50 @@ def test_cli_extract_transcribe_says_what_the_decoder_cut_short(tmp_path, make_c
     said = " ".join(result.output.split())
     assert f"warning: {wav}: truncated or damaged: the header declares" in said, said
     assert "1 takes transcribed, 0 from the cache, 1 without speech" in said
+
+
+def test_a_file_without_an_audio_track_is_no_take_without_speech(tmp_path, make_clip, counting_asr):
+    """A folder's .mp4 is taken for audio + video; one without an audio track gave the recogniser
+    nothing (an empty transcript, as predict does) and was counted and marked as a take without
+    speech. It keeps its clip unchanged (its video is of use), without text, counted apart."""
+    calls, said = counting_asr
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    shutil.copy(make_clip("v.mp4", duration=0.5, audio=None), folder / "v.mp4")
+    shutil.copy(make_clip("a.wav", duration=0.5), folder / "a.wav")
+    (folder / "labels.csv").write_text("path,emotion,speaker\nv.mp4,happy,s1\na.wav,sad,s1\n")
+    said["v.mp4"] = ""  # what the recogniser says for a file without audio
+    clips = read_dataset("folder", folder).clips
+    done = transcribe_clips(clips, cache=FeatureCache(tmp_path / "cache"))
+    by_name = {c.path.name: c for c in done.clips}
+    assert by_name["v.mp4"] == next(c for c in clips if c.path.name == "v.mp4")  # unchanged: no text...
+    assert SOURCE_FIELD not in by_name["v.mp4"].fields  # ...and no "asr" source: no speech was looked for
+    assert by_name["a.wav"].text == "Kids are talking by the door." and by_name["a.wav"].fields[SOURCE_FIELD] == "asr"
+    assert (done.transcribed, done.no_speech, done.no_audio) == (1, 0, 1) and done.summary()["no_audio"] == 1
+    again = transcribe_clips(clips, cache=FeatureCache(tmp_path / "cache"))  # the empty transcript from the cache
+    assert (again.cached, again.no_speech, again.no_audio) == (1, 0, 1) and len(calls) == 2
+
+
+def test_cli_extract_says_why_transcribed_clips_have_no_text(tmp_path, make_clip, counting_asr, monkeypatch):
+    """--transcribe given, the refusal told the user to give --transcribe; a folder of files none of
+    which could be transcribed was refused without naming the folder."""
+    _, said = counting_asr
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(make_clip("v.mp4", duration=0.5, audio=None), folder / "v.mp4")
+    said["v.mp4"] = ""
+    args = ["extract", str(folder), "--features", "minilm", "--transcribe", "--cache", str(tmp_path / "cache")]
+    result = CliRunner().invoke(app, args)
+    said_out = " ".join(result.output.split())
+    assert result.exit_code != 0 and "1 files without an audio track" in said_out, said_out
+    assert str(result.exception) == (f"{folder}: no clip has text for minilm (--transcribe found no speech in "
+                                     "their audio, or they have none)")
+    (folder / "v.mp4").unlink()
+    (folder / "bad.wav").write_bytes(b"RIFF not a wave file")
+
+    def undecodable(path, **_):
+        raise MediaError("not a media file", path)
+
+    monkeypatch.setattr(asr, "transcribe_file", undecodable)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0 and str(result.exception) == f"{folder}: no file could be transcribed"

@@ -159,9 +159,10 @@ def _say_transcribed(record: dict | None) -> None:
     if not record:
         return
     for name, counts in (record.get("corpora") or {"": record}).items():
+        no_audio = f", {counts['no_audio']} files without an audio track" if counts.get("no_audio") else ""
         console_err.print(escape(f"transcripts{' of ' + name if name else ''} by speech recognition: "
                                  f"{counts['transcribed']} takes transcribed, {counts['cached']} from the cache, "
-                                 f"{counts['no_speech']} without speech, {counts['skipped']} files skipped"))
+                                 f"{counts['no_speech']} without speech, {counts['skipped']} files skipped{no_audio}"))
 
 
 def _worth_transcribing(asked: bool, modalities: Collection[str], what: str, option: str = "--transcribe") -> bool:
@@ -295,8 +296,9 @@ def extract(
         summary_out = stack.enter_context(_output(summary_json))  # may go into the folder just made
         cache = _cache(cache_dir)
         if transcribe:
-            items, skipped = _transcribe_items(items, skipped, cache)
-        report = _extract_clips(items, specs, cache, path, workers=workers, executor=executor, address=address)
+            items, skipped = _transcribe_items(items, skipped, cache, path)
+        report = _extract_clips(items, specs, cache, path, transcribe, workers=workers, executor=executor,
+                                address=address)
         if out_dir is not None:
             export_features(out_dir, items, specs, cache, report)
         failed = report.failed
@@ -329,7 +331,7 @@ def _extract_inputs(path: Path | None, root: Path | None, **options):
     return path, items, skipped
 
 
-def _transcribe_items(items, skipped, cache):
+def _transcribe_items(items, skipped, cache, path: Path):
     """``extract --transcribe``: the clips with transcripts, and the files skipped (those whose audio
     cannot be transcribed added and printed)."""
     from avemo.training.transcripts import transcribe_clips
@@ -342,7 +344,7 @@ def _transcribe_items(items, skipped, cache):
         console_err.print(f"[yellow]skipped[/] {escape(str(s.path))}: {escape(s.reason)}", soft_wrap=True)
     _say_transcribed(done.summary())
     if not done.clips:
-        raise AvemoError("no file could be transcribed")
+        raise AvemoError("no file could be transcribed", path)
     return done.clips, [*skipped, *((s.path, s.reason) for s in done.skipped)]
 
 
@@ -357,8 +359,9 @@ def _print_not_extracted(failed, skipped) -> None:
     console_err.print(table)
 
 
-def _extract_clips(items, specs, cache, path: Path, **run_options):
-    """Media features of the clips with audio or video, text features of the clips' texts; one report."""
+def _extract_clips(items, specs, cache, path: Path, transcribed: bool = False, **run_options):
+    """Media features of the clips with audio or video, text features of the clips' texts; one report.
+    ``transcribed``: the clips went through speech recognition (--transcribe)."""
     from avemo.collect import clip_name
     from avemo.extraction import ExtractionReport, run_extraction, run_text_extraction
 
@@ -368,8 +371,10 @@ def _extract_clips(items, specs, cache, path: Path, **run_options):
     for wanted, have, what in ((media_specs, media, "audio or video"),
                                (text_specs, [c for c in items if c.text], "text")):
         if wanted and not have:
-            hint = " (text comes from a dataset that has it, --dataset meld, or from --transcribe)" \
-                if what == "text" else ""
+            hint = ""
+            if what == "text":
+                hint = (" (--transcribe found no speech in their audio, or they have none)" if transcribed
+                        else " (text comes from a dataset that has it, --dataset meld, or from --transcribe)")
             raise AvemoError(f"no clip has {what} for {', '.join(s.name for s in wanted)}{hint}", path)
     total = len(media) * bool(media_specs) + len(items) * len(text_specs)
     reports = []
