@@ -290,3 +290,24 @@ def test_cli_extract_says_why_transcribed_clips_have_no_text(tmp_path, make_clip
     monkeypatch.setattr(asr, "transcribe_file", undecodable)
     result = CliRunner().invoke(app, args)
     assert result.exit_code != 0 and str(result.exception) == f"{folder}: no file could be transcribed"
+
+
+def test_a_cache_that_cannot_be_written_stops_the_run_instead_of_skipping_every_file(tmp_path, make_clip,
+                                                                                      counting_asr, monkeypatch):
+    """A full disk under the cache made every file 'cannot be transcribed: cannot write cache entry (No
+    space left on device)' and skipped it: the run went on with the clips cached before, and failed
+    later for another reason (found with a 64 KiB tmpfs as --cache). The cache's one-line error stops it."""
+    from avemo.errors import CacheError
+
+    root = ravdess_like(tmp_path / "r", make_clip, {f"03-01-0{e}-01-01-01-01.wav": {"duration": 0.5, "seed": e}
+                                                   for e in (1, 3)})
+    cache = FeatureCache(tmp_path / "cache")
+
+    def full(key, arrays, spec=None):
+        raise CacheError("cannot write cache entry (No space left on device)", cache.entry_path(key))
+
+    monkeypatch.setattr(cache, "put", full)
+    with pytest.raises(CacheError, match="No space left on device"):
+        transcribe_clips(read_dataset("ravdess", root).clips, cache=cache)
+    calls, _ = counting_asr
+    assert len(calls) == 1  # stopped at the first file

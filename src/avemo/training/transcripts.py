@@ -23,7 +23,8 @@ so that a text or audio+text model can train and be scored on it.
   ``fields["text_source"]`` is ``"asr"`` whether or not speech was found.
 * **Bad audio.** A file whose audio cannot be decoded is skipped, with the reason, in the
   :class:`~avemo.datasets.scan.ScanResult`'s ``skipped`` like the reader's own skips. Missing
-  Whisper weights stop the run with one line.
+  Whisper weights, or a cache that cannot be written (a full disk), stop the run with one line:
+  no file is to blame, and skipping each would leave a run on what happened to be cached.
 * **No audio track.** A file taken for one with audio (a folder's ``.mp4``) that has none is no
   take without speech: it keeps its clip, unchanged and without text (its video is still of use),
   the take's next file is tried, and it is counted apart (``no_audio``).
@@ -44,7 +45,7 @@ from avemo.cache.store import FeatureCache
 from avemo.datasets.records import Clip
 from avemo.datasets.scan import ScanResult, Skipped
 from avemo.datasets.text import normalise_text
-from avemo.errors import AvemoError, CheckpointError
+from avemo.errors import AvemoError, CacheError, CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +153,8 @@ def transcribe_clips(clips: Sequence[Clip], *, cache=None, config=None, progress
             try:
                 text, cached = file_transcript(clips[i].path, cache, config,
                                                warn=lambda m, p=clips[i].path: out.warnings.append(f"{p}: {m}"))
-            except CheckpointError:
-                raise  # no recogniser (missing weights): every file would fail
+            except (CheckpointError, CacheError):
+                raise  # no recogniser (missing weights), a cache that cannot be written (a full disk): every file would fail
             except AvemoError as exc:
                 out.skipped.append(Skipped(clips[i].path, f"cannot be transcribed: {exc.reason}"))
                 dropped.add(i)
