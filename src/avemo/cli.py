@@ -281,8 +281,7 @@ def extract(
             table.add_row(name, cls.modality, cls.summary)
         console.print(table)
         return
-    specs = ExtractorSpec.parse(features)
-    # unknown names and bad config fail before any work starts
+    specs = ExtractorSpec.parse(features)  # built next: unknown names and bad config fail before any work starts
     transcribe = _worth_transcribing(transcribe, {spec.build().modality for spec in specs}, f"--features {features}")
     from avemo.collect import check_export_folder, export_features
     from avemo.output_file import removing_new_folders
