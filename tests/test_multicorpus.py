@@ -371,6 +371,37 @@ def test_cli_refuses_a_corpora_file_key_it_does_not_read_before_any_work(avemo_m
     assert not (tmp_path / "run").exists()
 
 
+def test_cli_refuses_a_corpora_or_config_file_that_is_not_utf8_in_one_line(avemo_main, tmp_path):
+    """A binary file or one in Latin-1 given as --corpora / --config ended in a UnicodeDecodeError traceback."""
+    for option, text in (("--corpora", b"\xff\xfe[[corpora]]\n"), ("--config", b"epochs = 1  # caf\xe9\n")):
+        path = tmp_path / "settings.toml"
+        path.write_bytes(text)
+        args = ("--corpora", path) if option == "--corpora" else ("--root", tmp_path, "--config", path)
+        code, _, err = avemo_main("train", *args, "--out", tmp_path / "run")
+        byte = text.index(b"\xff" if option == "--corpora" else b"\xe9")
+        assert code == 2 and err.strip() == (f"avemo: error: {path}: not UTF-8 text (byte {byte} is "
+                                             f"0x{text[byte]:02x})"), err
+        assert not (tmp_path / "run").exists()
+
+
+def test_a_key_given_twice_in_a_yaml_or_json_corpora_file_is_refused(avemo_main, tmp_path):
+    """TOML refuses a duplicate key; the YAML and JSON parsers kept the last value without a word
+    (balance: corpus, then balance: none trained with none)."""
+    from avemo.config import load_file
+
+    files = {"corpora.yaml": ("balance: corpus\nbalance: none\ncorpora:\n  - {dataset: ravdess, root: r}\n",
+                              "not valid YAML: the key 'balance' is given twice (line 2)"),
+             "corpora.json": ('{"balance": "corpus", "corpora": [{"dataset": "ravdess", "root": "r", "root": "e"}], '
+                              '"balance": "none"}', "not valid JSON: the key 'root' is given twice")}
+    for name, (text, reason) in files.items():
+        (tmp_path / name).write_text(text)
+        code, _, err = avemo_main("train", "--corpora", tmp_path / name, "--out", tmp_path / "run")
+        assert code == 2 and err.strip() == f"avemo: error: {tmp_path / name}: {reason}", err
+    merged = tmp_path / "merge.yaml"  # a key a merge brings in may be overridden: YAML's meaning, not a duplicate
+    merged.write_text("base: &b {weight: 1.0, name: x}\nentry:\n  <<: *b\n  weight: 2.0\n")
+    assert load_file(merged) == {"base": {"weight": 1.0, "name": "x"}, "entry": {"weight": 2.0, "name": "x"}}
+
+
 def test_cli_refuses_a_balance_the_two_files_give_differently_unless_the_option_chooses(avemo_main, tmp_path):
     config = tmp_path / "train.toml"
     config.write_text('balance = "none"\n')
@@ -386,7 +417,7 @@ def test_train_help_shows_the_corpora_table_name(avemo_main, monkeypatch):
     """--help is rendered as console markup: "[[corpora]]" used to come out as "[]"."""
     monkeypatch.setenv("COLUMNS", "200")
     code, out, _ = avemo_main("train", "--help")
-    assert code == 0 and "A TOML file of [[corpora]] entries" in out
+    assert code == 0 and "A TOML (or YAML/JSON) file of [[corpora]] entries" in out
 
 
 def test_closed_form_refuses_the_class_balanced_sampler():

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from avemo.cache import FeatureCache
 from avemo.cli import app
 from avemo.datasets import read_dataset
-from avemo.errors import ConfigError
+from avemo.errors import ConfigError, MediaError
 from avemo.features.audio import asr
 from avemo.features.audio.asr import Transcript
 from avemo.training.transcripts import SOURCE_FIELD, transcribe_clips, transcribe_missing
@@ -196,3 +196,118 @@ def test_load_data_transcribes_only_the_clips_the_run_keeps(tmp_path, make_clip,
     assert [t["text"].text for t in data.takes] == ["Kids are talking by the door."]
     assert data.transcripts["transcribed"] == 1
     assert load_data("ravdess", root).transcripts is None and len(calls) == 1  # not asked: no recognition
+
+
+def test_cli_a_model_that_reads_no_text_transcribes_nothing(tmp_path, make_ravdess, counting_asr):
+    """--transcribe with a model that has no text input (egemaps_logreg) ran the recogniser on every
+    clip (about half a second each on a CPU, minutes on a corpus) for transcripts nobody read; train,
+    evaluate and extract now say so in one line and transcribe nothing."""
+    calls, _ = counting_asr
+    root = make_ravdess(("01", "05", "07"))
+    runner, run, cache = CliRunner(), tmp_path / "run", ["--cache", str(tmp_path / "cache")]
+    result = runner.invoke(app, ["train", "--root", str(root), "--model", "egemaps_logreg", "--transcribe",
+                                 "--epochs", "1", "--out", str(run), "--device", "cpu", "--workers", "1", *cache])
+    assert result.exit_code == 0, result.output
+    assert "--transcribe ignored: model egemaps_logreg reads no text (only audio); no clip is transcribed" \
+        in " ".join(result.output.split())
+    assert calls == [] and "transcripts" not in json.loads((run / "checkpoint.json").read_text())["data"]
+    result = runner.invoke(app, ["evaluate", "--checkpoint", str(run), "--root", str(root), "--transcribe", *cache])
+    assert result.exit_code == 0, result.output
+    assert "--transcribe ignored: the checkpoint's model reads no text (only audio)" in " ".join(result.output.split())
+    result = runner.invoke(app, ["extract", "--dataset", "ravdess", "--root", str(root), "--features", "egemaps",
+                                 "--transcribe", *cache])
+    assert result.exit_code == 0, result.output
+    assert "--transcribe ignored: --features egemaps reads no text" in " ".join(result.output.split())
+    assert calls == []
+
+
+def test_corpora_entries_that_ask_for_transcripts_get_none_for_a_model_without_text(tmp_path):
+    from avemo.cli import _transcribed_specs
+    from avemo.training.corpora import CorpusSpec
+
+    specs = [CorpusSpec("ravdess", tmp_path, transcribe=True), CorpusSpec("emodb", tmp_path)]
+    assert [s.transcribe for s in _transcribed_specs(specs, False, ("m", {"audio", "text"}))] == [True, False]
+    assert [s.transcribe for s in _transcribed_specs(specs, True, ("m", {"audio", "text"}))] == [True, True]
+    assert [s.transcribe for s in _transcribed_specs(specs, True, ("m", {"audio", "video"}))] == [False, False]
+    assert [s.transcribe for s in _transcribed_specs(specs, False, ("m", {"audio"}))] == [False, False]
+
+
+def test_cli_extract_transcribe_says_what_the_decoder_cut_short(tmp_path, make_clip):
+    """The real decoder on a WAV file cut in half: its warning was collected and never printed by
+    extract --transcribe (train and evaluate logged it)."""
+    root = ravdess_like(tmp_path / "r", make_clip, {"03-01-05-01-01-01-01.wav": {"duration": 1.0, "audio": "noise"}})
+    wav = root / "Actor_01" / "03-01-05-01-01-01-01.wav"
+    wav.write_bytes(wav.read_bytes()[: wav.stat().st_size // 2])
+    result = CliRunner().invoke(app, ["extract", "--dataset", "ravdess", "--root", str(root), "--features", "minilm",
+                                      "--transcribe", "--cache", str(tmp_path / "cache")])
+    said = " ".join(result.output.split())
+    assert f"warning: {wav}: truncated or damaged: the header declares" in said, said
+    assert "1 takes transcribed, 0 from the cache, 1 without speech" in said
+
+
+def test_a_file_without_an_audio_track_is_no_take_without_speech(tmp_path, make_clip, counting_asr):
+    """A folder's .mp4 is taken for audio + video; one without an audio track gave the recogniser
+    nothing (an empty transcript, as predict does) and was counted and marked as a take without
+    speech. It keeps its clip unchanged (its video is of use), without text, counted apart."""
+    calls, said = counting_asr
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    shutil.copy(make_clip("v.mp4", duration=0.5, audio=None), folder / "v.mp4")
+    shutil.copy(make_clip("a.wav", duration=0.5), folder / "a.wav")
+    (folder / "labels.csv").write_text("path,emotion,speaker\nv.mp4,happy,s1\na.wav,sad,s1\n")
+    said["v.mp4"] = ""  # what the recogniser says for a file without audio
+    clips = read_dataset("folder", folder).clips
+    done = transcribe_clips(clips, cache=FeatureCache(tmp_path / "cache"))
+    by_name = {c.path.name: c for c in done.clips}
+    assert by_name["v.mp4"] == next(c for c in clips if c.path.name == "v.mp4")  # unchanged: no text...
+    assert SOURCE_FIELD not in by_name["v.mp4"].fields  # ...and no "asr" source: no speech was looked for
+    assert by_name["a.wav"].text == "Kids are talking by the door." and by_name["a.wav"].fields[SOURCE_FIELD] == "asr"
+    assert (done.transcribed, done.no_speech, done.no_audio) == (1, 0, 1) and done.summary()["no_audio"] == 1
+    again = transcribe_clips(clips, cache=FeatureCache(tmp_path / "cache"))  # the empty transcript from the cache
+    assert (again.cached, again.no_speech, again.no_audio) == (1, 0, 1) and len(calls) == 2
+
+
+def test_cli_extract_says_why_transcribed_clips_have_no_text(tmp_path, make_clip, counting_asr, monkeypatch):
+    """--transcribe given, the refusal told the user to give --transcribe; a folder of files none of
+    which could be transcribed was refused without naming the folder."""
+    _, said = counting_asr
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(make_clip("v.mp4", duration=0.5, audio=None), folder / "v.mp4")
+    said["v.mp4"] = ""
+    args = ["extract", str(folder), "--features", "minilm", "--transcribe", "--cache", str(tmp_path / "cache")]
+    result = CliRunner().invoke(app, args)
+    said_out = " ".join(result.output.split())
+    assert result.exit_code != 0 and "1 files without an audio track" in said_out, said_out
+    assert str(result.exception) == (f"{folder}: no clip has text for minilm (--transcribe found no speech in "
+                                     "their audio, or they have none)")
+    (folder / "v.mp4").unlink()
+    (folder / "bad.wav").write_bytes(b"RIFF not a wave file")
+
+    def undecodable(path, **_):
+        raise MediaError("not a media file", path)
+
+    monkeypatch.setattr(asr, "transcribe_file", undecodable)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0 and str(result.exception) == f"{folder}: no file could be transcribed"
+
+
+def test_a_cache_that_cannot_be_written_stops_the_run_instead_of_skipping_every_file(tmp_path, make_clip,
+                                                                                      counting_asr, monkeypatch):
+    """A full disk under the cache made every file 'cannot be transcribed: cannot write cache entry (No
+    space left on device)' and skipped it: the run went on with the clips cached before, and failed
+    later for another reason (found with a 64 KiB tmpfs as --cache). The cache's one-line error stops it."""
+    from avemo.errors import CacheError
+
+    root = ravdess_like(tmp_path / "r", make_clip, {f"03-01-0{e}-01-01-01-01.wav": {"duration": 0.5, "seed": e}
+                                                   for e in (1, 3)})
+    cache = FeatureCache(tmp_path / "cache")
+
+    def full(key, arrays, spec=None):
+        raise CacheError("cannot write cache entry (No space left on device)", cache.entry_path(key))
+
+    monkeypatch.setattr(cache, "put", full)
+    with pytest.raises(CacheError, match="No space left on device"):
+        transcribe_clips(read_dataset("ravdess", root).clips, cache=cache)
+    calls, _ = counting_asr
+    assert len(calls) == 1  # stopped at the first file

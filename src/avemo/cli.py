@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated
 
@@ -158,9 +159,21 @@ def _say_transcribed(record: dict | None) -> None:
     if not record:
         return
     for name, counts in (record.get("corpora") or {"": record}).items():
+        no_audio = f", {counts['no_audio']} files without an audio track" if counts.get("no_audio") else ""
         console_err.print(escape(f"transcripts{' of ' + name if name else ''} by speech recognition: "
                                  f"{counts['transcribed']} takes transcribed, {counts['cached']} from the cache, "
-                                 f"{counts['no_speech']} without speech, {counts['skipped']} files skipped"))
+                                 f"{counts['no_speech']} without speech, {counts['skipped']} files skipped{no_audio}"))
+
+
+def _worth_transcribing(asked: bool, modalities: Collection[str], what: str, option: str = "--transcribe") -> bool:
+    """Whether to transcribe: ``asked`` and ``what`` (the model, the features) reads text; asked for
+    ``what`` that reads none (only ``modalities``), said in one line and False: transcripts nobody reads
+    would cost the recogniser's time (about half a second a clip on a CPU) for nothing."""
+    if asked and "text" not in modalities:
+        console_err.print(escape(f"{option} ignored: {what} reads no text (only {', '.join(sorted(modalities))}); "
+                                 "no clip is transcribed"))
+        return False
+    return asked
 
 
 # ----------------------------------------------------------------------------- info
@@ -268,9 +281,8 @@ def extract(
             table.add_row(name, cls.modality, cls.summary)
         console.print(table)
         return
-    specs = ExtractorSpec.parse(features)
-    for spec in specs:  # unknown names and bad config fail before any work starts
-        spec.build()
+    specs = ExtractorSpec.parse(features)  # built next: unknown names and bad config fail before any work starts
+    transcribe = _worth_transcribing(transcribe, {spec.build().modality for spec in specs}, f"--features {features}")
     from avemo.collect import check_export_folder, export_features
     from avemo.output_file import removing_new_folders
 
@@ -283,8 +295,9 @@ def extract(
         summary_out = stack.enter_context(_output(summary_json))  # may go into the folder just made
         cache = _cache(cache_dir)
         if transcribe:
-            items, skipped = _transcribe_items(items, skipped, cache)
-        report = _extract_clips(items, specs, cache, path, workers=workers, executor=executor, address=address)
+            items, skipped = _transcribe_items(items, skipped, cache, path)
+        report = _extract_clips(items, specs, cache, path, transcribe, workers=workers, executor=executor,
+                                address=address)
         if out_dir is not None:
             export_features(out_dir, items, specs, cache, report)
         failed = report.failed
@@ -317,18 +330,20 @@ def _extract_inputs(path: Path | None, root: Path | None, **options):
     return path, items, skipped
 
 
-def _transcribe_items(items, skipped, cache):
+def _transcribe_items(items, skipped, cache, path: Path):
     """``extract --transcribe``: the clips with transcripts, and the files skipped (those whose audio
     cannot be transcribed added and printed)."""
     from avemo.training.transcripts import transcribe_clips
 
     with _transcribing(True) as progress:
         done = transcribe_clips(items, cache=cache, progress=progress)
+    for line in done.warnings:  # what the decoder repaired or cut short (a truncated WAV file)
+        console_err.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True)
     for s in done.skipped:
         console_err.print(f"[yellow]skipped[/] {escape(str(s.path))}: {escape(s.reason)}", soft_wrap=True)
     _say_transcribed(done.summary())
     if not done.clips:
-        raise AvemoError("no file could be transcribed")
+        raise AvemoError("no file could be transcribed", path)
     return done.clips, [*skipped, *((s.path, s.reason) for s in done.skipped)]
 
 
@@ -343,8 +358,9 @@ def _print_not_extracted(failed, skipped) -> None:
     console_err.print(table)
 
 
-def _extract_clips(items, specs, cache, path: Path, **run_options):
-    """Media features of the clips with audio or video, text features of the clips' texts; one report."""
+def _extract_clips(items, specs, cache, path: Path, transcribed: bool = False, **run_options):
+    """Media features of the clips with audio or video, text features of the clips' texts; one report.
+    ``transcribed``: the clips went through speech recognition (--transcribe)."""
     from avemo.collect import clip_name
     from avemo.extraction import ExtractionReport, run_extraction, run_text_extraction
 
@@ -354,8 +370,10 @@ def _extract_clips(items, specs, cache, path: Path, **run_options):
     for wanted, have, what in ((media_specs, media, "audio or video"),
                                (text_specs, [c for c in items if c.text], "text")):
         if wanted and not have:
-            hint = " (text comes from a dataset that has it, --dataset meld, or from --transcribe)" \
-                if what == "text" else ""
+            hint = ""
+            if what == "text":
+                hint = (" (--transcribe found no speech in their audio, or they have none)" if transcribed
+                        else " (text comes from a dataset that has it, --dataset meld, or from --transcribe)")
             raise AvemoError(f"no clip has {what} for {', '.join(s.name for s in wanted)}{hint}", path)
     total = len(media) * bool(media_specs) + len(items) * len(text_specs)
     reports = []
@@ -431,7 +449,8 @@ TRANSCRIBE_HELP = ("Give every clip that has audio and no transcript one by offl
                    "as predict --transcribe), so that text models work on corpora without transcripts (ravdess, "
                    "crema_d, emodb, a folder without a text column). Clips that carry a transcript (meld, iemocap, "
                    "a text column) keep it. Transcripts are cached with the features (--cache); a file without "
-                   "speech gets no text (text models leave it out), one whose audio cannot be decoded is skipped.")
+                   "speech gets no text (text models leave it out), one whose audio cannot be decoded is skipped. "
+                   "Ignored, in one line, when the model (extract: --features) reads no text.")
 TranscribeOpt = Annotated[bool, typer.Option("--transcribe", help=TRANSCRIBE_HELP)]
 TrainTranscribeOpt = Annotated[bool, typer.Option("--transcribe", help=TRANSCRIBE_HELP + " The checkpoint records it, "
                                                    "and `avemo evaluate` then transcribes the same way.")]
@@ -513,10 +532,11 @@ def _model_config(text: str | None) -> dict:
 
 def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_file: Path | None, *, label_space: str,
                 visual_table: Path | None, speakers: str | None, labels: Path | None, protocol: str | None = None,
-                media: Path | None = None, transcribe: bool = False, cache_dir: Path | None = None):
+                media: Path | None = None, transcribe: bool = False, cache_dir: Path | None = None,
+                model: tuple[str, Collection[str]] | None = None):
     """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora);
     ``transcribe``: every corpus gets transcripts by speech recognition (else those whose --corpora
-    entry says ``transcribe = true``)."""
+    entry says ``transcribe = true``), unless ``model`` (its name and the modalities it reads) reads no text."""
     from avemo.training import load_data
     from avemo.training.corpora import FILE_SETTINGS, CorpusSpec, read_corpora_file
     from avemo.training.experiment import load_corpora
@@ -535,7 +555,7 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
                          f"and {len(roots)} --root")
     else:
         specs = [CorpusSpec(d, r) for d, r in zip(datasets, roots, strict=True)]
-    specs = [dataclasses.replace(s, transcribe=s.transcribe or transcribe) for s in specs]
+    specs = _transcribed_specs(specs, transcribe, model)
     asr = {"cache": _cache(cache_dir)} if any(s.transcribe for s in specs) else {}
     if len(specs) == 1:
         only = specs[0]
@@ -571,7 +591,7 @@ DatasetsOpt = Annotated[
                                                            "iemocap (default ravdess); one per --root.")
 ]
 CorporaOpt = Annotated[
-    Path | None, typer.Option("--corpora", help="A TOML file of [\\[corpora]] entries (dataset=, root=, "
+    Path | None, typer.Option("--corpora", help="A TOML (or YAML/JSON) file of [\\[corpora]] entries (dataset=, root=, "
                                                 "speakers=, weight=, name=, labels=, transcribe=; iemocap: protocol=, "
                                                 "media=) instead of --dataset/--root; at its top level it may set "
                                                 "label_space= and balance= (the options win over them); any other "
@@ -678,14 +698,14 @@ def train(
         "eval_batch_size": eval_batch_size, "loader_workers": loader_workers, "compile": compile_model,
     }, corpora, from_corpora)
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table, speakers=speakers,
-                       labels=labels, protocol=protocol, media=media, transcribe=transcribe, cache_dir=cache_dir)
+                       labels=labels, protocol=protocol, media=media, transcribe=transcribe, cache_dir=cache_dir,
+                       model=(model, _model_modalities(model, model_config)))
     resolve_split(data, **(split_options := {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}))
     with removing_new_folders(out):
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
         cache = _cache(cache_dir)
         gathered, (tr, va, te, split_info) = _train_split(model, model_config, data, cache, workers, split_options)
-        console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes "
-                                 f"({split_info})"))
+        console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})"))
         with _progress(train_cfg.epochs, "training") as bar, run_folder(out, overwrite=overwrite) as where:
             task = bar.add_task(f"training {model}", total=train_cfg.epochs)
             run = train_run(
@@ -695,6 +715,24 @@ def train(
                 on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
             )
     _print_run(run, out, data.skipped)
+
+
+def _transcribed_specs(specs: list, transcribe: bool, model: tuple[str, Collection[str]] | None) -> list:
+    """The corpora of ``avemo train`` with ``transcribe`` set: every one with --transcribe, else those
+    whose --corpora entry says ``transcribe = true``; none when the model reads no text (said in one line)."""
+    asked = transcribe or any(s.transcribe for s in specs)
+    if model is not None:
+        option = "--transcribe" if transcribe else "transcribe = true (--corpora)"
+        asked = _worth_transcribing(asked, model[1], f"model {model[0]}", option)
+    return [dataclasses.replace(s, transcribe=asked and (s.transcribe or transcribe)) for s in specs]
+
+
+def _model_modalities(model: str, model_config: str | None) -> set[str]:
+    """The modalities a model of ``avemo train`` reads (its inputs', with --model-config); bad names and
+    options fail here in one line, before the data is read."""
+    from avemo.models import default_inputs
+
+    return {spec.modality for spec in default_inputs(model, **_model_config(model_config)).values()}
 
 
 def _corpora_settings(corpora: Path | None, label_space: str | None) -> tuple[str, dict]:
@@ -879,6 +917,8 @@ def _evaluate_data(ckpt, transcribe: bool | None, cache_dir: Path | None, **opti
         transcribe = True
         console_err.print("the checkpoint's text came from speech recognition: clips without a transcript are "
                           "transcribed the same way (--no-transcribe: not)")
+    transcribe = _worth_transcribing(bool(transcribe), {s.modality for s in ckpt.inputs.values()},
+                                     "the checkpoint's model")
     asr = {"transcribe": True, "cache": _cache(cache_dir)} if transcribe else {}
     with _transcribing(bool(transcribe)) as progress:
         data = load_data(**options, progress=progress, **asr)

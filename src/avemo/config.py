@@ -138,25 +138,61 @@ def parse_options(pairs: Iterable[str], what: str) -> dict[str, Any]:
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML (.toml), YAML (.yaml/.yml) or JSON (.json) config file."""
+    """Read a TOML (.toml), YAML (.yaml/.yml) or JSON (.json) config file; one that cannot be read, is
+    not UTF-8, does not parse or gives a key twice is refused in one line naming it (ConfigError)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file ({exc.strerror or exc})", path) from None
+    except UnicodeDecodeError as exc:  # a binary file, or text in another encoding
+        raise ConfigError(f"not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x})", path) from None
     try:
         if path.suffix == ".toml":
             return tomllib.loads(text)
         if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _load_yaml(text)
             return data if data is not None else {}
         if path.suffix == ".json":
-            return json.loads(text)
-    except Exception as exc:  # parse errors of three libraries
+            return json.loads(text, object_pairs_hook=_unique_keys)
+    except Exception as exc:  # parse errors of three libraries (and a duplicate key)
         raise ConfigError(f"not valid {path.suffix[1:].upper()}: {exc}", path) from None
     raise ConfigError("unknown config format (use .toml, .yaml or .json)", path)
+
+
+def _unique_keys(pairs: list[tuple[Any, Any]]) -> dict:
+    """A JSON object whose keys are all different, else ValueError. TOML refuses a key given twice, but
+    JSON and YAML parsers keep its last value without a word: ``balance`` given twice in a --corpora
+    file silently became the second."""
+    seen: set = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key!r} is given twice")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (see :func:`_unique_keys`); a
+    key that a merge (``<<: *anchor``) brings in may still be overridden, as YAML means it."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            if key in seen:
+                raise ValueError(f"the key {key!r} is given twice (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return loader.construct_mapping(node, deep=True)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader: no Python objects
 
 
 def canonical_json(value: Any) -> str:

@@ -97,13 +97,10 @@ def transcribes_like_training(ckpt: Checkpoint) -> bool:
     as its training did: its model reads text and its run recorded ASR transcripts (``avemo train
     --transcribe``, or ``transcribe = true`` for one of its corpora: ``checkpoint.json``'s
     ``data.transcripts``). ``avemo evaluate`` follows it unless told ``--transcribe/--no-transcribe``."""
-    from avemo.features.base import extractor_class, list_extractors
-    from avemo.training.transcripts import SOURCE
+    from avemo.training.transcripts import SOURCE, reads_text
 
     record = (ckpt.meta.get("data") or {}).get("transcripts") or {}
-    reads_text = any(s.feature in list_extractors() and extractor_class(s.feature).modality == "text"
-                     for s in ckpt.inputs.values())
-    return reads_text and record.get("source") == SOURCE
+    return reads_text(ckpt.inputs) and record.get("source") == SOURCE
 
 
 def seen_in_training(meta: Mapping[str, Any], takes) -> dict[str, int]:

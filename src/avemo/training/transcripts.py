@@ -23,7 +23,11 @@ so that a text or audio+text model can train and be scored on it.
   ``fields["text_source"]`` is ``"asr"`` whether or not speech was found.
 * **Bad audio.** A file whose audio cannot be decoded is skipped, with the reason, in the
   :class:`~avemo.datasets.scan.ScanResult`'s ``skipped`` like the reader's own skips. Missing
-  Whisper weights stop the run with one line.
+  Whisper weights, or a cache that cannot be written (a full disk), stop the run with one line:
+  no file is to blame, and skipping each would leave a run on what happened to be cached.
+* **No audio track.** A file taken for one with audio (a folder's ``.mp4``) that has none is no
+  take without speech: it keeps its clip, unchanged and without text (its video is still of use),
+  the take's next file is tried, and it is counted apart (``no_audio``).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +45,7 @@ from avemo.cache.store import FeatureCache
 from avemo.datasets.records import Clip
 from avemo.datasets.scan import ScanResult, Skipped
 from avemo.datasets.text import normalise_text
-from avemo.errors import AvemoError, CheckpointError
+from avemo.errors import AvemoError, CacheError, CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +76,13 @@ class Transcribed:
     transcribed: int = 0  # takes transcribed now
     cached: int = 0  # takes whose transcript was in the cache
     no_speech: int = 0  # takes in which no speech was found (no text)
+    no_audio: int = 0  # files without an audio track (kept, without text)
 
     def summary(self) -> dict[str, Any]:
         """The record of a run (``checkpoint.json``'s ``data.transcripts``, evaluate's JSON)."""
         return {"source": SOURCE, "recogniser": RECOGNISER, "version": VERSION, "transcribed": self.transcribed,
-                "cached": self.cached, "no_speech": self.no_speech, "skipped": len(self.skipped)}
+                "cached": self.cached, "no_speech": self.no_speech, "skipped": len(self.skipped),
+                **({"no_audio": self.no_audio} if self.no_audio else {})}
 
 
 def recogniser_spec(config=None) -> dict[str, Any]:
@@ -140,29 +146,46 @@ def transcribe_clips(clips: Sequence[Clip], *, cache=None, config=None, progress
     takes = _untranscribed_takes(clips, select)
     out = Transcribed(list(clips))
     dropped: set[int] = set()
+    silent: set[int] = set()  # no audio track: kept as they are
     for done, rows in enumerate(takes.values(), 1):
         text = None
-        for i in rows:  # the next file of the take when one cannot be decoded
+        for i in rows:  # the next file of the take when one cannot be decoded or has no audio track
             try:
                 text, cached = file_transcript(clips[i].path, cache, config,
                                                warn=lambda m, p=clips[i].path: out.warnings.append(f"{p}: {m}"))
-            except CheckpointError:
-                raise  # no recogniser (missing weights): every file would fail
+            except (CheckpointError, CacheError):
+                raise  # no recogniser (missing weights), a cache that cannot be written (a full disk): every file would fail
             except AvemoError as exc:
                 out.skipped.append(Skipped(clips[i].path, f"cannot be transcribed: {exc.reason}"))
                 dropped.add(i)
+                continue
+            if not text and not _has_audio_track(clips[i].path):
+                out.no_audio += 1
+                silent.add(i)
+                text = None
                 continue
             out.cached += cached
             out.transcribed += not cached
             out.no_speech += not text
             break
         for i in rows:
-            if text is not None and i not in dropped:
+            if text is not None and i not in dropped | silent:
                 out.clips[i] = with_transcript(clips[i], text)
         if progress is not None:
             progress(done, len(takes))
     out.clips = [c for i, c in enumerate(out.clips) if i not in dropped]
     return out
+
+
+def _has_audio_track(path) -> bool:
+    """Whether a file whose transcript is empty has an audio track at all (the recogniser takes a file
+    without one for one without speech); True when the probe cannot tell."""
+    from avemo.media import probe
+
+    try:
+        return probe(path).has_audio
+    except AvemoError:
+        return True
 
 
 def transcribe_missing(scan: ScanResult, *, cache=None, config=None, progress: Progress | None = None,
@@ -178,6 +201,13 @@ def transcribe_missing(scan: ScanResult, *, cache=None, config=None, progress: P
         log.warning(line)
     return dataclasses.replace(scan, clips=done.clips, skipped=[*scan.skipped, *done.skipped], warnings=warnings,
                                transcripts=done.summary())
+
+
+def reads_text(inputs: Mapping[str, Any]) -> bool:
+    """Whether a model of these inputs (name -> :class:`~avemo.models.inputs.InputSpec`) reads text:
+    only then are transcripts worth making (``--transcribe`` for a model without a text input would
+    spend the recogniser's time, about half a second a clip on a CPU, on text nobody reads)."""
+    return any(spec.modality == "text" for spec in inputs.values())
 
 
 def transcript_source(clips_or_take) -> str | None:
