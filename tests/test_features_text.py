@@ -152,3 +152,19 @@ def test_sentence_and_token_extractors_share_one_run_of_the_encoder(minilm, toke
     states = tokens.from_texts(texts)  # the same texts: their states are reused
     assert calls == [] and len(states) == 3
     np.testing.assert_array_equal(states[0]["x"], states[2]["x"])
+
+
+def test_loading_the_encoder_leaves_torch_random_state_as_it_was():
+    """A model built after torch.manual_seed (gao_dialogue with fine-tuned MiniLM blocks) got other
+    weights in a process that had not loaded the encoder yet: building it drew random numbers."""
+    import torch
+
+    from avemo.features.text.bert import load_text_encoder
+    from avemo.features.text.minilm import package_model_dir
+
+    load_text_encoder.cache_clear()
+    torch.manual_seed(0)
+    load_text_encoder(str(package_model_dir()), 32)
+    after_loading = torch.rand(4)
+    torch.manual_seed(0)
+    torch.testing.assert_close(after_loading, torch.rand(4))

@@ -154,5 +154,8 @@ class TextEncoder:
 
 @functools.lru_cache(maxsize=2)
 def load_text_encoder(folder: str, max_tokens: int) -> TextEncoder:
-    """The encoder of ``folder``, loaded once per process."""
-    return TextEncoder(Path(folder), max_tokens)
+    """The encoder of ``folder``, loaded once per process. Loading leaves torch's random state as it was
+    (building the module draws initial weights that the file's then replace): a model built after
+    ``torch.manual_seed`` gets the same weights whether or not the encoder was loaded before."""
+    with torch.random.fork_rng(devices=[]):
+        return TextEncoder(Path(folder), max_tokens)
