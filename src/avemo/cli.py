@@ -699,7 +699,7 @@ def train(
     }, corpora, from_corpora)
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table, speakers=speakers,
                        labels=labels, protocol=protocol, media=media, transcribe=transcribe, cache_dir=cache_dir,
-                       model=(model, _model_modalities(model, model_config)))
+                       model=(model, _model_modalities(model, model_config, visual_table)))
     resolve_split(data, **(split_options := {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}))
     with removing_new_folders(out):
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
@@ -727,12 +727,17 @@ def _transcribed_specs(specs: list, transcribe: bool, model: tuple[str, Collecti
     return [dataclasses.replace(s, transcribe=asked and (s.transcribe or transcribe)) for s in specs]
 
 
-def _model_modalities(model: str, model_config: str | None) -> set[str]:
+def _model_modalities(model: str, model_config: str | None, visual_table: Path | None) -> set[str]:
     """The modalities a model of ``avemo train`` reads (its inputs', with --model-config); bad names and
-    options fail here in one line, before the data is read."""
+    options, and a table the model reads (the default model's OpenFace AU means) that --visual-table
+    does not give, fail here in one line, before the data is read."""
+    from avemo.datasets.tables import AU_MEANS_NAME
     from avemo.models import default_inputs
+    from avemo.training.data import check_tables
 
-    return {spec.modality for spec in default_inputs(model, **_model_config(model_config)).values()}
+    inputs = default_inputs(model, **_model_config(model_config))
+    check_tables(inputs, [AU_MEANS_NAME] if visual_table else [])
+    return {spec.modality for spec in inputs.values()}
 
 
 def _corpora_settings(corpora: Path | None, label_space: str | None) -> tuple[str, dict]:
