@@ -14,7 +14,7 @@ from avemo.cache import FeatureCache
 from avemo.datasets.labels import label_set_for
 from avemo.datasets.pairing import pair_takes
 from avemo.datasets.records import Clip
-from avemo.errors import ConfigError
+from avemo.errors import CacheError, ConfigError
 from avemo.extraction import ExtractorSpec
 from avemo.media.channels import ChannelUnavailableError, Codec
 from avemo.models.inputs import InputSpec
@@ -151,6 +151,29 @@ def test_copies_are_extracted_through_the_cache_with_distinct_keys(tmp_path):
     assert len(entries) == len(train) + len(plan)
     for a, b in zip(copies.inputs["audio"], again.inputs["audio"], strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_full_disk_stops_the_gathering_of_features_and_copies(tmp_path, monkeypatch):
+    """A cache that cannot be written fails the whole gathering with its one line, not take after take."""
+    import errno
+
+    from avemo.cache import store
+
+    root = tmp_path / "clips"
+    root.mkdir()
+    train = _takes(2, 4, root)
+    specs = {"audio": InputSpec("audio", "mfcc", {}, (None, 120), "sequence")}
+    clean = gather(train, specs, cache=FeatureCache(tmp_path / "cache"))
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store.os, "fsync", full)
+    config = ChannelAugmentConfig(enabled=True, fraction=1.0, copies=1, kinds=("noise",), gain_copy=False)
+    with pytest.raises(CacheError, match=r"cannot write cache entry \(No space left on device\)"):
+        cc.channel_copies(clean, specs, config, cache=FeatureCache(tmp_path / "cache"))
+    with pytest.raises(CacheError, match=r"cannot write cache entry \(No space left on device\)"):
+        gather(train, specs, cache=FeatureCache(tmp_path / "other"))
 
 
 def test_training_copies_only_training_speakers(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from avemo.cache import FeatureCache
-from avemo.errors import ConfigError, FeatureError
+from avemo.errors import CacheError, ConfigError, FeatureError
 from avemo.extraction import ExtractorSpec, extract_file, run_extraction
 from avemo.features.base import AudioExtractor, register_extractor
 
@@ -93,6 +93,40 @@ def test_batch_keeps_going_and_lists_failures(tmp_path, make_clip):
     # only the good file left an entry, and no temporary file is left anywhere
     entries = [p for p in (tmp_path / "c").rglob("*") if p.is_file()]
     assert len(entries) == 1 and entries[0].suffix == ".npz"
+
+
+def fill_disk_after(monkeypatch, writes: int) -> None:
+    """The disk fills up after ``writes`` cache entries: every later write fails with ENOSPC."""
+    import errno
+
+    from avemo.cache import store
+
+    real, done = store.os.fsync, []
+
+    def fsync(fd):
+        if len(done) >= writes:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        done.append(fd)
+        return real(fd)
+
+    monkeypatch.setattr(store.os, "fsync", fsync)
+
+
+def test_a_full_disk_stops_the_run_at_once_and_keeps_what_was_written(tmp_path, make_clip, monkeypatch):
+    """A cache that cannot be written is no fault of a file: the run stops with the cache's error at
+    the first file that cannot be stored, instead of failing every file after it one by one."""
+    clips = [make_clip(f"full{i}.wav", duration=0.3 + 0.1 * i) for i in range(4)]
+    fill_disk_after(monkeypatch, 2)
+    _FrameRms.calls = 0
+    seen = []
+    with pytest.raises(CacheError, match=r"cannot write cache entry \(No space left on device\)"):
+        run_extraction(clips, [ExtractorSpec("test_frame_rms")], cache=FeatureCache(tmp_path / "c"),
+                       progress=seen.append)
+    assert [o.path for o in seen] == [str(c) for c in clips[:2]] and all(o.ok for o in seen)
+    assert _FrameRms.calls == 3  # the fourth file was not even computed
+    cache = FeatureCache(tmp_path / "c")
+    files = [p for p in (tmp_path / "c").rglob("*") if p.is_file()]  # the two entries, whole; no temporary file
+    assert len(files) == 2 and all(p.suffix == ".npz" and cache.get(p.stem) is not None for p in files)
 
 
 def test_unknown_extractor_fails_before_work(tmp_path):

@@ -390,6 +390,36 @@ def test_a_feature_cache_that_is_a_file_is_one_line(corpus, generated, avemo_mai
     _one_line_error(code, err, "a_file: is a file; give the name of a folder")
 
 
+def test_a_read_only_feature_cache_is_refused_before_the_work(corpus, avemo_main, tmp_path):
+    read_only = _read_only_folder(tmp_path)
+    code, _, err = avemo_main("extract", corpus / "voice.wav", "-f", "mfcc", "--cache", read_only)
+    _one_line_error(code, err, f"{read_only}: cannot write the output in {read_only} (")
+
+
+def test_a_feature_cache_on_a_full_disk_stops_extract_with_one_line(monkeypatch, avemo_main, tmp_path):
+    """The disk fills up after the first entry: the run stops there, with the cache's error (not one
+    failure per file), and the entry written before stays whole."""
+    import errno
+
+    from avemo.cache import FeatureCache, store
+
+    for i in range(3):
+        write_clip(tmp_path / "clips" / f"{i}.wav", duration=0.5 + 0.2 * i, audio="voice")
+    real, writes = store.os.fsync, []
+
+    def fsync(fd):
+        if writes:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        writes.append(fd)
+        return real(fd)
+
+    monkeypatch.setattr(store.os, "fsync", fsync)
+    code, _, err = avemo_main("extract", tmp_path / "clips", "-f", "mfcc", "-j", "1", "--cache", tmp_path / "cache")
+    _one_line_error(code, err, ".npz: cannot write cache entry (No space left on device)")
+    entries = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert len(entries) == 1 and FeatureCache(tmp_path / "cache").get(entries[0].stem) is not None
+
+
 @pytest.mark.parametrize("command", ["extract --out", "train --out", "evaluate --plots", "benchmark --out"])
 def test_a_refusal_after_the_destination_was_made_leaves_no_folder(corpus, generated, avemo_main, tmp_path, command):
     """The output folder (and a missing parent) is made before the feature cache is refused: the

@@ -35,7 +35,7 @@ import pytest
 
 from avemo.cache import FeatureCache
 from avemo.cache.store import remove_orphan_temp_files
-from avemo.errors import ConfigError, DatasetError
+from avemo.errors import CacheError, ConfigError, DatasetError
 from avemo.extraction import ExtractorSpec, run_extraction
 from avemo.extraction.executors import RayExecutor
 from avemo.features.base import VideoExtractor, register_extractor
@@ -53,6 +53,7 @@ class _SlowConfig:
     seconds: float = 0.3  # time spent per file, so that a kill lands in the middle of one
     log: str = ""  # append "start PID PATH" / "end PID PATH" lines here
     poison: str = ""  # a file whose name contains this kills its own worker (SIGKILL)
+    fill_disk: str = ""  # the disk fills up just before the entry of a file whose name contains this is written
 
 
 @register_extractor
@@ -75,12 +76,29 @@ class _SlowRms(VideoExtractor):
         _log(self.config.log, "start", path)
         if self.config.poison and self.config.poison in Path(path).name:
             os.kill(os.getpid(), signal.SIGKILL)
+        if self.config.fill_disk and self.config.fill_disk in Path(path).name:
+            _fill_disk_once()
         y = load_audio(path, sr=16000)
         time.sleep(self.config.seconds)
         n = len(y) // 400
         x = np.sqrt((y[: n * 400].reshape(n, 400) ** 2).mean(axis=1)).astype(np.float32)
         _log(self.config.log, "end", path)
         return {"x": x}
+
+
+def _fill_disk_once() -> None:
+    """The next cache write of this worker process fails with ENOSPC (the disk is full just then)."""
+    import errno
+
+    from avemo.cache import store
+
+    real = store.os.fsync
+
+    def full(fd):
+        store.os.fsync = real  # once: the worker may be reused by a later test
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    store.os.fsync = full
 
 
 def _log(log: str, event: str, path) -> None:
@@ -335,6 +353,23 @@ def test_ray_poison_file_fails_alone(ray_cluster, make_clip, tmp_path):
     assert by_name["p_a"].cached == [SLOW_NAME]  # finished before the crash: kept, not redone
     assert by_name["p_b"].computed == [SLOW_NAME]
     assert _check_cache_clean(tmp_path / "c") == 2
+
+
+@pytest.mark.parametrize("executor", ["pool", "ray"])
+def test_a_full_disk_stops_the_run_at_once(request, make_clip, tmp_path, executor):
+    """A worker that cannot write the cache stops the whole run with the cache's error (every file
+    would fail the same way), instead of each file failing on its own; what was written stays whole."""
+    if executor == "ray":
+        request.getfixturevalue("ray_cluster")
+    paths = [str(make_clip(f"disk{i}{'_full' * (i == 2)}.wav", duration=0.3, seed=70 + i)) for i in range(8)]
+    spec = ExtractorSpec.of(SLOW_NAME, seconds=0.3, fill_disk="_full")
+    # Ray: one task for all files, so that no other task is cancelled half-way through its imports
+    # (that would break the shared workers for the later tests), and without the fix the chunk would
+    # be split and its unfinished files tried one per task
+    options = {"workers": 2} if executor == "pool" else {"executor": RayExecutor(chunk_size=8, max_retries=0)}
+    with pytest.raises(CacheError, match=r"\.npz: cannot write cache entry \(No space left on device\)$"):
+        run_extraction(paths, [spec], cache=FeatureCache(tmp_path / "c"), **options)
+    assert 1 <= _check_cache_clean(tmp_path / "c") < len(paths) - 1  # stopped early; what was written is whole
 
 
 def test_pool_worker_killed_fails_only_its_file(make_clip, tmp_path):

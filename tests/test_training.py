@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from avemo.cache import FeatureCache
 from avemo.cli import app
 from avemo.datasets import Fold, make_plan, split
-from avemo.errors import CheckpointError, LeakageError
+from avemo.errors import CheckpointError, ConfigError, LeakageError
 from avemo.training import (
     AugmentConfig,
     TrainConfig,
@@ -138,6 +138,30 @@ def test_leakage_check_refuses_a_plan_that_mixes_a_speaker(small_ravdess, au_tab
     assert err.startswith(f"avemo: error: {path}: fold 1: speaker(s) ['{mixed_speaker}'] in both train and test")
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x" / "model.safetensors").exists()
+
+
+def test_a_model_that_reads_a_table_without_visual_table_is_refused_before_the_data_is_read(
+        small_ravdess, tmp_path, avemo_main, monkeypatch):
+    """The default model reads the OpenFace AU table: without --visual-table the command said so only
+    once the whole corpus had been read and its Whisper features extracted."""
+    import avemo.training
+
+    def read(*_, **__):
+        raise AssertionError("the data was read although the model's table was known to be missing")
+
+    monkeypatch.setattr(avemo.training, "load_data", read)
+    code, _, err = avemo_main("train", "--root", small_ravdess, "--epochs", "1", "--out", tmp_path / "run")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("avemo: error: input 'video' needs 'openface_au_means', which is no feature extractor: "
+                          "it must be given as a table (e.g. --visual-table CSV); tables given: none"), err
+    assert not (tmp_path / "run").exists()
+    import avemo.extraction  # the library's gathering, too, checks the tables before extracting any input
+    from avemo.models import default_inputs
+    from avemo.training.data import gather
+
+    monkeypatch.setattr(avemo.extraction, "run_extraction", read)
+    with pytest.raises(ConfigError, match="'openface_au_means', which is no feature extractor"):
+        gather([], default_inputs("default"), tables={}, cache=FeatureCache(tmp_path / "cache"))
 
 
 def test_train_lists_the_files_the_reader_skipped(ravdess_subset, au_table, tmp_path, avemo_main):

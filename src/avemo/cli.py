@@ -533,10 +533,12 @@ def _model_config(text: str | None) -> dict:
 def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_file: Path | None, *, label_space: str,
                 visual_table: Path | None, speakers: str | None, labels: Path | None, protocol: str | None = None,
                 media: Path | None = None, transcribe: bool = False, cache_dir: Path | None = None,
-                model: tuple[str, Collection[str]] | None = None):
+                model: tuple[str, Collection[str]] | None = None, model_config: str | None = None):
     """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora);
     ``transcribe``: every corpus gets transcripts by speech recognition (else those whose --corpora
-    entry says ``transcribe = true``), unless ``model`` (its name and the modalities it reads) reads no text."""
+    entry says ``transcribe = true``), unless ``model`` (its name and the modalities it reads) reads no text.
+    The options are checked, and a table the model reads (``model_config``: its --model-config) is
+    given, before any data is read."""
     from avemo.training import load_data
     from avemo.training.corpora import FILE_SETTINGS, CorpusSpec, read_corpora_file
     from avemo.training.experiment import load_corpora
@@ -555,6 +557,13 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
                          f"and {len(roots)} --root")
     else:
         specs = [CorpusSpec(d, r) for d, r in zip(datasets, roots, strict=True)]
+    if len(specs) > 1 and (_speakers(speakers) is not None or labels is not None):
+        raise AvemoError("with several corpora, give speakers= and labels= per corpus in a --corpora file")
+    if len(specs) > 1 and (protocol is not None or media is not None):
+        raise AvemoError("--protocol and --media read one IEMOCAP corpus; with several corpora, give protocol= "
+                         "and media= per iemocap corpus in a --corpora file")
+    if model is not None:
+        _check_model_tables(model[0], model_config, visual_table)
     specs = _transcribed_specs(specs, transcribe, model)
     asr = {"cache": _cache(cache_dir)} if any(s.transcribe for s in specs) else {}
     if len(specs) == 1:
@@ -566,11 +575,6 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
                              media=media or only.media, transcribe=only.transcribe, progress=progress, **asr)
         _say_transcribed(data.transcripts)
         return data
-    if _speakers(speakers) is not None or labels is not None:
-        raise AvemoError("with several corpora, give speakers= and labels= per corpus in a --corpora file")
-    if protocol is not None or media is not None:
-        raise AvemoError("--protocol and --media read one IEMOCAP corpus; with several corpora, give protocol= "
-                         "and media= per iemocap corpus in a --corpora file")
     with _transcribing(bool(asr)) as progress:
         data = load_corpora(specs, label_space, visual_table=visual_table, progress=progress, **asr)
     _say_transcribed(data.transcripts)
@@ -699,7 +703,7 @@ def train(
     }, corpora, from_corpora)
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table, speakers=speakers,
                        labels=labels, protocol=protocol, media=media, transcribe=transcribe, cache_dir=cache_dir,
-                       model=(model, _model_modalities(model, model_config)))
+                       model=(model, _model_modalities(model, model_config)), model_config=model_config)
     resolve_split(data, **(split_options := {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}))
     with removing_new_folders(out):
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
@@ -733,6 +737,16 @@ def _model_modalities(model: str, model_config: str | None) -> set[str]:
     from avemo.models import default_inputs
 
     return {spec.modality for spec in default_inputs(model, **_model_config(model_config)).values()}
+
+
+def _check_model_tables(model: str, model_config: str | None, visual_table: Path | None) -> None:
+    """A one-line error, before the data is read, when the model reads a table (the default model's
+    OpenFace AU means) that --visual-table does not give."""
+    from avemo.datasets.tables import AU_MEANS_NAME
+    from avemo.models import default_inputs
+    from avemo.training.data import check_tables
+
+    check_tables(default_inputs(model, **_model_config(model_config)), [AU_MEANS_NAME] if visual_table else [])
 
 
 def _corpora_settings(corpora: Path | None, label_space: str | None) -> tuple[str, dict]:

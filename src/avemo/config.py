@@ -95,9 +95,11 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
 def from_dict(cls: type[T], data: dict[str, Any], *, where: str | None = None) -> T:
     """Build config dataclass ``cls`` from a dict, checking names and types.
 
-    Unknown keys are an error (a typo in a config file must not be silently ignored).
+    Unknown keys are an error (a typo in a config file must not be silently ignored). ``where``
+    names the config in the errors (``"whisper_base config: ..."``; default: the class name), also
+    in a ConfigError that the class itself raises (its ``__post_init__``) when a ``where`` is given.
     """
-    where = where or cls.__name__
+    named, where = where, where or cls.__name__
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
@@ -110,6 +112,10 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str | None = None) -
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    except ConfigError as exc:  # the class's own check: say which config, once
+        if named is None or exc.reason.startswith(named):
+            raise
+        raise ConfigError(f"{named}: {exc.reason}", exc.path) from None
 
 
 def replace(config: T, **overrides: Any) -> T:

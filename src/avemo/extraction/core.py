@@ -3,7 +3,9 @@
 
 :func:`extract_file` computes the requested features of one file: cached entries are loaded, the
 rest computed (the audio track is decoded once per sample rate and shared by every audio
-extractor) and stored. Failures are recorded per extractor, never raised.
+extractor) and stored. Failures are recorded per extractor, never raised, except a cache that cannot
+be written (a full disk, a lost mount): that :class:`~avemo.errors.CacheError` is no fault of the
+file and every file after it would fail the same way, so it stops the run.
 """
 
 from __future__ import annotations
@@ -108,7 +110,8 @@ def extract_file(
     """Compute (or load from ``cache``) the features of one file.
 
     Returns the outcome and, when ``keep`` is true, the features by extractor name
-    (otherwise an empty dict: batch extraction only fills the cache).
+    (otherwise an empty dict: batch extraction only fills the cache). Raises
+    :class:`~avemo.errors.CacheError` when an entry cannot be written (entries written before stay whole).
     """
     t0 = time.perf_counter()
     path = Path(path)
@@ -151,12 +154,13 @@ def extract_file(
             else:
                 feats = ex.extract(path)
             _check_features(ex, feats)
-            cache.put(key, ex.stored(feats), ex.cache_spec())
+            stored = ex.stored(feats)
         except Exception as exc:  # recorded per extractor, the batch goes on
             if not isinstance(exc, AvemoError):
                 log.debug("extractor %s failed on %s", ex.name, path, exc_info=True)
             outcome.errors[ex.name] = reason_of(exc)
             continue
+        cache.put(key, stored, ex.cache_spec())  # a CacheError (a full disk) stops the run: see the module doc
         outcome.computed.append(ex.name)
         if keep:
             results[ex.name] = feats

@@ -28,7 +28,7 @@ from multiprocessing.process import BaseProcess
 from typing import Protocol
 
 from avemo.cache.store import FeatureCache
-from avemo.errors import ConfigError
+from avemo.errors import CacheError, ConfigError
 from avemo.extraction.core import ExtractorSpec, FileOutcome, extract_file, lost_file_outcome
 from avemo.extraction.workers import extract_chunk, extractor_classes, pool_worker
 from avemo.features.base import Extractor
@@ -157,6 +157,8 @@ class _PoolRun:
         if kind == "init_error":  # it exits by itself; the same would happen to any other
             yield from self.fail_queued(f"worker failed to start: {payload}")
             return
+        if kind == "cache_error":  # the cache cannot be written: every file would fail, stop the run
+            raise payload
         self.startup_failures = 0
         if kind == "done":
             worker.path = None
@@ -286,6 +288,8 @@ class RayExecutor:
             for chunk, outcomes, error in scheduled(ray, lambda c: task.remote(c, specs, cache_root, classes), queue,
                                                     window=2 * cpus):
                 if error is not None:  # the task failed even after its retries
+                    if isinstance(getattr(error, "cause", None), CacheError):
+                        raise error.cause from None  # the cache cannot be written: every file would fail
                     reason = _failure_reason(error)
                     log.warning("Ray task for %d file(s) failed: %s", len(chunk), reason)
                     retry, outcomes = _settle_lost(chunk, specs, cache_root, reason)

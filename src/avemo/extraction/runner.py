@@ -77,7 +77,9 @@ def run_extraction(
     address: str | None = None,
     progress: Callable[[FileOutcome], None] | None = None,
 ) -> ExtractionReport:
-    """Extract ``specs`` for every path into ``cache``; failures are listed, not raised.
+    """Extract ``specs`` for every path into ``cache``; failures are listed, not raised, except a
+    cache that cannot be written (a full disk): that :class:`~avemo.errors.CacheError` stops the run
+    at once, whatever the executor (the entries written until then stay, whole).
 
     ``executor``: ``"local"`` (``workers`` processes; 1 = in this process), ``"ray"``
     (tasks on a Ray cluster at ``address``; a local one when None), or an executor object

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 
 from avemo.cache.store import FeatureCache
-from avemo.errors import AvemoError, ConfigError
+from avemo.errors import AvemoError, CacheError, ConfigError
 from avemo.extraction.core import ExtractorSpec, FileOutcome, extract_file
 from avemo.features.base import Extractor, extractor_class, register_extractor
 from avemo.parallel import limit_threads
@@ -68,8 +68,9 @@ def pool_worker(conn: Connection, specs: tuple[ExtractorSpec, ...], cache_root: 
     """Main loop of a pool process: receive a path, extract it into the cache, send the outcome back.
 
     Messages to the parent: ``("ready", None)`` once, or ``("init_error", reason)`` when the
-    extractors cannot be built; then ``("done", FileOutcome)`` per file. ``None`` from the parent
-    (or its pipe closing) ends the loop.
+    extractors cannot be built; then ``("done", FileOutcome)`` per file, or ``("cache_error",
+    CacheError)`` when the cache cannot be written (a full disk), after which the worker exits.
+    ``None`` from the parent (or its pipe closing) ends the loop.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops us
     try:
@@ -86,4 +87,9 @@ def pool_worker(conn: Connection, specs: tuple[ExtractorSpec, ...], cache_root: 
             return
         if path is None:
             return
-        conn.send(("done", extract_file(path, extractors, cache)[0]))
+        try:
+            outcome = extract_file(path, extractors, cache)[0]
+        except CacheError as exc:  # the parent stops the run with it
+            conn.send(("cache_error", exc))
+            return
+        conn.send(("done", outcome))

@@ -65,8 +65,8 @@ class Extractor(ABC):
             config = cfg.from_dict(self.Config, config, where=f"{self.name} config")
         elif not isinstance(config, self.Config):
             raise ConfigError(f"{self.name}: config must be a {self.Config.__name__}, got {type(config).__name__}")
-        if overrides:
-            config = cfg.replace(config, **overrides)
+        if overrides:  # cfg.replace, with errors that name the extractor
+            config = cfg.from_dict(self.Config, {**cfg.to_dict(config), **overrides}, where=f"{self.name} config")
         self.config = config
 
     @abstractmethod

@@ -621,23 +621,13 @@ def parse_channel(text: str | Mapping[str, Any] | Channel) -> Channel:
             raise ConfigError(f"a channel table needs 'kind' (one of {list_channel_kinds()}) and optional "
                               f"'config', got {dict(text)}")
         cls = _REGISTRY[text["kind"]]
-        return cls(_config(cls, dict(text.get("config") or {}), f"channel {text['kind']}"))
+        return cls(cfg.from_dict(cls.Config, dict(text.get("config") or {}), where=f"channel {text['kind']}"))
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"a channel must be a non-empty name or spec, got {text!r}")
     head, *pairs = [p.strip() for p in text.strip().split(":")]
     cls, options = _base(head, text)
     options.update(cfg.parse_options(pairs, f"channel {text!r}"))
-    return cls(_config(cls, options, f"channel {text!r}"))
-
-
-def _config(cls: type[Channel], options: dict[str, Any], where: str):
-    """``cls.Config`` from ``options``; a ConfigError that does not say which channel is told so."""
-    try:
-        return cfg.from_dict(cls.Config, options, where=where)
-    except ConfigError as exc:
-        if exc.reason.startswith(where):
-            raise
-        raise ConfigError(f"{where}: {exc.reason}") from None
+    return cls(cfg.from_dict(cls.Config, options, where=f"channel {text!r}"))
 
 
 def applicable_channels(names: Sequence[str]) -> tuple[list[str], dict[str, str]]:

@@ -36,7 +36,7 @@ import numpy as np
 
 from avemo.cache.store import FeatureCache
 from avemo.datasets.pairing import Take
-from avemo.errors import AvemoError
+from avemo.errors import AvemoError, CacheError
 from avemo.media.channels import Channel, ChannelUnavailableError, parse_channel
 from avemo.models.inputs import InputSpec
 from avemo.training.config import ChannelAugmentConfig
@@ -196,6 +196,8 @@ def channel_copies(train: Gathered, specs: Mapping[str, InputSpec], config: Chan
             es = ExtractorSpec.of(spec.feature, perturb=copy.perturb(config.seed), **dict(spec.config))
             try:
                 outcome, feats = extract_file(path, [es.build()], cache, keep=True)
+            except CacheError:
+                raise  # the cache cannot be written (a full disk): every copy would fail
             except AvemoError as exc:
                 outcome, feats = None, {}
                 out.failed.append((f"{path} ({copy.channel.name})", exc.reason))

@@ -13,7 +13,7 @@ The arrays are then standardised (:class:`~avemo.models.normalization.Normalizer
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,17 +71,13 @@ def gather(
     inputs are unchanged.
     """
     tables = dict(tables or {})
+    check_tables(specs, tables)  # before any input is extracted
     arrays: dict[str, dict[str, np.ndarray]] = {name: {} for name in specs}
     failed: dict[str, str] = {}
     for name, spec in specs.items():
         if spec.feature in tables:
             _from_table(takes, spec, tables[spec.feature], arrays[name], failed)
             continue
-        if spec.feature not in list_extractors():
-            raise ConfigError(
-                f"input {name!r} needs {spec.feature!r}, which is no feature extractor: it must be given as a "
-                f"table (e.g. --visual-table CSV); tables given: {sorted(tables) or 'none'}"
-            )
 
         def tick(done: int, total: int, name: str = name) -> None:
             if progress is not None:
@@ -98,6 +94,18 @@ def gather(
         inputs={name: [arrays[name][t.key] for t in kept] for name in specs},
         failed=sorted(failed.items()),
     )
+
+
+def check_tables(specs: Mapping[str, InputSpec], tables: Collection[str]) -> None:
+    """A one-line ConfigError for the first input of ``specs`` that is neither a feature extractor nor
+    one of ``tables`` (the names of the tables given, e.g. ``"openface_au_means"``): a command checks it
+    before it reads or extracts any data."""
+    for name, spec in specs.items():
+        if spec.feature not in tables and spec.feature not in list_extractors():
+            raise ConfigError(
+                f"input {name!r} needs {spec.feature!r}, which is no feature extractor: it must be given as a "
+                f"table (e.g. --visual-table CSV); tables given: {sorted(tables) or 'none'}"
+            )
 
 
 def _from_table(takes: Sequence[Take], spec: InputSpec, table: Any, out: dict[str, np.ndarray],
