@@ -13,9 +13,9 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -533,12 +533,11 @@ def _model_config(text: str | None) -> dict:
 def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_file: Path | None, *, label_space: str,
                 visual_table: Path | None, speakers: str | None, labels: Path | None, protocol: str | None = None,
                 media: Path | None = None, transcribe: bool = False, cache_dir: Path | None = None,
-                model: tuple[str, Collection[str]] | None = None, model_config: str | None = None):
+                model: str | None = None, inputs: Mapping[str, Any] | None = None):
     """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora);
     ``transcribe``: every corpus gets transcripts by speech recognition (else those whose --corpora
-    entry says ``transcribe = true``), unless ``model`` (its name and the modalities it reads) reads no text.
-    The options are checked, and a table the model reads (``model_config``: its --model-config) is
-    given, before any data is read."""
+    entry says ``transcribe = true``), unless the ``model``'s ``inputs`` (its InputSpecs) read no text.
+    The options are checked, and a table the inputs read is given, before any data is read."""
     from avemo.training import load_data
     from avemo.training.corpora import FILE_SETTINGS, CorpusSpec, read_corpora_file
     from avemo.training.experiment import load_corpora
@@ -562,9 +561,13 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
     if len(specs) > 1 and (protocol is not None or media is not None):
         raise AvemoError("--protocol and --media read one IEMOCAP corpus; with several corpora, give protocol= "
                          "and media= per iemocap corpus in a --corpora file")
-    if model is not None:
-        _check_model_tables(model[0], model_config, visual_table)
-    specs = _transcribed_specs(specs, transcribe, model)
+    if inputs is not None:
+        from avemo.datasets.tables import AU_MEANS_NAME
+        from avemo.training.data import check_tables
+
+        check_tables(inputs, [AU_MEANS_NAME] if visual_table else [])  # the model's table, given?
+    reads = None if inputs is None else (model, {spec.modality for spec in inputs.values()})
+    specs = _transcribed_specs(specs, transcribe, reads)
     asr = {"cache": _cache(cache_dir)} if any(s.transcribe for s in specs) else {}
     if len(specs) == 1:
         only = specs[0]
@@ -703,12 +706,12 @@ def train(
     }, corpora, from_corpora)
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table, speakers=speakers,
                        labels=labels, protocol=protocol, media=media, transcribe=transcribe, cache_dir=cache_dir,
-                       model=(model, _model_modalities(model, model_config)), model_config=model_config)
+                       model=model, inputs=(inputs := _model_inputs(model, model_config)))
     resolve_split(data, **(split_options := {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}))
     with removing_new_folders(out):
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
         cache = _cache(cache_dir)
-        gathered, (tr, va, te, split_info) = _train_split(model, model_config, data, cache, workers, split_options)
+        gathered, (tr, va, te, split_info) = _train_split(model, model_config, inputs, data, cache, workers, split_options)
         console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})"))
         with _progress(train_cfg.epochs, "training") as bar, run_folder(out, overwrite=overwrite) as where:
             task = bar.add_task(f"training {model}", total=train_cfg.epochs)
@@ -731,22 +734,12 @@ def _transcribed_specs(specs: list, transcribe: bool, model: tuple[str, Collecti
     return [dataclasses.replace(s, transcribe=asked and (s.transcribe or transcribe)) for s in specs]
 
 
-def _model_modalities(model: str, model_config: str | None) -> set[str]:
-    """The modalities a model of ``avemo train`` reads (its inputs', with --model-config); bad names and
-    options fail here in one line, before the data is read."""
+def _model_inputs(model: str, model_config: str | None):
+    """The InputSpecs of a model of ``avemo train`` (with --model-config); bad names and options fail here
+    in one line, before the data is read."""
     from avemo.models import default_inputs
 
-    return {spec.modality for spec in default_inputs(model, **_model_config(model_config)).values()}
-
-
-def _check_model_tables(model: str, model_config: str | None, visual_table: Path | None) -> None:
-    """A one-line error, before the data is read, when the model reads a table (the default model's
-    OpenFace AU means) that --visual-table does not give."""
-    from avemo.datasets.tables import AU_MEANS_NAME
-    from avemo.models import default_inputs
-    from avemo.training.data import check_tables
-
-    check_tables(default_inputs(model, **_model_config(model_config)), [AU_MEANS_NAME] if visual_table else [])
+    return default_inputs(model, **_model_config(model_config))
 
 
 def _corpora_settings(corpora: Path | None, label_space: str | None) -> tuple[str, dict]:
@@ -759,17 +752,16 @@ def _corpora_settings(corpora: Path | None, label_space: str | None) -> tuple[st
     return label_space or settings.get("label_space", "shared"), train_values
 
 
-def _train_split(model: str, model_config: str | None, data, cache, workers: int | None, split_options: dict):
+def _train_split(model: str, model_config: str | None, inputs, data, cache, workers: int | None,
+                 split_options: dict):
     """The inputs of ``avemo train`` and its split: the inputs first, as the split is made of the
     speakers that have usable takes (a corrupt file is known only once decoded; ``resolve_split``
     checked ``split_options`` before, so that bad ones fail before the extraction); train_run takes
     the inputs as they are."""
-    from avemo.models import default_inputs
     from avemo.training import gather, resolve_split
     from avemo.training.experiment import refuse_unusable
 
-    gathered = gather(data.takes, default_inputs(model, **_model_config(model_config)), tables=data.tables,
-                      cache=cache, workers=workers or _cores())
+    gathered = gather(data.takes, inputs, tables=data.tables, cache=cache, workers=workers or _cores())
     try:
         refuse_unusable(data, gathered)  # no take (of one corpus) has the model's inputs: say why, in one line
     except AvemoError as exc:
