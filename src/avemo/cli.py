@@ -1278,11 +1278,12 @@ def _options_naming_files(options: dict[str, Path | None]):
 
 
 def _check_grid(window: float | None, hop: float | None) -> None:
-    """Refuse a bad --window / --hop before the model loads (the model's own values fill the gaps)."""
+    """Refuse a bad --window / --hop before the model loads, as the predictor will: the models' own
+    window and hop (those of the bundle and of a checkpoint, 1 s and 0.5 s) fill the gaps, and a
+    --window alone shorter than the hop takes the window as its hop (WindowGrid.with_options)."""
     from avemo.inference.windows import WindowGrid
 
-    defaults = WindowGrid()
-    WindowGrid(defaults.window if window is None else window, defaults.hop if hop is None else hop)
+    WindowGrid().with_options(window, hop)
 
 
 GROUP_HELP = (
@@ -1376,8 +1377,10 @@ def predict(
     paths: Annotated[list[Path], typer.Argument(help="Video or audio files, or folders of them.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
     window: Annotated[float | None, typer.Option(help="Timeline window in seconds (default 1.0).")] = None,
-    hop: Annotated[float | None, typer.Option(help="Timeline hop in seconds (default 0.5; at least 0.01, and at most "
-                                                   "100,000 windows per file).")] = None,
+    hop: Annotated[float | None, typer.Option(help="Timeline hop in seconds, at most the window (a longer one would "
+                                                   "leave gaps: refused) and at least 0.01, with at most 100,000 "
+                                                   "windows per file. Default 0.5, or the --window when that is "
+                                                   "shorter (--window 0.3 alone: 0.3 s every 0.3 s).")] = None,
     modalities: Annotated[str, typer.Option(help="Comma-separated: audio, video; add text for the opt-in text "
                                                  "expert on the transcript (see --text-model).")] = "audio,video",
     engine: Annotated[str, typer.Option(help=ENGINE_HELP)] = _SERVE.engine,
