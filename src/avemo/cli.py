@@ -176,6 +176,20 @@ def _worth_transcribing(asked: bool, modalities: Collection[str], what: str, opt
     return asked
 
 
+def _check_tables(inputs: Mapping[str, Any], visual_table: Path | None, who: str | None = None) -> None:
+    """A model of these ``inputs`` that reads a table not given (--visual-table) is refused in one line
+    (``who``: the model's name, said first), before any data is read or transcribed."""
+    from avemo.datasets.tables import AU_MEANS_NAME
+    from avemo.training.data import check_tables
+
+    try:
+        check_tables(inputs, [AU_MEANS_NAME] if visual_table else [])
+    except AvemoError as exc:
+        if who is None:
+            raise
+        raise type(exc)(f"{who}: {exc.reason}", exc.path) from None
+
+
 # ----------------------------------------------------------------------------- info
 
 
@@ -562,10 +576,7 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
         raise AvemoError("--protocol and --media read one IEMOCAP corpus; with several corpora, give protocol= "
                          "and media= per iemocap corpus in a --corpora file")
     if inputs is not None:
-        from avemo.datasets.tables import AU_MEANS_NAME
-        from avemo.training.data import check_tables
-
-        check_tables(inputs, [AU_MEANS_NAME] if visual_table else [])  # the model's table, given?
+        _check_tables(inputs, visual_table)  # the model's table, given?
     reads = None if inputs is None else (model, {spec.modality for spec in inputs.values()})
     specs = _transcribed_specs(specs, transcribe, reads)
     asr = {"cache": _cache(cache_dir)} if any(s.transcribe for s in specs) else {}
@@ -919,6 +930,7 @@ def _evaluate_data(ckpt, transcribe: bool | None, cache_dir: Path | None, **opti
     from avemo.training import load_data
     from avemo.training.scoring import transcribes_like_training
 
+    _check_tables(ckpt.inputs, options.get("visual_table"))  # before the corpus is read or transcribed
     if transcribe is None and transcribes_like_training(ckpt):
         transcribe = True
         console_err.print("the checkpoint's text came from speech recognition: clips without a transcript are "
@@ -1049,7 +1061,13 @@ def benchmark(
 
 def _bench_data(spec, entries, root: Path, **options):
     """The suite's data as ``avemo benchmark`` reads it (``options``: visual_table, protocol, media),
-    refused in one line when an entry needs a modality that no take has (before any training)."""
+    refused in one line when an entry reads a table not given (before the data is read) or needs a
+    modality that no take has (before any training)."""
+    from avemo.models import default_inputs
+
+    if not spec.tables or options.get("visual_table") is not None:  # else the suite says what it needs
+        for entry in entries:
+            _check_tables(default_inputs(entry.model, **entry.model_config), options.get("visual_table"), entry.name)
     data = spec.load_data(root, **options)
     missing = spec.missing_modalities(entries, data)
     if missing:

@@ -88,11 +88,16 @@ def load_data(
     cache: FeatureCache | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> DataBundle:
-    """Read ``root`` with the ``dataset`` reader, pair files into takes, attach the visual table.
+    """Read ``root`` with the ``dataset`` reader, pair files into takes, attach the visual table
+    (read first: a missing or unreadable one is refused before the corpus is scanned or transcribed).
     ``protocol``: the label protocol of IEMOCAP (``iemocap4``, ``iemocap6``); ``media``: IEMOCAP's
     prepared utterance videos (``avemo prepare --dataset iemocap``). ``transcribe``: give the takes
     without a transcript one by speech recognition, through ``cache`` (default: the default feature
     cache), ``progress(done, total)`` after each take (:mod:`avemo.training.transcripts`)."""
+    tables = {}
+    if visual_table is not None:
+        table = load_au_means(visual_table)
+        tables[table.name] = table
     options: dict[str, Any] = {"labels_csv": labels_csv} if labels_csv is not None else {}
     if protocol is not None:
         if dataset != "iemocap":
@@ -129,10 +134,6 @@ def load_data(
         from avemo.datasets.labels import label_set_for
 
         labels = label_set_for(dataset, (t.emotion for t in takes))
-    tables = {}
-    if visual_table is not None:
-        table = load_au_means(visual_table)
-        tables[table.name] = table
     return DataBundle(dataset, Path(root), takes, labels, tables, [(str(s.path), s.reason) for s in scan.skipped],
                       transcripts=scan.transcripts)
 
