@@ -314,10 +314,10 @@ def extract(
                                 address=address)
         if out_dir is not None:
             export_features(out_dir, items, specs, cache, report)
-        failed = report.failed
+        failed, (count, what) = report.failed, _item_counter(items)
         console.print(
-            f"{len(report.outcomes)} files, {len(specs)} extractors: {report.n_computed} computed, "
-            f"{report.n_cached} from cache, {len(failed)} files with failures, {report.seconds:.1f} s "
+            f"{count(report.outcomes)}, {len(specs)} extractors: {report.n_computed} computed, "
+            f"{report.n_cached} from cache, {count(failed)} with failures, {report.seconds:.1f} s "
             f"({report.executor}, {report.workers} worker{'s' if report.workers > 1 else ''}); cache: "
             f"{escape(str(cache.root))}"
         )
@@ -325,8 +325,26 @@ def extract(
             summary = report.to_dict() | {"skipped": [{"path": str(p), "reason": r} for p, r in skipped]}
             summary_out.commit(json.dumps(summary, indent=2))
     if failed or skipped:
-        _print_not_extracted(failed, skipped)
+        _print_not_extracted(failed, skipped, what)
         raise typer.Exit(1)
+
+
+def _item_counter(items):
+    """How ``extract`` counts the outcomes of its ``items`` (a function), and what it calls one of them:
+    ``"12 files"`` for media files, ``"12 utterances"`` for text-only takes (MELD's CSV rows, which have
+    no media file), ``"3 files and 9 utterances"`` for both; a count of none names what the run holds
+    (``"0 utterances"``)."""
+    from avemo.collect import clip_name
+
+    texts = {clip_name(c) for c in items if not (c.has("audio") or c.has("video"))}
+    only_texts = bool(texts) and len(texts) == len(items)
+
+    def count(outcomes) -> str:
+        n_text = sum(o.path in texts for o in outcomes)
+        parts = [f"{len(outcomes) - n_text} files"] if len(outcomes) > n_text or not (n_text or only_texts) else []
+        return " and ".join([*parts, *([f"{n_text} utterances"] if n_text or only_texts else [])])
+
+    return count, "utterance" if only_texts else "file or utterance" if texts else "file"
 
 
 def _extract_inputs(path: Path | None, root: Path | None, **options):
@@ -361,9 +379,10 @@ def _transcribe_items(items, skipped, cache, path: Path):
     return done.clips, [*skipped, *((s.path, s.reason) for s in done.skipped)]
 
 
-def _print_not_extracted(failed, skipped) -> None:
-    """The table of the files (and extractors) ``extract`` could not process, on stderr."""
-    table = Table("file", "extractor", "reason", title="Not extracted", title_justify="left")
+def _print_not_extracted(failed, skipped, what: str = "file") -> None:
+    """The table of the files (and extractors) ``extract`` could not process, on stderr; ``what``: the
+    first column's name (``utterance`` for a text-only corpus)."""
+    table = Table(what, "extractor", "reason", title="Not extracted", title_justify="left")
     for o in failed:
         for name, reason in o.errors.items():
             table.add_row(escape(str(o.path)), name, escape(reason))
