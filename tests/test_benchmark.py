@@ -437,3 +437,23 @@ def test_benchmark_reports_are_titled_by_their_suite():
         "ravdess_au_random", "RAVDESS-AU: RANDOM-SPLIT CV (speakers on both sides; comparison only)")
     assert _bench_names(iemocap, "speaker", "iemocap4") == (
         "iemocap_iemocap4", "IEMOCAP: leave-one-session-out CV (papers 002 and 003), iemocap4 labels")
+
+
+def test_cli_benchmark_refuses_a_model_whose_table_is_not_given_before_reading_the_data(
+        tmp_path, monkeypatch, avemo_main):
+    """A suite that declares no table, with a model that reads one: the model's table was missed only
+    in its first fold's training, after the corpus had been read (and earlier models trained)."""
+    from avemo.evaluation.suite import Suite
+
+    def refuse(*_, **__):
+        raise AssertionError("the data was read although a model's table was known to be missing")
+
+    monkeypatch.setattr(Suite, "load_data", refuse)
+    own = tmp_path / "mine.toml"
+    own.write_text('name = "mine"\ntitle = "t"\ndataset = "ravdess"\nplan = "ravdess"\n'
+                   '[[entries]]\nmodels = ["mfcc_cnn1d", "au_mlp"]\n')
+    code, _, err = avemo_main("benchmark", own, "--root", tmp_path, "--out", tmp_path / "report")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("avemo: error: au_mlp: input 'video' needs 'openface_au_means', which is no feature "
+                          "extractor: it must be given as a table (e.g. --visual-table CSV); tables given: none"), err
+    assert not (tmp_path / "report").exists()

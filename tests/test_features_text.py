@@ -133,6 +133,10 @@ def test_cli_extracts_text_features_of_a_meld_folder(tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output  # the empty utterance is listed as skipped
     assert "empty utterance text" in result.output
+    # MELD's takes are rows of a CSV, not files: the summary counts utterances (it said "2 files")
+    said = " ".join(result.output.split())  # the console wraps long lines
+    assert "2 utterances, 1 extractors: 2 computed, 0 from cache, 0 utterances with failures" in said, said
+    assert "files" not in said and "┃ utterance ┃" in said  # the table's column too
     with np.load(out / "minilm.npz") as npz:
         assert sorted(npz.files) == ["0", "1"] and npz["0"].shape == (384,)
     rows = list(csv.DictReader(open(out / "index.csv")))
@@ -140,6 +144,23 @@ def test_cli_extracts_text_features_of_a_meld_folder(tmp_path):
         ("dev_dia0_utt0", "dev:0", "0", "dev"), ("dev_dia0_utt2", "dev:0", "2", "dev")]
     mfcc = CliRunner().invoke(app, [*args[:5], "--features", "mfcc", "--cache", str(tmp_path / "cache")])
     assert mfcc.exit_code != 0 and "no clip has audio or video for mfcc" in str(mfcc.exception)
+
+
+def test_extract_counts_media_files_as_files_and_text_only_takes_as_utterances(tmp_path):
+    from avemo.cli import _item_counter
+    from avemo.datasets.records import Clip
+    from avemo.extraction.core import FileOutcome
+
+    wav = Clip(tmp_path / "a.wav", "folder", "happy", "01", "a", ("audio",))
+    rows = [Clip(tmp_path / "dev.csv", "meld", "neutral", "Ross", f"utt{i}", ("text",), text="Hi.") for i in range(2)]
+    outcomes = [FileOutcome(str(tmp_path / "a.wav")), *(FileOutcome(f"{tmp_path / 'dev.csv'}#utt{i}") for i in range(2))]
+    count, what = _item_counter([wav])
+    assert (count(outcomes[:1]), count([]), what) == ("1 files", "0 files", "file")  # media corpora: as before
+    count, what = _item_counter(rows)
+    assert (count(outcomes[1:]), count([]), what) == ("2 utterances", "0 utterances", "utterance")
+    count, what = _item_counter([wav, *rows])
+    assert (count(outcomes), count(outcomes[1:]), count([]), what) == (
+        "1 files and 2 utterances", "2 utterances", "0 files", "file or utterance")
 
 
 def test_sentence_and_token_extractors_share_one_run_of_the_encoder(minilm, tokens, monkeypatch):

@@ -179,6 +179,10 @@ def test_a_file_name_is_shown_as_it_is_not_as_markup(corpus, monkeypatch, avemo_
         (["--window", "nan"], "window must be a positive number of seconds"),
         (["--hop", "-1"], "hop must be a positive number of seconds"),
         (["--window", "0.25", "--hop", "0.001"], "hop must be at least 0.01 s (the shortest timeline step), got 0.001"),
+        (["--window", "1", "--hop", "2"], "hop must be at most the window (1 s; a longer one leaves gaps between the "
+                                          "windows), got 2"),
+        (["--hop", "1.5"], "hop must be at most the window (1 s;"),  # the models' own window
+        (["--window", "0.005"], "window must be at least 0.01 s (the shortest timeline step), got 0.005"),
     ],
 )
 def test_a_bad_window_is_refused_before_the_model_loads(corpus, avemo_main, no_model, args, message):
@@ -205,6 +209,8 @@ def test_a_timeline_with_too_many_rows_is_refused_before_the_analysis(corpus, mo
         predictor.predict(corpus / "voice.wav", hop=0.05)
     with pytest.raises(ConfigError, match="hop must be at least 0.01 s"):
         predictor.predict(corpus / "voice.wav", hop=0.001)
+    with pytest.raises(ConfigError, match=r"hop must be at most the window \(1 s"):  # the Python API as the CLI
+        predictor.predict(corpus / "voice.wav", window=1, hop=2)
 
 
 def test_the_server_cannot_be_looser_than_the_library():
@@ -593,3 +599,18 @@ def test_extract_shows_progress_lines_when_stderr_is_not_a_terminal(corpus, avem
 def test_info_on_garbage_is_one_line(corpus, avemo_main):
     code, _, err = avemo_main("info", corpus / "garbage.mp4")
     _one_line_error(code, err, "garbage.mp4: not a media file")
+
+
+def test_a_window_sent_alone_cannot_slip_under_the_servers_shortest_hop():
+    """A window sent alone may take itself as its hop (shorter than the model's): under a server
+    whose min_hop is over its min_window, such a window is refused (no hop could fit it)."""
+    from avemo.serving.options import parse_options
+    from avemo.serving.responses import ApiError
+    from avemo.serving.settings import ServeSettings
+    from avemo.serving.uploads import Form
+
+    strict = ServeSettings(min_hop=0.4)
+    with pytest.raises(ApiError, match=r"window must lie between 0.4 and 30 s, got 0.3"):
+        parse_options(Form([], {"window": ["0.3"]}), strict)
+    assert parse_options(Form([], {"window": ["0.3"]}), ServeSettings()).window == 0.3
+    assert strict.limits(1.0, 0.5)["window"]["min"] == 0.4

@@ -51,6 +51,27 @@ def test_window_grid_rejects_bad_values(bad):
         WindowGrid(**bad)
 
 
+def test_a_hop_longer_than_the_window_is_refused_and_a_window_alone_takes_a_hop_that_fits():
+    """A hop over the window left gaps in the timeline ([0, 1), [2, 3), ...); the server refused it
+    (422) while the CLI and the Python API took it. The grid itself refuses it now."""
+    with pytest.raises(ConfigError, match=r"^hop must be at most the window \(1 s; a longer one leaves gaps "
+                                          r"between the windows\), got 2$"):
+        WindowGrid(1.0, 2.0)
+    with pytest.raises(ConfigError, match=r"^window must be at least 0.01 s"):
+        WindowGrid(0.005, 0.01)
+    assert WindowGrid(1.0, 1.0).hop == 1.0  # end to end is fine
+    model = WindowGrid(1.0, 0.5)
+    assert model.with_options() == model
+    assert model.with_options(window=2.0) == WindowGrid(2.0, 0.5)  # the model's hop fits: kept
+    assert model.with_options(window=0.3) == WindowGrid(0.3, 0.3)  # it would not: the window's own
+    assert model.with_options(hop=0.25) == WindowGrid(1.0, 0.25)
+    with pytest.raises(ConfigError, match="hop must be at most the window"):
+        model.with_options(hop=1.5)
+    with pytest.raises(ConfigError, match="window must be a positive number"):
+        model.with_options(window=float("nan"))
+    np.testing.assert_allclose(model.with_options(window=0.3).bounds(0.9), [[0, 0.3], [0.3, 0.6], [0.6, 0.9]])
+
+
 def test_window_members_overlap_and_half_open():
     times = np.array([0.0, 0.4, 0.5, 0.99, 1.0, 1.7])
     members = window_members(times, np.array([[0, 1], [0.5, 1.5], [1.5, 2.0], [3, 4]]))

@@ -164,6 +164,46 @@ def test_a_model_that_reads_a_table_without_visual_table_is_refused_before_the_d
         gather([], default_inputs("default"), tables={}, cache=FeatureCache(tmp_path / "cache"))
 
 
+def _refuse_reading(*_, **__):
+    raise AssertionError("the corpus was read although the table was already known to be missing")
+
+
+def test_a_missing_or_unreadable_table_is_refused_before_the_corpus_is_read_or_transcribed(
+        small_ravdess, tmp_path, monkeypatch):
+    """load_data read the --visual-table last, after scanning the corpus and transcribing it
+    (--transcribe: half a second a clip), so a wrong path was said only then; train, evaluate and
+    benchmark all read the data through it."""
+    import avemo.training.experiment as experiment
+    from avemo.errors import AvemoError
+
+    monkeypatch.setattr(experiment, "read_dataset", _refuse_reading)
+    bad = tmp_path / "au.csv"
+    bad.write_text("video,AU01_r\n01-01-01-01-01-01-01,x\n")
+    for table in (tmp_path / "missing.csv", bad):
+        with pytest.raises(AvemoError) as err:
+            load_data("ravdess", small_ravdess, visual_table=table, transcribe=True)
+        assert err.value.path is not None and str(table) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_evaluate_refuses_a_checkpoint_whose_table_is_not_given_before_reading_the_data(
+        small_ravdess, au_table, cache_dir, tmp_path, monkeypatch, avemo_main):
+    """`avemo train` refused a model's missing --visual-table before reading the data; `avemo evaluate`
+    said so only in the evaluation, once the corpus had been read (and transcribed, for a model that
+    also reads text)."""
+    import avemo.training
+
+    data = load_data("ravdess", small_ravdess, visual_table=au_table, speakers=["01", "02", "05"])
+    tr, va, _ = split(data.takes, Fold(number=0, test=(), val=("05",), train=("01", "02")))
+    run = tmp_path / "au"
+    train_run("au_mlp", data, train_takes=tr, val_takes=va, train_config=TrainConfig(epochs=1),
+              cache=FeatureCache(cache_dir), out_dir=run, plots=False)
+    monkeypatch.setattr(avemo.training, "load_data", _refuse_reading)
+    code, _, err = avemo_main("evaluate", "--checkpoint", run, "--root", small_ravdess, "--cache", cache_dir)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("avemo: error: input 'video' needs 'openface_au_means', which is no feature extractor: "
+                          "it must be given as a table (e.g. --visual-table CSV); tables given: none"), err
+
+
 def test_train_lists_the_files_the_reader_skipped(ravdess_subset, au_table, tmp_path, avemo_main):
     """A malformed file name (or a labels-CSV row whose file is missing) was left out of training
     silently, while `extract` and `evaluate` list such files; `train` lists them at the end too."""

@@ -238,11 +238,20 @@ def test_cli_extract_transcribe_says_what_the_decoder_cut_short(tmp_path, make_c
     root = ravdess_like(tmp_path / "r", make_clip, {"03-01-05-01-01-01-01.wav": {"duration": 1.0, "audio": "noise"}})
     wav = root / "Actor_01" / "03-01-05-01-01-01-01.wav"
     wav.write_bytes(wav.read_bytes()[: wav.stat().st_size // 2])
-    result = CliRunner().invoke(app, ["extract", "--dataset", "ravdess", "--root", str(root), "--features", "minilm",
-                                      "--transcribe", "--cache", str(tmp_path / "cache")])
+    args = ["extract", "--dataset", "ravdess", "--root", str(root), "--features", "minilm", "--transcribe",
+            "--cache", str(tmp_path / "cache")]
+    result = CliRunner().invoke(app, args)
     said = " ".join(result.output.split())
     assert f"warning: {wav}: truncated or damaged: the header declares" in said, said
     assert "1 takes transcribed, 0 from the cache, 1 without speech" in said
+    # a second run reads the transcript from the cache: it said nothing of the damage; one line now
+    said = " ".join(CliRunner().invoke(app, args).output.split())
+    assert "0 takes transcribed, 1 from the cache" in said and "the header declares" not in said, said
+    assert (f"warning: 1 transcript(s) from the cache were made from partly decoded audio (the decoder warned when "
+            f"they were made; the text is of what decoded): {wav}") in said, said
+    scan = transcribe_missing(read_dataset("ravdess", root), cache=FeatureCache(tmp_path / "cache"))  # train, evaluate
+    assert scan.transcripts["cached"] == 1 and any("1 transcript(s) from the cache were made from partly decoded "
+                                                   "audio" in w for w in scan.warnings), scan.warnings
 
 
 def test_a_file_without_an_audio_track_is_no_take_without_speech(tmp_path, make_clip, counting_asr):

@@ -176,6 +176,20 @@ def _worth_transcribing(asked: bool, modalities: Collection[str], what: str, opt
     return asked
 
 
+def _check_tables(inputs: Mapping[str, Any], visual_table: Path | None, who: str | None = None) -> None:
+    """A model of these ``inputs`` that reads a table not given (--visual-table) is refused in one line
+    (``who``: the model's name, said first), before any data is read or transcribed."""
+    from avemo.datasets.tables import AU_MEANS_NAME
+    from avemo.training.data import check_tables
+
+    try:
+        check_tables(inputs, [AU_MEANS_NAME] if visual_table else [])
+    except AvemoError as exc:
+        if who is None:
+            raise
+        raise type(exc)(f"{who}: {exc.reason}", exc.path) from None
+
+
 # ----------------------------------------------------------------------------- info
 
 
@@ -300,10 +314,10 @@ def extract(
                                 address=address)
         if out_dir is not None:
             export_features(out_dir, items, specs, cache, report)
-        failed = report.failed
+        failed, (count, what) = report.failed, _item_counter(items)
         console.print(
-            f"{len(report.outcomes)} files, {len(specs)} extractors: {report.n_computed} computed, "
-            f"{report.n_cached} from cache, {len(failed)} files with failures, {report.seconds:.1f} s "
+            f"{count(report.outcomes)}, {len(specs)} extractors: {report.n_computed} computed, "
+            f"{report.n_cached} from cache, {count(failed)} with failures, {report.seconds:.1f} s "
             f"({report.executor}, {report.workers} worker{'s' if report.workers > 1 else ''}); cache: "
             f"{escape(str(cache.root))}"
         )
@@ -311,8 +325,26 @@ def extract(
             summary = report.to_dict() | {"skipped": [{"path": str(p), "reason": r} for p, r in skipped]}
             summary_out.commit(json.dumps(summary, indent=2))
     if failed or skipped:
-        _print_not_extracted(failed, skipped)
+        _print_not_extracted(failed, skipped, what)
         raise typer.Exit(1)
+
+
+def _item_counter(items):
+    """How ``extract`` counts the outcomes of its ``items`` (a function), and what it calls one of them:
+    ``"12 files"`` for media files, ``"12 utterances"`` for text-only takes (MELD's CSV rows, which have
+    no media file), ``"3 files and 9 utterances"`` for both; a count of none names what the run holds
+    (``"0 utterances"``)."""
+    from avemo.collect import clip_name
+
+    texts = {clip_name(c) for c in items if not (c.has("audio") or c.has("video"))}
+    only_texts = bool(texts) and len(texts) == len(items)
+
+    def count(outcomes) -> str:
+        n_text = sum(o.path in texts for o in outcomes)
+        parts = [f"{len(outcomes) - n_text} files"] if len(outcomes) > n_text or not (n_text or only_texts) else []
+        return " and ".join([*parts, *([f"{n_text} utterances"] if n_text or only_texts else [])])
+
+    return count, "utterance" if only_texts else "file or utterance" if texts else "file"
 
 
 def _extract_inputs(path: Path | None, root: Path | None, **options):
@@ -347,9 +379,10 @@ def _transcribe_items(items, skipped, cache, path: Path):
     return done.clips, [*skipped, *((s.path, s.reason) for s in done.skipped)]
 
 
-def _print_not_extracted(failed, skipped) -> None:
-    """The table of the files (and extractors) ``extract`` could not process, on stderr."""
-    table = Table("file", "extractor", "reason", title="Not extracted", title_justify="left")
+def _print_not_extracted(failed, skipped, what: str = "file") -> None:
+    """The table of the files (and extractors) ``extract`` could not process, on stderr; ``what``: the
+    first column's name (``utterance`` for a text-only corpus)."""
+    table = Table(what, "extractor", "reason", title="Not extracted", title_justify="left")
     for o in failed:
         for name, reason in o.errors.items():
             table.add_row(escape(str(o.path)), name, escape(reason))
@@ -562,10 +595,7 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
         raise AvemoError("--protocol and --media read one IEMOCAP corpus; with several corpora, give protocol= "
                          "and media= per iemocap corpus in a --corpora file")
     if inputs is not None:
-        from avemo.datasets.tables import AU_MEANS_NAME
-        from avemo.training.data import check_tables
-
-        check_tables(inputs, [AU_MEANS_NAME] if visual_table else [])  # the model's table, given?
+        _check_tables(inputs, visual_table)  # the model's table, given?
     reads = None if inputs is None else (model, {spec.modality for spec in inputs.values()})
     specs = _transcribed_specs(specs, transcribe, reads)
     asr = {"cache": _cache(cache_dir)} if any(s.transcribe for s in specs) else {}
@@ -919,6 +949,7 @@ def _evaluate_data(ckpt, transcribe: bool | None, cache_dir: Path | None, **opti
     from avemo.training import load_data
     from avemo.training.scoring import transcribes_like_training
 
+    _check_tables(ckpt.inputs, options.get("visual_table"))  # before the corpus is read or transcribed
     if transcribe is None and transcribes_like_training(ckpt):
         transcribe = True
         console_err.print("the checkpoint's text came from speech recognition: clips without a transcript are "
@@ -1049,7 +1080,13 @@ def benchmark(
 
 def _bench_data(spec, entries, root: Path, **options):
     """The suite's data as ``avemo benchmark`` reads it (``options``: visual_table, protocol, media),
-    refused in one line when an entry needs a modality that no take has (before any training)."""
+    refused in one line when an entry reads a table not given (before the data is read) or needs a
+    modality that no take has (before any training)."""
+    from avemo.models import default_inputs
+
+    if not spec.tables or options.get("visual_table") is not None:  # else the suite says what it needs
+        for entry in entries:
+            _check_tables(default_inputs(entry.model, **entry.model_config), options.get("visual_table"), entry.name)
     data = spec.load_data(root, **options)
     missing = spec.missing_modalities(entries, data)
     if missing:
@@ -1278,11 +1315,12 @@ def _options_naming_files(options: dict[str, Path | None]):
 
 
 def _check_grid(window: float | None, hop: float | None) -> None:
-    """Refuse a bad --window / --hop before the model loads (the model's own values fill the gaps)."""
+    """Refuse a bad --window / --hop before the model loads, as the predictor will: the models' own
+    window and hop (those of the bundle and of a checkpoint, 1 s and 0.5 s) fill the gaps, and a
+    --window alone shorter than the hop takes the window as its hop (WindowGrid.with_options)."""
     from avemo.inference.windows import WindowGrid
 
-    defaults = WindowGrid()
-    WindowGrid(defaults.window if window is None else window, defaults.hop if hop is None else hop)
+    WindowGrid().with_options(window, hop)
 
 
 GROUP_HELP = (
@@ -1376,8 +1414,10 @@ def predict(
     paths: Annotated[list[Path], typer.Argument(help="Video or audio files, or folders of them.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
     window: Annotated[float | None, typer.Option(help="Timeline window in seconds (default 1.0).")] = None,
-    hop: Annotated[float | None, typer.Option(help="Timeline hop in seconds (default 0.5; at least 0.01, and at most "
-                                                   "100,000 windows per file).")] = None,
+    hop: Annotated[float | None, typer.Option(help="Timeline hop in seconds, at most the window (a longer one would "
+                                                   "leave gaps: refused) and at least 0.01, with at most 100,000 "
+                                                   "windows per file. Default 0.5, or the --window when that is "
+                                                   "shorter (--window 0.3 alone: 0.3 s every 0.3 s).")] = None,
     modalities: Annotated[str, typer.Option(help="Comma-separated: audio, video; add text for the opt-in text "
                                                  "expert on the transcript (see --text-model).")] = "audio,video",
     engine: Annotated[str, typer.Option(help=ENGINE_HELP)] = _SERVE.engine,

@@ -85,6 +85,11 @@ class BundleConfig:
     abstention: AbstentionConfig = field(default_factory=AbstentionConfig)
     speaker_norm: SpeakerNormConfig | None = None  # None: the bundle has no speaker-normalised head
 
+    def __post_init__(self) -> None:  # the default timeline grid: a hop over the window is refused at load
+        from avemo.inference.windows import WindowGrid
+
+        WindowGrid(self.window, self.hop)
+
 
 def read_bundle(path: str | Path = BUNDLE_DIR) -> tuple[BundleConfig, dict[str, Any]]:
     """``(config, full model.json)`` of a bundle folder; CheckpointError if it is missing or foreign."""

@@ -249,6 +249,10 @@ class Predictor:
     ) -> Prediction:
         """Predict one file (see the module docstring); raises a one-line AvemoError on bad input.
 
+        ``window``, ``hop``: the timeline's, in seconds (None: the model's own, :attr:`grid`); the hop
+        may not exceed the window (ConfigError), and a window given alone shorter than the model's hop
+        takes itself as the hop (:meth:`WindowGrid.with_options <avemo.inference.windows.WindowGrid.with_options>`).
+
         ``transcribe``: also say what was said, per clip and per window (speech recognition runs
         in a thread next to the experts; see :mod:`avemo.inference.transcripts`). ``"text"`` among
         ``modalities`` adds the attached text expert (:meth:`with_text_expert`), and the transcript."""
@@ -261,7 +265,7 @@ class Predictor:
         from avemo.inference.text import split_text
         from avemo.media import probe
 
-        grid = WindowGrid(self.grid.window if window is None else window, self.grid.hop if hop is None else hop)
+        grid = self.grid.with_options(window, hop)  # a window alone: the model's hop, or the window if shorter
         path = Path(path)
         modalities, with_text = split_text(modalities)
         if with_text and self.text is None:

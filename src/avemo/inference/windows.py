@@ -1,7 +1,8 @@
 """The timeline's windows, and pooling of time-stamped values into them.
 
 A timeline has windows ``[k * hop, k * hop + window)`` for ``k = 0, 1, ...``, added until one
-reaches the end of the media; a last window cut short by the end is kept if it spans at least
+reaches the end of the media; the hop is at most the window (a longer one would leave gaps between
+windows: refused, by the CLI, the Python API and the server alike); a last window cut short by the end is kept if it spans at least
 ``min_fraction`` of ``window``, and the first is always kept (a clip shorter than one window has
 one window: the whole clip). Unlike :func:`avemo.media.iter_windows`, no window is added after
 one that already reaches the end (it would only repeat the tail of that one).
@@ -48,7 +49,8 @@ def shortest_hop(duration: float | None, max_rows: int) -> float:
 
 @dataclass(frozen=True)
 class WindowGrid:
-    """``window`` seconds every ``hop`` seconds; the last window must span ``min_fraction`` of one."""
+    """``window`` seconds every ``hop`` seconds (``MIN_HOP <= hop <= window``); the last window must
+    span ``min_fraction`` of one."""
 
     window: float = 1.0
     hop: float = 0.5
@@ -57,12 +59,29 @@ class WindowGrid:
     def __post_init__(self) -> None:
         if not (isinstance(self.window, int | float) and math.isfinite(self.window) and self.window > 0):
             raise ConfigError(f"window must be a positive number of seconds, got {self.window!r}")
+        if self.window < MIN_HOP:  # no hop could be both short enough and long enough
+            raise ConfigError(f"window must be at least {MIN_HOP:g} s (the shortest timeline step), got {self.window:g}")
         if not (isinstance(self.hop, int | float) and math.isfinite(self.hop) and self.hop > 0):
             raise ConfigError(f"hop must be a positive number of seconds, got {self.hop!r}")
         if self.hop < MIN_HOP:
             raise ConfigError(f"hop must be at least {MIN_HOP:g} s (the shortest timeline step), got {self.hop:g}")
+        if self.hop > self.window + 1e-9:
+            raise ConfigError(f"hop must be at most the window ({self.window:g} s; a longer one leaves gaps between "
+                              f"the windows), got {self.hop:g}")
         if not 0.0 < self.min_fraction <= 1.0:
             raise ConfigError(f"min_fraction must lie in (0, 1], got {self.min_fraction!r}")
+
+    def with_options(self, window: float | None = None, hop: float | None = None) -> WindowGrid:
+        """This grid with a caller's ``window`` and ``hop`` (None: this grid's own). A window given
+        alone keeps this grid's hop, unless that is longer than the window: then the hop is the
+        window (windows end to end), not an error, e.g. ``window=0.3`` on a 1 s / 0.5 s grid is
+        0.3 s every 0.3 s. A hop given alone must fit this grid's window."""
+        if window is None:
+            window = self.window
+        if hop is None:
+            shorter = isinstance(window, int | float) and math.isfinite(window) and 0 < window < self.hop
+            hop = window if shorter else self.hop
+        return WindowGrid(window, hop, self.min_fraction)
 
     def check_rows(self, duration: float | None, path=None) -> None:
         """ConfigError (naming ``path``) when a ``duration``-second clip would have more than

@@ -114,9 +114,10 @@ def parse_options(upload: Upload | Form, settings: ServeSettings, default_window
                   query: Mapping[str, str] | None = None) -> PredictOptions:
     """Validate the form fields (and the query parameters that may stand for them); 422 for anything out of range."""
     window = _number(upload, "window")
-    if window is not None and not settings.min_window <= window <= settings.max_window:
+    shortest = max(settings.min_window, settings.min_hop)  # a window sent alone may take itself as its hop
+    if window is not None and not shortest <= window <= settings.max_window:
         raise ApiError(422, "invalid_field",
-                       f"window must lie between {settings.min_window:g} and {settings.max_window:g} s, got {window:g}")
+                       f"window must lie between {shortest:g} and {settings.max_window:g} s, got {window:g}")
     hop = _number(upload, "hop")
     longest = window if window is not None else default_window
     if hop is not None and not settings.min_hop <= hop <= longest:
@@ -182,7 +183,7 @@ def predict_form_schema(settings: ServeSettings, default_window: float, default_
                             },
                             "window": {
                                 "type": "number",
-                                "minimum": settings.min_window,
+                                "minimum": max(settings.min_window, settings.min_hop),
                                 "maximum": settings.max_window,
                                 "default": default_window,
                                 "description": "Timeline window length in seconds (default: the model's).",
@@ -192,7 +193,8 @@ def predict_form_schema(settings: ServeSettings, default_window: float, default_
                                 "minimum": settings.min_hop,
                                 "maximum": settings.max_window,
                                 "description": f"Timeline hop in seconds, <= window (default: the model's, "
-                                f"{default_hop:g} s); duration / hop may not exceed {settings.max_timeline_rows}.",
+                                f"{default_hop:g} s, or the window when that is shorter); duration / hop may not "
+                                f"exceed {settings.max_timeline_rows}.",
                             },
                             "modalities": _modalities_schema(settings.offered),
                             "transcribe": {

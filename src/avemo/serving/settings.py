@@ -61,8 +61,9 @@ class ServeSettings:
     shutdown_grace: float = 10.0
     #: parent folder of the private per-request upload folders (default: the system's temp folder)
     upload_dir: str | None = None
-    #: the window lengths (seconds) a request may ask for; without one, the model's own window
-    #: and hop apply (as in ``avemo predict``)
+    #: the window lengths (seconds) a request may ask for (not under ``min_hop`` either: no hop
+    #: would fit); without one, the model's own window and hop apply, and a window sent alone takes
+    #: the model's hop, or itself when that is shorter (as in ``avemo predict``)
     min_window: float = 0.25
     max_window: float = 30.0
     #: the shortest hop a request may ask for, and the most timeline windows an answer may hold
@@ -143,7 +144,7 @@ class ServeSettings:
             "max_duration": self.max_duration,
             "max_batch_files": self.max_batch_files,
             "request_timeout": self.request_timeout,
-            "window": {"default": default_window, "min": self.min_window, "max": self.max_window},
+            "window": {"default": default_window, "min": max(self.min_window, self.min_hop), "max": self.max_window},
             "default_hop": default_hop,
             "min_hop": self.min_hop,
             "max_timeline_rows": self.max_timeline_rows,

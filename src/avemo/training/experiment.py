@@ -88,11 +88,21 @@ def load_data(
     cache: FeatureCache | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> DataBundle:
-    """Read ``root`` with the ``dataset`` reader, pair files into takes, attach the visual table.
+    """Read ``root`` with the ``dataset`` reader, pair files into takes, attach the visual table
+    (read first: a missing or unreadable one is refused before the corpus is scanned or transcribed).
     ``protocol``: the label protocol of IEMOCAP (``iemocap4``, ``iemocap6``); ``media``: IEMOCAP's
     prepared utterance videos (``avemo prepare --dataset iemocap``). ``transcribe``: give the takes
     without a transcript one by speech recognition, through ``cache`` (default: the default feature
-    cache), ``progress(done, total)`` after each take (:mod:`avemo.training.transcripts`)."""
+    cache), ``progress(done, total)`` after each take (:mod:`avemo.training.transcripts`). No model is
+    known here, so this transcribes whatever model will read the data (``avemo train`` and ``avemo
+    evaluate`` ask only for a model that reads text, and say so in one line otherwise): pass it only
+    when :func:`~avemo.training.transcripts.reads_text` of the model's inputs
+    (:func:`~avemo.models.default_inputs`) is true, else the recogniser spends about half a second a
+    clip on text nobody reads."""
+    tables = {}
+    if visual_table is not None:
+        table = load_au_means(visual_table)
+        tables[table.name] = table
     options: dict[str, Any] = {"labels_csv": labels_csv} if labels_csv is not None else {}
     if protocol is not None:
         if dataset != "iemocap":
@@ -129,10 +139,6 @@ def load_data(
         from avemo.datasets.labels import label_set_for
 
         labels = label_set_for(dataset, (t.emotion for t in takes))
-    tables = {}
-    if visual_table is not None:
-        table = load_au_means(visual_table)
-        tables[table.name] = table
     return DataBundle(dataset, Path(root), takes, labels, tables, [(str(s.path), s.reason) for s in scan.skipped],
                       transcripts=scan.transcripts)
 
@@ -473,7 +479,8 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
     """Read every corpus and return a :class:`DataBundle` over the label
     space (``bundle.corpora`` holds the :class:`Corpora`). Each corpus is read as ``avemo train``
     reads one (unknown dataset, a folder without labelled clips: one-line errors); those with
-    ``transcribe`` get transcripts by speech recognition through ``cache`` (:func:`load_data`)."""
+    ``transcribe`` get transcripts by speech recognition through ``cache`` (:func:`load_data`; whatever
+    model will read them: ``avemo train`` clears ``transcribe`` for a model that reads no text)."""
     specs = list(specs)
     if len(specs) < 2:
         raise ConfigError("multi-corpus training needs at least two corpora")

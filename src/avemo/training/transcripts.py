@@ -14,7 +14,11 @@ so that a text or audio+text model can train and be scored on it.
 * **The cache.** A transcript is stored in the feature cache (``--cache``, default
   ``~/.cache/avemo/features``) like a feature: keyed by the file's content digest and the
   recogniser's name, version and settings (:func:`recogniser_spec`), written atomically; a second
-  run reads it instead of transcribing again.
+  run reads it instead of transcribing again. What the audio decoder repaired or cut short while the
+  transcript was made (a truncated WAV file: the transcript is of the part that decoded) is stored
+  with it: the run that transcribes warns per file, a run that reads such transcripts from the
+  cache says so in one line (how many, the first few files). Entries written before the warnings
+  were stored count as without them.
 * **No speech.** A file in which the recogniser finds no speech has an empty transcript (as in
   ``avemo predict --transcribe``). The clip then carries no text, as a MELD row with empty text and a
   media file, or a folder row with an empty ``text``: audio and video models use it as before, a
@@ -73,6 +77,7 @@ class Transcribed:
     clips: list[Clip]
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)  # files whose cached transcript came with decoder warnings
     transcribed: int = 0  # takes transcribed now
     cached: int = 0  # takes whose transcript was in the cache
     no_speech: int = 0  # takes in which no speech was found (no text)
@@ -95,9 +100,12 @@ def recogniser_spec(config=None) -> dict[str, Any]:
             "config": {k: v for k, v in settings.items() if k not in _NOT_IN_KEY}}
 
 
-def file_transcript(path, cache, config=None, warn: Callable[[str], None] | None = None) -> tuple[str, bool]:
+def file_transcript(path, cache, config=None, warn: Callable[[str], None] | None = None,
+                    cached_warnings: Callable[[list[str]], None] | None = None) -> tuple[str, bool]:
     """The normalised transcript of a media file ("" without speech) and whether it came from ``cache``.
 
+    ``warn``: each line of the audio decoder while the file is transcribed (stored with the transcript);
+    ``cached_warnings``: on a cache hit, those stored lines (not called when there are none).
     Raises the recogniser's one-line error for a file whose audio cannot be decoded."""
     from avemo.digest import file_digest
     from avemo.features.audio import asr
@@ -106,10 +114,23 @@ def file_transcript(path, cache, config=None, warn: Callable[[str], None] | None
     key = cache.key(file_digest(path), spec)
     hit = cache.get(key)
     if hit is not None and _ARRAY in hit:
-        return json.loads(bytes(hit[_ARRAY].astype(np.uint8)).decode("utf-8"))["text"], True
-    transcript = asr.transcribe_file(path, config=config, warn=warn)
+        stored = json.loads(bytes(hit[_ARRAY].astype(np.uint8)).decode("utf-8"))
+        if stored.get("warnings") and cached_warnings is not None:
+            cached_warnings(list(stored["warnings"]))
+        return stored["text"], True
+    from avemo.media.decode import warner
+
+    said: list[str] = []
+    report = warner(path, warn)  # without ``warn``: logged, as the recogniser does
+
+    def collect(line: str) -> None:
+        said.append(line)
+        report(line)
+
+    transcript = asr.transcribe_file(path, config=config, warn=collect)
     text = normalise_text(transcript.text)
-    record = json.dumps({"text": text, "language": transcript.language}).encode("utf-8")
+    record = json.dumps({"text": text, "language": transcript.language,
+                         **({"warnings": said} if said else {})}).encode("utf-8")
     cache.put(key, {_ARRAY: np.frombuffer(record, dtype=np.uint8)}, spec)
     return text, False
 
@@ -152,7 +173,8 @@ def transcribe_clips(clips: Sequence[Clip], *, cache=None, config=None, progress
         for i in rows:  # the next file of the take when one cannot be decoded or has no audio track
             try:
                 text, cached = file_transcript(clips[i].path, cache, config,
-                                               warn=lambda m, p=clips[i].path: out.warnings.append(f"{p}: {m}"))
+                                               warn=lambda m, p=clips[i].path: out.warnings.append(f"{p}: {m}"),
+                                               cached_warnings=lambda _, p=clips[i].path: out.damaged.append(str(p)))
             except (CheckpointError, CacheError):
                 raise  # no recogniser (missing weights), a cache that cannot be written (a full disk): every file would fail
             except AvemoError as exc:
@@ -174,6 +196,10 @@ def transcribe_clips(clips: Sequence[Clip], *, cache=None, config=None, progress
         if progress is not None:
             progress(done, len(takes))
     out.clips = [c for i, c in enumerate(out.clips) if i not in dropped]
+    if out.damaged:  # said per file when they were transcribed; one line now
+        shown = ", ".join(out.damaged[:3]) + (f" and {len(out.damaged) - 3} more" if len(out.damaged) > 3 else "")
+        out.warnings.append(f"{len(out.damaged)} transcript(s) from the cache were made from partly decoded audio "
+                            f"(the decoder warned when they were made; the text is of what decoded): {shown}")
     return out
 
 
