@@ -6,6 +6,7 @@ assembles all sections into ``docs/benchmarks.md``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -147,4 +148,6 @@ def assemble() -> Path:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description="Assemble docs/benchmarks.md from the sections in docs/benchmarks/ "
+                                        "(each benchmark script writes its own); takes no options.").parse_args()
     print(assemble())

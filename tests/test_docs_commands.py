@@ -1,0 +1,204 @@
+"""The commands, names and snippets of the documentation exist as written.
+
+Users copy commands from README.md, docs/**/*.md and the model cards; options get renamed and
+modules move, and the documents rot. These checks read every code span and code block of those
+files and hold them to the code:
+
+* every ``avemo COMMAND ... --option`` (also ``python -m avemo``, ``-m avemo.cli``) names a command
+  of the CLI and options it has (read from the Typer app, not from its ``--help`` text);
+* every ``python benchmarks/NAME.py ... --option`` names a script that exists, answers ``--help``
+  with its usage (not by running), and has the options (read from that usage);
+* every dotted name ``avemo.x.y`` resolves to a module or an attribute, and every repository path
+  (``src/...``, ``tests/...``, ``benchmarks/...``, ``docs/...``) exists;
+* every Python block compiles and uses no name it neither defines nor imports (bar the documented
+  placeholders).
+
+They check names, not behaviour: what the commands do is tested where they are implemented.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import importlib
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = sorted([REPO / "README.md", *(REPO / "docs").rglob("*.md"), *(REPO / "src/avemo/inference").glob("*/*.md")])
+COMMAND = re.compile(r"(?:(?<!from )\bavemo|-m avemo(?:\.cli)?) ([a-z]+)\b(.*)")
+SCRIPT = re.compile(r"\bbenchmarks/(\w+)\.py\b(.*)")
+OPTION = re.compile(r"(?<![\w/\[=-])(--?[a-zA-Z][\w-]*)")
+#: names a Python block of the docs may use without defining them: placeholders the text explains
+PLACEHOLDERS = {"my_predictor"}  # docs/serving.md: "any object with predict()"
+
+
+def _snippets(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of the code of one document: each line of a fenced block (``\\`` continuations
+    joined) and each inline code span; commands are cut at pipes and ``&&``."""
+    found, fenced, held = [], False, None
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip().startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced:
+            start, text = held or (number, "")
+            text = text + " " + line.strip()
+            if text.endswith("\\"):
+                held = (start, text[:-1])
+                continue
+            held = None
+            found.append((start, text.split(" #")[0]))
+        else:
+            found += [(number, span) for span in re.findall(r"`([^`]+)`", line)]
+    return [(n, part) for n, text in found for part in re.split(r"\|\s|&&|;", text)]
+
+
+def _where(path: Path, number: int) -> str:
+    return f"{path.relative_to(REPO)}:{number}"
+
+
+@cache
+def _cli_options() -> dict[str, set[str]]:
+    import typer.main
+
+    from avemo.cli import app
+
+    group = typer.main.get_command(app)
+    return {name: {o for p in command.params for o in (*p.opts, *p.secondary_opts)} | {"--help", "-h"}
+            for name, command in group.commands.items()}
+
+
+def test_every_avemo_command_and_option_in_the_docs_exists():
+    options, bad, checked = _cli_options(), [], 0
+    for path in DOCS:
+        for number, text in _snippets(path):
+            for match in COMMAND.finditer(text):
+                command, rest = match.groups()
+                rest = COMMAND.split(rest)[0]  # up to the next command on the line
+                checked += 1
+                if command not in options:
+                    bad.append(f"{_where(path, number)}: no command `avemo {command}`")
+                    continue
+                unknown = [o for o in OPTION.findall(rest) if o not in options[command]]
+                if unknown:
+                    bad.append(f"{_where(path, number)}: `avemo {command}` has no {', '.join(unknown)}")
+    assert checked > 100, f"only {checked} commands found: is the scan broken?"
+    assert not bad, "commands of the docs that the CLI does not have:\n" + "\n".join(bad)
+
+
+def _documented_scripts() -> dict[str, list[tuple[str, list[str]]]]:
+    """script name -> [(where, options)] of every benchmark command of the docs."""
+    scripts: dict[str, list[tuple[str, list[str]]]] = {}
+    for path in DOCS:
+        for number, text in _snippets(path):
+            for name, rest in SCRIPT.findall(text):
+                scripts.setdefault(name, []).append((_where(path, number), OPTION.findall(rest)))
+    return scripts
+
+
+def _usage(name: str) -> str:
+    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get(
+        "PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / f"{name}.py"), "--help"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.startswith("usage:"), f"{name}.py --help: {done.stderr[-500:]}"
+    return done.stdout
+
+
+def test_every_benchmark_script_with_a_main_parses_its_arguments():
+    """A script run with ``--help`` must print its usage, not run (``report.py`` and
+    ``make_whisper_reference.py`` once rewrote docs/benchmarks.md and a test reference on ``--help``)."""
+    missing = [path.name for path in sorted((REPO / "benchmarks").glob("*.py"))
+               if '__name__ == "__main__"' in (text := path.read_text(encoding="utf-8"))
+               and "ArgumentParser" not in text and "gen.parser(" not in text]
+    assert not missing, f"benchmark scripts that ignore --help and run: {missing}"
+
+
+def test_every_benchmark_command_in_the_docs_names_a_script_and_its_options():
+    scripts, bad = _documented_scripts(), []
+    assert len(scripts) > 15, f"only {sorted(scripts)} found: is the scan broken?"
+    absent = sorted(name for name in scripts if not (REPO / "benchmarks" / f"{name}.py").exists())
+    assert not absent, f"scripts named by the docs that do not exist: {absent}"
+    with_options = sorted(name for name, uses in scripts.items() if any(options for _, options in uses))
+    with ThreadPoolExecutor(2) as pool:
+        usages = dict(zip(with_options, pool.map(_usage, with_options), strict=True))
+    for name, usage in usages.items():
+        accepted = set(OPTION.findall(usage))
+        for where, options in scripts[name]:
+            unknown = [o for o in options if o not in accepted]
+            if unknown:
+                bad.append(f"{where}: benchmarks/{name}.py has no {', '.join(unknown)}")
+    assert not bad, "benchmark commands of the docs with options the script does not have:\n" + "\n".join(bad)
+
+
+def _resolves(name: str) -> bool:
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for part in parts[cut:]:
+            if not hasattr(found, part):
+                return False
+            found = getattr(found, part)
+        return True
+    return False
+
+
+def test_every_dotted_name_and_repository_path_in_the_docs_exists():
+    bad, names = [], 0
+    for path in DOCS:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for name in re.findall(r"(?<![\w/.])(avemo(?:\.\w+)+)", line):
+                names += 1
+                if not _resolves(name):
+                    bad.append(f"{_where(path, number)}: {name} is no module or attribute")
+            for ref in re.findall(r"(?<![\w/.-])((?:src|benchmarks|tests|docs)/[\w./*-]+)", line):
+                ref = ref.rstrip(".,;:")
+                exists = list(REPO.glob(ref)) if "*" in ref else (REPO / ref).exists() or (path.parent / ref).exists()
+                if not exists:
+                    bad.append(f"{_where(path, number)}: no {ref}")
+    assert names > 30, f"only {names} dotted names found: is the scan broken?"
+    assert not bad, "names and paths of the docs that do not exist:\n" + "\n".join(bad)
+
+
+def _python_blocks() -> list[tuple[str, str]]:
+    blocks = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        for match in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M):
+            blocks.append((_where(path, text[: match.start()].count("\n") + 1), match.group(1)))
+    return blocks
+
+
+def _undefined_names(source: str) -> set[str]:
+    """Names a snippet loads that it neither assigns, imports nor gets from builtins (one flat scope:
+    the snippets are short scripts)."""
+    tree = ast.parse(source)
+    defined = set(dir(builtins)) | PLACEHOLDERS
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            defined |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.arg):
+            defined.add(node.arg)
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - defined
+
+
+@pytest.mark.parametrize(("where", "source"), _python_blocks(), ids=lambda value: value if ":" in value else "")
+def test_every_python_block_of_the_docs_names_what_it_uses(where, source):
+    compile(source, where, "exec")
+    assert not _undefined_names(source), f"{where}: the snippet uses {sorted(_undefined_names(source))} " \
+                                         "without importing or defining them"
