@@ -202,3 +202,23 @@ def test_every_python_block_of_the_docs_names_what_it_uses(where, source):
     compile(source, where, "exec")
     assert not _undefined_names(source), f"{where}: the snippet uses {sorted(_undefined_names(source))} " \
                                          "without importing or defining them"
+
+
+def _help_of(command: str, option: str) -> str:
+    import typer.main
+
+    from avemo.cli import app
+
+    params = typer.main.get_command(app).commands[command].params
+    return next(p.help for p in params if option in (*p.opts, getattr(p, "name", None)))
+
+
+def test_the_help_names_every_builtin_plan_and_suite():
+    """``--plan``'s and the suite argument's help list the shipped names (it once named ravdess_au
+    alone, while ``--plan iemocap_loso`` is what the README shows)."""
+    from avemo.datasets.folds import list_builtin_plans
+    from avemo.evaluation.suite import list_suites
+
+    plan_help, suite_help = _help_of("train", "--plan"), _help_of("benchmark", "suite")
+    assert [p for p in list_builtin_plans() if not re.search(rf"\b{p}\b", plan_help)] == [], plan_help
+    assert [s for s in list_suites() if not re.search(rf"\b{s}\b", suite_help)] == [], suite_help
