@@ -5,7 +5,8 @@ modules move, and the documents rot. These checks read every code span and code 
 files and hold them to the code:
 
 * every ``avemo COMMAND ... --option`` (also ``python -m avemo``, ``-m avemo.cli``) names a command
-  of the CLI and options it has (read from the Typer app, not from its ``--help`` text);
+  of the CLI and options it has (read from the Typer app, not from its ``--help`` text), and every
+  ``avemo extract -f ...`` extractors that build;
 * every ``python benchmarks/NAME.py ... --option`` names a script that exists, answers ``--help``
   with its usage (not by running), and has the options (read from that usage);
 * every dotted name ``avemo.x.y`` resolves to a module or an attribute, and every repository path
@@ -76,6 +77,21 @@ def _cli_options() -> dict[str, set[str]]:
             for name, command in group.commands.items()}
 
 
+def _bad_features(arguments: str, where: str) -> list[str]:
+    """The ``-f``/``--features`` value of an ``avemo extract`` of the docs, built as the command builds it."""
+    from avemo.extraction import ExtractorSpec
+
+    bad = []
+    for value in re.findall(r"(?:-f|--features)[ =]([\w:=,.]+)", arguments):
+        if value.isupper():  # a placeholder (FEATURES)
+            continue
+        try:
+            [spec.build() for spec in ExtractorSpec.parse(value)]
+        except Exception as exc:  # noqa: BLE001 - any refusal is the finding
+            bad.append(f"{where}: `avemo extract -f {value}`: {exc}")
+    return bad
+
+
 def test_every_avemo_command_and_option_in_the_docs_exists():
     options, bad, checked = _cli_options(), [], 0
     for path in DOCS:
@@ -90,6 +106,8 @@ def test_every_avemo_command_and_option_in_the_docs_exists():
                 unknown = [o for o in OPTION.findall(rest) if o not in options[command]]
                 if unknown:
                     bad.append(f"{_where(path, number)}: `avemo {command}` has no {', '.join(unknown)}")
+                if command == "extract":
+                    bad += _bad_features(rest, _where(path, number))
     assert checked > 100, f"only {checked} commands found: is the scan broken?"
     assert not bad, "commands of the docs that the CLI does not have:\n" + "\n".join(bad)
 
