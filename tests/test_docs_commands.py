@@ -240,3 +240,13 @@ def test_the_help_names_every_builtin_plan_and_suite():
     plan_help, suite_help = _help_of("train", "--plan"), _help_of("benchmark", "suite")
     assert [p for p in list_builtin_plans() if not re.search(rf"\b{p}\b", plan_help)] == [], plan_help
     assert [s for s in list_suites() if not re.search(rf"\b{s}\b", suite_help)] == [], suite_help
+
+
+def test_the_docs_state_the_shipped_bundles_threshold():
+    """README.md and docs/serving.md give the shipped bundle's ``tau`` (a rebuilt bundle changes it)."""
+    import json
+
+    bundle = REPO / "src/avemo/inference/default_model/model.json"
+    tau = json.loads(bundle.read_text(encoding="utf-8"))["config"]["abstention"]["tau"]
+    for doc in (REPO / "README.md", REPO / "docs/serving.md"):
+        assert f"{tau:.3f}" in doc.read_text(encoding="utf-8"), f"{doc.name} does not give the bundle's tau {tau:.3f}"
