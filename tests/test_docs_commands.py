@@ -231,11 +231,15 @@ def _help_of(command: str, option: str) -> str:
     return next(p.help for p in params if option in (*p.opts, getattr(p, "name", None)))
 
 
-def test_the_help_names_every_builtin_plan_and_suite():
+def test_the_help_names_every_builtin_plan_suite_and_model_kind():
     """``--plan``'s and the suite argument's help list the shipped names (it once named ravdess_au
-    alone, while ``--plan iemocap_loso`` is what the README shows)."""
+    alone, while ``--plan iemocap_loso`` is what the README shows), ``models --kind`` the kinds."""
     from avemo.datasets.folds import list_builtin_plans
     from avemo.evaluation.suite import list_suites
+    from avemo.models.registry import KINDS
+
+    kind_help = _help_of("models", "--kind")
+    assert [k for k in KINDS if not re.search(rf"\b{k}\b", kind_help)] == [], kind_help
 
     plan_help, suite_help = _help_of("train", "--plan"), _help_of("benchmark", "suite")
     assert [p for p in list_builtin_plans() if not re.search(rf"\b{p}\b", plan_help)] == [], plan_help

@@ -1543,7 +1543,7 @@ def export_model(
 
 @app.command()
 def models(
-    kind: Annotated[str | None, typer.Option(help="Only audio, video or fusion models.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only audio, video, text or fusion models.")] = None,
     params: Annotated[bool, typer.Option("--params/--no-params", help="Build each model to count its parameters.")] = True,
 ) -> None:
     """List the model zoo: name, kind, paper, parameters, summary."""
