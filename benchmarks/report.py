@@ -129,7 +129,14 @@ def write_section(name: str, lines: list[str]) -> Path:
 
 
 def assemble() -> Path:
-    """docs/benchmarks.md: every section, in a fixed order, then any others."""
+    """Write docs/benchmarks.md (:func:`assembled`)."""
+    out = ROOT / "docs" / "benchmarks.md"
+    out.write_text(assembled())
+    return out
+
+
+def assembled() -> str:
+    """The text of docs/benchmarks.md: every section, in a fixed order, then any others."""
     sections = sorted(SECTIONS.glob("*.md"), key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else 99, p.stem))
     parts = [
         "# Benchmarks",
@@ -142,9 +149,7 @@ def assemble() -> Path:
     for section in sections:
         parts.append(section.read_text().rstrip())
         parts.append("")
-    out = ROOT / "docs" / "benchmarks.md"
-    out.write_text("\n".join(parts))
-    return out
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":

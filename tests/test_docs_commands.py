@@ -254,3 +254,15 @@ def test_the_docs_state_the_shipped_bundles_threshold():
     tau = json.loads(bundle.read_text(encoding="utf-8"))["config"]["abstention"]["tau"]
     for doc in (REPO / "README.md", REPO / "docs/serving.md"):
         assert f"{tau:.3f}" in doc.read_text(encoding="utf-8"), f"{doc.name} does not give the bundle's tau {tau:.3f}"
+
+
+def test_docs_benchmarks_md_is_its_sections_assembled():
+    """docs/benchmarks.md is what ``python benchmarks/report.py`` writes from docs/benchmarks/*.md: a
+    section edited by hand (or the page alone) shows here."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmarks_report", REPO / "benchmarks" / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    assert report.assembled() == (REPO / "docs" / "benchmarks.md").read_text(), \
+        "docs/benchmarks.md differs from its sections: run python benchmarks/report.py"
