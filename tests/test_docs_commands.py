@@ -266,3 +266,17 @@ def test_docs_benchmarks_md_is_its_sections_assembled():
     spec.loader.exec_module(report)
     assert report.assembled() == (REPO / "docs" / "benchmarks.md").read_text(), \
         "docs/benchmarks.md differs from its sections: run python benchmarks/report.py"
+
+
+def test_serving_md_names_every_field_of_the_prediction_json():
+    """The JSON contract of ``avemo predict --format json`` and the API (docs/serving.md) names every
+    field ``Prediction.to_dict()`` writes: the clip's, a modality's and a timeline window's."""
+    import dataclasses
+
+    from avemo.inference.result import ModalityStatus, Prediction, WindowPrediction
+
+    text = (REPO / "docs" / "serving.md").read_text(encoding="utf-8")
+    spans = re.findall(r"`([^`\n]+)`", text) + re.findall(r'"([a-z_]+)"', text)
+    named = {word for span in spans for word in re.findall(r"[a-z_]+", span)}
+    fields = {f.name for cls in (Prediction, WindowPrediction, ModalityStatus) for f in dataclasses.fields(cls)}
+    assert sorted(fields - named) == [], "fields of the prediction JSON that docs/serving.md does not name"
