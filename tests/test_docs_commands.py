@@ -280,3 +280,32 @@ def test_serving_md_names_every_field_of_the_prediction_json():
     named = {word for span in spans for word in re.findall(r"[a-z_]+", span)}
     fields = {f.name for cls in (Prediction, WindowPrediction, ModalityStatus) for f in dataclasses.fields(cls)}
     assert sorted(fields - named) == [], "fields of the prediction JSON that docs/serving.md does not name"
+
+
+def test_serving_md_gives_the_settings_defaults():
+    """The settings table of docs/serving.md gives each ServeSettings field's default (sizes in MiB or
+    KiB as written there, other numbers as they are; text defaults are described, not checked)."""
+    import dataclasses
+
+    from avemo.serving import ServeSettings
+
+    defaults = {f.name: getattr(ServeSettings(), f.name) for f in dataclasses.fields(ServeSettings)}
+    text = (REPO / "docs" / "serving.md").read_text(encoding="utf-8")
+    rows = [cells for line in text.splitlines() if line.startswith("| `")
+            if len(cells := [c.strip() for c in line.strip("|").split("|")]) == 3]
+    bad, checked = [], set()
+    for names_cell, default_cell, _ in rows:
+        names = [n for n in re.findall(r"`(\w+)`", names_cell.split("(")[0]) if n in defaults]
+        values = re.findall(r"[\d.]+(?: \w+)?", default_cell.replace(",", " "))
+        if not values:  # a default in words ("the bundled model")
+            continue
+        for name, value in zip(names, values if len(values) == len(names) else values[:1] * len(names),
+                               strict=True):
+            number, _, unit = value.partition(" ")
+            scale = {"MiB": 2**20, "KiB": 2**10}.get(unit, 1)
+            if isinstance(defaults[name], int | float) and not isinstance(defaults[name], bool):
+                checked.add(name)
+                if abs(float(number) * scale - defaults[name]) > 1e-9:
+                    bad.append(f"{name}: the page says {value}, the code {defaults[name]}")
+    assert len(checked) > 12, f"only {sorted(checked)} checked: is the table still there?"
+    assert not bad, "docs/serving.md settings defaults that differ from ServeSettings:\n" + "\n".join(bad)
