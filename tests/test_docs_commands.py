@@ -5,8 +5,9 @@ modules move, and the documents rot. These checks read every code span and code 
 files and hold them to the code:
 
 * every ``avemo COMMAND ... --option`` (also ``python -m avemo``, ``-m avemo.cli``) names a command
-  of the CLI and options it has (read from the Typer app, not from its ``--help`` text), and every
-  ``avemo extract -f ...`` extractors that build;
+  of the CLI and options it has (read from the Typer app, not from its ``--help`` text), every
+  ``avemo extract -f ...`` extractors that build, every ``avemo train --model M --model-config JSON``
+  a configuration of M;
 * every ``python benchmarks/NAME.py ... --option`` names a script that exists, answers ``--help``
   with its usage (not by running), and has the options (read from that usage);
 * every dotted name ``avemo.x.y`` resolves to a module or an attribute, and every repository path
@@ -36,20 +37,22 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = sorted([REPO / "README.md", *(REPO / "docs").rglob("*.md"), *(REPO / "src/avemo/inference").glob("*/*.md")])
 COMMAND = re.compile(r"(?:(?<!from )\bavemo|-m avemo(?:\.cli)?) ([a-z]+)\b(.*)")
 SCRIPT = re.compile(r"\bbenchmarks/(\w+)\.py\b(.*)")
+#: an indented code block (four spaces, or more in a list item), not a list item's continued text
+INDENTED = re.compile(r"^ {4,}(?:[A-Z_]+=\S+ )*(?:avemo|python|torchrun|curl|pip) ")
 OPTION = re.compile(r"(?<![\w/\[=-])(--?[a-zA-Z][\w-]*)")
 #: names a Python block of the docs may use without defining them: placeholders the text explains
 PLACEHOLDERS = {"my_predictor"}  # docs/serving.md: "any object with predict()"
 
 
 def _snippets(path: Path) -> list[tuple[int, str]]:
-    """(line, text) of the code of one document: each line of a fenced block (``\\`` continuations
-    joined) and each inline code span; commands are cut at pipes and ``&&``."""
+    """(line, text) of the code of one document: each line of a fenced or indented command block (``\\``
+    continuations joined) and each inline code span; commands are cut at pipes and ``&&``."""
     found, fenced, held = [], False, None
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip().startswith("```"):
             fenced = not fenced
             continue
-        if fenced:
+        if fenced or held or INDENTED.match(line):
             start, text = held or (number, "")
             text = text + " " + line.strip()
             if text.endswith("\\"):
@@ -92,6 +95,24 @@ def _bad_features(arguments: str, where: str) -> list[str]:
     return bad
 
 
+def _bad_model_config(arguments: str, where: str) -> list[str]:
+    """The ``--model NAME --model-config 'JSON'`` of an ``avemo train`` of the docs, built as the command
+    builds the model's inputs (a registry name and JSON, not placeholders)."""
+    import json
+
+    from avemo.models import default_inputs, list_aliases, list_models
+
+    model = re.search(r"(?:--model|-m) (\w+)", arguments)
+    config = re.search(r"--model-config '([^']+)'", arguments)
+    if not model or not config or model.group(1) not in {*list_models(), *list_aliases()}:
+        return []
+    try:
+        default_inputs(model.group(1), **json.loads(config.group(1)))
+    except Exception as exc:  # noqa: BLE001 - any refusal is the finding
+        return [f"{where}: `avemo train --model {model.group(1)} --model-config {config.group(1)}`: {exc}"]
+    return []
+
+
 def test_every_avemo_command_and_option_in_the_docs_exists():
     options, bad, checked = _cli_options(), [], 0
     for path in DOCS:
@@ -108,6 +129,8 @@ def test_every_avemo_command_and_option_in_the_docs_exists():
                     bad.append(f"{_where(path, number)}: `avemo {command}` has no {', '.join(unknown)}")
                 if command == "extract":
                     bad += _bad_features(rest, _where(path, number))
+                if command == "train":
+                    bad += _bad_model_config(rest, _where(path, number))
     assert checked > 100, f"only {checked} commands found: is the scan broken?"
     assert not bad, "commands of the docs that the CLI does not have:\n" + "\n".join(bad)
 
