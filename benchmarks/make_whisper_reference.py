@@ -14,10 +14,10 @@ the final LayerNorm) for the first 80 frames (1.6 s).
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
 
-import ctranslate2
 import numpy as np
 import torch
 
@@ -29,6 +29,9 @@ OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "whisper_referenc
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Takes no options.").parse_args()
+    import ctranslate2  # not a project dependency: see above
+
     y = synth_audio(1.5, 16000, "voice", seed=3, pitch=180.0)[:, 0]
     padded = np.zeros(16000 * 30, dtype=np.float32)
     padded[: len(y)] = y

@@ -196,8 +196,8 @@ def part_timing(ctx) -> None:
             raise SystemExit(f"timing run failed ({proc.returncode}): {proc.stderr[-2000:]}")
         result = json.loads(Path(f"{tmp}/out/ravdess_au.json").read_text())
     m = result["models"]["default"]
-    timing = {"command": "avemo benchmark ravdess_au --models default --cache EMPTY_DIR --workers "
-                         f"{ctx.workers} (fresh process)",
+    timing = {"command": "avemo benchmark ravdess_au --root ROOT --visual-table CSV --models default "
+                         f"--cache EMPTY_DIR --out DIR --workers {ctx.workers} (fresh process)",
               "wall_seconds": round(wall, 1), "extract_seconds": result["extract_seconds"],
               "train_seconds": m["train_seconds"], "mean_accuracy": m["mean_accuracy"],
               "fold_accuracy": m["fold_accuracy"], "load_average_before": [round(x, 2) for x in load_before],

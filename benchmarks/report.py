@@ -6,6 +6,7 @@ assembles all sections into ``docs/benchmarks.md``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -128,7 +129,14 @@ def write_section(name: str, lines: list[str]) -> Path:
 
 
 def assemble() -> Path:
-    """docs/benchmarks.md: every section, in a fixed order, then any others."""
+    """Write docs/benchmarks.md (:func:`assembled`)."""
+    out = ROOT / "docs" / "benchmarks.md"
+    out.write_text(assembled())
+    return out
+
+
+def assembled() -> str:
+    """The text of docs/benchmarks.md: every section, in a fixed order, then any others."""
     sections = sorted(SECTIONS.glob("*.md"), key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else 99, p.stem))
     parts = [
         "# Benchmarks",
@@ -141,10 +149,10 @@ def assemble() -> Path:
     for section in sections:
         parts.append(section.read_text().rstrip())
         parts.append("")
-    out = ROOT / "docs" / "benchmarks.md"
-    out.write_text("\n".join(parts))
-    return out
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description="Assemble docs/benchmarks.md from the sections in docs/benchmarks/ "
+                                        "(each benchmark script writes its own); takes no options.").parse_args()
     print(assemble())

@@ -689,7 +689,7 @@ def train(
     speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated speaker list.")] = "all",
     fold: Annotated[int | None, typer.Option(help="Train on fold K of the plan; test on its test speakers.")] = None,
     plan: Annotated[
-        str | None, typer.Option(help="Fold plan: a built-in name (ravdess_au) or a JSON file (default: the smallest built-in "
+        str | None, typer.Option(help="Fold plan: a built-in name (ravdess, ravdess_au, iemocap_loso) or a JSON file (default: the smallest built-in "
                                   "plan of the dataset that covers its speakers, else 5 folds; several corpora: 5 "
                                   "folds of each corpus, joined; a default plan: of the speakers whose files decode).")
     ] = None,
@@ -1543,7 +1543,7 @@ def export_model(
 
 @app.command()
 def models(
-    kind: Annotated[str | None, typer.Option(help="Only audio, video or fusion models.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only audio, video, text or fusion models.")] = None,
     params: Annotated[bool, typer.Option("--params/--no-params", help="Build each model to count its parameters.")] = True,
 ) -> None:
     """List the model zoo: name, kind, paper, parameters, summary."""

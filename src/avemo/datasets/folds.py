@@ -354,7 +354,8 @@ def list_builtin_plans() -> list[str]:
 
 
 def builtin_plan(name: str) -> FoldPlan:
-    """A plan shipped with avemo (``"ravdess"``, ``"ravdess_au"``), read from its JSON file."""
+    """A plan shipped with avemo (``"ravdess"``, ``"ravdess_au"``, ``"iemocap_loso"``: :func:`list_builtin_plans`),
+    read from its JSON file."""
     known = list_builtin_plans()
     if name not in known:
         raise ConfigError(f"no built-in fold plan {name!r}; known: {', '.join(known)}")

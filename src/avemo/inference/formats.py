@@ -6,10 +6,10 @@
   row per timeline window (``level = window``), with the probability of every emotion in its own
   column (empty, like ``emotion``, where there is none), whether audio / video contributed, the
   speech share (``speech``) and the uncertainty flag (``uncertain``); with transcripts, a ``text``
-  column (the clip's transcript, each window's words); last, ``crowd``: the crowd detector's score of
+  column (the clip's transcript, each window's words); then ``crowd``: the crowd detector's score of
   each window (:mod:`avemo.inference.crowd`; at or above the model's ``crowd_threshold`` the window
   got no audio vote), empty on clip rows, in windows without audio and for a model without the
-  detector; with speakers (``--group-by-speaker`` / ``--speakers``), ``speaker`` (every row of a file
+  detector; last, with speakers (``--group-by-speaker`` / ``--speakers``), ``speaker`` (every row of a file
   given one) and ``speaker_normalised`` (true on the clip row of a speaker-normalised result; windows
   keep the single-clip head). A file name or speaker that a spreadsheet would run as
   a formula (starting with ``= + - @``, a tab or a carriage return) is written with a leading ``'``.
