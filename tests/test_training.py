@@ -330,3 +330,14 @@ def test_class_balanced_sampling_is_sharded_across_ddp_ranks():
     assert len(single) == 100 and np.mean(labels[single] == 1) == pytest.approx(0.5, abs=0.12)
     uniform = [list(epoch_sampler(labels, 2, TrainConfig(seed=3), epoch=1, gen=gen(1), rank=r, world=2)) for r in range(2)]
     assert sorted(uniform[0] + uniform[1]) == list(range(100))  # a permutation, split in two
+
+
+@pytest.mark.parametrize(("model", "steps", "verb"), [("whisper_logreg", 1, "fitting (closed form)"),
+                                                       ("egemaps_logreg", 1, "fitting (closed form)"),
+                                                       ("whisper_mlp", 60, "training"),
+                                                       ("default", 60, "training")])
+def test_train_progress_counts_one_step_for_a_model_fitted_in_closed_form(model, steps, verb):
+    """`avemo train`'s bar: a closed-form model is fitted in one step (it showed '1 of 60' epochs)."""
+    from avemo.cli import _training_steps
+
+    assert _training_steps(model, 60) == (steps, verb)

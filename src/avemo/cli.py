@@ -743,8 +743,9 @@ def train(
         cache = _cache(cache_dir)
         gathered, (tr, va, te, split_info) = _train_split(model, model_config, inputs, data, cache, workers, split_options)
         console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})"))
-        with _progress(train_cfg.epochs, "training") as bar, run_folder(out, overwrite=overwrite) as where:
-            task = bar.add_task(f"training {model}", total=train_cfg.epochs)
+        steps, what = _training_steps(model, train_cfg.epochs)
+        with _progress(steps, "training") as bar, run_folder(out, overwrite=overwrite) as where:
+            task = bar.add_task(f"{what} {model}", total=steps)
             run = train_run(
                 model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
                 train_config=train_cfg, cache=cache, out_dir=where, workers=workers or _cores(),
@@ -752,6 +753,14 @@ def train(
                 on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
             )
     _print_run(run, out, data.skipped)
+
+
+def _training_steps(model: str, epochs: int) -> tuple[int, str]:
+    """(the steps of the training progress bar, its verb): a model fitted in closed form (``whisper_logreg``)
+    is fitted in one step, not by ``epochs``."""
+    from avemo.models.registry import model_class
+
+    return (1, "fitting (closed form)") if getattr(model_class(model), "closed_form", False) else (epochs, "training")
 
 
 def _transcribed_specs(specs: list, transcribe: bool, model: tuple[str, Collection[str]] | None) -> list:
