@@ -392,8 +392,9 @@ def _print_not_extracted(failed, skipped, what: str = "file") -> None:
 
 
 def _extract_clips(items, specs, cache, path: Path, transcribed: bool = False, **run_options):
-    """Media features of the clips with audio or video, text features of the clips' texts; one report.
-    ``transcribed``: the clips went through speech recognition (--transcribe)."""
+    """Media features of the clips with audio or video, text features of the clips' texts; one report,
+    whose warnings (what the decoder cut short) are printed. ``transcribed``: the clips went through
+    speech recognition (--transcribe)."""
     from avemo.collect import clip_name
     from avemo.extraction import ExtractionReport, run_extraction, run_text_extraction
 
@@ -418,7 +419,10 @@ def _extract_clips(items, specs, cache, path: Path, transcribed: bool = False, *
         if text_specs:
             reports.append(run_text_extraction([(clip_name(c), c.text) for c in items], text_specs, cache=cache,
                                                progress=lambda n: bar.advance(task, n)))
-    return ExtractionReport.merge(reports)
+    report = ExtractionReport.merge(reports)
+    for line in report.warnings:  # what the decoder repaired or cut short, now or when the cached features were made
+        console_err.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True)
+    return report
 
 
 # --------------------------------------------------------------------------- prepare
