@@ -1320,11 +1320,12 @@ def _options_naming_files(options: dict[str, Path | None]):
 
 def _check_grid(window: float | None, hop: float | None) -> None:
     """Refuse a bad --window / --hop before the model loads, as the predictor will: the models' own
-    window and hop (those of the bundle and of a checkpoint, 1 s and 0.5 s) fill the gaps, and a
-    --window alone shorter than the hop takes the window as its hop (WindowGrid.with_options)."""
+    window and hop (those of the bundle and of a checkpoint, 1 s and 0.5 s) fill the gaps; a --window
+    alone shorter than the hop takes the window as its hop; a --hop alone longer than the models'
+    window is refused, the message naming that window and --window (WindowGrid.with_options)."""
     from avemo.inference.windows import WindowGrid
 
-    WindowGrid().with_options(window, hop)
+    WindowGrid().with_options(window, hop, window_option="--window")
 
 
 GROUP_HELP = (
