@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from avemo.cache import FeatureCache
+from avemo.digest import file_digest
 from avemo.errors import CacheError, ConfigError, FeatureError
 from avemo.extraction import ExtractorSpec, extract_file, run_extraction
-from avemo.features.base import AudioExtractor, register_extractor
+from avemo.features.base import AudioExtractor, VideoExtractor, register_extractor
 
 
 @dataclass(frozen=True)
@@ -157,3 +161,128 @@ def test_bad_config_is_a_config_error():
     assert spec.build().config.size == (64, 64)
     with pytest.raises(ConfigError, match="not key=value"):
         ExtractorSpec.parse("mfcc:n_mfcc")
+
+
+@dataclass(frozen=True)
+class _FramesConfig:
+    fps: float = 5.0
+
+
+@register_extractor
+class _FrameCount(VideoExtractor):
+    """Test extractor: the number of frames decoded at ``fps`` (decodes the file itself)."""
+
+    name = "test_frame_count"
+    Config = _FramesConfig
+
+    def feature_names(self):
+        return ["frames"]
+
+    def extract(self, path):
+        from avemo.media import iter_frames
+
+        return {"x": np.array([sum(1 for _ in iter_frames(path, fps=self.config.fps, size=(32, 24)))], np.float32)}
+
+
+def cut_short(make_clip, folder, name: str, **spec) -> Path:
+    """A generated file cut to half its bytes (an interrupted copy): its header still declares the whole."""
+    whole = make_clip(name, **spec).read_bytes()
+    path = folder / f"cut_{name}"
+    path.write_bytes(whole[: len(whole) // 2])
+    return path
+
+
+def test_the_decoders_lines_are_stored_with_the_features_and_said_again_from_the_cache(tmp_path, make_clip, caplog):
+    """A truncated WAV warns when its features are computed (once, whatever the number of extractors),
+    is stored with them, and a run that reads them from the cache says so in one line; a clean file
+    stays silent."""
+    cut, clean = cut_short(make_clip, tmp_path, "whole.wav", duration=1.0), make_clip("clean.wav", duration=1.0)
+    specs = [ExtractorSpec.of("test_frame_rms"), ExtractorSpec.of("test_frame_rms", frame=200)]
+    cache = FeatureCache(tmp_path / "c")
+    with caplog.at_level(logging.WARNING):
+        first = run_extraction([cut, clean], specs, cache=cache)
+    said = f"{cut}: truncated or damaged: the header declares 1.00 s of audio, only 0.50 s could be decoded"
+    assert first.n_computed == 4 and first.warnings == [said] and first.to_dict()["warnings"] == [said]
+    assert not caplog.records  # said by the caller (the command), not logged where it was decoded
+    second = run_extraction([cut, clean], specs, cache=cache)
+    assert second.n_cached == 4 and second.warnings == [
+        f"1 file(s) have features from the cache that were made from partly decoded audio or video (the decoder "
+        f"warned when they were made; the features are of what decoded): {cut}"]
+    assert run_extraction([clean], specs, cache=cache).warnings == []
+    outcome, feats = extract_file(cut, [specs[0].build()], cache, keep=True)
+    assert outcome.cached_warnings == [said.split(": ", 1)[1]]
+    assert feats["test_frame_rms"]["x"].shape == (19, 1)  # of the half that decoded (7,980 samples), not 40 frames
+
+
+def test_an_entry_without_stored_lines_is_clean_and_its_key_is_unchanged(tmp_path, make_clip):
+    """Entries written before the decoder's lines were stored (none in their metadata) read as clean;
+    storing lines changes no key, so those entries are read, not recomputed."""
+    cut = cut_short(make_clip, tmp_path, "old.wav", duration=1.0)
+    cache = FeatureCache(tmp_path / "c")
+    ex = ExtractorSpec.of("test_frame_rms").build()
+    computed, feats = extract_file(cut, [ex], cache, keep=True)
+    assert computed.warnings and computed.computed == ["test_frame_rms"]
+    key = cache.key(file_digest(cut), ex.cache_spec())
+    assert cache.read(key)[1] == computed.warnings
+    cache.put(key, feats["test_frame_rms"], ex.cache_spec())  # as written before: no lines
+    assert cache.read(key)[1] == []
+    again = run_extraction([cut], [ExtractorSpec.of("test_frame_rms")], cache=cache)
+    assert again.n_cached == 1 and again.warnings == []
+
+
+def test_a_video_extractor_that_decodes_the_file_itself_gets_its_lines_stored(tmp_path, make_clip):
+    cut = cut_short(make_clip, tmp_path, "v.mkv", duration=2.0, size=(64, 48), audio=None)
+    cache = FeatureCache(tmp_path / "c")
+    first = run_extraction([cut], [ExtractorSpec("test_frame_count")], cache=cache)
+    assert first.n_computed == 1 and len(first.warnings) == 1, first.warnings
+    assert first.warnings[0].startswith(f"{cut}: truncated or damaged: the header declares 2.00 s of video")
+    assert run_extraction([cut], [ExtractorSpec("test_frame_count")], cache=cache).warnings[0].startswith(
+        "1 file(s) have features from the cache that were made from partly decoded audio or video")
+
+
+def test_extract_warns_of_a_truncated_file_again_when_it_reads_its_features_from_the_cache(tmp_path, make_clip):
+    from typer.testing import CliRunner
+
+    from avemo.cli import app
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    cut = cut_short(make_clip, folder, "a.wav", duration=1.0)
+    shutil.copy(make_clip("clean.wav", duration=1.0), folder / "clean.wav")
+    args = ["extract", str(folder), "-f", "mfcc", "--cache", str(tmp_path / "c")]
+    # computed by a process pool (the lines come back from its workers), then read from the cache in-process
+    said = [" ".join(CliRunner().invoke(app, [*args, *more]).output.split()) for more in (["-j", "2"], [])]
+    assert f"warning: {cut}: truncated or damaged: the header declares 1.00 s of audio" in said[0], said[0]
+    assert "2 computed, 0 from cache" in said[0] and "from the cache that were" not in said[0]
+    assert "0 computed, 2 from cache" in said[1] and "the header declares" not in said[1], said[1]
+    assert ("warning: 1 file(s) have features from the cache that were made from partly decoded audio or video (the "
+            f"decoder warned when they were made; the features are of what decoded): {cut}") in said[1], said[1]
+    assert "clean.wav" not in " ".join(said)
+
+
+def test_train_and_evaluate_say_it_too_when_they_gather_features_from_the_cache(tmp_path, make_clip, caplog):
+    """``gather`` (train, evaluate, the benchmark) logs the decoder's lines when it extracts, and one line
+    when a later run reads the features of the truncated file from the cache; once for all the inputs."""
+    from avemo.datasets import read_dataset
+    from avemo.datasets.pairing import pair_takes
+    from avemo.models.inputs import InputSpec
+    from avemo.training.data import gather
+
+    folder = tmp_path / "ravdess" / "Actor_01"
+    folder.mkdir(parents=True)
+    cut = cut_short(make_clip, folder, "03-01-05-01-01-01-01.wav", duration=1.0)
+    cut = cut.rename(folder / "03-01-05-01-01-01-01.wav")
+    shutil.copy(make_clip("clean.wav", duration=1.0), folder / "03-01-03-01-01-01-01.wav")
+    takes = list(pair_takes(read_dataset("ravdess", folder.parent).clips).values())
+    specs = {name: InputSpec("audio", "test_frame_rms", {"frame": frame}, (None, 1), "sequence")
+             for name, frame in (("fine", 200), ("coarse", 400))}  # two inputs of the file: said once
+    said = []
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="avemo.training.data"):
+            got = gather(takes, specs, cache=FeatureCache(tmp_path / "c"))
+        assert len(got) == 2
+        said.append([r.getMessage() for r in caplog.records])
+    assert said[0] == [f"{cut}: truncated or damaged: the header declares 1.00 s of audio, only 0.50 s could be decoded"]
+    assert said[1] == ["1 file(s) have features from the cache that were made from partly decoded audio or video (the "
+                       f"decoder warned when they were made; the features are of what decoded): {cut}"]

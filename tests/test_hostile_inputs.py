@@ -181,7 +181,8 @@ def test_a_file_name_is_shown_as_it_is_not_as_markup(corpus, monkeypatch, avemo_
         (["--window", "0.25", "--hop", "0.001"], "hop must be at least 0.01 s (the shortest timeline step), got 0.001"),
         (["--window", "1", "--hop", "2"], "hop must be at most the window (1 s; a longer one leaves gaps between the "
                                           "windows), got 2"),
-        (["--hop", "1.5"], "hop must be at most the window (1 s;"),  # the models' own window
+        (["--hop", "1.5"], "hop must be at most the model's window of 1 s (pass --window to change it; a longer hop "
+                           "leaves gaps between the windows), got 1.5"),  # the models' own window: said so
         (["--window", "0.005"], "window must be at least 0.01 s (the shortest timeline step), got 0.005"),
     ],
 )

@@ -65,8 +65,16 @@ def test_a_hop_longer_than_the_window_is_refused_and_a_window_alone_takes_a_hop_
     assert model.with_options(window=2.0) == WindowGrid(2.0, 0.5)  # the model's hop fits: kept
     assert model.with_options(window=0.3) == WindowGrid(0.3, 0.3)  # it would not: the window's own
     assert model.with_options(hop=0.25) == WindowGrid(1.0, 0.25)
-    with pytest.raises(ConfigError, match="hop must be at most the window"):
+    # a hop alone is checked against the model's window: the message says whose window it is, and how to change it
+    with pytest.raises(ConfigError, match=r"^hop must be at most the model's window of 1 s \(pass window= to change "
+                                          r"it; a longer hop leaves gaps between the windows\), got 1.5$"):
         model.with_options(hop=1.5)
+    with pytest.raises(ConfigError, match=r"^hop must be at most the model's window of 1 s \(pass --window to"):
+        model.with_options(hop=1.5, window_option="--window")
+    with pytest.raises(ConfigError, match=r"^hop must be at most the window \(2 s;"):  # the caller's own window
+        model.with_options(window=2.0, hop=3.0)
+    with pytest.raises(ConfigError, match="hop must be a positive number"):  # not a hop too long for the window
+        model.with_options(hop=float("inf"))
     with pytest.raises(ConfigError, match="window must be a positive number"):
         model.with_options(window=float("nan"))
     np.testing.assert_allclose(model.with_options(window=0.3).bounds(0.9), [[0, 0.3], [0.3, 0.6], [0.6, 0.9]])

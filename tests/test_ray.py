@@ -341,6 +341,22 @@ def test_interrupted_ray_run_then_rerun_computes_only_what_is_missing(ray_cluste
     assert {o.path for o in report.outcomes if o.cached} == set(present)
 
 
+def test_ray_brings_back_the_decoders_lines_and_stores_them_with_the_features(ray_cluster, make_clip, tmp_path):
+    """A truncated WAV computed on Ray warns as in-process and in a pool (the lines come back with the
+    outcome, not in a worker's log), and a rerun that reads its features from the cache says so."""
+    whole = make_clip("ray_whole.wav", duration=1.0, seed=90).read_bytes()
+    cut, clean = tmp_path / "ray_cut.wav", str(make_clip("ray_clean.wav", duration=1.0, seed=91))
+    cut.write_bytes(whole[: len(whole) // 2])
+    spec, cache = ExtractorSpec.of(SLOW_NAME, seconds=0.0), FeatureCache(tmp_path / "c")
+    first = run_extraction([str(cut), clean], [spec], cache=cache, executor=RayExecutor(chunk_size=1))
+    assert first.n_computed == 2 and first.warnings == [
+        f"{cut}: truncated or damaged: the header declares 1.00 s of audio, only 0.50 s could be decoded"]
+    again = run_extraction([str(cut), clean], [spec], cache=cache, executor="ray")
+    assert again.n_cached == 2 and again.warnings == [
+        f"1 file(s) have features from the cache that were made from partly decoded audio or video (the decoder "
+        f"warned when they were made; the features are of what decoded): {cut}"]
+
+
 def test_ray_poison_file_fails_alone(ray_cluster, make_clip, tmp_path):
     """A file that kills its worker every time: its chunk is split, the others complete."""
     paths = [str(make_clip(f"{name}.wav", duration=0.3, seed=s)) for s, name in enumerate(("p_a", "p_poison", "p_b"))]

@@ -392,8 +392,9 @@ def _print_not_extracted(failed, skipped, what: str = "file") -> None:
 
 
 def _extract_clips(items, specs, cache, path: Path, transcribed: bool = False, **run_options):
-    """Media features of the clips with audio or video, text features of the clips' texts; one report.
-    ``transcribed``: the clips went through speech recognition (--transcribe)."""
+    """Media features of the clips with audio or video, text features of the clips' texts; one report,
+    whose warnings (what the decoder cut short) are printed. ``transcribed``: the clips went through
+    speech recognition (--transcribe)."""
     from avemo.collect import clip_name
     from avemo.extraction import ExtractionReport, run_extraction, run_text_extraction
 
@@ -418,7 +419,10 @@ def _extract_clips(items, specs, cache, path: Path, transcribed: bool = False, *
         if text_specs:
             reports.append(run_text_extraction([(clip_name(c), c.text) for c in items], text_specs, cache=cache,
                                                progress=lambda n: bar.advance(task, n)))
-    return ExtractionReport.merge(reports)
+    report = ExtractionReport.merge(reports)
+    for line in report.warnings:  # what the decoder repaired or cut short, now or when the cached features were made
+        console_err.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True)
+    return report
 
 
 # --------------------------------------------------------------------------- prepare
@@ -1325,11 +1329,12 @@ def _options_naming_files(options: dict[str, Path | None]):
 
 def _check_grid(window: float | None, hop: float | None) -> None:
     """Refuse a bad --window / --hop before the model loads, as the predictor will: the models' own
-    window and hop (those of the bundle and of a checkpoint, 1 s and 0.5 s) fill the gaps, and a
-    --window alone shorter than the hop takes the window as its hop (WindowGrid.with_options)."""
+    window and hop (those of the bundle and of a checkpoint, 1 s and 0.5 s) fill the gaps; a --window
+    alone shorter than the hop takes the window as its hop; a --hop alone longer than the models'
+    window is refused, the message naming that window and --window (WindowGrid.with_options)."""
     from avemo.inference.windows import WindowGrid
 
-    WindowGrid().with_options(window, hop)
+    WindowGrid().with_options(window, hop, window_option="--window")
 
 
 GROUP_HELP = (

@@ -7,6 +7,11 @@ POSIX), so a reader sees a complete entry or none, and an interrupted run leaves
 half-written. A corrupt entry (bad zip CRC, truncated file, wrong content) is detected on
 read, removed and reported as a miss, so it is recomputed.
 
+An entry may carry warnings: what the audio or video decoder said while its features were computed
+(a truncated file: the features are of the part that decoded). They are stored in the entry's
+metadata, not in its key, so that a later run that reads the entry can say so too; an entry written
+without them (also every entry written before they were stored) has none.
+
 There is no index file: a lookup is one ``stat``/``open`` whatever the cache size, and
 concurrent writers (process pools, Ray workers on a shared file system) never contend.
 
@@ -27,7 +32,7 @@ import socket
 import time
 import uuid
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +70,12 @@ class FeatureCache:
 
     def get(self, key: str) -> dict[str, np.ndarray] | None:
         """The arrays stored under ``key``, or None on a miss (a corrupt entry is removed: a miss)."""
+        entry = self.read(key)
+        return None if entry is None else entry[0]
+
+    def read(self, key: str) -> tuple[dict[str, np.ndarray], list[str]] | None:
+        """The arrays stored under ``key`` and the warnings stored with them (``[]``: none), or None
+        on a miss, as :meth:`get`."""
         if not self.enabled:
             return None
         path = self.entry_path(key)
@@ -77,19 +88,24 @@ class FeatureCache:
             self._discard(path, f"unreadable ({type(exc).__name__}: {exc})")
             return None
         meta = arrays.pop(_META, None)
-        if meta is None or _decode_meta(meta).get("key") != key:
+        info = _decode_meta(meta) if meta is not None else {}
+        if info.get("key") != key:
             self._discard(path, "entry does not carry its own key")
             return None
-        return arrays
+        warnings = info.get("warnings")
+        return arrays, [str(w) for w in warnings] if isinstance(warnings, list) else []
 
-    def put(self, key: str, arrays: Mapping[str, np.ndarray], spec: Mapping[str, Any] | None = None) -> Path:
-        """Store ``arrays`` under ``key`` atomically; returns the entry's path."""
+    def put(self, key: str, arrays: Mapping[str, np.ndarray], spec: Mapping[str, Any] | None = None,
+            warnings: Sequence[str] = ()) -> Path:
+        """Store ``arrays`` under ``key`` atomically, with ``warnings`` (what the decoder said while
+        they were computed; see the module doc); returns the entry's path."""
         if not self.enabled:
             return self.entry_path(key)
         if _META in arrays:
             raise CacheError(f"array name {_META!r} is reserved")
         path = self.entry_path(key)
-        meta = json.dumps({"key": key, "spec": dict(spec or {})}, sort_keys=True)
+        meta = json.dumps({"key": key, "spec": dict(spec or {}), **({"warnings": list(warnings)} if warnings else {})},
+                          sort_keys=True)
         payload = {name: np.asarray(a) for name, a in arrays.items()}
         payload[_META] = np.frombuffer(meta.encode("utf-8"), dtype=np.uint8)
         buf = io.BytesIO()
@@ -173,8 +189,19 @@ def remove_orphan_temp_files(root: str | Path, *, max_age_s: float = 3600.0) -> 
     return removed
 
 
+def said_of_cached(files: Sequence[str], subject: str, media: str, result: str) -> str:
+    """The one line a run says when it read cache entries made while the decoder warned (a truncated
+    file), instead of a line per file: ``subject`` with ``{n}`` for the number of ``files`` (``"{n}
+    transcript(s) from the cache were"``), the ``media`` that was partly decoded, the ``result``
+    for what was made of it, and the first three files."""
+    shown = ", ".join(map(str, files[:3])) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    return (f"{subject.format(n=len(files))} made from partly decoded {media} (the decoder warned when they "
+            f"were made; {result}): {shown}")
+
+
 def _decode_meta(meta: np.ndarray) -> dict[str, Any]:
     try:
-        return json.loads(bytes(meta.astype(np.uint8)).decode("utf-8"))
+        info = json.loads(bytes(meta.astype(np.uint8)).decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         return {}
+    return info if isinstance(info, dict) else {}

@@ -290,6 +290,8 @@ def extract_all(entries: Sequence[BenchmarkEntry], data: DataBundle, *, cache: F
             clips = [t.clip_for(modality) for t in data.takes]
             paths = sorted({str(c.path) for c in clips if c is not None})
             report = run_extraction(paths, specs, cache=cache, workers=workers, executor=executor, address=address)
+            for line in report.warnings:  # the decoder cut a file short (a truncated WAV)
+                log.warning(line)
             failed += [(o.path, f"{name}: {reason}") for o in report.failed for name, reason in o.errors.items()]
     return failed
 

@@ -6,6 +6,13 @@ rest computed (the audio track is decoded once per sample rate and shared by eve
 extractor) and stored. Failures are recorded per extractor, never raised, except a cache that cannot
 be written (a full disk, a lost mount): that :class:`~avemo.errors.CacheError` is no fault of the
 file and every file after it would fail the same way, so it stops the run.
+
+What the audio or video decoder says of the file while its features are computed (a truncated WAV:
+the features are of the part that decoded; :mod:`avemo.media.decode`) is not logged where it is
+said (a worker process, a Ray node) but goes into the outcome (``warnings``) and is stored with each
+entry; an entry read from the cache brings its stored lines back (``cached_warnings``), so that a
+run that reads the features can say so too, whichever executor computed them
+(:attr:`~avemo.extraction.runner.ExtractionReport.warnings`).
 """
 
 from __future__ import annotations
@@ -19,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from avemo.cache.store import FeatureCache
+from avemo.cache.store import FeatureCache, said_of_cached
 from avemo.digest import file_digest
 from avemo.errors import AvemoError, ConfigError, reason_of
 from avemo.features.base import AudioExtractor, Extractor, Features, get_extractor
+from avemo.media.decode import collecting_warnings
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +102,17 @@ class FileOutcome:
     cached: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # extractor name -> one-line reason
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # what the decoder said of the file while computing
+    cached_warnings: list[str] = field(default_factory=list)  # those stored with the entries read from the cache
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    def add_warnings(self, lines: Sequence[str], cached: bool = False) -> None:
+        """Note the decoder's ``lines`` (said now, or stored with a ``cached`` entry), each once."""
+        into = self.cached_warnings if cached else self.warnings
+        into += [line for line in dict.fromkeys(lines) if line not in into]
 
 
 def extract_file(
@@ -127,32 +142,20 @@ def extract_file(
     todo: list[tuple[Extractor, str]] = []
     for ex in extractors:
         key = cache.key(digest, ex.cache_spec())
-        hit = cache.get(key)
+        hit = cache.read(key)
         if hit is not None:
             outcome.cached.append(ex.name)
+            outcome.add_warnings(hit[1], cached=True)
             if keep:
-                results[ex.name] = ex.view(hit)
+                results[ex.name] = ex.view(hit[0])
         else:
             todo.append((ex, key))
 
-    signals: dict[int, np.ndarray | AvemoError] = {}
+    signals: dict[int, tuple[np.ndarray | AvemoError, list[str]]] = {}
     for ex, key in todo:
+        said: list[str] = []
         try:
-            if isinstance(ex, AudioExtractor):
-                sr = ex.sample_rate
-                if sr not in signals:
-                    from avemo.media import load_audio
-
-                    try:
-                        signals[sr] = load_audio(path, sr=sr)
-                    except AvemoError as exc:
-                        signals[sr] = exc
-                signal = signals[sr]
-                if isinstance(signal, AvemoError):
-                    raise signal
-                feats = ex.from_signal(signal, sr)
-            else:
-                feats = ex.extract(path)
+            feats = _compute(ex, path, signals, said)
             _check_features(ex, feats)
             stored = ex.stored(feats)
         except Exception as exc:  # recorded per extractor, the batch goes on
@@ -160,12 +163,41 @@ def extract_file(
                 log.debug("extractor %s failed on %s", ex.name, path, exc_info=True)
             outcome.errors[ex.name] = reason_of(exc)
             continue
-        cache.put(key, stored, ex.cache_spec())  # a CacheError (a full disk) stops the run: see the module doc
+        finally:
+            outcome.add_warnings(said)
+        cache.put(key, stored, ex.cache_spec(), warnings=said)  # a CacheError (a full disk) stops the run: module doc
         outcome.computed.append(ex.name)
         if keep:
             results[ex.name] = feats
     outcome.seconds = time.perf_counter() - t0
     return outcome, results
+
+
+def _compute(ex: Extractor, path: Path, signals: dict[int, tuple[np.ndarray | AvemoError, list[str]]],
+             said: list[str]) -> Features:
+    """``ex``'s features of ``path``; what the decoder says meanwhile goes into ``said``. An audio
+    extractor reads the track decoded at its sample rate, once per file (``signals``: the signal or
+    the error, with what the decoder said while decoding it, shared by the audio extractors)."""
+    try:
+        with collecting_warnings(path) as lines:
+            if not isinstance(ex, AudioExtractor):
+                return ex.extract(path)
+            sr = ex.sample_rate
+            if sr not in signals:
+                from avemo.media import load_audio
+
+                with collecting_warnings(path) as decoding:
+                    try:
+                        signals[sr] = load_audio(path, sr=sr), decoding
+                    except AvemoError as exc:
+                        signals[sr] = exc, decoding
+            signal, decoding = signals[sr]
+            said += decoding
+            if isinstance(signal, AvemoError):
+                raise signal
+            return ex.from_signal(signal, sr)
+    finally:
+        said += lines
 
 
 def all_cached(path: str, extractors: Sequence[Extractor], cache: FeatureCache) -> FileOutcome | None:
@@ -174,10 +206,13 @@ def all_cached(path: str, extractors: Sequence[Extractor], cache: FeatureCache) 
         digest = file_digest(path)
     except AvemoError:
         return None  # the worker reports the error
+    outcome = FileOutcome(str(path), cached=[ex.name for ex in extractors])
     for ex in extractors:
-        if cache.get(cache.key(digest, ex.cache_spec())) is None:
+        hit = cache.read(cache.key(digest, ex.cache_spec()))
+        if hit is None:
             return None
-    return FileOutcome(str(path), cached=[ex.name for ex in extractors])
+        outcome.add_warnings(hit[1], cached=True)
+    return outcome
 
 
 def _check_features(ex: Extractor, feats: Features) -> None:
@@ -193,15 +228,32 @@ def load_features(
     extractor: Extractor,
     cache: FeatureCache,
 ) -> list[Features | AvemoError]:
-    """Features of ``extractor`` for each path (computed and stored on a miss), or the error."""
+    """Features of ``extractor`` for each path (computed and stored on a miss), or the error; what the
+    decoder said of the files is logged (:func:`decoder_warnings`)."""
     out: list[Features | AvemoError] = []
+    outcomes = []
     for p in paths:
         outcome, feats = extract_file(p, [extractor], cache, keep=True)
+        outcomes.append(outcome)
         if outcome.errors:
             out.append(AvemoError(outcome.errors[extractor.name], p))
         else:
             out.append(feats[extractor.name])
+    for line in decoder_warnings(outcomes):
+        log.warning(line)
     return out
+
+
+def decoder_warnings(outcomes: Sequence[FileOutcome]) -> list[str]:
+    """What the decoder said of the files of ``outcomes``: its lines, file name first, for those it
+    decoded now, and one line for those whose features came from the cache with stored lines (how many,
+    the first files), so that a run that reads features of a truncated file says so, once."""
+    lines = [f"{o.path}: {line}" for o in outcomes for line in o.warnings]
+    again = [o.path for o in outcomes if o.cached_warnings and not o.warnings]
+    if again:
+        lines.append(said_of_cached(again, "{n} file(s) have features from the cache that were", "audio or video",
+                                    "the features are of what decoded"))
+    return lines
 
 
 def lost_file_outcome(path: str, extractors: Sequence[Extractor], cache: FeatureCache, reason: str) -> FileOutcome:
@@ -214,8 +266,10 @@ def lost_file_outcome(path: str, extractors: Sequence[Extractor], cache: Feature
         outcome.errors = {ex.name: exc.reason for ex in extractors}
         return outcome
     for ex in extractors:
-        if cache.get(cache.key(digest, ex.cache_spec())) is not None:
+        hit = cache.read(cache.key(digest, ex.cache_spec()))
+        if hit is not None:
             outcome.cached.append(ex.name)
+            outcome.add_warnings(hit[1], cached=True)
         else:
             outcome.errors[ex.name] = reason
     return outcome

@@ -3,7 +3,8 @@
 :func:`run_extraction` runs :func:`~avemo.extraction.core.extract_file` for many files on an
 executor (in-process, a local process pool, or Ray -- see :mod:`avemo.extraction.executors`) and
 returns an :class:`ExtractionReport` listing what was computed, what came from the cache and what
-failed, and why.
+failed, and why, and what the decoder said of the files (:attr:`ExtractionReport.warnings`: the
+caller says it, a command on stderr).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from avemo.cache.store import FeatureCache, remove_orphan_temp_files
 from avemo.errors import ConfigError
-from avemo.extraction.core import ExtractorSpec, FileOutcome, all_cached
+from avemo.extraction.core import ExtractorSpec, FileOutcome, all_cached, decoder_warnings
 from avemo.extraction.executors import InProcessExecutor, get_executor
 
 
@@ -41,6 +42,13 @@ class ExtractionReport:
     def n_cached(self) -> int:
         return sum(len(o.cached) for o in self.outcomes)
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the decoder said of the files (a truncated WAV), one line per line for the files decoded
+        now, one line for all those whose features came from the cache with stored lines
+        (:func:`~avemo.extraction.core.decoder_warnings`)."""
+        return decoder_warnings(self.outcomes)
+
     @classmethod
     def merge(cls, reports: Sequence[ExtractionReport]) -> ExtractionReport:
         """One report of several runs over (partly) the same items: outcomes of one path merged."""
@@ -52,6 +60,8 @@ class ExtractionReport:
                 into.cached += o.cached
                 into.errors.update(o.errors)
                 into.seconds += o.seconds
+                into.add_warnings(o.warnings)
+                into.add_warnings(o.cached_warnings, cached=True)
         return cls(list(by_path.values()), sum(r.seconds for r in reports),
                    " + ".join(dict.fromkeys(r.executor for r in reports)), max((r.workers for r in reports), default=1))
 
@@ -61,6 +71,7 @@ class ExtractionReport:
             "computed": self.n_computed,
             "cached": self.n_cached,
             "failed": [{"path": o.path, "errors": o.errors} for o in self.failed],
+            "warnings": self.warnings,
             "seconds": round(self.seconds, 3),
             "executor": self.executor,
             "workers": self.workers,

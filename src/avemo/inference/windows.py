@@ -71,12 +71,18 @@ class WindowGrid:
         if not 0.0 < self.min_fraction <= 1.0:
             raise ConfigError(f"min_fraction must lie in (0, 1], got {self.min_fraction!r}")
 
-    def with_options(self, window: float | None = None, hop: float | None = None) -> WindowGrid:
-        """This grid with a caller's ``window`` and ``hop`` (None: this grid's own). A window given
-        alone keeps this grid's hop, unless that is longer than the window: then the hop is the
-        window (windows end to end), not an error, e.g. ``window=0.3`` on a 1 s / 0.5 s grid is
-        0.3 s every 0.3 s. A hop given alone must fit this grid's window."""
+    def with_options(self, window: float | None = None, hop: float | None = None, *,
+                     window_option: str = "window=") -> WindowGrid:
+        """This grid (the model's) with a caller's ``window`` and ``hop`` (None: this grid's own). A
+        window given alone keeps this grid's hop, unless that is longer than the window: then the hop
+        is the window (windows end to end), not an error, e.g. ``window=0.3`` on a 1 s / 0.5 s grid is
+        0.3 s every 0.3 s. A hop given alone must fit this grid's window: the ConfigError says that the
+        window is the model's, and to give ``window_option`` (how the caller takes a window:
+        ``"--window"`` on the command line) to change it."""
         if window is None:
+            if isinstance(hop, int | float) and math.isfinite(hop) and hop > self.window + 1e-9:
+                raise ConfigError(f"hop must be at most the model's window of {self.window:g} s (pass {window_option} "
+                                  f"to change it; a longer hop leaves gaps between the windows), got {hop:g}")
             window = self.window
         if hop is None:
             shorter = isinstance(window, int | float) and math.isfinite(window) and 0 < window < self.hop

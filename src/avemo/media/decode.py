@@ -8,13 +8,16 @@ told. Only a stream in which nothing at all decodes is an error. :func:`check_co
 when a stream ends well before the length its header declares (a truncated file).
 
 ``warn`` receives one line without the file name (the caller knows the file); without one,
-the line is logged on the ``avemo.media`` logger, file name first.
+the line is logged on the ``avemo.media`` logger, file name first, or, within
+:func:`collecting_warnings`, collected (batch extraction stores the lines with the features).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 import av
@@ -30,11 +33,40 @@ Warn = Callable[[str], None]
 TRUNCATED = "truncated or damaged"
 
 
+#: the (file, line) list of the innermost :func:`collecting_warnings` of this thread, or None
+_COLLECTED: ContextVar[list[tuple[str, str]] | None] = ContextVar("avemo_decoder_warnings", default=None)
+
+
 def warner(path: str | Path, warn: Warn | None) -> Warn:
-    """``warn`` itself, or a function that logs the line with the file name."""
+    """``warn`` itself, or a function that logs the line with the file name (within
+    :func:`collecting_warnings`: collects it)."""
     if warn is not None:
         return warn
-    return lambda message: log.warning("%s: %s", path, message)
+
+    def report(message: str) -> None:
+        collected = _COLLECTED.get()
+        if collected is None:
+            log.warning("%s: %s", path, message)
+        else:
+            collected.append((str(path), message))
+
+    return report
+
+
+@contextlib.contextmanager
+def collecting_warnings(path: str | Path) -> Iterator[list[str]]:
+    """Within the block, the lines the decoder would log (it was given no ``warn``) go into the list
+    yielded instead (filled when the block ends), for whatever code the block runs (an extractor that
+    decodes the file itself): a line about ``path`` as it is, one about another file with that file's
+    name first."""
+    collected: list[tuple[str, str]] = []
+    lines: list[str] = []
+    token = _COLLECTED.set(collected)
+    try:
+        yield lines
+    finally:
+        _COLLECTED.reset(token)
+        lines += [line if file == str(path) else f"{file}: {line}" for file, line in collected]
 
 
 def decode_stream(container, stream, path: str | Path, warn: Warn | None, what: str) -> Iterator:

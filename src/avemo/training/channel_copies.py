@@ -203,6 +203,8 @@ def channel_copies(train: Gathered, specs: Mapping[str, InputSpec], config: Chan
                 out.failed.append((f"{path} ({copy.channel.name})", exc.reason))
             if outcome is not None and outcome.errors:
                 out.failed.append((f"{path} ({copy.channel.name})", next(iter(outcome.errors.values()))))
+            for line in outcome.warnings if outcome is not None else ():  # cached: said when the originals were read
+                log.warning("%s (%s): %s", path, copy.channel.name, line)
             if spec.feature not in feats:
                 row = None
                 break

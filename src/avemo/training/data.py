@@ -13,6 +13,7 @@ The arrays are then standardised (:class:`~avemo.models.normalization.Normalizer
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,8 @@ from avemo.datasets.pairing import Take
 from avemo.errors import AvemoError, ConfigError, DatasetError
 from avemo.features.base import extractor_class, list_extractors
 from avemo.models.inputs import InputSpec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,11 +72,16 @@ def gather(
     arguments of :class:`~avemo.features.audio.perturb.Perturbed`): audio-extractor inputs are
     computed on the perturbed signal (augmentation, degraded-audio benchmarks); tables and video
     inputs are unchanged.
+
+    What the decoder said of the files (a truncated WAV: the features are of what decoded) is logged,
+    once whatever the number of inputs: its lines for the files decoded now, one line for those whose
+    features came from the cache with the lines stored when they were made.
     """
     tables = dict(tables or {})
     check_tables(specs, tables)  # before any input is extracted
     arrays: dict[str, dict[str, np.ndarray]] = {name: {} for name in specs}
     failed: dict[str, str] = {}
+    said: list[str] = []  # what the decoder cut short (a truncated WAV), once for all the inputs
     for name, spec in specs.items():
         if spec.feature in tables:
             _from_table(takes, spec, tables[spec.feature], arrays[name], failed)
@@ -87,7 +95,9 @@ def gather(
             _from_text(takes, spec, arrays[name], failed, cache=cache, progress=tick)
             continue
         extraction = {"cache": cache, "workers": workers, "executor": executor, "address": address}
-        _from_extractor(takes, spec, arrays[name], failed, perturb=perturb, progress=tick, **extraction)
+        said += _from_extractor(takes, spec, arrays[name], failed, perturb=perturb, progress=tick, **extraction)
+    for line in dict.fromkeys(said):
+        log.warning(line)
     kept = [t for t in takes if t.key not in failed]
     return Gathered(
         takes=kept,
@@ -156,9 +166,10 @@ def _from_text(takes: Sequence[Take], spec: InputSpec, out: dict[str, np.ndarray
 
 def _from_extractor(takes: Sequence[Take], spec: InputSpec, out: dict[str, np.ndarray], failed: dict[str, str], *,
                     perturb: Mapping[str, Any] | None, progress: Callable[[int, int], None], cache: FeatureCache,
-                    workers: int, executor: str, address: str | None) -> None:
+                    workers: int, executor: str, address: str | None) -> list[str]:
     """Each take's features of the input's extractor: extracted into the cache on the executor, then
-    read back; a take whose file fails is listed in ``failed`` with the reason."""
+    read back; a take whose file fails is listed in ``failed`` with the reason. Returns what the decoder
+    said of the files (a truncated WAV: now, or when the features read from the cache were made)."""
     from avemo.extraction import ExtractorSpec, extract_file, run_extraction
 
     is_audio = extractor_class(spec.feature).modality == "audio"
@@ -185,6 +196,7 @@ def _from_extractor(takes: Sequence[Take], spec: InputSpec, out: dict[str, np.nd
             failed.setdefault(key, f"{path}: {spec.feature}: {outcome.errors[extractor.name]}")
         else:
             out[key] = feats[extractor.name]["x"]
+    return report.warnings
 
 
 def concat(parts: Sequence[Gathered]) -> Gathered:

@@ -197,9 +197,10 @@ def transcribe_clips(clips: Sequence[Clip], *, cache=None, config=None, progress
             progress(done, len(takes))
     out.clips = [c for i, c in enumerate(out.clips) if i not in dropped]
     if out.damaged:  # said per file when they were transcribed; one line now
-        shown = ", ".join(out.damaged[:3]) + (f" and {len(out.damaged) - 3} more" if len(out.damaged) > 3 else "")
-        out.warnings.append(f"{len(out.damaged)} transcript(s) from the cache were made from partly decoded audio "
-                            f"(the decoder warned when they were made; the text is of what decoded): {shown}")
+        from avemo.cache.store import said_of_cached
+
+        out.warnings.append(said_of_cached(out.damaged, "{n} transcript(s) from the cache were", "audio",
+                                           "the text is of what decoded"))
     return out
 
 
