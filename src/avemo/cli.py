@@ -747,9 +747,8 @@ def train(
         cache = _cache(cache_dir)
         gathered, (tr, va, te, split_info) = _train_split(model, model_config, inputs, data, cache, workers, split_options)
         console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})"))
-        steps, what = _training_steps(model, train_cfg.epochs)
-        with _progress(steps, "training") as bar, run_folder(out, overwrite=overwrite) as where:
-            task = bar.add_task(f"{what} {model}", total=steps)
+        bar, task = _training_bar(model, train_cfg.epochs)
+        with bar, run_folder(out, overwrite=overwrite) as where:
             run = train_run(
                 model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
                 train_config=train_cfg, cache=cache, out_dir=where, workers=workers or _cores(),
@@ -757,6 +756,13 @@ def train(
                 on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
             )
     _print_run(run, out, data.skipped)
+
+
+def _training_bar(model: str, epochs: int):
+    """The progress bar of ``avemo train`` (not started) and its task, of :func:`_training_steps`."""
+    steps, what = _training_steps(model, epochs)
+    bar = _progress(steps, "training")
+    return bar, bar.add_task(f"{what} {model}", total=steps)
 
 
 def _training_steps(model: str, epochs: int) -> tuple[int, str]:
