@@ -145,6 +145,9 @@ def test_the_report_has_an_out_of_domain_table_next_to_the_in_domain_numbers(run
     assert "13 of 15 takes scored over 6 labels" in text and "left out: boredom 2" in text
     assert "merged: calm -> neutral" in text and "skipped: 1 file(s)" in text
     saved = json.loads(json_path.read_text())
+    load = saved["machine"]["load"]  # the machine's load averages when the run started and ended, in the report
+    assert len(load["before"]) == len(load["after"]) == 3
+    assert f"load average (1/5/15 min) {'/'.join(f'{x:g}' for x in load['before'])} before, " in text
     assert saved["out_of_domain"]["emodb"]["left_out"] == {"boredom": 2}
     assert saved["models"]["au_mlp"]["out_of_domain"]["emodb"]["status"] == "n/a"
     md_path.unlink()

@@ -282,7 +282,7 @@ def run_benchmark(
     if executor not in ("local", "ray"):
         raise ConfigError(f"unknown executor {executor!r}; use 'local' or 'ray'")
     corpora = check_ood(data, ood)  # one-line errors before any extraction or training
-    t0 = time.perf_counter()
+    t0, load_before = time.perf_counter(), _load()
     failed = _extract_corpora(entries, data, ood, corpora, extract_progress, cache=cache, workers=workers,
                               executor=executor, address=address)
     extract_seconds = time.perf_counter() - t0
@@ -321,7 +321,7 @@ def run_benchmark(
         "executor": executor,
         "versions": package_versions(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count()},
+                    "cpus": os.cpu_count(), "load": {"before": load_before, "after": _load()}},
         "_folds": folds,
     }
 
@@ -394,6 +394,21 @@ def _ood_summary(entry: BenchmarkEntry, corpus: OodCorpus, folds: Sequence[FoldR
         out[key], out[f"std_{key}"] = summarise_folds(values) if values else (None, None)
     out["confusion"] = np.sum([np.array(p["confusion"]) for p in per], axis=0).tolist() if per else []
     return out
+
+
+def _load() -> list[float] | None:
+    """The machine's load averages (1, 5, 15 min), None where the system has none."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def _load_text(results: dict[str, Any]) -> str:
+    """`` load average (1/5/15 min) 1.2/1.5/1.6 before, 2.1/1.9/1.7 after;`` (empty for an older result file)."""
+    load = results["machine"].get("load") or {}
+    parts = [f"{'/'.join(f'{x:g}' for x in load[k])} {k}" for k in ("before", "after") if load.get(k)]
+    return f" load average (1/5/15 min) {', '.join(parts)};" if parts else ""
 
 
 def _selection(splits: Sequence[Split]) -> str:
@@ -635,8 +650,8 @@ def report_markdown(results: dict[str, Any], name: str, *, title: str, paper_num
     lines += [f"- Protocol: {_recorded_selection(protocol)}; {n_folds} fold{'s' if n_folds != 1 else ''}, "
               f"{protocol['takes']} takes of {protocol['dataset']}.",
               *_data_lines(results),
-              f"- Machine: {results['machine']['platform']}, {results['machine']['cpus']} CPUs; executor "
-              f"{results['executor']}.",
+              f"- Machine: {results['machine']['platform']}, {results['machine']['cpus']} CPUs;{_load_text(results)} "
+              f"executor {results['executor']}.",
               "- Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".",
               f"- Feature extraction (cold or warm cache): {results['extract_seconds']} s.", ""]
     if results.get("skipped"):
