@@ -211,9 +211,10 @@ def _labelled_folder(root, shared_data, emotions):
     ("emodb={tmp}/missing", "missing"),
     ("folder={tmp}/mine", "label sets ravdess"),
     ("ravdess={root}", "is the suite's own corpus, not out of domain"),
+    ("ravdess={other}", "speakers ['01'] are in the suite's corpus too"),
 ])
 def test_cli_test_corpus_errors_are_one_line_before_training(fold1_root, au_table, shared_data, tmp_path, value,
-                                                             message, avemo_main, monkeypatch):
+                                                             message, avemo_main, monkeypatch, ravdess_subset):
     def refuse(*_, **__):
         raise AssertionError("trained or extracted before the test corpus was checked")
 
@@ -222,7 +223,8 @@ def test_cli_test_corpus_errors_are_one_line_before_training(fold1_root, au_tabl
     _labelled_folder(tmp_path / "mine", shared_data, ("contempt", "pride", "contempt"))
     code, _, err = avemo_main("benchmark", "ravdess_au", "--root", fold1_root, "--visual-table", au_table,
                               "--models", "mfcc_cnn1d", "--folds", "1", "--out", tmp_path / "out",
-                              "--cache", tmp_path / "c", "--test-corpus", value.format(tmp=tmp_path, root=fold1_root))
+                              "--cache", tmp_path / "c", "--test-corpus", value.format(tmp=tmp_path, root=fold1_root,
+                                                                       other=ravdess_subset(("01", "03"), step=20)))
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert message in err, err
     assert not (tmp_path / "out").exists()

@@ -1116,7 +1116,8 @@ def _extraction_bar(bar):
 
 def _test_corpora(values: list[str], data) -> list:
     """``--test-corpus DATASET=ROOT`` values -> the corpora read (one-line errors: a malformed value, an
-    unknown dataset, a missing root, no labelled clip, a name given twice, the suite's own folder)."""
+    unknown dataset, a missing root, no labelled clip, a name given twice, the suite's own folder, a
+    corpus of the suite's dataset that shares speakers with it)."""
     from avemo.datasets.readers import list_datasets
     from avemo.evaluation.benchmark import OodCorpus
     from avemo.training import load_data
@@ -1132,7 +1133,12 @@ def _test_corpora(values: list[str], data) -> list:
             raise AvemoError(f"--test-corpus {dataset} given twice (one corpus of each dataset)")
         if Path(root).expanduser().resolve() == Path(data.root).expanduser().resolve():
             raise AvemoError(f"--test-corpus {value!r} is the suite's own corpus, not out of domain")
-        out.append(OodCorpus(dataset, load_data(dataset, Path(root).expanduser())))
+        corpus = OodCorpus(dataset, load_data(dataset, Path(root).expanduser()))
+        shared = sorted(set(corpus.data.speakers) & set(data.speakers)) if dataset == data.dataset != "folder" else []
+        if shared:
+            raise AvemoError(f"--test-corpus {value!r}: speakers {shared[:5]}{' ...' if len(shared) > 5 else ''} are in "
+                             "the suite's corpus too, so their clips are trained on: not out of domain")
+        out.append(corpus)
     return out
 
 
