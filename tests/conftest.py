@@ -82,6 +82,19 @@ def emodb_subset(tmp_path_factory, shared_data):
     return make
 
 
+@pytest.fixture(scope="session")
+def small_emodb(tmp_path_factory, shared_data):
+    """Two EmoDB-dev clips of each emotion (boredom included), plus a corrupt file: 15 takes, 13 with a
+    label a RAVDESS model can be scored on, 12 of them readable (cross-corpus evaluation, benchmarks)."""
+    root = tmp_path_factory.mktemp("emodb_small")
+    files = sorted((shared_data / "emodb_dev" / "wav").glob("*.flac"))
+    for letter in "WLEAFTN":
+        for f in [f for f in files if f.stem[5] == letter][:2]:
+            (root / f.name).symlink_to(f)
+    (root / "08a01Wz.wav").write_bytes(b"RIFF not really a wave file")
+    return root
+
+
 @pytest.fixture(scope="module")
 def predictor():
     """The bundled model's predictor, loaded once per test module."""

@@ -162,18 +162,6 @@ def ravdess_checkpoint(tmp_path_factory, ravdess_subset, cache_dir):
     return out
 
 
-@pytest.fixture(scope="module")
-def small_emodb(tmp_path_factory, shared_data):
-    """Two EmoDB-dev clips of each emotion (boredom included), plus a corrupt file."""
-    root = tmp_path_factory.mktemp("emodb_small")
-    files = sorted((shared_data / "emodb_dev" / "wav").glob("*.flac"))
-    for letter in "WLEAFTN":
-        for f in [f for f in files if f.stem[5] == letter][:2]:
-            (root / f.name).symlink_to(f)
-    (root / "08a01Wz.wav").write_bytes(b"RIFF not really a wave file")
-    return root
-
-
 @pytest.mark.shared_data
 def test_evaluate_ravdess_checkpoint_on_emodb(ravdess_checkpoint, small_emodb, cache_dir, tmp_path):
     data = load_data("emodb", small_emodb)

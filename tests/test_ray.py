@@ -17,6 +17,7 @@ Workers find this module's test extractors through ``PYTHONPATH`` (Ray) or the p
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -555,3 +556,30 @@ def test_cli_attaches_to_a_running_cluster(tmp_path, make_clip):
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.mark.shared_data
+def test_benchmark_out_of_domain_scores_are_the_same_on_ray(ray_cluster, ravdess_speech_root, au_table, shared_data,
+                                                           tmp_path):
+    """--test-corpus with --executor ray: each Ray task gets the test corpus and scores its run there."""
+    from avemo.datasets.folds import make_plan
+    from avemo.evaluation.benchmark import BenchmarkEntry, OodCorpus, plan_splits, run_benchmark
+    from avemo.training.config import TrainConfig
+    from avemo.training.experiment import load_data
+
+    data = load_data("ravdess", ravdess_speech_root, visual_table=au_table, speakers=["01", "02", "04", "05"])
+    data = dataclasses.replace(data, takes=data.takes[::8])
+    emodb_root = tmp_path / "emodb"
+    emodb_root.mkdir()
+    for f in sorted((shared_data / "emodb_dev" / "wav").glob("*.flac"))[:12]:
+        (emodb_root / f.name).symlink_to(f)
+    ood = [OodCorpus("emodb", load_data("emodb", emodb_root))]
+    splits = plan_splits(data, list(make_plan(data.speakers, 2, n_val=1)))
+    entries = [BenchmarkEntry("mfcc", "mfcc_cnn1d"), BenchmarkEntry("au", "au_mlp")]
+    kw = dict(cache=FeatureCache(tmp_path / "c"), train_config=TrainConfig(epochs=1), workers=2, ood=ood)
+    local = run_benchmark(entries, data, splits, executor="local", **kw)
+    remote = run_benchmark(entries, data, splits, executor="ray", **kw)
+    assert remote["out_of_domain"] == local["out_of_domain"]
+    assert remote["models"]["mfcc"]["out_of_domain"] == local["models"]["mfcc"]["out_of_domain"]
+    assert remote["models"]["mfcc"]["out_of_domain"]["emodb"]["status"] == "scored"
+    assert remote["models"]["au"]["out_of_domain"]["emodb"]["status"] == "n/a"

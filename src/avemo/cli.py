@@ -1013,6 +1013,16 @@ BenchSpeakerNormOpt = Annotated[
                                                                      "every model, over the suite's settings.")
 ]
 
+BenchTestCorpusOpt = Annotated[
+    list[str] | None, typer.Option("--test-corpus", help="DATASET=ROOT (repeatable): a corpus every (model, fold) "
+                                   "run is also scored on, out of domain, as `avemo evaluate` scores a checkpoint "
+                                   "(over the labels both share); never trained or selected on. DATASET: a reader "
+                                   "(emodb, crema_d, ravdess, folder, meld, iemocap); folder reads ROOT/labels.csv "
+                                   "(another labels CSV is not supported here). Its features are extracted with the "
+                                   "models' extractors before training; no visual table is read for it, so a model "
+                                   "that needs one is n/a there (a late-fusion model runs on its other experts).")
+]
+
 
 @app.command()
 def benchmark(
@@ -1041,6 +1051,7 @@ def benchmark(
     epochs: BenchEpochsOpt = None,
     speaker_norm: BenchSpeakerNormOpt = None,
     name: Annotated[str | None, typer.Option(help="Report name (default: derived from the suite).")] = None,
+    test_corpus: BenchTestCorpusOpt = None,
     workers: WorkersOpt = 1,
     executor: Annotated[str, typer.Option(help="local or ray (one task per model and fold).")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address (with --executor ray).")] = None,
@@ -1048,7 +1059,8 @@ def benchmark(
 ) -> None:
     """Cross-validate every model of a suite (a built-in name or a suite TOML file) on its fold plan;
     write NAME.json, NAME.md and figures to --out. iemocap: papers 002 and 003 (--folds 5: paper 002's
-    split; --protocol iemocap4: paper 003's 4 classes); models that need video need --media DIR."""
+    split; --protocol iemocap4: paper 003's 4 classes); models that need video need --media DIR.
+    --test-corpus emodb=DIR: every run is also scored on another corpus (report: "Out of domain")."""
     import shlex
 
     from avemo import config as cfg
@@ -1067,6 +1079,7 @@ def benchmark(
     entries = [dataclasses.replace(e, train={**e.train, **command_line},
                                    seeds=tuple(seed_list) if seed_list else e.seeds) for e in entries]
     data = _bench_data(spec, entries, root, visual_table=visual_table, protocol=label_protocol, media=media)
+    ood = _test_corpora(test_corpus or [], data)
     splits = spec.splits(data, protocol, seed=seed_list[0] if seed_list else 0)
     if fold_list:
         unknown = sorted(set(fold_list) - {s.number for s in splits})
@@ -1077,24 +1090,75 @@ def benchmark(
         prepare_folder(out_dir)  # a bad report folder fails now, not after hours of training
         cache = _cache(cache_dir)
         total = len(entries) * len(splits)
-        with _progress(total, "benchmark") as bar:
+        with _progress(max(total, 2), "benchmark") as bar:
             task = bar.add_task(f"{len(entries)} models x {len(splits)} folds", total=total)
             results = run_benchmark(
                 entries, data, splits, cache=cache, train_config=train_cfg, workers=workers,
                 executor=executor, address=address, progress=lambda _r: bar.advance(task),
                 data_options={"media": str(media) if media else None,
                               "fold_notes": spec.notes_for([s.number for s in splits]) if protocol == "speaker" else []},
+                ood=ood, extract_progress=_extraction_bar(bar),
             )
         report, title = _bench_names(spec, protocol, label_protocol)
         command = "avemo " + " ".join(shlex.quote(a) for a in sys.argv[1:])  # global options (-v) included
         json_path, md_path = write_report(results, out_dir, name or report, title=title, command=command,
                                           paper_numbers=spec.papers, notes=spec.notes)
-    for item in results["skipped"]:
+    _print_bench(results, md_path, json_path)
+
+
+def _print_bench(results: dict, md_path: Path, json_path: Path) -> None:
+    """What ``avemo benchmark`` says when done: the skipped files (of the suite's corpus and of each
+    --test-corpus), every model's numbers (best first) with its out-of-domain UAR and accuracy."""
+    skipped = [*results["skipped"], *(i for c in results.get("out_of_domain", {}).values() for i in c["skipped"])]
+    for item in skipped:
         console_err.print(f"[yellow]skipped[/] {escape(item['file'])}: {escape(item['reason'])}", soft_wrap=True)
     for model_name, m in sorted(results["models"].items(), key=lambda kv: -kv[1]["mean_accuracy"]):
+        ood_text = "".join(f"  {c}: " + (f"UAR {100 * o['uar']:5.2f} acc {100 * o['accuracy']:5.2f}"
+                                          if o["status"] == "scored" else "n/a")
+                           for c, o in m.get("out_of_domain", {}).items())
         console.print(f"{escape(model_name):28s} {100 * m['mean_accuracy']:6.2f} ± {100 * m['std_accuracy']:5.2f}  "
-                      f"macro-F1 {100 * m['macro_f1']:5.2f}  UAR {100 * m['uar']:5.2f}")
+                      f"macro-F1 {100 * m['macro_f1']:5.2f}  UAR {100 * m['uar']:5.2f}" + escape(ood_text), soft_wrap=True)
     console.print(escape(f"report: {md_path} and {json_path}"))
+
+
+def _extraction_bar(bar):
+    """``run_benchmark``'s ``extract_progress``: a line of ``bar`` per corpus being extracted."""
+    tasks: dict[str, int] = {}
+
+    def update(corpus: str, done: int, total: int) -> None:
+        if corpus not in tasks:
+            tasks[corpus] = bar.add_task(f"extracting {corpus}", total=total)
+        bar.update(tasks[corpus], completed=done, total=total)
+
+    return update
+
+
+def _test_corpora(values: list[str], data) -> list:
+    """``--test-corpus DATASET=ROOT`` values -> the corpora read (one-line errors: a malformed value, an
+    unknown dataset, a missing root, no labelled clip, a name given twice, the suite's own folder, a
+    corpus of the suite's dataset that shares speakers with it)."""
+    from avemo.datasets.readers import list_datasets
+    from avemo.evaluation.benchmark import OodCorpus
+    from avemo.training import load_data
+
+    out = []
+    for value in values:
+        dataset, sep, root = value.partition("=")
+        if not sep or not dataset or not root:
+            raise AvemoError(f"--test-corpus {value!r}: give DATASET=ROOT (e.g. emodb=data/emodb)")
+        if dataset not in list_datasets():
+            raise AvemoError(f"--test-corpus {value!r}: unknown dataset {dataset!r}; known: {', '.join(list_datasets())}")
+        if any(c.name == dataset for c in out):
+            raise AvemoError(f"--test-corpus {dataset} given twice (one corpus of each dataset)")
+        if Path(root).expanduser().resolve() == Path(data.root).expanduser().resolve():
+            raise AvemoError(f"--test-corpus {value!r} is the suite's own corpus, not out of domain")
+        corpus = OodCorpus(dataset, load_data(dataset, Path(root).expanduser()))
+        shared = sorted(set(corpus.data.speakers) & set(data.speakers)) if dataset == data.dataset != "folder" else []
+        if shared:
+            raise AvemoError(f"--test-corpus {value!r}: speakers {shared[:5]}{' ...' if len(shared) > 5 else ''} are in "
+                             "the suite's corpus too, so their clips are trained on: not out of domain")
+        out.append(corpus)
+    return out
 
 
 def _bench_data(spec, entries, root: Path, **options):

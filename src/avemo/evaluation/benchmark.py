@@ -14,6 +14,7 @@ results are the same as with the local executor for the same seeds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ import numpy as np
 from avemo import config as cfg
 from avemo.cache.store import FeatureCache
 from avemo.datasets.folds import Fold, Split, split
-from avemo.errors import ConfigError
+from avemo.errors import ConfigError, DatasetError
 from avemo.metrics import compute_metrics, summarise_folds
 from avemo.modality import MODALITIES
 from avemo.output_file import OutputFile
@@ -134,16 +135,32 @@ class FoldResult:
     best_epochs: list[int]
     params: int
     train_seconds: float
+    #: out-of-domain scores of this run on each test corpus (:func:`score_ood`), by corpus name
+    ood: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OodCorpus:
+    """A corpus that every (model, fold) run of a benchmark is also scored on, out of domain: over
+    the labels it shares with the benchmark's corpus (:func:`~avemo.datasets.labels.comparison_map`),
+    never trained or selected on. ``name``: its key in the results (the dataset name on the command line)."""
+
+    name: str
+    data: DataBundle
 
 
 _GATHERED: dict[tuple, Any] = {}
 
 
-def run_fold(entry: BenchmarkEntry, split: Split, data: DataBundle, cache_root: str, base: TrainConfig) -> FoldResult:
-    """Train and test one entry on one split (every seed); the probabilities of the seeds are averaged."""
+def run_fold(entry: BenchmarkEntry, split: Split, data: DataBundle, cache_root: str, base: TrainConfig,
+             ood: Sequence[OodCorpus] = ()) -> FoldResult:
+    """Train and test one entry on one split (every seed); the probabilities of the seeds are averaged.
+    Each seed's model is also run on every clip of each corpus of ``ood`` that can give its inputs,
+    and the seeds' mean probabilities scored there (:func:`score_ood`)."""
     from avemo.models import default_inputs
     from avemo.training.data import gather
     from avemo.training.experiment import train_run
+    from avemo.training.scoring import model_probabilities
 
     specs = default_inputs(entry.model, **entry.model_config)
     key = (id(data), tuple(sorted((n, repr(s)) for n, s in specs.items())))
@@ -152,12 +169,16 @@ def run_fold(entry: BenchmarkEntry, split: Split, data: DataBundle, cache_root: 
             _GATHERED.clear()
         _GATHERED[key] = gather(data.takes, specs, tables=data.tables, cache=FeatureCache(cache_root))
     gathered = _GATHERED[key]
+    scoring = _ood_sets(entry, data, ood, cache_root)
+    ood_probs: dict[str, list[np.ndarray]] = {name: [] for name in scoring}
     probs, seconds, best, history, params, y = [], 0.0, [], [], 0, None
     for seed in entry.seeds:
         train_cfg = cfg.from_dict(TrainConfig, {**cfg.to_dict(base), **entry.train, "seed": seed})
         run = train_run(entry.model, data, train_takes=split.train, val_takes=split.val, test_takes=split.test,
                         model_config=entry.model_config, train_config=train_cfg, cache=FeatureCache(cache_root),
-                        gathered=gathered, plots=False)
+                        gathered=gathered, plots=False, keep_model=bool(scoring))
+        for name, sset in scoring.items():  # the test corpora are only scored: nothing here chooses anything
+            ood_probs[name].append(model_probabilities(run.model, run.normalizer, sset))
         probs.append(run.test_probabilities)
         y = run.test_labels
         seconds += run.train_seconds
@@ -166,7 +187,58 @@ def run_fold(entry: BenchmarkEntry, split: Split, data: DataBundle, cache_root: 
         params = run.params
     mean_probs = np.mean(probs, axis=0)
     metrics = compute_metrics(y, mean_probs, data.labels.emotions).to_dict()
-    return FoldResult(entry.name, split.number, metrics, mean_probs, y, history, best, params, seconds)
+    scores = {name: score_ood(scoring[name], np.mean(p, axis=0)) for name, p in ood_probs.items()}
+    return FoldResult(entry.name, split.number, metrics, mean_probs, y, history, best, params, seconds, scores)
+
+
+def ood_inputs(entry: BenchmarkEntry, corpus: OodCorpus) -> tuple[dict[str, Any] | None, str]:
+    """The inputs ``entry``'s model is scored with on ``corpus``, and a note: ``(None, reason)`` when
+    the corpus cannot give an input the model needs (the AU table of RAVDESS-AU, face frames of an
+    audio-only corpus); a late-fusion model whose *optional* inputs it cannot give is scored on the
+    others (its other experts alone, as ``avemo predict`` runs it on such clips), and the note says so."""
+    from avemo.models import default_inputs
+    from avemo.training.scoring import corpus_inputs
+
+    specs = default_inputs(entry.model, **entry.model_config)
+    kept, missing = corpus_inputs(specs, corpus.data)
+    required = [reason for name, reason in missing.items() if not specs[name].optional]
+    if required or not kept:
+        return None, "; ".join(required or missing.values())
+    if missing:
+        return kept, (f"scored without {', '.join(missing)}, from {', '.join(kept)} alone: "
+                      + "; ".join(missing.values()))
+    return kept, ""
+
+
+def _ood_sets(entry: BenchmarkEntry, data: DataBundle, ood: Sequence[OodCorpus], cache_root: str) -> dict[str, Any]:
+    """The :class:`~avemo.training.scoring.ScoringSet` of each corpus of ``ood`` that ``entry`` can run
+    on (the inputs gathered once per process for every fold and model that share them)."""
+    from avemo.datasets.labels import comparison_map
+    from avemo.training.scoring import scoring_set
+
+    out = {}
+    for corpus in ood:
+        specs, _ = ood_inputs(entry, corpus)
+        if specs is None:
+            continue
+        key = ("ood", corpus.name, str(corpus.data.root), len(corpus.data.takes),
+               tuple(sorted((n, repr(s)) for n, s in specs.items())))
+        if key not in _GATHERED:
+            if len(_GATHERED) > 8:
+                _GATHERED.clear()
+            _GATHERED[key] = scoring_set(comparison_map(data.labels, corpus.data.labels), specs, corpus.data,
+                                         cache=FeatureCache(cache_root))
+        out[corpus.name] = _GATHERED[key]
+    return out
+
+
+def score_ood(scoring, probabilities: np.ndarray) -> dict[str, Any]:
+    """One run's out-of-domain numbers: its (seed-mean) class ``probabilities`` for the takes of
+    ``scoring`` scored as ``avemo evaluate`` scores a checkpoint (:func:`avemo.training.scoring.score`)."""
+    from avemo.training.scoring import score
+
+    d = score(scoring, probabilities).to_dict()
+    return {k: d[k] for k in ("accuracy", "uar", "macro_f1", "weighted_f1", "n", "labels", "confusion", "ece")}
 
 
 def _local_map(tasks, fn, progress):
@@ -189,12 +261,18 @@ def run_benchmark(
     address: str | None = None,
     progress: Callable[[FoldResult], None] | None = None,
     data_options: dict[str, Any] | None = None,
+    ood: Sequence[OodCorpus] = (),
+    extract_progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Cross-validate every entry on every split; returns the aggregated results (JSON-compatible
     except for the arrays under ``"_folds"``, which :func:`write_report` turns into figures).
     ``data_options``: how the data was read and what its folds are (e.g. ``{"media": DIR,
     "fold_notes": [...]}``), recorded in the protocol beside the label set and the takes of each
-    modality, and shown in the report."""
+    modality, and shown in the report. ``ood``: corpora every (model, fold) run is also scored on
+    (checked, and their features extracted, before any training); the results then hold
+    ``"out_of_domain"`` (each corpus: labels, mapping, counts, skipped files) and each model's
+    ``"out_of_domain"`` numbers per corpus (:func:`_ood_summary`). ``extract_progress(corpus, done,
+    total)``: after each file the feature extraction of a corpus finishes."""
     from avemo.models.checkpoint import package_versions
 
     base = train_config or TrainConfig()
@@ -203,10 +281,13 @@ def run_benchmark(
         raise ConfigError(f"benchmark entries have duplicate names: {names}")
     if executor not in ("local", "ray"):
         raise ConfigError(f"unknown executor {executor!r}; use 'local' or 'ray'")
-    t0 = time.perf_counter()
-    failed = extract_all(entries, data, cache=cache, workers=workers, executor=executor, address=address)
+    corpora = check_ood(data, ood)  # one-line errors before any extraction or training
+    t0, load_before = time.perf_counter(), _load()
+    failed = _extract_corpora(entries, data, ood, corpora, extract_progress, cache=cache, workers=workers,
+                              executor=executor, address=address)
     extract_seconds = time.perf_counter() - t0
-    tasks = [(e, s, data, str(cache.root), base) for e in entries for s in splits]  # one per (entry, fold)
+    # one task per (entry, fold)
+    tasks = [(e, s, data, str(cache.root), base, tuple(ood)) for e in entries for s in splits]
     if executor == "ray":
         from avemo.parallel import ray_map
 
@@ -214,9 +295,13 @@ def run_benchmark(
     else:
         results = list(_local_map(tasks, run_fold, progress))
     folds = {e.name: sorted((r for r in results if r.entry == e.name), key=lambda r: r.fold) for e in entries}
+    models = {e.name: _model_result(e, folds[e.name]) for e in entries}
+    for e in entries if ood else ():
+        models[e.name]["out_of_domain"] = {c.name: _ood_summary(e, c, folds[e.name]) for c in ood}
     return {
-        "models": {e.name: _model_result(e, folds[e.name]) for e in entries},
+        "models": models,
         "labels": list(data.labels.emotions),
+        **({"out_of_domain": corpora} if ood else {}),
         "protocol": {
             "dataset": data.dataset,
             "takes": len(data.takes),
@@ -236,9 +321,94 @@ def run_benchmark(
         "executor": executor,
         "versions": package_versions(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count()},
+                    "cpus": os.cpu_count(), "load": {"before": load_before, "after": _load()}},
         "_folds": folds,
     }
+
+
+def _extract_corpora(entries: Sequence[BenchmarkEntry], data: DataBundle, ood: Sequence[OodCorpus],
+                     corpora: dict[str, dict[str, Any]], progress: Callable[[str, int, int], None] | None,
+                     **options: Any) -> list[tuple[str, str]]:
+    """:func:`extract_all` of ``data``, then :func:`extract_ood` of each corpus of ``ood`` (its
+    skipped files go to ``corpora[name]["skipped"]``); returns the failures of ``data``."""
+    def ticks(what: str):
+        return None if progress is None else lambda done, total: progress(what, done, total)
+
+    failed = extract_all(entries, data, progress=ticks(data.dataset), **options)
+    for corpus in ood:
+        corpora[corpus.name]["skipped"] = extract_ood(entries, data, corpus, progress=ticks(corpus.name), **options)
+    return failed
+
+
+def check_ood(data: DataBundle, ood: Sequence[OodCorpus]) -> dict[str, dict[str, Any]]:
+    """Each out-of-domain corpus's record for the results (dataset, root, takes, the scored labels and
+    the label map, the clips left out per label), or a one-line error: two corpora of one name, a
+    label set that cannot be compared with ``data``'s, no clip with a scored label."""
+    from avemo.datasets.labels import comparison_map
+    from avemo.training.scoring import scored_takes
+
+    names = [c.name for c in ood]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"test corpora have duplicate names: {names}")
+    out = {}
+    for corpus in ood:
+        comparison = comparison_map(data.labels, corpus.data.labels)
+        scored, left_out = scored_takes(comparison, corpus.data)
+        out[corpus.name] = {"dataset": corpus.data.dataset, "root": str(corpus.data.root),
+                            "takes": len(corpus.data.takes), "scored_takes": len(scored), **comparison.to_dict(),
+                            "left_out": left_out, "skipped": []}
+    return out
+
+
+def extract_ood(entries: Sequence[BenchmarkEntry], data: DataBundle, corpus: OodCorpus, *, cache: FeatureCache,
+                **options: Any) -> list[dict[str, str]]:
+    """Extract into ``cache`` the features the entries that can run on ``corpus`` need, for its clips
+    with a scored label (``options``: workers, executor, address of :func:`extract_all`); returns the
+    files the reader or an extractor could not use, with the reason. A one-line DatasetError when no
+    scored clip could be read at all."""
+    from avemo.datasets.labels import comparison_map
+    from avemo.training.scoring import scored_takes
+
+    scored, _ = scored_takes(comparison_map(data.labels, corpus.data.labels), corpus.data)
+    runnable = [e for e in entries if ood_inputs(e, corpus)[0] is not None]
+    failed = extract_all(runnable, dataclasses.replace(corpus.data, takes=scored), cache=cache, **options)
+    bad = {f for f, _ in failed}
+    if runnable and failed and all(all(str(c.path) in bad for c in t) for t in scored):
+        raise DatasetError(f"no scored clip of {corpus.name} could be read ({failed[0][1]})", corpus.data.root)
+    return [{"file": str(f), "reason": r} for f, r in [*corpus.data.skipped, *failed]]
+
+
+def _ood_summary(entry: BenchmarkEntry, corpus: OodCorpus, folds: Sequence[FoldResult]) -> dict[str, Any]:
+    """One entry's numbers on one out-of-domain corpus over the folds: per fold and mean ± sd of
+    accuracy, UAR and macro-F1, the takes scored, the pooled confusion matrix (summed over folds);
+    ``{"status": "n/a", "reason": ...}`` when the model cannot run on the corpus."""
+    specs, note = ood_inputs(entry, corpus)
+    if specs is None:
+        return {"status": "n/a", "reason": note}
+    per = [f.ood[corpus.name] for f in folds]
+    out: dict[str, Any] = {"status": "scored", "inputs": sorted(specs), "note": note,
+                           "labels": per[0]["labels"] if per else [], "n": [p["n"] for p in per]}
+    for key in ("accuracy", "uar", "macro_f1"):
+        values = [p[key] for p in per]
+        out[f"fold_{key}"] = values
+        out[key], out[f"std_{key}"] = summarise_folds(values) if values else (None, None)
+    out["confusion"] = np.sum([np.array(p["confusion"]) for p in per], axis=0).tolist() if per else []
+    return out
+
+
+def _load() -> list[float] | None:
+    """The machine's load averages (1, 5, 15 min), None where the system has none."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def _load_text(results: dict[str, Any]) -> str:
+    """`` load average (1/5/15 min) 1.2/1.5/1.6 before, 2.1/1.9/1.7 after;`` (empty for an older result file)."""
+    load = results["machine"].get("load") or {}
+    parts = [f"{'/'.join(f'{x:g}' for x in load[k])} {k}" for k in ("before", "after") if load.get(k)]
+    return f" load average (1/5/15 min) {', '.join(parts)};" if parts else ""
 
 
 def _selection(splits: Sequence[Split]) -> str:
@@ -270,29 +440,41 @@ def _recorded_selection(protocol: dict[str, Any]) -> str:
 
 
 def extract_all(entries: Sequence[BenchmarkEntry], data: DataBundle, *, cache: FeatureCache, workers: int = 1,
-                executor: str = "local", address: str | None = None) -> list[tuple[str, str]]:
+                executor: str = "local", address: str | None = None,
+                progress: Callable[[int, int], None] | None = None) -> list[tuple[str, str]]:
     """Every feature any entry's model needs, for every take, extracted once into ``cache`` on the
     executor; returns ``(file, "extractor: reason")`` for each failure (those takes are left out of
-    the folds of the models that need the feature)."""
+    the folds of the models that need the feature). ``progress(done, total)``: after each file."""
     from avemo.extraction import ExtractorSpec, run_extraction
     from avemo.models import default_inputs
+    from avemo.training.scoring import corpus_inputs
 
     wanted: dict[tuple, tuple[ExtractorSpec, str]] = {}
-    for e in entries:
-        for spec in default_inputs(e.model, **e.model_config).values():
+    for e in entries:  # what the data can give (an out-of-domain corpus may lack a late-fusion model's table)
+        for spec in corpus_inputs(default_inputs(e.model, **e.model_config), data)[0].values():
             if spec.feature not in data.tables:
                 es = ExtractorSpec.of(spec.feature, **dict(spec.config))
                 wanted[(es, spec.modality)] = (es, spec.modality)
-    failed: list[tuple[str, str]] = []
+    jobs = []
     for modality in MODALITIES:
         specs = [es for es, m in wanted.values() if m == modality]
         if specs:
             clips = [t.clip_for(modality) for t in data.takes]
-            paths = sorted({str(c.path) for c in clips if c is not None})
-            report = run_extraction(paths, specs, cache=cache, workers=workers, executor=executor, address=address)
-            for line in report.warnings:  # the decoder cut a file short (a truncated WAV)
-                log.warning(line)
-            failed += [(o.path, f"{name}: {reason}") for o in report.failed for name, reason in o.errors.items()]
+            jobs.append((sorted({str(c.path) for c in clips if c is not None}), specs))
+    total, done = sum(len(paths) for paths, _ in jobs), [0]
+
+    def tick(_outcome) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+
+    failed: list[tuple[str, str]] = []
+    for paths, specs in jobs:
+        report = run_extraction(paths, specs, cache=cache, workers=workers, executor=executor, address=address,
+                                progress=tick)
+        for line in report.warnings:  # the decoder cut a file short (a truncated WAV)
+            log.warning(line)
+        failed += [(o.path, f"{name}: {reason}") for o in report.failed for name, reason in o.errors.items()]
     return failed
 
 
@@ -470,8 +652,8 @@ def report_markdown(results: dict[str, Any], name: str, *, title: str, paper_num
     lines += [f"- Protocol: {_recorded_selection(protocol)}; {n_folds} fold{'s' if n_folds != 1 else ''}, "
               f"{protocol['takes']} takes of {protocol['dataset']}.",
               *_data_lines(results),
-              f"- Machine: {results['machine']['platform']}, {results['machine']['cpus']} CPUs; executor "
-              f"{results['executor']}.",
+              f"- Machine: {results['machine']['platform']}, {results['machine']['cpus']} CPUs;{_load_text(results)} "
+              f"executor {results['executor']}.",
               "- Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".",
               f"- Feature extraction (cold or warm cache): {results['extract_seconds']} s.", ""]
     if results.get("skipped"):
@@ -482,6 +664,8 @@ def report_markdown(results: dict[str, Any], name: str, *, title: str, paper_num
     if sections:
         lines += ["## All models", ""]
     lines += _model_tables(results, paper_numbers or {})
+    if results.get("out_of_domain"):
+        lines += ["", *_ood_lines(results, name)]
     lines += ["", *_training_lines(results)]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
@@ -595,6 +779,52 @@ def _model_tables(results: dict[str, Any], paper_numbers: dict[str, str]) -> lis
     return lines
 
 
+def _pm(m: dict[str, Any], key: str) -> str:
+    return f"{100 * m[key]:.2f} ± {100 * m[f'std_{key}']:.2f}"
+
+
+def _ood_lines(results: dict[str, Any], name: str) -> list[str]:
+    """The report's "Out of domain" section: each test corpus (scored labels, label map, counts), then
+    one row per model: its in-domain accuracy and UAR next to each corpus's UAR and accuracy."""
+    corpora = results["out_of_domain"]
+    lines = ["## Out of domain", "",
+             "Every (model, fold) run of the table above -- its seeds' mean probabilities -- also scored on every clip "
+             "of these corpora, never trained or selected on, as `avemo evaluate` scores a checkpoint: over the "
+             "labels both sets share (the probabilities of the model's classes summed per scored label, arg max "
+             "over them; clips whose label has no partner left out). Mean ± sd over the folds.", ""]
+    for corpus, c in corpora.items():
+        merged = [f"{s} -> {t}" for side in ("model", "data") for s, t in c["mapping"][side]["map"].items()
+                  if t not in (None, s)]
+        dropped = [s for s, t in c["mapping"]["model"]["map"].items() if t is None]
+        left = ", ".join(f"{e} {n}" for e, n in c["left_out"].items()) or "none"
+        lines.append(f"- {corpus} (`{c['root']}`): {c['scored_takes']} of {c['takes']} takes scored over "
+                     f"{len(c['labels'])} labels ({', '.join(c['labels'])}; chance UAR {100 / len(c['labels']):.1f}); "
+                     f"merged: {', '.join(dict.fromkeys(merged)) or 'none'}; model classes dropped: "
+                     f"{', '.join(dropped) or 'none'}; left out: {left}; skipped: {len({i['file'] for i in c['skipped']})} file(s)"
+                     + (f" (listed in `{name}.json`, `out_of_domain`)" if c["skipped"] else "") + ".")
+    heads = [h for corpus in corpora for h in (f"{corpus} UAR", f"{corpus} accuracy")]
+    lines += ["", "| model | in-domain accuracy | in-domain UAR | " + " | ".join(heads) + " |",
+              "|---|---|---|" + "---|" * len(heads)]
+    notes = []
+    for model_name, m in sorted(results["models"].items(), key=lambda r: -r[1]["mean_accuracy"]):
+        cells = [model_name, f"{100 * m['mean_accuracy']:.2f} ± {100 * m['std_accuracy']:.2f}",
+                 _pm(m, "uar") if "std_uar" in m else f"{100 * m['uar']:.2f}"]
+        for corpus in corpora:
+            o = (m.get("out_of_domain") or {}).get(corpus)
+            if o is None or o["status"] != "scored":
+                cells += [f"n/a ({o['reason']})" if o else "n/a (not scored)", "n/a"]
+                continue
+            mark = ""
+            if o.get("note"):
+                notes.append(f"- {model_name} on {corpus}: {o['note']}.")
+                mark = " *"
+            cells += [_pm(o, "uar") + mark, _pm(o, "accuracy") + mark]
+        lines.append("| " + " | ".join(cells) + " |")
+    if notes:
+        lines += ["", "Marked *: scored on the inputs the corpus has:", "", *notes]
+    return lines
+
+
 def _write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (:class:`~avemo.output_file.OutputFile`)."""
     with OutputFile(path) as out:
@@ -605,6 +835,7 @@ def _write_text(path: Path, text: str) -> Path:
 __all__ = [
     "BenchmarkEntry",
     "FoldResult",
+    "OodCorpus",
     "inner_splits",
     "plan_splits",
     "random_splits",

@@ -10,6 +10,7 @@ drift apart), and runs the model on them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -67,13 +68,7 @@ class ZooRunner:
         if n == 0:
             return np.zeros((0, len(self.ckpt.labels)), dtype=np.float32)
         specs = {k: self.specs[k] for k in names}
-        norm = self.ckpt.normalizer
-        sub = type(norm)(
-            kinds={k: norm.kinds[k] for k in names},
-            mean={k: v for k, v in norm.mean.items() if k in names},
-            std={k: v for k, v in norm.std.items() if k in names},
-            speaker_norm=False,
-        )
+        sub = dataclasses.replace(self.ckpt.normalizer.subset(names), speaker_norm=False)
         normalised = sub.transform(ArraySet({k: list(arrays[k]) for k in names}))
         data = TensorData(normalised, np.zeros(n, dtype=np.int64), specs, train=False)
         out = []

@@ -18,7 +18,7 @@ single file has no use for it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -91,6 +91,13 @@ class Normalizer:
         :func:`avemo.standardise.per_speaker`, without importing this package (which imports torch)."""
         return {name: list(arrays) if kind == "frames" else _per_speaker(arrays, data.speakers, kind)
                 for name, kind in self.kinds.items() for arrays in [data.inputs[name]]}
+
+    def subset(self, names: Collection[str]) -> Normalizer:
+        """The statistics of the inputs ``names`` only (a late-fusion model run without one of its
+        optional inputs: the others are transformed as in training)."""
+        return Normalizer({k: v for k, v in self.kinds.items() if k in names},
+                          {k: v for k, v in self.mean.items() if k in names},
+                          {k: v for k, v in self.std.items() if k in names}, self.speaker_norm)
 
     @property
     def standardised(self) -> list[str]:

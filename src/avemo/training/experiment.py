@@ -160,6 +160,9 @@ class RunResult:
     test_takes: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     compile_seconds: float | None = None  # the first compiled training step (``TrainConfig.compile``)
+    #: the trained model and its input statistics, kept only when ``train_run(keep_model=True)``
+    model: Any = None
+    normalizer: Normalizer | None = None
 
 
 def _tensor_data(gathered: Gathered, norm: Normalizer, labels: LabelSet, specs, *, train: bool, seed: int,
@@ -189,11 +192,14 @@ def train_run(
     extra_meta: dict[str, Any] | None = None,
     gathered: Gathered | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    keep_model: bool = False,
 ) -> RunResult:
     """Fit ``model_name`` on ``train_takes`` (model selection on ``val_takes``), test on ``test_takes``.
 
     ``gathered``: inputs already fetched for these takes (the benchmark shares them between
     models with the same inputs); otherwise they are extracted here through ``cache``.
+    ``keep_model``: the result holds the trained model and its normaliser (to score it on more data,
+    e.g. the benchmark's out-of-domain corpora).
     """
     import torch
 
@@ -228,6 +234,7 @@ def train_run(
         history=result.history, val=val_m, test=test_m, test_probabilities=probs, test_labels=y_test,
         test_takes=[t.key for t in parts[2].takes], failed=list(gathered.failed),
         compile_seconds=result.compile_seconds,
+        model=model if keep_model else None, normalizer=norm if keep_model else None,
     )
     if run.out_dir is not None and is_main_process():  # under torchrun, rank 0 writes the checkpoint
         _save_run(run, model, norm, data, parts, train_config, extra_meta)

@@ -23,6 +23,7 @@ import numpy as np
 
 from avemo.cache.store import FeatureCache
 from avemo.datasets.labels import Comparison, comparison_map
+from avemo.datasets.pairing import Take
 from avemo.errors import ConfigError, DatasetError
 from avemo.metrics import (
     Metrics,
@@ -33,7 +34,9 @@ from avemo.metrics import (
 )
 from avemo.models.batching import TensorData
 from avemo.models.checkpoint import Checkpoint, check_compatible, load_checkpoint
-from avemo.training.data import gather, previous_utterances
+from avemo.models.inputs import InputSpec
+from avemo.models.normalization import Normalizer
+from avemo.training.data import Gathered, gather, previous_utterances
 from avemo.training.experiment import DataBundle
 from avemo.training.trainer import predict_proba
 
@@ -151,6 +154,8 @@ def evaluate_checkpoint(
     Raises a one-line error when the label sets cannot be compared, the checkpoint's features
     differ from this avemo's, no take of ``data`` is usable, or ``adapt`` cannot apply (unknown,
     a model without standardised inputs, fewer than ``MIN_ADAPT_ITEMS`` takes).
+    The steps -- :func:`scoring_set`, :func:`model_probabilities`, :func:`score` -- are the ones
+    ``avemo benchmark --test-corpus`` scores its runs with.
     """
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     check_compatible(ckpt, tables=data.tables)
@@ -163,33 +168,98 @@ def evaluate_checkpoint(
         norm.check_adapt(adapt)  # before any feature is computed
     except ConfigError as exc:
         raise ConfigError(exc.reason, ckpt.path) from None
+    scoring = scoring_set(comparison, ckpt.inputs, data, cache=cache, workers=workers, perturb=perturb)
+    probs = model_probabilities(ckpt.model, norm, scoring, adapt=adapt)
+    return score(scoring, probs, adapt=adapt, seen=seen_in_training(ckpt.meta, scoring.gathered.takes))
+
+
+@dataclass
+class ScoringSet:
+    """The takes of a corpus gathered for a model's inputs, labelled over a :class:`Comparison`.
+
+    ``specs``: the inputs gathered (a model's optional inputs that the corpus cannot give may be
+    left out: :func:`corpus_inputs`); ``y_true`` indexes ``comparison.labels``; ``left_out``:
+    clips whose label has no partner; ``skipped``: unreadable files and takes missing an input."""
+
+    comparison: Comparison
+    specs: dict[str, InputSpec]
+    gathered: Gathered
+    y_true: np.ndarray
+    left_out: dict[str, int]
+    skipped: list[dict[str, str]]
+    root: Path
+
+
+def scored_takes(comparison: Comparison, data: DataBundle) -> tuple[list[Take], dict[str, int]]:
+    """The takes of ``data`` whose label has a partner in ``comparison``, and the clips left out per
+    label; a one-line :class:`DatasetError` when no take is left."""
     scored = [t for t in data.takes if comparison.data(t.emotion) is not None]
     left_out = Counter(t.emotion for t in data.takes if comparison.data(t.emotion) is None)
-    skipped = [{"file": path, "reason": reason} for path, reason in data.skipped]
     if not scored:
-        raise DatasetError(f"no clip has a label that {ckpt.labels.name} can be scored on "
+        raise DatasetError(f"no clip has a label that {comparison.model.source.name} can be scored on "
                            f"({', '.join(f'{e}: {n}' for e, n in sorted(left_out.items()))} left out)", data.root)
-    gathered = gather(scored, ckpt.inputs, tables=data.tables, cache=cache, workers=workers, perturb=perturb)
+    return scored, dict(sorted(left_out.items()))
+
+
+def corpus_inputs(specs: Mapping[str, InputSpec], data: DataBundle) -> tuple[dict[str, InputSpec], dict[str, str]]:
+    """The inputs of ``specs`` that ``data`` can give, and why each other cannot: a table input whose
+    table was not given with the corpus (the AU means of RAVDESS-AU for EmoDB), or a modality that
+    no take of the corpus has (face frames of an audio-only corpus)."""
+    from avemo.features.base import list_extractors
+
+    kept, missing = {}, {}
+    for name, spec in specs.items():
+        if spec.feature not in data.tables and spec.feature not in list_extractors():
+            missing[name] = f"{name} reads the {spec.feature} table, which {data.dataset} was not given"
+        elif spec.feature not in data.tables and not any(spec.modality in t for t in data.takes):
+            missing[name] = f"{name} needs {spec.modality}, which no {data.dataset} take has"
+        else:
+            kept[name] = spec
+    return kept, missing
+
+
+def scoring_set(comparison: Comparison, specs: Mapping[str, InputSpec], data: DataBundle, *, cache: FeatureCache,
+                workers: int = 1, perturb: Mapping[str, Any] | None = None) -> ScoringSet:
+    """Gather ``specs`` for the takes of ``data`` that ``comparison`` scores (one-line errors when
+    none has a scored label, or none has every input)."""
+    scored, left_out = scored_takes(comparison, data)
+    skipped = [{"file": path, "reason": reason} for path, reason in data.skipped]
+    gathered = gather(scored, specs, tables=data.tables, cache=cache, workers=workers, perturb=perturb)
     skipped += [{"take": key, "reason": reason} for key, reason in gathered.failed]
     if len(gathered) == 0:
         reasons = "; ".join(r for _, r in gathered.failed[:3])
         raise DatasetError(f"no take has all the inputs the checkpoint needs ({reasons})", data.root)
     labels = comparison.labels
     y_true = np.array([labels.index(comparison.data(t.emotion)) for t in gathered.takes], dtype=np.int64)
+    return ScoringSet(comparison, dict(specs), gathered, y_true, left_out, skipped, Path(data.root))
+
+
+def model_probabilities(model, normalizer: Normalizer, scoring: ScoringSet, *, adapt: str | None = None) -> np.ndarray:
+    """The probabilities of ``model``'s own classes for every take of ``scoring`` (its inputs
+    standardised by ``normalizer``; inputs of the model that ``scoring`` lacks are left out, which a
+    late-fusion model takes as a missing expert)."""
     # the model's own class indices only shape the tensors here; scoring uses y_true over the scored labels
-    context = ckpt.model.dialogue_context  # a dialogue model reads each take's previous utterances too
+    gathered, context = scoring.gathered, model.dialogue_context  # a dialogue model reads previous utterances too
     try:
-        inputs = norm.transform(gathered, adapt=adapt)
+        inputs = normalizer.subset(scoring.specs).transform(gathered, adapt=adapt)
     except DatasetError as exc:  # too few takes to adapt to
-        raise DatasetError(exc.reason, data.root) from None
-    d = TensorData(inputs, np.zeros(len(gathered), dtype=np.int64), ckpt.inputs, context=context,
+        raise DatasetError(exc.reason, scoring.root) from None
+    d = TensorData(inputs, np.zeros(len(gathered), dtype=np.int64), scoring.specs, context=context,
                    previous=previous_utterances(gathered.takes) if context else None)
     t0 = time.perf_counter()
-    probs = comparison.probabilities(predict_proba(ckpt.model, d))
+    probs = predict_proba(model, d)
     log.info("predicted %d takes in %.2f s", len(d), time.perf_counter() - t0)
-    return Evaluation(
-        metrics=compute_metrics(y_true, probs, labels.emotions), comparison=comparison, probabilities=probs,
-        y_true=y_true, takes=[t.key for t in gathered.takes], left_out=dict(sorted(left_out.items())),
-        skipped=skipped, adapt=adapt, seen=seen_in_training(ckpt.meta, gathered.takes),
-    )
+    return probs
 
+
+def score(scoring: ScoringSet, probabilities: np.ndarray, *, adapt: str | None = None,
+          seen: dict[str, int] | None = None) -> Evaluation:
+    """The :class:`Evaluation` of a model's class ``probabilities`` for the takes of ``scoring`` (e.g.
+    the mean of a seed ensemble's): mapped to the scored labels, arg max over them."""
+    labels, comparison = scoring.comparison.labels, scoring.comparison
+    probs = comparison.probabilities(probabilities)
+    return Evaluation(
+        metrics=compute_metrics(scoring.y_true, probs, labels.emotions), comparison=comparison, probabilities=probs,
+        y_true=scoring.y_true, takes=[t.key for t in scoring.gathered.takes], left_out=dict(scoring.left_out),
+        skipped=list(scoring.skipped), adapt=adapt, seen=dict(seen or {}),
+    )
