@@ -3,6 +3,7 @@ clips, the expected calibration error, and ``avemo evaluate`` of a RAVDESS check
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 
@@ -279,3 +280,71 @@ def test_unmappable_corpus_is_refused_in_one_line(ravdess_checkpoint, shared_dat
                               "--root", root, "--labels", root / "labels.csv", "--cache", cache_dir)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "label sets ravdess" in err and "cannot be compared" in err
+
+
+@pytest.fixture(scope="module")
+def late_checkpoint(tmp_path_factory, ravdess_subset, au_table, cache_dir):
+    """A 1-epoch late_calibrated (eGeMAPS audio expert x AU-means expert) on 10 clips of each of three
+    RAVDESS speakers, with the AU table (behaviour only, not accuracy)."""
+    root = ravdess_subset(("01", "02", "05"), step=6)
+    data = load_data("ravdess", root, visual_table=au_table)
+    tr, va, _ = split(data.takes, Fold(number=0, test=(), val=("05",), train=("01", "02")))
+    out = tmp_path_factory.mktemp("late") / "run"
+    train_run("late_calibrated", data, train_takes=tr, val_takes=va, model_config={"audio": "egemaps_mlp"},
+              train_config=TrainConfig(epochs=1), cache=FeatureCache(cache_dir), out_dir=out, plots=False)
+    return out, root
+
+
+@pytest.mark.shared_data
+def test_evaluate_scores_a_late_fusion_checkpoint_on_the_experts_the_corpus_can_feed(
+        late_checkpoint, small_emodb, au_table, cache_dir, tmp_path):
+    """`avemo evaluate` refused a late-fusion checkpoint on EmoDB (no AU table) while `avemo benchmark
+    --test-corpus` scored the same kind of model there from its audio expert: now evaluate does the
+    same, says so in one line, and gives the benchmark's out-of-domain numbers."""
+    from avemo.datasets.labels import comparison_map
+    from avemo.evaluation.benchmark import BenchmarkEntry, OodCorpus, ood_inputs, score_ood
+    from avemo.training import load_checkpoint
+    from avemo.training.scoring import model_probabilities, scoring_set
+
+    run, ravdess_root = late_checkpoint
+    report = tmp_path / "emodb.json"
+    result = CliRunner().invoke(app, [str(a) for a in (
+        "evaluate", "--checkpoint", run, "--dataset", "emodb", "--root", small_emodb, "--json", report,
+        "--cache", cache_dir, "--workers", 1)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    why = "video reads the openface_au_means table, which emodb was not given"
+    assert f"scored without video, from audio alone: {why}\n" in result.output
+    d = json.loads(report.read_text())
+    assert d["inputs"] == ["audio"] and d["left_out_inputs"] == {"video": why}
+    assert {k for k in d} >= {"accuracy", "uar", "macro_f1", "n", "labels", "confusion", "mapping", "left_out",
+                              "skipped", "ece", "seen"} and d["n"] == 12 and d["left_out"] == {"boredom": 2}
+    # the benchmark's out-of-domain scoring of the same model on the same corpus
+    ckpt, emodb = load_checkpoint(run), load_data("emodb", small_emodb)
+    specs, note = ood_inputs(BenchmarkEntry("calibrated", "late_calibrated", model_config={"audio": "egemaps_mlp"}),
+                             OodCorpus("emodb", emodb))
+    assert specs is not None and sorted(specs) == d["inputs"] and note == f"scored without video, from audio alone: {why}"
+    sset = scoring_set(comparison_map(ckpt.labels, emodb.labels), specs, emodb, cache=FeatureCache(cache_dir))
+    expected = score_ood(sset, model_probabilities(ckpt.model, ckpt.normalizer, sset))
+    for key in ("accuracy", "uar", "macro_f1", "weighted_f1", "ece"):
+        assert d[key] == pytest.approx(expected[key], abs=1e-9), key
+    assert d["confusion"] == expected["confusion"] and d["labels"] == expected["labels"]
+
+    # with the table given (in-domain), both experts are scored and nothing is said
+    ev = evaluate_checkpoint(run, load_data("ravdess", ravdess_root, visual_table=au_table), cache=FeatureCache(cache_dir))
+    assert ev.to_dict()["inputs"] == ["audio", "video"] and ev.to_dict()["left_out_inputs"] == {}
+    assert ev.inputs_note() == ""
+
+
+@pytest.mark.shared_data
+def test_a_required_input_the_corpus_cannot_give_is_still_refused_in_one_line(small_emodb, cache_dir, tmp_path,
+                                                                             late_checkpoint):
+    """Only *optional* inputs are left out: a checkpoint whose every input is required (here the
+    late-fusion one with its experts marked required) is refused in one line, by the library too."""
+    from avemo.errors import AvemoError
+    from avemo.training import load_checkpoint
+
+    ckpt = load_checkpoint(late_checkpoint[0])
+    ckpt.inputs = {n: dataclasses.replace(s, optional=False) for n, s in ckpt.inputs.items()}
+    with pytest.raises(AvemoError) as err:
+        evaluate_checkpoint(ckpt, load_data("emodb", small_emodb), cache=FeatureCache(cache_dir))
+    assert "\n" not in str(err.value) and "'openface_au_means', which is no feature extractor" in str(err.value)

@@ -911,7 +911,12 @@ def evaluate(
     a set without calm (its probability is added to neutral's); classes without a partner
     (RAVDESS surprised, EmoDB boredom) are dropped from the model's answers, the arg max is taken over
     the scored labels, and clips whose label has no partner are left out and counted. The JSON's
-    "mapping" writes the map out; docs/protocol.md, "Cross-corpus evaluation", has the table."""
+    "mapping" writes the map out; docs/protocol.md, "Cross-corpus evaluation", has the table.
+
+    A late-fusion checkpoint (default) on a corpus that cannot give one of its experts' inputs (no
+    --visual-table for EmoDB) is scored on its other experts, as `avemo benchmark --test-corpus`
+    scores it; a line on stderr and the JSON's "inputs" and "left_out_inputs" say which was left out
+    and why. A model that needs the missing input is refused before the corpus is read."""
     from avemo.output_file import prepare_folder, removing_new_folders
     from avemo.training import load_checkpoint
     from avemo.training.experiment import select_split
@@ -928,9 +933,7 @@ def evaluate(
         report = stack.enter_context(_output(json_out))  # may go into the folder just made
         cache = _cache(cache_dir)
         ev = _evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt)
-        for item in ev.skipped:
-            what = item.get("take") or item.get("file")
-            console_err.print(f"[yellow]skipped[/] {escape(str(what))}: {escape(item['reason'])}", soft_wrap=True)
+        _say_left_out(ev)
         m = ev.metrics
         console.print(f"{m.n} takes: accuracy {m.accuracy:.4f}, weighted F1 {m.weighted_f1:.4f}, "
                       f"macro-F1 {m.macro_f1:.4f}, UAR {m.uar:.4f}" + (f" (adapted: {adapt})" if adapt else ""))
@@ -947,6 +950,15 @@ def evaluate(
             title = f"{ckpt.labels.name} -> {dataset}"
             plot_confusion(m.confusion, m.labels, plots / "confusion.png", title=title)
             plot_reliability(ev.reliability, plots / "reliability.png", title=title, ece=ev.ece)
+
+
+def _say_left_out(ev) -> None:
+    """On stderr: each file or take the evaluation skipped, and the model's inputs it left out, with the reason."""
+    for item in ev.skipped:
+        what = item.get("take") or item.get("file")
+        console_err.print(f"[yellow]skipped[/] {escape(str(what))}: {escape(item['reason'])}", soft_wrap=True)
+    if ev.inputs_note():
+        console_err.print(escape(ev.inputs_note()), soft_wrap=True)
 
 
 def _evaluate_checkpoint(ckpt, data, **options):
@@ -968,7 +980,8 @@ def _evaluate_data(ckpt, transcribe: bool | None, cache_dir: Path | None, **opti
     from avemo.training import load_data
     from avemo.training.scoring import transcribes_like_training
 
-    _check_tables(ckpt.inputs, options.get("visual_table"))  # before the corpus is read or transcribed
+    # before the corpus is read or transcribed; a late-fusion model's optional inputs may be left out
+    _check_tables({n: s for n, s in ckpt.inputs.items() if not s.optional}, options.get("visual_table"))
     if transcribe is None and transcribes_like_training(ckpt):
         transcribe = True
         console_err.print("the checkpoint's text came from speech recognition: clips without a transcript are "

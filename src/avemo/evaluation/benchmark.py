@@ -192,22 +192,13 @@ def run_fold(entry: BenchmarkEntry, split: Split, data: DataBundle, cache_root: 
 
 
 def ood_inputs(entry: BenchmarkEntry, corpus: OodCorpus) -> tuple[dict[str, Any] | None, str]:
-    """The inputs ``entry``'s model is scored with on ``corpus``, and a note: ``(None, reason)`` when
-    the corpus cannot give an input the model needs (the AU table of RAVDESS-AU, face frames of an
-    audio-only corpus); a late-fusion model whose *optional* inputs it cannot give is scored on the
-    others (its other experts alone, as ``avemo predict`` runs it on such clips), and the note says so."""
+    """The inputs ``entry``'s model is scored with on ``corpus``, and a note:
+    :func:`avemo.training.scoring.scorable_inputs` (``avemo evaluate`` decides the same way)."""
     from avemo.models import default_inputs
-    from avemo.training.scoring import corpus_inputs
+    from avemo.training.scoring import scorable_inputs
 
-    specs = default_inputs(entry.model, **entry.model_config)
-    kept, missing = corpus_inputs(specs, corpus.data)
-    required = [reason for name, reason in missing.items() if not specs[name].optional]
-    if required or not kept:
-        return None, "; ".join(required or missing.values())
-    if missing:
-        return kept, (f"scored without {', '.join(missing)}, from {', '.join(kept)} alone: "
-                      + "; ".join(missing.values()))
-    return kept, ""
+    specs, _, note = scorable_inputs(default_inputs(entry.model, **entry.model_config), corpus.data)
+    return specs, note
 
 
 def _ood_sets(entry: BenchmarkEntry, data: DataBundle, ood: Sequence[OodCorpus], cache_root: str) -> dict[str, Any]:

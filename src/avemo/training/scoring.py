@@ -36,7 +36,7 @@ from avemo.models.batching import TensorData
 from avemo.models.checkpoint import Checkpoint, check_compatible, load_checkpoint
 from avemo.models.inputs import InputSpec
 from avemo.models.normalization import Normalizer
-from avemo.training.data import Gathered, gather, previous_utterances
+from avemo.training.data import Gathered, check_tables, gather, previous_utterances
 from avemo.training.experiment import DataBundle
 from avemo.training.trainer import predict_proba
 
@@ -63,6 +63,12 @@ class Evaluation:
     skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable files / takes, with the reason
     adapt: str | None = None  # the test-time adaptation of the inputs (Normalizer.transform), or None
     seen: dict[str, int] = field(default_factory=dict)  # scored takes the checkpoint trained / selected on
+    inputs: list[str] = field(default_factory=list)  # the model's inputs the takes were scored with
+    left_out_inputs: dict[str, str] = field(default_factory=dict)  # optional input the corpus cannot give -> why
+
+    def inputs_note(self) -> str:
+        """One line when the model was scored without some of its (optional) inputs, else ``""``."""
+        return inputs_note(self.inputs, self.left_out_inputs)
 
     def seen_warning(self) -> str | None:
         """One line when some scored takes trained or selected the checkpoint (:func:`seen_in_training`)."""
@@ -92,6 +98,7 @@ class Evaluation:
             "reliability": [b.to_dict() for b in self.reliability],
             "adapt": self.adapt,
             "seen": dict(self.seen),
+            "inputs": list(self.inputs), "left_out_inputs": dict(self.left_out_inputs),
         }
 
 
@@ -154,11 +161,18 @@ def evaluate_checkpoint(
     Raises a one-line error when the label sets cannot be compared, the checkpoint's features
     differ from this avemo's, no take of ``data`` is usable, or ``adapt`` cannot apply (unknown,
     a model without standardised inputs, fewer than ``MIN_ADAPT_ITEMS`` takes).
-    The steps -- :func:`scoring_set`, :func:`model_probabilities`, :func:`score` -- are the ones
-    ``avemo benchmark --test-corpus`` scores its runs with.
+    A late-fusion checkpoint whose *optional* inputs the corpus cannot give (the AU table of
+    RAVDESS-AU for EmoDB) is scored on the others (:func:`scorable_inputs`: the JSON's ``inputs``
+    and ``left_out_inputs``); a required one missing is refused in one line.
+    The steps -- :func:`scorable_inputs`, :func:`scoring_set`, :func:`model_probabilities`,
+    :func:`score` -- are the ones ``avemo benchmark --test-corpus`` scores its runs with.
     """
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     check_compatible(ckpt, tables=data.tables)
+    check_tables({n: s for n, s in ckpt.inputs.items() if not s.optional}, data.tables)  # as `avemo evaluate` does
+    specs, left_out_inputs, note = scorable_inputs(ckpt.inputs, data)
+    if specs is None:
+        raise DatasetError(note, data.root)
     comparison = comparison_map(ckpt.labels, data.labels)
     norm = ckpt.normalizer
     if speaker_norm is not None and speaker_norm != norm.speaker_norm:
@@ -168,9 +182,11 @@ def evaluate_checkpoint(
         norm.check_adapt(adapt)  # before any feature is computed
     except ConfigError as exc:
         raise ConfigError(exc.reason, ckpt.path) from None
-    scoring = scoring_set(comparison, ckpt.inputs, data, cache=cache, workers=workers, perturb=perturb)
+    scoring = scoring_set(comparison, specs, data, cache=cache, workers=workers, perturb=perturb)
     probs = model_probabilities(ckpt.model, norm, scoring, adapt=adapt)
-    return score(scoring, probs, adapt=adapt, seen=seen_in_training(ckpt.meta, scoring.gathered.takes))
+    ev = score(scoring, probs, adapt=adapt, seen=seen_in_training(ckpt.meta, scoring.gathered.takes))
+    ev.left_out_inputs = left_out_inputs
+    return ev
 
 
 @dataclass
@@ -218,6 +234,29 @@ def corpus_inputs(specs: Mapping[str, InputSpec], data: DataBundle) -> tuple[dic
     return kept, missing
 
 
+def scorable_inputs(specs: Mapping[str, InputSpec], data: DataBundle
+                    ) -> tuple[dict[str, InputSpec] | None, dict[str, str], str]:
+    """The inputs of ``specs`` a model is scored with on ``data``, those left out with the reason
+    (:func:`corpus_inputs`), and a note: ``(None, left out, reason)`` when the corpus cannot give an
+    input the model needs (the AU table of RAVDESS-AU, face frames of an audio-only corpus) or any
+    input at all; a late-fusion model whose *optional* inputs it cannot give is scored on the others
+    (its other experts alone, as ``avemo predict`` runs it on such clips), and the note says so.
+    ``avemo evaluate`` and ``avemo benchmark --test-corpus`` both decide with it."""
+    kept, missing = corpus_inputs(specs, data)
+    required = [reason for name, reason in missing.items() if not specs[name].optional]
+    if required or not kept:
+        return None, missing, "; ".join(required or missing.values())
+    return kept, missing, inputs_note(kept, missing)
+
+
+def inputs_note(kept, missing: Mapping[str, str]) -> str:
+    """``"scored without video, from audio alone: <why>"`` for the inputs ``kept`` and the ``missing``
+    ones with their reasons; ``""`` when none is missing."""
+    if not missing:
+        return ""
+    return f"scored without {', '.join(missing)}, from {', '.join(kept)} alone: " + "; ".join(missing.values())
+
+
 def scoring_set(comparison: Comparison, specs: Mapping[str, InputSpec], data: DataBundle, *, cache: FeatureCache,
                 workers: int = 1, perturb: Mapping[str, Any] | None = None) -> ScoringSet:
     """Gather ``specs`` for the takes of ``data`` that ``comparison`` scores (one-line errors when
@@ -261,5 +300,5 @@ def score(scoring: ScoringSet, probabilities: np.ndarray, *, adapt: str | None =
     return Evaluation(
         metrics=compute_metrics(scoring.y_true, probs, labels.emotions), comparison=comparison, probabilities=probs,
         y_true=scoring.y_true, takes=[t.key for t in scoring.gathered.takes], left_out=dict(scoring.left_out),
-        skipped=list(scoring.skipped), adapt=adapt, seen=dict(seen or {}),
+        skipped=list(scoring.skipped), adapt=adapt, seen=dict(seen or {}), inputs=sorted(scoring.specs),
     )
