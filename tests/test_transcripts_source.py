@@ -158,7 +158,7 @@ def test_cli_trains_a_text_model_on_transcripts_and_evaluates_it_the_same_way(tm
     report = json.loads(out.read_text())
     assert report["n"] == 6 and report["transcripts"]["cached"] == 7
     result = runner.invoke(app, ["evaluate", "--checkpoint", str(run), "--root", str(root), "--no-transcribe", *cache])
-    assert result.exit_code != 0 and "has no text" in str(result.exception)
+    assert result.exit_code != 0 and "the ravdess takes have no text" in str(result.exception)
     assert "--transcribe gives" in str(result.exception)
 
 

@@ -821,7 +821,8 @@ def _train_split(model: str, model_config: str | None, inputs, data, cache, work
 
 def _transcribe_hint(exc: AvemoError, data) -> str:
     """For a refusal of takes without text, when they were not transcribed: how to give them text ("" else)."""
-    if data.transcripts is not None or "has no text" not in exc.reason or not any("audio" in t for t in data.takes):
+    no_text = "has no text" in exc.reason or "takes have no text" in exc.reason  # some takes, or every take
+    if data.transcripts is not None or not no_text or not any("audio" in t for t in data.takes):
         return ""
     return "; --transcribe gives the clips with audio a transcript by speech recognition"
 

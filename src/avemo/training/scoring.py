@@ -228,7 +228,8 @@ def corpus_inputs(specs: Mapping[str, InputSpec], data: DataBundle) -> tuple[dic
         if spec.feature not in data.tables and spec.feature not in list_extractors():
             missing[name] = f"{name} reads the {spec.feature} table, which {data.dataset} was not given"
         elif spec.feature not in data.tables and not any(spec.modality in t for t in data.takes):
-            missing[name] = f"{name} needs {spec.modality}, which no {data.dataset} take has"
+            which = "" if name == spec.modality else f" (input {name})"
+            missing[name] = f"the {data.dataset} takes have no {spec.modality}{which}"
         else:
             kept[name] = spec
     return kept, missing
