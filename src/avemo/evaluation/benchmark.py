@@ -15,12 +15,13 @@ results are the same as with the local executor for the same seeds.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,20 @@ class OodCorpus:
 _GATHERED: dict[tuple, Any] = {}
 
 
+def _memoised(key: tuple, make: Callable[[], Any]) -> Any:
+    """``make()`` once per ``key`` in this process (a benchmark's gathered inputs, shared by its folds
+    and models); at most 9 kept, so that a long-lived Ray worker does not hold every corpus."""
+    if key not in _GATHERED:
+        if len(_GATHERED) > 8:
+            _GATHERED.clear()
+        _GATHERED[key] = make()
+    return _GATHERED[key]
+
+
+def _specs_key(specs: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((n, repr(s)) for n, s in specs.items()))
+
+
 def run_fold(entry: BenchmarkEntry, split: Split, data: DataBundle, cache_root: str, base: TrainConfig,
              ood: Sequence[OodCorpus] = ()) -> FoldResult:
     """Train and test one entry on one split (every seed); the probabilities of the seeds are averaged.
@@ -163,12 +178,8 @@ def run_fold(entry: BenchmarkEntry, split: Split, data: DataBundle, cache_root: 
     from avemo.training.scoring import model_probabilities
 
     specs = default_inputs(entry.model, **entry.model_config)
-    key = (id(data), tuple(sorted((n, repr(s)) for n, s in specs.items())))
-    if key not in _GATHERED:  # the same inputs serve every fold and every model that shares them
-        if len(_GATHERED) > 8:
-            _GATHERED.clear()
-        _GATHERED[key] = gather(data.takes, specs, tables=data.tables, cache=FeatureCache(cache_root))
-    gathered = _GATHERED[key]
+    gathered = _memoised((id(data), _specs_key(specs)),  # the same inputs serve every fold and model that share them
+                         lambda: gather(data.takes, specs, tables=data.tables, cache=FeatureCache(cache_root)))
     scoring = _ood_sets(entry, data, ood, cache_root)
     ood_probs: dict[str, list[np.ndarray]] = {name: [] for name in scoring}
     probs, seconds, best, history, params, y = [], 0.0, [], [], 0, None
@@ -212,14 +223,11 @@ def _ood_sets(entry: BenchmarkEntry, data: DataBundle, ood: Sequence[OodCorpus],
         specs, _ = ood_inputs(entry, corpus)
         if specs is None:
             continue
-        key = ("ood", corpus.name, str(corpus.data.root), len(corpus.data.takes),
-               tuple(sorted((n, repr(s)) for n, s in specs.items())))
-        if key not in _GATHERED:
-            if len(_GATHERED) > 8:
-                _GATHERED.clear()
-            _GATHERED[key] = scoring_set(comparison_map(data.labels, corpus.data.labels), specs, corpus.data,
-                                         cache=FeatureCache(cache_root))
-        out[corpus.name] = _GATHERED[key]
+        key = ("ood", corpus.name, str(corpus.data.root), len(corpus.data.takes), tuple(data.labels.emotions),
+               _specs_key(specs))  # the suite's labels too: they make the comparison
+        out[corpus.name] = _memoised(key, functools.partial(
+            scoring_set, comparison_map(data.labels, corpus.data.labels), specs, corpus.data,
+            cache=FeatureCache(cache_root)))
     return out
 
 

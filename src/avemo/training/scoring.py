@@ -184,9 +184,8 @@ def evaluate_checkpoint(
         raise ConfigError(exc.reason, ckpt.path) from None
     scoring = scoring_set(comparison, specs, data, cache=cache, workers=workers, perturb=perturb)
     probs = model_probabilities(ckpt.model, norm, scoring, adapt=adapt)
-    ev = score(scoring, probs, adapt=adapt, seen=seen_in_training(ckpt.meta, scoring.gathered.takes))
-    ev.left_out_inputs = left_out_inputs
-    return ev
+    return score(scoring, probs, adapt=adapt, seen=seen_in_training(ckpt.meta, scoring.gathered.takes),
+                 left_out_inputs=left_out_inputs)
 
 
 @dataclass
@@ -293,7 +292,7 @@ def model_probabilities(model, normalizer: Normalizer, scoring: ScoringSet, *, a
 
 
 def score(scoring: ScoringSet, probabilities: np.ndarray, *, adapt: str | None = None,
-          seen: dict[str, int] | None = None) -> Evaluation:
+          seen: dict[str, int] | None = None, left_out_inputs: Mapping[str, str] | None = None) -> Evaluation:
     """The :class:`Evaluation` of a model's class ``probabilities`` for the takes of ``scoring`` (e.g.
     the mean of a seed ensemble's): mapped to the scored labels, arg max over them."""
     labels, comparison = scoring.comparison.labels, scoring.comparison
@@ -302,4 +301,5 @@ def score(scoring: ScoringSet, probabilities: np.ndarray, *, adapt: str | None =
         metrics=compute_metrics(scoring.y_true, probs, labels.emotions), comparison=comparison, probabilities=probs,
         y_true=scoring.y_true, takes=[t.key for t in scoring.gathered.takes], left_out=dict(scoring.left_out),
         skipped=list(scoring.skipped), adapt=adapt, seen=dict(seen or {}), inputs=sorted(scoring.specs),
+        left_out_inputs=dict(left_out_inputs or {}),
     )
