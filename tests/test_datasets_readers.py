@@ -266,6 +266,7 @@ def test_crema_d_wav_and_mp3_of_one_take(tmp_path):
     assert len(scan) == 2 and len(scan.skipped) == 1
     assert scan.skipped[0].path.suffix == ".wav"
     assert "duplicate" in scan.skipped[0].reason and "AudioMP3/1005_TIE_SAD_LO.mp3" in scan.skipped[0].reason
+    assert "take 1005_TIE_SAD_LO already has a file with audio: " in scan.skipped[0].reason  # was "a audio file"
     wav_only = read_crema_d(tmp_path, suffixes=(".wav", ".flv"))
     assert wav_only.skipped == [] and sorted(c.modalities for c in wav_only) == [("audio",), ("audio", "video")]
 

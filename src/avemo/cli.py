@@ -1510,7 +1510,9 @@ def _predict_and_write(predictor, files: list[Path], fmt: str, output, *, single
 @app.command()
 def predict(
     paths: Annotated[list[Path], typer.Argument(help="Video or audio files, or folders of them.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    fmt: Annotated[str | None, typer.Option(
+        "--format", "-f", help="table, json or csv (default: the one --out's extension names, .json or .csv; "
+                               "else table).")] = None,
     window: Annotated[float | None, typer.Option(help="Timeline window in seconds (default 1.0).")] = None,
     hop: Annotated[float | None, typer.Option(help="Timeline hop in seconds, at most the window (a longer one would "
                                                    "leave gaps: refused) and at least 0.01, with at most 100,000 "
@@ -1547,15 +1549,14 @@ def predict(
     whose files were all analysed speaker-normalised (as without the interrupt), the files of the
     others with their single-clip results, marked speaker_normalised false, with a warning.
     """
-    from avemo.inference.formats import FORMATS
+    from avemo.inference.formats import output_format
     from avemo.inference.inputs import collect_media
     from avemo.inference.predictor import load_predictor
     from avemo.inference.text import split_text
     from avemo.modality import parse_modalities
     from avemo.output_file import OutputFile
 
-    if fmt not in FORMATS:
-        raise AvemoError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    fmt = output_format(fmt, out)
     rest, with_text = split_text(modalities)
     wanted = [*parse_modalities(rest), *(["text"] if with_text else [])]
     _check_grid(window, hop)

@@ -175,7 +175,7 @@ class ScanCollector:
         key = (clip.take, clip.modalities)
         first = self._seen.get(key)
         if first is not None:
-            self.skip(clip.path, f"duplicate: take {clip.take} already has a {clip.kind} file: {first}")
+            self.skip(clip.path, f"duplicate: take {clip.take} already has a file with {clip.kind}: {first}")
             return
         self._seen[key] = clip.path
         self.result.clips.append(clip)
