@@ -63,6 +63,17 @@ def test_predict_table(voice):
     assert "video: not used" in result.stdout
 
 
+def test_the_csv_of_silent_files_has_the_models_probability_columns(tmp_path):
+    """The columns came from the predictions' probabilities: a silent file (no emotion) had none."""
+    from avemo.media.synth import write_clip
+
+    silent = write_clip(tmp_path / "silent.wav", duration=1.2, audio="silence")
+    result = _cli("predict", silent, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert rows[0]["emotion"] == "" and all(rows[0][label] == "" for label in read_bundle()[0].labels)
+
+
 def test_the_table_shows_the_windows_times_as_they_are(voice):
     """A 0.25 s grid used to be printed to one decimal: 0.0-0.2, 0.2-0.5, 0.5-0.8, 0.8-1.0."""
     result = _cli("predict", voice, "--window", "0.25")

@@ -1349,8 +1349,9 @@ def _with_copies(outcomes, files: list[Path], copies: dict[int, int]):
             yield dataclasses.replace(first, path=str(path), reason=f"{first.reason} ({note})")
 
 
-def _render(predictions, fmt: str, *, single: bool) -> str:
-    """The predictions as the text of a file: a table (120 columns, no colour), JSON or CSV."""
+def _render(predictions, fmt: str, *, single: bool, labels=()) -> str:
+    """The predictions as the text of a file: a table (120 columns, no colour), JSON or CSV (its columns
+    name the model's ``labels``)."""
     from avemo.inference import formats
 
     if fmt == "table":
@@ -1359,12 +1360,13 @@ def _render(predictions, fmt: str, *, single: bool) -> str:
         for p in predictions:
             formats.render(p, file_console)
         return buffer.getvalue()
-    text = formats.to_json(predictions, single=single) if fmt == "json" else formats.to_csv(predictions)
+    text = formats.to_json(predictions, single=single) if fmt == "json" else formats.to_csv(predictions, labels)
     return text if text.endswith("\n") else text + "\n"
 
 
-def _write_predictions(predictions, fmt: str, output, *, single: bool) -> None:
-    """Print the predictions, or write them to ``output`` (an :class:`~avemo.output_file.OutputFile`)."""
+def _write_predictions(predictions, fmt: str, output, *, single: bool, labels=()) -> None:
+    """Print the predictions, or write them to ``output`` (an :class:`~avemo.output_file.OutputFile`);
+    ``labels``: the model's, the CSV's probability columns."""
     from avemo.inference import formats
 
     if output is None:
@@ -1372,9 +1374,9 @@ def _write_predictions(predictions, fmt: str, output, *, single: bool) -> None:
             for p in predictions:
                 formats.render(p, console)
         else:
-            sys.stdout.write(_render(predictions, fmt, single=single))
+            sys.stdout.write(_render(predictions, fmt, single=single, labels=labels))
         return
-    output.commit(_render(predictions, fmt, single=single))
+    output.commit(_render(predictions, fmt, single=single, labels=labels))
     console_err.print(f"wrote {escape(str(output.path))}")
 
 
@@ -1492,18 +1494,19 @@ def _predict_and_write(predictor, files: list[Path], fmt: str, output, *, single
                        **options) -> list[tuple[str, str]]:
     """Predict the files and write the results (after Ctrl-C, those done so far); the failures."""
     predictions: list = []
+    labels = getattr(predictor, "labels", ())
     try:
         failures = _predict_files(predictor, files, predictions, raise_single=single, **options)
     except KeyboardInterrupt:
         if predictions and not single:
-            _write_predictions(predictions, fmt, output, single=False)
+            _write_predictions(predictions, fmt, output, single=False, labels=labels)
             grouped = "" if options.get("speakers") is None else (
                 "; a speaker whose files were not all done keeps single-clip results, not speaker-normalised")
             console_err.print(f"interrupted: the results of the {len(predictions)} files done (of {len(files)}) "
                               f"were written{grouped}")
         raise
     if predictions:
-        _write_predictions(predictions, fmt, output, single=single)
+        _write_predictions(predictions, fmt, output, single=single, labels=labels)
     return failures
 
 
@@ -1617,7 +1620,7 @@ def demo(
         _predict_files(predictor, [path], predictions, window=None, hop=None, modalities=None, raise_single=True)
         if generated:  # named by its name: the temporary path is gone once the command ends
             predictions = [dataclasses.replace(p, path=DEMO_NAME) for p in predictions]
-        _write_predictions(predictions, fmt, None, single=True)
+        _write_predictions(predictions, fmt, None, single=True, labels=predictor.labels)
 
 
 @app.command("export")

@@ -76,10 +76,13 @@ def csv_columns(labels: Sequence[str], text: bool = False, speaker: bool = False
             *(["speaker", "speaker_normalised"] if speaker else [])]
 
 
-def to_csv(predictions: Sequence[Prediction]) -> str:
+def to_csv(predictions: Sequence[Prediction], labels: Sequence[str] = ()) -> str:
+    """The predictions as CSV, one row per clip and window, with a probability column per label: ``labels``
+    (the model's) when given, else those of the first prediction with probabilities (a batch of silent
+    files had no probability columns at all when they were taken from the predictions only)."""
     if not predictions:
         return ""
-    labels = next((p.labels for p in predictions if p.labels), [])
+    labels = list(labels) or next((p.labels for p in predictions if p.labels), [])
     text = any(p.transcript is not None for p in predictions)
     speaker = any(p.speaker is not None for p in predictions)
     buffer = io.StringIO()
