@@ -78,3 +78,12 @@ def test_without_overwrite_or_a_run_the_folder_itself_is_used(tmp_path):
     with run_folder(tmp_path, overwrite=True) as where:  # nothing to replace: no staging
         assert where == tmp_path
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_says_its_split_in_words():
+    """``avemo train`` printed the split as a Python dict: "({'plan': 'emodb_5fold', 'fold': 1, ...})"."""
+    from avemo.cli import split_words
+
+    assert (split_words({"plan": "emodb_5fold", "fold": 1, "test_speakers": ["03"], "val_speakers": ["08", "09"]})
+            == "plan emodb_5fold, fold 1; test speakers 03; validation speakers 08, 09")
+    assert split_words({"fold": None, "val_speakers": ["08", "09"]}) == "validation speakers 08, 09"

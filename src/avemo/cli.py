@@ -675,6 +675,18 @@ OverwriteOpt = Annotated[bool, typer.Option(
                         "the old ones only once it is complete.")]
 
 
+def split_words(info: Mapping[str, Any]) -> str:
+    """A split as ``train`` says it: "plan emodb_5fold, fold 1; test speakers 03; validation speakers 08, 09"
+    (it printed the dict: "{'plan': 'emodb_5fold', 'fold': 1, 'test_speakers': ['03'], ...}")."""
+    words = {"val_speakers": "validation speakers", "speakers_without_usable_takes": "speakers without usable takes"}
+    parts = [f"{words.get(key, key.replace('_', ' '))} "
+             f"{', '.join(map(str, value)) if isinstance(value, list | tuple) else value}"
+             for key, value in info.items() if value is not None and key != "fold"]
+    if info.get("fold") is not None:
+        parts[0] += f", fold {info['fold']}"
+    return "; ".join(parts)
+
+
 @app.command()
 def train(
     root: RootsOpt = None,
@@ -746,7 +758,8 @@ def train(
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
         cache = _cache(cache_dir)
         gathered, (tr, va, te, split_info) = _train_split(model, model_config, inputs, data, cache, workers, split_options)
-        console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})"))
+        console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes "
+                                 f"({split_words(split_info)})"))
         bar, task = _training_bar(model, train_cfg.epochs)
         with bar, run_folder(out, overwrite=overwrite) as where:
             run = train_run(
