@@ -316,7 +316,7 @@ def extract(
             export_features(out_dir, items, specs, cache, report)
         failed, (count, what) = report.failed, _item_counter(items)
         console.print(
-            f"{count(report.outcomes)}, {len(specs)} extractors: {report.n_computed} computed, "
+            f"{count(report.outcomes)}, {len(specs)} extractor{'s' if len(specs) > 1 else ''}: {report.n_computed} computed, "
             f"{report.n_cached} from cache, {count(failed)} with failures, {report.seconds:.1f} s "
             f"({report.executor}, {report.workers} worker{'s' if report.workers > 1 else ''}); cache: "
             f"{escape(str(cache.root))}"
