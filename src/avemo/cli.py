@@ -213,8 +213,8 @@ def info(
         console.print_json(json.dumps(report))
         return
     table = Table(title=escape(str(path)), show_header=False, title_justify="left")
-    table.add_column("field", style="bold")
-    table.add_column("value")
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")  # a long path is folded over lines, not cut to "…"
     for key, value in _flatten(report):  # file names, tags and stream lines ("[eng]") are text, not markup
         table.add_row(escape(key), escape(str(value)))
     console.print(table)
