@@ -758,8 +758,7 @@ def train(
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
         cache = _cache(cache_dir)
         gathered, (tr, va, te, split_info) = _train_split(model, model_config, inputs, data, cache, workers, split_options)
-        console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes "
-                                 f"({split_words(split_info)})"))
+        console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_words(split_info)})"))
         bar, task = _training_bar(model, train_cfg.epochs)
         with bar, run_folder(out, overwrite=overwrite) as where:
             run = train_run(
