@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -332,7 +333,8 @@ def test_cli_epochs_override_the_suites_per_model_epochs(fold1_root, au_table, t
 
 
 @pytest.mark.shared_data
-def test_cli_benchmark_lists_the_files_no_fold_scores(ravdess_subset, au_table, tmp_path, avemo_main):
+def test_cli_benchmark_lists_the_files_no_fold_scores(ravdess_subset, au_table, ravdess_video, ravdess_speech_root,
+                                                      tmp_path, avemo_main):
     """A malformed name and a corrupt file used to drop out of every fold silently (the report still
     said "N takes"); now the command lists them and the report counts them."""
     root = ravdess_subset(("01", "06", "08"), step=10)
@@ -340,6 +342,14 @@ def test_cli_benchmark_lists_the_files_no_fold_scores(ravdess_subset, au_table, 
     victim = next((root / "Actor_01").glob("*.flac"))
     victim.unlink()
     victim.write_bytes(b"fLaC and then nothing")
+    # a stray copy of a take outside the Actor_XX layout (sorting first) is a duplicate, not a skipped file
+    kept = sorted((root / "Actor_06").glob("*.flac"))[0]
+    (root / "0copies").mkdir()
+    (root / "0copies" / kept.name).symlink_to(kept.resolve())
+    # the one video of the shared data, with its take's audio: "video 1" is a file, the AU table is a table
+    for f in (ravdess_video, ravdess_speech_root / "Actor_01" / "03-01-07-02-02-01-01.flac"):
+        if not (root / "Actor_01" / f.name).exists():
+            (root / "Actor_01" / f.name).symlink_to(f)
     out = tmp_path / "results"
     code, _, err = avemo_main("benchmark", "ravdess_au", "--root", root, "--visual-table", au_table, "--models",
                               "mfcc_cnn1d", "--folds", "1", "--epochs", "1", "--out", out, "--cache", tmp_path / "c")
@@ -347,7 +357,14 @@ def test_cli_benchmark_lists_the_files_no_fold_scores(ravdess_subset, au_table, 
     saved = json.loads((out / "ravdess_au.json").read_text())
     assert sorted(Path(s["file"]).name for s in saved["skipped"]) == sorted(["03-01-99-01-01-01-01.wav", victim.name])
     assert "03-01-99-01-01-01-01.wav" in err and victim.name in err
-    assert "- Skipped: 2 file(s)" in (out / "ravdess_au.md").read_text()
+    assert saved["duplicates"] == [{"file": str(root / "0copies" / kept.name),
+                                    "reason": f"a copy of take {kept.stem[3:]} (audio), which is read from {kept}"}]
+    assert f"duplicate {root / '0copies' / kept.name}" in " ".join(err.split())
+    md = (out / "ravdess_au.md").read_text()
+    assert "- Skipped: 2 file(s)" in md and "- Duplicates: 1 file(s) set aside as copies of takes" in md
+    n = saved["protocol"]["takes"]  # every take has an audio file and a row of the AU table; one has a video file
+    assert saved["protocol"]["table_takes"] == {"openface_au_means": n}
+    assert f"- Takes with an audio file {n}, with a video file 1; with a row of the visual table openface_au_means {n}." in md
 
 
 @pytest.mark.shared_data
@@ -457,3 +474,28 @@ def test_cli_benchmark_refuses_a_model_whose_table_is_not_given_before_reading_t
     assert err.startswith("avemo: error: au_mlp: input 'video' needs 'openface_au_means', which is no feature "
                           "extractor: it must be given as a table (e.g. --visual-table CSV); tables given: none"), err
     assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.shared_data
+def test_cli_benchmark_warns_of_a_truncated_file_once_per_run(ravdess_subset, au_table, make_clip, tmp_path,
+                                                              avemo_main, caplog):
+    """The decoder's line about a truncated file came once when the benchmark extracted the features and
+    again when the folds gathered them from the cache (and a warm run said the 'from the cache' line
+    twice): now once per run, cold or warm, over two folds."""
+    root = ravdess_subset(("01", "06", "08", "11"), step=10)  # fold 1: test 01; fold 2: test 06, 08
+    whole = make_clip("whole.wav", duration=1.0).read_bytes()
+    cut = root / "Actor_01" / "03-01-05-01-01-01-01.wav"
+    for old in (root / "Actor_01").glob(f"{cut.stem}.*"):
+        old.unlink()
+    cut.write_bytes(whole[: len(whole) // 2])
+    args = ["benchmark", "ravdess_au", "--root", root, "--visual-table", au_table, "--models", "mfcc_cnn1d",
+            "--folds", "1,2", "--epochs", "1", "--cache", tmp_path / "c"]
+    for run in ("cold", "warm"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            code, _, err = avemo_main(*args, "--out", tmp_path / run)
+        assert code == 0, err
+        lines = [r.getMessage() for r in caplog.records if cut.name in r.getMessage()]
+        assert len(lines) == 1, (run, lines)
+        said = "truncated or damaged: the header declares" if run == "cold" else "have features from the cache"
+        assert said in lines[0], (run, lines)

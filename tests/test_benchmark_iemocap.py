@@ -144,7 +144,7 @@ model_config = {audio}
     md = (out / "tiny.md").read_text()
     assert "1 fold, 14 takes of iemocap." in md
     assert "- Classes: iemocap6, 6 (neutral, happy, sad, angry, excited, frustrated)." in md
-    assert "- Takes with each modality: audio 14, text 13." in md and "- Fold 5: paper 002's split." in md
+    assert "- Takes with an audio file 14, with a text 13." in md and "- Fold 5: paper 002's split." in md
     rows = {line.split(" ")[1]: line for line in md.splitlines() if line.startswith("| gao_") and "[confusion]" in line}
     assert set(rows) == {"gao_dialogue", "gao_bilstm_attention"}
     assert rows["gao_dialogue"].endswith("| 61.7 (002 Tab. 2) |") and rows["gao_bilstm_attention"].endswith("|  |")

@@ -348,3 +348,37 @@ def test_a_required_input_the_corpus_cannot_give_is_still_refused_in_one_line(sm
     with pytest.raises(AvemoError) as err:
         evaluate_checkpoint(ckpt, load_data("emodb", small_emodb), cache=FeatureCache(cache_dir))
     assert "\n" not in str(err.value) and "'openface_au_means', which is no feature extractor" in str(err.value)
+
+
+@pytest.mark.shared_data
+def test_a_checkpoint_whose_every_input_is_a_table_not_given_is_refused_before_the_corpus_is_read(
+        late_checkpoint, au_table, small_emodb, cache_dir, monkeypatch):
+    """A checkpoint whose only inputs are optional tables (here the late-fusion one with its AU expert
+    alone) on a corpus given without the table has nothing to be scored from: `avemo evaluate` said so
+    only after reading (and, asked, transcribing) the corpus; now before, in one line. (No registered
+    model has only optional table inputs today: late fusion always has an audio expert.)"""
+    import avemo.training
+    from avemo.training import load_checkpoint
+
+    run, ravdess_root = late_checkpoint
+
+    def au_only(path):
+        ckpt = load_checkpoint(path)
+        ckpt.inputs = {"video": ckpt.inputs["video"]}
+        return ckpt
+
+    read = []
+    monkeypatch.setattr(avemo.training, "load_checkpoint", au_only)
+    monkeypatch.setattr(avemo.training, "load_data", lambda *a, **k: read.append(k) or load_data(*a, **k))
+    assert {(s.feature, s.optional) for s in au_only(run).inputs.values()} == {("openface_au_means", True)}
+    result = CliRunner().invoke(app, [str(a) for a in (
+        "evaluate", "--checkpoint", run, "--dataset", "emodb", "--root", small_emodb, "--cache", cache_dir)])
+    assert isinstance(result.exception, ConfigError) and read == [], result.exception  # before the corpus is read
+    said = str(result.exception)
+    assert "\n" not in said and ("every input of the model reads a table that was not given (openface_au_means; "
+                                 "tables given: none)") in said, said
+    # with the table, nothing is refused early: the corpus is read (then scored from the AU expert)
+    result = CliRunner().invoke(app, [str(a) for a in (
+        "evaluate", "--checkpoint", run, "--dataset", "ravdess", "--root", ravdess_root, "--visual-table", au_table,
+        "--cache", cache_dir)])
+    assert len(read) == 1 and result.exit_code == 0, result.output

@@ -143,15 +143,38 @@ def test_ravdess_shared_video_and_original_wavs(shared_data, ravdess_video):
 
 @pytest.mark.shared_data
 def test_ravdess_whole_shared_folder_reports_format_duplicates(shared_data):
-    """The four original WAVs are the same takes as four FLACs: one is kept, the other reported."""
+    """The four original WAVs are the same takes as four FLACs of the corpus's Actor_XX layout: the FLACs
+    are read (the WAVs sorted first and won, and the FLACs were called files that "could not be used"),
+    the stray WAVs are listed as duplicates, not as skipped."""
     scan = read_ravdess(shared_data / "ravdess")
     assert len(scan.takes) == 1200
-    assert len(scan.skipped) == 4
-    assert all("duplicate" in s.reason and s.path.suffix == ".flac" for s in scan.skipped)
+    assert scan.skipped == [] and len(scan.duplicates) == 4
+    assert all(s.path.parent.name == "original_wav_samples" and s.path.suffix == ".wav" for s in scan.duplicates)
+    assert all(c.path.suffix == ".flac" for c in scan if c.modalities == ("audio",))
+    first = scan.duplicates[0]
+    assert first.reason == (f"a copy of take {read_ravdess(first.path.parent).clips[0].take} (audio), which is read "
+                            f"from {shared_data / 'ravdess' / 'speech_audio' / 'Actor_01' / first.path.with_suffix('.flac').name}")
+    assert scan.summary().endswith("0 skipped, 4 duplicates")
     # the video (audio and video) is not a duplicate of its take's audio file
     assert Counter(c.modalities for c in scan) == {("audio",): 1200, ("audio", "video"): 1}
     only_wav = read_ravdess(shared_data / "ravdess", suffixes=("flac", ".MP4"))
     assert only_wav.skipped == [] and len(only_wav) == 1201
+
+
+def test_ravdess_a_copy_in_the_actor_folder_wins_over_stray_copies_whatever_the_path_order(tmp_path):
+    take = "03-01-02-01-01-01-02"
+    touch(tmp_path, f"a_copies/{take}.wav", f"Actor_02/{take}.flac", f"z_copies/{take}.wav", "Actor_01/03-01-01-01-01-01-01.wav")
+    scan = read_ravdess(tmp_path)
+    assert [c.path.relative_to(tmp_path).as_posix() for c in scan] == [
+        "Actor_01/03-01-01-01-01-01-01.wav", f"Actor_02/{take}.flac"]  # path order
+    assert [d.path.relative_to(tmp_path).as_posix() for d in scan.duplicates] == [f"a_copies/{take}.wav",
+                                                                                   f"z_copies/{take}.wav"]
+    assert scan.skipped == [] and all(str(tmp_path / f"Actor_02/{take}.flac") in d.reason for d in scan.duplicates)
+    # outside the layout (both stray): the first in path order, as before
+    loose = read_ravdess(tmp_path, suffixes=(".wav",))
+    assert [d.path.parent.name for d in loose.duplicates] == ["z_copies"]
+    with pytest.raises(DatasetError, match="a copy of take 01-02-01-01-01-02 \\(audio\\)"):
+        read_ravdess(tmp_path, strict=True)
 
 
 def test_ravdess_original_layouts(tmp_path):
@@ -262,11 +285,10 @@ def test_crema_d_shared_files_with_demographics(shared_data):
 def test_crema_d_wav_and_mp3_of_one_take(tmp_path):
     touch(tmp_path, "AudioWAV/1005_TIE_SAD_LO.wav", "AudioMP3/1005_TIE_SAD_LO.mp3", "VideoFlash/1005_TIE_SAD_LO.flv")
     scan = read_crema_d(tmp_path)
-    # the WAV is a second audio file of the take (AudioMP3 sorts first): reported, naming the kept MP3
-    assert len(scan) == 2 and len(scan.skipped) == 1
-    assert scan.skipped[0].path.suffix == ".wav"
-    assert "duplicate" in scan.skipped[0].reason and "AudioMP3/1005_TIE_SAD_LO.mp3" in scan.skipped[0].reason
-    assert "take 1005_TIE_SAD_LO already has a file with audio: " in scan.skipped[0].reason  # was "a audio file"
+    # the WAV is a second audio file of the take (AudioMP3 sorts first): a duplicate, naming the kept MP3
+    assert len(scan) == 2 and scan.skipped == [] and len(scan.duplicates) == 1
+    assert scan.duplicates[0].path.suffix == ".wav"
+    assert "a copy of take" in scan.duplicates[0].reason and "AudioMP3/1005_TIE_SAD_LO.mp3" in scan.duplicates[0].reason
     wav_only = read_crema_d(tmp_path, suffixes=(".wav", ".flv"))
     assert wav_only.skipped == [] and sorted(c.modalities for c in wav_only) == [("audio",), ("audio", "video")]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -286,3 +287,27 @@ def test_train_and_evaluate_say_it_too_when_they_gather_features_from_the_cache(
     assert said[0] == [f"{cut}: truncated or damaged: the header declares 1.00 s of audio, only 0.50 s could be decoded"]
     assert said[1] == ["1 file(s) have features from the cache that were made from partly decoded audio or video (the "
                        f"decoder warned when they were made; the features are of what decoded): {cut}"]
+
+
+def test_extract_lists_a_stray_copy_of_a_take_as_a_duplicate_not_as_a_file_it_could_not_use(tmp_path, make_clip):
+    """A copy of a RAVDESS take outside the Actor_XX layout used to win (it sorts first) and the corpus's
+    own file was "skipped", which made `extract` exit 1 with a "Not extracted" table; now the corpus's
+    file is read and the copy is listed as a duplicate."""
+    from typer.testing import CliRunner
+
+    from avemo.cli import app
+
+    name = "03-01-05-01-01-01-01.wav"
+    for folder in ("Actor_01", "0copies"):
+        (tmp_path / "ravdess" / folder).mkdir(parents=True)
+        shutil.copy(make_clip("clean.wav", duration=1.0), tmp_path / "ravdess" / folder / name)
+    summary = tmp_path / "summary.json"
+    result = CliRunner().invoke(app, ["extract", "--root", str(tmp_path / "ravdess"), "--dataset", "ravdess", "-f",
+                                      "test_frame_rms", "--cache", str(tmp_path / "c"), "--summary", str(summary)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, said
+    assert (f"duplicate {tmp_path / 'ravdess' / '0copies' / name}: a copy of take 01-05-01-01-01-01 (audio), which "
+            f"is read from {tmp_path / 'ravdess' / 'Actor_01' / name}") in said
+    assert "skipped" not in said and "Not extracted" not in said
+    saved = json.loads(summary.read_text())
+    assert saved["files"] == 1 and saved["skipped"] == []

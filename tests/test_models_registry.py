@@ -127,7 +127,7 @@ def test_configuration_errors_are_one_line_config_errors():
     cases = [
         (lambda: create_model("no_such_model"), "unknown model 'no_such_model'"),
         (lambda: create_model("mfcc_cnn1d", n_frmaes=10), "unknown option"),
-        (lambda: create_model("msaf", audio="resnext3d_50"), "is a video encoder, not a audio one"),
+        (lambda: create_model("msaf", audio="resnext3d_50"), "'resnext3d_50' encodes video, not audio; audio encoders"),
         (lambda: create_model("msaf", video="late_average"), "is a fusion model"),
         (lambda: create_model("mfcc_cnn1d", num_classes=1), "num_classes"),
         (lambda: create_model("mfcc_cnn1d", n_frames=5), "n_frames must be at least"),

@@ -5,6 +5,7 @@ what it holds and --overwrite; with --overwrite the new run replaces it only onc
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -78,6 +79,25 @@ def test_without_overwrite_or_a_run_the_folder_itself_is_used(tmp_path):
     with run_folder(tmp_path, overwrite=True) as where:  # nothing to replace: no staging
         assert where == tmp_path
     assert list(tmp_path.iterdir()) == []
+
+
+def test_plots_go_where_asked_and_the_checkpoint_folder_holds_what_a_bundled_model_ships(make_ravdess, avemo_main,
+                                                                                          tmp_path):
+    """Rebuilding the bundled text model by its recipe (`avemo train ... --out src/avemo/inference/text_model`)
+    left a curves.png in the package folder, an untracked file beside the shipped weights: `avemo train`
+    writes its figures into --out. Now --plots DIR takes them elsewhere, and the recipe gives it."""
+    from avemo.inference.text_emotion import DEFAULT_TEXT_MODEL
+
+    corpus, run, figures = make_ravdess(("01", "05", "07")), tmp_path / "run", tmp_path / "figures"
+    code, _, err = _train(avemo_main, corpus, run, tmp_path / "cache", "--plots", figures)
+    assert code == 0, err
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.json", "history.csv", "model.safetensors"]
+    assert {p.name for p in run.iterdir()} <= {p.name for p in DEFAULT_TEXT_MODEL.iterdir()}  # what the package ships
+    assert [p.name for p in figures.iterdir()] == ["curves.png"]
+    repo = Path(__file__).resolve().parents[1]
+    for recipe in (repo / "src/avemo/inference/text_model/MODEL_CARD.md", repo / "benchmarks/meld_text_recipe.toml"):
+        command = " ".join(recipe.read_text().replace("\\\n", " ").replace("#", " ").split())
+        assert "--out src/avemo/inference/text_model" in command and "--plots runs/text_model" in command, recipe
 
 
 def test_train_says_its_split_in_words():

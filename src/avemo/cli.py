@@ -176,14 +176,17 @@ def _worth_transcribing(asked: bool, modalities: Collection[str], what: str, opt
     return asked
 
 
-def _check_tables(inputs: Mapping[str, Any], visual_table: Path | None, who: str | None = None) -> None:
+def _check_tables(inputs: Mapping[str, Any], visual_table: Path | None, who: str | None = None, *,
+                  optional: bool = False) -> None:
     """A model of these ``inputs`` that reads a table not given (--visual-table) is refused in one line
-    (``who``: the model's name, said first), before any data is read or transcribed."""
+    (``who``: the model's name, said first), before any data is read or transcribed. ``optional``: the
+    model's optional inputs may be left out (a late-fusion checkpoint scored on the experts a corpus can
+    feed), not all of them (:func:`~avemo.training.data.check_some_input`)."""
     from avemo.datasets.tables import AU_MEANS_NAME
-    from avemo.training.data import check_tables
+    from avemo.training.data import check_some_input, check_tables
 
     try:
-        check_tables(inputs, [AU_MEANS_NAME] if visual_table else [])
+        (check_some_input if optional else check_tables)(inputs, [AU_MEANS_NAME] if visual_table else [])
     except AvemoError as exc:
         if who is None:
             raise
@@ -348,18 +351,27 @@ def _item_counter(items):
 
 
 def _extract_inputs(path: Path | None, root: Path | None, **options):
-    """(the input, its clips, the files skipped) of ``extract``; the skipped ones are printed."""
+    """(the input, its clips, the files skipped) of ``extract``; the skipped ones and the duplicates
+    (copies of a take read from another file: not an error) are printed."""
     from avemo.collect import collect_inputs
 
     if (path is None) == (root is None):
         raise AvemoError("give the input as PATH or as --root DIR, once")
     path = path if path is not None else root
-    items, skipped = collect_inputs(path, **options)
+    items, skipped, duplicates = collect_inputs(path, **options)
     for s_path, reason in skipped:
         console_err.print(f"[yellow]skipped[/] {escape(str(s_path))}: {escape(reason)}", soft_wrap=True)
+    _print_duplicates(duplicates)
     if not items:
         raise AvemoError("no media files to process", path)
     return path, items, skipped
+
+
+def _print_duplicates(duplicates) -> None:
+    """On stderr: each file (path, reason) a dataset reader set aside as a copy of a take it reads from
+    another file (:attr:`~avemo.datasets.scan.ScanResult.duplicates`): not a file it could not use."""
+    for path, reason in duplicates:
+        console_err.print(f"[cyan]duplicate[/] {escape(str(path))}: {escape(reason)}", soft_wrap=True)
 
 
 def _transcribe_items(items, skipped, cache, path: Path):
@@ -673,6 +685,12 @@ CompileOpt = Annotated[
 OverwriteOpt = Annotated[bool, typer.Option(
     "--overwrite", help="Replace the run in --out (finished or not): the new run trains beside it and its files replace "
                         "the old ones only once it is complete.")]
+TrainOutOpt = Annotated[Path, typer.Option("--out", "-o", help="Checkpoint folder (created if missing; resumes if it "
+                                                             "holds an unfinished run; refuses one that holds a "
+                                                             "finished run).")]
+TrainPlotsOpt = Annotated[Path | None, typer.Option("--plots", help="Folder (created if missing) for the training "
+                        "figures: curves.png, and confusion.png and roc.png with test speakers (default: the --out "
+                        "folder). Keeps the checkpoint folder to the checkpoint's files (a bundled model's package).")]
 
 
 def split_words(info: Mapping[str, Any]) -> str:
@@ -695,10 +713,8 @@ def train(
     label_space: LabelSpaceOpt = None,
     balance: BalanceOpt = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Registry name (see `avemo models`).")] = "default",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint folder (created if missing; resumes if it holds an "
-                                                          "unfinished run; refuses one that holds a finished run).")] = Path(
-        "runs/model"
-    ),
+    out: TrainOutOpt = Path("runs/model"),
+    plots: TrainPlotsOpt = None,
     overwrite: OverwriteOpt = False,
     visual_table: TableOpt = None,
     labels: LabelsOpt = None,
@@ -764,10 +780,10 @@ def train(
             run = train_run(
                 model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
                 train_config=train_cfg, cache=cache, out_dir=where, workers=workers or _cores(),
-                extra_meta={"split": split_info}, gathered=gathered,
+                extra_meta={"split": split_info}, gathered=gathered, plots=plots if plots is not None else True,
                 on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
             )
-    _print_run(run, out, data.skipped)
+    _print_run(run, out, data)
 
 
 def _training_bar(model: str, epochs: int):
@@ -871,11 +887,12 @@ def _refuse_a_finished_run(out: Path, overwrite: bool) -> None:
         raise refusal
 
 
-def _print_run(run, out: Path, skipped: list[tuple[str, str]]) -> None:
-    """What ``avemo train`` says at the end: the skipped files (those the dataset reader could not
-    use, then those without features), the scores, the checkpoint's folder."""
-    for path, reason in [*skipped, *run.failed]:
+def _print_run(run, out: Path, data) -> None:
+    """What ``avemo train`` says at the end: the skipped files (those the dataset reader of ``data``
+    could not use, then those without features), the duplicates, the scores, the checkpoint's folder."""
+    for path, reason in [*data.skipped, *run.failed]:
         console_err.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}", soft_wrap=True)
+    _print_duplicates(data.duplicates)
     line = f"best epoch {run.best_epoch}; validation accuracy {run.val.accuracy:.3f}" if run.val else "no validation"
     if run.test is not None:
         line += f"; test accuracy {run.test.accuracy:.3f}, macro-F1 {run.test.macro_f1:.3f}, UAR {run.test.uar:.3f}"
@@ -993,8 +1010,8 @@ def _evaluate_data(ckpt, transcribe: bool | None, cache_dir: Path | None, **opti
     from avemo.training import load_data
     from avemo.training.scoring import transcribes_like_training
 
-    # before the corpus is read or transcribed; a late-fusion model's optional inputs may be left out
-    _check_tables({n: s for n, s in ckpt.inputs.items() if not s.optional}, options.get("visual_table"))
+    # before the corpus is read or transcribed; a late-fusion model's optional inputs may be left out, not all
+    _check_tables(ckpt.inputs, options.get("visual_table"), optional=True)
     if transcribe is None and transcribes_like_training(ckpt):
         transcribe = True
         console_err.print("the checkpoint's text came from speech recognition: clips without a transcript are "
@@ -1005,6 +1022,7 @@ def _evaluate_data(ckpt, transcribe: bool | None, cache_dir: Path | None, **opti
     with _transcribing(bool(transcribe)) as progress:
         data = load_data(**options, progress=progress, **asr)
     _say_transcribed(data.transcripts)
+    _print_duplicates(data.duplicates)
     return data
 
 
@@ -1133,11 +1151,12 @@ def benchmark(
 
 
 def _print_bench(results: dict, md_path: Path, json_path: Path) -> None:
-    """What ``avemo benchmark`` says when done: the skipped files (of the suite's corpus and of each
-    --test-corpus), every model's numbers (best first) with its out-of-domain UAR and accuracy."""
-    skipped = [*results["skipped"], *(i for c in results.get("out_of_domain", {}).values() for i in c["skipped"])]
-    for item in skipped:
+    """What ``avemo benchmark`` says when done: the skipped files and the duplicates (of the suite's corpus
+    and of each --test-corpus), every model's numbers (best first) with its out-of-domain UAR and accuracy."""
+    corpora = [results, *results.get("out_of_domain", {}).values()]
+    for item in (i for c in corpora for i in c["skipped"]):
         console_err.print(f"[yellow]skipped[/] {escape(item['file'])}: {escape(item['reason'])}", soft_wrap=True)
+    _print_duplicates((i["file"], i["reason"]) for c in corpora for i in c.get("duplicates", ()))
     for model_name, m in sorted(results["models"].items(), key=lambda kv: -kv[1]["mean_accuracy"]):
         ood_text = "".join(f"  {c}: " + (f"UAR {100 * o['uar']:5.2f} acc {100 * o['accuracy']:5.2f}"
                                           if o["status"] == "scored" else "n/a")

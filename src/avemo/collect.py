@@ -30,9 +30,10 @@ def _unlabelled(path: Path) -> Clip:
 
 def collect_inputs(
     path: str | Path, *, dataset: str = "auto", labels_csv: str | Path | None = None, **options: Any
-) -> tuple[list[Clip], list[tuple[Path, str]]]:
-    """The clips under ``path`` and the files skipped (with the reason). ``options`` given (not None)
-    go to the dataset's reader (IEMOCAP's ``protocol=``, ``media=``)."""
+) -> tuple[list[Clip], list[tuple[Path, str]], list[tuple[Path, str]]]:
+    """The clips under ``path``, the files skipped and the duplicates (files set aside as copies of a
+    take read from another file: :attr:`~avemo.datasets.scan.ScanResult.duplicates`), with the reason.
+    ``options`` given (not None) go to the dataset's reader (IEMOCAP's ``protocol=``, ``media=``)."""
     path = Path(path)
     if not path.exists():
         raise AvemoError("no such file or folder", path)
@@ -43,10 +44,10 @@ def collect_inputs(
         if labels_csv is not None:
             dataset = "folder"
         elif path.is_file():
-            return [_unlabelled(path)], []
+            return [_unlabelled(path)], [], []
         else:
             files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
-            return [_unlabelled(p) for p in files], []
+            return [_unlabelled(p) for p in files], [], []
     from avemo.datasets import read_dataset
 
     if path.is_file():
@@ -54,7 +55,8 @@ def collect_inputs(
     if labels_csv is not None:
         options["labels_csv"] = labels_csv
     scan = read_dataset(dataset, path, **options)
-    return list(scan.clips), [(Path(s.path), s.reason) for s in scan.skipped]
+    return (list(scan.clips), [(Path(s.path), s.reason) for s in scan.skipped],
+            [(Path(s.path), s.reason) for s in scan.duplicates])
 
 
 def clip_name(clip: Clip) -> str:

@@ -24,7 +24,7 @@ video suffix or the reverse) are reported, never guessed.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,16 @@ def read_ravdess(
     Args:
         root: the folder (e.g. ``../shared/data/ravdess/speech_audio``).
         strict: raise a DatasetError for the first file whose name is not a valid RAVDESS
-            name (or a duplicate) instead of listing it in ``skipped``.
+            name (or a duplicate) instead of listing it in ``skipped`` (or ``duplicates``).
         suffixes: only read these formats (``(".wav",)``); default every media suffix.
+
+    Of two files of one take with the same modalities (a stray copy of a take somewhere else under
+    ``root``), the one in its actor's ``Actor_XX`` folder, the corpus's layout, is read; the other
+    is listed in ``duplicates``.
     """
-    return scan_folder(DATASET, root, parse_ravdess_name, strict=strict, suffixes=suffixes)
+    return scan_folder(DATASET, root, parse_ravdess_name, strict=strict, suffixes=suffixes, in_layout=in_actor_folder)
+
+
+def in_actor_folder(path: Path, parsed: Mapping[str, Any]) -> bool:
+    """Whether a RAVDESS file lies in its actor's folder (``Actor_01/03-01-...-01.wav``), as the corpus ships."""
+    return path.parent.name == f"Actor_{parsed['speaker']}"

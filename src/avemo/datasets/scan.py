@@ -16,10 +16,12 @@ Rules shared by all readers:
   hidden files and folders (names starting with ``.``, e.g. macOS ``._x.wav`` resource forks);
 * ``suffixes`` restricts a scan to some formats (``(".wav",)`` when a folder holds both the
   WAV and MP3 copies of CREMA-D);
-* one take has at most one file per combination of modalities: a second file of the same take
-  carrying the same modalities
-  (the same clip in two formats or two copies of a folder) is skipped as a duplicate of the
-  first one in path order.
+* one take has at most one file per combination of modalities: of two files of the same take
+  carrying the same modalities (the same clip in two formats, two copies of a folder, a stray copy
+  beside the corpus) one is read and the other goes to :attr:`ScanResult.duplicates`, not to
+  ``skipped`` (it is not unusable, only not needed): the file in the corpus's own layout (a
+  reader's ``in_layout``: RAVDESS's ``Actor_XX`` folders) wins over one elsewhere, else the first in
+  path order.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ class ScanResult:
     ``left_out`` counts, by the corpus's own label, the items that were read correctly but are not
     in the label protocol asked for (IEMOCAP's ``xxx``, ``oth``, ``fru`` in the 4-class protocol).
     ``transcripts``: what speech recognition did for the clips without a transcript, when it ran
-    (:func:`~avemo.training.transcripts.transcribe_missing`), else None."""
+    (:func:`~avemo.training.transcripts.transcribe_missing`), else None. ``duplicates``: the files
+    set aside because another file of their take carries the same modalities (the reason names it)."""
 
     dataset: str
     root: Path
@@ -64,6 +67,7 @@ class ScanResult:
     warnings: list[str] = field(default_factory=list)
     left_out: dict[str, int] = field(default_factory=dict)
     transcripts: dict[str, Any] | None = None
+    duplicates: list[Skipped] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -87,10 +91,12 @@ class ScanResult:
         return tuple(sorted({c.emotion for c in self.clips if c.emotion is not None}))
 
     def summary(self) -> str:
-        """One line for logs: ``ravdess: 1200 clips, 20 speakers, 1200 takes, 0 skipped``."""
+        """One line for logs: ``ravdess: 1200 clips, 20 speakers, 1200 takes, 0 skipped`` (and
+        ``, 4 duplicates`` when some files were set aside as copies)."""
         return (
             f"{self.dataset}: {len(self.clips)} clips, {len(self.speakers)} speakers, "
             f"{len(self.takes)} takes, {len(self.skipped)} skipped"
+            + (f", {len(self.duplicates)} duplicates" if self.duplicates else "")
         )
 
 
@@ -162,7 +168,7 @@ class ScanCollector:
     def __init__(self, dataset: str, root: Path, *, strict: bool):
         self.result = ScanResult(dataset=dataset, root=root)
         self.strict = strict
-        self._seen: dict[tuple[str, tuple[str, ...]], Path] = {}
+        self._seen: dict[tuple[str, tuple[str, ...]], tuple[bool, int]] = {}  # -> (in layout, index in clips)
 
     def skip(self, path: Path, reason: str) -> None:
         """Record a file that is not turned into a clip (or raise it, in strict mode)."""
@@ -170,15 +176,24 @@ class ScanCollector:
             raise DatasetError(reason, path)
         self.result.skipped.append(Skipped(path, reason))
 
-    def add(self, clip: Clip) -> None:
-        """Add a clip unless its take already has a file of the same modalities."""
+    def add(self, clip: Clip, *, in_layout: bool = False) -> None:
+        """Add a clip unless its take already has a file of the same modalities: then the one in the
+        corpus's own layout (``in_layout``) is kept, else the first added, and the other goes to
+        ``duplicates`` (strict mode: raised)."""
         key = (clip.take, clip.modalities)
-        first = self._seen.get(key)
-        if first is not None:
-            self.skip(clip.path, f"duplicate: take {clip.take} already has a file with {clip.kind}: {first}")
+        if key not in self._seen:
+            self._seen[key] = (in_layout, len(self.result.clips))
+            self.result.clips.append(clip)
             return
-        self._seen[key] = clip.path
-        self.result.clips.append(clip)
+        kept_in_layout, index = self._seen[key]
+        kept = self.result.clips[index]
+        if in_layout and not kept_in_layout:
+            self._seen[key] = (True, index)
+            self.result.clips[index], kept, clip = clip, clip, kept
+        reason = f"a copy of take {clip.take} ({clip.kind}), which is read from {kept.path}"
+        if self.strict:
+            raise DatasetError(reason, clip.path)
+        self.result.duplicates.append(Skipped(clip.path, reason))
 
 
 def scan_folder(
@@ -189,12 +204,15 @@ def scan_folder(
     strict: bool = False,
     suffixes: Iterable[str] | None = None,
     extra_fields: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    in_layout: Callable[[Path, Mapping[str, Any]], bool] | None = None,
 ) -> ScanResult:
     """Scan ``root`` with a file-name parser that returns the Clip keys plus the dataset's fields.
 
     ``parse`` raises a DatasetError for a name it cannot interpret; that file is skipped (or,
     with ``strict``, the error is raised with the file's path). ``extra_fields`` adds fields
-    looked up elsewhere (CREMA-D demographics) to each parsed name.
+    looked up elsewhere (CREMA-D demographics) to each parsed name. ``in_layout(path, parsed)``:
+    whether a file sits where the corpus's own layout puts it; of two copies of a take, that one
+    is read (see the module doc). The clips come in path order.
     """
     root_path = check_root(root, dataset)
     collector = ScanCollector(dataset, root_path, strict=strict)
@@ -206,5 +224,7 @@ def scan_folder(
             continue
         if extra_fields is not None:
             parsed.update(extra_fields(parsed))
-        collector.add(make_clip(path, parsed))
+        collector.add(make_clip(path, parsed), in_layout=in_layout is not None and in_layout(path, parsed))
+    collector.result.clips.sort(key=lambda c: c.path.relative_to(root_path).as_posix())
+    collector.result.duplicates.sort(key=lambda s: s.path.relative_to(root_path).as_posix())
     return collector.result

@@ -32,6 +32,7 @@ from avemo import config as cfg
 from avemo.cache.store import FeatureCache
 from avemo.datasets.folds import Fold, Split, split
 from avemo.errors import ConfigError, DatasetError
+from avemo.extraction.core import each_file_warned_once
 from avemo.metrics import compute_metrics, summarise_folds
 from avemo.modality import MODALITIES
 from avemo.output_file import OutputFile
@@ -248,6 +249,7 @@ def _local_map(tasks, fn, progress):
         yield result
 
 
+@each_file_warned_once()  # a file the decoder cut short is warned of once, not again from the cache per input set
 def run_benchmark(
     entries: Sequence[BenchmarkEntry],
     data: DataBundle,
@@ -311,12 +313,16 @@ def run_benchmark(
             "train_config": cfg.to_dict(base),
             "visual_tables": {n: str(t.source) for n, t in data.tables.items()},
             "label_set": data.labels.name,
-            "modalities": {m: sum(m in t for t in data.takes) for m in MODALITIES},
+            "modalities": {m: sum(m in t for t in data.takes) for m in MODALITIES},  # takes with a file (text) of each
+            # takes with a row of each visual table (the AU models' video input is the table, not a video file)
+            "table_takes": {n: sum(next(iter(t)) in table for t in data.takes) for n, table in data.tables.items()},
             **(data_options or {}),
         },
         "extract_seconds": round(extract_seconds, 2),
         # what no fold scores: files the dataset reader could not use, and files an extractor failed on
         "skipped": [{"file": str(p), "reason": r} for p, r in [*data.skipped, *failed]],
+        # files set aside as copies of a take read from another file (not unusable: not needed)
+        "duplicates": _duplicate_items(data),
         "executor": executor,
         "versions": package_versions(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -355,7 +361,7 @@ def check_ood(data: DataBundle, ood: Sequence[OodCorpus]) -> dict[str, dict[str,
         scored, left_out = scored_takes(comparison, corpus.data)
         out[corpus.name] = {"dataset": corpus.data.dataset, "root": str(corpus.data.root),
                             "takes": len(corpus.data.takes), "scored_takes": len(scored), **comparison.to_dict(),
-                            "left_out": left_out, "skipped": []}
+                            "left_out": left_out, "skipped": [], "duplicates": _duplicate_items(corpus.data)}
     return out
 
 
@@ -375,6 +381,11 @@ def extract_ood(entries: Sequence[BenchmarkEntry], data: DataBundle, corpus: Ood
     if runnable and failed and all(all(str(c.path) in bad for c in t) for t in scored):
         raise DatasetError(f"no scored clip of {corpus.name} could be read ({failed[0][1]})", corpus.data.root)
     return [{"file": str(f), "reason": r} for f, r in [*corpus.data.skipped, *failed]]
+
+
+def _duplicate_items(data: DataBundle) -> list[dict[str, str]]:
+    """The files of ``data`` set aside as copies of a take read from another file, for a result file."""
+    return [{"file": str(f), "reason": r} for f, r in data.duplicates]
 
 
 def _ood_summary(entry: BenchmarkEntry, corpus: OodCorpus, folds: Sequence[FoldResult]) -> dict[str, Any]:
@@ -445,6 +456,7 @@ def extract_all(entries: Sequence[BenchmarkEntry], data: DataBundle, *, cache: F
     executor; returns ``(file, "extractor: reason")`` for each failure (those takes are left out of
     the folds of the models that need the feature). ``progress(done, total)``: after each file."""
     from avemo.extraction import ExtractorSpec, run_extraction
+    from avemo.extraction.core import decoder_warnings, not_yet_warned
     from avemo.models import default_inputs
     from avemo.training.scoring import corpus_inputs
 
@@ -471,7 +483,7 @@ def extract_all(entries: Sequence[BenchmarkEntry], data: DataBundle, *, cache: F
     for paths, specs in jobs:
         report = run_extraction(paths, specs, cache=cache, workers=workers, executor=executor, address=address,
                                 progress=tick)
-        for line in report.warnings:  # the decoder cut a file short (a truncated WAV)
+        for line in decoder_warnings(not_yet_warned(report.outcomes)):  # the decoder cut a file short (a truncated WAV)
             log.warning(line)
         failed += [(o.path, f"{name}: {reason}") for o in report.failed for name, reason in o.errors.items()]
     return failed
@@ -658,6 +670,9 @@ def report_markdown(results: dict[str, Any], name: str, *, title: str, paper_num
     if results.get("skipped"):
         lines[-1:] = [f"- Skipped: {len(results['skipped'])} file(s) that the dataset reader or an extractor could "
                       f"not use, in no fold (listed in `{name}.json`, `skipped`).", ""]
+    if results.get("duplicates"):
+        lines[-1:] = [f"- Duplicates: {len(results['duplicates'])} file(s) set aside as copies of takes read from "
+                      f"another file (listed in `{name}.json`, `duplicates`).", ""]
     for heading, body in sections:
         lines += [f"## {heading}", "", *body, ""]
     if sections:
@@ -671,6 +686,10 @@ def report_markdown(results: dict[str, Any], name: str, *, title: str, paper_num
     return "\n".join(lines) + "\n"
 
 
+#: what gives a take each modality, for the report's line on the takes (a video file, not the AU table)
+_CARRIER = {"audio": "an audio file", "video": "a video file", "text": "a text"}
+
+
 def _data_lines(results: dict[str, Any]) -> list[str]:
     """The report's lines on the classes, the takes of each modality and the media folder (result
     files of older avemo versions lack them)."""
@@ -679,8 +698,9 @@ def _data_lines(results: dict[str, Any]) -> list[str]:
         labels = results.get("labels", [])
         lines.append(f"- Classes: {protocol['label_set']}, {len(labels)} ({', '.join(labels)}).")
     if "modalities" in protocol:
-        have = [f"{m} {n}" for m, n in protocol["modalities"].items() if n]
-        lines.append("- Takes with each modality: " + ", ".join(have) + ".")
+        have = [f"with {_CARRIER.get(m, m)} {n}" for m, n in protocol["modalities"].items() if n]
+        tables = [f"with a row of the visual table {t} {n}" for t, n in protocol.get("table_takes", {}).items()]
+        lines.append("- Takes " + ", ".join(have) + "".join(f"; {t}" for t in tables) + ".")
     if protocol.get("media"):
         lines.append(f"- Video: the utterance videos under `{protocol['media']}` (avemo prepare).")
     return lines + [f"- {note}" for note in protocol.get("fold_notes", ())]
@@ -800,7 +820,9 @@ def _ood_lines(results: dict[str, Any], name: str) -> list[str]:
                      f"{len(c['labels'])} labels ({', '.join(c['labels'])}; chance UAR {100 / len(c['labels']):.1f}); "
                      f"merged: {', '.join(dict.fromkeys(merged)) or 'none'}; model classes dropped: "
                      f"{', '.join(dropped) or 'none'}; left out: {left}; skipped: {len({i['file'] for i in c['skipped']})} file(s)"
-                     + (f" (listed in `{name}.json`, `out_of_domain`)" if c["skipped"] else "") + ".")
+                     + (f"; duplicates: {len(c['duplicates'])} file(s)" if c.get("duplicates") else "")
+                     + (f" (listed in `{name}.json`, `out_of_domain`)" if c["skipped"] or c.get("duplicates") else "")
+                     + ".")
     heads = [h for corpus in corpora for h in (f"{corpus} UAR", f"{corpus} accuracy")]
     lines += ["", "| model | in-domain accuracy | in-domain UAR | " + " | ".join(heads) + " |",
               "|---|---|---|" + "---|" * len(heads)]

@@ -12,14 +12,18 @@ the features are of the part that decoded; :mod:`avemo.media.decode`) is not log
 said (a worker process, a Ray node) but goes into the outcome (``warnings``) and is stored with each
 entry; an entry read from the cache brings its stored lines back (``cached_warnings``), so that a
 run that reads the features can say so too, whichever executor computed them
-(:attr:`~avemo.extraction.runner.ExtractionReport.warnings`).
+(:attr:`~avemo.extraction.runner.ExtractionReport.warnings`). A command that reads a file's features
+several times in one run (the benchmark extracts every feature first, then gathers them from the
+cache for each set of inputs and each corpus) says each file's lines once: :func:`each_file_warned_once`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,9 @@ from avemo.features.base import AudioExtractor, Extractor, Features, get_extract
 from avemo.media.decode import collecting_warnings
 
 log = logging.getLogger(__name__)
+
+#: the files whose decoder lines were said in the current :func:`each_file_warned_once` block, else None
+_WARNED: ContextVar[set[str] | None] = ContextVar("avemo_warned_files", default=None)
 
 
 @dataclass(frozen=True)
@@ -239,7 +246,7 @@ def load_features(
             out.append(AvemoError(outcome.errors[extractor.name], p))
         else:
             out.append(feats[extractor.name])
-    for line in decoder_warnings(outcomes):
+    for line in decoder_warnings(not_yet_warned(outcomes)):
         log.warning(line)
     return out
 
@@ -254,6 +261,32 @@ def decoder_warnings(outcomes: Sequence[FileOutcome]) -> list[str]:
         lines.append(said_of_cached(again, "{n} file(s) have features from the cache that were", "audio or video",
                                     "the features are of what decoded"))
     return lines
+
+
+@contextmanager
+def each_file_warned_once() -> Iterator[None]:
+    """Within the block (one run of a command; also a decorator), :func:`not_yet_warned` leaves out
+    the files whose decoder lines were already said in it, so that a file is warned of once per run,
+    not once when its features are computed and again each time they are read from the cache. An
+    inner block belongs to the outer one's run."""
+    token = _WARNED.set(set()) if _WARNED.get() is None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _WARNED.reset(token)
+
+
+def not_yet_warned(outcomes: Sequence[FileOutcome]) -> list[FileOutcome]:
+    """``outcomes`` less those of files the decoder's lines were said of earlier in the run
+    (:func:`each_file_warned_once`; outside such a block: all of them); the files of the others are
+    noted as said. Pass the result to :func:`decoder_warnings`."""
+    said = _WARNED.get()
+    if said is None:
+        return list(outcomes)
+    fresh = [o for o in outcomes if o.path not in said]
+    said.update(o.path for o in fresh if o.warnings or o.cached_warnings)
+    return fresh
 
 
 def lost_file_outcome(path: str, extractors: Sequence[Extractor], cache: FeatureCache, reason: str) -> FileOutcome:

@@ -136,7 +136,7 @@ def get_encoder(name: str, config: Any = None, *, modality: str | None = None) -
         )
     if modality is not None and cls.modality != modality:
         raise ConfigError(
-            f"{name!r} is a {cls.modality} encoder, not a {modality} one; {modality} encoders: {list_models(modality)}"
+            f"{name!r} encodes {cls.modality}, not {modality}; {modality} encoders: {list_models(modality)}"
         )
     return cls(config)
 

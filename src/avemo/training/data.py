@@ -118,6 +118,19 @@ def check_tables(specs: Mapping[str, InputSpec], tables: Collection[str]) -> Non
             )
 
 
+def check_some_input(specs: Mapping[str, InputSpec], tables: Collection[str]) -> None:
+    """Before any data is read: :func:`check_tables` of the inputs of ``specs`` that are not optional
+    (a late-fusion model's optional inputs may be left out), and a one-line ConfigError when every
+    input is optional and reads a table not in ``tables``: nothing would be left to run the model on
+    (:func:`~avemo.training.scoring.scorable_inputs` would refuse it once the data is read)."""
+    check_tables({name: spec for name, spec in specs.items() if not spec.optional}, tables)
+    usable = [s for s in specs.values() if s.feature in tables or s.feature in list_extractors()]
+    if specs and not usable:
+        missing = sorted({s.feature for s in specs.values()})
+        raise ConfigError(f"every input of the model reads a table that was not given ({', '.join(missing)}; "
+                          f"tables given: {', '.join(sorted(tables)) or 'none'}): give it (e.g. --visual-table CSV)")
+
+
 def _from_table(takes: Sequence[Take], spec: InputSpec, table: Any, out: dict[str, np.ndarray],
                 failed: dict[str, str]) -> None:
     """Each take's row of ``table`` (looked up by the take's file of the input's modality)."""
@@ -171,6 +184,7 @@ def _from_extractor(takes: Sequence[Take], spec: InputSpec, out: dict[str, np.nd
     read back; a take whose file fails is listed in ``failed`` with the reason. Returns what the decoder
     said of the files (a truncated WAV: now, or when the features read from the cache were made)."""
     from avemo.extraction import ExtractorSpec, extract_file, run_extraction
+    from avemo.extraction.core import decoder_warnings, not_yet_warned
 
     is_audio = extractor_class(spec.feature).modality == "audio"
     es = ExtractorSpec.of(spec.feature, perturb=dict(perturb) if perturb and is_audio else None, **dict(spec.config))
@@ -196,7 +210,7 @@ def _from_extractor(takes: Sequence[Take], spec: InputSpec, out: dict[str, np.nd
             failed.setdefault(key, f"{path}: {spec.feature}: {outcome.errors[extractor.name]}")
         else:
             out[key] = feats[extractor.name]["x"]
-    return report.warnings
+    return decoder_warnings(not_yet_warned(report.outcomes))  # each file once in a run: each_file_warned_once
 
 
 def concat(parts: Sequence[Gathered]) -> Gathered:

@@ -57,7 +57,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DataBundle:
-    """The takes of a dataset folder, its label set, the visual tables, and what was skipped."""
+    """The takes of a dataset folder, its label set, the visual tables, what was skipped (files that
+    could not be used) and the ``duplicates`` (files set aside as copies of a take read from another file)."""
 
     dataset: str
     root: Path
@@ -69,6 +70,7 @@ class DataBundle:
     #: what speech recognition did for takes without a transcript (``transcribe=True``), else None;
     #: several corpora: ``{"source": "asr", "corpora": {name: counts}}``
     transcripts: dict[str, Any] | None = None
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def speakers(self) -> list[str]:
@@ -158,7 +160,7 @@ def load_data(
 
         labels = label_set_for(dataset, (t.emotion for t in takes))
     return DataBundle(dataset, Path(root), takes, labels, tables, [(str(s.path), s.reason) for s in scan.skipped],
-                      transcripts=scan.transcripts)
+                      transcripts=scan.transcripts, duplicates=[(str(s.path), s.reason) for s in scan.duplicates])
 
 
 @dataclass
@@ -206,7 +208,7 @@ def train_run(
     workers: int = 1,
     executor: str = "local",
     address: str | None = None,
-    plots: bool = True,
+    plots: bool | str | Path = True,
     extra_meta: dict[str, Any] | None = None,
     gathered: Gathered | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
@@ -217,7 +219,9 @@ def train_run(
     ``gathered``: inputs already fetched for these takes (the benchmark shares them between
     models with the same inputs); otherwise they are extracted here through ``cache``.
     ``keep_model``: the result holds the trained model and its normaliser (to score it on more data,
-    e.g. the benchmark's out-of-domain corpora).
+    e.g. the benchmark's out-of-domain corpora). ``plots``: write the figures (:func:`write_plots`) into
+    ``out_dir`` (True), into that folder (a path: created if missing; the checkpoint folder then holds the
+    checkpoint's files only), or not (False).
     """
     import torch
 
@@ -256,8 +260,8 @@ def train_run(
     )
     if run.out_dir is not None and is_main_process():  # under torchrun, rank 0 writes the checkpoint
         _save_run(run, model, norm, data, parts, train_config, extra_meta)
-        if plots:
-            write_plots(run, data.labels, run.out_dir)
+        if plots is not False:
+            write_plots(run, data.labels, run.out_dir if plots is True else Path(plots))
     return run
 
 
@@ -345,6 +349,7 @@ def _perturbed_copies(takes, specs, data: DataBundle, config: TrainConfig, *, ca
 def write_plots(run: RunResult, labels: LabelSet, out_dir: Path) -> dict[str, Path]:
     from avemo.plots import plot_confusion, plot_curves, plot_roc
 
+    out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     if run.history:
         written["curves"] = plot_curves(run.history, out_dir / "curves.png", title=run.model_name,
@@ -530,7 +535,8 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
                                bundles[c].root)
     tables = next(iter(bundles.values())).tables
     root = Path(os.path.commonpath([str(Path(s.root).resolve()) for s in specs]))
-    bundle = DataBundle("+".join(bundles), root, takes, space.labels, tables, skipped)
+    bundle = DataBundle("+".join(bundles), root, takes, space.labels, tables, skipped,
+                        duplicates=[d for b in bundles.values() for d in b.duplicates])
     bundle.corpora = Corpora(specs, space, takes, left_out)
     transcribed = {c: b.transcripts for c, b in bundles.items() if b.transcripts}
     bundle.transcripts = {"source": "asr", "corpora": transcribed} if transcribed else None
