@@ -305,6 +305,29 @@ def test_serving_md_names_every_field_of_the_prediction_json():
     assert sorted(fields - named) == [], "fields of the prediction JSON that docs/serving.md does not name"
 
 
+def test_serving_md_names_every_route_form_field_and_error_code():
+    """The API table of docs/serving.md lists every route the server has (``GET /v1/progress/{progress_id}``,
+    which the web page polls, was missing), the row of ``POST /v1/predict`` and of the batch every form
+    field they take (``progress_id`` was missing), and the error table every error code the server
+    answers with (``invalid_request`` was missing)."""
+    from avemo.serving.batch import BATCH_FIELDS
+    from avemo.serving.uploads import FORM_FIELDS
+
+    text = (REPO / "docs" / "serving.md").read_text(encoding="utf-8")
+    serving = {p.name: p.read_text(encoding="utf-8") for p in (REPO / "src/avemo/serving").glob("*.py")}
+    routes = re.findall(r'@app\.(get|post)\(\s*"(/[^"]*)"', serving["app.py"])
+    assert ("post", "/v1/predict") in routes
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `((?:GET|POST) \S+)` \|.*$", text, re.MULTILINE)}
+    api = {f"{method.upper()} {path}" for method, path in routes if path not in ("/", "/openapi.json")}
+    assert sorted(api - set(rows)) == [], "routes that the API table of docs/serving.md does not list"
+    for route, fields in (("POST /v1/predict", FORM_FIELDS), ("POST /v1/predict/batch", BATCH_FIELDS)):
+        named = set(re.findall(r"`([a-z_]+)[`=]", rows[route]))
+        assert sorted(set(fields) - named) == [], f"fields of {route} that its row does not name"
+    codes = {c for source in serving.values() for c in re.findall(r'(?:ApiError|error_body)\([^,()]+, "([a-z_]+)"', source)}
+    errors = "\n".join(line for line in text.splitlines() if re.match(r"^\| \d{3}", line))
+    assert len(codes) > 10 and sorted(c for c in codes if f"`{c}`" not in errors) == []
+
+
 def test_serving_md_gives_the_settings_defaults():
     """The settings table of docs/serving.md gives each ServeSettings field's default (sizes in MiB or
     KiB as written there, other numbers as they are; text defaults are described, not checked)."""

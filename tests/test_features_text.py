@@ -135,7 +135,7 @@ def test_cli_extracts_text_features_of_a_meld_folder(tmp_path):
     assert "empty utterance text" in result.output
     # MELD's takes are rows of a CSV, not files: the summary counts utterances (it said "2 files")
     said = " ".join(result.output.split())  # the console wraps long lines
-    assert "2 utterances, 1 extractors: 2 computed, 0 from cache, 0 utterances with failures" in said, said
+    assert "2 utterances, 1 extractor: 2 computed, 0 from cache, 0 utterances with failures" in said, said
     assert "files" not in said and "┃ utterance ┃" in said  # the table's column too
     with np.load(out / "minilm.npz") as npz:
         assert sorted(npz.files) == ["0", "1"] and npz["0"].shape == (384,)

@@ -597,6 +597,17 @@ def test_extract_shows_progress_lines_when_stderr_is_not_a_terminal(corpus, avem
     assert "avemo: extracting: 1 of 2 (50 %)" in err and "avemo: extracting: 2 of 2 (100 %)" in err
 
 
+def test_info_shows_a_long_path_whole(corpus, avemo_main, tmp_path):
+    """The table cut a long path to the console's width: "/work/shared/data/ravdess/videos/01-01-07-02-0…"."""
+    clip = tmp_path / ("a_rather_long_name_of_a_take_recorded_on_a_phone_" * 2 + "end.wav")
+    clip.write_bytes((corpus / "voice.wav").read_bytes())
+    code, out, err = avemo_main("info", clip, "--no-faces")
+    assert code == 0, err
+    row = [line for line in out.splitlines() if line.startswith("│ path") or line.startswith("│      ")][:6]
+    folded = "".join(line.split("│")[2].strip() for line in row)
+    assert folded.startswith(str(clip)) and "…" not in out
+
+
 def test_info_on_garbage_is_one_line(corpus, avemo_main):
     code, _, err = avemo_main("info", corpus / "garbage.mp4")
     _one_line_error(code, err, "garbage.mp4: not a media file")

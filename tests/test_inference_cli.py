@@ -63,6 +63,41 @@ def test_predict_table(voice):
     assert "video: not used" in result.stdout
 
 
+def test_the_csv_of_silent_files_has_the_models_probability_columns(tmp_path):
+    """The columns came from the predictions' probabilities: a silent file (no emotion) had none."""
+    from avemo.media.synth import write_clip
+
+    silent = write_clip(tmp_path / "silent.wav", duration=1.2, audio="silence")
+    result = _cli("predict", silent, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert rows[0]["emotion"] == "" and all(rows[0][label] == "" for label in read_bundle()[0].labels)
+
+
+def test_the_table_shows_the_windows_times_as_they_are(voice):
+    """A 0.25 s grid used to be printed to one decimal: 0.0-0.2, 0.2-0.5, 0.5-0.8, 0.8-1.0."""
+    result = _cli("predict", voice, "--window", "0.25")
+    assert result.exit_code == 0, result.output
+    rows = [[cell.strip() for cell in line.split("│")[1:3]] for line in result.stdout.splitlines()
+            if line.startswith("│ 0.")]
+    assert rows[:4] == [["0.0", "0.25"], ["0.25", "0.5"], ["0.5", "0.75"], ["0.75", "1.0"]]
+
+
+@pytest.mark.parametrize(("name", "check"), [("r.json", json.loads), ("r.CSV", lambda t: t.startswith("path,level,"))])
+def test_out_without_format_writes_what_its_extension_names(voice, tmp_path, name, check):
+    """``--out r.json`` alone used to write the rich table into r.json."""
+    result = _cli("predict", voice, "--out", tmp_path / name)
+    assert result.exit_code == 0, result.output
+    assert check((tmp_path / name).read_text())
+
+
+def test_a_format_that_contradicts_the_out_extension_is_refused(voice, tmp_path, avemo_main):
+    code, out, err = avemo_main("predict", voice, "--format", "csv", "--out", tmp_path / "r.json")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "--format csv contradicts --out r.json, a JSON file name" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_folder_with_a_bad_file_continues_lists_it_and_exits_1(voice, tmp_path, avemo_main):
     folder = tmp_path / "batch"
     folder.mkdir()

@@ -269,6 +269,16 @@ def test_collect_media_walks_folders_and_reports_empty_ones(tmp_path):
     assert problems == [(str(tmp_path / "empty"), problems[0][1])] and "no media files" in problems[0][1]
 
 
+def test_collect_media_keeps_a_second_name_of_a_file(tmp_path, monkeypatch):
+    """A symlink given next to its target used to vanish from the results without a word; the same path
+    given twice (also spelt differently) still counts once."""
+    (tmp_path / "a.wav").write_bytes(b"1")
+    (tmp_path / "link.wav").symlink_to(tmp_path / "a.wav")
+    monkeypatch.chdir(tmp_path)
+    files, _ = collect_media(["a.wav", tmp_path / "link.wav", tmp_path / "a.wav", "./link.wav"])
+    assert [str(f) for f in files] == ["a.wav", str(tmp_path / "link.wav")]
+
+
 def test_bundle_meta_round_trip_and_refusals(tmp_path):
     config = BundleConfig(labels=LABELS, fusion=FusionConfig(audio_temperature=1.5))
     write_bundle_meta(tmp_path, config, {"metrics": {"x": 1}})

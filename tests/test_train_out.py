@@ -98,3 +98,12 @@ def test_plots_go_where_asked_and_the_checkpoint_folder_holds_what_a_bundled_mod
     for recipe in (repo / "src/avemo/inference/text_model/MODEL_CARD.md", repo / "benchmarks/meld_text_recipe.toml"):
         command = " ".join(recipe.read_text().replace("\\\n", " ").replace("#", " ").split())
         assert "--out src/avemo/inference/text_model" in command and "--plots runs/text_model" in command, recipe
+
+
+def test_train_says_its_split_in_words():
+    """``avemo train`` printed the split as a Python dict: "({'plan': 'emodb_5fold', 'fold': 1, ...})"."""
+    from avemo.cli import split_words
+
+    assert (split_words({"plan": "emodb_5fold", "fold": 1, "test_speakers": ["03"], "val_speakers": ["08", "09"]})
+            == "plan emodb_5fold, fold 1; test speakers 03; validation speakers 08, 09")
+    assert split_words({"fold": None, "val_speakers": ["08", "09"]}) == "validation speakers 08, 09"

@@ -216,8 +216,8 @@ def info(
         console.print_json(json.dumps(report))
         return
     table = Table(title=escape(str(path)), show_header=False, title_justify="left")
-    table.add_column("field", style="bold")
-    table.add_column("value")
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")  # a long path is folded over lines, not cut to "…"
     for key, value in _flatten(report):  # file names, tags and stream lines ("[eng]") are text, not markup
         table.add_row(escape(key), escape(str(value)))
     console.print(table)
@@ -319,7 +319,7 @@ def extract(
             export_features(out_dir, items, specs, cache, report)
         failed, (count, what) = report.failed, _item_counter(items)
         console.print(
-            f"{count(report.outcomes)}, {len(specs)} extractors: {report.n_computed} computed, "
+            f"{count(report.outcomes)}, {len(specs)} extractor{'s' if len(specs) > 1 else ''}: {report.n_computed} computed, "
             f"{report.n_cached} from cache, {count(failed)} with failures, {report.seconds:.1f} s "
             f"({report.executor}, {report.workers} worker{'s' if report.workers > 1 else ''}); cache: "
             f"{escape(str(cache.root))}"
@@ -693,6 +693,18 @@ TrainPlotsOpt = Annotated[Path | None, typer.Option("--plots", help="Folder (cre
                         "folder). Keeps the checkpoint folder to the checkpoint's files (a bundled model's package).")]
 
 
+def split_words(info: Mapping[str, Any]) -> str:
+    """A split as ``train`` says it: "plan emodb_5fold, fold 1; test speakers 03; validation speakers 08, 09"
+    (it printed the dict: "{'plan': 'emodb_5fold', 'fold': 1, 'test_speakers': ['03'], ...}")."""
+    words = {"val_speakers": "validation speakers", "speakers_without_usable_takes": "speakers without usable takes"}
+    parts = [f"{words.get(key, key.replace('_', ' '))} "
+             f"{', '.join(map(str, value)) if isinstance(value, list | tuple) else value}"
+             for key, value in info.items() if value is not None and key != "fold"]
+    if info.get("fold") is not None:
+        parts[0] += f", fold {info['fold']}"
+    return "; ".join(parts)
+
+
 @app.command()
 def train(
     root: RootsOpt = None,
@@ -762,7 +774,7 @@ def train(
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
         cache = _cache(cache_dir)
         gathered, (tr, va, te, split_info) = _train_split(model, model_config, inputs, data, cache, workers, split_options)
-        console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_info})"))
+        console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_words(split_info)})"))
         bar, task = _training_bar(model, train_cfg.epochs)
         with bar, run_folder(out, overwrite=overwrite) as where:
             run = train_run(
@@ -1368,8 +1380,9 @@ def _with_copies(outcomes, files: list[Path], copies: dict[int, int]):
             yield dataclasses.replace(first, path=str(path), reason=f"{first.reason} ({note})")
 
 
-def _render(predictions, fmt: str, *, single: bool) -> str:
-    """The predictions as the text of a file: a table (120 columns, no colour), JSON or CSV."""
+def _render(predictions, fmt: str, *, single: bool, labels=()) -> str:
+    """The predictions as the text of a file: a table (120 columns, no colour), JSON or CSV (its columns
+    name the model's ``labels``)."""
     from avemo.inference import formats
 
     if fmt == "table":
@@ -1378,12 +1391,13 @@ def _render(predictions, fmt: str, *, single: bool) -> str:
         for p in predictions:
             formats.render(p, file_console)
         return buffer.getvalue()
-    text = formats.to_json(predictions, single=single) if fmt == "json" else formats.to_csv(predictions)
+    text = formats.to_json(predictions, single=single) if fmt == "json" else formats.to_csv(predictions, labels)
     return text if text.endswith("\n") else text + "\n"
 
 
-def _write_predictions(predictions, fmt: str, output, *, single: bool) -> None:
-    """Print the predictions, or write them to ``output`` (an :class:`~avemo.output_file.OutputFile`)."""
+def _write_predictions(predictions, fmt: str, output, *, single: bool, labels=()) -> None:
+    """Print the predictions, or write them to ``output`` (an :class:`~avemo.output_file.OutputFile`);
+    ``labels``: the model's, the CSV's probability columns."""
     from avemo.inference import formats
 
     if output is None:
@@ -1391,9 +1405,9 @@ def _write_predictions(predictions, fmt: str, output, *, single: bool) -> None:
             for p in predictions:
                 formats.render(p, console)
         else:
-            sys.stdout.write(_render(predictions, fmt, single=single))
+            sys.stdout.write(_render(predictions, fmt, single=single, labels=labels))
         return
-    output.commit(_render(predictions, fmt, single=single))
+    output.commit(_render(predictions, fmt, single=single, labels=labels))
     console_err.print(f"wrote {escape(str(output.path))}")
 
 
@@ -1511,25 +1525,28 @@ def _predict_and_write(predictor, files: list[Path], fmt: str, output, *, single
                        **options) -> list[tuple[str, str]]:
     """Predict the files and write the results (after Ctrl-C, those done so far); the failures."""
     predictions: list = []
+    labels = getattr(predictor, "labels", ())
     try:
         failures = _predict_files(predictor, files, predictions, raise_single=single, **options)
     except KeyboardInterrupt:
         if predictions and not single:
-            _write_predictions(predictions, fmt, output, single=False)
+            _write_predictions(predictions, fmt, output, single=False, labels=labels)
             grouped = "" if options.get("speakers") is None else (
                 "; a speaker whose files were not all done keeps single-clip results, not speaker-normalised")
             console_err.print(f"interrupted: the results of the {len(predictions)} files done (of {len(files)}) "
                               f"were written{grouped}")
         raise
     if predictions:
-        _write_predictions(predictions, fmt, output, single=single)
+        _write_predictions(predictions, fmt, output, single=single, labels=labels)
     return failures
 
 
 @app.command()
 def predict(
     paths: Annotated[list[Path], typer.Argument(help="Video or audio files, or folders of them.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    fmt: Annotated[str | None, typer.Option(
+        "--format", "-f", help="table, json or csv (default: the one --out's extension names, .json or .csv; "
+                               "else table).")] = None,
     window: Annotated[float | None, typer.Option(help="Timeline window in seconds (default 1.0).")] = None,
     hop: Annotated[float | None, typer.Option(help="Timeline hop in seconds, at most the window (a longer one would "
                                                    "leave gaps: refused) and at least 0.01, with at most 100,000 "
@@ -1566,15 +1583,14 @@ def predict(
     whose files were all analysed speaker-normalised (as without the interrupt), the files of the
     others with their single-clip results, marked speaker_normalised false, with a warning.
     """
-    from avemo.inference.formats import FORMATS
+    from avemo.inference.formats import output_format
     from avemo.inference.inputs import collect_media
     from avemo.inference.predictor import load_predictor
     from avemo.inference.text import split_text
     from avemo.modality import parse_modalities
     from avemo.output_file import OutputFile
 
-    if fmt not in FORMATS:
-        raise AvemoError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    fmt = output_format(fmt, out)
     rest, with_text = split_text(modalities)
     wanted = [*parse_modalities(rest), *(["text"] if with_text else [])]
     _check_grid(window, hop)
@@ -1635,7 +1651,7 @@ def demo(
         _predict_files(predictor, [path], predictions, window=None, hop=None, modalities=None, raise_single=True)
         if generated:  # named by its name: the temporary path is gone once the command ends
             predictions = [dataclasses.replace(p, path=DEMO_NAME) for p in predictions]
-        _write_predictions(predictions, fmt, None, single=True)
+        _write_predictions(predictions, fmt, None, single=True, labels=predictor.labels)
 
 
 @app.command("export")

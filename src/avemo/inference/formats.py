@@ -29,13 +29,30 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
+from avemo.errors import ConfigError
 from avemo.inference.result import Prediction
 
 FORMATS = ("table", "json", "csv")
+#: the format an output file's extension names (``avemo predict --out r.json`` without ``--format``)
+SUFFIX_FORMATS = {".json": "json", ".csv": "csv"}
 MAX_WINDOW_ROWS = 16  # longer timelines are shown as runs of one emotion
 NO_EMOTION = "no speech"  # the table's word for a window without emotion (no speech, no face)
 CROWD = "crowd"  # ... and for one whose voice the crowd gate took out (several people talk at once)
+
+
+def output_format(fmt: str | None, out: Path | None) -> str:
+    """The format of ``avemo predict``'s output: ``fmt`` (``--format``) when given, else the one ``out``'s
+    extension names (``.json``, ``.csv``), else a table. ``--out r.json`` alone used to write the table into
+    r.json; a ``--format`` that contradicts the extension (``--format csv --out r.json``) is refused."""
+    if fmt is not None and fmt not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    named = SUFFIX_FORMATS.get(out.suffix.lower()) if out is not None else None
+    if fmt is not None and named is not None and fmt != named:
+        raise ConfigError(f"--format {fmt} contradicts --out {out.name}, a {named.upper()} file name: drop --format "
+                          "(the extension chooses) or name the file to match")
+    return fmt or named or "table"
 
 
 def to_json(predictions: Sequence[Prediction], *, single: bool) -> str:
@@ -59,10 +76,13 @@ def csv_columns(labels: Sequence[str], text: bool = False, speaker: bool = False
             *(["speaker", "speaker_normalised"] if speaker else [])]
 
 
-def to_csv(predictions: Sequence[Prediction]) -> str:
+def to_csv(predictions: Sequence[Prediction], labels: Sequence[str] = ()) -> str:
+    """The predictions as CSV, one row per clip and window, with a probability column per label: ``labels``
+    (the model's) when given, else those of the first prediction with probabilities (a batch of silent
+    files had no probability columns at all when they were taken from the predictions only)."""
     if not predictions:
         return ""
-    labels = next((p.labels for p in predictions if p.labels), [])
+    labels = list(labels) or next((p.labels for p in predictions if p.labels), [])
     text = any(p.transcript is not None for p in predictions)
     speaker = any(p.speaker is not None for p in predictions)
     buffer = io.StringIO()
@@ -111,6 +131,13 @@ def _share(value: float | None) -> str:
 
 def _no_emotion(window) -> str:
     return CROWD if window.crowd_gated else NO_EMOTION
+
+
+def seconds(t: float) -> str:
+    """A time of the table to the millisecond, as short as it stays exact (0.0, 0.25, 4.004): one decimal
+    used to print a 0.25 s grid as 0.0-0.2, 0.2-0.5, 0.5-0.8, windows that looked uneven and off the grid."""
+    text = f"{t:.3f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
 
 
 def _bar(p: float, width: int = 20) -> str:
@@ -188,7 +215,7 @@ def render(prediction: Prediction, console) -> None:
                          title_justify="left")
         for w in p.timeline:
             emotion = _no_emotion(w) if w.emotion is None else w.emotion + (" ?" if w.uncertain else "")
-            timeline.add_row(f"{w.start:.1f}", f"{w.end:.1f}", emotion,
+            timeline.add_row(seconds(w.start), seconds(w.end), emotion,
                              "" if w.emotion is None else f"{w.probabilities[w.emotion]:.2f}",
                              "✓" if w.audio else CROWD if w.crowd_gated else "-", "✓" if w.video else "-",
                              "" if w.speech is None else f"{100 * w.speech:.0f} %",
@@ -198,6 +225,6 @@ def render(prediction: Prediction, console) -> None:
         timeline = Table("from", "to", "emotion", "mean p", "windows", *said,
                          title=f"timeline ({len(p.timeline)} windows, runs of one emotion)", title_justify="left")
         for a, b, emotion, mean_p, n in runs(p):
-            timeline.add_row(f"{a:.1f}", f"{b:.1f}", emotion, f"{mean_p:.2f}", str(n),
+            timeline.add_row(seconds(a), seconds(b), emotion, f"{mean_p:.2f}", str(n),
                              *([escape(p.transcript.between(a, b))] if said else []))
     console.print(timeline)

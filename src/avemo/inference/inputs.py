@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -11,7 +12,10 @@ from avemo.media.probe import MEDIA_SUFFIXES
 def collect_media(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     """``(files, problems)``: every path that is not a folder (whatever its name: a wrong one is
     reported by the predictor), and the media files under each folder (recursively, sorted; other
-    files in folders are ignored); ``problems`` lists folders without any media file."""
+    files in folders are ignored); ``problems`` lists folders without any media file. A path met twice
+    (``clips/`` and ``clips/a.wav``, ``./a.wav`` and ``a.wav``) is kept once; a second name of one file
+    (a symlink) is kept under its own name: it used to vanish from the results without a word (a grouped
+    batch predicts such a copy once and says so, a plain one gives each name its row)."""
     files: list[Path] = []
     problems: list[tuple[str, str]] = []
     seen: set[Path] = set()
@@ -25,7 +29,7 @@ def collect_media(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[s
         else:
             candidates = [path]
         for p in candidates:
-            key = p.resolve() if p.exists() else p
+            key = Path(os.path.abspath(p))
             if key not in seen:
                 seen.add(key)
                 files.append(p)

@@ -23,7 +23,7 @@ import numpy as np
 
 from avemo import config as cfg
 from avemo.cache.store import FeatureCache
-from avemo.datasets import DATASET_LABEL_SETS, load_au_means, pair_takes, read_dataset
+from avemo.datasets import DATASET_LABEL_SETS, load_au_means, pair_takes, parse_file_name, read_dataset
 from avemo.datasets.folds import Fold, split
 from avemo.datasets.labels import LabelSet
 from avemo.datasets.pairing import Take
@@ -75,6 +75,24 @@ class DataBundle:
     @property
     def speakers(self) -> list[str]:
         return sorted({t.speaker for t in self.takes})
+
+
+def _no_labelled_files(dataset: str, root: str | Path, skipped: Sequence) -> DatasetError:
+    """"no labelled DATASET files found", with the first skipped file and why, and the dataset its name
+    follows when it is another one: ``avemo evaluate --root crema_d`` (the default dataset: ravdess)
+    said only "no labelled ravdess files found"."""
+    if not skipped:
+        return DatasetError(f"no labelled {dataset} files found", root)
+    first = skipped[0]
+    try:
+        named = parse_file_name(first.path.name)["dataset"]
+    except DatasetError:
+        named = None
+    hint = f"; the names are {named}'s: read the folder as dataset {named} (--dataset {named})" if named not in (
+        None, dataset) else ""
+    files = f"{len(skipped)} file{'s' if len(skipped) > 1 else ''}"
+    return DatasetError(f"no labelled {dataset} files found: {files} skipped, e.g. {first.path.name} ({first.reason})"
+                        f"{hint}", root)
 
 
 def load_data(
@@ -130,7 +148,7 @@ def load_data(
         takes = [t for t in takes if t.speaker in wanted]
     takes = [t for t in takes if t.emotion is not None]
     if not takes:
-        raise DatasetError(f"no labelled {dataset} files found", root)
+        raise _no_labelled_files(dataset, root, scan.skipped)
     if protocol is not None:
         from avemo.datasets import iemocap_label_set
 
