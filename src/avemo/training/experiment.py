@@ -78,7 +78,7 @@ class DataBundle:
 
 
 def _no_labelled_files(dataset: str, root: str | Path, skipped: Sequence) -> DatasetError:
-    """"no labelled DATASET files found", with the first skipped file and why, and the dataset its name
+    """The "no labelled DATASET files found" error, with the first skipped file and why, and the dataset its name
     follows when it is another one: ``avemo evaluate --root crema_d`` (the default dataset: ravdess)
     said only "no labelled ravdess files found"."""
     if not skipped:
