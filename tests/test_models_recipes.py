@@ -168,7 +168,7 @@ def test_the_trainer_calibration_hook_fits_the_buffers():
 def test_late_calibrated_config_errors():
     with pytest.raises(ConfigError, match="weight_step"):
         create_model("late_calibrated", weight_step=0.0)
-    with pytest.raises(ConfigError, match="is a video encoder"):
+    with pytest.raises(ConfigError, match="encodes video, not audio"):
         create_model("late_calibrated", audio2="au_mlp")
 
 
