@@ -382,3 +382,23 @@ def test_a_checkpoint_whose_every_input_is_a_table_not_given_is_refused_before_t
         "evaluate", "--checkpoint", run, "--dataset", "ravdess", "--root", ravdess_root, "--visual-table", au_table,
         "--cache", cache_dir)])
     assert len(read) == 1 and result.exit_code == 0, result.output
+
+
+def test_the_cross_corpus_table_shows_the_scores_of_the_summary_line():
+    """``avemo evaluate`` printed weighted F1 on its summary line, but its cross-corpus table had no row for it."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from avemo.cli import _comparison_table
+    from avemo.metrics import compute_metrics
+
+    m = compute_metrics([0, 0, 0, 1], np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]]), ["angry", "sad"])
+    comparison = comparison_map(RAVDESS, EMODB)
+    ev = SimpleNamespace(metrics=m, comparison=comparison, ece=0.25, left_out={"boredom": 2})
+    console = Console(width=120, no_color=True, record=True)
+    console.print(_comparison_table(ev))
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in console.export_text().splitlines()
+            if line.count("│") == 3}
+    assert rows["weighted F1"] == f"{m.weighted_f1:.4f}" != rows["macro-F1"]  # 0.7667 and 0.7333
+    assert [rows[name] for name in ("accuracy", "UAR", "ECE")] == [f"{m.accuracy:.4f}", f"{m.uar:.4f}", "0.2500"]

@@ -346,10 +346,19 @@ def test_parse_file_name_identifies_the_convention():
     assert parse_file_name("1001_DFA_ANG_XX.flv")["dataset"] == "crema_d"
     assert parse_file_name("03a01Fa.wav")["dataset"] == "emodb"
     assert parse_file_name("03a01Fa.wav", dataset="emodb")["emotion"] == "happy"
+    # a name of no convention's shape: said in a few words (it listed every parser's reason)
+    for name in ("holiday.mp4", "notes.txt", "my_video"):
+        with pytest.raises(DatasetError) as info:
+            parse_file_name(name)
+        assert str(info.value) == f"{name}: the name follows no known dataset's naming convention (ravdess, crema_d, emodb)"
+    # a name of one convention's shape with a wrong field: that convention's reason, and only its
     with pytest.raises(DatasetError) as info:
-        parse_file_name("holiday.mp4")
-    message = str(info.value)
-    assert message.startswith("holiday.mp4: ") and "ravdess:" in message and "emodb:" in message
+        parse_file_name("03-01-09-01-01-01-01.mp4")
+    assert str(info.value) == ("03-01-09-01-01-01-01.mp4: named after the ravdess convention, but RAVDESS emotion code "
+                               "09 is not one of 01, 02, 03, 04, 05, 06, 07, 08")
+    with pytest.raises(DatasetError, match=r"^03a01Fa.mp4: named after the emodb convention, but EmoDB is audio only; "
+                                           r".mp4 is not an audio format$"):
+        parse_file_name("03a01Fa.mp4")
     with pytest.raises(DatasetError, match="no file-name convention"):
         parse_file_name("x.wav", dataset="folder")
 

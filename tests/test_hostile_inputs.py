@@ -175,9 +175,11 @@ def test_a_file_name_is_shown_as_it_is_not_as_markup(corpus, monkeypatch, avemo_
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--window", "0"], "window must be a positive number of seconds"),
-        (["--window", "nan"], "window must be a positive number of seconds"),
-        (["--hop", "-1"], "hop must be a positive number of seconds"),
+        (["--window", "0"], "window must be a finite positive number of seconds, got 0.0"),
+        (["--window", "nan"], "window must be a finite positive number of seconds, got nan"),
+        (["--window", "inf"], "window must be a finite positive number of seconds, got inf"),
+        (["--hop", "inf"], "hop must be a finite positive number of seconds, got inf"),
+        (["--hop", "-1"], "hop must be a finite positive number of seconds, got -1.0"),
         (["--window", "0.25", "--hop", "0.001"], "hop must be at least 0.01 s (the shortest timeline step), got 0.001"),
         (["--window", "1", "--hop", "2"], "hop must be at most the window (1 s; a longer one leaves gaps between the "
                                           "windows), got 2"),

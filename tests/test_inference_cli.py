@@ -74,6 +74,19 @@ def test_the_csv_of_silent_files_has_the_models_probability_columns(tmp_path):
     assert rows[0]["emotion"] == "" and all(rows[0][label] == "" for label in read_bundle()[0].labels)
 
 
+def test_a_path_given_twice_is_predicted_once_and_said_so(voice, tmp_path, avemo_main):
+    """``avemo predict a.wav a.wav`` (or a folder and a file in it) gave one row without a word."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    (folder / "a.wav").write_bytes(voice.read_bytes())
+    code, out, err = avemo_main("predict", folder, folder / "a.wav", voice, voice, "--format", "json")
+    assert code == 0, err
+    assert [d["path"] for d in json.loads(out)] == [str(folder / "a.wav"), str(voice)]  # one row per distinct path
+    assert [line for line in err.splitlines() if "warning" in line] == [
+        f"avemo: warning: {folder / 'a.wav'}: given twice: predicted once",
+        f"avemo: warning: {voice}: given twice: predicted once"]
+
+
 def test_the_table_shows_the_windows_times_as_they_are(voice):
     """A 0.25 s grid used to be printed to one decimal: 0.0-0.2, 0.2-0.5, 0.5-0.8, 0.8-1.0."""
     result = _cli("predict", voice, "--window", "0.25")
@@ -145,7 +158,7 @@ def test_a_bug_on_one_file_skips_it_writes_the_others_and_exits_1(voice, tmp_pat
         (["predict", "VOICE", "--modalities", "video"], "no video stream (an audio-only file)"),
         (["predict", "VOICE", "--format", "xml"], "--format must be one of table, json, csv"),
         (["predict", "VOICE", "--modalities", "smell"], "modalities must be a non-empty subset"),
-        (["predict", "VOICE", "VOICE", "--hop", "0"], "hop must be a positive number of seconds"),
+        (["predict", "VOICE", "VOICE", "--hop", "0"], "hop must be a finite positive number of seconds"),
     ],
 )
 def test_single_input_errors_are_one_line_exit_2(args, message, voice, avemo_main):
@@ -167,7 +180,8 @@ def test_model_option_refuses_a_checkpoint_with_unknown_labels(tmp_path, voice, 
     model = create_model("sultana_video_cnn3d", num_classes=len(CREMA_D), n_frames=16, size=(16, 16))
     save_checkpoint(tmp_path / "crema", model, labels=CREMA_D, normalizer=Normalizer(kinds={"video": "frames"}))
     code, _, err = avemo_main("predict", voice, "--model", tmp_path / "crema", "--engine", "onnx")
-    assert code == 2 and "engine onnx runs the bundled model only" in err
+    assert code == 2 and err.count("\n") == 1 and err.endswith(
+        "engine onnx runs the bundled model only: a checkpoint trained with avemo train runs on engine torch\n")
     code, _, err = avemo_main("predict", voice, "--model", tmp_path)
     assert code == 2 and f"--model {tmp_path}: not a checkpoint folder" in err  # the CLI names its option
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -259,6 +260,17 @@ def test_silent_audio_track_is_reported_not_used(predictor, make_clip):
     assert "silent" in r.modalities["audio"].reason
 
 
+def test_the_timeline_frame_of_a_silent_clip_has_the_models_probability_columns(predictor, make_clip):
+    """The columns came from the result's probabilities: a clip without emotion had none (as the CSV had)."""
+    r = predictor.predict(make_clip("silent.wav", duration=1.2, audio="silence"))
+    assert r.emotion is None and r.timeline and r.labels == tuple(LABELS)
+    frame = r.timeline_frame()
+    assert list(frame.columns) == ["start", "end", "emotion", *LABELS, "audio", "video", "speech", "uncertain",
+                                   "crowd", "crowd_gated"]
+    assert frame[list(LABELS)].isna().all().all()
+    assert dataclasses.replace(r, path="copy.wav").labels == r.labels  # kept by a copy of the result
+
+
 def test_short_clip_and_8khz_stereo_wav(predictor, make_clip):
     r = predictor.predict(make_clip("short.mp4", duration=0.2, size=(320, 240), fps=25, face=True, audio="speech"))
     check_prediction(r, audio=False, video=True)  # 0.2 s is shorter than the VAD's least speech (0.25 s)
@@ -407,7 +419,8 @@ def test_load_predictor_errors_name_the_file_and_no_command_line_option(tmp_path
     assert str(err.value) == f"{tmp_path / 'nowhere'}: no such checkpoint" and err.value.option is None
     for options, message in (({"engine": "tensorrt"}, "engine must be one of torch, onnx, got 'tensorrt'"),
                              ({"model": frame_checkpoint, "engine": "onnx"},
-                              "engine onnx runs the bundled model only; a zoo checkpoint (model) runs on torch")):
+                              "engine onnx runs the bundled model only: a checkpoint trained with avemo train runs "
+                              "on engine torch")):
         with pytest.raises(ConfigError) as err:
             load_predictor(**options)
         assert str(err.value) == message

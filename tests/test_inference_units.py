@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,6 +52,14 @@ def test_window_grid_rejects_bad_values(bad):
         WindowGrid(**bad)
 
 
+@pytest.mark.parametrize("name", ["window", "hop"])
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_an_infinite_or_nan_window_is_no_length_of_time(name, value):
+    """inf was refused as "a positive number of seconds", which it is."""
+    with pytest.raises(ConfigError, match=f"^{name} must be a finite positive number of seconds, got {value!r}$"):
+        WindowGrid(**{name: value})
+
+
 def test_a_hop_longer_than_the_window_is_refused_and_a_window_alone_takes_a_hop_that_fits():
     """A hop over the window left gaps in the timeline ([0, 1), [2, 3), ...); the server refused it
     (422) while the CLI and the Python API took it. The grid itself refuses it now."""
@@ -73,9 +82,9 @@ def test_a_hop_longer_than_the_window_is_refused_and_a_window_alone_takes_a_hop_
         model.with_options(hop=1.5, window_option="--window")
     with pytest.raises(ConfigError, match=r"^hop must be at most the window \(2 s;"):  # the caller's own window
         model.with_options(window=2.0, hop=3.0)
-    with pytest.raises(ConfigError, match="hop must be a positive number"):  # not a hop too long for the window
+    with pytest.raises(ConfigError, match="^hop must be a finite positive number of seconds, got inf$"):  # not too long
         model.with_options(hop=float("inf"))
-    with pytest.raises(ConfigError, match="window must be a positive number"):
+    with pytest.raises(ConfigError, match="^window must be a finite positive number of seconds, got nan$"):
         model.with_options(window=float("nan"))
     np.testing.assert_allclose(model.with_options(window=0.3).bounds(0.9), [[0, 0.3], [0.3, 0.6], [0.6, 0.9]])
 
@@ -236,7 +245,7 @@ def test_table_render_names_missing_modality_and_reason():
     formats.render(_prediction(), console)
     text = console.file.getvalue()
     assert "a.mp4 (2.0 s): happy (60 %)" in text
-    assert "video: not used (no face detected in any of the 16 analysed frames)" in text
+    assert "video: not used: no face detected in any of the 16 analysed frames" in text
     assert "timeline" in text and text.count("happy") >= 3
 
 
@@ -253,7 +262,7 @@ def test_table_headline_and_modality_lines_are_not_broken_at_the_console_width()
     lines = console.file.getvalue().splitlines()
     assert f"{path} (2.0 s): happy (60 %) ? uncertain" in lines
     assert f"{path} (2.0 s): no emotion (no speech and no face to tell it from)" in lines
-    assert "  video: not used (no face detected in any of the 16 analysed frames)" in lines
+    assert "  video: not used: no face detected in any of the 16 analysed frames" in lines
 
 
 # ----------------------------------------------------------------------------- inputs and bundle files
@@ -264,9 +273,11 @@ def test_collect_media_walks_folders_and_reports_empty_ones(tmp_path):
     (tmp_path / "a" / "sub" / "y.WAV").write_bytes(b"1")
     (tmp_path / "a" / "notes.txt").write_text("not media")
     (tmp_path / "empty").mkdir()
-    files, problems = collect_media([tmp_path / "a", tmp_path / "a" / "x.mp4", tmp_path / "missing.mp4", tmp_path / "empty"])
+    files, problems, repeats = collect_media([tmp_path / "a", tmp_path / "a" / "x.mp4", tmp_path / "missing.mp4",
+                                              tmp_path / "empty"])
     assert [f.name for f in files] == ["y.WAV", "x.mp4", "missing.mp4"]  # sorted paths, no duplicate, missing kept
     assert problems == [(str(tmp_path / "empty"), problems[0][1])] and "no media files" in problems[0][1]
+    assert repeats == [(str(tmp_path / "a" / "x.mp4"), "given twice: predicted once")]  # in its folder, and alone
 
 
 def test_collect_media_keeps_a_second_name_of_a_file(tmp_path, monkeypatch):
@@ -275,8 +286,10 @@ def test_collect_media_keeps_a_second_name_of_a_file(tmp_path, monkeypatch):
     (tmp_path / "a.wav").write_bytes(b"1")
     (tmp_path / "link.wav").symlink_to(tmp_path / "a.wav")
     monkeypatch.chdir(tmp_path)
-    files, _ = collect_media(["a.wav", tmp_path / "link.wav", tmp_path / "a.wav", "./link.wav"])
+    files, _, repeats = collect_media(["a.wav", tmp_path / "link.wav", tmp_path / "a.wav", "./link.wav", "a.wav"])
     assert [str(f) for f in files] == ["a.wav", str(tmp_path / "link.wav")]
+    assert repeats == [("a.wav", f"given 3 times, also as {tmp_path / 'a.wav'}: predicted once"),
+                       (str(tmp_path / "link.wav"), "given twice, also as link.wav: predicted once")]
 
 
 def test_bundle_meta_round_trip_and_refusals(tmp_path):
@@ -366,7 +379,20 @@ def test_uncertain_and_no_emotion_in_json_csv_and_table():
     text = console.file.getvalue()
     assert "a.mp4 (2.0 s): happy (60 %) ? uncertain" in text and "sad ?" in text
     assert "quiet.wav (2.0 s): no emotion (no speech and no face" in text and "no speech" in text
+    # a reason with brackets of its own is not wrapped in more: "video: not used (an audio-only file (no video stream))"
+    assert "  video: not used: an audio-only file (no video stream)" in text.splitlines() and "))" not in text
     assert [r[2] for r in formats.runs(_no_emotion())] == [formats.NO_EMOTION]
+
+
+def test_a_copy_of_a_failed_file_says_why_without_brackets_in_brackets():
+    """A grouped batch's copy of a file that failed read "REASON (the same content as ...: predicted once (...))"."""
+    from avemo.cli import _with_copies
+    from avemo.inference.predictor import Outcome
+
+    failed = Outcome("a.wav", reason="has no audio track")
+    outcomes = list(_with_copies([failed], [Path("a.wav"), Path("b.wav")], {1: 0}))
+    assert outcomes[1].path == "b.wav" and outcomes[1].reason == (
+        "has no audio track; the same content as a.wav: predicted once (a clip counts once toward its speaker's clips)")
 
 
 def test_predicting_a_file_from_text_is_a_one_line_config_error(tmp_path):

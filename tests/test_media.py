@@ -231,6 +231,18 @@ def test_info_shows_the_displayed_size_of_a_rotated_video(tmp_path, avemo_main):
     assert (video["width"], video["height"], video["rotation"]) == (48, 64, None)
 
 
+def test_info_says_in_a_few_words_that_a_users_file_follows_no_dataset_convention(tmp_path, avemo_main):
+    """``avemo info my_video.mp4`` listed why each dataset's name parser refused the name."""
+    mine = write_clip(tmp_path / "my_video.mp4", duration=0.4, size=(48, 64), fps=10)
+    code, out, err = avemo_main("info", mine, "--json", "--no-faces")
+    assert code == 0, err
+    assert json.loads(out)["labels"] == {
+        "unparsed": "the name follows no known dataset's naming convention (ravdess, crema_d, emodb)"}
+    near = write_clip(tmp_path / "03-01-09-01-01-01-01.mp4", duration=0.4, size=(48, 64), fps=10)
+    unparsed = json.loads(avemo_main("info", near, "--json", "--no-faces")[1])["labels"]["unparsed"]
+    assert unparsed.startswith("named after the ravdess convention, but RAVDESS emotion code 09 is not one of")
+
+
 def test_read_frames_all_and_at_target_fps(make_clip):
     path = make_clip("frames.mp4", duration=2.0, size=SMALL, fps=25)
     every = read_frames(path)

@@ -325,6 +325,31 @@ def test_text_expert_on_a_file_without_voice_or_face(predictor, make_clip, monke
     assert all(w.emotion is None for w in p.timeline)
 
 
+def test_the_csv_and_json_say_where_the_text_expert_was_used(predictor, make_clip, monkeypatch):
+    """The CSV's audio / video columns say whether each expert was used, its text column holds the words:
+    with the text expert on, nothing said whether the text was used (a text_used column now, as the JSON)."""
+    from avemo.features.audio.asr import Segment, Transcript, Word
+    from avemo.inference.transcripts import Transcription
+
+    words = (Word("the", 0.1, 0.3, 0.9), Word("door", 0.3, 0.4, 0.9))  # said in the first window only
+    heard = Transcript("the door", "en", 0.9, (Segment(0.0, 0.4, "the door", words),))
+    real = Transcription.result  # waited for (a recogniser thread left running aborts the process at exit)
+    monkeypatch.setattr(Transcription, "result", lambda self, warn: (real(self, warn), heard)[1])
+    attached = predictor.with_text_expert(KeywordTextExpert({"door": "joy"}))
+    clip = make_clip("text_used.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="speech")
+    p = attached.predict(clip, modalities="audio,video,text")
+    assert p.modalities["text"].used and [w.text_used for w in p.timeline] == [True, False, False]
+    assert [w["text_used"] for w in p.to_dict()["timeline"]] == [True, False, False]
+    assert list(p.timeline_frame()["text_used"]) == [True, False, False]
+    rows = list(csv.DictReader(io.StringIO(formats.to_csv([p], predictor.labels))))
+    assert [(r["level"], r["text"], r["text_used"]) for r in rows] == [
+        ("clip", "the door", "True"), ("window", "the door", "True"), ("window", "", "False"), ("window", "", "False")]
+    plain = predictor.predict(clip, transcribe=True)  # no text expert: no such column, key or field
+    assert "text_used" not in formats.to_csv([plain]).splitlines()[0].split(",")
+    assert all("text_used" not in w for w in plain.to_dict()["timeline"])
+    assert "text_used" not in plain.timeline_frame().columns
+
+
 def test_progress_is_the_slower_of_the_experts_and_the_recogniser(predictor, make_clip, monkeypatch):
     """On a long file the transcript takes longer than the experts: the progress used to reach 100 %
     when the experts ended and then say nothing while the recogniser went on (40 s on a 3-minute

@@ -260,7 +260,8 @@ def test_malformed_requests(client, ravdess_video):
     ("fields", "fragment"),
     [
         ({"window": "abc"}, "window' must be a number"),
-        ({"window": "nan"}, "finite"),
+        ({"window": "nan"}, "form field 'window' must be a finite positive number of seconds, got nan"),
+        ({"hop": "inf"}, "form field 'hop' must be a finite positive number of seconds, got inf"),
         ({"window": "0.01"}, "window must lie between"),
         ({"window": "1", "hop": "2"}, "hop must lie between 0.1 s and the window (1 s), got 2"),
         ({"window": "0.25", "hop": "0.001"}, "hop must lie between 0.1 s and the window (0.25 s), got 0.001"),

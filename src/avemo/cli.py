@@ -965,8 +965,8 @@ def evaluate(
         ev = _evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt)
         _say_left_out(ev)
         m = ev.metrics
-        console.print(f"{m.n} takes: accuracy {m.accuracy:.4f}, weighted F1 {m.weighted_f1:.4f}, "
-                      f"macro-F1 {m.macro_f1:.4f}, UAR {m.uar:.4f}" + (f" (adapted: {adapt})" if adapt else ""))
+        console.print(f"{m.n} takes: " + ", ".join(f"{name} {value:.4f}" for name, value in _headline(m))
+                      + (f" (adapted: {adapt})" if adapt else ""))
         if ev.seen_warning():
             console_err.print(f"[yellow]warning:[/] {escape(ev.seen_warning())}", soft_wrap=True)
         if not ev.comparison.identity:
@@ -1026,6 +1026,12 @@ def _evaluate_data(ckpt, transcribe: bool | None, cache_dir: Path | None, **opti
     return data
 
 
+def _headline(m) -> tuple[tuple[str, float], ...]:
+    """The scores ``avemo evaluate`` prints on its summary line, and its cross-corpus table too (the
+    table had no weighted F1)."""
+    return ("accuracy", m.accuracy), ("weighted F1", m.weighted_f1), ("macro-F1", m.macro_f1), ("UAR", m.uar)
+
+
 def _comparison_table(ev) -> Table:
     """The cross-corpus score with its label map, for the console."""
     m, c = ev.metrics, ev.comparison
@@ -1033,7 +1039,7 @@ def _comparison_table(ev) -> Table:
                   title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value")
-    for name, value in (("accuracy", m.accuracy), ("UAR", m.uar), ("macro-F1", m.macro_f1), ("ECE", ev.ece)):
+    for name, value in (*_headline(m), ("ECE", ev.ece)):
         table.add_row(name, f"{value:.4f}")
     table.add_row("n", str(m.n))
     table.add_row("scored labels", escape(", ".join(m.labels)))
@@ -1377,7 +1383,7 @@ def _with_copies(outcomes, files: list[Path], copies: dict[int, int]):
             yield Outcome(str(path), prediction=dataclasses.replace(first.prediction, path=str(path),
                                                                     warnings=(*first.prediction.warnings, note)))
         else:
-            yield dataclasses.replace(first, path=str(path), reason=f"{first.reason} ({note})")
+            yield dataclasses.replace(first, path=str(path), reason=f"{first.reason}; {note}")
 
 
 def _render(predictions, fmt: str, *, single: bool, labels=()) -> str:
@@ -1505,6 +1511,17 @@ def _content_copies(files: list[Path], speakers: dict[Path, str]) -> dict[int, i
     return content_copies(files, [speakers.get(f) for f in files])
 
 
+def _media_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The files ``avemo predict`` works on and the folders without any (:func:`~avemo.inference.inputs.collect_media`);
+    a path given twice is kept once, with a line on stderr saying so (it used to be dropped without a word)."""
+    from avemo.inference.inputs import collect_media
+
+    files, problems, repeats = collect_media(paths)
+    for path, note in repeats:  # one line each, as the warnings of the predictions
+        console_err.print(f"avemo: warning: {path}: {note}", markup=False, highlight=False, soft_wrap=True)
+    return files, problems
+
+
 def _check_out_is_no_input(out: Path | None, files: list[Path]) -> None:
     """Refuse an --out that is one of the files to predict (``avemo predict clip.mp4 -o clip.mp4``
     replaced the recording with its own result)."""
@@ -1584,7 +1601,6 @@ def predict(
     others with their single-clip results, marked speaker_normalised false, with a warning.
     """
     from avemo.inference.formats import output_format
-    from avemo.inference.inputs import collect_media
     from avemo.inference.predictor import load_predictor
     from avemo.inference.text import split_text
     from avemo.modality import parse_modalities
@@ -1595,7 +1611,7 @@ def predict(
     wanted = [*parse_modalities(rest), *(["text"] if with_text else [])]
     _check_grid(window, hop)
     _check_speaker_options(group_by_speaker, speakers_csv, model)
-    files, problems = collect_media(paths)
+    files, problems = _media_files(paths)
     single = len(paths) == 1 and not paths[0].is_dir()
     if not files:
         raise AvemoError(problems[0][1] if problems else "no input files", problems[0][0] if problems else None)

@@ -47,6 +47,11 @@ class DatasetError(AvemoError):
     """A dataset folder, file name or label table cannot be interpreted."""
 
 
+class NameShapeError(DatasetError):
+    """A file name without the shape of a dataset's names at all (``my_video.mp4`` for RAVDESS's seven
+    two-digit fields), as opposed to one of that shape with a field out of range."""
+
+
 class FeatureError(AvemoError):
     """A feature cannot be computed for this input (too short, no face in any frame, ...)."""
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from avemo.datasets.csvfile import read_text_csv
 from avemo.datasets.scan import ScanResult, check_root, scan_folder, with_modalities
-from avemo.errors import DatasetError
+from avemo.errors import DatasetError, NameShapeError
 
 DATASET = "crema_d"
 
@@ -56,7 +56,7 @@ def parse_crema_d_stem(stem: str) -> dict[str, Any]:
     """
     match = _STEM.match(stem)
     if not match:
-        raise DatasetError("not a CREMA-D name: expected AAAA_SSS_EEE_LL (e.g. 1001_DFA_ANG_XX)", stem)
+        raise NameShapeError("not a CREMA-D name: expected AAAA_SSS_EEE_LL (e.g. 1001_DFA_ANG_XX)", stem)
     actor, sentence, emotion, level = match.groups()
     if not FIRST_ACTOR <= int(actor) <= LAST_ACTOR:
         raise DatasetError(f"CREMA-D actor {actor} is not {FIRST_ACTOR}..{LAST_ACTOR}", stem)
@@ -89,16 +89,16 @@ def parse_crema_d_name(name: str | Path) -> dict[str, Any]:
 
     path = Path(str(name))
     suffix = path.suffix.lower()
+    try:  # the stem first: a name of another shape (notes.txt) is no CREMA-D name, whatever its suffix
+        parsed = parse_crema_d_stem(path.stem)
+    except DatasetError as exc:  # of the same kind (a NameShapeError stays one), naming the whole name
+        raise type(exc)(exc.reason, name) from None
     if suffix in VIDEO_SUFFIXES:
         modalities = ("audio", "video")
     elif suffix in AUDIO_SUFFIXES:
         modalities = ("audio",)
     else:
         raise DatasetError(f"not a media file name ({suffix or 'no suffix'}); the suffix gives the modality", name)
-    try:
-        parsed = parse_crema_d_stem(path.stem)
-    except DatasetError as exc:
-        raise DatasetError(exc.reason, name) from None
     return with_modalities(parsed, modalities)
 
 

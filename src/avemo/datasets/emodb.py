@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from avemo.datasets.scan import ScanResult, scan_folder, with_modalities
-from avemo.errors import DatasetError
+from avemo.errors import DatasetError, NameShapeError
 
 DATASET = "emodb"
 
@@ -48,7 +48,7 @@ def parse_emodb_stem(stem: str) -> dict[str, Any]:
     """
     match = _STEM.match(stem)
     if not match:
-        raise DatasetError("not an EmoDB name: expected SSTTTEV (e.g. 03a01Fa)", stem)
+        raise NameShapeError("not an EmoDB name: expected SSTTTEV (e.g. 03a01Fa)", stem)
     speaker, text, emotion, version = match.groups()
     if speaker not in SPEAKER_GENDERS:
         raise DatasetError(f"EmoDB speaker {speaker} is not one of {', '.join(SPEAKER_GENDERS)}", stem)
@@ -78,12 +78,12 @@ def parse_emodb_name(name: str | Path) -> dict[str, Any]:
 
     path = Path(str(name))
     suffix = path.suffix.lower()
+    try:  # the stem first: a name of another shape (my_video.mp4) is no EmoDB name, whatever its suffix
+        parsed = parse_emodb_stem(path.stem)
+    except DatasetError as exc:  # of the same kind (a NameShapeError stays one), naming the whole name
+        raise type(exc)(exc.reason, name) from None
     if suffix and suffix not in AUDIO_SUFFIXES:
         raise DatasetError(f"EmoDB is audio only; {suffix} is not an audio format", name)
-    try:
-        parsed = parse_emodb_stem(path.stem)
-    except DatasetError as exc:
-        raise DatasetError(exc.reason, name) from None
     return with_modalities(parsed, ("audio",))
 
 

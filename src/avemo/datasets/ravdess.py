@@ -30,7 +30,7 @@ from typing import Any
 
 from avemo.datasets.labels import RAVDESS
 from avemo.datasets.scan import ScanResult, scan_folder
-from avemo.errors import DatasetError
+from avemo.errors import DatasetError, NameShapeError
 
 DATASET = "ravdess"
 
@@ -80,11 +80,11 @@ def parse_ravdess_name(name: str | Path) -> dict[str, Any]:
     from avemo.media.probe import AUDIO_SUFFIXES, MEDIA_SUFFIXES, VIDEO_SUFFIXES
 
     stem, suffix = _split_suffix(str(name))
+    match = _NAME.match(stem)
+    if not match:  # first: a name of another shape (notes.txt) is no RAVDESS name, whatever its suffix
+        raise NameShapeError("not a RAVDESS name: expected 7 two-digit fields MM-VV-EE-II-SS-RR-AA", name)
     if suffix and suffix not in MEDIA_SUFFIXES:
         raise DatasetError(f"not a media file name ({suffix})", name)
-    match = _NAME.match(stem)
-    if not match:
-        raise DatasetError("not a RAVDESS name: expected 7 two-digit fields MM-VV-EE-II-SS-RR-AA", name)
     modality, channel, emotion, intensity, statement, repetition, actor = match.groups()
     checks = (
         (modality, MODALITIES, "modality"),

@@ -35,7 +35,7 @@ from avemo.datasets.labels import CREMA_D, EMODB, IEMOCAP4, MELD, RAVDESS, Label
 from avemo.datasets.meld import read_meld
 from avemo.datasets.ravdess import parse_ravdess_name, read_ravdess
 from avemo.datasets.scan import ScanResult
-from avemo.errors import DatasetError
+from avemo.errors import DatasetError, NameShapeError
 
 READERS: dict[str, Callable[..., ScanResult]] = {
     "ravdess": read_ravdess,
@@ -97,7 +97,10 @@ def parse_file_name(name: str | Path, dataset: str | None = None) -> dict[str, A
     ``modalities`` and the dataset's fields).
 
     Raises:
-        DatasetError: no convention fits; the reason lists why each one failed.
+        DatasetError: no convention fits. A name of none of their shapes (``my_video.mp4``, a
+        :class:`~avemo.errors.NameShapeError` from each parser) is said to follow none, in a few words;
+        a name of one's shape with a wrong field (``03-01-09-01-01-01-01.wav``: no emotion 09) gets
+        that convention's reason. Every parser's reason, for any user file, was a wall of text.
     """
     if dataset is not None:
         if dataset not in NAME_PARSERS:
@@ -105,13 +108,17 @@ def parse_file_name(name: str | Path, dataset: str | None = None) -> dict[str, A
                 f"dataset {dataset!r} has no file-name convention; known: {', '.join(sorted(NAME_PARSERS))}", name
             )
         return NAME_PARSERS[dataset](Path(str(name)).name)
-    reasons = []
+    near = []
     for key, parse in NAME_PARSERS.items():
         try:
             return parse(Path(str(name)).name)
+        except NameShapeError:
+            continue
         except DatasetError as exc:
-            reasons.append(f"{key}: {exc.reason}")
-    raise DatasetError("no dataset naming convention fits (" + "; ".join(reasons) + ")", name)
+            near.append(f"named after the {key} convention, but {exc.reason}")  # one at most: the shapes differ
+    if not near:
+        raise DatasetError(f"the name follows no known dataset's naming convention ({', '.join(NAME_PARSERS)})", name)
+    raise DatasetError("; ".join(near), name)
 
 
 def take_of_stem(dataset: str, stem: str) -> str:

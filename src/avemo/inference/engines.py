@@ -35,7 +35,8 @@ def check_engine(engine: str, checkpoint: bool = False) -> None:
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if checkpoint and engine != "torch":
-        raise ConfigError(f"engine {engine} runs the bundled model only; a zoo checkpoint (model) runs on torch")
+        raise ConfigError(f"engine {engine} runs the bundled model only: a checkpoint trained with avemo train "
+                          "runs on engine torch")
 
 
 class Engine(ABC):

@@ -6,8 +6,10 @@
   row per timeline window (``level = window``), with the probability of every emotion in its own
   column (empty, like ``emotion``, where there is none), whether audio / video contributed, the
   speech share (``speech``) and the uncertainty flag (``uncertain``); with transcripts, a ``text``
-  column (the clip's transcript, each window's words); then ``crowd``: the crowd detector's score of
-  each window (:mod:`avemo.inference.crowd`; at or above the model's ``crowd_threshold`` the window
+  column (the clip's transcript, each window's words); with the text expert (``--modalities
+  audio,video,text``), ``text_used``: whether it contributed to the clip and to each window, as
+  ``audio`` and ``video`` say for theirs (``text`` holds the words, not that); then ``crowd``: the
+  crowd detector's score of each window (:mod:`avemo.inference.crowd`; at or above the model's ``crowd_threshold`` the window
   got no audio vote), empty on clip rows, in windows without audio and for a model without the
   detector; last, with speakers (``--group-by-speaker`` / ``--speakers``), ``speaker`` (every row of a file
   given one) and ``speaker_normalised`` (true on the clip row of a speaker-normalised result; windows
@@ -15,7 +17,8 @@
   a formula (starting with ``= + - @``, a tab or a carriage return) is written with a leading ``'``.
 * Table: per file, the clip's emotion, the probability of each emotion (clip, and each expert
   alone: audio, video, text), the speaker when one was given (and whether its audio was
-  speaker-normalised), which modalities were used and why not, the transcript when there is
+  speaker-normalised), which modalities were used and why not ("video: not used: an audio-only file
+  (no video stream)"), the transcript when there is
   one, and the timeline (every window for short clips, runs of the same emotion for long ones; with
   the words said in each, and each window's crowd score); an uncertain result or window is marked
   ``?``, one without emotion reads "no emotion (no speech, no face)", a window without emotion reads
@@ -33,6 +36,7 @@ from pathlib import Path
 
 from avemo.errors import ConfigError
 from avemo.inference.result import Prediction
+from avemo.inference.text import TEXT
 
 FORMATS = ("table", "json", "csv")
 #: the format an output file's extension names (``avemo predict --out r.json`` without ``--format``)
@@ -70,9 +74,13 @@ def spreadsheet_text(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def csv_columns(labels: Sequence[str], text: bool = False, speaker: bool = False) -> list[str]:
+def csv_columns(labels: Sequence[str], text: bool = False, speaker: bool = False,
+                text_used: bool = False) -> list[str]:
+    """The CSV's columns: ``text`` (the transcript's words) with transcripts, ``text_used`` (whether the
+    text expert contributed, as ``audio`` and ``video`` say of theirs) when it ran, the speaker columns
+    with speakers."""
     return ["path", "level", "start", "end", "emotion", *labels, "audio", "video", "face_coverage", "speech",
-            "uncertain", *(["text"] if text else []), "crowd",
+            "uncertain", *(["text"] if text else []), *(["text_used"] if text_used else []), "crowd",
             *(["speaker", "speaker_normalised"] if speaker else [])]
 
 
@@ -85,8 +93,9 @@ def to_csv(predictions: Sequence[Prediction], labels: Sequence[str] = ()) -> str
     labels = list(labels) or next((p.labels for p in predictions if p.labels), [])
     text = any(p.transcript is not None for p in predictions)
     speaker = any(p.speaker is not None for p in predictions)
+    text_used = any(TEXT in p.modalities for p in predictions)  # the text expert ran
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=csv_columns(labels, text, speaker), lineterminator="\n",
+    writer = csv.DictWriter(buffer, fieldnames=csv_columns(labels, text, speaker, text_used), lineterminator="\n",
                             extrasaction="ignore")
     writer.writeheader()
     for p in predictions:
@@ -99,6 +108,7 @@ def to_csv(predictions: Sequence[Prediction], labels: Sequence[str] = ()) -> str
             "face_coverage": "" if p.face_coverage is None else f"{p.face_coverage:.4f}",
             "speech": _share(p.speech), "uncertain": p.uncertain,
             "text": "" if p.transcript is None else spreadsheet_text(p.transcript.text),
+            "text_used": p.modalities[TEXT].used if TEXT in p.modalities else "",
             **_speaker_cells(p, clip=True),
         })
         for w in p.timeline:
@@ -106,7 +116,8 @@ def to_csv(predictions: Sequence[Prediction], labels: Sequence[str] = ()) -> str
                 "path": path, "level": "window", "start": round(w.start, 3), "end": round(w.end, 3),
                 "emotion": w.emotion or "", **_cells(w.probabilities),
                 "audio": w.audio, "video": w.video, "face_coverage": "", "speech": _share(w.speech),
-                "uncertain": w.uncertain, "text": spreadsheet_text(w.text or ""), "crowd": _share(w.crowd),
+                "uncertain": w.uncertain, "text": spreadsheet_text(w.text or ""),
+                "text_used": "" if w.text_used is None else w.text_used, "crowd": _share(w.crowd),
                 **_speaker_cells(p, clip=False),
             })
     return buffer.getvalue()
@@ -188,7 +199,9 @@ def render(prediction: Prediction, console) -> None:
             extra = f", face in {100 * p.face_coverage:.0f} % of analysed frames" if name == "video" and p.face_coverage is not None else ""
             console.print(f"  {name}: used{extra}", soft_wrap=True)
         else:
-            console.print(f"  {name}: [yellow]not used[/] ({escape(status.reason or '')})", soft_wrap=True)
+            # "not used: REASON": a reason has brackets of its own ("an audio-only file (no video stream)")
+            why = f": {escape(status.reason)}" if status.reason else ""
+            console.print(f"  {name}: [yellow]not used[/]{why}", soft_wrap=True)
     own = {m: s.probabilities for m, s in p.modalities.items() if s.probabilities is not None}  # each expert alone
     table = Table(title="probabilities", title_justify="left")
     table.add_column("emotion")

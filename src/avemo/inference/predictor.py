@@ -302,6 +302,7 @@ class Predictor:
         crowd = np.full(len(w.bounds), np.nan) if w.crowd is None else w.crowd
         gated = np.zeros(len(w.bounds), bool) if w.crowd_gated is None else w.crowd_gated
         flags = uncertain(w.probabilities, self.abstention.tau)
+        said = w.present.get("text")  # where the text expert contributed (None: it did not run)
         timeline = tuple(
             WindowPrediction(
                 start=float(w.bounds[k, 0]), end=float(w.bounds[k, 1]),
@@ -311,6 +312,7 @@ class Predictor:
                 uncertain=bool(flags[k]), speech=None if np.isnan(speech[k]) else float(speech[k]),
                 text=None if transcript is None else transcript.between(*w.bounds[k]),
                 crowd=None if np.isnan(crowd[k]) else float(crowd[k]), crowd_gated=bool(gated[k]),
+                text_used=None if said is None else bool(said[k]),
             )
             for k in range(len(w.bounds))
             for empty in [bool(np.isnan(w.probabilities[k]).any())]
@@ -331,6 +333,7 @@ class Predictor:
             uncertain=probs is None or bool(uncertain(probs, self.abstention.tau)),
             speech=result.speech,
             transcript=transcript,
+            labels=self.labels,
         )
 
     def predict_many(self, paths: Iterable[str | Path], progress: BatchProgress | None = None,

@@ -36,7 +36,9 @@ With ``transcribe=True`` (:mod:`avemo.inference.transcripts`) the prediction als
 ``"transcript": {"text": "Dogs are sitting by the door.", "language": "en", "language_probability": 0.99,
 "words": [{"text": "Dogs", "start": 0.8, "end": 1.38, "probability": 0.98}, ...]}`` and each
 window a ``"text"``: the words whose middle falls in the window ("" when none). Without it
-neither key is present.
+neither key is present. With the text expert (``modalities="audio,video,text"``) each window also has
+``"text_used"``: whether the text expert contributed there (its words, and a voice or a face to add
+to), as ``"audio"`` and ``"video"`` say for the other experts (``"text"`` holds the words).
 
 ``warnings``: one line each about what the file made the decoders skip (a damaged middle, a
 truncated end: the prediction then covers what could be decoded, and ``duration`` is its length),
@@ -103,6 +105,7 @@ class WindowPrediction:
     text: str | None = None  # the words said in the window, when the file was transcribed
     crowd: float | None = None  # the crowd detector's score (None: no detector, or no audio in the window)
     crowd_gated: bool = False  # the crowd gate took the voice out (the window's score or the clip's decision)
+    text_used: bool | None = None  # the text expert contributed to this window (None: it did not run)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -120,6 +123,8 @@ class WindowPrediction:
             out["crowd_gated"] = self.crowd_gated
         if self.text is not None:
             out["text"] = self.text
+        if self.text_used is not None:
+            out["text_used"] = self.text_used
         return out
 
 
@@ -140,16 +145,20 @@ class Prediction:
     speech: float | None = None  # share of the clip that is speech (None: not known)
     transcript: Any = None  # an avemo.features.audio.asr.Transcript, when the file was transcribed
     speaker: str | None = None  # the speaker the caller said the file is of (None: not given)
+    #: the emotions of the model, in output order: given by the predictor, so that a result without
+    #: probabilities (a silent clip) has them too; else (a Prediction made by hand) its probabilities' keys
+    labels: tuple[str, ...] = ()
 
-    @property
-    def labels(self) -> list[str]:
-        """The emotions of the model, in output order (empty for a result without probabilities)."""
-        return list(self.probabilities or ())
+    def __post_init__(self) -> None:
+        if not self.labels and self.probabilities:
+            object.__setattr__(self, "labels", tuple(self.probabilities))
 
     def timeline_frame(self):
         """The timeline as a pandas DataFrame, one row per window: start, end, emotion, one column per
-        emotion (NaN for a window without emotion), whether audio / video contributed, the speech share,
-        the uncertainty flag, the window's text when the file was transcribed, and, as in the CSV, the
+        emotion of the model (:attr:`labels`; NaN for a window without emotion, and every window of a
+        silent clip), whether audio / video contributed, the speech share,
+        the uncertainty flag, the window's text when the file was transcribed, whether the text expert
+        contributed (``text_used``) when it ran, and, as in the CSV, the
         crowd detector's score (NaN where it scored no audio) and whether the crowd gate took the
         window's voice out."""
         import pandas as pd
@@ -159,11 +168,11 @@ class Prediction:
             row = {"start": w.start, "end": w.end, "emotion": w.emotion}
             row.update({k: float(v) for k, v in (w.probabilities or {}).items()})
             row.update(audio=w.audio, video=w.video, speech=w.speech, uncertain=w.uncertain, text=w.text,
-                       crowd=w.crowd, crowd_gated=w.crowd_gated)
+                       text_used=w.text_used, crowd=w.crowd, crowd_gated=w.crowd_gated)
             rows.append(row)
         columns = ["start", "end", "emotion", *self.labels, "audio", "video", "speech", "uncertain"]
         return pd.DataFrame(rows, columns=columns + (["text"] if self.transcript is not None else [])
-                            + ["crowd", "crowd_gated"])
+                            + (["text_used"] if "text" in self.modalities else []) + ["crowd", "crowd_gated"])
 
     def to_dict(self) -> dict[str, Any]:
         return {

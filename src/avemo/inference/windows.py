@@ -31,6 +31,8 @@ MIN_HOP = 0.01
 #: 300 s file at hop 0.001 s was 300,000 rows and 100 MB of JSON); ``avemo serve`` may be
 #: stricter (its ``max_timeline_rows``)
 MAX_ROWS = 100_000
+#: what a window or a hop must be (inf and nan are numbers, but no length of time)
+SECONDS = "a finite positive number of seconds"
 
 
 def timeline_rows(duration: float | None, hop: float) -> int:
@@ -58,11 +60,11 @@ class WindowGrid:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.window, int | float) and math.isfinite(self.window) and self.window > 0):
-            raise ConfigError(f"window must be a positive number of seconds, got {self.window!r}")
+            raise ConfigError(f"window must be {SECONDS}, got {self.window!r}")
         if self.window < MIN_HOP:  # no hop could be both short enough and long enough
             raise ConfigError(f"window must be at least {MIN_HOP:g} s (the shortest timeline step), got {self.window:g}")
         if not (isinstance(self.hop, int | float) and math.isfinite(self.hop) and self.hop > 0):
-            raise ConfigError(f"hop must be a positive number of seconds, got {self.hop!r}")
+            raise ConfigError(f"hop must be {SECONDS}, got {self.hop!r}")
         if self.hop < MIN_HOP:
             raise ConfigError(f"hop must be at least {MIN_HOP:g} s (the shortest timeline step), got {self.hop:g}")
         if self.hop > self.window + 1e-9:

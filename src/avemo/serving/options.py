@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from avemo.inference.text import TEXT
-from avemo.inference.windows import shortest_hop, timeline_rows
+from avemo.inference.windows import SECONDS, shortest_hop, timeline_rows
 from avemo.modality import MODALITIES
 from avemo.serving.progress import PROGRESS_ID
 from avemo.serving.responses import ApiError
@@ -38,7 +38,7 @@ def _number(upload: Upload | Form, name: str) -> float | None:
     except ValueError:
         raise ApiError(422, "invalid_field", f"form field '{name}' must be a number of seconds") from None
     if not math.isfinite(value):
-        raise ApiError(422, "invalid_field", f"form field '{name}' must be a finite number")
+        raise ApiError(422, "invalid_field", f"form field '{name}' must be {SECONDS}, got {text.strip()}")
     return value
 
 

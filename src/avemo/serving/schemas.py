@@ -36,6 +36,9 @@ class WindowOut(BaseModel):
     uncertain: bool = Field(description="The top probability is below the model's threshold, or there is no emotion.")
     text: str | None = Field(None, description="With transcribe: the words said in this window (\"\" when none); "
                              "absent otherwise.")
+    text_used: bool | None = Field(None, description="With text among the modalities: the text expert contributed "
+                                   "to this window (it has words, and a voice or a face to add to), as audio and video "
+                                   "say for theirs; absent otherwise.")
     crowd: float | None = Field(None, description="With a model that has a crowd detector: the probability that "
                                 "several people talk at once in this window (at or above the model's threshold, "
                                 "the window gets no audio vote); absent without a detector, and in the windows whose "

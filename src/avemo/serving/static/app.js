@@ -360,7 +360,8 @@ function showModalities(result) {
     verdict.className = status.used ? "used" : "unused";
     verdict.textContent = status.used ? "used" : "not used";
     item.append(verdict);
-    if (!status.used && status.reason) item.append(` (${status.reason})`);
+    // "not used: REASON", as avemo predict's table: a reason has brackets of its own ("an audio-only file (no video stream)")
+    if (!status.used && status.reason) item.append(`: ${status.reason}`);
     if (modality === "video" && status.used && result.face_coverage != null) {
       item.append(`, face found in ${percent(result.face_coverage)} of the analysed frames`);
     }
