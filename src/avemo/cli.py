@@ -7,6 +7,7 @@ exit code 2; batch commands go on past bad items, list them at the end and exit 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import inspect
 import io
@@ -1817,6 +1818,19 @@ def _help_as_paragraphs(typer_app: typer.Typer) -> None:
 _help_as_paragraphs(app)
 
 
+def _interrupt_handled() -> None:
+    """Tell the interpreter that the Ctrl-C it saw was handled. CPython 3.11 sets a flag when a
+    KeyboardInterrupt ends code that a library runs through ``PyRun_*`` (its own nested call), and
+    when the program ran as a module it kills itself with SIGINT at exit whenever the flag is up,
+    whoever caught the interrupt later: ``python -m avemo`` then ended with -2, not 130, about one
+    Ctrl-C in three during training. Python 3.12 keeps the flag inside its runtime state, where no
+    symbol reaches it; nothing is done there."""
+    try:
+        ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt").value = 0
+    except ValueError:  # no such symbol in this interpreter
+        pass
+
+
 def main() -> None:
     """Console entry point: one-line errors instead of tracebacks for user errors."""
     try:
@@ -1826,10 +1840,12 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:  # before or after the command (Typer handles it during one)
         print("avemo: interrupted", file=sys.stderr)
+        _interrupt_handled()
         sys.exit(130)
     except SystemExit as exc:
         if exc.code == 130:  # Typer turns Ctrl-C during a command into a silent exit with code 130
             print("avemo: interrupted", file=sys.stderr)
+            _interrupt_handled()
         raise
 
 
