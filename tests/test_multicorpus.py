@@ -137,6 +137,38 @@ def test_corpora_file(tmp_path):
         read_corpora_file(path)
 
 
+@pytest.mark.parametrize(("entry", "reason"), [
+    # a string was read as one speaker per character ("0", "3"); numbers lose their leading zero
+    ('speakers = "03"', 'speakers must be a non-empty list of speaker ids as strings (e.g. ["03", "08"]), got \'03\''),
+    ("speakers = [3, 8]", 'speakers must be a non-empty list of speaker ids as strings (e.g. ["03", "08"]), got [3, 8]'),
+    ("speakers = []", 'speakers must be a non-empty list of speaker ids as strings (e.g. ["03", "08"]), got []'),
+    ('weight = "x"', "weight must be a number, got 'x'"),  # a traceback (ValueError)
+    ("name = 5", "name must be a non-empty string, got 5"),  # a traceback (TypeError)
+])
+def test_corpora_file_refuses_a_value_of_the_wrong_kind_in_one_line(tmp_path, entry, reason):
+    path = tmp_path / "corpora.toml"
+    path.write_text(f'[[corpora]]\ndataset = "ravdess"\nroot = "r"\n\n[[corpora]]\ndataset = "emodb"\nroot = "e"\n'
+                    f"{entry}\n")
+    corpus = "5" if entry == "name = 5" else "emodb"
+    with pytest.raises(ConfigError) as bad:
+        read_corpora_file(path)
+    assert str(bad.value) == f"{path}: corpora entry 2 ({corpus}): {reason}"
+
+
+def test_corpora_file_names_itself_for_an_unknown_dataset_or_a_labels_csv_of_a_named_dataset(tmp_path):
+    path = tmp_path / "corpora.toml"
+    path.write_text('[[corpora]]\ndataset = "ravdes"\nroot = "r"\n')
+    with pytest.raises(ConfigError) as bad:
+        read_corpora_file(path)
+    assert str(bad.value) == (f"{path}: corpora entry 1 (ravdes): unknown dataset 'ravdes'; known: crema_d, emodb, "
+                              "folder, iemocap, meld, ravdess")
+    path.write_text('[[corpora]]\ndataset = "emodb"\nroot = "e"\nlabels = "labels.csv"\n')
+    with pytest.raises(ConfigError) as bad:  # it said "dataset 'emodb' takes no option(s) ['labels_csv']"
+        read_corpora_file(path)
+    assert str(bad.value) == (f"{path}: corpus emodb: labels (a labels CSV) is for folder corpora; emodb reads its "
+                              "labels from its own files")
+
+
 TWO_CORPORA = '[[corpora]]\ndataset = "ravdess"\nroot = "r"\n\n[[corpora]]\ndataset = "emodb"\nroot = "e"\n'
 
 
@@ -324,7 +356,10 @@ def test_cli_refuses_ambiguous_speakers_and_unequal_pairs(two_small_corpora, tmp
     base = ["train", "--dataset", "ravdess", "--root", rav, "--dataset", "emodb", "--root", emo,
             "--model", "whisper_logreg", "--out", tmp_path / "r", "--cache", tmp_path / "c"]
     for extra, message in ((["--val-speakers", "08"], "ambiguous"),
-                           (["--dataset", "crema_d"], "one --dataset per --root")):
+                           (["--dataset", "crema_d"], "one --dataset per --root"),
+                           # it asked for "speakers= and labels=" when only --speakers was given
+                           (["--speakers", "01"], "--speakers reads one corpus; with several corpora, give "
+                                                  "speakers= per corpus in a --corpora file")):
         code, _, err = avemo_main(*base, *extra)
         assert code != 0 and message in err
 

@@ -606,8 +606,11 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
                          f"and {len(roots)} --root")
     else:
         specs = [CorpusSpec(d, r) for d, r in zip(datasets, roots, strict=True)]
-    if len(specs) > 1 and (_speakers(speakers) is not None or labels is not None):
-        raise AvemoError("with several corpora, give speakers= and labels= per corpus in a --corpora file")
+    given = [o for o, v in (("--speakers", _speakers(speakers)), ("--labels", labels)) if v is not None]
+    if len(specs) > 1 and given:
+        keys = " and ".join(f"{o[2:]}=" for o in given)
+        raise AvemoError(f"{' and '.join(given)} read{'s' if len(given) == 1 else ''} one corpus; with several "
+                         f"corpora, give {keys} per corpus in a --corpora file")
     if len(specs) > 1 and (protocol is not None or media is not None):
         raise AvemoError("--protocol and --media read one IEMOCAP corpus; with several corpora, give protocol= "
                          "and media= per iemocap corpus in a --corpora file")
