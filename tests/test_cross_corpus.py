@@ -243,6 +243,26 @@ def test_cli_evaluate_across_corpora(ravdess_checkpoint, small_emodb, cache_dir,
 
 
 @pytest.mark.shared_data
+def test_train_and_evaluate_say_how_the_extraction_goes(ravdess_checkpoint, small_emodb, emodb_subset, avemo_main,
+                                                        tmp_path, monkeypatch):
+    """``extract`` and ``benchmark`` showed their extraction's progress; ``train`` and ``evaluate`` extracted a
+    corpus not in the cache yet (minutes for RAVDESS) without a word until they were done."""
+    from avemo import cli
+
+    monkeypatch.setattr(cli, "PROGRESS_EVERY", 0.0)  # a line at every step (stderr is no terminal here)
+    emodb = emodb_subset(("03", "08", "09"), step=10)
+    total = len(list(emodb.iterdir()))
+    code, _, err = avemo_main("train", "--dataset", "emodb", "--root", emodb, "--model", "egemaps_logreg",
+                              "--out", tmp_path / "run", "--cache", tmp_path / "c1", "-j", "1")
+    assert code == 0, err
+    assert f"avemo: extracting audio: 1 of {total} (" in err and f"avemo: extracting audio: {total} of {total} (100 %)" in err
+    code, _, err = avemo_main("evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "emodb", "--root",
+                              small_emodb, "--cache", tmp_path / "c2", "-j", "1")
+    assert code == 0, err
+    assert "avemo: extracting audio: 13 of 13 (100 %)" in err  # the 13 takes with a label it can be scored on
+
+
+@pytest.mark.shared_data
 def test_cli_refuses_a_corpus_with_nothing_to_score(ravdess_checkpoint, shared_data, cache_dir, tmp_path,
                                                     avemo_main):
     bored = tmp_path / "bored"

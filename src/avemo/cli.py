@@ -87,7 +87,7 @@ PROGRESS_EVERY = 5.0
 
 
 class _LineProgress:
-    """The progress of ``extract``, ``train`` and ``benchmark`` when stderr is not a terminal (a log
+    """The progress of ``extract``, ``train``, ``evaluate`` and ``benchmark`` when stderr is not a terminal (a log
     file, a job, CI): a line every :data:`PROGRESS_EVERY` seconds, ``avemo: extracting: 120 of 11098
     (1 %), 40 s so far``, for the few calls of a rich ``Progress`` these commands make."""
 
@@ -140,6 +140,15 @@ def _progress(total: int, description: str):
         transient=True,
         disable=total < 2,
     )
+
+
+@contextlib.contextmanager
+def _extracting(total: int):
+    """``gather``'s ``progress(input, done, total)`` for ``avemo train`` and ``evaluate``: a bar (or lines)
+    per input being extracted (the features of a corpus not in the cache yet, minutes of work, came
+    without a word)."""
+    with _progress(total, "extracting") as bar:
+        yield _extraction_bar(bar)
 
 
 @contextlib.contextmanager
@@ -842,7 +851,9 @@ def _train_split(model: str, model_config: str | None, inputs, data, cache, work
     from avemo.training import gather, resolve_split
     from avemo.training.experiment import refuse_unusable
 
-    gathered = gather(data.takes, inputs, tables=data.tables, cache=cache, workers=workers or _cores())
+    with _extracting(len(data.takes)) as progress:
+        gathered = gather(data.takes, inputs, tables=data.tables, cache=cache, workers=workers or _cores(),
+                          progress=progress)
     try:
         refuse_unusable(data, gathered)  # no take (of one corpus) has the model's inputs: say why, in one line
     except AvemoError as exc:
@@ -966,7 +977,9 @@ def evaluate(
             prepare_folder(plots)
         report = stack.enter_context(_output(json_out))  # may go into the folder just made
         cache = _cache(cache_dir)
-        ev = _evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt)
+        with _extracting(len(data.takes)) as progress:
+            ev = _evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt,
+                                      progress=progress)
         _say_left_out(ev)
         m = ev.metrics
         console.print(f"{m.n} takes: " + ", ".join(f"{name} {value:.4f}" for name, value in _headline(m))
@@ -1177,7 +1190,8 @@ def _print_bench(results: dict, md_path: Path, json_path: Path) -> None:
 
 
 def _extraction_bar(bar):
-    """``run_benchmark``'s ``extract_progress``: a line of ``bar`` per corpus being extracted."""
+    """``run_benchmark``'s ``extract_progress`` (a line of ``bar`` per corpus being extracted), or
+    ``gather``'s ``progress`` (a line per input)."""
     tasks: dict[str, int] = {}
 
     def update(corpus: str, done: int, total: int) -> None:
