@@ -1203,11 +1203,12 @@ def _extraction_bar(bar):
 
 
 def _test_corpora(values: list[str], data) -> list:
-    """``--test-corpus DATASET=ROOT`` values -> the corpora read (one-line errors: a malformed value, an
-    unknown dataset, a missing root, no labelled clip, a name given twice, the suite's own folder, a
-    corpus of the suite's dataset that shares speakers with it)."""
+    """``--test-corpus DATASET=ROOT`` values -> the corpora read (one-line errors naming the value: a malformed
+    value, an unknown dataset, a missing root, no labelled clip, labels that cannot be compared with the
+    suite's, no clip with a scored label, a name given twice, the suite's own folder, a corpus of the
+    suite's dataset that shares speakers with it)."""
     from avemo.datasets.readers import list_datasets
-    from avemo.evaluation.benchmark import OodCorpus
+    from avemo.evaluation.benchmark import OodCorpus, check_ood
     from avemo.training import load_data
 
     out = []
@@ -1221,7 +1222,12 @@ def _test_corpora(values: list[str], data) -> list:
             raise AvemoError(f"--test-corpus {dataset} given twice (one corpus of each dataset)")
         if Path(root).expanduser().resolve() == Path(data.root).expanduser().resolve():
             raise AvemoError(f"--test-corpus {value!r} is the suite's own corpus, not out of domain")
-        corpus = OodCorpus(dataset, load_data(dataset, Path(root).expanduser()))
+        try:  # the reader's and the label map's errors name the option too (several --test-corpus may be given)
+            corpus = OodCorpus(dataset, load_data(dataset, Path(root).expanduser()))
+            check_ood(data, [corpus])
+        except AvemoError as exc:
+            where = "" if exc.path is None or Path(exc.path) == Path(root).expanduser() else f"{exc.path}: "
+            raise type(exc)(f"--test-corpus {value!r}: {where}{exc.reason}") from None
         shared = sorted(set(corpus.data.speakers) & set(data.speakers)) if dataset == data.dataset != "folder" else []
         if shared:
             raise AvemoError(f"--test-corpus {value!r}: speakers {shared[:5]}{' ...' if len(shared) > 5 else ''} are in "
