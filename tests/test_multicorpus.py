@@ -391,6 +391,12 @@ def test_cli_takes_label_space_and_balance_from_the_corpora_file_unless_given(tw
         meta = json.loads((out / "checkpoint.json").read_text())
         assert (meta["data"]["label_space"]["mode"], meta["train"]["balance"]) == (space, balance)
         assert ("boredom" in meta["labels"]["emotions"]) == (space == "union_masked")
+        # in words: it printed "label space shared ['neutral', ...]; ... ravdess: {'surprised': 3}"
+        left = "; ".join(f"{c} " + ", ".join(f"{e} {n}" for e, n in counts.items())
+                         for c, counts in meta["data"]["left_out"].items()) or "none"
+        assert (f"label space {space}: {', '.join(meta['labels']['emotions'])}; clips left out (no partner): "
+                f"{left}\n") in err
+        assert space == "union_masked" or left.startswith("ravdess surprised ")
 
 
 def test_cli_refuses_a_corpora_file_key_it_does_not_read_before_any_work(avemo_main, tmp_path, monkeypatch):

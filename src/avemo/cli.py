@@ -641,9 +641,11 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
         data = load_corpora(specs, label_space, visual_table=visual_table, progress=progress, **asr)
     _say_transcribed(data.transcripts)
     space = data.corpora.space
-    left = "; ".join(f"{c}: {dict(e)}" for c, e in data.corpora.left_out.items()) or "none"
-    console_err.print(escape(f"label space {space.mode} {list(space.labels.emotions)}; clips left out (no partner): "
-                             f"{left}"))
+    left = "; ".join(f"{c} " + ", ".join(f"{e} {n}" for e, n in counts.items())
+                     for c, counts in data.corpora.left_out.items()) or "none"
+    # in words, as train says its split: it printed Python's list and dicts ("ravdess: {'surprised': 40}")
+    console_err.print(escape(f"label space {space.mode}: {', '.join(space.labels.emotions)}; clips left out (no "
+                             f"partner): {left}"), soft_wrap=True)
     return data
 
 
