@@ -1444,7 +1444,9 @@ def _write_predictions(predictions, fmt: str, output, *, single: bool, labels=()
 
 
 #: the model options of `predict` and `serve` (one meaning, one default: ServeSettings')
-MODEL_HELP = "A checkpoint from `avemo train` to use instead of the bundled model."
+MODEL_HELP = ("A checkpoint from `avemo train` to use instead of the bundled model. It has none of the bundle's "
+              "abstention (no voice-activity or crowd gate, no tau of its own): silence and noise get an emotion "
+              "too, with speech null.")
 ENGINE_HELP = "torch or onnx (the bundled model's encoders and fusion; a --model checkpoint runs on torch)."
 DEVICE_HELP = "auto (GPU when present), cpu, cuda..."
 _SERVE = ServeSettings()  # the defaults shown by `serve --help` and `predict --help`
