@@ -364,6 +364,21 @@ def test_cli_refuses_ambiguous_speakers_and_unequal_pairs(two_small_corpora, tmp
         assert code != 0 and message in err
 
 
+def test_cli_checks_the_label_space_with_one_corpus_and_says_it_is_ignored(two_small_corpora, tmp_path, avemo_main):
+    """With one corpus --label-space was never looked at: 'bogus' trained, and union_masked was dropped
+    without a word."""
+    _, emo = two_small_corpora
+    base = ["train", "--dataset", "emodb", "--root", emo, "--model", "whisper_logreg", "--cache", tmp_path / "c",
+            "-j", "1"]
+    code, _, err = avemo_main(*base, "--label-space", "bogus", "--out", tmp_path / "bogus")
+    assert code == 2 and err.strip() == "avemo: error: --label-space 'bogus' is not one of shared, union_masked"
+    assert not (tmp_path / "bogus").exists()
+    code, _, err = avemo_main(*base, "--label-space", "union_masked", "--out", tmp_path / "one")
+    assert code == 0, err
+    assert "label space union_masked ignored: one corpus trains on its own labels" in err
+    assert json.loads((tmp_path / "one" / "checkpoint.json").read_text())["labels"]["name"] == "emodb"
+
+
 def _train_on_file(avemo_main, tmp_path, settings: str, *options):
     rav, emo = tmp_path.parent / "no_ravdess", tmp_path.parent / "no_emodb"
     path = tmp_path / "corpora.toml"

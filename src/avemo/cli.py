@@ -589,11 +589,12 @@ def _model_config(text: str | None) -> dict:
     return value
 
 
-def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_file: Path | None, *, label_space: str,
-                visual_table: Path | None, speakers: str | None, labels: Path | None, protocol: str | None = None,
-                media: Path | None = None, transcribe: bool = False, cache_dir: Path | None = None,
-                model: str | None = None, inputs: Mapping[str, Any] | None = None):
-    """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora);
+def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_file: Path | None, *,
+                label_space: str | None, visual_table: Path | None, speakers: str | None, labels: Path | None,
+                protocol: str | None = None, media: Path | None = None, transcribe: bool = False,
+                cache_dir: Path | None = None, model: str | None = None, inputs: Mapping[str, Any] | None = None):
+    """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora) in
+    ``label_space`` (None: shared; one corpus keeps its labels, and a label space given says it is ignored);
     ``transcribe``: every corpus gets transcripts by speech recognition (else those whose --corpora
     entry says ``transcribe = true``), unless the ``model``'s ``inputs`` (its InputSpecs) read no text.
     The options are checked, and a table the inputs read is given, before any data is read."""
@@ -629,6 +630,8 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
     specs = _transcribed_specs(specs, transcribe, reads)
     asr = {"cache": _cache(cache_dir)} if any(s.transcribe for s in specs) else {}
     if len(specs) == 1:
+        if label_space is not None:  # it was dropped without a word
+            console_err.print(f"label space {label_space} ignored: one corpus trains on its own labels")
         only = specs[0]
         chosen = _speakers(speakers) or (list(only.speakers) if only.speakers is not None else None)
         with _transcribing(only.transcribe) as progress:
@@ -638,7 +641,7 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
         _say_transcribed(data.transcripts)
         return data
     with _transcribing(bool(asr)) as progress:
-        data = load_corpora(specs, label_space, visual_table=visual_table, progress=progress, **asr)
+        data = load_corpora(specs, label_space or "shared", visual_table=visual_table, progress=progress, **asr)
     _say_transcribed(data.transcripts)
     space = data.corpora.space
     left = "; ".join(f"{c} " + ", ".join(f"{e} {n}" for e, n in counts.items())
@@ -834,14 +837,17 @@ def _model_inputs(model: str, model_config: str | None):
     return default_inputs(model, **_model_config(model_config))
 
 
-def _corpora_settings(corpora: Path | None, label_space: str | None) -> tuple[str, dict]:
-    """The label space of ``avemo train`` (the option given, else the --corpora file's, else shared) and
-    the TrainConfig values the --corpora file gives (its balance): the file's settings, checked."""
-    from avemo.training.corpora import corpora_file_settings
+def _corpora_settings(corpora: Path | None, label_space: str | None) -> tuple[str | None, dict]:
+    """The label space of ``avemo train`` (the option given, else the --corpora file's; None: neither, so
+    shared) and the TrainConfig values the --corpora file gives (its balance): the file's settings, checked
+    (--label-space too: an unknown one was never looked at with one corpus)."""
+    from avemo.training.corpora import SPACE_MODES, corpora_file_settings
 
+    if label_space is not None and label_space not in SPACE_MODES:
+        raise AvemoError(f"--label-space {label_space!r} is not one of {', '.join(SPACE_MODES)}")
     settings = corpora_file_settings(corpora) if corpora is not None else {}
     train_values = {k: settings[k] for k in ("balance",) if k in settings}  # label_space is no TrainConfig field
-    return label_space or settings.get("label_space", "shared"), train_values
+    return label_space or settings.get("label_space"), train_values
 
 
 def _train_split(model: str, model_config: str | None, inputs, data, cache, workers: int | None,
