@@ -263,6 +263,29 @@ def test_train_and_evaluate_say_how_the_extraction_goes(ravdess_checkpoint, smal
 
 
 @pytest.mark.shared_data
+def test_a_refusal_after_the_corpus_is_read_says_what_the_reader_skipped(ravdess_checkpoint, shared_data, cache_dir,
+                                                                         tmp_path, avemo_main):
+    """A labels CSV row without a speaker and one whose file is missing were listed only at the end of a run
+    that succeeded: the refusals they caused ("every speaker would be a validation speaker", "label sets ...
+    cannot be compared") did not say why the folder had one speaker and one label left."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("03a01Wa.wav", "03a01Fa.wav"):
+        (mine / name).symlink_to(shared_data / "emodb" / "wav" / name)
+    (mine / "labels.csv").write_text("path,emotion,speaker\n03a01Wa.wav,angry,s1\n03a01Fa.wav,happy,\n"
+                                     "gone.wav,sad,s2\n")
+    skipped = " (the dataset reader skipped 2 files, e.g. 03a01Fa.wav (labels.csv line 3: empty speaker))"
+    code, _, err = avemo_main("train", "--dataset", "folder", "--root", mine, "--model", "egemaps_logreg",
+                              "--out", tmp_path / "run", "--cache", cache_dir)
+    assert code == 2 and err.strip() == ("avemo: error: every speaker would be a validation speaker; train on more "
+                                         f"speakers{skipped}"), err
+    code, _, err = avemo_main("evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "folder", "--root", mine,
+                              "--cache", cache_dir)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "cannot be compared" in err, err
+    assert err.strip().endswith(skipped)
+
+
+@pytest.mark.shared_data
 def test_cli_refuses_a_corpus_with_nothing_to_score(ravdess_checkpoint, shared_data, cache_dir, tmp_path,
                                                     avemo_main):
     bored = tmp_path / "bored"

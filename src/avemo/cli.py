@@ -14,7 +14,7 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -787,11 +787,14 @@ def train(
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table, speakers=speakers,
                        labels=labels, protocol=protocol, media=media, transcribe=transcribe, cache_dir=cache_dir,
                        model=model, inputs=(inputs := _model_inputs(model, model_config)))
-    resolve_split(data, **(split_options := {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}))
+    with _naming_reader_skips(data.skipped):
+        resolve_split(data, **(split_options := {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}))
     with removing_new_folders(out):
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
         cache = _cache(cache_dir)
-        gathered, (tr, va, te, split_info) = _train_split(model, model_config, inputs, data, cache, workers, split_options)
+        with _naming_reader_skips(data.skipped):
+            gathered, (tr, va, te, split_info) = _train_split(model, model_config, inputs, data, cache, workers,
+                                                              split_options)
         console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_words(split_info)})"))
         bar, task = _training_bar(model, train_cfg.epochs)
         with bar, run_folder(out, overwrite=overwrite) as where:
@@ -910,6 +913,22 @@ def _refuse_a_finished_run(out: Path, overwrite: bool) -> None:
         raise refusal
 
 
+@contextlib.contextmanager
+def _naming_reader_skips(skipped: Sequence[tuple[str, str]]):
+    """An error of the work that follows the reading of a corpus says how many of its files the reader
+    skipped, and the first with its reason: "every speaker would be a validation speaker" or "label sets
+    ... cannot be compared" came without the skipped files that often cause it (a labels CSV row with an
+    empty speaker cell, a missing file), which were listed only at the end of a run that succeeded."""
+    try:
+        yield
+    except AvemoError as exc:
+        if skipped:
+            path, reason = skipped[0]
+            files = f"{len(skipped)} file{'s' if len(skipped) > 1 else ''}"
+            exc.reason += f" (the dataset reader skipped {files}, e.g. {Path(path).name} ({reason}))"
+        raise
+
+
 def _print_run(run, out: Path, data) -> None:
     """What ``avemo train`` says at the end: the skipped files (those the dataset reader of ``data``
     could not use, then those without features), the duplicates, the scores, the checkpoint's folder."""
@@ -985,7 +1004,7 @@ def evaluate(
             prepare_folder(plots)
         report = stack.enter_context(_output(json_out))  # may go into the folder just made
         cache = _cache(cache_dir)
-        with _extracting(len(data.takes)) as progress:
+        with _extracting(len(data.takes)) as progress, _naming_reader_skips(data.skipped):
             ev = _evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt,
                                       progress=progress)
         _say_left_out(ev)
