@@ -736,7 +736,9 @@ def train(
     overwrite: OverwriteOpt = False,
     visual_table: TableOpt = None,
     labels: LabelsOpt = None,
-    speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated speaker list.")] = "all",
+    speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated list of the corpus's speaker ids "
+                                                      "(one corpus; several: speakers= per corpus in --corpora).")
+                        ] = "all",
     fold: Annotated[int | None, typer.Option(help="Train on fold K of the plan; test on its test speakers.")] = None,
     plan: Annotated[
         str | None, typer.Option(help="Fold plan: a built-in name (ravdess, ravdess_au, iemocap_loso) or a JSON file (default: the smallest built-in "
