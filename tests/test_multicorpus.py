@@ -535,5 +535,9 @@ def test_load_corpora_refuses_unknown_datasets_and_empty_folders(two_small_corpo
     (tmp_path / "empty").mkdir()
     with pytest.raises(AvemoError, match="no labelled emodb files"):
         load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("emodb", tmp_path / "empty")])
+    # the error names the entry: two entries may read one folder (it said only "speakers ['99'] have no files")
+    with pytest.raises(AvemoError) as bad:
+        load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("ravdess", rav, speakers=("99",), name="again")])
+    assert str(bad.value) == f"{rav}: corpus again: speakers ['99'] have no files under the folder"
     with pytest.raises(ConfigError, match="given twice"):
         load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("ravdess", rav)])
