@@ -325,6 +325,27 @@ def test_unmappable_corpus_is_refused_in_one_line(ravdess_checkpoint, shared_dat
     assert "label sets ravdess" in err and "cannot be compared" in err
 
 
+@pytest.mark.shared_data
+def test_a_folders_label_set_is_its_labels_csvs_whichever_speakers_are_read(ravdess_checkpoint, shared_data,
+                                                                              cache_dir, tmp_path):
+    """The label set of a folder was made of the takes left after --speakers: scoring speaker s1 alone
+    (angry, happy) let the model answer only angry or happy, an easier test than the folder's own three
+    labels (a named dataset's set never depended on the speakers read)."""
+    root = tmp_path / "mine"
+    root.mkdir()
+    rows = ["path,emotion,speaker"]
+    for f, emotion, speaker in zip(sorted((shared_data / "emodb" / "wav").glob("*.wav")), ("angry", "happy", "sad"),
+                                   ("s1", "s1", "s2"), strict=True):
+        (root / f.name).symlink_to(f)
+        rows.append(f"{f.name},{emotion},{speaker}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    data = load_data("folder", root, speakers=["s1"])
+    assert [t.speaker for t in data.takes] == ["s1", "s1"]
+    assert data.labels.emotions == ("happy", "sad", "angry")
+    ev = evaluate_checkpoint(ravdess_checkpoint, data, cache=FeatureCache(cache_dir))
+    assert list(ev.metrics.labels) == ["happy", "sad", "angry"] and ev.metrics.n == 2
+
+
 @pytest.fixture(scope="module")
 def late_checkpoint(tmp_path_factory, ravdess_subset, au_table, cache_dir):
     """A 1-epoch late_calibrated (eGeMAPS audio expert x AU-means expert) on 10 clips of each of three

@@ -155,10 +155,10 @@ def load_data(
         labels = iemocap_label_set(protocol)
     elif dataset in DATASET_LABEL_SETS:
         labels = DATASET_LABEL_SETS[dataset]
-    else:
+    else:  # a folder's: the emotions of its labels CSV, whichever speakers are read (as a named dataset's set)
         from avemo.datasets.labels import label_set_for
 
-        labels = label_set_for(dataset, (t.emotion for t in takes))
+        labels = label_set_for(dataset, (c.emotion for c in scan.clips))
     return DataBundle(dataset, Path(root), takes, labels, tables, [(str(s.path), s.reason) for s in scan.skipped],
                       transcripts=scan.transcripts, duplicates=[(str(s.path), s.reason) for s in scan.duplicates])
 
