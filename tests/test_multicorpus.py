@@ -476,6 +476,19 @@ def test_train_help_shows_the_corpora_table_name(avemo_main, monkeypatch):
     assert code == 0 and "A TOML (or YAML/JSON) file of [[corpora]] entries" in out
 
 
+def test_train_help_states_the_training_defaults_as_train_config_has_them():
+    """--epochs, --seed, --batch-size, --device and --speaker-norm said "Override ..." without the value they override."""
+    import typer
+
+    from avemo.cli import app
+
+    params = {p.name: p for p in typer.main.get_command(app).commands["train"].params}
+    defaults = TrainConfig()
+    for name, value in (("epochs", defaults.epochs), ("seed", defaults.seed), ("batch_size", defaults.batch_size),
+                        ("device", defaults.device), ("speaker_norm", "on" if defaults.speaker_norm else "off")):
+        assert params[name].show_default == f"the --config file's, else {value}", name
+
+
 def test_closed_form_refuses_the_class_balanced_sampler():
     x, y = _separable(d=512)
     model = create_model("whisper_logreg", num_classes=3, combine="mean")

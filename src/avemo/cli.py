@@ -750,13 +750,19 @@ def train(
     ] = None,
     model_config: Annotated[str | None, typer.Option(help="Model options: JSON or a TOML/YAML/JSON file.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Override the random seed.")] = None,
+    epochs: Annotated[int | None, typer.Option(
+        help="The most epochs (early stopping on the validation speakers may end sooner; a model fitted in closed "
+             "form, whisper_logreg or egemaps_logreg, has none).", show_default="the --config file's, else 60")] = None,
+    seed: Annotated[int | None, typer.Option(help="The random seed.", show_default="the --config file's, else 0")
+                    ] = None,
     speaker_norm: Annotated[
-        bool | None, typer.Option("--speaker-norm/--no-speaker-norm", help="Speaker-level feature normalisation.")
+        bool | None, typer.Option("--speaker-norm/--no-speaker-norm", help="Speaker-level feature normalisation.",
+                                  show_default="the --config file's, else off")
     ] = None,
-    device: Annotated[str | None, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Training batch (the effective one with --accumulate).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.",
+                                               show_default="the --config file's, else auto")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch (the effective one with --accumulate).",
+                                                   show_default="the --config file's, else 32")] = None,
     accumulate: AccumulateOpt = None,
     checkpoint_activations: CheckpointActivationsOpt = None,
     eval_batch_size: EvalBatchOpt = None,
