@@ -1528,9 +1528,9 @@ GROUP_HELP = (
     "interview cut in clips, a call-centre agent, a study participant) with a mix of emotions. Caveat: a speaker "
     "whose clips are all one emotion is centred away from it. Needs a bundle with a speaker-normalised head "
     "(model.json config.speaker_norm; refused otherwise) and its min_clips clips with speech per speaker (10 in "
-    "the shipped bundle; fewer: single-clip results and a warning); the timeline windows keep the single-clip head. After Ctrl-C, the files "
-    "done are written with single-clip results (speaker_normalised false, a warning), unless all of their "
-    "speaker's files were done. A file with the content of an earlier one (a copy under another name) is predicted "
+    "the shipped bundle; fewer: single-clip results and a warning); the timeline windows keep the single-clip "
+    "head. After Ctrl-C, the files done are written with single-clip results (speaker_normalised false, a "
+    "warning), unless all of their speaker's files were done. A file with the content of an earlier one (a copy under another name) is predicted "
     "and counted once: its result is the first's, with a warning."
 )
 SPEAKERS_HELP = (
