@@ -197,7 +197,7 @@ def test_a_corpora_file_gives_each_iemocap_corpus_its_protocol_and_media(release
     # one corpus in a file is read as `avemo train` reads one: with its protocol and media
     from avemo.cli import _train_data
 
-    one = _train_data(None, None, _corpora(tmp_path, six), label_space="shared", visual_table=None,
+    one = _train_data(None, None, _corpora(tmp_path, six), label_space=None, visual_table=None,
                       speakers=None, labels=None)
     assert one.labels.name == "iemocap6" and sum("video" in t for t in one.takes) == 5
     assert len(one.takes) == len(load_data("iemocap", release, protocol="iemocap6").takes)

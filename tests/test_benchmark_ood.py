@@ -208,8 +208,11 @@ def _labelled_folder(root, shared_data, emotions):
 @pytest.mark.parametrize("value, message", [
     ("emodb", "--test-corpus 'emodb': give DATASET=ROOT"),
     ("tess={tmp}", "unknown dataset 'tess'; known: "),
-    ("emodb={tmp}/missing", "missing"),
-    ("folder={tmp}/mine", "label sets ravdess"),
+    # the reader's and the label map's errors did not say which --test-corpus they were about
+    ("emodb={tmp}/missing", "--test-corpus 'emodb={tmp}/missing': emodb folder does not exist"),
+    ("folder={tmp}/mine", "--test-corpus 'folder={tmp}/mine': label sets ravdess"),
+    ("emodb={tmp}/bored", "--test-corpus 'emodb={tmp}/bored': no clip has a label that ravdess can be scored on "
+                          "(boredom: 1 left out)"),
     ("ravdess={root}", "is the suite's own corpus, not out of domain"),
     ("ravdess={other}", "speakers ['01'] are in the suite's corpus too"),
 ])
@@ -221,12 +224,14 @@ def test_cli_test_corpus_errors_are_one_line_before_training(fold1_root, au_tabl
     monkeypatch.setattr(bench, "extract_all", refuse)
     monkeypatch.setattr(bench, "run_fold", refuse)
     _labelled_folder(tmp_path / "mine", shared_data, ("contempt", "pride", "contempt"))
+    (tmp_path / "bored").mkdir()
+    (tmp_path / "bored" / "08a01Lc.flac").symlink_to(shared_data / "emodb_dev" / "wav" / "08a01Lc.flac")
     code, _, err = avemo_main("benchmark", "ravdess_au", "--root", fold1_root, "--visual-table", au_table,
                               "--models", "mfcc_cnn1d", "--folds", "1", "--out", tmp_path / "out",
                               "--cache", tmp_path / "c", "--test-corpus", value.format(tmp=tmp_path, root=fold1_root,
                                                                        other=ravdess_subset(("01", "03"), step=20)))
     assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert message in err, err
+    assert message.format(tmp=tmp_path) in err, err
     assert not (tmp_path / "out").exists()
 
 

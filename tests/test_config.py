@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -39,3 +40,15 @@ def test_an_extractor_config_error_names_the_extractor():
     with pytest.raises(ConfigError) as info:
         get_extractor("whisper_base", layer=99)
     assert str(info.value) == "whisper_base config: Whisper-base has hidden states 0..6, got layer=99"
+
+
+def test_a_missing_required_option_is_named_without_python_internals(tmp_path):
+    """A fold plan without its "speakers" said "FoldPlan.__init__() missing 1 required positional argument:
+    'speakers'"."""
+    from avemo.datasets.folds import FORMAT, FoldPlan
+
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"format": FORMAT, "name": "mine", "dataset": "ravdess", "folds": []}))
+    with pytest.raises(ConfigError) as info:
+        FoldPlan.from_json(path)
+    assert str(info.value) == f"{path}: fold plan: missing option(s) ['speakers']"

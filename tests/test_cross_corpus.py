@@ -243,6 +243,49 @@ def test_cli_evaluate_across_corpora(ravdess_checkpoint, small_emodb, cache_dir,
 
 
 @pytest.mark.shared_data
+def test_train_and_evaluate_say_how_the_extraction_goes(ravdess_checkpoint, small_emodb, emodb_subset, avemo_main,
+                                                        tmp_path, monkeypatch):
+    """``extract`` and ``benchmark`` showed their extraction's progress; ``train`` and ``evaluate`` extracted a
+    corpus not in the cache yet (minutes for RAVDESS) without a word until they were done."""
+    from avemo import cli
+
+    monkeypatch.setattr(cli, "PROGRESS_EVERY", 0.0)  # a line at every step (stderr is no terminal here)
+    emodb = emodb_subset(("03", "08", "09"), step=10)
+    total = len(list(emodb.iterdir()))
+    code, _, err = avemo_main("train", "--dataset", "emodb", "--root", emodb, "--model", "egemaps_logreg",
+                              "--out", tmp_path / "run", "--cache", tmp_path / "c1", "-j", "1")
+    assert code == 0, err
+    assert f"avemo: extracting audio: 1 of {total} (" in err and f"avemo: extracting audio: {total} of {total} (100 %)" in err
+    code, _, err = avemo_main("evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "emodb", "--root",
+                              small_emodb, "--cache", tmp_path / "c2", "-j", "1")
+    assert code == 0, err
+    assert "avemo: extracting audio: 13 of 13 (100 %)" in err  # the 13 takes with a label it can be scored on
+
+
+@pytest.mark.shared_data
+def test_a_refusal_after_the_corpus_is_read_says_what_the_reader_skipped(ravdess_checkpoint, shared_data, cache_dir,
+                                                                         tmp_path, avemo_main):
+    """A labels CSV row without a speaker and one whose file is missing were listed only at the end of a run
+    that succeeded: the refusals they caused ("every speaker would be a validation speaker", "label sets ...
+    cannot be compared") did not say why the folder had one speaker and one label left."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("03a01Wa.wav", "03a01Fa.wav"):
+        (mine / name).symlink_to(shared_data / "emodb" / "wav" / name)
+    (mine / "labels.csv").write_text("path,emotion,speaker\n03a01Wa.wav,angry,s1\n03a01Fa.wav,happy,\n"
+                                     "gone.wav,sad,s2\n")
+    skipped = " (the dataset reader skipped 2 files, e.g. 03a01Fa.wav (labels.csv line 3: empty speaker))"
+    code, _, err = avemo_main("train", "--dataset", "folder", "--root", mine, "--model", "egemaps_logreg",
+                              "--out", tmp_path / "run", "--cache", cache_dir)
+    assert code == 2 and err.strip() == ("avemo: error: every speaker would be a validation speaker; train on more "
+                                         f"speakers{skipped}"), err
+    code, _, err = avemo_main("evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "folder", "--root", mine,
+                              "--cache", cache_dir)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "cannot be compared" in err, err
+    assert err.strip().endswith(skipped)
+
+
+@pytest.mark.shared_data
 def test_cli_refuses_a_corpus_with_nothing_to_score(ravdess_checkpoint, shared_data, cache_dir, tmp_path,
                                                     avemo_main):
     bored = tmp_path / "bored"
@@ -280,6 +323,27 @@ def test_unmappable_corpus_is_refused_in_one_line(ravdess_checkpoint, shared_dat
                               "--root", root, "--labels", root / "labels.csv", "--cache", cache_dir)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "label sets ravdess" in err and "cannot be compared" in err
+
+
+@pytest.mark.shared_data
+def test_a_folders_label_set_is_its_labels_csvs_whichever_speakers_are_read(ravdess_checkpoint, shared_data,
+                                                                              cache_dir, tmp_path):
+    """The label set of a folder was made of the takes left after --speakers: scoring speaker s1 alone
+    (angry, happy) let the model answer only angry or happy, an easier test than the folder's own three
+    labels (a named dataset's set never depended on the speakers read)."""
+    root = tmp_path / "mine"
+    root.mkdir()
+    rows = ["path,emotion,speaker"]
+    for f, emotion, speaker in zip(sorted((shared_data / "emodb" / "wav").glob("*.wav")), ("angry", "happy", "sad"),
+                                   ("s1", "s1", "s2"), strict=True):
+        (root / f.name).symlink_to(f)
+        rows.append(f"{f.name},{emotion},{speaker}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    data = load_data("folder", root, speakers=["s1"])
+    assert [t.speaker for t in data.takes] == ["s1", "s1"]
+    assert data.labels.emotions == ("happy", "sad", "angry")
+    ev = evaluate_checkpoint(ravdess_checkpoint, data, cache=FeatureCache(cache_dir))
+    assert list(ev.metrics.labels) == ["happy", "sad", "angry"] and ev.metrics.n == 2
 
 
 @pytest.fixture(scope="module")

@@ -230,8 +230,12 @@ def test_missing_root_and_file_root(tmp_path):
 def test_read_dataset_rejects_unknown_name_and_option(tmp_path):
     with pytest.raises(DatasetError, match="unknown dataset 'msp_podcast'"):
         read_dataset("msp_podcast", tmp_path)
-    with pytest.raises(DatasetError, match="labels_csv"):
+    with pytest.raises(DatasetError) as bad:  # it said "dataset 'ravdess' takes no option(s) ['labels_csv']"
         read_dataset("ravdess", tmp_path, labels_csv="x.csv")
+    assert str(bad.value) == ("a labels CSV (avemo's --labels, or labels_csv= in Python) is for the folder dataset; "
+                              "ravdess reads its labels from its own files")
+    with pytest.raises(DatasetError, match="takes no option"):
+        read_dataset("ravdess", tmp_path, demographics="x.csv")
 
 
 # --- CREMA-D ---------------------------------------------------------------------------------

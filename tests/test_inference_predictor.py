@@ -363,6 +363,19 @@ def test_frame_based_zoo_checkpoint_predicts_clip_and_windows(frame_checkpoint, 
     assert "no face" in r.modalities["video"].reason
 
 
+def test_a_checkpoint_has_none_of_the_bundles_abstention_as_its_help_says(frame_checkpoint, make_clip):
+    """``avemo predict --model RUN`` on silence gave an emotion while the README said only "a file with no
+    speech says so": the bundle's gates are not a checkpoint's, which --model's help and the README now say."""
+    from avemo import Predictor
+    from avemo.cli import MODEL_HELP
+
+    p = Predictor.from_checkpoint(frame_checkpoint, device="cpu")
+    r = p.predict(make_clip("silent.wav", duration=1.5, audio="silence"))
+    assert r.modalities["audio"].used and r.emotion is not None and r.speech is None
+    assert r.uncertain == (max(r.probabilities.values()) < 0.5)
+    assert "silence and noise get an emotion too, with speech null" in MODEL_HELP
+
+
 def test_checkpoint_refusals(tmp_path, frame_checkpoint):
     import shutil
 

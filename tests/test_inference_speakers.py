@@ -261,6 +261,15 @@ def test_cli_group_by_speaker_and_speakers_csv(cli_predictor, avemo_main, clips,
     assert code == 0 and "speaker: speaker (audio normalised with the statistics of its 4 clips)" in out
 
 
+def test_group_by_speaker_help_says_the_shipped_bundles_min_clips():
+    """The help said "its min_clips clips" without the number a user needs to plan a batch."""
+    from avemo.cli import GROUP_HELP
+    from avemo.inference.bundle import BUNDLE_DIR, read_bundle
+
+    shipped = read_bundle(BUNDLE_DIR)[0].speaker_norm.min_clips
+    assert f"its min_clips clips with speech per speaker ({shipped} in the shipped bundle; " in GROUP_HELP
+
+
 def test_cli_counts_a_file_copied_under_another_name_once(cli_predictor, avemo_main, clips, tmp_path):
     """Speaker B's two clips and a copy of the first under another name (as the REST batch sees it):
     B still has 2 clips (< min_clips); the copy is not predicted again, its result is the first's under

@@ -137,6 +137,38 @@ def test_corpora_file(tmp_path):
         read_corpora_file(path)
 
 
+@pytest.mark.parametrize(("entry", "reason"), [
+    # a string was read as one speaker per character ("0", "3"); numbers lose their leading zero
+    ('speakers = "03"', 'speakers must be a non-empty list of speaker ids as strings (e.g. ["03", "08"]), got \'03\''),
+    ("speakers = [3, 8]", 'speakers must be a non-empty list of speaker ids as strings (e.g. ["03", "08"]), got [3, 8]'),
+    ("speakers = []", 'speakers must be a non-empty list of speaker ids as strings (e.g. ["03", "08"]), got []'),
+    ('weight = "x"', "weight must be a number, got 'x'"),  # a traceback (ValueError)
+    ("name = 5", "name must be a non-empty string, got 5"),  # a traceback (TypeError)
+])
+def test_corpora_file_refuses_a_value_of_the_wrong_kind_in_one_line(tmp_path, entry, reason):
+    path = tmp_path / "corpora.toml"
+    path.write_text(f'[[corpora]]\ndataset = "ravdess"\nroot = "r"\n\n[[corpora]]\ndataset = "emodb"\nroot = "e"\n'
+                    f"{entry}\n")
+    corpus = "5" if entry == "name = 5" else "emodb"
+    with pytest.raises(ConfigError) as bad:
+        read_corpora_file(path)
+    assert str(bad.value) == f"{path}: corpora entry 2 ({corpus}): {reason}"
+
+
+def test_corpora_file_names_itself_for_an_unknown_dataset_or_a_labels_csv_of_a_named_dataset(tmp_path):
+    path = tmp_path / "corpora.toml"
+    path.write_text('[[corpora]]\ndataset = "ravdes"\nroot = "r"\n')
+    with pytest.raises(ConfigError) as bad:
+        read_corpora_file(path)
+    assert str(bad.value) == (f"{path}: corpora entry 1 (ravdes): unknown dataset 'ravdes'; known: crema_d, emodb, "
+                              "folder, iemocap, meld, ravdess")
+    path.write_text('[[corpora]]\ndataset = "emodb"\nroot = "e"\nlabels = "labels.csv"\n')
+    with pytest.raises(ConfigError) as bad:  # it said "dataset 'emodb' takes no option(s) ['labels_csv']"
+        read_corpora_file(path)
+    assert str(bad.value) == (f"{path}: corpus emodb: labels (a labels CSV) is for folder corpora; emodb reads its "
+                              "labels from its own files")
+
+
 TWO_CORPORA = '[[corpora]]\ndataset = "ravdess"\nroot = "r"\n\n[[corpora]]\ndataset = "emodb"\nroot = "e"\n'
 
 
@@ -324,9 +356,27 @@ def test_cli_refuses_ambiguous_speakers_and_unequal_pairs(two_small_corpora, tmp
     base = ["train", "--dataset", "ravdess", "--root", rav, "--dataset", "emodb", "--root", emo,
             "--model", "whisper_logreg", "--out", tmp_path / "r", "--cache", tmp_path / "c"]
     for extra, message in ((["--val-speakers", "08"], "ambiguous"),
-                           (["--dataset", "crema_d"], "one --dataset per --root")):
+                           (["--dataset", "crema_d"], "one --dataset per --root"),
+                           # it asked for "speakers= and labels=" when only --speakers was given
+                           (["--speakers", "01"], "--speakers reads one corpus; with several corpora, give "
+                                                  "speakers= per corpus in a --corpora file")):
         code, _, err = avemo_main(*base, *extra)
         assert code != 0 and message in err
+
+
+def test_cli_checks_the_label_space_with_one_corpus_and_says_it_is_ignored(two_small_corpora, tmp_path, avemo_main):
+    """With one corpus --label-space was never looked at: 'bogus' trained, and union_masked was dropped
+    without a word."""
+    _, emo = two_small_corpora
+    base = ["train", "--dataset", "emodb", "--root", emo, "--model", "whisper_logreg", "--cache", tmp_path / "c",
+            "-j", "1"]
+    code, _, err = avemo_main(*base, "--label-space", "bogus", "--out", tmp_path / "bogus")
+    assert code == 2 and err.strip() == "avemo: error: --label-space 'bogus' is not one of shared, union_masked"
+    assert not (tmp_path / "bogus").exists()
+    code, _, err = avemo_main(*base, "--label-space", "union_masked", "--out", tmp_path / "one")
+    assert code == 0, err
+    assert "label space union_masked ignored: one corpus trains on its own labels" in err
+    assert json.loads((tmp_path / "one" / "checkpoint.json").read_text())["labels"]["name"] == "emodb"
 
 
 def _train_on_file(avemo_main, tmp_path, settings: str, *options):
@@ -356,6 +406,12 @@ def test_cli_takes_label_space_and_balance_from_the_corpora_file_unless_given(tw
         meta = json.loads((out / "checkpoint.json").read_text())
         assert (meta["data"]["label_space"]["mode"], meta["train"]["balance"]) == (space, balance)
         assert ("boredom" in meta["labels"]["emotions"]) == (space == "union_masked")
+        # in words: it printed "label space shared ['neutral', ...]; ... ravdess: {'surprised': 3}"
+        left = "; ".join(f"{c} " + ", ".join(f"{e} {n}" for e, n in counts.items())
+                         for c, counts in meta["data"]["left_out"].items()) or "none"
+        assert (f"label space {space}: {', '.join(meta['labels']['emotions'])}; clips left out (no partner): "
+                f"{left}\n") in err
+        assert space == "union_masked" or left.startswith("ravdess surprised ")
 
 
 def test_cli_refuses_a_corpora_file_key_it_does_not_read_before_any_work(avemo_main, tmp_path, monkeypatch):
@@ -420,6 +476,19 @@ def test_train_help_shows_the_corpora_table_name(avemo_main, monkeypatch):
     assert code == 0 and "A TOML (or YAML/JSON) file of [[corpora]] entries" in out
 
 
+def test_train_help_states_the_training_defaults_as_train_config_has_them():
+    """--epochs, --seed, --batch-size, --device and --speaker-norm said "Override ..." without the value they override."""
+    import typer
+
+    from avemo.cli import app
+
+    params = {p.name: p for p in typer.main.get_command(app).commands["train"].params}
+    defaults = TrainConfig()
+    for name, value in (("epochs", defaults.epochs), ("seed", defaults.seed), ("batch_size", defaults.batch_size),
+                        ("device", defaults.device), ("speaker_norm", "on" if defaults.speaker_norm else "off")):
+        assert params[name].show_default == f"the --config file's, else {value}", name
+
+
 def test_closed_form_refuses_the_class_balanced_sampler():
     x, y = _separable(d=512)
     model = create_model("whisper_logreg", num_classes=3, combine="mean")
@@ -479,5 +548,9 @@ def test_load_corpora_refuses_unknown_datasets_and_empty_folders(two_small_corpo
     (tmp_path / "empty").mkdir()
     with pytest.raises(AvemoError, match="no labelled emodb files"):
         load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("emodb", tmp_path / "empty")])
+    # the error names the entry: two entries may read one folder (it said only "speakers ['99'] have no files")
+    with pytest.raises(AvemoError) as bad:
+        load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("ravdess", rav, speakers=("99",), name="again")])
+    assert str(bad.value) == f"{rav}: corpus again: speakers ['99'] have no files under the folder"
     with pytest.raises(ConfigError, match="given twice"):
         load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("ravdess", rav)])

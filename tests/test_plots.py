@@ -27,3 +27,18 @@ def test_figures_are_pngs(tmp_path):
         assert path.read_bytes()[:8] == PNG
         assert path.stat().st_size > 2000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cm.png", "roc.png", "sub"]
+
+
+def test_curves_of_a_single_epoch_are_drawn_as_points(tmp_path, monkeypatch):
+    """A model fitted in closed form (whisper_logreg) has one history row: its curves.png had axes and a
+    legend but no data, as a line of one point is not drawn."""
+    from avemo import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda plt, fig, path: drawn.append(fig) or path)
+    for rows in (1, 3):
+        plot_curves([{"epoch": e, "train_loss": 0.5, "val_loss": 0.6, "train_accuracy": 0.9, "val_accuracy": 0.8,
+                      "val_uar": 0.7} for e in range(1, rows + 1)], tmp_path / "curves.png", best_epoch=1)
+    one, three = ([line.get_marker() for ax in fig.axes for line in ax.lines if line.get_label()[0] != "_"]
+                  for fig in drawn)
+    assert one == ["o"] * 5 and three == ["None"] * 5

@@ -14,7 +14,7 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -87,7 +87,7 @@ PROGRESS_EVERY = 5.0
 
 
 class _LineProgress:
-    """The progress of ``extract``, ``train`` and ``benchmark`` when stderr is not a terminal (a log
+    """The progress of ``extract``, ``train``, ``evaluate`` and ``benchmark`` when stderr is not a terminal (a log
     file, a job, CI): a line every :data:`PROGRESS_EVERY` seconds, ``avemo: extracting: 120 of 11098
     (1 %), 40 s so far``, for the few calls of a rich ``Progress`` these commands make."""
 
@@ -140,6 +140,15 @@ def _progress(total: int, description: str):
         transient=True,
         disable=total < 2,
     )
+
+
+@contextlib.contextmanager
+def _extracting(total: int):
+    """``gather``'s ``progress(input, done, total)`` for ``avemo train`` and ``evaluate``: a bar (or lines)
+    per input being extracted (the features of a corpus not in the cache yet, minutes of work, came
+    without a word)."""
+    with _progress(total, "extracting") as bar:
+        yield _extraction_bar(bar)
 
 
 @contextlib.contextmanager
@@ -580,11 +589,12 @@ def _model_config(text: str | None) -> dict:
     return value
 
 
-def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_file: Path | None, *, label_space: str,
-                visual_table: Path | None, speakers: str | None, labels: Path | None, protocol: str | None = None,
-                media: Path | None = None, transcribe: bool = False, cache_dir: Path | None = None,
-                model: str | None = None, inputs: Mapping[str, Any] | None = None):
-    """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora);
+def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_file: Path | None, *,
+                label_space: str | None, visual_table: Path | None, speakers: str | None, labels: Path | None,
+                protocol: str | None = None, media: Path | None = None, transcribe: bool = False,
+                cache_dir: Path | None = None, model: str | None = None, inputs: Mapping[str, Any] | None = None):
+    """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora) in
+    ``label_space`` (None: shared; one corpus keeps its labels, and a label space given says it is ignored);
     ``transcribe``: every corpus gets transcripts by speech recognition (else those whose --corpora
     entry says ``transcribe = true``), unless the ``model``'s ``inputs`` (its InputSpecs) read no text.
     The options are checked, and a table the inputs read is given, before any data is read."""
@@ -606,8 +616,11 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
                          f"and {len(roots)} --root")
     else:
         specs = [CorpusSpec(d, r) for d, r in zip(datasets, roots, strict=True)]
-    if len(specs) > 1 and (_speakers(speakers) is not None or labels is not None):
-        raise AvemoError("with several corpora, give speakers= and labels= per corpus in a --corpora file")
+    given = [o for o, v in (("--speakers", _speakers(speakers)), ("--labels", labels)) if v is not None]
+    if len(specs) > 1 and given:
+        keys = " and ".join(f"{o[2:]}=" for o in given)
+        raise AvemoError(f"{' and '.join(given)} read{'s' if len(given) == 1 else ''} one corpus; with several "
+                         f"corpora, give {keys} per corpus in a --corpora file")
     if len(specs) > 1 and (protocol is not None or media is not None):
         raise AvemoError("--protocol and --media read one IEMOCAP corpus; with several corpora, give protocol= "
                          "and media= per iemocap corpus in a --corpora file")
@@ -617,6 +630,8 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
     specs = _transcribed_specs(specs, transcribe, reads)
     asr = {"cache": _cache(cache_dir)} if any(s.transcribe for s in specs) else {}
     if len(specs) == 1:
+        if label_space is not None:  # it was dropped without a word
+            console_err.print(f"label space {label_space} ignored: one corpus trains on its own labels")
         only = specs[0]
         chosen = _speakers(speakers) or (list(only.speakers) if only.speakers is not None else None)
         with _transcribing(only.transcribe) as progress:
@@ -626,12 +641,14 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
         _say_transcribed(data.transcripts)
         return data
     with _transcribing(bool(asr)) as progress:
-        data = load_corpora(specs, label_space, visual_table=visual_table, progress=progress, **asr)
+        data = load_corpora(specs, label_space or "shared", visual_table=visual_table, progress=progress, **asr)
     _say_transcribed(data.transcripts)
     space = data.corpora.space
-    left = "; ".join(f"{c}: {dict(e)}" for c, e in data.corpora.left_out.items()) or "none"
-    console_err.print(escape(f"label space {space.mode} {list(space.labels.emotions)}; clips left out (no partner): "
-                             f"{left}"))
+    left = "; ".join(f"{c} " + ", ".join(f"{e} {n}" for e, n in counts.items())
+                     for c, counts in data.corpora.left_out.items()) or "none"
+    # in words, as train says its split: it printed Python's list and dicts ("ravdess: {'surprised': 40}")
+    console_err.print(escape(f"label space {space.mode}: {', '.join(space.labels.emotions)}; clips left out (no "
+                             f"partner): {left}"), soft_wrap=True)
     return data
 
 
@@ -719,7 +736,9 @@ def train(
     overwrite: OverwriteOpt = False,
     visual_table: TableOpt = None,
     labels: LabelsOpt = None,
-    speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated speaker list.")] = "all",
+    speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated list of the corpus's speaker ids "
+                                                      "(one corpus; several: speakers= per corpus in --corpora).")
+                        ] = "all",
     fold: Annotated[int | None, typer.Option(help="Train on fold K of the plan; test on its test speakers.")] = None,
     plan: Annotated[
         str | None, typer.Option(help="Fold plan: a built-in name (ravdess, ravdess_au, iemocap_loso) or a JSON file (default: the smallest built-in "
@@ -731,13 +750,19 @@ def train(
     ] = None,
     model_config: Annotated[str | None, typer.Option(help="Model options: JSON or a TOML/YAML/JSON file.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Override the random seed.")] = None,
+    epochs: Annotated[int | None, typer.Option(
+        help="The most epochs (early stopping on the validation speakers may end sooner; a model fitted in closed "
+             "form, whisper_logreg or egemaps_logreg, has none).", show_default="the --config file's, else 60")] = None,
+    seed: Annotated[int | None, typer.Option(help="The random seed.", show_default="the --config file's, else 0")
+                    ] = None,
     speaker_norm: Annotated[
-        bool | None, typer.Option("--speaker-norm/--no-speaker-norm", help="Speaker-level feature normalisation.")
+        bool | None, typer.Option("--speaker-norm/--no-speaker-norm", help="Speaker-level feature normalisation.",
+                                  show_default="the --config file's, else off")
     ] = None,
-    device: Annotated[str | None, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Training batch (the effective one with --accumulate).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.",
+                                               show_default="the --config file's, else auto")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch (the effective one with --accumulate).",
+                                                   show_default="the --config file's, else 32")] = None,
     accumulate: AccumulateOpt = None,
     checkpoint_activations: CheckpointActivationsOpt = None,
     eval_batch_size: EvalBatchOpt = None,
@@ -770,11 +795,14 @@ def train(
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table, speakers=speakers,
                        labels=labels, protocol=protocol, media=media, transcribe=transcribe, cache_dir=cache_dir,
                        model=model, inputs=(inputs := _model_inputs(model, model_config)))
-    resolve_split(data, **(split_options := {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}))
+    with _naming_reader_skips(data.skipped):
+        resolve_split(data, **(split_options := {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}))
     with removing_new_folders(out):
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
         cache = _cache(cache_dir)
-        gathered, (tr, va, te, split_info) = _train_split(model, model_config, inputs, data, cache, workers, split_options)
+        with _naming_reader_skips(data.skipped):
+            gathered, (tr, va, te, split_info) = _train_split(model, model_config, inputs, data, cache, workers,
+                                                              split_options)
         console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_words(split_info)})"))
         bar, task = _training_bar(model, train_cfg.epochs)
         with bar, run_folder(out, overwrite=overwrite) as where:
@@ -820,14 +848,17 @@ def _model_inputs(model: str, model_config: str | None):
     return default_inputs(model, **_model_config(model_config))
 
 
-def _corpora_settings(corpora: Path | None, label_space: str | None) -> tuple[str, dict]:
-    """The label space of ``avemo train`` (the option given, else the --corpora file's, else shared) and
-    the TrainConfig values the --corpora file gives (its balance): the file's settings, checked."""
-    from avemo.training.corpora import corpora_file_settings
+def _corpora_settings(corpora: Path | None, label_space: str | None) -> tuple[str | None, dict]:
+    """The label space of ``avemo train`` (the option given, else the --corpora file's; None: neither, so
+    shared) and the TrainConfig values the --corpora file gives (its balance): the file's settings, checked
+    (--label-space too: an unknown one was never looked at with one corpus)."""
+    from avemo.training.corpora import SPACE_MODES, corpora_file_settings
 
+    if label_space is not None and label_space not in SPACE_MODES:
+        raise AvemoError(f"--label-space {label_space!r} is not one of {', '.join(SPACE_MODES)}")
     settings = corpora_file_settings(corpora) if corpora is not None else {}
     train_values = {k: settings[k] for k in ("balance",) if k in settings}  # label_space is no TrainConfig field
-    return label_space or settings.get("label_space", "shared"), train_values
+    return label_space or settings.get("label_space"), train_values
 
 
 def _train_split(model: str, model_config: str | None, inputs, data, cache, workers: int | None,
@@ -839,7 +870,9 @@ def _train_split(model: str, model_config: str | None, inputs, data, cache, work
     from avemo.training import gather, resolve_split
     from avemo.training.experiment import refuse_unusable
 
-    gathered = gather(data.takes, inputs, tables=data.tables, cache=cache, workers=workers or _cores())
+    with _extracting(len(data.takes)) as progress:
+        gathered = gather(data.takes, inputs, tables=data.tables, cache=cache, workers=workers or _cores(),
+                          progress=progress)
     try:
         refuse_unusable(data, gathered)  # no take (of one corpus) has the model's inputs: say why, in one line
     except AvemoError as exc:
@@ -886,6 +919,22 @@ def _refuse_a_finished_run(out: Path, overwrite: bool) -> None:
         refusal = AvemoError(f"holds {held}; give --overwrite to replace it, or another --out folder", out)
         refusal.option = "--out"
         raise refusal
+
+
+@contextlib.contextmanager
+def _naming_reader_skips(skipped: Sequence[tuple[str, str]]):
+    """An error of the work that follows the reading of a corpus says how many of its files the reader
+    skipped, and the first with its reason: "every speaker would be a validation speaker" or "label sets
+    ... cannot be compared" came without the skipped files that often cause it (a labels CSV row with an
+    empty speaker cell, a missing file), which were listed only at the end of a run that succeeded."""
+    try:
+        yield
+    except AvemoError as exc:
+        if skipped:
+            path, reason = skipped[0]
+            files = f"{len(skipped)} file{'s' if len(skipped) > 1 else ''}"
+            exc.reason += f" (the dataset reader skipped {files}, e.g. {Path(path).name} ({reason}))"
+        raise
 
 
 def _print_run(run, out: Path, data) -> None:
@@ -963,7 +1012,9 @@ def evaluate(
             prepare_folder(plots)
         report = stack.enter_context(_output(json_out))  # may go into the folder just made
         cache = _cache(cache_dir)
-        ev = _evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt)
+        with _extracting(len(data.takes)) as progress, _naming_reader_skips(data.skipped):
+            ev = _evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt,
+                                      progress=progress)
         _say_left_out(ev)
         m = ev.metrics
         console.print(f"{m.n} takes: " + ", ".join(f"{name} {value:.4f}" for name, value in _headline(m))
@@ -1174,7 +1225,8 @@ def _print_bench(results: dict, md_path: Path, json_path: Path) -> None:
 
 
 def _extraction_bar(bar):
-    """``run_benchmark``'s ``extract_progress``: a line of ``bar`` per corpus being extracted."""
+    """``run_benchmark``'s ``extract_progress`` (a line of ``bar`` per corpus being extracted), or
+    ``gather``'s ``progress`` (a line per input)."""
     tasks: dict[str, int] = {}
 
     def update(corpus: str, done: int, total: int) -> None:
@@ -1186,11 +1238,12 @@ def _extraction_bar(bar):
 
 
 def _test_corpora(values: list[str], data) -> list:
-    """``--test-corpus DATASET=ROOT`` values -> the corpora read (one-line errors: a malformed value, an
-    unknown dataset, a missing root, no labelled clip, a name given twice, the suite's own folder, a
-    corpus of the suite's dataset that shares speakers with it)."""
+    """``--test-corpus DATASET=ROOT`` values -> the corpora read (one-line errors naming the value: a malformed
+    value, an unknown dataset, a missing root, no labelled clip, labels that cannot be compared with the
+    suite's, no clip with a scored label, a name given twice, the suite's own folder, a corpus of the
+    suite's dataset that shares speakers with it)."""
     from avemo.datasets.readers import list_datasets
-    from avemo.evaluation.benchmark import OodCorpus
+    from avemo.evaluation.benchmark import OodCorpus, check_ood
     from avemo.training import load_data
 
     out = []
@@ -1204,7 +1257,12 @@ def _test_corpora(values: list[str], data) -> list:
             raise AvemoError(f"--test-corpus {dataset} given twice (one corpus of each dataset)")
         if Path(root).expanduser().resolve() == Path(data.root).expanduser().resolve():
             raise AvemoError(f"--test-corpus {value!r} is the suite's own corpus, not out of domain")
-        corpus = OodCorpus(dataset, load_data(dataset, Path(root).expanduser()))
+        try:  # the reader's and the label map's errors name the option too (several --test-corpus may be given)
+            corpus = OodCorpus(dataset, load_data(dataset, Path(root).expanduser()))
+            check_ood(data, [corpus])
+        except AvemoError as exc:
+            where = "" if exc.path is None or Path(exc.path) == Path(root).expanduser() else f"{exc.path}: "
+            raise type(exc)(f"--test-corpus {value!r}: {where}{exc.reason}") from None
         shared = sorted(set(corpus.data.speakers) & set(data.speakers)) if dataset == data.dataset != "folder" else []
         if shared:
             raise AvemoError(f"--test-corpus {value!r}: speakers {shared[:5]}{' ...' if len(shared) > 5 else ''} are in "
@@ -1419,7 +1477,9 @@ def _write_predictions(predictions, fmt: str, output, *, single: bool, labels=()
 
 
 #: the model options of `predict` and `serve` (one meaning, one default: ServeSettings')
-MODEL_HELP = "A checkpoint from `avemo train` to use instead of the bundled model."
+MODEL_HELP = ("A checkpoint from `avemo train` to use instead of the bundled model. It has none of the bundle's "
+              "abstention (no voice-activity or crowd gate, no tau of its own): silence and noise get an emotion "
+              "too, with speech null.")
 ENGINE_HELP = "torch or onnx (the bundled model's encoders and fusion; a --model checkpoint runs on torch)."
 DEVICE_HELP = "auto (GPU when present), cpu, cuda..."
 _SERVE = ServeSettings()  # the defaults shown by `serve --help` and `predict --help`
@@ -1467,10 +1527,10 @@ GROUP_HELP = (
     "z-normalised with the speaker's own mean and std). Helps when you have many clips of one speaker (an "
     "interview cut in clips, a call-centre agent, a study participant) with a mix of emotions. Caveat: a speaker "
     "whose clips are all one emotion is centred away from it. Needs a bundle with a speaker-normalised head "
-    "(model.json config.speaker_norm; refused otherwise) and its min_clips clips with speech per speaker (fewer: "
-    "single-clip results and a warning); the timeline windows keep the single-clip head. After Ctrl-C, the files "
-    "done are written with single-clip results (speaker_normalised false, a warning), unless all of their "
-    "speaker's files were done. A file with the content of an earlier one (a copy under another name) is predicted "
+    "(model.json config.speaker_norm; refused otherwise) and its min_clips clips with speech per speaker (10 in "
+    "the shipped bundle; fewer: single-clip results and a warning); the timeline windows keep the single-clip "
+    "head. After Ctrl-C, the files done are written with single-clip results (speaker_normalised false, a "
+    "warning), unless all of their speaker's files were done. A file with the content of an earlier one (a copy under another name) is predicted "
     "and counted once: its result is the first's, with a warning."
 )
 SPEAKERS_HELP = (

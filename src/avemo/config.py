@@ -107,6 +107,11 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str | None = None) -
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown option(s) {unknown}; known: {sorted(names)}")
+    # said by the constructor: "FoldPlan.__init__() missing 1 required positional argument: 'speakers'"
+    missing = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in data
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{where}: missing option(s) {missing}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)

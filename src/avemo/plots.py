@@ -107,25 +107,30 @@ def plot_reliability(bins: Sequence[ReliabilityBin], path, title: str = "", ece:
 
 
 def plot_curves(history: Sequence[Mapping[str, float]], path, title: str = "", best_epoch: int | None = None) -> Path:
-    """Training / validation loss and validation accuracy per epoch (from a trainer's history rows)."""
+    """Training / validation loss and validation accuracy per epoch (from a trainer's history rows); a
+    single epoch (a model fitted in closed form, ``whisper_logreg``) as points: a line of one point is
+    not drawn, and its figure came out empty."""
     epochs = [row["epoch"] for row in history]
+    marker = "o" if len(epochs) == 1 else None
     plt, fig = _figure(7.5, 3.2)
     ax1 = fig.add_subplot(1, 2, 1)
     for key, label in (("train_loss", "train"), ("val_loss", "validation")):
         if history and key in history[0]:
-            ax1.plot(epochs, [row[key] for row in history], label=label)
+            ax1.plot(epochs, [row[key] for row in history], label=label, marker=marker)
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss")
     ax1.legend(fontsize=8)
     ax2 = fig.add_subplot(1, 2, 2)
     for key, label in (("train_accuracy", "train"), ("val_accuracy", "validation"), ("val_uar", "validation UAR")):
         if history and key in history[0]:
-            ax2.plot(epochs, [row[key] for row in history], label=label)
+            ax2.plot(epochs, [row[key] for row in history], label=label, marker=marker)
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("accuracy")
     ax2.legend(fontsize=8)
-    if best_epoch is not None:
-        for ax in (ax1, ax2):
+    for ax in (ax1, ax2):
+        if marker is not None:
+            ax.set_xticks(epochs)  # the epoch, not 0.96 ... 1.04 around it
+        if best_epoch is not None:
             ax.axvline(best_epoch, color="grey", ls=":", lw=1)
     if title:
         fig.suptitle(title, fontsize=10)

@@ -74,7 +74,7 @@ def read_folder(
     csv_path = Path(labels_csv).expanduser() if labels_csv is not None else root_path / DEFAULT_LABELS_FILE
     if labels_csv is None and not csv_path.exists():
         raise DatasetError(f"no labels CSV: the folder has no {DEFAULT_LABELS_FILE} and no other labels CSV was given "
-                           "(avemo's --labels, or labels_csv= in Python)", root_path)
+                           "(avemo's --labels, a --corpora entry's labels=, or labels_csv= in Python)", root_path)
     header, rows = read_text_csv(csv_path, what="labels CSV", lower=True)
     path_column = "path" if "path" in header else "file" if "file" in header else None
     missing = [c for c in (path_column or "path", "emotion", "speaker") if c not in header]

@@ -81,6 +81,9 @@ def read_dataset(name: str, root: str | Path, *, strict: bool = False, **options
         reader = READERS[name]
     except KeyError:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}") from None
+    if options.get("labels_csv") is not None and name != "folder":  # said as "takes no option(s) ['labels_csv']"
+        raise DatasetError(f"a labels CSV (avemo's --labels, or labels_csv= in Python) is for the folder dataset; "
+                           f"{name} reads its labels from its own files")
     accepted = [p for p in inspect.signature(reader).parameters if p not in ("root", "strict")]
     unknown = sorted(set(options) - set(accepted))
     if unknown:

@@ -104,6 +104,9 @@ class CorpusSpec:
         if self.media is not None and self.dataset != "iemocap":
             raise ConfigError(f"corpus {self.corpus}: media (prepared utterance videos) is for iemocap corpora, "
                               f"not {self.dataset}")
+        if self.labels is not None and self.dataset != "folder":
+            raise ConfigError(f"corpus {self.corpus}: labels (a labels CSV) is for folder corpora; {self.dataset} "
+                              "reads its labels from its own files")
         if QUALIFIER in self.corpus:
             raise ConfigError(f"corpus name {self.corpus!r} must not contain {QUALIFIER!r}")
 
@@ -165,11 +168,12 @@ def read_corpora_file(path: str | Path, *, reads: Collection[str] = ()) -> list[
         unknown = sorted(set(entry) - known)
         if unknown:
             raise ConfigError(f"corpora entry {i} ({corpus}): unknown keys {unknown} (known: {sorted(known)})", path)
+        _check_entry_types(entry, f"corpora entry {i} ({corpus})", path)
         speakers = entry.get("speakers")
         labels, media = entry.get("labels"), entry.get("media")
         try:
             specs.append(CorpusSpec(
-                dataset=str(entry["dataset"]), root=path.parent / str(entry["root"]),
+                dataset=entry["dataset"], root=path.parent / str(entry["root"]),
                 speakers=tuple(str(s) for s in speakers) if speakers is not None else None,
                 weight=float(entry.get("weight", 1.0)), name=entry.get("name"),
                 labels=path.parent / str(labels) if labels is not None else None,
@@ -180,6 +184,30 @@ def read_corpora_file(path: str | Path, *, reads: Collection[str] = ()) -> list[
         except ConfigError as exc:
             raise ConfigError(exc.reason, path) from None
     return specs
+
+
+def _check_entry_types(entry: Mapping, where: str, path: Path) -> None:
+    """A one-line :class:`ConfigError` naming the file, the entry and the key for a value of the wrong kind
+    (``speakers = "03"`` was read as the speakers "0" and "3", ``weight = "x"`` and ``name = 5`` stopped
+    with a traceback) or a dataset no reader reads."""
+    from avemo.datasets.readers import list_datasets
+
+    def refuse(reason: str) -> ConfigError:
+        return ConfigError(f"{where}: {reason}", path)
+
+    if entry["dataset"] not in list_datasets():
+        raise refuse(f"unknown dataset {entry['dataset']!r}; known: {', '.join(list_datasets())}")
+    for key in ("root", "name", "labels", "protocol", "media"):
+        if key in entry and not (isinstance(entry[key], str) and entry[key]):
+            raise refuse(f"{key} must be a non-empty string, got {entry[key]!r}")
+    speakers = entry.get("speakers")
+    if speakers is not None and (not isinstance(speakers, list) or not speakers
+                                 or not all(isinstance(s, str) and s for s in speakers)):
+        raise refuse(f'speakers must be a non-empty list of speaker ids as strings (e.g. ["03", "08"]), '
+                     f"got {speakers!r}")
+    weight = entry.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, int | float):
+        raise refuse(f"weight must be a number, got {weight!r}")
 
 
 def check_corpus_names(specs: Sequence[CorpusSpec]) -> None:

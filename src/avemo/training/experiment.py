@@ -27,7 +27,7 @@ from avemo.datasets import DATASET_LABEL_SETS, load_au_means, pair_takes, parse_
 from avemo.datasets.folds import Fold, split
 from avemo.datasets.labels import LabelSet
 from avemo.datasets.pairing import Take
-from avemo.errors import ConfigError, DatasetError
+from avemo.errors import AvemoError, ConfigError, DatasetError
 from avemo.metrics import Metrics, compute_metrics
 from avemo.models.batching import TensorData
 from avemo.models.checkpoint import recorded_path, save_checkpoint
@@ -155,10 +155,10 @@ def load_data(
         labels = iemocap_label_set(protocol)
     elif dataset in DATASET_LABEL_SETS:
         labels = DATASET_LABEL_SETS[dataset]
-    else:
+    else:  # a folder's: the emotions of its labels CSV, whichever speakers are read (as a named dataset's set)
         from avemo.datasets.labels import label_set_for
 
-        labels = label_set_for(dataset, (t.emotion for t in takes))
+        labels = label_set_for(dataset, (c.emotion for c in scan.clips))
     return DataBundle(dataset, Path(root), takes, labels, tables, [(str(s.path), s.reason) for s in scan.skipped],
                       transcripts=scan.transcripts, duplicates=[(str(s.path), s.reason) for s in scan.duplicates])
 
@@ -515,9 +515,15 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
     if len(specs) < 2:
         raise ConfigError("multi-corpus training needs at least two corpora")
     check_corpus_names(specs)
-    bundles = {s.corpus: load_data(s.dataset, s.root, speakers=s.speakers, labels_csv=s.labels,
-                                   visual_table=visual_table, protocol=s.protocol, media=s.media,
-                                   transcribe=s.transcribe, cache=cache, progress=progress) for s in specs}
+    bundles = {}
+    for s in specs:
+        try:
+            bundles[s.corpus] = load_data(s.dataset, s.root, speakers=s.speakers, labels_csv=s.labels,
+                                          visual_table=visual_table, protocol=s.protocol, media=s.media,
+                                          transcribe=s.transcribe, cache=cache, progress=progress)
+        except AvemoError as exc:  # which entry (two may read one folder): "speakers ['99'] have no files"
+            exc.reason = f"corpus {s.corpus}: {exc.reason}"
+            raise
     space = build_label_space({c: b.labels for c, b in bundles.items()}, mode)
     takes, left_out, skipped = [], {}, []
     for c, b in bundles.items():

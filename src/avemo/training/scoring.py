@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +150,7 @@ def evaluate_checkpoint(
     speaker_norm: bool | None = None,
     perturb: Mapping[str, Any] | None = None,
     adapt: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Evaluation:
     """Predict every take of ``data`` with ``checkpoint`` and score it over the labels both share.
 
@@ -157,7 +158,8 @@ def evaluate_checkpoint(
     computes the audio inputs on a degraded signal (:func:`~avemo.training.data.gather`).
     ``adapt="mean"``: test-time mean adaptation, unsupervised (the scored takes' own mean replaces
     the training mean of each standardised input: :class:`~avemo.models.normalization.Normalizer`),
-    for a corpus from another language or recording setup.
+    for a corpus from another language or recording setup. ``progress(input_name, done, total)``: as
+    the features are extracted (:func:`~avemo.training.data.gather`).
     Raises a one-line error when the label sets cannot be compared, the checkpoint's features
     differ from this avemo's, no take of ``data`` is usable, or ``adapt`` cannot apply (unknown,
     a model without standardised inputs, fewer than ``MIN_ADAPT_ITEMS`` takes).
@@ -182,7 +184,7 @@ def evaluate_checkpoint(
         norm.check_adapt(adapt)  # before any feature is computed
     except ConfigError as exc:
         raise ConfigError(exc.reason, ckpt.path) from None
-    scoring = scoring_set(comparison, specs, data, cache=cache, workers=workers, perturb=perturb)
+    scoring = scoring_set(comparison, specs, data, cache=cache, workers=workers, perturb=perturb, progress=progress)
     probs = model_probabilities(ckpt.model, norm, scoring, adapt=adapt)
     return score(scoring, probs, adapt=adapt, seen=seen_in_training(ckpt.meta, scoring.gathered.takes),
                  left_out_inputs=left_out_inputs)
@@ -258,12 +260,14 @@ def inputs_note(kept, missing: Mapping[str, str]) -> str:
 
 
 def scoring_set(comparison: Comparison, specs: Mapping[str, InputSpec], data: DataBundle, *, cache: FeatureCache,
-                workers: int = 1, perturb: Mapping[str, Any] | None = None) -> ScoringSet:
+                workers: int = 1, perturb: Mapping[str, Any] | None = None,
+                progress: Callable[[str, int, int], None] | None = None) -> ScoringSet:
     """Gather ``specs`` for the takes of ``data`` that ``comparison`` scores (one-line errors when
-    none has a scored label, or none has every input)."""
+    none has a scored label, or none has every input); ``progress``: :func:`~avemo.training.data.gather`'s."""
     scored, left_out = scored_takes(comparison, data)
     skipped = [{"file": path, "reason": reason} for path, reason in data.skipped]
-    gathered = gather(scored, specs, tables=data.tables, cache=cache, workers=workers, perturb=perturb)
+    gathered = gather(scored, specs, tables=data.tables, cache=cache, workers=workers, perturb=perturb,
+                      progress=progress)
     skipped += [{"take": key, "reason": reason} for key, reason in gathered.failed]
     if len(gathered) == 0:
         reasons = "; ".join(r for _, r in gathered.failed[:3])
