@@ -13,6 +13,7 @@ import pytest
 
 from avemo.datasets.labels import LabelSet
 from avemo.errors import CheckpointError, ConfigError, DatasetError
+from avemo.inference.abstention import AbstentionConfig
 from avemo.inference.bundle import BundleConfig, SpeakerNormConfig, write_bundle_meta
 from avemo.inference.fusion import FusionConfig
 
@@ -44,7 +45,9 @@ def spk_bundle(folder: Path, *, speaker_norm: SpeakerNormConfig | None = SPK) ->
     _head(folder / "audio", 0, speaker_norm=False)
     if speaker_norm is not None:
         _head(folder / speaker_norm.audio, 1, speaker_norm=True)
-    write_bundle_meta(folder, BundleConfig(name="spk", labels=SHARED6, fusion=FUSION, speaker_norm=speaker_norm), {})
+    # min_speech 0: the 1 s synthetic clips below hold just under 1 s of speech (the gate: test_abstention.py)
+    write_bundle_meta(folder, BundleConfig(name="spk", labels=SHARED6, fusion=FUSION, speaker_norm=speaker_norm,
+                                           abstention=AbstentionConfig(min_speech=0.0)), {})
     return folder
 
 

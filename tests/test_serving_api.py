@@ -120,6 +120,23 @@ def test_a_silent_upload_gets_no_emotion_and_is_uncertain(client, tmp_path):
     assert all(w["emotion"] is None and w["uncertain"] and w["speech"] == 0.0 for w in body["timeline"])
 
 
+def test_an_upload_with_too_little_speech_gets_no_audio_emotion_and_says_why(client, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from avemo.media.synth import synth_audio
+
+    path = tmp_path / "short.wav"  # 0.3 s of synthetic speech in 2.3 s of silence
+    sf.write(path, np.concatenate([np.zeros(16000, np.float32), synth_audio(0.3, 16000, "speech")[:, 0],
+                                   np.zeros(16000, np.float32)]), 16000)
+    body = _post_file(client, path).json()
+    PredictionOut.model_validate(body)
+    assert body["emotion"] is None and body["uncertain"] is True and body["speech"] > 0
+    audio = body["modalities"]["audio"]
+    assert audio["used"] is False and audio["reason"].startswith("too little speech") and audio["probabilities"] is None
+    assert not any(w["audio"] for w in body["timeline"])
+
+
 # ----------------------------------------------------------------------------- real clips
 
 

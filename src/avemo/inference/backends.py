@@ -101,12 +101,14 @@ class Backend(Protocol):
 class ExpertsBackend:
     """The default model: audio expert + video expert + product-of-experts fusion."""
 
-    def __init__(self, audio, video, fusion, labels: tuple[str, ...], speech_share: float = 0.5):
+    def __init__(self, audio, video, fusion, labels: tuple[str, ...], speech_share: float = 0.5,
+                 min_speech: float = 0.0):
         self.audio = audio
         self.video = video
         self.fusion = fusion  # an Engine over ProductOfExperts
         self.labels = labels
         self.speech_share = speech_share  # the least speech share of a window the audio expert votes on
+        self.min_speech = min_speech  # the least seconds of speech in a file for its audio to be used
 
     def run(self, path: Path, info: Any, streams: Streams, grid: WindowGrid,
             progress: Progress | None) -> BackendResult:
@@ -174,7 +176,8 @@ class ExpertsBackend:
     def _analyse(self, path: Path, streams: Streams, grid: WindowGrid, total: float, progress: Progress | None,
                  reasons: dict[str, str], warn: Callable[[str], None]):
         """Both experts on the file at the same time; ``(audio output, video output, speech activity)``,
-        None for a modality that is not used, failed, is silent, holds no speech or shows no face (its
+        None for a modality that is not used, failed, is silent, holds no speech or too little of it
+        (``min_speech`` seconds, :mod:`avemo.inference.abstention`) or shows no face (its
         reason in ``reasons``; the speech activity is kept when the audio was listened to); ``warn``
         receives what a damaged file made the decoders skip. Only a file whose every stream failed
         raises: one that was analysed and holds no speech and no face gives a result without emotion."""
@@ -189,6 +192,10 @@ class ExpertsBackend:
             audio_out = None
         elif speech is not None and not speech.has_speech:
             reasons["audio"] = f"no speech detected in the {speech.duration:.1f} s of audio (voice activity detection)"
+            audio_out = None
+        elif speech is not None and speech.speech_seconds < self.min_speech:
+            reasons["audio"] = (f"too little speech: {speech.speech_seconds:.2f} s detected in the {speech.duration:.1f} s "
+                                f"of audio, under the {self.min_speech:g} s needed (voice activity detection)")
             audio_out = None
         if video_out is not None and len(video_out.times) == 0:
             reasons["video"] = (

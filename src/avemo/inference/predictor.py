@@ -30,7 +30,8 @@ How a file is predicted (the default model):
 3. :mod:`avemo.inference.fusion` combines them: clip-level and per timeline window
    (:mod:`avemo.inference.windows`), each window using the experts that have data in it.
 
-A modality that is absent or unusable (no audio track, a silent track, no speech, no face in
+A modality that is absent or unusable (no audio track, a silent track, no speech or less than the
+bundle's ``min_speech`` seconds of it, no face in
 any frame, an audio file) is left out and the result says which one and why. When nothing is left
 the result has no emotion (``emotion: None``, ``uncertain: True``); prediction fails only when the
 file cannot be decoded. A window whose speech share is below the bundle's ``speech_share`` gets no
@@ -195,7 +196,8 @@ class Predictor:
                                          onnx_dir=Path(onnx_dir) if onnx_dir is not None else None)
         if speaker_head is not None:
             info["speaker_norm"] = _config_dict(config.speaker_norm)
-        backend = ExpertsBackend(audio, video, fusion, labels, speech_share=config.abstention.speech_share)
+        backend = ExpertsBackend(audio, video, fusion, labels, speech_share=config.abstention.speech_share,
+                                 min_speech=config.abstention.min_speech)
         return cls(backend, labels=labels, grid=WindowGrid(config.window, config.hop), model_info=info,
                    bundle_dir=path, meta=meta, onnx_dir=Path(onnx_dir) if onnx_dir is not None else None,
                    abstention=config.abstention, speaker_head=speaker_head)

@@ -23,7 +23,8 @@ or there is no emotion at all (:mod:`avemo.inference.abstention`). ``speech``: t
 or window that the voice-activity detector found to be speech (null when none ran: no audio track,
 or a model without VAD). A window without speech gets no audio term; a file without speech and
 without a face gives ``emotion: null`` and ``probabilities: null`` (with ``uncertain: true``), and
-its audio modality reads ``used: false`` with a reason saying "no speech".
+its audio modality reads ``used: false`` with a reason saying "no speech"; so does a file with less
+than the bundle's ``min_speech`` seconds of speech, with a reason saying "too little speech".
 With a bundle that has a crowd detector (:mod:`avemo.inference.crowd`), each window with audio also
 has ``crowd``, the probability that several people talk at once there; a window at or above the
 detector's threshold (``model.crowd_threshold``) gets no audio term, and when most of the speech is such windows the audio

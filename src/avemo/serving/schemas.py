@@ -43,7 +43,8 @@ class WindowOut(BaseModel):
                                 "several people talk at once in this window (at or above the model's threshold, "
                                 "the window gets no audio vote); absent without a detector, and in the windows whose "
                                 "audio it did not score: a file without an audio track, or whose track is silent or "
-                                "holds no speech (its audio is not used), and windows past the end of the track.")
+                                "holds no speech or too little (its audio is not used), and windows past the end of "
+                                "the track.")
     crowd_gated: bool | None = Field(None, description="With crowd: whether the crowd gate took the voice out of "
                                      "this window, by its own score (at or above the threshold) or because most "
                                      "of the clip's speech is a crowd (the audio modality is then not used); "
@@ -77,7 +78,8 @@ class PredictionOut(BaseModel):
     duration: float | None = Field(description="Media duration in seconds (of what could be decoded, when the "
                                    "file ends before the length its header declares).")
     emotion: str | None = Field(description="The predicted clip-level emotion; null when the file holds no speech "
-                                "and no face (the audio modality then says why: \"no speech\").")
+                                "(or too little of it) and no face (the audio modality then says why: \"no speech\", "
+                                "\"too little speech\").")
     probabilities: dict[str, float] | None = Field(description="Probability of each emotion (they sum to 1); null "
                                                    "with emotion.")
     modalities: dict[str, ModalityOut]
