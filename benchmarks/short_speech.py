@@ -21,11 +21,11 @@ reads). A crop where the VAD finds no speech gets no answer ("no speech", as tod
 
 **Choice on validation speakers only.** ``min_speech``: the least seconds of speech at which an isotonic
 fit of "the answer is right" on the seconds of speech, over the answers of every crop and clip of the
-validation speakers (RAVDESS 22 and 23), reaches the recipe's ``min_accuracy`` (0.5, as ``tau``: refuse
+validation speakers (RAVDESS 22 and 23), reaches the recipe's ``min_accuracy`` (0.5, as ``tau``: flag
 an answer more likely wrong than right; :func:`avemo.inference.calibration.least_reaching`), rounded
 up to 0.05 s. **Checked on the test speakers** (RAVDESS 20 and 21; EmoDB 08, another language), which
-did not choose it: per crop, the answers the gate would refuse, and the accuracy of the answers kept and
-of those refused. The predictions are kept in ``WORK`` (keyed by the head's weights), so a rerun only
+did not choose it: per crop, the answers it flags uncertain (made from less speech), and the accuracy of
+those and of the others. The predictions are kept in ``WORK`` (keyed by the head's weights), so a rerun only
 writes the report.
 
     python benchmarks/short_speech.py [--cache DIR] [--work DIR] [--out docs/results/short_speech]
@@ -102,8 +102,9 @@ def train_head(args, folder: Path) -> list:
 
 
 def fold_bundle(head: Path, folder: Path) -> Path:
-    """A copy of the bundled model whose audio head is ``head``, without ``min_speech`` (0: every answer
-    is given) and without the speaker-normalised head (trained on every speaker; not used here)."""
+    """A copy of the bundled model whose audio head is ``head``, without ``min_speech`` (0: no answer is
+    flagged for its length; the report applies it) and without the speaker-normalised head (trained on
+    every speaker; not used here)."""
     from avemo.inference.bundle import BUNDLE_DIR
 
     shutil.copytree(BUNDLE_DIR, folder, ignore=shutil.ignore_patterns("audio", "audio_spknorm"))
@@ -191,8 +192,8 @@ def mean(values: Sequence[float]) -> float | None:
 def by_crop(rows: Sequence[dict], tau: float, min_speech: float | None = None) -> list[dict]:
     """Per crop (and the full clip): clips, share answered, accuracy (of all crops: no answer is not right,
     and of the answers), mean top probability and share flagged uncertain (of the answers), mean seconds of
-    speech the VAD found; with ``min_speech``, the answers the gate refuses and the accuracy of those kept
-    and of those refused."""
+    speech the VAD found; with ``min_speech``, the answers it flags (made from less speech) and the accuracy
+    of those and of the others."""
     out = []
     for crop in (*CROPS, FULL):
         sel = [r for r in rows if r["crop"] == crop]
@@ -207,10 +208,10 @@ def by_crop(rows: Sequence[dict], tau: float, min_speech: float | None = None) -
                  "confident_wrong": mean([r["top"] >= tau and not right(r) for r in answered]),
                  "speech_seconds": mean([r["speech_seconds"] or 0.0 for r in sel])}
         if min_speech is not None:
-            kept = [r for r in answered if r["speech_seconds"] >= min_speech]
-            refused = [r for r in answered if r["speech_seconds"] < min_speech]
-            entry.update({"refused": len(refused) / len(sel), "accuracy_kept": mean([right(r) for r in kept]),
-                          "accuracy_refused": mean([right(r) for r in refused])})
+            enough = [r for r in answered if r["speech_seconds"] >= min_speech]
+            short = [r for r in answered if r["speech_seconds"] < min_speech]
+            entry.update({"short": len(short) / len(sel), "accuracy_enough": mean([right(r) for r in enough]),
+                          "accuracy_short": mean([right(r) for r in short])})
         out.append(entry)
     return out
 
@@ -229,19 +230,19 @@ def choose_min_speech(rows: Sequence[dict], min_accuracy: float) -> dict:
 
 
 def gate_check(rows: Sequence[dict], min_speech: float, tau: float) -> dict:
-    """The gate on a held-out group: answers refused, accuracy of those kept and refused, and the
-    confident wrong answers (unflagged at ``tau`` and wrong) left among all crops and clips."""
+    """``min_speech`` on a held-out group: the answers it flags (short), the accuracy of those and of the
+    others, and the confident wrong answers (unflagged at ``tau`` and wrong) left among all crops and clips."""
     answered = [r for r in rows if r["used"]]
-    kept = [r for r in answered if r["speech_seconds"] >= min_speech]
-    refused = [r for r in answered if r["speech_seconds"] < min_speech]
+    enough = [r for r in answered if r["speech_seconds"] >= min_speech]
+    short = [r for r in answered if r["speech_seconds"] < min_speech]
 
     def confident_wrong(selection):
         return sum(r["top"] >= tau and not right(r) for r in selection)
 
-    return {"answers": len(answered), "refused": len(refused), "accuracy_kept": mean([right(r) for r in kept]),
-            "accuracy_refused": mean([right(r) for r in refused]),
-            "confident_wrong_before": confident_wrong(answered), "confident_wrong_after": confident_wrong(kept),
-            "full_clips_refused": sum(r["crop"] == FULL for r in refused)}
+    return {"answers": len(answered), "short": len(short), "accuracy_enough": mean([right(r) for r in enough]),
+            "accuracy_short": mean([right(r) for r in short]),
+            "confident_wrong_before": confident_wrong(answered), "confident_wrong_after": confident_wrong(enough),
+            "full_clips_short": sum(r["crop"] == FULL for r in short)}
 
 
 def analyse(rows: Sequence[dict], tau: float, min_accuracy: float) -> dict:
@@ -300,20 +301,20 @@ def report(results: dict) -> str:
     for g, data in analysis["groups"].items():
         lines += [f"## {GROUP_NAMES[g]}: {data['clips']} clips", "",
                   "| speech given | answered | accuracy (all) | accuracy (answers) | mean top p | flagged uncertain | "
-                  "unflagged and wrong | VAD speech (mean s) | refused by min_speech | accuracy kept | "
-                  "accuracy refused |",
+                  "unflagged and wrong | VAD speech (mean s) | flagged by min_speech | accuracy (enough speech) | "
+                  "accuracy (flagged by min_speech) |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for e in data["by_crop"]:
             lines.append(f"| {crop_name(e['crop'])} | {pct(e['answered'])} | {pct(e['accuracy'])} | "
                          f"{pct(e['accuracy_answered'])} | {num(e['top'])} | {pct(e['flagged'])} | "
-                         f"{pct(e['confident_wrong'])} | {num(e['speech_seconds'])} | {pct(e.get('refused'))} | "
-                         f"{pct(e.get('accuracy_kept'))} | {pct(e.get('accuracy_refused'))} |")
+                         f"{pct(e['confident_wrong'])} | {num(e['speech_seconds'])} | {pct(e.get('short'))} | "
+                         f"{pct(e.get('accuracy_enough'))} | {pct(e.get('accuracy_short'))} |")
         if "gate" in data:
             gate = data["gate"]
-            lines += ["", f"With min_speech = {num(choice['min_speech'])} s: {gate['refused']} of {gate['answers']} "
-                      f"answers refused ({gate['full_clips_refused']} of them whole clips); accuracy of the answers "
-                      f"kept {pct(gate['accuracy_kept'])}, of those refused {pct(gate['accuracy_refused'])}; "
-                      f"answers unflagged and wrong: {gate['confident_wrong_before']} before, "
+            lines += ["", f"With min_speech = {num(choice['min_speech'])} s: {gate['short']} of {gate['answers']} "
+                      f"answers flagged uncertain for too little speech ({gate['full_clips_short']} of them whole "
+                      f"clips); accuracy of the other answers {pct(gate['accuracy_enough'])}, of those flagged "
+                      f"{pct(gate['accuracy_short'])}; answers unflagged and wrong: {gate['confident_wrong_before']} before, "
                       f"{gate['confident_wrong_after']} after. Where an isotonic fit on this group alone reaches "
                       f"{choice['min_accuracy']:g}: {num(data['reached_here'], 3)} s (reported, not used)."]
         lines.append("")
@@ -335,11 +336,11 @@ def summary(analysis: dict) -> list[str]:
     choice = analysis["choice"]
     tests = {g: d["gate"] for g, d in analysis["groups"].items() if g != "validation" and "gate" in d}
     if choice is not None and choice["min_speech"] is not None and tests:
-        lines.append(f"- On the test speakers, which did not choose it, min_speech = {choice['min_speech']:g} s refuses "
-                     + "; ".join(f"{GROUP_NAMES[g]}: {t['refused']} of {t['answers']} answers, right "
-                                 f"{pct(t['accuracy_refused'])} against {pct(t['accuracy_kept'])} for those kept, "
+        lines.append(f"- On the test speakers, which did not choose it, min_speech = {choice['min_speech']:g} s flags "
+                     + "; ".join(f"{GROUP_NAMES[g]}: {t['short']} of {t['answers']} answers, right "
+                                 f"{pct(t['accuracy_short'])} against {pct(t['accuracy_enough'])} for the others, "
                                  f"unflagged wrong answers {t['confident_wrong_before']} -> {t['confident_wrong_after']}, "
-                                 f"whole clips refused {t['full_clips_refused']}" for g, t in tests.items()) + ".")
+                                 f"whole clips flagged {t['full_clips_short']}" for g, t in tests.items()) + ".")
     return lines
 
 

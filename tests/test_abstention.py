@@ -197,23 +197,22 @@ def voice_in_silence(folder: Path, seconds: float) -> Path:
     return path
 
 
-def test_too_little_speech_gives_no_audio_emotion_and_says_why(predictor, tmp_path):
+def test_too_little_speech_flags_every_answer_with_an_audio_vote_and_says_why(predictor, tmp_path):
     assert 0.5 <= predictor.abstention.min_speech <= 1.5  # the bundle's, chosen by benchmarks/short_speech.py
-    r = predictor.predict(voice_in_silence(tmp_path, 0.3))
-    audio = r.modalities["audio"]
+    r = predictor.predict(voice_in_silence(tmp_path, 0.3), window=0.5, hop=0.25)  # windows the 0.3 s can fill
     assert 0.0 < r.speech * r.duration < predictor.abstention.min_speech  # the VAD heard it, but too little
-    assert not audio.used and audio.probabilities is None and audio.reason.startswith("too little speech")
-    assert f"under the {predictor.abstention.min_speech:g} s needed" in audio.reason
-    assert r.emotion is None and r.probabilities is None and r.uncertain
-    assert r.timeline and not any(w.audio or w.emotion for w in r.timeline)
-    data = r.to_dict()
-    assert data["modalities"]["audio"] == {"used": False, "reason": audio.reason, "probabilities": None}
+    assert r.modalities["audio"].used and r.emotion is not None and r.uncertain  # an answer, not to be trusted
+    [warning] = [w for w in r.warnings if w.startswith("too little speech")]
+    assert f"under the {predictor.abstention.min_speech:g} s the voice needs to be trusted" in warning
+    voted = [w for w in r.timeline if w.audio]
+    assert voted and all(w.uncertain for w in voted)
+    assert r.to_dict()["uncertain"] is True and all(w["uncertain"] for w in r.to_dict()["timeline"] if w["audio"])
 
 
-def test_enough_speech_is_used(predictor, tmp_path):
+def test_enough_speech_is_not_flagged_for_its_length(predictor, tmp_path):
     r = predictor.predict(voice_in_silence(tmp_path, 2.0))
     assert r.modalities["audio"].used and r.modalities["audio"].reason is None and r.emotion is not None
-    assert any(w.audio for w in r.timeline)
+    assert any(w.audio for w in r.timeline) and not any("too little speech" in w for w in r.warnings)
 
 
 def test_min_speech_comes_from_the_bundle_and_zero_turns_the_gate_off(tmp_path):
@@ -222,12 +221,14 @@ def test_min_speech_comes_from_the_bundle_and_zero_turns_the_gate_off(tmp_path):
     clip = voice_in_silence(tmp_path, 0.3)
     folder = old_bundle(tmp_path / "b")
     meta = json.loads((folder / "model.json").read_text())
-    for min_speech, used in ((0.0, True), (5.0, False)):
-        meta["config"]["abstention"] = {"min_speech": min_speech}
+    for min_speech, short in ((0.0, False), (5.0, True)):
+        meta["config"]["abstention"] = {"min_speech": min_speech, "tau": 0.0}  # tau 0: only min_speech flags
         (folder / "model.json").write_text(json.dumps(meta))
         p = Predictor.from_bundle(folder, device="cpu")
         assert p.info()["abstention"]["min_speech"] == min_speech
-        assert p.predict(clip).modalities["audio"].used is used
+        r = p.predict(clip)
+        assert r.modalities["audio"].used and r.uncertain is short
+        assert any(w.startswith("too little speech") for w in r.warnings) is short
 
 
 def test_tau_and_speech_share_come_from_the_bundle(tmp_path, speech_then_silence):

@@ -56,7 +56,7 @@ def test_only_the_validation_speakers_choose(script):
     assert analysis["choice"]["min_speech"] == pytest.approx(1.0)
     assert analysis["groups"]["test"]["reached_here"] == pytest.approx(0.2)  # reported, not used
     gate = analysis["groups"]["test"]["gate"]
-    assert gate["refused"] == 8 and gate["accuracy_refused"] == 1.0  # 0.2 .. 0.9 s refused, though right here
+    assert gate["short"] == 8 and gate["accuracy_short"] == 1.0  # 0.2 .. 0.9 s flagged, though right here
 
 
 def test_table_per_crop_counts_missing_answers_as_not_right(script):
@@ -64,10 +64,10 @@ def test_table_per_crop_counts_missing_answers_as_not_right(script):
             _row("test", "a", script.FULL, 3.0, True, top=0.4)]
     short, full = script.by_crop(rows, tau=0.5, min_speech=1.0)
     assert short["crop"] == 0.3 and short["answered"] == 0.5 and short["accuracy"] == 0.0
-    assert short["confident_wrong"] == 1.0 and short["refused"] == 0.5 and short["accuracy_refused"] == 0.0
-    assert full["crop"] == script.FULL and full["flagged"] == 1.0 and full["accuracy_kept"] == 1.0
+    assert short["confident_wrong"] == 1.0 and short["short"] == 0.5 and short["accuracy_short"] == 0.0
+    assert full["crop"] == script.FULL and full["flagged"] == 1.0 and full["accuracy_enough"] == 1.0
     gate = script.gate_check(rows, 1.0, 0.5)
-    assert (gate["confident_wrong_before"], gate["confident_wrong_after"], gate["full_clips_refused"]) == (1, 0, 0)
+    assert (gate["confident_wrong_before"], gate["confident_wrong_after"], gate["full_clips_short"]) == (1, 0, 0)
 
 
 def test_a_tiny_synthetic_run_through_the_predictor_writes_the_report(script, tmp_path):

@@ -80,6 +80,9 @@ class BackendResult:
     face_coverage: float | None
     warnings: tuple[str, ...] = ()  # what the decoders could not read (a damaged or truncated file)
     speech: float | None = None  # share of the clip that is speech (None: no VAD ran)
+    # the audio voted on less than the bundle's min_speech seconds of speech: every answer with its vote
+    # is flagged uncertain (avemo.inference.abstention)
+    short_speech: bool = False
     # the fusion's clip inputs, kept for speaker-level normalisation (avemo.inference.speakers): the audio
     # clip embedding the head read (None: audio not used, or not an embedding model) and the video
     # expert's pooled clip probabilities (None: video not used)
@@ -108,7 +111,7 @@ class ExpertsBackend:
         self.fusion = fusion  # an Engine over ProductOfExperts
         self.labels = labels
         self.speech_share = speech_share  # the least speech share of a window the audio expert votes on
-        self.min_speech = min_speech  # the least seconds of speech in a file for its audio to be used
+        self.min_speech = min_speech  # the least seconds of speech in a file for its audio answers to be trusted
 
     def run(self, path: Path, info: Any, streams: Streams, grid: WindowGrid,
             progress: Progress | None) -> BackendResult:
@@ -145,6 +148,11 @@ class ExpertsBackend:
                     reasons["audio"] = reason
                     warnings.append(f"audio not used: {reason}")
                     audio_out = None
+        short = audio_out is not None and speech is not None and speech.speech_seconds < self.min_speech
+        if short:  # the audio votes, but every answer it is part of is flagged uncertain
+            warnings.append(f"too little speech: {speech.speech_seconds:.2f} s detected in the {speech.duration:.1f} s "
+                            f"of audio, under the {self.min_speech:g} s the voice needs to be trusted (voice activity "
+                            "detection): the answers with an audio vote are flagged uncertain")
         video_windows = self.video.pooled(video_out, bounds) if used_video else None
         rows = fuse(self.fusion, audio_windows if audio_out is not None else None, video_windows, n, c)
         # the clip: both experts, then each one alone (its calibrated distribution, reported per modality)
@@ -168,7 +176,7 @@ class ExpertsBackend:
             windows=WindowScores(bounds, rows, {"audio": has_audio, "video": has_video}, calm_decided=has_audio,
                                  speech=None if speech is None else shares, crowd=crowd, crowd_gated=gated),
             modalities=modalities, face_coverage=video_out.coverage if video_out is not None else None,
-            warnings=tuple(warnings), speech=None if speech is None else _share(speech),
+            warnings=tuple(warnings), speech=None if speech is None else _share(speech), short_speech=short,
             audio_embedding=None if audio_out is None else audio_out.clip_embedding,
             video_clip=None if clip_video is None else clip_video[0],
         )
@@ -176,8 +184,7 @@ class ExpertsBackend:
     def _analyse(self, path: Path, streams: Streams, grid: WindowGrid, total: float, progress: Progress | None,
                  reasons: dict[str, str], warn: Callable[[str], None]):
         """Both experts on the file at the same time; ``(audio output, video output, speech activity)``,
-        None for a modality that is not used, failed, is silent, holds no speech or too little of it
-        (``min_speech`` seconds, :mod:`avemo.inference.abstention`) or shows no face (its
+        None for a modality that is not used, failed, is silent, holds no speech or shows no face (its
         reason in ``reasons``; the speech activity is kept when the audio was listened to); ``warn``
         receives what a damaged file made the decoders skip. Only a file whose every stream failed
         raises: one that was analysed and holds no speech and no face gives a result without emotion."""
@@ -192,10 +199,6 @@ class ExpertsBackend:
             audio_out = None
         elif speech is not None and not speech.has_speech:
             reasons["audio"] = f"no speech detected in the {speech.duration:.1f} s of audio (voice activity detection)"
-            audio_out = None
-        elif speech is not None and speech.speech_seconds < self.min_speech:
-            reasons["audio"] = (f"too little speech: {speech.speech_seconds:.2f} s detected in the {speech.duration:.1f} s "
-                                f"of audio, under the {self.min_speech:g} s needed (voice activity detection)")
             audio_out = None
         if video_out is not None and len(video_out.times) == 0:
             reasons["video"] = (

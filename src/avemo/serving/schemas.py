@@ -33,7 +33,8 @@ class WindowOut(BaseModel):
     video: bool = Field(description="A face was found in this window and the video expert contributed.")
     speech: float | None = Field(description="Share of the window that voice-activity detection found to be "
                                  "speech (null when no VAD listened: no audio track).")
-    uncertain: bool = Field(description="The top probability is below the model's threshold, or there is no emotion.")
+    uncertain: bool = Field(description="The top probability is below the model's threshold, the window has an "
+                            "audio vote from a file with too little speech, or there is no emotion.")
     text: str | None = Field(None, description="With transcribe: the words said in this window (\"\" when none); "
                              "absent otherwise.")
     text_used: bool | None = Field(None, description="With text among the modalities: the text expert contributed "
@@ -43,8 +44,7 @@ class WindowOut(BaseModel):
                                 "several people talk at once in this window (at or above the model's threshold, "
                                 "the window gets no audio vote); absent without a detector, and in the windows whose "
                                 "audio it did not score: a file without an audio track, or whose track is silent or "
-                                "holds no speech or too little (its audio is not used), and windows past the end of "
-                                "the track.")
+                                "holds no speech (its audio is not used), and windows past the end of the track.")
     crowd_gated: bool | None = Field(None, description="With crowd: whether the crowd gate took the voice out of "
                                      "this window, by its own score (at or above the threshold) or because most "
                                      "of the clip's speech is a crowd (the audio modality is then not used); "
@@ -78,8 +78,7 @@ class PredictionOut(BaseModel):
     duration: float | None = Field(description="Media duration in seconds (of what could be decoded, when the "
                                    "file ends before the length its header declares).")
     emotion: str | None = Field(description="The predicted clip-level emotion; null when the file holds no speech "
-                                "(or too little of it) and no face (the audio modality then says why: \"no speech\", "
-                                "\"too little speech\").")
+                                "and no face (the audio modality then says why: \"no speech\").")
     probabilities: dict[str, float] | None = Field(description="Probability of each emotion (they sum to 1); null "
                                                    "with emotion.")
     modalities: dict[str, ModalityOut]
@@ -88,10 +87,12 @@ class PredictionOut(BaseModel):
     model: dict[str, Any] = Field(description="Name, version and engine of the model that predicted; with a crowd "
                                   "detector also crowd_threshold (a window's crowd score at or above it: no audio "
                                   "vote).")
-    warnings: list[str] = Field(description="What the file made the decoders skip (a damaged or truncated file); "
-                                "the prediction covers what could be decoded.")
+    warnings: list[str] = Field(description="What the file made the decoders skip (a damaged or truncated file; "
+                                "the prediction covers what could be decoded), and what the abstention saw (\"too "
+                                "little speech\": the answers with an audio vote are flagged uncertain; a crowd).")
     speech: float | None = Field(description="Share of the clip that is speech (null when no VAD listened).")
-    uncertain: bool = Field(description="The top probability is below the model's calibrated threshold tau, or "
+    uncertain: bool = Field(description="The top probability is below the model's calibrated threshold tau, the "
+                            "answer has an audio vote from less speech than the model's min_speech seconds, or "
                             "there is no emotion: do not act on this answer alone.")
     transcript: TranscriptOut | None = Field(None, description="With transcribe: what was said; absent otherwise.")
     speaker: str | None = Field(None, description="POST /v1/predict/batch with speaker or group_by_speaker: the "
