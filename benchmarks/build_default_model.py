@@ -34,14 +34,15 @@ library's multi-corpus training (:func:`avemo.training.experiment.load_corpora`,
    compressed audio), accuracy, UAR and ECE at T = 1 and at the fitted T. No choice is made on these
    clips; their actors have fewer clips than ``min_clips``, so the speaker-normalised head is not
    scored on them.
-7. ``OUT/model.json`` (bundle configuration with 6 labels, T, tau, the VAD speech share, the crowd
+7. ``OUT/model.json`` (bundle configuration with 6 labels, T, tau, the VAD speech share and least
+   seconds of speech (``min_speech``, chosen by ``benchmarks/short_speech.py``), the crowd
    detector already in ``OUT`` and ``speaker_norm``, plus the metrics and provenance) and the generated
    blocks of ``OUT/model_card.md`` (between its ``<!-- NAME:begin -->`` / ``<!-- NAME:end -->`` markers:
    ``build``, ``degraded``, ``spknorm``).
 
     python benchmarks/build_default_model.py [--recipe benchmarks/default_model_recipe.toml]
         [--cache DIR] [--workers 1] [--skip-estimates | --estimates-without-copies] [--reuse-main-estimates]
-        [--skip-degraded | --degraded-only] [--degraded-conditions C1,C2] [--report-only]
+        [--skip-degraded | --degraded-only] [--degraded-conditions C1,C2] [--report-only | --abstention-only]
 
 ``--estimates-without-copies`` trains the held-out estimates' heads without the degraded copies
 (the final heads keep them). A babble copy mixes clips of the *training* speakers, so every fold
@@ -50,7 +51,9 @@ where that is too slow, this flag estimates the recipe without the copies and sa
 ``model.json`` and the card. ``--reuse-main-estimates`` keeps the main head's estimates of the
 ``model.json`` in ``OUT`` (valid only while the head is the same: the build stops when its weights
 differ), and with ``--skip-degraded`` its degraded-audio figures too; ``--degraded-only`` adds the degraded-audio figures to an existing bundle.
-``--report-only`` rewrites the card's generated blocks from the ``model.json`` already in ``OUT``.
+``--report-only`` rewrites the card's generated blocks from the ``model.json`` already in ``OUT``;
+``--abstention-only`` writes the recipe's ``[calibration]`` gates (``speech_share``, ``min_speech``: no
+training depends on them) into it first.
 The video weight is not fitted (no labelled video of the target domain exists in the project; the
 real clips are the test set): it is a fixed choice, ``--video-weight``, justified in the model card.
 """
@@ -462,7 +465,7 @@ def card_block(meta: dict) -> str:
     ab = meta["config"]["abstention"]
     lines += ["", f"Fusion: audio weight {fusion['audio_weight']}, temperature {fusion['audio_temperature']:.3f}; video "
               f"weight {fusion['video_weight']}, temperature {fusion['video_temperature']}. Abstention: tau "
-              f"{ab['tau']:.3f}, speech share {ab['speech_share']}."]
+              f"{ab['tau']:.3f}, speech share {ab['speech_share']}, min speech {ab.get('min_speech', 0.0):g} s."]
     return "\n".join(lines)
 
 
@@ -563,7 +566,7 @@ def bundle_config(args, labels, est: dict | None, recipe: dict, spk: dict | None
         fusion=FusionConfig(audio_weight=1.0, video_weight=args.video_weight,
                             audio_temperature=calibration["temperature"], video_temperature=1.0),
         abstention=AbstentionConfig(tau=calibration["tau"], speech_share=recipe["calibration"]["speech_share"],
-                                    crowd=crowd),
+                                    min_speech=recipe["calibration"]["min_speech"], crowd=crowd),
         speaker_norm=SpeakerNormConfig(audio=SPKNORM_DIR, temperature=spk_cal["temperature"], tau=spk_cal["tau"],
                                        min_clips=int(recipe["speaker_norm"]["min_clips"]))
         if recipe["speaker_norm"]["enabled"] else None,
@@ -594,6 +597,9 @@ def _arguments() -> argparse.Namespace:
                         help="comma-separated subset of the suite's degraded conditions (default: all; recorded)")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite the card's generated blocks from OUT/model.json")
+    parser.add_argument("--abstention-only", action="store_true",
+                        help="write the recipe's [calibration] speech_share and min_speech into OUT/model.json "
+                             "(nothing trained) and rewrite the card's generated blocks")
     parser.add_argument("--video-weight", type=float, default=0.5)
     parser.add_argument("--video-fps", type=float, default=8.0)
     parser.add_argument("--cache", type=Path, default=None, help="feature cache (default: ~/.cache/avemo/features)")
@@ -730,6 +736,9 @@ def main() -> None:
         write_card(card, json.loads((args.out / "model.json").read_text(encoding="utf-8")))
         print(f"rewrote the generated blocks of {card}")
         return
+    if args.abstention_only:
+        abstention_only(args)
+        return
     import torch
 
     torch.set_num_threads(1)
@@ -760,6 +769,24 @@ def main() -> None:
         spk["unseen_corpus"] = spknorm_unseen(unseen, int(s.recipe["speaker_norm"]["min_clips"]))
     write_bundle(args, s, previous, run, {"estimates": est, "unseen_corpus": unseen, "degraded": deg,
                                           "speaker_norm": spk}, same, time.perf_counter() - t_start)
+
+
+def abstention_only(args) -> None:
+    """``--abstention-only``: the recipe's ``[calibration]`` gates (``speech_share``, ``min_speech``) written
+    into ``OUT/model.json``'s abstention and into its copy of the recipe, everything else kept (tau and T
+    are fitted on the estimates, which do not change), and the card's generated blocks rewritten."""
+    from avemo import config as cfg
+    from avemo.inference.bundle import read_bundle, write_bundle_meta
+
+    gates = {k: cfg.load_file(args.recipe)["calibration"][k] for k in ("speech_share", "min_speech")}
+    config, meta = read_bundle(args.out)
+    config = dataclasses.replace(config, abstention=dataclasses.replace(config.abstention, **gates))
+    meta["training"]["recipe"]["calibration"].update(gates)
+    extra = {k: v for k, v in meta.items() if k not in ("format", "format_version", "config")}
+    write_bundle_meta(args.out, config, extra)
+    (args.out / "model.json").chmod(0o644)
+    write_card(args.out / "model_card.md", {"config": cfg.to_dict(config), **extra})
+    print(f"wrote the abstention {gates} into {args.out / 'model.json'} and the card")
 
 
 def degraded_only(args, s, previous: dict | None) -> None:

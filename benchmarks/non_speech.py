@@ -263,7 +263,8 @@ def report(results: dict) -> str:
         "# Knowing when it doesn't know: non-speech inputs and the uncertainty flag",
         "",
         f"The bundled model (`{results['model']}`) with its abstention settings: tau = {a['tau']}, "
-        f"speech_share = {a['speech_share']}, Silero VAD threshold {a['vad']['threshold']}. Method: the module "
+        f"speech_share = {a['speech_share']}, min_speech = {a['min_speech']} s, Silero VAD threshold "
+        f"{a['vad']['threshold']}. Method: the module "
         "docstring of `benchmarks/non_speech.py`.",
         "",
         *results["header"],

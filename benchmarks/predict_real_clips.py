@@ -167,8 +167,9 @@ def report(rows: list[dict], crops: tuple[list[dict], dict] | None, info: dict) 
         "",
         "Predictions are scored in each clip's own label set over the labels it shares with the model "
         "(`avemo.datasets.labels.comparison_map`: with an 8-label model, calm is added to neutral and surprised "
-        "left out for CREMA-D). ✓ = correct; (uncertain) = the clip's top probability is below the bundle's "
-        "threshold tau. The RAVDESS clip's actor (01) is one of the 20 actors whose audio trained the audio head "
+        "left out for CREMA-D). ✓ = correct; (uncertain) = the predictor flagged the clip's answer: its top "
+        "probability is below the bundle's threshold tau, or it has an audio vote from less than the bundle's "
+        "min_speech seconds of speech. The RAVDESS clip's actor (01) is one of the 20 actors whose audio trained the audio head "
         "(seen speaker, other recording).",
         "",
         "| clip | true | both modalities | video only | audio only | face coverage |",

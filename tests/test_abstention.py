@@ -32,9 +32,26 @@ def test_uncertain_flags_low_top_probability_and_missing_rows():
 def test_speech_gate_and_config_validation():
     assert speech_gate(np.array([0.0, 0.49, 0.5, 1.0]), 0.5).tolist() == [False, False, True, True]
     assert speech_gate(np.array([0.0, 0.1]), 0.0).all()  # 0: every window votes
-    for bad in ({"tau": 1.5}, {"tau": -0.1}, {"speech_share": 2.0}):
+    for bad in ({"tau": 1.5}, {"tau": -0.1}, {"speech_share": 2.0}, {"min_speech": -0.1},
+                {"min_speech": float("nan")}, {"min_speech": float("inf")}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             AbstentionConfig(**bad)
+    assert AbstentionConfig(min_speech=0.0).min_speech == 0.0  # 0: any speech at all will do
+
+
+def test_min_speech_is_read_from_model_json_as_seconds_and_refused_otherwise(tmp_path):
+    from avemo.errors import CheckpointError
+
+    shutil.copytree(BUNDLE_DIR, tmp_path / "b", ignore=shutil.ignore_patterns("audio", "audio_spknorm"))
+    meta = json.loads((tmp_path / "b" / "model.json").read_text())
+    for value, ok in ((1, True), (0.75, True), ("1 s", False), (-1, False), (None, False)):
+        meta["config"]["abstention"]["min_speech"] = value
+        (tmp_path / "b" / "model.json").write_text(json.dumps(meta))
+        if ok:
+            assert read_bundle(tmp_path / "b")[0].abstention.min_speech == float(value)
+        else:
+            with pytest.raises(CheckpointError, match="min_speech"):
+                read_bundle(tmp_path / "b")
 
 
 def old_bundle(folder: Path) -> Path:
@@ -49,12 +66,12 @@ def old_bundle(folder: Path) -> Path:
 def test_bundle_without_abstention_gets_the_defaults_and_round_trips_with_it(tmp_path):
     config, _ = read_bundle(old_bundle(tmp_path / "old"))
     assert config.abstention == AbstentionConfig()
-    custom = BundleConfig(labels=SHARED6, abstention=AbstentionConfig(tau=0.4, speech_share=0.3,
+    custom = BundleConfig(labels=SHARED6, abstention=AbstentionConfig(tau=0.4, speech_share=0.3, min_speech=0.6,
                                                                       vad=VadConfig(threshold=0.4)))
     write_bundle_meta(tmp_path, custom, {})
     assert read_bundle(tmp_path)[0] == custom
     stored = json.loads((tmp_path / "model.json").read_text())["config"]["abstention"]
-    assert stored["tau"] == 0.4 and stored["vad"]["threshold"] == 0.4
+    assert stored["tau"] == 0.4 and stored["min_speech"] == 0.6 and stored["vad"]["threshold"] == 0.4
 
 
 def test_fit_temperature_recovers_the_temperature_labels_were_drawn_with():
@@ -166,6 +183,52 @@ def test_windows_without_speech_get_no_audio_term(predictor, speech_then_silence
     for t in (2.0, 2.5, 3.0):
         w = by_start[t]
         assert w.speech < 0.5 and not w.audio and w.emotion is None and w.probabilities is None and w.uncertain
+
+
+def voice_in_silence(folder: Path, seconds: float) -> Path:
+    """``seconds`` of synthetic speech between 1 s of silence each side (a wav)."""
+    import soundfile as sf
+
+    from avemo.media.synth import synth_audio
+
+    silence = np.zeros(16000, np.float32)
+    path = folder / f"voice_{seconds:g}s.wav"
+    sf.write(path, np.concatenate([silence, synth_audio(seconds, 16000, "speech")[:, 0], silence]), 16000)
+    return path
+
+
+def test_too_little_speech_flags_every_answer_with_an_audio_vote_and_says_why(predictor, tmp_path):
+    assert 0.5 <= predictor.abstention.min_speech <= 1.5  # the bundle's, chosen by benchmarks/short_speech.py
+    r = predictor.predict(voice_in_silence(tmp_path, 0.3), window=0.5, hop=0.25)  # windows the 0.3 s can fill
+    assert 0.0 < r.speech * r.duration < predictor.abstention.min_speech  # the VAD heard it, but too little
+    assert r.modalities["audio"].used and r.emotion is not None and r.uncertain  # an answer, not to be trusted
+    [warning] = [w for w in r.warnings if w.startswith("too little speech")]
+    assert f"under the {predictor.abstention.min_speech:g} s the voice needs to be trusted" in warning
+    voted = [w for w in r.timeline if w.audio]
+    assert voted and all(w.uncertain for w in voted)
+    assert r.to_dict()["uncertain"] is True and all(w["uncertain"] for w in r.to_dict()["timeline"] if w["audio"])
+
+
+def test_enough_speech_is_not_flagged_for_its_length(predictor, tmp_path):
+    r = predictor.predict(voice_in_silence(tmp_path, 2.0))
+    assert r.modalities["audio"].used and r.modalities["audio"].reason is None and r.emotion is not None
+    assert any(w.audio for w in r.timeline) and not any("too little speech" in w for w in r.warnings)
+
+
+def test_min_speech_comes_from_the_bundle_and_zero_turns_the_gate_off(tmp_path):
+    from avemo import Predictor
+
+    clip = voice_in_silence(tmp_path, 0.3)
+    folder = old_bundle(tmp_path / "b")
+    meta = json.loads((folder / "model.json").read_text())
+    for min_speech, short in ((0.0, False), (5.0, True)):
+        meta["config"]["abstention"] = {"min_speech": min_speech, "tau": 0.0}  # tau 0: only min_speech flags
+        (folder / "model.json").write_text(json.dumps(meta))
+        p = Predictor.from_bundle(folder, device="cpu")
+        assert p.info()["abstention"]["min_speech"] == min_speech
+        r = p.predict(clip)
+        assert r.modalities["audio"].used and r.uncertain is short
+        assert any(w.startswith("too little speech") for w in r.warnings) is short
 
 
 def test_tau_and_speech_share_come_from_the_bundle(tmp_path, speech_then_silence):

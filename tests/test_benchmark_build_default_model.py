@@ -147,3 +147,26 @@ def test_the_recipe_is_read_with_exactly_the_keys_the_build_reads(benchmark_scri
         assert re.search(rf'recipe(\[|\.get\()"{key}"', source), f"RECIPE_KEYS lists {key}, which the build never reads"
     with pytest.raises(ConfigError, match="unknown top-level key audio_model"):
         read_corpora_file(script.RECIPE, reads=[k for k in script.RECIPE_KEYS if k != "audio_model"])
+
+
+def test_abstention_only_writes_the_recipes_gates_into_the_bundle_and_its_card(benchmark_script, tmp_path):
+    """``--abstention-only``: the recipe's speech_share and min_speech go into model.json (its config and its
+    copy of the recipe) and the card's numbers block; tau and the heads stay as they were."""
+    import json
+    import shutil
+
+    from avemo.inference.bundle import BUNDLE_DIR, read_bundle
+
+    script = benchmark_script("build_default_model")
+    out = tmp_path / "bundle"
+    shutil.copytree(BUNDLE_DIR, out, ignore=shutil.ignore_patterns("audio", "audio_spknorm"))
+    before = read_bundle(out)[0]
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(script.RECIPE.read_text().replace("min_speech = 1.0", "min_speech = 0.6"))
+    script.abstention_only(SimpleNamespace(recipe=recipe, out=out))
+    config, meta = read_bundle(out)
+    assert config.abstention.min_speech == 0.6 and config.abstention.tau == before.abstention.tau
+    assert config.abstention.speech_share == before.abstention.speech_share and config.fusion == before.fusion
+    assert meta["training"]["recipe"]["calibration"]["min_speech"] == 0.6
+    assert "min speech 0.6 s." in (out / "model_card.md").read_text()
+    assert json.loads((out / "model.json").read_text())["metrics"] == json.loads((BUNDLE_DIR / "model.json").read_text())["metrics"]

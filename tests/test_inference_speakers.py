@@ -13,6 +13,7 @@ import pytest
 
 from avemo.datasets.labels import LabelSet
 from avemo.errors import CheckpointError, ConfigError, DatasetError
+from avemo.inference.abstention import AbstentionConfig
 from avemo.inference.bundle import BundleConfig, SpeakerNormConfig, write_bundle_meta
 from avemo.inference.fusion import FusionConfig
 
@@ -40,11 +41,15 @@ def _head(folder: Path, seed: int, *, speaker_norm: bool) -> None:
     save_checkpoint(folder, model, labels=LabelSet("shared6", SHARED6), normalizer=norm)
 
 
-def spk_bundle(folder: Path, *, speaker_norm: SpeakerNormConfig | None = SPK) -> Path:
+def spk_bundle(folder: Path, *, speaker_norm: SpeakerNormConfig | None = SPK,
+               abstention: AbstentionConfig = AbstentionConfig(min_speech=0.0)) -> Path:
+    """min_speech 0 by default: the 1 s synthetic clips below hold just under 1 s of speech, which the
+    bundled model's min_speech would flag (test_abstention.py)."""
     _head(folder / "audio", 0, speaker_norm=False)
     if speaker_norm is not None:
         _head(folder / speaker_norm.audio, 1, speaker_norm=True)
-    write_bundle_meta(folder, BundleConfig(name="spk", labels=SHARED6, fusion=FUSION, speaker_norm=speaker_norm), {})
+    write_bundle_meta(folder, BundleConfig(name="spk", labels=SHARED6, fusion=FUSION, speaker_norm=speaker_norm,
+                                           abstention=abstention), {})
     return folder
 
 
@@ -100,6 +105,19 @@ def _by_hand(bundle: Path, predictor, files: list[Path]) -> np.ndarray:
 def _softmax(z):
     e = np.exp(z - z.max())
     return e / e.sum()
+
+
+def test_the_speaker_normalised_answer_from_too_little_speech_stays_uncertain(clips, tmp_path):
+    """The second pass re-decides the clip's answer; the first pass's "too little speech" flag stays."""
+    from avemo import Predictor
+
+    folder = spk_bundle(tmp_path / "short", abstention=AbstentionConfig(tau=0.0, min_speech=5.0))
+    outcomes = list(Predictor.from_bundle(folder, device="cpu").predict_many(
+        clips["a"], speakers={p: "A" for p in clips["a"]}))
+    for o in outcomes:
+        r = o.prediction
+        assert r.modalities["audio"].speaker_normalised and r.emotion is not None  # tau 0: only min_speech flags
+        assert r.uncertain and any(w.startswith("too little speech") for w in r.warnings)
 
 
 def test_a_speaker_with_enough_clips_gets_the_speaker_normalised_head(bundle, spk_predictor, clips, tmp_path):

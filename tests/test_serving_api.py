@@ -120,6 +120,24 @@ def test_a_silent_upload_gets_no_emotion_and_is_uncertain(client, tmp_path):
     assert all(w["emotion"] is None and w["uncertain"] and w["speech"] == 0.0 for w in body["timeline"])
 
 
+def test_an_upload_with_too_little_speech_is_flagged_uncertain_and_says_why(client, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from avemo.media.synth import synth_audio
+
+    path = tmp_path / "short.wav"  # 0.3 s of synthetic speech in 2.3 s of silence
+    sf.write(path, np.concatenate([np.zeros(16000, np.float32), synth_audio(0.3, 16000, "speech")[:, 0],
+                                   np.zeros(16000, np.float32)]), 16000)
+    body = _post_file(client, path, window=0.5, hop=0.25).json()  # windows the 0.3 s can fill
+    PredictionOut.model_validate(body)
+    assert body["emotion"] is not None and body["uncertain"] is True and body["speech"] > 0
+    assert body["modalities"]["audio"]["used"] is True
+    assert any(w.startswith("too little speech") for w in body["warnings"])
+    voted = [w for w in body["timeline"] if w["audio"]]
+    assert voted and all(w["uncertain"] for w in voted)
+
+
 # ----------------------------------------------------------------------------- real clips
 
 

@@ -80,6 +80,9 @@ class BackendResult:
     face_coverage: float | None
     warnings: tuple[str, ...] = ()  # what the decoders could not read (a damaged or truncated file)
     speech: float | None = None  # share of the clip that is speech (None: no VAD ran)
+    # the audio voted on less than the bundle's min_speech seconds of speech: every answer with its vote
+    # is flagged uncertain (avemo.inference.abstention)
+    short_speech: bool = False
     # the fusion's clip inputs, kept for speaker-level normalisation (avemo.inference.speakers): the audio
     # clip embedding the head read (None: audio not used, or not an embedding model) and the video
     # expert's pooled clip probabilities (None: video not used)
@@ -101,12 +104,14 @@ class Backend(Protocol):
 class ExpertsBackend:
     """The default model: audio expert + video expert + product-of-experts fusion."""
 
-    def __init__(self, audio, video, fusion, labels: tuple[str, ...], speech_share: float = 0.5):
+    def __init__(self, audio, video, fusion, labels: tuple[str, ...], speech_share: float = 0.5,
+                 min_speech: float = 0.0):
         self.audio = audio
         self.video = video
         self.fusion = fusion  # an Engine over ProductOfExperts
         self.labels = labels
         self.speech_share = speech_share  # the least speech share of a window the audio expert votes on
+        self.min_speech = min_speech  # the least seconds of speech in a file for its audio answers to be trusted
 
     def run(self, path: Path, info: Any, streams: Streams, grid: WindowGrid,
             progress: Progress | None) -> BackendResult:
@@ -143,6 +148,11 @@ class ExpertsBackend:
                     reasons["audio"] = reason
                     warnings.append(f"audio not used: {reason}")
                     audio_out = None
+        short = audio_out is not None and speech is not None and speech.speech_seconds < self.min_speech
+        if short:  # the audio votes, but every answer it is part of is flagged uncertain
+            warnings.append(f"too little speech: {speech.speech_seconds:.2f} s detected in the {speech.duration:.1f} s "
+                            f"of audio, under the {self.min_speech:g} s the voice needs to be trusted (voice activity "
+                            "detection): the answers with an audio vote are flagged uncertain")
         video_windows = self.video.pooled(video_out, bounds) if used_video else None
         rows = fuse(self.fusion, audio_windows if audio_out is not None else None, video_windows, n, c)
         # the clip: both experts, then each one alone (its calibrated distribution, reported per modality)
@@ -166,7 +176,7 @@ class ExpertsBackend:
             windows=WindowScores(bounds, rows, {"audio": has_audio, "video": has_video}, calm_decided=has_audio,
                                  speech=None if speech is None else shares, crowd=crowd, crowd_gated=gated),
             modalities=modalities, face_coverage=video_out.coverage if video_out is not None else None,
-            warnings=tuple(warnings), speech=None if speech is None else _share(speech),
+            warnings=tuple(warnings), speech=None if speech is None else _share(speech), short_speech=short,
             audio_embedding=None if audio_out is None else audio_out.clip_embedding,
             video_clip=None if clip_video is None else clip_video[0],
         )

@@ -5,7 +5,8 @@
   Calibration of Modern Neural Networks", §4.2); :func:`scaled` applies it.
 * :func:`fit_threshold`: ``tau`` of :class:`~avemo.inference.abstention.AbstentionConfig`, the least
   confidence at which held-out answers are right at least ``min_accuracy`` of the time, read from
-  an isotonic (monotone) fit of correctness on confidence, so that one lucky bin cannot set it.
+  an isotonic (monotone) fit of correctness on confidence, so that one lucky bin cannot set it
+  (:func:`least_reaching`, which also reads ``min_speech`` off the seconds of speech).
 
 Both are fitted on held-out data (validation speakers, other corpora), never on a test fold.
 The expected calibration error that measures the result is :func:`avemo.metrics.expected_calibration_error`.
@@ -46,17 +47,29 @@ def fit_temperature(log_probs: np.ndarray, y: np.ndarray) -> tuple[float, float,
 def fit_threshold(probs: np.ndarray, y: np.ndarray, min_accuracy: float = 0.5) -> float:
     """The least top probability at which an isotonic fit of "the answer is right" on the top
     probability reaches ``min_accuracy``; 1.0 when it never does (every answer would be flagged)."""
+    probs, y = _checked(probs, y)
+    reached = least_reaching(probs.max(axis=1), probs.argmax(axis=1) == y, min_accuracy)
+    return 1.0 if reached is None else reached
+
+
+def least_reaching(scores: np.ndarray, correct: np.ndarray, min_accuracy: float = 0.5) -> float | None:
+    """The least of ``scores`` (N,) at which an isotonic (non-decreasing) fit of ``correct`` (N,) on the
+    scores reaches ``min_accuracy``; None when it never does. The score is the top probability for
+    ``tau`` (:func:`fit_threshold`), or the seconds of speech an answer was made from for
+    ``min_speech`` (``benchmarks/short_speech.py``)."""
     from sklearn.isotonic import IsotonicRegression
 
-    probs, y = _checked(probs, y)
     if not 0.0 < min_accuracy <= 1.0:
         raise ConfigError(f"min_accuracy must lie in (0, 1], got {min_accuracy}")
-    conf = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == y).astype(np.float64)
-    order = np.argsort(conf)
-    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit_transform(conf[order], correct[order])
+    scores = np.asarray(scores, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    if scores.ndim != 1 or scores.shape != correct.shape or len(scores) == 0:
+        raise ConfigError(f"least_reaching needs N scores and N outcomes, N > 0; got {scores.shape} and {correct.shape}")
+    order = np.argsort(scores, kind="stable")
+    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit_transform(scores[order],
+                                                                                          correct[order])
     reached = np.nonzero(fitted >= min_accuracy)[0]
-    return float(conf[order][reached[0]]) if len(reached) else 1.0
+    return float(scores[order][reached[0]]) if len(reached) else None
 
 
 def _checked(values: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

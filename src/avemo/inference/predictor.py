@@ -34,7 +34,8 @@ A modality that is absent or unusable (no audio track, a silent track, no speech
 any frame, an audio file) is left out and the result says which one and why. When nothing is left
 the result has no emotion (``emotion: None``, ``uncertain: True``); prediction fails only when the
 file cannot be decoded. A window whose speech share is below the bundle's ``speech_share`` gets no
-audio term; a result whose top probability is below ``tau`` is flagged ``uncertain``
+audio term; a result whose top probability is below ``tau`` is flagged ``uncertain``, and so is
+every answer with an audio vote from a file with less than ``min_speech`` seconds of speech
 (:mod:`avemo.inference.abstention`). Windows nobody heard or saw (no audio and no face) are left
 out of the timeline; windows heard without speech are kept, without emotion.
 
@@ -195,7 +196,8 @@ class Predictor:
                                          onnx_dir=Path(onnx_dir) if onnx_dir is not None else None)
         if speaker_head is not None:
             info["speaker_norm"] = _config_dict(config.speaker_norm)
-        backend = ExpertsBackend(audio, video, fusion, labels, speech_share=config.abstention.speech_share)
+        backend = ExpertsBackend(audio, video, fusion, labels, speech_share=config.abstention.speech_share,
+                                 min_speech=config.abstention.min_speech)
         return cls(backend, labels=labels, grid=WindowGrid(config.window, config.hop), model_info=info,
                    bundle_dir=path, meta=meta, onnx_dir=Path(onnx_dir) if onnx_dir is not None else None,
                    abstention=config.abstention, speaker_head=speaker_head)
@@ -302,6 +304,8 @@ class Predictor:
         crowd = np.full(len(w.bounds), np.nan) if w.crowd is None else w.crowd
         gated = np.zeros(len(w.bounds), bool) if w.crowd_gated is None else w.crowd_gated
         flags = uncertain(w.probabilities, self.abstention.tau)
+        if result.short_speech:  # too little speech: an answer with an audio vote is not to be trusted
+            flags = flags | w.present["audio"]
         said = w.present.get("text")  # where the text expert contributed (None: it did not run)
         timeline = tuple(
             WindowPrediction(
@@ -330,7 +334,7 @@ class Predictor:
             model={k: self.model_info[k] for k in ("name", "version", "engine", "crowd_threshold")
                    if k in self.model_info},
             warnings=result.warnings,
-            uncertain=probs is None or bool(uncertain(probs, self.abstention.tau)),
+            uncertain=probs is None or result.short_speech or bool(uncertain(probs, self.abstention.tau)),
             speech=result.speech,
             transcript=transcript,
             labels=self.labels,
@@ -365,7 +369,8 @@ class Predictor:
             for index, path in enumerate(paths):
                 outcome, result = self._outcome(index, path, progress, options)
                 outcomes.append(outcome)
-                evidence.append(None if result is None else Evidence(result.audio_embedding, result.video_clip))
+                evidence.append(None if result is None else Evidence(result.audio_embedding, result.video_clip,
+                                                                     result.short_speech))
         except KeyboardInterrupt:
             yield from self._grouped(outcomes, evidence, [by_path.get(Path(p).resolve()) for p in paths])
             raise

@@ -19,7 +19,9 @@ API returns, so its shape is part of the public contract:
      "speech": 0.71, "uncertain": false}
 
 ``uncertain`` (clip and every window): the top probability is below the model's threshold ``tau``,
-or there is no emotion at all (:mod:`avemo.inference.abstention`). ``speech``: the share of the clip
+the answer has an audio vote from a file with less than the bundle's ``min_speech`` seconds of
+speech (a warning says "too little speech"), or there is no emotion at all
+(:mod:`avemo.inference.abstention`). ``speech``: the share of the clip
 or window that the voice-activity detector found to be speech (null when none ran: no audio track,
 or a model without VAD). A window without speech gets no audio term; a file without speech and
 without a face gives ``emotion: null`` and ``probabilities: null`` (with ``uncertain: true``), and
@@ -42,7 +44,7 @@ to), as ``"audio"`` and ``"video"`` say for the other experts (``"text"`` holds 
 
 ``warnings``: one line each about what the file made the decoders skip (a damaged middle, a
 truncated end: the prediction then covers what could be decoded, and ``duration`` is its length),
-and, for a file given a speaker, why it kept its single-clip result (too few clips of the speaker,
+what the abstention saw (too little speech; a crowd that took the voice out), and, for a file given a speaker, why it kept its single-clip result (too few clips of the speaker,
 or a batch interrupted before all of the speaker's files were analysed).
 
 Speaker-level normalisation (``Predictor.predict_many(..., speakers=)``, ``avemo predict
@@ -100,7 +102,7 @@ class WindowPrediction:
     probabilities: Mapping[str, float] | None
     audio: bool  # the audio expert contributed to this window
     video: bool  # a face was found in this window and the video expert contributed
-    uncertain: bool = False  # top probability below tau, or no emotion
+    uncertain: bool = False  # top probability below tau, an audio vote on too little speech, or no emotion
     speech: float | None = None  # share of the window that is speech (None: not known)
     text: str | None = None  # the words said in the window, when the file was transcribed
     crowd: float | None = None  # the crowd detector's score (None: no detector, or no audio in the window)
@@ -141,7 +143,7 @@ class Prediction:
     timeline: tuple[WindowPrediction, ...] = ()
     model: Mapping[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()  # what could not be decoded (see the module docstring)
-    uncertain: bool = False  # top probability below tau, or no emotion
+    uncertain: bool = False  # top probability below tau, an audio vote on too little speech, or no emotion
     speech: float | None = None  # share of the clip that is speech (None: not known)
     transcript: Any = None  # an avemo.features.audio.asr.Transcript, when the file was transcribed
     speaker: str | None = None  # the speaker the caller said the file is of (None: not given)

@@ -80,10 +80,12 @@ GROUP_SPEAKER = "speaker"
 @dataclass(frozen=True)
 class Evidence:
     """What the second pass needs of a file's first: its clip embedding (None when its audio was not
-    used) and its video expert's pooled clip probabilities (None when its video was not used)."""
+    used), its video expert's pooled clip probabilities (None when its video was not used) and
+    whether its audio heard less than the bundle's ``min_speech`` (its answer stays uncertain)."""
 
     embedding: np.ndarray | None
     video: np.ndarray | None
+    short_speech: bool = False
 
 
 class SpeakerHead:
@@ -116,15 +118,15 @@ class SpeakerHead:
         both = fuse(self.fusion, scaled, None if video is None else np.asarray(video)[None], 1, c)[0]
         return both, fuse(self.fusion, scaled, None, 1, c)[0]
 
-    def renormalised(self, p: Prediction, logits: np.ndarray, video: np.ndarray | None, speaker: str,
+    def renormalised(self, p: Prediction, logits: np.ndarray, evidence: Evidence, speaker: str,
                      clips: int) -> Prediction:
         """``p`` with the clip's result of the speaker-normalised head (the timeline unchanged)."""
-        both, alone = self.fused(logits, video)
+        both, alone = self.fused(logits, evidence.video)
         audio = dataclasses.replace(p.modalities["audio"], probabilities=labelled(alone, self.labels),
                                     speaker_normalised=True, speaker_clips=clips)
         return dataclasses.replace(
             p, emotion=decide(both, self.labels, calm_decided=True), probabilities=labelled(both, self.labels),
-            modalities={**p.modalities, "audio": audio}, uncertain=bool(uncertain(both, self.config.tau)),
+            modalities={**p.modalities, "audio": audio}, uncertain=evidence.short_speech or bool(uncertain(both, self.config.tau)),
             speaker=speaker,
         )
 
@@ -155,7 +157,7 @@ def normalise_speakers(predictions: Sequence[Prediction | None], evidence: Seque
         if p is None or s is None:
             out.append(p)
         elif i in by_file:
-            out.append(head.renormalised(p, by_file[i], evidence[i].video, s, len(usable[s])))
+            out.append(head.renormalised(p, by_file[i], evidence[i], s, len(usable[s])))
         else:
             out.append(_single_clip(p, s, len(usable[s]), _why_single(s, len(usable[s]), minimum, unfinished)))
     return out

@@ -33,7 +33,8 @@ class WindowOut(BaseModel):
     video: bool = Field(description="A face was found in this window and the video expert contributed.")
     speech: float | None = Field(description="Share of the window that voice-activity detection found to be "
                                  "speech (null when no VAD listened: no audio track).")
-    uncertain: bool = Field(description="The top probability is below the model's threshold, or there is no emotion.")
+    uncertain: bool = Field(description="The top probability is below the model's threshold, the window has an "
+                            "audio vote from a file with too little speech, or there is no emotion.")
     text: str | None = Field(None, description="With transcribe: the words said in this window (\"\" when none); "
                              "absent otherwise.")
     text_used: bool | None = Field(None, description="With text among the modalities: the text expert contributed "
@@ -86,10 +87,12 @@ class PredictionOut(BaseModel):
     model: dict[str, Any] = Field(description="Name, version and engine of the model that predicted; with a crowd "
                                   "detector also crowd_threshold (a window's crowd score at or above it: no audio "
                                   "vote).")
-    warnings: list[str] = Field(description="What the file made the decoders skip (a damaged or truncated file); "
-                                "the prediction covers what could be decoded.")
+    warnings: list[str] = Field(description="What the file made the decoders skip (a damaged or truncated file; "
+                                "the prediction covers what could be decoded), and what the abstention saw (\"too "
+                                "little speech\": the answers with an audio vote are flagged uncertain; a crowd).")
     speech: float | None = Field(description="Share of the clip that is speech (null when no VAD listened).")
-    uncertain: bool = Field(description="The top probability is below the model's calibrated threshold tau, or "
+    uncertain: bool = Field(description="The top probability is below the model's calibrated threshold tau, the "
+                            "answer has an audio vote from less speech than the model's min_speech seconds, or "
                             "there is no emotion: do not act on this answer alone.")
     transcript: TranscriptOut | None = Field(None, description="With transcribe: what was said; absent otherwise.")
     speaker: str | None = Field(None, description="POST /v1/predict/batch with speaker or group_by_speaker: the "

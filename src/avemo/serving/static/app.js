@@ -373,8 +373,9 @@ function showModalities(result) {
   $("model-text").textContent = parts.length ? `Model: ${parts.join(", ")}.` : "";
   const warnings = result.warnings ?? [];
   $("warnings-text").hidden = !warnings.length;
-  $("warnings-text").textContent = warnings.length
-    ? `The file is damaged; the result covers what could be decoded: ${warnings.join("; ")}.` : "";
+  // what the decoders skipped (the result covers what could be decoded) and what the abstention saw
+  // ("too little speech", a crowd): not all of them mean that the file is damaged
+  $("warnings-text").textContent = warnings.length ? `Note: ${warnings.join("; ")}.` : "";
 }
 
 // A modality's own clip-level probabilities, most likely first (its evidence before the fusion).
