@@ -678,6 +678,21 @@ BalanceOpt = Annotated[
                                   "corpus (equal total per corpus), corpus_class (equal per corpus and label).",
                              show_default="the --corpora file's balance, else the --config file's, else auto")
 ]
+TrainSpeakersOpt = Annotated[str | None, typer.Option(
+    help="'all' or a comma-separated list of the corpus's speaker ids (one corpus; several: speakers= per corpus "
+         "in --corpora).")]
+EpochsOpt = Annotated[int | None, typer.Option(
+    help="The most epochs (early stopping on the validation speakers may end sooner; a model fitted in closed "
+         "form, whisper_logreg or egemaps_logreg, has none).", show_default="the --config file's, else 60")]
+SeedOpt = Annotated[int | None, typer.Option(help="The random seed.", show_default="the --config file's, else 0")]
+SpeakerNormOpt = Annotated[
+    bool | None, typer.Option("--speaker-norm/--no-speaker-norm", help="Speaker-level feature normalisation.",
+                              show_default="the --config file's, else off")
+]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.",
+                                               show_default="the --config file's, else auto")]
+BatchSizeOpt = Annotated[int | None, typer.Option(help="Training batch (the effective one with --accumulate).",
+                                                  show_default="the --config file's, else 32")]
 AccumulateOpt = Annotated[
     int | None, typer.Option(help="Run every batch as K micro-batches with one optimizer step: the same "
                                   "effective batch in about 1/K of the activation memory.")
@@ -736,9 +751,7 @@ def train(
     overwrite: OverwriteOpt = False,
     visual_table: TableOpt = None,
     labels: LabelsOpt = None,
-    speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated list of the corpus's speaker ids "
-                                                      "(one corpus; several: speakers= per corpus in --corpora).")
-                        ] = "all",
+    speakers: TrainSpeakersOpt = "all",
     fold: Annotated[int | None, typer.Option(help="Train on fold K of the plan; test on its test speakers.")] = None,
     plan: Annotated[
         str | None, typer.Option(help="Fold plan: a built-in name (ravdess, ravdess_au, iemocap_loso) or a JSON file (default: the smallest built-in "
@@ -750,19 +763,11 @@ def train(
     ] = None,
     model_config: Annotated[str | None, typer.Option(help="Model options: JSON or a TOML/YAML/JSON file.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON).")] = None,
-    epochs: Annotated[int | None, typer.Option(
-        help="The most epochs (early stopping on the validation speakers may end sooner; a model fitted in closed "
-             "form, whisper_logreg or egemaps_logreg, has none).", show_default="the --config file's, else 60")] = None,
-    seed: Annotated[int | None, typer.Option(help="The random seed.", show_default="the --config file's, else 0")
-                    ] = None,
-    speaker_norm: Annotated[
-        bool | None, typer.Option("--speaker-norm/--no-speaker-norm", help="Speaker-level feature normalisation.",
-                                  show_default="the --config file's, else off")
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.",
-                                               show_default="the --config file's, else auto")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Training batch (the effective one with --accumulate).",
-                                                   show_default="the --config file's, else 32")] = None,
+    epochs: EpochsOpt = None,
+    seed: SeedOpt = None,
+    speaker_norm: SpeakerNormOpt = None,
+    device: DeviceOpt = None,
+    batch_size: BatchSizeOpt = None,
     accumulate: AccumulateOpt = None,
     checkpoint_activations: CheckpointActivationsOpt = None,
     eval_batch_size: EvalBatchOpt = None,
