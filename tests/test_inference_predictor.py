@@ -332,9 +332,8 @@ def test_info_describes_the_model(predictor):
 
 
 # ----------------------------------------------------------------------------- zoo checkpoints (--model)
-@pytest.fixture(scope="module")
-def frame_checkpoint(tmp_path_factory):
-    """A small frame-based late-fusion zoo model saved as a trainer checkpoint (random weights)."""
+def _frame_model_checkpoint(folder, name: str):
+    """A small frame-based audio-video zoo model ``name`` saved as a trainer checkpoint (random weights)."""
     import torch
 
     from avemo.models import create_model
@@ -342,38 +341,123 @@ def frame_checkpoint(tmp_path_factory):
     from avemo.models.normalization import Normalizer
 
     torch.manual_seed(0)
-    model = create_model("late_average", audio="mfcc_cnn1d", video="sultana_video_cnn3d",
+    model = create_model(name, audio="mfcc_cnn1d", video="sultana_video_cnn3d",
                          audio_config={"n_frames": 28}, video_config={"n_frames": 16, "size": (16, 16)})
     norm = Normalizer(kinds={"audio": "sequence", "video": "frames"},
                       mean={"audio": np.zeros(13, np.float32)}, std={"audio": np.full(13, 10.0, np.float32)})
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "frames", model, labels=RAVDESS, normalizer=norm)
+    return save_checkpoint(folder / name, model, labels=RAVDESS, normalizer=norm)
+
+
+@pytest.fixture(scope="module")
+def frame_checkpoint(tmp_path_factory):
+    """A late-fusion model: each of its inputs is optional."""
+    return _frame_model_checkpoint(tmp_path_factory.mktemp("ckpt"), "late_average")
+
+
+@pytest.fixture(scope="module")
+def joint_checkpoint(tmp_path_factory):
+    """A joint model (feature concatenation): it needs both inputs."""
+    return _frame_model_checkpoint(tmp_path_factory.mktemp("ckpt"), "concat_fc")
+
+
+@pytest.fixture(scope="module")
+def speech_then_silence(tmp_path_factory):
+    """1.5 s of synthetic speech, then 1.5 s of silence (a wav)."""
+    import soundfile as sf
+
+    from avemo.media.synth import synth_audio
+
+    y = np.concatenate([synth_audio(1.5, 16000, "speech")[:, 0], np.zeros(24000, np.float32)])
+    path = tmp_path_factory.mktemp("ckpt_audio") / "speech_then_silence.wav"
+    sf.write(path, y, 16000)
+    return path
 
 
 def test_frame_based_zoo_checkpoint_predicts_clip_and_windows(frame_checkpoint, make_clip):
     from avemo import Predictor
 
     p = Predictor.from_checkpoint(frame_checkpoint, device="cpu")
-    r = p.predict(make_clip("zoo.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="voice"))
+    r = p.predict(make_clip("zoo.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="speech"))
     assert r.modalities["audio"].used and r.modalities["video"].used and r.face_coverage == 1.0
     assert len(r.timeline) == 3 and all(w.audio and w.video for w in r.timeline)
     assert r.model["name"] == "late_average"
     # an optional modality that is missing is dropped: the late-fusion model predicts from the voice
-    r = p.predict(make_clip("zoo_noface.mp4", duration=1.5, size=(320, 240), fps=25, face=False, audio="voice"))
+    r = p.predict(make_clip("zoo_noface.mp4", duration=1.5, size=(320, 240), fps=25, face=False, audio="speech"))
     assert r.modalities["audio"].used and not r.modalities["video"].used
     assert "no face" in r.modalities["video"].reason
 
 
-def test_a_checkpoint_has_none_of_the_bundles_abstention_as_its_help_says(frame_checkpoint, make_clip):
-    """``avemo predict --model RUN`` on silence gave an emotion while the README said only "a file with no
-    speech says so": the bundle's gates are not a checkpoint's, which --model's help and the README now say."""
+@pytest.mark.parametrize("kind", ["silence", "noise"])
+def test_a_checkpoint_abstains_without_speech_like_the_bundle(frame_checkpoint, make_clip, kind):
+    """``avemo predict --model RUN`` gave an emotion for silence and white noise: a checkpoint had none of
+    the bundle's speech gate. Now the file's audio is not used ("no speech"), and with nothing else to
+    read the answer is no emotion, not an error; the windows keep their speech share."""
     from avemo import Predictor
     from avemo.cli import MODEL_HELP
 
     p = Predictor.from_checkpoint(frame_checkpoint, device="cpu")
-    r = p.predict(make_clip("silent.wav", duration=1.5, audio="silence"))
-    assert r.modalities["audio"].used and r.emotion is not None and r.speech is None
-    assert r.uncertain == (max(r.probabilities.values()) < 0.5)
-    assert "silence and noise get an emotion too, with speech null" in MODEL_HELP
+    r = p.predict(make_clip(f"{kind}.wav", duration=1.5, audio=kind))
+    assert r.emotion is None and r.probabilities is None and r.uncertain and r.speech == 0.0
+    audio = r.modalities["audio"]
+    assert not audio.used and "no speech" in audio.reason
+    assert len(r.timeline) == 2 and all(w.emotion is None and not w.audio and w.speech == 0.0 for w in r.timeline)
+    assert p.info()["abstention"]["tau"] == 0.5  # the default: a checkpoint has no calibrated tau of its own
+    assert "no speech, no audio vote" in MODEL_HELP
+
+
+def test_a_checkpoint_on_speech_answers_and_its_windows_carry_the_speech_share(frame_checkpoint, make_clip,
+                                                                              speech_then_silence):
+    from avemo import Predictor
+
+    p = Predictor.from_checkpoint(frame_checkpoint, device="cpu")
+    r = p.predict(make_clip("zoo_speech.wav", duration=2.5, audio="speech"))
+    assert r.modalities["audio"].used and r.emotion in RAVDESS.emotions and r.speech > 0.9
+    assert len(r.timeline) == 4 and all(w.audio and w.emotion and w.speech >= 0.5 for w in r.timeline)
+    assert not any("too little speech" in w for w in r.warnings)
+    # windows with too little speech get no audio vote: for an audio-only input, no emotion there
+    r = p.predict(speech_then_silence)
+    assert r.modalities["audio"].used and r.emotion is not None and 0.3 < r.speech < 0.7
+    by_start = {w.start: w for w in r.timeline}
+    assert all(by_start[t].audio and by_start[t].speech >= 0.5 and by_start[t].emotion for t in (0.0, 0.5))
+    for t in (1.5, 2.0):
+        w = by_start[t]
+        assert w.speech < 0.5 and not w.audio and w.emotion is None and w.probabilities is None and w.uncertain
+
+
+def test_a_checkpoint_flags_answers_from_too_little_speech(frame_checkpoint, make_clip):
+    import copy
+
+    from avemo import Predictor
+    from avemo.inference.abstention import AbstentionConfig
+
+    p = copy.copy(Predictor.from_checkpoint(frame_checkpoint, device="cpu"))
+    p.abstention = AbstentionConfig(tau=0.0)  # tau 0: only min_speech flags (the backend keeps min_speech 1 s)
+    r = p.predict(make_clip("zoo_short.wav", duration=0.8, audio="speech"))
+    assert r.modalities["audio"].used and r.emotion is not None and r.uncertain
+    assert 0.0 < r.speech * r.duration < 1.0
+    [warning] = [w for w in r.warnings if w.startswith("too little speech")]
+    assert "under the 1 s the voice needs to be trusted" in warning
+    assert r.timeline and all(w.audio and w.uncertain for w in r.timeline)
+    r = p.predict(make_clip("zoo_speech.wav", duration=2.5, audio="speech"))
+    assert not r.uncertain and not any(w.uncertain for w in r.timeline)  # enough speech: not flagged
+
+
+def test_a_face_without_speech_late_fusion_reads_the_face_a_joint_model_abstains(frame_checkpoint,
+                                                                                 joint_checkpoint, make_clip):
+    from avemo import Predictor
+
+    clip = make_clip("zoo_face_silence.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="silence")
+    r = Predictor.from_checkpoint(frame_checkpoint, device="cpu").predict(clip)
+    assert not r.modalities["audio"].used and "no speech" in r.modalities["audio"].reason
+    assert r.modalities["video"].used and r.emotion is not None and r.face_coverage == 1.0
+    assert r.timeline and all(w.video and not w.audio and w.emotion and w.speech == 0.0 for w in r.timeline)
+    r = Predictor.from_checkpoint(joint_checkpoint, device="cpu").predict(clip)
+    assert r.emotion is None and r.uncertain and "no speech" in r.modalities["audio"].reason
+    assert not r.modalities["video"].used and "together with the voice" in r.modalities["video"].reason
+    assert all(w.emotion is None and not w.video for w in r.timeline)
+    speech = make_clip("zoo_face_speech.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="speech")
+    r = Predictor.from_checkpoint(joint_checkpoint, device="cpu").predict(speech)
+    assert r.modalities["audio"].used and r.modalities["video"].used and r.emotion is not None
 
 
 def test_checkpoint_refusals(tmp_path, frame_checkpoint):

@@ -44,10 +44,11 @@ def test_serve_a_trained_checkpoint_like_predict(trained, started, make_clip, tm
     settings, predictor = started["settings"], started["predictor"]
     assert (settings.model, settings.engine, settings.device) == (str(trained), "torch", "cpu")
 
-    clip = make_clip("served_voice.wav", duration=1.6, audio="voice")
+    clip = make_clip("served_speech.wav", duration=1.6, audio="speech")
     cli = CliRunner().invoke(app, ["predict", str(clip), "--model", str(trained), "--device", "cpu", "-f", "json"])
     assert cli.exit_code == 0, cli.output
     expected = json.loads(cli.stdout)
+    assert expected["modalities"]["audio"]["used"] and expected["emotion"]  # speech: the checkpoint answers
     with TestClient(create_app(predictor=predictor, settings=settings)) as client:
         health = client.get("/healthz").json()
         HealthOut.model_validate(health)

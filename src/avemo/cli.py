@@ -1482,9 +1482,9 @@ def _write_predictions(predictions, fmt: str, output, *, single: bool, labels=()
 
 
 #: the model options of `predict` and `serve` (one meaning, one default: ServeSettings')
-MODEL_HELP = ("A checkpoint from `avemo train` to use instead of the bundled model. It has none of the bundle's "
-              "abstention (no voice-activity or crowd gate, no tau of its own): silence and noise get an emotion "
-              "too, with speech null.")
+MODEL_HELP = ("A checkpoint from `avemo train` to use instead of the bundled model. Its audio input has the "
+              "bundle's speech gate (voice-activity detection, default thresholds: no speech, no audio vote), "
+              "but no crowd gate and no tau of its own (0.5).")
 ENGINE_HELP = "torch or onnx (the bundled model's encoders and fusion; a --model checkpoint runs on torch)."
 DEVICE_HELP = "auto (GPU when present), cpu, cuda..."
 _SERVE = ServeSettings()  # the defaults shown by `serve --help` and `predict --help`

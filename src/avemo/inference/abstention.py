@@ -34,7 +34,9 @@ The rules, configured by :class:`AbstentionConfig` (``model.json``'s ``config.ab
   estimates the confidence where held-out accuracy reaches a target, for a bundle to store its own.
 
 Bundles written before this section existed get these defaults, so they load unchanged; a bundle
-written before ``min_speech`` existed gets the 1.0 s flag too.
+written before ``min_speech`` existed gets the 1.0 s flag too. A zoo checkpoint (``avemo predict
+--model RUN``, :class:`~avemo.inference.backends.ZooBackend`) with an audio input gets the speech
+rules with these defaults; it has no crowd detector, and no calibrated ``tau`` of its own.
 """
 
 from __future__ import annotations

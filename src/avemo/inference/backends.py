@@ -11,7 +11,8 @@ status of every modality. It never changes what it is given. Two backends exist:
   speech, and a track without speech is not used (:mod:`avemo.inference.abstention`); with a crowd
   detector, the same holds for windows (and a track) where several people talk at once;
 * :class:`ZooBackend`, a checkpoint of the model zoo (``avemo train``): its own extractors on the
-  clip and on each window, normalised and batched exactly as in training.
+  clip and on each window, normalised and batched exactly as in training, behind the same speech
+  gate as the bundle (no audio vote without speech, an uncertain answer from too little of it).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from avemo.errors import AvemoError, FeatureError, MissingStreamError
-from avemo.inference.abstention import speech_gate
+from avemo.features.audio.vad import SAMPLE_RATE as VAD_RATE
+from avemo.features.audio.vad import SpeechActivity, VoiceActivityDetector
+from avemo.inference.abstention import AbstentionConfig, speech_gate
 from avemo.inference.result import ModalityStatus
 from avemo.inference.windows import WindowGrid
 from avemo.media.decode import TRUNCATED
@@ -148,11 +151,9 @@ class ExpertsBackend:
                     reasons["audio"] = reason
                     warnings.append(f"audio not used: {reason}")
                     audio_out = None
-        short = audio_out is not None and speech is not None and speech.speech_seconds < self.min_speech
-        if short:  # the audio votes, but every answer it is part of is flagged uncertain
-            warnings.append(f"too little speech: {speech.speech_seconds:.2f} s detected in the {speech.duration:.1f} s "
-                            f"of audio, under the {self.min_speech:g} s the voice needs to be trusted (voice activity "
-                            "detection): the answers with an audio vote are flagged uncertain")
+        short = None if audio_out is None else _short_speech(speech, self.min_speech)
+        if short is not None:  # the audio votes, but every answer it is part of is flagged uncertain
+            warnings.append(short)
         video_windows = self.video.pooled(video_out, bounds) if used_video else None
         rows = fuse(self.fusion, audio_windows if audio_out is not None else None, video_windows, n, c)
         # the clip: both experts, then each one alone (its calibrated distribution, reported per modality)
@@ -176,8 +177,8 @@ class ExpertsBackend:
             windows=WindowScores(bounds, rows, {"audio": has_audio, "video": has_video}, calm_decided=has_audio,
                                  speech=None if speech is None else shares, crowd=crowd, crowd_gated=gated),
             modalities=modalities, face_coverage=video_out.coverage if video_out is not None else None,
-            warnings=tuple(warnings), speech=None if speech is None else _share(speech), short_speech=short,
-            audio_embedding=None if audio_out is None else audio_out.clip_embedding,
+            warnings=tuple(warnings), speech=None if speech is None else _share(speech),
+            short_speech=short is not None, audio_embedding=None if audio_out is None else audio_out.clip_embedding,
             video_clip=None if clip_video is None else clip_video[0],
         )
 
@@ -194,11 +195,9 @@ class ExpertsBackend:
         audio_out, video_out = outputs.get("audio"), outputs.get("video")
         reasons.update({name: exc.reason for name, exc in errors.items()})
         speech = None if audio_out is None else audio_out.speech
-        if audio_out is not None and audio_out.peak < SILENT_PEAK:
-            reasons["audio"] = f"the audio track is silent (peak level {_dbfs(audio_out.peak)}): no speech"
-            audio_out = None
-        elif speech is not None and not speech.has_speech:
-            reasons["audio"] = f"no speech detected in the {speech.duration:.1f} s of audio (voice activity detection)"
+        silence = None if audio_out is None else _no_speech(audio_out.peak, speech)
+        if silence is not None:
+            reasons["audio"] = silence
             audio_out = None
         if video_out is not None and len(video_out.times) == 0:
             reasons["video"] = (
@@ -311,9 +310,23 @@ class ZooBackend:
 
     The audio track is decoded once per sample rate its audio extractors ask for (usually one), and
     every window's audio features are computed from the same decoded samples.
+
+    With ``abstention`` (what :meth:`Predictor.from_checkpoint
+    <avemo.inference.predictor.Predictor.from_checkpoint>` gives: the defaults, a checkpoint has no
+    calibrated ``tau`` of its own), the bundle's speech gate (:mod:`avemo.inference.abstention`) holds
+    for a model with an audio input: the VAD runs once over the decoded track (at 16 kHz, resampled
+    from another rate when no input decodes at that one); a silent track or one without speech is not
+    used (the bundle's reasons, "no speech"), a window whose speech share is below ``speech_share`` gets
+    no audio input (nor an answer, when the model needs audio), and every answer with an audio vote
+    from a file with less than ``min_speech`` seconds of speech is flagged uncertain. Without speech, a
+    model whose audio input is optional (late fusion) answers from the face alone, as the bundle does;
+    a joint model, which needs the voice (its audio input is required), gives no emotion, also where it
+    sees a face: its one answer is a function of both inputs together, and fed the silence it would read
+    it as a voice, which is what the gate exists to prevent (it has no face-only answer to fall back on).
+    ``abstention`` None: no gate (every window's audio is read, whatever it holds).
     """
 
-    def __init__(self, runner, labels: tuple[str, ...]):
+    def __init__(self, runner, labels: tuple[str, ...], abstention: AbstentionConfig | None = None):
         from avemo.features.base import get_extractor
 
         self.runner = runner
@@ -321,9 +334,15 @@ class ZooBackend:
         self.specs = dict(runner.specs)
         self.by_modality = {m: [n for n, s in self.specs.items() if s.modality == m] for m in MEDIA_MODALITIES}
         self.extractors = {n: get_extractor(s.feature, **dict(s.config)) for n, s in self.specs.items()}
+        self.abstention = abstention
+        self.vad = None if abstention is None or not self.by_modality["audio"] else VoiceActivityDetector(abstention.vad)
 
     def _required(self, modality: str) -> bool:
         return any(not self.specs[n].optional for n in self.by_modality[modality])
+
+    def _complete(self, arrays: Mapping[str, Any]) -> bool:
+        """Whether the model can run on ``arrays``: some input, and every required one."""
+        return bool(arrays) and all(n in arrays or s.optional for n, s in self.specs.items())
 
     def _usable(self, path: Path, streams: Streams) -> tuple[dict[str, bool], dict[str, str]]:
         """Which modalities the model can use on this file: its inputs among the streams given."""
@@ -343,6 +362,16 @@ class ZooBackend:
             raise FeatureError(f"the model ({model}) takes {takes}, which this file cannot give (it gives "
                                f"{', '.join(given) or 'no usable stream'})", path)
         return use, reasons
+
+    def _listen(self, signals: Mapping[int, np.ndarray]) -> tuple[SpeechActivity | None, str | None]:
+        """The VAD on the decoded track: (its speech activity, why the track gives no audio vote at all or
+        None); (None, None) without a gate."""
+        if self.vad is None:
+            return None, None
+        sr = VAD_RATE if VAD_RATE in signals else max(signals)
+        y = signals[sr]
+        speech = self.vad.detect(y, sr)
+        return speech, _no_speech(float(np.max(np.abs(y))) if len(y) else 0.0, speech)
 
     def _audio_features(self, signals: Mapping[int, np.ndarray], start: float | None = None,
                         end: float | None = None) -> dict[str, list[np.ndarray]]:
@@ -378,39 +407,56 @@ class ZooBackend:
         warnings: list[str] = []
         signals: dict[int, np.ndarray] = {}
         clip_arrays: dict[str, list] = {}
-        coverage = None
+        coverage, speech = None, None
         if use["audio"]:
             rates = sorted({self.extractors[n].sample_rate for n in self.by_modality["audio"]})
             signals = {sr: load_audio(path, sr=sr, warn=warnings.append) for sr in rates}
             if total <= 0:  # the container's duration when it has one, else the decoded samples'
                 total = len(signals[rates[0]]) / rates[0]
-            clip_arrays.update(self._audio_features(signals))
+            speech, silence = self._listen(signals)
+            if silence is None:
+                clip_arrays.update(self._audio_features(signals))
+            else:  # no speech: no audio vote, and no answer at all from a model that needs the voice
+                use["audio"], reasons["audio"] = False, silence
+                if use["video"] and self._required("audio"):
+                    use["video"] = False
+                    reasons["video"] = (f"the model ({self.runner.ckpt.model.name}) reads the face together with "
+                                        "the voice, and the audio holds no speech")
         if use["video"]:
             try:
                 feats, coverage = self._video_features(path, None, None)
                 clip_arrays.update(feats)
             except FeatureError as exc:
-                if self._required("video") or not use["audio"]:
+                if self._required("video") or not signals:  # the audio was analysed: a result, with or without emotion
                     raise
                 reasons["video"] = exc.reason
                 use["video"] = False
-        clip_logits = self.runner.logits(clip_arrays)[0]
-        windows = self._windows(path, grid.bounds(total), use, signals, total, progress)
+        clip = softmax(self.runner.logits(clip_arrays)[0]) if self._complete(clip_arrays) else None
+        bounds = grid.bounds(total)
+        shares = None if speech is None else speech.window_fractions(bounds)
+        windows = self._windows(path, bounds, use, signals, shares, total, progress)
+        short = _short_speech(speech, self.abstention.min_speech) if use["audio"] and speech is not None else None
+        if short is not None:
+            warnings.append(short)
         modalities = {m: ModalityStatus(used=use[m], reason=None if use[m] else reasons.get(m)) for m in MEDIA_MODALITIES}
-        return BackendResult(duration=total, probabilities=softmax(clip_logits), calm_decided=True, windows=windows,
-                             modalities=modalities, face_coverage=coverage, warnings=tuple(dict.fromkeys(warnings)))
+        return BackendResult(duration=total, probabilities=clip, calm_decided=True, windows=windows,
+                             modalities=modalities, face_coverage=coverage, warnings=tuple(dict.fromkeys(warnings)),
+                             speech=None if speech is None else _share(speech), short_speech=short is not None)
 
     def _windows(self, path: Path, bounds: np.ndarray, use: Mapping[str, bool], signals: Mapping[int, np.ndarray],
-                 total: float, progress: Progress | None) -> WindowScores:
-        """The model on each window; a window missing a required input is left out."""
+                 shares: np.ndarray | None, total: float, progress: Progress | None) -> WindowScores:
+        """The model on each window; a window missing a required input is left out. ``shares``: each
+        window's speech share (None: no gate); below ``speech_share`` the window has no audio input."""
         n, c = len(bounds), len(self.labels)
         probs = np.full((n, c), np.nan, dtype=np.float32)
         present = {"audio": np.zeros(n, bool), "video": np.zeros(n, bool)}
+        voiced = np.ones(n, bool) if shares is None else speech_gate(shares, self.abstention.speech_share)
         for k, (start, end) in enumerate(bounds):
             arrays: dict[str, list] = {}
-            for modality in ("audio", "video"):
-                if not use[modality]:
-                    continue
+            wanted = [m for m in MEDIA_MODALITIES if use[m] and (m != "audio" or voiced[k])]
+            if use["audio"] and not voiced[k] and self._required("audio"):
+                wanted = []  # too little speech for the voice the model needs: no answer in this window
+            for modality in wanted:
                 try:
                     if modality == "audio":
                         arrays.update(self._audio_features(signals, float(start), float(end)))
@@ -419,14 +465,13 @@ class ZooBackend:
                     present[modality][k] = True
                 except FeatureError:
                     present[modality][k] = False
-            complete = all(m in arrays or self.specs[m].optional for m in self.specs)
-            if arrays and complete:
+            if self._complete(arrays):
                 probs[k] = softmax(self.runner.logits(arrays)[0])
             else:
                 present["audio"][k] = present["video"][k] = False
             if progress is not None:
                 progress(float(end), total)
-        return WindowScores(bounds, probs, present, calm_decided=np.ones(n, bool))
+        return WindowScores(bounds, probs, present, calm_decided=np.ones(n, bool), speech=shares)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -450,6 +495,27 @@ def _crowd_gate(audio_windows: np.ndarray, crowd: np.ndarray, clip_crowd: float 
     if clip_crowd is None or clip_crowd < threshold:
         return None, above
     return f"several people talk at once in most of the speech ({clip}threshold {threshold:g})", above
+
+
+def _no_speech(peak: float, speech: SpeechActivity | None) -> str | None:
+    """Why a track that was listened to gives no audio vote at all: it is silent (``peak`` below
+    :data:`~avemo.media.probe.SILENT_PEAK`), or the VAD found no speech in it; None when it holds speech
+    (or no VAD ran)."""
+    if peak < SILENT_PEAK:
+        return f"the audio track is silent (peak level {_dbfs(peak)}): no speech"
+    if speech is not None and not speech.has_speech:
+        return f"no speech detected in the {speech.duration:.1f} s of audio (voice activity detection)"
+    return None
+
+
+def _short_speech(speech: SpeechActivity | None, min_speech: float) -> str | None:
+    """The warning of an audio vote from less than ``min_speech`` seconds of speech, whose answers are all
+    flagged uncertain (``BackendResult.short_speech``); None with enough speech (or no VAD)."""
+    if speech is None or speech.speech_seconds >= min_speech:
+        return None
+    return (f"too little speech: {speech.speech_seconds:.2f} s detected in the {speech.duration:.1f} s of audio, "
+            f"under the {min_speech:g} s the voice needs to be trusted (voice activity detection): the answers "
+            "with an audio vote are flagged uncertain")
 
 
 def _share(speech) -> float:

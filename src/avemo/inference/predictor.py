@@ -37,7 +37,8 @@ file cannot be decoded. A window whose speech share is below the bundle's ``spee
 audio term; a result whose top probability is below ``tau`` is flagged ``uncertain``, and so is
 every answer with an audio vote from a file with less than ``min_speech`` seconds of speech
 (:mod:`avemo.inference.abstention`). Windows nobody heard or saw (no audio and no face) are left
-out of the timeline; windows heard without speech are kept, without emotion.
+out of the timeline; windows heard without speech are kept, without emotion. A zoo checkpoint
+(:meth:`Predictor.from_checkpoint`) has the same speech gate, with the default thresholds.
 
 Several clips of one speaker (:meth:`Predictor.predict_many` with ``speakers``): a bundle with a
 speaker-normalised audio head gives each speaker's clips that head's result, on embeddings
@@ -208,7 +209,12 @@ class Predictor:
         """A model of the zoo trained with ``avemo train`` (e.g. a frame-based model on your own videos).
 
         It runs on the inputs it was trained with, computed from the file (face crops over the clip
-        and over each window, audio features of the clip's and each window's samples). ``labels``:
+        and over each window, audio features of the clip's and each window's samples), behind the
+        bundle's speech gate with the default :class:`~avemo.inference.abstention.AbstentionConfig`
+        (a checkpoint has no calibrated ``tau`` of its own): a file without speech gives no audio vote
+        (and no emotion from a model that needs the voice), a window with too little speech none
+        either, and an answer with an audio vote from less than ``min_speech`` seconds of speech is
+        flagged uncertain (:class:`~avemo.inference.backends.ZooBackend`). ``labels``:
         the label set the caller expects (a name or a list); a checkpoint with another one is refused.
         ``labels=None`` (default) accepts the checkpoint's own, if every emotion in it is a known one
         (:data:`~avemo.datasets.labels.CANONICAL_EMOTIONS`).
@@ -223,10 +229,11 @@ class Predictor:
             _check_labels(ckpt, expected)
         _check_known(ckpt.labels.emotions, ckpt.path)
         runner = ZooRunner(ckpt, device)
+        abstention = AbstentionConfig()
         info = {"name": ckpt.model.name, "version": ckpt.meta.get("created", ""), "engine": "torch",
-                "checkpoint": str(path)}
-        return cls(ZooBackend(runner, tuple(ckpt.labels.emotions)), labels=ckpt.labels.emotions,
-                   grid=WindowGrid(window, hop), model_info=info)
+                "checkpoint": str(path), "abstention": _config_dict(abstention)}
+        return cls(ZooBackend(runner, tuple(ckpt.labels.emotions), abstention), labels=ckpt.labels.emotions,
+                   grid=WindowGrid(window, hop), model_info=info, abstention=abstention)
 
     def with_text_expert(self, expert, config=None) -> Predictor:
         """This predictor with a text expert (:class:`~avemo.inference.text.TextExpert`) attached, used
