@@ -261,7 +261,7 @@ def test_table_headline_and_modality_lines_are_not_broken_at_the_console_width()
     formats.render(replace(_no_emotion(), path=path), console)
     lines = console.file.getvalue().splitlines()
     assert f"{path} (2.0 s): happy (60 %) ? uncertain" in lines
-    assert f"{path} (2.0 s): no emotion (no speech and no face to tell it from)" in lines
+    assert f"{path} (2.0 s): no emotion (no speech, and no face the model could read on its own)" in lines
     assert "  video: not used: no face detected in any of the 16 analysed frames" in lines
 
 
@@ -378,7 +378,7 @@ def test_uncertain_and_no_emotion_in_json_csv_and_table():
     formats.render(_no_emotion(), console)
     text = console.file.getvalue()
     assert "a.mp4 (2.0 s): happy (60 %) ? uncertain" in text and "sad ?" in text
-    assert "quiet.wav (2.0 s): no emotion (no speech and no face" in text and "no speech" in text
+    assert "quiet.wav (2.0 s): no emotion (no speech, and no face" in text and "no speech" in text
     # a reason with brackets of its own is not wrapped in more: "video: not used (an audio-only file (no video stream))"
     assert "  video: not used: an audio-only file (no video stream)" in text.splitlines() and "))" not in text
     assert [r[2] for r in formats.runs(_no_emotion())] == [formats.NO_EMOTION]

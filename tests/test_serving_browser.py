@@ -308,6 +308,28 @@ def test_record_with_camera_and_microphone(page):
     assert watch.errors == []
 
 
+def test_too_little_speech_says_why_the_answer_is_uncertain(page, tmp_path):
+    """A confident answer from 0.4 s of speech is flagged for its length, and the page says so (it said
+    "below the model's confidence threshold" of every flag, and "The file is damaged" of every warning)."""
+    import numpy as np
+    import soundfile as sf
+
+    from avemo.media.synth import synth_audio
+
+    tab, watch = page
+    clip = tmp_path / "short.wav"
+    silence = np.zeros(16000, np.float32)
+    sf.write(clip, np.concatenate([silence, synth_audio(0.4, 16000, "speech")[:, 0], silence]), 16000)
+    tab.get_by_label("Video or audio file").set_input_files(clip)
+    tab.get_by_role("button", name="Analyse clip").click()
+    tab.locator("#result").wait_for(state="visible")
+    assert tab.locator("#result").get_attribute("data-uncertain") == "true"
+    assert tab.locator("#emotion-confidence").text_content().endswith(
+        " probability; uncertain: too little speech to trust the voice)")
+    assert tab.locator("#warnings-text").text_content().startswith("Note: too little speech: ")
+    assert watch.errors == []
+
+
 def test_bad_file_shows_the_servers_error(page, tmp_path):
     tab, _ = page
     fake = tmp_path / "notes.mp4"

@@ -183,8 +183,9 @@ def render(prediction: Prediction, console) -> None:
     p = prediction
     duration = "" if p.duration is None else f" ({p.duration:.1f} s)"
     if p.emotion is None:
-        console.print(f"[bold]{escape(p.path)}[/]{duration}: [yellow]no emotion[/] (no speech and no face to tell it from)",
-                      soft_wrap=True)
+        # true of a joint checkpoint too, whose face is not read without the voice (the modality lines say why)
+        console.print(f"[bold]{escape(p.path)}[/]{duration}: [yellow]no emotion[/] (no speech, and no face the model "
+                      "could read on its own)", soft_wrap=True)
     else:
         flag = " [yellow]? uncertain[/]" if p.uncertain else ""
         console.print(f"[bold]{escape(p.path)}[/]{duration}: [bold green]{p.emotion}[/] "

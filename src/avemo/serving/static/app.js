@@ -403,6 +403,13 @@ function showMedia(result) {
   return media;
 }
 
+// Why an answer is flagged: too little speech to trust the voice (the abstention's warning says so),
+// else a top probability below the model's threshold
+function uncertainWhy(result) {
+  const short = (result.warnings ?? []).some((w) => w.startsWith("too little speech"));
+  return short ? "too little speech to trust the voice" : "below the model's confidence threshold";
+}
+
 function showResult(result) {
   const section = $("result");
   section.hidden = false;
@@ -410,8 +417,8 @@ function showResult(result) {
   section.dataset.uncertain = result.uncertain ? "true" : "false";
   $("emotion-label").textContent = result.emotion ?? "none";
   $("emotion-confidence").textContent = result.emotion == null
-    ? "(no speech and no face to tell an emotion from)"
-    : `(${percent(result.probabilities[result.emotion])} probability${result.uncertain ? "; uncertain: below the model's confidence threshold" : ""})`;
+    ? "(no speech, and no face the model could read on its own)"
+    : `(${percent(result.probabilities[result.emotion])} probability${result.uncertain ? `; uncertain: ${uncertainWhy(result)}` : ""})`;
   showBars(result);
   showLegend(result);
   showTable(result);
