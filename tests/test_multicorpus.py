@@ -376,7 +376,26 @@ def test_cli_checks_the_label_space_with_one_corpus_and_says_it_is_ignored(two_s
     code, _, err = avemo_main(*base, "--label-space", "union_masked", "--out", tmp_path / "one")
     assert code == 0, err
     assert "label space union_masked ignored: one corpus trains on its own labels" in err
-    assert json.loads((tmp_path / "one" / "checkpoint.json").read_text())["labels"]["name"] == "emodb"
+    meta = json.loads((tmp_path / "one" / "checkpoint.json").read_text())
+    assert meta["labels"]["name"] == "emodb"
+    assert meta["train"]["balance"] == "none"  # what the default "auto" stands for with one corpus
+
+
+@pytest.mark.shared_data
+def test_cli_records_the_balance_auto_stood_for_and_evaluates_the_run(two_small_corpora, tmp_path, avemo_main):
+    """The default balance "auto" was recorded as "auto", not as the weighting the run used: "corpus"
+    with two corpora. The run so recorded is evaluated as before."""
+    rav, emo = two_small_corpora
+    out = tmp_path / "run"
+    code, _, err = avemo_main("train", "--dataset", "ravdess", "--root", rav, "--dataset", "emodb", "--root", emo,
+                              "--model", "whisper_logreg", "--val-speakers", "ravdess:02,09", "--out", out,
+                              "--cache", tmp_path / "cache", "-j", "1")
+    assert code == 0, err
+    assert json.loads((out / "checkpoint.json").read_text())["train"]["balance"] == "corpus"
+    code, _, err = avemo_main("evaluate", "-c", out, "--dataset", "emodb", "--root", emo, "--json", tmp_path / "ev.json",
+                              "--cache", tmp_path / "cache")
+    assert code == 0, err
+    assert json.loads((tmp_path / "ev.json").read_text())["n"] > 0
 
 
 def _train_on_file(avemo_main, tmp_path, settings: str, *options):

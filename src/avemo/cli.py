@@ -1,7 +1,9 @@
 """The ``avemo`` command line: thin wrappers over the library.
 
 Errors a user can cause are printed as one line (``avemo: error: FILE: reason``) with
-exit code 2; batch commands go on past bad items, list them at the end and exit 1.
+exit code 2; batch commands go on past bad items, list them at the end and exit 1. Of the files a
+command skipped, the first 20 are named one a line and the others counted by reason, with where the
+full list is (:func:`_print_skipped`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import inspect
 import io
 import json
 import logging
+import re
 import sys
-from collections.abc import Collection, Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -313,8 +317,9 @@ def extract(
     from avemo.collect import check_export_folder, export_features
     from avemo.output_file import removing_new_folders
 
-    path, items, skipped = _extract_inputs(path, root, dataset=dataset, labels_csv=labels, protocol=protocol,
-                                           media=media)
+    full_list = f'listed in {summary_json} ("skipped")' if summary_json is not None else "listed by --summary FILE"
+    path, items, skipped = _extract_inputs(path, root, full_list, dataset=dataset, labels_csv=labels,
+                                           protocol=protocol, media=media)
     with contextlib.ExitStack() as stack:  # a bad destination fails now, not after the work
         stack.enter_context(removing_new_folders(out_dir and out_dir.parent))
         if out_dir is not None:
@@ -322,7 +327,7 @@ def extract(
         summary_out = stack.enter_context(_output(summary_json))  # may go into the folder just made
         cache = _cache(cache_dir)
         if transcribe:
-            items, skipped = _transcribe_items(items, skipped, cache, path)
+            items, skipped = _transcribe_items(items, skipped, cache, path, full_list)
         report = _extract_clips(items, specs, cache, path, transcribe, workers=workers, executor=executor,
                                 address=address)
         if out_dir is not None:
@@ -338,7 +343,7 @@ def extract(
             summary = report.to_dict() | {"skipped": [{"path": str(p), "reason": r} for p, r in skipped]}
             summary_out.commit(json.dumps(summary, indent=2))
     if failed or skipped:
-        _print_not_extracted(failed, skipped, what)
+        _print_not_extracted(failed, skipped, what, full_list)
         raise typer.Exit(1)
 
 
@@ -360,21 +365,70 @@ def _item_counter(items):
     return count, "utterance" if only_texts else "file or utterance" if texts else "file"
 
 
-def _extract_inputs(path: Path | None, root: Path | None, **options):
-    """(the input, its clips, the files skipped) of ``extract``; the skipped ones and the duplicates
-    (copies of a take read from another file: not an error) are printed."""
+def _extract_inputs(path: Path | None, root: Path | None, full_list: str, **options):
+    """(the input, its clips, the files skipped) of ``extract``; the skipped ones (:func:`_print_skipped`,
+    ``full_list``: where they are all) and the duplicates (copies of a take read from another file: not an
+    error) are printed."""
     from avemo.collect import collect_inputs
 
     if (path is None) == (root is None):
         raise AvemoError("give the input as PATH or as --root DIR, once")
     path = path if path is not None else root
     items, skipped, duplicates = collect_inputs(path, **options)
-    for s_path, reason in skipped:
-        console_err.print(f"[yellow]skipped[/] {escape(str(s_path))}: {escape(reason)}", soft_wrap=True)
+    _print_skipped(skipped, full_list)
     _print_duplicates(duplicates)
     if not items:
         raise AvemoError("no media files to process", path)
     return path, items, skipped
+
+
+#: How many skipped files or takes a command names one by one; the others are counted by reason.
+SKIPPED_SHOWN = 20
+
+
+def _print_skipped(items: Iterable[tuple[str | Path, str]], full_list: str) -> None:
+    """On stderr: the files or takes (what, reason) a command skipped, the first :data:`SKIPPED_SHOWN`
+    one a line, then one line that counts the others by kind of reason and says where ``full_list``
+    they all are (a file written, or the option that writes one): a wrong --root read 1,217 files that
+    follow no naming convention, and their lines buried everything else."""
+    items = [(str(what), reason) for what, reason in items]
+    for what, reason in items[:SKIPPED_SHOWN]:
+        console_err.print(f"[yellow]skipped[/] {escape(what)}: {escape(reason)}", soft_wrap=True)
+    if len(items) > SKIPPED_SHOWN:
+        rest = items[SKIPPED_SHOWN:]
+        console_err.print(escape(f"... and {len(rest)} more skipped ({_reason_counts(rest)}); all {len(items)} "
+                                 f"{full_list}"), soft_wrap=True)
+
+
+def _reason_counts(items: Sequence[tuple[str, str]], shown: int = 5) -> str:
+    """``"reasons: not an EmoDB name: ... ×1197, ..."``: how many of ``items`` (what, reason) have each
+    kind of reason (:func:`_reason_kind`), the most frequent first; a kind whose reasons are all the
+    same text is named by that text. Beyond ``shown`` kinds, the others are counted together."""
+    kinds: dict[str, Counter] = {}
+    for what, reason in items:
+        kinds.setdefault(_reason_kind(what, reason), Counter())[reason] += 1
+    ranked = sorted(kinds.items(), key=lambda kv: -kv[1].total())
+    parts = [f"{_shorten(next(iter(texts)) if len(texts) == 1 else kind)} ×{texts.total()}"
+             for kind, texts in ranked[:shown]]
+    if len(ranked) > shown:
+        others = ranked[shown:]
+        parts.append(f"{len(others)} other reasons ×{sum(texts.total() for _, texts in others)}")
+    return f"reason{'s' if len(items) > 1 else ''}: " + ", ".join(parts)
+
+
+def _reason_kind(what: str, reason: str) -> str:
+    """``reason`` without what is particular to one file or take ``what``: its path and name, quoted
+    values, paths and words with digits (codes, take names, line numbers) become "…", so that "EmoDB
+    speaker 07 is not one of 03, 08, ..." and "EmoDB speaker 02 is not ..." are one kind of reason."""
+    for part in sorted({what, Path(what).name} - {""}, key=len, reverse=True):
+        reason = re.sub(rf"(?<![\w.]){re.escape(part)}(?![\w.])", "…", reason)
+    reason = re.sub(r"'[^']*'|\"[^\"]*\"|\S*[/\\]\S*|[\w.:-]*\d[\w.:-]*", "…", reason)
+    return re.sub(r"…(?:[\s,;]*…)+", "…", reason)
+
+
+def _shorten(text: str, width: int = 80) -> str:
+    """``text``, cut to ``width`` characters with "…"."""
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _print_duplicates(duplicates) -> None:
@@ -384,32 +438,36 @@ def _print_duplicates(duplicates) -> None:
         console_err.print(f"[cyan]duplicate[/] {escape(str(path))}: {escape(reason)}", soft_wrap=True)
 
 
-def _transcribe_items(items, skipped, cache, path: Path):
+def _transcribe_items(items, skipped, cache, path: Path, full_list: str):
     """``extract --transcribe``: the clips with transcripts, and the files skipped (those whose audio
-    cannot be transcribed added and printed)."""
+    cannot be transcribed added and printed, :func:`_print_skipped`)."""
     from avemo.training.transcripts import transcribe_clips
 
     with _transcribing(True) as progress:
         done = transcribe_clips(items, cache=cache, progress=progress)
     for line in done.warnings:  # what the decoder repaired or cut short (a truncated WAV file)
         console_err.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True)
-    for s in done.skipped:
-        console_err.print(f"[yellow]skipped[/] {escape(str(s.path))}: {escape(s.reason)}", soft_wrap=True)
+    _print_skipped(((s.path, s.reason) for s in done.skipped), full_list)
     _say_transcribed(done.summary())
     if not done.clips:
         raise AvemoError("no file could be transcribed", path)
     return done.clips, [*skipped, *((s.path, s.reason) for s in done.skipped)]
 
 
-def _print_not_extracted(failed, skipped, what: str = "file") -> None:
+def _print_not_extracted(failed, skipped, what: str, full_list: str) -> None:
     """The table of the files (and extractors) ``extract`` could not process, on stderr; ``what``: the
-    first column's name (``utterance`` for a text-only corpus)."""
+    first column's name (``utterance`` for a text-only corpus). Of the files skipped, the first
+    :data:`SKIPPED_SHOWN` have a row, the others one row that counts them by reason and says where
+    ``full_list`` they all are."""
     table = Table(what, "extractor", "reason", title="Not extracted", title_justify="left")
     for o in failed:
         for name, reason in o.errors.items():
             table.add_row(escape(str(o.path)), name, escape(reason))
-    for s_path, reason in skipped:
+    for s_path, reason in skipped[:SKIPPED_SHOWN]:
         table.add_row(escape(str(s_path)), "-", escape(reason))
+    if len(skipped) > SKIPPED_SHOWN:
+        rest = [(str(p), r) for p, r in skipped[SKIPPED_SHOWN:]]
+        table.add_row(f"... and {len(rest)} more", "-", escape(f"{_reason_counts(rest)}; all {len(skipped)} {full_list}"))
     console_err.print(table)
 
 
@@ -945,8 +1003,7 @@ def _naming_reader_skips(skipped: Sequence[tuple[str, str]]):
 def _print_run(run, out: Path, data) -> None:
     """What ``avemo train`` says at the end: the skipped files (those the dataset reader of ``data``
     could not use, then those without features), the duplicates, the scores, the checkpoint's folder."""
-    for path, reason in [*data.skipped, *run.failed]:
-        console_err.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}", soft_wrap=True)
+    _print_skipped([*data.skipped, *run.failed], f'listed in {out / "checkpoint.json"} ("data": "skipped")')
     _print_duplicates(data.duplicates)
     line = f"best epoch {run.best_epoch}; validation accuracy {run.val.accuracy:.3f}" if run.val else "no validation"
     if run.test is not None:
@@ -1020,7 +1077,7 @@ def evaluate(
         with _extracting(len(data.takes)) as progress, _naming_reader_skips(data.skipped):
             ev = _evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt,
                                       progress=progress)
-        _say_left_out(ev)
+        _say_left_out(ev, f'listed in {json_out} ("skipped")' if json_out is not None else "listed by --json FILE")
         m = ev.metrics
         console.print(f"{m.n} takes: " + ", ".join(f"{name} {value:.4f}" for name, value in _headline(m))
                       + (f" (adapted: {adapt})" if adapt else ""))
@@ -1039,11 +1096,10 @@ def evaluate(
             plot_reliability(ev.reliability, plots / "reliability.png", title=title, ece=ev.ece)
 
 
-def _say_left_out(ev) -> None:
-    """On stderr: each file or take the evaluation skipped, and the model's inputs it left out, with the reason."""
-    for item in ev.skipped:
-        what = item.get("take") or item.get("file")
-        console_err.print(f"[yellow]skipped[/] {escape(str(what))}: {escape(item['reason'])}", soft_wrap=True)
+def _say_left_out(ev, full_list: str) -> None:
+    """On stderr: the files or takes the evaluation skipped (:func:`_print_skipped`; ``full_list``: where
+    they all are), and the model's inputs it left out, with the reason."""
+    _print_skipped(((item.get("take") or item.get("file"), item["reason"]) for item in ev.skipped), full_list)
     if ev.inputs_note():
         console_err.print(escape(ev.inputs_note()), soft_wrap=True)
 
@@ -1217,8 +1273,7 @@ def _print_bench(results: dict, md_path: Path, json_path: Path) -> None:
     """What ``avemo benchmark`` says when done: the skipped files and the duplicates (of the suite's corpus
     and of each --test-corpus), every model's numbers (best first) with its out-of-domain UAR and accuracy."""
     corpora = [results, *results.get("out_of_domain", {}).values()]
-    for item in (i for c in corpora for i in c["skipped"]):
-        console_err.print(f"[yellow]skipped[/] {escape(item['file'])}: {escape(item['reason'])}", soft_wrap=True)
+    _print_skipped([(i["file"], i["reason"]) for c in corpora for i in c["skipped"]], f"listed in {json_path}")
     _print_duplicates((i["file"], i["reason"]) for c in corpora for i in c.get("duplicates", ()))
     for model_name, m in sorted(results["models"].items(), key=lambda kv: -kv[1]["mean_accuracy"]):
         ood_text = "".join(f"  {c}: " + (f"UAR {100 * o['uar']:5.2f} acc {100 * o['accuracy']:5.2f}"

@@ -171,7 +171,8 @@ class TrainConfig:
 
     ``balance``: sample weights in the loss (:mod:`avemo.training.corpora`): ``"corpus"`` gives
     every corpus the same total weight, ``"corpus_class"`` every (corpus, label) cell, ``"none"``
-    none; ``"auto"`` is ``"corpus"`` with several corpora and ``"none"`` with one.
+    none; ``"auto"`` is ``"corpus"`` with several corpora and ``"none"`` with one (a checkpoint
+    records the weighting used, not ``"auto"``).
     """
 
     epochs: int = 60

@@ -350,6 +350,15 @@ def corpora_plan(speakers: Sequence[str], corpora: Sequence[str], k: int = 5, *,
 
 
 # ----------------------------------------------------------------------------- balance
+def resolved_balance(balance: Balance, corpora: Sequence[str]) -> Balance:
+    """The weighting ``balance`` stands for when the training clips come from ``corpora`` (one name
+    per clip, or each name once): ``"auto"`` is ``"corpus"`` with several corpora and ``"none"`` with
+    one; any other value is itself."""
+    if balance != "auto":
+        return balance
+    return "corpus" if len(set(corpora)) > 1 else "none"
+
+
 def balance_weights(corpora: Sequence[str], labels: np.ndarray, n_classes: int, balance: Balance = "auto",
                     corpus_weights: Mapping[str, float] | None = None) -> np.ndarray:
     """(G, C) weight of a training clip by (corpus index, class), scaled so that the clips'
@@ -357,8 +366,7 @@ def balance_weights(corpora: Sequence[str], labels: np.ndarray, n_classes: int, 
     if balance not in BALANCES:
         raise ConfigError(f"unknown balance {balance!r}; use one of {list(BALANCES)}")
     names = list(dict.fromkeys(corpora))
-    if balance == "auto":
-        balance = "corpus" if len(names) > 1 else "none"
+    balance = resolved_balance(balance, names)
     g = np.array([names.index(c) for c in corpora], dtype=np.int64)
     counts = np.zeros((len(names), n_classes))
     np.add.at(counts, (g, labels), 1.0)

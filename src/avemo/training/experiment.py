@@ -41,6 +41,7 @@ from avemo.training.corpora import (
     check_corpus_names,
     make_objective,
     qualify,
+    resolved_balance,
 )
 from avemo.training.data import Gathered, check_labels, concat, gather, previous_utterances
 from avemo.training.trainer import (
@@ -308,8 +309,10 @@ def _fit_and_validate(model, parts: list[Gathered], norm: Normalizer, data: Data
 def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: list[Gathered],
               config: TrainConfig, extra_meta: dict[str, Any] | None) -> None:
     """Write the run's checkpoint (model, statistics, config, data, metrics) and drop its resume state."""
+    # the weighting used, not "auto" (the resume fingerprint keeps the config as asked)
+    used = dataclasses.replace(config, balance=resolved_balance(config.balance, [t.dataset for t in parts[0].takes]))
     meta = {
-        "train": cfg.to_dict(config),
+        "train": cfg.to_dict(used),
         "data": {
             "dataset": data.dataset,
             "root": recorded_path(data.root),
@@ -318,6 +321,9 @@ def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: 
             "n": {name: len(part) for name, part in zip(("train", "val", "test"), parts, strict=True)},
             **(data.corpora.to_dict() if data.corpora is not None else {}),
             **({"transcripts": data.transcripts} if data.transcripts else {}),
+            # what the run did not use: files the dataset reader could not read, takes without an input
+            **({"skipped": [*({"file": _recorded_file(f, data.root), "reason": r} for f, r in data.skipped),
+                            *({"take": t, "reason": r} for t, r in run.failed)]} if data.skipped or run.failed else {}),
         },
         "metrics": {"best_epoch": run.best_epoch, "params": run.params,
                     "train_seconds": round(run.train_seconds, 2),
@@ -328,6 +334,13 @@ def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: 
     tables = {name: {"columns": list(t.columns), "source": recorded_path(t.source)} for name, t in data.tables.items()}
     save_checkpoint(run.out_dir, model, labels=data.labels, normalizer=norm, extra=meta, tables=tables)
     shutil.rmtree(run.out_dir / "last", ignore_errors=True)  # the run is complete: nothing to resume
+
+
+def _recorded_file(path: str | Path, root: str | Path) -> str:
+    """How a checkpoint records a file of the data folder ``root``: its path in the folder (POSIX-style),
+    else :func:`recorded_path`'s last names; no checkpoint holds the folders above its data."""
+    inside = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+    return Path(inside).as_posix() if not inside.startswith("..") else recorded_path(path)
 
 
 def _perturbed_copies(takes, specs, data: DataBundle, config: TrainConfig, *, cache, workers, executor, address):

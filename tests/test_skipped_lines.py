@@ -1,0 +1,99 @@
+"""The files and takes a command skipped, on stderr: the first ``SKIPPED_SHOWN`` one a line, then one
+line that counts the others by kind of reason and says where the full list is. A wrong --root (a parent
+folder) read 1,217 files that follow no naming convention, and `avemo evaluate` printed a line for each
+before anything useful."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from avemo.cli import SKIPPED_SHOWN, _print_bench, _reason_counts, _reason_kind
+
+JUNK = 30  # files with names that follow no convention: more than SKIPPED_SHOWN
+NOT_RAVDESS = "not a RAVDESS name: expected 7 two-digit fields MM-VV-EE-II-SS-RR-AA"
+
+
+@pytest.fixture
+def junk_corpus(make_ravdess, tmp_path):
+    """A copy of a generated RAVDESS corpus (3 speakers x 8 takes) with :data:`JUNK` empty files named
+    ``junk_NN.wav`` beside its actors' folders."""
+    root = tmp_path / "corpus"
+    shutil.copytree(make_ravdess(("01", "05", "07")), root)
+    for i in range(JUNK):
+        (root / f"junk_{i:02d}.wav").write_bytes(b"")
+    return root
+
+
+def _skipped_lines(err: str) -> list[str]:
+    """The lines of ``err`` about skipped files (one per file, and the count of the others)."""
+    return [line for line in err.splitlines() if line.startswith(("skipped ", "... and "))]
+
+
+def _said_rest(lines: list[str], full_list: str) -> None:
+    assert len(lines) == SKIPPED_SHOWN + 1 and all(line.startswith("skipped ") for line in lines[:-1])
+    assert lines[-1] == (f"... and {JUNK - SKIPPED_SHOWN} more skipped (reasons: {NOT_RAVDESS} "
+                         f"×{JUNK - SKIPPED_SHOWN}); all {JUNK} {full_list}")
+
+
+def test_reasons_are_grouped_without_what_is_particular_to_a_file():
+    assert _reason_kind("/d/x/09a01Fa.wav", "EmoDB speaker 09 is not one of 03, 08, 10") == \
+        "EmoDB speaker … is not one of …"
+    assert _reason_kind("ravdess:03-01-01-01-01-01-02", "openface has no row for take ravdess:03-01-01-01-01-01-02") \
+        == "openface has no row for take …"
+    assert _reason_kind("/m/train.csv:12", "emotion 'joyy' is not a MELD emotion") == "emotion … is not a MELD emotion"
+    # a short name is not cut out of the words of the reason
+    assert _reason_kind("c", "cannot decode") == "cannot decode"
+    items = [*((f"a{i}", "no audio") for i in range(3)), ("b", "code 01 bad"), ("c", "code 02 bad"),
+             *((f"x{i}", f"reason {chr(97 + i)}{chr(97 + i)}") for i in range(6))]
+    # an identical reason is named as it is, several of one kind by the kind; past 5 kinds, counted together
+    assert _reason_counts(items) == ("reasons: no audio ×3, code … bad ×2, reason aa ×1, reason bb ×1, reason cc ×1, "
+                                     "3 other reasons ×3")
+
+
+def test_train_and_evaluate_name_the_first_skipped_files_and_count_the_others(junk_corpus, tmp_path, avemo_main):
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    code, _, err = avemo_main("train", "-d", "ravdess", "-r", junk_corpus, "-m", "egemaps_mlp", "--epochs", "1",
+                              "-j", "1", "--val-speakers", "07", "--cache", cache, "--out", run)
+    assert code == 0, err
+    _said_rest(_skipped_lines(err), f'listed in {run / "checkpoint.json"} ("data": "skipped")')
+    recorded = json.loads((run / "checkpoint.json").read_text())["data"]["skipped"]
+    assert sorted(s["file"] for s in recorded) == [f"junk_{i:02d}.wav" for i in range(JUNK)]
+
+    report = tmp_path / "ev.json"
+    for json_option, full_list in (([], "listed by --json FILE"), (["--json", report], f'listed in {report} ("skipped")')):
+        code, _, err = avemo_main("evaluate", "-c", run, "-r", junk_corpus, "--cache", cache, *json_option)
+        assert code == 0, err
+        _said_rest(_skipped_lines(err), full_list)
+    skipped = json.loads(report.read_text())["skipped"]
+    assert len(skipped) == JUNK and {s["reason"] for s in skipped} == {NOT_RAVDESS}
+
+
+def test_extract_counts_the_others_in_its_lines_and_its_table(junk_corpus, tmp_path, avemo_main, monkeypatch):
+    from avemo.cli import console_err
+
+    monkeypatch.setattr(console_err, "_width", 1000)  # a table row a line: no path folded
+    summary = tmp_path / "summary.json"
+    code, _, err = avemo_main("extract", "--root", junk_corpus, "--dataset", "ravdess", "-f", "mfcc",
+                              "--cache", tmp_path / "c", "--summary", summary)
+    assert code == 1, err  # skipped files: exit code 1, the others are kept
+    lines = _skipped_lines(err)
+    _said_rest(lines, f'listed in {summary} ("skipped")')
+    table = err[err.index("Not extracted"):]
+    assert sum(f"junk_{i:02d}.wav" in table for i in range(JUNK)) == SKIPPED_SHOWN
+    assert f"... and {JUNK - SKIPPED_SHOWN} more" in table
+    assert len(json.loads(summary.read_text())["skipped"]) == JUNK
+
+
+@pytest.mark.parametrize("n", [SKIPPED_SHOWN, JUNK])
+def test_benchmark_says_where_its_report_lists_them_all(n, tmp_path, capsys):
+    """With SKIPPED_SHOWN or fewer, every file has its line and nothing more is said."""
+    results = {"models": {}, "skipped": [{"file": f"/d/junk_{i:02d}.wav", "reason": NOT_RAVDESS} for i in range(n)]}
+    _print_bench(results, tmp_path / "r.md", tmp_path / "r.json")
+    lines = _skipped_lines(capsys.readouterr().err)
+    if n == SKIPPED_SHOWN:
+        assert lines == [f"skipped /d/junk_{i:02d}.wav: {NOT_RAVDESS}" for i in range(n)]
+    else:
+        _said_rest(lines, f"listed in {tmp_path / 'r.json'}")
