@@ -303,14 +303,9 @@ def extract(
     the clips transcripts by speech recognition (--transcribe). IEMOCAP's utterance videos (video
     features) come from --media DIR, the folder `avemo prepare` wrote."""
     from avemo.extraction import ExtractorSpec
-    from avemo.features import extractor_class, list_extractors
 
     if list_only:
-        table = Table("name", "modality", "summary")
-        for name in list_extractors():
-            cls = extractor_class(name)
-            table.add_row(name, cls.modality, cls.summary)
-        console.print(table)
+        _print_extractors()
         return
     specs = ExtractorSpec.parse(features)  # built next: unknown names and bad config fail before any work starts
     transcribe = _worth_transcribing(transcribe, {spec.build().modality for spec in specs}, f"--features {features}")
@@ -345,6 +340,17 @@ def extract(
     if failed or skipped:
         _print_not_extracted(failed, skipped, what, full_list)
         raise typer.Exit(1)
+
+
+def _print_extractors() -> None:
+    """``extract --list``: every extractor, its modality and what it computes."""
+    from avemo.features import extractor_class, list_extractors
+
+    table = Table("name", "modality", "summary")
+    for name in list_extractors():
+        cls = extractor_class(name)
+        table.add_row(name, cls.modality, cls.summary)
+    console.print(table)
 
 
 def _item_counter(items):
