@@ -619,6 +619,35 @@ def test_info_on_garbage_is_one_line(corpus, avemo_main):
     _one_line_error(code, err, "garbage.mp4: not a media file")
 
 
+def test_info_describes_several_files_and_says_which_it_cannot_read(corpus, avemo_main, tmp_path):
+    """``avemo info a.wav b.wav`` (a shell glob) was refused: one FILE. Several files: a table each, or
+    a JSON list (as predict's); a bad one is one error line, the others still described, exit code 1."""
+    voice, silent, garbage = corpus / "voice.wav", corpus / "silent.wav", corpus / "garbage.mp4"
+    code, out, err = avemo_main("info", voice, garbage, silent, "--json", "--no-faces")
+    assert code == 1
+    assert [r["path"] for r in json.loads(out)] == [str(voice), str(silent)]
+    assert err.splitlines() == [f"avemo: error: {garbage}: not a media file: its first bytes are those of no "
+                                "supported container (aac, avi, flac, flv, m4a, matroska, mov, mp3, mp4, ogg, "
+                                "wav, webm)"]
+    code, out, err = avemo_main("info", voice, silent, "--no-faces")
+    assert code == 0 and err == "" and out.count("┌") == 2
+    assert out.index(str(voice)) < out.index(str(silent))
+    # a folder: its media files (a list, even of one), as predict; a folder without any: an error line
+    folder, empty = tmp_path / "clips", tmp_path / "empty"
+    folder.mkdir(), empty.mkdir()
+    (folder / "a.wav").write_bytes(voice.read_bytes())
+    (folder / "notes.txt").write_text("not media")
+    code, out, err = avemo_main("info", folder, "--json", "--no-faces")
+    assert code == 0 and [r["path"] for r in json.loads(out)] == [str(folder / "a.wav")]
+    code, out, err = avemo_main("info", folder, empty, "--json", "--no-faces")
+    assert code == 1 and len(json.loads(out)) == 1
+    assert err.startswith(f"avemo: error: {empty}: no media files (") and err.count("\n") == 1
+    code, _, err = avemo_main("info", empty)  # nothing to describe: one error, as a single bad file
+    assert code == 2 and err.startswith(f"avemo: error: {empty}: no media files (")
+    code, out, err = avemo_main("info", voice, voice, "--json", "--no-faces")
+    assert code == 0 and len(json.loads(out)) == 1 and err == f"avemo: warning: {voice}: given twice: described once\n"
+
+
 def test_a_window_sent_alone_cannot_slip_under_the_servers_shortest_hop():
     """A window sent alone may take itself as its hop (shorter than the model's): under a server
     whose min_hop is over its min_window, such a window is refused (no hop could fit it)."""

@@ -97,3 +97,36 @@ def test_benchmark_says_where_its_report_lists_them_all(n, tmp_path, capsys):
         assert lines == [f"skipped /d/junk_{i:02d}.wav: {NOT_RAVDESS}" for i in range(n)]
     else:
         _said_rest(lines, f"listed in {tmp_path / 'r.json'}")
+
+
+COPY_OF_TAKE = "a copy of take … (audio), which is read from …"
+
+
+def test_extract_names_the_first_duplicates_and_counts_the_others(make_ravdess, tmp_path, avemo_main):
+    """A stray folder of copies of a corpus's takes printed a line per copy, as skipped files did."""
+    root = tmp_path / "corpus"
+    shutil.copytree(make_ravdess(("01", "05", "07")), root)
+    takes = sorted(root.glob("Actor_*/*.wav"))
+    assert len(takes) > SKIPPED_SHOWN
+    (root / "0copies").mkdir()  # sorts before the Actor_XX folders: each copy would have won
+    for take in takes:
+        (root / "0copies" / take.name).symlink_to(take)
+    code, _, err = avemo_main("extract", "--root", root, "--dataset", "ravdess", "-f", "mfcc",
+                              "--cache", tmp_path / "c")
+    assert code == 0, err  # a duplicate is not a file the command could not use
+    lines = [line for line in err.splitlines() if line.startswith(("duplicate ", "... and "))]
+    assert lines[:-1] == [f"duplicate {root / '0copies' / t.name}: a copy of take {t.stem[3:]} (audio), which is "
+                          f"read from {t}" for t in sorted(takes, key=lambda t: t.name)[:SKIPPED_SHOWN]]
+    # no file lists the duplicates of extract: the count says nothing of where they are
+    rest = len(takes) - SKIPPED_SHOWN
+    assert lines[-1] == f"... and {rest} more duplicates (reasons: {COPY_OF_TAKE} ×{rest})"
+
+
+def test_benchmark_says_where_its_report_lists_every_duplicate(tmp_path, capsys):
+    copies = [{"file": f"/d/0copies/{i:02d}.wav", "reason": f"a copy of take {i:02d} (audio), which is read from "
+                                                              f"/d/Actor_01/{i:02d}.wav"} for i in range(JUNK)]
+    _print_bench({"models": {}, "skipped": [], "duplicates": copies}, tmp_path / "r.md", tmp_path / "r.json")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:-1] == [f"duplicate {c['file']}: {c['reason']}" for c in copies[:SKIPPED_SHOWN]]
+    assert lines[-1] == (f"... and {JUNK - SKIPPED_SHOWN} more duplicates (reasons: {COPY_OF_TAKE} "
+                         f"×{JUNK - SKIPPED_SHOWN}); all {JUNK} listed in {tmp_path / 'r.json'}")

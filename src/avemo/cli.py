@@ -212,29 +212,60 @@ def _check_tables(inputs: Mapping[str, Any], visual_table: Path | None, who: str
 
 @app.command()
 def info(
-    path: Annotated[Path, typer.Argument(help="A video or audio file.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    paths: Annotated[list[Path], typer.Argument(help="Video or audio files, or folders of them.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table: an object for one file, "
+                                                        "a list for several files or a folder.")] = False,
     faces: Annotated[bool, typer.Option(help="Look for faces in a few frames of a video.")] = True,
 ) -> None:
-    """Print what the tool sees in FILE: streams, duration, sample rate, fps, faces, parsed labels.
+    """Print what the tool sees in each FILE: streams, duration, sample rate, fps, faces, parsed labels.
 
     The duration and the video's frames are what decodes, as `avemo predict` reports it (a file
     cut short: also the header's, and a warning); a video's size is the picture as shown (with its
-    rotation)."""
+    rotation). Several files, or a folder (its media files), give a table each; a file that cannot
+    be read gives one error line on stderr, the others are still described, and the exit code is 1."""
+    files, problems = _media_files(paths, done="described")
+    single = len(paths) == 1 and not paths[0].is_dir()
+    for path, reason in problems:  # a folder without media files
+        print(f"avemo: error: {path}: {reason}", file=sys.stderr)
+    reports = []
+    for path in files:  # a table as soon as its file is described: a long list shows its first ones at once
+        report = _describe(path, faces, raise_error=single)
+        if report is not None:
+            reports.append(report)
+            if not as_json:
+                console.print(_info_table(report))
+    if as_json:
+        console.print_json(json.dumps(reports[0] if single else reports))
+    if problems or len(reports) < len(files):
+        raise typer.Exit(1)
+
+
+def _describe(path: Path, faces: bool, raise_error: bool) -> dict | None:
+    """``avemo info``'s description of ``path`` (:func:`~avemo.describe.describe_file`), its warnings
+    on stderr; a file that cannot be read: its error raised (``raise_error``, one file given), or
+    one ``avemo: error: FILE: reason`` line and ``None``."""
     from avemo.describe import describe_file
 
-    report = describe_file(path, faces=faces)
+    try:
+        report = describe_file(path, faces=faces)
+    except AvemoError as exc:
+        if raise_error:
+            raise
+        print(f"avemo: error: {AvemoError(exc.reason, exc.path or path)}", file=sys.stderr)
+        return None
     for warning in report["warnings"]:  # one line each, as predict's
         console_err.print(f"avemo: warning: {path}: {warning}", markup=False, highlight=False, soft_wrap=True)
-    if as_json:
-        console.print_json(json.dumps(report))
-        return
-    table = Table(title=escape(str(path)), show_header=False, title_justify="left")
+    return report
+
+
+def _info_table(report: dict) -> Table:
+    """The table of ``avemo info`` for one file's description."""
+    table = Table(title=escape(report["path"]), show_header=False, title_justify="left")
     table.add_column("field", style="bold", no_wrap=True)
     table.add_column("value", overflow="fold")  # a long path is folded over lines, not cut to "…"
     for key, value in _flatten(report):  # file names, tags and stream lines ("[eng]") are text, not markup
         table.add_row(escape(key), escape(str(value)))
-    console.print(table)
+    return table
 
 
 def _flatten(data: dict, prefix: str = ""):
@@ -397,13 +428,27 @@ def _print_skipped(items: Iterable[tuple[str | Path, str]], full_list: str) -> N
     one a line, then one line that counts the others by kind of reason and says where ``full_list``
     they all are (a file written, or the option that writes one): a wrong --root read 1,217 files that
     follow no naming convention, and their lines buried everything else."""
+    _print_capped(items, full_list, "[yellow]skipped[/]", "skipped")
+
+
+def _print_duplicates(duplicates: Iterable[tuple[str | Path, str]], full_list: str | None = None) -> None:
+    """On stderr: the files (path, reason) a dataset reader set aside as copies of a take it reads from
+    another file (:attr:`~avemo.datasets.scan.ScanResult.duplicates`): not files it could not use. As
+    the skipped ones (:func:`_print_skipped`), the first :data:`SKIPPED_SHOWN` one a line, then a count
+    (and where ``full_list`` they all are, when a command writes them)."""
+    _print_capped(duplicates, full_list, "[cyan]duplicate[/]", "duplicates")
+
+
+def _print_capped(items: Iterable[tuple[str | Path, str]], full_list: str | None, label: str, plural: str) -> None:
+    """The lines of :func:`_print_skipped` and :func:`_print_duplicates`: ``label`` (console markup)
+    begins the line of each of the first :data:`SKIPPED_SHOWN` items, ``plural`` names the others."""
     items = [(str(what), reason) for what, reason in items]
     for what, reason in items[:SKIPPED_SHOWN]:
-        console_err.print(f"[yellow]skipped[/] {escape(what)}: {escape(reason)}", soft_wrap=True)
+        console_err.print(f"{label} {escape(what)}: {escape(reason)}", soft_wrap=True)
     if len(items) > SKIPPED_SHOWN:
         rest = items[SKIPPED_SHOWN:]
-        console_err.print(escape(f"... and {len(rest)} more skipped ({_reason_counts(rest)}); all {len(items)} "
-                                 f"{full_list}"), soft_wrap=True)
+        where = f"; all {len(items)} {full_list}" if full_list else ""
+        console_err.print(escape(f"... and {len(rest)} more {plural} ({_reason_counts(rest)}){where}"), soft_wrap=True)
 
 
 def _reason_counts(items: Sequence[tuple[str, str]], shown: int = 5) -> str:
@@ -435,13 +480,6 @@ def _reason_kind(what: str, reason: str) -> str:
 def _shorten(text: str, width: int = 80) -> str:
     """``text``, cut to ``width`` characters with "…"."""
     return text if len(text) <= width else text[:width - 1] + "…"
-
-
-def _print_duplicates(duplicates) -> None:
-    """On stderr: each file (path, reason) a dataset reader set aside as a copy of a take it reads from
-    another file (:attr:`~avemo.datasets.scan.ScanResult.duplicates`): not a file it could not use."""
-    for path, reason in duplicates:
-        console_err.print(f"[cyan]duplicate[/] {escape(str(path))}: {escape(reason)}", soft_wrap=True)
 
 
 def _transcribe_items(items, skipped, cache, path: Path, full_list: str):
@@ -1280,7 +1318,8 @@ def _print_bench(results: dict, md_path: Path, json_path: Path) -> None:
     and of each --test-corpus), every model's numbers (best first) with its out-of-domain UAR and accuracy."""
     corpora = [results, *results.get("out_of_domain", {}).values()]
     _print_skipped([(i["file"], i["reason"]) for c in corpora for i in c["skipped"]], f"listed in {json_path}")
-    _print_duplicates((i["file"], i["reason"]) for c in corpora for i in c.get("duplicates", ()))
+    _print_duplicates([(i["file"], i["reason"]) for c in corpora for i in c.get("duplicates", ())],
+                      f"listed in {json_path}")
     for model_name, m in sorted(results["models"].items(), key=lambda kv: -kv[1]["mean_accuracy"]):
         ood_text = "".join(f"  {c}: " + (f"UAR {100 * o['uar']:5.2f} acc {100 * o['accuracy']:5.2f}"
                                           if o["status"] == "scored" else "n/a")
@@ -1638,14 +1677,18 @@ def _content_copies(files: list[Path], speakers: dict[Path, str]) -> dict[int, i
     return content_copies(files, [speakers.get(f) for f in files])
 
 
-def _media_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """The files ``avemo predict`` works on and the folders without any (:func:`~avemo.inference.inputs.collect_media`);
-    a path given twice is kept once, with a line on stderr saying so (it used to be dropped without a word)."""
+def _media_files(paths: list[Path], done: str = "predicted") -> tuple[list[Path], list[tuple[str, str]]]:
+    """The files ``avemo predict`` (or ``info``) works on and the folders without any
+    (:func:`~avemo.inference.inputs.collect_media`); a path given twice is kept once, with a line on
+    stderr saying so (it used to be dropped without a word). No file at all: the first folder without
+    any is the error."""
     from avemo.inference.inputs import collect_media
 
-    files, problems, repeats = collect_media(paths)
+    files, problems, repeats = collect_media(paths, done)
     for path, note in repeats:  # one line each, as the warnings of the predictions
         console_err.print(f"avemo: warning: {path}: {note}", markup=False, highlight=False, soft_wrap=True)
+    if not files:
+        raise AvemoError(problems[0][1] if problems else "no input files", problems[0][0] if problems else None)
     return files, problems
 
 
@@ -1740,8 +1783,6 @@ def predict(
     _check_speaker_options(group_by_speaker, speakers_csv, model)
     files, problems = _media_files(paths)
     single = len(paths) == 1 and not paths[0].is_dir()
-    if not files:
-        raise AvemoError(problems[0][1] if problems else "no input files", problems[0][0] if problems else None)
     _check_out_is_no_input(out, files)
     speakers = _speakers_of(files, group_by_speaker, speakers_csv)
     copies = None if speakers is None else _content_copies(files, speakers)

@@ -9,7 +9,8 @@ from pathlib import Path
 from avemo.media.probe import MEDIA_SUFFIXES
 
 
-def collect_media(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]], list[tuple[str, str]]]:
+def collect_media(paths: Iterable[str | Path], done: str = "predicted",
+                  ) -> tuple[list[Path], list[tuple[str, str]], list[tuple[str, str]]]:
     """``(files, problems, repeats)``: every path that is not a folder (whatever its name: a wrong one is
     reported by the predictor), and the media files under each folder (recursively, sorted; other
     files in folders are ignored); ``problems`` lists folders without any media file. A path met twice
@@ -17,7 +18,8 @@ def collect_media(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[s
     ``(path, note)`` for each such path (the first name it was met under): ``avemo predict a.wav a.wav``
     answered with one row without a word. A second name of one file (a symlink) is kept under its own
     name: it used to vanish from the results without a word (a grouped batch predicts such a copy
-    once and says so, a plain one gives each name its row)."""
+    once and says so, a plain one gives each name its row). ``done``: what the command does to each
+    file, for the note (``avemo info`` describes them)."""
     files: list[Path] = []
     problems: list[tuple[str, str]] = []
     spellings: dict[Path, list[str]] = {}  # the names each file was met under, the one kept first
@@ -35,11 +37,11 @@ def collect_media(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[s
             if key not in spellings:
                 files.append(p)
             spellings.setdefault(key, []).append(str(p))
-    return files, problems, [(names[0], _repeated(names)) for names in spellings.values() if len(names) > 1]
+    return files, problems, [(names[0], _repeated(names, done)) for names in spellings.values() if len(names) > 1]
 
 
-def _repeated(names: list[str]) -> str:
+def _repeated(names: list[str], done: str) -> str:
     """What :func:`collect_media` says of a path met under ``names`` (the first one kept)."""
     times = "twice" if len(names) == 2 else f"{len(names)} times"
     others = [n for n in dict.fromkeys(names) if n != names[0]]
-    return f"given {times}{', also as ' + ', '.join(others) if others else ''}: predicted once"
+    return f"given {times}{', also as ' + ', '.join(others) if others else ''}: {done} once"
