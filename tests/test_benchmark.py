@@ -309,6 +309,8 @@ def test_cli_benchmark_writes_the_report(fold1_root, au_table, tmp_path, avemo_m
     saved = json.loads((out / "ravdess_au.json").read_text())
     assert list(saved["models"]) == ["au_mlp"] and saved["protocol"]["folds"][0]["test_speakers"] == ["01"]
     assert saved["protocol"]["train_config"]["epochs"] == 1 and saved["models"]["au_mlp"]["seeds"] == [0]
+    # the weighting that ran, as a checkpoint records it: "auto" is "none" with one corpus
+    assert saved["protocol"]["corpora"] == ["ravdess"] and saved["protocol"]["train_config"]["balance"] == "none"
 
 
 @pytest.mark.shared_data

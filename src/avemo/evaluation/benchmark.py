@@ -37,6 +37,7 @@ from avemo.metrics import compute_metrics, summarise_folds
 from avemo.modality import MODALITIES
 from avemo.output_file import OutputFile
 from avemo.training.config import TrainConfig
+from avemo.training.corpora import resolved_balance
 from avemo.training.experiment import DataBundle
 
 log = logging.getLogger(__name__)
@@ -310,7 +311,10 @@ def run_benchmark(
                        "val_speakers": sorted({t.speaker for t in s.val}),
                        "test_speakers": sorted({t.speaker for t in s.test})} for s in splits],
             "selection": _selection(splits),
-            "train_config": cfg.to_dict(base),
+            # the weighting that ran ("auto" resolved, as a checkpoint records it)
+            "corpora": sorted({t.dataset for t in data.takes}),
+            "train_config": cfg.to_dict(dataclasses.replace(
+                base, balance=resolved_balance(base.balance, [t.dataset for t in data.takes]))),
             "visual_tables": {n: str(t.source) for n, t in data.tables.items()},
             "label_set": data.labels.name,
             "modalities": {m: sum(m in t for t in data.takes) for m in MODALITIES},  # takes with a file (text) of each
@@ -732,7 +736,10 @@ def _training_lines(results: dict[str, Any]) -> list[str]:
     lines = ["## Training configuration", ""]
     base = results["protocol"].get("train_config")
     if base is not None:
-        defaults = _flat(cfg.to_dict(TrainConfig()))
+        default = TrainConfig()
+        if results["protocol"].get("corpora"):  # the defaults as they resolve for these corpora ("auto" balance)
+            default = dataclasses.replace(default, balance=resolved_balance(default.balance, results["protocol"]["corpora"]))
+        defaults = _flat(cfg.to_dict(default))
         differ = {k: v for k, v in _flat(base).items() if k != "seed" and (k not in defaults or defaults[k] != v)}
         lines.append(f"- Every model: avemo's `TrainConfig` defaults except {_settings(differ)}.")
     if shared:
