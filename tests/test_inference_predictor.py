@@ -360,19 +360,6 @@ def joint_checkpoint(tmp_path_factory):
     return _frame_model_checkpoint(tmp_path_factory.mktemp("ckpt"), "concat_fc")
 
 
-@pytest.fixture(scope="module")
-def speech_then_silence(tmp_path_factory):
-    """1.5 s of synthetic speech, then 1.5 s of silence (a wav)."""
-    import soundfile as sf
-
-    from avemo.media.synth import synth_audio
-
-    y = np.concatenate([synth_audio(1.5, 16000, "speech")[:, 0], np.zeros(24000, np.float32)])
-    path = tmp_path_factory.mktemp("ckpt_audio") / "speech_then_silence.wav"
-    sf.write(path, y, 16000)
-    return path
-
-
 def test_frame_based_zoo_checkpoint_predicts_clip_and_windows(frame_checkpoint, make_clip):
     from avemo import Predictor
 
@@ -405,8 +392,7 @@ def test_a_checkpoint_abstains_without_speech_like_the_bundle(frame_checkpoint, 
     assert "no speech, no audio vote" in MODEL_HELP
 
 
-def test_a_checkpoint_on_speech_answers_and_its_windows_carry_the_speech_share(frame_checkpoint, make_clip,
-                                                                              speech_then_silence):
+def test_a_checkpoint_on_speech_answers_and_its_windows_carry_the_speech_share(frame_checkpoint, make_clip):
     from avemo import Predictor
 
     p = Predictor.from_checkpoint(frame_checkpoint, device="cpu")
@@ -415,7 +401,7 @@ def test_a_checkpoint_on_speech_answers_and_its_windows_carry_the_speech_share(f
     assert len(r.timeline) == 4 and all(w.audio and w.emotion and w.speech >= 0.5 for w in r.timeline)
     assert not any("too little speech" in w for w in r.warnings)
     # windows with too little speech get no audio vote: for an audio-only input, no emotion there
-    r = p.predict(speech_then_silence)
+    r = p.predict(make_clip("speech_then_silence.wav", duration=3.0, audio="speech_then_silence"))  # 1.5 s + 1.5 s
     assert r.modalities["audio"].used and r.emotion is not None and 0.3 < r.speech < 0.7
     by_start = {w.start: w for w in r.timeline}
     assert all(by_start[t].audio and by_start[t].speech >= 0.5 and by_start[t].emotion for t in (0.0, 0.5))
@@ -458,6 +444,27 @@ def test_a_face_without_speech_late_fusion_reads_the_face_a_joint_model_abstains
     speech = make_clip("zoo_face_speech.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="speech")
     r = Predictor.from_checkpoint(joint_checkpoint, device="cpu").predict(speech)
     assert r.modalities["audio"].used and r.modalities["video"].used and r.emotion is not None
+
+
+def test_a_joint_model_answers_the_windows_with_speech_and_abstains_where_the_voice_stops(joint_checkpoint,
+                                                                                          make_clip):
+    """A face throughout, speech for 1.5 s then silence: the windows of the speech part read voice and
+    face together; the silent windows have no audio vote, and a joint model cannot read the face alone,
+    so they give no emotion (and are flagged), while the clip answers from its speech."""
+    from avemo import Predictor
+
+    clip = make_clip("zoo_face_speech_silence.mp4", duration=3.0, size=(320, 240), fps=25, face=True,
+                     audio="speech_then_silence")
+    r = Predictor.from_checkpoint(joint_checkpoint, device="cpu").predict(clip)
+    assert r.modalities["audio"].used and r.modalities["video"].used and r.emotion is not None
+    assert 0.3 < r.speech < 0.7 and r.face_coverage == 1.0
+    by_start = {w.start: w for w in r.timeline}
+    for t in (0.0, 0.5):
+        w = by_start[t]
+        assert w.speech >= 0.5 and w.audio and w.video and w.emotion in RAVDESS.emotions
+    for t in (1.5, 2.0):
+        w = by_start[t]
+        assert w.speech < 0.5 and not w.audio and not w.video and w.emotion is None and w.uncertain
 
 
 def test_checkpoint_refusals(tmp_path, frame_checkpoint):

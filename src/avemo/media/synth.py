@@ -5,7 +5,8 @@ stereo...), by the demo, and by scale benchmarks. Faces come from the portrait t
 with matplotlib (``mpl-data/sample_data/grace_hopper.jpg``, a public-domain US Navy
 photograph), pasted at a slowly drifting position and scale; audio is synthetic (a
 harmonic "voice" with a pitch contour and syllable-like amplitude envelope, a formant-synthesised
-"speech" utterance that a voice-activity detector accepts as speech, a tone, or noise). Encoding is PyAV: H.264/VP9/MPEG-4/FLV video with AAC/Opus/MP3 audio, or
+"speech" utterance that a voice-activity detector accepts as speech, the same with its second half
+silent, a tone, or noise). Encoding is PyAV: H.264/VP9/MPEG-4/FLV video with AAC/Opus/MP3 audio, or
 WAV/FLAC/MP3/OGG audio files.
 """
 
@@ -21,7 +22,7 @@ from typing import Literal
 import av
 import numpy as np
 
-AudioKind = Literal["voice", "speech", "tone", "noise", "silence"]
+AudioKind = Literal["voice", "speech", "speech_then_silence", "tone", "noise", "silence"]
 
 # (F1, F2, F3) in Hz of the vowels /a/, /i/, /u/, /e/, /o/, /ae/ (adult male averages, Peterson &
 # Barney 1952, "Control Methods Used in a Study of the Vowels", Table II)
@@ -86,9 +87,11 @@ def synth_audio(
         y = 0.3 * rng.standard_normal(n)
     elif kind == "tone":
         y = 0.5 * np.sin(2 * np.pi * 440.0 * t)
-    elif kind == "speech":
+    elif kind in ("speech", "speech_then_silence"):
         y = _speech(n, sample_rate, rng, pitch)
         y = 0.5 * y / max(1e-6, np.abs(y).max())
+        if kind == "speech_then_silence":  # the first half speech, the second silence
+            y[n // 2:] = 0.0
     elif kind == "voice":
         # a glottal-like harmonic source with a slow pitch contour, shaped by 4 syllables/s
         f0 = pitch * (1 + 0.15 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 2 * np.pi)))
