@@ -12,7 +12,7 @@ One request to ``/v1/predict`` goes through these steps (``/v1/predict/batch`` t
 
 1. a 503 at once when every prediction slot is taken, or every place of the upload gate;
 2. upload: streamed into a fresh private folder, size-limited and sniffed while it arrives, cut
-   off when the client stalls or trickles (:func:`~avemo.serving.uploads.receive_upload`); it holds
+   off when the client stalls or trickles (:func:`~avemo.serving.uploads.receive_form`); it holds
    a place of the upload gate, not a prediction slot (:mod:`avemo.serving.workers`), so slow
    clients cannot lock the others out;
 3. the form fields (:mod:`avemo.serving.options`), then a slot of the bounded

@@ -6,7 +6,7 @@ body first, so that
 
 * the size limit is enforced while the bytes stream in: the request is refused with 413 as soon
   as its file parts together pass ``max_upload_bytes`` (or at once when ``Content-Length`` already
-  says so), whether it carries one file (``POST /v1/predict``, :func:`receive_upload`) or several
+  says so), whether it carries one file (``POST /v1/predict``) or several
   (``POST /v1/predict/batch``, at most ``max_files``);
 * the container is recognised from the first bytes (:mod:`avemo.media.sniff`) and anything
   else is refused with 415 before more of it is read (in a batch, that file alone: its
@@ -304,11 +304,6 @@ async def _body(request: Request, settings: ServeSettings) -> AsyncIterator[byte
                            f"at least {_human_bytes(int(settings.min_upload_rate))}/s)")
         if chunk:
             yield chunk
-
-
-async def receive_upload(request: Request, folder: Path, settings: ServeSettings) -> Upload:
-    """The one file of ``request`` (``POST /v1/predict``), with the form's fields: :func:`receive_form`."""
-    return (await receive_form(request, folder, settings)).files[0]
 
 
 async def receive_form(request: Request, folder: Path, settings: ServeSettings, max_files: int = 1,

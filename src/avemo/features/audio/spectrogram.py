@@ -92,11 +92,6 @@ def _power(frames: np.ndarray, window: np.ndarray, n_fft: int) -> np.ndarray:
     return spectrum.real**2 + spectrum.imag**2
 
 
-def power_spectrogram(y: np.ndarray, win: int, hop: int, n_fft: int) -> np.ndarray:
-    """(1 + len(y) // hop, n_fft // 2 + 1) power spectra of Hann-windowed frames centred on ``k * hop``."""
-    return _power(_frames_for_fft(y, win, hop, n_fft), periodic_hann(win), n_fft)
-
-
 @functools.lru_cache(maxsize=32)
 def _sparse_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float):
     import scipy.sparse
