@@ -195,6 +195,12 @@ NOTES = [
     "this model do not reach 60 %. Frozen all-MiniLM-L6-v2 features reach "
     "about 54-55 %, the 3-4 epoch fine-tuning runs at lr 3e-5 55-56 %. For orientation, published text-only "
     "weighted F1 on MELD's *test* split: bc-LSTM (GloVe) about 57-58 %, COSMIC (RoBERTa-large) 65 %.",
+    "- Four fine-tuned blocks (`ft4_h3_cng_lr1e4`, 2026-12-07, the `ft2_h3_cng_lr1e4` recipe with `finetune_layers=4`: "
+    "8.4 M trainable parameters against `ft2`'s 4.9 M): dev weighted F1 by epoch 50.8, 55.5, 55.4, 55.6, 54.0, "
+    "55.4 %, best 55.6 % at epoch 4 (accuracy 58.3 %), 2.5 points under `ft2_h3_cng_lr1e4` with the same seed and "
+    "schedule and inside the spread of `ft2`'s seeds (56.1-58.1 %): fine-tuning more of the encoder does not pay "
+    "on MELD's 9,989 training utterances. It ran with 2 torch threads at nice 10 beside a helper's small jobs "
+    "(load average 1.6-2.9; 265 s an epoch).",
     "- Speaker names in the text (`_spk`: `speaker_prefix=true`, a departure from paper 002, off by default): "
     "every utterance, the current one and its 3 context utterances, is embedded as 'Speaker: utterance' (MELD's "
     "`Speaker` column, e.g. 'Ross: We were on a break!'), as EmoBERTa feeds its encoder (Kim & Vossen, "
