@@ -250,6 +250,30 @@ def _local_map(tasks, fn, progress):
         yield result
 
 
+def _protocol(data: DataBundle, splits: Sequence[Split], base: TrainConfig,
+              data_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The benchmark's protocol as its results record it: the data, the folds, the selection and the
+    training configuration that ran."""
+    return {
+        "dataset": data.dataset,
+        "takes": len(data.takes),
+        "folds": [{"fold": s.number, "train_speakers": sorted({t.speaker for t in s.train}),
+                   "val_speakers": sorted({t.speaker for t in s.val}),
+                   "test_speakers": sorted({t.speaker for t in s.test})} for s in splits],
+        "selection": _selection(splits),
+        # the weighting that ran ("auto" resolved, as a checkpoint records it)
+        "corpora": sorted({t.dataset for t in data.takes}),
+        "train_config": cfg.to_dict(dataclasses.replace(
+            base, balance=resolved_balance(base.balance, [t.dataset for t in data.takes]))),
+        "visual_tables": {n: str(t.source) for n, t in data.tables.items()},
+        "label_set": data.labels.name,
+        "modalities": {m: sum(m in t for t in data.takes) for m in MODALITIES},  # takes with a file (text) of each
+        # takes with a row of each visual table (the AU models' video input is the table, not a video file)
+        "table_takes": {n: sum(next(iter(t)) in table for t in data.takes) for n, table in data.tables.items()},
+        **(data_options or {}),
+    }
+
+
 @each_file_warned_once()  # a file the decoder cut short is warned of once, not again from the cache per input set
 def run_benchmark(
     entries: Sequence[BenchmarkEntry],
@@ -304,24 +328,7 @@ def run_benchmark(
         "models": models,
         "labels": list(data.labels.emotions),
         **({"out_of_domain": corpora} if ood else {}),
-        "protocol": {
-            "dataset": data.dataset,
-            "takes": len(data.takes),
-            "folds": [{"fold": s.number, "train_speakers": sorted({t.speaker for t in s.train}),
-                       "val_speakers": sorted({t.speaker for t in s.val}),
-                       "test_speakers": sorted({t.speaker for t in s.test})} for s in splits],
-            "selection": _selection(splits),
-            # the weighting that ran ("auto" resolved, as a checkpoint records it)
-            "corpora": sorted({t.dataset for t in data.takes}),
-            "train_config": cfg.to_dict(dataclasses.replace(
-                base, balance=resolved_balance(base.balance, [t.dataset for t in data.takes]))),
-            "visual_tables": {n: str(t.source) for n, t in data.tables.items()},
-            "label_set": data.labels.name,
-            "modalities": {m: sum(m in t for t in data.takes) for m in MODALITIES},  # takes with a file (text) of each
-            # takes with a row of each visual table (the AU models' video input is the table, not a video file)
-            "table_takes": {n: sum(next(iter(t)) in table for t in data.takes) for n, table in data.tables.items()},
-            **(data_options or {}),
-        },
+        "protocol": _protocol(data, splits, base, data_options),
         "extract_seconds": round(extract_seconds, 2),
         # what no fold scores: files the dataset reader could not use, and files an extractor failed on
         "skipped": [{"file": str(p), "reason": r} for p, r in [*data.skipped, *failed]],
