@@ -314,3 +314,25 @@ def test_train_refuses_data_without_the_models_inputs_in_one_line(meld, tmp_path
     assert line.startswith(f"avemo: error: {tmp_path / 'mute'}: corpus mute: no take has every input the model needs")
     assert "its clips carry audio" in line and "has no text" in line and "e.g. those the clips carry" not in line
     assert not (tmp_path / "run1").exists() and not (tmp_path / "run2").exists()
+
+
+def test_train_counts_the_takes_that_have_the_models_inputs(meld, tmp_path, avemo_main):
+    """MELD with media files for some utterances only, and a model that reads audio: the line before
+    training counts the takes that train and validate (those with a media file), as the checkpoint
+    does, not every take of the speakers that have one (it said 23 training, 10 validation for 6 and 2)."""
+    import soundfile as sf
+
+    for folder, dialogue, turns in (("train_splits", 0, range(6)), ("dev_splits_complete", 1, range(2))):
+        (meld / folder).mkdir()
+        for u in turns:
+            sf.write(meld / folder / f"dia{dialogue}_utt{u}.wav", np.zeros(1600, dtype=np.float32), 16000)
+    audio = {"n_mels": 16, "hidden": 8, "lstm_layers": 1, "linear_layers": 1}
+    config = {"modalities": ["text", "audio"], "context": 1, "text_hidden": 8, "d_model": 16, "heads": 2,
+              "audio_config": audio}
+    run = tmp_path / "run"
+    code, _, err = avemo_main("train", "--dataset", "meld", "--root", meld, "--model", "gao_dialogue",
+                              "--model-config", json.dumps(config), "--epochs", "1", "--out", run,
+                              "--device", "cpu", "--cache", tmp_path / "cache", "--workers", "1")
+    assert code == 0, err
+    assert json.loads((run / "checkpoint.json").read_text())["data"]["n"] == {"train": 6, "val": 2, "test": 0}
+    assert "gao_dialogue: 6 training, 2 validation, 0 test takes" in err

@@ -910,7 +910,8 @@ def train(
         with _naming_reader_skips(data.skipped):
             gathered, (tr, va, te, split_info) = _train_split(model, model_config, inputs, data, cache, workers,
                                                               split_options)
-        console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_words(split_info)})"))
+        n_tr, n_va, n_te = _usable_counts(gathered, (tr, va, te))
+        console_err.print(escape(f"{model}: {n_tr} training, {n_va} validation, {n_te} test takes ({split_words(split_info)})"))
         bar, task = _training_bar(model, train_cfg.epochs)
         with bar, run_folder(out, overwrite=overwrite) as where:
             run = train_run(
@@ -920,6 +921,14 @@ def train(
                 on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
             )
     _print_run(run, out, data)
+
+
+def _usable_counts(gathered, parts) -> tuple[int, ...]:
+    """How many takes of each of ``parts`` (lists of takes) have the model's inputs (``gathered``): the
+    takes that train, validate and test; a split is made of speakers, and a speaker's takes without an
+    input (MELD utterances without a media file, for a model that reads audio) are left out of it."""
+    usable = {t.key for t in gathered.takes}
+    return tuple(sum(t.key in usable for t in part) for part in parts)
 
 
 def _training_bar(model: str, epochs: int):
