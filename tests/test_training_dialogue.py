@@ -69,8 +69,10 @@ def test_a_dataset_without_dialogues_cannot_give_context(tmp_path):
     from avemo.datasets.records import Clip
 
     clip = Clip(tmp_path / "a.wav", "folder", "happy", "s1", "a", ("audio",))
-    with pytest.raises(DatasetError, match="no dialogue"):
+    with pytest.raises(DatasetError, match="no dialogue") as refused:
         previous_utterances([Take("folder", "a", "s1", "happy", {("audio",): clip})])
+    # the option that turns it off, as gao_dialogue spells it (it said "a context of None", refused by the option)
+    assert str(refused.value).endswith('a model without it (gao_dialogue: "context": 0)')
 
 
 def test_select_split_names_the_splits_there_are(meld):
@@ -131,6 +133,17 @@ def test_cli_trains_paper_002_split_on_a_generated_iemocap(tmp_path):
     assert meta["data"]["speakers"]["test"] == ["Ses05F", "Ses05M"]
     assert meta["data"]["n"]["test"] == 2
     assert meta["labels"]["name"] == "iemocap6"
+    # evaluate without --protocol reads the corpus as the checkpoint trained on it: iemocap6, one to one (it
+    # read iemocap4, dropping the model's excited and frustrated and merging excited clips into happy)
+    out = tmp_path / "eval.json"
+    result = CliRunner().invoke(app, [
+        "evaluate", "--checkpoint", str(run), "--dataset", "iemocap", "--root", str(root), "--json", str(out),
+        "--cache", str(tmp_path / "cache"), "--workers", "1",
+    ])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(out.read_text())
+    assert scores["labels"] == ["neutral", "happy", "sad", "angry", "excited", "frustrated"]
+    assert scores["n"] == sum(meta["data"]["n"].values())
 
 
 def test_class_balanced_loss_weights_inverse_frequency():

@@ -642,6 +642,10 @@ LabelsOpt = Annotated[Path | None, typer.Option("--labels", help="Labels CSV for
 ProtocolOpt = Annotated[
     str | None, typer.Option("--protocol", help="IEMOCAP label protocol: iemocap4 (default) or iemocap6 (paper 002).")
 ]
+EvalProtocolOpt = Annotated[
+    str | None, typer.Option("--protocol", help="IEMOCAP label protocol: iemocap4 or iemocap6 (paper 002). Default: the "
+                                                "checkpoint's, when it trained on one of them; else iemocap4.")
+]
 MediaOpt = Annotated[
     Path | None, typer.Option("--media", help="IEMOCAP: the folder `avemo prepare --dataset iemocap` wrote; its utterance "
                                               "videos make the clips audio+video(+text) (without it: audio+text).")
@@ -1086,7 +1090,7 @@ def evaluate(
     split: Annotated[
         str | None, typer.Option(help="Score one official split of the corpus (MELD: train, dev or test).")
     ] = None,
-    protocol: ProtocolOpt = None,
+    protocol: EvalProtocolOpt = None,
     media: MediaOpt = None,
     adapt: Annotated[
         str | None, typer.Option(help="'mean': test-time adaptation for a corpus from another language or "
@@ -1118,7 +1122,8 @@ def evaluate(
 
     ckpt = load_checkpoint(checkpoint)
     data = _evaluate_data(ckpt, transcribe, cache_dir, dataset=dataset, root=root, visual_table=visual_table,
-                          speakers=_speakers(speakers), labels_csv=labels, protocol=protocol, media=media)
+                          speakers=_speakers(speakers), labels_csv=labels,
+                          protocol=_checkpoint_protocol(ckpt, dataset, protocol), media=media)
     if split is not None:
         data = select_split(data, split)
     with contextlib.ExitStack() as stack:  # a bad destination fails now, not after the work
@@ -1147,6 +1152,17 @@ def evaluate(
             title = f"{ckpt.labels.name} -> {dataset}"
             plot_confusion(m.confusion, m.labels, plots / "confusion.png", title=title)
             plot_reliability(ev.reliability, plots / "reliability.png", title=title, ece=ev.ece)
+
+
+def _checkpoint_protocol(ckpt, dataset: str, protocol: str | None) -> str | None:
+    """The IEMOCAP protocol of ``avemo evaluate``: the one given, else, on IEMOCAP, the checkpoint's own
+    label protocol when it trained on one (an iemocap6 model is scored on iemocap6's labels, not mapped
+    to iemocap4's with excited and frustrated dropped), else None (the reader's default)."""
+    from avemo.datasets.iemocap import PROTOCOLS
+
+    if protocol is None and dataset == "iemocap" and ckpt.labels.name in PROTOCOLS:
+        return ckpt.labels.name
+    return protocol
 
 
 def _say_left_out(ev, full_list: str) -> None:
