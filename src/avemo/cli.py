@@ -1804,6 +1804,9 @@ def predict(
     fmt = output_format(fmt, out)
     rest, with_text = split_text(modalities)
     wanted = [*parse_modalities(rest), *(["text"] if with_text else [])]
+    if text_model is not None and not with_text:  # it was loaded, and never used (as avemo serve refuses it)
+        raise AvemoError(f"--text-model is given but text is not among the modalities ({modalities}): "
+                         f"add it, e.g. --modalities {','.join(wanted)},text")
     _check_grid(window, hop)
     _check_speaker_options(group_by_speaker, speakers_csv, model)
     files, problems = _media_files(paths)
