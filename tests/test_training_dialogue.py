@@ -349,3 +349,13 @@ def test_train_counts_the_takes_that_have_the_models_inputs(meld, tmp_path, avem
     assert code == 0, err
     assert json.loads((run / "checkpoint.json").read_text())["data"]["n"] == {"train": 6, "val": 2, "test": 0}
     assert "gao_dialogue: 6 training, 2 validation, 0 test takes" in err
+
+
+def test_train_help_says_how_to_set_the_dialogue_context_and_where_the_options_are(avemo_main, monkeypatch):
+    """--model-config said only "JSON or a TOML/YAML/JSON file": nothing named gao_dialogue's context, its
+    default or where a model's options are listed."""
+    monkeypatch.setenv("COLUMNS", "400")  # one help line per option
+    code, out, _ = avemo_main("train", "--help")
+    line = " ".join(next(line for line in out.splitlines() if "--model-config" in line).split())
+    assert code == 0 and '"context": 3' in line and "context: the H previous utterances" in line
+    assert "default 0" in line and 'model_info(NAME)["config"]' in line

@@ -867,7 +867,12 @@ def train(
     val_speakers: Annotated[
         str | None, typer.Option(help="Validation speakers without --fold (default: the last two speakers; with several corpora, the last of each).")
     ] = None,
-    model_config: Annotated[str | None, typer.Option(help="Model options: JSON or a TOML/YAML/JSON file.")] = None,
+    model_config: Annotated[str | None, typer.Option(help=(
+        "Model options: JSON or a TOML/YAML/JSON file, e.g. for gao_dialogue '{\"modalities\": [\"text\"], "
+        "\"context\": 3}' (the modalities it reads, default text, audio and video; context: the H previous "
+        "utterances of the dialogue it reads, default 0). Each model's options and their defaults: "
+        "avemo.models.model_info(NAME)[\"config\"] in Python; an unknown one is refused, naming those there are."))
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON).")] = None,
     epochs: EpochsOpt = None,
     seed: SeedOpt = None,
