@@ -359,3 +359,41 @@ def test_train_help_says_how_to_set_the_dialogue_context_and_where_the_options_a
     line = " ".join(next(line for line in out.splitlines() if "--model-config" in line).split())
     assert code == 0 and '"context": 3' in line and "context: the H previous utterances" in line
     assert "default 0" in line and 'model_info(NAME)["config"]' in line
+
+
+def test_a_dialogue_context_model_is_refused_on_some_speakers_of_a_dialogue(meld, tmp_path, avemo_main):
+    """--speakers keeps some speakers' turns of a dialogue: a model with dialogue context read the
+    chosen speakers' previous lines as the context (the same utterances scored otherwise than on the
+    whole corpus). Refused in one line, in train and evaluate; a model without context is not."""
+    common = ["--device", "cpu", "--cache", tmp_path / "cache", "--workers", "1"]
+    config = {"modalities": ["text"], "text_hidden": 8, "d_model": 16, "heads": 2}
+    code, _, err = avemo_main("train", "--dataset", "meld", "--root", meld, "--speakers", "Ross", "--model",
+                              "gao_dialogue", "--model-config", json.dumps({**config, "context": 1}), "--epochs", "1",
+                              "--out", tmp_path / "cut", *common)
+    assert code == 2 and not (tmp_path / "cut").exists()
+    assert err.strip().splitlines()[-1] == (
+        f"avemo: error: {meld}: the speakers read keep only some turns of 6 dialogue(s) (e.g. dev:0), and a model "
+        "with dialogue context (H = 1) reads each utterance's previous turns, whoever said them: read every "
+        "speaker (--speakers all)")
+    runs = {}
+    for context in (0, 1):
+        runs[context] = tmp_path / f"h{context}"
+        code, _, err = avemo_main("train", "--dataset", "meld", "--root", meld, "--model", "gao_dialogue",
+                                  "--model-config", json.dumps({**config, "context": context}), "--epochs", "1",
+                                  "--out", runs[context], *common)
+        assert code == 0, err
+    evaluate = ["evaluate", "--dataset", "meld", "--root", meld, "--split", "dev", "--speakers", "Ross", *common[2:]]
+    code, _, err = avemo_main(*evaluate, "--checkpoint", runs[1])
+    assert code == 2 and "only some turns of 2 dialogue(s) (e.g. dev:0)" in err.strip().splitlines()[-1]
+    code, out, err = avemo_main(*evaluate, "--checkpoint", runs[0])
+    assert code == 0 and out.startswith("6 takes: accuracy"), err
+
+
+def test_the_official_split_names_the_partition_and_the_meld_csv_it_lacks(meld):
+    """A MELD folder whose dev CSV has only its header: the refusal names the missing partition and its
+    CSV (it said "needs train and dev takes; found ['train']" beside a dev_sent_emo.csv)."""
+    (meld / "dev_sent_emo.csv").write_text(",".join(HEADER) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as refused:
+        resolve_split(load_data("meld", meld))
+    assert refused.value.reason == ("the official split trains on train takes and selects on dev takes: no dev takes "
+                                    "here (only train); MELD reads them from dev_sent_emo.csv: missing or no usable row")
