@@ -353,12 +353,17 @@ def test_train_counts_the_takes_that_have_the_models_inputs(meld, tmp_path, avem
 
 def test_train_help_says_how_to_set_the_dialogue_context_and_where_the_options_are(avemo_main, monkeypatch):
     """--model-config said only "JSON or a TOML/YAML/JSON file": nothing named gao_dialogue's context, its
-    default or where a model's options are listed."""
+    default or where a model's options are listed; evaluate's --split and --protocol did not say their defaults."""
     monkeypatch.setenv("COLUMNS", "400")  # one help line per option
     code, out, _ = avemo_main("train", "--help")
     line = " ".join(next(line for line in out.splitlines() if "--model-config" in line).split())
     assert code == 0 and '"context": 3' in line and "context: the H previous utterances" in line
     assert "default 0" in line and 'model_info(NAME)["config"]' in line
+    code, out, _ = avemo_main("evaluate", "--help")  # the defaults of --split and --protocol, which were unsaid
+    lines = {name: " ".join(next(line for line in out.splitlines() if name in line).split())
+             for name in ("--split", "--protocol")}
+    assert code == 0 and "default: every take the folder has, of all its splits" in lines["--split"]
+    assert "Default: the checkpoint's, when it trained on one of them; else iemocap4" in lines["--protocol"]
 
 
 def test_a_dialogue_context_model_is_refused_on_some_speakers_of_a_dialogue(meld, tmp_path, avemo_main):

@@ -1093,7 +1093,8 @@ def evaluate(
                                   "reliability diagram (PNG).")
     ] = None,
     split: Annotated[
-        str | None, typer.Option(help="Score one official split of the corpus (MELD: train, dev or test).")
+        str | None, typer.Option(help="Score one official split of the corpus (MELD: train, dev or test; "
+                                      "default: every take the folder has, of all its splits).")
     ] = None,
     protocol: EvalProtocolOpt = None,
     media: MediaOpt = None,
