@@ -402,3 +402,24 @@ def test_the_official_split_names_the_partition_and_the_meld_csv_it_lacks(meld):
         resolve_split(load_data("meld", meld))
     assert refused.value.reason == ("the official split trains on train takes and selects on dev takes: no dev takes "
                                     "here (only train); MELD reads them from dev_sent_emo.csv: missing or no usable row")
+
+
+def test_meld_with_a_corpus_without_an_official_split_names_how_to_split_them(meld, tmp_path):
+    """MELD and IEMOCAP in one run: the refusal said "split it by a fold plan", and a plan's folds cut
+    MELD's dialogues (a leakage error); it now names the way that works, validation speakers."""
+    from avemo.training.corpora import CorpusSpec
+    from avemo.training.experiment import load_corpora
+    from test_datasets_iemocap import SESSION1, _other_session, _write_session
+
+    root = tmp_path / "IEMOCAP_full_release"
+    _write_session(root, 1, SESSION1)
+    for n in range(2, 6):
+        _write_session(root, n, _other_session(n))
+    data = load_corpora([CorpusSpec("meld", meld), CorpusSpec("iemocap", root)])
+    with pytest.raises(DatasetError) as refused:
+        resolve_split(data)
+    assert refused.value.reason.startswith("meld has an official split and iemocap has none: ")
+    assert "name the validation speakers (--val-speakers;" in refused.value.reason and "fold plan" not in refused.value.reason
+    train, val, test, _ = resolve_split(data, val_speakers=["Ses05F", "Ses05M"])
+    assert {t.speaker for t in val} == {"iemocap:Ses05F", "iemocap:Ses05M"} and not test
+    assert {t.dataset for t in train} == {"meld", "iemocap"}

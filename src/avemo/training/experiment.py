@@ -447,6 +447,12 @@ def resolve_split(
     data, left_out = _usable_data(data, usable, keep_all=plan is not None)
     speakers = data.speakers
     if fold is None and plan is None and not val_speakers and any(map(_split_of, data.takes)):
+        unsplit = sorted({t.dataset for t in data.takes if _split_of(t) is None})
+        if unsplit:  # several corpora, MELD and IEMOCAP say: it said "split it by a fold plan", which cuts MELD's dialogues
+            split_by = sorted({t.dataset for t in data.takes if _split_of(t) is not None})
+            raise DatasetError(f"{', '.join(split_by)} has an official split and {', '.join(unsplit)} has none: "
+                               "they are not split by it together; name the validation speakers (--val-speakers; "
+                               "every other speaker trains, the official partitions too)", data.root)
         tr, va, te = official_split(data.takes)  # checks that no take or dialogue is in two partitions
         if not tr or not va:
             missing = [name for name, part in (("train", tr), ("dev", va)) if not part]
