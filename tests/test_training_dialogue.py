@@ -423,3 +423,20 @@ def test_meld_with_a_corpus_without_an_official_split_names_how_to_split_them(me
     train, val, test, _ = resolve_split(data, val_speakers=["Ses05F", "Ses05M"])
     assert {t.speaker for t in val} == {"iemocap:Ses05F", "iemocap:Ses05M"} and not test
     assert {t.dataset for t in train} == {"meld", "iemocap"}
+
+
+def test_iemocap_without_its_utterance_videos_says_where_they_come_from(tmp_path, avemo_main):
+    """gao_dialogue's default inputs (text, audio, video) on IEMOCAP without --media: the refusal names
+    ``avemo prepare`` and --media, the way to give the utterances video (it offered only to leave video out)."""
+    from test_datasets_iemocap import SESSION1, _other_session, _write_session
+
+    root = tmp_path / "IEMOCAP_full_release"
+    _write_session(root, 1, SESSION1)
+    for n in range(2, 6):
+        _write_session(root, n, _other_session(n))
+    code, _, err = avemo_main("train", "--dataset", "iemocap", "--root", root, "--model", "gao_dialogue",
+                              "--epochs", "1", "--out", tmp_path / "run", "--device", "cpu",
+                              "--cache", tmp_path / "cache", "--workers", "1")
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and "has no video file" in line
+    assert "IEMOCAP's utterance videos: avemo prepare --dataset iemocap --root RELEASE --out DIR, then --media DIR" in line

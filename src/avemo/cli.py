@@ -1001,9 +1001,17 @@ def _train_split(model: str, model_config: str | None, inputs, data, cache, work
     try:
         refuse_unusable(data, gathered)  # no take (of one corpus) has the model's inputs: say why, in one line
     except AvemoError as exc:
-        raise type(exc)(exc.reason + _modalities_hint(model, model_config, data) + _transcribe_hint(exc, data),
-                        exc.path) from None
+        raise type(exc)(exc.reason + _modalities_hint(model, model_config, data) + _media_hint(exc, data)
+                        + _transcribe_hint(exc, data), exc.path) from None
     return gathered, resolve_split(data, **split_options, usable={t.key for t in gathered.takes})
+
+
+def _media_hint(exc: AvemoError, data) -> str:
+    """For a refusal of IEMOCAP takes without video: where their videos come from ("" else; IEMOCAP's
+    release has one split-screen video per dialogue, not per utterance)."""
+    if "has no video file" not in exc.reason or not any(t.dataset == "iemocap" for t in data.takes):
+        return ""
+    return "; IEMOCAP's utterance videos: avemo prepare --dataset iemocap --root RELEASE --out DIR, then --media DIR"
 
 
 def _transcribe_hint(exc: AvemoError, data) -> str:
