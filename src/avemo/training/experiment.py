@@ -161,6 +161,7 @@ def load_data(
         scan = transcribe_missing(scan, cache=cache, progress=progress,
                                   select=lambda c: c.emotion is not None and (used is None or c.speaker in used))
     takes = list(pair_takes(scan.clips).values())
+    cut: list[str] = []
     if speakers is not None:
         wanted = set(speakers)
         unknown = wanted - {t.speaker for t in takes}
@@ -184,7 +185,7 @@ def load_data(
         labels = label_set_for(dataset, (c.emotion for c in scan.clips))
     return DataBundle(dataset, Path(root), takes, labels, tables, [(str(s.path), s.reason) for s in scan.skipped],
                       transcripts=scan.transcripts, duplicates=[(str(s.path), s.reason) for s in scan.duplicates],
-                      cut_dialogues=cut if speakers is not None else [])
+                      cut_dialogues=cut)
 
 
 @dataclass
