@@ -642,6 +642,14 @@ LabelsOpt = Annotated[Path | None, typer.Option("--labels", help="Labels CSV for
 ProtocolOpt = Annotated[
     str | None, typer.Option("--protocol", help="IEMOCAP label protocol: iemocap4 (default) or iemocap6 (paper 002).")
 ]
+MODEL_CONFIG_HELP = (
+    "Model options: JSON or a TOML/YAML/JSON file, e.g. for gao_dialogue '{\"modalities\": [\"text\"], \"context\": 3}' "
+    "(the modalities it reads, default text, audio and video; context: the H previous utterances of the dialogue it "
+    "reads, default 0). Each model's options and their defaults: avemo.models.model_info(NAME)[\"config\"] in "
+    "Python; an unknown one is refused, naming those there are."
+)
+SPLIT_HELP = ("Score one official split of the corpus (MELD: train, dev or test; default: every take the folder has, "
+              "of all its splits).")
 EvalProtocolOpt = Annotated[
     str | None, typer.Option("--protocol", help="IEMOCAP label protocol: iemocap4 or iemocap6 (paper 002). Default: the "
                                                 "checkpoint's, when it trained on one of them; else iemocap4.")
@@ -867,12 +875,7 @@ def train(
     val_speakers: Annotated[
         str | None, typer.Option(help="Validation speakers without --fold (default: the last two speakers; with several corpora, the last of each).")
     ] = None,
-    model_config: Annotated[str | None, typer.Option(help=(
-        "Model options: JSON or a TOML/YAML/JSON file, e.g. for gao_dialogue '{\"modalities\": [\"text\"], "
-        "\"context\": 3}' (the modalities it reads, default text, audio and video; context: the H previous "
-        "utterances of the dialogue it reads, default 0). Each model's options and their defaults: "
-        "avemo.models.model_info(NAME)[\"config\"] in Python; an unknown one is refused, naming those there are."))
-    ] = None,
+    model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON).")] = None,
     epochs: EpochsOpt = None,
     seed: SeedOpt = None,
@@ -1100,10 +1103,7 @@ def evaluate(
         Path | None, typer.Option("--plots", help="Folder (created if missing) for the confusion matrix and the "
                                   "reliability diagram (PNG).")
     ] = None,
-    split: Annotated[
-        str | None, typer.Option(help="Score one official split of the corpus (MELD: train, dev or test; "
-                                      "default: every take the folder has, of all its splits).")
-    ] = None,
+    split: Annotated[str | None, typer.Option(help=SPLIT_HELP)] = None,
     protocol: EvalProtocolOpt = None,
     media: MediaOpt = None,
     adapt: Annotated[

@@ -442,30 +442,12 @@ def resolve_split(
     there is no test partition. Speakers of a multi-corpus run are qualified (``emodb:03``); an
     unqualified validation speaker is accepted when one corpus alone has it.
     """
-    from avemo.datasets import official_split
     from avemo.training.corpora import corpus_of, qualify_speakers
 
     data, left_out = _usable_data(data, usable, keep_all=plan is not None)
     speakers = data.speakers
     if fold is None and plan is None and not val_speakers and any(map(_split_of, data.takes)):
-        unsplit = sorted({t.dataset for t in data.takes if _split_of(t) is None})
-        if unsplit:  # several corpora, MELD and IEMOCAP say: it said "split it by a fold plan", which cuts MELD's dialogues
-            split_by = sorted({t.dataset for t in data.takes if _split_of(t) is not None})
-            raise DatasetError(f"{', '.join(split_by)} has an official split and {', '.join(unsplit)} has none: "
-                               "they are not split by it together; name the validation speakers (--val-speakers; "
-                               "every other speaker trains, the official partitions too)", data.root)
-        tr, va, te = official_split(data.takes)  # checks that no take or dialogue is in two partitions
-        if not tr or not va:
-            missing = [name for name, part in (("train", tr), ("dev", va)) if not part]
-            found = ", ".join(sorted({s for s in map(_split_of, data.takes) if s}))
-            files = ""
-            if data.dataset == "meld":  # a CSV may be there without a usable row (only its header, say)
-                from avemo.datasets.meld import CSV_NAMES
-
-                files = f"; MELD reads them from {' and '.join(CSV_NAMES[m] for m in missing)}: missing or no usable row"
-            raise DatasetError(f"the official split trains on train takes and selects on dev takes: no "
-                               f"{' and no '.join(missing)} takes here (only {found}){files}", data.root)
-        return tr, va, te, {"split": "official", "train": "train", "val": "dev", "test": "test" if te else None}
+        return _official_split(data)
     if val_speakers and data.corpora is not None:
         val_speakers = qualify_speakers(val_speakers, speakers)
     if fold is None:
@@ -502,6 +484,31 @@ def resolve_split(
             log.warning("fold %s of plan %s: none of its %s speakers (%s) is in the data: no %s takes",
                         fold, info["plan"], part, ", ".join(named), part)
     return tr, va, te, info
+
+
+def _official_split(data: DataBundle) -> tuple[list[Take], list[Take], list[Take], dict[str, Any]]:
+    """:func:`resolve_split` by the corpus's official partitions (MELD's): one-line errors when a corpus
+    of ``data`` has none or when the train or dev partition is empty."""
+    from avemo.datasets import official_split
+
+    unsplit = sorted({t.dataset for t in data.takes if _split_of(t) is None})
+    if unsplit:  # several corpora, MELD and IEMOCAP say: it said "split it by a fold plan", which cuts MELD's dialogues
+        split_by = sorted({t.dataset for t in data.takes if _split_of(t) is not None})
+        raise DatasetError(f"{', '.join(split_by)} has an official split and {', '.join(unsplit)} has none: "
+                           "they are not split by it together; name the validation speakers (--val-speakers; "
+                           "every other speaker trains, the official partitions too)", data.root)
+    tr, va, te = official_split(data.takes)  # checks that no take or dialogue is in two partitions
+    if not tr or not va:
+        missing = [name for name, part in (("train", tr), ("dev", va)) if not part]
+        found = ", ".join(sorted({s for s in map(_split_of, data.takes) if s}))
+        files = ""
+        if data.dataset == "meld":  # a CSV may be there without a usable row (only its header, say)
+            from avemo.datasets.meld import CSV_NAMES
+
+            files = f"; MELD reads them from {' and '.join(CSV_NAMES[m] for m in missing)}: missing or no usable row"
+        raise DatasetError(f"the official split trains on train takes and selects on dev takes: no "
+                           f"{' and no '.join(missing)} takes here (only {found}){files}", data.root)
+    return tr, va, te, {"split": "official", "train": "train", "val": "dev", "test": "test" if te else None}
 
 
 def _fold_plan(data: DataBundle, plan: str | Path | None):
