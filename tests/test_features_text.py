@@ -118,6 +118,18 @@ def test_run_text_extraction_reports_items_without_text(tmp_path):
     assert again.outcomes[0].cached == ["minilm"]
 
 
+def test_an_encoder_that_cannot_load_stops_the_run_naming_its_folder(tmp_path):
+    """``minilm:weights=DIR`` with a folder that holds no encoder: one error naming the folder (every item
+    was listed as failed with "text encoder folder lacks ...", naming no folder, each text trying again)."""
+    cache = FeatureCache(tmp_path / "cache")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    items = [("a", "Hello there."), ("b", "Bye."), ("c", None)]
+    with pytest.raises(CheckpointError, match="lacks config.json") as refused:
+        run_text_extraction(items, ExtractorSpec.parse(f"minilm:weights={weights}"), cache=cache)
+    assert refused.value.path == str(weights)
+
+
 def test_cli_extracts_text_features_of_a_meld_folder(tmp_path):
     from avemo.cli import app
 

@@ -498,6 +498,18 @@ def test_cli_text_modality_with_a_text_model(predictor, make_clip, text_checkpoi
     assert result.exit_code != 0 and "--text-model" in str(result.exception)
 
 
+def test_cli_refuses_a_text_model_without_the_text_modality(make_clip, text_checkpoint, tmp_path):
+    """``--text-model RUN`` without text among --modalities was loaded and never used, without a word (the
+    output had no text); refused before any work, as ``avemo serve`` refuses it."""
+    clip = make_clip("cli_text.mp4", duration=1.0, audio="noise")
+    out = tmp_path / "r.json"
+    for modalities in ((), ("--modalities", "audio")):
+        result = _cli("predict", clip, "--text-model", text_checkpoint, *modalities, "--out", out)
+        assert result.exit_code != 0 and not out.exists()
+        expected = "audio,text" if modalities else "audio,video,text"
+        assert str(result.exception).endswith(f"add it, e.g. --modalities {expected}")
+
+
 # ----------------------------------------------------------------------------- a zoo text checkpoint
 @pytest.fixture(scope="module")
 def text_checkpoint(tmp_path_factory):
@@ -528,16 +540,28 @@ def test_zoo_text_checkpoint_is_a_text_expert(text_checkpoint):
     assert fusion.notes == {"calm": "takes the evidence of 'neutral' (the text model has no 'calm')"}
 
 
-def test_a_text_only_checkpoint_as_the_model_names_what_it_takes(text_checkpoint, make_clip):
-    """A text model predicting a media file: the one-line error names the modality the model takes and
-    those the file gives (it was "the model has no input this file can give")."""
-    from avemo.errors import FeatureError
+def test_a_checkpoint_that_needs_text_as_the_model_is_refused_naming_the_text_expert(text_checkpoint, tmp_path,
+                                                                                     avemo_main, make_clip):
+    """A checkpoint whose model needs text, as ``--model``: refused when it loads, in one line naming what it
+    needs and how text joins a prediction (``--text-model``). A text-only one failed on every file ("takes
+    text, which this file cannot give", with --transcribe too); a text + audio one ran without its text
+    and said "no emotion (no speech ...)" of a clip full of speech."""
+    from avemo.datasets.labels import MELD as MELD_LABELS
+    from avemo.errors import CheckpointError
     from avemo.inference.predictor import Predictor
+    from avemo.models import create_model
+    from avemo.models.checkpoint import save_checkpoint
+    from avemo.models.normalization import Normalizer
 
-    predictor = Predictor.from_checkpoint(text_checkpoint, device="cpu")
-    with pytest.raises(FeatureError, match=r"the model \(gao_dialogue\) takes text, which this file cannot give "
-                                           r"\(it gives audio\)$"):
-        predictor.predict(make_clip("voice.wav", duration=1.0))
+    model = create_model("gao_dialogue", num_classes=7, modalities=["text", "audio"], context=0,
+                         text_kind="vector", text_feature="minilm")
+    both = save_checkpoint(tmp_path / "text_audio", model, labels=MELD_LABELS, normalizer=Normalizer(kinds={}))
+    for path, inputs in ((text_checkpoint, "text"), (both, "audio, text")):
+        with pytest.raises(CheckpointError, match=rf"the model \(gao_dialogue\) needs text \(its inputs: {inputs}\)"):
+            Predictor.from_checkpoint(path, device="cpu")
+    code, out, err = avemo_main("predict", make_clip("voice.wav", duration=1.0), "--model", both, "--transcribe")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"avemo: error: --model {both}: ") and "--text-model RUN" in err
 
 
 def test_a_model_with_other_inputs_is_refused(tmp_path):

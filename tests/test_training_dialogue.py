@@ -69,8 +69,10 @@ def test_a_dataset_without_dialogues_cannot_give_context(tmp_path):
     from avemo.datasets.records import Clip
 
     clip = Clip(tmp_path / "a.wav", "folder", "happy", "s1", "a", ("audio",))
-    with pytest.raises(DatasetError, match="no dialogue"):
+    with pytest.raises(DatasetError, match="no dialogue") as refused:
         previous_utterances([Take("folder", "a", "s1", "happy", {("audio",): clip})])
+    # the option that turns it off, as gao_dialogue spells it (it said "a context of None", refused by the option)
+    assert str(refused.value).endswith('a model without it (gao_dialogue: "context": 0)')
 
 
 def test_select_split_names_the_splits_there_are(meld):
@@ -131,6 +133,17 @@ def test_cli_trains_paper_002_split_on_a_generated_iemocap(tmp_path):
     assert meta["data"]["speakers"]["test"] == ["Ses05F", "Ses05M"]
     assert meta["data"]["n"]["test"] == 2
     assert meta["labels"]["name"] == "iemocap6"
+    # evaluate without --protocol reads the corpus as the checkpoint trained on it: iemocap6, one to one (it
+    # read iemocap4, dropping the model's excited and frustrated and merging excited clips into happy)
+    out = tmp_path / "eval.json"
+    result = CliRunner().invoke(app, [
+        "evaluate", "--checkpoint", str(run), "--dataset", "iemocap", "--root", str(root), "--json", str(out),
+        "--cache", str(tmp_path / "cache"), "--workers", "1",
+    ])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(out.read_text())
+    assert scores["labels"] == ["neutral", "happy", "sad", "angry", "excited", "frustrated"]
+    assert scores["n"] == sum(meta["data"]["n"].values())
 
 
 def test_class_balanced_loss_weights_inverse_frequency():
@@ -314,3 +327,116 @@ def test_train_refuses_data_without_the_models_inputs_in_one_line(meld, tmp_path
     assert line.startswith(f"avemo: error: {tmp_path / 'mute'}: corpus mute: no take has every input the model needs")
     assert "its clips carry audio" in line and "has no text" in line and "e.g. those the clips carry" not in line
     assert not (tmp_path / "run1").exists() and not (tmp_path / "run2").exists()
+
+
+def test_train_counts_the_takes_that_have_the_models_inputs(meld, tmp_path, avemo_main):
+    """MELD with media files for some utterances only, and a model that reads audio: the line before
+    training counts the takes that train and validate (those with a media file), as the checkpoint
+    does, not every take of the speakers that have one (it said 23 training, 10 validation for 6 and 2)."""
+    import soundfile as sf
+
+    for folder, dialogue, turns in (("train_splits", 0, range(6)), ("dev_splits_complete", 1, range(2))):
+        (meld / folder).mkdir()
+        for u in turns:
+            sf.write(meld / folder / f"dia{dialogue}_utt{u}.wav", np.zeros(1600, dtype=np.float32), 16000)
+    audio = {"n_mels": 16, "hidden": 8, "lstm_layers": 1, "linear_layers": 1}
+    config = {"modalities": ["text", "audio"], "context": 1, "text_hidden": 8, "d_model": 16, "heads": 2,
+              "audio_config": audio}
+    run = tmp_path / "run"
+    code, _, err = avemo_main("train", "--dataset", "meld", "--root", meld, "--model", "gao_dialogue",
+                              "--model-config", json.dumps(config), "--epochs", "1", "--out", run,
+                              "--device", "cpu", "--cache", tmp_path / "cache", "--workers", "1")
+    assert code == 0, err
+    assert json.loads((run / "checkpoint.json").read_text())["data"]["n"] == {"train": 6, "val": 2, "test": 0}
+    assert "gao_dialogue: 6 training, 2 validation, 0 test takes" in err
+
+
+def test_train_help_says_how_to_set_the_dialogue_context_and_where_the_options_are(avemo_main, monkeypatch):
+    """--model-config said only "JSON or a TOML/YAML/JSON file": nothing named gao_dialogue's context, its
+    default or where a model's options are listed; evaluate's --split and --protocol did not say their defaults."""
+    monkeypatch.setenv("COLUMNS", "400")  # one help line per option
+    code, out, _ = avemo_main("train", "--help")
+    line = " ".join(next(line for line in out.splitlines() if "--model-config" in line).split())
+    assert code == 0 and '"context": 3' in line and "context: the H previous utterances" in line
+    assert "default 0" in line and 'model_info(NAME)["config"]' in line
+    code, out, _ = avemo_main("evaluate", "--help")  # the defaults of --split and --protocol, which were unsaid
+    lines = {name: " ".join(next(line for line in out.splitlines() if name in line).split())
+             for name in ("--split", "--protocol")}
+    assert code == 0 and "default: every take the folder has, of all its splits" in lines["--split"]
+    assert "Default: the checkpoint's, when it trained on one of them; else iemocap4" in lines["--protocol"]
+
+
+def test_a_dialogue_context_model_is_refused_on_some_speakers_of_a_dialogue(meld, tmp_path, avemo_main):
+    """--speakers keeps some speakers' turns of a dialogue: a model with dialogue context read the
+    chosen speakers' previous lines as the context (the same utterances scored otherwise than on the
+    whole corpus). Refused in one line, in train and evaluate; a model without context is not."""
+    common = ["--device", "cpu", "--cache", tmp_path / "cache", "--workers", "1"]
+    config = {"modalities": ["text"], "text_hidden": 8, "d_model": 16, "heads": 2}
+    code, _, err = avemo_main("train", "--dataset", "meld", "--root", meld, "--speakers", "Ross", "--model",
+                              "gao_dialogue", "--model-config", json.dumps({**config, "context": 1}), "--epochs", "1",
+                              "--out", tmp_path / "cut", *common)
+    assert code == 2 and not (tmp_path / "cut").exists()
+    assert err.strip().splitlines()[-1] == (
+        f"avemo: error: {meld}: the speakers read keep only some turns of 6 dialogue(s) (e.g. dev:0), and a model "
+        "with dialogue context (H = 1) reads each utterance's previous turns, whoever said them: read every "
+        "speaker (--speakers all)")
+    runs = {}
+    for context in (0, 1):
+        runs[context] = tmp_path / f"h{context}"
+        code, _, err = avemo_main("train", "--dataset", "meld", "--root", meld, "--model", "gao_dialogue",
+                                  "--model-config", json.dumps({**config, "context": context}), "--epochs", "1",
+                                  "--out", runs[context], *common)
+        assert code == 0, err
+    evaluate = ["evaluate", "--dataset", "meld", "--root", meld, "--split", "dev", "--speakers", "Ross", *common[2:]]
+    code, _, err = avemo_main(*evaluate, "--checkpoint", runs[1])
+    assert code == 2 and "only some turns of 2 dialogue(s) (e.g. dev:0)" in err.strip().splitlines()[-1]
+    code, out, err = avemo_main(*evaluate, "--checkpoint", runs[0])
+    assert code == 0 and out.startswith("6 takes: accuracy"), err
+
+
+def test_the_official_split_names_the_partition_and_the_meld_csv_it_lacks(meld):
+    """A MELD folder whose dev CSV has only its header: the refusal names the missing partition and its
+    CSV (it said "needs train and dev takes; found ['train']" beside a dev_sent_emo.csv)."""
+    (meld / "dev_sent_emo.csv").write_text(",".join(HEADER) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as refused:
+        resolve_split(load_data("meld", meld))
+    assert refused.value.reason == ("the official split trains on train takes and selects on dev takes: no dev takes "
+                                    "here (only train); MELD reads them from dev_sent_emo.csv: missing or no usable row")
+
+
+def test_meld_with_a_corpus_without_an_official_split_names_how_to_split_them(meld, tmp_path):
+    """MELD and IEMOCAP in one run: the refusal said "split it by a fold plan", and a plan's folds cut
+    MELD's dialogues (a leakage error); it now names the way that works, validation speakers."""
+    from avemo.training.corpora import CorpusSpec
+    from avemo.training.experiment import load_corpora
+    from test_datasets_iemocap import SESSION1, _other_session, _write_session
+
+    root = tmp_path / "IEMOCAP_full_release"
+    _write_session(root, 1, SESSION1)
+    for n in range(2, 6):
+        _write_session(root, n, _other_session(n))
+    data = load_corpora([CorpusSpec("meld", meld), CorpusSpec("iemocap", root)])
+    with pytest.raises(DatasetError) as refused:
+        resolve_split(data)
+    assert refused.value.reason.startswith("meld has an official split and iemocap has none: ")
+    assert "name the validation speakers (--val-speakers;" in refused.value.reason and "fold plan" not in refused.value.reason
+    train, val, test, _ = resolve_split(data, val_speakers=["Ses05F", "Ses05M"])
+    assert {t.speaker for t in val} == {"iemocap:Ses05F", "iemocap:Ses05M"} and not test
+    assert {t.dataset for t in train} == {"meld", "iemocap"}
+
+
+def test_iemocap_without_its_utterance_videos_says_where_they_come_from(tmp_path, avemo_main):
+    """gao_dialogue's default inputs (text, audio, video) on IEMOCAP without --media: the refusal names
+    ``avemo prepare`` and --media, the way to give the utterances video (it offered only to leave video out)."""
+    from test_datasets_iemocap import SESSION1, _other_session, _write_session
+
+    root = tmp_path / "IEMOCAP_full_release"
+    _write_session(root, 1, SESSION1)
+    for n in range(2, 6):
+        _write_session(root, n, _other_session(n))
+    code, _, err = avemo_main("train", "--dataset", "iemocap", "--root", root, "--model", "gao_dialogue",
+                              "--epochs", "1", "--out", tmp_path / "run", "--device", "cpu",
+                              "--cache", tmp_path / "cache", "--workers", "1")
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and "has no video file" in line
+    assert "IEMOCAP's utterance videos: avemo prepare --dataset iemocap --root RELEASE --out DIR, then --media DIR" in line

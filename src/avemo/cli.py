@@ -642,6 +642,18 @@ LabelsOpt = Annotated[Path | None, typer.Option("--labels", help="Labels CSV for
 ProtocolOpt = Annotated[
     str | None, typer.Option("--protocol", help="IEMOCAP label protocol: iemocap4 (default) or iemocap6 (paper 002).")
 ]
+MODEL_CONFIG_HELP = (
+    "Model options: JSON or a TOML/YAML/JSON file, e.g. for gao_dialogue '{\"modalities\": [\"text\"], \"context\": 3}' "
+    "(the modalities it reads, default text, audio and video; context: the H previous utterances of the dialogue it "
+    "reads, default 0). Each model's options and their defaults: avemo.models.model_info(NAME)[\"config\"] in "
+    "Python; an unknown one is refused, naming those there are."
+)
+SPLIT_HELP = ("Score one official split of the corpus (MELD: train, dev or test; default: every take the folder has, "
+              "of all its splits).")
+EvalProtocolOpt = Annotated[
+    str | None, typer.Option("--protocol", help="IEMOCAP label protocol: iemocap4 or iemocap6 (paper 002). Default: the "
+                                                "checkpoint's, when it trained on one of them; else iemocap4.")
+]
 MediaOpt = Annotated[
     Path | None, typer.Option("--media", help="IEMOCAP: the folder `avemo prepare --dataset iemocap` wrote; its utterance "
                                               "videos make the clips audio+video(+text) (without it: audio+text).")
@@ -863,7 +875,7 @@ def train(
     val_speakers: Annotated[
         str | None, typer.Option(help="Validation speakers without --fold (default: the last two speakers; with several corpora, the last of each).")
     ] = None,
-    model_config: Annotated[str | None, typer.Option(help="Model options: JSON or a TOML/YAML/JSON file.")] = None,
+    model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON).")] = None,
     epochs: EpochsOpt = None,
     seed: SeedOpt = None,
@@ -910,7 +922,8 @@ def train(
         with _naming_reader_skips(data.skipped):
             gathered, (tr, va, te, split_info) = _train_split(model, model_config, inputs, data, cache, workers,
                                                               split_options)
-        console_err.print(escape(f"{model}: {len(tr)} training, {len(va)} validation, {len(te)} test takes ({split_words(split_info)})"))
+        n_tr, n_va, n_te = _usable_counts(gathered, (tr, va, te))
+        console_err.print(escape(f"{model}: {n_tr} training, {n_va} validation, {n_te} test takes ({split_words(split_info)})"))
         bar, task = _training_bar(model, train_cfg.epochs)
         with bar, run_folder(out, overwrite=overwrite) as where:
             run = train_run(
@@ -920,6 +933,14 @@ def train(
                 on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
             )
     _print_run(run, out, data)
+
+
+def _usable_counts(gathered, parts) -> tuple[int, ...]:
+    """How many takes of each of ``parts`` (lists of takes) have the model's inputs (``gathered``): the
+    takes that train, validate and test; a split is made of speakers, and a speaker's takes without an
+    input (MELD utterances without a media file, for a model that reads audio) are left out of it."""
+    usable = {t.key for t in gathered.takes}
+    return tuple(sum(t.key in usable for t in part) for part in parts)
 
 
 def _training_bar(model: str, epochs: int):
@@ -983,9 +1004,17 @@ def _train_split(model: str, model_config: str | None, inputs, data, cache, work
     try:
         refuse_unusable(data, gathered)  # no take (of one corpus) has the model's inputs: say why, in one line
     except AvemoError as exc:
-        raise type(exc)(exc.reason + _modalities_hint(model, model_config, data) + _transcribe_hint(exc, data),
-                        exc.path) from None
+        raise type(exc)(exc.reason + _modalities_hint(model, model_config, data) + _media_hint(exc, data)
+                        + _transcribe_hint(exc, data), exc.path) from None
     return gathered, resolve_split(data, **split_options, usable={t.key for t in gathered.takes})
+
+
+def _media_hint(exc: AvemoError, data) -> str:
+    """For a refusal of IEMOCAP takes without video: where their videos come from ("" else; IEMOCAP's
+    release has one split-screen video per dialogue, not per utterance)."""
+    if "has no video file" not in exc.reason or not any(t.dataset == "iemocap" for t in data.takes):
+        return ""
+    return "; IEMOCAP's utterance videos: avemo prepare --dataset iemocap --root RELEASE --out DIR, then --media DIR"
 
 
 def _transcribe_hint(exc: AvemoError, data) -> str:
@@ -1074,10 +1103,8 @@ def evaluate(
         Path | None, typer.Option("--plots", help="Folder (created if missing) for the confusion matrix and the "
                                   "reliability diagram (PNG).")
     ] = None,
-    split: Annotated[
-        str | None, typer.Option(help="Score one official split of the corpus (MELD: train, dev or test).")
-    ] = None,
-    protocol: ProtocolOpt = None,
+    split: Annotated[str | None, typer.Option(help=SPLIT_HELP)] = None,
+    protocol: EvalProtocolOpt = None,
     media: MediaOpt = None,
     adapt: Annotated[
         str | None, typer.Option(help="'mean': test-time adaptation for a corpus from another language or "
@@ -1109,7 +1136,8 @@ def evaluate(
 
     ckpt = load_checkpoint(checkpoint)
     data = _evaluate_data(ckpt, transcribe, cache_dir, dataset=dataset, root=root, visual_table=visual_table,
-                          speakers=_speakers(speakers), labels_csv=labels, protocol=protocol, media=media)
+                          speakers=_speakers(speakers), labels_csv=labels,
+                          protocol=_checkpoint_protocol(ckpt, dataset, protocol), media=media)
     if split is not None:
         data = select_split(data, split)
     with contextlib.ExitStack() as stack:  # a bad destination fails now, not after the work
@@ -1138,6 +1166,17 @@ def evaluate(
             title = f"{ckpt.labels.name} -> {dataset}"
             plot_confusion(m.confusion, m.labels, plots / "confusion.png", title=title)
             plot_reliability(ev.reliability, plots / "reliability.png", title=title, ece=ev.ece)
+
+
+def _checkpoint_protocol(ckpt, dataset: str, protocol: str | None) -> str | None:
+    """The IEMOCAP protocol of ``avemo evaluate``: the one given, else, on IEMOCAP, the checkpoint's own
+    label protocol when it trained on one (an iemocap6 model is scored on iemocap6's labels, not mapped
+    to iemocap4's with excited and frustrated dropped), else None (the reader's default)."""
+    from avemo.datasets.iemocap import PROTOCOLS
+
+    if protocol is None and dataset == "iemocap" and ckpt.labels.name in PROTOCOLS:
+        return ckpt.labels.name
+    return protocol
 
 
 def _say_left_out(ev, full_list: str) -> None:
@@ -1779,6 +1818,9 @@ def predict(
     fmt = output_format(fmt, out)
     rest, with_text = split_text(modalities)
     wanted = [*parse_modalities(rest), *(["text"] if with_text else [])]
+    if text_model is not None and not with_text:  # it was loaded, and never used (as avemo serve refuses it)
+        raise AvemoError(f"--text-model is given but text is not among the modalities ({modalities}): "
+                         f"add it, e.g. --modalities {','.join(wanted)},text")
     _check_grid(window, hop)
     _check_speaker_options(group_by_speaker, speakers_csv, model)
     files, problems = _media_files(paths)

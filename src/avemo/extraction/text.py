@@ -4,7 +4,9 @@ Text extractors (:class:`~avemo.features.base.TextExtractor`) read strings, not 
 key is the text's digest (:func:`avemo.digest.text_digest`) with the extractor's name, version and
 config, so a sentence said in two clips (or two corpora) is embedded once. Texts are embedded in
 chunks in this process (a pretrained text encoder is faster batched than spread over processes);
-a failure (an empty text) is recorded for its item, never raised.
+a failure of one text (an empty one) is recorded for its item, never raised; an encoder that cannot
+be loaded (its weights folder: a :class:`~avemo.errors.CheckpointError`) stops the run in one line
+naming the folder, as every text would fail alike.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from avemo.cache.store import FeatureCache, remove_orphan_temp_files
 from avemo.digest import text_digest
-from avemo.errors import AvemoError, ConfigError, FeatureError
+from avemo.errors import AvemoError, CheckpointError, ConfigError, FeatureError
 from avemo.extraction.core import ExtractorSpec, FileOutcome
 from avemo.extraction.runner import ExtractionReport
 from avemo.features.base import Features, TextExtractor
@@ -32,9 +34,11 @@ def text_extractor(spec: ExtractorSpec) -> TextExtractor:
 
 
 def _embed(extractor: TextExtractor, texts: list[str]) -> list[Features | AvemoError]:
-    """Features of each text; one failing text fails alone."""
+    """Features of each text; one failing text fails alone (the encoder's weights fail them all: raised)."""
     try:
         return list(extractor.from_texts(texts))
+    except CheckpointError:  # it listed every text as failed, "text encoder folder lacks ...", naming no folder
+        raise
     except AvemoError:
         if len(texts) == 1:
             raise

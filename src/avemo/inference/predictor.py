@@ -73,7 +73,7 @@ from avemo.inference.backends import (
 )
 from avemo.inference.result import Prediction, WindowPrediction
 from avemo.inference.windows import WindowGrid
-from avemo.modality import MEDIA_MODALITIES, parse_modalities
+from avemo.modality import MEDIA_MODALITIES, ordered, parse_modalities
 
 log = logging.getLogger(__name__)
 
@@ -217,13 +217,24 @@ class Predictor:
         flagged uncertain (:class:`~avemo.inference.backends.ZooBackend`). ``labels``:
         the label set the caller expects (a name or a list); a checkpoint with another one is refused.
         ``labels=None`` (default) accepts the checkpoint's own, if every emotion in it is a known one
-        (:data:`~avemo.datasets.labels.CANONICAL_EMOTIONS`).
+        (:data:`~avemo.datasets.labels.CANONICAL_EMOTIONS`). A checkpoint that needs text is refused:
+        a prediction gives it a file's audio and video only; text joins a prediction through a
+        text-only checkpoint as its text expert (:meth:`with_text_expert`,
+        :func:`~avemo.inference.text.load_text_expert`).
         """
         from avemo.datasets.labels import get_label_set
         from avemo.inference.zoo import ZooRunner
         from avemo.models.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(path)
+        beyond = [s.modality for s in ckpt.inputs.values() if s.modality not in MEDIA_MODALITIES and not s.optional]
+        if beyond:  # it used to run without them: "no emotion (no speech ...)" on a clip full of speech
+            takes = ", ".join(ordered(s.modality for s in ckpt.inputs.values()))
+            raise CheckpointError(
+                f"the model ({ckpt.model.name}) needs {', '.join(ordered(beyond))} (its inputs: {takes}), and a "
+                "prediction gives a checkpoint a file's audio and video only: text joins a prediction through a "
+                "text-only checkpoint as its text expert (avemo predict --modalities audio,video,text --text-model "
+                "RUN; Python: predictor.with_text_expert(load_text_expert(RUN)))", ckpt.path)
         if labels is not None:
             expected = get_label_set(labels).emotions if isinstance(labels, str) else tuple(labels)
             _check_labels(ckpt, expected)

@@ -253,8 +253,8 @@ def dialogue_turn(take: Take) -> tuple[str, int]:
         dialogue, turn = getattr(clip, "dialogue", None), getattr(clip, "turn", None)
         if dialogue is not None and turn is not None:
             return str(dialogue), int(turn)
-    raise DatasetError(f"take {take.key} has no dialogue and turn: a dialogue-context model needs a conversational "
-                       "dataset (meld, iemocap) or a context of None")
+    raise DatasetError(f"take {take.key} has no dialogue and turn: a model with dialogue context needs a conversational "
+                       "dataset (meld, iemocap), or a model without it (gao_dialogue: \"context\": 0)")
 
 
 def check_labels(data: Gathered, label_set: LabelSet) -> None:

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import os
 import shutil
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,10 +72,30 @@ class DataBundle:
     #: several corpora: ``{"source": "asr", "corpora": {name: counts}}``
     transcripts: dict[str, Any] | None = None
     duplicates: list[tuple[str, str]] = field(default_factory=list)
+    #: the dialogues that ``speakers`` (:func:`load_data`) kept only some of: the turns of the other
+    #: speakers are not in ``takes``, so a model with dialogue context would miss them (:func:`refuse_cut_dialogues`)
+    cut_dialogues: list[str] = field(default_factory=list)
 
     @property
     def speakers(self) -> list[str]:
         return sorted({t.speaker for t in self.takes})
+
+
+def _dialogues(takes: Iterable[Take]) -> set[str]:
+    """The dialogues of ``takes`` (of a conversational corpus; none elsewhere)."""
+    return {clip.dialogue for take in takes for clip in take if clip.dialogue is not None}
+
+
+def refuse_cut_dialogues(data: DataBundle, context: int | None) -> None:
+    """A one-line :class:`DatasetError` for a model with dialogue context (``context``: its ``dialogue_context``)
+    on data whose ``speakers`` filter kept only some turns of a dialogue: an utterance's context is the
+    previous turns of its dialogue, whoever said them, and read without the other speakers' turns it is
+    another context (the same utterances scored otherwise than in the whole corpus)."""
+    cut = sorted(set(data.cut_dialogues) & _dialogues(data.takes)) if context else []  # of the takes read (one split)
+    if cut:
+        raise DatasetError(f"the speakers read keep only some turns of {len(cut)} dialogue(s) (e.g. {cut[0]}), and "
+                           f"a model with dialogue context (H = {context}) reads each utterance's previous turns, "
+                           "whoever said them: read every speaker (--speakers all)", data.root)
 
 
 def _no_labelled_files(dataset: str, root: str | Path, skipped: Sequence) -> DatasetError:
@@ -141,12 +161,15 @@ def load_data(
         scan = transcribe_missing(scan, cache=cache, progress=progress,
                                   select=lambda c: c.emotion is not None and (used is None or c.speaker in used))
     takes = list(pair_takes(scan.clips).values())
+    cut: list[str] = []
     if speakers is not None:
         wanted = set(speakers)
         unknown = wanted - {t.speaker for t in takes}
         if unknown:
             raise DatasetError(f"speakers {sorted(unknown)} have no files under the folder", root)
-        takes = [t for t in takes if t.speaker in wanted]
+        kept = [t for t in takes if t.speaker in wanted]
+        cut = sorted(_dialogues(kept) & _dialogues(t for t in takes if t.speaker not in wanted))
+        takes = kept
     takes = [t for t in takes if t.emotion is not None]
     if not takes:
         raise _no_labelled_files(dataset, root, scan.skipped)
@@ -161,7 +184,8 @@ def load_data(
 
         labels = label_set_for(dataset, (c.emotion for c in scan.clips))
     return DataBundle(dataset, Path(root), takes, labels, tables, [(str(s.path), s.reason) for s in scan.skipped],
-                      transcripts=scan.transcripts, duplicates=[(str(s.path), s.reason) for s in scan.duplicates])
+                      transcripts=scan.transcripts, duplicates=[(str(s.path), s.reason) for s in scan.duplicates],
+                      cut_dialogues=cut)
 
 
 @dataclass
@@ -231,6 +255,7 @@ def train_run(
     train_config = train_config or TrainConfig()
     torch.manual_seed(train_config.seed)
     model = create_model(model_name, num_classes=len(data.labels), **(model_config or {}))
+    refuse_cut_dialogues(data, model.dialogue_context)
     specs = dict(model.inputs)
     if gathered is None:
         gathered = gather([*train_takes, *val_takes, *test_takes], specs, tables=data.tables, cache=cache,
@@ -417,17 +442,12 @@ def resolve_split(
     there is no test partition. Speakers of a multi-corpus run are qualified (``emodb:03``); an
     unqualified validation speaker is accepted when one corpus alone has it.
     """
-    from avemo.datasets import official_split
     from avemo.training.corpora import corpus_of, qualify_speakers
 
     data, left_out = _usable_data(data, usable, keep_all=plan is not None)
     speakers = data.speakers
     if fold is None and plan is None and not val_speakers and any(map(_split_of, data.takes)):
-        tr, va, te = official_split(data.takes)  # checks that no take or dialogue is in two partitions
-        if not tr or not va:
-            raise DatasetError("the official split needs train and dev takes; found "
-                               f"{sorted({s for s in map(_split_of, data.takes) if s})}", data.root)
-        return tr, va, te, {"split": "official", "train": "train", "val": "dev", "test": "test" if te else None}
+        return _official_split(data)
     if val_speakers and data.corpora is not None:
         val_speakers = qualify_speakers(val_speakers, speakers)
     if fold is None:
@@ -464,6 +484,31 @@ def resolve_split(
             log.warning("fold %s of plan %s: none of its %s speakers (%s) is in the data: no %s takes",
                         fold, info["plan"], part, ", ".join(named), part)
     return tr, va, te, info
+
+
+def _official_split(data: DataBundle) -> tuple[list[Take], list[Take], list[Take], dict[str, Any]]:
+    """:func:`resolve_split` by the corpus's official partitions (MELD's): one-line errors when a corpus
+    of ``data`` has none or when the train or dev partition is empty."""
+    from avemo.datasets import official_split
+
+    unsplit = sorted({t.dataset for t in data.takes if _split_of(t) is None})
+    if unsplit:  # several corpora, MELD and IEMOCAP say: it said "split it by a fold plan", which cuts MELD's dialogues
+        split_by = sorted({t.dataset for t in data.takes if _split_of(t) is not None})
+        raise DatasetError(f"{', '.join(split_by)} has an official split and {', '.join(unsplit)} has none: "
+                           "they are not split by it together; name the validation speakers (--val-speakers; "
+                           "every other speaker trains, the official partitions too)", data.root)
+    tr, va, te = official_split(data.takes)  # checks that no take or dialogue is in two partitions
+    if not tr or not va:
+        missing = [name for name, part in (("train", tr), ("dev", va)) if not part]
+        found = ", ".join(sorted({s for s in map(_split_of, data.takes) if s}))
+        files = ""
+        if data.dataset == "meld":  # a CSV may be there without a usable row (only its header, say)
+            from avemo.datasets.meld import CSV_NAMES
+
+            files = f"; MELD reads them from {' and '.join(CSV_NAMES[m] for m in missing)}: missing or no usable row"
+        raise DatasetError(f"the official split trains on train takes and selects on dev takes: no "
+                           f"{' and no '.join(missing)} takes here (only {found}){files}", data.root)
+    return tr, va, te, {"split": "official", "train": "train", "val": "dev", "test": "test" if te else None}
 
 
 def _fold_plan(data: DataBundle, plan: str | Path | None):
@@ -555,7 +600,8 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
     tables = next(iter(bundles.values())).tables
     root = Path(os.path.commonpath([str(Path(s.root).resolve()) for s in specs]))
     bundle = DataBundle("+".join(bundles), root, takes, space.labels, tables, skipped,
-                        duplicates=[d for b in bundles.values() for d in b.duplicates])
+                        duplicates=[d for b in bundles.values() for d in b.duplicates],
+                        cut_dialogues=[d for b in bundles.values() for d in b.cut_dialogues])
     bundle.corpora = Corpora(specs, space, takes, left_out)
     transcribed = {c: b.transcripts for c, b in bundles.items() if b.transcripts}
     bundle.transcripts = {"source": "asr", "corpora": transcribed} if transcribed else None

@@ -37,7 +37,7 @@ from avemo.models.checkpoint import Checkpoint, check_compatible, load_checkpoin
 from avemo.models.inputs import InputSpec
 from avemo.models.normalization import Normalizer
 from avemo.training.data import Gathered, check_tables, gather, previous_utterances
-from avemo.training.experiment import DataBundle
+from avemo.training.experiment import DataBundle, refuse_cut_dialogues
 from avemo.training.trainer import predict_proba
 
 log = logging.getLogger(__name__)
@@ -170,6 +170,7 @@ def evaluate_checkpoint(
     :func:`score` -- are the ones ``avemo benchmark --test-corpus`` scores its runs with.
     """
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    refuse_cut_dialogues(data, ckpt.model.dialogue_context)
     check_compatible(ckpt, tables=data.tables)
     check_tables({n: s for n, s in ckpt.inputs.items() if not s.optional}, data.tables)  # as `avemo evaluate` does
     specs, left_out_inputs, note = scorable_inputs(ckpt.inputs, data)
