@@ -167,12 +167,12 @@ def test_extract_counts_media_files_as_files_and_text_only_takes_as_utterances(t
     rows = [Clip(tmp_path / "dev.csv", "meld", "neutral", "Ross", f"utt{i}", ("text",), text="Hi.") for i in range(2)]
     outcomes = [FileOutcome(str(tmp_path / "a.wav")), *(FileOutcome(f"{tmp_path / 'dev.csv'}#utt{i}") for i in range(2))]
     count, what = _item_counter([wav])
-    assert (count(outcomes[:1]), count([]), what) == ("1 files", "0 files", "file")  # media corpora: as before
+    assert (count(outcomes[:1]), count([]), what) == ("1 file", "0 files", "file")  # media corpora: as before
     count, what = _item_counter(rows)
     assert (count(outcomes[1:]), count([]), what) == ("2 utterances", "0 utterances", "utterance")
     count, what = _item_counter([wav, *rows])
     assert (count(outcomes), count(outcomes[1:]), count([]), what) == (
-        "1 files and 2 utterances", "2 utterances", "0 files", "file or utterance")
+        "1 file and 2 utterances", "2 utterances", "0 files", "file or utterance")
 
 
 def test_sentence_and_token_extractors_share_one_run_of_the_encoder(minilm, tokens, monkeypatch):

@@ -379,6 +379,12 @@ def test_cli_checks_the_label_space_with_one_corpus_and_says_it_is_ignored(two_s
     meta = json.loads((tmp_path / "one" / "checkpoint.json").read_text())
     assert meta["labels"]["name"] == "emodb"
     assert meta["train"]["balance"] == "none"  # what the default "auto" stands for with one corpus
+    # evaluate reads --root with the layout the checkpoint trained on (it read it as ravdess: "no labelled files")
+    code, _, err = avemo_main("evaluate", "-c", tmp_path / "one", "--root", emo, "--json", tmp_path / "ev.json",
+                              "--cache", tmp_path / "c")
+    assert code == 0, err
+    report = json.loads((tmp_path / "ev.json").read_text())
+    assert report["n"] > 0 and report["mapping"]["data"]["label_set"] == "emodb"
 
 
 @pytest.mark.shared_data
@@ -396,6 +402,10 @@ def test_cli_records_the_balance_auto_stood_for_and_evaluates_the_run(two_small_
                               "--cache", tmp_path / "cache")
     assert code == 0, err
     assert json.loads((tmp_path / "ev.json").read_text())["n"] > 0
+    # without --dataset: which of its corpora --root is cannot be guessed, one line says so
+    code, _, err = avemo_main("evaluate", "-c", out, "--root", emo, "--cache", tmp_path / "cache")
+    assert code == 2 and err.count("\n") == 1
+    assert "trained on several corpora (emodb, ravdess): say which layout --root has with --dataset" in err
 
 
 def _train_on_file(avemo_main, tmp_path, settings: str, *options):

@@ -396,8 +396,10 @@ def _item_counter(items):
 
     def count(outcomes) -> str:
         n_text = sum(o.path in texts for o in outcomes)
-        parts = [f"{len(outcomes) - n_text} files"] if len(outcomes) > n_text or not (n_text or only_texts) else []
-        return " and ".join([*parts, *([f"{n_text} utterances"] if n_text or only_texts else [])])
+        n_files = len(outcomes) - n_text
+        parts = [f"{n_files} file{'' if n_files == 1 else 's'}"] if n_files or not (n_text or only_texts) else []
+        utterances = [f"{n_text} utterance{'' if n_text == 1 else 's'}"] if n_text or only_texts else []
+        return " and ".join([*parts, *utterances])
 
     return count, "utterance" if only_texts else "file or utterance" if texts else "file"
 
@@ -601,6 +603,11 @@ def prepare(
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset layout: ravdess, crema_d, emodb, folder, meld, "
                                                                     "iemocap.")]
+EvalDatasetOpt = Annotated[
+    str | None, typer.Option("--dataset", "-d", help="Dataset layout of --root: ravdess, crema_d, emodb, folder, meld, "
+                                                     "iemocap. Default: the dataset the checkpoint trained on (one of "
+                                                     "several corpora: give it).")
+]
 RootOpt = Annotated[Path, typer.Option("--root", "-r", help="The dataset folder.")]
 TableOpt = Annotated[
     Path | None, typer.Option("--visual-table", help="OpenFace AU means CSV (one row per video), e.g. RAVDESS-AU.")
@@ -1090,7 +1097,7 @@ def _print_run(run, out: Path, data) -> None:
 def evaluate(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="A checkpoint folder from `avemo train`.")],
     root: RootOpt,
-    dataset: DatasetOpt = "ravdess",
+    dataset: EvalDatasetOpt = None,
     visual_table: TableOpt = None,
     labels: LabelsOpt = None,
     speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated speaker list.")] = "all",
@@ -1135,6 +1142,7 @@ def evaluate(
     from avemo.training.experiment import select_split
 
     ckpt = load_checkpoint(checkpoint)
+    dataset = dataset or _checkpoint_dataset(ckpt)
     data = _evaluate_data(ckpt, transcribe, cache_dir, dataset=dataset, root=root, visual_table=visual_table,
                           speakers=_speakers(speakers), labels_csv=labels,
                           protocol=_checkpoint_protocol(ckpt, dataset, protocol), media=media)
@@ -1166,6 +1174,20 @@ def evaluate(
             title = f"{ckpt.labels.name} -> {dataset}"
             plot_confusion(m.confusion, m.labels, plots / "confusion.png", title=title)
             plot_reliability(ev.reliability, plots / "reliability.png", title=title, ece=ev.ece)
+
+
+def _checkpoint_dataset(ckpt) -> str:
+    """The dataset layout ``avemo evaluate`` reads ``--root`` with when ``--dataset`` is not given: the
+    one the checkpoint trained on (it read every corpus as ravdess, so an EmoDB model's own corpus was
+    refused as "no labelled ravdess files"); one line for a checkpoint of several corpora."""
+    data = ckpt.meta.get("data") or {}
+    if "dataset" not in data:  # a checkpoint not written by avemo train (no data record): the old default
+        return "ravdess"
+    layouts = sorted({c["dataset"] for c in data.get("corpora", ())}) or [data["dataset"]]
+    if len(layouts) > 1:
+        raise AvemoError(f"the checkpoint trained on several corpora ({', '.join(layouts)}): say which layout --root "
+                         "has with --dataset (ravdess, crema_d, emodb, folder, meld, iemocap)", ckpt.path)
+    return layouts[0]
 
 
 def _checkpoint_protocol(ckpt, dataset: str, protocol: str | None) -> str | None:
