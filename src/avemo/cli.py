@@ -1646,7 +1646,9 @@ def _write_predictions(predictions, fmt: str, output, *, single: bool, labels=()
 MODEL_HELP = ("A checkpoint from `avemo train` to use instead of the bundled model. Its audio input has the "
               "bundle's speech gate (voice-activity detection, default thresholds: no speech, no audio vote), "
               "but no crowd gate and no tau of its own (0.5).")
-ENGINE_HELP = "torch or onnx (the bundled model's encoders and fusion; a --model checkpoint runs on torch)."
+ENGINE_HELP = ("torch or onnx (the bundled model's encoders and fusion in onnxruntime, without torch; its graphs "
+               "are exported once, on first use, to $AVEMO_ONNX_DIR or the cache; a --model checkpoint runs on "
+               "torch).")
 DEVICE_HELP = "auto (GPU when present), cpu, cuda..."
 _SERVE = ServeSettings()  # the defaults shown by `serve --help` and `predict --help`
 
@@ -1904,10 +1906,11 @@ def demo(
 
 @app.command("export")
 def export_model(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exported graphs (created if missing).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exported graphs (created if missing); "
+                                                                  "AVEMO_ONNX_DIR=FOLDER makes --engine onnx use them.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="Export format: onnx.")] = "onnx",
 ) -> None:
-    """Export the bundled model's encoders, audio head and fusion as ONNX graphs (for --engine onnx)."""
+    """Export the bundled model's encoders, audio heads and fusion as ONNX graphs (for --engine onnx)."""
     from avemo.inference.bundle import BUNDLE_DIR
     from avemo.inference.export import export_bundle
     from avemo.output_file import removing_new_folders
