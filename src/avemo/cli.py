@@ -1983,7 +1983,8 @@ def serve(
                                                    "max_timeline_rows; options given here win.")
     ] = None,
 ) -> None:
-    """Serve the REST API (POST /v1/predict and /v1/predict/batch, GET /v1/models, /healthz, /openapi.json) and the web page at /.
+    """Serve the REST API (POST /v1/predict and /v1/predict/batch, GET /v1/models,
+    /v1/progress/ID, /healthz, /openapi.json) and the web page at /.
 
     The model is chosen as in `avemo predict` (--model, --engine, --device) and loaded before the
     server starts: a bad value stops it with a one-line error.
