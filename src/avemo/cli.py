@@ -2015,8 +2015,8 @@ def serve(
         device=given("device", device),
     )
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
-        console_err.print(f"[yellow]warning:[/] listening on {escape(settings.host)}: the service has no "
-                          "authentication; put it behind a proxy that has.")
+        console_err.print(f"avemo: warning: listening on {settings.host}: the service has no authentication; put it "
+                          "behind a proxy that has.", markup=False, highlight=False, soft_wrap=True)
     sockets = bind_sockets(settings)  # a port in use stops serve now, not after the model has loaded
     served = escape(settings.model) if settings.model else f"the bundled model ({settings.engine} engine)"
     console_err.print(f"avemo: loading {served}, then serving {settings.modalities.replace(',', ', ')} on "
