@@ -1907,8 +1907,8 @@ def demo(
 
 @app.command("export")
 def export_model(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exported graphs (created if missing); "
-                                                                  "AVEMO_ONNX_DIR=FOLDER makes --engine onnx use them.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help=("Folder for the exported graphs (created if missing); "
+                                                           "AVEMO_ONNX_DIR=FOLDER makes --engine onnx use them."))],
     fmt: Annotated[str, typer.Option("--format", "-f", help="Export format: onnx.")] = "onnx",
 ) -> None:
     """Export the bundled model's encoders, audio heads and fusion as ONNX graphs (for --engine onnx)."""
