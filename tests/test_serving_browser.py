@@ -257,6 +257,19 @@ def test_text_checkbox_is_disabled_with_a_tooltip_when_the_server_lacks_the_text
     assert watch.errors == []
 
 
+def test_hop_hint_follows_a_window_shorter_than_the_models_hop(page):
+    """A window sent alone shorter than the model's hop is its own hop (the server's rule): the hint says so."""
+    tab, watch = page
+    tab.locator("#limits-text", has_text="At most").wait_for()  # GET /healthz has answered
+    tab.locator("details.options summary").click()
+    hint = tab.locator("#hop-text")
+    assert hint.text_content() == "A new window starts every 0.5 s."
+    tab.get_by_label("Timeline window (seconds)").fill("0.25")
+    assert hint.text_content() == "A new window starts every 0.25 s."
+    tab.get_by_label("Timeline window (seconds)").fill("2")
+    assert hint.text_content() == "A new window starts every 0.5 s."
+    assert watch.errors == []
+
 def test_text_modality_shows_its_scores_like_the_other_modalities(text_page, text_server, ravdess_video):
     tab, watch = text_page
     with open(ravdess_video, "rb") as fh:

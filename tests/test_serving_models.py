@@ -121,3 +121,21 @@ def test_a_port_in_use_stops_serve_in_one_line_before_the_model_loads(avemo_main
     assert code == 2 and not loaded
     assert err.splitlines()[-1] == (f"avemo: error: cannot listen on 127.0.0.1:{port}: Address already in use; "
                                     "another server listens there: choose another port")
+
+
+def test_a_host_other_than_loopback_is_one_warning_line_like_the_others(avemo_main, monkeypatch):
+    """It was a "warning:" without the avemo prefix, wrapped over two lines on an 80-column terminal."""
+    import socket
+
+    from avemo.inference import predictor as predictors
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(predictors, "load_predictor", lambda *a, **k: pytest.fail("the model must not load"))
+    with socket.socket() as taken:  # the port in use stops serve after the warning, before the model loads
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = avemo_main("serve", "--host", "0.0.0.0", "--port", port)
+    assert code == 2
+    assert err.splitlines()[0] == ("avemo: warning: listening on 0.0.0.0: the service has no authentication; "
+                                   "put it behind a proxy that has.")

@@ -1646,7 +1646,9 @@ def _write_predictions(predictions, fmt: str, output, *, single: bool, labels=()
 MODEL_HELP = ("A checkpoint from `avemo train` to use instead of the bundled model. Its audio input has the "
               "bundle's speech gate (voice-activity detection, default thresholds: no speech, no audio vote), "
               "but no crowd gate and no tau of its own (0.5).")
-ENGINE_HELP = "torch or onnx (the bundled model's encoders and fusion; a --model checkpoint runs on torch)."
+ENGINE_HELP = ("torch or onnx (the bundled model's encoders and fusion in onnxruntime, without torch; its graphs "
+               "are exported once, on first use, to $AVEMO_ONNX_DIR or the cache; a --model checkpoint runs on "
+               "torch).")
 DEVICE_HELP = "auto (GPU when present), cpu, cuda..."
 _SERVE = ServeSettings()  # the defaults shown by `serve --help` and `predict --help`
 
@@ -1693,7 +1695,8 @@ GROUP_HELP = (
     "z-normalised with the speaker's own mean and std). Helps when you have many clips of one speaker (an "
     "interview cut in clips, a call-centre agent, a study participant) with a mix of emotions. Caveat: a speaker "
     "whose clips are all one emotion is centred away from it. Needs a bundle with a speaker-normalised head "
-    "(model.json config.speaker_norm; refused otherwise) and its min_clips clips with speech per speaker (10 in "
+    "(model.json config.speaker_norm; refused otherwise; not with the text modality) and its min_clips clips "
+    "with speech per speaker (10 in "
     "the shipped bundle; fewer: single-clip results and a warning); the timeline windows keep the single-clip "
     "head. After Ctrl-C, the files done are written with single-clip results (speaker_normalised false, a "
     "warning), unless all of their speaker's files were done. A file with the content of an earlier one (a copy under another name) is predicted "
@@ -1904,10 +1907,11 @@ def demo(
 
 @app.command("export")
 def export_model(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exported graphs (created if missing).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help=("Folder for the exported graphs (created if missing); "
+                                                           "AVEMO_ONNX_DIR=FOLDER makes --engine onnx use them."))],
     fmt: Annotated[str, typer.Option("--format", "-f", help="Export format: onnx.")] = "onnx",
 ) -> None:
-    """Export the bundled model's encoders, audio head and fusion as ONNX graphs (for --engine onnx)."""
+    """Export the bundled model's encoders, audio heads and fusion as ONNX graphs (for --engine onnx)."""
     from avemo.inference.bundle import BUNDLE_DIR
     from avemo.inference.export import export_bundle
     from avemo.output_file import removing_new_folders
@@ -1980,7 +1984,8 @@ def serve(
                                                    "max_timeline_rows; options given here win.")
     ] = None,
 ) -> None:
-    """Serve the REST API (POST /v1/predict and /v1/predict/batch, GET /v1/models, /healthz, /openapi.json) and the web page at /.
+    """Serve the REST API (POST /v1/predict and /v1/predict/batch, GET /v1/models,
+    /v1/progress/ID, /healthz, /openapi.json) and the web page at /.
 
     The model is chosen as in `avemo predict` (--model, --engine, --device) and loaded before the
     server starts: a bad value stops it with a one-line error.
@@ -2010,8 +2015,8 @@ def serve(
         device=given("device", device),
     )
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
-        console_err.print(f"[yellow]warning:[/] listening on {escape(settings.host)}: the service has no "
-                          "authentication; put it behind a proxy that has.")
+        console_err.print(f"avemo: warning: listening on {settings.host}: the service has no authentication; put it "
+                          "behind a proxy that has.", markup=False, highlight=False, soft_wrap=True)
     sockets = bind_sockets(settings)  # a port in use stops serve now, not after the model has loaded
     served = escape(settings.model) if settings.model else f"the bundled model ({settings.engine} engine)"
     console_err.print(f"avemo: loading {served}, then serving {settings.modalities.replace(',', ', ')} on "

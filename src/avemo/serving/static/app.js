@@ -59,11 +59,19 @@ async function loadLimits() {
     input.min = window.min;
     input.max = window.max;
     input.value = window.default;
-    $("hop-text").textContent = `A new window starts every ${formatSeconds(health.limits.default_hop)}.`;
+    showHop();
+    input.addEventListener("input", showHop);
     offerModalities(health.modalities ?? ["audio", "video"]);
   } catch {
     // the page still works; the server enforces its limits anyway
   }
+}
+
+// The hop a request gets: the model's, or the window itself when that is shorter (as the server applies it).
+function showHop() {
+  const window = Number($("window-input").value);
+  const hop = window > 0 ? Math.min(state.limits.default_hop, window) : state.limits.default_hop;
+  $("hop-text").textContent = `A new window starts every ${+hop.toFixed(2)} s.`;  // 0.25 s, not 0.3 s
 }
 
 // A modality the server does not offer (text, unless it was started with the text expert) is
