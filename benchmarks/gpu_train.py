@@ -38,10 +38,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import header, write_section  # noqa: E402
 
+from avemo.device import torch_device  # noqa: E402
 from avemo.models import count_parameters, create_model, default_inputs, list_models, smoke_config  # noqa: E402
 from avemo.models.batching import TensorData, collate, to_device  # noqa: E402
 from avemo.training import TrainConfig, fit, predict_proba  # noqa: E402
-from avemo.training.device import pick_device  # noqa: E402
 from avemo.training.memory import eval_batch_size  # noqa: E402
 from avemo.training.trainer import setup_training  # noqa: E402
 
@@ -120,7 +120,7 @@ def bare_step(model, data: TensorData, config: TrainConfig, steps: int) -> dict:
 def fit_throughput(model, data: TensorData, config: TrainConfig) -> dict:
     """Clips/s of fit()'s second epoch (the first pays for warm-up and compilation), peak memory, compile time."""
     stamps: list[float] = []
-    device = pick_device(config.device)
+    device = torch_device(config.device)
     _reset_peak(device)
     start = time.perf_counter()
     result = fit(model, data, None, config, labels=[str(i) for i in range(8)],
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> list[str]:
                         help="models also timed with torch.compile: all, none or comma-separated names")
     parser.add_argument("--out", type=Path, help="write the section here (default on a GPU: docs/benchmarks/gpu_train.md)")
     args = parser.parse_args(argv)
-    device = pick_device(args.device)
+    device = torch_device(args.device)
     names = args.models.split(",") if args.models else frame_models()
     head = header("Frame models on a GPU: training and evaluation throughput, memory", ("safetensors",))
     head += device_lines(device)

@@ -290,3 +290,31 @@ def test_compile_time_is_reported_in_the_first_epoch(monkeypatch):
     assert "compile_seconds" not in result.history[1]
     plain = fit(au_model(), data_for(model, 16, seed=10), None, TrainConfig(epochs=1, batch_size=8), labels=LABELS)
     assert plain.compile_seconds is None and "compile_seconds" not in plain.history[0]
+
+
+def test_a_device_name_is_checked_once_for_training_and_inference(monkeypatch):
+    """`avemo train --device gpu` ended in torch's RuntimeError, `--device cuda` without a GPU in its
+    AssertionError at the first epoch: one function now resolves a name for training and inference
+    (the GPU's presence simulated, as on every CI machine)."""
+    from avemo.device import torch_device
+
+    with pytest.raises(ConfigError, match=r"^unknown device 'gpu': use auto \(a GPU when there is one\), cpu, cuda"):
+        torch_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert torch_device("auto") == torch.device("cpu") and torch_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match=r"^cannot use device 'cuda': torch \(.*\) sees no CUDA GPU here; use cpu or auto$"):
+        torch_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert torch_device("auto") == torch.device("cuda") and torch_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(ConfigError, match=r"^cannot use device 'cuda:2': torch sees 2 CUDA GPUs \(cuda:0 to cuda:1\)$"):
+        torch_device("cuda:2")
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda"])
+def test_train_refuses_a_device_it_cannot_use_before_reading_the_data(monkeypatch, tmp_path, avemo_main, device):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, _, err = avemo_main("train", "--root", tmp_path / "not_read", "--model", "egemaps_mlp", "--device", device,
+                              "--out", tmp_path / "run")
+    assert code == 2 and err.count("\n") == 1 and f"avemo: error: {'unknown' if device == 'gpu' else 'cannot use'} device" in err
+    assert not (tmp_path / "run").exists()

@@ -690,7 +690,17 @@ def _train_config(config_file: Path | None, overrides: dict, corpora_file: Path 
             raise clash
         data[key] = value
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return cfg.from_dict(TrainConfig, data, where=str(config_file) if config_file else "train config")
+    config = cfg.from_dict(TrainConfig, data, where=str(config_file) if config_file else "train config")
+    _check_device(config.device)
+    return config
+
+
+def _check_device(name: str) -> None:
+    """A device torch does not know or cannot use (--device cuda on a machine without a GPU) is refused
+    before the data is read and its features extracted (it failed with a traceback at the first epoch)."""
+    from avemo.device import torch_device
+
+    torch_device(name)
 
 
 def _model_config(text: str | None) -> dict:
@@ -1341,6 +1351,7 @@ def benchmark(
     overrides = cfg.load_file(config) if config is not None else {}
     command_line = {k: v for k, v in {"epochs": epochs, "speaker_norm": speaker_norm}.items() if v is not None}
     train_cfg = spec.train_config(overrides | command_line, where=str(config) if config else "train config")
+    _check_device(train_cfg.device)
     seed_list, fold_list = _int_list(seeds, "--seeds"), _int_list(folds, "--folds")
     entries = spec.benchmark_entries(models.split(",") if models else None, extended=extended)
     # what the command line says wins over the suite's per-model settings too (--epochs 1 is one epoch for all)

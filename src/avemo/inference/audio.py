@@ -322,7 +322,7 @@ class WhisperAudioExpert(AudioExpert):
         name, labels, pooling = f"whisper_base+{ckpt.model.name}", ckpt.labels.emotions, pooling_of(ckpt)
         if engine == "onnx":
             return cls.from_onnx(onnx_dir, name, labels, ckpt=ckpt, vad=vad, pooling=pooling)
-        from avemo.inference.engines import torch_device
+        from avemo.device import torch_device
 
         expert = cls(name, labels, None, None, ckpt, vad, pooling)
         module = expert.states_module()

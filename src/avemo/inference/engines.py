@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avemo.device import torch_device
 from avemo.errors import CheckpointError, ConfigError
 
 ENGINES = ("torch", "onnx")
@@ -57,18 +58,6 @@ class Engine(ABC):
     @abstractmethod
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Float32 inputs by name -> outputs by name."""
-
-
-def torch_device(name: str = "auto"):
-    """``"auto"``: the first CUDA device when one is present, else the CPU."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"unknown device {name!r} ({exc})") from None
 
 
 class TorchEngine(Engine):

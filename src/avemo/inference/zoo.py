@@ -42,7 +42,7 @@ class ZooRunner:
     """A loaded :class:`~avemo.models.checkpoint.Checkpoint` as ``arrays -> logits``."""
 
     def __init__(self, ckpt, device: str = "auto"):
-        from avemo.inference.engines import torch_device
+        from avemo.device import torch_device
 
         check_runnable(ckpt)
         self.ckpt = ckpt

@@ -30,12 +30,6 @@ log = logging.getLogger(__name__)
 MAX_AUTO_WORKERS = 4
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def loader_workers(config: TrainConfig, device: torch.device) -> int:
     """Worker processes of the training and evaluation loaders (see module docstring)."""
     if config.loader_workers is not None:

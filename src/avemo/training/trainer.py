@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch.utils.data import RandomSampler, WeightedRandomSampler
 
+from avemo.device import torch_device
 from avemo.errors import ConfigError
 from avemo.metrics import compute_metrics
 from avemo.models.base import AvemoModel
@@ -47,7 +48,7 @@ from avemo.models.batching import TensorData, as_batch, to_device
 from avemo.models.layers.checkpointing import CheckpointedBlock, set_activation_checkpointing
 from avemo.training.config import AugmentConfig, TrainConfig
 from avemo.training.corpora import CorpusObjective
-from avemo.training.device import loader_workers, make_loader, pick_device, tune_for_device
+from avemo.training.device import loader_workers, make_loader, tune_for_device
 from avemo.training.memory import eval_batch_size, out_of_memory
 from avemo.training.precision import autocast_dtype
 from avemo.training.state import load_resume_state, save_resume_state
@@ -305,7 +306,7 @@ def setup_training(model: AvemoModel, config: TrainConfig) -> TrainingSetup:
     """Device (the local GPU under torchrun), device tuning, DDP wrapping, compilation, optimizer,
     scheduler, autocast dtype and gradient scaler."""
     rank, world = _distributed()
-    device = pick_device(config.device)
+    device = torch_device(config.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     model.to(device)

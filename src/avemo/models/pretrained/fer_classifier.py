@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from avemo.datasets.labels import FER2013, RAVDESS, LabelSet, fer_to_ravdess
+from avemo.device import torch_device
 from avemo.errors import CheckpointError, ConfigError, FeatureError
 from avemo.features.face.fer import (
     FerPreprocessConfig,
@@ -108,10 +109,8 @@ class _TorchEngine:
     name = "torch"
 
     def __init__(self, model: FerMiniXception, device: str):
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch_device(device)
         try:
-            self.device = torch.device(device)
             # channels-last (NHWC) lets oneDNN run these small convolutions 2-3x faster on CPU
             self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
             self.model = model.to(self.device, memory_format=self.memory_format).eval()
