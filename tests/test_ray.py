@@ -277,6 +277,39 @@ def test_wrong_address_is_a_one_line_config_error(tmp_path, make_clip):
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").rglob("*.npz"))
 
 
+def test_an_address_where_something_else_answers_is_a_one_line_config_error(tmp_path, make_clip):
+    """A port where a server of another kind listens (the dashboard's 8265 given for the head's 6379)
+    is refused at once: Ray itself waited 40 s for a cluster ID there, twenty times, printing a line a
+    second."""
+    pytest.importorskip("ray")
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer_http() -> None:  # an HTTP/1 server: it answers anything with a 400
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(64)
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+    threading.Thread(target=answer_http, daemon=True).start()
+    clip = make_clip("addr.wav", duration=0.3)
+    cache = FeatureCache(tmp_path / "c")
+    try:
+        for address, hint in ((f"127.0.0.1:{port}", "8265 is the dashboard's"),
+                              (f"ray://127.0.0.1:{port}", "Ray Client server (10001 by default)")):
+            started = time.monotonic()
+            with pytest.raises(ConfigError) as err:
+                run_extraction([clip], ExtractorSpec.parse("mfcc"), cache=cache, executor="ray", address=address)
+            text = str(err.value)
+            assert time.monotonic() - started < 30
+            assert "\n" not in text and f"{address} answers, but is no Ray cluster" in text
+            assert "'HTTP/1.1 400 Bad Request'" in text and hint in text
+    finally:
+        server.close()
+
+
 # ----------------------------------------------------------------------------- fault tolerance
 
 

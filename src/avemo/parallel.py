@@ -68,8 +68,14 @@ def import_ray():
     return ray
 
 
+#: what an HTTP/2 client sends first: the connection preface and an empty SETTINGS frame
+_HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail fast (ConfigError) when nothing listens at ``address``; Ray itself retries for minutes."""
+    """Fail fast (ConfigError) when nothing listens at ``address``, or something that is not Ray; Ray
+    itself retries for minutes (over ten when a server of another kind answers, the dashboard's port
+    8265 given for the head's 6379: it waits 40 s for a cluster ID, twenty times)."""
     if address == "auto":
         return
     url = urlsplit(address if "://" in address else f"gcs://{address}")
@@ -79,13 +85,36 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         host = port = None
     if not host or port is None:
         raise ConfigError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT or 'auto'")
+    client = url.scheme == "ray"
+    where = ("start the cluster's head (its Ray Client server listens on port 10001 by default)"
+             if client else f"start its head with `ray start --head --port {port}`")
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            answer = _first_answer(conn)
     except OSError as exc:
-        raise ConfigError(
-            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); start its head with "
-            f"`ray start --head --port {port}` or check the address"
-        ) from None
+        raise ConfigError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); {where} or check "
+                          "the address") from None
+    if answer is not None and (len(answer) < 4 or answer[3] != 4):  # not an HTTP/2 SETTINGS frame
+        said = answer.split(b"\n", 1)[0].strip().decode("ascii", "replace")[:40]
+        raise ConfigError(f"{address} answers, but is no Ray cluster (it does not speak gRPC"
+                          f"{f'; it said {said!r}' if said else ''}): give the port of "
+                          + ("the head's Ray Client server (10001 by default)" if client else
+                             "the head's `ray start --head --port` (6379 by default; 8265 is the dashboard's)"))
+
+
+def _first_answer(conn: socket.socket) -> bytes | None:
+    """What the server at ``conn`` answers an HTTP/2 client's first bytes: Ray's GCS and its Ray Client
+    server speak gRPC, so they answer with a SETTINGS frame (its 4th byte is 4); None when it cannot
+    be told (no answer in time, or TLS, ``RAY_USE_TLS``, where the first bytes are a TLS handshake)."""
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return None
+    try:
+        conn.sendall(_HTTP2_HELLO)
+        return conn.recv(64)
+    except TimeoutError:
+        return None
+    except OSError:  # reset on the first bytes: it is not gRPC either
+        return b""
 
 
 def _enable_token_auth_if_available() -> None:
