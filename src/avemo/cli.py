@@ -505,7 +505,10 @@ def _print_not_extracted(failed, skipped, what: str, full_list: str) -> None:
     first column's name (``utterance`` for a text-only corpus). Of the files skipped, the first
     :data:`SKIPPED_SHOWN` have a row, the others one row that counts them by reason and says where
     ``full_list`` they all are."""
-    table = Table(what, "extractor", "reason", title="Not extracted", title_justify="left")
+    table = Table(title="Not extracted", title_justify="left")
+    table.add_column(what, overflow="fold")  # a long path is folded over lines, not cut to "…"
+    table.add_column("extractor")
+    table.add_column("reason")
     for o in failed:
         for name, reason in o.errors.items():
             table.add_row(escape(str(o.path)), name, escape(reason))
@@ -592,7 +595,9 @@ def prepare(
         console_err.print(f"[yellow]warning[/] {escape(line)}")
     console.print(report.summary())
     if report.failed:
-        table = Table("utterance or file", "reason", title="Not prepared", title_justify="left")
+        table = Table(title="Not prepared", title_justify="left")
+        table.add_column("utterance or file", overflow="fold")  # a long path is folded over lines, not cut to "…"
+        table.add_column("reason")
         for item in report.failed:
             table.add_row(escape(str(item.path)), escape(item.reason))
         console_err.print(table)
