@@ -63,6 +63,7 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     compile_seconds: float | None = None  # the first compiled training step (``compile=True``)
+    processes: int = 1  # the DistributedDataParallel processes that trained (torchrun's world size)
 
 
 def _balanced_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -381,6 +382,10 @@ def train_one_epoch(model: AvemoModel, train: TensorData, config: TrainConfig, s
         seen += targets.shape[0]
     if setup.scheduler is not None and setup.optimizer_steps > steps_before:
         setup.scheduler.step()  # never before an optimizer step: a scaler may have skipped them all
+    if setup.world > 1:  # every rank's shard: the epoch's loss and accuracy, not rank 0's share of them
+        sums = torch.stack([total, correct.double(), torch.tensor(seen, dtype=torch.float64, device=setup.device)])
+        torch.distributed.all_reduce(sums)
+        total, correct, seen = sums[0], sums[1], int(sums[2])
     return {
         "epoch": epoch,
         "lr": setup.optimizer.param_groups[0]["lr"],
@@ -516,7 +521,7 @@ def fit(
         model.load_state_dict(stopping.best_state)
     model.eval()
     return FitResult(stopping.best_epoch, stopping.best_score, len(history), history, time.perf_counter() - t0,
-                     setup.compile_seconds)
+                     setup.compile_seconds, setup.world)
 
 
 def fit_closed_form(model: AvemoModel, train: TensorData, val: TensorData | None, config: TrainConfig, *,
