@@ -914,7 +914,7 @@ def train(
     An --out folder holding a finished run is refused without --overwrite; an unfinished one is resumed."""
     from avemo.output_file import prepare_folder, removing_new_folders
     from avemo.training import resolve_split, train_run
-    from avemo.training.state import run_folder
+    from avemo.training.state import run_folder, unfinished_epochs
 
     _refuse_a_finished_run(out, overwrite)  # before the data is read
     label_space, from_corpora = _corpora_settings(corpora, label_space)
@@ -937,6 +937,9 @@ def train(
         n_tr, n_va, n_te = _usable_counts(gathered, (tr, va, te))
         console_err.print(escape(f"{model}: {n_tr} training, {n_va} validation, {n_te} test takes ({split_words(split_info)})"))
         bar, task = _training_bar(model, train_cfg.epochs)
+        if (done := None if overwrite else unfinished_epochs(out)) is not None:  # an interrupted run goes on
+            console_err.print(escape(f"resuming the unfinished run in {out} after epoch {done} of {train_cfg.epochs}"))
+            bar.update(task, completed=done)
         with bar, run_folder(out, overwrite=overwrite) as where:
             run = train_run(
                 model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
