@@ -310,6 +310,22 @@ def test_an_address_where_something_else_answers_is_a_one_line_config_error(tmp_
         server.close()
 
 
+def test_sending_the_local_token_says_nothing(tmp_path):
+    """Every run with --address printed Ray's "Token authentication is enabled for this Ray cluster. Set
+    RAY_AUTH_MODE=disabled to opt out." when this machine has a token: said of a cluster it had not
+    reached yet (one without authentication accepts the token too), and no news to the user."""
+    pytest.importorskip("ray")
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("0123456789abcdef" * 4)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    code = ("import os; from avemo.parallel import _enable_token_auth_if_available as f; f(); "
+            "print(os.environ.get('RAY_AUTH_MODE'))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**env, "HOME": str(tmp_path)})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "token" and "Token authentication" not in res.stderr
+
+
 # ----------------------------------------------------------------------------- fault tolerance
 
 

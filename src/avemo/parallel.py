@@ -135,9 +135,22 @@ def _enable_token_auth_if_available() -> None:
     except ImportError:  # Ray versions without token authentication
         return
     try:
-        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+        with _no_token_notice():  # "Token authentication is enabled for this Ray cluster": not known, nor news
+            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
     except Exception as exc:  # pragma: no cover - never let this helper stop a run
         log.debug("could not enable Ray token authentication: %s", exc)
+
+
+@contextlib.contextmanager
+def _no_token_notice() -> Iterator[None]:
+    """Within the block, Ray's notices about token authentication (its warnings) are not said."""
+    quiet = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        quiet.setLevel(level)
 
 
 def _init_ray(ray, address: str | None, num_cpus: int) -> None:
@@ -145,13 +158,8 @@ def _init_ray(ray, address: str | None, num_cpus: int) -> None:
     if address is None:
         # "local": a new private instance, even when another cluster runs on this machine.
         # Ray announces at every start that it protects the instance with a token: not news here.
-        quiet = logging.getLogger("ray._private.authentication.authentication_token_setup")
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
-        try:
+        with _no_token_notice():
             ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
-        finally:
-            quiet.setLevel(level)
         return
     _enable_token_auth_if_available()
     if address.startswith("ray://"):
