@@ -87,3 +87,17 @@ def test_two_process_ddp_training_writes_one_loadable_checkpoint(ravdess_speech_
     assert ckpt.model.trains_all_parameters  # so DDP ran without find_unused_parameters
     assert not list(out.rglob("*.tmp")), "a rank left a half-written file"
     assert ckpt.meta["metrics"]["processes"] == 2  # the batch size is per process: the run says how many
+
+
+def test_only_rank_0_writes_where_no_process_group_runs(monkeypatch):
+    """A model fitted in closed form (egemaps_logreg) starts no process group under torchrun: every rank
+    counted as the main one and wrote the checkpoint, the figures and history.csv (through one temporary
+    name) at the same time."""
+    from avemo.training.trainer import is_main_process
+
+    monkeypatch.setenv("RANK", "1")
+    assert not is_main_process()
+    monkeypatch.setenv("RANK", "0")
+    assert is_main_process()
+    monkeypatch.delenv("RANK")
+    assert is_main_process()  # not launched by torchrun

@@ -142,9 +142,12 @@ class _AllOutputs(torch.nn.Module):
 
 
 def is_main_process() -> bool:
-    """False on the ranks other than 0 of a ``torchrun`` launch (they must not write files)."""
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
-        torch.distributed.get_rank() == 0
+    """False on the ranks other than 0 of a ``torchrun`` launch (they must not write files), also where no
+    process group was started (a model fitted in closed form: every rank fits it alone, and all of them
+    wrote the same files at once, ``history.csv.tmp`` included)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _seed(seed: int, epoch: int) -> None:
