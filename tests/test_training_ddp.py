@@ -43,16 +43,19 @@ def _rank_main(rank: int, port: int, folder: str) -> None:
     train = TensorData({"video": list(rng.normal(size=(10, 35)).astype(np.float32))}, np.arange(10) % 3,
                        model.inputs, train=True)
     try:
-        result = fit(model, train, None, TrainConfig(epochs=2, batch_size=2, device="cpu"), labels=["a", "b", "c"])
+        result = fit(model, train, None, TrainConfig(epochs=2, batch_size=2, device="cpu"), labels=["a", "b", "c"],
+                     run_dir=Path(folder, "run"), fingerprint={"n": 10})
     finally:
         torch.distributed.destroy_process_group()
     Path(folder, f"{rank}.json").write_text(json.dumps({"history": result.history, "processes": result.processes}))
 
 
 def test_ddp_history_describes_every_ranks_shard(tmp_path):
-    """The history's train_loss and train_accuracy were rank 0's half of the epoch (its shard), and
-    nothing said that two processes had trained."""
+    """The history's train_loss and train_accuracy were rank 0's half of the epoch (its shard), nothing
+    said that two processes had trained, and one process resumed their run as its own."""
     import torch.multiprocessing as mp
+
+    from avemo.models.batching import TensorData
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -61,6 +64,17 @@ def test_ddp_history_describes_every_ranks_shard(tmp_path):
     ranks = [json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["processes"] == ranks[1]["processes"] == 2
     assert ranks[0]["history"] == ranks[1]["history"]  # the same epoch, whichever rank says it
+    # its resume state is resumed by two processes only: one would train on with half the effective batch
+    from avemo.errors import CheckpointError
+    from avemo.models import create_model
+    from avemo.training.config import TrainConfig
+    from avemo.training.trainer import fit
+
+    model = create_model("au_mlp", num_classes=3)
+    train = TensorData({"video": [np.zeros(35, np.float32)] * 10}, np.arange(10) % 3, model.inputs, train=True)
+    with pytest.raises(CheckpointError, match="other settings .* torchrun processes"):
+        fit(model, train, None, TrainConfig(epochs=2, batch_size=2, device="cpu"), labels=["a", "b", "c"],
+            run_dir=tmp_path / "run", fingerprint={"n": 10})
 
 
 @pytest.mark.shared_data

@@ -117,7 +117,7 @@ def load_resume_state(run_dir: Path, model, optimizer, scheduler, fingerprint: d
         raise CheckpointError(f"cannot resume: unreadable training state ({exc})", last) from None
     if fingerprint is not None and state.get("fingerprint") != json.loads(json.dumps(fingerprint)):
         raise CheckpointError(
-            "holds an unfinished run with other settings (model, training config or data); "
+            "holds an unfinished run with other settings (model, training config, data or torchrun processes); "
             "resume it with the same command, or use another --out folder (avemo train --overwrite replaces it)", run_dir)
     try:
         model.load_state_dict(load_file(str(last / "model.safetensors")))

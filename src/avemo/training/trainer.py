@@ -563,6 +563,8 @@ def _epochs(model: AvemoModel, train: TensorData, val: TensorData | None, config
     run_dir = Path(run_dir) if run_dir is not None else None
     history: list[dict[str, float]] = []
     stopping = EarlyStopping(config.patience)
+    if fingerprint is not None and setup.world > 1:  # resumed by as many processes: the batch is per process
+        fingerprint = {**fingerprint, "processes": setup.world}
     if run_dir is not None:
         resumed = load_resume_state(run_dir, model, setup.optimizer, setup.scheduler, fingerprint)
         if resumed is not None:
