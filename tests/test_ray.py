@@ -274,6 +274,14 @@ def test_wrong_address_is_a_one_line_config_error(tmp_path, make_clip):
     assert f"ray start --head --port {port}" in text
     with pytest.raises(ConfigError, match="is not HOST:PORT"):
         run_extraction([clip], ExtractorSpec.parse("mfcc"), cache=cache, executor="ray", address="no-port-here")
+    # "auto" stands for RAY_ADDRESS, else the cluster last started here: a head killed without `ray stop`
+    # leaves its address behind, and Ray retried it for minutes
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+        with pytest.raises(ConfigError) as err:
+            run_extraction([clip], ExtractorSpec.parse("mfcc"), cache=cache, executor="ray", address="auto")
+    text = str(err.value)  # Ray gives a loopback address as this machine's own
+    assert text.startswith("cannot reach the Ray cluster at ") and f":{port} (what --address auto finds: RAY_ADDRESS" in text
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").rglob("*.npz"))
 
 

@@ -73,11 +73,16 @@ _HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0,
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail fast (ConfigError) when nothing listens at ``address``, or something that is not Ray; Ray
-    itself retries for minutes (over ten when a server of another kind answers, the dashboard's port
-    8265 given for the head's 6379: it waits 40 s for a cluster ID, twenty times)."""
+    """Fail fast (ConfigError) when nothing listens at ``address`` (``"auto"``: at the address it stands
+    for, :func:`_auto_address`), or something that is not Ray; Ray itself retries for minutes (over ten
+    when a server of another kind answers, the dashboard's port 8265 given for the head's 6379: it waits
+    40 s for a cluster ID, twenty times)."""
+    shown = address
     if address == "auto":
-        return
+        address = _auto_address()
+        if address is None:  # no cluster known on this machine: Ray says so in one line
+            return
+        shown = f"{address} (what --address auto finds: RAY_ADDRESS, else the cluster last started on this machine)"
     url = urlsplit(address if "://" in address else f"gcs://{address}")
     try:
         host, port = url.hostname, url.port
@@ -92,14 +97,26 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         with socket.create_connection((host, port), timeout=timeout) as conn:
             answer = _first_answer(conn)
     except OSError as exc:
-        raise ConfigError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); {where} or check "
+        raise ConfigError(f"cannot reach the Ray cluster at {shown} ({exc.strerror or exc}); {where} or check "
                           "the address") from None
     if answer is not None and (len(answer) < 4 or answer[3] != 4):  # not an HTTP/2 SETTINGS frame
         said = answer.split(b"\n", 1)[0].strip().decode("ascii", "replace")[:40]
-        raise ConfigError(f"{address} answers, but is no Ray cluster (it does not speak gRPC"
+        raise ConfigError(f"{shown} answers, but is no Ray cluster (it does not speak gRPC"
                           f"{f'; it said {said!r}' if said else ''}): give the port of "
                           + ("the head's Ray Client server (10001 by default)" if client else
                              "the head's `ray start --head --port` (6379 by default; 8265 is the dashboard's)"))
+
+
+def _auto_address() -> str | None:
+    """The address ``--address auto`` stands for, as Ray finds it (``RAY_ADDRESS``, else the cluster last
+    started on this machine, ``/tmp/ray/ray_current_cluster``), or None when none is known (a head that
+    was killed leaves its address behind, where Ray then retried for minutes)."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        return canonicalize_bootstrap_address("auto")
+    except Exception:  # another Ray version, an address Ray cannot parse: Ray itself says what is wrong
+        return None
 
 
 def _first_answer(conn: socket.socket) -> bytes | None:
