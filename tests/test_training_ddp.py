@@ -109,9 +109,11 @@ def test_only_rank_0_writes_where_no_process_group_runs(monkeypatch):
     name) at the same time."""
     from avemo.training.trainer import is_main_process
 
+    monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     assert not is_main_process()
     monkeypatch.setenv("RANK", "0")
     assert is_main_process()
-    monkeypatch.delenv("RANK")
-    assert is_main_process()  # not launched by torchrun
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.delenv("WORLD_SIZE")
+    assert is_main_process()  # not launched by torchrun (another launcher's RANK alone)

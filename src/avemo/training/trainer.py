@@ -147,7 +147,7 @@ def is_main_process() -> bool:
     wrote the same files at once, ``history.csv.tmp`` included)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank() == 0
-    return os.environ.get("RANK", "0") == "0"
+    return int(os.environ.get("WORLD_SIZE", "1")) <= 1 or os.environ.get("RANK", "0") == "0"  # as torchrun sets them
 
 
 def _seed(seed: int, epoch: int) -> None:
