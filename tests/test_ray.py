@@ -274,7 +274,64 @@ def test_wrong_address_is_a_one_line_config_error(tmp_path, make_clip):
     assert f"ray start --head --port {port}" in text
     with pytest.raises(ConfigError, match="is not HOST:PORT"):
         run_extraction([clip], ExtractorSpec.parse("mfcc"), cache=cache, executor="ray", address="no-port-here")
+    # "auto" stands for RAY_ADDRESS, else the cluster last started here: a head killed without `ray stop`
+    # leaves its address behind, and Ray retried it for minutes
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+        with pytest.raises(ConfigError) as err:
+            run_extraction([clip], ExtractorSpec.parse("mfcc"), cache=cache, executor="ray", address="auto")
+    text = str(err.value)  # Ray gives a loopback address as this machine's own
+    assert text.startswith("cannot reach the Ray cluster at ") and f":{port} (what --address auto finds: RAY_ADDRESS" in text
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").rglob("*.npz"))
+
+
+def test_an_address_where_something_else_answers_is_a_one_line_config_error(tmp_path, make_clip):
+    """A port where a server of another kind listens (the dashboard's 8265 given for the head's 6379)
+    is refused at once: Ray itself waited 40 s for a cluster ID there, twenty times, printing a line a
+    second."""
+    pytest.importorskip("ray")
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer_http() -> None:  # an HTTP/1 server: it answers anything with a 400
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(64)
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+    threading.Thread(target=answer_http, daemon=True).start()
+    clip = make_clip("addr.wav", duration=0.3)
+    cache = FeatureCache(tmp_path / "c")
+    try:
+        for address, hint in ((f"127.0.0.1:{port}", "8265 is the dashboard's"),
+                              (f"ray://127.0.0.1:{port}", "Ray Client server (10001 by default)")):
+            started = time.monotonic()
+            with pytest.raises(ConfigError) as err:
+                run_extraction([clip], ExtractorSpec.parse("mfcc"), cache=cache, executor="ray", address=address)
+            text = str(err.value)
+            assert time.monotonic() - started < 30
+            assert "\n" not in text and f"{address} answers, but is no Ray cluster" in text
+            assert "'HTTP/1.1 400 Bad Request'" in text and hint in text
+    finally:
+        server.close()
+
+
+def test_sending_the_local_token_says_nothing(tmp_path):
+    """Every run with --address printed Ray's "Token authentication is enabled for this Ray cluster. Set
+    RAY_AUTH_MODE=disabled to opt out." when this machine has a token: said of a cluster it had not
+    reached yet (one without authentication accepts the token too), and no news to the user."""
+    pytest.importorskip("ray")
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("0123456789abcdef" * 4)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    code = ("import os; from avemo.parallel import _enable_token_auth_if_available as f; f(); "
+            "print(os.environ.get('RAY_AUTH_MODE'))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**env, "HOME": str(tmp_path)})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "token" and "Token authentication" not in res.stderr
 
 
 # ----------------------------------------------------------------------------- fault tolerance

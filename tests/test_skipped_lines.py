@@ -130,3 +130,17 @@ def test_benchmark_says_where_its_report_lists_every_duplicate(tmp_path, capsys)
     assert lines[:-1] == [f"duplicate {c['file']}: {c['reason']}" for c in copies[:SKIPPED_SHOWN]]
     assert lines[-1] == (f"... and {JUNK - SKIPPED_SHOWN} more duplicates (reasons: {COPY_OF_TAKE} "
                          f"×{JUNK - SKIPPED_SHOWN}); all {JUNK} listed in {tmp_path / 'r.json'}")
+
+
+def test_the_not_extracted_table_names_a_long_path_whole(monkeypatch, capsys):
+    """On an 80-column terminal the table cut a file's path to "/data/corpus/Actor_02/03-01-…": the
+    file that failed was not named. Its path is folded over lines instead."""
+    from avemo.cli import _print_not_extracted, console_err
+    from avemo.extraction.core import FileOutcome
+
+    monkeypatch.setattr(console_err, "_width", 80)
+    path = "/data/a/rather/long/corpus/folder/Actor_02/03-01-02-02-01-01-02.flac"
+    _print_not_extracted([FileOutcome(path, errors={"mfcc": "not a media file: its first bytes are those of "
+                                                             "no supported container"})], [], "file", "")
+    rows = [line.split("│") for line in capsys.readouterr().err.splitlines() if line.startswith("│")]
+    assert "".join(cells[1].strip() for cells in rows) == path

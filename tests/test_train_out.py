@@ -49,6 +49,23 @@ def test_a_finished_run_is_refused_and_replaced_only_with_overwrite(make_ravdess
     assert (run / "notes.txt").read_text() == "mine"
 
 
+def test_a_resumed_run_says_so(make_ravdess, avemo_main, tmp_path, monkeypatch):
+    """The same command after an interruption resumed the run without a word: whether it had started
+    over could not be told."""
+    import avemo.training.experiment as experiment
+
+    corpus, cache, run = make_ravdess(("01", "05", "07")), tmp_path / "cache", tmp_path / "run"
+    with monkeypatch.context() as m:  # interrupted once every epoch is trained, before the checkpoint is written
+        m.setattr(experiment, "_save_run", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+        code, _, err = _train(avemo_main, corpus, run, cache, "--epochs", "2")
+    assert code == 130 and (run / "last" / "state.json").is_file(), err
+    code, _, err = _train(avemo_main, corpus, run, cache, "--epochs", "2")
+    assert code == 0, err
+    assert f"resuming the unfinished run in {run} after epoch 2 of 2" in " ".join(err.split())
+    code, _, err = _train(avemo_main, corpus, tmp_path / "fresh", cache)
+    assert code == 0 and "resuming" not in err
+
+
 def test_an_unfinished_run_is_not_refused(tmp_path):
     """An interrupted run (a resume state, no checkpoint) is resumed by the same command, as before."""
     (tmp_path / "last").mkdir()

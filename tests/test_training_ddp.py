@@ -1,5 +1,8 @@
 """`avemo train` under torchrun: DistributedDataParallel with two CPU processes (Gloo backend).
 
+The training loop itself, in two processes joined as torchrun joins them: both ranks' history rows
+describe the whole epoch (every rank's shard), and the run says how many processes trained it.
+
 The same route runs on several GPUs with NCCL (docs/cluster.md); here it checks that the ranks
 train the same model, that a loss on branch outputs (late fusion: one cross-entropy per modality)
 works under DDP, with uniform and with class-balanced sampling, with gradient accumulation
@@ -10,18 +13,72 @@ and that the checkpoint loads. The model declares ``trains_all_parameters``, so 
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from avemo.training import load_checkpoint
 
-pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
+
+def _rank_main(rank: int, port: int, folder: str) -> None:
+    """One process of a two-process DDP fit of an AU MLP on 10 random items; its history to FOLDER/RANK.json."""
+    import torch
+
+    from avemo.models import create_model
+    from avemo.models.batching import TensorData
+    from avemo.training.config import TrainConfig
+    from avemo.training.trainer import fit
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank))
+    torch.set_num_threads(1)
+    model = create_model("au_mlp", num_classes=3)
+    rng = np.random.default_rng(0)  # the same data on both ranks, as every rank of `avemo train` reads it
+    train = TensorData({"video": list(rng.normal(size=(10, 35)).astype(np.float32))}, np.arange(10) % 3,
+                       model.inputs, train=True)
+    try:
+        result = fit(model, train, None, TrainConfig(epochs=2, batch_size=2, device="cpu"), labels=["a", "b", "c"],
+                     run_dir=Path(folder, "run"), fingerprint={"n": 10})
+    finally:
+        torch.distributed.destroy_process_group()
+    Path(folder, f"{rank}.json").write_text(json.dumps({"history": result.history, "processes": result.processes}))
 
 
+def test_ddp_history_describes_every_ranks_shard(tmp_path):
+    """The history's train_loss and train_accuracy were rank 0's half of the epoch (its shard), nothing
+    said that two processes had trained, and one process resumed their run as its own."""
+    import torch.multiprocessing as mp
+
+    from avemo.models.batching import TensorData
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_rank_main, args=(port, str(tmp_path)), nprocs=2)
+    ranks = [json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["processes"] == ranks[1]["processes"] == 2
+    assert ranks[0]["history"] == ranks[1]["history"]  # the same epoch, whichever rank says it
+    # its resume state is resumed by two processes only: one would train on with half the effective batch
+    from avemo.errors import CheckpointError
+    from avemo.models import create_model
+    from avemo.training.config import TrainConfig
+    from avemo.training.trainer import fit
+
+    model = create_model("au_mlp", num_classes=3)
+    train = TensorData({"video": [np.zeros(35, np.float32)] * 10}, np.arange(10) % 3, model.inputs, train=True)
+    with pytest.raises(CheckpointError, match="other settings .* torchrun processes"):
+        fit(model, train, None, TrainConfig(epochs=2, batch_size=2, device="cpu"), labels=["a", "b", "c"],
+            run_dir=tmp_path / "run", fingerprint={"n": 10})
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
 @pytest.mark.parametrize("class_balance, accumulate", [("none", 1), ("sampler", 2)])
 def test_two_process_ddp_training_writes_one_loadable_checkpoint(ravdess_speech_root, au_table, tmp_path, class_balance,
                                                                  accumulate):
@@ -43,3 +100,20 @@ def test_two_process_ddp_training_writes_one_loadable_checkpoint(ravdess_speech_
     assert ckpt.meta["train"]["class_balance"] == class_balance and ckpt.meta["train"]["accumulate"] == accumulate
     assert ckpt.model.trains_all_parameters  # so DDP ran without find_unused_parameters
     assert not list(out.rglob("*.tmp")), "a rank left a half-written file"
+    assert ckpt.meta["metrics"]["processes"] == 2  # the batch size is per process: the run says how many
+
+
+def test_only_rank_0_writes_where_no_process_group_runs(monkeypatch):
+    """A model fitted in closed form (egemaps_logreg) starts no process group under torchrun: every rank
+    counted as the main one and wrote the checkpoint, the figures and history.csv (through one temporary
+    name) at the same time."""
+    from avemo.training.trainer import is_main_process
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert not is_main_process()
+    monkeypatch.setenv("RANK", "0")
+    assert is_main_process()
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.delenv("WORLD_SIZE")
+    assert is_main_process()  # not launched by torchrun (another launcher's RANK alone)

@@ -505,7 +505,10 @@ def _print_not_extracted(failed, skipped, what: str, full_list: str) -> None:
     first column's name (``utterance`` for a text-only corpus). Of the files skipped, the first
     :data:`SKIPPED_SHOWN` have a row, the others one row that counts them by reason and says where
     ``full_list`` they all are."""
-    table = Table(what, "extractor", "reason", title="Not extracted", title_justify="left")
+    table = Table(title="Not extracted", title_justify="left")
+    table.add_column(what, overflow="fold")  # a long path is folded over lines, not cut to "…"
+    table.add_column("extractor")
+    table.add_column("reason")
     for o in failed:
         for name, reason in o.errors.items():
             table.add_row(escape(str(o.path)), name, escape(reason))
@@ -592,7 +595,9 @@ def prepare(
         console_err.print(f"[yellow]warning[/] {escape(line)}")
     console.print(report.summary())
     if report.failed:
-        table = Table("utterance or file", "reason", title="Not prepared", title_justify="left")
+        table = Table(title="Not prepared", title_justify="left")
+        table.add_column("utterance or file", overflow="fold")  # a long path is folded over lines, not cut to "…"
+        table.add_column("reason")
         for item in report.failed:
             table.add_row(escape(str(item.path)), escape(item.reason))
         console_err.print(table)
@@ -919,7 +924,7 @@ def train(
     An --out folder holding a finished run is refused without --overwrite; an unfinished one is resumed."""
     from avemo.output_file import prepare_folder, removing_new_folders
     from avemo.training import resolve_split, train_run
-    from avemo.training.state import run_folder
+    from avemo.training.state import run_folder, unfinished_epochs
 
     _refuse_a_finished_run(out, overwrite)  # before the data is read
     label_space, from_corpora = _corpora_settings(corpora, label_space)
@@ -942,6 +947,9 @@ def train(
         n_tr, n_va, n_te = _usable_counts(gathered, (tr, va, te))
         console_err.print(escape(f"{model}: {n_tr} training, {n_va} validation, {n_te} test takes ({split_words(split_info)})"))
         bar, task = _training_bar(model, train_cfg.epochs)
+        if (done := None if overwrite else unfinished_epochs(out)) is not None:  # an interrupted run goes on
+            console_err.print(escape(f"resuming the unfinished run in {out} after epoch {done} of {train_cfg.epochs}"))
+            bar.update(task, completed=done)
         with bar, run_folder(out, overwrite=overwrite) as where:
             run = train_run(
                 model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),

@@ -68,10 +68,21 @@ def import_ray():
     return ray
 
 
+#: what an HTTP/2 client sends first: the connection preface and an empty SETTINGS frame
+_HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail fast (ConfigError) when nothing listens at ``address``; Ray itself retries for minutes."""
+    """Fail fast (ConfigError) when nothing listens at ``address`` (``"auto"``: at the address it stands
+    for, :func:`_auto_address`), or something that is not Ray; Ray itself retries for minutes (over ten
+    when a server of another kind answers, the dashboard's port 8265 given for the head's 6379: it waits
+    40 s for a cluster ID, twenty times)."""
+    shown = address
     if address == "auto":
-        return
+        address = _auto_address()
+        if address is None:  # no cluster known on this machine: Ray says so in one line
+            return
+        shown = f"{address} (what --address auto finds: RAY_ADDRESS, else the cluster last started on this machine)"
     url = urlsplit(address if "://" in address else f"gcs://{address}")
     try:
         host, port = url.hostname, url.port
@@ -79,13 +90,48 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         host = port = None
     if not host or port is None:
         raise ConfigError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT or 'auto'")
+    client = url.scheme == "ray"
+    where = ("start the cluster's head (its Ray Client server listens on port 10001 by default)"
+             if client else f"start its head with `ray start --head --port {port}`")
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            answer = _first_answer(conn)
     except OSError as exc:
-        raise ConfigError(
-            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); start its head with "
-            f"`ray start --head --port {port}` or check the address"
-        ) from None
+        raise ConfigError(f"cannot reach the Ray cluster at {shown} ({exc.strerror or exc}); {where} or check "
+                          "the address") from None
+    if answer is not None and (len(answer) < 4 or answer[3] != 4):  # not an HTTP/2 SETTINGS frame
+        said = answer.split(b"\n", 1)[0].strip().decode("ascii", "replace")[:40]
+        raise ConfigError(f"{shown} answers, but is no Ray cluster (it does not speak gRPC"
+                          f"{f'; it said {said!r}' if said else ''}): give the port of "
+                          + ("the head's Ray Client server (10001 by default)" if client else
+                             "the head's `ray start --head --port` (6379 by default; 8265 is the dashboard's)"))
+
+
+def _auto_address() -> str | None:
+    """The address ``--address auto`` stands for, as Ray finds it (``RAY_ADDRESS``, else the cluster last
+    started on this machine, ``/tmp/ray/ray_current_cluster``), or None when none is known (a head that
+    was killed leaves its address behind, where Ray then retried for minutes)."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        return canonicalize_bootstrap_address("auto")
+    except Exception:  # another Ray version, an address Ray cannot parse: Ray itself says what is wrong
+        return None
+
+
+def _first_answer(conn: socket.socket) -> bytes | None:
+    """What the server at ``conn`` answers an HTTP/2 client's first bytes: Ray's GCS and its Ray Client
+    server speak gRPC, so they answer with a SETTINGS frame (its 4th byte is 4); None when it cannot
+    be told (no answer in time, or TLS, ``RAY_USE_TLS``, where the first bytes are a TLS handshake)."""
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return None
+    try:
+        conn.sendall(_HTTP2_HELLO)
+        return conn.recv(64)
+    except TimeoutError:
+        return None
+    except OSError:  # reset on the first bytes: it is not gRPC either
+        return b""
 
 
 def _enable_token_auth_if_available() -> None:
@@ -106,9 +152,22 @@ def _enable_token_auth_if_available() -> None:
     except ImportError:  # Ray versions without token authentication
         return
     try:
-        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+        with _no_token_notice():  # "Token authentication is enabled for this Ray cluster": not known, nor news
+            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
     except Exception as exc:  # pragma: no cover - never let this helper stop a run
         log.debug("could not enable Ray token authentication: %s", exc)
+
+
+@contextlib.contextmanager
+def _no_token_notice() -> Iterator[None]:
+    """Within the block, Ray's notices about token authentication (its warnings) are not said."""
+    quiet = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        quiet.setLevel(level)
 
 
 def _init_ray(ray, address: str | None, num_cpus: int) -> None:
@@ -116,13 +175,8 @@ def _init_ray(ray, address: str | None, num_cpus: int) -> None:
     if address is None:
         # "local": a new private instance, even when another cluster runs on this machine.
         # Ray announces at every start that it protects the instance with a token: not news here.
-        quiet = logging.getLogger("ray._private.authentication.authentication_token_setup")
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
-        try:
+        with _no_token_notice():
             ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
-        finally:
-            quiet.setLevel(level)
         return
     _enable_token_auth_if_available()
     if address.startswith("ray://"):

@@ -62,6 +62,21 @@ def plan_splits(data: DataBundle, folds: Sequence[Fold]) -> list[Split]:
     return [split(data.takes, f) for f in folds]
 
 
+def check_splits(data: DataBundle, splits: Sequence[Split]) -> None:
+    """A one-line DatasetError for the first split without training or test takes (a fold whose speakers
+    are not in the data, e.g. a plan of 24 speakers on a folder of a few), before any extraction or
+    training; a warning for a split without validation takes (nothing selects the epoch there)."""
+    for s in splits:
+        for part, takes in (("training", s.train), ("test", s.test)):
+            if not takes:
+                raise DatasetError(f"fold {s.number} has no {part} takes: none of its {part} speakers is in the data "
+                                   f"(speakers {', '.join(data.speakers)}); run the folds that have them (--folds)",
+                                   data.root)
+    for s in splits:
+        if not s.val:
+            log.warning("fold %d: none of its validation speakers is in the data: no validation takes", s.number)
+
+
 def random_splits(data: DataBundle, k: int = 5, val_fraction: float = 0.1, seed: int = 0) -> list[Split]:
     """k folds over takes drawn at random, speakers on both sides (as paper 004 evaluates).
 
@@ -307,6 +322,7 @@ def run_benchmark(
         raise ConfigError(f"benchmark entries have duplicate names: {names}")
     if executor not in ("local", "ray"):
         raise ConfigError(f"unknown executor {executor!r}; use 'local' or 'ray'")
+    check_splits(data, splits)
     corpora = check_ood(data, ood)  # one-line errors before any extraction or training
     t0, load_before = time.perf_counter(), _load()
     failed = _extract_corpora(entries, data, ood, corpora, extract_progress, cache=cache, workers=workers,

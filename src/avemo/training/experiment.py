@@ -205,6 +205,7 @@ class RunResult:
     test_takes: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     compile_seconds: float | None = None  # the first compiled training step (``TrainConfig.compile``)
+    processes: int = 1  # the DistributedDataParallel processes that trained it (torchrun)
     #: the trained model and its input statistics, kept only when ``train_run(keep_model=True)``
     model: Any = None
     normalizer: Normalizer | None = None
@@ -281,7 +282,7 @@ def train_run(
         params=count_parameters(model), best_epoch=result.best_epoch, train_seconds=result.seconds,
         history=result.history, val=val_m, test=test_m, test_probabilities=probs, test_labels=y_test,
         test_takes=[t.key for t in parts[2].takes], failed=list(gathered.failed),
-        compile_seconds=result.compile_seconds,
+        compile_seconds=result.compile_seconds, processes=result.processes,
         model=model if keep_model else None, normalizer=norm if keep_model else None,
     )
     if run.out_dir is not None and is_main_process():  # under torchrun, rank 0 writes the checkpoint
@@ -353,7 +354,9 @@ def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: 
         "metrics": {"best_epoch": run.best_epoch, "params": run.params,
                     "train_seconds": round(run.train_seconds, 2),
                     "val": run.val.to_dict() if run.val else None, "test": run.test.to_dict() if run.test else None,
-                    **({"compile_seconds": round(run.compile_seconds, 2)} if run.compile_seconds is not None else {})},
+                    **({"compile_seconds": round(run.compile_seconds, 2)} if run.compile_seconds is not None else {}),
+                    # under torchrun: the batch size is per process, the effective batch this many times it
+                    **({"processes": run.processes} if run.processes > 1 else {})},
         **(extra_meta or {}),
     }
     tables = {name: {"columns": list(t.columns), "source": recorded_path(t.source)} for name, t in data.tables.items()}

@@ -117,7 +117,7 @@ def load_resume_state(run_dir: Path, model, optimizer, scheduler, fingerprint: d
         raise CheckpointError(f"cannot resume: unreadable training state ({exc})", last) from None
     if fingerprint is not None and state.get("fingerprint") != json.loads(json.dumps(fingerprint)):
         raise CheckpointError(
-            "holds an unfinished run with other settings (model, training config or data); "
+            "holds an unfinished run with other settings (model, training config, data or torchrun processes); "
             "resume it with the same command, or use another --out folder (avemo train --overwrite replaces it)", run_dir)
     try:
         model.load_state_dict(load_file(str(last / "model.safetensors")))
@@ -152,6 +152,15 @@ def finished_run(run_dir: Path) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         return "a checkpoint (its checkpoint.json is missing or unreadable)"
     return f"a finished run of {model} on {data}, {labels} labels, created {created}"
+
+
+def unfinished_epochs(run_dir: Path) -> int | None:
+    """The epochs the unfinished run in ``run_dir`` has finished (its resume state says), or None when it
+    holds no resume state."""
+    try:
+        return len(json.loads((run_dir / "last" / "state.json").read_text())["history"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @contextmanager

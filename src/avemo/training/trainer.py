@@ -64,6 +64,7 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     compile_seconds: float | None = None  # the first compiled training step (``compile=True``)
+    processes: int = 1  # the DistributedDataParallel processes that trained (torchrun's world size)
 
 
 def _balanced_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -142,9 +143,12 @@ class _AllOutputs(torch.nn.Module):
 
 
 def is_main_process() -> bool:
-    """False on the ranks other than 0 of a ``torchrun`` launch (they must not write files)."""
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
-        torch.distributed.get_rank() == 0
+    """False on the ranks other than 0 of a ``torchrun`` launch (they must not write files), also where no
+    process group was started (a model fitted in closed form: every rank fits it alone, and all of them
+    wrote the same files at once, ``history.csv.tmp`` included)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return int(os.environ.get("WORLD_SIZE", "1")) <= 1 or os.environ.get("RANK", "0") == "0"  # as torchrun sets them
 
 
 def _seed(seed: int, epoch: int) -> None:
@@ -382,6 +386,10 @@ def train_one_epoch(model: AvemoModel, train: TensorData, config: TrainConfig, s
         seen += targets.shape[0]
     if setup.scheduler is not None and setup.optimizer_steps > steps_before:
         setup.scheduler.step()  # never before an optimizer step: a scaler may have skipped them all
+    if setup.world > 1:  # every rank's shard: the epoch's loss and accuracy, not rank 0's share of them
+        sums = torch.stack([total, correct.double(), torch.tensor(seen, dtype=torch.float64, device=setup.device)])
+        torch.distributed.all_reduce(sums)
+        total, correct, seen = sums[0], sums[1], int(sums[2])
     return {
         "epoch": epoch,
         "lr": setup.optimizer.param_groups[0]["lr"],
@@ -517,7 +525,7 @@ def fit(
         model.load_state_dict(stopping.best_state)
     model.eval()
     return FitResult(stopping.best_epoch, stopping.best_score, len(history), history, time.perf_counter() - t0,
-                     setup.compile_seconds)
+                     setup.compile_seconds, setup.world)
 
 
 def fit_closed_form(model: AvemoModel, train: TensorData, val: TensorData | None, config: TrainConfig, *,
@@ -556,6 +564,8 @@ def _epochs(model: AvemoModel, train: TensorData, val: TensorData | None, config
     run_dir = Path(run_dir) if run_dir is not None else None
     history: list[dict[str, float]] = []
     stopping = EarlyStopping(config.patience)
+    if fingerprint is not None and setup.world > 1:  # resumed by as many processes: the batch is per process
+        fingerprint = {**fingerprint, "processes": setup.world}
     if run_dir is not None:
         resumed = load_resume_state(run_dir, model, setup.optimizer, setup.scheduler, fingerprint)
         if resumed is not None:
