@@ -924,7 +924,7 @@ def train(
     An --out folder holding a finished run is refused without --overwrite; an unfinished one is resumed."""
     from avemo.output_file import prepare_folder, removing_new_folders
     from avemo.training import resolve_split, train_run
-    from avemo.training.state import run_folder, unfinished_epochs
+    from avemo.training.state import run_folder
 
     _refuse_a_finished_run(out, overwrite)  # before the data is read
     label_space, from_corpora = _corpora_settings(corpora, label_space)
@@ -946,10 +946,7 @@ def train(
                                                               split_options)
         n_tr, n_va, n_te = _usable_counts(gathered, (tr, va, te))
         console_err.print(escape(f"{model}: {n_tr} training, {n_va} validation, {n_te} test takes ({split_words(split_info)})"))
-        bar, task = _training_bar(model, train_cfg.epochs)
-        if (done := None if overwrite else unfinished_epochs(out)) is not None:  # an interrupted run goes on
-            console_err.print(escape(f"resuming the unfinished run in {out} after epoch {done} of {train_cfg.epochs}"))
-            bar.update(task, completed=done)
+        bar, task = _training_bar(model, train_cfg.epochs, None if overwrite else out)
         with bar, run_folder(out, overwrite=overwrite) as where:
             run = train_run(
                 model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
@@ -968,11 +965,19 @@ def _usable_counts(gathered, parts) -> tuple[int, ...]:
     return tuple(sum(t.key in usable for t in part) for part in parts)
 
 
-def _training_bar(model: str, epochs: int):
-    """The progress bar of ``avemo train`` (not started) and its task, of :func:`_training_steps`."""
+def _training_bar(model: str, epochs: int, resumed: Path | None = None):
+    """The progress bar of ``avemo train`` (not started) and its task, of :func:`_training_steps`; when
+    ``resumed`` (the --out folder) holds an interrupted run, which goes on, a line says so and the bar
+    starts at its epoch."""
+    from avemo.training.state import unfinished_epochs
+
     steps, what = _training_steps(model, epochs)
     bar = _progress(steps, "training")
-    return bar, bar.add_task(f"{what} {model}", total=steps)
+    task = bar.add_task(f"{what} {model}", total=steps)
+    if resumed is not None and (done := unfinished_epochs(resumed)) is not None:
+        console_err.print(escape(f"resuming the unfinished run in {resumed} after epoch {done} of {epochs}"))
+        bar.update(task, completed=done)
+    return bar, task
 
 
 def _training_steps(model: str, epochs: int) -> tuple[int, str]:
