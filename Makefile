@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 FILE   ?=
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean gpu-wheels
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+
+# Wheels of the packages avemo imports that a lent GPU machine lacks (its image has torch and most of
+# the rest), for its Python (GPU_PYTHON); benchmarks/gpu_device.sh installs them there from .whl/.
+GPU_PYTHON ?= 3.12
+gpu-wheels: $(STAMP)
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) \
+	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	  --platform manylinux2014_x86_64 -d .whl \
+	  $(foreach p,av soxr,$(p)==$(shell $(BIN)/python -c "import importlib.metadata as m; print(m.version('$(p)'))"))
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist src/*.egg-info

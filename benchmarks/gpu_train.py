@@ -20,6 +20,12 @@ on a CPU it is a smoke test with tiny inputs that writes only where ``--out`` sa
     python benchmarks/gpu_train.py                          # on a CUDA machine: every frame model
     python benchmarks/gpu_train.py --models cfnsr_lstm,msaf --compile cfnsr_lstm
     python benchmarks/gpu_train.py --device cpu --smoke --batch 2 --steps 2 --compile none --out /tmp/g.md
+
+The rows also go to a JSON file beside the section (``gpu_train.json``). With ``--merge`` a run keeps
+the rows of the models it does not measure from that file (same GPU and versions only), and with
+``--skip-measured`` it measures only the models that have no row there yet: a run cut short by a
+time limit goes on where it stopped. ``benchmarks/gpu_device.sh`` is the prepared run for a lent
+GPU machine.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import json
 import statistics
 import sys
 import time
@@ -36,7 +43,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import header, write_section  # noqa: E402
+from report import SECTIONS, header, write_section  # noqa: E402
 
 from avemo.device import torch_device  # noqa: E402
 from avemo.models import count_parameters, create_model, default_inputs, list_models, smoke_config  # noqa: E402
@@ -229,6 +236,44 @@ def section(head: list[str], rows: list[dict], args: argparse.Namespace) -> list
     return lines
 
 
+def destination(out: Path | None, device: torch.device) -> Path | None:
+    """Where the section goes: ``--out``, else ``docs/benchmarks/gpu_train.md`` on a GPU, else nowhere."""
+    if out is not None:
+        return out
+    return SECTIONS / "gpu_train.md" if device.type == "cuda" else None
+
+
+def earlier_run(path: Path, device_line: str) -> dict:
+    """The rows and commands of the JSON beside the section, refused when another device measured them."""
+    if not path.exists():
+        return {"rows": [], "commands": []}
+    state = json.loads(path.read_text())
+    if state.get("device") != device_line:
+        raise SystemExit(f"gpu_train.py: --merge: {path} holds rows measured with {state.get('device')!r}, this run "
+                         f"has {device_line!r}; run without --merge to start over")
+    return state
+
+
+def merged(earlier: list[dict], new: list[dict]) -> list[dict]:
+    """The rows of both runs (this run's win), in the order of :func:`frame_models`."""
+    by_name = {r["name"]: r for r in earlier} | {r["name"]: r for r in new}
+    order = {name: i for i, name in enumerate(frame_models())}
+    return sorted(by_name.values(), key=lambda r: order.get(r["name"], len(order)))
+
+
+def _write(md: Path, lines: list[str], state: dict) -> None:
+    """The JSON, then the section, each written atomically; the GPU section also reassembles docs/benchmarks.md."""
+    tmp = md.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(state, indent=1) + "\n")
+    tmp.replace(md.with_suffix(".json"))
+    if md == SECTIONS / "gpu_train.md":
+        write_section("gpu_train", lines)
+    else:
+        tmp = md.with_suffix(".md.tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(md)
+
+
 def main(argv: list[str] | None = None) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", help="comma-separated names (default: every frame model)")
@@ -239,23 +284,39 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--compile", default="all",
                         help="models also timed with torch.compile: all, none or comma-separated names")
     parser.add_argument("--out", type=Path, help="write the section here (default on a GPU: docs/benchmarks/gpu_train.md)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the rows of the models this run does not measure from the JSON beside the section "
+                             "(measured with the same GPU and versions)")
+    parser.add_argument("--skip-measured", action="store_true",
+                        help="with --merge: measure only the models without a row there (a row with an error counts "
+                             "as missing)")
     args = parser.parse_args(argv)
     device = torch_device(args.device)
+    md = destination(args.out, device)
+    if args.merge and md is None:
+        parser.error("--merge needs a file to merge into: run on a GPU, or give --out")
+    if args.skip_measured and not args.merge:
+        parser.error("--skip-measured needs --merge")
+    device_line = device_lines(device)[0]
+    earlier = earlier_run(md.with_suffix(".json"), device_line) if args.merge else {"rows": [], "commands": []}
     names = args.models.split(",") if args.models else frame_models()
+    if args.skip_measured:
+        names = [n for n in names if not any(r["name"] == n and "error" not in r for r in earlier["rows"])]
     head = header("Frame models on a GPU: training and evaluation throughput, memory", ("safetensors",))
-    head += device_lines(device)
-    rows: list[dict] = []
-    lines: list[str] = []
+    command = head[2].removeprefix("- Command: ")
+    commands = [c for c in earlier["commands"] if c != command]
+    if commands:
+        head.insert(3, "- Rows kept from earlier runs with the same device and versions (`--merge`): " + "; ".join(commands))
+    head += [device_line, ""]
+    rows = merged(earlier["rows"], [])
+    lines = section(head, rows, args)
     for name in names:  # the section is rewritten after every model: an interrupted run keeps its rows
-        rows.append(measure(name, args))
-        print(rows[-1], flush=True)
+        row = measure(name, args)
+        print(row, flush=True)
+        rows = merged(rows, [row])
         lines = section(head, rows, args)
-        if args.out is not None:
-            tmp = args.out.with_suffix(".tmp")
-            tmp.write_text("\n".join(lines) + "\n")
-            tmp.replace(args.out)
-        elif device.type == "cuda":
-            write_section("gpu_train", lines)
+        if md is not None:
+            _write(md, lines, {"device": device_line, "commands": [*commands, command], "rows": rows})
     return lines
 
 
