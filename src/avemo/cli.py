@@ -545,6 +545,7 @@ def _extract_clips(items, specs, cache, path: Path, transcribed: bool = False, *
         if media_specs:
             reports.append(run_extraction([c.path for c in media], media_specs, cache=cache,
                                           progress=lambda _o: bar.advance(task), **run_options))
+            _say_ray_was_not_needed(reports[-1], run_options.get("address"))
         if text_specs:
             reports.append(run_text_extraction([(clip_name(c), c.text) for c in items], text_specs, cache=cache,
                                                progress=lambda n: bar.advance(task, n)))
@@ -552,6 +553,18 @@ def _extract_clips(items, specs, cache, path: Path, transcribed: bool = False, *
     for line in report.warnings:  # what the decoder repaired or cut short, now or when the cached features were made
         console_err.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True)
     return report
+
+
+def _say_ray_was_not_needed(report, address: str | None) -> None:
+    """One line when --executor ray had nothing to do (every file's features were in the cache): the
+    run succeeds without Ray, as a warm re-run needs no cluster, but says that the cluster (its
+    --address, which was therefore not checked) was never contacted, rather than naming ray as the
+    executor that ran."""
+    if report.executor != "ray" or report.started:
+        return
+    where = f"the cluster at {address} was not contacted (nor its address checked)" if address \
+        else "no local Ray instance was started"
+    console_err.print(escape(f"every file's features were in the cache: Ray was not needed, {where}"), soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- prepare
@@ -1105,7 +1118,12 @@ def _naming_reader_skips(skipped: Sequence[tuple[str, str]]):
 
 def _print_run(run, out: Path, data) -> None:
     """What ``avemo train`` says at the end: the skipped files (those the dataset reader of ``data``
-    could not use, then those without features), the duplicates, the scores, the checkpoint's folder."""
+    could not use, then those without features), the duplicates, the scores, the checkpoint's folder.
+    Under ``torchrun`` only rank 0 says it, as only rank 0 writes the checkpoint it names."""
+    from avemo.training.trainer import is_main_process
+
+    if not is_main_process():
+        return
     _print_skipped([*data.skipped, *run.failed], f'listed in {out / "checkpoint.json"} ("data": "skipped")')
     _print_duplicates(data.duplicates)
     line = f"best epoch {run.best_epoch}; validation accuracy {run.val.accuracy:.3f}" if run.val else "no validation"
