@@ -300,8 +300,12 @@ def extract(
         Path | None, typer.Argument(help="A media file, a folder of media files, or a dataset folder (or --root).")
     ] = None,
     features: Annotated[
-        str, typer.Option("--features", "-f", help="Comma-separated extractor names with optional :key=value options, e.g. mfcc:n_mfcc=13,face_crops:fps=5:n_frames=null (see --list).")
-    ] = "mfcc,logmel,egemaps",
+        str | None, typer.Option("--features", "-f", help="Comma-separated extractor names with optional :key=value options, e.g. mfcc:n_mfcc=13,face_crops:fps=5:n_frames=null (see --list). Default: mfcc,logmel,egemaps, or none with --model.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Also extract the features this registry model reads (see `avemo models`), with its settings, as `avemo train --model` will read them from the cache (e.g. cfnsr_lstm: mfcc:n_mfcc=13:deltas=false and face_crops:n_frames=30:size=[224,224]).")
+    ] = None,
+    model_config: Annotated[str | None, typer.Option(help="With --model: its options, as `avemo train --model-config`.")] = None,
     dataset: Annotated[
         str,
         typer.Option(help="How to read the folder: auto (any media files), ravdess, crema_d, emodb, folder, meld, "
@@ -332,14 +336,14 @@ def extract(
     Text features (minilm, minilm_tokens) embed the clips' text: read a dataset that has it
     (--dataset meld --root DIR, --dataset iemocap, or --dataset folder with a text column), or give
     the clips transcripts by speech recognition (--transcribe). IEMOCAP's utterance videos (video
-    features) come from --media DIR, the folder `avemo prepare` wrote."""
-    from avemo.extraction import ExtractorSpec
-
+    features) come from --media DIR, the folder `avemo prepare` wrote; --model NAME: the features that
+    model reads, with its settings (those `avemo train --model NAME` reads from the cache)."""
     if list_only:
         _print_extractors()
         return
-    specs = ExtractorSpec.parse(features)  # built next: unknown names and bad config fail before any work starts
-    transcribe = _worth_transcribing(transcribe, {spec.build().modality for spec in specs}, f"--features {features}")
+    specs = _extract_specs(features, model, model_config)  # built next: bad names and config fail before any work
+    transcribe = _worth_transcribing(transcribe, {spec.build().modality for spec in specs},
+                                     f"model {model}" if model and not features else f"--features {features}")
     from avemo.collect import check_export_folder, export_features
     from avemo.output_file import removing_new_folders
 
@@ -371,6 +375,24 @@ def extract(
     if failed or skipped:
         _print_not_extracted(failed, skipped, what, full_list)
         raise typer.Exit(1)
+
+
+def _extract_specs(features: str | None, model: str | None, model_config: str | None) -> list:
+    """The extractors of ``avemo extract``: those of --features (by default mfcc, logmel and egemaps
+    unless --model is given), then the features the --model reads, with the model's settings, so
+    that ``train`` finds them in the cache (a table input, the OpenFace AU means, is no extractor)."""
+    from avemo.extraction import ExtractorSpec
+    from avemo.features import list_extractors
+
+    if model_config is not None and model is None:
+        raise AvemoError("--model-config needs --model")
+    specs = ExtractorSpec.parse(features or "mfcc,logmel,egemaps") if features or not model else []
+    if model is not None:
+        inputs = _model_inputs(model, model_config).values()
+        specs += [ExtractorSpec.of(s.feature, **dict(s.config)) for s in inputs if s.feature in list_extractors()]
+        if not specs:
+            raise AvemoError(f"model {model} reads no extracted feature (only {', '.join(s.feature for s in inputs)})")
+    return list(dict.fromkeys(specs))
 
 
 def _print_extractors() -> None:
