@@ -231,6 +231,24 @@ def test_a_fold_whose_validation_speakers_are_not_in_the_data_says_so(small_ravd
     assert not caplog.text
 
 
+def test_a_fold_without_any_of_its_training_speakers_is_refused_naming_them(make_ravdess):
+    """A researcher's copy with a few RAVDESS actors (01, 05, 07) and --fold 1: the default plan is the
+    built-in one that covers them (ravdess_au), whose fold 1 trains on 08..23, none of them here; the
+    run went on to extract every feature and then said "no training takes have all the model's inputs",
+    as if the files were to blame."""
+    from avemo.training import resolve_split
+
+    data = load_data("ravdess", make_ravdess(("01", "05", "07")))
+    with pytest.raises(ConfigError) as err:
+        resolve_split(data, fold=1)
+    assert str(err.value) == (
+        "fold 1 of plan ravdess_au trains on speakers 08, 09, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 23, none "
+        "of which is in the data (speakers: 01, 05, 07); give a plan of these speakers (--plan FILE.json), or train "
+        "without --fold (validation speakers: --val-speakers)")
+    train, _, _, _ = resolve_split(data, fold=2)  # fold 2 trains on 01 and 05, among others: it runs
+    assert {t.speaker for t in train} == {"01", "05"}
+
+
 def test_a_speaker_whose_only_file_is_corrupt_takes_no_place_in_the_plan(ravdess_subset, tmp_path, avemo_main):
     """Speaker S99's one file does not decode: the reader lists it (the labels CSV names it), the
     extraction fails on it. The generated plan used to hold 99 (a fold tested nobody); the plan and the split

@@ -481,6 +481,10 @@ def resolve_split(
     if left_out:
         info["speakers_without_usable_takes"] = left_out
     tr, va, te = split(data.takes, fold_obj)
+    if not tr:  # a built-in plan of the whole corpus on a copy with a few of its speakers
+        raise ConfigError(f"fold {fold} of plan {info['plan']} trains on speakers {', '.join(fold_obj.train)}, none "
+                          f"of which is in the data (speakers: {', '.join(speakers)}); give a plan of these speakers "
+                          "(--plan FILE.json), or train without --fold (validation speakers: --val-speakers)")
     for part, takes in (("validation", va), ("test", te)):  # e.g. --speakers without the fold's own
         named = fold_obj.val if part == "validation" else fold_obj.test
         if named and not takes:
