@@ -249,6 +249,20 @@ def test_a_fold_without_any_of_its_training_speakers_is_refused_naming_them(make
     assert {t.speaker for t in train} == {"01", "05"}
 
 
+def test_two_speakers_validated_on_both_by_default_are_told_that_one_would_do(make_ravdess):
+    """Two actors: the default validation speakers (the last two) are both, and the refusal ("train on
+    more speakers") did not say that naming one of them trains on the other."""
+    from avemo.training import resolve_split
+
+    data = load_data("ravdess", make_ravdess(("01", "05")))
+    with pytest.raises(ConfigError) as err:
+        resolve_split(data)
+    assert str(err.value) == ("every speaker (01, 05) would be a validation speaker (by default the last two); train "
+                              "on more speakers, or name fewer validation speakers (--val-speakers 05)")
+    train, val, _, _ = resolve_split(data, val_speakers=["05"])
+    assert {t.speaker for t in train} == {"01"} and {t.speaker for t in val} == {"05"}
+
+
 def test_a_speaker_whose_only_file_is_corrupt_takes_no_place_in_the_plan(ravdess_subset, tmp_path, avemo_main):
     """Speaker S99's one file does not decode: the reader lists it (the labels CSV names it), the
     extraction fails on it. The generated plan used to hold 99 (a fold tested nobody); the plan and the split

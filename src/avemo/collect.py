@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from avemo.datasets.records import Clip
+from avemo.datasets.scan import media_files
 from avemo.errors import AvemoError, DatasetError
-from avemo.media.probe import AUDIO_SUFFIXES, MEDIA_SUFFIXES
+from avemo.media.probe import AUDIO_SUFFIXES
 from avemo.output_file import prepare_folder
 
 
@@ -46,8 +47,7 @@ def collect_inputs(
         elif path.is_file():
             return [_unlabelled(path)], [], []
         else:
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
-            return [_unlabelled(p) for p in files], [], []
+            return [_unlabelled(p) for p in media_files(path)], [], []
     from avemo.datasets import read_dataset
 
     if path.is_file():

@@ -466,7 +466,7 @@ def resolve_split(
         if unknown:
             raise ConfigError(f"validation speakers {unknown} are not in the data (speakers: {speakers})")
         if len(val) >= len(speakers):
-            raise ConfigError("every speaker would be a validation speaker; train on more speakers")
+            raise ConfigError(_no_training_speaker(speakers, given=bool(val_speakers)))
         fold_obj = Fold(number=0, test=(), val=tuple(sorted(val)), train=tuple(s for s in speakers if s not in val))
         info = {"fold": None, "val_speakers": list(fold_obj.val)}
     else:
@@ -491,6 +491,16 @@ def resolve_split(
             log.warning("fold %s of plan %s: none of its %s speakers (%s) is in the data: no %s takes",
                         fold, info["plan"], part, ", ".join(named), part)
     return tr, va, te, info
+
+
+def _no_training_speaker(speakers: Sequence[str], *, given: bool) -> str:
+    """Why a split without a fold has no training speaker, and what to do: a folder of two speakers
+    validated on both by default (the last two), and the refusal did not say that one would do."""
+    line = f"every speaker ({', '.join(speakers)}) would be a validation speaker"
+    if len(speakers) < 2:
+        return line + "; a split by speaker needs at least 2 (one trains, one validates): train on more speakers"
+    default = "" if given else " (by default the last two)"
+    return line + f"{default}; train on more speakers, or name fewer validation speakers (--val-speakers {speakers[-1]})"
 
 
 def _official_split(data: DataBundle) -> tuple[list[Take], list[Take], list[Take], dict[str, Any]]:
