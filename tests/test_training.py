@@ -227,8 +227,8 @@ def test_a_fold_whose_validation_speakers_are_not_in_the_data_says_so(small_ravd
     assert "none of its validation speakers (11, 12) is in the data" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="avemo.training.experiment"):
-        resolve_split(data, fold=1)  # validation 06, 07: 06 is there
-    assert not caplog.text
+        resolve_split(data, fold=5)  # validation 01, 02: there (fold 1's 06, 07 are too, but none of its training 08..23)
+    assert "validation" not in caplog.text and "none of its test speakers (20, 21, 22, 23)" in caplog.text
 
 
 def test_a_fold_without_any_of_its_training_speakers_is_refused_naming_them(make_ravdess):

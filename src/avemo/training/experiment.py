@@ -239,6 +239,7 @@ def train_run(
     gathered: Gathered | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     keep_model: bool = False,
+    on_step: Callable[[float], None] | None = None,
 ) -> RunResult:
     """Fit ``model_name`` on ``train_takes`` (model selection on ``val_takes``), test on ``test_takes``.
 
@@ -247,7 +248,8 @@ def train_run(
     ``keep_model``: the result holds the trained model and its normaliser (to score it on more data,
     e.g. the benchmark's out-of-domain corpora). ``plots``: write the figures (:func:`write_plots`) into
     ``out_dir`` (True), into that folder (a path: created if missing; the checkpoint folder then holds the
-    checkpoint's files only), or not (False).
+    checkpoint's files only), or not (False). ``on_epoch``, ``on_step``: the training's progress
+    (:func:`~avemo.training.trainer.fit`).
     """
     import torch
 
@@ -268,7 +270,8 @@ def train_run(
     norm = Normalizer.fit(parts[0], specs, speaker_norm=train_config.speaker_norm)
     extraction = {"cache": cache, "workers": workers, "executor": executor, "address": address}
     result, val_m = _fit_and_validate(model, parts, norm, data, train_config, extraction,
-                                      run_dir=Path(out_dir) if out_dir is not None else None, on_epoch=on_epoch)
+                                      run_dir=Path(out_dir) if out_dir is not None else None, on_epoch=on_epoch,
+                                      on_step=on_step)
     test_m = probs = y_test = None
     if len(parts[2]):
         test_d = _tensor_data(parts[2], norm, data.labels, specs, train=False, seed=train_config.seed,
@@ -299,7 +302,8 @@ def _partition(gathered: Gathered, takes: Sequence[Sequence[Take]]) -> list[Gath
 
 
 def _fit_and_validate(model, parts: list[Gathered], norm: Normalizer, data: DataBundle, config: TrainConfig,
-                      extraction: dict[str, Any], *, run_dir: Path | None, on_epoch) -> tuple[FitResult, Metrics | None]:
+                      extraction: dict[str, Any], *, run_dir: Path | None, on_epoch,
+                      on_step) -> tuple[FitResult, Metrics | None]:
     """Build the training (with perturbed copies) and validation sets, fit, calibrate on validation."""
     specs, seed = dict(model.inputs), config.seed
     train_g, val_g = parts[0], parts[1]
@@ -323,7 +327,7 @@ def _fit_and_validate(model, parts: list[Gathered], norm: Normalizer, data: Data
     fingerprint = {"model": model.build_args, "train": cfg.to_dict(config),
                    "n": [len(train_d), len(val_d) if val_d else 0]}
     result = fit(model, train_d, val_d, config, labels=list(data.labels.emotions), run_dir=run_dir,
-                 on_epoch=on_epoch, fingerprint=fingerprint, objective=objective)
+                 on_epoch=on_epoch, fingerprint=fingerprint, objective=objective, on_step=on_step)
     calibrate(model, val_d)
     val_m = None
     if val_d is not None:
