@@ -263,6 +263,21 @@ def test_two_speakers_validated_on_both_by_default_are_told_that_one_would_do(ma
     assert {t.speaker for t in train} == {"01"} and {t.speaker for t in val} == {"05"}
 
 
+def test_a_validation_speaker_without_a_usable_take_is_not_called_absent(make_ravdess):
+    """CREMA-D's actor 1002 has audio only: a frame model has no take of it, and --val-speakers 1002 was
+    refused as "not in the data", although the folder holds its files."""
+    from avemo.training import resolve_split
+
+    data = load_data("ravdess", make_ravdess(("01", "05", "07")))
+    usable = {t.key for t in data.takes if t.speaker != "07"}
+    with pytest.raises(ConfigError) as err:
+        resolve_split(data, val_speakers=["07"], usable=usable)
+    assert str(err.value) == ("validation speakers ['07'] have no take with every input the model needs "
+                              "(speakers: ['01', '05'])")
+    with pytest.raises(ConfigError, match=r"validation speakers \['09'\] are not in the data"):
+        resolve_split(data, val_speakers=["09"], usable=usable)
+
+
 def test_a_speaker_whose_only_file_is_corrupt_takes_no_place_in_the_plan(ravdess_subset, tmp_path, avemo_main):
     """Speaker S99's one file does not decode: the reader lists it (the labels CSV names it), the
     extraction fails on it. The generated plan used to hold 99 (a fold tested nobody); the plan and the split
