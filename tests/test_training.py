@@ -278,6 +278,23 @@ def test_a_validation_speaker_without_a_usable_take_is_not_called_absent(make_ra
         resolve_split(data, val_speakers=["09"], usable=usable)
 
 
+def test_a_fold_of_a_folder_with_fewer_than_five_speakers_names_the_ways_out(make_ravdess, tmp_path):
+    """A labelled folder of 3 speakers and --fold 1: the default plan (5 folds) failed with "cannot make 5
+    folds from 3 speakers (need 2 <= k <= speakers)", and `avemo train` has no option to change k."""
+    from avemo.training import resolve_split
+
+    corpus = make_ravdess(("01", "05", "07"))
+    rows = [f"{p.relative_to(corpus).as_posix()},sad,S{p.stem[-2:]}" for p in sorted(corpus.rglob("*.wav"))]
+    (tmp_path / "labels.csv").write_text("\n".join(["path,emotion,speaker", *rows]) + "\n")
+    data = load_data("folder", corpus, labels_csv=tmp_path / "labels.csv")
+    with pytest.raises(ConfigError) as err:
+        resolve_split(data, fold=1)
+    assert str(err.value) == (
+        "--fold needs a plan: the default one has 5 folds (one speaker or more tested in each), and the data has 3 "
+        "speakers (S01, S05, S07); give a plan of your own (--plan FILE.json, as src/avemo/datasets/plans/*.json), "
+        "or train without --fold (validation speakers: --val-speakers)")
+
+
 def test_a_speaker_whose_only_file_is_corrupt_takes_no_place_in_the_plan(ravdess_subset, tmp_path, avemo_main):
     """Speaker S99's one file does not decode: the reader lists it (the labels CSV names it), the
     extraction fails on it. The generated plan used to hold 99 (a fold tested nobody); the plan and the split

@@ -544,8 +544,13 @@ def _fold_plan(data: DataBundle, plan: str | Path | None):
         return corpora_plan(data.speakers, [c.corpus for c in data.corpora.specs], 5,
                             name=f"{data.dataset}_by_corpus", dataset=data.dataset)
     if plan is None:
-        return covering_plan(data.dataset, data.speakers) or make_plan(
-            data.speakers, 5, n_val=2, name=f"{data.dataset}_5fold", dataset=data.dataset)
+        covering = covering_plan(data.dataset, data.speakers)
+        if covering is None and len(data.speakers) < 5:  # make_plan said "cannot make 5 folds", naming no way out
+            raise ConfigError(f"--fold needs a plan: the default one has 5 folds (one speaker or more tested in each), "
+                              f"and the data has {len(data.speakers)} speakers ({', '.join(data.speakers)}); give a "
+                              "plan of your own (--plan FILE.json, as src/avemo/datasets/plans/*.json), or train "
+                              "without --fold (validation speakers: --val-speakers)")
+        return covering or make_plan(data.speakers, 5, n_val=2, name=f"{data.dataset}_5fold", dataset=data.dataset)
     if Path(str(plan)).suffix == ".json":
         return FoldPlan.from_json(plan)
     return builtin_plan(str(plan))
