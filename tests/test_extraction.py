@@ -335,3 +335,16 @@ def test_extract_model_computes_the_features_the_model_reads(tmp_path, make_clip
     assert code == 2 and err.strip() == "avemo: error: model au_mlp reads no extracted feature (only openface_au_means)"
     code, _, err = avemo_main("extract", clip, "--model-config", '{"hidden": 64}', "--cache", cache)
     assert code == 2 and err.strip() == "avemo: error: --model-config needs --model"
+
+
+def test_export_keeps_each_configuration_of_one_extractor(tmp_path, make_clip, avemo_main):
+    """`extract -f mfcc --model M --out DIR` (M reads 20 MFCCs without deltas): both were written to
+    DIR/mfcc.npz, the second replacing the first."""
+    clip = make_clip("two_mfcc.wav", duration=0.5)
+    code, _, err = avemo_main("extract", clip, "-f", "mfcc,mfcc:n_mfcc=20:deltas=false", "--cache", tmp_path / "c",
+                              "--out", tmp_path / "out")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "index.csv", "mfcc-deltas=false-n_mfcc=20.npz", "mfcc.npz"]
+    assert np.load(tmp_path / "out" / "mfcc.npz")["0"].shape[1] == 120  # 40 MFCCs with deltas
+    assert np.load(tmp_path / "out" / "mfcc-deltas=false-n_mfcc=20.npz")["0"].shape[1] == 20
