@@ -277,7 +277,8 @@ def test_a_refusal_after_the_corpus_is_read_says_what_the_reader_skipped(ravdess
     skipped = " (the dataset reader skipped 2 files, e.g. 03a01Fa.wav (labels.csv line 3: empty speaker))"
     code, _, err = avemo_main("train", "--dataset", "folder", "--root", mine, "--model", "egemaps_logreg",
                               "--out", tmp_path / "run", "--cache", cache_dir)
-    assert code == 2 and err.strip() == ("avemo: error: every speaker would be a validation speaker; train on more "
+    assert code == 2 and err.strip() == ("avemo: error: every speaker (s1) would be a validation speaker; a split by "
+                                         "speaker needs at least 2 (one trains, one validates): train on more "
                                          f"speakers{skipped}"), err
     code, _, err = avemo_main("evaluate", "--checkpoint", ravdess_checkpoint, "--dataset", "folder", "--root", mine,
                               "--cache", cache_dir)

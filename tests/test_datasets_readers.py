@@ -193,6 +193,27 @@ def test_ravdess_original_layouts(tmp_path):
     assert all(c.path.parent.name == f"Actor_{c.speaker}" for c in b)
 
 
+def test_a_corpus_of_links_to_speaker_folders_is_read_through_them(tmp_path):
+    """A copy assembled from links to its actors' folders (on other disks): ``Path.rglob`` passed links
+    to folders by, and the corpus read as "no labelled ravdess files found" (extract: no media files).
+    A link back up the tree (a loop) and a second link to one folder are each read once."""
+    from avemo.collect import collect_inputs
+
+    disk = tmp_path / "disk"
+    touch(disk, "Actor_01/01-01-03-01-01-01-01.mp4", "Actor_02/01-01-04-01-01-01-02.mp4")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for actor in ("Actor_01", "Actor_02"):
+        (corpus / actor).symlink_to(disk / actor, target_is_directory=True)
+    (corpus / "again").symlink_to(disk / "Actor_01", target_is_directory=True)
+    (disk / "Actor_02" / "up").symlink_to(corpus, target_is_directory=True)
+    scan = read_ravdess(corpus)
+    assert sorted((c.speaker, c.emotion) for c in scan) == [("01", "happy"), ("02", "sad")]
+    assert scan.duplicates == [] and scan.skipped == []
+    items, _, _ = collect_inputs(corpus)  # extract's auto dataset: any media files
+    assert sorted(c.path.name for c in items) == ["01-01-03-01-01-01-01.mp4", "01-01-04-01-01-01-02.mp4"]
+
+
 def test_ravdess_reports_malformed_and_ignores_non_media(tmp_path):
     touch(
         tmp_path,

@@ -311,3 +311,40 @@ def test_extract_lists_a_stray_copy_of_a_take_as_a_duplicate_not_as_a_file_it_co
     assert "skipped" not in said and "Not extracted" not in said
     saved = json.loads(summary.read_text())
     assert saved["files"] == 1 and saved["skipped"] == []
+
+
+def test_extract_model_computes_the_features_the_model_reads(tmp_path, make_clip, avemo_main):
+    """`avemo extract --model M` fills the cache with what `avemo train --model M` reads: the documented
+    pre-extraction for a frame model (``--features mfcc,face_crops``) computed the extractors' defaults
+    (40 MFCCs with deltas, 16 crops of 112x112), which paper 001's model does not read, so that training
+    extracted everything again."""
+    from avemo.extraction.core import all_cached
+    from avemo.models import default_inputs
+
+    clip, cache = make_clip("face.mp4", duration=1.0), tmp_path / "c"
+    code, out, err = avemo_main("extract", clip, "--model", "sultana_concat_dense", "--cache", cache)
+    assert code == 0, err
+    assert "1 file, 2 extractors: 2 computed" in out
+    wanted = [ExtractorSpec.of(s.feature, **dict(s.config)).build() for s in default_inputs("sultana_concat_dense").values()]
+    assert all_cached(str(clip), wanted, FeatureCache(cache)) is not None
+    # with --features: both; a model whose only input is a table has nothing to extract
+    code, out, _ = avemo_main("extract", clip, "--model", "sultana_concat_dense", "-f", "mfcc:n_mfcc=20:deltas=false,egemaps",
+                              "--cache", cache)
+    assert code == 0 and "1 file, 3 extractors: 1 computed, 2 from cache" in out
+    code, _, err = avemo_main("extract", clip, "--model", "au_mlp", "--cache", cache)
+    assert code == 2 and err.strip() == "avemo: error: model au_mlp reads no extracted feature (only openface_au_means)"
+    code, _, err = avemo_main("extract", clip, "--model-config", '{"hidden": 64}', "--cache", cache)
+    assert code == 2 and err.strip() == "avemo: error: --model-config needs --model"
+
+
+def test_export_keeps_each_configuration_of_one_extractor(tmp_path, make_clip, avemo_main):
+    """`extract -f mfcc --model M --out DIR` (M reads 20 MFCCs without deltas): both were written to
+    DIR/mfcc.npz, the second replacing the first."""
+    clip = make_clip("two_mfcc.wav", duration=0.5)
+    code, _, err = avemo_main("extract", clip, "-f", "mfcc,mfcc:n_mfcc=20:deltas=false", "--cache", tmp_path / "c",
+                              "--out", tmp_path / "out")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "index.csv", "mfcc-deltas=false-n_mfcc=20.npz", "mfcc.npz"]
+    assert np.load(tmp_path / "out" / "mfcc.npz")["0"].shape[1] == 120  # 40 MFCCs with deltas
+    assert np.load(tmp_path / "out" / "mfcc-deltas=false-n_mfcc=20.npz")["0"].shape[1] == 20

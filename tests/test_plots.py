@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avemo.plots import plot_confusion, plot_curves, plot_roc
+from avemo.plots import plot_confusion, plot_curves, plot_fold_curves, plot_roc
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -42,3 +42,23 @@ def test_curves_of_a_single_epoch_are_drawn_as_points(tmp_path, monkeypatch):
     one, three = ([line.get_marker() for ax in fig.axes for line in ax.lines if line.get_label()[0] != "_"]
                   for fig in drawn)
     assert one == ["o"] * 5 and three == ["None"] * 5
+
+
+def test_fold_curves_of_one_epoch_without_validation_are_drawn_and_named(tmp_path, monkeypatch, recwarn):
+    """`avemo benchmark` with 1 epoch (a quick check of the frame models) on folds without validation
+    speakers: its MODEL_curves.png had empty axes (a line of one point is not drawn, the training line
+    had no label) and matplotlib said "No artists with labels found to put in legend" on stderr."""
+    from avemo import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda plt, fig, path: drawn.append(fig) or path)
+    plot_fold_curves([[{"epoch": 1, "train_loss": 2.1}], [{"epoch": 1, "train_loss": 1.9, "val_loss": 2.0,
+                                                           "val_accuracy": 0.3}]], tmp_path / "curves.png", folds=[2, 4])
+    loss, accuracy = drawn[0].axes
+    assert [line.get_marker() for line in loss.lines] == ["o"] * 3  # fold 1's training; fold 2's training, validation
+    assert [line.get_label() for line in loss.lines if not line.get_label().startswith("_")] == [
+        "fold 2 (no validation)", "fold 4"]  # --folds 2,4: named as in the plan, not 1 and 2
+    assert [line.get_marker() for line in accuracy.lines] == ["o"]
+    assert [t.get_text() for t in loss.get_legend().get_texts()] == ["fold 2 (no validation)", "fold 4"]
+    assert list(loss.get_xticks()) == [1]
+    assert not [w for w in recwarn if "No artists with labels" in str(w.message)]

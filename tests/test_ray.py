@@ -316,6 +316,23 @@ def test_an_address_where_something_else_answers_is_a_one_line_config_error(tmp_
         server.close()
 
 
+def test_a_fully_cached_run_says_ray_was_not_needed(avemo_main, tmp_path, make_clip):
+    """A warm re-run with --executor ray has nothing to compute: it succeeds without contacting the
+    cluster (a warm re-run needs none), but it said nothing of it, so that a wrong --address went
+    unnoticed behind a summary that named ray as the executor."""
+    with socket.socket() as s:  # a free port: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    clip, cache = make_clip("warm.wav", duration=0.3), tmp_path / "c"
+    code, _, err = avemo_main("extract", clip, "-f", "mfcc", "--cache", cache)
+    assert code == 0 and "Ray" not in err
+    code, out, err = avemo_main("extract", clip, "-f", "mfcc", "--cache", cache, "--executor", "ray",
+                                "--address", f"127.0.0.1:{port}")
+    assert code == 0 and "0 computed, 1 from cache" in out
+    assert (f"every file's features were in the cache: Ray was not needed, the cluster at 127.0.0.1:{port} "
+            "was not contacted (nor its address checked)") in err.splitlines()
+
+
 def test_sending_the_local_token_says_nothing(tmp_path):
     """Every run with --address printed Ray's "Token authentication is enabled for this Ray cluster. Set
     RAY_AUTH_MODE=disabled to opt out." when this machine has a token: said of a cluster it had not

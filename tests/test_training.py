@@ -227,8 +227,72 @@ def test_a_fold_whose_validation_speakers_are_not_in_the_data_says_so(small_ravd
     assert "none of its validation speakers (11, 12) is in the data" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="avemo.training.experiment"):
-        resolve_split(data, fold=1)  # validation 06, 07: 06 is there
-    assert not caplog.text
+        resolve_split(data, fold=5)  # validation 01, 02: there (fold 1's 06, 07 are too, but none of its training 08..23)
+    assert "validation" not in caplog.text and "none of its test speakers (20, 21, 22, 23)" in caplog.text
+
+
+def test_a_fold_without_any_of_its_training_speakers_is_refused_naming_them(make_ravdess):
+    """A researcher's copy with a few RAVDESS actors (01, 05, 07) and --fold 1: the default plan is the
+    built-in one that covers them (ravdess_au), whose fold 1 trains on 08..23, none of them here; the
+    run went on to extract every feature and then said "no training takes have all the model's inputs",
+    as if the files were to blame."""
+    from avemo.training import resolve_split
+
+    data = load_data("ravdess", make_ravdess(("01", "05", "07")))
+    with pytest.raises(ConfigError) as err:
+        resolve_split(data, fold=1)
+    assert str(err.value) == (
+        "fold 1 of plan ravdess_au trains on speakers 08, 09, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 23, none "
+        "of which is in the data (speakers: 01, 05, 07); give a plan of these speakers (--plan FILE.json), or train "
+        "without --fold (validation speakers: --val-speakers)")
+    train, _, _, _ = resolve_split(data, fold=2)  # fold 2 trains on 01 and 05, among others: it runs
+    assert {t.speaker for t in train} == {"01", "05"}
+
+
+def test_two_speakers_validated_on_both_by_default_are_told_that_one_would_do(make_ravdess):
+    """Two actors: the default validation speakers (the last two) are both, and the refusal ("train on
+    more speakers") did not say that naming one of them trains on the other."""
+    from avemo.training import resolve_split
+
+    data = load_data("ravdess", make_ravdess(("01", "05")))
+    with pytest.raises(ConfigError) as err:
+        resolve_split(data)
+    assert str(err.value) == ("every speaker (01, 05) would be a validation speaker (by default the last two); train "
+                              "on more speakers, or name fewer validation speakers (--val-speakers 05)")
+    train, val, _, _ = resolve_split(data, val_speakers=["05"])
+    assert {t.speaker for t in train} == {"01"} and {t.speaker for t in val} == {"05"}
+
+
+def test_a_validation_speaker_without_a_usable_take_is_not_called_absent(make_ravdess):
+    """CREMA-D's actor 1002 has audio only: a frame model has no take of it, and --val-speakers 1002 was
+    refused as "not in the data", although the folder holds its files."""
+    from avemo.training import resolve_split
+
+    data = load_data("ravdess", make_ravdess(("01", "05", "07")))
+    usable = {t.key for t in data.takes if t.speaker != "07"}
+    with pytest.raises(ConfigError) as err:
+        resolve_split(data, val_speakers=["07"], usable=usable)
+    assert str(err.value) == ("validation speakers ['07'] have no take with every input the model needs "
+                              "(speakers: ['01', '05'])")
+    with pytest.raises(ConfigError, match=r"validation speakers \['09'\] are not in the data"):
+        resolve_split(data, val_speakers=["09"], usable=usable)
+
+
+def test_a_fold_of_a_folder_with_fewer_than_five_speakers_names_the_ways_out(make_ravdess, tmp_path):
+    """A labelled folder of 3 speakers and --fold 1: the default plan (5 folds) failed with "cannot make 5
+    folds from 3 speakers (need 2 <= k <= speakers)", and `avemo train` has no option to change k."""
+    from avemo.training import resolve_split
+
+    corpus = make_ravdess(("01", "05", "07"))
+    rows = [f"{p.relative_to(corpus).as_posix()},sad,S{p.stem[-2:]}" for p in sorted(corpus.rglob("*.wav"))]
+    (tmp_path / "labels.csv").write_text("\n".join(["path,emotion,speaker", *rows]) + "\n")
+    data = load_data("folder", corpus, labels_csv=tmp_path / "labels.csv")
+    with pytest.raises(ConfigError) as err:
+        resolve_split(data, fold=1)
+    assert str(err.value) == (
+        "--fold needs a plan: the default one has 5 folds (one speaker or more tested in each), and the data has 3 "
+        "speakers (S01, S05, S07); give a plan of your own (--plan FILE.json, as src/avemo/datasets/plans/*.json), "
+        "or train without --fold (validation speakers: --val-speakers)")
 
 
 def test_a_speaker_whose_only_file_is_corrupt_takes_no_place_in_the_plan(ravdess_subset, tmp_path, avemo_main):

@@ -85,3 +85,20 @@ def test_an_epoch_in_history_csv_is_an_epoch_of_the_resume_state(tmp_path, monke
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["history.csv", "last"]
     assert len(json.loads((tmp_path / "run" / "last" / "state.json").read_text())["history"]) == 2
     assert (tmp_path / "run" / "history.csv").read_text().count("\n") == 2  # header + epoch 1
+
+
+def test_a_run_resumed_with_other_settings_is_refused_naming_them(tmp_path):
+    """The refusal said "other settings (model, training config, data or torchrun processes)": after a
+    long command line changed in one option (--batch-size 4 for 2), which one was left to guess."""
+    from avemo.errors import CheckpointError
+
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    saved = {"model": {"name": "m", "config": {"hidden": 8}}, "train": {"batch_size": 2, "lr": 0.001}, "n": [8, 9]}
+    save_resume_state(tmp_path, model, optimizer, None, [{"epoch": 1}], 0.5, 1, 0, None, saved)
+    now = {**saved, "train": {"batch_size": 4, "lr": 0.001}, "n": [8, 10]}
+    with pytest.raises(CheckpointError) as err:
+        load_resume_state(tmp_path, model, optimizer, None, now)
+    assert ("other settings (model, training config, data or torchrun processes: train.batch_size 2, now 4; "
+            "training and validation takes [8, 9], now [8, 10]); resume it with the same command") in str(err.value)
+    assert load_resume_state(tmp_path, model, optimizer, None, saved) is not None  # the same settings resume

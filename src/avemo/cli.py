@@ -125,7 +125,8 @@ class _LineProgress:
             self.last_line = now
             description, total, done = self.tasks[task]
             share = f" ({100 * done / total:.0f} %)" if total else ""
-            print(f"avemo: {description}: {done:.0f} of {total:.0f}{share}, {now - self.started:.0f} s so far",
+            shown = f"{done:.0f}" if float(done).is_integer() else f"{done:.1f}"  # within an epoch: 2.4 of 40
+            print(f"avemo: {description}: {shown} of {total:.0f}{share}, {now - self.started:.0f} s so far",
                   file=sys.stderr, flush=True)
 
 
@@ -300,8 +301,12 @@ def extract(
         Path | None, typer.Argument(help="A media file, a folder of media files, or a dataset folder (or --root).")
     ] = None,
     features: Annotated[
-        str, typer.Option("--features", "-f", help="Comma-separated extractor names with optional :key=value options, e.g. mfcc:n_mfcc=13,face_crops:fps=5:n_frames=null (see --list).")
-    ] = "mfcc,logmel,egemaps",
+        str | None, typer.Option("--features", "-f", help="Comma-separated extractor names with optional :key=value options, e.g. mfcc:n_mfcc=13,face_crops:fps=5:n_frames=null (see --list). Default: mfcc,logmel,egemaps, or none with --model.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Also extract the features this registry model reads (see `avemo models`), with its settings, as `avemo train --model` will read them from the cache (e.g. cfnsr_lstm: mfcc:n_mfcc=13:deltas=false and face_crops:n_frames=30:size=[224,224]).")
+    ] = None,
+    model_config: Annotated[str | None, typer.Option(help="With --model: its options, as `avemo train --model-config`.")] = None,
     dataset: Annotated[
         str,
         typer.Option(help="How to read the folder: auto (any media files), ravdess, crema_d, emodb, folder, meld, "
@@ -332,14 +337,14 @@ def extract(
     Text features (minilm, minilm_tokens) embed the clips' text: read a dataset that has it
     (--dataset meld --root DIR, --dataset iemocap, or --dataset folder with a text column), or give
     the clips transcripts by speech recognition (--transcribe). IEMOCAP's utterance videos (video
-    features) come from --media DIR, the folder `avemo prepare` wrote."""
-    from avemo.extraction import ExtractorSpec
-
+    features) come from --media DIR, the folder `avemo prepare` wrote; --model NAME: the features that
+    model reads, with its settings (those `avemo train --model NAME` reads from the cache)."""
     if list_only:
         _print_extractors()
         return
-    specs = ExtractorSpec.parse(features)  # built next: unknown names and bad config fail before any work starts
-    transcribe = _worth_transcribing(transcribe, {spec.build().modality for spec in specs}, f"--features {features}")
+    specs = _extract_specs(features, model, model_config)  # built next: bad names and config fail before any work
+    transcribe = _worth_transcribing(transcribe, {spec.build().modality for spec in specs},
+                                     f"model {model}" if model and features is None else f"--features {features}")
     from avemo.collect import check_export_folder, export_features
     from avemo.output_file import removing_new_folders
 
@@ -371,6 +376,25 @@ def extract(
     if failed or skipped:
         _print_not_extracted(failed, skipped, what, full_list)
         raise typer.Exit(1)
+
+
+def _extract_specs(features: str | None, model: str | None, model_config: str | None) -> list:
+    """The extractors of ``avemo extract``: those of --features (by default mfcc, logmel and egemaps
+    unless --model is given), then the features the --model reads, with the model's settings, so
+    that ``train`` finds them in the cache (a table input, the OpenFace AU means, is no extractor)."""
+    from avemo.extraction import ExtractorSpec
+    from avemo.features import list_extractors
+
+    if model_config is not None and model is None:
+        raise AvemoError("--model-config needs --model")
+    given = features is not None
+    specs = ExtractorSpec.parse(features if given else "mfcc,logmel,egemaps") if given or not model else []
+    if model is not None:
+        inputs = _model_inputs(model, model_config).values()
+        specs += [ExtractorSpec.of(s.feature, **dict(s.config)) for s in inputs if s.feature in list_extractors()]
+        if not specs:
+            raise AvemoError(f"model {model} reads no extracted feature (only {', '.join(s.feature for s in inputs)})")
+    return list(dict.fromkeys(specs))
 
 
 def _print_extractors() -> None:
@@ -545,6 +569,7 @@ def _extract_clips(items, specs, cache, path: Path, transcribed: bool = False, *
         if media_specs:
             reports.append(run_extraction([c.path for c in media], media_specs, cache=cache,
                                           progress=lambda _o: bar.advance(task), **run_options))
+            _say_ray_was_not_needed(reports[-1], run_options.get("address"))
         if text_specs:
             reports.append(run_text_extraction([(clip_name(c), c.text) for c in items], text_specs, cache=cache,
                                                progress=lambda n: bar.advance(task, n)))
@@ -552,6 +577,18 @@ def _extract_clips(items, specs, cache, path: Path, transcribed: bool = False, *
     for line in report.warnings:  # what the decoder repaired or cut short, now or when the cached features were made
         console_err.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True)
     return report
+
+
+def _say_ray_was_not_needed(report, address: str | None) -> None:
+    """One line when --executor ray had nothing to do (every file's features were in the cache): the
+    run succeeds without Ray, as a warm re-run needs no cluster, but says that the cluster (its
+    --address, which was therefore not checked) was never contacted, rather than naming ray as the
+    executor that ran."""
+    if report.executor != "ray" or report.started:
+        return
+    where = f"the cluster at {address} was not contacted (nor its address checked)" if address \
+        else "no local Ray instance was started"
+    console_err.print(escape(f"every file's features were in the cache: Ray was not needed, {where}"), soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- prepare
@@ -952,7 +989,7 @@ def train(
                 model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
                 train_config=train_cfg, cache=cache, out_dir=where, workers=workers or _cores(),
                 extra_meta={"split": split_info}, gathered=gathered, plots=plots if plots is not None else True,
-                on_epoch=lambda row: bar.update(task, completed=row["epoch"]),
+                on_epoch=lambda row: bar.update(task, completed=row["epoch"]), on_step=lambda e: bar.update(task, completed=e),
             )
     _print_run(run, out, data)
 
@@ -968,11 +1005,12 @@ def _usable_counts(gathered, parts) -> tuple[int, ...]:
 def _training_bar(model: str, epochs: int, resumed: Path | None = None):
     """The progress bar of ``avemo train`` (not started) and its task, of :func:`_training_steps`; when
     ``resumed`` (the --out folder) holds an interrupted run, which goes on, a line says so and the bar
-    starts at its epoch."""
+    starts at its epoch. It moves with every training step (by a fraction of an epoch), so that a
+    single long epoch (a 3D ResNeXt on a CPU: minutes) shows its progress too."""
     from avemo.training.state import unfinished_epochs
 
     steps, what = _training_steps(model, epochs)
-    bar = _progress(steps, "training")
+    bar = _progress(max(steps, 2) if what == "training" else steps, "training")  # one long epoch: its steps
     task = bar.add_task(f"{what} {model}", total=steps)
     if resumed is not None and (done := unfinished_epochs(resumed)) is not None:
         console_err.print(escape(f"resuming the unfinished run in {resumed} after epoch {done} of {epochs}"))
@@ -1105,7 +1143,12 @@ def _naming_reader_skips(skipped: Sequence[tuple[str, str]]):
 
 def _print_run(run, out: Path, data) -> None:
     """What ``avemo train`` says at the end: the skipped files (those the dataset reader of ``data``
-    could not use, then those without features), the duplicates, the scores, the checkpoint's folder."""
+    could not use, then those without features), the duplicates, the scores, the checkpoint's folder.
+    Under ``torchrun`` only rank 0 says it, as only rank 0 writes the checkpoint it names."""
+    from avemo.training.trainer import is_main_process
+
+    if not is_main_process():
+        return
     _print_skipped([*data.skipped, *run.failed], f'listed in {out / "checkpoint.json"} ("data": "skipped")')
     _print_duplicates(data.duplicates)
     line = f"best epoch {run.best_epoch}; validation accuracy {run.val.accuracy:.3f}" if run.val else "no validation"

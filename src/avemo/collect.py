@@ -8,6 +8,7 @@ with a media suffix, recursively, in sorted order), or a dataset folder read by 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import tempfile
@@ -18,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from avemo.datasets.records import Clip
+from avemo.datasets.scan import media_files
 from avemo.errors import AvemoError, DatasetError
-from avemo.media.probe import AUDIO_SUFFIXES, MEDIA_SUFFIXES
+from avemo.media.probe import AUDIO_SUFFIXES
 from avemo.output_file import prepare_folder
 
 
@@ -46,8 +48,7 @@ def collect_inputs(
         elif path.is_file():
             return [_unlabelled(path)], [], []
         else:
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
-            return [_unlabelled(p) for p in files], [], []
+            return [_unlabelled(p) for p in media_files(path)], [], []
     from avemo.datasets import read_dataset
 
     if path.is_file():
@@ -79,8 +80,19 @@ def check_export_folder(out_dir: str | Path) -> None:
         raise AvemoError(f"cannot export the features there: {exc}", out_dir) from None
 
 
+def _export_name(spec, specs) -> str:
+    """The file name (without ``.npz``) of ``spec``'s features in an export: the extractor's name, and
+    where several of ``specs`` share it (``-f mfcc`` and ``--model``'s ``mfcc:n_mfcc=20``), its options
+    (``mfcc-n_mfcc=20-deltas=false``): the second file replaced the first under one name."""
+    if sum(s.name == spec.name for s in specs) < 2:
+        return spec.name
+    options = "".join(f"-{k}={json.dumps(v, separators=(',', ':'))}" for k, v in spec.config)
+    return f"{spec.name}{options.replace('/', '_')}"
+
+
 def export_features(out_dir: str | Path, clips: Sequence[Clip], specs, cache, report) -> Path:
-    """Write ``index.csv`` (one row per clip) and ``<extractor>.npz`` (one array per clip, key = row index).
+    """Write ``index.csv`` (one row per clip) and ``<extractor>.npz`` (one array per clip, key = row index;
+    ``<extractor>-<options>.npz`` for an extractor given with several configurations).
 
     Clips whose extraction failed are left out of the index. The folder is built under a
     temporary name and renamed when complete, so it is never half-written. Text features are
@@ -109,7 +121,7 @@ def export_features(out_dir: str | Path, clips: Sequence[Clip], specs, cache, re
                 if feats is None:
                     raise AvemoError(f"feature {ex.name} missing from the cache after extraction", c.path)
                 arrays[f"{i}"] = feats["x"]
-            np.savez(tmp / f"{ex.name}.npz", **arrays)
+            np.savez(tmp / f"{_export_name(spec, specs)}.npz", **arrays)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)

@@ -137,23 +137,37 @@ def plot_curves(history: Sequence[Mapping[str, float]], path, title: str = "", b
     return _save(plt, fig, path)
 
 
-def plot_fold_curves(histories: Sequence[Sequence[Mapping[str, float]]], path, title: str = "") -> Path:
-    """Validation loss and accuracy per epoch of every fold (one line per fold)."""
+def plot_fold_curves(histories: Sequence[Sequence[Mapping[str, float]]], path, title: str = "",
+                     folds: Sequence[int] | None = None) -> Path:
+    """Validation loss and accuracy per epoch of every fold (one line per fold; ``folds``: their numbers in
+    the plan, by default 1, 2, ..., so that ``--folds 2,4`` is not drawn as folds 1 and 2). A fold of one epoch is
+    drawn as points, and a fold without validation names its training line: a 1-epoch run (a quick
+    check of frame models) or folds without validation speakers gave empty axes and matplotlib's
+    "No artists with labels found to put in legend" on stderr."""
     plt, fig = _figure(7.5, 3.2)
     ax1 = fig.add_subplot(1, 2, 1)
     ax2 = fig.add_subplot(1, 2, 2)
-    for i, history in enumerate(histories, start=1):
+    for i, (history, fold) in enumerate(zip(histories, folds or range(1, len(histories) + 1), strict=True), start=1):
         epochs = [row["epoch"] for row in history]
+        marker, validated = "o" if len(epochs) == 1 else None, bool(history) and "val_loss" in history[0]
         if history and "train_loss" in history[0]:
-            ax1.plot(epochs, [row["train_loss"] for row in history], lw=0.8, ls="--", color=f"C{i - 1}")
-        if history and "val_loss" in history[0]:
-            ax1.plot(epochs, [row["val_loss"] for row in history], lw=1.2, color=f"C{i - 1}", label=f"fold {i}")
-            ax2.plot(epochs, [row["val_accuracy"] for row in history], lw=1.2, color=f"C{i - 1}", label=f"fold {i}")
+            ax1.plot(epochs, [row["train_loss"] for row in history], lw=0.8, ls="--", color=f"C{i - 1}",
+                     marker=marker, label=None if validated else f"fold {fold} (no validation)")
+        if validated:
+            ax1.plot(epochs, [row["val_loss"] for row in history], lw=1.2, color=f"C{i - 1}", label=f"fold {fold}",
+                     marker=marker)
+            ax2.plot(epochs, [row["val_accuracy"] for row in history], lw=1.2, color=f"C{i - 1}", label=f"fold {fold}",
+                     marker=marker)
+    longest = max((len(h) for h in histories), default=0)
+    for ax in (ax1, ax2):
+        if longest == 1:
+            ax.set_xticks([1])  # the epoch, not 0.96 ... 1.04 around it
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss (dashed: train, solid: validation)")
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("validation accuracy")
-    ax1.legend(fontsize=7)
+    if ax1.get_legend_handles_labels()[0]:
+        ax1.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(plt, fig, path)

@@ -26,6 +26,7 @@ Rules shared by all readers:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,21 +126,34 @@ def normalise_suffixes(suffixes: Iterable[str] | None) -> frozenset[str] | None:
 
 
 def media_files(root: Path, suffixes: Iterable[str] | None = None) -> list[Path]:
-    """Media files under ``root`` (recursively, sorted by relative path, hidden names left out)."""
+    """Media files under ``root`` (recursively, sorted by relative path, hidden names left out). Links
+    to folders are followed (a corpus assembled from links to its speakers' folders on other disks;
+    ``Path.rglob`` passed them by, and the folder read as holding no files), each folder once."""
     from avemo.media.probe import MEDIA_SUFFIXES
 
     wanted = normalise_suffixes(suffixes)
     found = []
-    for path in root.rglob("*"):
-        relative = path.relative_to(root)
-        if any(part.startswith(".") for part in relative.parts):
-            continue
+    for path in _walk(Path(root)):
         suffix = path.suffix.lower()
         if suffix not in MEDIA_SUFFIXES or (wanted is not None and suffix not in wanted):
             continue
         if path.is_file():
             found.append(path)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """The files under ``root`` without hidden names, through links to folders; a folder reached twice
+    (two links to it, a link to an ancestor) is read once."""
+    seen: set[str] = set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        yield from (Path(folder, name) for name in files if not name.startswith("."))
 
 
 def with_modalities(parsed: Mapping[str, Any], modalities: tuple[str, ...]) -> dict[str, Any]:

@@ -798,7 +798,7 @@ def _figures(results: dict[str, Any], model_name: str, out_dir: Path, name: str)
     }
     if any(f.history for f in folds):  # models trained by epochs (not the SVM floor)
         figs["curves"] = plot_fold_curves([f.history for f in folds], fig_dir / f"{model_name}_curves.png",
-                                          title=model_name)
+                                          title=model_name, folds=[f.fold for f in folds])
     return {k: str(v.relative_to(out_dir)) for k, v in figs.items()}
 
 

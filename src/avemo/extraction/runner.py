@@ -23,12 +23,15 @@ from avemo.extraction.executors import InProcessExecutor, get_executor
 
 @dataclass
 class ExtractionReport:
-    """Summary of a batch: per-file outcomes, wall time and the executor used."""
+    """Summary of a batch: per-file outcomes, wall time and the executor used; ``started``: whether the
+    executor ran at all (False when every file's features were in the cache, so that no worker pool
+    was started and no Ray cluster contacted)."""
 
     outcomes: list[FileOutcome]
     seconds: float
     executor: str
     workers: int
+    started: bool = True
 
     @property
     def failed(self) -> list[FileOutcome]:
@@ -63,7 +66,8 @@ class ExtractionReport:
                 into.add_warnings(o.warnings)
                 into.add_warnings(o.cached_warnings, cached=True)
         return cls(list(by_path.values()), sum(r.seconds for r in reports),
-                   " + ".join(dict.fromkeys(r.executor for r in reports)), max((r.workers for r in reports), default=1))
+                   " + ".join(dict.fromkeys(r.executor for r in reports)), max((r.workers for r in reports), default=1),
+                   any(r.started for r in reports))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +79,7 @@ class ExtractionReport:
             "seconds": round(self.seconds, 3),
             "executor": self.executor,
             "workers": self.workers,
+            "executor_started": self.started,
         }
 
 
@@ -133,4 +138,5 @@ def run_extraction(
             remove_orphan_temp_files(cache.root)
     order = {p: i for i, p in enumerate(paths)}
     outcomes.sort(key=lambda o: order.get(o.path, len(order)))
-    return ExtractionReport(outcomes, time.perf_counter() - t0, executor, runner.workers)
+    started = bool(todo) or isinstance(runner, InProcessExecutor)
+    return ExtractionReport(outcomes, time.perf_counter() - t0, executor, runner.workers, started)

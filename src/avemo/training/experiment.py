@@ -239,6 +239,7 @@ def train_run(
     gathered: Gathered | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     keep_model: bool = False,
+    on_step: Callable[[float], None] | None = None,
 ) -> RunResult:
     """Fit ``model_name`` on ``train_takes`` (model selection on ``val_takes``), test on ``test_takes``.
 
@@ -247,7 +248,8 @@ def train_run(
     ``keep_model``: the result holds the trained model and its normaliser (to score it on more data,
     e.g. the benchmark's out-of-domain corpora). ``plots``: write the figures (:func:`write_plots`) into
     ``out_dir`` (True), into that folder (a path: created if missing; the checkpoint folder then holds the
-    checkpoint's files only), or not (False).
+    checkpoint's files only), or not (False). ``on_epoch``, ``on_step``: the training's progress
+    (:func:`~avemo.training.trainer.fit`).
     """
     import torch
 
@@ -268,7 +270,8 @@ def train_run(
     norm = Normalizer.fit(parts[0], specs, speaker_norm=train_config.speaker_norm)
     extraction = {"cache": cache, "workers": workers, "executor": executor, "address": address}
     result, val_m = _fit_and_validate(model, parts, norm, data, train_config, extraction,
-                                      run_dir=Path(out_dir) if out_dir is not None else None, on_epoch=on_epoch)
+                                      run_dir=Path(out_dir) if out_dir is not None else None, on_epoch=on_epoch,
+                                      on_step=on_step)
     test_m = probs = y_test = None
     if len(parts[2]):
         test_d = _tensor_data(parts[2], norm, data.labels, specs, train=False, seed=train_config.seed,
@@ -299,7 +302,8 @@ def _partition(gathered: Gathered, takes: Sequence[Sequence[Take]]) -> list[Gath
 
 
 def _fit_and_validate(model, parts: list[Gathered], norm: Normalizer, data: DataBundle, config: TrainConfig,
-                      extraction: dict[str, Any], *, run_dir: Path | None, on_epoch) -> tuple[FitResult, Metrics | None]:
+                      extraction: dict[str, Any], *, run_dir: Path | None, on_epoch,
+                      on_step) -> tuple[FitResult, Metrics | None]:
     """Build the training (with perturbed copies) and validation sets, fit, calibrate on validation."""
     specs, seed = dict(model.inputs), config.seed
     train_g, val_g = parts[0], parts[1]
@@ -323,7 +327,7 @@ def _fit_and_validate(model, parts: list[Gathered], norm: Normalizer, data: Data
     fingerprint = {"model": model.build_args, "train": cfg.to_dict(config),
                    "n": [len(train_d), len(val_d) if val_d else 0]}
     result = fit(model, train_d, val_d, config, labels=list(data.labels.emotions), run_dir=run_dir,
-                 on_epoch=on_epoch, fingerprint=fingerprint, objective=objective)
+                 on_epoch=on_epoch, fingerprint=fingerprint, objective=objective, on_step=on_step)
     calibrate(model, val_d)
     val_m = None
     if val_d is not None:
@@ -463,10 +467,12 @@ def resolve_split(
         else:
             val = speakers[-2:]
         unknown = sorted(set(val) - set(speakers))
-        if unknown:
-            raise ConfigError(f"validation speakers {unknown} are not in the data (speakers: {speakers})")
+        if unknown:  # or in it, but without a take the model can read (CREMA-D audio-only clips, a frame model)
+            what = "have no take with every input the model needs" if set(unknown) <= set(left_out) else \
+                "are not in the data"
+            raise ConfigError(f"validation speakers {unknown} {what} (speakers: {speakers})")
         if len(val) >= len(speakers):
-            raise ConfigError("every speaker would be a validation speaker; train on more speakers")
+            raise ConfigError(_no_training_speaker(speakers, given=bool(val_speakers)))
         fold_obj = Fold(number=0, test=(), val=tuple(sorted(val)), train=tuple(s for s in speakers if s not in val))
         info = {"fold": None, "val_speakers": list(fold_obj.val)}
     else:
@@ -481,12 +487,26 @@ def resolve_split(
     if left_out:
         info["speakers_without_usable_takes"] = left_out
     tr, va, te = split(data.takes, fold_obj)
+    if not tr:  # a built-in plan of the whole corpus on a copy with a few of its speakers
+        raise ConfigError(f"fold {fold} of plan {info['plan']} trains on speakers {', '.join(fold_obj.train)}, none "
+                          f"of which is in the data (speakers: {', '.join(speakers)}); give a plan of these speakers "
+                          "(--plan FILE.json), or train without --fold (validation speakers: --val-speakers)")
     for part, takes in (("validation", va), ("test", te)):  # e.g. --speakers without the fold's own
         named = fold_obj.val if part == "validation" else fold_obj.test
         if named and not takes:
             log.warning("fold %s of plan %s: none of its %s speakers (%s) is in the data: no %s takes",
                         fold, info["plan"], part, ", ".join(named), part)
     return tr, va, te, info
+
+
+def _no_training_speaker(speakers: Sequence[str], *, given: bool) -> str:
+    """Why a split without a fold has no training speaker, and what to do: a folder of two speakers
+    validated on both by default (the last two), and the refusal did not say that one would do."""
+    line = f"every speaker ({', '.join(speakers)}) would be a validation speaker"
+    if len(speakers) < 2:
+        return line + "; a split by speaker needs at least 2 (one trains, one validates): train on more speakers"
+    default = "" if given else " (by default the last two)"
+    return line + f"{default}; train on more speakers, or name fewer validation speakers (--val-speakers {speakers[-1]})"
 
 
 def _official_split(data: DataBundle) -> tuple[list[Take], list[Take], list[Take], dict[str, Any]]:
@@ -524,8 +544,13 @@ def _fold_plan(data: DataBundle, plan: str | Path | None):
         return corpora_plan(data.speakers, [c.corpus for c in data.corpora.specs], 5,
                             name=f"{data.dataset}_by_corpus", dataset=data.dataset)
     if plan is None:
-        return covering_plan(data.dataset, data.speakers) or make_plan(
-            data.speakers, 5, n_val=2, name=f"{data.dataset}_5fold", dataset=data.dataset)
+        covering = covering_plan(data.dataset, data.speakers)
+        if covering is None and len(data.speakers) < 5:  # make_plan said "cannot make 5 folds", naming no way out
+            raise ConfigError(f"--fold needs a plan: the default one has 5 folds (one speaker or more tested in each), "
+                              f"and the data has {len(data.speakers)} speakers ({', '.join(data.speakers)}); give a "
+                              "plan of your own (--plan FILE.json, as src/avemo/datasets/plans/*.json), or train "
+                              "without --fold (validation speakers: --val-speakers)")
+        return covering or make_plan(data.speakers, 5, n_val=2, name=f"{data.dataset}_5fold", dataset=data.dataset)
     if Path(str(plan)).suffix == ".json":
         return FoldPlan.from_json(plan)
     return builtin_plan(str(plan))

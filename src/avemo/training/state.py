@@ -115,10 +115,12 @@ def load_resume_state(run_dir: Path, model, optimizer, scheduler, fingerprint: d
         state = json.loads((last / "state.json").read_text())
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot resume: unreadable training state ({exc})", last) from None
-    if fingerprint is not None and state.get("fingerprint") != json.loads(json.dumps(fingerprint)):
+    now = json.loads(json.dumps(fingerprint))
+    if fingerprint is not None and state.get("fingerprint") != now:
         raise CheckpointError(
-            "holds an unfinished run with other settings (model, training config, data or torchrun processes); "
-            "resume it with the same command, or use another --out folder (avemo train --overwrite replaces it)", run_dir)
+            "holds an unfinished run with other settings (model, training config, data or torchrun processes: "
+            f"{_differences(state.get('fingerprint'), now)}); resume it with the same command, or use another "
+            "--out folder (avemo train --overwrite replaces it)", run_dir)
     try:
         model.load_state_dict(load_file(str(last / "model.safetensors")))
         optimizer.load_state_dict(_join_optimizer(load_file(str(last / "optimizer.safetensors")), state["optimizer"]))
@@ -137,6 +139,25 @@ def load_resume_state(run_dir: Path, model, optimizer, scheduler, fingerprint: d
 RUN_OUTPUTS = ("history.csv", "curves.png", "confusion.png", "roc.png", "last", "model.safetensors", "checkpoint.json")
 #: the folder, inside the run folder, that an overwriting run trains in
 STAGING = ".overwrite"
+
+
+#: What the settings an unfinished run was started with are called (:func:`_differences`).
+_SETTING_NAMES = {"n": "training and validation takes", "processes": "torchrun processes"}
+
+
+def _differences(saved: Any, now: Any, shown: int = 3) -> str:
+    """The settings of a resume state's fingerprint that differ from this run's, ``train.batch_size 2, now
+    4`` (the first ``shown`` of them): the refusal named no setting, and a run of many options left the
+    user to guess which one was not given again."""
+    def walk(a: Any, b: Any, name: str) -> Iterator[str]:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in dict.fromkeys([*a, *b]):
+                yield from walk(a.get(k), b.get(k), f"{name}.{k}" if name else _SETTING_NAMES.get(k, k))
+        elif a != b:  # None: the setting is absent (a run of one process records no "processes")
+            yield f"{name} {json.dumps(a) if a is not None else 'unset'}, now {json.dumps(b) if b is not None else 'unset'}"
+
+    found = list(walk(saved, now, ""))
+    return "; ".join(found[:shown]) + (f"; {len(found) - shown} more" if len(found) > shown else "")
 
 
 def finished_run(run_dir: Path) -> str | None:
