@@ -59,6 +59,9 @@ def test_a_resumed_run_says_so(make_ravdess, avemo_main, tmp_path, monkeypatch):
         m.setattr(experiment, "_save_run", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
         code, _, err = _train(avemo_main, corpus, run, cache, "--epochs", "2")
     assert code == 130 and (run / "last" / "state.json").is_file(), err
+    # other settings: refused, and nothing says it was resuming (the line came before the refusal)
+    code, _, err = _train(avemo_main, corpus, run, cache, "--epochs", "2", "--seed", "1")
+    assert code != 0 and "other settings" in err and "resuming" not in err, err
     code, _, err = _train(avemo_main, corpus, run, cache, "--epochs", "2")
     assert code == 0, err
     assert f"resuming the unfinished run in {run} after epoch 2 of 2" in " ".join(err.split())

@@ -119,7 +119,7 @@ def test_only_rank_0_writes_where_no_process_group_runs(monkeypatch):
 
 def test_only_rank_0_prints_the_end_of_run_summary(make_ravdess, avemo_main, tmp_path, monkeypatch):
     """Under torchrun every rank printed the scores and ``checkpoint: RUN`` (and its skipped files): as
-    many copies as processes, the others' naming a checkpoint they did not write. A model fitted in
+    many copies as processes, the others' naming a checkpoint they did not write; and the split line. A model fitted in
     closed form starts no process group, so the ranks are told apart by torchrun's variables alone."""
     corpus = make_ravdess(("01", "05", "07"))
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -130,3 +130,4 @@ def test_only_rank_0_prints_the_end_of_run_summary(make_ravdess, avemo_main, tmp
         assert code == 0, err
         summary = [line for line in out.splitlines() if "validation accuracy" in line or line.startswith("checkpoint:")]
         assert len(summary) == (2 if rank == "0" else 0), out
+        assert ("training, " in err) == (rank == "0"), err  # the split line before training, too

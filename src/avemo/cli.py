@@ -982,14 +982,14 @@ def train(
             gathered, (tr, va, te, split_info) = _train_split(model, model_config, inputs, data, cache, workers,
                                                               split_options)
         n_tr, n_va, n_te = _usable_counts(gathered, (tr, va, te))
-        console_err.print(escape(f"{model}: {n_tr} training, {n_va} validation, {n_te} test takes ({split_words(split_info)})"))
-        bar, task = _training_bar(model, train_cfg.epochs, None if overwrite else out)
+        _say(f"{model}: {n_tr} training, {n_va} validation, {n_te} test takes ({split_words(split_info)})")
+        bar, progress = _training_bar(model, train_cfg.epochs, out)
         with bar, run_folder(out, overwrite=overwrite) as where:
             run = train_run(
                 model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
                 train_config=train_cfg, cache=cache, out_dir=where, workers=workers or _cores(),
                 extra_meta={"split": split_info}, gathered=gathered, plots=plots if plots is not None else True,
-                on_epoch=lambda row: bar.update(task, completed=row["epoch"]), on_step=lambda e: bar.update(task, completed=e),
+                **progress,
             )
     _print_run(run, out, data)
 
@@ -1002,20 +1002,34 @@ def _usable_counts(gathered, parts) -> tuple[int, ...]:
     return tuple(sum(t.key in usable for t in part) for part in parts)
 
 
-def _training_bar(model: str, epochs: int, resumed: Path | None = None):
-    """The progress bar of ``avemo train`` (not started) and its task, of :func:`_training_steps`; when
-    ``resumed`` (the --out folder) holds an interrupted run, which goes on, a line says so and the bar
-    starts at its epoch. It moves with every training step (by a fraction of an epoch), so that a
-    single long epoch (a 3D ResNeXt on a CPU: minutes) shows its progress too."""
-    from avemo.training.state import unfinished_epochs
+def _training_bar(model: str, epochs: int, out: Path):
+    """The progress bar of ``avemo train`` (not started) and the progress callbacks of
+    :func:`~avemo.training.train_run` that move it. It moves with every training step (by a fraction of
+    an epoch), so that a single long epoch (a 3D ResNeXt on a CPU: minutes) shows its progress too. When
+    the trainer resumes the unfinished run in ``out`` (its settings matched), a line says so and the bar
+    jumps to its epoch. Under ``torchrun`` only rank 0 shows them."""
+    from avemo.training.trainer import is_main_process
 
     steps, what = _training_steps(model, epochs)
-    bar = _progress(max(steps, 2) if what == "training" else steps, "training")  # one long epoch: its steps
+    # one long epoch: its steps
+    bar = _progress(max(steps, 2) if what == "training" else steps, "training") if is_main_process() \
+        else _LineProgress(False)
     task = bar.add_task(f"{what} {model}", total=steps)
-    if resumed is not None and (done := unfinished_epochs(resumed)) is not None:
-        console_err.print(escape(f"resuming the unfinished run in {resumed} after epoch {done} of {epochs}"))
+
+    def resumed(done: int) -> None:
+        _say(f"resuming the unfinished run in {out} after epoch {done} of {epochs}")
         bar.update(task, completed=done)
-    return bar, task
+
+    return bar, {"on_epoch": lambda row: bar.update(task, completed=row["epoch"]),
+                 "on_step": lambda e: bar.update(task, completed=e), "on_resume": resumed}
+
+
+def _say(line: str) -> None:
+    """A line of ``avemo train`` on stderr; under ``torchrun`` rank 0 alone says it."""
+    from avemo.training.trainer import is_main_process
+
+    if is_main_process():
+        console_err.print(escape(line))
 
 
 def _training_steps(model: str, epochs: int) -> tuple[int, str]:

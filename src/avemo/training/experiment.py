@@ -240,6 +240,7 @@ def train_run(
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     keep_model: bool = False,
     on_step: Callable[[float], None] | None = None,
+    on_resume: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Fit ``model_name`` on ``train_takes`` (model selection on ``val_takes``), test on ``test_takes``.
 
@@ -248,8 +249,8 @@ def train_run(
     ``keep_model``: the result holds the trained model and its normaliser (to score it on more data,
     e.g. the benchmark's out-of-domain corpora). ``plots``: write the figures (:func:`write_plots`) into
     ``out_dir`` (True), into that folder (a path: created if missing; the checkpoint folder then holds the
-    checkpoint's files only), or not (False). ``on_epoch``, ``on_step``: the training's progress
-    (:func:`~avemo.training.trainer.fit`).
+    checkpoint's files only), or not (False). ``on_epoch``, ``on_step``, ``on_resume``: the training's
+    progress (:func:`~avemo.training.trainer.fit`).
     """
     import torch
 
@@ -270,8 +271,8 @@ def train_run(
     norm = Normalizer.fit(parts[0], specs, speaker_norm=train_config.speaker_norm)
     extraction = {"cache": cache, "workers": workers, "executor": executor, "address": address}
     result, val_m = _fit_and_validate(model, parts, norm, data, train_config, extraction,
-                                      run_dir=Path(out_dir) if out_dir is not None else None, on_epoch=on_epoch,
-                                      on_step=on_step)
+                                      run_dir=Path(out_dir) if out_dir is not None else None,
+                                      progress={"on_epoch": on_epoch, "on_step": on_step, "on_resume": on_resume})
     test_m = probs = y_test = None
     if len(parts[2]):
         test_d = _tensor_data(parts[2], norm, data.labels, specs, train=False, seed=train_config.seed,
@@ -302,8 +303,8 @@ def _partition(gathered: Gathered, takes: Sequence[Sequence[Take]]) -> list[Gath
 
 
 def _fit_and_validate(model, parts: list[Gathered], norm: Normalizer, data: DataBundle, config: TrainConfig,
-                      extraction: dict[str, Any], *, run_dir: Path | None, on_epoch,
-                      on_step) -> tuple[FitResult, Metrics | None]:
+                      extraction: dict[str, Any], *, run_dir: Path | None,
+                      progress: dict[str, Callable | None]) -> tuple[FitResult, Metrics | None]:
     """Build the training (with perturbed copies) and validation sets, fit, calibrate on validation."""
     specs, seed = dict(model.inputs), config.seed
     train_g, val_g = parts[0], parts[1]
@@ -327,7 +328,7 @@ def _fit_and_validate(model, parts: list[Gathered], norm: Normalizer, data: Data
     fingerprint = {"model": model.build_args, "train": cfg.to_dict(config),
                    "n": [len(train_d), len(val_d) if val_d else 0]}
     result = fit(model, train_d, val_d, config, labels=list(data.labels.emotions), run_dir=run_dir,
-                 on_epoch=on_epoch, fingerprint=fingerprint, objective=objective, on_step=on_step)
+                 fingerprint=fingerprint, objective=objective, **progress)
     calibrate(model, val_d)
     val_m = None
     if val_d is not None:

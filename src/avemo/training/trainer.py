@@ -301,6 +301,7 @@ class TrainingSetup:
     compile_seconds: float | None = None
     objective: CorpusObjective | None = None  # sample weights / masked labels of a multi-corpus run
     on_step: Callable[[float], None] | None = None  # after each step: the epochs done (2.5: half of epoch 3)
+    on_resume: Callable[[int], None] | None = None  # an unfinished run resumed: its epochs done
 
     @property
     def use_amp(self) -> bool:
@@ -498,11 +499,14 @@ def fit(
     fingerprint: dict | None = None,
     objective: CorpusObjective | None = None,
     on_step: Callable[[float], None] | None = None,
+    on_resume: Callable[[int], None] | None = None,
 ) -> FitResult:
     """Train ``model`` (in place); return the best epoch and the per-epoch history.
 
     ``on_epoch(row)``: after each epoch; ``on_step(epochs)``: after each training step, the epochs done
-    so far (a fraction within an epoch: one epoch of a 3D ResNeXt on a CPU takes minutes).
+    so far (a fraction within an epoch: one epoch of a 3D ResNeXt on a CPU takes minutes);
+    ``on_resume(epochs)``: once, when the unfinished run in ``run_dir`` was resumed (after its settings
+    were found to match), with the epochs it had done.
     Without ``val`` the model trains for ``config.epochs`` epochs and keeps the last weights.
     ``objective``: sample weights and masked labels (``train`` then has ``groups``). A model with
     ``closed_form`` is fitted in one call on all of ``train`` (:func:`fit_closed_form`), not by epochs.
@@ -519,7 +523,7 @@ def fit(
         return result
     t0 = time.perf_counter()
     setup = setup_training(model, config)
-    setup.objective, setup.on_step = objective, on_step
+    setup.objective, setup.on_step, setup.on_resume = objective, on_step, on_resume
     if config.class_balance == "loss":
         model.class_weights = _class_weights(train.labels, len(labels))
     try:
@@ -577,6 +581,8 @@ def _epochs(model: AvemoModel, train: TensorData, val: TensorData | None, config
         if resumed is not None:
             history, stopping.best_score, stopping.best_epoch, stopping.bad_epochs, stopping.best_state = resumed
             log.info("resuming %s after epoch %d", run_dir, len(history))
+            if setup.on_resume is not None:
+                setup.on_resume(len(history))
     validating = val is not None and len(val) > 0
     for epoch in range(len(history) + 1, config.epochs + 1):
         if val is not None and stopping.stop:
