@@ -254,6 +254,34 @@ def test_clip_without_a_face_predicts_from_the_voice(predictor, make_clip):
     assert r.face_coverage == 0.0
 
 
+def _two_faces(path, seconds: float = 1.0, fps: int = 10):
+    """A video call's split screen: two generated speakers side by side (no audio)."""
+    import av
+
+    from avemo.media.synth import synth_frame
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for i in range(int(seconds * fps)):
+            halves = [synth_frame(i / fps, (160, 240), True, phase) for phase in (0.0, 2.0)]
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.hstack(halves), format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
+def test_two_faces_in_view_are_said(predictor, make_clip, tmp_path):
+    """Of several faces the video expert reads one (the largest where the track starts): a video call's
+    result came from one of its two people without a word."""
+    r = predictor.predict(_two_faces(tmp_path / "call.mp4"))
+    check_prediction(r, audio=False, video=True)
+    assert [w for w in r.warnings if "faces in a frame" in w] == [
+        "up to 2 faces in a frame: the video's emotion is that of one face, the largest where it was first found "
+        "(taken for the speaker's)"]
+    alone = predictor.predict(make_clip("noaudio.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio=None))
+    assert not [w for w in alone.warnings if "faces" in w]
+
+
 def test_silent_audio_track_is_reported_not_used(predictor, make_clip):
     r = predictor.predict(make_clip("silent.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="silence"))
     check_prediction(r, audio=False, video=True)

@@ -280,6 +280,15 @@ def test_collect_media_walks_folders_and_reports_empty_ones(tmp_path):
     assert repeats == [(str(tmp_path / "a" / "x.mp4"), "given twice: predicted once")]  # in its folder, and alone
 
 
+def test_collect_media_finds_what_phones_and_browsers_record(tmp_path):
+    """A folder of an Android phone's .3gp videos, Matroska audio (.mka) or a browser's WebM audio (.weba) was
+    "no media files", although each file given alone is predicted (its container is read from its bytes)."""
+    for name in ("call.3gp", "voice.mka", "note.weba"):
+        (tmp_path / name).write_bytes(b"1")
+    files, problems, _ = collect_media([tmp_path])
+    assert sorted(f.name for f in files) == ["call.3gp", "note.weba", "voice.mka"] and problems == []
+
+
 def test_collect_media_keeps_a_second_name_of_a_file(tmp_path, monkeypatch):
     """A symlink given next to its target used to vanish from the results without a word; the same path
     given twice (also spelt differently) still counts once."""
