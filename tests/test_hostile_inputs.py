@@ -61,6 +61,8 @@ def corpus(tmp_path_factory) -> Path:
     (root / "damaged_middle.mp4").write_bytes(bytes(clip))  # a bad sector's worth of noise
     whole_mkv = write_clip(root / "four_seconds.mkv", duration=4.0, fps=30, size=(160, 120)).read_bytes()
     (root / "cut.mkv").write_bytes(whole_mkv[: int(len(whole_mkv) * 0.3)])  # an interrupted copy
+    whole_flv = write_clip(root / "two_seconds.flv", duration=2.0, fps=30, size=(160, 120), audio="speech").read_bytes()
+    (root / "cut.flv").write_bytes(whole_flv[: int(len(whole_flv) * 0.55)])  # a CREMA-D-like clip, cut
     whole_wav = write_clip(root / "four_seconds.wav", duration=4.0, audio="voice").read_bytes()
     (root / "cut.wav").write_bytes(whole_wav[: int(len(whole_wav) * 0.3)])  # its RIFF header still says 4 s
     (root / "no_media").mkdir()
@@ -135,6 +137,35 @@ def test_a_truncated_file_reports_what_was_decoded(corpus, avemo_main):
     assert result["duration"] < 1.5  # the header says 4.06 s; about a second of it decodes
     assert result["timeline"][-1]["end"] == pytest.approx(result["duration"], abs=1e-3)
     assert any(w.startswith("truncated or damaged: the header declares 4.06 s") for w in result["warnings"])
+
+
+def test_a_truncated_flv_reports_the_length_that_decodes_as_info_does(corpus, avemo_main):
+    """The length of a cut file was the last analysed frame's time plus an analysis step (1/8 s), past the
+    end of both streams (a cut CREMA-D clip: 1.4 s, where 1.33 s decodes): now where its video's last
+    frame or its audio ends, the length avemo info reports."""
+    code, out, err = avemo_main("predict", corpus / "cut.flv", "--format", "json")
+    assert code == 0, err
+    result = json.loads(out)
+    info = json.loads(avemo_main("info", corpus / "cut.flv", "--json", "--no-faces")[1])
+    assert result["duration"] == pytest.approx(info["duration_s"], abs=1e-3)
+    assert result["duration"] == pytest.approx(max(_decoded_ends(corpus / "cut.flv")), abs=2e-3)
+    assert result["timeline"][-1]["end"] == pytest.approx(result["duration"], abs=1e-3)
+    assert result["duration"] < info["header_duration_s"] - 0.5
+
+
+def _decoded_ends(path: Path) -> tuple[float, float]:
+    """Where the audio and the video of ``path`` end in a full decode (until the decoder stops): the
+    audio's samples, the last video frame's time plus one frame."""
+    import av
+
+    ends = [0.0, 0.0]
+    with av.open(str(path)) as container, contextlib.suppress(av.error.FFmpegError):
+        for frame in container.decode(audio=0):
+            ends[0] = float(frame.time) + frame.samples / frame.sample_rate
+    with av.open(str(path)) as container, contextlib.suppress(av.error.FFmpegError):
+        for frame in container.decode(video=0):
+            ends[1] = float(frame.time) + 1 / float(container.streams.video[0].average_rate)
+    return ends[0], ends[1]
 
 
 def test_a_truncated_wav_file_is_said_to_be_truncated(corpus, avemo_main):
@@ -526,8 +557,9 @@ def test_info_on_a_truncated_file_shows_what_decodes_and_warns_as_predict(corpus
     report = json.loads(out)
     assert report["duration_s"] < 1.5 and report["header_duration_s"] == pytest.approx(4.064)
     assert err.splitlines() == [f"avemo: warning: {corpus / 'cut.mkv'}: {w}" for w in report["warnings"]]
-    assert [w.split(",")[0] for w in report["warnings"]] == [
-        f"truncated or damaged: the header declares 4.06 s of {what}" for what in ("audio", "video")]
+    assert [w.split(",")[0] for w in report["warnings"]] == [  # each track's own length (its DURATION tag)
+        f"truncated or damaged: the header declares {length} s of {what}" for length, what in (("4.06", "audio"),
+                                                                                                ("4.00", "video"))]
     # the frames too: those that decode, and the header's (30 fps x 4 s)
     assert report["video"]["frames"] == _frames_that_decode(corpus / "cut.mkv") < 120 <= report["video"]["header_frames"]
     assert report["video"]["frames"] == pytest.approx(report["duration_s"] * 30, abs=1.5)

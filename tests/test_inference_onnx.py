@@ -123,6 +123,18 @@ def test_engines_agree_end_to_end(torch_predictor, onnx_predictor, ravdess_video
     assert a.face_coverage == b.face_coverage
 
 
+def test_engines_agree_on_a_file_of_several_encoder_passes(torch_predictor, onnx_predictor, make_clip):
+    """A file longer than one pass: torch encodes its passes 5 at a time, the encoder's graph (exported for
+    one signal) one at a time; the onnx engine failed with an internal error on the batch."""
+    clip = make_clip("onnx_long_speech.wav", duration=14.0, audio="speech")
+    a, b = torch_predictor.predict(clip), onnx_predictor.predict(clip)
+    assert len(a.timeline) == len(b.timeline) > 20
+    for wa, wb in zip(a.timeline, b.timeline, strict=True):
+        assert (wa.probabilities is None) == (wb.probabilities is None)
+        if wa.probabilities is not None:
+            assert wb.probabilities == pytest.approx(wa.probabilities, abs=TOL)
+
+
 _WITHOUT_TORCH = """
 import sys
 from avemo import Predictor

@@ -167,8 +167,11 @@ def test_cached_whisper_encoder_equals_the_package_weights():
     assert torch.equal(cached.mel_filters, reference.mel_filters) and torch.equal(cached.window, reference.window)
 
 
-def test_audio_is_encoded_in_30s_chunks_and_windows_are_pooled_across_them(predictor, make_clip, monkeypatch):
-    """A fake encoder whose frames all carry their chunk's length shows which frames each window pools."""
+def test_audio_is_encoded_in_overlapping_passes_and_windows_are_pooled_across_them(predictor, make_clip, monkeypatch):
+    """A fake encoder whose frames carry their time in the pass shows which frames each window pools: a
+    65 s file is read in passes of 6 s overlapping by 2 s, each giving its middle 4 s (the first its first
+    4 s, the last its end), so no frame lies more than 5 s into a pass; the passes of one length go to the
+    encoder 5 at a time (as many frames as one 30 s pass)."""
     from avemo.inference.audio import WhisperAudioExpert
 
     audio = predictor._backend.audio
@@ -176,28 +179,49 @@ def test_audio_is_encoded_in_30s_chunks_and_windows_are_pooled_across_them(predi
         pytest.skip("the bundled audio head is not a whisper_base model")
 
     class FakeEncoder:
-        calls: list[int] = []
+        calls: list[tuple[int, int]] = []
 
         def __call__(self, audio):
-            n = audio.shape[1]
-            self.calls.append(n)
-            return {"states": np.full((1, -(-n // 320), 512), n / 16000, dtype=np.float32)}
+            self.calls.append(audio.shape)
+            where = (np.arange(-(-audio.shape[1] // 320)) + 0.5) * 0.02  # each frame's time in its pass
+            return {"states": np.broadcast_to(where[None, :, None], (audio.shape[0], len(where), 512)).astype(np.float32)}
 
     fake = FakeEncoder()
     monkeypatch.setattr(audio, "encoder", fake)
     batches = []
     clip, windows, duration, _ = audio.embed(make_clip("long.wav", duration=65.0, audio="tone"), WindowGrid(),
                                              on_windows=lambda w: batches.append(sorted(w)))
-    assert fake.calls == [480000, 480000, 80000]  # 30 s, 30 s, 5 s: one encoder pass per chunk
-    # windows are handed over as soon as they are complete: after each chunk, and the last one at the end
-    assert [(b[0], b[-1]) for b in batches] == [(0, 58), (59, 118), (119, 128), (129, 129)]
-    assert windows == {}  # nothing kept
+    # 5 s (no context before it), 15 passes of 6 s every 4 s in calls of 5, the last 2 s
+    assert fake.calls == [(1, 80000), (5, 96000), (5, 96000), (5, 96000), (1, 32000)]
+    # windows are handed over as soon as they are complete: after each pass, and the last one at the end
+    assert [(b[0], b[-1]) for b in batches][:2] == [(0, 6), (7, 14)] and batches[-1] == [129]
+    assert sum(batches, []) == list(range(130)) and windows == {}  # each window once, nothing kept
     seen = {}
     audio.embed(make_clip("long.wav", duration=65.0, audio="tone"), WindowGrid(), on_windows=seen.update)
-    assert seen[0][0] == pytest.approx(30.0) and seen[59][0] == pytest.approx(30.0)  # [29.5, 30.5): chunks 1 and 2
-    assert seen[119][0] == pytest.approx((25 * 30 + 25 * 5) / 50)  # [59.5, 60.5): 25 frames of each chunk
-    assert seen[129][0] == pytest.approx(5.0)
-    assert clip[0] == pytest.approx((3000 * 30 + 250 * 5) / 3250) and duration == pytest.approx(65.0)
+    assert seen[0][0] == pytest.approx(0.5) and seen[8][0] == pytest.approx(1.5)  # [4, 5) s: the 2nd pass's 1-2 s
+    assert seen[7][0] == pytest.approx((25 * 3.75 + 25 * 1.25) / 50)  # [3.5, 4.5): from both passes
+    assert max(w[0] for w in seen.values()) < 5.0 and seen[129][0] == pytest.approx(1.75)
+    assert duration == pytest.approx(65.0) and clip[0] == pytest.approx((200 * 2.0 + 3000 * 3.0 + 50 * 1.5) / 3250)
+
+
+@pytest.mark.shared_data
+def test_a_voice_is_read_alike_wherever_it_lies_in_a_long_file(predictor, ravdess_video, tmp_path):
+    """The same utterance 0 s and 20 s into a 30 s recording: read in one 30 s encoder pass, its windows at
+    20 s came out neutral (p(disgust) 0.00 where it was 0.98 at the start of the file)."""
+    import soundfile as sf
+
+    from avemo.media import load_audio
+
+    voice = load_audio(ravdess_video)
+    read = []
+    for offset in (0, 20):
+        y = np.zeros(30 * 16000, dtype=np.float32)
+        y[offset * 16000 : offset * 16000 + len(voice)] = voice
+        sf.write(tmp_path / f"at_{offset}.wav", y, 16000)
+        windows = [w for w in predictor.predict(tmp_path / f"at_{offset}.wav").timeline if w.audio]
+        read.append(([w.emotion for w in windows], np.mean([w.probabilities["disgust"] for w in windows])))
+    assert read[0][0] == ["disgust"] * 5 and read[1][0] == read[0][0]
+    assert read[1][1] == pytest.approx(read[0][1], abs=0.1)
 
 
 @pytest.mark.shared_data
@@ -252,6 +276,34 @@ def test_clip_without_a_face_predicts_from_the_voice(predictor, make_clip):
     check_prediction(r, audio=True, video=False)
     assert r.modalities["video"].reason.startswith("no face detected in any of the")
     assert r.face_coverage == 0.0
+
+
+def _two_faces(path, seconds: float = 1.0, fps: int = 10):
+    """A video call's split screen: two generated speakers side by side (no audio)."""
+    import av
+
+    from avemo.media.synth import synth_frame
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for i in range(int(seconds * fps)):
+            halves = [synth_frame(i / fps, (160, 240), True, phase) for phase in (0.0, 2.0)]
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.hstack(halves), format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
+def test_two_faces_in_view_are_said(predictor, make_clip, tmp_path):
+    """Of several faces the video expert reads one (the largest where the track starts): a video call's
+    result came from one of its two people without a word."""
+    r = predictor.predict(_two_faces(tmp_path / "call.mp4"))
+    check_prediction(r, audio=False, video=True)
+    assert [w for w in r.warnings if "faces in a frame" in w] == [
+        "up to 2 faces in a frame: the video's emotion is that of one face, the largest where it was first found "
+        "(taken for the speaker's)"]
+    alone = predictor.predict(make_clip("noaudio.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio=None))
+    assert not [w for w in alone.warnings if "faces" in w]
 
 
 def test_silent_audio_track_is_reported_not_used(predictor, make_clip):

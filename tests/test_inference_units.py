@@ -280,6 +280,30 @@ def test_collect_media_walks_folders_and_reports_empty_ones(tmp_path):
     assert repeats == [(str(tmp_path / "a" / "x.mp4"), "given twice: predicted once")]  # in its folder, and alone
 
 
+@pytest.mark.parametrize("seconds", [0.5, 6.0, 6.5, 11.0, 65.3])
+def test_encoder_passes_give_every_frame_once_near_the_start_of_a_pass(seconds):
+    """The audio expert's encoder passes: each 20 ms frame once, in order, from a pass that holds it,
+    at most 5 s into it (6 s in the last pass); a file of at most 6 s is one pass (the trainer's view)."""
+    from avemo.inference.audio import CONTEXT_SECONDS, PASS_SECONDS, encoder_passes
+
+    signal = np.arange(int(seconds * 16000), dtype=np.float32)  # each sample its own index
+    passes = list(encoder_passes(signal[i : i + 64000] for i in range(0, len(signal), 64000)))
+    given = [segment[::320][skip : None if keep is None else skip + keep] for segment, skip, keep in passes]
+    np.testing.assert_array_equal(np.concatenate(given), signal[::320])  # the first sample of each frame
+    assert all(len(segment) <= PASS_SECONDS * 16000 for segment, _, _ in passes)
+    assert all((skip + keep) * 0.02 <= PASS_SECONDS - CONTEXT_SECONDS for _, skip, keep in passes[:-1])
+    assert (len(passes) == 1) == (seconds <= PASS_SECONDS)
+
+
+def test_collect_media_finds_what_phones_and_browsers_record(tmp_path):
+    """A folder of an Android phone's .3gp videos, Matroska audio (.mka) or a browser's WebM audio (.weba) was
+    "no media files", although each file given alone is predicted (its container is read from its bytes)."""
+    for name in ("call.3gp", "voice.mka", "note.weba"):
+        (tmp_path / name).write_bytes(b"1")
+    files, problems, _ = collect_media([tmp_path])
+    assert sorted(f.name for f in files) == ["call.3gp", "note.weba", "voice.mka"] and problems == []
+
+
 def test_collect_media_keeps_a_second_name_of_a_file(tmp_path, monkeypatch):
     """A symlink given next to its target used to vanish from the results without a word; the same path
     given twice (also spelt differently) still counts once."""

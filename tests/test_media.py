@@ -401,7 +401,34 @@ def test_truncated_matroska_warns_for_both_streams(make_clip, tmp_path):
     y = np.concatenate(list(iter_audio(path, warn=warnings.append)))
     assert frames and len(y)
     assert [w.split(" s of ")[1].split(",")[0] for w in warnings] == ["video", "audio"]
-    assert all("header declares 4.06 s" in w for w in warnings)
+    # each track's own length (its DURATION tag): the video's 4.00 s, the audio's 4.06 s (the file's)
+    assert [w.split(" s of ")[0][-4:] for w in warnings] == ["4.00", "4.06"]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_an_audio_track_shorter_than_the_video_is_not_called_truncated(tmp_path, suffix):
+    """A Matroska / WebM file whose voice stops at 1.5 s of a 3 s video: the container's length (its longest
+    track's) was taken for the audio's, so the file was called truncated, and avemo predict cut the
+    timeline to where a decoder stopped."""
+    from avemo.media.probe import read_through
+
+    path = write_clip(tmp_path / f"short{suffix}", duration=3.0, size=SMALL, fps=10, audio="tone", audio_end=1.5)
+    warnings = []
+    y = load_audio(path, warn=warnings.append)
+    assert len(y) / 16000 == pytest.approx(1.5, abs=0.07) and warnings == []
+    assert read_through(path, probe(path)).warnings == ()
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_an_audio_track_that_starts_after_the_video_keeps_its_times(tmp_path, suffix):
+    """A recorder that joined late: the first audio sample is 1 s into the file. The samples were moved
+    to the start of the file (the voice of second 1 on the timeline at second 0); a segment decode
+    gives the same samples as a slice of the whole."""
+    path = write_clip(tmp_path / f"late{suffix}", duration=3.0, size=SMALL, fps=10, audio="tone", audio_start=1.0)
+    y = load_audio(path)
+    assert np.argmax(np.abs(y) > 0.1) / 16000 == pytest.approx(1.0, abs=0.01)
+    assert len(y) / 16000 == pytest.approx(3.0, abs=0.07)
+    np.testing.assert_array_equal(load_audio(path, start=0.5, duration=1.0), y[8000:24000])
 
 
 def test_float_audio_with_nan_or_inf_is_named(tmp_path):

@@ -480,6 +480,18 @@ def test_cli_transcribe_json_and_csv(predictor, make_clip, monkeypatch):
     assert plain.exit_code == 0 and "transcript" not in json.loads(plain.stdout)
 
 
+def test_cli_table_of_a_file_without_audio_says_there_is_nothing_to_transcribe(predictor, make_clip, monkeypatch):
+    """Under "audio: not used: the file has no audio track" the table said "transcript: no speech recognised",
+    as if the track had been listened to."""
+    from avemo.inference.predictor import Predictor
+
+    monkeypatch.setattr(Predictor, "default", classmethod(lambda cls, **_: predictor))
+    result = _cli("predict", make_clip("face_no_audio.mp4", duration=1.6, audio=None), "--transcribe")
+    assert result.exit_code == 0, result.output
+    assert "audio: not used: the file has no audio track" in result.stdout
+    assert "transcript: none, no audio to transcribe" in result.stdout and "no speech recognised" not in result.stdout
+
+
 def test_cli_text_modality_with_a_text_model(predictor, make_clip, text_checkpoint, monkeypatch, tmp_path):
     import json
 

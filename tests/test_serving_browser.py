@@ -246,6 +246,18 @@ def test_transcribe_checkbox_shows_the_transcript_and_the_words_of_each_window(p
     assert watch.errors == []
 
 
+def test_transcribe_on_a_file_without_audio_says_there_is_no_audio_to_transcribe(page, make_clip):
+    """It said "No speech was recognised." next to "Voice (audio): not used: the file has no audio track"."""
+    tab, watch = page
+    tab.get_by_label("Video or audio file").set_input_files(make_clip("face_no_audio.mp4", duration=1.6, audio=None))
+    tab.locator("details.options summary").click()
+    tab.get_by_label("Transcribe speech").check()
+    tab.get_by_role("button", name="Analyse clip").click()
+    tab.locator("#result").wait_for(state="visible")
+    assert tab.locator("#transcript-text").text_content() == "No audio to transcribe: the file has no audio track."
+    assert watch.errors == []
+
+
 def test_text_checkbox_is_disabled_with_a_tooltip_when_the_server_lacks_the_text_expert(page):
     tab, watch = page
     tab.locator("#limits-text", has_text="At most").wait_for()  # GET /healthz has answered

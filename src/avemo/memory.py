@@ -1,7 +1,7 @@
 """Keep the C heap of a long prediction from growing with the file's length (glibc's mmap threshold).
 
 What grew. ``avemo predict`` keeps nothing per chunk or per frame of a long file (audio is encoded
-in 30 s chunks, frames are decoded one at a time; the result holds a few floats per window: its JSON
+30 s at a time, frames are decoded one at a time; the result holds a few floats per window: its JSON
 is 2.4 MB per hour), yet its peak resident memory grew with the length: 910 MB for a 1-minute video,
 1001 MB for 10 minutes, 1100 MB for 30 (torch, one thread, on a 2-core Intel Xeon; on a 2-core AMD
 EPYC 881, 894 and 909 MB, and 639 -> 912 MB from a 1- to a 30-minute WAV: ``docs/benchmarks/predict.md``,

@@ -123,11 +123,14 @@ class ExpertsBackend:
         warnings: list[str] = []
         audio_out, video_out, speech = self._analyse(path, streams, grid, total, progress, reasons, warnings.append)
         used_video = video_out is not None and len(video_out.times) > 0
+        if used_video and video_out.most_faces > 1:  # a video call, an audience: which face was read is said
+            warnings.append(f"up to {video_out.most_faces} faces in a frame: the video's emotion is that of one face, "
+                            "the largest where it was first found (taken for the speaker's)")
         # the clip's extent: the container's duration; what the decoders saw when it has none, or when
         # the file ends before the length its header declares (a truncated file)
         decoded = [speech.duration] if speech is not None else [audio_out.duration] if audio_out is not None else []
         if video_out is not None:
-            decoded.append(video_out.last_time + 1.0 / self.video.config.fps)
+            decoded.append(video_out.end)
         if decoded and any(w.startswith(TRUNCATED) for w in warnings):
             duration = max(decoded)
         else:

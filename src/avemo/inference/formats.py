@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from avemo.errors import ConfigError
-from avemo.inference.result import Prediction
+from avemo.inference.result import NO_AUDIO_TRACK, Prediction
 from avemo.inference.text import TEXT
 
 FORMATS = ("table", "json", "csv")
@@ -215,7 +215,9 @@ def render(prediction: Prediction, console) -> None:
         table.add_row(*row, style="bold" if emotion == p.emotion else None)
     if p.probabilities is not None:
         console.print(table)
-    if p.transcript is not None:
+    if p.transcript is not None and getattr(p.modalities.get("audio"), "reason", None) == NO_AUDIO_TRACK:
+        console.print("  transcript: none, no audio to transcribe")  # not "no speech recognised": nothing was heard
+    elif p.transcript is not None:
         said = escape(p.transcript.text) if p.transcript.text else "[yellow]no speech recognised[/]"
         language = escape(f" [{p.transcript.language}]") if p.transcript.language else ""
         console.print(f"  transcript{language}: {said}")

@@ -71,7 +71,7 @@ from avemo.inference.backends import (
     ZooBackend,
     labelled,
 )
-from avemo.inference.result import Prediction, WindowPrediction
+from avemo.inference.result import NO_AUDIO_TRACK, Prediction, WindowPrediction
 from avemo.inference.windows import WindowGrid
 from avemo.modality import MEDIA_MODALITIES, ordered, parse_modalities
 
@@ -507,7 +507,7 @@ def _streams(path: Path, info: Any, wanted: Sequence[str]) -> Streams:
         if m not in wanted:
             reasons[m] = "not requested"
         elif not exists[m]:
-            reasons[m] = "the file has no audio track" if m == "audio" else "an audio-only file (no video stream)"
+            reasons[m] = NO_AUDIO_TRACK if m == "audio" else "an audio-only file (no video stream)"
     if not any(use.values()):
         missing = [m for m in wanted if not exists[m]]
         what = {"audio": "no audio track", "video": "no video stream (an audio-only file)"}

@@ -64,6 +64,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: why the audio modality of a file without an audio track was not used
+NO_AUDIO_TRACK = "the file has no audio track"
+
 
 @dataclass(frozen=True)
 class ModalityStatus:

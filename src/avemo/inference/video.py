@@ -71,12 +71,16 @@ class VideoExpertConfig:
 @dataclass
 class VideoExpertOutput:
     """The faces found: ``times`` (n,) of the analysed frames that had the face, their FER2013
-    probabilities ``probs`` (n, 7); ``n_frames`` analysed frames in all; ``last_time`` of the last one."""
+    probabilities ``probs`` (n, 7); ``n_frames`` analysed frames in all; ``end``: where the decoded
+    video ends (its last frame's time plus one source frame; not the last analysed frame's time plus
+    an analysis step, which went up to 0.125 s past what a truncated file held); ``most_faces``: the
+    most faces seen in one frame (the tracker's whole-frame searches), of which one is read."""
 
     times: np.ndarray
     probs: np.ndarray
     n_frames: int
-    last_time: float
+    end: float
+    most_faces: int = 0
 
     @property
     def coverage(self) -> float:
@@ -177,7 +181,7 @@ class FerVideoExpert:
         crops: list[np.ndarray] = []
         probs: list[np.ndarray] = []
         n_frames = 0
-        last = 0.0
+        ends: list[float] = []  # where the video ends, told when it has been read through
 
         def flush() -> None:
             if crops:
@@ -187,9 +191,8 @@ class FerVideoExpert:
         detector = self._detectors.acquire()
         try:
             tracker = FaceTracker(detector, TrackerConfig(full_detect_interval=self.config.full_detect_interval))
-            for t, image in iter_frames(path, fps=self.config.fps, warn=warn):
+            for t, image in iter_frames(path, fps=self.config.fps, warn=warn, ended=ends.append):
                 n_frames += 1
-                last = t
                 face = tracker.update(t, image)
                 if face is not None:
                     crops.append(crop_faces(image, [self.fer_box(face.box)])[0])
@@ -205,7 +208,8 @@ class FerVideoExpert:
             times=np.asarray(times, dtype=np.float64),
             probs=np.concatenate(probs) if probs else np.zeros((0, 7), dtype=np.float32),
             n_frames=n_frames,
-            last_time=last,
+            end=ends[-1] if ends else 0.0,
+            most_faces=tracker.most_faces,
         )
 
     def pooled(self, output: VideoExpertOutput, bounds: np.ndarray | None = None) -> np.ndarray:

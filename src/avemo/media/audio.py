@@ -59,6 +59,22 @@ class _Blocks:
         self._pending: list[np.ndarray] = []
         self._pending_n = 0
 
+    def begin(self, position: int, min_lead: int, max_lead: int) -> Iterator[np.ndarray]:
+        """Start at output index ``position``, the first decoded sample's. A stream that starts more than
+        ``min_lead`` samples after ``first`` (an audio track that begins later than the video: a recorder
+        that joined late) is preceded by silence up to ``position``, if that is at most ``max_lead``
+        samples (a larger jump is a broken time stamp), so its samples keep their times: they used to be
+        moved to the start of the file."""
+        lead = position - self.first
+        if not min_lead < lead <= max_lead:
+            self.position = position
+            return
+        self.position = self.first
+        for lo in range(0, lead, self.size):  # block by block: a long lead-in is never held whole
+            yield from self.feed(np.zeros(min(self.size, lead - lo), dtype=np.float32))
+            if self.done:
+                return
+
     def feed(self, chunk: np.ndarray) -> Iterator[np.ndarray]:
         if chunk.size == 0:
             return
@@ -196,10 +212,11 @@ def iter_audio(
         rate = stream.rate or stream.codec_context.sample_rate or 0
         _seek(container, stream, start, origin, rate)
         mono = _MonoResampler(sr, origin, path)
+        max_lead = container.duration / av.time_base if container.duration else MAX_GAP_SECONDS  # within the file
         for frame in decode_stream(container, stream, path, warn, "audio"):
             out = mono.push(frame, rate)
             if blocks.position is None and mono.start_position is not None:
-                blocks.position = mono.start_position
+                yield from blocks.begin(mono.start_position, int(MIN_GAP_SECONDS * sr), int(max_lead * sr))
             yield from blocks.feed(out)
             if blocks.done:
                 break

@@ -148,15 +148,31 @@ def frame_to_float(frame: av.AudioFrame) -> np.ndarray:
 
 def declared_end(container, stream, origin: float) -> float | None:
     """Where the header says ``stream`` ends, in seconds from the container's start: the stream's
-    own length, else the container's (Matroska stores only that); None when neither is stored.
-    For a WAV file, the length its RIFF header gives (FFmpeg reports the length of what is there)."""
+    own length, else its Matroska ``DURATION`` tag, else the container's length; None when none is
+    stored. For a WAV file, the length its RIFF header gives (FFmpeg reports the length of what is
+    there). The container's length is that of its longest stream: an audio track shorter than the
+    video of a Matroska or WebM file was called truncated, and the timeline cut to what it held."""
     if container.format.name == "wav":
         return wav_declared_seconds(container.name)
     if stream.duration and stream.time_base:
         return float((stream.duration + (stream.start_time or 0)) * stream.time_base) - origin
+    tagged = matroska_duration_tag(stream)
+    if tagged is not None:
+        return tagged - origin
     if container.duration:
         return container.duration / av.time_base
     return None
+
+
+def matroska_duration_tag(stream) -> float | None:
+    """A Matroska track's ``DURATION`` tag (``HH:MM:SS.nnnnnnnnn``), in seconds: where FFmpeg's muxer
+    saw the track end (mkvmerge writes the track's length, which is no later); None without one."""
+    value = stream.metadata.get("DURATION") if stream.metadata else None
+    try:
+        hours, minutes, seconds = value.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except (AttributeError, ValueError):  # no tag, or not a time
+        return None
 
 
 #: a WAV ``data`` chunk size that says "unknown" (a recorder that never went back to write it)

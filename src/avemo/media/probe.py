@@ -26,8 +26,9 @@ from avemo.errors import MediaError
 from avemo.media.decode import TRUNCATED, check_complete, declared_end, demuxed, error_reason, frame_to_float
 from avemo.media.sniff import describe_supported, sniff_file
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv"})
-AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac"})
+# the names phones and browsers give too: Android's .3gp video, Matroska audio (.mka), WebM audio (.weba)
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".3gp"})
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mka", ".weba"})
 MEDIA_SUFFIXES = VIDEO_SUFFIXES | AUDIO_SUFFIXES
 #: a stream whose loudest sample stays below this (-60 dBFS) carries no sound
 SILENT_PEAK = 1e-3
@@ -272,8 +273,12 @@ def read_through(path: str | Path, info: MediaInfo) -> Readable:
 
 def _packet_ends(container, streams: list, origin: float, warn) -> tuple[dict[int, float], int, int]:
     """{stream index: where its last readable packet ends, in seconds from the container's start},
-    the rotation of the first decodable video frame (0 without one) and the video packets read."""
+    the rotation of the first decodable video frame (0 without one) and the video packets read. A
+    video packet without a duration (FLV stores none) lasts one frame at the stream's rate, as the
+    decoders count a frame (its length was left out: a truncated FLV's video was one frame shorter
+    here than in ``avemo predict``'s warning)."""
     ends: dict[int, float] = {}
+    frame = {s.index: 1.0 / stream_fps(s) for s in streams if s.type == "video"}
     rotation = None
     video_packets = 0
 
@@ -284,6 +289,8 @@ def _packet_ends(container, streams: list, origin: float, warn) -> tuple[dict[in
         if packet.pts is None or packet.size == 0:
             continue
         end = float((packet.pts + (packet.duration or 0)) * packet.time_base) - origin
+        if not packet.duration:
+            end += frame.get(packet.stream.index, 0.0)
         ends[packet.stream.index] = max(ends.get(packet.stream.index, end), end)
         if packet.stream.type == "video":
             video_packets += 1

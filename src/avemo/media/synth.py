@@ -195,6 +195,10 @@ class ClipSpec:
     channels: int = 1
     seed: int = 0
     pitch: float = 160.0
+    #: the audio track's span in seconds, end None for the clip's end: a track that starts after the
+    #: video (a recorder that joined late) or stops before it
+    audio_start: float = 0.0
+    audio_end: float | None = None
 
 
 def write_clip(path: str | Path, spec: ClipSpec | None = None, **overrides) -> Path:
@@ -249,7 +253,8 @@ def _write(path: Path, spec: ClipSpec, vcodec: str | None, acodec: str | None) -
             astream = out.add_stream(acodec, rate=sr)
             layout = "mono" if spec.channels == 1 else "stereo"
             astream.layout = layout
-            audio = synth_audio(spec.duration, sr, spec.audio, spec.channels, spec.seed, spec.pitch)
+            length = (spec.duration if spec.audio_end is None else spec.audio_end) - spec.audio_start
+            audio = synth_audio(length, sr, spec.audio, spec.channels, spec.seed, spec.pitch)
         if vstream is not None:
             n_frames = max(1, int(round(spec.duration * spec.fps)))
             phase = float(np.random.default_rng(spec.seed).uniform(0, 2 * np.pi))
@@ -261,17 +266,18 @@ def _write(path: Path, spec: ClipSpec, vcodec: str | None, acodec: str | None) -
             for packet in vstream.encode():
                 out.mux(packet)
         if astream is not None and audio is not None:
-            _encode_audio(out, astream, audio)
+            _encode_audio(out, astream, audio, int(round(spec.audio_start * astream.codec_context.sample_rate)))
 
 
-def _encode_audio(out, astream, audio: np.ndarray) -> None:
+def _encode_audio(out, astream, audio: np.ndarray, start: int = 0) -> None:
+    """Encode ``audio`` (samples, channels) into ``astream``, its first sample at ``start`` (in samples)."""
     sr = astream.codec_context.sample_rate
     fmt = astream.codec_context.format.name if astream.codec_context.format else "s16"
     layout = astream.layout.name
     frame_size = astream.codec_context.frame_size or 1024
     resampler = av.AudioResampler(format=fmt, layout=layout, rate=sr)
     pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
-    pts = 0
+    pts = start
     for i in range(0, len(pcm), frame_size):
         chunk = np.ascontiguousarray(pcm[i : i + frame_size])
         frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout=layout)

@@ -8,7 +8,7 @@ for streaming over long videos.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,12 +47,15 @@ def _convert(frame: av.VideoFrame, size: tuple[int, int] | None, gray: bool) -> 
 
 
 def decoded_frames(
-    path: Path, start: float, duration: float | None, warn: Warn | None = None
+    path: Path, start: float, duration: float | None, warn: Warn | None = None,
+    ended: Callable[[float], None] | None = None,
 ) -> Iterator[tuple[float, av.VideoFrame, float]]:
     """(time, decoded frame, source fps) for every frame with start <= time < start + duration.
 
     A damaged file gives the frames that can be decoded; what was skipped, and a stream that ends
-    well before its declared length, are told to ``warn`` (see :mod:`avemo.media.decode`)."""
+    well before its declared length, are told to ``warn`` (see :mod:`avemo.media.decode`). When the
+    stream is read to its end, ``ended`` is told where its last decoded frame ends (its time plus
+    one frame at the source's rate): a truncated file's video ends there."""
     end = None if duration is None else start + duration
     with open_media(path) as container:
         stream = video_stream(container)
@@ -81,16 +84,18 @@ def decoded_frames(
         if t is not None:
             origin = container.start_time / av.time_base if container.start_time is not None else 0.0
             check_complete(declared_end(container, stream, origin), t - origin + 1.0 / fps, warner(path, warn), "video")
+            if ended is not None:
+                ended(t + 1.0 / fps)
 
 
 def _resampled(
     path: Path, fps: float | None, start: float, duration: float | None, size, gray: bool,
-    warn: Warn | None = None,
+    warn: Warn | None = None, ended: Callable[[float], None] | None = None,
 ) -> Iterator[tuple[float, np.ndarray, float]]:
     if fps is not None and fps <= 0:
         raise ValueError("fps must be positive")
     next_t = start
-    for t, frame, src_fps in decoded_frames(path, start, duration, warn):
+    for t, frame, src_fps in decoded_frames(path, start, duration, warn, ended):
         if fps is None:
             yield t, _convert(frame, size, gray), src_fps
             continue
@@ -112,15 +117,18 @@ def iter_frames(
     size: tuple[int, int] | None = None,
     gray: bool = False,
     warn: Warn | None = None,
+    ended: Callable[[float], None] | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(time, image)`` for the frames of ``path`` (streaming, bounded memory).
 
     ``fps``: resample to this rate (each output time takes the nearest-earlier source
     frame; ``None`` keeps every frame). ``size``: (width, height) to resize to. ``gray``:
     one channel instead of RGB. Raises MissingStreamError on audio-only files. ``warn``
-    receives what a damaged file made the decoder skip (default: logged).
+    receives what a damaged file made the decoder skip (default: logged); ``ended``, where the
+    video ends when it was read to its end (see :func:`decoded_frames`: the frames after the
+    last one yielded at ``fps`` count too).
     """
-    for t, image, _ in _resampled(Path(path), fps, start, duration, size, gray, warn):
+    for t, image, _ in _resampled(Path(path), fps, start, duration, size, gray, warn, ended):
         yield t, image
 
 

@@ -162,6 +162,7 @@ class FaceTracker:
             self.detector = detector
             self._owns_detector = False
         self._filter = OneEuroFilter(self.config.min_cutoff, self.config.beta, self.config.d_cutoff)
+        self.most_faces = 0  # the most faces a whole-frame search found in one frame (a video call: 2 or more)
         self.reset()
 
     def reset(self) -> None:
@@ -234,7 +235,9 @@ class FaceTracker:
                 return face
             # not confirmed where it was: search the whole frame before calling it missing
         self._full_time = time
-        return self.update_with(time, self.detector.detect(image), image.shape)
+        detections = self.detector.detect(image)
+        self.most_faces = max(self.most_faces, len(detections))
+        return self.update_with(time, detections, image.shape)
 
     def update_with(
         self, time: float, detections: list[Detection], shape: tuple[int, ...]

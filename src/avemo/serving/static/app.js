@@ -353,7 +353,10 @@ function showTranscript(result) {
   $("transcript-box").hidden = transcript == null;
   if (transcript == null) return;
   const language = transcript.language ? ` (language: ${transcript.language})` : "";
-  $("transcript-text").textContent = transcript.text ? `“${transcript.text}”${language}` : "No speech was recognised.";
+  // a file without an audio track was not listened to: "no speech recognised" would say it was
+  const silent = result.modalities.audio?.reason === "the file has no audio track";
+  $("transcript-text").textContent = transcript.text ? `“${transcript.text}”${language}`
+    : silent ? "No audio to transcribe: the file has no audio track." : "No speech was recognised.";
 }
 
 function showModalities(result) {
