@@ -132,6 +132,28 @@ def test_product_of_experts_matches_formula_and_drops_missing_terms():
     np.testing.assert_allclose(out[0], both / both.sum(), atol=1e-6)
 
 
+def test_a_long_files_clip_audio_term_is_the_mean_of_its_voiced_windows():
+    """A file of one encoder pass is read whole (as the head was trained); a longer one from the windows
+    with speech, as log-probabilities, since its whole-file embedding is mostly silence."""
+    from types import SimpleNamespace
+
+    from avemo.inference.audio import PASS_SECONDS
+    from avemo.inference.backends import clip_audio_logits, softmax
+
+    rng = np.random.default_rng(1)
+    windows = rng.normal(0, 2, (6, 4)).astype(np.float32)
+    windows[[0, 1, 5]] = np.nan  # no speech there: no audio term
+    whole = rng.normal(0, 2, 4).astype(np.float32)
+    short = SimpleNamespace(duration=PASS_SECONDS, clip_logits=whole)
+    np.testing.assert_array_equal(clip_audio_logits(short, windows), whole[None])
+    long = SimpleNamespace(duration=PASS_SECONDS + 20, clip_logits=whole)
+    term = clip_audio_logits(long, windows)
+    assert term.shape == (1, 4)
+    np.testing.assert_allclose(np.exp(term[0]), softmax(windows[2:5]).mean(axis=0), rtol=1e-5)
+    silent = np.full_like(windows, np.nan)  # no window voted: the whole file's term
+    np.testing.assert_array_equal(clip_audio_logits(long, silent), whole[None])
+
+
 def test_fusion_inputs_mark_nan_rows_and_absent_experts():
     audio = np.ones((3, 8), np.float32)
     audio[1] = np.nan

@@ -160,7 +160,7 @@ class ExpertsBackend:
         video_windows = self.video.pooled(video_out, bounds) if used_video else None
         rows = fuse(self.fusion, audio_windows if audio_out is not None else None, video_windows, n, c)
         # the clip: both experts, then each one alone (its calibrated distribution, reported per modality)
-        clip_audio = audio_out.clip_logits[None] if audio_out is not None else None
+        clip_audio = None if audio_out is None else clip_audio_logits(audio_out, audio_windows)
         clip_video = self.video.pooled(video_out)[None] if used_video else None
         clip = fuse(self.fusion, clip_audio, clip_video, 1, c)[0] if audio_out is not None or used_video else None
         alone = {"audio": fuse(self.fusion, clip_audio, None, 1, c)[0] if clip_audio is not None else None,
@@ -509,6 +509,23 @@ def _no_speech(peak: float, speech: SpeechActivity | None) -> str | None:
     if speech is not None and not speech.has_speech:
         return f"no speech detected in the {speech.duration:.1f} s of audio (voice activity detection)"
     return None
+
+
+def clip_audio_logits(audio_out, audio_windows: np.ndarray) -> np.ndarray:
+    """The clip's audio term, (1, C) logits. A file of at most one encoder pass (``PASS_SECONDS``, the
+    length of the clips the head was trained on, silence before and after the sentence included) is
+    read whole: the head on the clip's embedding. In a longer file that embedding is a mean over every
+    frame, and the silence, music or other talk between the utterances outweighs them: a 60 s file
+    with 4 s of disgust speech read "neutral 100 %" while every window with the speech read disgust.
+    Its clip term is therefore the mean of the probabilities of the windows the audio expert voted on
+    (those with speech, ``audio_windows`` rows that are not NaN), as log-probabilities; without such a
+    window, the whole-file embedding."""
+    from avemo.inference.audio import PASS_SECONDS
+
+    voiced = ~np.isnan(audio_windows).any(axis=1)
+    if audio_out.duration <= PASS_SECONDS or not voiced.any():
+        return audio_out.clip_logits[None]
+    return np.log(np.maximum(softmax(audio_windows[voiced]).mean(axis=0), 1e-12))[None]
 
 
 def _short_speech(speech: SpeechActivity | None, min_speech: float) -> str | None:
