@@ -5,7 +5,8 @@ Two implementations behind one interface (:class:`AudioExpert`):
 * :class:`WhisperAudioExpert`, for heads trained on the ``whisper_base`` embedding (the bundled
   model): the Whisper-base encoder (:mod:`avemo.features.audio.whisper_encoder`) runs over the
   clip in passes streamed from the decoder (memory does not grow with the file's length),
-  and its 20 ms frames are pooled per window and over the whole clip. A clip of at most
+  and its 20 ms frames are pooled per window and over the whole clip (the backend reads a file longer
+  than one pass from its windows with speech instead: :func:`~avemo.inference.backends.clip_audio_logits`). A clip of at most
   :data:`PASS_SECONDS` is one pass, so its embedding is exactly what the ``whisper_base`` extractor
   gave the trainer (mean over frames of the hidden states, averaged over layers, one layer, or the
   7 layers concatenated, as the checkpoint's input says); a window's embedding is the same mean over
