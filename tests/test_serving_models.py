@@ -88,7 +88,6 @@ def test_serve_the_onnx_engine(started, make_clip, tmp_path, monkeypatch):
     ("args", "message"),
     [
         (["--engine", "tensorrt"], "engine must be one of torch, onnx, got 'tensorrt'"),
-        (["--model", "RUN", "--engine", "onnx"], "engine onnx runs the bundled model only"),
         (["--model", "MISSING"], "--model MISSING: no such checkpoint"),  # the CLI names the option
         (["--model", "RUN", "--device", "abacus"], "unknown device 'abacus'"),
         (["--config", "CONFIG"], "engine must be one of torch, onnx, got 'gpu'"),  # a key, not --engine
