@@ -14,6 +14,7 @@ features (decoding, face crops, MFCCs) are the same code for both engines and ar
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
@@ -48,6 +49,13 @@ def checkpoint(folder: Path, name: str, config: dict) -> Path:
     return save_checkpoint(folder / name, model, labels=RAVDESS, normalizer=norm)
 
 
+def torch_logits(model, tensors):
+    import torch
+
+    with torch.inference_mode():
+        return model(tensors).numpy()
+
+
 def median_ms(call, repeats: int) -> float:
     call()  # warm-up
     times = []
@@ -79,13 +87,9 @@ def measure(name: str, config: dict, length: int, repeats: int, folder: Path) ->
     for batch_size in (1, 8):
         batch = example_batch(ckpt.model, example_specs(ckpt, names), batch=batch_size, length=length, seed=1)
         tensors = {n: torch.from_numpy(batch[n]) for n in names}
-
-        def run_torch():
-            with torch.inference_mode():
-                return ckpt.model(tensors).numpy()
-
+        run_torch = functools.partial(torch_logits, ckpt.model, tensors)
         torch_ms = median_ms(run_torch, repeats)
-        onnx_ms = median_ms(lambda: engine(**batch), repeats)
+        onnx_ms = median_ms(functools.partial(engine, **batch), repeats)
         diff = float(np.max(np.abs(engine(**batch)["logits"] - run_torch())))
         shape = "x".join(str(d) for d in batch[names[0]].shape)
         rows.append(f"| {name} | {shape} | {export_s:.2f} | {size:.1f} | {torch_ms:.1f} | {onnx_ms:.1f} | "
