@@ -1727,21 +1727,22 @@ def _write_predictions(predictions, fmt: str, output, *, single: bool, labels=()
 MODEL_HELP = ("A checkpoint from `avemo train` to use instead of the bundled model. Its audio input has the "
               "bundle's speech gate (voice-activity detection, default thresholds: no speech, no audio vote), "
               "but no crowd gate and no tau of its own (0.5).")
-ENGINE_HELP = ("torch or onnx (the bundled model's encoders and fusion in onnxruntime, without torch; its graphs "
-               "are exported once, on first use, to $AVEMO_ONNX_DIR or the cache; a --model checkpoint runs on "
-               "torch).")
+ENGINE_HELP = ("torch or onnx: the bundled model's encoders and fusion in onnxruntime, without torch, or a --model "
+               "checkpoint's graph in onnxruntime (the same features); the graphs are exported once, on first "
+               "use, to $AVEMO_ONNX_DIR or the cache (avemo export).")
 DEVICE_HELP = "auto (GPU when present), cpu, cuda..."
 _SERVE = ServeSettings()  # the defaults shown by `serve --help` and `predict --help`
 
 
 def _say_if_exporting(engine: str, model: Path | str | None) -> None:
-    """One line on stderr before the onnx engine's first use exports the bundled model (several
-    seconds without output otherwise), saying where the graphs are kept for the next runs."""
+    """One line on stderr before the onnx engine's first use exports the bundled model or the --model
+    checkpoint (several seconds without output otherwise), saying where the graphs are kept for the next runs."""
     from avemo.inference.predictor import pending_onnx_export
 
     folder = pending_onnx_export(engine, model)
     if folder is not None:
-        console_err.print(f"avemo: exporting the bundled model to ONNX once (several seconds); cached in {folder}",
+        what = "the bundled model" if model is None else f"the model {model}"
+        console_err.print(f"avemo: exporting {what} to ONNX once (several seconds); cached in {folder}",
                           markup=False, highlight=False, soft_wrap=True)
 
 
@@ -1988,23 +1989,41 @@ def demo(
 
 @app.command("export")
 def export_model(
-    out: Annotated[Path, typer.Option("--out", "-o", help=("Folder for the exported graphs (created if missing); "
-                                                           "AVEMO_ONNX_DIR=FOLDER makes --engine onnx use them."))],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help=(
+        "Folder for the exported graphs (created if missing). Default: the onnx engine's cache folder of the "
+        "model, where --engine onnx finds them; for another folder, AVEMO_ONNX_DIR=FOLDER makes --engine onnx "
+        "use it."))] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help=(
+        "A checkpoint from `avemo train` to export instead of the bundled model: one graph (the model's "
+        "normalised inputs -> logits; a late-fusion model also one per modality) and a manifest (fingerprint, "
+        "labels, input specs, statistics). Checked after export: onnxruntime and torch must agree on example "
+        "inputs within 1e-4 + 1e-3 x |logit|, else nothing is written."))] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Export format: onnx.")] = "onnx",
 ) -> None:
-    """Export the bundled model's encoders, audio heads and fusion as ONNX graphs (for --engine onnx)."""
-    from avemo.inference.bundle import BUNDLE_DIR
-    from avemo.inference.export import export_bundle
+    """Export the bundled model's encoders, audio heads and fusion, or a trained --model, as ONNX graphs
+    (for --engine onnx)."""
     from avemo.output_file import removing_new_folders
 
     if fmt != "onnx":
         raise AvemoError(f"--format must be onnx, got {fmt!r}")
-    with removing_new_folders(out):
-        folder = export_bundle(BUNDLE_DIR, out)
+    with _options_naming_files({"--model": model}):
+        if model is None:
+            from avemo.inference.bundle import BUNDLE_DIR, bundle_fingerprint, onnx_cache_dir
+            from avemo.inference.export import export_bundle as export
+
+            source, folder, use = BUNDLE_DIR, out or onnx_cache_dir(bundle_fingerprint(BUNDLE_DIR)), ""
+        else:
+            from avemo.inference.zoo_export import export_run as export
+            from avemo.inference.zoo_export import zoo_onnx_dir
+
+            source, folder, use = model, out or zoo_onnx_dir(model), f" --model {model}"
+        with removing_new_folders(folder):
+            folder = export(source, folder)
     for file in sorted(folder.iterdir()):
         if file.is_file():
-            console.print(escape(f"{file}  ({file.stat().st_size / 1e6:.1f} MB)"))
-    console.print(escape(f"use it with: AVEMO_ONNX_DIR={folder} avemo predict --engine onnx FILE"))
+            console.print(escape(f"{file}  ({file.stat().st_size / 1e6:.1f} MB)"), soft_wrap=True)
+    where = f"AVEMO_ONNX_DIR={folder} " if out is not None else ""  # whole lines: paths to copy
+    console.print(escape(f"use it with: {where}avemo predict{use} --engine onnx FILE"), soft_wrap=True)
 
 
 @app.command()

@@ -14,7 +14,10 @@ library runs the graph is hidden behind it, so an expert is written once and run
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import sys
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -26,18 +29,24 @@ from avemo.device import torch_device
 from avemo.errors import CheckpointError, ConfigError
 
 ENGINES = ("torch", "onnx")
+#: the file that says what an export folder holds (the bundle's graphs, or a trained model's)
+MANIFEST = "manifest.json"
 
 
-def check_engine(engine: str, checkpoint: bool = False) -> None:
-    """Refuse an unknown engine, and any engine but torch for a zoo checkpoint (``engine`` and ``model``
-    of :func:`~avemo.inference.predictor.load_predictor` and of the serve settings; the options
-    ``--engine`` and ``--model`` of ``avemo predict`` and ``avemo serve``). The messages name the
-    value, not an option: the caller may be Python code."""
+def check_engine(engine: str) -> None:
+    """Refuse an unknown engine (``engine`` of :func:`~avemo.inference.predictor.load_predictor` and of
+    the serve settings; the option ``--engine`` of ``avemo predict`` and ``avemo serve``). The message
+    names the value, not an option: the caller may be Python code."""
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if checkpoint and engine != "torch":
-        raise ConfigError(f"engine {engine} runs the bundled model only: a checkpoint trained with avemo train "
-                          "runs on engine torch")
+
+
+def read_manifest(out_dir: Path) -> dict | None:
+    """An export's manifest, or None when there is none (or it cannot be read)."""
+    try:
+        return json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 class Engine(ABC):
@@ -101,6 +110,7 @@ class OnnxEngine(Engine):
         # idle worker threads sleep instead of spinning: the experts run two sessions at once, in two
         # threads, and spinning pools would take the cores from each other (and from the decoders)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 4  # a failing node raises, and its caller says so in one line: no log line too
         available = ort.get_available_providers()
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
         try:
@@ -143,20 +153,37 @@ def export_module(
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", UserWarning)
-            torch.onnx.export(
-                module,
-                args,
-                str(tmp),
-                input_names=list(example),
-                output_names=list(output_names),
-                dynamic_axes={k: dict(v) for k, v in (dynamic_axes or {}).items()},
-                opset_version=opset,
-                dynamo=False,
-            )
+            with _quiet_stdout():
+                torch.onnx.export(
+                    module,
+                    args,
+                    str(tmp),
+                    input_names=list(example),
+                    output_names=list(output_names),
+                    dynamic_axes={k: dict(v) for k, v in (dynamic_axes or {}).items()},
+                    opset_version=opset,
+                    dynamo=False,
+                )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """The null device as the process's standard output (file descriptor 1) meanwhile: the
+    TorchScript-based exporter prints its whole graph there (from C++) when an op has no ONNX
+    form, before it raises the error that the caller reports in one line."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def create_engine(

@@ -29,17 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from avemo.errors import AvemoError
+from avemo.inference.engines import MANIFEST, read_manifest
 
 FUSION_FILE = "fusion.onnx"
-MANIFEST = "manifest.json"
-
-
-def read_manifest(out_dir: Path) -> dict | None:
-    """The export's manifest, or None when there is none (or it cannot be read)."""
-    try:
-        return json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def export_bundle(bundle_dir: str | Path, out_dir: str | Path) -> Path:

@@ -14,6 +14,7 @@ Usage::
 
     Predictor.default(engine="onnx")             # encoders and fusion in onnxruntime
     Predictor.from_checkpoint("runs/my_model")   # a zoo model trained with `avemo train`
+    Predictor.from_checkpoint("runs/my_model", engine="onnx")   # its ONNX graph in onnxruntime
     load_predictor(model, engine=, device=)      # what `avemo predict` and `avemo serve` load from their options
 
 How a file is predicted (the default model):
@@ -205,7 +206,8 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, labels: Sequence[str] | str | None = None,
-                        device: str = "auto", window: float = 1.0, hop: float = 0.5) -> Predictor:
+                        device: str = "auto", window: float = 1.0, hop: float = 0.5, engine: str = "torch",
+                        onnx_dir: str | Path | None = None) -> Predictor:
         """A model of the zoo trained with ``avemo train`` (e.g. a frame-based model on your own videos).
 
         It runs on the inputs it was trained with, computed from the file (face crops over the clip
@@ -220,7 +222,9 @@ class Predictor:
         (:data:`~avemo.datasets.labels.CANONICAL_EMOTIONS`). A checkpoint that needs text is refused:
         a prediction gives it a file's audio and video only; text joins a prediction through a
         text-only checkpoint as its text expert (:meth:`with_text_expert`,
-        :func:`~avemo.inference.text.load_text_expert`).
+        :func:`~avemo.inference.text.load_text_expert`). ``engine="onnx"`` runs the model's ONNX graphs
+        in onnxruntime, from ``onnx_dir`` (default: a cache folder named after the checkpoint), exported
+        there first if needed (:class:`~avemo.inference.zoo.ZooRunner`); the features are the same.
         """
         from avemo.datasets.labels import get_label_set
         from avemo.inference.zoo import ZooRunner
@@ -239,12 +243,12 @@ class Predictor:
             expected = get_label_set(labels).emotions if isinstance(labels, str) else tuple(labels)
             _check_labels(ckpt, expected)
         _check_known(ckpt.labels.emotions, ckpt.path)
-        runner = ZooRunner(ckpt, device)
+        runner = ZooRunner(ckpt, device, engine=engine, onnx_dir=onnx_dir)
         abstention = AbstentionConfig()
-        info = {"name": ckpt.model.name, "version": ckpt.meta.get("created", ""), "engine": "torch",
+        info = {"name": ckpt.model.name, "version": ckpt.meta.get("created", ""), "engine": engine,
                 "checkpoint": str(path), "abstention": _config_dict(abstention)}
         return cls(ZooBackend(runner, tuple(ckpt.labels.emotions), abstention), labels=ckpt.labels.emotions,
-                   grid=WindowGrid(window, hop), model_info=info, abstention=abstention)
+                   grid=WindowGrid(window, hop), model_info=info, abstention=abstention, onnx_dir=runner.onnx_dir)
 
     def with_text_expert(self, expert, config=None) -> Predictor:
         """This predictor with a text expert (:class:`~avemo.inference.text.TextExpert`) attached, used
@@ -461,15 +465,14 @@ class Predictor:
 def load_predictor(model: str | Path | None = None, *, engine: str = "torch", device: str = "auto",
                    text_model: str | Path | None = None, with_text: bool = False) -> Predictor:
     """The predictor that ``avemo predict`` and ``avemo serve`` load from their options: the bundled
-    model on ``engine`` (torch or onnx), or the zoo checkpoint ``model`` (``avemo train``; torch only),
-    on ``device``; with the text expert attached when ``with_text`` or a ``text_model`` is given
+    model or the zoo checkpoint ``model`` (``avemo train``) on ``engine`` (torch or onnx), on ``device``; with the text expert attached when ``with_text`` or a ``text_model`` is given
     (default: the bundled text model). Bad values fail here, before any work, in one line that names
     the file and the reason (the CLI adds which of its options named the file)."""
     from avemo.inference.engines import check_engine
 
-    check_engine(engine, checkpoint=model is not None)
+    check_engine(engine)
     if model is not None:
-        predictor = Predictor.from_checkpoint(model, device=device)
+        predictor = Predictor.from_checkpoint(model, device=device, engine=engine)
     else:
         predictor = Predictor.default(engine=engine, device=device)
     if with_text or text_model is not None:
@@ -480,15 +483,24 @@ def load_predictor(model: str | Path | None = None, *, engine: str = "torch", de
 
 
 def pending_onnx_export(engine: str, model: str | Path | None = None) -> Path | None:
-    """The folder that :func:`load_predictor` with these options will first export the bundled model's
-    ONNX graphs to (the onnx engine's cache, on its first use for this bundle), or None: no export
-    (the torch engine, a ``model`` checkpoint, or graphs of this bundle already there). For a caller
-    to say so before the wait (``avemo predict --engine onnx``: several seconds)."""
+    """The folder that :func:`load_predictor` with these options will first export the ONNX graphs to
+    (the onnx engine's cache, on its first use for the bundled model or for the checkpoint ``model``),
+    or None: no export (the torch engine, graphs of this model already there, or a ``model`` that is
+    no checkpoint, which loading refuses). For a caller to say so before the wait (``avemo predict
+    --engine onnx``: several seconds)."""
     from avemo.inference.bundle import BUNDLE_DIR, bundle_fingerprint, onnx_cache_dir
     from avemo.inference.export import current_export
 
-    if engine != "onnx" or model is not None:
+    if engine != "onnx":
         return None
+    if model is not None:
+        from avemo.inference.zoo_export import current_zoo_export, zoo_onnx_dir
+
+        try:
+            folder = zoo_onnx_dir(model)
+        except OSError:  # no checkpoint there: load_predictor says so
+            return None
+        return None if current_zoo_export(model, folder) is not None else folder
     folder = onnx_cache_dir(bundle_fingerprint(BUNDLE_DIR))
     return None if current_export(BUNDLE_DIR, folder) is not None else folder
 

@@ -5,7 +5,8 @@ standardised with the training statistics (:class:`~avemo.models.normalization.N
 sequences with a fixed length centre-cropped or zero-padded, frames scaled to [0, 1]
 (:class:`~avemo.models.batching.TensorData`). :class:`ZooRunner` does exactly the same to features
 computed from a file or from one window of it, through the same two classes (so the two cannot
-drift apart), and runs the model on them.
+drift apart), and runs the model on them: the torch module, or with ``engine="onnx"`` its ONNX graphs
+in onnxruntime (:mod:`avemo.inference.zoo_export`), on the very same batches.
 """
 
 from __future__ import annotations
@@ -39,16 +40,29 @@ def check_runnable(ckpt) -> None:
 
 
 class ZooRunner:
-    """A loaded :class:`~avemo.models.checkpoint.Checkpoint` as ``arrays -> logits``."""
+    """A loaded :class:`~avemo.models.checkpoint.Checkpoint` as ``arrays -> logits``.
 
-    def __init__(self, ckpt, device: str = "auto"):
+    ``engine="onnx"``: the model's graphs in onnxruntime instead of the torch module, from
+    ``onnx_dir`` (default: :func:`~avemo.inference.zoo_export.zoo_onnx_dir`), exported there first
+    unless it holds this checkpoint's graphs already (``avemo export --model RUN --out DIR``).
+    """
+
+    def __init__(self, ckpt, device: str = "auto", engine: str = "torch", onnx_dir=None):
         from avemo.device import torch_device
+        from avemo.inference.engines import check_engine
 
+        check_engine(engine)
         check_runnable(ckpt)
         self.ckpt = ckpt
-        self.device = torch_device(device)
+        self.engine = engine
+        self.device = torch_device("cpu" if engine == "onnx" else device)  # onnx: batches made on the CPU
         self.model = ckpt.model.to(self.device).eval()
         self.specs = dict(ckpt.inputs)
+        self.onnx_dir, self.graphs = None, {}
+        if engine == "onnx":
+            from avemo.inference.zoo_export import load_graphs
+
+            self.onnx_dir, self.graphs = load_graphs(ckpt, onnx_dir)
 
     def logits(self, arrays: Mapping[str, Sequence[np.ndarray]]) -> np.ndarray:
         """Raw feature arrays (``"x"`` of each input's extractor), n items per input -> (n, C) logits.
@@ -75,6 +89,15 @@ class ZooRunner:
         with torch.inference_mode():
             for i in range(0, n, 32):
                 batch, _ = collate([data[j] for j in range(i, min(i + 32, n))])
-                batch = to_device(batch, specs, self.device)
-                out.append(self.model(batch).float().cpu().numpy())
+                out.append(self._run(to_device(batch, specs, self.device), tuple(names)))
         return np.concatenate(out)
+
+    def _run(self, batch, names: tuple[str, ...]) -> np.ndarray:
+        """One batch of model inputs (on :attr:`device`) -> logits, on the engine."""
+        if self.engine == "torch":
+            return self.model(batch).float().cpu().numpy()
+        graph = self.graphs.get(names)
+        if graph is None:
+            raise CheckpointError(f"the ONNX export of model {self.ckpt.model.name} has no graph for the inputs "
+                                  f"{list(names)}", self.onnx_dir)
+        return graph(**{k: v.numpy() for k, v in batch.items()})["logits"]

@@ -77,8 +77,8 @@ class ServeSettings:
     #: the text expert's checkpoint folder (``--text-model``); None: the bundled text model
     text_model: str | None = None
     #: the model served, as ``avemo predict --model / --engine / --device``: a checkpoint folder from
-    #: ``avemo train`` (None: the bundled model), the engine of the bundled model (torch or onnx; a
-    #: checkpoint runs on torch) and the device (auto: a GPU when present)
+    #: ``avemo train`` (None: the bundled model), the engine (torch or onnx: the bundled model's graphs,
+    #: or the checkpoint's, exported on first use) and the device (auto: a GPU when present)
     model: str | None = None
     engine: str = "torch"
     device: str = "auto"
@@ -108,7 +108,7 @@ class ServeSettings:
                 raise ConfigError(f"serve settings: {reason}")
         if self.upload_dir is not None and not Path(self.upload_dir).is_dir():
             raise ConfigError("upload_dir is not an existing folder", self.upload_dir)
-        check_engine(self.engine, checkpoint=self.model is not None)
+        check_engine(self.engine)
         offered = self.offered  # checks the names
         if offered == ("text",):
             raise ConfigError("serve settings: modalities: text needs audio or video next to it (the text expert adds "

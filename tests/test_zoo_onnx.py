@@ -1,0 +1,166 @@
+"""ONNX export of trained zoo models (``avemo export --model RUN``) and ``avemo predict --model RUN --engine onnx``.
+
+Every registered model, at its smallest size (``smoke_config``), is saved as a trainer checkpoint,
+exported, and its graphs run in onnxruntime on a fresh batch (another batch size and length than
+the export's own checks) next to the torch module; the models the exporter cannot take are
+refused in one line (:data:`CANNOT_EXPORT`, listed in README.md, "ONNX of a model you trained"). The models built on the
+3D ResNeXt-50 are the slow cases.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from avemo.datasets.labels import RAVDESS
+from avemo.errors import AvemoError
+from avemo.models import create_model, example_inputs, list_models, model_info, smoke_config
+
+#: the models that cannot be exported, and the words of the reason their refusal gives
+CANNOT_EXPORT = {
+    "gao_dialogue": "cannot be exported to ONNX: Unsupported: ONNX export of operator Sort",  # packed sequences
+    "gao_mha_residual": "the exported ONNX graph fails on another batch size or length",  # a length traced as constant
+    "mcbp": "cannot be exported to ONNX: Exporting the operator 'aten::fft_rfft'",  # compact bilinear pooling's FFT
+}
+SHALLOW_RESNEXT = {"layers": (2, 1, 1, 1)}
+
+
+def _uses_resnext(name: str, config: dict | None = None) -> bool:
+    config = smoke_config(name) if config is None else config
+    return name == "resnext3d_50" or config.get("video", model_info(name)["config"].get("video")) == "resnext3d_50"
+
+
+def _checkpoint(folder, name: str, config: dict | None = None):
+    """``name`` at its smallest size (the 3D ResNeXt-50 inside fusion models with one block per stage after
+    the first, as tests/test_models_shared.py builds it), fitted statistics, saved as a trainer checkpoint."""
+    from avemo.models.checkpoint import save_checkpoint
+    from avemo.models.normalization import ArraySet, Normalizer
+
+    config = smoke_config(name) if config is None else config
+    if model_info(name)["kind"] == "fusion" and _uses_resnext(name, config):
+        config["video_config"] = {**config["video_config"], **SHALLOW_RESNEXT}
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=len(RAVDESS), **config)
+    data = example_inputs(model.inputs, batch=24, free=16, generator=torch.Generator().manual_seed(3))
+    if model.needs_fit:
+        model.fit(data, torch.arange(24) % len(RAVDESS))
+    norm = Normalizer.fit(ArraySet({k: list(v.numpy()) for k, v in data.items()}), model.inputs)
+    return save_checkpoint(folder / name, model, labels=RAVDESS, normalizer=norm)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if _uses_resnext(n) else n
+                                  for n in list_models()])
+def test_every_model_exports_and_onnxruntime_agrees_with_torch(name, tmp_path):
+    from avemo.inference.engines import OnnxEngine
+    from avemo.inference.zoo_export import example_batch, example_specs, export_run, graph_inputs
+    from avemo.models.checkpoint import load_checkpoint
+
+    run, out = _checkpoint(tmp_path, name), tmp_path / "onnx"
+    if name in CANNOT_EXPORT:
+        with pytest.raises(AvemoError) as err:
+            export_run(run, out)
+        assert str(err.value) == f"{run}: {err.value.reason}" and "\n" not in str(err.value)
+        assert err.value.reason.startswith(f"model {name}") and CANNOT_EXPORT[name] in err.value.reason
+        assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temp folder left
+        return
+    export_run(run, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    ckpt = load_checkpoint(run)
+    assert manifest["model"] == name and manifest["labels"]["emotions"] == list(RAVDESS.emotions)
+    assert manifest["inputs"] == {k: s.to_dict() for k, s in ckpt.inputs.items()}
+    assert "+".join(ckpt.inputs) in manifest["graphs"]
+    for key, graph in manifest["graphs"].items():
+        names = key.split("+")
+        engine = OnnxEngine(out / graph["file"])
+        assert list(engine.input_names) == graph_inputs(ckpt.model, names) and engine.output_names == ("logits",)
+        batch = example_batch(ckpt.model, example_specs(ckpt, names), batch=4, length=13, seed=7)
+        with torch.inference_mode():
+            expected = ckpt.model({n: torch.from_numpy(batch[n]) for n in names}).numpy()
+        np.testing.assert_allclose(engine(**batch)["logits"], expected, atol=1e-4, rtol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An audio model on free-length log-mel frames and a late-fusion model of MFCCs and face crops,
+    saved as trainer checkpoints (random weights)."""
+    folder = tmp_path_factory.mktemp("runs")
+    return {"audio": _checkpoint(folder, "gao_bilstm_attention", {}),
+            "audio_video": _checkpoint(folder, "late_average", {
+                "audio": "mfcc_cnn1d", "video": "sultana_video_cnn3d", "audio_config": {"n_frames": 28},
+                "video_config": {"n_frames": 16, "size": (16, 16)}})}
+
+
+@pytest.mark.parametrize("kind", ["audio", "audio_video"])
+def test_predict_with_engine_onnx_gives_the_torch_answer(kind, runs, make_clip, avemo_main, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("AVEMO_ONNX_DIR", raising=False)
+    clip = make_clip("zoo_onnx.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="speech")
+    answers = {}
+    for engine in ("torch", "onnx", "onnx"):  # the second onnx run finds the graphs in the cache
+        code, out, err = avemo_main("predict", clip, "--model", runs[kind], "--engine", engine, "-f", "json")
+        assert code == 0, err
+        answers.setdefault(engine, []).append((json.loads(out), "exporting the model" in err))
+    (torch_answer, _), = answers["torch"]
+    (first, exported_first), (second, exported_second) = answers["onnx"]
+    assert exported_first and not exported_second
+    assert first["model"]["engine"] == "onnx" and torch_answer["model"]["engine"] == "torch"
+    for answer in (first, second):
+        assert answer["emotion"] == torch_answer["emotion"]
+        assert answer["modalities"] == torch_answer["modalities"]
+        np.testing.assert_allclose([answer["probabilities"][e] for e in RAVDESS.emotions],
+                                   [torch_answer["probabilities"][e] for e in RAVDESS.emotions], atol=1e-5)
+        assert len(answer["timeline"]) == len(torch_answer["timeline"]) == 3
+        for row, want in zip(answer["timeline"], torch_answer["timeline"], strict=True):
+            assert row["emotion"] == want["emotion"]
+            np.testing.assert_allclose(list(row["probabilities"].values()), list(want["probabilities"].values()),
+                                       atol=1e-5)
+
+
+def test_export_out_folder_is_what_predict_engine_onnx_uses(runs, make_clip, avemo_main, tmp_path, monkeypatch):
+    """``avemo export --model RUN --out DIR``, then ``AVEMO_ONNX_DIR=DIR avemo predict --model RUN --engine
+    onnx``: the graphs in DIR are used, nothing is exported again (no onnx cache folder is made)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "deploy" / "onnx"
+    code, printed, err = avemo_main("export", "--model", runs["audio"], "--out", out)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx"]
+    assert f"use it with: AVEMO_ONNX_DIR={out} avemo predict --model {runs['audio']} --engine onnx FILE\n" in printed
+    monkeypatch.setenv("AVEMO_ONNX_DIR", str(out))
+    clip = make_clip("zoo_onnx.wav", duration=1.5, audio="speech")
+    code, printed, err = avemo_main("predict", clip, "--model", runs["audio"], "--engine", "onnx", "-f", "json")
+    assert code == 0 and "exporting" not in err and json.loads(printed)["model"]["engine"] == "onnx"
+    assert not (tmp_path / "cache" / "avemo" / "onnx").exists()
+
+
+def test_export_refusals_are_one_line_and_leave_nothing(tmp_path, avemo_main, capfd):
+    """A folder that is no checkpoint, and a model with an op the exporter lacks: one line on stderr
+    naming the option (and the model), nothing on stdout (the exporter's graph dump is silenced), no folder."""
+    code, out, err = avemo_main("export", "--model", tmp_path / "nowhere", "--out", tmp_path / "a", capture=capfd)
+    assert code == 2 and out == "" and err.count("\n") == 1 and f"--model {tmp_path / 'nowhere'}: no such checkpoint" in err
+    run = _checkpoint(tmp_path, "mcbp")
+    code, out, err = avemo_main("export", "--model", run, "--out", tmp_path / "new" / "b", capture=capfd)
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert f"--model {run}: model mcbp {CANNOT_EXPORT['mcbp']}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mcbp"]
+
+
+def test_a_graph_that_disagrees_with_torch_is_refused_and_nothing_written(runs, tmp_path, monkeypatch):
+    """onnxruntime answering otherwise than torch (here: every logit off by 0.5) stops the export: one line
+    naming the model and the largest difference; an existing --out folder is left as it was."""
+    from avemo.inference import engines
+    from avemo.inference.zoo_export import export_run
+
+    run_graph = engines.OnnxEngine.run
+    monkeypatch.setattr(engines.OnnxEngine, "run",
+                        lambda self, inputs: {k: v + 0.5 for k, v in run_graph(self, inputs).items()})
+    out = tmp_path / "onnx"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(AvemoError) as err:
+        export_run(runs["audio"], out)
+    assert err.value.reason.startswith("model gao_bilstm_attention: onnxruntime and torch disagree on the exported "
+                                       "graph (largest difference in the logits 0.5, allowed 0.0001 + 0.001 x |logit|)")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["onnx"]
