@@ -25,7 +25,7 @@ from avemo.media import (
 from avemo.media.synth import write_clip
 
 SMALL = (96, 72)
-VIDEO_CONTAINERS = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".flv"]
+VIDEO_CONTAINERS = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".flv", ".ts"]
 AUDIO_CONTAINERS = [".wav", ".flac", ".mp3", ".ogg"]
 
 
@@ -494,3 +494,29 @@ def test_video_without_audio_asked_for_audio(make_clip):
         assert excinfo.value.stream == "audio"
         _assert_media_error(excinfo, path, MissingStreamError)
     assert len(read_frames(path)) == 25  # the video itself is fine
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".ts"])
+def test_a_file_whose_streams_start_late_has_its_frames_timed_as_its_sound(tmp_path, suffix):
+    """Every timestamp of the file 5 s on (a cut recording, an MPEG-TS capture): the audio was read from
+    the container's start, the video frames at their raw times, so the face came 5 s after the voice
+    (and after the end of the timeline). A segment is found by the same times."""
+    import av
+
+    src = write_clip(tmp_path / "src.mp4", duration=2.0, size=SMALL, fps=10, audio="tone", audio_start=1.0)
+    path = tmp_path / f"shifted{suffix}"
+    with av.open(str(src)) as inp, av.open(str(path), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in inp.demux():
+            if packet.dts is None:
+                continue
+            shift = int(round(5.0 / packet.time_base))
+            packet.pts, packet.dts, packet.stream = packet.pts + shift, packet.dts + shift, streams[packet.stream.index]
+            out.mux(packet)
+    with av.open(str(path)) as container:
+        assert container.start_time == 5_000_000  # the file really starts at 5 s
+    times = [t for t, _ in iter_frames(path)]
+    assert times[0] == pytest.approx(0.0, abs=1e-6) and times[-1] == pytest.approx(1.9, abs=1e-6)
+    y = load_audio(path)
+    assert np.argmax(np.abs(y) > 0.1) / 16000 == pytest.approx(1.0, abs=0.01)  # the tone's onset, as in src
+    assert [round(t, 2) for t, _ in iter_frames(path, start=1.0, duration=0.5)] == [1.0, 1.1, 1.2, 1.3, 1.4]

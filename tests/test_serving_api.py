@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from avemo.inference.bundle import read_bundle
-from avemo.media.sniff import CONTAINERS, sniff
+from avemo.media.sniff import CONTAINERS, SNIFF_BYTES, sniff
 from avemo.serving import BackgroundServer, ServeSettings, create_app, load_settings
 from avemo.serving.schemas import PredictionOut
 from avemo.serving.uploads import display_name, scan_duration
@@ -697,12 +697,12 @@ def test_unexpected_errors_are_json_without_details(ravdess_video, tmp_path):
     [
         ("a.mp4", {}, "mp4"), ("a.mov", {}, "mov"), ("a.mkv", {}, "matroska"), ("a.webm", {}, "webm"),
         ("a.avi", {}, "avi"), ("a.flv", {}, "flv"), ("a.wav", {}, "wav"), ("a.flac", {}, "flac"),
-        ("a.mp3", {}, "mp3"), ("a.ogg", {}, "ogg"),
+        ("a.mp3", {}, "mp3"), ("a.ogg", {}, "ogg"), ("a.ts", {}, "mpegts"),
     ],
 )
 def test_sniff_recognises_every_container_the_decoders_read(make_clip, name, spec, expected):
     path = make_clip(name, duration=0.5, **spec)
-    container = sniff(path.read_bytes()[:64])
+    container = sniff(path.read_bytes()[:SNIFF_BYTES])
     assert container is not None and container.name == expected
     assert container in CONTAINERS
 

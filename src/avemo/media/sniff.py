@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-#: bytes needed to recognise every signature below
-SNIFF_BYTES = 64
+#: bytes needed to recognise every signature below (MPEG-TS: the sync byte of three 192-byte packets)
+SNIFF_BYTES = 512
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,11 @@ FLAC = Container("flac", ".flac", "flac", False)
 OGG = Container("ogg", ".ogg", "ogg", True)
 MP3 = Container("mp3", ".mp3", "mp3", False)
 AAC = Container("aac", ".aac", "aac", False)
+#: MPEG transport streams: broadcast and screen-capture recordings (.ts), camcorders' AVCHD (.mts, .m2ts:
+#: 192-byte packets, a 4-byte time code before each 188-byte one); FFmpeg's demuxer reads both
+MPEGTS = Container("mpegts", ".ts", "mpegts", True)
 
-CONTAINERS = (MP4, MOV, M4A, MKV, WEBM, AVI, FLV, WAV, FLAC, OGG, MP3, AAC)
+CONTAINERS = (MP4, MOV, M4A, MKV, WEBM, AVI, FLV, WAV, FLAC, OGG, MP3, AAC, MPEGTS)
 
 # ISO BMFF top-level boxes that may come first in a QuickTime/MP4 file
 _BMFF_FIRST_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
@@ -60,6 +63,13 @@ def _mpeg_audio(head: bytes) -> Container | None:
     if layer == 0 or version == 1 or bitrate_index in (0, 15) or rate_index == 3:
         return None
     return MP3
+
+
+def _transport_stream(head: bytes) -> bool:
+    """Three MPEG-TS packets in a row: the sync byte 0x47 every 188 bytes, or every 192 bytes after a
+    4-byte time code (M2TS), as FFmpeg's ``mpegts_probe`` looks for it (there over more packets)."""
+    return any(len(head) > offset + 2 * size and all(head[offset + i * size] == 0x47 for i in range(3))
+               for size, offset in ((188, 0), (192, 4)))
 
 
 def sniff(head: bytes) -> Container | None:
@@ -85,6 +95,8 @@ def sniff(head: bytes) -> Container | None:
         return OGG
     if head.startswith(b"ID3") and len(head) >= 10 and head[3] < 0xFF and head[4] < 0xFF:
         return MP3  # an ID3v2 tag precedes MPEG audio frames
+    if _transport_stream(head):
+        return MPEGTS
     return _mpeg_audio(head)
 
 

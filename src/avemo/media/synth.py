@@ -35,6 +35,7 @@ _VIDEO_CODECS = {
     ".mp4": ("libx264", "aac", "yuv420p"),
     ".mov": ("libx264", "aac", "yuv420p"),
     ".mkv": ("libx264", "aac", "yuv420p"),
+    ".ts": ("libx264", "aac", "yuv420p"),
     ".webm": ("libvpx-vp9", "libopus", "yuv420p"),
     ".avi": ("mpeg4", "libmp3lame", "yuv420p"),
     ".flv": ("flv", "libmp3lame", "yuv420p"),

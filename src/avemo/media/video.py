@@ -52,10 +52,12 @@ def decoded_frames(
 ) -> Iterator[tuple[float, av.VideoFrame, float]]:
     """(time, decoded frame, source fps) for every frame with start <= time < start + duration.
 
-    A damaged file gives the frames that can be decoded; what was skipped, and a stream that ends
-    well before its declared length, are told to ``warn`` (see :mod:`avemo.media.decode`). When the
-    stream is read to its end, ``ended`` is told where its last decoded frame ends (its time plus
-    one frame at the source's rate): a truncated file's video ends there."""
+    Times are seconds from the container's start, as the audio's are (:mod:`avemo.media.audio`): a
+    file whose streams start at 5 s (a cut recording, an MPEG-TS capture) has its first frame at 0 s,
+    not 5 s after its sound. A damaged file gives the frames that can be decoded; what was skipped,
+    and a stream that ends well before its declared length, are told to ``warn`` (see
+    :mod:`avemo.media.decode`). When the stream is read to its end, ``ended`` is told where its last
+    decoded frame ends (its time plus one frame at the source's rate): a truncated file's video ends there."""
     end = None if duration is None else start + duration
     with open_media(path) as container:
         stream = video_stream(container)
@@ -63,16 +65,17 @@ def decoded_frames(
             raise MissingStreamError("has no video stream (an audio-only file)", path, stream="video")
         stream.thread_type = "AUTO"
         fps = stream_fps(stream)
+        origin = container.start_time / av.time_base if container.start_time is not None else 0.0
         if start > 1.0:  # seeking to 0 is the same as not seeking (and FLV refuses it with EPERM)
             try:
-                container.seek(int((start - 1.0) / float(stream.time_base)), stream=stream, backward=True)
+                container.seek(int((start - 1.0 + origin) / float(stream.time_base)), stream=stream, backward=True)
             except av.error.FFmpegError:
                 container.seek(0)  # a container that cannot seek there: decode from the start
         index = 0
         t = None
         for frame in decode_stream(container, stream, path, warn, "video"):
             if frame.time is not None:
-                t = float(frame.time)
+                t = float(frame.time) - origin
             else:  # containers without timestamps: count frames
                 t = index / fps
             index += 1
@@ -82,8 +85,7 @@ def decoded_frames(
                 return
             yield t, frame, fps
         if t is not None:
-            origin = container.start_time / av.time_base if container.start_time is not None else 0.0
-            check_complete(declared_end(container, stream, origin), t - origin + 1.0 / fps, warner(path, warn), "video")
+            check_complete(declared_end(container, stream, origin), t + 1.0 / fps, warner(path, warn), "video")
             if ended is not None:
                 ended(t + 1.0 / fps)
 
