@@ -14,10 +14,8 @@ library runs the graph is hidden behind it, so an expert is written once and run
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import sys
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -27,6 +25,7 @@ import numpy as np
 
 from avemo.device import torch_device
 from avemo.errors import CheckpointError, ConfigError
+from avemo.native_output import silenced
 
 ENGINES = ("torch", "onnx")
 #: the file that says what an export folder holds (the bundle's graphs, or a trained model's)
@@ -153,7 +152,7 @@ def export_module(
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", UserWarning)
-            with _quiet_stdout():
+            with silenced(1):  # the exporter prints its whole graph (from C++) when an op has no ONNX form
                 torch.onnx.export(
                     module,
                     args,
@@ -168,22 +167,6 @@ def export_module(
     finally:
         tmp.unlink(missing_ok=True)
     return path
-
-
-@contextlib.contextmanager
-def _quiet_stdout():
-    """The null device as the process's standard output (file descriptor 1) meanwhile: the
-    TorchScript-based exporter prints its whole graph there (from C++) when an op has no ONNX
-    form, before it raises the error that the caller reports in one line."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def create_engine(

@@ -32,9 +32,6 @@ If mediapipe cannot be imported, ``get_detector("mediapipe")`` warns and returns
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -43,6 +40,7 @@ import cv2
 import numpy as np
 
 from avemo.errors import ConfigError
+from avemo.native_output import silenced
 
 DETECTORS = ("mediapipe", "haar")
 
@@ -155,27 +153,6 @@ def _square_patch(
     return patch, out / n, np.array([x0, y0], dtype=np.float64)
 
 
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """Silence what native code writes to file descriptor 2 (MediaPipe's TFLite and absl start-up
-    notices: "Created TensorFlow Lite XNNPACK delegate", "Feedback manager requires a model with a
-    single signature..."), which would otherwise clutter every ``avemo predict`` run. Python-level
-    errors are exceptions and still reach the caller."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): nothing to silence
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 class MediaPipeDetector:
     """BlazeFace through MediaPipe solutions: full-range (``model_selection=1``) or short-range (``0``).
 
@@ -212,7 +189,7 @@ class MediaPipeDetector:
         self.min_confidence = float(min_confidence)
         self.max_side = max_side
         self.refine_eyes = refine_eyes
-        with native_stderr_silenced():  # MediaPipe's TFLite and absl start-up notices
+        with silenced(2):  # MediaPipe's TFLite and absl start-up notices
             self._impl = mp.solutions.face_detection.FaceDetection(
                 model_selection=model_selection, min_detection_confidence=self.min_confidence
             )

@@ -37,8 +37,8 @@ from avemo.errors import ConfigError, FeatureError
 from avemo.features.base import Features, VideoExtractor, register_extractor
 from avemo.features.face.align import crop_face, crop_transform
 from avemo.features.face.crops import make_tracker
-from avemo.features.face.detect import native_stderr_silenced
 from avemo.features.face.sampling import check_sampling, iter_sampled_frames
+from avemo.native_output import silenced
 
 MESH_CROP = 256  # side of the square crop given to FaceMesh
 
@@ -170,7 +170,7 @@ class FaceMesh:
     def __init__(self, min_confidence: float = 0.5):
         import mediapipe as mp
 
-        with native_stderr_silenced():  # TFLite and absl start-up notices
+        with silenced(2):  # TFLite and absl start-up notices
             self._impl = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=True,
                 max_num_faces=1,
@@ -181,7 +181,7 @@ class FaceMesh:
     def __call__(self, crop: np.ndarray) -> np.ndarray | None:
         """(478, 3) landmarks in crop pixels (z in the same scale as x), or None if no face."""
         h, w = crop.shape[:2]
-        with native_stderr_silenced():  # the graph prints notices as its parts first run
+        with silenced(2):  # the graph prints notices as its parts first run
             result = self._impl.process(np.ascontiguousarray(crop))
         if not result.multi_face_landmarks:
             return None
