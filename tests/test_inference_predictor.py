@@ -467,6 +467,21 @@ def test_a_checkpoint_on_speech_answers_and_its_windows_carry_the_speech_share(f
         assert w.speech < 0.5 and not w.audio and w.emotion is None and w.probabilities is None and w.uncertain
 
 
+def test_a_checkpoints_clip_of_a_long_file_is_the_mean_of_its_windows_with_speech(frame_checkpoint, make_clip):
+    """10 s of audio, speech in its first half: the model on the whole file read a fixed-length MFCC
+    sequence cut from its middle, and the mean of the rest was silence. A file longer than one
+    encoder pass answers from its windows with an audio vote, as the bundle does."""
+    from avemo import Predictor
+    from avemo.inference.audio import PASS_SECONDS
+
+    p = Predictor.from_checkpoint(frame_checkpoint, device="cpu")
+    r = p.predict(make_clip("long_speech_then_silence.wav", duration=10.0, audio="speech_then_silence"))
+    voiced = [w for w in r.timeline if w.audio]
+    assert r.duration > PASS_SECONDS and 0 < len(voiced) < len(r.timeline)
+    for label in RAVDESS.emotions:
+        assert r.probabilities[label] == pytest.approx(np.mean([w.probabilities[label] for w in voiced]), abs=1e-6)
+
+
 def test_a_checkpoint_flags_answers_from_too_little_speech(frame_checkpoint, make_clip):
     import copy
 

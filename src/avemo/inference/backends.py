@@ -438,6 +438,8 @@ class ZooBackend:
         bounds = grid.bounds(total)
         shares = None if speech is None else speech.window_fractions(bounds)
         windows = self._windows(path, bounds, use, signals, shares, total, progress)
+        if clip is not None and use["audio"]:
+            clip = long_file_clip(clip, windows, total)
         short = _short_speech(speech, self.abstention.min_speech) if use["audio"] and speech is not None else None
         if short is not None:
             warnings.append(short)
@@ -526,6 +528,20 @@ def clip_audio_logits(audio_out, audio_windows: np.ndarray) -> np.ndarray:
     if audio_out.duration <= PASS_SECONDS or not voiced.any():
         return audio_out.clip_logits[None]
     return np.log(np.maximum(softmax(audio_windows[voiced]).mean(axis=0), 1e-12))[None]
+
+
+def long_file_clip(clip: np.ndarray, windows: WindowScores, duration: float) -> np.ndarray:
+    """A zoo checkpoint's clip probabilities, as :func:`clip_audio_logits` has the bundle's: a file of
+    at most ``PASS_SECONDS`` is the model on the whole file (as it was trained on clips), a longer one
+    the mean of its windows with an audio vote (the whole file's features are mostly silence and
+    pauses, and a fixed-length sequence input keeps only the middle of them); ``clip`` where no
+    window has one."""
+    from avemo.inference.audio import PASS_SECONDS
+
+    voiced = windows.present["audio"] & ~np.isnan(windows.probabilities).any(axis=1)
+    if duration <= PASS_SECONDS or not voiced.any():
+        return clip
+    return windows.probabilities[voiced].mean(axis=0)
 
 
 def _short_speech(speech: SpeechActivity | None, min_speech: float) -> str | None:
