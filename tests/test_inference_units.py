@@ -138,7 +138,7 @@ def test_a_long_files_clip_audio_term_is_the_mean_of_its_voiced_windows():
     from types import SimpleNamespace
 
     from avemo.inference.audio import PASS_SECONDS
-    from avemo.inference.backends import clip_audio_logits, softmax
+    from avemo.inference.backends import clip_audio_logits, softmax, voiced_mean
 
     rng = np.random.default_rng(1)
     windows = rng.normal(0, 2, (6, 4)).astype(np.float32)
@@ -152,6 +152,10 @@ def test_a_long_files_clip_audio_term_is_the_mean_of_its_voiced_windows():
     np.testing.assert_allclose(np.exp(term[0]), softmax(windows[2:5]).mean(axis=0), rtol=1e-5)
     silent = np.full_like(windows, np.nan)  # no window voted: the whole file's term
     np.testing.assert_array_equal(clip_audio_logits(long, silent), whole[None])
+    # a zoo checkpoint's windows: probabilities, and which ones had an audio vote
+    probs, voiced = softmax(windows), np.array([0, 0, 1, 0, 1, 0], bool)
+    np.testing.assert_allclose(voiced_mean(probs, voiced, PASS_SECONDS + 1), probs[[2, 4]].mean(axis=0))
+    assert voiced_mean(probs, voiced, PASS_SECONDS) is None
 
 
 def test_fusion_inputs_mark_nan_rows_and_absent_experts():

@@ -438,8 +438,9 @@ class ZooBackend:
         bounds = grid.bounds(total)
         shares = None if speech is None else speech.window_fractions(bounds)
         windows = self._windows(path, bounds, use, signals, shares, total, progress)
-        if clip is not None and use["audio"]:
-            clip = long_file_clip(clip, windows, total)
+        if clip is not None and use["audio"]:  # a long file: its windows with speech (as the bundle's audio)
+            mean = voiced_mean(windows.probabilities, windows.present["audio"], total)
+            clip = clip if mean is None else mean
         short = _short_speech(speech, self.abstention.min_speech) if use["audio"] and speech is not None else None
         if short is not None:
             warnings.append(short)
@@ -513,35 +514,28 @@ def _no_speech(peak: float, speech: SpeechActivity | None) -> str | None:
     return None
 
 
-def clip_audio_logits(audio_out, audio_windows: np.ndarray) -> np.ndarray:
-    """The clip's audio term, (1, C) logits. A file of at most one encoder pass (``PASS_SECONDS``, the
-    length of the clips the head was trained on, silence before and after the sentence included) is
-    read whole: the head on the clip's embedding. In a longer file that embedding is a mean over every
-    frame, and the silence, music or other talk between the utterances outweighs them: a 60 s file
-    with 4 s of disgust speech read "neutral 100 %" while every window with the speech read disgust.
-    Its clip term is therefore the mean of the probabilities of the windows the audio expert voted on
-    (those with speech, ``audio_windows`` rows that are not NaN), as log-probabilities; without such a
-    window, the whole-file embedding."""
+def voiced_mean(probabilities: np.ndarray, voiced: np.ndarray, duration: float) -> np.ndarray | None:
+    """The clip's answer from its windows, for a file longer than one encoder pass (``PASS_SECONDS``):
+    the mean of the ``probabilities`` rows of the windows with an audio vote (``voiced``); None for a
+    shorter file (read whole, as the models were trained on clips of that length, the silence before and
+    after a sentence included) or where no window has a vote. A longer file's whole-file features are
+    mostly the silence, music or other talk between its utterances: a 30 s file with 4 s of disgust
+    speech read "neutral" while every window with the speech read disgust (and a fixed-length
+    sequence input keeps only the middle of a file)."""
     from avemo.inference.audio import PASS_SECONDS
 
-    voiced = ~np.isnan(audio_windows).any(axis=1)
-    if audio_out.duration <= PASS_SECONDS or not voiced.any():
-        return audio_out.clip_logits[None]
-    return np.log(np.maximum(softmax(audio_windows[voiced]).mean(axis=0), 1e-12))[None]
-
-
-def long_file_clip(clip: np.ndarray, windows: WindowScores, duration: float) -> np.ndarray:
-    """A zoo checkpoint's clip probabilities, as :func:`clip_audio_logits` has the bundle's: a file of
-    at most ``PASS_SECONDS`` is the model on the whole file (as it was trained on clips), a longer one
-    the mean of its windows with an audio vote (the whole file's features are mostly silence and
-    pauses, and a fixed-length sequence input keeps only the middle of them); ``clip`` where no
-    window has one."""
-    from avemo.inference.audio import PASS_SECONDS
-
-    voiced = windows.present["audio"] & ~np.isnan(windows.probabilities).any(axis=1)
+    voiced = voiced & ~np.isnan(probabilities).any(axis=1)
     if duration <= PASS_SECONDS or not voiced.any():
-        return clip
-    return windows.probabilities[voiced].mean(axis=0)
+        return None
+    return probabilities[voiced].mean(axis=0)
+
+
+def clip_audio_logits(audio_out, audio_windows: np.ndarray) -> np.ndarray:
+    """The bundle's clip audio term, (1, C) logits: the head on the clip's embedding, or for a long file
+    the log of :func:`voiced_mean` of its windows' audio probabilities (``audio_windows``: logits, NaN
+    rows where the audio expert has no vote)."""
+    mean = voiced_mean(softmax(audio_windows), np.ones(len(audio_windows), bool), audio_out.duration)
+    return audio_out.clip_logits[None] if mean is None else np.log(np.maximum(mean, 1e-12))[None]
 
 
 def _short_speech(speech: SpeechActivity | None, min_speech: float) -> str | None:
