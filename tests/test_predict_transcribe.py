@@ -490,6 +490,12 @@ def test_cli_table_of_a_file_without_audio_says_there_is_nothing_to_transcribe(p
     assert result.exit_code == 0, result.output
     assert "audio: not used: the file has no audio track" in result.stdout
     assert "transcript: none, no audio to transcribe" in result.stdout and "no speech recognised" not in result.stdout
+    # the voice not asked for either: the file still has no track to listen to (the reason was "not requested")
+    result = _cli("predict", make_clip("face_no_audio.mp4", duration=1.6, audio=None), "--transcribe",
+                  "--modalities", "video")
+    assert result.exit_code == 0, result.output
+    assert "audio: not used: the file has no audio track" in result.stdout
+    assert "transcript: none, no audio to transcribe" in result.stdout and "no speech recognised" not in result.stdout
 
 
 def test_cli_text_modality_with_a_text_model(predictor, make_clip, text_checkpoint, monkeypatch, tmp_path):

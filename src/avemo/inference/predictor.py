@@ -515,11 +515,11 @@ def _streams(path: Path, info: Any, wanted: Sequence[str]) -> Streams:
     exists = {"audio": info.has_audio, "video": info.has_video}
     use = {m: m in wanted and exists[m] for m in MEDIA_MODALITIES}
     reasons: dict[str, str] = {}
-    for m in MEDIA_MODALITIES:
-        if m not in wanted:
-            reasons[m] = "not requested"
-        elif not exists[m]:
+    for m in MEDIA_MODALITIES:  # what the file lacks first: also the reason a transcript is empty
+        if not exists[m]:
             reasons[m] = NO_AUDIO_TRACK if m == "audio" else "an audio-only file (no video stream)"
+        elif m not in wanted:
+            reasons[m] = "not requested"
     if not any(use.values()):
         missing = [m for m in wanted if not exists[m]]
         what = {"audio": "no audio track", "video": "no video stream (an audio-only file)"}
