@@ -175,15 +175,6 @@ def finished_run(run_dir: Path) -> str | None:
     return f"a finished run of {model} on {data}, {labels} labels, created {created}"
 
 
-def unfinished_epochs(run_dir: Path) -> int | None:
-    """The epochs the unfinished run in ``run_dir`` has finished (its resume state says), or None when it
-    holds no resume state."""
-    try:
-        return len(json.loads((run_dir / "last" / "state.json").read_text())["history"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 @contextmanager
 def run_folder(run_dir: Path, *, overwrite: bool) -> Iterator[Path]:
     """``with run_folder(out, overwrite=...) as where: train into where``.
