@@ -48,6 +48,7 @@ from report import SECTIONS, header, write_section  # noqa: E402
 from avemo.device import torch_device  # noqa: E402
 from avemo.models import count_parameters, create_model, default_inputs, list_models, smoke_config  # noqa: E402
 from avemo.models.batching import TensorData, collate, to_device  # noqa: E402
+from avemo.output_file import OutputFile  # noqa: E402
 from avemo.training import TrainConfig, fit, predict_proba  # noqa: E402
 from avemo.training.memory import eval_batch_size  # noqa: E402
 from avemo.training.trainer import setup_training  # noqa: E402
@@ -263,15 +264,13 @@ def merged(earlier: list[dict], new: list[dict]) -> list[dict]:
 
 def _write(md: Path, lines: list[str], state: dict) -> None:
     """The JSON, then the section, each written atomically; the GPU section also reassembles docs/benchmarks.md."""
-    tmp = md.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(state, indent=1) + "\n")
-    tmp.replace(md.with_suffix(".json"))
+    with OutputFile(md.with_suffix(".json")) as out:
+        out.commit(json.dumps(state, indent=1) + "\n")
     if md == SECTIONS / "gpu_train.md":
         write_section("gpu_train", lines)
     else:
-        tmp = md.with_suffix(".md.tmp")
-        tmp.write_text("\n".join(lines) + "\n")
-        tmp.replace(md)
+        with OutputFile(md) as out:
+            out.commit("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> list[str]:

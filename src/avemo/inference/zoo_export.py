@@ -53,14 +53,16 @@ ATOL, RTOL = 1e-4, 1e-3
 
 def checkpoint_fingerprint(path: str | Path) -> str:
     """A short hash of a checkpoint's weights and checkpoint.json and of the avemo version (names its
-    ONNX export; other files of a run folder, such as logs, do not change it)."""
+    ONNX export; other files of a run folder, such as logs, do not change it). The files' digests are
+    memoised (:func:`avemo.digest.file_digest`): a prediction asks for it several times (the cache
+    folder, the export's check), and a 3D ResNeXt's weights are 100 MB."""
+    from avemo.digest import file_digest
     from avemo.models.checkpoint import META, WEIGHTS
     from avemo.version import __version__
 
     digest = hashlib.sha256(__version__.encode())
     for name in (META, WEIGHTS):
-        with open(Path(path) / name, "rb") as fh:
-            digest.update(hashlib.file_digest(fh, "sha256").digest())
+        digest.update(bytes.fromhex(file_digest(Path(path) / name)))
     return digest.hexdigest()[:16]
 
 
