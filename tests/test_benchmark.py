@@ -142,6 +142,21 @@ def test_a_report_is_rewritten_from_its_json_with_the_training_configuration(tmp
     assert str(path) in str(err.value)
 
 
+def test_the_report_says_when_the_folds_were_not_speaker_disjoint_for_copies(tmp_path):
+    """`avemo benchmark --allow-copies` went on with a recording under two speakers: the report says it,
+    and a copy of one speaker's take is counted apart."""
+    folds = [{"fold": i, "train_speakers": ["01"], "val_speakers": ["02"], "test_speakers": ["03"]} for i in (1, 2)]
+    path = _result_file(tmp_path / "c.json", folds, "speaker-disjoint")
+    results = json.loads(path.read_text())
+    results["copies"] = [{"files": ["a.wav", "b.wav"], "speakers": ["01", "03"], "emotions": ["sad", "sad"]},
+                         {"files": ["c.wav", "d.wav"], "speakers": ["01", "01"], "emotions": ["sad", "sad"]}]
+    path.write_text(json.dumps(results))
+    text = rewrite_report(path, title="T").read_text()
+    assert ("- **Not speaker-disjoint for 1 recording(s)**: byte-identical files under two speakers (read with "
+            "--allow-copies), so a fold can test on a recording it trained on (listed in `c.json`, `copies`).") in text
+    assert "- Copies: 1 recording(s) are byte-identical files of two takes of one speaker" in text
+
+
 def test_the_random_split_report_is_what_its_json_gives(benchmark_script, tmp_path):
     """docs/results/ravdess_au_random.md is what `benchmarks/ravdess_au.py --from-json` writes from its JSON."""
     results = Path(__file__).resolve().parents[1] / "docs" / "results"

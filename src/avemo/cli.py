@@ -1371,6 +1371,12 @@ BenchTestCorpusOpt = Annotated[
                                    "that needs one is n/a there (a late-fusion model runs on its other experts).")
 ]
 
+BenchAllowCopiesOpt = Annotated[
+    bool, typer.Option("--allow-copies", help="Go on when byte-identical files (one recording) are under two speakers: "
+                                              "refused otherwise, as the folds would not be speaker-disjoint for them; "
+                                              "the report says so.")
+]
+
 
 @app.command()
 def benchmark(
@@ -1404,6 +1410,7 @@ def benchmark(
     executor: Annotated[str, typer.Option(help="local or ray (one task per model and fold).")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address (with --executor ray).")] = None,
     cache_dir: CacheOpt = None,
+    allow_copies: BenchAllowCopiesOpt = False,
 ) -> None:
     """Cross-validate every model of a suite (a built-in name or a suite TOML file) on its fold plan;
     write NAME.json, NAME.md and figures to --out. iemocap: papers 002 and 003 (--folds 5: paper 002's
@@ -1412,7 +1419,7 @@ def benchmark(
     import shlex
 
     from avemo import config as cfg
-    from avemo.evaluation.benchmark import run_benchmark, write_report
+    from avemo.evaluation.benchmark import refuse_shared_copies, run_benchmark, write_report
     from avemo.evaluation.suite import load_suite
     from avemo.output_file import prepare_folder, removing_new_folders
 
@@ -1428,13 +1435,10 @@ def benchmark(
     entries = [dataclasses.replace(e, train={**e.train, **command_line},
                                    seeds=tuple(seed_list) if seed_list else e.seeds) for e in entries]
     data = _bench_data(spec, entries, root, visual_table=visual_table, protocol=label_protocol, media=media)
+    if protocol == "speaker":  # random splits put every speaker on both sides anyway
+        refuse_shared_copies(data, allow=allow_copies)
     ood = _test_corpora(test_corpus or [], data)
-    splits = spec.splits(data, protocol, seed=seed_list[0] if seed_list else 0)
-    if fold_list:
-        unknown = sorted(set(fold_list) - {s.number for s in splits})
-        if unknown:
-            raise AvemoError(f"--folds {unknown} not in the plan (folds 1..{len(splits)})")
-        splits = [s for s in splits if s.number in fold_list]
+    splits = _bench_splits(spec, data, protocol, seed_list, fold_list)
     with removing_new_folders(out_dir):
         prepare_folder(out_dir)  # a bad report folder fails now, not after hours of training
         cache = _cache(cache_dir)
@@ -1453,6 +1457,18 @@ def benchmark(
         json_path, md_path = write_report(results, out_dir, name or report, title=title, command=command,
                                           paper_numbers=spec.papers, notes=spec.notes)
     _print_bench(results, md_path, json_path)
+
+
+def _bench_splits(spec, data, protocol: str, seeds: list[int], folds: list[int]) -> list:
+    """The splits ``avemo benchmark`` runs: the suite's (or random ones, seeded by the first of ``seeds``),
+    only the ``folds`` given (--folds) where some are; a fold not in the plan is refused in one line."""
+    splits = spec.splits(data, protocol, seed=seeds[0] if seeds else 0)
+    if not folds:
+        return splits
+    unknown = sorted(set(folds) - {s.number for s in splits})
+    if unknown:
+        raise AvemoError(f"--folds {unknown} not in the plan (folds 1..{len(splits)})")
+    return [s for s in splits if s.number in folds]
 
 
 def _print_bench(results: dict, md_path: Path, json_path: Path) -> None:

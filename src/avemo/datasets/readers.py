@@ -22,10 +22,12 @@ Usage::
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from avemo.datasets.copies import copy_warnings, find_copies
 from avemo.datasets.crema_d import parse_crema_d_name, parse_crema_d_stem, read_crema_d
 from avemo.datasets.emodb import parse_emodb_name, parse_emodb_stem, read_emodb
 from avemo.datasets.folder import read_folder
@@ -36,6 +38,8 @@ from avemo.datasets.meld import read_meld
 from avemo.datasets.ravdess import parse_ravdess_name, read_ravdess
 from avemo.datasets.scan import ScanResult
 from avemo.errors import DatasetError, NameShapeError
+
+log = logging.getLogger(__name__)
 
 READERS: dict[str, Callable[..., ScanResult]] = {
     "ravdess": read_ravdess,
@@ -76,6 +80,9 @@ def read_dataset(name: str, root: str | Path, *, strict: bool = False, **options
     ``options`` go to the reader: ``suffixes=`` for the file-name readers, ``labels_csv=`` /
     ``emotions=`` for ``"folder"``, ``demographics=`` for ``"crema_d"``, ``splits=`` for ``"meld"``, ``protocol=`` and ``media=`` (prepared utterance videos) for ``"iemocap"``. Returns the clips and the skipped
     files with reasons; ``strict=True`` raises a DatasetError for the first skipped file.
+    Byte-identical files of different takes (one recording under two speakers, two labels, or
+    copied) are found by their content digest and said in ``warnings`` and the log, one line each
+    (:mod:`~avemo.datasets.copies`; ``ScanResult.copies``).
     """
     try:
         reader = READERS[name]
@@ -88,7 +95,18 @@ def read_dataset(name: str, root: str | Path, *, strict: bool = False, **options
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise DatasetError(f"dataset {name!r} takes no option(s) {unknown}; its options: {accepted}")
-    return reader(root, strict=strict, **options)
+    return note_copies(reader(root, strict=strict, **options))
+
+
+def note_copies(scan: ScanResult) -> ScanResult:
+    """``scan`` with its ``copies`` (:func:`~avemo.datasets.copies.find_copies`) filled, and a warning
+    line for each recording (added to ``warnings`` and logged)."""
+    scan.copies = find_copies(scan.clips)
+    lines = copy_warnings(scan.copies, scan.root)
+    scan.warnings.extend(lines)
+    for line in lines:
+        log.warning(line)
+    return scan
 
 
 def parse_file_name(name: str | Path, dataset: str | None = None) -> dict[str, Any]:

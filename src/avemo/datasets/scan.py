@@ -30,10 +30,13 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from avemo.datasets.records import Clip
 from avemo.errors import DatasetError
+
+if TYPE_CHECKING:
+    from avemo.datasets.copies import Copies
 
 #: keys of a parsed file name that become :class:`Clip` attributes; the rest go to ``Clip.fields``
 CLIP_KEYS = ("dataset", "emotion", "speaker", "take", "modalities")
@@ -59,7 +62,9 @@ class ScanResult:
     in the label protocol asked for (IEMOCAP's ``xxx``, ``oth``, ``fru`` in the 4-class protocol).
     ``transcripts``: what speech recognition did for the clips without a transcript, when it ran
     (:func:`~avemo.training.transcripts.transcribe_missing`), else None. ``duplicates``: the files
-    set aside because another file of their take carries the same modalities (the reason names it)."""
+    set aside because another file of their take carries the same modalities (the reason names it).
+    ``copies``: byte-identical files of different takes (:mod:`~avemo.datasets.copies`; filled by
+    :func:`~avemo.datasets.readers.read_dataset`, which also says them in ``warnings``)."""
 
     dataset: str
     root: Path
@@ -69,6 +74,7 @@ class ScanResult:
     left_out: dict[str, int] = field(default_factory=dict)
     transcripts: dict[str, Any] | None = None
     duplicates: list[Skipped] = field(default_factory=list)
+    copies: list[Copies] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.clips)

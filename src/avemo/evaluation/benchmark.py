@@ -350,6 +350,8 @@ def run_benchmark(
         "skipped": [{"file": str(p), "reason": r} for p, r in [*data.skipped, *failed]],
         # files set aside as copies of a take read from another file (not unusable: not needed)
         "duplicates": _duplicate_items(data),
+        # byte-identical files of different takes (one recording under two speakers or labels, or copied)
+        "copies": _copy_items(data),
         "executor": executor,
         "versions": package_versions(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -408,6 +410,34 @@ def extract_ood(entries: Sequence[BenchmarkEntry], data: DataBundle, corpus: Ood
     if runnable and failed and all(all(str(c.path) in bad for c in t) for t in scored):
         raise DatasetError(f"no scored clip of {corpus.name} could be read ({failed[0][1]})", corpus.data.root)
     return [{"file": str(f), "reason": r} for f, r in [*corpus.data.skipped, *failed]]
+
+
+def refuse_shared_copies(data: DataBundle, *, allow: bool = False) -> None:
+    """A one-line DatasetError when a recording is in ``data`` under two speakers (byte-identical files,
+    :mod:`avemo.datasets.copies`): the speaker-disjoint folds could test on a recording they trained
+    on, and the report's numbers would not be speaker-independent. ``allow`` (``--allow-copies``):
+    go on; the copies are then recorded in the result file and said in the report."""
+    shared = [g for g in data.copies if g.crosses_speakers]
+    if not shared or allow:
+        return
+    first = shared[0]
+    files = " and ".join(f"{_relative(c.path, data.root)} (speaker {c.speaker})" for c in first.clips)
+    raise DatasetError(f"{len(shared)} recording(s) are byte-identical files under two speakers (e.g. {files}): "
+                       "the speaker-disjoint folds would not be speaker-disjoint for them; remove the copies, or "
+                       "give --allow-copies to go on (the report says so)", data.root)
+
+
+def _relative(path: str | Path, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _copy_items(data: DataBundle) -> list[dict[str, Any]]:
+    """The byte-identical files of different takes of ``data``, one item per recording, for a result file."""
+    return [{"files": [str(c.path) for c in g.clips], "speakers": [c.speaker for c in g.clips],
+             "emotions": [c.emotion for c in g.clips]} for g in data.copies]
 
 
 def _duplicate_items(data: DataBundle) -> list[dict[str, str]]:
@@ -700,6 +730,7 @@ def report_markdown(results: dict[str, Any], name: str, *, title: str, paper_num
     if results.get("duplicates"):
         lines[-1:] = [f"- Duplicates: {len(results['duplicates'])} file(s) set aside as copies of takes read from "
                       f"another file (listed in `{name}.json`, `duplicates`).", ""]
+    lines[-1:] = [*_copy_lines(results.get("copies") or [], name), ""]
     for heading, body in sections:
         lines += [f"## {heading}", "", *body, ""]
     if sections:
@@ -715,6 +746,22 @@ def report_markdown(results: dict[str, Any], name: str, *, title: str, paper_num
 
 #: what gives a take each modality, for the report's line on the takes (a video file, not the AU table)
 _CARRIER = {"audio": "an audio file", "video": "a video file", "text": "a text"}
+
+
+def _copy_lines(copies: list[dict[str, Any]], name: str) -> list[str]:
+    """The report's lines on byte-identical files of different takes: those under two speakers (the
+    folds are not speaker-disjoint for them: ``--allow-copies``), then the others (labelling conflicts,
+    plain copies counted twice)."""
+    shared = [c for c in copies if len({s for s, e in zip(c["speakers"], c["emotions"], strict=True) if e is not None}) > 1]
+    lines = []
+    if shared:
+        lines.append(f"- **Not speaker-disjoint for {len(shared)} recording(s)**: byte-identical files under two "
+                     f"speakers (read with --allow-copies), so a fold can test on a recording it trained on "
+                     f"(listed in `{name}.json`, `copies`).")
+    if len(copies) > len(shared):
+        lines.append(f"- Copies: {len(copies) - len(shared)} recording(s) are byte-identical files of two takes "
+                     f"of one speaker (counted twice, or labelled twice: listed in `{name}.json`, `copies`).")
+    return lines
 
 
 def _data_lines(results: dict[str, Any]) -> list[str]:

@@ -75,6 +75,9 @@ class DataBundle:
     #: the dialogues that ``speakers`` (:func:`load_data`) kept only some of: the turns of the other
     #: speakers are not in ``takes``, so a model with dialogue context would miss them (:func:`refuse_cut_dialogues`)
     cut_dialogues: list[str] = field(default_factory=list)
+    #: byte-identical files of different takes (:attr:`ScanResult.copies <avemo.datasets.scan.ScanResult>`):
+    #: one recording under two speakers or labels, or copied (said as warnings when the folder is read)
+    copies: list[Any] = field(default_factory=list)
 
     @property
     def speakers(self) -> list[str]:
@@ -185,7 +188,7 @@ def load_data(
         labels = label_set_for(dataset, (c.emotion for c in scan.clips))
     return DataBundle(dataset, Path(root), takes, labels, tables, [(str(s.path), s.reason) for s in scan.skipped],
                       transcripts=scan.transcripts, duplicates=[(str(s.path), s.reason) for s in scan.duplicates],
-                      cut_dialogues=cut)
+                      cut_dialogues=cut, copies=list(scan.copies))
 
 
 @dataclass

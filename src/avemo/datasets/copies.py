@@ -1,0 +1,105 @@
+"""Byte-identical files under different takes: one recording listed twice.
+
+A reader sets aside a second file of the same take and modalities (:attr:`ScanResult.duplicates
+<avemo.datasets.scan.ScanResult>`), but it cannot see that two files of *different* takes hold the
+same bytes: a recording copied into a second speaker's folder of a labelled folder, or listed twice
+in its labels CSV under two names. :func:`find_copies` groups the clips of a scan by the SHA-256
+of their file (:func:`avemo.digest.file_digest`, memoised: the feature cache keys the same files by
+it, so a command that extracts or reads features hashes each file once) and :func:`copy_warnings`
+says, one line per recording:
+
+* under two speakers: the speaker-disjoint folds are not speaker-disjoint for it (the same
+  recording can be trained on and tested on) -- ``avemo benchmark`` refuses such data unless told
+  to go on (``--allow-copies``);
+* under two labels: a labelling conflict;
+* same speaker and label: a plain copy, which counts twice (in training, in a fold's scores).
+
+Clips without a media file (MELD or IEMOCAP text read from an annotation file) are not compared,
+nor are empty files and files that cannot be read (their error comes when their features are extracted).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from avemo.datasets.records import Clip
+from avemo.digest import file_digest
+from avemo.errors import MediaError
+
+
+@dataclass(frozen=True)
+class Copies:
+    """Clips of different takes whose files hold the same bytes (one recording), in path order."""
+
+    digest: str
+    clips: tuple[Clip, ...]
+
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        """The distinct speakers the recording is listed under, in path order."""
+        return tuple(dict.fromkeys(c.speaker for c in self.clips))
+
+    @property
+    def emotions(self) -> tuple[str | None, ...]:
+        """The distinct emotions it is labelled with (None: unlabelled), in first-seen order."""
+        return tuple(dict.fromkeys(c.emotion for c in self.clips))
+
+    @property
+    def crosses_speakers(self) -> bool:
+        """Whether labelled copies sit under two speakers: speaker-disjoint folds can put the
+        recording on both sides of a split (an unlabelled copy is in no fold)."""
+        return len({c.speaker for c in self.clips if c.emotion is not None}) > 1
+
+
+def find_copies(clips: Iterable[Clip]) -> list[Copies]:
+    """The groups of clips (of at least two takes) whose media files are byte-identical (links to one
+    file included)."""
+    by_digest: dict[str, list[Clip]] = {}
+    for clip in clips:
+        if not (clip.has("audio") or clip.has("video")):
+            continue  # text read from an annotation file shared by many clips
+        try:
+            if os.path.getsize(clip.path) == 0:
+                continue  # not media: every empty file is "identical"; its error comes when it is decoded
+            digest = file_digest(clip.path)
+        except (OSError, MediaError):
+            continue
+        by_digest.setdefault(digest, []).append(clip)  # two names of one file (links) are two clips too
+    groups = []
+    for digest, found in by_digest.items():
+        members = tuple(sorted(found, key=lambda c: Path(c.path).as_posix()))
+        if len({c.take for c in members}) > 1:
+            groups.append(Copies(digest, members))
+    return sorted(groups, key=lambda g: Path(g.clips[0].path).as_posix())
+
+
+def copy_warnings(groups: Sequence[Copies], root: Path | None = None) -> list[str]:
+    """One line per recording: its files (relative to ``root`` where under it) with speaker and
+    label, and what the copies mean for the folds and the labels."""
+    return [_line(g, root) for g in groups]
+
+
+def _line(group: Copies, root: Path | None) -> str:
+    files = ", ".join(f"{_shown(c.path, root)} (speaker {c.speaker}, {c.emotion or 'unlabelled'})" for c in group.clips)
+    said = []
+    if len(group.speakers) > 1:
+        said.append(f"one recording under speakers {', '.join(group.speakers)}: speaker-disjoint folds are not "
+                    "speaker-disjoint for it (it can be trained on and tested on)")
+    if len(group.emotions) > 1:
+        said.append(f"labelled {' and '.join(e or 'unlabelled' for e in group.emotions)}: a labelling conflict")
+    if not said:
+        said.append(f"copies of one recording, which counts {len(group.clips)} times")
+    return f"byte-identical files {files}: " + "; ".join(said)
+
+
+def _shown(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return Path(path).relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+

@@ -1,0 +1,102 @@
+"""Byte-identical files under different takes: one recording under two speakers (a leak through the
+speaker-disjoint folds), under two labels (a labelling conflict), or copied (counted twice)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from avemo.collect import collect_inputs
+from avemo.datasets import read_dataset
+
+
+def labelled_folder(root: Path, make_clip, rows: list[tuple[str, int, str, str]]) -> Path:
+    """A folder + labels.csv of ``(path, seed, emotion, speaker)`` rows: the same seed, the same bytes."""
+    lines = ["path,emotion,speaker"]
+    for name, seed, emotion, speaker in rows:
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(make_clip("v.wav", duration=0.3, audio="voice", seed=seed), target)
+        lines.append(f"{name},{emotion},{speaker}")
+    (root / "labels.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def test_one_recording_under_two_speakers_is_said_to_break_the_speaker_disjoint_folds(tmp_path, make_clip, caplog):
+    root = labelled_folder(tmp_path, make_clip, [("s1/x.wav", 1, "angry", "s1"), ("s2/y.wav", 1, "angry", "s2"),
+                                                 ("s2/z.wav", 2, "sad", "s2")])
+    with caplog.at_level(logging.WARNING, logger="avemo.datasets"):
+        scan = read_dataset("folder", root)
+    line = ("byte-identical files s1/x.wav (speaker s1, angry), s2/y.wav (speaker s2, angry): one recording under "
+            "speakers s1, s2: speaker-disjoint folds are not speaker-disjoint for it (it can be trained on and tested on)")
+    assert scan.warnings == [line] and [r.getMessage() for r in caplog.records] == [line]
+    assert len(scan.clips) == 3  # said, not dropped: which copy is right is the user's call
+    assert [[c.path.name for c in g.clips] for g in scan.copies] == [["x.wav", "y.wav"]] and scan.copies[0].crosses_speakers
+
+
+def test_one_recording_with_two_labels_is_a_labelling_conflict(tmp_path, make_clip):
+    root = labelled_folder(tmp_path, make_clip, [("a.wav", 1, "angry", "s1"), ("b.wav", 1, "Sad", "s1"),
+                                                 ("c.wav", 2, "happy", "s1")])
+    assert read_dataset("folder", root).warnings == [
+        "byte-identical files a.wav (speaker s1, angry), b.wav (speaker s1, sad): labelled angry and sad: a labelling "
+        "conflict"]
+
+
+def test_a_copied_file_is_said_to_count_twice_and_extract_lists_it_too(tmp_path, make_clip, caplog):
+    root = labelled_folder(tmp_path, make_clip, [("a.wav", 3, "calm", "7"), ("copy/a.wav", 3, "calm", "7"),
+                                                 ("b.wav", 4, "calm", "7")])
+    line = "byte-identical files a.wav (speaker 7, calm), copy/a.wav (speaker 7, calm): copies of one recording, which counts 2 times"
+    assert read_dataset("folder", root).warnings == [line]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="avemo.datasets"):
+        clips, _, _ = collect_inputs(root, dataset="folder")  # what `avemo extract` lists
+    assert len(clips) == 3 and [r.getMessage() for r in caplog.records] == [line]
+
+
+def test_every_reader_is_checked_and_a_link_is_a_copy(tmp_path, make_ravdess):
+    """A RAVDESS file linked under a second actor's name: the name-parsed readers are checked as the
+    folder reader is, and two names of one file are one recording."""
+    root = tmp_path / "corpus"
+    shutil.copytree(make_ravdess(("01", "02")), root)
+    source = root / "Actor_01" / "03-01-05-01-01-01-01.wav"
+    (root / "Actor_02" / "03-01-05-01-02-01-02.wav").symlink_to(source)
+    scan = read_dataset("ravdess", root)
+    assert len(scan.copies) == 1 and [c.speaker for c in scan.copies[0].clips] == ["01", "02"]
+    assert scan.warnings[0].startswith("byte-identical files Actor_01/03-01-05-01-01-01-01.wav (speaker 01, angry), "
+                                       "Actor_02/03-01-05-01-02-01-02.wav (speaker 02, angry): one recording under "
+                                       "speakers 01, 02")
+
+
+def test_distinct_and_empty_files_are_no_copies(tmp_path, make_clip):
+    """Empty files (not media: their error comes when they are decoded) are all alike, and are not said."""
+    root = labelled_folder(tmp_path, make_clip, [("a.wav", 5, "angry", "s1"), ("b.wav", 6, "angry", "s2")])
+    for name in ("e1.wav", "e2.wav"):
+        (root / name).write_bytes(b"")
+    (root / "labels.csv").write_text("path,emotion,speaker\na.wav,angry,s1\nb.wav,angry,s2\ne1.wav,sad,s1\ne2.wav,sad,s2\n")
+    scan = read_dataset("folder", root)
+    assert len(scan.clips) == 4 and scan.copies == [] and scan.warnings == []
+
+
+@pytest.fixture
+def leaking_corpus(tmp_path, make_ravdess) -> Path:
+    root = tmp_path / "corpus"
+    shutil.copytree(make_ravdess(("01", "02")), root)
+    shutil.copyfile(root / "Actor_01" / "03-01-05-01-01-01-01.wav", root / "Actor_02" / "03-01-05-01-02-01-02.wav")
+    return root
+
+
+def test_benchmark_refuses_a_recording_under_two_speakers_before_any_work(leaking_corpus, tmp_path, avemo_main):
+    suite = tmp_path / "mine.toml"
+    suite.write_text('name = "mine"\ntitle = "t"\ndataset = "ravdess"\nplan = "ravdess"\n'
+                     '[[entries]]\nmodels = ["mfcc_cnn1d"]\n')
+    code, _, err = avemo_main("benchmark", suite, "--root", leaking_corpus, "--out", tmp_path / "report",
+                              "--cache", tmp_path / "cache")
+    assert code == 2, err
+    assert (f"avemo: error: {leaking_corpus}: 1 recording(s) are byte-identical files under two speakers (e.g. "
+            "Actor_01/03-01-05-01-01-01-01.wav (speaker 01) and Actor_02/03-01-05-01-02-01-02.wav (speaker 02)): the "
+            "speaker-disjoint folds would not be speaker-disjoint for them; remove the copies, or give --allow-copies "
+            "to go on (the report says so)") in " ".join(err.split())
+    assert not (tmp_path / "report").exists() and not (tmp_path / "cache").exists()
