@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,33 @@ def test_a_report_is_rewritten_from_its_json_with_the_training_configuration(tmp
     with pytest.raises(ConfigError, match="not a benchmark result file") as err:
         rewrite_report(path, title="T")
     assert str(path) in str(err.value)
+
+
+def test_one_fold_has_no_spread_in_the_json_the_report_or_the_command_output(tmp_path, capsys):
+    """With one fold the report said "50.00 ± 0.00", as if the spread had been measured to be nil: the
+    JSON's std is null, and the report and `avemo benchmark`'s summary give the mean alone."""
+    from avemo.cli import _print_bench
+    from avemo.metrics import summarise_folds
+
+    assert summarise_folds([0.5]) == (0.5, None) and summarise_folds([0.5, 0.75]) == (0.625, 0.125)
+    one = {"fold": 1, "train_speakers": ["01"], "val_speakers": ["02"], "test_speakers": ["03"]}
+    path = _result_file(tmp_path / "one.json", [one], "speaker-disjoint")
+    results = json.loads(path.read_text())
+    for row in results["models"].values():
+        row.update(fold_accuracy=[0.5], mean_accuracy=0.5, std_accuracy=None, std_uar=None,
+                   out_of_domain={"emodb": {"status": "scored", "uar": 0.3, "std_uar": None, "accuracy": 0.4,
+                                            "std_accuracy": None}})
+    results["out_of_domain"] = {"emodb": {"root": "e", "scored_takes": 5, "takes": 6, "labels": ["a", "b"],
+                                          "mapping": {"model": {"map": {}}, "data": {"map": {}}}, "left_out": {},
+                                          "skipped": []}}
+    path.write_text(json.dumps(results))
+    text = rewrite_report(path, title="T").read_text()
+    assert "| 50.00 | 60.00 | 61.00 | 0.800 |" in text and "| late | 50.00 | 61.00 | 30.00 | 40.00 |" in text
+    assert not re.search(r"\d ± ", text)  # the headings still say "mean ± std"
+    results["skipped"] = []
+    _print_bench(results, tmp_path / "one.md", path)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "late 50.00 macro-F1 60.00" in out and not re.search(r"\d ± ", out)
 
 
 def test_the_report_says_when_the_folds_were_not_speaker_disjoint_for_copies(tmp_path):

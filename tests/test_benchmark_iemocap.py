@@ -150,7 +150,9 @@ model_config = {audio}
     assert rows["gao_dialogue"].endswith("| 61.7 (002 Tab. 2) |") and rows["gao_bilstm_attention"].endswith("|  |")
     for name, m in report["models"].items():  # 2 test utterances: the accuracy is 0, 1/2 or 1, as in the row
         assert m["fold_accuracy"] == [m["mean_accuracy"]] and m["mean_accuracy"] in (0.0, 0.5, 1.0)
-        assert f"| {100 * m['mean_accuracy']:.2f} ± 0.00 |" in rows[name]
+        # one fold: the mean alone, no spread ("± 0.00" said it was measured to be nil)
+        inputs = "; ".join(f"{k}: {v}" for k, v in m["inputs"].items())
+        assert m["std_accuracy"] is None and f"| {inputs} | {100 * m['mean_accuracy']:.2f} |" in rows[name]
 
 
 def test_the_label_protocol_and_media_come_from_the_command_line(release, media, tmp_path):

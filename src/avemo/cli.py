@@ -1474,6 +1474,8 @@ def _bench_splits(spec, data, protocol: str, seeds: list[int], folds: list[int])
 def _print_bench(results: dict, md_path: Path, json_path: Path) -> None:
     """What ``avemo benchmark`` says when done: the skipped files and the duplicates (of the suite's corpus
     and of each --test-corpus), every model's numbers (best first) with its out-of-domain UAR and accuracy."""
+    from avemo.evaluation.benchmark import mean_sd_text
+
     corpora = [results, *results.get("out_of_domain", {}).values()]
     _print_skipped([(i["file"], i["reason"]) for c in corpora for i in c["skipped"]], f"listed in {json_path}")
     _print_duplicates([(i["file"], i["reason"]) for c in corpora for i in c.get("duplicates", ())],
@@ -1482,7 +1484,8 @@ def _print_bench(results: dict, md_path: Path, json_path: Path) -> None:
         ood_text = "".join(f"  {c}: " + (f"UAR {100 * o['uar']:5.2f} acc {100 * o['accuracy']:5.2f}"
                                           if o["status"] == "scored" else "n/a")
                            for c, o in m.get("out_of_domain", {}).items())
-        console.print(f"{escape(model_name):28s} {100 * m['mean_accuracy']:6.2f} ± {100 * m['std_accuracy']:5.2f}  "
+        accuracy = mean_sd_text(m["mean_accuracy"], m.get("std_accuracy"), "6.2f", "5.2f")  # one fold: no "± 0.00"
+        console.print(f"{escape(model_name):28s} {accuracy}  "
                       f"macro-F1 {100 * m['macro_f1']:5.2f}  UAR {100 * m['uar']:5.2f}" + escape(ood_text), soft_wrap=True)
     console.print(escape(f"report: {md_path} and {json_path}"))
 

@@ -151,7 +151,8 @@ def expected_calibration_error(probabilities: np.ndarray, y_true: Sequence[int] 
     return float(sum(b.count / n * abs(b.accuracy - b.confidence) for b in groups if b.count))
 
 
-def summarise_folds(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and (population) standard deviation over folds."""
+def summarise_folds(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and (population) standard deviation over folds; the deviation is None for a single fold
+    (no spread was measured: 0.0 would say that it was, and was nil)."""
     arr = np.asarray(values, dtype=np.float64)
-    return float(arr.mean()), float(arr.std())
+    return float(arr.mean()), float(arr.std()) if arr.size > 1 else None

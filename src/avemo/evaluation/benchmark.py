@@ -862,8 +862,8 @@ def _model_tables(results: dict[str, Any], paper_numbers: dict[str, str]) -> lis
         inputs = "; ".join(f"{k}: {v}" for k, v in m["inputs"].items())
         links = " ".join(f"[{k}]({v})" for k, v in m["figures"].items())
         lines.append(
-            f"| {model_name} {links} | {m['group']} | {inputs} | {100 * m['mean_accuracy']:.2f} ± "
-            f"{100 * m['std_accuracy']:.2f} | {100 * m['macro_f1']:.2f} | {100 * m['uar']:.2f} | "
+            f"| {model_name} {links} | {m['group']} | {inputs} | {_pm(m, 'accuracy')} | "
+            f"{100 * m['macro_f1']:.2f} | {100 * m['uar']:.2f} | "
             + (f"{m['auc_macro']:.3f}" if m.get("auc_macro") is not None else "") + " | "
             f"{m['params']:,} | {m['train_seconds']:.0f} | {paper_numbers.get(model_name, '')} |"
         )
@@ -875,8 +875,16 @@ def _model_tables(results: dict[str, Any], paper_numbers: dict[str, str]) -> lis
     return lines
 
 
+def mean_sd_text(mean: float, sd: float | None, spec: str = ".2f", sd_spec: str | None = None) -> str:
+    """``mean ± sd`` in percent (``spec``, ``sd_spec``: their formats); the mean alone when no spread was
+    measured (``sd`` None: one fold), not "± 0.00"."""
+    text = format(100 * mean, spec)
+    return text if sd is None else f"{text} ± {format(100 * sd, sd_spec or spec)}"
+
+
 def _pm(m: dict[str, Any], key: str) -> str:
-    return f"{100 * m[key]:.2f} ± {100 * m[f'std_{key}']:.2f}"
+    """``m``'s mean ± sd of ``key`` (``mean_accuracy`` / ``std_accuracy``, ``uar`` / ``std_uar``)."""
+    return mean_sd_text(m.get(f"mean_{key}", m.get(key)), m.get(f"std_{key}"))
 
 
 def _ood_lines(results: dict[str, Any], name: str) -> list[str]:
@@ -905,8 +913,7 @@ def _ood_lines(results: dict[str, Any], name: str) -> list[str]:
               "|---|---|---|" + "---|" * len(heads)]
     notes = []
     for model_name, m in sorted(results["models"].items(), key=lambda r: -r[1]["mean_accuracy"]):
-        cells = [model_name, f"{100 * m['mean_accuracy']:.2f} ± {100 * m['std_accuracy']:.2f}",
-                 _pm(m, "uar") if "std_uar" in m else f"{100 * m['uar']:.2f}"]
+        cells = [model_name, _pm(m, "accuracy"), _pm(m, "uar")]
         for corpus in corpora:
             o = (m.get("out_of_domain") or {}).get(corpus)
             if o is None or o["status"] != "scored":
