@@ -184,3 +184,18 @@ def test_text_column_gives_clips_their_transcript(tmp_path):
     assert "text" not in clips["a.wav"].fields
     [bad] = scan.skipped
     assert bad.path.name == "c.wav" and "a transcript goes in the text column" in bad.reason
+
+
+def test_a_take_given_to_two_recordings_is_not_a_copy(tmp_path):
+    """Two rows of the take column naming one take for files of two speakers (and labels): the second
+    file was set aside as "a copy of take t", as a second format of one recording is; it is another
+    recording, skipped with both files named."""
+    make_folder(tmp_path, ["x.wav", "y.wav", "z.wav", "z.flac"],
+                "path,emotion,speaker,take\nx.wav,angry,1,t\ny.wav,sad,2,t\nz.wav,sad,2,\nz.flac,sad,2,\n")
+    scan = read_dataset("folder", tmp_path)
+    assert [c.path.name for c in scan] == ["x.wav", "z.wav"]
+    assert [str(s) for s in scan.skipped] == [
+        f"{tmp_path / 'y.wav'}: take t already has a file of its modalities (audio), {tmp_path / 'x.wav'}, of another "
+        "speaker or emotion "
+        "(1/angry, this one 2/sad): not a copy; give each recording its own take"]
+    assert [s.path.name for s in scan.duplicates] == ["z.flac"]  # one recording in two formats still is a copy

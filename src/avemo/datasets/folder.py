@@ -26,7 +26,8 @@ other         kept as strings in ``Clip.fields`` (``gender``, ``session``...)
 ============  ================================================================================
 
 Column names are case-insensitive. A row that cannot be used (missing file, empty speaker,
-unknown modality, an emotion outside ``emotions=``, a second row for the same file) and a
+unknown modality, an emotion outside ``emotions=``, a second row for the same file, a ``take``
+already given to a file of the same modalities and another speaker or emotion) and a
 media file of the folder that no row lists are reported in ``ScanResult.skipped``; a CSV
 that cannot be read or lacks a required column is a :class:`~avemo.errors.DatasetError`.
 """

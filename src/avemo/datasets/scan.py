@@ -21,7 +21,10 @@ Rules shared by all readers:
   beside the corpus) one is read and the other goes to :attr:`ScanResult.duplicates`, not to
   ``skipped`` (it is not unusable, only not needed): the file in the corpus's own layout (a
   reader's ``in_layout``: RAVDESS's ``Actor_XX`` folders) wins over one elsewhere, else the first in
-  path order.
+  path order. A second file of the take with another speaker or emotion is no copy (a labels CSV that
+  gave two recordings one ``take``): it is skipped, the reason naming the file kept;
+* byte-identical files of *different* takes are found by
+  :func:`~avemo.datasets.readers.read_dataset` (:mod:`~avemo.datasets.copies`).
 """
 
 from __future__ import annotations
@@ -199,7 +202,8 @@ class ScanCollector:
     def add(self, clip: Clip, *, in_layout: bool = False) -> None:
         """Add a clip unless its take already has a file of the same modalities: then the one in the
         corpus's own layout (``in_layout``) is kept, else the first added, and the other goes to
-        ``duplicates`` (strict mode: raised)."""
+        ``duplicates`` (strict mode: raised); a file of another speaker or emotion is no copy (a labels
+        CSV's ``take`` column given to two recordings): it is skipped, with both files named."""
         key = (clip.take, clip.modalities)
         if key not in self._seen:
             self._seen[key] = (in_layout, len(self.result.clips))
@@ -207,6 +211,12 @@ class ScanCollector:
             return
         kept_in_layout, index = self._seen[key]
         kept = self.result.clips[index]
+        if (clip.speaker, clip.emotion) != (kept.speaker, kept.emotion):  # a take given to two recordings
+            self.skip(clip.path, f"take {clip.take} already has a file of its modalities ({clip.kind}), {kept.path}, "
+                                 f"of another speaker or emotion ({kept.speaker}/{kept.emotion or 'unlabelled'}, "
+                                 f"this one {clip.speaker}/{clip.emotion or 'unlabelled'}): not a copy; give each "
+                                 "recording its own take")
+            return
         if in_layout and not kept_in_layout:
             self._seen[key] = (True, index)
             self.result.clips[index], kept, clip = clip, clip, kept
