@@ -596,3 +596,16 @@ def test_load_predictor_errors_name_the_file_and_no_command_line_option(tmp_path
     with pytest.raises(ConfigError) as err:
         load_predictor(engine="tensorrt")
     assert str(err.value) == "engine must be one of torch, onnx, got 'tensorrt'"
+
+
+def test_a_matroska_file_whose_streams_start_late_has_its_length_and_a_timeline_to_match(predictor, tmp_path):
+    """A 2.5 s Matroska file whose streams start at 5 s (a cut that keeps its recording's times) was
+    7.5 s long: its duration and the timeline ran 5 s past the last frame and sample."""
+    from avemo.media import probe
+    from avemo.media.synth import write_clip, write_shifted
+
+    src = write_clip(tmp_path / "src.mkv", duration=2.5, size=(320, 240), fps=25, face=True, audio="speech")
+    r = predictor.predict(write_shifted(src, tmp_path / "cut.mkv", 5.0))
+    check_prediction(r, audio=True, video=True)
+    assert r.duration == pytest.approx(probe(write_shifted(src, tmp_path / "copy.mkv", 0.0)).duration, abs=1e-3)
+    assert r.timeline[-1].end == pytest.approx(r.duration) and all(w.video for w in r.timeline)

@@ -22,7 +22,8 @@ from avemo.media import (
     read_frames,
     sample_frames,
 )
-from avemo.media.synth import write_clip
+from avemo.media.probe import read_through
+from avemo.media.synth import write_clip, write_shifted
 
 SMALL = (96, 72)
 VIDEO_CONTAINERS = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".flv", ".ts"]
@@ -504,15 +505,7 @@ def test_a_file_whose_streams_start_late_has_its_frames_timed_as_its_sound(tmp_p
     import av
 
     src = write_clip(tmp_path / "src.mp4", duration=2.0, size=SMALL, fps=10, audio="tone", audio_start=1.0)
-    path = tmp_path / f"shifted{suffix}"
-    with av.open(str(src)) as inp, av.open(str(path), "w") as out:
-        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
-        for packet in inp.demux():
-            if packet.dts is None:
-                continue
-            shift = int(round(5.0 / packet.time_base))
-            packet.pts, packet.dts, packet.stream = packet.pts + shift, packet.dts + shift, streams[packet.stream.index]
-            out.mux(packet)
+    path = write_shifted(src, tmp_path / f"shifted{suffix}", 5.0)
     with av.open(str(path)) as container:
         assert container.start_time == 5_000_000  # the file really starts at 5 s
     times = [t for t, _ in iter_frames(path)]
@@ -520,3 +513,25 @@ def test_a_file_whose_streams_start_late_has_its_frames_timed_as_its_sound(tmp_p
     y = load_audio(path)
     assert np.argmax(np.abs(y) > 0.1) / 16000 == pytest.approx(1.0, abs=0.01)  # the tone's onset, as in src
     assert [round(t, 2) for t, _ in iter_frames(path, start=1.0, duration=0.5)] == [1.0, 1.1, 1.2, 1.3, 1.4]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm", ".mp4"])
+def test_a_file_whose_streams_start_late_is_as_long_as_its_media(tmp_path, suffix):
+    """A 4 s Matroska file whose streams start at 5 s was 9 s long (FFmpeg's muxer writes the segment's
+    ``Duration`` as the last packet's end time), for ``avemo info`` and ``predict``: the timeline ran 5 s
+    past the end and half of the frames sampled over the clip were its last one. MP4 (the offset is an
+    edit list's empty edit) was right and stays so: each is as long as the same copy not shifted."""
+    src = write_clip(tmp_path / f"src{suffix}", duration=4.06, size=SMALL, fps=25, audio="tone")
+    unshifted = write_shifted(src, tmp_path / f"copy{suffix}", 0.0)
+    path = write_shifted(src, tmp_path / f"shifted{suffix}", 5.0)
+    length = probe(unshifted).duration
+    assert length == pytest.approx(4.06, abs=0.15)
+    # MP4: shifted, the AAC encoder's priming (64 ms before the video) is no longer cut by the edit list
+    tolerance = 0.07 if suffix == ".mp4" else 1e-3
+    info = probe(path)
+    assert info.duration == pytest.approx(length, abs=tolerance)
+    assert info.video.duration == pytest.approx(probe(unshifted).video.duration, abs=tolerance)
+    assert read_through(path, info).duration == pytest.approx(info.duration, abs=1e-3)
+    times = sample_frames(path, 8, size=(16, 16)).times
+    assert len(set(times)) == 8 and times[-1] < info.duration  # spread over the clip, none repeated
+    assert times == pytest.approx(sample_frames(unshifted, 8, size=(16, 16)).times, abs=0.07)

@@ -231,9 +231,13 @@ def write_clip(path: str | Path, spec: ClipSpec | None = None, **overrides) -> P
     return path
 
 
+def _muxer(path: Path) -> str | None:
+    """The muxer FFmpeg cannot tell from ``path``'s name (a temporary name's suffix aside): None for the others."""
+    return {".ogg": "ogg", ".mkv": "matroska", ".webm": "webm"}.get(path.suffix.lower())
+
+
 def _write(path: Path, spec: ClipSpec, vcodec: str | None, acodec: str | None) -> None:
-    fmt = {".ogg": "ogg", ".mkv": "matroska", ".webm": "webm"}.get(path.suffix.lower())
-    with av.open(str(path), mode="w", format=fmt) as out:
+    with av.open(str(path), mode="w", format=_muxer(path)) as out:
         vstream = astream = None
         if vcodec is not None:
             rate = Fraction(spec.fps).limit_denominator(1001)
@@ -310,6 +314,29 @@ def write_audio_streams(path: str | Path, kinds: tuple[AudioKind, ...], *, durat
                 streams.append(stream)
             for stream, kind in zip(streams, kinds, strict=True):
                 _encode_audio(out, stream, synth_audio(duration, sample_rate, kind))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_shifted(src: str | Path, path: str | Path, seconds: float) -> Path:
+    """Copy the packets of ``src`` into ``path`` (the container its suffix names) with every time stamp
+    ``seconds`` later, as a cut from a longer recording or an MPEG-TS capture keeps them: the same
+    media, whose streams start at ``seconds``. Written to a temporary name and renamed."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    try:
+        with av.open(str(src)) as inp, av.open(str(tmp), "w", format=_muxer(path)) as out:
+            streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+            for packet in inp.demux():
+                if packet.dts is None:  # the demuxer's flush packet
+                    continue
+                shift = int(round(seconds / packet.time_base))
+                packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
