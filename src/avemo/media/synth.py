@@ -297,6 +297,28 @@ def _encode_audio(out, astream, audio: np.ndarray, start: int = 0) -> None:
         out.mux(packet)
 
 
+def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int = 16000, layout: str | None = None) -> Path:
+    """Encode ``samples`` ((samples, channels) float in [-1, 1]) into an audio file of a suffix of
+    :data:`_AUDIO_CODECS`, its channels in FFmpeg's ``layout`` (``"5.1"``, ``"7.1"``, ``"quad"``...: a
+    surround recording; a WAV file stores it as its channel mask; default: mono or stereo by the
+    channel count). Written to a temporary name and renamed."""
+    path = Path(path)
+    samples = np.asarray(samples, dtype=np.float32).reshape(len(samples), -1)
+    layout = layout or ("mono" if samples.shape[1] == 1 else "stereo")
+    if len(av.AudioLayout(layout).channels) != samples.shape[1]:
+        raise ValueError(f"layout {layout!r} does not have {samples.shape[1]} channels")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    try:
+        with av.open(str(tmp), mode="w", format=_muxer(path)) as out:
+            stream = out.add_stream(_AUDIO_CODECS[path.suffix.lower()], rate=sample_rate)
+            stream.layout = layout
+            _encode_audio(out, stream, samples)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
 def write_audio_streams(path: str | Path, kinds: tuple[AudioKind, ...], *, duration: float = 2.0,
                         sample_rate: int = 16000, default: int = 0) -> Path:
     """An audio-only Matroska file with one AAC stream per entry of ``kinds`` (e.g. a silent track
