@@ -1,8 +1,10 @@
 """Audio decoding speed (``avemo.media.load_audio``: decode, downmix to mono, resample to 16 kHz) on a
 30 s 48 kHz stereo WAV and a 30 s 48 kHz 5.1 WAV, for this source tree and optionally another one
-(the code before a change), each timed in a fresh process on the same files, median of ``--repeats``.
+(the code before a change), each timed in a fresh process on the same files: ``--rounds`` rounds, the
+trees' order swapped every round (a shared machine's load drifts), ``--repeats`` calls each; the
+figure is the median over all calls.
 
-    python benchmarks/audio_downmix.py [--baseline-src ../main/src] [--repeats 7] [--seconds 30]
+    python benchmarks/audio_downmix.py [--baseline-src ../main/src] [--rounds 4] [--repeats 5] [--seconds 30]
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +34,7 @@ for f in files:
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter(); y = load_audio(f); times.append(time.perf_counter() - t0)
-    out[f] = {"median_s": statistics.median(times), "samples": len(y)}
+    out[f] = times
 print(json.dumps(out))
 """
 
@@ -61,20 +64,26 @@ def timed(src: Path, files: list[Path], repeats: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline-src", type=Path, help="another source tree (its src/ folder) to time on the same files")
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=30.0)
     args = ap.parse_args()
     lines = header(f"Audio decoding: {args.seconds:g} s of 48 kHz stereo and 5.1 to 16 kHz mono", ("av", "soxr"))
     trees = [("this tree", ROOT / "src")] + ([("baseline", args.baseline_src)] if args.baseline_src else [])
     with tempfile.TemporaryDirectory() as tmp:
         files = make_files(Path(tmp), args.seconds)
-        results = {name: timed(src, list(files.values()), args.repeats) for name, src in trees}
-    lines += [f"`load_audio(path)` in a fresh process per source tree, after one warm-up call, median of "
-              f"{args.repeats}; real-time factor = audio seconds / wall seconds:", "",
+        results = {name: {str(f): [] for f in files.values()} for name, _ in trees}
+        for r in range(args.rounds):
+            for name, src in trees[:: 1 if r % 2 == 0 else -1]:
+                for f, times in timed(src, list(files.values()), args.repeats).items():
+                    results[name][f] += times
+    lines += [f"`load_audio(path)` in a fresh process per source tree and round, after one warm-up call; median of "
+              f"{args.rounds} rounds x {args.repeats} calls, the trees' order swapped every round; real-time factor "
+              "= audio seconds / wall seconds:", "",
               "| file | source tree | median (ms) | x real time |", "|---|---|---|---|"]
     for label, path in files.items():
         for name, src in trees:
-            t = results[name][str(path)]["median_s"]
+            t = statistics.median(results[name][str(path)])
             where = name if name == "this tree" else f"baseline ({os.path.relpath(src, ROOT)})"
             lines.append(f"| {label} | {where} | {1000 * t:.1f} | {args.seconds / t:.0f} |")
     out = write_section("audio_downmix", lines)

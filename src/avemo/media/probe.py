@@ -193,12 +193,12 @@ def media_length(container: av.container.InputContainer) -> float | None:
     """The length of the media in seconds: where its streams end minus where they start (None when
     the container stores no length). FFmpeg's demuxers give that length for MP4 (an edit list's
     empty edit included), MPEG-TS and the others; for Matroska and WebM they give the segment's
-    ``Duration`` element, which the Matroska specification (RFC 9559, section 5.1.2.6.1: "Duration of
-    the Segment") calls a length but FFmpeg's muxer (``matroskaenc``) writes as the end *time* of the
-    last packet: a 4 s file whose streams start at 5 s (cut from a longer recording) was reported as
-    9 s long. So where a Matroska file's streams start after 0, the last packets are read (from the
-    last keyframe before the end, through the ``Cues`` index) and ``Duration`` is taken for an end
-    time when they end nearer to it than to start + ``Duration``."""
+    ``Duration`` element, which the Matroska specification (RFC 9559, element Segment/Info/Duration:
+    "Duration of the Segment") calls a length but FFmpeg's muxer (``matroskaenc``) writes as the end
+    *time* of the last packet: a 4 s file whose streams start at 5 s (cut from a longer recording) was
+    reported as 9 s long. So where a Matroska file's streams start after 0, the last packets are read
+    (from the last keyframe before the end, through the ``Cues`` index) and ``Duration`` is taken for
+    an end time when they end nearer to it than to start + ``Duration``."""
     if not container.duration:
         return None
     length = container.duration / av.time_base
