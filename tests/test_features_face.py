@@ -329,6 +329,23 @@ def test_face_crops_at_a_frame_rate(make_clip):
     assert feats["mask"].all()
 
 
+def test_face_crops_say_how_many_of_their_frames_are_distinct(make_clip):
+    """A clip shorter than the frames a model reads (0.2 s: 5 frames for 16), or slower than the rate
+    asked for (10 fps read at 25), gives its frames repeated, which nothing said: ``distinct`` counts the
+    decoded frames among them. The crops themselves are as before: a repeat is a copy of its frame."""
+    short = make_clip("short_face.mp4", duration=0.2, fps=25.0, size=(320, 240), audio=None)
+    feats = get_extractor("face_crops", size=(32, 32)).extract(short)
+    assert feats["x"].shape[0] == 16 and int(feats["distinct"]) == 5
+    assert len(np.unique(feats["times"])) == 5  # each repeat has its frame's time
+    first = feats["times"] == feats["times"][0]
+    assert first.sum() > 1 and (feats["x"][first] == feats["x"][0]).all()
+    slow = make_clip("slow_face.mp4", duration=1.0, fps=10.0, size=(320, 240), audio=None)
+    feats = get_extractor("face_crops", n_frames=None, fps=25.0, size=(32, 32)).extract(slow)
+    assert len(feats["times"]) == 23 and int(feats["distinct"]) == 10  # 25 per second up to the last frame (0.9 s)
+    whole = make_clip("face.mp4", duration=2.0, fps=25.0, size=(480, 360), audio=None)
+    assert int(get_extractor("face_crops", size=(32, 32)).extract(whole)["distinct"]) == 16
+
+
 def test_face_crops_no_face_raises(make_clip):
     clip = make_clip("x.mp4", face=False)
     with pytest.raises(FeatureError, match="no face found in any of 16 frames") as info:

@@ -311,6 +311,18 @@ def test_two_faces_in_view_are_said(predictor, make_clip, tmp_path):
     assert not [w for w in alone.warnings if "faces" in w]
 
 
+def test_a_video_slower_than_the_experts_rate_says_its_frames_were_repeated(predictor, make_clip):
+    """The video expert reads 8 frames per second; a 4 fps video gave each frame twice without a word (8
+    frames, from 0 to 1.75 s: 15 analysis times up to the last one)."""
+    r = predictor.predict(make_clip("slow.mp4", duration=2.0, size=(320, 240), fps=4, face=True, audio=None))
+    check_prediction(r, audio=False, video=True)
+    assert [w for w in r.warnings if "distinct frames" in w] == [
+        "video: only 8 distinct frames for the 15 the video expert reads (8 per second): frames were repeated "
+        "to fill them"]
+    r = predictor.predict(make_clip("noaudio.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio=None))
+    assert not [w for w in r.warnings if "distinct frames" in w]
+
+
 def test_silent_audio_track_is_reported_not_used(predictor, make_clip):
     r = predictor.predict(make_clip("silent.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="silence"))
     check_prediction(r, audio=False, video=True)
@@ -429,6 +441,22 @@ def test_frame_based_zoo_checkpoint_predicts_clip_and_windows(frame_checkpoint, 
     r = p.predict(make_clip("zoo_noface.mp4", duration=1.5, size=(320, 240), fps=25, face=False, audio="speech"))
     assert r.modalities["audio"].used and not r.modalities["video"].used
     assert "no face" in r.modalities["video"].reason
+
+
+def test_a_frame_model_on_a_clip_shorter_than_its_frames_says_how_many_were_distinct(frame_checkpoint, make_clip):
+    """A frame model reads 16 frames; a 0.3 s clip has 7 (repeated to 16, silently): the prediction now
+    says how many distinct frames the model saw, for the clip and for the windows, with the same answer."""
+    from avemo import Predictor
+
+    p = Predictor.from_checkpoint(frame_checkpoint, device="cpu")
+    r = p.predict(make_clip("zoo_short.mp4", duration=0.3, size=(320, 240), fps=25, face=True, audio=None))
+    assert r.modalities["video"].used and r.emotion is not None
+    assert [w for w in r.warnings if "distinct frames" in w] == [
+        "video: only 8 distinct frames for the 16 the model reads (face_crops): frames were repeated to fill them",
+        f"video: in {len(r.timeline)} of {len(r.timeline)} timeline windows only 8 distinct frames for the 16 the "
+        "model reads (face_crops): frames were repeated to fill them"]
+    r = p.predict(make_clip("zoo_long.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio=None))
+    assert not [w for w in r.warnings if "distinct frames" in w]
 
 
 @pytest.mark.parametrize("kind", ["silence", "noise"])
@@ -596,3 +624,16 @@ def test_load_predictor_errors_name_the_file_and_no_command_line_option(tmp_path
     with pytest.raises(ConfigError) as err:
         load_predictor(engine="tensorrt")
     assert str(err.value) == "engine must be one of torch, onnx, got 'tensorrt'"
+
+
+def test_a_matroska_file_whose_streams_start_late_has_its_length_and_a_timeline_to_match(predictor, tmp_path):
+    """A 2.5 s Matroska file whose streams start at 5 s (a cut that keeps its recording's times) was
+    7.5 s long: its duration and the timeline ran 5 s past the last frame and sample."""
+    from avemo.media import probe
+    from avemo.media.synth import write_clip, write_shifted
+
+    src = write_clip(tmp_path / "src.mkv", duration=2.5, size=(320, 240), fps=25, face=True, audio="speech")
+    r = predictor.predict(write_shifted(src, tmp_path / "cut.mkv", 5.0))
+    check_prediction(r, audio=True, video=True)
+    assert r.duration == pytest.approx(probe(write_shifted(src, tmp_path / "copy.mkv", 0.0)).duration, abs=1e-3)
+    assert r.timeline[-1].end == pytest.approx(r.duration) and all(w.video for w in r.timeline)

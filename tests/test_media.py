@@ -22,7 +22,8 @@ from avemo.media import (
     read_frames,
     sample_frames,
 )
-from avemo.media.synth import write_clip
+from avemo.media.probe import read_through
+from avemo.media.synth import write_clip, write_shifted
 
 SMALL = (96, 72)
 VIDEO_CONTAINERS = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".flv", ".ts"]
@@ -504,15 +505,7 @@ def test_a_file_whose_streams_start_late_has_its_frames_timed_as_its_sound(tmp_p
     import av
 
     src = write_clip(tmp_path / "src.mp4", duration=2.0, size=SMALL, fps=10, audio="tone", audio_start=1.0)
-    path = tmp_path / f"shifted{suffix}"
-    with av.open(str(src)) as inp, av.open(str(path), "w") as out:
-        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
-        for packet in inp.demux():
-            if packet.dts is None:
-                continue
-            shift = int(round(5.0 / packet.time_base))
-            packet.pts, packet.dts, packet.stream = packet.pts + shift, packet.dts + shift, streams[packet.stream.index]
-            out.mux(packet)
+    path = write_shifted(src, tmp_path / f"shifted{suffix}", 5.0)
     with av.open(str(path)) as container:
         assert container.start_time == 5_000_000  # the file really starts at 5 s
     times = [t for t, _ in iter_frames(path)]
@@ -520,3 +513,86 @@ def test_a_file_whose_streams_start_late_has_its_frames_timed_as_its_sound(tmp_p
     y = load_audio(path)
     assert np.argmax(np.abs(y) > 0.1) / 16000 == pytest.approx(1.0, abs=0.01)  # the tone's onset, as in src
     assert [round(t, 2) for t, _ in iter_frames(path, start=1.0, duration=0.5)] == [1.0, 1.1, 1.2, 1.3, 1.4]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm", ".mp4"])
+def test_a_file_whose_streams_start_late_is_as_long_as_its_media(tmp_path, suffix):
+    """A 4 s Matroska file whose streams start at 5 s was 9 s long (FFmpeg's muxer writes the segment's
+    ``Duration`` as the last packet's end time), for ``avemo info`` and ``predict``: the timeline ran 5 s
+    past the end and half of the frames sampled over the clip were its last one. MP4 (the offset is an
+    edit list's empty edit) was right and stays so: each is as long as the same copy not shifted."""
+    src = write_clip(tmp_path / f"src{suffix}", duration=4.06, size=SMALL, fps=25, audio="tone")
+    unshifted = write_shifted(src, tmp_path / f"copy{suffix}", 0.0)
+    path = write_shifted(src, tmp_path / f"shifted{suffix}", 5.0)
+    length = probe(unshifted).duration
+    assert length == pytest.approx(4.06, abs=0.15)
+    # MP4: shifted, the AAC encoder's priming (64 ms before the video) is no longer cut by the edit list
+    tolerance = 0.07 if suffix == ".mp4" else 1e-3
+    info = probe(path)
+    assert info.duration == pytest.approx(length, abs=tolerance)
+    assert info.video.duration == pytest.approx(probe(unshifted).video.duration, abs=tolerance)
+    assert read_through(path, info).duration == pytest.approx(info.duration, abs=1e-3)
+    times = sample_frames(path, 8, size=(16, 16)).times
+    assert len(set(times)) == 8 and times[-1] < info.duration  # spread over the clip, none repeated
+    assert times == pytest.approx(sample_frames(unshifted, 8, size=(16, 16)).times, abs=0.07)
+
+
+def _amplitude(y: np.ndarray, sr: int, freq: float) -> float:
+    """The amplitude of the ``freq`` Hz sinusoid in ``y`` (a whole number of its periods), away from the edges."""
+    y = y[sr // 10 : len(y) - sr // 10]
+    t = np.arange(len(y)) / sr
+    return float(2 * np.abs(np.mean(y * np.exp(-2j * np.pi * freq * t))))
+
+
+def test_the_lfe_channel_of_a_5_1_track_is_left_out_of_the_mono_mix(tmp_path):
+    """A 5.1 track was averaged over its six channels: a loud 50 Hz hum in the LFE channel came out at
+    1/6 of its level, louder than the voice in the centre. Now it is folded down as ITU-R BS.775 and
+    FFmpeg do: the LFE left out, the centre at twice the weight of a surround channel."""
+    from avemo.media.synth import write_audio
+
+    sr = 48000
+    t = np.arange(2 * sr) / sr
+    surround = np.zeros((len(t), 6), np.float32)  # FL FR FC LFE BL BR
+    surround[:, 2] = 0.5 * np.sin(2 * np.pi * 440.0 * t)  # the speech band, in the centre
+    surround[:, 3] = 0.8 * np.sin(2 * np.pi * 50.0 * t)  # the hum, in the LFE channel
+    y = load_audio(write_audio(tmp_path / "hum51.wav", surround, sr, "5.1"))
+    assert _amplitude(y, 16000, 50.0) < 0.01 * 0.8 / 6  # averaged, it had 0.8 / 6
+    centre = 1 / (2 * np.sqrt(0.5) + 1 + 2 * 0.5)  # C's weight: 1 over the weights' sum (L, R, C, Ls, Rs)
+    assert _amplitude(y, 16000, 440.0) == pytest.approx(0.5 * centre, rel=0.02)
+
+
+@pytest.mark.parametrize("layout", ["2.1", "quad", "5.0", "5.1", "5.1(side)", "6.1", "7.1", "7.1(wide)"])
+def test_loudspeaker_layouts_are_mixed_to_mono_as_ffmpeg_does(tmp_path, layout):
+    """The mono mix of a loudspeaker layout is FFmpeg's own (libswresample's default rematrix, which
+    drops the LFE), scaled so that its weights sum to 1 (a sound in every channel keeps its level)."""
+    import av
+
+    from avemo.media.synth import write_audio
+
+    channels = len(av.AudioLayout(layout).channels)
+    x = np.random.default_rng(0).uniform(-0.2, 0.2, (16000, channels)).astype(np.float32)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x.T), format="fltp", layout=layout)
+    frame.sample_rate, frame.pts = 16000, 0
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
+    ffmpeg = np.concatenate([f.to_ndarray().ravel() for f in [*resampler.resample(frame), *resampler.resample(None)]])
+    ones = av.AudioFrame.from_ndarray(np.ones((channels, 1024), np.float32), format="fltp", layout=layout)
+    ones.sample_rate, ones.pts = 16000, 0
+    gain = np.concatenate([f.to_ndarray().ravel() for f in av.AudioResampler(format="flt", layout="mono",
+                                                                             rate=16000).resample(ones)])[0]
+    ours = load_audio(write_audio(tmp_path / f"{layout}.wav", x, 16000, layout))
+    np.testing.assert_allclose(ours, ffmpeg / gain, atol=2e-4)  # WAV stores 16 bits
+
+
+def test_surround_channels_in_opposite_polarity_use_the_loudest_mixed_channel_not_the_lfe(tmp_path):
+    """The cancellation guard of stereo holds for 5.1: L and R in opposite polarity (nothing else but a
+    hum in the LFE) mix to near silence, and the loudest channel of the mix is used, never the LFE."""
+    from avemo.media.synth import synth_audio, write_audio
+
+    voice = synth_audio(2.0, 16000, "speech", seed=0)[:, 0]
+    surround = np.zeros((len(voice), 6), np.float32)
+    surround[:, 0], surround[:, 1] = voice, -voice
+    surround[:, 3] = 0.9 * np.sin(2 * np.pi * 50.0 * np.arange(len(voice)) / 16000)
+    said: list[str] = []
+    y = load_audio(write_audio(tmp_path / "inverted51.wav", surround, 16000, "5.1"), warn=said.append)
+    np.testing.assert_allclose(y, voice, atol=1e-4)
+    assert len(said) == 1 and "cancel each other" in said[0]

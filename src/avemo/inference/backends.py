@@ -126,6 +126,9 @@ class ExpertsBackend:
         if used_video and video_out.most_faces > 1:  # a video call, an audience: which face was read is said
             warnings.append(f"up to {video_out.most_faces} faces in a frame: the video's emotion is that of one face, "
                             "the largest where it was first found (taken for the speaker's)")
+        if used_video and video_out.distinct < video_out.n_frames:  # a video slower than the expert's rate
+            warnings.append(f"video: only {video_out.distinct} distinct frames for the {video_out.n_frames} the video "
+                            f"expert reads ({self.video.config.fps:g} per second): frames were repeated to fill them")
         # the clip's extent: the container's duration; what the decoders saw when it has none, or when
         # the file ends before the length its header declares (a truncated file)
         decoded = [speech.duration] if speech is not None else [audio_out.duration] if audio_out is not None else []
@@ -387,7 +390,11 @@ class ZooBackend:
             out[name] = [extractor.from_signal(y, sr)["x"]]
         return out
 
-    def _video_features(self, path: Path, start: float | None, duration: float | None):
+    def _video_features(self, path: Path, start: float | None, duration: float | None,
+                        repeats: list[tuple[str, int, int]] | None = None):
+        """The video inputs of the clip, or of the window from ``start`` for ``duration`` seconds, and the
+        clip's face coverage; an input whose frames were repeated (a window with fewer frames than the
+        model reads) is appended to ``repeats`` as ``(extractor name, distinct frames, frames read)``."""
         from avemo import config as cfg
 
         out, coverage = {}, None
@@ -399,6 +406,9 @@ class ZooBackend:
             out[name] = [feats["x"]]
             if "coverage" in feats:
                 coverage = float(feats["coverage"])
+            sampled = len(feats["times"]) if "times" in feats else 0
+            if repeats is not None and "distinct" in feats and int(feats["distinct"]) < sampled:
+                repeats.append((extractor.name, int(feats["distinct"]), sampled))
         return out, coverage
 
     def run(self, path: Path, info: Any, streams: Streams, grid: WindowGrid,
@@ -425,9 +435,10 @@ class ZooBackend:
                     use["video"] = False
                     reasons["video"] = (f"the model ({self.runner.ckpt.model.name}) reads the face together with "
                                         "the voice, and the audio holds no speech")
+        repeats: dict[str, list] = {"clip": [], "windows": []}  # inputs whose frames were repeated
         if use["video"]:
             try:
-                feats, coverage = self._video_features(path, None, None)
+                feats, coverage = self._video_features(path, None, None, repeats["clip"])
                 clip_arrays.update(feats)
             except FeatureError as exc:
                 if self._required("video") or not signals:  # the audio was analysed: a result, with or without emotion
@@ -437,7 +448,8 @@ class ZooBackend:
         clip = softmax(self.runner.logits(clip_arrays)[0]) if self._complete(clip_arrays) else None
         bounds = grid.bounds(total)
         shares = None if speech is None else speech.window_fractions(bounds)
-        windows = self._windows(path, bounds, use, signals, shares, total, progress)
+        windows = self._windows(path, bounds, use, signals, shares, total, progress, repeats["windows"])
+        warnings += repeated_frames(repeats["clip"], repeats["windows"], len(bounds))
         if clip is not None and use["audio"]:  # a long file: its windows with speech (as the bundle's audio)
             mean = voiced_mean(windows.probabilities, windows.present["audio"], total)
             clip = clip if mean is None else mean
@@ -450,9 +462,11 @@ class ZooBackend:
                              speech=None if speech is None else _share(speech), short_speech=short is not None)
 
     def _windows(self, path: Path, bounds: np.ndarray, use: Mapping[str, bool], signals: Mapping[int, np.ndarray],
-                 shares: np.ndarray | None, total: float, progress: Progress | None) -> WindowScores:
+                 shares: np.ndarray | None, total: float, progress: Progress | None,
+                 repeats: list | None = None) -> WindowScores:
         """The model on each window; a window missing a required input is left out. ``shares``: each
-        window's speech share (None: no gate); below ``speech_share`` the window has no audio input."""
+        window's speech share (None: no gate); below ``speech_share`` the window has no audio input.
+        ``repeats``: see :meth:`_video_features`, for every window."""
         n, c = len(bounds), len(self.labels)
         probs = np.full((n, c), np.nan, dtype=np.float32)
         present = {"audio": np.zeros(n, bool), "video": np.zeros(n, bool)}
@@ -467,7 +481,7 @@ class ZooBackend:
                     if modality == "audio":
                         arrays.update(self._audio_features(signals, float(start), float(end)))
                     else:
-                        arrays.update(self._video_features(path, float(start), float(end - start))[0])
+                        arrays.update(self._video_features(path, float(start), float(end - start), repeats)[0])
                     present[modality][k] = True
                 except FeatureError:
                     present[modality][k] = False
@@ -481,6 +495,22 @@ class ZooBackend:
 
 
 # ----------------------------------------------------------------------------- helpers
+def repeated_frames(clip: list[tuple[str, int, int]], windows: list[tuple[str, int, int]], n_windows: int) -> list[str]:
+    """The warnings that say where a frame model's input repeated frames (``(extractor, distinct, read)``
+    each, as :meth:`ZooBackend._video_features` lists them): for the clip, and once for all windows.
+    The frames are repeated to give the model the count it reads (its numbers are as they were); the
+    user is told how many distinct frames it saw."""
+    lines = [f"video: only {distinct} distinct frames for the {read} the model reads ({name}): frames were "
+             "repeated to fill them" for name, distinct, read in clip]
+    for name in dict.fromkeys(name for name, _, _ in windows):
+        seen = [(distinct, read) for n, distinct, read in windows if n == name]
+        least, most = min(d for d, _ in seen), max(d for d, _ in seen)
+        span = str(least) if least == most else f"{least}-{most}"
+        lines.append(f"video: in {len(seen)} of {n_windows} timeline windows only {span} distinct frames for the "
+                     f"{max(r for _, r in seen)} the model reads ({name}): frames were repeated to fill them")
+    return lines
+
+
 def _crowd_gate(audio_windows: np.ndarray, crowd: np.ndarray, clip_crowd: float | None,
                 threshold: float) -> tuple[str | None, np.ndarray]:
     """Remove the audio term of the windows whose crowd score is at least ``threshold`` (in place).

@@ -74,13 +74,20 @@ class VideoExpertOutput:
     probabilities ``probs`` (n, 7); ``n_frames`` analysed frames in all; ``end``: where the decoded
     video ends (its last frame's time plus one source frame; not the last analysed frame's time plus
     an analysis step, which went up to 0.125 s past what a truncated file held); ``most_faces``: the
-    most faces seen in one frame (the tracker's whole-frame searches), of which one is read."""
+    most faces seen in one frame (the tracker's whole-frame searches), of which one is read;
+    ``distinct``: how many of the ``n_frames`` were distinct decoded frames (fewer where the video
+    has fewer frames per second than the expert reads: frames repeated; None: not counted)."""
 
     times: np.ndarray
     probs: np.ndarray
     n_frames: int
     end: float
     most_faces: int = 0
+    distinct: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.distinct is None:
+            self.distinct = self.n_frames
 
     @property
     def coverage(self) -> float:
@@ -180,7 +187,8 @@ class FerVideoExpert:
         times: list[float] = []
         crops: list[np.ndarray] = []
         probs: list[np.ndarray] = []
-        n_frames = 0
+        n_frames = distinct = 0
+        previous = None  # iter_frames gives a source slower than the rate the same image again
         ends: list[float] = []  # where the video ends, told when it has been read through
 
         def flush() -> None:
@@ -193,6 +201,8 @@ class FerVideoExpert:
             tracker = FaceTracker(detector, TrackerConfig(full_detect_interval=self.config.full_detect_interval))
             for t, image in iter_frames(path, fps=self.config.fps, warn=warn, ended=ends.append):
                 n_frames += 1
+                distinct += image is not previous
+                previous = image
                 face = tracker.update(t, image)
                 if face is not None:
                     crops.append(crop_faces(image, [self.fer_box(face.box)])[0])
@@ -210,6 +220,7 @@ class FerVideoExpert:
             n_frames=n_frames,
             end=ends[-1] if ends else 0.0,
             most_faces=tracker.most_faces,
+            distinct=distinct,
         )
 
     def pooled(self, output: VideoExpertOutput, bounds: np.ndarray | None = None) -> np.ndarray:

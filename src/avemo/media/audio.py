@@ -1,7 +1,8 @@
 """Decode the audio track of any media file to mono float32 at a target rate.
 
-Decoding is PyAV (FFmpeg); channels are averaged to mono (except where they cancel each other:
-see :func:`downmix`); the sample rate is converted by
+Decoding is PyAV (FFmpeg); channels are averaged to mono, a loudspeaker layout (5.1, 7.1, quad...)
+folded down the standard way with its LFE channel left out, except where the channels cancel each
+other (see :func:`downmix`); the sample rate is converted by
 libsoxr's streaming high-quality resampler (a proper anti-aliasing filter, not decimation).
 Everything is streamed: :func:`iter_audio` yields fixed-size blocks and never holds the
 whole track, :func:`load_audio` concatenates them for short files. A damaged file gives what can
@@ -10,6 +11,7 @@ be decoded, with a warning (:mod:`avemo.media.decode`).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,21 +28,52 @@ DEFAULT_SAMPLE_RATE = 16000
 #: a jump in the audio time stamps between these (seconds) is lost packets, filled with silence
 MIN_GAP_SECONDS = 0.01
 MAX_GAP_SECONDS = 10.0
-#: a frame whose channel average keeps less than this share of its channels' mean energy (20 dB
-#: less) cancels itself: channels of opposite polarity (a miswired or phase-inverted microphone);
-#: uncorrelated channels keep 1/n of it (n channels, e.g. 1/6 for 5.1 with one channel active)
+#: a frame whose mix keeps less than this share of its mixed channels' mean energy (20 dB less)
+#: cancels itself: channels of opposite polarity (a miswired or phase-inverted microphone);
+#: uncorrelated channels keep about 1/n of it (n channels, e.g. 1/5 for 5.1 with one channel active)
 CANCELLED_MIX = 0.01
+#: weight of each named loudspeaker channel (FFmpeg's names) in the mono downmix: a front channel
+#: -3 dB (1/sqrt 2), the centre 0 dB, a surround or back channel -6 dB, the LFE left out; see :func:`downmix_weights`
+SPEAKER_WEIGHTS = {"FL": math.sqrt(0.5), "FR": math.sqrt(0.5), "FLC": math.sqrt(0.5), "FRC": math.sqrt(0.5),
+                   "FC": 1.0, "BL": 0.5, "BR": 0.5, "SL": 0.5, "SR": 0.5, "BC": 0.5, "LFE": 0.0, "LFE2": 0.0}
 
 
-def downmix(samples: np.ndarray) -> tuple[np.ndarray, bool]:
-    """``(mono, cancelled)`` of a (samples, channels) frame: the channels' average, or, where that
-    average cancels (:data:`CANCELLED_MIX`: the same voice in opposite polarity, whose average is
-    near silence; it was reported as "the audio track is silent"), the loudest channel alone."""
+@functools.lru_cache(maxsize=64)
+def downmix_weights(channels: tuple[str, ...]) -> np.ndarray | None:
+    """The weights of the named ``channels`` (FFmpeg's names, in the frame's order) in the mono mix,
+    summing to 1; None where the plain average is the mix (mono, stereo, and channels that carry no
+    loudspeaker name, e.g. a WAV file without a channel mask: "NONE").
+
+    The loudspeaker layouts (2.1, quad, 5.0, 5.1, 5.1(side), 6.1, 7.1...) are folded down the standard
+    way: the stereo down-mix of ITU-R BS.775-3 ("Multichannel stereophonic sound system with and
+    without accompanying picture", its down-mixing equations: Lo = L + 0.7071 C + 0.7071 Ls,
+    Ro = R + 0.7071 C + 0.7071 Rs) summed to mono and scaled by 0.7071, which is FFmpeg's own mono
+    rematrix with its defaults (libswresample, the ffmpeg-resampler manual: ``center_mix_level`` and
+    ``surround_mix_level`` -3 dB, ``lfe_mix_level`` 0): L and R at 1/sqrt 2, C at 1, each surround or
+    back channel at 1/2, the LFE channel (effects, an engine's rumble, a hum) left out. The averaging
+    used before gave the LFE channel as much weight as the voice in the centre.
+    """
+    if len(channels) <= 1 or any(name not in SPEAKER_WEIGHTS for name in channels):
+        return None
+    weights = np.array([SPEAKER_WEIGHTS[name] for name in channels], dtype=np.float32)
+    if weights.sum() <= 0 or np.all(weights == weights[0]):
+        return None
+    return weights / weights.sum()
+
+
+def downmix(samples: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+    """``(mono, cancelled)`` of a (samples, channels) frame: the channels' mix (``weights``, from
+    :func:`downmix_weights`; None: their average), or, where that mix cancels (:data:`CANCELLED_MIX`:
+    the same voice in opposite polarity, whose average is near silence; it was reported as "the audio
+    track is silent"), the loudest of the mixed channels alone."""
     if samples.shape[1] == 1:
         return samples[:, 0], False
-    mono = samples.mean(axis=1)
+    mono = samples.mean(axis=1) if weights is None else samples @ weights
     energy = np.square(samples, dtype=np.float64).mean(axis=0)  # per channel
-    if energy.mean() > 0 and np.square(mono, dtype=np.float64).mean() < CANCELLED_MIX * energy.mean():
+    if weights is not None:
+        energy = np.where(weights > 0, energy, 0.0)  # the LFE channel is not a candidate
+    mean = energy.sum() / (samples.shape[1] if weights is None else np.count_nonzero(weights))
+    if mean > 0 and np.square(mono, dtype=np.float64).mean() < CANCELLED_MIX * mean:
         return samples[:, int(np.argmax(energy))], True
     return mono, False
 
@@ -116,6 +149,13 @@ class _MonoResampler:
         self._skip = 0  # input samples still to drop to reach the output grid
         self._next_in = 0  # input index the next frame should start at
         self.cancelled = 0  # input samples whose channels cancelled each other (one channel used, see downmix)
+        self._layout: tuple[str, np.ndarray | None] = ("", None)  # (layout name, its downmix weights)
+
+    def _weights(self, layout) -> np.ndarray | None:
+        """The :func:`downmix_weights` of a frame's channel ``layout`` (looked up once per layout)."""
+        if layout.name != self._layout[0]:
+            self._layout = (layout.name, downmix_weights(tuple(c.name for c in layout.channels)))
+        return self._layout[1]
 
     def _input_index(self, frame) -> int | None:
         return None if frame.time is None else int(round((float(frame.time) - self.origin) * self.in_rate))
@@ -146,7 +186,7 @@ class _MonoResampler:
             return np.zeros(0, dtype=np.float32)
         if not np.isfinite(samples).all():
             raise MediaError("the audio track holds NaN or infinite samples (a broken float encoder?)", self.path)
-        mono, cancelled = downmix(samples)
+        mono, cancelled = downmix(samples, self._weights(frame.layout))
         self.cancelled += samples.shape[0] if cancelled else 0
         mono = np.ascontiguousarray(mono, dtype=np.float32)
         if self.in_rate is None:

@@ -189,6 +189,41 @@ def _seconds(value, time_base) -> float | None:
     return float(value * time_base)
 
 
+def media_length(container: av.container.InputContainer) -> float | None:
+    """The length of the media in seconds: where its streams end minus where they start (None when
+    the container stores no length). FFmpeg's demuxers give that length for MP4 (an edit list's
+    empty edit included), MPEG-TS and the others; for Matroska and WebM they give the segment's
+    ``Duration`` element, which the Matroska specification (RFC 9559, element Segment/Info/Duration:
+    "Duration of the Segment") calls a length but FFmpeg's muxer (``matroskaenc``) writes as the end
+    *time* of the last packet: a 4 s file whose streams start at 5 s (cut from a longer recording) was
+    reported as 9 s long. So where a Matroska file's streams start after 0, the last packets are read
+    (from the last keyframe before the end, through the ``Cues`` index) and ``Duration`` is taken for
+    an end time when they end nearer to it than to start + ``Duration``."""
+    if not container.duration:
+        return None
+    length = container.duration / av.time_base
+    start = container.start_time / av.time_base if container.start_time else 0.0
+    if start > 0 and container.format.name.startswith("matroska"):
+        end = _last_packet_end(container, container.start_time + container.duration)
+        if end is not None and abs(end - length) < abs(end - (start + length)):
+            length -= start
+    return length
+
+
+def _last_packet_end(container: av.container.InputContainer, declared_end: int) -> float | None:
+    """Where the last packet of ``container`` ends (seconds, on the streams' own time line), read from
+    the last keyframe before ``declared_end`` (in ``av.time_base`` units) on; None if it cannot be read."""
+    end = None
+    with contextlib.suppress(av.error.FFmpegError, EOFError, OverflowError):
+        container.seek(declared_end, backward=True, any_frame=False)
+        for packet in container.demux():
+            if packet.pts is None or packet.time_base is None:
+                continue
+            packet_end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+            end = packet_end if end is None else max(end, packet_end)
+    return end
+
+
 def probe(path: str | Path) -> MediaInfo:
     """Describe ``path``; raises MediaError if it is missing, not media, or holds no audio/video."""
     path = Path(path)
@@ -197,7 +232,7 @@ def probe(path: str | Path) -> MediaInfo:
         v = video_stream(container)
         if a is None and v is None:
             raise MediaError("holds no audio or video stream", path)
-        duration = container.duration / av.time_base if container.duration else None
+        duration = media_length(container)
         audio = None
         if a is not None:
             audio = AudioStreamInfo(

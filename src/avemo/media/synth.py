@@ -231,9 +231,13 @@ def write_clip(path: str | Path, spec: ClipSpec | None = None, **overrides) -> P
     return path
 
 
+def _muxer(path: Path) -> str | None:
+    """The muxer FFmpeg cannot tell from ``path``'s name (a temporary name's suffix aside): None for the others."""
+    return {".ogg": "ogg", ".mkv": "matroska", ".webm": "webm"}.get(path.suffix.lower())
+
+
 def _write(path: Path, spec: ClipSpec, vcodec: str | None, acodec: str | None) -> None:
-    fmt = {".ogg": "ogg", ".mkv": "matroska", ".webm": "webm"}.get(path.suffix.lower())
-    with av.open(str(path), mode="w", format=fmt) as out:
+    with av.open(str(path), mode="w", format=_muxer(path)) as out:
         vstream = astream = None
         if vcodec is not None:
             rate = Fraction(spec.fps).limit_denominator(1001)
@@ -293,6 +297,28 @@ def _encode_audio(out, astream, audio: np.ndarray, start: int = 0) -> None:
         out.mux(packet)
 
 
+def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int = 16000, layout: str | None = None) -> Path:
+    """Encode ``samples`` ((samples, channels) float in [-1, 1]) into an audio file of a suffix of
+    :data:`_AUDIO_CODECS`, its channels in FFmpeg's ``layout`` (``"5.1"``, ``"7.1"``, ``"quad"``...: a
+    surround recording; a WAV file stores it as its channel mask; default: mono or stereo by the
+    channel count). Written to a temporary name and renamed."""
+    path = Path(path)
+    samples = np.asarray(samples, dtype=np.float32).reshape(len(samples), -1)
+    layout = layout or ("mono" if samples.shape[1] == 1 else "stereo")
+    if len(av.AudioLayout(layout).channels) != samples.shape[1]:
+        raise ValueError(f"layout {layout!r} does not have {samples.shape[1]} channels")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    try:
+        with av.open(str(tmp), mode="w", format=_muxer(path)) as out:
+            stream = out.add_stream(_AUDIO_CODECS[path.suffix.lower()], rate=sample_rate)
+            stream.layout = layout
+            _encode_audio(out, stream, samples)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
 def write_audio_streams(path: str | Path, kinds: tuple[AudioKind, ...], *, duration: float = 2.0,
                         sample_rate: int = 16000, default: int = 0) -> Path:
     """An audio-only Matroska file with one AAC stream per entry of ``kinds`` (e.g. a silent track
@@ -310,6 +336,29 @@ def write_audio_streams(path: str | Path, kinds: tuple[AudioKind, ...], *, durat
                 streams.append(stream)
             for stream, kind in zip(streams, kinds, strict=True):
                 _encode_audio(out, stream, synth_audio(duration, sample_rate, kind))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_shifted(src: str | Path, path: str | Path, seconds: float) -> Path:
+    """Copy the packets of ``src`` into ``path`` (the container its suffix names) with every time stamp
+    ``seconds`` later, as a cut from a longer recording or an MPEG-TS capture keeps them: the same
+    media, whose streams start at ``seconds``. Written to a temporary name and renamed."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    try:
+        with av.open(str(src)) as inp, av.open(str(tmp), "w", format=_muxer(path)) as out:
+            streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+            for packet in inp.demux():
+                if packet.dts is None:  # the demuxer's flush packet
+                    continue
+                shift = int(round(seconds / packet.time_base))
+                packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -124,7 +124,8 @@ def iter_frames(
     """Yield ``(time, image)`` for the frames of ``path`` (streaming, bounded memory).
 
     ``fps``: resample to this rate (each output time takes the nearest-earlier source
-    frame; ``None`` keeps every frame). ``size``: (width, height) to resize to. ``gray``:
+    frame, so a source slower than ``fps`` gives the same image, the same array, at several
+    times; ``None`` keeps every frame). ``size``: (width, height) to resize to. ``gray``:
     one channel instead of RGB. Raises MissingStreamError on audio-only files. ``warn``
     receives what a damaged file made the decoder skip (default: logged); ``ended``, where the
     video ends when it was read to its end (see :func:`decoded_frames`: the frames after the

@@ -19,7 +19,9 @@ Output (:data:`~avemo.features.base.Features`):
 * ``"times"``: (N,) float64 seconds; ``"coverage"``: () float64, the fraction of frames with a face;
 * ``"boxes"``: (N, 4) float32 smoothed ``[x0, y0, x1, y1]`` in source pixels, NaN where missing;
 * ``"eyes"``: (N, 2, 2) float32 eye centres (subject's right, left), NaN where missing or unknown;
-* ``"scores"``: (N,) float32 detector scores, NaN where missing.
+* ``"scores"``: (N,) float32 detector scores, NaN where missing;
+* ``"distinct"``: () int64, how many of the N frames are distinct decoded frames (fewer than N where
+  the window has fewer frames than N, or the video fewer per second than ``fps``: frames repeated).
 
 A frame without the face is never given an earlier frame's box. If no frame has a face the
 extractor raises ``FeatureError("no face found in any of N frames")``: the caller decides
@@ -37,7 +39,7 @@ import numpy as np
 from avemo.errors import ConfigError, FeatureError
 from avemo.features.base import Features, VideoExtractor, register_extractor
 from avemo.features.face.align import crop_face
-from avemo.features.face.sampling import check_sampling, iter_sampled_frames
+from avemo.features.face.sampling import FrameCount, check_sampling, iter_sampled_frames
 from avemo.features.face.track import FaceTracker, TrackerConfig
 
 
@@ -117,9 +119,10 @@ class FaceCrops(VideoExtractor):
         nan_eyes = np.full((2, 2), np.nan)
         blank = np.zeros((h, w, channels), dtype=np.uint8)
         previous: tuple[float, int, tuple] | None = None  # (time, id(image), outputs) of a repeated frame
+        count = FrameCount()
         with make_tracker(c) as tracker:
             for t, image in iter_sampled_frames(
-                path, n_frames=c.n_frames, fps=c.fps, start=c.start, duration=c.duration
+                path, n_frames=c.n_frames, fps=c.fps, start=c.start, duration=c.duration, count=count
             ):
                 if previous is not None and previous[0] == t and previous[1] == id(image):
                     out = previous[2]  # the same frame repeated (a window with fewer frames than n_frames)
@@ -155,4 +158,5 @@ class FaceCrops(VideoExtractor):
             "boxes": np.stack(boxes).astype(np.float32),
             "eyes": np.stack(eyes).astype(np.float32),
             "scores": score_arr,
+            "distinct": np.asarray(count.distinct, dtype=np.int64),
         }

@@ -22,7 +22,9 @@ geometry, not a fitted 3-D pose.
 
 Output: ``"x"`` (D,) float32 with D = len(GEOMETRY) * len(FUNCTIONALS); ``"frames"`` (T, F)
 float32 per-frame geometry (NaN rows where no face); ``"times"`` (T,); ``"mask"`` (T,) bool;
-``"coverage"`` () float64. No face in any frame raises FeatureError.
+``"coverage"`` () float64; ``"distinct"`` () int64, how many of the T frames are distinct decoded
+frames (fewer where the video has fewer frames per second than ``fps``: frames repeated). No face
+in any frame raises FeatureError.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from avemo.errors import ConfigError, FeatureError
 from avemo.features.base import Features, VideoExtractor, register_extractor
 from avemo.features.face.align import crop_face, crop_transform
 from avemo.features.face.crops import make_tracker
-from avemo.features.face.sampling import check_sampling, iter_sampled_frames
+from avemo.features.face.sampling import FrameCount, check_sampling, iter_sampled_frames
 from avemo.native_output import silenced
 
 MESH_CROP = 256  # side of the square crop given to FaceMesh
@@ -235,9 +237,10 @@ class FaceLandmarks(VideoExtractor):
         times: list[float] = []
         missing = np.full(len(GEOMETRY), np.nan)
         mesh = FaceMesh(c.min_confidence)
+        count = FrameCount()
         try:
             with make_tracker(c) as tracker:
-                for t, image in iter_sampled_frames(path, fps=c.fps, start=c.start, duration=c.duration):
+                for t, image in iter_sampled_frames(path, fps=c.fps, start=c.start, duration=c.duration, count=count):
                     times.append(t)
                     face = tracker.update(t, image)
                     if face is None:
@@ -269,4 +272,5 @@ class FaceLandmarks(VideoExtractor):
             "times": t,
             "mask": mask,
             "coverage": np.asarray(mask.mean(), dtype=np.float64),
+            "distinct": np.asarray(count.distinct, dtype=np.int64),
         }
