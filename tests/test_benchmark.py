@@ -146,7 +146,7 @@ def test_a_report_is_rewritten_from_its_json_with_the_training_configuration(tmp
 def test_one_fold_has_no_spread_in_the_json_the_report_or_the_command_output(tmp_path, capsys):
     """With one fold the report said "50.00 ± 0.00", as if the spread had been measured to be nil: the
     JSON's std is null, and the report and `avemo benchmark`'s summary give the mean alone."""
-    from avemo.cli import _print_bench
+    from avemo.cli.benchmark import _print_bench
     from avemo.metrics import summarise_folds
 
     assert summarise_folds([0.5]) == (0.5, None) and summarise_folds([0.5, 0.75]) == (0.625, 0.125)
@@ -493,7 +493,7 @@ def test_script_baselines_do_not_take_the_names_of_suite_models(benchmark_script
 
 def test_benchmark_reports_are_titled_by_their_suite():
     """Reports were titled "{suite}: speaker-disjoint CV", whatever the suite's own title said."""
-    from avemo.cli import _bench_names
+    from avemo.cli.benchmark import _bench_names
     from avemo.evaluation.suite import load_suite
 
     ravdess, iemocap = load_suite("ravdess_au"), load_suite("iemocap")

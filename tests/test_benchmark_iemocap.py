@@ -197,7 +197,7 @@ def test_a_corpora_file_gives_each_iemocap_corpus_its_protocol_and_media(release
     assert recorded["iemo6"]["protocol"] == "iemocap6" and recorded["iemo6"]["media"].endswith("/media")
     assert "protocol" not in recorded["iemo4"] and "media" not in recorded["iemo4"]
     # one corpus in a file is read as `avemo train` reads one: with its protocol and media
-    from avemo.cli import _train_data
+    from avemo.cli.train import _train_data
 
     one = _train_data(None, None, _corpora(tmp_path, six), label_space=None, visual_table=None,
                       speakers=None, labels=None)

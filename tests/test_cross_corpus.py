@@ -247,9 +247,9 @@ def test_train_and_evaluate_say_how_the_extraction_goes(ravdess_checkpoint, smal
                                                         tmp_path, monkeypatch):
     """``extract`` and ``benchmark`` showed their extraction's progress; ``train`` and ``evaluate`` extracted a
     corpus not in the cache yet (minutes for RAVDESS) without a word until they were done."""
-    from avemo import cli
+    from avemo.cli import progress
 
-    monkeypatch.setattr(cli, "PROGRESS_EVERY", 0.0)  # a line at every step (stderr is no terminal here)
+    monkeypatch.setattr(progress, "PROGRESS_EVERY", 0.0)  # a line at every step (stderr is no terminal here)
     emodb = emodb_subset(("03", "08", "09"), step=10)
     total = len(list(emodb.iterdir()))
     code, _, err = avemo_main("train", "--dataset", "emodb", "--root", emodb, "--model", "egemaps_logreg",
@@ -455,7 +455,7 @@ def test_the_cross_corpus_table_shows_the_scores_of_the_summary_line():
 
     from rich.console import Console
 
-    from avemo.cli import _comparison_table
+    from avemo.cli.evaluate import _comparison_table
     from avemo.metrics import compute_metrics
 
     m = compute_metrics([0, 0, 0, 1], np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]]), ["angry", "sad"])

@@ -159,7 +159,7 @@ def test_cli_extracts_text_features_of_a_meld_folder(tmp_path):
 
 
 def test_extract_counts_media_files_as_files_and_text_only_takes_as_utterances(tmp_path):
-    from avemo.cli import _item_counter
+    from avemo.cli.extract import _item_counter
     from avemo.datasets.records import Clip
     from avemo.extraction.core import FileOutcome
 

@@ -623,9 +623,9 @@ def test_info_and_extract_print_names_with_brackets_as_they_are(corpus, avemo_ma
 def test_extract_shows_progress_lines_when_stderr_is_not_a_terminal(corpus, avemo_main, tmp_path, monkeypatch):
     """Only a terminal got a progress bar: a long extract, train or benchmark written to a log said
     nothing until it ended (MELD's text features: 140 s)."""
-    from avemo import cli
+    from avemo.cli import progress
 
-    monkeypatch.setattr(cli, "PROGRESS_EVERY", 0.0)  # a line at every step
+    monkeypatch.setattr(progress, "PROGRESS_EVERY", 0.0)  # a line at every step
     folder = tmp_path / "two"
     folder.mkdir()
     for name in ("voice.wav", "silent.wav"):

@@ -223,12 +223,12 @@ def test_progress_lines_come_through_a_batch_of_short_files(monkeypatch, capsys)
     the batch. The clock used to start again at each file, so such a batch printed nothing at all."""
     import time
 
-    from avemo import cli
+    from avemo.cli.progress import _PredictProgress
 
     now = [100.0]
     monkeypatch.setattr(time, "monotonic", lambda: now[0])
     files = [Path(f"clip{i:02d}.wav") for i in range(12)]
-    with cli._PredictProgress(files) as progress:
+    with _PredictProgress(files) as progress:
         for index, path in enumerate(files):
             progress.update(index, str(path), 0.0, 0.0)
             now[0] += 1.0
@@ -243,15 +243,16 @@ def test_predict_prints_progress_lines_on_a_non_terminal_stderr(make_clip, voice
     ``PROGRESS_EVERY`` seconds while a file is analysed; the result on stdout is the same without them."""
     import re
 
-    from avemo import cli
+    from avemo.cli import progress
+    from avemo.cli.app import console_err
 
-    assert not cli.console_err.is_terminal  # captured stderr: the line mode, not the bars
+    assert not console_err.is_terminal  # captured stderr: the line mode, not the bars
     clip = make_clip("progress.mp4", duration=2.0, audio="speech")  # the video expert reports each frame
-    monkeypatch.setattr(cli, "PROGRESS_EVERY", 1e9)  # the baseline: no progress line at all
+    monkeypatch.setattr(progress, "PROGRESS_EVERY", 1e9)  # the baseline: no progress line at all
     code, quiet_out, quiet_err = avemo_main("predict", clip, voice, "--format", "json")
     assert code == 0 and "analysed" not in quiet_err
 
-    monkeypatch.setattr(cli, "PROGRESS_EVERY", 0.0)  # a line at every progress report
+    monkeypatch.setattr(progress, "PROGRESS_EVERY", 0.0)  # a line at every progress report
     code, out, err = avemo_main("predict", clip, voice, "--format", "json")
     assert code == 0
     line = re.compile(r"avemo: \[(\d)/2\] (\S+): (\d+) of (\d+) s analysed(?: \((\d+) %\))?, (\d+) s so far")

@@ -465,7 +465,7 @@ def test_a_checkpoint_abstains_without_speech_like_the_bundle(frame_checkpoint, 
     the bundle's speech gate. Now the file's audio is not used ("no speech"), and with nothing else to
     read the answer is no emotion, not an error; the windows keep their speech share."""
     from avemo import Predictor
-    from avemo.cli import MODEL_HELP
+    from avemo.cli.options import MODEL_HELP
 
     p = Predictor.from_checkpoint(frame_checkpoint, device="cpu")
     r = p.predict(make_clip(f"{kind}.wav", duration=1.5, audio=kind))

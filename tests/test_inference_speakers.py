@@ -281,7 +281,7 @@ def test_cli_group_by_speaker_and_speakers_csv(cli_predictor, avemo_main, clips,
 
 def test_group_by_speaker_help_says_the_shipped_bundles_min_clips():
     """The help said "its min_clips clips" without the number a user needs to plan a batch."""
-    from avemo.cli import GROUP_HELP
+    from avemo.cli.predict import GROUP_HELP
     from avemo.inference.bundle import BUNDLE_DIR, read_bundle
 
     shipped = read_bundle(BUNDLE_DIR)[0].speaker_norm.min_clips

@@ -436,7 +436,7 @@ def test_uncertain_and_no_emotion_in_json_csv_and_table():
 
 def test_a_copy_of_a_failed_file_says_why_without_brackets_in_brackets():
     """A grouped batch's copy of a file that failed read "REASON (the same content as ...: predicted once (...))"."""
-    from avemo.cli import _with_copies
+    from avemo.cli.predict import _with_copies
     from avemo.inference.predictor import Outcome
 
     failed = Outcome("a.wav", reason="has no audio track")

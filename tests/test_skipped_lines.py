@@ -10,7 +10,8 @@ import shutil
 
 import pytest
 
-from avemo.cli import SKIPPED_SHOWN, _print_bench, _reason_counts, _reason_kind
+from avemo.cli.benchmark import _print_bench
+from avemo.cli.listing import SKIPPED_SHOWN, _reason_counts, _reason_kind
 
 JUNK = 30  # files with names that follow no convention: more than SKIPPED_SHOWN
 NOT_RAVDESS = "not a RAVDESS name: expected 7 two-digit fields MM-VV-EE-II-SS-RR-AA"
@@ -72,7 +73,7 @@ def test_train_and_evaluate_name_the_first_skipped_files_and_count_the_others(ju
 
 
 def test_extract_counts_the_others_in_its_lines_and_its_table(junk_corpus, tmp_path, avemo_main, monkeypatch):
-    from avemo.cli import console_err
+    from avemo.cli.app import console_err
 
     monkeypatch.setattr(console_err, "_width", 1000)  # a table row a line: no path folded
     summary = tmp_path / "summary.json"
@@ -135,7 +136,8 @@ def test_benchmark_says_where_its_report_lists_every_duplicate(tmp_path, capsys)
 def test_the_not_extracted_table_names_a_long_path_whole(monkeypatch, capsys):
     """On an 80-column terminal the table cut a file's path to "/data/corpus/Actor_02/03-01-…": the
     file that failed was not named. Its path is folded over lines instead."""
-    from avemo.cli import _print_not_extracted, console_err
+    from avemo.cli.app import console_err
+    from avemo.cli.extract import _print_not_extracted
     from avemo.extraction.core import FileOutcome
 
     monkeypatch.setattr(console_err, "_width", 80)

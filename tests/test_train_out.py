@@ -122,7 +122,7 @@ def test_plots_go_where_asked_and_the_checkpoint_folder_holds_what_a_bundled_mod
 
 def test_train_says_its_split_in_words():
     """``avemo train`` printed the split as a Python dict: "({'plan': 'emodb_5fold', 'fold': 1, ...})"."""
-    from avemo.cli import split_words
+    from avemo.cli.train import split_words
 
     assert (split_words({"plan": "emodb_5fold", "fold": 1, "test_speakers": ["03"], "val_speakers": ["08", "09"]})
             == "plan emodb_5fold, fold 1; test speakers 03; validation speakers 08, 09")
@@ -133,9 +133,9 @@ def test_training_progress_moves_within_an_epoch(make_ravdess, avemo_main, tmp_p
     """The training bar moved once an epoch, and not at all with --epochs 1 (a bar of one step was no
     bar): one epoch of a 3D ResNeXt on 8 clips took 130 s on a CPU without a word. It now moves after
     every training step, by a fraction of an epoch."""
-    from avemo import cli
+    from avemo.cli import progress
 
-    monkeypatch.setattr(cli, "PROGRESS_EVERY", 0.0)  # a line at every update (stderr is no terminal here)
+    monkeypatch.setattr(progress, "PROGRESS_EVERY", 0.0)  # a line at every update (stderr is no terminal here)
     code, _, err = _train(avemo_main, make_ravdess(("01", "05", "07")), tmp_path / "run", tmp_path / "cache",
                           "--batch-size", "2")  # 8 training clips: 4 steps
     assert code == 0, err

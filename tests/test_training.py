@@ -402,7 +402,7 @@ def test_class_balanced_sampling_is_sharded_across_ddp_ranks():
                                                        ("default", 60, "training")])
 def test_train_progress_counts_one_step_for_a_model_fitted_in_closed_form(model, steps, verb):
     """`avemo train`'s bar: a closed-form model is fitted in one step (it showed '1 of 60' epochs)."""
-    from avemo.cli import _training_steps
+    from avemo.cli.train import _training_steps
 
     assert _training_steps(model, 60) == (steps, verb)
 

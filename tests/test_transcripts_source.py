@@ -222,7 +222,7 @@ def test_cli_a_model_that_reads_no_text_transcribes_nothing(tmp_path, make_ravde
 
 
 def test_corpora_entries_that_ask_for_transcripts_get_none_for_a_model_without_text(tmp_path):
-    from avemo.cli import _transcribed_specs
+    from avemo.cli.train import _transcribed_specs
     from avemo.training.corpora import CorpusSpec
 
     specs = [CorpusSpec("ravdess", tmp_path, transcribe=True), CorpusSpec("emodb", tmp_path)]

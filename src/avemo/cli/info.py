@@ -1,0 +1,97 @@
+"""``avemo info``: what the tool sees in a media file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from avemo.cli.app import app, console, console_err
+from avemo.cli.files import _media_files
+from avemo.errors import AvemoError
+
+
+@app.command()
+def info(
+    paths: Annotated[list[Path], typer.Argument(help="Video or audio files, or folders of them.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table: an object for one file, "
+                                                        "a list for several files or a folder.")] = False,
+    faces: Annotated[bool, typer.Option(help="Look for faces in a few frames of a video.")] = True,
+) -> None:
+    """Print what the tool sees in each FILE: streams, duration, sample rate, fps, faces, parsed labels.
+
+    The duration and the video's frames are what decodes, as `avemo predict` reports it (a file
+    cut short: also the header's, and a warning); a video's size is the picture as shown (with its
+    rotation). Several files, or a folder (its media files), give a table each; a file that cannot
+    be read gives one error line on stderr, the others are still described, and the exit code is 1."""
+    files, problems = _media_files(paths, done="described")
+    single = len(paths) == 1 and not paths[0].is_dir()
+    for path, reason in problems:  # a folder without media files
+        print(f"avemo: error: {path}: {reason}", file=sys.stderr)
+    reports = []
+    for path in files:  # a table as soon as its file is described: a long list shows its first ones at once
+        report = _describe(path, faces, raise_error=single)
+        if report is not None:
+            reports.append(report)
+            if not as_json:
+                console.print(_info_table(report))
+    if as_json:
+        console.print_json(json.dumps(reports[0] if single else reports))
+    if problems or len(reports) < len(files):
+        raise typer.Exit(1)
+
+
+def _describe(path: Path, faces: bool, raise_error: bool) -> dict | None:
+    """``avemo info``'s description of ``path`` (:func:`~avemo.describe.describe_file`), its warnings
+    on stderr; a file that cannot be read: its error raised (``raise_error``, one file given), or
+    one ``avemo: error: FILE: reason`` line and ``None``."""
+    from avemo.describe import describe_file
+
+    try:
+        report = describe_file(path, faces=faces)
+    except AvemoError as exc:
+        if raise_error:
+            raise
+        print(f"avemo: error: {AvemoError(exc.reason, exc.path or path)}", file=sys.stderr)
+        return None
+    for warning in report["warnings"]:  # one line each, as predict's
+        console_err.print(f"avemo: warning: {path}: {warning}", markup=False, highlight=False, soft_wrap=True)
+    return report
+
+
+def _info_table(report: dict) -> Table:
+    """The table of ``avemo info`` for one file's description."""
+    table = Table(title=escape(report["path"]), show_header=False, title_justify="left")
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")  # a long path is folded over lines, not cut to "…"
+    for key, value in _flatten(report):  # file names, tags and stream lines ("[eng]") are text, not markup
+        table.add_row(escape(key), escape(str(value)))
+    return table
+
+
+def _flatten(data: dict, prefix: str = ""):
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _flatten(value, name + ".")
+        elif key == "streams" and isinstance(value, list):
+            for stream in value:
+                yield f"stream {stream['index']}", _stream_line(stream)
+        elif key == "warnings":  # on stderr
+            continue
+        elif value is not None:
+            yield name, value
+
+
+def _stream_line(stream: dict) -> str:
+    """``audio aac, 44100 Hz, 2 channels [eng] (default, used)``."""
+    text = f"{stream['kind']} {stream['codec']}" + (f", {stream['details']}" if stream["details"] else "")
+    if stream["language"]:
+        text += f" [{stream['language']}]"
+    flags = [f for f in ("default", "used") if stream[f]]
+    return text + (f" ({', '.join(flags)})" if flags else "")

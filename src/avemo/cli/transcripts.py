@@ -1,0 +1,42 @@
+"""Transcripts by speech recognition (``--transcribe``) in ``extract``, ``train`` and ``evaluate``:
+whether to transcribe, what was transcribed, how to give text to takes that have none."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from rich.markup import escape
+
+from avemo.cli.app import console_err
+from avemo.errors import AvemoError
+
+
+def _say_transcribed(record: dict | None) -> None:
+    """One line on stderr per corpus transcribed: how many takes speech recognition transcribed,
+    read from the cache, found without speech (:mod:`avemo.training.transcripts`)."""
+    if not record:
+        return
+    for name, counts in (record.get("corpora") or {"": record}).items():
+        no_audio = f", {counts['no_audio']} files without an audio track" if counts.get("no_audio") else ""
+        console_err.print(escape(f"transcripts{' of ' + name if name else ''} by speech recognition: "
+                                 f"{counts['transcribed']} takes transcribed, {counts['cached']} from the cache, "
+                                 f"{counts['no_speech']} without speech, {counts['skipped']} files skipped{no_audio}"))
+
+
+def _worth_transcribing(asked: bool, modalities: Collection[str], what: str, option: str = "--transcribe") -> bool:
+    """Whether to transcribe: ``asked`` and ``what`` (the model, the features) reads text; asked for
+    ``what`` that reads none (only ``modalities``), said in one line and False: transcripts nobody reads
+    would cost the recogniser's time (about half a second a clip on a CPU) for nothing."""
+    if asked and "text" not in modalities:
+        console_err.print(escape(f"{option} ignored: {what} reads no text (only {', '.join(sorted(modalities))}); "
+                                 "no clip is transcribed"))
+        return False
+    return asked
+
+
+def _transcribe_hint(exc: AvemoError, data) -> str:
+    """For a refusal of takes without text, when they were not transcribed: how to give them text ("" else)."""
+    no_text = "has no text" in exc.reason or "takes have no text" in exc.reason  # some takes, or every take
+    if data.transcripts is not None or not no_text or not any("audio" in t for t in data.takes):
+        return ""
+    return "; --transcribe gives the clips with audio a transcript by speech recognition"
