@@ -9,8 +9,6 @@ import typer
 
 from avemo.serving.settings import ServeSettings  # light: the web framework loads in `serve` only
 
-DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset layout: ravdess, crema_d, emodb, folder, meld, "
-                                                                    "iemocap.")]
 RootOpt = Annotated[Path, typer.Option("--root", "-r", help="The dataset folder.")]
 TableOpt = Annotated[
     Path | None, typer.Option("--visual-table", help="OpenFace AU means CSV (one row per video), e.g. RAVDESS-AU.")

@@ -106,7 +106,7 @@ def _write_predictions(predictions, fmt: str, output, *, single: bool, labels=()
     console_err.print(f"wrote {escape(str(output.path))}")
 
 
-def _say_if_exporting(engine: str, model: Path | str | None) -> None:
+def say_if_exporting(engine: str, model: Path | str | None) -> None:
     """One line on stderr before the onnx engine's first use exports the bundled model or the --model
     checkpoint (several seconds without output otherwise), saying where the graphs are kept for the next runs."""
     from avemo.inference.predictor import pending_onnx_export
@@ -279,7 +279,7 @@ def predict(
     copies = None if speakers is None else _content_copies(files, speakers)
     with OutputFile(out) if out is not None else contextlib.nullcontext() as output:
         with _options_naming_files({"--model": model, "--text-model": text_model}):
-            _say_if_exporting(engine, model)
+            say_if_exporting(engine, model)
             predictor = load_predictor(model, engine=engine, device=device, text_model=text_model,
                                        with_text=with_text)
         if speakers is not None:  # a model without the speaker-normalised head: refused before the work
@@ -313,7 +313,7 @@ def demo(
 
     if fmt not in FORMATS:
         raise AvemoError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    _say_if_exporting(engine, None)
+    say_if_exporting(engine, None)
     predictor = Predictor.default(engine=engine)
     with tempfile.TemporaryDirectory(prefix="avemo-demo-") as tmp:
         generated = path is None

@@ -11,7 +11,7 @@ from rich.markup import escape
 from avemo.cli.app import app, console_err
 from avemo.cli.files import _options_naming_files
 from avemo.cli.options import _SERVE, DEVICE_HELP, ENGINE_HELP, MODEL_HELP
-from avemo.cli.predict import _say_if_exporting
+from avemo.cli.predict import say_if_exporting
 from avemo.errors import AvemoError
 from avemo.serving.settings import MIB  # light: the web framework loads in `serve` only
 
@@ -91,7 +91,7 @@ def serve(
                       f"http://{settings.host}:{settings.port}/ (Ctrl-C stops)", soft_wrap=True)
     try:
         with _options_naming_files({"--model": model, "--text-model": text_model}):
-            _say_if_exporting(settings.engine, settings.model)
+            say_if_exporting(settings.engine, settings.model)
             predictor = settings.load_predictor()
         run_server(settings, predictor=predictor, sockets=sockets)
     finally:
