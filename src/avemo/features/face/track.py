@@ -37,7 +37,7 @@ The rules, in order:
    followed, while a face is tracked, by the local search around its last box (a face too small
    for the whole-frame search is followed by ``detect_in`` alone), and then by the tiled search
    of the full-resolution frame. So a small face is found once by the tiles and then followed
-   cheaply. A tiled search costs about 15 whole-frame searches, so after one that found nothing
+   cheaply. A tiled search costs 13-20 whole-frame searches, so after one that found nothing
    the next runs only ``tile_interval`` seconds later, and each further empty one doubles that wait,
    up to ``tile_interval_max`` (1, 2, 4, 8, 8... seconds): a video without a face pays little for
    them, and a small face that appears is found within that wait. A face found (by any search)
