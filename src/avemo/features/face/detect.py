@@ -40,7 +40,7 @@ scenes (colour gradients with blotches, noise, blurred blocks) it did on 11, non
 short-range model confirmed, while it confirmed the faces of every wide shot made from the RAVDESS
 and CREMA-D clips (avemo's benchmark report, section "Small faces in wide shots"). A frame where
 the whole-frame search finds a face never runs the tiles, so the cost on ordinary videos does not
-change; a tiled search costs 13-20 whole-frame searches (130-190 ms for a 1080p frame on our shared
+change; a tiled search costs 13-20 whole-frame searches (100-190 ms for a 1080p frame on our shared
 2-core CPU).
 :meth:`MediaPipeDetector.detect_tiles` is the tiled search alone; the tracker
 (:mod:`avemo.features.face.track`) decides when to run it (after a miss, backing off when it finds
