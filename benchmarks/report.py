@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ROOT / "docs" / "benchmarks"
-ORDER = ["extract_audio", "face_pipeline", "long_video", "scale_extraction", "predict", "heap_thresholds", "serve",
+ORDER = ["extract_audio", "face_pipeline", "small_faces", "long_video", "scale_extraction", "predict", "heap_thresholds", "serve",
          "gpu_train"]
 
 

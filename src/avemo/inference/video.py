@@ -52,6 +52,7 @@ class VideoExpertConfig:
     detector: Literal["mediapipe", "haar"] = "mediapipe"
     min_confidence: float = 0.5
     full_detect_interval: float = 0.5  # seconds between whole-frame detections while tracking
+    tiles: bool = True  # MediaPipe: search tiles of the full frame when the whole frame shows no face
     box: Literal["haar_like", "detector"] = "haar_like"
     box_scale: float = 1.17
     box_shift: float = -0.127
@@ -164,7 +165,8 @@ class FerVideoExpert:
     def _new_detector(self):
         from avemo.features.face import get_detector
 
-        options = {"min_confidence": self.config.min_confidence} if self.config.detector == "mediapipe" else {}
+        c = self.config
+        options = {"min_confidence": c.min_confidence, "tiles": c.tiles} if c.detector == "mediapipe" else {}
         return get_detector(self.config.detector, **options)
 
     def fer_box(self, box: np.ndarray) -> tuple[float, float, float, float]:

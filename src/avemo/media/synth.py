@@ -183,6 +183,64 @@ def synth_frame(
     return frame
 
 
+Backdrop = Literal["gradient", "noise", "blocks"]
+
+
+def backdrop(size: tuple[int, int], kind: Backdrop = "gradient", seed: int = 0) -> np.ndarray:
+    """A face-free RGB scene of ``size`` (width, height) for :func:`wide_shot`.
+
+    ``"gradient"``: a colour gradient with low-frequency blotches and sensor-like noise;
+    ``"noise"``: uniform noise in every pixel; ``"blocks"``: random coloured rectangles (a street or
+    a room seen from afar), lightly blurred, with noise.
+    """
+    import cv2
+
+    w, h = size
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    if kind == "blocks":
+        img = np.full((h, w, 3), rng.integers(60, 200, 3), dtype=np.float64)
+        for _ in range(60):
+            x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+            bw, bh = int(rng.integers(w // 40, w // 5)), int(rng.integers(h // 30, h // 3))
+            img[y0 : y0 + bh, x0 : x0 + bw] = rng.integers(20, 240, 3)
+        img = cv2.GaussianBlur(img, (0, 0), max(1.0, h / 540))
+    elif kind == "gradient":
+        yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+        img = np.stack([60 + 110 * xx, 70 + 90 * yy, 90 + 50 * (xx + yy)], axis=-1)
+        blotches = rng.normal(0.0, 25.0, (max(2, h // 40), max(2, w // 40), 3))
+        img = img + cv2.resize(blotches, (w, h), interpolation=cv2.INTER_CUBIC)
+    else:
+        raise ValueError(f"unknown backdrop {kind!r}; known: gradient, noise, blocks")
+    return np.clip(img + rng.normal(0.0, 4.0, img.shape), 0, 255).astype(np.uint8)
+
+
+def wide_shot(
+    frame: np.ndarray, face_height: float, fraction: float, scene: np.ndarray, at: tuple[float, float] = (0.3, 0.4)
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """``frame`` scaled so that its face (``face_height`` pixels high) is ``fraction`` of the height of
+    ``scene`` and pasted into a copy of it, its top-left corner at ``at`` (fractions of the scene's
+    width and height; the pasted frame is clipped at the scene's edges).
+
+    Returns ``(image, scale, origin)``: a point ``p`` of ``frame`` is ``p * scale + origin`` in ``image``.
+    A wide shot (a conference or street video where the face is 1/15-1/25 of the frame) made from a
+    close-up, for testing and measuring small-face detection.
+    """
+    import cv2
+
+    h, w = scene.shape[:2]
+    scale = fraction * h / face_height
+    small = cv2.resize(
+        frame, (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale))), interpolation=cv2.INTER_AREA
+    )
+    x0, y0 = int(at[0] * w), int(at[1] * h)
+    x1, y1 = min(x0 + small.shape[1], w), min(y0 + small.shape[0], h)
+    image = scene.copy()
+    image[y0:y1, x0:x1] = small[: y1 - y0, : x1 - x0]
+    return image, scale, np.array([x0, y0], dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class ClipSpec:
     """What :func:`write_clip` produces."""

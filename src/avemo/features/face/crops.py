@@ -54,7 +54,9 @@ class FaceCropsConfig:
     each side; ``smoothing``: One-Euro smoothing of the tracked box; ``choose``: which face is
     the speaker's when tracking starts; ``min_confidence``: MediaPipe's detection threshold;
     ``full_detect_interval``: seconds between whole-frame detections while the face is tracked
-    (in between, the face is confirmed in its neighbourhood; 0 = whole frame every time).
+    (in between, the face is confirmed in its neighbourhood; 0 = whole frame every time);
+    ``tiles``: MediaPipe's tiled search of the full-resolution frame when the whole-frame search
+    finds no face (small faces in wide shots; :mod:`avemo.features.face.detect`).
     """
 
     n_frames: int | None = 16
@@ -70,14 +72,17 @@ class FaceCropsConfig:
     choose: Literal["largest", "confident", "central"] = "largest"
     min_confidence: float = 0.5
     full_detect_interval: float = 0.5
+    tiles: bool = True
 
 
 def make_tracker(config) -> FaceTracker:
     """A :class:`FaceTracker` (owning its detector) for a face extractor's config.
 
-    Reads ``detector``, ``min_confidence``, ``smoothing``, ``choose`` and ``full_detect_interval``.
+    Reads ``detector``, ``min_confidence``, ``tiles``, ``smoothing``, ``choose`` and ``full_detect_interval``.
     """
-    options = {"min_confidence": config.min_confidence} if config.detector == "mediapipe" else {}
+    options = (
+        {"min_confidence": config.min_confidence, "tiles": config.tiles} if config.detector == "mediapipe" else {}
+    )
     tracking = TrackerConfig(
         choose=config.choose, smoothing=config.smoothing, full_detect_interval=config.full_detect_interval
     )

@@ -197,7 +197,7 @@ class FaceMesh:
 @dataclass(frozen=True)
 class FaceLandmarksConfig:
     """Options of ``face_landmarks``: ``fps`` sampled frames per second over [start, start+duration);
-    ``detector``, ``smoothing``, ``choose``, ``full_detect_interval`` of the tracker (as in
+    ``detector``, ``smoothing``, ``choose``, ``full_detect_interval``, ``tiles`` of the tracker (as in
     ``face_crops``); ``margin`` around the face box in the mesh crop; ``min_confidence`` of
     detection and mesh."""
 
@@ -210,6 +210,7 @@ class FaceLandmarksConfig:
     choose: Literal["largest", "confident", "central"] = "largest"
     min_confidence: float = 0.5
     full_detect_interval: float = 0.5
+    tiles: bool = True
 
 
 @register_extractor

@@ -32,6 +32,17 @@ The rules, in order:
    there, a whole-frame detection runs on that same frame before the frame is called missing.
    So every returned box is a detection on that very frame, never a prediction or a carried-over
    box. ``full_detect_interval=0`` searches the whole frame every time.
+6. **Small faces.** With a detector that has a tiled search (MediaPipe's ``tiles`` option, on by
+   default: :mod:`avemo.features.face.detect`), a whole-frame search that finds nothing is
+   followed, while a face is tracked, by the local search around its last box (a face too small
+   for the whole-frame search is followed by ``detect_in`` alone), and then by the tiled search
+   of the full-resolution frame. So a small face is found once by the tiles and then followed
+   cheaply. A tiled search costs 13-20 whole-frame searches, so after one that found nothing
+   the next runs only ``tile_interval`` seconds later, and each further empty one doubles that wait,
+   up to ``tile_interval_max`` (1, 2, 4, 8, 8... seconds): a video without a face pays little for
+   them, and a small face that appears is found within that wait. A face found (by any search)
+   resets the wait. Frames where the whole-frame search finds a face never run the tiles; with the
+   detector's ``tiles`` off the tracker does exactly what rules 1-5 say.
 """
 
 from __future__ import annotations
@@ -57,6 +68,10 @@ class TrackerConfig:
     max_shift: float = 0.5
     reacquire_after: float = 0.5
     full_detect_interval: float = 0.5
+    #: seconds after a tiled search that found nothing before the next one, doubled after each
+    #: further empty one up to ``tile_interval_max`` (rule 6)
+    tile_interval: float = 1.0
+    tile_interval_max: float = 8.0
     smoothing: bool = True
     #: One-Euro filter: cut-off frequency (Hz) of a still face, and its growth with speed
     #: (Hz per image-height/second)
@@ -162,7 +177,7 @@ class FaceTracker:
             self.detector = detector
             self._owns_detector = False
         self._filter = OneEuroFilter(self.config.min_cutoff, self.config.beta, self.config.d_cutoff)
-        self.most_faces = 0  # the most faces a whole-frame search found in one frame (a video call: 2 or more)
+        self.most_faces = 0  # the most faces a whole-frame (or tiled) search found in one frame (a video call: 2 or more)
         self.reset()
 
     def reset(self) -> None:
@@ -170,6 +185,8 @@ class FaceTracker:
         self._last: Detection | None = None  # last matched raw detection
         self._last_time: float | None = None  # when it was matched
         self._full_time: float | None = None  # when the whole frame was last searched
+        self._tile_miss: float | None = None  # when a tiled search last found nothing (rule 6)
+        self._tile_wait = self.config.tile_interval  # how long after it the next one may run
         self._track = 0
         self._filter.reset()
 
@@ -235,9 +252,36 @@ class FaceTracker:
                 return face
             # not confirmed where it was: search the whole frame before calling it missing
         self._full_time = time
-        detections = self.detector.detect(image)
-        self.most_faces = max(self.most_faces, len(detections))
+        if getattr(self.detector, "tiles", False):
+            detections = self._search_small(time, image, local_tried=tracking)
+        else:
+            detections = self.detector.detect(image)
+            self.most_faces = max(self.most_faces, len(detections))
         return self.update_with(time, detections, image.shape)
+
+    def _search_small(self, time: float, image: np.ndarray, local_tried: bool) -> list[Detection]:
+        """Rule 6: the whole frame, then (a face tracked) its neighbourhood, then the tiles."""
+        detector: Any = self.detector
+        c = self.config
+        found = detector.detect(image, tiles=False)
+        self.most_faces = max(self.most_faces, len(found))
+        last = self._last
+        recent = last is not None and self._last_time is not None and time - self._last_time <= c.reacquire_after
+        if not found and recent and not local_tried and hasattr(detector, "detect_in"):
+            assert last is not None
+            found = detector.detect_in(image, last.box)
+        if not found:
+            if self._tile_miss is not None and time - self._tile_miss < self._tile_wait:
+                return []
+            found = detector.detect_tiles(image)
+            self.most_faces = max(self.most_faces, len(found))
+        if found:
+            self._tile_miss, self._tile_wait = None, c.tile_interval
+        else:  # an empty tiled search: wait longer before the next one
+            if self._tile_miss is not None:
+                self._tile_wait = min(2 * self._tile_wait, max(c.tile_interval_max, c.tile_interval))
+            self._tile_miss = time
+        return found
 
     def update_with(
         self, time: float, detections: list[Detection], shape: tuple[int, ...]
