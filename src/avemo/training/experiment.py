@@ -24,9 +24,11 @@ import numpy as np
 from avemo import config as cfg
 from avemo.cache.store import FeatureCache
 from avemo.datasets import DATASET_LABEL_SETS, load_au_means, pair_takes, parse_file_name, read_dataset
+from avemo.datasets.copies import Copies, copy_warnings, find_copies_across
 from avemo.datasets.folds import Fold, split
 from avemo.datasets.labels import LabelSet
 from avemo.datasets.pairing import Take
+from avemo.datasets.records import Clip
 from avemo.errors import AvemoError, ConfigError, DatasetError
 from avemo.metrics import Metrics, compute_metrics
 from avemo.models.batching import TensorData
@@ -594,6 +596,25 @@ def _usable_data(data: DataBundle, usable: Collection[str] | None, *, keep_all: 
     return dataclasses.replace(data, takes=[t for t in data.takes if t.speaker in keep]), left_out
 
 
+def corpora_copies(takes: Sequence[Take], root: Path, *, said: int = 10) -> list[Copies]:
+    """The recordings in two corpora of a multi-corpus run (:func:`~avemo.datasets.copies.find_copies_across`)
+    among the ``takes`` it trains on (speakers qualified by corpus, labels mapped into the space), each said
+    in a warning line as a corpus's own copies are (the first ``said``, then how many more): one recording
+    under two speakers is on both sides of a speaker-disjoint or leave-one-corpus-out split."""
+    clips: dict[str, list[Clip]] = {}
+    for t in takes:
+        clips.setdefault(t.dataset, []).extend(
+            dataclasses.replace(c, dataset=t.dataset, speaker=t.speaker, emotion=t.emotion) for c in t.clips.values())
+    groups = find_copies_across(clips)
+    lines = copy_warnings(groups, root)
+    for line in lines[:said]:
+        log.warning(line)
+    if len(lines) > said:
+        log.warning(f"{len(lines) - said} more recording(s) are byte-identical files in two corpora, "
+                    "listed in the run's copies (the same folder read as two corpora?)")
+    return groups
+
+
 def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, visual_table=None,
                  cache: FeatureCache | None = None, progress: Callable[[int, int], None] | None = None):
     """Read every corpus and return a :class:`DataBundle` over the label
@@ -633,7 +654,8 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
     root = Path(os.path.commonpath([str(Path(s.root).resolve()) for s in specs]))
     bundle = DataBundle("+".join(bundles), root, takes, space.labels, tables, skipped,
                         duplicates=[d for b in bundles.values() for d in b.duplicates],
-                        cut_dialogues=[d for b in bundles.values() for d in b.cut_dialogues])
+                        cut_dialogues=[d for b in bundles.values() for d in b.cut_dialogues],
+                        copies=[*(g for b in bundles.values() for g in b.copies), *corpora_copies(takes, root)])
     bundle.corpora = Corpora(specs, space, takes, left_out)
     transcribed = {c: b.transcripts for c, b in bundles.items() if b.transcripts}
     bundle.transcripts = {"source": "asr", "corpora": transcribed} if transcribed else None
