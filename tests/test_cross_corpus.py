@@ -218,6 +218,32 @@ def test_seen_takes_of_a_multi_corpus_run_and_of_an_official_split(tmp_path):
         "train": 0, "val": 2}
 
 
+def test_recordings_the_checkpoint_trained_on_copied_into_another_corpus_are_counted_as_seen(
+        make_ravdess, make_clip, tmp_path, avemo_main):
+    """A RAVDESS file the checkpoint trained on (speaker 01) and one it validated on (02), copied into
+    the user's folder under their own speaker: another corpus, another speaker id, so the score was
+    reported as held out (``seen`` 0 and no warning)."""
+    import shutil
+
+    ravdess = make_ravdess(("01", "02"))
+    out, mine = tmp_path / "run", tmp_path / "mine"
+    code, _, err = avemo_main("train", "--root", ravdess, "--model", "egemaps_logreg", "--val-speakers", "02",
+                              "--out", out, "--cache", tmp_path / "cache")
+    assert code == 0, err
+    mine.mkdir()
+    shutil.copyfile(ravdess / "Actor_01" / "03-01-05-01-01-01-01.wav", mine / "a.wav")
+    shutil.copyfile(ravdess / "Actor_02" / "03-01-03-01-01-01-02.wav", mine / "b.wav")
+    for name, seed in (("c.wav", 91), ("d.wav", 92)):
+        shutil.copyfile(make_clip("own.wav", duration=1.0, audio="voice", seed=seed), mine / name)
+    (mine / "labels.csv").write_text("path,emotion,speaker\na.wav,angry,u1\nb.wav,happy,u1\nc.wav,sad,u2\n"
+                                     "d.wav,neutral,u2\n")
+    code, _, err = avemo_main("evaluate", "--checkpoint", out, "--dataset", "folder", "--root", mine,
+                              "--json", tmp_path / "e.json", "--cache", tmp_path / "cache")
+    assert code == 0, err
+    assert json.loads((tmp_path / "e.json").read_text())["seen"] == {"train": 1, "val": 1}
+    assert "2 of the 4 scored takes are not held out: 1 trained and 1 validated this checkpoint" in " ".join(err.split())
+
+
 @pytest.mark.shared_data
 def test_cli_evaluate_across_corpora(ravdess_checkpoint, small_emodb, cache_dir, shared_data, tmp_path):
     report = tmp_path / "emodb.json"

@@ -24,7 +24,7 @@ import numpy as np
 from avemo import config as cfg
 from avemo.cache.store import FeatureCache
 from avemo.datasets import DATASET_LABEL_SETS, load_au_means, pair_takes, parse_file_name, read_dataset
-from avemo.datasets.copies import Copies, copy_warnings, find_copies_across
+from avemo.datasets.copies import Copies, copy_warnings, find_copies_across, recording_digests
 from avemo.datasets.folds import Fold, split
 from avemo.datasets.labels import LabelSet
 from avemo.datasets.pairing import Take
@@ -355,6 +355,8 @@ def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: 
             "speakers": {name: sorted({t.speaker for t in part.takes})
                          for name, part in zip(("train", "val", "test"), parts, strict=True)},
             "n": {name: len(part) for name, part in zip(("train", "val", "test"), parts, strict=True)},
+            # the files' content: a corpus scored later counts its copies of them as seen (seen_in_training)
+            "digests": {name: sorted(recording_digests(part.takes)) for name, part in zip(("train", "val"), parts[:2], strict=True)},
             **(data.corpora.to_dict() if data.corpora is not None else {}),
             **({"transcripts": data.transcripts} if data.transcripts else {}),
             # what the run did not use: files the dataset reader could not read, takes without an input

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from avemo.cache.store import FeatureCache
+from avemo.datasets.copies import recording_digests
 from avemo.datasets.labels import Comparison, comparison_map
 from avemo.datasets.pairing import Take
 from avemo.errors import ConfigError, DatasetError
@@ -76,7 +77,7 @@ class Evaluation:
             return None
         how = " and ".join(f"{n} {'trained' if part == 'train' else 'validated'}" for part, n in self.seen.items() if n)
         return (f"{sum(self.seen.values())} of the {self.metrics.n} scored takes are not held out: {how} this checkpoint "
-                "(the same speakers, or the same official split)")
+                "(the same speakers, the same official split, or byte-identical files)")
 
     @property
     def ece(self) -> float:
@@ -119,7 +120,10 @@ def seen_in_training(meta: Mapping[str, Any], takes) -> dict[str, int]:
     speakers in a corpus of the same dataset (a multi-corpus run's ids are qualified by corpus), or,
     for a run split by the corpus's official partition (MELD, whose characters recur in every
     partition), takes of the partitions it trained and selected on. Speaker ids of two different
-    ``folder`` corpora may coincide by chance: the count then says so for ids, not for people."""
+    ``folder`` corpora may coincide by chance: the count then says so for ids, not for people. A take
+    whose file is byte-identical to one the run trained or validated on (``data.digests``: a RAVDESS
+    recording copied into a labelled folder under another speaker's name) counts too, whatever its
+    corpus or speaker; a checkpoint saved before digests were recorded is counted by speaker alone."""
     from avemo.training.experiment import _split_of
 
     data, split_info = meta.get("data") or {}, meta.get("split") or {}
@@ -130,14 +134,14 @@ def seen_in_training(meta: Mapping[str, Any], takes) -> dict[str, int]:
             if t.dataset == data.get("dataset") and _split_of(t) in parts:
                 counts[parts[_split_of(t)]] += 1
         return counts
-    speakers = data.get("speakers") or {}
+    speakers, digests = data.get("speakers") or {}, data.get("digests") or {}
     corpora = data.get("corpora") or [{"name": None, "dataset": data.get("dataset")}]
     for part in counts:
-        known = set(speakers.get(part) or ())
+        known, files = set(speakers.get(part) or ()), set(digests.get(part) or ())
         for t in takes:
             ids = [t.speaker if c["name"] is None else f"{c['name']}:{t.speaker}" for c in corpora
                    if c["dataset"] == t.dataset]
-            counts[part] += any(i in known for i in ids)
+            counts[part] += any(i in known for i in ids) or bool(files and recording_digests([t]) & files)
     return counts
 
 
