@@ -143,3 +143,24 @@ def test_one_folder_read_as_two_corpora_is_all_copies_said_in_a_few_lines(tmp_pa
     said = [r.getMessage() for r in caplog.records if r.name == "avemo.training.experiment"]
     assert len(said) == 11 and said[-1].startswith("4 more recording(s) are byte-identical files in two corpora")
     assert corpora_copies([t for t in data.takes if t.dataset == "a"], root) == []  # within one corpus: its reader's
+
+
+def test_benchmark_refuses_a_test_corpus_holding_copies_of_the_suites_recordings(tmp_path, make_ravdess, make_clip,
+                                                                                 avemo_main):
+    """A folder of the user's speakers with one RAVDESS file copied in, given as --test-corpus of a RAVDESS
+    suite: the folds train on that recording, so it is not out of domain (it was scored as if it were)."""
+    ravdess = make_ravdess(("01", "02"))
+    mine = labelled_folder(tmp_path / "mine", make_clip, [("b.wav", 71, "sad", "u1"), ("c.wav", 72, "angry", "u2")])
+    shutil.copyfile(ravdess / "Actor_02" / "03-01-03-01-01-01-02.wav", mine / "a.wav")
+    with (mine / "labels.csv").open("a") as f:
+        f.write("a.wav,happy,u1\n")
+    suite = tmp_path / "mine.toml"
+    suite.write_text('name = "mine"\ntitle = "t"\ndataset = "ravdess"\nplan = "ravdess"\n'
+                     '[[entries]]\nmodels = ["mfcc_cnn1d"]\n')
+    code, _, err = avemo_main("benchmark", suite, "--root", ravdess, "--test-corpus", f"folder={mine}",
+                              "--out", tmp_path / "report", "--cache", tmp_path / "cache")
+    assert code == 2, err
+    assert (f"avemo: error: --test-corpus 'folder={mine}': 1 take(s) are byte-identical files of the suite's corpus "
+            f"(e.g. {mine / 'a.wav'}), so the folds train on them: not out of domain; remove the copies, or give "
+            "--allow-copies to go on") in " ".join(err.split())
+    assert not (tmp_path / "report").exists() and not (tmp_path / "cache").exists()
