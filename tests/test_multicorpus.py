@@ -155,6 +155,23 @@ def test_corpora_file_refuses_a_value_of_the_wrong_kind_in_one_line(tmp_path, en
     assert str(bad.value) == f"{path}: corpora entry 2 ({corpus}): {reason}"
 
 
+@pytest.mark.parametrize(("entry", "reason"), [
+    # a misspelt key was said only as "needs dataset= and root=", the typo not named
+    ('datset = "emodb"\nroot = "e"', "corpora entry 2: unknown keys ['datset'] (known: ['dataset', 'labels', 'media', "
+                                     "'name', 'protocol', 'root', 'speakers', 'transcribe', 'weight']); needs dataset="),
+    ('dataset = "emodb"\nrots = "e"', "corpora entry 2 (emodb): unknown keys ['rots'] (known: ['dataset', 'labels', "
+                                      "'media', 'name', 'protocol', 'root', 'speakers', 'transcribe', 'weight']); "
+                                      "needs root="),
+    ('dataset = "emodb"', "corpora entry 2 (emodb): needs root="),
+])
+def test_corpora_file_names_the_misspelt_or_missing_key_of_an_entry(tmp_path, entry, reason):
+    path = tmp_path / "corpora.toml"
+    path.write_text(f'[[corpora]]\ndataset = "ravdess"\nroot = "r"\n\n[[corpora]]\n{entry}\n')
+    with pytest.raises(ConfigError) as bad:
+        read_corpora_file(path)
+    assert str(bad.value) == f"{path}: {reason}"
+
+
 def test_corpora_file_names_itself_for_an_unknown_dataset_or_a_labels_csv_of_a_named_dataset(tmp_path):
     path = tmp_path / "corpora.toml"
     path.write_text('[[corpora]]\ndataset = "ravdes"\nroot = "r"\n')
