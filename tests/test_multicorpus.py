@@ -600,3 +600,31 @@ def test_load_corpora_refuses_unknown_datasets_and_empty_folders(two_small_corpo
     assert str(bad.value) == f"{rav}: corpus again: speakers ['99'] have no files under the folder"
     with pytest.raises(ConfigError, match="given twice"):
         load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("ravdess", rav)])
+
+
+def test_two_folder_corpora_with_the_same_speaker_ids_and_file_names_split_as_different_people(tmp_path, make_clip):
+    """Speaker "01" of two labelled folders is two people (``a:01``, ``b:01``), and ``01/x.wav`` of each
+    two recordings: the leakage check compared the clips under the reader's ids (``folder:01``,
+    ``folder:01/x``) and refused a valid split, a:01 training and b:01 validating."""
+    import shutil
+
+    from avemo.training import resolve_split
+    from avemo.training.corpora import CorpusSpec
+    from avemo.training.experiment import load_corpora
+
+    seed = 0
+    for corpus in ("a", "b"):
+        rows = ["path,emotion,speaker"]
+        for speaker in ("01", "02"):
+            for name, emotion in (("x.wav", "angry"), ("y.wav", "sad")):
+                seed += 1
+                target = tmp_path / corpus / speaker / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(make_clip("v.wav", duration=0.3, audio="voice", seed=300 + seed), target)
+                rows.append(f"{speaker}/{name},{emotion},{speaker}")
+        (tmp_path / corpus / "labels.csv").write_text("\n".join(rows) + "\n")
+    data = load_corpora([CorpusSpec("folder", tmp_path / "a", name="a"), CorpusSpec("folder", tmp_path / "b", name="b")])
+    train, val, _, info = resolve_split(data, val_speakers=["a:02", "b:01"])
+    assert info["val_speakers"] == ["a:02", "b:01"]
+    assert sorted({t.speaker for t in train}) == ["a:01", "b:02"] and sorted({t.speaker for t in val}) == ["a:02", "b:01"]
+    assert len(train) == len(val) == 4
