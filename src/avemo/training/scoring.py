@@ -119,11 +119,14 @@ def seen_in_training(meta: Mapping[str, Any], takes) -> dict[str, int]:
     calibration... on (``"val"``), as its metadata records them: takes of its training or validation
     speakers in a corpus of the same dataset (a multi-corpus run's ids are qualified by corpus), or,
     for a run split by the corpus's official partition (MELD, whose characters recur in every
-    partition), takes of the partitions it trained and selected on. Speaker ids of two different
-    ``folder`` corpora may coincide by chance: the count then says so for ids, not for people. A take
-    whose file is byte-identical to one the run trained or validated on (``data.digests``: a RAVDESS
-    recording copied into a labelled folder under another speaker's name) counts too, whatever its
-    corpus or speaker; a checkpoint saved before digests were recorded is counted by speaker alone."""
+    partition), takes of the partitions it trained and selected on. A take whose file is byte-identical
+    to one the run trained or validated on (``data.digests``: a RAVDESS recording copied into a labelled
+    folder under another speaker's name) counts too, whatever its corpus or speaker. A labelled folder's
+    speaker ids are its own (``01`` of two folders: two people), so where the checkpoint records digests
+    a ``folder`` take counts by its files alone; a checkpoint saved before digests were recorded counts
+    it by speaker id. Each take counts once, as trained if it is both (two folder corpora of one run
+    whose ids coincide made a take trained and validated: "20 of the 10 scored takes")."""
+    from avemo.datasets.folder import DATASET as FOLDER
     from avemo.training.experiment import _split_of
 
     data, split_info = meta.get("data") or {}, meta.get("split") or {}
@@ -134,14 +137,17 @@ def seen_in_training(meta: Mapping[str, Any], takes) -> dict[str, int]:
             if t.dataset == data.get("dataset") and _split_of(t) in parts:
                 counts[parts[_split_of(t)]] += 1
         return counts
-    speakers, digests = data.get("speakers") or {}, data.get("digests") or {}
+    speakers = {p: set((data.get("speakers") or {}).get(p) or ()) for p in counts}
+    digests = {p: set((data.get("digests") or {}).get(p) or ()) for p in counts}
+    recorded = any(digests.values())
     corpora = data.get("corpora") or [{"name": None, "dataset": data.get("dataset")}]
-    for part in counts:
-        known, files = set(speakers.get(part) or ()), set(digests.get(part) or ())
-        for t in takes:
-            ids = [t.speaker if c["name"] is None else f"{c['name']}:{t.speaker}" for c in corpora
-                   if c["dataset"] == t.dataset]
-            counts[part] += any(i in known for i in ids) or bool(files and recording_digests([t]) & files)
+    for t in takes:
+        ids = set() if recorded and t.dataset == FOLDER else {
+            t.speaker if c["name"] is None else f"{c['name']}:{t.speaker}" for c in corpora if c["dataset"] == t.dataset}
+        files = recording_digests([t]) if recorded else set()
+        part = next((p for p in counts if ids & speakers[p] or files & digests[p]), None)
+        if part is not None:
+            counts[part] += 1
     return counts
 
 
