@@ -628,3 +628,11 @@ def test_two_folder_corpora_with_the_same_speaker_ids_and_file_names_split_as_di
     assert info["val_speakers"] == ["a:02", "b:01"]
     assert sorted({t.speaker for t in train}) == ["a:01", "b:02"] and sorted({t.speaker for t in val}) == ["a:02", "b:01"]
     assert len(train) == len(val) == 4
+
+
+@pytest.mark.parametrize("value", ["foo", "Corpus", ""])
+def test_cli_names_the_balance_option_for_a_value_it_does_not_know(value, tmp_path, avemo_main):
+    """It said "train config.balance: 'foo' is not one of [...]": a user who gave no config file was told of one."""
+    code, _, err = avemo_main("train", "--root", tmp_path, "--balance", value, "--out", tmp_path / "run")
+    assert code == 2 and err.strip() == f"avemo: error: --balance {value!r} is not one of auto, none, corpus, corpus_class"
+    assert not (tmp_path / "run").exists()
