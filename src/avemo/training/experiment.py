@@ -612,8 +612,8 @@ def corpora_copies(takes: Sequence[Take], root: Path, *, said: int = 10) -> list
     for line in lines[:said]:
         log.warning(line)
     if len(lines) > said:
-        log.warning(f"{len(lines) - said} more recording(s) are byte-identical files in two corpora, "
-                    "listed in the run's copies (the same folder read as two corpora?)")
+        log.warning(f"{len(lines) - said} more recording(s) are byte-identical files in two corpora "
+                    "(the same folder read as two corpora?)")
     return groups
 
 
