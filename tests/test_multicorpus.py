@@ -636,3 +636,22 @@ def test_cli_names_the_balance_option_for_a_value_it_does_not_know(value, tmp_pa
     code, _, err = avemo_main("train", "--root", tmp_path, "--balance", value, "--out", tmp_path / "run")
     assert code == 2 and err.strip() == f"avemo: error: --balance {value!r} is not one of auto, none, corpus, corpus_class"
     assert not (tmp_path / "run").exists()
+
+
+def test_one_dataset_read_twice_is_refused_when_the_corpora_share_a_speaker(make_ravdess):
+    """RAVDESS under two names: actor 02 of both is one person, qualified as two speakers (ravdess:02,
+    again:02); a split could train on her and test on her (it was refused, if at all, only when it did,
+    as "take ravdess:... is in train and val"). Other speakers of one dataset are two corpora as asked."""
+    from avemo.errors import DatasetError
+    from avemo.training.corpora import CorpusSpec
+    from avemo.training.experiment import load_corpora
+
+    root = make_ravdess(("01", "02", "05"))
+    with pytest.raises(DatasetError) as bad:
+        load_corpora([CorpusSpec("ravdess", root), CorpusSpec("ravdess", root, name="again", speakers=("02", "05"))])
+    assert str(bad.value) == (f"{root}: corpora ravdess and again both read ravdess speakers ['02', '05']: one person "
+                              "under two corpus names, whom a split could train and test on; give each corpus other "
+                              "speakers (speakers= in --corpora)")
+    data = load_corpora([CorpusSpec("ravdess", root, speakers=("01",)),
+                         CorpusSpec("ravdess", root, name="again", speakers=("02", "05"))])
+    assert data.speakers == ["again:02", "again:05", "ravdess:01"]

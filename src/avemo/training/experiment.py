@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import os
 import shutil
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -617,6 +617,30 @@ def corpora_copies(takes: Sequence[Take], root: Path, *, said: int = 10) -> list
     return groups
 
 
+#: datasets whose speaker ids are people of the corpus (RAVDESS actor 01 is one person wherever she is
+#: read); a labelled folder's ids are the user's own, and MELD's characters recur across its dialogues
+_PEOPLE_IDS = ("ravdess", "crema_d", "emodb", "iemocap")
+
+
+def refuse_one_person_twice(bundles: Mapping[str, DataBundle]) -> None:
+    """A one-line DatasetError when two corpora of one run read the same speakers of one dataset (RAVDESS
+    given twice under two names): qualified by corpus (``ravdess:01``, ``rav2:01``) one person would be two
+    speakers, and a split could train on her and test on her. It was refused, if at all, only when the
+    split put her takes on two sides, as "take ravdess:01-01-01-01-01-01 is in train and val"."""
+    first: dict[tuple[str, str], str] = {}
+    for corpus, bundle in bundles.items():
+        if bundle.dataset not in _PEOPLE_IDS:
+            continue
+        for speaker in bundle.speakers:
+            other = first.setdefault((bundle.dataset, speaker), corpus)
+            if other != corpus:
+                both = sorted(s for d, s in first if d == bundle.dataset and s in set(bundle.speakers)
+                              and first[(d, s)] == other)
+                raise DatasetError(f"corpora {other} and {corpus} both read {bundle.dataset} speakers {both}: one "
+                                   "person under two corpus names, whom a split could train and test on; give each "
+                                   "corpus other speakers (speakers= in --corpora)", bundle.root)
+
+
 def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, visual_table=None,
                  cache: FeatureCache | None = None, progress: Callable[[int, int], None] | None = None):
     """Read every corpus and return a :class:`DataBundle` over the label
@@ -637,6 +661,7 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
         except AvemoError as exc:  # which entry (two may read one folder): "speakers ['99'] have no files"
             exc.reason = f"corpus {s.corpus}: {exc.reason}"
             raise
+    refuse_one_person_twice(bundles)
     space = build_label_space({c: b.labels for c, b in bundles.items()}, mode)
     takes, left_out, skipped = [], {}, []
     for c, b in bundles.items():
