@@ -218,6 +218,56 @@ def test_seen_takes_of_a_multi_corpus_run_and_of_an_official_split(tmp_path):
         "train": 0, "val": 2}
 
 
+def test_recordings_the_checkpoint_trained_on_copied_into_another_corpus_are_counted_as_seen(
+        make_ravdess, make_clip, tmp_path, avemo_main):
+    """A RAVDESS file the checkpoint trained on (speaker 01) and one it validated on (02), copied into
+    the user's folder under their own speaker: another corpus, another speaker id, so the score was
+    reported as held out (``seen`` 0 and no warning)."""
+    import shutil
+
+    ravdess = make_ravdess(("01", "02"))
+    out, mine = tmp_path / "run", tmp_path / "mine"
+    code, _, err = avemo_main("train", "--root", ravdess, "--model", "egemaps_logreg", "--val-speakers", "02",
+                              "--out", out, "--cache", tmp_path / "cache")
+    assert code == 0, err
+    mine.mkdir()
+    shutil.copyfile(ravdess / "Actor_01" / "03-01-05-01-01-01-01.wav", mine / "a.wav")
+    shutil.copyfile(ravdess / "Actor_02" / "03-01-03-01-01-01-02.wav", mine / "b.wav")
+    for name, seed in (("c.wav", 91), ("d.wav", 92)):
+        shutil.copyfile(make_clip("own.wav", duration=1.0, audio="voice", seed=seed), mine / name)
+    (mine / "labels.csv").write_text("path,emotion,speaker\na.wav,angry,u1\nb.wav,happy,u1\nc.wav,sad,u2\n"
+                                     "d.wav,neutral,u2\n")
+    code, _, err = avemo_main("evaluate", "--checkpoint", out, "--dataset", "folder", "--root", mine,
+                              "--json", tmp_path / "e.json", "--cache", tmp_path / "cache")
+    assert code == 0, err
+    assert json.loads((tmp_path / "e.json").read_text())["seen"] == {"train": 1, "val": 1}
+    assert "2 of the 4 scored takes are not held out: 1 trained and 1 validated this checkpoint" in " ".join(err.split())
+
+
+def test_a_folder_take_counts_once_and_by_its_files_when_the_checkpoint_records_them(tmp_path):
+    """A run on two labelled folders a and b (a:01 trained, b:01 validated: two people) scored on a folder
+    whose speaker is "01": its take was counted as trained and as validated ("20 of the 10 scored
+    takes are not held out"); the files say which, and a take counts once."""
+    from avemo.datasets import pair_takes
+    from avemo.datasets.copies import DIGEST_CHARS
+    from avemo.datasets.records import Clip
+    from avemo.digest import file_digest
+    from avemo.training.scoring import seen_in_training
+
+    files = []
+    for name in ("x.wav", "y.wav"):
+        (tmp_path / name).write_bytes(name.encode() * 10)
+        files.append(tmp_path / name)
+    takes = list(pair_takes([Clip(f, "folder", "angry", "01", f.stem, ("audio",)) for f in files]).values())
+    meta = {"data": {"dataset": "a+b", "speakers": {"train": ["a:01", "b:02"], "val": ["a:02", "b:01"]},
+                     "corpora": [{"name": "a", "dataset": "folder"}, {"name": "b", "dataset": "folder"}],
+                     "digests": {"train": ["0" * DIGEST_CHARS], "val": [file_digest(files[1])[:DIGEST_CHARS]]}},
+            "split": {"fold": None}}
+    assert seen_in_training(meta, takes) == {"train": 0, "val": 1}  # y.wav validated; x.wav is new
+    del meta["data"]["digests"]  # an older checkpoint: by speaker id, once each
+    assert seen_in_training(meta, takes) == {"train": 2, "val": 0}
+
+
 @pytest.mark.shared_data
 def test_cli_evaluate_across_corpora(ravdess_checkpoint, small_emodb, cache_dir, shared_data, tmp_path):
     report = tmp_path / "emodb.json"

@@ -100,3 +100,67 @@ def test_benchmark_refuses_a_recording_under_two_speakers_before_any_work(leakin
             "speaker-disjoint folds would not be speaker-disjoint for them; remove the copies, or give --allow-copies "
             "to go on (the report says so)") in " ".join(err.split())
     assert not (tmp_path / "report").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_recording_in_two_corpora_of_one_run_is_said_under_both_qualified_speakers(tmp_path, make_ravdess, caplog):
+    """A RAVDESS file copied into the user's folder under their speaker "01" (another person, another
+    corpus): each corpus alone has no copy, so only a check across the corpora of the run sees that
+    the speaker-disjoint split can train on the recording and test on it."""
+    from avemo.training.corpora import CorpusSpec
+    from avemo.training.experiment import load_corpora
+
+    ravdess = make_ravdess(("01", "02"))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name, source in (("a", "Actor_01/03-01-05-01-01-01-01"), ("b", "Actor_02/03-01-03-01-01-01-02"),
+                         ("c", "Actor_02/03-01-03-01-01-02-02")):
+        shutil.copyfile(ravdess / f"{source}.wav", mine / f"{name}.wav")
+    (mine / "labels.csv").write_text("path,emotion,speaker\na.wav,Angry,01\nb.wav,joy,01\nc.wav,ang,02\n")
+    with caplog.at_level(logging.WARNING, logger="avemo"):
+        data = load_corpora([CorpusSpec("ravdess", ravdess), CorpusSpec("folder", mine, name="mine")])
+    assert sorted(tuple(sorted(g.speakers)) for g in data.copies if g.crosses_speakers) == [
+        ("mine:01", "ravdess:01"), ("mine:01", "ravdess:02"), ("mine:02", "ravdess:02")]
+    said = sorted(r.getMessage() for r in caplog.records if r.name == "avemo.training.experiment")
+    assert len(said) == 3 and all(line.startswith("byte-identical files ") for line in said)
+    first = next(line for line in said if "mine/a.wav" in line)
+    assert "mine/a.wav (speaker mine:01, angry)" in first and "Actor_01/03-01-05-01-01-01-01.wav (speaker ravdess:01, " \
+        "angry)" in first and first.endswith("speaker-disjoint folds are not speaker-disjoint for it (it can be trained "
+                                             "on and tested on)")
+    assert sum("labelled " in line and "a labelling conflict" in line for line in said) == 1  # c.wav: ang, happy
+
+
+def test_one_folder_read_as_two_corpora_is_all_copies_said_in_a_few_lines(tmp_path, make_clip, caplog):
+    """The same folder under two names: every take id is the same in both, and two takes of one id
+    in two corpora are two takes (the check compared the bare ids and found no copy)."""
+    from avemo.training.corpora import CorpusSpec
+    from avemo.training.experiment import corpora_copies, load_corpora
+
+    root = labelled_folder(tmp_path, make_clip, [(f"{i}.wav", 10 + i, ("angry", "sad")[i % 2], f"s{i % 3}")
+                                                 for i in range(14)])
+    with caplog.at_level(logging.WARNING, logger="avemo"):
+        data = load_corpora([CorpusSpec("folder", root, name="a"), CorpusSpec("folder", root, name="b")])
+    assert len(data.copies) == 14 and all(len({c.dataset for c in g.clips}) == 2 for g in data.copies)
+    said = [r.getMessage() for r in caplog.records if r.name == "avemo.training.experiment"]
+    assert len(said) == 11 and said[-1].startswith("4 more recording(s) are byte-identical files in two corpora")
+    assert corpora_copies([t for t in data.takes if t.dataset == "a"], root) == []  # within one corpus: its reader's
+
+
+def test_benchmark_refuses_a_test_corpus_holding_copies_of_the_suites_recordings(tmp_path, make_ravdess, make_clip,
+                                                                                 avemo_main):
+    """A folder of the user's speakers with one RAVDESS file copied in, given as --test-corpus of a RAVDESS
+    suite: the folds train on that recording, so it is not out of domain (it was scored as if it were)."""
+    ravdess = make_ravdess(("01", "02"))
+    mine = labelled_folder(tmp_path / "mine", make_clip, [("b.wav", 71, "sad", "u1"), ("c.wav", 72, "angry", "u2")])
+    shutil.copyfile(ravdess / "Actor_02" / "03-01-03-01-01-01-02.wav", mine / "a.wav")
+    with (mine / "labels.csv").open("a") as f:
+        f.write("a.wav,happy,u1\n")
+    suite = tmp_path / "mine.toml"
+    suite.write_text('name = "mine"\ntitle = "t"\ndataset = "ravdess"\nplan = "ravdess"\n'
+                     '[[entries]]\nmodels = ["mfcc_cnn1d"]\n')
+    code, _, err = avemo_main("benchmark", suite, "--root", ravdess, "--test-corpus", f"folder={mine}",
+                              "--out", tmp_path / "report", "--cache", tmp_path / "cache")
+    assert code == 2, err
+    assert (f"avemo: error: --test-corpus 'folder={mine}': 1 take(s) are byte-identical files of the suite's corpus "
+            f"(e.g. {mine / 'a.wav'}), so the folds train on them: not out of domain; remove the copies, or give "
+            "--allow-copies to go on") in " ".join(err.split())
+    assert not (tmp_path / "report").exists() and not (tmp_path / "cache").exists()

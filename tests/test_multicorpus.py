@@ -155,6 +155,23 @@ def test_corpora_file_refuses_a_value_of_the_wrong_kind_in_one_line(tmp_path, en
     assert str(bad.value) == f"{path}: corpora entry 2 ({corpus}): {reason}"
 
 
+@pytest.mark.parametrize(("entry", "reason"), [
+    # a misspelt key was said only as "needs dataset= and root=", the typo not named
+    ('datset = "emodb"\nroot = "e"', "corpora entry 2: unknown keys ['datset'] (known: ['dataset', 'labels', 'media', "
+                                     "'name', 'protocol', 'root', 'speakers', 'transcribe', 'weight']); needs dataset="),
+    ('dataset = "emodb"\nrots = "e"', "corpora entry 2 (emodb): unknown keys ['rots'] (known: ['dataset', 'labels', "
+                                      "'media', 'name', 'protocol', 'root', 'speakers', 'transcribe', 'weight']); "
+                                      "needs root="),
+    ('dataset = "emodb"', "corpora entry 2 (emodb): needs root="),
+])
+def test_corpora_file_names_the_misspelt_or_missing_key_of_an_entry(tmp_path, entry, reason):
+    path = tmp_path / "corpora.toml"
+    path.write_text(f'[[corpora]]\ndataset = "ravdess"\nroot = "r"\n\n[[corpora]]\n{entry}\n')
+    with pytest.raises(ConfigError) as bad:
+        read_corpora_file(path)
+    assert str(bad.value) == f"{path}: {reason}"
+
+
 def test_corpora_file_names_itself_for_an_unknown_dataset_or_a_labels_csv_of_a_named_dataset(tmp_path):
     path = tmp_path / "corpora.toml"
     path.write_text('[[corpora]]\ndataset = "ravdes"\nroot = "r"\n')
@@ -583,3 +600,58 @@ def test_load_corpora_refuses_unknown_datasets_and_empty_folders(two_small_corpo
     assert str(bad.value) == f"{rav}: corpus again: speakers ['99'] have no files under the folder"
     with pytest.raises(ConfigError, match="given twice"):
         load_corpora([CorpusSpec("ravdess", rav), CorpusSpec("ravdess", rav)])
+
+
+def test_two_folder_corpora_with_the_same_speaker_ids_and_file_names_split_as_different_people(tmp_path, make_clip):
+    """Speaker "01" of two labelled folders is two people (``a:01``, ``b:01``), and ``01/x.wav`` of each
+    two recordings: the leakage check compared the clips under the reader's ids (``folder:01``,
+    ``folder:01/x``) and refused a valid split, a:01 training and b:01 validating."""
+    import shutil
+
+    from avemo.training import resolve_split
+    from avemo.training.corpora import CorpusSpec
+    from avemo.training.experiment import load_corpora
+
+    seed = 0
+    for corpus in ("a", "b"):
+        rows = ["path,emotion,speaker"]
+        for speaker in ("01", "02"):
+            for name, emotion in (("x.wav", "angry"), ("y.wav", "sad")):
+                seed += 1
+                target = tmp_path / corpus / speaker / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(make_clip("v.wav", duration=0.3, audio="voice", seed=300 + seed), target)
+                rows.append(f"{speaker}/{name},{emotion},{speaker}")
+        (tmp_path / corpus / "labels.csv").write_text("\n".join(rows) + "\n")
+    data = load_corpora([CorpusSpec("folder", tmp_path / "a", name="a"), CorpusSpec("folder", tmp_path / "b", name="b")])
+    train, val, _, info = resolve_split(data, val_speakers=["a:02", "b:01"])
+    assert info["val_speakers"] == ["a:02", "b:01"]
+    assert sorted({t.speaker for t in train}) == ["a:01", "b:02"] and sorted({t.speaker for t in val}) == ["a:02", "b:01"]
+    assert len(train) == len(val) == 4
+
+
+@pytest.mark.parametrize("value", ["foo", "Corpus", ""])
+def test_cli_names_the_balance_option_for_a_value_it_does_not_know(value, tmp_path, avemo_main):
+    """It said "train config.balance: 'foo' is not one of [...]": a user who gave no config file was told of one."""
+    code, _, err = avemo_main("train", "--root", tmp_path, "--balance", value, "--out", tmp_path / "run")
+    assert code == 2 and err.strip() == f"avemo: error: --balance {value!r} is not one of auto, none, corpus, corpus_class"
+    assert not (tmp_path / "run").exists()
+
+
+def test_one_dataset_read_twice_is_refused_when_the_corpora_share_a_speaker(make_ravdess):
+    """RAVDESS under two names: actor 02 of both is one person, qualified as two speakers (ravdess:02,
+    again:02); a split could train on her and test on her (it was refused, if at all, only when it did,
+    as "take ravdess:... is in train and val"). Other speakers of one dataset are two corpora as asked."""
+    from avemo.errors import DatasetError
+    from avemo.training.corpora import CorpusSpec
+    from avemo.training.experiment import load_corpora
+
+    root = make_ravdess(("01", "02", "05"))
+    with pytest.raises(DatasetError) as bad:
+        load_corpora([CorpusSpec("ravdess", root), CorpusSpec("ravdess", root, name="again", speakers=("02", "05"))])
+    assert str(bad.value) == (f"{root}: corpora ravdess and again both read ravdess speakers ['02', '05']: one person "
+                              "under two corpus names, whom a split could train and test on; give each corpus other "
+                              "speakers (speakers= in --corpora)")
+    data = load_corpora([CorpusSpec("ravdess", root, speakers=("01",)),
+                         CorpusSpec("ravdess", root, name="again", speakers=("02", "05"))])
+    assert data.speakers == ["again:02", "again:05", "ravdess:01"]

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from avemo.cli.app import app, console
+from avemo.cli.app import app, console, console_err
 from avemo.cli.files import _cache
 from avemo.cli.inputs import _check_device, _check_tables
 from avemo.cli.listing import _print_duplicates, _print_skipped
@@ -46,7 +46,8 @@ BenchTestCorpusOpt = Annotated[
 BenchAllowCopiesOpt = Annotated[
     bool, typer.Option("--allow-copies", help="Go on when byte-identical files (one recording) are under two speakers: "
                                               "refused otherwise, as the folds would not be speaker-disjoint for them; "
-                                              "the report says so.")
+                                              "the report says so. Also: score a --test-corpus whose files are "
+                                              "byte-identical to the suite's (a warning line).")
 ]
 
 
@@ -109,7 +110,7 @@ def benchmark(
     data = _bench_data(spec, entries, root, visual_table=visual_table, protocol=label_protocol, media=media)
     if protocol == "speaker":  # random splits put every speaker on both sides anyway
         refuse_shared_copies(data, allow=allow_copies)
-    ood = _test_corpora(test_corpus or [], data)
+    ood = _test_corpora(test_corpus or [], data, allow_copies=allow_copies)
     splits = _bench_splits(spec, data, protocol, seed_list, fold_list)
     with removing_new_folders(out_dir):
         prepare_folder(out_dir)  # a bad report folder fails now, not after hours of training
@@ -162,11 +163,11 @@ def _print_bench(results: dict, md_path: Path, json_path: Path) -> None:
     console.print(escape(f"report: {md_path} and {json_path}"))
 
 
-def _test_corpora(values: list[str], data) -> list:
+def _test_corpora(values: list[str], data, *, allow_copies: bool = False) -> list:
     """``--test-corpus DATASET=ROOT`` values -> the corpora read (one-line errors naming the value: a malformed
     value, an unknown dataset, a missing root, no labelled clip, labels that cannot be compared with the
     suite's, no clip with a scored label, a name given twice, the suite's own folder, a corpus of the
-    suite's dataset that shares speakers with it)."""
+    suite's dataset that shares speakers with it, files byte-identical to the suite's unless ``allow_copies``)."""
     from avemo.datasets.readers import list_datasets
     from avemo.evaluation.benchmark import OodCorpus, check_ood
     from avemo.training import load_data
@@ -192,8 +193,27 @@ def _test_corpora(values: list[str], data) -> list:
         if shared:
             raise AvemoError(f"--test-corpus {value!r}: speakers {shared[:5]}{' ...' if len(shared) > 5 else ''} are in "
                              "the suite's corpus too, so their clips are trained on: not out of domain")
+        _refuse_ood_copies(value, corpus.data, data, allow=allow_copies)
         out.append(corpus)
     return out
+
+
+def _refuse_ood_copies(value: str, test, data, *, allow: bool) -> None:
+    """A one-line refusal when files of a test corpus are byte-identical to files of the suite's corpus
+    (:func:`~avemo.datasets.copies.recording_digests`: a RAVDESS recording copied into a labelled folder),
+    which the folds train on: not out of domain. ``allow`` (``--allow-copies``): a warning line instead."""
+    from avemo.datasets.copies import recording_digests
+
+    suite = recording_digests(data.takes)
+    copied = [t for t in test.takes if recording_digests([t]) & suite]
+    if not copied:
+        return
+    first = next(iter(copied[0].clips.values())).path
+    said = (f"--test-corpus {value!r}: {len(copied)} take(s) are byte-identical files of the suite's corpus (e.g. "
+            f"{first}), so the folds train on them: not out of domain")
+    if not allow:
+        raise AvemoError(f"{said}; remove the copies, or give --allow-copies to go on")
+    console_err.print(f"[yellow]warning:[/] {escape(said)} (--allow-copies: scored anyway)", soft_wrap=True)
 
 
 def _bench_data(spec, entries, root: Path, **options):

@@ -271,7 +271,7 @@ def train(
     from avemo.training.state import run_folder
 
     _refuse_a_finished_run(out, overwrite)  # before the data is read
-    label_space, from_corpora = _corpora_settings(corpora, label_space)
+    label_space, from_corpora = _corpora_settings(corpora, label_space, balance)
     train_cfg = _train_config(config, {
         "epochs": epochs, "seed": seed, "speaker_norm": speaker_norm, "device": device, "batch_size": batch_size,
         "accumulate": accumulate, "checkpoint_activations": checkpoint_activations, "balance": balance,
@@ -357,14 +357,17 @@ def _transcribed_specs(specs: list, transcribe: bool, model: tuple[str, Collecti
     return [dataclasses.replace(s, transcribe=asked and (s.transcribe or transcribe)) for s in specs]
 
 
-def _corpora_settings(corpora: Path | None, label_space: str | None) -> tuple[str | None, dict]:
+def _corpora_settings(corpora: Path | None, label_space: str | None,
+                      balance: str | None = None) -> tuple[str | None, dict]:
     """The label space of ``avemo train`` (the option given, else the --corpora file's; None: neither, so
     shared) and the TrainConfig values the --corpora file gives (its balance): the file's settings, checked
-    (--label-space too: an unknown one was never looked at with one corpus)."""
-    from avemo.training.corpora import SPACE_MODES, corpora_file_settings
+    (--label-space too: an unknown one was never looked at with one corpus; and --balance, said as the
+    option: it was "train config.balance: 'foo' is not one of ...")."""
+    from avemo.training.corpora import BALANCES, SPACE_MODES, corpora_file_settings
 
-    if label_space is not None and label_space not in SPACE_MODES:
-        raise AvemoError(f"--label-space {label_space!r} is not one of {', '.join(SPACE_MODES)}")
+    for option, value, values in (("--label-space", label_space, SPACE_MODES), ("--balance", balance, BALANCES)):
+        if value is not None and value not in values:
+            raise AvemoError(f"{option} {value!r} is not one of {', '.join(values)}")
     settings = corpora_file_settings(corpora) if corpora is not None else {}
     train_values = {k: settings[k] for k in ("balance",) if k in settings}  # label_space is no TrainConfig field
     return label_space or settings.get("label_space"), train_values

@@ -16,14 +16,20 @@ says, one line per recording:
 
 Clips without a media file (MELD or IEMOCAP text read from an annotation file) are not compared,
 nor are empty files and files that cannot be read (their error comes when their features are extracted).
+
+Several corpora of one run (``avemo train`` with several ``--dataset/--root`` pairs or ``--corpora``)
+are compared with each other too (:func:`find_copies_across`): a recording copied from RAVDESS into a
+labelled folder under another speaker's name is one recording under two speakers, whatever the corpus,
+and a speaker-disjoint or leave-one-corpus-out split can train on it and test on it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from avemo.datasets.records import Clip
 from avemo.digest import file_digest
@@ -71,9 +77,41 @@ def find_copies(clips: Iterable[Clip]) -> list[Copies]:
     groups = []
     for digest, found in by_digest.items():
         members = tuple(sorted(found, key=lambda c: Path(c.path).as_posix()))
-        if len({c.take for c in members}) > 1:
+        if len({c.take_key for c in members}) > 1:  # takes of two corpora may share an id
             groups.append(Copies(digest, members))
     return sorted(groups, key=lambda g: Path(g.clips[0].path).as_posix())
+
+
+#: the hex characters of a file's SHA-256 a checkpoint records for each file it trained or validated on
+#: (64 bits: a chance collision is negligible in any corpus, and 1,200 RAVDESS files take 22 kB)
+DIGEST_CHARS = 16
+
+
+def recording_digests(takes: Iterable[Any]) -> set[str]:
+    """The content digests (the first :data:`DIGEST_CHARS` hex characters of the SHA-256) of the media
+    files of ``takes`` (:class:`~avemo.datasets.pairing.Take`): what ``avemo evaluate`` compares a
+    corpus's files with to count the recordings a checkpoint trained on under another corpus's names.
+    Files that cannot be read, empty files and text read from an annotation file are left out."""
+    found = set()
+    for take in takes:
+        for clip in take.clips.values():
+            if not (clip.has("audio") or clip.has("video")):
+                continue
+            try:
+                if os.path.getsize(clip.path) > 0:
+                    found.add(file_digest(clip.path)[:DIGEST_CHARS])
+            except (OSError, MediaError):
+                continue
+    return found
+
+
+def find_copies_across(corpora: Mapping[str, Iterable[Clip]]) -> list[Copies]:
+    """The recordings found in two or more of ``corpora`` (``{corpus: its clips}``, each clip's ``dataset``
+    the corpus name and its ``speaker`` qualified by it, as multi-corpus training reads them): the groups
+    of :func:`find_copies` over all of them whose clips come from more than one corpus (copies within one
+    corpus are said when that corpus is read)."""
+    groups = find_copies(c for clips in corpora.values() for c in clips)
+    return [g for g in groups if len({c.dataset for c in g.clips}) > 1]
 
 
 def copy_warnings(groups: Sequence[Copies], root: Path | None = None) -> list[str]:

@@ -48,6 +48,7 @@ on every split it makes. Corpora with an official split whose speakers recur in 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -57,6 +58,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from avemo import config as cfg
+from avemo.datasets.folder import DATASET as FOLDER
 from avemo.datasets.pairing import Take
 from avemo.datasets.records import Clip
 from avemo.datasets.scan import speaker_sort_key
@@ -391,7 +393,16 @@ class Split:
 
 
 def _clips_of(item: Clip | Take) -> list[Clip]:
-    return list(item) if isinstance(item, Take) else [item]
+    """The clips of an item as the leakage check compares them. A labelled folder's speaker and take ids
+    are the user's names, local to that folder: in a multi-corpus take (its corpus name and qualified
+    speaker, ``mine:01``) they are compared under the take's, else two folder corpora's speakers ``01``
+    (two people) and their files of one name were one speaker and one take, and a valid split was refused
+    as leaking. A named dataset's ids are the corpus's own (RAVDESS actor 01, take 01-07-02-02-01-01),
+    the same person and performance in two corpora that read it: compared as they are."""
+    if not isinstance(item, Take):
+        return [item]
+    return [dataclasses.replace(c, dataset=item.dataset, speaker=item.speaker)
+            if c.dataset == FOLDER and (c.dataset, c.speaker) != (item.dataset, item.speaker) else c for c in item]
 
 
 def split(items: Iterable[Clip | Take], fold: Fold, *, extra: Literal["error", "drop"] = "error") -> Split:

@@ -162,13 +162,16 @@ def read_corpora_file(path: str | Path, *, reads: Collection[str] = ()) -> list[
     known = {f.name for f in dataclasses.fields(CorpusSpec)}
     specs = []
     for i, entry in enumerate(entries, 1):
-        if not isinstance(entry, Mapping) or "dataset" not in entry or "root" not in entry:
+        if not isinstance(entry, Mapping):
             raise ConfigError(f"corpora entry {i} needs dataset= and root=", path)
-        corpus = entry.get("name") or entry["dataset"]
-        unknown = sorted(set(entry) - known)
-        if unknown:
-            raise ConfigError(f"corpora entry {i} ({corpus}): unknown keys {unknown} (known: {sorted(known)})", path)
-        _check_entry_types(entry, f"corpora entry {i} ({corpus})", path)
+        corpus = entry.get("name") or entry.get("dataset")
+        where = f"corpora entry {i}" + (f" ({corpus})" if corpus is not None else "")
+        unknown, missing = sorted(set(entry) - known), [f"{k}=" for k in ("dataset", "root") if k not in entry]
+        if unknown or missing:  # a misspelt dataset= was said only as "needs dataset= and root="
+            said = ([f"unknown keys {unknown} (known: {sorted(known)})"] if unknown else []) + (
+                [f"needs {' and '.join(missing)}"] if missing else [])
+            raise ConfigError(f"{where}: {'; '.join(said)}", path)
+        _check_entry_types(entry, where, path)
         speakers = entry.get("speakers")
         labels, media = entry.get("labels"), entry.get("media")
         try:

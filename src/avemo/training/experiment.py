@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import os
 import shutil
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,11 @@ import numpy as np
 from avemo import config as cfg
 from avemo.cache.store import FeatureCache
 from avemo.datasets import DATASET_LABEL_SETS, load_au_means, pair_takes, parse_file_name, read_dataset
+from avemo.datasets.copies import Copies, copy_warnings, find_copies_across, recording_digests
 from avemo.datasets.folds import Fold, split
 from avemo.datasets.labels import LabelSet
 from avemo.datasets.pairing import Take
+from avemo.datasets.records import Clip
 from avemo.errors import AvemoError, ConfigError, DatasetError
 from avemo.metrics import Metrics, compute_metrics
 from avemo.models.batching import TensorData
@@ -353,6 +355,8 @@ def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: 
             "speakers": {name: sorted({t.speaker for t in part.takes})
                          for name, part in zip(("train", "val", "test"), parts, strict=True)},
             "n": {name: len(part) for name, part in zip(("train", "val", "test"), parts, strict=True)},
+            # the files' content: a corpus scored later counts its copies of them as seen (seen_in_training)
+            "digests": {name: sorted(recording_digests(part.takes)) for name, part in zip(("train", "val"), parts[:2], strict=True)},
             **(data.corpora.to_dict() if data.corpora is not None else {}),
             **({"transcripts": data.transcripts} if data.transcripts else {}),
             # what the run did not use: files the dataset reader could not read, takes without an input
@@ -594,6 +598,49 @@ def _usable_data(data: DataBundle, usable: Collection[str] | None, *, keep_all: 
     return dataclasses.replace(data, takes=[t for t in data.takes if t.speaker in keep]), left_out
 
 
+def corpora_copies(takes: Sequence[Take], root: Path, *, said: int = 10) -> list[Copies]:
+    """The recordings in two corpora of a multi-corpus run (:func:`~avemo.datasets.copies.find_copies_across`)
+    among the ``takes`` it trains on (speakers qualified by corpus, labels mapped into the space), each said
+    in a warning line as a corpus's own copies are (the first ``said``, then how many more): one recording
+    under two speakers is on both sides of a speaker-disjoint or leave-one-corpus-out split."""
+    clips: dict[str, list[Clip]] = {}
+    for t in takes:
+        clips.setdefault(t.dataset, []).extend(
+            dataclasses.replace(c, dataset=t.dataset, speaker=t.speaker, emotion=t.emotion) for c in t.clips.values())
+    groups = find_copies_across(clips)
+    lines = copy_warnings(groups, root)
+    for line in lines[:said]:
+        log.warning(line)
+    if len(lines) > said:
+        log.warning(f"{len(lines) - said} more recording(s) are byte-identical files in two corpora "
+                    "(the same folder read as two corpora?)")
+    return groups
+
+
+#: datasets whose speaker ids are people of the corpus (RAVDESS actor 01 is one person wherever she is
+#: read); a labelled folder's ids are the user's own, and MELD's characters recur across its dialogues
+_PEOPLE_IDS = ("ravdess", "crema_d", "emodb", "iemocap")
+
+
+def refuse_one_person_twice(bundles: Mapping[str, DataBundle]) -> None:
+    """A one-line DatasetError when two corpora of one run read the same speakers of one dataset (RAVDESS
+    given twice under two names): qualified by corpus (``ravdess:01``, ``rav2:01``) one person would be two
+    speakers, and a split could train on her and test on her. It was refused, if at all, only when the
+    split put her takes on two sides, as "take ravdess:01-01-01-01-01-01 is in train and val"."""
+    first: dict[tuple[str, str], str] = {}
+    for corpus, bundle in bundles.items():
+        if bundle.dataset not in _PEOPLE_IDS:
+            continue
+        for speaker in bundle.speakers:
+            other = first.setdefault((bundle.dataset, speaker), corpus)
+            if other != corpus:
+                both = sorted(s for d, s in first if d == bundle.dataset and s in set(bundle.speakers)
+                              and first[(d, s)] == other)
+                raise DatasetError(f"corpora {other} and {corpus} both read {bundle.dataset} speakers {both}: one "
+                                   "person under two corpus names, whom a split could train and test on; give each "
+                                   "corpus other speakers (speakers= in --corpora)", bundle.root)
+
+
 def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, visual_table=None,
                  cache: FeatureCache | None = None, progress: Callable[[int, int], None] | None = None):
     """Read every corpus and return a :class:`DataBundle` over the label
@@ -614,6 +661,7 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
         except AvemoError as exc:  # which entry (two may read one folder): "speakers ['99'] have no files"
             exc.reason = f"corpus {s.corpus}: {exc.reason}"
             raise
+    refuse_one_person_twice(bundles)
     space = build_label_space({c: b.labels for c, b in bundles.items()}, mode)
     takes, left_out, skipped = [], {}, []
     for c, b in bundles.items():
@@ -633,7 +681,8 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
     root = Path(os.path.commonpath([str(Path(s.root).resolve()) for s in specs]))
     bundle = DataBundle("+".join(bundles), root, takes, space.labels, tables, skipped,
                         duplicates=[d for b in bundles.values() for d in b.duplicates],
-                        cut_dialogues=[d for b in bundles.values() for d in b.cut_dialogues])
+                        cut_dialogues=[d for b in bundles.values() for d in b.cut_dialogues],
+                        copies=[*(g for b in bundles.values() for g in b.copies), *corpora_copies(takes, root)])
     bundle.corpora = Corpora(specs, space, takes, left_out)
     transcribed = {c: b.transcripts for c, b in bundles.items() if b.transcripts}
     bundle.transcripts = {"source": "asr", "corpora": transcribed} if transcribed else None

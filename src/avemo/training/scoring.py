@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from avemo.cache.store import FeatureCache
+from avemo.datasets.copies import recording_digests
 from avemo.datasets.labels import Comparison, comparison_map
 from avemo.datasets.pairing import Take
 from avemo.errors import ConfigError, DatasetError
@@ -76,7 +77,7 @@ class Evaluation:
             return None
         how = " and ".join(f"{n} {'trained' if part == 'train' else 'validated'}" for part, n in self.seen.items() if n)
         return (f"{sum(self.seen.values())} of the {self.metrics.n} scored takes are not held out: {how} this checkpoint "
-                "(the same speakers, or the same official split)")
+                "(the same speakers, the same official split, or byte-identical files)")
 
     @property
     def ece(self) -> float:
@@ -118,8 +119,14 @@ def seen_in_training(meta: Mapping[str, Any], takes) -> dict[str, int]:
     calibration... on (``"val"``), as its metadata records them: takes of its training or validation
     speakers in a corpus of the same dataset (a multi-corpus run's ids are qualified by corpus), or,
     for a run split by the corpus's official partition (MELD, whose characters recur in every
-    partition), takes of the partitions it trained and selected on. Speaker ids of two different
-    ``folder`` corpora may coincide by chance: the count then says so for ids, not for people."""
+    partition), takes of the partitions it trained and selected on. A take whose file is byte-identical
+    to one the run trained or validated on (``data.digests``: a RAVDESS recording copied into a labelled
+    folder under another speaker's name) counts too, whatever its corpus or speaker. A labelled folder's
+    speaker ids are its own (``01`` of two folders: two people), so where the checkpoint records digests
+    a ``folder`` take counts by its files alone; a checkpoint saved before digests were recorded counts
+    it by speaker id. Each take counts once, as trained if it is both (two folder corpora of one run
+    whose ids coincide made a take trained and validated: "20 of the 10 scored takes")."""
+    from avemo.datasets.folder import DATASET as FOLDER
     from avemo.training.experiment import _split_of
 
     data, split_info = meta.get("data") or {}, meta.get("split") or {}
@@ -130,14 +137,17 @@ def seen_in_training(meta: Mapping[str, Any], takes) -> dict[str, int]:
             if t.dataset == data.get("dataset") and _split_of(t) in parts:
                 counts[parts[_split_of(t)]] += 1
         return counts
-    speakers = data.get("speakers") or {}
+    speakers = {p: set((data.get("speakers") or {}).get(p) or ()) for p in counts}
+    digests = {p: set((data.get("digests") or {}).get(p) or ()) for p in counts}
+    recorded = any(digests.values())
     corpora = data.get("corpora") or [{"name": None, "dataset": data.get("dataset")}]
-    for part in counts:
-        known = set(speakers.get(part) or ())
-        for t in takes:
-            ids = [t.speaker if c["name"] is None else f"{c['name']}:{t.speaker}" for c in corpora
-                   if c["dataset"] == t.dataset]
-            counts[part] += any(i in known for i in ids)
+    for t in takes:
+        ids = set() if recorded and t.dataset == FOLDER else {
+            t.speaker if c["name"] is None else f"{c['name']}:{t.speaker}" for c in corpora if c["dataset"] == t.dataset}
+        files = recording_digests([t]) if recorded else set()
+        part = next((p for p in counts if ids & speakers[p] or files & digests[p]), None)
+        if part is not None:
+            counts[part] += 1
     return counts
 
 
