@@ -183,9 +183,11 @@ def _corpora(tmp_path: Path, *entries: str) -> Path:
 
 
 def test_a_corpora_file_gives_each_iemocap_corpus_its_protocol_and_media(release, media, tmp_path):
+    # one release read twice, each name with other sessions' speakers (one person under two names is refused)
     six = f'dataset = "iemocap"\nroot = "{release}"\nname = "iemo6"\nprotocol = "iemocap6"\nmedia = "{media}"'
-    four = f'dataset = "iemocap"\nroot = "{release}"\nname = "iemo4"'
-    specs = read_corpora_file(_corpora(tmp_path, six, four))
+    first = '\nspeakers = ["Ses01F", "Ses01M", "Ses02F", "Ses02M", "Ses03F", "Ses03M"]'
+    four = f'dataset = "iemocap"\nroot = "{release}"\nname = "iemo4"\nspeakers = ["Ses04F", "Ses04M", "Ses05F", "Ses05M"]'
+    specs = read_corpora_file(_corpora(tmp_path, six + first, four))
     assert (specs[0].protocol, specs[0].media, specs[1].protocol, specs[1].media) == ("iemocap6", media, None, None)
     data = load_corpora(specs, "union_masked")
     space = data.corpora.space
