@@ -20,7 +20,8 @@ Several GPUs: launch with ``torchrun --nproc_per_node N -m avemo.cli train ...``
 wraps the model in ``DistributedDataParallel`` (``find_unused_parameters`` only for models that
 declare ``trains_all_parameters = False``) and shards batches with a ``DistributedSampler``
 (the standard PyTorch route; only rank 0 writes files), or with
-:class:`DistributedBalancedSampler` when ``class_balance="sampler"``.
+:class:`DistributedBalancedSampler` when ``class_balance="sampler"``. A process group the caller
+started (any ``init_method``, e.g. a file on a shared node: no port to contend for) is used as it is.
 """
 
 from __future__ import annotations
@@ -119,14 +120,16 @@ def epoch_sampler(labels: np.ndarray, n_classes: int, config: TrainConfig, epoch
 
 
 def _distributed() -> tuple[int, int]:
-    """(rank, world size) when launched by torchrun, else (0, 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and torch.distributed.is_available():
-        if not torch.distributed.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            torch.distributed.init_process_group(backend)
-        return torch.distributed.get_rank(), world
-    return 0, 1
+    """(rank, world size) of the process group the caller started (any ``init_method``: a file on a
+    shared node, ``tcp://``, a cluster launcher's), else of a torchrun launch (the group is started
+    here from torchrun's variables, ``env://``), else (0, 1)."""
+    if not torch.distributed.is_available():
+        return 0, 1
+    if not torch.distributed.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return 0, 1
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
 class _AllOutputs(torch.nn.Module):
@@ -313,8 +316,8 @@ def setup_training(model: AvemoModel, config: TrainConfig) -> TrainingSetup:
     scheduler, autocast dtype and gradient scaler."""
     rank, world = _distributed()
     device = torch_device(config.device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda" and world > 1:  # torchrun's local rank, else the device the caller set
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
     model.to(device)
     tune_for_device(model, config, device)
     net: torch.nn.Module = _AllOutputs(model)
