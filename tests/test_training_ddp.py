@@ -132,6 +132,41 @@ def test_ddp_history_describes_every_ranks_shard(tmp_path):
             run_dir=tmp_path / "run", fingerprint={"n": 10})
 
 
+def _fit_gray_3d_cnn(rank: int, folder: str) -> None:
+    """One rank of a two-process DDP fit (two steps) of paper 001's 3D CNN on 16 grayscale 16x16 frames; the
+    warnings it gave, to FOLDER/RANK.warnings.json."""
+    import warnings
+
+    import torch
+
+    from avemo.models import create_model, smoke_config
+    from avemo.models.batching import TensorData
+    from avemo.models.inputs import example_inputs
+    from avemo.training.config import TrainConfig
+    from avemo.training.trainer import fit
+
+    model = create_model("sultana_video_cnn3d", num_classes=3, **smoke_config("sultana_video_cnn3d"))
+    frames = example_inputs(model.inputs, batch=8, generator=torch.Generator().manual_seed(0))["video"]
+    train = TensorData({"video": list((frames.numpy() * 255).astype(np.uint8))}, np.arange(8) % 3, model.inputs,
+                       train=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(model, train, None, TrainConfig(epochs=1, batch_size=2, device="cpu"), labels=["a", "b", "c"])
+    Path(folder, f"{rank}.warnings.json").write_text(json.dumps([str(w.message) for w in caught]))
+
+
+def test_ddp_gradients_fit_its_buckets_without_a_warning(tmp_path):
+    """A Conv3d on one (gray) channel got its weight's gradient with another stride in that size-1 dimension
+    than the weight's (the same memory layout: a size-1 dimension addresses nothing), and DDP's reducer,
+    which compares the strides, warned "Grad strides do not match bucket view strides" on every rank of
+    sultana_video_cnn3d (and of the three fusion models with its encoder). The warning is given once per
+    process: a spurious one would hide a real layout mismatch (a parameter converted after DDP was built)."""
+    spawn_ranks(_fit_gray_3d_cnn, tmp_path, str(tmp_path))
+    for rank in (0, 1):
+        caught = json.loads((tmp_path / f"{rank}.warnings.json").read_text())
+        assert not [w for w in caught if "Grad strides do not match bucket view strides" in w], caught
+
+
 @pytest.mark.shared_data
 @pytest.mark.slow
 @pytest.mark.parametrize("class_balance, accumulate", [("none", 1), ("sampler", 2)])

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import functools
 import logging
 import math
 import os
@@ -143,6 +144,28 @@ class _AllOutputs(torch.nn.Module):
 
     def forward(self, inputs):
         return self.model.forward_outputs(inputs)
+
+
+def gradient_stride_hooks(model: torch.nn.Module) -> list:
+    """Hooks (their handles) that give each gradient its parameter's strides where the two differ only in
+    dimensions of size 1: the same memory layout (such a dimension addresses nothing), so the gradient is
+    re-viewed, not copied. Kernels return such gradients (a ``Conv3d`` on one gray channel: its weight's
+    gradient has the ``channels_last_3d`` stride in that dimension); autograd's layout contract accepts them,
+    but ``DistributedDataParallel``'s reducer compares every stride with its bucket view's (the parameter's)
+    and warns "Grad strides do not match bucket view strides", once per process, which would hide a real
+    mismatch (PyTorch documentation, "DistributedDataParallel"; pytorch/pytorch issue 47163). A gradient in
+    another layout (a dimension larger than 1 strided otherwise) is left as it is, and DDP says so."""
+    return [p.register_hook(functools.partial(_with_strides, p.stride()))
+            for p in model.parameters() if p.requires_grad and 1 in p.shape]
+
+
+def _with_strides(strides: tuple[int, ...], grad: torch.Tensor) -> torch.Tensor | None:
+    """``grad`` viewed with ``strides`` when only its size-1 dimensions' strides differ; None (as it is) else."""
+    if grad.layout != torch.strided or grad.stride() == strides:
+        return None
+    if any(g != s and n != 1 for g, s, n in zip(grad.stride(), strides, grad.shape, strict=True)):
+        return None
+    return grad.as_strided(grad.shape, strides)
 
 
 def is_main_process() -> bool:
@@ -305,6 +328,7 @@ class TrainingSetup:
     objective: CorpusObjective | None = None  # sample weights / masked labels of a multi-corpus run
     on_step: Callable[[float], None] | None = None  # after each step: the epochs done (2.5: half of epoch 3)
     on_resume: Callable[[int], None] | None = None  # an unfinished run resumed: its epochs done
+    hooks: list = field(default_factory=list)  # on the model's parameters, removed when training ends
 
     @property
     def use_amp(self) -> bool:
@@ -321,7 +345,9 @@ def setup_training(model: AvemoModel, config: TrainConfig) -> TrainingSetup:
     model.to(device)
     tune_for_device(model, config, device)
     net: torch.nn.Module = _AllOutputs(model)
-    if world > 1:
+    hooks = []
+    if world > 1:  # after the memory-format change: DDP's bucket views take the parameters' strides
+        hooks = gradient_stride_hooks(model)
         net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=not model.trains_all_parameters,
@@ -342,7 +368,7 @@ def setup_training(model: AvemoModel, config: TrainConfig) -> TrainingSetup:
     amp_dtype = autocast_dtype(device, config.amp_dtype) if config.amp else None
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     setup = TrainingSetup(net, device, optimizer, scheduler, scaler, amp_dtype, rank, world,
-                          workers=loader_workers(config, device))
+                          workers=loader_workers(config, device), hooks=hooks)
 
     def count_step(*_args) -> None:
         setup.optimizer_steps += 1
@@ -534,6 +560,8 @@ def fit(
     finally:
         set_activation_checkpointing(model, False)
         model.class_weights = None
+        for hook in setup.hooks:
+            hook.remove()
     if stopping.best_state is not None:
         model.load_state_dict(stopping.best_state)
     model.eval()
