@@ -166,6 +166,7 @@ def calibrated(preds: dict[str, list], folds: list[dict], labels: list[str], rec
     """The estimates of one head: T and tau fitted on its pooled out-of-fold predictions, and each
     estimate's pooled and per-fold figures."""
     from avemo.inference.calibration import fit_temperature, fit_threshold, scaled
+    from avemo.metrics import summarise_folds
 
     pooled = {k: (np.concatenate([p for p, _ in v]), np.concatenate([y for _, y in v])) for k, v in preds.items()}
     p_all = np.concatenate([p for p, _ in pooled.values()])
@@ -179,11 +180,10 @@ def calibrated(preds: dict[str, list], folds: list[dict], labels: list[str], rec
                                                         "unseen_speakers", "n": int(len(y_all))}}
     for kind, (p, y) in pooled.items():
         per_fold = [f for f in folds if f["estimate"] == kind]
-        out[kind] = {"pooled": scored(p, y, labels, t),
-                     "mean_accuracy": float(np.mean([f["accuracy"] for f in per_fold])),
-                     "std_accuracy": float(np.std([f["accuracy"] for f in per_fold])),
-                     "mean_uar": float(np.mean([f["uar"] for f in per_fold])),
-                     "std_uar": float(np.std([f["uar"] for f in per_fold]))}
+        mean_accuracy, std_accuracy = summarise_folds([f["accuracy"] for f in per_fold])
+        mean_uar, std_uar = summarise_folds([f["uar"] for f in per_fold])  # std None: one fold, no spread measured
+        out[kind] = {"pooled": scored(p, y, labels, t), "mean_accuracy": mean_accuracy, "std_accuracy": std_accuracy,
+                     "mean_uar": mean_uar, "std_uar": std_uar}
     return out
 
 
@@ -269,20 +269,19 @@ class SpeakerNormScorer:
 
 
 def k_clips_summary(k_clips: dict, labels: list[str]) -> dict:
-    """Per k: UAR and accuracy pooled over the held-out speakers, mean and std over the draws, and
-    the mean over draws of the per-speaker UAR."""
-    from avemo.metrics import compute_metrics
+    """Per k: UAR and accuracy pooled over the held-out speakers, mean and std over the draws (std None for
+    one draw: no spread was measured), and the mean over draws of the per-speaker UAR."""
+    from avemo.metrics import compute_metrics, summarise_folds
 
     out = {}
     for k, runs in k_clips.items():
         pooled = [compute_metrics(np.concatenate([y for _, y, _ in r]), np.concatenate([p for p, _, _ in r]), labels)
                   for r in runs]
         per_speaker = [np.mean([compute_metrics(y, p, labels).uar for p, y, _ in r]) for r in runs]
-        out[k] = {"draws": len(runs), "speakers": [w for _, _, w in runs[0]],
-                  "uar": float(np.mean([m.uar for m in pooled])), "uar_std": float(np.std([m.uar for m in pooled])),
-                  "accuracy": float(np.mean([m.accuracy for m in pooled])),
-                  "accuracy_std": float(np.std([m.accuracy for m in pooled])),
-                  "speaker_uar": float(np.mean(per_speaker))}
+        uar, uar_std = summarise_folds([m.uar for m in pooled])
+        accuracy, accuracy_std = summarise_folds([m.accuracy for m in pooled])
+        out[k] = {"draws": len(runs), "speakers": [w for _, _, w in runs[0]], "uar": uar, "uar_std": uar_std,
+                  "accuracy": accuracy, "accuracy_std": accuracy_std, "speaker_uar": float(np.mean(per_speaker))}
     return out
 
 
@@ -392,6 +391,14 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
+def pct_sd(mean: float, sd: float | None) -> str:
+    """``mean ± sd`` as :func:`pct` writes them; the mean alone where no spread was measured (one fold or
+    draw: ``sd`` None, as :func:`avemo.metrics.summarise_folds` gives it)."""
+    from avemo.evaluation.benchmark import mean_sd_text
+
+    return mean_sd_text(mean, sd, ".1f", unit=" %")
+
+
 ESTIMATES = {"in_domain": "RAVDESS speakers never trained on (speaker-disjoint 5 folds, plan ravdess_au; "
                            "EmoDB always in training)",
              "unseen_speakers": "EmoDB speakers never trained on (leave one of 03, 08, 09, 10, 11 out; "
@@ -407,7 +414,7 @@ def estimate_lines(est: dict, unseen: dict | None) -> list[str]:
         e = est[kind]
         p = e["pooled"]
         lines.append(f"| {kind.replace('_', ' ')} | {text} | {p['n']} | {pct(p['accuracy'])} | {pct(p['uar'])} | "
-                     f"{pct(e['mean_uar'])} ± {pct(e['std_uar'])} | {pct(p['ece_t1'])} -> {pct(p['ece_t'])} |")
+                     f"{pct_sd(e['mean_uar'], e['std_uar'])} | {pct(p['ece_t1'])} -> {pct(p['ece_t'])} |")
     if unseen:
         lines.append(f"| unseen corpus | the final head on the {unseen['n']} CREMA-D clips (actors 1001, 1002; never "
                      f"trained on, nothing chosen on them) | {unseen['n']} | {pct(unseen['accuracy'])} | "
@@ -532,7 +539,7 @@ def spknorm_block(meta: dict) -> str:
                   f"anything: min_clips stays {c['min_clips']}):", "",
                   "| k clips give the statistics | draws | UAR pooled, mean ± std over draws | accuracy pooled | "
                   "per-speaker UAR, mean |", "|---|---:|---:|---:|---:|"]
-        lines += [f"| {kk} | {r['draws']} | {pct(r['uar'])} ± {pct(r['uar_std'])} | {pct(r['accuracy'])} | "
+        lines += [f"| {kk} | {r['draws']} | {pct_sd(r['uar'], r['uar_std'])} | {pct(r['accuracy'])} | "
                   f"{pct(r['speaker_uar'])} |" for kk, r in k.items()]
     u = sn.get("unseen_corpus")
     if u:

@@ -85,6 +85,14 @@ def pct(x: float | None) -> str:
     return "n/a" if x is None or x != x else f"{100 * x:.1f}"
 
 
+def pct_sd(mean: float | None, sd: float | None) -> str:
+    """``mean ± sd`` as :func:`pct` writes them; the mean alone where no spread was measured (one fold: ``sd``
+    None, as :func:`avemo.metrics.summarise_folds` gives it)."""
+    from avemo.evaluation.benchmark import mean_sd_text
+
+    return pct(mean) if mean is None or mean != mean else mean_sd_text(mean, sd, ".1f")
+
+
 # ----------------------------------------------------------------------------- context
 def fraction_variant(fraction: float) -> str:
     """The name of the recipe trained with degraded copies of ``fraction`` of the clips (select part)."""
@@ -291,7 +299,7 @@ def part_loco(ctx: Context) -> None:
 # ----------------------------------------------------------------------------- multi-corpus
 def part_multicorpus(ctx: Context) -> None:
     """RAVDESS + EmoDB-dev in one label space, leave one EmoDB speaker out."""
-    from avemo.metrics import compute_metrics, expected_calibration_error
+    from avemo.metrics import compute_metrics, expected_calibration_error, summarise_folds
     from avemo.training import train_run
     from avemo.training.corpora import CorpusSpec, qualify
     from avemo.training.experiment import load_corpora
@@ -322,9 +330,8 @@ def part_multicorpus(ctx: Context) -> None:
         p, y = np.concatenate(probs), np.concatenate(labels)
         pooled = compute_metrics(y, p, data.labels.emotions).to_dict()
         pooled["ece"] = expected_calibration_error(p, y, CALIBRATION_BINS)
-        out["folds"][variant] = {"per_speaker": folds, "pooled": pooled,
-                                 "mean_uar": float(np.mean([f["uar"] for f in folds.values()])),
-                                 "std_uar": float(np.std([f["uar"] for f in folds.values()]))}
+        mean_uar, std_uar = summarise_folds([f["uar"] for f in folds.values()])
+        out["folds"][variant] = {"per_speaker": folds, "pooled": pooled, "mean_uar": mean_uar, "std_uar": std_uar}
     save_merged(ctx.work / "multicorpus.pkl", out)
 
 
@@ -589,6 +596,8 @@ def _pooled(res: dict, variant: str, key: str) -> tuple[float | None, int, int]:
 def degraded_summary(res: dict, conditions: list[str], variants: tuple[str, ...] = VARIANTS) -> dict[str, Any]:
     """Per variant (of ``variants``): clean accuracy (full folds and the degraded clips), accuracy and
     drop per condition (pooled over the folds' degraded clips), the mean drop and the worst condition."""
+    from avemo.metrics import summarise_folds
+
     out = {}
     for v in variants:
         full = [f["scores"][v]["clean_full"] for f in res.values() if "clean_full" in f["scores"].get(v, {})]
@@ -600,12 +609,12 @@ def degraded_summary(res: dict, conditions: list[str], variants: tuple[str, ...]
                 per[c] = {"accuracy": acc, "drop": clean - acc, "n": m}
         drops = {c: r["drop"] for c, r in per.items()}
         worst = max(drops, key=drops.get) if drops else None
+        mean_accuracy, std_accuracy = summarise_folds([r["accuracy"] for r in full]) if full else (None, None)
         out[v] = {
             "folds": folds, "n_degraded": n, "clean_degraded_clips": clean,
             "fold_accuracy": [r["accuracy"] for r in full], "fold_uar": [r["uar"] for r in full],
             "fold_macro_f1": [r["macro_f1"] for r in full],
-            "mean_accuracy": float(np.mean([r["accuracy"] for r in full])) if full else None,
-            "std_accuracy": float(np.std([r["accuracy"] for r in full])) if full else None,
+            "mean_accuracy": mean_accuracy, "std_accuracy": std_accuracy,  # std None: one fold, no spread
             "mean_uar": float(np.mean([r["uar"] for r in full])) if full else None,
             "mean_macro_f1": float(np.mean([r["macro_f1"] for r in full])) if full else None,
             "confusion": np.sum([np.array(r["confusion"]) for r in full], axis=0).tolist() if full else [],
@@ -730,7 +739,7 @@ def _multi_section(ctx: Context, multi: dict, targets: dict, answers: list[str])
               "|---" * (len(next(iter(multi['folds'].values()))['per_speaker']) + 5) + "|"]
     for v, r in multi["folds"].items():
         lines.append(f"| {v} | " + " | ".join(pct(f["uar"]) for f in r["per_speaker"].values())
-                     + f" | {pct(r['mean_uar'])} ± {pct(r['std_uar'])} | {pct(r['pooled']['uar'])} | "
+                     + f" | {pct_sd(r['mean_uar'], r['std_uar'])} | {pct(r['pooled']['uar'])} | "
                      f"{pct(r['pooled']['accuracy'])} | {r['pooled']['ece']:.3f} |")
     lines.append("")
     answers.append(f"- **Unseen EmoDB speakers UAR** (multi-corpus, leave one EmoDB speaker out; target >= "
@@ -753,7 +762,7 @@ def _fold_table(s: dict, vs: list[str], figures: Path, tag: str, what: str) -> l
     lines = ["| variant | folds | accuracy | per fold | UAR | macro-F1 |", "|---|---|---|---|---|---|"]
     for v in vs:
         r = s[v]
-        lines.append(f"| {v} | {len(r['fold_accuracy'])} | {pct(r['mean_accuracy'])} ± {pct(r['std_accuracy'])} | "
+        lines.append(f"| {v} | {len(r['fold_accuracy'])} | {pct_sd(r['mean_accuracy'], r['std_accuracy'])} | "
                      + ", ".join(pct(a) for a in r["fold_accuracy"]) + f" | {pct(r['mean_uar'])} | "
                      f"{pct(r['mean_macro_f1'])} |")
         if r["confusion"]:

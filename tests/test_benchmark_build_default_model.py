@@ -54,12 +54,30 @@ def test_k_clips_summary_pools_speakers_per_draw(benchmark_script):
     k_clips = {"5": [[(right, y, "s1"), (right, y, "s2")], [(right, y, "s1"), (wrong, y, "s2")]],
                "all": [[(right, y, "s1"), (right, y, "s2")]]}
     out = summary(k_clips, labels)
-    assert out["all"] == {"draws": 1, "speakers": ["s1", "s2"], "uar": 1.0, "uar_std": 0.0, "accuracy": 1.0,
-                          "accuracy_std": 0.0, "speaker_uar": 1.0}
+    # one draw: no spread was measured (0.0 would say that it was, and was nil), as avemo.metrics.summarise_folds says
+    assert out["all"] == {"draws": 1, "speakers": ["s1", "s2"], "uar": 1.0, "uar_std": None, "accuracy": 1.0,
+                          "accuracy_std": None, "speaker_uar": 1.0}
     assert out["5"]["draws"] == 2
     assert out["5"]["uar"] == pytest.approx(0.75) and out["5"]["uar_std"] == pytest.approx(0.25)
     assert out["5"]["speaker_uar"] == pytest.approx(0.75)
 
+
+
+def test_estimates_of_one_fold_print_the_mean_alone(benchmark_script):
+    """The estimates table printed "mean ± std over folds" with np.std: "100.0 % ± 0.0 %" for one fold, a
+    spread that was never measured; avemo's reports print the mean alone there. Two folds keep their form."""
+    script = benchmark_script("build_default_model")
+    right, y = np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 1])
+    preds = {"in_domain": [(right, y)], "unseen_speakers": [(right, y), (right[:, ::-1], y)]}
+    folds = [{"estimate": kind, "fold": fold, "n": 2, "accuracy": a, "macro_f1": a, "uar": a}
+             for kind, fold, a in (("in_domain", "1", 1.0), ("unseen_speakers", "03", 1.0), ("unseen_speakers", "08", 0.0))]
+    est = script.calibrated(preds, folds, ["a", "b"], {"calibration": {"min_accuracy": 0.5}})
+    assert est["in_domain"]["std_uar"] is None and est["in_domain"]["std_accuracy"] is None
+    assert est["unseen_speakers"]["std_uar"] == pytest.approx(0.5)
+    lines = script.estimate_lines(est, None)
+    rows = [[cell.strip() for cell in line.split("|")] for line in lines[2:lines.index("")]]  # the estimates table
+    over_folds = {row[1]: row[6] for row in rows}
+    assert over_folds == {"in domain": "100.0 %", "unseen speakers": "50.0 % ± 50.0 %"}
 
 def test_person_joins_a_speaker_of_two_folders_of_one_corpus(benchmark_script):
     script = benchmark_script("build_default_model")

@@ -36,6 +36,22 @@ def test_each_variant_gets_its_own_verdict(benchmark_script):
     assert verdict({"plain": 0.188, "augmented": 0.038}, 8, above=False) == "plain NOT met, augmented met"
     assert verdict({"plain": None}, 50) == "plain not measured"
 
+
+def test_one_fold_in_domain_accuracy_is_the_mean_alone(benchmark_script, tmp_path):
+    """The in-domain table printed "accuracy mean ± std" with np.std: "± 0.0" for one fold (a --quick run),
+    a spread that was never measured; avemo's reports print the mean alone there. Two folds keep their form."""
+    script = benchmark_script("generalisation")
+
+    def fold(accuracy: float) -> dict:
+        full = {"accuracy": accuracy, "uar": accuracy, "macro_f1": accuracy, "n": 4, "confusion": [], "labels": []}
+        return {"scores": {"plain": {"clean_full": full, "clean": {"accuracy": accuracy, "n": 4}}}}
+
+    for res, expected in (({"1": fold(0.5)}, "50.0"), ({"1": fold(0.5), "2": fold(0.7)}, "60.0 ± 10.0")):
+        summary = script.degraded_summary(res, [], variants=("plain",))
+        assert (summary["plain"]["std_accuracy"] is None) == (len(res) == 1)
+        row = script._fold_table(summary, ["plain"], tmp_path, "t", "audio")[2]
+        assert row.split(" | ")[2] == expected, row
+
 @pytest.mark.shared_data
 def test_quick_run_writes_every_section(benchmark_script, tmp_path):
     script = benchmark_script("generalisation")

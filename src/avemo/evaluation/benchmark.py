@@ -875,11 +875,12 @@ def _model_tables(results: dict[str, Any], paper_numbers: dict[str, str]) -> lis
     return lines
 
 
-def mean_sd_text(mean: float, sd: float | None, spec: str = ".2f", sd_spec: str | None = None) -> str:
-    """``mean ± sd`` in percent (``spec``, ``sd_spec``: their formats); the mean alone when no spread was
-    measured (``sd`` None: one fold), not "± 0.00"."""
-    text = format(100 * mean, spec)
-    return text if sd is None else f"{text} ± {format(100 * sd, sd_spec or spec)}"
+def mean_sd_text(mean: float, sd: float | None, spec: str = ".2f", sd_spec: str | None = None, unit: str = "") -> str:
+    """``mean ± sd`` in percent (``spec``, ``sd_spec``: their formats; ``unit`` after each number, e.g. " %");
+    the mean alone when no spread was measured (``sd`` None: one fold, :func:`avemo.metrics.summarise_folds`),
+    not "± 0.00"."""
+    text = format(100 * mean, spec) + unit
+    return text if sd is None else f"{text} ± {format(100 * sd, sd_spec or spec)}{unit}"
 
 
 def _pm(m: dict[str, Any], key: str) -> str:

@@ -20,7 +20,8 @@ Several GPUs: launch with ``torchrun --nproc_per_node N -m avemo.cli train ...``
 wraps the model in ``DistributedDataParallel`` (``find_unused_parameters`` only for models that
 declare ``trains_all_parameters = False``) and shards batches with a ``DistributedSampler``
 (the standard PyTorch route; only rank 0 writes files), or with
-:class:`DistributedBalancedSampler` when ``class_balance="sampler"``.
+:class:`DistributedBalancedSampler` when ``class_balance="sampler"``. A process group the caller
+started (any ``init_method``, e.g. a file on a shared node: no port to contend for) is used as it is.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import functools
 import logging
 import math
 import os
@@ -119,14 +121,16 @@ def epoch_sampler(labels: np.ndarray, n_classes: int, config: TrainConfig, epoch
 
 
 def _distributed() -> tuple[int, int]:
-    """(rank, world size) when launched by torchrun, else (0, 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and torch.distributed.is_available():
-        if not torch.distributed.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            torch.distributed.init_process_group(backend)
-        return torch.distributed.get_rank(), world
-    return 0, 1
+    """(rank, world size) of the process group the caller started (any ``init_method``: a file on a
+    shared node, ``tcp://``, a cluster launcher's), else of a torchrun launch (the group is started
+    here from torchrun's variables, ``env://``), else (0, 1)."""
+    if not torch.distributed.is_available():
+        return 0, 1
+    if not torch.distributed.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return 0, 1
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
 class _AllOutputs(torch.nn.Module):
@@ -140,6 +144,28 @@ class _AllOutputs(torch.nn.Module):
 
     def forward(self, inputs):
         return self.model.forward_outputs(inputs)
+
+
+def gradient_stride_hooks(model: torch.nn.Module) -> list:
+    """Hooks (their handles) that give each gradient its parameter's strides where the two differ only in
+    dimensions of size 1: the same memory layout (such a dimension addresses nothing), so the gradient is
+    re-viewed, not copied. Kernels return such gradients (a ``Conv3d`` on one gray channel: its weight's
+    gradient has the ``channels_last_3d`` stride in that dimension); autograd's layout contract accepts them,
+    but ``DistributedDataParallel``'s reducer compares every stride with its bucket view's (the parameter's)
+    and warns "Grad strides do not match bucket view strides", once per process, which would hide a real
+    mismatch (PyTorch documentation, "DistributedDataParallel"; pytorch/pytorch issue 47163). A gradient in
+    another layout (a dimension larger than 1 strided otherwise) is left as it is, and DDP says so."""
+    return [p.register_hook(functools.partial(_with_strides, p.stride()))
+            for p in model.parameters() if p.requires_grad and 1 in p.shape]
+
+
+def _with_strides(strides: tuple[int, ...], grad: torch.Tensor) -> torch.Tensor | None:
+    """``grad`` viewed with ``strides`` when only its size-1 dimensions' strides differ; None (as it is) else."""
+    if grad.layout != torch.strided or grad.stride() == strides:
+        return None
+    if any(g != s and n != 1 for g, s, n in zip(grad.stride(), strides, grad.shape, strict=True)):
+        return None
+    return grad.as_strided(grad.shape, strides)
 
 
 def is_main_process() -> bool:
@@ -302,6 +328,7 @@ class TrainingSetup:
     objective: CorpusObjective | None = None  # sample weights / masked labels of a multi-corpus run
     on_step: Callable[[float], None] | None = None  # after each step: the epochs done (2.5: half of epoch 3)
     on_resume: Callable[[int], None] | None = None  # an unfinished run resumed: its epochs done
+    hooks: list = field(default_factory=list)  # on the model's parameters, removed when training ends
 
     @property
     def use_amp(self) -> bool:
@@ -313,12 +340,14 @@ def setup_training(model: AvemoModel, config: TrainConfig) -> TrainingSetup:
     scheduler, autocast dtype and gradient scaler."""
     rank, world = _distributed()
     device = torch_device(config.device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda" and world > 1:  # torchrun's local rank, else the device the caller set
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
     model.to(device)
     tune_for_device(model, config, device)
     net: torch.nn.Module = _AllOutputs(model)
-    if world > 1:
+    hooks = []
+    if world > 1:  # after the memory-format change: DDP's bucket views take the parameters' strides
+        hooks = gradient_stride_hooks(model)
         net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=not model.trains_all_parameters,
@@ -339,7 +368,7 @@ def setup_training(model: AvemoModel, config: TrainConfig) -> TrainingSetup:
     amp_dtype = autocast_dtype(device, config.amp_dtype) if config.amp else None
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     setup = TrainingSetup(net, device, optimizer, scheduler, scaler, amp_dtype, rank, world,
-                          workers=loader_workers(config, device))
+                          workers=loader_workers(config, device), hooks=hooks)
 
     def count_step(*_args) -> None:
         setup.optimizer_steps += 1
@@ -531,6 +560,8 @@ def fit(
     finally:
         set_activation_checkpointing(model, False)
         model.class_weights = None
+        for hook in setup.hooks:
+            hook.remove()
     if stopping.best_state is not None:
         model.load_state_dict(stopping.best_state)
     model.eval()
