@@ -371,18 +371,9 @@ def test_truncated_flac_gives_what_decodes_and_says_so(make_clip, tmp_path):
     assert f"only {len(y) / 16000:.2f} s could be decoded" in warnings[0]
 
 
-def _damaged_middle(clip: Path, out: Path) -> Path:
-    """``clip`` with 3 KB of noise written over the middle of the file (a bad sector, a broken copy)."""
-    data = bytearray(clip.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 3000] = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
-    out.write_bytes(bytes(data))
-    return out
-
-
-def test_a_damaged_middle_decodes_around_the_damage(make_clip, tmp_path):
+def test_a_damaged_middle_decodes_around_the_damage(make_clip, damage_middle, tmp_path):
     clip = make_clip("damaged.mp4", duration=4.0, fps=30, size=(160, 120))
-    path = _damaged_middle(clip, tmp_path / "damaged.mp4")
+    path = damage_middle(clip, tmp_path / "damaged.mp4")
     warnings = []
     frames = list(iter_frames(path, warn=warnings.append))
     assert 60 < len(frames) < 120  # most of the 120 frames, not all
