@@ -147,6 +147,22 @@ def make_clip(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def damage_middle():
+    """``damage_middle(clip, out)``: ``clip`` copied to ``out`` with 3 KB of noise written over the middle
+    of the file (a bad sector, a broken copy); returns ``out``."""
+    import numpy as np
+
+    def damage(clip: Path, out: Path) -> Path:
+        data = bytearray(clip.read_bytes())
+        middle = len(data) // 2
+        data[middle : middle + 3000] = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+        out.write_bytes(bytes(data))
+        return out
+
+    return damage
+
+
+@pytest.fixture(scope="session")
 def make_ravdess(tmp_path_factory):
     """Generate (once per session) an audio-only corpus in the RAVDESS layout: for each speaker,
     ``Actor_SS/03-01-EE-01-01-RR-SS.wav`` for 4 emotions x 2 repetitions of ``duration`` seconds of

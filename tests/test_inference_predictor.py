@@ -459,6 +459,24 @@ def test_a_frame_model_on_a_clip_shorter_than_its_frames_says_how_many_were_dist
     assert not [w for w in r.warnings if "distinct frames" in w]
 
 
+def test_a_checkpoint_tells_what_the_decoder_skipped_in_a_damaged_video(frame_checkpoint, make_clip, damage_middle,
+                                                                        tmp_path, caplog):
+    """A damaged middle: the checkpoint's video extractors logged the decoder's "video packets ... skipped"
+    (once per window that met the damage), and the prediction's warnings held only the audio's. Now they
+    are said in the prediction, once, as the bundled model says them, and no longer logged."""
+    from avemo import Predictor
+
+    clip = make_clip("zoo_damaged.mp4", duration=4.0, size=(160, 120), fps=30, face=True, audio="speech")
+    path = damage_middle(clip, tmp_path / "zoo_damaged.mp4")
+    with caplog.at_level("WARNING", logger="avemo.media"):
+        r = Predictor.from_checkpoint(frame_checkpoint, device="cpu").predict(path)
+    assert r.modalities["video"].used
+    skipped = [w for w in r.warnings if "video packets could not be decoded and were skipped" in w]
+    assert len(skipped) == 1 and not skipped[0].startswith(str(path))
+    assert any("audio packets could not be decoded" in w for w in r.warnings)
+    assert not [rec for rec in caplog.records if "could not be decoded" in rec.getMessage()]
+
+
 @pytest.mark.parametrize("kind", ["silence", "noise"])
 def test_a_checkpoint_abstains_without_speech_like_the_bundle(frame_checkpoint, make_clip, kind):
     """``avemo predict --model RUN`` gave an emotion for silence and white noise: a checkpoint had none of

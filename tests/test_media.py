@@ -371,18 +371,9 @@ def test_truncated_flac_gives_what_decodes_and_says_so(make_clip, tmp_path):
     assert f"only {len(y) / 16000:.2f} s could be decoded" in warnings[0]
 
 
-def _damaged_middle(clip: Path, out: Path) -> Path:
-    """``clip`` with 3 KB of noise written over the middle of the file (a bad sector, a broken copy)."""
-    data = bytearray(clip.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 3000] = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
-    out.write_bytes(bytes(data))
-    return out
-
-
-def test_a_damaged_middle_decodes_around_the_damage(make_clip, tmp_path):
+def test_a_damaged_middle_decodes_around_the_damage(make_clip, damage_middle, tmp_path):
     clip = make_clip("damaged.mp4", duration=4.0, fps=30, size=(160, 120))
-    path = _damaged_middle(clip, tmp_path / "damaged.mp4")
+    path = damage_middle(clip, tmp_path / "damaged.mp4")
     warnings = []
     frames = list(iter_frames(path, warn=warnings.append))
     assert 60 < len(frames) < 120  # most of the 120 frames, not all
@@ -430,6 +421,28 @@ def test_an_audio_track_that_starts_after_the_video_keeps_its_times(tmp_path, su
     assert np.argmax(np.abs(y) > 0.1) / 16000 == pytest.approx(1.0, abs=0.01)
     assert len(y) / 16000 == pytest.approx(3.0, abs=0.07)
     np.testing.assert_array_equal(load_audio(path, start=0.5, duration=1.0), y[8000:24000])
+
+
+@pytest.mark.parametrize(("name", "spec"), [("plain.mp4", {}), ("plain.mov", {}), ("late.mp4", {"audio_start": 1.0}),
+                                           ("short.mp4", {"audio_end": 1.5}), ("rate44.mp4", {"sample_rate": 44100})])
+def test_the_audio_of_an_mp4_ends_where_its_edit_list_ends_it(tmp_path, name, spec):
+    """AAC in MP4: the encoder pads its last frame (up to 1024 samples), which the edit list leaves out;
+    load_audio gave it back as audio, 8-48 ms past the video and the reported duration. Now the track
+    ends where the file says, also for a track that starts or ends apart from the video, and a segment
+    to the end is as long as the same slice."""
+    path = write_clip(tmp_path / name, duration=3.0, size=SMALL, fps=10, audio="tone", **spec)
+    y = load_audio(path)
+    assert len(y) == round(spec.get("audio_end", 3.0) * 16000)
+    if "audio_end" not in spec:
+        assert len(y) / 16000 == probe(path).duration == probe(path).video.duration
+    # (resampled from 44.1 kHz, a decode that seeks differs from the whole decode by up to 6e-5, as it did)
+    np.testing.assert_allclose(load_audio(path, start=1.2), y[19200:], rtol=0, atol=1e-4)
+
+
+@pytest.mark.shared_data
+def test_the_audio_of_a_ravdess_video_is_as_long_as_its_video(ravdess_video):
+    info = probe(ravdess_video)
+    assert len(load_audio(ravdess_video)) == round(info.video.duration * 16000) == round(info.duration * 16000)
 
 
 def test_float_audio_with_nan_or_inf_is_named(tmp_path):

@@ -146,3 +146,51 @@ def test_the_not_extracted_table_names_a_long_path_whole(monkeypatch, capsys):
                                                              "no supported container"})], [], "file", "")
     rows = [line.split("│") for line in capsys.readouterr().err.splitlines() if line.startswith("│")]
     assert "".join(cells[1].strip() for cells in rows) == path
+
+
+def test_a_folder_of_files_that_are_no_media_lists_the_supported_containers_once(tmp_path, avemo_main, monkeypatch):
+    """25 text files named .wav: each row of extract's table ended with the 13 supported containers. Each
+    file keeps its own reason; the list is said in the first row only."""
+    from avemo.cli.app import console_err
+    from avemo.media.sniff import SUPPORTED_SAID, describe_supported
+
+    monkeypatch.setattr(console_err, "_width", 1000)  # a table row a line
+    for i in range(25):
+        (tmp_path / f"notes_{i:02d}.wav").write_text(f"not audio {i}\n")
+    code, _, err = avemo_main("extract", tmp_path, "-f", "mfcc", "--cache", tmp_path / "c")
+    assert code == 1, err
+    rows = [line for line in err.splitlines() if "notes_" in line]
+    assert len(rows) == 25 and all("not a media file: its first bytes are those of no supported container" in row
+                                   for row in rows)
+    assert err.count(describe_supported()) == 1 and describe_supported() in rows[0]
+    assert all(SUPPORTED_SAID in row for row in rows[1:])
+
+
+def test_the_skipped_lines_of_train_list_the_supported_containers_once(capsys):
+    """``avemo train`` on a corpus of corrupt files: the first line names the supported containers, the
+    others and the count of the rest say "listed above"; the other reasons are left as they are."""
+    from avemo.cli.listing import _print_skipped
+    from avemo.media.sniff import SUPPORTED_SAID, describe_supported
+
+    reason = f"egemaps: not a media file: its first bytes are those of no supported container ({describe_supported()})"
+    items = [(f"ravdess:01-0{i % 8}-01-01-{i:02d}-01", f"/d/{i:02d}.wav: {reason}") for i in range(JUNK)]
+    _print_skipped([("/d/junk.wav", NOT_RAVDESS), *items], "listed in run.json")
+    lines = _skipped_lines(capsys.readouterr().err)
+    assert lines[0] == f"skipped /d/junk.wav: {NOT_RAVDESS}"
+    assert lines[1].endswith(reason) and "\n".join(lines).count(describe_supported()) == 1
+    assert all(line.endswith(f"no supported container {SUPPORTED_SAID}") for line in lines[2:SKIPPED_SHOWN])
+    assert lines[-1].startswith(f"... and {JUNK + 1 - SKIPPED_SHOWN} more skipped (reasons: … egemaps: not a media file")
+
+
+def test_predict_lists_the_supported_containers_once_for_the_files_it_could_not_read(tmp_path, avemo_main):
+    from avemo.media.sniff import SUPPORTED_SAID, describe_supported
+
+    files = [tmp_path / f"notes_{i}.mp4" for i in range(3)]
+    for f in files:
+        f.write_text("not a video\n")
+    code, _, err = avemo_main("predict", *files)
+    assert code == 1
+    lines = err[err.index("Not predicted (3 of 3):"):].splitlines()[1:]
+    assert [line.split(": ")[0].strip() for line in lines] == [str(f) for f in files]
+    assert lines[0].endswith(f"({describe_supported()})") and err.count(describe_supported()) == 1
+    assert all(line.endswith(f"no supported container {SUPPORTED_SAID}") for line in lines[1:])

@@ -191,18 +191,23 @@ def _print_not_extracted(failed, skipped, what: str, full_list: str) -> None:
     """The table of the files (and extractors) ``extract`` could not process, on stderr; ``what``: the
     first column's name (``utterance`` for a text-only corpus). Of the files skipped, the first
     :data:`SKIPPED_SHOWN` have a row, the others one row that counts them by reason and says where
-    ``full_list`` they all are."""
+    ``full_list`` they all are. The list of supported containers is said once
+    (:func:`~avemo.media.sniff.supported_said_once`)."""
+    from avemo.media.sniff import supported_said_once  # not at import: it imports PyAV
+
     table = Table(title="Not extracted", title_justify="left")
     table.add_column(what, overflow="fold")  # a long path is folded over lines, not cut to "…"
     table.add_column("extractor")
     table.add_column("reason")
-    for o in failed:
-        for name, reason in o.errors.items():
-            table.add_row(escape(str(o.path)), name, escape(reason))
-    for s_path, reason in skipped[:SKIPPED_SHOWN]:
-        table.add_row(escape(str(s_path)), "-", escape(reason))
+    rows = [(str(o.path), name, reason) for o in failed for name, reason in o.errors.items()]
+    rows += [(str(s_path), "-", reason) for s_path, reason in skipped]
+    reasons = supported_said_once([reason for _, _, reason in rows])  # the long list once, not per file
+    rows = [(what, name, reason) for (what, name, _), reason in zip(rows, reasons, strict=True)]
+    shown = len(rows) - max(0, len(skipped) - SKIPPED_SHOWN)
+    for what, name, reason in rows[:shown]:
+        table.add_row(escape(what), name, escape(reason))
     if len(skipped) > SKIPPED_SHOWN:
-        rest = [(str(p), r) for p, r in skipped[SKIPPED_SHOWN:]]
+        rest = [(what, reason) for what, _, reason in rows[shown:]]
         table.add_row(f"... and {len(rest)} more", "-", escape(f"{_reason_counts(rest)}; all {len(skipped)} {full_list}"))
     console_err.print(table)
 

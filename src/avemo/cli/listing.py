@@ -34,8 +34,12 @@ def _print_duplicates(duplicates: Iterable[tuple[str | Path, str]], full_list: s
 
 def _print_capped(items: Iterable[tuple[str | Path, str]], full_list: str | None, label: str, plural: str) -> None:
     """The lines of :func:`_print_skipped` and :func:`_print_duplicates`: ``label`` (console markup)
-    begins the line of each of the first :data:`SKIPPED_SHOWN` items, ``plural`` names the others."""
+    begins the line of each of the first :data:`SKIPPED_SHOWN` items, ``plural`` names the others. The
+    list of supported containers is said once (:func:`~avemo.media.sniff.supported_said_once`)."""
+    from avemo.media.sniff import supported_said_once  # not at import: it imports PyAV
+
     items = [(str(what), reason) for what, reason in items]
+    items = list(zip([what for what, _ in items], supported_said_once([reason for _, reason in items]), strict=True))
     for what, reason in items[:SKIPPED_SHOWN]:
         console_err.print(f"{label} {escape(what)}: {escape(reason)}", soft_wrap=True)
     if len(items) > SKIPPED_SHOWN:

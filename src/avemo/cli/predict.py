@@ -291,11 +291,19 @@ def predict(
         failures = problems + _predict_and_write(predictor, files, fmt, output, single=single, window=window, hop=hop,
                                                  modalities=wanted, transcribe=transcribe, speakers=speakers,
                                                  copies=copies)
-    if failures:  # one unwrapped line per file, so that the list can be grepped
-        print(f"Not predicted ({len(failures)} of {len(files) + len(problems)}):", file=sys.stderr)
-        for path, reason in failures:
-            print(f"  {path}: {reason}", file=sys.stderr)
+    if failures:
+        _print_not_predicted(failures, len(files) + len(problems))
         raise typer.Exit(1)
+
+
+def _print_not_predicted(failures: list[tuple[str, str]], total: int) -> None:
+    """On stderr, one unwrapped line per file that could not be predicted (so that the list can be
+    grepped); the list of supported containers is said once (:func:`~avemo.media.sniff.supported_said_once`)."""
+    from avemo.media.sniff import supported_said_once  # not at import: it imports PyAV
+
+    print(f"Not predicted ({len(failures)} of {total}):", file=sys.stderr)
+    for (path, _), reason in zip(failures, supported_said_once([r for _, r in failures]), strict=True):
+        print(f"  {path}: {reason}", file=sys.stderr)
 
 
 @app.command()

@@ -391,18 +391,28 @@ class ZooBackend:
         return out
 
     def _video_features(self, path: Path, start: float | None, duration: float | None,
-                        repeats: list[tuple[str, int, int]] | None = None):
+                        repeats: list[tuple[str, int, int]] | None = None, said: list[str] | None = None):
         """The video inputs of the clip, or of the window from ``start`` for ``duration`` seconds, and the
         clip's face coverage; an input whose frames were repeated (a window with fewer frames than the
-        model reads) is appended to ``repeats`` as ``(extractor name, distinct frames, frames read)``."""
+        model reads) is appended to ``repeats`` as ``(extractor name, distinct frames, frames read)``.
+        What the decoder says of a damaged file (:mod:`avemo.media.decode`) goes into ``said`` (None:
+        dropped, as for a window, whose damage the clip's decode of the whole file has told already);
+        it was logged, once per extractor and window, and missing from the prediction's warnings."""
         from avemo import config as cfg
+        from avemo.media.decode import collecting_warnings
 
         out, coverage = {}, None
         for name in self.by_modality["video"]:
             extractor = self.extractors[name]
             if start is not None:
                 extractor = type(extractor)(cfg.replace(extractor.config, start=start, duration=duration))
-            feats = extractor.extract(path)  # each run starts a face detector, which keeps its notices quiet
+            lines: list[str] = []  # filled when the block ends, also on an error
+            try:
+                with collecting_warnings(path) as lines:
+                    feats = extractor.extract(path)  # each run starts a face detector, which keeps its notices quiet
+            finally:
+                if said is not None:
+                    said += lines
             out[name] = [feats["x"]]
             if "coverage" in feats:
                 coverage = float(feats["coverage"])
@@ -438,7 +448,7 @@ class ZooBackend:
         repeats: dict[str, list] = {"clip": [], "windows": []}  # inputs whose frames were repeated
         if use["video"]:
             try:
-                feats, coverage = self._video_features(path, None, None, repeats["clip"])
+                feats, coverage = self._video_features(path, None, None, repeats["clip"], warnings)
                 clip_arrays.update(feats)
             except FeatureError as exc:
                 if self._required("video") or not signals:  # the audio was analysed: a result, with or without emotion

@@ -21,7 +21,15 @@ import numpy as np
 import soxr
 
 from avemo.errors import MediaError, MissingStreamError
-from avemo.media.decode import Warn, check_complete, declared_end, decode_stream, frame_to_float, warner
+from avemo.media.decode import (
+    Warn,
+    check_complete,
+    declared_end,
+    decode_stream,
+    frame_to_float,
+    presented_end,
+    warner,
+)
 from avemo.media.probe import audio_stream, open_media
 
 DEFAULT_SAMPLE_RATE = 16000
@@ -91,6 +99,10 @@ class _Blocks:
         self.done = False  # ``last`` reached: decode no more
         self._pending: list[np.ndarray] = []
         self._pending_n = 0
+
+    def cap(self, end: int) -> None:
+        """End at output index ``end`` at the latest (where the stream's presentation ends)."""
+        self.last = end if self.last is None else min(self.last, end)
 
     def begin(self, position: int, min_lead: int, max_lead: int) -> Iterator[np.ndarray]:
         """Start at output index ``position``, the first decoded sample's. A stream that starts more than
@@ -230,7 +242,8 @@ def iter_audio(
     """Yield the mono audio of ``path`` at ``sr`` Hz in blocks of ``block_seconds`` (last one shorter).
 
     ``start``/``duration`` (seconds from the container's start) select a segment; decoding
-    seeks close to ``start`` and the samples equal the same slice of a full decode.
+    seeks close to ``start`` and the samples equal the same slice of a full decode. The track ends
+    where an MP4's edit list ends it, without the AAC encoder's padding (:func:`~avemo.media.decode.presented_end`).
     Raises MissingStreamError when the file has no audio track and MediaError when its samples
     hold NaN or infinite values. A damaged file gives what can be decoded: skipped packets, and a
     stream that stops well before the length its header declares (a truncated file), are told to
@@ -250,6 +263,9 @@ def iter_audio(
         # times count from the container's start (an mp3's first timestamp is its encoder delay)
         origin = container.start_time / av.time_base if container.start_time is not None else 0.0
         rate = stream.rate or stream.codec_context.sample_rate or 0
+        end = presented_end(container, stream, origin)  # an MP4's edit list: not the encoder's padding
+        if end is not None:
+            blocks.cap(int(round(end * sr)))
         _seek(container, stream, start, origin, rate)
         mono = _MonoResampler(sr, origin, path)
         max_lead = container.duration / av.time_base if container.duration else MAX_GAP_SECONDS  # within the file

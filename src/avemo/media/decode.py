@@ -164,6 +164,19 @@ def declared_end(container, stream, origin: float) -> float | None:
     return None
 
 
+def presented_end(container, stream, origin: float) -> float | None:
+    """Where ``stream`` is presented to end, in seconds from the container's start, when the container
+    says it to the sample: an MP4 / MOV / M4A track's start and duration, which its edit list sets to
+    leave out the AAC encoder's padding after the last sample (up to one frame of 1024 samples, which the
+    decoder gives back as audio: 8-48 ms past the video and the reported duration). None for the other
+    containers: Ogg, WebM and Matroska carry the Opus padding as packet side data, which FFmpeg's decoder
+    applies itself; FLAC and WAV hold no padding; MP3 in FLV or alone states no end to the sample (the
+    MPEG-4 Part 12 specification, ISO/IEC 14496-12, "Edit List Box", section 8.6.6)."""
+    if "mov" not in container.format.name.split(",") or not stream.duration or not stream.time_base:
+        return None
+    return float((stream.duration + (stream.start_time or 0)) * stream.time_base) - origin
+
+
 def matroska_duration_tag(stream) -> float | None:
     """A Matroska track's ``DURATION`` tag (``HH:MM:SS.nnnnnnnnn``), in seconds: where FFmpeg's muxer
     saw the track end (mkvmerge writes the track's length, which is no later); None without one."""
