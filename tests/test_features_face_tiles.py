@@ -242,3 +242,34 @@ def test_tracker_follows_the_small_face_found_by_the_tiles(close_up):
         for face, close, (_, scale, origin) in zip(found, faces, shots, strict=True):
             x, y = (face.center - origin) / scale  # back in the close-up: on its face
             assert close.box[0] < x < close.box[2] and close.box[1] < y < close.box[3], (x, y, close.box)
+
+
+@pytest.mark.shared_data
+def test_tracker_keeps_the_close_up_speaker_when_a_small_face_is_behind(ravdess_video, crema_videos):
+    """Real pixels: a 1080p close-up of the RAVDESS speaker (face 0.35 of the height) with a CREMA-D
+    speaker small (1/20) in the background; the speaker's face blurred away from 1 s to 3 s (looking
+    down). Before the size check the tiles found the small face, which then kept the track."""
+    import cv2
+
+    detector = get_detector("mediapipe", tiles=False)
+    frames = sample_frames(ravdess_video, 32)
+    other = sample_frames(crema_videos[4], 1).images[0]
+    scene, _, _ = wide_shot(other, detector.detect(other)[0].height, 1 / 20, backdrop(WIDE, "gradient", seed=3),
+                            at=(0.85, 0.08))
+    shots = []
+    for i, image in enumerate(frames.images):
+        face = detector.detect(image)[0]
+        if 8 <= i < 24:
+            x0, y0, x1, y1 = face.box.astype(int)
+            pad = (y1 - y0) // 3
+            part = (slice(max(y0 - pad, 0), y1 + pad), slice(max(x0 - pad, 0), x1 + pad))
+            image = image.copy()
+            image[part] = cv2.GaussianBlur(image[part], (0, 0), 25)
+        wide, scale, origin = wide_shot(image, face.height, 0.35, scene, at=(0.0, 0.0))
+        shots.append((wide, face.box * scale + np.tile(origin, 2)))
+    detector.close()
+    with FaceTracker("mediapipe") as tracker:
+        found = [tracker.update(0.125 * i, wide) for i, (wide, _) in enumerate(shots)]
+    assert all(f is None for f in found[8:24])
+    for f, (_, box) in zip(found[:8] + found[24:], shots[:8] + shots[24:], strict=True):
+        assert f is not None and box[0] < f.center[0] < box[2] and box[1] < f.center[1] < box[3]
