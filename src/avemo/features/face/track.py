@@ -53,13 +53,13 @@ The rules, in order:
    empty one for the wait) until ``small_face_after`` (3) seconds after that face was last followed;
    after that long without any face (a cut to a wide shot), the tiles may find any face again. Half
    the height: within a shot the speaker's face changes size far less (leaning in or back: in the
-   RAVDESS and CREMA-D clips its tracked height varies by at most 15 % within a clip), while a face
+   RAVDESS and CREMA-D clips its tracked height varies by 7-15 % within a clip), while a face
    that the tiles alone find is under about 1/10 of the frame height and a close-up speaker's is
    0.28-0.40 of it in those clips. Three seconds: a look down or aside of a couple of seconds is
    covered, and a cut to a wide shot costs no more than a shorter window of over 1 s would (with
    the default waits the tiled searches after the cut run at 0, 1 and 3 s, so its face is taken
-   at 3 s). A video that starts with a small face has followed no face yet, so
-   the tiles find it at once. Faces found by the whole-frame or local search are never checked.
+   at 3 s). A video that starts with a small face has followed no face yet, so the tiles find it
+   at once. Faces found by the whole-frame or local search are never checked.
 """
 
 from __future__ import annotations
