@@ -350,7 +350,12 @@ def markdown_tail(orig: list[dict], fp: list[tuple], extra: dict, args) -> list[
               f"{ms[False]:.1f} ms/frame "
               f"tiles off, {ms[True]:.1f} ms/frame tiles on ({nf[True][1]['tiled']} tiled searches: the wait doubles after each "
               f"empty one, and restarts at 1 s after a frame where the whole-frame search found a face); faces found: "
-              f"{int(nf[False][1]['mask'].sum())} and {int(nf[True][1]['mask'].sum())} of {len(nf[True][1]['times'])} frames.", ""]
+              f"{int(nf[False][1]['mask'].sum())} and {int(nf[True][1]['mask'].sum())} of {len(nf[True][1]['times'])} frames.", "",
+              "The tracker takes no tiled-search face under half the height of the face it followed in the last 3 s",
+              "(rule 6 of `avemo.features.face.track`: `small_face_ratio`, `small_face_after`), so that a close-up",
+              "speaker who looks down does not hand the track to a small face in the background. The wide shots above",
+              "have their small face from the first frame and the original clips run no tiled search, so it changes",
+              "neither.", ""]
     return lines
 
 

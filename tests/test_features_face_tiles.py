@@ -119,6 +119,86 @@ def test_tracker_backs_off_after_tiled_searches_that_found_nothing():
     assert tiled_at == [0.0, 1.0, 3.0, 7.0, 11.0, 15.0, 15.125, 16.125]
 
 
+class SceneDetector:
+    """A scripted scene the test changes before each frame: ``big`` faces (found by the whole-frame
+    search), ``small`` ones (found by the tiled search only); ``detect_in`` finds any of them whose
+    centre lies in its region. Tiled searches are counted."""
+
+    name = "scene"
+    tiles = True
+
+    def __init__(self):
+        self.big, self.small, self.tiled = [], [], 0
+
+    @staticmethod
+    def _faces(boxes):
+        return [Detection(box=np.array(b, dtype=float), score=0.9) for b in boxes]
+
+    def detect(self, image, tiles=None):
+        assert tiles is False
+        return self._faces(self.big)
+
+    def detect_in(self, image, box):
+        side = 2.0 * np.sqrt((box[2] - box[0]) * (box[3] - box[1]))
+        centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+        return [d for d in self._faces(self.big + self.small) if np.all(np.abs(d.center - centre) < side / 2)]
+
+    def detect_tiles(self, image):
+        self.tiled += 1
+        return self._faces(self.big + self.small)
+
+    def close(self):
+        pass
+
+
+SPEAKER = (700.0, 200.0, 1100.0, 700.0)  # a close-up's face, 500 px of 1080
+BACKGROUND = (1600.0, 100.0, 1630.0, 135.0)  # a face far behind it, 35 px: only the tiles see it
+
+
+def run_scene(detector, scene, end, step=0.125):
+    """``scene(t)`` -> (big, small) boxes at each frame time up to ``end``; {time: box followed or None}."""
+    tracker = FaceTracker(detector, TrackerConfig(smoothing=False))
+    image = np.zeros((1080, 1920, 3), np.uint8)
+    out = {}
+    for i in range(round(end / step)):
+        t = i * step
+        detector.big, detector.small = scene(t)
+        face = tracker.update(t, image)
+        out[t] = None if face is None else tuple(face.box)
+    return out
+
+
+def test_tiles_do_not_switch_to_a_small_background_face_while_the_speaker_looks_down():
+    detector = SceneDetector()
+    # the speaker's face is missing from 2 s to 4 s; the small face behind is there all along
+    faces = run_scene(detector, lambda t: ([] if 2 <= t < 4 else [SPEAKER], [BACKGROUND]), 6.0)
+    assert all(faces[t] == SPEAKER for t in faces if t < 2 or t >= 4)
+    assert all(faces[t] is None for t in faces if 2 <= t < 4)
+    # the tiled searches that found only the small face count as empty: at 2 and 3 s
+    assert detector.tiled == 2
+
+
+def test_tiles_take_a_small_face_after_no_face_was_followed_for_long():
+    detector = SceneDetector()
+    # a cut at 2 s from the close-up to a wide shot of a small face
+    faces = run_scene(detector, lambda t: ([SPEAKER], []) if t < 2 else ([], [BACKGROUND]), 8.0)
+    assert all(faces[t] == SPEAKER for t in faces if t < 2)
+    # tiled searches at 2, 3 and 5 s: the last face followed (1.875 s) is then over 3 s old
+    assert all(faces[t] is None for t in faces if 2 <= t < 5)
+    assert all(faces[t] == BACKGROUND for t in faces if t >= 5)
+
+
+def test_tiles_find_a_small_face_from_the_start_and_faces_of_a_similar_size_later():
+    # not a regression of the size check: no face was followed before the first one, and a face over
+    # half the height of the last one followed is taken as before (after reacquire_after)
+    detector = SceneDetector()
+    other = (200.0, 800.0, 222.0, 825.0)  # 25 px, 0.71 of the first face's height
+    faces = run_scene(detector, lambda t: ([], [BACKGROUND] if t < 1 else [other]), 3.0)
+    assert all(faces[t] == BACKGROUND for t in faces if t < 1)
+    assert all(faces[t] is None for t in faces if 1 <= t < 1.5)  # the track on the first one is kept
+    assert all(faces[t] == other for t in faces if t >= 1.5)
+
+
 # -- real pixels: a wide shot made from the RAVDESS clip -----------------------------------------------
 
 
@@ -162,3 +242,34 @@ def test_tracker_follows_the_small_face_found_by_the_tiles(close_up):
         for face, close, (_, scale, origin) in zip(found, faces, shots, strict=True):
             x, y = (face.center - origin) / scale  # back in the close-up: on its face
             assert close.box[0] < x < close.box[2] and close.box[1] < y < close.box[3], (x, y, close.box)
+
+
+@pytest.mark.shared_data
+def test_tracker_keeps_the_close_up_speaker_when_a_small_face_is_behind(ravdess_video, crema_videos):
+    """Real pixels: a 1080p close-up of the RAVDESS speaker (face 0.35 of the height) with a CREMA-D
+    speaker small (1/20) in the background; the speaker's face blurred away from 1 s to 3 s (looking
+    down). Before the size check the tiles found the small face, which then kept the track."""
+    import cv2
+
+    detector = get_detector("mediapipe", tiles=False)
+    frames = sample_frames(ravdess_video, 32)
+    other = sample_frames(crema_videos[4], 1).images[0]
+    scene, _, _ = wide_shot(other, detector.detect(other)[0].height, 1 / 20, backdrop(WIDE, "gradient", seed=3),
+                            at=(0.85, 0.08))
+    shots = []
+    for i, image in enumerate(frames.images):
+        face = detector.detect(image)[0]
+        if 8 <= i < 24:
+            x0, y0, x1, y1 = face.box.astype(int)
+            pad = (y1 - y0) // 3
+            part = (slice(max(y0 - pad, 0), y1 + pad), slice(max(x0 - pad, 0), x1 + pad))
+            image = image.copy()
+            image[part] = cv2.GaussianBlur(image[part], (0, 0), 25)
+        wide, scale, origin = wide_shot(image, face.height, 0.35, scene, at=(0.0, 0.0))
+        shots.append((wide, face.box * scale + np.tile(origin, 2)))
+    detector.close()
+    with FaceTracker("mediapipe") as tracker:
+        found = [tracker.update(0.125 * i, wide) for i, (wide, _) in enumerate(shots)]
+    assert all(f is None for f in found[8:24])
+    for f, (_, box) in zip(found[:8] + found[24:], shots[:8] + shots[24:], strict=True):
+        assert f is not None and box[0] < f.center[0] < box[2] and box[1] < f.center[1] < box[3]
