@@ -45,6 +45,10 @@ def _rank_entry(rank: int, fn, world: int, store: str, args: tuple) -> None:
                                          timeout=datetime.timedelta(seconds=RANKS_TIMEOUT_S / 2))
     try:
         fn(rank, *args)
+        # every rank done with its collectives before any tears the group down: a rank whose peer closed the
+        # connections while its last messages were in flight was aborted ("terminate called without an active
+        # exception", SIGABRT) under load
+        torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()
 
