@@ -34,7 +34,6 @@ import statistics
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -51,25 +50,6 @@ FPS = 8.0
 
 def clips() -> list[Path]:
     return [DATA / "ravdess" / "videos" / "01-01-07-02-02-01-01.mp4", *sorted((DATA / "crema_d" / "VideoFlash").glob("*.flv"))]
-
-
-def encode(path: Path, frames, fps: float) -> Path:
-    """RGB frames -> H.264 ``path`` (libx264 veryfast, CRF 20), written under a temporary name first."""
-    import av
-
-    tmp = path.with_name(f".{path.name}.tmp.mp4")
-    h, w = frames[0].shape[:2]
-    with av.open(str(tmp), "w") as out:
-        stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "20"}
-        for img in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    tmp.replace(path)
-    return path
 
 
 def close_ups(path: Path):
@@ -89,7 +69,7 @@ def close_ups(path: Path):
 
 def make_wide_clips(work: Path) -> list[dict]:
     """The wide shots of every clip at every fraction: ``{clip, fraction, path, fps, truth}``."""
-    from avemo.media.synth import backdrop, wide_shot
+    from avemo.media.synth import backdrop, wide_shot, write_frames
 
     made = []
     for k, clip in enumerate(clips()):
@@ -105,7 +85,7 @@ def make_wide_clips(work: Path) -> list[dict]:
             path = work / f"{clip.stem}_1-{fraction}.mp4"
             shots = [wide_shot(img, face_h, 1 / fraction, scene, at=at) for img in frames]
             if not path.exists():
-                encode(path, [s[0] for s in shots], fps)
+                write_frames(path, [s[0] for s in shots], fps, preset="veryfast", crf=20)
             origin = shots[0][2]
             truth = boxes * scale + np.tile(origin, 2)
             made.append({"clip": clip.name, "fraction": fraction, "path": path, "fps": fps, "truth": truth,
@@ -246,7 +226,7 @@ def false_positive_rows(scenes: int, work: Path, wide_clip: Path, repeats: int) 
     and the time of a tiled search, and of a face-free video through ``face_crops``."""
     from avemo.features.face import get_detector
     from avemo.media import iter_frames
-    from avemo.media.synth import backdrop
+    from avemo.media.synth import backdrop, write_frames
 
     wide_frames = [image for _, image in iter_frames(wide_clip, fps=2.5)]
 
@@ -271,7 +251,7 @@ def false_positive_rows(scenes: int, work: Path, wide_clip: Path, repeats: int) 
     video = work / "no_face_30s.mp4"
     if not video.exists():
         scene = backdrop(WIDE, "blocks", seed=7)
-        encode(video, [np.roll(scene, 3 * i, axis=1) for i in range(750)], 25.0)
+        write_frames(video, [np.roll(scene, 3 * i, axis=1) for i in range(750)], 25.0, preset="veryfast", crf=20)
     no_face: dict[bool, tuple[float, dict]] = {}
     walls: dict[bool, list[float]] = {False: [], True: []}
     for _ in range(repeats):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from fractions import Fraction
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -27,24 +25,9 @@ from avemo.features.face import (
     get_detector,
 )
 from avemo.features.face.landmarks import FUNCTIONALS, GEOMETRY, functionals
-from avemo.media.synth import portrait, synth_frame
+from avemo.media.synth import portrait, synth_frame, write_frames
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def write_video(path, frames: list[np.ndarray], fps: float = 25.0):
-    """Encode RGB frames as H.264 with PyAV."""
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "18"}
-        for img in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
 
 
 def face_canvas(faces: list[tuple[int, int, int]], size=(960, 540)) -> np.ndarray:
@@ -310,7 +293,7 @@ def test_face_crops_with_haar(ravdess_video):
 def test_face_crops_mask_follows_a_face_that_comes_and_goes(tmp_path):
     pattern = [True] * 5 + [False] * 4 + [True] * 4 + [False, True] * 3
     frames = [synth_frame(i / 25, (480, 360), face=f) for i, f in enumerate(pattern)]
-    path = write_video(tmp_path / "come_and_go.mp4", frames)
+    path = write_frames(tmp_path / "come_and_go.mp4", frames)
     feats = get_extractor("face_crops", n_frames=None, size=(48, 48)).extract(path)
     assert feats["x"].shape == (len(pattern), 48, 48, 3)
     assert feats["mask"].tolist() == pattern

@@ -12,8 +12,10 @@ WAV/FLAC/MP3/OGG audio files.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -270,9 +272,8 @@ def write_clip(path: str | Path, spec: ClipSpec | None = None, **overrides) -> P
         spec = ClipSpec(**{**spec.__dict__, **overrides})
     path = Path(path)
     suffix = path.suffix.lower()
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with _replacing(path) as tmp:
         if suffix in _AUDIO_CODECS:
             if spec.audio is None:
                 raise ValueError("an audio file needs audio")
@@ -282,11 +283,20 @@ def write_clip(path: str | Path, spec: ClipSpec | None = None, **overrides) -> P
             _write(tmp, spec, vcodec, acodec if spec.audio is not None else None)
         else:
             raise ValueError(f"cannot synthesise {suffix!r} files")
+    return path
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` (its suffix, lower-cased) to write the file to: renamed to ``path``
+    when the block ends, removed when it raises (no half-written file under ``path``)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix.lower()}")
+    try:
+        yield tmp
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    return path
 
 
 def _muxer(path: Path) -> str | None:
@@ -365,16 +375,11 @@ def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int = 16000,
     layout = layout or ("mono" if samples.shape[1] == 1 else "stereo")
     if len(av.AudioLayout(layout).channels) != samples.shape[1]:
         raise ValueError(f"layout {layout!r} does not have {samples.shape[1]} channels")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
-    try:
+    with _replacing(path) as tmp:
         with av.open(str(tmp), mode="w", format=_muxer(path)) as out:
             stream = out.add_stream(_AUDIO_CODECS[path.suffix.lower()], rate=sample_rate)
             stream.layout = layout
             _encode_audio(out, stream, samples)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 def write_audio_streams(path: str | Path, kinds: tuple[AudioKind, ...], *, duration: float = 2.0,
@@ -383,8 +388,7 @@ def write_audio_streams(path: str | Path, kinds: tuple[AudioKind, ...], *, durat
     first and the voice second, as a recording with a muted channel has); stream ``default``
     carries the default flag. Written to a temporary name and renamed."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
-    try:
+    with _replacing(path) as tmp:
         with av.open(str(tmp), mode="w", format="matroska") as out:
             streams = []
             for i, _ in enumerate(kinds):
@@ -394,10 +398,24 @@ def write_audio_streams(path: str | Path, kinds: tuple[AudioKind, ...], *, durat
                 streams.append(stream)
             for stream, kind in zip(streams, kinds, strict=True):
                 _encode_audio(out, stream, synth_audio(duration, sample_rate, kind))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    return path
+
+
+def write_frames(path: str | Path, frames, fps: float = 25.0, *, preset: str = "ultrafast", crf: int = 18) -> Path:
+    """Encode RGB ``frames`` ((H, W, 3) uint8 each) as H.264 (libx264 ``preset``, ``crf``) at ``fps`` into
+    ``path`` (the container its suffix names), written to a temporary name and renamed."""
+    path = Path(path)
+    with _replacing(path) as tmp:
+        h, w = frames[0].shape[:2]
+        with av.open(str(tmp), "w", format=_muxer(path)) as out:
+            stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            stream.options = {"preset": preset, "crf": str(crf)}
+            for img in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
     return path
 
 
@@ -406,8 +424,7 @@ def write_shifted(src: str | Path, path: str | Path, seconds: float) -> Path:
     ``seconds`` later, as a cut from a longer recording or an MPEG-TS capture keeps them: the same
     media, whose streams start at ``seconds``. Written to a temporary name and renamed."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
-    try:
+    with _replacing(path) as tmp:
         with av.open(str(src)) as inp, av.open(str(tmp), "w", format=_muxer(path)) as out:
             streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
             for packet in inp.demux():
@@ -417,8 +434,4 @@ def write_shifted(src: str | Path, path: str | Path, seconds: float) -> Path:
                 packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
                 packet.stream = streams[packet.stream.index]
                 out.mux(packet)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
