@@ -65,15 +65,9 @@ def find_copies(clips: Iterable[Clip]) -> list[Copies]:
     file included)."""
     by_digest: dict[str, list[Clip]] = {}
     for clip in clips:
-        if not (clip.has("audio") or clip.has("video")):
-            continue  # text read from an annotation file shared by many clips
-        try:
-            if os.path.getsize(clip.path) == 0:
-                continue  # not media: every empty file is "identical"; its error comes when it is decoded
-            digest = file_digest(clip.path)
-        except (OSError, MediaError):
-            continue
-        by_digest.setdefault(digest, []).append(clip)  # two names of one file (links) are two clips too
+        digest = media_digest(clip)
+        if digest is not None:
+            by_digest.setdefault(digest, []).append(clip)  # two names of one file (links) are two clips too
     groups = []
     for digest, found in by_digest.items():
         members = tuple(sorted(found, key=lambda c: Path(c.path).as_posix()))
@@ -92,17 +86,20 @@ def recording_digests(takes: Iterable[Any]) -> set[str]:
     files of ``takes`` (:class:`~avemo.datasets.pairing.Take`): what ``avemo evaluate`` compares a
     corpus's files with to count the recordings a checkpoint trained on under another corpus's names.
     Files that cannot be read, empty files and text read from an annotation file are left out."""
-    found = set()
-    for take in takes:
-        for clip in take.clips.values():
-            if not (clip.has("audio") or clip.has("video")):
-                continue
-            try:
-                if os.path.getsize(clip.path) > 0:
-                    found.add(file_digest(clip.path)[:DIGEST_CHARS])
-            except (OSError, MediaError):
-                continue
-    return found
+    digests = (media_digest(clip) for take in takes for clip in take.clips.values())
+    return {d[:DIGEST_CHARS] for d in digests if d is not None}
+
+
+def media_digest(clip: Clip) -> str | None:
+    """The SHA-256 of ``clip``'s media file (:func:`~avemo.digest.file_digest`, memoised); None for text read
+    from an annotation file shared by many clips, for an empty file (not media: every empty file would be
+    "identical"; its error comes when it is decoded) and for a file that cannot be read."""
+    if not (clip.has("audio") or clip.has("video")):
+        return None
+    try:
+        return file_digest(clip.path) if os.path.getsize(clip.path) > 0 else None
+    except (OSError, MediaError):
+        return None
 
 
 def find_copies_across(corpora: Mapping[str, Iterable[Clip]]) -> list[Copies]:
