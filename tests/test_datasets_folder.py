@@ -94,7 +94,7 @@ def test_allowed_emotions(tmp_path):
 
 
 def test_missing_columns(tmp_path):
-    make_folder(tmp_path, ["a.wav"], "path,label\na.wav,happy\n")
+    make_folder(tmp_path, ["a.wav"], "path,mood\na.wav,happy\n")
     with pytest.raises(DatasetError) as info:
         read_folder(tmp_path)
     message = str(info.value)
@@ -199,3 +199,80 @@ def test_a_take_given_to_two_recordings_is_not_a_copy(tmp_path):
         "speaker or emotion "
         "(1/angry, this one 2/sad): not a copy; give each recording its own take"]
     assert [s.path.name for s in scan.duplicates] == ["z.flac"]  # one recording in two formats still is a copy
+
+
+def test_a_label_column_is_the_emotion_column(tmp_path):
+    """``file,label,speaker``: the usual names of a researcher's table; ``label`` was refused as "lacks
+    column(s) ['emotion']". With an ``emotion`` column too, ``label`` is another column, kept in fields."""
+    make_folder(tmp_path, ["a.wav"], "File,Label,Speaker\na.wav,Angry,1\n")
+    [clip] = read_folder(tmp_path)
+    assert clip.emotion == "angry" and clip.fields == {}
+    make_folder(tmp_path, ["a.wav"], "file,emotion,label,speaker\na.wav,sad,take 3,1\n")
+    [clip] = read_folder(tmp_path)
+    assert clip.emotion == "sad" and clip.fields == {"label": "take 3"}
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_a_table_saved_by_a_spreadsheet(tmp_path, encoding):
+    """Excel's CSV: a BOM, ``;``, CRLF, and empty nameless columns at the end of every line (cells once
+    used): refused as "repeats column(s) ['']". Its "Unicode Text" (UTF-16 with a BOM, tabs): refused as
+    "a binary file"."""
+    make_folder(tmp_path, ["Sprecher 1/Wut é.wav", "b.wav"], "")
+    sep = ";" if encoding == "utf-8-sig" else "\t"
+    lines = ["file", "emotion", "speaker", "text", "", ""], ["Sprecher 1/Wut é.wav", "Angry", "1", "Hi; you", "", ""], \
+        ["b.wav", "SAD", "2", "", "", ""]
+    text = "".join(sep.join(f'"{v}"' if sep in v else v for v in line) + "\r\n" for line in lines)
+    (tmp_path / "labels.csv").write_bytes(text.encode(encoding))
+    scan = read_folder(tmp_path)
+    assert scan.skipped == []
+    assert [(c.path.name, c.emotion, c.speaker, c.text, c.fields) for c in scan] == [
+        ("Wut é.wav", "angry", "1", "Hi; you", {}), ("b.wav", "sad", "2", None, {})]
+    make_folder(tmp_path, [], "file;emotion;speaker;\nb.wav;sad;2;oops\n")
+    with pytest.raises(DatasetError, match="line 2 has 4 values for 3 columns"):  # a value without a column name
+        read_folder(tmp_path)
+
+
+def test_paths_written_on_windows_or_macos_find_their_files(tmp_path):
+    """A CSV written on Windows (``Sprecher 1\\a.wav``) or with names in NFD (macOS: ``é`` as e + accent)
+    named files that are there: each was "file not found", and the file itself "not listed"."""
+    import unicodedata
+
+    make_folder(tmp_path, ["Sprecher 1/a.wav", "Sprecher 1/Wut é.wav"], "")
+    make_folder(tmp_path, [], "path,emotion,speaker\n" + "Sprecher 1\\a.wav,angry,1\n"
+                + unicodedata.normalize("NFD", "Sprecher 1/Wut é.wav") + ",sad,1\n")
+    scan = read_folder(tmp_path)
+    assert scan.skipped == []
+    assert [c.path for c in scan] == [tmp_path / "Sprecher 1/Wut é.wav", tmp_path / "Sprecher 1/a.wav"]
+    assert [c.take for c in scan] == ["Sprecher 1/Wut é", "Sprecher 1/a"]  # the files' names, as written on disk
+    make_folder(tmp_path, [], "path,emotion,speaker\nSprecher 1/a.wav,angry,1\nSprecher 1\\a.wav,sad,1\n")
+    assert [s.reason for s in read_folder(tmp_path).skipped if s.reason.startswith("listed again")] == [
+        "listed again in labels.csv line 3"]  # one file under two spellings is one file
+
+
+def test_a_file_not_found_says_where_it_was_looked_for(tmp_path):
+    """Paths relative to a CSV kept in another folder, or a name in another letter case: "file not found" for
+    a file the user sees, with nothing to say why."""
+    root = tmp_path / "data"
+    make_folder(root, ["s1/a.wav", "s1/B.wav", "meta/notes.txt"], "")
+    csv_path = make_folder(root, [], "path,emotion,speaker\n../s1/a.wav,angry,1\ns1/b.wav,sad,1\n", "meta/labels.csv")
+    reasons = {s.path.name: s.reason for s in read_folder(root, labels_csv=csv_path).skipped if "line" in s.reason}
+    assert reasons["a.wav"] == (f"labels.csv line 2: file not found under the folder {root} (paths are relative to "
+                                f"it, not to the CSV's folder, where {root / 's1/a.wav'} is)")
+    assert reasons["b.wav"] == "labels.csv line 3: file not found (B.wav differs from b.wav in letter case)"
+
+
+def test_speaker_ids_written_two_ways_are_warned_of(tmp_path, caplog):
+    """``01`` and ``1`` (a column partly retyped, or joined from two tables) were two speakers without a
+    word: one person's clips could be on both sides of a speaker-disjoint split."""
+    make_folder(tmp_path, ["a.wav", "b.wav", "c.wav", "d.wav", "e.wav", "f.wav"],
+                "path,emotion,speaker\na.wav,sad,01\nb.wav,sad,1\nc.wav,sad,1.0\nd.wav,sad,Anna\ne.wav,sad,anna\n"
+                "f.wav,sad,10\n")
+    with caplog.at_level("WARNING", logger="avemo.datasets.folder"):
+        scan = read_folder(tmp_path)
+    assert sorted(scan.speakers) == ["01", "1", "1.0", "10", "Anna", "anna"]  # read as written
+    assert scan.warnings == [f"{tmp_path / 'labels.csv'}: speakers 01 / 1 / 1.0; Anna / anna differ only in leading "
+                             "zeros, '.0' or letter case and are read as different speakers: write each person's id "
+                             "one way if they are one person"]
+    assert scan.warnings[0] in caplog.messages
+    make_folder(tmp_path, [], "path,emotion,speaker\na.wav,sad,1\nb.wav,sad,10\nc.wav,sad,Anna\nd.wav,sad,Bob\n")
+    assert read_folder(tmp_path).warnings == []

@@ -45,7 +45,12 @@ ExtractWorkersOpt = Annotated[
     typer.Option("--workers", "-j", show_default=f"the machine's cores, {_cores()} here",
                  help="Parallel processes extracting the features that are not in the cache yet."),
 ]
-LabelsOpt = Annotated[Path | None, typer.Option("--labels", help="Labels CSV for --dataset folder.")]
+LabelsOpt = Annotated[
+    Path | None,
+    typer.Option("--labels", help="Labels CSV for --dataset folder (default: labels.csv in the folder): columns path "
+                 "(or file), emotion (or label), speaker, optional take, modality, text; its paths are relative to "
+                 "the dataset folder, wherever the CSV is."),
+]
 MediaOpt = Annotated[
     Path | None, typer.Option("--media", help="IEMOCAP: the folder `avemo prepare --dataset iemocap` wrote; its utterance "
                                               "videos make the clips audio+video(+text) (without it: audio+text).")

@@ -15,6 +15,7 @@ delimiter is a comma, or a semicolon / tab when the header holds one of them and
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Callable, Iterable, Sequence
@@ -31,7 +32,8 @@ def _read_bytes(path: Path, what: str) -> bytes:
 
 
 def _read_text(path: Path, what: str, fallback: str | None = None, warn: Callable[[str], None] | None = None) -> str:
-    """The file's non-empty text, decoded as UTF-8 (with or without BOM), or a DatasetError.
+    """The file's non-empty text, decoded as UTF-8 (with or without BOM) or as UTF-16 with its BOM, or a
+    DatasetError.
 
     With a ``fallback`` encoding (``"cp1252"``), a file that is not UTF-8 is decoded with it
     instead (undecodable bytes replaced) and ``warn`` receives one line saying so.
@@ -44,6 +46,11 @@ def _read_text(path: Path, what: str, fallback: str | None = None, warn: Callabl
         data = path.read_bytes()
     except OSError as exc:
         raise DatasetError(f"cannot read {what} ({exc.strerror or exc})", path) from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode Text"
+        try:
+            data = data.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"{what} is not UTF-16 text after its UTF-16 mark (byte {exc.start})", path) from None
     if b"\x00" in data[:_SNIFF_BYTES]:
         raise DatasetError(f"{what} is a binary file, not a CSV text table", path)
     try:
@@ -101,7 +108,9 @@ def read_text_csv(
 
     Returns:
         ``(header, rows)`` where each row is ``(line_number, values)`` with values stripped
-        and exactly as many as header columns; blank lines are dropped.
+        and exactly as many as header columns; blank lines are dropped. Nameless columns after the
+        last named one are dropped with their cells when those are empty (a spreadsheet's
+        ``a;b;c;;`` lines); a value in one is a ragged row.
     """
     path = Path(path)
     text = _read_text(path, what, fallback, warn)
@@ -112,11 +121,15 @@ def read_text_csv(
     except csv.Error as exc:
         raise DatasetError(f"{what} is not a valid CSV ({exc})", path) from None
     header = [h.strip().lower() if lower else h.strip() for h in lines[0]]
+    while header and not header[-1]:  # nameless empty columns at the end, as spreadsheets save them
+        header.pop()
     _check_columns(path, what, header, required)
     rows: list[tuple[int, list[str]]] = []
     for number, values in enumerate(lines[1:], start=2):
         if not any(v.strip() for v in values):
             continue
+        if len(values) > len(header) and not any(v.strip() for v in values[len(header):]):
+            values = values[: len(header)]  # a row's empty cells past the last named column
         if len(values) != len(header):
             raise DatasetError(
                 f"{what} line {number} has {len(values)} values for {len(header)} columns", path

@@ -6,7 +6,7 @@ The CSV has one row per media file:
 column        meaning
 ============  ================================================================================
 ``path``      the file, relative to the folder (or absolute); ``file`` is accepted instead
-``emotion``   the emotion; common spellings and the CREMA-D / IEMOCAP codes become canonical
+``emotion``   the emotion (``label`` is accepted instead); common spellings and the CREMA-D / IEMOCAP codes become canonical
               names (``Fear`` -> ``fearful``, ``ANG`` / ``ang`` -> ``angry``, ``fru`` -> ``frustrated``;
               :data:`~avemo.datasets.labels.EMOTION_ALIASES`), other names are kept lower-cased;
               empty means unlabelled (``Clip.emotion = None``)
@@ -25,17 +25,26 @@ column        meaning
 other         kept as strings in ``Clip.fields`` (``gender``, ``session``...)
 ============  ================================================================================
 
-Column names are case-insensitive. A row that cannot be used (missing file, empty speaker,
-unknown modality, an emotion outside ``emotions=``, a second row for the same file, a ``take``
-already given to a file of the same modalities and another speaker or emotion) and a
-media file of the folder that no row lists are reported in ``ScanResult.skipped``; a CSV
-that cannot be read or lacks a required column is a :class:`~avemo.errors.DatasetError`.
+Column names are case-insensitive. A path written with Windows separators (``a\\b.wav``) or in
+another Unicode normal form than the file's name (NFD, as macOS writes names) finds its file. Speaker
+ids that differ only in leading zeros, ``.0`` or letter case (``01`` / ``1``) stay different
+speakers, with a warning in ``ScanResult.warnings`` (and the log).
+
+A row that cannot be used (missing file, empty speaker, unknown modality, an emotion outside
+``emotions=``, a second row for the same file, a ``take`` already given to a file of the same
+modalities and another speaker or emotion) and a media file of the folder that no row lists are
+reported in ``ScanResult.skipped``; a CSV that cannot be read or lacks a required column is a
+:class:`~avemo.errors.DatasetError`.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+import unicodedata
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from avemo.datasets.csvfile import read_text_csv
 from avemo.datasets.labels import normalise_emotion
@@ -44,6 +53,8 @@ from avemo.datasets.scan import ScanCollector, ScanResult, check_root, media_fil
 from avemo.datasets.text import normalise_text
 from avemo.errors import ConfigError, DatasetError
 from avemo.modality import MEDIA_MODALITIES, parse_modalities
+
+log = logging.getLogger(__name__)
 
 DATASET = "folder"
 DEFAULT_LABELS_FILE = "labels.csv"
@@ -78,9 +89,12 @@ def read_folder(
                            "(avemo's --labels, a --corpora entry's labels=, or labels_csv= in Python)", root_path)
     header, rows = read_text_csv(csv_path, what="labels CSV", lower=True)
     path_column = "path" if "path" in header else "file" if "file" in header else None
+    if "emotion" not in header and "label" in header:  # the other usual name of the column
+        header = [("emotion" if name == "label" else name) for name in header]
     missing = [c for c in (path_column or "path", "emotion", "speaker") if c not in header]
     if missing:
-        raise DatasetError(f"labels CSV lacks column(s) {missing} (path or file, emotion, speaker); it has {header}", csv_path)
+        raise DatasetError(f"labels CSV lacks column(s) {missing} (path or file, emotion or label, speaker); "
+                           f"it has {header}", csv_path)
     reader = _RowReader(root_path, csv_path, dataset, {name: header.index(name) for name in header}, path_column,
                         allowed=None if emotions is None else {normalise_emotion(e) for e in emotions},
                         wanted=normalise_suffixes(suffixes))
@@ -95,7 +109,27 @@ def read_folder(
         if path.resolve() not in reader.listed:
             collector.skip(path, f"not listed in {csv_path.name}")
     collector.result.clips.sort(key=lambda c: c.path.as_posix())
+    spelled = _speakers_spelled_alike(collector.result.clips, csv_path)
+    if spelled:
+        collector.result.warnings.append(spelled)
+        log.warning(spelled)
     return collector.result
+
+
+def _speakers_spelled_alike(clips: Iterable[Clip], csv_path: Path) -> str | None:
+    """A warning line when speaker ids differ only as spellings of one id (``01`` / ``1`` / ``1.0``,
+    ``Anna`` / ``anna``: a column typed by hand, or joined from two tables): they are read as
+    different speakers, so one person's clips could land on both sides of a speaker-disjoint split."""
+    spellings: dict[str, set[str]] = {}
+    for clip in clips:
+        number = re.fullmatch(r"0*(\d+)(?:\.0*)?", clip.speaker)
+        spellings.setdefault(number.group(1) if number else clip.speaker.casefold(), set()).add(clip.speaker)
+    alike = [" / ".join(sorted(group)) for group in spellings.values() if len(group) > 1]
+    if not alike:
+        return None
+    more = f" and {len(alike) - 3} more" if len(alike) > 3 else ""
+    return (f"{csv_path}: speakers {'; '.join(alike[:3])}{more} differ only in leading zeros, '.0' or letter case "
+            "and are read as different speakers: write each person's id one way if they are one person")
 
 
 class _RowReader:
@@ -116,8 +150,7 @@ class _RowReader:
         raw = values[self.col[self.path_column]]
         if not raw:
             return self.csv_path, f"line {line}: empty {self.path_column}"
-        path = Path(raw).expanduser()
-        path = path if path.is_absolute() else self.root / path
+        path = self._locate(raw)
         suffix = path.suffix.lower()
         if self.wanted is not None and suffix not in self.wanted:
             self.listed.add(path.resolve())
@@ -128,7 +161,7 @@ class _RowReader:
         if suffix not in MEDIA_SUFFIXES:
             return path, f"{where}: not a media file ({suffix or 'no suffix'})"
         if not path.is_file():
-            return path, f"{where}: file not found"
+            return path, f"{where}: file not found{self._not_found_hint(raw, path)}"
         speaker = values[self.col["speaker"]]
         if not speaker:
             return path, f"{where}: empty speaker"
@@ -142,6 +175,35 @@ class _RowReader:
         text = normalise_text(values[self.col["text"]]) if "text" in self.col else ""
         return Clip(path=path, dataset=self.dataset, emotion=emotion, speaker=speaker, take=self._take(path, values),
                     modalities=modalities + (("text",) if text else ()), fields=fields, text=text or None)
+
+    def _absolute(self, raw: str) -> Path:
+        path = Path(raw).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+    def _locate(self, raw: str) -> Path:
+        """The file a row names, relative to the folder (or absolute). When no file has the name as
+        written, the same name with Windows separators (``a\\b.wav``, a CSV written on Windows) or in
+        the other Unicode normal form (NFC / NFD: ``é`` as one character or two, as macOS writes names)
+        names it: one name, spelled another way, never another file."""
+        spellings = [raw, PureWindowsPath(raw).as_posix()] if "\\" in raw else [raw]
+        spellings += [unicodedata.normalize(form, s) for s in list(spellings) for form in ("NFC", "NFD")]
+        paths = [self._absolute(s) for s in dict.fromkeys(spellings)]
+        return next((p for p in paths if p.is_file()), paths[0])
+
+    def _not_found_hint(self, raw: str, path: Path) -> str:
+        """Why a relative path may not be found: it is there relative to the CSV's folder (paths are
+        relative to the data folder), or a file's name differs from it in letter case only."""
+        if not Path(raw).is_absolute() and self.csv_path.parent.resolve() != self.root.resolve():
+            beside_csv = Path(os.path.normpath(self.csv_path.parent / raw))
+            if beside_csv.is_file():
+                return (f" under the folder {self.root} (paths are relative to it, not to the CSV's folder, "
+                        f"where {beside_csv} is)")
+        if path.parent.is_dir():
+            name = path.name.casefold()
+            other = sorted(p.name for p in path.parent.iterdir() if p.name.casefold() == name)
+            if other:
+                return f" ({other[0]} differs from {path.name} in letter case)"
+        return ""
 
     def _modalities(self, path: Path, values: list[str], where: str) -> tuple[str, ...] | str:
         """The file's modalities from the ``modality`` column or its suffix, or the reason it cannot be used."""
