@@ -425,3 +425,40 @@ def test_a_folder_of_another_corpus_names_the_dataset_its_files_follow(tmp_path)
     with pytest.raises(DatasetError, match=r"no labelled ravdess files found: 1 file skipped, e.g. clip.wav \(not a "
                                            r"RAVDESS name[^;]*$"):
         load_data("ravdess", other)  # no hint when the name fits no dataset
+
+
+def test_unlabelled_rows_of_a_folder_are_listed_as_skipped(tmp_path):
+    """A labels CSV row with an empty emotion (an unlabelled clip, which `predict` and `extract` may use) was
+    left out of training and scoring without a word: 149 files read, 148 takes trained and scored."""
+    for name in ("a.wav", "b.wav", "c.wav"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "labels.csv").write_text("path,emotion,speaker\na.wav,sad,1\nb.wav,,1\nc.wav,angry,2\n")
+    data = load_data("folder", tmp_path)
+    assert [t.take for t in data.takes] == ["a", "c"]
+    assert data.skipped == [(str(tmp_path / "b.wav"), "no emotion (an empty emotion cell): not used to train or score")]
+
+
+def test_an_emotion_no_training_take_has_is_warned_of(tmp_path, caplog):
+    """A labelled folder whose only calm clip is a test speaker's: the label set has calm, no training take
+    has it, and the model's calm output was trained on nothing, without a word."""
+    from avemo.datasets.labels import label_set_for
+    from avemo.training.data import Gathered
+    from avemo.training.experiment import warn_untrained_labels
+
+    for name in ("a.wav", "b.wav", "c.wav", "d.wav"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "labels.csv").write_text("path,emotion,speaker\na.wav,sad,1\nb.wav,calm,2\nc.wav,sad,2\nd.wav,angry,1\n")
+    data = load_data("folder", tmp_path)
+    by_speaker = [Gathered([t for t in data.takes if t.speaker == s], {}) for s in ("1", "2")]
+    labels = label_set_for("folder", ("sad", "calm", "angry"))
+    with caplog.at_level("WARNING", logger="avemo.training.experiment"):
+        warn_untrained_labels([by_speaker[0], Gathered([], {}), by_speaker[1]], labels)
+        assert caplog.messages == ["no training take has emotion calm (1 validation or test take): the model cannot "
+                                   "learn it; give training speakers such clips, or leave it out of the data"]
+        caplog.clear()
+        warn_untrained_labels([by_speaker[1], by_speaker[0]], labels)
+        assert caplog.messages == ["no training take has emotion angry (1 validation or test take): the model cannot "
+                                   "learn it; give training speakers such clips, or leave it out of the data"]
+        caplog.clear()
+        warn_untrained_labels([Gathered([*by_speaker[0].takes, *by_speaker[1].takes], {})], labels)
+        assert caplog.messages == []

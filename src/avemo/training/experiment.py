@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +176,8 @@ def load_data(
         kept = [t for t in takes if t.speaker in wanted]
         cut = sorted(_dialogues(kept) & _dialogues(t for t in takes if t.speaker not in wanted))
         takes = kept
+    unlabelled = [(str(clip.path), "no emotion (an empty emotion cell): not used to train or score")
+                  for t in takes if t.emotion is None for clip in t.clips.values()]
     takes = [t for t in takes if t.emotion is not None]
     if not takes:
         raise _no_labelled_files(dataset, root, scan.skipped)
@@ -188,7 +191,8 @@ def load_data(
         from avemo.datasets.labels import label_set_for
 
         labels = label_set_for(dataset, (c.emotion for c in scan.clips))
-    return DataBundle(dataset, Path(root), takes, labels, tables, [(str(s.path), s.reason) for s in scan.skipped],
+    return DataBundle(dataset, Path(root), takes, labels, tables,
+                      [*((str(s.path), s.reason) for s in scan.skipped), *unlabelled],
                       transcripts=scan.transcripts, duplicates=[(str(s.path), s.reason) for s in scan.duplicates],
                       cut_dialogues=cut, copies=list(scan.copies))
 
@@ -273,6 +277,7 @@ def train_run(
     if len(parts[0]) == 0:
         raise DatasetError("no training takes have all the model's inputs", data.root)
     check_labels(parts[0], data.labels)
+    warn_untrained_labels(parts, data.labels)
     norm = Normalizer.fit(parts[0], specs, speaker_norm=train_config.speaker_norm)
     extraction = {"cache": cache, "workers": workers, "executor": executor, "address": address}
     result, val_m = _fit_and_validate(model, parts, norm, data, train_config, extraction,
@@ -299,6 +304,20 @@ def train_run(
         if plots is not False:
             write_plots(run, data.labels, run.out_dir if plots is True else Path(plots))
     return run
+
+
+def warn_untrained_labels(parts: Sequence[Gathered], labels: LabelSet) -> None:
+    """One warning line for the labels of the set that no training take has (a labelled folder whose
+    only clips of an emotion are of validation or test speakers): the model cannot learn them."""
+    trained = {t.emotion for t in parts[0].takes}
+    missing = [e for e in labels.emotions if e not in trained]
+    if missing:
+        elsewhere = Counter(t.emotion for part in parts[1:] for t in part.takes if t.emotion in missing)
+        counts = ", ".join(f"{e} ({elsewhere[e]} validation or test take{'' if elsewhere[e] == 1 else 's'})"
+                           for e in missing)
+        log.warning(f"no training take has emotion {counts}: the model cannot learn "
+                    f"{'it' if len(missing) == 1 else 'them'}; give training speakers such clips, or leave "
+                    f"{'it' if len(missing) == 1 else 'them'} out of the data")
 
 
 def _partition(gathered: Gathered, takes: Sequence[Sequence[Take]]) -> list[Gathered]:
