@@ -462,3 +462,23 @@ def test_an_emotion_no_training_take_has_is_warned_of(tmp_path, caplog):
         caplog.clear()
         warn_untrained_labels([Gathered([*by_speaker[0].takes, *by_speaker[1].takes], {})], labels)
         assert caplog.messages == []
+
+
+def test_a_text_column_the_model_does_not_read_is_said(ravdess_subset, cache_dir, tmp_path):
+    """A labels CSV with a `text` column and an audio model: the transcripts were left aside without a word
+    by `train` and `evaluate` (a user who wrote them expects them read)."""
+    corpus = ravdess_subset(("01", "02", "05"), step=20)
+    files = sorted(corpus.rglob("*.flac"))
+    rows = [f"{p.relative_to(corpus).as_posix()},{p.name.split('-')[2]},{p.stem[-2:]},{'hello' if i % 2 else ''}"
+            for i, p in enumerate(files)]
+    (corpus / "labels.csv").write_text("\n".join(["path,emotion,speaker,text", *rows]) + "\n")
+    out = tmp_path / "run"
+    said = (f"the text of {len(files) // 2} of the {len(files)} takes (a text column, transcripts) is not read: "
+            "{} reads no text (only audio)")
+    result = _cli("train", "--dataset", "folder", "--root", corpus, "--model", "egemaps_logreg", "--val-speakers", "05",
+                  "--out", out, "--cache", cache_dir, "-j", "1")
+    assert result.exit_code == 0, result.output
+    assert said.format("model egemaps_logreg") in " ".join(result.stderr.split())
+    result = _cli("evaluate", "--checkpoint", out, "--root", corpus, "--cache", cache_dir, "-j", "1")
+    assert result.exit_code == 0, result.output
+    assert said.format("the checkpoint's model") in " ".join(result.stderr.split())

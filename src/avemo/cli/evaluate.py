@@ -26,7 +26,7 @@ from avemo.cli.options import (
     _cores,
 )
 from avemo.cli.progress import _extracting, _transcribing
-from avemo.cli.transcripts import _say_transcribed, _transcribe_hint, _worth_transcribing
+from avemo.cli.transcripts import _say_text_unread, _say_transcribed, _transcribe_hint, _worth_transcribing
 from avemo.errors import AvemoError
 
 EvalDatasetOpt = Annotated[
@@ -184,12 +184,13 @@ def _evaluate_data(ckpt, transcribe: bool | None, cache_dir: Path | None, **opti
         transcribe = True
         console_err.print("the checkpoint's text came from speech recognition: clips without a transcript are "
                           "transcribed the same way (--no-transcribe: not)")
-    transcribe = _worth_transcribing(bool(transcribe), {s.modality for s in ckpt.inputs.values()},
-                                     "the checkpoint's model")
+    modalities = {s.modality for s in ckpt.inputs.values()}
+    transcribe = _worth_transcribing(bool(transcribe), modalities, "the checkpoint's model")
     asr = {"transcribe": True, "cache": _cache(cache_dir)} if transcribe else {}
     with _transcribing(bool(transcribe)) as progress:
         data = load_data(**options, progress=progress, **asr)
     _say_transcribed(data.transcripts)
+    _say_text_unread(data.takes, modalities, "the checkpoint's model")
     _print_duplicates(data.duplicates)
     return data
 

@@ -33,7 +33,7 @@ from avemo.cli.options import (
     _cores,
 )
 from avemo.cli.progress import _extracting, _LineProgress, _progress, _transcribing
-from avemo.cli.transcripts import _say_transcribed, _transcribe_hint, _worth_transcribing
+from avemo.cli.transcripts import _say_text_unread, _say_transcribed, _transcribe_hint, _worth_transcribing
 from avemo.errors import AvemoError
 
 ProtocolOpt = Annotated[
@@ -290,6 +290,7 @@ def train(
                                                               split_options)
         n_tr, n_va, n_te = _usable_counts(gathered, (tr, va, te))
         _say(f"{model}: {n_tr} training, {n_va} validation, {n_te} test takes ({split_words(split_info)})")
+        _say_text_unread(gathered.takes, {spec.modality for spec in inputs.values()}, f"model {model}")
         bar, progress = _training_bar(model, train_cfg.epochs, out)
         with bar, run_folder(out, overwrite=overwrite) as where:
             run = train_run(

@@ -34,6 +34,15 @@ def _worth_transcribing(asked: bool, modalities: Collection[str], what: str, opt
     return asked
 
 
+def _say_text_unread(takes: Collection, modalities: Collection[str], what: str) -> None:
+    """One line on stderr when takes carry text (a labels CSV's text column, a corpus's transcripts) and
+    ``what`` (the model) reads none (only ``modalities``): the text was left aside without a word."""
+    with_text = sum(any("text" in m for m in take.clips) for take in takes)
+    if with_text and "text" not in modalities:
+        console_err.print(escape(f"the text of {with_text} of the {len(takes)} takes (a text column, transcripts) is not "
+                                 f"read: {what} reads no text (only {', '.join(sorted(modalities))})"))
+
+
 def _transcribe_hint(exc: AvemoError, data) -> str:
     """For a refusal of takes without text, when they were not transcribed: how to give them text ("" else)."""
     no_text = "has no text" in exc.reason or "takes have no text" in exc.reason  # some takes, or every take
