@@ -227,6 +227,8 @@ def test_a_table_saved_by_a_spreadsheet(tmp_path, encoding):
     assert scan.skipped == []
     assert [(c.path.name, c.emotion, c.speaker, c.text, c.fields) for c in scan] == [
         ("Wut é.wav", "angry", "1", "Hi; you", {}), ("b.wav", "sad", "2", None, {})]
+    make_folder(tmp_path, [], 'file;emotion;speaker;notes, misc\nb.wav;sad;2;x, y\n')  # a "," in a ";" table
+    assert [(c.emotion, c.fields) for c in read_folder(tmp_path)] == [("sad", {"notes, misc": "x, y"})]
     make_folder(tmp_path, [], "file;emotion;speaker;\nb.wav;sad;2;oops\n")
     with pytest.raises(DatasetError, match="line 2 has 4 values for 3 columns"):  # a value without a column name
         read_folder(tmp_path)

@@ -10,7 +10,7 @@ naming the file, never a ``csv`` / ``pandas`` traceback.
   per-frame output, which can hold thousands of rows of hundreds of columns).
 
 Column names are stripped of surrounding spaces (OpenFace writes ``" AU01_r"``) and the
-delimiter is a comma, or a semicolon / tab when the header holds one of them and no comma.
+delimiter is the comma, semicolon or tab that splits the header into the most columns.
 """
 
 from __future__ import annotations
@@ -67,13 +67,10 @@ def _read_text(path: Path, what: str, fallback: str | None = None, warn: Callabl
 
 
 def _delimiter(header_line: str) -> str:
-    if "," in header_line:
-        return ","
-    if ";" in header_line:
-        return ";"
-    if "\t" in header_line:
-        return "\t"
-    return ","
+    """Of ``,``, ``;`` and tab, the one that splits the header into the most columns (a tie: the first),
+    so that a ``;`` table with a column named ``notes, misc`` is not read as a ``,`` one."""
+    fields = {d: len(next(csv.reader([header_line], delimiter=d))) for d in (",", ";", "\t")}
+    return max(fields, key=lambda d: fields[d])
 
 
 def _check_columns(path: Path, what: str, header: Sequence[str], required: Iterable[str]) -> None:
