@@ -609,3 +609,25 @@ def test_surround_channels_in_opposite_polarity_use_the_loudest_mixed_channel_no
     y = load_audio(write_audio(tmp_path / "inverted51.wav", surround, 16000, "5.1"), warn=said.append)
     np.testing.assert_allclose(y, voice, atol=1e-4)
     assert len(said) == 1 and "cancel each other" in said[0]
+
+
+def test_info_on_a_labelled_folder_shows_the_rows_of_its_labels_csv(tmp_path, avemo_main):
+    """``avemo info FOLDER`` on a folder labelled by a labels.csv (``--dataset folder``) said of each file
+    "the name follows no known dataset's naming convention", whatever the CSV said of it."""
+    write_clip(tmp_path / "Sprecher 1" / "Wut é.mp4", duration=0.4, size=(48, 64), fps=10)
+    write_clip(tmp_path / "extra.mp4", duration=0.4, size=(48, 64), fps=10)
+    (tmp_path / "labels.csv").write_text("file;label;speaker;text;gender\nSprecher 1/Wut é.mp4;Angry;01;Hi;f\n"
+                                         "gone.wav;sad;2;;m\n", encoding="utf-8")
+    code, out, err = avemo_main("info", tmp_path, "--json", "--no-faces")
+    assert code == 0, err
+    labels = {Path(r["path"]).name: r["labels"] for r in json.loads(out)}
+    csv_path = str(tmp_path / "labels.csv")
+    assert labels == {
+        "Wut é.mp4": {"labels_csv": csv_path, "emotion": "angry", "speaker": "01", "take": "Sprecher 1/Wut é",
+                      "modalities": ["audio", "video", "text"], "text": "Hi", "gender": "f"},
+        "extra.mp4": {"labels_csv": csv_path, "skipped": "not listed in labels.csv"}}
+    assert f"avemo: warning: {tmp_path / 'gone.wav'}: labels.csv line 3: file not found" in err
+    (tmp_path / "labels.csv").write_text("file;speaker\nextra.mp4;1\n", encoding="utf-8")
+    code, out, err = avemo_main("info", tmp_path, "--json", "--no-faces")
+    assert code == 1 and len(json.loads(out)) == 2  # the files are still described, from their names
+    assert f"avemo: error: {csv_path}: labels CSV lacks column(s) ['emotion']" in err

@@ -25,18 +25,21 @@ def info(
 ) -> None:
     """Print what the tool sees in each FILE: streams, duration, sample rate, fps, faces, parsed labels.
 
-    The duration and the video's frames are what decodes, as `avemo predict` reports it (a file
+    Labels are parsed from the file name (RAVDESS, CREMA-D, EmoDB); a folder given with a labels.csv
+    (--dataset folder) shows its rows for its files instead, or why a file is skipped. The duration and the video's frames are what decodes, as `avemo predict` reports it (a file
     cut short: also the header's, and a warning); a video's size is the picture as shown (with its
     rotation). Several files, or a folder (its media files), give a table each; a file that cannot
     be read gives one error line on stderr, the others are still described, and the exit code is 1."""
     files, problems = _media_files(paths, done="described")
     single = len(paths) == 1 and not paths[0].is_dir()
-    for path, reason in problems:  # a folder without media files
+    listed = _labelled_folders(paths, problems)
+    for path, reason in problems:  # a folder without media files, a labels CSV that cannot be read
         print(f"avemo: error: {path}: {reason}", file=sys.stderr)
     reports = []
     for path in files:  # a table as soon as its file is described: a long list shows its first ones at once
         report = _describe(path, faces, raise_error=single)
         if report is not None:
+            report["labels"] = listed.get(path.resolve(), report["labels"])
             reports.append(report)
             if not as_json:
                 console.print(_info_table(report))
@@ -44,6 +47,32 @@ def info(
         console.print_json(json.dumps(reports[0] if single else reports))
     if problems or len(reports) < len(files):
         raise typer.Exit(1)
+
+
+def _labelled_folders(paths: list[Path], problems: list) -> dict[Path, dict]:
+    """The labels that the ``labels.csv`` of each folder given lists for its files (``--dataset folder``'s
+    reading: emotion, speaker, take, modalities, text, other columns; a row or file it skips: the reason),
+    by resolved path, and a warning line for each row whose file is not there; a CSV that cannot be read
+    is added to ``problems``. Such files follow no dataset's
+    naming convention: their labels were "unparsed", whatever the CSV beside them said."""
+    from avemo.datasets.folder import DEFAULT_LABELS_FILE, read_folder
+
+    listed: dict[Path, dict] = {}
+    for folder in (p for p in paths if p.is_dir() and (p / DEFAULT_LABELS_FILE).is_file()):
+        try:
+            scan = read_folder(folder)
+        except AvemoError as exc:
+            problems.append((exc.path or folder, exc.reason))
+            continue
+        for skipped in scan.skipped:
+            listed[skipped.path.resolve()] = {"labels_csv": str(folder / DEFAULT_LABELS_FILE), "skipped": skipped.reason}
+            if not skipped.path.is_file():  # a row without its file: no table says it
+                console_err.print(f"avemo: warning: {skipped}", markup=False, highlight=False, soft_wrap=True)
+        for clip in scan:
+            listed[clip.path.resolve()] = {
+                "labels_csv": str(folder / DEFAULT_LABELS_FILE), "emotion": clip.emotion, "speaker": clip.speaker,
+                "take": clip.take, "modalities": clip.modalities, "text": clip.text, **clip.fields}
+    return listed
 
 
 def _describe(path: Path, faces: bool, raise_error: bool) -> dict | None:

@@ -288,9 +288,7 @@ def train(
         with _naming_reader_skips(data.skipped):
             gathered, (tr, va, te, split_info) = _train_split(model, model_config, inputs, data, cache, workers,
                                                               split_options)
-        n_tr, n_va, n_te = _usable_counts(gathered, (tr, va, te))
-        _say(f"{model}: {n_tr} training, {n_va} validation, {n_te} test takes ({split_words(split_info)})")
-        _say_text_unread(gathered.takes, {spec.modality for spec in inputs.values()}, f"model {model}")
+        _say_takes(model, inputs, gathered, (tr, va, te), split_info)
         bar, progress = _training_bar(model, train_cfg.epochs, out)
         with bar, run_folder(out, overwrite=overwrite) as where:
             run = train_run(
@@ -300,6 +298,13 @@ def train(
                 **progress,
             )
     _print_run(run, out, data)
+
+
+def _say_takes(model: str, inputs: Mapping[str, Any], gathered, parts, split_info: dict) -> None:
+    """The line of the takes that train, validate and test, and one for text the model does not read."""
+    n_tr, n_va, n_te = _usable_counts(gathered, parts)
+    _say(f"{model}: {n_tr} training, {n_va} validation, {n_te} test takes ({split_words(split_info)})")
+    _say_text_unread(gathered.takes, {spec.modality for spec in inputs.values()}, f"model {model}")
 
 
 def _usable_counts(gathered, parts) -> tuple[int, ...]:
