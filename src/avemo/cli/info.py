@@ -26,9 +26,9 @@ def info(
     """Print what the tool sees in each FILE: streams, duration, sample rate, fps, faces, parsed labels.
 
     Labels are parsed from the file name (RAVDESS, CREMA-D, EmoDB); a folder given with a labels.csv
-    (--dataset folder) shows its rows for its files instead, or why a file is skipped. The duration and the video's frames are what decodes, as `avemo predict` reports it (a file
-    cut short: also the header's, and a warning); a video's size is the picture as shown (with its
-    rotation). Several files, or a folder (its media files), give a table each; a file that cannot
+    (--dataset folder) shows its rows for its files instead, or why a file is skipped. The duration
+    and the video's frames are what decodes, as `avemo predict` reports it (a file cut short: also
+    the header's, and a warning); a video's size is the picture as shown (with its rotation). Several files, or a folder (its media files), give a table each; a file that cannot
     be read gives one error line on stderr, the others are still described, and the exit code is 1."""
     files, problems = _media_files(paths, done="described")
     single = len(paths) == 1 and not paths[0].is_dir()
@@ -53,8 +53,8 @@ def _labelled_folders(paths: list[Path], problems: list) -> dict[Path, dict]:
     """The labels that the ``labels.csv`` of each folder given lists for its files (``--dataset folder``'s
     reading: emotion, speaker, take, modalities, text, other columns; a row or file it skips: the reason),
     by resolved path, and a warning line for each row whose file is not there; a CSV that cannot be read
-    is added to ``problems``. Such files follow no dataset's
-    naming convention: their labels were "unparsed", whatever the CSV beside them said."""
+    is added to ``problems``. Such files follow no dataset's naming convention: their labels were
+    "unparsed", whatever the CSV beside them said."""
     from avemo.datasets.folder import DEFAULT_LABELS_FILE, read_folder
 
     listed: dict[Path, dict] = {}

@@ -6,9 +6,10 @@ The CSV has one row per media file:
 column        meaning
 ============  ================================================================================
 ``path``      the file, relative to the folder (or absolute); ``file`` is accepted instead
-``emotion``   the emotion (``label`` is accepted instead); common spellings and the CREMA-D / IEMOCAP codes become canonical
-              names (``Fear`` -> ``fearful``, ``ANG`` / ``ang`` -> ``angry``, ``fru`` -> ``frustrated``;
-              :data:`~avemo.datasets.labels.EMOTION_ALIASES`), other names are kept lower-cased;
+``emotion``   the emotion (``label`` is accepted instead); common spellings and the CREMA-D /
+              IEMOCAP codes become canonical names (``Fear`` -> ``fearful``, ``ANG`` / ``ang`` ->
+              ``angry``, ``fru`` -> ``frustrated``; :data:`~avemo.datasets.labels.EMOTION_ALIASES`),
+              other names are kept lower-cased;
               empty means unlabelled (``Clip.emotion = None``)
 ``speaker``   the speaker id (required: speaker-disjoint folds need it)
 ``take``      optional: files of one performance share it (an audio and a video export);
