@@ -308,9 +308,14 @@ def test_collect_media_walks_folders_and_reports_empty_ones(tmp_path):
 
 @pytest.mark.parametrize("seconds", [0.5, 6.0, 6.5, 11.0, 65.3])
 def test_encoder_passes_give_every_frame_once_near_the_start_of_a_pass(seconds):
-    """The audio expert's encoder passes: each 20 ms frame once, in order, from a pass that holds it,
+    """The encoder passes (the audio expert's and the whisper_base extractor's): each 20 ms frame once, in order, from a pass that holds it,
     at most 5 s into it (6 s in the last pass); a file of at most 6 s is one pass (the trainer's view)."""
-    from avemo.inference.audio import CONTEXT_SECONDS, PASS_SECONDS, encoder_passes
+    from avemo.features.audio.whisper_passes import (
+        CONTEXT_SECONDS,
+        PASS_SECONDS,
+        encoder_passes,
+        signal_passes,
+    )
 
     signal = np.arange(int(seconds * 16000), dtype=np.float32)  # each sample its own index
     passes = list(encoder_passes(signal[i : i + 64000] for i in range(0, len(signal), 64000)))
@@ -319,6 +324,9 @@ def test_encoder_passes_give_every_frame_once_near_the_start_of_a_pass(seconds):
     assert all(len(segment) <= PASS_SECONDS * 16000 for segment, _, _ in passes)
     assert all((skip + keep) * 0.02 <= PASS_SECONDS - CONTEXT_SECONDS for _, skip, keep in passes[:-1])
     assert (len(passes) == 1) == (seconds <= PASS_SECONDS)
+    held = list(signal_passes(signal))  # the extractor's: the signal held whole, fed in other blocks
+    assert [(skip, keep) for _, skip, keep in held] == [(skip, keep) for _, skip, keep in passes]
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(held, passes, strict=True))
 
 
 def test_collect_media_finds_what_phones_and_browsers_record(tmp_path):

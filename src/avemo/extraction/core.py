@@ -32,7 +32,7 @@ import numpy as np
 
 from avemo.cache.store import FeatureCache, said_of_cached
 from avemo.digest import file_digest
-from avemo.errors import AvemoError, ConfigError, reason_of
+from avemo.errors import AvemoError, CacheError, ConfigError, reason_of
 from avemo.features.base import AudioExtractor, Extractor, Features, get_extractor
 from avemo.media.decode import collecting_warnings
 
@@ -149,7 +149,7 @@ def extract_file(
     todo: list[tuple[Extractor, str]] = []
     for ex in extractors:
         key = cache.key(digest, ex.cache_spec())
-        hit = cache.read(key)
+        hit = read_entry(cache, key, ex, path)
         if hit is not None:
             outcome.cached.append(ex.name)
             outcome.add_warnings(hit[1], cached=True)
@@ -178,6 +178,42 @@ def extract_file(
             results[ex.name] = feats
     outcome.seconds = time.perf_counter() - t0
     return outcome, results
+
+
+def read_entry(cache: FeatureCache, key: str, ex: Extractor, path: str | Path
+               ) -> tuple[dict[str, np.ndarray], list[str]] | None:
+    """The cache entry of ``ex`` for ``path`` under ``key`` and its warnings (:meth:`FeatureCache.read
+    <avemo.cache.store.FeatureCache.read>`), or None on a miss, and also when the entry is an earlier
+    version's that this one would compute differently for this file (:meth:`Extractor.outdated`: the
+    file's decoded audio is longer than it says); an earlier version's entry that holds is stored again as
+    this version's (a cache that cannot be written only checks it again next time)."""
+    hit = cache.read(key)
+    old = None if hit is None else ex.outdated(hit[0])
+    if old is None:
+        return hit
+    if _audio_longer(path, getattr(ex, "sample_rate", 16000), old[0]):
+        return None
+    try:
+        cache.put(key, old[1], ex.cache_spec(), warnings=hit[1])
+    except CacheError:
+        pass
+    return old[1], hit[1]
+
+
+def _audio_longer(path: str | Path, sr: int, seconds: float) -> bool:
+    """Whether the audio of ``path`` decoded at ``sr`` Hz holds more than ``seconds`` (decoding stops there);
+    a file that cannot be decoded counts as longer: its features are computed again, and fail in one line."""
+    from avemo.media import iter_audio
+
+    limit, n = int(round(seconds * sr)), 0
+    try:
+        for block in iter_audio(path, sr, block_seconds=max(seconds, 1.0), warn=lambda _line: None):
+            n += len(block)
+            if n > limit:
+                return True
+    except AvemoError:
+        return True
+    return False
 
 
 def _compute(ex: Extractor, path: Path, signals: dict[int, tuple[np.ndarray | AvemoError, list[str]]],
@@ -215,7 +251,7 @@ def all_cached(path: str, extractors: Sequence[Extractor], cache: FeatureCache) 
         return None  # the worker reports the error
     outcome = FileOutcome(str(path), cached=[ex.name for ex in extractors])
     for ex in extractors:
-        hit = cache.read(cache.key(digest, ex.cache_spec()))
+        hit = read_entry(cache, cache.key(digest, ex.cache_spec()), ex, path)
         if hit is None:
             return None
         outcome.add_warnings(hit[1], cached=True)
@@ -299,7 +335,7 @@ def lost_file_outcome(path: str, extractors: Sequence[Extractor], cache: Feature
         outcome.errors = {ex.name: exc.reason for ex in extractors}
         return outcome
     for ex in extractors:
-        hit = cache.read(cache.key(digest, ex.cache_spec()))
+        hit = read_entry(cache, cache.key(digest, ex.cache_spec()), ex, path)
         if hit is not None:
             outcome.cached.append(ex.name)
             outcome.add_warnings(hit[1], cached=True)

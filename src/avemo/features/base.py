@@ -11,7 +11,8 @@ predictor can run them on windows of a stream. Text extractors (:class:`TextExtr
 string through ``from_texts(texts)`` instead of a file.
 
 The cache key of a result is (file content hash, or text hash for text, ``name``, ``version``, ``config``):
-bump ``version`` whenever a change to the algorithm changes the output. Config fields listed
+bump ``version`` whenever a change to the algorithm changes the output (a change on long inputs alone
+may instead mark its entries and refuse the older ones of long files: :meth:`Extractor.outdated`). Config fields listed
 in ``view_fields`` only choose how ``"x"`` is read from the stored arrays (``whisper_base``'s
 ``combine``): they are left out of the key, and :meth:`Extractor.view` applies them to an entry
 loaded from the cache.
@@ -99,6 +100,16 @@ class Extractor(ABC):
             return feats
         defaults = {f.name: f.default for f in dataclasses.fields(self.config) if f.name in self.view_fields}
         return type(self)(dataclasses.replace(self.config, **defaults)).view(feats)
+
+    def outdated(self, entry: Features) -> tuple[float, Features] | None:
+        """None when a cache entry under this extractor's key is what this version computes (the default).
+        Else ``(seconds, renewed)``: the entry comes from an earlier version whose output equals this one's
+        only for a decoded signal of at most ``seconds``; for such a file it is reused and stored again as
+        ``renewed`` (marked as this version's, so that the file is checked once), for a longer one computed
+        again. This lets an extractor change its output on long inputs alone without a new ``version``,
+        which would drop every entry and make every checkpoint trained on the unchanged ones refuse this
+        version's features (``whisper_base``'s encoder passes)."""
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"

@@ -6,14 +6,16 @@ Two implementations behind one interface (:class:`AudioExpert`):
   model): the Whisper-base encoder (:mod:`avemo.features.audio.whisper_encoder`) runs over the
   clip in passes streamed from the decoder (memory does not grow with the file's length),
   and its 20 ms frames are pooled per window and over the whole clip (the backend reads a file longer
-  than one pass from its windows with speech instead: :func:`~avemo.inference.backends.clip_audio_logits`). A clip of at most
-  :data:`PASS_SECONDS` is one pass, so its embedding is exactly what the ``whisper_base`` extractor
-  gave the trainer (mean over frames of the hidden states, averaged over layers, one layer, or the
-  7 layers concatenated, as the checkpoint's input says); a window's embedding is the same mean over
-  the frames inside the window (frames keep the context of their pass; encoding each window alone
-  would cost ``window / hop`` times more). A longer file is encoded in passes of :data:`PASS_SECONDS`
-  that overlap by twice :data:`CONTEXT_SECONDS`, each giving its middle frames (:func:`encoder_passes`),
-  so that no frame lies more than 5 s into a pass (6 s in the last). In 30 s passes (the encoder's whole position table)
+  than one pass from its windows with speech instead: :func:`~avemo.inference.backends.clip_audio_logits`).
+  The passes are those of :mod:`avemo.features.audio.whisper_passes`, the plan the ``whisper_base``
+  extractor follows too, so that a clip's embedding is exactly what the extractor gave the trainer (mean
+  over the frames the passes give of the hidden states, averaged over layers, one layer, or the 7 layers
+  concatenated, as the checkpoint's input says), whatever its length; a window's embedding is the same
+  mean over the frames inside the window (frames keep the context of their pass; encoding each window
+  alone would cost ``window / hop`` times more). A clip of at most :data:`PASS_SECONDS` is one pass; a
+  longer file is encoded in passes of :data:`PASS_SECONDS` that overlap by twice :data:`CONTEXT_SECONDS`,
+  each giving its middle frames (:func:`encoder_passes`), so that no frame lies more than 5 s into a pass
+  (6 s in the last). In 30 s passes (the encoder's whole position table)
   a voice more than about 8 s into a pass was read as another emotion: a RAVDESS "disgust" utterance,
   p 0.98 at 0-5 s into a file, gave 0.21 at 10 s and 0.00 at 20 s, neutral in every window; the head
   was trained on clips of a few seconds, which sit at the start of the table. Of 40 RAVDESS clips put
@@ -37,7 +39,6 @@ by its speech share (:mod:`avemo.inference.abstention`).
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import threading
@@ -52,6 +53,15 @@ import numpy as np
 from avemo.errors import ConfigError, FeatureError
 from avemo.features.audio.vad import SpeechActivity, VadConfig, VoiceActivityDetector
 from avemo.features.audio.whisper import standardise_layers
+from avemo.features.audio.whisper_passes import (
+    CONTEXT_SECONDS,
+    PASS_SECONDS,
+    PASSES_PER_CALL,
+    batched_passes,
+    encoder_passes,
+    frames_of,
+    kept,
+)
 from avemo.features.audio.whisper_weights import BASE_WIDTH
 from avemo.inference.engines import Engine, create_engine, export_module
 from avemo.inference.windows import WindowGrid
@@ -59,41 +69,10 @@ from avemo.media.decode import Warn
 
 SAMPLE_RATE = 16000
 FRAME_SECONDS = 0.02  # one Whisper encoder frame
-#: the most audio one encoder pass reads (a clip up to this long is one pass, as the trainer's features)
-PASS_SECONDS = 6.0
-#: the context a pass keeps on each side of the frames it gives (see the module docstring)
-CONTEXT_SECONDS = 1.0
-#: passes of one length encoded in one call, as many frames as one 30 s pass (see :meth:`WhisperAudioExpert._encoded`)
-PASSES_PER_CALL = 5
 ENCODER_FILE = "whisper_encoder.onnx"
 HEAD_FILE = "audio_head.onnx"
 
 Progress = Callable[[float], None]
-
-
-def encoder_passes(blocks: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, int, int | None]]:
-    """The encoder passes over a 16 kHz signal decoded in ``blocks``: ``(segment, skip, keep)``, where the
-    encoder states of ``segment`` from frame ``skip`` on, ``keep`` of them (None: to its end), are the
-    signal's next frames. A signal of at most :data:`PASS_SECONDS` is one pass over the whole of it; a
-    longer one gives passes of at most that length, overlapping by twice :data:`CONTEXT_SECONDS`, each
-    kept between its contexts (the first from its start, the last to its end): a frame lies at most
-    ``PASS_SECONDS - CONTEXT_SECONDS`` into its pass (of the last pass: ``PASS_SECONDS``). Holds about
-    one pass of samples."""
-    frame = 2 * 160  # samples per encoder frame
-    size, context = int(PASS_SECONDS * SAMPLE_RATE), int(CONTEXT_SECONDS * SAMPLE_RATE)
-    stride = size - 2 * context
-    buffer = np.zeros(0, dtype=np.float32)  # the signal from sample ``origin`` on
-    origin = done = 0  # ``done``: the first sample of the next frame to give
-    for block in blocks:
-        buffer = np.concatenate([buffer, block])
-        while origin + len(buffer) > size and origin + len(buffer) >= done + stride + context:
-            lo = max(0, done - context)
-            yield buffer[lo - origin : done + stride + context - origin], (done - lo) // frame, stride // frame
-            done += stride
-            buffer, origin = buffer[done - context - origin :], done - context
-    if origin + len(buffer) > done:
-        lo = max(0, done - context)
-        yield buffer[lo - origin :], (done - lo) // frame, None
 
 
 @dataclass
@@ -427,7 +406,7 @@ class WhisperAudioExpert(AudioExpert):
         if n <= N_FFT // 2:
             raise FeatureError(f"too short for Whisper: {n / SAMPLE_RATE:.3f} s, need more than 0.013 s")
         out = self.encoder(audio=np.stack([np.asarray(y, dtype=np.float32) for y in signals]))["states"]
-        return list(out[:, : max(1, min(out.shape[1], math.ceil(n / (2 * 160))))])
+        return list(out[:, : frames_of(n, out.shape[1])])
 
     def embed(self, path: str | Path, grid: WindowGrid, progress: Progress | None = None,
               on_windows: Callable[[dict[int, np.ndarray]], None] | None = None, warn: Warn | None = None,
@@ -467,8 +446,8 @@ class WhisperAudioExpert(AudioExpert):
             else:
                 done.update(out)
 
-        for _, skip, keep, states in self._encoded(encoder_passes(decoded())):
-            states = states[skip : None if keep is None else skip + keep].astype(np.float64)
+        for segment, skip, keep, states in self._encoded(encoder_passes(decoded())):
+            states = kept(states, segment, skip, keep).astype(np.float64)
             times = (frames_done + np.arange(len(states)) + 0.5) * FRAME_SECONDS
             clip_sum = states.sum(axis=0) if clip_sum is None else clip_sum + states.sum(axis=0)
             clip_n += len(states)
@@ -490,22 +469,14 @@ class WhisperAudioExpert(AudioExpert):
 
     def _encoded(self, passes: Iterable[tuple[np.ndarray, int, int | None]]) -> Iterator[tuple]:
         """Each pass of :func:`encoder_passes` with its encoder states appended, the passes of one length
-        encoded :data:`PASSES_PER_CALL` at a time: one call on them allocates the temporaries one 30 s
-        pass did; one call each, their smaller temporaries fell under glibc's mmap threshold and
-        fragmented the heap (an hour of audio in 10 s passes: 1.98 GB peak instead of 0.85;
-        :mod:`avemo.memory`), and took longer. An ONNX graph exported for one signal at a time (the
-        encoder's export fixes its batch at 1) is given one pass per call."""
+        encoded :data:`PASSES_PER_CALL` at a time (:func:`~avemo.features.audio.whisper_passes.batched_passes`:
+        one call each, their small temporaries fragmented the heap, and took longer). An ONNX graph exported
+        for one signal at a time (the encoder's export fixes its batch at 1) is given one pass per call."""
         session = getattr(self.encoder, "session", None)  # onnxruntime's: the graph's input shape
         fixed = session.get_inputs()[0].shape[0] if session is not None else None
         per_call = fixed if isinstance(fixed, int) else PASSES_PER_CALL
-        batch: list[tuple[np.ndarray, int, int | None]] = []
-        for item in itertools.chain(passes, [None]):  # None: the end (streamed: a pass is encoded as it comes)
-            if batch and (item is None or len(batch) == per_call or len(item[0]) != len(batch[0][0])):
-                yield from ((*p, states) for p, states in zip(batch, self.batch_states([p[0] for p in batch]),
-                                                              strict=True))
-                batch = []
-            if item is not None:
-                batch.append(item)
+        for batch in batched_passes(passes, per_call):  # streamed: a pass is encoded as it comes
+            yield from ((*p, states) for p, states in zip(batch, self.batch_states([p[0] for p in batch]), strict=True))
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         """(n, width) embeddings -> (n, C) logits."""

@@ -148,6 +148,13 @@ class Perturbed(AudioExtractor):
         """The wrapped extractor's view of a cache entry (e.g. ``whisper_base``'s ``combine``)."""
         return self.inner.view(feats)
 
+    def outdated(self, entry: Features) -> tuple[float, Features] | None:
+        """The wrapped extractor's answer, its length limit on the perturbed signal turned into one on the
+        file's: a speed change scales it (less 10 ms: the resampler rounds the length; channels and pitch
+        keep it)."""
+        old = self.inner.outdated(entry)
+        return None if old is None else (old[0] * self.speed - (0.01 if self.speed != 1.0 else 0.0), old[1])
+
     def from_signal(self, y: np.ndarray, sr: int) -> Features:
         y = perturb_signal(y, sr, speed=self.speed, pitch=self.pitch)
         if self.channel is not None:

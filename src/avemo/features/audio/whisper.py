@@ -23,8 +23,18 @@ residual-stream layers, whose scale differs between layers and recordings, enter
 
 Departure from Whisper: no padding to 30 s. Whisper pads every input to 30 s; we run the
 encoder on the clip's own frames (positions 0..T-1), which is ten times cheaper on short
-clips and did not lower emotion accuracy on RAVDESS (measured on 300 clips). Clips longer
-than 30 s are encoded in 30 s chunks.
+clips and did not lower emotion accuracy on RAVDESS (measured on 300 clips). A clip longer than
+6 s is encoded in 6 s passes that overlap by 2 s, each giving its middle frames
+(:mod:`avemo.features.audio.whisper_passes`, the plan the predictor follows), and the layer means
+are over the frames of all its passes: the embedding ``avemo predict`` computes for the same file.
+Further into one pass, the encoder's positions read a voice as another emotion (measured in
+:mod:`avemo.inference.audio`). A clip of at most 6 s is one pass, as before.
+
+Cache: the passes changed the features of clips longer than 6 s only (they were one pass up to 30 s,
+then 30 s chunks), so ``version`` stays "1": the entries of shorter clips, and the checkpoints trained
+on them, stay valid. An entry records its pass plan (``"pass_plan"``: pass and context seconds); one
+without it was written by the earlier code: it is reused for a file of at most 6 s, and stored again
+with the plan, and a longer file's features are computed again (:meth:`WhisperBase.outdated`).
 
 The encoder (torch) is imported when a clip is first encoded, so the extractor registry loads
 without torch; where the weights are, and the front end's constants, are in
@@ -39,6 +49,7 @@ from typing import Literal
 import numpy as np
 
 from avemo.errors import ConfigError
+from avemo.features.audio.whisper_passes import CONTEXT_SECONDS, PASS_SECONDS
 from avemo.features.audio.whisper_weights import BASE_WIDTH, SAMPLE_RATE
 from avemo.features.base import AudioExtractor, Features, register_extractor
 
@@ -79,7 +90,8 @@ def standardise_layers(means: np.ndarray) -> np.ndarray:
 
 @register_extractor
 class WhisperBase(AudioExtractor):
-    """Whisper-base encoder embedding of a clip: "x" (512,) or, concatenated, (3584,); "layer_means" (7, 512)."""
+    """Whisper-base encoder embedding of a clip: "x" (512,) or, concatenated, (3584,); "layer_means" (7, 512);
+    "pass_plan" (2,): the pass and context seconds it was encoded with."""
 
     name = "whisper_base"
     Config = WhisperConfig
@@ -120,4 +132,16 @@ class WhisperBase(AudioExtractor):
         from avemo.features.audio.whisper_encoder import load_encoder
 
         means = load_encoder(self.config.weights).mean_states(y)
-        return self.view({"layer_means": means})
+        return self.view({"layer_means": means, "pass_plan": pass_plan()})
+
+    def outdated(self, entry: Features) -> tuple[float, Features] | None:
+        """An entry of the current pass plan is current; one without was written by the earlier code, and
+        equals this version's features for a file of at most one pass (see the module doc)."""
+        if np.array_equal(entry.get("pass_plan", ()), pass_plan()):
+            return None
+        return PASS_SECONDS, {**entry, "pass_plan": pass_plan()}
+
+
+def pass_plan() -> np.ndarray:
+    """What a cache entry records of how its clip was cut into encoder passes: (pass, context) seconds."""
+    return np.array([PASS_SECONDS, CONTEXT_SECONDS], dtype=np.float32)

