@@ -92,9 +92,10 @@ def benchmark(
     import shlex
 
     from avemo import config as cfg
-    from avemo.evaluation.benchmark import refuse_shared_copies, run_benchmark, write_report
+    from avemo.evaluation.benchmark import run_benchmark, write_report
     from avemo.evaluation.suite import load_suite
     from avemo.output_file import prepare_folder, removing_new_folders
+    from avemo.training.experiment import refuse_shared_copies
 
     spec = load_suite(suite)
     protocol, label_protocol = _bench_protocols(spec, protocol)
@@ -109,7 +110,8 @@ def benchmark(
                                    seeds=tuple(seed_list) if seed_list else e.seeds) for e in entries]
     data = _bench_data(spec, entries, root, visual_table=visual_table, protocol=label_protocol, media=media)
     if protocol == "speaker":  # random splits put every speaker on both sides anyway
-        refuse_shared_copies(data, allow=allow_copies)
+        refuse_shared_copies(data, allow=allow_copies, then=" (the report says so)",
+                             means="the speaker-disjoint folds would not be speaker-disjoint for them")
     ood = _test_corpora(test_corpus or [], data, allow_copies=allow_copies)
     splits = _bench_splits(spec, data, protocol, seed_list, fold_list)
     with removing_new_folders(out_dir):

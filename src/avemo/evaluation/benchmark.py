@@ -412,28 +412,6 @@ def extract_ood(entries: Sequence[BenchmarkEntry], data: DataBundle, corpus: Ood
     return [{"file": str(f), "reason": r} for f, r in [*corpus.data.skipped, *failed]]
 
 
-def refuse_shared_copies(data: DataBundle, *, allow: bool = False) -> None:
-    """A one-line DatasetError when a recording is in ``data`` under two speakers (byte-identical files,
-    :mod:`avemo.datasets.copies`): the speaker-disjoint folds could test on a recording they trained
-    on, and the report's numbers would not be speaker-independent. ``allow`` (``--allow-copies``):
-    go on; the copies are then recorded in the result file and said in the report."""
-    shared = [g for g in data.copies if g.crosses_speakers]
-    if not shared or allow:
-        return
-    first = shared[0]
-    files = " and ".join(f"{_relative(c.path, data.root)} (speaker {c.speaker})" for c in first.clips)
-    raise DatasetError(f"{len(shared)} recording(s) are byte-identical files under two speakers (e.g. {files}): "
-                       "the speaker-disjoint folds would not be speaker-disjoint for them; remove the copies, or "
-                       "give --allow-copies to go on (the report says so)", data.root)
-
-
-def _relative(path: str | Path, root: Path) -> str:
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
 def _copy_items(data: DataBundle) -> list[dict[str, Any]]:
     """The byte-identical files of different takes of ``data``, one item per recording, for a result file."""
     return [{"files": [str(c.path) for c in g.clips], "speakers": [c.speaker for c in g.clips],

@@ -24,7 +24,14 @@ import numpy as np
 from avemo import config as cfg
 from avemo.cache.store import FeatureCache
 from avemo.datasets import DATASET_LABEL_SETS, load_au_means, pair_takes, parse_file_name, read_dataset
-from avemo.datasets.copies import Copies, copy_warnings, find_copies_across, recording_digests
+from avemo.datasets.copies import (
+    Copies,
+    across_speakers,
+    across_speakers_line,
+    copy_warnings,
+    find_copies_across,
+    recording_digests,
+)
 from avemo.datasets.folds import Fold, split
 from avemo.datasets.labels import LabelSet
 from avemo.datasets.pairing import Take
@@ -78,8 +85,9 @@ class DataBundle:
     #: speakers are not in ``takes``, so a model with dialogue context would miss them (:func:`refuse_cut_dialogues`)
     cut_dialogues: list[str] = field(default_factory=list)
     #: byte-identical files of different takes (:attr:`ScanResult.copies <avemo.datasets.scan.ScanResult>`):
-    #: one recording under two speakers or labels, or copied (said as warnings when the folder is read)
-    copies: list[Any] = field(default_factory=list)
+    #: one recording under two speakers or labels, or copied (said as warnings when the folder is read);
+    #: several corpora: each corpus's, then those found in two corpora (:func:`corpora_copies`)
+    copies: list[Copies] = field(default_factory=list)
 
     @property
     def speakers(self) -> list[str]:
@@ -101,6 +109,29 @@ def refuse_cut_dialogues(data: DataBundle, context: int | None) -> None:
         raise DatasetError(f"the speakers read keep only some turns of {len(cut)} dialogue(s) (e.g. {cut[0]}), and "
                            f"a model with dialogue context (H = {context}) reads each utterance's previous turns, "
                            "whoever said them: read every speaker (--speakers all)", data.root)
+
+
+#: what a recording under two speakers means for ``avemo train``'s split (:func:`refuse_shared_copies`)
+TRAIN_SPLIT_LEAK = ("the split by speakers would not be speaker-disjoint for them (the run could train on such a "
+                    "recording and validate on it, so that early stopping and the best epoch see training data, or "
+                    "test on it)")
+
+
+def refuse_shared_copies(data: DataBundle, *, allow: bool = False, means: str = TRAIN_SPLIT_LEAK,
+                         then: str = "") -> list[Copies]:
+    """A one-line DatasetError when a recording is in ``data`` under two speakers (byte-identical files,
+    :func:`~avemo.datasets.copies.across_speakers`, over the clips of its takes; one corpus or several):
+    ``means`` says what it does to the command's splits, ``then`` what ``--allow-copies`` does besides
+    going on. ``allow`` (``--allow-copies``): a warning line instead. Returns those recordings. The rule
+    of ``avemo train`` and ``avemo benchmark``; copies under one speaker are not refused (a copy counted
+    twice, or a labelling conflict: said when the folder is read)."""
+    shared = across_speakers(data.copies, {str(c.path) for t in data.takes for c in t.clips.values()})
+    if shared:
+        said = f"{across_speakers_line(shared, data.root)}: {means}"
+        if not allow:
+            raise DatasetError(f"{said}; remove the copies, or give --allow-copies to go on{then}", data.root)
+        log.warning("%s: %s (--allow-copies: going on)", data.root, said)
+    return shared
 
 
 def _no_labelled_files(dataset: str, root: str | Path, skipped: Sequence) -> DatasetError:
