@@ -223,3 +223,29 @@ def test_train_goes_on_with_copies_under_one_speaker_and_with_the_other_speaker_
     code, _, err = _train(avemo_main, tmp_path, ("ravdess", root), extra=["--speakers", "02,05", "--overwrite",
                                                                          "--val-speakers", "05"])
     assert code == 0, err
+
+
+def test_copies_of_corpora_that_share_only_the_filesystem_root_are_named_by_their_whole_paths(tmp_path, make_clip):
+    """Two corpora in two trees (/work/... and /tmp/...): the run's folder is "/", and the files shown
+    relative to it read as relative to the working folder ("work/shared/..."); the error began "/: "."""
+    from avemo.datasets.copies import copy_warnings, find_copies
+    from avemo.datasets.labels import label_set_for
+    from avemo.datasets.pairing import pair_takes
+    from avemo.datasets.records import Clip
+    from avemo.errors import DatasetError
+    from avemo.training.experiment import DataBundle, refuse_shared_copies
+
+    source = make_clip("v.wav", duration=0.3, audio="voice", seed=91)
+    copy = tmp_path / "copy.wav"
+    shutil.copyfile(source, copy)
+    clips = [Clip(path=p, dataset="folder", emotion="angry", speaker=s, take=t, modalities=("audio",))
+             for p, s, t in ((source, "a:1", "x"), (copy, "b:2", "y"))]
+    groups = find_copies(clips)
+    root = Path(source.anchor)
+    assert str(source) in copy_warnings(groups, root)[0] and str(copy) in copy_warnings(groups, root)[0]
+    data = DataBundle("a+b", root, list(pair_takes(clips).values()), label_set_for("folder", ["angry"]),
+                      copies=groups)
+    with pytest.raises(DatasetError) as refused:
+        refuse_shared_copies(data)
+    assert str(refused.value).startswith("1 recording(s) are byte-identical files under two speakers (e.g. "
+                                         f"{source} (speaker a:1) and {copy} (speaker b:2))")

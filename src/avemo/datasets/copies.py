@@ -146,7 +146,17 @@ def _line(group: Copies, root: Path | None) -> str:
     return f"byte-identical files {files}: " + "; ".join(said)
 
 
+def named_folder(root: str | Path | None) -> Path | None:
+    """``root`` as a folder worth naming in a message: None for a filesystem root, the common folder of
+    the corpora of a multi-corpus run that share no other ("/": paths shown relative to it read as
+    relative to the working folder, "work/shared/data/...", and an error prefixed "/: " names nothing)."""
+    if root is None or Path(root).parent == Path(root):
+        return None
+    return Path(root)
+
+
 def _shown(path: Path, root: Path | None) -> str:
+    root = named_folder(root)
     if root is not None:
         try:
             return Path(path).relative_to(root).as_posix()

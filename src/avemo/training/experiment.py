@@ -30,6 +30,7 @@ from avemo.datasets.copies import (
     across_speakers_line,
     copy_warnings,
     find_copies_across,
+    named_folder,
     recording_digests,
 )
 from avemo.datasets.folds import Fold, split
@@ -129,8 +130,9 @@ def refuse_shared_copies(data: DataBundle, *, allow: bool = False, means: str = 
     if shared:
         said = f"{across_speakers_line(shared, data.root)}: {means}"
         if not allow:
-            raise DatasetError(f"{said}; remove the copies, or give --allow-copies to go on{then}", data.root)
-        log.warning("%s: %s (--allow-copies: going on)", data.root, said)
+            raise DatasetError(f"{said}; remove the copies, or give --allow-copies to go on{then}",
+                               named_folder(data.root))
+        log.warning("%s (--allow-copies: going on)", said)
     return shared
 
 
