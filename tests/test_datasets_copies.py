@@ -249,3 +249,19 @@ def test_copies_of_corpora_that_share_only_the_filesystem_root_are_named_by_thei
         refuse_shared_copies(data)
     assert str(refused.value).startswith("1 recording(s) are byte-identical files under two speakers (e.g. "
                                          f"{source} (speaker a:1) and {copy} (speaker b:2))")
+
+
+def test_a_copy_of_a_speaker_not_read_is_not_said(tmp_path, make_ravdess, caplog):
+    """`avemo evaluate --speakers 11,12` on RAVDESS warned of the Actor_07 pair: the copies are looked
+    for among the clips of the speakers read."""
+    from avemo.training import load_data
+
+    root = tmp_path / "corpus"
+    shutil.copytree(make_ravdess(("01", "02")), root)
+    shutil.copyfile(root / "Actor_02" / "03-01-05-01-01-01-02.wav", root / "Actor_02" / "03-01-05-01-02-01-02.wav")
+    with caplog.at_level(logging.WARNING, logger="avemo"):
+        data = load_data("ravdess", root, speakers=["01"])
+    assert data.copies == [] and not caplog.records
+    with caplog.at_level(logging.WARNING, logger="avemo"):
+        data = load_data("ravdess", root, speakers=["01", "02"])
+    assert [c.speaker for c in data.copies[0].clips] == ["02", "02"] and len(caplog.records) == 1

@@ -191,7 +191,7 @@ def load_data(
         if dataset != "iemocap":
             raise ConfigError(f"media (prepared utterance videos) is for the iemocap dataset, not {dataset}")
         options["media"] = media
-    scan = read_dataset(dataset, root, **options)
+    scan = read_dataset(dataset, root, copies_among=speakers, **options)  # copies of the speakers read
     if transcribe:
         from avemo.training.transcripts import transcribe_missing
 
