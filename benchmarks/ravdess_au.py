@@ -500,9 +500,9 @@ def part_report(ctx) -> None:
     extra = {"targets": {"best": TARGET_BEST, "audio_only": TARGET_AUDIO, "au_only": TARGET_AU,
                          "cold_cache_seconds": TARGET_SECONDS},
              "exploration": explore, "timing": timing}
-    json_path, md_path = write_report(results, ctx.out, "ravdess_au", title=f"RAVDESS-AU: speaker-disjoint {n_folds(results['models'])}-fold CV",
-                                      command=command, paper_numbers=suite.papers, notes=notes, sections=sections,
-                                      extra=extra)
+    title = f"RAVDESS-AU: speaker-disjoint {n_folds(results['models'])}-fold CV"
+    json_path, md_path = write_report(results, ctx.out, "ravdess_au", title=title, command=command,
+                                      paper_numbers=suite.papers, notes=notes, sections=sections, extra=extra)
     log(f"wrote {md_path} and {json_path}")
     if random_res:
         write_report(random_res, ctx.out, "ravdess_au_random", command=command,

@@ -216,6 +216,8 @@ def split_words(info: Mapping[str, Any]) -> str:
     if info.get("fold") is not None:
         parts[0] += f", fold {info['fold']}"
     return "; ".join(parts)
+
+
 TrainAllowCopiesOpt = Annotated[bool, typer.Option(
     "--allow-copies", help="Go on when byte-identical files (one recording) are under two speakers, within a corpus "
                            "or across the corpora of the run (a warning line): refused otherwise, as the split could "
