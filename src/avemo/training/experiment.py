@@ -147,8 +147,9 @@ def _no_labelled_files(dataset: str, root: str | Path, skipped: Sequence) -> Dat
         named = parse_file_name(first.path.name)["dataset"]
     except DatasetError:
         named = None
-    hint = f"; the names are {named}'s: read the folder as dataset {named} (--dataset {named})" if named not in (
-        None, dataset) else ""
+    # the dataset, not an option: train and evaluate take --dataset, a --corpora entry dataset=, benchmark
+    # --test-corpus DATASET=ROOT ("(--dataset emodb)" asked for an option benchmark does not have)
+    hint = f"; the names are {named}'s: read the folder as dataset {named}" if named not in (None, dataset) else ""
     files = f"{len(skipped)} file{'s' if len(skipped) > 1 else ''}"
     return DatasetError(f"no labelled {dataset} files found: {files} skipped, e.g. {first.path.name} ({first.reason})"
                         f"{hint}", root)
