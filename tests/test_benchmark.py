@@ -452,7 +452,7 @@ def test_cli_benchmark_lists_the_files_no_fold_scores(ravdess_subset, au_table, 
     (["--models", "nope"], "not in the ravdess_au suite"),
     # a fold whose test speakers are not in the folder (11-14) used to end in a numpy traceback after training
     (["--folds", "1,3", "--models", "au_mlp"], "fold 3 has no test takes: none of its test speakers is in the data "
-                                               "(speakers 01, 06, 08)"),
+                                               "(speakers 01, 06, 08); run the folds that have them (--folds 1,2)"),
 ])
 def test_cli_benchmark_errors_are_one_line(fold1_root, au_table, tmp_path, args, message, avemo_main):
     code, _, err = avemo_main("benchmark", "ravdess_au", "--root", fold1_root, "--visual-table",

@@ -136,14 +136,17 @@ def benchmark(
 
 def _bench_splits(spec, data, protocol: str, seeds: list[int], folds: list[int]) -> list:
     """The splits ``avemo benchmark`` runs: the suite's (or random ones, seeded by the first of ``seeds``),
-    only the ``folds`` given (--folds) where some are; a fold not in the plan is refused in one line."""
+    only the ``folds`` given (--folds) where some are; a fold not in the plan, or one without training or
+    test speakers in the data, is refused in one line (the latter naming the folds that can run)."""
+    from avemo.evaluation.benchmark import check_splits
+
     splits = spec.splits(data, protocol, seed=seeds[0] if seeds else 0)
-    if not folds:
-        return splits
     unknown = sorted(set(folds) - {s.number for s in splits})
     if unknown:
         raise AvemoError(f"--folds {unknown} not in the plan (folds 1..{len(splits)})")
-    return [s for s in splits if s.number in folds]
+    chosen = [s for s in splits if s.number in folds] if folds else splits
+    check_splits(data, chosen, plan=splits)  # which folds can run: of the whole plan
+    return chosen
 
 
 def _print_bench(results: dict, md_path: Path, json_path: Path) -> None:

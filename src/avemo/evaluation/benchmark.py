@@ -62,16 +62,19 @@ def plan_splits(data: DataBundle, folds: Sequence[Fold]) -> list[Split]:
     return [split(data.takes, f) for f in folds]
 
 
-def check_splits(data: DataBundle, splits: Sequence[Split]) -> None:
+def check_splits(data: DataBundle, splits: Sequence[Split], plan: Sequence[Split] | None = None) -> None:
     """A one-line DatasetError for the first split without training or test takes (a fold whose speakers
-    are not in the data, e.g. a plan of 24 speakers on a folder of a few), before any extraction or
-    training; a warning for a split without validation takes (nothing selects the epoch there)."""
+    are not in the data, e.g. a plan of 24 speakers on a folder of a few), naming the folds of the ``plan``
+    (default: ``splits``) that have both, before any extraction or training; a warning for a split
+    without validation takes (nothing selects the epoch there)."""
     for s in splits:
         for part, takes in (("training", s.train), ("test", s.test)):
             if not takes:
+                runnable = [str(f.number) for f in (plan or splits) if f.train and f.test]
+                then = (f"run the folds that have them (--folds {','.join(runnable)})" if runnable else
+                        "no fold of the plan has both: give a plan of these speakers")
                 raise DatasetError(f"fold {s.number} has no {part} takes: none of its {part} speakers is in the data "
-                                   f"(speakers {', '.join(data.speakers)}); run the folds that have them (--folds)",
-                                   data.root)
+                                   f"(speakers {', '.join(data.speakers)}); {then}", data.root)
     for s in splits:
         if not s.val:
             log.warning("fold %d: none of its validation speakers is in the data: no validation takes", s.number)
