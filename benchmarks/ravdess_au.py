@@ -81,6 +81,19 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
+def pct_sd(m: dict) -> str:
+    """``m``'s mean ± std accuracy over the folds, in percent; the mean alone for one fold (its std is
+    None, :func:`avemo.metrics.summarise_folds`: no spread was measured)."""
+    from avemo.evaluation.benchmark import mean_sd_text
+
+    return mean_sd_text(m["mean_accuracy"], m.get("std_accuracy"), ".1f")
+
+
+def n_folds(models: dict) -> int:
+    """How many folds the results of ``models`` (a result file's ``models``) are over."""
+    return max((len(m.get("fold_accuracy", ())) for m in models.values()), default=0)
+
+
 # ----------------------------------------------------------------------------- parts
 
 
@@ -133,7 +146,7 @@ def part_main(ctx) -> None:
                                 f"  {r.entry} fold {r.fold}: {pct(r.metrics['accuracy'])} ({r.train_seconds:.0f} s)"))
         save(path, res)
         m = res["models"][entry.name]
-        log(f"main [{i}/{len(entries)}] {entry.name}: {pct(m['mean_accuracy'])} ± {pct(m['std_accuracy'])} "
+        log(f"main [{i}/{len(entries)}] {entry.name}: {pct_sd(m)} "
             f"({time.perf_counter() - t0:.0f} s)")
 
 
@@ -179,7 +192,7 @@ def part_random(ctx) -> None:
     res = run_benchmark(entries, ctx.data, splits, cache=ctx.cache, train_config=ctx.base, workers=ctx.workers)
     save(ctx.work / "random.pkl", res)
     for name, m in res["models"].items():
-        log(f"random {name}: {pct(m['mean_accuracy'])} ± {pct(m['std_accuracy'])}")
+        log(f"random {name}: {pct_sd(m)}")
 
 
 def part_timing(ctx) -> None:
@@ -238,7 +251,7 @@ def _merge_main(ctx) -> dict[str, Any] | None:
 
 
 def _cell(m: dict | None) -> str:
-    return f"{pct(m['mean_accuracy'])} ± {pct(m['std_accuracy'])}" if m else "n/a"
+    return pct_sd(m) if m else "n/a"
 
 
 def _mean(models, names, key="mean_accuracy") -> float:
@@ -248,7 +261,7 @@ def _mean(models, names, key="mean_accuracy") -> float:
 
 def _line(models, name) -> str:
     m = models[name]
-    return (f"`{name}` {pct(m['mean_accuracy'])} ± {pct(m['std_accuracy'])} % "
+    return (f"`{name}` {pct_sd(m)} % "
             f"(macro-F1 {pct(m['macro_f1'])}, UAR {pct(m['uar'])})")
 
 
@@ -303,7 +316,7 @@ def _answers(results, svm, timing) -> list[str]:
     if timing:
         ok = timing["wall_seconds"] <= TARGET_SECONDS
         lines.append(f"- **Cold-cache run of the recommended model** (`{timing['command']}`): "
-                     f"{timing['wall_seconds']:.0f} s wall-clock for the 5 folds x {len(models.get('default', {}).get('seeds', [0]))} seeds, "
+                     f"{timing['wall_seconds']:.0f} s wall-clock for the {len(timing['fold_accuracy'])} fold(s) x {len(models.get('default', {}).get('seeds', [0]))} seeds, "
                      f"of which feature extraction {timing['extract_seconds']:.0f} s and training "
                      f"{timing['train_seconds']:.0f} s -- budget {TARGET_SECONDS / 60:.0f} min "
                      f"{'met' if ok else 'NOT met'} (load average before/after: {timing['load_average_before']} / "
@@ -340,7 +353,7 @@ def _paper_000_claim(suite, models) -> list[str]:
     TABLE_1, MODEL_LEVEL, EARLY, LATE = (suite.model_set(n) for n in ("table_1", "model_level", "early", "late"))  # noqa: N806
     lines = ["Paper 000 (Table 1) reports model-level fusion (MMTM 73.12, MSAF 74.86, CFN-SR 75.76, CFNSR-LSTM "
              "76.25) above early (Concat+FC 71.04, MCBP 71.32) and late fusion (68.82-70.56). Here, same folds, "
-             "same encoders within a column (mean accuracy over the 5 folds, %):", "",
+             f"same encoders within a column (mean accuracy over the {n_folds(models)} fold(s), %):", "",
              "| fusion method | stage | MFCC 1D CNN + AU MLP | Whisper MLP + AU MLP |", "|---|---|---|---|"]
     for name in TABLE_1:
         a = models.get(name)
@@ -357,28 +370,30 @@ def _paper_000_claim(suite, models) -> list[str]:
         bests = {g: max(models[n]["mean_accuracy"] for n in names) for g, names in groups.items()}
         holds = means["model-level"] > max(means["early"], means["late"]) and \
             bests["model-level"] > max(bests["early"], bests["late"])
-        spread = max(models[n]["std_accuracy"] for names in groups.values() for n in names)
+        stds = [models[n]["std_accuracy"] for names in groups.values() for n in names]
+        noise = ("one fold: no fold-to-fold spread was measured" if None in stds else
+                 f"fold-to-fold std up to {pct(max(stds))} points: differences of a point or two are within the "
+                 f"noise of {n_folds(models)} folds")
         verdicts.append(
             f"- {label}: group means model-level {pct(means['model-level'])}, early {pct(means['early'])}, late "
             f"{pct(means['late'])}; best of each {pct(bests['model-level'])} / {pct(bests['early'])} / "
             f"{pct(bests['late'])}. The claim {'holds' if holds else 'does NOT hold'} here"
-            f" (fold-to-fold std up to {pct(spread)} points: differences of a "
-            "point or two are within the noise of 5 folds).")
+            f" ({noise}).")
     return lines + ["", *verdicts]
 
 
 def _random_vs_speaker(models, random_res) -> list[str]:
     """Paper 004's random split next to the speaker-disjoint folds."""
     lines = ["Paper 004 reports 95.07 % on RAVDESS with a random split of the clips (the same actors on both "
-             "sides). The same pipeline and the recommended model, 5 random folds of the takes (validation takes "
-             "drawn from the training part) vs the 5 speaker-disjoint folds:", "",
+             f"sides). The same pipeline and the recommended model, {n_folds(random_res['models'])} random fold(s) of "
+             "the takes (validation takes drawn from the training part) vs the "
+             f"{n_folds(models)} speaker-disjoint fold(s):", "",
              "| model | random split (speakers on both sides) | speaker-disjoint | gap (points) |",
              "|---|---|---|---|"]
     for name, m in random_res["models"].items():
         s = models.get(name)
         gap = f"{100 * (m['mean_accuracy'] - s['mean_accuracy']):+.1f}" if s else "n/a"
-        lines.append(f"| {name} | {pct(m['mean_accuracy'])} ± {pct(m['std_accuracy'])} | "
-                     + (f"{pct(s['mean_accuracy'])} ± {pct(s['std_accuracy'])}" if s else "n/a") + f" | {gap} |")
+        lines.append(f"| {name} | {pct_sd(m)} | {_cell(s)} | {gap} |")
     return lines + ["", "The random-split numbers are optimistic by construction (the model has heard the test "
                     "speakers) and are only reported next to the speaker-disjoint ones; the full random-split "
                     "report is `ravdess_au_random.md`."]
@@ -485,17 +500,18 @@ def part_report(ctx) -> None:
     extra = {"targets": {"best": TARGET_BEST, "audio_only": TARGET_AUDIO, "au_only": TARGET_AU,
                          "cold_cache_seconds": TARGET_SECONDS},
              "exploration": explore, "timing": timing}
-    json_path, md_path = write_report(results, ctx.out, "ravdess_au", title="RAVDESS-AU: speaker-disjoint 5-fold CV",
-                                      command=command, paper_numbers=suite.papers, notes=notes, sections=sections,
-                                      extra=extra)
+    title = f"RAVDESS-AU: speaker-disjoint {n_folds(results['models'])}-fold CV"
+    json_path, md_path = write_report(results, ctx.out, "ravdess_au", title=title, command=command,
+                                      paper_numbers=suite.papers, notes=notes, sections=sections, extra=extra)
     log(f"wrote {md_path} and {json_path}")
     if random_res:
-        write_report(random_res, ctx.out, "ravdess_au_random", command=command, **random_report(suite))
+        write_report(random_res, ctx.out, "ravdess_au_random", command=command,
+                     **random_report(suite, n_folds(random_res["models"])))
 
 
-def random_report(suite) -> dict[str, Any]:
-    """The title, paper numbers and notes of ``ravdess_au_random.md``."""
-    return {"title": "RAVDESS-AU: RANDOM-SPLIT 5-fold CV (speakers on both sides; comparison only)",
+def random_report(suite, folds: int) -> dict[str, Any]:
+    """The title (over ``folds`` folds), paper numbers and notes of ``ravdess_au_random.md``."""
+    return {"title": f"RAVDESS-AU: RANDOM-SPLIT {folds}-fold CV (speakers on both sides; comparison only)",
             "paper_numbers": {"mfa_fercnn": suite.papers["mfa_fercnn"]},
             "notes": ["Not a reported result: the same speakers are in training and test. See ravdess_au.md "
                       "for the speaker-disjoint numbers."]}
@@ -508,7 +524,12 @@ def rewrite_random_report(out: Path) -> Path:
     from avemo.evaluation.benchmark import rewrite_report
     from avemo.evaluation.suite import load_suite
 
-    return rewrite_report(out / "ravdess_au_random.json", **random_report(load_suite("ravdess_au")))
+    path = out / "ravdess_au_random.json"
+    try:
+        folds = n_folds(json.loads(path.read_text(encoding="utf-8"))["models"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        folds = 0  # not a result file: rewrite_report says so in one line
+    return rewrite_report(path, **random_report(load_suite("ravdess_au"), folds))
 
 
 # ----------------------------------------------------------------------------- main

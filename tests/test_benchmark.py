@@ -185,6 +185,38 @@ def test_the_report_says_when_the_folds_were_not_speaker_disjoint_for_copies(tmp
     assert "- Copies: 1 recording(s) are byte-identical files of two takes of one speaker" in text
 
 
+def _one_fold(models: dict) -> dict:
+    """``models`` (a result file's) as a run of one fold would have them: the first fold, no std."""
+    out = {}
+    for name, m in models.items():
+        m = {k: v[:1] if k.startswith("fold_") or k == "best_epochs" else None if k.startswith("std_") else v
+             for k, v in m.items()}
+        out[name] = {**m, "mean_accuracy": m["fold_accuracy"][0]}
+    return out
+
+
+def test_the_ravdess_au_reports_of_one_fold_give_the_mean_alone(benchmark_script, tmp_path):
+    """A result of one fold (its std None, `summarise_folds`): the script's report sections formatted the
+    std as a number (a TypeError) and its titles said "5-fold" whatever the folds."""
+    from avemo.evaluation.suite import load_suite
+
+    script, suite = benchmark_script("ravdess_au"), load_suite("ravdess_au")
+    results = json.loads((Path(__file__).resolve().parents[1] / "docs" / "results" / "ravdess_au_random.json").read_text())
+    results["models"] = _one_fold(results["models"])
+    (tmp_path / "ravdess_au_random.json").write_text(json.dumps(results))
+    text = script.rewrite_random_report(tmp_path).read_text()
+    assert text.startswith("# RAVDESS-AU: RANDOM-SPLIT 1-fold CV") and not re.search(r"\d ± ", text)
+    default = results["models"]["default"]
+    models = {f"{n}{suffix}": default for n in suite.model_set("table_1") for suffix in ("", "_whisper")}
+    speaker = {"models": {**models, **results["models"]}, "_folds": {}}
+    timing = {"command": "c", "wall_seconds": 1.0, "extract_seconds": 0.5, "train_seconds": 0.5, "mean_accuracy": 0.5,
+              "fold_accuracy": [0.5], "load_average_before": [1.0], "load_average_after": [1.0]}
+    sections = dict(script.answer_sections(suite, speaker, {}, {}, results, timing))
+    said = "\n".join(line for lines in sections.values() for line in lines)
+    assert "one fold: no fold-to-fold spread was measured" in said and "1 random fold(s)" in said
+    assert "for the 1 fold(s)" in said and not re.search(r"\d ± ", said) and "None" not in said
+
+
 def test_the_random_split_report_is_what_its_json_gives(benchmark_script, tmp_path):
     """docs/results/ravdess_au_random.md is what `benchmarks/ravdess_au.py --from-json` writes from its JSON."""
     results = Path(__file__).resolve().parents[1] / "docs" / "results"
@@ -420,7 +452,7 @@ def test_cli_benchmark_lists_the_files_no_fold_scores(ravdess_subset, au_table, 
     (["--models", "nope"], "not in the ravdess_au suite"),
     # a fold whose test speakers are not in the folder (11-14) used to end in a numpy traceback after training
     (["--folds", "1,3", "--models", "au_mlp"], "fold 3 has no test takes: none of its test speakers is in the data "
-                                               "(speakers 01, 06, 08)"),
+                                               "(speakers 01, 06, 08); run the folds that have them (--folds 1,2)"),
 ])
 def test_cli_benchmark_errors_are_one_line(fold1_root, au_table, tmp_path, args, message, avemo_main):
     code, _, err = avemo_main("benchmark", "ravdess_au", "--root", fold1_root, "--visual-table",

@@ -164,3 +164,104 @@ def test_benchmark_refuses_a_test_corpus_holding_copies_of_the_suites_recordings
             f"(e.g. {mine / 'a.wav'}), so the folds train on them: not out of domain; remove the copies, or give "
             "--allow-copies to go on") in " ".join(err.split())
     assert not (tmp_path / "report").exists() and not (tmp_path / "cache").exists()
+
+
+def _train(avemo_main, tmp_path, *corpora, extra=()):
+    """``avemo train`` of a cheap model on ``corpora`` (``(dataset, root)`` pairs), one epoch."""
+    pairs = [a for dataset, root in corpora for a in ("--dataset", dataset, "--root", root)]
+    return avemo_main("train", *pairs, "--model", "egemaps_mlp", "--epochs", "1", "-j", "1",
+                      "--out", tmp_path / "run", "--cache", tmp_path / "cache", *extra)
+
+
+def test_train_refuses_a_recording_under_two_speakers_before_any_work_unless_allowed(leaking_corpus, tmp_path,
+                                                                                    avemo_main, caplog):
+    """The same recording under speakers 01 and 02: a split by speakers can train on it and validate on it
+    (early stopping and the best epoch see training data). `train` only warned; it now refuses as
+    `benchmark` does, and --allow-copies goes on with a warning line."""
+    code, _, err = _train(avemo_main, tmp_path, ("ravdess", leaking_corpus))
+    assert code == 2, err
+    assert (f"avemo: error: {leaking_corpus}: 1 recording(s) are byte-identical files under two speakers (e.g. "
+            "Actor_01/03-01-05-01-01-01-01.wav (speaker 01) and Actor_02/03-01-05-01-02-01-02.wav (speaker 02)): the "
+            "split by speakers would not be speaker-disjoint for them") in " ".join(err.split())
+    assert "give --allow-copies to go on" in " ".join(err.split())
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+    with caplog.at_level(logging.WARNING, logger="avemo"):
+        code, _, err = _train(avemo_main, tmp_path, ("ravdess", leaking_corpus),
+                              extra=["--allow-copies", "--val-speakers", "02"])
+    assert code == 0, err
+    assert any(r.getMessage().endswith("(--allow-copies: going on)") for r in caplog.records)
+    assert (tmp_path / "run" / "checkpoint.json").exists()
+
+
+def test_train_refuses_a_recording_in_two_corpora_under_two_speakers(tmp_path, make_ravdess, make_clip, avemo_main):
+    """A RAVDESS file copied into the user's folder: each corpus alone has no copy; the run has one."""
+    ravdess = make_ravdess(("01", "02"))
+    mine = labelled_folder(tmp_path / "mine", make_clip, [("b.wav", 81, "sad", "u1"), ("c.wav", 82, "angry", "u2")])
+    shutil.copyfile(ravdess / "Actor_02" / "03-01-03-01-01-01-02.wav", mine / "a.wav")
+    with (mine / "labels.csv").open("a") as f:
+        f.write("a.wav,happy,u1\n")
+    code, _, err = _train(avemo_main, tmp_path, ("ravdess", ravdess), ("folder", mine))
+    assert code == 2, err
+    said = " ".join(err.split())
+    assert "1 recording(s) are byte-identical files under two speakers" in said and "(speaker folder:u1)" in said \
+        and "(speaker ravdess:02)" in said, said
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_goes_on_with_copies_under_one_speaker_and_with_the_other_speaker_not_read(tmp_path, make_ravdess,
+                                                                                        avemo_main, caplog):
+    """Two takes of one speaker holding one recording (RAVDESS Actor_07 has such a pair) are not a leak:
+    said, and trained on. Nor is a copy whose other speaker the run does not read (--speakers)."""
+    root = tmp_path / "corpus"
+    shutil.copytree(make_ravdess(("01", "02", "05")), root)
+    shutil.copyfile(root / "Actor_01" / "03-01-05-01-01-01-01.wav", root / "Actor_01" / "03-01-05-01-02-01-01.wav")
+    with caplog.at_level(logging.WARNING, logger="avemo"):
+        code, _, err = _train(avemo_main, tmp_path, ("ravdess", root), extra=["--val-speakers", "05"])
+    assert code == 0, err
+    assert any(r.getMessage().endswith("copies of one recording, which counts 2 times") for r in caplog.records)
+    shutil.copyfile(root / "Actor_01" / "03-01-05-01-01-01-01.wav", root / "Actor_02" / "03-01-05-01-02-01-02.wav")
+    code, _, err = _train(avemo_main, tmp_path, ("ravdess", root), extra=["--speakers", "02,05", "--overwrite",
+                                                                         "--val-speakers", "05"])
+    assert code == 0, err
+
+
+def test_copies_of_corpora_that_share_only_the_filesystem_root_are_named_by_their_whole_paths(tmp_path, make_clip):
+    """Two corpora in two trees (/work/... and /tmp/...): the run's folder is "/", and the files shown
+    relative to it read as relative to the working folder ("work/shared/..."); the error began "/: "."""
+    from avemo.datasets.copies import copy_warnings, find_copies
+    from avemo.datasets.labels import label_set_for
+    from avemo.datasets.pairing import pair_takes
+    from avemo.datasets.records import Clip
+    from avemo.errors import DatasetError
+    from avemo.training.experiment import DataBundle, refuse_shared_copies
+
+    source = make_clip("v.wav", duration=0.3, audio="voice", seed=91)
+    copy = tmp_path / "copy.wav"
+    shutil.copyfile(source, copy)
+    clips = [Clip(path=p, dataset="folder", emotion="angry", speaker=s, take=t, modalities=("audio",))
+             for p, s, t in ((source, "a:1", "x"), (copy, "b:2", "y"))]
+    groups = find_copies(clips)
+    root = Path(source.anchor)
+    assert str(source) in copy_warnings(groups, root)[0] and str(copy) in copy_warnings(groups, root)[0]
+    data = DataBundle("a+b", root, list(pair_takes(clips).values()), label_set_for("folder", ["angry"]),
+                      copies=groups)
+    with pytest.raises(DatasetError) as refused:
+        refuse_shared_copies(data)
+    assert str(refused.value).startswith("1 recording(s) are byte-identical files under two speakers (e.g. "
+                                         f"{source} (speaker a:1) and {copy} (speaker b:2))")
+
+
+def test_a_copy_of_a_speaker_not_read_is_not_said(tmp_path, make_ravdess, caplog):
+    """`avemo evaluate --speakers 11,12` on RAVDESS warned of the Actor_07 pair: the copies are looked
+    for among the clips of the speakers read."""
+    from avemo.training import load_data
+
+    root = tmp_path / "corpus"
+    shutil.copytree(make_ravdess(("01", "02")), root)
+    shutil.copyfile(root / "Actor_02" / "03-01-05-01-01-01-02.wav", root / "Actor_02" / "03-01-05-01-02-01-02.wav")
+    with caplog.at_level(logging.WARNING, logger="avemo"):
+        data = load_data("ravdess", root, speakers=["01"])
+    assert data.copies == [] and not caplog.records
+    with caplog.at_level(logging.WARNING, logger="avemo"):
+        data = load_data("ravdess", root, speakers=["01", "02"])
+    assert [c.speaker for c in data.copies[0].clips] == ["02", "02"] and len(caplog.records) == 1

@@ -92,9 +92,10 @@ def benchmark(
     import shlex
 
     from avemo import config as cfg
-    from avemo.evaluation.benchmark import refuse_shared_copies, run_benchmark, write_report
+    from avemo.evaluation.benchmark import run_benchmark, write_report
     from avemo.evaluation.suite import load_suite
     from avemo.output_file import prepare_folder, removing_new_folders
+    from avemo.training.experiment import refuse_shared_copies
 
     spec = load_suite(suite)
     protocol, label_protocol = _bench_protocols(spec, protocol)
@@ -109,7 +110,8 @@ def benchmark(
                                    seeds=tuple(seed_list) if seed_list else e.seeds) for e in entries]
     data = _bench_data(spec, entries, root, visual_table=visual_table, protocol=label_protocol, media=media)
     if protocol == "speaker":  # random splits put every speaker on both sides anyway
-        refuse_shared_copies(data, allow=allow_copies)
+        refuse_shared_copies(data, allow=allow_copies, then=" (the report says so)",
+                             means="the speaker-disjoint folds would not be speaker-disjoint for them")
     ood = _test_corpora(test_corpus or [], data, allow_copies=allow_copies)
     splits = _bench_splits(spec, data, protocol, seed_list, fold_list)
     with removing_new_folders(out_dir):
@@ -134,14 +136,17 @@ def benchmark(
 
 def _bench_splits(spec, data, protocol: str, seeds: list[int], folds: list[int]) -> list:
     """The splits ``avemo benchmark`` runs: the suite's (or random ones, seeded by the first of ``seeds``),
-    only the ``folds`` given (--folds) where some are; a fold not in the plan is refused in one line."""
+    only the ``folds`` given (--folds) where some are; a fold not in the plan, or one without training or
+    test speakers in the data, is refused in one line (the latter naming the folds that can run)."""
+    from avemo.evaluation.benchmark import check_splits
+
     splits = spec.splits(data, protocol, seed=seeds[0] if seeds else 0)
-    if not folds:
-        return splits
     unknown = sorted(set(folds) - {s.number for s in splits})
     if unknown:
         raise AvemoError(f"--folds {unknown} not in the plan (folds 1..{len(splits)})")
-    return [s for s in splits if s.number in folds]
+    chosen = [s for s in splits if s.number in folds] if folds else splits
+    check_splits(data, chosen, plan=splits)  # which folds can run: of the whole plan
+    return chosen
 
 
 def _print_bench(results: dict, md_path: Path, json_path: Path) -> None:

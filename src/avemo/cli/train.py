@@ -218,6 +218,13 @@ def split_words(info: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+TrainAllowCopiesOpt = Annotated[bool, typer.Option(
+    "--allow-copies", help="Go on when byte-identical files (one recording) are under two speakers, within a corpus "
+                           "or across the corpora of the run (a warning line): refused otherwise, as the split could "
+                           "train on the recording and validate or test on it. Copies under one speaker are said "
+                           "and trained on either way.")]
+
+
 @app.command()
 def train(
     root: RootsOpt = None,
@@ -258,6 +265,7 @@ def train(
     transcribe: TrainTranscribeOpt = False,
     workers: ExtractWorkersOpt = None,
     cache_dir: CacheOpt = None,
+    allow_copies: TrainAllowCopiesOpt = False,
 ) -> None:
     """Train MODEL on a dataset folder with early stopping on validation speakers; write a checkpoint.
 
@@ -267,7 +275,7 @@ def train(
     --batch-size, or keep it with --accumulate, or add --checkpoint-activations; the error line says which.
     An --out folder holding a finished run is refused without --overwrite; an unfinished one is resumed."""
     from avemo.output_file import prepare_folder, removing_new_folders
-    from avemo.training import resolve_split, train_run
+    from avemo.training import train_run
     from avemo.training.state import run_folder
 
     _refuse_a_finished_run(out, overwrite)  # before the data is read
@@ -280,8 +288,8 @@ def train(
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table, speakers=speakers,
                        labels=labels, protocol=protocol, media=media, transcribe=transcribe, cache_dir=cache_dir,
                        model=model, inputs=(inputs := _model_inputs(model, model_config)))
-    with _naming_reader_skips(data.skipped):
-        resolve_split(data, **(split_options := {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}))
+    split_options = {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}
+    _check_data(data, split_options, allow_copies)
     with removing_new_folders(out):
         prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
         cache = _cache(cache_dir)
@@ -295,8 +303,7 @@ def train(
                 model, data, train_takes=tr, val_takes=va, test_takes=te, model_config=_model_config(model_config),
                 train_config=train_cfg, cache=cache, out_dir=where, workers=workers or _cores(),
                 extra_meta={"split": split_info}, gathered=gathered, plots=plots if plots is not None else True,
-                **progress,
-            )
+                **progress)
     _print_run(run, out, data)
 
 
@@ -305,6 +312,18 @@ def _say_takes(model: str, inputs: Mapping[str, Any], gathered, parts, split_inf
     n_tr, n_va, n_te = _usable_counts(gathered, parts)
     _say(f"{model}: {n_tr} training, {n_va} validation, {n_te} test takes ({split_words(split_info)})")
     _say_text_unread(gathered.takes, {spec.modality for spec in inputs.values()}, f"model {model}")
+
+
+def _check_data(data, split_options: dict, allow_copies: bool) -> None:
+    """What ``avemo train`` refuses once the data is read, before any feature is extracted: a recording
+    under two speakers (unless ``allow_copies``: a warning line), and a split its ``split_options``
+    cannot make (checked again on the speakers with usable takes, :func:`_train_split`)."""
+    from avemo.training import resolve_split
+    from avemo.training.experiment import refuse_shared_copies
+
+    refuse_shared_copies(data, allow=allow_copies)
+    with _naming_reader_skips(data.skipped):
+        resolve_split(data, **split_options)
 
 
 def _usable_counts(gathered, parts) -> tuple[int, ...]:

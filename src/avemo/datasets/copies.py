@@ -9,8 +9,8 @@ it, so a command that extracts or reads features hashes each file once) and :fun
 says, one line per recording:
 
 * under two speakers: the speaker-disjoint folds are not speaker-disjoint for it (the same
-  recording can be trained on and tested on) -- ``avemo benchmark`` refuses such data unless told
-  to go on (``--allow-copies``);
+  recording can be trained on and tested on) -- ``avemo benchmark`` and ``avemo train`` refuse such
+  data unless told to go on (``--allow-copies``; :func:`across_speakers` says which recordings);
 * under two labels: a labelling conflict;
 * same speaker and label: a plain copy, which counts twice (in training, in a fold's scores).
 
@@ -26,7 +26,7 @@ and a speaker-disjoint or leave-one-corpus-out split can train on it and test on
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,22 @@ def find_copies_across(corpora: Mapping[str, Iterable[Clip]]) -> list[Copies]:
     return [g for g in groups if len({c.dataset for c in g.clips}) > 1]
 
 
+def across_speakers(groups: Iterable[Copies], files: Collection[str]) -> list[Copies]:
+    """The recordings of ``groups`` under two labelled speakers (:attr:`Copies.crosses_speakers`) among the
+    clips of ``files`` (the paths, as ``str``, of the clips a run reads): a copy whose other file is of a
+    speaker not read, or of a label the run's label space leaves out, is on no side of its split."""
+    kept = (Copies(g.digest, tuple(c for c in g.clips if str(c.path) in files)) for g in groups)
+    return [g for g in kept if g.crosses_speakers]
+
+
+def across_speakers_line(groups: Sequence[Copies], root: Path | None = None) -> str:
+    """``groups`` (recordings under two speakers, at least one) in a few words, the first one's files
+    (relative to ``root`` where under it) named: "2 recording(s) are byte-identical files under two
+    speakers (e.g. a.wav (speaker 01) and b.wav (speaker 02))"."""
+    files = " and ".join(f"{_shown(c.path, root)} (speaker {c.speaker})" for c in groups[0].clips)
+    return f"{len(groups)} recording(s) are byte-identical files under two speakers (e.g. {files})"
+
+
 def copy_warnings(groups: Sequence[Copies], root: Path | None = None) -> list[str]:
     """One line per recording: its files (relative to ``root`` where under it) with speaker and
     label, and what the copies mean for the folds and the labels."""
@@ -130,7 +146,17 @@ def _line(group: Copies, root: Path | None) -> str:
     return f"byte-identical files {files}: " + "; ".join(said)
 
 
+def named_folder(root: str | Path | None) -> Path | None:
+    """``root`` as a folder worth naming in a message: None for a filesystem root, the common folder of
+    the corpora of a multi-corpus run that share no other ("/": paths shown relative to it read as
+    relative to the working folder, "work/shared/data/...", and an error prefixed "/: " names nothing)."""
+    if root is None or Path(root).parent == Path(root):
+        return None
+    return Path(root)
+
+
 def _shown(path: Path, root: Path | None) -> str:
+    root = named_folder(root)
     if root is not None:
         try:
             return Path(path).relative_to(root).as_posix()

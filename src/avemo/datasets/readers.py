@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,8 @@ def label_protocols(dataset: str) -> tuple[str, ...]:
     return tuple(IEMOCAP_PROTOCOLS) if dataset == "iemocap" else ()
 
 
-def read_dataset(name: str, root: str | Path, *, strict: bool = False, **options: Any) -> ScanResult:
+def read_dataset(name: str, root: str | Path, *, strict: bool = False, copies_among: Collection[str] | None = None,
+                 **options: Any) -> ScanResult:
     """Read the dataset ``name`` found in folder ``root``.
 
     ``options`` go to the reader: ``suffixes=`` for the file-name readers, ``labels_csv=`` /
@@ -82,7 +83,8 @@ def read_dataset(name: str, root: str | Path, *, strict: bool = False, **options
     files with reasons; ``strict=True`` raises a DatasetError for the first skipped file.
     Byte-identical files of different takes (one recording under two speakers, two labels, or
     copied) are found by their content digest and said in ``warnings`` and the log, one line each
-    (:mod:`~avemo.datasets.copies`; ``ScanResult.copies``).
+    (:mod:`~avemo.datasets.copies`; ``ScanResult.copies``); ``copies_among``: only among the clips of
+    these speakers (those a command reads: a copy of another speaker's recording is none of its business).
     """
     try:
         reader = READERS[name]
@@ -95,13 +97,14 @@ def read_dataset(name: str, root: str | Path, *, strict: bool = False, **options
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise DatasetError(f"dataset {name!r} takes no option(s) {unknown}; its options: {accepted}")
-    return note_copies(reader(root, strict=strict, **options))
+    return note_copies(reader(root, strict=strict, **options), copies_among)
 
 
-def note_copies(scan: ScanResult) -> ScanResult:
-    """``scan`` with its ``copies`` (:func:`~avemo.datasets.copies.find_copies`) filled, and a warning
-    line for each recording (added to ``warnings`` and logged)."""
-    scan.copies = find_copies(scan.clips)
+def note_copies(scan: ScanResult, speakers: Collection[str] | None = None) -> ScanResult:
+    """``scan`` with its ``copies`` (:func:`~avemo.datasets.copies.find_copies`; among the clips of
+    ``speakers`` where given) filled, and a warning line for each recording (added to ``warnings`` and
+    logged)."""
+    scan.copies = find_copies(c for c in scan.clips if speakers is None or c.speaker in speakers)
     lines = copy_warnings(scan.copies, scan.root)
     scan.warnings.extend(lines)
     for line in lines:

@@ -62,16 +62,19 @@ def plan_splits(data: DataBundle, folds: Sequence[Fold]) -> list[Split]:
     return [split(data.takes, f) for f in folds]
 
 
-def check_splits(data: DataBundle, splits: Sequence[Split]) -> None:
+def check_splits(data: DataBundle, splits: Sequence[Split], plan: Sequence[Split] | None = None) -> None:
     """A one-line DatasetError for the first split without training or test takes (a fold whose speakers
-    are not in the data, e.g. a plan of 24 speakers on a folder of a few), before any extraction or
-    training; a warning for a split without validation takes (nothing selects the epoch there)."""
+    are not in the data, e.g. a plan of 24 speakers on a folder of a few), naming the folds of the ``plan``
+    (default: ``splits``) that have both, before any extraction or training; a warning for a split
+    without validation takes (nothing selects the epoch there)."""
     for s in splits:
         for part, takes in (("training", s.train), ("test", s.test)):
             if not takes:
+                runnable = [str(f.number) for f in (plan or splits) if f.train and f.test]
+                then = (f"run the folds that have them (--folds {','.join(runnable)})" if runnable else
+                        "no fold of the plan has both: give a plan of these speakers")
                 raise DatasetError(f"fold {s.number} has no {part} takes: none of its {part} speakers is in the data "
-                                   f"(speakers {', '.join(data.speakers)}); run the folds that have them (--folds)",
-                                   data.root)
+                                   f"(speakers {', '.join(data.speakers)}); {then}", data.root)
     for s in splits:
         if not s.val:
             log.warning("fold %d: none of its validation speakers is in the data: no validation takes", s.number)
@@ -410,28 +413,6 @@ def extract_ood(entries: Sequence[BenchmarkEntry], data: DataBundle, corpus: Ood
     if runnable and failed and all(all(str(c.path) in bad for c in t) for t in scored):
         raise DatasetError(f"no scored clip of {corpus.name} could be read ({failed[0][1]})", corpus.data.root)
     return [{"file": str(f), "reason": r} for f, r in [*corpus.data.skipped, *failed]]
-
-
-def refuse_shared_copies(data: DataBundle, *, allow: bool = False) -> None:
-    """A one-line DatasetError when a recording is in ``data`` under two speakers (byte-identical files,
-    :mod:`avemo.datasets.copies`): the speaker-disjoint folds could test on a recording they trained
-    on, and the report's numbers would not be speaker-independent. ``allow`` (``--allow-copies``):
-    go on; the copies are then recorded in the result file and said in the report."""
-    shared = [g for g in data.copies if g.crosses_speakers]
-    if not shared or allow:
-        return
-    first = shared[0]
-    files = " and ".join(f"{_relative(c.path, data.root)} (speaker {c.speaker})" for c in first.clips)
-    raise DatasetError(f"{len(shared)} recording(s) are byte-identical files under two speakers (e.g. {files}): "
-                       "the speaker-disjoint folds would not be speaker-disjoint for them; remove the copies, or "
-                       "give --allow-copies to go on (the report says so)", data.root)
-
-
-def _relative(path: str | Path, root: Path) -> str:
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _copy_items(data: DataBundle) -> list[dict[str, Any]]:

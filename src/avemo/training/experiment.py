@@ -25,7 +25,15 @@ import numpy as np
 from avemo import config as cfg
 from avemo.cache.store import FeatureCache
 from avemo.datasets import DATASET_LABEL_SETS, load_au_means, pair_takes, parse_file_name, read_dataset
-from avemo.datasets.copies import Copies, copy_warnings, find_copies_across, recording_digests
+from avemo.datasets.copies import (
+    Copies,
+    across_speakers,
+    across_speakers_line,
+    copy_warnings,
+    find_copies_across,
+    named_folder,
+    recording_digests,
+)
 from avemo.datasets.folds import Fold, split
 from avemo.datasets.labels import LabelSet
 from avemo.datasets.pairing import Take
@@ -79,8 +87,9 @@ class DataBundle:
     #: speakers are not in ``takes``, so a model with dialogue context would miss them (:func:`refuse_cut_dialogues`)
     cut_dialogues: list[str] = field(default_factory=list)
     #: byte-identical files of different takes (:attr:`ScanResult.copies <avemo.datasets.scan.ScanResult>`):
-    #: one recording under two speakers or labels, or copied (said as warnings when the folder is read)
-    copies: list[Any] = field(default_factory=list)
+    #: one recording under two speakers or labels, or copied (said as warnings when the folder is read);
+    #: several corpora: each corpus's, then those found in two corpora (:func:`corpora_copies`)
+    copies: list[Copies] = field(default_factory=list)
 
     @property
     def speakers(self) -> list[str]:
@@ -104,6 +113,30 @@ def refuse_cut_dialogues(data: DataBundle, context: int | None) -> None:
                            "whoever said them: read every speaker (--speakers all)", data.root)
 
 
+#: what a recording under two speakers means for ``avemo train``'s split (:func:`refuse_shared_copies`)
+TRAIN_SPLIT_LEAK = ("the split by speakers would not be speaker-disjoint for them (the run could train on such a "
+                    "recording and validate on it, so that early stopping and the best epoch see training data, or "
+                    "test on it)")
+
+
+def refuse_shared_copies(data: DataBundle, *, allow: bool = False, means: str = TRAIN_SPLIT_LEAK,
+                         then: str = "") -> list[Copies]:
+    """A one-line DatasetError when a recording is in ``data`` under two speakers (byte-identical files,
+    :func:`~avemo.datasets.copies.across_speakers`, over the clips of its takes; one corpus or several):
+    ``means`` says what it does to the command's splits, ``then`` what ``--allow-copies`` does besides
+    going on. ``allow`` (``--allow-copies``): a warning line instead. Returns those recordings. The rule
+    of ``avemo train`` and ``avemo benchmark``; copies under one speaker are not refused (a copy counted
+    twice, or a labelling conflict: said when the folder is read)."""
+    shared = across_speakers(data.copies, {str(c.path) for t in data.takes for c in t.clips.values()})
+    if shared:
+        said = f"{across_speakers_line(shared, data.root)}: {means}"
+        if not allow:
+            raise DatasetError(f"{said}; remove the copies, or give --allow-copies to go on{then}",
+                               named_folder(data.root))
+        log.warning("%s (--allow-copies: going on)", said)
+    return shared
+
+
 def _no_labelled_files(dataset: str, root: str | Path, skipped: Sequence) -> DatasetError:
     """The "no labelled DATASET files found" error, with the first skipped file and why, and the dataset its name
     follows when it is another one: ``avemo evaluate --root crema_d`` (the default dataset: ravdess)
@@ -115,8 +148,9 @@ def _no_labelled_files(dataset: str, root: str | Path, skipped: Sequence) -> Dat
         named = parse_file_name(first.path.name)["dataset"]
     except DatasetError:
         named = None
-    hint = f"; the names are {named}'s: read the folder as dataset {named} (--dataset {named})" if named not in (
-        None, dataset) else ""
+    # the dataset, not an option: train and evaluate take --dataset, a --corpora entry dataset=, benchmark
+    # --test-corpus DATASET=ROOT ("(--dataset emodb)" asked for an option benchmark does not have)
+    hint = f"; the names are {named}'s: read the folder as dataset {named}" if named not in (None, dataset) else ""
     files = f"{len(skipped)} file{'s' if len(skipped) > 1 else ''}"
     return DatasetError(f"no labelled {dataset} files found: {files} skipped, e.g. {first.path.name} ({first.reason})"
                         f"{hint}", root)
@@ -159,7 +193,7 @@ def load_data(
         if dataset != "iemocap":
             raise ConfigError(f"media (prepared utterance videos) is for the iemocap dataset, not {dataset}")
         options["media"] = media
-    scan = read_dataset(dataset, root, **options)
+    scan = read_dataset(dataset, root, copies_among=speakers, **options)  # copies of the speakers read
     if transcribe:
         from avemo.training.transcripts import transcribe_missing
 
