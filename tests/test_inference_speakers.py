@@ -250,6 +250,22 @@ def test_speakers_csv(tmp_path, make_clip):
         read_speakers_csv(folder / "nope.csv")
 
 
+def test_a_speakers_csv_is_read_as_a_labels_csv_is(tmp_path, make_clip, caplog):
+    """``--speakers`` read its CSV with its own reader: UTF-8 and ',' only, columns in lower case. A table
+    saved by Excel on Windows (cp1252, ';', ``File;Speaker``) was "cannot read the speakers CSV ('utf-8'
+    codec can't decode ...)"; now it is read as a folder's labels CSV is, with the same warning line."""
+    from avemo.inference.speakers import read_speakers_csv
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copy(make_clip("a0.wav", duration=1.0, audio="speech", seed=10, pitch=140.0), folder / "é.wav")
+    table = folder / "speakers.csv"
+    table.write_bytes("File;Speaker\né.wav;Zoë\n".encode("cp1252"))
+    with caplog.at_level("WARNING", logger="avemo.inference.speakers"):
+        assert read_speakers_csv(table) == {(folder / "é.wav").resolve(): "Zoë"}
+    assert caplog.messages == [f"{table}: the speakers CSV is not UTF-8 text (byte 13); read as cp1252"]
+
+
 # ----------------------------------------------------------------------------- the CLI
 @pytest.fixture
 def cli_predictor(spk_predictor, monkeypatch):
