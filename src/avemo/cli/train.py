@@ -69,6 +69,20 @@ def _train_config(config_file: Path | None, overrides: dict, corpora_file: Path 
     return config
 
 
+def _check_model_tables(inputs: Mapping[str, Any], visual_table: Path | None) -> None:
+    """The model's table, given? A face table refused (the default model's AU means, no --visual-table)
+    names the audio-only model that trains without it: the user may have audio only."""
+    try:
+        _check_tables(inputs, visual_table)
+    except AvemoError as exc:
+        if not any(spec.modality == "video" for spec in inputs.values()):
+            raise
+        from avemo.inference.bundle import audio_model_name
+
+        raise type(exc)(f"{exc.reason}; with audio only, train an audio model instead: --model "
+                        f"{audio_model_name()} (the bundled model's audio expert)", exc.path) from None
+
+
 def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_file: Path | None, *,
                 label_space: str | None, visual_table: Path | None, speakers: str | None, labels: Path | None,
                 protocol: str | None = None, media: Path | None = None, transcribe: bool = False,
@@ -105,7 +119,7 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
         raise AvemoError("--protocol and --media read one IEMOCAP corpus; with several corpora, give protocol= "
                          "and media= per iemocap corpus in a --corpora file")
     if inputs is not None:
-        _check_tables(inputs, visual_table)  # the model's table, given?
+        _check_model_tables(inputs, visual_table)
     reads = None if inputs is None else (model, {spec.modality for spec in inputs.values()})
     specs = _transcribed_specs(specs, transcribe, reads)
     asr = {"cache": _cache(cache_dir)} if any(s.transcribe for s in specs) else {}
