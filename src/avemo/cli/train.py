@@ -93,7 +93,7 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
     entry says ``transcribe = true``), unless the ``model``'s ``inputs`` (its InputSpecs) read no text.
     The options are checked, and a table the inputs read is given, before any data is read."""
     from avemo.training import load_data
-    from avemo.training.corpora import FILE_SETTINGS, CorpusSpec, read_corpora_file
+    from avemo.training.corpora import FILE_SETTINGS, CorpusSpec, check_corpora_paths, read_corpora_file
     from avemo.training.experiment import load_corpora
 
     roots, datasets = list(roots or []), list(datasets or [])
@@ -101,6 +101,7 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
         if roots or datasets:
             raise AvemoError("give the corpora either as --corpora FILE or as --dataset/--root pairs, not both")
         specs = read_corpora_file(corpora_file, reads=FILE_SETTINGS)
+        check_corpora_paths(specs, corpora_file)
     elif not roots:
         raise AvemoError("missing --root (or --corpora FILE.toml)")
     elif len(roots) == 1 and len(datasets) <= 1:
@@ -158,9 +159,10 @@ DatasetsOpt = Annotated[
 CorporaOpt = Annotated[
     Path | None, typer.Option("--corpora", help="A TOML (or YAML/JSON) file of [\\[corpora]] entries (dataset=, root=, "
                                                 "speakers=, weight=, name=, labels=, transcribe=; iemocap: protocol=, "
-                                                "media=) instead of --dataset/--root; at its top level it may set "
-                                                "label_space= and balance= (the options win over them); any other "
-                                                "top-level key is refused.")
+                                                "media=; paths relative to the file's folder, a labels CSV's own "
+                                                "paths to its root=) instead of --dataset/--root; at its top level it "
+                                                "may set label_space= and balance= (the options win over them); any "
+                                                "other top-level key is refused.")
 ]
 LabelSpaceOpt = Annotated[
     str | None, typer.Option(help="Several corpora: shared (the labels every corpus can express; calm counts as "

@@ -286,6 +286,16 @@ def content_copies(paths: Sequence[str | Path | None], speakers: Sequence[str | 
     return copies
 
 
+def _looked_for(file: str, target: Path) -> str:
+    """Where a speakers CSV's ``file`` was looked for, and the rule for a relative one (read against the
+    CSV's folder), with the file it names from the current folder when that one is there."""
+    if Path(file).expanduser().is_absolute():
+        return f"looked for {target}"
+    said = f"looked for {target}: a relative path is read against the CSV's folder"
+    here = Path(file).resolve()
+    return said + (f", not the current folder, where {here} is" if here.is_file() else "")
+
+
 def read_speakers_csv(path: str | Path) -> dict[Path, str]:
     """``{resolved file: speaker}`` from a CSV with the columns ``file,speaker`` (other columns are
     ignored; a relative file is read against the CSV's folder), read as a labels CSV is
@@ -305,10 +315,9 @@ def read_speakers_csv(path: str | Path) -> dict[Path, str]:
         file, speaker = values[header.index("file")], values[header.index("speaker")]
         if not file or not speaker:
             raise DatasetError(f"row {row_number}: empty {'file' if not file else 'speaker'} cell", path)
-        target = (path.parent / file).resolve()
+        target = (path.parent / Path(file).expanduser()).resolve()
         if not target.is_file():
-            raise DatasetError(f"row {row_number}: no such file {file!r} (relative paths are read against the "
-                               "CSV's folder)", path)
+            raise DatasetError(f"row {row_number}: no such file {file!r} ({_looked_for(file, target)})", path)
         if out.get(target, speaker) != speaker:
             raise DatasetError(f"row {row_number}: {file!r} is listed with two speakers, {out[target]!r} and "
                                f"{speaker!r}", path)
