@@ -108,7 +108,6 @@ def test_missing_columns(tmp_path):
     "content, fragment",
     [
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
-        ("path,emotion,speaker\nä.wav,happy,1\n".encode("latin-1"), "not UTF-8"),
         (b"", "is empty"),
         (b"path,emotion,speaker\na.wav,happy\n", "line 2 has 2 values for 3 columns"),
         (b"path,emotion,speaker,speaker\n", "repeats column"),
@@ -278,3 +277,16 @@ def test_speaker_ids_written_two_ways_are_warned_of(tmp_path, caplog):
     assert scan.warnings[0] in caplog.messages
     make_folder(tmp_path, [], "path,emotion,speaker\na.wav,sad,1\nb.wav,sad,10\nc.wav,sad,Anna\nd.wav,sad,Bob\n")
     assert read_folder(tmp_path).warnings == []
+
+
+def test_a_table_saved_in_windows_ansi_is_read_with_a_warning(tmp_path, caplog):
+    """Excel's "CSV (Comma delimited)" on Windows writes cp1252 (``é`` as the byte 0xE9): it was refused
+    as "not UTF-8 text", while MELD's reader read such a file with a warning; now the same rule, the same
+    line, naming the file."""
+    (tmp_path / "café.wav").write_bytes(b"")
+    (tmp_path / "labels.csv").write_bytes("path;emotion;speaker;notes\ncafé.wav;happy;Zoë;déjà vu\n".encode("cp1252"))
+    with caplog.at_level("WARNING", logger="avemo.datasets.folder"):
+        scan = read_folder(tmp_path)
+    assert [(c.path.name, c.speaker, c.fields["notes"]) for c in scan.clips] == [("café.wav", "Zoë", "déjà vu")]
+    assert scan.warnings == [f"{tmp_path / 'labels.csv'}: labels CSV is not UTF-8 text (byte 30); read as cp1252"]
+    assert scan.warnings[0] in caplog.messages

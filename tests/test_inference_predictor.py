@@ -443,6 +443,24 @@ def test_frame_based_zoo_checkpoint_predicts_clip_and_windows(frame_checkpoint, 
     assert "no face" in r.modalities["video"].reason
 
 
+def test_a_checkpoint_predictor_lists_the_modalities_its_inputs_read(frame_checkpoint, tmp_path):
+    """``info()["modalities"]`` (what ``GET /v1/models`` shows) is what the checkpoint's inputs read: a
+    video-only model listed audio and video, as the bundled model does."""
+    import torch
+
+    from avemo import Predictor
+    from avemo.models import create_model
+    from avemo.models.checkpoint import save_checkpoint
+    from avemo.models.normalization import Normalizer
+
+    assert Predictor.from_checkpoint(frame_checkpoint, device="cpu").info()["modalities"] == ["audio", "video"]
+    torch.manual_seed(0)
+    face = create_model("sultana_video_cnn3d", num_classes=len(RAVDESS), n_frames=16, size=(16, 16))
+    save_checkpoint(tmp_path / "face", face, labels=RAVDESS, normalizer=Normalizer(kinds={"video": "frames"}))
+    predictor = Predictor.from_checkpoint(tmp_path / "face", device="cpu")
+    assert predictor.modalities == ("video",) and predictor.info()["modalities"] == ["video"]
+
+
 def test_a_frame_model_on_a_clip_shorter_than_its_frames_says_how_many_were_distinct(frame_checkpoint, make_clip):
     """A frame model reads 16 frames; a 0.3 s clip has 7 (repeated to 16, silently): the prediction now
     says how many distinct frames the model saw, for the clip and for the windows, with the same answer."""

@@ -250,6 +250,42 @@ def test_speakers_csv(tmp_path, make_clip):
         read_speakers_csv(folder / "nope.csv")
 
 
+def test_a_speakers_csv_file_not_found_says_where_it_was_looked_for(tmp_path, make_clip, monkeypatch):
+    """A relative path of a --speakers CSV is read against the CSV's folder (a labels CSV's, against --root):
+    the error said only that rule, not where it looked, nor that the file is where the user stands."""
+    from avemo.inference.speakers import read_speakers_csv
+
+    (tmp_path / "tables").mkdir()
+    shutil.copy(make_clip("a0.wav", duration=1.0, audio="speech", seed=10, pitch=140.0), tmp_path / "x.wav")
+    table = tmp_path / "tables" / "speakers.csv"
+    table.write_text("file,speaker\nx.wav,p01\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DatasetError) as info:
+        read_speakers_csv(table)
+    looked, here = (tmp_path / "tables" / "x.wav").resolve(), (tmp_path / "x.wav").resolve()
+    assert str(info.value) == (f"{table}: row 2: no such file 'x.wav' (looked for {looked}: a relative path is read "
+                               f"against the CSV's folder, not the current folder, where {here} is)")
+    table.write_text(f"file,speaker\n{tmp_path / 'y.wav'},p01\n")
+    with pytest.raises(DatasetError, match="looked for .*y.wav\\)$"):
+        read_speakers_csv(table)
+
+
+def test_a_speakers_csv_is_read_as_a_labels_csv_is(tmp_path, make_clip, caplog):
+    """``--speakers`` read its CSV with its own reader: UTF-8 and ',' only, columns in lower case. A table
+    saved by Excel on Windows (cp1252, ';', ``File;Speaker``) was "cannot read the speakers CSV ('utf-8'
+    codec can't decode ...)"; now it is read as a folder's labels CSV is, with the same warning line."""
+    from avemo.inference.speakers import read_speakers_csv
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copy(make_clip("a0.wav", duration=1.0, audio="speech", seed=10, pitch=140.0), folder / "é.wav")
+    table = folder / "speakers.csv"
+    table.write_bytes("File;Speaker\né.wav;Zoë\n".encode("cp1252"))
+    with caplog.at_level("WARNING", logger="avemo.inference.speakers"):
+        assert read_speakers_csv(table) == {(folder / "é.wav").resolve(): "Zoë"}
+    assert caplog.messages == [f"{table}: the speakers CSV is not UTF-8 text (byte 13); read as cp1252"]
+
+
 # ----------------------------------------------------------------------------- the CLI
 @pytest.fixture
 def cli_predictor(spk_predictor, monkeypatch):

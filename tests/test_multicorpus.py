@@ -655,3 +655,19 @@ def test_one_dataset_read_twice_is_refused_when_the_corpora_share_a_speaker(make
     data = load_corpora([CorpusSpec("ravdess", root, speakers=("01",)),
                          CorpusSpec("ravdess", root, name="again", speakers=("02", "05"))])
     assert data.speakers == ["again:02", "again:05", "ravdess:01"]
+
+
+def test_a_corpora_path_not_there_says_it_is_read_against_the_file_s_folder(tmp_path, avemo_main):
+    """root=, labels= and media= of a --corpora file are relative to its folder (a labels CSV's rows, to
+    root=): a root written relative to the current folder was said as "c/aud: folder folder does not
+    exist", the rule not named; now before any corpus is read, in one line."""
+    (tmp_path / "aud").mkdir()
+    (tmp_path / "c").mkdir()
+    corpora = tmp_path / "c" / "corpora.toml"
+    corpora.write_text('[[corpora]]\ndataset = "folder"\nroot = "aud"\nname = "a"\n\n'
+                       f'[[corpora]]\ndataset = "folder"\nroot = "{tmp_path / "aud"}"\nname = "b"\n')
+    code, _, err = avemo_main("train", "--corpora", corpora, "--model", "egemaps_logreg", "--out", tmp_path / "run")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.strip() == (f"avemo: error: {corpora}: corpus a: root= {tmp_path / 'c' / 'aud'} does not exist (a "
+                           f"relative path in the file is read against its folder, {tmp_path / 'c'}, not the current "
+                           "folder)")

@@ -313,6 +313,7 @@ def test_healthz_models_openapi_and_page(client, predictor):
     assert len(models) == 1
     assert set(models[0]["labels"]) == EMOTIONS
     assert models[0]["name"] == predictor.info()["name"]
+    assert models[0]["modalities"] == health["modalities"] == ["audio", "video"]  # the bundled model reads both
     card = Path(__file__).resolve().parents[1] / "src/avemo/inference/default_model/model_card.md"
     assert models[0]["card"] == card.read_text(encoding="utf-8")  # shipped inside the bundle
 
@@ -786,7 +787,7 @@ def test_serve_command_options_and_config_errors(tmp_path):
                    "--upload-dir", "--config", "--modalities", "--text-model"):
         assert option in result.output
     for default in ("[default: 127.0.0.1]", "[default: 8000]", "[default: 300.0]", "[default: 100.0]",
-                    "[default: audio,video]"):
+                    "[default: (those the model reads)]"):
         assert default in result.output  # the defaults are shown (rich used to swallow them as markup)
     bad = tmp_path / "serve.toml"
     bad.write_text("workers = 0\n")

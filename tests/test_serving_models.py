@@ -67,6 +67,27 @@ def test_serve_a_trained_checkpoint_like_predict(trained, started, make_clip, tm
         assert _post(client, clip).json() == body
 
 
+def test_serve_an_audio_only_checkpoint_offers_what_it_reads(trained, started, make_clip, tmp_path):
+    """``avemo serve --model RUN`` of an audio-only model: GET /v1/models and /healthz (the page's
+    checkboxes) list audio, not the video it would not read; a request for video is told why, and
+    ``--modalities audio,video`` stops serve in one line naming what the model reads."""
+    from avemo.errors import ConfigError
+
+    result = CliRunner().invoke(app, ["serve", "--model", str(trained), "--device", "cpu", "--upload-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    settings, predictor = started["settings"], started["predictor"]
+    with TestClient(create_app(predictor=predictor, settings=settings)) as client:
+        assert client.get("/v1/models").json()["models"][0]["modalities"] == ["audio"]
+        assert client.get("/healthz").json()["modalities"] == ["audio"]
+        clip = make_clip("served_speech.wav", duration=1.6, audio="speech")
+        with open(clip, "rb") as fh:
+            answer = client.post("/v1/predict", files={"file": (clip.name, fh)}, data={"modalities": "video"})
+        assert answer.status_code == 422 and "its model reads audio, not video" in answer.json()["error"]["message"]
+    with pytest.raises(ConfigError, match=r"modalities=audio,video, but the model \(egemaps_mlp\) reads audio, "
+                                          r"not video$"):
+        create_app(predictor=predictor, settings=load_settings(modalities="audio,video", upload_dir=str(tmp_path)))
+
+
 def test_serve_a_trained_checkpoint_on_the_onnx_engine(trained, started, make_clip, tmp_path, monkeypatch):
     """``avemo serve --model RUN --engine onnx``: the checkpoint's graph, exported on first use, answers as
     ``avemo predict --model RUN`` (torch) does."""

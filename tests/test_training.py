@@ -155,6 +155,15 @@ def test_a_model_that_reads_a_table_without_visual_table_is_refused_before_the_d
     assert err.startswith("avemo: error: input 'video' needs 'openface_au_means', which is no feature extractor: "
                           "it must be given as a table (e.g. --visual-table CSV); tables given: none"), err
     assert not (tmp_path / "run").exists()
+    # what to do with audio alone: the model the bundle's audio expert is (it reads audio, and no table)
+    assert "; with audio only, train an audio model instead: --model " in err, err
+    from avemo.inference.bundle import audio_model_name
+    from avemo.models import default_inputs
+
+    hinted = audio_model_name()
+    assert err.rstrip().endswith(f"; with audio only, train an audio model instead: --model {hinted} (the bundled "
+                                 "model's audio expert)"), err
+    assert {s.modality for s in default_inputs(hinted).values()} == {"audio"}
     import avemo.extraction  # the library's gathering, too, checks the tables before extracting any input
     from avemo.models import default_inputs
     from avemo.training.data import gather

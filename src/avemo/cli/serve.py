@@ -15,6 +15,10 @@ from avemo.cli.predict import say_if_exporting
 from avemo.errors import AvemoError
 from avemo.serving.settings import MIB  # light: the web framework loads in `serve` only
 
+_MODALITIES_OPTION = typer.Option(help="Comma-separated modalities requests may ask for: audio, video; add text to load "
+                                       "the opt-in text expert on the transcript (see --text-model). A request uses "
+                                       "the others unless it asks for text.", show_default="those the model reads")
+
 
 @app.command()
 def serve(
@@ -35,10 +39,7 @@ def serve(
         Path | None, typer.Option(help="Parent folder of the private upload folders.",
                                   show_default="the system temp folder")
     ] = None,
-    modalities: Annotated[str, typer.Option(help="Comma-separated modalities requests may ask for: audio, video; add "
-                                                 "text to load the opt-in text expert on the transcript (see "
-                                                 "--text-model). A request uses the others unless it asks for text.")
-                          ] = _SERVE.modalities,
+    modalities: Annotated[str | None, _MODALITIES_OPTION] = None,
     text_model: Annotated[
         Path | None, typer.Option(help="The text expert of --modalities ...,text: a text-only checkpoint from "
                                        "`avemo train` (default: the bundled text model, when there is one).")
@@ -76,7 +77,7 @@ def serve(
         max_duration=given("max_duration", max_duration),
         request_timeout=given("timeout", timeout),
         upload_dir=None if upload_dir is None else str(upload_dir),
-        modalities=given("modalities", modalities),
+        modalities=modalities,
         text_model=None if text_model is None else str(text_model),
         model=None if model is None else str(model),
         engine=given("engine", engine),
@@ -87,7 +88,8 @@ def serve(
                           "behind a proxy that has.", markup=False, highlight=False, soft_wrap=True)
     sockets = bind_sockets(settings)  # a port in use stops serve now, not after the model has loaded
     served = escape(settings.model) if settings.model else f"the bundled model ({settings.engine} engine)"
-    console_err.print(f"avemo: loading {served}, then serving {settings.modalities.replace(',', ', ')} on "
+    offered = settings.modalities.replace(",", ", ") if settings.modalities else "what it reads"
+    console_err.print(f"avemo: loading {served}, then serving {offered} on "
                       f"http://{settings.host}:{settings.port}/ (Ctrl-C stops)", soft_wrap=True)
     try:
         with _options_naming_files({"--model": model, "--text-model": text_model}):

@@ -69,6 +69,20 @@ def _train_config(config_file: Path | None, overrides: dict, corpora_file: Path 
     return config
 
 
+def _check_model_tables(inputs: Mapping[str, Any], visual_table: Path | None) -> None:
+    """The model's table, given? A face table refused (the default model's AU means, no --visual-table)
+    names the audio-only model that trains without it: the user may have audio only."""
+    try:
+        _check_tables(inputs, visual_table)
+    except AvemoError as exc:
+        if not any(spec.modality == "video" for spec in inputs.values()):
+            raise
+        from avemo.inference.bundle import audio_model_name
+
+        raise type(exc)(f"{exc.reason}; with audio only, train an audio model instead: --model "
+                        f"{audio_model_name()} (the bundled model's audio expert)", exc.path) from None
+
+
 def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_file: Path | None, *,
                 label_space: str | None, visual_table: Path | None, speakers: str | None, labels: Path | None,
                 protocol: str | None = None, media: Path | None = None, transcribe: bool = False,
@@ -79,7 +93,7 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
     entry says ``transcribe = true``), unless the ``model``'s ``inputs`` (its InputSpecs) read no text.
     The options are checked, and a table the inputs read is given, before any data is read."""
     from avemo.training import load_data
-    from avemo.training.corpora import FILE_SETTINGS, CorpusSpec, read_corpora_file
+    from avemo.training.corpora import FILE_SETTINGS, CorpusSpec, check_corpora_paths, read_corpora_file
     from avemo.training.experiment import load_corpora
 
     roots, datasets = list(roots or []), list(datasets or [])
@@ -87,6 +101,7 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
         if roots or datasets:
             raise AvemoError("give the corpora either as --corpora FILE or as --dataset/--root pairs, not both")
         specs = read_corpora_file(corpora_file, reads=FILE_SETTINGS)
+        check_corpora_paths(specs, corpora_file)
     elif not roots:
         raise AvemoError("missing --root (or --corpora FILE.toml)")
     elif len(roots) == 1 and len(datasets) <= 1:
@@ -105,7 +120,7 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
         raise AvemoError("--protocol and --media read one IEMOCAP corpus; with several corpora, give protocol= "
                          "and media= per iemocap corpus in a --corpora file")
     if inputs is not None:
-        _check_tables(inputs, visual_table)  # the model's table, given?
+        _check_model_tables(inputs, visual_table)
     reads = None if inputs is None else (model, {spec.modality for spec in inputs.values()})
     specs = _transcribed_specs(specs, transcribe, reads)
     asr = {"cache": _cache(cache_dir)} if any(s.transcribe for s in specs) else {}
@@ -144,9 +159,10 @@ DatasetsOpt = Annotated[
 CorporaOpt = Annotated[
     Path | None, typer.Option("--corpora", help="A TOML (or YAML/JSON) file of [\\[corpora]] entries (dataset=, root=, "
                                                 "speakers=, weight=, name=, labels=, transcribe=; iemocap: protocol=, "
-                                                "media=) instead of --dataset/--root; at its top level it may set "
-                                                "label_space= and balance= (the options win over them); any other "
-                                                "top-level key is refused.")
+                                                "media=; paths relative to the file's folder, a labels CSV's own "
+                                                "paths to its root=) instead of --dataset/--root; at its top level it "
+                                                "may set label_space= and balance= (the options win over them); any "
+                                                "other top-level key is refused.")
 ]
 LabelSpaceOpt = Annotated[
     str | None, typer.Option(help="Several corpora: shared (the labels every corpus can express; calm counts as "

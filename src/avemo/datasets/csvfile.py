@@ -5,7 +5,9 @@ missing column, a non-numeric value) becomes a one-line :class:`~avemo.errors.Da
 naming the file, never a ``csv`` / ``pandas`` traceback.
 
 * :func:`read_text_csv` returns the header and the rows as stripped strings (label tables,
-  small metadata);
+  small metadata); :func:`read_user_csv` reads a table a person wrote (a folder's labels CSV,
+  ``avemo predict --speakers``) by the one rule for them: column names in any case, and a file
+  that is not UTF-8 read as Windows' "ANSI" code page (:data:`WINDOWS_ANSI`) with a warning line;
 * :func:`read_numeric_csv` returns a :class:`pandas.DataFrame` (feature tables, OpenFace
   per-frame output, which can hold thousands of rows of hundreds of columns).
 
@@ -24,6 +26,11 @@ from pathlib import Path
 from avemo.errors import DatasetError
 
 _SNIFF_BYTES = 8192
+
+#: the encoding of a CSV that is not UTF-8, read with a warning: Windows' "ANSI" code page, in which
+#: Excel ("CSV (Comma delimited)") and Notepad save a table there (``é`` as the byte 0xE9); MELD's
+#: CSVs are in it too
+WINDOWS_ANSI = "cp1252"
 
 
 def _read_bytes(path: Path, what: str) -> bytes:
@@ -133,6 +140,14 @@ def read_text_csv(
             )
         rows.append((number, [v.strip() for v in values]))
     return header, rows
+
+
+def read_user_csv(path: str | Path, *, what: str, warn: Callable[[str], None],
+                  required: Iterable[str] = ()) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """:func:`read_text_csv` of a table a person wrote: column names lower-cased, and a file saved in
+    Windows' "ANSI" code page (not UTF-8) read as :data:`WINDOWS_ANSI`, with one line to ``warn``
+    naming the file."""
+    return read_text_csv(path, what=what, required=required, lower=True, fallback=WINDOWS_ANSI, warn=warn)
 
 
 def read_numeric_csv(

@@ -29,7 +29,9 @@ other         kept as strings in ``Clip.fields`` (``gender``, ``session``...)
 Column names are case-insensitive. A path written with Windows separators (``a\\b.wav``) or in
 another Unicode normal form than the file's name (NFD, as macOS writes names) finds its file. Speaker
 ids that differ only in leading zeros, ``.0`` or letter case (``01`` / ``1``) stay different
-speakers, with a warning in ``ScanResult.warnings`` (and the log).
+speakers, with a warning in ``ScanResult.warnings`` (and the log). A CSV that is not UTF-8 is read as
+Windows' "ANSI" code page (Excel's "CSV (Comma delimited)"), with a warning there too
+(:func:`~avemo.datasets.csvfile.read_user_csv`).
 
 A row that cannot be used (missing file, empty speaker, unknown modality, an emotion outside
 ``emotions=``, a second row for the same file, a ``take`` already given to a file of the same
@@ -40,6 +42,7 @@ reported in ``ScanResult.skipped``; a CSV that cannot be read or lacks a require
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -47,7 +50,7 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path, PureWindowsPath
 
-from avemo.datasets.csvfile import read_text_csv
+from avemo.datasets.csvfile import read_user_csv
 from avemo.datasets.labels import normalise_emotion
 from avemo.datasets.records import Clip
 from avemo.datasets.scan import ScanCollector, ScanResult, check_root, media_files, normalise_suffixes
@@ -88,7 +91,8 @@ def read_folder(
     if labels_csv is None and not csv_path.exists():
         raise DatasetError(f"no labels CSV: the folder has no {DEFAULT_LABELS_FILE} and no other labels CSV was given "
                            "(avemo's --labels, a --corpora entry's labels=, or labels_csv= in Python)", root_path)
-    header, rows = read_text_csv(csv_path, what="labels CSV", lower=True)
+    collector = ScanCollector(dataset, root_path, strict=strict)
+    header, rows = read_user_csv(csv_path, what="labels CSV", warn=functools.partial(_warn, collector))
     path_column = "path" if "path" in header else "file" if "file" in header else None
     if "emotion" not in header and "label" in header:  # the other usual name of the column
         header = [("emotion" if name == "label" else name) for name in header]
@@ -99,7 +103,6 @@ def read_folder(
     reader = _RowReader(root_path, csv_path, dataset, {name: header.index(name) for name in header}, path_column,
                         allowed=None if emotions is None else {normalise_emotion(e) for e in emotions},
                         wanted=normalise_suffixes(suffixes))
-    collector = ScanCollector(dataset, root_path, strict=strict)
     for line, values in rows:
         outcome = reader.read(line, values)
         if isinstance(outcome, Clip):
@@ -112,9 +115,14 @@ def read_folder(
     collector.result.clips.sort(key=lambda c: c.path.as_posix())
     spelled = _speakers_spelled_alike(collector.result.clips, csv_path)
     if spelled:
-        collector.result.warnings.append(spelled)
-        log.warning(spelled)
+        _warn(collector, spelled)
     return collector.result
+
+
+def _warn(collector: ScanCollector, line: str) -> None:
+    """A warning line of the folder: in the scan's ``warnings``, and logged (said when it is read)."""
+    collector.result.warnings.append(line)
+    log.warning(line)
 
 
 def _speakers_spelled_alike(clips: Iterable[Clip], csv_path: Path) -> str | None:

@@ -45,7 +45,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from avemo.datasets.csvfile import read_text_csv
+from avemo.datasets.csvfile import WINDOWS_ANSI, read_text_csv
 from avemo.datasets.labels import MELD, normalise_emotion
 from avemo.datasets.records import SPLITS, Clip
 from avemo.datasets.scan import ScanCollector, ScanResult, check_root, media_files
@@ -92,7 +92,7 @@ def _modalities(path: Path | None, has_text: bool) -> tuple[str, ...]:
 def _read_split(root: Path, split: str, collector: ScanCollector) -> None:
     csv_path = root / CSV_NAMES[split]
     header, rows = read_text_csv(
-        csv_path, what=f"MELD {split} CSV", required=REQUIRED, fallback="cp1252",
+        csv_path, what=f"MELD {split} CSV", required=REQUIRED, fallback=WINDOWS_ANSI,
         warn=collector.result.warnings.append,
     )
     col = {name: header.index(name) for name in (*REQUIRED, *OPTIONAL) if name in header}

@@ -97,6 +97,7 @@ class Backend(Protocol):
     """Computes a :class:`BackendResult` for a file (see the module docstring)."""
 
     labels: tuple[str, ...]
+    modalities: tuple[str, ...]  # the media modalities the model reads (its inputs), in canonical order
 
     def run(self, path: Path, info: Any, streams: Streams, grid: WindowGrid,
             progress: Progress | None) -> BackendResult:
@@ -113,6 +114,7 @@ class ExpertsBackend:
         self.video = video
         self.fusion = fusion  # an Engine over ProductOfExperts
         self.labels = labels
+        self.modalities = MEDIA_MODALITIES  # an audio expert and a video expert
         self.speech_share = speech_share  # the least speech share of a window the audio expert votes on
         self.min_speech = min_speech  # the least seconds of speech in a file for its audio answers to be trusted
 
@@ -339,6 +341,7 @@ class ZooBackend:
         self.labels = labels
         self.specs = dict(runner.specs)
         self.by_modality = {m: [n for n, s in self.specs.items() if s.modality == m] for m in MEDIA_MODALITIES}
+        self.modalities = tuple(m for m in MEDIA_MODALITIES if self.by_modality[m])  # its inputs (egemaps_*: audio)
         self.extractors = {n: get_extractor(s.feature, **dict(s.config)) for n, s in self.specs.items()}
         self.abstention = abstention
         self.vad = None if abstention is None or not self.by_modality["audio"] else VoiceActivityDetector(abstention.vad)

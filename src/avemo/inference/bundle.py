@@ -109,6 +109,15 @@ def read_bundle(path: str | Path = BUNDLE_DIR) -> tuple[BundleConfig, dict[str, 
     return config, meta
 
 
+def audio_model_name(path: str | Path = BUNDLE_DIR) -> str:
+    """The registry name of a bundle's audio expert (the bundled model: ``whisper_logreg``), the model
+    to train on audio alone as the bundle's audio was trained."""
+    from avemo.models.checkpoint import read_meta
+
+    config, _ = read_bundle(path)
+    return str(read_meta(Path(path) / config.audio)["model"]["name"])
+
+
 def write_bundle_meta(path: str | Path, config: BundleConfig, extra: dict[str, Any]) -> Path:
     """Write ``model.json`` (atomically) for a bundle folder."""
     path = Path(path)

@@ -442,11 +442,20 @@ class Predictor:
             raise ConfigError("speaker grouping re-fuses the audio and video of each clip; it does not combine "
                               "with the text modality")
 
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities the model reads: the media ones its backend has inputs for (the bundled
+        model: audio and video; a checkpoint: those of its inputs, e.g. audio for ``egemaps_logreg``),
+        and text when a text expert is attached (:meth:`with_text_expert`)."""
+        return (*self._backend.modalities, *(("text",) if self.text is not None else ()))
+
     def info(self) -> dict[str, Any]:
         """A machine-readable summary of the loaded model (name, version, engine, experts, fusion,
-        labels, timeline grid, and the bundle's provenance and metrics when it has them)."""
+        labels, the modalities it reads, timeline grid, and the bundle's provenance and metrics when
+        it has them)."""
         out = dict(self.model_info)
         out["labels"] = list(self.labels)
+        out["modalities"] = list(self.modalities)
         out["window"], out["hop"] = self.grid.window, self.grid.hop
         out.update({k: self.meta[k] for k in ("metrics", "training", "card") if k in self.meta})
         if self.text is not None:

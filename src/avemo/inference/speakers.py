@@ -49,8 +49,8 @@ function): a grouped batch on the onnx engine imports no torch, as an ungrouped 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from avemo.datasets.csvfile import read_user_csv
 from avemo.errors import CheckpointError, ConfigError, DatasetError
 from avemo.inference.abstention import uncertain
 from avemo.inference.backends import fuse, labelled
@@ -69,6 +70,8 @@ from avemo.standardise import per_speaker
 
 if TYPE_CHECKING:
     from avemo.inference.audio import WhisperInput
+
+log = logging.getLogger(__name__)
 
 SPKNORM_HEAD_FILE = "audio_spknorm_head.onnx"
 #: the columns of a ``--speakers`` CSV
@@ -283,34 +286,38 @@ def content_copies(paths: Sequence[str | Path | None], speakers: Sequence[str | 
     return copies
 
 
+def _looked_for(file: str, target: Path) -> str:
+    """Where a speakers CSV's ``file`` was looked for, and the rule for a relative one (read against the
+    CSV's folder), with the file it names from the current folder when that one is there."""
+    if Path(file).expanduser().is_absolute():
+        return f"looked for {target}"
+    said = f"looked for {target}: a relative path is read against the CSV's folder"
+    here = Path(file).resolve()
+    return said + (f", not the current folder, where {here} is" if here.is_file() else "")
+
+
 def read_speakers_csv(path: str | Path) -> dict[Path, str]:
     """``{resolved file: speaker}`` from a CSV with the columns ``file,speaker`` (other columns are
-    ignored; a relative file is read against the CSV's folder). One-line errors naming the CSV and the
-    row or column: a missing file, missing columns, an empty cell, a file listed twice with two speakers."""
+    ignored; a relative file is read against the CSV's folder), read as a labels CSV is
+    (:func:`~avemo.datasets.csvfile.read_user_csv`: ``;`` or tab separated, column names in any case,
+    Windows' "ANSI" with a warning). One-line errors naming the CSV and the row or column: a missing
+    file, missing columns, an empty cell, a file listed twice with two speakers."""
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            header = [str(c).strip() for c in reader.fieldnames or []]
-    except FileNotFoundError:
-        raise ConfigError("no such speakers CSV", path) from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DatasetError(f"cannot read the speakers CSV ({exc})", path) from None
+    if not path.exists():
+        raise ConfigError("no such speakers CSV", path)
+    header, rows = read_user_csv(path, what="the speakers CSV", warn=log.warning)
     missing = [c for c in CSV_COLUMNS if c not in header]
     if missing:
         raise DatasetError(f"the speakers CSV needs the columns {','.join(CSV_COLUMNS)}; column(s) {missing} "
                            f"missing (it has {header})", path)
     out: dict[Path, str] = {}
-    for row_number, row in enumerate(rows, start=2):  # the header is row 1
-        row = {str(k).strip(): v for k, v in row.items()}
-        file, speaker = (row.get("file") or "").strip(), (row.get("speaker") or "").strip()
+    for row_number, values in rows:  # the header is row 1
+        file, speaker = values[header.index("file")], values[header.index("speaker")]
         if not file or not speaker:
             raise DatasetError(f"row {row_number}: empty {'file' if not file else 'speaker'} cell", path)
-        target = (path.parent / file).resolve()
+        target = (path.parent / Path(file).expanduser()).resolve()
         if not target.is_file():
-            raise DatasetError(f"row {row_number}: no such file {file!r} (relative paths are read against the "
-                               "CSV's folder)", path)
+            raise DatasetError(f"row {row_number}: no such file {file!r} ({_looked_for(file, target)})", path)
         if out.get(target, speaker) != speaker:
             raise DatasetError(f"row {row_number}: {file!r} is listed with two speakers, {out[target]!r} and "
                                f"{speaker!r}", path)

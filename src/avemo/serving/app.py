@@ -215,11 +215,12 @@ class _Service:
     @classmethod
     def build(cls, predictor: Any, settings: ServeSettings) -> _Service:
         info = describe_model(predictor)
+        settings = settings.model_modalities(info["modalities"])
         lacking = [m for m in settings.offered if m not in info["modalities"]]
         if lacking:
-            raise ConfigError(f"serve settings: modalities={settings.modalities}, but the model cannot use "
-                              f"{', '.join(lacking)}" + (" (no text expert is attached: Predictor.with_text_expert)"
-                                                         if TEXT in lacking else ""))
+            raise ConfigError(f"serve settings: modalities={settings.modalities}, but the model ({info['name']}) "
+                              f"reads {', '.join(info['modalities'])}, not {', '.join(lacking)}"
+                              + (" (no text expert is attached: Predictor.with_text_expert)" if TEXT in lacking else ""))
         return cls(predictor, settings, info, PredictionPool(settings.workers, settings.queue_size),
                    Gate(settings.max_uploads), ProgressBoard(), _accepts_progress(predictor))
 
@@ -280,12 +281,12 @@ class _Service:
     def _single(self, form: Form, query) -> tuple[Callable[[], dict[str, Any]], PredictOptions, str]:
         """``POST /v1/predict``'s job (see the module docstring), its options and what it is named by."""
         upload = form.files[0]
-        options = parse_options(upload, self.settings, self.default_window, query)
+        options = parse_options(upload, self.settings, self.default_window, query, self.model_info["modalities"])
         return functools.partial(self.run_job, upload, options), options, upload.filename
 
     def _batch(self, form: Form, query) -> tuple[Callable[[], dict[str, Any]], PredictOptions, str]:
         """``POST /v1/predict/batch``'s job (:mod:`avemo.serving.batch`), its options and what it is named by."""
-        options = parse_options(form, self.settings, self.default_window, query)
+        options = parse_options(form, self.settings, self.default_window, query, self.model_info["modalities"])
         speakers = parse_speakers(form, options, self.predictor)
         job = functools.partial(run_batch, self.predictor, form, options, speakers, self.settings, self.default_hop,
                                 _error_code)
@@ -476,6 +477,7 @@ def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> 
     if predictor is None:
         predictor = settings.load_predictor()
     service = _Service.build(predictor, settings)
+    settings = service.settings  # its modalities: those the model reads, when none were given
     if TEXT in settings.offered:
         from avemo.inference.transcripts import load_recogniser_now
 

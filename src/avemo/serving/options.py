@@ -71,9 +71,11 @@ def read_flag(upload: Upload | Form, name: str, query: Mapping[str, str]) -> boo
     return value
 
 
-def _modalities(upload: Upload | Form, offered: Sequence[str], query: Mapping[str, str]) -> tuple[str, ...]:
+def _modalities(upload: Upload | Form, offered: Sequence[str], query: Mapping[str, str],
+                reads: Sequence[str] | None = None) -> tuple[str, ...]:
     """The ``modalities`` field (or query parameter), checked against the modalities this server
-    offers; without one, the offered media modalities (text is used only when asked for)."""
+    offers (of those the model ``reads``, when known); without one, the offered media modalities
+    (text is used only when asked for)."""
     values = upload.fields.get("modalities") or ([query["modalities"]] if "modalities" in query else [])
     chosen: list[str] = []
     for value in values:
@@ -90,7 +92,7 @@ def _modalities(upload: Upload | Form, offered: Sequence[str], query: Mapping[st
     for item in chosen:
         if item not in offered:
             raise ApiError(422, "modality_unavailable", f"this server does not offer the {item} modality "
-                           f"(it offers {', '.join(offered)}); {_enable_hint(item, offered)}")
+                           f"(it offers {', '.join(offered)}); {_enable_hint(item, offered, reads)}")
     if chosen == [TEXT]:
         raise ApiError(422, "invalid_field", "modalities: text needs audio or video next to it (the text expert "
                        "adds to the other experts), e.g. audio,video,text")
@@ -101,8 +103,10 @@ def _choices(offered: Sequence[str]) -> str:
     return f"one or more of {', '.join(offered)}, comma-separated (e.g. {','.join(offered)})"
 
 
-def _enable_hint(modality: str, offered: Sequence[str]) -> str:
-    """How the server's operator enables ``modality``."""
+def _enable_hint(modality: str, offered: Sequence[str], reads: Sequence[str] | None = None) -> str:
+    """How the server's operator enables ``modality``, or that the model does not read it."""
+    if reads is not None and modality != TEXT and modality not in reads:
+        return f"its model reads {', '.join(reads)}, not {modality}"
     wanted = ",".join(m for m in MODALITIES if m in offered or m == modality)
     if modality == TEXT:
         return (f"start it with avemo serve --modalities {wanted} to load the text expert on the transcript "
@@ -111,8 +115,9 @@ def _enable_hint(modality: str, offered: Sequence[str]) -> str:
 
 
 def parse_options(upload: Upload | Form, settings: ServeSettings, default_window: float = 1.0,
-                  query: Mapping[str, str] | None = None) -> PredictOptions:
-    """Validate the form fields (and the query parameters that may stand for them); 422 for anything out of range."""
+                  query: Mapping[str, str] | None = None, reads: Sequence[str] | None = None) -> PredictOptions:
+    """Validate the form fields (and the query parameters that may stand for them); 422 for anything out of
+    range. ``reads``: the modalities the model reads (a modality it does not is not one to enable)."""
     window = _number(upload, "window")
     shortest = max(settings.min_window, settings.min_hop)  # a window sent alone may take itself as its hop
     if window is not None and not shortest <= window <= settings.max_window:
@@ -123,7 +128,7 @@ def parse_options(upload: Upload | Form, settings: ServeSettings, default_window
     if hop is not None and not settings.min_hop <= hop <= longest:
         raise ApiError(422, "invalid_field",
                        f"hop must lie between {settings.min_hop:g} s and the window ({longest:g} s), got {hop:g}")
-    chosen = _modalities(upload, settings.offered, query or {})
+    chosen = _modalities(upload, settings.offered, query or {}, reads)
     progress_id = upload.field("progress_id")
     if progress_id is not None and not PROGRESS_ID.match(progress_id):
         raise ApiError(422, "invalid_field", "progress_id must be 32 lower-case hex digits")

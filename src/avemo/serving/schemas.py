@@ -177,9 +177,9 @@ class HealthOut(BaseModel):
     model_version: str = Field(description="Its version (a checkpoint from avemo train: when it was written; \"\" "
                                "when unknown).")
     engine: str = Field(description="What runs it: torch or onnx (avemo serve --engine).")
-    modalities: list[str] = Field(description="The modalities a request may ask for: audio and video, and text when "
-                                  "the server was started with the text expert (avemo serve --modalities "
-                                  "audio,video,text).")
+    modalities: list[str] = Field(description="The modalities a request may ask for: those of audio and video the "
+                                  "model reads (or those avemo serve --modalities names), and text when the server "
+                                  "was started with the text expert (avemo serve --modalities audio,video,text).")
     queue: QueueOut
     limits: LimitsOut
 
@@ -189,8 +189,9 @@ class ModelOut(BaseModel):
 
     name: str
     labels: list[str] = Field(description="The emotions the model predicts, in output order.")
-    modalities: list[str] = Field(description="The modalities the model can use (text when a text expert is "
-                                  "attached).")
+    modalities: list[str] = Field(description="The modalities the model reads: audio and video for the bundled "
+                                  "model, a checkpoint's inputs (e.g. audio for egemaps_logreg); text when a text "
+                                  "expert is attached.")
     card: str | None = Field(description="The model card (Markdown), if the model ships one.")
 
 

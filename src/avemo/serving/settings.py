@@ -7,7 +7,8 @@ page and ``GET /healthz`` can show the limits that apply.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from avemo.config import from_dict, load_file
@@ -72,8 +73,9 @@ class ServeSettings:
     min_hop: float = 0.1
     max_timeline_rows: int = 10_000
     #: the modalities requests may ask for, as ``avemo predict --modalities``: audio, video; text
-    #: loads the text expert on the transcript (requests still use audio and video unless they ask)
-    modalities: str = ",".join(MEDIA_MODALITIES)
+    #: loads the text expert on the transcript (requests still use audio and video unless they ask);
+    #: None: the media modalities the model reads (:meth:`model_modalities`)
+    modalities: str | None = None
     #: the text expert's checkpoint folder (``--text-model``); None: the bundled text model
     text_model: str | None = None
     #: the model served, as ``avemo predict --model / --engine / --device``: a checkpoint folder from
@@ -119,8 +121,17 @@ class ServeSettings:
 
     @property
     def offered(self) -> tuple[str, ...]:
-        """The modalities requests may ask for, in canonical order (``"video,text,audio"`` -> audio, video, text)."""
+        """The modalities requests may ask for, in canonical order (``"video,text,audio"`` -> audio, video, text);
+        without ``modalities``, audio and video until :meth:`model_modalities` has set them from the model."""
         return parse_modalities(self.modalities, where="serve settings: modalities")
+
+    def model_modalities(self, reads: Sequence[str]) -> ServeSettings:
+        """These settings for a model that reads ``reads``: without ``modalities``, the media ones among
+        them (an audio-only checkpoint offers audio, not a video it would not read); else unchanged
+        (the app refuses those the model cannot use)."""
+        if self.modalities is not None:
+            return self
+        return replace(self, modalities=",".join(m for m in MEDIA_MODALITIES if m in reads))
 
     def load_predictor(self):
         """The predictor these settings name (``model``, ``engine``, ``device``, and the text expert when

@@ -189,6 +189,18 @@ def read_corpora_file(path: str | Path, *, reads: Collection[str] = ()) -> list[
     return specs
 
 
+def check_corpora_paths(specs: Sequence[CorpusSpec], path: str | Path) -> None:
+    """Before any corpus is read: a ``root=``, ``labels=`` or ``media=`` of the corpora file ``path`` that
+    is not there, in one line naming the file, the entry and the rule (a relative path is read against
+    the file's folder, not the current one; it said only "c/aud: folder folder does not exist")."""
+    path = Path(path)
+    for spec in specs:
+        for key, place in (("root", spec.root), ("labels", spec.labels), ("media", spec.media)):
+            if place is not None and not Path(place).exists():
+                raise ConfigError(f"corpus {spec.corpus}: {key}= {place} does not exist (a relative path in the "
+                                  f"file is read against its folder, {path.parent}, not the current folder)", path)
+
+
 def _check_entry_types(entry: Mapping, where: str, path: Path) -> None:
     """A one-line :class:`ConfigError` naming the file, the entry and the key for a value of the wrong kind
     (``speakers = "03"`` was read as the speakers "0" and "3", ``weight = "x"`` and ``name = 5`` stopped

@@ -74,8 +74,8 @@ function showHop() {
   $("hop-text").textContent = `A new window starts every ${+hop.toFixed(2)} s.`;  // 0.25 s, not 0.3 s
 }
 
-// A modality the server does not offer (text, unless it was started with the text expert) is
-// unticked and disabled, with a tooltip saying how to enable it.
+// A modality the server does not offer (text, unless it was started with the text expert; one its
+// model does not read) is unticked and disabled, with a tooltip saying why.
 function offerModalities(offered) {
   for (const box of document.querySelectorAll('input[name="modalities"]')) {
     const available = offered.includes(box.value);
@@ -83,7 +83,8 @@ function offerModalities(offered) {
     if (!available) box.checked = false;
     const label = box.closest("label");
     const wanted = ["audio", "video", "text"].filter((m) => offered.includes(m) || m === box.value).join(",");
-    label.title = available ? "" : `This server does not offer the ${box.value} modality (start it with: avemo serve --modalities ${wanted}).`;
+    const why = box.value === "text" ? "" : "its model does not read it, or ";
+    label.title = available ? "" : `This server does not offer the ${box.value} modality (${why}start it with: avemo serve --modalities ${wanted}).`;
   }
 }
 
