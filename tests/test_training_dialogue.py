@@ -309,12 +309,13 @@ def test_train_refuses_data_without_the_models_inputs_in_one_line(meld, tmp_path
     assert "its clips carry text" in line and "has no audio file" in line and "validation speaker" not in err
     assert line.endswith("""gao_dialogue trains on any subset of ['text', 'audio', 'video'], e.g. those the clips """
                          """carry: --model-config '{"modalities": ["text"]}'""")
+    rng = np.random.default_rng(0)  # a recording of its own for each file (one under two speakers is refused)
     for name, text in (("talk", True), ("mute", False)):  # two folder corpora; "mute" has no transcripts
         folder = tmp_path / name
         folder.mkdir()
         rows = ["path,emotion,speaker" + (",text" if text else "")]
         for i in range(6):
-            sf.write(folder / f"{i}.wav", np.zeros(1600, dtype=np.float32), 16000)
+            sf.write(folder / f"{i}.wav", 0.01 * rng.standard_normal(1600).astype(np.float32), 16000)
             rows.append(f"{i}.wav,{['happy', 'sad'][i % 2]},s{i % 3}" + (f",{WORDS[i]} words" if text else ""))
         (folder / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     (tmp_path / "corpora.toml").write_text("".join(f'[[corpora]]\ndataset = "folder"\nroot = "{n}"\nname = "{n}"\n\n'
@@ -335,10 +336,12 @@ def test_train_counts_the_takes_that_have_the_models_inputs(meld, tmp_path, avem
     does, not every take of the speakers that have one (it said 23 training, 10 validation for 6 and 2)."""
     import soundfile as sf
 
+    rng = np.random.default_rng(0)  # a recording of its own for each utterance (one under two speakers is refused)
     for folder, dialogue, turns in (("train_splits", 0, range(6)), ("dev_splits_complete", 1, range(2))):
         (meld / folder).mkdir()
         for u in turns:
-            sf.write(meld / folder / f"dia{dialogue}_utt{u}.wav", np.zeros(1600, dtype=np.float32), 16000)
+            sf.write(meld / folder / f"dia{dialogue}_utt{u}.wav", 0.01 * rng.standard_normal(1600).astype(np.float32),
+                     16000)
     audio = {"n_mels": 16, "hidden": 8, "lstm_layers": 1, "linear_layers": 1}
     config = {"modalities": ["text", "audio"], "context": 1, "text_hidden": 8, "d_model": 16, "heads": 2,
               "audio_config": audio}
