@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from avemo.datasets import label_set_for, normalise_emotion, read_dataset, read_folder
+from avemo.datasets.labels import RAVDESS
 from avemo.errors import DatasetError
 
 
@@ -140,6 +141,22 @@ def test_normalise_emotion():
     # kept as they were, they met no partner and were left out of a cross-corpus score silently
     assert [normalise_emotion(e) for e in ("Frustration", "Excitement", "Neutral state")] == [
         "frustrated", "excited", "neutral"]
+
+
+def test_everyday_spellings_are_canonical_emotions(tmp_path):
+    """'mad' and 'scared' (as people write them) were kept as categories of their own: against RAVDESS
+    they met no partner and were left out; with emotions= a canonical set they were skipped."""
+    spellings = {"Mad": "angry", "scared": "fearful", "Frightened": "fearful", "joyful": "happy",
+                 "Happy": "happy", "sad": "sad", "disgusted": "disgust", "surprised": "surprised",
+                 "calm": "calm", "neutral": "neutral", "afraid": "fearful", "anger": "angry"}
+    names = list(spellings)
+    make_folder(tmp_path, [f"{i}.wav" for i in range(len(names))],
+                "path,emotion,speaker\n" + "".join(f"{i}.wav,{e},s{i % 2}\n" for i, e in enumerate(names)))
+    scan = read_folder(tmp_path, emotions=RAVDESS.emotions)
+    assert not scan.skipped
+    assert {c.path.name: c.emotion for c in scan} == {f"{i}.wav": spellings[e] for i, e in enumerate(names)}
+    # the distinct IEMOCAP classes and the 4-class protocol's merge are not spellings of angry / happy
+    assert [normalise_emotion(e) for e in ("frustrated", "excited")] == ["frustrated", "excited"]
 
 
 def test_corpus_codes_are_canonical_emotions(tmp_path):

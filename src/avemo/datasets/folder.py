@@ -7,9 +7,12 @@ column        meaning
 ============  ================================================================================
 ``path``      the file, relative to the folder (or absolute); ``file`` is accepted instead
 ``emotion``   the emotion (``label`` is accepted instead); common spellings and the CREMA-D /
-              IEMOCAP codes become canonical names (``Fear`` -> ``fearful``, ``ANG`` / ``ang`` ->
-              ``angry``, ``fru`` -> ``frustrated``; :data:`~avemo.datasets.labels.EMOTION_ALIASES`),
-              other names are kept lower-cased;
+              IEMOCAP codes become canonical names: ``anger`` / ``mad`` / ``ANG`` -> ``angry``,
+              ``fear`` / ``afraid`` / ``scared`` / ``frightened`` -> ``fearful``, ``joy`` /
+              ``joyful`` / ``happiness`` -> ``happy``, ``sadness`` -> ``sad``, ``surprise`` ->
+              ``surprised``, ``disgusted`` -> ``disgust``, ``fru`` -> ``frustrated``
+              (:data:`~avemo.datasets.labels.EMOTION_ALIASES`); ``frustrated`` and ``excited``
+              stay themselves (not angry / happy); other names are kept lower-cased;
               empty means unlabelled (``Clip.emotion = None``)
 ``speaker``   the speaker id (required: speaker-disjoint folds need it)
 ``take``      optional: files of one performance share it (an audio and a video export);
