@@ -285,8 +285,8 @@ def test_speaker_ids_written_two_ways_are_warned_of(tmp_path, caplog):
     make_folder(tmp_path, ["a.wav", "b.wav", "c.wav", "d.wav", "e.wav", "f.wav"],
                 "path,emotion,speaker\na.wav,sad,01\nb.wav,sad,1\nc.wav,sad,1.0\nd.wav,sad,Anna\ne.wav,sad,anna\n"
                 "f.wav,sad,10\n")
-    with caplog.at_level("WARNING", logger="avemo.datasets.folder"):
-        scan = read_folder(tmp_path)
+    with caplog.at_level("WARNING", logger="avemo.datasets"):
+        scan = read_dataset("folder", tmp_path)
     assert sorted(scan.speakers) == ["01", "1", "1.0", "10", "Anna", "anna"]  # read as written
     assert scan.warnings == [f"{tmp_path / 'labels.csv'}: speakers 01 / 1 / 1.0; Anna / anna differ only in leading "
                              "zeros, '.0' or letter case and are read as different speakers: write each person's id "
@@ -302,8 +302,8 @@ def test_a_table_saved_in_windows_ansi_is_read_with_a_warning(tmp_path, caplog):
     line, naming the file."""
     (tmp_path / "café.wav").write_bytes(b"")
     (tmp_path / "labels.csv").write_bytes("path;emotion;speaker;notes\ncafé.wav;happy;Zoë;déjà vu\n".encode("cp1252"))
-    with caplog.at_level("WARNING", logger="avemo.datasets.folder"):
-        scan = read_folder(tmp_path)
+    with caplog.at_level("WARNING", logger="avemo.datasets"):
+        scan = read_dataset("folder", tmp_path)
     assert [(c.path.name, c.speaker, c.fields["notes"]) for c in scan.clips] == [("café.wav", "Zoë", "déjà vu")]
     assert scan.warnings == [f"{tmp_path / 'labels.csv'}: labels CSV is not UTF-8 text (byte 30); read as cp1252"]
     assert scan.warnings[0] in caplog.messages
