@@ -404,7 +404,9 @@ def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: 
         "train": cfg.to_dict(used),
         "data": {
             "dataset": data.dataset,
-            "root": recorded_path(data.root),
+            # several corpora: each one's root is in corpora[].root; their common folder ("/" for one under
+            # /data and one under /tmp) was recorded as ""
+            **({"root": recorded_path(data.root)} if data.corpora is None else {}),
             "speakers": {name: sorted({t.speaker for t in part.takes})
                          for name, part in zip(("train", "val", "test"), parts, strict=True)},
             "n": {name: len(part) for name, part in zip(("train", "val", "test"), parts, strict=True)},
