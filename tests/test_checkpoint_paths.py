@@ -103,4 +103,6 @@ def test_training_records_no_machine_path_for_several_corpora(small_corpora, tmp
     assert machine_paths(meta) == []
     assert [(c["name"], c["root"]) for c in meta["data"]["corpora"]] == [
         ("ravdess", f"{rav.parent.name}/{rav.name}"), ("emodb", f"{emo.parent.name}/{emo.name}")]
+    # no common root: their common folder was recorded ("" when it is "/", one corpus under /tmp)
+    assert "root" not in meta["data"]
     assert load_checkpoint(out).labels == data.labels

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from avemo.datasets import label_set_for, normalise_emotion, read_dataset, read_folder
+from avemo.datasets.labels import RAVDESS
 from avemo.errors import DatasetError
 
 
@@ -142,6 +143,22 @@ def test_normalise_emotion():
         "frustrated", "excited", "neutral"]
 
 
+def test_everyday_spellings_are_canonical_emotions(tmp_path):
+    """'mad' and 'scared' (as people write them) were kept as categories of their own: against RAVDESS
+    they met no partner and were left out; with emotions= a canonical set they were skipped."""
+    spellings = {"Mad": "angry", "scared": "fearful", "Frightened": "fearful", "joyful": "happy",
+                 "Happy": "happy", "sad": "sad", "disgusted": "disgust", "surprised": "surprised",
+                 "calm": "calm", "neutral": "neutral", "afraid": "fearful", "anger": "angry"}
+    names = list(spellings)
+    make_folder(tmp_path, [f"{i}.wav" for i in range(len(names))],
+                "path,emotion,speaker\n" + "".join(f"{i}.wav,{e},s{i % 2}\n" for i, e in enumerate(names)))
+    scan = read_folder(tmp_path, emotions=RAVDESS.emotions)
+    assert not scan.skipped
+    assert {c.path.name: c.emotion for c in scan} == {f"{i}.wav": spellings[e] for i, e in enumerate(names)}
+    # the distinct IEMOCAP classes and the 4-class protocol's merge are not spellings of angry / happy
+    assert [normalise_emotion(e) for e in ("frustrated", "excited")] == ["frustrated", "excited"]
+
+
 def test_corpus_codes_are_canonical_emotions(tmp_path):
     """CREMA-D / IEMOCAP codes copied into a labels CSV become the canonical names the corpus readers
     give, so such clips take part in a cross-corpus score; IEMOCAP's oth / xxx stay what they are."""
@@ -268,8 +285,8 @@ def test_speaker_ids_written_two_ways_are_warned_of(tmp_path, caplog):
     make_folder(tmp_path, ["a.wav", "b.wav", "c.wav", "d.wav", "e.wav", "f.wav"],
                 "path,emotion,speaker\na.wav,sad,01\nb.wav,sad,1\nc.wav,sad,1.0\nd.wav,sad,Anna\ne.wav,sad,anna\n"
                 "f.wav,sad,10\n")
-    with caplog.at_level("WARNING", logger="avemo.datasets.folder"):
-        scan = read_folder(tmp_path)
+    with caplog.at_level("WARNING", logger="avemo.datasets"):
+        scan = read_dataset("folder", tmp_path)
     assert sorted(scan.speakers) == ["01", "1", "1.0", "10", "Anna", "anna"]  # read as written
     assert scan.warnings == [f"{tmp_path / 'labels.csv'}: speakers 01 / 1 / 1.0; Anna / anna differ only in leading "
                              "zeros, '.0' or letter case and are read as different speakers: write each person's id "
@@ -285,8 +302,8 @@ def test_a_table_saved_in_windows_ansi_is_read_with_a_warning(tmp_path, caplog):
     line, naming the file."""
     (tmp_path / "café.wav").write_bytes(b"")
     (tmp_path / "labels.csv").write_bytes("path;emotion;speaker;notes\ncafé.wav;happy;Zoë;déjà vu\n".encode("cp1252"))
-    with caplog.at_level("WARNING", logger="avemo.datasets.folder"):
-        scan = read_folder(tmp_path)
+    with caplog.at_level("WARNING", logger="avemo.datasets"):
+        scan = read_dataset("folder", tmp_path)
     assert [(c.path.name, c.speaker, c.fields["notes"]) for c in scan.clips] == [("café.wav", "Zoë", "déjà vu")]
     assert scan.warnings == [f"{tmp_path / 'labels.csv'}: labels CSV is not UTF-8 text (byte 30); read as cp1252"]
     assert scan.warnings[0] in caplog.messages

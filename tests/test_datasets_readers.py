@@ -393,3 +393,33 @@ def test_errors_are_avemo_errors_with_one_line(tmp_path):
         with pytest.raises(AvemoError) as info:
             call()
         assert "\n" not in str(info.value)
+
+
+def test_every_readers_warnings_are_said_once_by_read_dataset(tmp_path, monkeypatch, caplog):
+    """A reader's ScanResult.warnings reached the user only where that reader logged them itself (MELD's
+    cp1252 fallback was logged by MELD, the folder's by the folder, a reader that forgot said nothing):
+    read_dataset, which train / evaluate / extract / benchmark read through, now says each line once."""
+    import csv
+
+    from avemo.datasets import readers
+    from avemo.datasets.scan import ScanResult
+
+    def quiet_reader(root, *, strict=False):  # a reader that only collects its warnings
+        return ScanResult("quiet", Path(root), warnings=["quiet: a thing not as expected"])
+
+    monkeypatch.setitem(readers.READERS, "quiet", quiet_reader)
+    meld = tmp_path / "meld"
+    meld.mkdir()
+    with open(meld / "dev_sent_emo.csv", "w", newline="", encoding="cp1252") as fh:
+        csv.writer(fh).writerows([["Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID",
+                                   "Utterance_ID"], ["1", "It\u2019s me.", "Ross", "neutral", "neutral", "0", "0"]])
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.wav").write_bytes(b"")
+    (folder / "labels.csv").write_bytes("path,emotion,speaker\na.wav,happy,Zoë\n".encode("cp1252"))
+    for name, root in (("quiet", tmp_path), ("meld", meld), ("folder", folder)):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="avemo"):
+            scan = read_dataset(name, root)
+        assert scan.warnings and caplog.messages == scan.warnings, name
+    assert "read as cp1252" in scan.warnings[0]

@@ -137,7 +137,7 @@ def test_training_progress_moves_within_an_epoch(make_ravdess, avemo_main, tmp_p
 
     monkeypatch.setattr(progress, "PROGRESS_EVERY", 0.0)  # a line at every update (stderr is no terminal here)
     code, _, err = _train(avemo_main, make_ravdess(("01", "05", "07")), tmp_path / "run", tmp_path / "cache",
-                          "--batch-size", "2")  # 8 training clips: 4 steps
+                          "--batch-size", "2", "--val-speakers", "05,07")  # 8 training clips: 4 steps
     assert code == 0, err
     lines = [line.split(",")[0] for line in err.splitlines() if line.startswith("avemo: training egemaps_mlp:")]
     assert lines == [f"avemo: training egemaps_mlp: {done} of 1 ({percent} %)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -258,18 +259,27 @@ def test_a_fold_without_any_of_its_training_speakers_is_refused_naming_them(make
     assert {t.speaker for t in train} == {"01", "05"}
 
 
-def test_two_speakers_validated_on_both_by_default_are_told_that_one_would_do(make_ravdess):
-    """Two actors: the default validation speakers (the last two) are both, and the refusal ("train on
-    more speakers") did not say that naming one of them trains on the other."""
+@pytest.mark.parametrize(("actors", "val"), [(("01", "05"), "05"), (("01", "05", "07"), "07")])
+def test_a_few_speakers_validate_on_the_last_one_with_a_warning(make_ravdess, caplog, actors, val):
+    """A folder of 3 speakers trained on one of them (the default validated on the last two), and one of 2
+    was refused: with fewer than 4 speakers the last one validates, a warning line says so; the split
+    stays speaker-disjoint. Four speakers keep the default of two."""
     from avemo.training import resolve_split
 
-    data = load_data("ravdess", make_ravdess(("01", "05")))
-    with pytest.raises(ConfigError) as err:
-        resolve_split(data)
-    assert str(err.value) == ("every speaker (01, 05) would be a validation speaker (by default the last two); train "
-                              "on more speakers, or name fewer validation speakers (--val-speakers 05)")
-    train, val, _, _ = resolve_split(data, val_speakers=["05"])
-    assert {t.speaker for t in train} == {"01"} and {t.speaker for t in val} == {"05"}
+    data = load_data("ravdess", make_ravdess(actors))
+    with caplog.at_level(logging.WARNING, logger="avemo"):
+        train, val_takes, _, info = resolve_split(data)
+    assert info["val_speakers"] == [val] and {t.speaker for t in val_takes} == {val}
+    assert {t.speaker for t in train} == set(actors) - {val}
+    assert f"{len(actors)} speakers: validating on {val} only (the default is the last two)" in caplog.text
+    assert "--val-speakers" in caplog.text
+    caplog.clear()
+    _, _, _, info = resolve_split(load_data("ravdess", make_ravdess(("01", "05", "07", "09"))))
+    assert info["val_speakers"] == ["07", "09"] and "validating on" not in caplog.text
+    with pytest.raises(ConfigError) as err:  # naming every speaker is still refused, naming the way out
+        resolve_split(data, val_speakers=list(actors))
+    assert str(err.value) == (f"every speaker ({', '.join(actors)}) would be a validation speaker; train on more "
+                              f"speakers, or name fewer validation speakers (--val-speakers {actors[-1]})")
 
 
 def test_a_validation_speaker_without_a_usable_take_is_not_called_absent(make_ravdess):

@@ -56,11 +56,12 @@ def _labelled_folders(paths: list[Path], problems: list) -> dict[Path, dict]:
     is added to ``problems``. Such files follow no dataset's naming convention: their labels were
     "unparsed", whatever the CSV beside them said."""
     from avemo.datasets.folder import DEFAULT_LABELS_FILE, read_folder
+    from avemo.datasets.readers import say_warnings
 
     listed: dict[Path, dict] = {}
     for folder in (p for p in paths if p.is_dir() and (p / DEFAULT_LABELS_FILE).is_file()):
         try:
-            scan = read_folder(folder)
+            scan = say_warnings(read_folder(folder))  # no copies looked for: info describes the files
         except AvemoError as exc:
             problems.append((exc.path or folder, exc.reason))
             continue

@@ -262,7 +262,7 @@ def train(
                                   "folds of each corpus, joined; a default plan: of the speakers whose files decode).")
     ] = None,
     val_speakers: Annotated[
-        str | None, typer.Option(help="Validation speakers without --fold (default: the last two speakers; with several corpora, the last of each).")
+        str | None, typer.Option(help="Validation speakers without --fold (default: the last two speakers, the last one where fewer than 4; with several corpora, the last of each).")
     ] = None,
     model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Training config file (TOML/YAML/JSON).")] = None,
@@ -339,7 +339,7 @@ def _check_data(data, split_options: dict, allow_copies: bool) -> None:
 
     refuse_shared_copies(data, allow=allow_copies)
     with _naming_reader_skips(data.skipped):
-        resolve_split(data, **split_options)
+        resolve_split(data, **split_options, quiet=True)  # the split after the extraction says its choice
 
 
 def _usable_counts(gathered, parts) -> tuple[int, ...]:

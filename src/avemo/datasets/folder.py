@@ -7,9 +7,12 @@ column        meaning
 ============  ================================================================================
 ``path``      the file, relative to the folder (or absolute); ``file`` is accepted instead
 ``emotion``   the emotion (``label`` is accepted instead); common spellings and the CREMA-D /
-              IEMOCAP codes become canonical names (``Fear`` -> ``fearful``, ``ANG`` / ``ang`` ->
-              ``angry``, ``fru`` -> ``frustrated``; :data:`~avemo.datasets.labels.EMOTION_ALIASES`),
-              other names are kept lower-cased;
+              IEMOCAP codes become canonical names: ``anger`` / ``mad`` / ``ANG`` -> ``angry``,
+              ``fear`` / ``afraid`` / ``scared`` / ``frightened`` -> ``fearful``, ``joy`` /
+              ``joyful`` / ``happiness`` -> ``happy``, ``sadness`` -> ``sad``, ``surprise`` ->
+              ``surprised``, ``disgusted`` -> ``disgust``, ``fru`` -> ``frustrated``
+              (:data:`~avemo.datasets.labels.EMOTION_ALIASES`); ``frustrated`` and ``excited``
+              stay themselves (not angry / happy); other names are kept lower-cased;
               empty means unlabelled (``Clip.emotion = None``)
 ``speaker``   the speaker id (required: speaker-disjoint folds need it)
 ``take``      optional: files of one performance share it (an audio and a video export);
@@ -29,7 +32,8 @@ other         kept as strings in ``Clip.fields`` (``gender``, ``session``...)
 Column names are case-insensitive. A path written with Windows separators (``a\\b.wav``) or in
 another Unicode normal form than the file's name (NFD, as macOS writes names) finds its file. Speaker
 ids that differ only in leading zeros, ``.0`` or letter case (``01`` / ``1``) stay different
-speakers, with a warning in ``ScanResult.warnings`` (and the log). A CSV that is not UTF-8 is read as
+speakers, with a warning in ``ScanResult.warnings`` (logged by
+:func:`~avemo.datasets.readers.read_dataset`). A CSV that is not UTF-8 is read as
 Windows' "ANSI" code page (Excel's "CSV (Comma delimited)"), with a warning there too
 (:func:`~avemo.datasets.csvfile.read_user_csv`).
 
@@ -42,8 +46,6 @@ reported in ``ScanResult.skipped``; a CSV that cannot be read or lacks a require
 
 from __future__ import annotations
 
-import functools
-import logging
 import os
 import re
 import unicodedata
@@ -57,8 +59,6 @@ from avemo.datasets.scan import ScanCollector, ScanResult, check_root, media_fil
 from avemo.datasets.text import normalise_text
 from avemo.errors import ConfigError, DatasetError
 from avemo.modality import MEDIA_MODALITIES, parse_modalities
-
-log = logging.getLogger(__name__)
 
 DATASET = "folder"
 DEFAULT_LABELS_FILE = "labels.csv"
@@ -92,7 +92,7 @@ def read_folder(
         raise DatasetError(f"no labels CSV: the folder has no {DEFAULT_LABELS_FILE} and no other labels CSV was given "
                            "(avemo's --labels, a --corpora entry's labels=, or labels_csv= in Python)", root_path)
     collector = ScanCollector(dataset, root_path, strict=strict)
-    header, rows = read_user_csv(csv_path, what="labels CSV", warn=functools.partial(_warn, collector))
+    header, rows = read_user_csv(csv_path, what="labels CSV", warn=collector.result.warnings.append)
     path_column = "path" if "path" in header else "file" if "file" in header else None
     if "emotion" not in header and "label" in header:  # the other usual name of the column
         header = [("emotion" if name == "label" else name) for name in header]
@@ -115,14 +115,10 @@ def read_folder(
     collector.result.clips.sort(key=lambda c: c.path.as_posix())
     spelled = _speakers_spelled_alike(collector.result.clips, csv_path)
     if spelled:
-        _warn(collector, spelled)
+        collector.result.warnings.append(spelled)
     return collector.result
 
 
-def _warn(collector: ScanCollector, line: str) -> None:
-    """A warning line of the folder: in the scan's ``warnings``, and logged (said when it is read)."""
-    collector.result.warnings.append(line)
-    log.warning(line)
 
 
 def _speakers_spelled_alike(clips: Iterable[Clip], csv_path: Path) -> str | None:

@@ -62,7 +62,6 @@ line whose utterance has no wav file are listed in ``skipped`` with the file, li
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +71,6 @@ from avemo.datasets.records import Clip
 from avemo.datasets.scan import ScanCollector, ScanResult, check_root
 from avemo.datasets.text import normalise_text
 from avemo.errors import DatasetError
-
-log = logging.getLogger(__name__)
 
 DATASET = "iemocap"
 #: IEMOCAP's categorical labels (the EmoEvaluation files' codes)
@@ -296,8 +293,6 @@ def read_iemocap(root: str | Path, *, strict: bool = False, protocol: str = "iem
     if collector.result.left_out:
         counts = ", ".join(f"{code} {n}" for code, n in sorted(collector.result.left_out.items()))
         collector.result.warnings.append(f"left out by protocol {protocol}: {counts}")
-    for line in collector.result.warnings:
-        log.warning(line)
     return collector.result
 
 

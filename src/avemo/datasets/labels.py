@@ -355,16 +355,23 @@ CORPUS_CODES = {
     "sur": "surprised",
 }
 
-#: common spellings of the canonical emotions in user label tables
+#: common spellings of the canonical emotions in user label tables: nouns, everyday adjectives
+#: (``mad``, ``scared``). Only spellings of one canonical emotion: ``frustrated`` is not angry
+#: (IEMOCAP's own class) and ``excited`` is not happy (a protocol's merge, not a spelling).
 EMOTION_ALIASES = {
     "anger": "angry",
+    "mad": "angry",
     "fear": "fearful",
     "afraid": "fearful",
+    "scared": "fearful",
+    "frightened": "fearful",
     "happiness": "happy",
     "joy": "happy",
+    "joyful": "happy",
     "sadness": "sad",
     "surprise": "surprised",
     "disgusted": "disgust",
+    "calmness": "calm",
     "bored": "boredom",
     "frustration": "frustrated",
     "excitement": "excited",

@@ -40,7 +40,6 @@ an audio file). Otherwise the clip is text-only: ``("text",)``, with the CSV as 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -51,8 +50,6 @@ from avemo.datasets.records import SPLITS, Clip
 from avemo.datasets.scan import ScanCollector, ScanResult, check_root, media_files
 from avemo.datasets.text import normalise_text
 from avemo.errors import DatasetError
-
-log = logging.getLogger(__name__)
 
 DATASET = "meld"
 #: the official annotation file of each split
@@ -174,6 +171,4 @@ def read_meld(root: str | Path, *, strict: bool = False, splits: Iterable[str] |
     collector = ScanCollector(DATASET, root_path, strict=strict)
     for split in present:
         _read_split(root_path, split, collector)
-    for line in collector.result.warnings:
-        log.warning(line)
     return collector.result

@@ -81,8 +81,9 @@ def read_dataset(name: str, root: str | Path, *, strict: bool = False, copies_am
     ``options`` go to the reader: ``suffixes=`` for the file-name readers, ``labels_csv=`` /
     ``emotions=`` for ``"folder"``, ``demographics=`` for ``"crema_d"``, ``splits=`` for ``"meld"``, ``protocol=`` and ``media=`` (prepared utterance videos) for ``"iemocap"``. Returns the clips and the skipped
     files with reasons; ``strict=True`` raises a DatasetError for the first skipped file.
+    Every line of the scan's ``warnings`` is logged once, here (:func:`say_warnings`).
     Byte-identical files of different takes (one recording under two speakers, two labels, or
-    copied) are found by their content digest and said in ``warnings`` and the log, one line each
+    copied) are found by their content digest and said in ``warnings``, one line each
     (:mod:`~avemo.datasets.copies`; ``ScanResult.copies``); ``copies_among``: only among the clips of
     these speakers (those a command reads: a copy of another speaker's recording is none of its business).
     """
@@ -97,17 +98,22 @@ def read_dataset(name: str, root: str | Path, *, strict: bool = False, copies_am
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise DatasetError(f"dataset {name!r} takes no option(s) {unknown}; its options: {accepted}")
-    return note_copies(reader(root, strict=strict, **options), copies_among)
+    return say_warnings(note_copies(reader(root, strict=strict, **options), copies_among))
 
 
 def note_copies(scan: ScanResult, speakers: Collection[str] | None = None) -> ScanResult:
     """``scan`` with its ``copies`` (:func:`~avemo.datasets.copies.find_copies`; among the clips of
-    ``speakers`` where given) filled, and a warning line for each recording (added to ``warnings`` and
-    logged)."""
+    ``speakers`` where given) filled, and a warning line for each recording added to ``warnings``."""
     scan.copies = find_copies(c for c in scan.clips if speakers is None or c.speaker in speakers)
-    lines = copy_warnings(scan.copies, scan.root)
-    scan.warnings.extend(lines)
-    for line in lines:
+    scan.warnings.extend(copy_warnings(scan.copies, scan.root))
+    return scan
+
+
+def say_warnings(scan: ScanResult) -> ScanResult:
+    """Log each line of ``scan.warnings`` once: the one place where a reader's warnings (a CSV read as
+    cp1252, MELD's missing turns, IEMOCAP's protocol counts, copies) reach the user; the readers only
+    collect them."""
+    for line in scan.warnings:
         log.warning(line)
     return scan
 

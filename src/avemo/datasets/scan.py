@@ -60,7 +60,8 @@ class Skipped:
 class ScanResult:
     """What a reader found in a folder: the clips, in sorted path order (dialogue order for the
     corpora of dialogues), the skipped files, and ``warnings``: one line for each thing that was
-    read but is not as expected (a CSV decoded with a fallback encoding, dialogues with missing turns).
+    read but is not as expected (a CSV decoded with a fallback encoding, dialogues with missing turns);
+    a reader only collects them, :func:`~avemo.datasets.readers.read_dataset` logs them, once.
     ``left_out`` counts, by the corpus's own label, the items that were read correctly but are not
     in the label protocol asked for (IEMOCAP's ``xxx``, ``oth``, ``fru`` in the 4-class protocol).
     ``transcripts``: what speech recognition did for the clips without a transcript, when it ran

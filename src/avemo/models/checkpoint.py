@@ -12,7 +12,8 @@ A checkpoint folder holds ``model.safetensors`` and ``checkpoint.json``:
      "train": {...TrainConfig...}, "data": {...dataset, speakers...}, "metrics": {...},
      "versions": {"avemo": ..., "torch": ..., "numpy": ...}, "created": "..."}
 
-Paths of the data are recorded by :func:`recorded_path`: ``data.root``, each
+Paths of the data are recorded by :func:`recorded_path`: ``data.root`` (one corpus; a run of several
+records no common root, only each ``data.corpora[].root``; older ones may hold ``""``), each
 ``data.corpora[].root`` and a visual table's ``source`` are the folder's (or file's) last two names,
 POSIX-style (``"ravdess/speech_audio"``, ``"emodb_dev/wav"``), next to the corpus name. A checkpoint
 says which data it was trained on, never where that data sat on the machine that trained it (no

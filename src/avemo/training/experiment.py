@@ -404,7 +404,9 @@ def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: 
         "train": cfg.to_dict(used),
         "data": {
             "dataset": data.dataset,
-            "root": recorded_path(data.root),
+            # several corpora: each one's root is in corpora[].root; their common folder ("/" for one under
+            # /data and one under /tmp) was recorded as ""
+            **({"root": recorded_path(data.root)} if data.corpora is None else {}),
             "speakers": {name: sorted({t.speaker for t in part.takes})
                          for name, part in zip(("train", "val", "test"), parts, strict=True)},
             "n": {name: len(part) for name, part in zip(("train", "val", "test"), parts, strict=True)},
@@ -490,6 +492,7 @@ def resolve_split(
     plan: str | Path | None = None,
     val_speakers: Sequence[str] | None = None,
     usable: Collection[str] | None = None,
+    quiet: bool = False,
 ) -> tuple[list[Take], list[Take], list[Take], dict[str, Any]]:
     """The train / validation / test takes of a ``train`` command.
 
@@ -497,7 +500,8 @@ def resolve_split(
     a file the reader listed may still fail to decode). A speaker with none of them (its only file
     corrupt) is then left out before the split, so that a generated plan, the default plan's choice
     and the default validation speakers are made of speakers with usable clips (``info``:
-    ``speakers_without_usable_takes``); a plan given by name or file is kept as it is.
+    ``speakers_without_usable_takes``); a plan given by name or file is kept as it is. ``quiet``: no
+    warning line of the default validation speakers (a check before the split that says it).
 
     With ``fold``: that fold of ``plan`` (a built-in plan name or a JSON file; by default the
     smallest built-in plan of the dataset that covers the speakers, :func:`~avemo.datasets.covering_plan`,
@@ -506,7 +510,8 @@ def resolve_split(
     Without, on a corpus with an official split (MELD): train on ``train``, select on ``dev``,
     test on ``test`` where the folder has it.
     Without, otherwise: every speaker trains except the validation speakers (``val_speakers``, by
-    default the last two in sorted order, or the last one of each corpus of a multi-corpus run);
+    default the last two in sorted order, the last one only where fewer than 4 speakers (with a
+    warning), or the last one of each corpus of a multi-corpus run);
     there is no test partition. Speakers of a multi-corpus run are qualified (``emodb:03``); an
     unqualified validation speaker is accepted when one corpus alone has it.
     """
@@ -526,14 +531,14 @@ def resolve_split(
         elif data.corpora is not None:
             val = [max(s for s in speakers if corpus_of(s) == c.corpus) for c in data.corpora.specs]
         else:
-            val = speakers[-2:]
+            val = _default_val_speakers(speakers, quiet=quiet)
         unknown = sorted(set(val) - set(speakers))
         if unknown:  # or in it, but without a take the model can read (CREMA-D audio-only clips, a frame model)
             what = "have no take with every input the model needs" if set(unknown) <= set(left_out) else \
                 "are not in the data"
             raise ConfigError(f"validation speakers {unknown} {what} (speakers: {speakers})")
         if len(val) >= len(speakers):
-            raise ConfigError(_no_training_speaker(speakers, given=bool(val_speakers)))
+            raise ConfigError(_no_training_speaker(speakers))
         fold_obj = Fold(number=0, test=(), val=tuple(sorted(val)), train=tuple(s for s in speakers if s not in val))
         info = {"fold": None, "val_speakers": list(fold_obj.val)}
     else:
@@ -560,14 +565,25 @@ def resolve_split(
     return tr, va, te, info
 
 
-def _no_training_speaker(speakers: Sequence[str], *, given: bool) -> str:
-    """Why a split without a fold has no training speaker, and what to do: a folder of two speakers
-    validated on both by default (the last two), and the refusal did not say that one would do."""
+def _default_val_speakers(speakers: Sequence[str], *, quiet: bool) -> list[str]:
+    """The last two speakers, or the last one where two would leave fewer than two to train on (a folder
+    of 3 speakers trained on one of them), said in a warning line; with one speaker, that one (refused)."""
+    if len(speakers) >= 4 or len(speakers) < 2:
+        return list(speakers[-2:])
+    val, train = speakers[-1], speakers[:-1]
+    if not quiet:
+        log.warning("%d speakers: validating on %s only (the default is the last two) and training on %s%s; "
+                    "--val-speakers chooses others", len(speakers), val, ", ".join(train),
+                    " alone" if len(train) == 1 else "")
+    return [val]
+
+
+def _no_training_speaker(speakers: Sequence[str]) -> str:
+    """Why a split without a fold has no training speaker, and what to do."""
     line = f"every speaker ({', '.join(speakers)}) would be a validation speaker"
     if len(speakers) < 2:
         return line + "; a split by speaker needs at least 2 (one trains, one validates): train on more speakers"
-    default = "" if given else " (by default the last two)"
-    return line + f"{default}; train on more speakers, or name fewer validation speakers (--val-speakers {speakers[-1]})"
+    return line + f"; train on more speakers, or name fewer validation speakers (--val-speakers {speakers[-1]})"
 
 
 def _official_split(data: DataBundle) -> tuple[list[Take], list[Take], list[Take], dict[str, Any]]:
