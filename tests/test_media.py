@@ -26,8 +26,8 @@ from avemo.media.probe import read_through
 from avemo.media.synth import write_clip, write_shifted
 
 SMALL = (96, 72)
-VIDEO_CONTAINERS = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".flv", ".ts"]
-AUDIO_CONTAINERS = [".wav", ".flac", ".mp3", ".ogg"]
+VIDEO_CONTAINERS = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".flv", ".ts", ".wmv"]
+AUDIO_CONTAINERS = [".wav", ".flac", ".mp3", ".ogg", ".wma"]
 
 
 # --- probe -------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def test_resampling_removes_a_10khz_tone_without_aliasing(tmp_path):
     assert band[np.abs(freqs - 6000) < 50].max() < 1e-3
 
 
-@pytest.mark.parametrize("suffix", [".flac", ".mp3", ".ogg", ".mp4", ".webm", ".flv"])
+@pytest.mark.parametrize("suffix", [".flac", ".mp3", ".ogg", ".wma", ".mp4", ".webm", ".flv"])
 def test_segment_decode_equals_slice_of_full_decode(make_clip, suffix):
     # Lossy files carry a tone: FFmpeg's AAC encoder codes the synthetic voice's noise floor
     # with perceptual noise substitution, which the decoder re-synthesises with a random

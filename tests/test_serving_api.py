@@ -697,7 +697,7 @@ def test_unexpected_errors_are_json_without_details(ravdess_video, tmp_path):
     [
         ("a.mp4", {}, "mp4"), ("a.mov", {}, "mov"), ("a.mkv", {}, "matroska"), ("a.webm", {}, "webm"),
         ("a.avi", {}, "avi"), ("a.flv", {}, "flv"), ("a.wav", {}, "wav"), ("a.flac", {}, "flac"),
-        ("a.mp3", {}, "mp3"), ("a.ogg", {}, "ogg"), ("a.ts", {}, "mpegts"),
+        ("a.mp3", {}, "mp3"), ("a.ogg", {}, "ogg"), ("a.ts", {}, "mpegts"), ("a.wma", {}, "asf"),
     ],
 )
 def test_sniff_recognises_every_container_the_decoders_read(make_clip, name, spec, expected):

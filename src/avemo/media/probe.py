@@ -26,9 +26,12 @@ from avemo.errors import MediaError
 from avemo.media.decode import TRUNCATED, check_complete, declared_end, demuxed, error_reason, frame_to_float
 from avemo.media.sniff import describe_supported, sniff_file
 
-# the names phones and browsers give too: Android's .3gp video, Matroska audio (.mka), WebM audio (.weba)
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".3gp", ".ts", ".mts", ".m2ts"})
-AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mka", ".weba"})
+# the names phones and browsers give too: Android's .3gp video, Matroska audio (.mka), WebM audio (.weba);
+# Windows Media (.wmv, .asf, .wma)
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".3gp", ".ts", ".mts", ".m2ts",
+                            ".wmv", ".asf"})
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mka", ".weba",
+                            ".wma"})
 MEDIA_SUFFIXES = VIDEO_SUFFIXES | AUDIO_SUFFIXES
 #: a stream whose loudest sample stays below this (-60 dBFS) carries no sound
 SILENT_PEAK = 1e-3

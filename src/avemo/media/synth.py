@@ -41,12 +41,14 @@ _VIDEO_CODECS = {
     ".webm": ("libvpx-vp9", "libopus", "yuv420p"),
     ".avi": ("mpeg4", "libmp3lame", "yuv420p"),
     ".flv": ("flv", "libmp3lame", "yuv420p"),
+    ".wmv": ("wmv2", "wmav2", "yuv420p"),
 }
 _AUDIO_CODECS = {
     ".wav": "pcm_s16le",
     ".flac": "flac",
     ".mp3": "libmp3lame",
     ".ogg": "libopus",
+    ".wma": "wmav2",
 }
 
 
@@ -324,6 +326,8 @@ def _write(path: Path, spec: ClipSpec, vcodec: str | None, acodec: str | None) -
             if path.suffix.lower() == ".flv" and sr not in (11025, 22050, 44100):
                 sr = 44100  # FLV stores MP3 only at these rates
             astream = out.add_stream(acodec, rate=sr)
+            if acodec == "wmav2":
+                astream.bit_rate = 64000  # FFmpeg's WMA encoder sets none of its own (and refuses to open)
             layout = "mono" if spec.channels == 1 else "stereo"
             astream.layout = layout
             length = (spec.duration if spec.audio_end is None else spec.audio_end) - spec.audio_start
