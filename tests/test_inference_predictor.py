@@ -323,6 +323,20 @@ def test_a_video_slower_than_the_experts_rate_says_its_frames_were_repeated(pred
     assert not [w for w in r.warnings if "distinct frames" in w]
 
 
+def test_a_still_picture_held_over_the_file_is_not_read_as_a_face(predictor, make_clip, tmp_path):
+    """A podcast's cover image over its sound (one picture at 2 frames per second, H.264 at CRF 35): the
+    photo's expression was the video's vote for every window of the file."""
+    from avemo.media.synth import synth_frame, write_frames
+
+    cover = write_frames(tmp_path / "cover.mp4", [synth_frame(0.0, (320, 240), True)] * 8, fps=2, crf=35)
+    r = predictor.predict(cover)
+    assert not r.modalities["video"].used and r.face_coverage == 1.0
+    assert r.modalities["video"].reason.startswith("a still picture: the video shows the same image throughout")
+    assert not [w for w in r.warnings if "distinct frames" in w]
+    moving = predictor.predict(make_clip("noaudio.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio=None))
+    assert moving.modalities["video"].used
+
+
 def test_silent_audio_track_is_reported_not_used(predictor, make_clip):
     r = predictor.predict(make_clip("silent.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="silence"))
     check_prediction(r, audio=False, video=True)

@@ -35,6 +35,10 @@ from avemo.media.decode import TRUNCATED
 from avemo.media.probe import SILENT_PEAK
 from avemo.modality import MEDIA_MODALITIES
 
+#: a file at least this long (seconds) whose video shows one still picture has no video vote: a cover
+#: image held over a podcast's sound (:class:`~avemo.inference.video.VideoExpertOutput` ``still``)
+STILL_SECONDS = 2.0
+
 #: progress(done_seconds, total_seconds)
 Progress = Callable[[float, float], None]
 
@@ -122,7 +126,8 @@ class ExpertsBackend:
         reasons = dict(streams.reasons)
         warnings: list[str] = []
         audio_out, video_out, speech = self._analyse(path, streams, grid, total, progress, reasons, warnings.append)
-        used_video = video_out is not None and len(video_out.times) > 0
+        # a face was read, and _analyse found no reason to leave the video out (a still picture)
+        used_video = video_out is not None and len(video_out.times) > 0 and "video" not in reasons
         if used_video and video_out.most_faces > 1:  # a video call, an audience: which face was read is said
             warnings.append(f"up to {video_out.most_faces} faces in a frame: the video's emotion is that of one face, "
                             "the largest where it was first found (taken for the speaker's)")
@@ -210,6 +215,9 @@ class ExpertsBackend:
                 f"no face detected in any of the {video_out.n_frames} analysed frames"
                 if video_out.n_frames else "the video stream holds no frames"
             )
+        elif video_out is not None and video_out.still and total >= STILL_SECONDS:
+            reasons["video"] = ("a still picture: the video shows the same image throughout (a cover image?), "
+                                "no facial expression to follow")
         if errors and all(m in errors for m in attempted):
             raise errors[attempted[0]]  # every stream failed to decode: that is the file's problem
         return audio_out, video_out, speech
