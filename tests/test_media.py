@@ -423,6 +423,40 @@ def test_an_audio_track_that_starts_after_the_video_keeps_its_times(tmp_path, su
     np.testing.assert_array_equal(load_audio(path, start=0.5, duration=1.0), y[8000:24000])
 
 
+def _paused(path: Path, pause: float) -> Path:
+    """A 0.5 s tone, ``pause`` seconds in which the recorder took nothing (no packets: the time stamps jump,
+    as a screen recorder's do when it pauses), and a 0.5 s tone again."""
+    import av
+
+    from avemo.media.synth import synth_audio
+
+    tone = np.ascontiguousarray(synth_audio(0.5, 16000, "tone", 1, 0, 160.0).T)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        size = 1024
+        for start in (0, int((0.5 + pause) * 16000)):
+            for i in range(0, tone.shape[1] - size + 1, size):
+                frame = av.AudioFrame.from_ndarray(tone[:, i:i + size], format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = 16000, start + i
+                out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("pause", [3.0, 12.0])
+def test_a_pause_in_a_recording_is_silence_and_the_sound_after_it_keeps_its_time(tmp_path, pause):
+    """A pause of more than 10 s (a screen recording's) was not filled: the sound after it came 12 s early
+    (under the video of before the pause) and the file was called truncated."""
+    path = _paused(tmp_path / f"paused{pause:g}.m4a", pause)
+    warnings = []
+    y = load_audio(path, warn=warnings.append)
+    assert warnings == [] and len(y) / 16000 == pytest.approx(probe(path).duration, abs=0.01)
+    loud = np.abs(y) > 0.1
+    assert np.argmax(loud[8000:]) / 16000 + 0.5 == pytest.approx(0.5 + pause, abs=0.05)
+    np.testing.assert_array_equal(load_audio(path, start=pause, duration=1.0), y[int(pause * 16000):][:16000])
+
+
 @pytest.mark.parametrize(("name", "spec"), [("plain.mp4", {}), ("plain.mov", {}), ("late.mp4", {"audio_start": 1.0}),
                                            ("short.mp4", {"audio_end": 1.5}), ("rate44.mp4", {"sample_rate": 44100})])
 def test_the_audio_of_an_mp4_ends_where_its_edit_list_ends_it(tmp_path, name, spec):
