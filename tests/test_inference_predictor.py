@@ -337,6 +337,16 @@ def test_a_still_picture_held_over_the_file_is_not_read_as_a_face(predictor, mak
     assert moving.modalities["video"].used
 
 
+def test_recordings_joined_in_one_mpeg_ts_file_are_predicted_whole(predictor, make_clip, tmp_path):
+    """``cat a.ts b.ts``: the result covered the first recording only (its length was the container's)."""
+    part = make_clip("part.ts", duration=2.0, size=(320, 240), fps=10, face=True, audio="speech")
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 2)
+    one, two = predictor.predict(part), predictor.predict(joined)
+    assert two.duration == pytest.approx(2 * one.duration, abs=0.1) and not two.warnings
+    assert two.timeline[-1].end == pytest.approx(two.duration) and two.timeline[-1].video
+
+
 def test_silent_audio_track_is_reported_not_used(predictor, make_clip):
     r = predictor.predict(make_clip("silent.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="silence"))
     check_prediction(r, audio=False, video=True)

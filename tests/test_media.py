@@ -457,6 +457,22 @@ def test_a_pause_in_a_recording_is_silence_and_the_sound_after_it_keeps_its_time
     np.testing.assert_array_equal(load_audio(path, start=pause, duration=1.0), y[int(pause * 16000):][:16000])
 
 
+def test_recordings_joined_in_one_mpeg_ts_file_follow_each_other(make_clip, tmp_path):
+    """``cat a.ts b.ts`` (a camcorder's .MTS segments copied into one file): the second recording's time
+    stamps start again where the first's did. Its frames were dropped as late, and the file had the
+    first recording's length."""
+    part = make_clip("part.ts", duration=2.0, size=SMALL, fps=10, audio="tone")
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 2)
+    length = probe(part).duration
+    frames = read_frames(joined)
+    assert len(frames) == 40 and np.all(np.diff(frames.times) > 0)
+    assert frames.times[20] == pytest.approx(length, abs=0.1)
+    assert read_through(joined, probe(joined)).duration == pytest.approx(2 * length, abs=0.05)
+    y = load_audio(joined)
+    np.testing.assert_allclose(y[int(length * 16000):][:8000], y[:8000], atol=0.02)  # the second begins anew
+
+
 @pytest.mark.parametrize(("name", "spec"), [("plain.mp4", {}), ("plain.mov", {}), ("late.mp4", {"audio_start": 1.0}),
                                            ("short.mp4", {"audio_end": 1.5}), ("rate44.mp4", {"sample_rate": 44100})])
 def test_the_audio_of_an_mp4_ends_where_its_edit_list_ends_it(tmp_path, name, spec):

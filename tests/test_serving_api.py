@@ -723,6 +723,15 @@ def test_scan_duration_reads_packets(make_clip):
     assert 1.0 < scan_duration(path, limit=1.0) < 1.6  # stops soon after the limit
 
 
+def test_scan_duration_counts_every_recording_joined_in_one_file(make_clip, tmp_path):
+    """``cat a.ts b.ts``: each recording restarts the time stamps; the file measured as long as one of
+    them, so joined recordings passed the upload's length limit."""
+    part = make_clip("scan.ts", duration=2.0)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 3)
+    assert scan_duration(joined, limit=100) == pytest.approx(3 * scan_duration(part, limit=100), abs=0.15)
+
+
 @pytest.mark.parametrize(
     ("raw", "shown"),
     [("clip.mp4", "clip.mp4"), ("../../etc/passwd", "passwd"), ("C:\\Users\\me\\x.mov", "x.mov"),

@@ -31,7 +31,7 @@ from avemo.features.audio.vad import SpeechActivity, VoiceActivityDetector
 from avemo.inference.abstention import AbstentionConfig, speech_gate
 from avemo.inference.result import ModalityStatus
 from avemo.inference.windows import WindowGrid
-from avemo.media.decode import TRUNCATED
+from avemo.media.decode import RESTART_SECONDS, TRUNCATED
 from avemo.media.probe import SILENT_PEAK
 from avemo.modality import MEDIA_MODALITIES
 
@@ -134,12 +134,13 @@ class ExpertsBackend:
         if used_video and video_out.distinct < video_out.n_frames:  # a video slower than the expert's rate
             warnings.append(f"video: only {video_out.distinct} distinct frames for the {video_out.n_frames} the video "
                             f"expert reads ({self.video.config.fps:g} per second): frames were repeated to fill them")
-        # the clip's extent: the container's duration; what the decoders saw when it has none, or when
-        # the file ends before the length its header declares (a truncated file)
+        # the clip's extent: the container's duration; what the decoders saw when it has none, when the
+        # file ends before the length its header declares (a truncated file), or when they read on well
+        # past it (recordings joined in one MPEG-TS file: avemo.media.decode.Continuity)
         decoded = [speech.duration] if speech is not None else [audio_out.duration] if audio_out is not None else []
         if video_out is not None:
             decoded.append(video_out.end)
-        if decoded and any(w.startswith(TRUNCATED) for w in warnings):
+        if decoded and (any(w.startswith(TRUNCATED) for w in warnings) or max(decoded) > total + RESTART_SECONDS):
             duration = max(decoded)
         else:
             duration = total if total > 0 else max([total, *decoded])
