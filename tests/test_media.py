@@ -226,6 +226,7 @@ def test_info_shows_the_displayed_size_of_a_rotated_video(tmp_path, avemo_main):
     assert code == 0, err
     video = json.loads(out)["video"]
     assert (video["width"], video["height"], video["rotation"]) == (48, 64, 90)  # clockwise, as a phone's tag says
+    assert json.loads(out)["streams"][0]["details"] == "64x48, 10 fps, shown 48x64 (turned 90 degrees clockwise)"
     plain = tmp_path / "plain.mp4"
     write_clip(plain, duration=0.4, size=(48, 64), fps=10)
     video = json.loads(avemo_main("info", plain, "--json", "--no-faces")[1])["video"]

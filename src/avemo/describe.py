@@ -76,6 +76,12 @@ def describe_file(path: str | Path, *, faces: bool = True, face_frames: int = 8)
             "header_frames": info.video.frames if report["header_duration_s"] is not None
             and info.video.frames != readable.frames else None,
         }
+        if readable.rotation:  # the stream's line gives the stored size: say how it is shown
+            shown = report["video"]
+            for stream in report["streams"]:
+                if stream["kind"] == "video" and stream["used"]:
+                    stream["details"] += (f", shown {shown['width']}x{shown['height']} (turned {shown['rotation']} "
+                                          "degrees clockwise)")
         if faces:
             report["faces"] = _faces(path, face_frames, warnings)
     try:
