@@ -35,7 +35,7 @@ from avemo.media.decode import RESTART_SECONDS, TRUNCATED
 from avemo.media.probe import SILENT_PEAK
 from avemo.modality import MEDIA_MODALITIES
 
-#: a file at least this long (seconds) whose video shows one still picture has no video vote: a cover
+#: a file at least this long (seconds) whose face is one still picture has no video vote: a cover
 #: image held over a podcast's sound (:class:`~avemo.inference.video.VideoExpertOutput` ``still``)
 STILL_SECONDS = 2.0
 
@@ -217,7 +217,7 @@ class ExpertsBackend:
                 if video_out.n_frames else "the video stream holds no frames"
             )
         elif video_out is not None and video_out.still and total >= STILL_SECONDS:
-            reasons["video"] = ("a still picture: the video shows the same image throughout (a cover image?), "
+            reasons["video"] = ("a still picture: the face shows the same image throughout (a cover image?), "
                                 "no facial expression to follow")
         if errors and all(m in errors for m in attempted):
             raise errors[attempted[0]]  # every stream failed to decode: that is the file's problem

@@ -59,13 +59,22 @@ class VideoExpertConfig:
     calm_share: float = 0.5
     pooling: Literal["mean", "log_mean"] = "mean"
     batch_size: int = 64
-    #: a still picture (a podcast's cover over its sound): every analysed frame differs from the first in
-    #: at most ``still_share`` of its pixels by more than ``still_change`` grey levels (on a thumbnail
-    #: about 160 pixels wide). Measured (the largest share over a file's frames): a RAVDESS frame held
-    #: still, re-encoded by x264 at CRF 23 (0.0000) and at CRF 35 with a keyframe every 8 frames
-    #: (0.0003); the 7 real clips, a talking face, 0.0247 (a CREMA-D clip) to 0.15
+    #: a still picture (a podcast's cover over its sound): the region of the first face tracked (its box
+    #: ``still_box`` times as wide and high, fixed in place), grey and shrunk to at most ``still_width``
+    #: pixels wide, differs from that first frame's in at most ``still_share`` of its pixels by more
+    #: than ``still_change`` grey levels in every later distinct frame. The face's region, not the whole
+    #: frame: a talking face 1/20 of a wide shot's height changes 0.2 % of the frame, as a re-encoded
+    #: still does, but half of its own region. Measured (the largest share over a file's 8-per-second
+    #: frames; docs/benchmarks/still_faces.md): a RAVDESS frame held still 3 s, x264 with a keyframe every
+    #: 8 frames, at CRF 23 0.0000 (full size, and pasted at 1/10, 1/20, 1/25 of a 1920x1080 scene's
+    #: height) and at CRF 35 0.0000 (full size, 1/10), 0.0039 (1/20), 0.0215 (1/25); talking faces: the
+    #: 7 real clips 0.147 (a CREMA-D clip) to 0.57 (RAVDESS), the RAVDESS clip in such wide shots 0.56
+    #: (1/10), 0.57 (1/15, 1/20), 0.58 (1/25). 0.05 is 2.3 times the stills' largest, 1/2.9 of the
+    #: talking faces' smallest
+    still_box: float = 1.25
+    still_width: int = 32
     still_change: float = 24.0
-    still_share: float = 0.002
+    still_share: float = 0.05
 
     def __post_init__(self) -> None:
         if not self.fps > 0:
@@ -74,6 +83,9 @@ class VideoExpertConfig:
             raise ConfigError(f"video box must be 'haar_like' or 'detector', got {self.box!r}")
         if not self.box_scale > 0:
             raise ConfigError(f"video box_scale must be positive, got {self.box_scale}")
+        if not (self.still_box > 0 and self.still_width >= 1):
+            raise ConfigError(f"video still_box must be positive and still_width at least 1, got {self.still_box}, "
+                              f"{self.still_width}")
 
 
 @dataclass
@@ -85,7 +97,8 @@ class VideoExpertOutput:
     most faces seen in one frame (the tracker's whole-frame searches), of which one is read;
     ``distinct``: how many of the ``n_frames`` were distinct decoded frames (fewer where the video
     has fewer frames per second than the expert reads: frames repeated; None: not counted); ``still``:
-    every analysed frame showed the first one's picture (:class:`_Stillness`)."""
+    the region of the first face tracked showed the same picture in every analysed frame, ``changed``: the
+    largest share of it that changed from that first frame's (None: no face; :class:`_Stillness`)."""
 
     times: np.ndarray
     probs: np.ndarray
@@ -93,7 +106,8 @@ class VideoExpertOutput:
     end: float
     most_faces: int = 0
     distinct: int | None = None
-    still: bool = False  # every analysed frame showed the same picture (:class:`_Stillness`)
+    still: bool = False  # the face's region showed the same picture throughout (:class:`_Stillness`)
+    changed: float | None = None
 
     def __post_init__(self) -> None:
         if self.distinct is None:
@@ -105,25 +119,58 @@ class VideoExpertOutput:
 
 
 class _Stillness:
-    """Whether the frames shown so far are all one picture, up to the codec's loss: a podcast's or a
-    song's cover image held over its sound is no face to read an expression from over time (its
-    face's expression was read as the speaker's throughout). See ``VideoExpertConfig.still_*``."""
+    """Whether the speaker's face stays one picture, up to the codec's loss: a podcast's or a song's
+    cover image held over its sound is no face to read an expression from over time (its face's
+    expression was read as the speaker's throughout). The region of the first face box seen, enlarged
+    and fixed in place, is compared with itself in every later distinct frame, with a face found or
+    not (a face that moved away changes it too). See ``VideoExpertConfig.still_*``."""
 
-    def __init__(self, change: float, share: float):
-        self.change, self.share = change, share
+    def __init__(self, config: VideoExpertConfig):
+        self.config = config
+        self.region: tuple[int, int, int, int] | None = None
         self.first: np.ndarray | None = None
-        self.still = True
+        self.changed: float | None = None  # the largest share of the region changed; None: no face yet
 
-    def see(self, image: np.ndarray) -> None:
-        if not self.still:
-            return
-        step = max(1, image.shape[1] // 160)
-        thumb = image[::step, ::step].astype(np.int16)
-        thumb = thumb.mean(axis=2) if thumb.ndim == 3 else thumb
+    @property
+    def still(self) -> bool:
+        """A face was seen, and its region never changed beyond ``still_share``."""
+        return self.changed is not None and self.changed <= self.config.still_share
+
+    def see(self, image: np.ndarray, box: np.ndarray | None) -> None:
+        """One distinct frame, with the speaker's face box ``[x0, y0, x1, y1]`` in it (None: no face)."""
+        if self.region is None:
+            if box is None:
+                return
+            self.region = self._region(box, image.shape)
+        patch = self._patch(image)
         if self.first is None:
-            self.first = thumb
+            self.first, self.changed = patch, 0.0
+        elif patch.shape != self.first.shape:  # the video's size changed: another picture
+            self.changed = 1.0
         else:
-            self.still = float(np.mean(np.abs(thumb - self.first) > self.change)) <= self.share
+            share = float(np.mean(np.abs(patch - self.first) > self.config.still_change))
+            self.changed = max(self.changed or 0.0, share)
+
+    def _region(self, box, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        x0, y0, x1, y1 = (float(v) for v in box)
+        half_w, half_h = (x1 - x0) * self.config.still_box / 2, (y1 - y0) * self.config.still_box / 2
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        return (max(0, int(cx - half_w)), max(0, int(cy - half_h)),
+                min(shape[1], int(np.ceil(cx + half_w))), min(shape[0], int(np.ceil(cy + half_h))))
+
+    def _patch(self, image: np.ndarray) -> np.ndarray:
+        """The region, grey, shrunk (pixels averaged) to at most ``still_width`` wide: the codec's noise of a
+        small face's pixels averaged out, a large face read at the same detail as a small one."""
+        import cv2
+
+        x0, y0, x1, y1 = self.region
+        patch = image[y0:y1, x0:x1]
+        patch = cv2.cvtColor(np.ascontiguousarray(patch), cv2.COLOR_RGB2GRAY) if patch.ndim == 3 else patch
+        w, h = patch.shape[1], patch.shape[0]
+        if w > self.config.still_width:
+            size = (self.config.still_width, max(1, round(h * self.config.still_width / w)))
+            patch = cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
+        return patch.astype(np.int16)
 
 
 class _DetectorPool:
@@ -229,17 +276,17 @@ class FerVideoExpert:
                 probs.append(self._probabilities(scale_to_network(np.stack(crops))))
                 crops.clear()
 
-        still = _Stillness(self.config.still_change, self.config.still_share)
+        still = _Stillness(self.config)
         detector = self._detectors.acquire()
         try:
             tracker = FaceTracker(detector, TrackerConfig(full_detect_interval=self.config.full_detect_interval))
             for t, image in iter_frames(path, fps=self.config.fps, warn=warn, ended=ends.append):
                 n_frames += 1
+                face = tracker.update(t, image)
                 if image is not previous:
                     distinct += 1
-                    still.see(image)
+                    still.see(image, None if face is None else face.box)
                 previous = image
-                face = tracker.update(t, image)
                 if face is not None:
                     crops.append(crop_faces(image, [self.fer_box(face.box)])[0])
                     times.append(t)
@@ -257,7 +304,8 @@ class FerVideoExpert:
             end=ends[-1] if ends else 0.0,
             most_faces=tracker.most_faces,
             distinct=distinct,
-            still=n_frames > 0 and still.still,
+            still=still.still,
+            changed=still.changed,
         )
 
     def pooled(self, output: VideoExpertOutput, bounds: np.ndarray | None = None) -> np.ndarray:
