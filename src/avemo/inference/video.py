@@ -139,9 +139,10 @@ class _Stillness:
     def see(self, image: np.ndarray, box: np.ndarray | None) -> None:
         """One distinct frame, with the speaker's face box ``[x0, y0, x1, y1]`` in it (None: no face)."""
         if self.region is None:
-            if box is None:
-                return
-            self.region = self._region(box, image.shape)
+            region = None if box is None else self._region(box, image.shape)
+            if region is None or region[2] <= region[0] or region[3] <= region[1]:
+                return  # no face, or its box outside the frame
+            self.region = region
         patch = self._patch(image)
         if self.first is None:
             self.first, self.changed = patch, 0.0
@@ -165,6 +166,8 @@ class _Stillness:
 
         x0, y0, x1, y1 = self.region
         patch = image[y0:y1, x0:x1]
+        if patch.size == 0:  # a frame smaller than the first: another picture
+            return np.zeros((0, 0), dtype=np.int16)
         patch = cv2.cvtColor(np.ascontiguousarray(patch), cv2.COLOR_RGB2GRAY) if patch.ndim == 3 else patch
         w, h = patch.shape[1], patch.shape[0]
         if w > self.config.still_width:
