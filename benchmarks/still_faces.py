@@ -2,7 +2,7 @@
 
 A video whose face is one still picture (a podcast's cover image) gets no video vote: the video
 expert compares the region of the first face it tracked, enlarged and fixed in place, with that
-first frame's in every later distinct frame (``FerVideoExpert.analyse``; ``VideoExpertConfig.still_*``).
+first frame's in every later distinct frame (``FerVideoExpert.analyse``; ``avemo.features.face.still``).
 This measures the largest share of that region that changed (``VideoExpertOutput.changed``), and
 for comparison the share of a whole-frame thumbnail about 160 pixels wide (the rule before, which
 classed a talking face 1/20 of a wide shot's height as still), both at 24 grey levels, on:
@@ -100,16 +100,17 @@ def main() -> None:
     parser.add_argument("--shared-data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--workdir", type=Path, default=None, help="where the generated videos go (default: a temp folder)")
     args = parser.parse_args()
-    from avemo.inference.video import FerVideoExpert, VideoExpertConfig
+    from avemo.features.face.still import StillRule
+    from avemo.inference.video import FerVideoExpert
 
-    config = VideoExpertConfig()
-    expert = FerVideoExpert(config)
+    rule = StillRule()
+    expert = FerVideoExpert()
     lines = header("The still-picture rule: stills and talking faces", ("opencv-python-headless", "av", "mediapipe"))
     lines += ["Largest share changed by more than 24 grey levels from the first frame, over a file's distinct "
-              "frames at 8 per second: of the first tracked face's region (its box 1.25 times as wide and high, "
-              f"grey, shrunk to {config.still_width} pixels wide; the rule), and of a whole-frame thumbnail about "
+              f"frames at 8 per second: of the first tracked face's region (its box {rule.box} times as wide and high, "
+              f"grey, shrunk to {rule.width} pixels wide; the rule), and of a whole-frame thumbnail about "
               "160 pixels wide (the rule before, still at <= 0.002). A file is a still picture at <= "
-              f"{config.still_share} (`VideoExpertConfig.still_share`).", "",
+              f"{rule.share} (`avemo.features.face.still.StillRule`).", "",
               "| kind | file | frames with a face | face region | whole frame | still |", "|---|---|---:|---:|---:|---|"]
     shares: dict[str, list[float]] = {"still": [], "talking": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,8 +125,8 @@ def main() -> None:
             print(lines[-1], flush=True)
     still, talking = max(shares["still"]), min(shares["talking"])
     lines += ["", f"Face region: the stills' largest {still:.4f}, the talking faces' smallest {talking:.4f}; the "
-              f"threshold {config.still_share} is {config.still_share / max(still, 1e-9):.1f} times the one and "
-              f"1/{talking / config.still_share:.1f} of the other. The whole frame cannot separate them: a talking "
+              f"threshold {rule.share} is {rule.share / max(still, 1e-9):.1f} times the one and "
+              f"1/{talking / rule.share:.1f} of the other. The whole frame cannot separate them: a talking "
               "face 1/20-1/25 of the height changes less of it than a still re-encoded at CRF 35.",
               "", f"- Load average at end: {load()}"]
     print(f"wrote {write_section('still_faces', lines)}")

@@ -532,6 +532,24 @@ def test_a_frame_model_on_a_clip_shorter_than_its_frames_says_how_many_were_dist
     assert not [w for w in r.warnings if "distinct frames" in w]
 
 
+def test_a_frame_model_gives_no_vote_to_a_still_picture(frame_checkpoint, joint_checkpoint, tmp_path):
+    """A checkpoint's frame model read a cover image held over speech as the speaker's face (the still
+    rule was the bundle's alone): now it answers from the voice, as the bundle does; a joint model,
+    which reads the face with the voice, refuses the file in one line, as it does a file without a face."""
+    from avemo import Predictor
+    from avemo.errors import FeatureError
+    from avemo.media.synth import synth_frame, write_frames
+
+    cover = write_frames(tmp_path / "cover.mp4", [synth_frame(0.0, (320, 240), True)] * 60, fps=25, preset="medium",
+                         crf=35, keyframes=8, audio="speech")
+    r = Predictor.from_checkpoint(frame_checkpoint, device="cpu").predict(cover)
+    assert r.modalities["audio"].used and not r.modalities["video"].used and r.face_coverage == 1.0
+    assert r.modalities["video"].reason.startswith("a still picture: the face shows the same image throughout")
+    assert r.timeline and not any(w.video for w in r.timeline)
+    with pytest.raises(FeatureError, match="a still picture"):
+        Predictor.from_checkpoint(joint_checkpoint, device="cpu").predict(cover)
+
+
 def test_a_checkpoint_tells_what_the_decoder_skipped_in_a_damaged_video(frame_checkpoint, make_clip, damage_middle,
                                                                         tmp_path, caplog):
     """A damaged middle: the checkpoint's video extractors logged the decoder's "video packets ... skipped"

@@ -36,8 +36,10 @@ from avemo.media.probe import SILENT_PEAK
 from avemo.modality import MEDIA_MODALITIES
 
 #: a file at least this long (seconds) whose face is one still picture has no video vote: a cover
-#: image held over a podcast's sound (:class:`~avemo.inference.video.VideoExpertOutput` ``still``)
+#: image held over a podcast's sound (:mod:`avemo.features.face.still`: the video expert's ``still``, the
+#: face extractors' of a zoo checkpoint), for this reason
 STILL_SECONDS = 2.0
+STILL = "a still picture: the face shows the same image throughout (a cover image?), no facial expression to follow"
 
 #: progress(done_seconds, total_seconds)
 Progress = Callable[[float, float], None]
@@ -217,8 +219,7 @@ class ExpertsBackend:
                 if video_out.n_frames else "the video stream holds no frames"
             )
         elif video_out is not None and video_out.still and total >= STILL_SECONDS:
-            reasons["video"] = ("a still picture: the face shows the same image throughout (a cover image?), "
-                                "no facial expression to follow")
+            reasons["video"] = STILL
         if errors and all(m in errors for m in attempted):
             raise errors[attempted[0]]  # every stream failed to decode: that is the file's problem
         return audio_out, video_out, speech
@@ -401,16 +402,17 @@ class ZooBackend:
 
     def _video_features(self, path: Path, start: float | None, duration: float | None,
                         repeats: list[tuple[str, int, int]] | None = None, said: list[str] | None = None):
-        """The video inputs of the clip, or of the window from ``start`` for ``duration`` seconds, and the
-        clip's face coverage; an input whose frames were repeated (a window with fewer frames than the
-        model reads) is appended to ``repeats`` as ``(extractor name, distinct frames, frames read)``.
-        What the decoder says of a damaged file (:mod:`avemo.media.decode`) goes into ``said`` (None:
+        """The video inputs of the clip, or of the window from ``start`` for ``duration`` seconds, the
+        clip's face coverage, and whether every input saw one still picture where the face is (a cover
+        image: :mod:`avemo.features.face.still`; False for an extractor that does not say); an input
+        whose frames were repeated (a window with fewer frames than the model reads) is appended to
+        ``repeats`` as ``(extractor name, distinct frames, frames read)``. What the decoder says of a damaged file (:mod:`avemo.media.decode`) goes into ``said`` (None:
         dropped, as for a window, whose damage the clip's decode of the whole file has told already);
         it was logged, once per extractor and window, and missing from the prediction's warnings."""
         from avemo import config as cfg
         from avemo.media.decode import collecting_warnings
 
-        out, coverage = {}, None
+        out, coverage, still = {}, None, True
         for name in self.by_modality["video"]:
             extractor = self.extractors[name]
             if start is not None:
@@ -425,10 +427,11 @@ class ZooBackend:
             out[name] = [feats["x"]]
             if "coverage" in feats:
                 coverage = float(feats["coverage"])
+            still = still and bool(feats.get("still", False))
             sampled = len(feats["times"]) if "times" in feats else 0
             if repeats is not None and "distinct" in feats and int(feats["distinct"]) < sampled:
                 repeats.append((extractor.name, int(feats["distinct"]), sampled))
-        return out, coverage
+        return out, coverage, still
 
     def run(self, path: Path, info: Any, streams: Streams, grid: WindowGrid,
             progress: Progress | None) -> BackendResult:
@@ -457,7 +460,9 @@ class ZooBackend:
         repeats: dict[str, list] = {"clip": [], "windows": []}  # inputs whose frames were repeated
         if use["video"]:
             try:
-                feats, coverage = self._video_features(path, None, None, repeats["clip"], warnings)
+                feats, coverage, still = self._video_features(path, None, None, repeats["clip"], warnings)
+                if still and total >= STILL_SECONDS:  # as the bundle: no vote for a cover image's face
+                    raise FeatureError(STILL, path)
                 clip_arrays.update(feats)
             except FeatureError as exc:
                 if self._required("video") or not signals:  # the audio was analysed: a result, with or without emotion

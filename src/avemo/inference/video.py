@@ -59,22 +59,6 @@ class VideoExpertConfig:
     calm_share: float = 0.5
     pooling: Literal["mean", "log_mean"] = "mean"
     batch_size: int = 64
-    #: a still picture (a podcast's cover over its sound): the region of the first face tracked (its box
-    #: ``still_box`` times as wide and high, fixed in place), grey and shrunk to at most ``still_width``
-    #: pixels wide, differs from that first frame's in at most ``still_share`` of its pixels by more
-    #: than ``still_change`` grey levels in every later distinct frame. The face's region, not the whole
-    #: frame: a talking face 1/20 of a wide shot's height changes 0.2 % of the frame, as a re-encoded
-    #: still does, but half of its own region. Measured (the largest share over a file's 8-per-second
-    #: frames; docs/benchmarks/still_faces.md): a RAVDESS frame held still 3 s, x264 with a keyframe every
-    #: 8 frames, at CRF 23 0.0000 (full size, and pasted at 1/10, 1/20, 1/25 of a 1920x1080 scene's
-    #: height) and at CRF 35 0.0000 (full size, 1/10), 0.0039 (1/20), 0.0215 (1/25); talking faces: the
-    #: 7 real clips 0.147 (a CREMA-D clip) to 0.57 (RAVDESS), the RAVDESS clip in such wide shots 0.56
-    #: (1/10), 0.57 (1/15, 1/20), 0.58 (1/25). 0.05 is 2.3 times the stills' largest, 1/2.9 of the
-    #: talking faces' smallest
-    still_box: float = 1.25
-    still_width: int = 32
-    still_change: float = 24.0
-    still_share: float = 0.05
 
     def __post_init__(self) -> None:
         if not self.fps > 0:
@@ -83,9 +67,6 @@ class VideoExpertConfig:
             raise ConfigError(f"video box must be 'haar_like' or 'detector', got {self.box!r}")
         if not self.box_scale > 0:
             raise ConfigError(f"video box_scale must be positive, got {self.box_scale}")
-        if not (self.still_box > 0 and self.still_width >= 1):
-            raise ConfigError(f"video still_box must be positive and still_width at least 1, got {self.still_box}, "
-                              f"{self.still_width}")
 
 
 @dataclass
@@ -97,8 +78,9 @@ class VideoExpertOutput:
     most faces seen in one frame (the tracker's whole-frame searches), of which one is read;
     ``distinct``: how many of the ``n_frames`` were distinct decoded frames (fewer where the video
     has fewer frames per second than the expert reads: frames repeated; None: not counted); ``still``:
-    the region of the first face tracked showed the same picture in every analysed frame, ``changed``: the
-    largest share of it that changed from that first frame's (None: no face; :class:`_Stillness`)."""
+    the region of the first face tracked showed the same picture in every analysed frame, ``changed``:
+    the largest share of it that changed from that first frame's (None: no face;
+    :class:`~avemo.features.face.still.Stillness`)."""
 
     times: np.ndarray
     probs: np.ndarray
@@ -106,7 +88,7 @@ class VideoExpertOutput:
     end: float
     most_faces: int = 0
     distinct: int | None = None
-    still: bool = False  # the face's region showed the same picture throughout (:class:`_Stillness`)
+    still: bool = False  # the face's region showed the same picture throughout
     changed: float | None = None
 
     def __post_init__(self) -> None:
@@ -116,64 +98,6 @@ class VideoExpertOutput:
     @property
     def coverage(self) -> float:
         return len(self.times) / self.n_frames if self.n_frames else 0.0
-
-
-class _Stillness:
-    """Whether the speaker's face stays one picture, up to the codec's loss: a podcast's or a song's
-    cover image held over its sound is no face to read an expression from over time (its face's
-    expression was read as the speaker's throughout). The region of the first face box seen, enlarged
-    and fixed in place, is compared with itself in every later distinct frame, with a face found or
-    not (a face that moved away changes it too). See ``VideoExpertConfig.still_*``."""
-
-    def __init__(self, config: VideoExpertConfig):
-        self.config = config
-        self.region: tuple[int, int, int, int] | None = None
-        self.first: np.ndarray | None = None
-        self.changed: float | None = None  # the largest share of the region changed; None: no face yet
-
-    @property
-    def still(self) -> bool:
-        """A face was seen, and its region never changed beyond ``still_share``."""
-        return self.changed is not None and self.changed <= self.config.still_share
-
-    def see(self, image: np.ndarray, box: np.ndarray | None) -> None:
-        """One distinct frame, with the speaker's face box ``[x0, y0, x1, y1]`` in it (None: no face)."""
-        if self.region is None:
-            region = None if box is None else self._region(box, image.shape)
-            if region is None or region[2] <= region[0] or region[3] <= region[1]:
-                return  # no face, or its box outside the frame
-            self.region = region
-        patch = self._patch(image)
-        if self.first is None:
-            self.first, self.changed = patch, 0.0
-        elif patch.shape != self.first.shape:  # the video's size changed: another picture
-            self.changed = 1.0
-        else:
-            share = float(np.mean(np.abs(patch - self.first) > self.config.still_change))
-            self.changed = max(self.changed or 0.0, share)
-
-    def _region(self, box, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-        x0, y0, x1, y1 = (float(v) for v in box)
-        half_w, half_h = (x1 - x0) * self.config.still_box / 2, (y1 - y0) * self.config.still_box / 2
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        return (max(0, int(cx - half_w)), max(0, int(cy - half_h)),
-                min(shape[1], int(np.ceil(cx + half_w))), min(shape[0], int(np.ceil(cy + half_h))))
-
-    def _patch(self, image: np.ndarray) -> np.ndarray:
-        """The region, grey, shrunk (pixels averaged) to at most ``still_width`` wide: the codec's noise of a
-        small face's pixels averaged out, a large face read at the same detail as a small one."""
-        import cv2
-
-        x0, y0, x1, y1 = self.region
-        patch = image[y0:y1, x0:x1]
-        if patch.size == 0:  # a frame smaller than the first: another picture
-            return np.zeros((0, 0), dtype=np.int16)
-        patch = cv2.cvtColor(np.ascontiguousarray(patch), cv2.COLOR_RGB2GRAY) if patch.ndim == 3 else patch
-        w, h = patch.shape[1], patch.shape[0]
-        if w > self.config.still_width:
-            size = (self.config.still_width, max(1, round(h * self.config.still_width / w)))
-            patch = cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
-        return patch.astype(np.int16)
 
 
 class _DetectorPool:
@@ -265,6 +189,7 @@ class FerVideoExpert:
         damaged file made the decoder skip, :mod:`avemo.media.decode`)."""
         from avemo.features.face import FaceTracker, TrackerConfig
         from avemo.features.face.fer import crop_faces, scale_to_network
+        from avemo.features.face.still import Stillness
         from avemo.media import iter_frames
 
         times: list[float] = []
@@ -279,7 +204,7 @@ class FerVideoExpert:
                 probs.append(self._probabilities(scale_to_network(np.stack(crops))))
                 crops.clear()
 
-        still = _Stillness(self.config)
+        still = Stillness()
         detector = self._detectors.acquire()
         try:
             tracker = FaceTracker(detector, TrackerConfig(full_detect_interval=self.config.full_detect_interval))
