@@ -659,7 +659,7 @@ def test_info_describes_several_files_and_says_which_it_cannot_read(corpus, avem
     assert code == 1
     assert [r["path"] for r in json.loads(out)] == [str(voice), str(silent)]
     assert err.splitlines() == [f"avemo: error: {garbage}: not a media file: its first bytes are those of no "
-                                "supported container (aac, avi, flac, flv, m4a, matroska, mov, mp3, mp4, mpegts, "
+                                "supported container (aac, asf, avi, flac, flv, m4a, matroska, mov, mp3, mp4, mpegts, "
                                 "ogg, wav, webm)"]
     code, out, err = avemo_main("info", voice, silent, "--no-faces")
     assert code == 0 and err == "" and out.count("┌") == 2

@@ -323,6 +323,79 @@ def test_a_video_slower_than_the_experts_rate_says_its_frames_were_repeated(pred
     assert not [w for w in r.warnings if "distinct frames" in w]
 
 
+def test_a_still_picture_held_over_the_file_is_not_read_as_a_face(predictor, make_clip, tmp_path):
+    """A podcast's cover image over its sound (one picture at 2 frames per second, H.264 at CRF 35): the
+    photo's expression was the video's vote for every window of the file."""
+    from avemo.media.synth import synth_frame, write_frames
+
+    cover = write_frames(tmp_path / "cover.mp4", [synth_frame(0.0, (320, 240), True)] * 8, fps=2, crf=35)
+    r = predictor.predict(cover)
+    assert not r.modalities["video"].used and r.face_coverage == 1.0
+    assert r.modalities["video"].reason.startswith("a still picture: the face shows the same image throughout")
+    assert not [w for w in r.warnings if "distinct frames" in w]
+    moving = predictor.predict(make_clip("noaudio.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio=None))
+    assert moving.modalities["video"].used
+
+
+@pytest.mark.shared_data
+def test_a_small_talking_face_in_a_wide_shot_is_not_a_still_picture(predictor, ravdess_video, tmp_path):
+    """The real clip's speaker, her face 1/20 of a 1920x1080 static scene's height (a conference's wide
+    shot; the tiled search finds it): 0.2 % of the frame's pixels change, as in a re-encoded still, and
+    the whole-frame rule took her face's vote away. Her face's own region changes by half."""
+    from avemo.media import iter_frames
+    from avemo.media.synth import backdrop, wide_shot, write_frames
+
+    scene = backdrop((1920, 1080), "gradient")
+    frames = [wide_shot(image, 200.0, 1 / 20, scene)[0] for t, image in iter_frames(ravdess_video, fps=8.0) if t < 2.5]
+    r = predictor.predict(write_frames(tmp_path / "wide.mp4", frames, fps=8, crf=23))
+    assert r.modalities["video"].used and r.modalities["video"].reason is None
+    assert r.face_coverage == 1.0 and r.probabilities is not None
+
+
+@pytest.mark.shared_data
+def test_a_still_face_over_speech_is_a_still_picture(predictor, ravdess_video, tmp_path):
+    """A frame of the real clip held for 3 s over speech, H.264 at CRF 35 with a keyframe every 8 frames
+    (each keyframe re-encodes the picture, not quite alike): its face gets no vote, the voice does."""
+    from avemo.media import iter_frames
+    from avemo.media.synth import write_frames
+
+    image = next(image for t, image in iter_frames(ravdess_video, fps=8.0) if t >= 1.0)
+    still = write_frames(tmp_path / "still.mp4", [image] * 75, fps=25, preset="medium", crf=35, keyframes=8,
+                         audio="speech")
+    r = predictor.predict(still)
+    assert r.modalities["audio"].used and not r.modalities["video"].used
+    assert r.modalities["video"].reason.startswith("a still picture")
+
+
+def test_a_photo_beside_a_moving_waveform_is_a_still_picture(predictor, tmp_path):
+    """An audiogram: a cover photo with the sound's waveform moving beside it. The whole frame changed (4 %
+    of it), so the photo's expression was read as the speaker's; its face's region does not change."""
+    from avemo.media.synth import synth_frame, write_frames
+
+    photo = synth_frame(0.0, (320, 240), True)
+    frames = []
+    for k in range(24):
+        canvas = np.zeros((240, 640, 3), dtype=np.uint8)
+        canvas[:, :320] = photo
+        for j in range(20):
+            bar = int(100 * abs(np.sin(0.7 * j + 0.9 * k)))
+            canvas[120 - bar : 120 + bar, 340 + 14 * j : 348 + 14 * j] = (230, 200, 60)
+        frames.append(canvas)
+    r = predictor.predict(write_frames(tmp_path / "audiogram.mp4", frames, fps=8, crf=23, audio="speech"))
+    assert r.modalities["audio"].used and not r.modalities["video"].used
+    assert r.modalities["video"].reason.startswith("a still picture")
+
+
+def test_recordings_joined_in_one_mpeg_ts_file_are_predicted_whole(predictor, make_clip, tmp_path):
+    """``cat a.ts b.ts``: the result covered the first recording only (its length was the container's)."""
+    part = make_clip("part.ts", duration=2.0, size=(320, 240), fps=10, face=True, audio="speech")
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 2)
+    one, two = predictor.predict(part), predictor.predict(joined)
+    assert two.duration == pytest.approx(2 * one.duration, abs=0.1) and not two.warnings
+    assert two.timeline[-1].end == pytest.approx(two.duration) and two.timeline[-1].video
+
+
 def test_silent_audio_track_is_reported_not_used(predictor, make_clip):
     r = predictor.predict(make_clip("silent.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio="silence"))
     check_prediction(r, audio=False, video=True)
@@ -475,6 +548,24 @@ def test_a_frame_model_on_a_clip_shorter_than_its_frames_says_how_many_were_dist
         "model reads (face_crops): frames were repeated to fill them"]
     r = p.predict(make_clip("zoo_long.mp4", duration=2.0, size=(320, 240), fps=25, face=True, audio=None))
     assert not [w for w in r.warnings if "distinct frames" in w]
+
+
+def test_a_frame_model_gives_no_vote_to_a_still_picture(frame_checkpoint, joint_checkpoint, tmp_path):
+    """A checkpoint's frame model read a cover image held over speech as the speaker's face (the still
+    rule was the bundle's alone): now it answers from the voice, as the bundle does; a joint model,
+    which reads the face with the voice, refuses the file in one line, as it does a file without a face."""
+    from avemo import Predictor
+    from avemo.errors import FeatureError
+    from avemo.media.synth import synth_frame, write_frames
+
+    cover = write_frames(tmp_path / "cover.mp4", [synth_frame(0.0, (320, 240), True)] * 60, fps=25, preset="medium",
+                         crf=35, keyframes=8, audio="speech")
+    r = Predictor.from_checkpoint(frame_checkpoint, device="cpu").predict(cover)
+    assert r.modalities["audio"].used and not r.modalities["video"].used and r.face_coverage == 1.0
+    assert r.modalities["video"].reason.startswith("a still picture: the face shows the same image throughout")
+    assert r.timeline and not any(w.video for w in r.timeline)
+    with pytest.raises(FeatureError, match="a still picture"):
+        Predictor.from_checkpoint(joint_checkpoint, device="cpu").predict(cover)
 
 
 def test_a_checkpoint_tells_what_the_decoder_skipped_in_a_damaged_video(frame_checkpoint, make_clip, damage_middle,

@@ -26,8 +26,8 @@ from avemo.media.probe import read_through
 from avemo.media.synth import write_clip, write_shifted
 
 SMALL = (96, 72)
-VIDEO_CONTAINERS = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".flv", ".ts"]
-AUDIO_CONTAINERS = [".wav", ".flac", ".mp3", ".ogg"]
+VIDEO_CONTAINERS = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".flv", ".ts", ".wmv"]
+AUDIO_CONTAINERS = [".wav", ".flac", ".mp3", ".ogg", ".wma"]
 
 
 # --- probe -------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def test_resampling_removes_a_10khz_tone_without_aliasing(tmp_path):
     assert band[np.abs(freqs - 6000) < 50].max() < 1e-3
 
 
-@pytest.mark.parametrize("suffix", [".flac", ".mp3", ".ogg", ".mp4", ".webm", ".flv"])
+@pytest.mark.parametrize("suffix", [".flac", ".mp3", ".ogg", ".wma", ".mp4", ".webm", ".flv"])
 def test_segment_decode_equals_slice_of_full_decode(make_clip, suffix):
     # Lossy files carry a tone: FFmpeg's AAC encoder codes the synthetic voice's noise floor
     # with perceptual noise substitution, which the decoder re-synthesises with a random
@@ -225,7 +225,8 @@ def test_info_shows_the_displayed_size_of_a_rotated_video(tmp_path, avemo_main):
     code, out, err = avemo_main("info", path, "--json", "--no-faces")
     assert code == 0, err
     video = json.loads(out)["video"]
-    assert (video["width"], video["height"], video["rotation"]) == (48, 64, 270)
+    assert (video["width"], video["height"], video["rotation"]) == (48, 64, 90)  # clockwise, as a phone's tag says
+    assert json.loads(out)["streams"][0]["details"] == "64x48, 10 fps, shown 48x64 (turned 90 degrees clockwise)"
     plain = tmp_path / "plain.mp4"
     write_clip(plain, duration=0.4, size=(48, 64), fps=10)
     video = json.loads(avemo_main("info", plain, "--json", "--no-faces")[1])["video"]
@@ -421,6 +422,56 @@ def test_an_audio_track_that_starts_after_the_video_keeps_its_times(tmp_path, su
     assert np.argmax(np.abs(y) > 0.1) / 16000 == pytest.approx(1.0, abs=0.01)
     assert len(y) / 16000 == pytest.approx(3.0, abs=0.07)
     np.testing.assert_array_equal(load_audio(path, start=0.5, duration=1.0), y[8000:24000])
+
+
+def _paused(path: Path, pause: float) -> Path:
+    """A 0.5 s tone, ``pause`` seconds in which the recorder took nothing (no packets: the time stamps jump,
+    as a screen recorder's do when it pauses), and a 0.5 s tone again."""
+    import av
+
+    from avemo.media.synth import synth_audio
+
+    tone = np.ascontiguousarray(synth_audio(0.5, 16000, "tone", 1, 0, 160.0).T)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        size = 1024
+        for start in (0, int((0.5 + pause) * 16000)):
+            for i in range(0, tone.shape[1] - size + 1, size):
+                frame = av.AudioFrame.from_ndarray(tone[:, i:i + size], format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = 16000, start + i
+                out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("pause", [3.0, 12.0])
+def test_a_pause_in_a_recording_is_silence_and_the_sound_after_it_keeps_its_time(tmp_path, pause):
+    """A pause of more than 10 s (a screen recording's) was not filled: the sound after it came 12 s early
+    (under the video of before the pause) and the file was called truncated."""
+    path = _paused(tmp_path / f"paused{pause:g}.m4a", pause)
+    warnings = []
+    y = load_audio(path, warn=warnings.append)
+    assert warnings == [] and len(y) / 16000 == pytest.approx(probe(path).duration, abs=0.01)
+    loud = np.abs(y) > 0.1
+    assert np.argmax(loud[8000:]) / 16000 + 0.5 == pytest.approx(0.5 + pause, abs=0.05)
+    np.testing.assert_array_equal(load_audio(path, start=pause, duration=1.0), y[int(pause * 16000):][:16000])
+
+
+def test_recordings_joined_in_one_mpeg_ts_file_follow_each_other(make_clip, tmp_path):
+    """``cat a.ts b.ts`` (a camcorder's .MTS segments copied into one file): the second recording's time
+    stamps start again where the first's did. Its frames were dropped as late, and the file had the
+    first recording's length."""
+    part = make_clip("part.ts", duration=2.0, size=SMALL, fps=10, audio="tone")
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 2)
+    length = probe(part).duration
+    frames = read_frames(joined)
+    assert len(frames) == 40 and np.all(np.diff(frames.times) > 0)
+    assert frames.times[20] == pytest.approx(length, abs=0.1)
+    assert read_through(joined, probe(joined)).duration == pytest.approx(2 * length, abs=0.05)
+    y = load_audio(joined)
+    np.testing.assert_allclose(y[int(length * 16000):][:8000], y[:8000], atol=0.02)  # the second begins anew
 
 
 @pytest.mark.parametrize(("name", "spec"), [("plain.mp4", {}), ("plain.mov", {}), ("late.mp4", {"audio_start": 1.0}),

@@ -698,7 +698,7 @@ def test_unexpected_errors_are_json_without_details(ravdess_video, tmp_path):
     [
         ("a.mp4", {}, "mp4"), ("a.mov", {}, "mov"), ("a.mkv", {}, "matroska"), ("a.webm", {}, "webm"),
         ("a.avi", {}, "avi"), ("a.flv", {}, "flv"), ("a.wav", {}, "wav"), ("a.flac", {}, "flac"),
-        ("a.mp3", {}, "mp3"), ("a.ogg", {}, "ogg"), ("a.ts", {}, "mpegts"),
+        ("a.mp3", {}, "mp3"), ("a.ogg", {}, "ogg"), ("a.ts", {}, "mpegts"), ("a.wma", {}, "asf"),
     ],
 )
 def test_sniff_recognises_every_container_the_decoders_read(make_clip, name, spec, expected):
@@ -722,6 +722,15 @@ def test_scan_duration_reads_packets(make_clip):
     path = make_clip("scan.mp4", duration=3.0)
     assert scan_duration(path, limit=100) == pytest.approx(3.0, abs=0.15)
     assert 1.0 < scan_duration(path, limit=1.0) < 1.6  # stops soon after the limit
+
+
+def test_scan_duration_counts_every_recording_joined_in_one_file(make_clip, tmp_path):
+    """``cat a.ts b.ts``: each recording restarts the time stamps; the file measured as long as one of
+    them, so joined recordings passed the upload's length limit."""
+    part = make_clip("scan.ts", duration=2.0)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 3)
+    assert scan_duration(joined, limit=100) == pytest.approx(3 * scan_duration(part, limit=100), abs=0.15)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,10 @@ duration is what decodes, as ``avemo predict`` reports it: a file cut short show
 (``video.frames``, those that decode, and the header's ``video.header_frames``) and the decoders'
 warning in ``warnings``.
 The video's size is the picture as shown (a phone's portrait video is stored sideways with a
-rotation in its display matrix, which the decoders apply: ``rotation`` says by how much).
+rotation in its display matrix, which the decoders apply: ``rotation`` says by how much, in degrees
+clockwise, as players turn the stored picture and as phones' ``rotate`` tag, ffprobe's ``rotate`` and
+exiftool say it: 90 for a phone's usual portrait video; the display matrix's own angle, counter-clockwise,
+was shown: 270 for it).
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def describe_file(path: str | Path, *, faces: bool = True, face_frames: int = 8)
             "codec": info.video.codec,
             "width": info.video.height if sideways else info.video.width,
             "height": info.video.width if sideways else info.video.height,
-            "rotation": readable.rotation or None,
+            "rotation": -readable.rotation % 360 or None,  # clockwise (the module docstring)
             "fps": round(info.video.fps, 3),
             "frames": readable.frames,
             # the header's count, where the file is cut short (as header_duration_s): an intact file
@@ -73,6 +76,12 @@ def describe_file(path: str | Path, *, faces: bool = True, face_frames: int = 8)
             "header_frames": info.video.frames if report["header_duration_s"] is not None
             and info.video.frames != readable.frames else None,
         }
+        if readable.rotation:  # the stream's line gives the stored size: say how it is shown
+            shown = report["video"]
+            for stream in report["streams"]:
+                if stream["kind"] == "video" and stream["used"]:
+                    stream["details"] += (f", shown {shown['width']}x{shown['height']} (turned {shown['rotation']} "
+                                          "degrees clockwise)")
         if faces:
             report["faces"] = _faces(path, face_frames, warnings)
     try:

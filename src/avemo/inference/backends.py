@@ -31,9 +31,15 @@ from avemo.features.audio.vad import SpeechActivity, VoiceActivityDetector
 from avemo.inference.abstention import AbstentionConfig, speech_gate
 from avemo.inference.result import ModalityStatus
 from avemo.inference.windows import WindowGrid
-from avemo.media.decode import TRUNCATED
+from avemo.media.decode import RESTART_SECONDS, TRUNCATED
 from avemo.media.probe import SILENT_PEAK
 from avemo.modality import MEDIA_MODALITIES
+
+#: a file at least this long (seconds) whose face is one still picture has no video vote: a cover
+#: image held over a podcast's sound (:mod:`avemo.features.face.still`: the video expert's ``still``, the
+#: face extractors' of a zoo checkpoint), for this reason
+STILL_SECONDS = 2.0
+STILL = "a still picture: the face shows the same image throughout (a cover image?), no facial expression to follow"
 
 #: progress(done_seconds, total_seconds)
 Progress = Callable[[float, float], None]
@@ -124,19 +130,21 @@ class ExpertsBackend:
         reasons = dict(streams.reasons)
         warnings: list[str] = []
         audio_out, video_out, speech = self._analyse(path, streams, grid, total, progress, reasons, warnings.append)
-        used_video = video_out is not None and len(video_out.times) > 0
+        # a face was read, and _analyse found no reason to leave the video out (a still picture)
+        used_video = video_out is not None and len(video_out.times) > 0 and "video" not in reasons
         if used_video and video_out.most_faces > 1:  # a video call, an audience: which face was read is said
             warnings.append(f"up to {video_out.most_faces} faces in a frame: the video's emotion is that of one face, "
                             "the largest where it was first found (taken for the speaker's)")
         if used_video and video_out.distinct < video_out.n_frames:  # a video slower than the expert's rate
             warnings.append(f"video: only {video_out.distinct} distinct frames for the {video_out.n_frames} the video "
                             f"expert reads ({self.video.config.fps:g} per second): frames were repeated to fill them")
-        # the clip's extent: the container's duration; what the decoders saw when it has none, or when
-        # the file ends before the length its header declares (a truncated file)
+        # the clip's extent: the container's duration; what the decoders saw when it has none, when the
+        # file ends before the length its header declares (a truncated file), or when they read on well
+        # past it (recordings joined in one MPEG-TS file: avemo.media.decode.Continuity)
         decoded = [speech.duration] if speech is not None else [audio_out.duration] if audio_out is not None else []
         if video_out is not None:
             decoded.append(video_out.end)
-        if decoded and any(w.startswith(TRUNCATED) for w in warnings):
+        if decoded and (any(w.startswith(TRUNCATED) for w in warnings) or max(decoded) > total + RESTART_SECONDS):
             duration = max(decoded)
         else:
             duration = total if total > 0 else max([total, *decoded])
@@ -212,6 +220,8 @@ class ExpertsBackend:
                 f"no face detected in any of the {video_out.n_frames} analysed frames"
                 if video_out.n_frames else "the video stream holds no frames"
             )
+        elif video_out is not None and video_out.still and total >= STILL_SECONDS:
+            reasons["video"] = STILL
         if errors and all(m in errors for m in attempted):
             raise errors[attempted[0]]  # every stream failed to decode: that is the file's problem
         return audio_out, video_out, speech
@@ -395,16 +405,17 @@ class ZooBackend:
 
     def _video_features(self, path: Path, start: float | None, duration: float | None,
                         repeats: list[tuple[str, int, int]] | None = None, said: list[str] | None = None):
-        """The video inputs of the clip, or of the window from ``start`` for ``duration`` seconds, and the
-        clip's face coverage; an input whose frames were repeated (a window with fewer frames than the
-        model reads) is appended to ``repeats`` as ``(extractor name, distinct frames, frames read)``.
-        What the decoder says of a damaged file (:mod:`avemo.media.decode`) goes into ``said`` (None:
+        """The video inputs of the clip, or of the window from ``start`` for ``duration`` seconds, the
+        clip's face coverage, and whether every input saw one still picture where the face is (a cover
+        image: :mod:`avemo.features.face.still`; False for an extractor that does not say); an input
+        whose frames were repeated (a window with fewer frames than the model reads) is appended to
+        ``repeats`` as ``(extractor name, distinct frames, frames read)``. What the decoder says of a damaged file (:mod:`avemo.media.decode`) goes into ``said`` (None:
         dropped, as for a window, whose damage the clip's decode of the whole file has told already);
         it was logged, once per extractor and window, and missing from the prediction's warnings."""
         from avemo import config as cfg
         from avemo.media.decode import collecting_warnings
 
-        out, coverage = {}, None
+        out, coverage, still = {}, None, True
         for name in self.by_modality["video"]:
             extractor = self.extractors[name]
             if start is not None:
@@ -419,10 +430,11 @@ class ZooBackend:
             out[name] = [feats["x"]]
             if "coverage" in feats:
                 coverage = float(feats["coverage"])
+            still = still and bool(feats.get("still", False))
             sampled = len(feats["times"]) if "times" in feats else 0
             if repeats is not None and "distinct" in feats and int(feats["distinct"]) < sampled:
                 repeats.append((extractor.name, int(feats["distinct"]), sampled))
-        return out, coverage
+        return out, coverage, still
 
     def run(self, path: Path, info: Any, streams: Streams, grid: WindowGrid,
             progress: Progress | None) -> BackendResult:
@@ -451,7 +463,9 @@ class ZooBackend:
         repeats: dict[str, list] = {"clip": [], "windows": []}  # inputs whose frames were repeated
         if use["video"]:
             try:
-                feats, coverage = self._video_features(path, None, None, repeats["clip"], warnings)
+                feats, coverage, still = self._video_features(path, None, None, repeats["clip"], warnings)
+                if still and total >= STILL_SECONDS:  # as the bundle: no vote for a cover image's face
+                    raise FeatureError(STILL, path)
                 clip_arrays.update(feats)
             except FeatureError as exc:
                 if self._required("video") or not signals:  # the audio was analysed: a result, with or without emotion

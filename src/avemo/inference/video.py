@@ -77,7 +77,10 @@ class VideoExpertOutput:
     an analysis step, which went up to 0.125 s past what a truncated file held); ``most_faces``: the
     most faces seen in one frame (the tracker's whole-frame searches), of which one is read;
     ``distinct``: how many of the ``n_frames`` were distinct decoded frames (fewer where the video
-    has fewer frames per second than the expert reads: frames repeated; None: not counted)."""
+    has fewer frames per second than the expert reads: frames repeated; None: not counted); ``still``:
+    the region of the first face tracked showed the same picture in every analysed frame, ``changed``:
+    the largest share of it that changed from that first frame's (None: no face;
+    :class:`~avemo.features.face.still.Stillness`)."""
 
     times: np.ndarray
     probs: np.ndarray
@@ -85,6 +88,8 @@ class VideoExpertOutput:
     end: float
     most_faces: int = 0
     distinct: int | None = None
+    still: bool = False  # the face's region showed the same picture throughout
+    changed: float | None = None
 
     def __post_init__(self) -> None:
         if self.distinct is None:
@@ -184,6 +189,7 @@ class FerVideoExpert:
         damaged file made the decoder skip, :mod:`avemo.media.decode`)."""
         from avemo.features.face import FaceTracker, TrackerConfig
         from avemo.features.face.fer import crop_faces, scale_to_network
+        from avemo.features.face.still import Stillness
         from avemo.media import iter_frames
 
         times: list[float] = []
@@ -198,14 +204,17 @@ class FerVideoExpert:
                 probs.append(self._probabilities(scale_to_network(np.stack(crops))))
                 crops.clear()
 
+        still = Stillness()
         detector = self._detectors.acquire()
         try:
             tracker = FaceTracker(detector, TrackerConfig(full_detect_interval=self.config.full_detect_interval))
             for t, image in iter_frames(path, fps=self.config.fps, warn=warn, ended=ends.append):
                 n_frames += 1
-                distinct += image is not previous
-                previous = image
                 face = tracker.update(t, image)
+                if image is not previous:
+                    distinct += 1
+                    still.see(image, None if face is None else face.box)
+                previous = image
                 if face is not None:
                     crops.append(crop_faces(image, [self.fer_box(face.box)])[0])
                     times.append(t)
@@ -223,6 +232,8 @@ class FerVideoExpert:
             end=ends[-1] if ends else 0.0,
             most_faces=tracker.most_faces,
             distinct=distinct,
+            still=still.still,
+            changed=still.changed,
         )
 
     def pooled(self, output: VideoExpertOutput, bounds: np.ndarray | None = None) -> np.ndarray:

@@ -33,8 +33,10 @@ from avemo.media.decode import (
 from avemo.media.probe import audio_stream, open_media
 
 DEFAULT_SAMPLE_RATE = 16000
-#: a jump in the audio time stamps between these (seconds) is lost packets, filled with silence
+#: a jump forward in the audio time stamps longer than this (seconds) is lost packets or a paused recording,
+#: filled with silence up to the frame's time when that lies within the file (see ``_MonoResampler._gap``)
 MIN_GAP_SECONDS = 0.01
+#: the longest jump filled so in a file that declares no length (a longer one is a broken time stamp)
 MAX_GAP_SECONDS = 10.0
 #: a frame whose mix keeps less than this share of its mixed channels' mean energy (20 dB less)
 #: cancels itself: channels of opposite polarity (a miswired or phase-inverted microphone);
@@ -149,12 +151,13 @@ class _MonoResampler:
 
     Resampling (libsoxr, streaming, high quality) starts on an input sample that lies on the output
     grid, so a decode that seeks (``start > 0``) yields the same samples as a decode from the
-    beginning. Where packets were lost (skipped as undecodable), the gap their time stamps show is
-    filled with silence, so that what follows stays at its time.
+    beginning. Where packets were lost (skipped as undecodable) or the recording paused (a screen
+    recorder's gap), the gap their time stamps show is filled with silence, block by block, so that what
+    follows stays at its time (``horizon``: the file's declared length in seconds, None if unknown).
     """
 
-    def __init__(self, sr: int, origin: float, path: Path):
-        self.sr, self.origin, self.path = sr, origin, path
+    def __init__(self, sr: int, origin: float, path: Path, horizon: float | None = None):
+        self.sr, self.origin, self.path, self.horizon = sr, origin, path, horizon
         self.in_rate: int | None = None
         self.start_position: int | None = None  # output index of the first sample
         self._resampler: soxr.ResampleStream | None = None
@@ -172,14 +175,19 @@ class _MonoResampler:
     def _input_index(self, frame) -> int | None:
         return None if frame.time is None else int(round((float(frame.time) - self.origin) * self.in_rate))
 
-    def _fill_gap(self, frame, mono: np.ndarray) -> np.ndarray:
-        """Silence before ``mono`` for the packets lost before this frame (gaps up to MAX_GAP_SECONDS;
-        a longer jump is a time stamp discontinuity, not lost audio)."""
+    def _gap(self, frame) -> int:
+        """Input samples of silence due before this frame: how far its time stamp lies after the samples
+        so far, where that is more than MIN_GAP_SECONDS and the frame starts within the file's declared
+        length (a time stamp past it is broken, not a pause; without a length: a jump of at most
+        MAX_GAP_SECONDS). A pause of more than 10 s (a screen recording's) was not filled: the audio
+        after it moved that much earlier than its video, and the file was called truncated."""
         index = self._input_index(frame)
         gap = 0 if index is None else index - self._next_in
-        if MIN_GAP_SECONDS * self.in_rate < gap <= MAX_GAP_SECONDS * self.in_rate:
-            mono = np.concatenate([np.zeros(gap, dtype=np.float32), mono])
-        return mono
+        if self.horizon is None:
+            within = gap <= MAX_GAP_SECONDS * self.in_rate
+        else:
+            within = index is not None and index <= self.horizon * self.in_rate
+        return gap if gap > MIN_GAP_SECONDS * self.in_rate and within else 0
 
     def _start(self, frame, stream_rate: int) -> None:
         self.in_rate = frame.sample_rate or stream_rate
@@ -191,11 +199,12 @@ class _MonoResampler:
             self._resampler = soxr.ResampleStream(self.in_rate, self.sr, 1, dtype="float32", quality="HQ")
         self.start_position = int(round(first_in * self.sr / self.in_rate))
 
-    def push(self, frame, stream_rate: int) -> np.ndarray:
-        """This frame's output samples (possibly none yet: the resampler has a delay)."""
+    def push(self, frame, stream_rate: int) -> Iterator[np.ndarray]:
+        """This frame's output samples, after the silence of a gap before it, in blocks of at most
+        MAX_GAP_SECONDS (possibly none yet: the resampler has a delay)."""
         samples = frame_to_float(frame)
         if samples.shape[0] == 0:
-            return np.zeros(0, dtype=np.float32)
+            return
         if not np.isfinite(samples).all():
             raise MediaError("the audio track holds NaN or infinite samples (a broken float encoder?)", self.path)
         mono, cancelled = downmix(samples, self._weights(frame.layout))
@@ -207,7 +216,13 @@ class _MonoResampler:
             raise MediaError(f"audio sample rate changes mid-stream ({self.in_rate} -> {frame.sample_rate} Hz)",
                              self.path)
         else:
-            mono = self._fill_gap(frame, mono)
+            gap, block = self._gap(frame), int(MAX_GAP_SECONDS * self.in_rate)
+            for lo in range(0, gap, block):  # a long pause is never held whole
+                yield self._resampled(np.zeros(min(block, gap - lo), dtype=np.float32))
+        yield self._resampled(mono)
+
+    def _resampled(self, mono: np.ndarray) -> np.ndarray:
+        """Input samples that follow the last ones -> output samples."""
         self._next_in += mono.shape[0]
         if self._skip:
             dropped = min(self._skip, mono.shape[0])
@@ -267,13 +282,16 @@ def iter_audio(
         if end is not None:
             blocks.cap(int(round(end * sr)))
         _seek(container, stream, start, origin, rate)
-        mono = _MonoResampler(sr, origin, path)
-        max_lead = container.duration / av.time_base if container.duration else MAX_GAP_SECONDS  # within the file
+        length = container.duration / av.time_base if container.duration else None
+        mono = _MonoResampler(sr, origin, path, length)
+        max_lead = MAX_GAP_SECONDS if length is None else length  # within the file
         for frame in decode_stream(container, stream, path, warn, "audio"):
-            out = mono.push(frame, rate)
-            if blocks.position is None and mono.start_position is not None:
-                yield from blocks.begin(mono.start_position, int(MIN_GAP_SECONDS * sr), int(max_lead * sr))
-            yield from blocks.feed(out)
+            for out in mono.push(frame, rate):
+                if blocks.position is None and mono.start_position is not None:
+                    yield from blocks.begin(mono.start_position, int(MIN_GAP_SECONDS * sr), int(max_lead * sr))
+                yield from blocks.feed(out)
+                if blocks.done:
+                    break
             if blocks.done:
                 break
         if not blocks.done and blocks.position is not None:

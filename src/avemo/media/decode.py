@@ -31,6 +31,9 @@ log = logging.getLogger("avemo.media")
 Warn = Callable[[str], None]
 #: how a warning about a stream that ends before its declared length begins
 TRUNCATED = "truncated or damaged"
+#: a step back of more than this (seconds) in a stream's decoding time stamps, in a container that may
+#: restart them, is where a recording joined after the one before begins (:class:`Continuity`)
+RESTART_SECONDS = 0.5
 
 
 #: the (file, line) list of the innermost :func:`collecting_warnings` of this thread, or None
@@ -88,7 +91,7 @@ def decode_stream(container, stream, path: str | Path, warn: Warn | None, what: 
         stopped = error_reason(exc)
 
     try:
-        for packet in demuxed(container.demux(stream), stop):
+        for packet in demuxed(container, stream, stop):
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:
@@ -109,9 +112,12 @@ def decode_stream(container, stream, path: str | Path, warn: Warn | None, what: 
         raise MediaError(f"none of its {what} packets can be decoded ({bad} refused by the decoder)", path)
 
 
-def demuxed(packets: Iterator, stop: Callable[[BaseException], None]) -> Iterator:
-    """The ``packets`` of a demuxer until it cannot read on (a file cut short, a damaged index): then
+def demuxed(container, streams, stop: Callable[[BaseException], None]) -> Iterator:
+    """The packets of ``streams`` (one or a list) of ``container``, their time stamps continuous
+    (:class:`Continuity`), until the demuxer cannot read on (a file cut short, a damaged index): then
     ``stop(exc)`` is told why, and the packets end (unless ``stop`` raises)."""
+    packets = container.demux(streams)
+    continuous = Continuity(container)
     while True:
         try:
             packet = next(packets)
@@ -120,7 +126,38 @@ def demuxed(packets: Iterator, stop: Callable[[BaseException], None]) -> Iterato
         except (av.error.FFmpegError, EOFError) as exc:
             stop(exc)
             return
-        yield packet
+        yield continuous(packet)
+
+
+class Continuity:
+    """Time stamps made continuous where a container may restart them (FFmpeg's ``AVFMT_TS_DISCONT``:
+    MPEG-TS and FLV, whose recordings are often joined end to end: ``cat a.ts b.ts``, a camcorder's
+    .MTS segments copied into one file). A packet whose decoding time stamp steps back by more than
+    :data:`RESTART_SECONDS` begins a joined recording: it and the packets after it are moved to where the
+    stream's packets so far end, as FFmpeg's command-line tool does. Without it, a second recording's
+    frames were dropped as late, its sound put right after the first's, and the file had the first's length."""
+
+    def __init__(self, container):
+        self.active = bool(int(container.format.flags) & av.format.Flags.ts_discont.value)
+        self.offset: dict[int, int] = {}  # stream index -> ticks added to its time stamps
+        self.last: dict[int, tuple[int, int]] = {}  # stream index -> (last decoding time stamp, end so far)
+
+    def __call__(self, packet):
+        if not self.active or packet.dts is None or not packet.time_base:
+            return packet
+        index = packet.stream.index
+        offset = self.offset.get(index, 0)
+        last = self.last.get(index)
+        if last is not None and float((last[0] - packet.dts - offset) * packet.time_base) > RESTART_SECONDS:
+            offset = last[1] - packet.dts
+            self.offset[index] = offset
+        packet.dts += offset
+        if packet.pts is not None:
+            packet.pts += offset
+        step = packet.duration or (packet.dts - last[0] if last is not None else 0)
+        end = (packet.pts if packet.pts is not None else packet.dts) + max(step, 0)
+        self.last[index] = (packet.dts, end if last is None else max(end, last[1]))
+        return packet
 
 
 def frame_to_float(frame: av.AudioFrame) -> np.ndarray:

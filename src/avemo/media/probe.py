@@ -23,12 +23,23 @@ import av
 import numpy as np
 
 from avemo.errors import MediaError
-from avemo.media.decode import TRUNCATED, check_complete, declared_end, demuxed, error_reason, frame_to_float
+from avemo.media.decode import (
+    RESTART_SECONDS,
+    TRUNCATED,
+    check_complete,
+    declared_end,
+    demuxed,
+    error_reason,
+    frame_to_float,
+)
 from avemo.media.sniff import describe_supported, sniff_file
 
-# the names phones and browsers give too: Android's .3gp video, Matroska audio (.mka), WebM audio (.weba)
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".3gp", ".ts", ".mts", ".m2ts"})
-AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mka", ".weba"})
+# the names phones and browsers give too: Android's .3gp video, Matroska audio (.mka), WebM audio (.weba);
+# Windows Media (.wmv, .asf, .wma)
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".3gp", ".ts", ".mts", ".m2ts",
+                            ".wmv", ".asf"})
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mka", ".weba",
+                            ".wma"})
 MEDIA_SUFFIXES = VIDEO_SUFFIXES | AUDIO_SUFFIXES
 #: a stream whose loudest sample stays below this (-60 dBFS) carries no sound
 SILENT_PEAK = 1e-3
@@ -300,7 +311,8 @@ def read_through(path: str | Path, info: MediaInfo) -> Readable:
                 check_complete(declared_end(container, stream, origin), ends[stream.index], warnings.append,
                                stream.type)
     duration = info.duration
-    if ends and any(w.startswith(TRUNCATED) for w in warnings) or not duration:
+    if ends and (any(w.startswith(TRUNCATED) for w in warnings) or not duration
+                 or max(ends.values()) > duration + RESTART_SECONDS):  # joined recordings (decode.Continuity)
         duration = max(ends.values(), default=duration)
     frames = packets if info.video is not None else None
     return Readable(duration=duration, warnings=tuple(warnings), rotation=rotation, frames=frames)
@@ -320,7 +332,7 @@ def _packet_ends(container, streams: list, origin: float, warn) -> tuple[dict[in
     def stop(exc: BaseException) -> None:
         warn(f"the file could not be read past {max(ends.values(), default=0.0):.2f} s ({error_reason(exc)})")
 
-    for packet in demuxed(container.demux(streams), stop):
+    for packet in demuxed(container, streams, stop):
         if packet.pts is None or packet.size == 0:
             continue
         end = float((packet.pts + (packet.duration or 0)) * packet.time_base) - origin

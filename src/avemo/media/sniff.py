@@ -44,11 +44,16 @@ AAC = Container("aac", ".aac", "aac", False)
 #: MPEG transport streams: broadcast and screen-capture recordings (.ts), camcorders' AVCHD (.mts, .m2ts:
 #: 192-byte packets, a 4-byte time code before each 188-byte one); FFmpeg's demuxer reads both
 MPEGTS = Container("mpegts", ".ts", "mpegts", True)
+#: Microsoft's Advanced Systems Format: Windows Media audio and video (.wma, .wmv), what Windows' Voice
+#: Recorder and older Windows tools save; it was refused as "not a media file"
+ASF = Container("asf", ".asf", "asf", True)
 
-CONTAINERS = (MP4, MOV, M4A, MKV, WEBM, AVI, FLV, WAV, FLAC, OGG, MP3, AAC, MPEGTS)
+CONTAINERS = (MP4, MOV, M4A, MKV, WEBM, AVI, FLV, WAV, FLAC, OGG, MP3, AAC, MPEGTS, ASF)
 
 # ISO BMFF top-level boxes that may come first in a QuickTime/MP4 file
 _BMFF_FIRST_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
+#: the GUID of an ASF file's header object, which starts every ASF file (FFmpeg's ``asf_probe``)
+_ASF_HEADER = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
 
 
 def _mpeg_audio(head: bytes) -> Container | None:
@@ -94,6 +99,8 @@ def sniff(head: bytes) -> Container | None:
         return FLAC
     if head.startswith(b"OggS\x00"):
         return OGG
+    if head.startswith(_ASF_HEADER):
+        return ASF
     if head.startswith(b"ID3") and len(head) >= 10 and head[3] < 0xFF and head[4] < 0xFF:
         return MP3  # an ID3v2 tag precedes MPEG audio frames
     if _transport_stream(head):

@@ -41,12 +41,14 @@ _VIDEO_CODECS = {
     ".webm": ("libvpx-vp9", "libopus", "yuv420p"),
     ".avi": ("mpeg4", "libmp3lame", "yuv420p"),
     ".flv": ("flv", "libmp3lame", "yuv420p"),
+    ".wmv": ("wmv2", "wmav2", "yuv420p"),
 }
 _AUDIO_CODECS = {
     ".wav": "pcm_s16le",
     ".flac": "flac",
     ".mp3": "libmp3lame",
     ".ogg": "libopus",
+    ".wma": "wmav2",
 }
 
 
@@ -324,6 +326,8 @@ def _write(path: Path, spec: ClipSpec, vcodec: str | None, acodec: str | None) -
             if path.suffix.lower() == ".flv" and sr not in (11025, 22050, 44100):
                 sr = 44100  # FLV stores MP3 only at these rates
             astream = out.add_stream(acodec, rate=sr)
+            if acodec == "wmav2":
+                astream.bit_rate = 64000  # FFmpeg's WMA encoder sets none of its own (and refuses to open)
             layout = "mono" if spec.channels == 1 else "stereo"
             astream.layout = layout
             length = (spec.duration if spec.audio_end is None else spec.audio_end) - spec.audio_start
@@ -401,21 +405,31 @@ def write_audio_streams(path: str | Path, kinds: tuple[AudioKind, ...], *, durat
     return path
 
 
-def write_frames(path: str | Path, frames, fps: float = 25.0, *, preset: str = "ultrafast", crf: int = 18) -> Path:
-    """Encode RGB ``frames`` ((H, W, 3) uint8 each) as H.264 (libx264 ``preset``, ``crf``) at ``fps`` into
-    ``path`` (the container its suffix names), written to a temporary name and renamed."""
+def write_frames(path: str | Path, frames, fps: float = 25.0, *, preset: str = "ultrafast", crf: int = 18,
+                 keyframes: int | None = None, audio: AudioKind | None = None, sample_rate: int = 16000) -> Path:
+    """Encode RGB ``frames`` ((H, W, 3) uint8 each) as H.264 (libx264 ``preset``, ``crf``, a keyframe every
+    ``keyframes`` frames where given) at ``fps`` into ``path`` (the container its suffix names), with
+    :func:`synth_audio` of ``audio`` over the frames' length as AAC where given; written to a temporary
+    name and renamed."""
     path = Path(path)
     with _replacing(path) as tmp:
         h, w = frames[0].shape[:2]
         with av.open(str(tmp), "w", format=_muxer(path)) as out:
             stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.options = {"preset": preset, "crf": str(crf)}
+            every = {} if keyframes is None else {"g": str(keyframes), "keyint_min": str(keyframes)}
+            stream.options = {"preset": preset, "crf": str(crf), **every}
+            astream = None
+            if audio is not None:
+                astream = out.add_stream("aac", rate=sample_rate)
+                astream.layout = "mono"
             for img in frames:
                 for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                     out.mux(packet)
             for packet in stream.encode():
                 out.mux(packet)
+            if astream is not None:
+                _encode_audio(out, astream, synth_audio(len(frames) / fps, sample_rate, audio))
     return path
 
 

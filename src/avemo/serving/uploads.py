@@ -42,6 +42,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from avemo.errors import MediaError
 from avemo.media import MediaInfo, probe
+from avemo.media.decode import Continuity
 from avemo.media.probe import audio_stream, open_media, video_stream
 from avemo.media.sniff import SNIFF_BYTES, Container, describe_supported, sniff
 from avemo.serving.responses import ApiError
@@ -358,8 +359,10 @@ async def receive_form(request: Request, folder: Path, settings: ServeSettings, 
 
 def scan_duration(path: Path, limit: float) -> float:
     """The media's real length in seconds, from its packets' time stamps (with the demuxer of the
-    sniffed container forced, local files only: :func:`avemo.media.open_media`); stops and returns
-    early once the length passes ``limit``."""
+    sniffed container forced, local files only: :func:`avemo.media.open_media`), made continuous where
+    recordings were joined in one file (:class:`~avemo.media.decode.Continuity`: each one restarts them,
+    so that a file of ten joined one-hour recordings measured one hour); stops and returns early once the
+    length passes ``limit``."""
     with open_media(path) as media:
         streams = [s for s in (audio_stream(media), video_stream(media)) if s is not None]
         if not streams:
@@ -367,8 +370,9 @@ def scan_duration(path: Path, limit: float) -> float:
         origins = {s.index: float(s.start_time * s.time_base) if s.start_time is not None else 0.0
                    for s in streams}
         end = 0.0
+        continuous = Continuity(media)
         try:
-            for packet in media.demux(streams):
+            for packet in map(continuous, media.demux(streams)):
                 if packet.pts is None or packet.time_base is None:
                     continue
                 t = float((packet.pts + (packet.duration or 0)) * packet.time_base) - origins[packet.stream.index]

@@ -7,6 +7,8 @@ Building blocks (each usable on its own, e.g. by the predictor on the frames of 
 * :mod:`~avemo.features.face.track`: :class:`FaceTracker` (``update(time, image) ->
   TrackedFace | None``), speaker choice, matching, One-Euro box smoothing, no stale boxes;
 * :mod:`~avemo.features.face.align`: :func:`crop_face` (eye alignment, margin, size, colour);
+* :mod:`~avemo.features.face.still`: :class:`Stillness`, whether the face's region is one still
+  picture throughout (a cover image);
 
 Registered extractors: ``face_crops`` (:mod:`~avemo.features.face.crops`) and
 ``face_landmarks`` (:mod:`~avemo.features.face.landmarks`).

@@ -22,6 +22,8 @@ Output (:data:`~avemo.features.base.Features`):
 * ``"scores"``: (N,) float32 detector scores, NaN where missing;
 * ``"distinct"``: () int64, how many of the N frames are distinct decoded frames (fewer than N where
   the window has fewer frames than N, or the video fewer per second than ``fps``: frames repeated).
+* ``"still"``: () bool, the face's region showed one still picture in every frame (a cover image:
+  :mod:`avemo.features.face.still`).
 
 A frame without the face is never given an earlier frame's box. If no frame has a face the
 extractor raises ``FeatureError("no face found in any of N frames")``: the caller decides
@@ -40,6 +42,7 @@ from avemo.errors import ConfigError, FeatureError
 from avemo.features.base import Features, VideoExtractor, register_extractor
 from avemo.features.face.align import crop_face
 from avemo.features.face.sampling import FrameCount, check_sampling, iter_sampled_frames
+from avemo.features.face.still import Stillness
 from avemo.features.face.track import FaceTracker, TrackerConfig
 
 
@@ -124,7 +127,7 @@ class FaceCrops(VideoExtractor):
         nan_eyes = np.full((2, 2), np.nan)
         blank = np.zeros((h, w, channels), dtype=np.uint8)
         previous: tuple[float, int, tuple] | None = None  # (time, id(image), outputs) of a repeated frame
-        count = FrameCount()
+        count, still = FrameCount(), Stillness()
         with make_tracker(c) as tracker:
             for t, image in iter_sampled_frames(
                 path, n_frames=c.n_frames, fps=c.fps, start=c.start, duration=c.duration, count=count
@@ -133,6 +136,7 @@ class FaceCrops(VideoExtractor):
                     out = previous[2]  # the same frame repeated (a window with fewer frames than n_frames)
                 else:
                     face = tracker.update(t, image)
+                    still.see(image, None if face is None else face.box)
                     if face is None:
                         out = (blank, nan_box, nan_eyes, np.nan)
                     else:
@@ -164,4 +168,5 @@ class FaceCrops(VideoExtractor):
             "eyes": np.stack(eyes).astype(np.float32),
             "scores": score_arr,
             "distinct": np.asarray(count.distinct, dtype=np.int64),
+            "still": np.asarray(still.still),
         }

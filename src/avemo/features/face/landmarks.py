@@ -23,8 +23,9 @@ geometry, not a fitted 3-D pose.
 Output: ``"x"`` (D,) float32 with D = len(GEOMETRY) * len(FUNCTIONALS); ``"frames"`` (T, F)
 float32 per-frame geometry (NaN rows where no face); ``"times"`` (T,); ``"mask"`` (T,) bool;
 ``"coverage"`` () float64; ``"distinct"`` () int64, how many of the T frames are distinct decoded
-frames (fewer where the video has fewer frames per second than ``fps``: frames repeated). No face
-in any frame raises FeatureError.
+frames (fewer where the video has fewer frames per second than ``fps``: frames repeated); ``"still"``
+() bool, the face's region showed one still picture throughout (:mod:`avemo.features.face.still`). No
+face in any frame raises FeatureError.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from avemo.features.base import Features, VideoExtractor, register_extractor
 from avemo.features.face.align import crop_face, crop_transform
 from avemo.features.face.crops import make_tracker
 from avemo.features.face.sampling import FrameCount, check_sampling, iter_sampled_frames
+from avemo.features.face.still import Stillness
 from avemo.native_output import silenced
 
 MESH_CROP = 256  # side of the square crop given to FaceMesh
@@ -238,12 +240,13 @@ class FaceLandmarks(VideoExtractor):
         times: list[float] = []
         missing = np.full(len(GEOMETRY), np.nan)
         mesh = FaceMesh(c.min_confidence)
-        count = FrameCount()
+        count, still = FrameCount(), Stillness()
         try:
             with make_tracker(c) as tracker:
                 for t, image in iter_sampled_frames(path, fps=c.fps, start=c.start, duration=c.duration, count=count):
                     times.append(t)
                     face = tracker.update(t, image)
+                    still.see(image, None if face is None else face.box)
                     if face is None:
                         rows.append(missing)
                         continue
@@ -274,4 +277,5 @@ class FaceLandmarks(VideoExtractor):
             "mask": mask,
             "coverage": np.asarray(mask.mean(), dtype=np.float64),
             "distinct": np.asarray(count.distinct, dtype=np.int64),
+            "still": np.asarray(still.still),
         }
