@@ -21,11 +21,12 @@ misses 8, and no generated non-speech signal (noise, hum, tones, clicks) has a f
 Memory: the LSTM state runs on over the signal, but after ``reset_after`` seconds (3 s) in which
 no frame reached the threshold it is replaced by the state of the model started that long ago
 (scored again from a zero state over those quiet seconds); checked every 32 frames (1 s). Run
-on unchanged, a shout can keep the state in "no speech" through seconds of silence: two shouted
-RAVDESS takes of actor 06 joined by 1 s of digital silence, the second, found on its own at 0.90,
-scored below 0.2 after the first, and the 17 s file of three strong fearful takes of actor 06
-(``benchmarks/long_clip_passes.py``) had no speech at all. Shorter memories find as much speech
-but let a fresh state score beeps higher (0.33 at 1 s, 0.20 at 3 s, 0.18 never restarted):
+on unchanged, a shout can keep the state in "no speech" through seconds of silence: of two shouted
+RAVDESS takes of actor 06 joined by 1-2.5 s of digital silence, the second, found on its own at
+0.90, stayed below 0.3 after the first, and the 17 s file of three strong fearful takes of actor
+06 (``benchmarks/long_clip_passes.py``) had no speech at all. Shorter memories let a restarted
+state score clicks higher (largest non-speech frame 0.22 at 1 s, 0.18 at 3 s as never restarted),
+and the restarts cost time in quiet stretches (10 minutes of noise: 1.1 s before, 4.2 s at 3 s):
 ``benchmarks/vad_joined.py``, figures in ``docs/results/vad.md``.
 
 Streaming: :meth:`VoiceActivityDetector.stream` takes blocks of any length (the predictor's
