@@ -1,8 +1,9 @@
 """Speech found in joined RAVDESS utterances and in each clip alone, and none in non-speech, under several
 Silero VAD rules (issue: "no speech" in a 17 s clip of three Actor_06 fearful utterances).
 
-Signals, scored once by avemo's detector (``VoiceActivityDetector``: per-frame probabilities), then cut
-into segments by each rule (``segments_from_probabilities``):
+Signals, scored by avemo's detector (``VoiceActivityDetector``: per-frame probabilities) once per model
+memory (``VadConfig.reset_after``), then cut into segments by each rule (``segments_from_probabilities``);
+also the wall time of the detector on 10 minutes of noise without and with the shipped memory:
 
 * **joined**: ``--joined`` files, file i: actor i (cycling over the 20), emotion i (cycling over all 8),
   three consecutive utterances of that actor and emotion from a random start (seed 0), each followed by
