@@ -4,8 +4,8 @@ The model is Silero VAD v5 (Silero Team 2024, "Silero VAD: pre-trained enterpris
 Activity Detector", github.com/snakers4/silero-vad; MIT licence), from the ``silero-vad`` PyPI
 wheel, which carries the ONNX graphs inside it. It is run with onnxruntime only, never through
 torch (the wheel's Python code imports torch, so only its data file is used): the batched
-"sequence" export ``silero_vad_16k_sequence.onnx``, which scores a whole block of 32 ms frames
-in one call and gives the same per-frame probabilities as the streaming ``silero_vad.onnx``.
+"sequence" export ``silero_vad_16k_sequence.onnx``, which scores a block of 32 ms frames in one
+call and gives the same per-frame probabilities as the streaming ``silero_vad.onnx``.
 It is an LSTM over learned spectral features, trained to tell speech from noise, music, tones
 and silence: not an energy threshold. It was chosen over WebRTC VAD by measurement
 (``benchmarks/vad_choice.py``, figures in ``docs/results/vad.md``).
@@ -18,10 +18,22 @@ model misses 14 of the 1200 RAVDESS clips, all shouted (strong happy, angry, fea
 misses 8, and no generated non-speech signal (noise, hum, tones, clicks) has a frame above 0.18
 (chosen on RAVDESS, the training corpus, and generated signals only; ``docs/results/vad.md``).
 
+Memory: the LSTM state runs on over the signal, but after ``reset_after`` seconds (3 s) in which
+no frame reached the threshold it is replaced by the state of the model started that long ago
+(scored again from a zero state over those quiet seconds); checked every 32 frames (1 s). Run
+on unchanged, a shout can keep the state in "no speech" through seconds of silence: of two shouted
+RAVDESS takes of actor 06 joined by 1-2.5 s of digital silence, the second, found on its own at
+0.90, stayed below 0.3 after the first, and the 17 s file of three strong fearful takes of actor
+06 (``benchmarks/long_clip_passes.py``) had no speech at all. Shorter memories let a restarted
+state score clicks higher (largest non-speech frame 0.22 at 1 s, 0.18 at 3 s as never restarted),
+and the restarts cost time in quiet stretches (10 minutes of noise: 1.1 s before, 4.2 s at 3 s):
+``benchmarks/vad_joined.py``, figures in ``docs/results/vad.md``.
+
 Streaming: :meth:`VoiceActivityDetector.stream` takes blocks of any length (the predictor's
-30 s blocks) and carries the LSTM state, the frame context and a partial frame between them,
-so that the probabilities do not depend on how the signal was cut. Only the per-frame
-probabilities (about 31 floats per second) are kept, never the audio.
+30 s blocks) and carries the LSTM state, the frame context, a partial frame and the last
+``reset_after`` seconds of samples between them, so that the probabilities do not depend on how
+the signal was cut. Otherwise only the per-frame probabilities (about 31 floats per second) are
+kept, never the audio.
 
 The ONNX session is loaded once per process, on first use, under a lock; onnxruntime runs
 concurrent calls on one session safely, and every stream keeps its own state.
@@ -45,7 +57,7 @@ FRAME = 512  # samples per model frame (32 ms)
 CONTEXT = 64  # samples of the previous frame the model sees
 FRAME_SECONDS = FRAME / SAMPLE_RATE
 MODEL_FILE = "silero_vad_16k_sequence.onnx"
-_BLOCK_FRAMES = 512  # frames per ONNX call (16 s)
+_STEP = 32  # frames per ONNX call (1.024 s); the recurrent state may be restarted after each
 
 _SESSION = None
 _SESSION_LOCK = threading.Lock()
@@ -54,13 +66,15 @@ _SESSION_LOCK = threading.Lock()
 @dataclass(frozen=True)
 class VadConfig:
     """Thresholds of the speech/non-speech decision (times in seconds; Silero's defaults but the
-    threshold, see the module doc)."""
+    threshold, see the module doc); ``reset_after``: the model's memory after that many seconds
+    without a frame at the threshold (None: it runs on over the whole signal; see the module doc)."""
 
     threshold: float = 0.3
     neg_threshold: float | None = None  # None: threshold - 0.15 (at least 0.01)
     min_speech: float = 0.25
     min_silence: float = 0.1
     pad: float = 0.03
+    reset_after: float | None = 3.0  # None: the model's state runs on over the whole signal
 
     def __post_init__(self):
         if not 0.0 < self.threshold < 1.0:
@@ -69,6 +83,8 @@ class VadConfig:
             raise ConfigError(f"vad config: neg_threshold must be in (0, threshold], got {self.neg_threshold}")
         if min(self.min_speech, self.min_silence, self.pad) < 0:
             raise ConfigError("vad config: min_speech, min_silence and pad must be >= 0")
+        if self.reset_after is not None and not self.reset_after > 0:
+            raise ConfigError(f"vad config: reset_after must be > 0 seconds or null, got {self.reset_after}")
 
     @property
     def exit_threshold(self) -> float:
@@ -175,6 +191,19 @@ def segments_from_probabilities(
     return tuple((a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in merged)
 
 
+def _zero_state() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((1, 1, 128), np.float32), np.zeros((1, 1, 128), np.float32)
+
+
+def _score(frames: np.ndarray, context: np.ndarray, state: tuple[np.ndarray, np.ndarray]):
+    """The model's probabilities of consecutive ``frames`` (N, FRAME) that follow the ``CONTEXT``
+    samples ``context``, from the recurrent ``state``; and the state after them."""
+    context = np.concatenate([context[None], frames[:-1, -CONTEXT:]])
+    probs, h, c = load_session().run(["speech_probs", "hn", "cn"],
+                                     {"input": np.concatenate([context, frames], axis=1), "h": state[0], "c": state[1]})
+    return np.asarray(probs, dtype=np.float32).reshape(-1), (h, c)
+
+
 class VadStream:
     """Incremental detection over consecutive blocks of one 16 kHz signal (see module doc)."""
 
@@ -182,8 +211,12 @@ class VadStream:
         self.detector = detector
         self.samples = 0
         self._pending = np.zeros(0, dtype=np.float32)
-        self._context = np.zeros(CONTEXT, dtype=np.float32)
-        self._state = (np.zeros((1, 1, 128), np.float32), np.zeros((1, 1, 128), np.float32))
+        self._state = _zero_state()
+        self._frames = 0  # frames scored
+        self._quiet = 0  # frames since the last one at or above the threshold
+        memory = detector.config.reset_after
+        self._memory = 0 if memory is None else max(1, round(memory / FRAME_SECONDS))  # frames
+        self._recent = np.zeros(self._memory * FRAME + CONTEXT, np.float32)  # the last samples scored
         self._probs: list[np.ndarray] = []
         self._done = False
 
@@ -201,18 +234,21 @@ class VadStream:
     def _run(self, x: np.ndarray) -> np.ndarray:
         if not len(x):
             return np.zeros(0, dtype=np.float32)
-        session = load_session()
         frames = x.reshape(-1, FRAME)
         out = []
-        for lo in range(0, len(frames), _BLOCK_FRAMES):
-            part = frames[lo : lo + _BLOCK_FRAMES]
-            context = np.concatenate([self._context[None], part[:-1, -CONTEXT:]])
-            h, c = self._state
-            probs, h, c = session.run(["speech_probs", "hn", "cn"],
-                                      {"input": np.concatenate([context, part], axis=1), "h": h, "c": c})
-            self._state = (h, c)
-            self._context = part[-1, -CONTEXT:].copy()
-            out.append(np.asarray(probs, dtype=np.float32).reshape(-1))
+        lo = 0
+        while lo < len(frames):  # calls end at multiples of _STEP frames of the signal (cut-independent)
+            part = frames[lo : lo + _STEP - self._frames % _STEP]
+            probs, self._state = _score(part, self._recent[-CONTEXT:], self._state)
+            out.append(probs)
+            lo += len(part)
+            self._frames += len(part)
+            self._recent = np.concatenate([self._recent, part.reshape(-1)])[-len(self._recent):]
+            loud = np.flatnonzero(probs >= self.detector.config.threshold)
+            self._quiet = len(part) - 1 - loud[-1] if len(loud) else self._quiet + len(part)
+            if self._frames % _STEP == 0 and self._quiet >= self._memory > 0:  # forget what came before
+                recent = self._recent[CONTEXT:].reshape(-1, FRAME)
+                self._state = _score(recent, self._recent[:CONTEXT], _zero_state())[1]
         probs = np.concatenate(out)
         self._probs.append(probs)
         return probs
