@@ -28,8 +28,9 @@ def info(
     Labels are parsed from the file name (RAVDESS, CREMA-D, EmoDB); a folder given with a labels.csv
     (--dataset folder) shows its rows for its files instead, or why a file is skipped. The duration
     and the video's frames are what decodes, as `avemo predict` reports it (a file cut short: also
-    the header's, and a warning); a video's size is the picture as shown (with its rotation). Several files, or a folder (its media files), give a table each; a file that cannot
-    be read gives one error line on stderr, the others are still described, and the exit code is 1."""
+    the header's, and a warning); a video's size is the picture as shown (with its rotation).
+    Several files, or a folder (its media files), give a table each; a file that cannot be read
+    gives one error line on stderr, the others are still described, and the exit code is 1."""
     files, problems = _media_files(paths, done="described")
     single = len(paths) == 1 and not paths[0].is_dir()
     listed = _labelled_folders(paths, problems)

@@ -409,9 +409,10 @@ class ZooBackend:
         clip's face coverage, and whether every input saw one still picture where the face is (a cover
         image: :mod:`avemo.features.face.still`; False for an extractor that does not say); an input
         whose frames were repeated (a window with fewer frames than the model reads) is appended to
-        ``repeats`` as ``(extractor name, distinct frames, frames read)``. What the decoder says of a damaged file (:mod:`avemo.media.decode`) goes into ``said`` (None:
-        dropped, as for a window, whose damage the clip's decode of the whole file has told already);
-        it was logged, once per extractor and window, and missing from the prediction's warnings."""
+        ``repeats`` as ``(extractor name, distinct frames, frames read)``. What the decoder says of a
+        damaged file (:mod:`avemo.media.decode`) goes into ``said`` (None: dropped, as for a window,
+        whose damage the clip's decode of the whole file has told already); it was logged, once per
+        extractor and window, and missing from the prediction's warnings."""
         from avemo import config as cfg
         from avemo.media.decode import collecting_warnings
 
