@@ -474,6 +474,100 @@ def test_recordings_joined_in_one_mpeg_ts_file_follow_each_other(make_clip, tmp_
     np.testing.assert_allclose(y[int(length * 16000):][:8000], y[:8000], atol=0.02)  # the second begins anew
 
 
+def _move_time_stamp(data: bytes, stream_id: int, n: int, seconds: float) -> bytes:
+    """An MPEG-TS file's bytes with the PTS and DTS of the ``n``-th PES packet of ``stream_id`` (0xE0: the
+    first video stream, 0xC0: the first audio stream) moved by ``seconds``: one damaged time stamp."""
+    buf = bytearray(data)
+    starts = []
+    for at in range(0, len(buf) - 187, 188):  # transport packets that begin a PES packet
+        if buf[at] == 0x47 and buf[at + 1] & 0x40:
+            start = at + 4 + (1 + buf[at + 4] if buf[at + 3] & 0x20 else 0)
+            if buf[start:start + 4] == b"\0\0\1" + bytes([stream_id]):
+                starts.append(start)
+    start = starts[n]
+    for field in range({2: 1, 3: 2}.get(buf[start + 7] >> 6, 0)):  # PTS, then DTS
+        at = start + 9 + 5 * field
+        b = buf[at:at + 5]
+        value = ((b[0] >> 1) & 7) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
+        value = (value + round(seconds * 90000)) % (1 << 33)
+        buf[at:at + 5] = bytes([(b[0] & 0xF1) | (value >> 29 & 0xE), value >> 22 & 0xFF, (value >> 14 & 0xFE) | 1,
+                                value >> 7 & 0xFF, (value << 1 & 0xFE) | 1])
+    return bytes(buf)
+
+
+@pytest.mark.parametrize(("stream_id", "seconds"), [(0xE0, -20.0), (0xE0, 1000.0), (0xC0, -20.0), (0xC0, 1000.0),
+                                                    (0xE0, -3.0)])
+def test_one_damaged_time_stamp_moves_nothing_after_it(tmp_path, stream_id, seconds):
+    """A broadcast capture or a damaged file: one packet's time stamps jump back or on, the next ones are
+    in line again. The offset its jump set was kept for the rest of the stream: the video after it came
+    20 s late (1000 s on: never put back) and the file was that much longer. Recordings joined after it
+    still follow each other."""
+    src = write_clip(tmp_path / "src.ts", duration=2.0, size=SMALL, fps=10, audio="tone")
+    part = write_shifted(src, tmp_path / "part.ts", 30.0).read_bytes()  # a capture's clock: 30 s in
+    path, joined = tmp_path / "damaged.ts", tmp_path / "joined.ts"
+    path.write_bytes(part + _move_time_stamp(part, stream_id, 8, seconds))
+    joined.write_bytes(part * 2)
+    length = read_through(joined, probe(joined)).duration
+    assert length == pytest.approx(2 * probe(tmp_path / "part.ts").duration, abs=0.2)
+    np.testing.assert_allclose(read_frames(path).times, read_frames(joined).times, atol=1e-6)
+    assert read_through(path, probe(path)).duration == pytest.approx(length, abs=1e-6)
+    assert len(load_audio(path)) == len(load_audio(joined))
+
+
+def _recording_starts(path: Path, parts: int) -> list[tuple[float, float]]:
+    """(audio, video) start in seconds of each of ``parts`` equal recordings joined in ``path``, as read."""
+    from avemo.media.decode import demuxed
+    from avemo.media.probe import audio_stream, open_media, video_stream
+
+    with open_media(path) as container:
+        streams = [audio_stream(container), video_stream(container)]
+        times: dict[int, list[float]] = {s.index: [] for s in streams}
+        for packet in demuxed(container, streams, stop=lambda exc: None):
+            if packet.pts is not None:  # not the demuxer's flush packet
+                times[packet.stream.index].append(float(packet.pts * packet.time_base))
+        audio, video = (times[s.index] for s in streams)
+    a, v = len(audio) // parts, len(video) // parts
+    return [(min(audio[k * a:(k + 1) * a]), min(video[k * v:(k + 1) * v])) for k in range(parts)]
+
+
+def test_joined_recordings_keep_their_sound_under_their_frames(make_clip, tmp_path):
+    """Each stream of a joined recording was moved to where that stream ended: the audio (whole AAC frames)
+    ends after the video, so each join put the sound that much later than the frames (13 ms each for a
+    RAVDESS clip, 52 ms by the fifth). One offset for the file keeps them as recorded."""
+    part = make_clip("part.ts", duration=2.0, size=SMALL, fps=10, audio="tone")
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 5)
+    (audio, video), = _recording_starts(part, 1)
+    for k, (a, v) in enumerate(_recording_starts(joined, 5)):
+        assert (a - v) == pytest.approx(audio - video, abs=1e-3), k
+        assert v >= k * 2.0 - 1e-3  # and after the one before
+
+
+def test_a_joined_recording_whose_clock_is_earlier_than_a_minute_before_is_not_a_day_on(tmp_path):
+    """FFmpeg's MPEG-TS demuxer reads time stamps more than a minute before the file's first as past its
+    33-bit clock's wrap (26.5 h on): a recording at 1 h joined after one at 2 h came 26.5 h later, and the
+    gap was decoded as 26.5 h of silence."""
+    src = write_clip(tmp_path / "src.ts", duration=2.0, size=SMALL, fps=10, audio="tone")
+    late, early = (write_shifted(src, tmp_path / f"{h}h.ts", h * 3600.0).read_bytes() for h in (2, 1))
+    path = tmp_path / "joined.ts"
+    path.write_bytes(late + early)
+    length = probe(src).duration
+    readable = read_through(path, probe(path))
+    assert readable.duration == pytest.approx(2 * length, abs=0.05) and not readable.warnings
+    assert read_frames(path).times[-1] < 2 * length
+    assert len(load_audio(path)) / 16000 == pytest.approx(2 * length, abs=0.05)
+
+
+def test_an_mpeg_ts_capture_across_its_clocks_wrap_is_continuous(tmp_path):
+    """PTS count 90 kHz ticks in 33 bits: a capture wraps to 0 every 26.5 h. FFmpeg's demuxer unwraps it;
+    :class:`~avemo.media.decode.Continuity` must not take the wrap for a joined recording."""
+    src = write_clip(tmp_path / "src.ts", duration=2.0, size=SMALL, fps=10, audio="tone")
+    path = write_shifted(src, tmp_path / "wrap.ts", 2**33 / 90000 - 1.0)  # wraps 1 s in
+    frames = read_frames(path)
+    assert len(frames) == 20 and np.allclose(np.diff(frames.times), 0.1)
+    assert read_through(path, probe(path)).duration == pytest.approx(probe(src).duration, abs=0.05)
+
+
 @pytest.mark.parametrize(("name", "spec"), [("plain.mp4", {}), ("plain.mov", {}), ("late.mp4", {"audio_start": 1.0}),
                                            ("short.mp4", {"audio_end": 1.5}), ("rate44.mp4", {"sample_rate": 44100})])
 def test_the_audio_of_an_mp4_ends_where_its_edit_list_ends_it(tmp_path, name, spec):

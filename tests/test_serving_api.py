@@ -733,6 +733,22 @@ def test_scan_duration_counts_every_recording_joined_in_one_file(make_clip, tmp_
     assert scan_duration(joined, limit=100) == pytest.approx(3 * scan_duration(part, limit=100), abs=0.15)
 
 
+def test_recordings_joined_with_a_clock_a_day_on_pass_the_length_limit(tmp_path):
+    """A recording at 1 h joined after one at 2 h: FFmpeg's MPEG-TS demuxer takes the second for past its
+    33-bit clock's wrap, 26.5 h on, and states that length: the two 2 s recordings were refused as too long."""
+    from avemo.media.synth import write_clip, write_shifted
+    from avemo.serving.uploads import Upload, check_media
+
+    src = write_clip(tmp_path / "src.ts", duration=2.0, size=(96, 72), fps=10, audio="tone")
+    late, early = (write_shifted(src, tmp_path / f"{h}h.ts", h * 3600.0).read_bytes() for h in (2, 1))
+    path = tmp_path / "joined.ts"
+    path.write_bytes(late + early)
+    upload = Upload(path=path, filename="joined.ts", container=sniff(path.read_bytes()[:SNIFF_BYTES]),
+                    size=path.stat().st_size)
+    check_media(upload, ServeSettings(max_duration=60.0, upload_dir=str(tmp_path)))  # not refused
+    assert scan_duration(path, limit=60.0) == pytest.approx(2 * scan_duration(src, limit=60.0), abs=0.15)
+
+
 @pytest.mark.parametrize(
     ("raw", "shown"),
     [("clip.mp4", "clip.mp4"), ("../../etc/passwd", "passwd"), ("C:\\Users\\me\\x.mov", "x.mov"),

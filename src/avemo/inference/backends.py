@@ -31,7 +31,7 @@ from avemo.features.audio.vad import SpeechActivity, VoiceActivityDetector
 from avemo.inference.abstention import AbstentionConfig, speech_gate
 from avemo.inference.result import ModalityStatus
 from avemo.inference.windows import WindowGrid
-from avemo.media.decode import RESTART_SECONDS, TRUNCATED
+from avemo.media.decode import TRUNCATED, joined_length
 from avemo.media.probe import SILENT_PEAK
 from avemo.modality import MEDIA_MODALITIES
 
@@ -139,12 +139,13 @@ class ExpertsBackend:
             warnings.append(f"video: only {video_out.distinct} distinct frames for the {video_out.n_frames} the video "
                             f"expert reads ({self.video.config.fps:g} per second): frames were repeated to fill them")
         # the clip's extent: the container's duration; what the decoders saw when it has none, when the
-        # file ends before the length its header declares (a truncated file), or when they read on well
-        # past it (recordings joined in one MPEG-TS file: avemo.media.decode.Continuity)
+        # file ends before the length its header declares (a truncated file), or when recordings joined in
+        # one MPEG-TS file make it another (avemo.media.decode.joined_length)
         decoded = [speech.duration] if speech is not None else [audio_out.duration] if audio_out is not None else []
         if video_out is not None:
             decoded.append(video_out.end)
-        if decoded and (any(w.startswith(TRUNCATED) for w in warnings) or max(decoded) > total + RESTART_SECONDS):
+        if decoded and (any(w.startswith(TRUNCATED) for w in warnings)
+                        or joined_length(info.container, total, max(decoded))):
             duration = max(decoded)
         else:
             duration = total if total > 0 else max([total, *decoded])

@@ -30,7 +30,7 @@ from avemo.media.decode import (
     presented_end,
     warner,
 )
-from avemo.media.probe import audio_stream, open_media
+from avemo.media.probe import audio_stream, open_media, video_stream
 
 DEFAULT_SAMPLE_RATE = 16000
 #: a jump forward in the audio time stamps longer than this (seconds) is lost packets or a paused recording,
@@ -285,7 +285,7 @@ def iter_audio(
         length = container.duration / av.time_base if container.duration else None
         mono = _MonoResampler(sr, origin, path, length)
         max_lead = MAX_GAP_SECONDS if length is None else length  # within the file
-        for frame in decode_stream(container, stream, path, warn, "audio"):
+        for frame in decode_stream(container, stream, path, warn, "audio", lambda: [video_stream(container)]):
             for out in mono.push(frame, rate):
                 if blocks.position is None and mono.start_position is not None:
                     yield from blocks.begin(mono.start_position, int(MIN_GAP_SECONDS * sr), int(max_lead * sr))

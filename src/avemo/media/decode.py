@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -34,6 +35,12 @@ TRUNCATED = "truncated or damaged"
 #: a step back of more than this (seconds) in a stream's decoding time stamps, in a container that may
 #: restart them, is where a recording joined after the one before begins (:class:`Continuity`)
 RESTART_SECONDS = 0.5
+#: a step on by more than this (seconds) in such a container is where a joined recording begins too
+#: (FFmpeg's ``-dts_delta_threshold``); a shorter one is a pause, which keeps its times
+FORWARD_SECONDS = 10.0
+#: the containers (FFmpeg's names) that state no length: FFmpeg's is the span from their first time
+#: stamp to their last, which recordings joined in one file make anything (:class:`Continuity`)
+SPAN_TIMED = ("mpegts",)
 
 
 #: the (file, line) list of the innermost :func:`collecting_warnings` of this thread, or None
@@ -72,8 +79,11 @@ def collecting_warnings(path: str | Path) -> Iterator[list[str]]:
         lines += [line if file == str(path) else f"{file}: {line}" for file, line in collected]
 
 
-def decode_stream(container, stream, path: str | Path, warn: Warn | None, what: str) -> Iterator:
-    """Yield the decoded frames of ``stream`` (``what``: "audio" or "video", for messages).
+def decode_stream(container, stream, path: str | Path, warn: Warn | None, what: str,
+                  along: Callable[[], list] | None = None) -> Iterator:
+    """Yield the decoded frames of ``stream`` (``what``: "audio" or "video", for messages). ``along``
+    gives the other streams the file is read with (their packets are demuxed, not decoded, where
+    :class:`Continuity` applies, so that every reader moves a joined recording by the same offset).
 
     Undecodable packets are skipped and counted; a demuxer error after good frames ends the
     stream early. Both are reported through ``warn`` when the generator ends (also when the
@@ -91,7 +101,10 @@ def decode_stream(container, stream, path: str | Path, warn: Warn | None, what: 
         stopped = error_reason(exc)
 
     try:
-        for packet in demuxed(container, stream, stop):
+        read = [stream, *(s for s in along() if s is not None)] if along and restarts(container) else stream
+        for packet in demuxed(container, read, stop):
+            if packet.stream.index != stream.index:
+                continue
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:
@@ -115,49 +128,115 @@ def decode_stream(container, stream, path: str | Path, warn: Warn | None, what: 
 def demuxed(container, streams, stop: Callable[[BaseException], None]) -> Iterator:
     """The packets of ``streams`` (one or a list) of ``container``, their time stamps continuous
     (:class:`Continuity`), until the demuxer cannot read on (a file cut short, a damaged index): then
-    ``stop(exc)`` is told why, and the packets end (unless ``stop`` raises)."""
-    packets = container.demux(streams)
+    ``stop(exc)`` is told why, and the packets end (unless ``stop`` raises). A packet whose time stamp
+    jumps comes after its stream's next one is read (which tells a joined recording from a damaged
+    time stamp)."""
     continuous = Continuity(container)
+    packets = container.demux(streams)
     while True:
         try:
             packet = next(packets)
         except StopIteration:
-            return
+            break
         except (av.error.FFmpegError, EOFError) as exc:
             stop(exc)
-            return
-        yield continuous(packet)
+            break
+        yield from continuous.push(packet)
+    yield from continuous.flush()
+
+
+def joined_length(container: str, stated: float, read: float) -> bool:
+    """Whether the length ``read`` from the packets of a ``container`` (FFmpeg's name) replaces the
+    ``stated`` one: recordings joined in it (:class:`Continuity`) make it longer, or, in a container
+    whose stated length is the span of its time stamps (:data:`SPAN_TIMED`), shorter (a recording
+    whose clock is later: a day, where FFmpeg took its restart for the 33-bit clock's wrap)."""
+    return read > stated + RESTART_SECONDS or (container in SPAN_TIMED and read < stated - RESTART_SECONDS)
+
+
+def restarts(container) -> bool:
+    """Whether ``container``'s format may restart its time stamps (FFmpeg's ``AVFMT_TS_DISCONT``)."""
+    return bool(int(container.format.flags) & av.format.Flags.ts_discont.value)
 
 
 class Continuity:
     """Time stamps made continuous where a container may restart them (FFmpeg's ``AVFMT_TS_DISCONT``:
     MPEG-TS and FLV, whose recordings are often joined end to end: ``cat a.ts b.ts``, a camcorder's
     .MTS segments copied into one file). A packet whose decoding time stamp steps back by more than
-    :data:`RESTART_SECONDS` begins a joined recording: it and the packets after it are moved to where the
-    stream's packets so far end, as FFmpeg's command-line tool does. Without it, a second recording's
-    frames were dropped as late, its sound put right after the first's, and the file had the first's length."""
+    :data:`RESTART_SECONDS`, or on by more than :data:`FORWARD_SECONDS` (a joined recording whose clock
+    is later, or one FFmpeg's MPEG-TS demuxer moved 2^33 ticks on as if its clock had wrapped), begins a
+    joined recording when the stream's next packet agrees: one offset, for all the streams fed (as
+    FFmpeg's command-line tool keeps one per input file), moves it to where the file's packets so far
+    end, so that the audio and video of each recording stay in step. When the next packet falls back in
+    line instead, the jump was one damaged time stamp: that packet alone is put where its stream goes
+    on, and the offset is kept. A step forward of up to :data:`FORWARD_SECONDS` that the next packet
+    agrees with is a pause (lost packets): it keeps its times."""
 
     def __init__(self, container):
-        self.active = bool(int(container.format.flags) & av.format.Flags.ts_discont.value)
-        self.offset: dict[int, int] = {}  # stream index -> ticks added to its time stamps
+        self.active = restarts(container)
+        self.offset = Fraction(0)  # seconds added to the time stamps of every stream
         self.last: dict[int, tuple[int, int]] = {}  # stream index -> (last decoding time stamp, end so far)
+        self.ends: dict[int, Fraction] = {}  # stream index -> where its packets so far end, in seconds
+        self.held: dict[int, object] = {}  # stream index -> a packet that jumped, until the next one says why
 
-    def __call__(self, packet):
+    def push(self, packet) -> list:
+        """The packets ready to go on after ``packet`` (none while it waits for its stream's next)."""
         if not self.active or packet.dts is None or not packet.time_base:
-            return packet
-        index = packet.stream.index
-        offset = self.offset.get(index, 0)
+            if self.active and packet.pts is not None and packet.time_base:
+                packet.pts += round(self.offset / packet.time_base)
+            return [packet]
+        ready = []
+        held = self.held.pop(packet.stream.index, None)
+        if held is not None:
+            ready.append(self._settle(held, packet))
+        if _jump(self._step(packet)):
+            self.held[packet.stream.index] = packet
+        else:
+            ready.append(self._placed(packet, 0))
+        return ready
+
+    def flush(self) -> list:
+        """The packets still held when the file ends (each begins what follows it)."""
+        ready = [self._settle(packet, None) for packet in self.held.values()]
+        self.held.clear()
+        return ready
+
+    def _step(self, packet) -> float:
+        """Seconds from the stream's last decoding time stamp to ``packet``'s, offset applied (0: the first)."""
+        last = self.last.get(packet.stream.index)
+        moved = packet.dts + round(self.offset / packet.time_base)
+        return 0.0 if last is None else float((moved - last[0]) * packet.time_base)
+
+    def _settle(self, held, after):
+        """``held`` placed by what ``after`` (its stream's next packet; None at the end) says of its jump."""
+        step = self._step(held)
+        if not _jump(step):  # the offset changed meanwhile (another stream began the recording)
+            return self._placed(held, 0)
+        if after is not None and not _jump(self._step(after)):  # one damaged time stamp
+            end = self.last[held.stream.index][1]
+            return self._placed(held, end - held.dts - round(self.offset / held.time_base))
+        if step < 0 or step > FORWARD_SECONDS:  # a joined recording begins
+            self.offset = max(self.ends.values()) - held.dts * held.time_base
+        return self._placed(held, 0)
+
+    def _placed(self, packet, extra: int):
+        """``packet`` with the offset (and ``extra`` ticks) added to its time stamps, noted as its stream's last."""
+        index, base = packet.stream.index, packet.time_base
         last = self.last.get(index)
-        if last is not None and float((last[0] - packet.dts - offset) * packet.time_base) > RESTART_SECONDS:
-            offset = last[1] - packet.dts
-            self.offset[index] = offset
-        packet.dts += offset
+        shift = round(self.offset / base) + extra
+        packet.dts += shift
         if packet.pts is not None:
-            packet.pts += offset
+            packet.pts += shift
         step = packet.duration or (packet.dts - last[0] if last is not None else 0)
         end = (packet.pts if packet.pts is not None else packet.dts) + max(step, 0)
-        self.last[index] = (packet.dts, end if last is None else max(end, last[1]))
+        end = end if last is None else max(end, last[1])
+        self.last[index] = (packet.dts, end)
+        self.ends[index] = end * base
         return packet
+
+
+def _jump(step: float) -> bool:
+    """Whether a step between decoding time stamps (seconds) is not the stream going on."""
+    return step < -RESTART_SECONDS or step > RESTART_SECONDS
 
 
 def frame_to_float(frame: av.AudioFrame) -> np.ndarray:
@@ -186,11 +265,14 @@ def frame_to_float(frame: av.AudioFrame) -> np.ndarray:
 def declared_end(container, stream, origin: float) -> float | None:
     """Where the header says ``stream`` ends, in seconds from the container's start: the stream's
     own length, else its Matroska ``DURATION`` tag, else the container's length; None when none is
-    stored. For a WAV file, the length its RIFF header gives (FFmpeg reports the length of what is
-    there). The container's length is that of its longest stream: an audio track shorter than the
-    video of a Matroska or WebM file was called truncated, and the timeline cut to what it held."""
+    stored, or where FFmpeg's length is only the span of the time stamps (:data:`SPAN_TIMED`). For
+    a WAV file, the length its RIFF header gives (FFmpeg reports the length of what is there). The
+    container's length is that of its longest stream: an audio track shorter than the video of a
+    Matroska or WebM file was called truncated, and the timeline cut to what it held."""
     if container.format.name == "wav":
         return wav_declared_seconds(container.name)
+    if container.format.name in SPAN_TIMED:
+        return None
     if stream.duration and stream.time_base:
         return float((stream.duration + (stream.start_time or 0)) * stream.time_base) - origin
     tagged = matroska_duration_tag(stream)

@@ -24,13 +24,13 @@ import numpy as np
 
 from avemo.errors import MediaError
 from avemo.media.decode import (
-    RESTART_SECONDS,
     TRUNCATED,
     check_complete,
     declared_end,
     demuxed,
     error_reason,
     frame_to_float,
+    joined_length,
 )
 from avemo.media.sniff import describe_supported, sniff_file
 
@@ -312,7 +312,7 @@ def read_through(path: str | Path, info: MediaInfo) -> Readable:
                                stream.type)
     duration = info.duration
     if ends and (any(w.startswith(TRUNCATED) for w in warnings) or not duration
-                 or max(ends.values()) > duration + RESTART_SECONDS):  # joined recordings (decode.Continuity)
+                 or joined_length(info.container, duration, max(ends.values()))):
         duration = max(ends.values(), default=duration)
     frames = packets if info.video is not None else None
     return Readable(duration=duration, warnings=tuple(warnings), rotation=rotation, frames=frames)

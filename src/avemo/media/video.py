@@ -17,7 +17,7 @@ import numpy as np
 
 from avemo.errors import MediaError, MissingStreamError
 from avemo.media.decode import Warn, check_complete, declared_end, decode_stream, warner
-from avemo.media.probe import open_media, stream_fps, video_stream
+from avemo.media.probe import audio_stream, open_media, stream_fps, video_stream
 
 
 @dataclass
@@ -73,7 +73,7 @@ def decoded_frames(
                 container.seek(0)  # a container that cannot seek there: decode from the start
         index = 0
         t = None
-        for frame in decode_stream(container, stream, path, warn, "video"):
+        for frame in decode_stream(container, stream, path, warn, "video", lambda: [audio_stream(container)]):
             if frame.time is not None:
                 t = float(frame.time) - origin
             else:  # containers without timestamps: count frames

@@ -42,7 +42,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from avemo.errors import MediaError
 from avemo.media import MediaInfo, probe
-from avemo.media.decode import Continuity
+from avemo.media.decode import SPAN_TIMED, demuxed
 from avemo.media.probe import audio_stream, open_media, video_stream
 from avemo.media.sniff import SNIFF_BYTES, Container, describe_supported, sniff
 from avemo.serving.responses import ApiError
@@ -370,9 +370,8 @@ def scan_duration(path: Path, limit: float) -> float:
         origins = {s.index: float(s.start_time * s.time_base) if s.start_time is not None else 0.0
                    for s in streams}
         end = 0.0
-        continuous = Continuity(media)
         try:
-            for packet in map(continuous, media.demux(streams)):
+            for packet in demuxed(media, streams, _raise):
                 if packet.pts is None or packet.time_base is None:
                     continue
                 t = float((packet.pts + (packet.duration or 0)) * packet.time_base) - origins[packet.stream.index]
@@ -385,6 +384,10 @@ def scan_duration(path: Path, limit: float) -> float:
         return end
 
 
+def _raise(exc: BaseException):
+    raise exc
+
+
 def check_media(upload: Upload, settings: ServeSettings) -> MediaInfo:
     """Refuse uploads that are corrupt (422) or longer than ``max_duration`` (413); return their probe.
 
@@ -392,7 +395,8 @@ def check_media(upload: Upload, settings: ServeSettings) -> MediaInfo:
     """
     try:
         info = probe(upload.path)
-        if info.duration is not None and info.duration > settings.max_duration:
+        # an MPEG-TS file's stated length is the span of its time stamps: joined recordings are measured
+        if info.duration is not None and info.duration > settings.max_duration and info.container not in SPAN_TIMED:
             raise _too_long(upload, info.duration, settings)
         length = scan_duration(upload.path, settings.max_duration)
     except MediaError as exc:
