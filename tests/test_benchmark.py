@@ -536,6 +536,18 @@ def test_benchmark_reports_are_titled_by_their_suite():
         "iemocap_iemocap4", "IEMOCAP: leave-one-session-out CV (papers 002 and 003), iemocap4 labels")
 
 
+def test_a_benchmark_of_some_folds_says_so_in_its_title():
+    """`--folds 1,3` of the 5-fold plan was titled "speaker-disjoint 5-fold CV", as the whole plan."""
+    from avemo.cli.benchmark import _bench_names
+    from avemo.evaluation.suite import load_suite
+
+    ravdess = load_suite("ravdess_au")
+    assert _bench_names(ravdess, "speaker", None, [1, 3])[1] == (
+        "RAVDESS-AU: speaker-disjoint 5-fold CV -- only folds 1, 3 of 5 run")
+    assert _bench_names(ravdess, "random", None, [2])[1].endswith("comparison only) -- only fold 2 of 5 run")
+    assert _bench_names(ravdess, "speaker", None, [1, 2, 3, 4, 5])[1] == "RAVDESS-AU: speaker-disjoint 5-fold CV"
+
+
 def test_cli_benchmark_refuses_a_model_whose_table_is_not_given_before_reading_the_data(
         tmp_path, monkeypatch, avemo_main):
     """A suite that declares no table, with a model that reads one: the model's table was missed only

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
@@ -127,7 +128,7 @@ def benchmark(
                               "fold_notes": spec.notes_for([s.number for s in splits]) if protocol == "speaker" else []},
                 ood=ood, extract_progress=_extraction_bar(bar),
             )
-        report, title = _bench_names(spec, protocol, label_protocol)
+        report, title = _bench_names(spec, protocol, label_protocol, [s.number for s in splits])
         command = "avemo " + " ".join(shlex.quote(a) for a in sys.argv[1:])  # global options (-v) included
         json_path, md_path = write_report(results, out_dir, name or report, title=title, command=command,
                                           paper_numbers=spec.papers, notes=spec.notes)
@@ -237,17 +238,23 @@ def _bench_data(spec, entries, root: Path, **options):
     return data
 
 
-def _bench_names(spec, protocol: str, label_protocol: str | None) -> tuple[str, str]:
+def _bench_names(spec, protocol: str, label_protocol: str | None, folds_run: Sequence[int] = ()) -> tuple[str, str]:
     """The default report name and the title of ``avemo benchmark``: the suite's name, with the label
     protocol when it is not the suite's own and ``random`` for random splits; the title is the suite's
-    own (its ``title``), the corpus part of it for random splits (the suite's title names its folds)."""
+    own (its ``title``), the corpus part of it for random splits (the suite's title names its folds),
+    and which folds ran when ``folds_run`` (--folds) is not the whole plan: a run of 2 folds was
+    titled "5-fold CV" like the whole plan."""
     other_labels = label_protocol if label_protocol not in (None, spec.protocol) else None
     name = "_".join(p for p in (spec.name, other_labels, None if protocol == "speaker" else protocol) if p)
     title = spec.title
     if protocol != "speaker":
         corpus = spec.title.split(":")[0] if ":" in spec.title else spec.name
         title = f"{corpus}: RANDOM-SPLIT CV (speakers on both sides; comparison only)"
-    return name, title + (f", {other_labels} labels" if other_labels else "")
+    title += f", {other_labels} labels" if other_labels else ""
+    planned = len(spec.fold_plan().folds)
+    if folds_run and len(folds_run) < planned:
+        title += f" -- only fold{'s' if len(folds_run) > 1 else ''} {', '.join(map(str, folds_run))} of {planned} run"
+    return name, title
 
 
 def _bench_protocols(spec, text: str) -> tuple[str, str | None]:
