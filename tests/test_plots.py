@@ -62,3 +62,20 @@ def test_fold_curves_of_one_epoch_without_validation_are_drawn_and_named(tmp_pat
     assert [t.get_text() for t in loss.get_legend().get_texts()] == ["fold 2 (no validation)", "fold 4"]
     assert list(loss.get_xticks()) == [1]
     assert not [w for w in recwarn if "No artists with labels" in str(w.message)]
+
+
+def test_training_curves_tick_whole_epochs_only(tmp_path, monkeypatch):
+    """A 3-epoch run's curves (avemo benchmark, avemo train --plots) were ticked 1.0, 1.5, 2.0, 2.5, 3.0."""
+    from avemo import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda plt, fig, path: drawn.append(fig) or path)
+    history = [{"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.1 / e, "val_accuracy": 0.2 * e,
+                "train_accuracy": 0.2 * e} for e in (1, 2, 3)]
+    plot_fold_curves([history, history], tmp_path / "folds.png")
+    plot_curves(history, tmp_path / "one.png")
+    for fig in drawn:
+        for ax in fig.axes:
+            fig.canvas.draw()
+            ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+            assert ticks and all(float(t).is_integer() for t in ticks), ticks

@@ -130,11 +130,20 @@ def plot_curves(history: Sequence[Mapping[str, float]], path, title: str = "", b
     for ax in (ax1, ax2):
         if marker is not None:
             ax.set_xticks(epochs)  # the epoch, not 0.96 ... 1.04 around it
+        else:
+            _whole_epochs(ax)
         if best_epoch is not None:
             ax.axvline(best_epoch, color="grey", ls=":", lw=1)
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(plt, fig, path)
+
+
+def _whole_epochs(ax) -> None:
+    """Ticks at whole epochs only: 3 epochs were labelled 1.0, 1.5, 2.0, 2.5, 3.0."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_fold_curves(histories: Sequence[Sequence[Mapping[str, float]]], path, title: str = "",
@@ -162,6 +171,8 @@ def plot_fold_curves(histories: Sequence[Sequence[Mapping[str, float]]], path, t
     for ax in (ax1, ax2):
         if longest == 1:
             ax.set_xticks([1])  # the epoch, not 0.96 ... 1.04 around it
+        else:
+            _whole_epochs(ax)
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss (dashed: train, solid: validation)")
     ax2.set_xlabel("epoch")
