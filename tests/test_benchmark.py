@@ -21,10 +21,12 @@ from avemo.datasets import builtin_plan, make_plan
 from avemo.errors import ConfigError
 from avemo.evaluation.benchmark import (
     BenchmarkEntry,
+    FoldResult,
     SvmBaseline,
     inner_splits,
     plan_splits,
     random_splits,
+    report_markdown,
     rewrite_report,
     run_benchmark,
     summarise_results,
@@ -32,6 +34,7 @@ from avemo.evaluation.benchmark import (
     write_report,
 )
 from avemo.evaluation.suite import list_suites, load_suite
+from avemo.metrics import compute_metrics
 from avemo.models import create_model, list_models
 from avemo.training import TrainConfig, load_data
 
@@ -591,3 +594,21 @@ def test_cli_benchmark_warns_of_a_truncated_file_once_per_run(ravdess_subset, au
         assert len(lines) == 1, (run, lines)
         said = "truncated or damaged: the header declares" if run == "cold" else "have features from the cache"
         assert said in lines[0], (run, lines)
+
+
+def test_report_inputs_name_a_variable_frame_axis_not_none(tmp_path):
+    """A model whose input has as many frames as the clip (`fercnn`: mfcc of shape (None, 40) in its spec)
+    was listed as `mfcc (None, 40)` in NAME.json and NAME.md (docs/results/ravdess_au.md)."""
+    from avemo.evaluation.benchmark import _model_result
+
+    labels = np.array([0, 1, 0, 1])
+    fold = FoldResult("fercnn", 1, compute_metrics(labels, np.eye(2)[labels], ["a", "b"]).to_dict(), np.eye(2)[labels], labels,
+                      [], [], 10, 1.0)
+    row = _model_result(BenchmarkEntry("fercnn", "fercnn"), [fold])
+    assert row["inputs"] == {"audio": "mfcc (T, 40)"}
+    results = {"models": {"fercnn": {**row, "figures": {}}}, "labels": ["a", "b"],
+               "protocol": {"dataset": "d", "takes": 4, "folds": [{"fold": 1}], "selection": "s"},
+               "extract_seconds": 0, "executor": "local", "versions": {}, "machine": {"platform": "p", "cpus": 1},
+               "command": "c"}
+    text = report_markdown(results, "r", title="t")
+    assert "mfcc (T, 40)" in text and "`T`, as many frames as the clip has" in text and "None" not in text

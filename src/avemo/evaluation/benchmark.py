@@ -539,9 +539,16 @@ def _model_result(entry: BenchmarkEntry, folds: Sequence[FoldResult]) -> dict[st
         "group": entry.group,
         "note": entry.note,
         "paper": model_info(entry.model)["paper"],
-        "inputs": {n: f"{s.feature} {s.shape}" for n, s in default_inputs(entry.model, **entry.model_config).items()},
+        "inputs": {n: f"{s.feature} {shape_text(s.shape)}" for n, s in default_inputs(entry.model, **entry.model_config).items()},
         **summarise_results(folds),
     }
+
+
+def shape_text(shape: Sequence[int | None]) -> str:
+    """An input's shape for a report: ``(T, 40)``, ``T`` for the axis of as many frames as the clip has
+    (``None`` in the model's input spec, which the reports printed raw: ``mfcc (None, 40)``)."""
+    dims = ["T" if d is None else str(d) for d in shape]
+    return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
 
 
 @dataclass(frozen=True)
@@ -833,10 +840,11 @@ def _figures(results: dict[str, Any], model_name: str, out_dir: Path, name: str)
 def _model_tables(results: dict[str, Any], paper_numbers: dict[str, str]) -> list[str]:
     """The report's table of every model (best first) and its table of per-fold accuracies."""
     rows = list(results["models"].items())
+    frames = any("(T," in text for _, m in rows for text in m["inputs"].values())
     lines = ["Mean ± std over the folds; macro-F1, UAR and AUC (one-vs-rest ROC AUC averaged over classes) are "
              "fold means; `params`: trainable parameters; `train s`: training time of all folds and seeds "
              "(features cached); figures: pooled confusion matrix, per-class ROC with AUC, training / validation "
-             "curves of every fold.", "",
+             "curves of every fold." + (" Inputs: `T`, as many frames as the clip has." if frames else ""), "",
              "| model | group | inputs | accuracy (mean ± std) | macro-F1 | UAR | AUC | params | train s | paper reports |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for model_name, m in sorted(rows, key=lambda r: -r[1]["mean_accuracy"]):
