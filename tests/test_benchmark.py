@@ -612,3 +612,26 @@ def test_report_inputs_name_a_variable_frame_axis_not_none(tmp_path):
                "command": "c"}
     text = report_markdown(results, "r", title="t")
     assert "mfcc (T, 40)" in text and "`T`, as many frames as the clip has" in text and "None" not in text
+
+
+@pytest.mark.shared_data
+def test_a_report_lists_the_speakers_and_test_takes_of_every_fold(small_data, tmp_path):
+    """The speakers of each fold were in NAME.json only, and the test takes of each fold nowhere: a reader
+    could not check that the folds cover the corpus, nor which speakers a fold's accuracy is of."""
+    entries = [BenchmarkEntry("au_mlp", "au_mlp")]
+    folds = plan_splits(small_data, list(make_plan(small_data.speakers, 2, n_val=1)))
+    results = run_benchmark(entries, small_data, folds, cache=FeatureCache(tmp_path / "cache"),
+                            train_config=TrainConfig(epochs=1))
+    _, md = write_report(results, tmp_path / "out", "r", title="t", command="c")
+    text = md.read_text()
+    assert results["models"]["au_mlp"]["fold_n"] == [len(s.test) for s in folds]
+    assert f"test takes {len(small_data.takes)} of {len(small_data.takes)}" in text
+    for s in folds:
+        row = (f"| {s.number} | {', '.join(sorted(speakers(s.test)))} | {', '.join(sorted(speakers(s.val)))} | "
+               f"{len(s.test)} |")
+        assert row in text
+    for line in text.splitlines():  # every table row has its header's columns
+        if line.startswith("| fold |"):
+            width = line.count("|")
+        elif line.startswith("| ") and line[2:3].isdigit():
+            assert line.count("|") == width

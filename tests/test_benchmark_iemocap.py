@@ -165,7 +165,7 @@ def test_the_label_protocol_and_media_come_from_the_command_line(release, media,
     assert report["labels"] == ["neutral", "happy", "sad", "angry"] and report["protocol"]["media"] == str(media)
     assert report["protocol"]["modalities"]["video"] == 4  # Ses01F_impro01's cuts under iemocap4 (F002 is fru)
     md = (out / "iemocap_iemocap4.md").read_text()
-    assert md.startswith("# IEMOCAP: leave-one-session-out CV (papers 002 and 003), iemocap4 labels\n")  # the suite's title
+    assert md.startswith("# IEMOCAP: leave-one-session-out CV (papers 002 and 003), iemocap4 labels -- only fold 5 of 5 run\n")  # the suite's title, and the fold that ran
     assert f"- Video: the utterance videos under `{media}` (avemo prepare)." in md
     assert "56.01 WA (003 Tab. II; 4 classes = iemocap4" in md
     for bad, reason in (("iemocap5", "'iemocap5' is not one of speaker, random, iemocap4, iemocap6"),

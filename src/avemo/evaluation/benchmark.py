@@ -137,6 +137,7 @@ def summarise_results(rs: Sequence[FoldResult]) -> dict[str, Any]:
         "std_uar": summarise_folds(uar)[1],
         "fold_macro_f1": f1,
         "fold_uar": uar,
+        "fold_n": [len(r.labels) for r in rs],  # test takes of each fold (fewer than the plan's where a feature failed)
         "auc_macro": summarise_folds(auc)[0] if auc else None,
         "params": rs[0].params if rs else 0,
         "train_seconds": round(sum(r.train_seconds for r in rs), 2),
@@ -277,7 +278,7 @@ def _protocol(data: DataBundle, splits: Sequence[Split], base: TrainConfig,
         "takes": len(data.takes),
         "folds": [{"fold": s.number, "train_speakers": sorted({t.speaker for t in s.train}),
                    "val_speakers": sorted({t.speaker for t in s.val}),
-                   "test_speakers": sorted({t.speaker for t in s.test})} for s in splits],
+                   "test_speakers": sorted({t.speaker for t in s.test}), "test_takes": len(s.test)} for s in splits],
         "selection": _selection(splits),
         # the weighting that ran ("auto" resolved, as a checkpoint records it)
         "corpora": sorted({t.dataset for t in data.takes}),
@@ -857,11 +858,38 @@ def _model_tables(results: dict[str, Any], paper_numbers: dict[str, str]) -> lis
             f"{m['params']:,} | {m['train_seconds']:.0f} | {paper_numbers.get(model_name, '')} |"
         )
     folds = results["protocol"]["folds"]
-    lines += ["", "Per-fold accuracy (%):", "", "| model | " + " | ".join(f"fold {f['fold']}" for f in folds) + " |",
-              "|---|" + "---|" * len(folds)]
+    table, planned = [], [f.get("test_takes") for f in folds]
     for model_name, m in rows:
-        lines.append(f"| {model_name} | " + " | ".join(f"{100 * a:.1f}" for a in m["fold_accuracy"]) + " |")
+        n, cells = m.get("fold_n") or [], []
+        for i, accuracy in enumerate(m["fold_accuracy"]):
+            fewer = i < len(n) and i < len(planned) and planned[i] is not None and n[i] != planned[i]
+            cells.append(f"{100 * accuracy:.1f}" + (f" (n {n[i]})" if fewer else ""))
+        table.append(f"| {model_name} | " + " | ".join(cells) + " |")
+    marked = any(" (n " in row for row in table)
+    lines += ["", *_fold_lines(results["protocol"]),
+              "Per-fold accuracy (%" + ("; `n`: a model's test takes where fewer than the fold's" if marked else "")
+              + "):", "", "| model | " + " | ".join(f"fold {f['fold']}" for f in folds) + " |",
+              "|---|" + "---|" * len(folds), *table]
     return lines
+
+
+def _fold_lines(protocol: dict[str, Any]) -> list[str]:
+    """The report's table of the folds that ran: test and validation speakers of each, and its test takes
+    (the speakers were in NAME.json only; result files of older avemo versions lack them, or the takes)."""
+    folds = protocol["folds"]
+    if not folds or not all("test_speakers" in f for f in folds):
+        return []
+    if any(set(f["test_speakers"]) & (set(f.get("train_speakers", ())) | set(f.get("val_speakers", ()))) for f in folds):
+        return []  # random splits: every speaker on every side (the protocol line says so)
+    takes = all("test_takes" in f for f in folds)
+    lines = ["Folds (training speakers: the others" + (f"; test takes {sum(f['test_takes'] for f in folds)} of "
+                                                       f"{protocol['takes']}" if takes else "") + "):", "",
+             "| fold | test speakers | validation speakers |" + (" test takes |" if takes else ""),
+             "|---|---|---|" + ("---|" if takes else "")]
+    for f in folds:
+        lines.append(f"| {f['fold']} | {', '.join(f['test_speakers'])} | {', '.join(f.get('val_speakers', ())) or 'none'} |"
+                     + (f" {f['test_takes']} |" if takes else ""))
+    return lines + [""]
 
 
 def mean_sd_text(mean: float, sd: float | None, spec: str = ".2f", sd_spec: str | None = None, unit: str = "") -> str:
