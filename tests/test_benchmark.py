@@ -635,3 +635,19 @@ def test_a_report_lists_the_speakers_and_test_takes_of_every_fold(small_data, tm
             width = line.count("|")
         elif line.startswith("| ") and line[2:3].isdigit():
             assert line.count("|") == width
+
+
+def test_the_training_configuration_lists_only_settings_that_differ_from_the_base(tmp_path):
+    """`avemo benchmark --epochs 3` puts epochs = 3 in the base and in every model's settings: every model
+    was listed under "Models with settings of their own" with `epochs = 3`, the base's value."""
+    folds = [{"fold": 1, "train_speakers": ["01"], "val_speakers": ["02"], "test_speakers": ["03"]}]
+    path = _result_file(tmp_path / "r.json", folds, "s")
+    results = json.loads(path.read_text())
+    results["protocol"]["train_config"]["epochs"] = 3
+    results["models"]["au_mlp"]["train"] = {"epochs": 3}
+    results["models"]["late"]["train"] = {"epochs": 3, "patience": 5}
+    path.write_text(json.dumps(results))
+    text = rewrite_report(path, title="T").read_text()
+    own = text.split("Models with settings of their own")[1]
+    assert "| au_mlp |" not in own and "`epochs = 3`" not in own
+    assert "| late | late_calibrated | `{\"video\": \"au_mlp\"}` | `patience = 5` | 0, 1 |" in own

@@ -804,7 +804,14 @@ def _training_lines(results: dict[str, Any]) -> list[str]:
     if shared:
         lines.append(f"- Seeds: {', '.join(map(str, shared))}, unless a row below says otherwise (several seeds: "
                      "the test probabilities of their runs are averaged).")
-    own = [(n, m) for n, m in models.items() if m.get("model", n) != n or m.get("model_config") or m.get("train")
+    base_flat = _flat(base) if base is not None else {}
+
+    def own_train(m: dict[str, Any]) -> dict[str, Any]:
+        """A model's training settings that differ from the base (``--epochs 3`` is in both: every row
+        was listed as a model with settings of its own, ``epochs = 3``, the base's)."""
+        return {k: v for k, v in _flat(m.get("train") or {}).items() if k not in base_flat or base_flat[k] != v}
+
+    own = [(n, m) for n, m in models.items() if m.get("model", n) != n or m.get("model_config") or own_train(m)
            or tuple(m.get("seeds", ())) != shared]
     if own:
         lines += ["", "Models with settings of their own (their training settings apply over the base above):", "",
@@ -812,7 +819,7 @@ def _training_lines(results: dict[str, Any]) -> list[str]:
         for n, m in own:
             config = f"`{json.dumps(m['model_config'])}`" if m.get("model_config") else ""
             seeds = ", ".join(map(str, m.get("seeds") or ())) or "none (not trained by epochs)"
-            lines.append(f"| {n} | {m.get('model', n)} | {config} | {_settings(m.get('train') or {})} | {seeds} |")
+            lines.append(f"| {n} | {m.get('model', n)} | {config} | {_settings(own_train(m))} | {seeds} |")
     return lines
 
 
