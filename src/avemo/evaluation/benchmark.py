@@ -849,7 +849,7 @@ def _model_tables(results: dict[str, Any], paper_numbers: dict[str, str]) -> lis
     """The report's table of every model (best first) and its table of per-fold accuracies."""
     rows = list(results["models"].items())
     frames = any("(T," in text for _, m in rows for text in m["inputs"].values())
-    lines = ["Mean ± std over the folds; macro-F1, UAR and AUC (one-vs-rest ROC AUC averaged over classes) are "
+    lines = ["Mean ± std (population) over the folds; macro-F1, UAR and AUC (one-vs-rest ROC AUC averaged over classes) are "
              "fold means; `params`: trainable parameters; `train s`: training time of all folds and seeds "
              "(features cached); figures: pooled confusion matrix, per-class ROC with AUC, training / validation "
              "curves of every fold." + (" Inputs: `T`, as many frames as the clip has." if frames else ""), "",
