@@ -635,6 +635,9 @@ def test_a_report_lists_the_speakers_and_test_takes_of_every_fold(small_data, tm
             width = line.count("|")
         elif line.startswith("| ") and line[2:3].isdigit():
             assert line.count("|") == width
+    results["models"]["au_mlp"]["fold_n"][0] -= 1  # a take whose feature failed: the model's cell says so
+    fewer = report_markdown({**results, "command": "c"}, "r", title="t")
+    assert f" (n {len(folds[0].test) - 1}) |" in fewer and "`n`: a model's test takes where fewer" in fewer
 
 
 def test_the_training_configuration_lists_only_settings_that_differ_from_the_base(tmp_path):

@@ -540,12 +540,12 @@ def _model_result(entry: BenchmarkEntry, folds: Sequence[FoldResult]) -> dict[st
         "group": entry.group,
         "note": entry.note,
         "paper": model_info(entry.model)["paper"],
-        "inputs": {n: f"{s.feature} {shape_text(s.shape)}" for n, s in default_inputs(entry.model, **entry.model_config).items()},
+        "inputs": {n: f"{s.feature} {_shape_text(s.shape)}" for n, s in default_inputs(entry.model, **entry.model_config).items()},
         **summarise_results(folds),
     }
 
 
-def shape_text(shape: Sequence[int | None]) -> str:
+def _shape_text(shape: Sequence[int | None]) -> str:
     """An input's shape for a report: ``(T, 40)``, ``T`` for the axis of as many frames as the clip has
     (``None`` in the model's input spec, which the reports printed raw: ``mfcc (None, 40)``)."""
     dims = ["T" if d is None else str(d) for d in shape]
