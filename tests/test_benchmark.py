@@ -662,3 +662,15 @@ def test_the_report_says_which_std_it_gives(tmp_path):
     folds = [{"fold": i, "train_speakers": ["01"], "val_speakers": ["02"], "test_speakers": [f"0{i + 2}"]} for i in (1, 2)]
     text = rewrite_report(_result_file(tmp_path / "r.json", folds, "s"), title="T").read_text()
     assert "Mean ± std (population) over the folds" in text
+
+
+def test_a_base_of_the_defaults_reads_as_such(tmp_path):
+    """A run on avemo's `TrainConfig` defaults was reported as "defaults except none."
+    (docs/results/ravdess_audio_ood_papers.md)."""
+    folds = [{"fold": 1, "train_speakers": ["01"], "val_speakers": ["02"], "test_speakers": ["03"]}]
+    path = _result_file(tmp_path / "r.json", folds, "s")
+    results = json.loads(path.read_text())
+    results["protocol"]["train_config"] = cfg.to_dict(TrainConfig())
+    path.write_text(json.dumps(results))
+    text = rewrite_report(path, title="T").read_text()
+    assert "- Every model: avemo's `TrainConfig` defaults.\n" in text and "except none" not in text

@@ -800,7 +800,7 @@ def _training_lines(results: dict[str, Any]) -> list[str]:
             default = dataclasses.replace(default, balance=resolved_balance(default.balance, results["protocol"]["corpora"]))
         defaults = _flat(cfg.to_dict(default))
         differ = {k: v for k, v in _flat(base).items() if k != "seed" and (k not in defaults or defaults[k] != v)}
-        lines.append(f"- Every model: avemo's `TrainConfig` defaults except {_settings(differ)}.")
+        lines.append("- Every model: avemo's `TrainConfig` defaults" + (f" except {_settings(differ)}." if differ else "."))
     if shared:
         lines.append(f"- Seeds: {', '.join(map(str, shared))}, unless a row below says otherwise (several seeds: "
                      "the test probabilities of their runs are averaged).")
