@@ -157,7 +157,7 @@ def write(out: Path, results: dict, top: dict, cost: dict, n_joined: int) -> Non
     for memory, by_signal in top.items():
         worst = sorted(by_signal.items(), key=lambda kv: -kv[1])[:3]
         lines.append(f"- {memory}: " + ", ".join(f"{k} {v:.3f}" for k, v in worst))
-    lines += ["", "Wall time of `detect` on 10 minutes of -60 dBFS white noise (no speech: the most restarts), one "
+    lines += ["", "Wall time of `detect` on 10 minutes of -60 dBFS white noise (no speech), one "
               "thread, shared machine: " + ", ".join(f"`reset_after` {m}: {t:.1f} s" for m, t in cost.items()) + ".",
               "", "Missed utterances and clips, false alarms:", ""]
     for rule, r in results.items():

@@ -198,3 +198,26 @@ def test_a_shout_does_not_deafen_the_detector_for_what_follows(detector, ravdess
     assert np.array_equal(stream.finish().probabilities, act.probabilities)
     with pytest.raises(ConfigError, match="reset_after"):
         VadConfig(reset_after=0.0)
+
+
+def test_quiet_is_not_scored_again_once_the_state_has_forgotten_what_it_heard(detector, ravdess_speech_root,
+                                                                             monkeypatch):
+    """The state is restarted (the last ``reset_after`` seconds scored again from a zero state) while it
+    may remember something it heard; it was restarted every second for as long as the quiet lasted (20 s
+    of silence after a shout: 19 restarts, each scoring 3 s)."""
+    import avemo.features.audio.vad as vad
+    from avemo.media import load_audio
+
+    restarts = []
+    score = vad._score
+
+    def counted(frames, context, state):
+        restarts.extend([len(frames)] if not state[0].any() and len(frames) > 32 else [])
+        return score(frames, context, state)
+
+    monkeypatch.setattr(vad, "_score", counted)
+    shout = load_audio(ravdess_speech_root / "Actor_06" / "03-01-05-02-01-01-06.flac", SR)
+    act = detector.detect(np.concatenate([shout, np.zeros(20 * SR, np.float32)]))
+    assert act.has_speech and 1 <= len(restarts) <= 4, restarts  # 3 s / 1 s checks, +1
+    restarts.clear()
+    assert not detector.detect(np.zeros(20 * SR, np.float32)).has_speech and restarts == []  # nothing heard

@@ -767,3 +767,24 @@ def test_a_matroska_file_whose_streams_start_late_has_its_length_and_a_timeline_
     check_prediction(r, audio=True, video=True)
     assert r.duration == pytest.approx(probe(write_shifted(src, tmp_path / "copy.mkv", 0.0)).duration, abs=1e-3)
     assert r.timeline[-1].end == pytest.approx(r.duration) and all(w.video for w in r.timeline)
+
+
+def test_recordings_joined_in_one_mpeg_ts_file_are_predicted_whole_by_a_zoo_checkpoint(frame_checkpoint, make_clip,
+                                                                                       tmp_path):
+    """``cat a.ts b.ts`` with ``--model RUN``, a face in the first recording only. The zoo backend took the
+    container's stated length (the first recording's): its timeline ended there and its clip's frames
+    were drawn from the first recording (a face in all of them); it now takes the bundle's length
+    (backends.clip_length: decode.joined_length), and a window's frames, which are sought, are found in
+    the second recording (none were: "holds no video frames in the requested window")."""
+    from avemo import Predictor
+
+    p = Predictor.from_checkpoint(frame_checkpoint, device="cpu")
+    face, none = (make_clip(f"zoo_{k}.ts", duration=2.0, size=(320, 240), fps=25, face=k == "face", audio="speech")
+                  for k in ("face", "none"))
+    joined = tmp_path / "zoo_joined.ts"
+    joined.write_bytes(face.read_bytes() + none.read_bytes())
+    one, two = p.predict(face), p.predict(joined)
+    assert two.duration == pytest.approx(2 * one.duration, abs=0.1)
+    assert two.timeline[-1].end == pytest.approx(two.duration) and len(two.timeline) > len(one.timeline)
+    assert one.face_coverage == 1.0 and two.face_coverage == pytest.approx(0.5, abs=0.1)
+    assert two.timeline[0].video and two.timeline[-1].audio and not two.timeline[-1].video  # no face there

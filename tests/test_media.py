@@ -474,6 +474,22 @@ def test_recordings_joined_in_one_mpeg_ts_file_follow_each_other(make_clip, tmp_
     np.testing.assert_allclose(y[int(length * 16000):][:8000], y[:8000], atol=0.02)  # the second begins anew
 
 
+
+def test_a_window_of_a_joined_mpeg_ts_file_has_the_frames_of_a_whole_decode(make_clip, tmp_path):
+    """A window past 1 s is sought in the file. In MPEG-TS the seek landed on a frame that is no key frame
+    (one a recording here: nothing decoded), and a window in the second of joined recordings, whose time
+    stamps restart, was not found: both gave no frames ("holds no video frames"); such a window is now
+    read from the file's start."""
+    part = make_clip("window.ts", duration=2.0, size=SMALL, fps=10, face=True, audio="tone")
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 2)
+    whole = read_frames(joined)
+    for path, start in ((part, 1.5), (joined, 1.5), (joined, 2.5), (joined, 3.5)):
+        window = read_frames(path, start=start, duration=0.4)
+        keep = (whole.times >= start - 1e-6) & (whole.times < start + 0.4 - 1e-6)
+        np.testing.assert_allclose(window.times, whole.times[keep], atol=1e-6)
+        np.testing.assert_array_equal(window.images, whole.images[keep])
+
 def _move_time_stamp(data: bytes, stream_id: int, n: int, seconds: float) -> bytes:
     """An MPEG-TS file's bytes with the PTS and DTS of the ``n``-th PES packet of ``stream_id`` (0xE0: the
     first video stream, 0xC0: the first audio stream) moved by ``seconds``: one damaged time stamp."""

@@ -138,17 +138,10 @@ class ExpertsBackend:
         if used_video and video_out.distinct < video_out.n_frames:  # a video slower than the expert's rate
             warnings.append(f"video: only {video_out.distinct} distinct frames for the {video_out.n_frames} the video "
                             f"expert reads ({self.video.config.fps:g} per second): frames were repeated to fill them")
-        # the clip's extent: the container's duration; what the decoders saw when it has none, when the
-        # file ends before the length its header declares (a truncated file), or when recordings joined in
-        # one MPEG-TS file make it another (avemo.media.decode.joined_length)
         decoded = [speech.duration] if speech is not None else [audio_out.duration] if audio_out is not None else []
         if video_out is not None:
             decoded.append(video_out.end)
-        if decoded and (any(w.startswith(TRUNCATED) for w in warnings)
-                        or joined_length(info.container, total, max(decoded))):
-            duration = max(decoded)
-        else:
-            duration = total if total > 0 else max([total, *decoded])
+        duration = clip_length(info, decoded, warnings)
         bounds = grid.bounds(duration)
         n, c = len(bounds), len(self.labels)
         audio_windows = np.full((n, c), np.nan, dtype=np.float32)
@@ -451,8 +444,7 @@ class ZooBackend:
         if use["audio"]:
             rates = sorted({self.extractors[n].sample_rate for n in self.by_modality["audio"]})
             signals = {sr: load_audio(path, sr=sr, warn=warnings.append) for sr in rates}
-            if total <= 0:  # the container's duration when it has one, else the decoded samples'
-                total = len(signals[rates[0]]) / rates[0]
+            total = clip_length(info, [len(signals[rates[0]]) / rates[0]], warnings)
             speech, silence = self._listen(signals)
             if silence is None:
                 clip_arrays.update(self._audio_features(signals))
@@ -465,7 +457,8 @@ class ZooBackend:
         repeats: dict[str, list] = {"clip": [], "windows": []}  # inputs whose frames were repeated
         if use["video"]:
             try:
-                feats, coverage, still = self._video_features(path, None, None, repeats["clip"], warnings)
+                span = (None, None) if total == float(info.duration or 0.0) else (0.0, total)  # joined: all
+                feats, coverage, still = self._video_features(path, *span, repeats["clip"], warnings)
                 if still and total >= STILL_SECONDS:  # as the bundle: no vote for a cover image's face
                     raise FeatureError(STILL, path)
                 clip_arrays.update(feats)
@@ -524,6 +517,18 @@ class ZooBackend:
 
 
 # ----------------------------------------------------------------------------- helpers
+def clip_length(info: Any, decoded: Sequence[float], warnings: Iterable[str]) -> float:
+    """The clip's extent, for either backend: the container's duration (``info.duration``); the longest
+    of the ``decoded`` streams' lengths (seconds) when it has none, when the file ends before the length
+    its header declares (a :data:`~avemo.media.decode.TRUNCATED` warning), or when recordings joined in
+    one MPEG-TS/FLV file make it another (:func:`avemo.media.decode.joined_length`)."""
+    stated = float(info.duration or 0.0)
+    if decoded and (any(w.startswith(TRUNCATED) for w in warnings)
+                    or joined_length(info.container, stated, max(decoded))):
+        return max(decoded)
+    return stated if stated > 0 else max([stated, *decoded])
+
+
 def repeated_frames(clip: list[tuple[str, int, int]], windows: list[tuple[str, int, int]], n_windows: int) -> list[str]:
     """The warnings that say where a frame model's input repeated frames (``(extractor, distinct, read)``
     each, as :meth:`ZooBackend._video_features` lists them): for the clip, and once for all windows.

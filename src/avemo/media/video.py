@@ -16,7 +16,7 @@ import av
 import numpy as np
 
 from avemo.errors import MediaError, MissingStreamError
-from avemo.media.decode import Warn, check_complete, declared_end, decode_stream, warner
+from avemo.media.decode import Warn, check_complete, declared_end, decode_stream, restarts, warner
 from avemo.media.probe import audio_stream, open_media, stream_fps, video_stream
 
 
@@ -57,7 +57,10 @@ def decoded_frames(
     not 5 s after its sound. A damaged file gives the frames that can be decoded; what was skipped,
     and a stream that ends well before its declared length, are told to ``warn`` (see
     :mod:`avemo.media.decode`). When the stream is read to its end, ``ended`` is told where its last
-    decoded frame ends (its time plus one frame at the source's rate): a truncated file's video ends there."""
+    decoded frame ends (its time plus one frame at the source's rate): a truncated file's video ends there.
+    An MPEG-TS or FLV file that was sought (``start`` past 1 s) and gave no frame of the window is read
+    again from its start: a joined recording's time stamps restart (a window in it was not found), and
+    MPEG-TS, without an index, may land where nothing decodes up to the next key frame."""
     end = None if duration is None else start + duration
     with open_media(path) as container:
         stream = video_stream(container)
@@ -66,28 +69,43 @@ def decoded_frames(
         stream.thread_type = "AUTO"
         fps = stream_fps(stream)
         origin = container.start_time / av.time_base if container.start_time is not None else 0.0
+        retry = False
         if start > 1.0:  # seeking to 0 is the same as not seeking (and FLV refuses it with EPERM)
             try:
                 container.seek(int((start - 1.0 + origin) / float(stream.time_base)), stream=stream, backward=True)
+                retry = restarts(container)
             except av.error.FFmpegError:
                 container.seek(0)  # a container that cannot seek there: decode from the start
-        index = 0
-        t = None
-        for frame in decode_stream(container, stream, path, warn, "video", lambda: [audio_stream(container)]):
-            if frame.time is not None:
-                t = float(frame.time) - origin
-            else:  # containers without timestamps: count frames
-                t = index / fps
-            index += 1
-            if t < start - 1e-6:
-                continue
-            if end is not None and t >= end - 1e-6:
-                return
-            yield t, frame, fps
-        if t is not None:
+        while True:  # an MPEG-TS/FLV file sought where nothing of the window decodes is read from its start
+            t, given, past = None, 0, False
+            try:
+                for t, frame in _timed(container, stream, path, warn, origin, fps):
+                    if t < start - 1e-6:
+                        continue
+                    if end is not None and t >= end - 1e-6:
+                        past = True
+                        break
+                    given += 1
+                    yield t, frame, fps
+            except MediaError:
+                if not retry:
+                    raise
+            if given or not retry:
+                break
+            container.seek(0)
+            retry = False
+        if t is not None and not past:
             check_complete(declared_end(container, stream, origin), t + 1.0 / fps, warner(path, warn), "video")
             if ended is not None:
                 ended(t + 1.0 / fps)
+
+
+def _timed(container, stream, path: Path, warn: Warn | None, origin: float, fps: float):
+    """(seconds from the container's start, frame) of the frames of ``stream`` decoded from where
+    ``container`` is: a frame without a time stamp is timed by its count at ``fps``."""
+    along = lambda: [audio_stream(container)]  # noqa: E731
+    for index, frame in enumerate(decode_stream(container, stream, path, warn, "video", along)):
+        yield (float(frame.time) - origin if frame.time is not None else index / fps), frame
 
 
 def _resampled(

@@ -20,14 +20,18 @@ misses 8, and no generated non-speech signal (noise, hum, tones, clicks) has a f
 
 Memory: the LSTM state runs on over the signal, but after ``reset_after`` seconds (3 s) in which
 no frame reached the threshold it is replaced by the state of the model started that long ago
-(scored again from a zero state over those quiet seconds); checked every 32 frames (1 s). Run
-on unchanged, a shout can keep the state in "no speech" through seconds of silence: of two shouted
-RAVDESS takes of actor 06 joined by 1-2.5 s of digital silence, the second, found on its own at
-0.90, stayed below 0.3 after the first, and the 17 s file of three strong fearful takes of actor
-06 (``benchmarks/long_clip_passes.py``) had no speech at all. Shorter memories let a restarted
-state score clicks higher (largest non-speech frame 0.22 at 1 s, 0.18 at 3 s as never restarted),
-and the restarts cost time in quiet stretches (10 minutes of noise: 1.1 s before, 4.2 s at 3 s):
-``benchmarks/vad_joined.py``, figures in ``docs/results/vad.md``.
+(scored again from a zero state over those quiet seconds); checked every 32 frames (1 s), and only
+while the state may remember a frame at ``HEARD_DBFS`` (-50 dBFS RMS) or probability ``HEARD`` (0.1)
+or more: one that has seen none since it (re)started has heard quiet only, as a restarted one would
+(a probability alone is not enough: the quiet tail of a shout, scored 0.01-0.07, deafened the state
+as the shout did). Run on unchanged, a shout can keep the state in "no speech" through seconds of
+silence: of two shouted RAVDESS takes of actor 06 joined by 1-2.5 s of digital silence, the second,
+found on its own at 0.90, stayed below 0.3 after the first, and the 17 s file of three strong fearful
+takes of actor 06 (``benchmarks/long_clip_passes.py``) had no speech at all. Shorter memories let a
+restarted state score clicks higher (largest non-speech frame 0.22 at 1 s, 0.18 at 3 s as never
+restarted). Restarted at every check while the quiet lasted, 10 minutes of -60 dBFS noise took 4.2 s
+(1.1 s never restarted); now 1.2 s (1.6 s never restarted, same run, a loaded machine), as no frame
+reaches either mark: ``benchmarks/vad_joined.py``, figures in ``docs/results/vad.md``.
 
 Streaming: :meth:`VoiceActivityDetector.stream` takes blocks of any length (the predictor's
 30 s blocks) and carries the LSTM state, the frame context, a partial frame and the last
@@ -58,6 +62,10 @@ CONTEXT = 64  # samples of the previous frame the model sees
 FRAME_SECONDS = FRAME / SAMPLE_RATE
 MODEL_FILE = "silero_vad_16k_sequence.onnx"
 _STEP = 32  # frames per ONNX call (1.024 s); the recurrent state may be restarted after each
+#: a frame at this level (RMS, dBFS) or speech probability is something the state may remember: with
+#: none since the state (re)started, it has seen quiet only, as a restart would: it is not restarted
+HEARD_DBFS, HEARD = -50.0, 0.1
+_HEARD_RMS = 10 ** (HEARD_DBFS / 20)
 
 _SESSION = None
 _SESSION_LOCK = threading.Lock()
@@ -214,6 +222,8 @@ class VadStream:
         self._state = _zero_state()
         self._frames = 0  # frames scored
         self._quiet = 0  # frames since the last one at or above the threshold
+        self._heard = -1  # the last frame at HEARD_DBFS or HEARD or above (-1: none)
+        self._since = 0  # the first frame the state has seen since it (re)started
         memory = detector.config.reset_after
         self._memory = 0 if memory is None else max(1, round(memory / FRAME_SECONDS))  # frames
         self._recent = np.zeros(self._memory * FRAME + CONTEXT, np.float32)  # the last samples scored
@@ -246,9 +256,13 @@ class VadStream:
             self._recent = np.concatenate([self._recent, part.reshape(-1)])[-len(self._recent):]
             loud = np.flatnonzero(probs >= self.detector.config.threshold)
             self._quiet = len(part) - 1 - loud[-1] if len(loud) else self._quiet + len(part)
-            if self._frames % _STEP == 0 and self._quiet >= self._memory > 0:  # forget what came before
+            heard = np.flatnonzero((probs >= HEARD) | (np.sqrt(np.mean(np.square(part), axis=1)) >= _HEARD_RMS))
+            self._heard = self._frames - len(part) + heard[-1] if len(heard) else self._heard
+            if (self._frames % _STEP == 0 and self._quiet >= self._memory > 0
+                    and self._heard >= self._since):  # forget what came before
                 recent = self._recent[CONTEXT:].reshape(-1, FRAME)
                 self._state = _score(recent, self._recent[:CONTEXT], _zero_state())[1]
+                self._since = self._frames - self._memory
         probs = np.concatenate(out)
         self._probs.append(probs)
         return probs
