@@ -102,3 +102,24 @@ def test_each_command_lives_in_the_module_named_after_it_in_the_order_of_help():
     commands = [(info.name or info.callback.__name__, info.callback.__module__) for info in app.registered_commands]
     assert commands == [(name, f"avemo.cli.{'predict' if name == 'demo' else name}") for name in (
         "info", "extract", "prepare", "train", "evaluate", "benchmark", "predict", "demo", "export", "models", "serve")]
+
+
+def test_a_commands_help_names_its_own_options_or_the_command_whose_option_it_names():
+    """``info --help`` said "(--dataset folder)", an option info does not have: an option a command's help
+    names is its own, or one of a command named in the same sentence (``avemo train --dataset folder``)."""
+    import re
+
+    import typer.main
+
+    from avemo.cli import app
+
+    commands = typer.main.get_command(app).commands
+    owned = {name: {opt for p in c.params for opt in (*p.opts, *p.secondary_opts)} for name, c in commands.items()}
+    stray = []
+    for name, command in commands.items():
+        for sentence in re.split(r"(?<=\.)\s|;", " ".join((command.help or "").split())):
+            named = {other for other in commands if re.search(rf"\b{other}\b", sentence)}
+            for option in re.findall(r"(?<![\w-])--[a-z][a-z-]*[a-z]", sentence):
+                if option not in owned[name] and not any(option in owned[other] for other in named):
+                    stray.append((name, option, sentence))
+    assert not stray, stray

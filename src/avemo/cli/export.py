@@ -27,7 +27,7 @@ def export_model(
     fmt: Annotated[str, typer.Option("--format", "-f", help="Export format: onnx.")] = "onnx",
 ) -> None:
     """Export the bundled model's encoders, audio heads and fusion, or a trained --model, as ONNX graphs
-    (for --engine onnx)."""
+    (for `avemo predict --engine onnx` and `avemo serve --engine onnx`)."""
     from avemo.output_file import removing_new_folders
 
     if fmt != "onnx":
