@@ -95,8 +95,8 @@ def text_server(upload_root):
         yield running
 
 
-def _open(browser, server):
-    context = browser.new_context(viewport={"width": 1100, "height": 1300})
+def _open(browser, server, viewport=None):
+    context = browser.new_context(viewport=viewport or {"width": 1100, "height": 1300})
     tab = context.new_page()
     tab.set_default_timeout(120_000)
     watch = PageWatch(tab, server.url)
@@ -507,13 +507,7 @@ def test_confident_clip_and_windows_show_no_uncertainty(sure_page):
 @pytest.fixture
 def phone_page(browser, server):
     """The page at a phone's width (390 CSS pixels)."""
-    context = browser.new_context(viewport={"width": 390, "height": 844})
-    tab = context.new_page()
-    tab.set_default_timeout(120_000)
-    watch = PageWatch(tab, server.url)
-    tab.goto(server.url + "/")
-    yield tab, watch
-    context.close()
+    yield from _open(browser, server, {"width": 390, "height": 844})
 
 
 def test_phone_width_keeps_the_charts_axis_readable_and_the_file_input_inside_the_form(phone_page, ravdess_speech_root):
