@@ -95,8 +95,8 @@ def text_server(upload_root):
         yield running
 
 
-def _open(browser, server):
-    context = browser.new_context(viewport={"width": 1100, "height": 1300})
+def _open(browser, server, viewport=None):
+    context = browser.new_context(viewport=viewport or {"width": 1100, "height": 1300})
     tab = context.new_page()
     tab.set_default_timeout(120_000)
     watch = PageWatch(tab, server.url)
@@ -501,4 +501,60 @@ def test_confident_clip_and_windows_show_no_uncertainty(sure_page):
             assert (shown, opacity, tooltip) == (w["emotion"], "1", f"{w['emotion']} {top}%")
     said = _slider_texts(tab)
     assert any(text != "no speech" for text in said) and not any("uncertain" in text for text in said)
+    assert watch.errors == []
+
+
+@pytest.fixture
+def phone_page(browser, server):
+    """The page at a phone's width (390 CSS pixels)."""
+    yield from _open(browser, server, {"width": 390, "height": 844})
+
+
+def test_phone_width_keeps_the_charts_axis_readable_and_the_file_input_inside_the_form(phone_page, ravdess_speech_root):
+    """The chart was drawn 800 units wide and shrunk to the phone's width: its axis labels were 4 px
+    high; the file input ran past the panel's edge."""
+    tab, watch = phone_page
+    tab.get_by_label("Video or audio file").set_input_files(ravdess_speech_root.joinpath(*UNCERTAIN_CLIP))
+    tab.get_by_role("button", name="Analyse clip").click()
+    tab.locator("#result").wait_for(state="visible")
+    heights = tab.locator("#timeline-chart .axis text").evaluate_all("ts => ts.map(t => t.getBoundingClientRect().height)")
+    assert heights and min(heights) >= 10
+    box = tab.locator("#file-input").bounding_box()
+    form = tab.locator("#predict-form").bounding_box()
+    assert box["x"] + box["width"] <= form["x"] + form["width"] + 0.5
+    assert tab.evaluate("document.documentElement.scrollWidth") <= 390
+    # each progress bar on its label's line (they were stacked: label, bar, then "done" a line apart)
+    for bar in ("upload", "process"):
+        label = tab.locator(f'label[for="{bar}-progress"]').bounding_box()
+        shown = tab.locator(f"#{bar}-progress").bounding_box()
+        assert abs((label["y"] + label["height"] / 2) - (shown["y"] + shown["height"] / 2)) < label["height"] / 2
+    assert watch.errors == []
+
+
+def test_chart_lines_leave_a_gap_over_windows_without_scores(unsure_page):
+    """A window without speech has no probabilities: the lines were drawn through 0 % there."""
+    expected, tab, watch = unsure_page
+    scored = [w for w in expected["timeline"] if w["probabilities"] is not None]
+    assert 0 < len(scored) < len(expected["timeline"])
+    for emotion in expected["probabilities"]:
+        lines = tab.locator(f'#timeline-chart polyline.line[data-emotion="{emotion}"]')
+        xs = {p.split(",")[0] for points in lines.evaluate_all("ls => ls.map(l => l.getAttribute('points'))")
+              for p in points.split()}
+        assert len(xs) == len(scored)
+    assert watch.errors == []
+
+
+def test_no_emotion_says_so_where_the_probabilities_go(page, tmp_path):
+    """Silence (no speech, no face): the "Probabilities" heading stood over an empty list."""
+    import numpy as np
+    import soundfile as sf
+
+    clip = tmp_path / "silence.wav"
+    sf.write(clip, np.zeros(32000, np.float32), 16000)
+    tab, watch = page
+    tab.get_by_label("Video or audio file").set_input_files(clip)
+    tab.get_by_role("button", name="Analyse clip").click()
+    tab.locator("#result").wait_for(state="visible")
+    assert tab.locator("#emotion-label").text_content() == "none"
+    assert tab.locator("#probability-bars").text_content() == "No scores: no speech, and no face the model could read."
     assert watch.errors == []

@@ -286,6 +286,12 @@ function showBars(result) {
   const list = $("probability-bars");
   list.replaceChildren();
   const emotions = Object.keys(result.probabilities ?? {});
+  if (!emotions.length) {  // no emotion: the heading does not stand over an empty list
+    const item = document.createElement("li");
+    item.className = "none";
+    item.textContent = "No scores: no speech, and no face the model could read.";
+    list.appendChild(item);
+  }
   emotions.forEach((emotion, i) => {
     const p = result.probabilities[emotion];
     const item = document.createElement("li");

@@ -65,6 +65,31 @@ export function windowText(w) {
   return `${w.emotion} ${Math.round(100 * w.probabilities[w.emotion])}%${w.uncertain ? " (uncertain)" : ""}`;
 }
 
+const MIN_WIDTH = 300;
+
+/**
+ * The [time, probability] points of emotion's line, one list per run of consecutive windows with
+ * probabilities (at the windows' centres); a window alone in its run gives its point twice. A
+ * timeline of one window spans that window.
+ */
+function scoredRuns(timeline, centres, emotion) {
+  if (timeline.length === 1) {
+    const p = timeline[0].probabilities?.[emotion];
+    return p == null ? [] : [[[timeline[0].start, p], [timeline[0].end, p]]];
+  }
+  const runs = [];
+  let run = null;
+  timeline.forEach((w, k) => {
+    if (!w.probabilities) {
+      run = null;
+      return;
+    }
+    if (!run) runs.push((run = []));
+    run.push([centres[k], w.probabilities[emotion]]);
+  });
+  return runs.map((points) => (points.length === 1 ? [points[0], points[0]] : points));
+}
+
 /** The window whose centre is nearest to time t. */
 export function windowAt(timeline, t) {
   let best = null;
@@ -90,7 +115,9 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
   const duration = Math.max(result.duration ?? 0, lastEnd, 0.001);
   const step = timeline.length > 1 ? timeline[1].start - timeline[0].start : duration;
 
-  const W = 800, H = 280, M = { left: 44, right: 22, top: 26, bottom: 30 };
+  // drawn at the container's width (a phone's too), so that the axis text keeps its size
+  const W = Math.max(MIN_WIDTH, Math.round(container.clientWidth) || 800), H = 280;
+  const M = { left: 44, right: 22, top: 26, bottom: 30 };
   const plotW = W - M.left - M.right, plotH = H - M.top - M.bottom;
   const x = (t) => M.left + (t / duration) * plotW;
   const y = (p) => M.top + (1 - p) * plotH;
@@ -107,7 +134,7 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
     const label = el("text", { x: M.left - 6, y: y(p) + 4, "text-anchor": "end" }, axis);
     label.textContent = `${Math.round(p * 100)}%`;
   }
-  const tStep = niceStep(duration, 8);
+  const tStep = niceStep(duration, Math.max(3, Math.min(8, Math.floor(plotW / 80))));
   for (let t = 0; t <= duration + 1e-9; t += tStep) {
     el("line", { x1: x(t), x2: x(t), y1: M.top, y2: H - M.bottom }, grid);
     const label = el("text", { x: x(t), y: H - M.bottom + 16, "text-anchor": "middle" }, axis);
@@ -131,26 +158,22 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
     el("title", {}, rect).textContent = windowText(w);
   });
 
-  // one line per emotion
+  // one line per emotion and run of windows with scores: a gap where a window has none (no speech)
   const lines = el("g", { class: "lines" }, svg);
   emotions.forEach((emotion, i) => {
-    let points;
-    if (timeline.length === 1) {
-      const p = timeline[0].probabilities?.[emotion] ?? 0;
-      points = [[timeline[0].start, p], [timeline[0].end, p]];
-    } else {
-      points = timeline.map((w, k) => [centres[k], w.probabilities?.[emotion] ?? 0]);
+    for (const points of scoredRuns(timeline, centres, emotion)) {
+      const line = el("polyline", {
+        points: points.map(([t, p]) => `${x(t).toFixed(1)},${y(p).toFixed(1)}`).join(" "),
+        fill: "none",
+        stroke: colourOf(emotion, i),
+        "stroke-width": emotion === result.emotion ? 3.5 : 2,
+        "stroke-linejoin": "round",
+        "stroke-linecap": "round",  // a lone window's line is a dot
+        "stroke-dasharray": dashOf(i),
+      }, lines);
+      line.classList.add("line");
+      line.dataset.emotion = emotion;
     }
-    const line = el("polyline", {
-      points: points.map(([t, p]) => `${x(t).toFixed(1)},${y(p).toFixed(1)}`).join(" "),
-      fill: "none",
-      stroke: colourOf(emotion, i),
-      "stroke-width": emotion === result.emotion ? 3.5 : 2,
-      "stroke-linejoin": "round",
-      "stroke-dasharray": dashOf(i),
-    }, lines);
-    line.classList.add("line");
-    line.dataset.emotion = emotion;
   });
 
   const cursor = el("line", { class: "cursor", x1: x(0), x2: x(0), y1: 4, y2: H - M.bottom }, svg);
