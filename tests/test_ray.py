@@ -285,6 +285,42 @@ def test_wrong_address_is_a_one_line_config_error(tmp_path, make_clip):
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").rglob("*.npz"))
 
 
+class _FakeRay:
+    """A ``ray`` module whose ``init`` gets Ctrl-C while it starts a private instance."""
+
+    def __init__(self, then_fails: bool):
+        self.then_fails, self.up, self.stopped = then_fails, False, 0
+
+    def is_initialized(self) -> bool:
+        return self.up
+
+    def init(self, **kwargs) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C reaches the terminal's whole process group...
+        time.sleep(0.05)
+        if self.then_fails:  # ...and Ray's own processes: the start fails
+            raise RuntimeError("Failed to connect to GCS")
+        self.up = True
+
+    def shutdown(self) -> None:
+        self.stopped += 1
+        self.up = False
+
+
+@pytest.mark.parametrize("then_fails", [False, True])
+def test_ctrl_c_while_the_private_instance_starts_stops_it(monkeypatch, then_fails):
+    """Ctrl-C in the middle of ``ray.init`` left the half-started instance's agents running (no raylet
+    to serve, no ``ray.shutdown``): Ctrl-C is held until the start ends, which ``ray.shutdown`` then
+    undoes, and it stays a KeyboardInterrupt (avemo: interrupted), not a failed start."""
+    import avemo.parallel as parallel
+
+    fake = _FakeRay(then_fails)
+    monkeypatch.setattr(parallel, "import_ray", lambda: fake)
+    with pytest.raises(KeyboardInterrupt), parallel.ray_session(None, 2):
+        pytest.fail("the block ran although Ctrl-C came while Ray started")
+    assert fake.stopped >= 1 and not fake.up
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_an_address_where_something_else_answers_is_a_one_line_config_error(tmp_path, make_clip):
     """A port where a server of another kind listens (the dashboard's 8265 given for the head's 6379)
     is refused at once: Ray itself waited 40 s for a cluster ID there, twenty times, printing a line a

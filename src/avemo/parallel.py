@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -185,6 +187,49 @@ def _init_ray(ray, address: str | None, num_cpus: int) -> None:
 
 
 @contextlib.contextmanager
+def _interrupt_held(hold: bool) -> Iterator[list]:
+    """Within the block (when ``hold`` and in the main thread), Ctrl-C (SIGINT) is noted in the
+    list it gives instead of raising KeyboardInterrupt, so that the block is not cut short."""
+    noted: list = []
+    if not hold or threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: noted.append(True))
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+def _start_ray(ray, address: str | None, num_cpus: int) -> None:
+    """``ray.init`` as :func:`ray_session` describes it; its failures are one ConfigError line.
+
+    Ctrl-C while a private instance starts ends the start (``ray.shutdown``) before it raises
+    KeyboardInterrupt: cut short in the middle of ``ray.init``, the half-started instance is no
+    instance Ray knows of, and its agents outlive the command (with no raylet to serve).
+    """
+    with _interrupt_held(address is None) as interrupted:
+        try:
+            _init_ray(ray, address, num_cpus)
+        except ConfigError:
+            raise
+        except Exception as exc:  # ConnectionError, RuntimeError, AuthenticationError, ValueError...
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            if interrupted:  # the start failed because Ctrl-C stopped its processes too
+                raise KeyboardInterrupt from None
+            where = address or "a local instance"
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            hint = ""
+            if "uthenticat" in str(exc) or "uthenticat" in repr(exc.__cause__):
+                hint = " (the cluster wants its token: copy ~/.ray/auth_token from the head or set RAY_AUTH_TOKEN)"
+            raise ConfigError(f"cannot start or reach the Ray cluster at {where}: {text}{hint}") from None
+    if interrupted:
+        ray.shutdown()
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
 def ray_session(address: str | None = None, num_cpus: int = 2) -> Iterator:
     """The ``ray`` module, connected for the duration of the block.
 
@@ -204,19 +249,7 @@ def ray_session(address: str | None = None, num_cpus: int = 2) -> Iterator:
         yield ray
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    try:
-        _init_ray(ray, address, num_cpus)
-    except ConfigError:
-        raise
-    except Exception as exc:  # ConnectionError, RuntimeError, AuthenticationError, ValueError...
-        with contextlib.suppress(Exception):
-            ray.shutdown()
-        where = address or "a local instance"
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        hint = ""
-        if "uthenticat" in str(exc) or "uthenticat" in repr(exc.__cause__):
-            hint = " (the cluster wants its token: copy ~/.ray/auth_token from the head or set RAY_AUTH_TOKEN)"
-        raise ConfigError(f"cannot start or reach the Ray cluster at {where}: {text}{hint}") from None
+    _start_ray(ray, address, num_cpus)
     try:
         yield ray
     finally:
