@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import threading
@@ -229,6 +230,44 @@ def _start_ray(ray, address: str | None, num_cpus: int) -> None:
         raise KeyboardInterrupt
 
 
+def _opening(text: str, limit: int = 200) -> str:
+    """``text`` on one line: its sentences that fit in ``limit`` characters (at least
+    the first, cut at ``limit``)."""
+    sentences = re.split(r"(?<=\.)\s+", " ".join(text.split()))
+    kept = sentences[0]
+    for sentence in sentences[1:]:
+        if len(kept) + 1 + len(sentence) > limit:
+            break
+        kept += " " + sentence
+    kept = kept.removesuffix(" Error:").strip()
+    return kept if len(kept) <= limit else kept[: limit - 3] + "..."
+
+
+@contextlib.contextmanager
+def _ray_notices_in_one_line() -> Iterator[None]:
+    """Within the block, what the raylets publish to the driver (a worker that died, a task Ray runs
+    again), which Ray prints to stdout as a paragraph, is one warning line: its first sentences."""
+    try:
+        from ray._private import worker
+        original = worker.print_to_stdstream
+    except (ImportError, AttributeError):  # another Ray version: its notices as it prints them
+        yield
+        return
+
+    def one_line(data, *args, **kwargs):
+        if data.get("pid") != "raylet":
+            return original(data, *args, **kwargs)
+        for text in data.get("lines", ()):
+            log.warning("Ray: %s", _opening(str(text)))
+        return None
+
+    worker.print_to_stdstream = one_line
+    try:
+        yield
+    finally:
+        worker.print_to_stdstream = original
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None = None, num_cpus: int = 2) -> Iterator:
     """The ``ray`` module, connected for the duration of the block.
@@ -251,7 +290,8 @@ def ray_session(address: str | None = None, num_cpus: int = 2) -> Iterator:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     _start_ray(ray, address, num_cpus)
     try:
-        yield ray
+        with _ray_notices_in_one_line():
+            yield ray
     finally:
         ray.shutdown()
 
