@@ -285,6 +285,69 @@ def test_wrong_address_is_a_one_line_config_error(tmp_path, make_clip):
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").rglob("*.npz"))
 
 
+class _FakeRay:
+    """A ``ray`` module whose ``init`` (unless not ``interrupt``) gets Ctrl-C while it starts a private instance."""
+
+    def __init__(self, then_fails: bool, interrupt: bool = True):
+        self.then_fails, self.interrupt, self.up, self.stopped = then_fails, interrupt, False, 0
+
+    def is_initialized(self) -> bool:
+        return self.up
+
+    def init(self, **kwargs) -> None:
+        if self.interrupt:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C reaches the terminal's whole process group...
+            time.sleep(0.05)
+        if self.then_fails:  # ...and Ray's own processes: the start fails
+            raise RuntimeError("Failed to connect to GCS")
+        self.up = True
+
+    def shutdown(self) -> None:
+        self.stopped += 1
+        self.up = False
+
+
+@pytest.mark.parametrize("then_fails", [False, True])
+def test_ctrl_c_while_the_private_instance_starts_stops_it(monkeypatch, then_fails):
+    """Ctrl-C in the middle of ``ray.init`` left the half-started instance's agents running (no raylet
+    to serve, no ``ray.shutdown``): Ctrl-C is held until the start ends, which ``ray.shutdown`` then
+    undoes, and it stays a KeyboardInterrupt (avemo: interrupted), not a failed start."""
+    import avemo.parallel as parallel
+
+    fake = _FakeRay(then_fails)
+    monkeypatch.setattr(parallel, "import_ray", lambda: fake)
+    with pytest.raises(KeyboardInterrupt), parallel.ray_session(None, 2):
+        pytest.fail("the block ran although Ctrl-C came while Ray started")
+    assert fake.stopped >= 1 and not fake.up
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+#: what a raylet publishes to the driver when a worker dies (Ray 2.60), which Ray prints to stdout
+_WORKER_DIED = ("A worker died or was killed while executing a task by an unexpected system "
+                "error. To troubleshoot the problem, check the logs for the dead worker. Lease ID: 0600 Worker ID: "
+                "2500 Node ID: c890 Worker IP address: 192.0.2.2 Worker port: 43175 Worker PID: 7672 Worker exit "
+                "type: SYSTEM_ERROR Worker exit detail: Worker unexpectedly exits with a connection error code 2.\n"
+                "End of file. Some common causes include: (1) the process was killed by the OOM killer")
+
+
+def test_a_dead_worker_is_one_warning_line_not_rays_paragraph(monkeypatch, capsys, caplog):
+    """A worker that dies (its task is run again) was a paragraph on stdout, printed by the
+    driver's error listener (``ray._private.worker.print_to_stdstream``): it is one warning line."""
+    worker = pytest.importorskip("ray._private.worker")
+    import avemo.parallel as parallel
+
+    original = worker.print_to_stdstream
+    monkeypatch.setattr(parallel, "import_ray", lambda: _FakeRay(then_fails=False, interrupt=False))
+    with caplog.at_level("WARNING", logger="avemo.parallel"), parallel.ray_session(None, 2):
+        worker.print_to_stdstream({"lines": [_WORKER_DIED], "pid": "raylet", "is_err": False}, ignore_prefix=False)
+    assert worker.print_to_stdstream is original
+    out = capsys.readouterr()
+    assert "worker died" not in out.out + out.err
+    lines = [r.getMessage() for r in caplog.records if "worker died" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0] and len(lines[0]) <= 210, lines
+    assert lines[0].startswith("Ray: A worker died or was killed while executing a task")
+
+
 def test_an_address_where_something_else_answers_is_a_one_line_config_error(tmp_path, make_clip):
     """A port where a server of another kind listens (the dashboard's 8265 given for the head's 6379)
     is refused at once: Ray itself waited 40 s for a cluster ID there, twenty times, printing a line a

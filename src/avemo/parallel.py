@@ -19,7 +19,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
+import signal
 import socket
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -185,6 +188,87 @@ def _init_ray(ray, address: str | None, num_cpus: int) -> None:
 
 
 @contextlib.contextmanager
+def _interrupt_held(hold: bool) -> Iterator[list]:
+    """Within the block (when ``hold`` and in the main thread), Ctrl-C (SIGINT) is noted in the
+    list it gives instead of raising KeyboardInterrupt, so that the block is not cut short."""
+    noted: list = []
+    if not hold or threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: noted.append(True))
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+def _start_ray(ray, address: str | None, num_cpus: int) -> None:
+    """``ray.init`` as :func:`ray_session` describes it; its failures are one ConfigError line.
+
+    Ctrl-C while a private instance starts ends the start (``ray.shutdown``) before it raises
+    KeyboardInterrupt: cut short in the middle of ``ray.init``, the half-started instance is no
+    instance Ray knows of, and its agents outlive the command (with no raylet to serve).
+    """
+    with _interrupt_held(address is None) as interrupted:
+        try:
+            _init_ray(ray, address, num_cpus)
+        except ConfigError:
+            raise
+        except Exception as exc:  # ConnectionError, RuntimeError, AuthenticationError, ValueError...
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            if interrupted:  # the start failed because Ctrl-C stopped its processes too
+                raise KeyboardInterrupt from None
+            where = address or "a local instance"
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            hint = ""
+            if "uthenticat" in str(exc) or "uthenticat" in repr(exc.__cause__):
+                hint = " (the cluster wants its token: copy ~/.ray/auth_token from the head or set RAY_AUTH_TOKEN)"
+            raise ConfigError(f"cannot start or reach the Ray cluster at {where}: {text}{hint}") from None
+    if interrupted:
+        ray.shutdown()
+        raise KeyboardInterrupt
+
+
+def _opening(text: str, limit: int = 200) -> str:
+    """``text`` on one line: its sentences that fit in ``limit`` characters (at least
+    the first, cut at ``limit``)."""
+    sentences = re.split(r"(?<=\.)\s+", " ".join(text.split()))
+    kept = sentences[0]
+    for sentence in sentences[1:]:
+        if len(kept) + 1 + len(sentence) > limit:
+            break
+        kept += " " + sentence
+    kept = kept.removesuffix(" Error:").strip()
+    return kept if len(kept) <= limit else kept[: limit - 3] + "..."
+
+
+@contextlib.contextmanager
+def _ray_notices_in_one_line() -> Iterator[None]:
+    """Within the block, what the raylets publish to the driver (a worker that died, a task Ray runs
+    again), which Ray prints to stdout as a paragraph, is one warning line: its first sentences."""
+    try:
+        from ray._private import worker
+        original = worker.print_to_stdstream
+    except (ImportError, AttributeError):  # another Ray version: its notices as it prints them
+        yield
+        return
+
+    def one_line(data, *args, **kwargs):
+        if data.get("pid") != "raylet":
+            return original(data, *args, **kwargs)
+        for text in data.get("lines", ()):
+            log.warning("Ray: %s", _opening(str(text)))
+        return None
+
+    worker.print_to_stdstream = one_line
+    try:
+        yield
+    finally:
+        worker.print_to_stdstream = original
+
+
+@contextlib.contextmanager
 def ray_session(address: str | None = None, num_cpus: int = 2) -> Iterator:
     """The ``ray`` module, connected for the duration of the block.
 
@@ -204,21 +288,10 @@ def ray_session(address: str | None = None, num_cpus: int = 2) -> Iterator:
         yield ray
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    _start_ray(ray, address, num_cpus)
     try:
-        _init_ray(ray, address, num_cpus)
-    except ConfigError:
-        raise
-    except Exception as exc:  # ConnectionError, RuntimeError, AuthenticationError, ValueError...
-        with contextlib.suppress(Exception):
-            ray.shutdown()
-        where = address or "a local instance"
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        hint = ""
-        if "uthenticat" in str(exc) or "uthenticat" in repr(exc.__cause__):
-            hint = " (the cluster wants its token: copy ~/.ray/auth_token from the head or set RAY_AUTH_TOKEN)"
-        raise ConfigError(f"cannot start or reach the Ray cluster at {where}: {text}{hint}") from None
-    try:
-        yield ray
+        with _ray_notices_in_one_line():
+            yield ray
     finally:
         ray.shutdown()
 
