@@ -88,6 +88,20 @@ def test_serve_an_audio_only_checkpoint_offers_what_it_reads(trained, started, m
         create_app(predictor=predictor, settings=load_settings(modalities="audio,video", upload_dir=str(tmp_path)))
 
 
+def test_an_audio_only_checkpoint_says_its_model_has_no_video_input(trained, make_clip, tmp_path):
+    """A video sent to a server of an audio-only model: the request asks for what the server offers
+    (audio), and the face was said to be "not requested", as if the user had left it out."""
+    from avemo.inference.predictor import load_predictor
+
+    settings = load_settings(upload_dir=str(tmp_path))
+    clip = make_clip("served_face.mp4", duration=1.6, face=True, audio="speech")
+    with TestClient(create_app(predictor=load_predictor(trained, device="cpu"), settings=settings)) as client:
+        body = _post(client, clip).json()
+    assert body["modalities"]["audio"]["used"]
+    assert body["modalities"]["video"] == {"used": False, "reason": "the model (egemaps_mlp) has no video input",
+                                           "probabilities": None}
+
+
 def test_serve_a_trained_checkpoint_on_the_onnx_engine(trained, started, make_clip, tmp_path, monkeypatch):
     """``avemo serve --model RUN --engine onnx``: the checkpoint's graph, exported on first use, answers as
     ``avemo predict --model RUN`` (torch) does."""

@@ -29,7 +29,7 @@ from avemo.errors import AvemoError, FeatureError, MissingStreamError
 from avemo.features.audio.vad import SAMPLE_RATE as VAD_RATE
 from avemo.features.audio.vad import SpeechActivity, VoiceActivityDetector
 from avemo.inference.abstention import AbstentionConfig, speech_gate
-from avemo.inference.result import ModalityStatus
+from avemo.inference.result import NOT_REQUESTED, ModalityStatus
 from avemo.inference.windows import WindowGrid
 from avemo.media.decode import TRUNCATED, joined_length
 from avemo.media.probe import SILENT_PEAK
@@ -364,7 +364,9 @@ class ZooBackend:
         given = [m for m in MEDIA_MODALITIES if use[m]]
         for modality in MEDIA_MODALITIES:
             if not self.by_modality[modality]:
-                if use[modality]:
+                # the file has the stream: the model's lack says why, also where the request left it out
+                # (a server offers only what the model reads: "not requested" blamed the user)
+                if use[modality] or reasons.get(modality) == NOT_REQUESTED:
                     reasons[modality] = f"the model ({model}) has no {modality} input"
                 use[modality] = False
             elif not use[modality] and self._required(modality):

@@ -72,7 +72,7 @@ from avemo.inference.backends import (
     ZooBackend,
     labelled,
 )
-from avemo.inference.result import NO_AUDIO_TRACK, Prediction, WindowPrediction
+from avemo.inference.result import NO_AUDIO_TRACK, NOT_REQUESTED, Prediction, WindowPrediction
 from avemo.inference.windows import WindowGrid
 from avemo.modality import MEDIA_MODALITIES, ordered, parse_modalities
 
@@ -528,7 +528,7 @@ def _streams(path: Path, info: Any, wanted: Sequence[str]) -> Streams:
         if not exists[m]:
             reasons[m] = NO_AUDIO_TRACK if m == "audio" else "an audio-only file (no video stream)"
         elif m not in wanted:
-            reasons[m] = "not requested"
+            reasons[m] = NOT_REQUESTED
     if not any(use.values()):
         missing = [m for m in wanted if not exists[m]]
         what = {"audio": "no audio track", "video": "no video stream (an audio-only file)"}

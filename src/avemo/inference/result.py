@@ -66,6 +66,8 @@ from typing import Any
 
 #: why the audio modality of a file without an audio track was not used
 NO_AUDIO_TRACK = "the file has no audio track"
+#: why a modality that the file has was not used: the request left it out
+NOT_REQUESTED = "not requested"
 
 
 @dataclass(frozen=True)
