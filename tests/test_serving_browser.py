@@ -195,6 +195,7 @@ def test_upload_real_clip_renders_label_bars_chart_and_follows_playback(page, se
     tab.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     if os.environ.get("AVEMO_UPDATE_SCREENSHOTS"):
+        assert shot.stat().st_size < 300_000, "the docs' screenshot is to stay small"
         target = REPO / "docs" / "screenshots" / "serve_result.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, target)
@@ -212,7 +213,7 @@ def test_crowd_gated_windows_read_crowd_like_windows_without_speech(crowd_page, 
     tab.get_by_role("button", name="Analyse clip").click()
     tab.locator("#result").wait_for(state="visible")
 
-    assert tab.locator("#emotion-label").text_content() == "none"
+    assert tab.locator("#emotion-label").text_content() == "no emotion"
     audio = tab.locator('#modalities-list li[data-modality="audio"]').text_content()
     assert "not used: several people talk at once" in audio  # not in brackets: the reason has its own
     # the gate's line in warnings: a note, not "The file is damaged" (said of every warning before)
@@ -328,7 +329,7 @@ def test_record_with_camera_and_microphone(page):
     tab.locator("#result:not([hidden]), #error:not([hidden])").first.wait_for()
     assert tab.locator("#error").is_hidden(), tab.locator("#error").text_content()
     # Chromium's synthetic microphone beeps and its camera shows no face: no speech, no face, no emotion ("none")
-    assert tab.locator("#emotion-label").text_content() in {*read_bundle()[0].labels, "none"}
+    assert tab.locator("#emotion-label").text_content() in {*read_bundle()[0].labels, "no emotion"}
     assert tab.locator("#modalities-list li").count() == 2
     assert watch.errors == []
 
@@ -555,6 +556,70 @@ def test_no_emotion_says_so_where_the_probabilities_go(page, tmp_path):
     tab.get_by_label("Video or audio file").set_input_files(clip)
     tab.get_by_role("button", name="Analyse clip").click()
     tab.locator("#result").wait_for(state="visible")
-    assert tab.locator("#emotion-label").text_content() == "none"
-    assert tab.locator("#probability-bars").text_content() == "No scores: no speech, and no face the model could read."
+    assert tab.locator("#emotion-label").inner_text() == "no emotion"
+    assert tab.locator("#probability-bars").text_content() == "No scores: the model had nothing it could read (see Modalities)."
+    assert watch.errors == []
+
+
+def _analyse(tab, clip: Path) -> None:
+    tab.get_by_label("Video or audio file").set_input_files(clip)
+    tab.get_by_role("button", name="Analyse clip").click()
+    tab.locator("#result").wait_for(state="visible")
+    tab.get_by_text("Timeline as a table").click()  # open: innerText applies the table's CSS
+
+
+def _column(tab, title: str) -> list[str]:
+    headers = tab.locator("#timeline-table thead th").all_inner_texts()
+    return tab.locator(f"#timeline-table tbody tr td:nth-child({headers.index(title) + 1})").all_inner_texts()
+
+
+def test_audio_file_without_speech_reads_no_emotion_and_misses_no_face(page, server, make_clip):
+    """White noise in a WAV: the label read "None" (CSS capitalised "none", as Python prints null), and
+    the page spoke of "no face" in a file that has no video at all (a face column of "no" too)."""
+    clip = make_clip("white_noise.wav", duration=3.0, audio="noise")
+    with open(clip, "rb") as fh:
+        expected = httpx.post(server.url + "/v1/predict", files={"file": (clip.name, fh)}, timeout=120).json()
+    assert expected["emotion"] is None and expected["face_coverage"] is None
+    tab, watch = page
+    _analyse(tab, clip)
+    assert tab.locator("#status").text_content() == "Done: no emotion."  # not ", uncertain": nothing to doubt
+    assert tab.locator("#emotion-label").inner_text() == "no emotion"
+    reasons = {m: expected["modalities"][m]["reason"] for m in ("audio", "video")}
+    assert tab.locator("#emotion-confidence").text_content() == (
+        f"(voice not used: {reasons['audio']}; face not used: {reasons['video']})")
+    assert "no face" not in tab.locator("#result").inner_text()
+    headers = tab.locator("#timeline-table thead th").all_inner_texts()
+    assert headers[:3] == ["Start (s)", "End (s)", "Emotion"]  # capitalize made it "Start (S)"
+    assert "Voice" in headers and "Face" not in headers
+    assert _column(tab, "Emotion") == ["no speech"] * len(expected["timeline"])
+    assert set(_slider_texts(tab)) == {"no speech"}
+    assert watch.errors == []
+
+
+def test_video_without_speech_or_face_says_it_lacks_both(page, make_clip):
+    """A video with noise and no face: each window lacks speech and a face, and said "no speech" only."""
+    tab, watch = page
+    _analyse(tab, make_clip("noise_no_face.mp4", duration=2.0, face=False, audio="noise"))
+    assert tab.locator("#emotion-label").inner_text() == "no emotion"
+    confidence = tab.locator("#emotion-confidence").text_content()
+    assert "voice not used: no speech detected" in confidence and "; face not used: no face detected" in confidence
+    assert "Face" in tab.locator("#timeline-table thead th").all_inner_texts()
+    emotions = _column(tab, "Emotion")
+    assert emotions and set(emotions) == {"no speech, no face"} and set(_column(tab, "Face")) == {"no"}
+    assert set(_slider_texts(tab)) == {"no speech, no face"}
+    assert watch.errors == []
+
+
+def test_phone_width_labels_each_second_and_keeps_table_cells_on_one_line(phone_page, ravdess_speech_root):
+    """A 4 s clip on a phone: the time axis was labelled every 2 s, and the table's cells wrapped
+    ("< 0.5 %" on three lines)."""
+    tab, watch = phone_page
+    _analyse(tab, ravdess_speech_root.joinpath(*UNCERTAIN_CLIP))
+    duration = float(tab.get_by_role("slider").get_attribute("aria-valuemax"))
+    times = [t for t in tab.locator("#timeline-chart .axis text").all_text_contents() if t.endswith(" s")]
+    assert times == [f"{k}.0 s" for k in range(math.floor(duration) + 1)]
+    lines = tab.locator("#timeline-table td").evaluate_all(
+        "cells => cells.map(c => { const r = document.createRange(); r.selectNodeContents(c);"
+        " return new Set([...r.getClientRects()].map(b => Math.round(b.top))).size; })")
+    assert lines and max(lines) == 1
     assert watch.errors == []

@@ -1,10 +1,14 @@
 // The avemo page: choose or record a clip, upload it with progress, show the prediction.
 // Talks only to this server (POST /v1/predict, GET /healthz); no third-party code.
 
-import { colourOf, crowded, formatSeconds, legendSwatch, renderTimeline, windowText } from "./chart.js";
+import {
+  colourOf, crowded, faceSought, formatSeconds, legendSwatch, listened, missingText, renderTimeline, windowText,
+} from "./chart.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_RECORD_SECONDS = 10;
+const NAMES = { audio: "Voice (audio)", video: "Face (video)", text: "Words (text)" };
+const SHORT_NAMES = { audio: "voice", video: "face", text: "words" };
 
 const state = {
   file: null,
@@ -235,7 +239,8 @@ function submit(event) {
     if (xhr.status === 200 && body && "emotion" in body) {
       processBar.value = 100;
       $("process-text").textContent = "done";
-      setStatus(`Done: ${body.emotion ?? "no emotion (no speech, no face)"}${body.uncertain ? ", uncertain" : ""}.`);
+      // no emotion is flagged uncertain by the API too; "no emotion, uncertain" would read as a doubt of its own
+      setStatus(`Done: ${body.emotion ?? "no emotion"}${body.emotion != null && body.uncertain ? ", uncertain" : ""}.`);
       showResult(body);
     } else {
       processBar.value = 0;
@@ -289,7 +294,7 @@ function showBars(result) {
   if (!emotions.length) {  // no emotion: the heading does not stand over an empty list
     const item = document.createElement("li");
     item.className = "none";
-    item.textContent = "No scores: no speech, and no face the model could read.";
+    item.textContent = "No scores: the model had nothing it could read (see Modalities).";
     list.appendChild(item);
   }
   emotions.forEach((emotion, i) => {
@@ -335,8 +340,14 @@ function showTable(result) {
   const said = result.transcript != null;
   // the crowd gate, shown as the speech gate is: its score per window, and "crowd" where it took the voice out
   const crowd = result.timeline.some((w) => w.crowd != null);
-  for (const title of ["start (s)", "end (s)", "emotion", ...emotions, "voice", "face", "speech",
-    ...(crowd ? ["crowd"] : []), "uncertain", ...(said ? ["words"] : [])]) {
+  // a column for what the prediction looked for: no face column for an audio file (no face to miss),
+  // no voice or speech column where nothing listened (no audio track, voice not requested)
+  const voice = listened(result);
+  const face = faceSought(result);
+  const missing = missingText(result);
+  for (const title of ["start (s)", "end (s)", "emotion", ...emotions, ...(voice ? ["voice"] : []),
+    ...(face ? ["face"] : []), ...(voice ? ["speech"] : []), ...(crowd ? ["crowd"] : []), "uncertain",
+    ...(said ? ["words"] : [])]) {
     const th = document.createElement("th");
     th.scope = "col";
     th.textContent = title;
@@ -346,12 +357,17 @@ function showTable(result) {
   for (const w of result.timeline) {
     const row = body.insertRow();
     const gated = crowded(w);
-    const cells = [w.start.toFixed(2), w.end.toFixed(2), w.emotion ?? (gated ? "crowd" : "no speech"),
+    const cells = [w.start.toFixed(2), w.end.toFixed(2), w.emotion ?? (gated ? "crowd" : missing),
       ...emotions.map((e) => (w.probabilities ? percent(w.probabilities[e]) : "")),
-      w.audio ? "yes" : gated ? "no (crowd)" : "no", w.video ? "yes" : "no", w.speech == null ? "" : percent(w.speech),
-      ...(crowd ? [w.crowd == null ? "" : percent(w.crowd)] : []), w.uncertain ? "yes" : "no",
-      ...(said ? [w.text ?? ""] : [])];
+      ...(voice ? [w.audio ? "yes" : gated ? "no (crowd)" : "no"] : []), ...(face ? [w.video ? "yes" : "no"] : []),
+      ...(voice ? [w.speech == null ? "" : percent(w.speech)] : []),
+      ...(crowd ? [w.crowd == null ? "" : percent(w.crowd)] : []), w.uncertain ? "yes" : "no"];
     for (const text of cells) row.insertCell().textContent = text;
+    if (said) {  // the words wrap; the other cells keep to one line
+      const words = row.insertCell();
+      words.className = "words";
+      words.textContent = w.text ?? "";
+    }
   }
 }
 
@@ -369,11 +385,10 @@ function showTranscript(result) {
 function showModalities(result) {
   const list = $("modalities-list");
   list.replaceChildren();
-  const names = { audio: "Voice (audio)", video: "Face (video)", text: "Words (text)" };
   for (const [modality, status] of Object.entries(result.modalities)) {
     const item = document.createElement("li");
     item.dataset.modality = modality;
-    item.append(`${names[modality] ?? modality}: `);
+    item.append(`${NAMES[modality] ?? modality}: `);
     const verdict = document.createElement("span");
     verdict.className = status.used ? "used" : "unused";
     verdict.textContent = status.used ? "used" : "not used";
@@ -421,6 +436,14 @@ function showMedia(result) {
   return media;
 }
 
+// Why there is no emotion, as the modalities say: "voice not used: no speech detected in ...; face not
+// used: an audio-only file (no video stream)"
+function unusedText(result) {
+  const unused = Object.entries(result.modalities).filter(([, status]) => !status.used && status.reason);
+  return unused.map(([m, status]) => `${SHORT_NAMES[m] ?? m} not used: ${status.reason}`).join("; ")
+    || "no modality could be used";
+}
+
 // Why an answer is flagged: too little speech to trust the voice (the abstention's warning says so),
 // else a top probability below the model's threshold
 function uncertainWhy(result) {
@@ -433,9 +456,10 @@ function showResult(result) {
   section.hidden = false;
   section.dataset.emotion = result.emotion ?? "none";
   section.dataset.uncertain = result.uncertain ? "true" : "false";
-  $("emotion-label").textContent = result.emotion ?? "none";
+  $("emotion-label").textContent = result.emotion ?? "no emotion";
+  $("emotion-label").classList.toggle("none", result.emotion == null);  // not capitalised as an emotion is
   $("emotion-confidence").textContent = result.emotion == null
-    ? "(no speech, and no face the model could read on its own)"
+    ? `(${unusedText(result)})`
     : `(${percent(result.probabilities[result.emotion])} probability${result.uncertain ? `; uncertain: ${uncertainWhy(result)}` : ""})`;
   showBars(result);
   showLegend(result);
@@ -446,10 +470,11 @@ function showResult(result) {
 
   const media = showMedia(result);
   const nowText = $("now-text");
+  const missing = missingText(result);
   const follow = (t) => {
     const w = state.chart.setTime(t);
     const words = w && w.text ? `, saying “${w.text}”` : "";
-    nowText.textContent = w ? `At ${formatSeconds(t)}: ${windowText(w)}${words}` : "";
+    nowText.textContent = w ? `At ${formatSeconds(t)}: ${windowText(w, missing)}${words}` : "";
   };
   state.chart = renderTimeline($("timeline-chart"), result, {
     onSeek: (t) => {

@@ -56,12 +56,32 @@ export function crowded(w) {
   return w.crowd_gated === true;
 }
 
+/** Whether the prediction listened to the voice (voice-activity detection ran, or the audio was used). */
+export function listened(result) {
+  return result.speech != null || result.modalities?.audio?.used === true;
+}
+
+/** Whether the prediction looked for a face: it analysed video frames (an audio file has none). */
+export function faceSought(result) {
+  return result.face_coverage != null;
+}
+
 /**
- * "happy 71%", "happy 38% (uncertain)", or for a window without emotion "no speech", or "crowd
- * (several people talk at once)" when the crowd gate took its voice out.
+ * What a window without emotion lacks, by what the prediction looked for: "no speech" where it listened,
+ * "no face" where it searched frames for a face (not in an audio file: it has no face to miss), both,
+ * or "—" where it did neither.
  */
-export function windowText(w) {
-  if (!w.emotion) return crowded(w) ? "crowd (several people talk at once)" : "no speech";
+export function missingText(result) {
+  const lacks = [...(listened(result) ? ["no speech"] : []), ...(faceSought(result) ? ["no face"] : [])];
+  return lacks.length ? lacks.join(", ") : "—";
+}
+
+/**
+ * "happy 71%", "happy 38% (uncertain)", or for a window without emotion what it lacks (`missing`,
+ * of missingText), or "crowd (several people talk at once)" when the crowd gate took its voice out.
+ */
+export function windowText(w, missing) {
+  if (!w.emotion) return crowded(w) ? "crowd (several people talk at once)" : missing;
   return `${w.emotion} ${Math.round(100 * w.probabilities[w.emotion])}%${w.uncertain ? " (uncertain)" : ""}`;
 }
 
@@ -134,7 +154,8 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
     const label = el("text", { x: M.left - 6, y: y(p) + 4, "text-anchor": "end" }, axis);
     label.textContent = `${Math.round(p * 100)}%`;
   }
-  const tStep = niceStep(duration, Math.max(3, Math.min(8, Math.floor(plotW / 80))));
+  // a label every 45 px at least (a phone: a 4 s clip is labelled each second, it was every 2 s)
+  const tStep = niceStep(duration, Math.max(3, Math.min(8, Math.floor(plotW / 45))));
   for (let t = 0; t <= duration + 1e-9; t += tStep) {
     el("line", { x1: x(t), x2: x(t), y1: M.top, y2: H - M.bottom }, grid);
     const label = el("text", { x: x(t), y: H - M.bottom + 16, "text-anchor": "middle" }, axis);
@@ -144,6 +165,7 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
   // ribbon: the winning emotion of each window, split at midpoints between window centres; grey
   // where there is none (light: no speech, darker: a crowd), with the reason as a tooltip
   const ribbon = el("g", { class: "ribbon" }, svg);
+  const missing = missingText(result);
   const centres = timeline.map((w) => (w.start + w.end) / 2);
   timeline.forEach((w, i) => {
     const from = i === 0 ? w.start : (centres[i - 1] + centres[i]) / 2;
@@ -155,7 +177,7 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
     }, ribbon);
     rect.dataset.emotion = w.emotion ?? "none";
     if (crowded(w)) rect.dataset.gate = "crowd";
-    el("title", {}, rect).textContent = windowText(w);
+    el("title", {}, rect).textContent = windowText(w, missing);
   });
 
   // one line per emotion and run of windows with scores: a gap where a window has none (no speech)
@@ -193,7 +215,7 @@ export function renderTimeline(container, result, { onSeek = () => {} } = {}) {
     cursor.setAttribute("x2", x(current));
     const w = windowAt(timeline, current);
     container.setAttribute("aria-valuenow", current.toFixed(2));
-    const what = !w ? "no window" : windowText(w);
+    const what = !w ? "no window" : windowText(w, missing);
     container.setAttribute("aria-valuetext", `${formatSeconds(current)}: ${what}`);
     return w;
   }
