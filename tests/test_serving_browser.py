@@ -593,6 +593,9 @@ def test_audio_file_without_speech_reads_no_emotion_and_misses_no_face(page, ser
     assert "Voice" in headers and "Face" not in headers
     assert _column(tab, "Emotion") == ["no speech"] * len(expected["timeline"])
     assert set(_slider_texts(tab)) == {"no speech"}
+    tab.set_viewport_size({"width": 390, "height": 844})  # a phone: "no emotion" was broken over two lines
+    assert tab.locator("#emotion-label").evaluate(
+        "e => { const r = document.createRange(); r.selectNodeContents(e); return r.getClientRects().length; }") == 1
     assert watch.errors == []
 
 
