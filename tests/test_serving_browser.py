@@ -256,6 +256,8 @@ def test_transcribe_on_a_file_without_audio_says_there_is_no_audio_to_transcribe
     tab.get_by_role("button", name="Analyse clip").click()
     tab.locator("#result").wait_for(state="visible")
     assert tab.locator("#transcript-text").text_content() == "No audio to transcribe: the file has no audio track."
+    headers = tab.locator("#timeline-table thead th").all_text_contents()  # nothing listened: no voice columns
+    assert "face" in headers and "voice" not in headers and "speech" not in headers
     assert watch.errors == []
 
 
