@@ -22,6 +22,7 @@ from avemo.cli.options import (
     LabelsOpt,
     MediaOpt,
     RootOpt,
+    SpeakerPatternOpt,
     TableOpt,
     _cores,
 )
@@ -50,6 +51,7 @@ def evaluate(
     dataset: EvalDatasetOpt = None,
     visual_table: TableOpt = None,
     labels: LabelsOpt = None,
+    speaker_pattern: SpeakerPatternOpt = None,
     speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated speaker list.")] = "all",
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the metrics, confusion matrix, label map, left-out counts "
@@ -94,7 +96,7 @@ def evaluate(
     ckpt = load_checkpoint(checkpoint)
     dataset = dataset or _checkpoint_dataset(ckpt)
     data = _evaluate_data(ckpt, transcribe, cache_dir, dataset=dataset, root=root, visual_table=visual_table,
-                          speakers=_speakers(speakers), labels_csv=labels,
+                          speakers=_speakers(speakers), labels_csv=labels, speaker_pattern=speaker_pattern,
                           protocol=_checkpoint_protocol(ckpt, dataset, protocol), media=media)
     if split is not None:
         data = select_split(data, split)
