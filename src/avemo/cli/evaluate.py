@@ -107,8 +107,7 @@ def evaluate(
         report = stack.enter_context(_output(json_out))  # may go into the folder just made
         cache = _cache(cache_dir)
         with _extracting(len(data.takes)) as progress, _naming_reader_skips(data.skipped):
-            ev = _evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt,
-                                      progress=progress)
+            ev = _evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt, progress=progress)
         _say_left_out(ev, f'listed in {json_out} ("skipped")' if json_out is not None else "listed by --json FILE")
         m = ev.metrics
         console.print(f"{m.n} takes: " + ", ".join(f"{name} {value:.4f}" for name, value in _headline(m))

@@ -94,8 +94,7 @@ def extract(
         console.print(
             f"{count(report.outcomes)}, {len(specs)} extractor{'s' if len(specs) > 1 else ''}: {report.n_computed} computed, "
             f"{report.n_cached} from cache, {count(failed)} with failures, {report.seconds:.1f} s "
-            f"({report.executor}, {report.workers} worker{'s' if report.workers > 1 else ''}); cache: "
-            f"{escape(str(cache.root))}"
+            f"({report.executor}, {report.workers} worker{'s' if report.workers > 1 else ''}); cache: {escape(str(cache.root))}"
         )
         if summary_out is not None:
             summary = report.to_dict() | {"skipped": [{"path": str(p), "reason": r} for p, r in skipped]}

@@ -306,9 +306,8 @@ def train(
         "eval_batch_size": eval_batch_size, "loader_workers": loader_workers, "compile": compile_model,
     }, corpora, from_corpora)
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table, speakers=speakers,
-                       labels=labels, speaker_pattern=speaker_pattern, protocol=protocol, media=media,
-                       transcribe=transcribe, cache_dir=cache_dir,
-                       model=model, inputs=(inputs := _model_inputs(model, model_config)))
+                       labels=labels, speaker_pattern=speaker_pattern, protocol=protocol, media=media, transcribe=transcribe,
+                       cache_dir=cache_dir, model=model, inputs=(inputs := _model_inputs(model, model_config)))
     split_options = {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}
     _check_data(data, split_options, allow_copies)
     with removing_new_folders(out):
