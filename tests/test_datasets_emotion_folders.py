@@ -224,8 +224,13 @@ def test_train_evaluate_extract_and_info_on_emotion_folders(emotion_corpus, tmp_
     code, _, err = avemo_main("extract", "--dataset", "folder", "--root", emotion_corpus, "-f", "egemaps",
                               "--cache", cache_dir, "--summary", summary)
     assert code == 0 and json.loads(summary.read_text())["skipped"] == [], err
-    code, stdout, err = avemo_main("info", emotion_corpus / "spk1", "--json", "--no-faces")  # one speaker's folder
-    assert code == 1 and "name no speakers" in err  # its files sit straight in emotion folders
+    # one speaker's folder: its files sit straight in emotion folders, which name no speaker; it may be no dataset
+    code, stdout, err = avemo_main("info", emotion_corpus / "spk1", "--json", "--no-faces")
+    assert code == 0 and len(json.loads(stdout)) == 4, err
+    assert err.startswith(f"avemo: warning: {emotion_corpus / 'spk1'}: no labels CSV, and the emotion folders")
+    code, stdout, err = avemo_main("info", emotion_corpus / "spk1", "--json", "--no-faces", "--speaker-pattern", "^(")
+    assert code == 2 and err.strip() == "avemo: error: speaker pattern '^(' is not a regular expression (missing ), " \
+                                        "unterminated subpattern at position 1)"
     code, stdout, err = avemo_main("info", emotion_corpus, "--json", "--no-faces")
     assert code == 0, err
     described = {Path(r["path"]).relative_to(emotion_corpus).as_posix(): r["labels"] for r in json.loads(stdout)}

@@ -57,25 +57,31 @@ def _labelled_folders(paths: list[Path], problems: list, speaker_pattern: str | 
     """The labels that each folder given reads for its files as ``--dataset folder`` does, from its
     ``labels.csv`` or, without one, its emotion folders (emotion, speaker, take, modalities, text, other
     columns; a row or file it skips: the reason), by resolved path, and a warning line for each row whose
-    file is not there; a folder that cannot be read so (a CSV that cannot be read, emotion folders that
-    name no speakers) is added to ``problems``. Such files follow no dataset's naming convention: their
-    labels were "unparsed", whatever the CSV beside them said."""
-    from avemo.datasets.emotion_folders import folder_layout
+    file is not there; a labels CSV that cannot be read is added to ``problems``, emotion folders that
+    cannot be read (they name no speakers) are a warning line: the folder may be no dataset. Such files
+    follow no dataset's naming convention: their labels were "unparsed", whatever the CSV beside them said."""
+    from avemo.datasets.emotion_folders import folder_layout, speaker_regex
     from avemo.datasets.folder import DEFAULT_LABELS_FILE, read_folder
     from avemo.datasets.readers import say_warnings
 
+    if speaker_pattern is not None:
+        speaker_regex(speaker_pattern)  # a pattern that cannot work: refused before any file is described
     listed: dict[Path, dict] = {}
     for folder in (p for p in paths if p.is_dir()):
+        csv_path = folder / DEFAULT_LABELS_FILE
         try:
-            if (folder / DEFAULT_LABELS_FILE).is_file():
-                source = {"labels_csv": str(folder / DEFAULT_LABELS_FILE)}
+            if csv_path.is_file():
+                source = {"labels_csv": str(csv_path)}
             elif (layout := folder_layout(folder, speaker_pattern)) is not None:
                 source = {"layout": str(layout), **({"speaker_pattern": speaker_pattern} if speaker_pattern else {})}
             else:  # media files without labels
                 continue
             scan = say_warnings(read_folder(folder, speaker_pattern=speaker_pattern))  # no copies looked for
         except AvemoError as exc:
-            problems.append((exc.path or folder, exc.reason))
+            if csv_path.is_file():
+                problems.append((exc.path or folder, exc.reason))
+            else:
+                console_err.print(f"avemo: warning: {exc}", markup=False, highlight=False, soft_wrap=True)
             continue
         for skipped in scan.skipped:
             listed[skipped.path.resolve()] = {**source, "skipped": skipped.reason}
