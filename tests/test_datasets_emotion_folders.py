@@ -114,14 +114,20 @@ def test_a_folder_with_nothing_usable_is_one_error(tmp_path):
     make_files(tmp_path, ["a/angry/1.wav", "angry/b/2.wav"])  # as many files in one layout as in the other
     with pytest.raises(DatasetError) as info:
         read_folder(tmp_path)
-    assert str(info.value) == (f"{tmp_path}: 1 files are in <emotion>/<speaker>/ folders and 1 in <speaker>/<emotion>/"
-                               " ones: which level names the emotion is not clear; use one layout or write a "
-                               "labels.csv (columns path, emotion, speaker)")
+    assert str(info.value) == (f"{tmp_path}: as many files are in <emotion>/<speaker>/ folders as in "
+                               "<speaker>/<emotion>/ ones (1 each): which level names the emotion is not clear; use "
+                               "one layout or write a labels.csv (columns path, emotion, speaker)")
     other = make_files(tmp_path / "other", ["angry/s1/1.wav", "sad/s2/2.wav"])
     with pytest.raises(DatasetError) as info:
         read_folder(other, emotions=("happy",))
-    assert str(info.value) == (f"{other}: no file is in the folder's layout <emotion>/<speaker>/FILE: 2 skipped, e.g. "
-                               "angry/s1/1.wav (emotion 'angry' is not one of ['happy'])")
+    assert str(info.value) == (f"{other}: no usable file in the folder's layout <emotion>/<speaker>/FILE: 2 skipped, "
+                               "e.g. angry/s1/1.wav (emotion 'angry' is not one of ['happy'])")
+    deep = make_files(tmp_path / "deep", ["s1/angry/session1/1.wav", "s2/sad/session1/2.wav"])
+    with pytest.raises(DatasetError) as info:
+        read_folder(deep)
+    assert str(info.value) == (f"{deep}: the files under emotion folders are 3 folders deep; the layouts read are "
+                               "<emotion>/<speaker>/FILE, <speaker>/<emotion>/FILE, or <emotion>/FILE with a speaker "
+                               "pattern; else write a labels.csv (columns path, emotion, speaker)")
 
 
 def test_one_speaker_folder_is_warned_of(tmp_path):

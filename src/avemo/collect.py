@@ -25,7 +25,8 @@ from avemo.output_file import prepare_folder
 
 
 def _unlabelled(path: Path) -> Clip:
-    return Clip(path=path, dataset="files", emotion=None, speaker="", take=str(path), modalities=suffix_modalities(path))
+    return Clip(path=path, dataset="files", emotion=None, speaker="", take=str(path),
+                modalities=suffix_modalities(path))
 
 
 def collect_inputs(

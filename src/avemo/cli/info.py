@@ -29,9 +29,10 @@ def info(
 
     Labels are parsed from the file name (RAVDESS, CREMA-D, EmoDB); a folder given with a labels.csv,
     or of one folder per emotion, shows the labels of its files instead, as `avemo train --dataset
-    folder` reads them (with the same --speaker-pattern), or why a file is skipped. The duration and the video's frames are what decodes, as `avemo predict` reports it (a
-    file cut short: also the header's, and a warning); a video's size is the picture as shown (with its
-    rotation, in degrees clockwise).
+    folder` reads them (with the same --speaker-pattern), or why a file is skipped. The duration and
+    the video's frames are what decodes, as `avemo predict` reports it (a file cut short: also the
+    header's, and a warning); a video's size is the picture as shown (with its rotation, in degrees
+    clockwise).
     Several files, or a folder (its media files), give a table each; a file that cannot be read
     gives one error line on stderr, the others are still described, and the exit code is 1."""
     files, problems = _media_files(paths, done="described")

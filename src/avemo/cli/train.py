@@ -86,8 +86,9 @@ def _check_model_tables(inputs: Mapping[str, Any], visual_table: Path | None) ->
 
 def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_file: Path | None, *,
                 label_space: str | None, visual_table: Path | None, speakers: str | None, labels: Path | None,
-                speaker_pattern: str | None = None, protocol: str | None = None, media: Path | None = None, transcribe: bool = False,
-                cache_dir: Path | None = None, model: str | None = None, inputs: Mapping[str, Any] | None = None):
+                speaker_pattern: str | None = None, protocol: str | None = None, media: Path | None = None,
+                transcribe: bool = False, cache_dir: Path | None = None, model: str | None = None,
+                inputs: Mapping[str, Any] | None = None):
     """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora) in
     ``label_space`` (None: shared; one corpus keeps its labels, and a label space given says it is ignored);
     ``transcribe``: every corpus gets transcripts by speech recognition (else those whose --corpora
@@ -134,8 +135,8 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
         with _transcribing(only.transcribe) as progress:
             data = load_data(only.dataset, only.root, visual_table=visual_table, speakers=chosen,
                              labels_csv=labels or only.labels, speaker_pattern=speaker_pattern or only.speaker_pattern,
-                             protocol=protocol or only.protocol,
-                             media=media or only.media, transcribe=only.transcribe, progress=progress, **asr)
+                             protocol=protocol or only.protocol, media=media or only.media,
+                             transcribe=only.transcribe, progress=progress, **asr)
         _say_transcribed(data.transcripts)
         return data
     with _transcribing(bool(asr)) as progress:

@@ -85,10 +85,10 @@ def folder_layout(root: Path, speaker_pattern: str | None = None,
     """The emotion-folder layout of the media files under ``root`` (of ``suffixes``), or None where no
     folder is an emotion; ``speaker_pattern`` (:func:`speaker_regex`) names the speakers."""
     pattern = speaker_regex(speaker_pattern) if speaker_pattern is not None else None
-    return find_layout(root, media_files(root, suffixes), pattern)
+    return _find_layout(root, media_files(root, suffixes), pattern)
 
 
-def find_layout(root: Path, files: Iterable[Path], pattern: re.Pattern | None = None) -> Layout | None:
+def _find_layout(root: Path, files: Iterable[Path], pattern: re.Pattern | None = None) -> Layout | None:
     """The emotion-folder layout of ``files`` under ``root``, or None where no folder is an emotion.
     DatasetError: as many files under emotion names at the top level as at the second (no way to tell
     which level says the emotion), or emotion folders with no speaker source (no speaker folder, no
@@ -98,12 +98,16 @@ def find_layout(root: Path, files: Iterable[Path], pattern: re.Pattern | None = 
     if not any(under):
         return None
     if under[0] == under[1]:
-        raise DatasetError(f"{under[0]} files are in <emotion>/<speaker>/ folders and {under[1]} in "
-                           "<speaker>/<emotion>/ ones: which level names the emotion is not clear; use one layout "
-                           "or write a labels.csv (columns path, emotion, speaker)", root)
+        raise DatasetError(f"as many files are in <emotion>/<speaker>/ folders as in <speaker>/<emotion>/ ones "
+                           f"({under[0]} each): which level names the emotion is not clear; use one layout or write "
+                           "a labels.csv (columns path, emotion, speaker)", root)
     level = 0 if under[0] > under[1] else 1
     depths = Counter(len(f) for f in folders if len(f) > level and folder_emotion(f[level]) is not None)
     depth = 2 if level == 1 or depths[2] >= max(depths[1], 1) else 1
+    if not depths[depth]:  # <emotion>/<speaker>/<session>/FILE
+        raise DatasetError(f"the files under emotion folders are {' or '.join(map(str, sorted(depths)))} folders "
+                           f"deep; the layouts read are {LAYOUTS}; else write a labels.csv (columns path, emotion, "
+                           "speaker)", root)
     if depth == 1 and pattern is None:
         named = sorted({f[0] for f in folders if len(f) == 1 and folder_emotion(f[0]) is not None})
         raise DatasetError(f"no labels CSV, and the emotion folders ({', '.join(named[:3])}{', ...' * (len(named) > 3)})"
@@ -116,7 +120,7 @@ def find_layout(root: Path, files: Iterable[Path], pattern: re.Pattern | None = 
 
 def read_emotion_folders(root: Path, layout: Layout, *, dataset: str, strict: bool = False,
                          suffixes: Iterable[str] | None = None, allowed: set[str] | None = None) -> ScanResult:
-    """The clips of ``root`` read in ``layout`` (:func:`find_layout`), the other files skipped with the
+    """The clips of ``root`` read in ``layout`` (:func:`folder_layout`), the other files skipped with the
     reason (see the module doc); ``allowed``: the emotions kept (None: any)."""
     collector = ScanCollector(dataset, root, strict=strict)
     for path in media_files(root, suffixes):
@@ -128,7 +132,7 @@ def read_emotion_folders(root: Path, layout: Layout, *, dataset: str, strict: bo
     result = collector.result
     if not result.clips and result.skipped:
         first = result.skipped[0]
-        raise DatasetError(f"no file is in the folder's layout {layout}: {len(result.skipped)} skipped, e.g. "
+        raise DatasetError(f"no usable file in the folder's layout {layout}: {len(result.skipped)} skipped, e.g. "
                            f"{first.path.relative_to(root)} ({first.reason})", root)
     speakers = {c.speaker for c in result.clips}
     if layout.level == 1 and layout.pattern is None and len(speakers) == 1:
@@ -144,8 +148,8 @@ def _clip(root: Path, path: Path, layout: Layout, dataset: str, allowed: set[str
         return f"not in the folder's layout {layout} ({len(folders)} folder{'s' * (len(folders) != 1)} deep)"
     emotion = folder_emotion(folders[layout.level])
     if emotion is None and layout.depth == 2 and folder_emotion(folders[1 - layout.level]) is not None:
-        other = Layout(1 - layout.level, 2, layout.pattern)
-        return f"in the layout {other}, the folder's is {layout} (one layout for all files, or a labels CSV)"
+        flipped = Layout(1 - layout.level, 2, layout.pattern)
+        return f"in the layout {flipped}, the folder's is {layout} (one layout for all files, or a labels CSV)"
     if emotion is None:
         return (f"folder {folders[layout.level]!r} is no emotion (layout {layout}); a labels CSV gives emotions of "
                 "your own")
