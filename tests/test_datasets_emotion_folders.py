@@ -198,6 +198,19 @@ def test_extract_reads_emotion_folders_with_a_speaker_pattern(tmp_path):
     assert not skipped
 
 
+def test_another_dataset_read_from_emotion_folders_says_to_read_them_as_a_folder(tmp_path):
+    """``avemo train --root DIR`` reads RAVDESS by default: on emotion folders it said only that no file
+    has a RAVDESS name."""
+    from avemo.training import load_data
+
+    make_files(tmp_path, ["angry/clip1.wav", "sad/clip2.wav"])
+    with pytest.raises(DatasetError) as info:
+        load_data("ravdess", tmp_path)
+    assert str(info.value) == (f"{tmp_path}: no labelled ravdess files found: 2 files skipped, e.g. clip1.wav (not a "
+                               "RAVDESS name: expected 7 two-digit fields MM-VV-EE-II-SS-RR-AA); its folders are named "
+                               "after emotions: read the folder as dataset folder")
+
+
 @pytest.fixture(scope="module")
 def emotion_corpus(tmp_path_factory):
     """A generated corpus of synthetic voices in ``<speaker>/<emotion>/`` folders: 4 speakers, 2 emotions,

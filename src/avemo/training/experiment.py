@@ -137,6 +137,16 @@ def refuse_shared_copies(data: DataBundle, *, allow: bool = False, means: str = 
     return shared
 
 
+def _has_emotion_folders(root: Path) -> bool:
+    """Whether ``root`` is laid out in emotion folders (:mod:`~avemo.datasets.emotion_folders`), readable or not."""
+    from avemo.datasets.emotion_folders import folder_layout
+
+    try:
+        return folder_layout(root) is not None
+    except DatasetError:  # emotion folders without speakers, or of two layouts
+        return True
+
+
 def _no_labelled_files(dataset: str, root: str | Path, skipped: Sequence) -> DatasetError:
     """The "no labelled DATASET files found" error, with the first skipped file and why, and the dataset its name
     follows when it is another one: ``avemo evaluate --root crema_d`` (the default dataset: ravdess)
@@ -151,6 +161,8 @@ def _no_labelled_files(dataset: str, root: str | Path, skipped: Sequence) -> Dat
     # the dataset, not an option: train and evaluate take --dataset, a --corpora entry dataset=, benchmark
     # --test-corpus DATASET=ROOT ("(--dataset emodb)" asked for an option benchmark does not have)
     hint = f"; the names are {named}'s: read the folder as dataset {named}" if named not in (None, dataset) else ""
+    if named is None and dataset != "folder" and _has_emotion_folders(Path(root)):
+        hint = "; its folders are named after emotions: read the folder as dataset folder"
     files = f"{len(skipped)} file{'s' if len(skipped) > 1 else ''}"
     return DatasetError(f"no labelled {dataset} files found: {files} skipped, e.g. {first.path.name} ({first.reason})"
                         f"{hint}", root)
