@@ -171,7 +171,7 @@ def test_a_speaker_pattern_that_cannot_work_is_one_line(tmp_path, pattern, reaso
     assert str(info.value) == reason
 
 
-def test_a_speaker_pattern_is_for_folder_datasets_only(tmp_path):
+def test_a_speaker_pattern_is_for_folder_datasets_only(tmp_path, avemo_main):
     from avemo.training.corpora import read_corpora_file
 
     with pytest.raises(DatasetError) as info:
@@ -187,6 +187,10 @@ def test_a_speaker_pattern_is_for_folder_datasets_only(tmp_path):
                               "from its own files")
     path.write_text(path.read_text().split("\n\n")[0])
     assert [s.speaker_pattern for s in read_corpora_file(path)] == ["^(\\d\\d)"]
+    code, _, err = avemo_main("train", "-d", "folder", "-r", tmp_path, "-d", "emodb", "-r", tmp_path,
+                              "--speaker-pattern", "(..)", "--out", tmp_path / "run")
+    assert code == 2 and err.strip() == ("avemo: error: --speaker-pattern reads one corpus; with several corpora, give "
+                                         "speaker_pattern= per corpus in a --corpora file")
 
 
 def test_extract_reads_emotion_folders_with_a_speaker_pattern(tmp_path):
