@@ -158,10 +158,11 @@ def test_corpora_file_refuses_a_value_of_the_wrong_kind_in_one_line(tmp_path, en
 @pytest.mark.parametrize(("entry", "reason"), [
     # a misspelt key was said only as "needs dataset= and root=", the typo not named
     ('datset = "emodb"\nroot = "e"', "corpora entry 2: unknown keys ['datset'] (known: ['dataset', 'labels', 'media', "
-                                     "'name', 'protocol', 'root', 'speakers', 'transcribe', 'weight']); needs dataset="),
+                                     "'name', 'protocol', 'root', 'speaker_pattern', 'speakers', 'transcribe', "
+                                     "'weight']); needs dataset="),
     ('dataset = "emodb"\nrots = "e"', "corpora entry 2 (emodb): unknown keys ['rots'] (known: ['dataset', 'labels', "
-                                      "'media', 'name', 'protocol', 'root', 'speakers', 'transcribe', 'weight']); "
-                                      "needs root="),
+                                      "'media', 'name', 'protocol', 'root', 'speaker_pattern', 'speakers', "
+                                      "'transcribe', 'weight']); needs root="),
     ('dataset = "emodb"', "corpora entry 2 (emodb): needs root="),
 ])
 def test_corpora_file_names_the_misspelt_or_missing_key_of_an_entry(tmp_path, entry, reason):

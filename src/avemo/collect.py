@@ -19,15 +19,14 @@ from typing import Any
 import numpy as np
 
 from avemo.datasets.records import Clip
-from avemo.datasets.scan import media_files
+from avemo.datasets.scan import media_files, suffix_modalities
 from avemo.errors import AvemoError, DatasetError
-from avemo.media.probe import AUDIO_SUFFIXES
 from avemo.output_file import prepare_folder
 
 
 def _unlabelled(path: Path) -> Clip:
-    modalities = ("audio",) if path.suffix.lower() in AUDIO_SUFFIXES else ("audio", "video")
-    return Clip(path=path, dataset="files", emotion=None, speaker="", take=str(path), modalities=modalities)
+    return Clip(path=path, dataset="files", emotion=None, speaker="", take=str(path),
+                modalities=suffix_modalities(path))
 
 
 def collect_inputs(
@@ -35,15 +34,16 @@ def collect_inputs(
 ) -> tuple[list[Clip], list[tuple[Path, str]], list[tuple[Path, str]]]:
     """The clips under ``path``, the files skipped and the duplicates (files set aside as copies of a
     take read from another file: :attr:`~avemo.datasets.scan.ScanResult.duplicates`), with the reason.
-    ``options`` given (not None) go to the dataset's reader (IEMOCAP's ``protocol=``, ``media=``)."""
+    ``options`` given (not None) go to the dataset's reader (IEMOCAP's ``protocol=``, ``media=``); a labels
+    CSV or a ``speaker_pattern=`` make ``dataset="auto"`` read a folder dataset."""
     path = Path(path)
     if not path.exists():
         raise AvemoError("no such file or folder", path)
     options = {k: v for k, v in options.items() if v is not None}
-    if options and dataset == "auto":
+    if set(options) - {"speaker_pattern"} and dataset == "auto":
         raise AvemoError(f"{', '.join(sorted(options))} need a dataset to read (--dataset iemocap)", path)
     if dataset == "auto":
-        if labels_csv is not None:
+        if labels_csv is not None or "speaker_pattern" in options:
             dataset = "folder"
         elif path.is_file():
             return [_unlabelled(path)], [], []

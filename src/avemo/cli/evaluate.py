@@ -22,6 +22,7 @@ from avemo.cli.options import (
     LabelsOpt,
     MediaOpt,
     RootOpt,
+    SpeakerPatternOpt,
     TableOpt,
     _cores,
 )
@@ -50,6 +51,7 @@ def evaluate(
     dataset: EvalDatasetOpt = None,
     visual_table: TableOpt = None,
     labels: LabelsOpt = None,
+    speaker_pattern: SpeakerPatternOpt = None,
     speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated speaker list.")] = "all",
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the metrics, confusion matrix, label map, left-out counts "
@@ -94,7 +96,7 @@ def evaluate(
     ckpt = load_checkpoint(checkpoint)
     dataset = dataset or _checkpoint_dataset(ckpt)
     data = _evaluate_data(ckpt, transcribe, cache_dir, dataset=dataset, root=root, visual_table=visual_table,
-                          speakers=_speakers(speakers), labels_csv=labels,
+                          speakers=_speakers(speakers), labels_csv=labels, speaker_pattern=speaker_pattern,
                           protocol=_checkpoint_protocol(ckpt, dataset, protocol), media=media)
     if split is not None:
         data = select_split(data, split)
@@ -105,8 +107,7 @@ def evaluate(
         report = stack.enter_context(_output(json_out))  # may go into the folder just made
         cache = _cache(cache_dir)
         with _extracting(len(data.takes)) as progress, _naming_reader_skips(data.skipped):
-            ev = _evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt,
-                                      progress=progress)
+            ev = _evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt, progress=progress)
         _say_left_out(ev, f'listed in {json_out} ("skipped")' if json_out is not None else "listed by --json FILE")
         m = ev.metrics
         console.print(f"{m.n} takes: " + ", ".join(f"{name} {value:.4f}" for name, value in _headline(m))

@@ -15,7 +15,7 @@ from avemo.cli.app import app, console, console_err
 from avemo.cli.files import _cache, _output
 from avemo.cli.inputs import _model_inputs
 from avemo.cli.listing import SKIPPED_SHOWN, _print_duplicates, _print_skipped, _reason_counts
-from avemo.cli.options import LabelsOpt, TranscribeOpt
+from avemo.cli.options import LabelsOpt, SpeakerPatternOpt, TranscribeOpt
 from avemo.cli.progress import _progress, _transcribing
 from avemo.cli.transcripts import _say_transcribed, _worth_transcribing
 from avemo.errors import AvemoError
@@ -40,6 +40,7 @@ def extract(
     ] = "auto",
     root: Annotated[Path | None, typer.Option("--root", "-r", help="The dataset folder (instead of PATH).")] = None,
     labels: LabelsOpt = None,
+    speaker_pattern: SpeakerPatternOpt = None,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Parallel worker processes.")] = 1,
     executor: Annotated[str, typer.Option(help="local (process pool) or ray.")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address (with --executor ray).")] = None,
@@ -76,7 +77,7 @@ def extract(
 
     full_list = f'listed in {summary_json} ("skipped")' if summary_json is not None else "listed by --summary FILE"
     path, items, skipped = _extract_inputs(path, root, full_list, dataset=dataset, labels_csv=labels,
-                                           protocol=protocol, media=media)
+                                           speaker_pattern=speaker_pattern, protocol=protocol, media=media)
     with contextlib.ExitStack() as stack:  # a bad destination fails now, not after the work
         stack.enter_context(removing_new_folders(out_dir and out_dir.parent))
         if out_dir is not None:
@@ -93,8 +94,7 @@ def extract(
         console.print(
             f"{count(report.outcomes)}, {len(specs)} extractor{'s' if len(specs) > 1 else ''}: {report.n_computed} computed, "
             f"{report.n_cached} from cache, {count(failed)} with failures, {report.seconds:.1f} s "
-            f"({report.executor}, {report.workers} worker{'s' if report.workers > 1 else ''}); cache: "
-            f"{escape(str(cache.root))}"
+            f"({report.executor}, {report.workers} worker{'s' if report.workers > 1 else ''}); cache: {escape(str(cache.root))}"
         )
         if summary_out is not None:
             summary = report.to_dict() | {"skipped": [{"path": str(p), "reason": r} for p, r in skipped]}

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from avemo.cli.app import app, console, console_err
 from avemo.cli.files import _media_files
+from avemo.cli.options import SpeakerPatternOpt
 from avemo.errors import AvemoError
 
 
@@ -22,19 +23,21 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table: an object for one file, "
                                                         "a list for several files or a folder.")] = False,
     faces: Annotated[bool, typer.Option(help="Look for faces in a few frames of a video.")] = True,
+    speaker_pattern: SpeakerPatternOpt = None,
 ) -> None:
     """Print what the tool sees in each FILE: streams, duration, sample rate, fps, faces, parsed labels.
 
-    Labels are parsed from the file name (RAVDESS, CREMA-D, EmoDB); a folder given with a labels.csv
-    shows its rows for its files instead, as `avemo train --dataset folder` reads them, or why a file is
-    skipped. The duration and the video's frames are what decodes, as `avemo predict` reports it (a
-    file cut short: also the header's, and a warning); a video's size is the picture as shown (with its
-    rotation, in degrees clockwise).
+    Labels are parsed from the file name (RAVDESS, CREMA-D, EmoDB); a folder given with a labels.csv,
+    or of one folder per emotion, shows the labels of its files instead, as `avemo train --dataset
+    folder` reads them (with the same --speaker-pattern), or why a file is skipped. The duration and
+    the video's frames are what decodes, as `avemo predict` reports it (a file cut short: also the
+    header's, and a warning); a video's size is the picture as shown (with its rotation, in degrees
+    clockwise).
     Several files, or a folder (its media files), give a table each; a file that cannot be read
     gives one error line on stderr, the others are still described, and the exit code is 1."""
     files, problems = _media_files(paths, done="described")
     single = len(paths) == 1 and not paths[0].is_dir()
-    listed = _labelled_folders(paths, problems)
+    listed = _labelled_folders(paths, problems, speaker_pattern)
     for path, reason in problems:  # a folder without media files, a labels CSV that cannot be read
         print(f"avemo: error: {path}: {reason}", file=sys.stderr)
     reports = []
@@ -51,30 +54,44 @@ def info(
         raise typer.Exit(1)
 
 
-def _labelled_folders(paths: list[Path], problems: list) -> dict[Path, dict]:
-    """The labels that the ``labels.csv`` of each folder given lists for its files (``--dataset folder``'s
-    reading: emotion, speaker, take, modalities, text, other columns; a row or file it skips: the reason),
-    by resolved path, and a warning line for each row whose file is not there; a CSV that cannot be read
-    is added to ``problems``. Such files follow no dataset's naming convention: their labels were
-    "unparsed", whatever the CSV beside them said."""
+def _labelled_folders(paths: list[Path], problems: list, speaker_pattern: str | None = None) -> dict[Path, dict]:
+    """The labels that each folder given reads for its files as ``--dataset folder`` does, from its
+    ``labels.csv`` or, without one, its emotion folders (emotion, speaker, take, modalities, text, other
+    columns; a row or file it skips: the reason), by resolved path, and a warning line for each row whose
+    file is not there; a labels CSV that cannot be read is added to ``problems``, emotion folders that
+    cannot be read (they name no speakers) are a warning line: the folder may be no dataset. Such files
+    follow no dataset's naming convention: their labels were "unparsed", whatever the CSV beside them said."""
+    from avemo.datasets.emotion_folders import folder_layout, speaker_regex
     from avemo.datasets.folder import DEFAULT_LABELS_FILE, read_folder
     from avemo.datasets.readers import say_warnings
 
+    if speaker_pattern is not None:
+        speaker_regex(speaker_pattern)  # a pattern that cannot work: refused before any file is described
     listed: dict[Path, dict] = {}
-    for folder in (p for p in paths if p.is_dir() and (p / DEFAULT_LABELS_FILE).is_file()):
+    for folder in (p for p in paths if p.is_dir()):
+        csv_path = folder / DEFAULT_LABELS_FILE
         try:
-            scan = say_warnings(read_folder(folder))  # no copies looked for: info describes the files
+            if csv_path.is_file():
+                source = {"labels_csv": str(csv_path)}
+            elif (layout := folder_layout(folder, speaker_pattern)) is not None:
+                source = {"layout": str(layout), **({"speaker_pattern": speaker_pattern} if speaker_pattern else {})}
+            else:  # media files without labels
+                continue
+            scan = say_warnings(read_folder(folder, speaker_pattern=speaker_pattern))  # no copies looked for
         except AvemoError as exc:
-            problems.append((exc.path or folder, exc.reason))
+            if csv_path.is_file():
+                problems.append((exc.path or folder, exc.reason))
+            else:
+                console_err.print(f"avemo: warning: {exc}", markup=False, highlight=False, soft_wrap=True)
             continue
         for skipped in scan.skipped:
-            listed[skipped.path.resolve()] = {"labels_csv": str(folder / DEFAULT_LABELS_FILE), "skipped": skipped.reason}
+            listed[skipped.path.resolve()] = {**source, "skipped": skipped.reason}
             if not skipped.path.is_file():  # a row without its file: no table says it
                 console_err.print(f"avemo: warning: {skipped}", markup=False, highlight=False, soft_wrap=True)
         for clip in scan:
             listed[clip.path.resolve()] = {
-                "labels_csv": str(folder / DEFAULT_LABELS_FILE), "emotion": clip.emotion, "speaker": clip.speaker,
-                "take": clip.take, "modalities": clip.modalities, "text": clip.text, **clip.fields}
+                **source, "emotion": clip.emotion, "speaker": clip.speaker, "take": clip.take,
+                "modalities": clip.modalities, "text": clip.text, **clip.fields}
     return listed
 
 

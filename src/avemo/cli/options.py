@@ -51,6 +51,13 @@ LabelsOpt = Annotated[
                  "(or file), emotion (or label), speaker, optional take, modality, text; its paths are relative to "
                  "the dataset folder, wherever the CSV is."),
 ]
+SpeakerPatternOpt = Annotated[
+    str | None,
+    typer.Option("--speaker-pattern", metavar="REGEX",
+                 help="--dataset folder without a labels CSV, of one folder per emotion: the speaker is the one "
+                      "group of REGEX in each file's name (e.g. '^(\\d\\d)' for 03a01Fa.wav), for <emotion>/FILE "
+                      "(<emotion>/<speaker>/ and <speaker>/<emotion>/ folders need none)."),
+]
 MediaOpt = Annotated[
     Path | None, typer.Option("--media", help="IEMOCAP: the folder `avemo prepare --dataset iemocap` wrote; its utterance "
                                               "videos make the clips audio+video(+text) (without it: audio+text).")

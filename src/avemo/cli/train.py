@@ -28,6 +28,7 @@ from avemo.cli.options import (
     ExtractWorkersOpt,
     LabelsOpt,
     MediaOpt,
+    SpeakerPatternOpt,
     TableOpt,
     TrainTranscribeOpt,
     _cores,
@@ -85,8 +86,9 @@ def _check_model_tables(inputs: Mapping[str, Any], visual_table: Path | None) ->
 
 def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_file: Path | None, *,
                 label_space: str | None, visual_table: Path | None, speakers: str | None, labels: Path | None,
-                protocol: str | None = None, media: Path | None = None, transcribe: bool = False,
-                cache_dir: Path | None = None, model: str | None = None, inputs: Mapping[str, Any] | None = None):
+                speaker_pattern: str | None = None, protocol: str | None = None, media: Path | None = None,
+                transcribe: bool = False, cache_dir: Path | None = None, model: str | None = None,
+                inputs: Mapping[str, Any] | None = None):
     """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora) in
     ``label_space`` (None: shared; one corpus keeps its labels, and a label space given says it is ignored);
     ``transcribe``: every corpus gets transcripts by speech recognition (else those whose --corpora
@@ -111,9 +113,10 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
                          f"and {len(roots)} --root")
     else:
         specs = [CorpusSpec(d, r) for d, r in zip(datasets, roots, strict=True)]
-    given = [o for o, v in (("--speakers", _speakers(speakers)), ("--labels", labels)) if v is not None]
+    given = [o for o, v in (("--speakers", _speakers(speakers)), ("--labels", labels),
+                            ("--speaker-pattern", speaker_pattern)) if v is not None]
     if len(specs) > 1 and given:
-        keys = " and ".join(f"{o[2:]}=" for o in given)
+        keys = " and ".join(f"{o[2:].replace('-', '_')}=" for o in given)
         raise AvemoError(f"{' and '.join(given)} read{'s' if len(given) == 1 else ''} one corpus; with several "
                          f"corpora, give {keys} per corpus in a --corpora file")
     if len(specs) > 1 and (protocol is not None or media is not None):
@@ -131,8 +134,9 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
         chosen = _speakers(speakers) or (list(only.speakers) if only.speakers is not None else None)
         with _transcribing(only.transcribe) as progress:
             data = load_data(only.dataset, only.root, visual_table=visual_table, speakers=chosen,
-                             labels_csv=labels or only.labels, protocol=protocol or only.protocol,
-                             media=media or only.media, transcribe=only.transcribe, progress=progress, **asr)
+                             labels_csv=labels or only.labels, speaker_pattern=speaker_pattern or only.speaker_pattern,
+                             protocol=protocol or only.protocol, media=media or only.media,
+                             transcribe=only.transcribe, progress=progress, **asr)
         _say_transcribed(data.transcripts)
         return data
     with _transcribing(bool(asr)) as progress:
@@ -254,6 +258,7 @@ def train(
     overwrite: OverwriteOpt = False,
     visual_table: TableOpt = None,
     labels: LabelsOpt = None,
+    speaker_pattern: SpeakerPatternOpt = None,
     speakers: TrainSpeakersOpt = "all",
     fold: Annotated[int | None, typer.Option(help="Train on fold K of the plan; test on its test speakers.")] = None,
     plan: Annotated[
@@ -302,8 +307,8 @@ def train(
         "eval_batch_size": eval_batch_size, "loader_workers": loader_workers, "compile": compile_model,
     }, corpora, from_corpora)
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table, speakers=speakers,
-                       labels=labels, protocol=protocol, media=media, transcribe=transcribe, cache_dir=cache_dir,
-                       model=model, inputs=(inputs := _model_inputs(model, model_config)))
+                       labels=labels, speaker_pattern=speaker_pattern, protocol=protocol, media=media, transcribe=transcribe,
+                       cache_dir=cache_dir, model=model, inputs=(inputs := _model_inputs(model, model_config)))
     split_options = {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}
     _check_data(data, split_options, allow_copies)
     with removing_new_folders(out):

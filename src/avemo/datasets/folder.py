@@ -1,4 +1,4 @@
-"""A user's own labelled data: a folder of media files plus a labels CSV.
+"""A user's own labelled data: a folder of media files plus a labels CSV, or of one subfolder per emotion.
 
 The CSV has one row per media file:
 
@@ -42,6 +42,12 @@ A row that cannot be used (missing file, empty speaker, unknown modality, an emo
 modalities and another speaker or emotion) and a media file of the folder that no row lists are
 reported in ``ScanResult.skipped``; a CSV that cannot be read or lacks a required column is a
 :class:`~avemo.errors.DatasetError`.
+
+Without a labels CSV (none given, no ``labels.csv`` in the folder) the folder names of its files say
+their labels (:mod:`~avemo.datasets.emotion_folders`): ``<emotion>/<speaker>/FILE``,
+``<speaker>/<emotion>/FILE``, or ``<emotion>/FILE`` with ``speaker_pattern=``, a regular expression
+with one group over the file name (``^(\\d\\d)``: ``03`` from ``03a01Fa.wav``). A folder with neither is a
+DatasetError.
 """
 
 from __future__ import annotations
@@ -53,9 +59,17 @@ from collections.abc import Iterable
 from pathlib import Path, PureWindowsPath
 
 from avemo.datasets.csvfile import read_user_csv
+from avemo.datasets.emotion_folders import LAYOUTS, folder_layout, read_emotion_folders
 from avemo.datasets.labels import normalise_emotion
 from avemo.datasets.records import Clip
-from avemo.datasets.scan import ScanCollector, ScanResult, check_root, media_files, normalise_suffixes
+from avemo.datasets.scan import (
+    ScanCollector,
+    ScanResult,
+    check_root,
+    media_files,
+    normalise_suffixes,
+    suffix_modalities,
+)
 from avemo.datasets.text import normalise_text
 from avemo.errors import ConfigError, DatasetError
 from avemo.modality import MEDIA_MODALITIES, parse_modalities
@@ -69,16 +83,20 @@ def read_folder(
     root: str | Path,
     *,
     labels_csv: str | Path | None = None,
+    speaker_pattern: str | None = None,
     strict: bool = False,
     suffixes: Iterable[str] | None = None,
     emotions: Iterable[str] | None = None,
     dataset: str = DATASET,
 ) -> ScanResult:
-    """Read a folder of media files labelled by a CSV (see the module doc for the columns).
+    """Read a folder of media files labelled by a CSV (see the module doc for the columns), or, without
+    one, by its emotion folders (:mod:`~avemo.datasets.emotion_folders`).
 
     Args:
         root: the folder the CSV paths are relative to.
         labels_csv: the labels table; default ``root/labels.csv``.
+        speaker_pattern: a folder without labels CSV: a regular expression with one group, searched in
+            each file's name, whose group is the speaker (in place of speaker folders).
         strict: raise a DatasetError for the first unusable row or unlisted file instead of
             reporting it in ``skipped``.
         suffixes: only use files of these formats.
@@ -88,9 +106,32 @@ def read_folder(
     """
     root_path = check_root(root, dataset)
     csv_path = Path(labels_csv).expanduser() if labels_csv is not None else root_path / DEFAULT_LABELS_FILE
+    allowed = None if emotions is None else {normalise_emotion(e) for e in emotions}
     if labels_csv is None and not csv_path.exists():
-        raise DatasetError(f"no labels CSV: the folder has no {DEFAULT_LABELS_FILE} and no other labels CSV was given "
-                           "(avemo's --labels, a --corpora entry's labels=, or labels_csv= in Python)", root_path)
+        layout = folder_layout(root_path, speaker_pattern, suffixes)
+        if layout is None:
+            raise DatasetError(f"no labels CSV: the folder has no {DEFAULT_LABELS_FILE} and no other labels CSV was "
+                               "given (avemo's --labels, a --corpora entry's labels=, or labels_csv= in Python), "
+                               f"and no emotion folders ({LAYOUTS})", root_path)
+        result = read_emotion_folders(root_path, layout, dataset=dataset, strict=strict, suffixes=suffixes,
+                                      allowed=allowed)
+        source = root_path
+    elif speaker_pattern is not None:
+        raise DatasetError(f"a speaker pattern is for a folder without labels CSV; {csv_path.name}'s speaker "
+                           "column names the speakers", csv_path)
+    else:
+        result = _read_labels_csv(root_path, csv_path, dataset=dataset, strict=strict, suffixes=suffixes,
+                                  allowed=allowed)
+        source = csv_path
+    spelled = _speakers_spelled_alike(result.clips, source)
+    if spelled:
+        result.warnings.append(spelled)
+    return result
+
+
+def _read_labels_csv(root_path: Path, csv_path: Path, *, dataset: str, strict: bool,
+                     suffixes: Iterable[str] | None, allowed: set[str] | None) -> ScanResult:
+    """The clips of a folder and its labels CSV (:func:`read_folder`)."""
     collector = ScanCollector(dataset, root_path, strict=strict)
     header, rows = read_user_csv(csv_path, what="labels CSV", warn=collector.result.warnings.append)
     path_column = "path" if "path" in header else "file" if "file" in header else None
@@ -101,8 +142,7 @@ def read_folder(
         raise DatasetError(f"labels CSV lacks column(s) {missing} (path or file, emotion or label, speaker); "
                            f"it has {header}", csv_path)
     reader = _RowReader(root_path, csv_path, dataset, {name: header.index(name) for name in header}, path_column,
-                        allowed=None if emotions is None else {normalise_emotion(e) for e in emotions},
-                        wanted=normalise_suffixes(suffixes))
+                        allowed=allowed, wanted=normalise_suffixes(suffixes))
     for line, values in rows:
         outcome = reader.read(line, values)
         if isinstance(outcome, Clip):
@@ -113,15 +153,10 @@ def read_folder(
         if path.resolve() not in reader.listed:
             collector.skip(path, f"not listed in {csv_path.name}")
     collector.result.clips.sort(key=lambda c: c.path.as_posix())
-    spelled = _speakers_spelled_alike(collector.result.clips, csv_path)
-    if spelled:
-        collector.result.warnings.append(spelled)
     return collector.result
 
 
-
-
-def _speakers_spelled_alike(clips: Iterable[Clip], csv_path: Path) -> str | None:
+def _speakers_spelled_alike(clips: Iterable[Clip], source: Path) -> str | None:
     """A warning line when speaker ids differ only as spellings of one id (``01`` / ``1`` / ``1.0``,
     ``Anna`` / ``anna``: a column typed by hand, or joined from two tables): they are read as
     different speakers, so one person's clips could land on both sides of a speaker-disjoint split."""
@@ -133,7 +168,7 @@ def _speakers_spelled_alike(clips: Iterable[Clip], csv_path: Path) -> str | None
     if not alike:
         return None
     more = f" and {len(alike) - 3} more" if len(alike) > 3 else ""
-    return (f"{csv_path}: speakers {'; '.join(alike[:3])}{more} differ only in leading zeros, '.0' or letter case "
+    return (f"{source}: speakers {'; '.join(alike[:3])}{more} differ only in leading zeros, '.0' or letter case "
             "and are read as different speakers: write each person's id one way if they are one person")
 
 
@@ -217,7 +252,7 @@ class _RowReader:
         suffix = path.suffix.lower()
         text = values[self.col["modality"]].lower() if "modality" in self.col else ""
         if not text:
-            modalities = ("audio",) if suffix in AUDIO_SUFFIXES else ("audio", "video")
+            modalities = suffix_modalities(path)
         else:
             try:
                 modalities = parse_modalities(text.replace("audio_video", "audio+video"), where="modality")

@@ -6,7 +6,7 @@ name        reader                           file names
 ``ravdess`` :func:`~avemo.datasets.ravdess.read_ravdess`   ``03-01-07-02-02-01-01.flac``
 ``crema_d`` :func:`~avemo.datasets.crema_d.read_crema_d`   ``1001_DFA_ANG_XX.flv``
 ``emodb``   :func:`~avemo.datasets.emodb.read_emodb`       ``03a01Fa.wav``
-``folder``  :func:`~avemo.datasets.folder.read_folder`     any, labelled by a CSV
+``folder``  :func:`~avemo.datasets.folder.read_folder`     any, labelled by a CSV or by emotion folders
 ``meld``    :func:`~avemo.datasets.meld.read_meld`         ``train_sent_emo.csv`` (+ ``dia0_utt0.mp4``)
 ``iemocap`` :func:`~avemo.datasets.iemocap.read_iemocap`   ``Session1/dialog/EmoEvaluation/*.txt`` ...
 =========== ================================ =========================================
@@ -79,7 +79,7 @@ def read_dataset(name: str, root: str | Path, *, strict: bool = False, copies_am
     """Read the dataset ``name`` found in folder ``root``.
 
     ``options`` go to the reader: ``suffixes=`` for the file-name readers, ``labels_csv=`` /
-    ``emotions=`` for ``"folder"``, ``demographics=`` for ``"crema_d"``, ``splits=`` for ``"meld"``, ``protocol=`` and ``media=`` (prepared utterance videos) for ``"iemocap"``. Returns the clips and the skipped
+    ``speaker_pattern=`` / ``emotions=`` for ``"folder"``, ``demographics=`` for ``"crema_d"``, ``splits=`` for ``"meld"``, ``protocol=`` and ``media=`` (prepared utterance videos) for ``"iemocap"``. Returns the clips and the skipped
     files with reasons; ``strict=True`` raises a DatasetError for the first skipped file.
     Every line of the scan's ``warnings`` is logged once, here (:func:`say_warnings`).
     Byte-identical files of different takes (one recording under two speakers, two labels, or
@@ -94,6 +94,9 @@ def read_dataset(name: str, root: str | Path, *, strict: bool = False, copies_am
     if options.get("labels_csv") is not None and name != "folder":  # said as "takes no option(s) ['labels_csv']"
         raise DatasetError(f"a labels CSV (avemo's --labels, or labels_csv= in Python) is for the folder dataset; "
                            f"{name} reads its labels from its own files")
+    if options.get("speaker_pattern") is not None and name != "folder":
+        raise DatasetError(f"a speaker pattern (avemo's --speaker-pattern, or speaker_pattern= in Python) is for the "
+                           f"folder dataset; {name} reads its speakers from its own files")
     accepted = [p for p in inspect.signature(reader).parameters if p not in ("root", "strict")]
     unknown = sorted(set(options) - set(accepted))
     if unknown:

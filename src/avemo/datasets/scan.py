@@ -166,6 +166,14 @@ def _walk(root: Path) -> Iterator[Path]:
         yield from (Path(folder, name) for name in files if not name.startswith("."))
 
 
+def suffix_modalities(path: Path) -> tuple[str, ...]:
+    """What a file carries by its suffix alone: audio formats ``audio``, video formats ``audio+video``
+    (a video is taken to have sound)."""
+    from avemo.media.probe import AUDIO_SUFFIXES
+
+    return ("audio",) if path.suffix.lower() in AUDIO_SUFFIXES else ("audio", "video")
+
+
 def with_modalities(parsed: Mapping[str, Any], modalities: tuple[str, ...]) -> dict[str, Any]:
     """A parsed stem plus the modalities of its file, with the Clip keys first (for readable printouts)."""
     head = {k: parsed[k] for k in CLIP_KEYS if k in parsed}

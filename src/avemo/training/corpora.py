@@ -15,6 +15,11 @@ or ``--corpora FILE.toml``)::
     name = "emodb"            # optional: the corpus name (default: the dataset name)
 
     [[corpora]]
+    dataset = "folder"
+    root = "data/mine"        # labels.csv, or one folder per emotion (avemo.datasets.emotion_folders)
+    speaker_pattern = '^(\\d\\d)'   # optional, folder only: the speaker in the file name, for <emotion>/FILE
+
+    [[corpora]]
     dataset = "iemocap"
     root = "data/IEMOCAP_full_release"
     protocol = "iemocap6"     # optional, iemocap only: its label protocol (default iemocap4)
@@ -77,7 +82,8 @@ QUALIFIER = ":"
 class CorpusSpec:
     """One corpus of a run: reader ``dataset``, folder ``root``, optional ``speakers`` subset (the
     corpus's own ids), ``weight`` (multiplies its sample weights), ``name`` (default: the dataset),
-    ``labels`` (the labels CSV of a ``folder`` corpus), ``protocol`` (the label protocol of an
+    ``labels`` (the labels CSV of a ``folder`` corpus), ``speaker_pattern`` (the speakers of a ``folder``
+    corpus of emotion folders, one regex group over the file name), ``protocol`` (the label protocol of an
     ``iemocap`` corpus: iemocap4, iemocap6), ``media`` (its prepared utterance videos) and
     ``transcribe`` (give its takes without a transcript one by speech recognition:
     :mod:`avemo.training.transcripts`)."""
@@ -88,6 +94,7 @@ class CorpusSpec:
     weight: float = 1.0
     name: str | None = None
     labels: Path | None = None
+    speaker_pattern: str | None = None
     protocol: str | None = None
     media: Path | None = None
     transcribe: bool = False
@@ -107,6 +114,9 @@ class CorpusSpec:
         if self.labels is not None and self.dataset != "folder":
             raise ConfigError(f"corpus {self.corpus}: labels (a labels CSV) is for folder corpora; {self.dataset} "
                               "reads its labels from its own files")
+        if self.speaker_pattern is not None and self.dataset != "folder":
+            raise ConfigError(f"corpus {self.corpus}: speaker_pattern is for folder corpora; {self.dataset} reads "
+                              "its speakers from its own files")
         if QUALIFIER in self.corpus:
             raise ConfigError(f"corpus name {self.corpus!r} must not contain {QUALIFIER!r}")
 
@@ -180,6 +190,7 @@ def read_corpora_file(path: str | Path, *, reads: Collection[str] = ()) -> list[
                 speakers=tuple(str(s) for s in speakers) if speakers is not None else None,
                 weight=float(entry.get("weight", 1.0)), name=entry.get("name"),
                 labels=path.parent / str(labels) if labels is not None else None,
+                speaker_pattern=entry.get("speaker_pattern"),
                 protocol=str(entry["protocol"]) if "protocol" in entry else None,
                 media=path.parent / str(media) if media is not None else None,
                 transcribe=entry.get("transcribe", False),
@@ -212,7 +223,7 @@ def _check_entry_types(entry: Mapping, where: str, path: Path) -> None:
 
     if entry["dataset"] not in list_datasets():
         raise refuse(f"unknown dataset {entry['dataset']!r}; known: {', '.join(list_datasets())}")
-    for key in ("root", "name", "labels", "protocol", "media"):
+    for key in ("root", "name", "labels", "speaker_pattern", "protocol", "media"):
         if key in entry and not (isinstance(entry[key], str) and entry[key]):
             raise refuse(f"{key} must be a non-empty string, got {entry[key]!r}")
     speakers = entry.get("speakers")

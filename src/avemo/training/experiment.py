@@ -137,6 +137,16 @@ def refuse_shared_copies(data: DataBundle, *, allow: bool = False, means: str = 
     return shared
 
 
+def _has_emotion_folders(root: Path) -> bool:
+    """Whether ``root`` is laid out in emotion folders (:mod:`~avemo.datasets.emotion_folders`), readable or not."""
+    from avemo.datasets.emotion_folders import folder_layout
+
+    try:
+        return folder_layout(root) is not None
+    except DatasetError:  # emotion folders without speakers, or of two layouts
+        return True
+
+
 def _no_labelled_files(dataset: str, root: str | Path, skipped: Sequence) -> DatasetError:
     """The "no labelled DATASET files found" error, with the first skipped file and why, and the dataset its name
     follows when it is another one: ``avemo evaluate --root crema_d`` (the default dataset: ravdess)
@@ -151,6 +161,8 @@ def _no_labelled_files(dataset: str, root: str | Path, skipped: Sequence) -> Dat
     # the dataset, not an option: train and evaluate take --dataset, a --corpora entry dataset=, benchmark
     # --test-corpus DATASET=ROOT ("(--dataset emodb)" asked for an option benchmark does not have)
     hint = f"; the names are {named}'s: read the folder as dataset {named}" if named not in (None, dataset) else ""
+    if named is None and dataset != "folder" and _has_emotion_folders(Path(root)):
+        hint = "; its folders are named after emotions: read the folder as dataset folder"
     files = f"{len(skipped)} file{'s' if len(skipped) > 1 else ''}"
     return DatasetError(f"no labelled {dataset} files found: {files} skipped, e.g. {first.path.name} ({first.reason})"
                         f"{hint}", root)
@@ -163,6 +175,7 @@ def load_data(
     visual_table: str | Path | None = None,
     speakers: Sequence[str] | None = None,
     labels_csv: str | Path | None = None,
+    speaker_pattern: str | None = None,
     protocol: str | None = None,
     media: str | Path | None = None,
     transcribe: bool = False,
@@ -171,7 +184,8 @@ def load_data(
 ) -> DataBundle:
     """Read ``root`` with the ``dataset`` reader, pair files into takes, attach the visual table
     (read first: a missing or unreadable one is refused before the corpus is scanned or transcribed).
-    ``protocol``: the label protocol of IEMOCAP (``iemocap4``, ``iemocap6``); ``media``: IEMOCAP's
+    ``labels_csv``, ``speaker_pattern``: a folder dataset's labels CSV, or the speakers of its emotion
+    folders (:func:`~avemo.datasets.folder.read_folder`). ``protocol``: the label protocol of IEMOCAP (``iemocap4``, ``iemocap6``); ``media``: IEMOCAP's
     prepared utterance videos (``avemo prepare --dataset iemocap``). ``transcribe``: give the takes
     without a transcript one by speech recognition, through ``cache`` (default: the default feature
     cache), ``progress(done, total)`` after each take (:mod:`avemo.training.transcripts`). No model is
@@ -184,7 +198,8 @@ def load_data(
     if visual_table is not None:
         table = load_au_means(visual_table)
         tables[table.name] = table
-    options: dict[str, Any] = {"labels_csv": labels_csv} if labels_csv is not None else {}
+    options: dict[str, Any] = {key: value for key, value in (("labels_csv", labels_csv),
+                                                             ("speaker_pattern", speaker_pattern)) if value is not None}
     if protocol is not None:
         if dataset != "iemocap":
             raise ConfigError(f"protocol {protocol} is for the iemocap dataset (iemocap4, iemocap6), not {dataset}")
@@ -725,7 +740,7 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
     for s in specs:
         try:
             bundles[s.corpus] = load_data(s.dataset, s.root, speakers=s.speakers, labels_csv=s.labels,
-                                          visual_table=visual_table, protocol=s.protocol, media=s.media,
+                                          speaker_pattern=s.speaker_pattern, visual_table=visual_table, protocol=s.protocol, media=s.media,
                                           transcribe=s.transcribe, cache=cache, progress=progress)
         except AvemoError as exc:  # which entry (two may read one folder): "speakers ['99'] have no files"
             exc.reason = f"corpus {s.corpus}: {exc.reason}"
