@@ -261,3 +261,98 @@ def test_train_evaluate_extract_and_info_on_emotion_folders(emotion_corpus, tmp_
                                                "speaker": "spk1", "take": "spk1/angry/1_0", "modalities": ["audio"],
                                                "text": None}
     assert len(described) == 16
+
+
+@pytest.fixture(scope="module")
+def pattern_corpus(tmp_path_factory):
+    """A generated corpus of synthetic voices straight in emotion folders, the speaker in the file name
+    (``angry/s2_1.wav``: speaker ``s2`` by the pattern ``^(s\\d)_``): 4 speakers, 2 emotions, 2 clips each,
+    none byte-identical to a file of ``emotion_corpus``."""
+    from avemo.media.synth import write_clip
+
+    root = tmp_path_factory.mktemp("pattern_corpus")
+    for s in range(4):
+        for e, emotion in enumerate(("neutral", "angry")):
+            for k in range(2):
+                write_clip(root / emotion / f"s{s}_{k}.wav", duration=0.6, audio="voice",
+                           seed=100 + s * 10 + e * 2 + k, pitch=130.0 + 100.0 * e)
+    return root
+
+
+@pytest.fixture(scope="module")
+def folder_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+PATTERN = r"^(s\d)_"
+SAID_PATTERN = ("speakers read with the checkpoint's speaker pattern '^(s\\d)_', as its training folder was "
+                "(--speaker-pattern REGEX: another; '' for none)")
+
+
+def test_evaluate_reads_a_folder_with_the_speaker_pattern_the_checkpoint_trained_with(pattern_corpus, folder_cache,
+                                                                                      tmp_path, avemo_main):
+    """A checkpoint trained on <emotion>/FILE with --speaker-pattern did not record it: `avemo evaluate` on the
+    same folder was refused (its emotion folders name no speakers) unless told the pattern again."""
+    out = tmp_path / "run"
+    code, _, err = avemo_main("train", "-d", "folder", "-r", pattern_corpus, "--speaker-pattern", PATTERN,
+                              "--model", "egemaps_logreg", "--val-speakers", "s3", "--out", out, "--cache", folder_cache)
+    assert code == 0, err
+    data = json.loads((out / "checkpoint.json").read_text())["data"]
+    assert data["speaker_pattern"] == PATTERN and "labels_csv" not in data
+    evaluate = ("evaluate", "-c", out, "-r", pattern_corpus, "--cache", folder_cache)
+    code, stdout, err = avemo_main(*evaluate, "--speakers", "s3")
+    assert code == 0 and "4 takes: accuracy" in stdout, err
+    assert err.splitlines()[0] == SAID_PATTERN
+    code, stdout, err = avemo_main(*evaluate, "--speaker-pattern", r"^s(\d)_", "--speakers", "3")  # given: it wins
+    assert code == 0 and "4 takes: accuracy" in stdout and SAID_PATTERN not in err, err
+    code, _, err = avemo_main(*evaluate, "--speaker-pattern", "")  # none: the folders' speakers
+    assert code == 2 and "the emotion folders (angry, neutral) name no speakers" in err, err
+
+
+def test_a_checkpoint_records_a_labels_csv_other_than_the_folders_own(pattern_corpus, folder_cache, tmp_path,
+                                                                       avemo_main):
+    from avemo.training.corpora import recorded_reading
+
+    assert recorded_reading(pattern_corpus, pattern_corpus / "labels.csv", None) == {}  # the default: not recorded
+    assert recorded_reading(pattern_corpus, pattern_corpus / "lists" / "a.csv", PATTERN) == {
+        "labels_csv": "lists/a.csv", "speaker_pattern": PATTERN}
+    split = tmp_path / "split.csv"
+    split.write_text("path,emotion,speaker\n" + "".join(f"{e}/s{s}_{k}.wav,{e},s{s}\n" for e in ("neutral", "angry")
+                                                        for s in range(4) for k in range(2)))
+    out = tmp_path / "run"
+    code, _, err = avemo_main("train", "-d", "folder", "-r", pattern_corpus, "--labels", split, "--model",
+                              "egemaps_logreg", "--val-speakers", "s3", "--out", out, "--cache", folder_cache)
+    assert code == 0, err
+    data = json.loads((out / "checkpoint.json").read_text())["data"]
+    assert data["labels_csv"] == f"{tmp_path.name}/split.csv" and "speaker_pattern" not in data
+    code, _, err = avemo_main("evaluate", "-c", out, "-r", pattern_corpus, "--cache", folder_cache)
+    assert code == 2 and err.splitlines()[0] == (f"the checkpoint's training folder was labelled by {tmp_path.name}/"
+                                                 "split.csv: give --labels FILE to read a labels CSV other than "
+                                                 "labels.csv here"), err
+
+
+def test_evaluate_a_checkpoint_of_several_corpora_reads_a_folder_corpus_as_it_trained(
+        pattern_corpus, emotion_corpus, folder_cache, tmp_path, avemo_main):
+    corpora = tmp_path / "corpora.toml"
+    corpora.write_text(f'[[corpora]]\ndataset = "folder"\nroot = "{pattern_corpus}"\nname = "pat"\n'
+                       f"speaker_pattern = '{PATTERN}'\n\n"
+                       f'[[corpora]]\ndataset = "folder"\nroot = "{emotion_corpus}"\nname = "spk"\n')
+    out = tmp_path / "run"
+    code, _, err = avemo_main("train", "--corpora", corpora, "--model", "egemaps_logreg", "--out", out,
+                              "--cache", folder_cache)
+    assert code == 0, err
+    recorded = json.loads((out / "checkpoint.json").read_text())["data"]["corpora"]
+    assert [c.get("speaker_pattern") for c in recorded] == [PATTERN, None]
+    evaluate = ("evaluate", "-c", out, "--cache", folder_cache, "-r")
+    code, stdout, err = avemo_main(*evaluate, pattern_corpus)  # the corpus whose root it is: its pattern
+    assert code == 0 and "16 takes: accuracy" in stdout and err.splitlines()[0] == SAID_PATTERN, err
+    code, stdout, err = avemo_main(*evaluate, emotion_corpus)  # its speaker folders, no pattern
+    assert code == 0 and "16 takes: accuracy" in stdout and SAID_PATTERN not in err, err
+    code, _, err = avemo_main(*evaluate, emotion_corpus / "spk1")  # another folder: which corpus's is not clear
+    assert code == 2 and err.strip() == (
+        f"avemo: error: {emotion_corpus / 'spk1'}: the checkpoint's folder corpora were read with different speaker "
+        f"patterns (pat '{PATTERN}', spk none): give --speaker-pattern REGEX for this folder ('' for none: its "
+        "speaker folders)")
+    code, stdout, err = avemo_main(*evaluate, emotion_corpus / "spk1", "--speaker-pattern", r"^(\d)_")
+    assert code == 0 and "4 takes: accuracy" in stdout, err
+

@@ -22,7 +22,6 @@ from avemo.cli.options import (
     LabelsOpt,
     MediaOpt,
     RootOpt,
-    SpeakerPatternOpt,
     TableOpt,
     _cores,
 )
@@ -34,6 +33,14 @@ EvalDatasetOpt = Annotated[
     str | None, typer.Option("--dataset", "-d", help="Dataset layout of --root: ravdess, crema_d, emodb, folder, meld, "
                                                      "iemocap. Default: the dataset the checkpoint trained on (one of "
                                                      "several corpora: give it).")
+]
+EvalSpeakerPatternOpt = Annotated[
+    str | None,
+    typer.Option("--speaker-pattern", metavar="REGEX",
+                 help="--dataset folder without a labels CSV, of one folder per emotion: the speaker is the one group "
+                      "of REGEX in each file's name (e.g. '^(\\d\\d)' for 03a01Fa.wav). Default: the pattern the "
+                      "checkpoint's training folder was read with, if any (said in one line); '' for none (the "
+                      "folder's speaker folders)."),
 ]
 
 SPLIT_HELP = ("Score one official split of the corpus (MELD: train, dev or test; default: every take the folder has, "
@@ -51,7 +58,7 @@ def evaluate(
     dataset: EvalDatasetOpt = None,
     visual_table: TableOpt = None,
     labels: LabelsOpt = None,
-    speaker_pattern: SpeakerPatternOpt = None,
+    speaker_pattern: EvalSpeakerPatternOpt = None,
     speakers: Annotated[str | None, typer.Option(help="'all' or a comma-separated speaker list.")] = "all",
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the metrics, confusion matrix, label map, left-out counts "
@@ -141,6 +148,41 @@ def _checkpoint_dataset(ckpt) -> str:
     return layouts[0]
 
 
+def _speaker_pattern(ckpt, dataset: str, root: Path, labels: Path | None, given: str | None) -> str | None:
+    """The speaker pattern ``avemo evaluate`` reads a folder dataset with: the one given (``''``: none), else,
+    for a folder without labels CSV, the one the checkpoint's training folder was read with (checkpoint.json's
+    ``speaker_pattern``; said in one line), so that its files get the speakers they trained with (without it
+    such a folder was refused, or read from its speaker folders). Of several folder corpora: the one whose
+    recorded root is ``root``'s, else theirs if they agree; else one line asking for --speaker-pattern. A
+    labels CSV of the training other than labels.csv is said in one line when none is given."""
+    from avemo.datasets.folder import DEFAULT_LABELS_FILE
+    from avemo.models.checkpoint import recorded_path
+
+    if given is not None:
+        return given or None
+    if dataset != "folder" or labels is not None or (root / DEFAULT_LABELS_FILE).exists():
+        return None
+    data = ckpt.meta.get("data") or {}
+    corpora = [c for c in data.get("corpora", ()) if c.get("dataset") == "folder"] or (
+        [data] if data.get("dataset") == "folder" else [])
+    corpora = [c for c in corpora if c.get("root") == recorded_path(root)] or corpora
+    csvs = sorted({c["labels_csv"] for c in corpora if c.get("labels_csv")})
+    if csvs:
+        console_err.print(escape(f"the checkpoint's training folder was labelled by {', '.join(csvs)}: give --labels "
+                                 f"FILE to read a labels CSV other than {DEFAULT_LABELS_FILE} here"), soft_wrap=True)
+    patterns = sorted({c.get("speaker_pattern") or "" for c in corpora})
+    if len(patterns) > 1:
+        said = ", ".join(f"{c.get('name')} " + (f"'{c['speaker_pattern']}'" if c.get("speaker_pattern") else "none")
+                         for c in corpora)
+        raise AvemoError(f"the checkpoint's folder corpora were read with different speaker patterns ({said}): give "
+                         "--speaker-pattern REGEX for this folder ('' for none: its speaker folders)", root)
+    if not patterns or not patterns[0]:
+        return None
+    console_err.print(escape(f"speakers read with the checkpoint's speaker pattern '{patterns[0]}', as its training "
+                             "folder was (--speaker-pattern REGEX: another; '' for none)"), soft_wrap=True)
+    return patterns[0]
+
+
 def _checkpoint_protocol(ckpt, dataset: str, protocol: str | None) -> str | None:
     """The IEMOCAP protocol of ``avemo evaluate``: the one given, else, on IEMOCAP, the checkpoint's own
     label protocol when it trained on one (an iemocap6 model is scored on iemocap6's labels, not mapped
@@ -175,7 +217,8 @@ def _evaluate_checkpoint(ckpt, data, **options):
 
 def _evaluate_data(ckpt, transcribe: bool | None, cache_dir: Path | None, **options):
     """The DataBundle of ``avemo evaluate``, with transcripts by speech recognition when asked, or, not
-    told, when the checkpoint's training had them for its text (:func:`~avemo.training.scoring.transcribes_like_training`)."""
+    told, when the checkpoint's training had them for its text (:func:`~avemo.training.scoring.transcribes_like_training`),
+    a folder read with the checkpoint's speaker pattern unless given one (:func:`_speaker_pattern`)."""
     from avemo.training import load_data
     from avemo.training.scoring import transcribes_like_training
 
@@ -185,6 +228,8 @@ def _evaluate_data(ckpt, transcribe: bool | None, cache_dir: Path | None, **opti
         transcribe = True
         console_err.print("the checkpoint's text came from speech recognition: clips without a transcript are "
                           "transcribed the same way (--no-transcribe: not)")
+    options["speaker_pattern"] = _speaker_pattern(ckpt, options["dataset"], options["root"], options["labels_csv"],
+                                                  options["speaker_pattern"])
     modalities = {s.modality for s in ckpt.inputs.values()}
     transcribe = _worth_transcribing(bool(transcribe), modalities, "the checkpoint's model")
     asr = {"transcribe": True, "cache": _cache(cache_dir)} if transcribe else {}

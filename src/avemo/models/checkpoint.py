@@ -17,8 +17,16 @@ records no common root, only each ``data.corpora[].root``; older ones may hold `
 ``data.corpora[].root`` and a visual table's ``source`` are the folder's (or file's) last two names,
 POSIX-style (``"ravdess/speech_audio"``, ``"emodb_dev/wav"``), next to the corpus name. A checkpoint
 says which data it was trained on, never where that data sat on the machine that trained it (no
-absolute path, no path relative to the trainer's working directory); nothing reads these fields
-back, so older checkpoints that hold such paths load unchanged.
+absolute path, no path relative to the trainer's working directory); only ``avemo evaluate`` reads
+these fields back, comparing a corpus's root with its ``--root`` recorded the same way (which folder
+corpus's speaker pattern applies), so older checkpoints that hold such paths load unchanged.
+
+How a ``folder`` corpus was read is recorded beside its root (``data``, or each ``data.corpora[]``):
+``speaker_pattern`` (the regular expression that named its speakers) and ``labels_csv`` (a labels CSV
+other than the folder's ``labels.csv``, by :func:`recorded_file`), each only when given. ``avemo
+evaluate`` reads a folder without labels CSV with the recorded pattern unless told another. Both keys
+are optional additions to ``format_version`` 1: a checkpoint without them (older, or of a folder read
+by its labels.csv or its speaker folders) loads and is evaluated as before.
 
 :func:`load_checkpoint` refuses (one-line :class:`~avemo.errors.CheckpointError`) a folder that
 is not a checkpoint, a foreign or corrupt file, or weights that do not fit the recorded model.
@@ -61,6 +69,13 @@ def recorded_path(path: str | Path) -> str:
     is resolved (``/x/wt/benchmarks/../../data/ravdess/speech_audio`` -> ``ravdess/speech_audio``)."""
     parts = Path(os.path.normpath(os.path.abspath(path))).parts[1:]  # without the drive / root anchor
     return "/".join(parts[-RECORDED_PATH_PARTS:])
+
+
+def recorded_file(path: str | Path, root: str | Path) -> str:
+    """How a checkpoint records a file of the data folder ``root``: its path in the folder (POSIX-style),
+    else :func:`recorded_path`'s last names; no checkpoint holds the folders above its data."""
+    inside = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+    return Path(inside).as_posix() if not inside.startswith("..") else recorded_path(path)
 
 
 def package_versions() -> dict[str, str]:

@@ -55,6 +55,7 @@ clips' weights.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,7 @@ from avemo.datasets.labels import COMPARISON_MERGES, LabelSet, label_set_for
 from avemo.datasets.pairing import Take
 from avemo.datasets.readers import label_protocols
 from avemo.errors import ConfigError
-from avemo.models.checkpoint import recorded_path
+from avemo.models.checkpoint import recorded_file, recorded_path
 
 SpaceMode = Literal["shared", "union_masked"]
 Balance = Literal["auto", "none", "corpus", "corpus_class"]
@@ -123,6 +124,18 @@ class CorpusSpec:
     @property
     def corpus(self) -> str:
         return self.name or self.dataset
+
+
+def recorded_reading(root: str | Path, labels: str | Path | None, speaker_pattern: str | None) -> dict[str, str]:
+    """How a checkpoint records the way a folder corpus at ``root`` was read (see
+    :mod:`avemo.models.checkpoint`): ``labels_csv``, a labels CSV other than ``root/labels.csv``
+    (:func:`~avemo.models.checkpoint.recorded_file`), and ``speaker_pattern``, each only when given."""
+    from avemo.datasets.folder import DEFAULT_LABELS_FILE
+
+    csv = Path(labels).expanduser() if labels is not None else None
+    own = csv is not None and os.path.abspath(csv) != os.path.abspath(Path(root) / DEFAULT_LABELS_FILE)
+    return {**({"labels_csv": recorded_file(csv, root)} if own else {}),
+            **({"speaker_pattern": speaker_pattern} if speaker_pattern is not None else {})}
 
 
 #: the top-level keys of a corpora file beside ``[[corpora]]`` that ``avemo train`` reads, with their values
@@ -461,6 +474,7 @@ class Corpora:
         return {
             "corpora": [{"name": s.corpus, "dataset": s.dataset, "root": recorded_path(s.root), "weight": s.weight,
                          "speakers": list(s.speakers) if s.speakers is not None else "all",
+                         **recorded_reading(s.root, s.labels, s.speaker_pattern),
                          **({"protocol": s.protocol} if s.protocol is not None else {}),
                          **({"media": recorded_path(s.media)} if s.media is not None else {}),
                          **({"transcribe": True} if s.transcribe else {}),

@@ -41,7 +41,7 @@ from avemo.datasets.records import Clip
 from avemo.errors import AvemoError, ConfigError, DatasetError
 from avemo.metrics import Metrics, compute_metrics
 from avemo.models.batching import TensorData
-from avemo.models.checkpoint import recorded_path, save_checkpoint
+from avemo.models.checkpoint import recorded_file, recorded_path, save_checkpoint
 from avemo.models.normalization import Normalizer
 from avemo.training.config import TrainConfig
 from avemo.training.corpora import (
@@ -52,6 +52,7 @@ from avemo.training.corpora import (
     check_corpus_names,
     make_objective,
     qualify,
+    recorded_reading,
     resolved_balance,
 )
 from avemo.training.data import Gathered, check_labels, concat, gather, previous_utterances
@@ -90,6 +91,9 @@ class DataBundle:
     #: one recording under two speakers or labels, or copied (said as warnings when the folder is read);
     #: several corpora: each corpus's, then those found in two corpora (:func:`corpora_copies`)
     copies: list[Copies] = field(default_factory=list)
+    #: how a folder dataset was read (:func:`load_data`): the labels CSV given and the speaker pattern, else None
+    labels_csv: Path | None = None
+    speaker_pattern: str | None = None
 
     @property
     def speakers(self) -> list[str]:
@@ -243,7 +247,8 @@ def load_data(
     return DataBundle(dataset, Path(root), takes, labels, tables,
                       [*((str(s.path), s.reason) for s in scan.skipped), *unlabelled],
                       transcripts=scan.transcripts, duplicates=[(str(s.path), s.reason) for s in scan.duplicates],
-                      cut_dialogues=cut, copies=list(scan.copies))
+                      cut_dialogues=cut, copies=list(scan.copies),
+                      labels_csv=Path(labels_csv) if labels_csv is not None else None, speaker_pattern=speaker_pattern)
 
 
 @dataclass
@@ -421,7 +426,8 @@ def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: 
             "dataset": data.dataset,
             # several corpora: each one's root is in corpora[].root; their common folder ("/" for one under
             # /data and one under /tmp) was recorded as ""
-            **({"root": recorded_path(data.root)} if data.corpora is None else {}),
+            **({"root": recorded_path(data.root), **recorded_reading(data.root, data.labels_csv, data.speaker_pattern)}
+               if data.corpora is None else {}),
             "speakers": {name: sorted({t.speaker for t in part.takes})
                          for name, part in zip(("train", "val", "test"), parts, strict=True)},
             "n": {name: len(part) for name, part in zip(("train", "val", "test"), parts, strict=True)},
@@ -430,7 +436,7 @@ def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: 
             **(data.corpora.to_dict() if data.corpora is not None else {}),
             **({"transcripts": data.transcripts} if data.transcripts else {}),
             # what the run did not use: files the dataset reader could not read, takes without an input
-            **({"skipped": [*({"file": _recorded_file(f, data.root), "reason": r} for f, r in data.skipped),
+            **({"skipped": [*({"file": recorded_file(f, data.root), "reason": r} for f, r in data.skipped),
                             *({"take": t, "reason": r} for t, r in run.failed)]} if data.skipped or run.failed else {}),
         },
         "metrics": {"best_epoch": run.best_epoch, "params": run.params,
@@ -444,13 +450,6 @@ def _save_run(run: RunResult, model, norm: Normalizer, data: DataBundle, parts: 
     tables = {name: {"columns": list(t.columns), "source": recorded_path(t.source)} for name, t in data.tables.items()}
     save_checkpoint(run.out_dir, model, labels=data.labels, normalizer=norm, extra=meta, tables=tables)
     shutil.rmtree(run.out_dir / "last", ignore_errors=True)  # the run is complete: nothing to resume
-
-
-def _recorded_file(path: str | Path, root: str | Path) -> str:
-    """How a checkpoint records a file of the data folder ``root``: its path in the folder (POSIX-style),
-    else :func:`recorded_path`'s last names; no checkpoint holds the folders above its data."""
-    inside = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
-    return Path(inside).as_posix() if not inside.startswith("..") else recorded_path(path)
 
 
 def _perturbed_copies(takes, specs, data: DataBundle, config: TrainConfig, *, cache, workers, executor, address):
