@@ -60,8 +60,8 @@ def test_emotion_folders_without_speakers_say_what_to_give(tmp_path):
     assert str(info.value) == (
         f"{tmp_path}: no labels CSV, and the emotion folders (angry, happy, sad) name no speakers: put the files in "
         "<emotion>/<speaker>/ or <speaker>/<emotion>/ folders, give a speaker pattern (avemo's --speaker-pattern "
-        "REGEX, speaker_pattern= in a --corpora entry or in Python: one group over the file name, e.g. '^(\\d+)_'), "
-        "or write a labels.csv (columns path, emotion, speaker)")
+        "REGEX, speaker_pattern= in a --corpora or --test-corpus file entry or in Python: one group over the file "
+        "name, e.g. '^(\\d+)_'), or write a labels.csv (columns path, emotion, speaker)")
     make_files(tmp_path, ["sad/notes.wav"])
     scan = read_folder(tmp_path, speaker_pattern=r"^(\d\d)")
     assert {k: v[:2] for k, v in labels(scan, tmp_path).items()} == {
@@ -153,8 +153,9 @@ def test_a_labels_csv_wins_and_a_folder_with_neither_is_refused(tmp_path):
     with pytest.raises(DatasetError) as info:
         read_folder(plain)
     assert str(info.value) == (f"{plain}: no labels CSV: the folder has no labels.csv and no other labels CSV was "
-                               "given (avemo's --labels, a --corpora entry's labels=, or labels_csv= in Python), and "
-                               "no emotion folders (<emotion>/<speaker>/FILE, <speaker>/<emotion>/FILE, or "
+                               "given (avemo's --labels, a --corpora or --test-corpus file entry's labels=, or "
+                               "labels_csv= in Python), and no emotion folders (<emotion>/<speaker>/FILE, "
+                               "<speaker>/<emotion>/FILE, or "
                                "<emotion>/FILE with a speaker pattern)")
 
 
@@ -356,3 +357,32 @@ def test_evaluate_a_checkpoint_of_several_corpora_reads_a_folder_corpus_as_it_tr
     code, stdout, err = avemo_main(*evaluate, emotion_corpus / "spk1", "--speaker-pattern", r"^(\d)_")
     assert code == 0 and "4 takes: accuracy" in stdout, err
 
+
+def test_benchmark_reads_a_test_corpus_file_with_a_speaker_pattern(make_ravdess, pattern_corpus, emotion_corpus,
+                                                                   folder_cache, tmp_path, avemo_main):
+    """``--test-corpus folder=ROOT`` could not say how to read ROOT: a corpora file can, one corpus per entry."""
+    suite = tmp_path / "suite.toml"
+    suite.write_text('name = "mine"\ntitle = "t"\ndataset = "ravdess"\nplan = "ravdess"\n'
+                     '[[entries]]\nmodels = ["egemaps_logreg"]\n')
+    tests = tmp_path / "tests.toml"
+    tests.write_text(f'[[corpora]]\ndataset = "folder"\nroot = "{pattern_corpus}"\nname = "pat"\n'
+                     f"speaker_pattern = '{PATTERN}'\n")
+    bench = ("benchmark", suite, "--root", make_ravdess(("01", "05", "07")), "--folds", "2", "--out", tmp_path / "out",
+             "--cache", folder_cache)
+    code, _, err = avemo_main(*bench, "--test-corpus", f"folder={pattern_corpus}")
+    assert code == 2 and "speaker_pattern= in a --corpora or --test-corpus file entry" in err, err
+    code, stdout, err = avemo_main(*bench, "--test-corpus", tests, "--test-corpus", f"folder={emotion_corpus}")
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / "mine.json").read_text())
+    assert {n: (c["takes"], c.get("speaker_pattern")) for n, c in report["out_of_domain"].items()} == {
+        "pat": (16, PATTERN), "folder": (16, None)}
+    assert report["models"]["egemaps_logreg"]["out_of_domain"]["pat"]["n"] == [16]
+    assert "pat: UAR" in stdout and "folder: UAR" in stdout
+    tests.write_text(tests.read_text() + "weight = 2.0\n")
+    code, _, err = avemo_main(*bench, "--test-corpus", tests)
+    assert code == 2 and err.strip() == (
+        f"avemo: error: --test-corpus {tests}: corpora entry 1 (pat): unknown keys ['weight'] (known: ['dataset', "
+        "'labels', 'media', 'name', 'protocol', 'root', 'speaker_pattern'])")
+    code, _, err = avemo_main(*bench, "--test-corpus", f"folder={emotion_corpus}", "--test-corpus", f"folder={tmp_path}")
+    assert code == 2 and err.strip() == ("avemo: error: --test-corpus folder given twice: give each test corpus its own "
+                                         "name= in a corpora file")

@@ -127,8 +127,9 @@ def test_no_labels_csv(tmp_path):
         read_folder(tmp_path)
     # what is missing and how to give it, for a user of the command line as of the library
     assert str(info.value) == (f"{tmp_path}: no labels CSV: the folder has no labels.csv and no other labels CSV "
-                               "was given (avemo's --labels, a --corpora entry's labels=, or labels_csv= in Python), "
-                               "and no emotion folders (<emotion>/<speaker>/FILE, <speaker>/<emotion>/FILE, or "
+                               "was given (avemo's --labels, a --corpora or --test-corpus file entry's labels=, or "
+                               "labels_csv= in Python), and no emotion folders (<emotion>/<speaker>/FILE, "
+                               "<speaker>/<emotion>/FILE, or "
                                "<emotion>/FILE with a speaker pattern)")
     with pytest.raises(DatasetError, match="does not exist"):
         read_folder(tmp_path, labels_csv=tmp_path / "other.csv")

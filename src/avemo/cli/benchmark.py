@@ -35,11 +35,14 @@ BenchSpeakerNormOpt = Annotated[
 ]
 
 BenchTestCorpusOpt = Annotated[
-    list[str] | None, typer.Option("--test-corpus", help="DATASET=ROOT (repeatable): a corpus every (model, fold) "
-                                   "run is also scored on, out of domain, as `avemo evaluate` scores a checkpoint "
+    list[str] | None, typer.Option("--test-corpus", help="DATASET=ROOT or FILE (repeatable): a corpus every (model, "
+                                   "fold) run is also scored on, out of domain, as `avemo evaluate` scores a checkpoint "
                                    "(over the labels both share); never trained or selected on. DATASET: a reader "
-                                   "(emodb, crema_d, ravdess, folder, meld, iemocap); folder reads ROOT/labels.csv "
-                                   "(another labels CSV is not supported here). Its features are extracted with the "
+                                   "(emodb, crema_d, ravdess, folder, meld, iemocap); folder=ROOT reads ROOT/labels.csv "
+                                   "or its emotion and speaker folders. FILE: a TOML (or YAML/JSON) file of "
+                                   "[\\[corpora]] entries as for `avemo train --corpora`, each a test corpus, with "
+                                   "dataset=, root=, name= (its name in the report; default: the dataset), labels=, "
+                                   "speaker_pattern=; iemocap: protocol=, media=. Its features are extracted with the "
                                    "models' extractors before training; no visual table is read for it, so a model "
                                    "that needs one is n/a there (a late-fusion model runs on its other experts).")
 ]
@@ -170,41 +173,71 @@ def _print_bench(results: dict, md_path: Path, json_path: Path) -> None:
 
 
 def _test_corpora(values: list[str], data, *, allow_copies: bool = False) -> list:
-    """``--test-corpus DATASET=ROOT`` values -> the corpora read (one-line errors naming the value: a malformed
-    value, an unknown dataset, a missing root, no labelled clip, labels that cannot be compared with the
-    suite's, no clip with a scored label, a name given twice, the suite's own folder, a corpus of the
-    suite's dataset that shares speakers with it, files byte-identical to the suite's unless ``allow_copies``)."""
-    from avemo.datasets.readers import list_datasets
+    """``--test-corpus`` values -> the corpora read (one-line errors naming the value: those of
+    :func:`_test_corpus_specs`, a missing root, no labelled clip, labels that cannot be compared with the
+    suite's, no clip with a scored label, the suite's own folder, a corpus of the suite's dataset that
+    shares speakers with it, files byte-identical to the suite's unless ``allow_copies``)."""
     from avemo.evaluation.benchmark import OodCorpus, check_ood
     from avemo.training import load_data
 
     out = []
-    for value in values:
-        dataset, sep, root = value.partition("=")
-        if not sep or not dataset or not root:
-            raise AvemoError(f"--test-corpus {value!r}: give DATASET=ROOT (e.g. emodb=data/emodb)")
-        if dataset not in list_datasets():
-            raise AvemoError(f"--test-corpus {value!r}: unknown dataset {dataset!r}; known: {', '.join(list_datasets())}")
-        if any(c.name == dataset for c in out):
-            raise AvemoError(f"--test-corpus {dataset} given twice (one corpus of each dataset)")
-        if Path(root).expanduser().resolve() == Path(data.root).expanduser().resolve():
-            raise AvemoError(f"--test-corpus {value!r} is the suite's own corpus, not out of domain")
+    for said, spec in _test_corpus_specs(values):
+        if spec.root.resolve() == Path(data.root).expanduser().resolve():
+            raise AvemoError(f"--test-corpus {said} is the suite's own corpus, not out of domain")
         try:  # the reader's and the label map's errors name the option too (several --test-corpus may be given)
-            corpus = OodCorpus(dataset, load_data(dataset, Path(root).expanduser()))
+            corpus = OodCorpus(spec.corpus, load_data(spec.dataset, spec.root, labels_csv=spec.labels,
+                                                      speaker_pattern=spec.speaker_pattern, protocol=spec.protocol,
+                                                      media=spec.media))
             check_ood(data, [corpus])
         except AvemoError as exc:
-            where = "" if exc.path is None or Path(exc.path) == Path(root).expanduser() else f"{exc.path}: "
-            raise type(exc)(f"--test-corpus {value!r}: {where}{exc.reason}") from None
-        shared = sorted(set(corpus.data.speakers) & set(data.speakers)) if dataset == data.dataset != "folder" else []
+            where = "" if exc.path is None or Path(exc.path) == spec.root else f"{exc.path}: "
+            raise type(exc)(f"--test-corpus {said}: {where}{exc.reason}") from None
+        shared = sorted(set(corpus.data.speakers) & set(data.speakers)) if spec.dataset == data.dataset != "folder" else []
         if shared:
-            raise AvemoError(f"--test-corpus {value!r}: speakers {shared[:5]}{' ...' if len(shared) > 5 else ''} are in "
+            raise AvemoError(f"--test-corpus {said}: speakers {shared[:5]}{' ...' if len(shared) > 5 else ''} are in "
                              "the suite's corpus too, so their clips are trained on: not out of domain")
-        _refuse_ood_copies(value, corpus.data, data, allow=allow_copies)
+        _refuse_ood_copies(said, corpus.data, data, allow=allow_copies)
         out.append(corpus)
     return out
 
 
-def _refuse_ood_copies(value: str, test, data, *, allow: bool) -> None:
+def _test_corpus_specs(values: list[str]) -> list[tuple[str, object]]:
+    """``--test-corpus`` values -> (how an error names it, its :class:`~avemo.training.corpora.CorpusSpec`):
+    ``DATASET=ROOT``, or a corpora file of ``[[corpora]]`` entries read as ``avemo train --corpora`` reads
+    them, with the keys that say how a folder is read (:data:`~avemo.training.corpora.TEST_CORPUS_KEYS`:
+    ``labels=``, ``speaker_pattern=``, ``name=``...). One-line errors: a malformed value, an unknown
+    dataset, a file that cannot be read, an entry key not read here, a path of the file that is not
+    there, one name twice."""
+    from avemo.datasets.readers import list_datasets
+    from avemo.training.corpora import TEST_CORPUS_KEYS, CorpusSpec, check_corpora_paths, read_corpora_file
+
+    out: list[tuple[str, CorpusSpec]] = []
+    for value in values:
+        dataset, sep, root = value.partition("=")
+        file = Path(value).expanduser()
+        if file.is_file():
+            try:
+                specs = read_corpora_file(file, keys=TEST_CORPUS_KEYS)
+                check_corpora_paths(specs, file)
+            except AvemoError as exc:
+                exc.option = "--test-corpus"
+                raise
+            out += [(f"{value!r} (corpus {s.corpus})", s) for s in specs]
+        elif not sep or not dataset or not root:
+            raise AvemoError(f"--test-corpus {value!r}: give DATASET=ROOT (e.g. emodb=data/emodb) or a corpora file "
+                             "(TOML, YAML or JSON: [[corpora]] entries with dataset=, root=, ...)")
+        elif dataset not in list_datasets():
+            raise AvemoError(f"--test-corpus {value!r}: unknown dataset {dataset!r}; known: {', '.join(list_datasets())}")
+        else:
+            out.append((repr(value), CorpusSpec(dataset, Path(root).expanduser())))
+        names = [s.corpus for _, s in out]
+        if len(set(names)) < len(names):
+            raise AvemoError(f"--test-corpus {names[-1]} given twice: give each test corpus its own name= in a "
+                             "corpora file")
+    return out
+
+
+def _refuse_ood_copies(said: str, test, data, *, allow: bool) -> None:
     """A one-line refusal when files of a test corpus are byte-identical to files of the suite's corpus
     (:func:`~avemo.datasets.copies.recording_digests`: a RAVDESS recording copied into a labelled folder),
     which the folds train on: not out of domain. ``allow`` (``--allow-copies``): a warning line instead."""
@@ -215,11 +248,11 @@ def _refuse_ood_copies(value: str, test, data, *, allow: bool) -> None:
     if not copied:
         return
     first = next(iter(copied[0].clips.values())).path
-    said = (f"--test-corpus {value!r}: {len(copied)} take(s) are byte-identical files of the suite's corpus (e.g. "
+    line = (f"--test-corpus {said}: {len(copied)} take(s) are byte-identical files of the suite's corpus (e.g. "
             f"{first}), so the folds train on them: not out of domain")
     if not allow:
-        raise AvemoError(f"{said}; remove the copies, or give --allow-copies to go on")
-    console_err.print(f"[yellow]warning:[/] {escape(said)} (--allow-copies: scored anyway)", soft_wrap=True)
+        raise AvemoError(f"{line}; remove the copies, or give --allow-copies to go on")
+    console_err.print(f"[yellow]warning:[/] {escape(line)} (--allow-copies: scored anyway)", soft_wrap=True)
 
 
 def _bench_data(spec, entries, root: Path, **options):

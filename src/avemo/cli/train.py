@@ -162,9 +162,9 @@ DatasetsOpt = Annotated[
 ]
 CorporaOpt = Annotated[
     Path | None, typer.Option("--corpora", help="A TOML (or YAML/JSON) file of [\\[corpora]] entries (dataset=, root=, "
-                                                "speakers=, weight=, name=, labels=, transcribe=; iemocap: protocol=, "
-                                                "media=; paths relative to the file's folder, a labels CSV's own "
-                                                "paths to its root=) instead of --dataset/--root; at its top level it "
+                                                "speakers=, weight=, name=, labels=, speaker_pattern=, transcribe=; "
+                                                "iemocap: protocol=, media=; paths relative to the file's folder, a "
+                                                "labels CSV's own paths to its root=) instead of --dataset/--root; at its top level it "
                                                 "may set label_space= and balance= (the options win over them); any "
                                                 "other top-level key is refused.")
 ]

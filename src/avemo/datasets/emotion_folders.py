@@ -113,8 +113,8 @@ def _find_layout(root: Path, files: Iterable[Path], pattern: re.Pattern | None =
         raise DatasetError(f"no labels CSV, and the emotion folders ({', '.join(named[:3])}{', ...' * (len(named) > 3)})"
                            " name no speakers: put the files in <emotion>/<speaker>/ or <speaker>/<emotion>/ "
                            "folders, give a speaker pattern (avemo's --speaker-pattern REGEX, speaker_pattern= in a "
-                           "--corpora entry or in Python: one group over the file name, e.g. '^(\\d+)_'), or write "
-                           "a labels.csv (columns path, emotion, speaker)", root)
+                           "--corpora or --test-corpus file entry or in Python: one group over the file name, e.g. "
+                           "'^(\\d+)_'), or write a labels.csv (columns path, emotion, speaker)", root)
     return Layout(level, depth, pattern)
 
 

@@ -111,8 +111,8 @@ def read_folder(
         layout = folder_layout(root_path, speaker_pattern, suffixes)
         if layout is None:
             raise DatasetError(f"no labels CSV: the folder has no {DEFAULT_LABELS_FILE} and no other labels CSV was "
-                               "given (avemo's --labels, a --corpora entry's labels=, or labels_csv= in Python), "
-                               f"and no emotion folders ({LAYOUTS})", root_path)
+                               "given (avemo's --labels, a --corpora or --test-corpus file entry's labels=, or "
+                               f"labels_csv= in Python), and no emotion folders ({LAYOUTS})", root_path)
         result = read_emotion_folders(root_path, layout, dataset=dataset, strict=strict, suffixes=suffixes,
                                       allowed=allowed)
         source = root_path

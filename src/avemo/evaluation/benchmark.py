@@ -379,9 +379,10 @@ def _extract_corpora(entries: Sequence[BenchmarkEntry], data: DataBundle, ood: S
 
 
 def check_ood(data: DataBundle, ood: Sequence[OodCorpus]) -> dict[str, dict[str, Any]]:
-    """Each out-of-domain corpus's record for the results (dataset, root, takes, the scored labels and
-    the label map, the clips left out per label), or a one-line error: two corpora of one name, a
-    label set that cannot be compared with ``data``'s, no clip with a scored label."""
+    """Each out-of-domain corpus's record for the results (dataset, root, a folder's labels CSV and speaker
+    pattern where given, takes, the scored labels and the label map, the clips left out per label), or a
+    one-line error: two corpora of one name, a label set that cannot be compared with ``data``'s, no clip
+    with a scored label."""
     from avemo.datasets.labels import comparison_map
     from avemo.training.scoring import scored_takes
 
@@ -392,7 +393,10 @@ def check_ood(data: DataBundle, ood: Sequence[OodCorpus]) -> dict[str, dict[str,
     for corpus in ood:
         comparison = comparison_map(data.labels, corpus.data.labels)
         scored, left_out = scored_takes(comparison, corpus.data)
+        read = {"labels_csv": corpus.data.labels_csv and str(corpus.data.labels_csv),
+                "speaker_pattern": corpus.data.speaker_pattern}  # how a folder was read, where given
         out[corpus.name] = {"dataset": corpus.data.dataset, "root": str(corpus.data.root),
+                            **{key: value for key, value in read.items() if value is not None},
                             "takes": len(corpus.data.takes), "scored_takes": len(scored), **comparison.to_dict(),
                             "left_out": left_out, "skipped": [], "duplicates": _duplicate_items(corpus.data)}
     return out

@@ -138,6 +138,11 @@ def recorded_reading(root: str | Path, labels: str | Path | None, speaker_patter
             **({"speaker_pattern": speaker_pattern} if speaker_pattern is not None else {})}
 
 
+#: the keys of a corpora file entry that a corpus only scored reads (``avemo benchmark --test-corpus FILE``):
+#: how its folder is read, not how it is trained on (speakers=, weight=, transcribe=)
+TEST_CORPUS_KEYS = ("dataset", "root", "name", "labels", "speaker_pattern", "protocol", "media")
+
+
 #: the top-level keys of a corpora file beside ``[[corpora]]`` that ``avemo train`` reads, with their values
 FILE_SETTINGS: dict[str, tuple[str, ...]] = {"label_space": SPACE_MODES, "balance": BALANCES}
 
@@ -172,17 +177,20 @@ def corpora_file_settings(path: str | Path) -> dict[str, str]:
     return settings
 
 
-def read_corpora_file(path: str | Path, *, reads: Collection[str] = ()) -> list[CorpusSpec]:
+def read_corpora_file(path: str | Path, *, reads: Collection[str] = (),
+                      keys: Collection[str] | None = None) -> list[CorpusSpec]:
     """The ``[[corpora]]`` entries of a TOML/YAML/JSON file (roots relative to the file's folder).
 
     ``reads``: the other top-level keys the caller reads from the file itself (``avemo train``:
     :data:`FILE_SETTINGS`); any other top-level key is refused in one line naming the file and the
-    key, with the keys accepted, rather than ignored."""
+    key, with the keys accepted, rather than ignored. ``keys``: the entry keys the caller uses (default:
+    every :class:`CorpusSpec` field; ``avemo benchmark --test-corpus``: :data:`TEST_CORPUS_KEYS`), any
+    other refused the same way."""
     path = Path(path)
     entries = _load_corpora_file(path, reads).get("corpora")
     if not isinstance(entries, list) or not entries:
         raise ConfigError("no [[corpora]] entries (each with dataset= and root=)", path)
-    known = {f.name for f in dataclasses.fields(CorpusSpec)}
+    known = set(keys) if keys is not None else {f.name for f in dataclasses.fields(CorpusSpec)}
     specs = []
     for i, entry in enumerate(entries, 1):
         if not isinstance(entry, Mapping):
