@@ -308,6 +308,11 @@ def test_evaluate_reads_a_folder_with_the_speaker_pattern_the_checkpoint_trained
     assert code == 0 and "4 takes: accuracy" in stdout and SAID_PATTERN not in err, err
     code, _, err = avemo_main(*evaluate, "--speaker-pattern", "")  # none: the folders' speakers
     assert code == 2 and "the emotion folders (angry, neutral) name no speakers" in err, err
+    meta = json.loads((out / "checkpoint.json").read_text())
+    del meta["data"]["speaker_pattern"]  # a checkpoint of an older avemo: loads, and is told the pattern
+    (out / "checkpoint.json").write_text(json.dumps(meta))
+    code, stdout, err = avemo_main(*evaluate, "--speaker-pattern", PATTERN, "--speakers", "s3")
+    assert code == 0 and "4 takes: accuracy" in stdout and SAID_PATTERN not in err, err
 
 
 def test_a_checkpoint_records_a_labels_csv_other_than_the_folders_own(pattern_corpus, folder_cache, tmp_path,
