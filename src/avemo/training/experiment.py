@@ -501,7 +501,8 @@ def resolve_split(
     corrupt) is then left out before the split, so that a generated plan, the default plan's choice
     and the default validation speakers are made of speakers with usable clips (``info``:
     ``speakers_without_usable_takes``); a plan given by name or file is kept as it is. ``quiet``: no
-    warning line of the default validation speakers (a check before the split that says it).
+    warning line of the default validation speakers or of a fold's speakers missing from the data (a
+    check before the split that says it).
 
     With ``fold``: that fold of ``plan`` (a built-in plan name or a JSON file; by default the
     smallest built-in plan of the dataset that covers the speakers, :func:`~avemo.datasets.covering_plan`,
@@ -559,7 +560,7 @@ def resolve_split(
                           "(--plan FILE.json), or train without --fold (validation speakers: --val-speakers)")
     for part, takes in (("validation", va), ("test", te)):  # e.g. --speakers without the fold's own
         named = fold_obj.val if part == "validation" else fold_obj.test
-        if named and not takes:
+        if named and not takes and not quiet:
             log.warning("fold %s of plan %s: none of its %s speakers (%s) is in the data: no %s takes",
                         fold, info["plan"], part, ", ".join(named), part)
     return tr, va, te, info
