@@ -123,3 +123,16 @@ def test_a_commands_help_names_its_own_options_or_the_command_whose_option_it_na
                 if option not in owned[name] and not any(option in owned[other] for other in named):
                     stray.append((name, option, sentence))
     assert not stray, stray
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--root", "DATA", "--model", "egemaps_logreg"],
+    ["evaluate", "--checkpoint", "RUN", "--root", "DATA"],
+    ["extract", "DATA"],
+    ["benchmark", "ravdess_au", "--root", "DATA"],
+])
+def test_workers_below_one_are_refused_by_every_command(command, avemo_main, tmp_path):
+    """-j 0: train and evaluate read it as their default (every core) where extract refused it."""
+    args = [str(tmp_path / a) if a in ("DATA", "RUN") else a for a in command]
+    code, _, err = avemo_main(*args, "-j", "0")
+    assert code == 2 and err.strip() == "avemo: error: --workers must be at least 1, got 0", err
