@@ -20,6 +20,9 @@ from avemo.cli.progress import _progress, _transcribing
 from avemo.cli.transcripts import _say_transcribed, _worth_transcribing
 from avemo.errors import AvemoError
 
+WorkersOpt = Annotated[int, typer.Option("--workers", "-j", callback=_at_least_one_worker,
+                                         help="Parallel worker processes.")]
+
 
 @app.command()
 def extract(
@@ -40,8 +43,7 @@ def extract(
     ] = "auto",
     root: Annotated[Path | None, typer.Option("--root", "-r", help="The dataset folder (instead of PATH).")] = None,
     labels: LabelsOpt = None,
-    workers: Annotated[int, typer.Option("--workers", "-j", callback=_at_least_one_worker,
-                                         help="Parallel worker processes.")] = 1,
+    workers: WorkersOpt = 1,
     executor: Annotated[str, typer.Option(help="local (process pool) or ray.")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address (with --executor ray).")] = None,
     cache_dir: Annotated[
