@@ -147,7 +147,7 @@ def _bench_splits(spec, data, protocol: str, seeds: list[int], folds: list[int])
     if unknown:
         raise AvemoError(f"--folds {unknown} not in the plan (folds 1..{len(splits)})")
     chosen = [s for s in splits if s.number in folds] if folds else splits
-    check_splits(data, chosen, plan=splits)  # which folds can run: of the whole plan
+    check_splits(data, chosen, plan=splits, quiet=True)  # which folds can run: of the whole plan
     return chosen
 
 
