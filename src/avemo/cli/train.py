@@ -18,6 +18,7 @@ from avemo.cli.inputs import (
     _check_device,
     _check_tables,
     _model_config,
+    _model_context,
     _model_inputs,
     _naming_reader_skips,
     _speakers,
@@ -86,11 +87,13 @@ def _check_model_tables(inputs: Mapping[str, Any], visual_table: Path | None) ->
 def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_file: Path | None, *,
                 label_space: str | None, visual_table: Path | None, speakers: str | None, labels: Path | None,
                 protocol: str | None = None, media: Path | None = None, transcribe: bool = False,
-                cache_dir: Path | None = None, model: str | None = None, inputs: Mapping[str, Any] | None = None):
+                cache_dir: Path | None = None, model: str | None = None, inputs: Mapping[str, Any] | None = None,
+                context: int | None = None):
     """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora) in
     ``label_space`` (None: shared; one corpus keeps its labels, and a label space given says it is ignored);
     ``transcribe``: every corpus gets transcripts by speech recognition (else those whose --corpora
-    entry says ``transcribe = true``), unless the ``model``'s ``inputs`` (its InputSpecs) read no text.
+    entry says ``transcribe = true``), unless the ``model``'s ``inputs`` (its InputSpecs) read no text;
+    ``context``: its dialogue context (a corpus without dialogues is refused before it is transcribed).
     The options are checked, and a table the inputs read is given, before any data is read."""
     from avemo.training import load_data
     from avemo.training.corpora import FILE_SETTINGS, CorpusSpec, check_corpora_paths, read_corpora_file
@@ -132,11 +135,13 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
         with _transcribing(only.transcribe) as progress:
             data = load_data(only.dataset, only.root, visual_table=visual_table, speakers=chosen,
                              labels_csv=labels or only.labels, protocol=protocol or only.protocol,
-                             media=media or only.media, transcribe=only.transcribe, progress=progress, **asr)
+                             media=media or only.media, transcribe=only.transcribe, progress=progress,
+                             dialogue_context=context, **asr)
         _say_transcribed(data.transcripts)
         return data
     with _transcribing(bool(asr)) as progress:
-        data = load_corpora(specs, label_space or "shared", visual_table=visual_table, progress=progress, **asr)
+        data = load_corpora(specs, label_space or "shared", visual_table=visual_table, progress=progress,
+                            dialogue_context=context, **asr)
     _say_transcribed(data.transcripts)
     space = data.corpora.space
     left = "; ".join(f"{c} " + ", ".join(f"{e} {n}" for e, n in counts.items())
@@ -303,7 +308,8 @@ def train(
     }, corpora, from_corpora)
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table, speakers=speakers,
                        labels=labels, protocol=protocol, media=media, transcribe=transcribe, cache_dir=cache_dir,
-                       model=model, inputs=(inputs := _model_inputs(model, model_config)))
+                       model=model, inputs=(inputs := _model_inputs(model, model_config)),
+                       context=_model_context(model, model_config))
     split_options = {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}
     _check_data(data, split_options, allow_copies)
     with removing_new_folders(out):

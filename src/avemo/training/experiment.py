@@ -54,7 +54,14 @@ from avemo.training.corpora import (
     qualify,
     resolved_balance,
 )
-from avemo.training.data import Gathered, check_labels, concat, gather, previous_utterances
+from avemo.training.data import (
+    Gathered,
+    check_labels,
+    concat,
+    gather,
+    previous_utterances,
+    refuse_without_dialogues,
+)
 from avemo.training.trainer import (
     FitResult,
     calibrate,
@@ -168,6 +175,7 @@ def load_data(
     transcribe: bool = False,
     cache: FeatureCache | None = None,
     progress: Callable[[int, int], None] | None = None,
+    dialogue_context: int | None = None,
 ) -> DataBundle:
     """Read ``root`` with the ``dataset`` reader, pair files into takes, attach the visual table
     (read first: a missing or unreadable one is refused before the corpus is scanned or transcribed).
@@ -179,7 +187,8 @@ def load_data(
     evaluate`` ask only for a model that reads text, and say so in one line otherwise): pass it only
     when :func:`~avemo.training.transcripts.reads_text` of the model's inputs
     (:func:`~avemo.models.default_inputs`) is true, else the recogniser spends about half a second a
-    clip on text nobody reads."""
+    clip on text nobody reads. ``dialogue_context``: that of the model that will read the data (a corpus
+    without dialogues is refused for a model with context, before it is transcribed)."""
     tables = {}
     if visual_table is not None:
         table = load_au_means(visual_table)
@@ -194,6 +203,7 @@ def load_data(
             raise ConfigError(f"media (prepared utterance videos) is for the iemocap dataset, not {dataset}")
         options["media"] = media
     scan = read_dataset(dataset, root, copies_among=speakers, **options)  # copies of the speakers read
+    refuse_without_dialogues(scan.clips, dialogue_context, root)
     if transcribe:
         from avemo.training.transcripts import transcribe_missing
 
@@ -712,7 +722,8 @@ def refuse_one_person_twice(bundles: Mapping[str, DataBundle]) -> None:
 
 
 def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, visual_table=None,
-                 cache: FeatureCache | None = None, progress: Callable[[int, int], None] | None = None):
+                 cache: FeatureCache | None = None, progress: Callable[[int, int], None] | None = None,
+                 dialogue_context: int | None = None):
     """Read every corpus and return a :class:`DataBundle` over the label
     space (``bundle.corpora`` holds the :class:`Corpora`). Each corpus is read as ``avemo train``
     reads one (unknown dataset, a folder without labelled clips: one-line errors); those with
@@ -727,7 +738,8 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
         try:
             bundles[s.corpus] = load_data(s.dataset, s.root, speakers=s.speakers, labels_csv=s.labels,
                                           visual_table=visual_table, protocol=s.protocol, media=s.media,
-                                          transcribe=s.transcribe, cache=cache, progress=progress)
+                                          transcribe=s.transcribe, cache=cache, progress=progress,
+                                          dialogue_context=dialogue_context)
         except AvemoError as exc:  # which entry (two may read one folder): "speakers ['99'] have no files"
             exc.reason = f"corpus {s.corpus}: {exc.reason}"
             raise
