@@ -3,6 +3,7 @@ written as a checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Collection, Mapping
@@ -295,7 +296,6 @@ def train(
     override the --corpora file (label_space=, balance=) and the --config file. Out of GPU memory: lower
     --batch-size, or keep it with --accumulate, or add --checkpoint-activations; the error line says which.
     An --out folder holding a finished run is refused without --overwrite; an unfinished one is resumed."""
-    from avemo.output_file import prepare_folder, removing_new_folders
     from avemo.training import train_run
     from avemo.training.state import run_folder
 
@@ -312,8 +312,7 @@ def train(
                        context=_model_context(model, model_config))
     split_options = {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}
     _check_data(data, split_options, allow_copies)
-    with removing_new_folders(out):
-        prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
+    with _output_folders(out, plots):
         cache = _cache(cache_dir)
         with _naming_reader_skips(data.skipped):
             gathered, (tr, va, te, split_info) = _train_split(model, model_config, inputs, data, cache, workers,
@@ -327,6 +326,19 @@ def train(
                 extra_meta={"split": split_info}, gathered=gathered, plots=plots if plots is not None else True,
                 **progress)
     _print_run(run, out, data)
+
+
+@contextlib.contextmanager
+def _output_folders(out: Path, plots: Path | None):
+    """``with`` it, the work of ``avemo train``: --out and --plots are created and checked first (a folder
+    that cannot be written fails now, not after the training; --plots naming a file ended a finished
+    run in a traceback), and removed again if they were new and the work fails before writing into them."""
+    from avemo.output_file import prepare_folder, removing_new_folders
+
+    with removing_new_folders(out), removing_new_folders(plots):
+        for folder in filter(None, (out, plots)):
+            prepare_folder(folder)
+        yield
 
 
 def _say_takes(model: str, inputs: Mapping[str, Any], gathered, parts, split_info: dict) -> None:
