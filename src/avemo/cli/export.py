@@ -54,7 +54,7 @@ def export_model(
 
 
 def _files(folder: Path) -> dict[Path, tuple[int, int, int]]:
-    """The files of ``folder`` (none where it is missing), each with its inode, change time and size."""
+    """The files of ``folder`` (none where it is missing), each with its inode, modification time and size."""
     files = {}
     for file in folder.iterdir() if folder.is_dir() else ():
         if file.is_file():
