@@ -216,7 +216,7 @@ def load_data(
         wanted = set(speakers)
         unknown = wanted - {t.speaker for t in takes}
         if unknown:
-            raise DatasetError(f"speakers {sorted(unknown)} have no files under the folder", root)
+            raise DatasetError(_unknown_speakers(unknown, {t.speaker for t in takes}), root)
         kept = [t for t in takes if t.speaker in wanted]
         cut = sorted(_dialogues(kept) & _dialogues(t for t in takes if t.speaker not in wanted))
         takes = kept
@@ -719,6 +719,14 @@ def refuse_one_person_twice(bundles: Mapping[str, DataBundle]) -> None:
                 raise DatasetError(f"corpora {other} and {corpus} both read {bundle.dataset} speakers {both}: one "
                                    "person under two corpus names, whom a split could train and test on; give each "
                                    "corpus other speakers (speakers= in --corpora)", bundle.root)
+
+
+def _unknown_speakers(unknown: Collection[str], present: Collection[str]) -> str:
+    """Why ``--speakers`` names speakers without files, and, for one qualified by its corpus as a run of
+    several corpora prints it (``emodb:11``), the name it has in one corpus's folder (``11``)."""
+    bare = sorted(s.split(":", 1)[1] for s in unknown if ":" in s and s.split(":", 1)[1] in present)
+    hint = f"; a corpus's own folder names them without the corpus: --speakers {','.join(bare)}" if bare else ""
+    return f"speakers {sorted(unknown)} have no files under the folder{hint}"
 
 
 def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, visual_table=None,
