@@ -168,6 +168,21 @@ def test_export_lists_the_files_it_wrote_not_those_the_folder_held(runs, avemo_m
     assert (out / "notes.txt").read_text() == "kept"
 
 
+def test_an_out_that_cannot_be_a_folder_is_refused_before_the_export(runs, avemo_main, tmp_path, monkeypatch):
+    """--out naming a file: the model was traced and checked, then 'cannot write the export (Not a directory)'."""
+    from avemo.inference import zoo_export
+
+    def traced(*args, **kwargs):
+        raise AssertionError("exported before --out was checked")
+
+    monkeypatch.setattr(zoo_export, "export_checkpoint", traced)
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    code, out, err = avemo_main("export", "--model", runs["audio"], "--out", taken)
+    assert code == 2 and out == "" and err == f"avemo: error: --out {taken}: is a file; give the name of a folder\n"
+    assert taken.read_text() == "mine"
+
+
 def test_a_graph_that_disagrees_with_torch_is_refused_and_nothing_written(runs, tmp_path, monkeypatch):
     """onnxruntime answering otherwise than torch (here: every logit off by 0.5) stops the export: one line
     naming the model and the largest difference; an existing --out folder is left as it was."""

@@ -28,11 +28,11 @@ def export_model(
 ) -> None:
     """Export the bundled model's encoders, audio heads and fusion, or a trained --model, as ONNX graphs
     (for `avemo predict --engine onnx` and `avemo serve --engine onnx`)."""
-    from avemo.output_file import removing_new_folders
+    from avemo.output_file import prepare_folder, removing_new_folders
 
     if fmt != "onnx":
         raise AvemoError(f"--format must be onnx, got {fmt!r}")
-    with _options_naming_files({"--model": model}):
+    with _options_naming_files({"--model": model, "--out": out}):
         if model is None:
             from avemo.inference.bundle import BUNDLE_DIR, bundle_fingerprint, onnx_cache_dir
             from avemo.inference.export import export_bundle as export
@@ -45,6 +45,7 @@ def export_model(
             source, folder, use = model, out or zoo_onnx_dir(model), f" --model {model}"
         before = _files(folder)
         with removing_new_folders(folder):
+            prepare_folder(folder)  # a --out that cannot be a folder fails now, not after the tracing
             folder = export(source, folder)
     for file, stat in sorted(_files(folder).items()):
         if before.get(file) != stat:  # written by this export, not a file the folder held (a run's weights)
