@@ -392,6 +392,20 @@ def test_cli_benchmark_writes_the_report(fold1_root, au_table, tmp_path, avemo_m
 
 
 @pytest.mark.shared_data
+def test_cli_benchmark_says_once_that_a_fold_has_no_validation_takes(fold1_root, au_table, tmp_path, avemo_main,
+                                                                     caplog):
+    """Fold 2 on speakers 01, 06, 08 (its validation speakers 11, 12 missing): the command's check of the
+    folds and the benchmark's own both said so, the same warning line twice."""
+    with caplog.at_level("WARNING", logger="avemo.evaluation.benchmark"):
+        code, _, err = avemo_main("benchmark", "ravdess_au", "--root", fold1_root, "--visual-table", au_table,
+                                  "--models", "au_mlp", "--folds", "2", "--epochs", "1", "--out", tmp_path / "r",
+                                  "--cache", tmp_path / "c")
+    assert code == 0, err
+    said = [r.getMessage() for r in caplog.records if "fold 2: none of its validation speakers" in r.getMessage()]
+    assert len(said) == 1, said
+
+
+@pytest.mark.shared_data
 def test_cli_epochs_override_the_suites_per_model_epochs(fold1_root, au_table, tmp_path, avemo_main):
     """`--epochs 1` is one epoch for every model: a suite's per-model epochs (as ravdess_au gives the
     recurrent models 15) used to win over it, while the report's train_config said 1."""

@@ -123,3 +123,40 @@ def test_a_commands_help_names_its_own_options_or_the_command_whose_option_it_na
                 if option not in owned[name] and not any(option in owned[other] for other in named):
                     stray.append((name, option, sentence))
     assert not stray, stray
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--root", "DATA", "--model", "egemaps_logreg"],
+    ["evaluate", "--checkpoint", "RUN", "--root", "DATA"],
+    ["extract", "DATA"],
+    ["benchmark", "ravdess_au", "--root", "DATA"],
+])
+def test_workers_below_one_are_refused_by_every_command(command, avemo_main, tmp_path):
+    """-j 0: train and evaluate read it as their default (every core) where extract refused it."""
+    args = [str(tmp_path / a) if a in ("DATA", "RUN") else a for a in command]
+    code, _, err = avemo_main(*args, "-j", "0")
+    assert code == 2 and err.strip() == "avemo: error: --workers must be at least 1, got 0", err
+
+
+def test_one_result_per_input_exits_1_one_result_from_all_exits_0_with_the_files_skipped(
+        ravdess_subset, avemo_main, tmp_path):
+    """The README's exit-code rule on one folder with a corrupt clip: extract (a result per file) exits 1;
+    train and evaluate (one result from all the files) exit 0 and record the file they skipped."""
+    import json
+
+    root = ravdess_subset(("01", "02"), step=12)
+    bad = root / "Actor_01" / "03-01-08-02-02-02-01.flac"  # a well-named corrupt clip
+    assert not bad.exists()  # a new file: never write through a link to the shared data
+    bad.write_bytes(b"\0" * 64)
+    cache, run = tmp_path / "cache", tmp_path / "run"
+    code, _, err = avemo_main("extract", "--root", root, "--dataset", "ravdess", "-f", "egemaps", "--cache", cache,
+                              "--summary", tmp_path / "summary.json")
+    assert code == 1, err
+    assert bad.name in (tmp_path / "summary.json").read_text()
+    code, _, err = avemo_main("train", "--root", root, "--model", "egemaps_logreg", "--cache", cache, "--out", run)
+    assert code == 0 and bad.name in err, err
+    assert bad.name in json.dumps(json.loads((run / "checkpoint.json").read_text())["data"]["skipped"])
+    code, _, err = avemo_main("evaluate", "--checkpoint", run, "--root", root, "--cache", cache,
+                              "--json", tmp_path / "ev.json")
+    assert code == 0 and bad.name in err, err
+    assert bad.name in json.dumps(json.loads((tmp_path / "ev.json").read_text())["skipped"])

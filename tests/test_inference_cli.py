@@ -198,6 +198,13 @@ def test_models_lists_the_zoo():
     assert "mfcc_cnn1d" in result.stdout and "resnext3d_50" not in result.stdout
 
 
+def test_models_of_a_kind_no_model_has_names_those_that_read_it(avemo_main):
+    """`avemo models --kind text` printed an empty table, while gao_dialogue (a fusion model) reads text."""
+    code, out, err = avemo_main("models", "--kind", "text", "--no-params")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert "no model is of kind text" in err and "those that read text: gao_dialogue" in err
+
+
 def test_out_naming_an_input_file_is_refused_before_the_work(voice, tmp_path, avemo_main, monkeypatch):
     """``avemo predict clip.wav -o clip.wav`` (or a folder and one of its files) used to replace the
     recording with its own result."""

@@ -12,14 +12,14 @@ import torch
 import torch.nn.functional as F
 
 from avemo.datasets.labels import EMODB, RAVDESS, LabelSet
-from avemo.errors import ConfigError
+from avemo.errors import AvemoError, ConfigError
 from avemo.features import get_extractor
 from avemo.models import create_model, default_inputs
 from avemo.models.batching import TensorData
 from avemo.models.checkpoint import load_checkpoint, save_checkpoint
 from avemo.models.inputs import InputSpec
 from avemo.models.normalization import ArraySet, Normalizer
-from avemo.training import TrainConfig
+from avemo.training import TrainConfig, load_data
 from avemo.training.corpora import (
     FILE_SETTINGS,
     CorpusObjective,
@@ -585,7 +585,6 @@ def test_the_default_multi_corpus_plan_cuts_each_corpus_into_the_folds():
 
 @pytest.mark.shared_data
 def test_load_corpora_refuses_unknown_datasets_and_empty_folders(two_small_corpora, tmp_path):
-    from avemo.errors import AvemoError
     from avemo.training.corpora import CorpusSpec
     from avemo.training.experiment import load_corpora
 
@@ -672,3 +671,14 @@ def test_a_corpora_path_not_there_says_it_is_read_against_the_file_s_folder(tmp_
     assert err.strip() == (f"avemo: error: {corpora}: corpus a: root= {tmp_path / 'c' / 'aud'} does not exist (a "
                            f"relative path in the file is read against its folder, {tmp_path / 'c'}, not the current "
                            "folder)")
+
+
+@pytest.mark.shared_data
+def test_a_speaker_named_as_a_multi_corpus_run_prints_it_is_told_its_name_in_the_folder(two_small_corpora):
+    """A run of two corpora says 'validation speakers emodb:09, ravdess:08'; `avemo evaluate --dataset emodb
+    --speakers emodb:09` on the EmoDB folder said only that the speaker has no files."""
+    _, emo = two_small_corpora
+    with pytest.raises(AvemoError) as bad:
+        load_data("emodb", emo, speakers=["emodb:09", "99"])
+    assert str(bad.value) == (f"{emo}: speakers ['99', 'emodb:09'] have no files under the folder; a corpus's own "
+                              "folder names them without the corpus: --speakers 09")

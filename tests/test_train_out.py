@@ -120,6 +120,16 @@ def test_plots_go_where_asked_and_the_checkpoint_folder_holds_what_a_bundled_mod
         assert "--out src/avemo/inference/text_model" in command and "--plots runs/text_model" in command, recipe
 
 
+def test_a_plots_folder_that_cannot_be_written_is_refused_before_the_training(make_ravdess, avemo_main, tmp_path):
+    """--plots naming a file: a FileExistsError traceback once the run was trained (exit 1, its checkpoint
+    written, no figures). Now one line before the data is extracted, and no --out folder is left."""
+    corpus, run, taken = make_ravdess(("01", "05", "07")), tmp_path / "run", tmp_path / "notes.txt"
+    taken.write_text("mine")
+    code, out, err = _train(avemo_main, corpus, run, tmp_path / "cache", "--plots", taken)
+    assert code == 2 and err.strip() == f"avemo: error: {taken}: is a file; give the name of a folder", err
+    assert not run.exists() and "training" not in out
+
+
 def test_train_says_its_split_in_words():
     """``avemo train`` printed the split as a Python dict: "({'plan': 'emodb_5fold', 'fold': 1, ...})"."""
     from avemo.cli.train import split_words

@@ -241,6 +241,18 @@ def test_a_fold_whose_validation_speakers_are_not_in_the_data_says_so(small_ravd
     assert "validation" not in caplog.text and "none of its test speakers (20, 21, 22, 23)" in caplog.text
 
 
+def test_train_says_once_that_a_folds_speakers_are_not_in_the_data(small_ravdess, au_table, avemo_main, caplog,
+                                                                    tmp_path):
+    """avemo train --fold 2 on speakers 01 02 05 06 (validation 11, 12 of ravdess_au missing): the check
+    before the extraction and the split after it both said so, the same warning line twice."""
+    with caplog.at_level("WARNING", logger="avemo.training.experiment"):
+        code, _, err = avemo_main("train", "--root", small_ravdess, "--visual-table", au_table, "--model", "au_mlp",
+                                  "--fold", "2", "--epochs", "1", "--out", tmp_path / "run")
+    assert code == 0, err
+    said = [r.getMessage() for r in caplog.records if "none of its validation speakers (11, 12)" in r.getMessage()]
+    assert len(said) == 1, said
+
+
 def test_a_fold_without_any_of_its_training_speakers_is_refused_naming_them(make_ravdess):
     """A researcher's copy with a few RAVDESS actors (01, 05, 07) and --fold 1: the default plan is the
     built-in one that covers them (ravdess_au), whose fold 1 trains on 08..23, none of them here; the

@@ -103,6 +103,14 @@ def test_accumulate_must_fit_in_the_batch():
         TrainConfig(batch_size=8, accumulate=16)
 
 
+
+@pytest.mark.parametrize(("field", "value"), [("epochs", -1), ("epochs", 0), ("batch_size", 0)])
+def test_epochs_and_batch_size_below_1_are_named_with_their_value(field, value):
+    """It said 'epochs and batch_size must be at least 1' for either, without the value given."""
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(**{field: value})
+    assert str(err.value) == f"{field} must be at least 1, got {value}"
+
 # ----------------------------------------------------------------------------- activation checkpointing
 
 

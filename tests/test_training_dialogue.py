@@ -443,3 +443,29 @@ def test_iemocap_without_its_utterance_videos_says_where_they_come_from(tmp_path
     line = err.strip().splitlines()[-1]
     assert code == 2 and "has no video file" in line
     assert "IEMOCAP's utterance videos: avemo prepare --dataset iemocap --root RELEASE --out DIR, then --media DIR" in line
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_a_corpus_without_dialogues_is_refused_for_a_model_with_context_before_it_is_transcribed(
+        command, meld, ravdess_subset, avemo_main, monkeypatch, tmp_path):
+    """gao_dialogue with context 1 and --transcribe on RAVDESS: every clip was transcribed (about half a
+    second each), then 'take ... has no dialogue and turn'. Now the corpus is refused once read."""
+    from avemo.training import transcripts
+
+    root, cache, run = ravdess_subset(("01", "02"), step=30), tmp_path / "c", tmp_path / "run"
+    model = ["--model", "gao_dialogue", "--model-config", '{"modalities": ["text"], "context": 1}']
+    if command == "train":
+        args = ["--root", root, *model, "--out", run]
+    else:
+        code, _, err = avemo_main("train", "--dataset", "meld", "--root", meld, *model, "--epochs", "1",
+                                  "--out", run, "--cache", cache)
+        assert code == 0, err
+        args = ["--checkpoint", run, "--root", root, "--dataset", "ravdess"]
+
+    def transcribed(*args, **kwargs):
+        raise AssertionError("transcribed a corpus the model cannot read")
+
+    monkeypatch.setattr(transcripts, "transcribe_missing", transcribed)
+    code, _, err = avemo_main(command, *args, "--transcribe", "--cache", cache)
+    assert code == 2 and "03-01-01-01-01-01-01.flac has no dialogue and turn (the model reads the 1 previous" in err, err

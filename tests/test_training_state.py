@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -102,3 +103,21 @@ def test_a_run_resumed_with_other_settings_is_refused_naming_them(tmp_path):
     assert ("other settings (model, training config, data or torchrun processes: train.batch_size 2, now 4; "
             "training and validation takes [8, 9], now [8, 10]); resume it with the same command") in str(err.value)
     assert load_resume_state(tmp_path, model, optimizer, None, saved) is not None  # the same settings resume
+
+
+def test_a_run_folder_with_only_its_resume_state_is_named_an_unfinished_run(tmp_path, avemo_main):
+    """An interrupted `avemo train --out RUN` given to evaluate, predict or export: it said 'not a checkpoint
+    folder (no checkpoint.json)', as for a folder that never held a run; and a checkpoint's own
+    checkpoint.json given for the folder said 'checkpoint has no model.safetensors'."""
+    from avemo.errors import CheckpointError
+    from avemo.models.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    _save(run, [{"epoch": 1}])
+    with pytest.raises(CheckpointError, match="holds an unfinished training run .*the same train command finishes it"):
+        load_checkpoint(run)
+    code, _, err = avemo_main("export", "--model", run, "--out", tmp_path / "onnx")
+    assert code == 2 and err.startswith(f"avemo: error: --model {run}: holds an unfinished training run"), err
+    (run / "checkpoint.json").write_text("{}")
+    with pytest.raises(CheckpointError, match=re.escape(f"a checkpoint is a folder: give {run}") + "$"):
+        load_checkpoint(run / "checkpoint.json")

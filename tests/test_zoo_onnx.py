@@ -147,6 +147,42 @@ def test_export_refusals_are_one_line_and_leave_nothing(tmp_path, avemo_main, ca
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mcbp"]
 
 
+def test_the_exporters_native_warnings_stay_off_stderr(tmp_path, avemo_main, capfd):
+    """gao_dialogue's packed sequences: the TorchScript exporter's C++ warnings ('[W... shape_type_inference.cpp]
+    Warning: The shape inference of prim::PackPadded type is missing') came before the one-line refusal."""
+    run = _checkpoint(tmp_path, "gao_dialogue")
+    code, out, err = avemo_main("export", "--model", run, "--out", tmp_path / "onnx", capture=capfd)
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert f"--model {run}: model gao_dialogue {CANNOT_EXPORT['gao_dialogue']}" in err
+
+
+def test_export_lists_the_files_it_wrote_not_those_the_folder_held(runs, avemo_main, tmp_path):
+    """--out into a folder with other files (the run folder itself): its weights were listed as exported."""
+    out = tmp_path / "onnx"
+    out.mkdir()
+    (out / "notes.txt").write_text("kept")
+    code, printed, err = avemo_main("export", "--model", runs["audio"], "--out", out)
+    assert code == 0, err
+    listed = [line.split("  (")[0] for line in printed.splitlines() if "  (" in line]
+    assert listed == [str(out / "manifest.json"), str(out / "model.onnx")], printed
+    assert (out / "notes.txt").read_text() == "kept"
+
+
+def test_an_out_that_cannot_be_a_folder_is_refused_before_the_export(runs, avemo_main, tmp_path, monkeypatch):
+    """--out naming a file: the model was traced and checked, then 'cannot write the export (Not a directory)'."""
+    from avemo.inference import zoo_export
+
+    def traced(*args, **kwargs):
+        raise AssertionError("exported before --out was checked")
+
+    monkeypatch.setattr(zoo_export, "export_checkpoint", traced)
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    code, out, err = avemo_main("export", "--model", runs["audio"], "--out", taken)
+    assert code == 2 and out == "" and err == f"avemo: error: --out {taken}: is a file; give the name of a folder\n"
+    assert taken.read_text() == "mine"
+
+
 def test_a_graph_that_disagrees_with_torch_is_refused_and_nothing_written(runs, tmp_path, monkeypatch):
     """onnxruntime answering otherwise than torch (here: every logit off by 0.5) stops the export: one line
     naming the model and the largest difference; an existing --out folder is left as it was."""

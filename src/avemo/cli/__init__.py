@@ -1,9 +1,11 @@
 """The ``avemo`` command line: thin wrappers over the library.
 
 Errors a user can cause are printed as one line (``avemo: error: FILE: reason``) with
-exit code 2; batch commands go on past bad items, list them at the end and exit 1. Of the files a
-command skipped, the first 20 are named one a line and the others counted by reason, with where the
-full list is (:func:`~avemo.cli.listing._print_skipped`).
+exit code 2; commands with many inputs go on past bad ones and list them at the end, then exit 1
+where they give one result per input (info, predict, extract, prepare) and 0 where they give one
+result from all of them (train, evaluate, benchmark); the README's "Exit codes" says it for users.
+Of the files a command skipped, the first 20 are named one a line and the others counted by reason,
+with where the full list is (:func:`~avemo.cli.listing._print_skipped`).
 
 One Typer app (:mod:`avemo.cli.app`), one module per command (``info``, ``extract``, ``prepare``,
 ``train``, ``evaluate``, ``benchmark``, ``predict`` with ``demo``, ``export``, ``models``, ``serve``);

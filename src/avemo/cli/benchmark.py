@@ -15,11 +15,12 @@ from avemo.cli.app import app, console, console_err
 from avemo.cli.files import _cache
 from avemo.cli.inputs import _check_device, _check_tables
 from avemo.cli.listing import _print_duplicates, _print_skipped
-from avemo.cli.options import CacheOpt, MediaOpt, RootOpt, TableOpt
+from avemo.cli.options import CacheOpt, MediaOpt, RootOpt, TableOpt, _at_least_one_worker
 from avemo.cli.progress import _extraction_bar, _progress
 from avemo.errors import AvemoError
 
-WorkersOpt = Annotated[int, typer.Option("--workers", "-j", help="Parallel feature-extraction processes.")]
+WorkersOpt = Annotated[int, typer.Option("--workers", "-j", callback=_at_least_one_worker,
+                                         help="Parallel feature-extraction processes.")]
 
 # the training options of `avemo benchmark`: a config file under the suite's per-model settings, the others over them
 BenchConfigOpt = Annotated[
@@ -149,7 +150,7 @@ def _bench_splits(spec, data, protocol: str, seeds: list[int], folds: list[int])
     if unknown:
         raise AvemoError(f"--folds {unknown} not in the plan (folds 1..{len(splits)})")
     chosen = [s for s in splits if s.number in folds] if folds else splits
-    check_splits(data, chosen, plan=splits)  # which folds can run: of the whole plan
+    check_splits(data, chosen, plan=splits, quiet=True)  # which folds can run: of the whole plan
     return chosen
 
 

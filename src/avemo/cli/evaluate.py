@@ -234,7 +234,7 @@ def _evaluate_data(ckpt, transcribe: bool | None, cache_dir: Path | None, **opti
     transcribe = _worth_transcribing(bool(transcribe), modalities, "the checkpoint's model")
     asr = {"transcribe": True, "cache": _cache(cache_dir)} if transcribe else {}
     with _transcribing(bool(transcribe)) as progress:
-        data = load_data(**options, progress=progress, **asr)
+        data = load_data(**options, progress=progress, dialogue_context=ckpt.model.dialogue_context, **asr)
     _say_transcribed(data.transcripts)
     _say_text_unread(data.takes, modalities, "the checkpoint's model")
     _print_duplicates(data.duplicates)

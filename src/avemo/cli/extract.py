@@ -15,10 +15,13 @@ from avemo.cli.app import app, console, console_err
 from avemo.cli.files import _cache, _output
 from avemo.cli.inputs import _model_inputs
 from avemo.cli.listing import SKIPPED_SHOWN, _print_duplicates, _print_skipped, _reason_counts
-from avemo.cli.options import LabelsOpt, SpeakerPatternOpt, TranscribeOpt
+from avemo.cli.options import LabelsOpt, SpeakerPatternOpt, TranscribeOpt, _at_least_one_worker
 from avemo.cli.progress import _progress, _transcribing
 from avemo.cli.transcripts import _say_transcribed, _worth_transcribing
 from avemo.errors import AvemoError
+
+WorkersOpt = Annotated[int, typer.Option("--workers", "-j", callback=_at_least_one_worker,
+                                         help="Parallel worker processes.")]
 
 
 @app.command()
@@ -41,7 +44,7 @@ def extract(
     root: Annotated[Path | None, typer.Option("--root", "-r", help="The dataset folder (instead of PATH).")] = None,
     labels: LabelsOpt = None,
     speaker_pattern: SpeakerPatternOpt = None,
-    workers: Annotated[int, typer.Option("--workers", "-j", help="Parallel worker processes.")] = 1,
+    workers: WorkersOpt = 1,
     executor: Annotated[str, typer.Option(help="local (process pool) or ray.")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address (with --executor ray).")] = None,
     cache_dir: Annotated[

@@ -69,6 +69,13 @@ def _model_inputs(model: str, model_config: str | None):
     return default_inputs(model, **_model_config(model_config))
 
 
+def _model_context(model: str, model_config: str | None) -> int | None:
+    """The dialogue context of a model of ``avemo train`` (with --model-config), without building it."""
+    from avemo.models import default_dialogue_context
+
+    return default_dialogue_context(model, **_model_config(model_config))
+
+
 @contextlib.contextmanager
 def _naming_reader_skips(skipped: Sequence[tuple[str, str]]):
     """An error of the work that follows the reading of a corpus says how many of its files the reader

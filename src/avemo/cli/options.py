@@ -40,9 +40,20 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def _at_least_one_worker(value: int | None) -> int | None:
+    """Every command's ``--workers``: at least 1 where given (train and evaluate read 0 as their default,
+    the machine's cores, where extract refused it)."""
+    if value is not None and value < 1:
+        from avemo.errors import ConfigError
+
+        raise ConfigError(f"--workers must be at least 1, got {value}")
+    return value
+
+
 ExtractWorkersOpt = Annotated[
     int | None,
     typer.Option("--workers", "-j", show_default=f"the machine's cores, {_cores()} here",
+                 callback=_at_least_one_worker,
                  help="Parallel processes extracting the features that are not in the cache yet."),
 ]
 LabelsOpt = Annotated[

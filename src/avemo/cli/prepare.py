@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from avemo.cli.app import app, console, console_err
+from avemo.cli.options import _at_least_one_worker
 from avemo.cli.progress import _progress
 from avemo.errors import AvemoError
 
@@ -30,7 +31,8 @@ def prepare(
                                                       "iemocap6 (default: those of both).")] = None,
     codec: Annotated[str, typer.Option(help="Video encoder: auto (libx264 where this FFmpeg build has it, else "
                                             "mpeg4), libx264, mpeg4.")] = "auto",
-    workers: Annotated[int, typer.Option("--workers", "-j", help="Parallel processes cutting utterances.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", "-j", callback=_at_least_one_worker,
+                                         help="Parallel processes cutting utterances.")] = 1,
 ) -> None:
     """Cut IEMOCAP's dialogue videos into one audio-visual file per labelled utterance.
 

@@ -3,6 +3,7 @@ written as a checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Collection, Mapping
@@ -18,6 +19,7 @@ from avemo.cli.inputs import (
     _check_device,
     _check_tables,
     _model_config,
+    _model_context,
     _model_inputs,
     _naming_reader_skips,
     _speakers,
@@ -88,11 +90,12 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
                 label_space: str | None, visual_table: Path | None, speakers: str | None, labels: Path | None,
                 speaker_pattern: str | None = None, protocol: str | None = None, media: Path | None = None,
                 transcribe: bool = False, cache_dir: Path | None = None, model: str | None = None,
-                inputs: Mapping[str, Any] | None = None):
+                inputs: Mapping[str, Any] | None = None, context: int | None = None):
     """The DataBundle of ``avemo train``: one corpus as before, or several (repeated pairs or --corpora) in
     ``label_space`` (None: shared; one corpus keeps its labels, and a label space given says it is ignored);
     ``transcribe``: every corpus gets transcripts by speech recognition (else those whose --corpora
-    entry says ``transcribe = true``), unless the ``model``'s ``inputs`` (its InputSpecs) read no text.
+    entry says ``transcribe = true``), unless the ``model``'s ``inputs`` (its InputSpecs) read no text;
+    ``context``: its dialogue context (a corpus without dialogues is refused before it is transcribed).
     The options are checked, and a table the inputs read is given, before any data is read."""
     from avemo.training import load_data
     from avemo.training.corpora import FILE_SETTINGS, CorpusSpec, check_corpora_paths, read_corpora_file
@@ -136,11 +139,12 @@ def _train_data(roots: list[Path] | None, datasets: list[str] | None, corpora_fi
             data = load_data(only.dataset, only.root, visual_table=visual_table, speakers=chosen,
                              labels_csv=labels or only.labels, speaker_pattern=speaker_pattern or only.speaker_pattern,
                              protocol=protocol or only.protocol, media=media or only.media,
-                             transcribe=only.transcribe, progress=progress, **asr)
+                             transcribe=only.transcribe, progress=progress, dialogue_context=context, **asr)
         _say_transcribed(data.transcripts)
         return data
     with _transcribing(bool(asr)) as progress:
-        data = load_corpora(specs, label_space or "shared", visual_table=visual_table, progress=progress, **asr)
+        data = load_corpora(specs, label_space or "shared", visual_table=visual_table, progress=progress,
+                            dialogue_context=context, **asr)
     _say_transcribed(data.transcripts)
     space = data.corpora.space
     left = "; ".join(f"{c} " + ", ".join(f"{e} {n}" for e, n in counts.items())
@@ -295,7 +299,6 @@ def train(
     override the --corpora file (label_space=, balance=) and the --config file. Out of GPU memory: lower
     --batch-size, or keep it with --accumulate, or add --checkpoint-activations; the error line says which.
     An --out folder holding a finished run is refused without --overwrite; an unfinished one is resumed."""
-    from avemo.output_file import prepare_folder, removing_new_folders
     from avemo.training import train_run
     from avemo.training.state import run_folder
 
@@ -308,11 +311,11 @@ def train(
     }, corpora, from_corpora)
     data = _train_data(root, dataset, corpora, label_space=label_space, visual_table=visual_table, speakers=speakers,
                        labels=labels, speaker_pattern=speaker_pattern, protocol=protocol, media=media, transcribe=transcribe,
-                       cache_dir=cache_dir, model=model, inputs=(inputs := _model_inputs(model, model_config)))
+                       cache_dir=cache_dir, model=model, inputs=(inputs := _model_inputs(model, model_config)),
+                       context=_model_context(model, model_config))
     split_options = {"fold": fold, "plan": plan, "val_speakers": _speakers(val_speakers)}
     _check_data(data, split_options, allow_copies)
-    with removing_new_folders(out):
-        prepare_folder(out)  # a checkpoint folder that cannot be written fails now, not after the first epoch
+    with _output_folders(out, plots):
         cache = _cache(cache_dir)
         with _naming_reader_skips(data.skipped):
             gathered, (tr, va, te, split_info) = _train_split(model, model_config, inputs, data, cache, workers,
@@ -326,6 +329,19 @@ def train(
                 extra_meta={"split": split_info}, gathered=gathered, plots=plots if plots is not None else True,
                 **progress)
     _print_run(run, out, data)
+
+
+@contextlib.contextmanager
+def _output_folders(out: Path, plots: Path | None):
+    """``with`` it, the work of ``avemo train``: --out and --plots are created and checked first (a folder
+    that cannot be written fails now, not after the training; --plots naming a file ended a finished
+    run in a traceback), and removed again if they were new and the work fails before writing into them."""
+    from avemo.output_file import prepare_folder, removing_new_folders
+
+    with removing_new_folders(out), removing_new_folders(plots):
+        for folder in filter(None, (out, plots)):
+            prepare_folder(folder)
+        yield
 
 
 def _say_takes(model: str, inputs: Mapping[str, Any], gathered, parts, split_info: dict) -> None:

@@ -62,11 +62,13 @@ def plan_splits(data: DataBundle, folds: Sequence[Fold]) -> list[Split]:
     return [split(data.takes, f) for f in folds]
 
 
-def check_splits(data: DataBundle, splits: Sequence[Split], plan: Sequence[Split] | None = None) -> None:
+def check_splits(data: DataBundle, splits: Sequence[Split], plan: Sequence[Split] | None = None, *,
+                 quiet: bool = False) -> None:
     """A one-line DatasetError for the first split without training or test takes (a fold whose speakers
     are not in the data, e.g. a plan of 24 speakers on a folder of a few), naming the folds of the ``plan``
     (default: ``splits``) that have both, before any extraction or training; a warning for a split
-    without validation takes (nothing selects the epoch there)."""
+    without validation takes (nothing selects the epoch there), unless ``quiet`` (a check before
+    :func:`run_benchmark`, which says it)."""
     for s in splits:
         for part, takes in (("training", s.train), ("test", s.test)):
             if not takes:
@@ -76,7 +78,7 @@ def check_splits(data: DataBundle, splits: Sequence[Split], plan: Sequence[Split
                 raise DatasetError(f"fold {s.number} has no {part} takes: none of its {part} speakers is in the data "
                                    f"(speakers {', '.join(data.speakers)}); {then}", data.root)
     for s in splits:
-        if not s.val:
+        if not s.val and not quiet:
             log.warning("fold %d: none of its validation speakers is in the data: no validation takes", s.number)
 
 

@@ -12,6 +12,7 @@ from avemo.models.inputs import InputSpec, ModelInputError, check_inputs, exampl
 from avemo.models.registry import (
     count_parameters,
     create_model,
+    default_dialogue_context,
     default_inputs,
     get_encoder,
     list_aliases,
@@ -31,6 +32,7 @@ __all__ = [
     "check_inputs",
     "count_parameters",
     "create_model",
+    "default_dialogue_context",
     "default_inputs",
     "example_inputs",
     "get_encoder",

@@ -148,6 +148,11 @@ class AvemoModel(nn.Module):
         self.inputs: dict[str, InputSpec] = {}
         self.build_args: dict[str, Any] = {}
 
+    @classmethod
+    def context_for(cls, config: Any) -> int | None:
+        """The ``dialogue_context`` of a model built from ``config``, without building it."""
+        return None
+
     # -- the trainer's interface -------------------------------------------------------------
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         return self.forward_outputs(inputs)["logits"]

@@ -58,6 +58,8 @@ FORMAT = "avemo.checkpoint"
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 META = "checkpoint.json"
+#: the state after a run's last finished epoch (:mod:`avemo.training.state`), until checkpoint.json is written
+RESUME_DIR = "last"
 
 
 #: how many trailing names of a data path a checkpoint records (see the module doc)
@@ -171,6 +173,9 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError("no such checkpoint", path)
     if not meta_path.is_file():
+        if (path / RESUME_DIR / "state.json").is_file():  # an `avemo train --out` folder before its last epoch
+            raise CheckpointError(f"holds an unfinished training run (no {META} yet): `avemo train` was interrupted "
+                                  "or is still running; the same train command finishes it", path)
         raise CheckpointError(f"not a checkpoint folder (no {META})", path)
     meta = read_format_json(meta_path, path, fmt=FORMAT, version=FORMAT_VERSION, noun="checkpoint",
                             what="an avemo checkpoint")
@@ -202,6 +207,8 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     from avemo.models import create_model
 
     path = Path(path)
+    if path.is_file():  # its checkpoint.json or weights, named instead of the folder
+        raise CheckpointError(f"a checkpoint is a folder: give {path.parent}", path)
     meta = read_meta(path)
     weights = path / WEIGHTS
     if not weights.is_file():

@@ -172,6 +172,15 @@ def default_inputs(name: str, **config: Any) -> dict[str, InputSpec]:
     return cls.specs_for(conf)
 
 
+def default_dialogue_context(name: str, **config: Any) -> int | None:
+    """The ``dialogue_context`` ``create_model(name, **config)`` would have (None: the model reads single
+    clips; H: the H previous utterances of each one's dialogue too), without building any weights."""
+    cls = model_class(name)
+    if issubclass(cls, Encoder):
+        return None
+    return cls.context_for(cfg.from_dict(cls.Config, dict(config), where=f"{name} config"))
+
+
 def model_info(name: str) -> dict[str, Any]:
     """``{"name", "kind", "paper", "summary", "description", "inputs", "config", "aliases", "needs_fit"}``.
 

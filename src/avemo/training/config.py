@@ -202,8 +202,9 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError("epochs and batch_size must be at least 1")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.accumulate < 1 or self.accumulate > self.batch_size:
             raise ConfigError(f"accumulate must be between 1 and batch_size ({self.batch_size}), got {self.accumulate}")
         if self.eval_batch_size is not None and self.eval_batch_size < 1:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy as np
 from avemo.cache.store import FeatureCache
 from avemo.datasets.labels import LabelSet
 from avemo.datasets.pairing import Take
+from avemo.datasets.records import Clip
 from avemo.errors import AvemoError, ConfigError, DatasetError
 from avemo.features.base import extractor_class, list_extractors
 from avemo.models.inputs import InputSpec
@@ -247,14 +249,30 @@ def previous_utterances(takes: Sequence[Take]) -> list[list[int]]:
     return out
 
 
+#: what a model with dialogue context needs, said when a take has no dialogue and turn
+NEEDS_DIALOGUES = ("a model with dialogue context needs a conversational dataset (meld, iemocap), or a model "
+                   "without it (gao_dialogue: \"context\": 0)")
+
+
 def dialogue_turn(take: Take) -> tuple[str, int]:
     """The take's dialogue and turn (from its clips); a DatasetError if the dataset has none."""
     for clip in take:
         dialogue, turn = getattr(clip, "dialogue", None), getattr(clip, "turn", None)
         if dialogue is not None and turn is not None:
             return str(dialogue), int(turn)
-    raise DatasetError(f"take {take.key} has no dialogue and turn: a model with dialogue context needs a conversational "
-                       "dataset (meld, iemocap), or a model without it (gao_dialogue: \"context\": 0)")
+    raise DatasetError(f"take {take.key} has no dialogue and turn: {NEEDS_DIALOGUES}")
+
+
+def refuse_without_dialogues(clips: Sequence[Clip], context: int | None, root: str | Path) -> None:
+    """A one-line DatasetError, for a model with dialogue context ``context`` (its H), when a labelled clip
+    of a corpus (``root``) has no dialogue and turn: before its transcription and feature extraction,
+    which the same refusal (:func:`dialogue_turn`) came after."""
+    if not context:
+        return
+    for clip in clips:
+        if clip.emotion is not None and (clip.dialogue is None or clip.turn is None):
+            raise DatasetError(f"{Path(clip.path).name} has no dialogue and turn (the model reads the {context} "
+                               f"previous utterance(s) of its dialogue): {NEEDS_DIALOGUES}", root)
 
 
 def check_labels(data: Gathered, label_set: LabelSet) -> None:

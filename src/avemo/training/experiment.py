@@ -55,7 +55,14 @@ from avemo.training.corpora import (
     recorded_reading,
     resolved_balance,
 )
-from avemo.training.data import Gathered, check_labels, concat, gather, previous_utterances
+from avemo.training.data import (
+    Gathered,
+    check_labels,
+    concat,
+    gather,
+    previous_utterances,
+    refuse_without_dialogues,
+)
 from avemo.training.trainer import (
     FitResult,
     calibrate,
@@ -185,6 +192,7 @@ def load_data(
     transcribe: bool = False,
     cache: FeatureCache | None = None,
     progress: Callable[[int, int], None] | None = None,
+    dialogue_context: int | None = None,
 ) -> DataBundle:
     """Read ``root`` with the ``dataset`` reader, pair files into takes, attach the visual table
     (read first: a missing or unreadable one is refused before the corpus is scanned or transcribed).
@@ -197,7 +205,8 @@ def load_data(
     evaluate`` ask only for a model that reads text, and say so in one line otherwise): pass it only
     when :func:`~avemo.training.transcripts.reads_text` of the model's inputs
     (:func:`~avemo.models.default_inputs`) is true, else the recogniser spends about half a second a
-    clip on text nobody reads."""
+    clip on text nobody reads. ``dialogue_context``: that of the model that will read the data (a corpus
+    without dialogues is refused for a model with context, before it is transcribed)."""
     tables = {}
     if visual_table is not None:
         table = load_au_means(visual_table)
@@ -213,6 +222,7 @@ def load_data(
             raise ConfigError(f"media (prepared utterance videos) is for the iemocap dataset, not {dataset}")
         options["media"] = media
     scan = read_dataset(dataset, root, copies_among=speakers, **options)  # copies of the speakers read
+    refuse_without_dialogues(scan.clips, dialogue_context, root)
     if transcribe:
         from avemo.training.transcripts import transcribe_missing
 
@@ -225,7 +235,7 @@ def load_data(
         wanted = set(speakers)
         unknown = wanted - {t.speaker for t in takes}
         if unknown:
-            raise DatasetError(f"speakers {sorted(unknown)} have no files under the folder", root)
+            raise DatasetError(_unknown_speakers(unknown, {t.speaker for t in takes}), root)
         kept = [t for t in takes if t.speaker in wanted]
         cut = sorted(_dialogues(kept) & _dialogues(t for t in takes if t.speaker not in wanted))
         takes = kept
@@ -515,7 +525,8 @@ def resolve_split(
     corrupt) is then left out before the split, so that a generated plan, the default plan's choice
     and the default validation speakers are made of speakers with usable clips (``info``:
     ``speakers_without_usable_takes``); a plan given by name or file is kept as it is. ``quiet``: no
-    warning line of the default validation speakers (a check before the split that says it).
+    warning line of the default validation speakers or of a fold's speakers missing from the data (a
+    check before the split that says it).
 
     With ``fold``: that fold of ``plan`` (a built-in plan name or a JSON file; by default the
     smallest built-in plan of the dataset that covers the speakers, :func:`~avemo.datasets.covering_plan`,
@@ -573,7 +584,7 @@ def resolve_split(
                           "(--plan FILE.json), or train without --fold (validation speakers: --val-speakers)")
     for part, takes in (("validation", va), ("test", te)):  # e.g. --speakers without the fold's own
         named = fold_obj.val if part == "validation" else fold_obj.test
-        if named and not takes:
+        if named and not takes and not quiet:
             log.warning("fold %s of plan %s: none of its %s speakers (%s) is in the data: no %s takes",
                         fold, info["plan"], part, ", ".join(named), part)
     return tr, va, te, info
@@ -724,8 +735,17 @@ def refuse_one_person_twice(bundles: Mapping[str, DataBundle]) -> None:
                                    "corpus other speakers (speakers= in --corpora)", bundle.root)
 
 
+def _unknown_speakers(unknown: Collection[str], present: Collection[str]) -> str:
+    """Why ``--speakers`` names speakers without files, and, for one qualified by its corpus as a run of
+    several corpora prints it (``emodb:11``), the name it has in one corpus's folder (``11``)."""
+    bare = sorted(s.split(":", 1)[1] for s in unknown if ":" in s and s.split(":", 1)[1] in present)
+    hint = f"; a corpus's own folder names them without the corpus: --speakers {','.join(bare)}" if bare else ""
+    return f"speakers {sorted(unknown)} have no files under the folder{hint}"
+
+
 def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, visual_table=None,
-                 cache: FeatureCache | None = None, progress: Callable[[int, int], None] | None = None):
+                 cache: FeatureCache | None = None, progress: Callable[[int, int], None] | None = None,
+                 dialogue_context: int | None = None):
     """Read every corpus and return a :class:`DataBundle` over the label
     space (``bundle.corpora`` holds the :class:`Corpora`). Each corpus is read as ``avemo train``
     reads one (unknown dataset, a folder without labelled clips: one-line errors); those with
@@ -740,7 +760,8 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
         try:
             bundles[s.corpus] = load_data(s.dataset, s.root, speakers=s.speakers, labels_csv=s.labels,
                                           speaker_pattern=s.speaker_pattern, visual_table=visual_table, protocol=s.protocol, media=s.media,
-                                          transcribe=s.transcribe, cache=cache, progress=progress)
+                                          transcribe=s.transcribe, cache=cache, progress=progress,
+                                          dialogue_context=dialogue_context)
         except AvemoError as exc:  # which entry (two may read one folder): "speakers ['99'] have no files"
             exc.reason = f"corpus {s.corpus}: {exc.reason}"
             raise

@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from avemo.errors import CheckpointError
+from avemo.models.checkpoint import RESUME_DIR
 
 
 def _tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -58,7 +59,7 @@ def save_resume_state(
     fingerprint: dict[str, Any] | None = None,
 ) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    final, tmp, old = run_dir / "last", run_dir / ".last.tmp", run_dir / ".last.old"
+    final, tmp, old = run_dir / RESUME_DIR, run_dir / ".last.tmp", run_dir / ".last.old"
     # Every step is inside the try, so an error or Ctrl-C at any point (even between the two renames)
     # leaves the last whole state in ``last`` and no temporary folder.
     try:
@@ -105,7 +106,7 @@ def load_resume_state(run_dir: Path, model, optimizer, scheduler, fingerprint: d
     ``fingerprint`` (model, training config, data sizes) must equal the saved run's: resuming a
     run with other settings would silently mix two experiments.
     """
-    last = run_dir / "last"
+    last = run_dir / RESUME_DIR
     if not (last / "state.json").is_file():
         if (run_dir / ".last.old").is_dir():  # interrupted between the two renames
             os.replace(run_dir / ".last.old", last)

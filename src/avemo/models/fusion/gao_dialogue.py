@@ -307,6 +307,10 @@ class GaoDialogue(AvemoModel):
         self.classifier = nn.Linear(len(c.modalities) * d, num_classes)
 
     @classmethod
+    def context_for(cls, config: GaoDialogueConfig) -> int | None:
+        return config.context
+
+    @classmethod
     def specs_for(cls, config: GaoDialogueConfig) -> dict[str, InputSpec]:
         """The inputs of a model built from ``config``, without building it."""
         out = {}
