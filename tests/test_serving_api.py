@@ -304,6 +304,18 @@ def test_only_modalities_and_transcribe_may_be_query_parameters(client, ravdess_
     assert "both as a form field and as a query parameter" in _error(both, 422, "invalid_field")
 
 
+def test_openapi_declares_the_query_parameters(client):
+    """The document declared no query parameter while the server took two (a client generated from
+    it could not send them)."""
+    spec = client.get("/openapi.json").json()
+    for path in ("/v1/predict", "/v1/predict/batch"):
+        operation = spec["paths"][path]["post"]
+        declared = {p["name"]: p for p in operation.get("parameters", ()) if p["in"] == "query"}
+        form = operation["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+        assert set(declared) == {"modalities", "transcribe"}, path
+        assert all(declared[name]["schema"]["type"] == form[name]["type"] for name in declared)
+
+
 def test_http_errors_are_json(client):
     _error(client.get("/no/such/page"), 404, "not_found")
     _error(client.get("/v1/predict"), 405, "method_not_allowed")

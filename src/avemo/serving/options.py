@@ -187,8 +187,8 @@ def _modalities_schema(offered: Sequence[str]) -> dict[str, Any]:
 
 def predict_form_schema(settings: ServeSettings, default_window: float, default_hop: float) -> dict[str, Any]:
     """The OpenAPI ``requestBody`` of ``POST /v1/predict`` (the form is parsed by hand, so FastAPI
-    cannot derive it), with the server's limits."""
-    return {
+    cannot derive it), with the server's limits, and the query parameters that may stand for its fields."""
+    operation = {
         "requestBody": {
             "required": True,
             "content": {
@@ -241,3 +241,14 @@ def predict_form_schema(settings: ServeSettings, default_window: float, default_
             },
         }
     }
+    operation["parameters"] = _query_parameters(
+        operation["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"])
+    return operation
+
+
+def _query_parameters(fields: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The OpenAPI ``parameters`` of :data:`QUERY_FIELDS`: each form field's schema, in the query (they
+    were accepted there but not declared: a client made from the document could not send them)."""
+    return [{"name": name, "in": "query", "required": False,
+             "description": f"The form field `{name}`, sent as a query parameter instead (not both: 422).",
+             "schema": {k: v for k, v in fields[name].items() if k != "description"}} for name in QUERY_FIELDS]
