@@ -163,7 +163,9 @@ def export_module(
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", UserWarning)
-            with silenced(1):  # the exporter prints its whole graph (from C++) when an op has no ONNX form
+            # the exporter prints its whole graph (from C++) when an op has no ONNX form, and its C++
+            # shape-inference warnings on stderr (packed sequences); its errors are exceptions
+            with silenced(1), silenced(2):
                 torch.onnx.export(
                     module,
                     args,
