@@ -180,18 +180,22 @@ def _content_copies(files: list[Path], speakers: dict[Path, str]) -> dict[int, i
     return content_copies(files, [speakers.get(f) for f in files])
 
 
-def _check_out_is_no_input(out: Path | None, files: list[Path]) -> None:
+def _check_out_is_no_input(out: Path | None, files: list[Path], speakers_csv: Path | None = None) -> None:
     """Refuse an --out that is one of the files to predict (``avemo predict clip.mp4 -o clip.mp4``
-    replaced the recording with its own result)."""
+    replaced the recording with its own result) or the --speakers CSV (``--speakers s.csv -o s.csv``
+    replaced the list of who is who with the results)."""
     import os
 
     if out is None or not out.exists():
         return
-    for file in files:
+    inputs = [(file, "one of the files to predict") for file in files]
+    if speakers_csv is not None:
+        inputs.append((speakers_csv, "the --speakers file"))
+    for file, what in inputs:
         with contextlib.suppress(OSError):
             if os.path.samefile(out, file):
-                error = AvemoError("is one of the files to predict; writing the output there would replace it: "
-                                   "give another file name", out)
+                error = AvemoError(f"is {what}; writing the output there would replace it: give another file name",
+                                   out)
                 error.option = "--out"
                 raise error
 
@@ -234,8 +238,8 @@ def predict(
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Write the output to FILE instead of stdout, in an existing folder. Checked "
-                                         "before the work starts (a missing folder, or one of the files to "
-                                         "predict, is refused); "
+                                         "before the work starts (a missing folder, one of the files to "
+                                         "predict or the --speakers file is refused); "
                                          "written whole when it ends (after Ctrl-C: the files done so far)."),
     ] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = _SERVE.device,
@@ -274,7 +278,7 @@ def predict(
     _check_speaker_options(group_by_speaker, speakers_csv, model)
     files, problems = _media_files(paths)
     single = len(paths) == 1 and not paths[0].is_dir()
-    _check_out_is_no_input(out, files)
+    _check_out_is_no_input(out, files, speakers_csv)
     speakers = _speakers_of(files, group_by_speaker, speakers_csv)
     copies = None if speakers is None else _content_copies(files, speakers)
     with OutputFile(out) if out is not None else contextlib.nullcontext() as output:
