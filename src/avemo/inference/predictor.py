@@ -503,8 +503,7 @@ def pending_onnx_export(engine: str, model: str | Path | None = None) -> Path | 
     if engine != "onnx":
         return None
     if model is not None:
-        from avemo.inference.zoo_export import current_zoo_export, zoo_onnx_dir
-        from avemo.inference.zoo_export import other_model_export as other_zoo_export
+        from avemo.inference.zoo_export import current_zoo_export, other_zoo_export, zoo_onnx_dir
 
         try:
             folder = zoo_onnx_dir(model)
