@@ -29,6 +29,34 @@ def _cache(folder: Path | None):
     return cache
 
 
+def _refuse_output_on_inputs(option: str, out: Path | None, inputs) -> None:
+    """Refuse an output file ``out`` (given by ``option``) that is one of the command's input files,
+    ``inputs``: ``(what, path)`` pairs ("one of the files to predict", "the --labels file"; a None path
+    is skipped). Written when the work ends, it replaced that input: ``predict clip.mp4 -o clip.mp4``
+    the recording, ``--speakers s.csv -o s.csv`` the list of who is who, ``extract --summary
+    labels.csv`` the labels."""
+    import os
+
+    if out is None or not out.exists():
+        return
+    for what, file in inputs:
+        with contextlib.suppress(OSError):
+            if file is not None and os.path.samefile(out, file):
+                error = AvemoError(f"is {what}; writing the output there would replace it: give another file name",
+                                   out)
+                error.option = option
+                raise error
+
+
+def _label_files(dataset: str | None, root: Path | None, labels: Path | None) -> list[tuple[str, Path | None]]:
+    """The labels CSV a dataset command reads, for :func:`_refuse_output_on_inputs`: ``--labels``, or a
+    folder dataset's own labels.csv."""
+    from avemo.datasets.folder import DEFAULT_LABELS_FILE
+
+    own = Path(root) / DEFAULT_LABELS_FILE if dataset == "folder" and labels is None and root is not None else None
+    return [("the --labels file", labels), (f"the dataset's {DEFAULT_LABELS_FILE}", own)]
+
+
 @contextlib.contextmanager
 def _options_naming_files(options: dict[str, Path | None]):
     """A library error about a file or folder that one of ``options`` (option -> value) gave, or

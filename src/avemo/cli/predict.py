@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from avemo.cli.app import app, console, console_err
-from avemo.cli.files import _media_files, _options_naming_files
+from avemo.cli.files import _media_files, _options_naming_files, _refuse_output_on_inputs
 from avemo.cli.options import _SERVE, DEVICE_HELP, ENGINE_HELP, MODEL_HELP
 from avemo.cli.progress import _PredictProgress
 from avemo.errors import AvemoError
@@ -180,26 +180,6 @@ def _content_copies(files: list[Path], speakers: dict[Path, str]) -> dict[int, i
     return content_copies(files, [speakers.get(f) for f in files])
 
 
-def _check_out_is_no_input(out: Path | None, files: list[Path], speakers_csv: Path | None = None) -> None:
-    """Refuse an --out that is one of the files to predict (``avemo predict clip.mp4 -o clip.mp4``
-    replaced the recording with its own result) or the --speakers CSV (``--speakers s.csv -o s.csv``
-    replaced the list of who is who with the results)."""
-    import os
-
-    if out is None or not out.exists():
-        return
-    inputs = [(file, "one of the files to predict") for file in files]
-    if speakers_csv is not None:
-        inputs.append((speakers_csv, "the --speakers file"))
-    for file, what in inputs:
-        with contextlib.suppress(OSError):
-            if os.path.samefile(out, file):
-                error = AvemoError(f"is {what}; writing the output there would replace it: give another file name",
-                                   out)
-                error.option = "--out"
-                raise error
-
-
 def _predict_and_write(predictor, files: list[Path], fmt: str, output, *, single: bool,
                        **options) -> list[tuple[str, str]]:
     """Predict the files and write the results (after Ctrl-C, those done so far); the failures."""
@@ -278,7 +258,8 @@ def predict(
     _check_speaker_options(group_by_speaker, speakers_csv, model)
     files, problems = _media_files(paths)
     single = len(paths) == 1 and not paths[0].is_dir()
-    _check_out_is_no_input(out, files, speakers_csv)
+    _refuse_output_on_inputs("--out", out, [*(("one of the files to predict", f) for f in files),
+                                            ("the --speakers file", speakers_csv)])
     speakers = _speakers_of(files, group_by_speaker, speakers_csv)
     copies = None if speakers is None else _content_copies(files, speakers)
     with OutputFile(out) if out is not None else contextlib.nullcontext() as output:
