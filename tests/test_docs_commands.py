@@ -371,3 +371,16 @@ def test_serving_md_gives_the_settings_defaults():
                     bad.append(f"{name}: the page says {value}, the code {defaults[name]}")
     assert len(checked) > 12, f"only {sorted(checked)} checked: is the table still there?"
     assert not bad, "docs/serving.md settings defaults that differ from ServeSettings:\n" + "\n".join(bad)
+
+
+def test_serving_md_gives_the_csv_header_and_every_column():
+    """A spreadsheet user reads what each column of ``avemo predict --format csv`` holds in
+    docs/serving.md ("The CSV"): the bundled model's header as written, and every optional column."""
+    from avemo.inference.bundle import read_bundle
+    from avemo.inference.formats import csv_columns
+
+    text = (REPO / "docs" / "serving.md").read_text(encoding="utf-8")
+    assert ",".join(csv_columns(read_bundle()[0].labels)) in text
+    section = text.split("### The CSV")[1].split("\n### ")[0]
+    every = csv_columns((), text=True, speaker=True, text_used=True)
+    assert [c for c in every if f"`{c}`" not in section] == []

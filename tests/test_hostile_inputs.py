@@ -540,6 +540,28 @@ def test_a_summary_is_written_whole_when_the_work_ends(corpus, generated, avemo_
     assert json.loads((out / "summary.json").read_text()) and _listing(out) == ["summary.json"]
 
 
+def test_a_summary_naming_the_labels_csv_is_refused_before_the_work(corpus, generated, avemo_main, tmp_path):
+    """``extract --summary labels.csv`` (``evaluate --json`` too) replaced the labels it had read with
+    its summary: the --labels file, or the folder's own labels.csv."""
+    import shutil
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shutil.copy(corpus / "voice.wav", folder / "a.wav")
+    labels = folder / "labels.csv"
+    labels.write_text("path,emotion,speaker\na.wav,happy,s1\n")
+    extract = ["extract", folder, "--dataset", "folder", "-f", "mfcc", "--cache", tmp_path / "cache"]
+    evaluate = ["evaluate", "-c", generated["checkpoint"], "-r", folder, "--dataset", "folder", "--cache", tmp_path / "c"]
+    for args, what in (([*extract, "--labels", labels, "--summary"], "the --labels file"),
+                       ([*extract, "--summary"], "the dataset's labels.csv"),
+                       ([*evaluate, "--json"], "the dataset's labels.csv")):
+        code, _, err = avemo_main(*args, labels)
+        option = args[-1]
+        assert (code, err) == (2, f"avemo: error: {option} {labels}: is {what}; writing the output there would "
+                                  "replace it: give another file name\n")
+    assert labels.read_text() == "path,emotion,speaker\na.wav,happy,s1\n" and not (tmp_path / "cache").exists()
+
+
 # ----------------------------------------------------------------------------- avemo info
 def test_info_on_a_one_frame_video_checks_one_frame(avemo_main, corpus, capfd):
     code, out, err = avemo_main("info", corpus / "one_frame.mp4", "--json", capture=capfd)  # capfd: native writes too

@@ -223,6 +223,13 @@ def test_out_naming_an_input_file_is_refused_before_the_work(voice, tmp_path, av
         assert err == (f"avemo: error: --out {args[-1]}: is one of the files to predict; writing the output there "
                        "would replace it: give another file name\n")
         assert Path(clip).read_bytes() == before
+    speakers = folder / "speakers.csv"  # --speakers s.csv -o s.csv replaced who is who with the results
+    speakers.write_text("file,speaker\ntake 1.wav,p01\n", encoding="utf-8")
+    code, out, err = avemo_main("predict", folder, "--speakers", speakers, "-o", speakers)
+    assert code == 2 and out == ""
+    assert err == (f"avemo: error: --out {speakers}: is the --speakers file; writing the output there would replace "
+                   "it: give another file name\n")
+    assert speakers.read_text(encoding="utf-8") == "file,speaker\ntake 1.wav,p01\n"
 
 
 def test_progress_lines_come_through_a_batch_of_short_files(monkeypatch, capsys):

@@ -293,6 +293,29 @@ def test_invalid_fields(client, ravdess_video, fields, fragment):
     assert fragment in _error(_post_file(client, ravdess_video, **fields), 422, "invalid_field")
 
 
+def test_only_modalities_and_transcribe_may_be_query_parameters(client, ravdess_video):
+    """``?window=2`` and a batch's ``?group_by_speaker=true`` were ignored without a word (the default
+    grid, no grouping, 200); a field sent both ways had one of its values ignored."""
+    files = {"file": ("clip.mp4", ravdess_video.read_bytes(), "video/mp4")}
+    for url in ("/v1/predict?window=2", "/v1/predict/batch?group_by_speaker=true"):
+        message = _error(client.post(url, files=files), 422, "unknown_field")
+        assert "unknown query parameter" in message and "send the others as form fields" in message
+    both = client.post("/v1/predict?transcribe=true", files=files, data={"transcribe": "false"})
+    assert "both as a form field and as a query parameter" in _error(both, 422, "invalid_field")
+
+
+def test_openapi_declares_the_query_parameters(client):
+    """The document declared no query parameter while the server took two (a client generated from
+    it could not send them)."""
+    spec = client.get("/openapi.json").json()
+    for path in ("/v1/predict", "/v1/predict/batch"):
+        operation = spec["paths"][path]["post"]
+        declared = {p["name"]: p for p in operation.get("parameters", ()) if p["in"] == "query"}
+        form = operation["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+        assert set(declared) == {"modalities", "transcribe"}, path
+        assert all(declared[name]["schema"]["type"] == form[name]["type"] for name in declared)
+
+
 def test_http_errors_are_json(client):
     _error(client.get("/no/such/page"), 404, "not_found")
     _error(client.get("/v1/predict"), 405, "method_not_allowed")

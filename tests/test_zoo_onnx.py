@@ -135,16 +135,38 @@ def test_export_out_folder_is_what_predict_engine_onnx_uses(runs, make_clip, ave
     assert not (tmp_path / "cache" / "avemo" / "onnx").exists()
 
 
+def test_an_onnx_folder_of_another_model_is_not_replaced(runs, make_clip, avemo_main, tmp_path, monkeypatch):
+    """One AVEMO_ONNX_DIR for two models: each ``--engine onnx`` run exported its own model over the
+    other's graphs (those of ``avemo export --out DIR`` too), without a word; now one line, the folder kept."""
+    from avemo.inference.bundle import BUNDLE_DIR
+    from avemo.inference.export import ensure_exported
+
+    out = tmp_path / "deploy"
+    code, _, err = avemo_main("export", "--model", runs["audio"], "--out", out)
+    assert code == 0, err
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setenv("AVEMO_ONNX_DIR", str(out))
+    clip = make_clip("zoo_onnx_other.wav", duration=1.5, audio="speech")
+    code, printed, err = avemo_main("predict", clip, "--model", runs["audio_video"], "--engine", "onnx")
+    assert code == 2 and not printed and "exporting" not in err
+    assert len(err.strip().splitlines()) == 1 and "holds the ONNX graphs of a checkpoint of gao_bilstm_attention" in err
+    assert f"avemo export --model {runs['audio_video']} --out {out}" in err
+    with pytest.raises(AvemoError, match="does not replace another model's graphs"):
+        ensure_exported(BUNDLE_DIR, out)  # the bundled model neither
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_export_refusals_are_one_line_and_leave_nothing(tmp_path, avemo_main, capfd):
     """A folder that is no checkpoint, and a model with an op the exporter lacks: one line on stderr
     naming the option (and the model), nothing on stdout (the exporter's graph dump is silenced), no folder."""
     code, out, err = avemo_main("export", "--model", tmp_path / "nowhere", "--out", tmp_path / "a", capture=capfd)
     assert code == 2 and out == "" and err.count("\n") == 1 and f"--model {tmp_path / 'nowhere'}: no such checkpoint" in err
-    run = _checkpoint(tmp_path, "mcbp")
-    code, out, err = avemo_main("export", "--model", run, "--out", tmp_path / "new" / "b", capture=capfd)
-    assert code == 2 and out == "" and err.count("\n") == 1, err
-    assert f"--model {run}: model mcbp {CANNOT_EXPORT['mcbp']}" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mcbp"]
+    for name in ("mcbp", "gao_dialogue"):  # gao_dialogue: torch's C++ shape warnings came on stderr before the line
+        run = _checkpoint(tmp_path, name)
+        code, out, err = avemo_main("export", "--model", run, "--out", tmp_path / "new" / "b", capture=capfd)
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert f"--model {run}: model {name} {CANNOT_EXPORT[name]}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gao_dialogue", "mcbp"]
 
 
 def test_the_exporters_native_warnings_stay_off_stderr(tmp_path, avemo_main, capfd):

@@ -2,8 +2,8 @@
 
 Such output bypasses Python's ``sys.stdout``/``sys.stderr``: MediaPipe's TFLite and absl print start-up
 notices on descriptor 2, and torch's TorchScript-based ONNX exporter prints a whole graph on
-descriptor 1 before raising an error the caller reports in one line. Python-level errors are
-exceptions and still reach the caller.
+descriptor 1 before raising an error the caller reports in one line, and shape-inference warnings
+on descriptor 2. Python-level errors are exceptions and still reach the caller.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from avemo.cli.app import app, console, console_err
-from avemo.cli.files import _cache, _output
+from avemo.cli.files import _cache, _output, _read_tables
 from avemo.cli.inputs import _check_tables, _naming_reader_skips, _speakers
 from avemo.cli.listing import _print_duplicates, _print_skipped
 from avemo.cli.options import (
@@ -111,7 +111,7 @@ def evaluate(
         stack.enter_context(removing_new_folders(plots))
         if plots is not None:
             prepare_folder(plots)
-        report = stack.enter_context(_output(json_out))  # may go into the folder just made
+        report = stack.enter_context(_output(json_out, "--json", _read_tables(dataset, root, labels, visual_table)))
         cache = _cache(cache_dir)
         with _extracting(len(data.takes)) as progress, _naming_reader_skips(data.skipped):
             ev = _evaluate_checkpoint(ckpt, data, cache=cache, workers=workers or _cores(), adapt=adapt, progress=progress)

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from avemo.cli.app import app, console, console_err
-from avemo.cli.files import _cache, _output
+from avemo.cli.files import _cache, _output, _read_tables
 from avemo.cli.inputs import _model_inputs
 from avemo.cli.listing import SKIPPED_SHOWN, _print_duplicates, _print_skipped, _reason_counts
 from avemo.cli.options import LabelsOpt, SpeakerPatternOpt, TranscribeOpt, _at_least_one_worker
@@ -85,7 +85,7 @@ def extract(
         stack.enter_context(removing_new_folders(out_dir and out_dir.parent))
         if out_dir is not None:
             check_export_folder(out_dir)
-        summary_out = stack.enter_context(_output(summary_json))  # may go into the folder just made
+        summary_out = stack.enter_context(_output(summary_json, "--summary", _read_tables(dataset, path, labels)))
         cache = _cache(cache_dir)
         if transcribe:
             items, skipped = _transcribe_items(items, skipped, cache, path, full_list)

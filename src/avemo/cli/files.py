@@ -10,11 +10,13 @@ from avemo.cli.app import console_err
 from avemo.errors import AvemoError
 
 
-def _output(path: Path | None):
+def _output(path: Path | None, option: str | None = None, inputs=()):
     """The :class:`~avemo.output_file.OutputFile` of an option that names a file written when the work
-    ends (checked now, written whole then; ``None`` when the option is not given), as a context."""
+    ends (checked now, written whole then; ``None`` when the option is not given), as a context.
+    ``inputs``: the files the command reads, which ``path`` may not be (:func:`_refuse_output_on_inputs`)."""
     from avemo.output_file import OutputFile
 
+    _refuse_output_on_inputs(option, path, inputs)
     return OutputFile(path) if path is not None else contextlib.nullcontext()
 
 
@@ -27,6 +29,36 @@ def _cache(folder: Path | None):
     cache = FeatureCache(folder)
     prepare_folder(cache.root)
     return cache
+
+
+def _refuse_output_on_inputs(option: str | None, out: Path | None, inputs) -> None:
+    """Refuse an output file ``out`` (given by ``option``) that is one of the command's input files,
+    ``inputs``: ``(what, path)`` pairs ("one of the files to predict", "the --labels file"; a None path
+    is skipped). Written when the work ends, it replaced that input: ``predict clip.mp4 -o clip.mp4``
+    the recording, ``--speakers s.csv -o s.csv`` the list of who is who, ``extract --summary
+    labels.csv`` the labels."""
+    import os
+
+    if out is None or not out.exists():
+        return
+    for what, file in inputs:
+        with contextlib.suppress(OSError):
+            if file is not None and os.path.samefile(out, file):
+                error = AvemoError(f"is {what}; writing the output there would replace it: give another file name",
+                                   out)
+                error.option = option
+                raise error
+
+
+def _read_tables(dataset: str | None, root: Path | None, labels: Path | None,
+                 visual_table: Path | None = None) -> list[tuple[str, Path | None]]:
+    """The tables a dataset command reads, for :func:`_refuse_output_on_inputs`: ``--labels`` (or a
+    folder dataset's own labels.csv) and ``--visual-table``."""
+    from avemo.datasets.folder import DEFAULT_LABELS_FILE
+
+    own = Path(root) / DEFAULT_LABELS_FILE if dataset == "folder" and labels is None and root is not None else None
+    return [("the --labels file", labels), (f"the dataset's {DEFAULT_LABELS_FILE}", own),
+            ("the --visual-table file", visual_table)]
 
 
 @contextlib.contextmanager

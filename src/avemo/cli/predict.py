@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from avemo.cli.app import app, console, console_err
-from avemo.cli.files import _media_files, _options_naming_files
+from avemo.cli.files import _media_files, _options_naming_files, _refuse_output_on_inputs
 from avemo.cli.options import _SERVE, DEVICE_HELP, ENGINE_HELP, MODEL_HELP
 from avemo.cli.progress import _PredictProgress
 from avemo.errors import AvemoError
@@ -180,22 +180,6 @@ def _content_copies(files: list[Path], speakers: dict[Path, str]) -> dict[int, i
     return content_copies(files, [speakers.get(f) for f in files])
 
 
-def _check_out_is_no_input(out: Path | None, files: list[Path]) -> None:
-    """Refuse an --out that is one of the files to predict (``avemo predict clip.mp4 -o clip.mp4``
-    replaced the recording with its own result)."""
-    import os
-
-    if out is None or not out.exists():
-        return
-    for file in files:
-        with contextlib.suppress(OSError):
-            if os.path.samefile(out, file):
-                error = AvemoError("is one of the files to predict; writing the output there would replace it: "
-                                   "give another file name", out)
-                error.option = "--out"
-                raise error
-
-
 def _predict_and_write(predictor, files: list[Path], fmt: str, output, *, single: bool,
                        **options) -> list[tuple[str, str]]:
     """Predict the files and write the results (after Ctrl-C, those done so far); the failures."""
@@ -234,8 +218,8 @@ def predict(
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Write the output to FILE instead of stdout, in an existing folder. Checked "
-                                         "before the work starts (a missing folder, or one of the files to "
-                                         "predict, is refused); "
+                                         "before the work starts (a missing folder, one of the files to "
+                                         "predict or the --speakers file is refused); "
                                          "written whole when it ends (after Ctrl-C: the files done so far)."),
     ] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = _SERVE.device,
@@ -274,7 +258,8 @@ def predict(
     _check_speaker_options(group_by_speaker, speakers_csv, model)
     files, problems = _media_files(paths)
     single = len(paths) == 1 and not paths[0].is_dir()
-    _check_out_is_no_input(out, files)
+    _refuse_output_on_inputs("--out", out, [*(("one of the files to predict", f) for f in files),
+                                            ("the --speakers file", speakers_csv)])
     speakers = _speakers_of(files, group_by_speaker, speakers_csv)
     copies = None if speakers is None else _content_copies(files, speakers)
     with OutputFile(out) if out is not None else contextlib.nullcontext() as output:

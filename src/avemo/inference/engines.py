@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from avemo.device import torch_device
-from avemo.errors import CheckpointError, ConfigError
+from avemo.errors import AvemoError, CheckpointError, ConfigError
 from avemo.native_output import silenced
 
 ENGINES = ("torch", "onnx")
@@ -46,6 +46,17 @@ def read_manifest(out_dir: Path) -> dict | None:
         return json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def refuse_other_export(out_dir: Path, held: Mapping, replace: str) -> None:
+    """Raise: ``out_dir`` holds the export (manifest ``held``) of another model than the one the onnx
+    engine is about to export there on first use. ``AVEMO_ONNX_DIR`` shared by two models had each
+    run replace the other's graphs without a word (the graphs of ``avemo export --out DIR`` too);
+    ``replace``: the command that replaces them on purpose."""
+    what = (f"the bundled model {held['bundle']} (version {held.get('version')})" if "bundle" in held else
+            f"a checkpoint of {held.get('model')} (fingerprint {held.get('fingerprint')})")
+    raise AvemoError(f"holds the ONNX graphs of {what}; the onnx engine does not replace another model's graphs: "
+                     f"give each model its own folder (AVEMO_ONNX_DIR), or replace them with {replace}", out_dir)
 
 
 class Engine(ABC):

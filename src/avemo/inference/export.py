@@ -91,11 +91,27 @@ def current_export(bundle_dir: str | Path, out_dir: str | Path) -> dict | None:
     return None
 
 
+def other_model_export(bundle_dir: str | Path, out_dir: str | Path) -> dict | None:
+    """The manifest of ``out_dir`` when it is the export of another model than the bundle in
+    ``bundle_dir`` (a checkpoint's, another bundle's), which :func:`ensure_exported` does not replace;
+    None otherwise (none, or this bundle's, of this or another version)."""
+    from avemo.inference.bundle import read_bundle
+
+    held = read_manifest(Path(out_dir))
+    return None if held is None or held.get("bundle") == read_bundle(Path(bundle_dir))[0].name else held
+
+
 def ensure_exported(bundle_dir: str | Path, out_dir: str | Path) -> dict:
     """Export unless ``out_dir`` already holds the graphs of this very bundle (:func:`current_export`);
-    graphs of another bundle version there are overwritten. Returns the manifest."""
+    graphs of another version of this bundle there are overwritten, another model's are not (one-line
+    error, :func:`other_model_export`). Returns the manifest."""
+    from avemo.inference.engines import refuse_other_export
+
     manifest = current_export(bundle_dir, out_dir)
     if manifest is not None:
         return manifest
-    export_bundle(bundle_dir, out_dir)  # missing, incomplete, or of another model or export version
+    held = other_model_export(bundle_dir, out_dir)
+    if held is not None:
+        refuse_other_export(Path(out_dir), held, f"avemo export --out {out_dir}")
+    export_bundle(bundle_dir, out_dir)  # missing, incomplete, or of another version or export version
     return read_manifest(Path(out_dir))

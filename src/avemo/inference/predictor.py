@@ -498,20 +498,22 @@ def pending_onnx_export(engine: str, model: str | Path | None = None) -> Path | 
     no checkpoint, which loading refuses). For a caller to say so before the wait (``avemo predict
     --engine onnx``: several seconds)."""
     from avemo.inference.bundle import BUNDLE_DIR, bundle_fingerprint, onnx_cache_dir
-    from avemo.inference.export import current_export
+    from avemo.inference.export import current_export, other_model_export
 
     if engine != "onnx":
         return None
     if model is not None:
-        from avemo.inference.zoo_export import current_zoo_export, zoo_onnx_dir
+        from avemo.inference.zoo_export import current_zoo_export, other_zoo_export, zoo_onnx_dir
 
         try:
             folder = zoo_onnx_dir(model)
         except OSError:  # no checkpoint there: load_predictor says so
             return None
-        return None if current_zoo_export(model, folder) is not None else folder
+        done = current_zoo_export(model, folder) is not None or other_zoo_export(model, folder) is not None
+        return None if done else folder  # another model's graphs: loading refuses them
     folder = onnx_cache_dir(bundle_fingerprint(BUNDLE_DIR))
-    return None if current_export(BUNDLE_DIR, folder) is not None else folder
+    done = current_export(BUNDLE_DIR, folder) is not None or other_model_export(BUNDLE_DIR, folder) is not None
+    return None if done else folder
 
 
 def _streams(path: Path, info: Any, wanted: Sequence[str]) -> Streams:

@@ -260,11 +260,25 @@ def current_zoo_export(run: str | Path, out_dir: str | Path) -> dict | None:
     return manifest
 
 
+def other_zoo_export(run: str | Path, out_dir: str | Path) -> dict | None:
+    """The manifest of ``out_dir`` when it is the export of another model than the checkpoint ``run``
+    (the bundle's, another checkpoint's: another fingerprint), which :func:`ensure_zoo_exported` does
+    not replace; None otherwise (none, or this checkpoint's, whole or not)."""
+    held = read_manifest(Path(out_dir))
+    return None if held is None or held.get("fingerprint") == checkpoint_fingerprint(run) else held
+
+
 def ensure_zoo_exported(ckpt, out_dir: str | Path) -> dict:
-    """Export unless ``out_dir`` already holds the graphs of this very checkpoint; returns the manifest."""
+    """Export unless ``out_dir`` already holds the graphs of this very checkpoint (another model's
+    graphs there are not replaced: one-line error, :func:`other_zoo_export`); returns the manifest."""
+    from avemo.inference.engines import refuse_other_export
+
     manifest = current_zoo_export(ckpt.path, out_dir)
     if manifest is not None:
         return manifest
+    held = other_zoo_export(ckpt.path, out_dir)
+    if held is not None:
+        refuse_other_export(Path(out_dir), held, f"avemo export --model {ckpt.path} --out {out_dir}")
     export_checkpoint(ckpt, out_dir)
     return read_manifest(Path(out_dir))
 

@@ -54,6 +54,23 @@ class PredictOptions:
     transcribe: bool = False
 
 
+#: the fields a request may send as query parameters instead (``POST /v1/predict?modalities=audio,video,text``)
+QUERY_FIELDS = ("modalities", "transcribe")
+
+
+def check_query(upload: Upload | Form, query: Mapping[str, str]) -> None:
+    """422 for a query parameter that is none of :data:`QUERY_FIELDS` (``?window=2``, and
+    ``?group_by_speaker=true`` on a batch, were ignored without a word: the default answer came back),
+    and for a field sent both as a form field and as a query parameter (one of them was ignored)."""
+    for name in query:
+        if name not in QUERY_FIELDS:
+            raise ApiError(422, "unknown_field", f"unknown query parameter '{name[:40]}'; only "
+                           f"{' and '.join(QUERY_FIELDS)} may be query parameters: send the others as form fields")
+        if name in upload.fields:
+            raise ApiError(422, "invalid_field", f"'{name}' is sent both as a form field and as a query parameter: "
+                           "send it once")
+
+
 #: how a form field or query parameter says yes or no (an HTML checkbox sends "on")
 BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
@@ -118,6 +135,8 @@ def parse_options(upload: Upload | Form, settings: ServeSettings, default_window
                   query: Mapping[str, str] | None = None, reads: Sequence[str] | None = None) -> PredictOptions:
     """Validate the form fields (and the query parameters that may stand for them); 422 for anything out of
     range. ``reads``: the modalities the model reads (a modality it does not is not one to enable)."""
+    query = query or {}
+    check_query(upload, query)
     window = _number(upload, "window")
     shortest = max(settings.min_window, settings.min_hop)  # a window sent alone may take itself as its hop
     if window is not None and not shortest <= window <= settings.max_window:
@@ -128,12 +147,12 @@ def parse_options(upload: Upload | Form, settings: ServeSettings, default_window
     if hop is not None and not settings.min_hop <= hop <= longest:
         raise ApiError(422, "invalid_field",
                        f"hop must lie between {settings.min_hop:g} s and the window ({longest:g} s), got {hop:g}")
-    chosen = _modalities(upload, settings.offered, query or {}, reads)
+    chosen = _modalities(upload, settings.offered, query, reads)
     progress_id = upload.field("progress_id")
     if progress_id is not None and not PROGRESS_ID.match(progress_id):
         raise ApiError(422, "invalid_field", "progress_id must be 32 lower-case hex digits")
     return PredictOptions(window=window, hop=hop, modalities=chosen, progress_id=progress_id,
-                          transcribe=read_flag(upload, "transcribe", query or {}))
+                          transcribe=read_flag(upload, "transcribe", query))
 
 
 def check_timeline(upload: Upload, duration: float | None, hop: float, settings: ServeSettings) -> None:
@@ -168,8 +187,8 @@ def _modalities_schema(offered: Sequence[str]) -> dict[str, Any]:
 
 def predict_form_schema(settings: ServeSettings, default_window: float, default_hop: float) -> dict[str, Any]:
     """The OpenAPI ``requestBody`` of ``POST /v1/predict`` (the form is parsed by hand, so FastAPI
-    cannot derive it), with the server's limits."""
-    return {
+    cannot derive it), with the server's limits, and the query parameters that may stand for its fields."""
+    operation = {
         "requestBody": {
             "required": True,
             "content": {
@@ -222,3 +241,14 @@ def predict_form_schema(settings: ServeSettings, default_window: float, default_
             },
         }
     }
+    operation["parameters"] = _query_parameters(
+        operation["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"])
+    return operation
+
+
+def _query_parameters(fields: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The OpenAPI ``parameters`` of :data:`QUERY_FIELDS`: each form field's schema, in the query (they
+    were accepted there but not declared: a client made from the document could not send them)."""
+    return [{"name": name, "in": "query", "required": False,
+             "description": f"The form field `{name}`, sent as a query parameter instead (not both: 422).",
+             "schema": {k: v for k, v in fields[name].items() if k != "description"}} for name in QUERY_FIELDS]
