@@ -117,10 +117,10 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str | None = None) -
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    except ConfigError as exc:  # the class's own check: say which config, once
-        if named is None or exc.reason.startswith(named):
-            raise
-        raise ConfigError(f"{named}: {exc.reason}", exc.path) from None
+    except ConfigError as exc:  # the class's own check: say which config, once (its class and fields kept)
+        if named is not None and not exc.reason.startswith(named):
+            exc.reason = f"{named}: {exc.reason}"
+        raise
 
 
 def replace(config: T, **overrides: Any) -> T:
