@@ -209,7 +209,7 @@ def test_a_corpora_file_gives_each_iemocap_corpus_its_protocol_and_media(release
 
 def test_a_corpora_file_with_bad_keys_is_refused_in_one_line_naming_the_corpus(release, tmp_path):
     cases = (
-        (f'dataset = "iemocap"\nroot = "{release}"\nprotocl = "iemocap6"', "corpora entry 1 (iemocap): unknown keys ['protocl']"),
+        (f'dataset = "iemocap"\nroot = "{release}"\nprotocl = "iemocap6"', "corpora entry 1 (iemocap): unknown keys protocl (known"),
         ('dataset = "emodb"\nroot = "x"\nprotocol = "iemocap6"',
          "corpus emodb: protocol 'iemocap6' is not a label protocol of emodb (it has none)"),
         (f'dataset = "iemocap"\nroot = "{release}"\nname = "iemo"\nprotocol = "iemocap7"',

@@ -159,7 +159,7 @@ def test_make_plan_invariants(n, data):
         (lambda d: d["folds"][1].update(number=3), ConfigError, "fold 2 is numbered 3"),
         (lambda d: d["folds"][0]["train"].remove("23"), ConfigError, "missing ['23']"),
         (lambda d: d.update(format="other/1"), ConfigError, "format 'other/1'"),
-        (lambda d: d.update(colour="red"), ConfigError, "unknown option(s) ['colour']"),
+        (lambda d: d.update(colour="red"), ConfigError, "unknown option(s) colour;"),
         (lambda d: d["folds"][0].update(number="one"), ConfigError, "expected int"),
     ],
 )

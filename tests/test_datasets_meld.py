@@ -101,7 +101,7 @@ def test_missing_column_names_file_and_column(tmp_path):
     header = [h for h in HEADER if h != "Utterance_ID"]
     path = tmp_path / "train_sent_emo.csv"
     path.write_text(",".join(header) + "\n1,Hi.,Ross,neutral,neutral,0,1,1,a,b\n")
-    with pytest.raises(DatasetError, match=r"lacks column\(s\) \['Utterance_ID'\]") as info:
+    with pytest.raises(DatasetError, match=r"lacks column\(s\) Utterance_ID;") as info:
         read_dataset("meld", tmp_path)
     assert "train_sent_emo.csv" in str(info.value) and "\n" not in str(info.value)
 

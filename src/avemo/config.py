@@ -106,12 +106,12 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str | None = None) -
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"{where}: unknown option(s) {unknown}; known: {sorted(names)}")
+        raise ConfigError(f"{where}: unknown option(s) {', '.join(map(str, unknown))}; known: {', '.join(sorted(names))}")
     # said by the constructor: "FoldPlan.__init__() missing 1 required positional argument: 'speakers'"
     missing = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in data
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
-        raise ConfigError(f"{where}: missing option(s) {missing}")
+        raise ConfigError(f"{where}: missing option(s) {', '.join(missing)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)

@@ -730,7 +730,7 @@ def refuse_one_person_twice(bundles: Mapping[str, DataBundle]) -> None:
             if other != corpus:
                 both = sorted(s for d, s in first if d == bundle.dataset and s in set(bundle.speakers)
                               and first[(d, s)] == other)
-                raise DatasetError(f"corpora {other} and {corpus} both read {bundle.dataset} speakers {both}: one "
+                raise DatasetError(f"corpora {other} and {corpus} both read {bundle.dataset} speakers {', '.join(both)}: one "
                                    "person under two corpus names, whom a split could train and test on; give each "
                                    "corpus other speakers (speakers= in --corpora)", bundle.root)
 
@@ -740,7 +740,7 @@ def _unknown_speakers(unknown: Collection[str], present: Collection[str]) -> str
     several corpora prints it (``emodb:11``), the name it has in one corpus's folder (``11``)."""
     bare = sorted(s.split(":", 1)[1] for s in unknown if ":" in s and s.split(":", 1)[1] in present)
     hint = f"; a corpus's own folder names them without the corpus: --speakers {','.join(bare)}" if bare else ""
-    return f"speakers {sorted(unknown)} have no files under the folder{hint}"
+    return f"speakers {', '.join(sorted(unknown))} have no files under the folder{hint}"
 
 
 def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, visual_table=None,
@@ -762,7 +762,7 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
                                           speaker_pattern=s.speaker_pattern, visual_table=visual_table, protocol=s.protocol, media=s.media,
                                           transcribe=s.transcribe, cache=cache, progress=progress,
                                           dialogue_context=dialogue_context)
-        except AvemoError as exc:  # which entry (two may read one folder): "speakers ['99'] have no files"
+        except AvemoError as exc:  # which entry (two may read one folder): "speakers 99 have no files"
             exc.reason = f"corpus {s.corpus}: {exc.reason}"
             raise
     refuse_one_person_twice(bundles)
@@ -779,7 +779,7 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
             takes.append(dataclasses.replace(t, dataset=c, speaker=qualify(c, t.speaker), emotion=target))
     for c in bundles:
         if not any(t.dataset == c for t in takes):
-            raise DatasetError(f"corpus {c}: no clip has a label of the space {list(space.labels.emotions)}",
+            raise DatasetError(f"corpus {c}: no clip has a label of the space ({', '.join(space.labels.emotions)})",
                                bundles[c].root)
     tables = next(iter(bundles.values())).tables
     root = Path(os.path.commonpath([str(Path(s.root).resolve()) for s in specs]))
