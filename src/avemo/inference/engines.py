@@ -65,8 +65,8 @@ def write_export(out_dir: str | Path, write: Callable[[Path], None]) -> Path:
     """``write(folder)`` (the graphs and the manifest of one export) into a fresh folder beside ``out_dir``,
     then that export in place of the one ``out_dir`` held: the old manifest removed first, the new one moved
     in last (a manifest never names a graph of another export), then the graphs the old manifest named that
-    this export has not replaced (another model's); the folder's other files are kept. A failure leaves
-    ``out_dir`` as it was. Returns ``out_dir``."""
+    this export has not replaced (another model's); the folder's other files are kept. An export that
+    fails (``write`` raises) leaves ``out_dir`` as it was. Returns ``out_dir``."""
     out_dir = Path(out_dir)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
