@@ -24,7 +24,14 @@ import numpy as np
 
 from avemo import config as cfg
 from avemo.cache.store import FeatureCache
-from avemo.datasets import DATASET_LABEL_SETS, load_au_means, pair_takes, parse_file_name, read_dataset
+from avemo.datasets import (
+    DATASET_LABEL_SETS,
+    laid_out_as,
+    load_au_means,
+    pair_takes,
+    parse_file_name,
+    read_dataset,
+)
 from avemo.datasets.copies import (
     Copies,
     across_speakers,
@@ -162,17 +169,21 @@ def _no_labelled_files(dataset: str, root: str | Path, skipped: Sequence) -> Dat
     """The "no labelled DATASET files found" error, with the first skipped file and why, and the dataset its name
     follows when it is another one: ``avemo evaluate --root crema_d`` (the default dataset: ravdess)
     said only "no labelled ravdess files found"."""
+    # the dataset, not an option: train and evaluate take --dataset, a --corpora entry dataset=, benchmark
+    # --test-corpus DATASET=ROOT ("(--dataset emodb)" asked for an option benchmark does not have)
+    layout = laid_out_as(root)
+    hint = (f"; the folder is laid out as {layout[0]}'s ({layout[1]}): read the folder as dataset {layout[0]}"
+            if layout is not None and layout[0] != dataset else "")
     if not skipped:
-        return DatasetError(f"no labelled {dataset} files found", root)
+        return DatasetError(f"no labelled {dataset} files found{hint}", root)
     first = skipped[0]
     try:
         named = parse_file_name(first.path.name)["dataset"]
     except DatasetError:
         named = None
-    # the dataset, not an option: train and evaluate take --dataset, a --corpora entry dataset=, benchmark
-    # --test-corpus DATASET=ROOT ("(--dataset emodb)" asked for an option benchmark does not have)
-    hint = f"; the names are {named}'s: read the folder as dataset {named}" if named not in (None, dataset) else ""
-    if named is None and dataset != "folder" and _has_emotion_folders(Path(root)):
+    if named not in (None, dataset):
+        hint = f"; the names are {named}'s: read the folder as dataset {named}"
+    if not hint and named is None and dataset != "folder" and _has_emotion_folders(Path(root)):
         hint = "; its folders are named after emotions: read the folder as dataset folder"
     files = f"{len(skipped)} file{'s' if len(skipped) > 1 else ''}"
     return DatasetError(f"no labelled {dataset} files found: {files} skipped, e.g. {first.path.name} ({first.reason})"
