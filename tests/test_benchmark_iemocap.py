@@ -67,7 +67,7 @@ def test_a_suite_with_a_protocol_its_dataset_lacks_is_refused(tmp_path):
                          ({"d": "iemocap", "p": "iemocap_loso", "proto": "iemocap4",
                            "extra": '[fold_notes]\n"6" = "no such fold"'}, "folds ['6'] are not in the plan"),
                          ({"d": "iemocap", "p": "iemocap_loso", "proto": "iemocap4",
-                           "extra": '[modalities]\nsmell = "a nose"'}, "modalities: unknown ['smell']")):
+                           "extra": '[modalities]\nsmell = "a nose"'}, "modalities: unknown smell;")):
         path = tmp_path / "suite.toml"
         path.write_text(text.format(**fill))
         with pytest.raises(ConfigError, match="suite.toml") as err:

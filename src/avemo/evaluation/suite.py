@@ -268,7 +268,7 @@ def _check_data_options(suite: Suite) -> None:
         raise ConfigError(f"protocol {suite.protocol!r} is not a label protocol of {suite.dataset} ({known})")
     unknown = sorted(set(suite.modalities) - set(MODALITIES))
     if unknown:
-        raise ConfigError(f"modalities: unknown {unknown}; known: {list(MODALITIES)}")
+        raise ConfigError(f"modalities: unknown {', '.join(map(str, unknown))}; known: {', '.join(MODALITIES)}")
     folds = {str(f.number) for f in suite.fold_plan().folds}
     bad = sorted(set(suite.fold_notes) - folds)
     if bad:

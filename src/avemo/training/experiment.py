@@ -572,7 +572,7 @@ def resolve_split(
         if unknown:  # or in it, but without a take the model can read (CREMA-D audio-only clips, a frame model)
             what = "have no take with every input the model needs" if set(unknown) <= set(left_out) else \
                 "are not in the data"
-            raise ConfigError(f"validation speakers {unknown} {what} (speakers: {speakers})")
+            raise ConfigError(f"validation speakers {', '.join(unknown)} {what} (speakers: {', '.join(speakers)})")
         if len(val) >= len(speakers):
             raise ConfigError(_no_training_speaker(speakers))
         fold_obj = Fold(number=0, test=(), val=tuple(sorted(val)), train=tuple(s for s in speakers if s not in val))
