@@ -302,7 +302,7 @@ def test_a_suite_is_data_read_from_toml(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ('name = "x"\ntitle = "t"\ndataset = "ravdess"\nplan = "p"\ncolour = 1\n', "unknown option(s) ['colour']"),
+    ('name = "x"\ntitle = "t"\ndataset = "ravdess"\nplan = "p"\ncolour = 1\n', "unknown option(s) colour;"),
     ('name = "x"\ntitle = "t"\ndataset = "ravdess"\nplan = "p"\n[train]\nepochs = "many"\n', "suite.train.epochs"),
     ('name = "x"\ntitle = "t"\ndataset = "ravdess"\nplan = "p"\n[[entries]]\nmodels = ["a"]\nname = "{nope}"\n',
      "unknown placeholder"),

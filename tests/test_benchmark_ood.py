@@ -214,7 +214,7 @@ def _labelled_folder(root, shared_data, emotions):
     ("emodb={tmp}/bored", "--test-corpus 'emodb={tmp}/bored': no clip has a label that ravdess can be scored on "
                           "(boredom: 1 left out)"),
     ("ravdess={root}", "is the suite's own corpus, not out of domain"),
-    ("ravdess={other}", "speakers ['01'] are in the suite's corpus too"),
+    ("ravdess={other}", "speakers 01 are in the suite's corpus too"),
 ])
 def test_cli_test_corpus_errors_are_one_line_before_training(fold1_root, au_table, shared_data, tmp_path, value,
                                                              message, avemo_main, monkeypatch, ravdess_subset):

@@ -51,4 +51,4 @@ def test_a_missing_required_option_is_named_without_python_internals(tmp_path):
     path.write_text(json.dumps({"format": FORMAT, "name": "mine", "dataset": "ravdess", "folds": []}))
     with pytest.raises(ConfigError) as info:
         FoldPlan.from_json(path)
-    assert str(info.value) == f"{path}: fold plan: missing option(s) ['speakers']"
+    assert str(info.value) == f"{path}: fold plan: missing option(s) speakers"

@@ -457,3 +457,16 @@ def test_the_face_detector_finds_the_speakers_face_in_the_prepared_half(tmp_path
         detector.close()
     assert found["Ses01F_impro01_F000"] >= 0.9, found  # the female actor (the dialogue's F): the left half
     assert found["Ses01F_impro01_M000"] == 0.0, found
+
+
+def test_an_iemocap_release_read_as_another_dataset_says_to_read_it_as_iemocap(iemocap):
+    """``avemo train --root IEMOCAP_full_release`` (default dataset ravdess): its utterance files were skipped
+    as not RAVDESS names, without the hint that the other datasets' folders get."""
+    from avemo.training.experiment import load_data
+
+    for root in (iemocap, iemocap.parent):  # the release folder, or the folder holding it
+        with pytest.raises(DatasetError) as info:
+            load_data("ravdess", root)
+        assert str(info.value).startswith(f"{root}: no labelled ravdess files found")
+        assert str(info.value).endswith("; the folder is laid out as iemocap's (its Session1..5 folders): read the "
+                                        "folder as dataset iemocap")

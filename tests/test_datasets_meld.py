@@ -101,7 +101,7 @@ def test_missing_column_names_file_and_column(tmp_path):
     header = [h for h in HEADER if h != "Utterance_ID"]
     path = tmp_path / "train_sent_emo.csv"
     path.write_text(",".join(header) + "\n1,Hi.,Ross,neutral,neutral,0,1,1,a,b\n")
-    with pytest.raises(DatasetError, match=r"lacks column\(s\) \['Utterance_ID'\]") as info:
+    with pytest.raises(DatasetError, match=r"lacks column\(s\) Utterance_ID;") as info:
         read_dataset("meld", tmp_path)
     assert "train_sent_emo.csv" in str(info.value) and "\n" not in str(info.value)
 
@@ -177,3 +177,20 @@ def test_a_skipped_row_is_a_missing_turn(tmp_path):
                                                ("Bye.", "Ross", "neutral", 0, 2)))
     scan = read_dataset("meld", tmp_path)
     assert [(c.turn, c.fields["missing_before"]) for c in scan] == [(0, 0), (2, 1)]
+
+
+@pytest.mark.shared_data
+def test_a_meld_folder_read_as_another_dataset_says_to_read_it_as_meld(shared_data, avemo_main, tmp_path):
+    """``avemo extract MELD`` (no --dataset: media files only) said only "no media files to process", and
+    ``avemo train --root MELD`` (default dataset ravdess) only "no labelled ravdess files found"; the folders
+    of the other datasets get "read the folder as dataset X"."""
+    from avemo.training.experiment import load_data
+
+    root = shared_data / "meld"
+    code, _, err = avemo_main("extract", root, "--cache", tmp_path / "cache")
+    assert code == 2 and err.strip() == (f"avemo: error: {root}: no media files to process; the folder is laid out as "
+                                         "meld's (its annotation CSVs): read it with --dataset meld")
+    with pytest.raises(DatasetError) as info:
+        load_data("ravdess", root)
+    assert str(info.value) == (f"{root}: no labelled ravdess files found; the folder is laid out as meld's (its "
+                               "annotation CSVs): read the folder as dataset meld")

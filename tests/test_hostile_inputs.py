@@ -255,7 +255,7 @@ def test_the_server_cannot_be_looser_than_the_library():
     from avemo.errors import ConfigError
     from avemo.serving.settings import ServeSettings
 
-    with pytest.raises(ConfigError, match=r"need 0.01 \(the library's shortest hop\) <= min_hop"):
+    with pytest.raises(ConfigError, match=r"min_hop must lie in 0.01 \(the library's shortest hop\)"):
         ServeSettings(min_hop=0.001)
     with pytest.raises(ConfigError, match=r"max_timeline_rows must lie in 1..100000"):
         ServeSettings(max_timeline_rows=1_000_000)

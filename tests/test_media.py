@@ -791,4 +791,4 @@ def test_info_on_a_labelled_folder_shows_the_rows_of_its_labels_csv(tmp_path, av
     (tmp_path / "labels.csv").write_text("file;speaker\nextra.mp4;1\n", encoding="utf-8")
     code, out, err = avemo_main("info", tmp_path, "--json", "--no-faces")
     assert code == 1 and len(json.loads(out)) == 2  # the files are still described, from their names
-    assert f"avemo: error: {csv_path}: labels CSV lacks column(s) ['emotion']" in err
+    assert f"avemo: error: {csv_path}: labels CSV lacks column(s) emotion (" in err

@@ -186,9 +186,9 @@ def test_a_text_server_needs_a_text_expert(predictor):
 
     with pytest.raises(ConfigError, match="no text expert is attached"):
         create_app(predictor=predictor, settings=ServeSettings(modalities="audio,video,text"))
-    with pytest.raises(ConfigError, match="text is not among the modalities"):
+    with pytest.raises(ConfigError, match="text_model needs text among the modalities"):
         ServeSettings(text_model="some/run")
-    with pytest.raises(ConfigError, match="text needs audio or video"):
+    with pytest.raises(ConfigError, match="modalities needs audio or video next to text"):
         ServeSettings(modalities="text")
 
 

@@ -811,7 +811,7 @@ def test_settings_validation_and_files(tmp_path):
 
     with pytest.raises(ConfigError, match="workers must be >= 1"):
         ServeSettings(workers=0)
-    with pytest.raises(ConfigError, match="upload_dir is not an existing folder"):
+    with pytest.raises(ConfigError, match="upload_dir must be an existing folder"):
         ServeSettings(upload_dir=str(tmp_path / "missing"))
     config = tmp_path / "serve.toml"
     config.write_text("[serve]\nport = 9000\nmax_duration = 60\n")
@@ -845,3 +845,33 @@ def test_serve_command_options_and_config_errors(tmp_path):
     assert isinstance(result.exception, ConfigError) and "--modalities audio,video,text" in str(result.exception)
     result = runner.invoke(app, ["serve", "--modalities", "audio,smell"])
     assert isinstance(result.exception, ConfigError) and "audio,smell" in str(result.exception)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--max-upload-mb", "0"], "--max-upload-mb must be at least 1 KiB, got 0"),
+    (["--max-upload-mb", "nan"], "--max-upload-mb must be a finite number of MiB, got nan"),
+    (["--workers", "0"], "--workers must be >= 1, got 0"),
+    (["--queue", "-1"], "--queue must be >= 0, got -1"),
+    (["--timeout", "0"], "--timeout must be > 0 seconds, got 0"),
+    (["--max-duration", "-2.5"], "--max-duration must be > 0 seconds, got -2.5"),
+    (["--port", "70000"], "--port must be 0..65535, got 70000"),
+    (["--engine", "gpu"], "--engine must be one of torch, onnx, got 'gpu'"),
+    (["--modalities", "smell"], "--modalities must be a comma-separated subset of audio, video, text, got 'smell'"),
+    (["--upload-dir", "MISSING"], "--upload-dir must be an existing folder, got 'MISSING'"),
+])
+def test_serve_option_errors_name_the_option_and_the_value_given(args, message, tmp_path):
+    """The user typed an option: its error names it and the value as typed, not the settings field
+    (``max_upload_bytes``); a bad value from --config names the file and its key."""
+    from typer.testing import CliRunner
+
+    from avemo.cli import app
+    from avemo.errors import ConfigError
+
+    missing = str(tmp_path / "missing")
+    result = CliRunner().invoke(app, ["serve", *[missing if a == "MISSING" else a for a in args]])
+    assert isinstance(result.exception, ConfigError)
+    assert str(result.exception) == message.replace("MISSING", missing)
+    config = tmp_path / "serve.toml"
+    config.write_text("max_upload_bytes = 0\n")
+    result = CliRunner().invoke(app, ["serve", "--config", str(config), "--workers", "2"])
+    assert str(result.exception) == f"{config}: serve settings: max_upload_bytes must be at least 1 KiB, got 0"

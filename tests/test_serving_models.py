@@ -192,3 +192,28 @@ def test_a_host_other_than_loopback_is_one_warning_line_like_the_others(avemo_ma
     assert code == 2
     assert err.splitlines()[0] == ("avemo: warning: listening on 0.0.0.0: the service has no authentication; "
                                    "put it behind a proxy that has.")
+
+
+def test_the_server_shows_no_path_of_its_own(trained, make_clip, tmp_path):
+    """GET /v1/models names a checkpoint by its run folder's name and fingerprint, not its path on the
+    server; no answer (models, health, a prediction, an unreadable upload's error) holds the checkpoint's
+    or the upload folder's absolute path."""
+    from avemo.inference.predictor import load_predictor
+    from avemo.inference.zoo_export import checkpoint_fingerprint
+    from avemo.serving.schemas import ModelsOut
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    clip = make_clip("served_speech.wav", duration=1.6, audio="speech")
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF" + bytes(2000))
+    with TestClient(create_app(predictor=load_predictor(trained, device="cpu"),
+                               settings=load_settings(upload_dir=str(uploads)))) as client:
+        models = client.get("/v1/models")
+        answers = [models, client.get("/healthz"), _post(client, clip), _post(client, junk)]
+    ModelsOut.model_validate(models.json())
+    model = models.json()["models"][0]
+    assert (model["run"], model["fingerprint"]) == (trained.name, checkpoint_fingerprint(trained))
+    assert answers[2].status_code == 200 and answers[3].status_code in (415, 422)
+    for answer in answers:
+        assert str(trained.parent) not in answer.text and str(uploads) not in answer.text

@@ -124,7 +124,7 @@ def test_resume_after_interruption_gives_the_same_result(small_ravdess, au_table
 
 
 def test_leakage_check_refuses_a_plan_that_mixes_a_speaker(small_ravdess, au_table, tmp_path, avemo_main):
-    with pytest.raises(LeakageError, match=r"speaker\(s\) \['01'\] in both train and test"):
+    with pytest.raises(LeakageError, match=r"speaker\(s\) 01 in both train and test"):
         Fold(number=1, test=("06", "01"), val=("05",), train=("01", "02"))
     good = tmp_path / "good.json"
     make_plan(list(SPEAKERS), 2, n_val=1, name="two", dataset="ravdess").to_json(good)
@@ -136,7 +136,7 @@ def test_leakage_check_refuses_a_plan_that_mixes_a_speaker(small_ravdess, au_tab
     code, _, err = avemo_main("train", "--root", small_ravdess, "--visual-table", au_table,
                               "--model", "au_mlp", "--fold", "1", "--plan", path, "--epochs", "1", "--out", tmp_path / "x")
     assert code == 2
-    assert err.startswith(f"avemo: error: {path}: fold 1: speaker(s) ['{mixed_speaker}'] in both train and test")
+    assert err.startswith(f"avemo: error: {path}: fold 1: speaker(s) {mixed_speaker} in both train and test")
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x" / "model.safetensors").exists()
 
@@ -303,9 +303,9 @@ def test_a_validation_speaker_without_a_usable_take_is_not_called_absent(make_ra
     usable = {t.key for t in data.takes if t.speaker != "07"}
     with pytest.raises(ConfigError) as err:
         resolve_split(data, val_speakers=["07"], usable=usable)
-    assert str(err.value) == ("validation speakers ['07'] have no take with every input the model needs "
-                              "(speakers: ['01', '05'])")
-    with pytest.raises(ConfigError, match=r"validation speakers \['09'\] are not in the data"):
+    assert str(err.value) == ("validation speakers 07 have no take with every input the model needs "
+                              "(speakers: 01, 05)")
+    with pytest.raises(ConfigError, match=r"validation speakers 09 are not in the data"):
         resolve_split(data, val_speakers=["09"], usable=usable)
 
 

@@ -243,7 +243,7 @@ def test_cli_extract_transcribe_says_what_the_decoder_cut_short(tmp_path, make_c
     result = CliRunner().invoke(app, args)
     said = " ".join(result.output.split())
     assert f"warning: {wav}: truncated or damaged: the header declares" in said, said
-    assert "1 takes transcribed, 0 from the cache, 1 without speech" in said
+    assert "1 take transcribed, 0 from the cache, 1 without speech" in said
     # a second run reads the transcript from the cache: it said nothing of the damage; one line now
     said = " ".join(CliRunner().invoke(app, args).output.split())
     assert "0 takes transcribed, 1 from the cache" in said and "the header declares" not in said, said
@@ -287,7 +287,7 @@ def test_cli_extract_says_why_transcribed_clips_have_no_text(tmp_path, make_clip
     args = ["extract", str(folder), "--features", "minilm", "--transcribe", "--cache", str(tmp_path / "cache")]
     result = CliRunner().invoke(app, args)
     said_out = " ".join(result.output.split())
-    assert result.exit_code != 0 and "1 files without an audio track" in said_out, said_out
+    assert result.exit_code != 0 and "1 file without an audio track" in said_out, said_out
     assert str(result.exception) == (f"{folder}: no clip has text for minilm (--transcribe found no speech in "
                                      "their audio, or they have none)")
     (folder / "v.mp4").unlink()

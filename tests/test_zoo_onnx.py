@@ -222,3 +222,31 @@ def test_a_graph_that_disagrees_with_torch_is_refused_and_nothing_written(runs, 
     assert err.value.reason.startswith("model gao_bilstm_attention: onnxruntime and torch disagree on the exported "
                                        "graph (largest difference in the logits 0.5, allowed 0.0001 + 0.001 x |logit|)")
     assert [p.name for p in out.iterdir()] == ["notes.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["onnx"]
+
+
+def test_export_out_replaces_the_export_the_folder_held(runs, avemo_main, tmp_path):
+    """``avemo export --out DIR`` into the folder of another model's export: the new manifest listed its own
+    graphs only, but the other model's stayed beside them. Now the folder holds the new export alone (its
+    other files kept), whether the old export was a checkpoint's or the bundled model's."""
+    import json
+
+    out = tmp_path / "deploy"
+    code, _, err = avemo_main("export", "--model", runs["audio_video"], "--out", out)
+    assert code == 0, err
+    (out / "notes.txt").write_text("kept")
+    code, _, err = avemo_main("export", "--model", runs["audio"], "--out", out)
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"] == "gao_bilstm_attention"
+    graphs = {g["file"] for g in manifest["graphs"].values()}
+    assert sorted(p.name for p in out.iterdir()) == sorted({"manifest.json", "notes.txt", *graphs})
+
+    bundle_files = {"audio": {"encoder": "whisper_encoder.onnx", "head": "audio_head.onnx"},
+                    "fusion": {"graph": "fusion.onnx"}}  # the shape of the bundled model's manifest
+    for group in bundle_files.values():
+        for name in group.values():
+            (out / name).write_bytes(b"graph")
+    (out / "manifest.json").write_text(json.dumps({"bundle": "avemo-default", "files": bundle_files}))
+    code, _, err = avemo_main("export", "--model", runs["audio"], "--out", out)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == sorted({"manifest.json", "notes.txt", *graphs})

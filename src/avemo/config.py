@@ -106,21 +106,21 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str | None = None) -
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"{where}: unknown option(s) {unknown}; known: {sorted(names)}")
+        raise ConfigError(f"{where}: unknown option(s) {', '.join(map(str, unknown))}; known: {', '.join(sorted(names))}")
     # said by the constructor: "FoldPlan.__init__() missing 1 required positional argument: 'speakers'"
     missing = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in data
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
-        raise ConfigError(f"{where}: missing option(s) {missing}")
+        raise ConfigError(f"{where}: missing option(s) {', '.join(missing)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    except ConfigError as exc:  # the class's own check: say which config, once
-        if named is None or exc.reason.startswith(named):
-            raise
-        raise ConfigError(f"{named}: {exc.reason}", exc.path) from None
+    except ConfigError as exc:  # the class's own check: say which config, once (its class and fields kept)
+        if named is not None and not exc.reason.startswith(named):
+            exc.reason = f"{named}: {exc.reason}"
+        raise
 
 
 def replace(config: T, **overrides: Any) -> T:

@@ -195,7 +195,7 @@ def _test_corpora(values: list[str], data, *, allow_copies: bool = False) -> lis
             raise type(exc)(f"--test-corpus {said}: {where}{exc.reason}") from None
         shared = sorted(set(corpus.data.speakers) & set(data.speakers)) if spec.dataset == data.dataset != "folder" else []
         if shared:
-            raise AvemoError(f"--test-corpus {said}: speakers {shared[:5]}{' ...' if len(shared) > 5 else ''} are in "
+            raise AvemoError(f"--test-corpus {said}: speakers {', '.join(shared[:5])}{' ...' if len(shared) > 5 else ''} are in "
                              "the suite's corpus too, so their clips are trained on: not out of domain")
         _refuse_ood_copies(said, corpus.data, data, allow=allow_copies)
         out.append(corpus)

@@ -170,7 +170,11 @@ def _extract_inputs(path: Path | None, root: Path | None, full_list: str, **opti
     _print_skipped(skipped, full_list)
     _print_duplicates(duplicates)
     if not items:
-        raise AvemoError("no media files to process", path)
+        from avemo.datasets import laid_out_as
+
+        layout = laid_out_as(path) if options.get("dataset", "auto") == "auto" else None
+        hint = f"; the folder is laid out as {layout[0]}'s ({layout[1]}): read it with --dataset {layout[0]}" if layout else ""
+        raise AvemoError(f"no media files to process{hint}", path)
     return path, items, skipped
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,7 @@ from avemo.cli.app import app, console_err
 from avemo.cli.files import _options_naming_files
 from avemo.cli.options import _SERVE, DEVICE_HELP, ENGINE_HELP, MODEL_HELP
 from avemo.cli.predict import say_if_exporting
-from avemo.errors import AvemoError
+from avemo.errors import AvemoError, ConfigError
 from avemo.serving.settings import MIB  # light: the web framework loads in `serve` only
 
 _MODALITIES_OPTION = typer.Option(help="Comma-separated modalities requests may ask for: audio, video; add text to load "
@@ -60,29 +61,17 @@ def serve(
     server starts: a bad value stops it with a one-line error.
     """
     _check_serve_extra()
-    from avemo.serving import load_settings, run_server
+    from avemo.serving import run_server
     from avemo.serving.server import bind_sockets
 
-    def given(name: str, value):  # an option left at its default does not override the --config file
-        source = ctx.get_parameter_source(name)
-        return None if source is None or source.name == "DEFAULT" else value
-
-    settings = load_settings(
-        config,
-        host=given("host", host),
-        port=given("port", port),
-        workers=given("workers", workers),
-        queue_size=given("queue", queue),
-        max_upload_bytes=given("max_upload_mb", None if max_upload_mb is None else int(max_upload_mb * MIB)),
-        max_duration=given("max_duration", max_duration),
-        request_timeout=given("timeout", timeout),
-        upload_dir=None if upload_dir is None else str(upload_dir),
-        modalities=modalities,
-        text_model=None if text_model is None else str(text_model),
-        model=None if model is None else str(model),
-        engine=given("engine", engine),
-        device=given("device", device),
-    )
+    settings = _settings(ctx, config, {
+        "--host": ("host", host), "--port": ("port", port), "--workers": ("workers", workers),
+        "--queue": ("queue_size", queue), "--max-upload-mb": ("max_upload_bytes", max_upload_mb),
+        "--max-duration": ("max_duration", max_duration), "--timeout": ("request_timeout", timeout),
+        "--upload-dir": ("upload_dir", upload_dir), "--modalities": ("modalities", modalities),
+        "--text-model": ("text_model", text_model), "--model": ("model", model), "--engine": ("engine", engine),
+        "--device": ("device", device),
+    })
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         console_err.print(f"avemo: warning: listening on {settings.host}: the service has no authentication; put it "
                           "behind a proxy that has.", markup=False, highlight=False, soft_wrap=True)
@@ -109,3 +98,27 @@ def _check_serve_extra() -> None:
         import uvicorn  # noqa: F401
     except ImportError as exc:
         raise AvemoError(f"the web service needs the 'serve' extra ({exc.name} is missing): pip install 'avemo[serve]'") from None
+
+
+def _settings(ctx: typer.Context, config: Path | None, options: dict[str, tuple[str, object]]):
+    """The serve settings of ``--config`` with the ``options`` given on the command line on top (option ->
+    (settings field, value as typed); one left at its default does not override the file). A value out of
+    range names the option as typed, ``--max-upload-mb must be at least 1 KiB, got 0``; one from the file
+    names the file and its key."""
+    from avemo.serving.settings import SettingError, load_settings, shown
+
+    given = {option: str(value) if isinstance(value, Path) else value for option, (_, value) in options.items()
+             if value is not None and (source := ctx.get_parameter_source(option.lstrip("-").replace("-", "_")))
+             is not None and source.name != "DEFAULT"}
+    mb = given.get("--max-upload-mb")
+    if mb is not None and not math.isfinite(mb):
+        raise ConfigError(f"--max-upload-mb must be a finite number of MiB, got {shown(mb)}")
+    fields = {options[option][0]: int(value * MIB) if option == "--max-upload-mb" else value
+              for option, value in given.items()}
+    try:
+        return load_settings(config, **fields)
+    except SettingError as exc:
+        option = next((o for o in given if options[o][0] == exc.field), None)
+        if option is None:  # from the file
+            raise
+        raise ConfigError(f"{option} {exc.rule}, got {shown(given[option])}") from None

@@ -17,10 +17,17 @@ def _say_transcribed(record: dict | None) -> None:
     if not record:
         return
     for name, counts in (record.get("corpora") or {"": record}).items():
-        no_audio = f", {counts['no_audio']} files without an audio track" if counts.get("no_audio") else ""
+        no_audio = counts.get("no_audio")
+        no_audio = f", {_counted(no_audio, 'file')} without an audio track" if no_audio else ""
         console_err.print(escape(f"transcripts{' of ' + name if name else ''} by speech recognition: "
-                                 f"{counts['transcribed']} takes transcribed, {counts['cached']} from the cache, "
-                                 f"{counts['no_speech']} without speech, {counts['skipped']} files skipped{no_audio}"))
+                                 f"{_counted(counts['transcribed'], 'take')} transcribed, {counts['cached']} from the "
+                                 f"cache, {counts['no_speech']} without speech, "
+                                 f"{_counted(counts['skipped'], 'file')} skipped{no_audio}"))
+
+
+def _counted(n: int, noun: str) -> str:
+    """``1 take``, ``2 takes``, ``0 takes``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _worth_transcribing(asked: bool, modalities: Collection[str], what: str, option: str = "--transcribe") -> bool:

@@ -61,6 +61,7 @@ from avemo.datasets.pairing import Take, pair_takes
 from avemo.datasets.ravdess import parse_ravdess_name, ravdess_gender, ravdess_take, read_ravdess
 from avemo.datasets.readers import (
     DATASET_LABEL_SETS,
+    laid_out_as,
     list_datasets,
     parse_file_name,
     read_dataset,
@@ -125,6 +126,7 @@ __all__ = [
     "normalise_emotion",
     "openface_functionals",
     "openface_table",
+    "laid_out_as",
     "pair_takes",
     "parse_crema_d_name",
     "parse_emodb_name",

@@ -83,7 +83,7 @@ def _delimiter(header_line: str) -> str:
 def _check_columns(path: Path, what: str, header: Sequence[str], required: Iterable[str]) -> None:
     missing = [c for c in required if c not in header]
     if missing:
-        raise DatasetError(f"{what} lacks column(s) {missing}; it has {list(header)}", path)
+        raise DatasetError(f"{what} lacks column(s) {', '.join(missing)}; it has {', '.join(header)}", path)
     seen: set[str] = set()
     dupes = sorted({c for c in header if c in seen or seen.add(c)})  # type: ignore[func-returns-value]
     if dupes:

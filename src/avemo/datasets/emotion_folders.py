@@ -157,7 +157,7 @@ def _clip(root: Path, path: Path, layout: Layout, dataset: str, allowed: set[str
     if other is not None and folder_emotion(other) is not None:
         return f"folders {folders[0]!r} and {folders[1]!r} both name an emotion: which one is its emotion is not clear"
     if allowed is not None and emotion not in allowed:
-        return f"emotion {emotion!r} is not one of {sorted(allowed)}"
+        return f"emotion {emotion!r} is not one of {', '.join(sorted(allowed))}"
     speaker = other
     if layout.pattern is not None:
         found = layout.pattern.search(path.name)

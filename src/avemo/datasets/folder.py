@@ -139,8 +139,8 @@ def _read_labels_csv(root_path: Path, csv_path: Path, *, dataset: str, strict: b
         header = [("emotion" if name == "label" else name) for name in header]
     missing = [c for c in (path_column or "path", "emotion", "speaker") if c not in header]
     if missing:
-        raise DatasetError(f"labels CSV lacks column(s) {missing} (path or file, emotion or label, speaker); "
-                           f"it has {header}", csv_path)
+        raise DatasetError(f"labels CSV lacks column(s) {', '.join(missing)} (path or file, emotion or label, "
+                           f"speaker); it has {', '.join(header)}", csv_path)
     reader = _RowReader(root_path, csv_path, dataset, {name: header.index(name) for name in header}, path_column,
                         allowed=allowed, wanted=normalise_suffixes(suffixes))
     for line, values in rows:
@@ -207,7 +207,7 @@ class _RowReader:
             return path, f"{where}: empty speaker"
         emotion = normalise_emotion(values[self.col["emotion"]]) or None
         if self.allowed is not None and emotion not in self.allowed:
-            return path, f"{where}: emotion {emotion!r} is not one of {sorted(self.allowed)}"
+            return path, f"{where}: emotion {emotion!r} is not one of {', '.join(sorted(self.allowed))}"
         modalities = self._modalities(path, values, where)
         if isinstance(modalities, str):
             return path, modalities

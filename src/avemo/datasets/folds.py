@@ -82,7 +82,7 @@ class Fold:
         for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
             both = sorted(set(getattr(self, a)) & set(getattr(self, b)), key=speaker_sort_key)
             if both:
-                raise LeakageError(f"fold {self.number}: speaker(s) {both} in both {a} and {b}")
+                raise LeakageError(f"fold {self.number}: speaker(s) {', '.join(both)} in both {a} and {b}")
 
     def partition_of(self, speaker: str) -> str | None:
         """``"train"``, ``"val"``, ``"test"`` or None when the speaker is not in this fold."""
@@ -211,7 +211,7 @@ def validate_plan(plan: FoldPlan) -> None:
             extra = sorted(set(covered) - everyone, key=speaker_sort_key)
             lacking = sorted(everyone - set(covered), key=speaker_sort_key)
             raise ConfigError(
-                f"{where} fold {i} does not partition the plan's speakers (unknown {extra}, missing {lacking})"
+                f"{where} fold {i} does not partition the plan's speakers (unknown {', '.join(extra) or 'none'}, missing {', '.join(lacking) or 'none'})"
             )
         if not fold.train or not fold.test:
             raise ConfigError(f"{where} fold {i} has no training or no test speaker")
@@ -287,7 +287,7 @@ def make_plan(
     if genders is not None:
         lacking = [s for s in ordered if s not in genders]
         if lacking:
-            raise ConfigError(f"genders lack speaker(s) {lacking[:_MAX_LISTED]}")
+            raise ConfigError(f"genders lack speaker(s) {', '.join(lacking[:_MAX_LISTED])}")
     folds = []
     for i, test in enumerate(groups):
         candidates = [s for j in range(1, k) for s in groups[(i + j) % k]]
@@ -436,7 +436,7 @@ def split(items: Iterable[Clip | Take], fold: Fold, *, extra: Literal["error", "
     if unknown and extra == "error":
         listed = sorted(unknown, key=speaker_sort_key)
         raise DatasetError(
-            f"speaker(s) {listed[:_MAX_LISTED]} of the clips are in no partition of fold {fold.number}; "
+            f"speaker(s) {', '.join(listed[:_MAX_LISTED])} of the clips are in no partition of fold {fold.number}; "
             "filter the clips or pass extra='drop'"
         )
     result = Split(parts["train"], parts["val"], parts["test"], fold.number)

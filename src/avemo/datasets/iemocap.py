@@ -89,7 +89,7 @@ MANIFEST = "avemo_iemocap_media.json"
 MANIFEST_FORMAT = "avemo iemocap media 1"
 
 
-def _sessions(root: Path) -> list[Path]:
+def sessions(root: Path) -> list[Path]:
     """The ``Session1..5`` folders under ``root`` or under its one release folder."""
     found = sorted(p for p in root.glob("Session[1-5]") if p.is_dir())
     if not found:
@@ -281,7 +281,7 @@ def read_iemocap(root: str | Path, *, strict: bool = False, protocol: str = "iem
             raise DatasetError(f"no {MANIFEST} here: not a folder written by avemo prepare --dataset iemocap", folder)
         prepared = _Media(folder, read_manifest(folder))
     collector = ScanCollector(DATASET, root_path, strict=strict)
-    for session in _sessions(root_path):
+    for session in sessions(root_path):
         label_files = _files(session / "dialog" / "EmoEvaluation")
         if not label_files:
             collector.result.warnings.append(f"{session}: no label file in dialog/EmoEvaluation")

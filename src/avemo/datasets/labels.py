@@ -48,7 +48,7 @@ class LabelSet:
             return self.emotions.index(emotion)
         except ValueError:
             raise ConfigError(
-                f"emotion {emotion!r} is not in label set {self.name!r} {list(self.emotions)}"
+                f"emotion {emotion!r} is not in label set {self.name!r} ({', '.join(self.emotions)})"
             ) from None
 
     def to_dict(self) -> dict:
@@ -83,7 +83,7 @@ def get_label_set(name: str) -> LabelSet:
     try:
         return LABEL_SETS[name]
     except KeyError:
-        raise ConfigError(f"unknown label set {name!r}; known: {sorted(LABEL_SETS)}") from None
+        raise ConfigError(f"unknown label set {name!r}; known: {', '.join(sorted(LABEL_SETS))}") from None
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,9 @@ from avemo.datasets.emodb import parse_emodb_name, parse_emodb_stem, read_emodb
 from avemo.datasets.folder import read_folder
 from avemo.datasets.iemocap import PROTOCOLS as IEMOCAP_PROTOCOLS
 from avemo.datasets.iemocap import read_iemocap
+from avemo.datasets.iemocap import sessions as iemocap_sessions
 from avemo.datasets.labels import CREMA_D, EMODB, IEMOCAP4, MELD, RAVDESS, LabelSet
+from avemo.datasets.meld import CSV_NAMES as MELD_CSV_NAMES
 from avemo.datasets.meld import read_meld
 from avemo.datasets.ravdess import parse_ravdess_name, read_ravdess
 from avemo.datasets.scan import ScanResult
@@ -119,6 +121,23 @@ def say_warnings(scan: ScanResult) -> ScanResult:
     for line in scan.warnings:
         log.warning(line)
     return scan
+
+
+def laid_out_as(root: str | Path) -> tuple[str, str] | None:
+    """(dataset, what shows it) when the folder ``root`` has the layout of a dataset whose files' names do not
+    tell it: ``("meld", "its annotation CSVs")`` (``train_sent_emo.csv``...), ``("iemocap", "its Session1..5
+    folders")`` (here or in its one release folder); else None. Said in the hints of the errors of a folder
+    read as another dataset, or as plain media files."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    if any((root / name).is_file() for name in MELD_CSV_NAMES.values()):
+        return "meld", "its annotation CSVs"
+    try:
+        iemocap_sessions(root)
+    except DatasetError:
+        return None
+    return "iemocap", "its Session1..5 folders"
 
 
 def parse_file_name(name: str | Path, dataset: str | None = None) -> dict[str, Any]:

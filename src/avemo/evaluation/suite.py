@@ -120,8 +120,8 @@ class Suite:
             return self.sets[name]
         if name in self.groups:
             return self.groups[name]
-        raise ConfigError(f"suite {self.name} has no model set {name!r}; sets: {sorted(self.sets)}, "
-                          f"groups: {sorted(self.groups)}")
+        raise ConfigError(f"suite {self.name} has no model set {name!r}; sets: {', '.join(sorted(self.sets))}; "
+                          f"groups: {', '.join(sorted(self.groups))}")
 
     def benchmark_entries(self, models: Sequence[str] | None = None, *, extended: bool = False) -> list[BenchmarkEntry]:
         """The entries of the suite, in file order (blocks, then variants); ``extended``: also the
@@ -152,7 +152,7 @@ class Suite:
             known = {e.name for e in out}
             unknown = sorted(set(models) - known)
             if unknown:
-                raise ConfigError(f"models {unknown} are not in the {self.name} suite; it has {sorted(known)}")
+                raise ConfigError(f"models {', '.join(unknown)} are not in the {self.name} suite; it has {', '.join(sorted(known))}")
             out = [e for e in out if e.name in models]
         return out
 
@@ -194,7 +194,7 @@ class Suite:
         data = load_data(self.dataset, root, visual_table=visual_table, protocol=protocol, media=media)
         missing = sorted(set(self.tables) - set(data.tables))
         if missing:
-            raise ConfigError(f"the {self.name} suite needs the table(s) {missing}; given: {sorted(data.tables)}")
+            raise ConfigError(f"the {self.name} suite needs the table(s) {', '.join(missing)}; given: {', '.join(sorted(data.tables)) or 'none'}")
         return data
 
 
@@ -268,7 +268,7 @@ def _check_data_options(suite: Suite) -> None:
         raise ConfigError(f"protocol {suite.protocol!r} is not a label protocol of {suite.dataset} ({known})")
     unknown = sorted(set(suite.modalities) - set(MODALITIES))
     if unknown:
-        raise ConfigError(f"modalities: unknown {unknown}; known: {list(MODALITIES)}")
+        raise ConfigError(f"modalities: unknown {', '.join(map(str, unknown))}; known: {', '.join(MODALITIES)}")
     folds = {str(f.number) for f in suite.fold_plan().folds}
     bad = sorted(set(suite.fold_notes) - folds)
     if bad:

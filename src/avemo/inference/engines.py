@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +48,48 @@ def read_manifest(out_dir: Path) -> dict | None:
         return json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def export_files(manifest: Mapping | None) -> set[str]:
+    """The graph files an export's manifest names: the bundled model's (``files``: group -> role -> file)
+    or a checkpoint's (``graphs``: inputs -> ``{"file": ...}``); plain names only, never a path elsewhere."""
+    manifest = manifest if isinstance(manifest, Mapping) else {}
+    files, graphs = manifest.get("files"), manifest.get("graphs")
+    names = [f for group in (files.values() if isinstance(files, Mapping) else ()) if isinstance(group, Mapping)
+             for f in group.values()]
+    names += [g.get("file") for g in (graphs.values() if isinstance(graphs, Mapping) else ()) if isinstance(g, Mapping)]
+    return {n for n in names if isinstance(n, str) and n not in ("", ".", "..") and Path(n).name == n}
+
+
+def write_export(out_dir: str | Path, write: Callable[[Path], None]) -> Path:
+    """``write(folder)`` (the graphs and the manifest of one export) into a fresh folder beside ``out_dir``,
+    then that export in place of the one ``out_dir`` held: the old manifest removed first, the new one moved
+    in last (a manifest never names a graph of another export), then the graphs the old manifest named that
+    this export has not replaced (another model's); the folder's other files are kept. An export that
+    fails (``write`` raises) leaves ``out_dir`` as it was. Returns ``out_dir``."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_dir.parent / f".{out_dir.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        tmp.mkdir()  # not mkdtemp: the folder renamed into place gets the umask's permissions, not 0700
+    except OSError as exc:
+        raise AvemoError(f"cannot create the export folder ({exc.strerror or exc})", out_dir) from None
+    try:
+        write(tmp)
+        if not out_dir.exists():
+            os.rename(tmp, out_dir)
+            return out_dir
+        stale = export_files(read_manifest(out_dir)) - {f.name for f in tmp.iterdir()}
+        (out_dir / MANIFEST).unlink(missing_ok=True)
+        for file in sorted(tmp.iterdir(), key=lambda f: f.name == MANIFEST):
+            os.replace(file, out_dir / file.name)
+        for name in stale:
+            (out_dir / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise AvemoError(f"cannot write the export ({exc.strerror or exc})", out_dir) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
 
 
 def refuse_other_export(out_dir: Path, held: Mapping, replace: str) -> None:

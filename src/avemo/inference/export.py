@@ -23,57 +23,53 @@ exporter (``dynamo=False``), batch and time axes dynamic.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from avemo.errors import AvemoError
 from avemo.inference.engines import MANIFEST, read_manifest
 
 FUSION_FILE = "fusion.onnx"
 
 
 def export_bundle(bundle_dir: str | Path, out_dir: str | Path) -> Path:
-    """Export the bundle in ``bundle_dir`` to ``out_dir``; returns ``out_dir``."""
+    """Export the bundle in ``bundle_dir`` to ``out_dir``, in place of the export it held
+    (:func:`~avemo.inference.engines.write_export`); returns ``out_dir``."""
     from avemo.datasets.labels import RAVDESS
     from avemo.inference.audio import make_audio_expert
     from avemo.inference.bundle import bundle_fingerprint, read_bundle
-    from avemo.inference.engines import export_module
+    from avemo.inference.engines import export_module, write_export
     from avemo.inference.fusion import FUSION_OUTPUTS, product_of_experts
     from avemo.inference.speakers import export_speaker_head
     from avemo.inference.video import FerVideoExpert
     from avemo.models.checkpoint import load_checkpoint
 
-    bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
+    bundle_dir = Path(bundle_dir)
     config, _ = read_bundle(bundle_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise AvemoError(f"cannot create the export folder ({exc.strerror or exc})", out_dir) from None
-    audio = make_audio_expert(load_checkpoint(bundle_dir / config.audio), engine="torch", device="cpu")
-    files = {"audio": audio.export_onnx(out_dir)}
-    files["video"] = FerVideoExpert(config.video, engine="torch", device="cpu").export_onnx(out_dir)
-    c = len(config.labels or RAVDESS.emotions)
-    example = {
-        "audio_logits": np.zeros((2, c), np.float32),
-        "video_probs": np.full((2, c), 1.0 / c, np.float32),
-        "present": np.ones((2, 2), np.float32),
-    }
-    export_module(product_of_experts(config.fusion), out_dir / FUSION_FILE, example, FUSION_OUTPUTS,
-                  {k: {0: "batch"} for k in [*example, *FUSION_OUTPUTS]})
-    files["fusion"] = {"graph": FUSION_FILE}
-    manifest = {"bundle": config.name, "version": config.version, "fingerprint": bundle_fingerprint(bundle_dir),
-                "files": files, "audio_expert": {"name": audio.name, "labels": list(audio.labels),
-                                 **({"pooling": audio.pooling} if audio.pooling else {})}}
-    speaker_head = export_speaker_head(bundle_dir, config, audio, out_dir)
-    if speaker_head is not None:  # the bundle's speaker-normalised head (avemo.inference.speakers)
-        files["speaker_norm"] = {"head": speaker_head["head"]}
-        manifest["speaker_norm"] = speaker_head
-    tmp = out_dir / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / MANIFEST)
-    return out_dir
+
+    def write(folder: Path) -> None:
+        audio = make_audio_expert(load_checkpoint(bundle_dir / config.audio), engine="torch", device="cpu")
+        files = {"audio": audio.export_onnx(folder)}
+        files["video"] = FerVideoExpert(config.video, engine="torch", device="cpu").export_onnx(folder)
+        c = len(config.labels or RAVDESS.emotions)
+        example = {
+            "audio_logits": np.zeros((2, c), np.float32),
+            "video_probs": np.full((2, c), 1.0 / c, np.float32),
+            "present": np.ones((2, 2), np.float32),
+        }
+        export_module(product_of_experts(config.fusion), folder / FUSION_FILE, example, FUSION_OUTPUTS,
+                      {k: {0: "batch"} for k in [*example, *FUSION_OUTPUTS]})
+        files["fusion"] = {"graph": FUSION_FILE}
+        manifest = {"bundle": config.name, "version": config.version, "fingerprint": bundle_fingerprint(bundle_dir),
+                    "files": files, "audio_expert": {"name": audio.name, "labels": list(audio.labels),
+                                     **({"pooling": audio.pooling} if audio.pooling else {})}}
+        speaker_head = export_speaker_head(bundle_dir, config, audio, folder)
+        if speaker_head is not None:  # the bundle's speaker-normalised head (avemo.inference.speakers)
+            files["speaker_norm"] = {"head": speaker_head["head"]}
+            manifest["speaker_norm"] = speaker_head
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+    return write_export(out_dir, write)  # in place of the export the folder held, another model's too
 
 
 def current_export(bundle_dir: str | Path, out_dir: str | Path) -> dict | None:

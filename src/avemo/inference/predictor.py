@@ -228,6 +228,7 @@ class Predictor:
         """
         from avemo.datasets.labels import get_label_set
         from avemo.inference.zoo import ZooRunner
+        from avemo.inference.zoo_export import checkpoint_fingerprint
         from avemo.models.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(path)
@@ -245,8 +246,10 @@ class Predictor:
         _check_known(ckpt.labels.emotions, ckpt.path)
         runner = ZooRunner(ckpt, device, engine=engine, onnx_dir=onnx_dir)
         abstention = AbstentionConfig()
+        # the run folder's name and a hash of its weights, not its path: GET /v1/models shows this to clients
         info = {"name": ckpt.model.name, "version": ckpt.meta.get("created", ""), "engine": engine,
-                "checkpoint": str(path), "abstention": _config_dict(abstention)}
+                "run": Path(ckpt.path).resolve().name, "fingerprint": checkpoint_fingerprint(ckpt.path),
+                "abstention": _config_dict(abstention)}
         return cls(ZooBackend(runner, tuple(ckpt.labels.emotions), abstention), labels=ckpt.labels.emotions,
                    grid=WindowGrid(window, hop), model_info=info, abstention=abstention, onnx_dir=runner.onnx_dir)
 

@@ -43,7 +43,7 @@ class TextEmotion:
 
         ckpt = load_checkpoint(path)
         if {s.modality for s in ckpt.inputs.values()} != {"text"}:
-            raise CheckpointError(f"not a text-only model (inputs: {sorted(ckpt.inputs)})", path)
+            raise CheckpointError(f"not a text-only model (inputs: {', '.join(sorted(ckpt.inputs))})", path)
         if any(s.speaker_prefix for s in ckpt.inputs.values()):
             raise CheckpointError("the model reads 'Speaker: text' (speaker_prefix) and a transcript has no "
                                   "speaker name: train a text model without speaker_prefix", path)

@@ -30,9 +30,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
-import secrets
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -207,17 +204,13 @@ def _export_graph(ckpt, names: Sequence[str], folder: Path) -> dict:
 
 def export_checkpoint(ckpt, out_dir: str | Path) -> Path:
     """Export the loaded checkpoint ``ckpt`` (:func:`~avemo.models.checkpoint.load_checkpoint`) to
-    ``out_dir``: every graph, checked, then the manifest (module docstring); returns ``out_dir``."""
-    out_dir = Path(out_dir)
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_dir.parent / f".{out_dir.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        tmp.mkdir()  # not mkdtemp: the folder renamed into place gets the umask's permissions, not 0700
-    except OSError as exc:
-        raise AvemoError(f"cannot create the export folder ({exc.strerror or exc})", out_dir) from None
-    try:
+    ``out_dir``: every graph, checked, then the manifest (module docstring), in place of the export
+    ``out_dir`` held (:func:`~avemo.inference.engines.write_export`); returns ``out_dir``."""
+    from avemo.inference.engines import write_export
+
+    def write(folder: Path) -> None:
         ckpt.model.to("cpu").eval()
-        graphs = {"+".join(names): _export_graph(ckpt, names, tmp) for names in input_subsets(ckpt.model)}
+        graphs = {"+".join(names): _export_graph(ckpt, names, folder) for names in input_subsets(ckpt.model)}
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "model": ckpt.model.name,
             "fingerprint": checkpoint_fingerprint(ckpt.path), "labels": ckpt.labels.to_dict(),
@@ -225,25 +218,9 @@ def export_checkpoint(ckpt, out_dir: str | Path) -> Path:
             "dialogue_context": ckpt.model.dialogue_context, "normalization": ckpt.normalizer.to_dict(),
             "tolerance": {"atol": ATOL, "rtol": RTOL}, "graphs": graphs,
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        _move_into(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
-
-def _move_into(tmp: Path, out_dir: Path) -> None:
-    """``tmp`` renamed to ``out_dir``; when that exists, its files moved in: the old manifest removed
-    first and the new one moved last, so that a manifest never names a graph of another export."""
-    try:
-        if not out_dir.exists():
-            os.rename(tmp, out_dir)
-            return
-        (out_dir / MANIFEST).unlink(missing_ok=True)
-        for file in sorted(tmp.iterdir(), key=lambda f: f.name == MANIFEST):
-            os.replace(file, out_dir / file.name)
-    except OSError as exc:
-        raise AvemoError(f"cannot write the export ({exc.strerror or exc})", out_dir) from None
+    return write_export(out_dir, write)
 
 
 def current_zoo_export(run: str | Path, out_dir: str | Path) -> dict | None:

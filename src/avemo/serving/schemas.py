@@ -193,6 +193,10 @@ class ModelOut(BaseModel):
                                   "model, a checkpoint's inputs (e.g. audio for egemaps_logreg); text when a text "
                                   "expert is attached.")
     card: str | None = Field(description="The model card (Markdown), if the model ships one.")
+    run: str | None = Field(None, description="A checkpoint's run folder, by its name (the server never shows "
+                            "its paths); null for the bundled model.")
+    fingerprint: str | None = Field(None, description="A checkpoint's fingerprint: a hash of its weights, its "
+                                    "checkpoint.json and the avemo version; null for the bundled model.")
 
 
 class ModelsOut(BaseModel):

@@ -13,11 +13,26 @@ from pathlib import Path
 
 from avemo.config import from_dict, load_file
 from avemo.errors import ConfigError
-from avemo.inference.engines import check_engine
+from avemo.inference.engines import ENGINES
 from avemo.inference.windows import MAX_ROWS, MIN_HOP
-from avemo.modality import MEDIA_MODALITIES, parse_modalities
+from avemo.modality import MEDIA_MODALITIES, MODALITIES, parse_modalities
 
 MIB = 1024 * 1024
+
+
+class SettingError(ConfigError):
+    """A serve setting out of its range: ``field`` names it, ``rule`` says what it must be, ``value`` is
+    what was given; the message reads ``serve settings: FIELD RULE, got VALUE`` (``avemo serve`` names its
+    option instead of the field)."""
+
+    def __init__(self, field: str, rule: str, value: object):
+        self.field, self.rule, self.value = field, rule, value
+        super().__init__(f"serve settings: {field} {rule}, got {shown(value)}")
+
+
+def shown(value: object) -> str:
+    """A setting's value as a message shows it: ``0``, ``2.5``, ``'foo'``."""
+    return f"{value:g}" if isinstance(value, float) else repr(value) if isinstance(value, str) else str(value)
 
 
 @dataclass(frozen=True)
@@ -87,37 +102,40 @@ class ServeSettings:
 
     def __post_init__(self) -> None:
         checks = [
-            (1 <= self.port <= 65535 or self.port == 0, f"port must be 0..65535, got {self.port}"),
-            (self.workers >= 1, f"workers must be >= 1, got {self.workers}"),
-            (self.queue_size >= 0, f"queue_size must be >= 0, got {self.queue_size}"),
-            (self.max_upload_bytes >= 1024, f"max_upload_bytes must be >= 1024, got {self.max_upload_bytes}"),
-            (self.max_duration > 0, f"max_duration must be > 0, got {self.max_duration}"),
-            (self.max_batch_files >= 1, f"max_batch_files must be >= 1, got {self.max_batch_files}"),
-            (self.request_timeout > 0, f"request_timeout must be > 0, got {self.request_timeout}"),
-            (self.upload_timeout > 0, f"upload_timeout must be > 0, got {self.upload_timeout}"),
-            (self.max_uploads >= 1, f"max_uploads must be >= 1, got {self.max_uploads}"),
-            (self.read_timeout > 0, f"read_timeout must be > 0, got {self.read_timeout}"),
-            (self.min_upload_rate >= 0, f"min_upload_rate must be >= 0, got {self.min_upload_rate}"),
-            (self.shutdown_grace >= 0, f"shutdown_grace must be >= 0, got {self.shutdown_grace}"),
-            (0 < self.min_window <= self.max_window, "need 0 < min_window <= max_window"),
-            (MIN_HOP <= self.min_hop <= self.max_window,
-             f"need {MIN_HOP:g} (the library's shortest hop) <= min_hop <= max_window, got {self.min_hop:g}"),
-            (1 <= self.max_timeline_rows <= MAX_ROWS,
-             f"max_timeline_rows must lie in 1..{MAX_ROWS} (the library's bound), got {self.max_timeline_rows}"),
+            ("port", 1 <= self.port <= 65535 or self.port == 0, "must be 0..65535"),
+            ("workers", self.workers >= 1, "must be >= 1"),
+            ("queue_size", self.queue_size >= 0, "must be >= 0"),
+            ("max_upload_bytes", self.max_upload_bytes >= 1024, "must be at least 1 KiB"),
+            ("max_duration", self.max_duration > 0, "must be > 0 seconds"),
+            ("max_batch_files", self.max_batch_files >= 1, "must be >= 1"),
+            ("request_timeout", self.request_timeout > 0, "must be > 0 seconds"),
+            ("upload_timeout", self.upload_timeout > 0, "must be > 0 seconds"),
+            ("max_uploads", self.max_uploads >= 1, "must be >= 1"),
+            ("read_timeout", self.read_timeout > 0, "must be > 0 seconds"),
+            ("min_upload_rate", self.min_upload_rate >= 0, "must be >= 0"),
+            ("shutdown_grace", self.shutdown_grace >= 0, "must be >= 0"),
+            ("min_window", 0 < self.min_window <= self.max_window, f"must lie in 0..max_window ({self.max_window:g})"),
+            ("min_hop", MIN_HOP <= self.min_hop <= self.max_window,
+             f"must lie in {MIN_HOP:g} (the library's shortest hop)..max_window ({self.max_window:g})"),
+            ("max_timeline_rows", 1 <= self.max_timeline_rows <= MAX_ROWS,
+             f"must lie in 1..{MAX_ROWS} (the library's bound)"),
+            ("upload_dir", self.upload_dir is None or Path(self.upload_dir).is_dir(), "must be an existing folder"),
+            ("engine", self.engine in ENGINES, f"must be one of {', '.join(ENGINES)}"),
         ]
-        for ok, reason in checks:
+        for field, ok, rule in checks:
             if not ok:
-                raise ConfigError(f"serve settings: {reason}")
-        if self.upload_dir is not None and not Path(self.upload_dir).is_dir():
-            raise ConfigError("upload_dir is not an existing folder", self.upload_dir)
-        check_engine(self.engine)
-        offered = self.offered  # checks the names
+                raise SettingError(field, rule, getattr(self, field))
+        try:
+            offered = self.offered
+        except ConfigError:
+            raise SettingError("modalities", f"must be a comma-separated subset of {', '.join(MODALITIES)}",
+                               self.modalities) from None
         if offered == ("text",):
-            raise ConfigError("serve settings: modalities: text needs audio or video next to it (the text expert adds "
-                              "to the other experts), e.g. audio,video,text")
+            raise SettingError("modalities", "needs audio or video next to text (the text expert adds to the other "
+                               "experts), e.g. audio,video,text", self.modalities)
         if self.text_model is not None and "text" not in offered:
-            raise ConfigError("serve settings: a text model is given but text is not among the modalities "
-                              "(use --modalities audio,video,text)")
+            raise SettingError("text_model", "needs text among the modalities (use --modalities audio,video,text)",
+                               self.text_model)
 
     @property
     def offered(self) -> tuple[str, ...]:

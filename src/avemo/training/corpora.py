@@ -199,7 +199,7 @@ def read_corpora_file(path: str | Path, *, reads: Collection[str] = (),
         where = f"corpora entry {i}" + (f" ({corpus})" if corpus is not None else "")
         unknown, missing = sorted(set(entry) - known), [f"{k}=" for k in ("dataset", "root") if k not in entry]
         if unknown or missing:  # a misspelt dataset= was said only as "needs dataset= and root="
-            said = ([f"unknown keys {unknown} (known: {sorted(known)})"] if unknown else []) + (
+            said = ([f"unknown keys {', '.join(map(str, unknown))} (known: {', '.join(sorted(known))})"] if unknown else []) + (
                 [f"needs {' and '.join(missing)}"] if missing else [])
             raise ConfigError(f"{where}: {'; '.join(said)}", path)
         _check_entry_types(entry, where, path)
@@ -363,7 +363,7 @@ def qualify_speakers(given: Sequence[str], known: Sequence[str]) -> list[str]:
             out.append(s)
             continue
         if QUALIFIER in s:
-            raise ConfigError(f"speaker {s!r} is not in the data (speakers: {list(known)})")
+            raise ConfigError(f"speaker {s!r} is not in the data (speakers: {', '.join(known)})")
         matches = [k for k in known if k.split(QUALIFIER, 1)[1] == s]
         if not matches:
             raise ConfigError(f"speaker {s!r} is in no corpus (speakers: {list(known)})")

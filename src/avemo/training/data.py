@@ -279,4 +279,4 @@ def check_labels(data: Gathered, label_set: LabelSet) -> None:
     """Every take's emotion must be in ``label_set`` (a clear error otherwise)."""
     foreign = sorted({t.emotion for t in data.takes if t.emotion not in label_set}, key=str)
     if foreign:
-        raise DatasetError(f"emotions {foreign} are not in label set {label_set.name} {list(label_set.emotions)}")
+        raise DatasetError(f"emotions {', '.join(map(str, foreign))} are not in label set {label_set.name} ({', '.join(label_set.emotions)})")

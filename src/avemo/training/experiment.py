@@ -24,7 +24,14 @@ import numpy as np
 
 from avemo import config as cfg
 from avemo.cache.store import FeatureCache
-from avemo.datasets import DATASET_LABEL_SETS, load_au_means, pair_takes, parse_file_name, read_dataset
+from avemo.datasets import (
+    DATASET_LABEL_SETS,
+    laid_out_as,
+    load_au_means,
+    pair_takes,
+    parse_file_name,
+    read_dataset,
+)
 from avemo.datasets.copies import (
     Copies,
     across_speakers,
@@ -162,17 +169,21 @@ def _no_labelled_files(dataset: str, root: str | Path, skipped: Sequence) -> Dat
     """The "no labelled DATASET files found" error, with the first skipped file and why, and the dataset its name
     follows when it is another one: ``avemo evaluate --root crema_d`` (the default dataset: ravdess)
     said only "no labelled ravdess files found"."""
+    # the dataset, not an option: train and evaluate take --dataset, a --corpora entry dataset=, benchmark
+    # --test-corpus DATASET=ROOT ("(--dataset emodb)" asked for an option benchmark does not have)
+    layout = laid_out_as(root)
+    hint = (f"; the folder is laid out as {layout[0]}'s ({layout[1]}): read the folder as dataset {layout[0]}"
+            if layout is not None and layout[0] != dataset else "")
     if not skipped:
-        return DatasetError(f"no labelled {dataset} files found", root)
+        return DatasetError(f"no labelled {dataset} files found{hint}", root)
     first = skipped[0]
     try:
         named = parse_file_name(first.path.name)["dataset"]
     except DatasetError:
         named = None
-    # the dataset, not an option: train and evaluate take --dataset, a --corpora entry dataset=, benchmark
-    # --test-corpus DATASET=ROOT ("(--dataset emodb)" asked for an option benchmark does not have)
-    hint = f"; the names are {named}'s: read the folder as dataset {named}" if named not in (None, dataset) else ""
-    if named is None and dataset != "folder" and _has_emotion_folders(Path(root)):
+    if named not in (None, dataset):
+        hint = f"; the names are {named}'s: read the folder as dataset {named}"
+    if not hint and named is None and dataset != "folder" and _has_emotion_folders(Path(root)):
         hint = "; its folders are named after emotions: read the folder as dataset folder"
     files = f"{len(skipped)} file{'s' if len(skipped) > 1 else ''}"
     return DatasetError(f"no labelled {dataset} files found: {files} skipped, e.g. {first.path.name} ({first.reason})"
@@ -561,7 +572,7 @@ def resolve_split(
         if unknown:  # or in it, but without a take the model can read (CREMA-D audio-only clips, a frame model)
             what = "have no take with every input the model needs" if set(unknown) <= set(left_out) else \
                 "are not in the data"
-            raise ConfigError(f"validation speakers {unknown} {what} (speakers: {speakers})")
+            raise ConfigError(f"validation speakers {', '.join(unknown)} {what} (speakers: {', '.join(speakers)})")
         if len(val) >= len(speakers):
             raise ConfigError(_no_training_speaker(speakers))
         fold_obj = Fold(number=0, test=(), val=tuple(sorted(val)), train=tuple(s for s in speakers if s not in val))
@@ -730,7 +741,7 @@ def refuse_one_person_twice(bundles: Mapping[str, DataBundle]) -> None:
             if other != corpus:
                 both = sorted(s for d, s in first if d == bundle.dataset and s in set(bundle.speakers)
                               and first[(d, s)] == other)
-                raise DatasetError(f"corpora {other} and {corpus} both read {bundle.dataset} speakers {both}: one "
+                raise DatasetError(f"corpora {other} and {corpus} both read {bundle.dataset} speakers {', '.join(both)}: one "
                                    "person under two corpus names, whom a split could train and test on; give each "
                                    "corpus other speakers (speakers= in --corpora)", bundle.root)
 
@@ -740,7 +751,7 @@ def _unknown_speakers(unknown: Collection[str], present: Collection[str]) -> str
     several corpora prints it (``emodb:11``), the name it has in one corpus's folder (``11``)."""
     bare = sorted(s.split(":", 1)[1] for s in unknown if ":" in s and s.split(":", 1)[1] in present)
     hint = f"; a corpus's own folder names them without the corpus: --speakers {','.join(bare)}" if bare else ""
-    return f"speakers {sorted(unknown)} have no files under the folder{hint}"
+    return f"speakers {', '.join(sorted(unknown))} have no files under the folder{hint}"
 
 
 def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, visual_table=None,
@@ -762,7 +773,7 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
                                           speaker_pattern=s.speaker_pattern, visual_table=visual_table, protocol=s.protocol, media=s.media,
                                           transcribe=s.transcribe, cache=cache, progress=progress,
                                           dialogue_context=dialogue_context)
-        except AvemoError as exc:  # which entry (two may read one folder): "speakers ['99'] have no files"
+        except AvemoError as exc:  # which entry (two may read one folder): "speakers 99 have no files"
             exc.reason = f"corpus {s.corpus}: {exc.reason}"
             raise
     refuse_one_person_twice(bundles)
@@ -779,7 +790,7 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
             takes.append(dataclasses.replace(t, dataset=c, speaker=qualify(c, t.speaker), emotion=target))
     for c in bundles:
         if not any(t.dataset == c for t in takes):
-            raise DatasetError(f"corpus {c}: no clip has a label of the space {list(space.labels.emotions)}",
+            raise DatasetError(f"corpus {c}: no clip has a label of the space ({', '.join(space.labels.emotions)})",
                                bundles[c].root)
     tables = next(iter(bundles.values())).tables
     root = Path(os.path.commonpath([str(Path(s.root).resolve()) for s in specs]))
