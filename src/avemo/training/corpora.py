@@ -366,7 +366,7 @@ def qualify_speakers(given: Sequence[str], known: Sequence[str]) -> list[str]:
             raise ConfigError(f"speaker {s!r} is not in the data (speakers: {', '.join(known)})")
         matches = [k for k in known if k.split(QUALIFIER, 1)[1] == s]
         if not matches:
-            raise ConfigError(f"speaker {s!r} is in no corpus (speakers: {list(known)})")
+            raise ConfigError(f"speaker {s!r} is in no corpus (speakers: {', '.join(known)})")
         if len(matches) > 1:
             raise ConfigError(f"speaker {s!r} is ambiguous: it is in corpora {[corpus_of(m) for m in matches]}; "
                               f"qualify it ({', '.join(matches)})")

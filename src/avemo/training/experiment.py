@@ -770,9 +770,9 @@ def load_corpora(specs: Sequence[CorpusSpec], mode: SpaceMode = "shared", *, vis
     for s in specs:
         try:
             bundles[s.corpus] = load_data(s.dataset, s.root, speakers=s.speakers, labels_csv=s.labels,
-                                          speaker_pattern=s.speaker_pattern, visual_table=visual_table, protocol=s.protocol, media=s.media,
-                                          transcribe=s.transcribe, cache=cache, progress=progress,
-                                          dialogue_context=dialogue_context)
+                                          speaker_pattern=s.speaker_pattern, visual_table=visual_table,
+                                          protocol=s.protocol, media=s.media, transcribe=s.transcribe,
+                                          cache=cache, progress=progress, dialogue_context=dialogue_context)
         except AvemoError as exc:  # which entry (two may read one folder): "speakers 99 have no files"
             exc.reason = f"corpus {s.corpus}: {exc.reason}"
             raise
