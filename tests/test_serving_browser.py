@@ -95,6 +95,28 @@ def text_server(upload_root):
         yield running
 
 
+class CheckpointLike:
+    """The bundled predictor shown as ``GET /v1/models`` shows a ``--model`` checkpoint (run name, corpora)."""
+
+    def __init__(self, predictor, **shown):
+        self.predictor, self.shown = predictor, shown
+
+    def info(self):
+        return {**self.predictor.info(), **self.shown}
+
+    def __getattr__(self, name):
+        return getattr(self.predictor, name)
+
+
+@pytest.fixture(scope="module")
+def checkpoint_server(upload_root):
+    from avemo.inference import Predictor
+
+    predictor = CheckpointLike(Predictor.default(), name="egemaps_mlp", run="calm_run", corpora=["crema_d", "meld"])
+    with BackgroundServer(create_app(predictor=predictor, settings=ServeSettings(port=0, upload_dir=str(upload_root)))) as running:
+        yield running
+
+
 def _open(browser, server, viewport=None):
     context = browser.new_context(viewport=viewport or {"width": 1100, "height": 1300})
     tab = context.new_page()
@@ -270,6 +292,25 @@ def test_text_checkbox_is_disabled_with_a_tooltip_when_the_server_lacks_the_text
     assert "avemo serve --modalities audio,video,text" in tab.locator("#text-label").get_attribute("title")
     assert tab.get_by_label("Voice (audio)").is_enabled() and tab.get_by_label("Face (video)").is_checked()
     assert watch.errors == []
+
+
+def test_the_footer_describes_the_bundled_model_it_serves(page):
+    tab, watch = page
+    footer = tab.locator("#served-model-text", has_text="bundled")
+    footer.wait_for()  # GET /v1/models has answered
+    assert footer.text_content() == ("The bundled model was trained on acted English and German speech; "
+                                     "treat any output as an estimate.")
+    assert watch.errors == []
+
+
+def test_the_footer_describes_a_served_checkpoint_by_its_run_and_corpora(browser, checkpoint_server):
+    for tab, watch in _open(browser, checkpoint_server):
+        footer = tab.locator("#served-model-text", has_text="calm_run")
+        footer.wait_for()  # GET /v1/models has answered
+        text = footer.text_content()
+        assert text == "The model is the checkpoint calm_run (egemaps_mlp), trained on crema_d, meld; treat any output as an estimate."
+        assert "bundled" not in tab.locator("footer").text_content()
+        assert watch.errors == []
 
 
 def test_hop_hint_follows_a_window_shorter_than_the_models_hop(page):

@@ -55,6 +55,7 @@ def test_serve_a_trained_checkpoint_like_predict(trained, started, make_clip, tm
         assert (health["model"], health["engine"]) == ("egemaps_mlp", "torch") and health["model_version"]
         model = client.get("/v1/models").json()["models"][0]
         assert model["name"] == "egemaps_mlp" and model["labels"] == list(expected["probabilities"])
+        assert (model["run"], model["corpora"]) == (trained.name, ["ravdess"])  # what the page's footer says
         body = _post(client, clip).json()
         PredictionOut.model_validate(body)
         assert body == {**expected, "path": clip.name}  # the same model, the same answer

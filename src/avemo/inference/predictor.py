@@ -249,7 +249,7 @@ class Predictor:
         # the run folder's name and a hash of its weights, not its path: GET /v1/models shows this to clients
         info = {"name": ckpt.model.name, "version": ckpt.meta.get("created", ""), "engine": engine,
                 "run": Path(ckpt.path).resolve().name, "fingerprint": checkpoint_fingerprint(ckpt.path),
-                "abstention": _config_dict(abstention)}
+                "abstention": _config_dict(abstention), **_trained_on(ckpt.meta)}
         return cls(ZooBackend(runner, tuple(ckpt.labels.emotions), abstention), labels=ckpt.labels.emotions,
                    grid=WindowGrid(window, hop), model_info=info, abstention=abstention, onnx_dir=runner.onnx_dir)
 
@@ -472,6 +472,14 @@ class Predictor:
         from avemo.inference.export import export_bundle
 
         return export_bundle(self.bundle_dir, out_dir)
+
+
+def _trained_on(meta: dict[str, Any]) -> dict[str, list[str]]:
+    """``{"corpora": [...]}``: the names of the corpora a checkpoint was trained on (each corpus of a
+    corpora file, else its one dataset), by name, never by path; empty when its checkpoint has no record."""
+    data = meta.get("data") or {}
+    names = [c["name"] for c in data.get("corpora") or () if c.get("name")] or ([data["dataset"]] if data.get("dataset") else [])
+    return {"corpora": names} if names else {}
 
 
 def load_predictor(model: str | Path | None = None, *, engine: str = "torch", device: str = "auto",

@@ -195,6 +195,8 @@ class ModelOut(BaseModel):
     card: str | None = Field(description="The model card (Markdown), if the model ships one.")
     run: str | None = Field(None, description="A checkpoint's run folder, by its name (the server never shows "
                             "its paths); null for the bundled model.")
+    corpora: list[str] | None = Field(None, description="The corpora a checkpoint was trained on, by name, where "
+                                      "its checkpoint records them; null for the bundled model.")
     fingerprint: str | None = Field(None, description="A checkpoint's fingerprint: a hash of its weights, its "
                                     "checkpoint.json and the avemo version; null for the bundled model.")
 

@@ -1,5 +1,5 @@
 // The avemo page: choose or record a clip, upload it with progress, show the prediction.
-// Talks only to this server (POST /v1/predict, GET /healthz); no third-party code.
+// Talks only to this server (POST /v1/predict, GET /healthz, GET /v1/models); no third-party code.
 
 import {
   colourOf, crowded, faceSought, formatSeconds, legendSwatch, listened, missingText, renderTimeline, windowText,
@@ -69,6 +69,25 @@ async function loadLimits() {
   } catch {
     // the page still works; the server enforces its limits anyway
   }
+}
+
+// The footer says which model answers (GET /v1/models): the bundled one, or a checkpoint by its run
+// name and the corpora it was trained on, where its checkpoint records them.
+async function loadModel() {
+  try {
+    const response = await fetch("/v1/models", { headers: { Accept: "application/json" } });
+    if (!response.ok) return;
+    const [model] = (await response.json()).models;
+    $("served-model-text").textContent = `${modelText(model)}; treat any output as an estimate.`;
+  } catch {
+    // the footer keeps its caution alone
+  }
+}
+
+function modelText(model) {
+  if (!model.run) return "The bundled model was trained on acted English and German speech";
+  const corpora = model.corpora?.length ? `trained on ${model.corpora.join(", ")}` : "its training corpora are not recorded";
+  return `The model is the checkpoint ${model.run} (${model.name}), ${corpora}`;
 }
 
 // The hop a request gets: the model's, or the window itself when that is shorter (as the server applies it).
@@ -507,3 +526,4 @@ $("record-button").addEventListener("click", toggleRecording);
 $("predict-form").addEventListener("submit", submit);
 $("text-input").addEventListener("change", followTextBox);
 loadLimits();
+loadModel();
