@@ -284,3 +284,43 @@ def test_predict_prints_progress_lines_on_a_non_terminal_stderr(make_clip, voice
     # stdout holds the same result, and nothing of the progress
     assert "analysed" not in out
     assert json.loads(out) == json.loads(quiet_out)
+
+
+def test_a_device_name_that_is_none_is_refused_when_predict_starts_naming_the_option(voice, avemo_main, monkeypatch):
+    """`--device foo` failed once the model was loading, as "unknown device 'foo'" without naming the option."""
+    import avemo.inference.predictor as predictor_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(predictor_module, "load_predictor", never)
+    for engine in ("torch", "onnx"):
+        code, out, err = avemo_main("predict", voice, "--device", "foo", "--engine", engine)
+        assert (code, out) == (2, "")
+        assert err == ("avemo: error: --device must be auto (a GPU when there is one), cpu, cuda or cuda:N, or another "
+                       "device type of torch's (mps, xpu), got 'foo'\n")
+
+
+def test_device_names_are_checked_without_torch_as_torch_parses_them():
+    """The check at the start (no torch import: the onnx engine runs without it) accepts what
+    torch.device parses, and only that; whether that device is here is torch's to say later."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from avemo.device import DEVICE_TYPES, is_device_name
+
+    names = ["auto", "cpu", "cuda", "cuda:1", "mps", "xpu:0", *DEVICE_TYPES, "foo", "gpu", "cuda:", "cuda:-1", " cpu", "CPU",
+             "auto:0", "cuda:1:2"]
+    for name in names:
+        try:
+            parsed = name == "auto" or bool(torch.device(name))
+        except RuntimeError:
+            parsed = False
+        assert is_device_name(name) == parsed, name
+    check = ("import sys; from avemo.device import check_device_option; check_device_option('cuda:0'); "
+             "print('torch' in sys.modules)")
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "PATH": ""}
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "False\n"), done.stderr

@@ -144,7 +144,8 @@ def test_serve_the_onnx_engine(started, make_clip, tmp_path, monkeypatch):
     [
         (["--engine", "tensorrt"], "engine must be one of torch, onnx, got 'tensorrt'"),
         (["--model", "MISSING"], "--model MISSING: no such checkpoint"),  # the CLI names the option
-        (["--model", "RUN", "--device", "abacus"], "unknown device 'abacus'"),
+        (["--model", "RUN", "--device", "abacus"], "--device must be auto (a GPU when there is one), cpu, cuda or "
+                                                   "cuda:N, or another device type of torch's (mps, xpu), got 'abacus'"),
         (["--config", "CONFIG"], "engine must be one of torch, onnx, got 'gpu'"),  # a key, not --engine
     ],
 )

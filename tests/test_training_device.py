@@ -324,5 +324,6 @@ def test_train_refuses_a_device_it_cannot_use_before_reading_the_data(monkeypatc
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     code, _, err = avemo_main("train", "--root", tmp_path / "not_read", "--model", "egemaps_mlp", "--device", device,
                               "--out", tmp_path / "run")
-    assert code == 2 and err.count("\n") == 1 and f"avemo: error: {'unknown' if device == 'gpu' else 'cannot use'} device" in err
+    said = "--device must be auto (a GPU when there is one), cpu, cuda or cuda:N" if device == "gpu" else "cannot use device"
+    assert code == 2 and err.count("\n") == 1 and f"avemo: error: {said}" in err
     assert not (tmp_path / "run").exists()

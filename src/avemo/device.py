@@ -9,7 +9,28 @@ the first ``.to(device)``.
 
 from __future__ import annotations
 
+import re
+
 from avemo.errors import ConfigError
+
+#: the device types torch's ``torch.device`` parses (c10's ``parse_type``), each alone or as ``TYPE:N``
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "hip", "xla", "mtia", "maia", "hpu", "ipu", "lazy", "vulkan", "meta",
+                "privateuseone", "fpga", "ideep", "opengl", "opencl", "ve")
+DEVICE_FORMS = "auto (a GPU when there is one), cpu, cuda or cuda:N, or another device type of torch's (mps, xpu)"
+_DEVICE_NAME = re.compile(rf"auto|(?:{'|'.join(DEVICE_TYPES)})(?::\d+)?")
+
+
+def is_device_name(name: str) -> bool:
+    """Whether ``name`` is a device name torch would parse, or ``auto``; checked without importing
+    torch (the onnx engine runs without it), not whether that device is here."""
+    return isinstance(name, str) and _DEVICE_NAME.fullmatch(name) is not None
+
+
+def check_device_option(name: str, option: str = "--device") -> None:
+    """A device name that is none (``--device foo``) refused in one line naming ``option`` and the
+    accepted forms, when a command starts: before a model loads, and without importing torch."""
+    if not is_device_name(name):
+        raise ConfigError(f"{option} must be {DEVICE_FORMS}, got {name!r}")
 
 
 def torch_device(name: str = "auto"):
@@ -21,8 +42,7 @@ def torch_device(name: str = "auto"):
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}: use auto (a GPU when there is one), cpu, cuda or cuda:N, "
-                          "or another device type of torch's (mps, xpu)") from None
+        raise ConfigError(f"unknown device {name!r}: use {DEVICE_FORMS}") from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:

@@ -242,12 +242,14 @@ def predict(
     whose files were all analysed speaker-normalised (as without the interrupt), the files of the
     others with their single-clip results, marked speaker_normalised false, with a warning.
     """
+    from avemo.device import check_device_option
     from avemo.inference.formats import output_format
     from avemo.inference.predictor import load_predictor
     from avemo.inference.text import split_text
     from avemo.modality import parse_modalities
     from avemo.output_file import OutputFile
 
+    check_device_option(device)  # before the model loads ("unknown device" came after "loading")
     fmt = output_format(fmt, out)
     rest, with_text = split_text(modalities)
     wanted = [*parse_modalities(rest), *(["text"] if with_text else [])]

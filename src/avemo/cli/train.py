@@ -37,6 +37,7 @@ from avemo.cli.options import (
 )
 from avemo.cli.progress import _extracting, _LineProgress, _progress, _transcribing
 from avemo.cli.transcripts import _say_text_unread, _say_transcribed, _transcribe_hint, _worth_transcribing
+from avemo.device import check_device_option
 from avemo.errors import AvemoError
 
 ProtocolOpt = Annotated[
@@ -58,6 +59,8 @@ def _train_config(config_file: Path | None, overrides: dict, corpora_file: Path 
     from avemo import config as cfg
     from avemo.training import TrainConfig
 
+    if overrides.get("device") is not None:  # --device foo: named as the option, before the config files are read
+        check_device_option(overrides["device"])
     data = cfg.load_file(config_file) if config_file is not None else {}
     for key, value in (from_corpora or {}).items():
         if overrides.get(key) is None and data.get(key, value) != value:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from avemo.config import from_dict, load_file
+from avemo.device import DEVICE_FORMS, is_device_name
 from avemo.errors import ConfigError
 from avemo.inference.engines import ENGINES
 from avemo.inference.windows import MAX_ROWS, MIN_HOP
@@ -121,6 +122,7 @@ class ServeSettings:
              f"must lie in 1..{MAX_ROWS} (the library's bound)"),
             ("upload_dir", self.upload_dir is None or Path(self.upload_dir).is_dir(), "must be an existing folder"),
             ("engine", self.engine in ENGINES, f"must be one of {', '.join(ENGINES)}"),
+            ("device", is_device_name(self.device), f"must be {DEVICE_FORMS}"),
         ]
         for field, ok, rule in checks:
             if not ok:
