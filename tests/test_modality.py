@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from avemo.datasets.records import Clip
-from avemo.errors import ConfigError
+from avemo.errors import AvemoError, ConfigError
 from avemo.features import extractor_class, list_extractors
 from avemo.inference.bundle import BUNDLE_DIR, read_bundle
 from avemo.modality import MEDIA_MODALITIES, MODALITIES, legacy_key, ordered, parse_modalities
@@ -108,3 +108,39 @@ def test_text_is_a_modality_carried_with_its_text():
         Clip(Path("a.wav"), "folder", None, "1", "a", ("audio",), dialogue="d")
     with pytest.raises(ConfigError, match="split 'val' is not one of train, dev, test"):
         Clip(Path("a.wav"), "folder", None, "1", "a", ("audio",), split="val")
+
+
+def _message(call) -> str:
+    with pytest.raises(AvemoError) as err:
+        call()
+    return str(err.value)
+
+
+def test_messages_list_names_as_plain_text_not_python_lists():
+    """Names in one-line errors read `audio, video, text`, not a Python list's repr `['audio', 'video', 'text']`."""
+    from avemo.datasets.labels import LabelMap, LabelSet, comparison_map, fer_to_labels_matrix
+    from avemo.inference.predictor import _check_known
+    from avemo.modality import MODALITIES, parse_modalities
+    from avemo.models import default_inputs
+    from avemo.models.inputs import check_inputs
+    from avemo.training.corpora import BALANCES, SPACE_MODES, balance_weights, build_label_space
+
+    mine, theirs = LabelSet("mine", ("contempt", "pride")), LabelSet("theirs", ("neutral", "happy", "pride"))
+    specs = default_inputs("egemaps_mlp")
+    messages = {
+        ", ".join(MODALITIES): _message(lambda: parse_modalities("", where="--modalities")),
+        f"modality must be one of {', '.join(MODALITIES)}": _message(
+            lambda: InputSpec("visual", "openface_au_means", {}, (35,), "vector")),
+        "theirs (neutral, happy, pride) and mine (contempt, pride)": _message(lambda: comparison_map(theirs, mine)),
+        "without a partner: mine contempt; theirs neutral, happy": _message(
+            lambda: build_label_space({"mine": mine, "theirs": theirs})),
+        f"use one of {', '.join(SPACE_MODES)}": _message(lambda: build_label_space({"mine": mine}, "both")),
+        f"use one of {', '.join(BALANCES)}": _message(lambda: balance_weights(["a"], np.zeros(1, int), 2, "most")),
+        "the label set (contempt, pride) shares no emotion": _message(lambda: fer_to_labels_matrix(mine)),
+        "mine->theirs lacks contempt, pride": _message(lambda: LabelMap(mine, theirs, {})),
+        "targets unknown calm, sad": _message(lambda: LabelMap(mine, theirs, {"contempt": "calm", "pride": "sad"})),
+        "does not know: contempt, pride": _message(lambda: _check_known(("contempt", "pride"), Path("run"))),
+        f"input tensors ({', '.join(sorted(specs))}), got list": _message(lambda: check_inputs("egemaps_mlp", specs, [])),
+    }
+    for expected, message in messages.items():
+        assert expected in message and "[" not in message and "', '" not in message, message

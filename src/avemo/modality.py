@@ -68,7 +68,7 @@ def parse_modalities(value: str | Iterable[str] | None, *, where: str = "modalit
     items = [v for v in items if v]
     unknown = sorted(set(items) - set(MODALITIES))
     if unknown or not items:
-        raise ConfigError(f"{where} must be a non-empty subset of {list(MODALITIES)}, got {value!r}")
+        raise ConfigError(f"{where} must be a non-empty subset of {', '.join(MODALITIES)}, got {value!r}")
     return ordered(items, where=where)
 
 

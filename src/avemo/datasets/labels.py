@@ -102,10 +102,10 @@ class LabelMap:
     def __post_init__(self) -> None:
         missing = [e for e in self.source if e not in self.mapping]
         if missing:
-            raise ConfigError(f"label map {self.source.name}->{self.target.name} lacks {missing}")
+            raise ConfigError(f"label map {self.source.name}->{self.target.name} lacks {', '.join(missing)}")
         foreign = [t for t in self.mapping.values() if t is not None and t not in self.target]
         if foreign:
-            raise ConfigError(f"label map {self.source.name}->{self.target.name} targets unknown {foreign}")
+            raise ConfigError(f"label map {self.source.name}->{self.target.name} targets unknown {', '.join(foreign)}")
 
     def __call__(self, emotion: str) -> str | None:
         if emotion not in self.mapping:
@@ -270,9 +270,9 @@ def comparison_map(model: str | LabelSet, data: str | LabelSet) -> Comparison:
         lone_a = [e for e in a if a_names[e] not in shared]
         lone_b = [e for e in b if b_names[e] not in shared]
         raise ConfigError(
-            f"label sets {a.name} {list(a.emotions)} and {b.name} {list(b.emotions)} cannot be compared: "
-            f"they share {len(shared)} label(s) {list(shared)}, 2 are needed; without a partner: "
-            f"{a.name} {lone_a}, {b.name} {lone_b}"
+            f"label sets {a.name} ({', '.join(a.emotions)}) and {b.name} ({', '.join(b.emotions)}) cannot be "
+            f"compared: they share {len(shared)} label(s) ({', '.join(shared) or 'none'}), 2 are needed; without a "
+            f"partner: {a.name} {', '.join(lone_a) or 'none'}; {b.name} {', '.join(lone_b) or 'none'}"
         )
     scored = LabelSet(f"{a.name}~{b.name}", shared)
     return Comparison(_side_map(a, b, a_names, a_notes, scored), _side_map(b, a, b_names, b_notes, scored))
@@ -296,7 +296,7 @@ def fer_to_labels_matrix(target: LabelSet | Sequence[str], calm_share: float = 0
     target = LabelSet("target", emotions)
     m = _identity_map(FER2013, target, {}).matrix()
     if not m.any():
-        raise ConfigError(f"the label set {list(emotions)} shares no emotion with FER2013 {list(FER2013.emotions)}")
+        raise ConfigError(f"the label set ({', '.join(emotions)}) shares no emotion with FER2013 ({', '.join(FER2013.emotions)})")
     if "calm" in target and "neutral" in target:
         neutral = FER2013.index("neutral")
         m[neutral] *= 1.0 - calm_share

@@ -592,8 +592,8 @@ def _onnx_audio_expert(bundle: Path, onnx_dir: str | Path | None, labels: Sequen
     manifest = ensure_exported(bundle, onnx_dir)
     expert = WhisperAudioExpert.from_onnx(onnx_dir, **manifest["audio_expert"], vad=vad)
     if expert.labels != tuple(labels):
-        raise CheckpointError(f"the exported audio head predicts {list(expert.labels)}, but this predictor needs "
-                              f"{list(labels)}", onnx_dir)
+        raise CheckpointError(f"the exported audio head predicts {', '.join(expert.labels)}, but this predictor "
+                              f"needs {', '.join(labels)}", onnx_dir)
     return expert, onnx_dir, manifest
 
 
@@ -610,8 +610,8 @@ def _attach_crowd(audio, file: Path) -> None:
 def _check_labels(ckpt, expected: Sequence[str]) -> None:
     if tuple(ckpt.labels.emotions) != tuple(expected):
         raise CheckpointError(
-            f"the model predicts {ckpt.labels.name} labels {list(ckpt.labels.emotions)}, "
-            f"but this predictor needs {list(expected)}",
+            f"the model predicts {ckpt.labels.name} labels {', '.join(ckpt.labels.emotions)}, "
+            f"but this predictor needs {', '.join(expected)}",
             ckpt.path,
         )
 
@@ -623,7 +623,7 @@ def _check_known(labels: Sequence[str], path: Path) -> None:
 
     unknown = [e for e in labels if e not in CANONICAL_EMOTIONS]
     if not labels or unknown:
-        raise CheckpointError(f"the label set {list(labels)} has emotions avemo does not know: {unknown or 'none given'} "
+        raise CheckpointError(f"the label set ({', '.join(labels)}) has emotions avemo does not know: {', '.join(unknown) or 'none given'} "
                               f"(known: {', '.join(CANONICAL_EMOTIONS)})", path)
 
 

@@ -68,9 +68,9 @@ class InputSpec:
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
-            raise ConfigError(f"InputSpec: modality must be one of {list(MODALITIES)}, got {self.modality!r}")
+            raise ConfigError(f"InputSpec: modality must be one of {', '.join(MODALITIES)}, got {self.modality!r}")
         if self.kind not in _RANKS:
-            raise ConfigError(f"InputSpec: kind must be one of {sorted(_RANKS)}, got {self.kind!r}")
+            raise ConfigError(f"InputSpec: kind must be one of {', '.join(sorted(_RANKS))}, got {self.kind!r}")
         if len(self.shape) != _RANKS[self.kind]:
             raise ConfigError(
                 f"InputSpec {self.feature!r}: a {self.kind} has {_RANKS[self.kind]} dims, got shape {self.shape}"
@@ -117,7 +117,7 @@ def check_inputs(model_name: str, specs: Mapping[str, InputSpec], inputs: Any) -
     """Raise :class:`ModelInputError` unless ``inputs`` matches ``specs`` (see module docstring)."""
     if not isinstance(inputs, Mapping):
         raise ModelInputError(
-            f"{model_name}: expected a dict of input tensors {sorted(specs)}, got {type(inputs).__name__}"
+            f"{model_name}: expected a dict of input tensors ({', '.join(sorted(specs))}), got {type(inputs).__name__}"
         )
     present = [name for name in specs if inputs.get(name) is not None]
     missing = [name for name, spec in specs.items() if name not in present and not spec.optional]
@@ -125,10 +125,10 @@ def check_inputs(model_name: str, specs: Mapping[str, InputSpec], inputs: Any) -
         spec = specs[missing[0]]
         raise ModelInputError(
             f"{model_name}: missing input {missing[0]!r} ({spec.modality} {spec.feature}); "
-            f"this model cannot run without it (got {sorted(k for k in inputs if inputs[k] is not None)})"
+            f"this model cannot run without it (got {', '.join(sorted(k for k in inputs if inputs[k] is not None)) or 'none'})"
         )
     if not present:
-        raise ModelInputError(f"{model_name}: none of its inputs {sorted(specs)} was given")
+        raise ModelInputError(f"{model_name}: none of its inputs ({', '.join(sorted(specs))}) was given")
     batch = None
     for name in present:
         spec, x = specs[name], inputs[name]

@@ -261,7 +261,7 @@ def check_corpus_names(specs: Sequence[CorpusSpec]) -> None:
     names = [s.corpus for s in specs]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise ConfigError(f"corpora {twice} are given twice: give each a distinct name= in --corpora")
+        raise ConfigError(f"corpora {', '.join(twice)} are given twice: give each a distinct name= in --corpora")
 
 
 # ----------------------------------------------------------------------------- label space
@@ -319,7 +319,7 @@ def build_label_space(sources: Mapping[str, LabelSet], mode: SpaceMode = "shared
     A shared space with fewer than two labels raises a one-line :class:`ConfigError` naming the
     sets and the labels that have no partner."""
     if mode not in SPACE_MODES:
-        raise ConfigError(f"unknown label space {mode!r}; use one of {list(SPACE_MODES)}")
+        raise ConfigError(f"unknown label space {mode!r}; use one of {', '.join(SPACE_MODES)}")
     corpora = list(sources)
     if mode == "union_masked":
         labels = label_set_for("+".join(corpora), (e for s in sources.values() for e in s))
@@ -331,9 +331,10 @@ def build_label_space(sources: Mapping[str, LabelSet], mode: SpaceMode = "shared
         notes.update(merged)
     shared = set.intersection(*(set(n.values()) for n in names.values()))
     if len(shared) < 2:
-        lone = "; ".join(f"{sources[c].name} {[e for e in sources[c] if names[c][e] not in shared]}" for c in corpora)
-        sets = " and ".join(f"{sources[c].name} {list(sources[c].emotions)}" for c in corpora)
-        raise ConfigError(f"label sets {sets} cannot meet: they share {sorted(shared)}, at least 2 labels are "
+        lone = "; ".join(f"{sources[c].name} {', '.join(e for e in sources[c] if names[c][e] not in shared) or 'none'}"
+                         for c in corpora)
+        sets = " and ".join(f"{sources[c].name} ({', '.join(sources[c].emotions)})" for c in corpora)
+        raise ConfigError(f"label sets {sets} cannot meet: they share {', '.join(sorted(shared)) or 'none'}, at least 2 labels are "
                           f"needed; without a partner: {lone}")
     labels = label_set_for("+".join(corpora), shared)
     maps = {c: {e: (names[c][e] if names[c][e] in shared else None) for e in sources[c]} for c in corpora}
@@ -411,7 +412,7 @@ def balance_weights(corpora: Sequence[str], labels: np.ndarray, n_classes: int, 
     """(G, C) weight of a training clip by (corpus index, class), scaled so that the clips'
     weights average 1 (see the module doc). ``corpora``: each clip's corpus; ``labels``: its class."""
     if balance not in BALANCES:
-        raise ConfigError(f"unknown balance {balance!r}; use one of {list(BALANCES)}")
+        raise ConfigError(f"unknown balance {balance!r}; use one of {', '.join(BALANCES)}")
     names = list(dict.fromkeys(corpora))
     balance = resolved_balance(balance, names)
     g = np.array([names.index(c) for c in corpora], dtype=np.int64)
