@@ -176,7 +176,7 @@ def test_model_option_refuses_a_checkpoint_with_unknown_labels(tmp_path, voice, 
     save_checkpoint(tmp_path / "own", model, labels=LabelSet("own", ("happy", "contempt")),
                     normalizer=Normalizer(kinds={"video": "frames"}))
     code, _, err = avemo_main("predict", voice, "--model", tmp_path / "own")
-    assert code == 2 and "avemo does not know: ['contempt']" in err and err.count("\n") == 1
+    assert code == 2 and "avemo does not know: contempt (known: " in err and err.count("\n") == 1
     code, _, err = avemo_main("predict", voice, "--model", tmp_path)
     assert code == 2 and f"--model {tmp_path}: not a checkpoint folder" in err  # the CLI names its option
 
